@@ -1,0 +1,274 @@
+// The typed intermediate model. It knows nothing of Kubernetes clients or Envoy protos:
+// sources produce KubeObjects, buildModel() turns them into this, translate() reads it.
+
+/** A Kubernetes-shaped object as read from a YAML file or the API server. */
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: KubeMetadata;
+  spec?: unknown;
+  /** v1 Secret / EndpointSlice / Service keep their own top-level fields. */
+  [key: string]: unknown;
+}
+
+export interface KubeMetadata {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  generation?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+/** Where an object came from: enough to name it in every error. */
+export interface ObjectOrigin {
+  /** File path (file mode) relative to the config directory, or undefined (cluster mode). */
+  file?: string;
+  /** 0-based document index inside the file. */
+  doc?: number;
+  /** Monotonic arrival order, used as a tie-breaker for "oldest wins". */
+  seq: number;
+}
+
+/** Stable key of an object: `<kind>/<namespace>/<name>`. */
+export type ObjectKey = string;
+
+export interface StoredObject {
+  key: ObjectKey;
+  object: KubeObject;
+  origin: ObjectOrigin;
+}
+
+/** The input of buildModel: every object known to the store. */
+export interface ConfigView {
+  objects: readonly StoredObject[];
+  /** Parse errors of documents that never became objects (bad YAML, no kind, ...). */
+  loadErrors: readonly ConfigError[];
+}
+
+/** Stable error codes (documented in docs/errors.md). */
+export type ErrorCode =
+  | 'OXDS_YAML_PARSE'
+  | 'OXDS_NOT_AN_OBJECT'
+  | 'OXDS_UNKNOWN_KIND'
+  | 'OXDS_MISSING_FIELD'
+  | 'OXDS_INVALID_FIELD'
+  | 'OXDS_INVALID_REGEX'
+  | 'OXDS_INVALID_TARGET'
+  | 'OXDS_UNRESOLVED_REFERENCE'
+  | 'OXDS_DUPLICATE_OBJECT'
+  | 'OXDS_ROUTE_CONFLICT'
+  | 'OXDS_INVALID_ANNOTATION'
+  | 'OXDS_ENVOY_VALIDATION'
+  | 'OXDS_INGRESS_IGNORED'
+  | 'OXDS_TOO_MANY_GLOBAL_CONFIGS';
+
+export interface ConfigError {
+  code: ErrorCode;
+  message: string;
+  /** JSONPath-like field path inside the object, e.g. `spec.targets[0].url`. */
+  field?: string;
+  kind?: string;
+  namespace?: string;
+  name?: string;
+  file?: string;
+  doc?: number;
+  /** Warnings do not make an object invalid. */
+  severity: 'error' | 'warning';
+}
+
+export interface ObjectStatus {
+  key: ObjectKey;
+  kind: string;
+  namespace: string;
+  name: string;
+  origin: ObjectOrigin;
+  state: 'valid' | 'invalid';
+  errors: ConfigError[];
+}
+
+// ---------------------------------------------------------------- descriptors
+
+export type LoadBalancing =
+  | 'RoundRobin'
+  | 'Random'
+  | 'Sticky'
+  | 'IpAddressHash'
+  | 'BestResponseTime'
+  | 'WeightedBestResponseTime';
+
+export type PathMatchType = 'PlainPrefix' | 'Prefix' | 'Exact';
+
+export interface PathMatch {
+  /** The path as written (always starts with `/`). */
+  value: string;
+  /** PlainPrefix = Otoroshi string prefix (`/api` matches `/apix`); Prefix = k8s segment prefix. */
+  type: PathMatchType;
+}
+
+export interface SocketEndpoint {
+  ip: string;
+  port: number;
+  /** false for not-ready EndpointSlice endpoints (sent as UNHEALTHY). */
+  ready: boolean;
+}
+
+export interface Target {
+  /** Stable id within the descriptor (`t0`, `t1`, ... in spec order). */
+  id: string;
+  scheme: 'http' | 'https';
+  /** Otoroshi's target.host without port: Host header (overrideHost) and TLS SNI. */
+  host: string;
+  port: number;
+  weight: number;
+  /** 'HTTP/1.1' (default) or 'HTTP/2.0'. */
+  protocol: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2.0';
+  /**
+   * Addresses to dial. `static`: IPs known now (IP literal, ipAddress, resolved Service).
+   * `dns`: a hostname resolved by the data plane.
+   */
+  resolution: { type: 'static'; endpoints: SocketEndpoint[] } | { type: 'dns'; hostname: string; port: number };
+  /** For Service-backed targets: where endpoints came from (for docs / debugging). */
+  service?: { namespace: string; name: string; port: string | number };
+}
+
+export interface ClientConfig {
+  useCircuitBreaker: boolean;
+  /** Total attempts (1 = no retry). */
+  retries: number;
+  maxErrors: number;
+  retryInitialDelay: number;
+  backoffFactor: number;
+  connectionTimeout: number;
+  idleTimeout: number;
+  callAndStreamTimeout: number;
+  callTimeout: number;
+  globalTimeout: number;
+  sampleInterval: number;
+  customTimeouts: CustomTimeout[];
+}
+
+export interface CustomTimeout {
+  path: string;
+  connectionTimeout: number;
+  idleTimeout: number;
+  callAndStreamTimeout: number;
+  callTimeout: number;
+  globalTimeout: number;
+}
+
+export interface HeaderMatch {
+  name: string;
+  /** Full-match regex on the header value (Otoroshi matchingHeaders). */
+  regex: string;
+}
+
+export interface Descriptor {
+  /** Otoroshi id (annotation `otoroshi.io/id`, or generated). */
+  id: string;
+  name: string;
+  /** Which object produced it. */
+  sourceKey: ObjectKey;
+  sourceKind: 'ServiceDescriptor' | 'Ingress';
+  namespace: string;
+  origin: ObjectOrigin;
+  /** ISO creationTimestamp when known: older wins route conflicts. */
+  createdAt?: string;
+  enabled: boolean;
+  groups: string[];
+  /** Host patterns; `*` matches any characters (including dots), Otoroshi's RegexPool semantics. */
+  hosts: string[];
+  /** Empty = every path. */
+  paths: PathMatch[];
+  root: string;
+  stripPath: boolean;
+  matchingHeaders: HeaderMatch[];
+  targets: Target[];
+  loadBalancing: LoadBalancing;
+  forceHttps: boolean;
+  maintenanceMode: boolean;
+  buildMode: boolean;
+  overrideHost: boolean;
+  allowHttp10: boolean;
+  readOnly: boolean;
+  xForwardedHeaders: boolean;
+  sendOtoroshiHeadersBack: boolean;
+  enforceSecureCommunication: boolean;
+  detectApiKeySooner: boolean;
+  additionalHeaders: Record<string, string>;
+  additionalHeadersOut: Record<string, string>;
+  missingOnlyHeadersIn: Record<string, string>;
+  missingOnlyHeadersOut: Record<string, string>;
+  removeHeadersIn: string[];
+  removeHeadersOut: string[];
+  headersVerification: Record<string, string>;
+  publicPatterns: string[];
+  privatePatterns: string[];
+  clientConfig: ClientConfig;
+  /** Fields of the spec that this version does not translate (kept for later features). */
+  spec: Record<string, unknown>;
+}
+
+export interface ServiceGroup {
+  id: string;
+  name: string;
+  description: string;
+  sourceKey: ObjectKey;
+  namespace: string;
+}
+
+export interface ApiKeyQuotas {
+  throttlingQuota: number;
+  dailyQuota: number;
+  monthlyQuota: number;
+}
+
+export interface ApiKey extends ApiKeyQuotas {
+  clientId: string;
+  clientSecret: string;
+  clientName: string;
+  sourceKey: ObjectKey;
+  namespace: string;
+  enabled: boolean;
+  readOnly: boolean;
+  allowClientIdOnly: boolean;
+  /** Resolved: `group_<id>` / `service_<id>`. */
+  authorizedEntities: string[];
+  validUntil?: number;
+  tags: string[];
+  metadata: Record<string, string>;
+  spec: Record<string, unknown>;
+}
+
+/** A TLS certificate known to the model (from a kubernetes.io/tls Secret in this issue). */
+export interface TlsCertificate {
+  /** SDS secret name: `<namespace>/<name>`. */
+  secretName: string;
+  sourceKey: ObjectKey;
+  certificateChain: string;
+  privateKey: string;
+  /** DNS names (SANs, or CN when there are none) the certificate serves. */
+  dnsNames: string[];
+  notAfter?: string;
+}
+
+/** A TLS binding for the HTTPS listener: which SNI names use which certificate. */
+export interface TlsBinding {
+  secretName: string;
+  serverNames: string[];
+}
+
+export interface Model {
+  descriptors: Descriptor[];
+  groups: ServiceGroup[];
+  apikeys: ApiKey[];
+  certificates: TlsCertificate[];
+  tls: TlsBinding[];
+}
+
+export interface BuildResult {
+  model: Model;
+  statuses: ObjectStatus[];
+}

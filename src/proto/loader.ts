@@ -1,0 +1,117 @@
+// The one module that owns protobuf loading. Envoy/xds/udpa/validate protos come from the
+// pinned @grpc/grpc-js-xds package (its deps/ tree); nothing is copied into this repository.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import protobuf from 'protobufjs';
+
+const require = createRequire(import.meta.url);
+
+/** Directory of the pinned package that ships the Envoy API protos. */
+export function protoDepsDir(): string {
+  const pkg = require.resolve('@grpc/grpc-js-xds/package.json');
+  return path.join(path.dirname(pkg), 'deps');
+}
+
+const INCLUDE_DIRS = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'];
+
+/** The proto files we load (and only those: a few shipped files import protos that are absent). */
+export const PROTO_FILES: readonly string[] = [
+  'envoy/service/discovery/v3/ads.proto',
+  'envoy/service/discovery/v3/discovery.proto',
+  'envoy/service/secret/v3/sds.proto',
+  'envoy/service/auth/v3/external_auth.proto',
+  'envoy/config/listener/v3/listener.proto',
+  'envoy/config/route/v3/route.proto',
+  'envoy/config/cluster/v3/cluster.proto',
+  'envoy/config/endpoint/v3/endpoint.proto',
+  'envoy/extensions/transport_sockets/tls/v3/secret.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
+  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
+  'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
+  'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto',
+  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/http/cors/v3/cors.proto',
+  'envoy/extensions/filters/http/jwt_authn/v3/config.proto',
+  'envoy/extensions/filters/http/compressor/v3/compressor.proto',
+  'envoy/extensions/compression/gzip/compressor/v3/gzip.proto',
+  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  'envoy/service/accesslog/v3/als.proto',
+  'envoy/extensions/access_loggers/grpc/v3/als.proto',
+];
+
+export const TYPE_URL_PREFIX = 'type.googleapis.com/';
+
+/** xDS resource type URLs, by short name. */
+export const TYPE_URLS = {
+  listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
+  route: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
+  cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+  endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
+  secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
+} as const;
+export type ResourceKind = keyof typeof TYPE_URLS;
+/** Order in which resource kinds are sent (make-before-break: CDS → EDS → LDS → RDS → SDS). */
+export const SEND_ORDER: readonly ResourceKind[] = ['cluster', 'endpoint', 'listener', 'route', 'secret'];
+
+export function kindOfTypeUrl(typeUrl: string): ResourceKind | undefined {
+  for (const k of SEND_ORDER) if (TYPE_URLS[k] === typeUrl) return k;
+  return undefined;
+}
+
+let cached: protobuf.Root | undefined;
+
+/** Loads (once per process, synchronously) every proto we use, fully resolved. */
+export function protoRoot(): protobuf.Root {
+  if (cached) return cached;
+  const deps = protoDepsDir();
+  const dirs = INCLUDE_DIRS.map((d) => path.join(deps, d));
+  const descriptorProto = path.join(path.dirname(require.resolve('protobufjs/package.json')), 'google/protobuf/descriptor.proto');
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin: string, target: string): string => {
+    if (target === 'google/protobuf/descriptor.proto') return descriptorProto;
+    if (path.isAbsolute(target)) return target;
+    for (const d of dirs) {
+      const p = path.join(d, target);
+      if (fs.existsSync(p)) return p;
+    }
+    return target; // google/protobuf/* well-known types are bundled with protobufjs (common)
+  };
+  root.loadSync(PROTO_FILES as string[], { keepCase: false });
+  root.resolveAll();
+  cached = root;
+  return root;
+}
+
+export function lookupType(fullName: string): protobuf.Type {
+  return protoRoot().lookupType(fullName.startsWith(TYPE_URL_PREFIX) ? fullName.slice(TYPE_URL_PREFIX.length) : fullName);
+}
+
+export function typeOfUrl(typeUrl: string): protobuf.Type {
+  return lookupType(typeUrl);
+}
+
+/** Plain object in protobufjs "fromObject" form: camelCase field names, enums as strings, Any as `{'@type': url, ...}`. */
+export type ProtoObject = { [key: string]: unknown };
+
+/** Encodes a plain object of the given type to bytes. */
+export function encodeObject(typeName: string, obj: ProtoObject): Uint8Array {
+  const t = lookupType(typeName);
+  return t.encode(t.fromObject(obj)).finish();
+}
+
+/** Decodes bytes of the given type into a plain object (enums as strings, longs as strings, Any as @type). */
+export function decodeToObject(typeName: string, bytes: Uint8Array): ProtoObject {
+  const t = lookupType(typeName);
+  return t.toObject(t.decode(bytes), TO_OBJECT_OPTIONS) as ProtoObject;
+}
+
+export const TO_OBJECT_OPTIONS: protobuf.IConversionOptions = {
+  enums: String,
+  longs: String,
+  bytes: String,
+  defaults: false,
+  json: true,
+};

@@ -1,0 +1,70 @@
+// Contracts between translate (pure), validate, the snapshot cache and the ADS server.
+import type { ProtoObject, ResourceKind } from '../proto/loader.js';
+import type { ConfigError } from '../model/types.js';
+
+export type NodeType = 'envoy' | 'grpc';
+
+/** Resources in protobufjs plain-object form (see ProtoObject), one list per xDS type. */
+export interface ResourceSet {
+  listeners: ProtoObject[];
+  routes: ProtoObject[];
+  clusters: ProtoObject[];
+  endpoints: ProtoObject[];
+  secrets: ProtoObject[];
+}
+
+export const RESOURCE_SET_KEYS: Record<ResourceKind, keyof ResourceSet> = {
+  listener: 'listeners',
+  route: 'routes',
+  cluster: 'clusters',
+  endpoint: 'endpoints',
+  secret: 'secrets',
+};
+
+export interface TranslateOptions {
+  /** Envoy gateway listeners. */
+  listenAddress: string;
+  httpPort: number;
+  httpsPort: number;
+}
+
+export const DEFAULT_TRANSLATE_OPTIONS: TranslateOptions = {
+  listenAddress: '0.0.0.0',
+  httpPort: 8080,
+  httpsPort: 8443,
+};
+
+export interface TranslateOutput {
+  envoy: ResourceSet;
+  /**
+   * Proxyless gRPC resources. `listeners` holds an api_listener for every concrete descriptor
+   * host; names matching a wildcard host are answered on demand via grpcListenerFor().
+   */
+  grpc: ResourceSet;
+  /** Host patterns served to gRPC clients (used to answer listener names on demand). */
+  grpcDomains: string[];
+  /** Problems found while translating (invalid user input that survived buildModel, Envoy rule violations). */
+  errors: ConfigError[];
+}
+
+/** One resource ready to send: encoded once, hashed once. */
+export interface VersionedResource {
+  name: string;
+  kind: ResourceKind;
+  /** Content hash of the encoded bytes (the Delta xDS per-resource version). */
+  version: string;
+  /** Encoded message bytes (the `value` of the Any). */
+  bytes: Uint8Array;
+  object: ProtoObject;
+}
+
+export type ResourceMaps = { [K in ResourceKind]: ReadonlyMap<string, VersionedResource> };
+
+export interface Snapshot {
+  /** `${bootId}-${seq}`: never reused across restarts. */
+  version: string;
+  nodeType: NodeType;
+  resources: ResourceMaps;
+  /** Resources produced on demand for explicitly requested names (gRPC listeners). */
+  resolve(kind: ResourceKind, name: string): VersionedResource | undefined;
+}
