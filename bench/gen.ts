@@ -1,0 +1,80 @@
+// In-memory ServiceDescriptor generator for the benchmarks (no files, no YAML parsing).
+import type { ConfigView, StoredObject } from '../src/model/types.js';
+
+export const BENCH_NS = 'bench';
+
+/** Path of descriptor `i` (generation `gen` changes it: the "one route changed" edit). */
+export function benchPath(i: number, gen = 0): string {
+  return gen === 0 ? `/api/v1/svc-${i}` : `/api/v${gen + 1}/svc-${i}`;
+}
+
+/**
+ * Descriptor `i`: host `svc-i.bench.local`, 2 static targets `127.0.0.x:port`, one path,
+ * matchingHeaders on 10% of them.
+ */
+export function benchDescriptor(i: number, gen = 0): StoredObject {
+  const a = (i % 250) + 1;
+  const port = 10_000 + (i % 50_000);
+  const spec: Record<string, unknown> = {
+    hosts: [`svc-${i}.bench.local`],
+    paths: [benchPath(i, gen)],
+    forceHttps: false,
+    enforceSecureCommunication: false,
+    targets: [
+      { url: `http://127.0.0.${a}:${port}`, weight: 1 },
+      { url: `http://127.0.0.${a}:${port + 1}`, weight: 1 },
+    ],
+  };
+  if (i % 10 === 0) spec['matchingHeaders'] = { 'x-bench-tenant': `tenant-${i}-[a-z]+` };
+  return {
+    key: `ServiceDescriptor/${BENCH_NS}/svc-${i}`,
+    object: {
+      apiVersion: 'proxy.otoroshi.io/v1alpha1',
+      kind: 'ServiceDescriptor',
+      metadata: { name: `svc-${i}`, namespace: BENCH_NS, uid: `uid-${i}`, creationTimestamp: '2024-01-01T00:00:00Z' },
+      spec,
+    },
+    origin: { seq: i },
+  };
+}
+
+export function benchView(n: number, changed?: { index: number; gen: number }): ConfigView {
+  const objects: StoredObject[] = [];
+  for (let i = 0; i < n; i++) objects.push(benchDescriptor(i, changed && changed.index === i ? changed.gen : 0));
+  return { objects, loadErrors: [] };
+}
+
+export function envInt(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v.trim() === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got ${JSON.stringify(v)}`);
+  return Math.floor(n);
+}
+
+export function envList(name: string, dflt: number[]): number[] {
+  const v = process.env[name];
+  if (v === undefined || v.trim() === '') return dflt;
+  return v.split(',').map((s) => {
+    const n = Number(s.trim());
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: bad size ${JSON.stringify(s)}`);
+    return Math.floor(n);
+  });
+}
+
+/** Wall clock shared by processes on this machine (ms, sub-ms resolution). */
+export function sharedNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx] as number;
+}
+
+export function stats(values: readonly number[]): { n: number; p50: number; p99: number; max: number; min: number; mean: number } {
+  const s = [...values].sort((a, b) => a - b);
+  const mean = s.reduce((x, y) => x + y, 0) / Math.max(1, s.length);
+  return { n: s.length, p50: percentile(s, 50), p99: percentile(s, 99), max: s[s.length - 1] ?? NaN, min: s[0] ?? NaN, mean };
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+// `otoroshi-xds serve | translate | validate`
+import { Command, Option } from 'commander';
+import YAML from 'yaml';
+import { OPTIONS, resolveConfig, type Config } from './config.js';
+import { loadConfigDir } from './sources/yaml.js';
+import { compile, formatError } from './pipeline.js';
+import { toProto3Json } from './proto/json.js';
+import { TYPE_URLS, type ResourceKind } from './proto/loader.js';
+import { RESOURCE_SET_KEYS, type ResourceSet } from './xds/types.js';
+import { makeLogger, startServer } from './main.js';
+
+function configFrom(flags: Record<string, unknown>): Config {
+  const r = resolveConfig(flags, process.env);
+  if (!r.ok) {
+    for (const e of r.errors) process.stderr.write(`otoroshi-xds: ${e}\n`);
+    process.exit(2);
+  }
+  return r.value;
+}
+
+function addOptions(cmd: Command, keys: ReadonlyArray<keyof Config>): Command {
+  for (const o of OPTIONS) {
+    if (!keys.includes(o.key)) continue;
+    const opt = new Option(`--${o.flag} <${o.kind === 'string' ? 'value' : 'n'}>`, `${o.description} (env ${o.env}${o.default !== undefined ? `, default ${o.default}` : ''})`);
+    cmd.addOption(opt);
+  }
+  return cmd;
+}
+
+/** The resource set as proto3 JSON: `{listeners, routes, clusters, endpoints, secrets}`. */
+export function setToJson(set: ResourceSet): Record<string, unknown[]> {
+  const out: Record<string, unknown[]> = {};
+  for (const kind of Object.keys(RESOURCE_SET_KEYS) as ResourceKind[]) {
+    const key = RESOURCE_SET_KEYS[kind];
+    out[key] = set[key].map((o) => toProto3Json(TYPE_URLS[kind], o));
+  }
+  return out;
+}
+
+const program = new Command('otoroshi-xds').description("Otoroshi's API-management model as an Envoy xDS control plane");
+
+addOptions(
+  program.command('serve').description('watch the config and serve xDS (and, later, ext_authz and the admin API)'),
+  OPTIONS.map((o) => o.key),
+).action(async (flags: Record<string, unknown>) => {
+  const config = configFrom(flags);
+  const logger = makeLogger(config.logLevel);
+  const server = await startServer(config, logger).catch((err: unknown) => {
+    logger.fatal({ err }, 'cannot start');
+    process.exit(1);
+  });
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    void server.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+});
+
+addOptions(
+  program
+    .command('translate')
+    .description('print the Envoy resources the server would send, as proto3 JSON; exits 1 when the config is invalid')
+    .addOption(new Option('--node-type <type>', 'which client the resources are for').choices(['envoy', 'grpc']).default('envoy'))
+    .addOption(new Option('--format <format>', 'output format').choices(['json', 'yaml']).default('json')),
+  ['configDir', 'envoyHttpPort', 'envoyHttpsPort', 'envoyListenAddress'],
+).action(async (flags: Record<string, unknown>) => {
+  const config = configFrom(flags);
+  const view = await loadConfigDir(config.configDir);
+  const c = compile(view, {}, { listenAddress: config.envoyListenAddress, httpPort: config.envoyHttpPort, httpsPort: config.envoyHttpsPort });
+  const set = flags.nodeType === 'grpc' ? c.grpc.set : c.envoy.set;
+  const json = setToJson(set);
+  process.stdout.write(flags.format === 'yaml' ? YAML.stringify(json) : `${JSON.stringify(json, null, 2)}\n`);
+  const errs = c.errors.filter((e) => e.severity === 'error');
+  for (const e of c.errors) process.stderr.write(`${formatError(e)}\n`);
+  process.exitCode = errs.length ? 1 : 0;
+});
+
+addOptions(
+  program.command('validate').description('check every object; print each problem with file, document, object and field'),
+  ['configDir'],
+).action(async (flags: Record<string, unknown>) => {
+  const config = configFrom(flags);
+  const view = await loadConfigDir(config.configDir);
+  const c = compile(view, {}, {});
+  for (const e of c.errors) process.stdout.write(`${formatError(e)}\n`);
+  const errs = c.errors.filter((e) => e.severity === 'error').length;
+  const warns = c.errors.length - errs;
+  process.stdout.write(`${c.statuses.length} objects, ${errs} error(s), ${warns} warning(s)\n`);
+  process.exitCode = errs ? 1 : 0;
+});
+
+await program.parseAsync(process.argv);

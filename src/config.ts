@@ -1,0 +1,86 @@
+// Flags + environment → one validated, frozen Config. Every flag has an OXDS_* env twin.
+
+export interface Config {
+  /** Directory of YAML objects (the embedded default source). */
+  configDir: string;
+  /** Address the control plane binds (127.0.0.1 locally; 0.0.0.0 in a cluster). */
+  host: string;
+  xdsPort: number;
+  authzPort: number;
+  adminPort: number;
+  /** Ports of the Envoy gateway listeners we generate. */
+  envoyHttpPort: number;
+  envoyHttpsPort: number;
+  /** Address the generated Envoy listeners bind. */
+  envoyListenAddress: string;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  /** Debounce of config changes: quiet period and maximum delay (ms). */
+  debounceMs: number;
+  debounceMaxMs: number;
+  /** Later issues: quota store and CA data. */
+  redisUrl?: string;
+  dataDir: string;
+}
+
+export interface OptionSpec {
+  key: keyof Config;
+  flag: string;
+  env: string;
+  kind: 'string' | 'port' | 'int';
+  description: string;
+  default?: string | number;
+}
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { key: 'configDir', flag: 'config', env: 'OXDS_CONFIG', kind: 'string', description: 'directory of YAML objects', default: 'examples' },
+  { key: 'host', flag: 'host', env: 'OXDS_HOST', kind: 'string', description: 'bind address (use 0.0.0.0 in a cluster)', default: '127.0.0.1' },
+  { key: 'xdsPort', flag: 'xds-port', env: 'OXDS_XDS_PORT', kind: 'port', description: 'xDS (ADS/SDS) gRPC port', default: 18000 },
+  { key: 'authzPort', flag: 'authz-port', env: 'OXDS_AUTHZ_PORT', kind: 'port', description: 'ext_authz gRPC port', default: 18001 },
+  { key: 'adminPort', flag: 'admin-port', env: 'OXDS_ADMIN_PORT', kind: 'port', description: 'admin HTTP port (probes, metrics)', default: 18080 },
+  { key: 'envoyHttpPort', flag: 'envoy-http-port', env: 'OXDS_ENVOY_HTTP_PORT', kind: 'port', description: 'port of the generated Envoy HTTP listener', default: 8080 },
+  { key: 'envoyHttpsPort', flag: 'envoy-https-port', env: 'OXDS_ENVOY_HTTPS_PORT', kind: 'port', description: 'port of the generated Envoy HTTPS listener', default: 8443 },
+  { key: 'envoyListenAddress', flag: 'envoy-listen-address', env: 'OXDS_ENVOY_LISTEN_ADDRESS', kind: 'string', description: 'address the generated Envoy listeners bind', default: '0.0.0.0' },
+  { key: 'logLevel', flag: 'log-level', env: 'OXDS_LOG_LEVEL', kind: 'string', description: 'trace|debug|info|warn|error|silent', default: 'info' },
+  { key: 'debounceMs', flag: 'debounce-ms', env: 'OXDS_DEBOUNCE_MS', kind: 'int', description: 'quiet period before a rebuild (ms)', default: 100 },
+  { key: 'debounceMaxMs', flag: 'debounce-max-ms', env: 'OXDS_DEBOUNCE_MAX_MS', kind: 'int', description: 'maximum delay of a rebuild under constant churn (ms)', default: 1000 },
+  { key: 'redisUrl', flag: 'redis-url', env: 'OXDS_REDIS_URL', kind: 'string', description: 'quota store (redis://host:port); in-memory when unset' },
+  { key: 'dataDir', flag: 'data-dir', env: 'OXDS_DATA_DIR', kind: 'string', description: 'data directory (CA state)', default: '.data' },
+];
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+export type ConfigResult = { ok: true; value: Config } | { ok: false; errors: string[] };
+
+/**
+ * Resolves the configuration: explicit flag values win over environment variables, which win
+ * over defaults. Pure: flags and env are passed in.
+ */
+export function resolveConfig(flags: Record<string, unknown>, env: Record<string, string | undefined>): ConfigResult {
+  const errors: string[] = [];
+  const out: Record<string, unknown> = {};
+  for (const o of OPTIONS) {
+    const camel = o.flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+    const fromFlag = flags[camel];
+    const raw = fromFlag !== undefined ? fromFlag : env[o.env] !== undefined && env[o.env] !== '' ? env[o.env] : o.default;
+    if (raw === undefined) continue;
+    const source = fromFlag !== undefined ? `--${o.flag}` : env[o.env] !== undefined ? o.env : 'default';
+    if (o.kind === 'string') {
+      out[o.key] = String(raw);
+      continue;
+    }
+    const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+    if (!Number.isInteger(n) || n < 0 || (o.kind === 'port' && n > 65535)) {
+      errors.push(`${source}: expected ${o.kind === 'port' ? 'a port number (0-65535)' : 'a non-negative integer'}, got ${JSON.stringify(raw)}`);
+      continue;
+    }
+    out[o.key] = n;
+  }
+  if (!(LOG_LEVELS as readonly string[]).includes(String(out.logLevel))) {
+    errors.push(`--log-level: expected one of ${LOG_LEVELS.join('|')}, got ${JSON.stringify(out.logLevel)}`);
+  }
+  if (typeof out.debounceMs === 'number' && typeof out.debounceMaxMs === 'number' && out.debounceMaxMs < out.debounceMs) {
+    errors.push(`--debounce-max-ms (${out.debounceMaxMs}) must be >= --debounce-ms (${out.debounceMs})`);
+  }
+  if (errors.length) return { ok: false, errors };
+  return { ok: true, value: Object.freeze(out as unknown as Config) };
+}

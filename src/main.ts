@@ -1,0 +1,153 @@
+// Composition root: config → source → debounce → compile → snapshots → cache → ADS.
+import * as grpc from '@grpc/grpc-js';
+import pino, { type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import { FileSource } from './sources/file-source.js';
+import { Debouncer } from './debounce.js';
+import { compile, formatError, type CompiledSet } from './pipeline.js';
+import { buildSnapshot, VersionSource } from './xds/snapshot.js';
+import { SnapshotCache } from './xds/cache.js';
+import { AdsServer } from './xds/ads-server.js';
+import { grpcListenerFor } from './xds/translate.js';
+import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from './proto/loader.js';
+import { buildAdminApp } from './admin/app.js';
+import type { ConfigError, ObjectStatus } from './model/types.js';
+import type { NodeType } from './xds/types.js';
+
+export interface RunningServer {
+  xdsPort: number;
+  adminPort: number;
+  cache: SnapshotCache;
+  ads: AdsServer;
+  /** Resolves after the next rebuild completes (tests use it after writing files). */
+  rebuildNow(): Promise<void>;
+  /** Latest statuses of every object. */
+  statuses(): ObjectStatus[];
+  stop(): Promise<void>;
+}
+
+export function makeLogger(level: Config['logLevel']): Logger {
+  return pino({ level, base: { svc: 'otoroshi-xds' } }, pino.destination(2));
+}
+
+function encoderFor(compiled: CompiledSet): (kind: ResourceKind, obj: ProtoObject) => Uint8Array {
+  return (kind, obj) => compiled.bytes.get(obj) ?? encodeObject(TYPE_URLS[kind], obj);
+}
+
+export async function startServer(config: Config, logger: Logger = makeLogger(config.logLevel)): Promise<RunningServer> {
+  const cache = new SnapshotCache();
+  const versions = new VersionSource();
+  const source = new FileSource({ dir: config.configDir });
+  let statuses: ObjectStatus[] = [];
+  let lastErrorLines = new Set<string>();
+  let ready = false;
+  let builds = 0;
+  let lastBuildMs = 0;
+
+  const rebuild = (): void => {
+    const t0 = performance.now();
+    try {
+      const c = compile(
+        source.view(),
+        {},
+        { listenAddress: config.envoyListenAddress, httpPort: config.envoyHttpPort, httpsPort: config.envoyHttpsPort },
+      );
+      statuses = c.statuses;
+      logErrors(c.errors);
+      const version = versions.next();
+      const envoy = buildSnapshot('envoy', version, c.envoy.set, encoderFor(c.envoy));
+      const domains = c.grpcDomains;
+      const grpcSnap = buildSnapshot('grpc', version, c.grpc.set, encoderFor(c.grpc), (kind, name) =>
+        kind === 'listener' ? grpcListenerFor(name, domains) : undefined,
+      );
+      cache.set('envoy', envoy);
+      cache.set('grpc', grpcSnap);
+      ready = true;
+      builds++;
+      lastBuildMs = performance.now() - t0;
+      const invalid = statuses.filter((s) => s.state === 'invalid').length;
+      logger.info(
+        { version, descriptors: c.model.descriptors.length, invalidObjects: invalid, ms: Math.round(lastBuildMs) },
+        'snapshot published',
+      );
+    } catch (err) {
+      // A system error: keep the last good snapshot.
+      logger.error({ err }, 'snapshot build failed; keeping the last good snapshot');
+    }
+  };
+
+  // Log each problem once (when it appears), not on every rebuild.
+  function logErrors(errors: ConfigError[]): void {
+    const lines = new Set(errors.map(formatError));
+    for (const l of lines) if (!lastErrorLines.has(l)) logger.warn({ problem: l }, 'config problem');
+    for (const l of lastErrorLines) if (!lines.has(l)) logger.info({ problem: l }, 'config problem resolved');
+    lastErrorLines = lines;
+  }
+
+  let waiters: Array<() => void> = [];
+  const debouncer = new Debouncer(
+    () => {
+      rebuild();
+      const w = waiters;
+      waiters = [];
+      for (const f of w) f();
+    },
+    config.debounceMs,
+    config.debounceMaxMs,
+  );
+  source.on('change', () => debouncer.poke());
+  source.on('error', (err: unknown) => logger.error({ err }, 'config source error'));
+  await source.start();
+  rebuild();
+
+  const ads = new AdsServer({ cache, logger: logger.child({ c: 'ads' }) });
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  ads.register(server);
+  const xdsPort = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${config.host}:${config.xdsPort}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(err) : resolve(port),
+    ),
+  );
+
+  const admin: FastifyInstance = buildAdminApp({
+    ready: () => ready,
+    health: () => ({ builds, lastBuildMs: Math.round(lastBuildMs), proxies: ads.statuses().length }),
+  });
+  await admin.listen({ host: config.host, port: config.adminPort });
+  const addr = admin.server.address();
+  const adminPort = typeof addr === 'object' && addr ? addr.port : config.adminPort;
+  logger.info({ xdsPort, adminPort, configDir: config.configDir }, 'otoroshi-xds serving');
+
+  let stopped = false;
+  return {
+    xdsPort,
+    adminPort,
+    cache,
+    ads,
+    statuses: () => statuses,
+    rebuildNow: async () => {
+      await source.scan();
+      await new Promise<void>((resolve) => {
+        waiters.push(resolve);
+        debouncer.poke();
+      });
+    },
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      source.stop();
+      debouncer.cancel();
+      ads.closeAllStreams();
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await admin.close();
+    },
+  };
+}
+
+export type { NodeType };

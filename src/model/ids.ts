@@ -1,0 +1,81 @@
+// Otoroshi id rules (otoroshi-model.md §2, §5.2; DECISIONS 5).
+import { createHash } from 'node:crypto';
+import type { KubeObject } from './types.js';
+
+/**
+ * Otoroshi's `slugifyWithSlash`: NFD-normalise, drop diacritics, map each of `` -._~!$'()*,;&=@:/``
+ * (and space) to `-`, then replace `--`, `---`, `----` once each in that order (NOT a full collapse,
+ * reproduced on purpose so ids match the ones Otoroshi generates), lowercase, trim.
+ */
+export function slugifyWithSlash(input: string): string {
+  return input
+    .normalize('NFD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[ \-._~!$'()*,;&=@:/]/g, '-')
+    .replaceAll('--', '-')
+    .replaceAll('---', '-')
+    .replaceAll('----', '-')
+    .toLowerCase()
+    .trim();
+}
+
+export const ID_ANNOTATIONS = ['otoroshi.io/id', 'io.otoroshi/id'] as const;
+
+export function namespaceOf(obj: KubeObject): string {
+  const ns = obj.metadata.namespace;
+  return typeof ns === 'string' && ns !== '' ? ns : 'default';
+}
+
+export function annotationsOf(obj: KubeObject): Record<string, string> {
+  const a = obj.metadata.annotations;
+  if (a === null || typeof a !== 'object' || Array.isArray(a)) return {};
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(a)) {
+    if (typeof v === 'string') out[k] = v;
+    else if (typeof v === 'number' || typeof v === 'boolean') out[k] = String(v);
+  }
+  return out;
+}
+
+/** The annotated Otoroshi id of a CR, if any. */
+export function annotatedId(obj: KubeObject): string | undefined {
+  const a = annotationsOf(obj);
+  for (const k of ID_ANNOTATIONS) {
+    const v = a[k];
+    if (v !== undefined && v.trim() !== '') return v.trim();
+  }
+  return undefined;
+}
+
+/** Entity id of a CR: annotation, else `kubernetes-crd-import-<ns>-<name>` slugged. */
+export function crdEntityId(obj: KubeObject): string {
+  return annotatedId(obj) ?? slugifyWithSlash(`kubernetes-crd-import-${namespaceOf(obj)}-${obj.metadata.name}`);
+}
+
+/** §5.2: slug(`kubernetes-service-<ns>-<ingress>-<host or wildcard>` + (`-<path>` if path ≠ `/`)). */
+export function ingressDescriptorId(ns: string, ingress: string, host: string | undefined, path: string): string {
+  const h = host === undefined || host === '' || host === '*' ? 'wildcard' : host;
+  return slugifyWithSlash(`kubernetes-service-${ns}-${ingress}-${h}${path !== '/' ? `-${path}` : ''}`);
+}
+
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/**
+ * Deterministic `[A-Za-z0-9]{length}` string derived from `parts` (buildModel is pure: no random).
+ * Slight modulo bias is irrelevant here: these values are identifiers, and secrets derived this way
+ * are only as secret as `seed` (see ModelSettings.secretSeed).
+ */
+export function derivedToken(length: number, ...parts: string[]): string {
+  let out = '';
+  let counter = 0;
+  while (out.length < length) {
+    const h = createHash('sha512');
+    h.update(String(counter++));
+    for (const p of parts) h.update('\u0000').update(p);
+    for (const b of h.digest()) {
+      if (out.length >= length) break;
+      out += ALNUM[b % ALNUM.length];
+    }
+  }
+  return out;
+}

@@ -1,0 +1,423 @@
+// Ingress → Descriptors (otoroshi-model.md §5, §6; DECISIONS 2, 3, 7).
+import type { Descriptor, ErrorCode, HeaderMatch, KubeObject, LoadBalancing, PathMatchType, StoredObject, Target, TlsBinding } from './types.js';
+import { annotationsOf, ingressDescriptorId, namespaceOf } from './ids.js';
+import { asObject, isObject, num, str, strArray, type JsonObject, type ProblemItem, type Problems } from './problems.js';
+import { re2Problem, wildcardMatch } from './regex.js';
+import { serviceTarget, type KubeIndex } from './targets.js';
+import { DEFAULT_CLIENT_CONFIG, checkHost, type ModelSettings, type RefResolver } from './descriptor.js';
+import { LOAD_BALANCING_TYPES } from './schemas.js';
+
+export const OTOROSHI_CONTROLLERS = ['otoroshi', 'otoroshi.io/ingress-controller'];
+/** Both prefixes (DECISIONS 2). Applied in this order: the documented Otoroshi prefix wins. */
+export const ANNOTATION_PREFIXES = ['otoroshi.ingress.kubernetes.io/', 'ingress.otoroshi.io/'];
+
+// ------------------------------------------------------------------ class filtering
+
+/** null when the ingress is ours, else why it is ignored. */
+export function ingressClassProblem(ing: KubeObject, classes: readonly KubeObject[], s: ModelSettings): string | null {
+  const ann = annotationsOf(ing);
+  const spec = asObject(ing.spec);
+  const cls = ann['kubernetes.io/ingress.class'] ?? str(spec, 'ingressClassName');
+  const matches = (v: string): boolean => s.ingressClasses.some((p) => wildcardMatch(p, v));
+  const ours = (controller: string | undefined): boolean => controller !== undefined && (OTOROSHI_CONTROLLERS.includes(controller) || matches(controller));
+  if (cls !== undefined && cls !== '') {
+    const ic = classes.find((c) => c.metadata.name === cls);
+    if (ic !== undefined) {
+      const controller = str(asObject(ic.spec), 'controller');
+      if (ours(controller) || matches(cls)) return null;
+      return `IngressClass ${cls} belongs to controller ${JSON.stringify(controller ?? '')}, not to otoroshi (ingressClasses: ${s.ingressClasses.join(', ')})`;
+    }
+    if (cls === 'otoroshi' || matches(cls)) return null;
+    return `ingress class ${JSON.stringify(cls)} is not served (ingressClasses: ${s.ingressClasses.join(', ')})`;
+  }
+  if (s.ingressClasses.includes('*')) return null;
+  // DECISIONS 3: the default IngressClass applies to class-less ingresses (Otoroshi 1.5 does not).
+  const def = classes.find((c) => annotationsOf(c)['ingressclass.kubernetes.io/is-default-class'] === 'true' && ours(str(asObject(c.spec), 'controller')));
+  if (def !== undefined) return null;
+  return 'no ingress class, and no default IngressClass belongs to otoroshi';
+}
+
+// ------------------------------------------------------------------ annotations
+
+class AnnotationError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface AnnotationContext {
+  ns: string;
+  refs: RefResolver;
+  p: Problems;
+  /** The full annotation key (for messages). */
+  key: string;
+}
+
+type Applier = (d: Descriptor) => void;
+
+interface AnnotationDef {
+  /** Parse (throws AnnotationError) and return how to apply the value to each descriptor. */
+  run(value: string, ctx: AnnotationContext): Applier;
+}
+
+function def<T>(parse: (v: string, ctx: AnnotationContext) => T, apply: (d: Descriptor, v: T) => void): AnnotationDef {
+  return {
+    run(value, ctx) {
+      const v = parse(value, ctx);
+      return (d) => apply(d, v);
+    },
+  };
+}
+
+// §5.3 value formats
+export function parseBool(v: string): boolean {
+  const s = v.trim().toLowerCase();
+  if (s === 'true') return true;
+  if (s === 'false') return false;
+  throw new AnnotationError('OXDS_INVALID_ANNOTATION', `expected true or false, got ${JSON.stringify(v)}`);
+}
+function parseIntStrict(v: string, min = 0): number {
+  const s = v.trim();
+  if (!/^-?\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw new AnnotationError('OXDS_INVALID_ANNOTATION', `expected an integer, got ${JSON.stringify(v)}`);
+  const n = Number(s);
+  if (n < min) throw new AnnotationError('OXDS_INVALID_ANNOTATION', `expected an integer >= ${min}, got ${n}`);
+  return n;
+}
+function parseNumber(v: string): number {
+  const s = v.trim();
+  if (!/^\d+(\.\d+)?$/.test(s)) throw new AnnotationError('OXDS_INVALID_ANNOTATION', `expected a number, got ${JSON.stringify(v)}`);
+  return Number(s);
+}
+/** `"a, b"` → `["a","b"]`; `""` → `[""]` (Otoroshi: that is how docs make an ingress private). */
+export function parseList(v: string): string[] {
+  return v.split(',').map((x) => x.trim());
+}
+/** `"k1=v1,k2=v2"`; `a=b=c` → `a→c` (first and last parts, as Otoroshi); an entry without `=` is an error. */
+export function parseMap(v: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (v.trim() === '') return out;
+  for (const entry of v.split(',').map((x) => x.trim())) {
+    if (entry === '') continue;
+    const parts = entry.split('=');
+    if (parts.length < 2) throw new AnnotationError('OXDS_INVALID_ANNOTATION', `expected k1=v1,k2=v2, got entry ${JSON.stringify(entry)}`);
+    out[parts[0] ?? ''] = parts[parts.length - 1] ?? '';
+  }
+  return out;
+}
+function parseRegexList(v: string): string[] {
+  const list = parseList(v);
+  for (const r of list) {
+    const reason = re2Problem(r);
+    if (reason !== null) throw new AnnotationError('OXDS_INVALID_REGEX', `invalid RE2 regex ${JSON.stringify(r)}: ${reason}`);
+  }
+  return list;
+}
+function parseHeaderMatches(v: string): HeaderMatch[] {
+  const m = parseMap(v);
+  const out: HeaderMatch[] = [];
+  for (const [name, regex] of Object.entries(m)) {
+    const reason = re2Problem(regex);
+    if (reason !== null) throw new AnnotationError('OXDS_INVALID_REGEX', `invalid RE2 regex ${JSON.stringify(regex)} for header ${name}: ${reason}`);
+    out.push({ name: name.toLowerCase(), regex });
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+function parseGroups(list: string[], ctx: AnnotationContext): string[] {
+  const out: string[] = [];
+  for (const g of list) {
+    if (g === '') continue;
+    const r = ctx.refs.group(g, ctx.ns);
+    if (r === undefined) ctx.p.warn('OXDS_UNRESOLVED_REFERENCE', `group ${JSON.stringify(g)} not found; kept as a raw group id`, `metadata.annotations["${ctx.key}"]`);
+    const v = r ?? g;
+    if (!out.includes(v)) out.push(v);
+  }
+  return out;
+}
+function parseLoadBalancing(v: string, ctx: AnnotationContext): LoadBalancing {
+  const s = v.trim();
+  if ((LOAD_BALANCING_TYPES as readonly string[]).includes(s)) return s as LoadBalancing;
+  ctx.p.warn('OXDS_INVALID_ANNOTATION', `unknown load-balancing type ${JSON.stringify(v)}: RoundRobin is used`, `metadata.annotations["${ctx.key}"]`);
+  return 'RoundRobin';
+}
+
+type BoolField = {
+  [K in keyof Descriptor]-?: Descriptor[K] extends boolean ? K : never;
+}[keyof Descriptor];
+type MapField = 'additionalHeaders' | 'additionalHeadersOut' | 'missingOnlyHeadersIn' | 'missingOnlyHeadersOut' | 'headersVerification';
+type ClientConfigNumber = Exclude<keyof typeof DEFAULT_CLIENT_CONFIG, 'useCircuitBreaker' | 'customTimeouts'>;
+
+const boolDef = (f: BoolField): AnnotationDef => def(parseBool, (d, v) => {
+  d[f] = v;
+});
+const mapDef = (f: MapField): AnnotationDef => def(parseMap, (d, v) => {
+  d[f] = { ...v };
+});
+const ccDef = (f: ClientConfigNumber, parse: (v: string) => number): AnnotationDef => def(parse, (d, v) => {
+  d.clientConfig[f] = v;
+});
+
+/**
+ * The annotation table: normalised (camelCase) key → parser + applier. Keys are matched after the
+ * prefix is removed and kebab-case segments are camelCased (`force-https` → `forceHttps`,
+ * `client-config.retries` → `clientConfig.retries`, `issue-cert-c-a` → `issueCertCA`).
+ * Extend it here for more features.
+ */
+export const ANNOTATIONS: ReadonlyMap<string, AnnotationDef> = new Map<string, AnnotationDef>([
+  ['name', def((v) => v, (d, v) => { d.name = v; })],
+  ['group', def((v, ctx) => parseGroups([v.trim()], ctx), (d, v) => { d.groups = [...v]; })],
+  ['groupId', def((v, ctx) => parseGroups([v.trim()], ctx), (d, v) => { d.groups = [...v]; })],
+  ['groups', def((v, ctx) => parseGroups(parseList(v), ctx), (d, v) => { d.groups = [...v]; })],
+  ['targetsLoadBalancing', def(parseLoadBalancing, (d, v) => { d.loadBalancing = v; })],
+  ['enabled', boolDef('enabled')],
+  ['stripPath', boolDef('stripPath')],
+  ['forceHttps', boolDef('forceHttps')],
+  ['maintenanceMode', boolDef('maintenanceMode')],
+  ['buildMode', boolDef('buildMode')],
+  ['readOnly', boolDef('readOnly')],
+  ['overrideHost', boolDef('overrideHost')],
+  ['sendOtoroshiHeadersBack', boolDef('sendOtoroshiHeadersBack')],
+  ['xForwardedHeaders', boolDef('xForwardedHeaders')],
+  ['allowHttp10', boolDef('allowHttp10')],
+  ['detectApiKeySooner', boolDef('detectApiKeySooner')],
+  ['enforceSecureCommunication', boolDef('enforceSecureCommunication')],
+  ['publicPatterns', def(parseRegexList, (d, v) => { d.publicPatterns = [...v]; })],
+  ['privatePatterns', def(parseRegexList, (d, v) => { d.privatePatterns = [...v]; })],
+  ['removeHeadersIn', def(parseList, (d, v) => { d.removeHeadersIn = v.filter((x) => x !== ''); })],
+  ['removeHeadersOut', def(parseList, (d, v) => { d.removeHeadersOut = v.filter((x) => x !== ''); })],
+  ['additionalHeaders', mapDef('additionalHeaders')],
+  ['additionalHeadersOut', mapDef('additionalHeadersOut')],
+  ['missingOnlyHeadersIn', mapDef('missingOnlyHeadersIn')],
+  ['missingOnlyHeadersOut', mapDef('missingOnlyHeadersOut')],
+  ['headersVerification', mapDef('headersVerification')],
+  ['matchingHeaders', def(parseHeaderMatches, (d, v) => { d.matchingHeaders = v.map((h) => ({ ...h })); })],
+  ['clientConfig.useCircuitBreaker', def(parseBool, (d, v) => { d.clientConfig.useCircuitBreaker = v; })],
+  ['clientConfig.retries', ccDef('retries', (v) => parseIntStrict(v, 1))],
+  ['clientConfig.maxErrors', ccDef('maxErrors', (v) => parseIntStrict(v))],
+  ['clientConfig.retryInitialDelay', ccDef('retryInitialDelay', (v) => parseIntStrict(v))],
+  ['clientConfig.backoffFactor', ccDef('backoffFactor', parseNumber)],
+  ['clientConfig.connectionTimeout', ccDef('connectionTimeout', (v) => parseIntStrict(v))],
+  ['clientConfig.idleTimeout', ccDef('idleTimeout', (v) => parseIntStrict(v))],
+  ['clientConfig.callAndStreamTimeout', ccDef('callAndStreamTimeout', (v) => parseIntStrict(v))],
+  ['clientConfig.callTimeout', ccDef('callTimeout', (v) => parseIntStrict(v))],
+  ['clientConfig.globalTimeout', ccDef('globalTimeout', (v) => parseIntStrict(v))],
+  ['clientConfig.sampleInterval', ccDef('sampleInterval', (v) => parseIntStrict(v))],
+]);
+
+/** kebab-case segments → camelCase; camelCase stays. */
+export function normaliseAnnotationKey(key: string): string {
+  return key
+    .split('.')
+    .map((seg) => seg.replace(/-([A-Za-z0-9])/g, (_m, c: string) => c.toUpperCase()))
+    .join('.');
+}
+
+/** Parse the Otoroshi annotations of an ingress. Errors go to `p` (they invalidate the ingress). */
+export function parseAnnotations(ing: KubeObject, refs: RefResolver, p: Problems): Applier[] {
+  const ann = annotationsOf(ing);
+  const ns = namespaceOf(ing);
+  const byKey = new Map<string, { full: string; value: string }>();
+  for (const prefix of ANNOTATION_PREFIXES) {
+    for (const full of Object.keys(ann).sort()) {
+      if (!full.startsWith(prefix)) continue;
+      byKey.set(normaliseAnnotationKey(full.slice(prefix.length)), { full, value: ann[full] ?? '' });
+    }
+  }
+  const appliers: Applier[] = [];
+  for (const key of [...byKey.keys()].sort()) {
+    const entry = byKey.get(key);
+    if (entry === undefined) continue;
+    const { full, value } = entry;
+    const field = `metadata.annotations["${full}"]`;
+    const d = ANNOTATIONS.get(key);
+    if (d === undefined) {
+      p.warn('OXDS_INVALID_ANNOTATION', `annotation ${full} is not supported (yet): ignored`, field);
+      continue;
+    }
+    try {
+      appliers.push(d.run(value, { ns, refs, p, key: full }));
+    } catch (e) {
+      if (e instanceof AnnotationError) p.error(e.code, `annotation ${full}: ${e.message}`, field);
+      else throw e;
+    }
+  }
+  return appliers;
+}
+
+// ------------------------------------------------------------------ descriptors
+
+interface Backend {
+  serviceName: string;
+  servicePort: unknown;
+}
+
+function backendOf(b: unknown): Backend | ProblemItem {
+  const o = asObject(b);
+  if (isObject(o['service'])) {
+    const svc = o['service'];
+    const port = asObject(svc['port']);
+    const name = str(svc, 'name');
+    if (name === undefined || name === '') return { code: 'OXDS_MISSING_FIELD', message: 'backend.service.name is required', field: 'service.name' };
+    return { serviceName: name, servicePort: num(port, 'number') ?? str(port, 'name') };
+  }
+  const name = str(o, 'serviceName');
+  if (name !== undefined && name !== '') return { serviceName: name, servicePort: o['servicePort'] };
+  if (isObject(o['resource'])) return { code: 'OXDS_INVALID_FIELD', message: 'resource backends are not supported', field: 'resource' };
+  return { code: 'OXDS_MISSING_FIELD', message: 'backend needs service.name (or serviceName)' };
+}
+
+function pathTypeOf(v: unknown): PathMatchType {
+  if (v === 'Exact') return 'Exact';
+  if (v === 'Prefix') return 'Prefix';
+  return 'PlainPrefix';
+}
+
+export interface IngressOutput {
+  descriptors: Descriptor[];
+  tls: TlsBinding[];
+}
+
+function baseDescriptor(so: StoredObject, s: ModelSettings, id: string, host: string, path: string, type: PathMatchType, target: Target): Descriptor {
+  const ing = so.object;
+  const d: Descriptor = {
+    id,
+    name: `kubernetes - ${ing.metadata.name} - ${host} - ${path}`,
+    sourceKey: so.key,
+    sourceKind: 'Ingress',
+    namespace: namespaceOf(ing),
+    origin: so.origin,
+    enabled: true,
+    groups: [s.defaultGroup],
+    hosts: [host],
+    paths: [{ value: path, type }],
+    root: path,
+    stripPath: true,
+    matchingHeaders: [],
+    targets: [target],
+    loadBalancing: 'RoundRobin',
+    forceHttps: false,
+    maintenanceMode: false,
+    buildMode: false,
+    overrideHost: true,
+    allowHttp10: true,
+    readOnly: false,
+    xForwardedHeaders: false,
+    sendOtoroshiHeadersBack: false,
+    enforceSecureCommunication: false,
+    detectApiKeySooner: false,
+    additionalHeaders: {},
+    additionalHeadersOut: {},
+    missingOnlyHeadersIn: {},
+    missingOnlyHeadersOut: {},
+    removeHeadersIn: [],
+    removeHeadersOut: [],
+    headersVerification: {},
+    publicPatterns: ['/.*'],
+    privatePatterns: [],
+    clientConfig: { ...DEFAULT_CLIENT_CONFIG, customTimeouts: [] },
+    spec: {},
+  };
+  if (ing.metadata.creationTimestamp !== undefined) d.createdAt = ing.metadata.creationTimestamp;
+  return d;
+}
+
+/**
+ * Build the descriptors and TLS bindings of an accepted Ingress. Annotation errors are errors (the
+ * ingress is invalid). Problems of one path (bad path, missing Service/port) drop that path: they are
+ * warnings while another path still works, errors when nothing is left. A missing TLS secret is a
+ * warning (the routes keep working; the listener just has no certificate for those hosts).
+ */
+export function buildIngress(
+  so: StoredObject,
+  s: ModelSettings,
+  idx: KubeIndex,
+  refs: RefResolver,
+  tlsSecrets: ReadonlyMap<string, boolean>,
+  p: Problems,
+): IngressOutput {
+  const ing = so.object;
+  const ns = namespaceOf(ing);
+  const spec = asObject(ing.spec);
+  const appliers = parseAnnotations(ing, refs, p);
+  const pathProblems: ProblemItem[] = [];
+  const descriptors: Descriptor[] = [];
+  const usedIds = new Map<string, number>();
+
+  const add = (host: string | undefined, path: string, pathType: unknown, backend: unknown, field: string, idOverride?: string): void => {
+    if (!path.startsWith('/')) {
+      pathProblems.push({ code: 'OXDS_INVALID_FIELD', message: `path ${JSON.stringify(path)} must start with /`, field: `${field}.path` });
+      return;
+    }
+    const b = backendOf(backend);
+    if ('code' in b) {
+      pathProblems.push({ ...b, field: `${field}.backend${b.field !== undefined ? `.${b.field}` : ''}` });
+      return;
+    }
+    const t = serviceTarget('t0', b.serviceName, b.servicePort, ns, { weight: 1, protocol: 'HTTP/1.1' }, idx, 'short');
+    if ('code' in t) {
+      pathProblems.push({ ...t, field: `${field}.backend` });
+      return;
+    }
+    const h = host === undefined || host === '' ? '*' : host;
+    let id = idOverride ?? ingressDescriptorId(ns, ing.metadata.name, host, path);
+    const n = usedIds.get(id) ?? 0;
+    usedIds.set(id, n + 1);
+    if (n > 0) id = `${id}-${n + 1}`;
+    const d = baseDescriptor(so, s, id, h, path, pathTypeOf(pathType), t);
+    for (const a of appliers) a(d);
+    descriptors.push(d);
+  };
+
+  const rules = Array.isArray(spec['rules']) ? spec['rules'] : [];
+  rules.forEach((r, i) => {
+    const rule = asObject(r);
+    const host = str(rule, 'host');
+    if (host !== undefined && host !== '' && !checkHost(host)) {
+      pathProblems.push({ code: 'OXDS_INVALID_FIELD', message: `invalid host ${JSON.stringify(host)}`, field: `spec.rules[${i}].host` });
+      return;
+    }
+    const paths = Array.isArray(asObject(rule['http'])['paths']) ? (asObject(rule['http'])['paths'] as unknown[]) : [];
+    paths.forEach((pp, j) => {
+      const po = asObject(pp);
+      add(host, str(po, 'path') ?? '/', po['pathType'], po['backend'], `spec.rules[${i}].http.paths[${j}]`);
+    });
+  });
+  const defaultBackend = spec['defaultBackend'] ?? spec['backend'];
+  if (isObject(defaultBackend)) {
+    const field = spec['defaultBackend'] !== undefined ? 'spec.defaultBackend' : 'spec.backend';
+    const b = backendOf(defaultBackend);
+    if ('code' in b) pathProblems.push({ ...b, field: `${field}${b.field !== undefined ? `.${b.field}` : ''}` });
+    else {
+      const before = pathProblems.length;
+      add(undefined, '/', undefined, defaultBackend, field, ingressDescriptorId(ns, ing.metadata.name, undefined, '/default-backend'));
+      const last = pathProblems[pathProblems.length - 1];
+      if (pathProblems.length > before && last !== undefined) last.field = field;
+      const d = descriptors[descriptors.length - 1];
+      if (d !== undefined && d.id.endsWith('default-backend')) d.name = `kubernetes - ${ing.metadata.name} - * - / (default-backend)`;
+    }
+  }
+  p.addItems(descriptors.length > 0 ? 'warning' : 'error', pathProblems);
+  if (descriptors.length === 0 && pathProblems.length === 0) p.warn('OXDS_MISSING_FIELD', 'this ingress has no rules with paths and no default backend: it routes nothing', 'spec.rules');
+
+  const tls: TlsBinding[] = [];
+  const tlsList = Array.isArray(spec['tls']) ? spec['tls'] : [];
+  tlsList.forEach((raw, i) => {
+    const t = asObject(raw);
+    const secretName = str(t, 'secretName');
+    if (secretName === undefined || secretName === '') return;
+    const key = `${ns}/${secretName}`;
+    const state = tlsSecrets.get(key);
+    if (state === undefined) {
+      p.warn('OXDS_UNRESOLVED_REFERENCE', `TLS secret ${key} (type kubernetes.io/tls) not found: hosts ${strArray(t, 'hosts').join(', ') || '(none)'} get no certificate`, `spec.tls[${i}].secretName`);
+      return;
+    }
+    if (!state) {
+      p.warn('OXDS_UNRESOLVED_REFERENCE', `TLS secret ${key} is invalid (see its status): not used`, `spec.tls[${i}].secretName`);
+      return;
+    }
+    tls.push({ secretName: key, serverNames: [...new Set(strArray(t, 'hosts'))].sort() });
+  });
+  return { descriptors, tls };
+}

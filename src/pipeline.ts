@@ -1,0 +1,81 @@
+// The pure middle of the data flow: view → buildModel → translate → validate.
+// Used by the server (then snapshot → cache → ADS) and by the `translate` / `validate` CLIs.
+import type { BuildResult, ConfigError, ConfigView, Model, ObjectStatus } from './model/types.js';
+import { buildModel, type ModelSettings } from './model/build.js';
+import { translate } from './xds/translate.js';
+import { validateResource } from './xds/validate.js';
+import { TYPE_URLS, type ProtoObject, type ResourceKind } from './proto/loader.js';
+import { RESOURCE_SET_KEYS, type NodeType, type ResourceSet, type TranslateOptions } from './xds/types.js';
+
+export interface CompiledSet {
+  set: ResourceSet;
+  /** Encoded bytes of every published resource object (validated, round-tripped). */
+  bytes: WeakMap<ProtoObject, Uint8Array>;
+}
+
+export interface Compiled {
+  model: Model;
+  statuses: ObjectStatus[];
+  envoy: CompiledSet;
+  grpc: CompiledSet;
+  grpcDomains: string[];
+  /** Every problem: object statuses' errors, translation errors, Envoy validation failures. */
+  errors: ConfigError[];
+  /** Errors that are not the user's fault (a translator bug). */
+  systemErrors: string[];
+}
+
+export function resourceName(kind: ResourceKind, obj: ProtoObject): string {
+  const n = kind === 'endpoint' ? obj.clusterName : obj.name;
+  return typeof n === 'string' ? n : '';
+}
+
+/**
+ * Validates every resource against Envoy's PGV rules and a protobuf round trip. A failing
+ * resource is not published; the failure is returned as an error naming it.
+ */
+export function validateSet(nodeType: NodeType, set: ResourceSet, errors: ConfigError[]): CompiledSet {
+  const out: ResourceSet = { listeners: [], routes: [], clusters: [], endpoints: [], secrets: [] };
+  const bytes = new WeakMap<ProtoObject, Uint8Array>();
+  for (const kind of Object.keys(RESOURCE_SET_KEYS) as ResourceKind[]) {
+    const key = RESOURCE_SET_KEYS[kind];
+    for (const obj of set[key]) {
+      const r = validateResource(TYPE_URLS[kind], obj);
+      if (r.ok) {
+        out[key].push(obj);
+        bytes.set(obj, r.bytes);
+      } else {
+        errors.push({
+          code: 'OXDS_ENVOY_VALIDATION',
+          severity: 'error',
+          kind: kind,
+          name: resourceName(kind, obj),
+          message: `${nodeType} ${kind} ${resourceName(kind, obj)} rejected, not sent: ${r.issues
+            .map((i) => `${i.path}: ${i.message}`)
+            .join('; ')}`,
+        });
+      }
+    }
+  }
+  return { set: out, bytes };
+}
+
+export function compile(view: ConfigView, settings: Partial<ModelSettings>, opts: Partial<TranslateOptions>): Compiled {
+  const built: BuildResult = buildModel(view, settings);
+  const errors: ConfigError[] = [];
+  for (const s of built.statuses) errors.push(...s.errors);
+  const out = translate(built.model, opts);
+  errors.push(...out.errors);
+  const envoy = validateSet('envoy', out.envoy, errors);
+  const grpc = validateSet('grpc', out.grpc, errors);
+  const systemErrors = errors.filter((e) => e.code === 'OXDS_ENVOY_VALIDATION' && !e.file).map((e) => e.message);
+  return { model: built.model, statuses: built.statuses, envoy, grpc, grpcDomains: out.grpcDomains, errors, systemErrors };
+}
+
+/** "file:doc Kind ns/name field: message" — one line per problem, for humans and CI logs. */
+export function formatError(e: ConfigError): string {
+  const where = e.file !== undefined ? `${e.file}${e.doc !== undefined ? `#${e.doc}` : ''}` : '-';
+  const what = e.kind ? `${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name ?? ''}` : '';
+  const field = e.field ? ` ${e.field}` : '';
+  return `${e.severity === 'warning' ? 'warning' : 'error'} ${e.code} ${where} ${what}${field}: ${e.message}`.replace(/\s+/g, ' ').trim();
+}

@@ -1,0 +1,193 @@
+// Config directory loader: every *.yaml / *.yml file (recursively, sorted), multi-document.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { ConfigError, ConfigView, KubeObject, StoredObject } from '../model/types.js';
+
+/** Kinds without a namespace: their key uses an empty namespace (`IngressClass//name`). */
+export const CLUSTER_SCOPED_KINDS = new Set(['IngressClass']);
+
+/** `Apikey` is accepted as a spelling of `ApiKey`. */
+export function normaliseKind(kind: string): string {
+  return kind === 'Apikey' ? 'ApiKey' : kind;
+}
+
+/** Stable key `<Kind>/<ns>/<name>` (namespace `default` when absent, empty for cluster-scoped kinds). */
+export function objectKey(obj: KubeObject): string {
+  const kind = normaliseKind(obj.kind);
+  const ns = CLUSTER_SCOPED_KINDS.has(kind) ? '' : typeof obj.metadata.namespace === 'string' && obj.metadata.namespace !== '' ? obj.metadata.namespace : 'default';
+  return `${kind}/${ns}/${obj.metadata.name}`;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * Parse one file's text. Pure. Documents get `seq = seqStart + <index among produced objects>`.
+ * Empty documents are skipped. Duplicate keys *within* the file: the first is kept, later ones
+ * become OXDS_DUPLICATE_OBJECT errors (cross-file duplicates: see assembleView).
+ */
+export function parseYamlFile(relPath: string, text: string, seqStart: number): { objects: StoredObject[]; errors: ConfigError[] } {
+  const objects: StoredObject[] = [];
+  const errors: ConfigError[] = [];
+  const file = relPath.split(path.sep).join('/');
+  let docs: ReturnType<typeof parseAllDocuments>;
+  try {
+    docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (e) {
+    errors.push({ code: 'OXDS_YAML_PARSE', message: `YAML parse error: ${e instanceof Error ? e.message : String(e)}`, file, doc: 0, severity: 'error' });
+    return { objects, errors };
+  }
+  const list = Array.isArray(docs) ? docs : [docs];
+  const seen = new Set<string>();
+  list.forEach((doc, i) => {
+    const base = { file, doc: i };
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) {
+        const pos = e.linePos?.[0];
+        const where = pos !== undefined ? `line ${pos.line}, column ${pos.col}: ` : '';
+        const msg = e.message.split('\n')[0] ?? e.message;
+        errors.push({ code: 'OXDS_YAML_PARSE', message: `${where}${msg}`, ...base, severity: 'error' });
+      }
+      return;
+    }
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: 1000 });
+    } catch (e) {
+      errors.push({ code: 'OXDS_YAML_PARSE', message: e instanceof Error ? e.message : String(e), ...base, severity: 'error' });
+      return;
+    }
+    if (value === null || value === undefined) return; // empty document
+    if (!isPlainObject(value)) {
+      errors.push({ code: 'OXDS_NOT_AN_OBJECT', message: `document is a ${Array.isArray(value) ? 'list' : typeof value}, not a Kubernetes object`, ...base, severity: 'error' });
+      return;
+    }
+    const missing: string[] = [];
+    const kind = value['kind'];
+    const apiVersion = value['apiVersion'];
+    const metadata = value['metadata'];
+    if (typeof apiVersion !== 'string' || apiVersion === '') missing.push('apiVersion');
+    if (typeof kind !== 'string' || kind === '') missing.push('kind');
+    const name = isPlainObject(metadata) ? metadata['name'] : undefined;
+    if (typeof name !== 'string' || name === '') missing.push('metadata.name');
+    if (missing.length > 0) {
+      const err: ConfigError = { code: 'OXDS_MISSING_FIELD', message: `missing ${missing.join(', ')}`, field: missing[0], ...base, severity: 'error' };
+      if (typeof kind === 'string') err.kind = kind;
+      if (typeof name === 'string') err.name = name;
+      errors.push(err);
+      return;
+    }
+    const ns = (metadata as Record<string, unknown>)['namespace'];
+    if (ns !== undefined && ns !== null && typeof ns !== 'string') {
+      errors.push({ code: 'OXDS_INVALID_FIELD', message: 'metadata.namespace must be a string', field: 'metadata.namespace', kind: kind as string, name: name as string, ...base, severity: 'error' });
+      return;
+    }
+    const object = value as KubeObject;
+    const key = objectKey(object);
+    if (seen.has(key)) {
+      errors.push({
+        code: 'OXDS_DUPLICATE_OBJECT',
+        message: `${key} is already declared earlier in ${file}: this document is ignored`,
+        kind: normaliseKind(object.kind),
+        namespace: key.split('/')[1] ?? '',
+        name: object.metadata.name,
+        ...base,
+        severity: 'error',
+      });
+      return;
+    }
+    seen.add(key);
+    objects.push({ key, object, origin: { file, doc: i, seq: seqStart + objects.length } });
+  });
+  return { objects, errors };
+}
+
+export interface ParsedFile {
+  relPath: string;
+  objects: StoredObject[];
+  errors: ConfigError[];
+}
+
+/**
+ * Merge parsed files (in the given order) into a view: the first declaration of a key wins, later
+ * ones become OXDS_DUPLICATE_OBJECT load errors. Objects are re-sequenced in order.
+ */
+export function assembleView(files: readonly ParsedFile[]): ConfigView {
+  const objects: StoredObject[] = [];
+  const loadErrors: ConfigError[] = [];
+  const firstAt = new Map<string, StoredObject>();
+  for (const f of files) {
+    loadErrors.push(...f.errors);
+    for (const o of f.objects) {
+      const prev = firstAt.get(o.key);
+      if (prev !== undefined) {
+        const e: ConfigError = {
+          code: 'OXDS_DUPLICATE_OBJECT',
+          message: `${o.key} is already declared in ${prev.origin.file ?? '?'} (document ${prev.origin.doc ?? 0}): this one is ignored`,
+          kind: normaliseKind(o.object.kind),
+          namespace: o.key.split('/')[1] ?? '',
+          name: o.object.metadata.name,
+          severity: 'error',
+        };
+        if (o.origin.file !== undefined) e.file = o.origin.file;
+        if (o.origin.doc !== undefined) e.doc = o.origin.doc;
+        loadErrors.push(e);
+        continue;
+      }
+      const so: StoredObject = { key: o.key, object: o.object, origin: { ...o.origin, seq: objects.length } };
+      firstAt.set(o.key, so);
+      objects.push(so);
+    }
+  }
+  return { objects, loadErrors };
+}
+
+/** Relative paths (posix separators) of the YAML files under `dir`, sorted. Hidden entries are skipped (ConfigMap `..data`). */
+export async function listYamlFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const visited = new Set<string>();
+  const walk = async (abs: string, rel: string): Promise<void> => {
+    let real: string;
+    try {
+      real = await fs.realpath(abs);
+    } catch {
+      return;
+    }
+    if (visited.has(real)) return; // symlink loop
+    visited.add(real);
+    const names = (await fs.readdir(abs)).sort();
+    for (const name of names) {
+      if (name.startsWith('.')) continue;
+      const childAbs = path.join(abs, name);
+      const childRel = rel === '' ? name : `${rel}/${name}`;
+      let st;
+      try {
+        st = await fs.stat(childAbs);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory()) await walk(childAbs, childRel);
+      else if (st.isFile() && /\.ya?ml$/i.test(name)) out.push(childRel);
+    }
+  };
+  await walk(dir, '');
+  return out.sort();
+}
+
+/** Load a config directory into a ConfigView. Unreadable files become OXDS_YAML_PARSE load errors. */
+export async function loadConfigDir(dir: string): Promise<ConfigView> {
+  const files: ParsedFile[] = [];
+  for (const rel of await listYamlFiles(dir)) {
+    let text: string;
+    try {
+      text = await fs.readFile(path.join(dir, rel), 'utf8');
+    } catch (e) {
+      files.push({ relPath: rel, objects: [], errors: [{ code: 'OXDS_YAML_PARSE', message: `cannot read file: ${e instanceof Error ? e.message : String(e)}`, file: rel, doc: 0, severity: 'error' }] });
+      continue;
+    }
+    files.push({ relPath: rel, ...parseYamlFile(rel, text, 0) });
+  }
+  return assembleView(files);
+}

@@ -1,0 +1,76 @@
+// The snapshot cache: one current snapshot per node type, published only when consistent.
+import { checkConsistency } from './snapshot.js';
+import type { NodeType, Snapshot } from './types.js';
+
+/** Thrown by SnapshotCache.set() for a snapshot that must not be published. */
+export class InconsistentSnapshotError extends Error {
+  readonly code = 'OXDS_SNAPSHOT_INCONSISTENT';
+  constructor(
+    readonly nodeType: NodeType,
+    readonly version: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`inconsistent ${nodeType} snapshot ${version}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ''}`);
+    this.name = 'InconsistentSnapshotError';
+  }
+}
+
+export type SnapshotListener = (nodeType: NodeType, snapshot: Snapshot) => void;
+
+export class SnapshotCache {
+  private readonly snapshots = new Map<NodeType, Snapshot>();
+  private readonly listeners = new Set<SnapshotListener>();
+
+  /**
+   * Publishes `snapshot` for `nodeType` and notifies subscribers. Throws InconsistentSnapshotError
+   * (keeping the previous snapshot) when checkConsistency() finds problems. No copies are made:
+   * snapshots are immutable by contract.
+   */
+  set(nodeType: NodeType, snapshot: Snapshot): void {
+    const problems = checkConsistency(snapshot);
+    if (snapshot.nodeType !== nodeType) problems.unshift(`snapshot built for ${snapshot.nodeType} published as ${nodeType}`);
+    if (problems.length > 0) throw new InconsistentSnapshotError(nodeType, snapshot.version, problems);
+    if (this.snapshots.get(nodeType) === snapshot) return;
+    this.snapshots.set(nodeType, snapshot);
+    for (const l of [...this.listeners]) {
+      try {
+        l(nodeType, snapshot);
+      } catch {
+        // A subscriber's failure must not stop publication to the others.
+      }
+    }
+  }
+
+  /**
+   * Publishes several node types atomically: every snapshot is checked first, and if any is
+   * inconsistent none is published (throws the first InconsistentSnapshotError).
+   */
+  setMany(snapshots: Partial<Record<NodeType, Snapshot>>): void {
+    const entries = Object.entries(snapshots) as [NodeType, Snapshot][];
+    for (const [nodeType, snapshot] of entries) {
+      const problems = checkConsistency(snapshot);
+      if (snapshot.nodeType !== nodeType) problems.unshift(`snapshot built for ${snapshot.nodeType} published as ${nodeType}`);
+      if (problems.length > 0) throw new InconsistentSnapshotError(nodeType, snapshot.version, problems);
+    }
+    for (const [nodeType, snapshot] of entries) this.set(nodeType, snapshot);
+  }
+
+  get(nodeType: NodeType): Snapshot | undefined {
+    return this.snapshots.get(nodeType);
+  }
+
+  /** Current version per node type (for the admin API). */
+  versions(): Partial<Record<NodeType, string>> {
+    const out: Partial<Record<NodeType, string>> = {};
+    for (const [k, s] of this.snapshots) out[k] = s.version;
+    return out;
+  }
+
+  /** Calls `listener` after every successful set(); returns the unsubscribe function. */
+  subscribe(listener: SnapshotListener): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+}

@@ -1,0 +1,66 @@
+// Every generated name, in one place. Names are contracts: Envoy and gRPC clients subscribe to
+// them, the snapshot consistency check follows them, and docs quote them.
+import { createHash } from 'node:crypto';
+
+export const HTTP_LISTENER_NAME = 'oxds-http';
+export const HTTPS_LISTENER_NAME = 'oxds-https';
+
+export const HTTP_ROUTE_CONFIG_NAME = 'oxds-http';
+export const HTTPS_ROUTE_CONFIG_NAME = 'oxds-https';
+export const GRPC_ROUTE_CONFIG_NAME = 'oxds-grpc';
+
+/** JSON with object keys sorted, so that equal values always hash the same. */
+export function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** First 8 hex chars of the SHA-256 of the stable JSON of `value`. */
+export function shortHash(value: unknown): string {
+  return createHash('sha256').update(stableJson(value)).digest('hex').slice(0, 8);
+}
+
+/**
+ * `oxds~<descriptorId>~<hash>`: the hash covers whatever makes two clusters different (see
+ * clusterHashInput in translate.ts), never the endpoint IPs (those travel by EDS only).
+ * The EDS service name is the cluster name.
+ */
+export function clusterName(descriptorId: string, hashInput: unknown): string {
+  return `oxds~${descriptorId}~${shortHash(hashInput)}`;
+}
+
+/** gRPC only: one LOGICAL_DNS cluster per dns target of a descriptor. */
+export function dnsTargetClusterName(descriptorCluster: string, targetId: string): string {
+  return `${descriptorCluster}~${targetId}`;
+}
+
+/** SDS secret name: the TlsBinding/TlsCertificate secretName (`<namespace>/<name>`), as is. */
+export function secretName(name: string): string {
+  return name;
+}
+
+/** Envoy stat prefixes: only `[A-Za-z0-9_]`, everything else becomes `_`. */
+export function statPrefix(name: string): string {
+  return name.replace(/[^A-Za-z0-9_]/g, '_');
+}
+
+/** A virtual host per host pattern: its name is the pattern itself (unique in a route configuration). */
+export function virtualHostName(hostPattern: string): string {
+  return hostPattern;
+}
+
+/** Route name: `<descriptorId>/<path index or "all">`; unique within a virtual host. */
+export function routeName(descriptorId: string, pathIndex: number | undefined): string {
+  return `${descriptorId}/${pathIndex === undefined ? 'all' : String(pathIndex)}`;
+}
+
+/** HTTPS filter chain name: one per TLS binding. */
+export function filterChainName(secret: string): string {
+  return `oxds-https~${secret}`;
+}

@@ -1,0 +1,174 @@
+// Route configuration builders: route configurations, virtual hosts, routes and their parts.
+import type { ProtoObject } from '../../proto/loader.js';
+import type { ClientConfig, Descriptor, HeaderMatch, LoadBalancing, PathMatch } from '../../model/types.js';
+import { duration, headerValue, sortedBy, wrapped } from './common.js';
+
+/** Which route configuration a route is built for. */
+export type RouteVariant = 'http' | 'https' | 'grpc';
+
+export function routeConfiguration(name: string, virtualHosts: readonly ProtoObject[]): ProtoObject {
+  return { name, virtualHosts: [...virtualHosts] };
+}
+
+export function virtualHost(name: string, domains: readonly string[], routes: readonly ProtoObject[]): ProtoObject {
+  return { name, domains: [...domains], routes: [...routes] };
+}
+
+/** Escapes every RE2 metacharacter. */
+export function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Otoroshi's RegexPool host semantics (`.` → `\.`, `*` → `.*`, full match), port allowed. */
+export function authorityRegex(hostPattern: string): string {
+  return `^${hostPattern.replace(/\./g, '\\.').replace(/\*/g, '.*')}(:[0-9]+)?$`;
+}
+
+/** A full-match (RE2) header matcher: the form both grpc-js-xds and C-core accept. */
+export function headerRegexMatcher(name: string, regex: string): ProtoObject {
+  return { name, safeRegexMatch: { regex } };
+}
+
+/**
+ * Path part of a RouteMatch. PlainPrefix → `prefix`; Exact → `path`; k8s Prefix →
+ * `pathSeparatedPrefix` (trailing `/` dropped, `/` alone → `prefix: '/'`) for Envoy, and an
+ * equivalent `safeRegex` for gRPC clients (grpc-js-xds NACKs path_separated_prefix).
+ * No path → `prefix: '/'`, set explicitly (oneof members are only encoded when present).
+ */
+export function pathMatch(path: PathMatch | undefined, variant: RouteVariant): ProtoObject {
+  if (!path) return { prefix: '/' };
+  if (path.type === 'Exact') return { path: path.value };
+  if (path.type === 'PlainPrefix') return { prefix: path.value };
+  const segment = path.value.replace(/\/+$/, '');
+  if (segment === '') return { prefix: '/' };
+  if (variant === 'grpc') return { safeRegex: { regex: `^${escapeRegex(segment)}(/.*)?$` } };
+  return { pathSeparatedPrefix: segment };
+}
+
+export function routeMatch(path: PathMatch | undefined, headers: readonly HeaderMatch[], authority: string | undefined, variant: RouteVariant): ProtoObject {
+  const matchers = sortedBy(headers, (h) => h.name).map((h) => headerRegexMatcher(h.name, h.regex));
+  if (authority !== undefined) matchers.unshift(headerRegexMatcher(':authority', authorityRegex(authority)));
+  return { ...pathMatch(path, variant), ...(matchers.length > 0 ? { headers: matchers } : {}) };
+}
+
+/**
+ * Otoroshi's upstream path (§4.4): `<root><rest>`, rest = the path with the matched prefix removed
+ * (stripPath) or without its leading `/` (no strip). Replicated literally, including `//x` for
+ * root `/` + stripped `/api` on `/api/x`. undefined when nothing changes.
+ */
+export function pathRewrite(path: PathMatch | undefined, root: string, stripPath: boolean): ProtoObject | undefined {
+  const matched = path?.value ?? '/';
+  if (stripPath && path !== undefined) {
+    const segment = matched.replace(/\/+$/, '');
+    if (path.type === 'Prefix' && segment !== '' && segment !== matched) {
+      // The Envoy match is on `/api`, Otoroshi strips `/api/`: strip an optional trailing slash too.
+      return { regexRewrite: { pattern: { regex: `^${escapeRegex(segment)}/?` }, substitution: root } };
+    }
+    if (root === '') return { regexRewrite: { pattern: { regex: `^${escapeRegex(matched)}` }, substitution: '' } };
+    return root === matched ? undefined : { prefixRewrite: root };
+  }
+  const effective = path?.type === 'Prefix' && matched !== '/' ? matched.replace(/\/+$/, '') : matched;
+  const rewritten = root + effective.slice(1);
+  if (rewritten === effective) return undefined;
+  if (rewritten === '') return { regexRewrite: { pattern: { regex: '^/' }, substitution: '' } };
+  return { prefixRewrite: rewritten };
+}
+
+/** Retry policy when retries > 1 and the circuit breaker (Otoroshi's retry loop) is on. */
+export function retryPolicy(cc: ClientConfig, variant: RouteVariant): ProtoObject | undefined {
+  if (!cc.useCircuitBreaker || cc.retries <= 1) return undefined;
+  const policy: ProtoObject = {
+    retryOn: variant === 'grpc' ? 'unavailable' : 'connect-failure,refused-stream,reset,gateway-error',
+    numRetries: wrapped(cc.retries - 1),
+    perTryTimeout: duration(cc.callTimeout),
+  };
+  if (cc.retryInitialDelay > 0) {
+    const max = cc.retryInitialDelay * Math.pow(Math.max(cc.backoffFactor, 1), cc.retries - 2);
+    policy.retryBackOff = { baseInterval: duration(cc.retryInitialDelay), maxInterval: duration(Math.min(max, 24 * 3600 * 1000)) };
+  }
+  return policy;
+}
+
+/** Sticky → `otoroshi-tracking` cookie (set when missing), IpAddressHash → source IP. */
+export function hashPolicy(lb: LoadBalancing): ProtoObject[] | undefined {
+  if (lb === 'Sticky') return [{ cookie: { name: 'otoroshi-tracking', ttl: duration(2592000 * 1000), path: '/' } }];
+  if (lb === 'IpAddressHash') return [{ connectionProperties: { sourceIp: true } }];
+  return undefined;
+}
+
+/** overrideHost: one literal when every target shares the host, else the endpoint's hostname. */
+export function hostRewrite(d: Descriptor): ProtoObject | undefined {
+  if (!d.overrideHost || d.targets.length === 0) return undefined;
+  const hosts = new Set(d.targets.map((t) => t.host));
+  const [only] = [...hosts];
+  if (hosts.size === 1 && only !== undefined) return { hostRewriteLiteral: only };
+  return { autoHostRewrite: wrapped(true) };
+}
+
+/** Which cluster(s) a route sends to. */
+export type ClusterChoice = { cluster: string } | { weightedClusters: { name: string; weight: number }[] };
+
+export function clusterSpecifier(choice: ClusterChoice): ProtoObject {
+  if ('cluster' in choice) return { cluster: choice.cluster };
+  const clusters = sortedBy(choice.weightedClusters, (c) => c.name).map((c) => ({ name: c.name, weight: wrapped(c.weight) }));
+  const total = choice.weightedClusters.reduce((s, c) => s + c.weight, 0);
+  return { weightedClusters: { clusters, totalWeight: wrapped(total) } };
+}
+
+/** The forwarding RouteAction of a descriptor. */
+export function routeAction(d: Descriptor, path: PathMatch | undefined, choice: ClusterChoice, variant: RouteVariant): ProtoObject {
+  const retry = retryPolicy(d.clientConfig, variant);
+  const hash = hashPolicy(d.loadBalancing);
+  return {
+    ...clusterSpecifier(choice),
+    timeout: duration(d.clientConfig.globalTimeout),
+    ...(pathRewrite(path, d.root, d.stripPath) ?? {}),
+    ...(hostRewrite(d) ?? {}),
+    ...(retry ? { retryPolicy: retry } : {}),
+    ...(hash ? { hashPolicy: hash } : {}),
+  };
+}
+
+/** An Otoroshi error as a direct response: status, JSON body and the Otoroshi-Error headers. */
+export function otoroshiErrorRoute(name: string, match: ProtoObject, status: number, message: string): ProtoObject {
+  return {
+    name,
+    match,
+    directResponse: { status, body: { inlineString: JSON.stringify({ 'Otoroshi-Error': message }) } },
+    responseHeadersToAdd: [
+      headerValue('Content-Type', 'application/json', 'OVERWRITE_IF_EXISTS_OR_ADD'),
+      headerValue('Otoroshi-Error', 'true', 'OVERWRITE_IF_EXISTS_OR_ADD'),
+      headerValue('Otoroshi-Error-Msg', message, 'OVERWRITE_IF_EXISTS_OR_ADD'),
+    ],
+  };
+}
+
+/** forceHttps: Otoroshi answers plain HTTP with a 303 to the same URL over https. */
+export function httpsRedirectRoute(name: string, match: ProtoObject): ProtoObject {
+  return { name, match, redirect: { httpsRedirect: true, responseCode: 'SEE_OTHER' } };
+}
+
+function headersToAdd(overwrite: Record<string, string>, ifAbsent: Record<string, string>): ProtoObject[] {
+  const out = sortedBy(Object.entries(overwrite), ([k]) => k).map(([k, v]) => headerValue(k, v, 'OVERWRITE_IF_EXISTS_OR_ADD'));
+  for (const [k, v] of sortedBy(Object.entries(ifAbsent), ([k]) => k)) out.push(headerValue(k, v, 'ADD_IF_ABSENT'));
+  return out;
+}
+
+/** additionalHeaders(Out) overwrite, missingOnlyHeaders(In|Out) add if absent, removeHeaders(In|Out) remove. */
+export function headerMutations(d: Descriptor): ProtoObject {
+  const reqAdd = headersToAdd(d.additionalHeaders, d.missingOnlyHeadersIn);
+  const resAdd = headersToAdd(d.additionalHeadersOut, d.missingOnlyHeadersOut);
+  const reqRemove = [...new Set(d.removeHeadersIn)].sort();
+  const resRemove = [...new Set(d.removeHeadersOut)].sort();
+  return {
+    ...(reqAdd.length > 0 ? { requestHeadersToAdd: reqAdd } : {}),
+    ...(reqRemove.length > 0 ? { requestHeadersToRemove: reqRemove } : {}),
+    ...(resAdd.length > 0 ? { responseHeadersToAdd: resAdd } : {}),
+    ...(resRemove.length > 0 ? { responseHeadersToRemove: resRemove } : {}),
+  };
+}
+
+/** A forwarding route. */
+export function forwardRoute(name: string, match: ProtoObject, action: ProtoObject, mutations: ProtoObject): ProtoObject {
+  return { name, match, route: action, ...mutations };
+}

@@ -1,0 +1,159 @@
+// Snapshots: every resource encoded once, content-hashed once; plus the consistency check that
+// guards publication and the boot-scoped version generator.
+import { createHash, randomInt } from 'node:crypto';
+import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from '../proto/loader.js';
+import { RESOURCE_SET_KEYS, type NodeType, type ResourceMaps, type ResourceSet, type Snapshot, type VersionedResource } from './types.js';
+
+export type Encoder = (kind: ResourceKind, obj: ProtoObject) => Uint8Array;
+export type Resolver = (kind: ResourceKind, name: string) => ProtoObject | undefined;
+
+const KINDS: readonly ResourceKind[] = ['listener', 'route', 'cluster', 'endpoint', 'secret'];
+
+/** Default encoder: the protobufjs type named by the kind's type URL. */
+export const defaultEncoder: Encoder = (kind, obj) => encodeObject(TYPE_URLS[kind], obj);
+
+/** Content hash of encoded bytes: sha1, first 16 hex characters. */
+export function contentHash(bytes: Uint8Array): string {
+  return createHash('sha1').update(bytes).digest('hex').slice(0, 16);
+}
+
+/** The xDS resource name of an object (ClusterLoadAssignment: `clusterName`, others: `name`). */
+export function resourceName(kind: ResourceKind, obj: ProtoObject): string {
+  const v = kind === 'endpoint' ? obj['clusterName'] : obj['name'];
+  return typeof v === 'string' ? v : '';
+}
+
+export function versionedResource(kind: ResourceKind, obj: ProtoObject, encode: Encoder = defaultEncoder): VersionedResource {
+  const bytes = encode(kind, obj);
+  return { name: resourceName(kind, obj), kind, version: contentHash(bytes), bytes, object: obj };
+}
+
+/** Problems found while building (duplicate/empty names), reported by checkConsistency(). */
+const BUILD_PROBLEMS = new WeakMap<Snapshot, string[]>();
+
+/** Bound on memoized on-demand resolutions per kind (names come from clients). */
+const MAX_RESOLVED = 10_000;
+
+export function buildSnapshot(
+  nodeType: NodeType,
+  version: string,
+  set: ResourceSet,
+  encode: Encoder = defaultEncoder,
+  resolver?: Resolver,
+): Snapshot {
+  const problems: string[] = [];
+  const maps = {} as { [K in ResourceKind]: Map<string, VersionedResource> };
+  for (const kind of KINDS) {
+    const m = new Map<string, VersionedResource>();
+    for (const obj of set[RESOURCE_SET_KEYS[kind]]) {
+      const r = versionedResource(kind, obj, encode);
+      if (r.name === '') problems.push(`${kind} without a name`);
+      else if (m.has(r.name)) problems.push(`duplicate ${kind} name "${r.name}"`);
+      m.set(r.name, r);
+    }
+    maps[kind] = m;
+  }
+  const resolved = new Map<string, VersionedResource | null>();
+  const resolve = (kind: ResourceKind, name: string): VersionedResource | undefined => {
+    const direct = maps[kind].get(name);
+    if (direct || !resolver) return direct;
+    const key = `${kind}\u0000${name}`;
+    const hit = resolved.get(key);
+    if (hit !== undefined) return hit ?? undefined;
+    const obj = resolver(kind, name);
+    const r = obj ? versionedResource(kind, obj, encode) : undefined;
+    if (r && r.name !== name) r.name = name; // answer under the requested name
+    if (resolved.size >= MAX_RESOLVED) resolved.clear();
+    resolved.set(key, r ?? null);
+    return r;
+  };
+  const snapshot: Snapshot = { version, nodeType, resources: maps as ResourceMaps, resolve };
+  if (problems.length > 0) BUILD_PROBLEMS.set(snapshot, problems);
+  return snapshot;
+}
+
+const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+
+function isObj(v: unknown): v is ProtoObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+/** Visits every object nested in `v` (arrays and Any-expanded objects included). */
+function walk(v: unknown, visit: (o: ProtoObject) => void, depth = 0): void {
+  if (depth > 64) return;
+  if (Array.isArray(v)) {
+    for (const x of v) walk(x, visit, depth + 1);
+  } else if (isObj(v)) {
+    visit(v);
+    for (const x of Object.values(v)) walk(x, visit, depth + 1);
+  }
+}
+
+/** RDS names referenced by the HCMs of a listener (filter chains, default chain, api_listener). */
+export function referencedRouteNames(listener: ProtoObject): string[] {
+  const out: string[] = [];
+  walk(listener, (o) => {
+    if (o['@type'] !== HCM_TYPE) return;
+    const rds = o['rds'];
+    if (isObj(rds) && typeof rds['routeConfigName'] === 'string') out.push(rds['routeConfigName']);
+  });
+  return out;
+}
+
+/** The ClusterLoadAssignment name an EDS cluster needs, or undefined for non-EDS clusters. */
+export function edsServiceName(cluster: ProtoObject): string | undefined {
+  const eds = cluster['edsClusterConfig'];
+  if (cluster['type'] !== 'EDS' && !isObj(eds)) return undefined;
+  const sn = isObj(eds) ? eds['serviceName'] : undefined;
+  if (typeof sn === 'string' && sn !== '') return sn;
+  return typeof cluster['name'] === 'string' ? cluster['name'] : undefined;
+}
+
+/** SDS secret names referenced anywhere in an object (SdsSecretConfig = {name, sdsConfig}). */
+export function referencedSecretNames(obj: ProtoObject): string[] {
+  const out: string[] = [];
+  walk(obj, (o) => {
+    const sds = o['sdsConfig'];
+    if (!isObj(sds) || typeof o['name'] !== 'string') return;
+    // A file-based config source is not served by us.
+    if ('path' in sds || 'pathConfigSource' in sds) return;
+    out.push(o['name']);
+  });
+  return out;
+}
+
+/** Every problem that forbids publishing this snapshot; empty when consistent. */
+export function checkConsistency(snapshot: Snapshot): string[] {
+  const problems = [...(BUILD_PROBLEMS.get(snapshot) ?? [])];
+  const r = snapshot.resources;
+  for (const l of r.listener.values()) {
+    for (const rn of referencedRouteNames(l.object)) {
+      if (!r.route.has(rn)) problems.push(`listener "${l.name}" references missing route configuration "${rn}"`);
+    }
+  }
+  for (const c of r.cluster.values()) {
+    const sn = edsServiceName(c.object);
+    if (sn !== undefined && !r.endpoint.has(sn)) problems.push(`EDS cluster "${c.name}" has no ClusterLoadAssignment "${sn}"`);
+  }
+  for (const kind of ['listener', 'cluster'] as const) {
+    for (const res of r[kind].values()) {
+      for (const sn of referencedSecretNames(res.object)) {
+        if (!r.secret.has(sn)) problems.push(`${kind} "${res.name}" references missing secret "${sn}"`);
+      }
+    }
+  }
+  return problems;
+}
+
+/** `${bootId}-${seq}` versions: a restart never reuses a version an Envoy already holds. */
+export class VersionSource {
+  readonly bootId: string;
+  private seq = 0;
+  constructor(bootId?: string) {
+    this.bootId = bootId ?? `${Date.now().toString(36)}${randomInt(36 ** 4).toString(36).padStart(4, '0')}`;
+  }
+  next(): string {
+    this.seq += 1;
+    return `${this.bootId}-${this.seq}`;
+  }
+}

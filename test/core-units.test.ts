@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { resolveConfig } from '../src/config.js';
+import { nextRunAt, Debouncer } from '../src/debounce.js';
+import { buildAdminApp } from '../src/admin/app.js';
+
+test('config: flags win over env, env over defaults', () => {
+  const r = resolveConfig({ xdsPort: '19000' }, { OXDS_XDS_PORT: '17000', OXDS_ADMIN_PORT: '17080' });
+  assert.ok(r.ok);
+  assert.equal(r.value.xdsPort, 19000);
+  assert.equal(r.value.adminPort, 17080);
+  assert.equal(r.value.authzPort, 18001);
+  assert.equal(r.value.host, '127.0.0.1');
+  assert.equal(r.value.configDir, 'examples');
+  assert.ok(Object.isFrozen(r.value));
+});
+
+test('config: a bad port names the flag or variable it came from', () => {
+  const r = resolveConfig({ adminPort: '99999' }, { OXDS_XDS_PORT: 'abc' });
+  assert.equal(r.ok, false);
+  if (r.ok) return;
+  assert.ok(r.errors.some((e) => e.startsWith('--admin-port')), r.errors.join('\n'));
+  assert.ok(r.errors.some((e) => e.startsWith('OXDS_XDS_PORT')), r.errors.join('\n'));
+});
+
+test('config: rejects an unknown log level and a max delay below the quiet period', () => {
+  const r = resolveConfig({ logLevel: 'loud', debounceMs: '500', debounceMaxMs: '100' }, {});
+  assert.equal(r.ok, false);
+  if (r.ok) return;
+  assert.equal(r.errors.length, 2);
+});
+
+test('debounce: waits for quiet, but never past the maximum delay', () => {
+  assert.equal(nextRunAt(1000, 1000, 100, 1000), 1100);
+  assert.equal(nextRunAt(1000, 1050, 100, 1000), 1150);
+  assert.equal(nextRunAt(1000, 1950, 100, 1000), 2000);
+  assert.equal(nextRunAt(1000, 5000, 100, 1000), 2000);
+});
+
+test('debounce: a burst of pokes runs once; pokes during a run cause exactly one more run', async () => {
+  let runs = 0;
+  let release: (() => void) | undefined;
+  const d = new Debouncer(
+    () => {
+      runs++;
+      if (runs === 1) return new Promise<void>((r) => (release = r));
+      return undefined;
+    },
+    10,
+    50,
+  );
+  for (let i = 0; i < 20; i++) d.poke();
+  await new Promise((r) => setTimeout(r, 40));
+  assert.equal(runs, 1);
+  d.poke();
+  d.poke();
+  release?.();
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(runs, 2);
+  d.cancel();
+});
+
+test('admin: /live answers at once, /ready is 503 until the first snapshot, /health reports', async () => {
+  let ready = false;
+  const app = buildAdminApp({ ready: () => ready, health: () => ({ builds: ready ? 1 : 0 }) });
+  assert.equal((await app.inject('/live')).statusCode, 200);
+  assert.equal((await app.inject('/ready')).statusCode, 503);
+  ready = true;
+  assert.equal((await app.inject('/ready')).statusCode, 200);
+  const h = (await app.inject('/health')).json();
+  assert.deepEqual(h, { status: 'ok', ready: true, builds: 1 });
+  await app.close();
+});

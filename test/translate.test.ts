@@ -1,0 +1,383 @@
+// Table tests of the xDS builders and of translate(), comparing whole messages.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ClientConfig, Descriptor, Model, Target } from '../src/model/types.js';
+import { translate, grpcListenerFor, hostRelation, envoyDomain, endpointWeights } from '../src/xds/translate.js';
+import * as names from '../src/xds/names.js';
+import { pathMatch, pathRewrite, retryPolicy, authorityRegex, hashPolicy, hostRewrite, headerMutations } from '../src/xds/resources/route.js';
+import { clusterLoadAssignment } from '../src/xds/resources/endpoint.js';
+import { lbPolicy, outlierDetection, upstreamTls } from '../src/xds/resources/cluster.js';
+import { httpConnectionManager } from '../src/xds/resources/hcm.js';
+import { encodeObject, TYPE_URLS, type ProtoObject } from '../src/proto/loader.js';
+
+export const CLIENT_CONFIG: ClientConfig = {
+  useCircuitBreaker: true,
+  retries: 1,
+  maxErrors: 20,
+  retryInitialDelay: 50,
+  backoffFactor: 2,
+  connectionTimeout: 10000,
+  idleTimeout: 60000,
+  callAndStreamTimeout: 120000,
+  callTimeout: 30000,
+  globalTimeout: 30000,
+  sampleInterval: 2000,
+  customTimeouts: [],
+};
+
+export function ipTarget(id: string, ip: string, port = 8080, weight = 1, extra: Partial<Target> = {}): Target {
+  return { id, scheme: 'http', host: ip, port, weight, protocol: 'HTTP/1.1', resolution: { type: 'static', endpoints: [{ ip, port, ready: true }] }, ...extra };
+}
+
+export function dnsTarget(id: string, host: string, port = 80, weight = 1, extra: Partial<Target> = {}): Target {
+  return { id, scheme: 'http', host, port, weight, protocol: 'HTTP/1.1', resolution: { type: 'dns', hostname: host, port }, ...extra };
+}
+
+export function descriptor(id: string, over: Partial<Descriptor> = {}): Descriptor {
+  return {
+    id,
+    name: id,
+    sourceKey: `ServiceDescriptor/default/${id}`,
+    sourceKind: 'ServiceDescriptor',
+    namespace: 'default',
+    origin: { seq: 0 },
+    enabled: true,
+    groups: [],
+    hosts: [`${id}.example.com`],
+    paths: [],
+    root: '/',
+    stripPath: true,
+    matchingHeaders: [],
+    targets: [ipTarget('t0', '10.0.0.1')],
+    loadBalancing: 'RoundRobin',
+    forceHttps: false,
+    maintenanceMode: false,
+    buildMode: false,
+    overrideHost: false,
+    allowHttp10: true,
+    readOnly: false,
+    xForwardedHeaders: false,
+    sendOtoroshiHeadersBack: true,
+    enforceSecureCommunication: false,
+    detectApiKeySooner: false,
+    additionalHeaders: {},
+    additionalHeadersOut: {},
+    missingOnlyHeadersIn: {},
+    missingOnlyHeadersOut: {},
+    removeHeadersIn: [],
+    removeHeadersOut: [],
+    headersVerification: {},
+    publicPatterns: [],
+    privatePatterns: [],
+    clientConfig: { ...CLIENT_CONFIG },
+    spec: {},
+    ...over,
+  };
+}
+
+export function model(descriptors: Descriptor[], over: Partial<Model> = {}): Model {
+  return { descriptors, groups: [], apikeys: [], certificates: [], tls: [], ...over };
+}
+
+function routesOf(rc: ProtoObject | undefined, vhost: string): ProtoObject[] {
+  const vhosts = (rc?.virtualHosts ?? []) as ProtoObject[];
+  const v = vhosts.find((x) => x.name === vhost);
+  return (v?.routes ?? []) as ProtoObject[];
+}
+
+test('names: cluster names carry the descriptor id and an 8-hex hash of their settings', () => {
+  const n = names.clusterName('svc-1', { a: 1, b: [2] });
+  assert.match(n, /^oxds~svc-1~[0-9a-f]{8}$/);
+  assert.equal(names.clusterName('svc-1', { b: [2], a: 1 }), n, 'key order does not change the hash');
+  assert.notEqual(names.clusterName('svc-1', { a: 2, b: [2] }), n);
+  assert.equal(names.statPrefix('oxds-grpc-foo.example.com:50051'), 'oxds_grpc_foo_example_com_50051');
+});
+
+test('pathMatch: one table for every path type and node kind', () => {
+  const table: [Parameters<typeof pathMatch>[0], 'http' | 'grpc', ProtoObject][] = [
+    [undefined, 'http', { prefix: '/' }],
+    [{ value: '/api', type: 'PlainPrefix' }, 'http', { prefix: '/api' }],
+    [{ value: '/api', type: 'Exact' }, 'grpc', { path: '/api' }],
+    [{ value: '/api/', type: 'Prefix' }, 'http', { pathSeparatedPrefix: '/api' }],
+    [{ value: '/', type: 'Prefix' }, 'http', { prefix: '/' }],
+    [{ value: '/a.b', type: 'Prefix' }, 'grpc', { safeRegex: { regex: '^/a\\.b(/.*)?$' } }],
+  ];
+  for (const [p, v, want] of table) assert.deepEqual(pathMatch(p, v), want, JSON.stringify(p));
+});
+
+test('pathRewrite replicates Otoroshi stripPath/root, including the // edge case', () => {
+  const P = (value: string, type: 'PlainPrefix' | 'Prefix' | 'Exact' = 'PlainPrefix') => ({ value, type });
+  const table: [Parameters<typeof pathRewrite>[0], string, boolean, ProtoObject | undefined][] = [
+    [undefined, '/', true, undefined],
+    [undefined, '/v1/', true, { prefixRewrite: '/v1/' }],
+    [P('/api'), '/', true, { prefixRewrite: '/' }], // /api/x → //x as Otoroshi does
+    [P('/api/'), '/', true, { prefixRewrite: '/' }], // /api/x → /x
+    [P('/api'), '/', false, undefined], // /api/x → /api/x
+    [P('/api'), '/v1/', false, { prefixRewrite: '/v1/api' }], // root + rawUri
+    [P('/api'), '/backend', true, { prefixRewrite: '/backend' }],
+    [P('/api'), '/api', true, undefined],
+    [P('/api/', 'Prefix'), '/v2/', true, { regexRewrite: { pattern: { regex: '^/api/?' }, substitution: '/v2/' } }],
+    [P('/api', 'Exact'), '/other', true, { prefixRewrite: '/other' }],
+    [P('/api'), '', true, { regexRewrite: { pattern: { regex: '^/api' }, substitution: '' } }],
+  ];
+  for (const [p, root, strip, want] of table) assert.deepEqual(pathRewrite(p, root, strip), want, `${JSON.stringify(p)} root=${root} strip=${strip}`);
+});
+
+test('retryPolicy: retries are total attempts; none without the circuit breaker', () => {
+  assert.equal(retryPolicy({ ...CLIENT_CONFIG, retries: 1 }, 'http'), undefined);
+  assert.equal(retryPolicy({ ...CLIENT_CONFIG, retries: 3, useCircuitBreaker: false }, 'http'), undefined);
+  assert.deepEqual(retryPolicy({ ...CLIENT_CONFIG, retries: 4, callTimeout: 1500 }, 'http'), {
+    retryOn: 'connect-failure,refused-stream,reset,gateway-error',
+    numRetries: { value: 3 },
+    perTryTimeout: { seconds: 1, nanos: 500_000_000 },
+    retryBackOff: { baseInterval: { seconds: 0, nanos: 50_000_000 }, maxInterval: { seconds: 0, nanos: 200_000_000 } },
+  });
+  assert.equal(retryPolicy({ ...CLIENT_CONFIG, retries: 2 }, 'grpc')?.retryOn, 'unavailable');
+});
+
+test('host patterns: Envoy domains, relations and the :authority regex', () => {
+  assert.equal(envoyDomain('api.example.com'), 'api.example.com');
+  assert.equal(envoyDomain('*.example.com'), '*.example.com');
+  assert.equal(envoyDomain('api.*'), 'api.*');
+  assert.equal(envoyDomain('api.*.example.com'), '*');
+  assert.equal(envoyDomain('*.api.*'), '*');
+  assert.equal(authorityRegex('api.*.example.com'), '^api\\..*\\.example\\.com(:[0-9]+)?$');
+  const table: [string, string, 'all' | 'some' | 'none'][] = [
+    ['*', 'a.example.com', 'all'],
+    ['*.example.com', 'a.b.example.com', 'all'],
+    ['*.example.com', '*.b.example.com', 'all'],
+    ['a.example.com', 'b.example.com', 'none'],
+    ['a.*.com', 'a.example.com', 'all'],
+    ['a.*.com', '*', 'some'],
+    ['a.example.com', '*.example.com', 'some'],
+    ['a.example.org', '*.example.com', 'none'],
+    ['api.*.example.com', 'internal.*', 'none'],
+    ['api.*.example.com', '*.example.com', 'some'],
+  ];
+  for (const [p, v, want] of table) assert.equal(hostRelation(p, v), want, `${p} vs ${v}`);
+});
+
+test('endpointWeights: target weights hold whatever the endpoint counts', () => {
+  assert.deepEqual(endpointWeights([{ weight: 3, count: 1 }, { weight: 1, count: 1 }]), [3, 1]);
+  assert.deepEqual(endpointWeights([{ weight: 3, count: 2 }, { weight: 1, count: 3 }]), [9, 2]);
+});
+
+test('clusterLoadAssignment: one locality per target, weights on localities and endpoints, unready = UNHEALTHY', () => {
+  assert.deepEqual(
+    clusterLoadAssignment('c', [
+      { targetId: 't1', weight: 1, endpointWeight: 1, addresses: [{ address: '10.0.0.2', port: 80, ready: false }] },
+      { targetId: 't0', weight: 3, endpointWeight: 3, addresses: [{ address: '10.0.0.1', port: 80, ready: true }] },
+      { targetId: 't2', weight: 1, endpointWeight: 1, addresses: [] },
+    ]),
+    {
+      clusterName: 'c',
+      endpoints: [
+        {
+          locality: { subZone: 't0' },
+          lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '10.0.0.1', portValue: 80 } } }, loadBalancingWeight: { value: 3 } }],
+          loadBalancingWeight: { value: 3 },
+        },
+        {
+          locality: { subZone: 't1' },
+          lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '10.0.0.2', portValue: 80 } } }, healthStatus: 'UNHEALTHY', loadBalancingWeight: { value: 1 } }],
+          loadBalancingWeight: { value: 1 },
+        },
+      ],
+    },
+  );
+});
+
+test('cluster parts: lb policies per DECISIONS 10, outlier detection, upstream TLS', () => {
+  assert.equal(lbPolicy('Sticky', false), 'RING_HASH');
+  assert.equal(lbPolicy('BestResponseTime', false), 'LEAST_REQUEST');
+  assert.equal(lbPolicy('Random', true), 'ROUND_ROBIN');
+  assert.equal(lbPolicy('IpAddressHash', true), 'RING_HASH');
+  assert.deepEqual(outlierDetection({ ...CLIENT_CONFIG, maxErrors: 5, sampleInterval: 3000 }), {
+    consecutive_5xx: { value: 5 },
+    interval: { seconds: 3 },
+    baseEjectionTime: { seconds: 3 },
+    maxEjectionPercent: { value: 100 },
+    enforcingSuccessRate: { value: 0 },
+  });
+  assert.equal(outlierDetection({ ...CLIENT_CONFIG, useCircuitBreaker: false }), undefined);
+  assert.equal(upstreamTls([], false), undefined);
+  assert.deepEqual(Object.keys(upstreamTls(['a.com'], true) ?? {}), ['transportSocket']);
+  assert.deepEqual(Object.keys(upstreamTls(['a.com'], false) ?? {}), ['transportSocketMatches']);
+  assert.deepEqual(hashPolicy('IpAddressHash'), [{ connectionProperties: { sourceIp: true } }]);
+});
+
+test('hostRewrite and header mutations', () => {
+  assert.equal(hostRewrite(descriptor('a')), undefined);
+  assert.deepEqual(hostRewrite(descriptor('a', { overrideHost: true, targets: [dnsTarget('t0', 'b.internal')] })), { hostRewriteLiteral: 'b.internal' });
+  assert.deepEqual(hostRewrite(descriptor('a', { overrideHost: true, targets: [dnsTarget('t0', 'b'), dnsTarget('t1', 'c')] })), { autoHostRewrite: { value: true } });
+  assert.deepEqual(
+    headerMutations(descriptor('a', { additionalHeaders: { 'X-B': '2', 'X-A': '1' }, missingOnlyHeadersIn: { 'X-C': '3' }, removeHeadersOut: ['server'] })),
+    {
+      requestHeadersToAdd: [
+        { header: { key: 'X-A', value: '1' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+        { header: { key: 'X-B', value: '2' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+        { header: { key: 'X-C', value: '3' }, appendAction: 'ADD_IF_ABSENT' },
+      ],
+      responseHeadersToRemove: ['server'],
+    },
+  );
+});
+
+test('HCM: router filter with typed_config, RDS over ADS', () => {
+  assert.deepEqual(httpConnectionManager('oxds_http', 'oxds-http'), {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+    statPrefix: 'oxds_http',
+    codecType: 'AUTO',
+    rds: { configSource: { ads: {}, resourceApiVersion: 'V3' }, routeConfigName: 'oxds-http' },
+    httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
+    normalizePath: { value: true },
+    mergeSlashes: true,
+    stripAnyHostPort: true,
+    serverHeaderTransformation: 'PASS_THROUGH',
+  });
+});
+
+test('translate: a basic descriptor gives listener, routes, EDS cluster and endpoints for both node kinds', () => {
+  const out = translate(model([descriptor('basic', { paths: [{ value: '/api', type: 'PlainPrefix' }] })]));
+  assert.deepEqual(out.errors, []);
+  const cluster = out.envoy.clusters[0];
+  assert.ok(cluster);
+  const cname = String(cluster.name);
+  assert.deepEqual(cluster, {
+    name: cname,
+    connectTimeout: { seconds: 10 },
+    lbPolicy: 'ROUND_ROBIN',
+    outlierDetection: { consecutive_5xx: { value: 20 }, interval: { seconds: 2 }, baseEjectionTime: { seconds: 2 }, maxEjectionPercent: { value: 100 }, enforcingSuccessRate: { value: 0 } },
+    type: 'EDS',
+    edsClusterConfig: { edsConfig: { ads: {}, resourceApiVersion: 'V3' }, serviceName: cname },
+  });
+  assert.deepEqual(routesOf(out.envoy.routes[0], 'basic.example.com'), [
+    { name: 'basic/0', match: { prefix: '/api' }, route: { cluster: cname, timeout: { seconds: 30 }, prefixRewrite: '/' } },
+    {
+      name: 'oxds-not-found',
+      match: { prefix: '/' },
+      directResponse: { status: 404, body: { inlineString: '{"Otoroshi-Error":"Service not found"}' } },
+      responseHeadersToAdd: [
+        { header: { key: 'Content-Type', value: 'application/json' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+        { header: { key: 'Otoroshi-Error', value: 'true' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+        { header: { key: 'Otoroshi-Error-Msg', value: 'Service not found' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+      ],
+    },
+  ]);
+  assert.deepEqual(out.grpcDomains, ['basic.example.com']);
+  assert.deepEqual(out.grpc.listeners.map((l) => l.name), ['basic.example.com']);
+  assert.deepEqual(out.envoy.listeners.map((l) => l.name), ['oxds-http']);
+  assert.deepEqual((out.grpc.routes[0]?.virtualHosts as ProtoObject[])[0]?.domains, ['basic.example.com', 'basic.example.com:*']);
+});
+
+test('translate: every emitted resource encodes with the real protos', () => {
+  const out = translate(
+    model(
+      [
+        descriptor('a', { hosts: ['api.*.example.com', '*.example.com', 'a.example.com'], loadBalancing: 'Sticky', overrideHost: true, targets: [dnsTarget('t0', 'a.internal', 443, 3, { scheme: 'https' }), ipTarget('t1', '10.0.0.9', 80, 1)] }),
+        descriptor('b', { paths: [{ value: '/x/', type: 'Prefix' }], maintenanceMode: true, clientConfig: { ...CLIENT_CONFIG, retries: 3 } }),
+      ],
+      { certificates: [{ secretName: 'default/tls', sourceKey: 'Secret/default/tls', certificateChain: 'C', privateKey: 'K', dnsNames: ['a.example.com'] }], tls: [{ secretName: 'default/tls', serverNames: ['a.example.com'] }] },
+    ),
+  );
+  assert.deepEqual(out.errors, []);
+  for (const set of [out.envoy, out.grpc]) {
+    for (const l of set.listeners) encodeObject(TYPE_URLS.listener, l);
+    for (const r of set.routes) encodeObject(TYPE_URLS.route, r);
+    for (const c of set.clusters) encodeObject(TYPE_URLS.cluster, c);
+    for (const e of set.endpoints) encodeObject(TYPE_URLS.endpoint, e);
+    for (const s of set.secrets) encodeObject(TYPE_URLS.secret, s);
+  }
+  assert.deepEqual(out.envoy.listeners.map((l) => l.name), ['oxds-http', 'oxds-https']);
+  assert.deepEqual(out.envoy.secrets.map((s) => s.name), ['default/tls']);
+  assert.deepEqual(out.grpc.secrets, []);
+});
+
+test('translate: longest prefix first across descriptors sharing a host; catch-all last', () => {
+  const out = translate(
+    model([
+      descriptor('short', { hosts: ['shared.example.com'], paths: [{ value: '/api', type: 'PlainPrefix' }] }),
+      descriptor('all', { hosts: ['shared.example.com'] }),
+      descriptor('long', { hosts: ['shared.example.com'], paths: [{ value: '/api/v2', type: 'PlainPrefix' }] }),
+      descriptor('exact', { hosts: ['shared.example.com'], paths: [{ value: '/api', type: 'Exact' }] }),
+    ]),
+  );
+  assert.deepEqual(
+    routesOf(out.envoy.routes[0], 'shared.example.com').map((r) => r.name),
+    ['long/0', 'exact/0', 'short/0', 'all/all', 'oxds-not-found'],
+  );
+});
+
+test('translate: a wildcard-in-the-middle host goes to the * vhost with an :authority regex, and into vhosts it overlaps', () => {
+  const out = translate(model([descriptor('mid', { hosts: ['api.*.example.com'] }), descriptor('concrete', { hosts: ['api.eu.example.com'], paths: [{ value: '/x', type: 'PlainPrefix' }] })]));
+  const star = routesOf(out.envoy.routes[0], '*');
+  assert.deepEqual((star[0]?.match as ProtoObject).headers, [{ name: ':authority', safeRegexMatch: { regex: '^api\\..*\\.example\\.com(:[0-9]+)?$' } }]);
+  // Otoroshi ranks by path before host: /x of `concrete` first, then `mid` (which matches that host too).
+  assert.deepEqual(routesOf(out.envoy.routes[0], 'api.eu.example.com').map((r) => r.name), ['concrete/0', 'mid/all', 'oxds-not-found']);
+});
+
+test('translate: forceHttps redirects on the HTTP route configuration only', () => {
+  const out = translate(
+    model([descriptor('secure', { forceHttps: true })], {
+      certificates: [{ secretName: 'ns/c', sourceKey: 'Secret/ns/c', certificateChain: 'C', privateKey: 'K', dnsNames: [] }],
+      tls: [{ secretName: 'ns/c', serverNames: ['secure.example.com'] }],
+    }),
+  );
+  const http = out.envoy.routes.find((r) => r.name === 'oxds-http');
+  const https = out.envoy.routes.find((r) => r.name === 'oxds-https');
+  assert.deepEqual(routesOf(http, 'secure.example.com')[0], { name: 'secure/all', match: { prefix: '/' }, redirect: { httpsRedirect: true, responseCode: 'SEE_OTHER' } });
+  assert.ok('route' in (routesOf(https, 'secure.example.com')[0] ?? {}));
+  assert.ok('route' in (routesOf(out.grpc.routes[0], 'secure.example.com')[0] ?? {}));
+});
+
+test('translate: weights 3:1 with a dns target use weighted clusters summing to total_weight for gRPC', () => {
+  const out = translate(model([descriptor('w', { targets: [ipTarget('t0', '10.0.0.1', 80, 3), dnsTarget('t1', 'b.internal', 80, 1)] })]));
+  const route = routesOf(out.grpc.routes[0], 'w.example.com')[0]?.route as ProtoObject;
+  const wc = route.weightedClusters as { clusters: { name: string; weight: { value: number } }[]; totalWeight: { value: number } };
+  assert.deepEqual(wc.clusters.map((c) => c.weight.value), [3, 1]);
+  assert.equal(wc.totalWeight.value, 4);
+  assert.deepEqual(out.grpc.clusters.map((c) => c.type), ['EDS', 'LOGICAL_DNS']);
+  assert.deepEqual(out.envoy.clusters.map((c) => c.type), ['STRICT_DNS']);
+  assert.deepEqual(out.envoy.endpoints, []);
+});
+
+test('translate: disabled descriptors produce nothing; output is deterministic', () => {
+  const ds = [descriptor('b'), descriptor('a', { enabled: false }), descriptor('c', { hosts: ['*.example.com'] })];
+  const one = translate(model(ds));
+  const two = translate(model([...ds].reverse()));
+  assert.deepEqual(one, two);
+  assert.deepEqual(one.grpcDomains, ['*.example.com', 'b.example.com']);
+});
+
+test('translate: an invalid descriptor is dropped with OXDS_ENVOY_VALIDATION and does not sink the others', () => {
+  const bad = descriptor('bad', { additionalHeaders: { 'x-bad\nname': 'v' } });
+  const out = translate(model([bad, descriptor('good')]));
+  assert.equal(out.errors.length, 1);
+  assert.equal(out.errors[0]?.code, 'OXDS_ENVOY_VALIDATION');
+  assert.match(out.errors[0]?.message ?? '', /descriptor bad/);
+  assert.equal(out.errors[0]?.field, 'routes(http).virtualHosts["bad.example.com"].routes["bad/all"].requestHeadersToAdd[0].header.key');
+  assert.equal(out.errors[0]?.name, 'bad');
+  assert.deepEqual(out.envoy.clusters.map((c) => String(c.name).split('~')[1]), ['good']);
+});
+
+test('grpcListenerFor answers names whose host matches a pattern, port stripped', () => {
+  assert.equal(grpcListenerFor('x.example.com:50051', ['*.example.com'])?.name, 'x.example.com:50051');
+  assert.equal(grpcListenerFor('x.example.org', ['*.example.com']), undefined);
+  assert.deepEqual(grpcListenerFor('a.b', ['a.b']), {
+    name: 'a.b',
+    apiListener: {
+      apiListener: {
+        '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+        statPrefix: 'oxds_grpc_a_b',
+        rds: { configSource: { ads: {}, resourceApiVersion: 'V3' }, routeConfigName: 'oxds-grpc' },
+        httpFilters: [{ name: 'router', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
+      },
+    },
+  });
+});
+
+test('translate: a second descriptor with the same id is dropped (names would collide)', () => {
+  const out = translate(model([descriptor('dup'), descriptor('dup', { sourceKey: 'Ingress/default/dup', hosts: ['other.example.com'] })]));
+  assert.deepEqual(out.errors.map((e) => [e.code, e.field]), [['OXDS_DUPLICATE_OBJECT', 'id']]);
+  assert.deepEqual(out.grpcDomains, ['other.example.com'], 'first by sourceKey wins, whatever the input order');
+});
