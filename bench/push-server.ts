@@ -7,6 +7,8 @@
 //          {cmd:'exit'}
 // IPC out: {type:'ready', port, ...}, {type:'changed', tSet, ...}, {type:'sent', tSend}, {type:'stats', ...}
 import * as grpc from '@grpc/grpc-js';
+import fs from 'node:fs';
+import inspector from 'node:inspector';
 import pino from 'pino';
 import { compile, type CompiledSet } from '../src/pipeline.js';
 import { buildSnapshot, VersionSource } from '../src/xds/snapshot.js';
@@ -132,19 +134,34 @@ if (role === 'floor') {
       },
     },
   });
+  // BENCH_PROFILE_DIR: CPU profile of the server from cache.set until the stats request.
+  const profDir = process.env['BENCH_PROFILE_DIR'];
+  const session = profDir ? new inspector.Session() : undefined;
+  const post = (method: string): Promise<unknown> =>
+    new Promise((res, rej) => session?.post(method, (e: Error | null, r?: unknown) => (e ? rej(e) : res(r))));
+  if (session) {
+    session.connect();
+    await post('Profiler.enable');
+  }
   let gen = 0;
-  process.on('message', (m: { cmd: string }) => {
+  process.on('message', async (m: { cmd: string }) => {
     if (m.cmd === 'change') {
       gen++;
       const next = build({ index: CHANGED_INDEX, gen });
       pushBytes = {};
       pushCount = {};
+      if (session) await post('Profiler.start');
       const tSet = sharedNow();
       cache.set('envoy', next.envoy);
       cache.set('grpc', next.grpc);
       const setMs = sharedNow() - tSet;
       send({ type: 'changed', tSet, setMs, buildMs: next.ms, version: next.envoy.version });
     } else if (m.cmd === 'stats') {
+      if (session && profDir) {
+        const r = (await post('Profiler.stop')) as { profile: unknown };
+        fs.mkdirSync(profDir, { recursive: true });
+        fs.writeFileSync(`${profDir}/push-server-${process.pid}.cpuprofile`, JSON.stringify(r.profile));
+      }
       send({ type: 'stats', pushBytes, pushCount, lastPushAt, acks, nacks, open, streams: handle.ads.statuses().length });
     } else if (m.cmd === 'exit') {
       logger.level = 'error'; // shutdown closes every stream with a warning each

@@ -17,6 +17,8 @@ export interface Config {
   /** Debounce of config changes: quiet period and maximum delay (ms). */
   debounceMs: number;
   debounceMaxMs: number;
+  /** How long a removed cluster is still served (make-before-break), ms. */
+  clusterGraceMs: number;
   /** Later issues: quota store and CA data. */
   redisUrl?: string;
   dataDir: string;
@@ -43,6 +45,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'logLevel', flag: 'log-level', env: 'OXDS_LOG_LEVEL', kind: 'string', description: 'trace|debug|info|warn|error|silent', default: 'info' },
   { key: 'debounceMs', flag: 'debounce-ms', env: 'OXDS_DEBOUNCE_MS', kind: 'int', description: 'quiet period before a rebuild (ms)', default: 100 },
   { key: 'debounceMaxMs', flag: 'debounce-max-ms', env: 'OXDS_DEBOUNCE_MAX_MS', kind: 'int', description: 'maximum delay of a rebuild under constant churn (ms)', default: 1000 },
+  { key: 'clusterGraceMs', flag: 'cluster-grace-ms', env: 'OXDS_CLUSTER_GRACE_MS', kind: 'int', description: 'how long a removed cluster is still served so clients switch routes first (ms)', default: 10000 },
   { key: 'redisUrl', flag: 'redis-url', env: 'OXDS_REDIS_URL', kind: 'string', description: 'quota store (redis://host:port); in-memory when unset' },
   { key: 'dataDir', flag: 'data-dir', env: 'OXDS_DATA_DIR', kind: 'string', description: 'data directory (CA state)', default: '.data' },
 ];

@@ -10,10 +10,14 @@ import { buildSnapshot, VersionSource } from './xds/snapshot.js';
 import { SnapshotCache } from './xds/cache.js';
 import { AdsServer } from './xds/ads-server.js';
 import { grpcListenerFor } from './xds/translate.js';
+import { withRetiredClusters, nextRetirement, type RetiredClusters } from './xds/retire.js';
 import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from './proto/loader.js';
 import { buildAdminApp } from './admin/app.js';
 import type { ConfigError, ObjectStatus } from './model/types.js';
-import type { NodeType } from './xds/types.js';
+import type { NodeType, ResourceSet } from './xds/types.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 
 export interface RunningServer {
   xdsPort: number;
@@ -35,8 +39,30 @@ function encoderFor(compiled: CompiledSet): (kind: ResourceKind, obj: ProtoObjec
   return (kind, obj) => compiled.bytes.get(obj) ?? encodeObject(TYPE_URLS[kind], obj);
 }
 
+/**
+ * The seed from which credentials of ApiKeys that do not set a clientSecret are derived
+ * (buildModel is pure, so it cannot draw random secrets). Persisted in the data directory so
+ * keys stay stable across restarts; never logged.
+ */
+export function loadSecretSeed(dataDir: string, logger: Logger): string {
+  const file = path.join(dataDir, 'secret-seed');
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    const seed = randomBytes(32).toString('hex');
+    try {
+      fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      fs.writeFileSync(file, seed, { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      logger.warn({ dataDir, err: (err as Error).message }, 'cannot persist the secret seed: generated apikey secrets will change on restart');
+    }
+    return seed;
+  }
+}
+
 export async function startServer(config: Config, logger: Logger = makeLogger(config.logLevel)): Promise<RunningServer> {
   const cache = new SnapshotCache();
+  const secretSeed = loadSecretSeed(config.dataDir, logger);
   const versions = new VersionSource();
   const source = new FileSource({ dir: config.configDir });
   let statuses: ObjectStatus[] = [];
@@ -44,25 +70,33 @@ export async function startServer(config: Config, logger: Logger = makeLogger(co
   let ready = false;
   let builds = 0;
   let lastBuildMs = 0;
+  const published: Partial<Record<NodeType, ResourceSet>> = {};
+  const retired: Record<NodeType, RetiredClusters> = { envoy: new Map(), grpc: new Map() };
+  let retireTimer: NodeJS.Timeout | undefined;
 
   const rebuild = (): void => {
     const t0 = performance.now();
     try {
       const c = compile(
         source.view(),
-        {},
+        { secretSeed },
         { listenAddress: config.envoyListenAddress, httpPort: config.envoyHttpPort, httpsPort: config.envoyHttpsPort },
       );
       statuses = c.statuses;
       logErrors(c.errors);
       const version = versions.next();
-      const envoy = buildSnapshot('envoy', version, c.envoy.set, encoderFor(c.envoy));
+      const now = Date.now();
+      const envoySet = withRetiredClusters(published.envoy, c.envoy.set, retired.envoy, now, config.clusterGraceMs);
+      const grpcSet = withRetiredClusters(published.grpc, c.grpc.set, retired.grpc, now, config.clusterGraceMs);
+      const envoy = buildSnapshot('envoy', version, envoySet, encoderFor(c.envoy));
       const domains = c.grpcDomains;
-      const grpcSnap = buildSnapshot('grpc', version, c.grpc.set, encoderFor(c.grpc), (kind, name) =>
+      const grpcSnap = buildSnapshot('grpc', version, grpcSet, encoderFor(c.grpc), (kind, name) =>
         kind === 'listener' ? grpcListenerFor(name, domains) : undefined,
       );
-      cache.set('envoy', envoy);
-      cache.set('grpc', grpcSnap);
+      cache.setMany({ envoy, grpc: grpcSnap });
+      published.envoy = envoySet;
+      published.grpc = grpcSet;
+      scheduleRetirement();
       ready = true;
       builds++;
       lastBuildMs = performance.now() - t0;
@@ -76,6 +110,18 @@ export async function startServer(config: Config, logger: Logger = makeLogger(co
       logger.error({ err }, 'snapshot build failed; keeping the last good snapshot');
     }
   };
+
+  // Rebuild once the oldest retired cluster has served its grace period.
+  function scheduleRetirement(): void {
+    if (retireTimer) clearTimeout(retireTimer);
+    retireTimer = undefined;
+    const at = [nextRetirement(retired.envoy, config.clusterGraceMs), nextRetirement(retired.grpc, config.clusterGraceMs)]
+      .filter((x): x is number => x !== undefined)
+      .sort((a, b) => a - b)[0];
+    if (at === undefined) return;
+    retireTimer = setTimeout(() => debouncer.poke(), Math.max(0, at - Date.now()) + 5);
+    retireTimer.unref();
+  }
 
   // Log each problem once (when it appears), not on every rebuild.
   function logErrors(errors: ConfigError[]): void {
@@ -143,6 +189,7 @@ export async function startServer(config: Config, logger: Logger = makeLogger(co
       stopped = true;
       source.stop();
       debouncer.cancel();
+      if (retireTimer) clearTimeout(retireTimer);
       ads.closeAllStreams();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await admin.close();

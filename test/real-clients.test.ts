@@ -329,27 +329,101 @@ test('editing the YAML moves the traffic of a connected grpc-js client within 5 
   await assertAllAcked(env.server, ['grpcjs-live']);
 });
 
-test('editing a descriptor\'s targets under load fails no in-flight RPC (make-before-break)', { timeout: 30_000 }, async (t) => {
+/**
+ * A connected grpc-js client calls continuously (4 in flight) for 1.5 s while greeter.yaml is
+ * rewritten 300 ms in from (name greeter, target A) to (name `newName`, target B): every call
+ * must succeed, some on A, some on B.
+ */
+async function grpcJsEditUnderLoad(t: TestContext, nodeId: string, newName: string): Promise<void> {
   const env = await setup(t, ['A', 'B'], (port) => ({
     'greeter.yaml': descriptorYaml({ name: 'greeter', targets: [{ port: port('A') }] }),
   }));
-  const client = await env.grpcJs('grpcjs-mbb');
+  const client = await env.grpcJs(nodeId);
   assertOnly(await client.calls(TARGET, 20, { warmup: 2 }), 'A', 20, 'before the edit');
+  const clustersBefore = env.server.ads.statuses().find((s) => s.nodeId === nodeId)?.types[TYPE_URLS.CDS]?.subscribed;
 
-  // Calls run continuously (4 in flight) for 1.5 s; the edit lands 300 ms in.
   const load = client.calls(TARGET, 0, { durationMs: 1500, concurrency: 4, deadlineMs: 2000 });
   await sleep(300);
-  env.write('greeter.yaml', descriptorYaml({ name: 'greeter', targets: [{ port: env.port('B') }] }));
+  env.write('greeter.yaml', descriptorYaml({ name: newName, targets: [{ port: env.port('B') }] }));
   const r = await load;
-  t.diagnostic(`continuous calls across the edit: ${JSON.stringify(r.counts)} errors ${JSON.stringify(r.errors)}${r.firstError ? ` first: ${r.firstError}` : ''}`);
+  const clustersAfter = env.server.ads.statuses().find((s) => s.nodeId === nodeId)?.types[TYPE_URLS.CDS]?.subscribed;
+  t.diagnostic(
+    `continuous calls across the edit: ${JSON.stringify(r.counts)} errors ${JSON.stringify(r.errors)}${r.firstError ? ` first: ${r.firstError}` : ''}; CDS ${JSON.stringify(clustersBefore)} → ${JSON.stringify(clustersAfter)}`,
+  );
   try {
     assert.ok((r.counts.A ?? 0) > 0 && (r.counts.B ?? 0) > 0, `the edit happened during the load: ${JSON.stringify(r.counts)}`);
     assert.deepEqual(r.errors, {}, `no RPC failed across the edit (first error: ${r.firstError ?? '-'})`);
+    assertOnly(await client.calls(TARGET, 20), 'B', 20, 'after the edit');
   } catch (e) {
     t.diagnostic(env.diag());
     throw e;
   }
-  await assertAllAcked(env.server, ['grpcjs-mbb']);
+  await assertAllAcked(env.server, [nodeId]);
+}
+
+test('grpc-js: editing a descriptor\'s targets under load fails no RPC', { timeout: 30_000 }, async (t) => {
+  await grpcJsEditUnderLoad(t, 'grpcjs-mbb-targets', 'greeter');
+});
+
+test('grpc-js: replacing the descriptor that serves a host under load fails no RPC (make-before-break)', { timeout: 30_000 }, async (t) => {
+  // A new descriptor id means a new cluster: the client must get the new cluster before the
+  // old one disappears from CDS.
+  await grpcJsEditUnderLoad(t, 'grpcjs-mbb-replace', 'greeter-v2');
+});
+
+/** The C-core twin of grpcJsEditUnderLoad (one process: before, continuous calls across the edit, after). */
+async function ccoreEditUnderLoad(t: TestContext, nodeId: string, newName: string): Promise<void> {
+  const env = await setup(t, ['A', 'B'], (port) => ({
+    'greeter.yaml': descriptorYaml({ name: 'greeter', targets: [{ port: port('A') }] }),
+  }));
+  let editTimer: NodeJS.Timeout | undefined;
+  let ackCheck: unknown;
+  t.after(() => clearTimeout(editTimer));
+  // Batch 0: on A. Batch 1: continuous calls for 1.5 s, the edit lands 300 ms in. Batch 2: on B.
+  const run = await runCCoreBatches(
+    env.server.xdsPort,
+    nodeId,
+    [
+      { target: TARGET, n: 20, warmup: 2 },
+      { target: TARGET, n: 0, duration: 1.5, timeout: 2 },
+      { target: TARGET, n: 50, timeout: 2 },
+    ],
+    {
+      timeoutMs: 20_000,
+      onBatchStart: (i) => {
+        if (i === 1) {
+          editTimer = setTimeout(() => env.write('greeter.yaml', descriptorYaml({ name: newName, targets: [{ port: env.port('B') }] })), 300);
+        }
+      },
+      // Checked after the routing assertions, which say more about a failure.
+      whileConnected: async () => {
+        ackCheck = await assertAllAcked(env.server, [nodeId]).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      },
+    },
+  );
+  const [before, during, after] = run.results as [CallResult, CallResult, CallResult];
+  t.diagnostic(`C-core continuous calls across the edit: ${JSON.stringify(during.counts)} errors ${JSON.stringify(during.errors)}${during.firstError ? ` first: ${during.firstError}` : ''}`);
+  try {
+    assertOnly(before, 'A', 20, 'C-core before the edit');
+    assertOnly(after, 'B', 50, 'C-core 1.2 s after the edit');
+    assert.ok((during.counts.A ?? 0) > 0 && (during.counts.B ?? 0) > 0, `the edit happened during the load: ${JSON.stringify(during.counts)}`);
+    assert.deepEqual(during.errors, {}, `no RPC failed across the edit (first error: ${during.firstError ?? '-'})`);
+  } catch (e) {
+    t.diagnostic(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
+    throw e;
+  }
+  if (ackCheck) throw ackCheck;
+}
+
+test('C-core: editing a descriptor\'s targets under load fails no RPC and moves traffic', { timeout: 30_000 }, async (t) => {
+  await ccoreEditUnderLoad(t, 'ccore-mbb-targets', 'greeter');
+});
+
+test('C-core: replacing the descriptor that serves a host under load fails no RPC (make-before-break)', { timeout: 30_000 }, async (t) => {
+  await ccoreEditUnderLoad(t, 'ccore-mbb-replace', 'greeter-v2');
 });
 
 test('an invalid descriptor next to a valid one leaves the valid one routing', { timeout: 30_000 }, async (t) => {

@@ -141,7 +141,8 @@ test('host patterns: Envoy domains, relations and the :authority regex', () => {
   assert.equal(envoyDomain('api.*'), 'api.*');
   assert.equal(envoyDomain('api.*.example.com'), '*');
   assert.equal(envoyDomain('*.api.*'), '*');
-  assert.equal(authorityRegex('api.*.example.com'), '^api\\..*\\.example\\.com(:[0-9]+)?$');
+  assert.equal(authorityRegex(['api.*.example.com']), '^api\\..*\\.example\\.com(:[0-9]+)?$');
+  assert.equal(authorityRegex(['a.*.com', 'b.*.org']), '^(?:a\\..*\\.com|b\\..*\\.org)(:[0-9]+)?$');
   const table: [string, string, 'all' | 'some' | 'none'][] = [
     ['*', 'a.example.com', 'all'],
     ['*.example.com', 'a.b.example.com', 'all'],

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import protobuf from 'protobufjs';
 import { lookupType, TYPE_URLS, encodeObject, type ProtoObject } from '../src/proto/loader.js';
 import { checkRules, formatIssue, validateResource, type ValidationIssue } from '../src/xds/validate.js';
 import { fromProto3Json, toProto3Json } from '../src/proto/json.js';
@@ -229,8 +230,68 @@ test('proto3 JSON: Any recursion, Struct, int64 as strings', () => {
   const canonical = { ...c };
   delete canonical['lbPolicy'];
   assert.deepEqual(Buffer.from(encodeObject(TYPE_URLS.cluster, back)), Buffer.from(encodeObject(TYPE_URLS.cluster, canonical)));
-  // int64 as string (HCM's max_request_headers_kb is UInt32Value; use a uint64 field: Cluster.lrs_server? use RetryBudget? -> OutlierDetection has none) :
+  // Duration seconds are int64: strings accepted, nanos printed with 3/6/9 digits
   const od = toProto3Json('envoy.config.cluster.v3.OutlierDetection', { interval: { seconds: '10', nanos: 1000 } }) as any;
   assert.equal(od.interval, '10.000001s');
+  const rr = { retryPolicy: { retryOn: '5xx', hostSelectionRetryMaxAttempts: 3 } };
+  const rj = toProto3Json('envoy.config.route.v3.RouteAction', { cluster: 'c', ...rr }) as any;
+  assert.equal(rj.retryPolicy.hostSelectionRetryMaxAttempts, '3'); // int64 → string
+  assert.equal(toProto3Json('google.protobuf.UInt64Value', { value: '18446744073709551615' }), '18446744073709551615');
   assert.throws(() => fromProto3Json(TYPE_URLS.cluster, { nmae: 'x' }), /unknown field/);
+});
+
+test('generic rule families on a synthetic proto (ranges, pattern, map, unique, oneof, skip)', () => {
+  const src = `syntax = "proto3"; package t;
+message T {
+  uint32 excl = 1 [(validate.rules).uint32 = {lt: 5, gt: 10}];
+  int64 incl = 2 [(validate.rules).int64 = {gte: -3, lte: 3}];
+  string pat = 3 [(validate.rules).string = {pattern: "^[a-z]+$", ignore_empty: true}];
+  repeated string u = 5 [(validate.rules).repeated = {unique: true, max_items: 3}];
+  map<string, string> m = 6 [(validate.rules).map = {min_pairs: 1, keys: {string: {min_len: 2}}, values: {string: {prefix: "v"}}}];
+  google.protobuf.Duration d = 7 [(validate.rules).duration = {required: true, lt: {seconds: 10}, gte: {nanos: 1000000}}];
+  E e = 8 [(validate.rules).enum = {defined_only: true, not_in: [2]}];
+  oneof o { option (validate.required) = true; string a = 9; string b = 10 [(validate.rules).string.min_len = 3]; }
+  Sub s = 11 [(validate.rules).message.skip = true];
+  Sub s2 = 12;
+  double ratio = 14 [(validate.rules).double = {gt: 0, lte: 1}];
+}
+message Sub { string x = 1 [(validate.rules).string.min_len = 1]; }
+enum E { Z = 0; O = 1; TW = 2; }`;
+  const root = new protobuf.Root();
+  root.addJSON((protobuf.common.get('google/protobuf/duration.proto') as protobuf.INamespace).nested as Record<string, protobuf.AnyNestedObject>);
+  protobuf.parse(src, root, { keepCase: false });
+  root.resolveAll();
+  const T = root.lookupType('t.T');
+  const good = { excl: 11, incl: 3, pat: '', u: ['a', 'b'], m: { kk: 'v1' }, d: { seconds: 1 }, e: 'O', a: '', s: {}, s2: { x: 'y' }, ratio: 1 };
+  assert.deepEqual(checkRules(T, good), []);
+  const bad = { excl: 7, incl: '-4', pat: 'A1', u: ['a', 'a', 'b', 'c'], m: { k: 'x' }, d: { seconds: 10 }, e: 'TW', b: 'xy', s: {}, s2: {}, ratio: 0 };
+  for (const issues of [checkRules(T, bad), checkRules(T, T.decode(T.encode(T.fromObject(bad)).finish()))]) {
+    const got = issues.map(formatIssue).sort();
+    assert.deepEqual(got, [
+      'b: length must be at least 3 character(s) (string.min_len)',
+      'd: must be inside range [0.001s, 10s) (got 10s) (duration.gte_lt)',
+      'e: must not be TW (enum.not_in)',
+      'excl: must be outside range [5, 10] (got 7) (uint32.gt_lt)',
+      'incl: must be inside range [-3, 3] (got -4) (int64.gte_lte)',
+      'm["k"]: length must be at least 2 character(s) (string.min_len)',
+      'm["k"]: must start with "v" (string.prefix)',
+      'pat: "A1" must match pattern ^[a-z]+$ (string.pattern)',
+      'ratio: must be inside range (0, 1] (got 0) (double.gt_lte)',
+      's2.x: must not be empty (at least 1 character(s)) (string.min_len)',
+      'u: must have at most 3 item(s) (has 4) (repeated.max_items)',
+      'u[1]: items must be unique (duplicate "a") (repeated.unique)',
+    ]);
+  }
+  const empty = checkRules(T, {}).map((i) => `${i.path} ${i.rule}`);
+  assert.deepEqual(empty.sort(), ['d duration.required', 'm map.min_pairs', 'o oneof.required', 'ratio double.gt_lte']);
+});
+
+test('proto3 JSON names follow protoc (consecutive_5xx → consecutive5xx), fromObject keys do not', () => {
+  const od = { consecutive_5xx: { value: 3 }, interval: { seconds: 10 } };
+  assert.ok(validateResource('envoy.config.cluster.v3.OutlierDetection', od).ok);
+  const j = toProto3Json('envoy.config.cluster.v3.OutlierDetection', od);
+  assert.deepEqual(j, { consecutive5xx: 3, interval: '10s' });
+  assert.deepEqual(fromProto3Json('envoy.config.cluster.v3.OutlierDetection', j), { consecutive_5xx: { value: 3 }, interval: { seconds: '10' } });
+  const wrong = issuesOf(validateResource('envoy.config.cluster.v3.OutlierDetection', { consecutive5xx: { value: 3 } }));
+  assert.match(find(wrong, 'consecutive5xx', 'shape.unknown_field').message, /consecutive_5xx/);
 });

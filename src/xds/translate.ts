@@ -107,22 +107,15 @@ interface Contribution {
   grpc: { clusters: ProtoObject[]; endpoints: ProtoObject[]; choice: ClusterChoice };
 }
 
-/** Whatever makes two clusters of a descriptor different (never endpoint IPs: they go by EDS). */
+/**
+ * Whatever makes two clusters of a descriptor different *in kind*: how the cluster is discovered
+ * (EDS vs DNS). Everything else — addresses, ports, weights, lb policy, timeouts, TLS — is updated
+ * in place under the same name, which is what keeps an edit make-before-break: a renamed cluster
+ * leaves in-flight RPCs of SotW gRPC clients on a cluster that "does not exist" until the new
+ * routes arrive (seen with grpc-js-xds in test/real-clients.test.ts).
+ */
 export function clusterHashInput(d: Descriptor): unknown {
-  const cc = d.clientConfig;
-  return {
-    targets: d.targets.map((t) => ({
-      id: t.id,
-      scheme: t.scheme,
-      host: t.host,
-      port: t.port,
-      protocol: t.protocol,
-      resolution: t.resolution.type === 'dns' ? { hostname: t.resolution.hostname, port: t.resolution.port } : 'static',
-    })),
-    loadBalancing: d.loadBalancing,
-    connectionTimeout: cc.connectionTimeout,
-    breaker: cc.useCircuitBreaker ? { maxErrors: cc.maxErrors, sampleInterval: cc.sampleInterval } : false,
-  };
+  return { discovery: d.targets.some((t) => t.resolution.type === 'dns') ? 'dns' : 'eds' };
 }
 
 function gcd(a: number, b: number): number {
@@ -280,8 +273,7 @@ function entriesFor(c: Contribution, v: string): Entry[] {
 function routeOf(e: Entry, variant: RouteVariant): ProtoObject | undefined {
   const d = e.c.d;
   const name = names.routeName(d.id, e.pathIndex);
-  const authority = e.authority ? e.authority.join('|') : undefined;
-  const match = routeMatch(e.path, d.matchingHeaders, authority, variant);
+  const match = routeMatch(e.path, d.matchingHeaders, e.authority, variant);
   if (variant === 'http' && d.forceHttps) return httpsRedirectRoute(name, match);
   if (d.maintenanceMode || d.buildMode) {
     if (variant === 'grpc') return undefined; // grpc-js-xds NACKs a route whose action is not `route`
@@ -301,15 +293,23 @@ function grpcDomains(v: string): string[] {
 }
 
 /** The route configuration of a variant over the given contributions. */
-function routeConfigurationFor(name: string, cs: readonly Contribution[], variant: RouteVariant): ProtoObject {
+function routeConfigurationFor(name: string, cs: readonly Contribution[], variant: RouteVariant, notFound = variant !== 'grpc'): ProtoObject {
   const keys = new Set<string>();
   for (const c of cs) for (const p of c.patterns) keys.add(envoyDomain(p));
-  if (variant !== 'grpc') keys.add('*'); // Otoroshi's 404 for unknown hosts
+  if (notFound) keys.add('*'); // Otoroshi's 404 for unknown hosts
+  // A concrete pattern only ever reaches its own vhost: index them, scan only wildcard ones.
+  const byHost = new Map<string, Contribution[]>();
+  const wild: Contribution[] = [];
+  for (const c of cs) {
+    if (c.patterns.some((p) => p.includes('*'))) wild.push(c);
+    for (const p of c.patterns) if (!p.includes('*')) byHost.set(p.toLowerCase(), [...(byHost.get(p.toLowerCase()) ?? []), c]);
+  }
   const vhosts: ProtoObject[] = [];
   for (const v of [...keys].sort(byString)) {
-    const entries = cs.flatMap((c) => entriesFor(c, v)).sort(compareEntries);
+    const candidates = new Set([...(byHost.get(v) ?? []), ...wild]);
+    const entries = [...candidates].flatMap((c) => entriesFor(c, v)).sort(compareEntries);
     const routes = entries.map((e) => routeOf(e, variant)).filter((r): r is ProtoObject => r !== undefined);
-    if (variant !== 'grpc') routes.push(notFoundRoute());
+    if (notFound) routes.push(notFoundRoute());
     if (routes.length === 0) continue;
     vhosts.push(virtualHost(names.virtualHostName(v), variant === 'grpc' ? grpcDomains(v) : [v], routes));
   }
@@ -360,15 +360,39 @@ function namedPath(obj: ProtoObject, path: string): string {
 /** The first problem of a contribution, checked on exactly the resources it would add. */
 function validateContribution(c: Contribution): ConfigError | undefined {
   const checks: [string, string, ProtoObject][] = [
-    ...(['http', 'https', 'grpc'] as const).map((v): [string, string, ProtoObject] => [`routes(${v})`, TYPE_URLS.route, routeConfigurationFor('validate', [c], v)]),
+    // https differs from http only by forceHttps redirects: validate it only when it differs.
+    ...(c.d.forceHttps ? (['http', 'https', 'grpc'] as const) : (['http', 'grpc'] as const)).map((v): [string, string, ProtoObject] => [
+      `routes(${v})`,
+      TYPE_URLS.route,
+      routeConfigurationFor('validate', [c], v, false),
+    ]),
     ...[...c.envoy.clusters, ...c.grpc.clusters].map((o): [string, string, ProtoObject] => [`cluster ${String(o.name)}`, TYPE_URLS.cluster, o]),
     ...[...c.envoy.endpoints, ...c.grpc.endpoints].map((o): [string, string, ProtoObject] => [`endpoints ${String(o.clusterName)}`, TYPE_URLS.endpoint, o]),
   ];
   for (const [what, url, obj] of checks) {
-    const [issue] = checkResource(url, obj);
-    if (issue) return descriptorError(c.d, what, { ...issue, path: namedPath(obj, issue.path) });
+    const issue = memoCheck(url, obj);
+    if (issue) return descriptorError(c.d, what, issue);
   }
   return undefined;
+}
+
+/**
+ * Validation verdicts by resource content. Rebuilds re-translate every descriptor, and most did
+ * not change: the verdict of identical content is identical, so this memo is invisible (translate
+ * stays pure) and turns the PGV walk (~0.5 ms a resource) into one stable-JSON key per resource.
+ */
+const verdicts = new Map<string, ValidationIssue | null>();
+
+function memoCheck(url: string, obj: ProtoObject): ValidationIssue | undefined {
+  const key = `${url}\n${JSON.stringify(obj)}`; // builders emit keys in a fixed order
+  let v = verdicts.get(key);
+  if (v === undefined) {
+    const [issue] = checkResource(url, obj);
+    v = issue ? { ...issue, path: namedPath(obj, issue.path) } : null;
+    if (verdicts.size >= 50_000) verdicts.clear();
+    verdicts.set(key, v);
+  }
+  return v ?? undefined;
 }
 
 // ------------------------------------------------------------------ TLS
@@ -463,10 +487,7 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
     c.patterns.forEach((p) => domains.add(p));
   }
   const grpcDomainList = [...domains].sort(byString);
-  for (const host of grpcDomainList.filter((p) => !p.includes('*'))) {
-    const l = grpcListenerFor(host, grpcDomainList);
-    if (l) grpc.listeners.push(l);
-  }
+  for (const host of grpcDomainList.filter((p) => !p.includes('*'))) grpc.listeners.push(grpcApiListener(host));
 
   for (const set of [envoy, grpc]) {
     set.listeners.sort(byName('name'));
@@ -482,5 +503,9 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
 export function grpcListenerFor(name: string, domains: readonly string[]): ProtoObject | undefined {
   const host = name.replace(/:[0-9]+$/, '');
   if (host === '' || !domains.some((p) => hostMatches(p, host))) return undefined;
+  return grpcApiListener(name);
+}
+
+function grpcApiListener(name: string): ProtoObject {
   return apiListener(name, grpcHttpConnectionManager(names.statPrefix(`oxds-grpc-${name}`), names.GRPC_ROUTE_CONFIG_NAME));
 }

@@ -826,7 +826,13 @@ function visitMessage(type: protobuf.Type, value: unknown, ctx: Ctx): void {
   for (let i = 0; i < oneofs.length; i++) {
     const o = oneofs[i] as OneofPlan;
     let set = false;
-    for (const n of o.names) if (isPresent(obj, n)) set = true;
+    const names = o.names;
+    for (let j = 0; j < names.length; j++) {
+      if (isPresent(obj, names[j] as string)) {
+        set = true;
+        break;
+      }
+    }
     if (!set) ctx.report('oneof.required', `exactly one of ${o.names.join(', ')} must be set`, o.seg);
   }
 }
@@ -1012,6 +1018,8 @@ function shapeFields(type: protobuf.Type, obj: Record<string, unknown>, ctx: Ctx
       continue;
     }
     if (v === null) continue;
+    const o = f.partOf;
+    if (o && o.oneof.length > 1) shapeOneof(o, key, obj, ctx);
     const seg = '.' + key;
     if (f.map) {
       if (typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) {
@@ -1043,14 +1051,23 @@ function shapeFields(type: protobuf.Type, obj: Record<string, unknown>, ctx: Ctx
       shapeScalar(f, v, ctx, seg);
     }
   }
-  for (const o of type.oneofsArray) {
-    if (o.oneof.length < 2) continue;
-    let n = 0;
-    for (const m of o.oneof) if (obj[m] != null) n++;
-    if (n > 1) {
-      const set = o.oneof.filter((m) => obj[m] != null);
-      ctx.report('shape.oneof', `only one of ${o.oneof.join(', ')} may be set (got ${set.join(', ')})`, '.' + o.name);
+}
+
+/** Called for a present oneof member: reports once (from the first set member) when a sibling is set too. */
+function shapeOneof(o: protobuf.OneOf, key: string, obj: Record<string, unknown>, ctx: Ctx): void {
+  const members = o.oneof;
+  let firstSet = '';
+  let count = 0;
+  for (let i = 0; i < members.length; i++) {
+    const m = members[i] as string;
+    if (obj[m] != null) {
+      if (count === 0) firstSet = m;
+      count++;
     }
+  }
+  if (count > 1 && firstSet === key) {
+    const set = members.filter((m) => obj[m] != null);
+    ctx.report('shape.oneof', `only one of ${members.join(', ')} may be set (got ${set.join(', ')})`, '.' + o.name);
   }
 }
 
@@ -1145,14 +1162,8 @@ function compareFields(type: protobuf.Type, a: Record<string, unknown>, b: Recor
     const f = fields[name];
     if (f) compareField(f, a[name], b[name], ctx);
   }
-  // Decoded messages keep set fields as own properties (defaults live on the prototype).
-  const keys = Object.keys(b);
-  for (let i = 0; i < keys.length; i++) {
-    const name = keys[i] as string;
-    if (a[name] != null) continue;
-    const f = fields[name];
-    if (f) compareField(f, undefined, b[name], ctx);
-  }
+  // Fields set in `b` but absent from `a` cannot appear: the shape check already proved every key
+  // of `a` is a field, and fromObject only reads those keys.
 }
 
 function compareField(f: protobuf.Field, va: unknown, vb: unknown, ctx: Ctx): void {
@@ -1213,7 +1224,15 @@ export function validateResource(typeNameOrUrl: string, obj: ProtoObject): Valid
   }
   shapeMessage(type, obj, ctx);
   const shapeOk = ctx.issues.length === 0;
-  if (typeHasWork(type)) visitMessage(type, obj, ctx);
+  if (typeHasWork(type)) {
+    try {
+      visitMessage(type, obj, ctx);
+    } catch (e) {
+      // Only reachable on malformed input (already reported by the shape check).
+      if (shapeOk) throw e;
+      ctx.path.length = 0;
+    }
+  }
   if (!shapeOk) return { ok: false, issues: ctx.issues };
   let bytes: Uint8Array;
   try {

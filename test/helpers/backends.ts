@@ -1,10 +1,21 @@
 // gRPC echo backends for the real-client tests: each answers Who with its own id.
+import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-/** echo.proto is not copied by tsc: it is read from the source tree (cwd = repo root). */
-export const ECHO_PROTO = path.resolve(process.cwd(), 'test/helpers/echo.proto');
+/**
+ * A file of the source tree's test/helpers (tsc copies neither .proto nor .py files): looked up
+ * from the cwd (the repo root) first, then from this compiled file (dist/test/helpers).
+ */
+export function sourceHelper(file: string): string {
+  const fromCwd = path.resolve(process.cwd(), 'test/helpers', file);
+  if (fs.existsSync(fromCwd)) return fromCwd;
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test/helpers', file);
+}
+
+export const ECHO_PROTO = sourceHelper('echo.proto');
 
 export interface Backend {
   id: string;

@@ -7,6 +7,8 @@ environment: GRPC_XDS_BOOTSTRAP_CONFIG (inline JSON) or GRPC_XDS_BOOTSTRAP (a fi
 argv[1] is a JSON object:
   {"batches": [{"target": "xds:///greeter.oto.tools", "n": 400,
                 "metadata": {"x-canary": "yes"}, "timeout": 5.0, "warmup": 10}]}
+A batch with "duration" (seconds) calls continuously for that long instead of n calls.
+Before each batch's counted calls a line {"event": "start", "batch": i} is printed.
 Batches run in order on channels kept open per target. With "hold": true the process
 stays alive (xDS stream open) after printing until stdin is closed. Prints one JSON line:
   {"results": [{"counts": {"b0": 300, "b1": 100}, "errors": {}, "ms": 123,
@@ -97,7 +99,13 @@ def main():
                     who(req, timeout=timeout, metadata=metadata, wait_for_ready=True)
                 except grpc.RpcError:
                     pass
-            for _ in range(int(batch.get('n', 1))):
+            sys.stdout.write(json.dumps({'event': 'start', 'batch': len(results)}) + '\n')
+            sys.stdout.flush()
+            duration = batch.get('duration')
+            until = time.monotonic() + float(duration) if duration is not None else None
+            i = 0
+            while (time.monotonic() < until) if until is not None else (i < int(batch.get('n', 1))):
+                i += 1
                 try:
                     reply = who(req, timeout=timeout, metadata=metadata)
                     b = decode_who_reply(reply)
@@ -107,6 +115,8 @@ def main():
                     errors[name] = errors.get(name, 0) + 1
                     if first_error is None:
                         first_error = '%s: %s' % (name, e.details())
+                    # Fast failures must not spin (a hot loop starves the C-core poller).
+                    time.sleep(0.005)
             r = {'counts': counts, 'errors': errors, 'ms': int((time.monotonic() - start) * 1000)}
             if first_error is not None:
                 r['firstError'] = first_error

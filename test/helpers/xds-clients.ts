@@ -4,12 +4,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { sourceHelper } from './backends.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** Compiled child next to this file (dist/test/helpers/xds-client-child.js). */
 const CHILD_JS = path.join(HERE, 'xds-client-child.js');
-/** Python sources are not copied by tsc: read from the source tree (cwd = repo root). */
-export const CCORE_CLIENT_PY = path.resolve(process.cwd(), 'test/helpers/ccore_client.py');
+/** Python sources are not copied by tsc: read from the source tree. */
+export const CCORE_CLIENT_PY = sourceHelper('ccore_client.py');
 /** Debian's python sees Debian's python3-grpcio; a pyenv python first on PATH does not. */
 export const SYSTEM_PYTHON = '/usr/bin/python3';
 
@@ -214,6 +215,8 @@ export interface CCoreBatch {
   timeout?: number;
   /** wait_for_ready calls made first and not counted. */
   warmup?: number;
+  /** Call continuously for this many seconds (n is then ignored). */
+  duration?: number;
 }
 
 export interface CCoreRun {
@@ -231,6 +234,8 @@ export interface CCoreOptions {
    * alive, e.g. to inspect the server's node statuses. The process exits when it resolves.
    */
   whileConnected?: (results: CallResult[]) => Promise<void> | void;
+  /** Called when batch `index` starts its counted calls (after its warm-up). */
+  onBatchStart?: (index: number) => void;
 }
 
 /**
@@ -259,11 +264,18 @@ export function runCCoreBatches(xdsPort: number, nodeId: string, batches: CCoreB
     rl.on('line', (line) => {
       out.push(`${line}\n`);
       if (results) return;
+      let msg: { results?: CallResult[]; event?: string; batch?: number };
       try {
-        results = (JSON.parse(line) as { results: CallResult[] }).results;
+        msg = JSON.parse(line) as typeof msg;
       } catch {
         return;
       }
+      if (msg.event === 'start') {
+        opts.onBatchStart?.(msg.batch ?? -1);
+        return;
+      }
+      if (!msg.results) return;
+      results = msg.results;
       if (hold) {
         const r = results;
         callbackDone = (async () => {

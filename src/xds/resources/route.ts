@@ -19,9 +19,10 @@ export function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** Otoroshi's RegexPool host semantics (`.` → `\.`, `*` → `.*`, full match), port allowed. */
-export function authorityRegex(hostPattern: string): string {
-  return `^${hostPattern.replace(/\./g, '\\.').replace(/\*/g, '.*')}(:[0-9]+)?$`;
+/** Otoroshi's RegexPool host semantics (`.` → `\.`, `*` → `.*`, full match), port allowed; any of the patterns. */
+export function authorityRegex(hostPatterns: readonly string[]): string {
+  const alts = hostPatterns.map((p) => p.replace(/\./g, '\\.').replace(/\*/g, '.*'));
+  return `^${alts.length === 1 ? alts[0] : `(?:${alts.join('|')})`}(:[0-9]+)?$`;
 }
 
 /** A full-match (RE2) header matcher: the form both grpc-js-xds and C-core accept. */
@@ -45,7 +46,7 @@ export function pathMatch(path: PathMatch | undefined, variant: RouteVariant): P
   return { pathSeparatedPrefix: segment };
 }
 
-export function routeMatch(path: PathMatch | undefined, headers: readonly HeaderMatch[], authority: string | undefined, variant: RouteVariant): ProtoObject {
+export function routeMatch(path: PathMatch | undefined, headers: readonly HeaderMatch[], authority: readonly string[] | undefined, variant: RouteVariant): ProtoObject {
   const matchers = sortedBy(headers, (h) => h.name).map((h) => headerRegexMatcher(h.name, h.regex));
   if (authority !== undefined) matchers.unshift(headerRegexMatcher(':authority', authorityRegex(authority)));
   return { ...pathMatch(path, variant), ...(matchers.length > 0 ? { headers: matchers } : {}) };
