@@ -1,7 +1,7 @@
 // `npm run bench`: translate benchmark (one fresh child process per size) and push benchmark
 // (real ADS server + 2 client processes; SotW, Delta, and a bare grpc-js floor).
 // Env: BENCH_SIZES=1000,10000  BENCH_STREAMS=1000  BENCH_PUSH_DESCRIPTORS=1000  BENCH_CHANNELS=10 (per client process)
-//      BENCH_TRANSLATE_TIMEOUT_S=90  BENCH_SKIP=translate|push  BENCH_TRANSLATE_ROUNDS (default 2 for ≤2000, else 1)
+//      BENCH_TRANSLATE_TIMEOUT_S=90  BENCH_SKIP=translate|push  BENCH_TRANSLATE_ROUNDS=2 (cold + warm, same process)
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -92,7 +92,7 @@ interface TranslateResult {
 }
 
 async function translateBench(size: number): Promise<TranslateResult | { size: number; error: string; wallMs: number }> {
-  const rounds = process.env['BENCH_TRANSLATE_ROUNDS'] ?? (size <= 2000 ? '2' : '1');
+  const rounds = process.env['BENCH_TRANSLATE_ROUNDS'] ?? '2';
   const t0 = performance.now();
   const child = fork(path.join(here, 'translate-child.js'), [String(size)], {
     execArgv: ['--expose-gc', '--max-old-space-size=8192'],
