@@ -207,6 +207,10 @@ export interface Descriptor {
   publicPatterns: string[];
   privatePatterns: string[];
   clientConfig: ClientConfig;
+  /** ext_authz policy fields (optional until the ext_authz issue lands; defaults per §7.1). */
+  apiKeyConstraints?: ApiKeyConstraints;
+  restrictions?: Restrictions;
+  jwtVerifier?: DescriptorJwtRef;
   /** Fields of the spec that this version does not translate (kept for later features). */
   spec: Record<string, unknown>;
 }
@@ -239,6 +243,9 @@ export interface ApiKey extends ApiKeyQuotas {
   validUntil?: number;
   tags: string[];
   metadata: Record<string, string>;
+  /** ext_authz fields (optional until the ext_authz issue lands). */
+  restrictions?: Restrictions;
+  rotation?: ApiKeyRotation;
   spec: Record<string, unknown>;
 }
 
@@ -260,12 +267,117 @@ export interface TlsBinding {
   serverNames: string[];
 }
 
+// ---------------------------------------------------------------- authz policy (ext_authz issue)
+
+/** One `{method, path}` entry of Otoroshi `restrictions`. */
+export interface RestrictionPath {
+  method: string;
+  path: string;
+}
+
+export interface Restrictions {
+  enabled: boolean;
+  allowLast: boolean;
+  allowed: RestrictionPath[];
+  forbidden: RestrictionPath[];
+  notFound: RestrictionPath[];
+}
+
+export interface ApiKeyRotation {
+  enabled: boolean;
+  /** hours */
+  rotationEvery: number;
+  /** hours */
+  gracePeriod: number;
+  nextSecret?: string;
+}
+
+/** Descriptor `apiKeyConstraints` (Otoroshi §7.1); `undefined` names = global default names. */
+export interface ApiKeyConstraints {
+  basicAuth: { enabled: boolean; headerName?: string; queryName?: string };
+  customHeadersAuth: { enabled: boolean; clientIdHeaderName?: string; clientSecretHeaderName?: string };
+  clientIdAuth: { enabled: boolean; headerName?: string; queryName?: string };
+  jwtAuth: {
+    enabled: boolean;
+    secretSigned: boolean;
+    keyPairSigned: boolean;
+    includeRequestAttributes: boolean;
+    maxJwtLifespanSecs?: number;
+    headerName?: string;
+    queryName?: string;
+    cookieName?: string;
+  };
+  routing: {
+    noneTagIn: string[];
+    oneTagIn: string[];
+    allTagsIn: string[];
+    noneMetaIn: Record<string, string>;
+    oneMetaIn: Record<string, string>;
+    allMetaIn: Record<string, string>;
+    noneMetaKeysIn: string[];
+    oneMetaKeyIn: string[];
+    allMetaKeysIn: string[];
+  };
+}
+
+export type JwtTokenSource =
+  | { type: 'InHeader'; name: string; remove: string }
+  | { type: 'InQueryParam'; name: string }
+  | { type: 'InCookie'; name: string };
+
+export type JwtAlgoSettings =
+  | { type: 'HSAlgoSettings'; size: 256 | 384 | 512; secret: string; base64: boolean }
+  | { type: 'RSAlgoSettings'; size: 256 | 384 | 512; publicKey: string; privateKey?: string }
+  | { type: 'ESAlgoSettings'; size: 256 | 384 | 512; publicKey: string; privateKey?: string }
+  | { type: 'JWKSAlgoSettings'; url: string; headers: Record<string, string>; timeout: number; ttl: number; kty: 'RSA' | 'EC' };
+
+export interface JwtVerificationSettings {
+  /** claim → expected string value */
+  fields: Record<string, string>;
+  /** claim → comma-separated values the claim array must all contain */
+  arrayFields: Record<string, string>;
+}
+
+export type JwtStrategy =
+  | { type: 'PassThrough'; verificationSettings: JwtVerificationSettings }
+  | { type: 'Sign'; verificationSettings: JwtVerificationSettings; algoSettings: JwtAlgoSettings }
+  | {
+      type: 'Transform';
+      verificationSettings: JwtVerificationSettings;
+      algoSettings: JwtAlgoSettings;
+      transformSettings: {
+        location: JwtTokenSource;
+        mappingSettings: { map: Record<string, string>; values: Record<string, unknown>; remove: string[] };
+      };
+    };
+
+/** A JwtVerifier CRD (global), or a descriptor's local verifier (id `local:<descriptorId>`). */
+export interface JwtVerifierModel {
+  id: string;
+  name: string;
+  sourceKey: ObjectKey;
+  namespace: string;
+  strict: boolean;
+  source: JwtTokenSource;
+  algoSettings: JwtAlgoSettings;
+  strategy: JwtStrategy;
+}
+
+/** The descriptor side: which verifiers apply (ref semantics, §11). */
+export interface DescriptorJwtRef {
+  enabled: boolean;
+  ids: string[];
+  excludedPatterns: string[];
+}
+
 export interface Model {
   descriptors: Descriptor[];
   groups: ServiceGroup[];
   apikeys: ApiKey[];
   certificates: TlsCertificate[];
   tls: TlsBinding[];
+  /** JwtVerifier CRDs and descriptors' local verifiers (optional until the ext_authz issue lands). */
+  jwtVerifiers?: JwtVerifierModel[];
 }
 
 export interface BuildResult {
