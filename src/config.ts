@@ -19,8 +19,10 @@ export interface Config {
   debounceMaxMs: number;
   /** How long a removed cluster is still served (make-before-break), ms. */
   clusterGraceMs: number;
-  /** Later issues: quota store and CA data. */
+  /** Quota store: Redis URL (in-memory when unset), behaviour when it is down, calendar time zone. */
   redisUrl?: string;
+  quotaFailMode: 'open' | 'closed';
+  quotaTimeZone: string;
   dataDir: string;
 }
 
@@ -47,6 +49,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'debounceMaxMs', flag: 'debounce-max-ms', env: 'OXDS_DEBOUNCE_MAX_MS', kind: 'int', description: 'maximum delay of a rebuild under constant churn (ms)', default: 1000 },
   { key: 'clusterGraceMs', flag: 'cluster-grace-ms', env: 'OXDS_CLUSTER_GRACE_MS', kind: 'int', description: 'how long a removed cluster is still served so clients switch routes first (ms)', default: 10000 },
   { key: 'redisUrl', flag: 'redis-url', env: 'OXDS_REDIS_URL', kind: 'string', description: 'quota store (redis://host:port); in-memory when unset' },
+  { key: 'quotaFailMode', flag: 'quota-fail-mode', env: 'OXDS_QUOTA_FAIL_MODE', kind: 'string', description: 'when the quota store is down: open (local counters) or closed (503)', default: 'open' },
+  { key: 'quotaTimeZone', flag: 'quota-time-zone', env: 'OXDS_QUOTA_TIME_ZONE', kind: 'string', description: 'IANA time zone of daily/monthly quota resets', default: 'UTC' },
   { key: 'dataDir', flag: 'data-dir', env: 'OXDS_DATA_DIR', kind: 'string', description: 'data directory (CA state)', default: '.data' },
 ];
 
@@ -80,6 +84,14 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
   }
   if (!(LOG_LEVELS as readonly string[]).includes(String(out.logLevel))) {
     errors.push(`--log-level: expected one of ${LOG_LEVELS.join('|')}, got ${JSON.stringify(out.logLevel)}`);
+  }
+  if (out.quotaFailMode !== 'open' && out.quotaFailMode !== 'closed') {
+    errors.push(`--quota-fail-mode: expected open|closed, got ${JSON.stringify(out.quotaFailMode)}`);
+  }
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: String(out.quotaTimeZone) });
+  } catch {
+    errors.push(`--quota-time-zone: unknown time zone ${JSON.stringify(out.quotaTimeZone)}`);
   }
   if (typeof out.debounceMs === 'number' && typeof out.debounceMaxMs === 'number' && out.debounceMaxMs < out.debounceMs) {
     errors.push(`--debounce-max-ms (${out.debounceMaxMs}) must be >= --debounce-ms (${out.debounceMs})`);

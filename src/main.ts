@@ -13,6 +13,8 @@ import { grpcListenerFor } from './xds/translate.js';
 import { withRetiredClusters, nextRetirement, type RetiredClusters } from './xds/retire.js';
 import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from './proto/loader.js';
 import { buildAdminApp } from './admin/app.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { configDumpFor } from './admin/config-dump.js';
 import type { ConfigError, ObjectStatus } from './model/types.js';
 import type { NodeType, ResourceSet } from './xds/types.js';
 import fs from 'node:fs';
@@ -22,6 +24,7 @@ import { randomBytes } from 'node:crypto';
 export interface RunningServer {
   xdsPort: number;
   adminPort: number;
+  metrics: Metrics;
   cache: SnapshotCache;
   ads: AdsServer;
   /** Resolves after the next rebuild completes (tests use it after writing files). */
@@ -60,7 +63,11 @@ export function loadSecretSeed(dataDir: string, logger: Logger): string {
   }
 }
 
-export async function startServer(config: Config, logger: Logger = makeLogger(config.logLevel)): Promise<RunningServer> {
+export async function startServer(
+  config: Config,
+  logger: Logger = makeLogger(config.logLevel),
+  metrics: Metrics = createMetrics(),
+): Promise<RunningServer> {
   const cache = new SnapshotCache();
   const secretSeed = loadSecretSeed(config.dataDir, logger);
   const versions = new VersionSource();
@@ -83,6 +90,7 @@ export async function startServer(config: Config, logger: Logger = makeLogger(co
         { listenAddress: config.envoyListenAddress, httpPort: config.envoyHttpPort, httpsPort: config.envoyHttpsPort },
       );
       statuses = c.statuses;
+      metrics.setConfigObjects(statuses);
       logErrors(c.errors);
       const version = versions.next();
       const now = Date.now();
@@ -100,6 +108,7 @@ export async function startServer(config: Config, logger: Logger = makeLogger(co
       ready = true;
       builds++;
       lastBuildMs = performance.now() - t0;
+      metrics.observeSnapshotBuild(lastBuildMs / 1000, true);
       const invalid = statuses.filter((s) => s.state === 'invalid').length;
       logger.info(
         { version, descriptors: c.model.descriptors.length, invalidObjects: invalid, ms: Math.round(lastBuildMs) },
@@ -107,6 +116,7 @@ export async function startServer(config: Config, logger: Logger = makeLogger(co
       );
     } catch (err) {
       // A system error: keep the last good snapshot.
+      metrics.observeSnapshotBuild((performance.now() - t0) / 1000, false);
       logger.error({ err }, 'snapshot build failed; keeping the last good snapshot');
     }
   };
@@ -147,7 +157,8 @@ export async function startServer(config: Config, logger: Logger = makeLogger(co
   await source.start();
   rebuild();
 
-  const ads = new AdsServer({ cache, logger: logger.child({ c: 'ads' }) });
+  const ads = new AdsServer({ cache, logger: logger.child({ c: 'ads' }), hooks: metrics.xdsHooks });
+  metrics.setProxySource(() => ads.statuses());
   const server = new grpc.Server({
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.keepalive_time_ms': 30_000,
@@ -164,6 +175,9 @@ export async function startServer(config: Config, logger: Logger = makeLogger(co
   const admin: FastifyInstance = buildAdminApp({
     ready: () => ready,
     health: () => ({ builds, lastBuildMs: Math.round(lastBuildMs), proxies: ads.statuses().length }),
+    registry: metrics.registry,
+    proxies: () => ads.statuses(),
+    configDump: (nodeId) => configDumpFor(nodeId, ads.statuses(), (s) => cache.get(s.nodeType)),
   });
   await admin.listen({ host: config.host, port: config.adminPort });
   const addr = admin.server.address();
@@ -174,6 +188,7 @@ export async function startServer(config: Config, logger: Logger = makeLogger(co
   return {
     xdsPort,
     adminPort,
+    metrics,
     cache,
     ads,
     statuses: () => statuses,

@@ -71,3 +71,30 @@ test('admin: /live answers at once, /ready is 503 until the first snapshot, /hea
   assert.deepEqual(h, { status: 'ok', ready: true, builds: 1 });
   await app.close();
 });
+
+test('metrics: pushes, NACKs, builds, objects and connected proxies are exported on /metrics', async () => {
+  const { createMetrics } = await import('../src/metrics.js');
+  const m = createMetrics({ processMetrics: false });
+  m.setProxySource(() => [{ nodeType: 'grpc' }, { nodeType: 'grpc' }, { nodeType: 'envoy' }]);
+  m.xdsHooks.onPush?.('type.googleapis.com/envoy.config.cluster.v3.Cluster', 120, 3);
+  m.xdsHooks.onNack?.('type.googleapis.com/envoy.config.route.v3.RouteConfiguration');
+  m.observeSnapshotBuild(0.02, true);
+  m.setConfigObjects([
+    { key: 'a', kind: 'ServiceDescriptor', namespace: 'd', name: 'a', origin: { seq: 1 }, state: 'valid', errors: [] },
+    { key: 'b', kind: 'ServiceDescriptor', namespace: 'd', name: 'b', origin: { seq: 2 }, state: 'invalid', errors: [] },
+  ]);
+  m.authzHooks.onCheck?.({ allow: false, reason: 'no_apikey', status: 400, message: 'No ApiKey provided', code: 'errors.no.api.key' }, 0.0002);
+  const app = buildAdminApp({ ready: () => true, health: () => ({}), registry: m.registry });
+  const res = await app.inject('/metrics');
+  assert.equal(res.statusCode, 200);
+  const body = res.body;
+  assert.match(body, /oxds_xds_connected_proxies\{node_type="grpc"\} 2/);
+  assert.match(body, /oxds_xds_connected_proxies\{node_type="envoy"\} 1/);
+  assert.match(body, /oxds_xds_pushes_total\{type="Cluster"\} 1/);
+  assert.match(body, /oxds_xds_push_bytes_total\{type="Cluster"\} 120/);
+  assert.match(body, /oxds_xds_nacks_total\{type="RouteConfiguration"\} 1/);
+  assert.match(body, /oxds_snapshot_build_duration_seconds_count\{result="ok"\} 1/);
+  assert.match(body, /oxds_config_objects\{kind="ServiceDescriptor",state="invalid"\} 1/);
+  assert.match(body, /oxds_authz_checks_total\{decision="deny",reason="no_apikey"\} 1/);
+  await app.close();
+});

@@ -1,12 +1,19 @@
 // Admin HTTP API (fastify app factory, tested with inject()). Probes now; metrics and debug
 // endpoints are added by their own issues.
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
 
 export interface AdminState {
   /** true once the first snapshot has been built and published. */
   ready(): boolean;
   /** Free-form facts shown by /health. */
   health(): Record<string, unknown>;
+  /** Prometheus registry served on /metrics (injected, never the global one). */
+  registry?: Registry;
+  /** Every connected xDS stream: node, type, versions sent/ACKed, last NACK. */
+  proxies?(): unknown[];
+  /** The resources a node was sent (key material redacted); undefined for an unknown node. */
+  configDump?(nodeId: string): unknown;
 }
 
 export function buildAdminApp(state: AdminState): FastifyInstance {
@@ -17,5 +24,23 @@ export function buildAdminApp(state: AdminState): FastifyInstance {
     if (state.ready()) return { status: 'ready' };
     return reply.code(503).send({ status: 'not ready' });
   });
+  const { proxies, configDump } = state;
+  if (proxies) app.get('/debug/proxies', async () => ({ proxies: proxies() }));
+  if (configDump) {
+    app.get<{ Querystring: { node?: string } }>('/debug/config_dump', async (req, reply) => {
+      const node = req.query.node;
+      if (!node) return reply.code(400).send({ error: 'query parameter node=<node id> is required' });
+      const dump = configDump(node);
+      if (dump === undefined) return reply.code(404).send({ error: `no connected node ${JSON.stringify(node)}` });
+      return dump;
+    });
+  }
+  const registry = state.registry;
+  if (registry) {
+    app.get('/metrics', async (_req, reply) => {
+      const body = await registry.metrics();
+      return reply.header('content-type', registry.contentType).send(body);
+    });
+  }
   return app;
 }

@@ -1,0 +1,119 @@
+// Prometheus metrics (prom-client) on an injected registry — never the global one.
+// Low cardinality: labels are node types, xDS types, decisions and reasons; no per-apikey or
+// per-descriptor series here.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { XdsHooks } from './xds/node-status.js';
+import type { AuthzHooks, Decision } from './authz/types.js';
+import type { ObjectStatus } from './model/types.js';
+import type { NodeType } from './xds/types.js';
+
+/** `type.googleapis.com/envoy.config.cluster.v3.Cluster` → `Cluster`. */
+export function shortType(typeUrl: string): string {
+  const i = typeUrl.lastIndexOf('.');
+  return i >= 0 ? typeUrl.slice(i + 1) : typeUrl;
+}
+
+export interface Metrics {
+  registry: Registry;
+  xdsHooks: XdsHooks;
+  authzHooks: AuthzHooks;
+  observeSnapshotBuild(seconds: number, ok: boolean): void;
+  setConfigObjects(statuses: readonly ObjectStatus[]): void;
+  /** Reads connected proxies by node type at scrape time. */
+  setProxySource(source: () => Array<{ nodeType: NodeType }>): void;
+}
+
+export function createMetrics(opts: { registry?: Registry; processMetrics?: boolean } = {}): Metrics {
+  const registry = opts.registry ?? new Registry();
+  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  let proxySource: () => Array<{ nodeType: NodeType }> = () => [];
+
+  new Gauge({
+    name: 'oxds_xds_connected_proxies',
+    help: 'xDS streams currently open, by node type',
+    labelNames: ['node_type'],
+    registers: [registry],
+    collect() {
+      const counts: Record<NodeType, number> = { envoy: 0, grpc: 0 };
+      for (const p of proxySource()) counts[p.nodeType]++;
+      for (const [k, v] of Object.entries(counts)) this.set({ node_type: k }, v);
+    },
+  });
+  const pushes = new Counter({ name: 'oxds_xds_pushes_total', help: 'xDS responses sent, by resource type', labelNames: ['type'], registers: [registry] });
+  const pushBytes = new Counter({ name: 'oxds_xds_push_bytes_total', help: 'bytes of xDS responses sent, by resource type', labelNames: ['type'], registers: [registry] });
+  const pushDuration = new Histogram({
+    name: 'oxds_xds_push_duration_seconds',
+    help: 'time from a config change or request to the response being written',
+    labelNames: ['type'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const acks = new Counter({ name: 'oxds_xds_acks_total', help: 'ACKs received, by resource type', labelNames: ['type'], registers: [registry] });
+  const nacks = new Counter({ name: 'oxds_xds_nacks_total', help: 'NACKs received, by resource type', labelNames: ['type'], registers: [registry] });
+  const badRequests = new Counter({ name: 'oxds_xds_bad_requests_total', help: 'discovery requests ignored or refused', registers: [registry] });
+  const build = new Histogram({
+    name: 'oxds_snapshot_build_duration_seconds',
+    help: 'time to rebuild the model, translate, validate and publish a snapshot',
+    labelNames: ['result'],
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const objects = new Gauge({ name: 'oxds_config_objects', help: 'configuration objects, by kind and state', labelNames: ['kind', 'state'], registers: [registry] });
+  const checks = new Counter({ name: 'oxds_authz_checks_total', help: 'ext_authz decisions, by decision and reason', labelNames: ['decision', 'reason'], registers: [registry] });
+  const checkDuration = new Histogram({
+    name: 'oxds_authz_check_duration_seconds',
+    help: 'ext_authz decision time',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1],
+    registers: [registry],
+  });
+  const quotaExceeded = new Counter({ name: 'oxds_quota_exceeded_total', help: 'calls refused by a quota, by quota', labelNames: ['quota'], registers: [registry] });
+  const quotaStoreErrors = new Counter({
+    name: 'oxds_quota_store_errors_total',
+    help: 'quota store failures, by the policy applied (fail-open: local counters; fail-closed: 503)',
+    labelNames: ['mode'],
+    registers: [registry],
+  });
+  const suspicious = new Counter({ name: 'oxds_security_events_total', help: 'suspicious events (bad secrets, alg confusion...)', labelNames: ['kind'], registers: [registry] });
+
+  const xdsHooks: XdsHooks = {
+    onPush(typeUrl, bytes, ms) {
+      const type = shortType(typeUrl);
+      pushes.inc({ type });
+      pushBytes.inc({ type }, bytes);
+      pushDuration.observe({ type }, ms / 1000);
+    },
+    onAck: (typeUrl) => acks.inc({ type: shortType(typeUrl) }),
+    onNack: (typeUrl) => nacks.inc({ type: shortType(typeUrl) }),
+    onBadRequest: () => badRequests.inc(),
+  };
+  const authzHooks: AuthzHooks = {
+    onCheck(decision: Decision, seconds: number) {
+      checks.inc({ decision: decision.allow ? 'allow' : 'deny', reason: decision.reason });
+      checkDuration.observe(seconds);
+    },
+    onQuotaExceeded: (_clientId, which) => quotaExceeded.inc({ quota: which }),
+    onQuotaStoreError: (mode) => quotaStoreErrors.inc({ mode }),
+    onSuspicious: (e) => suspicious.inc({ kind: e.kind }),
+  };
+  return {
+    registry,
+    xdsHooks,
+    authzHooks,
+    observeSnapshotBuild: (seconds, ok) => build.observe({ result: ok ? 'ok' : 'error' }, seconds),
+    setConfigObjects(statuses) {
+      objects.reset();
+      const counts = new Map<string, number>();
+      for (const s of statuses) {
+        const k = `${s.kind}\u0000${s.state}`;
+        counts.set(k, (counts.get(k) ?? 0) + 1);
+      }
+      for (const [k, n] of counts) {
+        const [kind, state] = k.split('\u0000');
+        objects.set({ kind: kind ?? '', state: state ?? '' }, n);
+      }
+    },
+    setProxySource(source) {
+      proxySource = source;
+    },
+  };
+}
