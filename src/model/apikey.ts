@@ -1,15 +1,21 @@
 // ApiKey CR → ApiKey (otoroshi-model.md §7.1, §7.5).
-import type { ApiKey, StoredObject } from './types.js';
+import type { ApiKey, ApiKeyRotation, StoredObject } from './types.js';
 import { derivedToken, namespaceOf } from './ids.js';
-import { asObject, bool, num, str, strArray, strMap, type Problems } from './problems.js';
-import { untranslated, type ModelSettings, type RefResolver } from './descriptor.js';
+import { asObject, bool, isObject, num, str, strArray, strMap, type Problems } from './problems.js';
+import { restrictionsFrom, untranslated, type ModelSettings, type RefResolver } from './descriptor.js';
 
 export const DEFAULT_QUOTA = 10000000;
 
 const TRANSLATED = new Set([
   'clientId', 'clientSecret', 'clientName', 'enabled', 'readOnly', 'allowClientIdOnly', 'throttlingQuota',
   'dailyQuota', 'monthlyQuota', 'validUntil', 'tags', 'metadata', 'authorizedEntities', 'authorizedGroup',
+  'restrictions', 'rotation',
 ]);
+// NOTE: `constrainedServicesOnly` has no field in ApiKey (types.ts): it stays in `spec` and the
+// policy reads `spec.constrainedServicesOnly === true`.
+
+/** §7.1 rotation defaults: 744 h (31 days) period, 168 h (7 days) grace. */
+export const DEFAULT_ROTATION: Readonly<ApiKeyRotation> = { enabled: false, rotationEvery: 744, gracePeriod: 168 };
 
 /** Prefixes Otoroshi uses in authorizedEntities. A string without one is a group id. */
 const ENTITY_PREFIXES = ['group_', 'service_', 'route_', 'routecomp_'];
@@ -95,5 +101,24 @@ export function buildApiKey(so: StoredObject, s: ModelSettings, refs: RefResolve
     spec: untranslated(spec, TRANSLATED),
   };
   if (validUntil !== undefined) key.validUntil = validUntil;
+  if (spec['restrictions'] !== undefined && spec['restrictions'] !== null) key.restrictions = restrictionsFrom(spec['restrictions'], 'spec.restrictions', p);
+  const rot = spec['rotation'];
+  if (isObject(rot)) {
+    // Otoroshi keeps the rotation start in its datastore and generates nextSecret itself. We are
+    // stateless (Kubernetes is the source of truth): the user writes `nextSecret` for the grace
+    // period, then moves it to `clientSecret`. While `enabled` and `nextSecret` is set, both secrets
+    // are accepted (Otoroshi's `isValid`: `rotation.enabled && secret == nextSecret`).
+    const r: ApiKeyRotation = {
+      enabled: bool(rot, 'enabled', DEFAULT_ROTATION.enabled),
+      rotationEvery: num(rot, 'rotationEvery') ?? DEFAULT_ROTATION.rotationEvery,
+      gracePeriod: num(rot, 'gracePeriod') ?? DEFAULT_ROTATION.gracePeriod,
+    };
+    const next = str(rot, 'nextSecret');
+    if (next !== undefined && next !== '') r.nextSecret = next;
+    if (r.enabled && r.nextSecret === undefined) {
+      p.warn('OXDS_MISSING_FIELD', 'rotation is enabled but has no nextSecret: only clientSecret is accepted (secrets are not generated here: write nextSecret for the grace period)', 'spec.rotation.nextSecret');
+    }
+    key.rotation = r;
+  }
   return p.hasErrors ? undefined : key;
 }

@@ -5,6 +5,7 @@ import type {
   ConfigError,
   ConfigView,
   Descriptor,
+  JwtVerifierModel,
   KubeObject,
   ObjectStatus,
   ServiceGroup,
@@ -19,6 +20,7 @@ import { buildKubeIndex } from './targets.js';
 import { DEFAULT_SETTINGS, buildCrdDescriptor, type ModelSettings, type RefResolver } from './descriptor.js';
 import { buildIngress, ingressClassProblem } from './ingress.js';
 import { buildApiKey } from './apikey.js';
+import { buildJwtVerifier, localJwtVerifier } from './jwt-verifier.js';
 import { TLS_SECRET_TYPE, buildTlsCertificate } from './certs.js';
 
 export type { ModelSettings } from './descriptor.js';
@@ -225,6 +227,30 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
     });
   }
 
+  // 4b. JwtVerifiers (global): referenced by descriptors' jwtVerifier.ids (DECISIONS 5)
+  const jwtVerifiers: JwtVerifierModel[] = [];
+  const verifierById = new Map<string, JwtVerifierModel>();
+  const verifierByPath = new Map<string, string>();
+  for (const e of live('otoroshi', 'JwtVerifier')) {
+    guard(e, () => {
+      const r = buildJwtVerifier(e.so);
+      for (const err of r.errors) e.p.add(err.severity, err.code, err.message, err.field);
+      if (r.verifier === undefined || e.p.hasErrors) {
+        e.done = true;
+        return;
+      }
+      const prev = verifierById.get(r.verifier.id);
+      if (prev !== undefined) {
+        e.p.error('OXDS_DUPLICATE_OBJECT', `JwtVerifier id ${r.verifier.id} is already used by ${prev.sourceKey}`);
+        e.done = true;
+        return;
+      }
+      jwtVerifiers.push(r.verifier);
+      verifierById.set(r.verifier.id, r.verifier);
+      verifierByPath.set(`${namespaceOf(e.so.object)}/${e.so.object.metadata.name}`, r.verifier.id);
+    });
+  }
+
   const descriptorById = new Map<string, Descriptor>();
   const descriptorByPath = new Map<string, string>();
   const refs: RefResolver = {
@@ -238,7 +264,12 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
       if (descriptorById.has(ref)) return ref;
       return descriptorByPath.get(`${ns}/${ref}`) ?? (ref.includes('/') ? descriptorByPath.get(ref) : undefined);
     },
+    jwtVerifier(ref, ns) {
+      if (verifierById.has(ref)) return ref;
+      return verifierByPath.get(`${ns}/${ref}`) ?? (ref.includes('/') ? verifierByPath.get(ref) : undefined);
+    },
   };
+  const localVerifiers = new Map<Descriptor, JwtVerifierModel>();
 
   // 5. descriptors (CRDs and Ingresses)
   interface Candidate {
@@ -248,9 +279,13 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
   const candidates: Candidate[] = [];
   for (const e of live('otoroshi', 'ServiceDescriptor')) {
     guard(e, () => {
-      const d = buildCrdDescriptor(e.so, s, idx, refs, e.p);
+      const extras: { localVerifier?: JwtVerifierModel } = {};
+      const d = buildCrdDescriptor(e.so, s, idx, refs, e.p, extras, localJwtVerifier);
       if (d === undefined) e.done = true;
-      else candidates.push({ d, owner: e });
+      else {
+        candidates.push({ d, owner: e });
+        if (extras.localVerifier !== undefined) localVerifiers.set(d, extras.localVerifier);
+      }
     });
   }
   const tls: TlsBinding[] = [];
@@ -312,6 +347,10 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
     if (!survivors) owner.done = true;
   }
   const descriptors = kept.filter((c) => !c.owner.done).map((c) => c.d);
+  for (const d of descriptors) {
+    const lv = localVerifiers.get(d);
+    if (lv !== undefined) jwtVerifiers.push(lv);
+  }
   for (const [e, b] of ingressOut) if (!e.done) tls.push(...b);
 
   // 7. apikeys
@@ -365,6 +404,7 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
       apikeys: apikeys.sort((a, b) => cmp(a.clientId, b.clientId)),
       certificates: certificates.sort((a, b) => cmp(a.secretName, b.secretName)),
       tls: tlsOut,
+      jwtVerifiers: jwtVerifiers.sort((a, b) => cmp(a.id, b.id)),
     },
     statuses,
   };

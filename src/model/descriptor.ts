@@ -1,7 +1,22 @@
 // ServiceDescriptor CRD → Descriptor (otoroshi-model.md §4.1, §4.2, §4.6; DECISIONS 4–9).
-import type { ClientConfig, CustomTimeout, Descriptor, HeaderMatch, LoadBalancing, PathMatch, StoredObject } from './types.js';
+import type {
+  ApiKeyConstraints,
+  ClientConfig,
+  ConfigError,
+  CustomTimeout,
+  Descriptor,
+  DescriptorJwtRef,
+  HeaderMatch,
+  JwtVerifierModel,
+  LoadBalancing,
+  PathMatch,
+  RestrictionPath,
+  Restrictions,
+  StoredObject,
+} from './types.js';
 import { annotationsOf, crdEntityId, namespaceOf } from './ids.js';
-import { asObject, bool, num, str, strArray, strMap, type JsonObject, type Problems } from './problems.js';
+import { asObject, bool, isObject, num, str, strArray, strMap, type JsonObject, type Problems } from './problems.js';
+import { jsRegexProblem } from '../authz/jregex.js';
 import { re2Problem } from './regex.js';
 import { resolveDescriptorTargets, type KubeIndex } from './targets.js';
 import { LOAD_BALANCING_TYPES } from './schemas.js';
@@ -59,7 +74,23 @@ export const DEFAULT_CLIENT_CONFIG: Readonly<ClientConfig> = {
 export interface RefResolver {
   group(ref: string, ns: string): string | undefined;
   descriptor(ref: string, ns: string): string | undefined;
+  /** JwtVerifier CRDs (DECISIONS 5). Optional: without it, every id is unresolved. */
+  jwtVerifier?(ref: string, ns: string): string | undefined;
 }
+
+/** Where buildCrdDescriptor puts a descriptor's inline (`local`) JwtVerifier. */
+export interface DescriptorExtras {
+  localVerifier?: JwtVerifierModel;
+}
+
+/** Builds a descriptor's inline verifier (src/model/jwt-verifier.ts `localJwtVerifier`). */
+export type LocalVerifierBuilder = (
+  descriptorId: string,
+  namespace: string,
+  sourceKey: string,
+  spec: unknown,
+  fieldPrefix: string,
+) => { verifier?: JwtVerifierModel; errors: ConfigError[] };
 
 export function clientConfigFrom(spec: JsonObject, field: string, p: Problems): ClientConfig {
   const cc = asObject(spec['clientConfig']);
@@ -109,6 +140,11 @@ export function checkPatterns(patterns: string[], field: string, p: Problems): s
   patterns.forEach((pat, i) => {
     const reason = re2Problem(pat);
     if (reason !== null) p.error('OXDS_INVALID_REGEX', `invalid RE2 regex ${JSON.stringify(pat)}: ${reason}`, `${field}[${i}]`);
+    else {
+      // ext_authz evaluates these in JS (src/authz/jregex.ts): they must compile there too.
+      const js = jsRegexProblem(pat);
+      if (js !== null) p.error('OXDS_INVALID_REGEX', `regex ${JSON.stringify(pat)} is valid RE2 but not supported by the policy engine: ${js}`, `${field}[${i}]`);
+    }
   });
   return patterns;
 }
@@ -146,7 +182,7 @@ const TRANSLATED = new Set([
   'enforceSecureCommunication', 'detectApiKeySooner', 'additionalHeaders', 'additionalHeadersOut',
   'missingOnlyHeadersIn', 'missingOnlyHeadersOut', 'removeHeadersIn', 'removeHeadersOut', 'headersVerification',
   'publicPatterns', 'privatePatterns', 'clientConfig', 'enabledAdditionalHosts', 'env', 'domain', 'subdomain',
-  'handleLegacyDomain',
+  'handleLegacyDomain', 'apiKeyConstraints', 'restrictions', 'jwtVerifier',
 ]);
 
 export function untranslated(spec: JsonObject, translated: ReadonlySet<string>): Record<string, unknown> {
@@ -156,7 +192,15 @@ export function untranslated(spec: JsonObject, translated: ReadonlySet<string>):
 }
 
 /** Build a Descriptor from a (schema-valid) ServiceDescriptor CR. Adds problems to `p`. */
-export function buildCrdDescriptor(so: StoredObject, s: ModelSettings, idx: KubeIndex, refs: RefResolver, p: Problems): Descriptor | undefined {
+export function buildCrdDescriptor(
+  so: StoredObject,
+  s: ModelSettings,
+  idx: KubeIndex,
+  refs: RefResolver,
+  p: Problems,
+  extras?: DescriptorExtras,
+  localVerifier?: LocalVerifierBuilder,
+): Descriptor | undefined {
   const obj = so.object;
   const spec = asObject(obj.spec);
   const ns = namespaceOf(obj);
@@ -259,9 +303,215 @@ export function buildCrdDescriptor(so: StoredObject, s: ModelSettings, idx: Kube
     publicPatterns: checkPatterns(strArray(spec, 'publicPatterns'), 'spec.publicPatterns', p),
     privatePatterns: checkPatterns(strArray(spec, 'privatePatterns'), 'spec.privatePatterns', p),
     clientConfig: clientConfigFrom(spec, 'spec', p),
+    apiKeyConstraints: apiKeyConstraintsFrom(spec['apiKeyConstraints'], 'spec.apiKeyConstraints', p),
+    restrictions: restrictionsFrom(spec['restrictions'], 'spec.restrictions', p),
+    jwtVerifier: jwtRefFrom(spec['jwtVerifier'], id, ns, so.key, refs, p, extras, localVerifier),
     spec: untranslated(spec, TRANSLATED),
   };
   if (obj.metadata.creationTimestamp !== undefined) d.createdAt = obj.metadata.creationTimestamp;
   return p.hasErrors ? undefined : d;
 }
+// ------------------------------------------------------------------ ext_authz policy fields
+
+/** §7.1 defaults (a fresh object each call: callers may mutate). */
+export function defaultApiKeyConstraints(): ApiKeyConstraints {
+  return {
+    basicAuth: { enabled: true },
+    customHeadersAuth: { enabled: true },
+    clientIdAuth: { enabled: true },
+    jwtAuth: { enabled: true, secretSigned: true, keyPairSigned: true, includeRequestAttributes: false },
+    routing: {
+      noneTagIn: [],
+      oneTagIn: [],
+      allTagsIn: [],
+      noneMetaIn: {},
+      oneMetaIn: {},
+      allMetaIn: {},
+      noneMetaKeysIn: [],
+      oneMetaKeyIn: [],
+      allMetaKeysIn: [],
+    },
+  };
+}
+
+const CONSTRAINT_BLOCKS = ['basicAuth', 'customHeadersAuth', 'clientIdAuth', 'jwtAuth', 'routing'] as const;
+
+/** A header/query/cookie name: a non-empty string, else undefined (= the global default name). */
+function nameOf(o: JsonObject, k: string): string | undefined {
+  const v = str(o, k);
+  return v !== undefined && v.trim() !== '' ? v.trim() : undefined;
+}
+
+function setName<T extends object, K extends keyof T>(o: T, k: K, v: T[K] | undefined): void {
+  if (v !== undefined) o[k] = v;
+}
+
+/**
+ * `apiKeyConstraints` (§7.1). Otoroshi's reader needs all five sub-objects and silently falls back to
+ * the defaults for the WHOLE block when one is missing (a partial block only worked through the
+ * merge with a stored entity). Kubernetes is our single source of truth (DECISIONS 4), so that rule
+ * would silently drop e.g. `jwtAuth: {enabled: false}`. Our rule: every missing sub-object / field
+ * takes its own default, and a warning says the block is partial (Otoroshi would ignore it).
+ */
+export function apiKeyConstraintsFrom(v: unknown, field: string, p: Problems): ApiKeyConstraints {
+  const out = defaultApiKeyConstraints();
+  if (v === undefined || v === null) return out;
+  if (!isObject(v)) {
+    p.error('OXDS_INVALID_FIELD', 'apiKeyConstraints must be an object', field);
+    return out;
+  }
+  const missing = CONSTRAINT_BLOCKS.filter((k) => v[k] === undefined || v[k] === null);
+  if (missing.length > 0 && missing.length < CONSTRAINT_BLOCKS.length) {
+    p.warn(
+      'OXDS_INVALID_FIELD',
+      `partial apiKeyConstraints (missing ${missing.join(', ')}): Otoroshi would ignore the whole block; here the missing parts take their defaults`,
+      field,
+    );
+  }
+  const b = asObject(v['basicAuth']);
+  out.basicAuth = { enabled: bool(b, 'enabled', true) };
+  setName(out.basicAuth, 'headerName', nameOf(b, 'headerName'));
+  setName(out.basicAuth, 'queryName', nameOf(b, 'queryName'));
+  const c = asObject(v['customHeadersAuth']);
+  out.customHeadersAuth = { enabled: bool(c, 'enabled', true) };
+  setName(out.customHeadersAuth, 'clientIdHeaderName', nameOf(c, 'clientIdHeaderName'));
+  setName(out.customHeadersAuth, 'clientSecretHeaderName', nameOf(c, 'clientSecretHeaderName'));
+  const ci = asObject(v['clientIdAuth']);
+  out.clientIdAuth = { enabled: bool(ci, 'enabled', true) };
+  setName(out.clientIdAuth, 'headerName', nameOf(ci, 'headerName'));
+  setName(out.clientIdAuth, 'queryName', nameOf(ci, 'queryName'));
+  const j = asObject(v['jwtAuth']);
+  out.jwtAuth = {
+    enabled: bool(j, 'enabled', true),
+    secretSigned: bool(j, 'secretSigned', true),
+    keyPairSigned: bool(j, 'keyPairSigned', true),
+    includeRequestAttributes: bool(j, 'includeRequestAttributes', false),
+  };
+  const max = num(j, 'maxJwtLifespanSecs');
+  if (max !== undefined) out.jwtAuth.maxJwtLifespanSecs = max;
+  setName(out.jwtAuth, 'headerName', nameOf(j, 'headerName'));
+  setName(out.jwtAuth, 'queryName', nameOf(j, 'queryName'));
+  setName(out.jwtAuth, 'cookieName', nameOf(j, 'cookieName'));
+  const r = asObject(v['routing']);
+  out.routing = {
+    noneTagIn: strArray(r, 'noneTagIn'),
+    oneTagIn: strArray(r, 'oneTagIn'),
+    allTagsIn: strArray(r, 'allTagsIn'),
+    noneMetaIn: strMap(r, 'noneMetaIn'),
+    oneMetaIn: strMap(r, 'oneMetaIn'),
+    allMetaIn: strMap(r, 'allMetaIn'),
+    noneMetaKeysIn: strArray(r, 'noneMetaKeysIn'),
+    oneMetaKeyIn: strArray(r, 'oneMetaKeyIn'),
+    allMetaKeysIn: strArray(r, 'allMetaKeysIn'),
+  };
+  return out;
+}
+
+export function defaultRestrictions(): Restrictions {
+  return { enabled: false, allowLast: true, allowed: [], forbidden: [], notFound: [] };
+}
+
+/**
+ * `restrictions` (descriptor or apikey): `{enabled false, allowLast true, allowed, forbidden,
+ * notFound: [{method, path}]}`. Otoroshi drops entries that do not parse; we drop them too, with a
+ * warning. Paths are Java regexes (full match): an invalid one is an error, since a dropped
+ * `forbidden` entry would open what it was meant to close.
+ */
+export function restrictionsFrom(v: unknown, field: string, p: Problems): Restrictions {
+  const out = defaultRestrictions();
+  if (v === undefined || v === null) return out;
+  if (!isObject(v)) {
+    p.error('OXDS_INVALID_FIELD', 'restrictions must be an object', field);
+    return out;
+  }
+  out.enabled = bool(v, 'enabled', false);
+  out.allowLast = bool(v, 'allowLast', true);
+  for (const list of ['allowed', 'forbidden', 'notFound'] as const) {
+    const raw = v[list];
+    if (raw === undefined || raw === null) continue;
+    if (!Array.isArray(raw)) {
+      p.error('OXDS_INVALID_FIELD', `${list} must be an array of {method, path}`, `${field}.${list}`);
+      continue;
+    }
+    raw.forEach((e, i) => {
+      const f = `${field}.${list}[${i}]`;
+      const o = asObject(e);
+      const method = str(o, 'method');
+      const path = str(o, 'path');
+      if (method === undefined || path === undefined) {
+        p.warn('OXDS_INVALID_FIELD', 'a restriction needs a string `method` and `path`: entry ignored (as Otoroshi does)', f);
+        return;
+      }
+      const reason = re2Problem(path) ?? jsRegexProblem(path);
+      if (reason !== null) {
+        p.error('OXDS_INVALID_REGEX', `invalid regex ${JSON.stringify(path)}: ${reason}`, `${f}.path`);
+        return;
+      }
+      const rp: RestrictionPath = { method: method.trim(), path };
+      out[list].push(rp);
+    });
+  }
+  return out;
+}
+
+/**
+ * `jwtVerifier` (§11). `ref` (also when `type` is absent): `{ids (or legacy id), enabled false,
+ * excludedPatterns}`, ids resolved like every reference (DECISIONS 5). An unresolved id of an
+ * ENABLED ref is an error on the descriptor (fail closed: left out rather than served without its
+ * verifier); of a disabled ref, a warning. `local` / `global` (inline): built by `localVerifier` with
+ * id `local:<descriptorId>`; the ref points at it (`enabled` defaults to false for `local`, as
+ * Otoroshi's reader does, true for `global`).
+ */
+export function jwtRefFrom(
+  v: unknown,
+  descriptorId: string,
+  ns: string,
+  sourceKey: string,
+  refs: RefResolver,
+  p: Problems,
+  extras?: DescriptorExtras,
+  localVerifier?: LocalVerifierBuilder,
+): DescriptorJwtRef {
+  const off: DescriptorJwtRef = { enabled: false, ids: [], excludedPatterns: [] };
+  if (v === undefined || v === null) return off;
+  if (!isObject(v)) {
+    p.error('OXDS_INVALID_FIELD', 'jwtVerifier must be an object', 'spec.jwtVerifier');
+    return off;
+  }
+  const type = str(v, 'type') ?? 'ref';
+  const excludedPatterns = checkPatterns(strArray(v, 'excludedPatterns'), 'spec.jwtVerifier.excludedPatterns', p);
+  if (type === 'local' || type === 'global') {
+    const enabled = bool(v, 'enabled', type === 'global');
+    if (localVerifier === undefined) {
+      if (enabled) p.error('OXDS_INVALID_FIELD', `inline (${type}) jwtVerifier is not supported here`, 'spec.jwtVerifier');
+      return off;
+    }
+    const built = localVerifier(descriptorId, ns, sourceKey, v, 'spec.jwtVerifier');
+    // A disabled inline verifier that does not parse only warns (it is never used).
+    for (const e of built.errors) p.add(enabled ? e.severity : 'warning', e.code, e.message, e.field);
+    if (built.verifier === undefined) {
+      if (enabled && !built.errors.some((e) => e.severity === 'error')) p.error('OXDS_INVALID_FIELD', 'invalid inline jwtVerifier', 'spec.jwtVerifier');
+      return off;
+    }
+    if (extras !== undefined) extras.localVerifier = built.verifier;
+    return { enabled, ids: [built.verifier.id], excludedPatterns };
+  }
+  const enabled = bool(v, 'enabled', false);
+  const listed = strArray(v, 'ids');
+  const rawIds = [...listed];
+  const legacy = str(v, 'id');
+  if (legacy !== undefined && legacy !== '' && !rawIds.includes(legacy)) rawIds.push(legacy);
+  const ids: string[] = [];
+  rawIds.forEach((ref, i) => {
+    const resolved = refs.jwtVerifier?.(ref, ns);
+    if (resolved === undefined) {
+      const f = i < listed.length ? `spec.jwtVerifier.ids[${i}]` : 'spec.jwtVerifier.id';
+      p.add(enabled ? 'error' : 'warning', 'OXDS_UNRESOLVED_REFERENCE', `JwtVerifier ${JSON.stringify(ref)} not found (by otoroshi.io/id, name in ${ns}, or ns/name)`, f);
+      return;
+    }
+    if (!ids.includes(resolved)) ids.push(resolved);
+  });
+  return { enabled, ids, excludedPatterns };
+}
+
 

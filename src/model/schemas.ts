@@ -101,6 +101,42 @@ const clientConfig: Schema = obj({
   },
 });
 
+const restrictionPath: Schema = obj({ method: str, path: str }, { required: ['method', 'path'] });
+const restrictionsSchema: Schema = obj({
+  enabled: bool,
+  allowLast: bool,
+  allowed: { type: 'array', items: restrictionPath },
+  forbidden: { type: 'array', items: restrictionPath },
+  notFound: { type: 'array', items: restrictionPath },
+});
+const nullableStr: Schema = { type: ['string', 'null'] };
+const apiKeyConstraintsSchema: Schema = obj({
+  basicAuth: obj({ enabled: bool, headerName: nullableStr, queryName: nullableStr }),
+  customHeadersAuth: obj({ enabled: bool, clientIdHeaderName: nullableStr, clientSecretHeaderName: nullableStr }),
+  clientIdAuth: obj({ enabled: bool, headerName: nullableStr, queryName: nullableStr }),
+  jwtAuth: obj({
+    enabled: bool,
+    secretSigned: bool,
+    keyPairSigned: bool,
+    includeRequestAttributes: bool,
+    maxJwtLifespanSecs: { type: ['integer', 'null'], minimum: 0 },
+    headerName: nullableStr,
+    queryName: nullableStr,
+    cookieName: nullableStr,
+  }),
+  routing: obj({
+    noneTagIn: strArr,
+    oneTagIn: strArr,
+    allTagsIn: strArr,
+    noneMetaIn: strMap,
+    oneMetaIn: strMap,
+    allMetaIn: strMap,
+    noneMetaKeysIn: strArr,
+    oneMetaKeyIn: strArr,
+    allMetaKeysIn: strArr,
+  }),
+});
+
 export const serviceGroupSchema: Schema = obj({ ...common });
 
 export const serviceDescriptorSchema: Schema = obj(
@@ -174,8 +210,8 @@ export const serviceDescriptorSchema: Schema = obj(
     redirection: obj({ enabled: bool, code: { type: 'integer', enum: [301, 302, 303, 307, 308] }, to: str }),
     jwtVerifier: obj({ type: { type: 'string', enum: ['ref', 'local', 'global'] }, ids: strArr, id: str, enabled: bool, excludedPatterns: strArr }),
     authConfigRef: str,
-    apiKeyConstraints: { type: 'object' },
-    restrictions: { type: 'object' },
+    apiKeyConstraints: apiKeyConstraintsSchema,
+    restrictions: restrictionsSchema,
   },
   { anyOf: [{ required: ['targets'] }, { required: ['targetsFrom'] }], 'x-oxds-message': 'a ServiceDescriptor needs `targets` (or `targetsFrom`)', 'x-oxds-missing': 'targets' },
 );
@@ -199,7 +235,7 @@ export const apiKeySchema: Schema = obj({
   secretName: str,
   daikokuToken: str,
   rotation: obj({ enabled: bool, rotationEvery: nonNegInt, gracePeriod: nonNegInt, nextSecret: str }),
-  restrictions: { type: 'object' },
+  restrictions: restrictionsSchema,
 });
 
 export const certificateSchema: Schema = obj({
