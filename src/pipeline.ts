@@ -2,7 +2,7 @@
 // Used by the server (then snapshot → cache → ADS) and by the `translate` / `validate` CLIs.
 import type { BuildResult, ConfigError, ConfigView, Model, ObjectStatus } from './model/types.js';
 import { buildModel, type ModelSettings } from './model/build.js';
-import { translate } from './xds/translate.js';
+import { encodedBytes, translate } from './xds/translate.js';
 import { validateResource } from './xds/validate.js';
 import { TYPE_URLS, type ProtoObject, type ResourceKind } from './proto/loader.js';
 import { RESOURCE_SET_KEYS, type NodeType, type ResourceSet, type TranslateOptions } from './xds/types.js';
@@ -32,7 +32,8 @@ export function resourceName(kind: ResourceKind, obj: ProtoObject): string {
 
 /**
  * Validates every resource against Envoy's PGV rules and a protobuf round trip. A failing
- * resource is not published; the failure is returned as an error naming it.
+ * resource is not published; the failure is returned as an error naming it. Resources that
+ * translate already validated (and encoded) are not validated again: their bytes are reused.
  */
 export function validateSet(nodeType: NodeType, set: ResourceSet, errors: ConfigError[]): CompiledSet {
   const out: ResourceSet = { listeners: [], routes: [], clusters: [], endpoints: [], secrets: [] };
@@ -40,6 +41,12 @@ export function validateSet(nodeType: NodeType, set: ResourceSet, errors: Config
   for (const kind of Object.keys(RESOURCE_SET_KEYS) as ResourceKind[]) {
     const key = RESOURCE_SET_KEYS[kind];
     for (const obj of set[key]) {
+      const known = encodedBytes(obj);
+      if (known) {
+        out[key].push(obj);
+        bytes.set(obj, known);
+        continue;
+      }
       const r = validateResource(TYPE_URLS[kind], obj);
       if (r.ok) {
         out[key].push(obj);

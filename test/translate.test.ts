@@ -370,7 +370,7 @@ test('grpcListenerFor answers names whose host matches a pattern, port stripped'
       apiListener: {
         '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
         statPrefix: 'oxds_grpc_a_b',
-        rds: { configSource: { ads: {}, resourceApiVersion: 'V3' }, routeConfigName: 'oxds-grpc' },
+        rds: { configSource: { ads: {}, resourceApiVersion: 'V3' }, routeConfigName: 'oxds-grpc~a.b' },
         httpFilters: [{ name: 'router', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
       },
     },
@@ -381,4 +381,97 @@ test('translate: a second descriptor with the same id is dropped (names would co
   const out = translate(model([descriptor('dup'), descriptor('dup', { sourceKey: 'Ingress/default/dup', hosts: ['other.example.com'] })]));
   assert.deepEqual(out.errors.map((e) => [e.code, e.field]), [['OXDS_DUPLICATE_OBJECT', 'id']]);
   assert.deepEqual(out.grpcDomains, ['other.example.com'], 'first by sourceKey wins, whatever the input order');
+});
+
+// ------------------------------------------------------------------ validate once, incremental, per-host gRPC
+
+import { encodedBytes } from '../src/xds/translate.js';
+import { validateSet } from '../src/pipeline.js';
+import type { ConfigError } from '../src/model/types.js';
+
+const TLS_MODEL: Partial<Model> = {
+  certificates: [{ secretName: 'ns/c', sourceKey: 'Secret/ns/c', certificateChain: 'C', privateKey: 'K', dnsNames: [] }],
+  tls: [{ secretName: 'ns/c', serverNames: ['secure.example.com'] }],
+};
+
+function mixedDescriptors(): Descriptor[] {
+  return [
+    descriptor('basic', { paths: [{ value: '/api', type: 'PlainPrefix' }, { value: '/v2/', type: 'Prefix' }] }),
+    descriptor('secure', { forceHttps: true }),
+    descriptor('hdr', { hosts: ['basic.example.com'], matchingHeaders: [{ name: 'x-v', regex: 'a.*' }], additionalHeaders: { 'x-a': '1' } }),
+    descriptor('mid', { hosts: ['api.*.example.com'] }),
+    descriptor('wild', { hosts: ['*.example.com', 'internal.*'], paths: [{ value: '/w', type: 'Exact' }] }),
+    descriptor('maint', { maintenanceMode: true }),
+    descriptor('w', { targets: [ipTarget('t0', '10.0.0.1', 80, 3), dnsTarget('t1', 'b.internal', 80, 1)] }),
+    descriptor('UPPER', { hosts: ['Upper.Example.com'] }),
+  ];
+}
+
+test('translate: route configuration bytes assembled from encoded virtual hosts equal protobufjs encoding', () => {
+  const out = translate(model(mixedDescriptors(), TLS_MODEL));
+  assert.deepEqual(out.errors, []);
+  const routes = [...out.envoy.routes, ...out.grpc.routes];
+  assert.equal(routes.length, 2 + 6); // oxds-http, oxds-https; 5 gRPC hosts + oxds-grpc~*
+  for (const rc of routes) {
+    const got = encodedBytes(rc);
+    assert.ok(got, `${String(rc.name)} has validated bytes`);
+    assert.deepEqual(Buffer.from(got), Buffer.from(encodeObject(TYPE_URLS.route, rc)), `${String(rc.name)} bytes`);
+  }
+  for (const set of [out.envoy, out.grpc]) {
+    for (const [url, list] of [[TYPE_URLS.cluster, set.clusters], [TYPE_URLS.endpoint, set.endpoints]] as const) {
+      for (const o of list) assert.deepEqual(Buffer.from(encodedBytes(o) ?? new Uint8Array()), Buffer.from(encodeObject(url, o)));
+    }
+  }
+  // validateSet reuses them and publishes everything.
+  const errors: ConfigError[] = [];
+  const envoy = validateSet('envoy', out.envoy, errors);
+  const grpc = validateSet('grpc', out.grpc, errors);
+  assert.deepEqual(errors, []);
+  assert.equal(envoy.set.routes.length, out.envoy.routes.length);
+  assert.equal(grpc.set.listeners.length, out.grpc.listeners.length);
+  for (const rc of out.envoy.routes) assert.equal(envoy.bytes.get(rc), encodedBytes(rc));
+});
+
+test('translate: a rebuild after one change equals a fresh translate and reuses untouched resources', () => {
+  const ds = mixedDescriptors();
+  const first = translate(model(ds, TLS_MODEL));
+  const changed = ds.map((d) => (d.id === 'basic' ? { ...d, paths: [{ value: '/api/v3', type: 'PlainPrefix' as const }] } : d));
+  const second = translate(model(changed, TLS_MODEL));
+  // Same content as a translate that shares no memo entries with the first (JSON copies).
+  const fresh = translate(JSON.parse(JSON.stringify(model(changed, TLS_MODEL))) as Model);
+  assert.deepEqual(second, fresh);
+  assert.notDeepEqual(second.envoy.routes, first.envoy.routes);
+  // Untouched descriptors: same cluster objects; unchanged gRPC route configurations: same objects.
+  const clusterOf = (o: typeof first, id: string) => o.envoy.clusters.find((c) => String(c.name).startsWith(`oxds~${id}~`));
+  assert.equal(clusterOf(second, 'mid'), clusterOf(first, 'mid'));
+  const rc = (o: typeof first, n: string) => o.grpc.routes.find((r) => r.name === n);
+  assert.equal(rc(second, 'oxds-grpc~secure.example.com'), rc(first, 'oxds-grpc~secure.example.com'));
+  assert.notEqual(rc(second, 'oxds-grpc~basic.example.com'), rc(first, 'oxds-grpc~basic.example.com'));
+  for (const r of second.envoy.routes) assert.deepEqual(Buffer.from(encodedBytes(r) ?? new Uint8Array()), Buffer.from(encodeObject(TYPE_URLS.route, r)));
+  // And back: identical to the first output.
+  assert.deepEqual(translate(model(ds, TLS_MODEL)), first);
+});
+
+test('translate: proxyless gRPC gets one route configuration per api_listener host (+ the wildcard one)', () => {
+  const out = translate(model(mixedDescriptors()));
+  const listeners = out.grpc.listeners.map((l) => [l.name, ((l.apiListener as ProtoObject).apiListener as ProtoObject).rds]);
+  for (const [name, rds] of listeners) assert.equal((rds as ProtoObject).routeConfigName, `oxds-grpc~${String(name)}`);
+  assert.deepEqual(out.grpc.routes.map((r) => r.name), [...out.grpc.listeners.map((l) => `oxds-grpc~${String(l.name)}`), 'oxds-grpc~*'].sort());
+  const vhostNames = (n: string) => ((out.grpc.routes.find((r) => r.name === n)?.virtualHosts ?? []) as ProtoObject[]).map((v) => v.name);
+  assert.deepEqual(vhostNames('oxds-grpc~basic.example.com'), ['*', '*.example.com', 'basic.example.com']);
+  assert.deepEqual(vhostNames('oxds-grpc~*'), ['*', '*.example.com', 'internal.*']);
+  // maintenance: no gRPC route of its own; its vhost holds the wildcard descriptors' routes.
+  assert.deepEqual(vhostNames('oxds-grpc~maint.example.com'), ['*', '*.example.com', 'maint.example.com']);
+  assert.deepEqual(vhostNames('oxds-grpc~Upper.Example.com'), ['*', '*.example.com', 'upper.example.com']);
+  const rdsOf = (l: ProtoObject | undefined) => (((l?.apiListener as ProtoObject).apiListener as ProtoObject).rds as ProtoObject).routeConfigName;
+  assert.equal(rdsOf(grpcListenerFor('x.example.com:50051', out.grpcDomains)), 'oxds-grpc~*');
+  assert.equal(rdsOf(grpcListenerFor('basic.example.com:50051', out.grpcDomains)), 'oxds-grpc~basic.example.com');
+  assert.equal(grpcListenerFor('x.example.org', out.grpcDomains), undefined);
+});
+
+test('translate: a route valid alone but invalid in another descriptor\'s virtual host drops only that descriptor', () => {
+  // Same output whatever the order of builds (memo state).
+  const a = translate(model(mixedDescriptors()));
+  const b = translate(model([...mixedDescriptors()].reverse()));
+  assert.deepEqual(a, b);
 });

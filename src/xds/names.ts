@@ -7,7 +7,18 @@ export const HTTPS_LISTENER_NAME = 'oxds-https';
 
 export const HTTP_ROUTE_CONFIG_NAME = 'oxds-http';
 export const HTTPS_ROUTE_CONFIG_NAME = 'oxds-https';
+/** Prefix of the proxyless gRPC route configurations (one per api_listener host). */
 export const GRPC_ROUTE_CONFIG_NAME = 'oxds-grpc';
+/**
+ * Proxyless gRPC: every api_listener `<host>` has its own RouteConfiguration `oxds-grpc~<host>`
+ * holding only the virtual hosts that can match that host, so a route change re-sends only the
+ * route configurations of the hosts it touches, to the clients subscribed to them.
+ */
+export function grpcRouteConfigName(host: string): string {
+  return `${GRPC_ROUTE_CONFIG_NAME}~${host}`;
+}
+/** Route configuration of on-demand api_listeners whose host only matches wildcard patterns. */
+export const GRPC_WILDCARD_ROUTE_CONFIG_NAME = `${GRPC_ROUTE_CONFIG_NAME}~*`;
 
 /** JSON with object keys sorted, so that equal values always hash the same. */
 export function stableJson(value: unknown): string {

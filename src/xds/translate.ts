@@ -292,40 +292,295 @@ function grpcDomains(v: string): string[] {
   return v.includes('*') ? [v] : [v, `${v}:*`];
 }
 
-/** The route configuration of a variant over the given contributions. */
-function routeConfigurationFor(name: string, cs: readonly Contribution[], variant: RouteVariant, notFound = variant !== 'grpc'): ProtoObject {
+// ------------------------------------------------------------------ encoded bytes
+
+/**
+ * Encoded bytes of every resource translate validated (strict shape, PGV rules, encode/decode
+ * round trip), by output object. validateSet reuses them instead of validating and encoding again;
+ * whatever is not here (gateway listeners, secrets) is validated there. Output objects must not
+ * be mutated (they are also reused by the next translate when their input did not change).
+ */
+const ENCODED = new WeakMap<ProtoObject, Uint8Array>();
+
+/** The validated encoding of a resource returned by translate, when translate validated it. */
+export function encodedBytes(obj: ProtoObject): Uint8Array | undefined {
+  return ENCODED.get(obj);
+}
+
+function varintSize(n: number): number {
+  let s = 1;
+  while (n >= 0x80) {
+    n >>>= 7;
+    s++;
+  }
+  return s;
+}
+
+function writeField(buf: Uint8Array, pos: number, tag: number, bytes: Uint8Array): number {
+  buf[pos++] = tag;
+  let n = bytes.length;
+  while (n >= 0x80) {
+    buf[pos++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  buf[pos++] = n;
+  buf.set(bytes, pos);
+  return pos + bytes.length;
+}
+
+/**
+ * A message made of length-delimited fields only, in field-number order (what protobufjs emits):
+ * `head` (field 1, a string), then `strings` (field 2), then `parts` (field `partsTag`). Encoded
+ * sub-messages are concatenated as they are: a repeated message field is its elements' encodings.
+ */
+function encodeDelimited(head: string, strings: readonly string[], partsTag: number, parts: readonly Uint8Array[]): Uint8Array {
+  const h = Buffer.from(head, 'utf8');
+  const ss = strings.map((x) => Buffer.from(x, 'utf8'));
+  let size = 1 + varintSize(h.length) + h.length;
+  for (const b of ss) size += 1 + varintSize(b.length) + b.length;
+  for (const b of parts) size += 1 + varintSize(b.length) + b.length;
+  const buf = Buffer.allocUnsafe(size);
+  let pos = writeField(buf, 0, 0x0a, h);
+  for (const b of ss) pos = writeField(buf, pos, 0x12, b);
+  for (const b of parts) pos = writeField(buf, pos, partsTag, b);
+  return buf;
+}
+
+// ------------------------------------------------------------------ memos
+//
+// Rebuilds re-translate every descriptor and most did not change. Everything below is keyed by
+// content (a descriptor's JSON, a vhost's route records by identity, a name), so a hit returns
+// exactly what a miss would compute: translate stays pure. Entries not used by the last
+// translate are dropped at its end (bounded by the size of the last input).
+
+let generation = 0;
+
+interface Used {
+  used: number;
+}
+
+function sweep<K, V extends Used>(m: Map<K, V>): void {
+  for (const [k, v] of m) if (v.used !== generation) m.delete(k);
+}
+
+/** A route of one descriptor for one variant, path and :authority check: validated and encoded. */
+interface RouteRec {
+  obj: ProtoObject;
+  bytes: Uint8Array;
+}
+type RouteSlot = RouteRec | { issue: ValidationIssue } | null;
+
+interface DescriptorMemo extends Used {
+  json: string;
+  c: Contribution;
+  /** The first context-free problem of the descriptor (its own route configurations, clusters, endpoints). */
+  problem: ConfigError | null;
+  routes: Map<string, RouteSlot>;
+}
+const descriptorMemo = new Map<string, DescriptorMemo>();
+
+/** Validation of a virtual host without its routes, by domains kind and host key. */
+const shellMemo = new Map<string, Used & { issue: ValidationIssue | null }>();
+
+interface VhostRec extends Used {
+  name: string;
+  /** The candidate contributions it was built from: the same ones (by identity) give the same vhost. */
+  cands?: readonly Contribution[];
+  routes: RouteRec[];
+  obj: ProtoObject;
+  bytes: Uint8Array;
+}
+const vhostMemo = new Map<string, VhostRec>();
+
+interface RouteConfigRec extends Used {
+  vhosts: VhostRec[];
+  obj: ProtoObject;
+  ok: boolean;
+}
+const routeConfigMemo = new Map<string, RouteConfigRec>();
+const listenerMemo = new Map<string, Used & { obj: ProtoObject }>();
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Validates `obj` once; on success its bytes are remembered for validateSet. */
+function check(url: string, obj: ProtoObject): ValidationIssue | undefined {
+  const r = validateResource(url, obj);
+  if (r.ok) {
+    ENCODED.set(obj, r.bytes);
+    return undefined;
+  }
+  return r.issues[0] ?? { path: '', rule: 'unknown', message: 'rejected' };
+}
+
+const ROUTE_TYPE = 'envoy.config.route.v3.Route';
+const VHOST_TYPE = 'envoy.config.route.v3.VirtualHost';
+
+function routeKey(e: Entry, variant: RouteVariant): string {
+  // http and https routes differ only by forceHttps redirects.
+  const v = variant === 'grpc' ? 'g' : variant === 'http' && e.c.d.forceHttps ? 'r' : 'h';
+  return `${v}|${e.pathIndex ?? '-'}|${e.authority ? e.authority.join('\n') : ''}`;
+}
+
+/** The validated route of an entry (memoised on the descriptor), null when the variant has none. */
+function routeSlot(e: Entry, variant: RouteVariant, memo: DescriptorMemo): RouteSlot {
+  const key = routeKey(e, variant);
+  let slot = memo.routes.get(key);
+  if (slot === undefined) {
+    const obj = routeOf(e, variant);
+    if (!obj) slot = null;
+    else {
+      const issue = check(ROUTE_TYPE, obj);
+      slot = issue ? { issue } : { obj, bytes: ENCODED.get(obj) as Uint8Array };
+    }
+    if (memo.routes.size >= 1024) memo.routes.clear();
+    memo.routes.set(key, slot);
+  }
+  return slot;
+}
+
+function vhostDomains(v: string, variant: RouteVariant): string[] {
+  return variant === 'grpc' ? grpcDomains(v) : [v];
+}
+
+/** The problem of a virtual host's own fields (name, domains), memoised. */
+function shellIssue(v: string, variant: RouteVariant): ValidationIssue | null {
+  const key = `${variant === 'grpc' ? 'g' : 'e'}\n${v}`;
+  let m = shellMemo.get(key);
+  if (!m) {
+    const r = validateResource(VHOST_TYPE, { name: names.virtualHostName(v), domains: vhostDomains(v, variant) });
+    m = { used: generation, issue: r.ok ? null : (r.issues[0] ?? null) };
+    shellMemo.set(key, m);
+  }
+  m.used = generation;
+  return m.issue;
+}
+
+function vhostRec(v: string, variant: RouteVariant, routes: RouteRec[]): VhostRec {
+  const key = `${variant}\n${v}`;
+  let m = vhostMemo.get(key);
+  if (!m || !sameItems(m.routes, routes)) {
+    const name = names.virtualHostName(v);
+    const domains = vhostDomains(v, variant);
+    m = {
+      used: generation,
+      name,
+      routes,
+      obj: virtualHost(name, domains, routes.map((r) => r.obj)),
+      bytes: encodeDelimited(name, domains, 0x1a, routes.map((r) => r.bytes)),
+    };
+    vhostMemo.set(key, m);
+  }
+  m.used = generation;
+  return m;
+}
+
+let notFound: RouteRec | undefined;
+function notFoundRec(): RouteRec {
+  if (!notFound) {
+    const obj = notFoundRoute();
+    const issue = check(ROUTE_TYPE, obj);
+    if (issue) throw new Error(`the not-found route is invalid: ${issue.path}: ${issue.message}`);
+    notFound = { obj, bytes: ENCODED.get(obj) as Uint8Array };
+  }
+  return notFound;
+}
+
+/** A route configuration over validated virtual hosts: bytes assembled from theirs. */
+function routeConfigRec(name: string, vhosts: VhostRec[]): ProtoObject {
+  let m = routeConfigMemo.get(name);
+  if (!m || !sameItems(m.vhosts, vhosts)) {
+    const obj = routeConfiguration(name, vhosts.map((v) => v.obj));
+    const ok = m ? m.ok : validateResource(TYPE_URLS.route, { name }).ok;
+    // When the configuration's own fields are invalid, validateSet validates it whole (and reports).
+    if (ok) ENCODED.set(obj, encodeDelimited(name, [], 0x12, vhosts.map((v) => v.bytes)));
+    m = { used: generation, vhosts, obj, ok };
+    routeConfigMemo.set(name, m);
+  }
+  m.used = generation;
+  return m.obj;
+}
+
+// ------------------------------------------------------------------ route configurations
+
+/** Host keys of a set of contributions, with the candidates of each (concrete: indexed; wildcard: scanned). */
+function virtualHostsOf(
+  cs: readonly Contribution[],
+  variant: RouteVariant,
+  withNotFound: boolean,
+  memos: ReadonlyMap<Contribution, DescriptorMemo>,
+  onBad: (c: Contribution, v: string, issue: ValidationIssue, route: ProtoObject | undefined) => void,
+  build = true,
+): Map<string, VhostRec> {
   const keys = new Set<string>();
-  for (const c of cs) for (const p of c.patterns) keys.add(envoyDomain(p));
-  if (notFound) keys.add('*'); // Otoroshi's 404 for unknown hosts
-  // A concrete pattern only ever reaches its own vhost: index them, scan only wildcard ones.
   const byHost = new Map<string, Contribution[]>();
   const wild: Contribution[] = [];
   for (const c of cs) {
-    if (c.patterns.some((p) => p.includes('*'))) wild.push(c);
-    for (const p of c.patterns) if (!p.includes('*')) byHost.set(p.toLowerCase(), [...(byHost.get(p.toLowerCase()) ?? []), c]);
+    let isWild = false;
+    for (const p of c.patterns) {
+      keys.add(envoyDomain(p));
+      if (p.includes('*')) isWild = true;
+      else {
+        const k = p.toLowerCase();
+        const l = byHost.get(k);
+        if (l) {
+          if (l[l.length - 1] !== c) l.push(c);
+        } else byHost.set(k, [c]);
+      }
+    }
+    if (isWild) wild.push(c);
   }
-  const vhosts: ProtoObject[] = [];
-  for (const v of [...keys].sort(byString)) {
-    const candidates = new Set([...(byHost.get(v) ?? []), ...wild]);
-    const entries = [...candidates].flatMap((c) => entriesFor(c, v)).sort(compareEntries);
-    const routes = entries.map((e) => routeOf(e, variant)).filter((r): r is ProtoObject => r !== undefined);
-    if (notFound) routes.push(notFoundRoute());
-    if (routes.length === 0) continue;
-    vhosts.push(virtualHost(names.virtualHostName(v), variant === 'grpc' ? grpcDomains(v) : [v], routes));
+  if (withNotFound) keys.add('*'); // Otoroshi's 404 for unknown hosts
+  const out = new Map<string, VhostRec>();
+  const sortedKeys = [...keys].sort(byString);
+  for (const v of sortedKeys) {
+    const exact = byHost.get(v);
+    let candidates: readonly Contribution[] = exact ?? wild;
+    if (exact && wild.length > 0) candidates = [...new Set([...exact, ...wild])];
+    if (build) {
+      // Contributions are memoised by content: the same candidates make the same virtual host.
+      const prev = vhostMemo.get(`${variant}\n${v}`);
+      if (prev?.cands && sameItems(prev.cands, candidates)) {
+        prev.used = generation;
+        out.set(v, prev);
+        continue;
+      }
+    }
+    const entries: Entry[] = [];
+    for (const c of candidates) for (const e of entriesFor(c, v)) entries.push(e);
+    if (entries.length > 1) entries.sort(compareEntries);
+    const routes: RouteRec[] = [];
+    let invalid: [Entry, ValidationIssue][] | undefined;
+    for (const e of entries) {
+      const slot = routeSlot(e, variant, memos.get(e.c) as DescriptorMemo);
+      if (slot === null) continue;
+      if ('issue' in slot) (invalid ??= []).push([e, slot.issue]);
+      else routes.push(slot);
+    }
+    if (withNotFound) routes.push(notFoundRec());
+    if (routes.length === 0 && !invalid) continue;
+    const shell = shellIssue(v, variant);
+    if (shell) {
+      for (const e of entries) onBad(e.c, v, shell, undefined);
+      continue;
+    }
+    if (invalid) {
+      for (const [e, issue] of invalid) onBad(e.c, v, issue, routeOf(e, variant));
+      continue;
+    }
+    if (build) {
+      const rec = vhostRec(v, variant, routes);
+      rec.cands = candidates;
+      out.set(v, rec);
+    }
   }
-  return routeConfiguration(name, vhosts);
+  return out;
 }
 
 // ------------------------------------------------------------------ validation
-
-/**
- * VALIDATION CALL SITE (the only one): checks one resource of a descriptor's contribution with
- * validateResource (strict shape, PGV rules, encode/decode round trip).
- */
-function checkResource(typeUrl: string, obj: ProtoObject): ValidationIssue[] {
-  const r = validateResource(typeUrl, obj);
-  return r.ok ? [] : r.issues;
-}
 
 function objectName(sourceKey: string): string {
   const parts = sourceKey.split('/');
@@ -346,53 +601,51 @@ function descriptorError(d: Descriptor, what: string, issue: ValidationIssue): C
   };
 }
 
-/** `virtualHosts[1].routes[0].x` → `virtualHosts["a.example.com"].routes["id/0"].x` (stable, readable). */
-function namedPath(obj: ProtoObject, path: string): string {
-  const m = /^virtualHosts\[(\d+)\](?:\.routes\[(\d+)\])?(.*)$/.exec(path);
-  if (!m) return path;
-  const vh = (obj.virtualHosts as ProtoObject[] | undefined)?.[Number(m[1])];
-  const route = m[2] !== undefined ? (vh?.routes as ProtoObject[] | undefined)?.[Number(m[2])] : undefined;
-  const vhPart = `virtualHosts[${JSON.stringify(vh?.name ?? m[1])}]`;
-  const routePart = m[2] !== undefined ? `.routes[${JSON.stringify(route?.name ?? m[2])}]` : '';
-  return `${vhPart}${routePart}${m[3] ?? ''}`;
-}
-
-/** The first problem of a contribution, checked on exactly the resources it would add. */
-function validateContribution(c: Contribution): ConfigError | undefined {
-  const checks: [string, string, ProtoObject][] = [
-    // https differs from http only by forceHttps redirects: validate it only when it differs.
-    ...(c.d.forceHttps ? (['http', 'https', 'grpc'] as const) : (['http', 'grpc'] as const)).map((v): [string, string, ProtoObject] => [
-      `routes(${v})`,
-      TYPE_URLS.route,
-      routeConfigurationFor('validate', [c], v, false),
-    ]),
-    ...[...c.envoy.clusters, ...c.grpc.clusters].map((o): [string, string, ProtoObject] => [`cluster ${String(o.name)}`, TYPE_URLS.cluster, o]),
-    ...[...c.envoy.endpoints, ...c.grpc.endpoints].map((o): [string, string, ProtoObject] => [`endpoints ${String(o.clusterName)}`, TYPE_URLS.endpoint, o]),
-  ];
-  for (const [what, url, obj] of checks) {
-    const issue = memoCheck(url, obj);
-    if (issue) return descriptorError(c.d, what, issue);
-  }
-  return undefined;
+/** `virtualHosts["a.example.com"].routes["id/0"].x`: where an issue of a route or virtual host sits. */
+function vhostIssue(v: string, route: ProtoObject | undefined, issue: ValidationIssue): ValidationIssue {
+  const vh = `virtualHosts[${JSON.stringify(names.virtualHostName(v))}]`;
+  const at = route ? `${vh}.routes[${JSON.stringify(route.name)}]` : vh;
+  return { ...issue, path: issue.path ? `${at}.${issue.path}` : at };
 }
 
 /**
- * Validation verdicts by resource content. Rebuilds re-translate every descriptor, and most did
- * not change: the verdict of identical content is identical, so this memo is invisible (translate
- * stays pure) and turns the PGV walk (~0.5 ms a resource) into one stable-JSON key per resource.
+ * The first problem of a contribution, checked on exactly the resources it would add on its own
+ * (its virtual hosts in each route configuration, its clusters and endpoints). Every resource
+ * checked here is encoded once and its bytes reused by the route configurations and validateSet.
  */
-const verdicts = new Map<string, ValidationIssue | null>();
-
-function memoCheck(url: string, obj: ProtoObject): ValidationIssue | undefined {
-  const key = `${url}\n${JSON.stringify(obj)}`; // builders emit keys in a fixed order
-  let v = verdicts.get(key);
-  if (v === undefined) {
-    const [issue] = checkResource(url, obj);
-    v = issue ? { ...issue, path: namedPath(obj, issue.path) } : null;
-    if (verdicts.size >= 50_000) verdicts.clear();
-    verdicts.set(key, v);
+function validateContribution(c: Contribution, memo: DescriptorMemo): ConfigError | null {
+  const memos = new Map([[c, memo]]);
+  // https differs from http only by forceHttps redirects: validate it only when it differs.
+  for (const v of c.d.forceHttps ? (['http', 'https', 'grpc'] as const) : (['http', 'grpc'] as const)) {
+    let problem: ValidationIssue | undefined;
+    virtualHostsOf([c], v, false, memos, (_c, host, issue, route) => {
+      problem ??= vhostIssue(host, route, issue);
+    }, false);
+    if (problem) return descriptorError(c.d, `routes(${v})`, problem);
   }
-  return v ?? undefined;
+  for (const o of [...c.envoy.clusters, ...c.grpc.clusters]) {
+    const issue = check(TYPE_URLS.cluster, o);
+    if (issue) return descriptorError(c.d, `cluster ${String(o.name)}`, issue);
+  }
+  for (const o of [...c.envoy.endpoints, ...c.grpc.endpoints]) {
+    const issue = check(TYPE_URLS.endpoint, o);
+    if (issue) return descriptorError(c.d, `endpoints ${String(o.clusterName)}`, issue);
+  }
+  return null;
+}
+
+/** The memo of a descriptor: its contribution and verdict, recomputed only when its content changed. */
+function memoFor(d: Descriptor): DescriptorMemo {
+  const json = JSON.stringify(d);
+  const key = `${d.id}\u0000${d.sourceKey}`;
+  let m = descriptorMemo.get(key);
+  if (!m || m.json !== json) {
+    m = { used: generation, json, c: contribution(d), problem: null, routes: new Map() };
+    m.problem = validateContribution(m.c, m);
+    descriptorMemo.set(key, m);
+  }
+  m.used = generation;
+  return m;
 }
 
 // ------------------------------------------------------------------ TLS
@@ -440,10 +693,24 @@ function emptySet(): ResourceSet {
   return { listeners: [], routes: [], clusters: [], endpoints: [], secrets: [] };
 }
 
+/** Route configurations of every variant over `cs`; contributions failing in context are reported in `bad`. */
+function assemble(cs: readonly Contribution[], memos: ReadonlyMap<Contribution, DescriptorMemo>, https: boolean) {
+  const bad = new Map<Contribution, ConfigError>();
+  const onBad = (variant: RouteVariant) => (c: Contribution, v: string, issue: ValidationIssue, route: ProtoObject | undefined): void => {
+    if (!bad.has(c)) bad.set(c, descriptorError(c.d, `routes(${variant})`, vhostIssue(v, route, issue)));
+  };
+  const http = virtualHostsOf(cs, 'http', true, memos, onBad('http'));
+  const secure = https ? virtualHostsOf(cs, 'https', true, memos, onBad('https')) : undefined;
+  const grpc = virtualHostsOf(cs, 'grpc', false, memos, onBad('grpc'));
+  return { bad, http, secure, grpc };
+}
+
 export function translate(model: Model, opts?: Partial<TranslateOptions>): TranslateOutput {
   const o: TranslateOptions = { ...DEFAULT_TRANSLATE_OPTIONS, ...(opts ?? {}) };
+  generation++;
   const errors: ConfigError[] = [];
-  const contributions: Contribution[] = [];
+  let contributions: Contribution[] = [];
+  const memos = new Map<Contribution, DescriptorMemo>();
   const descriptors = [...model.descriptors].sort((a, b) => byString(a.id, b.id) || byString(a.sourceKey, b.sourceKey));
   const seen = new Set<string>();
   for (const d of descriptors) {
@@ -455,10 +722,28 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
       continue;
     }
     seen.add(d.id);
-    const c = contribution(d);
-    const problem = validateContribution(c);
-    if (problem) errors.push(problem);
-    else contributions.push(c);
+    const m = memoFor(d);
+    if (m.problem) errors.push({ ...m.problem });
+    else {
+      contributions.push(m.c);
+      memos.set(m.c, m);
+    }
+  }
+
+  const tls = model.tls.length > 0 ? tlsResources(model, errors) : undefined;
+  const httpsListenerObj = tls ? httpsListener(names.HTTPS_LISTENER_NAME, o.listenAddress, o.httpsPort, tls.chains) : undefined;
+
+  // A route valid on its own can still fail in another descriptor's virtual host (another
+  // :authority check): drop such descriptors and assemble again (rare; never more than once each).
+  let vhosts = assemble(contributions, memos, httpsListenerObj !== undefined);
+  while (vhosts.bad.size > 0) {
+    const bad = vhosts.bad;
+    for (const c of contributions) {
+      const e = bad.get(c);
+      if (e) errors.push(e);
+    }
+    contributions = contributions.filter((c) => !bad.has(c));
+    vhosts = assemble(contributions, memos, httpsListenerObj !== undefined);
   }
 
   const envoy = emptySet();
@@ -466,28 +751,41 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
   envoy.listeners.push(
     httpListener(names.HTTP_LISTENER_NAME, o.listenAddress, o.httpPort, httpConnectionManager(names.statPrefix(names.HTTP_LISTENER_NAME), names.HTTP_ROUTE_CONFIG_NAME)),
   );
-  envoy.routes.push(routeConfigurationFor(names.HTTP_ROUTE_CONFIG_NAME, contributions, 'http'));
-  if (model.tls.length > 0) {
-    const { chains, secrets } = tlsResources(model, errors);
-    const https = httpsListener(names.HTTPS_LISTENER_NAME, o.listenAddress, o.httpsPort, chains);
-    if (https) {
-      envoy.listeners.push(https);
-      envoy.routes.push(routeConfigurationFor(names.HTTPS_ROUTE_CONFIG_NAME, contributions, 'https'));
-      envoy.secrets.push(...secrets);
-    }
+  envoy.routes.push(routeConfigRec(names.HTTP_ROUTE_CONFIG_NAME, [...vhosts.http.values()]));
+  if (tls && httpsListenerObj && vhosts.secure) {
+    envoy.listeners.push(httpsListenerObj);
+    envoy.routes.push(routeConfigRec(names.HTTPS_ROUTE_CONFIG_NAME, [...vhosts.secure.values()]));
+    envoy.secrets.push(...tls.secrets);
   }
-  grpc.routes.push(routeConfigurationFor(names.GRPC_ROUTE_CONFIG_NAME, contributions, 'grpc'));
 
   const domains = new Set<string>();
   for (const c of contributions) {
-    envoy.clusters.push(...c.envoy.clusters);
-    envoy.endpoints.push(...c.envoy.endpoints);
-    grpc.clusters.push(...c.grpc.clusters);
-    grpc.endpoints.push(...c.grpc.endpoints);
-    c.patterns.forEach((p) => domains.add(p));
+    for (const x of c.envoy.clusters) envoy.clusters.push(x);
+    for (const x of c.envoy.endpoints) envoy.endpoints.push(x);
+    for (const x of c.grpc.clusters) grpc.clusters.push(x);
+    for (const x of c.grpc.endpoints) grpc.endpoints.push(x);
+    for (const p of c.patterns) domains.add(p);
   }
   const grpcDomainList = [...domains].sort(byString);
-  for (const host of grpcDomainList.filter((p) => !p.includes('*'))) grpc.listeners.push(grpcApiListener(host));
+
+  // Proxyless gRPC: one route configuration per api_listener host, with the virtual hosts that
+  // can match it (its own, and the wildcard ones matching it), in the shared order.
+  const wildVhosts: [string, VhostRec][] = [...vhosts.grpc].filter(([v]) => v.includes('*'));
+  for (const host of grpcDomainList) {
+    if (host.includes('*')) continue;
+    const h = host.toLowerCase();
+    const own = vhosts.grpc.get(h);
+    const list: [string, VhostRec][] = own ? [[h, own]] : [];
+    for (const w of wildVhosts) if (hostMatches(w[0], h)) list.push(w);
+    if (list.length > 1) list.sort((a, b) => byString(a[0], b[0]));
+    const rcName = names.grpcRouteConfigName(host);
+    grpc.routes.push(routeConfigRec(rcName, list.map((x) => x[1])));
+    grpc.listeners.push(grpcApiListenerMemo(host, rcName));
+  }
+  // On-demand listeners (grpcListenerFor) of hosts that only wildcard patterns match.
+  if (grpcDomainList.some((p) => p.includes('*'))) {
+    grpc.routes.push(routeConfigRec(names.GRPC_WILDCARD_ROUTE_CONFIG_NAME, wildVhosts.map((x) => x[1])));
+  }
 
   for (const set of [envoy, grpc]) {
     set.listeners.sort(byName('name'));
@@ -496,16 +794,45 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
     set.endpoints.sort(byName('clusterName'));
     set.secrets.sort(byName('name'));
   }
+  for (const m of [descriptorMemo, shellMemo, vhostMemo, routeConfigMemo, listenerMemo] as Map<string, Used>[]) sweep(m);
   return { envoy, grpc, grpcDomains: grpcDomainList, errors };
+}
+
+/**
+ * The RouteConfiguration an api_listener named `name` uses: `oxds-grpc~<host>` when its host
+ * (`:port` stripped) is a concrete pattern, else the wildcard one (undefined when nothing matches).
+ */
+function grpcRouteConfigFor(name: string, domains: readonly string[]): string | undefined {
+  const host = name.replace(/:[0-9]+$/, '');
+  if (host === '') return undefined;
+  const h = host.toLowerCase();
+  let wild = false;
+  for (const p of domains) {
+    if (!p.includes('*')) {
+      if (p.toLowerCase() === h) return names.grpcRouteConfigName(p);
+    } else if (!wild && hostMatches(p, host)) wild = true;
+  }
+  return wild ? names.GRPC_WILDCARD_ROUTE_CONFIG_NAME : undefined;
 }
 
 /** An api_listener named `name` when its host (`:port` stripped) matches one of the patterns. */
 export function grpcListenerFor(name: string, domains: readonly string[]): ProtoObject | undefined {
-  const host = name.replace(/:[0-9]+$/, '');
-  if (host === '' || !domains.some((p) => hostMatches(p, host))) return undefined;
-  return grpcApiListener(name);
+  const rc = grpcRouteConfigFor(name, domains);
+  return rc === undefined ? undefined : grpcApiListener(name, rc);
 }
 
-function grpcApiListener(name: string): ProtoObject {
-  return apiListener(name, grpcHttpConnectionManager(names.statPrefix(`oxds-grpc-${name}`), names.GRPC_ROUTE_CONFIG_NAME));
+function grpcApiListener(name: string, routeConfigName: string): ProtoObject {
+  return apiListener(name, grpcHttpConnectionManager(names.statPrefix(`oxds-grpc-${name}`), routeConfigName));
+}
+
+function grpcApiListenerMemo(name: string, routeConfigName: string): ProtoObject {
+  let m = listenerMemo.get(name);
+  if (!m) {
+    const obj = grpcApiListener(name, routeConfigName);
+    check(TYPE_URLS.listener, obj); // when invalid, validateSet reports it
+    m = { used: generation, obj };
+    listenerMemo.set(name, m);
+  }
+  m.used = generation;
+  return m.obj;
 }
