@@ -12,17 +12,29 @@ export function benchPath(i: number, gen = 0): string {
  * Descriptor `i`: host `svc-i.bench.local`, 2 static targets `127.0.0.x:port`, one path,
  * matchingHeaders on 10% of them.
  */
-export function benchDescriptor(i: number, gen = 0): StoredObject {
+/** The descriptor whose route changes ('route') and the one whose endpoint IP changes ('endpoint'). */
+export const CHANGED_INDEX = 1;
+export const EDS_CHANGED_INDEX = 2;
+
+export type BenchChange = { index: number; gen: number; what?: 'route' | 'endpoint' };
+
+export function benchDescriptor(i: number, gen = 0, what: 'route' | 'endpoint' = 'route'): StoredObject {
+  // An 'endpoint' change moves the first target to another IP (EDS only); 'route' changes the path.
+  // Descriptor EDS_CHANGED_INDEX has targets on two different IPs from the start: with a single
+  // target host the route rewrites Host to it (hostRewriteLiteral), so an IP change would change
+  // the route too; with mixed hosts the route uses autoHostRewrite and only the CLA changes.
   const a = (i % 250) + 1;
+  const firstIp = what === 'endpoint' && gen > 0 ? `127.1.${gen % 250}.${a}` : `127.0.0.${a}`;
+  const secondIp = i === EDS_CHANGED_INDEX ? `127.0.1.${a}` : `127.0.0.${a}`;
   const port = 10_000 + (i % 50_000);
   const spec: Record<string, unknown> = {
     hosts: [`svc-${i}.bench.local`],
-    paths: [benchPath(i, gen)],
+    paths: [benchPath(i, what === 'route' ? gen : 0)],
     forceHttps: false,
     enforceSecureCommunication: false,
     targets: [
-      { url: `http://127.0.0.${a}:${port}`, weight: 1 },
-      { url: `http://127.0.0.${a}:${port + 1}`, weight: 1 },
+      { url: `http://${firstIp}:${port}`, weight: 1 },
+      { url: `http://${secondIp}:${port + 1}`, weight: 1 },
     ],
   };
   if (i % 10 === 0) spec['matchingHeaders'] = { 'x-bench-tenant': `tenant-${i}-[a-z]+` };
@@ -38,9 +50,13 @@ export function benchDescriptor(i: number, gen = 0): StoredObject {
   };
 }
 
-export function benchView(n: number, changed?: { index: number; gen: number }): ConfigView {
+export function benchView(n: number, changed?: BenchChange | BenchChange[]): ConfigView {
   const objects: StoredObject[] = [];
-  for (let i = 0; i < n; i++) objects.push(benchDescriptor(i, changed && changed.index === i ? changed.gen : 0));
+  const list = changed === undefined ? [] : Array.isArray(changed) ? changed : [changed];
+  for (let i = 0; i < n; i++) {
+    const c = list.find((x) => x.index === i);
+    objects.push(benchDescriptor(i, c ? c.gen : 0, c?.what ?? 'route'));
+  }
   return { objects, loadErrors: [] };
 }
 

@@ -1,6 +1,12 @@
 // Child process: N lightweight ADS clients (raw grpc-js, protobufjs codecs) over C channels.
-//   node push-client.js <port> <streams> <channels> <mode: sotw|delta|floor> <firstId>
-// IPC in:  {cmd:'arm'}    → from now on, record responses as "the change"
+//   node push-client.js <port> <streams> <channels> <mode: sotw|delta|floor> <firstId> [envoy|grpc <hosts> <spread> <hotHost>]
+// envoy: Envoy-like (wildcard CDS + LDS, then EDS/RDS by name). grpc: like grpc-js-xds, explicit
+// names only: listener `svc-K.bench.local` (K = id mod hosts for ids < spread, else hotHost), then
+// the route configuration its HCM names, then the clusters its virtual host's routes name, then EDS.
+// IPC in:  {cmd:'arm', expectType} → from now on, record responses as "the change" (resets the change counters);
+//                                    a stream has the change once it received a response of expectType
+//          {cmd:'expect', diff}     → (after the server's change) which names changed per kind: only the
+//                                    streams holding one of them are "affected" and awaited (grpc)
 //          {cmd:'report'} → send per-stream results
 //          {cmd:'exit'}
 // IPC out: {type:'synced', ...} once every stream holds the full config (floor: once every stream is open)
@@ -17,6 +23,10 @@ const nStreams = Number(streamsArg);
 const nChannels = Math.max(1, Math.min(Number(channelsArg), nStreams));
 const mode = modeArg as 'sotw' | 'delta' | 'floor';
 const firstId = Number(firstIdArg ?? '0');
+const nodeKind = (process.argv[7] ?? 'envoy') as 'envoy' | 'grpc';
+const HOSTS = Number(process.argv[8] ?? '1000');
+const SPREAD = Number(process.argv[9] ?? '1000');
+const HOT_HOST = Number(process.argv[10] ?? '1');
 
 const DISCOVERY = 'envoy.service.discovery.v3';
 const ADS = `/${DISCOVERY}.AggregatedDiscoveryService`;
@@ -54,11 +64,25 @@ interface StreamResult {
   changeBytes: number;
   changeMsgs: number;
   changeTypes: Record<string, number>;
+  /** grpc: the subscribed host and names per type; whether the last change touched them (envoy: always). */
+  host?: string;
+  names?: Record<string, string[]>;
+  affected: boolean;
   error?: string;
 }
 
 const results: StreamResult[] = [];
 let armed = false;
+let expectType: string = TYPE_URLS.route;
+/** grpc: false until the server's diff said which streams the change touches. */
+let affectedKnown = false;
+const resetChange = (r: StreamResult): void => {
+  r.changeAt = 0;
+  r.changeBytes = 0;
+  r.changeMsgs = 0;
+  r.changeTypes = {};
+  r.affected = true;
+};
 let syncedCount = 0;
 let changedCount = 0;
 let syncedSent = false;
@@ -74,7 +98,7 @@ function checkSynced(): void {
   }
 }
 function checkChanged(): void {
-  if (!changedSent && changedCount === nStreams) {
+  if (!changedSent && (affectedKnown || nodeKind === 'envoy') && results.every((r) => !r.affected || r.changeAt > 0)) {
     changedSent = true;
     send({ type: 'changed' });
   }
@@ -111,8 +135,8 @@ function dependentNames(typeUrl: string, version: string, anys: Array<{ type_url
 const node = (id: number): object => ({
   id: `bench-node-${id}`,
   cluster: 'bench',
-  userAgentName: 'envoy',
-  userAgentVersion: '1.31.0',
+  userAgentName: nodeKind === 'grpc' ? 'gRPC Node.js' : 'envoy',
+  userAgentVersion: nodeKind === 'grpc' ? '1.14.1' : '1.31.0',
   locality: {},
 });
 
@@ -146,10 +170,9 @@ interface DeltaResponse {
 function openStream(i: number): void {
   const id = firstId + i;
   const ch = channels[i % nChannels] as grpc.Client;
-  const r: StreamResult = { id, syncedAt: 0, fullBytes: 0, preArmBytes: 0, preArmMsgs: 0, changeAt: 0, changeBytes: 0, changeMsgs: 0, changeTypes: {} };
+  const r: StreamResult = { id, syncedAt: 0, fullBytes: 0, preArmBytes: 0, preArmMsgs: 0, changeAt: 0, changeBytes: 0, changeMsgs: 0, changeTypes: {}, affected: true };
   results.push(r);
   const seen = new Set<string>();
-  let changed = false;
   const onAny = (rec: Received<unknown>, typeUrl: string): void => {
     if (!armed) {
       r.preArmBytes += rec.len;
@@ -169,8 +192,7 @@ function openStream(i: number): void {
     r.changeMsgs++;
     const short = typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
     r.changeTypes[short] = (r.changeTypes[short] ?? 0) + 1;
-    if (!changed && (mode === 'floor' || typeUrl === TYPE_URLS.route)) {
-      changed = true;
+    if (r.changeAt === 0 && (mode === 'floor' || typeUrl === expectType)) {
       r.changeAt = rec.t;
       changedCount++;
       checkChanged();
@@ -190,6 +212,11 @@ function openStream(i: number): void {
     call.on('error', onError);
     // The server answers the hello with a 1-byte "synced" message.
     call.write(Buffer.from([1]));
+    return;
+  }
+
+  if (nodeKind === 'grpc') {
+    openGrpcStream(id, ch, r, onAny, onError);
     return;
   }
 
@@ -249,14 +276,176 @@ function openStream(i: number): void {
   req({ typeUrl: TYPE_URLS.listener, resourceNamesSubscribe: [] });
 }
 
+// ------------------------------------------------------------------ proxyless gRPC (like grpc-js-xds)
+
+type Any = { type_url: string; value: Uint8Array };
+// Decoding results per resource content (SotW: response version + subscribed name; Delta: name +
+// resource version), shared by the streams of a process.
+const decoded = new Map<string, unknown>();
+function memo<T>(key: string, f: () => T): T {
+  if (decoded.has(key)) return decoded.get(key) as T;
+  const v = f();
+  decoded.set(key, v);
+  return v;
+}
+/** The route configuration named by an api_listener's HCM (`rds.routeConfigName`). */
+function rdsNameOf(a: Any): string | undefined {
+  const out = new Set<string>();
+  routeNamesOf(decodeToObject(a.type_url, a.value), out);
+  return [...out][0];
+}
+/** Per route configuration (decoded once per content): domain → clusters named by that virtual host's routes. */
+function domainIndex(a: Any): Map<string, string[]> {
+  const rc = decodeToObject(a.type_url, a.value);
+  const idx = new Map<string, string[]>();
+  for (const vh of (rc['virtualHosts'] as ProtoObject[] | undefined) ?? []) {
+    const out = new Set<string>();
+    for (const route of (vh['routes'] as ProtoObject[] | undefined) ?? []) {
+      const act = route['route'] as ProtoObject | undefined;
+      if (!act) continue;
+      if (typeof act['cluster'] === 'string') out.add(act['cluster']);
+      const wc = act['weightedClusters'] as ProtoObject | undefined;
+      for (const c of (wc?.['clusters'] as ProtoObject[] | undefined) ?? []) if (typeof c['name'] === 'string') out.add(c['name']);
+    }
+    const list = [...out].sort();
+    for (const d of (vh['domains'] as string[] | undefined) ?? []) if (!idx.has(d)) idx.set(d, list);
+  }
+  return idx;
+}
+/** Clusters of the virtual host grpc-js would pick for `host`: exact domain, else the longest wildcard match, else '*'. */
+function clustersFor(idx: Map<string, string[]>, host: string): string[] {
+  const exact = idx.get(host) ?? idx.get(`${host}:443`);
+  if (exact) return exact;
+  let best: string[] | undefined;
+  let bestLen = -1;
+  for (const [d, list] of idx) {
+    const ok = (d.startsWith('*') && host.endsWith(d.slice(1))) || (d.endsWith('*') && host.startsWith(d.slice(0, -1)));
+    if (ok && d.length > bestLen) {
+      best = list;
+      bestLen = d.length;
+    }
+  }
+  return best ?? idx.get('*') ?? [];
+}
+function edsNameOf(a: Any): string | undefined {
+  const o = decodeToObject(a.type_url, a.value);
+  const eds = o['edsClusterConfig'] as ProtoObject | undefined;
+  if (o['type'] === 'EDS' || eds) return String(eds?.['serviceName'] || o['name']);
+  return undefined;
+}
+
+function openGrpcStream(
+  id: number,
+  ch: grpc.Client,
+  r: StreamResult,
+  onAny: (rec: Received<unknown>, typeUrl: string) => void,
+  onError: (e: Error) => void,
+): void {
+  const hostIndex = id < SPREAD ? id % HOSTS : HOT_HOST;
+  const host = `svc-${hostIndex}.bench.local`;
+  r.host = host;
+  // What this stream subscribes to, per type (explicit names only, like grpc-js-xds).
+  const subs = new Map<string, string[]>();
+  r.names = {};
+  const setNames = (typeUrl: string, names: string[]): boolean => {
+    const prev = subs.get(typeUrl);
+    subs.set(typeUrl, names);
+    (r.names as Record<string, string[]>)[typeUrl.slice(typeUrl.lastIndexOf('.') + 1)] = names;
+    return !prev || prev.join('\n') !== names.join('\n');
+  };
+  setNames(TYPE_URLS.listener, [host]);
+  /** Derives the next type's names from a received resource of `typeUrl` (key: content identity). */
+  const follow = (typeUrl: string, a: Any, key: string): [string, string[]] | undefined => {
+    if (typeUrl === TYPE_URLS.listener) {
+      const rn = memo(`L|${key}`, () => rdsNameOf(a));
+      return rn ? [TYPE_URLS.route, [rn]] : undefined;
+    }
+    if (typeUrl === TYPE_URLS.route) return [TYPE_URLS.cluster, clustersFor(memo(`R|${key}`, () => domainIndex(a)), host)];
+    if (typeUrl === TYPE_URLS.cluster) {
+      const n = memo(`C|${key}`, () => edsNameOf(a));
+      return n ? [TYPE_URLS.endpoint, [n]] : undefined;
+    }
+    return undefined;
+  };
+
+  if (mode === 'sotw') {
+    const call = ch.makeBidiStreamRequest(`${ADS}/StreamAggregatedResources`, sotw.ser, sotw.de as (b: Buffer) => Received<SotwResponse>);
+    call.on('error', onError);
+    let first = true;
+    const req = (typeUrl: string, nonce = '', version = ''): void => {
+      call.write({ ...(first ? { node: node(id) } : {}), typeUrl, resourceNames: subs.get(typeUrl) ?? [], responseNonce: nonce, versionInfo: version });
+      first = false;
+    };
+    call.on('data', (rec: Received<SotwResponse>) => {
+      const m = rec.msg;
+      onAny(rec, m.typeUrl);
+      req(m.typeUrl, m.nonce, m.versionInfo); // ACK
+      const mine = subs.get(m.typeUrl) ?? [];
+      for (const a of m.resources) {
+        // SotW has no per-resource version: the response version + the (only) subscribed name identify the content.
+        const f = follow(m.typeUrl, a, `${m.versionInfo}|${mine.join(',')}`);
+        if (f && setNames(f[0], f[1])) req(f[0]);
+      }
+    });
+    req(TYPE_URLS.listener);
+    return;
+  }
+
+  const call = ch.makeBidiStreamRequest(`${ADS}/DeltaAggregatedResources`, delta.ser, delta.de as (b: Buffer) => Received<DeltaResponse>);
+  call.on('error', onError);
+  let first = true;
+  const req = (m: Record<string, unknown>): void => {
+    call.write({ ...(first ? { node: node(id) } : {}), ...m });
+    first = false;
+  };
+  call.on('data', (rec: Received<DeltaResponse>) => {
+    const m = rec.msg;
+    onAny(rec, m.typeUrl);
+    req({ typeUrl: m.typeUrl, responseNonce: m.nonce }); // ACK
+    for (const x of m.resources) {
+      if (!x.resource) continue;
+      const f = follow(m.typeUrl, x.resource, `${x.name}|${x.version}`);
+      if (!f) continue;
+      const before = subs.get(f[0]) ?? [];
+      if (setNames(f[0], f[1])) {
+        req({ typeUrl: f[0], resourceNamesSubscribe: f[1].filter((n) => !before.includes(n)), resourceNamesUnsubscribe: before.filter((n) => !f[1].includes(n)) });
+      }
+    }
+  });
+  req({ typeUrl: TYPE_URLS.listener, resourceNamesSubscribe: [host] });
+}
+
+/** A stream is affected by a change when it holds one of the changed (or removed) names. */
+function markAffected(diff: Record<string, { changed: string[]; removed: string[] }>): void {
+  const kindOf: Record<string, string> = { Listener: 'listener', RouteConfiguration: 'route', Cluster: 'cluster', ClusterLoadAssignment: 'endpoint' };
+  const sets = new Map<string, Set<string>>();
+  for (const [k, v] of Object.entries(diff)) sets.set(k, new Set([...v.changed, ...v.removed]));
+  for (const r of results) {
+    r.affected = false;
+    for (const [short, names] of Object.entries(r.names ?? {})) {
+      const s = sets.get(kindOf[short] ?? '');
+      if (s && names.some((n) => s.has(n))) r.affected = true;
+    }
+  }
+  affectedKnown = true;
+}
+
 for (let i = 0; i < nStreams; i++) openStream(i);
 
-process.on('message', (m: { cmd: string }) => {
+process.on('message', (m: { cmd: string; expectType?: string; diff?: Record<string, { changed: string[]; removed: string[] }> }) => {
   if (m.cmd === 'arm') {
     armed = true;
+    expectType = m.expectType ?? TYPE_URLS.route;
+    affectedKnown = false;
+    changedSent = false;
+    changedCount = 0;
+    for (const r of results) resetChange(r);
     send({ type: 'armed' });
+  } else if (m.cmd === 'expect') {
+    if (nodeKind === 'grpc' && m.diff) markAffected(m.diff);
+    checkChanged();
   } else if (m.cmd === 'report') {
-    send({ type: 'report', streams: results, pending: nStreams - changedCount, synced: syncedCount });
+    send({ type: 'report', streams: results, pending: results.filter((r) => r.affected && r.changeAt === 0).length, synced: syncedCount });
   } else if (m.cmd === 'exit') {
     for (const c of channels) c.close();
     process.exit(0);

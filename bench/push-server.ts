@@ -1,7 +1,8 @@
 // Child process: the server side of the push benchmark.
 //   node push-server.js ads <descriptors>   → the real ADS server (startXdsServer) with a snapshot of N descriptors
 //   node push-server.js floor               → a bare grpc-js bidi server (the floor)
-// IPC in:  {cmd:'change'}           (ads) publish a snapshot where one descriptor's path changed
+// IPC in:  {cmd:'change', what}     (ads) publish a snapshot where one descriptor's path ('route', descriptor 1)
+//                                   or one endpoint IP ('endpoint', descriptor 2) changed (changes accumulate)
 //          {cmd:'send', bytes:n}     (floor) write an n-byte payload to every open stream
 //          {cmd:'stats'}             server-side counters (bytes written per type since the last change)
 //          {cmd:'exit'}
@@ -11,18 +12,17 @@ import fs from 'node:fs';
 import inspector from 'node:inspector';
 import pino from 'pino';
 import { compile, type CompiledSet } from '../src/pipeline.js';
-import { buildSnapshot, VersionSource } from '../src/xds/snapshot.js';
+import { buildSnapshot, diffSnapshots, VersionSource } from '../src/xds/snapshot.js';
 import { SnapshotCache } from '../src/xds/cache.js';
 import { startXdsServer } from '../src/xds/ads-server.js';
 import { grpcListenerFor } from '../src/xds/translate.js';
 import { encodeObject, protoRoot, TYPE_URLS, type ProtoObject, type ResourceKind } from '../src/proto/loader.js';
 import type { Snapshot } from '../src/xds/types.js';
-import { benchView, sharedNow } from './gen.js';
+import { benchView, CHANGED_INDEX, EDS_CHANGED_INDEX, sharedNow, type BenchChange } from './gen.js';
 
 const FLOOR_METHOD = '/bench.Floor/Stream';
 const role = process.argv[2];
 const N = Number(process.argv[3] ?? '1000');
-const CHANGED_INDEX = 1;
 
 function send(m: unknown): void {
   process.send?.(m);
@@ -80,7 +80,7 @@ if (role === 'floor') {
   protoRoot();
   const encoderFor = (c: CompiledSet) => (kind: ResourceKind, obj: ProtoObject): Uint8Array => c.bytes.get(obj) ?? encodeObject(TYPE_URLS[kind], obj);
   const versions = new VersionSource('bench');
-  const build = (changed?: { index: number; gen: number }): { envoy: Snapshot; grpc: Snapshot; ms: number; bytes: Record<string, number> } => {
+  const build = (changed?: BenchChange[]): { envoy: Snapshot; grpc: Snapshot; ms: number; bytes: Record<string, number> } => {
     const t0 = performance.now();
     const c = compile(benchView(N, changed), {}, {});
     if (c.errors.some((e) => e.severity === 'error')) throw new Error(`bench config has errors: ${c.errors[0]?.message}`);
@@ -144,10 +144,24 @@ if (role === 'floor') {
     await post('Profiler.enable');
   }
   let gen = 0;
-  process.on('message', async (m: { cmd: string }) => {
+  const changes = new Map<number, BenchChange>();
+  let current = first;
+  /** Names that changed per kind (from the same diff the ADS server computes), for the clients' "affected" check. */
+  const diffNames = (a: Snapshot, b: Snapshot): Record<string, { changed: string[]; removed: string[] }> => {
+    const d = diffSnapshots(a, b);
+    const out: Record<string, { changed: string[]; removed: string[] }> = {};
+    for (const [k, v] of Object.entries(d)) if (v.size > 0) out[k] = { changed: [...v.changed], removed: [...v.removed] };
+    return out;
+  };
+  process.on('message', async (m: { cmd: string; what?: 'route' | 'endpoint' }) => {
     if (m.cmd === 'change') {
       gen++;
-      const next = build({ index: CHANGED_INDEX, gen });
+      const what = m.what ?? 'route';
+      const index = what === 'route' ? CHANGED_INDEX : EDS_CHANGED_INDEX;
+      changes.set(index, { index, gen, what });
+      const next = build([...changes.values()]);
+      const diff = { envoy: diffNames(current.envoy, next.envoy), grpc: diffNames(current.grpc, next.grpc) };
+      current = next;
       pushBytes = {};
       pushCount = {};
       if (session) await post('Profiler.start');
@@ -155,14 +169,14 @@ if (role === 'floor') {
       cache.set('envoy', next.envoy);
       cache.set('grpc', next.grpc);
       const setMs = sharedNow() - tSet;
-      send({ type: 'changed', tSet, setMs, buildMs: next.ms, version: next.envoy.version });
+      send({ type: 'changed', tSet, setMs, buildMs: next.ms, version: next.envoy.version, what, diff });
     } else if (m.cmd === 'stats') {
       if (session && profDir) {
         const r = (await post('Profiler.stop')) as { profile: unknown };
         fs.mkdirSync(profDir, { recursive: true });
-        fs.writeFileSync(`${profDir}/push-server-${process.pid}.cpuprofile`, JSON.stringify(r.profile));
+        fs.writeFileSync(`${profDir}/push-server-${process.pid}-change${gen}.cpuprofile`, JSON.stringify(r.profile));
       }
-      send({ type: 'stats', pushBytes, pushCount, lastPushAt, acks, nacks, open, streams: handle.ads.statuses().length });
+      send({ type: 'stats', pushBytes, pushCount, lastPushAt, acks, nacks, open, streams: handle.ads.statuses().length, sharedEncoding: (handle.ads as { sharedEncodingStats?: () => unknown }).sharedEncodingStats?.() });
     } else if (m.cmd === 'exit') {
       logger.level = 'error'; // shutdown closes every stream with a warning each
       void handle.stop(500).then(() => process.exit(0));

@@ -1,7 +1,8 @@
 // `npm run bench`: translate benchmark (one fresh child process per size) and push benchmark
 // (real ADS server + 2 client processes; SotW, Delta, and a bare grpc-js floor).
 // Env: BENCH_SIZES=1000,10000  BENCH_STREAMS=1000  BENCH_PUSH_DESCRIPTORS=1000  BENCH_CHANNELS=10 (per client process)
-//      BENCH_TRANSLATE_TIMEOUT_S=90  BENCH_SKIP=translate|push  BENCH_TRANSLATE_ROUNDS=2 (cold + warm, same process)
+//      BENCH_TRANSLATE_TIMEOUT_S=90  BENCH_SKIP=translate|push|envoy|grpc|envoy-sotw|...  BENCH_TRANSLATE_ROUNDS=2 (cold + warm, same process)
+//      BENCH_GRPC_HOT=200 (proxyless scenario: streams on the changed host, besides STREAMS spread over all hosts)
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,6 +16,8 @@ const SIZES = envList('BENCH_SIZES', [1000, 10000]);
 const STREAMS = envInt('BENCH_STREAMS', 1000);
 const PUSH_N = envInt('BENCH_PUSH_DESCRIPTORS', 1000);
 const CHANNELS = envInt('BENCH_CHANNELS', 10);
+/** Proxyless gRPC scenario: extra streams all on the changed host (on top of STREAMS spread over the descriptors). */
+const GRPC_HOT = envInt('BENCH_GRPC_HOT', 200);
 const CLIENT_PROCS = 2;
 const TRANSLATE_TIMEOUT_MS = envInt('BENCH_TRANSLATE_TIMEOUT_S', 90) * 1000;
 const SKIP = new Set((process.env['BENCH_SKIP'] ?? '').split(',').filter(Boolean));
@@ -131,29 +134,57 @@ interface StreamResult {
   changeBytes: number;
   changeMsgs: number;
   changeTypes: Record<string, number>;
+  host?: string;
+  affected: boolean;
   error?: string;
 }
 
-interface PushResult {
-  mode: 'sotw' | 'delta' | 'floor';
-  streams: number;
-  syncMs: number;
+type Scenario = 'envoy' | 'grpc';
+type ChangeKind = 'route' | 'endpoint';
+const EXPECT_TYPE: Record<ChangeKind, string> = {
+  route: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
+  endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
+};
+
+interface ChangeResult {
+  change: ChangeKind | 'floor';
   tSet: number;
   setMs?: number;
   changeBuildMs?: number;
-  latencyMs: ReturnType<typeof stats>;
+  /** Names changed per kind in the published snapshot (server-side diff), truncated. */
+  diff?: Record<string, { changed: number; removed: number; names: string[] }>;
+  affected: number;
   received: number;
-  errors: string[];
-  fullBytesPerStream: ReturnType<typeof stats>;
-  changeBytesPerStream: ReturnType<typeof stats>;
-  changeMsgsPerStream: ReturnType<typeof stats>;
+  latencyMs: ReturnType<typeof stats>;
+  fullBytesPerAffected: ReturnType<typeof stats>;
+  changeBytesPerAffected: ReturnType<typeof stats>;
+  changeMsgsPerAffected: ReturnType<typeof stats>;
+  /** Streams the change did not touch that nevertheless received something (should be 0). */
+  unaffectedThatReceived: number;
+  unaffectedBytes: number;
   changeTypes: Record<string, number>;
   server?: Msg;
   payloadBytes?: number;
   error?: string;
 }
 
-async function pushBench(mode: 'sotw' | 'delta' | 'floor', floorPayload = 0): Promise<PushResult | { mode: string; error: string }> {
+interface PushResult {
+  scenario: Scenario | 'floor';
+  mode: 'sotw' | 'delta' | 'floor';
+  streams: number;
+  syncMs: number;
+  fullBytesPerStream: ReturnType<typeof stats>;
+  errors: string[];
+  changes: ChangeResult[];
+  error?: string;
+}
+
+/**
+ * One server + 2 client processes. envoy: STREAMS Envoy-like streams; a route change, then an
+ * endpoint change. grpc: STREAMS proxyless streams spread over the descriptors + GRPC_HOT on the
+ * changed host; a route change. floor: one payload of `floorPayload` bytes to STREAMS streams.
+ */
+async function pushBench(scenario: Scenario | 'floor', mode: 'sotw' | 'delta' | 'floor', changes: ChangeKind[], floorPayload = 0): Promise<PushResult | { scenario: string; mode: string; error: string }> {
   let server: ChildProcess | undefined;
   const clients: ChildProcess[] = [];
   try {
@@ -161,70 +192,93 @@ async function pushBench(mode: 'sotw' | 'delta' | 'floor', floorPayload = 0): Pr
     const ready = await next(server, 'ready', 120_000, `${mode} server ready`);
     const port = Number(ready['port']);
     const t0 = performance.now();
-    const per = Math.ceil(STREAMS / CLIENT_PROCS);
+    const total = scenario === 'grpc' ? STREAMS + GRPC_HOT : STREAMS;
+    const per = Math.ceil(total / CLIENT_PROCS);
     const synced: Promise<Msg>[] = [];
-    const changed: Promise<Msg>[] = [];
     for (let p = 0; p < CLIENT_PROCS; p++) {
-      const n = Math.min(per, STREAMS - p * per);
+      const n = Math.min(per, total - p * per);
       if (n <= 0) continue;
-      const c = spawn('push-client.js', [String(port), String(n), String(CHANNELS), mode, String(p * per)]);
+      const extra = scenario === 'grpc' ? ['grpc', String(PUSH_N), String(STREAMS), '1'] : [];
+      const c = spawn('push-client.js', [String(port), String(n), String(CHANNELS), mode, String(p * per), ...extra]);
       clients.push(c);
-      synced.push(next(c, 'synced', 180_000, `${mode} clients synced`));
+      synced.push(next(c, 'synced', 180_000, `${scenario} ${mode} clients synced`));
     }
     await Promise.all(synced);
     const syncMs = performance.now() - t0;
     await new Promise((r) => setTimeout(r, 300)); // let the last ACKs land
-    await Promise.all(clients.map((c) => { const w = next(c, 'armed', 10_000, 'armed'); c.send({ cmd: 'arm' }); return w; }));
-    for (const c of clients) changed.push(next(c, 'changed', 60_000, `${mode} change received by every stream`));
-    let tSet: number;
-    let extra: Partial<PushResult> = {};
-    if (mode === 'floor') {
-      const w = next(server, 'sent', 30_000, 'floor sent');
-      server.send({ cmd: 'send', bytes: floorPayload });
-      const m = await w;
-      tSet = Number(m['tSend']);
-      extra = { payloadBytes: floorPayload };
-    } else {
-      const w = next(server, 'changed', 60_000, 'snapshot changed');
-      server.send({ cmd: 'change' });
-      const m = await w;
-      tSet = Number(m['tSet']);
-      extra = { setMs: Number(m['setMs']), changeBuildMs: Number(m['buildMs']) };
+    const results: ChangeResult[] = [];
+    let all: StreamResult[] = [];
+    const kinds: (ChangeKind | 'floor')[] = mode === 'floor' ? ['floor'] : changes;
+    for (const change of kinds) {
+      const expectType = change === 'floor' ? undefined : EXPECT_TYPE[change];
+      await Promise.all(clients.map((c) => { const w = next(c, 'armed', 10_000, 'armed'); c.send({ cmd: 'arm', expectType }); return w; }));
+      const changed = clients.map((c) => next(c, 'changed', 60_000, `${scenario} ${mode} ${change}: change received by every affected stream`));
+      changed.forEach((p) => p.catch(() => undefined));
+      let tSet: number;
+      let extra: Partial<ChangeResult> = {};
+      if (mode === 'floor') {
+        const w = next(server, 'sent', 30_000, 'floor sent');
+        server.send({ cmd: 'send', bytes: floorPayload });
+        const m = await w;
+        tSet = Number(m['tSend']);
+        extra = { payloadBytes: floorPayload };
+      } else {
+        const w = next(server, 'changed', 60_000, 'snapshot changed');
+        server.send({ cmd: 'change', what: change });
+        const m = await w;
+        tSet = Number(m['tSet']);
+        const diff = ((m['diff'] as Record<string, unknown>)[scenario] ?? {}) as Record<string, { changed: string[]; removed: string[] }>;
+        for (const c of clients) c.send({ cmd: 'expect', diff });
+        const summary: ChangeResult['diff'] = {};
+        for (const [k, v] of Object.entries(diff)) summary[k] = { changed: v.changed.length, removed: v.removed.length, names: [...v.changed, ...v.removed].slice(0, 5) };
+        extra = { setMs: Number(m['setMs']), changeBuildMs: Number(m['buildMs']), diff: summary };
+      }
+      let changeError: string | undefined;
+      try {
+        await Promise.all(changed);
+      } catch (e) {
+        changeError = (e as Error).message;
+      }
+      await new Promise((r) => setTimeout(r, 500)); // anything else the change triggers
+      const reports = await Promise.all(clients.map((c) => { const w = next(c, 'report', 30_000, 'report'); c.send({ cmd: 'report' }); return w; }));
+      const sw = next(server, 'stats', 10_000, 'server stats');
+      server.send({ cmd: 'stats' });
+      const serverStats = await sw;
+      all = reports.flatMap((r) => r['streams'] as StreamResult[]);
+      const aff = all.filter((s) => s.affected);
+      const unaff = all.filter((s) => !s.affected);
+      const got = aff.filter((s) => s.changeAt > 0);
+      const types: Record<string, number> = {};
+      for (const s of all) for (const [k, v] of Object.entries(s.changeTypes)) types[k] = (types[k] ?? 0) + v;
+      const res: ChangeResult = {
+        change,
+        tSet,
+        ...extra,
+        affected: aff.length,
+        received: got.length,
+        latencyMs: stats(got.map((s) => s.changeAt - tSet)),
+        fullBytesPerAffected: stats(aff.map((s) => s.fullBytes)),
+        changeBytesPerAffected: stats(aff.map((s) => s.changeBytes)),
+        changeMsgsPerAffected: stats(aff.map((s) => s.changeMsgs)),
+        unaffectedThatReceived: unaff.filter((s) => s.changeMsgs > 0).length,
+        unaffectedBytes: unaff.reduce((x, s) => x + s.changeBytes, 0),
+        changeTypes: types,
+        server: serverStats,
+      };
+      if (changeError) res.error = changeError;
+      results.push(res);
     }
-    let changeError: string | undefined;
-    try {
-      await Promise.all(changed);
-    } catch (e) {
-      changeError = (e as Error).message;
-    }
-    await new Promise((r) => setTimeout(r, 500)); // anything else the change triggers
-    const reports = await Promise.all(clients.map((c) => { const w = next(c, 'report', 30_000, 'report'); c.send({ cmd: 'report' }); return w; }));
-    const sw = next(server, 'stats', 10_000, 'server stats');
-    server.send({ cmd: 'stats' });
-    const serverStats = await sw;
-    const all = reports.flatMap((r) => r['streams'] as StreamResult[]);
-    const got = all.filter((s) => s.changeAt > 0);
-    const types: Record<string, number> = {};
-    for (const s of all) for (const [k, v] of Object.entries(s.changeTypes)) types[k] = (types[k] ?? 0) + v;
-    const res: PushResult = {
+    return {
+      scenario,
       mode,
       streams: all.length,
       syncMs,
-      tSet,
-      ...extra,
-      latencyMs: stats(got.map((s) => s.changeAt - tSet)),
-      received: got.length,
-      errors: [...new Set(all.flatMap((s) => (s.error ? [s.error] : [])))].slice(0, 5),
       fullBytesPerStream: stats(all.map((s) => s.fullBytes)),
-      changeBytesPerStream: stats(all.map((s) => s.changeBytes)),
-      changeMsgsPerStream: stats(all.map((s) => s.changeMsgs)),
-      changeTypes: types,
-      server: serverStats,
+      errors: [...new Set(all.flatMap((s) => (s.error ? [s.error] : [])))].slice(0, 5),
+      changes: results,
     };
-    if (changeError) res.error = changeError;
-    return res;
   } catch (e) {
-    return { mode, error: (e as Error).message };
+    return { scenario, mode, error: (e as Error).message };
   } finally {
     for (const c of clients) kill(c);
     kill(server);
@@ -240,7 +294,7 @@ const machine = { loadavgAtStart: os.loadavg().map((x) => Number(x.toFixed(2))),
 console.log(`otoroshi-xds bench — ${machine.nproc} cores, ${machine.cpu}, node ${machine.node}, load average ${machine.loadavgAtStart.join(' ')}`);
 console.log(`sizes=${SIZES.join(',')} streams=${STREAMS} pushDescriptors=${PUSH_N} channels/process=${CHANNELS}\n`);
 
-const out: Record<string, unknown> = { date: new Date().toISOString(), machine, config: { sizes: SIZES, streams: STREAMS, pushDescriptors: PUSH_N, channelsPerProcess: CHANNELS, clientProcesses: CLIENT_PROCS } };
+const out: Record<string, unknown> = { date: new Date().toISOString(), machine, config: { sizes: SIZES, streams: STREAMS, grpcHotStreams: GRPC_HOT, pushDescriptors: PUSH_N, channelsPerProcess: CHANNELS, clientProcesses: CLIENT_PROCS } };
 const goals: { goal: string; met: boolean | null; detail: string }[] = [];
 
 if (!SKIP.has('translate')) {
@@ -294,55 +348,89 @@ if (!SKIP.has('translate')) {
 }
 
 if (!SKIP.has('push')) {
-  const push: Record<string, unknown> = {};
-  for (const mode of ['sotw', 'delta'] as const) {
-    process.stdout.write(`push ${mode}: ${STREAMS} streams ... `);
-    const r = await pushBench(mode);
-    console.log('latencyMs' in r ? `synced in ${f(r.syncMs)} ms` : `FAILED: ${r.error}`);
-    push[mode] = r;
+  const push: Record<string, PushResult | { scenario: string; mode: string; error: string }> = {};
+  const runs: [string, Scenario | 'floor', 'sotw' | 'delta' | 'floor', ChangeKind[]][] = [
+    ['envoy-sotw', 'envoy', 'sotw', ['route', 'endpoint']],
+    ['envoy-delta', 'envoy', 'delta', ['route', 'endpoint']],
+    ['grpc-sotw', 'grpc', 'sotw', ['route']],
+    ['grpc-delta', 'grpc', 'delta', ['route']],
+  ];
+  for (const [key, scenario, mode, changes] of runs) {
+    if (SKIP.has(key) || SKIP.has(scenario)) continue;
+    const n = scenario === 'grpc' ? STREAMS + GRPC_HOT : STREAMS;
+    process.stdout.write(`push ${key}: ${n} streams ... `);
+    const r = await pushBench(scenario, mode, changes);
+    console.log('changes' in r ? `synced in ${f(r.syncMs)} ms` : `FAILED: ${r.error}`);
+    push[key] = r;
   }
-  const sotw = push['sotw'] as PushResult | undefined;
-  const payload = sotw && 'changeBytesPerStream' in sotw ? Math.max(1, Math.round(sotw.changeBytesPerStream.p50)) : 200_000;
+  const es = push['envoy-sotw'];
+  const routeChange = es && 'changes' in es ? es.changes.find((c) => c.change === 'route') : undefined;
+  const payload = routeChange ? Math.max(1, Math.round(routeChange.changeBytesPerAffected.p50)) : 364_164;
   process.stdout.write(`push floor: ${STREAMS} streams, ${payload} B payload ... `);
-  const fl = await pushBench('floor', payload);
-  console.log('latencyMs' in fl ? 'done' : `FAILED: ${fl.error}`);
+  const fl = await pushBench('floor', 'floor', [], payload);
+  console.log('changes' in fl ? 'done' : `FAILED: ${fl.error}`);
   push['floor'] = fl;
   out['push'] = push;
 
   const rows: (string | number)[][] = [];
-  for (const mode of ['sotw', 'delta', 'floor'] as const) {
-    const r = push[mode] as PushResult | { error: string };
-    if (!('latencyMs' in r)) {
-      rows.push([mode, 'error', r.error, '', '', '', '', '', '']);
+  const label: Record<string, string> = { 'envoy-sotw': 'Envoy SotW', 'envoy-delta': 'Envoy Delta', 'grpc-sotw': 'gRPC SotW', 'grpc-delta': 'gRPC Delta', floor: 'floor (bare grpc-js)' };
+  for (const [key, r] of Object.entries(push)) {
+    if (!('changes' in r)) {
+      rows.push([label[key] ?? key, 'error', r.error, '', '', '', '', '', '', '', '']);
       continue;
     }
-    rows.push([
-      mode === 'floor' ? 'floor (bare grpc-js)' : mode,
-      `${r.received}/${r.streams}`,
-      f(r.latencyMs.p50), f(r.latencyMs.p99), f(r.latencyMs.max),
-      mode === 'floor' ? '-' : kb(r.fullBytesPerStream.p50),
-      kb(r.changeBytesPerStream.p50),
-      mode === 'floor' ? '-' : `${f((100 * r.changeBytesPerStream.p50) / r.fullBytesPerStream.p50, 2)}%`,
-      mode === 'floor' ? '-' : f(r.syncMs),
-    ]);
-  }
-  console.log(`\n== Push: one descriptor's path changed, ${PUSH_N} descriptors, latency from cache.set to receipt (ms)`);
-  console.log(table(['mode', 'got change', 'p50', 'p99', 'max', 'full config/stream', 'change/stream', 'change/full', 'initial sync ms'], rows));
-  for (const mode of ['sotw', 'delta'] as const) {
-    const r = push[mode] as PushResult;
-    if ('latencyMs' in r) {
-      console.log(`  ${mode}: change responses by type ${JSON.stringify(r.changeTypes)}; cache.set ${f(r.setMs, 1)} ms; rebuild ${f(r.changeBuildMs)} ms (not included)${r.errors.length ? `; stream errors: ${r.errors.join(' | ')}` : ''}${r.error ? `; ${r.error}` : ''}`);
-      console.log(`         server: ${JSON.stringify(r.server)}`);
+    for (const c of r.changes) {
+      const floor = c.change === 'floor';
+      rows.push([
+        label[key] ?? key,
+        c.change,
+        `${c.received}/${c.affected} of ${r.streams}`,
+        f(c.latencyMs.p50), f(c.latencyMs.p99), f(c.latencyMs.max),
+        floor ? '-' : kb(c.fullBytesPerAffected.p50),
+        kb(c.changeBytesPerAffected.p50),
+        floor ? '-' : `${f((100 * c.changeBytesPerAffected.p50) / c.fullBytesPerAffected.p50, 2)}%`,
+        floor ? '-' : `${c.unaffectedThatReceived} (${c.unaffectedBytes} B)`,
+        floor ? '-' : f(r.syncMs),
+      ]);
     }
   }
-  const s = push['sotw'] as PushResult;
-  const d = push['delta'] as PushResult;
-  for (const [name, r] of [['SotW', s], ['Delta', d]] as const) {
-    if (r && 'latencyMs' in r) goals.push({ goal: `${name}: change reaches ${STREAMS} streams in < 1 s`, met: r.received === r.streams && r.latencyMs.max < GOAL_PUSH_MS, detail: `${r.received}/${r.streams} streams, max ${f(r.latencyMs.max)} ms, p50 ${f(r.latencyMs.p50)} ms` });
+  console.log(`\n== Push: ${PUSH_N} descriptors; route = one descriptor's path, endpoint = one target IP; latency from cache.set to receipt by every affected stream (ms)`);
+  console.log(table(['scenario', 'change', 'got it / affected', 'p50', 'p99', 'max', 'full config/stream', 'change/stream', 'change/full', 'unaffected that got sth', 'initial sync ms'], rows));
+  for (const [key, r] of Object.entries(push)) {
+    if (!('changes' in r) || key === 'floor') continue;
+    for (const c of r.changes) {
+      console.log(`  ${key} ${c.change}: diff ${JSON.stringify(c.diff)}; responses by type ${JSON.stringify(c.changeTypes)}; cache.set ${f(c.setMs, 1)} ms; rebuild ${f(c.changeBuildMs)} ms (not included)${r.errors.length ? `; stream errors: ${r.errors.join(' | ')}` : ''}${c.error ? `; ${c.error}` : ''}`);
+      console.log(`         server: ${JSON.stringify(c.server)}`);
+    }
   }
-  if (d && 'latencyMs' in d) {
-    const ratio = d.changeBytesPerStream.p50 / d.fullBytesPerStream.p50;
-    goals.push({ goal: 'Delta sends < 1% of the full config per stream', met: ratio < GOAL_DELTA_RATIO, detail: `${kb(d.changeBytesPerStream.p50)} of ${kb(d.fullBytesPerStream.p50)} = ${f(100 * ratio, 2)}%` });
+  const get = (key: string, change: ChangeKind): { r: PushResult; c: ChangeResult } | undefined => {
+    const r = push[key];
+    if (!r || !('changes' in r)) return undefined;
+    const c = r.changes.find((x) => x.change === change);
+    return c ? { r, c } : undefined;
+  };
+  const ok = (c: ChangeResult): boolean => !c.error && c.received === c.affected && c.affected > 0;
+  for (const [key, name, change] of [
+    ['envoy-sotw', 'Envoy SotW, route change', 'route'],
+    ['envoy-delta', 'Envoy Delta, route change', 'route'],
+    ['grpc-sotw', 'proxyless gRPC SotW, route change', 'route'],
+    ['grpc-delta', 'proxyless gRPC Delta, route change', 'route'],
+    ['envoy-sotw', 'Envoy SotW, endpoint change', 'endpoint'],
+    ['envoy-delta', 'Envoy Delta, endpoint change', 'endpoint'],
+  ] as const) {
+    const x = get(key, change);
+    if (!x) continue;
+    goals.push({ goal: `${name}: reaches every affected stream in < 1 s`, met: ok(x.c) && x.c.latencyMs.max < GOAL_PUSH_MS, detail: `${x.c.received}/${x.c.affected} affected of ${x.r.streams} streams, max ${f(x.c.latencyMs.max)} ms, p50 ${f(x.c.latencyMs.p50)} ms; unaffected that received something: ${x.c.unaffectedThatReceived}` });
+  }
+  for (const [key, name, change] of [
+    ['envoy-delta', 'Envoy Delta, route change', 'route'],
+    ['envoy-delta', 'Envoy Delta, endpoint change', 'endpoint'],
+    ['grpc-delta', 'proxyless gRPC Delta, route change', 'route'],
+  ] as const) {
+    const x = get(key, change);
+    if (!x) continue;
+    const ratio = x.c.changeBytesPerAffected.p50 / x.c.fullBytesPerAffected.p50;
+    goals.push({ goal: `${name}: < 1% of the full config per affected stream`, met: ratio < GOAL_DELTA_RATIO, detail: `${kb(x.c.changeBytesPerAffected.p50)} of ${kb(x.c.fullBytesPerAffected.p50)} = ${f(100 * ratio, 2)}%` });
   }
 }
 

@@ -5,12 +5,19 @@
 // updates coalesce to the latest state per type), in SEND_ORDER (CDS → EDS → LDS → RDS → SDS),
 // keeps at most MAX_INFLIGHT_WRITES unflushed responses and waits for 'drain' whenever
 // call.write() returns false.
+//
+// Cost per published snapshot: one diff against the previous snapshot of that node type; a stream
+// is marked only for the kinds whose change touches its subscription (Delta streams re-check only
+// the touched names). Responses share work across streams: resource lists and the encoded
+// `resources` run are computed once per (snapshot, kind, subscription); a stream only encodes its
+// own version/type_url/nonce (see "Shared encoding").
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type protobuf from 'protobufjs';
+import protobuf from 'protobufjs';
 import { lookupType, kindOfTypeUrl, SEND_ORDER, TYPE_URLS, type ResourceKind } from '../proto/loader.js';
 import type { SnapshotCache } from './cache.js';
 import { NodeStatusRecord, withDefaults, type NodeStatus, type StreamKind, type XdsHooks, type XdsService } from './node-status.js';
+import { diffSnapshots, mayResolve, sortedResources, type KindDiff, type SnapshotDiff } from './snapshot.js';
 import type { NodeType, Snapshot, VersionedResource } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -159,6 +166,9 @@ export interface AdsServerOptions {
   maxNames?: number;
   /** Batching window after a stream's first request, so types requested together go out in order (default 10 ms). */
   initialBatchMs?: number;
+  /** Budget of the shared per-subscription cache on the current snapshot (default 64 MiB, 4,096 entries per node type). */
+  sharedEncodingMaxBytes?: number;
+  sharedEncodingMaxEntries?: number;
 }
 
 /** LDS and CDS are the only kinds with wildcard subscriptions. */
@@ -185,6 +195,7 @@ type AnyCall = grpc.ServerDuplexStream<unknown, unknown>;
 
 interface Ctx {
   cache: SnapshotCache;
+  shared: SharedResponses;
   logger: Logger;
   hooks: Required<XdsHooks>;
   nodeTypeOf: (node: NodeInfo) => NodeType;
@@ -193,21 +204,228 @@ interface Ctx {
   onClose(s: StreamBase): void;
 }
 
-function anyOf(r: VersionedResource): AnyMessage {
-  return { type_url: TYPE_URLS[r.kind], value: r.bytes };
+const byName = (a: VersionedResource, b: VersionedResource): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/**
+ * Resources of `kind` wanted by a subscription, sorted by name; names not (yet) existing are
+ * omitted. A plain wildcard subscription gets the snapshot's shared sorted list (no copy).
+ */
+function desiredResources(snap: Snapshot, kind: ResourceKind, wildcard: boolean, names: ReadonlySet<string>): readonly VersionedResource[] {
+  const map = snap.resources[kind];
+  if (wildcard) {
+    const all = sortedResources(snap, kind);
+    let extra: VersionedResource[] | undefined;
+    for (const n of names) {
+      if (map.has(n)) continue;
+      const r = snap.resolve(kind, n);
+      if (r) (extra ??= []).push(r);
+    }
+    return extra ? [...all, ...extra].sort(byName) : all;
+  }
+  const out: VersionedResource[] = [];
+  for (const n of names) {
+    const r = map.get(n) ?? snap.resolve(kind, n);
+    if (r) out.push(r);
+  }
+  return out.sort(byName);
 }
 
-/** Resources of `kind` wanted by a subscription, sorted by name; names not (yet) existing are omitted. */
-function desiredResources(snap: Snapshot, kind: ResourceKind, wildcard: boolean, names: ReadonlySet<string>): VersionedResource[] {
-  const out = new Map<string, VersionedResource>();
-  const map = snap.resources[kind];
-  if (wildcard) for (const [n, r] of map) out.set(n, r);
-  for (const n of names) {
-    if (out.has(n)) continue;
-    const r = map.get(n) ?? snap.resolve(kind, n);
-    if (r) out.set(n, r);
+/** Does a (non-empty) kind diff touch an explicit name subscription? Iterates the smaller side. */
+function touches(names: ReadonlySet<string>, d: KindDiff): boolean {
+  if (d.size === 0 || names.size === 0) return false;
+  if (d.size <= names.size) {
+    for (const n of d.changed) if (names.has(n)) return true;
+    for (const n of d.removed) if (names.has(n)) return true;
+    return false;
   }
-  return [...out.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const n of names) if (d.changed.has(n) || d.removed.has(n)) return true;
+  return false;
+}
+
+/** Subscribed names the snapshot's maps do not hold (answered on demand by `resolve`, which a diff does not cover). */
+function unresolvedNames(snap: Snapshot, kind: ResourceKind, names: ReadonlySet<string>): string[] {
+  if (names.size === 0 || !mayResolve(snap)) return [];
+  const map = snap.resources[kind];
+  const out: string[] = [];
+  for (const n of names) if (!map.has(n)) out.push(n);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared encoding.
+//
+// A response's `resources` (field 2, repeated) is the bulk of it and the same for every stream
+// with the same subscription on the same snapshot: it is encoded once (per resource, then per
+// run) and each stream's message is that byte run concatenated with its own small fields
+// (version, type_url, nonce, removed names). Protobuf parsers accept fields in any order and
+// repeated fields split anywhere, so clients decode exactly the message protobufjs would encode
+// (for SotW the bytes are even identical: fields are written in field-number order).
+
+function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+/** Per resource: `resources` entry of a DiscoveryResponse (field 2 = Any{type_url, value}). */
+const SOTW_ENTRY = new WeakMap<VersionedResource, Buffer>();
+function sotwEntry(r: VersionedResource): Buffer {
+  let b = SOTW_ENTRY.get(r);
+  if (!b) {
+    const w = protobuf.Writer.create();
+    w.uint32(18).fork().uint32(10).string(TYPE_URLS[r.kind]).uint32(18).bytes(r.bytes).ldelim();
+    b = asBuffer(w.finish());
+    SOTW_ENTRY.set(r, b);
+  }
+  return b;
+}
+
+/** Per resource: `resources` entry of a DeltaDiscoveryResponse (field 2 = Resource{name=3, version=1, resource=2}). */
+const DELTA_ENTRY = new WeakMap<VersionedResource, Buffer>();
+function deltaEntry(r: VersionedResource): Buffer {
+  let b = DELTA_ENTRY.get(r);
+  if (!b) {
+    const w = protobuf.Writer.create();
+    w.uint32(18).fork();
+    w.uint32(26).string(r.name).uint32(10).string(r.version);
+    w.uint32(18).fork().uint32(10).string(TYPE_URLS[r.kind]).uint32(18).bytes(r.bytes).ldelim();
+    w.ldelim();
+    b = asBuffer(w.finish());
+    DELTA_ENTRY.set(r, b);
+  }
+  return b;
+}
+
+function concatEntries(list: readonly VersionedResource[], entry: (r: VersionedResource) => Buffer): Buffer {
+  if (list.length === 1) return entry(list[0] as VersionedResource);
+  const parts = new Array<Buffer>(list.length);
+  let len = 0;
+  for (let i = 0; i < list.length; i++) {
+    const b = entry(list[i] as VersionedResource);
+    parts[i] = b;
+    len += b.length;
+  }
+  return Buffer.concat(parts, len);
+}
+
+interface SharedEntry {
+  list?: readonly VersionedResource[];
+  run?: Buffer;
+}
+
+/**
+ * What streams with the same subscription share on the current snapshot of a node type: the
+ * resolved resource list (SotW) and the encoded `resources` run, keyed by kind + subscription key
+ * (SotW: the interned subscription key; Delta: the names sent). Only the current snapshot per
+ * node type is kept (builds always use it); bounded in entries and bytes (beyond: computed, not kept).
+ */
+export class SharedResponses {
+  private readonly perType = new Map<NodeType, { snap: Snapshot; kinds: Map<string, Map<string, SharedEntry>>; bytes: number; entries: number }>();
+  hits = 0;
+  misses = 0;
+  listHits = 0;
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly maxEntries: number,
+  ) {}
+
+  private entry(snap: Snapshot, ns: string, key: string): SharedEntry | undefined {
+    let t = this.perType.get(snap.nodeType);
+    if (!t || t.snap !== snap) {
+      t = { snap, kinds: new Map(), bytes: 0, entries: 0 };
+      this.perType.set(snap.nodeType, t);
+    }
+    let m = t.kinds.get(ns);
+    if (!m) {
+      m = new Map();
+      t.kinds.set(ns, m);
+    }
+    let e = m.get(key);
+    if (!e && t.entries < this.maxEntries) {
+      e = {};
+      m.set(key, e);
+      t.entries++;
+    }
+    return e;
+  }
+
+  /** The resource list of a subscription (computed once per snapshot and key). */
+  list(snap: Snapshot, ns: string, key: string, make: () => readonly VersionedResource[]): readonly VersionedResource[] {
+    const e = this.entry(snap, ns, key);
+    if (e?.list) {
+      this.listHits++;
+      return e.list;
+    }
+    const list = make();
+    if (e) e.list = list;
+    return list;
+  }
+
+  /** The encoded `resources` run of a response (encoded once per snapshot and key). */
+  run(snap: Snapshot, ns: string, key: string, make: () => Buffer): Buffer {
+    const e = this.entry(snap, ns, key);
+    if (e?.run) {
+      this.hits++;
+      return e.run;
+    }
+    this.misses++;
+    const buf = make();
+    const t = this.perType.get(snap.nodeType);
+    if (e && t && t.bytes + buf.length <= this.maxBytes) {
+      e.run = buf;
+      t.bytes += buf.length;
+    }
+    return buf;
+  }
+
+  stats(): { hits: number; misses: number; listHits: number; entries: number; bytes: number } {
+    let entries = 0;
+    let bytes = 0;
+    for (const t of this.perType.values()) {
+      entries += t.entries;
+      bytes += t.bytes;
+    }
+    return { hits: this.hits, misses: this.misses, listHits: this.listHits, entries, bytes };
+  }
+}
+
+/** Interned subscription keys: identical subscriptions share one string (map lookups compare pointers). */
+const SUB_KEYS = new Map<string, string>();
+function intern(k: string): string {
+  const hit = SUB_KEYS.get(k);
+  if (hit !== undefined) return hit;
+  if (SUB_KEYS.size >= 10_000) SUB_KEYS.clear();
+  SUB_KEYS.set(k, k);
+  return k;
+}
+
+function stringField(w: protobuf.Writer, field: number, v: string): void {
+  w.uint32((field << 3) | 2).string(v);
+}
+
+/** DiscoveryResponse = version_info(1) + resources(2, shared run) + type_url(4) + nonce(5). */
+function sotwMessage(version: string, run: Buffer, typeUrl: string, nonce: string): Buffer {
+  const h = protobuf.Writer.create();
+  stringField(h, 1, version);
+  const head = asBuffer(h.finish());
+  const t = protobuf.Writer.create();
+  stringField(t, 4, typeUrl);
+  stringField(t, 5, nonce);
+  const tail = asBuffer(t.finish());
+  return Buffer.concat([head, run, tail], head.length + run.length + tail.length);
+}
+
+/** DeltaDiscoveryResponse = system_version_info(1) + resources(2, shared run) + type_url(4) + nonce(5) + removed_resources(6). */
+function deltaMessage(version: string, run: Buffer | undefined, typeUrl: string, nonce: string, removed: readonly string[]): Buffer {
+  const h = protobuf.Writer.create();
+  stringField(h, 1, version);
+  const head = asBuffer(h.finish());
+  const t = protobuf.Writer.create();
+  stringField(t, 4, typeUrl);
+  stringField(t, 5, nonce);
+  for (const n of removed) stringField(t, 6, n);
+  const tail = asBuffer(t.finish());
+  if (!run || run.length === 0) return Buffer.concat([head, tail], head.length + tail.length);
+  return Buffer.concat([head, run, tail], head.length + run.length + tail.length);
 }
 
 function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
@@ -259,9 +477,14 @@ abstract class StreamBase {
   }
 
   protected abstract handle(req: unknown): void;
-  /** Builds the response for `kind` from current state, or undefined if nothing is to be sent. */
-  protected abstract build(kind: ResourceKind, snap: Snapshot): { msg: object; version: string; nonce: string; count: number } | undefined;
+  /** Builds the (encoded) response for `kind` from current state, or undefined if nothing is to be sent. */
+  protected abstract build(kind: ResourceKind, snap: Snapshot): { buf: Buffer; version: string; nonce: string; count: number } | undefined;
   protected abstract subscribedKinds(): Iterable<ResourceKind>;
+  /**
+   * Whether a published change (`d`, this kind's part of the snapshot diff) can alter what this
+   * stream must receive for `kind`; may record what to re-check (Delta).
+   */
+  protected abstract affectedBy(kind: ResourceKind, snap: Snapshot, d: KindDiff): boolean;
 
   /** Runs `fn`; a throw becomes a gRPC status and a log line, never a crash. */
   guard(fn: () => void): void {
@@ -364,8 +587,14 @@ abstract class StreamBase {
     this.firstPumpDone = true;
   }
 
-  onSnapshot(): void {
-    for (const k of this.subscribedKinds()) this.markDirty(k);
+  /**
+   * A new snapshot was published for this stream's node type. With the diff from the previous
+   * one, only the kinds whose change touches this stream's subscription are marked; without it
+   * (first snapshot), every subscribed kind is.
+   */
+  onSnapshot(snap: Snapshot, diff: SnapshotDiff | undefined): void {
+    if (this.closed) return;
+    for (const k of this.subscribedKinds()) if (!diff || this.affectedBy(k, snap, diff[k])) this.markDirty(k);
   }
 
   private pump(): void {
@@ -378,7 +607,7 @@ abstract class StreamBase {
       if (!snap) continue;
       const out = this.build(kind, snap);
       if (!out) continue;
-      const buf = this.serialize(out.msg);
+      const buf = out.buf;
       this.inflight += 1;
       const ok = this.call.write(buf, () => {
         // Flushed to HTTP/2 (which applies flow control): the next response may go.
@@ -398,8 +627,6 @@ abstract class StreamBase {
       }
     }
   }
-
-  protected abstract serialize(msg: object): Buffer;
 }
 
 // --- State of the World -----------------------------------------------------------------------
@@ -409,11 +636,20 @@ interface SotwState {
   typeUrl: string;
   wildcard: boolean;
   names: Set<string>;
-  sent?: { version: string; nonce: string; resources: Map<string, string> };
+  /** JSON of [wildcard, sorted names] (interned): with the snapshot, determines the response's resources. */
+  subKey: string;
+  /** The names of the request that set the subscription, as sent (to recognise identical repeats cheaply). */
+  raw?: readonly string[];
+  /** Resources of the last response (sorted by name). */
+  sent?: { version: string; nonce: string; resources: readonly VersionedResource[] };
 }
 
-const sotwCodec = codec<DiscoveryResponse>(`${DISCOVERY}.DiscoveryResponse`);
-const deltaCodec = codec<DeltaDiscoveryResponse>(`${DISCOVERY}.DeltaDiscoveryResponse`);
+function subscriptionKey(wildcard: boolean, names: ReadonlySet<string>): string {
+  return intern(JSON.stringify([wildcard, [...names].sort()]));
+}
+
+const SOTW_NS = Object.fromEntries(SEND_ORDER.map((k) => [k, `s:${k}`])) as Record<ResourceKind, string>;
+const DELTA_NS = Object.fromEntries(SEND_ORDER.map((k) => [k, `d:${k}`])) as Record<ResourceKind, string>;
 
 class SotwStream extends StreamBase {
   private readonly types = new Map<ResourceKind, SotwState>();
@@ -422,8 +658,11 @@ class SotwStream extends StreamBase {
     return this.types.keys();
   }
 
-  protected serialize(msg: object): Buffer {
-    return sotwCodec.serialize(msg as DiscoveryResponse);
+  protected affectedBy(kind: ResourceKind, snap: Snapshot, d: KindDiff): boolean {
+    const st = this.types.get(kind);
+    if (!st) return false;
+    if (st.wildcard && d.size > 0) return true;
+    return touches(st.names, d) || unresolvedNames(snap, kind, st.names).length > 0;
   }
 
   protected handle(raw: unknown): void {
@@ -435,8 +674,17 @@ class SotwStream extends StreamBase {
     const typeUrl = TYPE_URLS[kind];
     let st = this.types.get(kind);
     const first = st === undefined;
-    st ??= { kind, typeUrl, wildcard: false, names: new Set() };
+    st ??= { kind, typeUrl, wildcard: false, names: new Set(), subKey: '' };
     this.types.set(kind, st);
+
+    // Fast path: an ACK/NACK (or stale request) with the same names as the request that set the
+    // subscription (Envoy repeats every name in every ACK): no subscription change to work out.
+    const nonce = req.responseNonce ?? '';
+    const prevRaw = st.raw;
+    if (!first && nonce !== '' && prevRaw !== undefined && prevRaw.length === rawNames.length && rawNames.every((n, i) => n === prevRaw[i])) {
+      this.ackOrNack(st, req, nonce);
+      return;
+    }
 
     // Subscription: '*' or (legacy) an empty first request = wildcard, for LDS/CDS only.
     const names = new Set(rawNames.filter((n) => n !== '*'));
@@ -447,55 +695,62 @@ class SotwStream extends StreamBase {
     }
     const changed = first || wildcard !== st.wildcard || !sameSet(names, st.names);
     const apply = (): void => {
+      st.raw = rawNames;
       st.wildcard = wildcard;
       st.names = names;
+      st.subKey = subscriptionKey(wildcard, names);
       this.status.subscription(typeUrl, wildcard, names);
       this.markDirty(kind);
     };
 
-    const nonce = req.responseNonce ?? '';
     if (nonce === '') {
       // A first request for this type (or the client starting over): answer in full.
       st.sent = undefined;
       apply();
       return;
     }
-    if (st.sent && nonce === st.sent.nonce) {
-      const err = req.errorDetail;
-      if (err && (err.code || err.message)) {
-        // NACK: keep last-good; the rejected content counts as sent, so it is not resent until it changes.
-        const message = String(err.message ?? '');
-        this.status.nacked(typeUrl, st.sent.version, nonce, message);
-        this.ctx.hooks.onNack(typeUrl);
-        this.log.warn({ typeUrl, version: st.sent.version, nonce, error: message.slice(0, 2000) }, 'xDS NACK');
-      } else if (req.versionInfo === st.sent.version) {
-        this.status.acked(typeUrl, st.sent.version);
-        this.ctx.hooks.onAck(typeUrl);
-      }
-      if (changed) apply();
-      return;
-    }
-    // Stale (or bogus) nonce: ignored unless the subscription changed.
+    // ACK/NACK of the last response, or a stale (or bogus) nonce: ignored unless the subscription changed.
+    this.ackOrNack(st, req, nonce);
     if (changed) apply();
+  }
+
+  /** Records an ACK or NACK when `nonce` is that of the last response of this type (else: stale, ignored). */
+  private ackOrNack(st: SotwState, req: DiscoveryRequest, nonce: string): void {
+    if (!st.sent || nonce !== st.sent.nonce) return;
+    const typeUrl = st.typeUrl;
+    const err = req.errorDetail;
+    if (err && (err.code || err.message)) {
+      // NACK: keep last-good; the rejected content counts as sent, so it is not resent until it changes.
+      const message = String(err.message ?? '');
+      this.status.nacked(typeUrl, st.sent.version, nonce, message);
+      this.ctx.hooks.onNack(typeUrl);
+      this.log.warn({ typeUrl, version: st.sent.version, nonce, error: message.slice(0, 2000) }, 'xDS NACK');
+    } else if (req.versionInfo === st.sent.version) {
+      this.status.acked(typeUrl, st.sent.version);
+      this.ctx.hooks.onAck(typeUrl);
+    }
   }
 
   protected build(kind: ResourceKind, snap: Snapshot) {
     const st = this.types.get(kind);
     if (!st) return undefined;
     const wildcard = st.wildcard && WILDCARD_KINDS.has(kind);
-    const res = desiredResources(snap, kind, wildcard, st.names);
+    // Shared by every stream with the same subscription on this snapshot (a plain wildcard gets the snapshot's sorted list).
+    const res =
+      wildcard && st.names.size === 0 ? sortedResources(snap, kind) : this.ctx.shared.list(snap, SOTW_NS[kind], st.subKey, () => desiredResources(snap, kind, wildcard, st.names));
     if (st.sent) {
       const prev = st.sent.resources;
-      if (prev.size === res.length && res.every((r) => prev.get(r.name) === r.version)) return undefined;
+      if (prev === res) return undefined;
+      if (prev.length === res.length && res.every((r, i) => prev[i]?.name === r.name && prev[i]?.version === r.version)) return undefined;
     } else if (res.length === 0 && !WILDCARD_KINDS.has(kind)) {
       // RDS/EDS/SDS: nothing requested exists yet; answer when it appears. (LDS/CDS do answer
       // with an empty state of the world: for them absence means "does not exist".)
       return undefined;
     }
     const nonce = this.nextNonce();
-    st.sent = { version: snap.version, nonce, resources: new Map(res.map((r) => [r.name, r.version])) };
-    const msg: DiscoveryResponse = { versionInfo: snap.version, resources: res.map(anyOf), typeUrl: st.typeUrl, nonce };
-    return { msg, version: snap.version, nonce, count: res.length };
+    st.sent = { version: snap.version, nonce, resources: res };
+    const run = this.ctx.shared.run(snap, SOTW_NS[kind], st.subKey, () => concatEntries(res, sotwEntry));
+    return { buf: sotwMessage(snap.version, run, st.typeUrl, nonce), version: snap.version, nonce, count: res.length };
   }
 }
 
@@ -512,7 +767,14 @@ interface DeltaState {
   mustRespond: boolean;
   /** Recent nonces → system version they carried (to attribute ACK/NACKs). */
   nonces: Map<string, string>;
+  /** Re-evaluate every resource at the next build (new subscription, or a large change). */
+  full: boolean;
+  /** Otherwise: the names a published change touched, to re-check at the next build. */
+  pending: Set<string>;
 }
+
+/** A Delta stream re-checks only the changed names, unless a change touches more than this many. */
+const DELTA_MAX_PENDING = 256;
 
 class DeltaStream extends StreamBase {
   private readonly types = new Map<ResourceKind, DeltaState>();
@@ -521,8 +783,32 @@ class DeltaStream extends StreamBase {
     return this.types.keys();
   }
 
-  protected serialize(msg: object): Buffer {
-    return deltaCodec.serialize(msg as DeltaDiscoveryResponse);
+  protected affectedBy(kind: ResourceKind, snap: Snapshot, d: KindDiff): boolean {
+    const st = this.types.get(kind);
+    if (!st) return false;
+    if (st.full) return true;
+    let hit = false;
+    const add = (n: string): void => {
+      st.pending.add(n);
+      hit = true;
+    };
+    if (st.wildcard && d.size > 0) {
+      if (d.size > DELTA_MAX_PENDING) st.full = true;
+      else {
+        for (const n of d.changed) add(n);
+        for (const n of d.removed) add(n);
+      }
+    } else if (d.size > 0 && st.names.size > 0) {
+      if (d.size <= st.names.size) {
+        for (const n of d.changed) if (st.names.has(n)) add(n);
+        for (const n of d.removed) if (st.names.has(n)) add(n);
+      } else {
+        for (const n of st.names) if (d.changed.has(n) || d.removed.has(n)) add(n);
+      }
+    }
+    for (const n of unresolvedNames(snap, kind, st.names)) add(n);
+    if (st.pending.size > DELTA_MAX_PENDING) st.full = true;
+    return hit || st.full;
   }
 
   protected handle(raw: unknown): void {
@@ -537,7 +823,7 @@ class DeltaStream extends StreamBase {
     let st = this.types.get(kind);
     let changed = false;
     if (!st) {
-      st = { kind, typeUrl, wildcard: false, names: new Set(), known: new Map(), mustRespond: false, nonces: new Map() };
+      st = { kind, typeUrl, wildcard: false, names: new Set(), known: new Map(), mustRespond: false, nonces: new Map(), full: true, pending: new Set() };
       this.types.set(kind, st);
       if (WILDCARD_KINDS.has(kind) && sub.length === 0) st.wildcard = true;
       const entries = Object.entries(initial);
@@ -588,6 +874,7 @@ class DeltaStream extends StreamBase {
     }
     this.checkNames(st.names.size);
     if (changed) {
+      st.full = true;
       this.status.subscription(typeUrl, st.wildcard, st.names);
       this.markDirty(kind);
     }
@@ -596,15 +883,36 @@ class DeltaStream extends StreamBase {
   protected build(kind: ResourceKind, snap: Snapshot) {
     const st = this.types.get(kind);
     if (!st) return undefined;
-    const res = desiredResources(snap, kind, st.wildcard, st.names);
-    const wanted = new Set(res.map((r) => r.name));
-    const toSend = res.filter((r) => st.known.get(r.name) !== r.version);
+    let toSend: VersionedResource[];
     const removed: string[] = [];
-    for (const n of [...st.known.keys()]) {
-      if (wanted.has(n)) continue;
-      st.known.delete(n);
-      // Gone while still of interest → tell the client; merely unsubscribed → forget silently.
-      if (st.wildcard || st.names.has(n)) removed.push(n);
+    if (st.full) {
+      // Every resource of interest against what the client holds.
+      st.full = false;
+      st.pending.clear();
+      const res = desiredResources(snap, kind, st.wildcard, st.names);
+      const wanted = new Set(res.map((r) => r.name));
+      toSend = res.filter((r) => st.known.get(r.name) !== r.version);
+      for (const n of [...st.known.keys()]) {
+        if (wanted.has(n)) continue;
+        st.known.delete(n);
+        // Gone while still of interest → tell the client; merely unsubscribed → forget silently.
+        if (st.wildcard || st.names.has(n)) removed.push(n);
+      }
+    } else {
+      // Only the names the published changes touched (the rest is unchanged by construction).
+      toSend = [];
+      const map = snap.resources[kind];
+      for (const n of st.pending) {
+        const named = st.names.has(n);
+        const r = st.wildcard || named ? (map.get(n) ?? (named ? snap.resolve(kind, n) : undefined)) : undefined;
+        if (r) {
+          if (st.known.get(n) !== r.version) toSend.push(r);
+        } else if (st.known.delete(n) && (st.wildcard || named)) {
+          removed.push(n);
+        }
+      }
+      st.pending.clear();
+      toSend.sort(byName);
     }
     if (toSend.length === 0 && removed.length === 0 && !st.mustRespond) return undefined;
     st.mustRespond = false;
@@ -616,14 +924,12 @@ class DeltaStream extends StreamBase {
       if (oldest !== undefined) st.nonces.delete(oldest);
     }
     removed.sort();
-    const msg: DeltaDiscoveryResponse = {
-      systemVersionInfo: snap.version,
-      resources: toSend.map((r) => ({ name: r.name, version: r.version, resource: anyOf(r) })),
-      typeUrl: st.typeUrl,
-      removedResources: removed,
-      nonce,
-    };
-    return { msg, version: snap.version, nonce, count: st.known.size };
+    const run =
+      toSend.length === 0
+        ? undefined
+        : this.ctx.shared.run(snap, DELTA_NS[kind], JSON.stringify(toSend.map((r) => r.name)), () => concatEntries(toSend, deltaEntry));
+    const buf = deltaMessage(snap.version, run, st.typeUrl, nonce, removed);
+    return { buf, version: snap.version, nonce, count: st.known.size };
   }
 }
 
@@ -649,11 +955,21 @@ export class AdsServer {
         }
       },
       maxNames: opts.maxNames ?? 10_000,
+      shared: new SharedResponses(opts.sharedEncodingMaxBytes ?? 64 * 1024 * 1024, opts.sharedEncodingMaxEntries ?? 4096),
       initialBatchMs: opts.initialBatchMs ?? 10,
       onClose: (s) => this.streams.delete(s),
     };
-    this.unsubscribe = opts.cache.subscribe((nodeType) => {
-      for (const s of this.streams) if (s.nodeType === nodeType) s.onSnapshot();
+    // The previous snapshot per node type, to diff each publication once for all streams.
+    const last = new Map<NodeType, Snapshot>();
+    for (const t of ['envoy', 'grpc'] as const) {
+      const s = opts.cache.get(t);
+      if (s) last.set(t, s);
+    }
+    this.unsubscribe = opts.cache.subscribe((nodeType, snap) => {
+      const prev = last.get(nodeType);
+      last.set(nodeType, snap);
+      const diff = prev ? diffSnapshots(prev, snap) : undefined;
+      for (const s of this.streams) if (s.nodeType === nodeType) s.guard(() => s.onSnapshot(snap, diff));
     });
   }
 
@@ -681,6 +997,11 @@ export class AdsServer {
       StreamSecrets: (call: AnyCall) => this.open(call, 'sds', 'sotw'),
       DeltaSecrets: (call: AnyCall) => this.open(call, 'sds', 'delta'),
     });
+  }
+
+  /** Counters of the shared encoded-response cache (hits = responses whose resources were not re-encoded). */
+  sharedEncodingStats(): { hits: number; misses: number; listHits: number; entries: number; bytes: number } {
+    return this.ctx.shared.stats();
   }
 
   /** One entry per open stream, detached copies. */

@@ -69,6 +69,7 @@ export function buildSnapshot(
   };
   const snapshot: Snapshot = { version, nodeType, resources: maps as ResourceMaps, resolve };
   if (problems.length > 0) BUILD_PROBLEMS.set(snapshot, problems);
+  if (!resolver) markNoResolver(snapshot);
   return snapshot;
 }
 
@@ -156,4 +157,72 @@ export class VersionSource {
     this.seq += 1;
     return `${this.bootId}-${this.seq}`;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-snapshot derived data for the ADS server (computed lazily, once per snapshot).
+
+/** Snapshots known to have no on-demand resolver (built by buildSnapshot without one). */
+const NO_RESOLVER = new WeakSet<Snapshot>();
+
+/**
+ * Whether `snapshot.resolve` may answer names absent from its maps. Conservative: true for
+ * snapshots not built by buildSnapshot.
+ */
+export function mayResolve(snapshot: Snapshot): boolean {
+  return !NO_RESOLVER.has(snapshot);
+}
+
+/** Records that buildSnapshot made `s` without a resolver (called from buildSnapshot). */
+function markNoResolver(s: Snapshot): void {
+  NO_RESOLVER.add(s);
+}
+
+const SORTED = new WeakMap<Snapshot, Partial<Record<ResourceKind, readonly VersionedResource[]>>>();
+
+/** Every resource of `kind` in `snapshot`, sorted by name; one shared (frozen) array per snapshot and kind. */
+export function sortedResources(snapshot: Snapshot, kind: ResourceKind): readonly VersionedResource[] {
+  let per = SORTED.get(snapshot);
+  if (!per) {
+    per = {};
+    SORTED.set(snapshot, per);
+  }
+  let list = per[kind];
+  if (!list) {
+    list = Object.freeze([...snapshot.resources[kind].values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
+    per[kind] = list;
+  }
+  return list;
+}
+
+/** Names of one kind whose resource appeared or changed version (`changed`) or disappeared (`removed`). */
+export interface KindDiff {
+  changed: ReadonlySet<string>;
+  removed: ReadonlySet<string>;
+  /** changed.size + removed.size */
+  size: number;
+}
+
+/** What changed from one snapshot of a node type to the next, per kind (computed once per publication). */
+export type SnapshotDiff = Record<ResourceKind, KindDiff>;
+
+const EMPTY_KIND_DIFF: KindDiff = Object.freeze({ changed: new Set<string>(), removed: new Set<string>(), size: 0 });
+
+/** Per-kind diff of the published maps (resources answered on demand by `resolve` are not covered). */
+export function diffSnapshots(prev: Snapshot, next: Snapshot): SnapshotDiff {
+  const out = {} as Record<ResourceKind, KindDiff>;
+  for (const kind of KINDS) {
+    const a = prev.resources[kind];
+    const b = next.resources[kind];
+    if (a === b) {
+      out[kind] = EMPTY_KIND_DIFF;
+      continue;
+    }
+    const changed = new Set<string>();
+    const removed = new Set<string>();
+    for (const [n, r] of b) if (a.get(n)?.version !== r.version) changed.add(n);
+    for (const n of a.keys()) if (!b.has(n)) removed.add(n);
+    out[kind] = changed.size + removed.size === 0 ? EMPTY_KIND_DIFF : { changed, removed, size: changed.size + removed.size };
+  }
+  return out;
 }
