@@ -15,6 +15,11 @@ import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from './
 import { buildAdminApp } from './admin/app.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { configDumpFor } from './admin/config-dump.js';
+import { createQuotaStore } from './authz/quota/index.js';
+import { JwtEngine } from './authz/jwt.js';
+import { Authorizer } from './authz/decide.js';
+import { buildPolicy } from './authz/policy.js';
+import { startAuthzServer } from './authz/server.js';
 import type { ConfigError, ObjectStatus } from './model/types.js';
 import type { NodeType, ResourceSet } from './xds/types.js';
 import fs from 'node:fs';
@@ -23,7 +28,9 @@ import { randomBytes } from 'node:crypto';
 
 export interface RunningServer {
   xdsPort: number;
+  authzPort: number;
   adminPort: number;
+  authorizer: Authorizer;
   metrics: Metrics;
   cache: SnapshotCache;
   ads: AdsServer;
@@ -70,6 +77,16 @@ export async function startServer(
 ): Promise<RunningServer> {
   const cache = new SnapshotCache();
   const secretSeed = loadSecretSeed(config.dataDir, logger);
+  // ext_authz: quota store (in-memory, or Redis with fail-open/closed), JWT verifiers, policy.
+  // Store failures are reported once, by the Authorizer (degraded answer or fail-closed error).
+  const quota = createQuotaStore({
+    redisUrl: config.redisUrl,
+    failMode: config.quotaFailMode,
+    timeZone: config.quotaTimeZone,
+    logger: logger.child({ c: 'quota' }),
+  });
+  const jwt = new JwtEngine([], { hooks: metrics.authzHooks, logger: logger.child({ c: 'jwt' }) });
+  const authorizer = new Authorizer({ quota, jwt, hooks: metrics.authzHooks });
   const versions = new VersionSource();
   const source = new FileSource({ dir: config.configDir });
   let statuses: ObjectStatus[] = [];
@@ -91,6 +108,8 @@ export async function startServer(
       );
       statuses = c.statuses;
       metrics.setConfigObjects(statuses);
+      jwt.setVerifiers(c.model.jwtVerifiers ?? []);
+      authorizer.setPolicy(buildPolicy(c.model));
       logErrors(c.errors);
       const version = versions.next();
       const now = Date.now();
@@ -172,6 +191,12 @@ export async function startServer(
     ),
   );
 
+  const authz = await startAuthzServer(config.host, config.authzPort, {
+    check: (input) => authorizer.check(input),
+    logger: logger.child({ c: 'authz' }),
+    hooks: metrics.authzHooks,
+  });
+
   const admin: FastifyInstance = buildAdminApp({
     ready: () => ready,
     health: () => ({ builds, lastBuildMs: Math.round(lastBuildMs), proxies: ads.statuses().length }),
@@ -182,11 +207,16 @@ export async function startServer(
   await admin.listen({ host: config.host, port: config.adminPort });
   const addr = admin.server.address();
   const adminPort = typeof addr === 'object' && addr ? addr.port : config.adminPort;
-  logger.info({ xdsPort, adminPort, configDir: config.configDir }, 'otoroshi-xds serving');
+  logger.info(
+    { xdsPort, authzPort: authz.port, adminPort, configDir: config.configDir, quotaStore: config.redisUrl ? 'redis' : 'memory' },
+    'otoroshi-xds serving',
+  );
 
   let stopped = false;
   return {
     xdsPort,
+    authzPort: authz.port,
+    authorizer,
     adminPort,
     metrics,
     cache,
@@ -206,8 +236,20 @@ export async function startServer(
       debouncer.cancel();
       if (retireTimer) clearTimeout(retireTimer);
       ads.closeAllStreams();
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 5000);
+        server.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      await authz.stop();
       await admin.close();
+      jwt.close();
+      await quota.close();
     },
   };
 }

@@ -1,0 +1,424 @@
+// ext_authz benchmark: h2load (gRPC unary over h2c) against
+//   floor         a bare grpc-js unary server answering a constant pre-encoded CheckResponse
+//   memory        registerAuthz + the real Authorizer (decide.ts) + MemoryQuotaStore
+//   redis         registerAuthz + Authorizer + createQuotaStore({redisUrl}) (Redis behind the failover wrapper)
+//   *-cluster2    the same under node:cluster with 2 workers sharing the port
+// Each server runs in its own child process; h2load runs beside it (2 cores shared).
+//   node dist/bench/authz.js [--duration 10] [--rounds 2] [--rss-seconds 60] [--skip-cluster]
+//   node dist/bench/authz.js serve <floor|memory|redis>[-cluster2] <port> [redisUrl]   (one server)
+//   node dist/bench/authz.js body <file>                                            (h2load -d body)
+// Writes bench/results/authz.json and prints a table. Needs h2load (nghttp2-client) and, for the
+// Redis rows, redis-server (apt).
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import cluster from 'node:cluster';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
+import { parseYamlFile } from '../src/sources/yaml.js';
+import { buildModel } from '../src/model/build.js';
+import { buildPolicy } from '../src/authz/policy.js';
+import { Authorizer } from '../src/authz/decide.js';
+import { registerAuthz, startAuthzServer, AUTHORIZATION_SERVICE, CHECK_PATH } from '../src/authz/server.js';
+import { encodeAllow } from '../src/authz/check-codec.js';
+import { createQuotaStore } from '../src/authz/quota/index.js';
+import { lookupType, TO_OBJECT_OPTIONS } from '../src/proto/loader.js';
+import type { QuotaStore } from '../src/authz/types.js';
+
+const DESCRIPTORS = 50;
+const APIKEYS = 2000;
+const CLIENT_ID = 'bench-key-0042';
+const CLIENT_SECRET = 'bench-secret-0042';
+const DESCRIPTOR_ID = 'svc-7';
+
+// ------------------------------------------------------------------ model + request
+
+function modelYaml(): string {
+  const docs: string[] = [
+    'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceGroup\nmetadata: {name: bench, annotations: {otoroshi.io/id: bench}}\nspec: {name: Bench}',
+  ];
+  for (let i = 0; i < DESCRIPTORS; i++) {
+    docs.push(`apiVersion: proxy.otoroshi.io/v1alpha1
+kind: ServiceDescriptor
+metadata: {name: svc-${i}, annotations: {otoroshi.io/id: svc-${i}}}
+spec:
+  hosts: [svc-${i}.oto.tools]
+  groups: [bench]
+  forceHttps: false
+  targets: [{url: "http://10.0.${i}.1:8080"}]
+  publicPatterns: ["/public/.*"]`);
+  }
+  for (let i = 0; i < APIKEYS; i++) {
+    const n = String(i).padStart(4, '0');
+    docs.push(`apiVersion: proxy.otoroshi.io/v1alpha1
+kind: ApiKey
+metadata: {name: bench-key-${n}}
+spec:
+  clientId: bench-key-${n}
+  clientSecret: bench-secret-${n}
+  authorizedEntities: [group_bench]
+  throttlingQuota: 10000000
+  dailyQuota: 1000000000
+  monthlyQuota: 1000000000`);
+  }
+  return docs.join('\n---\n');
+}
+
+/** A CheckRequest shaped like Envoy's (headers map, addresses, context extensions). */
+export function benchCheckRequest(): Buffer {
+  const CheckRequest = lookupType('envoy.service.auth.v3.CheckRequest');
+  const host = `${DESCRIPTOR_ID}.oto.tools`;
+  const p = '/api/orders/123?expand=items';
+  return Buffer.from(
+    CheckRequest.encode(
+      CheckRequest.fromObject({
+        attributes: {
+          source: { address: { socketAddress: { address: '10.244.1.17', portValue: 51234 } } },
+          destination: { address: { socketAddress: { address: '10.244.0.5', portValue: 8080 } } },
+          request: {
+            time: { seconds: 1718000000, nanos: 123000000 },
+            http: {
+              id: '11790209734458823781',
+              method: 'GET',
+              path: p,
+              host,
+              scheme: 'http',
+              protocol: 'HTTP/1.1',
+              headers: {
+                ':authority': host,
+                ':method': 'GET',
+                ':path': p,
+                ':scheme': 'http',
+                accept: 'application/json',
+                'accept-encoding': 'gzip, deflate',
+                'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) bench/1.0',
+                'x-forwarded-proto': 'http',
+                'x-forwarded-for': '192.0.2.10',
+                'x-request-id': '3f6c1b8e-8a0b-4a43-9f2e-6a1f0d4d2c11',
+                'x-envoy-expected-rq-timeout-ms': '15000',
+                'otoroshi-client-id': CLIENT_ID,
+                'otoroshi-client-secret': CLIENT_SECRET,
+              },
+            },
+          },
+          contextExtensions: { descriptor_id: DESCRIPTOR_ID },
+        },
+      }),
+    ).finish(),
+  );
+}
+
+// ------------------------------------------------------------------ servers (child processes)
+
+async function serve(mode: string, port: number, redisUrl: string | undefined): Promise<void> {
+  const logger = pino({ level: 'warn' });
+  if (mode === 'floor') {
+    // The constant answer is what our adapter sends for this request (an allow with mutations).
+    const answer = encodeAllow({
+      allow: true, reason: 'apikey', descriptorId: DESCRIPTOR_ID, clientId: CLIENT_ID,
+      upstreamHeaders: { 'Otoroshi-Proxied-Host': `${DESCRIPTOR_ID}.oto.tools` },
+      removeUpstreamHeaders: ['otoroshi-client-id', 'otoroshi-client-secret'],
+      responseHeaders: { 'Otoroshi-Daily-Calls-Remaining': '999999999', 'Otoroshi-Monthly-Calls-Remaining': '999999999' },
+    });
+    const server = new grpc.Server();
+    server.addService(AUTHORIZATION_SERVICE, { Check: (_call: unknown, cb: grpc.sendUnaryData<Buffer>) => cb(null, answer) });
+    await new Promise<void>((res, rej) => server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
+  } else {
+    const built = buildModel({ objects: parseYamlFile('bench.yaml', modelYaml(), 0).objects, loadErrors: [] });
+    const quota: QuotaStore = mode.startsWith('redis') ? createQuotaStore({ redisUrl: redisUrl!, logger }) : createQuotaStore({});
+    const az = new Authorizer({ quota });
+    az.setPolicy(buildPolicy(built.model));
+    if (mode.startsWith('redis')) {
+      const primary = (quota as unknown as { primary: { ready(): Promise<void> } }).primary;
+      await primary.ready();
+    }
+    await startAuthzServer('127.0.0.1', port, { check: (i) => az.check(i), logger });
+    void registerAuthz; // (startAuthzServer = new grpc.Server + registerAuthz + bind)
+  }
+  process.stdout.write(`READY ${port}\n`);
+}
+
+async function serveMain(): Promise<void> {
+  const [, , , mode = 'floor', portS = '0', redisUrl] = process.argv;
+  const port = Number(portS);
+  if (mode.endsWith('-cluster2')) {
+    if (cluster.isPrimary) {
+      let ready = 0;
+      for (let i = 0; i < 2; i++) {
+        const w = cluster.fork();
+        w.on('message', (m) => {
+          if (m === 'ready' && ++ready === 2) process.stdout.write(`READY ${port}\n`);
+        });
+      }
+      process.on('SIGTERM', () => {
+        for (const w of Object.values(cluster.workers ?? {})) w?.kill();
+        process.exit(0);
+      });
+      return;
+    }
+    const orig = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((s: string) => (String(s).startsWith('READY') ? (process.send?.('ready'), true) : orig(s))) as typeof process.stdout.write;
+  }
+  await serve(mode.replace(/-cluster2$/, ''), port, redisUrl);
+}
+
+// ------------------------------------------------------------------ orchestration
+
+interface RunResult {
+  name: string;
+  reqPerSec: number;
+  succeeded: number;
+  failed: number;
+  p50us: number;
+  p99us: number;
+  p999us?: number;
+  rps?: number;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address() as net.AddressInfo;
+      s.close(() => resolve(a.port));
+    });
+  });
+}
+
+async function startChild(mode: string, redisUrl?: string): Promise<{ child: ChildProcess; port: number }> {
+  const port = await freePort();
+  const args = [process.argv[1]!, 'serve', mode, String(port)];
+  if (redisUrl) args.push(redisUrl);
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`${mode}: server did not start`)), 30_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('READY')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    child.once('exit', (c) => reject(new Error(`${mode}: exited ${c}`)));
+  });
+  return { child, port };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const done = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([done, new Promise((r) => setTimeout(r, 3000))]);
+  if (child.exitCode === null) child.kill('SIGKILL');
+}
+
+/** One real RPC, decoded: correctness check (h2load ignores gRPC trailers). */
+function verify(port: number, body: Buffer, mode: string): Promise<string> {
+  const CheckResponse = lookupType('envoy.service.auth.v3.CheckResponse');
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const id = (b: Buffer): Buffer => b;
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(CHECK_PATH, id, id, body, { deadline: Date.now() + 5000 }, (err, res) => {
+      client.close();
+      if (err) return reject(err);
+      const r = CheckResponse.toObject(CheckResponse.decode(res!), TO_OBJECT_OPTIONS) as { status?: { code?: number }; okResponse?: { responseHeadersToAdd?: Array<{ header: { key: string; value: string } }> } };
+      if ((r.status?.code ?? 0) !== 0 || !r.okResponse) return reject(new Error(`${mode}: not an allow: ${JSON.stringify(r)}`));
+      const rem = r.okResponse.responseHeadersToAdd?.find((h) => h.header.key.toLowerCase() === 'otoroshi-daily-calls-remaining');
+      resolve(rem ? `allow, ${rem.header.key}: ${rem.header.value}` : 'allow');
+    });
+  });
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function h2load(port: number, bodyFile: string, name: string, o: { duration: number; c: number; m: number; rps?: number }): RunResult {
+  const log = path.join(os.tmpdir(), `oxds-h2load-${process.pid}-${name}.log`);
+  fs.rmSync(log, { force: true });
+  const args = [
+    `-c${o.c}`, `-m${o.m}`, '-t1', '-D', `${o.duration}`, '--warm-up-time=1',
+    '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers',
+    `--log-file=${log}`,
+  ];
+  if (o.rps) args.push(`--rps=${o.rps}`);
+  args.push(`http://127.0.0.1:${port}${CHECK_PATH}`);
+  const r = spawnSync('h2load', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`h2load failed: ${r.stderr}\n${r.stdout}`);
+  const rps = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(r.stdout);
+  const reqs = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed/.exec(r.stdout);
+  const lat = fs
+    .readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => Number(l.split('\t')[2]))
+    .filter((n) => Number.isFinite(n))
+    .sort((a, b) => a - b);
+  fs.rmSync(log, { force: true });
+  const res: RunResult = {
+    name,
+    reqPerSec: Number(rps?.[1] ?? 0),
+    succeeded: Number(reqs?.[4] ?? 0),
+    failed: Number(reqs?.[5] ?? 0),
+    p50us: percentile(lat, 50),
+    p99us: percentile(lat, 99),
+    p999us: percentile(lat, 99.9),
+  };
+  if (o.rps) res.rps = o.rps * o.c;
+  return res;
+}
+
+function rssKb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0);
+}
+
+async function startRedisServer(): Promise<{ url: string; stop(): void } | undefined> {
+  if (spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status !== 0) return undefined;
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-bench-redis-'));
+  const pidFile = path.join(dir, 'redis.pid');
+  execFileSync('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'yes', '--pidfile', pidFile, '--dir', dir, '--logfile', path.join(dir, 'log')]);
+  for (let i = 0; i < 100 && !fs.existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 200));
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: () => {
+      try {
+        process.kill(Number(fs.readFileSync(pidFile, 'utf8').trim()), 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+    },
+  };
+}
+
+/** 5-byte gRPC message prefix (uncompressed, big-endian length) + message: h2load's `-d` body. */
+export function grpcFrame(body: Buffer): Buffer {
+  const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), body]);
+  framed.writeUInt32BE(body.length, 1);
+  return framed;
+}
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] ?? def : def;
+}
+
+async function main(): Promise<void> {
+  const duration = Number(arg('duration', '10'));
+  const rssSeconds = Number(arg('rss-seconds', '60'));
+  const skipCluster = process.argv.includes('--skip-cluster');
+  const rounds = Number(arg('rounds', '2'));
+  const body = benchCheckRequest();
+  const framed = grpcFrame(body);
+  const bodyFile = path.join(os.tmpdir(), `oxds-bench-check-${process.pid}.bin`);
+  fs.writeFileSync(bodyFile, framed);
+  const redis = await startRedisServer();
+  const loadBefore = os.loadavg();
+  const results: RunResult[] = [];
+  const checks: Record<string, string> = {};
+  const modes = ['floor', 'memory', ...(redis ? ['redis'] : [])];
+  const clusterModes = skipCluster ? [] : ['floor-cluster2', 'memory-cluster2', ...(redis ? ['redis-cluster2'] : [])];
+  let rss: { mode: string; seconds: number; samplesKb: number[]; startKb: number; endKb: number; maxKb: number; reqPerSec: number } | undefined;
+  try {
+    // Rounds alternate the order (the machine is shared: load drifts); the table shows medians.
+    const order = [...modes, ...clusterModes];
+    for (let round = 0; round < rounds; round++) for (const mode of round % 2 ? [...order].reverse() : order) {
+      const { child, port } = await startChild(mode, redis?.url);
+      try {
+        checks[mode] = await verify(port, body, mode);
+        results.push(h2load(port, bodyFile, mode, { duration, c: 4, m: 32 }));
+        if (!mode.endsWith('cluster2')) results.push(h2load(port, bodyFile, `${mode}@1000rps`, { duration, c: 4, m: 1, rps: 250 }));
+        checks[`${mode} after`] = await verify(port, body, mode);
+      } finally {
+        await stopChild(child);
+      }
+      process.stderr.write(`round ${round + 1}/${rounds} ${mode}: done (load ${os.loadavg()[0]!.toFixed(2)})\n`);
+    }
+    if (rssSeconds > 0) {
+      const mode = redis ? 'redis' : 'memory';
+      const { child, port } = await startChild(mode, redis?.url);
+      try {
+        const samples: number[] = [rssKb(child.pid!)];
+        const timer = setInterval(() => samples.push(rssKb(child.pid!)), 1000);
+        const load = spawn('h2load', ['-c4', '-m32', '-t1', '-D', String(rssSeconds), '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', `http://127.0.0.1:${port}${CHECK_PATH}`], { stdio: ['ignore', 'pipe', 'ignore'] });
+        let out = '';
+        load.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        await new Promise((r) => load.once('exit', r));
+        clearInterval(timer);
+        samples.push(rssKb(child.pid!));
+        rss = { mode, seconds: rssSeconds, samplesKb: samples, startKb: samples[0]!, endKb: samples.at(-1)!, maxKb: Math.max(...samples), reqPerSec: Number(/([\d.]+) req\/s/.exec(out)?.[1] ?? 0) };
+      } finally {
+        await stopChild(child);
+      }
+    }
+  } finally {
+    redis?.stop();
+    fs.rmSync(bodyFile, { force: true });
+  }
+  const med = (xs: number[]): number => {
+    const a = [...xs].sort((x, y) => x - y);
+    return a.length % 2 ? a[(a.length - 1) >> 1]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2;
+  };
+  const names = [...new Set(results.map((r) => r.name))];
+  const summary: RunResult[] = names.map((name) => {
+    const rs = results.filter((r) => r.name === name);
+    const x: RunResult = {
+      name,
+      reqPerSec: med(rs.map((r) => r.reqPerSec)),
+      succeeded: rs.reduce((a, r) => a + r.succeeded, 0),
+      failed: rs.reduce((a, r) => a + r.failed, 0),
+      p50us: med(rs.map((r) => r.p50us)),
+      p99us: med(rs.map((r) => r.p99us)),
+      p999us: med(rs.map((r) => r.p999us ?? 0)),
+    };
+    if (rs[0]!.rps) x.rps = rs[0]!.rps;
+    return x;
+  });
+  const floor = summary.find((r) => r.name === 'floor')!;
+  const floor2 = summary.find((r) => r.name === 'floor-cluster2');
+  const out = {
+    date: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadavgBefore: loadBefore, loadavgAfter: os.loadavg() },
+    checkRequestBytes: body.length,
+    model: { descriptors: DESCRIPTORS, apikeys: APIKEYS },
+    correctness: checks,
+    rounds,
+    durationSeconds: duration,
+    results: summary.map((r) => ({ ...r, ratioToFloor: r.rps ? undefined : Number((r.reqPerSec / floor.reqPerSec).toFixed(3)), ratioToClusterFloor: floor2 && r.name.endsWith('cluster2') ? Number((r.reqPerSec / floor2.reqPerSec).toFixed(3)) : undefined })),
+    runs: results,
+    rss,
+  };
+  fs.mkdirSync('bench/results', { recursive: true });
+  fs.writeFileSync('bench/results/authz.json', JSON.stringify(out, null, 2));
+  console.log(`load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`medians of ${rounds} round(s), ${duration} s each`);
+  console.log('| run | req/s | ours/floor | ours/floor-cluster2 | p50 µs | p99 µs | p99.9 µs | failed |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of out.results) console.log(`| ${r.name} | ${r.reqPerSec.toFixed(0)} | ${r.ratioToFloor ?? ''} | ${r.ratioToClusterFloor ?? ''} | ${r.p50us} | ${r.p99us} | ${r.p999us} | ${r.failed} |`);
+  if (rss) console.log(`RSS (${rss.mode}, ${rss.seconds}s at ${rss.reqPerSec.toFixed(0)} req/s): start ${(rss.startKb / 1024).toFixed(1)} MiB, max ${(rss.maxKb / 1024).toFixed(1)} MiB, end ${(rss.endKb / 1024).toFixed(1)} MiB`);
+  for (const [k, v] of Object.entries(checks)) console.log(`check ${k}: ${v}`);
+}
+
+if (process.argv[2] === 'body') {
+  // node dist/bench/authz.js body <file>: writes the framed CheckRequest (for manual h2load runs)
+  fs.writeFileSync(process.argv[3] ?? 'check-request.bin', grpcFrame(benchCheckRequest()));
+} else if (process.argv[2] === 'serve') {
+  // exit normally on signals (so `node --cpu-prof` writes its profile)
+  if (!cluster.isPrimary || !process.argv[3]?.endsWith('-cluster2')) for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(0));
+  serveMain().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+} else {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

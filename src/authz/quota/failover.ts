@@ -1,0 +1,94 @@
+// Wraps the Redis store: when Redis cannot answer (not connected, error, or command timeout),
+// either answer from local in-memory counters (fail-open, the default — DECISIONS 14, answers
+// carry `degraded: true`) or throw QuotaStoreUnavailableError (fail-closed → 503). Every degraded
+// decision is reported through `hooks.onQuotaStoreError`. Recovery is automatic: ioredis
+// reconnects in the background and the next check after `ready` goes to Redis again.
+import type { ApiKeyQuotas } from '../../model/types.js';
+import { QuotaStoreUnavailableError, type AuthzHooks, type QuotaResult, type QuotaStore } from '../types.js';
+import { MemoryQuotaStore } from './memory.js';
+import type { RedisQuotaStore } from './redis.js';
+
+export type FailMode = 'open' | 'closed';
+
+interface MinimalLogger {
+  warn(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+}
+
+export interface FailoverQuotaStoreOptions {
+  failMode?: FailMode;
+  hooks?: AuthzHooks;
+  timeZone?: string;
+  logger?: MinimalLogger;
+}
+
+export class FailoverQuotaStore implements QuotaStore {
+  readonly failMode: FailMode;
+  readonly local: MemoryQuotaStore;
+  private readonly hooks: AuthzHooks | undefined;
+  private readonly logger: MinimalLogger | undefined;
+  private degradedSince: number | undefined;
+
+  constructor(readonly primary: RedisQuotaStore, opts: FailoverQuotaStoreOptions = {}) {
+    this.failMode = opts.failMode ?? 'open';
+    this.hooks = opts.hooks;
+    this.logger = opts.logger;
+    this.local = new MemoryQuotaStore({ timeZone: opts.timeZone ?? 'UTC', degraded: true });
+  }
+
+  /** true while the last answer came from the fallback. */
+  get degraded(): boolean {
+    return this.degradedSince !== undefined;
+  }
+
+  private fail(err: unknown): void {
+    if (this.degradedSince === undefined) {
+      this.degradedSince = Date.now();
+      this.logger?.warn({ err: err instanceof Error ? err.message : String(err), failMode: this.failMode }, 'quota store unavailable');
+    }
+    try {
+      this.hooks?.onQuotaStoreError?.(this.failMode === 'open' ? 'fail-open' : 'fail-closed');
+    } catch {
+      /* a hook never breaks a decision */
+    }
+  }
+
+  private ok(): void {
+    if (this.degradedSince !== undefined) {
+      this.logger?.info({ degradedMs: Date.now() - this.degradedSince }, 'quota store recovered');
+      this.degradedSince = undefined;
+    }
+  }
+
+  async consume(clientId: string, quotas: ApiKeyQuotas, nowMs: number): Promise<QuotaResult> {
+    let err: unknown = new Error('redis not ready');
+    if (this.primary.isReady()) {
+      try {
+        const r = await this.primary.consume(clientId, quotas, nowMs);
+        this.ok();
+        return r;
+      } catch (e) {
+        err = e;
+      }
+    }
+    this.fail(err);
+    if (this.failMode === 'closed') throw new QuotaStoreUnavailableError('quota store unavailable');
+    return this.local.consumeSync(clientId, quotas, nowMs);
+  }
+
+  async peek(clientId: string, quotas: ApiKeyQuotas, nowMs: number): Promise<Omit<QuotaResult, 'allowed' | 'exceeded'>> {
+    if (this.primary.isReady()) {
+      try {
+        return await this.primary.peek(clientId, quotas, nowMs);
+      } catch {
+        /* fall through */
+      }
+    }
+    if (this.failMode === 'closed') throw new QuotaStoreUnavailableError('quota store unavailable');
+    return this.local.peek(clientId, quotas, nowMs);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.primary.close(), this.local.close()]);
+  }
+}
