@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `otoroshi-xds serve | translate | validate`
-import { Command, Option } from 'commander';
+// `otoroshi-xds serve | translate | validate | status`
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_ADMIN_URL, runStatus } from './status.js';
 import YAML from 'yaml';
 import { OPTIONS, resolveConfig, type Config } from './config.js';
 import { loadConfigDir } from './sources/yaml.js';
@@ -95,5 +96,21 @@ addOptions(
   process.stdout.write(`${c.statuses.length} objects, ${errs} error(s), ${warns} warning(s)\n`);
   process.exitCode = errs ? 1 : 0;
 });
+
+function parseIntervalMs(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 100) throw new InvalidArgumentError('expected an integer number of milliseconds >= 100');
+  return n;
+}
+
+program
+  .command('status')
+  .description("connected proxies and their xDS sync state per type (like istioctl proxy-status), read from a running server's admin API")
+  .addOption(new Option('--admin <url>', `admin API of the server (env OXDS_ADMIN_URL, default ${DEFAULT_ADMIN_URL})`).env('OXDS_ADMIN_URL').default(DEFAULT_ADMIN_URL))
+  .addOption(new Option('--watch', 'redraw the table every --interval until Ctrl-C').default(false))
+  .addOption(new Option('--interval <ms>', 'refresh period of --watch, in milliseconds (default 2000)').argParser(parseIntervalMs).default(2000))
+  .action(async (flags: { admin: string; watch: boolean; interval: number }) => {
+    process.exitCode = await runStatus({ admin: flags.admin, watch: flags.watch, intervalMs: flags.interval, out: process.stdout, err: process.stderr });
+  });
 
 await program.parseAsync(process.argv);
