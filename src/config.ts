@@ -23,6 +23,9 @@ export interface Config {
   redisUrl?: string;
   quotaFailMode: 'open' | 'closed';
   quotaTimeZone: string;
+  /** Audit events also go to this file (JSON lines) and/or webhook (batched POSTs). */
+  auditFile?: string;
+  auditWebhook?: string;
   dataDir: string;
 }
 
@@ -51,6 +54,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'redisUrl', flag: 'redis-url', env: 'OXDS_REDIS_URL', kind: 'string', description: 'quota store (redis://host:port); in-memory when unset' },
   { key: 'quotaFailMode', flag: 'quota-fail-mode', env: 'OXDS_QUOTA_FAIL_MODE', kind: 'string', description: 'when the quota store is down: open (local counters) or closed (503)', default: 'open' },
   { key: 'quotaTimeZone', flag: 'quota-time-zone', env: 'OXDS_QUOTA_TIME_ZONE', kind: 'string', description: 'IANA time zone of daily/monthly quota resets', default: 'UTC' },
+  { key: 'auditFile', flag: 'audit-file', env: 'OXDS_AUDIT_FILE', kind: 'string', description: 'append audit events to this file (JSON lines)' },
+  { key: 'auditWebhook', flag: 'audit-webhook', env: 'OXDS_AUDIT_WEBHOOK', kind: 'string', description: 'POST audit events (JSON arrays, batched) to this URL' },
   { key: 'dataDir', flag: 'data-dir', env: 'OXDS_DATA_DIR', kind: 'string', description: 'data directory (CA state)', default: '.data' },
 ];
 

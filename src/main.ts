@@ -20,7 +20,8 @@ import { JwtEngine } from './authz/jwt.js';
 import { Authorizer } from './authz/decide.js';
 import { buildPolicy } from './authz/policy.js';
 import { startAuthzServer } from './authz/server.js';
-import type { ConfigError, ObjectStatus } from './model/types.js';
+import { Audit, auditAuthzHooks, combineAuthzHooks, diffObjects, fileSink, objectFingerprint, webhookSink, type AuditSink } from './audit.js';
+import type { ConfigError, ObjectStatus, StoredObject } from './model/types.js';
 import type { NodeType, ResourceSet } from './xds/types.js';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -77,6 +78,14 @@ export async function startServer(
 ): Promise<RunningServer> {
   const cache = new SnapshotCache();
   const secretSeed = loadSecretSeed(config.dataDir, logger);
+  const sinks: AuditSink[] = [];
+  if (config.auditFile) sinks.push(fileSink(config.auditFile));
+  if (config.auditWebhook) {
+    sinks.push(webhookSink(config.auditWebhook, { onError: (err) => logger.warn({ err: (err as Error).message }, 'audit webhook failed') }));
+  }
+  const audit = new Audit(logger.child({ c: 'audit' }), sinks);
+  const authzHooks = combineAuthzHooks(metrics.authzHooks, auditAuthzHooks(audit));
+  let fingerprints: Map<string, string> | undefined;
   // ext_authz: quota store (in-memory, or Redis with fail-open/closed), JWT verifiers, policy.
   // Store failures are reported once, by the Authorizer (degraded answer or fail-closed error).
   const quota = createQuotaStore({
@@ -85,8 +94,8 @@ export async function startServer(
     timeZone: config.quotaTimeZone,
     logger: logger.child({ c: 'quota' }),
   });
-  const jwt = new JwtEngine([], { hooks: metrics.authzHooks, logger: logger.child({ c: 'jwt' }) });
-  const authorizer = new Authorizer({ quota, jwt, hooks: metrics.authzHooks });
+  const jwt = new JwtEngine([], { hooks: authzHooks, logger: logger.child({ c: 'jwt' }) });
+  const authorizer = new Authorizer({ quota, jwt, hooks: authzHooks });
   const versions = new VersionSource();
   const source = new FileSource({ dir: config.configDir });
   let statuses: ObjectStatus[] = [];
@@ -101,8 +110,10 @@ export async function startServer(
   const rebuild = (): void => {
     const t0 = performance.now();
     try {
+      const view = source.view();
+      auditChanges(view.objects);
       const c = compile(
-        source.view(),
+        view,
         { secretSeed },
         { listenAddress: config.envoyListenAddress, httpPort: config.envoyHttpPort, httpsPort: config.envoyHttpsPort },
       );
@@ -152,6 +163,23 @@ export async function startServer(
     retireTimer.unref();
   }
 
+  // One audit event per object added / changed / removed since the last build.
+  function auditChanges(objects: readonly StoredObject[]): void {
+    const next = new Map(objects.map((o) => [o.key, objectFingerprint(o)]));
+    if (fingerprints === undefined) {
+      audit.emit('config.loaded', { objects: next.size, source: config.configDir });
+    } else {
+      const d = diffObjects(fingerprints, next);
+      const origin = new Map(objects.map((o) => [o.key, o.origin.file]));
+      const max = 100;
+      for (const [type, keys] of [['config.object.added', d.added], ['config.object.changed', d.changed], ['config.object.removed', d.removed]] as const) {
+        for (const key of keys.slice(0, max)) audit.emit(type, { object: key, file: origin.get(key) });
+        if (keys.length > max) audit.emit(`${type}.more`, { count: keys.length - max });
+      }
+    }
+    fingerprints = next;
+  }
+
   // Log each problem once (when it appears), not on every rebuild.
   function logErrors(errors: ConfigError[]): void {
     const lines = new Set(errors.map(formatError));
@@ -194,7 +222,7 @@ export async function startServer(
   const authz = await startAuthzServer(config.host, config.authzPort, {
     check: (input) => authorizer.check(input),
     logger: logger.child({ c: 'authz' }),
-    hooks: metrics.authzHooks,
+    hooks: authzHooks,
   });
 
   const admin: FastifyInstance = buildAdminApp({
@@ -250,6 +278,7 @@ export async function startServer(
       await admin.close();
       jwt.close();
       await quota.close();
+      await audit.close();
     },
   };
 }
