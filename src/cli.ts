@@ -3,7 +3,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_ADMIN_URL, runStatus } from './status.js';
 import YAML from 'yaml';
-import { OPTIONS, resolveConfig, type Config } from './config.js';
+import { OPTIONS, resolveConfig, translateOptionsFrom, type Config } from './config.js';
 import { loadConfigDir } from './sources/yaml.js';
 import { compile, formatError } from './pipeline.js';
 import { toProto3Json } from './proto/json.js';
@@ -70,11 +70,11 @@ addOptions(
     .description('print the Envoy resources the server would send, as proto3 JSON; exits 1 when the config is invalid')
     .addOption(new Option('--node-type <type>', 'which client the resources are for').choices(['envoy', 'grpc']).default('envoy'))
     .addOption(new Option('--format <format>', 'output format').choices(['json', 'yaml']).default('json')),
-  ['configDir', 'envoyHttpPort', 'envoyHttpsPort', 'envoyListenAddress'],
+  ['configDir', 'envoyHttpPort', 'envoyHttpsPort', 'envoyListenAddress', 'host', 'authzPort', 'envoyAuthz', 'envoyAuthzAddress', 'envoyAuthzPort', 'authzTimeoutMs', 'authzFailMode', 'envoyAlsCluster'],
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
   const view = await loadConfigDir(config.configDir);
-  const c = compile(view, {}, { listenAddress: config.envoyListenAddress, httpPort: config.envoyHttpPort, httpsPort: config.envoyHttpsPort });
+  const c = compile(view, {}, translateOptionsFrom(config, config.authzPort));
   const set = flags.nodeType === 'grpc' ? c.grpc.set : c.envoy.set;
   const json = setToJson(set);
   process.stdout.write(flags.format === 'yaml' ? YAML.stringify(json) : `${JSON.stringify(json, null, 2)}\n`);

@@ -1,3 +1,5 @@
+import type { TranslateOptions } from './xds/types.js';
+
 // Flags + environment → one validated, frozen Config. Every flag has an OXDS_* env twin.
 
 export interface Config {
@@ -23,6 +25,16 @@ export interface Config {
   redisUrl?: string;
   quotaFailMode: 'open' | 'closed';
   quotaTimeZone: string;
+  /** Whether generated Envoy listeners call our ext_authz service, and how Envoy reaches it. */
+  envoyAuthz: 'on' | 'off';
+  envoyAuthzAddress?: string;
+  envoyAuthzPort?: number;
+  authzTimeoutMs: number;
+  authzFailMode: 'open' | 'closed';
+  /** Envoy bootstrap cluster that reaches our xDS port: generated HCMs send access logs there. */
+  envoyAlsCluster?: string;
+  /** Per-apikey request counters from Envoy access logs (cardinality = number of apikeys). */
+  metricsPerApikey: 'on' | 'off';
   /** Audit events also go to this file (JSON lines) and/or webhook (batched POSTs). */
   auditFile?: string;
   auditWebhook?: string;
@@ -54,6 +66,13 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'redisUrl', flag: 'redis-url', env: 'OXDS_REDIS_URL', kind: 'string', description: 'quota store (redis://host:port); in-memory when unset' },
   { key: 'quotaFailMode', flag: 'quota-fail-mode', env: 'OXDS_QUOTA_FAIL_MODE', kind: 'string', description: 'when the quota store is down: open (local counters) or closed (503)', default: 'open' },
   { key: 'quotaTimeZone', flag: 'quota-time-zone', env: 'OXDS_QUOTA_TIME_ZONE', kind: 'string', description: 'IANA time zone of daily/monthly quota resets', default: 'UTC' },
+  { key: 'envoyAuthz', flag: 'envoy-authz', env: 'OXDS_ENVOY_AUTHZ', kind: 'string', description: 'on: generated Envoy listeners call our ext_authz (private descriptors need it); off: no ext_authz filter', default: 'on' },
+  { key: 'envoyAuthzAddress', flag: 'envoy-authz-address', env: 'OXDS_ENVOY_AUTHZ_ADDRESS', kind: 'string', description: 'address Envoy uses to reach the ext_authz service (a Service DNS name in a cluster; default: --host, or 127.0.0.1 when --host is a wildcard)' },
+  { key: 'envoyAuthzPort', flag: 'envoy-authz-port', env: 'OXDS_ENVOY_AUTHZ_PORT', kind: 'port', description: 'port Envoy uses to reach the ext_authz service (default: the bound --authz-port)' },
+  { key: 'authzTimeoutMs', flag: 'authz-timeout-ms', env: 'OXDS_AUTHZ_TIMEOUT_MS', kind: 'int', description: "Envoy's timeout for one Check (ms)", default: 200 },
+  { key: 'authzFailMode', flag: 'authz-fail-mode', env: 'OXDS_AUTHZ_FAIL_MODE', kind: 'string', description: 'when Envoy cannot reach ext_authz: closed (503) or open (let requests through)', default: 'closed' },
+  { key: 'envoyAlsCluster', flag: 'envoy-als-cluster', env: 'OXDS_ENVOY_ALS_CLUSTER', kind: 'string', description: "name of the Envoy bootstrap cluster pointing at our xDS port (e.g. xds_cluster): generated listeners then stream access logs to us (traffic metrics)" },
+  { key: 'metricsPerApikey', flag: 'metrics-per-apikey', env: 'OXDS_METRICS_PER_APIKEY', kind: 'string', description: 'on: per-apikey request counters from access logs', default: 'off' },
   { key: 'auditFile', flag: 'audit-file', env: 'OXDS_AUDIT_FILE', kind: 'string', description: 'append audit events to this file (JSON lines)' },
   { key: 'auditWebhook', flag: 'audit-webhook', env: 'OXDS_AUDIT_WEBHOOK', kind: 'string', description: 'POST audit events (JSON arrays, batched) to this URL' },
   { key: 'dataDir', flag: 'data-dir', env: 'OXDS_DATA_DIR', kind: 'string', description: 'data directory (CA state)', default: '.data' },
@@ -90,6 +109,13 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
   if (!(LOG_LEVELS as readonly string[]).includes(String(out.logLevel))) {
     errors.push(`--log-level: expected one of ${LOG_LEVELS.join('|')}, got ${JSON.stringify(out.logLevel)}`);
   }
+  for (const [k, flag, allowed] of [
+    ['envoyAuthz', '--envoy-authz', ['on', 'off']],
+    ['authzFailMode', '--authz-fail-mode', ['open', 'closed']],
+    ['metricsPerApikey', '--metrics-per-apikey', ['on', 'off']],
+  ] as const) {
+    if (!(allowed as readonly string[]).includes(String(out[k]))) errors.push(`${flag}: expected ${allowed.join('|')}, got ${JSON.stringify(out[k])}`);
+  }
   if (out.quotaFailMode !== 'open' && out.quotaFailMode !== 'closed') {
     errors.push(`--quota-fail-mode: expected open|closed, got ${JSON.stringify(out.quotaFailMode)}`);
   }
@@ -103,4 +129,23 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
   }
   if (errors.length) return { ok: false, errors };
   return { ok: true, value: Object.freeze(out as unknown as Config) };
+}
+
+/**
+ * The translate options a config gives: Envoy listener ports and, unless `--envoy-authz off`,
+ * where Envoy reaches our ext_authz service (`authzPort` = the port actually bound).
+ */
+export function translateOptionsFrom(config: Config, authzPort: number): TranslateOptions {
+  const opts: TranslateOptions = { listenAddress: config.envoyListenAddress, httpPort: config.envoyHttpPort, httpsPort: config.envoyHttpsPort };
+  if (config.envoyAlsCluster) opts.accessLogCluster = config.envoyAlsCluster;
+  if (config.envoyAuthz === 'on') {
+    const wildcard = config.host === '0.0.0.0' || config.host === '::' || config.host === '[::]';
+    opts.authz = {
+      address: config.envoyAuthzAddress ?? (wildcard ? '127.0.0.1' : config.host),
+      port: config.envoyAuthzPort ?? authzPort,
+      timeoutMs: config.authzTimeoutMs,
+      failureModeAllow: config.authzFailMode === 'open',
+    };
+  }
+  return opts;
 }

@@ -2,7 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import type { Config } from './config.js';
+import { translateOptionsFrom, type Config } from './config.js';
 import { FileSource } from './sources/file-source.js';
 import { Debouncer } from './debounce.js';
 import { compile, formatError, type CompiledSet } from './pipeline.js';
@@ -15,6 +15,7 @@ import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from './
 import { buildAdminApp } from './admin/app.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { configDumpFor } from './admin/config-dump.js';
+import { createTrafficMetrics, registerAls } from './als.js';
 import { createQuotaStore } from './authz/quota/index.js';
 import { JwtEngine } from './authz/jwt.js';
 import { Authorizer } from './authz/decide.js';
@@ -86,6 +87,8 @@ export async function startServer(
   const audit = new Audit(logger.child({ c: 'audit' }), sinks);
   const authzHooks = combineAuthzHooks(metrics.authzHooks, auditAuthzHooks(audit));
   let fingerprints: Map<string, string> | undefined;
+  // Label values the traffic metrics accept (bounded cardinality): the current model's ids.
+  let known: { descriptors: ReadonlySet<string>; apikeys: ReadonlySet<string> } = { descriptors: new Set(), apikeys: new Set() };
   // ext_authz: quota store (in-memory, or Redis with fail-open/closed), JWT verifiers, policy.
   // Store failures are reported once, by the Authorizer (degraded answer or fail-closed error).
   const quota = createQuotaStore({
@@ -112,15 +115,12 @@ export async function startServer(
     try {
       const view = source.view();
       auditChanges(view.objects);
-      const c = compile(
-        view,
-        { secretSeed },
-        { listenAddress: config.envoyListenAddress, httpPort: config.envoyHttpPort, httpsPort: config.envoyHttpsPort },
-      );
+      const c = compile(view, { secretSeed }, translateOptionsFrom(config, authz.port));
       statuses = c.statuses;
       metrics.setConfigObjects(statuses);
       jwt.setVerifiers(c.model.jwtVerifiers ?? []);
       authorizer.setPolicy(buildPolicy(c.model));
+      known = { descriptors: new Set(c.model.descriptors.map((d) => d.id)), apikeys: new Set(c.model.apikeys.map((k) => k.clientId)) };
       logErrors(c.errors);
       const version = versions.next();
       const now = Date.now();
@@ -201,6 +201,15 @@ export async function startServer(
   );
   source.on('change', () => debouncer.poke());
   source.on('error', (err: unknown) => logger.error({ err }, 'config source error'));
+  // ext_authz is bound first: the generated Envoy config names its port.
+  const authz = await startAuthzServer(config.host, config.authzPort, {
+    check: (input) => authorizer.check(input),
+    logger: logger.child({ c: 'authz' }),
+    hooks: authzHooks,
+  });
+  if (config.envoyAuthz === 'on' && !config.envoyAuthzAddress && (config.host === '0.0.0.0' || config.host === '::')) {
+    logger.warn('--host is a wildcard: Envoy is told to reach ext_authz at 127.0.0.1; set --envoy-authz-address (e.g. the Service name) for remote Envoys');
+  }
   await source.start();
   rebuild();
 
@@ -213,17 +222,16 @@ export async function startServer(
     'grpc.keepalive_permit_without_calls': 1,
   });
   ads.register(server);
+  // Envoy's access logs (ALS) arrive on the xDS port: its bootstrap already has a cluster for it.
+  registerAls(server, {
+    metrics: createTrafficMetrics(metrics.registry, () => known, config.metricsPerApikey === 'on'),
+    logger: logger.child({ c: 'als' }),
+  });
   const xdsPort = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${config.host}:${config.xdsPort}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
       err ? reject(err) : resolve(port),
     ),
   );
-
-  const authz = await startAuthzServer(config.host, config.authzPort, {
-    check: (input) => authorizer.check(input),
-    logger: logger.child({ c: 'authz' }),
-    hooks: authzHooks,
-  });
 
   const admin: FastifyInstance = buildAdminApp({
     ready: () => ready,

@@ -1,6 +1,7 @@
 // Golden files: testdata/in/<case>.yaml (CRDs / Ingress / Secrets ...) → buildModel → translate →
 // testdata/out/<case>.<node>.<type>.yaml (listeners, routes, clusters, endpoints, secrets, and
 // grpc.domains), plus <case>.errors.yaml when the model or the translation reported problems.
+// A case may carry translate options in testdata/in/<case>.options.json (Partial<TranslateOptions>).
 // UPDATE_GOLDEN=1 rewrites them and deletes stale ones. Review golden diffs like code.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import YAML from 'yaml';
 import { parseYamlFile } from '../src/sources/yaml.js';
 import { buildModel } from '../src/model/build.js';
 import { translate } from '../src/xds/translate.js';
-import { RESOURCE_SET_KEYS, type TranslateOutput } from '../src/xds/types.js';
+import { RESOURCE_SET_KEYS, type TranslateOptions, type TranslateOutput } from '../src/xds/types.js';
 import { SEND_ORDER } from '../src/proto/loader.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -23,11 +24,17 @@ function toYaml(value: unknown): string {
   return YAML.stringify(value, { sortMapEntries: true, lineWidth: 0, aliasDuplicateObjects: false });
 }
 
+/** Translate options of a case: testdata/in/<case>.options.json when present. */
+function optionsOf(name: string): Partial<TranslateOptions> | undefined {
+  const f = path.join(IN, `${name}.options.json`);
+  return fs.existsSync(f) ? (JSON.parse(fs.readFileSync(f, 'utf8')) as Partial<TranslateOptions>) : undefined;
+}
+
 /** Every golden file of one case, by file name. Empty lists produce no file. */
-function renderCase(name: string, text: string): Map<string, string> {
+function renderCase(name: string, text: string, opts: Partial<TranslateOptions> | undefined): Map<string, string> {
   const parsed = parseYamlFile(`${name}.yaml`, text, 0);
   const built = buildModel({ objects: parsed.objects, loadErrors: parsed.errors });
-  const out: TranslateOutput = translate(built.model);
+  const out: TranslateOutput = translate(built.model, opts);
   const files = new Map<string, string>();
   for (const node of ['envoy', 'grpc'] as const) {
     for (const kind of SEND_ORDER) {
@@ -49,7 +56,7 @@ const produced = new Set<string>();
 for (const file of cases) {
   const name = file.replace(/\.yaml$/, '');
   test(`golden: ${name}`, () => {
-    const files = renderCase(name, fs.readFileSync(path.join(IN, file), 'utf8'));
+    const files = renderCase(name, fs.readFileSync(path.join(IN, file), 'utf8'), optionsOf(name));
     const expected = fs.existsSync(OUT) ? fs.readdirSync(OUT).filter((f) => f.startsWith(`${name}.`) && belongsTo(name, f)) : [];
     for (const f of files.keys()) produced.add(f);
     if (UPDATE) {

@@ -475,3 +475,135 @@ test('translate: a route valid alone but invalid in another descriptor\'s virtua
   const b = translate(model([...mixedDescriptors()].reverse()));
   assert.deepEqual(a, b);
 });
+
+// ------------------------------------------------------------------ ext_authz (Envoy only)
+
+import { buildSnapshot, checkConsistency, defaultEncoder } from '../src/xds/snapshot.js';
+import { checkIsNoop, extAuthzCluster } from '../src/xds/resources/ext-authz.js';
+import type { TranslateOptions } from '../src/xds/types.js';
+
+const AUTHZ: Partial<TranslateOptions> = { authz: { address: '10.96.0.10', port: 18001, timeoutMs: 250, failureModeAllow: false } };
+
+function authzDescriptors(): Descriptor[] {
+  return [
+    descriptor('private', { paths: [{ value: '/api', type: 'PlainPrefix' }] }),
+    descriptor('partial', { publicPatterns: ['/public/.*'] }),
+    descriptor('ingress', { sourceKind: 'Ingress', publicPatterns: ['/.*'] }),
+    descriptor('secure', { forceHttps: true }),
+    descriptor('maint', { maintenanceMode: true }),
+  ];
+}
+
+function perRoute(route: ProtoObject | undefined): unknown {
+  const tpfc = route?.typedPerFilterConfig as ProtoObject | undefined;
+  const c = tpfc?.['envoy.filters.http.ext_authz'] as ProtoObject | undefined;
+  if (!c) return undefined;
+  return c.disabled === true ? 'disabled' : ((c.checkSettings as ProtoObject).contextExtensions as ProtoObject).descriptor_id;
+}
+
+function httpFiltersOf(listener: ProtoObject | undefined): string[] {
+  const chains = (listener?.filterChains ?? []) as ProtoObject[];
+  const hcm = ((chains[0]?.filters as ProtoObject[])[0]?.typedConfig ?? {}) as ProtoObject;
+  return ((hcm.httpFilters ?? []) as ProtoObject[]).map((f) => String(f.name));
+}
+
+test('ext_authz: unset → no filter, no cluster, no per-route configs (outputs unchanged)', () => {
+  const out = translate(model(authzDescriptors(), TLS_MODEL));
+  assert.ok(!JSON.stringify(out).includes('ext_authz'));
+  assert.ok(!out.envoy.clusters.some((c) => c.name === names.EXT_AUTHZ_CLUSTER_NAME));
+});
+
+test('ext_authz: HTTP and HTTPS HCMs run it before the router, over the static oxds-ext-authz cluster', () => {
+  const out = translate(model(authzDescriptors(), TLS_MODEL), AUTHZ);
+  assert.deepEqual(out.errors, []);
+  for (const l of out.envoy.listeners) assert.deepEqual(httpFiltersOf(l), ['envoy.filters.http.ext_authz', 'envoy.filters.http.router'], String(l.name));
+  assert.equal(out.envoy.listeners.length, 2);
+  const chains = (out.envoy.listeners.find((l) => l.name === 'oxds-http')?.filterChains ?? []) as ProtoObject[];
+  const filter = ((((chains[0]?.filters as ProtoObject[])[0]?.typedConfig as ProtoObject).httpFilters as ProtoObject[])[0] as ProtoObject).typedConfig;
+  assert.deepEqual(filter, {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz',
+    grpcService: { envoyGrpc: { clusterName: 'oxds-ext-authz' }, timeout: { seconds: 0, nanos: 250_000_000 } },
+    transportApiVersion: 'V3',
+    failureModeAllow: false,
+    statusOnError: { code: 'ServiceUnavailable' },
+    includePeerCertificate: false,
+  });
+  const cluster = out.envoy.clusters.find((c) => c.name === names.EXT_AUTHZ_CLUSTER_NAME);
+  assert.equal(cluster?.type, 'STATIC');
+  assert.ok(cluster?.typedExtensionProtocolOptions, 'HTTP/2 to the Check service');
+  // Everything validates and the snapshot is consistent (no EDS for the authz cluster).
+  const errors: ConfigError[] = [];
+  const envoy = validateSet('envoy', out.envoy, errors);
+  assert.deepEqual(errors, []);
+  assert.equal(envoy.set.clusters.length, out.envoy.clusters.length);
+  assert.equal(envoy.set.listeners.length, 2);
+  const snap = buildSnapshot('envoy', 'v1', envoy.set, defaultEncoder);
+  assert.deepEqual(checkConsistency(snap), []);
+});
+
+test('ext_authz: routes check with descriptor_id unless wholly public; direct responses and 404 never check', () => {
+  const out = translate(model(authzDescriptors(), TLS_MODEL), AUTHZ);
+  const http = out.envoy.routes.find((r) => r.name === 'oxds-http');
+  const https = out.envoy.routes.find((r) => r.name === 'oxds-https');
+  const first = (rc: ProtoObject | undefined, id: string) => routesOf(rc, `${id}.example.com`)[0];
+  assert.equal(perRoute(first(http, 'private')), 'private');
+  assert.equal(perRoute(first(http, 'partial')), 'partial');
+  assert.equal(perRoute(first(http, 'ingress')), 'disabled');
+  assert.equal(perRoute(first(http, 'secure')), 'disabled'); // 303 to https
+  assert.equal(perRoute(first(https, 'secure')), 'secure');
+  assert.equal(perRoute(first(http, 'maint')), 'disabled'); // direct 503
+  for (const rc of [http, https]) {
+    for (const v of (rc?.virtualHosts ?? []) as ProtoObject[]) {
+      const routes = v.routes as ProtoObject[];
+      const nf = routes[routes.length - 1];
+      assert.equal(nf?.name, 'oxds-not-found');
+      assert.equal(perRoute(nf), 'disabled');
+      for (const r of routes) assert.notEqual(perRoute(r), undefined, `${String(r.name)} says check or not`);
+    }
+  }
+});
+
+test('ext_authz: proxyless gRPC resources are identical with and without it', () => {
+  const plain = translate(model(authzDescriptors(), TLS_MODEL));
+  const withAuthz = translate(model(authzDescriptors(), TLS_MODEL), AUTHZ);
+  assert.deepEqual(withAuthz.grpc, plain.grpc);
+  assert.deepEqual(withAuthz.grpcDomains, plain.grpcDomains);
+  assert.ok(!JSON.stringify(withAuthz.grpc).includes('ext_authz'));
+});
+
+test('ext_authz: toggling it between builds gives what a fresh translate gives (memos keyed by it)', () => {
+  const fresh = (o?: Partial<TranslateOptions>) => translate(JSON.parse(JSON.stringify(model(mixedDescriptors(), TLS_MODEL))) as Model, o);
+  const a = translate(model(mixedDescriptors(), TLS_MODEL));
+  const b = translate(model(mixedDescriptors(), TLS_MODEL), AUTHZ);
+  const c = translate(model(mixedDescriptors(), TLS_MODEL));
+  assert.deepEqual(b, fresh(AUTHZ));
+  assert.deepEqual(c, a);
+  assert.deepEqual(translate(model(mixedDescriptors(), TLS_MODEL), AUTHZ), b);
+  for (const r of b.envoy.routes) assert.deepEqual(Buffer.from(encodedBytes(r) ?? new Uint8Array()), Buffer.from(encodeObject(TYPE_URLS.route, r)));
+});
+
+test('checkIsNoop: only when decide() would allow every request unconditionally', () => {
+  const pub = { publicPatterns: ['/.*'] };
+  assert.equal(checkIsNoop(descriptor('a')), false); // CRD default: private
+  assert.equal(checkIsNoop(descriptor('a', pub)), true);
+  assert.equal(checkIsNoop(descriptor('a', { publicPatterns: ['.*'] })), true);
+  assert.equal(checkIsNoop(descriptor('a', { publicPatterns: ['/public/.*'] })), false);
+  assert.equal(checkIsNoop(descriptor('a', { ...pub, privatePatterns: ['/admin/.*'] })), false);
+  assert.equal(checkIsNoop(descriptor('a', { ...pub, readOnly: true })), false);
+  assert.equal(checkIsNoop(descriptor('a', { ...pub, detectApiKeySooner: true })), false);
+  assert.equal(checkIsNoop(descriptor('a', { ...pub, headersVerification: { 'x-a': 'b' } })), false);
+  assert.equal(checkIsNoop(descriptor('a', { ...pub, jwtVerifier: { enabled: true, ids: ['v'], excludedPatterns: [] } })), false);
+  assert.equal(checkIsNoop(descriptor('a', { ...pub, jwtVerifier: { enabled: false, ids: ['v'], excludedPatterns: [] } })), true);
+  assert.equal(checkIsNoop(descriptor('a', { ...pub, restrictions: { enabled: true, allowLast: false, allowed: [], forbidden: [], notFound: [] } })), false);
+});
+
+test('extAuthzCluster: STATIC for an IP (v4 or v6), STRICT_DNS for a name; inline endpoints', () => {
+  const at = (address: string) => extAuthzCluster('oxds-ext-authz', { address, port: 18001, timeoutMs: 1000, failureModeAllow: true });
+  assert.equal(at('127.0.0.1').type, 'STATIC');
+  assert.equal(at('::1').type, 'STATIC');
+  assert.equal(at('otoroshi-xds.otoroshi.svc.cluster.local').type, 'STRICT_DNS');
+  const la = at('::1').loadAssignment as ProtoObject;
+  assert.equal(la.clusterName, 'oxds-ext-authz');
+  assert.deepEqual(at('::1').connectTimeout, { seconds: 1 });
+  for (const a of ['127.0.0.1', '::1', 'authz.local']) assert.ok(encodeObject(TYPE_URLS.cluster, at(a)).length > 0);
+});

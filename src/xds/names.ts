@@ -20,6 +20,9 @@ export function grpcRouteConfigName(host: string): string {
 /** Route configuration of on-demand api_listeners whose host only matches wildcard patterns. */
 export const GRPC_WILDCARD_ROUTE_CONFIG_NAME = `${GRPC_ROUTE_CONFIG_NAME}~*`;
 
+/** Envoy only: the static cluster (inline endpoints, no EDS) of our ext_authz Check service. */
+export const EXT_AUTHZ_CLUSTER_NAME = 'oxds-ext-authz';
+
 /** JSON with object keys sorted, so that equal values always hash the same. */
 export function stableJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;

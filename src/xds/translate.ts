@@ -21,7 +21,9 @@ import {
   routeConfiguration,
   routeMatch,
   virtualHost,
+  withPerFilterConfig,
 } from './resources/route.js';
+import { checkIsNoop, extAuthzCluster, extAuthzFilter, extAuthzPerFilterConfig } from './resources/ext-authz.js';
 import {
   type ClusterSettings,
   TLS_MATCH_KEY,
@@ -102,6 +104,8 @@ export function hostRelation(p: string, v: string): 'all' | 'some' | 'none' {
 /** What one descriptor brings: its clusters and endpoints per node type, and how routes reach them. */
 interface Contribution {
   d: Descriptor;
+  /** Envoy routes carry ext_authz per-route configurations (TranslateOptions.authz is set). */
+  authz: boolean;
   patterns: string[];
   envoy: { clusters: ProtoObject[]; endpoints: ProtoObject[]; choice: ClusterChoice };
   grpc: { clusters: ProtoObject[]; endpoints: ProtoObject[]; choice: ClusterChoice };
@@ -210,10 +214,10 @@ function grpcClusters(d: Descriptor, name: string): Contribution['grpc'] {
   return out;
 }
 
-function contribution(d: Descriptor): Contribution {
+function contribution(d: Descriptor, authz: boolean): Contribution {
   const name = names.clusterName(d.id, clusterHashInput(d));
   const patterns = [...new Set(d.hosts)].sort(byString);
-  return { d, patterns, envoy: envoyClusters(d, name), grpc: grpcClusters(d, name) };
+  return { d, authz, patterns, envoy: envoyClusters(d, name), grpc: grpcClusters(d, name) };
 }
 
 // ------------------------------------------------------------------ routes
@@ -269,23 +273,35 @@ function entriesFor(c: Contribution, v: string): Entry[] {
   return c.d.paths.map((path, i) => ({ ...base, path, pathIndex: i }));
 }
 
-/** The route of an entry for a variant; undefined when that variant has no equivalent. */
+/**
+ * The route of an entry for a variant; undefined when that variant has no equivalent. With
+ * ext_authz (Envoy variants only), a forwarding route checks with its descriptor id unless the
+ * Check is a no-op for the descriptor (checkIsNoop: wholly public); direct responses and
+ * redirects never call it (Otoroshi answers them before authentication, §4.5).
+ */
 function routeOf(e: Entry, variant: RouteVariant): ProtoObject | undefined {
   const d = e.c.d;
+  const authz = e.c.authz && variant !== 'grpc';
   const name = names.routeName(d.id, e.pathIndex);
   const match = routeMatch(e.path, d.matchingHeaders, e.authority, variant);
-  if (variant === 'http' && d.forceHttps) return httpsRedirectRoute(name, match);
+  const noCheck = authz ? extAuthzPerFilterConfig(undefined) : undefined;
+  if (variant === 'http' && d.forceHttps) return withPerFilterConfig(httpsRedirectRoute(name, match), noCheck);
   if (d.maintenanceMode || d.buildMode) {
     if (variant === 'grpc') return undefined; // grpc-js-xds NACKs a route whose action is not `route`
-    return otoroshiErrorRoute(name, match, 503, d.maintenanceMode ? 'Service in maintenance mode' : 'Service under construction');
+    return withPerFilterConfig(otoroshiErrorRoute(name, match, 503, d.maintenanceMode ? 'Service in maintenance mode' : 'Service under construction'), noCheck);
   }
   const choice = variant === 'grpc' ? e.c.grpc.choice : e.c.envoy.choice;
-  return forwardRoute(name, match, routeAction(d, e.path, choice, variant), headerMutations(d));
+  const route = forwardRoute(name, match, routeAction(d, e.path, choice, variant), headerMutations(d));
+  return authz ? withPerFilterConfig(route, extAuthzPerFilterConfig(checkIsNoop(d) ? undefined : d.id)) : route;
 }
 
-/** Otoroshi's 404 for requests no descriptor takes (Envoy only). */
-function notFoundRoute(): ProtoObject {
-  return otoroshiErrorRoute('oxds-not-found', { prefix: '/' }, 404, 'Service not found');
+/**
+ * Otoroshi's 404 for requests no descriptor takes (Envoy only). With ext_authz it never calls
+ * the Check: Otoroshi answers 404 before any authentication, and the Check could only say 404.
+ */
+function notFoundRoute(authz: boolean): ProtoObject {
+  const route = otoroshiErrorRoute('oxds-not-found', { prefix: '/' }, 404, 'Service not found');
+  return authz ? withPerFilterConfig(route, extAuthzPerFilterConfig(undefined)) : route;
 }
 
 function grpcDomains(v: string): string[] {
@@ -459,8 +475,13 @@ function shellIssue(v: string, variant: RouteVariant): ValidationIssue | null {
   return m.issue;
 }
 
-function vhostRec(v: string, variant: RouteVariant, routes: RouteRec[]): VhostRec {
-  const key = `${variant}\n${v}`;
+/** Memo key of a virtual host: Envoy variants differ with ext_authz (per-route configs). */
+function vhostKey(v: string, variant: RouteVariant, authz: boolean): string {
+  return `${variant}${authz && variant !== 'grpc' ? '+authz' : ''}\n${v}`;
+}
+
+function vhostRec(v: string, variant: RouteVariant, authz: boolean, routes: RouteRec[]): VhostRec {
+  const key = vhostKey(v, variant, authz);
   let m = vhostMemo.get(key);
   if (!m || !sameItems(m.routes, routes)) {
     const name = names.virtualHostName(v);
@@ -478,15 +499,17 @@ function vhostRec(v: string, variant: RouteVariant, routes: RouteRec[]): VhostRe
   return m;
 }
 
-let notFound: RouteRec | undefined;
-function notFoundRec(): RouteRec {
-  if (!notFound) {
-    const obj = notFoundRoute();
+const notFound = new Map<boolean, RouteRec>();
+function notFoundRec(authz: boolean): RouteRec {
+  let rec = notFound.get(authz);
+  if (!rec) {
+    const obj = notFoundRoute(authz);
     const issue = check(ROUTE_TYPE, obj);
     if (issue) throw new Error(`the not-found route is invalid: ${issue.path}: ${issue.message}`);
-    notFound = { obj, bytes: ENCODED.get(obj) as Uint8Array };
+    rec = { obj, bytes: ENCODED.get(obj) as Uint8Array };
+    notFound.set(authz, rec);
   }
-  return notFound;
+  return rec;
 }
 
 /** A route configuration over validated virtual hosts: bytes assembled from theirs. */
@@ -513,6 +536,7 @@ function virtualHostsOf(
   withNotFound: boolean,
   memos: ReadonlyMap<Contribution, DescriptorMemo>,
   onBad: (c: Contribution, v: string, issue: ValidationIssue, route: ProtoObject | undefined) => void,
+  authz: boolean,
   build = true,
 ): Map<string, VhostRec> {
   const keys = new Set<string>();
@@ -542,7 +566,7 @@ function virtualHostsOf(
     if (exact && wild.length > 0) candidates = [...new Set([...exact, ...wild])];
     if (build) {
       // Contributions are memoised by content: the same candidates make the same virtual host.
-      const prev = vhostMemo.get(`${variant}\n${v}`);
+      const prev = vhostMemo.get(vhostKey(v, variant, authz));
       if (prev?.cands && sameItems(prev.cands, candidates)) {
         prev.used = generation;
         out.set(v, prev);
@@ -560,7 +584,7 @@ function virtualHostsOf(
       if ('issue' in slot) (invalid ??= []).push([e, slot.issue]);
       else routes.push(slot);
     }
-    if (withNotFound) routes.push(notFoundRec());
+    if (withNotFound) routes.push(notFoundRec(authz));
     if (routes.length === 0 && !invalid) continue;
     const shell = shellIssue(v, variant);
     if (shell) {
@@ -572,7 +596,7 @@ function virtualHostsOf(
       continue;
     }
     if (build) {
-      const rec = vhostRec(v, variant, routes);
+      const rec = vhostRec(v, variant, authz, routes);
       rec.cands = candidates;
       out.set(v, rec);
     }
@@ -620,7 +644,7 @@ function validateContribution(c: Contribution, memo: DescriptorMemo): ConfigErro
     let problem: ValidationIssue | undefined;
     virtualHostsOf([c], v, false, memos, (_c, host, issue, route) => {
       problem ??= vhostIssue(host, route, issue);
-    }, false);
+    }, c.authz, false);
     if (problem) return descriptorError(c.d, `routes(${v})`, problem);
   }
   for (const o of [...c.envoy.clusters, ...c.grpc.clusters]) {
@@ -635,12 +659,12 @@ function validateContribution(c: Contribution, memo: DescriptorMemo): ConfigErro
 }
 
 /** The memo of a descriptor: its contribution and verdict, recomputed only when its content changed. */
-function memoFor(d: Descriptor): DescriptorMemo {
+function memoFor(d: Descriptor, authz: boolean): DescriptorMemo {
   const json = JSON.stringify(d);
-  const key = `${d.id}\u0000${d.sourceKey}`;
+  const key = `${d.id}\u0000${d.sourceKey}${authz ? '\u0000authz' : ''}`;
   let m = descriptorMemo.get(key);
   if (!m || m.json !== json) {
-    m = { used: generation, json, c: contribution(d), problem: null, routes: new Map() };
+    m = { used: generation, json, c: contribution(d, authz), problem: null, routes: new Map() };
     m.problem = validateContribution(m.c, m);
     descriptorMemo.set(key, m);
   }
@@ -650,13 +674,13 @@ function memoFor(d: Descriptor): DescriptorMemo {
 
 // ------------------------------------------------------------------ TLS
 
-function tlsResources(model: Model, errors: ConfigError[]): { chains: ProtoObject[]; secrets: ProtoObject[] } {
+function tlsResources(model: Model, errors: ConfigError[], filters: readonly ProtoObject[], accessLogCluster: string | undefined): { chains: ProtoObject[]; secrets: ProtoObject[] } {
   const certs = new Map<string, TlsCertificate>(model.certificates.map((c) => [c.secretName, c]));
   const used = new Set<string>();
   let defaultTaken = false;
   const chains: ProtoObject[] = [];
   const secrets = new Map<string, ProtoObject>();
-  const hcm = httpConnectionManager(names.statPrefix(names.HTTPS_LISTENER_NAME), names.HTTPS_ROUTE_CONFIG_NAME);
+  const hcm = httpConnectionManager(names.statPrefix(names.HTTPS_LISTENER_NAME), names.HTTPS_ROUTE_CONFIG_NAME, filters, accessLogCluster);
   for (const b of sortedBy(model.tls, (x: TlsBinding) => x.secretName)) {
     const cert = certs.get(b.secretName);
     const warn = (message: string): void => {
@@ -694,19 +718,22 @@ function emptySet(): ResourceSet {
 }
 
 /** Route configurations of every variant over `cs`; contributions failing in context are reported in `bad`. */
-function assemble(cs: readonly Contribution[], memos: ReadonlyMap<Contribution, DescriptorMemo>, https: boolean) {
+function assemble(cs: readonly Contribution[], memos: ReadonlyMap<Contribution, DescriptorMemo>, https: boolean, authz: boolean) {
   const bad = new Map<Contribution, ConfigError>();
   const onBad = (variant: RouteVariant) => (c: Contribution, v: string, issue: ValidationIssue, route: ProtoObject | undefined): void => {
     if (!bad.has(c)) bad.set(c, descriptorError(c.d, `routes(${variant})`, vhostIssue(v, route, issue)));
   };
-  const http = virtualHostsOf(cs, 'http', true, memos, onBad('http'));
-  const secure = https ? virtualHostsOf(cs, 'https', true, memos, onBad('https')) : undefined;
-  const grpc = virtualHostsOf(cs, 'grpc', false, memos, onBad('grpc'));
+  const http = virtualHostsOf(cs, 'http', true, memos, onBad('http'), authz);
+  const secure = https ? virtualHostsOf(cs, 'https', true, memos, onBad('https'), authz) : undefined;
+  const grpc = virtualHostsOf(cs, 'grpc', false, memos, onBad('grpc'), authz);
   return { bad, http, secure, grpc };
 }
 
 export function translate(model: Model, opts?: Partial<TranslateOptions>): TranslateOutput {
   const o: TranslateOptions = { ...DEFAULT_TRANSLATE_OPTIONS, ...(opts ?? {}) };
+  const authz = o.authz !== undefined;
+  // ext_authz (Envoy only): the filter before the router of every gateway HCM, and its cluster.
+  const httpFilters = o.authz ? [extAuthzFilter(names.EXT_AUTHZ_CLUSTER_NAME, o.authz)] : [];
   generation++;
   const errors: ConfigError[] = [];
   let contributions: Contribution[] = [];
@@ -722,7 +749,7 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
       continue;
     }
     seen.add(d.id);
-    const m = memoFor(d);
+    const m = memoFor(d, authz);
     if (m.problem) errors.push({ ...m.problem });
     else {
       contributions.push(m.c);
@@ -730,12 +757,12 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
     }
   }
 
-  const tls = model.tls.length > 0 ? tlsResources(model, errors) : undefined;
+  const tls = model.tls.length > 0 ? tlsResources(model, errors, httpFilters, o.accessLogCluster) : undefined;
   const httpsListenerObj = tls ? httpsListener(names.HTTPS_LISTENER_NAME, o.listenAddress, o.httpsPort, tls.chains) : undefined;
 
   // A route valid on its own can still fail in another descriptor's virtual host (another
   // :authority check): drop such descriptors and assemble again (rare; never more than once each).
-  let vhosts = assemble(contributions, memos, httpsListenerObj !== undefined);
+  let vhosts = assemble(contributions, memos, httpsListenerObj !== undefined, authz);
   while (vhosts.bad.size > 0) {
     const bad = vhosts.bad;
     for (const c of contributions) {
@@ -743,13 +770,13 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
       if (e) errors.push(e);
     }
     contributions = contributions.filter((c) => !bad.has(c));
-    vhosts = assemble(contributions, memos, httpsListenerObj !== undefined);
+    vhosts = assemble(contributions, memos, httpsListenerObj !== undefined, authz);
   }
 
   const envoy = emptySet();
   const grpc = emptySet();
   envoy.listeners.push(
-    httpListener(names.HTTP_LISTENER_NAME, o.listenAddress, o.httpPort, httpConnectionManager(names.statPrefix(names.HTTP_LISTENER_NAME), names.HTTP_ROUTE_CONFIG_NAME)),
+    httpListener(names.HTTP_LISTENER_NAME, o.listenAddress, o.httpPort, httpConnectionManager(names.statPrefix(names.HTTP_LISTENER_NAME), names.HTTP_ROUTE_CONFIG_NAME, httpFilters, o.accessLogCluster)),
   );
   envoy.routes.push(routeConfigRec(names.HTTP_ROUTE_CONFIG_NAME, [...vhosts.http.values()]));
   if (tls && httpsListenerObj && vhosts.secure) {
@@ -767,6 +794,7 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
     for (const p of c.patterns) domains.add(p);
   }
   const grpcDomainList = [...domains].sort(byString);
+  if (o.authz) envoy.clusters.push(extAuthzCluster(names.EXT_AUTHZ_CLUSTER_NAME, o.authz));
 
   // Proxyless gRPC: one route configuration per api_listener host, with the virtual hosts that
   // can match it (its own, and the wildcard ones matching it), in the shared order.

@@ -21,11 +21,29 @@ export const RESOURCE_SET_KEYS: Record<ResourceKind, keyof ResourceSet> = {
   secret: 'secrets',
 };
 
+/** Where Envoy reaches our ext_authz Check service, and how it calls it. */
+export interface AuthzTarget {
+  /** IP (STATIC cluster) or DNS name (STRICT_DNS cluster) of the Check service, as Envoy sees it. */
+  address: string;
+  port: number;
+  /** Check call timeout (also the connect timeout of the cluster). */
+  timeoutMs: number;
+  /** Allow the request when the Check service fails (unreachable, timeout); else 503. */
+  failureModeAllow: boolean;
+}
+
 export interface TranslateOptions {
   /** Envoy gateway listeners. */
   listenAddress: string;
   httpPort: number;
   httpsPort: number;
+  /**
+   * ext_authz for Envoy nodes (unset: no filter, no cluster, no per-route configs). Proxyless
+   * gRPC resources never change with it.
+   */
+  authz?: AuthzTarget;
+  /** Envoy cluster (from its bootstrap) reaching our xDS port: HCMs log to our AccessLogService. */
+  accessLogCluster?: string;
 }
 
 export const DEFAULT_TRANSLATE_OPTIONS: TranslateOptions = {

@@ -13,20 +13,45 @@ export function rds(routeConfigName: string): ProtoObject {
 }
 
 /**
- * Gateway HCM: RDS over ADS, router, AUTO codec, normalised paths, any Host port stripped before
- * virtual-host matching (Otoroshi strips the port), upstream Server header passed through.
+ * Gateway HCM: RDS over ADS, `filters` (e.g. ext_authz) then the router, AUTO codec, normalised
+ * paths, any Host port stripped before virtual-host matching (Otoroshi strips the port), upstream
+ * Server header passed through.
  */
-export function httpConnectionManager(statPrefix: string, routeConfigName: string): ProtoObject {
-  return {
+export function httpConnectionManager(
+  statPrefix: string,
+  routeConfigName: string,
+  filters: readonly ProtoObject[] = [],
+  accessLogCluster?: string,
+): ProtoObject {
+  const hcm: ProtoObject = {
     '@type': TYPES.hcm,
     statPrefix,
     codecType: 'AUTO',
     rds: rds(routeConfigName),
-    httpFilters: [routerFilter()],
+    httpFilters: [...filters, routerFilter()],
     normalizePath: wrapped(true),
     mergeSlashes: true,
     stripAnyHostPort: true,
     serverHeaderTransformation: 'PASS_THROUGH',
+  };
+  const log = grpcAccessLog(accessLogCluster);
+  if (log) hcm.accessLog = [log];
+  return hcm;
+}
+
+/**
+ * Envoy's gRPC access logger (ALS) towards `cluster` — the cluster of the bootstrap that points
+ * at our xDS port, where the AccessLogService is served. Logs the apikey client id ext_authz set.
+ */
+export function grpcAccessLog(cluster: string | undefined): ProtoObject | undefined {
+  if (!cluster) return undefined;
+  return {
+    name: 'envoy.access_loggers.http_grpc',
+    typedConfig: {
+      '@type': TYPES.httpGrpcAccessLog,
+      commonConfig: { logName: 'otoroshi-xds', grpcService: { envoyGrpc: { clusterName: cluster } }, transportApiVersion: 'V3' },
+      additionalRequestHeadersToLog: ['otoroshi-client-id'],
+    },
   };
 }
 

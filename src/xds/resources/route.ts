@@ -173,3 +173,8 @@ export function headerMutations(d: Descriptor): ProtoObject {
 export function forwardRoute(name: string, match: ProtoObject, action: ProtoObject, mutations: ProtoObject): ProtoObject {
   return { name, match, route: action, ...mutations };
 }
+
+/** `route` with a `typed_per_filter_config` (filter name → Any); `route` itself when undefined. */
+export function withPerFilterConfig(route: ProtoObject, perFilter: ProtoObject | undefined): ProtoObject {
+  return perFilter === undefined ? route : { ...route, typedPerFilterConfig: perFilter };
+}

@@ -1,0 +1,87 @@
+// ext_authz builders (Envoy nodes only): the HTTP filter, its per-route configurations and the
+// static cluster that reaches our Check service (src/authz/). Proxyless gRPC clients never get
+// any of this: grpc-js / C-core cannot run ext_authz and NACK an unknown non-optional filter.
+import net from 'node:net';
+import type { ProtoObject } from '../../proto/loader.js';
+import type { Descriptor } from '../../model/types.js';
+import type { AuthzTarget } from '../types.js';
+import { TYPES, duration, socketAddress, wrapped } from './common.js';
+import { http2ProtocolOptions } from './cluster.js';
+
+/** The HTTP filter name: also the key of the per-route configurations. */
+export const EXT_AUTHZ_FILTER_NAME = 'envoy.filters.http.ext_authz';
+
+/**
+ * The ext_authz HTTP filter (goes before the router). gRPC service over `clusterName`, V3 Check
+ * API, no request body, no peer certificate. Denied responses flow through unchanged: status,
+ * headers and body are the ones our Check service set in `denied_response` (Otoroshi's errors,
+ * DECISIONS 13) — the HCM has no local_reply_config to rewrite them. `status_on_error` (the
+ * service unreachable / timed out and failure_mode_allow off) is 503, not Envoy's default 403:
+ * an outage of ours is not a client error. The route cache is not cleared after a Check: the
+ * route (and its descriptor_id) was chosen before, and stays.
+ */
+export function extAuthzFilter(clusterName: string, a: AuthzTarget): ProtoObject {
+  return {
+    name: EXT_AUTHZ_FILTER_NAME,
+    typedConfig: {
+      '@type': TYPES.extAuthz,
+      grpcService: { envoyGrpc: { clusterName }, timeout: duration(a.timeoutMs) },
+      transportApiVersion: 'V3',
+      failureModeAllow: a.failureModeAllow,
+      statusOnError: { code: 'ServiceUnavailable' },
+      includePeerCertificate: false,
+    },
+  };
+}
+
+/** Per-route: check with `descriptor_id` (decide.ts picks the descriptor by it, no §4.3 lookup). */
+export function extAuthzCheck(descriptorId: string): ProtoObject {
+  return { '@type': TYPES.extAuthzPerRoute, checkSettings: { contextExtensions: { descriptor_id: descriptorId } } };
+}
+
+/** Per-route: no Check call at all. */
+export function extAuthzDisabled(): ProtoObject {
+  return { '@type': TYPES.extAuthzPerRoute, disabled: true };
+}
+
+/** `typed_per_filter_config` of a route: checked (with its descriptor id) or disabled. */
+export function extAuthzPerFilterConfig(descriptorId: string | undefined): ProtoObject {
+  return { [EXT_AUTHZ_FILTER_NAME]: descriptorId === undefined ? extAuthzDisabled() : extAuthzCheck(descriptorId) };
+}
+
+/** Public patterns that full-match every path (Otoroshi matches `req.path`, which starts with `/`). */
+const MATCH_EVERY_PATH = new Set(['.*', '/.*', '^.*$', '^/.*$', '^.*', '^/.*', '.*$', '/.*$', '(.*)', '/(.*)']);
+
+/**
+ * Whether the Check can be skipped on every route of `d`: decide.ts would allow every request
+ * unconditionally (no private pattern, a public pattern matching every path, and nothing else
+ * the Check enforces: headersVerification, readOnly, restrictions, detectApiKeySooner, an active
+ * JWT verifier). Ingress descriptors (`publicPatterns: ["/.*"]`) are the common case. Patterns
+ * that make only some paths public keep the Check on: decide.ts evaluates them per request.
+ */
+export function checkIsNoop(d: Descriptor): boolean {
+  if (d.privatePatterns.length > 0) return false;
+  if (!d.publicPatterns.some((p) => MATCH_EVERY_PATH.has(p.trim()))) return false;
+  if (Object.keys(d.headersVerification).length > 0 || d.readOnly || d.detectApiKeySooner) return false;
+  if (d.restrictions?.enabled === true) return false;
+  const jwt = d.jwtVerifier;
+  if (jwt !== undefined && jwt.enabled && jwt.ids.length > 0) return false;
+  return true;
+}
+
+/**
+ * The cluster of our Check service: HTTP/2, STATIC for an IP address, STRICT_DNS for a name, an
+ * inline load assignment (no EDS). Circuit-breaker limits raised well above Envoy's default of
+ * 1024 concurrent requests, which a busy gateway would reach and turn into status_on_error.
+ */
+export function extAuthzCluster(name: string, a: AuthzTarget): ProtoObject {
+  const limit = wrapped(1_000_000);
+  return {
+    name,
+    type: net.isIP(a.address) !== 0 ? 'STATIC' : 'STRICT_DNS',
+    connectTimeout: duration(Math.max(1, a.timeoutMs)),
+    ...http2ProtocolOptions(),
+    circuitBreakers: { thresholds: [{ maxConnections: limit, maxPendingRequests: limit, maxRequests: limit }] },
+    loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ endpoint: { address: socketAddress(a.address, a.port) } }] }] },
+  };
+}
