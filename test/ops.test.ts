@@ -8,6 +8,7 @@ import net from 'node:net';
 import { Writable } from 'node:stream';
 import YAML from 'yaml';
 import { createMetrics } from '../src/metrics.js';
+import { createTrafficMetrics } from '../src/als.js';
 import { buildAdminApp } from '../src/admin/app.js';
 import { TYPE_URLS } from '../src/proto/loader.js';
 import { formatAge, formatProxyTable, normalizeAdminUrl, proxyRows, runStatus, TABLE_HEADERS, typeCell } from '../src/status.js';
@@ -32,6 +33,7 @@ interface Catalog {
 
 async function catalog(): Promise<Catalog> {
   const { registry } = createMetrics(); // default process/nodejs metrics included
+  createTrafficMetrics(registry, () => ({ descriptors: new Set(), apikeys: new Set() }), true); // access-log metrics (same registry in main.ts)
   const metrics = new Map<string, { type: string; labels: string[] }>();
   for (const m of await registry.getMetricsAsJSON()) {
     const single = registry.getSingleMetric(m.name) as unknown as { labelNames?: string[] } | undefined;
@@ -148,7 +150,7 @@ test('ops: the Grafana dashboard is valid JSON and queries only exported metrics
 
   const panels = allPanels(dash.panels);
   const rows = panels.filter((p) => p.type === 'row').map((p) => p.title);
-  assert.deepEqual(rows, ['xDS health', 'ext_authz', 'Quotas', 'Process']);
+  assert.deepEqual(rows, ['xDS health', 'ext_authz', 'Quotas', 'Process', 'Traffic by API (Envoy access logs, --envoy-als-cluster)']);
   const ids = new Set<number>();
   for (const p of dash.panels as Array<Panel & { id: number }>) {
     assert.ok(!ids.has(p.id), `duplicate panel id ${p.id}`);
