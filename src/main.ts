@@ -118,6 +118,7 @@ export async function startServer(
       const c = compile(view, { secretSeed }, translateOptionsFrom(config, authz.port));
       statuses = c.statuses;
       metrics.setConfigObjects(statuses);
+      metrics.setCertificates(c.model.certificates);
       jwt.setVerifiers(c.model.jwtVerifiers ?? []);
       authorizer.setPolicy(buildPolicy(c.model));
       known = { descriptors: new Set(c.model.descriptors.map((d) => d.id)), apikeys: new Set(c.model.apikeys.map((k) => k.clientId)) };

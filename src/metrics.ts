@@ -4,7 +4,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { XdsHooks } from './xds/node-status.js';
 import type { AuthzHooks, Decision } from './authz/types.js';
-import type { ObjectStatus } from './model/types.js';
+import type { ObjectStatus, TlsCertificate } from './model/types.js';
 import type { NodeType } from './xds/types.js';
 
 /** `type.googleapis.com/envoy.config.cluster.v3.Cluster` → `Cluster`. */
@@ -19,6 +19,8 @@ export interface Metrics {
   authzHooks: AuthzHooks;
   observeSnapshotBuild(seconds: number, ok: boolean): void;
   setConfigObjects(statuses: readonly ObjectStatus[]): void;
+  /** Expiry of every certificate served (one series per SDS secret name: bounded by the config). */
+  setCertificates(certs: readonly TlsCertificate[]): void;
   /** Reads connected proxies by node type at scrape time. */
   setProxySource(source: () => Array<{ nodeType: NodeType }>): void;
 }
@@ -73,6 +75,12 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
     labelNames: ['mode'],
     registers: [registry],
   });
+  const certExpiry = new Gauge({
+    name: 'oxds_certificates_expiry_timestamp_seconds',
+    help: 'notAfter of each certificate served over SDS (unix seconds), by secret name',
+    labelNames: ['secret'],
+    registers: [registry],
+  });
   const suspicious = new Counter({ name: 'oxds_security_events_total', help: 'suspicious events (bad secrets, alg confusion...)', labelNames: ['kind'], registers: [registry] });
 
   const xdsHooks: XdsHooks = {
@@ -110,6 +118,13 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
       for (const [k, n] of counts) {
         const [kind, state] = k.split('\u0000');
         objects.set({ kind: kind ?? '', state: state ?? '' }, n);
+      }
+    },
+    setCertificates(certs) {
+      certExpiry.reset();
+      for (const c of certs) {
+        const t = c.notAfter ? Date.parse(c.notAfter) : NaN;
+        if (!Number.isNaN(t)) certExpiry.set({ secret: c.secretName }, Math.floor(t / 1000));
       }
     },
     setProxySource(source) {

@@ -65,6 +65,7 @@ test('admin: probes, metrics after a real push, proxies and a redacted config du
   assert.match(metrics, /oxds_xds_pushes_total\{type="Secret"\} 1/);
   assert.match(metrics, /oxds_config_objects\{kind="Ingress",state="valid"\} 1/);
   assert.match(metrics, /process_cpu_user_seconds_total/);
+  assert.match(metrics, /oxds_certificates_expiry_timestamp_seconds\{secret="default\/web-tls"\} \d{10}/);
 
   const proxies = JSON.parse((await get(server.adminPort, '/debug/proxies')).body) as { proxies: Array<{ nodeId: string; nodeType: string }> };
   assert.deepEqual(proxies.proxies.map((p) => [p.nodeId, p.nodeType]), [['gw-1', 'envoy']]);

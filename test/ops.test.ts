@@ -112,7 +112,8 @@ test('ops: the PromQL checker finds names and rejects unknown metrics and labels
   assert.deepEqual(metricNames('sum(rate(a_total{x="y or z"}[5m] offset 1h)) / clamp_min(sum(rate(b_total[5m])), 1e-9) > 0 and on (job) up == 0'), ['a_total', 'b_total', 'up']);
   assert.deepEqual(checkExpr(cat, 'sum by (type) (rate(oxds_xds_nacks_total{type="Cluster"}[5m]))'), []);
   assert.deepEqual(checkExpr(cat, 'rate(oxds_snapshot_build_duration_seconds_count{result="error"}[5m])'), []);
-  assert.deepEqual(checkExpr(cat, 'oxds_certificates_expiry_timestamp_seconds - time() < 7 * 86400'), ['unknown metric oxds_certificates_expiry_timestamp_seconds']);
+  assert.deepEqual(checkExpr(cat, 'oxds_certificates_expiry_timestamp_seconds - time() < 7 * 86400'), []);
+  assert.deepEqual(checkExpr(cat, 'oxds_certificate_expiry_seconds - time() < 7 * 86400'), ['unknown metric oxds_certificate_expiry_seconds']);
   assert.deepEqual(checkExpr(cat, 'rate(oxds_xds_pushes_total{node="x"}[5m])'), ['oxds_xds_pushes_total has no label node']);
   assert.deepEqual(checkExpr(cat, 'sum by (reason) (rate(oxds_quota_exceeded_total[5m]))'), ['by (reason): no series of the expression has label reason']);
   assert.deepEqual(checkExpr(cat, 'rate(oxds_quota_exceeded_total_bucket[5m])'), ['unknown metric oxds_quota_exceeded_total_bucket']);
@@ -150,7 +151,7 @@ test('ops: the Grafana dashboard is valid JSON and queries only exported metrics
 
   const panels = allPanels(dash.panels);
   const rows = panels.filter((p) => p.type === 'row').map((p) => p.title);
-  assert.deepEqual(rows, ['xDS health', 'ext_authz', 'Quotas', 'Process', 'Traffic by API (Envoy access logs, --envoy-als-cluster)']);
+  assert.deepEqual(rows, ['xDS health', 'ext_authz', 'Quotas', 'Process', 'Traffic by API (Envoy access logs, --envoy-als-cluster)', 'Certificates']);
   const ids = new Set<number>();
   for (const p of dash.panels as Array<Panel & { id: number }>) {
     assert.ok(!ids.has(p.id), `duplicate panel id ${p.id}`);
