@@ -13,6 +13,12 @@ export function shortType(typeUrl: string): string {
   return i >= 0 ? typeUrl.slice(i + 1) : typeUrl;
 }
 
+/** What the metrics read of a connected stream (a subset of NodeStatus). */
+export interface ProxyView {
+  nodeType: NodeType;
+  types?: Record<string, { sentVersion?: string; ackedVersion?: string }>;
+}
+
 export interface Metrics {
   registry: Registry;
   xdsHooks: XdsHooks;
@@ -21,14 +27,14 @@ export interface Metrics {
   setConfigObjects(statuses: readonly ObjectStatus[]): void;
   /** Expiry of every certificate served (one series per SDS secret name: bounded by the config). */
   setCertificates(certs: readonly TlsCertificate[]): void;
-  /** Reads connected proxies by node type at scrape time. */
-  setProxySource(source: () => Array<{ nodeType: NodeType }>): void;
+  /** Reads connected proxies (node type, per-type sent/ACKed versions) at scrape time. */
+  setProxySource(source: () => ProxyView[]): void;
 }
 
 export function createMetrics(opts: { registry?: Registry; processMetrics?: boolean } = {}): Metrics {
   const registry = opts.registry ?? new Registry();
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
-  let proxySource: () => Array<{ nodeType: NodeType }> = () => [];
+  let proxySource: () => ProxyView[] = () => [];
 
   new Gauge({
     name: 'oxds_xds_connected_proxies',
@@ -39,6 +45,22 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
       const counts: Record<NodeType, number> = { envoy: 0, grpc: 0 };
       for (const p of proxySource()) counts[p.nodeType]++;
       for (const [k, v] of Object.entries(counts)) this.set({ node_type: k }, v);
+    },
+  });
+  new Gauge({
+    name: 'oxds_xds_stale_proxies',
+    help: 'streams whose last response of a type is not ACKed (sent version != ACKed version), by type',
+    labelNames: ['type'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const counts = new Map<string, number>();
+      for (const p of proxySource()) {
+        for (const [typeUrl, t] of Object.entries(p.types ?? {})) {
+          if (t.sentVersion !== undefined && t.sentVersion !== t.ackedVersion) counts.set(shortType(typeUrl), (counts.get(shortType(typeUrl)) ?? 0) + 1);
+        }
+      }
+      for (const [type, n] of counts) this.set({ type }, n);
     },
   });
   const pushes = new Counter({ name: 'oxds_xds_pushes_total', help: 'xDS responses sent, by resource type', labelNames: ['type'], registers: [registry] });

@@ -70,6 +70,22 @@ test('admin: probes, metrics after a real push, proxies and a redacted config du
   const proxies = JSON.parse((await get(server.adminPort, '/debug/proxies')).body) as { proxies: Array<{ nodeId: string; nodeType: string }> };
   assert.deepEqual(proxies.proxies.map((p) => [p.nodeId, p.nodeType]), [['gw-1', 'envoy']]);
 
+  // a NACK is counted, shown on /debug/proxies and leaves the type stale
+  const nacker = new AdsClient(server.xdsPort, { node: { id: 'gw-2', userAgentName: 'envoy' } });
+  t.after(() => nacker.close());
+  nacker.request(TYPE_URLS.cluster);
+  const clusters = await nacker.nextSotw();
+  nacker.nack(clusters, 'cluster rejected for the test');
+  await new Promise((res) => setTimeout(res, 100));
+  const after = (await get(server.adminPort, '/metrics')).body;
+  assert.match(after, /oxds_xds_nacks_total\{type="Cluster"\} 1/);
+  assert.match(after, /oxds_xds_stale_proxies\{type="Cluster"\} 1/);
+  const withNack = JSON.parse((await get(server.adminPort, '/debug/proxies')).body) as {
+    proxies: Array<{ nodeId: string; types: Record<string, { lastNack?: { message: string } }> }>;
+  };
+  const gw2 = withNack.proxies.find((p) => p.nodeId === 'gw-2');
+  assert.equal(gw2?.types[TYPE_URLS.cluster]?.lastNack?.message, 'cluster rejected for the test');
+
   const dumpRes = await get(server.adminPort, '/debug/config_dump?node=gw-1');
   assert.equal(dumpRes.status, 200);
   assert.match(dumpRes.body, /web\.oto\.tools/);
