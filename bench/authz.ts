@@ -4,7 +4,8 @@
 //   redis         registerAuthz + Authorizer + createQuotaStore({redisUrl}) (Redis behind the failover wrapper)
 //   *-cluster2    the same under node:cluster with 2 workers sharing the port
 // Each server runs in its own child process; h2load runs beside it (2 cores shared).
-//   node dist/bench/authz.js [--duration 10] [--rounds 2] [--rss-seconds 60] [--skip-cluster]
+//   node dist/bench/authz.js [--duration 3] [--rounds 2] [--rss-seconds 60] [--cluster]   (~2 min with the defaults)
+//   (--cluster adds the *-cluster2 rows, first round only; the RSS run is Redis mode at full load)
 //   node dist/bench/authz.js serve <floor|memory|redis>[-cluster2] <port> [redisUrl]   (one server)
 //   node dist/bench/authz.js body <file>                                            (h2load -d body)
 // Writes bench/results/authz.json and prints a table. Needs h2load (nghttp2-client) and, for the
@@ -112,6 +113,9 @@ export function benchCheckRequest(): Buffer {
 
 // ------------------------------------------------------------------ servers (child processes)
 
+/** Printed on SIGTERM by a `serve` child (Redis batching: checks per script call). */
+let exitStats: (() => string) | undefined;
+
 async function serve(mode: string, port: number, redisUrl: string | undefined): Promise<void> {
   const logger = pino({ level: 'warn' });
   if (mode === 'floor') {
@@ -127,7 +131,10 @@ async function serve(mode: string, port: number, redisUrl: string | undefined): 
     await new Promise<void>((res, rej) => server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
   } else {
     const built = buildModel({ objects: parseYamlFile('bench.yaml', modelYaml(), 0).objects, loadErrors: [] });
-    const quota: QuotaStore = mode.startsWith('redis') ? createQuotaStore({ redisUrl: redisUrl!, logger }) : createQuotaStore({});
+    // AUTHZ_BENCH_MAX_BATCH=n (1 = no batching) for A/B runs of the Redis batching
+    const maxBatch = Number(process.env['AUTHZ_BENCH_MAX_BATCH'] ?? 0);
+    const batchOpts = maxBatch > 0 ? { batching: maxBatch > 1, maxBatch } : {};
+    const quota: QuotaStore = mode.startsWith('redis') ? createQuotaStore({ redisUrl: redisUrl!, logger, ...batchOpts }) : createQuotaStore({});
     const az = new Authorizer({ quota });
     az.setPolicy(buildPolicy(built.model));
     if (mode.startsWith('redis')) {
@@ -135,6 +142,8 @@ async function serve(mode: string, port: number, redisUrl: string | undefined): 
       await primary.ready();
     }
     await startAuthzServer('127.0.0.1', port, { check: (i) => az.check(i), logger });
+    const primary = (quota as unknown as { primary?: { stats?: { calls: number; checks: number } } }).primary;
+    if (primary?.stats) exitStats = () => `STATS ${JSON.stringify({ redisScriptCalls: primary.stats!.calls, redisChecks: primary.stats!.checks })}\n`;
     void registerAuthz; // (startAuthzServer = new grpc.Server + registerAuthz + bind)
   }
   process.stdout.write(`READY ${port}\n`);
@@ -188,13 +197,13 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startChild(mode: string, redisUrl?: string): Promise<{ child: ChildProcess; port: number }> {
+async function startChild(mode: string, redisUrl?: string): Promise<{ child: ChildProcess; port: number; output: () => string }> {
   const port = await freePort();
   const args = [process.argv[1]!, 'serve', mode, String(port)];
   if (redisUrl) args.push(redisUrl);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
   await new Promise<void>((resolve, reject) => {
-    let out = '';
     const t = setTimeout(() => reject(new Error(`${mode}: server did not start`)), 30_000);
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
@@ -205,7 +214,7 @@ async function startChild(mode: string, redisUrl?: string): Promise<{ child: Chi
     });
     child.once('exit', (c) => reject(new Error(`${mode}: exited ${c}`)));
   });
-  return { child, port };
+  return { child, port, output: () => out };
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
@@ -311,9 +320,9 @@ function arg(name: string, def: string): string {
 }
 
 async function main(): Promise<void> {
-  const duration = Number(arg('duration', '10'));
+  const duration = Number(arg('duration', '3'));
   const rssSeconds = Number(arg('rss-seconds', '60'));
-  const skipCluster = process.argv.includes('--skip-cluster');
+  const skipCluster = !process.argv.includes('--cluster'); // (--skip-cluster: the default, still accepted)
   const rounds = Number(arg('rounds', '2'));
   const body = benchCheckRequest();
   const framed = grpcFrame(body);
@@ -325,12 +334,12 @@ async function main(): Promise<void> {
   const checks: Record<string, string> = {};
   const modes = ['floor', 'memory', ...(redis ? ['redis'] : [])];
   const clusterModes = skipCluster ? [] : ['floor-cluster2', 'memory-cluster2', ...(redis ? ['redis-cluster2'] : [])];
-  let rss: { mode: string; seconds: number; samplesKb: number[]; startKb: number; endKb: number; maxKb: number; reqPerSec: number } | undefined;
+  let rss: { mode: string; seconds: number; samplesKb: number[]; startKb: number; endKb: number; maxKb: number; reqPerSec: number; earlyMedianKb: number; lateMedianKb: number } | undefined;
+  const batchStats: Record<string, { redisScriptCalls: number; redisChecks: number }> = {};
   try {
     // Rounds alternate the order (the machine is shared: load drifts); the table shows medians.
-    const order = [...modes, ...clusterModes];
-    for (let round = 0; round < rounds; round++) for (const mode of round % 2 ? [...order].reverse() : order) {
-      const { child, port } = await startChild(mode, redis?.url);
+    for (let round = 0; round < rounds; round++) for (const mode of round === 0 ? [...modes, ...clusterModes] : round % 2 ? [...modes].reverse() : modes) {
+      const { child, port, output } = await startChild(mode, redis?.url);
       try {
         checks[mode] = await verify(port, body, mode);
         results.push(h2load(port, bodyFile, mode, { duration, c: 4, m: 32 }));
@@ -338,6 +347,13 @@ async function main(): Promise<void> {
         checks[`${mode} after`] = await verify(port, body, mode);
       } finally {
         await stopChild(child);
+      }
+      const st = /STATS (.*)/.exec(output());
+      if (st) {
+        const x = JSON.parse(st[1]!) as { redisScriptCalls: number; redisChecks: number };
+        const acc = (batchStats[mode] ??= { redisScriptCalls: 0, redisChecks: 0 });
+        acc.redisScriptCalls += x.redisScriptCalls;
+        acc.redisChecks += x.redisChecks;
       }
       process.stderr.write(`round ${round + 1}/${rounds} ${mode}: done (load ${os.loadavg()[0]!.toFixed(2)})\n`);
     }
@@ -353,7 +369,14 @@ async function main(): Promise<void> {
         await new Promise((r) => load.once('exit', r));
         clearInterval(timer);
         samples.push(rssKb(child.pid!));
-        rss = { mode, seconds: rssSeconds, samplesKb: samples, startKb: samples[0]!, endKb: samples.at(-1)!, maxKb: Math.max(...samples), reqPerSec: Number(/([\d.]+) req\/s/.exec(out)?.[1] ?? 0) };
+        const medKb = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? 0;
+        // flat = the median of the last quarter is within 10 % of the median of the second quarter (after warm-up)
+        const q = Math.max(1, Math.floor(samples.length / 4));
+        rss = {
+          mode, seconds: rssSeconds, samplesKb: samples, startKb: samples[0]!, endKb: samples.at(-1)!, maxKb: Math.max(...samples),
+          reqPerSec: Number(/([\d.]+) req\/s/.exec(out)?.[1] ?? 0),
+          earlyMedianKb: medKb(samples.slice(q, 2 * q)), lateMedianKb: medKb(samples.slice(-q)),
+        };
       } finally {
         await stopChild(child);
       }
@@ -394,7 +417,23 @@ async function main(): Promise<void> {
     results: summary.map((r) => ({ ...r, ratioToFloor: r.rps ? undefined : Number((r.reqPerSec / floor.reqPerSec).toFixed(3)), ratioToClusterFloor: floor2 && r.name.endsWith('cluster2') ? Number((r.reqPerSec / floor2.reqPerSec).toFixed(3)) : undefined })),
     runs: results,
     rss,
+    redisBatching: Object.fromEntries(Object.entries(batchStats).map(([k, v]) => [k, { ...v, checksPerCall: Number((v.redisChecks / Math.max(1, v.redisScriptCalls)).toFixed(1)) }])),
+    goals: [] as { goal: string; met: boolean | null; detail: string }[],
   };
+  const get = (n: string): RunResult | undefined => summary.find((r) => r.name === n);
+  const ratioGoal = (name: string, min: number): void => {
+    const r = get(name);
+    out.goals.push(r
+      ? { goal: `ext_authz ${name}: ≥ ${min * 100} % of the floor's checks/s`, met: r.reqPerSec / floor.reqPerSec >= min, detail: `${r.reqPerSec.toFixed(0)} / ${floor.reqPerSec.toFixed(0)} req/s = ${(r.reqPerSec / floor.reqPerSec).toFixed(2)} (medians of ${rounds} × ${duration} s)` }
+      : { goal: `ext_authz ${name}: ≥ ${min * 100} % of the floor's checks/s`, met: null, detail: 'not run' });
+  };
+  ratioGoal('memory', 0.8);
+  ratioGoal('redis', 0.6);
+  for (const name of ['memory@1000rps', 'redis@1000rps']) {
+    const r = get(name);
+    if (r) out.goals.push({ goal: `ext_authz ${name.replace('@1000rps', '')}: p99 < 2 ms at 1,000 checks/s`, met: r.p99us < 2000, detail: `p50 ${r.p50us} µs, p99 ${r.p99us} µs (floor p99 ${get('floor@1000rps')?.p99us ?? '?'} µs)` });
+  }
+  if (rss) out.goals.push({ goal: `ext_authz memory flat over ${rss.seconds} s (${rss.mode}, full load)`, met: rss.lateMedianKb <= rss.earlyMedianKb * 1.1, detail: `RSS start ${(rss.startKb / 1024).toFixed(0)} MiB, 2nd-quarter median ${(rss.earlyMedianKb / 1024).toFixed(0)} MiB, last-quarter median ${(rss.lateMedianKb / 1024).toFixed(0)} MiB, max ${(rss.maxKb / 1024).toFixed(0)} MiB at ${rss.reqPerSec.toFixed(0)} req/s` });
   fs.mkdirSync('bench/results', { recursive: true });
   fs.writeFileSync('bench/results/authz.json', JSON.stringify(out, null, 2));
   console.log(`load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
@@ -403,7 +442,9 @@ async function main(): Promise<void> {
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of out.results) console.log(`| ${r.name} | ${r.reqPerSec.toFixed(0)} | ${r.ratioToFloor ?? ''} | ${r.ratioToClusterFloor ?? ''} | ${r.p50us} | ${r.p99us} | ${r.p999us} | ${r.failed} |`);
   if (rss) console.log(`RSS (${rss.mode}, ${rss.seconds}s at ${rss.reqPerSec.toFixed(0)} req/s): start ${(rss.startKb / 1024).toFixed(1)} MiB, max ${(rss.maxKb / 1024).toFixed(1)} MiB, end ${(rss.endKb / 1024).toFixed(1)} MiB`);
+  for (const [k, v] of Object.entries(out.redisBatching)) console.log(`redis batching (${k}): ${v.redisChecks} checks in ${v.redisScriptCalls} script calls = ${v.checksPerCall} per call`);
   for (const [k, v] of Object.entries(checks)) console.log(`check ${k}: ${v}`);
+  for (const g of out.goals) console.log(`  [${g.met === null ? 'N/A' : g.met ? 'MET' : 'NOT MET'}] ${g.goal}: ${g.detail}`);
 }
 
 if (process.argv[2] === 'body') {
@@ -411,7 +452,14 @@ if (process.argv[2] === 'body') {
   fs.writeFileSync(process.argv[3] ?? 'check-request.bin', grpcFrame(benchCheckRequest()));
 } else if (process.argv[2] === 'serve') {
   // exit normally on signals (so `node --cpu-prof` writes its profile)
-  if (!cluster.isPrimary || !process.argv[3]?.endsWith('-cluster2')) for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(0));
+  if (!cluster.isPrimary || !process.argv[3]?.endsWith('-cluster2')) {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.on(sig, () => {
+        if (exitStats) process.stdout.write(exitStats(), () => process.exit(0));
+        else process.exit(0);
+      });
+    }
+  }
   serveMain().catch((e) => {
     console.error(e);
     process.exit(1);

@@ -3,7 +3,8 @@
 // Env: BENCH_SIZES=1000,10000  BENCH_STREAMS=1000  BENCH_PUSH_DESCRIPTORS=1000  BENCH_CHANNELS=10 (per client process)
 //      BENCH_TRANSLATE_TIMEOUT_S=90  BENCH_SKIP=translate|push|envoy|grpc|envoy-sotw|...  BENCH_TRANSLATE_ROUNDS=2 (cold + warm, same process)
 //      BENCH_GRPC_HOT=200 (proxyless scenario: streams on the changed host, besides STREAMS spread over all hosts)
-import { fork, type ChildProcess } from 'node:child_process';
+//      BENCH_SKIP=authz skips the ext_authz benchmark (bench/authz.ts, ~2 min; needs h2load, redis-server for the Redis rows)
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -431,6 +432,22 @@ if (!SKIP.has('push')) {
     if (!x) continue;
     const ratio = x.c.changeBytesPerAffected.p50 / x.c.fullBytesPerAffected.p50;
     goals.push({ goal: `${name}: < 1% of the full config per affected stream`, met: ratio < GOAL_DELTA_RATIO, detail: `${kb(x.c.changeBytesPerAffected.p50)} of ${kb(x.c.fullBytesPerAffected.p50)} = ${f(100 * ratio, 2)}%` });
+  }
+}
+
+if (!SKIP.has('authz')) {
+  // ext_authz: its own script (h2load against child servers); it writes bench/results/authz.json
+  console.log('\n== ext_authz Check (bench/authz.ts: h2load vs a bare grpc-js floor server, same run)');
+  const t = performance.now();
+  const r = spawnSync(process.execPath, [path.join(here, 'authz.js')], { cwd: repo, stdio: 'inherit' });
+  const file = path.join(repo, 'bench', 'results', 'authz.json');
+  if (r.status === 0 && fs.existsSync(file)) {
+    const a = JSON.parse(fs.readFileSync(file, 'utf8')) as { goals?: { goal: string; met: boolean | null; detail: string }[] };
+    out['authz'] = { ...a, wallMs: performance.now() - t };
+    for (const g of a.goals ?? []) goals.push(g);
+  } else {
+    out['authz'] = { error: `bench/authz.js exited ${r.status ?? r.signal}` };
+    goals.push({ goal: 'ext_authz benchmark', met: null, detail: `bench/authz.js exited ${r.status ?? r.signal}` });
   }
 }
 

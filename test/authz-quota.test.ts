@@ -237,6 +237,49 @@ describe('Redis', { skip: haveRedis ? false : REDIS_SKIP_MESSAGE }, () => {
     await b.close();
   });
 
+  test('concurrent checks are batched into one script call: same answers as one call per check', async () => {
+    const batched = new RedisQuotaStore({ url: redis.url, maxBatch: 16 });
+    const single = new RedisQuotaStore({ url: redis.url, batching: false });
+    await Promise.all([batched.ready(), single.ready()]);
+    const now = Date.now();
+    // 50 checks of 3 clients issued in the same tick: b0 within quotas, b1 daily 10, b2 window of 10
+    const ids = Array.from({ length: 50 }, (_, i) => ['b0', 'b1', 'b2'][i % 3]!);
+    const quotas = (id: string) => (id === 'b1' ? Q(2, 10) : id === 'b2' ? Q(1) : Q(2));
+    const got = await Promise.all(ids.map((id) => batched.consume(id, quotas(id), now)));
+    assert.equal(batched.stats.checks, 50);
+    assert.equal(batched.stats.calls, 4, 'ceil(50 / 16) script calls');
+    // the same sequence, one call per check, on fresh ids
+    const want: Awaited<ReturnType<RedisQuotaStore['consume']>>[] = [];
+    for (const id of ids) want.push(await single.consume(`${id}-ref`, quotas(id), now));
+    assert.deepEqual(got, want);
+    assert.equal(got.filter((r, i) => ids[i] === 'b0' && r.allowed).length, 17);
+    assert.deepEqual(got.filter((_, i) => ids[i] === 'b1').map((r) => r.exceeded ?? 'ok'), [...Array(10).fill('ok'), ...Array(7).fill('daily')]);
+    assert.deepEqual(got.filter((_, i) => ids[i] === 'b2').map((r) => r.exceeded ?? 'ok'), [...Array(10).fill('ok'), ...Array(6).fill('throttling')]);
+    // counted in order: windowCalls 1..20 then denied at 20 for b0
+    assert.deepEqual(got.filter((_, i) => ids[i] === 'b0').map((r) => r.windowCalls).slice(0, 3), [1, 2, 3]);
+    // NOSCRIPT on the batch script: ioredis falls back to EVAL
+    await batched.client.script('FLUSH');
+    const again = await Promise.all([batched.consume('b3', Q(100), now), batched.consume('b3', Q(100), now)]);
+    assert.deepEqual(again.map((r) => r.windowCalls), [1, 2]);
+    // keys and expiries are the single-call ones
+    const k = batched.keys('b3', now);
+    assert.equal(await batched.client.get(k.second), '2');
+    const pttl = await batched.client.pttl(k.second);
+    assert.ok(pttl > 0 && pttl <= 10_000, `window ttl ${pttl}`);
+    await batched.close();
+    await single.close();
+  });
+
+  test('a failed batch rejects every check of it (fail-open wrapper answers each from local counters)', async () => {
+    const s = new RedisQuotaStore({ url: redis.url });
+    await s.ready();
+    const f = new FailoverQuotaStore(s, { failMode: 'open' });
+    (s as unknown as { batchCmd: () => Promise<number[]> }).batchCmd = () => Promise.reject(new Error('boom'));
+    const r = await Promise.all([f.consume('bf', Q(10), Date.now()), f.consume('bf', Q(10), Date.now()), f.consume('bf', Q(10), Date.now())]);
+    assert.deepEqual(r.map((x) => [x.degraded, x.windowCalls]), [[true, 1], [true, 2], [true, 3]]);
+    await s.close();
+  });
+
   test('Redis killed: fail-open uses local counters (degraded, hook), fail-closed throws; restart resumes sharing', async () => {
     unhandled = [];
     const events: string[] = [];

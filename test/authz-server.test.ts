@@ -6,7 +6,8 @@ import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { lookupType, TO_OBJECT_OPTIONS } from '../src/proto/loader.js';
 import { startAuthzServer, CHECK_PATH, type RunningAuthzServer } from '../src/authz/server.js';
-import { decodeCheckRequest, encodeAllow, encodeDeny } from '../src/authz/check-codec.js';
+import { decodeCheckRequest, encodeAllow, encodeDecision, encodeDeny } from '../src/authz/check-codec.js';
+import { errorResponse } from '../src/authz/errors.js';
 import { MemoryQuotaStore, createQuotaStore, type FailoverQuotaStore } from '../src/authz/quota/index.js';
 import { QuotaStoreUnavailableError, type CheckInput, type Decision, type QuotaStore } from '../src/authz/types.js';
 import { redisAvailable, startRedis, REDIS_SKIP_MESSAGE } from './helpers/redis.js';
@@ -309,4 +310,73 @@ test('two gRPC servers sharing Redis: remaining counts down across both; Redis d
     await Promise.all(stores.map((s) => s.close()));
     await redis.stop();
   }
+});
+
+test('decoder: a stream of varied requests decodes like protobufjs reflection (name interning, last-value caches)', () => {
+  // pseudo-random but reproducible: names repeat (interned), values sometimes repeat (cached), sometimes not
+  let seed = 7;
+  const rnd = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  const names = ['accept', 'User-Agent', 'x-request-id', 'Otoroshi-Client-Id', 'otoroshi-client-secret', 'x-é', 'cookie', 'X-Forwarded-For'];
+  const values = ['application/json', 'text/html', '', 'Mozilla/5.0', 'é-ü-€', 'a'.repeat(70), 'svc-1', 'svc-2'];
+  for (let i = 0; i < 400; i++) {
+    const headers: Record<string, string> = {};
+    for (let j = 0; j < 1 + rnd(6); j++) headers[names[rnd(names.length)]!] = rnd(3) === 0 ? `v-${i}-${j}` : values[rnd(values.length)]!;
+    const ext: Record<string, string> = rnd(4) === 0 ? { descriptor_id: `svc-${i}` } : { descriptor_id: values[rnd(values.length)]!, Other: values[rnd(values.length)]! };
+    const method = ['GET', 'post', 'DELETE'][rnd(3)]!;
+    const host = ['a.oto.tools', 'b.oto.tools:8443'][rnd(2)]!;
+    const body = checkRequest({ headers, ext, method, host });
+    const ref = CheckRequest.toObject(CheckRequest.decode(body), TO_OBJECT_OPTIONS) as { attributes: { request: { http: { headers: Record<string, string> } }; contextExtensions: Record<string, string> } };
+    const want: Record<string, string> = {};
+    for (const [k, v] of Object.entries(ref.attributes.request.http.headers)) want[k.toLowerCase()] = v;
+    const got = decodeCheckRequest(body);
+    assert.deepEqual({ ...got.headers }, want, `request ${i}`);
+    assert.deepEqual({ ...got.contextExtensions }, ref.attributes.contextExtensions, `request ${i}`);
+    assert.equal(got.method, method.toUpperCase());
+    assert.equal(got.host, host);
+    assert.equal(got.scheme, 'https');
+    assert.equal(Object.getPrototypeOf(Object.getPrototypeOf(got.headers)), null, 'nothing inherited');
+    assert.equal(got.headers['constructor'], undefined);
+  }
+  // a map entry with the value before the key (legal protobuf): no value cache mix-up
+  const entry = (k: string, v: string, valueFirst: boolean): Buffer => {
+    const kb = Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(k)]), Buffer.from(k)]);
+    const vb = Buffer.concat([Buffer.from([0x12, Buffer.byteLength(v)]), Buffer.from(v)]);
+    const e = valueFirst ? Buffer.concat([vb, kb]) : Buffer.concat([kb, vb]);
+    return Buffer.concat([Buffer.from([0x1a, e.length]), e]);
+  };
+  const wrap = (httpBody: Buffer): Buffer => {
+    const http = Buffer.concat([Buffer.from([0x12, httpBody.length]), httpBody]);
+    const req = Buffer.concat([Buffer.from([0x22, http.length]), http]);
+    return Buffer.concat([Buffer.from([0x0a, req.length]), req]);
+  };
+  assert.equal(decodeCheckRequest(wrap(Buffer.concat([entry('accept', 'one', false), entry('x-b', 'two', false)]))).headers['accept'], 'one');
+  const swapped = decodeCheckRequest(wrap(Buffer.concat([entry('x-b', 'three', false), entry('accept', 'four', true)])));
+  assert.deepEqual({ ...swapped.headers }, { 'x-b': 'three', accept: 'four' });
+});
+
+test('allow encoder (direct) and cached deny encoder match protobufjs reflection', () => {
+  const cases: Array<{ up: Record<string, string>; rm: string[]; resp: Record<string, string> }> = [
+    { up: { 'Otoroshi-Client-Id': 'k', 'X-Ü': 'é€'.repeat(40) }, rm: ['otoroshi-client-secret', 'x-long-' + 'a'.repeat(200)], resp: { 'Otoroshi-Daily-Calls-Remaining': '999999999', e: '' } },
+    { up: {}, rm: [], resp: { a: 'b'.repeat(20_000) } },
+    { up: { a: '1' }, rm: [], resp: {} },
+  ];
+  for (const c of cases) {
+    const got = encodeAllow({ allow: true, reason: 'apikey', descriptorId: 'd', upstreamHeaders: c.up, removeUpstreamHeaders: c.rm, responseHeaders: c.resp });
+    const hv = (h: Record<string, string>) => Object.entries(h).map(([key, value]) => ({ header: { key, value }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' }));
+    const ref = CheckResponse.encode(CheckResponse.fromObject({ status: {}, okResponse: { headers: hv(c.up), headersToRemove: c.rm, responseHeadersToAdd: hv(c.resp) } })).finish();
+    assert.equal(got.toString('hex'), Buffer.from(ref).toString('hex'));
+  }
+  const d: Decision = { allow: false, reason: 'no_apikey', status: 400, message: 'No ApiKey provided', code: 'errors.no.api.key' };
+  const json1 = encodeDecision(d, { headers: { accept: 'application/json' } });
+  const html = encodeDecision(d, { headers: { accept: 'text/html' } });
+  const json2 = encodeDecision(d, { headers: { accept: 'application/json' } });
+  assert.equal(json1, json2, 'same answer reused');
+  assert.notEqual(json1.toString('hex'), html.toString('hex'));
+  const withState = (s: string) => CheckResponse.toObject(CheckResponse.decode(encodeDecision(d, { headers: { accept: 'application/json', 'otoroshi-state': s } })), TO_OBJECT_OPTIONS) as { deniedResponse: { headers: Array<{ header: { key: string; value: string } }> } };
+  assert.equal(withState('s1').deniedResponse.headers.find((h) => h.header.key === 'Otoroshi-State-Resp')?.header.value, 's1');
+  assert.equal(withState('s2').deniedResponse.headers.find((h) => h.header.key === 'Otoroshi-State-Resp')?.header.value, 's2');
+  assert.equal(encodeDecision(d, { headers: { accept: 'application/json' } }).toString('hex'), encodeDeny(errorResponse(d, 'application/json')).toString('hex'));
 });

@@ -3,7 +3,7 @@
 // any exception becomes a 500 deny (reason `internal`).
 import { performance } from 'node:perf_hooks';
 import type { DescriptorJwtRef } from '../model/types.js';
-import type { AuthzHooks, CheckInput, Decision, HeaderMutation, QuotaStore } from './types.js';
+import type { AuthzHooks, CheckInput, Decision, HeaderMutation, QuotaResult, QuotaStore } from './types.js';
 import { ERRORS, deny, type Deny, type ErrorSpec } from './errors.js';
 import { buildPolicy, isUriPublic, matchCandidates, requestDomain, type AuthzPolicy, type Candidate, type CompiledDescriptor, type CompiledKey } from './policy.js';
 import {
@@ -18,6 +18,7 @@ import {
 } from './apikey.js';
 import { checkRestrictions, type CompiledRestrictions } from './restrictions.js';
 import { verifyApikeyJwt } from './jwt.js';
+import { MemoryQuotaStore } from './quota/memory.js';
 
 // ------------------------------------------------------------------ JWT verifier engine (jwt.ts)
 
@@ -80,6 +81,13 @@ function normalize(input: unknown): CheckInput {
 
 type KeyResult = { ok: true; key: CompiledKey } | { ok: false; deny: Deny };
 
+/** A value now, or later. The apikey + in-memory quota path answers without any promise. */
+type Maybe<T> = T | Promise<T>;
+
+function isPromise<T>(x: Maybe<T>): x is Promise<T> {
+  return x instanceof Promise;
+}
+
 export class Authorizer {
   private policy: AuthzPolicy = EMPTY_POLICY;
   private readonly quota: QuotaStore;
@@ -87,9 +95,13 @@ export class Authorizer {
   private readonly now: () => number;
   private readonly hooks: AuthzHooks;
   private readonly apikeyJwt: ApikeyJwtVerifier;
+  /** The quota store when it can count synchronously (an unmodified MemoryQuotaStore). */
+  private readonly syncQuota: MemoryQuotaStore | undefined;
 
   constructor(opts: AuthorizerOptions) {
     this.quota = opts.quota;
+    const q = opts.quota;
+    this.syncQuota = q instanceof MemoryQuotaStore && q.consume === MemoryQuotaStore.prototype.consume ? q : undefined;
     this.jwt = opts.jwt;
     this.now = opts.now ?? Date.now;
     this.hooks = opts.hooks ?? {};
@@ -104,19 +116,38 @@ export class Authorizer {
     return this.policy;
   }
 
-  /** Never throws; never allows on an internal error. */
-  async check(input: CheckInput): Promise<Decision> {
+  /**
+   * Never throws (not even synchronously); never allows on an internal error. When nothing on the
+   * way is asynchronous (no apikey JWT, no JWT verifier, a synchronous quota store) the decision
+   * is taken synchronously and handed back in an already-resolved promise.
+   */
+  check(input: CheckInput): Promise<Decision> {
     const onCheck = this.hooks.onCheck;
     const t0 = onCheck !== undefined ? performance.now() : 0;
-    let d: Decision;
+    let r: Maybe<Decision>;
     try {
-      d = await this.decide(input);
+      r = this.decide(input);
     } catch (err) {
-      d = deny(ERRORS.internal);
-      this.safe(() =>
-        this.hooks.onSuspicious?.({ kind: 'internal_error', detail: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }),
+      return Promise.resolve(this.done(this.internalError(err), t0));
+    }
+    if (isPromise(r)) {
+      return r.then(
+        (d) => this.done(d, t0),
+        (err: unknown) => this.done(this.internalError(err), t0),
       );
     }
+    return Promise.resolve(this.done(r, t0));
+  }
+
+  private internalError(err: unknown): Decision {
+    this.safe(() =>
+      this.hooks.onSuspicious?.({ kind: 'internal_error', detail: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }),
+    );
+    return deny(ERRORS.internal);
+  }
+
+  private done(d: Decision, t0: number): Decision {
+    const onCheck = this.hooks.onCheck;
     if (onCheck !== undefined) this.safe(() => onCheck.call(this.hooks, d, (performance.now() - t0) / 1000));
     return d;
   }
@@ -139,7 +170,7 @@ export class Authorizer {
     this.safe(() => h.call(this.hooks, ev));
   }
 
-  private async decide(raw: CheckInput): Promise<Decision> {
+  private decide(raw: CheckInput): Maybe<Decision> {
     const input = normalize(raw);
     const p = this.policy;
     const now = this.now();
@@ -179,7 +210,8 @@ export class Authorizer {
       if (c.detectApiKeySooner) {
         const creds = extractCredentials(input, c.names);
         if (creds !== undefined) {
-          const kr = await this.keyFlow(p, c, creds, input, method, now);
+          const kr = this.keyFlow(p, c, creds, input, method, now);
+          if (isPromise(kr)) return kr.then((k) => (k.ok ? this.afterAuth(c, input, k.key, now) : k.deny));
           if (!kr.ok) return kr.deny;
           key = kr.key;
         }
@@ -187,15 +219,25 @@ export class Authorizer {
     } else {
       const creds = extractCredentials(input, c.names);
       if (creds === undefined) return deny(ERRORS.noApiKey, c.id);
-      const kr = await this.keyFlow(p, c, creds, input, method, now);
+      const kr = this.keyFlow(p, c, creds, input, method, now);
+      if (isPromise(kr)) return kr.then((k) => (k.ok ? this.afterAuth(c, input, k.key, now) : k.deny));
       if (!kr.ok) return kr.deny;
       key = kr.key;
     }
+    return this.afterAuth(c, input, key, now);
+  }
 
-    // 6. JWT verifier ref (§11), before counting the call (DECISIONS 12: only allowed calls count)
+  /** Steps 6–8, after authentication. */
+  private afterAuth(c: CompiledDescriptor, input: CheckInput, key: CompiledKey | undefined, now: number): Maybe<Decision> {
+    if (c.jwtRef !== undefined && !this.excluded(c, input.path)) return this.jwtThenQuota(c, input, key, now);
+    return this.quotaAndAllow(c, key, now, undefined, false);
+  }
+
+  /** 6. JWT verifier ref (§11), before counting the call (DECISIONS 12: only allowed calls count). */
+  private async jwtThenQuota(c: CompiledDescriptor, input: CheckInput, key: CompiledKey | undefined, now: number): Promise<Decision> {
     let mutation: HeaderMutation | undefined;
     let verified = false;
-    if (c.jwtRef !== undefined && !this.excluded(c, input.path)) {
+    if (c.jwtRef !== undefined) {
       if (c.jwtUnknownIds.length > 0) return deny(ERRORS.badVerifierId, c.id, key?.clientId);
       if (this.jwt === undefined) return deny(ERRORS.internal, c.id, key?.clientId);
       const out = await this.jwt.verify(c.jwtRef, input);
@@ -219,31 +261,47 @@ export class Authorizer {
       }
     }
 
-    // 7. quotas (count the call)
-    let responseHeaders: Record<string, string> = {};
-    if (key !== undefined) {
-      let q;
-      try {
-        q = await this.quota.consume(key.clientId, key.quotas, now);
-      } catch {
-        this.safe(() => this.hooks.onQuotaStoreError?.('fail-closed'));
-        return deny(ERRORS.quotaStoreUnavailable, c.id, key.clientId);
-      }
-      if (q.degraded) this.safe(() => this.hooks.onQuotaStoreError?.('fail-open'));
-      if (!q.allowed) {
-        const which = q.exceeded ?? 'throttling';
-        this.safe(() => this.hooks.onQuotaExceeded?.(key.clientId, which));
-        return deny(ERRORS.tooManyRequests, c.id, key.clientId);
-      }
-      if (c.sendOtoroshiHeadersBack) {
-        responseHeaders = {
-          'Otoroshi-Daily-Calls-Remaining': String(q.dailyRemaining),
-          'Otoroshi-Monthly-Calls-Remaining': String(q.monthlyRemaining),
-        };
-      }
-    }
+    return this.quotaAndAllow(c, key, now, mutation, verified);
+  }
 
-    // 8. allow
+  /** 7. quotas (count the call), then 8. */
+  private quotaAndAllow(c: CompiledDescriptor, key: CompiledKey | undefined, now: number, mutation: HeaderMutation | undefined, verified: boolean): Maybe<Decision> {
+    if (key === undefined) return this.allow(c, undefined, {}, mutation, verified);
+    const fromStore = (q: QuotaResult): Decision => this.afterQuota(c, key, q, mutation, verified);
+    const storeDown = (): Decision => {
+      this.safe(() => this.hooks.onQuotaStoreError?.('fail-closed'));
+      return deny(ERRORS.quotaStoreUnavailable, c.id, key.clientId);
+    };
+    const sync = this.syncQuota;
+    let q: Maybe<QuotaResult>;
+    try {
+      q = sync !== undefined ? sync.consumeSync(key.clientId, key.quotas, now) : this.quota.consume(key.clientId, key.quotas, now);
+    } catch {
+      return storeDown();
+    }
+    if (isPromise(q)) return q.then(fromStore, storeDown);
+    return fromStore(q);
+  }
+
+  private afterQuota(c: CompiledDescriptor, key: CompiledKey, q: QuotaResult, mutation: HeaderMutation | undefined, verified: boolean): Decision {
+    let responseHeaders: Record<string, string> = {};
+    if (q.degraded) this.safe(() => this.hooks.onQuotaStoreError?.('fail-open'));
+    if (!q.allowed) {
+      const which = q.exceeded ?? 'throttling';
+      this.safe(() => this.hooks.onQuotaExceeded?.(key.clientId, which));
+      return deny(ERRORS.tooManyRequests, c.id, key.clientId);
+    }
+    if (c.sendOtoroshiHeadersBack) {
+      responseHeaders = {
+        'Otoroshi-Daily-Calls-Remaining': String(q.dailyRemaining),
+        'Otoroshi-Monthly-Calls-Remaining': String(q.monthlyRemaining),
+      };
+    }
+    return this.allow(c, key, responseHeaders, mutation, verified);
+  }
+
+  /** 8. allow */
+  private allow(c: CompiledDescriptor, key: CompiledKey | undefined, responseHeaders: Record<string, string>, mutation: HeaderMutation | undefined, verified: boolean): Decision {
     const upstreamHeaders: Record<string, string> = key !== undefined ? { 'Otoroshi-Client-Id': key.clientId } : {};
     // Envoy applies removals after sets: never remove what we set.
     const removeUpstreamHeaders = key !== undefined ? c.removeUpstream.filter((h) => h !== 'otoroshi-client-id') : c.removeUpstream.slice();
@@ -331,7 +389,9 @@ export class Authorizer {
   }
 
   /** §7.2 per-method checks, then key restrictions and key readOnly. */
-  private async keyFlow(p: AuthzPolicy, c: CompiledDescriptor, creds: Credentials, input: CheckInput, method: string, now: number): Promise<KeyResult> {
+  private keyFlow(p: AuthzPolicy, c: CompiledDescriptor, creds: Credentials, input: CheckInput, method: string, now: number): Maybe<KeyResult> {
+    // Only the apikey-JWT method is asynchronous (HMAC verification through jose).
+    if (creds.method === 'jwt') return this.jwtKeyFlow(p, c, creds, input, method, now);
     const fail = (spec: ErrorSpec, clientId?: string): KeyResult => ({ ok: false, deny: deny(spec, c.id, clientId) });
     let key: CompiledKey | undefined;
     let routingError: ErrorSpec;
@@ -364,6 +424,15 @@ export class Authorizer {
         routingError = ERRORS.routingBad;
         break;
       }
+    }
+    return this.keyChecks(c, key, routingError, input, method);
+  }
+
+  private async jwtKeyFlow(p: AuthzPolicy, c: CompiledDescriptor, creds: Extract<Credentials, { method: 'jwt' }>, input: CheckInput, method: string, now: number): Promise<KeyResult> {
+    const fail = (spec: ErrorSpec, clientId?: string): KeyResult => ({ ok: false, deny: deny(spec, c.id, clientId) });
+    let key: CompiledKey | undefined;
+    let routingError: ErrorSpec;
+    switch (creds.method) {
       case 'jwt': {
         const dec = decodeJwtUnverified(creds.token);
         const clientId = dec !== undefined ? jwtClientId(dec.claims) : undefined;
@@ -401,6 +470,12 @@ export class Authorizer {
         break;
       }
     }
+    return this.keyChecks(c, key, routingError, input, method);
+  }
+
+  /** Routing constraints, key restrictions, key readOnly (every method). */
+  private keyChecks(c: CompiledDescriptor, key: CompiledKey, routingError: ErrorSpec, input: CheckInput, method: string): KeyResult {
+    const fail = (spec: ErrorSpec, clientId?: string): KeyResult => ({ ok: false, deny: deny(spec, c.id, clientId) });
     if (!matchRouting(key, c.constraints.routing, c.routingConstrained)) return fail(routingError, key.clientId);
     if (key.restrictions !== undefined) {
       const r = this.restrict(key.restrictions, input, method);

@@ -60,20 +60,34 @@ export class FailoverQuotaStore implements QuotaStore {
     }
   }
 
-  async consume(clientId: string, quotas: ApiKeyQuotas, nowMs: number): Promise<QuotaResult> {
-    let err: unknown = new Error('redis not ready');
+  consume(clientId: string, quotas: ApiKeyQuotas, nowMs: number): Promise<QuotaResult> {
+    // Hot path: no async function, no Error allocated unless Redis actually failed.
     if (this.primary.isReady()) {
+      let p: Promise<QuotaResult>;
       try {
-        const r = await this.primary.consume(clientId, quotas, nowMs);
-        this.ok();
-        return r;
+        p = this.primary.consume(clientId, quotas, nowMs);
       } catch (e) {
-        err = e;
+        return this.fallback(e, clientId, quotas, nowMs);
       }
+      return p.then(
+        (r) => {
+          if (this.degradedSince !== undefined) this.ok();
+          return r;
+        },
+        (e: unknown) => this.fallback(e, clientId, quotas, nowMs),
+      );
     }
-    this.fail(err);
-    if (this.failMode === 'closed') throw new QuotaStoreUnavailableError('quota store unavailable');
-    return this.local.consumeSync(clientId, quotas, nowMs);
+    return this.fallback(new Error('redis not ready'), clientId, quotas, nowMs);
+  }
+
+  private fallback(err: unknown, clientId: string, quotas: ApiKeyQuotas, nowMs: number): Promise<QuotaResult> {
+    try {
+      this.fail(err);
+      if (this.failMode === 'closed') return Promise.reject(new QuotaStoreUnavailableError('quota store unavailable'));
+      return Promise.resolve(this.local.consumeSync(clientId, quotas, nowMs));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   async peek(clientId: string, quotas: ApiKeyQuotas, nowMs: number): Promise<Omit<QuotaResult, 'allowed' | 'exceeded'>> {

@@ -20,6 +20,9 @@ export interface CreateQuotaStoreOptions {
   hooks?: AuthzHooks;
   /** Redis command timeout (ms, default 50). */
   commandTimeoutMs?: number;
+  /** Concurrent checks coalesced into one Redis script call (default on, at most `maxBatch` = 64). */
+  batching?: boolean;
+  maxBatch?: number;
   logger?: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
 }
 
@@ -31,6 +34,8 @@ export function createQuotaStore(opts: CreateQuotaStoreOptions = {}): QuotaStore
     url: opts.redisUrl,
     timeZone,
     commandTimeoutMs: opts.commandTimeoutMs ?? 50,
+    ...(opts.batching !== undefined ? { batching: opts.batching } : {}),
+    ...(opts.maxBatch !== undefined ? { maxBatch: opts.maxBatch } : {}),
     onError: (err) => {
       // ioredis emits one error per reconnect attempt: log at most every 10 s.
       const now = Date.now();

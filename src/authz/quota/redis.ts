@@ -1,5 +1,10 @@
-// Shared quota counters in Redis: ONE round trip per check (a Lua script run with EVALSHA, EVAL
-// on NOSCRIPT — ioredis `defineCommand`), atomic check-then-count of the three counters.
+// Shared quota counters in Redis: at most ONE round trip per check (a Lua script run with EVALSHA,
+// EVAL on NOSCRIPT — ioredis `defineCommand`), atomic check-then-count of the three counters.
+// Checks issued while the event loop handles one batch of I/O are coalesced (flushed from
+// `setImmediate`, at most `maxBatch` per script call) into ONE script call that processes them in
+// order (QUOTA_BATCH_LUA): one command to serialise, send, run and parse instead of N. Redis
+// Cluster: a script may only touch keys of one slot, so there a batch holds the checks of one
+// client id only (its keys share the `{clientId}` hash tag).
 //
 // Keys (hash-tagged so the three keys of a client live in one Redis Cluster slot):
 //   oxds:{<clientId>}:quota:second:<windowStartMs>   PEXPIREAT windowStart + 10 s
@@ -11,7 +16,7 @@ import { Redis, Cluster } from 'ioredis';
 import type { ClusterOptions, RedisOptions } from 'ioredis';
 import type { ApiKeyQuotas } from '../../model/types.js';
 import type { QuotaResult, QuotaStore } from '../types.js';
-import { QuotaCalendar, THROTTLING_WINDOW_MS, windowStartOf } from './calendar.js';
+import { QuotaCalendar, THROTTLING_WINDOW_MS, windowStartOf, type Periods } from './calendar.js';
 
 /**
  * KEYS: second, daily, monthly counters.
@@ -35,6 +40,43 @@ if d == 1 then redis.call('PEXPIREAT', KEYS[2], ARGV[5]) end
 m = redis.call('INCR', KEYS[3])
 if m == 1 then redis.call('PEXPIREAT', KEYS[3], ARGV[6]) end
 return {0, s, d, m}
+`;
+
+/**
+ * The batched form of QUOTA_LUA (consume only): KEYS = N × (second, daily, monthly),
+ * ARGV = N × (window limit, dailyQuota, monthlyQuota, window expiry, daily expiry, monthly expiry).
+ * Returns N × {exceeded, second, daily, monthly}, flat. The checks are applied in order within
+ * the one atomic script run, so several checks of the same client in a batch count like
+ * consecutive single calls.
+ */
+export const QUOTA_BATCH_LUA = `
+local out = {}
+local n = #KEYS / 3
+for i = 0, n - 1 do
+  local k1, k2, k3 = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
+  local a = 6 * i
+  local s = tonumber(redis.call('GET', k1) or '0')
+  local d = tonumber(redis.call('GET', k2) or '0')
+  local m = tonumber(redis.call('GET', k3) or '0')
+  local ex = 0
+  if s >= tonumber(ARGV[a + 1]) then ex = 1
+  elseif d >= tonumber(ARGV[a + 2]) then ex = 2
+  elseif m >= tonumber(ARGV[a + 3]) then ex = 3
+  else
+    s = redis.call('INCR', k1)
+    if s == 1 then redis.call('PEXPIREAT', k1, ARGV[a + 4]) end
+    d = redis.call('INCR', k2)
+    if d == 1 then redis.call('PEXPIREAT', k2, ARGV[a + 5]) end
+    m = redis.call('INCR', k3)
+    if m == 1 then redis.call('PEXPIREAT', k3, ARGV[a + 6]) end
+  end
+  local o = 4 * i
+  out[o + 1] = ex
+  out[o + 2] = s
+  out[o + 3] = d
+  out[o + 4] = m
+end
+return out
 `;
 
 const EXCEEDED = [undefined, 'throttling', 'daily', 'monthly'] as const;
@@ -117,6 +159,12 @@ export interface RedisConnectOptions {
   commandTimeoutMs?: number;
   /** ioredis auto-pipelining (default true). */
   autoPipelining?: boolean;
+  /**
+   * Coalesce concurrent `consume` calls into one script call (default true); at most this many
+   * checks per call (`maxBatch`, default 64).
+   */
+  batching?: boolean;
+  maxBatch?: number;
   /** Max reconnect back-off (ms); default 1000. */
   maxReconnectDelayMs?: number;
   onError?: (err: Error) => void;
@@ -152,6 +200,40 @@ export function connectRedis(url: string, o: RedisConnectOptions = {}): RedisCli
 }
 
 type QuotaCommand = (k1: string, k2: string, k3: string, ...argv: string[]) => Promise<[number, number, number, number]>;
+type QuotaBatchCommand = (numKeys: number, ...keysThenArgv: string[]) => Promise<number[]>;
+
+/** Keys and arguments of one client for one throttling window (reused by the calls of that window). */
+interface Prepared {
+  win: number;
+  periods: Periods;
+  quotas: ApiKeyQuotas;
+  keys: [string, string, string];
+  argv: [string, string, string, string, string, string];
+}
+
+/** One pending `consume` of a batch. */
+interface Pending {
+  clientId: string;
+  quotas: ApiKeyQuotas;
+  prep: Prepared;
+  resolve: (r: QuotaResult) => void;
+  reject: (e: unknown) => void;
+}
+
+const PREPARED_MAX = 10_000;
+
+function toResult(quotas: ApiKeyQuotas, ex: number, s: number, d: number, m: number): QuotaResult {
+  const exceeded = EXCEEDED[ex];
+  const r: QuotaResult = {
+    allowed: exceeded === undefined,
+    dailyRemaining: Math.max(0, quotas.dailyQuota - d),
+    monthlyRemaining: Math.max(0, quotas.monthlyQuota - m),
+    windowCalls: s,
+    degraded: false,
+  };
+  if (exceeded) r.exceeded = exceeded;
+  return r;
+}
 
 export interface RedisQuotaStoreOptions extends RedisConnectOptions {
   /** `redis://...` (see parseRedisUrl); ignored when `client` is given. */
@@ -168,6 +250,15 @@ export class RedisQuotaStore implements QuotaStore {
   private readonly prefix: string;
   private readonly ownsClient: boolean;
   private readonly cmd: QuotaCommand;
+  private readonly batchCmd: QuotaBatchCommand;
+  private readonly batching: boolean;
+  private readonly maxBatch: number;
+  private readonly cluster: boolean;
+  private pending: Pending[] = [];
+  private readonly prepared = new Map<string, Prepared>();
+  private flushScheduled = false;
+  /** Script calls sent by `consume` and the checks they carried (bench/diagnostics). */
+  readonly stats = { calls: 0, checks: 0 };
 
   constructor(opts: RedisQuotaStoreOptions) {
     if (opts.client) {
@@ -182,6 +273,12 @@ export class RedisQuotaStore implements QuotaStore {
     this.prefix = opts.prefix ?? 'oxds';
     this.client.defineCommand('oxdsQuota', { numberOfKeys: 3, lua: QUOTA_LUA });
     this.cmd = (this.client as unknown as { oxdsQuota: QuotaCommand }).oxdsQuota.bind(this.client);
+    this.client.defineCommand('oxdsQuotaBatch', { lua: QUOTA_BATCH_LUA });
+    this.batchCmd = (this.client as unknown as { oxdsQuotaBatch: QuotaBatchCommand }).oxdsQuotaBatch.bind(this.client);
+    this.batching = opts.batching ?? true;
+    this.maxBatch = Math.max(1, opts.maxBatch ?? 64);
+    this.cluster = this.client instanceof Cluster;
+    this.flush = this.flush.bind(this);
   }
 
   /** true when commands can be sent now (connected, ready-checked). */
@@ -233,18 +330,116 @@ export class RedisQuotaStore implements QuotaStore {
     );
   }
 
-  async consume(clientId: string, quotas: ApiKeyQuotas, nowMs: number): Promise<QuotaResult> {
-    const [ex, s, d, m] = await this.run(clientId, quotas, nowMs, true);
-    const exceeded = EXCEEDED[ex];
-    const r: QuotaResult = {
-      allowed: exceeded === undefined,
-      dailyRemaining: Math.max(0, quotas.dailyQuota - d),
-      monthlyRemaining: Math.max(0, quotas.monthlyQuota - m),
-      windowCalls: s,
-      degraded: false,
+  consume(clientId: string, quotas: ApiKeyQuotas, nowMs: number): Promise<QuotaResult> {
+    if (!this.batching) {
+      this.stats.calls++;
+      this.stats.checks++;
+      return this.run(clientId, quotas, nowMs, true).then(([ex, s, d, m]) => toResult(quotas, ex, s, d, m));
+    }
+    const prep = this.prepare(clientId, quotas, nowMs);
+    return new Promise<QuotaResult>((resolve, reject) => {
+      this.pending.push({ clientId, quotas, prep, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flush);
+      }
+    });
+  }
+
+  /** Keys + script arguments, built once per client, window and quotas object. */
+  private prepare(clientId: string, quotas: ApiKeyQuotas, nowMs: number): Prepared {
+    const periods = this.calendar.periods(nowMs);
+    const win = windowStartOf(nowMs);
+    const old = this.prepared.get(clientId);
+    if (old !== undefined && old.win === win && old.periods === periods && old.quotas === quotas) return old;
+    const base = `${this.prefix}:{${clientId}}:quota:`;
+    const prep: Prepared = {
+      win,
+      periods,
+      quotas,
+      keys: [`${base}second:${win}`, `${base}daily:${periods.dayId}`, `${base}monthly:${periods.monthId}`],
+      argv: [
+        String(quotas.throttlingQuota * 10),
+        String(quotas.dailyQuota),
+        String(quotas.monthlyQuota),
+        String(win + THROTTLING_WINDOW_MS),
+        String(periods.dayEndMs),
+        String(periods.monthEndMs),
+      ],
     };
-    if (exceeded) r.exceeded = exceeded;
-    return r;
+    if (this.prepared.size >= PREPARED_MAX) this.prepared.clear();
+    this.prepared.set(clientId, prep);
+    return prep;
+  }
+
+  /** Sends the pending checks: batches of ≤ maxBatch (per client id on Redis Cluster). */
+  private flush(): void {
+    this.flushScheduled = false;
+    const all = this.pending;
+    if (all.length === 0) return;
+    this.pending = [];
+    if (!this.cluster) {
+      for (let i = 0; i < all.length; i += this.maxBatch) this.send(all.slice(i, i + this.maxBatch));
+      return;
+    }
+    const byClient = new Map<string, Pending[]>();
+    for (const x of all) {
+      const g = byClient.get(x.clientId);
+      if (g === undefined) byClient.set(x.clientId, [x]);
+      else g.push(x);
+    }
+    for (const g of byClient.values()) for (let i = 0; i < g.length; i += this.maxBatch) this.send(g.slice(i, i + this.maxBatch));
+  }
+
+  private send(batch: Pending[]): void {
+    this.stats.calls++;
+    this.stats.checks += batch.length;
+    if (batch.length === 1) {
+      const x = batch[0]!;
+      let one: Promise<[number, number, number, number]>;
+      try {
+        const { keys, argv } = x.prep;
+        one = this.cmd(keys[0], keys[1], keys[2], argv[0], argv[1], argv[2], argv[3], argv[4], argv[5], '1');
+      } catch (err) {
+        x.reject(err);
+        return;
+      }
+      one.then(([ex, s, d, m]) => x.resolve(toResult(x.quotas, ex, s, d, m)), x.reject);
+      return;
+    }
+    const n = batch.length;
+    const args: string[] = new Array<string>(9 * n);
+    for (let i = 0; i < n; i++) {
+      const { keys, argv } = batch[i]!.prep;
+      args[3 * i] = keys[0];
+      args[3 * i + 1] = keys[1];
+      args[3 * i + 2] = keys[2];
+      const a = 3 * n + 6 * i;
+      for (let j = 0; j < 6; j++) args[a + j] = argv[j]!;
+    }
+    let cmd: Promise<number[]>;
+    try {
+      cmd = this.batchCmd(3 * n, ...args);
+    } catch (err) {
+      for (const x of batch) x.reject(err);
+      return;
+    }
+    cmd.then(
+      (out) => {
+        if (!Array.isArray(out) || out.length !== 4 * n) {
+          const err = new Error(`quota batch script returned ${Array.isArray(out) ? out.length : typeof out} values for ${n} checks`);
+          for (const x of batch) x.reject(err);
+          return;
+        }
+        for (let i = 0; i < n; i++) {
+          const o = 4 * i;
+          batch[i]!.resolve(toResult(batch[i]!.quotas, out[o]!, out[o + 1]!, out[o + 2]!, out[o + 3]!));
+        }
+      },
+      (err: unknown) => {
+        for (const x of batch) x.reject(err);
+      },
+    );
   }
 
   async peek(clientId: string, quotas: ApiKeyQuotas, nowMs: number): Promise<Omit<QuotaResult, 'allowed' | 'exceeded'>> {
