@@ -9,21 +9,10 @@ import { clusterLoadAssignment } from '../src/xds/resources/endpoint.js';
 import { lbPolicy, outlierDetection, upstreamTls } from '../src/xds/resources/cluster.js';
 import { httpConnectionManager } from '../src/xds/resources/hcm.js';
 import { encodeObject, TYPE_URLS, type ProtoObject } from '../src/proto/loader.js';
+import { DEFAULT_CLIENT_CONFIG } from '../src/model/descriptor.js';
 
-export const CLIENT_CONFIG: ClientConfig = {
-  useCircuitBreaker: true,
-  retries: 1,
-  maxErrors: 20,
-  retryInitialDelay: 50,
-  backoffFactor: 2,
-  connectionTimeout: 10000,
-  idleTimeout: 60000,
-  callAndStreamTimeout: 120000,
-  callTimeout: 30000,
-  globalTimeout: 30000,
-  sampleInterval: 2000,
-  customTimeouts: [],
-};
+/** The model's CRD defaults (§4.6), as a fresh object per test module. */
+export const CLIENT_CONFIG: ClientConfig = { ...DEFAULT_CLIENT_CONFIG, customTimeouts: [] };
 
 export function ipTarget(id: string, ip: string, port = 8080, weight = 1, extra: Partial<Target> = {}): Target {
   return { id, scheme: 'http', host: ip, port, weight, protocol: 'HTTP/1.1', resolution: { type: 'static', endpoints: [{ ip, port, ready: true }] }, ...extra };
