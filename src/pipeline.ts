@@ -21,8 +21,6 @@ export interface Compiled {
   grpcDomains: string[];
   /** Every problem: object statuses' errors, translation errors, Envoy validation failures. */
   errors: ConfigError[];
-  /** Errors that are not the user's fault (a translator bug). */
-  systemErrors: string[];
 }
 
 export function resourceName(kind: ResourceKind, obj: ProtoObject): string {
@@ -75,8 +73,7 @@ export function compile(view: ConfigView, settings: Partial<ModelSettings>, opts
   errors.push(...out.errors);
   const envoy = validateSet('envoy', out.envoy, errors);
   const grpc = validateSet('grpc', out.grpc, errors);
-  const systemErrors = errors.filter((e) => e.code === 'OXDS_ENVOY_VALIDATION' && !e.file).map((e) => e.message);
-  return { model: built.model, statuses: built.statuses, envoy, grpc, grpcDomains: out.grpcDomains, errors, systemErrors };
+  return { model: built.model, statuses: built.statuses, envoy, grpc, grpcDomains: out.grpcDomains, errors };
 }
 
 /** "file:doc Kind ns/name field: message" — one line per problem, for humans and CI logs. */

@@ -5,41 +5,22 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { lookupType, TO_OBJECT_OPTIONS } from '../src/proto/loader.js';
-import { startAuthzServer, CHECK_PATH, type RunningAuthzServer } from '../src/authz/server.js';
+import { startAuthzServer, type RunningAuthzServer } from '../src/authz/server.js';
 import { decodeCheckRequest, encodeAllow, encodeDecision, encodeDeny } from '../src/authz/check-codec.js';
 import { errorResponse } from '../src/authz/errors.js';
 import { MemoryQuotaStore, createQuotaStore, type FailoverQuotaStore } from '../src/authz/quota/index.js';
 import { QuotaStoreUnavailableError, type CheckInput, type Decision, type QuotaStore } from '../src/authz/types.js';
 import { redisAvailable, startRedis, REDIS_SKIP_MESSAGE } from './helpers/redis.js';
+import { callCheck, checkRequest as baseCheckRequest, type CheckRequestOptions } from './helpers/check-client.js';
 
 const CheckRequest = lookupType('envoy.service.auth.v3.CheckRequest');
 const CheckResponse = lookupType('envoy.service.auth.v3.CheckResponse');
 
-function checkRequest(o: { method?: string; path?: string; host?: string; headers?: Record<string, string>; headerMap?: Array<[string, string]>; ext?: Record<string, string>; ip?: string }): Buffer {
-  const http: Record<string, unknown> = { id: '123', method: o.method ?? 'GET', path: o.path ?? '/api/x?a=1&b=2', host: o.host ?? 'api.oto.tools', scheme: 'https', protocol: 'HTTP/1.1' };
-  if (o.headerMap) http.headerMap = { headers: o.headerMap.map(([key, value]) => ({ key, value })) };
-  else http.headers = { ':authority': o.host ?? 'api.oto.tools', ':path': o.path ?? '/api/x?a=1&b=2', ':method': o.method ?? 'GET', ...o.headers };
-  const msg = CheckRequest.fromObject({
-    attributes: {
-      source: { address: { socketAddress: { address: o.ip ?? '10.1.2.3', portValue: 55000 } } },
-      destination: { address: { socketAddress: { address: '10.0.0.1', portValue: 8080 } } },
-      request: { time: { seconds: 1700000000 }, http },
-      contextExtensions: o.ext ?? { descriptor_id: 'svc-1' },
-      metadataContext: {},
-    },
-  });
-  return Buffer.from(CheckRequest.encode(msg).finish());
+/** A real CheckRequest (shared helper), routed to descriptor `svc-1` unless the test says otherwise. */
+function checkRequest(o: CheckRequestOptions): Buffer {
+  return baseCheckRequest({ ...o, ext: o.ext ?? { descriptor_id: 'svc-1' } });
 }
-
-const id = (b: Buffer): Buffer => b;
-function call(client: grpc.Client, body: Buffer): Promise<Record<string, any>> {
-  return new Promise((resolve, reject) => {
-    client.makeUnaryRequest(CHECK_PATH, id, id, body, { deadline: Date.now() + 5000 }, (err, res) => {
-      if (err) reject(err);
-      else resolve(CheckResponse.toObject(CheckResponse.decode(res!), { ...TO_OBJECT_OPTIONS, enums: Number }) as Record<string, any>);
-    });
-  });
-}
+const call = callCheck;
 
 function headersOf(list: Array<{ header: { key: string; value: string }; appendAction?: number }> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
