@@ -51,8 +51,20 @@ export class FileSource extends EventEmitter {
     super();
   }
 
-  /** Scans the directory, re-parsing only files that changed. Returns true if anything changed. */
-  async scan(): Promise<boolean> {
+  private scanChain: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Scans the directory, re-parsing only files that changed. Returns true if anything changed.
+   * Scans never overlap: a call made while another scan runs starts after it, so a slow
+   * background scan cannot put back a file that a later scan saw deleted.
+   */
+  scan(): Promise<boolean> {
+    const run = this.scanChain.then(() => this.scanOnce());
+    this.scanChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async scanOnce(): Promise<boolean> {
     let names: string[];
     try {
       names = await listYamlFiles(this.opts.dir);
