@@ -376,6 +376,11 @@ export interface Model {
   apikeys: ApiKey[];
   certificates: TlsCertificate[];
   tls: TlsBinding[];
+  /**
+   * PEM trust bundle of the mesh CA (root + intermediate), served over SDS as the
+   * validation context `otoroshi-ca-bundle`. Unset when no CA is configured.
+   */
+  caBundle?: string;
   /** JwtVerifier CRDs and descriptors' local verifiers (optional until the ext_authz issue lands). */
   jwtVerifiers?: JwtVerifierModel[];
 }

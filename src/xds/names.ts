@@ -54,6 +54,9 @@ export function dnsTargetClusterName(descriptorCluster: string, targetId: string
   return `${descriptorCluster}~${targetId}`;
 }
 
+/** SDS name of the mesh CA trust bundle (a validation_context secret): a documented contract. */
+export const CA_BUNDLE_SECRET_NAME = 'otoroshi-ca-bundle';
+
 /** SDS secret name: the TlsBinding/TlsCertificate secretName (`<namespace>/<name>`), as is. */
 export function secretName(name: string): string {
   return name;

@@ -674,12 +674,11 @@ function memoFor(d: Descriptor, authz: boolean): DescriptorMemo {
 
 // ------------------------------------------------------------------ TLS
 
-function tlsResources(model: Model, errors: ConfigError[], filters: readonly ProtoObject[], accessLogCluster: string | undefined): { chains: ProtoObject[]; secrets: ProtoObject[] } {
+function tlsResources(model: Model, errors: ConfigError[], filters: readonly ProtoObject[], accessLogCluster: string | undefined): { chains: ProtoObject[] } {
   const certs = new Map<string, TlsCertificate>(model.certificates.map((c) => [c.secretName, c]));
   const used = new Set<string>();
   let defaultTaken = false;
   const chains: ProtoObject[] = [];
-  const secrets = new Map<string, ProtoObject>();
   const hcm = httpConnectionManager(names.statPrefix(names.HTTPS_LISTENER_NAME), names.HTTPS_ROUTE_CONFIG_NAME, filters, accessLogCluster);
   for (const b of sortedBy(model.tls, (x: TlsBinding) => x.secretName)) {
     const cert = certs.get(b.secretName);
@@ -699,12 +698,29 @@ function tlsResources(model: Model, errors: ConfigError[], filters: readonly Pro
     serverNames.forEach((n) => used.add(n));
     const secret = names.secretName(b.secretName);
     chains.push(tlsFilterChain(names.filterChainName(secret), serverNames, secret, hcm));
-    secrets.set(secret, {
-      name: secret,
+  }
+  return { chains };
+}
+
+/**
+ * Every certificate of the model is an SDS secret named `<namespace>/<name>` (a contract: users
+ * reference them from hand-written Envoy config), and the CA trust bundle is the validation
+ * context `otoroshi-ca-bundle`.
+ */
+function sdsSecrets(model: Model): ProtoObject[] {
+  const out = new Map<string, ProtoObject>();
+  for (const cert of model.certificates) {
+    const name = names.secretName(cert.secretName);
+    if (out.has(name)) continue;
+    out.set(name, {
+      name,
       tlsCertificate: { certificateChain: { inlineString: cert.certificateChain }, privateKey: { inlineString: cert.privateKey } },
     });
   }
-  return { chains, secrets: [...secrets.values()] };
+  if (model.caBundle !== undefined && model.caBundle.trim() !== '') {
+    out.set(names.CA_BUNDLE_SECRET_NAME, { name: names.CA_BUNDLE_SECRET_NAME, validationContext: { trustedCa: { inlineString: model.caBundle } } });
+  }
+  return [...out.values()];
 }
 
 // ------------------------------------------------------------------ translate
@@ -782,8 +798,8 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
   if (tls && httpsListenerObj && vhosts.secure) {
     envoy.listeners.push(httpsListenerObj);
     envoy.routes.push(routeConfigRec(names.HTTPS_ROUTE_CONFIG_NAME, [...vhosts.secure.values()]));
-    envoy.secrets.push(...tls.secrets);
   }
+  envoy.secrets.push(...sdsSecrets(model));
 
   const domains = new Set<string>();
   for (const c of contributions) {
