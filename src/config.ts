@@ -21,6 +21,14 @@ export interface Config {
   debounceMaxMs: number;
   /** How long a removed cluster is still served (make-before-break), ms. */
   clusterGraceMs: number;
+  /** CA: user-provided signing CA (PEM cert chain + key) and root; generated in dataDir when unset. */
+  caCert?: string;
+  caKey?: string;
+  caRootCert?: string;
+  /** SPIFFE trust domain of workload certificates. */
+  trustDomain: string;
+  /** Lifetime of workload (sidecar) certificates, ms. */
+  workloadCertTtlMs: number;
   /** Quota store: Redis URL (in-memory when unset), behaviour when it is down, calendar time zone. */
   redisUrl?: string;
   quotaFailMode: 'open' | 'closed';
@@ -63,6 +71,11 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'debounceMs', flag: 'debounce-ms', env: 'OXDS_DEBOUNCE_MS', kind: 'int', description: 'quiet period before a rebuild (ms)', default: 100 },
   { key: 'debounceMaxMs', flag: 'debounce-max-ms', env: 'OXDS_DEBOUNCE_MAX_MS', kind: 'int', description: 'maximum delay of a rebuild under constant churn (ms)', default: 1000 },
   { key: 'clusterGraceMs', flag: 'cluster-grace-ms', env: 'OXDS_CLUSTER_GRACE_MS', kind: 'int', description: 'how long a removed cluster is still served so clients switch routes first (ms)', default: 10000 },
+  { key: 'caCert', flag: 'ca-cert', env: 'OXDS_CA_CERT', kind: 'string', description: 'PEM file of the signing CA certificate (and its chain up to the root); with --ca-key and --ca-root-cert. Default: a CA generated and kept in --data-dir' },
+  { key: 'caKey', flag: 'ca-key', env: 'OXDS_CA_KEY', kind: 'string', description: 'PEM file of the signing CA private key' },
+  { key: 'caRootCert', flag: 'ca-root-cert', env: 'OXDS_CA_ROOT_CERT', kind: 'string', description: 'PEM file of the root CA certificate (the trust bundle otoroshi-ca-bundle)' },
+  { key: 'trustDomain', flag: 'trust-domain', env: 'OXDS_TRUST_DOMAIN', kind: 'string', description: 'SPIFFE trust domain of workload certificates (spiffe://<domain>/ns/<ns>/sa/<sa>)', default: 'cluster.local' },
+  { key: 'workloadCertTtlMs', flag: 'workload-cert-ttl-ms', env: 'OXDS_WORKLOAD_CERT_TTL_MS', kind: 'int', description: 'lifetime of workload (sidecar) certificates (ms)', default: 86400000 },
   { key: 'redisUrl', flag: 'redis-url', env: 'OXDS_REDIS_URL', kind: 'string', description: 'quota store (redis://host:port); in-memory when unset' },
   { key: 'quotaFailMode', flag: 'quota-fail-mode', env: 'OXDS_QUOTA_FAIL_MODE', kind: 'string', description: 'when the quota store is down: open (local counters) or closed (503)', default: 'open' },
   { key: 'quotaTimeZone', flag: 'quota-time-zone', env: 'OXDS_QUOTA_TIME_ZONE', kind: 'string', description: 'IANA time zone of daily/monthly quota resets', default: 'UTC' },
@@ -127,6 +140,9 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
   if (typeof out.debounceMs === 'number' && typeof out.debounceMaxMs === 'number' && out.debounceMaxMs < out.debounceMs) {
     errors.push(`--debounce-max-ms (${out.debounceMaxMs}) must be >= --debounce-ms (${out.debounceMs})`);
   }
+  const caFiles = [out.caCert, out.caKey, out.caRootCert].filter((x) => x !== undefined).length;
+  if (caFiles !== 0 && caFiles !== 3) errors.push('--ca-cert, --ca-key and --ca-root-cert go together (all three, or none for a generated CA)');
+  if (typeof out.workloadCertTtlMs === 'number' && out.workloadCertTtlMs < 60_000) errors.push(`--workload-cert-ttl-ms: at least 60000, got ${out.workloadCertTtlMs}`);
   if (errors.length) return { ok: false, errors };
   return { ok: true, value: Object.freeze(out as unknown as Config) };
 }

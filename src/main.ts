@@ -27,6 +27,9 @@ import type { NodeType, ResourceSet } from './xds/types.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { CertificateAuthority, FileCaStore } from './ca/index.js';
+import { CertManager, FileIssuedStore, type CaEvent } from './ca/manager.js';
+import { metadataString, type NodeInfo } from './xds/ads-server.js';
 
 export interface RunningServer {
   xdsPort: number;
@@ -72,11 +75,47 @@ export function loadSecretSeed(dataDir: string, logger: Logger): string {
   }
 }
 
+/** Things tests replace: the clock of certificate issuance and renewal. */
+export interface ServerDeps {
+  now?: () => number;
+}
+
+/** The CA: user-provided PEM files (--ca-cert/--ca-key/--ca-root-cert), else generated once and kept in the data directory. */
+export async function loadCertificateAuthority(config: Config): Promise<CertificateAuthority> {
+  if (config.caCert !== undefined && config.caKey !== undefined && config.caRootCert !== undefined) {
+    const read = (f: string, what: string): string => {
+      try {
+        return fs.readFileSync(f, 'utf8');
+      } catch (e) {
+        throw new Error(`cannot read the ${what} ${f}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+    };
+    return CertificateAuthority.fromPem(read(config.caRootCert, 'root CA certificate'), read(config.caCert, 'CA certificate'), read(config.caKey, 'CA key'));
+  }
+  return CertificateAuthority.loadOrCreate(new FileCaStore(path.join(config.dataDir, 'ca')));
+}
+
+/** NAMESPACE / SERVICE_ACCOUNT of a node's metadata (Istio's keys, or camelCase). */
+export function nodeIdentity(node: NodeInfo): { namespace: string; serviceAccount: string } | undefined {
+  const pick = (...keys: string[]): string | undefined => {
+    for (const k of keys) {
+      const v = metadataString(node.metadata, k);
+      if (v !== undefined && v !== '') return v;
+    }
+    return undefined;
+  };
+  const namespace = pick('NAMESPACE', 'namespace');
+  const serviceAccount = pick('SERVICE_ACCOUNT', 'serviceAccount', 'service_account');
+  return namespace !== undefined && serviceAccount !== undefined ? { namespace, serviceAccount } : undefined;
+}
+
 export async function startServer(
   config: Config,
   logger: Logger = makeLogger(config.logLevel),
   metrics: Metrics = createMetrics(),
+  deps: ServerDeps = {},
 ): Promise<RunningServer> {
+  const clock = deps.now ?? Date.now;
   const cache = new SnapshotCache();
   const secretSeed = loadSecretSeed(config.dataDir, logger);
   const sinks: AuditSink[] = [];
@@ -99,6 +138,21 @@ export async function startServer(
   });
   const jwt = new JwtEngine([], { hooks: authzHooks, logger: logger.child({ c: 'jwt' }) });
   const authorizer = new Authorizer({ quota, jwt, hooks: authzHooks });
+  // The CA stage: Certificate CRs issued between buildModel and translate; workload certs on demand.
+  const ca = await loadCertificateAuthority(config);
+  let renewTimer: NodeJS.Timeout | undefined;
+  const certs = new CertManager({
+    ca,
+    store: new FileIssuedStore(path.join(config.dataDir, 'issued-certs.json')),
+    now: clock,
+    trustDomain: config.trustDomain,
+    workloadTtlMs: config.workloadCertTtlMs,
+    onAsyncIssued: () => debouncer.poke(),
+    onEvent: (e: CaEvent) => {
+      const { type, ...data } = e;
+      audit.emit(type, data);
+    },
+  });
   const versions = new VersionSource();
   const source = new FileSource({ dir: config.configDir });
   let statuses: ObjectStatus[] = [];
@@ -115,7 +169,11 @@ export async function startServer(
     try {
       const view = source.view();
       auditChanges(view.objects);
-      const c = compile(view, { secretSeed }, translateOptionsFrom(config, authz.port));
+      let renewal: number | undefined;
+      const c = compile(view, { secretSeed, now: clock() }, translateOptionsFrom(config, authz.port), (built) => {
+        renewal = certs.materialize(built).nextRenewalAt;
+      });
+      scheduleRenewal(renewal);
       statuses = c.statuses;
       metrics.setConfigObjects(statuses);
       metrics.setCertificates(c.model.certificates);
@@ -127,7 +185,8 @@ export async function startServer(
       const now = Date.now();
       const envoySet = withRetiredClusters(published.envoy, c.envoy.set, retired.envoy, now, config.clusterGraceMs);
       const grpcSet = withRetiredClusters(published.grpc, c.grpc.set, retired.grpc, now, config.clusterGraceMs);
-      const envoy = buildSnapshot('envoy', version, envoySet, encoderFor(c.envoy));
+      // Workload certificates (SDS name = the SPIFFE id) are minted on demand, per snapshot.
+      const envoy = buildSnapshot('envoy', version, envoySet, encoderFor(c.envoy), (kind, name) => (kind === 'secret' ? workloadSecret(name) : undefined));
       const domains = c.grpcDomains;
       const grpcSnap = buildSnapshot('grpc', version, grpcSet, encoderFor(c.grpc), (kind, name) =>
         kind === 'listener' ? grpcListenerFor(name, domains) : undefined,
@@ -151,6 +210,26 @@ export async function startServer(
       logger.error({ err }, 'snapshot build failed; keeping the last good snapshot');
     }
   };
+
+  function workloadSecret(name: string): ProtoObject | undefined {
+    if (!name.startsWith('spiffe://')) return undefined;
+    const cert = certs.workload(name);
+    if (cert === undefined) return undefined;
+    scheduleRenewal(undefined);
+    return { name, tlsCertificate: { certificateChain: { inlineString: cert.chainPem }, privateKey: { inlineString: cert.keyPem } } };
+  }
+
+  // Rebuild when the next certificate (Certificate CR with autoRenew, or workload) is due.
+  function scheduleRenewal(crAt: number | undefined): void {
+    const w = certs.nextWorkloadRenewal();
+    const at = [crAt, w].filter((x): x is number => x !== undefined).sort((a, b) => a - b)[0];
+    if (renewTimer) clearTimeout(renewTimer);
+    renewTimer = undefined;
+    if (at === undefined) return;
+    // setTimeout holds at most ~24.8 days: wake up then and look again.
+    renewTimer = setTimeout(() => debouncer.poke(), Math.min(Math.max(0, at - clock()) + 5, 2 ** 31 - 1));
+    renewTimer.unref();
+  }
 
   // Rebuild once the oldest retired cluster has served its grace period.
   function scheduleRetirement(): void {
@@ -214,7 +293,17 @@ export async function startServer(
   await source.start();
   rebuild();
 
-  const ads = new AdsServer({ cache, logger: logger.child({ c: 'ads' }), hooks: metrics.xdsHooks });
+  const ads = new AdsServer({
+    cache,
+    logger: logger.child({ c: 'ads' }),
+    hooks: metrics.xdsHooks,
+    // A workload certificate goes only to a node whose metadata names that identity.
+    allowName: (node, kind, name) => {
+      if (kind !== 'secret' || !name.startsWith('spiffe://')) return true;
+      const id = nodeIdentity(node);
+      return id !== undefined && certs.spiffeIdOf(id.namespace, id.serviceAccount) === name;
+    },
+  });
   metrics.setProxySource(() => ads.statuses());
   const server = new grpc.Server({
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
@@ -272,6 +361,8 @@ export async function startServer(
       source.stop();
       debouncer.cancel();
       if (retireTimer) clearTimeout(retireTimer);
+      if (renewTimer) clearTimeout(renewTimer);
+      ca.pool.close();
       ads.closeAllStreams();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
@@ -287,6 +378,7 @@ export async function startServer(
       await admin.close();
       jwt.close();
       await quota.close();
+      await certs.store.flush().catch(() => undefined);
       await audit.close();
     },
   };

@@ -65,8 +65,15 @@ export function validateSet(nodeType: NodeType, set: ResourceSet, errors: Config
   return { set: out, bytes };
 }
 
-export function compile(view: ConfigView, settings: Partial<ModelSettings>, opts: Partial<TranslateOptions>): Compiled {
+export function compile(
+  view: ConfigView,
+  settings: Partial<ModelSettings>,
+  opts: Partial<TranslateOptions>,
+  /** Runs between buildModel and translate (the CA stage: issues Certificate CRs, sets the CA bundle). */
+  afterModel?: (built: BuildResult) => void,
+): Compiled {
   const built: BuildResult = buildModel(view, settings);
+  afterModel?.(built);
   const errors: ConfigError[] = [];
   for (const s of built.statuses) errors.push(...s.errors);
   const out = translate(built.model, opts);

@@ -388,7 +388,7 @@ export class CertificateAuthority {
   /** Issues a certificate (RSA keys come from the pool, generated off the event loop). */
   async issue(req: CsrSpec, opts: IssueOptions): Promise<IssueResult> {
     if (opts.key === undefined) {
-      const k = keySpec(req);
+      const k = keySpecOf(req);
       if (k.algo === 'rsa') {
         if (!RsaKeyPool.isSupportedSize(k.size)) return err('OXDS_INVALID_FIELD', `unsupported RSA key size ${k.size} (2048, 3072 or 4096)`, `${opts.field ?? 'spec.csr'}.key.size`);
         // Validate before spending a pooled key.
@@ -451,7 +451,7 @@ export class CertificateAuthority {
     let spki: Buffer | undefined;
     let keyPem: string | undefined;
     if (key === undefined) {
-      const k = keySpec(req);
+      const k = keySpecOf(req);
       if (k.algo === 'ecdsa') {
         const pair = generateEcKeyPair(k.size);
         spki = pair.spki;
@@ -521,7 +521,7 @@ export class CertificateAuthority {
     let n = 0;
     let sliceStart = performance.now();
     for (const req of reqs) {
-      const k = opts.key === undefined ? keySpec(req) : undefined;
+      const k = opts.key === undefined ? keySpecOf(req) : undefined;
       out.push(k?.algo === 'rsa' ? await this.issue(req, opts) : this.issueSync(req, opts));
       if (++n >= batch || performance.now() - sliceStart >= sliceMs) {
         await new Promise<void>((r) => setImmediate(r));
@@ -536,7 +536,8 @@ export class CertificateAuthority {
 /** Sentinel used by `issue` to validate an RSA csr before taking a pooled key. */
 const PROBE_KEY = {} as KeyObject;
 
-function keySpec(req: CsrSpec): { algo: string; size: number } {
+/** The key a csr asks for: algorithm (`ecdsa` | `rsa` | other, lower case) and size. */
+export function keySpecOf(req: CsrSpec): { algo: string; size: number } {
   const algo = (req.key?.algo ?? req.keyType ?? 'ecdsa').toLowerCase();
   const norm = algo === 'ec' ? 'ecdsa' : algo;
   const size = req.key?.size ?? req.keySize ?? (norm === 'rsa' ? 2048 : 256);

@@ -12,6 +12,7 @@ import type {
   StoredObject,
   TlsBinding,
   TlsCertificate,
+  CertificateRequest,
 } from './types.js';
 import { crdEntityId, namespaceOf } from './ids.js';
 import { Problems, asObject, errorMessage, str, type ProblemItem } from './problems.js';
@@ -22,6 +23,7 @@ import { buildIngress, ingressClassProblem } from './ingress.js';
 import { buildApiKey } from './apikey.js';
 import { buildJwtVerifier, localJwtVerifier } from './jwt-verifier.js';
 import { TLS_SECRET_TYPE, buildTlsCertificate } from './certs.js';
+import { buildCertificate } from './certificate.js';
 
 export type { ModelSettings } from './descriptor.js';
 export { DEFAULT_SETTINGS } from './descriptor.js';
@@ -192,6 +194,33 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
     });
   }
 
+  // 2b. Certificate CRs: user-provided PEM, or a csr for the CA stage (after buildModel).
+  const certificateRequests: CertificateRequest[] = [];
+  const certBindings: TlsBinding[] = [];
+  const secretOwner = new Map<string, string>(certificates.map((c) => [c.secretName, c.sourceKey]));
+  for (const e of live('otoroshi', 'Certificate')) {
+    guard(e, () => {
+      const out = buildCertificate(e.so, s.now, e.p);
+      if (e.p.hasErrors) {
+        e.done = true;
+        return;
+      }
+      const name = out.request?.secretName ?? out.provided?.secretName;
+      if (name === undefined) return;
+      const prev = secretOwner.get(name);
+      if (prev !== undefined) {
+        e.p.error('OXDS_DUPLICATE_OBJECT', `SDS secret name ${name} is already used by ${prev}`);
+        e.done = true;
+        return;
+      }
+      secretOwner.set(name, e.so.key);
+      tlsSecrets.set(name, true); // Ingress TLS may name a Certificate CR (file mode)
+      if (out.request !== undefined) certificateRequests.push(out.request);
+      if (out.provided !== undefined) certificates.push(out.provided);
+      if (out.binding !== undefined) certBindings.push(out.binding);
+    });
+  }
+
   // 3. GlobalConfig: only one (the oldest is kept)
   const globals = live('otoroshi', 'GlobalConfig');
   globals.slice(1).forEach((e) => {
@@ -352,6 +381,7 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
     if (lv !== undefined) jwtVerifiers.push(lv);
   }
   for (const [e, b] of ingressOut) if (!e.done) tls.push(...b);
+  tls.push(...certBindings);
 
   // 7. apikeys
   const apikeys: ApiKey[] = [];
@@ -405,6 +435,7 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
       certificates: certificates.sort((a, b) => cmp(a.secretName, b.secretName)),
       tls: tlsOut,
       jwtVerifiers: jwtVerifiers.sort((a, b) => cmp(a.id, b.id)),
+      certificateRequests: certificateRequests.sort((a, b) => cmp(a.secretName, b.secretName)),
     },
     statuses,
   };

@@ -44,42 +44,58 @@ export function buildTlsCertificate(so: StoredObject, now: number, p: Problems):
   const chain = secretValue(obj, 'tls.crt', p);
   const key = secretValue(obj, 'tls.key', p);
   if (p.hasErrors) return undefined;
+  const pem = certificateFromPem(chain, key, { chain: 'data["tls.crt"]', key: 'data["tls.key"]', chainName: 'tls.crt', keyName: 'tls.key' }, now, p);
+  if (pem === undefined) return undefined;
+  return { secretName: `${ns}/${obj.metadata.name}`, sourceKey: so.key, ...pem };
+}
+
+/** PEM chain + key → the certificate's facts; problems (missing, not PEM, key mismatch, expired) go to `p`. */
+export function certificateFromPem(
+  chain: string | undefined,
+  key: string | undefined,
+  f: { chain: string; key: string; chainName: string; keyName: string },
+  now: number,
+  p: Problems,
+): Omit<TlsCertificate, 'secretName' | 'sourceKey'> | undefined {
   if (chain === undefined || chain.trim() === '') {
-    p.error('OXDS_MISSING_FIELD', 'tls.crt is missing (data or stringData)', 'data["tls.crt"]');
+    p.error('OXDS_MISSING_FIELD', `${f.chainName} is missing`, f.chain);
     return undefined;
   }
   if (key === undefined || key.trim() === '') {
-    p.error('OXDS_MISSING_FIELD', 'tls.key is missing (data or stringData)', 'data["tls.key"]');
+    p.error('OXDS_MISSING_FIELD', `${f.keyName} is missing`, f.key);
     return undefined;
   }
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(chain);
   } catch (e) {
-    p.error('OXDS_INVALID_FIELD', `tls.crt is not a PEM certificate: ${errorMessage(e)}`, 'data["tls.crt"]');
+    p.error('OXDS_INVALID_FIELD', `${f.chainName} is not a PEM certificate: ${errorMessage(e)}`, f.chain);
     return undefined;
   }
   try {
     const k = createPrivateKey(key);
     if (!cert.checkPrivateKey(k)) {
-      p.error('OXDS_INVALID_FIELD', 'tls.key does not match the certificate in tls.crt', 'data["tls.key"]');
+      p.error('OXDS_INVALID_FIELD', `${f.keyName} does not match the certificate in ${f.chainName}`, f.key);
       return undefined;
     }
-  } catch (e) {
-    p.error('OXDS_INVALID_FIELD', `tls.key is not a PEM private key: ${errorMessage(e)}`, 'data["tls.key"]');
+  } catch {
+    // never echo the parser's message: it may quote key material
+    p.error('OXDS_INVALID_FIELD', `${f.keyName} is not a PEM private key`, f.key);
     return undefined;
   }
-  const notAfterMs = Date.parse(cert.validTo);
-  const out: TlsCertificate = {
-    secretName: `${ns}/${obj.metadata.name}`,
-    sourceKey: so.key,
+  const out: Omit<TlsCertificate, 'secretName' | 'sourceKey'> = {
     certificateChain: chain,
     privateKey: key,
     dnsNames: dnsNamesOf(cert),
+    subject: cert.subject.split('\n').join(', '),
+    ca: cert.ca,
   };
+  const notAfterMs = Date.parse(cert.validTo);
+  const notBeforeMs = Date.parse(cert.validFrom);
+  if (!Number.isNaN(notBeforeMs)) out.notBefore = new Date(notBeforeMs).toISOString();
   if (!Number.isNaN(notAfterMs)) {
     out.notAfter = new Date(notAfterMs).toISOString();
-    if (now > 0 && notAfterMs < now) p.warn('OXDS_INVALID_FIELD', `certificate expired on ${out.notAfter}`, 'data["tls.crt"]');
+    if (now > 0 && notAfterMs < now) p.warn('OXDS_INVALID_FIELD', `certificate expired on ${out.notAfter}`, f.chain);
   }
   return out;
 }

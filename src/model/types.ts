@@ -259,6 +259,51 @@ export interface TlsCertificate {
   /** DNS names (SANs, or CN when there are none) the certificate serves. */
   dnsNames: string[];
   notAfter?: string;
+  /** Otoroshi id (Certificate CRs: annotation or `kubernetes-crd-import-<ns>-<name>`). */
+  id?: string;
+  /** A CA certificate: may sign other Certificates (`csr.issuer`). */
+  ca?: boolean;
+  /** Subject DN (RFC 4514-ish, as `X509Certificate.subject` joined with `, `). */
+  subject?: string;
+  notBefore?: string;
+  /** Where to export it as a `kubernetes.io/tls` Secret (Certificate `exportSecret`). */
+  exportSecret?: SecretRef;
+}
+
+export interface SecretRef {
+  namespace: string;
+  name: string;
+}
+
+/** A Certificate CR's `spec.csr` (otoroshi-model.md §8.2), as the CA reads it. */
+export interface CertificateCsr {
+  issuer?: string;
+  hosts?: string[];
+  key?: { algo?: string; size?: number };
+  keyType?: string;
+  keySize?: number;
+  subject?: string;
+  name?: Record<string, string>;
+  client?: boolean;
+  ca?: boolean;
+  duration?: number | string;
+  signatureAlg?: string;
+  digestAlg?: string;
+}
+
+/** A certificate the CA must issue (a Certificate CR with `csr`); materialised outside buildModel. */
+export interface CertificateRequest {
+  /** SDS secret name `<namespace>/<name>`: a documented contract. */
+  secretName: string;
+  sourceKey: ObjectKey;
+  id: string;
+  namespace: string;
+  name: string;
+  csr: CertificateCsr;
+  /** Stable JSON of the csr: a certificate is reused while it is unchanged (Otoroshi §8.3 step 2). */
+  fingerprint: string;
+  autoRenew: boolean;
+  exportSecret?: SecretRef;
 }
 
 /** A TLS binding for the HTTPS listener: which SNI names use which certificate. */
@@ -381,6 +426,8 @@ export interface Model {
    * validation context `otoroshi-ca-bundle`. Unset when no CA is configured.
    */
   caBundle?: string;
+  /** Certificate CRs with a `csr`: issued by the CA stage between buildModel and translate. */
+  certificateRequests?: CertificateRequest[];
   /** JwtVerifier CRDs and descriptors' local verifiers (optional until the ext_authz issue lands). */
   jwtVerifiers?: JwtVerifierModel[];
 }

@@ -135,7 +135,8 @@ export function secretDiscoveryServiceDefinition(): grpc.ServiceDefinition {
 // ---------------------------------------------------------------------------------------------
 // Node type detection
 
-function metadataString(md: unknown, key: string): string | undefined {
+/** A string value of node metadata (a google.protobuf.Struct, or a plain object). */
+export function metadataString(md: unknown, key: string): string | undefined {
   if (typeof md !== 'object' || md === null) return undefined;
   const fields = (md as { fields?: unknown }).fields;
   if (typeof fields === 'object' && fields !== null) {
@@ -164,6 +165,11 @@ export interface AdsServerOptions {
   hooks?: XdsHooks;
   /** Max resource names per request / subscribed per type (default 10,000). */
   maxNames?: number;
+  /**
+   * Whether a node may subscribe to a resource name (e.g. a workload certificate of another
+   * identity); refused names are ignored as if they did not exist. Default: every name.
+   */
+  allowName?: (node: NodeInfo, kind: ResourceKind, name: string) => boolean;
   /** Batching window after a stream's first request, so types requested together go out in order (default 10 ms). */
   initialBatchMs?: number;
   /** Budget of the shared per-subscription cache on the current snapshot (default 64 MiB, 4,096 entries per node type). */
@@ -200,6 +206,7 @@ interface Ctx {
   hooks: Required<XdsHooks>;
   nodeTypeOf: (node: NodeInfo) => NodeType;
   maxNames: number;
+  allowName: ((node: NodeInfo, kind: ResourceKind, name: string) => boolean) | undefined;
   initialBatchMs: number;
   onClose(s: StreamBase): void;
 }
@@ -524,6 +531,7 @@ abstract class StreamBase {
     const node = (req as { node?: NodeInfo | null }).node;
     if (this.nodeType === undefined) {
       const n: NodeInfo = node ?? {};
+      this.node = n;
       this.nodeType = this.ctx.nodeTypeOf(n);
       this.status.nodeType = this.nodeType;
       this.status.nodeId = n.id ?? '';
@@ -550,6 +558,27 @@ abstract class StreamBase {
     }
     this.badRequest('unknown_type_url', { typeUrl: String(typeUrl).slice(0, 200) });
     return undefined;
+  }
+
+  /** The node of the stream's first request (its identity for `allowName`). */
+  protected node: NodeInfo = {};
+  private refusedLogs = 0;
+
+  /** Whether this stream's node may have `name`; a refusal is logged (a few times) and counted. */
+  protected allowed(kind: ResourceKind, name: string): boolean {
+    const allow = this.ctx.allowName;
+    if (allow === undefined) return true;
+    let ok = false;
+    try {
+      ok = allow(this.node, kind, name);
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      this.ctx.hooks.onBadRequest('name_not_allowed');
+      if (this.refusedLogs++ < MAX_BAD_REQUEST_LOGS) this.log.warn({ kind, name: name.slice(0, 200) }, 'xDS resource refused to this node');
+    }
+    return ok;
   }
 
   protected checkNames(n: number): void {
@@ -687,7 +716,7 @@ class SotwStream extends StreamBase {
     }
 
     // Subscription: '*' or (legacy) an empty first request = wildcard, for LDS/CDS only.
-    const names = new Set(rawNames.filter((n) => n !== '*'));
+    const names = new Set(rawNames.filter((n) => n !== '*' && this.allowed(kind, n)));
     let wildcard = false;
     if (WILDCARD_KINDS.has(kind)) {
       if (rawNames.includes('*')) wildcard = true;
@@ -857,7 +886,7 @@ class DeltaStream extends StreamBase {
           st.wildcard = true;
           changed = true;
         }
-      } else if (!st.names.has(n)) {
+      } else if (!st.names.has(n) && this.allowed(kind, n)) {
         st.names.add(n);
         changed = true;
       }
@@ -955,6 +984,7 @@ export class AdsServer {
         }
       },
       maxNames: opts.maxNames ?? 10_000,
+      allowName: opts.allowName,
       shared: new SharedResponses(opts.sharedEncodingMaxBytes ?? 64 * 1024 * 1024, opts.sharedEncodingMaxEntries ?? 4096),
       initialBatchMs: opts.initialBatchMs ?? 10,
       onClose: (s) => this.streams.delete(s),

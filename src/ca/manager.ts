@@ -1,0 +1,354 @@
+// The CA stage of the pipeline: between buildModel (pure) and translate, Certificate CRs with a
+// `csr` become certificates. Issued certificates are kept (and persisted) while their csr, issuer
+// and validity allow, so a rebuild or a restart does not mint new ones; `autoRenew` renews them
+// at two thirds of their lifetime (with jitter), keeping the key pair as Otoroshi does.
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { BuildResult, CertificateRequest, ConfigError, ObjectStatus, TlsCertificate } from '../model/types.js';
+import { CertificateAuthority, INTERMEDIATE_CA_ID, ROOT_CA_ID, keySpecOf, spiffeIdFor, type CsrSpec, type IssuedCert, type IssuerMaterial, type IssueResult } from './ca.js';
+import { dnEquals } from './x509.js';
+
+/** What is kept per issued certificate (persisted as JSON, 0600). */
+export interface IssuedEntry {
+  fingerprint: string;
+  /** SHA-256 of the issuer's certificate: a new issuer (CA rotated, issuer edited) re-issues. */
+  issuerFingerprint: string;
+  cert: IssuedCert;
+}
+
+export interface IssuedStore {
+  get(name: string): IssuedEntry | undefined;
+  set(name: string, e: IssuedEntry): void;
+  delete(name: string): void;
+  names(): string[];
+  /** Persists pending changes (no-op for memory). */
+  flush(): Promise<void>;
+}
+
+export class MemoryIssuedStore implements IssuedStore {
+  protected readonly map = new Map<string, IssuedEntry>();
+  protected dirty = false;
+  get(name: string): IssuedEntry | undefined {
+    return this.map.get(name);
+  }
+  set(name: string, e: IssuedEntry): void {
+    this.map.set(name, e);
+    this.dirty = true;
+  }
+  delete(name: string): void {
+    if (this.map.delete(name)) this.dirty = true;
+  }
+  names(): string[] {
+    return [...this.map.keys()];
+  }
+  flush(): Promise<void> {
+    this.dirty = false;
+    return Promise.resolve();
+  }
+}
+
+/** One JSON file (`issued-certs.json`, 0600) in the data directory, rewritten through a temp file. */
+export class FileIssuedStore extends MemoryIssuedStore {
+  private writing: Promise<void> = Promise.resolve();
+  constructor(readonly file: string) {
+    super();
+    try {
+      const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: number; certs?: Record<string, IssuedEntry> };
+      if (raw.version === 1 && raw.certs !== undefined) for (const [k, v] of Object.entries(raw.certs)) this.map.set(k, v);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read ${file}: ${(e as Error).message.split('\n')[0] ?? ''}`);
+    }
+  }
+  override flush(): Promise<void> {
+    if (!this.dirty) return this.writing;
+    this.dirty = false;
+    const body = JSON.stringify({ version: 1, certs: Object.fromEntries([...this.map].sort(([a], [b]) => (a < b ? -1 : 1))) });
+    this.writing = this.writing.then(async () => {
+      await fsp.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
+      const tmp = `${this.file}.${process.pid}.tmp`;
+      await fsp.writeFile(tmp, body, { mode: 0o600 });
+      await fsp.rename(tmp, this.file);
+    });
+    return this.writing;
+  }
+}
+
+export type CaEvent =
+  | { type: 'certificate.issued' | 'certificate.renewed'; secretName: string; serial: string; notAfter: string; issuer?: string }
+  | { type: 'certificate.failed'; secretName: string; message: string };
+
+export interface CertManagerOptions {
+  ca: CertificateAuthority;
+  store?: IssuedStore;
+  now?: () => number;
+  rand?: () => number;
+  /** Called when an asynchronous issuance (RSA keys) has finished: rebuild to publish it. */
+  onAsyncIssued?: () => void;
+  onEvent?: (e: CaEvent) => void;
+  /** SPIFFE trust domain of workload certificates (default `cluster.local`). */
+  trustDomain?: string;
+  workloadTtlMs?: number;
+}
+
+export interface MaterializeResult {
+  /** Epoch ms of the next scheduled renewal (autoRenew certificates), if any. */
+  nextRenewalAt?: number;
+  issued: number;
+  renewed: number;
+  reused: number;
+}
+
+interface ResolvedIssuer {
+  ref: string | IssuerMaterial;
+  fingerprint: string;
+  label: string;
+}
+
+const sha256 = (pem: string): string => {
+  try {
+    return createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
+  } catch {
+    return createHash('sha256').update(pem).digest('hex');
+  }
+};
+
+/** The DNS SANs of an issued certificate (what SNI matching and the model use). */
+function dnsNamesOf(c: IssuedCert): string[] {
+  const dns = c.sans.filter((s) => s.startsWith('DNS:')).map((s) => s.slice(4));
+  if (dns.length > 0) return dns;
+  const cn = /(?:^|,\s*)CN=([^,]+)/.exec(c.subject);
+  return cn?.[1] !== undefined ? [cn[1].trim()] : [];
+}
+
+export function tlsCertificateOf(req: CertificateRequest, c: IssuedCert): TlsCertificate {
+  const t: TlsCertificate = {
+    secretName: req.secretName,
+    sourceKey: req.sourceKey,
+    certificateChain: c.chainPem,
+    privateKey: c.keyPem,
+    dnsNames: dnsNamesOf(c),
+    notBefore: new Date(c.notBefore).toISOString(),
+    notAfter: new Date(c.notAfter).toISOString(),
+    id: req.id,
+    ca: c.ca,
+    subject: c.subject,
+  };
+  if (req.exportSecret !== undefined) t.exportSecret = req.exportSecret;
+  return t;
+}
+
+export class CertManager {
+  readonly ca: CertificateAuthority;
+  readonly store: IssuedStore;
+  private readonly now: () => number;
+  private readonly rand: () => number;
+  private readonly pending = new Map<string, string>(); // secretName → fingerprint being issued async
+  private readonly workloads = new Map<string, IssuedCert>();
+  readonly trustDomain: string;
+
+  constructor(private readonly opts: CertManagerOptions) {
+    this.ca = opts.ca;
+    this.store = opts.store ?? new MemoryIssuedStore();
+    this.now = opts.now ?? Date.now;
+    this.rand = opts.rand ?? Math.random;
+    this.trustDomain = opts.trustDomain ?? 'cluster.local';
+  }
+
+  /**
+   * Issues (or reuses) the certificates of `built.model.certificateRequests`, adds them to
+   * `built.model.certificates`, sets the CA bundle, and reports problems on the CRs' statuses.
+   * Synchronous except RSA keys not yet in the pool: those finish in the background and call
+   * `onAsyncIssued`.
+   */
+  materialize(built: BuildResult): MaterializeResult {
+    const model = built.model;
+    model.caBundle = this.ca.trustBundlePem;
+    const reqs = model.certificateRequests ?? [];
+    const now = this.now();
+    const result: MaterializeResult = { issued: 0, renewed: 0, reused: 0 };
+    const statusByKey = new Map<string, ObjectStatus>(built.statuses.map((s) => [s.key, s]));
+    const problem = (req: CertificateRequest, e: ConfigError): void => {
+      const st = statusByKey.get(req.sourceKey);
+      if (st === undefined) return;
+      st.errors.push({ ...e, kind: st.kind, namespace: st.namespace, name: st.name, ...(st.origin.file === undefined ? {} : { file: st.origin.file }), ...(st.origin.doc === undefined ? {} : { doc: st.origin.doc }) });
+      if (e.severity === 'error') st.state = 'invalid';
+    };
+    // CA certificates (provided, or issued in this pass) can sign other requests.
+    const issuers: IssuerMaterial[] = [];
+    const addIssuer = (t: TlsCertificate): void => {
+      if (t.ca !== true) return;
+      const m: IssuerMaterial = { certPem: t.certificateChain.slice(0, t.certificateChain.indexOf('-----END CERTIFICATE-----') + 25) + '\n', keyPem: t.privateKey, chainPem: t.certificateChain };
+      if (t.id !== undefined) issuers.push({ ...m, id: t.id });
+      issuers.push({ ...m, id: t.secretName });
+    };
+    for (const t of model.certificates) addIssuer(t);
+
+    let pending = [...reqs];
+    let progress = true;
+    const unresolved = new Map<CertificateRequest, ConfigError>();
+    while (pending.length > 0 && progress) {
+      progress = false;
+      const next: CertificateRequest[] = [];
+      for (const req of pending) {
+        const issuer = this.resolveIssuer(req.csr.issuer, issuers);
+        if (issuer === undefined) {
+          next.push(req);
+          unresolved.set(req, {
+            code: 'OXDS_UNRESOLVED_REFERENCE',
+            message: `unknown issuer "${req.csr.issuer ?? ''}": no CA certificate with that id, name or subject DN (${ROOT_CA_ID}, ${INTERMEDIATE_CA_ID}, or a Certificate with ca: true)`,
+            field: 'spec.csr.issuer',
+            severity: 'error',
+          });
+          continue;
+        }
+        progress = true;
+        unresolved.delete(req);
+        const t = this.certificateFor(req, issuer, now, result, problem);
+        if (t !== undefined) {
+          model.certificates.push(t);
+          addIssuer(t);
+        }
+      }
+      pending = next;
+    }
+    for (const [req, e] of unresolved) {
+      problem(req, e);
+      this.opts.onEvent?.({ type: 'certificate.failed', secretName: req.secretName, message: e.message });
+    }
+    model.certificates.sort((a, b) => (a.secretName < b.secretName ? -1 : a.secretName > b.secretName ? 1 : 0));
+    // Forget certificates whose CR is gone.
+    const live = new Set(reqs.map((r) => r.secretName));
+    for (const n of this.store.names()) if (!live.has(n)) this.store.delete(n);
+    for (const req of reqs) {
+      const e = this.store.get(req.secretName);
+      if (req.autoRenew && e !== undefined && e.fingerprint === req.fingerprint) {
+        if (result.nextRenewalAt === undefined || e.cert.renewAt < result.nextRenewalAt) result.nextRenewalAt = e.cert.renewAt;
+      }
+    }
+    void this.store.flush().catch(() => undefined);
+    return result;
+  }
+
+  /** Issuer reference → our CA (by id or DN), or a CA certificate of the model (by id, `<ns>/<name>` or DN). */
+  private resolveIssuer(ref: string | undefined, issuers: readonly IssuerMaterial[]): ResolvedIssuer | undefined {
+    if (ref === undefined || ref === INTERMEDIATE_CA_ID || dnEquals(ref, this.ca.intermediateDn)) {
+      return { ref: INTERMEDIATE_CA_ID, fingerprint: sha256(this.ca.intermediateCertPem), label: INTERMEDIATE_CA_ID };
+    }
+    if (ref === ROOT_CA_ID || dnEquals(ref, this.ca.rootDn)) return { ref: ROOT_CA_ID, fingerprint: sha256(this.ca.rootCertPem), label: ROOT_CA_ID };
+    let m = issuers.find((i) => i.id === ref);
+    if (m === undefined) {
+      m = issuers.find((i) => {
+        try {
+          return dnEquals(ref, new X509Certificate(i.certPem).subject.split('\n').join(', '));
+        } catch {
+          return false;
+        }
+      });
+    }
+    if (m === undefined) return undefined;
+    return { ref: m, fingerprint: sha256(m.certPem), label: m.id ?? ref };
+  }
+
+  private certificateFor(
+    req: CertificateRequest,
+    issuer: ResolvedIssuer,
+    now: number,
+    result: MaterializeResult,
+    problem: (req: CertificateRequest, e: ConfigError) => void,
+  ): TlsCertificate | undefined {
+    const prev = this.store.get(req.secretName);
+    const sameRequest = prev !== undefined && prev.fingerprint === req.fingerprint && prev.issuerFingerprint === issuer.fingerprint;
+    if (sameRequest && prev !== undefined) {
+      const due = req.autoRenew ? now >= prev.cert.renewAt : false;
+      if (!due) {
+        if (now >= prev.cert.notAfter) {
+          problem(req, { code: 'OXDS_INVALID_FIELD', message: `certificate expired on ${new Date(prev.cert.notAfter).toISOString()} (set autoRenew: true to have it renewed)`, field: 'spec.autoRenew', severity: 'warning' });
+        }
+        result.reused++;
+        return tlsCertificateOf(req, prev.cert);
+      }
+    }
+    const renewing = sameRequest && prev !== undefined;
+    const csr = req.csr as CsrSpec;
+    const opts: Parameters<CertificateAuthority['issueSync']>[1] = { now, issuer: issuer.ref, rand: this.rand };
+    if (renewing && prev !== undefined) {
+      try {
+        opts.key = createPrivateKey(prev.cert.keyPem); // Otoroshi's Cert.renew keeps the key pair
+      } catch {
+        // a broken stored key: issue with a new one
+      }
+    }
+    const k = keySpecOf(csr);
+    if (opts.key === undefined && k.algo === 'rsa' && this.ca.pool.available(k.size) === 0) {
+      this.issueAsync(req, issuer, csr, opts);
+      problem(req, { code: 'OXDS_INVALID_FIELD', message: `issuing: waiting for an RSA-${k.size} key (generated off the event loop)`, field: 'spec.csr.key', severity: 'warning' });
+      return prev !== undefined && now < prev.cert.notAfter ? tlsCertificateOf(req, prev.cert) : undefined;
+    }
+    const r: IssueResult = this.ca.issueSync(csr, opts);
+    if (!r.ok) {
+      problem(req, r.error);
+      this.opts.onEvent?.({ type: 'certificate.failed', secretName: req.secretName, message: r.error.message });
+      return undefined;
+    }
+    this.store.set(req.secretName, { fingerprint: req.fingerprint, issuerFingerprint: issuer.fingerprint, cert: r.cert });
+    if (renewing) result.renewed++;
+    else result.issued++;
+    this.emitIssued(renewing, req.secretName, r.cert, issuer.label);
+    return tlsCertificateOf(req, r.cert);
+  }
+
+  private emitIssued(renewed: boolean, secretName: string, c: IssuedCert, issuer: string): void {
+    this.opts.onEvent?.({ type: renewed ? 'certificate.renewed' : 'certificate.issued', secretName, serial: c.serialHex, notAfter: new Date(c.notAfter).toISOString(), issuer });
+  }
+
+  private issueAsync(req: CertificateRequest, issuer: ResolvedIssuer, csr: CsrSpec, opts: Parameters<CertificateAuthority['issue']>[1]): void {
+    if (this.pending.get(req.secretName) === req.fingerprint) return;
+    this.pending.set(req.secretName, req.fingerprint);
+    void this.ca
+      .issue(csr, opts)
+      .then((r) => {
+        if (this.pending.get(req.secretName) !== req.fingerprint) return; // superseded
+        this.pending.delete(req.secretName);
+        if (!r.ok) {
+          this.opts.onEvent?.({ type: 'certificate.failed', secretName: req.secretName, message: r.error.message });
+          return;
+        }
+        this.store.set(req.secretName, { fingerprint: req.fingerprint, issuerFingerprint: issuer.fingerprint, cert: r.cert });
+        this.emitIssued(false, req.secretName, r.cert, issuer.label);
+        this.opts.onAsyncIssued?.();
+      })
+      .catch(() => this.pending.delete(req.secretName));
+  }
+
+  // ------------------------------------------------------------------ workload identities
+
+  /** The SPIFFE id a sidecar node may ask for: from node metadata (NAMESPACE / SERVICE_ACCOUNT). */
+  spiffeIdOf(namespace: string, serviceAccount: string): string {
+    return spiffeIdFor(this.trustDomain, namespace, serviceAccount);
+  }
+
+  /**
+   * The workload certificate of a SPIFFE id (24 h by default), reused until its renewal time; a
+   * renewal mints a new key pair. Undefined when the id is not one of our trust domain.
+   */
+  workload(spiffeId: string): IssuedCert | undefined {
+    const now = this.now();
+    const hit = this.workloads.get(spiffeId);
+    if (hit !== undefined && now < hit.renewAt) return hit;
+    if (!spiffeId.startsWith(`spiffe://${this.trustDomain}/`)) return undefined;
+    const r = this.ca.workload(spiffeId, { now, rand: this.rand, ...(this.opts.workloadTtlMs === undefined ? {} : { ttlMs: this.opts.workloadTtlMs }) });
+    if (!r.ok) return undefined;
+    this.workloads.set(spiffeId, r.cert);
+    this.emitIssued(hit !== undefined, spiffeId, r.cert, INTERMEDIATE_CA_ID);
+    return r.cert;
+  }
+
+  /** Earliest renewal time of the workload certificates handed out so far. */
+  nextWorkloadRenewal(): number | undefined {
+    let at: number | undefined;
+    for (const c of this.workloads.values()) if (at === undefined || c.renewAt < at) at = c.renewAt;
+    return at;
+  }
+}
