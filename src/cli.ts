@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `otoroshi-xds serve | translate | validate | status`
+// `otoroshi-xds serve | translate | validate | status | ca show | ca issue`
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_ADMIN_URL, runStatus } from './status.js';
 import YAML from 'yaml';
@@ -9,7 +9,20 @@ import { compile, formatError } from './pipeline.js';
 import { toProto3Json } from './proto/json.js';
 import { TYPE_URLS, type ResourceKind } from './proto/loader.js';
 import { RESOURCE_SET_KEYS, type ResourceSet } from './xds/types.js';
-import { makeLogger, startServer } from './main.js';
+import { loadCertificateAuthority, makeLogger, startServer } from './main.js';
+import { CertManager } from './ca/manager.js';
+import { CertificateAuthority } from './ca/ca.js';
+import { runCaIssue, runCaShow } from './ca/cli.js';
+import type { BuildResult } from './model/types.js';
+
+/** translate / validate: Certificate CRs checked as the server would issue them, with placeholder PEM (deterministic output). */
+function dryRunCa(): (built: BuildResult) => void {
+  let m: CertManager | undefined;
+  return (built) => {
+    m ??= new CertManager({ ca: CertificateAuthority.create(), dryRun: true });
+    m.materialize(built);
+  };
+}
 
 function configFrom(flags: Record<string, unknown>): Config {
   const r = resolveConfig(flags, process.env);
@@ -74,7 +87,7 @@ addOptions(
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
   const view = await loadConfigDir(config.configDir);
-  const c = compile(view, {}, translateOptionsFrom(config, config.authzPort));
+  const c = compile(view, {}, translateOptionsFrom(config, config.authzPort), dryRunCa());
   const set = flags.nodeType === 'grpc' ? c.grpc.set : c.envoy.set;
   const json = setToJson(set);
   process.stdout.write(flags.format === 'yaml' ? YAML.stringify(json) : `${JSON.stringify(json, null, 2)}\n`);
@@ -89,7 +102,7 @@ addOptions(
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
   const view = await loadConfigDir(config.configDir);
-  const c = compile(view, {}, {});
+  const c = compile(view, {}, {}, dryRunCa());
   for (const e of c.errors) process.stdout.write(`${formatError(e)}\n`);
   const errs = c.errors.filter((e) => e.severity === 'error').length;
   const warns = c.errors.length - errs;
@@ -112,5 +125,29 @@ program
   .action(async (flags: { admin: string; watch: boolean; interval: number }) => {
     process.exitCode = await runStatus({ admin: flags.admin, watch: flags.watch, intervalMs: flags.interval, out: process.stdout, err: process.stderr });
   });
+
+const caCmd = program.command('ca').description('the certificate authority: show it, or issue a certificate from a csr');
+addOptions(
+  caCmd.command('show').description('print the CA certificates (PEM), their subjects, fingerprints and expiry; never the keys'),
+  ['dataDir', 'caCert', 'caKey', 'caRootCert'],
+).action(async (flags: Record<string, unknown>) => {
+  const config = configFrom(flags);
+  const ca = await loadCertificateAuthority(config);
+  process.exitCode = runCaShow(ca, process.stdout);
+  ca.pool.close();
+});
+addOptions(
+  caCmd
+    .command('issue')
+    .description('issue a certificate from a csr (YAML/JSON: a csr block, a Certificate spec, or a whole Certificate CR) and print cert, chain and key as PEM')
+    .requiredOption('--csr <file>', 'the csr file')
+    .option('--out-dir <dir>', 'write tls.crt, tls.key, cert.crt, ca.crt, ca-chain.crt there (0600) instead of printing'),
+  ['dataDir', 'caCert', 'caKey', 'caRootCert'],
+).action(async (flags: Record<string, unknown>) => {
+  const config = configFrom(flags);
+  const ca = await loadCertificateAuthority(config);
+  process.exitCode = await runCaIssue(ca, { csrFile: String(flags.csr), ...(typeof flags.outDir === 'string' ? { outDir: flags.outDir } : {}) }, process.stdout, process.stderr);
+  ca.pool.close();
+});
 
 await program.parseAsync(process.argv);

@@ -22,13 +22,14 @@ import { Authorizer } from './authz/decide.js';
 import { buildPolicy } from './authz/policy.js';
 import { startAuthzServer } from './authz/server.js';
 import { Audit, auditAuthzHooks, combineAuthzHooks, diffObjects, fileSink, objectFingerprint, webhookSink, type AuditSink } from './audit.js';
-import type { ConfigError, ObjectStatus, StoredObject } from './model/types.js';
+import type { ConfigError, ObjectStatus, StoredObject, TlsCertificate } from './model/types.js';
 import type { NodeType, ResourceSet } from './xds/types.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CertificateAuthority, FileCaStore } from './ca/index.js';
 import { CertManager, FileIssuedStore, type CaEvent } from './ca/manager.js';
+import { exportCertificatesToFiles } from './ca/file-export.js';
 import { metadataString, type NodeInfo } from './xds/ads-server.js';
 
 export interface RunningServer {
@@ -177,6 +178,7 @@ export async function startServer(
       statuses = c.statuses;
       metrics.setConfigObjects(statuses);
       metrics.setCertificates(c.model.certificates);
+      exportFiles(c.model.certificates);
       jwt.setVerifiers(c.model.jwtVerifiers ?? []);
       authorizer.setPolicy(buildPolicy(c.model));
       known = { descriptors: new Set(c.model.descriptors.map((d) => d.id)), apikeys: new Set(c.model.apikeys.map((k) => k.clientId)) };
@@ -210,6 +212,17 @@ export async function startServer(
       logger.error({ err }, 'snapshot build failed; keeping the last good snapshot');
     }
   };
+
+  // File mode: Certificates with exportSecret are written under <data-dir>/secrets/<ns>/<name>/.
+  function exportFiles(list: readonly TlsCertificate[]): void {
+    try {
+      const r = exportCertificatesToFiles(path.join(config.dataDir, 'secrets'), list);
+      for (const n of r.written) audit.emit('secret.exported', { secret: n, to: 'file' });
+      for (const n of r.removed) audit.emit('secret.deleted', { secret: n, to: 'file' });
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'cannot export certificates to files');
+    }
+  }
 
   function workloadSecret(name: string): ProtoObject | undefined {
     if (!name.startsWith('spiffe://')) return undefined;

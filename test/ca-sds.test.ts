@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { buildModel } from '../src/model/build.js';
 import { CertificateAuthority } from '../src/ca/ca.js';
@@ -371,6 +371,75 @@ test('workload identity: a sidecar gets the SPIFFE certificate its node metadata
   } finally {
     c.close();
     other.close();
+    await h.server.stop();
+  }
+});
+
+// ---------------------------------------------------------------- CLI and file export
+
+const CLI = path.resolve('dist/src/cli.js');
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, OXDS_LOG_LEVEL: 'silent' } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('translate is deterministic with Certificate CRs (placeholder PEM), and validate names an unknown issuer', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-cli-ca-'));
+  fs.writeFileSync(path.join(dir, 'c.yaml'), WEB + cr('rsa', 'csr:\n  hosts: [rsa.oto.tools]\n  key: {algo: rsa, size: 4096}'));
+  const a = cli('translate', '--config', dir);
+  const b = cli('translate', '--config', dir);
+  assert.equal(a.status, 0, a.stderr);
+  assert.equal(a.stdout, b.stdout);
+  const out = JSON.parse(a.stdout) as { secrets: Array<{ name: string }>; listeners: unknown[] };
+  assert.deepEqual(out.secrets.map((s) => s.name), ['default/rsa', 'default/web', 'otoroshi-ca-bundle']);
+  assert.doesNotMatch(a.stdout, /BEGIN/);
+  fs.writeFileSync(path.join(dir, 'd.yaml'), cr('orphan', 'csr:\n  issuer: CN=Nobody\n  hosts: [o.oto.tools]'));
+  const v = cli('validate', '--config', dir);
+  assert.equal(v.status, 1);
+  assert.match(v.stdout, /d\.yaml#0 Certificate default\/orphan spec\.csr\.issuer: unknown issuer "CN=Nobody"/);
+});
+
+test('ca show prints the CA without keys; ca issue prints or writes a certificate that openssl verifies', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-cli-ca2-'));
+  const data = path.join(dir, 'data');
+  const show = cli('ca', 'show', '--data-dir', data);
+  assert.equal(show.status, 0, show.stderr);
+  assert.match(show.stdout, /root CA[\s\S]+BEGIN CERTIFICATE[\s\S]+intermediate CA/);
+  assert.doesNotMatch(show.stdout, /PRIVATE KEY/);
+  // The same CA on the next run (persisted in the data dir).
+  assert.equal(cli('ca', 'show', '--data-dir', data).stdout, show.stdout);
+  fs.writeFileSync(path.join(dir, 'csr.yaml'), 'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: Certificate\nmetadata: {name: x}\nspec:\n  csr:\n    hosts: [svc.oto.tools]\n    client: true\n');
+  const printed = cli('ca', 'issue', '--data-dir', data, '--csr', path.join(dir, 'csr.yaml'));
+  assert.equal(printed.status, 0, printed.stderr);
+  assert.match(printed.stdout, /SANs: +DNS:svc\.oto\.tools[\s\S]+PRIVATE KEY/);
+  const outDir = path.join(dir, 'out');
+  assert.equal(cli('ca', 'issue', '--data-dir', data, '--csr', path.join(dir, 'csr.yaml'), '--out-dir', outDir).status, 0);
+  assert.equal(fs.statSync(path.join(outDir, 'tls.key')).mode & 0o777, 0o600);
+  const v = execFileSync('openssl', ['verify', '-CAfile', path.join(outDir, 'ca.crt'), '-untrusted', path.join(outDir, 'ca-chain.crt'), path.join(outDir, 'cert.crt')], { encoding: 'utf8' });
+  assert.match(v, /OK/);
+  const bad = path.join(dir, 'bad.yaml');
+  fs.writeFileSync(bad, 'issuer: otoroshi-nope\nhosts: [a.b]\n');
+  const r = cli('ca', 'issue', '--data-dir', data, '--csr', bad);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /issuer: unknown issuer "otoroshi-nope"/);
+});
+
+test('file mode exportSecret: the secret data lands in <data-dir>/secrets/<ns>/<name>/ and goes away with the CR', async () => {
+  const h = await harness(cr('exp', 'exportSecret: true\nsecretName: exp-tls\ncsr:\n  hosts: [exp.oto.tools]'), Date.now());
+  try {
+    const dir = path.join(h.dir, '.data', 'secrets', 'default', 'exp-tls');
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => !f.startsWith('.')).sort(), ['ca-chain.crt', 'ca.crt', 'cert.crt', 'tls.crt', 'tls.key']);
+    assert.equal(fs.statSync(path.join(dir, 'tls.key')).mode & 0o777, 0o600);
+    const x = new X509Certificate(fs.readFileSync(path.join(dir, 'cert.crt')));
+    assert.match(x.subjectAltName ?? '', /exp\.oto\.tools/);
+    // a directory that is not ours is never removed
+    const foreign = path.join(h.dir, '.data', 'secrets', 'default', 'not-ours');
+    fs.mkdirSync(foreign, { recursive: true });
+    fs.writeFileSync(path.join(h.dir, 'conf', 'certs.yaml'), WEB);
+    await h.server.rebuildNow();
+    assert.equal(fs.existsSync(dir), false);
+    assert.equal(fs.existsSync(foreign), true);
+  } finally {
     await h.server.stop();
   }
 });

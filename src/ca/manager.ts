@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { BuildResult, CertificateRequest, ConfigError, ObjectStatus, TlsCertificate } from '../model/types.js';
 import { CertificateAuthority, INTERMEDIATE_CA_ID, ROOT_CA_ID, keySpecOf, spiffeIdFor, type CsrSpec, type IssuedCert, type IssuerMaterial, type IssueResult } from './ca.js';
 import { dnEquals } from './x509.js';
+import { RsaKeyPool } from './keypool.js';
 
 /** What is kept per issued certificate (persisted as JSON, 0600). */
 export interface IssuedEntry {
@@ -90,7 +91,14 @@ export interface CertManagerOptions {
   /** SPIFFE trust domain of workload certificates (default `cluster.local`). */
   trustDomain?: string;
   workloadTtlMs?: number;
+  /**
+   * Dry run (`translate`, `validate`): every check of a real issuance, RSA keys replaced by
+   * P-256 ones, and the PEM replaced by a placeholder so the output is deterministic.
+   */
+  dryRun?: boolean;
 }
+
+export const DRY_RUN_PEM = '# issued by otoroshi-xds at runtime';
 
 export interface MaterializeResult {
   /** Epoch ms of the next scheduled renewal (autoRenew certificates), if any. */
@@ -164,7 +172,7 @@ export class CertManager {
    */
   materialize(built: BuildResult): MaterializeResult {
     const model = built.model;
-    model.caBundle = this.ca.trustBundlePem;
+    model.caBundle = this.opts.dryRun === true ? `${DRY_RUN_PEM} (the CA trust bundle)` : this.ca.trustBundlePem;
     const reqs = model.certificateRequests ?? [];
     const now = this.now();
     const result: MaterializeResult = { issued: 0, renewed: 0, reused: 0 };
@@ -208,7 +216,7 @@ export class CertManager {
         const t = this.certificateFor(req, issuer, now, result, problem);
         if (t !== undefined) {
           model.certificates.push(t);
-          addIssuer(t);
+          addIssuer(this.dryRunIssuers.get(t.secretName) ?? t);
         }
       }
       pending = next;
@@ -281,6 +289,18 @@ export class CertManager {
       }
     }
     const k = keySpecOf(csr);
+    if (this.opts.dryRun === true && k.algo === 'rsa') {
+      if (!RsaKeyPool.isSupportedSize(k.size)) {
+        problem(req, { code: 'OXDS_INVALID_FIELD', message: `unsupported RSA key size ${k.size} (2048, 3072 or 4096)`, field: 'spec.csr.key.size', severity: 'error' });
+        return undefined;
+      }
+      const r = this.ca.issueSync({ ...csr, key: { algo: 'ecdsa', size: 256 }, keyType: undefined, keySize: undefined } as CsrSpec, opts);
+      if (!r.ok) {
+        problem(req, r.error);
+        return undefined;
+      }
+      return this.placeholder(tlsCertificateOf(req, r.cert));
+    }
     if (opts.key === undefined && k.algo === 'rsa' && this.ca.pool.available(k.size) === 0) {
       this.issueAsync(req, issuer, csr, opts);
       problem(req, { code: 'OXDS_INVALID_FIELD', message: `issuing: waiting for an RSA-${k.size} key (generated off the event loop)`, field: 'spec.csr.key', severity: 'warning' });
@@ -292,12 +312,24 @@ export class CertManager {
       this.opts.onEvent?.({ type: 'certificate.failed', secretName: req.secretName, message: r.error.message });
       return undefined;
     }
+    if (this.opts.dryRun === true) return this.placeholder(tlsCertificateOf(req, r.cert));
     this.store.set(req.secretName, { fingerprint: req.fingerprint, issuerFingerprint: issuer.fingerprint, cert: r.cert });
     if (renewing) result.renewed++;
     else result.issued++;
     this.emitIssued(renewing, req.secretName, r.cert, issuer.label);
     return tlsCertificateOf(req, r.cert);
   }
+
+  /** Dry run: the facts of the certificate, a placeholder instead of its PEM (keeps CA-issued children issuable). */
+  private placeholder(t: TlsCertificate): TlsCertificate {
+    const out = { ...t, certificateChain: `${DRY_RUN_PEM} (Certificate ${t.secretName})`, privateKey: `${DRY_RUN_PEM} (Certificate ${t.secretName})` };
+    delete out.notBefore;
+    delete out.notAfter;
+    if (t.ca === true) this.dryRunIssuers.set(t.secretName, t);
+    return out;
+  }
+
+  private readonly dryRunIssuers = new Map<string, TlsCertificate>();
 
   private emitIssued(renewed: boolean, secretName: string, c: IssuedCert, issuer: string): void {
     this.opts.onEvent?.({ type: renewed ? 'certificate.renewed' : 'certificate.issued', secretName, serial: c.serialHex, notAfter: new Date(c.notAfter).toISOString(), issuer });
