@@ -443,3 +443,22 @@ test('file mode exportSecret: the secret data lands in <data-dir>/secrets/<ns>/<
     await h.server.stop();
   }
 });
+
+test('a mass issuance beyond the synchronous budget is queued and finished in the background; nothing is lost', async () => {
+  const clock = { t: T0 };
+  let done = 0;
+  const m = new CertManager({ ca: ca(), now: () => clock.t, syncBudgetMs: 0, sliceMs: 2, onAsyncIssued: () => done++ });
+  let yaml = '';
+  for (let i = 0; i < 300; i++) yaml += cr(`svc-${i}`, `csr:\n  hosts: [svc-${i}.oto.tools]`);
+  const b0 = materialize(m, yaml, clock.t);
+  assert.ok(b0.model.certificates.length < 300, 'some certificates were queued');
+  const queued = b0.statuses.filter((s) => s.errors.some((e) => /queued/.test(e.message)));
+  assert.equal(queued.length, 300 - b0.model.certificates.length);
+  assert.ok(queued.every((s) => s.state === 'valid'), 'queued is a warning, not an error');
+  for (let i = 0; i < 400 && done === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(done, 1);
+  assert.equal(m.queued, 0);
+  const b1 = materialize(m, yaml, clock.t);
+  assert.equal(b1.model.certificates.length, 300);
+  assert.ok(b1.statuses.every((s) => s.errors.length === 0));
+});

@@ -96,6 +96,13 @@ export interface CertManagerOptions {
    * P-256 ones, and the PEM replaced by a placeholder so the output is deterministic.
    */
   dryRun?: boolean;
+  /**
+   * Synchronous issuance budget of one materialize (ms, default 20): beyond it, certificates
+   * are queued and issued in the background in slices of `sliceMs` (default 10), then
+   * `onAsyncIssued` is called. CA certificates are always issued inline (others depend on them).
+   */
+  syncBudgetMs?: number;
+  sliceMs?: number;
 }
 
 export const DRY_RUN_PEM = '# issued by otoroshi-xds at runtime';
@@ -114,12 +121,19 @@ interface ResolvedIssuer {
   label: string;
 }
 
+const FINGERPRINTS = new Map<string, string>();
+/** SHA-256 of a PEM certificate's DER (memoised: issuers are looked up once per request). */
 const sha256 = (pem: string): string => {
+  let fp = FINGERPRINTS.get(pem);
+  if (fp !== undefined) return fp;
   try {
-    return createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
+    fp = createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
   } catch {
-    return createHash('sha256').update(pem).digest('hex');
+    fp = createHash('sha256').update(pem).digest('hex');
   }
+  if (FINGERPRINTS.size > 1024) FINGERPRINTS.clear();
+  FINGERPRINTS.set(pem, fp);
+  return fp;
 };
 
 /** The DNS SANs of an issued certificate (what SNI matching and the model use). */
@@ -153,6 +167,11 @@ export class CertManager {
   private readonly now: () => number;
   private readonly rand: () => number;
   private readonly pending = new Map<string, string>(); // secretName → fingerprint being issued async
+  private readonly queue = new Map<string, { req: CertificateRequest; issuer: ResolvedIssuer; csr: CsrSpec; opts: Parameters<CertificateAuthority['issueSync']>[1]; renewing: boolean }>();
+  private draining = false;
+  /** Queued issuances that failed: issued inline next time so the CR gets its status error. */
+  private readonly failed = new Map<string, string>();
+  private deadline = Number.POSITIVE_INFINITY;
   private readonly workloads = new Map<string, IssuedCert>();
   readonly trustDomain: string;
 
@@ -177,6 +196,7 @@ export class CertManager {
     const now = this.now();
     const result: MaterializeResult = { issued: 0, renewed: 0, reused: 0 };
     const statusByKey = new Map<string, ObjectStatus>(built.statuses.map((s) => [s.key, s]));
+    this.deadline = performance.now() + (this.opts.syncBudgetMs ?? 20);
     const problem = (req: CertificateRequest, e: ConfigError): void => {
       const st = statusByKey.get(req.sourceKey);
       if (st === undefined) return;
@@ -301,6 +321,13 @@ export class CertManager {
       }
       return this.placeholder(tlsCertificateOf(req, r.cert));
     }
+    const inline = csr.ca === true || this.opts.dryRun === true || this.failed.get(req.secretName) === req.fingerprint;
+    if (!inline && (this.queue.has(req.secretName) || performance.now() > this.deadline)) {
+      this.queue.set(req.secretName, { req, issuer, csr, opts, renewing });
+      this.scheduleDrain();
+      problem(req, { code: 'OXDS_INVALID_FIELD', message: `issuing: queued behind ${this.queue.size - 1} other certificate(s)`, field: 'spec.csr', severity: 'warning' });
+      return prev !== undefined && now < prev.cert.notAfter ? tlsCertificateOf(req, prev.cert) : undefined;
+    }
     if (opts.key === undefined && k.algo === 'rsa' && this.ca.pool.available(k.size) === 0) {
       this.issueAsync(req, issuer, csr, opts);
       problem(req, { code: 'OXDS_INVALID_FIELD', message: `issuing: waiting for an RSA-${k.size} key (generated off the event loop)`, field: 'spec.csr.key', severity: 'warning' });
@@ -333,6 +360,44 @@ export class CertManager {
 
   private emitIssued(renewed: boolean, secretName: string, c: IssuedCert, issuer: string): void {
     this.opts.onEvent?.({ type: renewed ? 'certificate.renewed' : 'certificate.issued', secretName, serial: c.serialHex, notAfter: new Date(c.notAfter).toISOString(), issuer });
+  }
+
+  /** Issues queued certificates in slices (setImmediate between them), then asks for a rebuild. */
+  private scheduleDrain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    const slice = (): void => {
+      const end = performance.now() + (this.opts.sliceMs ?? 10);
+      for (const [name, job] of this.queue) {
+        if (performance.now() > end) break;
+        this.queue.delete(name);
+        const k = keySpecOf(job.csr);
+        if (job.opts.key === undefined && k.algo === 'rsa' && this.ca.pool.available(k.size) === 0) {
+          this.issueAsync(job.req, job.issuer, job.csr, job.opts);
+          continue;
+        }
+        const r = this.ca.issueSync(job.csr, job.opts);
+        if (!r.ok) {
+          this.failed.set(name, job.req.fingerprint);
+          continue;
+        }
+        this.store.set(name, { fingerprint: job.req.fingerprint, issuerFingerprint: job.issuer.fingerprint, cert: r.cert });
+        this.emitIssued(job.renewing, name, r.cert, job.issuer.label);
+      }
+      if (this.queue.size > 0) {
+        setImmediate(slice);
+        return;
+      }
+      this.draining = false;
+      void this.store.flush().catch(() => undefined);
+      this.opts.onAsyncIssued?.();
+    };
+    setImmediate(slice);
+  }
+
+  /** Certificates waiting in the background queue. */
+  get queued(): number {
+    return this.queue.size;
   }
 
   private issueAsync(req: CertificateRequest, issuer: ResolvedIssuer, csr: CsrSpec, opts: Parameters<CertificateAuthority['issue']>[1]): void {
