@@ -462,3 +462,34 @@ test('a mass issuance beyond the synchronous budget is queued and finished in th
   assert.equal(b1.model.certificates.length, 300);
   assert.ok(b1.statuses.every((s) => s.errors.length === 0));
 });
+
+test('workload certificates rotate before they expire: the sidecar gets a new Secret (new key), and nothing else', async () => {
+  const h = await harness(WEB);
+  const spiffe = 'spiffe://cluster.local/ns/shop/sa/cart';
+  const c = new AdsClient(h.server.xdsPort, { mode: 'delta', node: { id: 'cart-1', metadata: { NAMESPACE: 'shop', SERVICE_ACCOUNT: 'cart' } } });
+  try {
+    c.subscribe(TYPE_URLS.cluster, ['*']);
+    c.subscribe(TYPE_URLS.secret, [spiffe]);
+    const got: DeltaDiscoveryResponse[] = [];
+    while (got.length < 2) {
+      const r = await c.nextDelta();
+      got.push(r);
+      c.ackDelta(r);
+    }
+    const first = secretOf(got.find((r) => r.typeUrl === TYPE_URLS.secret) as DeltaDiscoveryResponse)[0] as ProtoObject & { tlsCertificate: { certificateChain: { inlineString: string }; privateKey: { inlineString: string } } };
+    // 24 h lifetime: due at 16 h ± 2.4 h
+    h.clock.t = T0 + 19 * 3_600_000;
+    await h.server.rebuildNow();
+    const upd = await c.nextDelta();
+    c.ackDelta(upd);
+    assert.equal(upd.typeUrl, TYPE_URLS.secret);
+    const next = secretOf(upd)[0] as typeof first;
+    assert.equal(next['name'], spiffe);
+    assert.notEqual(next.tlsCertificate.privateKey.inlineString, first.tlsCertificate.privateKey.inlineString, 'a new key pair');
+    assert.ok(Date.parse(leaf(next.tlsCertificate.certificateChain.inlineString).validTo) > Date.parse(leaf(first.tlsCertificate.certificateChain.inlineString).validTo));
+    await c.expectNone(300);
+  } finally {
+    c.close();
+    await h.server.stop();
+  }
+});
