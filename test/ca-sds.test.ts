@@ -493,3 +493,20 @@ test('workload certificates rotate before they expire: the sidecar gets a new Se
     await h.server.stop();
   }
 });
+
+test('two replicas creating the CA at once: the one whose save loses (EEXIST) uses the winner\'s CA', async () => {
+  const winner = CertificateAuthority.create({ now: T0 - DAY }).material();
+  let saves = 0;
+  let loads = 0;
+  const store = {
+    load: () => Promise.resolve(loads++ === 0 ? undefined : winner),
+    save: () => {
+      saves++;
+      return Promise.reject(Object.assign(new Error('exists'), { code: 'EEXIST' }));
+    },
+  };
+  const got = await CertificateAuthority.loadOrCreate(store);
+  assert.equal(saves, 1);
+  assert.equal(got.rootCertPem, winner.root.certPem);
+  got.pool.close();
+});

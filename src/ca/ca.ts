@@ -300,7 +300,15 @@ export class CertificateAuthority {
     const m = await store.load();
     if (m !== undefined) return CertificateAuthority.fromMaterial(m, opts);
     const ca = CertificateAuthority.create(opts);
-    await store.save(ca.material());
+    try {
+      await store.save(ca.material());
+    } catch (e) {
+      // Another replica saved its CA first: use that one.
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const winner = await store.load();
+      if (winner === undefined) throw e;
+      return CertificateAuthority.fromMaterial(winner, opts);
+    }
     return ca;
   }
 
