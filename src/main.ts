@@ -2,8 +2,8 @@
 import * as grpc from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { translateOptionsFrom, type Config } from './config.js';
-import { FileSource } from './sources/file-source.js';
+import { modelSettingsFrom, translateOptionsFrom, type Config } from './config.js';
+import { createSource } from './sources/index.js';
 import { Debouncer } from './debounce.js';
 import { compile, formatError, type CompiledSet } from './pipeline.js';
 import { buildSnapshot, VersionSource } from './xds/snapshot.js';
@@ -100,7 +100,7 @@ export async function startServer(
   const jwt = new JwtEngine([], { hooks: authzHooks, logger: logger.child({ c: 'jwt' }) });
   const authorizer = new Authorizer({ quota, jwt, hooks: authzHooks });
   const versions = new VersionSource();
-  const source = new FileSource({ dir: config.configDir });
+  const { source, controller: kube } = createSource(config, logger);
   let statuses: ObjectStatus[] = [];
   let lastErrorLines = new Set<string>();
   let ready = false;
@@ -115,8 +115,9 @@ export async function startServer(
     try {
       const view = source.view();
       auditChanges(view.objects);
-      const c = compile(view, { secretSeed }, translateOptionsFrom(config, authz.port));
+      const c = compile(view, { secretSeed, ...modelSettingsFrom(config) }, translateOptionsFrom(config, authz.port));
       statuses = c.statuses;
+      kube?.afterBuild(view, c.statuses, c.model);
       metrics.setConfigObjects(statuses);
       metrics.setCertificates(c.model.certificates);
       jwt.setVerifiers(c.model.jwtVerifiers ?? []);
@@ -213,6 +214,7 @@ export async function startServer(
   }
   await source.start();
   rebuild();
+  kube?.start();
 
   const ads = new AdsServer({ cache, logger: logger.child({ c: 'ads' }), hooks: metrics.xdsHooks });
   metrics.setProxySource(() => ads.statuses());
@@ -270,6 +272,7 @@ export async function startServer(
       if (stopped) return;
       stopped = true;
       source.stop();
+      await kube?.stop();
       debouncer.cancel();
       if (retireTimer) clearTimeout(retireTimer);
       ads.closeAllStreams();

@@ -24,7 +24,7 @@ export function writeKubeConfig(api: FakeApiServer): string {
     'kind: Config',
     'clusters:',
     `- name: fake`,
-    `  cluster: { server: "${api.url}" }`,
+    `  cluster: { server: "${api.url}", insecure-skip-tls-verify: true }`,
     'users:',
     '- name: fake',
     '  user: { token: fake-token }',
