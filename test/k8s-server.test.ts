@@ -211,3 +211,40 @@ test('k8s server: ApiKey exportSecret → secret written; only our secrets are d
     await api.close();
   }
 });
+
+test('k8s server: Ingress + IngressClass → routed, status.loadBalancer written; a relist without news pushes nothing', async () => {
+  const api = await startFake({ bookmarkMs: 200 });
+  api.apply({ apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'otoroshi' }, spec: { controller: 'otoroshi.io/ingress-controller' } });
+  api.apply(service('web', 8080));
+  api.apply(endpointSlice('web', ['10.2.0.1'], 8080));
+  const ingress = (host: string, cls: string) => ({
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: { name: 'web', namespace: 'default' },
+    spec: { ingressClassName: cls, rules: [{ host, http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 8080 } } } }] } }] },
+  });
+  api.apply(ingress('web.oto.tools', 'otoroshi'));
+  api.apply(ingress('web.oto.tools', 'otoroshi'));
+  const s = await serve(api, { ingressAddress: '192.0.2.10' });
+  try {
+    assert.match(routesText(s), /web\.oto\.tools/);
+    await eventually(() => JSON.stringify(api.get('networking.k8s.io/v1', 'Ingress', 'default', 'web')?.['status'] ?? {}) === JSON.stringify({ loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } }), 10_000, 'ingress status');
+    // another class → not ours → removed
+    api.apply(ingress('web.oto.tools', 'nginx'));
+    await eventually(() => !/web\.oto\.tools/.test(routesText(s)), 10_000, 'ingress of another class dropped');
+    api.apply(ingress('web2.oto.tools', 'otoroshi'));
+    await eventually(() => /web2\.oto\.tools/.test(routesText(s)), 10_000, 'ingress back');
+    // history expired + watches dropped → every informer relists; nothing changed → no new snapshot
+    await sleep(500);
+    const v = s.cache.get('envoy')!.version;
+    const lists = api.requests.filter((r) => r.method === 'GET' && !r.watch).length;
+    api.expireHistory();
+    api.dropWatches();
+    await eventually(() => api.requests.filter((r) => r.method === 'GET' && !r.watch).length >= lists + 15, 10_000, 'relists');
+    await sleep(500);
+    assert.equal(s.cache.get('envoy')!.version, v, 'no push after a relist that found nothing new');
+  } finally {
+    await s.stop();
+    await api.close();
+  }
+});
