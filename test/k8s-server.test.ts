@@ -224,11 +224,14 @@ test('k8s server: Ingress + IngressClass → routed, status.loadBalancer written
     spec: { ingressClassName: cls, rules: [{ host, http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 8080 } } } }] } }] },
   });
   api.apply(ingress('web.oto.tools', 'otoroshi'));
-  api.apply(ingress('web.oto.tools', 'otoroshi'));
+  // an Ingress of another controller: never routed, its status never touched
+  api.apply({ ...ingress('other.oto.tools', 'nginx'), metadata: { name: 'other', namespace: 'default' } });
   const s = await serve(api, { ingressAddress: '192.0.2.10' });
   try {
     assert.match(routesText(s), /web\.oto\.tools/);
     await eventually(() => JSON.stringify(api.get('networking.k8s.io/v1', 'Ingress', 'default', 'web')?.['status'] ?? {}) === JSON.stringify({ loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } }), 10_000, 'ingress status');
+    assert.doesNotMatch(routesText(s), /other\.oto\.tools/);
+    assert.equal(api.get('networking.k8s.io/v1', 'Ingress', 'default', 'other')?.['status'], undefined);
     // another class → not ours → removed
     api.apply(ingress('web.oto.tools', 'nginx'));
     await eventually(() => !/web\.oto\.tools/.test(routesText(s)), 10_000, 'ingress of another class dropped');

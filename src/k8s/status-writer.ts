@@ -123,6 +123,9 @@ export class StatusWriter {
     if (!latest || !this.opts.isLeader()) return;
     const now = this.opts.now?.() ?? new Date();
     const byKey = new Map(latest.objects.map((o) => [o.key, o]));
+    // forget objects that are gone
+    const live = new Set(latest.statuses.map((s) => s.key));
+    for (const m of [this.reported, this.written]) for (const k of [...m.keys()]) if (!live.has(k)) m.delete(k);
     const pending: Pending[] = [];
     const events: Array<{ so: StoredObject; s: ObjectStatus }> = [];
     for (const s of latest.statuses) {
@@ -133,7 +136,9 @@ export class StatusWriter {
       if (problems !== '' && s.errors.some((e) => e.severity === 'error') && this.reported.get(s.key) !== problems) events.push({ so, s });
       if (problems === '' || !s.errors.some((e) => e.severity === 'error')) this.reported.delete(s.key);
       if (!isOtoroshiApiVersion(obj.apiVersion)) {
-        if (obj.kind === 'Ingress' && this.opts.ingressAddress && s.state === 'valid') {
+        // never on an Ingress of another controller (valid, with an OXDS_INGRESS_IGNORED warning)
+        const ours = !s.errors.some((e) => e.code === 'OXDS_INGRESS_IGNORED');
+        if (obj.kind === 'Ingress' && this.opts.ingressAddress && s.state === 'valid' && ours) {
           const lb = /^[\d.:a-fA-F]+$/.test(this.opts.ingressAddress) ? { ip: this.opts.ingressAddress } : { hostname: this.opts.ingressAddress };
           const cur = JSON.stringify((obj['status'] as { loadBalancer?: unknown } | undefined)?.loadBalancer ?? {});
           const want = { ingress: [lb] };
