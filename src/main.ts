@@ -111,6 +111,10 @@ export async function startServer(
   let retireTimer: NodeJS.Timeout | undefined;
 
   const rebuild = (): void => {
+    if (source.synced?.() === false) {
+      logger.warn('config source not synced yet (API server unreachable?): nothing published');
+      return;
+    }
     const t0 = performance.now();
     try {
       const view = source.view();

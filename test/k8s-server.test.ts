@@ -251,3 +251,22 @@ test('k8s server: Ingress + IngressClass → routed, status.loadBalancer written
     await api.close();
   }
 });
+
+test('k8s server: started while the API server is down → publishes nothing (not ready) until the first sync', async () => {
+  const api = await startFake({ bookmarkMs: 200 });
+  api.apply(descriptor('svc-a', 'a.oto.tools', 'http://10.0.0.1:80'));
+  api.setDown(true);
+  const s = await serve(api);
+  try {
+    // no snapshot at all: proxies keep what they have rather than getting an empty config
+    assert.equal(s.cache.get('envoy'), undefined);
+    const ready = async (): Promise<number> => (await fetch(`http://127.0.0.1:${s.adminPort}/ready`)).status;
+    assert.equal(await ready(), 503);
+    api.setDown(false);
+    await eventually(() => /a\.oto\.tools/.test(routesText(s)), 20_000, 'first sync');
+    assert.equal(await ready(), 200);
+  } finally {
+    await s.stop();
+    await api.close();
+  }
+});

@@ -81,6 +81,8 @@ export class KubeSource extends EventEmitter {
   private readonly firstSeen = new Map<string, number>();
   private seq = 0;
   private stopped = false;
+  private announcedSync = false;
+  private startReturned = false;
   private readonly backoffInitialMs: number;
   private readonly backoffMaxMs: number;
 
@@ -95,9 +97,9 @@ export class KubeSource extends EventEmitter {
     this.opts.onLog?.(level, msg, fields);
   }
 
-  /** True once every informer has listed at least once. */
+  /** True once every informer has listed at least once (before that, a build would miss objects). */
   synced(): boolean {
-    return this.feeds.every((f) => f.synced);
+    return this.feeds.length > 0 && this.feeds.every((f) => f.synced);
   }
 
   /** Resources whose informer is currently failing (API server unreachable, forbidden, ...). */
@@ -120,7 +122,8 @@ export class KubeSource extends EventEmitter {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([initial, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
     if (timer) clearTimeout(timer);
-    if (!this.synced()) this.log('warn', 'kubernetes: not every resource could be listed yet; serving what we have', { failing: this.failing() });
+    this.startReturned = true;
+    if (!this.synced()) this.log('warn', 'kubernetes: not every resource could be listed yet; nothing is published before they are', { failing: this.failing() });
   }
 
   private makeFeed(res: WatchedResource, namespace: string | undefined, extra: Record<string, string>): Feed {
@@ -142,6 +145,12 @@ export class KubeSource extends EventEmitter {
       }
       feed.synced = true;
       healthy();
+      if (!this.announcedSync && this.synced()) {
+        // everything listed once, after start() gave up waiting: a first build may now publish
+        // (even for an empty cluster, which emits no object events)
+        this.announcedSync = true;
+        if (this.startReturned) this.emit('change');
+      }
       feed.onFirst?.();
       feed.onFirst = undefined;
       return list as unknown as k8s.KubernetesListObject<k8s.KubernetesObject>;

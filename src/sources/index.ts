@@ -16,6 +16,8 @@ export interface ConfigSource extends EventEmitter {
   /** Re-reads now when the source polls (file); a no-op for push sources. Resolves to "changed". */
   scan(): Promise<boolean>;
   view(): ConfigView;
+  /** False while the source has not read everything once: nothing is published before (no empty config to proxies). */
+  synced?(): boolean;
 }
 
 export interface CreatedSource {
