@@ -270,3 +270,30 @@ test('k8s server: started while the API server is down → publishes nothing (no
     await api.close();
   }
 });
+
+test('k8s server: an ADS client (like Envoy) sees the cluster; an EndpointSlice change sends it EDS only', async () => {
+  const { AdsClient, TYPE_URLS, anyName, decodeAny } = await import('./helpers/ads-client.js');
+  const api = await startFake({ bookmarkMs: 200 });
+  api.apply(service('backend', 8080));
+  api.apply(endpointSlice('backend', ['10.1.0.1'], 8080));
+  api.apply(descriptor('svc-b', 'b.oto.tools', 'unused', { targets: { serviceName: 'backend', servicePort: 8080 } }));
+  const s = await serve(api);
+  const client = new AdsClient(s.xdsPort, { node: { id: 'gw-k8s', userAgentName: 'envoy' } });
+  try {
+    const last = await client.syncLikeEnvoy(5000);
+    const eds = last.get(TYPE_URLS.endpoint);
+    assert.ok(eds, 'EDS subscribed');
+    assert.match(JSON.stringify(eds.resources.map(decodeAny)), /10\.1\.0\.1/);
+    assert.match(JSON.stringify(last.get(TYPE_URLS.route)?.resources.map(decodeAny)), /b\.oto\.tools/);
+    api.apply(endpointSlice('backend', ['10.1.0.1', '10.1.0.2'], 8080));
+    const r = await client.nextSotw(10_000);
+    assert.equal(r.typeUrl, TYPE_URLS.endpoint, 'the first push after an EndpointSlice change is EDS');
+    assert.match(JSON.stringify(r.resources.map(decodeAny)), /10\.1\.0\.2/);
+    client.ack(r, r.resources.map(anyName));
+    await client.expectNone(500); // no CDS / LDS / RDS push
+  } finally {
+    client.close();
+    await s.stop();
+    await api.close();
+  }
+});
