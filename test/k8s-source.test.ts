@@ -166,3 +166,28 @@ test('k8s source: namespaces and label selector limit what is read', async () =>
     await stop();
   }
 });
+
+test('k8s source: bookmarks move the resume point past changes of other resources', async () => {
+  const { api, src, stop } = await setup();
+  try {
+    api.apply(descriptor('a', 'a.oto.tools', 'http://10.0.0.1:80'));
+    await src.start();
+    const rvA = Number(api.get('proxy.otoroshi.io/v1alpha1', 'ServiceDescriptor', 'default', 'a')!.metadata.resourceVersion);
+    for (let i = 0; i < 5; i++) api.apply(service(`s${i}`, 80 + i)); // the global resourceVersion moves on
+    const resumeRv = (): number => {
+      const w = api.requests.filter((r) => r.watch && r.path.endsWith('/service-descriptors')).at(-1);
+      return Number(new URLSearchParams(w?.query ?? '').get('resourceVersion') ?? 0);
+    };
+    const sdLists = (): number => api.requests.filter((r) => r.path.endsWith('/service-descriptors') && !r.watch).length;
+    const listsBefore = sdLists();
+    // drop the watches until a resume starts from a bookmark's version (newer than any descriptor)
+    await eventually(async () => {
+      api.dropWatches();
+      await sleep(100);
+      return resumeRv() > rvA;
+    }, 10_000, 'resume from a bookmark');
+    assert.equal(sdLists(), listsBefore, 'resumed, never relisted');
+  } finally {
+    await stop();
+  }
+});
