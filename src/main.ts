@@ -173,7 +173,7 @@ export async function startServer(
   function auditChanges(objects: readonly StoredObject[]): void {
     const next = new Map(objects.map((o) => [o.key, objectFingerprint(o)]));
     if (fingerprints === undefined) {
-      audit.emit('config.loaded', { objects: next.size, source: config.configDir });
+      audit.emit('config.loaded', { objects: next.size, source: config.source === 'kubernetes' ? 'kubernetes' : config.configDir });
     } else {
       const d = diffObjects(fingerprints, next);
       const origin = new Map(objects.map((o) => [o.key, o.origin.file]));

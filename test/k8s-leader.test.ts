@@ -152,3 +152,24 @@ test('desiredStatus: Accepted / Invalid with reason and message; lastTransitionT
   );
   assert.equal(reasonOf('OXDS_ROUTE_CONFLICT'), 'OxdsRouteConflict');
 });
+
+test('controller: a leader elected before the first build deletes no exported secret', async () => {
+  const { KubeController } = await import('../src/k8s/controller.js');
+  const api = await startFake();
+  const client = new KubeClient(kubeConfigFor(api));
+  api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'k1', namespace: 'default', labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds' } }, type: 'otoroshi.io/apikey-secret', data: {} });
+  const c = new KubeController(client, { namespaces: ['*'], leaseNamespace: 'default', leaseName: 'lead', identity: 'solo', leaseDurationSeconds: 1, retryPeriodMs: 100 });
+  try {
+    c.start();
+    await eventually(() => c.isLeader(), 10_000, 'leading');
+    await c.exportSecrets();
+    assert.ok(api.get('v1', 'Secret', 'default', 'k1'), 'kept: nothing is known yet');
+    // after a build that wants no secret, ours go
+    c.afterBuild({ objects: [], loadErrors: [] }, [], { descriptors: [], groups: [], apikeys: [], certificates: [], tls: [] });
+    await c.exportSecrets();
+    assert.equal(api.get('v1', 'Secret', 'default', 'k1'), undefined);
+  } finally {
+    await c.stop();
+    await api.close();
+  }
+});

@@ -26,7 +26,8 @@ export class KubeController {
   readonly elector: LeaderElector;
   readonly statusWriter: StatusWriter;
   readonly exporter: SecretExporter;
-  private desired: DesiredSecret[] = [];
+  /** Undefined until the first build: never reconcile (= delete) from an unknown desired set. */
+  private desired: DesiredSecret[] | undefined;
   private exportedFp: string | undefined;
   private exportChain: Promise<unknown> = Promise.resolve();
   lastSync: SyncResult | undefined;
@@ -81,11 +82,12 @@ export class KubeController {
   /** Reconciles exported secrets when leading and something changed (serialised). */
   exportSecrets(): Promise<unknown> {
     this.exportChain = this.exportChain.then(async () => {
-      if (!this.elector.isLeader()) return;
-      const fp = desiredFingerprint(this.desired);
+      const desired = this.desired;
+      if (!this.elector.isLeader() || desired === undefined) return;
+      const fp = desiredFingerprint(desired);
       if (fp === this.exportedFp) return;
       try {
-        this.lastSync = await this.exporter.sync(this.desired);
+        this.lastSync = await this.exporter.sync(desired);
         this.exportedFp = fp;
         const r = this.lastSync;
         if (r.created.length + r.updated.length + r.deleted.length + r.restarted.length > 0) this.opts.onLog?.('info', 'exported secrets reconciled', { ...r });
