@@ -39,7 +39,11 @@ kubectl -n "$NS" rollout status deploy/otoroshi-xds --timeout=180s
 kubectl -n "$NS" rollout status deploy/otoroshi-xds-redis --timeout=120s
 
 step "leader election: exactly one holder"
-holder=$(kubectl -n "$NS" get lease otoroshi-xds-leader -o jsonpath='{.spec.holderIdentity}')
+holder=""
+for i in $(seq 1 30); do
+  holder=$(kubectl -n "$NS" get lease otoroshi-xds-leader -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true)
+  [ -n "$holder" ] && break; sleep 2
+done
 [ -n "$holder" ] || fail "no lease holder"
 echo "leader: $holder"
 

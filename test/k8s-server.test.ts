@@ -232,6 +232,14 @@ test('k8s server: Ingress + IngressClass → routed, status.loadBalancer written
     await eventually(() => JSON.stringify(api.get('networking.k8s.io/v1', 'Ingress', 'default', 'web')?.['status'] ?? {}) === JSON.stringify({ loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } }), 10_000, 'ingress status');
     assert.doesNotMatch(routesText(s), /other\.oto\.tools/);
     assert.equal(api.get('networking.k8s.io/v1', 'Ingress', 'default', 'other')?.['status'], undefined);
+    // a bad annotation makes that Ingress invalid: a Warning Event names it
+    const bad = ingress('bad.oto.tools', 'otoroshi');
+    api.apply({ ...bad, metadata: { name: 'bad', namespace: 'default', annotations: { 'otoroshi.ingress.kubernetes.io/forceHttps': 'maybe' } } });
+    const ev = await eventually(() => api.list('v1', 'Event', 'default').find((e) => (e['involvedObject'] as { kind: string; name: string }).name === 'bad'), 10_000, 'Ingress Event');
+    assert.equal((ev['involvedObject'] as { kind: string }).kind, 'Ingress');
+    assert.equal(ev['reason'], 'OxdsInvalidAnnotation');
+    assert.equal(ev['type'], 'Warning');
+    assert.match(String(ev['message']), /forceHttps/);
     // another class → not ours → removed
     api.apply(ingress('web.oto.tools', 'nginx'));
     await eventually(() => !/web\.oto\.tools/.test(routesText(s)), 10_000, 'ingress of another class dropped');
