@@ -60,6 +60,8 @@ export interface Config {
   podName?: string;
   /** Kubernetes: address written to `status.loadBalancer.ingress` of served Ingresses. */
   ingressAddress?: string;
+  /** Kubernetes: file (JSON/YAML) of per-kind templates merged under each CR's spec. */
+  templates?: string;
   /** Kubernetes: restart Deployments that mount an exported secret that changed. */
   restartDependantDeployments: 'on' | 'off';
 }
@@ -110,6 +112,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'leaseNamespace', flag: 'lease-namespace', env: 'OXDS_LEASE_NAMESPACE', kind: 'string', description: 'namespace of the Lease (default: our own namespace)' },
   { key: 'podName', flag: 'pod-name', env: 'OXDS_POD_NAME', kind: 'string', description: 'identity in the Lease and in Events (default: the host name)' },
   { key: 'ingressAddress', flag: 'ingress-address', env: 'OXDS_INGRESS_ADDRESS', kind: 'string', description: 'IP or host name written to status.loadBalancer of served Ingresses' },
+  { key: 'templates', flag: 'templates', env: 'OXDS_TEMPLATES', kind: 'string', description: 'JSON/YAML file of per-kind templates merged under each CR spec (KubernetesConfig templates)' },
   { key: 'restartDependantDeployments', flag: 'restart-dependant-deployments', env: 'OXDS_RESTART_DEPENDANT_DEPLOYMENTS', kind: 'string', description: 'on: restart Deployments that mount an exported secret that changed', default: 'off' },
 ];
 

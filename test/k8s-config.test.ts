@@ -1,7 +1,11 @@
 // Kubernetes flags: every one has an OXDS_* twin; bad values are reported.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { modelSettingsFrom, resolveConfig, splitList, OPTIONS } from '../src/config.js';
+import { loadTemplates } from '../src/k8s/templates.js';
 
 test('k8s config: defaults, env twins, validation', () => {
   const d = resolveConfig({}, {});
@@ -25,8 +29,21 @@ test('k8s config: defaults, env twins, validation', () => {
   assert.ok(!bad.ok);
   assert.equal(bad.errors.length, 3);
   assert.match(bad.errors.join('\n'), /--source: expected file\|kubernetes/);
-  for (const flag of ['source', 'kubeconfig', 'namespaces', 'label-selector', 'ingress-classes', 'default-group', 'lease-name', 'lease-namespace', 'lease-duration-seconds', 'pod-name', 'ingress-address', 'restart-dependant-deployments']) {
+  for (const flag of ['source', 'kubeconfig', 'namespaces', 'label-selector', 'ingress-classes', 'default-group', 'lease-name', 'lease-namespace', 'lease-duration-seconds', 'pod-name', 'ingress-address', 'restart-dependant-deployments', 'templates']) {
     const o = OPTIONS.find((x) => x.flag === flag);
     assert.ok(o && o.env === `OXDS_${flag.toUpperCase().replace(/-/g, '_')}`, flag);
   }
+});
+
+test('k8s config: a templates file is checked when loaded', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-tpl-'));
+  const good = path.join(dir, 'good.yaml');
+  fs.writeFileSync(good, 'service-descriptor:\n  forceHttps: false\napikeys:\n  dailyQuota: 5\n');
+  assert.deepEqual(loadTemplates(good), { 'service-descriptor': { forceHttps: false }, apikeys: { dailyQuota: 5 } });
+  const typo = path.join(dir, 'typo.yaml');
+  fs.writeFileSync(typo, 'service-descriptr: {}\n');
+  assert.throws(() => loadTemplates(typo), /unknown template keys service-descriptr/);
+  const list = path.join(dir, 'list.yaml');
+  fs.writeFileSync(list, '- a\n');
+  assert.throws(() => loadTemplates(list), /expected an object/);
 });

@@ -191,3 +191,31 @@ test('k8s source: bookmarks move the resume point past changes of other resource
     await stop();
   }
 });
+
+test('k8s source: templates are merged under each CR spec (the spec wins)', async () => {
+  const { deepMerge, applyTemplate } = await import('../src/k8s/templates.js');
+  assert.deepEqual(deepMerge({ a: 1, b: { c: 1, d: [1] } }, { b: { d: [2] }, e: 3 }), { a: 1, b: { c: 1, d: [2] }, e: 3 });
+  const api = await startFake({ bookmarkMs: 50 });
+  const src = new KubeSource({
+    kubeConfig: kubeConfigFor(api),
+    // both spellings: Otoroshi's code reads `service-descriptor`, its default config writes `apikeys`
+    templates: { 'service-descriptor': { forceHttps: true, clientConfig: { retries: 3 }, hosts: ['template.oto.tools'] }, apikeys: { throttlingQuota: 7 } },
+  });
+  try {
+    api.apply(descriptor('a', 'a.oto.tools', 'http://10.0.0.1:80', { clientConfig: { callTimeout: 1000 } }));
+    api.apply({ apiVersion: 'proxy.otoroshi.io/v1alpha1', kind: 'ApiKey', metadata: { name: 'k', namespace: 'default' }, spec: { clientId: 'c' } });
+    await src.start();
+    const spec = (key: string) => src.view().objects.find((o) => o.key === key)?.object.spec as Record<string, unknown>;
+    const sd = spec('ServiceDescriptor/default/a');
+    assert.deepEqual(sd['hosts'], ['a.oto.tools'], 'the spec wins');
+    assert.equal(sd['forceHttps'], false, 'the spec wins');
+    assert.deepEqual(sd['clientConfig'], { retries: 3, callTimeout: 1000 }, 'deep merge');
+    assert.equal(spec('ApiKey/default/k')['throttlingQuota'], 7);
+    // the stored object on the API server is untouched
+    assert.equal((api.get('proxy.otoroshi.io/v1alpha1', 'ApiKey', 'default', 'k')!['spec'] as Record<string, unknown>)['throttlingQuota'], undefined);
+    assert.equal(applyTemplate({ apiVersion: 'v1', kind: 'Service', metadata: { name: 's' } }, { 'service-descriptor': { x: 1 } })['spec'], undefined);
+  } finally {
+    src.stop();
+    await api.close();
+  }
+});

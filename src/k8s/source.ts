@@ -15,6 +15,7 @@ import type { ConfigError, ConfigView, KubeObject, StoredObject } from '../model
 import { objectKey } from '../sources/yaml.js';
 import { KubeClient, collectionPath, type KubeList, type KubeObjectJson } from './client.js';
 import { WATCHED_RESOURCES, type WatchedResource } from './resources.js';
+import { applyTemplate, type Templates } from './templates.js';
 
 export interface KubeSourceOptions {
   kubeConfig: k8s.KubeConfig;
@@ -28,6 +29,8 @@ export interface KubeSourceOptions {
   backoffMaxMs?: number;
   /** Resources to watch (default: WATCHED_RESOURCES). */
   resources?: readonly WatchedResource[];
+  /** KubernetesConfig `templates`: merged under the spec of each CR of that kind. */
+  templates?: Templates;
   /** How long start() waits for the first lists before serving what it has. */
   initialSyncTimeoutMs?: number;
   onLog?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
@@ -196,7 +199,7 @@ export class KubeSource extends EventEmitter {
   private upsert(res: WatchedResource, raw: KubeObjectJson): void {
     raw.apiVersion ??= res.apiVersion;
     raw.kind ??= res.kind;
-    const object = raw as unknown as KubeObject;
+    const object = (this.opts.templates ? applyTemplate(raw, this.opts.templates) : raw) as unknown as KubeObject;
     const key = objectKey(object);
     const fp = contentFingerprint(raw);
     const prev = this.objects.get(key);

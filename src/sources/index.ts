@@ -8,6 +8,7 @@ import { FileSource } from './file-source.js';
 import { KubeClient, loadKubeConfig } from '../k8s/client.js';
 import { KubeSource } from '../k8s/source.js';
 import { KubeController } from '../k8s/controller.js';
+import { loadTemplates } from '../k8s/templates.js';
 
 /** What startServer needs from a source: FileSource and KubeSource both have it. Emits 'change'. */
 export interface ConfigSource extends EventEmitter {
@@ -37,6 +38,7 @@ export function createSource(config: Config, logger: Logger): CreatedSource {
     kubeConfig: kc,
     namespaces,
     ...(config.labelSelector ? { labelSelector: config.labelSelector } : {}),
+    ...(config.templates ? { templates: loadTemplates(config.templates) } : {}),
     onLog,
   });
   const controller = new KubeController(client, {
