@@ -7,8 +7,10 @@
 //    `leaseDurationSeconds` *as observed locally* (no comparison of clocks between replicas);
 //  * a leader that cannot renew for `leaseDurationSeconds` steps down before anyone can take over.
 // stop() releases the Lease (empty holder) so a successor takes over at once.
+// Talks to the API server with client-node's typed CoordinationV1Api.
 import { EventEmitter } from 'node:events';
-import { KubeApiError, KubeClient, objectPath, collectionPath } from './client.js';
+import * as k8s from '@kubernetes/client-node';
+import type { KubeClient } from './client.js';
 
 export interface LeaderElectorOptions {
   namespace: string;
@@ -19,24 +21,14 @@ export interface LeaderElectorOptions {
   onLog?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 }
 
-interface LeaseSpec {
-  holderIdentity?: string;
-  leaseDurationSeconds?: number;
-  acquireTime?: string;
-  renewTime?: string;
-  leaseTransitions?: number;
+/** The HTTP status of a client-node ApiException (undefined for transport errors). */
+function statusOf(err: unknown): number | undefined {
+  return err instanceof k8s.ApiException ? err.code : undefined;
 }
 
-interface Lease {
-  apiVersion?: string;
-  kind?: string;
-  metadata: { name: string; namespace?: string; resourceVersion?: string };
-  spec?: LeaseSpec;
-}
-
-/** Kubernetes MicroTime: RFC 3339 with microseconds. */
-export function microTime(d: Date = new Date()): string {
-  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+/** Kubernetes MicroTime (serialised with microseconds). */
+function microTime(): k8s.V1MicroTime {
+  return new k8s.V1MicroTime();
 }
 
 export class LeaderElector extends EventEmitter {
@@ -48,14 +40,25 @@ export class LeaderElector extends EventEmitter {
   private tickChain: Promise<void> = Promise.resolve();
   private readonly duration: number;
   private readonly retry: number;
+  private readonly api: k8s.CoordinationV1Api;
 
   constructor(
-    private readonly client: KubeClient,
+    client: KubeClient,
     private readonly opts: LeaderElectorOptions,
   ) {
     super();
+    this.api = client.kc.makeApiClient(k8s.CoordinationV1Api);
     this.duration = opts.leaseDurationSeconds ?? 15;
     this.retry = opts.retryPeriodMs ?? 2000;
+  }
+
+  private async read(): Promise<k8s.V1Lease | undefined> {
+    try {
+      return await this.api.readNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace });
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    }
   }
 
   isLeader(): boolean {
@@ -64,10 +67,6 @@ export class LeaderElector extends EventEmitter {
 
   get identity(): string {
     return this.opts.identity;
-  }
-
-  private get path(): string {
-    return objectPath('coordination.k8s.io/v1', 'leases', this.opts.namespace, this.opts.name);
   }
 
   start(): void {
@@ -96,19 +95,21 @@ export class LeaderElector extends EventEmitter {
   }
 
   private async tryAcquireOrRenew(): Promise<void> {
-    const now = new Date();
-    const lease = await this.client.find<Lease>(this.path);
+    const lease = await this.read();
     if (!lease) {
-      await this.client.create(collectionPath('coordination.k8s.io/v1', 'leases', this.opts.namespace), {
-        apiVersion: 'coordination.k8s.io/v1',
-        kind: 'Lease',
-        metadata: { name: this.opts.name, namespace: this.opts.namespace },
-        spec: { holderIdentity: this.opts.identity, leaseDurationSeconds: this.duration, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
+      await this.api.createNamespacedLease({
+        namespace: this.opts.namespace,
+        body: {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name: this.opts.name, namespace: this.opts.namespace },
+          spec: { holderIdentity: this.opts.identity, leaseDurationSeconds: this.duration, acquireTime: microTime(), renewTime: microTime(), leaseTransitions: 0 },
+        },
       });
       this.renewed();
       return;
     }
-    const spec = lease.spec ?? {};
+    const spec: k8s.V1LeaseSpec = lease.spec ?? {};
     const record = JSON.stringify([spec.holderIdentity, spec.renewTime, spec.acquireTime]);
     if (this.observed?.record !== record) this.observed = { record, at: Date.now() };
     const holder = spec.holderIdentity ?? '';
@@ -118,20 +119,16 @@ export class LeaderElector extends EventEmitter {
       if (this.leading) this.setLeading(false, `lease held by ${holder}`);
       return;
     }
-    const next: LeaseSpec = {
-      ...spec,
-      holderIdentity: this.opts.identity,
-      leaseDurationSeconds: this.duration,
-      renewTime: microTime(now),
-    };
+    const next: k8s.V1LeaseSpec = { ...spec, holderIdentity: this.opts.identity, leaseDurationSeconds: this.duration, renewTime: microTime() };
     if (!mine) {
-      next.acquireTime = microTime(now);
+      next.acquireTime = microTime();
       next.leaseTransitions = (spec.leaseTransitions ?? 0) + 1;
     }
     try {
-      await this.client.replace(this.path, { ...lease, spec: next });
+      // the read resourceVersion is a precondition: 409 when another candidate wrote first
+      await this.api.replaceNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace, body: { ...lease, spec: next } });
     } catch (err) {
-      if (err instanceof KubeApiError && err.statusCode === 409) return; // someone else wrote first: re-read next round
+      if (statusOf(err) === 409) return; // re-read next round
       throw err;
     }
     this.renewed();
@@ -156,9 +153,9 @@ export class LeaderElector extends EventEmitter {
     if (!this.leading) return;
     this.setLeading(false, 'stopping');
     try {
-      const lease = await this.client.find<Lease>(this.path);
+      const lease = await this.read();
       if (lease?.spec?.holderIdentity === this.opts.identity) {
-        await this.client.replace(this.path, { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime() } });
+        await this.api.replaceNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace, body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime() } } });
       }
     } catch (err) {
       this.opts.onLog?.('warn', 'leader election: could not release the lease', { err: (err as Error).message });
