@@ -40,6 +40,7 @@ export interface StatusWriterOptions {
 }
 
 const MAX_MESSAGE = 1024;
+const STATUS_CONCURRENCY = 8;
 
 function rfc3339(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -158,7 +159,7 @@ export class StatusWriter {
       this.written.set(s.key, fp);
       pending.push({ path: `${objectPath(obj.apiVersion, plural, s.namespace, s.name)}/status`, status: want });
     }
-    for (const p of pending) {
+    const write = async (p: Pending): Promise<void> => {
       try {
         await this.client.patch(p.path, { status: p.status }, 'merge');
         this.writes++;
@@ -167,7 +168,9 @@ export class StatusWriter {
         if (!(err instanceof KubeApiError && err.statusCode === 404)) this.opts.onLog?.('warn', 'status write failed', { path: p.path, err: (err as Error).message });
         this.written.clear();
       }
-    }
+    };
+    // a few writes in flight (a first leader may have thousands to write)
+    for (let i = 0; i < pending.length; i += STATUS_CONCURRENCY) await Promise.all(pending.slice(i, i + STATUS_CONCURRENCY).map(write));
     for (const { so, s } of events) {
       try {
         await this.event(so, s, now);
