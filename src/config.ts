@@ -47,6 +47,31 @@ export interface Config {
   auditFile?: string;
   auditWebhook?: string;
   dataDir: string;
+  /** Where objects come from: a YAML directory (`file`) or the Kubernetes API (`kubernetes`). */
+  source: 'file' | 'kubernetes';
+  /** Kubernetes: kubeconfig file (default: KUBECONFIG, ~/.kube/config, then the in-cluster service account). */
+  kubeconfig?: string;
+  /** Kubernetes: comma-separated namespaces to watch, `*` = all. */
+  namespaces: string;
+  /** Kubernetes: label selector the CRDs and Ingresses must match. */
+  labelSelector?: string;
+  /** Comma-separated ingress classes served (`*` wildcards). */
+  ingressClasses: string;
+  /** Group of Ingress-generated descriptors. */
+  defaultGroup: string;
+  /** Kubernetes: Lease used for leader election (namespace default: ours). */
+  leaseName: string;
+  leaseNamespace?: string;
+  /** Lease duration (s): how long a dead leader blocks its successor; candidates retry every fifth of it. */
+  leaseDurationSeconds: number;
+  /** Identity in the Lease and in Events (the pod name; default: the host name). */
+  podName?: string;
+  /** Kubernetes: address written to `status.loadBalancer.ingress` of served Ingresses. */
+  ingressAddress?: string;
+  /** Kubernetes: file (JSON/YAML) of per-kind templates merged under each CR's spec. */
+  templates?: string;
+  /** Kubernetes: restart Deployments that mount an exported secret that changed. */
+  restartDependantDeployments: 'on' | 'off';
 }
 
 export interface OptionSpec {
@@ -89,6 +114,19 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'auditFile', flag: 'audit-file', env: 'OXDS_AUDIT_FILE', kind: 'string', description: 'append audit events to this file (JSON lines)' },
   { key: 'auditWebhook', flag: 'audit-webhook', env: 'OXDS_AUDIT_WEBHOOK', kind: 'string', description: 'POST audit events (JSON arrays, batched) to this URL' },
   { key: 'dataDir', flag: 'data-dir', env: 'OXDS_DATA_DIR', kind: 'string', description: 'data directory (CA state)', default: '.data' },
+  { key: 'source', flag: 'source', env: 'OXDS_SOURCE', kind: 'string', description: 'where objects come from: file (--config directory) or kubernetes (the API server)', default: 'file' },
+  { key: 'kubeconfig', flag: 'kubeconfig', env: 'OXDS_KUBECONFIG', kind: 'string', description: 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, else in-cluster)' },
+  { key: 'namespaces', flag: 'namespaces', env: 'OXDS_NAMESPACES', kind: 'string', description: 'comma-separated namespaces to watch (* = all)', default: '*' },
+  { key: 'labelSelector', flag: 'label-selector', env: 'OXDS_LABEL_SELECTOR', kind: 'string', description: 'label selector the CRDs and Ingresses must match (e.g. otoroshi.io/enabled=true)' },
+  { key: 'ingressClasses', flag: 'ingress-classes', env: 'OXDS_INGRESS_CLASSES', kind: 'string', description: 'comma-separated ingress classes served (* wildcards)', default: 'otoroshi' },
+  { key: 'defaultGroup', flag: 'default-group', env: 'OXDS_DEFAULT_GROUP', kind: 'string', description: 'group of Ingress-generated descriptors', default: 'default' },
+  { key: 'leaseName', flag: 'lease-name', env: 'OXDS_LEASE_NAME', kind: 'string', description: 'coordination.k8s.io Lease of the leader election (the leader writes statuses and secrets)', default: 'otoroshi-xds-leader' },
+  { key: 'leaseDurationSeconds', flag: 'lease-duration-seconds', env: 'OXDS_LEASE_DURATION_SECONDS', kind: 'int', description: 'Lease duration (s) of the leader election', default: 15 },
+  { key: 'leaseNamespace', flag: 'lease-namespace', env: 'OXDS_LEASE_NAMESPACE', kind: 'string', description: 'namespace of the Lease (default: our own namespace)' },
+  { key: 'podName', flag: 'pod-name', env: 'OXDS_POD_NAME', kind: 'string', description: 'identity in the Lease and in Events (default: the host name)' },
+  { key: 'ingressAddress', flag: 'ingress-address', env: 'OXDS_INGRESS_ADDRESS', kind: 'string', description: 'IP or host name written to status.loadBalancer of served Ingresses' },
+  { key: 'templates', flag: 'templates', env: 'OXDS_TEMPLATES', kind: 'string', description: 'JSON/YAML file of per-kind templates merged under each CR spec (KubernetesConfig templates)' },
+  { key: 'restartDependantDeployments', flag: 'restart-dependant-deployments', env: 'OXDS_RESTART_DEPENDANT_DEPLOYMENTS', kind: 'string', description: 'on: restart Deployments that mount an exported secret that changed', default: 'off' },
 ];
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -126,6 +164,8 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
     ['envoyAuthz', '--envoy-authz', ['on', 'off']],
     ['authzFailMode', '--authz-fail-mode', ['open', 'closed']],
     ['metricsPerApikey', '--metrics-per-apikey', ['on', 'off']],
+    ['source', '--source', ['file', 'kubernetes']],
+    ['restartDependantDeployments', '--restart-dependant-deployments', ['on', 'off']],
   ] as const) {
     if (!(allowed as readonly string[]).includes(String(out[k]))) errors.push(`${flag}: expected ${allowed.join('|')}, got ${JSON.stringify(out[k])}`);
   }
@@ -143,6 +183,7 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
   const caFiles = [out.caCert, out.caKey, out.caRootCert].filter((x) => x !== undefined).length;
   if (caFiles !== 0 && caFiles !== 3) errors.push('--ca-cert, --ca-key and --ca-root-cert go together (all three, or none for a generated CA)');
   if (typeof out.workloadCertTtlMs === 'number' && out.workloadCertTtlMs < 60_000) errors.push(`--workload-cert-ttl-ms: at least 60000, got ${out.workloadCertTtlMs}`);
+  if (typeof out.namespaces === 'string' && splitList(out.namespaces).length === 0) errors.push('--namespaces: expected a comma-separated list of namespaces or *');
   if (errors.length) return { ok: false, errors };
   return { ok: true, value: Object.freeze(out as unknown as Config) };
 }
@@ -164,4 +205,17 @@ export function translateOptionsFrom(config: Config, authzPort: number): Transla
     };
   }
   return opts;
+}
+
+/** `a, b,,c` → ['a', 'b', 'c']. */
+export function splitList(s: string): string[] {
+  return s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+}
+
+/** The model settings the config gives (ingress classes, default group). */
+export function modelSettingsFrom(config: Config): { ingressClasses: string[]; defaultGroup: string } {
+  return { ingressClasses: splitList(config.ingressClasses), defaultGroup: config.defaultGroup };
 }

@@ -2,8 +2,8 @@
 import * as grpc from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { translateOptionsFrom, type Config } from './config.js';
-import { FileSource } from './sources/file-source.js';
+import { modelSettingsFrom, translateOptionsFrom, type Config } from './config.js';
+import { createSource } from './sources/index.js';
 import { Debouncer } from './debounce.js';
 import { compile, formatError, type CompiledSet } from './pipeline.js';
 import { buildSnapshot, VersionSource } from './xds/snapshot.js';
@@ -155,7 +155,7 @@ export async function startServer(
     },
   });
   const versions = new VersionSource();
-  const source = new FileSource({ dir: config.configDir });
+  const { source, controller: kube } = createSource(config, logger);
   let statuses: ObjectStatus[] = [];
   let lastErrorLines = new Set<string>();
   let ready = false;
@@ -166,16 +166,21 @@ export async function startServer(
   let retireTimer: NodeJS.Timeout | undefined;
 
   const rebuild = (): void => {
+    if (source.synced?.() === false) {
+      logger.warn('config source not synced yet (API server unreachable?): nothing published');
+      return;
+    }
     const t0 = performance.now();
     try {
       const view = source.view();
       auditChanges(view.objects);
       let renewal: number | undefined;
-      const c = compile(view, { secretSeed, now: clock() }, translateOptionsFrom(config, authz.port), (built) => {
+      const c = compile(view, { secretSeed, ...modelSettingsFrom(config), now: clock() }, translateOptionsFrom(config, authz.port), (built) => {
         renewal = certs.materialize(built).nextRenewalAt;
       });
       scheduleRenewal(renewal);
       statuses = c.statuses;
+      kube?.afterBuild(view, c.statuses, c.model);
       metrics.setConfigObjects(statuses);
       metrics.setCertificates(c.model.certificates);
       exportFiles(c.model.certificates);
@@ -260,7 +265,7 @@ export async function startServer(
   function auditChanges(objects: readonly StoredObject[]): void {
     const next = new Map(objects.map((o) => [o.key, objectFingerprint(o)]));
     if (fingerprints === undefined) {
-      audit.emit('config.loaded', { objects: next.size, source: config.configDir });
+      audit.emit('config.loaded', { objects: next.size, source: config.source === 'kubernetes' ? 'kubernetes' : config.configDir });
     } else {
       const d = diffObjects(fingerprints, next);
       const origin = new Map(objects.map((o) => [o.key, o.origin.file]));
@@ -305,6 +310,7 @@ export async function startServer(
   }
   await source.start();
   rebuild();
+  kube?.start();
 
   const ads = new AdsServer({
     cache,
@@ -372,6 +378,7 @@ export async function startServer(
       if (stopped) return;
       stopped = true;
       source.stop();
+      await kube?.stop();
       debouncer.cancel();
       if (retireTimer) clearTimeout(retireTimer);
       if (renewTimer) clearTimeout(renewTimer);
