@@ -22,14 +22,17 @@ import { Authorizer } from './authz/decide.js';
 import { buildPolicy } from './authz/policy.js';
 import { startAuthzServer } from './authz/server.js';
 import { Audit, auditAuthzHooks, combineAuthzHooks, diffObjects, fileSink, objectFingerprint, webhookSink, type AuditSink } from './audit.js';
-import type { ConfigError, ObjectStatus, StoredObject, TlsCertificate } from './model/types.js';
+import type { BuildResult, ConfigError, Model, ObjectStatus, StoredObject } from './model/types.js';
 import type { NodeType, ResourceSet } from './xds/types.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { CertificateAuthority, FileCaStore } from './ca/index.js';
+import { CertificateAuthority, FileCaStore, spiffeIdFor } from './ca/index.js';
 import { CertManager, FileIssuedStore, type CaEvent } from './ca/manager.js';
-import { exportCertificatesToFiles } from './ca/file-export.js';
+import { exportSecretsToFiles } from './ca/file-export.js';
+import { apikeySecrets, certificateSecrets } from './k8s/secret-exporter.js';
+import { KubeSecretCaStore } from './ca/kube-store.js';
+import { KubeClient, loadKubeConfig } from './k8s/client.js';
 import { metadataString, type NodeInfo } from './xds/ads-server.js';
 
 export interface RunningServer {
@@ -93,6 +96,12 @@ export async function loadCertificateAuthority(config: Config): Promise<Certific
     };
     return CertificateAuthority.fromPem(read(config.caRootCert, 'root CA certificate'), read(config.caCert, 'CA certificate'), read(config.caKey, 'CA key'));
   }
+  if (config.source === 'kubernetes') {
+    // Every replica must sign with the same CA: it lives in a Secret next to the Lease.
+    const kc = loadKubeConfig(config.kubeconfig);
+    const ns = config.leaseNamespace ?? new KubeClient(kc).currentNamespace();
+    return CertificateAuthority.loadOrCreate(new KubeSecretCaStore(kc, ns));
+  }
   return CertificateAuthority.loadOrCreate(new FileCaStore(path.join(config.dataDir, 'ca')));
 }
 
@@ -140,20 +149,61 @@ export async function startServer(
   const jwt = new JwtEngine([], { hooks: authzHooks, logger: logger.child({ c: 'jwt' }) });
   const authorizer = new Authorizer({ quota, jwt, hooks: authzHooks });
   // The CA stage: Certificate CRs issued between buildModel and translate; workload certs on demand.
-  const ca = await loadCertificateAuthority(config);
+  // File mode loads (or creates) the CA before serving; cluster mode keeps trying in the
+  // background (the API server may be down at start), and until then Certificate CRs wait.
   let renewTimer: NodeJS.Timeout | undefined;
-  const certs = new CertManager({
-    ca,
-    store: new FileIssuedStore(path.join(config.dataDir, 'issued-certs.json')),
-    now: clock,
-    trustDomain: config.trustDomain,
-    workloadTtlMs: config.workloadCertTtlMs,
-    onAsyncIssued: () => debouncer.poke(),
-    onEvent: (e: CaEvent) => {
-      const { type, ...data } = e;
-      audit.emit(type, data);
-    },
-  });
+  let certs: CertManager | undefined;
+  let caRetry: NodeJS.Timeout | undefined;
+  let stopping = false;
+  const makeCertManager = (ca: CertificateAuthority): CertManager =>
+    new CertManager({
+      ca,
+      store: new FileIssuedStore(path.join(config.dataDir, 'issued-certs.json')),
+      now: clock,
+      trustDomain: config.trustDomain,
+      workloadTtlMs: config.workloadCertTtlMs,
+      onAsyncIssued: () => debouncer.poke(),
+      onEvent: (e: CaEvent) => {
+        const { type, ...data } = e;
+        audit.emit(type, data);
+      },
+    });
+  if (config.source !== 'kubernetes') {
+    certs = makeCertManager(await loadCertificateAuthority(config));
+  } else {
+    const attempt = (delayMs: number): void => {
+      loadCertificateAuthority(config).then(
+        (ca) => {
+          if (stopping) {
+            stopping = true;
+      if (caRetry) clearTimeout(caRetry);
+      certs?.ca.pool.close();
+            return;
+          }
+          certs = makeCertManager(ca);
+          logger.info({ rootSha256: ca.rootFingerprint }, 'CA ready');
+          debouncer.poke(); // publish the bundle and the waiting Certificate CRs
+        },
+        (err: unknown) => {
+          if (stopping) return;
+          logger.warn({ err: (err as Error).message, retryMs: delayMs }, 'CA not available yet; Certificate CRs wait');
+          caRetry = setTimeout(() => attempt(Math.min(delayMs * 2, 30_000)), delayMs);
+          caRetry.unref();
+        },
+      );
+    };
+    // One try before serving (a reachable API server gives a CA before the first snapshot).
+    try {
+      const ca = await Promise.race([
+        loadCertificateAuthority(config),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timed out')), 5000).unref()),
+      ]);
+      certs = makeCertManager(ca);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'CA not available yet; Certificate CRs wait');
+      attempt(1000);
+    }
+  }
   const versions = new VersionSource();
   const { source, controller: kube } = createSource(config, logger);
   let statuses: ObjectStatus[] = [];
@@ -176,14 +226,15 @@ export async function startServer(
       auditChanges(view.objects);
       let renewal: number | undefined;
       const c = compile(view, { secretSeed, ...modelSettingsFrom(config), now: clock() }, translateOptionsFrom(config, authz.port), (built) => {
-        renewal = certs.materialize(built).nextRenewalAt;
+        if (certs !== undefined) renewal = certs.materialize(built).nextRenewalAt;
+        else waitForCa(built);
       });
       scheduleRenewal(renewal);
       statuses = c.statuses;
       kube?.afterBuild(view, c.statuses, c.model);
       metrics.setConfigObjects(statuses);
       metrics.setCertificates(c.model.certificates);
-      exportFiles(c.model.certificates);
+      if (kube === undefined) exportFiles(c.model, view.objects); // cluster mode: Secrets, by the leader
       jwt.setVerifiers(c.model.jwtVerifiers ?? []);
       authorizer.setPolicy(buildPolicy(c.model));
       known = { descriptors: new Set(c.model.descriptors.map((d) => d.id)), apikeys: new Set(c.model.apikeys.map((k) => k.clientId)) };
@@ -218,20 +269,35 @@ export async function startServer(
     }
   };
 
-  // File mode: Certificates with exportSecret are written under <data-dir>/secrets/<ns>/<name>/.
-  function exportFiles(list: readonly TlsCertificate[]): void {
+  // File mode: Certificates and ApiKeys with exportSecret are written under <data-dir>/secrets/<ns>/<name>/.
+  function exportFiles(model: Model, objects: readonly StoredObject[]): void {
     try {
-      const r = exportCertificatesToFiles(path.join(config.dataDir, 'secrets'), list);
+      const secrets = [...apikeySecrets(model.apikeys, objects), ...certificateSecrets(model.certificates, objects)].map((d) => ({
+        namespace: d.namespace,
+        name: d.name,
+        data: d.data,
+        owner: `${d.owner.kind}/${d.owner.namespace}/${d.owner.name}`,
+      }));
+      const r = exportSecretsToFiles(path.join(config.dataDir, 'secrets'), secrets);
       for (const n of r.written) audit.emit('secret.exported', { secret: n, to: 'file' });
       for (const n of r.removed) audit.emit('secret.deleted', { secret: n, to: 'file' });
     } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'cannot export certificates to files');
+      logger.warn({ err: (err as Error).message }, 'cannot export secrets to files');
+    }
+  }
+
+  // Before the CA is loaded (cluster mode), Certificate CRs say why they have no certificate yet.
+  function waitForCa(built: BuildResult): void {
+    const keys = new Set((built.model.certificateRequests ?? []).map((r) => r.sourceKey));
+    for (const st of built.statuses) {
+      if (!keys.has(st.key)) continue;
+      st.errors.push({ code: 'OXDS_UNRESOLVED_REFERENCE', message: 'waiting for the CA (its Secret cannot be read yet)', field: 'spec.csr', severity: 'warning', kind: st.kind, namespace: st.namespace, name: st.name });
     }
   }
 
   function workloadSecret(name: string): ProtoObject | undefined {
     if (!name.startsWith('spiffe://')) return undefined;
-    const cert = certs.workload(name);
+    const cert = certs?.workload(name);
     if (cert === undefined) return undefined;
     scheduleRenewal(undefined);
     return { name, tlsCertificate: { certificateChain: { inlineString: cert.chainPem }, privateKey: { inlineString: cert.keyPem } } };
@@ -239,7 +305,7 @@ export async function startServer(
 
   // Rebuild when the next certificate (Certificate CR with autoRenew, or workload) is due.
   function scheduleRenewal(crAt: number | undefined): void {
-    const w = certs.nextWorkloadRenewal();
+    const w = certs?.nextWorkloadRenewal();
     const at = [crAt, w].filter((x): x is number => x !== undefined).sort((a, b) => a - b)[0];
     if (renewTimer) clearTimeout(renewTimer);
     renewTimer = undefined;
@@ -320,7 +386,7 @@ export async function startServer(
     allowName: (node, kind, name) => {
       if (kind !== 'secret' || !name.startsWith('spiffe://')) return true;
       const id = nodeIdentity(node);
-      return id !== undefined && certs.spiffeIdOf(id.namespace, id.serviceAccount) === name;
+      return id !== undefined && spiffeIdFor(config.trustDomain, id.namespace, id.serviceAccount) === name;
     },
   });
   metrics.setProxySource(() => ads.statuses());
@@ -382,7 +448,9 @@ export async function startServer(
       debouncer.cancel();
       if (retireTimer) clearTimeout(retireTimer);
       if (renewTimer) clearTimeout(renewTimer);
-      ca.pool.close();
+      stopping = true;
+      if (caRetry) clearTimeout(caRetry);
+      certs?.ca.pool.close();
       ads.closeAllStreams();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
@@ -398,7 +466,7 @@ export async function startServer(
       await admin.close();
       jwt.close();
       await quota.close();
-      await certs.store.flush().catch(() => undefined);
+      await certs?.store.flush().catch(() => undefined);
       await audit.close();
     },
   };

@@ -1,10 +1,16 @@
-// File mode's `exportSecret`: a Certificate's secret data written as files under
+// File mode's `exportSecret` (Certificates and ApiKeys): the secret's data written as files under
 // `<dataDir>/secrets/<namespace>/<name>/` (0600), the way a Kubernetes Secret volume would show
 // them. Only directories carrying our marker are ever removed.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { TlsCertificate } from '../model/types.js';
-import { certificateSecretData } from './export.js';
+
+export interface FileSecret {
+  namespace: string;
+  name: string;
+  data: Record<string, string>;
+  /** The object it comes from (written in the marker file). */
+  owner: string;
+}
 
 const MARKER = '.managed-by-otoroshi-xds';
 const SEGMENT = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
@@ -14,19 +20,20 @@ export interface FileExportResult {
   removed: string[];
 }
 
-/** Writes what changed, removes our directories of certificates no longer exported. */
-export function exportCertificatesToFiles(root: string, certs: readonly TlsCertificate[]): FileExportResult {
+/** Writes what changed, removes our directories of secrets no longer exported. */
+export function exportSecretsToFiles(root: string, secrets: readonly FileSecret[]): FileExportResult {
   const res: FileExportResult = { written: [], removed: [] };
   const wanted = new Set<string>();
-  for (const c of certs) {
-    const ref = c.exportSecret;
-    if (ref === undefined || !SEGMENT.test(ref.namespace) || !SEGMENT.test(ref.name)) continue;
+  for (const ref of secrets) {
+    if (!SEGMENT.test(ref.namespace) || !SEGMENT.test(ref.name)) continue;
     const dir = path.join(root, ref.namespace, ref.name);
+    if (wanted.has(dir)) continue;
     wanted.add(dir);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    fs.writeFileSync(path.join(dir, MARKER), `${c.sourceKey}\n`, { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, MARKER), `${ref.owner}\n`, { mode: 0o600 });
     let changed = false;
-    for (const [file, value] of Object.entries(certificateSecretData(c))) {
+    for (const [file, value] of Object.entries(ref.data)) {
+      if (!/^[-._a-zA-Z0-9]+$/.test(file)) continue;
       const full = path.join(dir, file);
       let prev: string | undefined;
       try {

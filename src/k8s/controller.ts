@@ -5,7 +5,7 @@ import type { ConfigView, Model, ObjectStatus } from '../model/types.js';
 import type { KubeClient } from './client.js';
 import { LeaderElector } from './leader.js';
 import { StatusWriter } from './status-writer.js';
-import { SecretExporter, apikeySecrets, desiredFingerprint, type DesiredSecret, type SyncResult } from './secret-exporter.js';
+import { SecretExporter, apikeySecrets, certificateSecrets, desiredFingerprint, type DesiredSecret, type SyncResult } from './secret-exporter.js';
 
 export interface KubeControllerOptions {
   namespaces: string[];
@@ -75,7 +75,7 @@ export class KubeController {
   /** Called after every rebuild. */
   afterBuild(view: ConfigView, statuses: readonly ObjectStatus[], model: Model): void {
     this.statusWriter.update(statuses, view.objects);
-    this.desired = [...apikeySecrets(model.apikeys, view.objects), ...(this.opts.extraSecrets?.() ?? [])];
+    this.desired = [...apikeySecrets(model.apikeys, view.objects), ...certificateSecrets(model.certificates, view.objects), ...(this.opts.extraSecrets?.() ?? [])];
     void this.exportSecrets();
   }
 

@@ -8,7 +8,8 @@
 // when it lives in the secret's namespace: Kubernetes forbids cross-namespace owners).
 // Optionally, Deployments that mount a created/updated secret are restarted (DECISIONS 17).
 import { createHash } from 'node:crypto';
-import type { ApiKey, StoredObject } from '../model/types.js';
+import type { ApiKey, StoredObject, TlsCertificate } from '../model/types.js';
+import { certificateSecretData } from '../ca/export.js';
 import { KubeApiError, KubeClient, collectionPath, objectPath, type KubeList, type KubeObjectJson, type OwnerReference } from './client.js';
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -83,21 +84,29 @@ export function certificateSecret(
   owner: DesiredSecret['owner'],
   id: string,
 ): DesiredSecret {
-  const certs = chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
-  const leaf = certs[0] ?? '';
   return {
     ...ref,
     type: 'kubernetes.io/tls',
-    data: {
-      'tls.crt': chainPem,
-      'tls.key': keyPem,
-      'cert.crt': leaf,
-      'ca-chain.crt': certs.slice(1).join('\n\n'),
-      'ca.crt': certs.at(-1) ?? '',
-    },
+    data: certificateSecretData({ certificateChain: chainPem, privateKey: keyPem }),
     owner,
     annotations: { 'otoroshi.io/kind': 'crd/cert', 'otoroshi.io/id': id },
   };
+}
+
+/** TLS secrets of every Certificate CR with `exportSecret: true` (issued or user-provided). Pure. */
+export function certificateSecrets(certs: readonly TlsCertificate[], objects: readonly StoredObject[]): DesiredSecret[] {
+  const byKey = new Map(objects.map((o) => [o.key, o]));
+  const out: DesiredSecret[] = [];
+  for (const c of certs) {
+    if (c.exportSecret === undefined) continue;
+    const so = byKey.get(c.sourceKey);
+    if (!so) continue;
+    const ns = so.object.metadata.namespace ?? 'default';
+    const owner: DesiredSecret['owner'] = { apiVersion: so.object.apiVersion, kind: so.object.kind, name: so.object.metadata.name, namespace: ns };
+    if (so.object.metadata.uid) owner.uid = so.object.metadata.uid;
+    out.push(certificateSecret(c.exportSecret, c.certificateChain, c.privateKey, owner, c.id ?? c.secretName));
+  }
+  return out;
 }
 
 function encode(data: Record<string, string>): Record<string, string> {

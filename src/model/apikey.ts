@@ -48,9 +48,6 @@ export function buildApiKey(so: StoredObject, s: ModelSettings, refs: RefResolve
       'spec.clientSecret',
     );
   }
-  if (spec['secretName'] !== undefined || spec['exportSecret'] === true) {
-    p.warn('OXDS_INVALID_FIELD', 'secretName/exportSecret (apikey secrets) are not supported yet: the spec clientId/clientSecret are used', 'spec.secretName');
-  }
 
   let validUntil: number | undefined;
   const vu = spec['validUntil'];
