@@ -54,6 +54,7 @@ import {
   outlierDetection,
 } from './resources/cluster.js';
 import { type LocalityInput, clusterLoadAssignment } from './resources/endpoint.js';
+import { tcpService } from './resources/tcp.js';
 
 // ------------------------------------------------------------------ host patterns
 
@@ -1014,6 +1015,15 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
     envoy.routes.push(routeConfigRec(names.HTTPS_ROUTE_CONFIG_NAME, [...vhosts.secure.values()]));
   }
   envoy.secrets.push(...sdsSecrets(model));
+
+  // TcpServices (Envoy only): a listener each, with its clusters.
+  for (const t of model.tcpServices ?? []) {
+    if (!t.enabled) continue;
+    const r = tcpService(t, model.certificates, ctx.caBundle);
+    errors.push(...r.errors);
+    if (r.listener) envoy.listeners.push(r.listener);
+    envoy.clusters.push(...r.clusters);
+  }
 
   const domains = new Set<string>();
   for (const c of contributions) {
