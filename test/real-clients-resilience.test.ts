@@ -1,4 +1,4 @@
-// clientConfig retries observed on real RPCs: a grpc-js-xds client (child process) calls a flaky
+// clientConfig retries and timeouts observed on real RPCs: a grpc-js-xds client (child process) calls a flaky
 // gRPC backend on 127.0.0.1 that fails every other attempt with UNAVAILABLE. With
 // `clientConfig.retries: 2` (2 attempts, DECISIONS 9) every call succeeds; with retries 1 (the
 // default) about half of them fail — the control case that proves the test can fail.
@@ -21,14 +21,15 @@ interface Flaky {
   stop(): void;
 }
 
-/** An Echo backend failing odd-numbered attempts with UNAVAILABLE. */
-async function startFlaky(): Promise<Flaky> {
+/** An Echo backend failing odd-numbered attempts with UNAVAILABLE, or answering after `delayMs`. */
+async function startFlaky(delayMs = 0): Promise<Flaky> {
   const server = new grpc.Server();
   const f: Flaky = { port: 0, attempts: 0, stop: () => server.forceShutdown() };
   server.addService(echoServiceDefinition(), {
     Who: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       f.attempts++;
-      if (f.attempts % 2 === 1) cb({ code: grpc.status.UNAVAILABLE, details: 'flaky' } as grpc.ServiceError, null);
+      if (delayMs > 0) setTimeout(() => cb(null, { backend: 'slow' }), delayMs);
+      else if (f.attempts % 2 === 1) cb({ code: grpc.status.UNAVAILABLE, details: 'flaky' } as grpc.ServiceError, null);
       else cb(null, { backend: 'flaky' });
     },
   });
@@ -38,21 +39,26 @@ async function startFlaky(): Promise<Flaky> {
   return f;
 }
 
-function descriptor(port: number, retries: number): string {
+function descriptor(port: number, retries: number, globalTimeout = 30000): string {
   return `apiVersion: proxy.otoroshi.io/v1alpha1
 kind: ServiceDescriptor
 metadata: {name: flaky, namespace: default}
 spec:
   hosts: [${HOST}]
   forceHttps: false
-  clientConfig: {retries: ${retries}, retryInitialDelay: 10, backoffFactor: 2}
+  clientConfig: {retries: ${retries}, retryInitialDelay: 10, backoffFactor: 2, globalTimeout: ${globalTimeout}}
   targets:
     - url: http://127.0.0.1:${port}
 `;
 }
 
-async function run(t: TestContext, retries: number, nodeId: string): Promise<{ ok: number; failed: number; attempts: number }> {
-  const flaky = await startFlaky();
+async function run(
+  t: TestContext,
+  retries: number,
+  nodeId: string,
+  o: { delayMs?: number; globalTimeout?: number; calls?: number } = {},
+): Promise<{ ok: number; failed: number; attempts: number; errors: Record<string, number> }> {
+  const flaky = await startFlaky(o.delayMs);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-resilience-'));
   let server: RunningServer | undefined;
   let client: GrpcJsClient | undefined;
@@ -62,17 +68,17 @@ async function run(t: TestContext, retries: number, nodeId: string): Promise<{ o
     flaky.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  fs.writeFileSync(path.join(dir, 'flaky.yaml'), descriptor(flaky.port, retries));
+  fs.writeFileSync(path.join(dir, 'flaky.yaml'), descriptor(flaky.port, retries, o.globalTimeout));
   const cfg = resolveConfig({ config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, logLevel: 'warn', debounceMs: 20, debounceMaxMs: 200 }, {});
   if (!cfg.ok) throw new Error(cfg.errors.join('; '));
   server = await startServer(cfg.value);
   client = await spawnGrpcJsClient(server.xdsPort, nodeId);
   const before = flaky.attempts;
-  const r = await client.calls(`xds:///${HOST}`, 100, { deadlineMs: 3000, concurrency: 1 });
+  const r = await client.calls(`xds:///${HOST}`, o.calls ?? 100, { deadlineMs: 3000, concurrency: 1 });
   const ok = Object.values(r.counts).reduce((a, b) => a + b, 0);
   const failed = Object.values(r.errors).reduce((a, b) => a + b, 0);
   t.diagnostic(`retries=${retries}: ${ok} ok, ${failed} failed, ${flaky.attempts - before} backend attempts (${JSON.stringify(r.errors)})`);
-  return { ok, failed, attempts: flaky.attempts - before };
+  return { ok, failed, attempts: flaky.attempts - before, errors: r.errors };
 }
 
 test('grpc-js-xds: clientConfig.retries 2 retries UNAVAILABLE — every call succeeds on the second attempt', { timeout: 30_000 }, async (t) => {
@@ -86,4 +92,15 @@ test('grpc-js-xds: clientConfig.retries 1 (no retry) — the flaky backend\'s fa
   const r = await run(t, 1, 'grpcjs-retries-off');
   assert.ok(r.failed >= 40, `expected ~50 failures without retries, got ${r.failed}`);
   assert.equal(r.attempts, 100);
+});
+
+test('grpc-js-xds: clientConfig.globalTimeout bounds the call (max_stream_duration): a slow backend gives DEADLINE_EXCEEDED', { timeout: 30_000 }, async (t) => {
+  const r = await run(t, 1, 'grpcjs-timeout-short', { delayMs: 800, globalTimeout: 150, calls: 5 });
+  assert.equal(r.ok, 0);
+  assert.deepEqual(r.errors, { DEADLINE_EXCEEDED: 5 });
+});
+
+test('grpc-js-xds: the same slow backend answers within a longer globalTimeout', { timeout: 30_000 }, async (t) => {
+  const r = await run(t, 1, 'grpcjs-timeout-long', { delayMs: 300, globalTimeout: 2000, calls: 5 });
+  assert.equal(r.ok, 5);
 });

@@ -123,7 +123,8 @@ export function routeAction(d: Descriptor, path: PathMatch | undefined, choice: 
   return {
     ...clusterSpecifier(choice),
     timeout: duration(d.clientConfig.globalTimeout),
-    ...(variant !== 'grpc' ? { idleTimeout: duration(d.clientConfig.idleTimeout) } : {}),
+    // gRPC clients take the call deadline from max_stream_duration (gRFC A31), Envoy from timeout.
+    ...(variant !== 'grpc' ? { idleTimeout: duration(d.clientConfig.idleTimeout) } : { maxStreamDuration: { maxStreamDuration: duration(d.clientConfig.globalTimeout) } }),
     ...(pathRewrite(path, d.root, d.stripPath) ?? {}),
     ...(hostRewrite(d) ?? {}),
     ...(retry ? { retryPolicy: retry } : {}),
