@@ -47,14 +47,14 @@ function serverNamesOf(domain: string): string[] | null | 'any' {
   return null;
 }
 
-function downstreamTls(secretName: string, s: TcpServiceModel, caBundle: boolean): ProtoObject {
+function downstreamTls(secretNames: readonly string[], s: TcpServiceModel, caBundle: boolean): ProtoObject {
   const validate = s.clientAuth !== 'None' && caBundle;
   return {
     name: 'envoy.transport_sockets.tls',
     typedConfig: {
       '@type': TYPES.downstreamTls,
       commonTlsContext: {
-        tlsCertificateSdsSecretConfigs: [{ name: secretName, sdsConfig: adsConfigSource() }],
+        tlsCertificateSdsSecretConfigs: secretNames.map((name) => ({ name, sdsConfig: adsConfigSource() })),
         ...(validate ? { validationContextSdsSecretConfig: { name: names.CA_BUNDLE_SECRET_NAME, sdsConfig: adsConfigSource() } } : {}),
       },
       ...(s.clientAuth === 'Need' && validate ? { requireClientCertificate: true } : {}),
@@ -69,10 +69,12 @@ export interface TcpOutput {
 }
 
 /**
- * One listener on `interface:port`. Disabled / no SNI: all rules' targets in one cluster.
- * SNI (PassThrough or Enabled): one filter chain per rule matching its domain (tls_inspector),
- * `forwardIfNoMatch` → a default chain to `forwardsTo` (plaintext); no default chain otherwise
- * (the connection is closed). Enabled terminates TLS with the certificate whose names match.
+ * One listener on `interface:port`. Disabled (SNI ignored) or no SNI: all rules' targets in one
+ * cluster (Enabled: TLS terminated, Envoy picks the certificate by SNI among every known one).
+ * SNI (PassThrough or Enabled with sni.enabled): one filter chain per rule matching its domain
+ * (tls_inspector), `forwardIfNoMatch` → a default chain to `forwardsTo` (plaintext); no default
+ * chain otherwise (the connection is closed). Enabled terminates TLS with the certificate whose
+ * names match the rule's domain.
  */
 export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[], caBundle: boolean): TcpOutput {
   const errors: ConfigError[] = [];
@@ -83,14 +85,25 @@ export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[],
   const stat = names.statPrefix(lname);
   const clusters: ProtoObject[] = [];
   const chains: ProtoObject[] = [];
-  const sni = s.sni.enabled || s.tls === 'Enabled';
+  // Disabled: plain TCP, SNI ignored (§12). PassThrough / Enabled with sni.enabled: route by SNI.
+  const sni = s.sni.enabled && s.tls !== 'Disabled';
   const certFor = (domain: string): TlsCertificate | undefined =>
     certs.find((c) => c.dnsNames.some((n) => domain === '*' || wildcardMatch(domain, n) || wildcardMatch(n, domain)));
   if (!sni) {
     const all = s.rules.flatMap((r) => r.targets);
     const cname = names.tcpClusterName(s.id, 'all');
     clusters.push(tcpCluster(cname, all));
-    chains.push({ filters: [tcpProxy(stat, cname)] });
+    const chain: ProtoObject = { filters: [tcpProxy(stat, cname)] };
+    if (s.tls === 'Enabled') {
+      // TLS terminated with the certificate Envoy picks by SNI among every known one.
+      const secrets = [...new Set(certs.map((c) => names.secretName(c.secretName)))].sort();
+      if (secrets.length === 0) {
+        errors.push({ code: 'OXDS_UNRESOLVED_REFERENCE', message: 'tls: Enabled but no certificate is known: listener not published', field: 'spec.tls', kind: 'TcpService', namespace: s.namespace, name: s.sourceKey.split('/').pop() ?? s.name, severity: 'warning' });
+        return { clusters: [], errors };
+      }
+      chain.transportSocket = downstreamTls(secrets, s, caBundle);
+    }
+    chains.push(chain);
   } else {
     const taken = new Set<string>();
     s.rules.forEach((r, i) => {
@@ -112,7 +125,7 @@ export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[],
           errors.push({ code: 'OXDS_UNRESOLVED_REFERENCE', message: `no certificate serves ${r.domain}: rule skipped`, field: `spec.rules[${i}].domain`, kind: 'TcpService', namespace: s.namespace, name: s.sourceKey.split('/').pop() ?? s.name, severity: 'warning' });
           return;
         }
-        chain.transportSocket = downstreamTls(names.secretName(cert.secretName), s, caBundle);
+        chain.transportSocket = downstreamTls([names.secretName(cert.secretName)], s, caBundle);
       }
       chains.push(chain);
     });
@@ -131,7 +144,7 @@ export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[],
   const listener: ProtoObject = {
     name: lname,
     address: socketAddress(s.interface, s.port),
-    ...(sni ? { listenerFilters: [{ name: 'envoy.filters.listener.tls_inspector', typedConfig: { '@type': TYPES.tlsInspector } }] } : {}),
+    ...(sni || s.tls === 'Enabled' ? { listenerFilters: [{ name: 'envoy.filters.listener.tls_inspector', typedConfig: { '@type': TYPES.tlsInspector } }] } : {}),
     filterChains: matched.length > 0 ? matched : plain.slice(0, 1),
     ...(matched.length > 0 && plain[0] ? { defaultFilterChain: plain[0] } : {}),
   };
