@@ -220,6 +220,9 @@ function clusterSettings(d: Descriptor, grpc: boolean, ctx: TranslateCtx): Clust
     // gRPC clients NACK TLS contexts without certificate providers: upstream TLS is Envoy-only.
     Object.assign(extra, upstreamTransport(d, ctx) ?? {});
     if (d.targets.length > 0 && d.targets.every((t) => t.protocol === 'HTTP/2.0')) Object.assign(extra, http2ProtocolOptions());
+    // Envoy's default circuit breaker allows 3 concurrent retries per cluster: Otoroshi has no such
+    // cap, so a descriptor with retries gets room for one retry per in-flight request.
+    if (d.clientConfig.useCircuitBreaker && d.clientConfig.retries > 1) extra.circuitBreakers = { thresholds: [{ maxRetries: { value: 1024 } }] };
     if (d.healthCheck) {
       const hosts = new Set(d.targets.map((t) => t.host));
       extra.healthChecks = [healthCheck(d.healthCheck.url, hosts.size === 1 ? [...hosts][0] : undefined)];
