@@ -178,7 +178,6 @@ export const UNSUPPORTED_DESCRIPTOR_FIELDS: readonly Unsupported[] = [
   { field: 'clientConfig.proxy', set: (s) => nonEmpty(asObject(s['clientConfig'])['proxy']), why: 'calling targets through an HTTP proxy' },
   { field: 'targetsLoadBalancing.ratio', set: (s) => asObject(s['targetsLoadBalancing'])['type'] === 'WeightedBestResponseTime', why: 'WeightedBestResponseTime ratio (LEAST_REQUEST is used)' },
   { field: 'api.exposeApi', set: (s) => asObject(s['api'])['exposeApi'] === true, why: "Otoroshi's developer portal" },
-  { field: 'userFacing', set: (s) => s['userFacing'] === true, why: 'admin UI flag (no effect on traffic)' },
 ];
 
 /** One warning per unsupported field the spec sets. */
