@@ -16,7 +16,18 @@ export const FEATURE_TYPES = {
   gzip: 'type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip',
   filterConfig: 'type.googleapis.com/envoy.config.route.v3.FilterConfig',
   localRateLimit: 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
+  celFilter: 'type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter',
 } as const;
+
+/**
+ * A local-reply mapper filter on the reply's response code details (CEL). The RBAC and local
+ * rate limit filters set their response flag / dynamic metadata only after sendLocalReply has
+ * run the mappers, but the details are set before: they are the reliable discriminator (and never
+ * match ext_authz's own 403s, whose bodies come from our Check service).
+ */
+function detailsFilter(expression: string): ProtoObject {
+  return { extensionFilter: { name: 'envoy.access_loggers.extension_filters.cel', typedConfig: { '@type': FEATURE_TYPES.celFilter, expression } } };
+}
 
 /** Per-route RBAC filter (descriptor ipFiltering): no rules in the HCM (= pass), rules per route. */
 export const RBAC_FILTER_NAME = 'envoy.filters.http.rbac';
@@ -60,15 +71,11 @@ export function rbacPerRoute(f: IpFiltering): ProtoObject {
 
 /**
  * HCM local reply mapper: a request the RBAC filter denied gets Otoroshi's 403 (body, headers)
- * instead of Envoy's `RBAC: access denied`. Keyed on the filter's dynamic metadata.
+ * instead of Envoy's `RBAC: access denied` (details `rbac_access_denied_matched_policy[...]`).
  */
 export function ipDeniedMapper(): ProtoObject {
   return {
-    filter: {
-      metadataFilter: {
-        matcher: { filter: 'envoy.filters.http.rbac', path: [{ key: 'enforced_engine_result' }], value: { stringMatch: { exact: 'denied' } } },
-      },
-    },
+    filter: detailsFilter("response.code_details.startsWith('rbac_access_denied')"),
     statusCode: wrapped(403),
     body: { inlineString: JSON.stringify({ 'Otoroshi-Error': IP_NOT_ALLOWED }) },
     bodyFormatOverride: { textFormat: '%LOCAL_REPLY_BODY%', contentType: 'application/json' },
@@ -82,7 +89,7 @@ export function ipDeniedMapper(): ProtoObject {
 /** Local reply mapper: the global rate limit's 429 carries Otoroshi's JSON body. */
 export function throttledMapper(): ProtoObject {
   return {
-    filter: { responseFlagFilter: { flags: ['RL'] } },
+    filter: detailsFilter("response.code_details == 'local_rate_limited'"),
     body: { inlineString: JSON.stringify({ 'Otoroshi-Error': '[GLOBAL] You performed too much requests' }) },
     bodyFormatOverride: { textFormat: '%LOCAL_REPLY_BODY%', contentType: 'application/json' },
   };
