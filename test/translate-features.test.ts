@@ -46,6 +46,8 @@ test('Otoroshi order of checks: headersVerification (400), readOnly (405), force
   assert.deepEqual(routes(out, 'oxds-http', 'app.example.com').map((r) => [r.name, kind(r)]), [['app/all~hv0', '400'], ['app/all~ro', '405'], ['app/all', 'redirect']]);
   const https = routes(out, 'oxds-https', 'app.example.com');
   assert.deepEqual(https.map((r) => [r.name, kind(r)]), [['app/all~hv0', '400'], ['app/all~ro', '405'], ['app/all', 'forward']]);
+  // Header absent or different → 400 (an inverted matcher ignores absent headers unless they count as empty).
+  assert.deepEqual((https[0]?.match as ProtoObject).headers, [{ name: 'x-tenant', stringMatch: { exact: 'acme' }, invertMatch: true, treatMissingHeaderAsEmpty: true }]);
   const body = ((https[0]?.directResponse as ProtoObject).body as ProtoObject).inlineString;
   assert.equal(body, '{"Otoroshi-Error":"Missing header(s)"}');
   // The RBAC policy sits on the forwarding route only (direct answers come first, as in Otoroshi).

@@ -405,7 +405,8 @@ function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
     }
     if (d.redirection) return [...out, withPerFilterConfig(redirectionRoute(name, match, d.redirection.code, d.redirection.to), noCheck)];
     sortedBy(Object.entries(d.headersVerification), ([k]) => k).forEach(([h, v], i) => {
-      const m = withHeaderMatchers(match, [{ name: h.toLowerCase(), stringMatch: { exact: v }, invertMatch: true }]);
+      // A missing header must hit the 400 too: inverted matchers skip absent headers unless they count as empty.
+      const m = withHeaderMatchers(match, [{ name: h.toLowerCase(), stringMatch: { exact: v }, invertMatch: true, treatMissingHeaderAsEmpty: true }]);
       out.push(withPerFilterConfig(otoroshiErrorRoute(`${name}~hv${i}`, m, 400, 'Missing header(s)'), noCheck));
     });
     if (d.readOnly) {
