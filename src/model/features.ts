@@ -212,4 +212,9 @@ export function applyFeatures(d: Descriptor, spec: JsonObject, ns: string, idx: 
   const api = openApiUrlFrom(spec['api']);
   if (api) d.openApiDescriptorUrl = api;
   reportUnsupported(spec, p, prefix);
+  for (const k of ['additionalHeaders', 'additionalHeadersOut', 'missingOnlyHeadersIn', 'missingOnlyHeadersOut', 'headersVerification'] as const) {
+    for (const [h, v] of Object.entries(d[k] ?? {})) {
+      if (v.includes('${')) p.warn('OXDS_NOT_SUPPORTED', `expressions (\${...}) in header values are not supported: ${h} is sent / compared literally`, `${prefix}.${k}.${h}`);
+    }
+  }
 }
