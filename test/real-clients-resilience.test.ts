@@ -1,4 +1,5 @@
-// clientConfig retries and timeouts observed on real RPCs: a grpc-js-xds client (child process) calls a flaky
+// clientConfig retries and timeouts observed on real RPCs: grpc-js-xds (child process) and gRPC
+// C-core (python3-grpcio) clients call a flaky
 // gRPC backend on 127.0.0.1 that fails every other attempt with UNAVAILABLE. With
 // `clientConfig.retries: 2` (2 attempts, DECISIONS 9) every call succeeds; with retries 1 (the
 // default) about half of them fail — the control case that proves the test can fail.
@@ -11,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { resolveConfig } from '../src/config.js';
 import { startServer, type RunningServer } from '../src/main.js';
 import { echoServiceDefinition } from './helpers/backends.js';
-import { spawnGrpcJsClient, type GrpcJsClient } from './helpers/xds-clients.js';
+import { runCCoreBatches, spawnGrpcJsClient, type CallResult, type GrpcJsClient } from './helpers/xds-clients.js';
 
 const HOST = 'flaky.oto.tools';
 
@@ -56,7 +57,7 @@ async function run(
   t: TestContext,
   retries: number,
   nodeId: string,
-  o: { delayMs?: number; globalTimeout?: number; calls?: number } = {},
+  o: { delayMs?: number; globalTimeout?: number; calls?: number; ccore?: boolean } = {},
 ): Promise<{ ok: number; failed: number; attempts: number; errors: Record<string, number> }> {
   const flaky = await startFlaky(o.delayMs);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-resilience-'));
@@ -72,9 +73,15 @@ async function run(
   const cfg = resolveConfig({ config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, logLevel: 'warn', debounceMs: 20, debounceMaxMs: 200 }, {});
   if (!cfg.ok) throw new Error(cfg.errors.join('; '));
   server = await startServer(cfg.value);
-  client = await spawnGrpcJsClient(server.xdsPort, nodeId);
   const before = flaky.attempts;
-  const r = await client.calls(`xds:///${HOST}`, o.calls ?? 100, { deadlineMs: 3000, concurrency: 1 });
+  let r: CallResult;
+  if (o.ccore) {
+    const run = await runCCoreBatches(server.xdsPort, nodeId, [{ target: `xds:///${HOST}`, n: o.calls ?? 100, timeout: 3 }], { timeoutMs: 25_000 });
+    r = run.results[0] ?? { counts: {}, errors: { NO_RESULT: 1 }, ms: 0 };
+  } else {
+    client = await spawnGrpcJsClient(server.xdsPort, nodeId);
+    r = await client.calls(`xds:///${HOST}`, o.calls ?? 100, { deadlineMs: 3000, concurrency: 1 });
+  }
   const ok = Object.values(r.counts).reduce((a, b) => a + b, 0);
   const failed = Object.values(r.errors).reduce((a, b) => a + b, 0);
   t.diagnostic(`retries=${retries}: ${ok} ok, ${failed} failed, ${flaky.attempts - before} backend attempts (${JSON.stringify(r.errors)})`);
@@ -103,4 +110,20 @@ test('grpc-js-xds: clientConfig.globalTimeout bounds the call (max_stream_durati
 test('grpc-js-xds: the same slow backend answers within a longer globalTimeout', { timeout: 30_000 }, async (t) => {
   const r = await run(t, 1, 'grpcjs-timeout-long', { delayMs: 300, globalTimeout: 2000, calls: 5 });
   assert.equal(r.ok, 5);
+});
+
+test('gRPC C-core: clientConfig.retries 2 retries UNAVAILABLE — every call succeeds', { timeout: 30_000 }, async (t) => {
+  const r = await run(t, 2, 'ccore-retries-on', { ccore: true, calls: 50 });
+  assert.equal(r.failed, 0);
+  assert.equal(r.ok, 50);
+  assert.equal(r.attempts, 100);
+});
+
+test('gRPC C-core: clientConfig.globalTimeout bounds the call (max_stream_duration)', { timeout: 30_000 }, async (t) => {
+  // Same backend and client timeout (3 s) in both runs: only globalTimeout differs.
+  const short = await run(t, 1, 'ccore-timeout-short', { ccore: true, delayMs: 800, globalTimeout: 150, calls: 10 });
+  assert.equal(short.ok, 0);
+  assert.deepEqual(short.errors, { DEADLINE_EXCEEDED: 10 });
+  const long = await run(t, 1, 'ccore-timeout-long', { ccore: true, delayMs: 800, globalTimeout: 5000, calls: 3 });
+  assert.equal(long.ok, 3, JSON.stringify(long.errors));
 });
