@@ -64,13 +64,15 @@ test('redirection answers first, even under GlobalConfig maintenance; other serv
 kind: GlobalConfig
 metadata: {name: global, namespace: otoroshi}
 spec: {maintenanceMode: true}
-${sd('moved', '  forceHttps: false\n  redirection: {enabled: true, code: 307, to: "https://new.example.com/a%20b"}')}${sd('app', '  forceHttps: false')}`;
+${sd('moved', '  forceHttps: false\n  redirection: {enabled: true, code: 307, to: "https://new.example.com/a%20b"}')}${sd('app', '  forceHttps: true\n  readOnly: true\n  headersVerification: {X-A: b}')}`;
   const out = translate(model(yaml));
   const [moved] = routes(out, 'oxds-http', 'moved.example.com');
   assert.equal(kind(moved as ProtoObject), '307');
   assert.deepEqual(moved?.responseHeadersToAdd, [{ header: { key: 'Location', value: 'https://new.example.com/a%%20b' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' }]);
-  const [app] = routes(out, 'oxds-http', 'app.example.com');
-  assert.equal(kind(app as ProtoObject), '503');
+  // Global maintenance comes before headersVerification, readOnly and forceHttps (§4.5 step 4).
+  const appRoutes = routes(out, 'oxds-http', 'app.example.com');
+  assert.deepEqual(appRoutes.map(kind), ['503']);
+  const [app] = appRoutes;
   assert.ok(String(((app?.directResponse as ProtoObject).body as ProtoObject).inlineString).includes('Service in maintenance mode'));
 });
 

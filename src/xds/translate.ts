@@ -930,6 +930,12 @@ function hcmOptions(model: Model): HcmOptions {
   };
 }
 
+/** A descriptor under GlobalConfig maintenance: only its redirection still precedes the 503. */
+function globalMaintenanceOf(d: Descriptor): Descriptor {
+  const { ipFiltering: _ip, ...rest } = d;
+  return { ...rest, maintenanceMode: true, buildMode: false, headersVerification: {}, readOnly: false, forceHttps: false };
+}
+
 /** Certificate refs of a descriptor's targets (mtlsConfig) that the model does not know. */
 function unresolvedCertRefs(d: Descriptor, known: ReadonlySet<string>): ConfigError[] {
   const out: ConfigError[] = [];
@@ -982,8 +988,9 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
       errors.push(...unresolved);
       continue;
     }
-    // GlobalConfig maintenanceMode: every service answers 503 (after its redirection, §4.5).
-    const d = globalMaintenance && !d0.maintenanceMode ? { ...d0, maintenanceMode: true, buildMode: false } : d0;
+    // GlobalConfig maintenanceMode: every service answers 503 right after its redirection (§4.5
+    // step 4: before headersVerification, readOnly, forceHttps and the descriptor's IP filtering).
+    const d = globalMaintenance ? globalMaintenanceOf(d0) : d0;
     const m = memoFor(d, authz, ctx);
     if (m.problem) errors.push({ ...m.problem });
     else {
