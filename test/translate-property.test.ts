@@ -148,3 +148,55 @@ test('property: valid descriptor / TcpService / GlobalConfig sets translate to v
     { numRuns: 150, seed: 20261122 },
   );
 });
+
+// ------------------------------------------------------------------ Ingress annotations
+
+const PREFIX = fc.constantFrom('otoroshi.ingress.kubernetes.io/', 'ingress.otoroshi.io/');
+const ANNOTATION = fc.oneof(
+  fc.tuple(fc.constantFrom('force-https', 'forceHttps', 'read-only', 'readOnly', 'x-forwarded-headers', 'send-otoroshi-headers-back', 'override-host', 'maintenance-mode', 'cors.enabled', 'gzip.enabled', 'health-check.enabled', 'redirection.enabled', 'allow-http10'), fc.constantFrom('true', 'false', 'TRUE', 'nope')),
+  fc.tuple(fc.constantFrom('ip-filtering.whitelist', 'ipFiltering.blacklist'), fc.constantFrom('10.0.0.0/8', '192.168.*.*, 10.1.1.1', '', '10.*.1.1')),
+  fc.tuple(fc.constantFrom('headers-verification', 'additional-headers', 'missing-only-headers-out'), fc.constantFrom('X-A=b', 'X-A=b,X-B=100%', 'bad')),
+  fc.tuple(fc.constantFrom('clientConfig.retries', 'client-config.global-timeout', 'cors.maxAge', 'gzip.compressionLevel', 'redirection.code'), fc.constantFrom('1', '3', '301', '-1', 'x')),
+  fc.tuple(fc.constantFrom('redirection.to', 'cors.allowOrigin', 'health-check.url', 'api.open-api-descriptor-url'), fc.constantFrom('https://x.example.com', '/ready', '*')),
+  fc.tuple(fc.constantFrom('raw'), fc.constantFrom('{"canary": {"enabled": true, "traffic": 0.5, "targets": [{"url": "http://10.0.0.9"}]}}', '{"hosts": []}', 'not json')),
+  fc.tuple(fc.constantFrom('transformer-refs', 'secComTtl', 'enforceSecureCommunication', 'unknown-thing'), fc.constantFrom('true', 'x')),
+);
+
+test('property: annotated Ingresses build and translate; a bad annotation invalidates only its Ingress', { timeout: 120_000 }, () => {
+  fc.assert(
+    fc.property(fc.array(fc.array(fc.tuple(PREFIX, ANNOTATION), { maxLength: 8 }), { minLength: 1, maxLength: 3 }), (ingresses) => {
+      const objects: StoredObject[] = [
+        { key: 'Service/default/web', object: { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.96.0.20', ports: [{ name: 'http', port: 80 }] } }, origin: { seq: 0 } },
+      ];
+      ingresses.forEach((anns, i) => {
+        const annotations: Record<string, string> = { 'kubernetes.io/ingress.class': 'otoroshi' };
+        for (const [prefix, [k, v]] of anns) annotations[`${prefix}${k}`] = v;
+        objects.push({
+          key: `Ingress/default/i${i}`,
+          object: {
+            apiVersion: 'networking.k8s.io/v1',
+            kind: 'Ingress',
+            metadata: { name: `i${i}`, namespace: 'default', annotations },
+            spec: { rules: [{ host: `i${i}.example.com`, http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 80 } } } }] } }] },
+          },
+          origin: { seq: i + 1 },
+        });
+      });
+      const built = buildModel({ objects, loadErrors: [] });
+      for (const s of built.statuses.filter((x) => x.kind === 'Ingress')) {
+        const served = built.model.descriptors.some((d) => d.sourceKey === s.key);
+        assert.equal(served, s.state === 'valid', `${s.key}: served iff valid (${JSON.stringify(s.errors.map((e) => e.code))})`);
+      }
+      const out = translate(built.model);
+      assert.deepEqual(out.errors.filter((e) => e.severity === 'error').map((e) => e.message), []);
+      for (const node of ['envoy', 'grpc'] as const) {
+        const rejected: ConfigError[] = [];
+        const compiled = validateSet(node, out[node], rejected);
+        assert.deepEqual(rejected.map((e) => e.message), []);
+        assert.deepEqual(checkConsistency(buildSnapshot(node, 'v1', compiled.set)), []);
+        assertNoDuplicates(out[node], node);
+      }
+    }),
+    { numRuns: 100, seed: 3 },
+  );
+});
