@@ -14,6 +14,9 @@ import { buildModel } from '../src/model/build.js';
 import { translate } from '../src/xds/translate.js';
 import { RESOURCE_SET_KEYS, type TranslateOptions, type TranslateOutput } from '../src/xds/types.js';
 import { SEND_ORDER } from '../src/proto/loader.js';
+import { validateSet } from '../src/pipeline.js';
+import { buildSnapshot, checkConsistency } from '../src/xds/snapshot.js';
+import type { ConfigError } from '../src/model/types.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const IN = path.join(ROOT, 'testdata', 'in');
@@ -35,6 +38,14 @@ function renderCase(name: string, text: string, opts: Partial<TranslateOptions> 
   const parsed = parseYamlFile(`${name}.yaml`, text, 0);
   const built = buildModel({ objects: parsed.objects, loadErrors: parsed.errors });
   const out: TranslateOutput = translate(built.model, opts);
+  // Every emitted resource passes Envoy's PGV rules + a protobuf round trip, and the sets are
+  // consistent (no dangling route / EDS / secret names): a golden case can never hide a reject.
+  const rejected: ConfigError[] = [];
+  for (const node of ['envoy', 'grpc'] as const) {
+    const compiled = validateSet(node, out[node], rejected);
+    assert.deepEqual(checkConsistency(buildSnapshot(node, 'v1', compiled.set)), [], `${name}: ${node} snapshot consistency`);
+  }
+  assert.deepEqual(rejected.map((e) => e.message), [], `${name}: every resource passes validate.ts`);
   const files = new Map<string, string>();
   for (const node of ['envoy', 'grpc'] as const) {
     for (const kind of SEND_ORDER) {

@@ -224,6 +224,8 @@ test('HCM: router filter with typed_config, RDS over ADS', () => {
     mergeSlashes: true,
     stripAnyHostPort: true,
     serverHeaderTransformation: 'PASS_THROUGH',
+    httpProtocolOptions: { acceptHttp_10: true },
+    useRemoteAddress: { value: true },
   });
 });
 
@@ -242,7 +244,24 @@ test('translate: a basic descriptor gives listener, routes, EDS cluster and endp
     edsClusterConfig: { edsConfig: { ads: {}, resourceApiVersion: 'V3' }, serviceName: cname },
   });
   assert.deepEqual(routesOf(out.envoy.routes[0], 'basic.example.com'), [
-    { name: 'basic/0', match: { prefix: '/api' }, route: { cluster: cname, timeout: { seconds: 30 }, prefixRewrite: '/' } },
+    {
+      name: 'basic/0',
+      match: { prefix: '/api' },
+      route: { cluster: cname, timeout: { seconds: 30 }, idleTimeout: { seconds: 60 }, prefixRewrite: '/' },
+      requestHeadersToAdd: [
+        { header: { key: 'Otoroshi-Proxied-Host', value: '%REQ(:AUTHORITY)%' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+        { header: { key: 'Otoroshi-Request-Id', value: '%REQ(X-REQUEST-ID)%' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+        { header: { key: 'Otoroshi-Request-Timestamp', value: '%START_TIME(%Y-%m-%dT%H:%M:%S.%3f%z)%' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+      ],
+      // Otoroshi never forwards apikey credentials nor (without xForwardedHeaders) X-Forwarded-* (§4.7).
+      requestHeadersToRemove: ['otoroshi-authorization', 'otoroshi-claim', 'otoroshi-client-id', 'otoroshi-client-secret', 'otoroshi-state', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto'],
+      // sendOtoroshiHeadersBack
+      responseHeadersToAdd: [
+        { header: { key: 'Otoroshi-Request-Id', value: '%REQ(X-REQUEST-ID)%' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+        { header: { key: 'Otoroshi-Request-Timestamp', value: '%START_TIME(%Y-%m-%dT%H:%M:%S.%3f%z)%' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+        { header: { key: 'Otoroshi-Proxy-Latency', value: '%RESPONSE_DURATION%' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+      ],
+    },
     {
       name: 'oxds-not-found',
       match: { prefix: '/' },
@@ -345,7 +364,7 @@ test('translate: an invalid descriptor is dropped with OXDS_ENVOY_VALIDATION and
   assert.equal(out.errors.length, 1);
   assert.equal(out.errors[0]?.code, 'OXDS_ENVOY_VALIDATION');
   assert.match(out.errors[0]?.message ?? '', /descriptor bad/);
-  assert.equal(out.errors[0]?.field, 'routes(http).virtualHosts["bad.example.com"].routes["bad/all"].requestHeadersToAdd[0].header.key');
+  assert.equal(out.errors[0]?.field, 'routes(http).virtualHosts["bad.example.com"].routes["bad/all"].requestHeadersToAdd[3].header.key');
   assert.equal(out.errors[0]?.name, 'bad');
   assert.deepEqual(out.envoy.clusters.map((c) => String(c.name).split('~')[1]), ['good']);
 });
@@ -505,10 +524,10 @@ test('ext_authz: unset → no filter, no cluster, no per-route configs (outputs 
 test('ext_authz: HTTP and HTTPS HCMs run it before the router, over the static oxds-ext-authz cluster', () => {
   const out = translate(model(authzDescriptors(), TLS_MODEL), AUTHZ);
   assert.deepEqual(out.errors, []);
-  for (const l of out.envoy.listeners) assert.deepEqual(httpFiltersOf(l), ['envoy.filters.http.ext_authz', 'envoy.filters.http.router'], String(l.name));
+  for (const l of out.envoy.listeners) assert.deepEqual(httpFiltersOf(l), ['envoy.filters.http.rbac', 'envoy.filters.http.cors', 'envoy.filters.http.ext_authz', 'envoy.filters.http.router'], String(l.name));
   assert.equal(out.envoy.listeners.length, 2);
   const chains = (out.envoy.listeners.find((l) => l.name === 'oxds-http')?.filterChains ?? []) as ProtoObject[];
-  const filter = ((((chains[0]?.filters as ProtoObject[])[0]?.typedConfig as ProtoObject).httpFilters as ProtoObject[])[0] as ProtoObject).typedConfig;
+  const filter = ((((chains[0]?.filters as ProtoObject[])[0]?.typedConfig as ProtoObject).httpFilters as ProtoObject[]).find((f) => f.name === 'envoy.filters.http.ext_authz') as ProtoObject).typedConfig;
   assert.deepEqual(filter, {
     '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz',
     grpcService: { envoyGrpc: { clusterName: 'oxds-ext-authz' }, timeout: { seconds: 0, nanos: 250_000_000 } },

@@ -24,6 +24,9 @@ import { buildApiKey } from './apikey.js';
 import { buildJwtVerifier, localJwtVerifier } from './jwt-verifier.js';
 import { TLS_SECRET_TYPE, buildTlsCertificate } from './certs.js';
 import { buildCertificate } from './certificate.js';
+import { buildGlobalConfig } from './global-config.js';
+import { buildTcpService } from './tcp-service.js';
+import type { GlobalConfigModel, TcpServiceModel } from './types.js';
 
 export type { ModelSettings } from './descriptor.js';
 export { DEFAULT_SETTINGS } from './descriptor.js';
@@ -227,6 +230,32 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
     e.p.error('OXDS_TOO_MANY_GLOBAL_CONFIGS', `There can only be one GlobalConfig entity ! (${globals[0]?.so.key ?? ''} is used)`);
     e.done = true;
   });
+  let globalConfig: GlobalConfigModel | undefined;
+  const g0 = globals[0];
+  if (g0 !== undefined) guard(g0, () => {
+    globalConfig = buildGlobalConfig(g0.so, g0.p);
+  });
+  // 3b. TcpServices (issue 3): one listener each; a port used twice: the oldest wins.
+  const tcpServices: TcpServiceModel[] = [];
+  const tcpPorts = new Map<string, string>();
+  for (const e of live('otoroshi', 'TcpService')) {
+    guard(e, () => {
+      const t = buildTcpService(e.so, e.p);
+      if (t === undefined) {
+        e.done = true;
+        return;
+      }
+      const k = `${t.interface}:${t.port}`;
+      const prev = tcpPorts.get(k);
+      if (prev !== undefined && t.enabled) {
+        e.p.error('OXDS_ROUTE_CONFLICT', `port ${k} is already used by ${prev}, which is older and wins`, 'spec.port');
+        e.done = true;
+        return;
+      }
+      if (t.enabled) tcpPorts.set(k, t.sourceKey);
+      tcpServices.push(t);
+    });
+  }
 
   // 4. groups
   const groups: ServiceGroup[] = [];
@@ -436,6 +465,8 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
       tls: tlsOut,
       jwtVerifiers: jwtVerifiers.sort((a, b) => cmp(a.id, b.id)),
       certificateRequests: certificateRequests.sort((a, b) => cmp(a.secretName, b.secretName)),
+      tcpServices: tcpServices.sort((a, b) => cmp(a.id, b.id) || cmp(a.sourceKey, b.sourceKey)),
+      ...(globalConfig !== undefined ? { globalConfig } : {}),
     },
     statuses,
   };

@@ -20,6 +20,7 @@ import { jsRegexProblem } from '../authz/jregex.js';
 import { re2Problem } from './regex.js';
 import { resolveDescriptorTargets, type KubeIndex } from './targets.js';
 import { LOAD_BALANCING_TYPES } from './schemas.js';
+import { FEATURE_FIELDS, applyFeatures } from './features.js';
 
 export interface ModelSettings {
   /** Group of Ingress-generated descriptors (Otoroshi's built-in group; always resolvable). */
@@ -182,7 +183,7 @@ const TRANSLATED = new Set([
   'enforceSecureCommunication', 'detectApiKeySooner', 'additionalHeaders', 'additionalHeadersOut',
   'missingOnlyHeadersIn', 'missingOnlyHeadersOut', 'removeHeadersIn', 'removeHeadersOut', 'headersVerification',
   'publicPatterns', 'privatePatterns', 'clientConfig', 'enabledAdditionalHosts', 'env', 'domain', 'subdomain',
-  'handleLegacyDomain', 'apiKeyConstraints', 'restrictions', 'jwtVerifier',
+  'handleLegacyDomain', 'apiKeyConstraints', 'restrictions', 'jwtVerifier', ...FEATURE_FIELDS,
 ]);
 
 export function untranslated(spec: JsonObject, translated: ReadonlySet<string>): Record<string, unknown> {
@@ -309,6 +310,7 @@ export function buildCrdDescriptor(
     spec: untranslated(spec, TRANSLATED),
   };
   if (obj.metadata.creationTimestamp !== undefined) d.createdAt = obj.metadata.creationTimestamp;
+  applyFeatures(d, spec, ns, idx, p);
   return p.hasErrors ? undefined : d;
 }
 // ------------------------------------------------------------------ ext_authz policy fields

@@ -4,7 +4,8 @@ import { annotationsOf, ingressDescriptorId, namespaceOf } from './ids.js';
 import { asObject, isObject, num, str, strArray, type JsonObject, type ProblemItem, type Problems } from './problems.js';
 import { re2Problem, wildcardMatch } from './regex.js';
 import { serviceTarget, type KubeIndex } from './targets.js';
-import { DEFAULT_CLIENT_CONFIG, checkHost, type ModelSettings, type RefResolver } from './descriptor.js';
+import { DEFAULT_CLIENT_CONFIG, checkHost, jwtRefFrom, type ModelSettings, type RefResolver } from './descriptor.js';
+import { applyFeatures } from './features.js';
 import { LOAD_BALANCING_TYPES } from './schemas.js';
 
 export const OTOROSHI_CONTROLLERS = ['otoroshi', 'otoroshi.io/ingress-controller'];
@@ -54,6 +55,12 @@ export interface AnnotationContext {
   p: Problems;
   /** The full annotation key (for messages). */
   key: string;
+  /**
+   * Block annotations (`cors.*`, `gzip.*`, `ip-filtering.*`, ...) write the CRD spec fields here;
+   * once every annotation is read, the CRD parsers (src/model/features.ts) read it, so an
+   * annotation sets exactly the descriptor field the CRD would.
+   */
+  raw: JsonObject;
 }
 
 type Applier = (d: Descriptor) => void;
@@ -149,6 +156,17 @@ type BoolField = {
 type MapField = 'additionalHeaders' | 'additionalHeadersOut' | 'missingOnlyHeadersIn' | 'missingOnlyHeadersOut' | 'headersVerification';
 type ClientConfigNumber = Exclude<keyof typeof DEFAULT_CLIENT_CONFIG, 'useCircuitBreaker' | 'customTimeouts'>;
 
+/** A boolean field also recorded in the staging spec (so that "not supported" checks see it). */
+function alsoRaw(key: string, inner: AnnotationDef): AnnotationDef {
+  return {
+    run(value, ctx) {
+      const apply = inner.run(value, ctx);
+      ctx.raw[key] = parseBool(value);
+      return apply;
+    },
+  };
+}
+
 const boolDef = (f: BoolField): AnnotationDef => def(parseBool, (d, v) => {
   d[f] = v;
 });
@@ -180,9 +198,9 @@ export const ANNOTATIONS: ReadonlyMap<string, AnnotationDef> = new Map<string, A
   ['overrideHost', boolDef('overrideHost')],
   ['sendOtoroshiHeadersBack', boolDef('sendOtoroshiHeadersBack')],
   ['xForwardedHeaders', boolDef('xForwardedHeaders')],
-  ['allowHttp10', boolDef('allowHttp10')],
+  ['allowHttp10', alsoRaw('allowHttp10', boolDef('allowHttp10'))],
   ['detectApiKeySooner', boolDef('detectApiKeySooner')],
-  ['enforceSecureCommunication', boolDef('enforceSecureCommunication')],
+  ['enforceSecureCommunication', alsoRaw('enforceSecureCommunication', boolDef('enforceSecureCommunication'))],
   ['publicPatterns', def(parseRegexList, (d, v) => { d.publicPatterns = [...v]; })],
   ['privatePatterns', def(parseRegexList, (d, v) => { d.privatePatterns = [...v]; })],
   ['removeHeadersIn', def(parseList, (d, v) => { d.removeHeadersIn = v.filter((x) => x !== ''); })],
@@ -206,6 +224,75 @@ export const ANNOTATIONS: ReadonlyMap<string, AnnotationDef> = new Map<string, A
   ['clientConfig.sampleInterval', ccDef('sampleInterval', (v) => parseIntStrict(v))],
 ]);
 
+/** `block.key` annotations that fill the spec object `raw[block][key]` (parsed later like a CRD). */
+function rawDef(block: string, key: string, parse: (v: string) => unknown): AnnotationDef {
+  return {
+    run(value, ctx) {
+      const v = parse(value);
+      const o = isObject(ctx.raw[block]) ? (ctx.raw[block] as JsonObject) : {};
+      o[key] = v;
+      ctx.raw[block] = o;
+      return () => undefined;
+    },
+  };
+}
+const parseInt0 = (v: string): number => parseIntStrict(v);
+
+/** Annotations read into `raw` (the same spec fields a ServiceDescriptor CRD has). */
+const BLOCK_ANNOTATIONS: [string, AnnotationDef][] = [
+  ['ipFiltering.whitelist', rawDef('ipFiltering', 'whitelist', (v) => parseList(v).filter((x) => x !== ''))],
+  ['ipFiltering.blacklist', rawDef('ipFiltering', 'blacklist', (v) => parseList(v).filter((x) => x !== ''))],
+  ['api.exposeApi', rawDef('api', 'exposeApi', parseBool)],
+  ['api.openApiDescriptorUrl', rawDef('api', 'openApiDescriptorUrl', (v) => v.trim())],
+  ['healthCheck.enabled', rawDef('healthCheck', 'enabled', parseBool)],
+  ['healthCheck.url', rawDef('healthCheck', 'url', (v) => v.trim())],
+  ['redirection.enabled', rawDef('redirection', 'enabled', parseBool)],
+  ['redirection.code', rawDef('redirection', 'code', parseInt0)],
+  ['redirection.to', rawDef('redirection', 'to', (v) => v.trim())],
+  ['cors.enabled', rawDef('cors', 'enabled', parseBool)],
+  ['cors.allowOrigin', rawDef('cors', 'allowOrigin', (v) => v.trim())],
+  ['cors.exposeHeaders', rawDef('cors', 'exposeHeaders', (v) => parseList(v).filter((x) => x !== ''))],
+  ['cors.allowHeaders', rawDef('cors', 'allowHeaders', (v) => parseList(v).filter((x) => x !== ''))],
+  ['cors.allowMethods', rawDef('cors', 'allowMethods', (v) => parseList(v).filter((x) => x !== ''))],
+  ['cors.excludedPatterns', rawDef('cors', 'excludedPatterns', (v) => parseList(v).filter((x) => x !== ''))],
+  // DECISIONS 2: seconds (Otoroshi read milliseconds here, a bug).
+  ['cors.maxAge', rawDef('cors', 'maxAge', parseInt0)],
+  ['cors.allowCredentials', rawDef('cors', 'allowCredentials', parseBool)],
+  ['gzip.enabled', rawDef('gzip', 'enabled', parseBool)],
+  ['gzip.excludedPatterns', rawDef('gzip', 'excludedPatterns', (v) => parseList(v).filter((x) => x !== ''))],
+  ['gzip.whiteList', rawDef('gzip', 'whiteList', (v) => parseList(v).filter((x) => x !== ''))],
+  ['gzip.blackList', rawDef('gzip', 'blackList', (v) => parseList(v).filter((x) => x !== ''))],
+  ['gzip.bufferSize', rawDef('gzip', 'bufferSize', parseInt0)],
+  ['gzip.chunkedThreshold', rawDef('gzip', 'chunkedThreshold', parseInt0)],
+  ['gzip.compressionLevel', rawDef('gzip', 'compressionLevel', parseInt0)],
+  ['jwtVerifier.ids', rawDef('jwtVerifier', 'ids', (v) => parseList(v).filter((x) => x !== ''))],
+  ['jwtVerifier.enabled', rawDef('jwtVerifier', 'enabled', parseBool)],
+  ['jwtVerifier.excludedPatterns', rawDef('jwtVerifier', 'excludedPatterns', parseRegexList)],
+];
+
+/** Top-level annotations read into `raw` too (scalars the CRD parsers judge: supported or not). */
+const RAW_SCALARS: [string, (v: string) => unknown][] = [
+  ['userFacing', parseBool],
+  ['privateApp', parseBool],
+  ['strictlyPrivate', parseBool],
+  ['letsEncrypt', parseBool],
+  ['tcpUdpTunneling', parseBool],
+  ['issueCert', parseBool],
+  ['issueCertCA', (v) => v.trim()],
+  ['logAnalyticsOnServer', parseBool],
+  ['useAkkaHttpClient', parseBool],
+  ['useNewWSClient', parseBool],
+  ['sendInfoToken', parseBool],
+  ['sendStateChallenge', parseBool],
+  ['authConfigRef', (v) => v.trim()],
+  ['clientValidatorRef', (v) => v.trim()],
+  ['transformerRefs', (v) => parseList(v).filter((x) => x !== '')],
+  ['securityExcludedPatterns', (v) => parseList(v).filter((x) => x !== '')],
+];
+
+/** Annotation keys that are recognised but that Envoy cannot express (one warning each). */
+const UNSUPPORTED_PREFIXES = ['secCom', 'accessValidator.', 'preRouting.', 'transformerConfig'];
+
 /** kebab-case segments → camelCase; camelCase stays. */
 export function normaliseAnnotationKey(key: string): string {
   return key
@@ -215,7 +302,7 @@ export function normaliseAnnotationKey(key: string): string {
 }
 
 /** Parse the Otoroshi annotations of an ingress. Errors go to `p` (they invalidate the ingress). */
-export function parseAnnotations(ing: KubeObject, refs: RefResolver, p: Problems): Applier[] {
+export function parseAnnotations(ing: KubeObject, refs: RefResolver, p: Problems, raw: JsonObject = {}): Applier[] {
   const ann = annotationsOf(ing);
   const ns = namespaceOf(ing);
   const byKey = new Map<string, { full: string; value: string }>();
@@ -231,19 +318,58 @@ export function parseAnnotations(ing: KubeObject, refs: RefResolver, p: Problems
     if (entry === undefined) continue;
     const { full, value } = entry;
     const field = `metadata.annotations["${full}"]`;
-    const d = ANNOTATIONS.get(key);
+    const scalar = RAW_SCALARS.find(([k]) => k === key);
+    const d = ANNOTATIONS.get(key) ?? BLOCK_MAP.get(key) ?? (scalar ? def((v) => scalar[1](v), () => undefined) : undefined);
+    if (scalar) {
+      try {
+        raw[key] = scalar[1](value);
+      } catch (e) {
+        if (e instanceof AnnotationError) p.error(e.code, `annotation ${full}: ${e.message}`, field);
+        else throw e;
+      }
+      continue;
+    }
+    if (key === 'raw') {
+      rawAnnotation(value, raw, p, field);
+      continue;
+    }
     if (d === undefined) {
-      p.warn('OXDS_INVALID_ANNOTATION', `annotation ${full} is not supported (yet): ignored`, field);
+      if (UNSUPPORTED_PREFIXES.some((x) => key.startsWith(x))) p.warn('OXDS_NOT_SUPPORTED', `annotation ${full} is not supported (Otoroshi-only feature): ignored`, field);
+      else p.warn('OXDS_INVALID_ANNOTATION', `annotation ${full} is unknown: ignored`, field);
       continue;
     }
     try {
-      appliers.push(d.run(value, { ns, refs, p, key: full }));
+      appliers.push(d.run(value, { ns, refs, p, key: full, raw }));
     } catch (e) {
       if (e instanceof AnnotationError) p.error(e.code, `annotation ${full}: ${e.message}`, field);
       else throw e;
     }
   }
   return appliers;
+}
+
+const BLOCK_MAP: ReadonlyMap<string, AnnotationDef> = new Map(BLOCK_ANNOTATIONS);
+
+/** Spec blocks `raw` may carry (from the `raw` annotation): merged into the staging spec. */
+const RAW_BLOCKS = new Set(['ipFiltering', 'api', 'healthCheck', 'redirection', 'cors', 'gzip', 'canary', 'jwtVerifier']);
+
+/** The `raw` annotation: a JSON object; its feature blocks are merged (one level deep). */
+function rawAnnotation(value: string, raw: JsonObject, p: Problems, field: string): void {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    p.error('OXDS_INVALID_ANNOTATION', 'annotation raw: not valid JSON', field);
+    return;
+  }
+  if (!isObject(parsed)) {
+    p.error('OXDS_INVALID_ANNOTATION', 'annotation raw: expected a JSON object', field);
+    return;
+  }
+  for (const [k, v] of Object.entries(parsed)) {
+    if (RAW_BLOCKS.has(k) && isObject(v)) raw[k] = { ...(isObject(raw[k]) ? (raw[k] as JsonObject) : {}), ...v };
+    else p.warn('OXDS_NOT_SUPPORTED', `annotation raw: key ${JSON.stringify(k)} is not supported in raw (use its own annotation): ignored`, field);
+  }
 }
 
 // ------------------------------------------------------------------ descriptors
@@ -340,7 +466,9 @@ export function buildIngress(
   const ing = so.object;
   const ns = namespaceOf(ing);
   const spec = asObject(ing.spec);
-  const appliers = parseAnnotations(ing, refs, p);
+  const raw: JsonObject = {};
+  const appliers = parseAnnotations(ing, refs, p, raw);
+  appliers.push(ingressFeatures(raw, ns, so.key, idx, refs, p));
   const pathProblems: ProblemItem[] = [];
   const descriptors: Descriptor[] = [];
   const usedIds = new Map<string, number>();
@@ -420,4 +548,18 @@ export function buildIngress(
     tls.push({ secretName: key, serverNames: [...new Set(strArray(t, 'hosts'))].sort() });
   });
   return { descriptors, tls };
+}
+
+/** The CRD feature parsers over the staging spec of block annotations: one applier for every descriptor. */
+function ingressFeatures(raw: JsonObject, ns: string, sourceKey: string, idx: KubeIndex, refs: RefResolver, p: Problems): Applier {
+  const probe = { root: '/', clientConfig: { ...DEFAULT_CLIENT_CONFIG, customTimeouts: [] } } as unknown as Descriptor;
+  applyFeatures(probe, raw, ns, idx, p, 'metadata.annotations');
+  const jwt = raw['jwtVerifier'] !== undefined ? jwtRefFrom(raw['jwtVerifier'], '', ns, sourceKey, refs, p) : undefined;
+  return (d) => {
+    for (const k of ['ipFiltering', 'redirection', 'cors', 'gzip', 'healthCheck', 'canary', 'openApiDescriptorUrl'] as const) {
+      const v = probe[k];
+      if (v !== undefined) (d as unknown as Record<string, unknown>)[k] = structuredClone(v);
+    }
+    if (jwt !== undefined) d.jwtVerifier = { ...jwt, ids: [...jwt.ids], excludedPatterns: [...jwt.excludedPatterns] };
+  };
 }

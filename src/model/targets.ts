@@ -1,7 +1,7 @@
 // Target parsing and resolution (otoroshi-model.md §4.2, §5.2; DECISIONS 6).
 import { isIP } from 'node:net';
-import type { KubeObject, SocketEndpoint, Target } from './types.js';
-import { asObject, isObject, num, str, strArray, type JsonObject, type ProblemItem } from './problems.js';
+import type { KubeObject, SocketEndpoint, Target, TargetMtls } from './types.js';
+import { asObject, bool, isObject, num, str, strArray, type JsonObject, type ProblemItem } from './problems.js';
 import { namespaceOf } from './ids.js';
 
 /** The Kubernetes objects target resolution reads. Keys are `<ns>/<name>`. */
@@ -180,8 +180,15 @@ function weightOf(entry: JsonObject): number {
   return typeof w === 'number' && Number.isInteger(w) && w >= 0 ? w : 1;
 }
 
-/** One `targets[]` entry of a ServiceDescriptor (or the `targets`/`targetsFrom` object). */
+/** One `targets[]` entry of a ServiceDescriptor (or the `targets`/`targetsFrom` object), with its mtlsConfig. */
 export function parseTargetEntry(id: string, entry: JsonObject, ns: string, idx: KubeIndex): Target | ProblemItem {
+  const r = parseTargetAddress(id, entry, ns, idx);
+  if (isProblem(r)) return r;
+  const m = targetMtlsFrom(entry['mtlsConfig'], ns);
+  return m ? { ...r, mtls: m } : r;
+}
+
+function parseTargetAddress(id: string, entry: JsonObject, ns: string, idx: KubeIndex): Target | ProblemItem {
   const t: TargetTemplate = { weight: weightOf(entry), protocol: protocolOf(entry['protocol']) };
   const explicitScheme = schemeOf(entry['scheme']);
   const ipAddress = str(entry, 'ipAddress');
@@ -240,3 +247,20 @@ export function resolveDescriptorTargets(spec: JsonObject, ns: string, idx: Kube
   });
   return out;
 }
+
+// ------------------------------------------------------------------ mtlsConfig (issue 3)
+
+/** `<ns>/<name>` for a certificate ref (a ref without `/` lives in the descriptor's namespace). */
+export function certRef(ref: string, ns: string): string {
+  return ref.includes('/') ? ref : `${ns}/${ref}`;
+}
+
+export function targetMtlsFrom(v: unknown, ns: string): TargetMtls | undefined {
+  if (!isObject(v)) return undefined;
+  const certs = strArray(v, 'certs').filter((c) => c !== '').map((c) => certRef(c, ns));
+  const trustedCerts = strArray(v, 'trustedCerts').filter((c) => c !== '').map((c) => certRef(c, ns));
+  const mtls = bool(v, 'mtls', certs.length > 0);
+  const out: TargetMtls = { certs: mtls ? certs : [], trustedCerts, trustAll: bool(v, 'trustAll', false), loose: bool(v, 'loose', false) };
+  return out.certs.length + out.trustedCerts.length > 0 || out.trustAll || out.loose ? out : undefined;
+}
+

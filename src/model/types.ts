@@ -63,7 +63,8 @@ export type ErrorCode =
   | 'OXDS_INVALID_ANNOTATION'
   | 'OXDS_ENVOY_VALIDATION'
   | 'OXDS_INGRESS_IGNORED'
-  | 'OXDS_TOO_MANY_GLOBAL_CONFIGS';
+  | 'OXDS_TOO_MANY_GLOBAL_CONFIGS'
+  | 'OXDS_NOT_SUPPORTED';
 
 export interface ConfigError {
   code: ErrorCode;
@@ -132,6 +133,8 @@ export interface Target {
   resolution: { type: 'static'; endpoints: SocketEndpoint[] } | { type: 'dns'; hostname: string; port: number };
   /** For Service-backed targets: where endpoints came from (for docs / debugging). */
   service?: { namespace: string; name: string; port: string | number };
+  /** `targets[].mtlsConfig` (https targets): upstream TLS settings. */
+  mtls?: TargetMtls;
 }
 
 export interface ClientConfig {
@@ -211,6 +214,15 @@ export interface Descriptor {
   apiKeyConstraints?: ApiKeyConstraints;
   restrictions?: Restrictions;
   jwtVerifier?: DescriptorJwtRef;
+  /** Edge features (issue 3); absent = off. */
+  ipFiltering?: IpFiltering;
+  redirection?: Redirection;
+  cors?: CorsSettings;
+  gzip?: GzipSettings;
+  healthCheck?: HealthCheckSettings;
+  canary?: CanarySettings;
+  /** `api.openApiDescriptorUrl` when set. */
+  openApiDescriptorUrl?: string;
   /** Fields of the spec that this version does not translate (kept for later features). */
   spec: Record<string, unknown>;
 }
@@ -430,9 +442,113 @@ export interface Model {
   certificateRequests?: CertificateRequest[];
   /** JwtVerifier CRDs and descriptors' local verifiers (optional until the ext_authz issue lands). */
   jwtVerifiers?: JwtVerifierModel[];
+  /** TcpService CRDs (issue 3). */
+  tcpServices?: TcpServiceModel[];
+  /** The GlobalConfig (issue 3); absent = Otoroshi's defaults. */
+  globalConfig?: GlobalConfigModel;
 }
 
 export interface BuildResult {
   model: Model;
   statuses: ObjectStatus[];
+}
+
+// ---------------------------------------------------------------- edge features (issue 3)
+
+/** `ipFiltering`: entries are CIDRs (`10.0.0.0/8`) or wildcard patterns (`192.168.1.*`). */
+export interface IpFiltering {
+  whitelist: string[];
+  blacklist: string[];
+}
+
+export type RedirectCode = 301 | 302 | 303 | 307 | 308;
+
+export interface Redirection {
+  code: RedirectCode;
+  to: string;
+}
+
+export interface CorsSettings {
+  allowOrigin: string;
+  exposeHeaders: string[];
+  allowHeaders: string[];
+  allowMethods: string[];
+  excludedPatterns: string[];
+  /** seconds */
+  maxAge?: number;
+  allowCredentials: boolean;
+}
+
+export interface GzipSettings {
+  excludedPatterns: string[];
+  whiteList: string[];
+  blackList: string[];
+  bufferSize: number;
+  chunkedThreshold: number;
+  compressionLevel: number;
+}
+
+export interface HealthCheckSettings {
+  /** Path checked on every target (`GET <url>`). */
+  url: string;
+}
+
+export interface CanarySettings {
+  /** Share of requests sent to the canary targets (0..1). */
+  traffic: number;
+  targets: Target[];
+  root: string;
+}
+
+/** Otoroshi `mtlsConfig` of a target; certificate refs resolved to SDS names `<ns>/<name>`. */
+export interface TargetMtls {
+  /** Client certificates (the first is presented). */
+  certs: string[];
+  /** Trusted CA certificates (validation context); empty = the mesh CA bundle. */
+  trustedCerts: string[];
+  trustAll: boolean;
+  /** No hostname verification (Otoroshi `loose`). */
+  loose: boolean;
+}
+
+// ---------------------------------------------------------------- TcpService / GlobalConfig (issue 3)
+
+export interface TcpTarget {
+  host: string;
+  ip?: string;
+  port: number;
+  tls: boolean;
+}
+
+export interface TcpRule {
+  /** SNI wildcard pattern (`*` = any). */
+  domain: string;
+  targets: TcpTarget[];
+}
+
+export interface TcpServiceModel {
+  id: string;
+  name: string;
+  sourceKey: ObjectKey;
+  namespace: string;
+  origin: ObjectOrigin;
+  enabled: boolean;
+  port: number;
+  interface: string;
+  tls: 'Disabled' | 'Enabled' | 'PassThrough';
+  clientAuth: 'None' | 'Want' | 'Need';
+  sni: { enabled: boolean; forwardIfNoMatch: boolean; forwardsTo?: TcpTarget };
+  rules: TcpRule[];
+}
+
+export interface GlobalConfigModel {
+  sourceKey: ObjectKey;
+  maintenanceMode: boolean;
+  trustXForwarded: boolean;
+  /** How many proxies in front of Envoy append to X-Forwarded-For (Envoy xff_num_trusted_hops). */
+  trustedProxies: number;
+  ipFiltering: IpFiltering;
+  /** Calls per second over all services (Otoroshi's 10 s window: quota × 10 per 10 s). */
+  throttlingQuota: number;
+  perIpThrottlingQuota: number;
 }

@@ -40,6 +40,10 @@ export const PROTO_FILES: readonly string[] = [
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/service/accesslog/v3/als.proto',
   'envoy/extensions/access_loggers/grpc/v3/als.proto',
+  // issue 3: GlobalConfig throttling, and the Envoy bootstraps of manifests/envoy (checked in tests).
+  'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
+  'envoy/config/bootstrap/v3/bootstrap.proto',
+  'envoy/extensions/access_loggers/filters/cel/v3/cel.proto',
 ];
 
 export const TYPE_URL_PREFIX = 'type.googleapis.com/';

@@ -81,3 +81,22 @@ export function routeName(descriptorId: string, pathIndex: number | undefined): 
 export function filterChainName(secret: string): string {
   return `oxds-https~${secret}`;
 }
+
+/** Envoy only: the canary cluster of a descriptor cluster (issue 3). */
+export function canaryClusterName(descriptorCluster: string): string {
+  return `${descriptorCluster}~canary`;
+}
+
+/** SDS validation_context secret made of a trusted certificate's chain: `<ns>/<name>~trust`. */
+export function trustSecretName(certSecretName: string): string {
+  return `${certSecretName}~trust`;
+}
+
+/** TcpService listener: `oxds-tcp~<id>`; its clusters `oxds-tcp~<id>~<rule index | fwd | all>`. */
+export function tcpListenerName(id: string): string {
+  return `oxds-tcp~${id}`;
+}
+
+export function tcpClusterName(id: string, part: string): string {
+  return `oxds-tcp~${id}~${part}`;
+}

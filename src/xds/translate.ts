@@ -7,8 +7,28 @@ import { validateResource, type ValidationIssue } from './validate.js';
 import type { ConfigError, Descriptor, Model, PathMatch, Target, TlsBinding, TlsCertificate } from '../model/types.js';
 import { DEFAULT_TRANSLATE_OPTIONS, type ResourceSet, type TranslateOptions, type TranslateOutput } from './types.js';
 import * as names from './names.js';
-import { byString, sortedBy } from './resources/common.js';
-import { grpcHttpConnectionManager, httpConnectionManager } from './resources/hcm.js';
+import { byString, duration, headerValue, sortedBy } from './resources/common.js';
+import {
+  CORS_FILTER_NAME,
+  GLOBAL_RBAC_FILTER_NAME,
+  RBAC_FILTER_NAME,
+  corsFilter,
+  corsPolicy,
+  globalRateLimitFilter,
+  gzipFilter,
+  gzipFilterName,
+  ipDeniedMapper,
+  rbacFilter,
+  throttledMapper,
+  gzipPerRoute,
+  healthCheck,
+  otoroshiHeaders,
+  type UpstreamTlsSpec,
+  upstreamTlsContext,
+  rbacPerRoute,
+  strippedRequestHeaders,
+} from './resources/features.js';
+import { type HcmOptions, grpcHttpConnectionManager, httpConnectionManager } from './resources/hcm.js';
 import { apiListener, httpListener, httpsListener, tlsFilterChain } from './resources/listener.js';
 import {
   type ClusterChoice,
@@ -32,9 +52,9 @@ import {
   http2ProtocolOptions,
   lbPolicy,
   outlierDetection,
-  upstreamTls,
 } from './resources/cluster.js';
 import { type LocalityInput, clusterLoadAssignment } from './resources/endpoint.js';
+import { tcpService } from './resources/tcp.js';
 
 // ------------------------------------------------------------------ host patterns
 
@@ -145,29 +165,68 @@ function addressesOf(t: Target): { address: string; port: number; ready: boolean
     : [{ address: t.resolution.hostname, port: t.resolution.port, ready: true }];
 }
 
-function localities(d: Descriptor, targets: readonly Target[], grpc = false): LocalityInput[] {
+/** Translate-wide inputs a contribution depends on besides its descriptor (part of its memo key). */
+interface TranslateCtx {
+  /** The mesh CA bundle is served (`otoroshi-ca-bundle`): https targets with mtlsConfig verify against it. */
+  caBundle: boolean;
+}
+
+/** The upstream TLS of an https target and its transport-socket match key (the host when plain). */
+function targetTls(t: Target, ctx: TranslateCtx): { key: string; spec: UpstreamTlsSpec } {
+  const m = t.mtls;
+  if (!m) return { key: t.host, spec: { sni: t.host, clientCerts: [], verifyHostname: false } };
+  const validation = m.trustAll ? undefined : m.trustedCerts[0] !== undefined ? names.trustSecretName(m.trustedCerts[0]) : ctx.caBundle ? names.CA_BUNDLE_SECRET_NAME : undefined;
+  const spec: UpstreamTlsSpec = { sni: t.host, clientCerts: m.certs.slice(0, 1), ...(validation !== undefined ? { validation } : {}), verifyHostname: !m.loose };
+  return { key: `${t.host}#${names.shortHash(spec)}`, spec };
+}
+
+function localities(d: Descriptor, targets: readonly Target[], ctx: TranslateCtx, grpc = false): LocalityInput[] {
   const live = targets.filter((t) => t.weight > 0);
   const weights = endpointWeights(live.map((t) => ({ weight: t.weight, count: addressesOf(t).length })));
   const hosts = new Set(d.targets.map((t) => t.host));
-  const tlsMatch = !grpc && d.targets.some((t) => t.scheme === 'https') && (d.targets.some((t) => t.scheme === 'http') || new Set(d.targets.filter((t) => t.scheme === 'https').map((t) => t.host)).size > 1);
+  const https = d.targets.filter((t) => t.scheme === 'https');
+  const keys = new Set(https.map((t) => targetTls(t, ctx).key));
+  const tlsMatch = !grpc && https.length > 0 && (https.length < d.targets.length || keys.size > 1);
   return live.map((t, i) => ({
     targetId: t.id,
     weight: t.weight,
     endpointWeight: weights[i] ?? t.weight,
     addresses: addressesOf(t),
     ...(d.overrideHost && hosts.size > 1 ? { hostname: t.host } : {}),
-    ...(tlsMatch && t.scheme === 'https' ? { metadata: { filterMetadata: { 'envoy.transport_socket_match': { fields: { [TLS_MATCH_KEY]: { stringValue: t.host } } } } } } : {}),
+    ...(tlsMatch && t.scheme === 'https' ? { metadata: { filterMetadata: { 'envoy.transport_socket_match': { fields: { [TLS_MATCH_KEY]: { stringValue: targetTls(t, ctx).key } } } } } } : {}),
   }));
 }
 
-function clusterSettings(d: Descriptor, grpc: boolean): ClusterSettings {
+/** https targets: one transport socket when every target is https with one TLS setting, else one match per setting. */
+function upstreamTransport(d: Descriptor, ctx: TranslateCtx): ProtoObject | undefined {
+  const https = d.targets.filter((t) => t.scheme === 'https');
+  const byKey = new Map<string, UpstreamTlsSpec>();
+  for (const t of https) {
+    const x = targetTls(t, ctx);
+    byKey.set(x.key, x.spec);
+  }
+  const sorted = [...byKey].sort((a, b) => byString(a[0], b[0]));
+  const socket = (spec: UpstreamTlsSpec): ProtoObject => ({ name: 'envoy.transport_sockets.tls', typedConfig: upstreamTlsContext(spec) });
+  const [only] = sorted;
+  if (only === undefined) return undefined;
+  if (https.length === d.targets.length && sorted.length === 1) return { transportSocket: socket(only[1]) };
+  return { transportSocketMatches: sorted.map(([key, spec]) => ({ name: key, match: { fields: { [TLS_MATCH_KEY]: { stringValue: key } } }, transportSocket: socket(spec) })) };
+}
+
+function clusterSettings(d: Descriptor, grpc: boolean, ctx: TranslateCtx): ClusterSettings {
   const od = outlierDetection(d.clientConfig);
   const extra: ProtoObject = {};
   if (!grpc) {
     // gRPC clients NACK TLS contexts without certificate providers: upstream TLS is Envoy-only.
-    const https = d.targets.filter((t) => t.scheme === 'https');
-    Object.assign(extra, upstreamTls(https.map((t) => t.host), https.length === d.targets.length) ?? {});
+    Object.assign(extra, upstreamTransport(d, ctx) ?? {});
     if (d.targets.length > 0 && d.targets.every((t) => t.protocol === 'HTTP/2.0')) Object.assign(extra, http2ProtocolOptions());
+    // Envoy's default circuit breaker allows 3 concurrent retries per cluster: Otoroshi has no such
+    // cap, so a descriptor with retries gets room for one retry per in-flight request.
+    if (d.clientConfig.useCircuitBreaker && d.clientConfig.retries > 1) extra.circuitBreakers = { thresholds: [{ maxRetries: { value: 1024 } }] };
+    if (d.healthCheck) {
+      const hosts = new Set(d.targets.map((t) => t.host));
+      extra.healthChecks = [healthCheck(d.healthCheck.url, hosts.size === 1 ? [...hosts][0] : undefined)];
+    }
   }
   return {
     connectTimeoutMs: d.clientConfig.connectionTimeout,
@@ -178,13 +237,26 @@ function clusterSettings(d: Descriptor, grpc: boolean): ClusterSettings {
 }
 
 /** Envoy: one EDS cluster (all static) or one STRICT_DNS cluster with an inline assignment. */
-function envoyClusters(d: Descriptor, name: string): Contribution['envoy'] {
-  const s = clusterSettings(d, false);
-  const cla = clusterLoadAssignment(name, localities(d, d.targets));
-  if (d.targets.some((t) => t.resolution.type === 'dns')) {
-    return { clusters: [dnsCluster(name, 'STRICT_DNS', s, cla)], endpoints: [], choice: { cluster: name } };
-  }
-  return { clusters: [edsCluster(name, s)], endpoints: [cla], choice: { cluster: name } };
+function envoyClusterOf(d: Descriptor, name: string, ctx: TranslateCtx): { clusters: ProtoObject[]; endpoints: ProtoObject[] } {
+  const s = clusterSettings(d, false, ctx);
+  const cla = clusterLoadAssignment(name, localities(d, d.targets, ctx));
+  if (d.targets.some((t) => t.resolution.type === 'dns')) return { clusters: [dnsCluster(name, 'STRICT_DNS', s, cla)], endpoints: [] };
+  return { clusters: [edsCluster(name, s)], endpoints: [cla] };
+}
+
+/** Envoy clusters of a descriptor; with a canary, a second cluster and a weighted split (per request). */
+function envoyClusters(d: Descriptor, name: string, ctx: TranslateCtx): Contribution['envoy'] {
+  const main = envoyClusterOf(d, name, ctx);
+  const canary = d.canary;
+  if (!canary || canary.traffic <= 0) return { ...main, choice: { cluster: name } };
+  const cname = names.canaryClusterName(name);
+  const c = envoyClusterOf({ ...d, targets: canary.targets }, cname, ctx);
+  const share = Math.round(canary.traffic * 1000);
+  const split = [
+    ...(share < 1000 ? [{ name, weight: 1000 - share }] : []),
+    { name: cname, weight: share },
+  ];
+  return { clusters: [...main.clusters, ...c.clusters], endpoints: [...main.endpoints, ...c.endpoints], choice: split.length === 1 ? { cluster: cname } : { weightedClusters: split } };
 }
 
 /**
@@ -192,20 +264,20 @@ function envoyClusters(d: Descriptor, name: string): Contribution['envoy'] {
  * target gets its own LOGICAL_DNS cluster; the route splits by weighted_clusters when there is
  * more than one cluster (total_weight = the exact sum, as C-core requires).
  */
-function grpcClusters(d: Descriptor, name: string): Contribution['grpc'] {
-  const s = clusterSettings(d, true);
+function grpcClusters(d: Descriptor, name: string, ctx: TranslateCtx): Contribution['grpc'] {
+  const s = clusterSettings(d, true, ctx);
   const statics = d.targets.filter((t) => t.resolution.type === 'static' && t.weight > 0);
   const dns = d.targets.filter((t) => t.resolution.type === 'dns' && t.weight > 0);
   const out: Contribution['grpc'] = { clusters: [], endpoints: [], choice: { cluster: name } };
   const split: { name: string; weight: number }[] = [];
   if (statics.length > 0 || dns.length === 0) {
     out.clusters.push(edsCluster(name, s));
-    out.endpoints.push(clusterLoadAssignment(name, localities(d, statics, true)));
+    out.endpoints.push(clusterLoadAssignment(name, localities(d, statics, ctx, true)));
     split.push({ name, weight: statics.reduce((sum, t) => sum + t.weight, 0) });
   }
   for (const t of dns) {
     const cname = names.dnsTargetClusterName(name, t.id);
-    out.clusters.push(dnsCluster(cname, 'LOGICAL_DNS', s, clusterLoadAssignment(cname, localities(d, [t], true))));
+    out.clusters.push(dnsCluster(cname, 'LOGICAL_DNS', s, clusterLoadAssignment(cname, localities(d, [t], ctx, true))));
     split.push({ name: cname, weight: t.weight });
   }
   const [single] = split;
@@ -214,10 +286,10 @@ function grpcClusters(d: Descriptor, name: string): Contribution['grpc'] {
   return out;
 }
 
-function contribution(d: Descriptor, authz: boolean): Contribution {
+function contribution(d: Descriptor, authz: boolean, ctx: TranslateCtx): Contribution {
   const name = names.clusterName(d.id, clusterHashInput(d));
   const patterns = [...new Set(d.hosts)].sort(byString);
-  return { d, authz, patterns, envoy: envoyClusters(d, name), grpc: grpcClusters(d, name) };
+  return { d, authz, patterns, envoy: envoyClusters(d, name, ctx), grpc: grpcClusters(d, name, ctx) };
 }
 
 // ------------------------------------------------------------------ routes
@@ -273,26 +345,96 @@ function entriesFor(c: Contribution, v: string): Entry[] {
   return c.d.paths.map((path, i) => ({ ...base, path, pathIndex: i }));
 }
 
+/** Envoy per-route filter configurations of a forwarding (or maintenance) route. */
+function featurePerFilter(d: Descriptor, authzConfig: ProtoObject | undefined, forwarding: boolean): ProtoObject | undefined {
+  const out: ProtoObject = { ...(authzConfig ?? {}) };
+  if (d.ipFiltering) out[RBAC_FILTER_NAME] = rbacPerRoute(d.ipFiltering);
+  if (forwarding && d.cors) out[CORS_FILTER_NAME] = corsPolicy(d.cors);
+  if (forwarding && d.gzip) out[gzipFilterName(d.gzip)] = gzipPerRoute();
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** Header mutations of a forwarding route: Otoroshi's own headers (Envoy only), then the user's. */
+function forwardMutations(d: Descriptor, variant: RouteVariant): ProtoObject {
+  const user = headerMutations(d);
+  if (variant === 'grpc') return user;
+  const oto = otoroshiHeaders(d);
+  const reqAdd = [...oto.request, ...((user.requestHeadersToAdd as ProtoObject[] | undefined) ?? [])];
+  const resAdd = [...oto.response, ...((user.responseHeadersToAdd as ProtoObject[] | undefined) ?? [])];
+  const reqRemove = [...new Set([...strippedRequestHeaders(d), ...((user.requestHeadersToRemove as string[] | undefined) ?? [])])].sort();
+  return {
+    requestHeadersToAdd: reqAdd,
+    requestHeadersToRemove: reqRemove,
+    ...(resAdd.length > 0 ? { responseHeadersToAdd: resAdd } : {}),
+    ...(user.responseHeadersToRemove !== undefined ? { responseHeadersToRemove: user.responseHeadersToRemove } : {}),
+  };
+}
+
+function withHeaderMatchers(match: ProtoObject, extra: readonly ProtoObject[]): ProtoObject {
+  const headers = [...((match.headers as ProtoObject[] | undefined) ?? []), ...extra];
+  return { ...match, headers };
+}
+
+/** `redirection`: a direct 3xx with the literal Location (Otoroshi answers it before anything else). */
+function redirectionRoute(name: string, match: ProtoObject, code: number, to: string): ProtoObject {
+  return { name, match, directResponse: { status: code }, responseHeadersToAdd: [headerValue('Location', to.replace(/%/g, '%%'), 'OVERWRITE_IF_EXISTS_OR_ADD')] };
+}
+
+/** The route of `api.openApiDescriptorUrl`: a 302 to it from OPENAPI_PATH. */
+export const OPENAPI_PATH = '/.well-known/otoroshi/openapi.json';
+
 /**
- * The route of an entry for a variant; undefined when that variant has no equivalent. With
- * ext_authz (Envoy variants only), a forwarding route checks with its descriptor id unless the
- * Check is a no-op for the descriptor (checkIsNoop: wholly public); direct responses and
+ * The routes of an entry for a variant, in order (empty when that variant has no equivalent).
+ * Otoroshi's order (§4.5): redirection, headersVerification (400), readOnly (405), forceHttps
+ * (303), ipFiltering (RBAC, 403), maintenance/build (503), then forwarding (customTimeouts first).
+ * With ext_authz (Envoy variants only), a forwarding route checks with its descriptor id unless
+ * the Check is a no-op for the descriptor (checkIsNoop: wholly public); direct responses and
  * redirects never call it (Otoroshi answers them before authentication, §4.5).
  */
-function routeOf(e: Entry, variant: RouteVariant): ProtoObject | undefined {
+function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
   const d = e.c.d;
   const authz = e.c.authz && variant !== 'grpc';
   const name = names.routeName(d.id, e.pathIndex);
   const match = routeMatch(e.path, d.matchingHeaders, e.authority, variant);
   const noCheck = authz ? extAuthzPerFilterConfig(undefined) : undefined;
-  if (variant === 'http' && d.forceHttps) return withPerFilterConfig(httpsRedirectRoute(name, match), noCheck);
+  const out: ProtoObject[] = [];
+  if (variant !== 'grpc') {
+    if (d.openApiDescriptorUrl !== undefined && (e.pathIndex ?? 0) === 0) {
+      const m = routeMatch({ value: OPENAPI_PATH, type: 'Exact' }, d.matchingHeaders, e.authority, variant);
+      out.push(withPerFilterConfig(redirectionRoute(`${name}~openapi`, m, 302, d.openApiDescriptorUrl), noCheck));
+    }
+    if (d.redirection) return [...out, withPerFilterConfig(redirectionRoute(name, match, d.redirection.code, d.redirection.to), noCheck)];
+    sortedBy(Object.entries(d.headersVerification), ([k]) => k).forEach(([h, v], i) => {
+      // A missing header must hit the 400 too: inverted matchers skip absent headers unless they count as empty.
+      const m = withHeaderMatchers(match, [{ name: h.toLowerCase(), stringMatch: { exact: v }, invertMatch: true, treatMissingHeaderAsEmpty: true }]);
+      out.push(withPerFilterConfig(otoroshiErrorRoute(`${name}~hv${i}`, m, 400, 'Missing header(s)'), noCheck));
+    });
+    if (d.readOnly) {
+      const m = withHeaderMatchers(match, [{ name: ':method', safeRegexMatch: { regex: 'GET|HEAD|OPTIONS' }, invertMatch: true }]);
+      out.push(withPerFilterConfig(otoroshiErrorRoute(`${name}~ro`, m, 405, 'Method not allowed. Can only handle GET, HEAD, OPTIONS'), noCheck));
+    }
+  }
+  if (variant === 'http' && d.forceHttps) return [...out, withPerFilterConfig(httpsRedirectRoute(name, match), noCheck)];
   if (d.maintenanceMode || d.buildMode) {
-    if (variant === 'grpc') return undefined; // grpc-js-xds NACKs a route whose action is not `route`
-    return withPerFilterConfig(otoroshiErrorRoute(name, match, 503, d.maintenanceMode ? 'Service in maintenance mode' : 'Service under construction'), noCheck);
+    if (variant === 'grpc') return out; // grpc-js-xds NACKs a route whose action is not `route`
+    const err = otoroshiErrorRoute(name, match, 503, d.maintenanceMode ? 'Service in maintenance mode' : 'Service under construction');
+    return [...out, withPerFilterConfig(err, featurePerFilter(d, noCheck, false))];
   }
   const choice = variant === 'grpc' ? e.c.grpc.choice : e.c.envoy.choice;
-  const route = forwardRoute(name, match, routeAction(d, e.path, choice, variant), headerMutations(d));
-  return authz ? withPerFilterConfig(route, extAuthzPerFilterConfig(checkIsNoop(d) ? undefined : d.id)) : route;
+  const check = authz ? extAuthzPerFilterConfig(checkIsNoop(d) ? undefined : d.id) : undefined;
+  const perFilter = variant === 'grpc' ? undefined : featurePerFilter(d, check, true);
+  const mutations = forwardMutations(d, variant);
+  if (variant !== 'grpc') {
+    d.clientConfig.customTimeouts.forEach((ct, i) => {
+      const m = withHeaderMatchers(match, [{ name: ':path', safeRegexMatch: { regex: `(?:${ct.path})(?:\\?.*)?` } }]);
+      const action: ProtoObject = { ...routeAction(d, e.path, choice, variant), timeout: duration(ct.globalTimeout), idleTimeout: duration(ct.idleTimeout) };
+      const retry = action.retryPolicy as ProtoObject | undefined;
+      if (retry) action.retryPolicy = { ...retry, perTryTimeout: duration(ct.callTimeout) };
+      out.push(withPerFilterConfig(forwardRoute(`${name}~ct${i}`, m, action, mutations), perFilter));
+    });
+  }
+  out.push(withPerFilterConfig(forwardRoute(name, match, routeAction(d, e.path, choice, variant), mutations), perFilter));
+  return out;
 }
 
 /**
@@ -384,7 +526,7 @@ interface RouteRec {
   obj: ProtoObject;
   bytes: Uint8Array;
 }
-type RouteSlot = RouteRec | { issue: ValidationIssue } | null;
+type RouteSlot = RouteRec[] | { issue: ValidationIssue } | null;
 
 interface DescriptorMemo extends Used {
   json: string;
@@ -446,11 +588,20 @@ function routeSlot(e: Entry, variant: RouteVariant, memo: DescriptorMemo): Route
   const key = routeKey(e, variant);
   let slot = memo.routes.get(key);
   if (slot === undefined) {
-    const obj = routeOf(e, variant);
-    if (!obj) slot = null;
+    const objs = routesOf(e, variant);
+    if (objs.length === 0) slot = null;
     else {
-      const issue = check(ROUTE_TYPE, obj);
-      slot = issue ? { issue } : { obj, bytes: ENCODED.get(obj) as Uint8Array };
+      const recs: RouteRec[] = [];
+      let bad: ValidationIssue | undefined;
+      for (const obj of objs) {
+        const issue = check(ROUTE_TYPE, obj);
+        if (issue) {
+          bad = { ...issue, path: `routes[${JSON.stringify(obj.name)}]${issue.path ? `.${issue.path}` : ''}` };
+          break;
+        }
+        recs.push({ obj, bytes: ENCODED.get(obj) as Uint8Array });
+      }
+      slot = bad ? { issue: bad } : recs;
     }
     if (memo.routes.size >= 1024) memo.routes.clear();
     memo.routes.set(key, slot);
@@ -582,7 +733,7 @@ function virtualHostsOf(
       const slot = routeSlot(e, variant, memos.get(e.c) as DescriptorMemo);
       if (slot === null) continue;
       if ('issue' in slot) (invalid ??= []).push([e, slot.issue]);
-      else routes.push(slot);
+      else routes.push(...slot);
     }
     if (withNotFound) routes.push(notFoundRec(authz));
     if (routes.length === 0 && !invalid) continue;
@@ -592,7 +743,7 @@ function virtualHostsOf(
       continue;
     }
     if (invalid) {
-      for (const [e, issue] of invalid) onBad(e.c, v, issue, routeOf(e, variant));
+      for (const [e, issue] of invalid) onBad(e.c, v, issue, undefined);
       continue;
     }
     if (build) {
@@ -659,12 +810,12 @@ function validateContribution(c: Contribution, memo: DescriptorMemo): ConfigErro
 }
 
 /** The memo of a descriptor: its contribution and verdict, recomputed only when its content changed. */
-function memoFor(d: Descriptor, authz: boolean): DescriptorMemo {
-  const json = JSON.stringify(d);
+function memoFor(d: Descriptor, authz: boolean, ctx: TranslateCtx): DescriptorMemo {
+  const json = `${JSON.stringify(d)}\u0000${JSON.stringify(ctx)}`;
   const key = `${d.id}\u0000${d.sourceKey}${authz ? '\u0000authz' : ''}`;
   let m = descriptorMemo.get(key);
   if (!m || m.json !== json) {
-    m = { used: generation, json, c: contribution(d, authz), problem: null, routes: new Map() };
+    m = { used: generation, json, c: contribution(d, authz, ctx), problem: null, routes: new Map() };
     m.problem = validateContribution(m.c, m);
     descriptorMemo.set(key, m);
   }
@@ -674,12 +825,12 @@ function memoFor(d: Descriptor, authz: boolean): DescriptorMemo {
 
 // ------------------------------------------------------------------ TLS
 
-function tlsResources(model: Model, errors: ConfigError[], filters: readonly ProtoObject[], accessLogCluster: string | undefined): { chains: ProtoObject[] } {
+function tlsResources(model: Model, errors: ConfigError[], filters: readonly ProtoObject[], accessLogCluster: string | undefined, hcmOpts: HcmOptions): { chains: ProtoObject[] } {
   const certs = new Map<string, TlsCertificate>(model.certificates.map((c) => [c.secretName, c]));
   const used = new Set<string>();
   let defaultTaken = false;
   const chains: ProtoObject[] = [];
-  const hcm = httpConnectionManager(names.statPrefix(names.HTTPS_LISTENER_NAME), names.HTTPS_ROUTE_CONFIG_NAME, filters, accessLogCluster);
+  const hcm = httpConnectionManager(names.statPrefix(names.HTTPS_LISTENER_NAME), names.HTTPS_ROUTE_CONFIG_NAME, filters, accessLogCluster, hcmOpts);
   for (const b of sortedBy(model.tls, (x: TlsBinding) => x.secretName)) {
     const cert = certs.get(b.secretName);
     const warn = (message: string): void => {
@@ -717,6 +868,17 @@ function sdsSecrets(model: Model): ProtoObject[] {
       tlsCertificate: { certificateChain: { inlineString: cert.certificateChain }, privateKey: { inlineString: cert.privateKey } },
     });
   }
+  // Explicit trusted certificates of targets' mtlsConfig: a validation context from the chain.
+  const certs = new Map(model.certificates.map((c) => [c.secretName, c]));
+  for (const d of model.descriptors) {
+    for (const t of [...d.targets, ...(d.canary?.targets ?? [])]) {
+      const ref = t.mtls && !t.mtls.trustAll ? t.mtls.trustedCerts[0] : undefined;
+      const cert = ref !== undefined ? certs.get(ref) : undefined;
+      if (ref === undefined || cert === undefined) continue;
+      const name = names.trustSecretName(ref);
+      if (!out.has(name)) out.set(name, { name, validationContext: { trustedCa: { inlineString: cert.certificateChain } } });
+    }
+  }
   if (model.caBundle !== undefined && model.caBundle.trim() !== '') {
     out.set(names.CA_BUNDLE_SECRET_NAME, { name: names.CA_BUNDLE_SECRET_NAME, validationContext: { trustedCa: { inlineString: model.caBundle } } });
   }
@@ -745,27 +907,91 @@ function assemble(cs: readonly Contribution[], memos: ReadonlyMap<Contribution, 
   return { bad, http, secure, grpc };
 }
 
+/** The gateway HTTP filters before the router (issue 3 features, ext_authz), in Otoroshi's order. */
+function gatewayFilters(model: Model, descriptors: readonly Descriptor[], o: TranslateOptions): ProtoObject[] {
+  const g = model.globalConfig;
+  const out: ProtoObject[] = [];
+  const rl = g ? globalRateLimitFilter(g) : undefined;
+  if (rl) out.push(rl);
+  if (g && g.ipFiltering.whitelist.length + g.ipFiltering.blacklist.length > 0) out.push(rbacFilter(GLOBAL_RBAC_FILTER_NAME, g.ipFiltering));
+  out.push(rbacFilter(RBAC_FILTER_NAME, undefined), corsFilter());
+  if (o.authz) out.push(extAuthzFilter(names.EXT_AUTHZ_CLUSTER_NAME, o.authz));
+  const gz = new Map<string, ProtoObject>();
+  for (const d of descriptors) if (d.enabled && d.gzip) gz.set(gzipFilterName(d.gzip), gzipFilter(d.gzip));
+  for (const k of [...gz.keys()].sort(byString)) out.push(gz.get(k) as ProtoObject);
+  return out;
+}
+
+function hcmOptions(model: Model): HcmOptions {
+  const g = model.globalConfig;
+  return {
+    ...(g && g.trustedProxies > 0 ? { xffNumTrustedHops: g.trustedProxies } : {}),
+    localReplyMappers: [ipDeniedMapper(), ...(g && globalRateLimitFilter(g) ? [throttledMapper()] : [])],
+  };
+}
+
+/** A descriptor under GlobalConfig maintenance: only its redirection still precedes the 503. */
+function globalMaintenanceOf(d: Descriptor): Descriptor {
+  const { ipFiltering: _ip, ...rest } = d;
+  return { ...rest, maintenanceMode: true, buildMode: false, headersVerification: {}, readOnly: false, forceHttps: false };
+}
+
+/** Certificate refs of a descriptor's targets (mtlsConfig) that the model does not know. */
+function unresolvedCertRefs(d: Descriptor, known: ReadonlySet<string>): ConfigError[] {
+  const out: ConfigError[] = [];
+  const all = [...d.targets, ...(d.canary?.targets ?? [])];
+  for (const t of all) {
+    for (const ref of [...(t.mtls?.certs ?? []), ...(t.mtls?.trustedCerts ?? [])]) {
+      if (known.has(ref)) continue;
+      out.push({
+        code: 'OXDS_UNRESOLVED_REFERENCE',
+        message: `descriptor ${d.id}: target ${t.host}:${t.port} mtlsConfig names certificate ${ref}, which is unknown (a Certificate or kubernetes.io/tls Secret); its routes and clusters are not published`,
+        field: 'spec.targets.mtlsConfig',
+        kind: d.sourceKind,
+        namespace: d.namespace,
+        name: objectName(d.sourceKey),
+        ...(d.origin.file !== undefined ? { file: d.origin.file } : {}),
+        ...(d.origin.doc !== undefined ? { doc: d.origin.doc } : {}),
+        severity: 'error',
+      });
+    }
+  }
+  return out;
+}
+
 export function translate(model: Model, opts?: Partial<TranslateOptions>): TranslateOutput {
   const o: TranslateOptions = { ...DEFAULT_TRANSLATE_OPTIONS, ...(opts ?? {}) };
   const authz = o.authz !== undefined;
-  // ext_authz (Envoy only): the filter before the router of every gateway HCM, and its cluster.
-  const httpFilters = o.authz ? [extAuthzFilter(names.EXT_AUTHZ_CLUSTER_NAME, o.authz)] : [];
+  const ctx: TranslateCtx = { caBundle: model.caBundle !== undefined && model.caBundle.trim() !== '' };
+  const globalMaintenance = model.globalConfig?.maintenanceMode === true;
+  // Gateway HTTP filters: issue-3 features and ext_authz (Envoy only) before the router.
+  const httpFilters = gatewayFilters(model, model.descriptors, o);
+  const hcmOpts = hcmOptions(model);
   generation++;
   const errors: ConfigError[] = [];
   let contributions: Contribution[] = [];
   const memos = new Map<Contribution, DescriptorMemo>();
   const descriptors = [...model.descriptors].sort((a, b) => byString(a.id, b.id) || byString(a.sourceKey, b.sourceKey));
+  const knownCerts = new Set(model.certificates.map((c) => c.secretName));
   const seen = new Set<string>();
-  for (const d of descriptors) {
+  for (const d0 of descriptors) {
     // Otoroshi drops disabled descriptors before choosing one (§4.3.2): no routes, no clusters.
-    if (!d.enabled || d.hosts.length === 0) continue;
-    if (seen.has(d.id)) {
+    if (!d0.enabled || d0.hosts.length === 0) continue;
+    if (seen.has(d0.id)) {
       // Route and cluster names derive from the id: a second descriptor with it would collide.
-      errors.push({ ...descriptorError(d, 'id', { path: '', rule: 'unique', message: `id ${d.id} is already used by another descriptor` }), code: 'OXDS_DUPLICATE_OBJECT', field: 'id' });
+      errors.push({ ...descriptorError(d0, 'id', { path: '', rule: 'unique', message: `id ${d0.id} is already used by another descriptor` }), code: 'OXDS_DUPLICATE_OBJECT', field: 'id' });
       continue;
     }
-    seen.add(d.id);
-    const m = memoFor(d, authz);
+    seen.add(d0.id);
+    const unresolved = unresolvedCertRefs(d0, knownCerts);
+    if (unresolved.length > 0) {
+      errors.push(...unresolved);
+      continue;
+    }
+    // GlobalConfig maintenanceMode: every service answers 503 right after its redirection (§4.5
+    // step 4: before headersVerification, readOnly, forceHttps and the descriptor's IP filtering).
+    const d = globalMaintenance ? globalMaintenanceOf(d0) : d0;
+    const m = memoFor(d, authz, ctx);
     if (m.problem) errors.push({ ...m.problem });
     else {
       contributions.push(m.c);
@@ -773,7 +999,7 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
     }
   }
 
-  const tls = model.tls.length > 0 ? tlsResources(model, errors, httpFilters, o.accessLogCluster) : undefined;
+  const tls = model.tls.length > 0 ? tlsResources(model, errors, httpFilters, o.accessLogCluster, hcmOpts) : undefined;
   const httpsListenerObj = tls ? httpsListener(names.HTTPS_LISTENER_NAME, o.listenAddress, o.httpsPort, tls.chains) : undefined;
 
   // A route valid on its own can still fail in another descriptor's virtual host (another
@@ -792,7 +1018,7 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
   const envoy = emptySet();
   const grpc = emptySet();
   envoy.listeners.push(
-    httpListener(names.HTTP_LISTENER_NAME, o.listenAddress, o.httpPort, httpConnectionManager(names.statPrefix(names.HTTP_LISTENER_NAME), names.HTTP_ROUTE_CONFIG_NAME, httpFilters, o.accessLogCluster)),
+    httpListener(names.HTTP_LISTENER_NAME, o.listenAddress, o.httpPort, httpConnectionManager(names.statPrefix(names.HTTP_LISTENER_NAME), names.HTTP_ROUTE_CONFIG_NAME, httpFilters, o.accessLogCluster, hcmOpts)),
   );
   envoy.routes.push(routeConfigRec(names.HTTP_ROUTE_CONFIG_NAME, [...vhosts.http.values()]));
   if (tls && httpsListenerObj && vhosts.secure) {
@@ -800,6 +1026,15 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
     envoy.routes.push(routeConfigRec(names.HTTPS_ROUTE_CONFIG_NAME, [...vhosts.secure.values()]));
   }
   envoy.secrets.push(...sdsSecrets(model));
+
+  // TcpServices (Envoy only): a listener each, with its clusters.
+  for (const t of model.tcpServices ?? []) {
+    if (!t.enabled) continue;
+    const r = tcpService(t, model.certificates, ctx.caBundle);
+    errors.push(...r.errors);
+    if (r.listener) envoy.listeners.push(r.listener);
+    envoy.clusters.push(...r.clusters);
+  }
 
   const domains = new Set<string>();
   for (const c of contributions) {

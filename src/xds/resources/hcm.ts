@@ -17,11 +17,20 @@ export function rds(routeConfigName: string): ProtoObject {
  * paths, any Host port stripped before virtual-host matching (Otoroshi strips the port), upstream
  * Server header passed through.
  */
+/** Gateway HCM options of the GlobalConfig and edge features (issue 3). */
+export interface HcmOptions {
+  /** X-Forwarded-For hops appended by trusted proxies in front of Envoy (GlobalConfig trusted proxies). */
+  xffNumTrustedHops?: number;
+  /** Local reply mappers (Otoroshi's error bodies for RBAC / rate-limit replies). */
+  localReplyMappers?: readonly ProtoObject[];
+}
+
 export function httpConnectionManager(
   statPrefix: string,
   routeConfigName: string,
   filters: readonly ProtoObject[] = [],
   accessLogCluster?: string,
+  opts: HcmOptions = {},
 ): ProtoObject {
   const hcm: ProtoObject = {
     '@type': TYPES.hcm,
@@ -33,6 +42,12 @@ export function httpConnectionManager(
     mergeSlashes: true,
     stripAnyHostPort: true,
     serverHeaderTransformation: 'PASS_THROUGH',
+    // Otoroshi's allowHttp10 defaults to true (Envoy refuses HTTP/1.0 by default).
+    httpProtocolOptions: { acceptHttp_10: true },
+    // The client address (RBAC remote_ip, X-Forwarded-For) is the peer, or the address trusted proxies report.
+    useRemoteAddress: wrapped(true),
+    ...(opts.xffNumTrustedHops !== undefined && opts.xffNumTrustedHops > 0 ? { xffNumTrustedHops: opts.xffNumTrustedHops } : {}),
+    ...(opts.localReplyMappers && opts.localReplyMappers.length > 0 ? { localReplyConfig: { mappers: [...opts.localReplyMappers] } } : {}),
   };
   const log = grpcAccessLog(accessLogCluster);
   if (log) hcm.accessLog = [log];

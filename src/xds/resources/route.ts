@@ -123,6 +123,8 @@ export function routeAction(d: Descriptor, path: PathMatch | undefined, choice: 
   return {
     ...clusterSpecifier(choice),
     timeout: duration(d.clientConfig.globalTimeout),
+    // gRPC clients take the call deadline from max_stream_duration (gRFC A31), Envoy from timeout.
+    ...(variant !== 'grpc' ? { idleTimeout: duration(d.clientConfig.idleTimeout) } : { maxStreamDuration: { maxStreamDuration: duration(d.clientConfig.globalTimeout) } }),
     ...(pathRewrite(path, d.root, d.stripPath) ?? {}),
     ...(hostRewrite(d) ?? {}),
     ...(retry ? { retryPolicy: retry } : {}),
@@ -149,9 +151,11 @@ export function httpsRedirectRoute(name: string, match: ProtoObject): ProtoObjec
   return { name, match, redirect: { httpsRedirect: true, responseCode: 'SEE_OTHER' } };
 }
 
+/** User header values are literal: `%` (Envoy's formatter marker) is escaped. */
 function headersToAdd(overwrite: Record<string, string>, ifAbsent: Record<string, string>): ProtoObject[] {
-  const out = sortedBy(Object.entries(overwrite), ([k]) => k).map(([k, v]) => headerValue(k, v, 'OVERWRITE_IF_EXISTS_OR_ADD'));
-  for (const [k, v] of sortedBy(Object.entries(ifAbsent), ([k]) => k)) out.push(headerValue(k, v, 'ADD_IF_ABSENT'));
+  const lit = (v: string): string => v.replace(/%/g, '%%');
+  const out = sortedBy(Object.entries(overwrite), ([k]) => k).map(([k, v]) => headerValue(k, lit(v), 'OVERWRITE_IF_EXISTS_OR_ADD'));
+  for (const [k, v] of sortedBy(Object.entries(ifAbsent), ([k]) => k)) out.push(headerValue(k, lit(v), 'ADD_IF_ABSENT'));
   return out;
 }
 

@@ -1,0 +1,250 @@
+// Builders of the issue-3 edge features: RBAC (ipFiltering), CORS, gzip (compressor), health
+// checks, upstream (m)TLS over SDS, local rate limits, Otoroshi's headers. Pure functions.
+import type { ProtoObject } from '../../proto/loader.js';
+import type { CorsSettings, Descriptor, GlobalConfigModel, GzipSettings, IpFiltering } from '../../model/types.js';
+import { ipEntryToCidrs } from '../../model/features.js';
+import { TYPES, adsConfigSource, duration, headerValue, wrapped } from './common.js';
+import { shortHash } from '../names.js';
+
+export const FEATURE_TYPES = {
+  rbac: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
+  rbacPerRoute: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute',
+  cors: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors',
+  corsPolicy: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy',
+  compressor: 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor',
+  compressorPerRoute: 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.CompressorPerRoute',
+  gzip: 'type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip',
+  filterConfig: 'type.googleapis.com/envoy.config.route.v3.FilterConfig',
+  localRateLimit: 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
+  celFilter: 'type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter',
+} as const;
+
+/**
+ * A local-reply mapper filter on the reply's response code details (CEL). The RBAC and local
+ * rate limit filters set their response flag / dynamic metadata only after sendLocalReply has
+ * run the mappers, but the details are set before: they are the reliable discriminator (and never
+ * match ext_authz's own 403s, whose bodies come from our Check service).
+ */
+function detailsFilter(expression: string): ProtoObject {
+  return { extensionFilter: { name: 'envoy.access_loggers.extension_filters.cel', typedConfig: { '@type': FEATURE_TYPES.celFilter, expression } } };
+}
+
+/** Per-route RBAC filter (descriptor ipFiltering): no rules in the HCM (= pass), rules per route. */
+export const RBAC_FILTER_NAME = 'envoy.filters.http.rbac';
+/** GlobalConfig ipFiltering: rules in the HCM, on every route. */
+export const GLOBAL_RBAC_FILTER_NAME = 'oxds.rbac.global';
+export const CORS_FILTER_NAME = 'envoy.filters.http.cors';
+export const GLOBAL_RATE_LIMIT_FILTER_NAME = 'oxds.ratelimit.global';
+export const IP_NOT_ALLOWED = 'Your IP address is not allowed';
+
+// ------------------------------------------------------------------ RBAC
+
+function cidrPrincipals(entries: readonly string[]): ProtoObject[] {
+  const out: ProtoObject[] = [];
+  for (const e of entries) for (const c of ipEntryToCidrs(e) ?? []) out.push({ remoteIp: { addressPrefix: c.address, prefixLen: wrapped(c.prefixLen) } });
+  return out;
+}
+
+/**
+ * Otoroshi's rule (§4.5): a non-empty whitelist denies every IP it does not list; the blacklist
+ * denies what it lists. One ALLOW policy: in(whitelist) and not in(blacklist). The client IP is
+ * Envoy's remote_ip: the downstream address after trusted X-Forwarded-For hops.
+ */
+export function rbacRules(f: IpFiltering): ProtoObject {
+  const ids: ProtoObject[] = [];
+  const white = cidrPrincipals(f.whitelist);
+  const black = cidrPrincipals(f.blacklist);
+  if (white.length > 0) ids.push({ orIds: { ids: white } });
+  if (black.length > 0) ids.push({ notId: { orIds: { ids: black } } });
+  if (ids.length === 0) ids.push({ any: true });
+  const principal = ids.length === 1 ? (ids[0] as ProtoObject) : { andIds: { ids } };
+  return { action: 'ALLOW', policies: { 'otoroshi-ip-filtering': { permissions: [{ any: true }], principals: [principal] } } };
+}
+
+export function rbacFilter(name: string, f: IpFiltering | undefined): ProtoObject {
+  return { name, typedConfig: { '@type': FEATURE_TYPES.rbac, ...(f ? { rules: rbacRules(f) } : {}) } };
+}
+
+export function rbacPerRoute(f: IpFiltering): ProtoObject {
+  return { '@type': FEATURE_TYPES.rbacPerRoute, rbac: { rules: rbacRules(f) } };
+}
+
+/**
+ * HCM local reply mapper: a request the RBAC filter denied gets Otoroshi's 403 (body, headers)
+ * instead of Envoy's `RBAC: access denied` (details `rbac_access_denied_matched_policy[...]`).
+ */
+export function ipDeniedMapper(): ProtoObject {
+  return {
+    filter: detailsFilter("response.code_details.startsWith('rbac_access_denied')"),
+    statusCode: wrapped(403),
+    body: { inlineString: JSON.stringify({ 'Otoroshi-Error': IP_NOT_ALLOWED }) },
+    bodyFormatOverride: { textFormat: '%LOCAL_REPLY_BODY%', contentType: 'application/json' },
+    headersToAdd: [
+      headerValue('Otoroshi-Error', 'true', 'OVERWRITE_IF_EXISTS_OR_ADD'),
+      headerValue('Otoroshi-Error-Msg', IP_NOT_ALLOWED, 'OVERWRITE_IF_EXISTS_OR_ADD'),
+    ],
+  };
+}
+
+/** Local reply mapper: the global rate limit's 429 carries Otoroshi's JSON body. */
+export function throttledMapper(): ProtoObject {
+  return {
+    filter: detailsFilter("response.code_details == 'local_rate_limited'"),
+    body: { inlineString: JSON.stringify({ 'Otoroshi-Error': '[GLOBAL] You performed too much requests' }) },
+    bodyFormatOverride: { textFormat: '%LOCAL_REPLY_BODY%', contentType: 'application/json' },
+  };
+}
+
+// ------------------------------------------------------------------ CORS
+
+export function corsFilter(): ProtoObject {
+  return { name: CORS_FILTER_NAME, typedConfig: { '@type': FEATURE_TYPES.cors } };
+}
+
+function originMatcher(origin: string): ProtoObject {
+  const o = origin.trim();
+  if (o === '*' || o === '') return { safeRegex: { regex: '.*' } };
+  return { exact: o };
+}
+
+export function corsPolicy(c: CorsSettings): ProtoObject {
+  return {
+    '@type': FEATURE_TYPES.corsPolicy,
+    allowOriginStringMatch: c.allowOrigin.split(',').filter((x) => x.trim() !== '').map(originMatcher).concat(c.allowOrigin.trim() === '' ? [originMatcher('*')] : []),
+    ...(c.allowMethods.length > 0 ? { allowMethods: c.allowMethods.join(',') } : {}),
+    ...(c.allowHeaders.length > 0 ? { allowHeaders: c.allowHeaders.join(',') } : {}),
+    ...(c.exposeHeaders.length > 0 ? { exposeHeaders: c.exposeHeaders.join(',') } : {}),
+    ...(c.maxAge !== undefined ? { maxAge: String(c.maxAge) } : {}),
+    allowCredentials: wrapped(c.allowCredentials),
+  };
+}
+
+// ------------------------------------------------------------------ gzip
+
+/** One compressor filter per distinct gzip configuration, disabled by default, enabled per route. */
+export function gzipFilterName(g: GzipSettings): string {
+  return `oxds.gzip.${shortHash({ w: g.whiteList, b: g.bufferSize, l: g.compressionLevel })}`;
+}
+
+export function gzipFilter(g: GzipSettings): ProtoObject {
+  return {
+    name: gzipFilterName(g),
+    disabled: true,
+    typedConfig: {
+      '@type': FEATURE_TYPES.compressor,
+      compressorLibrary: {
+        name: 'gzip',
+        typedConfig: {
+          '@type': FEATURE_TYPES.gzip,
+          compressionLevel: `COMPRESSION_LEVEL_${g.compressionLevel}`,
+          chunkSize: wrapped(Math.min(65536, Math.max(4096, g.bufferSize))),
+        },
+      },
+      responseDirectionConfig: { commonConfig: { ...(g.whiteList.length > 0 ? { contentType: [...g.whiteList].sort() } : {}) } },
+    },
+  };
+}
+
+export function gzipPerRoute(): ProtoObject {
+  return { '@type': FEATURE_TYPES.filterConfig, config: { '@type': FEATURE_TYPES.compressorPerRoute, overrides: {} } };
+}
+
+// ------------------------------------------------------------------ global throttling
+
+/** GlobalConfig throttlingQuota: calls/s over a 10 s window (quota × 10 tokens every 10 s). */
+export function globalRateLimitFilter(g: GlobalConfigModel): ProtoObject | undefined {
+  if (g.throttlingQuota <= 0 || g.throttlingQuota >= 10_000_000) return undefined;
+  const tokens = Math.min(g.throttlingQuota * 10, 4_294_967_295);
+  return {
+    name: GLOBAL_RATE_LIMIT_FILTER_NAME,
+    typedConfig: {
+      '@type': FEATURE_TYPES.localRateLimit,
+      statPrefix: 'oxds_global_throttling',
+      tokenBucket: { maxTokens: tokens, tokensPerFill: wrapped(tokens), fillInterval: duration(10_000) },
+      filterEnabled: { defaultValue: { numerator: 100, denominator: 'HUNDRED' }, runtimeKey: 'oxds_global_throttling_enabled' },
+      filterEnforced: { defaultValue: { numerator: 100, denominator: 'HUNDRED' }, runtimeKey: 'oxds_global_throttling_enforced' },
+      responseHeadersToAdd: [
+        headerValue('Otoroshi-Error', 'true', 'OVERWRITE_IF_EXISTS_OR_ADD'),
+        headerValue('Otoroshi-Error-Msg', '[GLOBAL] You performed too much requests', 'OVERWRITE_IF_EXISTS_OR_ADD'),
+      ],
+      localRateLimitPerDownstreamConnection: false,
+    },
+  };
+}
+
+// ------------------------------------------------------------------ health check
+
+/** Otoroshi's health check (§4.6): GET <url>, 5 s timeout, 200–499 is healthy, 3 failures eject. */
+export function healthCheck(url: string, host: string | undefined): ProtoObject {
+  return {
+    timeout: duration(5000),
+    interval: duration(10_000),
+    unhealthyThreshold: wrapped(3),
+    healthyThreshold: wrapped(1),
+    httpHealthCheck: { path: url, ...(host ? { host } : {}), expectedStatuses: [{ start: 200, end: 500 }] },
+  };
+}
+
+// ------------------------------------------------------------------ upstream TLS with SDS
+
+export interface UpstreamTlsSpec {
+  sni: string;
+  /** SDS tls_certificate secret names presented as client certificates. */
+  clientCerts: string[];
+  /** SDS validation_context secret name; undefined = no verification. */
+  validation?: string;
+  /** SAN checked against the SNI (Otoroshi's hostname verification; off with `loose`). */
+  verifyHostname: boolean;
+}
+
+export function upstreamTlsContext(s: UpstreamTlsSpec): ProtoObject {
+  const common: ProtoObject = {};
+  if (s.clientCerts.length > 0) common.tlsCertificateSdsSecretConfigs = s.clientCerts.map((name) => ({ name, sdsConfig: adsConfigSource() }));
+  if (s.validation !== undefined) {
+    const sds = { name: s.validation, sdsConfig: adsConfigSource() };
+    if (s.verifyHostname) {
+      common.combinedValidationContext = {
+        defaultValidationContext: { matchTypedSubjectAltNames: [{ sanType: 'DNS', matcher: { exact: s.sni } }] },
+        validationContextSdsSecretConfig: sds,
+      };
+    } else common.validationContextSdsSecretConfig = sds;
+  }
+  return { '@type': TYPES.upstreamTls, sni: s.sni, ...(Object.keys(common).length > 0 ? { commonTlsContext: common } : {}) };
+}
+
+// ------------------------------------------------------------------ Otoroshi headers (§4.7)
+
+/** `%` starts an Envoy header formatter: user values are literal. */
+export function literalHeaderValue(v: string): string {
+  return v.replace(/%/g, '%%');
+}
+
+const TIMESTAMP = '%START_TIME(%Y-%m-%dT%H:%M:%S.%3f%z)%';
+
+/** Headers never forwarded upstream (Otoroshi strips them, §4.7), lower-cased. */
+export function strippedRequestHeaders(d: Descriptor): string[] {
+  const out = new Set(['otoroshi-client-id', 'otoroshi-client-secret', 'otoroshi-authorization', 'otoroshi-state', 'otoroshi-claim']);
+  const c = d.apiKeyConstraints?.customHeadersAuth;
+  if (c?.clientIdHeaderName) out.add(c.clientIdHeaderName.toLowerCase());
+  if (c?.clientSecretHeaderName) out.add(c.clientSecretHeaderName.toLowerCase());
+  if (!d.xForwardedHeaders) for (const h of ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']) out.add(h);
+  return [...out].sort();
+}
+
+/** Envoy-side Otoroshi headers: upstream request id / proxied host / timestamp; back to the client when sendOtoroshiHeadersBack. */
+export function otoroshiHeaders(d: Descriptor): { request: ProtoObject[]; response: ProtoObject[] } {
+  const request = [
+    headerValue('Otoroshi-Proxied-Host', '%REQ(:AUTHORITY)%', 'OVERWRITE_IF_EXISTS_OR_ADD'),
+    headerValue('Otoroshi-Request-Id', '%REQ(X-REQUEST-ID)%', 'OVERWRITE_IF_EXISTS_OR_ADD'),
+    headerValue('Otoroshi-Request-Timestamp', TIMESTAMP, 'OVERWRITE_IF_EXISTS_OR_ADD'),
+  ];
+  if (d.xForwardedHeaders) request.push(headerValue('X-Forwarded-Host', '%REQ(:AUTHORITY)%', 'OVERWRITE_IF_EXISTS_OR_ADD'));
+  const response = d.sendOtoroshiHeadersBack
+    ? [
+        headerValue('Otoroshi-Request-Id', '%REQ(X-REQUEST-ID)%', 'OVERWRITE_IF_EXISTS_OR_ADD'),
+        headerValue('Otoroshi-Request-Timestamp', TIMESTAMP, 'OVERWRITE_IF_EXISTS_OR_ADD'),
+        headerValue('Otoroshi-Proxy-Latency', '%RESPONSE_DURATION%', 'OVERWRITE_IF_EXISTS_OR_ADD'),
+      ]
+    : [];
+  return { request, response };
+}
