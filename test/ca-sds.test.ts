@@ -75,7 +75,7 @@ test('a Certificate csr is issued by our intermediate CA: SANs, EKU, validity, c
   assert.equal(splitPemChain(c.certificateChain).length, 3, 'leaf + intermediate + root');
   assert.equal(b.model.caBundle, ca().trustBundlePem);
   // The HTTPS listener serves it for its DNS hosts.
-  assert.deepEqual(b.model.tls, [{ secretName: 'default/web', serverNames: ['*.web.oto.tools', 'web.oto.tools'] }]);
+  assert.deepEqual(b.model.tls, [{ secretName: 'default/web', serverNames: ['*.web.oto.tools', 'web.oto.tools'], source: { kind: 'Certificate', namespace: 'default', name: 'web' } }]);
   // An independent implementation agrees.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-sds-'));
   const certs = splitPemChain(c.certificateChain);

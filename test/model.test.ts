@@ -539,7 +539,7 @@ test('TLS secrets become certificates; ingress tls → bindings; a missing secre
   assert.match(r.model.certificates[1]?.certificateChain ?? '', /BEGIN CERTIFICATE/);
   assert.match(r.model.certificates[1]?.privateKey ?? '', /PRIVATE KEY/);
   assert.equal(errs(st(r, 'Secret/default/broken-tls'))[0]?.code, 'OXDS_INVALID_FIELD');
-  assert.deepEqual(r.model.tls, [{ secretName: 'default/web-tls', serverNames: ['web.oto.tools'] }]);
+  assert.deepEqual(r.model.tls, [{ secretName: 'default/web-tls', serverNames: ['web.oto.tools'], source: { kind: 'Ingress', namespace: 'default', name: 'web' } }]);
   const ing = st(r, 'Ingress/default/web');
   assert.equal(ing.state, 'valid');
   assert.deepEqual(errs(ing, 'warning').map((e) => [e.code, e.field]), [['OXDS_UNRESOLVED_REFERENCE', 'spec.tls[1].secretName']]);

@@ -93,7 +93,7 @@ export function buildCertificate(so: StoredObject, now: number, p: Problems): Ce
     if (exportSecret !== undefined) req.exportSecret = exportSecret;
     out.request = req;
     const dns = (csr.hosts ?? []).filter((h) => DNS_RE.test(h)).map((h) => h.toLowerCase());
-    if (csr.ca !== true && dns.length > 0) out.binding = { secretName, serverNames: [...new Set(dns)].sort() };
+    if (csr.ca !== true && dns.length > 0) out.binding = { secretName, serverNames: [...new Set(dns)].sort(), source: { kind: 'Certificate', namespace: ns, name: obj.metadata.name } };
     return out;
   }
   const chain = str(spec, 'chain');
@@ -108,6 +108,8 @@ export function buildCertificate(so: StoredObject, now: number, p: Problems): Ce
   if (spec['ca'] === true) cert.ca = true;
   if (exportSecret !== undefined) cert.exportSecret = exportSecret;
   out.provided = cert;
-  if (cert.ca !== true && cert.dnsNames.length > 0) out.binding = { secretName, serverNames: [...new Set(cert.dnsNames.map((d) => d.toLowerCase()))].sort() };
+  if (cert.ca !== true && cert.dnsNames.length > 0) {
+    out.binding = { secretName, serverNames: [...new Set(cert.dnsNames.map((d) => d.toLowerCase()))].sort(), source: { kind: 'Certificate', namespace: ns, name: obj.metadata.name } };
+  }
   return out;
 }

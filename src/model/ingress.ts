@@ -545,7 +545,7 @@ export function buildIngress(
       p.warn('OXDS_UNRESOLVED_REFERENCE', `TLS secret ${key} is invalid (see its status): not used`, `spec.tls[${i}].secretName`);
       return;
     }
-    tls.push({ secretName: key, serverNames: [...new Set(strArray(t, 'hosts'))].sort() });
+    tls.push({ secretName: key, serverNames: [...new Set(strArray(t, 'hosts'))].sort(), source: { kind: 'Ingress', namespace: p.namespace, name: p.name } });
   });
   return { descriptors, tls };
 }

@@ -322,6 +322,8 @@ export interface CertificateRequest {
 export interface TlsBinding {
   secretName: string;
   serverNames: string[];
+  /** The object that asked for it (an Ingress TLS section, a Certificate CR), named in warnings. */
+  source?: { kind: string; namespace: string; name: string };
 }
 
 // ---------------------------------------------------------------- authz policy (ext_authz issue)

@@ -834,7 +834,7 @@ function tlsResources(model: Model, errors: ConfigError[], filters: readonly Pro
   for (const b of sortedBy(model.tls, (x: TlsBinding) => x.secretName)) {
     const cert = certs.get(b.secretName);
     const warn = (message: string): void => {
-      errors.push({ code: 'OXDS_UNRESOLVED_REFERENCE', message, field: 'tls', severity: 'warning' });
+      errors.push({ code: 'OXDS_UNRESOLVED_REFERENCE', message, field: 'tls', severity: 'warning', ...(b.source ?? {}) });
     };
     if (!cert) {
       warn(`TLS binding for ${b.serverNames.join(', ') || '(default)'} names certificate ${b.secretName}, which is unknown: binding skipped`);
