@@ -688,3 +688,48 @@ test('errorResponse: restrictions have an empty body', () => {
   assert.equal(r.headers['Content-Type'], undefined);
 });
 
+
+test('callers that are not our routes (no descriptor_id: another mesh, Istio CUSTOM) get IP filtering, maintenance and build mode here', async () => {
+  const yaml = `
+apiVersion: proxy.otoroshi.io/v1alpha1
+kind: ServiceDescriptor
+metadata: {name: filtered, namespace: default}
+spec:
+  hosts: [filtered.example.com]
+  targets: [{url: "http://10.0.0.1:80"}]
+  publicPatterns: ["/.*"]
+  ipFiltering: {whitelist: ["10.1.0.0/16", "192.168.1.*"], blacklist: ["10.1.2.3"]}
+---
+apiVersion: proxy.otoroshi.io/v1alpha1
+kind: ServiceDescriptor
+metadata: {name: down, namespace: default}
+spec:
+  hosts: [down.example.com]
+  targets: [{url: "http://10.0.0.1:80"}]
+  publicPatterns: ["/.*"]
+  maintenanceMode: true
+---
+apiVersion: proxy.otoroshi.io/v1alpha1
+kind: ServiceDescriptor
+metadata: {name: wip, namespace: default}
+spec:
+  hosts: [wip.example.com]
+  targets: [{url: "http://10.0.0.1:80"}]
+  publicPatterns: ["/.*"]
+  buildMode: true
+`;
+  const b = build(yaml);
+  assert.ok(b.statuses.every((s) => s.state === 'valid'), JSON.stringify(b.statuses.flatMap((s) => s.errors)));
+  const { az } = setup(b.model);
+  const from = (ip: string | undefined): Partial<CheckInput> => (ip === undefined ? {} : { sourceIp: ip });
+  allowed(await az.check(req('filtered.example.com', '/', {}, from('10.1.9.9'))));
+  allowed(await az.check(req('filtered.example.com', '/', {}, from('192.168.1.77'))));
+  expectDeny(await az.check(req('filtered.example.com', '/', {}, from('10.1.2.3'))), 403, 'Your IP address is not allowed', 'errors.ip.address.not.allowed');
+  expectDeny(await az.check(req('filtered.example.com', '/', {}, from('172.16.0.1'))), 403, 'Your IP address is not allowed');
+  expectDeny(await az.check(req('filtered.example.com', '/', {}, from(undefined))), 403, 'Your IP address is not allowed');
+  expectDeny(await az.check(req('down.example.com', '/')), 503, 'Service in maintenance mode', 'errors.service.in.maintenance');
+  expectDeny(await az.check(req('wip.example.com', '/')), 503, 'Service under construction', 'errors.service.under.construction');
+  // Our own routes already did these checks in Envoy: with descriptor_id they are not repeated.
+  const id = b.model.descriptors.find((d) => d.hosts.includes('filtered.example.com'))?.id ?? '';
+  allowed(await az.check(req('filtered.example.com', '/', {}, { sourceIp: '172.16.0.1', contextExtensions: { descriptor_id: id } })));
+});

@@ -189,6 +189,13 @@ export class Authorizer {
       if (cands.length === 0) return deny(ERRORS.serviceNotFound);
       if (cands.length > 1) cands = this.routingFilter(p, cands, input);
       c = (cands[0] as Candidate).c;
+      // A caller that is not one of our generated routes (another mesh's Envoy, Istio CUSTOM):
+      // the checks our routes do in Envoy before calling us happen here (§4.5 steps 4 and 6).
+      const ip = input.sourceIp;
+      const allowed = (m: ((ip: string) => boolean) | undefined): boolean => m === undefined || (ip !== undefined && m(ip));
+      if (!allowed(p.globalIpAllowed) || !allowed(c.ipAllowed)) return deny(ERRORS.ipNotAllowed, c.id);
+      if (p.globalMaintenance || c.d.maintenanceMode) return deny(ERRORS.maintenance, c.id);
+      if (c.d.buildMode) return deny(ERRORS.underConstruction, c.id);
     }
 
     // 2. headersVerification (§4.5 7): literal values (no `${...}` expressions)

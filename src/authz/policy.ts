@@ -1,5 +1,6 @@
 // The policy view: Model → precompiled structures for the ext_authz hot path. Pure; every regex is
 // compiled here, once. decide.ts only reads it.
+import { compileIpFilter, type IpMatcher } from './ip-filter.js';
 import type { ApiKey, ApiKeyConstraints, Descriptor, DescriptorJwtRef, JwtVerifierModel, Model, PathMatch, ServiceGroup } from '../model/types.js';
 import { defaultApiKeyConstraints } from '../model/descriptor.js';
 import { compileFullMatch, hostWildcard } from './jregex.js';
@@ -29,6 +30,8 @@ export interface CompiledDescriptor {
   readonly constraints: ApiKeyConstraints;
   readonly names: ExtractionNames;
   readonly routingConstrained: boolean;
+  /** `ipFiltering` (enforced here only for callers that are not our generated routes). */
+  readonly ipAllowed: IpMatcher | undefined;
   readonly restrictions: CompiledRestrictions | undefined;
   /** Active verifier ref (enabled and with ids), else undefined. */
   readonly jwtRef: DescriptorJwtRef | undefined;
@@ -65,6 +68,9 @@ export interface AuthzPolicy {
   readonly verifiers: ReadonlyMap<string, JwtVerifierModel>;
   /** Some key has `constrainedServicesOnly`: routing filtering may apply to any multi-match. */
   readonly anyConstrainedKey: boolean;
+  /** GlobalConfig maintenance and IP filtering (for callers that are not our generated routes). */
+  readonly globalMaintenance: boolean;
+  readonly globalIpAllowed: IpMatcher | undefined;
 }
 
 function compileDescriptor(d: Descriptor, verifiers: ReadonlyMap<string, JwtVerifierModel>): CompiledDescriptor {
@@ -97,6 +103,7 @@ function compileDescriptor(d: Descriptor, verifiers: ReadonlyMap<string, JwtVeri
     constraints,
     names,
     routingConstrained: hasRoutingConstraints(constraints.routing),
+    ipAllowed: compileIpFilter(d.ipFiltering),
     restrictions: compileRestrictions(d.restrictions),
     jwtRef: active,
     jwtExcluded: active === undefined ? [] : active.excludedPatterns.map((p) => compileFullMatch(p, 'never')),
@@ -152,7 +159,19 @@ export function buildPolicy(model: Model): AuthzPolicy {
   }
   const groups = new Map<string, ServiceGroup>();
   for (const g of model.groups) groups.set(g.id, g);
-  return { descriptorsById, byHost, wildcard, order, apikeys, groups, verifiers, anyConstrainedKey };
+  const g = model.globalConfig;
+  return {
+    descriptorsById,
+    byHost,
+    wildcard,
+    order,
+    apikeys,
+    groups,
+    verifiers,
+    anyConstrainedKey,
+    globalMaintenance: g?.maintenanceMode ?? false,
+    globalIpAllowed: compileIpFilter(g?.ipFiltering),
+  };
 }
 
 // ------------------------------------------------------------------ matching (§4.3)

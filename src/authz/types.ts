@@ -35,6 +35,8 @@ export type DenyReason =
   | 'jwt_invalid'
   | 'jwt_missing'
   | 'bad_request'
+  | 'maintenance'
+  | 'ip_not_allowed'
   | 'internal';
 
 export type AllowReason = 'public' | 'apikey' | 'jwt_verifier';
