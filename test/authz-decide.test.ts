@@ -690,34 +690,10 @@ test('errorResponse: restrictions have an empty body', () => {
 
 
 test('callers that are not our routes (no descriptor_id: another mesh, Istio CUSTOM) get IP filtering, maintenance and build mode here', async () => {
-  const yaml = `
-apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: filtered, namespace: default}
-spec:
-  hosts: [filtered.example.com]
-  targets: [{url: "http://10.0.0.1:80"}]
-  publicPatterns: ["/.*"]
-  ipFiltering: {whitelist: ["10.1.0.0/16", "192.168.1.*"], blacklist: ["10.1.2.3"]}
----
-apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: down, namespace: default}
-spec:
-  hosts: [down.example.com]
-  targets: [{url: "http://10.0.0.1:80"}]
-  publicPatterns: ["/.*"]
-  maintenanceMode: true
----
-apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: wip, namespace: default}
-spec:
-  hosts: [wip.example.com]
-  targets: [{url: "http://10.0.0.1:80"}]
-  publicPatterns: ["/.*"]
-  buildMode: true
-`;
+  const sd = (name: string, extra: string): string =>
+    `---\napiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceDescriptor\nmetadata: {name: ${name}, namespace: default}\nspec:\n  hosts: [${name}.example.com]\n  targets: [{url: "http://10.0.0.1:80"}]\n  publicPatterns: ["/.*"]\n  ${extra}\n`;
+  const yaml =
+    sd('filtered', 'ipFiltering: {whitelist: ["10.1.0.0/16", "192.168.1.*"], blacklist: ["10.1.2.3"]}') + sd('down', 'maintenanceMode: true') + sd('wip', 'buildMode: true');
   const b = build(yaml);
   assert.ok(b.statuses.every((s) => s.state === 'valid'), JSON.stringify(b.statuses.flatMap((s) => s.errors)));
   const { az } = setup(b.model);
