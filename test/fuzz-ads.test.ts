@@ -185,7 +185,7 @@ test('fuzz ADS: random requests and garbage get clean answers or clean errors; o
         throw new Error(`INTERNAL for well-formed requests: ${status.details}`);
       }
       const Resp = method.endsWith('sotw') ? DiscoveryResponse : DeltaDiscoveryResponse;
-      const decoded = responses.map((b) => Resp.toObject(Resp.decode(b)) as { typeUrl: string; nonce: string; versionInfo?: string; systemVersionInfo?: string; resources: unknown[] });
+      const decoded = responses.map((b) => Resp.toObject(Resp.decode(b), { arrays: true }) as { typeUrl: string; nonce: string; versionInfo?: string; systemVersionInfo?: string; resources: unknown[] });
       const v = protocolViolations(decoded as never);
       if (v.length) throw new Error(v.join('; '));
       for (const r of decoded) {
