@@ -16,7 +16,7 @@ import { buildAdminApp } from './admin/app.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { configDumpFor } from './admin/config-dump.js';
 import { createTrafficMetrics, registerAls } from './als.js';
-import { createQuotaStore } from './authz/quota/index.js';
+import { createQuotaStore, FailoverQuotaStore } from './authz/quota/index.js';
 import { JwtEngine } from './authz/jwt.js';
 import { Authorizer } from './authz/decide.js';
 import { buildPolicy } from './authz/policy.js';
@@ -202,6 +202,11 @@ export async function startServer(
   );
   source.on('change', () => debouncer.poke());
   source.on('error', (err: unknown) => logger.error({ err }, 'config source error'));
+  // A configured Redis gets a bounded chance to connect before the first Check (else fail-closed
+  // would answer 503s while a healthy Redis is still connecting).
+  if (quota instanceof FailoverQuotaStore && !(await quota.whenReady(3000))) {
+    logger.warn('quota store (redis) not reachable at startup: serving per --quota-fail-mode until it is');
+  }
   // ext_authz is bound first: the generated Envoy config names its port.
   const authz = await startAuthzServer(config.host, config.authzPort, {
     check: (input) => authorizer.check(input),
