@@ -39,6 +39,8 @@ export interface Config {
   auditFile?: string;
   auditWebhook?: string;
   dataDir: string;
+  /** Bearer token required by the admin API (probes excepted); unset = open (bind it to loopback). */
+  adminToken?: string;
 }
 
 export interface OptionSpec {
@@ -75,6 +77,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'metricsPerApikey', flag: 'metrics-per-apikey', env: 'OXDS_METRICS_PER_APIKEY', kind: 'string', description: 'on: per-apikey request counters from access logs', default: 'off' },
   { key: 'auditFile', flag: 'audit-file', env: 'OXDS_AUDIT_FILE', kind: 'string', description: 'append audit events to this file (JSON lines)' },
   { key: 'auditWebhook', flag: 'audit-webhook', env: 'OXDS_AUDIT_WEBHOOK', kind: 'string', description: 'POST audit events (JSON arrays, batched) to this URL' },
+  { key: 'adminToken', flag: 'admin-token', env: 'OXDS_ADMIN_TOKEN', kind: 'string', description: 'bearer token required by the admin API except /live /ready /health (prefer the env var: flags show in ps)' },
   { key: 'dataDir', flag: 'data-dir', env: 'OXDS_DATA_DIR', kind: 'string', description: 'data directory (CA state)', default: '.data' },
 ];
 

@@ -245,6 +245,7 @@ export async function startServer(
     registry: metrics.registry,
     proxies: () => ads.statuses(),
     configDump: (nodeId) => configDumpFor(nodeId, ads.statuses(), (s) => cache.get(s.nodeType)),
+    ...(config.adminToken ? { token: config.adminToken } : {}),
   });
   await admin.listen({ host: config.host, port: config.adminPort });
   const addr = admin.server.address();
