@@ -30,7 +30,7 @@ export interface RawStream {
  */
 export function openRawStream(target: { port: number } | { session: http2.ClientHttp2Session }, path: string, onMessage?: (msg: Buffer) => void): RawStream {
   const session = 'session' in target ? target.session : http2.connect(`http://127.0.0.1:${target.port}`);
-  session.on('error', () => undefined);
+  if (!('session' in target)) session.on('error', () => undefined);
   const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
   stream.on('error', () => undefined);
   let status: string | undefined;
