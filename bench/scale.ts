@@ -81,7 +81,7 @@ async function serverRole(): Promise<void> {
   const r = resolveConfig({ config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, logLevel: 'warn', dataDir: path.join(dir, '..', 'data') }, {});
   if (!r.ok) throw new Error(r.errors.join());
   const tImport = performance.now();
-  const server = await startServer(r.value, makeLogger('warn'));
+  const server = await startServer(r.value, makeLogger('error'));
   const tReady = performance.now();
   let publishes = 0;
   let lastVersion = server.cache.get('envoy')?.version ?? '';
@@ -292,10 +292,13 @@ async function coldStart(nDesc: number, nKeys: number, nSecrets: number): Promis
     const published = next(s, 'published', 120_000, 'publication after delete');
     for (const f2 of ['descriptors.yaml', 'apikeys.yaml', 'secrets.yaml']) fs.rmSync(path.join(dir, f2), { force: true });
     const pub = await published;
-    await sleep(3000);
+    // Removed clusters are still served for --cluster-grace-ms (10 s, make-before-break): wait for
+    // the rebuild that retires them before measuring.
+    const retired = await next(s, 'published', 30_000, 'retirement rebuild').catch(() => undefined);
+    await sleep(2000);
     const after = await ask(s, { cmd: 'stats' }, 'stats');
     await stop(s);
-    return { descriptors: nDesc, apikeys: nKeys, secrets: nSecrets, configBytes: bytes, baseline: { ready: base, stats: baseStats }, ready, loaded, afterDelete: { published: pub, stats: after } };
+    return { descriptors: nDesc, apikeys: nKeys, secrets: nSecrets, configBytes: bytes, baseline: { ready: base, stats: baseStats }, ready, loaded, afterDelete: { published: pub, retired, stats: after } };
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
