@@ -476,8 +476,9 @@ async function main(): Promise<void> {
   if (!skip.has('streams')) {
     const rs: Record<string, unknown>[] = [];
     for (const n of streamCounts) {
-      process.stdout.write(`streams: ${n} ADS streams (${procs} client processes, ${streamDesc} descriptors) ... `);
-      const r = await streamsBench(n, streamDesc, n > 2000 ? Math.max(procs, 4) : procs).catch((err: Error) => ({ streams: n, error: err.message }));
+      const p = n > 2000 ? Math.max(procs, 4) : procs;
+      process.stdout.write(`streams: ${n} ADS streams (${p} client processes, ${streamDesc} descriptors) ... `);
+      const r = await streamsBench(n, streamDesc, p).catch((err: Error) => ({ streams: n, error: err.message }));
       rs.push(r);
       if ('error' in r) {
         console.log(`FAILED: ${r.error}`);

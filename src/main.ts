@@ -2,7 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { translateOptionsFrom, type Config } from './config.js';
+import { serverCredentialsFrom, translateOptionsFrom, type Config } from './config.js';
 import { FileSource } from './sources/file-source.js';
 import { Debouncer } from './debounce.js';
 import { compile, formatError, type CompiledSet } from './pipeline.js';
@@ -212,6 +212,7 @@ export async function startServer(
     check: (input) => authorizer.check(input),
     logger: logger.child({ c: 'authz' }),
     hooks: authzHooks,
+    credentials: serverCredentialsFrom({ cert: config.authzTlsCert, key: config.authzTlsKey, clientCa: config.authzClientCa }, (f) => fs.readFileSync(f)),
   });
   if (config.envoyAuthz === 'on' && !config.envoyAuthzAddress && (config.host === '0.0.0.0' || config.host === '::')) {
     logger.warn('--host is a wildcard: Envoy is told to reach ext_authz at 127.0.0.1; set --envoy-authz-address (e.g. the Service name) for remote Envoys');
@@ -234,7 +235,7 @@ export async function startServer(
     logger: logger.child({ c: 'als' }),
   });
   const xdsPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${config.host}:${config.xdsPort}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
+    server.bindAsync(`${config.host}:${config.xdsPort}`, serverCredentialsFrom({ cert: config.xdsTlsCert, key: config.xdsTlsKey, clientCa: config.xdsClientCa }, (f) => fs.readFileSync(f)), (err, port) =>
       err ? reject(err) : resolve(port),
     ),
   );
