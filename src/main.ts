@@ -230,7 +230,7 @@ export async function startServer(
   });
   ads.register(server);
   // Envoy's access logs (ALS) arrive on the xDS port: its bootstrap already has a cluster for it.
-  registerAls(server, {
+  const als = registerAls(server, {
     metrics: createTrafficMetrics(metrics.registry, () => known, config.metricsPerApikey === 'on'),
     logger: logger.child({ c: 'als' }),
   });
@@ -280,6 +280,7 @@ export async function startServer(
       debouncer.cancel();
       if (retireTimer) clearTimeout(retireTimer);
       ads.closeAllStreams();
+      als.closeAll();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           server.forceShutdown();

@@ -1,4 +1,5 @@
-// SIGTERM on the real CLI (`otoroshi-xds serve`, spawned): graceful shutdown — xDS streams are
+// SIGTERM on the real CLI (`otoroshi-xds serve`, spawned) with an ADS stream, an access-log stream
+// and served Checks: graceful shutdown — xDS streams are
 // ended with UNAVAILABLE (clients reconnect elsewhere), every port stops accepting, the audit
 // file is flushed, and the process exits 0 on its own (the CLI's 10 s force-exit would exit 1).
 import { test } from 'node:test';
@@ -12,6 +13,7 @@ import readline from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import { AdsClient, TYPE_URLS } from './helpers/ads-client.js';
 import { checkClient, checkRequest, callCheck } from './helpers/check-client.js';
+import { openRawStream } from './helpers/raw-grpc.js';
 
 const CONFIG = `apiVersion: proxy.otoroshi.io/v1alpha1
 kind: ServiceDescriptor
@@ -76,9 +78,16 @@ test('SIGTERM: the CLI drains streams, closes every port, flushes the audit file
   assert.equal(d.status?.code ?? 0, 0);
   cc.close();
 
+  // An Envoy access-log stream (client-streaming, never ended by Envoy) must not block the shutdown.
+  const als = openRawStream({ port: ports.xdsPort }, '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs', () => undefined);
+  t.after(() => als.close());
+  als.write(new Uint8Array(0));
+  await new Promise((r) => setTimeout(r, 200));
+
   child.kill('SIGTERM');
   const status = await client.ended(10_000);
   assert.equal(status.code, grpc.status.UNAVAILABLE, `the stream is ended for the client to reconnect elsewhere: ${status.details}`);
+  assert.equal(await als.ended, String(grpc.status.UNAVAILABLE), 'the access-log stream is ended cleanly too (not cut by the force timeout)');
   const exit = await exited;
   assert.deepEqual(exit, { code: 0, signal: null }, `graceful exit (not the force-exit): ${JSON.stringify(logs.slice(-5))}`);
   assert.ok(logs.some((l) => l.msg === 'shutting down' && l.signal === 'SIGTERM'));

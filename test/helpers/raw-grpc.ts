@@ -37,9 +37,15 @@ export function openRawStream(target: { port: number } | { session: http2.Client
   const ended = new Promise<string | undefined>((resolve) => {
     stream.on('trailers', (t) => {
       status = String(t['grpc-status'] ?? '');
+      // The call is over: like a gRPC client, finish our half too (else the server waits for it).
+      stream.close(http2.constants.NGHTTP2_NO_ERROR);
     });
     stream.on('response', (h) => {
-      if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+      if (h['grpc-status'] !== undefined) {
+        // Trailers-only answer: the call is over.
+        status = String(h['grpc-status']);
+        stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      }
     });
     stream.on('close', () => resolve(status));
   });
