@@ -4,6 +4,7 @@
 //      BENCH_TRANSLATE_TIMEOUT_S=90  BENCH_SKIP=translate|push|envoy|grpc|envoy-sotw|...  BENCH_TRANSLATE_ROUNDS=2 (cold + warm, same process)
 //      BENCH_GRPC_HOT=200 (proxyless scenario: streams on the changed host, besides STREAMS spread over all hosts)
 //      BENCH_SKIP=authz skips the ext_authz benchmark (bench/authz.ts, ~2 min; needs h2load, redis-server for the Redis rows)
+//      BENCH_SKIP=scale skips the whole-server scale benchmark (bench/scale.ts, ~5 min; BENCH_SCALE_* knobs there)
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -449,6 +450,17 @@ if (!SKIP.has('authz')) {
     out['authz'] = { error: `bench/authz.js exited ${r.status ?? r.signal}` };
     goals.push({ goal: 'ext_authz benchmark', met: null, detail: `bench/authz.js exited ${r.status ?? r.signal}` });
   }
+}
+
+if (!SKIP.has('scale')) {
+  // Scale of the whole server (bench/scale.ts, child processes; ~5 min): cold start with 10k
+  // descriptors + 10k apikeys + 1k TLS secrets, 1,000 / 5,000 ADS streams, churn. Writes bench/results/scale.json.
+  console.log('\n== Scale (bench/scale.ts: whole server, raw HTTP/2 ADS clients in child processes)');
+  const t = performance.now();
+  const r = spawnSync(process.execPath, [path.join(here, 'scale.js')], { cwd: repo, stdio: 'inherit' });
+  const file = path.join(repo, 'bench', 'results', 'scale.json');
+  if (r.status === 0 && fs.existsSync(file)) out['scale'] = { ...(JSON.parse(fs.readFileSync(file, 'utf8')) as object), wallMs: performance.now() - t };
+  else out['scale'] = { error: `bench/scale.js exited ${r.status ?? r.signal}` };
 }
 
 out['goals'] = goals;

@@ -126,9 +126,15 @@ export const ACCESS_LOG_SERVICE: grpc.ServiceDefinition = {
   },
 };
 
-/** Registers the ALS on a grpc-js server (the xDS port: Envoy already has a cluster for it). */
-export function registerAls(server: grpc.Server, deps: { metrics: TrafficMetrics; logger: Logger }): void {
+/**
+ * Registers the ALS on a grpc-js server (the xDS port: Envoy already has a cluster for it).
+ * `closeAll()` ends every open log stream with UNAVAILABLE (shutdown: Envoy never ends them, so a
+ * graceful server shutdown would otherwise wait for its force timeout).
+ */
+export function registerAls(server: grpc.Server, deps: { metrics: TrafficMetrics; logger: Logger }): { closeAll(): void } {
+  const open = new Map<object, grpc.sendUnaryData<Buffer>>();
   const handler: grpc.handleClientStreamingCall<Buffer, Buffer> = (call, callback) => {
+    open.set(call, callback);
     let bad = 0;
     call.on('data', (buf: Buffer) => {
       try {
@@ -139,8 +145,23 @@ export function registerAls(server: grpc.Server, deps: { metrics: TrafficMetrics
         if (bad++ < 3) deps.logger.warn({ err: (err as Error).message }, 'access log service: undecodable message ignored');
       }
     });
-    call.on('error', () => undefined);
-    call.on('end', () => callback(null, EMPTY_RESPONSE));
+    call.on('error', () => open.delete(call));
+    call.on('cancelled', () => open.delete(call));
+    call.on('end', () => {
+      if (open.delete(call)) callback(null, EMPTY_RESPONSE);
+    });
   };
   server.addService(ACCESS_LOG_SERVICE, { StreamAccessLogs: handler });
+  return {
+    closeAll: () => {
+      for (const [call, callback] of [...open]) {
+        open.delete(call);
+        try {
+          callback({ code: grpc.status.UNAVAILABLE, details: 'control plane shutting down' });
+        } catch {
+          /* already gone */
+        }
+      }
+    },
+  };
 }

@@ -1,3 +1,4 @@
+import { ServerCredentials } from '@grpc/grpc-js';
 import type { TranslateOptions } from './xds/types.js';
 
 // Flags + environment → one validated, frozen Config. Every flag has an OXDS_* env twin.
@@ -72,6 +73,15 @@ export interface Config {
   templates?: string;
   /** Kubernetes: restart Deployments that mount an exported secret that changed. */
   restartDependantDeployments: 'on' | 'off';
+  /** Bearer token required by the admin API (probes excepted); unset = open (bind it to loopback). */
+  adminToken?: string;
+  /** TLS on the xDS / ext_authz ports (PEM files); with a client CA, clients must present a certificate it signed (mTLS). */
+  xdsTlsCert?: string;
+  xdsTlsKey?: string;
+  xdsClientCa?: string;
+  authzTlsCert?: string;
+  authzTlsKey?: string;
+  authzClientCa?: string;
 }
 
 export interface OptionSpec {
@@ -113,6 +123,13 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'metricsPerApikey', flag: 'metrics-per-apikey', env: 'OXDS_METRICS_PER_APIKEY', kind: 'string', description: 'on: per-apikey request counters from access logs', default: 'off' },
   { key: 'auditFile', flag: 'audit-file', env: 'OXDS_AUDIT_FILE', kind: 'string', description: 'append audit events to this file (JSON lines)' },
   { key: 'auditWebhook', flag: 'audit-webhook', env: 'OXDS_AUDIT_WEBHOOK', kind: 'string', description: 'POST audit events (JSON arrays, batched) to this URL' },
+  { key: 'adminToken', flag: 'admin-token', env: 'OXDS_ADMIN_TOKEN', kind: 'string', description: 'bearer token required by the admin API except /live /ready /health (prefer the env var: flags show in ps)' },
+  { key: 'xdsTlsCert', flag: 'xds-tls-cert', env: 'OXDS_XDS_TLS_CERT', kind: 'string', description: 'PEM certificate chain of the xDS port (TLS; plaintext when unset)' },
+  { key: 'xdsTlsKey', flag: 'xds-tls-key', env: 'OXDS_XDS_TLS_KEY', kind: 'string', description: 'PEM private key of --xds-tls-cert' },
+  { key: 'xdsClientCa', flag: 'xds-client-ca', env: 'OXDS_XDS_CLIENT_CA', kind: 'string', description: 'PEM CA bundle: xDS clients must present a certificate it signed (mTLS)' },
+  { key: 'authzTlsCert', flag: 'authz-tls-cert', env: 'OXDS_AUTHZ_TLS_CERT', kind: 'string', description: 'PEM certificate chain of the ext_authz port (TLS; plaintext when unset)' },
+  { key: 'authzTlsKey', flag: 'authz-tls-key', env: 'OXDS_AUTHZ_TLS_KEY', kind: 'string', description: 'PEM private key of --authz-tls-cert' },
+  { key: 'authzClientCa', flag: 'authz-client-ca', env: 'OXDS_AUTHZ_CLIENT_CA', kind: 'string', description: 'PEM CA bundle: ext_authz clients must present a certificate it signed (mTLS)' },
   { key: 'dataDir', flag: 'data-dir', env: 'OXDS_DATA_DIR', kind: 'string', description: 'data directory (CA state)', default: '.data' },
   { key: 'source', flag: 'source', env: 'OXDS_SOURCE', kind: 'string', description: 'where objects come from: file (--config directory) or kubernetes (the API server)', default: 'file' },
   { key: 'kubeconfig', flag: 'kubeconfig', env: 'OXDS_KUBECONFIG', kind: 'string', description: 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, else in-cluster)' },
@@ -184,6 +201,13 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
   if (caFiles !== 0 && caFiles !== 3) errors.push('--ca-cert, --ca-key and --ca-root-cert go together (all three, or none for a generated CA)');
   if (typeof out.workloadCertTtlMs === 'number' && out.workloadCertTtlMs < 60_000) errors.push(`--workload-cert-ttl-ms: at least 60000, got ${out.workloadCertTtlMs}`);
   if (typeof out.namespaces === 'string' && splitList(out.namespaces).length === 0) errors.push('--namespaces: expected a comma-separated list of namespaces or *');
+  for (const [port, cert, key, ca] of [
+    ['xds', 'xdsTlsCert', 'xdsTlsKey', 'xdsClientCa'],
+    ['authz', 'authzTlsCert', 'authzTlsKey', 'authzClientCa'],
+  ] as const) {
+    if ((out[cert] === undefined) !== (out[key] === undefined)) errors.push(`--${port}-tls-cert and --${port}-tls-key go together`);
+    if (out[ca] !== undefined && out[cert] === undefined) errors.push(`--${port}-client-ca needs --${port}-tls-cert and --${port}-tls-key`);
+  }
   if (errors.length) return { ok: false, errors };
   return { ok: true, value: Object.freeze(out as unknown as Config) };
 }
@@ -192,6 +216,16 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
  * The translate options a config gives: Envoy listener ports and, unless `--envoy-authz off`,
  * where Envoy reaches our ext_authz service (`authzPort` = the port actually bound).
  */
+/**
+ * Server credentials of a gRPC port from PEM files: plaintext without a certificate, TLS with one,
+ * mTLS (client certificate required and verified) with a client CA. Reads the files (throws when unreadable).
+ */
+export function serverCredentialsFrom(files: { cert?: string; key?: string; clientCa?: string }, read: (f: string) => Buffer): ServerCredentials {
+  if (!files.cert || !files.key) return ServerCredentials.createInsecure();
+  const ca = files.clientCa ? read(files.clientCa) : null;
+  return ServerCredentials.createSsl(ca, [{ cert_chain: read(files.cert), private_key: read(files.key) }], ca !== null);
+}
+
 export function translateOptionsFrom(config: Config, authzPort: number): TranslateOptions {
   const opts: TranslateOptions = { listenAddress: config.envoyListenAddress, httpPort: config.envoyHttpPort, httpsPort: config.envoyHttpsPort };
   if (config.envoyAlsCluster) opts.accessLogCluster = config.envoyAlsCluster;

@@ -2,7 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { modelSettingsFrom, translateOptionsFrom, type Config } from './config.js';
+import { modelSettingsFrom, serverCredentialsFrom, translateOptionsFrom, type Config } from './config.js';
 import { createSource } from './sources/index.js';
 import { Debouncer } from './debounce.js';
 import { compile, formatError, type CompiledSet } from './pipeline.js';
@@ -16,7 +16,7 @@ import { buildAdminApp } from './admin/app.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { configDumpFor } from './admin/config-dump.js';
 import { createTrafficMetrics, registerAls } from './als.js';
-import { createQuotaStore } from './authz/quota/index.js';
+import { createQuotaStore, FailoverQuotaStore } from './authz/quota/index.js';
 import { JwtEngine } from './authz/jwt.js';
 import { Authorizer } from './authz/decide.js';
 import { buildPolicy } from './authz/policy.js';
@@ -365,11 +365,17 @@ export async function startServer(
   );
   source.on('change', () => debouncer.poke());
   source.on('error', (err: unknown) => logger.error({ err }, 'config source error'));
+  // A configured Redis gets a bounded chance to connect before the first Check (else fail-closed
+  // would answer 503s while a healthy Redis is still connecting).
+  if (quota instanceof FailoverQuotaStore && !(await quota.whenReady(3000))) {
+    logger.warn('quota store (redis) not reachable at startup: serving per --quota-fail-mode until it is');
+  }
   // ext_authz is bound first: the generated Envoy config names its port.
   const authz = await startAuthzServer(config.host, config.authzPort, {
     check: (input) => authorizer.check(input),
     logger: logger.child({ c: 'authz' }),
     hooks: authzHooks,
+    credentials: serverCredentialsFrom({ cert: config.authzTlsCert, key: config.authzTlsKey, clientCa: config.authzClientCa }, (f) => fs.readFileSync(f)),
   });
   if (config.envoyAuthz === 'on' && !config.envoyAuthzAddress && (config.host === '0.0.0.0' || config.host === '::')) {
     logger.warn('--host is a wildcard: Envoy is told to reach ext_authz at 127.0.0.1; set --envoy-authz-address (e.g. the Service name) for remote Envoys');
@@ -398,12 +404,12 @@ export async function startServer(
   });
   ads.register(server);
   // Envoy's access logs (ALS) arrive on the xDS port: its bootstrap already has a cluster for it.
-  registerAls(server, {
+  const als = registerAls(server, {
     metrics: createTrafficMetrics(metrics.registry, () => known, config.metricsPerApikey === 'on'),
     logger: logger.child({ c: 'als' }),
   });
   const xdsPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${config.host}:${config.xdsPort}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
+    server.bindAsync(`${config.host}:${config.xdsPort}`, serverCredentialsFrom({ cert: config.xdsTlsCert, key: config.xdsTlsKey, clientCa: config.xdsClientCa }, (f) => fs.readFileSync(f)), (err, port) =>
       err ? reject(err) : resolve(port),
     ),
   );
@@ -414,6 +420,7 @@ export async function startServer(
     registry: metrics.registry,
     proxies: () => ads.statuses(),
     configDump: (nodeId) => configDumpFor(nodeId, ads.statuses(), (s) => cache.get(s.nodeType)),
+    ...(config.adminToken ? { token: config.adminToken } : {}),
   });
   await admin.listen({ host: config.host, port: config.adminPort });
   const addr = admin.server.address();
@@ -452,6 +459,7 @@ export async function startServer(
       if (caRetry) clearTimeout(caRetry);
       certs?.ca.pool.close();
       ads.closeAllStreams();
+      als.closeAll();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           server.forceShutdown();

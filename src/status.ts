@@ -45,7 +45,9 @@ export async function fetchProxies(adminUrl: string, opts: { timeoutMs?: number 
   const url = `${base}/debug/proxies`;
   let res: Response;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(opts.timeoutMs ?? 5000), headers: { accept: 'application/json' } });
+    // A server protected by --admin-token: the same OXDS_ADMIN_TOKEN env var authenticates the CLI.
+    const token = process.env.OXDS_ADMIN_TOKEN;
+    res = await fetch(url, { signal: AbortSignal.timeout(opts.timeoutMs ?? 5000), headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } });
   } catch (err) {
     throw new StatusError(`cannot reach the otoroshi-xds admin API at ${base} (${describeFetchError(err)}); is the server running? Set --admin or OXDS_ADMIN_URL`);
   }

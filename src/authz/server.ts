@@ -25,6 +25,8 @@ export interface AuthzDeps {
   hooks?: AuthzHooks;
   /** Request size limits (defaults: 200 headers, 96 KiB). */
   limits?: Partial<CodecLimits>;
+  /** Port credentials (startAuthzServer; default plaintext). */
+  credentials?: grpc.ServerCredentials;
 }
 
 const identity = (b: Buffer): Buffer => b;
@@ -115,7 +117,7 @@ export interface RunningAuthzServer {
   stop(): Promise<void>;
 }
 
-/** A standalone gRPC server serving only ext_authz (insecure; Envoy reaches it on a trusted network). */
+/** A standalone gRPC server serving only ext_authz (plaintext unless `deps.credentials`: TLS / mTLS). */
 export async function startAuthzServer(host: string, port: number, deps: AuthzDeps): Promise<RunningAuthzServer> {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': 1024 * 1024,
@@ -123,7 +125,7 @@ export async function startAuthzServer(host: string, port: number, deps: AuthzDe
   });
   registerAuthz(server, deps);
   const bound = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(`${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`, deps.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
   return {
     port: bound,

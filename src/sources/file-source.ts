@@ -66,11 +66,14 @@ export class FileSource extends EventEmitter {
 
   private async scanOnce(): Promise<boolean> {
     let names: string[];
+    // A directory that is readable again is a change even if no file changed: the error it
+    // reported must be cleared (and the recovery logged) by a rebuild.
+    let recovered = false;
     try {
       names = await listYamlFiles(this.opts.dir);
-      const hadError = this.dirError !== undefined;
+      recovered = this.dirError !== undefined;
       this.dirError = undefined;
-      if (hadError) this.emit('recovered');
+      if (recovered) this.emit('recovered');
     } catch (err) {
       // Unreadable directory: keep serving what we had, report it.
       const message = `cannot read config directory ${this.opts.dir}: ${(err as Error).message}`;
@@ -78,7 +81,7 @@ export class FileSource extends EventEmitter {
       this.dirError = { code: 'OXDS_YAML_PARSE', message, severity: 'error', file: this.opts.dir };
       return changed;
     }
-    let changed = false;
+    let changed = recovered;
     const present = new Set(names);
     for (const name of [...this.files.keys()]) {
       if (!present.has(name)) {

@@ -26,6 +26,8 @@ export interface ClientOptions {
   node?: ClientNode;
   mode?: 'sotw' | 'delta';
   service?: 'ads' | 'sds';
+  /** Channel credentials (default plaintext). */
+  credentials?: grpc.ChannelCredentials;
 }
 
 type Msg = DiscoveryResponse | DeltaDiscoveryResponse;
@@ -91,7 +93,7 @@ export class AdsClient {
     this.mode = opts.mode ?? 'sotw';
     const service = opts.service ?? 'ads';
     const Ctor = clientCtor(service);
-    this.client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    this.client = new Ctor(`127.0.0.1:${port}`, opts.credentials ?? grpc.credentials.createInsecure());
     this.node = encodeNode(opts.node ?? {});
     const methodName =
       service === 'ads'

@@ -36,6 +36,20 @@ export class FailoverQuotaStore implements QuotaStore {
     this.local = new MemoryQuotaStore({ timeZone: opts.timeZone ?? 'UTC', degraded: true });
   }
 
+  /**
+   * Waits (at most `timeoutMs`) for the first connection to Redis, so a server does not start
+   * answering from the fallback (fail-closed: 503s) while a healthy Redis is still connecting.
+   * Never rejects: a Redis that stays down is the normal outage path.
+   */
+  async whenReady(timeoutMs = 3000): Promise<boolean> {
+    try {
+      await this.primary.ready(timeoutMs);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** true while the last answer came from the fallback. */
   get degraded(): boolean {
     return this.degradedSince !== undefined;

@@ -1,0 +1,147 @@
+// Fault: Redis (the shared quota store) is SIGKILLed while the ext_authz port is under load, then
+// restarted empty. Through the whole server (YAML → policy → Check over gRPC):
+//   - fail-open: every request of the outage is still answered from local counters (allowed),
+//   - fail-closed: every request of the outage is a clean 503 deny (never an allow, never a gRPC error),
+//   - after the restart decisions go to Redis again (its counters exist and count down),
+//   - no unhandled rejection, no crash, every request answered.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { resolveConfig } from '../src/config.js';
+import { startServer, makeLogger, type RunningServer } from '../src/main.js';
+import { checkClient, checkRequest, callCheck, outcome } from './helpers/check-client.js';
+import { redisAvailable, startRedis, REDIS_SKIP_MESSAGE } from './helpers/redis.js';
+
+const CONFIG = `apiVersion: proxy.otoroshi.io/v1alpha1
+kind: ServiceDescriptor
+metadata: {name: invoices, namespace: default, annotations: {otoroshi.io/id: invoices}}
+spec:
+  hosts: [invoices.oto.tools]
+  forceHttps: false
+  targets: [{url: "http://127.0.0.1:9100"}]
+---
+apiVersion: proxy.otoroshi.io/v1alpha1
+kind: ApiKey
+metadata: {name: partner, namespace: default}
+spec:
+  clientId: partner-id
+  clientSecret: partner-secret
+  authorizedEntities: [service_invoices]
+  throttlingQuota: 100000
+  dailyQuota: 1000000
+  monthlyQuota: 10000000
+`;
+
+const REQ = checkRequest({ host: 'invoices.oto.tools', path: '/x', headers: { 'otoroshi-client-id': 'partner-id', 'otoroshi-client-secret': 'partner-secret' } });
+
+interface Sample {
+  start: number;
+  end: number;
+  status: number;
+  remaining?: number;
+  error?: string;
+}
+
+async function serverWith(redisUrl: string, failMode: 'open' | 'closed'): Promise<{ server: RunningServer; dir: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-faults-redis-'));
+  fs.writeFileSync(path.join(dir, 'c.yaml'), CONFIG);
+  const r = resolveConfig({ config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), redisUrl, quotaFailMode: failMode }, {});
+  assert.ok(r.ok);
+  return { server: await startServer(r.value, makeLogger('silent')), dir };
+}
+
+/** `workers` concurrent sequential loops until `stop()`; every call recorded. */
+function load(port: number, workers: number): { samples: Sample[]; stop: () => Promise<void> } {
+  const samples: Sample[] = [];
+  let running = true;
+  const client = checkClient(port);
+  const loop = async (): Promise<void> => {
+    while (running) {
+      const start = Date.now();
+      try {
+        const o = outcome(await callCheck(client, REQ));
+        const rem = o.headers['Otoroshi-Daily-Calls-Remaining'];
+        samples.push({ start, end: Date.now(), status: o.status, ...(rem !== undefined ? { remaining: Number(rem) } : {}) });
+      } catch (err) {
+        samples.push({ start, end: Date.now(), status: -1, error: (err as Error).message });
+      }
+    }
+  };
+  const done = Promise.all(Array.from({ length: workers }, loop));
+  return {
+    samples,
+    stop: async () => {
+      running = false;
+      await done;
+      client.close();
+    },
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function scenario(failMode: 'open' | 'closed'): Promise<void> {
+  let unhandled = 0;
+  const onUnhandled = (): void => {
+    unhandled++;
+  };
+  process.on('unhandledRejection', onUnhandled);
+  const redis = await startRedis();
+  const { server } = await serverWith(redis.url, failMode);
+  try {
+    const l = load(server.authzPort, 4);
+    await sleep(600);
+    const killedAt = Date.now();
+    redis.kill();
+    await sleep(1500);
+    const restartAt = Date.now();
+    await redis.restart();
+    // ioredis reconnects with a back-off of at most 1 s.
+    await sleep(2500);
+    const recoveredBy = Date.now();
+    await sleep(500);
+    await l.stop();
+
+    const s = l.samples;
+    const errors = s.filter((x) => x.status === -1);
+    assert.deepEqual(errors.slice(0, 3), [], 'every Check is answered with a CheckResponse (no gRPC error)');
+    const before = s.filter((x) => x.end < killedAt);
+    const outage = s.filter((x) => x.start > killedAt + 300 && x.end < restartAt);
+    const after = s.filter((x) => x.start > recoveredBy);
+    assert.ok(before.length > 20 && outage.length > 20 && after.length > 20, `enough load in each phase: ${before.length}/${outage.length}/${after.length}`);
+    assert.deepEqual(before.filter((x) => x.status !== 0).slice(0, 3).map((x) => ({ ...x, sinceFirst: x.start - (s[0]?.start ?? 0), idx: s.indexOf(x) })), [], 'allowed while Redis is up');
+    if (failMode === 'open') {
+      assert.deepEqual([...new Set(outage.map((x) => x.status))], [0], 'fail-open: allowed from local counters during the outage');
+    } else {
+      assert.deepEqual([...new Set(outage.map((x) => x.status))], [503], 'fail-closed: 503 during the outage, never an allow');
+    }
+    assert.ok(after.every((x) => x.status === 0), 'allowed again after the restart');
+    // Counters resumed in Redis: it holds the key's counters again, and consecutive calls count down.
+    const r = new Redis(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await r.connect();
+    const keys = await r.dbsize();
+    r.disconnect();
+    assert.ok(keys > 0, 'Redis holds counters again after the restart');
+    const client = checkClient(server.authzPort);
+    const a = outcome(await callCheck(client, REQ));
+    const b = outcome(await callCheck(client, REQ));
+    client.close();
+    const ra = Number(a.headers['Otoroshi-Daily-Calls-Remaining']);
+    const rb = Number(b.headers['Otoroshi-Daily-Calls-Remaining']);
+    assert.equal(rb, ra - 1, 'the shared counter counts each call once');
+    assert.ok(ra > 1_000_000 - s.filter((x) => x.end > restartAt).length - 10 && ra < 1_000_000, `counting restarted from the empty Redis: ${ra}`);
+    assert.equal(unhandled, 0, 'no unhandled rejection');
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    await server.stop();
+    await redis.stop();
+  }
+}
+
+const skip = redisAvailable() ? false : REDIS_SKIP_MESSAGE;
+
+test('fault: Redis killed under ext_authz load and restarted (fail-open)', { skip }, () => scenario('open'));
+test('fault: Redis killed under ext_authz load and restarted (fail-closed)', { skip }, () => scenario('closed'));
