@@ -152,6 +152,7 @@ export async function startServer(
   // File mode loads (or creates) the CA before serving; cluster mode keeps trying in the
   // background (the API server may be down at start), and until then Certificate CRs wait.
   let renewTimer: NodeJS.Timeout | undefined;
+  let renewalAt: number | undefined; // what renewTimer is set for
   let certs: CertManager | undefined;
   let caRetry: NodeJS.Timeout | undefined;
   let stopping = false;
@@ -299,16 +300,15 @@ export async function startServer(
     if (!name.startsWith('spiffe://')) return undefined;
     const cert = certs?.workload(name);
     if (cert === undefined) return undefined;
-    scheduleRenewal(undefined);
+    if (renewalAt === undefined || cert.renewAt < renewalAt) scheduleRenewal(cert.renewAt);
     return { name, tlsCertificate: { certificateChain: { inlineString: cert.chainPem }, privateKey: { inlineString: cert.keyPem } } };
   }
 
   // Rebuild when the next certificate (Certificate CR with autoRenew, or workload) is due.
-  function scheduleRenewal(crAt: number | undefined): void {
-    const w = certs?.nextWorkloadRenewal();
-    const at = [crAt, w].filter((x): x is number => x !== undefined).sort((a, b) => a - b)[0];
+  function scheduleRenewal(at: number | undefined): void {
     if (renewTimer) clearTimeout(renewTimer);
     renewTimer = undefined;
+    renewalAt = at;
     if (at === undefined) return;
     // setTimeout holds at most ~24.8 days: wake up then and look again.
     renewTimer = setTimeout(() => debouncer.poke(), Math.min(Math.max(0, at - clock()) + 5, 2 ** 31 - 1));

@@ -510,3 +510,24 @@ test('two replicas creating the CA at once: the one whose save loses (EEXIST) us
   assert.equal(got.rootCertPem, winner.root.certPem);
   got.pool.close();
 });
+
+test('the next renewal is never in the past: a due certificate that cannot be renewed is retried a minute later; a workload nobody asks for again is dropped', () => {
+  const clock = { t: T0 };
+  const m = manager(clock);
+  const ca = cr('team-ca', 'csr:\n  subject: CN=Team CA\n  ca: true\n  duration: 30 days');
+  const leafCr = cr('leaf', 'autoRenew: true\ncsr:\n  issuer: default/team-ca\n  hosts: [l.oto.tools]\n  duration: 3 days');
+  const first = buildModel(view(ca + leafCr), { now: clock.t });
+  assert.equal(m.materialize(first).nextRenewalAt, T0 + 2 * DAY);
+  // the issuer disappears, and the leaf becomes due: its renewal fails
+  clock.t = T0 + 2.5 * DAY;
+  const b = buildModel(view(leafCr), { now: clock.t });
+  const r = m.materialize(b);
+  assert.equal(statusOf(b, 'leaf').state, 'invalid');
+  assert.equal(r.nextRenewalAt, clock.t + 60_000);
+  // a workload certificate: scheduled while fresh, forgotten once due and not asked for again
+  const w = m.workload('spiffe://cluster.local/ns/a/sa/b');
+  assert.ok(w);
+  assert.equal(m.materialize(buildModel(view(''), { now: clock.t })).nextRenewalAt, w.renewAt);
+  clock.t = w.renewAt + 1;
+  assert.equal(m.materialize(buildModel(view(''), { now: clock.t })).nextRenewalAt, undefined);
+});

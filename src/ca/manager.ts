@@ -105,6 +105,9 @@ export interface CertManagerOptions {
   sliceMs?: number;
 }
 
+/** A due certificate that could not be renewed is tried again this much later. */
+const RENEWAL_RETRY_MS = 60_000;
+
 export const DRY_RUN_PEM = '# issued by otoroshi-xds at runtime';
 
 export interface MaterializeResult {
@@ -173,6 +176,8 @@ export class CertManager {
   private readonly failed = new Map<string, string>();
   private deadline = Number.POSITIVE_INFINITY;
   private readonly workloads = new Map<string, IssuedCert>();
+  /** Workload identities whose certificate was due at the last rebuild (their next one is a renewal). */
+  private readonly renewing = new Set<string>();
   readonly trustDomain: string;
 
   constructor(private readonly opts: CertManagerOptions) {
@@ -249,14 +254,38 @@ export class CertManager {
     // Forget certificates whose CR is gone.
     const live = new Set(reqs.map((r) => r.secretName));
     for (const n of this.store.names()) if (!live.has(n)) this.store.delete(n);
-    for (const req of reqs) {
-      const e = this.store.get(req.secretName);
-      if (req.autoRenew && e !== undefined && e.fingerprint === req.fingerprint) {
-        if (result.nextRenewalAt === undefined || e.cert.renewAt < result.nextRenewalAt) result.nextRenewalAt = e.cert.renewAt;
-      }
-    }
+    result.nextRenewalAt = this.nextRenewal(reqs, now);
     void this.store.flush().catch(() => undefined);
     return result;
+  }
+
+  /**
+   * When the next rebuild must run for a renewal: the earliest future renewAt of the autoRenew
+   * certificates and of the workload certificates. Certificates being issued in the background
+   * are left out (their completion asks for a rebuild); a due one that could not be renewed is
+   * retried a minute later, never in a tight loop. Workload certificates that are due are
+   * forgotten here: a node still subscribed gets a new one when the next snapshot resolves it.
+   */
+  private nextRenewal(reqs: readonly CertificateRequest[], now: number): number | undefined {
+    let next: number | undefined;
+    const consider = (t: number): void => {
+      if (next === undefined || t < next) next = t;
+    };
+    for (const req of reqs) {
+      if (!req.autoRenew || this.queue.has(req.secretName) || this.pending.has(req.secretName)) continue;
+      const e = this.store.get(req.secretName);
+      if (e === undefined || e.fingerprint !== req.fingerprint) continue;
+      consider(e.cert.renewAt > now ? e.cert.renewAt : now + RENEWAL_RETRY_MS);
+    }
+    this.renewing.clear();
+    for (const [id, c] of this.workloads) {
+      if (c.renewAt > now) consider(c.renewAt);
+      else {
+        this.workloads.delete(id);
+        this.renewing.add(id);
+      }
+    }
+    return next;
   }
 
   /** Issuer reference → our CA (by id or DN), or a CA certificate of the model (by id, `<ns>/<name>` or DN). */
@@ -434,18 +463,12 @@ export class CertManager {
     const now = this.now();
     const hit = this.workloads.get(spiffeId);
     if (hit !== undefined && now < hit.renewAt) return hit;
+    const renewed = hit !== undefined || this.renewing.delete(spiffeId);
     if (!spiffeId.startsWith(`spiffe://${this.trustDomain}/`)) return undefined;
     const r = this.ca.workload(spiffeId, { now, rand: this.rand, ...(this.opts.workloadTtlMs === undefined ? {} : { ttlMs: this.opts.workloadTtlMs }) });
     if (!r.ok) return undefined;
     this.workloads.set(spiffeId, r.cert);
-    this.emitIssued(hit !== undefined, spiffeId, r.cert, INTERMEDIATE_CA_ID);
+    this.emitIssued(renewed, spiffeId, r.cert, INTERMEDIATE_CA_ID);
     return r.cert;
-  }
-
-  /** Earliest renewal time of the workload certificates handed out so far. */
-  nextWorkloadRenewal(): number | undefined {
-    let at: number | undefined;
-    for (const c of this.workloads.values()) if (at === undefined || c.renewAt < at) at = c.renewAt;
-    return at;
   }
 }
