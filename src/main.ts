@@ -98,9 +98,8 @@ export async function loadCertificateAuthority(config: Config): Promise<Certific
   }
   if (config.source === 'kubernetes') {
     // Every replica must sign with the same CA: it lives in a Secret next to the Lease.
-    const kc = loadKubeConfig(config.kubeconfig);
-    const ns = config.leaseNamespace ?? new KubeClient(kc).currentNamespace();
-    return CertificateAuthority.loadOrCreate(new KubeSecretCaStore(kc, ns));
+    const client = new KubeClient(loadKubeConfig(config.kubeconfig));
+    return CertificateAuthority.loadOrCreate(new KubeSecretCaStore(client, config.leaseNamespace ?? client.currentNamespace()));
   }
   return CertificateAuthority.loadOrCreate(new FileCaStore(path.join(config.dataDir, 'ca')));
 }

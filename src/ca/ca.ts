@@ -360,35 +360,51 @@ export class CertificateAuthority {
     return ctx;
   }
 
+  /**
+   * Finds the issuer a csr names: no reference → our intermediate; `otoroshi-intermediate-ca` /
+   * `otoroshi-root-ca` or their subject DN → ours; else one of `issuers` by id, then by subject
+   * DN. Undefined when nothing matches. `certPem` is the issuer's own certificate.
+   */
+  findIssuer(ref: string | undefined, issuers?: IssueOptions['issuers']): { ref: typeof INTERMEDIATE_CA_ID | typeof ROOT_CA_ID | IssuerMaterial; certPem: string } | undefined {
+    if (ref === undefined) return { ref: INTERMEDIATE_CA_ID, certPem: this.intermediateCertPem };
+    const r = ref.trim();
+    if (r === INTERMEDIATE_CA_ID || dnEquals(r, this.#intermediate.dn)) return { ref: INTERMEDIATE_CA_ID, certPem: this.intermediateCertPem };
+    if (r === ROOT_CA_ID || dnEquals(r, this.rootDn)) return { ref: ROOT_CA_ID, certPem: this.rootCertPem };
+    const material = (m: IssuerMaterial | undefined): { ref: IssuerMaterial; certPem: string } | undefined => {
+      const first = m === undefined ? undefined : pemCerts(m.certPem)[0];
+      return m === undefined || first === undefined ? undefined : { ref: m, certPem: first };
+    };
+    if (typeof issuers === 'function') return material(issuers(r));
+    if (issuers === undefined) return undefined;
+    const byId = issuers.find((m) => m.id === r);
+    if (byId !== undefined) return material(byId);
+    for (const m of issuers) {
+      const found = material(m);
+      if (found === undefined) continue;
+      let dn: string;
+      try {
+        dn = formatDn(decodeName(certBasics(new X509Certificate(found.certPem).raw).subjectName));
+      } catch {
+        continue;
+      }
+      if (dnEquals(r, dn)) return found;
+    }
+    return undefined;
+  }
+
   /** Resolves an issuer reference; unknown → error (never a silent self-signed certificate). */
   #resolve(ref: IssuerRef | undefined, opts: IssueOptions, field: string): IssuerCtx | ConfigError {
-    if (ref === undefined) return this.#intermediate;
-    if (typeof ref !== 'string') return this.#external_(ref, field);
-    const r = ref.trim();
-    if (r === INTERMEDIATE_CA_ID || dnEquals(r, this.#intermediate.dn)) return this.#intermediate;
-    if (r === ROOT_CA_ID || dnEquals(r, this.rootDn)) {
+    if (ref !== undefined && typeof ref !== 'string') return this.#external_(ref, field);
+    const found = this.findIssuer(ref, opts.issuers);
+    if (found === undefined) {
+      return { code: 'OXDS_UNRESOLVED_REFERENCE', message: `unknown issuer "${(ref ?? '').trim()}": no CA certificate with that id or subject DN`, field, severity: 'error' };
+    }
+    if (found.ref === INTERMEDIATE_CA_ID) return this.#intermediate;
+    if (found.ref === ROOT_CA_ID) {
       if (this.#root === undefined) return { code: 'OXDS_INVALID_FIELD', message: `issuer ${ROOT_CA_ID}: the root CA key is not available (CA loaded from PEM without it)`, field, severity: 'error' };
       return this.#root;
     }
-    const list = opts.issuers;
-    if (typeof list === 'function') {
-      const m = list(r);
-      if (m !== undefined) return this.#external_(m, field);
-    } else if (list !== undefined) {
-      for (const m of list) if (m.id === r) return this.#external_(m, field);
-      for (const m of list) {
-        const first = pemCerts(m.certPem)[0];
-        if (first === undefined) continue;
-        let dn: string;
-        try {
-          dn = formatDn(decodeName(certBasics(new X509Certificate(first).raw).subjectName));
-        } catch {
-          continue;
-        }
-        if (dnEquals(r, dn)) return this.#external_(m, field);
-      }
-    }
-    return { code: 'OXDS_UNRESOLVED_REFERENCE', message: `unknown issuer "${r}": no CA certificate with that id or subject DN`, field, severity: 'error' };
+    return this.#external_(found.ref, field);
   }
 
   // ------------------------------------------------------------ issuing

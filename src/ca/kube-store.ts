@@ -1,36 +1,30 @@
 // Cluster mode: the CA material lives in one Kubernetes Secret (type Opaque, keys as the file
 // store's file names), so every replica signs with the same CA. Only one replica creates it: a
 // create that loses the race (409) makes loadOrCreate load the winner's.
-import * as k8s from '@kubernetes/client-node';
 import { CA_FILES, type CaMaterial, type CaStore } from './store.js';
-
-export const CA_SECRET_LABELS = { 'app.kubernetes.io/managed-by': 'otoroshi-xds', 'otoroshi.io/kind': 'ca' } as const;
-
-function isApiError(e: unknown, code: number): boolean {
-  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === code;
-}
+import { KubeApiError, collectionPath, objectPath, type KubeClient } from '../k8s/client.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../k8s/secret-exporter.js';
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 const unb64 = (s: string | undefined): string | undefined => (s === undefined ? undefined : Buffer.from(s, 'base64').toString('utf8'));
+const firstLine = (e: unknown): string => (e as Error).message.split('\n')[0] ?? '';
 
 export class KubeSecretCaStore implements CaStore {
-  private readonly api: k8s.CoreV1Api;
   constructor(
-    kc: k8s.KubeConfig,
+    private readonly client: KubeClient,
     readonly namespace: string,
     readonly name = 'otoroshi-xds-ca',
-  ) {
-    this.api = kc.makeApiClient(k8s.CoreV1Api);
-  }
+  ) {}
 
   async load(): Promise<CaMaterial | undefined> {
-    let s: k8s.V1Secret;
+    let s: { data?: Record<string, string> } | undefined;
     try {
-      s = await this.api.readNamespacedSecret({ name: this.name, namespace: this.namespace });
+      s = await this.client.find(objectPath('v1', 'secrets', this.namespace, this.name));
     } catch (e) {
-      if (isApiError(e, 404)) return undefined;
-      throw new Error(`cannot read the CA Secret ${this.namespace}/${this.name}: ${isApiError(e, 403) ? 'forbidden (RBAC: get secrets)' : (e as Error).message.split('\n')[0] ?? ''}`);
+      const why = e instanceof KubeApiError && e.statusCode === 403 ? 'forbidden (RBAC: get secrets)' : firstLine(e);
+      throw new Error(`cannot read the CA Secret ${this.namespace}/${this.name}: ${why}`);
     }
+    if (s === undefined) return undefined;
     const d = s.data ?? {};
     const rootCert = unb64(d[CA_FILES.rootCert]);
     const rootKey = unb64(d[CA_FILES.rootKey]);
@@ -51,13 +45,16 @@ export class KubeSecretCaStore implements CaStore {
     };
     if (m.root.keyPem !== undefined) data[CA_FILES.rootKey] = b64(m.root.keyPem);
     try {
-      await this.api.createNamespacedSecret({
-        namespace: this.namespace,
-        body: { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: this.name, namespace: this.namespace, labels: { ...CA_SECRET_LABELS } }, data },
+      await this.client.create(collectionPath('v1', 'secrets', this.namespace), {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: 'Opaque',
+        metadata: { name: this.name, namespace: this.namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, 'otoroshi.io/kind': 'ca' } },
+        data,
       });
     } catch (e) {
-      if (isApiError(e, 409)) throw Object.assign(new Error(`CA Secret ${this.namespace}/${this.name} already exists`), { code: 'EEXIST' });
-      throw new Error(`cannot create the CA Secret ${this.namespace}/${this.name}: ${(e as Error).message.split('\n')[0] ?? ''}`);
+      if (e instanceof KubeApiError && e.statusCode === 409) throw Object.assign(new Error(`CA Secret ${this.namespace}/${this.name} already exists`), { code: 'EEXIST' });
+      throw new Error(`cannot create the CA Secret ${this.namespace}/${this.name}: ${firstLine(e)}`);
     }
   }
 }

@@ -8,8 +8,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { BuildResult, CertificateRequest, ConfigError, ObjectStatus, TlsCertificate } from '../model/types.js';
 import { CertificateAuthority, INTERMEDIATE_CA_ID, ROOT_CA_ID, keySpecOf, spiffeIdFor, type CsrSpec, type IssuedCert, type IssuerMaterial, type IssueResult } from './ca.js';
-import { dnEquals } from './x509.js';
 import { RsaKeyPool } from './keypool.js';
+import { splitPemChain } from './export.js';
 
 /** What is kept per issued certificate (persisted as JSON, 0600). */
 export interface IssuedEntry {
@@ -212,7 +212,7 @@ export class CertManager {
     const issuers: IssuerMaterial[] = [];
     const addIssuer = (t: TlsCertificate): void => {
       if (t.ca !== true) return;
-      const m: IssuerMaterial = { certPem: t.certificateChain.slice(0, t.certificateChain.indexOf('-----END CERTIFICATE-----') + 25) + '\n', keyPem: t.privateKey, chainPem: t.certificateChain };
+      const m: IssuerMaterial = { certPem: splitPemChain(t.certificateChain)[0] ?? '', keyPem: t.privateKey, chainPem: t.certificateChain };
       if (t.id !== undefined) issuers.push({ ...m, id: t.id });
       issuers.push({ ...m, id: t.secretName });
     };
@@ -290,22 +290,9 @@ export class CertManager {
 
   /** Issuer reference → our CA (by id or DN), or a CA certificate of the model (by id, `<ns>/<name>` or DN). */
   private resolveIssuer(ref: string | undefined, issuers: readonly IssuerMaterial[]): ResolvedIssuer | undefined {
-    if (ref === undefined || ref === INTERMEDIATE_CA_ID || dnEquals(ref, this.ca.intermediateDn)) {
-      return { ref: INTERMEDIATE_CA_ID, fingerprint: sha256(this.ca.intermediateCertPem), label: INTERMEDIATE_CA_ID };
-    }
-    if (ref === ROOT_CA_ID || dnEquals(ref, this.ca.rootDn)) return { ref: ROOT_CA_ID, fingerprint: sha256(this.ca.rootCertPem), label: ROOT_CA_ID };
-    let m = issuers.find((i) => i.id === ref);
-    if (m === undefined) {
-      m = issuers.find((i) => {
-        try {
-          return dnEquals(ref, new X509Certificate(i.certPem).subject.split('\n').join(', '));
-        } catch {
-          return false;
-        }
-      });
-    }
-    if (m === undefined) return undefined;
-    return { ref: m, fingerprint: sha256(m.certPem), label: m.id ?? ref };
+    const found = this.ca.findIssuer(ref, issuers);
+    if (found === undefined) return undefined;
+    return { ref: found.ref, fingerprint: sha256(found.certPem), label: typeof found.ref === 'string' ? found.ref : (found.ref.id ?? ref ?? '') };
   }
 
   private certificateFor(
