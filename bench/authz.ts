@@ -10,14 +10,14 @@
 //   node dist/bench/authz.js body <file>                                            (h2load -d body)
 // Writes bench/results/authz.json and prints a table. Needs h2load (nghttp2-client) and, for the
 // Redis rows, redis-server (apt).
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import cluster from 'node:cluster';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
+import { freePort, redisAvailable, startRedis } from '../test/helpers/redis.js';
 import { parseYamlFile } from '../src/sources/yaml.js';
 import { buildModel } from '../src/model/build.js';
 import { buildPolicy } from '../src/authz/policy.js';
@@ -186,16 +186,6 @@ interface RunResult {
   rps?: number;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address() as net.AddressInfo;
-      s.close(() => resolve(a.port));
-    });
-  });
-}
 
 async function startChild(mode: string, redisUrl?: string): Promise<{ child: ChildProcess; port: number; output: () => string }> {
   const port = await freePort();
@@ -287,26 +277,6 @@ function rssKb(pid: number): number {
   return Number(m?.[1] ?? 0);
 }
 
-async function startRedisServer(): Promise<{ url: string; stop(): void } | undefined> {
-  if (spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status !== 0) return undefined;
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-bench-redis-'));
-  const pidFile = path.join(dir, 'redis.pid');
-  execFileSync('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'yes', '--pidfile', pidFile, '--dir', dir, '--logfile', path.join(dir, 'log')]);
-  for (let i = 0; i < 100 && !fs.existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
-  await new Promise((r) => setTimeout(r, 200));
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    stop: () => {
-      try {
-        process.kill(Number(fs.readFileSync(pidFile, 'utf8').trim()), 'SIGTERM');
-      } catch {
-        /* gone */
-      }
-    },
-  };
-}
-
 /** 5-byte gRPC message prefix (uncompressed, big-endian length) + message: h2load's `-d` body. */
 export function grpcFrame(body: Buffer): Buffer {
   const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), body]);
@@ -328,7 +298,7 @@ async function main(): Promise<void> {
   const framed = grpcFrame(body);
   const bodyFile = path.join(os.tmpdir(), `oxds-bench-check-${process.pid}.bin`);
   fs.writeFileSync(bodyFile, framed);
-  const redis = await startRedisServer();
+  const redis = redisAvailable() ? await startRedis() : undefined;
   const loadBefore = os.loadavg();
   const results: RunResult[] = [];
   const checks: Record<string, string> = {};
@@ -382,7 +352,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    redis?.stop();
+    await redis?.stop();
     fs.rmSync(bodyFile, { force: true });
   }
   const med = (xs: number[]): number => {

@@ -50,7 +50,8 @@ function codecs(reqType: string, resType: string): { ser: (v: object) => Buffer;
   };
 }
 
-interface StreamResult {
+/** What one stream reports to the orchestrator (bench/run.ts). */
+export interface StreamResult {
   id: number;
   syncedAt: number;
   /** Bytes of the first response of each type (the full config). */

@@ -11,6 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envInt, envList, stats } from './gen.js';
+import { next, type Msg } from './ipc.js';
+import type { StreamResult } from './push-client.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
@@ -36,37 +38,11 @@ function table(head: string[], rows: (string | number)[][]): string {
   return [line(head), w.map((x) => '-'.repeat(x)).join('  '), ...cells.slice(1).map(line)].join('\n');
 }
 
-type Msg = { type: string; [k: string]: unknown };
 
 function spawn(script: string, args: string[], execArgv: string[] = []): ChildProcess {
   return fork(path.join(here, script), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
-function next(child: ChildProcess, type: string, timeoutMs: number, what: string): Promise<Msg> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      cleanup();
-      reject(new Error(`timeout after ${timeoutMs} ms waiting for ${what}`));
-    }, timeoutMs);
-    const onMsg = (m: Msg): void => {
-      if (m && m.type === type) {
-        cleanup();
-        resolve(m);
-      }
-    };
-    const onExit = (code: number | null, sig: string | null): void => {
-      cleanup();
-      reject(new Error(`${what}: child exited (${code ?? sig}) before "${type}"`));
-    };
-    const cleanup = (): void => {
-      clearTimeout(t);
-      child.off('message', onMsg);
-      child.off('exit', onExit);
-    };
-    child.on('message', onMsg);
-    child.on('exit', onExit);
-  });
-}
 
 function kill(c: ChildProcess | undefined): void {
   if (c && c.exitCode === null && c.signalCode === null) {
@@ -126,20 +102,6 @@ async function translateBench(size: number): Promise<TranslateResult | { size: n
 
 // ------------------------------------------------------------------ push
 
-interface StreamResult {
-  id: number;
-  syncedAt: number;
-  fullBytes: number;
-  preArmBytes: number;
-  preArmMsgs: number;
-  changeAt: number;
-  changeBytes: number;
-  changeMsgs: number;
-  changeTypes: Record<string, number>;
-  host?: string;
-  affected: boolean;
-  error?: string;
-}
 
 type Scenario = 'envoy' | 'grpc';
 type ChangeKind = 'route' | 'endpoint';

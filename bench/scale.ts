@@ -23,13 +23,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envInt, envList, sharedNow, stats } from './gen.js';
+import { next, type Msg } from './ipc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
 const SELF = fileURLToPath(import.meta.url);
 const role = process.argv[2] ?? 'main';
 
-type Msg = { type: string; [k: string]: unknown };
 const send = (m: unknown): void => {
   process.send?.(m);
 };
@@ -209,31 +209,6 @@ async function clientRole(): Promise<void> {
 
 // ------------------------------------------------------------------------------- orchestration
 
-function next(child: ChildProcess, type: string, timeoutMs: number, what: string): Promise<Msg> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      cleanup();
-      reject(new Error(`timeout after ${timeoutMs} ms waiting for ${what}`));
-    }, timeoutMs);
-    const onMsg = (m: Msg): void => {
-      if (m && m.type === type) {
-        cleanup();
-        resolve(m);
-      }
-    };
-    const onExit = (code: number | null): void => {
-      cleanup();
-      reject(new Error(`${what}: child exited (${code}) before "${type}"`));
-    };
-    const cleanup = (): void => {
-      clearTimeout(t);
-      child.off('message', onMsg);
-      child.off('exit', onExit);
-    };
-    child.on('message', onMsg);
-    child.on('exit', onExit);
-  });
-}
 
 function spawnRole(r: string, args: string[], gc = false): ChildProcess {
   return fork(SELF, [r, ...args], {

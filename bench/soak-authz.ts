@@ -8,10 +8,10 @@
 // Writes bench/results/soak-authz.json. Needs h2load (nghttp2-client) and redis-server.
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, startRedis } from '../test/helpers/redis.js';
 import * as grpc from '@grpc/grpc-js';
 import { lookupType, TO_OBJECT_OPTIONS } from '../src/proto/loader.js';
 
@@ -24,37 +24,7 @@ function arg(name: string, def: string): string {
   return i >= 0 ? (process.argv[i + 1] ?? def) : (process.env[`SOAK_${name.toUpperCase()}`] ?? def);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address() as net.AddressInfo;
-      s.close(() => resolve(a.port));
-    });
-  });
-}
 
-async function startRedis(): Promise<{ url: string; pid: () => number; stop(): void }> {
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-soak-redis-'));
-  const pidFile = path.join(dir, 'redis.pid');
-  execFileSync('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'yes', '--pidfile', pidFile, '--dir', dir, '--logfile', path.join(dir, 'log')]);
-  for (let i = 0; i < 100 && !fs.existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
-  await new Promise((r) => setTimeout(r, 200));
-  const pid = (): number => Number(fs.readFileSync(pidFile, 'utf8').trim());
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    pid,
-    stop: () => {
-      try {
-        process.kill(pid(), 'SIGTERM');
-      } catch {
-        /* gone */
-      }
-    },
-  };
-}
 
 async function startServer(redisUrl: string): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
@@ -182,7 +152,7 @@ async function main(): Promise<void> {
     console.log(`soak ran ${ran.toFixed(0)} s: ${summary.requests} requests, ${failures} failures; server RSS ${summary.rssFirstMB?.toFixed(1)} → ${summary.rssLastMB?.toFixed(1)} MiB (${summary.rssGrowthPercent.toFixed(1)}%, max ${summary.rssMaxMB.toFixed(1)}); p99 ${summary.p99MinUs}–${summary.p99MaxUs} µs`);
   } finally {
     server.child.kill('SIGTERM');
-    redis.stop();
+    await redis.stop();
     fs.rmSync(bodyFile, { force: true });
     out['loadavgAtEnd'] = os.loadavg().map((x) => Number(x.toFixed(2)));
     fs.mkdirSync(path.join(repo, 'bench', 'results'), { recursive: true });

@@ -762,11 +762,12 @@ function objectName(sourceKey: string): string {
   return parts[parts.length - 1] ?? sourceKey;
 }
 
-function descriptorError(d: Descriptor, what: string, issue: ValidationIssue): ConfigError {
+/** An error on the object a descriptor comes from (its routes and clusters are not published). */
+function descriptorProblem(d: Descriptor, code: ConfigError['code'], message: string, field: string): ConfigError {
   return {
-    code: 'OXDS_ENVOY_VALIDATION',
-    message: `descriptor ${d.id}: ${what}${issue.path ? ` at ${issue.path}` : ''} violates ${issue.rule}: ${issue.message}; its routes and clusters are not published`,
-    field: issue.path ? `${what}.${issue.path}` : what,
+    code,
+    message: `descriptor ${d.id}: ${message}; its routes and clusters are not published`,
+    field,
     kind: d.sourceKind,
     namespace: d.namespace,
     name: objectName(d.sourceKey),
@@ -774,6 +775,11 @@ function descriptorError(d: Descriptor, what: string, issue: ValidationIssue): C
     ...(d.origin.doc !== undefined ? { doc: d.origin.doc } : {}),
     severity: 'error',
   };
+}
+
+function descriptorError(d: Descriptor, what: string, issue: ValidationIssue): ConfigError {
+  const at = issue.path ? ` at ${issue.path}` : '';
+  return descriptorProblem(d, 'OXDS_ENVOY_VALIDATION', `${what}${at} violates ${issue.rule}: ${issue.message}`, issue.path ? `${what}.${issue.path}` : what);
 }
 
 /** `virtualHosts["a.example.com"].routes["id/0"].x`: where an issue of a route or virtual host sits. */
@@ -943,17 +949,8 @@ function unresolvedCertRefs(d: Descriptor, known: ReadonlySet<string>): ConfigEr
   for (const t of all) {
     for (const ref of [...(t.mtls?.certs ?? []), ...(t.mtls?.trustedCerts ?? [])]) {
       if (known.has(ref)) continue;
-      out.push({
-        code: 'OXDS_UNRESOLVED_REFERENCE',
-        message: `descriptor ${d.id}: target ${t.host}:${t.port} mtlsConfig names certificate ${ref}, which is unknown (a Certificate or kubernetes.io/tls Secret); its routes and clusters are not published`,
-        field: 'spec.targets.mtlsConfig',
-        kind: d.sourceKind,
-        namespace: d.namespace,
-        name: objectName(d.sourceKey),
-        ...(d.origin.file !== undefined ? { file: d.origin.file } : {}),
-        ...(d.origin.doc !== undefined ? { doc: d.origin.doc } : {}),
-        severity: 'error',
-      });
+      const message = `target ${t.host}:${t.port} mtlsConfig names certificate ${ref}, which is unknown (a Certificate or kubernetes.io/tls Secret)`;
+      out.push(descriptorProblem(d, 'OXDS_UNRESOLVED_REFERENCE', message, 'spec.targets.mtlsConfig'));
     }
   }
   return out;

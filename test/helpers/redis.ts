@@ -1,4 +1,4 @@
-// A real redis-server per test file on a free loopback port (no persistence). `available()`
+// A real redis-server per test file (and per benchmark) on a free loopback port (no persistence). `available()`
 // tells whether redis-server is installed so test files can skip with a clear message.
 import { spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,7 +12,8 @@ export function redisAvailable(): boolean {
 
 export const REDIS_SKIP_MESSAGE = 'redis-server is not installed (apt-get install -y redis-server): Redis tests skipped';
 
-function freePort(): Promise<number> {
+/** A free loopback TCP port (also used by the benchmarks). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
