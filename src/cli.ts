@@ -105,8 +105,9 @@ addOptions(
   const c = compile(view, {}, {}, dryRunCa());
   for (const e of c.errors) process.stdout.write(`${formatError(e)}\n`);
   const errs = c.errors.filter((e) => e.severity === 'error').length;
-  const warns = c.errors.length - errs;
-  process.stdout.write(`${c.statuses.length} objects, ${errs} error(s), ${warns} warning(s)\n`);
+  const warns = c.errors.filter((e) => e.severity === 'warning').length;
+  const notices = c.errors.length - errs - warns;
+  process.stdout.write(`${c.statuses.length} objects, ${errs} error(s), ${warns} warning(s)${notices > 0 ? `, ${notices} notice(s)` : ''}\n`);
   process.exitCode = errs ? 1 : 0;
 });
 

@@ -88,5 +88,6 @@ export function formatError(e: ConfigError): string {
   const where = e.file !== undefined ? `${e.file}${e.doc !== undefined ? `#${e.doc}` : ''}` : '-';
   const what = e.kind ? `${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name ?? ''}` : '';
   const field = e.field ? ` ${e.field}` : '';
-  return `${e.severity === 'warning' ? 'warning' : 'error'} ${e.code} ${where} ${what}${field}: ${e.message}`.replace(/\s+/g, ' ').trim();
+  const subject = `${what}${field}`.trim();
+  return `${e.severity === 'warning' || e.severity === 'notice' ? e.severity : 'error'} ${e.code} ${where}${subject !== '' ? ` ${subject}` : ''}: ${e.message}`.replace(/\s+/g, ' ').trim();
 }

@@ -10,6 +10,8 @@ import type { BuildResult, CertificateRequest, ConfigError, ObjectStatus, TlsCer
 import { CertificateAuthority, INTERMEDIATE_CA_ID, ROOT_CA_ID, keySpecOf, spiffeIdFor, type CsrSpec, type IssuedCert, type IssuerMaterial, type IssueResult } from './ca.js';
 import { RsaKeyPool } from './keypool.js';
 import { splitPemChain } from './export.js';
+import { dnEquals } from './x509.js';
+import { LEGACY_ROOT_DN } from '../model/cert-refs.js';
 
 /** What is kept per issued certificate (persisted as JSON, 0600). */
 export interface IssuedEntry {
@@ -122,7 +124,29 @@ interface ResolvedIssuer {
   ref: string | IssuerMaterial;
   fingerprint: string;
   label: string;
+  /** The issuer's key type: the signature family of what it signs. */
+  keyType?: string;
 }
+
+/** Key family a csr's `signatureAlg` asks for (`SHA256WithRSAEncryption` → rsa, `SHA256WithECDSA` → ec). */
+function requestedSignatureFamily(signatureAlg: string | undefined): 'rsa' | 'ec' | undefined {
+  const a = (signatureAlg ?? '').toLowerCase();
+  return a.includes('rsa') ? 'rsa' : a.includes('ecdsa') ? 'ec' : undefined;
+}
+
+/** A warning when the issuer cannot sign with the family `signatureAlg` asks for. */
+function signatureMismatch(req: CertificateRequest, issuer: ResolvedIssuer): ConfigError | undefined {
+  const want = requestedSignatureFamily(req.csr.signatureAlg);
+  if (want === undefined || issuer.keyType === undefined || issuer.keyType === want) return undefined;
+  const got = issuer.keyType === 'ec' ? 'ecdsa-with-SHA…' : `${issuer.keyType.toUpperCase()} (…WithRSAEncryption)`;
+  return {
+    code: 'OXDS_NOT_SUPPORTED',
+    message: `signatureAlg ${req.csr.signatureAlg ?? ''} cannot be honoured: the issuer ${issuer.label} has an ${issuer.keyType.toUpperCase()} key, so the certificate is signed ${got} (the certificate's own key is still the one csr.key asks for). For an ${want.toUpperCase()} signature, name as csr.issuer a Certificate with ca: true and key.algo: ${want === 'ec' ? 'ecdsa' : 'rsa'}`,
+    field: 'spec.csr.signatureAlg',
+    severity: 'warning',
+  };
+}
+
 
 const FINGERPRINTS = new Map<string, string>();
 /** SHA-256 of a PEM certificate's DER (memoised: issuers are looked up once per request). */
@@ -230,7 +254,7 @@ export class CertManager {
           next.push(req);
           unresolved.set(req, {
             code: 'OXDS_UNRESOLVED_REFERENCE',
-            message: `unknown issuer "${req.csr.issuer ?? ''}": no CA certificate with that id, name or subject DN (${ROOT_CA_ID}, ${INTERMEDIATE_CA_ID}, or a Certificate with ca: true)`,
+            message: `unknown issuer "${req.csr.issuer ?? ''}": no CA certificate with that id, name or subject DN (${ROOT_CA_ID}, ${INTERMEDIATE_CA_ID}, or a Certificate with ca: true)${dnEquals(req.csr.issuer ?? '', LEGACY_ROOT_DN) ? `; ${LEGACY_ROOT_DN} is the root DN of Otoroshi before 1.5: did you mean ${ROOT_CA_ID}?` : ''}`,
             field: 'spec.csr.issuer',
             severity: 'error',
           });
@@ -238,6 +262,8 @@ export class CertManager {
         }
         progress = true;
         unresolved.delete(req);
+        const mismatch = signatureMismatch(req, issuer);
+        if (mismatch !== undefined) problem(req, mismatch);
         const t = this.certificateFor(req, issuer, now, result, problem);
         if (t !== undefined) {
           model.certificates.push(t);
@@ -292,7 +318,13 @@ export class CertManager {
   private resolveIssuer(ref: string | undefined, issuers: readonly IssuerMaterial[]): ResolvedIssuer | undefined {
     const found = this.ca.findIssuer(ref, issuers);
     if (found === undefined) return undefined;
-    return { ref: found.ref, fingerprint: sha256(found.certPem), label: typeof found.ref === 'string' ? found.ref : (found.ref.id ?? ref ?? '') };
+    let keyType: string | undefined;
+    try {
+      keyType = new X509Certificate(found.certPem).publicKey.asymmetricKeyType;
+    } catch {
+      keyType = undefined;
+    }
+    return { ref: found.ref, fingerprint: sha256(found.certPem), label: typeof found.ref === 'string' ? found.ref : (found.ref.id ?? ref ?? ''), ...(keyType !== undefined ? { keyType } : {}) };
   }
 
   private certificateFor(

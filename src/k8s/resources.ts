@@ -1,4 +1,5 @@
 // The Kubernetes resources otoroshi-xds reads, and the ten proxy.otoroshi.io kinds.
+import { APIKEY_SECRET_TYPE } from '../model/apikey.js';
 
 export const OTOROSHI_GROUP = 'proxy.otoroshi.io';
 /** Storage version; `v1` is served from the same storage. */
@@ -47,6 +48,8 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   { apiVersion: 'v1', kind: 'Service', plural: 'services', namespaced: true, userLabels: false },
   { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', plural: 'endpointslices', namespaced: true, userLabels: false },
   { apiVersion: 'v1', kind: 'Secret', plural: 'secrets', namespaced: true, userLabels: false, fieldSelector: `type=${TLS_SECRET_TYPE}` },
+  // ApiKey `secretName`: an existing Secret gives the key its clientId / clientSecret.
+  { apiVersion: 'v1', kind: 'Secret', plural: 'secrets', namespaced: true, userLabels: false, fieldSelector: `type=${APIKEY_SECRET_TYPE}` },
 ];
 
 export function pluralOf(kind: string): string | undefined {

@@ -10,11 +10,12 @@
 import { createHash } from 'node:crypto';
 import type { ApiKey, StoredObject, TlsCertificate } from '../model/types.js';
 import { certificateSecretData } from '../ca/export.js';
+import { APIKEY_SECRET_TYPE } from '../model/apikey.js';
+export { APIKEY_SECRET_TYPE };
 import { KubeApiError, KubeClient, collectionPath, objectPath, type KubeList, type KubeObjectJson, type OwnerReference } from './client.js';
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_VALUE = 'otoroshi-xds';
-export const APIKEY_SECRET_TYPE = 'otoroshi.io/apikey-secret';
 export const RESTARTED_AT_ANNOTATION = 'otoroshi.io/restartedAt';
 
 export interface DesiredSecret {

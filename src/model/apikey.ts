@@ -1,15 +1,18 @@
 // ApiKey CR → ApiKey (otoroshi-model.md §7.1, §7.5).
 import type { ApiKey, ApiKeyRotation, StoredObject } from './types.js';
 import { derivedToken, namespaceOf } from './ids.js';
-import { asObject, bool, isObject, num, str, strArray, strMap, type Problems } from './problems.js';
+import { asObject, bool, isObject, num, str, strArray, strMap, type JsonObject, type Problems } from './problems.js';
 import { restrictionsFrom, untranslated, type ModelSettings, type RefResolver } from './descriptor.js';
 
 export const DEFAULT_QUOTA = 10000000;
 
+/** Type of the Secrets holding an apikey's clientId / clientSecret (read, and written by exportSecret). */
+export const APIKEY_SECRET_TYPE = 'otoroshi.io/apikey-secret';
+
 const TRANSLATED = new Set([
   'clientId', 'clientSecret', 'clientName', 'enabled', 'readOnly', 'allowClientIdOnly', 'throttlingQuota',
   'dailyQuota', 'monthlyQuota', 'validUntil', 'tags', 'metadata', 'authorizedEntities', 'authorizedGroup',
-  'restrictions', 'rotation',
+  'restrictions', 'rotation', 'daikokuToken',
 ]);
 // NOTE: `constrainedServicesOnly` has no field in ApiKey (types.ts): it stays in `spec` and the
 // policy reads `spec.constrainedServicesOnly === true`.
@@ -31,15 +34,72 @@ export function derivedCredentials(seed: string, uid: string, ns: string, name: 
   };
 }
 
-export function buildApiKey(so: StoredObject, s: ModelSettings, refs: RefResolver, p: Problems): ApiKey | undefined {
+/** clientId / clientSecret of an existing `otoroshi.io/apikey-secret` Secret, by `<ns>/<name>`. */
+export type ApiKeySecrets = ReadonlyMap<string, { clientId?: string; clientSecret?: string }>;
+
+/** The decoded clientId / clientSecret of an apikey Secret (`data` is base64, `stringData` plain). */
+export function apiKeySecretValues(secret: JsonObject): { clientId?: string; clientSecret?: string } {
+  const data = asObject(secret['data']);
+  const plain = asObject(secret['stringData']);
+  const read = (k: string): string | undefined => {
+    const v = str(plain, k);
+    if (v !== undefined) return v;
+    const b = str(data, k);
+    return b === undefined ? undefined : Buffer.from(b, 'base64').toString('utf8');
+  };
+  const out: { clientId?: string; clientSecret?: string } = {};
+  const id = read('clientId');
+  const secret_ = read('clientSecret');
+  if (id !== undefined && id !== '') out.clientId = id;
+  if (secret_ !== undefined && secret_ !== '') out.clientSecret = secret_;
+  return out;
+}
+
+/** `spec.secretName` as `<ns>/<name>` (`ns/name`, or a name in the CR's namespace). */
+function secretPath(spec: JsonObject, ns: string): string | undefined {
+  const v = str(spec, 'secretName')?.trim();
+  if (v === undefined || v === '') return undefined;
+  const parts = v.split('/').map((x) => x.trim());
+  return parts.length === 2 ? `${parts[0] ?? ''}/${parts[1] ?? ''}` : `${ns}/${v}`;
+}
+
+/**
+ * Credentials read from the Secret `spec.secretName` when it exists (Otoroshi's CRD sync takes
+ * clientId and clientSecret from it, over the spec), with a notice naming it.
+ */
+function credentialsFromSecret(spec: JsonObject, ns: string, secrets: ApiKeySecrets, p: Problems): { clientId?: string; clientSecret?: string } {
+  const path = secretPath(spec, ns);
+  const found = path === undefined ? undefined : secrets.get(path);
+  if (path === undefined || found === undefined) return {};
+  const taken = (['clientId', 'clientSecret'] as const).filter((k) => found[k] !== undefined);
+  if (taken.length === 0) {
+    p.warn('OXDS_INVALID_FIELD', `Secret ${path} (type otoroshi.io/apikey-secret) has no clientId nor clientSecret: not used`, 'spec.secretName');
+    return {};
+  }
+  for (const k of taken) {
+    if (str(spec, k) !== undefined && str(spec, k) !== found[k]) p.warn('OXDS_INVALID_FIELD', `${k} is ignored: the Secret ${path} named by secretName has one, and it wins (as in Otoroshi)`, `spec.${k}`);
+  }
+  p.notice('OXDS_MISSING_FIELD', `${taken.join(' and ')} read from the existing Secret ${path}`, 'spec.secretName');
+  return found;
+}
+
+export function buildApiKey(so: StoredObject, s: ModelSettings, refs: RefResolver, p: Problems, secrets: ApiKeySecrets = new Map()): ApiKey | undefined {
   const obj = so.object;
   const spec = asObject(obj.spec);
   const ns = namespaceOf(obj);
   const name = obj.metadata.name;
   const uid = typeof obj.metadata.uid === 'string' || typeof obj.metadata.uid === 'number' ? String(obj.metadata.uid) : '';
   const derived = derivedCredentials(s.secretSeed, uid, ns, name);
-  const clientId = str(spec, 'clientId') ?? derived.clientId;
-  let clientSecret = str(spec, 'clientSecret');
+  const fromSecret = credentialsFromSecret(spec, ns, secrets, p);
+  const clientId = fromSecret.clientId ?? str(spec, 'clientId') ?? derived.clientId;
+  let clientSecret = fromSecret.clientSecret ?? str(spec, 'clientSecret');
+  if (typeof spec['daikokuToken'] === 'string' && spec['daikokuToken'] !== '') {
+    p.warn(
+      'OXDS_NOT_SUPPORTED',
+      `daikokuToken is not supported: in Otoroshi it links this CR to the apikey Daikoku created in Otoroshi's datastore (its secret and authorizedEntities); there is no such datastore here, so this key has only what its spec says${strArray(spec, 'authorizedEntities').length === 0 && str(spec, 'authorizedGroup') === undefined ? ' (no authorizedEntities: it authorizes nothing)' : ''}. See docs/daikoku.md`,
+      'spec.daikokuToken',
+    );
+  }
   if (clientSecret === undefined) {
     clientSecret = derived.clientSecret;
     p.warn(

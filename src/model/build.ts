@@ -18,9 +18,10 @@ import { crdEntityId, namespaceOf } from './ids.js';
 import { Problems, asObject, errorMessage, str, type ProblemItem } from './problems.js';
 import { validateSpec } from './schemas.js';
 import { buildKubeIndex } from './targets.js';
+import { certIndex, resolveDescriptorCertRefs } from './cert-refs.js';
 import { DEFAULT_SETTINGS, buildCrdDescriptor, type ModelSettings, type RefResolver } from './descriptor.js';
 import { buildIngress, ingressClassProblem } from './ingress.js';
-import { buildApiKey } from './apikey.js';
+import { APIKEY_SECRET_TYPE, apiKeySecretValues, buildApiKey } from './apikey.js';
 import { buildJwtVerifier, localJwtVerifier } from './jwt-verifier.js';
 import { TLS_SECRET_TYPE, buildTlsCertificate } from './certs.js';
 import { buildCertificate } from './certificate.js';
@@ -63,6 +64,32 @@ export function classify(apiVersion: string, kind: string): { kind: string; fami
   if (k === 'EndpointSlice' && ['discovery.k8s.io/v1', 'discovery.k8s.io/v1beta1'].includes(apiVersion)) return { kind: k, family: 'EndpointSlice' };
   if (k === 'Secret' && apiVersion === 'v1') return { kind: k, family: 'Secret' };
   return undefined;
+}
+
+/** Otoroshi kinds of the proxy.otoroshi.io group that otoroshi-xds does not serve (they configure Otoroshi itself). */
+export const OTOROSHI_UNSERVED_KINDS = ['Tenant', 'Organization', 'Team', 'DataExporter', 'Route', 'RouteComposition', 'Backend', 'ErrorTemplate', 'WasmPlugin', 'Draft', 'SimpleAdmin'];
+
+/** Kinds read from other groups: a near spelling of one of them (wrong case, wrong version) is a mistake, not another product. */
+const READ_KINDS = ['Ingress', 'IngressClass', 'Service', 'EndpointSlice', 'Secret'];
+
+/**
+ * Why an object of a kind we do not read is left out: a misspelt kind or version of our own group
+ * (or a near spelling of a kind we read) is an error; anything else (Deployment,
+ * CustomResourceDefinition, Otoroshi's Tenant or Team...) is outside our scope and skipped.
+ */
+export function unservedKind(apiVersion: string, kind: string): { misspelt: boolean; message: string } {
+  const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
+  const what = `${apiVersion} ${kind}`;
+  if (group === OTOROSHI_GROUP) {
+    if (OTOROSHI_UNSERVED_KINDS.includes(kind)) return { misspelt: false, message: `${what} configures Otoroshi itself and has no meaning for Envoy: skipped` };
+    const near = [...OTOROSHI_KINDS].find((k) => k.toLowerCase() === kind.toLowerCase());
+    if (near !== undefined && near === kind) return { misspelt: true, message: `unsupported version ${apiVersion} of ${kind} (${OTOROSHI_VERSIONS.map((v) => `${OTOROSHI_GROUP}/${v}`).join(' or ')}): ignored` };
+    return { misspelt: true, message: `unknown kind ${what}${near !== undefined ? ` (did you mean ${near}?)` : ` (${OTOROSHI_GROUP} kinds: ${OTOROSHI_KINDS.join(', ')})`}: ignored` };
+  }
+  if (group.toLowerCase() === OTOROSHI_GROUP || group.endsWith('.otoroshi.io')) return { misspelt: true, message: `unknown API group in ${what} (did you mean ${OTOROSHI_GROUP}/v1alpha1?): ignored` };
+  const near = READ_KINDS.find((k) => k.toLowerCase() === kind.toLowerCase());
+  if (near !== undefined) return { misspelt: true, message: `unsupported ${what}${near !== kind ? ` (did you mean ${near}?)` : ' (this version is not read)'}: ignored` };
+  return { misspelt: false, message: `${what} is outside otoroshi-xds's scope: skipped` };
 }
 
 interface Entry {
@@ -141,7 +168,9 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
         return;
       }
       if (e.family === undefined) {
-        e.p.error('OXDS_UNKNOWN_KIND', `unsupported kind ${String(obj.apiVersion)}/${String(obj.kind)}: ignored`);
+        const why = unservedKind(String(obj.apiVersion), String(obj.kind));
+        if (why.misspelt) e.p.error('OXDS_UNKNOWN_KIND', why.message);
+        else e.p.notice('OXDS_SKIPPED_KIND', why.message);
         e.done = true;
         return;
       }
@@ -181,12 +210,19 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
 
   const certificates: TlsCertificate[] = [];
   const tlsSecrets = new Map<string, boolean>();
+  const apikeySecrets = new Map<string, { clientId?: string; clientSecret?: string }>();
   for (const e of live('Secret')) {
     guard(e, () => {
       const obj = e.so.object;
       const type = obj['type'];
+      if (type === APIKEY_SECRET_TYPE) {
+        // Our own exports follow the ApiKey (its spec wins); any other such Secret gives the key its credentials.
+        if (obj.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'otoroshi-xds') apikeySecrets.set(`${namespaceOf(obj)}/${obj.metadata.name}`, apiKeySecretValues(obj));
+        e.done = true;
+        return;
+      }
       if (type !== TLS_SECRET_TYPE) {
-        e.p.warn('OXDS_UNKNOWN_KIND', `Secret of type ${JSON.stringify(type ?? 'Opaque')} is not used (only ${TLS_SECRET_TYPE})`);
+        e.p.warn('OXDS_UNKNOWN_KIND', `Secret of type ${JSON.stringify(type ?? 'Opaque')} is not used (only ${TLS_SECRET_TYPE}, and ${APIKEY_SECRET_TYPE} named by an ApiKey's secretName)`);
         e.done = true;
         return;
       }
@@ -366,6 +402,19 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
     });
   }
 
+  // 5b. targets' mtlsConfig certificate references (id, then subject DN, as Otoroshi)
+  const certIdx = certIndex(certificates, certificateRequests);
+  for (let i = candidates.length - 1; i >= 0; i--) {
+    const c = candidates[i] as Candidate;
+    const r = resolveDescriptorCertRefs(c.d, certIdx);
+    if (r.problems.length === 0) {
+      c.d = r.d;
+      continue;
+    }
+    c.owner.p.addItems('error', r.problems);
+    candidates.splice(i, 1);
+  }
+
   // 6. duplicate ids & route conflicts: oldest owner wins (creationTimestamp, then seq)
   const ownerOrder = new Map<Entry, number>(entries.map((e, i) => [e, i]));
   candidates.sort((a, b) => (ownerOrder.get(a.owner) ?? 0) - (ownerOrder.get(b.owner) ?? 0) || cmp(a.d.id, b.d.id));
@@ -417,7 +466,7 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
   const keyByClientId = new Map<string, ApiKey>();
   for (const e of live('otoroshi', 'ApiKey')) {
     guard(e, () => {
-      const k = buildApiKey(e.so, s, refs, e.p);
+      const k = buildApiKey(e.so, s, refs, e.p, apikeySecrets);
       if (k === undefined) {
         e.done = true;
         return;

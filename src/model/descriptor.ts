@@ -264,6 +264,7 @@ export function buildCrdDescriptor(
   // targets
   const t = resolveDescriptorTargets(spec, ns, idx);
   p.addItems('warning', t.warnings);
+  p.addItems('notice', t.notices);
   p.addItems(t.targets.length > 0 ? 'warning' : 'error', t.dropped);
   // (when every target failed, the failures above are already errors)
   if (t.targets.length === 0 && t.dropped.length === 0) p.error('OXDS_MISSING_FIELD', 'no usable targets', 'spec.targets');

@@ -11,8 +11,9 @@ import type {
   IpFiltering,
   Redirection,
   RedirectCode,
+  Target,
 } from './types.js';
-import { asObject, bool, isObject, num, str, strArray, type JsonObject, type Problems } from './problems.js';
+import { asObject, bool, isObject, num, str, strArray, type JsonObject, type ProblemItem, type Problems } from './problems.js';
 import { resolveDescriptorTargets, type KubeIndex } from './targets.js';
 
 // ------------------------------------------------------------------ ip filtering
@@ -128,7 +129,9 @@ export function canaryFrom(v: unknown, ns: string, idx: KubeIndex, field: string
   if (!bool(o, 'enabled', false)) return undefined;
   const traffic = Math.min(1, Math.max(0, num(o, 'traffic') ?? 0.2));
   const t = resolveDescriptorTargets({ targets: Array.isArray(o['targets']) ? o['targets'] : [] }, ns, idx);
-  for (const item of [...t.warnings, ...t.dropped]) p.warn(item.code, item.message, `${field}.${(item.field ?? '').replace(/^spec\./, '')}`);
+  const at = (item: ProblemItem): string => `${field}.${(item.field ?? '').replace(/^spec\./, '')}`;
+  for (const item of [...t.warnings, ...t.dropped]) p.warn(item.code, item.message, at(item));
+  for (const item of t.notices) p.notice(item.code, item.message, at(item));
   const canaryRoot = str(o, 'root') ?? '/';
   if (t.targets.length === 0) {
     p.warn('OXDS_MISSING_FIELD', 'canary is enabled without usable targets: ignored', `${field}.targets`);
@@ -136,7 +139,8 @@ export function canaryFrom(v: unknown, ns: string, idx: KubeIndex, field: string
   }
   if (canaryRoot !== root) p.warn('OXDS_NOT_SUPPORTED', `canary.root ${JSON.stringify(canaryRoot)} differs from root ${JSON.stringify(root)}: not supported, canary requests use the descriptor root`, `${field}.root`);
   p.warn('OXDS_NOT_SUPPORTED', 'canary: requests are split by weight per request; the sticky otoroshi-canary cookie is not supported', `${field}.enabled`);
-  return { traffic, targets: t.targets.map((x, i) => ({ ...x, id: `c${i}` })), root: canaryRoot };
+  const canaryMtls = (x: Target): Target => (x.mtls?.field !== undefined ? { ...x, mtls: { ...x.mtls, field: x.mtls.field.replace(/^spec\./, `${field}.`) } } : x);
+  return { traffic, targets: t.targets.map((x, i) => ({ ...canaryMtls(x), id: `c${i}` })), root: canaryRoot };
 }
 
 export function openApiUrlFrom(v: unknown): string | undefined {
@@ -156,9 +160,18 @@ interface Unsupported {
 const nonEmpty = (v: unknown): boolean => (Array.isArray(v) ? v.length > 0 : isObject(v) ? Object.keys(v).length > 0 : v !== undefined && v !== null && v !== '');
 const enabledBlock = (v: unknown): boolean => isObject(v) && v['enabled'] === true;
 
+/** Settings of Otoroshi's secured communication with the backend (the state/claim challenge). */
+export const SECCOM_FIELDS = [
+  'sendInfoToken', 'sendStateChallenge', 'secComVersion', 'secComInfoTokenVersion', 'secComTtl', 'secComHeaders',
+  'secComExcludedPatterns', 'secComSettings', 'secComUseSameAlgo', 'secComAlgoChallengeOtoToBack',
+  'secComAlgoChallengeBackToOto', 'secComAlgoInfoToken',
+] as const;
+const SECCOM_WHY = "Otoroshi's state/claim challenge with the backend is not implemented, enforceSecureCommunication is off here";
+
 /** Fields a user can set that this control plane cannot express in Envoy (docs/compatibility.md). */
 export const UNSUPPORTED_DESCRIPTOR_FIELDS: readonly Unsupported[] = [
-  { field: 'enforceSecureCommunication', set: (s) => s['enforceSecureCommunication'] === true, why: "Otoroshi's state/claim challenge with the backend (DECISIONS 8)" },
+  { field: 'enforceSecureCommunication', set: (s) => s['enforceSecureCommunication'] === true, why: "Otoroshi's state/claim challenge with the backend is not implemented: the backend gets no Otoroshi-State / Otoroshi-Claim, see docs/compatibility.md" },
+  ...SECCOM_FIELDS.map((f): Unsupported => ({ field: f, set: (s) => s[f] !== undefined && s[f] !== null, why: SECCOM_WHY })),
   { field: 'transformerRefs', set: (s) => nonEmpty(s['transformerRefs']) || nonEmpty(s['transformerRef']), why: 'Otoroshi request transformers (Scala scripts)' },
   { field: 'transformerConfig', set: (s) => nonEmpty(s['transformerConfig']), why: 'Otoroshi request transformers (Scala scripts)' },
   { field: 'accessValidator', set: (s) => enabledBlock(s['accessValidator']), why: 'Otoroshi access validator scripts' },
@@ -180,15 +193,19 @@ export const UNSUPPORTED_DESCRIPTOR_FIELDS: readonly Unsupported[] = [
   { field: 'api.exposeApi', set: (s) => asObject(s['api'])['exposeApi'] === true, why: "Otoroshi's developer portal" },
 ];
 
+/** Where a spec field was written: `spec.<sub>` for a CRD, the annotation for an Ingress. */
+export type FieldOf = (sub: string) => string;
+export const specField: FieldOf = (sub) => `spec.${sub}`;
+
 /** One warning per unsupported field the spec sets. */
-export function reportUnsupported(spec: JsonObject, p: Problems, prefix = 'spec'): void {
+export function reportUnsupported(spec: JsonObject, p: Problems, at: FieldOf = specField): void {
   for (const u of UNSUPPORTED_DESCRIPTOR_FIELDS) {
-    if (u.set(spec)) p.warn('OXDS_NOT_SUPPORTED', `${u.field} is not supported (${u.why}): ignored`, `${prefix}.${u.field}`);
+    if (u.set(spec)) p.warn('OXDS_NOT_SUPPORTED', `${u.field} is not supported (${u.why}): ignored`, at(u.field));
   }
   const targets = Array.isArray(spec['targets']) ? spec['targets'] : [];
   targets.forEach((t, i) => {
     const pred = asObject(asObject(t)['predicate']);
-    if (pred['type'] !== undefined && pred['type'] !== 'AlwaysMatch') p.warn('OXDS_NOT_SUPPORTED', `target predicate ${JSON.stringify(pred['type'])} is not supported: the target is always used`, `${prefix}.targets[${i}].predicate`);
+    if (pred['type'] !== undefined && pred['type'] !== 'AlwaysMatch') p.warn('OXDS_NOT_SUPPORTED', `target predicate ${JSON.stringify(pred['type'])} is not supported: the target is always used`, at(`targets[${i}].predicate`));
   });
 }
 
@@ -196,25 +213,25 @@ export function reportUnsupported(spec: JsonObject, p: Problems, prefix = 'spec'
 export const FEATURE_FIELDS = ['ipFiltering', 'redirection', 'cors', 'gzip', 'healthCheck', 'canary', 'api'];
 
 /** Apply the edge features of a ServiceDescriptor spec to `d`. */
-export function applyFeatures(d: Descriptor, spec: JsonObject, ns: string, idx: KubeIndex, p: Problems, prefix = 'spec'): void {
-  const ip = ipFilteringFrom(spec['ipFiltering'], `${prefix}.ipFiltering`, p);
+export function applyFeatures(d: Descriptor, spec: JsonObject, ns: string, idx: KubeIndex, p: Problems, at: FieldOf = specField): void {
+  const ip = ipFilteringFrom(spec['ipFiltering'], at('ipFiltering'), p);
   if (ip) d.ipFiltering = ip;
-  const r = redirectionFrom(spec['redirection'], `${prefix}.redirection`, p);
+  const r = redirectionFrom(spec['redirection'], at('redirection'), p);
   if (r) d.redirection = r;
-  const c = corsFrom(spec['cors'], `${prefix}.cors`, p);
+  const c = corsFrom(spec['cors'], at('cors'), p);
   if (c) d.cors = c;
-  const g = gzipFrom(spec['gzip'], `${prefix}.gzip`, p);
+  const g = gzipFrom(spec['gzip'], at('gzip'), p);
   if (g) d.gzip = g;
   const h = healthCheckFrom(spec['healthCheck']);
   if (h) d.healthCheck = h;
-  const cn = canaryFrom(spec['canary'], ns, idx, `${prefix}.canary`, d.root, p);
+  const cn = canaryFrom(spec['canary'], ns, idx, at('canary'), d.root, p);
   if (cn) d.canary = cn;
   const api = openApiUrlFrom(spec['api']);
   if (api) d.openApiDescriptorUrl = api;
-  reportUnsupported(spec, p, prefix);
+  reportUnsupported(spec, p, at);
   for (const k of ['additionalHeaders', 'additionalHeadersOut', 'missingOnlyHeadersIn', 'missingOnlyHeadersOut', 'headersVerification'] as const) {
     for (const [h, v] of Object.entries(d[k] ?? {})) {
-      if (v.includes('${')) p.warn('OXDS_NOT_SUPPORTED', `expressions (\${...}) in header values are not supported: ${h} is sent / compared literally`, `${prefix}.${k}.${h}`);
+      if (v.includes('${')) p.warn('OXDS_NOT_SUPPORTED', `expressions (\${...}) in header values are not supported: ${h} is sent / compared literally`, at(`${k}.${h}`));
     }
   }
 }

@@ -5,7 +5,7 @@ import { asObject, isObject, num, str, strArray, type JsonObject, type ProblemIt
 import { re2Problem, wildcardMatch } from './regex.js';
 import { serviceTarget, type KubeIndex } from './targets.js';
 import { DEFAULT_CLIENT_CONFIG, checkHost, jwtRefFrom, type ModelSettings, type RefResolver } from './descriptor.js';
-import { applyFeatures } from './features.js';
+import { applyFeatures, type FieldOf } from './features.js';
 import { LOAD_BALANCING_TYPES } from './schemas.js';
 
 export const OTOROSHI_CONTROLLERS = ['otoroshi', 'otoroshi.io/ingress-controller'];
@@ -293,6 +293,26 @@ const RAW_SCALARS: [string, (v: string) => unknown][] = [
 /** Annotation keys that are recognised but that Envoy cannot express (one warning each). */
 const UNSUPPORTED_PREFIXES = ['secCom', 'accessValidator.', 'preRouting.', 'transformerConfig'];
 
+/**
+ * Field paths of an ingress's Otoroshi settings, always as the annotation the user wrote
+ * (`metadata.annotations["ingress.otoroshi.io/allowHttp10"]`), with the prefix in use.
+ */
+export function annotationField(ing: KubeObject): FieldOf {
+  const ann = annotationsOf(ing);
+  const full = new Map<string, string>();
+  for (const prefix of ANNOTATION_PREFIXES) {
+    for (const k of Object.keys(ann)) if (k.startsWith(prefix)) full.set(normaliseAnnotationKey(k.slice(prefix.length)), k);
+  }
+  const prefix = ANNOTATION_PREFIXES.find((x) => Object.keys(ann).some((k) => k.startsWith(x))) ?? ANNOTATION_PREFIXES[0];
+  return (sub) => {
+    const exact = full.get(sub);
+    if (exact !== undefined) return `metadata.annotations["${exact}"]`;
+    const head = sub.split(/[.[]/)[0] ?? sub;
+    const rest = sub.slice(head.length);
+    return `metadata.annotations["${full.get(head) ?? `${prefix}${head}`}"]${rest}`;
+  };
+}
+
 /** kebab-case segments → camelCase; camelCase stays. */
 export function normaliseAnnotationKey(key: string): string {
   return key
@@ -468,7 +488,7 @@ export function buildIngress(
   const spec = asObject(ing.spec);
   const raw: JsonObject = {};
   const appliers = parseAnnotations(ing, refs, p, raw);
-  appliers.push(ingressFeatures(raw, ns, so.key, idx, refs, p));
+  appliers.push(ingressFeatures(raw, ns, so.key, idx, refs, p, annotationField(ing)));
   const pathProblems: ProblemItem[] = [];
   const descriptors: Descriptor[] = [];
   const usedIds = new Map<string, number>();
@@ -483,7 +503,7 @@ export function buildIngress(
       pathProblems.push({ ...b, field: `${field}.backend${b.field !== undefined ? `.${b.field}` : ''}` });
       return;
     }
-    const t = serviceTarget('t0', b.serviceName, b.servicePort, ns, { weight: 1, protocol: 'HTTP/1.1' }, idx, 'short');
+    const t = serviceTarget('t0', b.serviceName, b.servicePort, ns, { weight: 1, protocol: 'HTTP/1.1' }, idx, 'short', (item) => p.notice(item.code, item.message, `${field}.backend`));
     if ('code' in t) {
       pathProblems.push({ ...t, field: `${field}.backend` });
       return;
@@ -551,9 +571,9 @@ export function buildIngress(
 }
 
 /** The CRD feature parsers over the staging spec of block annotations: one applier for every descriptor. */
-function ingressFeatures(raw: JsonObject, ns: string, sourceKey: string, idx: KubeIndex, refs: RefResolver, p: Problems): Applier {
+function ingressFeatures(raw: JsonObject, ns: string, sourceKey: string, idx: KubeIndex, refs: RefResolver, p: Problems, at: FieldOf): Applier {
   const probe = { root: '/', clientConfig: { ...DEFAULT_CLIENT_CONFIG, customTimeouts: [] } } as unknown as Descriptor;
-  applyFeatures(probe, raw, ns, idx, p, 'metadata.annotations');
+  applyFeatures(probe, raw, ns, idx, p, at);
   const jwt = raw['jwtVerifier'] !== undefined ? jwtRefFrom(raw['jwtVerifier'], '', ns, sourceKey, refs, p) : undefined;
   return (d) => {
     for (const k of ['ipFiltering', 'redirection', 'cors', 'gzip', 'healthCheck', 'canary', 'openApiDescriptorUrl'] as const) {

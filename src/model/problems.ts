@@ -1,5 +1,5 @@
 // Error collection for one object: every ConfigError carries kind/namespace/name/file/doc.
-import type { ConfigError, ErrorCode, StoredObject } from './types.js';
+import type { ConfigError, ErrorCode, Severity, StoredObject } from './types.js';
 import { namespaceOf } from './ids.js';
 
 export interface ProblemItem {
@@ -22,7 +22,7 @@ export class Problems {
     return new Problems(kind, namespaceOf(so.object), so.object.metadata.name, so.origin.file, so.origin.doc);
   }
 
-  add(severity: 'error' | 'warning', code: ErrorCode, message: string, field?: string): void {
+  add(severity: Severity, code: ErrorCode, message: string, field?: string): void {
     const e: ConfigError = { code, message, severity, kind: this.kind, namespace: this.namespace, name: this.name };
     if (field !== undefined) e.field = field;
     if (this.file !== undefined) e.file = this.file;
@@ -35,7 +35,10 @@ export class Problems {
   warn(code: ErrorCode, message: string, field?: string): void {
     this.add('warning', code, message, field);
   }
-  addItems(severity: 'error' | 'warning', items: readonly ProblemItem[]): void {
+  notice(code: ErrorCode, message: string, field?: string): void {
+    this.add('notice', code, message, field);
+  }
+  addItems(severity: Severity, items: readonly ProblemItem[]): void {
     for (const i of items) this.add(severity, i.code, i.message, i.field);
   }
   get hasErrors(): boolean {

@@ -40,6 +40,8 @@ export interface TargetOutcome {
   dropped: ProblemItem[];
   /** Problems that never invalidate (weight 0 ...). */
   warnings: ProblemItem[];
+  /** Fallbacks taken (a Service without endpoints reached by its DNS name). */
+  notices: ProblemItem[];
 }
 
 function protocolOf(v: unknown): Protocol {
@@ -107,6 +109,8 @@ export function serviceTarget(
   t: TargetTemplate,
   idx: KubeIndex,
   hostForm: 'fqdn' | 'short',
+  /** Told when a fallback was taken (no endpoints known: DNS). */
+  onNotice?: (item: ProblemItem) => void,
 ): Target | ProblemItem {
   let ns = defaultNs;
   let name = serviceName;
@@ -170,7 +174,10 @@ export function serviceTarget(
   }
   const clusterIP = str(spec, 'clusterIP');
   if (clusterIP === undefined || clusterIP === '' || clusterIP === 'None' || isIP(clusterIP) === 0) {
-    return { code: 'OXDS_UNRESOLVED_REFERENCE', message: `Service ${ns}/${name} has no EndpointSlice and no clusterIP` };
+    // As Otoroshi: the Service's cluster DNS name (resolved by Envoy).
+    const fqdn = `${name}.${ns}.svc.${idx.clusterDomain}`;
+    onNotice?.({ code: 'OXDS_DNS_FALLBACK', message: `Service ${ns}/${name} has no EndpointSlice and no clusterIP (yet): its DNS name ${fqdn}:${portNumber} is used` });
+    return { ...base, host, resolution: { type: 'dns', hostname: fqdn, port: portNumber } };
   }
   return { ...base, host, resolution: { type: 'static', endpoints: [{ ip: clusterIP, port: portNumber, ready: true }] } };
 }
@@ -181,14 +188,14 @@ function weightOf(entry: JsonObject): number {
 }
 
 /** One `targets[]` entry of a ServiceDescriptor (or the `targets`/`targetsFrom` object), with its mtlsConfig. */
-export function parseTargetEntry(id: string, entry: JsonObject, ns: string, idx: KubeIndex): Target | ProblemItem {
-  const r = parseTargetAddress(id, entry, ns, idx);
+export function parseTargetEntry(id: string, entry: JsonObject, ns: string, idx: KubeIndex, onNotice?: (item: ProblemItem) => void): Target | ProblemItem {
+  const r = parseTargetAddress(id, entry, ns, idx, onNotice);
   if (isProblem(r)) return r;
-  const m = targetMtlsFrom(entry['mtlsConfig'], ns);
+  const m = targetMtlsFrom(entry['mtlsConfig']);
   return m ? { ...r, mtls: m } : r;
 }
 
-function parseTargetAddress(id: string, entry: JsonObject, ns: string, idx: KubeIndex): Target | ProblemItem {
+function parseTargetAddress(id: string, entry: JsonObject, ns: string, idx: KubeIndex, onNotice?: (item: ProblemItem) => void): Target | ProblemItem {
   const t: TargetTemplate = { weight: weightOf(entry), protocol: protocolOf(entry['protocol']) };
   const explicitScheme = schemeOf(entry['scheme']);
   const ipAddress = str(entry, 'ipAddress');
@@ -218,7 +225,7 @@ function parseTargetAddress(id: string, entry: JsonObject, ns: string, idx: Kube
   const serviceName = str(entry, 'serviceName');
   if (serviceName !== undefined && serviceName !== '') {
     if (explicitScheme !== undefined) t.scheme = explicitScheme;
-    const r = serviceTarget(id, serviceName, entry['servicePort'], ns, t, idx, 'fqdn');
+    const r = serviceTarget(id, serviceName, entry['servicePort'], ns, t, idx, 'fqdn', (item) => onNotice?.({ ...item, field: 'serviceName' }));
     return isProblem(r) ? { ...r, field: 'serviceName' } : r;
   }
   return { code: 'OXDS_INVALID_TARGET', message: 'a target needs `url`, `host` or `serviceName`' };
@@ -226,7 +233,7 @@ function parseTargetAddress(id: string, entry: JsonObject, ns: string, idx: Kube
 
 /** All targets of a ServiceDescriptor spec (array, object form, `targetsFrom`). */
 export function resolveDescriptorTargets(spec: JsonObject, ns: string, idx: KubeIndex): TargetOutcome {
-  const out: TargetOutcome = { targets: [], dropped: [], warnings: [] };
+  const out: TargetOutcome = { targets: [], dropped: [], warnings: [], notices: [] };
   const entries: { entry: JsonObject; field: string }[] = [];
   const targets = spec['targets'];
   if (Array.isArray(targets)) {
@@ -241,24 +248,21 @@ export function resolveDescriptorTargets(spec: JsonObject, ns: string, idx: Kube
       out.warnings.push({ code: 'OXDS_INVALID_TARGET', message: 'weight 0: target dropped', field: `${field}.weight` });
       return;
     }
-    const r = parseTargetEntry(id, entry, ns, idx);
-    if (isProblem(r)) out.dropped.push({ ...r, field: r.field !== undefined ? `${field}.${r.field}` : field });
-    else out.targets.push(r);
+    const at = (item: ProblemItem): ProblemItem => ({ ...item, field: item.field !== undefined ? `${field}.${item.field}` : field });
+    const r = parseTargetEntry(id, entry, ns, idx, (item) => out.notices.push(at(item)));
+    if (isProblem(r)) out.dropped.push(at(r));
+    else out.targets.push(r.mtls ? { ...r, mtls: { ...r.mtls, field: `${field}.mtlsConfig` } } : r);
   });
   return out;
 }
 
 // ------------------------------------------------------------------ mtlsConfig (issue 3)
 
-/** `<ns>/<name>` for a certificate ref (a ref without `/` lives in the descriptor's namespace). */
-export function certRef(ref: string, ns: string): string {
-  return ref.includes('/') ? ref : `${ns}/${ref}`;
-}
-
-export function targetMtlsFrom(v: unknown, ns: string): TargetMtls | undefined {
+export function targetMtlsFrom(v: unknown): TargetMtls | undefined {
   if (!isObject(v)) return undefined;
-  const certs = strArray(v, 'certs').filter((c) => c !== '').map((c) => certRef(c, ns));
-  const trustedCerts = strArray(v, 'trustedCerts').filter((c) => c !== '').map((c) => certRef(c, ns));
+  // References as written: buildModel resolves them (name, ns/name, id, subject DN, built-in CA).
+  const certs = strArray(v, 'certs').filter((c) => c.trim() !== '');
+  const trustedCerts = strArray(v, 'trustedCerts').filter((c) => c.trim() !== '');
   const mtls = bool(v, 'mtls', certs.length > 0);
   const out: TargetMtls = { certs: mtls ? certs : [], trustedCerts, trustAll: bool(v, 'trustAll', false), loose: bool(v, 'loose', false) };
   return out.certs.length + out.trustedCerts.length > 0 || out.trustAll || out.loose ? out : undefined;

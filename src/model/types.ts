@@ -64,7 +64,9 @@ export type ErrorCode =
   | 'OXDS_ENVOY_VALIDATION'
   | 'OXDS_INGRESS_IGNORED'
   | 'OXDS_TOO_MANY_GLOBAL_CONFIGS'
-  | 'OXDS_NOT_SUPPORTED';
+  | 'OXDS_NOT_SUPPORTED'
+  | 'OXDS_SKIPPED_KIND'
+  | 'OXDS_DNS_FALLBACK';
 
 export interface ConfigError {
   code: ErrorCode;
@@ -76,9 +78,11 @@ export interface ConfigError {
   name?: string;
   file?: string;
   doc?: number;
-  /** Warnings do not make an object invalid. */
-  severity: 'error' | 'warning';
+  /** Warnings and notices do not make an object invalid; a notice is information (an object skipped on purpose, a fallback taken). */
+  severity: Severity;
 }
+
+export type Severity = 'error' | 'warning' | 'notice';
 
 export interface ObjectStatus {
   key: ObjectKey;
@@ -511,6 +515,8 @@ export interface TargetMtls {
   trustAll: boolean;
   /** No hostname verification (Otoroshi `loose`). */
   loose: boolean;
+  /** Where the mtlsConfig was written (`spec.targets[0].mtlsConfig`), for messages. */
+  field?: string;
 }
 
 // ---------------------------------------------------------------- TcpService / GlobalConfig (issue 3)

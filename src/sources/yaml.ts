@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { ConfigError, ConfigView, KubeObject, StoredObject } from '../model/types.js';
+import { classify, unservedKind } from '../model/build.js';
 
 /** Kinds without a namespace: their key uses an empty namespace (`IngressClass//name`). */
 export const CLUSTER_SCOPED_KINDS = new Set(['IngressClass']);
@@ -40,16 +41,22 @@ export function parseYamlFile(relPath: string, text: string, seqStart: number): 
     return { objects, errors };
   }
   const list = Array.isArray(docs) ? docs : [docs];
+  // The same documents with duplicate keys allowed: what a broken document is (kind, name).
+  let lenientDocs: ReturnType<typeof parseAllDocuments> | undefined;
+  const lenient = (i: number): unknown => {
+    try {
+      lenientDocs ??= parseAllDocuments(text, { uniqueKeys: false });
+      const d = (Array.isArray(lenientDocs) ? lenientDocs : [lenientDocs])[i];
+      return d === undefined || d.errors.length > 0 ? undefined : d.toJS({ maxAliasCount: 1000 });
+    } catch {
+      return undefined;
+    }
+  };
   const seen = new Set<string>();
   list.forEach((doc, i) => {
     const base = { file, doc: i };
     if (doc.errors.length > 0) {
-      for (const e of doc.errors) {
-        const pos = e.linePos?.[0];
-        const where = pos !== undefined ? `line ${pos.line}, column ${pos.col}: ` : '';
-        const msg = e.message.split('\n')[0] ?? e.message;
-        errors.push({ code: 'OXDS_YAML_PARSE', message: `${where}${msg}`, ...base, severity: 'error' });
-      }
+      errors.push(...docParseErrors(doc.errors, text, lenient(i), base));
       return;
     }
     let value: unknown;
@@ -102,6 +109,50 @@ export function parseYamlFile(relPath: string, text: string, seqStart: number): 
     objects.push({ key, object, origin: { file, doc: i, seq: seqStart + objects.length } });
   });
   return { objects, errors };
+}
+
+interface YamlIssue {
+  code: string;
+  message: string;
+  linePos?: [{ line: number; col: number }, ...{ line: number; col: number }[]] | undefined;
+}
+
+/** The key written at a 1-based line/column of `text` (`volumeMounts` for `    volumeMounts:`). */
+function keyAt(text: string, line: number, col: number): string | undefined {
+  const l = text.split('\n', line)[line - 1];
+  const m = l === undefined ? null : /^\s*(?:-\s+)?["']?([^"':]+)["']?\s*:/.exec(l.slice(Math.max(0, col - 1)));
+  return m?.[1]?.trim();
+}
+
+/**
+ * Errors of one document that does not parse: one line each, with the position once and no
+ * excerpt. A document whose only fault is a duplicate key, of a kind outside our scope
+ * (a Deployment of an example), is only a notice: it is skipped anyway.
+ */
+function docParseErrors(issues: readonly YamlIssue[], text: string, lenientValue: unknown, base: { file: string; doc: number }): ConfigError[] {
+  const obj = isPlainObject(lenientValue) ? lenientValue : undefined;
+  const kind = typeof obj?.['kind'] === 'string' ? obj['kind'] : undefined;
+  const apiVersion = typeof obj?.['apiVersion'] === 'string' ? obj['apiVersion'] : undefined;
+  const meta = isPlainObject(obj?.['metadata']) ? (obj['metadata'] as Record<string, unknown>) : undefined;
+  const name = typeof meta?.['name'] === 'string' ? meta['name'] : undefined;
+  const ns = typeof meta?.['namespace'] === 'string' ? meta['namespace'] : undefined;
+  const who = { ...(kind !== undefined ? { kind } : {}), ...(name !== undefined ? { name, namespace: ns ?? 'default' } : {}) };
+  const outOfScope = kind !== undefined && apiVersion !== undefined && classify(apiVersion, kind) === undefined && !unservedKind(apiVersion, kind).misspelt;
+  const onlyDuplicates = issues.every((e) => e.code === 'DUPLICATE_KEY');
+  return issues.map((e): ConfigError => {
+    const pos = e.linePos?.[0];
+    const where = pos !== undefined ? `line ${pos.line}, column ${pos.col}` : undefined;
+    const first = (e.message.split('\n')[0] ?? e.message).replace(/\s+at line \d+, column \d+:?\s*$/, '').replace(/:\s*$/, '');
+    if (e.code === 'DUPLICATE_KEY') {
+      const key = pos !== undefined ? keyAt(text, pos.line, pos.col) : undefined;
+      const what = `duplicate key${key !== undefined ? ` ${JSON.stringify(key)}` : ''}${where !== undefined ? ` at ${where}` : ''}`;
+      if (outOfScope && onlyDuplicates) {
+        return { code: 'OXDS_SKIPPED_KIND', message: `${apiVersion} ${kind} is outside otoroshi-xds's scope: skipped (it has a ${what}: kubectl would reject it too)`, ...who, ...base, severity: 'notice' };
+      }
+      return { code: 'OXDS_YAML_PARSE', message: `${what}: a key may appear once per map (the document is ignored)`, ...who, ...base, severity: 'error' };
+    }
+    return { code: 'OXDS_YAML_PARSE', message: `${where !== undefined ? `${where}: ` : ''}${first}`, ...who, ...base, severity: 'error' };
+  });
 }
 
 export interface ParsedFile {

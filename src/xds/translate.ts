@@ -843,7 +843,7 @@ function tlsResources(model: Model, errors: ConfigError[], filters: readonly Pro
       errors.push({ code: 'OXDS_UNRESOLVED_REFERENCE', message, field: 'tls', severity: 'warning', ...(b.source ?? {}) });
     };
     if (!cert) {
-      warn(`TLS binding for ${b.serverNames.join(', ') || '(default)'} names certificate ${b.secretName}, which is unknown: binding skipped`);
+      warn(`TLS binding for ${b.serverNames.join(', ') || '(default)'} names certificate ${b.secretName}, which ${certState(model, b.secretName)}: binding skipped`);
       continue;
     }
     const serverNames = [...new Set(b.serverNames.map((n) => n.toLowerCase()))].sort(byString).filter((n) => !used.has(n));
@@ -942,15 +942,20 @@ function globalMaintenanceOf(d: Descriptor): Descriptor {
   return { ...rest, maintenanceMode: true, buildMode: false, headersVerification: {}, readOnly: false, forceHttps: false };
 }
 
+/** Why a certificate is missing: a Certificate CR that failed to issue is not "unknown". */
+function certState(model: Model, secretName: string): string {
+  return (model.certificateRequests ?? []).some((r) => r.secretName === secretName) ? 'is not issued (see that Certificate\'s status)' : 'is unknown';
+}
+
 /** Certificate refs of a descriptor's targets (mtlsConfig) that the model does not know. */
-function unresolvedCertRefs(d: Descriptor, known: ReadonlySet<string>): ConfigError[] {
+function unresolvedCertRefs(model: Model, d: Descriptor, known: ReadonlySet<string>): ConfigError[] {
   const out: ConfigError[] = [];
   const all = [...d.targets, ...(d.canary?.targets ?? [])];
   for (const t of all) {
     for (const ref of [...(t.mtls?.certs ?? []), ...(t.mtls?.trustedCerts ?? [])]) {
       if (known.has(ref)) continue;
-      const message = `target ${t.host}:${t.port} mtlsConfig names certificate ${ref}, which is unknown (a Certificate or kubernetes.io/tls Secret)`;
-      out.push(descriptorProblem(d, 'OXDS_UNRESOLVED_REFERENCE', message, 'spec.targets.mtlsConfig'));
+      const message = `target ${t.host}:${t.port} mtlsConfig names certificate ${ref}, which ${certState(model, ref)}`;
+      out.push(descriptorProblem(d, 'OXDS_UNRESOLVED_REFERENCE', message, t.mtls?.field ?? 'spec.targets.mtlsConfig'));
     }
   }
   return out;
@@ -980,7 +985,7 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
       continue;
     }
     seen.add(d0.id);
-    const unresolved = unresolvedCertRefs(d0, knownCerts);
+    const unresolved = unresolvedCertRefs(model, d0, knownCerts);
     if (unresolved.length > 0) {
       errors.push(...unresolved);
       continue;
