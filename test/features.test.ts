@@ -141,7 +141,7 @@ test('fields Envoy cannot express warn OXDS_NOT_SUPPORTED on the object, and the
 
 test('targets mtlsConfig: refs without / resolve in the descriptor namespace', () => {
   const r = build(crd('').replace('targets: [{url: "http://10.0.0.1:80"}]', 'targets: [{url: "https://10.0.0.1", mtlsConfig: {mtls: true, certs: [client], trustedCerts: [other/ca], loose: true}}]'));
-  assert.deepEqual(r.model.descriptors[0]?.targets[0]?.mtls, { certs: ['default/client'], trustedCerts: ['other/ca'], trustAll: false, loose: true });
+  assert.deepEqual(r.model.descriptors[0]?.targets[0]?.mtls, { certs: ['default/client'], trustedCerts: ['other/ca'], trustAll: false, loose: true, field: 'spec.targets[0].mtlsConfig' });
 });
 
 test('TcpService and GlobalConfig reach the model', () => {

@@ -231,9 +231,10 @@ test('weight 0: warning and the target is dropped', () => {
   assert.deepEqual(desc(r, 'kubernetes-crd-import-default-w').targets.map((t) => t.id), ['t1']);
 });
 
-test('unknown kind: error on that object only', () => {
+test('unknown kind: error on that object only; kinds outside our scope are skipped with a notice', () => {
   const r = build('apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: proxy.otoroshi.io/v2\nkind: ServiceGroup\nmetadata: {name: g}\n---\n' + SD('ok', '  hosts: [ok.oto.tools]\n  targets: [{url: "http://10.0.0.1"}]'));
-  assert.equal(errs(st(r, 'Deployment/default/d'))[0]?.code, 'OXDS_UNKNOWN_KIND');
+  assert.deepEqual(st(r, 'Deployment/default/d').errors.map((e) => [e.severity, e.code]), [['notice', 'OXDS_SKIPPED_KIND']]);
+  assert.equal(st(r, 'Deployment/default/d').state, 'valid');
   assert.equal(errs(st(r, 'ServiceGroup/default/g'))[0]?.code, 'OXDS_UNKNOWN_KIND');
   assert.equal(st(r, 'ServiceDescriptor/default/ok').state, 'valid');
   assert.equal(r.model.descriptors.length, 1);

@@ -88,14 +88,21 @@ interface MtlsOutcome {
 function resolveMtls(m: TargetMtls, ns: string, idx: CertIndex): MtlsOutcome {
   const problems: ProblemItem[] = [];
   const field = m.field ?? 'spec.targets.mtlsConfig';
-  const notFound = (list: string, j: number, ref: string): void => {
+  const certs: string[] = [];
+  const trustedCerts: string[] = [];
+  const notFound = (list: 'certs' | 'trustedCerts', j: number, ref: string): void => {
+    // A plain name stays an SDS name `<ns>/<name>`: a certificate may still be added to the model
+    // before translation, which reports it if it is still unknown. A DN or a legacy name cannot.
+    if (!ref.includes('=') && !dnEquals(ref, LEGACY_ROOT_DN)) {
+      (list === 'certs' ? certs : trustedCerts).push(ref.includes('/') ? ref : `${ns}/${ref}`);
+      return;
+    }
     problems.push({
       code: 'OXDS_UNRESOLVED_REFERENCE',
-      message: `certificate ${JSON.stringify(ref)} not found (a Certificate or kubernetes.io/tls Secret by name in ${ns}, ns/name, otoroshi.io/id or subject DN; or ${ROOT_CA_ID} / ${INTERMEDIATE_CA_ID})${certRefHint(ref)}: the descriptor's routes and clusters are not published`,
+      message: `no certificate has the subject DN ${JSON.stringify(ref)} (a Certificate's csr.subject, a kubernetes.io/tls Secret's certificate; or ${ROOT_CA_ID} / ${INTERMEDIATE_CA_ID})${certRefHint(ref)}: the descriptor's routes and clusters are not published`,
       field: `${field}.${list}[${j}]`,
     });
   };
-  const certs: string[] = [];
   m.certs.forEach((ref, j) => {
     const r = resolveCertRef(ref, ns, idx);
     if (r === undefined) notFound('certs', j, ref);
@@ -103,7 +110,6 @@ function resolveMtls(m: TargetMtls, ns: string, idx: CertIndex): MtlsOutcome {
       problems.push({ code: 'OXDS_INVALID_FIELD', message: `${r.builtinCa} is a CA, not a client certificate: name a Certificate with csr.client: true`, field: `${field}.certs[${j}]` });
     } else certs.push(r.secretName);
   });
-  const trustedCerts: string[] = [];
   m.trustedCerts.forEach((ref, j) => {
     const r = resolveCertRef(ref, ns, idx);
     if (r === undefined) notFound('trustedCerts', j, ref);

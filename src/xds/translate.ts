@@ -944,7 +944,7 @@ function globalMaintenanceOf(d: Descriptor): Descriptor {
 
 /** Why a certificate is missing: a Certificate CR that failed to issue is not "unknown". */
 function certState(model: Model, secretName: string): string {
-  return (model.certificateRequests ?? []).some((r) => r.secretName === secretName) ? 'is not issued (see that Certificate\'s status)' : 'is unknown';
+  return (model.certificateRequests ?? []).some((r) => r.secretName === secretName) ? 'is not issued (see that Certificate\'s status)' : 'is unknown (no Certificate or kubernetes.io/tls Secret of that name)';
 }
 
 /** Certificate refs of a descriptor's targets (mtlsConfig) that the model does not know. */
