@@ -66,7 +66,8 @@ export type ErrorCode =
   | 'OXDS_TOO_MANY_GLOBAL_CONFIGS'
   | 'OXDS_NOT_SUPPORTED'
   | 'OXDS_SKIPPED_KIND'
-  | 'OXDS_DNS_FALLBACK';
+  | 'OXDS_DNS_FALLBACK'
+  | 'OXDS_SKIPPED_FILE';
 
 export interface ConfigError {
   code: ErrorCode;

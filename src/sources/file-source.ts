@@ -6,7 +6,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import type { ConfigError, ConfigView, StoredObject } from '../model/types.js';
-import { parseYamlFile } from './yaml.js';
+import { JSON_EXT, jsonFileNotice, parseYamlFile } from './yaml.js';
 
 interface FileEntry {
   mtimeMs: number;
@@ -17,7 +17,7 @@ interface FileEntry {
 
 const YAML_EXT = /\.ya?ml$/i;
 
-export async function listYamlFiles(dir: string): Promise<string[]> {
+export async function listYamlFiles(dir: string, json?: string[]): Promise<string[]> {
   const out: string[] = [];
   async function walk(rel: string): Promise<void> {
     const entries = await fs.readdir(path.join(dir, rel), { withFileTypes: true });
@@ -26,6 +26,7 @@ export async function listYamlFiles(dir: string): Promise<string[]> {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) await walk(r);
       else if (e.isFile() && YAML_EXT.test(e.name)) out.push(r);
+      else if (e.isFile() && JSON_EXT.test(e.name)) json?.push(r);
     }
   }
   await walk('');
@@ -46,6 +47,8 @@ export class FileSource extends EventEmitter {
   private watcher: FSWatcher | undefined;
   private rescanTimer: NodeJS.Timeout | undefined;
   private dirError: ConfigError | undefined;
+  /** `.json` files seen (not read): each gets a notice pointing at `import`. */
+  private jsonFiles: string[] = [];
 
   constructor(private readonly opts: FileSourceOptions) {
     super();
@@ -69,8 +72,12 @@ export class FileSource extends EventEmitter {
     // A directory that is readable again is a change even if no file changed: the error it
     // reported must be cleared (and the recovery logged) by a rebuild.
     let recovered = false;
+    let jsonChanged = false;
     try {
-      names = await listYamlFiles(this.opts.dir);
+      const json: string[] = [];
+      names = await listYamlFiles(this.opts.dir, json);
+      jsonChanged = json.sort().join('\n') !== this.jsonFiles.join('\n'); // a notice to publish or clear
+      this.jsonFiles = json;
       recovered = this.dirError !== undefined;
       this.dirError = undefined;
       if (recovered) this.emit('recovered');
@@ -81,7 +88,7 @@ export class FileSource extends EventEmitter {
       this.dirError = { code: 'OXDS_YAML_PARSE', message, severity: 'error', file: this.opts.dir };
       return changed;
     }
-    let changed = recovered;
+    let changed = recovered || jsonChanged;
     const present = new Set(names);
     for (const name of [...this.files.keys()]) {
       if (!present.has(name)) {
@@ -127,6 +134,7 @@ export class FileSource extends EventEmitter {
     const objects: StoredObject[] = [];
     const loadErrors: ConfigError[] = [];
     if (this.dirError) loadErrors.push(this.dirError);
+    loadErrors.push(...this.jsonFiles.map(jsonFileNotice));
     for (const [, f] of [...this.files.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       objects.push(...f.objects);
       loadErrors.push(...f.errors);

@@ -195,8 +195,20 @@ export function assembleView(files: readonly ParsedFile[]): ConfigView {
   return { objects, loadErrors };
 }
 
-/** Relative paths (posix separators) of the YAML files under `dir`, sorted. Hidden entries are skipped (ConfigMap `..data`). */
-export async function listYamlFiles(dir: string): Promise<string[]> {
+/** `.json` files of a config directory are not read: an Otoroshi export is converted with `import`. */
+export const JSON_EXT = /\.json$/i;
+
+export function jsonFileNotice(rel: string): ConfigError {
+  return {
+    code: 'OXDS_SKIPPED_FILE',
+    message: `${rel} is not read (only .yaml / .yml files are): if it is an Otoroshi export, convert it with \`otoroshi-xds import ${rel}\``,
+    file: rel,
+    severity: 'notice',
+  };
+}
+
+/** Relative paths (posix separators) of the YAML files under `dir`, sorted. Hidden entries are skipped (ConfigMap `..data`). `.json` files go to `json`. */
+export async function listYamlFiles(dir: string, json?: string[]): Promise<string[]> {
   const out: string[] = [];
   const visited = new Set<string>();
   const walk = async (abs: string, rel: string): Promise<void> => {
@@ -221,6 +233,7 @@ export async function listYamlFiles(dir: string): Promise<string[]> {
       }
       if (st.isDirectory()) await walk(childAbs, childRel);
       else if (st.isFile() && /\.ya?ml$/i.test(name)) out.push(childRel);
+      else if (st.isFile() && JSON_EXT.test(name)) json?.push(childRel);
     }
   };
   await walk(dir, '');
@@ -230,7 +243,8 @@ export async function listYamlFiles(dir: string): Promise<string[]> {
 /** Load a config directory into a ConfigView. Unreadable files become OXDS_YAML_PARSE load errors. */
 export async function loadConfigDir(dir: string): Promise<ConfigView> {
   const files: ParsedFile[] = [];
-  for (const rel of await listYamlFiles(dir)) {
+  const json: string[] = [];
+  for (const rel of await listYamlFiles(dir, json)) {
     let text: string;
     try {
       text = await fs.readFile(path.join(dir, rel), 'utf8');
@@ -240,5 +254,6 @@ export async function loadConfigDir(dir: string): Promise<ConfigView> {
     }
     files.push({ relPath: rel, ...parseYamlFile(rel, text, 0) });
   }
-  return assembleView(files);
+  const view = assembleView(files);
+  return { ...view, loadErrors: [...view.loadErrors, ...json.sort().map(jsonFileNotice)] };
 }
