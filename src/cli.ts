@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `otoroshi-xds serve | translate | validate | status | ca show | ca issue`
+// `otoroshi-xds serve | translate | validate | import | status | ca show | ca issue`
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_ADMIN_URL, runStatus } from './status.js';
 import YAML from 'yaml';
@@ -14,6 +14,7 @@ import { CertManager } from './ca/manager.js';
 import { CertificateAuthority } from './ca/ca.js';
 import { runCaIssue, runCaShow } from './ca/cli.js';
 import type { BuildResult } from './model/types.js';
+import { runImport } from './import/cli.js';
 
 /** translate / validate: Certificate CRs checked as the server would issue them, with placeholder PEM (deterministic output). */
 function dryRunCa(): (built: BuildResult) => void {
@@ -110,6 +111,16 @@ addOptions(
   process.stdout.write(`${c.statuses.length} objects, ${errs} error(s), ${warns} warning(s)${notices > 0 ? `, ${notices} notice(s)` : ''}\n`);
   process.exitCode = errs ? 1 : 0;
 });
+
+program
+  .command('import')
+  .description("convert an Otoroshi JSON export (/api/otoroshi.json, Otoroshi 1.4 or 1.5) into proxy.otoroshi.io YAML, one document per entity; what is not carried over goes to stderr")
+  .argument('<file>', 'the export (.json)')
+  .option('--namespace <ns>', 'metadata.namespace of every object (default: none, the namespace kubectl applies to)')
+  .option('--out <file>', 'write the YAML there instead of stdout')
+  .action(async (file: string, flags: { namespace?: string; out?: string }) => {
+    process.exitCode = await runImport(file, flags, process.stdout, process.stderr);
+  });
 
 function parseIntervalMs(value: string): number {
   const n = Number(value);

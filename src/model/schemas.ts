@@ -51,7 +51,7 @@ const targetEntry: Schema = obj(
   {
     url: { type: 'string', minLength: 1 },
     host: { type: 'string', minLength: 1 },
-    scheme: { type: 'string', enum: ['http', 'https', 'HTTP', 'HTTPS'] },
+    scheme: { type: 'string', enum: ['http', 'https', 'HTTP', 'HTTPS', 'ahttp', 'ahttps'] },
     weight: nonNegInt,
     protocol,
     ipAddress: str,
@@ -69,7 +69,7 @@ const targetEntry: Schema = obj(
 );
 
 const serviceTargets: Schema = obj(
-  { ...serviceRef, scheme: { type: 'string', enum: ['http', 'https', 'HTTP', 'HTTPS'] }, weight: nonNegInt, protocol },
+  { ...serviceRef, scheme: { type: 'string', enum: ['http', 'https', 'HTTP', 'HTTPS', 'ahttp', 'ahttps'] }, weight: nonNegInt, protocol },
   { required: ['serviceName'] },
 );
 

@@ -50,7 +50,9 @@ function protocolOf(v: unknown): Protocol {
 function schemeOf(v: unknown): 'http' | 'https' | undefined {
   if (typeof v !== 'string') return undefined;
   const s = v.toLowerCase();
-  return s === 'http' || s === 'https' ? s : undefined;
+  // `ahttp` / `ahttps`: Otoroshi's same schemes through its Akka HTTP client.
+  const plain = s === 'ahttp' || s === 'ahttps' ? s.slice(1) : s;
+  return plain === 'http' || plain === 'https' ? plain : undefined;
 }
 function defaultPort(scheme: 'http' | 'https'): number {
   return scheme === 'https' ? 443 : 80;
