@@ -166,12 +166,13 @@ export const SECCOM_FIELDS = [
   'secComExcludedPatterns', 'secComSettings', 'secComUseSameAlgo', 'secComAlgoChallengeOtoToBack',
   'secComAlgoChallengeBackToOto', 'secComAlgoInfoToken',
 ] as const;
-const SECCOM_WHY = "Otoroshi's state/claim challenge with the backend is not implemented, enforceSecureCommunication is off here";
+const SECCOM_WHY = "Otoroshi's state/claim challenge with the backend is not implemented: enforceSecureCommunication is off here, see docs/compatibility.md";
 
 /** Fields a user can set that this control plane cannot express in Envoy (docs/compatibility.md). */
 export const UNSUPPORTED_DESCRIPTOR_FIELDS: readonly Unsupported[] = [
   { field: 'enforceSecureCommunication', set: (s) => s['enforceSecureCommunication'] === true, why: "Otoroshi's state/claim challenge with the backend is not implemented: the backend gets no Otoroshi-State / Otoroshi-Claim, see docs/compatibility.md" },
-  ...SECCOM_FIELDS.map((f): Unsupported => ({ field: f, set: (s) => s[f] !== undefined && s[f] !== null, why: SECCOM_WHY })),
+  // With enforceSecureCommunication: false they mean nothing in Otoroshi either.
+  ...SECCOM_FIELDS.map((f): Unsupported => ({ field: f, set: (s) => s['enforceSecureCommunication'] !== false && nonEmpty(s[f]), why: SECCOM_WHY })),
   { field: 'transformerRefs', set: (s) => nonEmpty(s['transformerRefs']) || nonEmpty(s['transformerRef']), why: 'Otoroshi request transformers (Scala scripts)' },
   { field: 'transformerConfig', set: (s) => nonEmpty(s['transformerConfig']), why: 'Otoroshi request transformers (Scala scripts)' },
   { field: 'accessValidator', set: (s) => enabledBlock(s['accessValidator']), why: 'Otoroshi access validator scripts' },
