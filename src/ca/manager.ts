@@ -245,6 +245,7 @@ export class CertManager {
     let pending = [...reqs];
     let progress = true;
     const unresolved = new Map<CertificateRequest, ConfigError>();
+    const declaredKeyType = new Map<string, string>();
     while (pending.length > 0 && progress) {
       progress = false;
       const next: CertificateRequest[] = [];
@@ -262,11 +263,17 @@ export class CertManager {
         }
         progress = true;
         unresolved.delete(req);
-        const mismatch = signatureMismatch(req, issuer);
+        const declared = typeof issuer.ref !== 'string' && issuer.ref.id !== undefined ? declaredKeyType.get(issuer.ref.id) : undefined;
+        const mismatch = signatureMismatch(req, declared !== undefined ? { ...issuer, keyType: declared } : issuer);
         if (mismatch !== undefined) problem(req, mismatch);
         const t = this.certificateFor(req, issuer, now, result, problem);
         if (t !== undefined) {
           model.certificates.push(t);
+          if (this.opts.dryRun === true && t.ca === true) {
+            // a dry run issues EC placeholders: what the CA will sign with is the key its csr asks for
+            const algo = keySpecOf(req.csr as CsrSpec).algo === 'rsa' ? 'rsa' : 'ec';
+            for (const id of [t.secretName, t.id]) if (id !== undefined) declaredKeyType.set(id, algo);
+          }
           addIssuer(this.dryRunIssuers.get(t.secretName) ?? t);
         }
       }
