@@ -163,6 +163,21 @@ const sha256 = (pem: string): string => {
   return fp;
 };
 
+const KEY_TYPES = new Map<string, string | undefined>();
+/** The key type (`ec`, `rsa`) of a PEM certificate (memoised like the fingerprints). */
+function keyTypeOf(pem: string): string | undefined {
+  if (KEY_TYPES.has(pem)) return KEY_TYPES.get(pem);
+  let t: string | undefined;
+  try {
+    t = new X509Certificate(pem).publicKey.asymmetricKeyType;
+  } catch {
+    t = undefined;
+  }
+  if (KEY_TYPES.size > 1024) KEY_TYPES.clear();
+  KEY_TYPES.set(pem, t);
+  return t;
+}
+
 /** The DNS SANs of an issued certificate (what SNI matching and the model use). */
 function dnsNamesOf(c: IssuedCert): string[] {
   const dns = c.sans.filter((s) => s.startsWith('DNS:')).map((s) => s.slice(4));
@@ -325,12 +340,7 @@ export class CertManager {
   private resolveIssuer(ref: string | undefined, issuers: readonly IssuerMaterial[]): ResolvedIssuer | undefined {
     const found = this.ca.findIssuer(ref, issuers);
     if (found === undefined) return undefined;
-    let keyType: string | undefined;
-    try {
-      keyType = new X509Certificate(found.certPem).publicKey.asymmetricKeyType;
-    } catch {
-      keyType = undefined;
-    }
+    const keyType = keyTypeOf(found.certPem);
     return { ref: found.ref, fingerprint: sha256(found.certPem), label: typeof found.ref === 'string' ? found.ref : (found.ref.id ?? ref ?? ''), ...(keyType !== undefined ? { keyType } : {}) };
   }
 

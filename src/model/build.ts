@@ -408,6 +408,8 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
     const c = candidates[i] as Candidate;
     const r = resolveDescriptorCertRefs(c.d, certIdx);
     if (r.problems.length === 0) {
+      const lv = localVerifiers.get(c.d);
+      if (lv !== undefined && r.d !== c.d) localVerifiers.set(r.d, lv);
       c.d = r.d;
       continue;
     }

@@ -125,6 +125,8 @@ function resolveMtls(m: TargetMtls, ns: string, idx: CertIndex): MtlsOutcome {
  */
 export function resolveDescriptorCertRefs(d: Descriptor, idx: CertIndex): { d: Descriptor; problems: ProblemItem[] } {
   const problems: ProblemItem[] = [];
+  const all = [...d.targets, ...(d.canary?.targets ?? [])];
+  if (all.every((t) => t.mtls === undefined)) return { d, problems };
   const fix = (t: Target): Target => {
     if (t.mtls === undefined) return t;
     const r = resolveMtls(t.mtls, d.namespace, idx);
