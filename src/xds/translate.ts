@@ -43,7 +43,7 @@ import {
   virtualHost,
   withPerFilterConfig,
 } from './resources/route.js';
-import { checkIsNoop, extAuthzCluster, extAuthzFilter, extAuthzPerFilterConfig } from './resources/ext-authz.js';
+import { checkIsNoop, clientIdFromCheck, extAuthzCluster, extAuthzFilter, extAuthzPerFilterConfig } from './resources/ext-authz.js';
 import {
   type ClusterSettings,
   TLS_MATCH_KEY,
@@ -354,12 +354,15 @@ function featurePerFilter(d: Descriptor, authzConfig: ProtoObject | undefined, f
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
-/** Header mutations of a forwarding route: Otoroshi's own headers (Envoy only), then the user's. */
-function forwardMutations(d: Descriptor, variant: RouteVariant): ProtoObject {
+/**
+ * Header mutations of a forwarding route: Otoroshi's own headers (Envoy only), then the user's;
+ * `checked`: the Check runs on the route and its apikey's client id goes upstream.
+ */
+function forwardMutations(d: Descriptor, variant: RouteVariant, checked: boolean): ProtoObject {
   const user = headerMutations(d);
   if (variant === 'grpc') return user;
   const oto = otoroshiHeaders(d);
-  const reqAdd = [...oto.request, ...((user.requestHeadersToAdd as ProtoObject[] | undefined) ?? [])];
+  const reqAdd = [...oto.request, ...(checked ? [clientIdFromCheck()] : []), ...((user.requestHeadersToAdd as ProtoObject[] | undefined) ?? [])];
   const resAdd = [...oto.response, ...((user.responseHeadersToAdd as ProtoObject[] | undefined) ?? [])];
   const reqRemove = [...new Set([...strippedRequestHeaders(d), ...((user.requestHeadersToRemove as string[] | undefined) ?? [])])].sort();
   return {
@@ -421,9 +424,10 @@ function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
     return [...out, withPerFilterConfig(err, featurePerFilter(d, noCheck, false))];
   }
   const choice = variant === 'grpc' ? e.c.grpc.choice : e.c.envoy.choice;
-  const check = authz ? extAuthzPerFilterConfig(checkIsNoop(d) ? undefined : d.id) : undefined;
+  const checked = authz && !checkIsNoop(d);
+  const check = authz ? extAuthzPerFilterConfig(checked ? d.id : undefined) : undefined;
   const perFilter = variant === 'grpc' ? undefined : featurePerFilter(d, check, true);
-  const mutations = forwardMutations(d, variant);
+  const mutations = forwardMutations(d, variant, checked);
   if (variant !== 'grpc') {
     d.clientConfig.customTimeouts.forEach((ct, i) => {
       const m = withHeaderMatchers(match, [{ name: ':path', safeRegexMatch: { regex: `(?:${ct.path})(?:\\?.*)?` } }]);
