@@ -55,6 +55,7 @@ import {
 } from './resources/cluster.js';
 import { type LocalityInput, clusterLoadAssignment } from './resources/endpoint.js';
 import { tcpService } from './resources/tcp.js';
+import { failFastLbConfig, uncappedCircuitBreakers, upstreamErrorMappers } from './resources/resilience.js';
 
 // ------------------------------------------------------------------ host patterns
 
@@ -219,13 +220,13 @@ function clusterSettings(d: Descriptor, grpc: boolean, ctx: TranslateCtx): Clust
   if (!grpc) {
     // gRPC clients NACK TLS contexts without certificate providers: upstream TLS is Envoy-only.
     Object.assign(extra, upstreamTransport(d, ctx) ?? {});
-    if (d.targets.length > 0 && d.targets.every((t) => t.protocol === 'HTTP/2.0')) Object.assign(extra, http2ProtocolOptions());
-    // Envoy's default circuit breaker allows 3 concurrent retries per cluster: Otoroshi has no such
-    // cap, so a descriptor with retries gets room for one retry per in-flight request.
-    if (d.clientConfig.useCircuitBreaker && d.clientConfig.retries > 1) extra.circuitBreakers = { thresholds: [{ maxRetries: { value: 1024 } }] };
+    const http2 = d.targets.length > 0 && d.targets.every((t) => t.protocol === 'HTTP/2.0');
+    if (http2) Object.assign(extra, http2ProtocolOptions());
+    extra.circuitBreakers = uncappedCircuitBreakers();
+    Object.assign(extra, failFastLbConfig());
     if (d.healthCheck) {
       const hosts = new Set(d.targets.map((t) => t.host));
-      extra.healthChecks = [healthCheck(d.healthCheck.url, hosts.size === 1 ? [...hosts][0] : undefined)];
+      extra.healthChecks = [healthCheck(d.healthCheck.url, hosts.size === 1 ? [...hosts][0] : undefined, http2)];
     }
   }
   return {
@@ -936,7 +937,7 @@ function hcmOptions(model: Model): HcmOptions {
   const g = model.globalConfig;
   return {
     ...(g && g.trustedProxies > 0 ? { xffNumTrustedHops: g.trustedProxies } : {}),
-    localReplyMappers: [ipDeniedMapper(), ...(g && globalRateLimitFilter(g) ? [throttledMapper()] : [])],
+    localReplyMappers: [ipDeniedMapper(), ...(g && globalRateLimitFilter(g) ? [throttledMapper()] : []), ...upstreamErrorMappers()],
   };
 }
 
