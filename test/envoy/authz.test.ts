@@ -4,7 +4,7 @@
 // its secret, never a client-sent id). Zero NACKs after each test (startGateway).
 import assert from 'node:assert/strict';
 import { SignJWT } from 'jose';
-import { envoyTest, startGateway, type Gateway } from '../helpers/envoy.js';
+import { envoyTest, eventually, startGateway, type Gateway } from '../helpers/envoy.js';
 import { startHttpBackend, type HttpBackend } from '../helpers/http-backends.js';
 
 const HOST = 'priv.oto.tools';
@@ -96,10 +96,10 @@ async function apikeyJwt(clientId: string, secret: string): Promise<string> {
   return new SignJWT({ clientId }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('5m').sign(Buffer.from(secret));
 }
 
-async function withGateway(t: Parameters<Parameters<typeof envoyTest>[1]>[0], bin: string, delta = true): Promise<{ gw: Gateway; backend: HttpBackend }> {
+async function withGateway(t: Parameters<Parameters<typeof envoyTest>[1]>[0], bin: string, delta = true, flags: Record<string, unknown> = {}): Promise<{ gw: Gateway; backend: HttpBackend }> {
   const backend = await startHttpBackend('priv');
   t.after(() => backend.stop());
-  const gw = await startGateway(t, bin, { files: { 'c.yaml': config(backend.port) }, delta });
+  const gw = await startGateway(t, bin, { files: { 'c.yaml': config(backend.port) }, delta, flags });
   return { gw, backend };
 }
 
@@ -220,4 +220,34 @@ envoyTest('Envoy ext_authz: a JWT verifier passes a valid token, refuses an inva
   assert.deepEqual(JSON.parse(missing.body), { 'Otoroshi-Error': 'error.expected.token.not.found' });
   assert.equal((await gw.request({ host, path: '/health' })).status, 200, 'excluded pattern: no token needed');
   assert.equal(backend.seen.length, 2);
+});
+
+/** `name{labels} value` lines of a Prometheus text exposition, as `name{labels}` → value. */
+function samples(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+\{[^}]*\}|[a-z_]+) (\S+)$/.exec(line);
+    if (m?.[1] !== undefined) out.set(m[1], Number(m[2]));
+  }
+  return out;
+}
+
+envoyTest('Envoy ALS: traffic metrics per descriptor and per apikey on our /metrics (--envoy-als-cluster xds_cluster, --metrics-per-apikey on)', async (t, bin) => {
+  const { gw } = await withGateway(t, bin, true, { envoyAlsCluster: 'xds_cluster', metricsPerApikey: 'on' });
+  const partner = { 'Otoroshi-Client-Id': 'partner-id', 'Otoroshi-Client-Secret': SECRET };
+  for (let i = 0; i < 5; i++) assert.equal((await gw.request({ host: HOST, path: `/m/${i}`, headers: partner })).status, 200);
+  for (let i = 0; i < 2; i++) assert.equal((await gw.request({ host: HOST, path: `/m/${i}`, headers: { Authorization: basic('strict-id', 'strict-secret') } })).status, 200);
+  assert.equal((await gw.request({ host: HOST, path: '/public/x' })).status, 200);
+  assert.equal((await gw.request({ host: HOST, path: '/m', headers: { accept: 'application/json' } })).status, 400);
+  const metrics = await eventually('the access logs to be counted', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${gw.server.adminPort}/metrics`)).text();
+    const m = samples(text);
+    return (m.get('oxds_http_requests_total{descriptor="priv",status_class="2xx"}') ?? 0) >= 8 && (m.get('oxds_http_requests_total{descriptor="priv",status_class="4xx"}') ?? 0) >= 1 && (m.get('oxds_http_apikey_requests_total{client_id="strict-id"}') ?? 0) >= 2 ? m : undefined;
+  });
+  assert.equal(metrics.get('oxds_http_requests_total{descriptor="priv",status_class="2xx"}'), 8);
+  assert.equal(metrics.get('oxds_http_apikey_requests_total{client_id="partner-id"}'), 5);
+  assert.equal(metrics.get('oxds_http_apikey_requests_total{client_id="strict-id"}'), 2);
+  assert.ok((metrics.get('oxds_http_request_bytes_total{descriptor="priv"}') ?? 0) > 0);
+  assert.ok((metrics.get('oxds_http_response_bytes_total{descriptor="priv"}') ?? 0) > 0);
+  assert.ok((metrics.get('oxds_http_upstream_latency_seconds_count{descriptor="priv"}') ?? 0) >= 8);
 });
