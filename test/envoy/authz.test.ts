@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { SignJWT } from 'jose';
 import { envoyTest, eventually, startGateway, type Gateway } from '../helpers/envoy.js';
 import { startHttpBackend, type HttpBackend } from '../helpers/http-backends.js';
+import { freePort } from '../helpers/redis.js';
 
 const HOST = 'priv.oto.tools';
 const SECRET = 'partner-secret-0123456789';
@@ -250,4 +251,14 @@ envoyTest('Envoy ALS: traffic metrics per descriptor and per apikey on our /metr
   assert.ok((metrics.get('oxds_http_request_bytes_total{descriptor="priv"}') ?? 0) > 0);
   assert.ok((metrics.get('oxds_http_response_bytes_total{descriptor="priv"}') ?? 0) > 0);
   assert.ok((metrics.get('oxds_http_upstream_latency_seconds_count{descriptor="priv"}') ?? 0) >= 8);
+});
+
+envoyTest('Envoy ext_authz: --authz-fail-mode open lets requests through when the Check is unreachable, never a client-sent client id', async (t, bin) => {
+  const port = await freePort(); // nothing listens there: every Check fails
+  const { gw } = await withGateway(t, bin, true, { authzFailMode: 'open', envoyAuthzPort: port });
+  const r = await gw.request({ host: HOST, path: '/orders', headers: { 'Otoroshi-Client-Id': 'forged', 'Otoroshi-Client-Secret': 'x' } });
+  assert.equal(r.status, 200, r.body);
+  const seen = (JSON.parse(r.body) as Echo).headers;
+  assert.equal(seen['otoroshi-client-id'], undefined);
+  assert.equal(seen['otoroshi-client-secret'], undefined);
 });
