@@ -2,7 +2,8 @@
 // other call, callTimeout / globalTimeout to Otoroshi's 504, a target whose breaker opened (outlier
 // ejection) or whose health check fails never gets traffic, even when it is the only one (503
 // "overwhelmed", no panic routing), health checks over HTTP/1.1 and HTTP/2, connection refused to
-// 502, and the canary split. Zero NACKs after each test (startGateway).
+// 502, and the canary split. Envoy's own errors answer JSON or HTML per Accept, as Otoroshi.
+// Zero NACKs after each test (startGateway).
 import assert from 'node:assert/strict';
 import { envoyTest, eventually, startGateway, type Gateway } from '../helpers/envoy.js';
 import { startHttpBackend, type BackendBehaviour, type BackendOptions, type HttpBackend } from '../helpers/http-backends.js';
@@ -10,6 +11,7 @@ import { freePort } from '../helpers/redis.js';
 import { UPSTREAM_OVERWHELMED, UPSTREAM_REFUSED, UPSTREAM_TIMEOUT } from '../../src/xds/resources/resilience.js';
 
 type T = Parameters<Parameters<typeof envoyTest>[1]>[0];
+const JSON_ACCEPT = { accept: 'application/json' };
 
 function descriptor(id: string, spec: string): string {
   return `apiVersion: proxy.otoroshi.io/v1alpha1
@@ -73,10 +75,10 @@ envoyTest('Envoy resilience: callTimeout per try and globalTimeout per request a
       descriptor('global', `targets: [${target(slow)}]\nclientConfig: {retries: 1, callTimeout: 30000, globalTimeout: 400}`),
   };
   const gw = await startGateway(t, bin, { files });
-  const r = await gw.request({ host: 'pertry.oto.tools', path: '/p', timeoutMs: 60_000 });
+  const r = await gw.request({ host: 'pertry.oto.tools', path: '/p', timeoutMs: 60_000, headers: JSON_ACCEPT });
   assertOtoroshiError(r, 504, UPSTREAM_TIMEOUT, 'per-try timeout');
   assert.equal(slow.seen.filter((s) => s.path === '/p').length, 3, 'three attempts');
-  const g = await gw.request({ host: 'global.oto.tools', path: '/g', timeoutMs: 60_000 });
+  const g = await gw.request({ host: 'global.oto.tools', path: '/g', timeoutMs: 60_000, headers: JSON_ACCEPT });
   assertOtoroshiError(g, 504, UPSTREAM_TIMEOUT, 'global timeout');
   assert.equal(slow.seen.filter((s) => s.path === '/g').length, 1);
 });
@@ -89,7 +91,7 @@ envoyTest('Envoy resilience: a single target whose breaker opened (maxErrors) fa
   // Ejection reaches the worker asynchronously: wait for the first fast failure, then every call fails fast.
   await eventually('a fast failure', async () => ((await gw.request({ host: 'single.oto.tools', path: '/wait' })).status === 503 ? true : undefined));
   const hits = bad.calls;
-  for (let i = 0; i < 5; i++) assertOtoroshiError(await gw.request({ host: 'single.oto.tools', path: `/f/${i}` }), 503, UPSTREAM_OVERWHELMED, 'breaker open');
+  for (let i = 0; i < 5; i++) assertOtoroshiError(await gw.request({ host: 'single.oto.tools', path: `/f/${i}`, headers: JSON_ACCEPT }), 503, UPSTREAM_OVERWHELMED, 'breaker open');
   assert.equal(bad.calls, hits, 'the ejected target got no traffic');
 });
 
@@ -139,14 +141,22 @@ envoyTest('Envoy resilience: active health checks over HTTP/1.1 and HTTP/2 (h2c 
   }
   assert.equal(h2.seen[0]?.headers[':path'], '/x', 'requests over HTTP/2 too');
   await eventually('the sick target marked unhealthy', async () => ((await clusterStat(gw, 'sick', 'health_check.failure')) > 0 ? true : undefined));
-  assertOtoroshiError(await gw.request({ host: 'sick.oto.tools', path: '/x' }), 503, UPSTREAM_OVERWHELMED, 'no healthy target');
+  assertOtoroshiError(await gw.request({ host: 'sick.oto.tools', path: '/x', headers: JSON_ACCEPT }), 503, UPSTREAM_OVERWHELMED, 'no healthy target');
   assert.equal(sick.calls, 0);
 });
 
 envoyTest('Envoy resilience: a refused connection answers Otoroshi\'s 502', async (t, bin) => {
   const port = await freePort();
   const gw = await startGateway(t, bin, { files: { 'd.yaml': descriptor('refused', `targets: [{url: "http://127.0.0.1:${port}"}]\nclientConfig: {retries: 1}`) } });
-  assertOtoroshiError(await gw.request({ host: 'refused.oto.tools', path: '/x' }), 502, UPSTREAM_REFUSED, 'connection refused');
+  assertOtoroshiError(await gw.request({ host: 'refused.oto.tools', path: '/x', headers: JSON_ACCEPT }), 502, UPSTREAM_REFUSED, 'connection refused');
+  // HTML as Otoroshi sends it: without Accept, or with a text/html token.
+  for (const headers of [{}, { accept: 'application/json,text/html' }] as Record<string, string>[]) {
+    const r = await gw.request({ host: 'refused.oto.tools', path: '/x', headers });
+    assert.equal(r.status, 502);
+    assert.equal(r.headers['otoroshi-error-msg'], UPSTREAM_REFUSED);
+    assert.match(String(r.headers['content-type']), /^text\/html/);
+    assert.ok(r.body.includes(`<p>${UPSTREAM_REFUSED}</p>`), r.body);
+  }
 });
 
 envoyTest('Envoy resilience: canary traffic 0.2 sends ~20 % of 400 requests to the canary targets', async (t, bin) => {

@@ -3,6 +3,7 @@
 // or failing its health check) never receives traffic, and upstream failures answer with
 // Otoroshi's errors (§4.5 upstream errors).
 import type { ProtoObject } from '../../proto/loader.js';
+import { errorResponse } from '../../authz/errors.js';
 import { headerValue, wrapped } from './common.js';
 
 /**
@@ -31,15 +32,35 @@ export const UPSTREAM_OVERWHELMED = 'Something went wrong, the backend service s
 export const UPSTREAM_REFUSED = 'Something went wrong, the connection to backend service was refused, you should try later. Thanks for your understanding';
 export const PROXY_ERROR = 'Something went wrong, you should try later. Thanks for your understanding.';
 
-/** A local-reply mapper on Envoy response flags: status (when it changes), Otoroshi's JSON error and headers. */
-function flagMapper(flags: readonly string[], message: string, status?: number): ProtoObject {
+/** Otoroshi's HTML rule: no `Accept` header, or a `,`-separated token exactly `text/html` (errors.ts `wantsHtml`). */
+function wantsHtmlFilter(): ProtoObject {
   return {
-    filter: { responseFlagFilter: { flags: [...flags] } },
-    ...(status !== undefined ? { statusCode: wrapped(status) } : {}),
-    body: { inlineString: JSON.stringify({ 'Otoroshi-Error': message }) },
-    bodyFormatOverride: { textFormatSource: { inlineString: '%LOCAL_REPLY_BODY%' }, contentType: 'application/json' },
-    headersToAdd: [headerValue('Otoroshi-Error', 'true', 'OVERWRITE_IF_EXISTS_OR_ADD'), headerValue('Otoroshi-Error-Msg', message, 'OVERWRITE_IF_EXISTS_OR_ADD')],
+    orFilter: {
+      filters: [
+        { headerFilter: { header: { name: 'accept', presentMatch: true, invertMatch: true } } },
+        { headerFilter: { header: { name: 'accept', stringMatch: { safeRegex: { regex: '(?:.*,)?text/html(?:,.*)?' } } } } },
+      ],
+    },
   };
+}
+
+/**
+ * Local-reply mappers on Envoy response flags: the status (when it changes), Otoroshi's headers
+ * and body — HTML when the client wants it, else JSON — exactly as the Check formats its denials.
+ */
+function flagMappers(flags: readonly string[], message: string, status: number, changeStatus: boolean): ProtoObject[] {
+  const flagFilter = { responseFlagFilter: { flags: [...flags] } };
+  const mapper = (html: boolean): ProtoObject => {
+    const e = errorResponse({ allow: false, reason: 'internal', status, message, code: '' }, html ? 'text/html' : 'application/json');
+    return {
+      filter: html ? { andFilter: { filters: [flagFilter, wantsHtmlFilter()] } } : flagFilter,
+      ...(changeStatus ? { statusCode: wrapped(status) } : {}),
+      body: { inlineString: e.body },
+      bodyFormatOverride: { textFormatSource: { inlineString: '%LOCAL_REPLY_BODY%' }, contentType: String(e.headers['Content-Type']) },
+      headersToAdd: [headerValue('Otoroshi-Error', 'true', 'OVERWRITE_IF_EXISTS_OR_ADD'), headerValue('Otoroshi-Error-Msg', message, 'OVERWRITE_IF_EXISTS_OR_ADD')],
+    };
+  };
+  return [mapper(true), mapper(false)];
 }
 
 /**
@@ -50,5 +71,10 @@ function flagMapper(flags: readonly string[], message: string, status?: number):
  * itself (its 503s included) pass through unchanged.
  */
 export function upstreamErrorMappers(): ProtoObject[] {
-  return [flagMapper(['UT'], UPSTREAM_TIMEOUT, 504), flagMapper(['UH', 'UO'], UPSTREAM_OVERWHELMED, 503), flagMapper(['UF', 'URX'], UPSTREAM_REFUSED, 502), flagMapper(['UR', 'UC'], PROXY_ERROR, 502)];
+  return [
+    ...flagMappers(['UT'], UPSTREAM_TIMEOUT, 504, false),
+    ...flagMappers(['UH', 'UO'], UPSTREAM_OVERWHELMED, 503, false),
+    ...flagMappers(['UF', 'URX'], UPSTREAM_REFUSED, 502, true),
+    ...flagMappers(['UR', 'UC'], PROXY_ERROR, 502, true),
+  ];
 }
