@@ -175,7 +175,7 @@ export function globalRateLimitFilter(g: GlobalConfigModel): ProtoObject | undef
 // ------------------------------------------------------------------ health check
 
 /**
- * Otoroshi's health check (§4.6): GET <url>, 5 s timeout, 200–499 is healthy, 3 failures eject.
+ * Otoroshi's health check: GET <url>, 5 s timeout, 200–499 is healthy, 3 failures eject.
  * `http2`: the cluster speaks HTTP/2 to its targets, so does the check (Envoy defaults to HTTP/1.1).
  */
 export function healthCheck(url: string, host: string | undefined, http2 = false): ProtoObject {

@@ -1,7 +1,7 @@
 // Otoroshi's resilience semantics on a descriptor's Envoy clusters and on the gateway's local
 // replies: no circuit-breaker cap Otoroshi does not have, a target whose breaker is open (ejected,
 // or failing its health check) never receives traffic, and upstream failures answer with
-// Otoroshi's errors (§4.5 upstream errors).
+// Otoroshi's errors.
 import type { ProtoObject } from '../../proto/loader.js';
 import { errorResponse } from '../../authz/errors.js';
 import { headerValue, wrapped } from './common.js';
