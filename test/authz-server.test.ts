@@ -350,6 +350,16 @@ test('allow encoder (direct) and cached deny encoder match protobufjs reflection
     const ref = CheckResponse.encode(CheckResponse.fromObject({ status: {}, okResponse: { headers: hv(c.up), headersToRemove: c.rm, responseHeadersToAdd: hv(c.resp) } })).finish();
     assert.equal(got.toString('hex'), Buffer.from(ref).toString('hex'));
   }
+  // With an apikey: its client id also goes to dynamic_metadata (routes set Otoroshi-Client-Id from it).
+  for (const clientId of ['k', 'ü'.repeat(100)]) {
+    const got = encodeAllow({ allow: true, reason: 'apikey', descriptorId: 'd', clientId, upstreamHeaders: { 'Otoroshi-Client-Id': clientId }, removeUpstreamHeaders: ['x'], responseHeaders: {} });
+    const ref = CheckResponse.encode(CheckResponse.fromObject({
+      status: {},
+      okResponse: { headers: [{ header: { key: 'Otoroshi-Client-Id', value: clientId }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' }], headersToRemove: ['x'] },
+      dynamicMetadata: { fields: { client_id: { stringValue: clientId } } },
+    })).finish();
+    assert.equal(got.toString('hex'), Buffer.from(ref).toString('hex'));
+  }
   const d: Decision = { allow: false, reason: 'no_apikey', status: 400, message: 'No ApiKey provided', code: 'errors.no.api.key' };
   const json1 = encodeDecision(d, { headers: { accept: 'application/json' } });
   const html = encodeDecision(d, { headers: { accept: 'text/html' } });

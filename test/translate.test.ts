@@ -242,6 +242,9 @@ test('translate: a basic descriptor gives listener, routes, EDS cluster and endp
     connectTimeout: { seconds: 10 },
     lbPolicy: 'ROUND_ROBIN',
     outlierDetection: { consecutive_5xx: { value: 20 }, interval: { seconds: 2 }, baseEjectionTime: { seconds: 2 }, maxEjectionPercent: { value: 100 }, enforcingSuccessRate: { value: 0 } },
+    // Otoroshi has no per-service cap; an ejected target never gets traffic (no panic routing).
+    circuitBreakers: { thresholds: [{ maxConnections: { value: 1_000_000 }, maxPendingRequests: { value: 1_000_000 }, maxRequests: { value: 1_000_000 }, maxRetries: { value: 1_000_000 } }] },
+    commonLbConfig: { healthyPanicThreshold: { value: 0 } },
     type: 'EDS',
     edsClusterConfig: { edsConfig: { ads: {}, resourceApiVersion: 'V3' }, serviceName: cname },
   });

@@ -557,6 +557,42 @@ function putHeaders(b: WritableBuffer, o: number, tag: number, headers: Record<s
   return [o, li];
 }
 
+/**
+ * The key of the apikey's client id in the Check's `dynamic_metadata` (Envoy stores it under the
+ * filter's namespace, `envoy.filters.http.ext_authz`). Our routes read it back to set
+ * `Otoroshi-Client-Id` upstream: a header only ext_authz can produce (the client's own is removed).
+ */
+export const CLIENT_ID_METADATA_KEY = 'client_id';
+
+interface MetadataSizes {
+  id: number;
+  value: number;
+  entry: number;
+  struct: number;
+}
+
+/** Sizes of `dynamic_metadata` = Struct { fields { key: client_id, value: Value { string_value } } }. */
+function metadataSizes(clientId: string): MetadataSizes {
+  const id = blen(clientId);
+  const value = 1 + vlen(id) + id;
+  const key = CLIENT_ID_METADATA_KEY.length;
+  const entry = 1 + vlen(key) + key + 1 + vlen(value) + value;
+  return { id, value, entry, struct: 1 + vlen(entry) + entry };
+}
+
+function putMetadata(b: WritableBuffer, o: number, clientId: string, m: MetadataSizes): number {
+  b[o++] = 0x22; // dynamic_metadata = 4
+  o = putVarint(b, o, m.struct);
+  b[o++] = 0x0a; // Struct.fields = 1 (map entry)
+  o = putVarint(b, o, m.entry);
+  b[o++] = 0x0a; // key = 1
+  o = putStr(b, o, CLIENT_ID_METADATA_KEY, CLIENT_ID_METADATA_KEY.length);
+  b[o++] = 0x12; // value = 2
+  o = putVarint(b, o, m.value);
+  b[o++] = 0x1a; // Value.string_value = 3
+  return putStr(b, o, clientId, m.id);
+}
+
 export function encodeAllow(d: Extract<Decision, { allow: true }>): Buffer {
   const up = d.upstreamHeaders;
   const rm = d.removeUpstreamHeaders;
@@ -573,9 +609,10 @@ export function encodeAllow(d: Extract<Decision, { allow: true }>): Buffer {
   const respStart = li;
   const [respSize] = headersSize(resp, li);
   okSize += respSize;
-  if (okSize === 0) return ALLOW_EMPTY;
+  const meta = d.clientId !== undefined ? metadataSizes(d.clientId) : undefined;
+  if (okSize === 0 && meta === undefined) return ALLOW_EMPTY;
   // pass 2: write
-  const out = Buffer.allocUnsafe(2 + 1 + vlen(okSize) + okSize) as WritableBuffer;
+  const out = Buffer.allocUnsafe(2 + 1 + vlen(okSize) + okSize + (meta !== undefined ? 1 + vlen(meta.struct) + meta.struct : 0)) as WritableBuffer;
   out[0] = 0x0a; // status = 1 {}
   out[1] = 0x00;
   out[2] = 0x1a; // ok_response = 3
@@ -587,6 +624,7 @@ export function encodeAllow(d: Extract<Decision, { allow: true }>): Buffer {
     o = putStr(out, o, rm[i]!, LENS[li++]!);
   }
   [o] = putHeaders(out, o, 0x32, resp, respStart); // response_headers_to_add = 6
+  if (meta !== undefined && d.clientId !== undefined) o = putMetadata(out, o, d.clientId, meta);
   if (o !== out.length) throw new Error(`encodeAllow: wrote ${o} of ${out.length} bytes`);
   return out;
 }

@@ -43,7 +43,7 @@ import {
   virtualHost,
   withPerFilterConfig,
 } from './resources/route.js';
-import { checkIsNoop, extAuthzCluster, extAuthzFilter, extAuthzPerFilterConfig } from './resources/ext-authz.js';
+import { checkIsNoop, clientIdFromCheck, extAuthzCluster, extAuthzFilter, extAuthzPerFilterConfig } from './resources/ext-authz.js';
 import {
   type ClusterSettings,
   TLS_MATCH_KEY,
@@ -55,6 +55,7 @@ import {
 } from './resources/cluster.js';
 import { type LocalityInput, clusterLoadAssignment } from './resources/endpoint.js';
 import { tcpService } from './resources/tcp.js';
+import { failFastLbConfig, uncappedCircuitBreakers, upstreamErrorMappers } from './resources/resilience.js';
 
 // ------------------------------------------------------------------ host patterns
 
@@ -219,13 +220,13 @@ function clusterSettings(d: Descriptor, grpc: boolean, ctx: TranslateCtx): Clust
   if (!grpc) {
     // gRPC clients NACK TLS contexts without certificate providers: upstream TLS is Envoy-only.
     Object.assign(extra, upstreamTransport(d, ctx) ?? {});
-    if (d.targets.length > 0 && d.targets.every((t) => t.protocol === 'HTTP/2.0')) Object.assign(extra, http2ProtocolOptions());
-    // Envoy's default circuit breaker allows 3 concurrent retries per cluster: Otoroshi has no such
-    // cap, so a descriptor with retries gets room for one retry per in-flight request.
-    if (d.clientConfig.useCircuitBreaker && d.clientConfig.retries > 1) extra.circuitBreakers = { thresholds: [{ maxRetries: { value: 1024 } }] };
+    const http2 = d.targets.length > 0 && d.targets.every((t) => t.protocol === 'HTTP/2.0');
+    if (http2) Object.assign(extra, http2ProtocolOptions());
+    extra.circuitBreakers = uncappedCircuitBreakers();
+    Object.assign(extra, failFastLbConfig());
     if (d.healthCheck) {
       const hosts = new Set(d.targets.map((t) => t.host));
-      extra.healthChecks = [healthCheck(d.healthCheck.url, hosts.size === 1 ? [...hosts][0] : undefined)];
+      extra.healthChecks = [healthCheck(d.healthCheck.url, hosts.size === 1 ? [...hosts][0] : undefined, http2)];
     }
   }
   return {
@@ -354,12 +355,15 @@ function featurePerFilter(d: Descriptor, authzConfig: ProtoObject | undefined, f
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
-/** Header mutations of a forwarding route: Otoroshi's own headers (Envoy only), then the user's. */
-function forwardMutations(d: Descriptor, variant: RouteVariant): ProtoObject {
+/**
+ * Header mutations of a forwarding route: Otoroshi's own headers (Envoy only), then the user's;
+ * `checked`: the Check runs on the route and its apikey's client id goes upstream.
+ */
+function forwardMutations(d: Descriptor, variant: RouteVariant, checked: boolean): ProtoObject {
   const user = headerMutations(d);
   if (variant === 'grpc') return user;
   const oto = otoroshiHeaders(d);
-  const reqAdd = [...oto.request, ...((user.requestHeadersToAdd as ProtoObject[] | undefined) ?? [])];
+  const reqAdd = [...oto.request, ...(checked ? [clientIdFromCheck()] : []), ...((user.requestHeadersToAdd as ProtoObject[] | undefined) ?? [])];
   const resAdd = [...oto.response, ...((user.responseHeadersToAdd as ProtoObject[] | undefined) ?? [])];
   const reqRemove = [...new Set([...strippedRequestHeaders(d), ...((user.requestHeadersToRemove as string[] | undefined) ?? [])])].sort();
   return {
@@ -421,9 +425,10 @@ function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
     return [...out, withPerFilterConfig(err, featurePerFilter(d, noCheck, false))];
   }
   const choice = variant === 'grpc' ? e.c.grpc.choice : e.c.envoy.choice;
-  const check = authz ? extAuthzPerFilterConfig(checkIsNoop(d) ? undefined : d.id) : undefined;
+  const checked = authz && !checkIsNoop(d);
+  const check = authz ? extAuthzPerFilterConfig(checked ? d.id : undefined) : undefined;
   const perFilter = variant === 'grpc' ? undefined : featurePerFilter(d, check, true);
-  const mutations = forwardMutations(d, variant);
+  const mutations = forwardMutations(d, variant, checked);
   if (variant !== 'grpc') {
     d.clientConfig.customTimeouts.forEach((ct, i) => {
       const m = withHeaderMatchers(match, [{ name: ':path', safeRegexMatch: { regex: `(?:${ct.path})(?:\\?.*)?` } }]);
@@ -932,7 +937,7 @@ function hcmOptions(model: Model): HcmOptions {
   const g = model.globalConfig;
   return {
     ...(g && g.trustedProxies > 0 ? { xffNumTrustedHops: g.trustedProxies } : {}),
-    localReplyMappers: [ipDeniedMapper(), ...(g && globalRateLimitFilter(g) ? [throttledMapper()] : [])],
+    localReplyMappers: [ipDeniedMapper(), ...(g && globalRateLimitFilter(g) ? [throttledMapper()] : []), ...upstreamErrorMappers()],
   };
 }
 

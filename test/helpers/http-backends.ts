@@ -72,8 +72,11 @@ function handler(b: HttpBackend): (req: AnyReq, res: AnyRes) => void {
         res.writeHead(status, { 'content-type': beh.body !== undefined ? 'text/plain' : 'application/json', 'x-backend': b.id, ...(beh.responseHeaders ?? {}) });
         res.end(body);
       };
-      if (beh.delayMs) setTimeout(send, beh.delayMs);
-      else send();
+      if (beh.delayMs) {
+        // A response the client gave up on (a timeout test) must not keep the process alive.
+        const timer = setTimeout(send, beh.delayMs);
+        res.once('close', () => clearTimeout(timer));
+      } else send();
     });
   };
 }

@@ -5,7 +5,7 @@ import net from 'node:net';
 import type { ProtoObject } from '../../proto/loader.js';
 import type { Descriptor } from '../../model/types.js';
 import type { AuthzTarget } from '../types.js';
-import { TYPES, duration, socketAddress, wrapped } from './common.js';
+import { TYPES, duration, headerValue, socketAddress, wrapped } from './common.js';
 import { http2ProtocolOptions } from './cluster.js';
 
 /** The HTTP filter name: also the key of the per-route configurations. */
@@ -37,6 +37,17 @@ export function extAuthzFilter(clusterName: string, a: AuthzTarget): ProtoObject
 /** Per-route: check with `descriptor_id` (decide.ts picks the descriptor by it, no §4.3 lookup). */
 export function extAuthzCheck(descriptorId: string): ProtoObject {
   return { '@type': TYPES.extAuthzPerRoute, checkSettings: { contextExtensions: { descriptor_id: descriptorId } } };
+}
+
+/**
+ * The upstream `Otoroshi-Client-Id` of a checked route: the apikey's client id from the Check's
+ * dynamic metadata. The route's request_headers_to_remove runs after ext_authz's header mutations,
+ * so a header set by the Check would be stripped with the client's own; this one is added after
+ * the removal, from a value only the Check can write. No apikey (public call, failure-mode-allow):
+ * the value is empty and Envoy adds no header.
+ */
+export function clientIdFromCheck(): ProtoObject {
+  return headerValue('Otoroshi-Client-Id', `%DYNAMIC_METADATA(${EXT_AUTHZ_FILTER_NAME}:client_id)%`, 'OVERWRITE_IF_EXISTS_OR_ADD');
 }
 
 /** Per-route: no Check call at all. */

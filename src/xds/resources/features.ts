@@ -174,14 +174,17 @@ export function globalRateLimitFilter(g: GlobalConfigModel): ProtoObject | undef
 
 // ------------------------------------------------------------------ health check
 
-/** Otoroshi's health check (§4.6): GET <url>, 5 s timeout, 200–499 is healthy, 3 failures eject. */
-export function healthCheck(url: string, host: string | undefined): ProtoObject {
+/**
+ * Otoroshi's health check: GET <url>, 5 s timeout, 200–499 is healthy, 3 failures eject.
+ * `http2`: the cluster speaks HTTP/2 to its targets, so does the check (Envoy defaults to HTTP/1.1).
+ */
+export function healthCheck(url: string, host: string | undefined, http2 = false): ProtoObject {
   return {
     timeout: duration(5000),
     interval: duration(10_000),
     unhealthyThreshold: wrapped(3),
     healthyThreshold: wrapped(1),
-    httpHealthCheck: { path: url, ...(host ? { host } : {}), expectedStatuses: [{ start: 200, end: 500 }] },
+    httpHealthCheck: { path: url, ...(host ? { host } : {}), expectedStatuses: [{ start: 200, end: 500 }], ...(http2 ? { codecClientType: 'HTTP2' } : {}) },
   };
 }
 
