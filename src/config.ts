@@ -22,6 +22,8 @@ export interface Config {
   debounceMaxMs: number;
   /** How long a removed cluster is still served (make-before-break), ms. */
   clusterGraceMs: number;
+  /** Max resource names one xDS request may carry / one stream may subscribe to, per type. */
+  xdsMaxNames: number;
   /** CA: user-provided signing CA (PEM cert chain + key) and root; generated in dataDir when unset. */
   caCert?: string;
   caKey?: string;
@@ -106,6 +108,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'debounceMs', flag: 'debounce-ms', env: 'OXDS_DEBOUNCE_MS', kind: 'int', description: 'quiet period before a rebuild (ms)', default: 100 },
   { key: 'debounceMaxMs', flag: 'debounce-max-ms', env: 'OXDS_DEBOUNCE_MAX_MS', kind: 'int', description: 'maximum delay of a rebuild under constant churn (ms)', default: 1000 },
   { key: 'clusterGraceMs', flag: 'cluster-grace-ms', env: 'OXDS_CLUSTER_GRACE_MS', kind: 'int', description: 'how long a removed cluster is still served so clients switch routes first (ms)', default: 10000 },
+  { key: 'xdsMaxNames', flag: 'xds-max-names', env: 'OXDS_XDS_MAX_NAMES', kind: 'int', description: 'max resource names per xDS request / subscribed per type and stream (an Envoy in SotW mode subscribes one EDS name per cluster)', default: 100000 },
   { key: 'caCert', flag: 'ca-cert', env: 'OXDS_CA_CERT', kind: 'string', description: 'PEM file of the signing CA certificate (and its chain up to the root); with --ca-key and --ca-root-cert. Default: a CA generated and kept in --data-dir' },
   { key: 'caKey', flag: 'ca-key', env: 'OXDS_CA_KEY', kind: 'string', description: 'PEM file of the signing CA private key' },
   { key: 'caRootCert', flag: 'ca-root-cert', env: 'OXDS_CA_ROOT_CERT', kind: 'string', description: 'PEM file of the root CA certificate (the trust bundle otoroshi-ca-bundle)' },
@@ -200,6 +203,7 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
   const caFiles = [out.caCert, out.caKey, out.caRootCert].filter((x) => x !== undefined).length;
   if (caFiles !== 0 && caFiles !== 3) errors.push('--ca-cert, --ca-key and --ca-root-cert go together (all three, or none for a generated CA)');
   if (typeof out.workloadCertTtlMs === 'number' && out.workloadCertTtlMs < 60_000) errors.push(`--workload-cert-ttl-ms: at least 60000, got ${out.workloadCertTtlMs}`);
+  if (typeof out.xdsMaxNames === 'number' && out.xdsMaxNames < 1) errors.push('--xds-max-names: at least 1, got 0');
   if (typeof out.namespaces === 'string' && splitList(out.namespaces).length === 0) errors.push('--namespaces: expected a comma-separated list of namespaces or *');
   for (const [port, cert, key, ca] of [
     ['xds', 'xdsTlsCert', 'xdsTlsKey', 'xdsClientCa'],

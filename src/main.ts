@@ -387,6 +387,7 @@ export async function startServer(
     cache,
     logger: logger.child({ c: 'ads' }),
     hooks: metrics.xdsHooks,
+    maxNames: config.xdsMaxNames,
     // A workload certificate goes only to a node whose metadata names that identity.
     allowName: (node, kind, name) => {
       if (kind !== 'secret' || !name.startsWith('spiffe://')) return true;
