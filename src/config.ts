@@ -34,6 +34,8 @@ export interface Config {
   workloadCertTtlMs: number;
   /** Quota store: Redis URL (in-memory when unset), behaviour when it is down, calendar time zone. */
   redisUrl?: string;
+  /** Per-command timeout of the quota store (ms): a slower answer counts as Redis down. */
+  redisCommandTimeoutMs: number;
   quotaFailMode: 'open' | 'closed';
   quotaTimeZone: string;
   /** Whether generated Envoy listeners call our ext_authz service, and how Envoy reaches it. */
@@ -115,6 +117,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'trustDomain', flag: 'trust-domain', env: 'OXDS_TRUST_DOMAIN', kind: 'string', description: 'SPIFFE trust domain of workload certificates (spiffe://<domain>/ns/<ns>/sa/<sa>)', default: 'cluster.local' },
   { key: 'workloadCertTtlMs', flag: 'workload-cert-ttl-ms', env: 'OXDS_WORKLOAD_CERT_TTL_MS', kind: 'int', description: 'lifetime of workload (sidecar) certificates (ms)', default: 86400000 },
   { key: 'redisUrl', flag: 'redis-url', env: 'OXDS_REDIS_URL', kind: 'string', description: 'quota store (redis://host:port); in-memory when unset' },
+  { key: 'redisCommandTimeoutMs', flag: 'redis-command-timeout-ms', env: 'OXDS_REDIS_COMMAND_TIMEOUT_MS', kind: 'int', description: 'quota store command timeout (ms); a slower answer is handled per --quota-fail-mode', default: 50 },
   { key: 'quotaFailMode', flag: 'quota-fail-mode', env: 'OXDS_QUOTA_FAIL_MODE', kind: 'string', description: 'when the quota store is down: open (local counters) or closed (503)', default: 'open' },
   { key: 'quotaTimeZone', flag: 'quota-time-zone', env: 'OXDS_QUOTA_TIME_ZONE', kind: 'string', description: 'IANA time zone of daily/monthly quota resets', default: 'UTC' },
   { key: 'envoyAuthz', flag: 'envoy-authz', env: 'OXDS_ENVOY_AUTHZ', kind: 'string', description: 'on: generated Envoy listeners call our ext_authz (private descriptors need it); off: no ext_authz filter', default: 'on' },
@@ -203,6 +206,7 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
   const caFiles = [out.caCert, out.caKey, out.caRootCert].filter((x) => x !== undefined).length;
   if (caFiles !== 0 && caFiles !== 3) errors.push('--ca-cert, --ca-key and --ca-root-cert go together (all three, or none for a generated CA)');
   if (typeof out.workloadCertTtlMs === 'number' && out.workloadCertTtlMs < 60_000) errors.push(`--workload-cert-ttl-ms: at least 60000, got ${out.workloadCertTtlMs}`);
+  if (out.redisCommandTimeoutMs === 0) errors.push('--redis-command-timeout-ms: at least 1, got 0');
   if (typeof out.xdsMaxNames === 'number' && out.xdsMaxNames < 1) errors.push('--xds-max-names: at least 1, got 0');
   if (typeof out.namespaces === 'string' && splitList(out.namespaces).length === 0) errors.push('--namespaces: expected a comma-separated list of namespaces or *');
   for (const [port, cert, key, ca] of [

@@ -143,6 +143,7 @@ export async function startServer(
     redisUrl: config.redisUrl,
     failMode: config.quotaFailMode,
     timeZone: config.quotaTimeZone,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
     logger: logger.child({ c: 'quota' }),
   });
   const jwt = new JwtEngine([], { hooks: authzHooks, logger: logger.child({ c: 'jwt' }) });
