@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { ServerCredentials } from '@grpc/grpc-js';
 import type { TranslateOptions } from './xds/types.js';
 
@@ -42,6 +43,9 @@ export interface Config {
   envoyAuthz: 'on' | 'off';
   envoyAuthzAddress?: string;
   envoyAuthzPort?: number;
+  /** With --authz-tls-*: the CA (PEM file) Envoy verifies the Check service with, and the SNI / DNS name checked. */
+  envoyAuthzCa?: string;
+  envoyAuthzSni?: string;
   authzTimeoutMs: number;
   authzFailMode: 'open' | 'closed';
   /** Envoy bootstrap cluster that reaches our xDS port: generated HCMs send access logs there. */
@@ -121,7 +125,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'quotaFailMode', flag: 'quota-fail-mode', env: 'OXDS_QUOTA_FAIL_MODE', kind: 'string', description: 'when the quota store is down: open (local counters) or closed (503)', default: 'open' },
   { key: 'quotaTimeZone', flag: 'quota-time-zone', env: 'OXDS_QUOTA_TIME_ZONE', kind: 'string', description: 'IANA time zone of daily/monthly quota resets', default: 'UTC' },
   { key: 'envoyAuthz', flag: 'envoy-authz', env: 'OXDS_ENVOY_AUTHZ', kind: 'string', description: 'on: generated Envoy listeners call our ext_authz (private descriptors need it); off: no ext_authz filter', default: 'on' },
-  { key: 'envoyAuthzAddress', flag: 'envoy-authz-address', env: 'OXDS_ENVOY_AUTHZ_ADDRESS', kind: 'string', description: 'address Envoy uses to reach the ext_authz service (a Service DNS name in a cluster; default: --host, or 127.0.0.1 when --host is a wildcard)' },
+  { key: 'envoyAuthzAddress', flag: 'envoy-authz-address', env: 'OXDS_ENVOY_AUTHZ_ADDRESS', kind: 'string', description: 'address(es) Envoy uses to reach the ext_authz service: HOST, or a comma-separated list of HOST[:PORT] replicas Envoy load-balances over (a Service DNS name in a cluster; default: --host, or 127.0.0.1 when --host is a wildcard)' },
+  { key: 'envoyAuthzCa', flag: 'envoy-authz-ca', env: 'OXDS_ENVOY_AUTHZ_CA', kind: 'string', description: 'with --authz-tls-*: PEM CA bundle Envoy verifies the ext_authz certificate with (default: the --authz-tls-cert chain)' },
+  { key: 'envoyAuthzSni', flag: 'envoy-authz-sni', env: 'OXDS_ENVOY_AUTHZ_SNI', kind: 'string', description: 'with --authz-tls-*: SNI Envoy sends to ext_authz and DNS name its certificate must carry (default: the first --envoy-authz-address when it is a name; for IP addresses the certificate must carry the IP)' },
   { key: 'envoyAuthzPort', flag: 'envoy-authz-port', env: 'OXDS_ENVOY_AUTHZ_PORT', kind: 'port', description: 'port Envoy uses to reach the ext_authz service (default: the bound --authz-port)' },
   { key: 'authzTimeoutMs', flag: 'authz-timeout-ms', env: 'OXDS_AUTHZ_TIMEOUT_MS', kind: 'int', description: "Envoy's timeout for one Check (ms)", default: 200 },
   { key: 'authzFailMode', flag: 'authz-fail-mode', env: 'OXDS_AUTHZ_FAIL_MODE', kind: 'string', description: 'when Envoy cannot reach ext_authz: closed (503) or open (let requests through)', default: 'closed' },
@@ -216,14 +222,17 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
     if ((out[cert] === undefined) !== (out[key] === undefined)) errors.push(`--${port}-tls-cert and --${port}-tls-key go together`);
     if (out[ca] !== undefined && out[cert] === undefined) errors.push(`--${port}-client-ca needs --${port}-tls-cert and --${port}-tls-key`);
   }
+  if (typeof out.envoyAuthzAddress === 'string') {
+    const parsed = parseAuthzAddresses(out.envoyAuthzAddress, 1);
+    if (typeof parsed === 'string') errors.push(`--envoy-authz-address: ${parsed}`);
+  }
+  for (const k of ['envoyAuthzCa', 'envoyAuthzSni'] as const) {
+    if (out[k] !== undefined && out.authzTlsCert === undefined) errors.push(`--${k === 'envoyAuthzCa' ? 'envoy-authz-ca' : 'envoy-authz-sni'} needs --authz-tls-cert and --authz-tls-key`);
+  }
   if (errors.length) return { ok: false, errors };
   return { ok: true, value: Object.freeze(out as unknown as Config) };
 }
 
-/**
- * The translate options a config gives: Envoy listener ports and, unless `--envoy-authz off`,
- * where Envoy reaches our ext_authz service (`authzPort` = the port actually bound).
- */
 /**
  * Server credentials of a gRPC port from PEM files: plaintext without a certificate, TLS with one,
  * mTLS (client certificate required and verified) with a client CA. Reads the files (throws when unreadable).
@@ -234,17 +243,42 @@ export function serverCredentialsFrom(files: { cert?: string; key?: string; clie
   return ServerCredentials.createSsl(ca, [{ cert_chain: read(files.cert), private_key: read(files.key) }], ca !== null);
 }
 
-export function translateOptionsFrom(config: Config, authzPort: number): TranslateOptions {
+/**
+ * `a, b:1, [::1]:2` → replicas (`defaultPort` where none is given), or an error message. Entries
+ * are host names, IPv4 or bracketed IPv6 addresses, each with an optional port.
+ */
+export function parseAuthzAddresses(s: string, defaultPort: number): Array<{ address: string; port: number }> | string {
+  const list = splitList(s);
+  if (list.length === 0) return 'expected HOST or a comma-separated list of HOST[:PORT]';
+  const out: Array<{ address: string; port: number }> = [];
+  for (const e of list) {
+    const m = /^\[([0-9a-fA-F:.]+)\](?::(\d{1,5}))?$/.exec(e) ?? /^([^:[\]\s,]+)(?::(\d{1,5}))?$/.exec(e) ?? (/^[0-9a-fA-F:]+$/.test(e) && e.includes('::') ? [e, e] : null);
+    const port = m?.[2] !== undefined ? Number(m[2]) : defaultPort;
+    if (!m || !m[1] || !(port >= 1 && port <= 65535)) return `${JSON.stringify(e)} is not HOST[:PORT] (port 1-65535; IPv6 as [addr]:port)`;
+    out.push({ address: m[1], port });
+  }
+  return out;
+}
+
+/**
+ * The translate options a config gives: Envoy listener ports and, unless `--envoy-authz off`,
+ * where Envoy reaches our ext_authz service (`authzPort` = the port actually bound) and, when
+ * that port speaks TLS, the CA Envoy verifies it with (`authzCaPem`, read by the caller).
+ */
+export function translateOptionsFrom(config: Config, authzPort: number, authzCaPem?: string): TranslateOptions {
   const opts: TranslateOptions = { listenAddress: config.envoyListenAddress, httpPort: config.envoyHttpPort, httpsPort: config.envoyHttpsPort };
   if (config.envoyAlsCluster) opts.accessLogCluster = config.envoyAlsCluster;
   if (config.envoyAuthz === 'on') {
     const wildcard = config.host === '0.0.0.0' || config.host === '::' || config.host === '[::]';
-    opts.authz = {
-      address: config.envoyAuthzAddress ?? (wildcard ? '127.0.0.1' : config.host),
-      port: config.envoyAuthzPort ?? authzPort,
-      timeoutMs: config.authzTimeoutMs,
-      failureModeAllow: config.authzFailMode === 'open',
-    };
+    const port = config.envoyAuthzPort ?? authzPort;
+    const parsed = parseAuthzAddresses(config.envoyAuthzAddress ?? (wildcard ? '127.0.0.1' : config.host), port);
+    const [first, ...replicas] = typeof parsed === 'string' ? [{ address: config.envoyAuthzAddress ?? '127.0.0.1', port }] : parsed;
+    opts.authz = { address: first!.address, port: first!.port, timeoutMs: config.authzTimeoutMs, failureModeAllow: config.authzFailMode === 'open' };
+    if (replicas.length > 0) opts.authz.replicas = replicas;
+    if (config.authzTlsCert !== undefined && authzCaPem !== undefined) {
+      const sni = config.envoyAuthzSni ?? (net.isIP(first!.address) === 0 ? first!.address : undefined);
+      opts.authz.tls = { trustedCa: authzCaPem, ...(sni !== undefined ? { sni } : {}) };
+    }
   }
   return opts;
 }
