@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `otoroshi-xds serve | translate | validate | import | status | ca show | ca issue`
+// `otoroshi-xds serve | translate | validate | import | bootstrap | status | ca show | ca issue`
+import fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_ADMIN_URL, runStatus } from './status.js';
 import YAML from 'yaml';
@@ -9,7 +10,9 @@ import { compile, formatError } from './pipeline.js';
 import { toProto3Json } from './proto/json.js';
 import { TYPE_URLS, type ResourceKind } from './proto/loader.js';
 import { RESOURCE_SET_KEYS, type ResourceSet } from './xds/types.js';
-import { loadCertificateAuthority, makeLogger, startServer } from './main.js';
+// main.js (the server: gRPC, fastify, the Kubernetes client, ...) is imported by the commands that
+// need it only: `translate` and `validate` of an empty directory would pay seconds for it.
+const server = (): Promise<typeof import('./main.js')> => import('./main.js');
 import { CertManager } from './ca/manager.js';
 import { CertificateAuthority } from './ca/ca.js';
 import { runCaIssue, runCaShow } from './ca/cli.js';
@@ -61,8 +64,9 @@ addOptions(
   OPTIONS.map((o) => o.key),
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
+  const { makeLogger, startServer } = await server();
   const logger = makeLogger(config.logLevel);
-  const server = await startServer(config, logger).catch((err: unknown) => {
+  const running = await startServer(config, logger).catch((err: unknown) => {
     logger.fatal({ err }, 'cannot start');
     process.exit(1);
   });
@@ -73,7 +77,7 @@ addOptions(
     logger.info({ signal }, 'shutting down');
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
-    void server.stop().then(() => process.exit(0));
+    void running.stop().then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -85,11 +89,12 @@ addOptions(
     .description('print the Envoy resources the server would send, as proto3 JSON; exits 1 when the config is invalid')
     .addOption(new Option('--node-type <type>', 'which client the resources are for').choices(['envoy', 'grpc']).default('envoy'))
     .addOption(new Option('--format <format>', 'output format').choices(['json', 'yaml']).default('json')),
-  ['configDir', 'envoyHttpPort', 'envoyHttpsPort', 'envoyListenAddress', 'host', 'authzPort', 'envoyAuthz', 'envoyAuthzAddress', 'envoyAuthzPort', 'authzTimeoutMs', 'authzFailMode', 'envoyAlsCluster'],
+  ['configDir', 'envoyHttpPort', 'envoyHttpsPort', 'envoyListenAddress', 'host', 'authzPort', 'envoyAuthz', 'envoyAuthzAddress', 'envoyAuthzPort', 'authzTimeoutMs', 'authzFailMode', 'envoyAlsCluster', 'authzTlsCert', 'authzTlsKey', 'envoyAuthzCa', 'envoyAuthzSni'],
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
   const view = await loadConfigDir(config.configDir);
-  const c = compile(view, {}, translateOptionsFrom(config, config.authzPort), dryRunCa());
+  const authzCa = config.authzTlsCert !== undefined ? fs.readFileSync(config.envoyAuthzCa ?? config.authzTlsCert, 'utf8') : undefined;
+  const c = compile(view, {}, translateOptionsFrom(config, config.authzPort, authzCa), dryRunCa());
   const set = flags.nodeType === 'grpc' ? c.grpc.set : c.envoy.set;
   const json = setToJson(set);
   process.stdout.write(flags.format === 'yaml' ? YAML.stringify(json) : `${JSON.stringify(json, null, 2)}\n`);
@@ -145,7 +150,7 @@ addOptions(
   ['dataDir', 'caCert', 'caKey', 'caRootCert'],
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
-  const ca = await loadCertificateAuthority(config);
+  const ca = await (await server()).loadCertificateAuthority(config);
   process.exitCode = runCaShow(ca, process.stdout);
   ca.pool.close();
 });
@@ -158,7 +163,7 @@ addOptions(
   ['dataDir', 'caCert', 'caKey', 'caRootCert'],
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
-  const ca = await loadCertificateAuthority(config);
+  const ca = await (await server()).loadCertificateAuthority(config);
   process.exitCode = await runCaIssue(ca, { csrFile: String(flags.csr), ...(typeof flags.outDir === 'string' ? { outDir: flags.outDir } : {}) }, process.stdout, process.stderr);
   ca.pool.close();
 });

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { ServerCredentials } from '@grpc/grpc-js';
 import type { TranslateOptions } from './xds/types.js';
 
@@ -22,6 +23,8 @@ export interface Config {
   debounceMaxMs: number;
   /** How long a removed cluster is still served (make-before-break), ms. */
   clusterGraceMs: number;
+  /** Max resource names one xDS request may carry / one stream may subscribe to, per type. */
+  xdsMaxNames: number;
   /** CA: user-provided signing CA (PEM cert chain + key) and root; generated in dataDir when unset. */
   caCert?: string;
   caKey?: string;
@@ -32,12 +35,17 @@ export interface Config {
   workloadCertTtlMs: number;
   /** Quota store: Redis URL (in-memory when unset), behaviour when it is down, calendar time zone. */
   redisUrl?: string;
+  /** Per-command timeout of the quota store (ms): a slower answer counts as Redis down. */
+  redisCommandTimeoutMs: number;
   quotaFailMode: 'open' | 'closed';
   quotaTimeZone: string;
   /** Whether generated Envoy listeners call our ext_authz service, and how Envoy reaches it. */
   envoyAuthz: 'on' | 'off';
   envoyAuthzAddress?: string;
   envoyAuthzPort?: number;
+  /** With --authz-tls-*: the CA (PEM file) Envoy verifies the Check service with, and the SNI / DNS name checked. */
+  envoyAuthzCa?: string;
+  envoyAuthzSni?: string;
   authzTimeoutMs: number;
   authzFailMode: 'open' | 'closed';
   /** Envoy bootstrap cluster that reaches our xDS port: generated HCMs send access logs there. */
@@ -106,16 +114,20 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'debounceMs', flag: 'debounce-ms', env: 'OXDS_DEBOUNCE_MS', kind: 'int', description: 'quiet period before a rebuild (ms)', default: 100 },
   { key: 'debounceMaxMs', flag: 'debounce-max-ms', env: 'OXDS_DEBOUNCE_MAX_MS', kind: 'int', description: 'maximum delay of a rebuild under constant churn (ms)', default: 1000 },
   { key: 'clusterGraceMs', flag: 'cluster-grace-ms', env: 'OXDS_CLUSTER_GRACE_MS', kind: 'int', description: 'how long a removed cluster is still served so clients switch routes first (ms)', default: 10000 },
+  { key: 'xdsMaxNames', flag: 'xds-max-names', env: 'OXDS_XDS_MAX_NAMES', kind: 'int', description: 'max resource names per xDS request / subscribed per type and stream (an Envoy in SotW mode subscribes one EDS name per cluster)', default: 100000 },
   { key: 'caCert', flag: 'ca-cert', env: 'OXDS_CA_CERT', kind: 'string', description: 'PEM file of the signing CA certificate (and its chain up to the root); with --ca-key and --ca-root-cert. Default: a CA generated and kept in --data-dir' },
   { key: 'caKey', flag: 'ca-key', env: 'OXDS_CA_KEY', kind: 'string', description: 'PEM file of the signing CA private key' },
   { key: 'caRootCert', flag: 'ca-root-cert', env: 'OXDS_CA_ROOT_CERT', kind: 'string', description: 'PEM file of the root CA certificate (the trust bundle otoroshi-ca-bundle)' },
   { key: 'trustDomain', flag: 'trust-domain', env: 'OXDS_TRUST_DOMAIN', kind: 'string', description: 'SPIFFE trust domain of workload certificates (spiffe://<domain>/ns/<ns>/sa/<sa>)', default: 'cluster.local' },
   { key: 'workloadCertTtlMs', flag: 'workload-cert-ttl-ms', env: 'OXDS_WORKLOAD_CERT_TTL_MS', kind: 'int', description: 'lifetime of workload (sidecar) certificates (ms)', default: 86400000 },
   { key: 'redisUrl', flag: 'redis-url', env: 'OXDS_REDIS_URL', kind: 'string', description: 'quota store (redis://host:port); in-memory when unset' },
+  { key: 'redisCommandTimeoutMs', flag: 'redis-command-timeout-ms', env: 'OXDS_REDIS_COMMAND_TIMEOUT_MS', kind: 'int', description: 'quota store command timeout (ms); a slower answer is handled per --quota-fail-mode', default: 50 },
   { key: 'quotaFailMode', flag: 'quota-fail-mode', env: 'OXDS_QUOTA_FAIL_MODE', kind: 'string', description: 'when the quota store is down: open (local counters) or closed (503)', default: 'open' },
   { key: 'quotaTimeZone', flag: 'quota-time-zone', env: 'OXDS_QUOTA_TIME_ZONE', kind: 'string', description: 'IANA time zone of daily/monthly quota resets', default: 'UTC' },
   { key: 'envoyAuthz', flag: 'envoy-authz', env: 'OXDS_ENVOY_AUTHZ', kind: 'string', description: 'on: generated Envoy listeners call our ext_authz (private descriptors need it); off: no ext_authz filter', default: 'on' },
-  { key: 'envoyAuthzAddress', flag: 'envoy-authz-address', env: 'OXDS_ENVOY_AUTHZ_ADDRESS', kind: 'string', description: 'address Envoy uses to reach the ext_authz service (a Service DNS name in a cluster; default: --host, or 127.0.0.1 when --host is a wildcard)' },
+  { key: 'envoyAuthzAddress', flag: 'envoy-authz-address', env: 'OXDS_ENVOY_AUTHZ_ADDRESS', kind: 'string', description: 'address(es) Envoy uses to reach the ext_authz service: HOST, or a comma-separated list of HOST[:PORT] replicas Envoy load-balances over (a Service DNS name in a cluster; default: --host, or 127.0.0.1 when --host is a wildcard)' },
+  { key: 'envoyAuthzCa', flag: 'envoy-authz-ca', env: 'OXDS_ENVOY_AUTHZ_CA', kind: 'string', description: 'with --authz-tls-*: PEM CA bundle Envoy verifies the ext_authz certificate with (default: the --authz-tls-cert chain)' },
+  { key: 'envoyAuthzSni', flag: 'envoy-authz-sni', env: 'OXDS_ENVOY_AUTHZ_SNI', kind: 'string', description: 'with --authz-tls-*: SNI Envoy sends to ext_authz and DNS name its certificate must carry (default: the first --envoy-authz-address when it is a name; for IP addresses the certificate must carry the IP)' },
   { key: 'envoyAuthzPort', flag: 'envoy-authz-port', env: 'OXDS_ENVOY_AUTHZ_PORT', kind: 'port', description: 'port Envoy uses to reach the ext_authz service (default: the bound --authz-port)' },
   { key: 'authzTimeoutMs', flag: 'authz-timeout-ms', env: 'OXDS_AUTHZ_TIMEOUT_MS', kind: 'int', description: "Envoy's timeout for one Check (ms)", default: 200 },
   { key: 'authzFailMode', flag: 'authz-fail-mode', env: 'OXDS_AUTHZ_FAIL_MODE', kind: 'string', description: 'when Envoy cannot reach ext_authz: closed (503) or open (let requests through)', default: 'closed' },
@@ -200,6 +212,8 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
   const caFiles = [out.caCert, out.caKey, out.caRootCert].filter((x) => x !== undefined).length;
   if (caFiles !== 0 && caFiles !== 3) errors.push('--ca-cert, --ca-key and --ca-root-cert go together (all three, or none for a generated CA)');
   if (typeof out.workloadCertTtlMs === 'number' && out.workloadCertTtlMs < 60_000) errors.push(`--workload-cert-ttl-ms: at least 60000, got ${out.workloadCertTtlMs}`);
+  if (out.redisCommandTimeoutMs === 0) errors.push('--redis-command-timeout-ms: at least 1, got 0');
+  if (typeof out.xdsMaxNames === 'number' && out.xdsMaxNames < 1) errors.push('--xds-max-names: at least 1, got 0');
   if (typeof out.namespaces === 'string' && splitList(out.namespaces).length === 0) errors.push('--namespaces: expected a comma-separated list of namespaces or *');
   for (const [port, cert, key, ca] of [
     ['xds', 'xdsTlsCert', 'xdsTlsKey', 'xdsClientCa'],
@@ -208,14 +222,17 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
     if ((out[cert] === undefined) !== (out[key] === undefined)) errors.push(`--${port}-tls-cert and --${port}-tls-key go together`);
     if (out[ca] !== undefined && out[cert] === undefined) errors.push(`--${port}-client-ca needs --${port}-tls-cert and --${port}-tls-key`);
   }
+  if (typeof out.envoyAuthzAddress === 'string') {
+    const parsed = parseAuthzAddresses(out.envoyAuthzAddress, 1);
+    if (typeof parsed === 'string') errors.push(`--envoy-authz-address: ${parsed}`);
+  }
+  for (const k of ['envoyAuthzCa', 'envoyAuthzSni'] as const) {
+    if (out[k] !== undefined && out.authzTlsCert === undefined) errors.push(`--${k === 'envoyAuthzCa' ? 'envoy-authz-ca' : 'envoy-authz-sni'} needs --authz-tls-cert and --authz-tls-key`);
+  }
   if (errors.length) return { ok: false, errors };
   return { ok: true, value: Object.freeze(out as unknown as Config) };
 }
 
-/**
- * The translate options a config gives: Envoy listener ports and, unless `--envoy-authz off`,
- * where Envoy reaches our ext_authz service (`authzPort` = the port actually bound).
- */
 /**
  * Server credentials of a gRPC port from PEM files: plaintext without a certificate, TLS with one,
  * mTLS (client certificate required and verified) with a client CA. Reads the files (throws when unreadable).
@@ -226,17 +243,42 @@ export function serverCredentialsFrom(files: { cert?: string; key?: string; clie
   return ServerCredentials.createSsl(ca, [{ cert_chain: read(files.cert), private_key: read(files.key) }], ca !== null);
 }
 
-export function translateOptionsFrom(config: Config, authzPort: number): TranslateOptions {
+/**
+ * `a, b:1, [::1]:2` → replicas (`defaultPort` where none is given), or an error message. Entries
+ * are host names, IPv4 or bracketed IPv6 addresses, each with an optional port.
+ */
+export function parseAuthzAddresses(s: string, defaultPort: number): Array<{ address: string; port: number }> | string {
+  const list = splitList(s);
+  if (list.length === 0) return 'expected HOST or a comma-separated list of HOST[:PORT]';
+  const out: Array<{ address: string; port: number }> = [];
+  for (const e of list) {
+    const m = /^\[([0-9a-fA-F:.]+)\](?::(\d{1,5}))?$/.exec(e) ?? /^([^:[\]\s,]+)(?::(\d{1,5}))?$/.exec(e) ?? (/^[0-9a-fA-F:]+$/.test(e) && e.includes('::') ? [e, e] : null);
+    const port = m?.[2] !== undefined ? Number(m[2]) : defaultPort;
+    if (!m || !m[1] || !(port >= 1 && port <= 65535)) return `${JSON.stringify(e)} is not HOST[:PORT] (port 1-65535; IPv6 as [addr]:port)`;
+    out.push({ address: m[1], port });
+  }
+  return out;
+}
+
+/**
+ * The translate options a config gives: Envoy listener ports and, unless `--envoy-authz off`,
+ * where Envoy reaches our ext_authz service (`authzPort` = the port actually bound) and, when
+ * that port speaks TLS, the CA Envoy verifies it with (`authzCaPem`, read by the caller).
+ */
+export function translateOptionsFrom(config: Config, authzPort: number, authzCaPem?: string): TranslateOptions {
   const opts: TranslateOptions = { listenAddress: config.envoyListenAddress, httpPort: config.envoyHttpPort, httpsPort: config.envoyHttpsPort };
   if (config.envoyAlsCluster) opts.accessLogCluster = config.envoyAlsCluster;
   if (config.envoyAuthz === 'on') {
     const wildcard = config.host === '0.0.0.0' || config.host === '::' || config.host === '[::]';
-    opts.authz = {
-      address: config.envoyAuthzAddress ?? (wildcard ? '127.0.0.1' : config.host),
-      port: config.envoyAuthzPort ?? authzPort,
-      timeoutMs: config.authzTimeoutMs,
-      failureModeAllow: config.authzFailMode === 'open',
-    };
+    const port = config.envoyAuthzPort ?? authzPort;
+    const parsed = parseAuthzAddresses(config.envoyAuthzAddress ?? (wildcard ? '127.0.0.1' : config.host), port);
+    const [first, ...replicas] = typeof parsed === 'string' ? [{ address: config.envoyAuthzAddress ?? '127.0.0.1', port }] : parsed;
+    opts.authz = { address: first!.address, port: first!.port, timeoutMs: config.authzTimeoutMs, failureModeAllow: config.authzFailMode === 'open' };
+    if (replicas.length > 0) opts.authz.replicas = replicas;
+    if (config.authzTlsCert !== undefined && authzCaPem !== undefined) {
+      const sni = config.envoyAuthzSni ?? (net.isIP(first!.address) === 0 ? first!.address : undefined);
+      opts.authz.tls = { trustedCa: authzCaPem, ...(sni !== undefined ? { sni } : {}) };
+    }
   }
   return opts;
 }

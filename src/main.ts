@@ -139,10 +139,16 @@ export async function startServer(
   let known: { descriptors: ReadonlySet<string>; apikeys: ReadonlySet<string> } = { descriptors: new Set(), apikeys: new Set() };
   // ext_authz: quota store (in-memory, or Redis with fail-open/closed), JWT verifiers, policy.
   // Store failures are reported once, by the Authorizer (degraded answer or fail-closed error).
+  // With TLS on the ext_authz port, Envoy's oxds-ext-authz cluster verifies it with this CA (inlined in CDS).
+  const authzCaPem = config.authzTlsCert !== undefined ? fs.readFileSync(config.envoyAuthzCa ?? config.authzTlsCert, 'utf8') : undefined;
+  if (config.authzClientCa !== undefined && config.envoyAuthz === 'on') {
+    logger.warn('--authz-client-ca: the generated oxds-ext-authz cluster presents no client certificate; Envoys need their own cluster (or --envoy-authz off)');
+  }
   const quota = createQuotaStore({
     redisUrl: config.redisUrl,
     failMode: config.quotaFailMode,
     timeZone: config.quotaTimeZone,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
     logger: logger.child({ c: 'quota' }),
   });
   const jwt = new JwtEngine([], { hooks: authzHooks, logger: logger.child({ c: 'jwt' }) });
@@ -225,7 +231,7 @@ export async function startServer(
       const view = source.view();
       auditChanges(view.objects);
       let renewal: number | undefined;
-      const c = compile(view, { secretSeed, ...modelSettingsFrom(config), now: clock() }, translateOptionsFrom(config, authz.port), (built) => {
+      const c = compile(view, { secretSeed, ...modelSettingsFrom(config), now: clock() }, translateOptionsFrom(config, authz.port, authzCaPem), (built) => {
         if (certs !== undefined) renewal = certs.materialize(built).nextRenewalAt;
         else waitForCa(built);
       });
@@ -387,6 +393,7 @@ export async function startServer(
     cache,
     logger: logger.child({ c: 'ads' }),
     hooks: metrics.xdsHooks,
+    maxNames: config.xdsMaxNames,
     // A workload certificate goes only to a node whose metadata names that identity.
     allowName: (node, kind, name) => {
       if (kind !== 'secret' || !name.startsWith('spiffe://')) return true;

@@ -83,10 +83,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function env(initial?: ResourceSet): Promise<Env> {
+async function env(initial?: ResourceSet, maxNames?: number): Promise<Env> {
   const cache = new SnapshotCache();
   const versions = new VersionSource();
-  const handle = await startXdsServer('127.0.0.1', 0, { cache, logger: pino({ level: 'silent' }) });
+  const handle = await startXdsServer('127.0.0.1', 0, { cache, logger: pino({ level: 'silent' }), ...(maxNames === undefined ? {} : { maxNames }) });
   cleanups.push(() => handle.stop(200));
   const e: Env = {
     cache,
@@ -280,15 +280,26 @@ test('SotW: an unknown type URL is ignored without closing the stream', async ()
   assert.equal(c.status, undefined);
 });
 
-test('SotW: a request with more than 10,000 names ends that stream with INVALID_ARGUMENT only', async () => {
-  const e = await env(baseSet());
+test('SotW: a request with more names than maxNames ends that stream with INVALID_ARGUMENT only', async () => {
+  const e = await env(baseSet(), 500);
   const bad = e.client();
-  bad.request(RDS, Array.from({ length: 10_001 }, (_, i) => `r${i}`));
+  bad.request(RDS, Array.from({ length: 501 }, (_, i) => `r${i}`));
   const st = await bad.ended();
   assert.equal(st.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(st.details, /too many resource names \(501 > 500\)/);
   const ok = e.client();
   ok.request(CDS);
   assert.equal((await ok.nextSotw()).typeUrl, CDS);
+});
+
+test('SotW: by default a subscription of 20,000 EDS names (a fleet-sized gateway) is served', async () => {
+  const e = await env(baseSet());
+  const c = e.client();
+  c.request(EDS, [...Array.from({ length: 20_000 }, (_, i) => `absent-${i}`), 'c1']);
+  const r = await c.nextSotw();
+  assert.equal(r.typeUrl, EDS);
+  assert.deepEqual(responseNames(r), ['c1']);
+  assert.equal(c.status, undefined);
 });
 
 test('SotW: nothing is sent before a snapshot exists; the first snapshot is sent', async () => {

@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import { resolveConfig } from '../src/config.js';
 import { startServer, makeLogger, type RunningServer } from '../src/main.js';
 import { checkClient, checkRequest, callCheck, outcome } from './helpers/check-client.js';
+import { checkLoad } from './helpers/check-load.js';
 import { redisAvailable, startRedis, REDIS_SKIP_MESSAGE } from './helpers/redis.js';
 
 const CONFIG = `apiVersion: proxy.otoroshi.io/v1alpha1
@@ -37,48 +38,12 @@ spec:
 
 const REQ = checkRequest({ host: 'invoices.oto.tools', path: '/x', headers: { 'otoroshi-client-id': 'partner-id', 'otoroshi-client-secret': 'partner-secret' } });
 
-interface Sample {
-  start: number;
-  end: number;
-  status: number;
-  remaining?: number;
-  error?: string;
-}
-
 async function serverWith(redisUrl: string, failMode: 'open' | 'closed'): Promise<{ server: RunningServer; dir: string }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-faults-redis-'));
   fs.writeFileSync(path.join(dir, 'c.yaml'), CONFIG);
   const r = resolveConfig({ config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), redisUrl, quotaFailMode: failMode }, {});
   assert.ok(r.ok);
   return { server: await startServer(r.value, makeLogger('silent')), dir };
-}
-
-/** `workers` concurrent sequential loops until `stop()`; every call recorded. */
-function load(port: number, workers: number): { samples: Sample[]; stop: () => Promise<void> } {
-  const samples: Sample[] = [];
-  let running = true;
-  const client = checkClient(port);
-  const loop = async (): Promise<void> => {
-    while (running) {
-      const start = Date.now();
-      try {
-        const o = outcome(await callCheck(client, REQ));
-        const rem = o.headers['Otoroshi-Daily-Calls-Remaining'];
-        samples.push({ start, end: Date.now(), status: o.status, ...(rem !== undefined ? { remaining: Number(rem) } : {}) });
-      } catch (err) {
-        samples.push({ start, end: Date.now(), status: -1, error: (err as Error).message });
-      }
-    }
-  };
-  const done = Promise.all(Array.from({ length: workers }, loop));
-  return {
-    samples,
-    stop: async () => {
-      running = false;
-      await done;
-      client.close();
-    },
-  };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -92,7 +57,7 @@ async function scenario(failMode: 'open' | 'closed'): Promise<void> {
   const redis = await startRedis();
   const { server } = await serverWith(redis.url, failMode);
   try {
-    const l = load(server.authzPort, 4);
+    const l = checkLoad([server.authzPort], 4, REQ);
     await sleep(600);
     const killedAt = Date.now();
     redis.kill();

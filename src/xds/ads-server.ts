@@ -163,7 +163,7 @@ export interface AdsServerOptions {
   logger: Logger;
   nodeType?: (node: NodeInfo) => NodeType;
   hooks?: XdsHooks;
-  /** Max resource names per request / subscribed per type (default 10,000). */
+  /** Max resource names per request / subscribed per type (default DEFAULT_MAX_NAMES). */
   maxNames?: number;
   /**
    * Whether a node may subscribe to a resource name (e.g. a workload certificate of another
@@ -179,6 +179,13 @@ export interface AdsServerOptions {
 
 /** LDS and CDS are the only kinds with wildcard subscriptions. */
 const WILDCARD_KINDS: ReadonlySet<ResourceKind> = new Set(['listener', 'cluster']);
+/**
+ * Default bound on names per request / per subscribed type: an Envoy in SotW mode subscribes one
+ * EDS name per cluster, so the bound must exceed the largest fleet's cluster count (10× the
+ * 10,000 descriptors of a large Otoroshi install). It bounds the per-stream subscription state
+ * (~100 B per name, so ~10 MB per stream at most); the gRPC message size bounds one request.
+ */
+export const DEFAULT_MAX_NAMES = 100_000;
 const MAX_TRACKED_NONCES = 32;
 /**
  * Responses written but not yet flushed, per stream. Further updates wait (coalesced: each
@@ -984,7 +991,7 @@ export class AdsServer {
           return detectNodeType(node);
         }
       },
-      maxNames: opts.maxNames ?? 10_000,
+      maxNames: opts.maxNames ?? DEFAULT_MAX_NAMES,
       allowName: opts.allowName,
       shared: new SharedResponses(opts.sharedEncodingMaxBytes ?? 64 * 1024 * 1024, opts.sharedEncodingMaxEntries ?? 4096),
       initialBatchMs: opts.initialBatchMs ?? 10,

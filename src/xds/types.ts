@@ -30,6 +30,16 @@ export interface AuthzTarget {
   timeoutMs: number;
   /** Allow the request when the Check service fails (unreachable, timeout); else 503. */
   failureModeAllow: boolean;
+  /** Further ext_authz replicas: the cluster load-balances over `address:port` and these. */
+  replicas?: ReadonlyArray<{ address: string; port: number }>;
+  /** The Check service speaks TLS: Envoy verifies its certificate against `trustedCa` (PEM). */
+  tls?: AuthzTls;
+}
+
+export interface AuthzTls {
+  trustedCa: string;
+  /** SNI sent and DNS SAN required; unset: no SNI, and the certificate must name the replica's IP. */
+  sni?: string;
 }
 
 export interface TranslateOptions {

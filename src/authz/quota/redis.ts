@@ -452,12 +452,22 @@ export class RedisQuotaStore implements QuotaStore {
     };
   }
 
-  async close(): Promise<void> {
+  /**
+   * QUIT, bounded: ioredis can leave QUIT's promise pending forever (a Cluster or Sentinel
+   * client whose connections were just replaced), so after `timeoutMs` the sockets are dropped.
+   */
+  async close(timeoutMs = 1000): Promise<void> {
     if (!this.ownsClient) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
     try {
-      await this.client.quit();
+      if ((await Promise.race([this.client.quit(), timedOut])) === 'timeout') this.client.disconnect();
     } catch {
       this.client.disconnect();
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

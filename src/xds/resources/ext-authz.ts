@@ -8,6 +8,9 @@ import type { AuthzTarget } from '../types.js';
 import { TYPES, duration, headerValue, socketAddress, wrapped } from './common.js';
 import { http2ProtocolOptions } from './cluster.js';
 
+/** Retried on another replica: the Check never reached a service that could answer it. */
+const AUTHZ_RETRY_ON = 'connect-failure,refused-stream,reset,unavailable';
+
 /** The HTTP filter name: also the key of the per-route configurations. */
 export const EXT_AUTHZ_FILTER_NAME = 'envoy.filters.http.ext_authz';
 
@@ -18,14 +21,21 @@ export const EXT_AUTHZ_FILTER_NAME = 'envoy.filters.http.ext_authz';
  * DECISIONS 13) — the HCM has no local_reply_config to rewrite them. `status_on_error` (the
  * service unreachable / timed out and failure_mode_allow off) is 503, not Envoy's default 403:
  * an outage of ours is not a client error. The route cache is not cleared after a Check: the
- * route (and its descriptor_id) was chosen before, and stays.
+ * route (and its descriptor_id) was chosen before, and stays. With several replicas, a Check that
+ * failed to reach one (connection refused or reset, replica gone) is retried on the next.
  */
 export function extAuthzFilter(clusterName: string, a: AuthzTarget): ProtoObject {
   return {
     name: EXT_AUTHZ_FILTER_NAME,
     typedConfig: {
       '@type': TYPES.extAuthz,
-      grpcService: { envoyGrpc: { clusterName }, timeout: duration(a.timeoutMs) },
+      grpcService: {
+        envoyGrpc: {
+          clusterName,
+          ...((a.replicas?.length ?? 0) > 0 ? { retryPolicy: { numRetries: wrapped(a.replicas!.length), retryOn: AUTHZ_RETRY_ON } } : {}),
+        },
+        timeout: duration(a.timeoutMs),
+      },
       transportApiVersion: 'V3',
       failureModeAllow: a.failureModeAllow,
       statusOnError: { code: 'ServiceUnavailable' },
@@ -80,19 +90,53 @@ export function checkIsNoop(d: Descriptor): boolean {
   return true;
 }
 
+/** Every replica of the Check service, the first one being `address:port`. */
+function authzEndpoints(a: AuthzTarget): Array<{ address: string; port: number }> {
+  return [{ address: a.address, port: a.port }, ...(a.replicas ?? [])];
+}
+
+/** TLS to the Check service: HTTP/2 by ALPN, its certificate verified against the CA and the SNI (or the replica IPs). */
+function authzTlsSocket(a: AuthzTarget, tls: NonNullable<AuthzTarget['tls']>): ProtoObject {
+  const sans =
+    tls.sni !== undefined
+      ? [{ sanType: 'DNS', matcher: { exact: tls.sni } }]
+      : authzEndpoints(a)
+          .filter((e) => net.isIP(e.address) !== 0)
+          .map((e) => ({ sanType: 'IP_ADDRESS', matcher: { exact: e.address } }));
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typedConfig: {
+      '@type': TYPES.upstreamTls,
+      ...(tls.sni !== undefined ? { sni: tls.sni } : {}),
+      commonTlsContext: {
+        alpnProtocols: ['h2'],
+        validationContext: { trustedCa: { inlineString: tls.trustedCa }, ...(sans.length > 0 ? { matchTypedSubjectAltNames: sans } : {}) },
+      },
+    },
+  };
+}
+
 /**
- * The cluster of our Check service: HTTP/2, STATIC for an IP address, STRICT_DNS for a name, an
- * inline load assignment (no EDS). Circuit-breaker limits raised well above Envoy's default of
- * 1024 concurrent requests, which a busy gateway would reach and turn into status_on_error.
+ * The cluster of our Check service: HTTP/2, STATIC for IP addresses, STRICT_DNS when a replica
+ * is a name, an inline load assignment (no EDS) with one endpoint per replica, round robin.
+ * Circuit-breaker limits raised well above Envoy's default of 1024 concurrent requests, which a
+ * busy gateway would reach and turn into status_on_error. With several replicas, one that fails
+ * 3 calls in a row is ejected for 10 s (at most half of them at once), and the filter retries a
+ * Check that never reached a replica (see extAuthzFilter). TLS when the Check port speaks it.
  */
 export function extAuthzCluster(name: string, a: AuthzTarget): ProtoObject {
   const limit = wrapped(1_000_000);
+  const endpoints = authzEndpoints(a);
   return {
     name,
-    type: net.isIP(a.address) !== 0 ? 'STATIC' : 'STRICT_DNS',
+    type: endpoints.every((e) => net.isIP(e.address) !== 0) ? 'STATIC' : 'STRICT_DNS',
     connectTimeout: duration(Math.max(1, a.timeoutMs)),
     ...http2ProtocolOptions(),
-    circuitBreakers: { thresholds: [{ maxConnections: limit, maxPendingRequests: limit, maxRequests: limit }] },
-    loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ endpoint: { address: socketAddress(a.address, a.port) } }] }] },
+    circuitBreakers: { thresholds: [{ maxConnections: limit, maxPendingRequests: limit, maxRequests: limit, maxRetries: limit }] },
+    ...(endpoints.length > 1
+      ? { outlierDetection: { consecutive_5xx: wrapped(3), interval: duration(1000), baseEjectionTime: duration(10_000), maxEjectionPercent: wrapped(50) } }
+      : {}),
+    ...(a.tls !== undefined ? { transportSocket: authzTlsSocket(a, a.tls) } : {}),
+    loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: endpoints.map((e) => ({ endpoint: { address: socketAddress(e.address, e.port) } })) }] },
   };
 }
