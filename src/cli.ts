@@ -14,6 +14,7 @@ import { CertManager } from './ca/manager.js';
 import { CertificateAuthority } from './ca/ca.js';
 import { runCaIssue, runCaShow } from './ca/cli.js';
 import type { BuildResult } from './model/types.js';
+import { GATEWAY_DEFAULTS, gatewayBootstrapYaml, parseHostPort } from './envoy/bootstrap.js';
 
 /** translate / validate: Certificate CRs checked as the server would issue them, with placeholder PEM (deterministic output). */
 function dryRunCa(): (built: BuildResult) => void {
@@ -149,5 +150,51 @@ addOptions(
   process.exitCode = await runCaIssue(ca, { csrFile: String(flags.csr), ...(typeof flags.outDir === 'string' ? { outDir: flags.outDir } : {}) }, process.stdout, process.stderr);
   ca.pool.close();
 });
+
+function parseAdminPort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number 0-65535');
+  return n;
+}
+
+function parseXdsAddress(value: string): string {
+  const r = parseHostPort(value);
+  if (typeof r === 'string') throw new InvalidArgumentError(r);
+  return value;
+}
+
+const bootstrapCmd = program.command('bootstrap').description('print a ready Envoy bootstrap (YAML) for this control plane');
+bootstrapCmd
+  .command('gateway')
+  .description('an edge gateway: ADS to the control plane, everything else over xDS')
+  .requiredOption('--xds-address <host:port>', 'where the control plane\'s --xds-port is reachable', parseXdsAddress)
+  .option('--node-id <id>', 'unique per Envoy (node.id)', GATEWAY_DEFAULTS.nodeId)
+  .option('--node-cluster <name>', 'node.cluster', GATEWAY_DEFAULTS.nodeCluster)
+  .option('--admin-address <addr>', 'Envoy admin bind address', GATEWAY_DEFAULTS.adminAddress)
+  .option('--admin-port <n>', 'Envoy admin port (0: any free port; see envoy --admin-address-path)', parseAdminPort, GATEWAY_DEFAULTS.adminPort)
+  .option('--delta', 'incremental (Delta) ADS (default)')
+  .option('--sotw', 'state-of-the-world ADS')
+  .option('--xds-tls-ca <file>', 'TLS to the control plane: CA bundle (PEM) that signed its certificate')
+  .option('--xds-tls-cert <file>', 'mTLS to the control plane: client certificate (PEM)')
+  .option('--xds-tls-key <file>', 'mTLS to the control plane: client key (PEM)')
+  .option('--xds-tls-server-name <name>', 'name checked in the control plane\'s certificate and sent as SNI (default: the xDS host)')
+  .action((f: Record<string, string | number | boolean | undefined>) => {
+    if (f.delta === true && f.sotw === true) program.error('--delta and --sotw exclude each other');
+    if ((f.xdsTlsCert === undefined) !== (f.xdsTlsKey === undefined)) program.error('--xds-tls-cert and --xds-tls-key go together');
+    const str = (k: string): string | undefined => (typeof f[k] === 'string' ? (f[k] as string) : undefined);
+    const tlsFiles = { caFile: str('xdsTlsCa'), certFile: str('xdsTlsCert'), keyFile: str('xdsTlsKey'), serverName: str('xdsTlsServerName') };
+    const tls = Object.fromEntries(Object.entries(tlsFiles).filter(([, v]) => v !== undefined));
+    process.stdout.write(
+      gatewayBootstrapYaml({
+        xdsAddress: String(f.xdsAddress),
+        nodeId: String(f.nodeId),
+        nodeCluster: String(f.nodeCluster),
+        adminAddress: String(f.adminAddress),
+        adminPort: Number(f.adminPort),
+        delta: f.sotw !== true,
+        ...(Object.keys(tls).length > 0 ? { tls } : {}),
+      }),
+    );
+  });
 
 await program.parseAsync(process.argv);

@@ -259,6 +259,7 @@ function fixtures(): NodeStatus[] {
       nodeId: 'zz-stale',
       nodeType: 'envoy',
       connectedAt: new Date(NOW.getTime() - 3 * 3600_000 - 5 * 60_000).toISOString(),
+      pending: false,
       types: {
         [TYPE_URLS.cluster]: ts({ typeUrl: TYPE_URLS.cluster, sentVersion: 'b-7', ackedVersion: 'b-6' }),
         [TYPE_URLS.listener]: ts({ typeUrl: TYPE_URLS.listener, sentVersion: 'b-7' }),
@@ -273,6 +274,7 @@ function fixtures(): NodeStatus[] {
       nodeId: 'aa-synced',
       nodeType: 'envoy',
       connectedAt: new Date(NOW.getTime() - 42_000).toISOString(),
+      pending: false,
       types: {
         [TYPE_URLS.cluster]: ts({ typeUrl: TYPE_URLS.cluster, sentVersion: 'b-7', ackedVersion: 'b-7' }),
         [TYPE_URLS.endpoint]: ts({ typeUrl: TYPE_URLS.endpoint, wildcard: false, subscribed: ['default/web'], sentVersion: 'b-7', ackedVersion: 'b-7' }),
@@ -290,6 +292,7 @@ function fixtures(): NodeStatus[] {
       nodeType: 'grpc',
       userAgentName: 'grpc-node-js',
       connectedAt: new Date(NOW.getTime() - 2 * 86400_000 - 3600_000).toISOString(),
+      pending: false,
       types: {
         [TYPE_URLS.listener]: ts({
           typeUrl: TYPE_URLS.listener,

@@ -130,8 +130,10 @@ test('host patterns: Envoy domains, relations and the :authority regex', () => {
   assert.equal(envoyDomain('api.*'), 'api.*');
   assert.equal(envoyDomain('api.*.example.com'), '*');
   assert.equal(envoyDomain('*.api.*'), '*');
-  assert.equal(authorityRegex(['api.*.example.com']), '^api\\..*\\.example\\.com(:[0-9]+)?$');
-  assert.equal(authorityRegex(['a.*.com', 'b.*.org']), '^(?:a\\..*\\.com|b\\..*\\.org)(:[0-9]+)?$');
+  assert.equal(authorityRegex(['api.*.ex.com']), '^[aA][pP][iI]\\..*\\.[eE][xX]\\.[cC][oO][mM](:[0-9]+)?$');
+  assert.equal(authorityRegex(['a.*.c', 'b-1.*.o']), '^(?:[aA]\\..*\\.[cC]|[bB]-1\\..*\\.[oO])(:[0-9]+)?$');
+  // Case-insensitive as Envoy's domain match: the regex accepts any case of the pattern's letters.
+  assert.ok(new RegExp(authorityRegex(['api.*.ex.com'])).test('API.x.Ex.COM:8080'));
   const table: [string, string, 'all' | 'some' | 'none'][] = [
     ['*', 'a.example.com', 'all'],
     ['*.example.com', 'a.b.example.com', 'all'],
@@ -320,7 +322,7 @@ test('translate: longest prefix first across descriptors sharing a host; catch-a
 test('translate: a wildcard-in-the-middle host goes to the * vhost with an :authority regex, and into vhosts it overlaps', () => {
   const out = translate(model([descriptor('mid', { hosts: ['api.*.example.com'] }), descriptor('concrete', { hosts: ['api.eu.example.com'], paths: [{ value: '/x', type: 'PlainPrefix' }] })]));
   const star = routesOf(out.envoy.routes[0], '*');
-  assert.deepEqual((star[0]?.match as ProtoObject).headers, [{ name: ':authority', safeRegexMatch: { regex: '^api\\..*\\.example\\.com(:[0-9]+)?$' } }]);
+  assert.deepEqual((star[0]?.match as ProtoObject).headers, [{ name: ':authority', safeRegexMatch: { regex: authorityRegex(['api.*.example.com']) } }]);
   // Otoroshi ranks by path before host: /x of `concrete` first, then `mid` (which matches that host too).
   assert.deepEqual(routesOf(out.envoy.routes[0], 'api.eu.example.com').map((r) => r.name), ['concrete/0', 'mid/all', 'oxds-not-found']);
 });

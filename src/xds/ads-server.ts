@@ -470,6 +470,7 @@ abstract class StreamBase {
       /* ignore */
     }
     this.status = new NodeStatusRecord(this.id, service, kind, peer);
+    this.status.pendingProbe = () => this.dirty.size > 0 || this.inflight > 0;
     this.log = ctx.logger.child({ stream: this.id, service, kind });
     call.on('data', (req: unknown) => this.guard(() => this.onRequest(req)));
     call.on('end', () => this.guard(() => {

@@ -40,6 +40,8 @@ export interface NodeStatus {
   peer: string;
   /** ISO time. */
   connectedAt: string;
+  /** Responses decided but not yet written or flushed (a published change not sent yet). */
+  pending: boolean;
   types: Record<string, TypeStatus>;
 }
 
@@ -92,6 +94,8 @@ export class NodeStatusRecord {
   nodeType: NodeType = 'envoy';
   readonly connectedAt = new Date().toISOString();
   private readonly types = new Map<string, TypeStatus>();
+  /** Set by the owning stream: whether it has responses still to write. */
+  pendingProbe: () => boolean = () => false;
 
   constructor(
     readonly streamId: number,
@@ -147,6 +151,7 @@ export class NodeStatusRecord {
       nodeType: this.nodeType,
       peer: this.peer,
       connectedAt: this.connectedAt,
+      pending: this.pendingProbe(),
       types,
     };
   }

@@ -19,9 +19,17 @@ export function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** Otoroshi's RegexPool host semantics (`.` → `\.`, `*` → `.*`, full match), port allowed; any of the patterns. */
+/** `[aA]` for every ASCII letter: case-insensitive without `(?i)`, which proxyless gRPC clients' regex engines reject. */
+function caseless(s: string): string {
+  return s.replace(/[a-z]/gi, (c) => `[${c.toLowerCase()}${c.toUpperCase()}]`);
+}
+
+/**
+ * Otoroshi's RegexPool host semantics (`.` → `\.`, `*` → `.*`, full match), port allowed; any of
+ * the patterns. Case-insensitive, like Envoy's virtual-host domain match and Otoroshi.
+ */
 export function authorityRegex(hostPatterns: readonly string[]): string {
-  const alts = hostPatterns.map((p) => p.replace(/\./g, '\\.').replace(/\*/g, '.*'));
+  const alts = hostPatterns.map((p) => p.split('*').map((part) => caseless(escapeRegex(part))).join('.*'));
   return `^${alts.length === 1 ? alts[0] : `(?:${alts.join('|')})`}(:[0-9]+)?$`;
 }
 

@@ -1,0 +1,146 @@
+// Envoy bootstraps for this control plane (`otoroshi-xds bootstrap gateway`): everything but the
+// connection to the control plane and the admin interface comes over ADS. The object uses proto
+// field names (snake_case), as Envoy's YAML does.
+import net from 'node:net';
+import YAML from 'yaml';
+
+/** The bootstrap cluster that reaches the xDS port; also the one access logs are streamed to. */
+export const XDS_CLUSTER_NAME = 'xds_cluster';
+
+/**
+ * Runtime values our generated config needs. Envoy rejects a regex whose RE2 program is larger
+ * than `re2.max_program_size.error_level` (default 100): host wildcards, `matchingHeaders` and
+ * `customTimeouts` patterns compile to larger programs, and one rejected regex would reject the
+ * whole route configuration. The limit is raised to what Istio's bootstraps use; a pattern larger
+ * still is a NACK, which the server traces back to its object (see docs/envoy.md).
+ */
+export const RE2_MAX_PROGRAM_SIZE = 32_768;
+
+export const GATEWAY_RUNTIME: Readonly<Record<string, number>> = {
+  're2.max_program_size.error_level': RE2_MAX_PROGRAM_SIZE,
+  're2.max_program_size.warn_level': RE2_MAX_PROGRAM_SIZE,
+  // Envoy refuses new downstream connections past this (protects the gateway).
+  'overload.global_downstream_max_connections': 50_000,
+};
+
+export interface XdsTlsOptions {
+  /** CA bundle (PEM file) that signed the control plane's serving certificate. */
+  caFile?: string;
+  /** Client certificate and key (PEM files) when the xDS port requires mTLS. */
+  certFile?: string;
+  keyFile?: string;
+  /** SNI and name checked in the control plane's certificate (default: the xDS host). */
+  serverName?: string;
+}
+
+export interface GatewayBootstrapOptions {
+  /** `HOST:PORT` (or `[v6]:PORT`) where the control plane's --xds-port is reachable. */
+  xdsAddress: string;
+  nodeId: string;
+  nodeCluster: string;
+  adminAddress: string;
+  adminPort: number;
+  /** Incremental (Delta) ADS, else state of the world. */
+  delta: boolean;
+  tls?: XdsTlsOptions;
+}
+
+export const GATEWAY_DEFAULTS = {
+  nodeId: 'otoroshi-gateway',
+  nodeCluster: 'otoroshi-gateway',
+  adminAddress: '127.0.0.1',
+  adminPort: 9901,
+  delta: true,
+} as const;
+
+/** `host:port`, `[v6]:port` → parts; an error message for anything else. */
+export function parseHostPort(s: string): { host: string; port: number } | string {
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(s) ?? /^([^:[\]\s]+):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !m[1] || !(port >= 1 && port <= 65535)) return `expected HOST:PORT (port 1-65535), got ${JSON.stringify(s)}`;
+  return { host: m[1], port };
+}
+
+type Yamlish = Record<string, unknown>;
+
+function dataSource(file: string): Yamlish {
+  return { filename: file };
+}
+
+function xdsTransportSocket(tls: XdsTlsOptions, host: string): Yamlish {
+  const common: Yamlish = {};
+  if (tls.certFile !== undefined && tls.keyFile !== undefined) {
+    common.tls_certificates = [{ certificate_chain: dataSource(tls.certFile), private_key: dataSource(tls.keyFile) }];
+  }
+  const serverName = tls.serverName ?? host;
+  if (tls.caFile !== undefined) {
+    common.validation_context = {
+      trusted_ca: dataSource(tls.caFile),
+      ...(net.isIP(serverName) === 0 ? { match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: serverName } }] } : {}),
+    };
+  }
+  common.alpn_protocols = ['h2'];
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      ...(net.isIP(serverName) === 0 ? { sni: serverName } : {}),
+      common_tls_context: common,
+    },
+  };
+}
+
+function xdsCluster(host: string, port: number, tls: XdsTlsOptions | undefined): Yamlish {
+  return {
+    name: XDS_CLUSTER_NAME,
+    // An IP needs no resolution; a name (a Kubernetes Service) is re-resolved as pods change.
+    type: net.isIP(host) === 0 ? 'STRICT_DNS' : 'STATIC',
+    connect_timeout: '5s',
+    lb_policy: 'ROUND_ROBIN',
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        explicit_http_config: { http2_protocol_options: { connection_keepalive: { interval: '30s', timeout: '5s' } } },
+      },
+    },
+    load_assignment: {
+      cluster_name: XDS_CLUSTER_NAME,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] }],
+    },
+    ...(tls ? { transport_socket: xdsTransportSocket(tls, host) } : {}),
+  };
+}
+
+/** The gateway bootstrap as an object (proto field names). */
+export function gatewayBootstrap(o: GatewayBootstrapOptions): Yamlish {
+  const hp = parseHostPort(o.xdsAddress);
+  if (typeof hp === 'string') throw new Error(`--xds-address: ${hp}`);
+  return {
+    node: { id: o.nodeId, cluster: o.nodeCluster, metadata: { OXDS_NODE_TYPE: 'envoy' } },
+    dynamic_resources: {
+      ads_config: {
+        api_type: o.delta ? 'DELTA_GRPC' : 'GRPC',
+        transport_api_version: 'V3',
+        set_node_on_first_message_only: true,
+        grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER_NAME } }],
+      },
+      cds_config: { ads: {}, resource_api_version: 'V3' },
+      lds_config: { ads: {}, resource_api_version: 'V3' },
+    },
+    static_resources: { clusters: [xdsCluster(hp.host, hp.port, o.tls)] },
+    admin: { address: { socket_address: { address: o.adminAddress, port_value: o.adminPort } } },
+    layered_runtime: { layers: [{ name: 'static', static_layer: { ...GATEWAY_RUNTIME } }] },
+  };
+}
+
+const GATEWAY_HEADER = `# Envoy bootstrap for an otoroshi-xds GATEWAY (edge proxy), printed by \`otoroshi-xds bootstrap gateway\`.
+# Everything else comes over ADS:
+#   - listeners oxds-http / oxds-https (when TLS certificates exist) and one per TcpService, route
+#     configurations, one cluster per descriptor (EDS / STRICT_DNS), SDS secrets;
+#   - the ext_authz cluster \`oxds-ext-authz\` and the ext_authz filter in every HCM (unless --envoy-authz off).
+# Run the control plane with \`--envoy-als-cluster ${XDS_CLUSTER_NAME}\` to receive access logs (metrics).
+`;
+
+export function gatewayBootstrapYaml(o: GatewayBootstrapOptions): string {
+  return GATEWAY_HEADER + YAML.stringify(gatewayBootstrap(o), { lineWidth: 0 });
+}
