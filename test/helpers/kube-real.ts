@@ -13,6 +13,9 @@ import * as k8s from '@kubernetes/client-node';
 import { KubeClient } from '../../src/k8s/client.js';
 import { freePort } from './redis.js';
 import { eventually } from './k8s.js';
+import { AdsClient, TYPE_URLS, decodeAny } from './ads-client.js';
+import type { DiscoveryResponse } from '../../src/xds/ads-server.js';
+import { HTTP_ROUTE_CONFIG_NAME, HTTPS_ROUTE_CONFIG_NAME } from '../../src/xds/names.js';
 
 /** The repository root (from the cwd when it is the checkout, else from this compiled file). */
 export const REPO = fs.existsSync(path.resolve(process.cwd(), 'scripts/kube-up.sh'))
@@ -80,7 +83,7 @@ export interface RealKube {
   /** Audit events (ServiceAccount requests only) recorded so far. */
   auditEvents(): AuditEvent[];
   /** Stops and starts kube-apiserver again on the same port and data (etcd keeps running). */
-  restartApiserver(): Promise<void>;
+  restartApiserver(): Promise<{ from: number; to: number }>;
   stop(): Promise<void>;
 }
 
@@ -91,6 +94,7 @@ export interface AuditEvent {
   responseStatus?: { code?: number; message?: string };
   objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string; apiGroup?: string };
   stage: string;
+  requestReceivedTimestamp?: string;
 }
 
 export async function startRealKube(opts: { controllerManager?: boolean } = {}): Promise<RealKube> {
@@ -162,9 +166,11 @@ export async function startRealKube(opts: { controllerManager?: boolean } = {}):
         .filter((e) => e.stage === 'ResponseComplete');
     },
     async restartApiserver() {
+      const from = Date.now();
       const down = await run('bash', [script('kube-down.sh'), '--only', 'apiserver', dir]);
       if (down.code !== 0) throw new Error(`kube-down --only apiserver failed: ${down.stderr}`);
       await up();
+      return { from, to: Date.now() };
     },
     async stop() {
       await run('bash', [script('kube-down.sh'), ...(process.env['OXDS_KEEP_KUBE'] ? [] : ['--purge']), dir]);
@@ -286,4 +292,56 @@ export async function startControlPlane(opts: { name: string; kubeconfig: string
 /** Lines of a pino JSON log whose text mentions a 403 / Forbidden answer of the API server. */
 export function forbiddenLines(log: string): string[] {
   return log.split('\n').filter((l) => /\b403\b|Forbidden|forbidden/.test(l));
+}
+
+/**
+ * What a replica serves, seen as an Envoy would: a SotW ADS stream (LDS + CDS wildcard, RDS for
+ * the two route configurations, EDS for every EDS cluster), every response ACKed. `text()` is the
+ * JSON of the latest resources of every type.
+ */
+export class XdsWatcher {
+  private readonly client: AdsClient;
+  private readonly latest = new Map<string, unknown[]>();
+  private edsNames: string[] = [];
+  private closed = false;
+
+  constructor(port: number, nodeId: string) {
+    this.client = new AdsClient(port, { node: { id: nodeId, cluster: 'kube-test' } });
+    this.client.request(TYPE_URLS.listener);
+    this.client.request(TYPE_URLS.cluster);
+    this.client.request(TYPE_URLS.route, [HTTP_ROUTE_CONFIG_NAME, HTTPS_ROUTE_CONFIG_NAME]);
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.closed) {
+      let r: DiscoveryResponse;
+      try {
+        r = await this.client.nextSotw(3_600_000);
+      } catch {
+        return;
+      }
+      const objects = r.resources.map(decodeAny);
+      this.latest.set(r.typeUrl, objects);
+      if (r.typeUrl === TYPE_URLS.route) this.client.ack(r, [HTTP_ROUTE_CONFIG_NAME, HTTPS_ROUTE_CONFIG_NAME]);
+      else if (r.typeUrl === TYPE_URLS.endpoint) this.client.ack(r, this.edsNames);
+      else this.client.ack(r);
+      if (r.typeUrl === TYPE_URLS.cluster) {
+        const eds = objects.filter((c) => c['type'] === 'EDS' || c['type'] === 3 || c['edsClusterConfig'] !== undefined).map((c) => String(c['name'])).sort();
+        if (JSON.stringify(eds) !== JSON.stringify(this.edsNames)) {
+          this.edsNames = eds;
+          this.client.request(TYPE_URLS.endpoint, eds);
+        }
+      }
+    }
+  }
+
+  text(): string {
+    return JSON.stringify([...this.latest.entries()]);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.client.close();
+  }
 }
