@@ -204,6 +204,13 @@ test('real apiserver: exported Secrets carry owner references; the garbage colle
   await eventually(async () => (await replicaSets()) === 2, 60_000, 'Deployment rolled (second ReplicaSet)');
   const dep = (await getJson(kube, ['deployment', 'uses-key', '-n', 'default']))!;
   assert.ok(((dep['spec'] as Json)['template'] as { metadata: { annotations?: Record<string, string> } }).metadata.annotations?.['otoroshi.io/restartedAt']);
+  // a CR that stops exporting: the controller deletes the Secret it wrote (the CR stays)
+  const unexported = (exportSecret: boolean): Json => ({ apiVersion: SD, kind: 'ApiKey', metadata: { name: 'unexported', namespace: 'default' }, spec: { clientId: 'unexp-id', clientSecret: 'unexp-secret', authorizedEntities: ['group_default'], exportSecret, secretName: 'unexported-key' } });
+  await apply(unexported(true));
+  await eventually(() => getJson(kube, ['secret', 'unexported-key', '-n', 'default']), 30_000, 'second exported Secret');
+  await apply(unexported(false));
+  await eventually(async () => (await getJson(kube, ['secret', 'unexported-key', '-n', 'default'])) === undefined, 30_000, 'Secret deleted by the controller');
+  assert.ok(await getJson(kube, ['apikeys.proxy.otoroshi.io', 'unexported', '-n', 'default']));
   // deleting the CR: kube-controller-manager's garbage collector deletes the Secret
   await kube.kubectlOk(['delete', 'apikeys.proxy.otoroshi.io', 'exported', '-n', 'default']);
   await eventually(async () => (await getJson(kube, ['secret', 'exported-key', '-n', 'default'])) === undefined, 60_000, 'Secret garbage-collected');

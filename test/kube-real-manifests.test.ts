@@ -86,7 +86,8 @@ test('real apiserver: kubectl apply -k manifests/ succeeds; every CRD is structu
   }
   // `kubectl get otoroshi` (the category) lists them
   const listed = await kube.kubectlOk(['get', 'otoroshi', '-A']);
-  assert.match(listed, /service-descriptor/);
+  assert.match(listed, /servicedescriptor\.proxy\.otoroshi\.io\//);
+  assert.match(listed, /apikey\.proxy\.otoroshi\.io\/demo-apikey/);
   // served as v1 as well as v1alpha1 (same storage)
   const v1 = JSON.parse(await kube.kubectlOk(['get', 'service-descriptors.v1.proxy.otoroshi.io', '-A', '-o', 'json'])) as { items: Array<{ apiVersion: string }> };
   assert.ok(v1.items.length > 0 && v1.items.every((i) => i.apiVersion === 'proxy.otoroshi.io/v1'));
