@@ -109,6 +109,9 @@ export async function startRealKube(opts: { controllerManager?: boolean } = {}):
     await run('bash', [script('kube-down.sh'), dir]);
     throw err;
   }
+  // a test file that ends without its after() hooks (timeout, crash) must not leave etcd and the API server running
+  const cleanup = (): void => void spawnSync('bash', [script('kube-down.sh'), '--purge', dir], { stdio: 'ignore' });
+  process.once('exit', cleanup);
   const kubeconfig = path.join(dir, 'kubeconfig');
   const env = fs.readFileSync(path.join(dir, 'env'), 'utf8');
   const url = /^APISERVER_URL=(.*)$/m.exec(env)?.[1] ?? '';
@@ -173,6 +176,7 @@ export async function startRealKube(opts: { controllerManager?: boolean } = {}):
       return { from, to: Date.now() };
     },
     async stop() {
+      process.off('exit', cleanup);
       await run('bash', [script('kube-down.sh'), ...(process.env['OXDS_KEEP_KUBE'] ? [] : ['--purge']), dir]);
     },
   };
