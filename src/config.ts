@@ -81,6 +81,12 @@ export interface Config {
   templates?: string;
   /** Kubernetes: restart Deployments that mount an exported secret that changed. */
   restartDependantDeployments: 'on' | 'off';
+  /** Kubernetes: HTTPS port of the validating admission webhook (off when unset). */
+  webhookPort?: number;
+  /** Comma-separated DNS names / IPs of the webhook's serving certificate (issued by our CA). */
+  webhookHosts?: string;
+  /** ValidatingWebhookConfiguration whose caBundle the leader sets to our root CA ('' = never touch it). */
+  webhookConfigName: string;
   /** Bearer token required by the admin API (probes excepted); unset = open (bind it to loopback). */
   adminToken?: string;
   /** TLS on the xDS / ext_authz ports (PEM files); with a client CA, clients must present a certificate it signed (mTLS). */
@@ -156,6 +162,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'ingressAddress', flag: 'ingress-address', env: 'OXDS_INGRESS_ADDRESS', kind: 'string', description: 'IP or host name written to status.loadBalancer of served Ingresses' },
   { key: 'templates', flag: 'templates', env: 'OXDS_TEMPLATES', kind: 'string', description: 'JSON/YAML file of per-kind templates merged under each CR spec (KubernetesConfig templates)' },
   { key: 'restartDependantDeployments', flag: 'restart-dependant-deployments', env: 'OXDS_RESTART_DEPENDANT_DEPLOYMENTS', kind: 'string', description: 'on: restart Deployments that mount an exported secret that changed', default: 'off' },
+  { key: 'webhookPort', flag: 'webhook-port', env: 'OXDS_WEBHOOK_PORT', kind: 'port', description: 'Kubernetes: HTTPS port of the validating admission webhook (POST /validate); off when unset' },
+  { key: 'webhookHosts', flag: 'webhook-hosts', env: 'OXDS_WEBHOOK_HOSTS', kind: 'string', description: 'comma-separated DNS names/IPs of the webhook certificate (default: otoroshi-xds-webhook.<lease namespace>.svc and .svc.cluster.local)' },
+  { key: 'webhookConfigName', flag: 'webhook-config-name', env: 'OXDS_WEBHOOK_CONFIG_NAME', kind: 'string', description: "ValidatingWebhookConfiguration whose caBundle the leader sets to our root CA ('' = never touch it)", default: 'otoroshi-xds' },
 ];
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -229,6 +238,7 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
   for (const k of ['envoyAuthzCa', 'envoyAuthzSni'] as const) {
     if (out[k] !== undefined && out.authzTlsCert === undefined) errors.push(`--${k === 'envoyAuthzCa' ? 'envoy-authz-ca' : 'envoy-authz-sni'} needs --authz-tls-cert and --authz-tls-key`);
   }
+  if (out.webhookPort !== undefined && out.source !== 'kubernetes') errors.push('--webhook-port needs --source kubernetes (the API server calls the webhook)');
   if (errors.length) return { ok: false, errors };
   return { ok: true, value: Object.freeze(out as unknown as Config) };
 }

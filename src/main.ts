@@ -2,7 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { modelSettingsFrom, serverCredentialsFrom, translateOptionsFrom, type Config } from './config.js';
+import { modelSettingsFrom, serverCredentialsFrom, splitList, translateOptionsFrom, type Config } from './config.js';
 import { createSource } from './sources/index.js';
 import { Debouncer } from './debounce.js';
 import { compile, formatError, type CompiledSet } from './pipeline.js';
@@ -34,6 +34,7 @@ import { apikeySecrets, certificateSecrets } from './k8s/secret-exporter.js';
 import { KubeSecretCaStore } from './ca/kube-store.js';
 import { KubeClient, loadKubeConfig } from './k8s/client.js';
 import { metadataString, type NodeInfo } from './xds/ads-server.js';
+import { AdmissionWebhook } from './k8s/webhook.js';
 
 export interface RunningServer {
   xdsPort: number;
@@ -116,6 +117,36 @@ export function nodeIdentity(node: NodeInfo): { namespace: string; serviceAccoun
   const namespace = pick('NAMESPACE', 'namespace');
   const serviceAccount = pick('SERVICE_ACCOUNT', 'serviceAccount', 'service_account');
   return namespace !== undefined && serviceAccount !== undefined ? { namespace, serviceAccount } : undefined;
+}
+
+/** The validating admission webhook of a cluster-mode server (same model validation as the controller). */
+function startWebhook(
+  config: Config,
+  kube: NonNullable<ReturnType<typeof createSource>['controller']>,
+  source: ReturnType<typeof createSource>['source'],
+  ca: () => CertificateAuthority | undefined,
+  deps: { secretSeed: string; clock: () => number },
+  logger: Logger,
+): AdmissionWebhook {
+  const log = logger.child({ c: 'webhook' });
+  const ns = config.leaseNamespace ?? new KubeClient(loadKubeConfig(config.kubeconfig)).currentNamespace();
+  const hosts = config.webhookHosts ? splitList(config.webhookHosts) : [`otoroshi-xds-webhook.${ns}.svc`, `otoroshi-xds-webhook.${ns}.svc.cluster.local`];
+  const webhook = new AdmissionWebhook({
+    host: config.host,
+    port: config.webhookPort ?? 0,
+    hosts,
+    configName: config.webhookConfigName,
+    client: new KubeClient(loadKubeConfig(config.kubeconfig)),
+    ca,
+    isLeader: () => kube.isLeader(),
+    view: () => source.view(),
+    settings: () => ({ secretSeed: deps.secretSeed, ...modelSettingsFrom(config), now: deps.clock() }),
+    now: deps.clock,
+    onLog: (level, msg, fields) => log[level](fields ?? {}, msg),
+  });
+  kube.elector.on('leading', () => webhook.poke());
+  webhook.start();
+  return webhook;
 }
 
 export async function startServer(
@@ -388,6 +419,7 @@ export async function startServer(
   await source.start();
   rebuild();
   kube?.start();
+  const webhook = kube && config.webhookPort !== undefined ? startWebhook(config, kube, source, () => certs?.ca, { secretSeed, clock }, logger) : undefined;
 
   const ads = new AdsServer({
     cache,
@@ -457,6 +489,7 @@ export async function startServer(
       if (stopped) return;
       stopped = true;
       source.stop();
+      await webhook?.stop();
       await kube?.stop();
       debouncer.cancel();
       if (retireTimer) clearTimeout(retireTimer);

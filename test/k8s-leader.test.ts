@@ -60,8 +60,10 @@ test('secret exporter: create, update, conflict with a foreign secret, garbage c
   const exp = new SecretExporter(client, { namespaces: ['default', 'other'], restartDependantDeployments: true });
   try {
     api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'taken', namespace: 'default' }, type: 'Opaque', data: { a: 'Yg==' } });
-    api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'ours-old', namespace: 'other', labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds' } }, type: 'Opaque', data: {} });
-    api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'elsewhere', namespace: 'unwatched', labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds' } }, type: 'Opaque', data: {} });
+    api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'ours-old', namespace: 'other', labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds' }, annotations: { 'otoroshi.io/kind': 'crd/apikey' } }, type: 'Opaque', data: {} });
+    // the CA Secret carries our label too, but is no exported secret: never deleted by the reconciliation
+    api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'otoroshi-xds-ca', namespace: 'other', labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds', 'otoroshi.io/kind': 'ca' } }, type: 'Opaque', data: {} });
+    api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'elsewhere', namespace: 'unwatched', labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds' }, annotations: { 'otoroshi.io/kind': 'crd/apikey' } }, type: 'Opaque', data: {} });
     api.apply({
       apiVersion: 'apps/v1',
       kind: 'Deployment',
@@ -88,6 +90,7 @@ test('secret exporter: create, update, conflict with a foreign secret, garbage c
     assert.deepEqual(r1.restarted, ['default/app']);
     assert.equal(Buffer.from((api.get('v1', 'Secret', 'default', 'taken')!['data'] as Record<string, string>)['a']!, 'base64').toString(), 'b', 'a foreign secret is never overwritten');
     assert.ok(api.get('v1', 'Secret', 'unwatched', 'elsewhere'), 'secrets outside the watched namespaces are left alone');
+    assert.ok(api.get('v1', 'Secret', 'other', 'otoroshi-xds-ca'), 'the CA Secret is left alone');
     const dep = api.get('apps/v1', 'Deployment', 'default', 'app')!;
     assert.ok(((dep['spec'] as { template: { metadata: { annotations?: Record<string, string> } } }).template.metadata.annotations ?? {})['otoroshi.io/restartedAt']);
     assert.equal(((api.get('apps/v1', 'Deployment', 'default', 'unrelated')!['spec'] as { template: { metadata: { annotations?: unknown } } }).template.metadata.annotations), undefined);
@@ -157,7 +160,7 @@ test('controller: a leader elected before the first build deletes no exported se
   const { KubeController } = await import('../src/k8s/controller.js');
   const api = await startFake();
   const client = new KubeClient(kubeConfigFor(api));
-  api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'k1', namespace: 'default', labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds' } }, type: 'otoroshi.io/apikey-secret', data: {} });
+  api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'k1', namespace: 'default', labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds' }, annotations: { 'otoroshi.io/kind': 'crd/apikey' } }, type: 'otoroshi.io/apikey-secret', data: {} });
   const c = new KubeController(client, { namespaces: ['*'], leaseNamespace: 'default', leaseName: 'lead', identity: 'solo', leaseDurationSeconds: 1, retryPeriodMs: 100 });
   try {
     c.start();

@@ -185,7 +185,7 @@ test('k8s server: ApiKey exportSecret → secret written; only our secrets are d
     spec: { clientId: 'cid1', clientSecret: 'csecret1', authorizedEntities: [], exportSecret: true, secretName: 'key1-secret' },
   });
   // an orphan of ours (from a deleted CR) and a user's secret with our annotation but no label
-  api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'orphan', namespace: 'default', labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds' } }, type: 'otoroshi.io/apikey-secret', data: {} });
+  api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'orphan', namespace: 'default', labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds' }, annotations: { 'otoroshi.io/kind': 'crd/apikey' } }, type: 'otoroshi.io/apikey-secret', data: {} });
   api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: 'default', annotations: { 'otoroshi.io/id': 'x' } }, type: 'Opaque', data: {} });
   const s = await serve(api);
   try {

@@ -121,8 +121,15 @@ function ownerRef(d: DesiredSecret): OwnerReference[] | undefined {
   return [{ apiVersion: d.owner.apiVersion, kind: d.owner.kind, name: d.owner.name, uid: d.owner.uid, controller: true, blockOwnerDeletion: false }];
 }
 
+/** Kinds of the secrets this exporter writes (`otoroshi.io/kind`). */
+const EXPORTED_KINDS = new Set(['crd/apikey', 'crd/cert']);
+
+/**
+ * A secret this exporter wrote: our label and an exported kind. Other secrets of ours (the CA
+ * Secret, labelled `otoroshi.io/kind: ca`) are never overwritten nor deleted by the reconciliation.
+ */
 function isOurs(s: KubeObjectJson): boolean {
-  return s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
+  return s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && EXPORTED_KINDS.has(s.metadata.annotations?.['otoroshi.io/kind'] ?? '');
 }
 
 function manifest(d: DesiredSecret, existing?: KubeObjectJson): KubeObjectJson {
