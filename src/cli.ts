@@ -5,15 +5,15 @@ import { DEFAULT_ADMIN_URL, runStatus } from './status.js';
 import YAML from 'yaml';
 import { OPTIONS, resolveConfig, translateOptionsFrom, type Config } from './config.js';
 import { loadConfigDir } from './sources/yaml.js';
-import { compile, formatError } from './pipeline.js';
-import { toProto3Json } from './proto/json.js';
-import { TYPE_URLS, type ResourceKind } from './proto/loader.js';
-import { RESOURCE_SET_KEYS, type ResourceSet } from './xds/types.js';
+import { compile, formatError, type Compiled } from './pipeline.js';
+import { ENVOY_HOWTO, lookupEnvoy } from './envoy/find-envoy.js';
+import { envoyValidate } from './envoy/validate-envoy.js';
+import { envoyRejectionErrors, setToJson } from './xds/blame.js';
 import { loadCertificateAuthority, makeLogger, startServer } from './main.js';
 import { CertManager } from './ca/manager.js';
 import { CertificateAuthority } from './ca/ca.js';
 import { runCaIssue, runCaShow } from './ca/cli.js';
-import type { BuildResult } from './model/types.js';
+import type { BuildResult, ConfigError } from './model/types.js';
 import { GATEWAY_DEFAULTS, gatewayBootstrapYaml, parseHostPort } from './envoy/bootstrap.js';
 
 /** translate / validate: Certificate CRs checked as the server would issue them, with placeholder PEM (deterministic output). */
@@ -23,6 +23,18 @@ function dryRunCa(): (built: BuildResult) => void {
     m ??= new CertManager({ ca: CertificateAuthority.create(), dryRun: true });
     m.materialize(built);
   };
+}
+
+/** validate --envoy: Certificate CRs really issued by an in-memory CA, so that Envoy can parse them. */
+function realCa(): (built: BuildResult) => void {
+  const m = new CertManager({ ca: CertificateAuthority.create(), syncBudgetMs: 10 * 60_000 });
+  return (built) => void m.materialize(built);
+}
+
+/** Envoy's verdict on the compiled config, as errors naming the objects. */
+async function checkWithEnvoy(bin: string, c: Compiled): Promise<ConfigError[]> {
+  const verdict = await envoyValidate(bin, setToJson(c.envoy.set));
+  return verdict.ok ? [] : envoyRejectionErrors(verdict.message, c.envoy.set, c.model);
 }
 
 function configFrom(flags: Record<string, unknown>): Config {
@@ -41,16 +53,6 @@ function addOptions(cmd: Command, keys: ReadonlyArray<keyof Config>): Command {
     cmd.addOption(opt);
   }
   return cmd;
-}
-
-/** The resource set as proto3 JSON: `{listeners, routes, clusters, endpoints, secrets}`. */
-export function setToJson(set: ResourceSet): Record<string, unknown[]> {
-  const out: Record<string, unknown[]> = {};
-  for (const kind of Object.keys(RESOURCE_SET_KEYS) as ResourceKind[]) {
-    const key = RESOURCE_SET_KEYS[kind];
-    out[key] = set[key].map((o) => toProto3Json(TYPE_URLS[kind], o));
-  }
-  return out;
 }
 
 const program = new Command('otoroshi-xds').description("Otoroshi's API-management model as an Envoy xDS control plane");
@@ -78,13 +80,15 @@ addOptions(
   process.on('SIGINT', () => stop('SIGINT'));
 });
 
+const TRANSLATE_KEYS: ReadonlyArray<keyof Config> = ['configDir', 'envoyHttpPort', 'envoyHttpsPort', 'envoyListenAddress', 'host', 'authzPort', 'envoyAuthz', 'envoyAuthzAddress', 'envoyAuthzPort', 'authzTimeoutMs', 'authzFailMode', 'envoyAlsCluster'];
+
 addOptions(
   program
     .command('translate')
     .description('print the Envoy resources the server would send, as proto3 JSON; exits 1 when the config is invalid')
     .addOption(new Option('--node-type <type>', 'which client the resources are for').choices(['envoy', 'grpc']).default('envoy'))
     .addOption(new Option('--format <format>', 'output format').choices(['json', 'yaml']).default('json')),
-  ['configDir', 'envoyHttpPort', 'envoyHttpsPort', 'envoyListenAddress', 'host', 'authzPort', 'envoyAuthz', 'envoyAuthzAddress', 'envoyAuthzPort', 'authzTimeoutMs', 'authzFailMode', 'envoyAlsCluster'],
+  TRANSLATE_KEYS,
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
   const view = await loadConfigDir(config.configDir);
@@ -98,16 +102,28 @@ addOptions(
 });
 
 addOptions(
-  program.command('validate').description('check every object; print each problem with file, document, object and field'),
-  ['configDir'],
+  program
+    .command('validate')
+    .description('check every object; print each problem with file, document, object and field')
+    .addOption(new Option('--envoy [path]', 'also hand the translated config to the real Envoy (envoy --mode validate; default binary: $OXDS_ENVOY_BIN, .cache/envoy, PATH)')),
+  TRANSLATE_KEYS,
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
   const view = await loadConfigDir(config.configDir);
-  const c = compile(view, {}, {}, dryRunCa());
-  for (const e of c.errors) process.stdout.write(`${formatError(e)}\n`);
-  const errs = c.errors.filter((e) => e.severity === 'error').length;
-  const warns = c.errors.length - errs;
-  process.stdout.write(`${c.statuses.length} objects, ${errs} error(s), ${warns} warning(s)\n`);
+  const withEnvoy = flags.envoy !== undefined;
+  const envoy = withEnvoy ? lookupEnvoy(typeof flags.envoy === 'string' ? flags.envoy : undefined) : undefined;
+  if (envoy && 'missing' in envoy) {
+    process.stderr.write(`otoroshi-xds: --envoy: ${envoy.missing}; ${ENVOY_HOWTO}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  // Envoy parses certificates: with --envoy they are really issued (by a throw-away CA).
+  const c = envoy ? compile(view, {}, translateOptionsFrom(config, config.authzPort), realCa()) : compile(view, {}, {}, dryRunCa());
+  const errors = envoy ? [...c.errors, ...(await checkWithEnvoy(envoy.bin, c))] : c.errors;
+  for (const e of errors) process.stdout.write(`${formatError(e)}\n`);
+  const errs = errors.filter((e) => e.severity === 'error').length;
+  const warns = errors.length - errs;
+  process.stdout.write(`${c.statuses.length} objects, ${errs} error(s), ${warns} warning(s)${withEnvoy ? ', checked by Envoy' : ''}\n`);
   process.exitCode = errs ? 1 : 0;
 });
 
