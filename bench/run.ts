@@ -4,6 +4,8 @@
 //      BENCH_TRANSLATE_TIMEOUT_S=90  BENCH_SKIP=translate|push|envoy|grpc|envoy-sotw|...  BENCH_TRANSLATE_ROUNDS=2 (cold + warm, same process)
 //      BENCH_GRPC_HOT=200 (proxyless scenario: streams on the changed host, besides STREAMS spread over all hosts)
 //      BENCH_SKIP=authz skips the ext_authz benchmark (bench/authz.ts, ~2 min; needs h2load, redis-server for the Redis rows)
+//      BENCH_SKIP=envoy-authz,envoy-propagation skip the real-Envoy benchmarks (bench/envoy.ts; needs Envoy and wrk;
+//      BENCH_ENVOY_RATES=200,1000 BENCH_ENVOY_FLEETS=20,50 BENCH_ENVOY_SLICE_MS=5000)
 //      BENCH_SKIP=scale skips the whole-server scale benchmark (bench/scale.ts, ~5 min; BENCH_SCALE_* knobs there)
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -412,6 +414,16 @@ if (!SKIP.has('authz')) {
     out['authz'] = { error: `bench/authz.js exited ${r.status ?? r.signal}` };
     goals.push({ goal: 'ext_authz benchmark', met: null, detail: `bench/authz.js exited ${r.status ?? r.signal}` });
   }
+}
+
+if (!SKIP.has('envoy-authz') || !SKIP.has('envoy-propagation')) {
+  // Real Envoys (bench/envoy.ts): ext_authz latency (wrk) and config propagation to N Envoys. Writes bench/results/envoy.json.
+  console.log('\n== Real Envoy (bench/envoy.ts: ext_authz latency with wrk; propagation to BENCH_ENVOY_FLEETS Envoys)');
+  const t = performance.now();
+  const r = spawnSync(process.execPath, [path.join(here, 'envoy.js')], { cwd: repo, stdio: 'inherit' });
+  const file = path.join(repo, 'bench', 'results', 'envoy.json');
+  if (r.status === 0 && fs.existsSync(file)) out['envoy'] = { ...(JSON.parse(fs.readFileSync(file, 'utf8')) as object), wallMs: performance.now() - t };
+  else out['envoy'] = { error: `bench/envoy.js exited ${r.status ?? r.signal}` };
 }
 
 if (!SKIP.has('scale')) {

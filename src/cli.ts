@@ -6,17 +6,17 @@ import { DEFAULT_ADMIN_URL, runStatus } from './status.js';
 import YAML from 'yaml';
 import { OPTIONS, resolveConfig, translateOptionsFrom, type Config } from './config.js';
 import { loadConfigDir } from './sources/yaml.js';
-import { compile, formatError } from './pipeline.js';
-import { toProto3Json } from './proto/json.js';
-import { TYPE_URLS, type ResourceKind } from './proto/loader.js';
-import { RESOURCE_SET_KEYS, type ResourceSet } from './xds/types.js';
+import { compile, formatError, type Compiled } from './pipeline.js';
+import { ENVOY_HOWTO, lookupEnvoy } from './envoy/find-envoy.js';
+import { envoyValidate } from './envoy/validate-envoy.js';
+import { envoyRejectionErrors, setToJson } from './xds/blame.js';
 // main.js (the server: gRPC, fastify, the Kubernetes client, ...) is imported by the commands that
 // need it only: `translate` and `validate` of an empty directory would pay seconds for it.
 const server = (): Promise<typeof import('./main.js')> => import('./main.js');
 import { CertManager } from './ca/manager.js';
 import { CertificateAuthority } from './ca/ca.js';
 import { runCaIssue, runCaShow } from './ca/cli.js';
-import type { BuildResult } from './model/types.js';
+import type { BuildResult, ConfigError } from './model/types.js';
 import { runImport } from './import/cli.js';
 import { GATEWAY_DEFAULTS, gatewayBootstrapYaml, parseHostPort } from './envoy/bootstrap.js';
 
@@ -27,6 +27,18 @@ function dryRunCa(): (built: BuildResult) => void {
     m ??= new CertManager({ ca: CertificateAuthority.create(), dryRun: true });
     m.materialize(built);
   };
+}
+
+/** validate --envoy: Certificate CRs really issued by an in-memory CA, so that Envoy can parse them. */
+function realCa(): (built: BuildResult) => void {
+  const m = new CertManager({ ca: CertificateAuthority.create(), syncBudgetMs: 10 * 60_000 });
+  return (built) => void m.materialize(built);
+}
+
+/** Envoy's verdict on the compiled config, as errors naming the objects. */
+async function checkWithEnvoy(bin: string, c: Compiled): Promise<ConfigError[]> {
+  const verdict = await envoyValidate(bin, setToJson(c.envoy.set));
+  return verdict.ok ? [] : envoyRejectionErrors(verdict.message, c.envoy.set, c.model);
 }
 
 function configFrom(flags: Record<string, unknown>): Config {
@@ -45,16 +57,6 @@ function addOptions(cmd: Command, keys: ReadonlyArray<keyof Config>): Command {
     cmd.addOption(opt);
   }
   return cmd;
-}
-
-/** The resource set as proto3 JSON: `{listeners, routes, clusters, endpoints, secrets}`. */
-export function setToJson(set: ResourceSet): Record<string, unknown[]> {
-  const out: Record<string, unknown[]> = {};
-  for (const kind of Object.keys(RESOURCE_SET_KEYS) as ResourceKind[]) {
-    const key = RESOURCE_SET_KEYS[kind];
-    out[key] = set[key].map((o) => toProto3Json(TYPE_URLS[kind], o));
-  }
-  return out;
 }
 
 const program = new Command('otoroshi-xds').description("Otoroshi's API-management model as an Envoy xDS control plane");
@@ -83,13 +85,15 @@ addOptions(
   process.on('SIGINT', () => stop('SIGINT'));
 });
 
+const TRANSLATE_KEYS: ReadonlyArray<keyof Config> = ['configDir', 'envoyHttpPort', 'envoyHttpsPort', 'envoyListenAddress', 'host', 'authzPort', 'envoyAuthz', 'envoyAuthzAddress', 'envoyAuthzPort', 'authzTimeoutMs', 'authzFailMode', 'envoyAlsCluster', 'authzTlsCert', 'authzTlsKey', 'envoyAuthzCa', 'envoyAuthzSni'];
+
 addOptions(
   program
     .command('translate')
     .description('print the Envoy resources the server would send, as proto3 JSON; exits 1 when the config is invalid')
     .addOption(new Option('--node-type <type>', 'which client the resources are for').choices(['envoy', 'grpc']).default('envoy'))
     .addOption(new Option('--format <format>', 'output format').choices(['json', 'yaml']).default('json')),
-  ['configDir', 'envoyHttpPort', 'envoyHttpsPort', 'envoyListenAddress', 'host', 'authzPort', 'envoyAuthz', 'envoyAuthzAddress', 'envoyAuthzPort', 'authzTimeoutMs', 'authzFailMode', 'envoyAlsCluster', 'authzTlsCert', 'authzTlsKey', 'envoyAuthzCa', 'envoyAuthzSni'],
+  TRANSLATE_KEYS,
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
   const view = await loadConfigDir(config.configDir);
@@ -104,17 +108,29 @@ addOptions(
 });
 
 addOptions(
-  program.command('validate').description('check every object; print each problem with file, document, object and field'),
-  ['configDir'],
+  program
+    .command('validate')
+    .description('check every object; print each problem with file, document, object and field')
+    .addOption(new Option('--envoy [path]', 'also hand the translated config to the real Envoy (envoy --mode validate; default binary: $OXDS_ENVOY_BIN, .cache/envoy, PATH)')),
+  TRANSLATE_KEYS,
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
   const view = await loadConfigDir(config.configDir);
-  const c = compile(view, {}, {}, dryRunCa());
-  for (const e of c.errors) process.stdout.write(`${formatError(e)}\n`);
-  const errs = c.errors.filter((e) => e.severity === 'error').length;
-  const warns = c.errors.filter((e) => e.severity === 'warning').length;
-  const notices = c.errors.length - errs - warns;
-  process.stdout.write(`${c.statuses.length} objects, ${errs} error(s), ${warns} warning(s)${notices > 0 ? `, ${notices} notice(s)` : ''}\n`);
+  const withEnvoy = flags.envoy !== undefined;
+  const envoy = withEnvoy ? lookupEnvoy(typeof flags.envoy === 'string' ? flags.envoy : undefined) : undefined;
+  if (envoy && 'missing' in envoy) {
+    process.stderr.write(`otoroshi-xds: --envoy: ${envoy.missing}; ${ENVOY_HOWTO}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  // Envoy parses certificates: with --envoy they are really issued (by a throw-away CA).
+  const c = envoy ? compile(view, {}, translateOptionsFrom(config, config.authzPort), realCa()) : compile(view, {}, {}, dryRunCa());
+  const errors = envoy ? [...c.errors, ...(await checkWithEnvoy(envoy.bin, c))] : c.errors;
+  for (const e of errors) process.stdout.write(`${formatError(e)}\n`);
+  const errs = errors.filter((e) => e.severity === 'error').length;
+  const warns = errors.filter((e) => e.severity === 'warning').length;
+  const notices = errors.length - errs - warns;
+  process.stdout.write(`${c.statuses.length} objects, ${errs} error(s), ${warns} warning(s)${notices > 0 ? `, ${notices} notice(s)` : ''}${withEnvoy ? ', checked by Envoy' : ''}\n`);
   process.exitCode = errs ? 1 : 0;
 });
 

@@ -9,6 +9,7 @@ import { compile, formatError, type CompiledSet } from './pipeline.js';
 import { buildSnapshot, VersionSource } from './xds/snapshot.js';
 import { SnapshotCache } from './xds/cache.js';
 import { AdsServer } from './xds/ads-server.js';
+import { EnvoyRejections } from './xds/rejections.js';
 import { grpcListenerFor } from './xds/translate.js';
 import { withRetiredClusters, nextRetirement, type RetiredClusters } from './xds/retire.js';
 import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from './proto/loader.js';
@@ -252,6 +253,18 @@ export async function startServer(
   const retired: Record<NodeType, RetiredClusters> = { envoy: new Map(), grpc: new Map() };
   let retireTimer: NodeJS.Timeout | undefined;
 
+  const rejections = new EnvoyRejections();
+  let lastModel: Model | undefined;
+  // NACK feedback: the objects a NACK traces to are left out of the next snapshot.
+  const onNackDetail = (typeUrl: string, detail: string | undefined): void => {
+    if (detail === undefined || lastModel === undefined) return;
+    const sets = [published.envoy, published.grpc].filter((x): x is ResourceSet => x !== undefined);
+    const keys = rejections.record(detail, sets, lastModel, source.view());
+    if (keys.length === 0) return;
+    logger.warn({ typeUrl, objects: keys, error: detail.slice(0, 500) }, 'Envoy rejected the config made from these objects: left out until they change');
+    debouncer.poke();
+  };
+
   const rebuild = (): void => {
     if (source.synced?.() === false) {
       logger.warn('config source not synced yet (API server unreachable?): nothing published');
@@ -259,23 +272,26 @@ export async function startServer(
     }
     const t0 = performance.now();
     try {
-      const view = source.view();
-      auditChanges(view.objects);
+      const full = source.view();
+      auditChanges(full.objects);
+      // Objects Envoy rejected stay out until they change.
+      const { view, statuses: rejectedStatuses } = rejections.filter(full);
       let renewal: number | undefined;
       const c = compile(view, { secretSeed, ...modelSettingsFrom(config), now: clock() }, translateOptionsFrom(config, authz.port, authzCaPem), (built) => {
         if (certs !== undefined) renewal = certs.materialize(built).nextRenewalAt;
         else waitForCa(built);
       });
       scheduleRenewal(renewal);
-      statuses = c.statuses;
-      kube?.afterBuild(view, c.statuses, c.model);
+      statuses = [...c.statuses, ...rejectedStatuses];
+      lastModel = c.model;
+      kube?.afterBuild(full, statuses, c.model);
       metrics.setConfigObjects(statuses);
       metrics.setCertificates(c.model.certificates);
       if (kube === undefined) exportFiles(c.model, view.objects); // cluster mode: Secrets, by the leader
       jwt.setVerifiers(c.model.jwtVerifiers ?? []);
       authorizer.setPolicy(buildPolicy(c.model));
       known = { descriptors: new Set(c.model.descriptors.map((d) => d.id)), apikeys: new Set(c.model.apikeys.map((k) => k.clientId)) };
-      logErrors(c.errors);
+      logErrors([...c.errors, ...rejectedStatuses.flatMap((st) => st.errors)]);
       const version = versions.next();
       const now = Date.now();
       const envoySet = withRetiredClusters(published.envoy, c.envoy.set, retired.envoy, now, config.clusterGraceMs);
@@ -424,8 +440,14 @@ export async function startServer(
   const ads = new AdsServer({
     cache,
     logger: logger.child({ c: 'ads' }),
-    hooks: metrics.xdsHooks,
     maxNames: config.xdsMaxNames,
+    hooks: {
+      ...metrics.xdsHooks,
+      onNack: (typeUrl, detail) => {
+        metrics.xdsHooks.onNack?.(typeUrl, detail);
+        onNackDetail(typeUrl, detail);
+      },
+    },
     // A workload certificate goes only to a node whose metadata names that identity.
     allowName: (node, kind, name) => {
       if (kind !== 'secret' || !name.startsWith('spiffe://')) return true;

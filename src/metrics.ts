@@ -6,6 +6,22 @@ import type { XdsHooks } from './xds/node-status.js';
 import type { AuthzHooks, Decision } from './authz/types.js';
 import type { ObjectStatus, TlsCertificate } from './model/types.js';
 import type { NodeType } from './xds/types.js';
+import { TYPE_URLS } from './proto/loader.js';
+import { OTOROSHI_KINDS } from './model/build.js';
+
+/**
+ * Known label values: every labelled counter starts at 0 for each of them, so that rates and
+ * alerts see 0 rather than no series before the first event.
+ */
+export const KNOWN_LABELS = {
+  type: Object.values(TYPE_URLS).map(shortType),
+  result: ['ok', 'error'],
+  quota: ['throttling', 'daily', 'monthly'],
+  mode: ['fail-open', 'fail-closed'],
+  securityKind: ['bad_secret', 'bad_jwt', 'jwt_alg', 'jwt_alg_confusion', 'internal_error'],
+  objectKind: [...OTOROSHI_KINDS, 'Ingress'],
+  objectState: ['valid', 'invalid'],
+} as const;
 
 /** `type.googleapis.com/envoy.config.cluster.v3.Cluster` → `Cluster`. */
 export function shortType(typeUrl: string): string {
@@ -54,7 +70,7 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
     registers: [registry],
     collect() {
       this.reset();
-      const counts = new Map<string, number>();
+      const counts = new Map<string, number>(KNOWN_LABELS.type.map((t) => [t, 0]));
       for (const p of proxySource()) {
         for (const [typeUrl, t] of Object.entries(p.types ?? {})) {
           if (t.sentVersion !== undefined && t.sentVersion !== t.ackedVersion) counts.set(shortType(typeUrl), (counts.get(shortType(typeUrl)) ?? 0) + 1);
@@ -105,6 +121,14 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
   });
   const suspicious = new Counter({ name: 'oxds_security_events_total', help: 'suspicious events (bad secrets, alg confusion...)', labelNames: ['kind'], registers: [registry] });
 
+  for (const type of KNOWN_LABELS.type) for (const c of [pushes, pushBytes, acks, nacks]) c.inc({ type }, 0);
+  for (const type of KNOWN_LABELS.type) pushDuration.zero({ type });
+  for (const result of KNOWN_LABELS.result) build.zero({ result });
+  for (const quota of KNOWN_LABELS.quota) quotaExceeded.inc({ quota }, 0);
+  for (const mode of KNOWN_LABELS.mode) quotaStoreErrors.inc({ mode }, 0);
+  for (const kind of KNOWN_LABELS.securityKind) suspicious.inc({ kind }, 0);
+  badRequests.inc(0);
+
   const xdsHooks: XdsHooks = {
     onPush(typeUrl, bytes, ms) {
       const type = shortType(typeUrl);
@@ -133,6 +157,7 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
     setConfigObjects(statuses) {
       objects.reset();
       const counts = new Map<string, number>();
+      for (const kind of new Set([...KNOWN_LABELS.objectKind, ...statuses.map((x) => x.kind)])) for (const state of KNOWN_LABELS.objectState) counts.set(`${kind}\u0000${state}`, 0);
       for (const s of statuses) {
         const k = `${s.kind}\u0000${s.state}`;
         counts.set(k, (counts.get(k) ?? 0) + 1);

@@ -760,7 +760,7 @@ class SotwStream extends StreamBase {
       // NACK: keep last-good; the rejected content counts as sent, so it is not resent until it changes.
       const message = String(err.message ?? '');
       this.status.nacked(typeUrl, st.sent.version, nonce, message);
-      this.ctx.hooks.onNack(typeUrl);
+      this.ctx.hooks.onNack(typeUrl, message);
       this.log.warn({ typeUrl, version: st.sent.version, nonce, error: message.slice(0, 2000) }, 'xDS NACK');
     } else if (req.versionInfo === st.sent.version) {
       this.status.acked(typeUrl, st.sent.version);
@@ -879,7 +879,7 @@ class DeltaStream extends StreamBase {
         if (err && (err.code || err.message)) {
           const message = String(err.message ?? '');
           this.status.nacked(typeUrl, version, nonce, message);
-          this.ctx.hooks.onNack(typeUrl);
+          this.ctx.hooks.onNack(typeUrl, message);
           this.log.warn({ typeUrl, version, nonce, error: message.slice(0, 2000) }, 'xDS NACK');
         } else {
           this.status.acked(typeUrl, version);

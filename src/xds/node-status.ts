@@ -52,7 +52,8 @@ export interface XdsHooks {
   /** A response was written: its encoded size and the time from trigger to write. */
   onPush?(typeUrl: string, bytes: number, ms: number): void;
   onAck?(typeUrl: string): void;
-  onNack?(typeUrl: string): void;
+  /** A NACK, with the error message the node sent (error_detail.message). */
+  onNack?(typeUrl: string, detail?: string): void;
   /** A request was ignored or refused (unknown type URL, too many names, ...). */
   onBadRequest?(reason: string): void;
 }

@@ -1,20 +1,10 @@
 // Routing through a real Envoy: hosts (exact, wildcards, upper-case Host), paths and rewrites,
 // header matching, weights, with both ADS flavours. Zero NACKs after each test (startGateway).
 import assert from 'node:assert/strict';
-import { envoyTest, startGateway } from '../helpers/envoy.js';
+import { descriptorYaml, envoyTest, startGateway } from '../helpers/envoy.js';
 import { startHttpBackends, type HttpBackend } from '../helpers/http-backends.js';
 
-function descriptor(name: string, spec: string): string {
-  return `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: ${name}, namespace: default}
-spec:
-  forceHttps: false
-  publicPatterns: ['/.*']
-${spec.replace(/^/gm, '  ')}
----
-`;
-}
+const descriptor = descriptorYaml;
 
 function json(body: string): { backend: string; path: string; headers: Record<string, string> } {
   return JSON.parse(body) as { backend: string; path: string; headers: Record<string, string> };
