@@ -218,3 +218,37 @@ export function applyFeatures(d: Descriptor, spec: JsonObject, ns: string, idx: 
     }
   }
 }
+
+// ------------------------------------------------------------------ reserved header names
+
+/** `Host` and pseudo-headers (`:path`...): Envoy refuses to add or remove them (the whole route table would be rejected). */
+export function isReservedHeader(name: string): boolean {
+  const n = name.trim().toLowerCase();
+  return n === 'host' || n.startsWith(':');
+}
+
+const HEADER_MAPS = ['additionalHeaders', 'additionalHeadersOut', 'missingOnlyHeadersIn', 'missingOnlyHeadersOut'] as const;
+const HEADER_LISTS = ['removeHeadersIn', 'removeHeadersOut'] as const;
+
+/**
+ * Reserved names in the header add/remove fields. `additionalHeaders: {Host: x}` (Otoroshi's way
+ * to set the upstream Host) becomes the descriptor's host rewrite; every other use is dropped with
+ * a warning naming the field: the descriptor keeps serving without it.
+ */
+export function dropReservedHeaders(d: Descriptor, p: Problems, prefix = 'spec'): void {
+  for (const k of HEADER_MAPS) {
+    const kept: Record<string, string> = {};
+    for (const [h, v] of Object.entries(d[k])) {
+      if (!isReservedHeader(h)) kept[h] = v;
+      else if (k === 'additionalHeaders' && h.trim().toLowerCase() === 'host') d.hostRewrite = v;
+      else p.warn('OXDS_RESERVED_HEADER', `header ${JSON.stringify(h)} cannot be set here (Envoy manages Host and pseudo-headers): ignored`, `${prefix}.${k}.${h}`);
+    }
+    d[k] = kept;
+  }
+  for (const k of HEADER_LISTS) {
+    d[k].forEach((h, i) => {
+      if (isReservedHeader(h)) p.warn('OXDS_RESERVED_HEADER', `header ${JSON.stringify(h)} cannot be removed (Envoy manages Host and pseudo-headers): ignored`, `${prefix}.${k}[${i}]`);
+    });
+    d[k] = d[k].filter((h) => !isReservedHeader(h));
+  }
+}

@@ -64,7 +64,8 @@ export type ErrorCode =
   | 'OXDS_ENVOY_VALIDATION'
   | 'OXDS_INGRESS_IGNORED'
   | 'OXDS_TOO_MANY_GLOBAL_CONFIGS'
-  | 'OXDS_NOT_SUPPORTED';
+  | 'OXDS_NOT_SUPPORTED'
+  | 'OXDS_RESERVED_HEADER';
 
 export interface ConfigError {
   code: ErrorCode;
@@ -194,6 +195,8 @@ export interface Descriptor {
   maintenanceMode: boolean;
   buildMode: boolean;
   overrideHost: boolean;
+  /** `additionalHeaders: {Host: x}`: the upstream Host (Envoy's host rewrite), over overrideHost. */
+  hostRewrite?: string;
   allowHttp10: boolean;
   readOnly: boolean;
   xForwardedHeaders: boolean;

@@ -105,8 +105,9 @@ export function hashPolicy(lb: LoadBalancing): ProtoObject[] | undefined {
   return undefined;
 }
 
-/** overrideHost: one literal when every target shares the host, else the endpoint's hostname. */
+/** additionalHeaders Host: that literal; overrideHost: one literal when every target shares the host, else the endpoint's hostname. */
 export function hostRewrite(d: Descriptor): ProtoObject | undefined {
+  if (d.hostRewrite !== undefined) return { hostRewriteLiteral: d.hostRewrite };
   if (!d.overrideHost || d.targets.length === 0) return undefined;
   const hosts = new Set(d.targets.map((t) => t.host));
   const [only] = [...hosts];
