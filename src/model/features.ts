@@ -78,6 +78,12 @@ export function redirectionFrom(v: unknown, field: string, p: Problems): Redirec
   return { code: code as RedirectCode, to };
 }
 
+/** Whether a CORS allowOrigin list admits any origin (`*` or empty). */
+export function anyOrigin(allowOrigin: string): boolean {
+  const list = allowOrigin.split(',').map((x) => x.trim());
+  return list.every((x) => x === '') || list.includes('*');
+}
+
 export function corsFrom(v: unknown, field: string, p: Problems): CorsSettings | undefined {
   const o = asObject(v);
   if (!bool(o, 'enabled', false)) return undefined;
@@ -93,6 +99,11 @@ export function corsFrom(v: unknown, field: string, p: Problems): CorsSettings |
   };
   const maxAge = num(o, 'maxAge');
   if (maxAge !== undefined) out.maxAge = maxAge;
+  if (out.allowCredentials && anyOrigin(out.allowOrigin)) {
+    // Browsers refuse credentials with `*`; Envoy would echo every Origin with credentials allowed.
+    out.allowCredentials = false;
+    p.warn('OXDS_NOT_SUPPORTED', 'allowCredentials with allowOrigin "*" would let every site send credentialed requests: credentials are not allowed (list the origins to allow them)', `${field}.allowCredentials`);
+  }
   return out;
 }
 

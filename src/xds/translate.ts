@@ -410,7 +410,7 @@ function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
       out.push(withPerFilterConfig(otoroshiErrorRoute(`${name}~hv${i}`, m, 400, 'Missing header(s)'), noCheck));
     });
     if (d.readOnly) {
-      const m = withHeaderMatchers(match, [{ name: ':method', safeRegexMatch: { regex: 'GET|HEAD|OPTIONS' }, invertMatch: true }]);
+      const m = withHeaderMatchers(match, [{ name: ':method', stringMatch: { safeRegex: { regex: 'GET|HEAD|OPTIONS' } }, invertMatch: true }]);
       out.push(withPerFilterConfig(otoroshiErrorRoute(`${name}~ro`, m, 405, 'Method not allowed. Can only handle GET, HEAD, OPTIONS'), noCheck));
     }
   }
@@ -426,7 +426,7 @@ function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
   const mutations = forwardMutations(d, variant);
   if (variant !== 'grpc') {
     d.clientConfig.customTimeouts.forEach((ct, i) => {
-      const m = withHeaderMatchers(match, [{ name: ':path', safeRegexMatch: { regex: `(?:${ct.path})(?:\\?.*)?` } }]);
+      const m = withHeaderMatchers(match, [{ name: ':path', stringMatch: { safeRegex: { regex: `(?:${ct.path})(?:\\?.*)?` } } }]);
       const action: ProtoObject = { ...routeAction(d, e.path, choice, variant), timeout: duration(ct.globalTimeout), idleTimeout: duration(ct.idleTimeout) };
       const retry = action.retryPolicy as ProtoObject | undefined;
       if (retry) action.retryPolicy = { ...retry, perTryTimeout: duration(ct.callTimeout) };
