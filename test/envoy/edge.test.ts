@@ -174,30 +174,38 @@ envoyTest('Envoy: CORS preflight and simple requests; allowOrigin * never allows
   assert.ok(warn, 'a warning says credentials are not allowed with *');
 });
 
-envoyTest('Envoy: a TcpService forwards plain TCP; a second TcpService on the same port is refused (OXDS_ROUTE_CONFLICT)', async (t, bin) => {
+envoyTest('Envoy: a TcpService forwards plain TCP; one on a taken port (another TcpService, the HTTP listener) is refused (OXDS_ROUTE_CONFLICT)', async (t, bin) => {
   const echoServer = net.createServer((s) => s.pipe(s));
   await new Promise<void>((r) => echoServer.listen(0, '127.0.0.1', r));
   t.after(() => new Promise<void>((r) => echoServer.close(() => r())));
   const backendPort = (echoServer.address() as net.AddressInfo).port;
   const port = await freePort();
-  const tcp = (name: string): string => `apiVersion: proxy.otoroshi.io/v1alpha1
+  const httpPort = await freePort();
+  const tcp = (name: string, on = port): string => `apiVersion: proxy.otoroshi.io/v1alpha1
 kind: TcpService
 metadata: {name: ${name}, namespace: default}
 spec:
-  port: ${port}
+  port: ${on}
   interface: 127.0.0.1
   rules:
     - domain: "*"
       targets: [{host: 127.0.0.1, port: ${backendPort}}]
 ---
 `;
-  const gw = await startGateway(t, bin, { files: { 't.yaml': tcp('a-first') + tcp('b-second') } });
+  const files = { 't.yaml': tcp('a-first') + tcp('b-second') + tcp('on-http', httpPort) };
+  const gw = await startGateway(t, bin, { files, flags: { envoyHttpPort: httpPort } });
+  assert.equal(gw.httpPort, httpPort);
   const reply = await eventually('bytes echoed through the TcpService listener', () => roundTrip(port, 'hello tcp'));
   assert.equal(reply, 'hello tcp');
   const second = gw.server.statuses().find((s) => s.name === 'b-second');
   assert.equal(second?.state, 'invalid');
   assert.ok(second?.errors.some((e) => e.code === 'OXDS_ROUTE_CONFLICT' && e.field === 'spec.port'), JSON.stringify(second?.errors));
   assert.equal(gw.server.statuses().find((s) => s.name === 'a-first')?.state, 'valid');
+  // On the HTTP listener's port: refused, and the HTTP listener keeps serving.
+  const onHttp = gw.server.statuses().find((s) => s.name === 'on-http');
+  assert.equal(onHttp?.state, 'invalid');
+  assert.ok(onHttp?.errors.some((e) => e.code === 'OXDS_ROUTE_CONFLICT' && /HTTP listener/.test(e.message)), JSON.stringify(onHttp?.errors));
+  assert.equal((await gw.request({ host: 'nothing.oto.tools' })).status, 404);
 });
 
 function roundTrip(port: number, text: string): Promise<string | undefined> {
