@@ -80,7 +80,22 @@ export function compile(
   errors.push(...out.errors);
   const envoy = validateSet('envoy', out.envoy, errors);
   const grpc = validateSet('grpc', out.grpc, errors);
-  return { model: built.model, statuses: built.statuses, envoy, grpc, grpcDomains: out.grpcDomains, errors };
+  return { model: built.model, statuses: withTranslateErrors(built.statuses, out.errors), envoy, grpc, grpcDomains: out.grpcDomains, errors };
+}
+
+/** Object statuses with the translation problems of each object (an error makes it invalid: it is not served). */
+export function withTranslateErrors(statuses: readonly ObjectStatus[], errors: readonly ConfigError[]): ObjectStatus[] {
+  const byObject = new Map<string, ConfigError[]>();
+  const key = (kind: string | undefined, ns: string | undefined, name: string | undefined): string => `${kind ?? ''}\u0000${ns ?? ''}\u0000${name ?? ''}`;
+  for (const e of errors) {
+    const k = key(e.kind, e.namespace, e.name);
+    byObject.set(k, [...(byObject.get(k) ?? []), e]);
+  }
+  return statuses.map((s) => {
+    const extra = byObject.get(key(s.kind, s.namespace, s.name));
+    if (!extra) return s;
+    return { ...s, errors: [...s.errors, ...extra], state: extra.some((e) => e.severity === 'error') ? 'invalid' : s.state };
+  });
 }
 
 /** "file:doc Kind ns/name field: message" — one line per problem, for humans and CI logs. */

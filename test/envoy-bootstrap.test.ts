@@ -3,6 +3,7 @@
 // PGV rules; they talk ADS over Delta gRPC to the cluster that reaches our xDS port.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +12,7 @@ import { fromProto3Json } from '../src/proto/json.js';
 import { validateResource } from '../src/xds/validate.js';
 import type { ProtoObject } from '../src/proto/loader.js';
 import { OPTIONS } from '../src/config.js';
+import { envoyTest } from './helpers/envoy.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BOOTSTRAP = 'envoy.config.bootstrap.v3.Bootstrap';
@@ -75,3 +77,18 @@ test('bootstrap check can fail: a bootstrap breaking a PGV rule is rejected', ()
   const r = validateResource(BOOTSTRAP, fromProto3Json(BOOTSTRAP, jsonNames(bad)));
   assert.equal(r.ok, false);
 });
+
+test('manifests/envoy/gateway.yaml is exactly what `otoroshi-xds bootstrap gateway` prints (no drift)', () => {
+  const cli = path.join(ROOT, 'dist', 'src', 'cli.js');
+  const printed = execFileSync(process.execPath, [cli, 'bootstrap', 'gateway', '--xds-address', 'otoroshi-xds.otoroshi.svc.cluster.local:18000'], { encoding: 'utf8' });
+  assert.equal(fs.readFileSync(path.join(ROOT, 'manifests', 'envoy', 'gateway.yaml'), 'utf8'), printed, 'regenerate the manifest with the command above');
+});
+
+for (const file of ['gateway.yaml', 'sidecar.yaml']) {
+  envoyTest(`manifests/envoy/${file}: the real Envoy accepts it (--mode validate), without deprecated fields`, async (_t, bin) => {
+    const r = spawnSync(bin, ['--mode', 'validate', '-c', path.join(ROOT, 'manifests', 'envoy', file), '-l', 'warning'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout + r.stderr, /OK/);
+    assert.doesNotMatch(r.stdout + r.stderr, /[Dd]eprecated/);
+  });
+}

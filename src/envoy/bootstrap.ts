@@ -19,9 +19,25 @@ export const RE2_MAX_PROGRAM_SIZE = 32_768;
 export const GATEWAY_RUNTIME: Readonly<Record<string, number>> = {
   're2.max_program_size.error_level': RE2_MAX_PROGRAM_SIZE,
   're2.max_program_size.warn_level': RE2_MAX_PROGRAM_SIZE,
-  // Envoy refuses new downstream connections past this (protects the gateway).
-  'overload.global_downstream_max_connections': 50_000,
 };
+
+/** Envoy refuses new downstream connections past this (protects the gateway). */
+export const GATEWAY_MAX_DOWNSTREAM_CONNECTIONS = 50_000;
+
+/** The overload manager's downstream connection limit (the runtime key for it is deprecated). */
+function overloadManager(): Yamlish {
+  return {
+    resource_monitors: [
+      {
+        name: 'envoy.resource_monitors.global_downstream_max_connections',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig',
+          max_active_downstream_connections: GATEWAY_MAX_DOWNSTREAM_CONNECTIONS,
+        },
+      },
+    ],
+  };
+}
 
 export interface XdsTlsOptions {
   /** CA bundle (PEM file) that signed the control plane's serving certificate. */
@@ -130,6 +146,7 @@ export function gatewayBootstrap(o: GatewayBootstrapOptions): Yamlish {
     static_resources: { clusters: [xdsCluster(hp.host, hp.port, o.tls)] },
     admin: { address: { socket_address: { address: o.adminAddress, port_value: o.adminPort } } },
     layered_runtime: { layers: [{ name: 'static', static_layer: { ...GATEWAY_RUNTIME } }] },
+    overload_manager: overloadManager(),
   };
 }
 

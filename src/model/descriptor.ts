@@ -20,7 +20,7 @@ import { jsRegexProblem } from '../authz/jregex.js';
 import { re2Problem } from './regex.js';
 import { resolveDescriptorTargets, type KubeIndex } from './targets.js';
 import { LOAD_BALANCING_TYPES } from './schemas.js';
-import { FEATURE_FIELDS, applyFeatures } from './features.js';
+import { FEATURE_FIELDS, applyFeatures, dropReservedHeaders } from './features.js';
 
 export interface ModelSettings {
   /** Group of Ingress-generated descriptors (Otoroshi's built-in group; always resolvable). */
@@ -312,6 +312,7 @@ export function buildCrdDescriptor(
   };
   if (obj.metadata.creationTimestamp !== undefined) d.createdAt = obj.metadata.creationTimestamp;
   applyFeatures(d, spec, ns, idx, p);
+  dropReservedHeaders(d, p);
   return p.hasErrors ? undefined : d;
 }
 // ------------------------------------------------------------------ ext_authz policy fields

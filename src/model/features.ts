@@ -79,6 +79,12 @@ export function redirectionFrom(v: unknown, field: string, p: Problems): Redirec
   return { code: code as RedirectCode, to };
 }
 
+/** Whether a CORS allowOrigin list admits any origin (`*` or empty). */
+export function anyOrigin(allowOrigin: string): boolean {
+  const list = allowOrigin.split(',').map((x) => x.trim());
+  return list.every((x) => x === '') || list.includes('*');
+}
+
 export function corsFrom(v: unknown, field: string, p: Problems): CorsSettings | undefined {
   const o = asObject(v);
   if (!bool(o, 'enabled', false)) return undefined;
@@ -94,6 +100,11 @@ export function corsFrom(v: unknown, field: string, p: Problems): CorsSettings |
   };
   const maxAge = num(o, 'maxAge');
   if (maxAge !== undefined) out.maxAge = maxAge;
+  if (out.allowCredentials && anyOrigin(out.allowOrigin)) {
+    // Browsers refuse credentials with `*`; Envoy would echo every Origin with credentials allowed.
+    out.allowCredentials = false;
+    p.warn('OXDS_NOT_SUPPORTED', 'allowCredentials with allowOrigin "*" would let every site send credentialed requests: credentials are not allowed (list the origins to allow them)', `${field}.allowCredentials`);
+  }
   return out;
 }
 
@@ -234,5 +245,39 @@ export function applyFeatures(d: Descriptor, spec: JsonObject, ns: string, idx: 
     for (const [h, v] of Object.entries(d[k] ?? {})) {
       if (v.includes('${')) p.warn('OXDS_NOT_SUPPORTED', `expressions (\${...}) in header values are not supported: ${h} is sent / compared literally`, at(`${k}.${h}`));
     }
+  }
+}
+
+// ------------------------------------------------------------------ reserved header names
+
+/** `Host` and pseudo-headers (`:path`...): Envoy refuses to add or remove them (the whole route table would be rejected). */
+export function isReservedHeader(name: string): boolean {
+  const n = name.trim().toLowerCase();
+  return n === 'host' || n.startsWith(':');
+}
+
+const HEADER_MAPS = ['additionalHeaders', 'additionalHeadersOut', 'missingOnlyHeadersIn', 'missingOnlyHeadersOut'] as const;
+const HEADER_LISTS = ['removeHeadersIn', 'removeHeadersOut'] as const;
+
+/**
+ * Reserved names in the header add/remove fields. `additionalHeaders: {Host: x}` (Otoroshi's way
+ * to set the upstream Host) becomes the descriptor's host rewrite; every other use is dropped with
+ * a warning naming the field: the descriptor keeps serving without it.
+ */
+export function dropReservedHeaders(d: Descriptor, p: Problems, prefix = 'spec'): void {
+  for (const k of HEADER_MAPS) {
+    const kept: Record<string, string> = {};
+    for (const [h, v] of Object.entries(d[k])) {
+      if (!isReservedHeader(h)) kept[h] = v;
+      else if (k === 'additionalHeaders' && h.trim().toLowerCase() === 'host') d.hostRewrite = v;
+      else p.warn('OXDS_RESERVED_HEADER', `header ${JSON.stringify(h)} cannot be set here (Envoy manages Host and pseudo-headers): ignored`, `${prefix}.${k}.${h}`);
+    }
+    d[k] = kept;
+  }
+  for (const k of HEADER_LISTS) {
+    d[k].forEach((h, i) => {
+      if (isReservedHeader(h)) p.warn('OXDS_RESERVED_HEADER', `header ${JSON.stringify(h)} cannot be removed (Envoy manages Host and pseudo-headers): ignored`, `${prefix}.${k}[${i}]`);
+    });
+    d[k] = d[k].filter((h) => !isReservedHeader(h));
   }
 }

@@ -1,11 +1,11 @@
 // Ingress → Descriptors (otoroshi-model.md §5, §6; DECISIONS 2, 3, 7).
 import type { Descriptor, ErrorCode, HeaderMatch, KubeObject, LoadBalancing, PathMatchType, StoredObject, Target, TlsBinding } from './types.js';
 import { annotationsOf, ingressDescriptorId, namespaceOf } from './ids.js';
-import { asObject, isObject, num, str, strArray, type JsonObject, type ProblemItem, type Problems } from './problems.js';
+import { asObject, isObject, num, str, strArray, type JsonObject, type ProblemItem, Problems } from './problems.js';
 import { re2Problem, wildcardMatch } from './regex.js';
 import { serviceTarget, type KubeIndex } from './targets.js';
 import { DEFAULT_CLIENT_CONFIG, checkHost, jwtRefFrom, type ModelSettings, type RefResolver } from './descriptor.js';
-import { applyFeatures, type FieldOf } from './features.js';
+import { applyFeatures, dropReservedHeaders, type FieldOf } from './features.js';
 import { LOAD_BALANCING_TYPES } from './schemas.js';
 
 export const OTOROSHI_CONTROLLERS = ['otoroshi', 'otoroshi.io/ingress-controller'];
@@ -515,6 +515,8 @@ export function buildIngress(
     if (n > 0) id = `${id}-${n + 1}`;
     const d = baseDescriptor(so, s, id, h, path, pathTypeOf(pathType), t);
     for (const a of appliers) a(d);
+    // Annotations are shared by every descriptor of the Ingress: report their problems once.
+    dropReservedHeaders(d, descriptors.length === 0 ? p : new Problems(p.kind, p.namespace, p.name), 'metadata.annotations');
     descriptors.push(d);
   };
 

@@ -68,7 +68,8 @@ export type ErrorCode =
   | 'OXDS_NOT_SUPPORTED'
   | 'OXDS_SKIPPED_KIND'
   | 'OXDS_DNS_FALLBACK'
-  | 'OXDS_SKIPPED_FILE';
+  | 'OXDS_SKIPPED_FILE'
+  | 'OXDS_RESERVED_HEADER';
 
 export interface ConfigError {
   code: ErrorCode;
@@ -200,6 +201,8 @@ export interface Descriptor {
   maintenanceMode: boolean;
   buildMode: boolean;
   overrideHost: boolean;
+  /** `additionalHeaders: {Host: x}`: the upstream Host (Envoy's host rewrite), over overrideHost. */
+  hostRewrite?: string;
   allowHttp10: boolean;
   readOnly: boolean;
   xForwardedHeaders: boolean;

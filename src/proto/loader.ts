@@ -43,6 +43,7 @@ export const PROTO_FILES: readonly string[] = [
   // issue 3: GlobalConfig throttling, and the Envoy bootstraps of manifests/envoy (checked in tests).
   'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
   'envoy/config/bootstrap/v3/bootstrap.proto',
+  'envoy/extensions/resource_monitors/downstream_connections/v3/downstream_connections.proto',
   'envoy/extensions/access_loggers/filters/cel/v3/cel.proto',
 ];
 

@@ -4,7 +4,7 @@
 import type { ProtoObject } from '../proto/loader.js';
 import { TYPE_URLS } from '../proto/loader.js';
 import { validateResource, type ValidationIssue } from './validate.js';
-import type { ConfigError, Descriptor, Model, PathMatch, Target, TlsBinding, TlsCertificate } from '../model/types.js';
+import type { ConfigError, Descriptor, Model, PathMatch, Target, TcpServiceModel, TlsBinding, TlsCertificate } from '../model/types.js';
 import { DEFAULT_TRANSLATE_OPTIONS, type ResourceSet, type TranslateOptions, type TranslateOutput } from './types.js';
 import * as names from './names.js';
 import { byString, duration, headerValue, sortedBy } from './resources/common.js';
@@ -414,7 +414,7 @@ function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
       out.push(withPerFilterConfig(otoroshiErrorRoute(`${name}~hv${i}`, m, 400, 'Missing header(s)'), noCheck));
     });
     if (d.readOnly) {
-      const m = withHeaderMatchers(match, [{ name: ':method', safeRegexMatch: { regex: 'GET|HEAD|OPTIONS' }, invertMatch: true }]);
+      const m = withHeaderMatchers(match, [{ name: ':method', stringMatch: { safeRegex: { regex: 'GET|HEAD|OPTIONS' } }, invertMatch: true }]);
       out.push(withPerFilterConfig(otoroshiErrorRoute(`${name}~ro`, m, 405, 'Method not allowed. Can only handle GET, HEAD, OPTIONS'), noCheck));
     }
   }
@@ -431,7 +431,7 @@ function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
   const mutations = forwardMutations(d, variant, checked);
   if (variant !== 'grpc') {
     d.clientConfig.customTimeouts.forEach((ct, i) => {
-      const m = withHeaderMatchers(match, [{ name: ':path', safeRegexMatch: { regex: `(?:${ct.path})(?:\\?.*)?` } }]);
+      const m = withHeaderMatchers(match, [{ name: ':path', stringMatch: { safeRegex: { regex: `(?:${ct.path})(?:\\?.*)?` } } }]);
       const action: ProtoObject = { ...routeAction(d, e.path, choice, variant), timeout: duration(ct.globalTimeout), idleTimeout: duration(ct.idleTimeout) };
       const retry = action.retryPolicy as ProtoObject | undefined;
       if (retry) action.retryPolicy = { ...retry, perTryTimeout: duration(ct.callTimeout) };
@@ -966,6 +966,31 @@ function unresolvedCertRefs(model: Model, d: Descriptor, known: ReadonlySet<stri
   return out;
 }
 
+/** An address Envoy listens on, and what it is, for conflicts. */
+interface Bound {
+  address: string;
+  port: number;
+  what: string;
+}
+
+const ANY_ADDRESS = new Set(['0.0.0.0', '::', '']);
+
+/** Two listeners on one port collide when their addresses are equal or either is a wildcard one. */
+function overlaps(a: Bound, b: Bound): boolean {
+  if (a.port === 0 || a.port !== b.port) return false;
+  return a.address === b.address || ANY_ADDRESS.has(a.address) || ANY_ADDRESS.has(b.address);
+}
+
+/** Why a TcpService's listener cannot be sent: its port is taken, or a resource breaks Envoy's rules. */
+function tcpProblem(t: TcpServiceModel, listener: ProtoObject, clusters: readonly ProtoObject[], taken: readonly Bound[]): ConfigError | undefined {
+  const base = { kind: 'TcpService', namespace: t.namespace, name: objectName(t.sourceKey), severity: 'error' as const, ...(t.origin.file !== undefined ? { file: t.origin.file } : {}), ...(t.origin.doc !== undefined ? { doc: t.origin.doc } : {}) };
+  const clash = taken.find((b) => overlaps({ address: t.interface, port: t.port, what: '' }, b));
+  if (clash) return { ...base, code: 'OXDS_ROUTE_CONFLICT', field: 'spec.port', message: `port ${t.port} on ${t.interface} is already used by ${clash.what}: listener not published` };
+  const issue = check(TYPE_URLS.listener, listener) ?? clusters.map((c) => check(TYPE_URLS.cluster, c)).find((x) => x !== undefined);
+  if (issue) return { ...base, code: 'OXDS_ENVOY_VALIDATION', field: 'spec', message: `listener${issue.path ? ` at ${issue.path}` : ''} violates ${issue.rule}: ${issue.message}` };
+  return undefined;
+}
+
 export function translate(model: Model, opts?: Partial<TranslateOptions>): TranslateOutput {
   const o: TranslateOptions = { ...DEFAULT_TRANSLATE_OPTIONS, ...(opts ?? {}) };
   const authz = o.authz !== undefined;
@@ -1035,11 +1060,20 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
   envoy.secrets.push(...sdsSecrets(model));
 
   // TcpServices (Envoy only): a listener each, with its clusters.
-  for (const t of model.tcpServices ?? []) {
+  const taken: Bound[] = [{ address: o.listenAddress, port: o.httpPort, what: `the HTTP listener (${names.HTTP_LISTENER_NAME})` }];
+  if (httpsListenerObj) taken.push({ address: o.listenAddress, port: o.httpsPort, what: `the HTTPS listener (${names.HTTPS_LISTENER_NAME})` });
+  for (const t of [...(model.tcpServices ?? [])].sort((a, b) => byString(a.sourceKey, b.sourceKey))) {
     if (!t.enabled) continue;
     const r = tcpService(t, model.certificates, ctx.caBundle);
     errors.push(...r.errors);
-    if (r.listener) envoy.listeners.push(r.listener);
+    if (!r.listener) continue;
+    const problem = tcpProblem(t, r.listener, r.clusters, taken);
+    if (problem) {
+      errors.push(problem);
+      continue;
+    }
+    taken.push({ address: t.interface, port: t.port, what: `TcpService ${t.sourceKey}` });
+    envoy.listeners.push(r.listener);
     envoy.clusters.push(...r.clusters);
   }
 

@@ -78,7 +78,7 @@ export function ipDeniedMapper(): ProtoObject {
     filter: detailsFilter("response.code_details.startsWith('rbac_access_denied')"),
     statusCode: wrapped(403),
     body: { inlineString: JSON.stringify({ 'Otoroshi-Error': IP_NOT_ALLOWED }) },
-    bodyFormatOverride: { textFormat: '%LOCAL_REPLY_BODY%', contentType: 'application/json' },
+    bodyFormatOverride: { textFormatSource: { inlineString: '%LOCAL_REPLY_BODY%' }, contentType: 'application/json' },
     headersToAdd: [
       headerValue('Otoroshi-Error', 'true', 'OVERWRITE_IF_EXISTS_OR_ADD'),
       headerValue('Otoroshi-Error-Msg', IP_NOT_ALLOWED, 'OVERWRITE_IF_EXISTS_OR_ADD'),
@@ -91,7 +91,7 @@ export function throttledMapper(): ProtoObject {
   return {
     filter: detailsFilter("response.code_details == 'local_rate_limited'"),
     body: { inlineString: JSON.stringify({ 'Otoroshi-Error': '[GLOBAL] You performed too much requests' }) },
-    bodyFormatOverride: { textFormat: '%LOCAL_REPLY_BODY%', contentType: 'application/json' },
+    bodyFormatOverride: { textFormatSource: { inlineString: '%LOCAL_REPLY_BODY%' }, contentType: 'application/json' },
   };
 }
 

@@ -33,9 +33,12 @@ export function authorityRegex(hostPatterns: readonly string[]): string {
   return `^${alts.length === 1 ? alts[0] : `(?:${alts.join('|')})`}(:[0-9]+)?$`;
 }
 
-/** A full-match (RE2) header matcher: the form both grpc-js-xds and C-core accept. */
-export function headerRegexMatcher(name: string, regex: string): ProtoObject {
-  return { name, safeRegexMatch: { regex } };
+/**
+ * A full-match (RE2) header matcher. Envoy: `string_match.safe_regex` (`safe_regex_match` is
+ * deprecated); proxyless gRPC clients: `safe_regex_match`, the only form C-core accepts.
+ */
+export function headerRegexMatcher(name: string, regex: string, variant: RouteVariant): ProtoObject {
+  return variant === 'grpc' ? { name, safeRegexMatch: { regex } } : { name, stringMatch: { safeRegex: { regex } } };
 }
 
 /**
@@ -55,8 +58,8 @@ export function pathMatch(path: PathMatch | undefined, variant: RouteVariant): P
 }
 
 export function routeMatch(path: PathMatch | undefined, headers: readonly HeaderMatch[], authority: readonly string[] | undefined, variant: RouteVariant): ProtoObject {
-  const matchers = sortedBy(headers, (h) => h.name).map((h) => headerRegexMatcher(h.name, h.regex));
-  if (authority !== undefined) matchers.unshift(headerRegexMatcher(':authority', authorityRegex(authority)));
+  const matchers = sortedBy(headers, (h) => h.name).map((h) => headerRegexMatcher(h.name, h.regex, variant));
+  if (authority !== undefined) matchers.unshift(headerRegexMatcher(':authority', authorityRegex(authority), variant));
   return { ...pathMatch(path, variant), ...(matchers.length > 0 ? { headers: matchers } : {}) };
 }
 
@@ -105,8 +108,9 @@ export function hashPolicy(lb: LoadBalancing): ProtoObject[] | undefined {
   return undefined;
 }
 
-/** overrideHost: one literal when every target shares the host, else the endpoint's hostname. */
+/** additionalHeaders Host: that literal; overrideHost: one literal when every target shares the host, else the endpoint's hostname. */
 export function hostRewrite(d: Descriptor): ProtoObject | undefined {
+  if (d.hostRewrite !== undefined) return { hostRewriteLiteral: d.hostRewrite };
   if (!d.overrideHost || d.targets.length === 0) return undefined;
   const hosts = new Set(d.targets.map((t) => t.host));
   const [only] = [...hosts];
@@ -117,9 +121,11 @@ export function hostRewrite(d: Descriptor): ProtoObject | undefined {
 /** Which cluster(s) a route sends to. */
 export type ClusterChoice = { cluster: string } | { weightedClusters: { name: string; weight: number }[] };
 
-export function clusterSpecifier(choice: ClusterChoice): ProtoObject {
+/** Weighted clusters: `total_weight` is deprecated in Envoy but required by proxyless C-core. */
+export function clusterSpecifier(choice: ClusterChoice, variant: RouteVariant): ProtoObject {
   if ('cluster' in choice) return { cluster: choice.cluster };
   const clusters = sortedBy(choice.weightedClusters, (c) => c.name).map((c) => ({ name: c.name, weight: wrapped(c.weight) }));
+  if (variant !== 'grpc') return { weightedClusters: { clusters } };
   const total = choice.weightedClusters.reduce((s, c) => s + c.weight, 0);
   return { weightedClusters: { clusters, totalWeight: wrapped(total) } };
 }
@@ -129,7 +135,7 @@ export function routeAction(d: Descriptor, path: PathMatch | undefined, choice: 
   const retry = retryPolicy(d.clientConfig, variant);
   const hash = hashPolicy(d.loadBalancing);
   return {
-    ...clusterSpecifier(choice),
+    ...clusterSpecifier(choice, variant),
     timeout: duration(d.clientConfig.globalTimeout),
     // gRPC clients take the call deadline from max_stream_duration (gRFC A31), Envoy from timeout.
     ...(variant !== 'grpc' ? { idleTimeout: duration(d.clientConfig.idleTimeout) } : { maxStreamDuration: { maxStreamDuration: duration(d.clientConfig.globalTimeout) } }),

@@ -2,7 +2,7 @@
 import type { ProtoObject } from '../../proto/loader.js';
 import type { ConfigError, TcpServiceModel, TcpTarget, TlsCertificate } from '../../model/types.js';
 import { wildcardMatch } from '../../model/regex.js';
-import { TYPES, adsConfigSource, duration, socketAddress } from './common.js';
+import { TYPES, adsConfigSource, duration, socketAddress, wrapped } from './common.js';
 import * as names from '../names.js';
 
 const TCP_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
@@ -57,7 +57,7 @@ function downstreamTls(secretNames: readonly string[], s: TcpServiceModel, caBun
         tlsCertificateSdsSecretConfigs: secretNames.map((name) => ({ name, sdsConfig: adsConfigSource() })),
         ...(validate ? { validationContextSdsSecretConfig: { name: names.CA_BUNDLE_SECRET_NAME, sdsConfig: adsConfigSource() } } : {}),
       },
-      ...(s.clientAuth === 'Need' && validate ? { requireClientCertificate: true } : {}),
+      ...(s.clientAuth === 'Need' && validate ? { requireClientCertificate: wrapped(true) } : {}),
     },
   };
 }
