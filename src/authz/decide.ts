@@ -183,7 +183,11 @@ export class Authorizer {
     // 1. descriptor: context_extensions.descriptor_id (our routes set it), else §4.3 matching
     let c: CompiledDescriptor | undefined;
     const byId = input.contextExtensions['descriptor_id'];
-    if (byId !== undefined) c = p.descriptorsById.get(byId);
+    if (byId !== undefined) {
+      // Our routes name a descriptor we know; an unknown id never falls back to host matching.
+      c = p.descriptorsById.get(byId);
+      if (c === undefined) return deny(ERRORS.serviceNotFound);
+    }
     if (c !== undefined) {
       if (!c.enabled) return deny(ERRORS.serviceUnavailable, c.id);
     } else {

@@ -1,5 +1,6 @@
 // Config directory loader: every *.yaml / *.yml file (recursively, sorted), multi-document.
 import { promises as fs } from 'node:fs';
+import { listConfigFiles, DEFAULT_LIMITS, type ConfigLimits } from './config-files.js';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { ConfigError, ConfigView, KubeObject, StoredObject } from '../model/types.js';
@@ -144,42 +145,11 @@ export function assembleView(files: readonly ParsedFile[]): ConfigView {
   return { objects, loadErrors };
 }
 
-/** Relative paths (posix separators) of the YAML files under `dir`, sorted. Hidden entries are skipped (ConfigMap `..data`). */
-export async function listYamlFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const visited = new Set<string>();
-  const walk = async (abs: string, rel: string): Promise<void> => {
-    let real: string;
-    try {
-      real = await fs.realpath(abs);
-    } catch {
-      return;
-    }
-    if (visited.has(real)) return; // symlink loop
-    visited.add(real);
-    const names = (await fs.readdir(abs)).sort();
-    for (const name of names) {
-      if (name.startsWith('.')) continue;
-      const childAbs = path.join(abs, name);
-      const childRel = rel === '' ? name : `${rel}/${name}`;
-      let st;
-      try {
-        st = await fs.stat(childAbs);
-      } catch {
-        continue;
-      }
-      if (st.isDirectory()) await walk(childAbs, childRel);
-      else if (st.isFile() && /\.ya?ml$/i.test(name)) out.push(childRel);
-    }
-  };
-  await walk(dir, '');
-  return out.sort();
-}
-
 /** Load a config directory into a ConfigView. Unreadable files become OXDS_YAML_PARSE load errors. */
-export async function loadConfigDir(dir: string): Promise<ConfigView> {
+export async function loadConfigDir(dir: string, limits: ConfigLimits = DEFAULT_LIMITS): Promise<ConfigView> {
   const files: ParsedFile[] = [];
-  for (const rel of await listYamlFiles(dir)) {
+  const listing = await listConfigFiles(dir, limits);
+  for (const { rel } of listing.files) {
     let text: string;
     try {
       text = await fs.readFile(path.join(dir, rel), 'utf8');
@@ -189,5 +159,6 @@ export async function loadConfigDir(dir: string): Promise<ConfigView> {
     }
     files.push({ relPath: rel, ...parseYamlFile(rel, text, 0) });
   }
-  return assembleView(files);
+  const view = assembleView(files);
+  return { objects: view.objects, loadErrors: [...listing.errors, ...view.loadErrors] };
 }
