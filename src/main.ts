@@ -295,10 +295,12 @@ export async function startServer(
         name: d.name,
         data: d.data,
         owner: `${d.owner.kind}/${d.owner.namespace}/${d.owner.name}`,
+        ownerNamespace: d.owner.namespace,
       }));
       const r = exportSecretsToFiles(path.join(config.dataDir, 'secrets'), secrets);
       for (const n of r.written) audit.emit('secret.exported', { secret: n, to: 'file' });
       for (const n of r.removed) audit.emit('secret.deleted', { secret: n, to: 'file' });
+      for (const n of r.refused) logger.warn({ secret: n }, 'exportSecret refused');
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'cannot export secrets to files');
     }
