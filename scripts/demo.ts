@@ -7,6 +7,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { resolveConfig } from '../src/config.js';
 import { makeLogger, startServer } from '../src/main.js';
 import { ENVOY_HOWTO, findEnvoy, repoRoot } from '../src/envoy/find-envoy.js';
@@ -103,13 +104,15 @@ async function main(): Promise<void> {
   demoConfig(dir, backendPorts);
   const backends = await Promise.all((Object.entries(backendPorts) as [BackendId, number][]).map(([id, p]) => startBackend(id, p)));
 
+  // The demo's Envoy proves it is a gateway with a token of this run (node authorization).
+  const token = randomBytes(16).toString('hex');
   const r = resolveConfig(
-    { config: dir, host: '127.0.0.1', xdsPort: ports.xds, adminPort: ports.admin, authzPort: ports.authz, envoyHttpPort: ports.http, envoyHttpsPort: 0, envoyListenAddress: '127.0.0.1', dataDir: path.join(root, 'data'), logLevel: 'warn' },
+    { gatewayToken: token, config: dir, host: '127.0.0.1', xdsPort: ports.xds, adminPort: ports.admin, authzPort: ports.authz, envoyHttpPort: ports.http, envoyHttpsPort: 0, envoyListenAddress: '127.0.0.1', dataDir: path.join(root, 'data'), logLevel: 'warn' },
     process.env,
   );
   if (!r.ok) throw new Error(r.errors.join('\n'));
   const server = await startServer(r.value, makeLogger(r.value.logLevel));
-  fs.writeFileSync(path.join(run, 'envoy.yaml'), gatewayBootstrapYaml({ xdsAddress: `127.0.0.1:${server.xdsPort}`, nodeId: 'demo-gateway', nodeCluster: 'otoroshi-gateway', adminAddress: '127.0.0.1', adminPort: ports.envoyAdmin, delta: true }));
+  fs.writeFileSync(path.join(run, 'envoy.yaml'), gatewayBootstrapYaml({ xdsAddress: `127.0.0.1:${server.xdsPort}`, nodeId: 'demo-gateway', nodeCluster: 'otoroshi-gateway', adminAddress: '127.0.0.1', adminPort: ports.envoyAdmin, delta: true, token }));
   const proxy = spawn(envoy.bin, ['-c', path.join(run, 'envoy.yaml'), '--disable-hot-restart', '-l', 'warning', '--log-path', path.join(run, 'envoy.log'), '--concurrency', '1'], { stdio: 'ignore' });
   let proxyExit: number | null | undefined;
   proxy.once('exit', (c) => (proxyExit = c));

@@ -210,6 +210,7 @@ bootstrapCmd
   .option('--xds-tls-ca <file>', 'TLS to the control plane: CA bundle (PEM) that signed its certificate')
   .option('--xds-tls-cert <file>', 'mTLS to the control plane: client certificate (PEM)')
   .option('--xds-tls-key <file>', 'mTLS to the control plane: client key (PEM)')
+  .addOption(new Option('--xds-token <token>', 'a gateway token the server accepts (its --gateway-token): sent as authorization: Bearer on the xDS stream').env('OXDS_GATEWAY_TOKEN'))
   .option('--xds-tls-server-name <name>', 'name checked in the control plane\'s certificate and sent as SNI (default: the xDS host)')
   .action((f: Record<string, string | number | boolean | undefined>) => {
     if (f.delta === true && f.sotw === true) program.error('--delta and --sotw exclude each other');
@@ -226,6 +227,7 @@ bootstrapCmd
         adminPort: Number(f.adminPort),
         delta: f.sotw !== true,
         ...(Object.keys(tls).length > 0 ? { tls } : {}),
+        ...(str('xdsToken') !== undefined ? { token: str('xdsToken') } : {}),
       }),
     );
   });

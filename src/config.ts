@@ -93,6 +93,21 @@ export interface Config {
   xdsTlsCert?: string;
   xdsTlsKey?: string;
   xdsClientCa?: string;
+  /** Who gets which secret over xDS: `identity` (client certificate / gateway token) or the insecure self-asserted node metadata. */
+  xdsNodeAuth: 'identity' | 'insecure-node-metadata';
+  /** Comma-separated SPIFFE ids (URI SAN of the xDS client certificate) granted the gateway role. */
+  gatewayIdentities?: string;
+  /** Bearer token (gRPC `authorization` metadata) granting the gateway role. */
+  gatewayToken?: string;
+  /** What a gateway receives: the certificates the generated listeners/clusters use, or every certificate of the model. */
+  gatewaySecrets: 'referenced' | 'all';
+  /** Local development: plaintext xDS clients on loopback are gateways. */
+  loopbackGateway: 'on' | 'off';
+  /** Workload certificates cached at most (none minted beyond). */
+  maxWorkloadCerts: number;
+  /** Size bounds of the YAML config directory: per file and in total (bytes). */
+  maxConfigFileBytes: number;
+  maxConfigTotalBytes: number;
   authzTlsCert?: string;
   authzTlsKey?: string;
   authzClientCa?: string;
@@ -145,6 +160,14 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'xdsTlsCert', flag: 'xds-tls-cert', env: 'OXDS_XDS_TLS_CERT', kind: 'string', description: 'PEM certificate chain of the xDS port (TLS; plaintext when unset)' },
   { key: 'xdsTlsKey', flag: 'xds-tls-key', env: 'OXDS_XDS_TLS_KEY', kind: 'string', description: 'PEM private key of --xds-tls-cert' },
   { key: 'xdsClientCa', flag: 'xds-client-ca', env: 'OXDS_XDS_CLIENT_CA', kind: 'string', description: 'PEM CA bundle: xDS clients must present a certificate it signed (mTLS)' },
+  { key: 'xdsNodeAuth', flag: 'xds-node-auth', env: 'OXDS_XDS_NODE_AUTH', kind: 'string', description: 'who receives which secret over xDS: identity (client certificate SPIFFE id or gateway token; see docs/node-authorization.md) or insecure-node-metadata (any node gets every certificate and names its own workload identity: never in production)', default: 'identity' },
+  { key: 'gatewayIdentities', flag: 'gateway-identities', env: 'OXDS_GATEWAY_IDENTITIES', kind: 'string', description: 'comma-separated SPIFFE ids (URI SAN of the xDS client certificate, mTLS) granted the gateway role: they receive the certificates of the generated listeners and clusters' },
+  { key: 'gatewayToken', flag: 'gateway-token', env: 'OXDS_GATEWAY_TOKEN', kind: 'string', description: 'bearer token (gRPC metadata `authorization: Bearer <token>`) granting the gateway role (prefer the env var: flags show in ps)' },
+  { key: 'gatewaySecrets', flag: 'gateway-secrets', env: 'OXDS_GATEWAY_SECRETS', kind: 'string', description: 'referenced: gateways receive the certificates the generated listeners and clusters use; all: every certificate of the model (for hand-written Envoy config that names <namespace>/<name>)', default: 'referenced' },
+  { key: 'loopbackGateway', flag: 'loopback-gateway', env: 'OXDS_LOOPBACK_GATEWAY', kind: 'string', description: 'on: any plaintext xDS client on a loopback address is a gateway (local development only)', default: 'off' },
+  { key: 'maxWorkloadCerts', flag: 'max-workload-certs', env: 'OXDS_MAX_WORKLOAD_CERTS', kind: 'int', description: 'workload certificates cached at most (no new one is minted beyond)', default: 10000 },
+  { key: 'maxConfigFileBytes', flag: 'max-config-file-bytes', env: 'OXDS_MAX_CONFIG_FILE_BYTES', kind: 'int', description: 'a larger YAML file is refused (reported on that file; the rest is served)', default: 2 * 1024 * 1024 },
+  { key: 'maxConfigTotalBytes', flag: 'max-config-total-bytes', env: 'OXDS_MAX_CONFIG_TOTAL_BYTES', kind: 'int', description: 'files beyond this total size of the config directory are refused (in path order)', default: 32 * 1024 * 1024 },
   { key: 'authzTlsCert', flag: 'authz-tls-cert', env: 'OXDS_AUTHZ_TLS_CERT', kind: 'string', description: 'PEM certificate chain of the ext_authz port (TLS; plaintext when unset)' },
   { key: 'authzTlsKey', flag: 'authz-tls-key', env: 'OXDS_AUTHZ_TLS_KEY', kind: 'string', description: 'PEM private key of --authz-tls-cert' },
   { key: 'authzClientCa', flag: 'authz-client-ca', env: 'OXDS_AUTHZ_CLIENT_CA', kind: 'string', description: 'PEM CA bundle: ext_authz clients must present a certificate it signed (mTLS)' },
@@ -204,6 +227,9 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
     ['metricsPerApikey', '--metrics-per-apikey', ['on', 'off']],
     ['source', '--source', ['file', 'kubernetes']],
     ['restartDependantDeployments', '--restart-dependant-deployments', ['on', 'off']],
+    ['xdsNodeAuth', '--xds-node-auth', ['identity', 'insecure-node-metadata']],
+    ['loopbackGateway', '--loopback-gateway', ['on', 'off']],
+    ['gatewaySecrets', '--gateway-secrets', ['referenced', 'all']],
   ] as const) {
     if (!(allowed as readonly string[]).includes(String(out[k]))) errors.push(`${flag}: expected ${allowed.join('|')}, got ${JSON.stringify(out[k])}`);
   }

@@ -36,6 +36,18 @@ import { KubeSecretCaStore } from './ca/kube-store.js';
 import { KubeClient, loadKubeConfig } from './k8s/client.js';
 import { metadataString, type NodeInfo } from './xds/ads-server.js';
 import { AdmissionWebhook } from './k8s/webhook.js';
+import { identityAuthenticator, maySeeSecret, secretFactsOf, type NodeAuthPolicy, type SecretFacts } from './xds/node-auth.js';
+
+/** The node authorization policy the config gives. */
+export function nodeAuthPolicyFrom(config: Config): NodeAuthPolicy {
+  return {
+    mode: config.xdsNodeAuth,
+    trustDomain: config.trustDomain,
+    gatewayIdentities: splitList(config.gatewayIdentities ?? ''),
+    gatewayTokens: config.gatewayToken !== undefined ? [config.gatewayToken] : [],
+    loopbackGateway: config.loopbackGateway === 'on',
+  };
+}
 
 export interface RunningServer {
   xdsPort: number;
@@ -49,6 +61,9 @@ export interface RunningServer {
   rebuildNow(): Promise<void>;
   /** Latest statuses of every object. */
   statuses(): ObjectStatus[];
+  /** Drops cached workload certificates no stream subscribes to (also done every minute); how many were dropped. */
+  evictIdleWorkloadCerts(): number;
+  workloadCertCount(): number;
   stop(): Promise<void>;
 }
 
@@ -200,6 +215,7 @@ export async function startServer(
       now: clock,
       trustDomain: config.trustDomain,
       workloadTtlMs: config.workloadCertTtlMs,
+      maxWorkloads: config.maxWorkloadCerts,
       onAsyncIssued: () => debouncer.poke(),
       onEvent: (e: CaEvent) => {
         const { type, ...data } = e;
@@ -265,6 +281,7 @@ export async function startServer(
     debouncer.poke();
   };
 
+  let secretFacts = new Map<string, SecretFacts>();
   const rebuild = (): void => {
     if (source.synced?.() === false) {
       logger.warn('config source not synced yet (API server unreachable?): nothing published');
@@ -302,6 +319,7 @@ export async function startServer(
       const grpcSnap = buildSnapshot('grpc', version, grpcSet, encoderFor(c.grpc), (kind, name) =>
         kind === 'listener' ? grpcListenerFor(name, domains) : undefined,
       );
+      secretFacts = secretFactsOf(envoySet);
       cache.setMany({ envoy, grpc: grpcSnap });
       published.envoy = envoySet;
       published.grpc = grpcSet;
@@ -330,10 +348,12 @@ export async function startServer(
         name: d.name,
         data: d.data,
         owner: `${d.owner.kind}/${d.owner.namespace}/${d.owner.name}`,
+        ownerNamespace: d.owner.namespace,
       }));
       const r = exportSecretsToFiles(path.join(config.dataDir, 'secrets'), secrets);
       for (const n of r.written) audit.emit('secret.exported', { secret: n, to: 'file' });
       for (const n of r.removed) audit.emit('secret.deleted', { secret: n, to: 'file' });
+      for (const n of r.refused) logger.warn({ secret: n }, 'exportSecret refused');
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'cannot export secrets to files');
     }
@@ -448,14 +468,27 @@ export async function startServer(
         onNackDetail(typeUrl, detail);
       },
     },
-    // A workload certificate goes only to a node whose metadata names that identity.
-    allowName: (node, kind, name) => {
-      if (kind !== 'secret' || !name.startsWith('spiffe://')) return true;
-      const id = nodeIdentity(node);
-      return id !== undefined && spiffeIdFor(config.trustDomain, id.namespace, id.serviceAccount) === name;
+    // Secrets go only to the nodes allowed to hold them (docs/node-authorization.md).
+    authenticate: identityAuthenticator(nodeAuthPolicyFrom(config)),
+    allowName: (principal, node, kind, name) => {
+      if (kind !== 'secret') return true;
+      return maySeeSecret(principal, name, secretFacts.get(name), () => {
+        const id = nodeIdentity(node);
+        return id !== undefined && spiffeIdFor(config.trustDomain, id.namespace, id.serviceAccount) === name;
+      }, config.gatewaySecrets);
     },
   });
   metrics.setProxySource(() => ads.statuses());
+  if (config.xdsNodeAuth === 'insecure-node-metadata') logger.warn('--xds-node-auth insecure-node-metadata: every xDS client receives every certificate and its private key');
+  if (config.loopbackGateway === 'on') logger.warn('--loopback-gateway on: every plaintext xDS client on loopback receives the gateway certificates (local development only)');
+  // Workload certificates nobody subscribes to any more are dropped (minted again on demand).
+  const evictIdleWorkloadCerts = (): number => {
+    const held = new Set<string>();
+    for (const s of ads.statuses()) for (const t of Object.values(s.types)) for (const n of t.subscribed) if (n.startsWith('spiffe://')) held.add(n);
+    return certs?.retainWorkloads(held) ?? 0;
+  };
+  const evictTimer = setInterval(evictIdleWorkloadCerts, 60_000);
+  evictTimer.unref();
   const server = new grpc.Server({
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.keepalive_time_ms': 30_000,
@@ -500,6 +533,8 @@ export async function startServer(
     cache,
     ads,
     statuses: () => statuses,
+    evictIdleWorkloadCerts,
+    workloadCertCount: () => certs?.workloadCount ?? 0,
     rebuildNow: async () => {
       await source.scan();
       await new Promise<void>((resolve) => {
@@ -516,6 +551,7 @@ export async function startServer(
       debouncer.cancel();
       if (retireTimer) clearTimeout(retireTimer);
       if (renewTimer) clearTimeout(renewTimer);
+      clearInterval(evictTimer);
       stopping = true;
       if (caRetry) clearTimeout(caRetry);
       certs?.ca.pool.close();

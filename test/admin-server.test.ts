@@ -42,7 +42,7 @@ async function get(port: number, p: string): Promise<{ status: number; body: str
 
 test('admin: probes, metrics after a real push, proxies and a redacted config dump', async (t) => {
   const dir = tmpConfig();
-  const r = resolveConfig({ config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data') }, {});
+  const r = resolveConfig({ config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), loopbackGateway: 'on' }, {});
   assert.ok(r.ok);
   const server = await startServer(r.value, makeLogger('silent'));
   t.after(() => server.stop());

@@ -240,12 +240,12 @@ test('404 Service not found for an unknown host; 404 invalid host for an unparsa
   expectDeny(await az.check(req('a:b:c', '/')), 404, 'Service not found: invalid host');
 });
 
-test('context_extensions.descriptor_id picks the descriptor; an unknown id falls back to host matching', async () => {
+test('context_extensions.descriptor_id picks the descriptor; an unknown id is denied (no fall back to host matching)', async () => {
   const { az } = setup();
   // host says `other`, extension says `strict` (public, readOnly, headersVerification)
   expectDeny(await az.check(req('other.example.com', '/', {}, { contextExtensions: { descriptor_id: 'strict' } })), 400, 'Missing header(s)');
-  const d = expectDeny(await az.check(req('other.example.com', '/', {}, { contextExtensions: { descriptor_id: 'ghost' } })), 400, 'No ApiKey provided');
-  assert.equal(d.descriptorId, 'other');
+  const d = expectDeny(await az.check(req('other.example.com', '/', {}, { contextExtensions: { descriptor_id: 'ghost' } })), 404, 'Service not found');
+  assert.equal(d.descriptorId, undefined);
 });
 
 test('host matching strips the port, is case-insensitive, and * wildcards match any depth', async () => {

@@ -248,11 +248,12 @@ interface Harness {
   server: Awaited<ReturnType<typeof startServer>>;
 }
 
-async function harness(yaml: string, start = T0): Promise<Harness> {
+/** `gateway`: loopback clients are gateways holding every certificate; `metadata`: the insecure self-asserted mode (sidecars name their identity). */
+async function harness(yaml: string, start = T0, auth: 'gateway' | 'metadata' = 'gateway'): Promise<Harness> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-sds-srv-'));
   fs.mkdirSync(path.join(dir, 'conf'));
   fs.writeFileSync(path.join(dir, 'conf', 'certs.yaml'), yaml);
-  const r = resolveConfig({ config: path.join(dir, 'conf'), xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), debounceMs: 5, debounceMaxMs: 20 }, {});
+  const r = resolveConfig({ config: path.join(dir, 'conf'), xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), debounceMs: 5, debounceMaxMs: 20, ...(auth === 'gateway' ? { loopbackGateway: 'on', gatewaySecrets: 'all' } : { xdsNodeAuth: 'insecure-node-metadata' }) }, {});
   assert.ok(r.ok);
   const clock = { t: start };
   const server = await startServer(r.value, makeLogger('silent'), undefined, { now: () => clock.t });
@@ -327,7 +328,7 @@ test('SDS: the standalone SecretDiscoveryService (SotW) serves the same secrets'
 
 test('workload identity: a sidecar gets the SPIFFE certificate its node metadata names, not another one; mTLS works with SDS material', async () => {
   // real time: the TLS stack checks validity against the wall clock
-  const h = await harness(cr('api', 'csr:\n  hosts: [localhost]\n  duration: 3 days'), Date.now());
+  const h = await harness(cr('api', 'csr:\n  hosts: [localhost]\n  duration: 3 days'), Date.now(), 'metadata');
   const spiffe = 'spiffe://cluster.local/ns/shop/sa/cart';
   const node = { id: 'sidecar~10.0.0.7~cart-1.shop~shop.svc.cluster.local', metadata: { NAMESPACE: 'shop', SERVICE_ACCOUNT: 'cart' } };
   assert.deepEqual(nodeIdentity({ metadata: node.metadata } as never), { namespace: 'shop', serviceAccount: 'cart' });
@@ -464,7 +465,7 @@ test('a mass issuance beyond the synchronous budget is queued and finished in th
 });
 
 test('workload certificates rotate before they expire: the sidecar gets a new Secret (new key), and nothing else', async () => {
-  const h = await harness(WEB);
+  const h = await harness(WEB, T0, 'metadata');
   const spiffe = 'spiffe://cluster.local/ns/shop/sa/cart';
   const c = new AdsClient(h.server.xdsPort, { mode: 'delta', node: { id: 'cart-1', metadata: { NAMESPACE: 'shop', SERVICE_ACCOUNT: 'cart' } } });
   try {

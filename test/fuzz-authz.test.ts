@@ -5,6 +5,7 @@
 // independent oracle (the key's secret is present in the request, plainly, in Basic auth, or as the
 // HMAC key of a JWT; or the key allows clientId-only and its id is present; or the descriptor is public).
 import { test, before, after } from 'node:test';
+import { normalizeRequestPath } from '../src/authz/normalize-path.js';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -128,7 +129,7 @@ function credentialPresent(input: CheckInput, clientId: string): boolean {
 
 function allowViolation(d: Decision, input: CheckInput): string | undefined {
   if (!d.allow) return undefined;
-  if (d.reason === 'public') return d.descriptorId === 'pub' && input.path.startsWith('/open/') ? undefined : `public allow on ${d.descriptorId} ${input.path}`;
+  if (d.reason === 'public') return d.descriptorId === 'pub' && (normalizeRequestPath(input.path) ?? '').startsWith('/open/') ? undefined : `public allow on ${d.descriptorId} ${input.path}`;
   if (d.reason === 'apikey' && d.clientId !== undefined && d.clientId !== 'koff' && credentialPresent(input, d.clientId)) return undefined;
   return `allowed without a valid credential: ${JSON.stringify({ reason: d.reason, clientId: d.clientId, input })}`;
 }

@@ -25,6 +25,7 @@ import { createHash } from 'node:crypto';
 const APIKEY_SECRET = 'apikey-S3CR3T-9f8e7d6c5b4a';
 const JWT_SECRET = 'jwt-hmac-S3CR3T-0a1b2c3d4e5f';
 const ADMIN_TOKEN = 'admin-T0KEN-77e1c0ffee';
+const GATEWAY_TOKEN = 'gateway-T0KEN-5eed1e55';
 const WRONG_SECRET = 'provided-WRONG-s3cret-5150';
 
 const tlsFixture = fs.readFileSync('test/fixtures/model/tls/secrets.yaml', 'utf8');
@@ -127,7 +128,7 @@ test('security: no secret or private key in logs, audit, metrics, debug endpoint
       cb();
     },
   });
-  const r = resolveConfig({ config: cfgDir, xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), auditFile, adminToken: ADMIN_TOKEN, logLevel: 'trace' }, {});
+  const r = resolveConfig({ config: cfgDir, xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), auditFile, adminToken: ADMIN_TOKEN, gatewayToken: GATEWAY_TOKEN, logLevel: 'trace' }, {});
   assert.ok(r.ok);
   const server = await startServer(r.value, pino({ level: 'trace' }, sink));
   let stopped = false;
@@ -136,7 +137,7 @@ test('security: no secret or private key in logs, audit, metrics, debug endpoint
   const outputs: Record<string, string> = {};
 
   // xDS, including SDS (the private key legitimately travels there: that response is not grepped).
-  const ads = new AdsClient(server.xdsPort, { node: { id: 'gw-1' } });
+  const ads = new AdsClient(server.xdsPort, { node: { id: 'gw-1' }, bearer: GATEWAY_TOKEN });
   t.after(() => ads.close());
   await ads.syncLikeEnvoy();
   ads.request(TYPE_URLS.secret, ['default/web-tls']);
@@ -210,6 +211,7 @@ test('security: no secret or private key in logs, audit, metrics, debug endpoint
     ['apikey clientSecret', APIKEY_SECRET],
     ['JWT verifier secret', JWT_SECRET],
     ['admin token', ADMIN_TOKEN],
+    ['gateway token', GATEWAY_TOKEN],
     ['a wrong secret a client sent', WRONG_SECRET],
     ['the secret seed', seed],
     ['a signed apikey JWT', hs256({ iss: 'partner' }, APIKEY_SECRET).split('.')[2] ?? ''],

@@ -224,6 +224,7 @@ test('HCM: router filter with typed_config, RDS over ADS', () => {
     httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
     normalizePath: { value: true },
     mergeSlashes: true,
+    pathWithEscapedSlashesAction: 'REJECT_REQUEST',
     stripAnyHostPort: true,
     serverHeaderTransformation: 'PASS_THROUGH',
     httpProtocolOptions: { acceptHttp_10: true },

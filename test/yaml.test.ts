@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { assembleView, listYamlFiles, loadConfigDir, parseYamlFile } from '../src/sources/yaml.js';
+import { assembleView, loadConfigDir, parseYamlFile } from '../src/sources/yaml.js';
+import { listConfigFiles } from '../src/sources/config-files.js';
 
 const FIX = path.join(process.cwd(), 'test/fixtures/model');
 
@@ -68,7 +69,7 @@ test('duplicate keys: the first declaration wins (within a file and across files
 });
 
 test('loadConfigDir: recursive, sorted, *.yaml/*.yml only, hidden entries skipped; bad YAML in one file does not stop the others', async () => {
-  assert.deepEqual(await listYamlFiles(path.join(FIX, 'bad-yaml')), ['a-good.yaml', 'b-broken.yaml', 'sub/c-good.yml', 'sub/d-dup.yaml']);
+  assert.deepEqual((await listConfigFiles(path.join(FIX, 'bad-yaml'))).files.map((f) => f.rel), ['a-good.yaml', 'b-broken.yaml', 'sub/c-good.yml', 'sub/d-dup.yaml']);
   const view = await loadConfigDir(path.join(FIX, 'bad-yaml'));
   assert.deepEqual(
     view.objects.map((o) => o.key),

@@ -2,6 +2,7 @@
 // the quota store + the JWT verifier engine. `check()` never throws and never allows by accident:
 // any exception becomes a 500 deny (reason `internal`).
 import { performance } from 'node:perf_hooks';
+import { normalizeRequestPath } from './normalize-path.js';
 import type { DescriptorJwtRef } from '../model/types.js';
 import type { AuthzHooks, CheckInput, Decision, HeaderMutation, QuotaResult, QuotaStore } from './types.js';
 import { ERRORS, deny, type Deny, type ErrorSpec } from './errors.js';
@@ -171,14 +172,22 @@ export class Authorizer {
   }
 
   private decide(raw: CheckInput): Maybe<Decision> {
-    const input = normalize(raw);
+    const given = normalize(raw);
+    // Decide on the path Envoy routes on (normalised); what cannot be normalised is refused.
+    const normalPath = normalizeRequestPath(given.path);
+    if (normalPath === undefined) return deny(ERRORS.badPath);
+    const input = normalPath === given.path ? given : { ...given, path: normalPath };
     const p = this.policy;
     const now = this.now();
 
     // 1. descriptor: context_extensions.descriptor_id (our routes set it), else §4.3 matching
     let c: CompiledDescriptor | undefined;
     const byId = input.contextExtensions['descriptor_id'];
-    if (byId !== undefined) c = p.descriptorsById.get(byId);
+    if (byId !== undefined) {
+      // Our routes name a descriptor we know; an unknown id never falls back to host matching.
+      c = p.descriptorsById.get(byId);
+      if (c === undefined) return deny(ERRORS.serviceNotFound);
+    }
     if (c !== undefined) {
       if (!c.enabled) return deny(ERRORS.serviceUnavailable, c.id);
     } else {

@@ -23,6 +23,8 @@ export const ERRORS = Object.freeze({
   maintenance: e(503, 'Service in maintenance mode', 'errors.service.in.maintenance', 'maintenance'),
   underConstruction: e(503, 'Service under construction', 'errors.service.under.construction', 'maintenance'),
   ipNotAllowed: e(403, 'Your IP address is not allowed', 'errors.ip.address.not.allowed', 'ip_not_allowed'),
+  // ours: a path that cannot be normalised as Envoy does (encoded slash, broken escape, control character)
+  badPath: e(400, 'Bad request', 'errors.bad.request', 'bad_request'),
   missingHeaders: e(400, 'Missing header(s)', 'errors.missing.headers', 'bad_request'),
   methodNotAllowed: e(405, 'Method not allowed. Can only handle GET, HEAD, OPTIONS', 'errors.method.not.allowed', 'readonly'),
   restrictionNotFound: e(404, 'Not Found', 'errors.not.found', 'restriction', true),

@@ -36,6 +36,7 @@
 //    models that did not change across setVerifiers() keep their imported keys. Sign / Transform
 //    outputs depend only on the verified token, so they are cached (bounded) per verifier and token.
 import { createHmac, timingSafeEqual, webcrypto } from 'node:crypto';
+import { cachedReplacer, fullMatcher, replacer, type Matcher, type Replacer } from '../model/linear-regex.js';
 import * as jose from 'jose';
 import type { DescriptorJwtRef, JwtAlgoSettings, JwtStrategy, JwtTokenSource, JwtVerifierModel } from '../model/types.js';
 import { toPkcs8Pem, toSpkiPem } from '../model/jwt-verifier.js';
@@ -209,8 +210,10 @@ function evalExpr(expr: string, ctx: ReadonlyMap<string, string>): string {
     const v = ctx.get(field);
     if (v === undefined) return `no-token-${field}`;
     if (op === 'replace') return v.split(a).join(b);
+    const r = cachedReplacer(a);
+    if (r === null) return 'bad-expr';
     try {
-      return v.replace(new RegExp(a, 'g'), b);
+      return r.replaceAll(v, b);
     } catch {
       return 'bad-expr';
     }
@@ -275,7 +278,7 @@ interface SignerKey {
 interface Compiled {
   model: JwtVerifierModel;
   fingerprint: string;
-  removeRe?: RegExp;
+  removeRe?: Replacer;
   checks: CompiledChecks;
   /** Static settings: alg → key (promise, imported once). */
   keys: Map<string, Promise<VerifyKey>>;
@@ -349,7 +352,7 @@ export class JwtEngine {
   private compiled = new Map<string, Compiled>();
   private readonly jwks = new Map<string, JwksEntry>();
   private readonly outputs = new Map<string, string>();
-  private readonly patterns = new Map<string, RegExp | null>();
+  private readonly patterns = new Map<string, Matcher | null>();
   private closed = false;
 
   constructor(verifiers: readonly JwtVerifierModel[], deps: JwtEngineDeps = {}) {
@@ -374,7 +377,7 @@ export class JwtEngine {
       const c: Compiled = { model: m, fingerprint, checks: compileChecks(m.strategy), keys: new Map() };
       if (m.source.type === 'InHeader' && m.source.remove !== '') {
         try {
-          c.removeRe = new RegExp(m.source.remove, 'g');
+          c.removeRe = replacer(m.source.remove);
         } catch {
           this.logger?.warn({ verifier: m.id, remove: m.source.remove }, 'jwt verifier: source.remove does not compile; ignored');
         }
@@ -419,11 +422,11 @@ export class JwtEngine {
     return last;
   }
 
-  private pattern(p: string): RegExp | null {
+  private pattern(p: string): Matcher | null {
     let re = this.patterns.get(p);
     if (re === undefined) {
       try {
-        re = new RegExp(`^(?:${p})$`);
+        re = fullMatcher(p);
       } catch {
         re = null;
         this.logger?.warn({ pattern: p }, 'jwt verifier: excludedPatterns entry does not compile; ignored');
@@ -440,7 +443,7 @@ export class JwtEngine {
       case 'InHeader': {
         const v = input.headers[s.name.toLowerCase()];
         if (v === undefined) return undefined;
-        return c.removeRe !== undefined ? v.replace(c.removeRe, '') : v;
+        return c.removeRe !== undefined ? c.removeRe.replaceAll(v, '') : v;
       }
       case 'InQueryParam':
         return firstQueryParam(input.query, s.name);

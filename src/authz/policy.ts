@@ -3,7 +3,7 @@
 import { compileIpFilter, type IpMatcher } from './ip-filter.js';
 import type { ApiKey, ApiKeyConstraints, Descriptor, DescriptorJwtRef, JwtVerifierModel, Model, PathMatch, ServiceGroup } from '../model/types.js';
 import { defaultApiKeyConstraints } from '../model/descriptor.js';
-import { compileFullMatch, hostWildcard } from './jregex.js';
+import { compileFullMatch, wildcardMatcher, type Matcher } from '../model/linear-regex.js';
 import { compileRestrictions, type CompiledRestrictions } from './restrictions.js';
 import { extractionNames, hasRoutingConstraints, secretDigest, type ExtractionNames, type RoutingView, type SecretDigest } from './apikey.js';
 import type { CheckInput } from './types.js';
@@ -18,15 +18,15 @@ export interface CompiledDescriptor {
   readonly id: string;
   readonly enabled: boolean;
   readonly exactHosts: readonly string[];
-  readonly wildcardHosts: readonly RegExp[];
+  readonly wildcardHosts: readonly Matcher[];
   readonly paths: readonly CompiledPath[];
-  readonly matchingHeaders: readonly { name: string; re: RegExp }[];
+  readonly matchingHeaders: readonly { name: string; re: Matcher }[];
   readonly headersVerification: readonly [string, string][];
   readonly readOnly: boolean;
   readonly sendOtoroshiHeadersBack: boolean;
   readonly detectApiKeySooner: boolean;
-  readonly publicRes: readonly RegExp[];
-  readonly privateRes: readonly RegExp[];
+  readonly publicRes: readonly Matcher[];
+  readonly privateRes: readonly Matcher[];
   readonly constraints: ApiKeyConstraints;
   readonly names: ExtractionNames;
   readonly routingConstrained: boolean;
@@ -35,7 +35,7 @@ export interface CompiledDescriptor {
   readonly restrictions: CompiledRestrictions | undefined;
   /** Active verifier ref (enabled and with ids), else undefined. */
   readonly jwtRef: DescriptorJwtRef | undefined;
-  readonly jwtExcluded: readonly RegExp[];
+  readonly jwtExcluded: readonly Matcher[];
   /** Verifier ids of the ref that the policy does not know (→ 500 error.bad.globaljwtverifier.id). */
   readonly jwtUnknownIds: readonly string[];
   /** `service_<id>` and `group_<g>`: an apikey is authorized when it has one of these. */
@@ -75,9 +75,9 @@ export interface AuthzPolicy {
 
 function compileDescriptor(d: Descriptor, verifiers: ReadonlyMap<string, JwtVerifierModel>): CompiledDescriptor {
   const exactHosts: string[] = [];
-  const wildcardHosts: RegExp[] = [];
+  const wildcardHosts: Matcher[] = [];
   for (const h of d.hosts) {
-    if (h.includes('*')) wildcardHosts.push(hostWildcard(h));
+    if (h.includes('*')) wildcardHosts.push(wildcardMatcher(h));
     else exactHosts.push(h.toLowerCase());
   }
   const constraints = d.apiKeyConstraints ?? defaultApiKeyConstraints();

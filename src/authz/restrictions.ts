@@ -1,11 +1,11 @@
 // Otoroshi `Restrictions.handleRestrictions` (descriptor and apikey restrictions), precompiled.
 import type { RestrictionPath, Restrictions } from '../model/types.js';
-import { compileFullMatch } from './jregex.js';
+import { compileFullMatch, type Matcher } from '../model/linear-regex.js';
 
 interface CompiledRestrictionPath {
   /** lower-case method, or `*` */
   method: string;
-  re: RegExp;
+  re: Matcher;
   /** true: the regex applies to `domain + path` (path not starting with `/`) */
   withDomain: boolean;
 }

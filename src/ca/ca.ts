@@ -3,6 +3,7 @@
 // Private keys live in ECMAScript private fields: they are not enumerable, not serialised by
 // JSON.stringify and not printed by util.inspect; no error message carries key material.
 import { X509Certificate, createHash, createPrivateKey, type KeyObject } from 'node:crypto';
+import { parseSpiffeId } from './spiffe.js';
 import { inspect } from 'node:util';
 import type { ConfigError } from '../model/types.js';
 import * as der from './der.js';
@@ -155,7 +156,6 @@ export function spiffeIdFor(trustDomain: string, namespace: string, serviceAccou
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }
 
-const SPIFFE_RE = /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
 
 function err(code: ConfigError['code'], message: string, field: string): IssueResult {
   return { ok: false, error: { code, message, field, severity: 'error' } };
@@ -526,7 +526,7 @@ export class CertificateAuthority {
    * names), serverAuth + clientAuth, empty subject (SAN critical), signed by the intermediate.
    */
   workload(spiffeId: string, opts: { now: number; ttlMs?: number; dnsNames?: readonly string[]; key?: KeyObject; rand?: () => number }): IssueResult {
-    if (!SPIFFE_RE.test(spiffeId)) return err('OXDS_INVALID_FIELD', `invalid SPIFFE id ${JSON.stringify(spiffeId)}`, 'spiffeId');
+    if (parseSpiffeId(spiffeId) === undefined) return err('OXDS_INVALID_FIELD', `invalid SPIFFE id ${JSON.stringify(spiffeId)}`, 'spiffeId');
     const o: IssueOptions = { now: opts.now };
     if (opts.key !== undefined) o.key = opts.key;
     if (opts.rand !== undefined) o.rand = opts.rand;

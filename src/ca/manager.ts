@@ -3,6 +3,7 @@
 // and validity allow, so a rebuild or a restart does not mint new ones; `autoRenew` renews them
 // at two thirds of their lifetime (with jitter), keeping the key pair as Otoroshi does.
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
+import { isWorkloadSpiffeId } from './spiffe.js';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -93,6 +94,8 @@ export interface CertManagerOptions {
   /** SPIFFE trust domain of workload certificates (default `cluster.local`). */
   trustDomain?: string;
   workloadTtlMs?: number;
+  /** At most this many workload certificates are cached (default 10,000); beyond, none is minted. */
+  maxWorkloads?: number;
   /**
    * Dry run (`translate`, `validate`): every check of a real issuance, RSA keys replaced by
    * P-256 ones, and the PEM replaced by a placeholder so the output is deterministic.
@@ -218,6 +221,7 @@ export class CertManager {
   /** Workload identities whose certificate was due at the last rebuild (their next one is a renewal). */
   private readonly renewing = new Set<string>();
   readonly trustDomain: string;
+  private readonly maxWorkloads: number;
 
   constructor(private readonly opts: CertManagerOptions) {
     this.ca = opts.ca;
@@ -225,6 +229,7 @@ export class CertManager {
     this.now = opts.now ?? Date.now;
     this.rand = opts.rand ?? Math.random;
     this.trustDomain = opts.trustDomain ?? 'cluster.local';
+    this.maxWorkloads = opts.maxWorkloads ?? 10_000;
   }
 
   /**
@@ -486,6 +491,22 @@ export class CertManager {
 
   // ------------------------------------------------------------------ workload identities
 
+  /** Drops the cached workload certificates of identities no stream holds any more (a new key is minted if one comes back). */
+  retainWorkloads(held: ReadonlySet<string>): number {
+    let n = 0;
+    for (const id of [...this.workloads.keys()]) {
+      if (held.has(id)) continue;
+      this.workloads.delete(id);
+      n++;
+    }
+    return n;
+  }
+
+  /** Workload certificates currently cached. */
+  get workloadCount(): number {
+    return this.workloads.size;
+  }
+
   /** The SPIFFE id a sidecar node may ask for: from node metadata (NAMESPACE / SERVICE_ACCOUNT). */
   spiffeIdOf(namespace: string, serviceAccount: string): string {
     return spiffeIdFor(this.trustDomain, namespace, serviceAccount);
@@ -500,7 +521,11 @@ export class CertManager {
     const hit = this.workloads.get(spiffeId);
     if (hit !== undefined && now < hit.renewAt) return hit;
     const renewed = hit !== undefined || this.renewing.delete(spiffeId);
-    if (!spiffeId.startsWith(`spiffe://${this.trustDomain}/`)) return undefined;
+    if (!isWorkloadSpiffeId(spiffeId, this.trustDomain)) return undefined;
+    if (hit === undefined && this.workloads.size >= this.maxWorkloads) {
+      this.opts.onEvent?.({ type: 'certificate.failed', secretName: spiffeId, message: `workload certificate cache full (${this.maxWorkloads})` });
+      return undefined;
+    }
     const r = this.ca.workload(spiffeId, { now, rand: this.rand, ...(this.opts.workloadTtlMs === undefined ? {} : { ttlMs: this.opts.workloadTtlMs }) });
     if (!r.ok) return undefined;
     this.workloads.set(spiffeId, r.cert);

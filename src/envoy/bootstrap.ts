@@ -59,6 +59,8 @@ export interface GatewayBootstrapOptions {
   /** Incremental (Delta) ADS, else state of the world. */
   delta: boolean;
   tls?: XdsTlsOptions;
+  /** Sent as `authorization: Bearer <token>` on the xDS stream: the server's --gateway-token proves a gateway. */
+  token?: string;
 }
 
 export const GATEWAY_DEFAULTS = {
@@ -138,7 +140,12 @@ export function gatewayBootstrap(o: GatewayBootstrapOptions): Yamlish {
         api_type: o.delta ? 'DELTA_GRPC' : 'GRPC',
         transport_api_version: 'V3',
         set_node_on_first_message_only: true,
-        grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER_NAME } }],
+        grpc_services: [
+          {
+            envoy_grpc: { cluster_name: XDS_CLUSTER_NAME },
+            ...(o.token !== undefined ? { initial_metadata: [{ key: 'authorization', value: `Bearer ${o.token}` }] } : {}),
+          },
+        ],
       },
       cds_config: { ads: {}, resource_api_version: 'V3' },
       lds_config: { ads: {}, resource_api_version: 'V3' },

@@ -16,7 +16,7 @@ import type {
 } from './types.js';
 import { annotationsOf, crdEntityId, namespaceOf } from './ids.js';
 import { asObject, bool, isObject, num, str, strArray, strMap, type JsonObject, type Problems } from './problems.js';
-import { jsRegexProblem } from '../authz/jregex.js';
+import { javaToRe2, linearRegexProblem } from './linear-regex.js';
 import { re2Problem } from './regex.js';
 import { resolveDescriptorTargets, type KubeIndex } from './targets.js';
 import { LOAD_BALANCING_TYPES } from './schemas.js';
@@ -139,13 +139,9 @@ export function clientConfigFrom(spec: JsonObject, field: string, p: Problems): 
 
 export function checkPatterns(patterns: string[], field: string, p: Problems): string[] {
   patterns.forEach((pat, i) => {
-    const reason = re2Problem(pat);
+    // ext_authz evaluates these on the linear-time engine, Java spellings rewritten (linear-regex.ts).
+    const reason = re2Problem(javaToRe2(pat)) ?? linearRegexProblem(pat);
     if (reason !== null) p.error('OXDS_INVALID_REGEX', `invalid RE2 regex ${JSON.stringify(pat)}: ${reason}`, `${field}[${i}]`);
-    else {
-      // ext_authz evaluates these in JS (src/authz/jregex.ts): they must compile there too.
-      const js = jsRegexProblem(pat);
-      if (js !== null) p.error('OXDS_INVALID_REGEX', `regex ${JSON.stringify(pat)} is valid RE2 but not supported by the policy engine: ${js}`, `${field}[${i}]`);
-    }
   });
   return patterns;
 }
@@ -446,7 +442,7 @@ export function restrictionsFrom(v: unknown, field: string, p: Problems): Restri
         p.warn('OXDS_INVALID_FIELD', 'a restriction needs a string `method` and `path`: entry ignored (as Otoroshi does)', f);
         return;
       }
-      const reason = re2Problem(path) ?? jsRegexProblem(path);
+      const reason = re2Problem(javaToRe2(path)) ?? linearRegexProblem(path);
       if (reason !== null) {
         p.error('OXDS_INVALID_REGEX', `invalid regex ${JSON.stringify(path)}: ${reason}`, `${f}.path`);
         return;

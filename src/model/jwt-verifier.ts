@@ -8,6 +8,7 @@
 // Keys are parsed here (node:crypto, in memory) so a bad PEM is a config error naming the field, not a
 // runtime 400; publicKey/privateKey are normalised to SPKI / PKCS#8 PEM in the model.
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { linearRegexProblem } from './linear-regex.js';
 import type {
   ConfigError,
   JwtAlgoSettings,
@@ -115,10 +116,9 @@ function readSource(v: unknown, field: string, p: Problems): JwtTokenSource | un
     remove = '';
   }
   if (remove !== '') {
-    try {
-      new RegExp(remove, 'g');
-    } catch (e) {
-      p.error('OXDS_INVALID_FIELD', `remove is applied as a regex and does not compile: ${errorMessage(e)}`, `${field}.remove`);
+    const reason = linearRegexProblem(remove);
+    if (reason !== null) {
+      p.error('OXDS_INVALID_FIELD', `remove is applied as a regex and does not compile: ${reason}`, `${field}.remove`);
       return undefined;
     }
   }

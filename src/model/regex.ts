@@ -1,5 +1,6 @@
 // Regex validation with RE2: Envoy's safe_regex is RE2, so whatever we accept must compile there.
 import { RE2 } from 're2-wasm';
+import { wildcardMatcher } from './linear-regex.js';
 
 const cache = new Map<string, string | null>();
 
@@ -94,15 +95,7 @@ export function re2Problem(pattern: string): string | null {
   return res;
 }
 
-/** Otoroshi's RegexPool host semantics: `.` literal, `*` matches anything, full match. */
-export function wildcardToRegExp(pattern: string): RegExp {
-  const body = pattern
-    .split('*')
-    .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-    .join('.*');
-  return new RegExp(`^${body}$`);
-}
-
+/** Otoroshi's RegexPool host semantics: `.` literal, `*` matches anything, full match (case-sensitive, linear). */
 export function wildcardMatch(pattern: string, value: string): boolean {
-  return wildcardToRegExp(pattern).test(value);
+  return wildcardMatcher(pattern, false).test(value);
 }

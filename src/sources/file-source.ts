@@ -6,7 +6,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import type { ConfigError, ConfigView, StoredObject } from '../model/types.js';
-import { JSON_EXT, jsonFileNotice, parseYamlFile } from './yaml.js';
+import { listConfigFiles, DEFAULT_LIMITS, type ConfigLimits } from './config-files.js';
+import { YamlParser } from './yaml-worker.js';
 
 interface FileEntry {
   mtimeMs: number;
@@ -15,28 +16,12 @@ interface FileEntry {
   errors: ConfigError[];
 }
 
-const YAML_EXT = /\.ya?ml$/i;
-
-export async function listYamlFiles(dir: string, json?: string[]): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(rel: string): Promise<void> {
-    const entries = await fs.readdir(path.join(dir, rel), { withFileTypes: true });
-    for (const e of entries) {
-      if (e.name.startsWith('.')) continue;
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) await walk(r);
-      else if (e.isFile() && YAML_EXT.test(e.name)) out.push(r);
-      else if (e.isFile() && JSON_EXT.test(e.name)) json?.push(r);
-    }
-  }
-  await walk('');
-  return out.sort();
-}
-
 export interface FileSourceOptions {
   dir: string;
   /** Safety-net rescan period (ms) in case a watch event is missed. */
   rescanMs?: number;
+  /** Size bounds per file and in total. */
+  limits?: ConfigLimits;
 }
 
 /** Emits 'change' whenever the set of objects may have changed. */
@@ -47,8 +32,9 @@ export class FileSource extends EventEmitter {
   private watcher: FSWatcher | undefined;
   private rescanTimer: NodeJS.Timeout | undefined;
   private dirError: ConfigError | undefined;
-  /** `.json` files seen (not read): each gets a notice pointing at `import`. */
-  private jsonFiles: string[] = [];
+  /** Files refused by the listing (link leaving the directory, too large). */
+  private refused: ConfigError[] = [];
+  private readonly parser = new YamlParser();
 
   constructor(private readonly opts: FileSourceOptions) {
     super();
@@ -68,16 +54,13 @@ export class FileSource extends EventEmitter {
   }
 
   private async scanOnce(): Promise<boolean> {
-    let names: string[];
+    let listing: Awaited<ReturnType<typeof listConfigFiles>>;
     // A directory that is readable again is a change even if no file changed: the error it
     // reported must be cleared (and the recovery logged) by a rebuild.
     let recovered = false;
     let jsonChanged = false;
     try {
-      const json: string[] = [];
-      names = await listYamlFiles(this.opts.dir, json);
-      jsonChanged = json.sort().join('\n') !== this.jsonFiles.join('\n'); // a notice to publish or clear
-      this.jsonFiles = json;
+      listing = await listConfigFiles(this.opts.dir, this.opts.limits ?? DEFAULT_LIMITS);
       recovered = this.dirError !== undefined;
       this.dirError = undefined;
       if (recovered) this.emit('recovered');
@@ -88,22 +71,20 @@ export class FileSource extends EventEmitter {
       this.dirError = { code: 'OXDS_YAML_PARSE', message, severity: 'error', file: this.opts.dir };
       return changed;
     }
-    let changed = recovered || jsonChanged;
-    const present = new Set(names);
+    let changed = recovered;
+    const refusedKey = JSON.stringify(listing.errors);
+    if (refusedKey !== JSON.stringify(this.refused)) changed = true;
+    this.refused = listing.errors;
+    const present = new Set(listing.files.map((f) => f.rel));
     for (const name of [...this.files.keys()]) {
       if (!present.has(name)) {
         this.files.delete(name);
         changed = true;
       }
     }
-    for (const name of names) {
-      const full = path.join(this.opts.dir, name);
-      let st;
-      try {
-        st = await fs.stat(full);
-      } catch {
-        continue; // vanished between readdir and stat
-      }
+    for (const st of listing.files) {
+      const name = st.rel;
+      const full = st.abs;
       const prev = this.files.get(name);
       if (prev && prev.mtimeMs === st.mtimeMs && prev.size === st.size) continue;
       let text: string;
@@ -112,7 +93,7 @@ export class FileSource extends EventEmitter {
       } catch {
         continue;
       }
-      const parsed = parseYamlFile(name, text, 0);
+      const parsed = await this.parser.parse(name, text);
       const hardYamlError = parsed.errors.some((e) => e.code === 'OXDS_YAML_PARSE');
       // A file that does not parse keeps its last good objects.
       const objects = hardYamlError && prev ? prev.objects : parsed.objects;
@@ -134,7 +115,7 @@ export class FileSource extends EventEmitter {
     const objects: StoredObject[] = [];
     const loadErrors: ConfigError[] = [];
     if (this.dirError) loadErrors.push(this.dirError);
-    loadErrors.push(...this.jsonFiles.map(jsonFileNotice));
+    loadErrors.push(...this.refused);
     for (const [, f] of [...this.files.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       objects.push(...f.objects);
       loadErrors.push(...f.errors);
@@ -187,5 +168,6 @@ export class FileSource extends EventEmitter {
     this.watcher = undefined;
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     this.rescanTimer = undefined;
+    void this.parser.close();
   }
 }

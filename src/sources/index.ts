@@ -28,7 +28,7 @@ export interface CreatedSource {
 }
 
 export function createSource(config: Config, logger: Logger): CreatedSource {
-  if (config.source !== 'kubernetes') return { source: new FileSource({ dir: config.configDir }) };
+  if (config.source !== 'kubernetes') return { source: new FileSource({ dir: config.configDir, limits: { maxFileBytes: config.maxConfigFileBytes, maxTotalBytes: config.maxConfigTotalBytes } }) };
   const kc = loadKubeConfig(config.kubeconfig);
   const client = new KubeClient(kc);
   const log = logger.child({ c: 'k8s' });

@@ -1,5 +1,6 @@
 // Config directory loader: every *.yaml / *.yml file (recursively, sorted), multi-document.
 import { promises as fs } from 'node:fs';
+import { listConfigFiles, DEFAULT_LIMITS, type ConfigLimits } from './config-files.js';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { ConfigError, ConfigView, KubeObject, StoredObject } from '../model/types.js';
@@ -195,56 +196,11 @@ export function assembleView(files: readonly ParsedFile[]): ConfigView {
   return { objects, loadErrors };
 }
 
-/** `.json` files of a config directory are not read: an Otoroshi export is converted with `import`. */
-export const JSON_EXT = /\.json$/i;
-
-export function jsonFileNotice(rel: string): ConfigError {
-  return {
-    code: 'OXDS_SKIPPED_FILE',
-    message: `${rel} is not read (only .yaml / .yml files are): if it is an Otoroshi export, convert it with \`otoroshi-xds import ${rel}\``,
-    file: rel,
-    severity: 'notice',
-  };
-}
-
-/** Relative paths (posix separators) of the YAML files under `dir`, sorted. Hidden entries are skipped (ConfigMap `..data`). `.json` files go to `json`. */
-export async function listYamlFiles(dir: string, json?: string[]): Promise<string[]> {
-  const out: string[] = [];
-  const visited = new Set<string>();
-  const walk = async (abs: string, rel: string): Promise<void> => {
-    let real: string;
-    try {
-      real = await fs.realpath(abs);
-    } catch {
-      return;
-    }
-    if (visited.has(real)) return; // symlink loop
-    visited.add(real);
-    const names = (await fs.readdir(abs)).sort();
-    for (const name of names) {
-      if (name.startsWith('.')) continue;
-      const childAbs = path.join(abs, name);
-      const childRel = rel === '' ? name : `${rel}/${name}`;
-      let st;
-      try {
-        st = await fs.stat(childAbs);
-      } catch {
-        continue;
-      }
-      if (st.isDirectory()) await walk(childAbs, childRel);
-      else if (st.isFile() && /\.ya?ml$/i.test(name)) out.push(childRel);
-      else if (st.isFile() && JSON_EXT.test(name)) json?.push(childRel);
-    }
-  };
-  await walk(dir, '');
-  return out.sort();
-}
-
 /** Load a config directory into a ConfigView. Unreadable files become OXDS_YAML_PARSE load errors. */
-export async function loadConfigDir(dir: string): Promise<ConfigView> {
+export async function loadConfigDir(dir: string, limits: ConfigLimits = DEFAULT_LIMITS): Promise<ConfigView> {
   const files: ParsedFile[] = [];
-  const json: string[] = [];
-  for (const rel of await listYamlFiles(dir, json)) {
+  const listing = await listConfigFiles(dir, limits);
+  for (const { rel } of listing.files) {
     let text: string;
     try {
       text = await fs.readFile(path.join(dir, rel), 'utf8');
@@ -255,5 +211,5 @@ export async function loadConfigDir(dir: string): Promise<ConfigView> {
     files.push({ relPath: rel, ...parseYamlFile(rel, text, 0) });
   }
   const view = assembleView(files);
-  return { ...view, loadErrors: [...view.loadErrors, ...json.sort().map(jsonFileNotice)] };
+  return { objects: view.objects, loadErrors: [...listing.errors, ...view.loadErrors] };
 }

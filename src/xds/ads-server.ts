@@ -19,6 +19,33 @@ import type { SnapshotCache } from './cache.js';
 import { NodeStatusRecord, withDefaults, type NodeStatus, type StreamKind, type XdsHooks, type XdsService } from './node-status.js';
 import { diffSnapshots, mayResolve, sortedResources, type KindDiff, type SnapshotDiff } from './snapshot.js';
 import type { NodeType, Snapshot, VersionedResource } from './types.js';
+import { certUris, type Authenticator, type NodePrincipal, type StreamCredentials } from './node-auth.js';
+
+/** What the transport of `call` proves: verified client certificate, bearer token, peer. */
+function streamCredentials(call: AnyCall): StreamCredentials {
+  let peer = '';
+  try {
+    peer = call.getPeer();
+  } catch {
+    /* ignore */
+  }
+  let mtls = false;
+  let uris: string[] = [];
+  try {
+    const auth = call.getAuthContext();
+    const cert = auth.sslPeerCertificate;
+    // grpc-js only exposes a peer certificate that the server's client CA verified.
+    if (cert !== undefined && cert !== null && Object.keys(cert).length > 0) {
+      mtls = true;
+      uris = certUris(cert);
+    }
+  } catch {
+    /* no TLS */
+  }
+  const header = call.metadata.get('authorization')[0];
+  const m = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null;
+  return { peer, mtls, certUris: uris, ...(m?.[1] !== undefined ? { bearer: m[1] } : {}) };
+}
 
 // ---------------------------------------------------------------------------------------------
 // Wire types (decoded protobufjs messages; camelCase fields, defaults on the prototype)
@@ -166,10 +193,16 @@ export interface AdsServerOptions {
   /** Max resource names per request / subscribed per type (default DEFAULT_MAX_NAMES). */
   maxNames?: number;
   /**
+   * Who the client of a stream is, from what its transport proves (client certificate, bearer
+   * token, peer address); run once per stream before its first request is handled. Default:
+   * self-asserted (the node's own metadata is believed).
+   */
+  authenticate?: Authenticator;
+  /**
    * Whether a node may subscribe to a resource name (e.g. a workload certificate of another
    * identity); refused names are ignored as if they did not exist. Default: every name.
    */
-  allowName?: (node: NodeInfo, kind: ResourceKind, name: string) => boolean;
+  allowName?: (principal: NodePrincipal, node: NodeInfo, kind: ResourceKind, name: string) => boolean;
   /** Batching window after a stream's first request, so types requested together go out in order (default 10 ms). */
   initialBatchMs?: number;
   /** Budget of the shared per-subscription cache on the current snapshot (default 64 MiB, 4,096 entries per node type). */
@@ -213,7 +246,8 @@ interface Ctx {
   hooks: Required<XdsHooks>;
   nodeTypeOf: (node: NodeInfo) => NodeType;
   maxNames: number;
-  allowName: ((node: NodeInfo, kind: ResourceKind, name: string) => boolean) | undefined;
+  authenticate: Authenticator;
+  allowName: AdsServerOptions['allowName'];
   initialBatchMs: number;
   onClose(s: StreamBase): void;
 }
@@ -479,11 +513,22 @@ abstract class StreamBase {
     this.status = new NodeStatusRecord(this.id, service, kind, peer);
     this.status.pendingProbe = () => this.dirty.size > 0 || this.inflight > 0;
     this.log = ctx.logger.child({ stream: this.id, service, kind });
-    call.on('data', (req: unknown) => this.guard(() => this.onRequest(req)));
-    call.on('end', () => this.guard(() => {
+    // Requests wait for the authentication step (in order: every callback chains on one promise).
+    const authenticated = Promise.resolve()
+      .then(() => ctx.authenticate(streamCredentials(call)))
+      .then(
+        (p) => {
+          this.principal = p;
+        },
+        () => {
+          this.principal = { kind: 'anonymous', reason: 'authentication failed' };
+        },
+      );
+    call.on('data', (req: unknown) => void authenticated.then(() => this.guard(() => this.onRequest(req))));
+    call.on('end', () => void authenticated.then(() => this.guard(() => {
       this.close();
       call.end();
-    }));
+    })));
     call.on('cancelled', () => this.close());
     call.on('error', () => this.close());
     call.on('close', () => this.close());
@@ -568,8 +613,9 @@ abstract class StreamBase {
     return undefined;
   }
 
-  /** The node of the stream's first request (its identity for `allowName`). */
+  /** The node of the stream's first request, and who its transport proved it is (for `allowName`). */
   protected node: NodeInfo = {};
+  protected principal: NodePrincipal = { kind: 'anonymous', reason: 'not authenticated yet' };
   private refusedLogs = 0;
 
   /** Whether this stream's node may have `name`; a refusal is logged (a few times) and counted. */
@@ -578,7 +624,7 @@ abstract class StreamBase {
     if (allow === undefined) return true;
     let ok = false;
     try {
-      ok = allow(this.node, kind, name);
+      ok = allow(this.principal, this.node, kind, name);
     } catch {
       ok = false;
     }
@@ -992,6 +1038,7 @@ export class AdsServer {
         }
       },
       maxNames: opts.maxNames ?? DEFAULT_MAX_NAMES,
+      authenticate: opts.authenticate ?? (() => ({ kind: 'self-asserted' })),
       allowName: opts.allowName,
       shared: new SharedResponses(opts.sharedEncodingMaxBytes ?? 64 * 1024 * 1024, opts.sharedEncodingMaxEntries ?? 4096),
       initialBatchMs: opts.initialBatchMs ?? 10,

@@ -2,6 +2,7 @@
 // same output, every list sorted. Invalid per-descriptor contributions are dropped with an
 // OXDS_ENVOY_VALIDATION error; they never sink the shared route configurations.
 import type { ProtoObject } from '../proto/loader.js';
+import { wildcardMatcher, type Matcher } from '../model/linear-regex.js';
 import { TYPE_URLS } from '../proto/loader.js';
 import { validateResource, type ValidationIssue } from './validate.js';
 import type { ConfigError, Descriptor, Model, PathMatch, Target, TcpServiceModel, TlsBinding, TlsCertificate } from '../model/types.js';
@@ -59,14 +60,13 @@ import { failFastLbConfig, uncappedCircuitBreakers, upstreamErrorMappers } from 
 
 // ------------------------------------------------------------------ host patterns
 
-const globCache = new Map<string, RegExp>();
+const globCache = new Map<string, Matcher>();
 
-/** Otoroshi RegexPool: `.` → `\.`, `*` → `.*`, whole host (port already stripped). */
+/** Otoroshi RegexPool: `.` literal, `*` any run of characters, whole host (port already stripped), case-insensitive. */
 export function hostMatches(pattern: string, host: string): boolean {
   let re = globCache.get(pattern);
   if (!re) {
-    const src = pattern.replace(/[+?^${}()|[\]\\]/g, '\\$&').replace(/\./g, '\\.').replace(/\*/g, '.*');
-    re = new RegExp(`^${src}$`, 'i');
+    re = wildcardMatcher(pattern);
     if (globCache.size > 10_000) globCache.clear();
     globCache.set(pattern, re);
   }

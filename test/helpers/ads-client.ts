@@ -28,6 +28,8 @@ export interface ClientOptions {
   service?: 'ads' | 'sds';
   /** Channel credentials (default plaintext). */
   credentials?: grpc.ChannelCredentials;
+  /** Sent as `authorization: Bearer <token>` call metadata (the gateway token). */
+  bearer?: string;
 }
 
 type Msg = DiscoveryResponse | DeltaDiscoveryResponse;
@@ -99,9 +101,11 @@ export class AdsClient {
       service === 'ads'
         ? this.mode === 'sotw' ? 'StreamAggregatedResources' : 'DeltaAggregatedResources'
         : this.mode === 'sotw' ? 'StreamSecrets' : 'DeltaSecrets';
-    const fn = (this.client as unknown as Record<string, () => grpc.ClientDuplexStream<object, Msg>>)[methodName];
+    const fn = (this.client as unknown as Record<string, (md?: grpc.Metadata) => grpc.ClientDuplexStream<object, Msg>>)[methodName];
     if (!fn) throw new Error(`no method ${methodName}`);
-    this.call = fn.call(this.client);
+    const md = new grpc.Metadata();
+    if (opts.bearer !== undefined) md.set('authorization', `Bearer ${opts.bearer}`);
+    this.call = fn.call(this.client, md);
     this.call.on('data', (m: Msg) => {
       this.received.push(m);
       const w = this.waiters.shift();

@@ -240,10 +240,13 @@ export function writeFiles(dir: string, files: Record<string, string | undefined
   }
 }
 
+/** The gateway token test servers accept and test gateways present (node authorization). */
+export const TEST_GATEWAY_TOKEN = 'test-gateway-token';
+
 /** Server config for tests: every port free, listeners on loopback, ext_authz on. */
 export function testConfig(dir: string, extra: Record<string, unknown> = {}): Config {
   const r = resolveConfig(
-    { config: dir, host: '127.0.0.1', xdsPort: 0, adminPort: 0, authzPort: 0, envoyHttpPort: 0, envoyHttpsPort: 0, envoyListenAddress: '127.0.0.1', dataDir: path.join(dir, '.data'), logLevel: 'silent', debounceMs: 20, debounceMaxMs: 200, ...extra },
+    { config: dir, host: '127.0.0.1', xdsPort: 0, adminPort: 0, authzPort: 0, envoyHttpPort: 0, envoyHttpsPort: 0, envoyListenAddress: '127.0.0.1', dataDir: path.join(dir, '.data'), gatewayToken: TEST_GATEWAY_TOKEN, logLevel: 'silent', debounceMs: 20, debounceMaxMs: 200, ...extra },
     {},
   );
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
@@ -287,6 +290,7 @@ export async function startGateway(t: TestContext, bin: string, o: GatewayOption
     adminAddress: '127.0.0.1',
     adminPort: 0,
     delta: o.delta ?? true,
+    token: TEST_GATEWAY_TOKEN,
     ...o.bootstrap,
   });
   fs.mkdirSync(path.join(dir, 'envoy'));

@@ -40,6 +40,8 @@ export function httpConnectionManager(
     httpFilters: [...filters, routerFilter()],
     normalizePath: wrapped(true),
     mergeSlashes: true,
+    // Encoded slashes (%2F, %5C) are refused (400): no two proxies agree on what they mean.
+    pathWithEscapedSlashesAction: 'REJECT_REQUEST',
     stripAnyHostPort: true,
     serverHeaderTransformation: 'PASS_THROUGH',
     // Otoroshi's allowHttp10 defaults to true (Envoy refuses HTTP/1.0 by default).
