@@ -59,6 +59,8 @@ export interface GatewayBootstrapOptions {
   /** Incremental (Delta) ADS, else state of the world. */
   delta: boolean;
   tls?: XdsTlsOptions;
+  /** Runtime values over GATEWAY_RUNTIME (e.g. a lower `re2.max_program_size.error_level`). */
+  runtime?: Record<string, number>;
   /** Sent as `authorization: Bearer <token>` on the xDS stream: the server's --gateway-token proves a gateway. */
   token?: string;
 }
@@ -152,7 +154,7 @@ export function gatewayBootstrap(o: GatewayBootstrapOptions): Yamlish {
     },
     static_resources: { clusters: [xdsCluster(hp.host, hp.port, o.tls)] },
     admin: { address: { socket_address: { address: o.adminAddress, port_value: o.adminPort } } },
-    layered_runtime: { layers: [{ name: 'static', static_layer: { ...GATEWAY_RUNTIME } }] },
+    layered_runtime: { layers: [{ name: 'static', static_layer: { ...GATEWAY_RUNTIME, ...(o.runtime ?? {}) } }] },
     overload_manager: overloadManager(),
   };
 }

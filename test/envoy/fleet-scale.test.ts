@@ -41,7 +41,7 @@ for (const delta of [false, true]) {
       t.after(() => Promise.all(backends.map((b) => b.stop())));
       const ports = backends.map((b) => b.port);
       const started = Date.now();
-      const gw = await startGateway(t, bin, { files: { 'd.yaml': descriptors(ports) }, delta, flags: { logLevel: process.env.OXDS_TEST_LOG ?? 'silent' } });
+      const gw = await startGateway(t, bin, { files: { 'd.yaml': descriptors(ports) }, delta, flags: { logLevel: process.env.OXDS_TEST_LOG ?? 'silent', maxConfigFileBytes: 64 * 1024 * 1024, maxConfigTotalBytes: 64 * 1024 * 1024 } });
       const readyMs = Date.now() - started;
       const who = async (i: number): Promise<string> => {
         const r = await gw.request({ host: `s${i}.fleet.oto.tools`, path: '/x' });
