@@ -121,20 +121,32 @@ async function serve(mode: string, port: number, redisUrl: string | undefined): 
   if (mode === 'floor') {
     // The constant answer is what our adapter sends for this request (an allow with mutations).
     const answer = encodeAllow({
-      allow: true, reason: 'apikey', descriptorId: DESCRIPTOR_ID, clientId: CLIENT_ID,
+      allow: true,
+      reason: 'apikey',
+      descriptorId: DESCRIPTOR_ID,
+      clientId: CLIENT_ID,
       upstreamHeaders: { 'Otoroshi-Proxied-Host': `${DESCRIPTOR_ID}.oto.tools` },
       removeUpstreamHeaders: ['otoroshi-client-id', 'otoroshi-client-secret'],
-      responseHeaders: { 'Otoroshi-Daily-Calls-Remaining': '999999999', 'Otoroshi-Monthly-Calls-Remaining': '999999999' },
+      responseHeaders: {
+        'Otoroshi-Daily-Calls-Remaining': '999999999',
+        'Otoroshi-Monthly-Calls-Remaining': '999999999',
+      },
     });
     const server = new grpc.Server();
-    server.addService(AUTHORIZATION_SERVICE, { Check: (_call: unknown, cb: grpc.sendUnaryData<Buffer>) => cb(null, answer) });
-    await new Promise<void>((res, rej) => server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
+    server.addService(AUTHORIZATION_SERVICE, {
+      Check: (_call: unknown, cb: grpc.sendUnaryData<Buffer>) => cb(null, answer),
+    });
+    await new Promise<void>((res, rej) =>
+      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())),
+    );
   } else {
     const built = buildModel({ objects: parseYamlFile('bench.yaml', modelYaml(), 0).objects, loadErrors: [] });
     // AUTHZ_BENCH_MAX_BATCH=n (1 = no batching) for A/B runs of the Redis batching
     const maxBatch = Number(process.env['AUTHZ_BENCH_MAX_BATCH'] ?? 0);
     const batchOpts = maxBatch > 0 ? { batching: maxBatch > 1, maxBatch } : {};
-    const quota: QuotaStore = mode.startsWith('redis') ? createQuotaStore({ redisUrl: redisUrl!, logger, ...batchOpts }) : createQuotaStore({});
+    const quota: QuotaStore = mode.startsWith('redis')
+      ? createQuotaStore({ redisUrl: redisUrl!, logger, ...batchOpts })
+      : createQuotaStore({});
     const az = new Authorizer({ quota });
     az.setPolicy(buildPolicy(built.model));
     if (mode.startsWith('redis')) {
@@ -143,7 +155,9 @@ async function serve(mode: string, port: number, redisUrl: string | undefined): 
     }
     await startAuthzServer('127.0.0.1', port, { check: (i) => az.check(i), logger });
     const primary = (quota as unknown as { primary?: { stats?: { calls: number; checks: number } } }).primary;
-    if (primary?.stats) exitStats = () => `STATS ${JSON.stringify({ redisScriptCalls: primary.stats!.calls, redisChecks: primary.stats!.checks })}\n`;
+    if (primary?.stats)
+      exitStats = () =>
+        `STATS ${JSON.stringify({ redisScriptCalls: primary.stats!.calls, redisChecks: primary.stats!.checks })}\n`;
     void registerAuthz; // (startAuthzServer = new grpc.Server + registerAuthz + bind)
   }
   process.stdout.write(`READY ${port}\n`);
@@ -168,7 +182,8 @@ async function serveMain(): Promise<void> {
       return;
     }
     const orig = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((s: string) => (String(s).startsWith('READY') ? (process.send?.('ready'), true) : orig(s))) as typeof process.stdout.write;
+    process.stdout.write = ((s: string) =>
+      String(s).startsWith('READY') ? (process.send?.('ready'), true) : orig(s)) as typeof process.stdout.write;
   }
   await serve(mode.replace(/-cluster2$/, ''), port, redisUrl);
 }
@@ -186,8 +201,10 @@ interface RunResult {
   rps?: number;
 }
 
-
-async function startChild(mode: string, redisUrl?: string): Promise<{ child: ChildProcess; port: number; output: () => string }> {
+async function startChild(
+  mode: string,
+  redisUrl?: string,
+): Promise<{ child: ChildProcess; port: number; output: () => string }> {
   const port = await freePort();
   const args = [process.argv[1]!, 'serve', mode, String(port)];
   if (redisUrl) args.push(redisUrl);
@@ -224,9 +241,15 @@ function verify(port: number, body: Buffer, mode: string): Promise<string> {
     client.makeUnaryRequest(CHECK_PATH, id, id, body, { deadline: Date.now() + 5000 }, (err, res) => {
       client.close();
       if (err) return reject(err);
-      const r = CheckResponse.toObject(CheckResponse.decode(res!), TO_OBJECT_OPTIONS) as { status?: { code?: number }; okResponse?: { responseHeadersToAdd?: Array<{ header: { key: string; value: string } }> } };
-      if ((r.status?.code ?? 0) !== 0 || !r.okResponse) return reject(new Error(`${mode}: not an allow: ${JSON.stringify(r)}`));
-      const rem = r.okResponse.responseHeadersToAdd?.find((h) => h.header.key.toLowerCase() === 'otoroshi-daily-calls-remaining');
+      const r = CheckResponse.toObject(CheckResponse.decode(res!), TO_OBJECT_OPTIONS) as {
+        status?: { code?: number };
+        okResponse?: { responseHeadersToAdd?: Array<{ header: { key: string; value: string } }> };
+      };
+      if ((r.status?.code ?? 0) !== 0 || !r.okResponse)
+        return reject(new Error(`${mode}: not an allow: ${JSON.stringify(r)}`));
+      const rem = r.okResponse.responseHeadersToAdd?.find(
+        (h) => h.header.key.toLowerCase() === 'otoroshi-daily-calls-remaining',
+      );
       resolve(rem ? `allow, ${rem.header.key}: ${rem.header.value}` : 'allow');
     });
   });
@@ -237,12 +260,27 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-function h2load(port: number, bodyFile: string, name: string, o: { duration: number; c: number; m: number; rps?: number }): RunResult {
+function h2load(
+  port: number,
+  bodyFile: string,
+  name: string,
+  o: { duration: number; c: number; m: number; rps?: number },
+): RunResult {
   const log = path.join(os.tmpdir(), `oxds-h2load-${process.pid}-${name}.log`);
   fs.rmSync(log, { force: true });
   const args = [
-    `-c${o.c}`, `-m${o.m}`, '-t1', '-D', `${o.duration}`, '--warm-up-time=1',
-    '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers',
+    `-c${o.c}`,
+    `-m${o.m}`,
+    '-t1',
+    '-D',
+    `${o.duration}`,
+    '--warm-up-time=1',
+    '-d',
+    bodyFile,
+    '-H',
+    'content-type: application/grpc',
+    '-H',
+    'te: trailers',
     `--log-file=${log}`,
   ];
   if (o.rps) args.push(`--rps=${o.rps}`);
@@ -286,7 +324,7 @@ export function grpcFrame(body: Buffer): Buffer {
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] ?? def : def;
+  return i >= 0 ? (process.argv[i + 1] ?? def) : def;
 }
 
 async function main(): Promise<void> {
@@ -304,36 +342,67 @@ async function main(): Promise<void> {
   const checks: Record<string, string> = {};
   const modes = ['floor', 'memory', ...(redis ? ['redis'] : [])];
   const clusterModes = skipCluster ? [] : ['floor-cluster2', 'memory-cluster2', ...(redis ? ['redis-cluster2'] : [])];
-  let rss: { mode: string; seconds: number; samplesKb: number[]; startKb: number; endKb: number; maxKb: number; reqPerSec: number; earlyMedianKb: number; lateMedianKb: number } | undefined;
+  let rss:
+    | {
+        mode: string;
+        seconds: number;
+        samplesKb: number[];
+        startKb: number;
+        endKb: number;
+        maxKb: number;
+        reqPerSec: number;
+        earlyMedianKb: number;
+        lateMedianKb: number;
+      }
+    | undefined;
   const batchStats: Record<string, { redisScriptCalls: number; redisChecks: number }> = {};
   try {
     // Rounds alternate the order (the machine is shared: load drifts); the table shows medians.
-    for (let round = 0; round < rounds; round++) for (const mode of round === 0 ? [...modes, ...clusterModes] : round % 2 ? [...modes].reverse() : modes) {
-      const { child, port, output } = await startChild(mode, redis?.url);
-      try {
-        checks[mode] = await verify(port, body, mode);
-        results.push(h2load(port, bodyFile, mode, { duration, c: 4, m: 32 }));
-        if (!mode.endsWith('cluster2')) results.push(h2load(port, bodyFile, `${mode}@1000rps`, { duration, c: 4, m: 1, rps: 250 }));
-        checks[`${mode} after`] = await verify(port, body, mode);
-      } finally {
-        await stopChild(child);
+    for (let round = 0; round < rounds; round++)
+      for (const mode of round === 0 ? [...modes, ...clusterModes] : round % 2 ? [...modes].reverse() : modes) {
+        const { child, port, output } = await startChild(mode, redis?.url);
+        try {
+          checks[mode] = await verify(port, body, mode);
+          results.push(h2load(port, bodyFile, mode, { duration, c: 4, m: 32 }));
+          if (!mode.endsWith('cluster2'))
+            results.push(h2load(port, bodyFile, `${mode}@1000rps`, { duration, c: 4, m: 1, rps: 250 }));
+          checks[`${mode} after`] = await verify(port, body, mode);
+        } finally {
+          await stopChild(child);
+        }
+        const st = /STATS (.*)/.exec(output());
+        if (st) {
+          const x = JSON.parse(st[1]!) as { redisScriptCalls: number; redisChecks: number };
+          const acc = (batchStats[mode] ??= { redisScriptCalls: 0, redisChecks: 0 });
+          acc.redisScriptCalls += x.redisScriptCalls;
+          acc.redisChecks += x.redisChecks;
+        }
+        process.stderr.write(`round ${round + 1}/${rounds} ${mode}: done (load ${os.loadavg()[0]!.toFixed(2)})\n`);
       }
-      const st = /STATS (.*)/.exec(output());
-      if (st) {
-        const x = JSON.parse(st[1]!) as { redisScriptCalls: number; redisChecks: number };
-        const acc = (batchStats[mode] ??= { redisScriptCalls: 0, redisChecks: 0 });
-        acc.redisScriptCalls += x.redisScriptCalls;
-        acc.redisChecks += x.redisChecks;
-      }
-      process.stderr.write(`round ${round + 1}/${rounds} ${mode}: done (load ${os.loadavg()[0]!.toFixed(2)})\n`);
-    }
     if (rssSeconds > 0) {
       const mode = redis ? 'redis' : 'memory';
       const { child, port } = await startChild(mode, redis?.url);
       try {
         const samples: number[] = [rssKb(child.pid!)];
         const timer = setInterval(() => samples.push(rssKb(child.pid!)), 1000);
-        const load = spawn('h2load', ['-c4', '-m32', '-t1', '-D', String(rssSeconds), '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', `http://127.0.0.1:${port}${CHECK_PATH}`], { stdio: ['ignore', 'pipe', 'ignore'] });
+        const load = spawn(
+          'h2load',
+          [
+            '-c4',
+            '-m32',
+            '-t1',
+            '-D',
+            String(rssSeconds),
+            '-d',
+            bodyFile,
+            '-H',
+            'content-type: application/grpc',
+            '-H',
+            'te: trailers',
+            `http://127.0.0.1:${port}${CHECK_PATH}`,
+          ],
+          { stdio: ['ignore', 'pipe', 'ignore'] },
+        );
         let out = '';
         load.stdout.on('data', (d: Buffer) => (out += d.toString()));
         await new Promise((r) => load.once('exit', r));
@@ -343,9 +412,15 @@ async function main(): Promise<void> {
         // flat = the median of the last quarter is within 10 % of the median of the second quarter (after warm-up)
         const q = Math.max(1, Math.floor(samples.length / 4));
         rss = {
-          mode, seconds: rssSeconds, samplesKb: samples, startKb: samples[0]!, endKb: samples.at(-1)!, maxKb: Math.max(...samples),
+          mode,
+          seconds: rssSeconds,
+          samplesKb: samples,
+          startKb: samples[0]!,
+          endKb: samples.at(-1)!,
+          maxKb: Math.max(...samples),
           reqPerSec: Number(/([\d.]+) req\/s/.exec(out)?.[1] ?? 0),
-          earlyMedianKb: medKb(samples.slice(q, 2 * q)), lateMedianKb: medKb(samples.slice(-q)),
+          earlyMedianKb: medKb(samples.slice(q, 2 * q)),
+          lateMedianKb: medKb(samples.slice(-q)),
         };
       } finally {
         await stopChild(child);
@@ -378,43 +453,90 @@ async function main(): Promise<void> {
   const floor2 = summary.find((r) => r.name === 'floor-cluster2');
   const out = {
     date: new Date().toISOString(),
-    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadavgBefore: loadBefore, loadavgAfter: os.loadavg() },
+    machine: {
+      cpus: os.cpus().length,
+      model: os.cpus()[0]?.model,
+      node: process.version,
+      loadavgBefore: loadBefore,
+      loadavgAfter: os.loadavg(),
+    },
     checkRequestBytes: body.length,
     model: { descriptors: DESCRIPTORS, apikeys: APIKEYS },
     correctness: checks,
     rounds,
     durationSeconds: duration,
-    results: summary.map((r) => ({ ...r, ratioToFloor: r.rps ? undefined : Number((r.reqPerSec / floor.reqPerSec).toFixed(3)), ratioToClusterFloor: floor2 && r.name.endsWith('cluster2') ? Number((r.reqPerSec / floor2.reqPerSec).toFixed(3)) : undefined })),
+    results: summary.map((r) => ({
+      ...r,
+      ratioToFloor: r.rps ? undefined : Number((r.reqPerSec / floor.reqPerSec).toFixed(3)),
+      ratioToClusterFloor:
+        floor2 && r.name.endsWith('cluster2') ? Number((r.reqPerSec / floor2.reqPerSec).toFixed(3)) : undefined,
+    })),
     runs: results,
     rss,
-    redisBatching: Object.fromEntries(Object.entries(batchStats).map(([k, v]) => [k, { ...v, checksPerCall: Number((v.redisChecks / Math.max(1, v.redisScriptCalls)).toFixed(1)) }])),
+    redisBatching: Object.fromEntries(
+      Object.entries(batchStats).map(([k, v]) => [
+        k,
+        { ...v, checksPerCall: Number((v.redisChecks / Math.max(1, v.redisScriptCalls)).toFixed(1)) },
+      ]),
+    ),
     goals: [] as { goal: string; met: boolean | null; detail: string }[],
   };
   const get = (n: string): RunResult | undefined => summary.find((r) => r.name === n);
   const ratioGoal = (name: string, min: number): void => {
     const r = get(name);
-    out.goals.push(r
-      ? { goal: `ext_authz ${name}: ≥ ${min * 100} % of the floor's checks/s`, met: r.reqPerSec / floor.reqPerSec >= min, detail: `${r.reqPerSec.toFixed(0)} / ${floor.reqPerSec.toFixed(0)} req/s = ${(r.reqPerSec / floor.reqPerSec).toFixed(2)} (medians of ${rounds} × ${duration} s)` }
-      : { goal: `ext_authz ${name}: ≥ ${min * 100} % of the floor's checks/s`, met: null, detail: 'not run' });
+    out.goals.push(
+      r
+        ? {
+            goal: `ext_authz ${name}: ≥ ${min * 100} % of the floor's checks/s`,
+            met: r.reqPerSec / floor.reqPerSec >= min,
+            detail: `${r.reqPerSec.toFixed(0)} / ${floor.reqPerSec.toFixed(0)} req/s = ${(r.reqPerSec / floor.reqPerSec).toFixed(2)} (medians of ${rounds} × ${duration} s)`,
+          }
+        : { goal: `ext_authz ${name}: ≥ ${min * 100} % of the floor's checks/s`, met: null, detail: 'not run' },
+    );
   };
   ratioGoal('memory', 0.8);
   ratioGoal('redis', 0.6);
   for (const name of ['memory@1000rps', 'redis@1000rps']) {
     const r = get(name);
-    if (r) out.goals.push({ goal: `ext_authz ${name.replace('@1000rps', '')}: p99 < 2 ms at 1,000 checks/s`, met: r.p99us < 2000, detail: `p50 ${r.p50us} µs, p99 ${r.p99us} µs (floor p99 ${get('floor@1000rps')?.p99us ?? '?'} µs)` });
+    if (r)
+      out.goals.push({
+        goal: `ext_authz ${name.replace('@1000rps', '')}: p99 < 2 ms at 1,000 checks/s`,
+        met: r.p99us < 2000,
+        detail: `p50 ${r.p50us} µs, p99 ${r.p99us} µs (floor p99 ${get('floor@1000rps')?.p99us ?? '?'} µs)`,
+      });
   }
-  if (rss) out.goals.push({ goal: `ext_authz memory flat over ${rss.seconds} s (${rss.mode}, full load)`, met: rss.lateMedianKb <= rss.earlyMedianKb * 1.1, detail: `RSS start ${(rss.startKb / 1024).toFixed(0)} MiB, 2nd-quarter median ${(rss.earlyMedianKb / 1024).toFixed(0)} MiB, last-quarter median ${(rss.lateMedianKb / 1024).toFixed(0)} MiB, max ${(rss.maxKb / 1024).toFixed(0)} MiB at ${rss.reqPerSec.toFixed(0)} req/s` });
+  if (rss)
+    out.goals.push({
+      goal: `ext_authz memory flat over ${rss.seconds} s (${rss.mode}, full load)`,
+      met: rss.lateMedianKb <= rss.earlyMedianKb * 1.1,
+      detail: `RSS start ${(rss.startKb / 1024).toFixed(0)} MiB, 2nd-quarter median ${(rss.earlyMedianKb / 1024).toFixed(0)} MiB, last-quarter median ${(rss.lateMedianKb / 1024).toFixed(0)} MiB, max ${(rss.maxKb / 1024).toFixed(0)} MiB at ${rss.reqPerSec.toFixed(0)} req/s`,
+    });
   fs.mkdirSync('bench/results', { recursive: true });
   fs.writeFileSync('bench/results/authz.json', JSON.stringify(out, null, 2));
-  console.log(`load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   console.log(`medians of ${rounds} round(s), ${duration} s each`);
   console.log('| run | req/s | ours/floor | ours/floor-cluster2 | p50 µs | p99 µs | p99.9 µs | failed |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
-  for (const r of out.results) console.log(`| ${r.name} | ${r.reqPerSec.toFixed(0)} | ${r.ratioToFloor ?? ''} | ${r.ratioToClusterFloor ?? ''} | ${r.p50us} | ${r.p99us} | ${r.p999us} | ${r.failed} |`);
-  if (rss) console.log(`RSS (${rss.mode}, ${rss.seconds}s at ${rss.reqPerSec.toFixed(0)} req/s): start ${(rss.startKb / 1024).toFixed(1)} MiB, max ${(rss.maxKb / 1024).toFixed(1)} MiB, end ${(rss.endKb / 1024).toFixed(1)} MiB`);
-  for (const [k, v] of Object.entries(out.redisBatching)) console.log(`redis batching (${k}): ${v.redisChecks} checks in ${v.redisScriptCalls} script calls = ${v.checksPerCall} per call`);
+  for (const r of out.results)
+    console.log(
+      `| ${r.name} | ${r.reqPerSec.toFixed(0)} | ${r.ratioToFloor ?? ''} | ${r.ratioToClusterFloor ?? ''} | ${r.p50us} | ${r.p99us} | ${r.p999us} | ${r.failed} |`,
+    );
+  if (rss)
+    console.log(
+      `RSS (${rss.mode}, ${rss.seconds}s at ${rss.reqPerSec.toFixed(0)} req/s): start ${(rss.startKb / 1024).toFixed(1)} MiB, max ${(rss.maxKb / 1024).toFixed(1)} MiB, end ${(rss.endKb / 1024).toFixed(1)} MiB`,
+    );
+  for (const [k, v] of Object.entries(out.redisBatching))
+    console.log(
+      `redis batching (${k}): ${v.redisChecks} checks in ${v.redisScriptCalls} script calls = ${v.checksPerCall} per call`,
+    );
   for (const [k, v] of Object.entries(checks)) console.log(`check ${k}: ${v}`);
-  for (const g of out.goals) console.log(`  [${g.met === null ? 'N/A' : g.met ? 'MET' : 'NOT MET'}] ${g.goal}: ${g.detail}`);
+  for (const g of out.goals)
+    console.log(`  [${g.met === null ? 'N/A' : g.met ? 'MET' : 'NOT MET'}] ${g.goal}: ${g.detail}`);
 }
 
 if (process.argv[2] === 'body') {

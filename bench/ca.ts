@@ -70,7 +70,10 @@ const workload = rate(N, (i) => {
     }
     return undefined;
   };
-  R['metadata'] ??= (k: unknown, v: unknown) => (t: object): void => (R['defineMetadata'] as (a: unknown, b: unknown, c: object) => void)(k, v, t);
+  R['metadata'] ??=
+    (k: unknown, v: unknown) =>
+    (t: object): void =>
+      (R['defineMetadata'] as (a: unknown, b: unknown, c: object) => void)(k, v, t);
 }
 const x509: typeof X509 = await import('@peculiar/x509');
 
@@ -108,8 +111,14 @@ const peculiar = await rateAsync(NP, async (i) => {
 
 // Re-issue 10,000 workload certificates, measuring event-loop blocking.
 const M = 10_000;
-const reqs = Array.from({ length: M }, (_, i) => ({ hosts: [`spiffe://cluster.local/ns/n${i % 50}/sa/s${i}`], client: true, duration: '24h' }));
-async function reissue(sliceMs: number): Promise<{ totalMs: number; maxBlockMs: number; p99Ms: number; maxGapMs: number }> {
+const reqs = Array.from({ length: M }, (_, i) => ({
+  hosts: [`spiffe://cluster.local/ns/n${i % 50}/sa/s${i}`],
+  client: true,
+  duration: '24h',
+}));
+async function reissue(
+  sliceMs: number,
+): Promise<{ totalMs: number; maxBlockMs: number; p99Ms: number; maxGapMs: number }> {
   const h = monitorEventLoopDelay({ resolution: 1 });
   // Independent measure: the longest gap between two runs of a 1 ms timer.
   let last = performance.now();
@@ -136,11 +145,18 @@ const re10 = await reissue(10);
 const re40 = await reissue(40);
 
 // The pipeline's CA stage: 10,000 Certificate CRs appear at once (cold start, or a CA change).
-async function pipelineStage(n: number): Promise<{ syncMs: number; inline: number; drainedMs: number; maxBlockMs: number }> {
+async function pipelineStage(
+  n: number,
+): Promise<{ syncMs: number; inline: number; drainedMs: number; maxBlockMs: number }> {
   const objects: StoredObject[] = Array.from({ length: n }, (_, i) => ({
     key: `Certificate/default/c${i}`,
     origin: { seq: i + 1 },
-    object: { apiVersion: 'proxy.otoroshi.io/v1alpha1', kind: 'Certificate', metadata: { name: `c${i}`, namespace: 'default' }, spec: { csr: { hosts: [`c${i}.oto.tools`] } } },
+    object: {
+      apiVersion: 'proxy.otoroshi.io/v1alpha1',
+      kind: 'Certificate',
+      metadata: { name: `c${i}`, namespace: 'default' },
+      spec: { csr: { hosts: [`c${i}.oto.tools`] } },
+    },
   }));
   const built = buildModel({ objects, loadErrors: [] }, { now });
   let drained!: () => void;

@@ -32,7 +32,14 @@ async function startHttpBackend(_id: string): Promise<{ port: number; stop(): Pr
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const port = (server.address() as { port: number }).port;
-  return { port, stop: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+  return {
+    port,
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }
 
 const KEY = { 'otoroshi-client-id': 'bench-client', 'otoroshi-client-secret': 'bench-secret' };
@@ -63,15 +70,32 @@ spec:
   );
 }
 
-async function gateway(bin: string, server: ServeChild, nodeId: string, delta: boolean): Promise<{ envoy: EnvoyProcess; port: number }> {
-  const envoy = await EnvoyProcess.start(bin, gatewayBootstrapYaml({ xdsAddress: `127.0.0.1:${server.ports.xds}`, nodeId, nodeCluster: 'otoroshi-gateway', adminAddress: '127.0.0.1', adminPort: 0, delta }));
+async function gateway(
+  bin: string,
+  server: ServeChild,
+  nodeId: string,
+  delta: boolean,
+): Promise<{ envoy: EnvoyProcess; port: number }> {
+  const envoy = await EnvoyProcess.start(
+    bin,
+    gatewayBootstrapYaml({
+      xdsAddress: `127.0.0.1:${server.ports.xds}`,
+      nodeId,
+      nodeCluster: 'otoroshi-gateway',
+      adminAddress: '127.0.0.1',
+      adminPort: 0,
+      delta,
+    }),
+  );
   await envoy.ready(120_000);
   const port = await eventually('the oxds-http listener', () => envoy.listenerPort('oxds-http'), 120_000);
   return { envoy, port };
 }
 
 function run(cmd: string, args: string[], timeout: number): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve) => execFile(cmd, args, { encoding: 'utf8', timeout }, (_e, stdout, stderr) => resolve({ stdout, stderr })));
+  return new Promise((resolve) =>
+    execFile(cmd, args, { encoding: 'utf8', timeout }, (_e, stdout, stderr) => resolve({ stdout, stderr })),
+  );
 }
 
 /**
@@ -79,14 +103,37 @@ function run(cmd: string, args: string[], timeout: number): Promise<{ stdout: st
  * `delayMs` between requests (wrk's Lua `delay()`), so that the offered rate is about `rate`.
  * wrk measures each request's latency (the pause excluded) and reports its percentiles.
  */
-async function wrk(port: number, host: string, headers: Record<string, string>, rate: number, ms: number): Promise<{ p50: number; p90: number; p99: number; achieved: number; non2xx: number; requests: number }> {
+async function wrk(
+  port: number,
+  host: string,
+  headers: Record<string, string>,
+  rate: number,
+  ms: number,
+): Promise<{ p50: number; p90: number; p99: number; achieved: number; non2xx: number; requests: number }> {
   const conns = Math.max(1, Math.round(rate / 100));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-wrk-'));
   const script = path.join(dir, 'paced.lua');
-  const hdrs = Object.entries({ Host: host, ...headers }).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`).join('\n');
+  const hdrs = Object.entries({ Host: host, ...headers })
+    .map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`)
+    .join('\n');
   fs.writeFileSync(script, `${hdrs}\nfunction delay() return 10 end\n`);
   // Asynchronously: the backend lives in this process's event loop.
-  const r = await run('wrk', ['-t', '1', '-c', String(conns), '-d', `${Math.round(ms / 1000)}s`, '--latency', '-s', script, `http://127.0.0.1:${port}/x`], ms + 60_000);
+  const r = await run(
+    'wrk',
+    [
+      '-t',
+      '1',
+      '-c',
+      String(conns),
+      '-d',
+      `${Math.round(ms / 1000)}s`,
+      '--latency',
+      '-s',
+      script,
+      `http://127.0.0.1:${port}/x`,
+    ],
+    ms + 60_000,
+  );
   fs.rmSync(dir, { recursive: true, force: true });
   const text = r.stdout;
   const q = (label: string): number => {
@@ -108,26 +155,47 @@ async function latencyBench(bin: string): Promise<unknown> {
   const server = await startServeChild(dir, await freeServePorts(), ['--log-level', 'warn']);
   const { envoy, port } = await gateway(bin, server, 'bench-latency', true);
   try {
-    await eventually('checked route served', async () => ((await status(port, 'checked.bench', KEY)) === 200 ? true : undefined), 60_000);
+    await eventually(
+      'checked route served',
+      async () => ((await status(port, 'checked.bench', KEY)) === 200 ? true : undefined),
+      60_000,
+    );
     await wrk(port, 'open.bench', {}, 200, 2000); // warm-up
     await wrk(port, 'checked.bench', KEY, 200, 2000);
     const rows: unknown[] = [];
     for (const rate of RATES) {
       // Alternating arms, twice, so that drift in the machine's load hits both alike.
       const runs: Awaited<ReturnType<typeof wrk>>[] = [];
-      for (let round = 0; round < 2; round++) runs.push(await wrk(port, 'open.bench', {}, rate, SLICE_MS), await wrk(port, 'checked.bench', KEY, rate, SLICE_MS));
+      for (let round = 0; round < 2; round++)
+        runs.push(
+          await wrk(port, 'open.bench', {}, rate, SLICE_MS),
+          await wrk(port, 'checked.bench', KEY, rate, SLICE_MS),
+        );
       const arm = (i: number): { p50: number; p90: number; p99: number; achieved: number; non2xx: number } => {
         const xs = runs.filter((_, j) => j % 2 === i);
         const med = (k: 'p50' | 'p90' | 'p99' | 'achieved'): number => Math.max(...xs.map((x) => x[k]));
-        return { p50: med('p50'), p90: med('p90'), p99: med('p99'), achieved: xs.reduce((a, x) => a + x.achieved, 0) / xs.length, non2xx: xs.reduce((a, x) => a + x.non2xx, 0) };
+        return {
+          p50: med('p50'),
+          p90: med('p90'),
+          p99: med('p99'),
+          achieved: xs.reduce((a, x) => a + x.achieved, 0) / xs.length,
+          non2xx: xs.reduce((a, x) => a + x.non2xx, 0),
+        };
       };
       const off = arm(0);
       const on = arm(1);
       const row = { rate, noAuthz: off, authz: on, addedP50Ms: on.p50 - off.p50, addedP99Ms: on.p99 - off.p99 };
-      console.log(`  ~${rate} req/s (achieved ${off.achieved.toFixed(0)} / ${on.achieved.toFixed(0)}): without ext_authz p50 ${off.p50.toFixed(3)} ms p99 ${off.p99.toFixed(3)} ms | with p50 ${on.p50.toFixed(3)} ms p99 ${on.p99.toFixed(3)} ms | added p50 ${row.addedP50Ms.toFixed(3)} ms p99 ${row.addedP99Ms.toFixed(3)} ms | non-2xx ${off.non2xx}/${on.non2xx}`);
+      console.log(
+        `  ~${rate} req/s (achieved ${off.achieved.toFixed(0)} / ${on.achieved.toFixed(0)}): without ext_authz p50 ${off.p50.toFixed(3)} ms p99 ${off.p99.toFixed(3)} ms | with p50 ${on.p50.toFixed(3)} ms p99 ${on.p99.toFixed(3)} ms | added p50 ${row.addedP50Ms.toFixed(3)} ms p99 ${row.addedP99Ms.toFixed(3)} ms | non-2xx ${off.non2xx}/${on.non2xx}`,
+      );
       rows.push(row);
     }
-    return { rows, sliceMs: SLICE_MS, rounds: 2, tool: 'wrk, 1 thread, rate/100 connections, 10 ms pause per connection (Lua delay)' };
+    return {
+      rows,
+      sliceMs: SLICE_MS,
+      rounds: 2,
+      tool: 'wrk, 1 thread, rate/100 connections, 10 ms pause per connection (Lua delay)',
+    };
   } finally {
     await envoy.stop();
     await server.kill('SIGTERM');
@@ -150,24 +218,48 @@ function status(port: number, host: string, headers: Record<string, string> = {}
 async function propagationBench(bin: string, n: number, delta: boolean): Promise<unknown> {
   const backend = await startHttpBackend('bench');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-bench-prop-'));
-  fs.writeFileSync(path.join(dir, 'a.yaml'), descriptorYaml('base', `hosts: [base.bench]\ntargets: [{url: "http://127.0.0.1:${backend.port}"}]`));
+  fs.writeFileSync(
+    path.join(dir, 'a.yaml'),
+    descriptorYaml('base', `hosts: [base.bench]\ntargets: [{url: "http://127.0.0.1:${backend.port}"}]`),
+  );
   const server = await startServeChild(dir, await freeServePorts(), ['--log-level', 'warn', '--envoy-authz', 'off']);
   const fleet: { envoy: EnvoyProcess; port: number }[] = [];
   try {
     for (let i = 0; i < n; i++) fleet.push(await gateway(bin, server, `bench-${delta ? 'delta' : 'sotw'}-${i}`, delta));
-    for (const g of fleet) await eventually('base served', async () => ((await status(g.port, 'base.bench')) === 200 ? true : undefined), 120_000);
+    for (const g of fleet)
+      await eventually(
+        'base served',
+        async () => ((await status(g.port, 'base.bench')) === 200 ? true : undefined),
+        120_000,
+      );
     const rss = fleet.length;
     const t0 = performance.now();
-    fs.writeFileSync(path.join(dir, 'b.yaml'), descriptorYaml('changed', `hosts: [changed.bench]\ntargets: [{url: "http://127.0.0.1:${backend.port}"}]`));
+    fs.writeFileSync(
+      path.join(dir, 'b.yaml'),
+      descriptorYaml('changed', `hosts: [changed.bench]\ntargets: [{url: "http://127.0.0.1:${backend.port}"}]`),
+    );
     const times = await Promise.all(
       fleet.map(async (g) => {
-        await eventually('the change served', async () => ((await status(g.port, 'changed.bench')) === 200 ? true : undefined), 120_000);
+        await eventually(
+          'the change served',
+          async () => ((await status(g.port, 'changed.bench')) === 200 ? true : undefined),
+          120_000,
+        );
         return performance.now() - t0;
       }),
     );
     const s = stats(times);
-    console.log(`  ${n} Envoys, ${delta ? 'Delta' : 'SotW'}: first ${s.min.toFixed(0)} ms (floor), p50 ${s.p50.toFixed(0)} ms, all ${s.max.toFixed(0)} ms (${(s.max / s.min).toFixed(2)}x the first)`);
-    return { envoys: rss, flavour: delta ? 'delta' : 'sotw', firstMs: s.min, p50Ms: s.p50, allMs: s.max, allOverFirst: s.max / s.min };
+    console.log(
+      `  ${n} Envoys, ${delta ? 'Delta' : 'SotW'}: first ${s.min.toFixed(0)} ms (floor), p50 ${s.p50.toFixed(0)} ms, all ${s.max.toFixed(0)} ms (${(s.max / s.min).toFixed(2)}x the first)`,
+    );
+    return {
+      envoys: rss,
+      flavour: delta ? 'delta' : 'sotw',
+      firstMs: s.min,
+      p50Ms: s.p50,
+      allMs: s.max,
+      allOverFirst: s.max / s.min,
+    };
   } finally {
     await Promise.all(fleet.map((g) => g.envoy.stop()));
     await server.kill('SIGTERM');
@@ -181,9 +273,19 @@ if ('missing' in found) {
   console.log(`  skipped: ${found.missing}; ${ENVOY_HOWTO}`);
   process.exit(0);
 }
-const out: Record<string, unknown> = { machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGB: Math.round(os.totalmem() / 2 ** 30), node: process.version }, at: new Date().toISOString() };
+const out: Record<string, unknown> = {
+  machine: {
+    cpus: os.cpus().length,
+    model: os.cpus()[0]?.model,
+    memGB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+  },
+  at: new Date().toISOString(),
+};
 if (!SKIP.has('envoy-authz')) {
-  console.log(`== ext_authz latency through Envoy (paced wrk, ${SLICE_MS} ms x 2 rounds per arm, worst round reported)`);
+  console.log(
+    `== ext_authz latency through Envoy (paced wrk, ${SLICE_MS} ms x 2 rounds per arm, worst round reported)`,
+  );
   out['authzLatency'] = await latencyBench(found.bin);
 }
 if (!SKIP.has('envoy-propagation')) {

@@ -89,8 +89,22 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[idx] as number;
 }
 
-export function stats(values: readonly number[]): { n: number; p50: number; p99: number; max: number; min: number; mean: number } {
+export function stats(values: readonly number[]): {
+  n: number;
+  p50: number;
+  p99: number;
+  max: number;
+  min: number;
+  mean: number;
+} {
   const s = [...values].sort((a, b) => a - b);
   const mean = s.reduce((x, y) => x + y, 0) / Math.max(1, s.length);
-  return { n: s.length, p50: percentile(s, 50), p99: percentile(s, 99), max: s[s.length - 1] ?? NaN, min: s[0] ?? NaN, mean };
+  return {
+    n: s.length,
+    p50: percentile(s, 50),
+    p99: percentile(s, 99),
+    max: s[s.length - 1] ?? NaN,
+    min: s[0] ?? NaN,
+    mean,
+  };
 }

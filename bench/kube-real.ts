@@ -7,7 +7,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { envInt } from './gen.js';
-import { XdsWatcher, applyManifests, realKubeSkip, startControlPlane, startRealKube } from '../test/helpers/kube-real.js';
+import {
+  XdsWatcher,
+  applyManifests,
+  realKubeSkip,
+  startControlPlane,
+  startRealKube,
+} from '../test/helpers/kube-real.js';
 
 const N = envInt('BENCH_KUBE_N', 1000);
 const REST_S = envInt('BENCH_KUBE_REST_S', 60);
@@ -31,7 +37,12 @@ async function main(): Promise<void> {
   try {
     await applyManifests(kube);
     const sa = await kube.serviceAccountKubeconfig(NS, 'otoroshi-xds');
-    const cp = await startControlPlane({ name: 'bench', kubeconfig: sa, leaseNamespace: NS, args: ['--log-level', 'warn', '--lease-duration-seconds', '15'] });
+    const cp = await startControlPlane({
+      name: 'bench',
+      kubeconfig: sa,
+      leaseNamespace: NS,
+      args: ['--log-level', 'warn', '--lease-duration-seconds', '15'],
+    });
     const watcher = new XdsWatcher(cp.xdsPort, 'bench-envoy');
     try {
       const docs = Array.from({ length: N }, (_, i) =>
@@ -39,24 +50,47 @@ async function main(): Promise<void> {
           apiVersion: 'proxy.otoroshi.io/v1alpha1',
           kind: 'ServiceDescriptor',
           metadata: { name: `svc-${i}`, namespace: 'default' },
-          spec: { hosts: [`svc-${i}.bench.local`], paths: [`/api/v1/svc-${i}`], targets: [{ url: `http://127.0.0.1:${10000 + (i % 1000)}` }], publicPatterns: ['/.*'], forceHttps: false },
+          spec: {
+            hosts: [`svc-${i}.bench.local`],
+            paths: [`/api/v1/svc-${i}`],
+            targets: [{ url: `http://127.0.0.1:${10000 + (i % 1000)}` }],
+            publicPatterns: ['/.*'],
+            forceHttps: false,
+          },
         }),
       );
       const file = path.join(kube.dir, 'descriptors.yaml');
       fs.writeFileSync(file, docs.join('\n---\n'));
       const saUser = `system:serviceaccount:${NS}:otoroshi-xds`;
-      const ours = (): ReturnType<typeof kube.auditEvents> => kube.auditEvents().filter((e) => e.user.username === saUser);
+      const ours = (): ReturnType<typeof kube.auditEvents> =>
+        kube.auditEvents().filter((e) => e.user.username === saUser);
       const t0 = performance.now();
       await kube.kubectlOk(['apply', '--server-side', '-f', file]);
       const applied = performance.now() - t0;
       const hosts = (): number => (watcher.text().match(/svc-\d+\.bench\.local/g) ?? []).length;
-      await until('all hosts in xDS', () => new Set(watcher.text().match(/svc-\d+\.bench\.local/g) ?? []).size >= N, 600_000);
+      await until(
+        'all hosts in xDS',
+        () => new Set(watcher.text().match(/svc-\d+\.bench\.local/g) ?? []).size >= N,
+        600_000,
+      );
       const routable = performance.now() - t0;
-      const statusPatches = (): number => ours().filter((e) => e.verb === 'patch' && e.objectRef?.subresource === 'status').length;
-      await until('every status written', async () => {
-        const out = await kube.kubectlOk(['get', 'service-descriptors', '-n', 'default', '-o', 'jsonpath={range .items[*]}{.status.state}{"\\n"}{end}']);
-        return out.split('\n').filter((l) => l === 'valid').length >= N;
-      }, 600_000);
+      const statusPatches = (): number =>
+        ours().filter((e) => e.verb === 'patch' && e.objectRef?.subresource === 'status').length;
+      await until(
+        'every status written',
+        async () => {
+          const out = await kube.kubectlOk([
+            'get',
+            'service-descriptors',
+            '-n',
+            'default',
+            '-o',
+            'jsonpath={range .items[*]}{.status.state}{"\\n"}{end}',
+          ]);
+          return out.split('\n').filter((l) => l === 'valid').length >= N;
+        },
+        600_000,
+      );
       const statused = performance.now() - t0;
       const writes = statusPatches();
       const f0 = performance.now();
@@ -69,7 +103,9 @@ async function main(): Promise<void> {
       const rest = ours().slice(before);
       const perMin = (rest.length * 60_000) / (Date.now() - r0);
       const byVerb: Record<string, number> = {};
-      for (const e of rest) byVerb[`${e.verb} ${e.objectRef?.resource ?? ''}`] = (byVerb[`${e.verb} ${e.objectRef?.resource ?? ''}`] ?? 0) + 1;
+      for (const e of rest)
+        byVerb[`${e.verb} ${e.objectRef?.resource ?? ''}`] =
+          (byVerb[`${e.verb} ${e.objectRef?.resource ?? ''}`] ?? 0) + 1;
       const result = {
         n: N,
         applyMs: Math.round(applied),

@@ -55,7 +55,9 @@ const show = (title: string, m: Map<string, number>): void => {
     .filter(([k]) => !filter || k.includes(filter))
     .sort((a, b) => b[1] - a[1])
     .slice(0, top)
-    .forEach(([k, v]) => console.log(`${v.toFixed(0).padStart(8)} ms ${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`));
+    .forEach(([k, v]) =>
+      console.log(`${v.toFixed(0).padStart(8)} ms ${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`),
+    );
 };
 show('self time', self);
 show('inclusive time', incl);

@@ -38,7 +38,10 @@ interface Received<T> {
   msg: T;
 }
 
-function codecs(reqType: string, resType: string): { ser: (v: object) => Buffer; de: (b: Buffer) => Received<unknown> } {
+function codecs(
+  reqType: string,
+  resType: string,
+): { ser: (v: object) => Buffer; de: (b: Buffer) => Received<unknown> } {
   const rq: protobuf.Type = lookupType(reqType);
   const rs: protobuf.Type = lookupType(resType);
   return {
@@ -116,7 +119,11 @@ function routeNamesOf(obj: unknown, out: Set<string>): void {
     for (const v of Object.values(o)) routeNamesOf(v, out);
   }
 }
-function dependentNames(typeUrl: string, version: string, anys: Array<{ type_url: string; value: Uint8Array }>): string[] {
+function dependentNames(
+  typeUrl: string,
+  version: string,
+  anys: Array<{ type_url: string; value: Uint8Array }>,
+): string[] {
   const key = `${typeUrl}|${version}`;
   let names = namesCache.get(key);
   if (names) return names;
@@ -171,7 +178,18 @@ interface DeltaResponse {
 function openStream(i: number): void {
   const id = firstId + i;
   const ch = channels[i % nChannels] as grpc.Client;
-  const r: StreamResult = { id, syncedAt: 0, fullBytes: 0, preArmBytes: 0, preArmMsgs: 0, changeAt: 0, changeBytes: 0, changeMsgs: 0, changeTypes: {}, affected: true };
+  const r: StreamResult = {
+    id,
+    syncedAt: 0,
+    fullBytes: 0,
+    preArmBytes: 0,
+    preArmMsgs: 0,
+    changeAt: 0,
+    changeBytes: 0,
+    changeMsgs: 0,
+    changeTypes: {},
+    affected: true,
+  };
   results.push(r);
   const seen = new Set<string>();
   const onAny = (rec: Received<unknown>, typeUrl: string): void => {
@@ -222,11 +240,21 @@ function openStream(i: number): void {
   }
 
   if (mode === 'sotw') {
-    const call = ch.makeBidiStreamRequest(`${ADS}/StreamAggregatedResources`, sotw.ser, sotw.de as (b: Buffer) => Received<SotwResponse>);
+    const call = ch.makeBidiStreamRequest(
+      `${ADS}/StreamAggregatedResources`,
+      sotw.ser,
+      sotw.de as (b: Buffer) => Received<SotwResponse>,
+    );
     call.on('error', onError);
     let first = true;
     const req = (typeUrl: string, names: string[], nonce = '', version = ''): void => {
-      call.write({ ...(first ? { node: node(id) } : {}), typeUrl, resourceNames: names, responseNonce: nonce, versionInfo: version });
+      call.write({
+        ...(first ? { node: node(id) } : {}),
+        typeUrl,
+        resourceNames: names,
+        responseNonce: nonce,
+        versionInfo: version,
+      });
       first = false;
     };
     const subscribed = new Map<string, string[]>([
@@ -252,7 +280,11 @@ function openStream(i: number): void {
     return;
   }
 
-  const call = ch.makeBidiStreamRequest(`${ADS}/DeltaAggregatedResources`, delta.ser, delta.de as (b: Buffer) => Received<DeltaResponse>);
+  const call = ch.makeBidiStreamRequest(
+    `${ADS}/DeltaAggregatedResources`,
+    delta.ser,
+    delta.de as (b: Buffer) => Received<DeltaResponse>,
+  );
   call.on('error', onError);
   let first = true;
   const req = (m: Record<string, unknown>): void => {
@@ -264,7 +296,10 @@ function openStream(i: number): void {
     const m = rec.msg;
     onAny(rec, m.typeUrl);
     req({ typeUrl: m.typeUrl, responseNonce: m.nonce }); // ACK
-    if ((m.typeUrl === TYPE_URLS.cluster || m.typeUrl === TYPE_URLS.listener) && !subscribedTypes.has(m.typeUrl === TYPE_URLS.cluster ? TYPE_URLS.endpoint : TYPE_URLS.route)) {
+    if (
+      (m.typeUrl === TYPE_URLS.cluster || m.typeUrl === TYPE_URLS.listener) &&
+      !subscribedTypes.has(m.typeUrl === TYPE_URLS.cluster ? TYPE_URLS.endpoint : TYPE_URLS.route)
+    ) {
       const dep = m.typeUrl === TYPE_URLS.cluster ? TYPE_URLS.endpoint : TYPE_URLS.route;
       const anys = m.resources.flatMap((x) => (x.resource ? [x.resource] : []));
       const names = dependentNames(m.typeUrl, m.systemVersionInfo, anys);
@@ -306,7 +341,8 @@ function domainIndex(a: Any): Map<string, string[]> {
       if (!act) continue;
       if (typeof act['cluster'] === 'string') out.add(act['cluster']);
       const wc = act['weightedClusters'] as ProtoObject | undefined;
-      for (const c of (wc?.['clusters'] as ProtoObject[] | undefined) ?? []) if (typeof c['name'] === 'string') out.add(c['name']);
+      for (const c of (wc?.['clusters'] as ProtoObject[] | undefined) ?? [])
+        if (typeof c['name'] === 'string') out.add(c['name']);
     }
     const list = [...out].sort();
     for (const d of (vh['domains'] as string[] | undefined) ?? []) if (!idx.has(d)) idx.set(d, list);
@@ -361,7 +397,14 @@ function openGrpcStream(
       const rn = memo(`L|${key}`, () => rdsNameOf(a));
       return rn ? [TYPE_URLS.route, [rn]] : undefined;
     }
-    if (typeUrl === TYPE_URLS.route) return [TYPE_URLS.cluster, clustersFor(memo(`R|${key}`, () => domainIndex(a)), host)];
+    if (typeUrl === TYPE_URLS.route)
+      return [
+        TYPE_URLS.cluster,
+        clustersFor(
+          memo(`R|${key}`, () => domainIndex(a)),
+          host,
+        ),
+      ];
     if (typeUrl === TYPE_URLS.cluster) {
       const n = memo(`C|${key}`, () => edsNameOf(a));
       return n ? [TYPE_URLS.endpoint, [n]] : undefined;
@@ -370,11 +413,21 @@ function openGrpcStream(
   };
 
   if (mode === 'sotw') {
-    const call = ch.makeBidiStreamRequest(`${ADS}/StreamAggregatedResources`, sotw.ser, sotw.de as (b: Buffer) => Received<SotwResponse>);
+    const call = ch.makeBidiStreamRequest(
+      `${ADS}/StreamAggregatedResources`,
+      sotw.ser,
+      sotw.de as (b: Buffer) => Received<SotwResponse>,
+    );
     call.on('error', onError);
     let first = true;
     const req = (typeUrl: string, nonce = '', version = ''): void => {
-      call.write({ ...(first ? { node: node(id) } : {}), typeUrl, resourceNames: subs.get(typeUrl) ?? [], responseNonce: nonce, versionInfo: version });
+      call.write({
+        ...(first ? { node: node(id) } : {}),
+        typeUrl,
+        resourceNames: subs.get(typeUrl) ?? [],
+        responseNonce: nonce,
+        versionInfo: version,
+      });
       first = false;
     };
     call.on('data', (rec: Received<SotwResponse>) => {
@@ -392,7 +445,11 @@ function openGrpcStream(
     return;
   }
 
-  const call = ch.makeBidiStreamRequest(`${ADS}/DeltaAggregatedResources`, delta.ser, delta.de as (b: Buffer) => Received<DeltaResponse>);
+  const call = ch.makeBidiStreamRequest(
+    `${ADS}/DeltaAggregatedResources`,
+    delta.ser,
+    delta.de as (b: Buffer) => Received<DeltaResponse>,
+  );
   call.on('error', onError);
   let first = true;
   const req = (m: Record<string, unknown>): void => {
@@ -409,7 +466,11 @@ function openGrpcStream(
       if (!f) continue;
       const before = subs.get(f[0]) ?? [];
       if (setNames(f[0], f[1])) {
-        req({ typeUrl: f[0], resourceNamesSubscribe: f[1].filter((n) => !before.includes(n)), resourceNamesUnsubscribe: before.filter((n) => !f[1].includes(n)) });
+        req({
+          typeUrl: f[0],
+          resourceNamesSubscribe: f[1].filter((n) => !before.includes(n)),
+          resourceNamesUnsubscribe: before.filter((n) => !f[1].includes(n)),
+        });
       }
     }
   });
@@ -418,7 +479,12 @@ function openGrpcStream(
 
 /** A stream is affected by a change when it holds one of the changed (or removed) names. */
 function markAffected(diff: Record<string, { changed: string[]; removed: string[] }>): void {
-  const kindOf: Record<string, string> = { Listener: 'listener', RouteConfiguration: 'route', Cluster: 'cluster', ClusterLoadAssignment: 'endpoint' };
+  const kindOf: Record<string, string> = {
+    Listener: 'listener',
+    RouteConfiguration: 'route',
+    Cluster: 'cluster',
+    ClusterLoadAssignment: 'endpoint',
+  };
   const sets = new Map<string, Set<string>>();
   for (const [k, v] of Object.entries(diff)) sets.set(k, new Set([...v.changed, ...v.removed]));
   for (const r of results) {
@@ -433,23 +499,31 @@ function markAffected(diff: Record<string, { changed: string[]; removed: string[
 
 for (let i = 0; i < nStreams; i++) openStream(i);
 
-process.on('message', (m: { cmd: string; expectType?: string; diff?: Record<string, { changed: string[]; removed: string[] }> }) => {
-  if (m.cmd === 'arm') {
-    armed = true;
-    expectType = m.expectType ?? TYPE_URLS.route;
-    affectedKnown = false;
-    changedSent = false;
-    changedCount = 0;
-    for (const r of results) resetChange(r);
-    send({ type: 'armed' });
-  } else if (m.cmd === 'expect') {
-    if (nodeKind === 'grpc' && m.diff) markAffected(m.diff);
-    checkChanged();
-  } else if (m.cmd === 'report') {
-    send({ type: 'report', streams: results, pending: results.filter((r) => r.affected && r.changeAt === 0).length, synced: syncedCount });
-  } else if (m.cmd === 'exit') {
-    for (const c of channels) c.close();
-    process.exit(0);
-  }
-});
+process.on(
+  'message',
+  (m: { cmd: string; expectType?: string; diff?: Record<string, { changed: string[]; removed: string[] }> }) => {
+    if (m.cmd === 'arm') {
+      armed = true;
+      expectType = m.expectType ?? TYPE_URLS.route;
+      affectedKnown = false;
+      changedSent = false;
+      changedCount = 0;
+      for (const r of results) resetChange(r);
+      send({ type: 'armed' });
+    } else if (m.cmd === 'expect') {
+      if (nodeKind === 'grpc' && m.diff) markAffected(m.diff);
+      checkChanged();
+    } else if (m.cmd === 'report') {
+      send({
+        type: 'report',
+        streams: results,
+        pending: results.filter((r) => r.affected && r.changeAt === 0).length,
+        synced: syncedCount,
+      });
+    } else if (m.cmd === 'exit') {
+      for (const c of channels) c.close();
+      process.exit(0);
+    }
+  },
+);
 send({ type: 'started' });

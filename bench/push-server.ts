@@ -78,16 +78,24 @@ if (role === 'floor') {
   send({ type: 'ready', port });
 } else {
   protoRoot();
-  const encoderFor = (c: CompiledSet) => (kind: ResourceKind, obj: ProtoObject): Uint8Array => c.bytes.get(obj) ?? encodeObject(TYPE_URLS[kind], obj);
+  const encoderFor =
+    (c: CompiledSet) =>
+    (kind: ResourceKind, obj: ProtoObject): Uint8Array =>
+      c.bytes.get(obj) ?? encodeObject(TYPE_URLS[kind], obj);
   const versions = new VersionSource('bench');
-  const build = (changed?: BenchChange[]): { envoy: Snapshot; grpc: Snapshot; ms: number; bytes: Record<string, number> } => {
+  const build = (
+    changed?: BenchChange[],
+  ): { envoy: Snapshot; grpc: Snapshot; ms: number; bytes: Record<string, number> } => {
     const t0 = performance.now();
     const c = compile(benchView(N, changed), {}, {});
-    if (c.errors.some((e) => e.severity === 'error')) throw new Error(`bench config has errors: ${c.errors[0]?.message}`);
+    if (c.errors.some((e) => e.severity === 'error'))
+      throw new Error(`bench config has errors: ${c.errors[0]?.message}`);
     const v = versions.next();
     const envoy = buildSnapshot('envoy', v, c.envoy.set, encoderFor(c.envoy));
     const domains = c.grpcDomains;
-    const grpcSnap = buildSnapshot('grpc', v, c.grpc.set, encoderFor(c.grpc), (kind, name) => (kind === 'listener' ? grpcListenerFor(name, domains) : undefined));
+    const grpcSnap = buildSnapshot('grpc', v, c.grpc.set, encoderFor(c.grpc), (kind, name) =>
+      kind === 'listener' ? grpcListenerFor(name, domains) : undefined,
+    );
     const bytes: Record<string, number> = {};
     for (const k of Object.keys(envoy.resources) as ResourceKind[]) {
       let n = 0;
@@ -150,7 +158,8 @@ if (role === 'floor') {
   const diffNames = (a: Snapshot, b: Snapshot): Record<string, { changed: string[]; removed: string[] }> => {
     const d = diffSnapshots(a, b);
     const out: Record<string, { changed: string[]; removed: string[] }> = {};
-    for (const [k, v] of Object.entries(d)) if (v.size > 0) out[k] = { changed: [...v.changed], removed: [...v.removed] };
+    for (const [k, v] of Object.entries(d))
+      if (v.size > 0) out[k] = { changed: [...v.changed], removed: [...v.removed] };
     return out;
   };
   process.on('message', async (m: { cmd: string; what?: 'route' | 'endpoint' }) => {
@@ -176,7 +185,17 @@ if (role === 'floor') {
         fs.mkdirSync(profDir, { recursive: true });
         fs.writeFileSync(`${profDir}/push-server-${process.pid}-change${gen}.cpuprofile`, JSON.stringify(r.profile));
       }
-      send({ type: 'stats', pushBytes, pushCount, lastPushAt, acks, nacks, open, streams: handle.ads.statuses().length, sharedEncoding: (handle.ads as { sharedEncodingStats?: () => unknown }).sharedEncodingStats?.() });
+      send({
+        type: 'stats',
+        pushBytes,
+        pushCount,
+        lastPushAt,
+        acks,
+        nacks,
+        open,
+        streams: handle.ads.statuses().length,
+        sharedEncoding: (handle.ads as { sharedEncodingStats?: () => unknown }).sharedEncodingStats?.(),
+      });
     } else if (m.cmd === 'exit') {
       logger.level = 'error'; // shutdown closes every stream with a warning each
       void handle.stop(500).then(() => process.exit(0));

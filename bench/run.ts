@@ -36,15 +36,14 @@ const kb = (n: number): string => `${(n / 1024).toFixed(1)} KiB`;
 function table(head: string[], rows: (string | number)[][]): string {
   const cells = [head, ...rows.map((r) => r.map(String))];
   const w = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(w[i] ?? 0) : c.padStart(w[i] ?? 0))).join('  ');
+  const line = (r: string[]): string =>
+    r.map((c, i) => (i === 0 ? c.padEnd(w[i] ?? 0) : c.padStart(w[i] ?? 0))).join('  ');
   return [line(head), w.map((x) => '-'.repeat(x)).join('  '), ...cells.slice(1).map(line)].join('\n');
 }
-
 
 function spawn(script: string, args: string[], execArgv: string[] = []): ChildProcess {
   return fork(path.join(here, script), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
-
 
 function kill(c: ChildProcess | undefined): void {
   if (c && c.exitCode === null && c.signalCode === null) {
@@ -61,7 +60,15 @@ function kill(c: ChildProcess | undefined): void {
 
 interface TranslateResult {
   size: number;
-  rounds: { buildModelMs: number; translateMs: number; validateMs: number; snapshotMs: number; publishMs: number; totalMs: number; cpu?: { totalMs: number; translateMs: number } }[];
+  rounds: {
+    buildModelMs: number;
+    translateMs: number;
+    validateMs: number;
+    snapshotMs: number;
+    publishMs: number;
+    totalMs: number;
+    cpu?: { totalMs: number; translateMs: number };
+  }[];
   protoLoadMs: number;
   resources: Record<string, number>;
   resourceCount: number;
@@ -69,12 +76,20 @@ interface TranslateResult {
   errors: number;
   firstError: string;
   floors: { jsonRoundTripMs: number[]; fromObjectEncodeMs: number[]; encodeOnlyMs: number[] };
-  memory: { baselineHeapMB: number; baselineRssMB: number; peakHeapUsedMB: number; peakRssMB: number; retainedHeapMB: number };
+  memory: {
+    baselineHeapMB: number;
+    baselineRssMB: number;
+    peakHeapUsedMB: number;
+    peakRssMB: number;
+    retainedHeapMB: number;
+  };
   wallMs?: number;
   error?: string;
 }
 
-async function translateBench(size: number): Promise<TranslateResult | { size: number; error: string; wallMs: number }> {
+async function translateBench(
+  size: number,
+): Promise<TranslateResult | { size: number; error: string; wallMs: number }> {
   const rounds = process.env['BENCH_TRANSLATE_ROUNDS'] ?? '2';
   const t0 = performance.now();
   const child = fork(path.join(here, 'translate-child.js'), [String(size)], {
@@ -84,7 +99,10 @@ async function translateBench(size: number): Promise<TranslateResult | { size: n
   });
   try {
     const r = (await new Promise<TranslateResult>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`did not finish within ${TRANSLATE_TIMEOUT_MS / 1000} s (killed)`)), TRANSLATE_TIMEOUT_MS);
+      const t = setTimeout(
+        () => reject(new Error(`did not finish within ${TRANSLATE_TIMEOUT_MS / 1000} s (killed)`)),
+        TRANSLATE_TIMEOUT_MS,
+      );
       child.once('message', (m) => {
         clearTimeout(t);
         resolve(m as TranslateResult);
@@ -103,7 +121,6 @@ async function translateBench(size: number): Promise<TranslateResult | { size: n
 }
 
 // ------------------------------------------------------------------ push
-
 
 type Scenario = 'envoy' | 'grpc';
 type ChangeKind = 'route' | 'endpoint';
@@ -150,7 +167,12 @@ interface PushResult {
  * endpoint change. grpc: STREAMS proxyless streams spread over the descriptors + GRPC_HOT on the
  * changed host; a route change. floor: one payload of `floorPayload` bytes to STREAMS streams.
  */
-async function pushBench(scenario: Scenario | 'floor', mode: 'sotw' | 'delta' | 'floor', changes: ChangeKind[], floorPayload = 0): Promise<PushResult | { scenario: string; mode: string; error: string }> {
+async function pushBench(
+  scenario: Scenario | 'floor',
+  mode: 'sotw' | 'delta' | 'floor',
+  changes: ChangeKind[],
+  floorPayload = 0,
+): Promise<PushResult | { scenario: string; mode: string; error: string }> {
   let server: ChildProcess | undefined;
   const clients: ChildProcess[] = [];
   try {
@@ -177,8 +199,16 @@ async function pushBench(scenario: Scenario | 'floor', mode: 'sotw' | 'delta' | 
     const kinds: (ChangeKind | 'floor')[] = mode === 'floor' ? ['floor'] : changes;
     for (const change of kinds) {
       const expectType = change === 'floor' ? undefined : EXPECT_TYPE[change];
-      await Promise.all(clients.map((c) => { const w = next(c, 'armed', 10_000, 'armed'); c.send({ cmd: 'arm', expectType }); return w; }));
-      const changed = clients.map((c) => next(c, 'changed', 60_000, `${scenario} ${mode} ${change}: change received by every affected stream`));
+      await Promise.all(
+        clients.map((c) => {
+          const w = next(c, 'armed', 10_000, 'armed');
+          c.send({ cmd: 'arm', expectType });
+          return w;
+        }),
+      );
+      const changed = clients.map((c) =>
+        next(c, 'changed', 60_000, `${scenario} ${mode} ${change}: change received by every affected stream`),
+      );
       changed.forEach((p) => p.catch(() => undefined));
       let tSet: number;
       let extra: Partial<ChangeResult> = {};
@@ -193,10 +223,18 @@ async function pushBench(scenario: Scenario | 'floor', mode: 'sotw' | 'delta' | 
         server.send({ cmd: 'change', what: change });
         const m = await w;
         tSet = Number(m['tSet']);
-        const diff = ((m['diff'] as Record<string, unknown>)[scenario] ?? {}) as Record<string, { changed: string[]; removed: string[] }>;
+        const diff = ((m['diff'] as Record<string, unknown>)[scenario] ?? {}) as Record<
+          string,
+          { changed: string[]; removed: string[] }
+        >;
         for (const c of clients) c.send({ cmd: 'expect', diff });
         const summary: ChangeResult['diff'] = {};
-        for (const [k, v] of Object.entries(diff)) summary[k] = { changed: v.changed.length, removed: v.removed.length, names: [...v.changed, ...v.removed].slice(0, 5) };
+        for (const [k, v] of Object.entries(diff))
+          summary[k] = {
+            changed: v.changed.length,
+            removed: v.removed.length,
+            names: [...v.changed, ...v.removed].slice(0, 5),
+          };
         extra = { setMs: Number(m['setMs']), changeBuildMs: Number(m['buildMs']), diff: summary };
       }
       let changeError: string | undefined;
@@ -206,7 +244,13 @@ async function pushBench(scenario: Scenario | 'floor', mode: 'sotw' | 'delta' | 
         changeError = (e as Error).message;
       }
       await new Promise((r) => setTimeout(r, 500)); // anything else the change triggers
-      const reports = await Promise.all(clients.map((c) => { const w = next(c, 'report', 30_000, 'report'); c.send({ cmd: 'report' }); return w; }));
+      const reports = await Promise.all(
+        clients.map((c) => {
+          const w = next(c, 'report', 30_000, 'report');
+          c.send({ cmd: 'report' });
+          return w;
+        }),
+      );
       const sw = next(server, 'stats', 10_000, 'server stats');
       server.send({ cmd: 'stats' });
       const serverStats = await sw;
@@ -255,12 +299,33 @@ async function pushBench(scenario: Scenario | 'floor', mode: 'sotw' | 'delta' | 
 // ------------------------------------------------------------------ main
 
 const started = performance.now();
-const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? os.cpus()[0]?.model ?? '?';
-const machine = { loadavgAtStart: os.loadavg().map((x) => Number(x.toFixed(2))), nproc: os.availableParallelism(), cpu, node: process.version, platform: `${os.type()} ${os.release()}`, memGB: Math.round(os.totalmem() / 2 ** 30) };
-console.log(`otoroshi-xds bench — ${machine.nproc} cores, ${machine.cpu}, node ${machine.node}, load average ${machine.loadavgAtStart.join(' ')}`);
+const cpu =
+  (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? os.cpus()[0]?.model ?? '?';
+const machine = {
+  loadavgAtStart: os.loadavg().map((x) => Number(x.toFixed(2))),
+  nproc: os.availableParallelism(),
+  cpu,
+  node: process.version,
+  platform: `${os.type()} ${os.release()}`,
+  memGB: Math.round(os.totalmem() / 2 ** 30),
+};
+console.log(
+  `otoroshi-xds bench — ${machine.nproc} cores, ${machine.cpu}, node ${machine.node}, load average ${machine.loadavgAtStart.join(' ')}`,
+);
 console.log(`sizes=${SIZES.join(',')} streams=${STREAMS} pushDescriptors=${PUSH_N} channels/process=${CHANNELS}\n`);
 
-const out: Record<string, unknown> = { date: new Date().toISOString(), machine, config: { sizes: SIZES, streams: STREAMS, grpcHotStreams: GRPC_HOT, pushDescriptors: PUSH_N, channelsPerProcess: CHANNELS, clientProcesses: CLIENT_PROCS } };
+const out: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  machine,
+  config: {
+    sizes: SIZES,
+    streams: STREAMS,
+    grpcHotStreams: GRPC_HOT,
+    pushDescriptors: PUSH_N,
+    channelsPerProcess: CHANNELS,
+    clientProcesses: CLIENT_PROCS,
+  },
+};
 const goals: { goal: string; met: boolean | null; detail: string }[] = [];
 
 if (!SKIP.has('translate')) {
@@ -282,17 +347,47 @@ if (!SKIP.has('translate')) {
     t.rounds.forEach((x, i) => {
       rows.push([
         `${t.size}${t.rounds.length > 1 ? (i === 0 ? ' cold' : ' warm') : ' cold'}`,
-        f(x.buildModelMs), f(x.translateMs), f(x.validateMs), f(x.snapshotMs), f(x.publishMs), f(x.totalMs), f(x.cpu?.totalMs),
-        f(t.floors.jsonRoundTripMs[i]), f(t.floors.fromObjectEncodeMs[i]), f(t.floors.encodeOnlyMs[i]),
-        i === 0 ? f(t.memory.peakRssMB) : '', i === 0 ? f(t.memory.peakHeapUsedMB) : '',
+        f(x.buildModelMs),
+        f(x.translateMs),
+        f(x.validateMs),
+        f(x.snapshotMs),
+        f(x.publishMs),
+        f(x.totalMs),
+        f(x.cpu?.totalMs),
+        f(t.floors.jsonRoundTripMs[i]),
+        f(t.floors.fromObjectEncodeMs[i]),
+        f(t.floors.encodeOnlyMs[i]),
+        i === 0 ? f(t.memory.peakRssMB) : '',
+        i === 0 ? f(t.memory.peakHeapUsedMB) : '',
       ]);
     });
   }
   console.log('\n== Translate (ms; floors = same published resources; memory MB in a fresh process)');
-  console.log(table(['descriptors', 'buildModel', 'translate', 'validate', 'snapshot', 'cache.set', 'TOTAL', 'TOTAL cpu', 'floor JSON', 'floor fromObj+enc', 'floor encode', 'peak RSS', 'peak heap'], rows));
+  console.log(
+    table(
+      [
+        'descriptors',
+        'buildModel',
+        'translate',
+        'validate',
+        'snapshot',
+        'cache.set',
+        'TOTAL',
+        'TOTAL cpu',
+        'floor JSON',
+        'floor fromObj+enc',
+        'floor encode',
+        'peak RSS',
+        'peak heap',
+      ],
+      rows,
+    ),
+  );
   for (const r of results) {
     if (!('rounds' in r)) continue;
-    console.log(`  ${r.size}: ${r.resourceCount} resources (${JSON.stringify(r.resources)}), ${kb(r.encodedBytes)} encoded, ${r.errors} errors${r.errors ? ` (${r.firstError})` : ''}; heap baseline ${f(r.memory.baselineHeapMB)} MB, retained after GC ${f(r.memory.retainedHeapMB)} MB; proto load ${f(r.protoLoadMs)} ms (excluded)`);
+    console.log(
+      `  ${r.size}: ${r.resourceCount} resources (${JSON.stringify(r.resources)}), ${kb(r.encodedBytes)} encoded, ${r.errors} errors${r.errors ? ` (${r.firstError})` : ''}; heap baseline ${f(r.memory.baselineHeapMB)} MB, retained after GC ${f(r.memory.retainedHeapMB)} MB; proto load ${f(r.protoLoadMs)} ms (excluded)`,
+    );
   }
   const big = results.find((r) => r.size === 10000) ?? results[results.length - 1];
   if (big) {
@@ -339,7 +434,13 @@ if (!SKIP.has('push')) {
   out['push'] = push;
 
   const rows: (string | number)[][] = [];
-  const label: Record<string, string> = { 'envoy-sotw': 'Envoy SotW', 'envoy-delta': 'Envoy Delta', 'grpc-sotw': 'gRPC SotW', 'grpc-delta': 'gRPC Delta', floor: 'floor (bare grpc-js)' };
+  const label: Record<string, string> = {
+    'envoy-sotw': 'Envoy SotW',
+    'envoy-delta': 'Envoy Delta',
+    'grpc-sotw': 'gRPC SotW',
+    'grpc-delta': 'gRPC Delta',
+    floor: 'floor (bare grpc-js)',
+  };
   for (const [key, r] of Object.entries(push)) {
     if (!('changes' in r)) {
       rows.push([label[key] ?? key, 'error', r.error, '', '', '', '', '', '', '', '']);
@@ -351,7 +452,9 @@ if (!SKIP.has('push')) {
         label[key] ?? key,
         c.change,
         `${c.received}/${c.affected} of ${r.streams}`,
-        f(c.latencyMs.p50), f(c.latencyMs.p99), f(c.latencyMs.max),
+        f(c.latencyMs.p50),
+        f(c.latencyMs.p99),
+        f(c.latencyMs.max),
         floor ? '-' : kb(c.fullBytesPerAffected.p50),
         kb(c.changeBytesPerAffected.p50),
         floor ? '-' : `${f((100 * c.changeBytesPerAffected.p50) / c.fullBytesPerAffected.p50, 2)}%`,
@@ -360,12 +463,33 @@ if (!SKIP.has('push')) {
       ]);
     }
   }
-  console.log(`\n== Push: ${PUSH_N} descriptors; route = one descriptor's path, endpoint = one target IP; latency from cache.set to receipt by every affected stream (ms)`);
-  console.log(table(['scenario', 'change', 'got it / affected', 'p50', 'p99', 'max', 'full config/stream', 'change/stream', 'change/full', 'unaffected that got sth', 'initial sync ms'], rows));
+  console.log(
+    `\n== Push: ${PUSH_N} descriptors; route = one descriptor's path, endpoint = one target IP; latency from cache.set to receipt by every affected stream (ms)`,
+  );
+  console.log(
+    table(
+      [
+        'scenario',
+        'change',
+        'got it / affected',
+        'p50',
+        'p99',
+        'max',
+        'full config/stream',
+        'change/stream',
+        'change/full',
+        'unaffected that got sth',
+        'initial sync ms',
+      ],
+      rows,
+    ),
+  );
   for (const [key, r] of Object.entries(push)) {
     if (!('changes' in r) || key === 'floor') continue;
     for (const c of r.changes) {
-      console.log(`  ${key} ${c.change}: diff ${JSON.stringify(c.diff)}; responses by type ${JSON.stringify(c.changeTypes)}; cache.set ${f(c.setMs, 1)} ms; rebuild ${f(c.changeBuildMs)} ms (not included)${r.errors.length ? `; stream errors: ${r.errors.join(' | ')}` : ''}${c.error ? `; ${c.error}` : ''}`);
+      console.log(
+        `  ${key} ${c.change}: diff ${JSON.stringify(c.diff)}; responses by type ${JSON.stringify(c.changeTypes)}; cache.set ${f(c.setMs, 1)} ms; rebuild ${f(c.changeBuildMs)} ms (not included)${r.errors.length ? `; stream errors: ${r.errors.join(' | ')}` : ''}${c.error ? `; ${c.error}` : ''}`,
+      );
       console.log(`         server: ${JSON.stringify(c.server)}`);
     }
   }
@@ -386,7 +510,11 @@ if (!SKIP.has('push')) {
   ] as const) {
     const x = get(key, change);
     if (!x) continue;
-    goals.push({ goal: `${name}: reaches every affected stream in < 1 s`, met: ok(x.c) && x.c.latencyMs.max < GOAL_PUSH_MS, detail: `${x.c.received}/${x.c.affected} affected of ${x.r.streams} streams, max ${f(x.c.latencyMs.max)} ms, p50 ${f(x.c.latencyMs.p50)} ms; unaffected that received something: ${x.c.unaffectedThatReceived}` });
+    goals.push({
+      goal: `${name}: reaches every affected stream in < 1 s`,
+      met: ok(x.c) && x.c.latencyMs.max < GOAL_PUSH_MS,
+      detail: `${x.c.received}/${x.c.affected} affected of ${x.r.streams} streams, max ${f(x.c.latencyMs.max)} ms, p50 ${f(x.c.latencyMs.p50)} ms; unaffected that received something: ${x.c.unaffectedThatReceived}`,
+    });
   }
   for (const [key, name, change] of [
     ['envoy-delta', 'Envoy Delta, route change', 'route'],
@@ -396,7 +524,11 @@ if (!SKIP.has('push')) {
     const x = get(key, change);
     if (!x) continue;
     const ratio = x.c.changeBytesPerAffected.p50 / x.c.fullBytesPerAffected.p50;
-    goals.push({ goal: `${name}: < 1% of the full config per affected stream`, met: ratio < GOAL_DELTA_RATIO, detail: `${kb(x.c.changeBytesPerAffected.p50)} of ${kb(x.c.fullBytesPerAffected.p50)} = ${f(100 * ratio, 2)}%` });
+    goals.push({
+      goal: `${name}: < 1% of the full config per affected stream`,
+      met: ratio < GOAL_DELTA_RATIO,
+      detail: `${kb(x.c.changeBytesPerAffected.p50)} of ${kb(x.c.fullBytesPerAffected.p50)} = ${f(100 * ratio, 2)}%`,
+    });
   }
 }
 
@@ -407,7 +539,9 @@ if (!SKIP.has('authz')) {
   const r = spawnSync(process.execPath, [path.join(here, 'authz.js')], { cwd: repo, stdio: 'inherit' });
   const file = path.join(repo, 'bench', 'results', 'authz.json');
   if (r.status === 0 && fs.existsSync(file)) {
-    const a = JSON.parse(fs.readFileSync(file, 'utf8')) as { goals?: { goal: string; met: boolean | null; detail: string }[] };
+    const a = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+      goals?: { goal: string; met: boolean | null; detail: string }[];
+    };
     out['authz'] = { ...a, wallMs: performance.now() - t };
     for (const g of a.goals ?? []) goals.push(g);
   } else {
@@ -422,7 +556,8 @@ if (!SKIP.has('envoy-authz') || !SKIP.has('envoy-propagation')) {
   const t = performance.now();
   const r = spawnSync(process.execPath, [path.join(here, 'envoy.js')], { cwd: repo, stdio: 'inherit' });
   const file = path.join(repo, 'bench', 'results', 'envoy.json');
-  if (r.status === 0 && fs.existsSync(file)) out['envoy'] = { ...(JSON.parse(fs.readFileSync(file, 'utf8')) as object), wallMs: performance.now() - t };
+  if (r.status === 0 && fs.existsSync(file))
+    out['envoy'] = { ...(JSON.parse(fs.readFileSync(file, 'utf8')) as object), wallMs: performance.now() - t };
   else out['envoy'] = { error: `bench/envoy.js exited ${r.status ?? r.signal}` };
 }
 
@@ -433,7 +568,8 @@ if (!SKIP.has('scale')) {
   const t = performance.now();
   const r = spawnSync(process.execPath, [path.join(here, 'scale.js')], { cwd: repo, stdio: 'inherit' });
   const file = path.join(repo, 'bench', 'results', 'scale.json');
-  if (r.status === 0 && fs.existsSync(file)) out['scale'] = { ...(JSON.parse(fs.readFileSync(file, 'utf8')) as object), wallMs: performance.now() - t };
+  if (r.status === 0 && fs.existsSync(file))
+    out['scale'] = { ...(JSON.parse(fs.readFileSync(file, 'utf8')) as object), wallMs: performance.now() - t };
   else out['scale'] = { error: `bench/scale.js exited ${r.status ?? r.signal}` };
 }
 
@@ -445,5 +581,7 @@ for (const g of goals) console.log(`  [${g.met ? 'MET' : 'NOT MET'}] ${g.goal}: 
 const resultsDir = path.join(repo, 'bench', 'results');
 fs.mkdirSync(resultsDir, { recursive: true });
 fs.writeFileSync(path.join(resultsDir, 'latest.json'), `${JSON.stringify(out, null, 2)}\n`);
-console.log(`\nwhole bench: ${f(performance.now() - started)} ms; load average at end ${(out['loadavgAtEnd'] as number[]).join(' ')}; JSON: bench/results/latest.json`);
+console.log(
+  `\nwhole bench: ${f(performance.now() - started)} ms; load average at end ${(out['loadavgAtEnd'] as number[]).join(' ')}; JSON: bench/results/latest.json`,
+);
 process.exit(0);

@@ -44,7 +44,8 @@ function peakRssMB(): number {
 
 // ------------------------------------------------------------------------------- config files
 
-const FIXTURE_TLS = (): string => fs.readFileSync(path.join(repo, 'test/fixtures/model/tls/secrets.yaml'), 'utf8').split('\n---\n')[0] ?? '';
+const FIXTURE_TLS = (): string =>
+  fs.readFileSync(path.join(repo, 'test/fixtures/model/tls/secrets.yaml'), 'utf8').split('\n---\n')[0] ?? '';
 
 function descriptorDoc(i: number, ipGen = 0): string {
   const a = (i % 250) + 1;
@@ -67,7 +68,9 @@ spec: {clientId: key-${i}, clientSecret: secret-${i}, authorizedEntities: [servi
 }
 function secretDocs(n: number): string {
   const base = FIXTURE_TLS();
-  return Array.from({ length: n }, (_x, i) => base.replace(/name: web-tls/, `name: tls-${i}`).replace(/namespace: default/, 'namespace: scale')).join('\n---\n');
+  return Array.from({ length: n }, (_x, i) =>
+    base.replace(/name: web-tls/, `name: tls-${i}`).replace(/namespace: default/, 'namespace: scale'),
+  ).join('\n---\n');
 }
 const join = (docs: string[]): string => docs.join('---\n');
 
@@ -78,7 +81,10 @@ async function serverRole(): Promise<void> {
   const dir = process.argv[3] ?? '';
   const { resolveConfig } = await import('../src/config.js');
   const { startServer, makeLogger } = await import('../src/main.js');
-  const r = resolveConfig({ config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, logLevel: 'warn', dataDir: path.join(dir, '..', 'data') }, {});
+  const r = resolveConfig(
+    { config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, logLevel: 'warn', dataDir: path.join(dir, '..', 'data') },
+    {},
+  );
   if (!r.ok) throw new Error(r.errors.join());
   const tImport = performance.now();
   const server = await startServer(r.value, makeLogger('error'));
@@ -97,25 +103,57 @@ async function serverRole(): Promise<void> {
   };
   const memory = (): Record<string, number> => {
     const m = process.memoryUsage();
-    return { rssMB: m.rss / 2 ** 20, heapUsedMB: m.heapUsed / 2 ** 20, externalMB: (m.external + m.arrayBuffers) / 2 ** 20, peakRssMB: peakRssMB() };
+    return {
+      rssMB: m.rss / 2 ** 20,
+      heapUsedMB: m.heapUsed / 2 ** 20,
+      externalMB: (m.external + m.arrayBuffers) / 2 ** 20,
+      peakRssMB: peakRssMB(),
+    };
   };
   process.on('message', (m: { cmd: string }) => {
     if (m.cmd === 'stats') {
       global.gc?.();
       global.gc?.();
-      send({ type: 'stats', memory: memory(), cpu: process.cpuUsage(), publishes, lastVersion, streams: server.ads.statuses().length, at: sharedNow() });
+      send({
+        type: 'stats',
+        memory: memory(),
+        cpu: process.cpuUsage(),
+        publishes,
+        lastVersion,
+        streams: server.ads.statuses().length,
+        at: sharedNow(),
+      });
     } else if (m.cmd === 'statsNoGc') {
-      send({ type: 'stats', memory: memory(), cpu: process.cpuUsage(), publishes, lastVersion, streams: server.ads.statuses().length, at: sharedNow() });
+      send({
+        type: 'stats',
+        memory: memory(),
+        cpu: process.cpuUsage(),
+        publishes,
+        lastVersion,
+        streams: server.ads.statuses().length,
+        at: sharedNow(),
+      });
     } else if (m.cmd === 'edsNames') {
       const s = server.cache.get('envoy');
-      const names = s ? [...s.resources.endpoint.keys()].filter((n) => n.includes('~svc-')).sort((a, b) => idOf(a) - idOf(b)) : [];
+      const names = s
+        ? [...s.resources.endpoint.keys()].filter((n) => n.includes('~svc-')).sort((a, b) => idOf(a) - idOf(b))
+        : [];
       send({ type: 'edsNames', names });
     } else if (m.cmd === 'exit') {
       void server.stop().then(() => process.exit(0));
     }
   });
   const idOf = (n: string): number => Number(/~svc-(\d+)~/.exec(n)?.[1] ?? -1);
-  send({ type: 'ready', coldStartMs: tReady - tImport, processToReadyMs: sharedNow() - (Number(process.env.SCALE_SPAWNED_AT) || sharedNow()), importMs: tImport - t0, memory: memory(), counts: counts(), xdsPort: server.xdsPort, version: lastVersion });
+  send({
+    type: 'ready',
+    coldStartMs: tReady - tImport,
+    processToReadyMs: sharedNow() - (Number(process.env.SCALE_SPAWNED_AT) || sharedNow()),
+    importMs: tImport - t0,
+    memory: memory(),
+    counts: counts(),
+    xdsPort: server.xdsPort,
+    version: lastVersion,
+  });
 }
 
 // ------------------------------------------------------------------------------- client role
@@ -139,76 +177,119 @@ async function clientRole(): Promise<void> {
   const sessions: http2.ClientHttp2Session[] = [];
   let expectV: { version: string; resolve: () => void } | undefined;
   const allHave = (v: string): boolean => streams.every((s) => s.versionAt.has(v));
-  process.on('message', async (m: { cmd: string; port?: number; n?: number; firstId?: number; names?: string[]; version?: string; timeoutMs?: number }) => {
-    if (m.cmd === 'start') {
-      const names = m.names ?? [];
-      const common = names[0] ?? '';
-      const perSession = 100;
-      let session: http2.ClientHttp2Session | undefined;
-      for (let i = 0; i < (m.n ?? 0); i++) {
-        if (i % perSession === 0) {
-          session = http2.connect(`http://127.0.0.1:${m.port}`, { settings: { initialWindowSize: 1 << 20 } });
-          session.on('error', () => undefined);
-          sessions.push(session);
-        }
-        const id = (m.firstId ?? 0) + i;
-        const own = names[id % names.length] ?? common;
-        const edsNames = own === common ? [common] : [common, own];
-        const s: S = { id, ldsOk: false, edsVersion: '', versionAt: new Map(), responses: 0, bytes: 0, closed: false };
-        streams.push(s);
-        const st = openRawStream({ session: session! }, ADS_SOTW_PATH, (buf) => {
-          const r = Res.decode(buf) as unknown as { typeUrl: string; versionInfo: string; nonce: string };
-          s.responses++;
-          s.bytes += buf.length;
-          const now = sharedNow();
-          if (r.typeUrl === TYPE_URLS.endpoint) {
-            s.edsVersion = r.versionInfo;
-            s.versionAt.set(r.versionInfo, now);
-            if (s.versionAt.size > 8) s.versionAt.delete(s.versionAt.keys().next().value as string);
-            st.write(enc({ typeUrl: r.typeUrl, versionInfo: r.versionInfo, responseNonce: r.nonce, resourceNames: edsNames }));
-            if (expectV && allHave(expectV.version)) expectV.resolve();
-          } else {
-            s.ldsOk = true;
-            st.write(enc({ typeUrl: r.typeUrl, versionInfo: r.versionInfo, responseNonce: r.nonce }));
+  process.on(
+    'message',
+    async (m: {
+      cmd: string;
+      port?: number;
+      n?: number;
+      firstId?: number;
+      names?: string[];
+      version?: string;
+      timeoutMs?: number;
+    }) => {
+      if (m.cmd === 'start') {
+        const names = m.names ?? [];
+        const common = names[0] ?? '';
+        const perSession = 100;
+        let session: http2.ClientHttp2Session | undefined;
+        for (let i = 0; i < (m.n ?? 0); i++) {
+          if (i % perSession === 0) {
+            session = http2.connect(`http://127.0.0.1:${m.port}`, { settings: { initialWindowSize: 1 << 20 } });
+            session.on('error', () => undefined);
+            sessions.push(session);
           }
+          const id = (m.firstId ?? 0) + i;
+          const own = names[id % names.length] ?? common;
+          const edsNames = own === common ? [common] : [common, own];
+          const s: S = {
+            id,
+            ldsOk: false,
+            edsVersion: '',
+            versionAt: new Map(),
+            responses: 0,
+            bytes: 0,
+            closed: false,
+          };
+          streams.push(s);
+          const st = openRawStream({ session: session! }, ADS_SOTW_PATH, (buf) => {
+            const r = Res.decode(buf) as unknown as { typeUrl: string; versionInfo: string; nonce: string };
+            s.responses++;
+            s.bytes += buf.length;
+            const now = sharedNow();
+            if (r.typeUrl === TYPE_URLS.endpoint) {
+              s.edsVersion = r.versionInfo;
+              s.versionAt.set(r.versionInfo, now);
+              if (s.versionAt.size > 8) s.versionAt.delete(s.versionAt.keys().next().value as string);
+              st.write(
+                enc({
+                  typeUrl: r.typeUrl,
+                  versionInfo: r.versionInfo,
+                  responseNonce: r.nonce,
+                  resourceNames: edsNames,
+                }),
+              );
+              if (expectV && allHave(expectV.version)) expectV.resolve();
+            } else {
+              s.ldsOk = true;
+              st.write(enc({ typeUrl: r.typeUrl, versionInfo: r.versionInfo, responseNonce: r.nonce }));
+            }
+          });
+          void st.ended.then(() => {
+            s.closed = true;
+          });
+          st.write(
+            enc({ node: { id: `scale-${id}`, cluster: 'scale', userAgentName: 'envoy' }, typeUrl: TYPE_URLS.listener }),
+          );
+          st.write(enc({ typeUrl: TYPE_URLS.endpoint, resourceNames: edsNames }));
+          if (i % 200 === 199) await new Promise((r) => setImmediate(r));
+        }
+        const t = Date.now();
+        while (!streams.every((s) => s.ldsOk && s.edsVersion !== '')) {
+          if (Date.now() - t > 120_000) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        send({
+          type: 'synced',
+          n: streams.length,
+          ok: streams.filter((s) => s.ldsOk && s.edsVersion !== '').length,
+          closed: streams.filter((s) => s.closed).length,
         });
-        void st.ended.then(() => {
-          s.closed = true;
+      } else if (m.cmd === 'expect') {
+        const v = m.version ?? '';
+        if (!allHave(v)) {
+          await Promise.race([
+            new Promise<void>((resolve) => {
+              expectV = { version: v, resolve };
+            }),
+            new Promise((r) => setTimeout(r, m.timeoutMs ?? 30_000)),
+          ]);
+        }
+        expectV = undefined;
+        send({
+          type: 'got',
+          times: streams.map((s) => s.versionAt.get(v)).filter((x): x is number => x !== undefined),
+          missing: streams.filter((s) => !s.versionAt.has(v)).length,
         });
-        st.write(enc({ node: { id: `scale-${id}`, cluster: 'scale', userAgentName: 'envoy' }, typeUrl: TYPE_URLS.listener }));
-        st.write(enc({ typeUrl: TYPE_URLS.endpoint, resourceNames: edsNames }));
-        if (i % 200 === 199) await new Promise((r) => setImmediate(r));
+      } else if (m.cmd === 'report') {
+        send({
+          type: 'report',
+          responses: streams.map((s) => s.responses),
+          bytes: streams.reduce((n, s) => n + s.bytes, 0),
+          lastVersions: [...new Set(streams.map((s) => s.edsVersion))],
+          closed: streams.filter((s) => s.closed).length,
+          rssMB: rssMB(),
+        });
+      } else if (m.cmd === 'exit') {
+        for (const s of sessions) s.destroy();
+        process.exit(0);
       }
-      const t = Date.now();
-      while (!streams.every((s) => s.ldsOk && s.edsVersion !== '')) {
-        if (Date.now() - t > 120_000) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      send({ type: 'synced', n: streams.length, ok: streams.filter((s) => s.ldsOk && s.edsVersion !== '').length, closed: streams.filter((s) => s.closed).length });
-    } else if (m.cmd === 'expect') {
-      const v = m.version ?? '';
-      if (!allHave(v)) {
-        await Promise.race([
-          new Promise<void>((resolve) => {
-            expectV = { version: v, resolve };
-          }),
-          new Promise((r) => setTimeout(r, m.timeoutMs ?? 30_000)),
-        ]);
-      }
-      expectV = undefined;
-      send({ type: 'got', times: streams.map((s) => s.versionAt.get(v)).filter((x): x is number => x !== undefined), missing: streams.filter((s) => !s.versionAt.has(v)).length });
-    } else if (m.cmd === 'report') {
-      send({ type: 'report', responses: streams.map((s) => s.responses), bytes: streams.reduce((n, s) => n + s.bytes, 0), lastVersions: [...new Set(streams.map((s) => s.edsVersion))], closed: streams.filter((s) => s.closed).length, rssMB: rssMB() });
-    } else if (m.cmd === 'exit') {
-      for (const s of sessions) s.destroy();
-      process.exit(0);
-    }
-  });
+    },
+  );
   send({ type: 'ready' });
 }
 
 // ------------------------------------------------------------------------------- orchestration
-
 
 function spawnRole(r: string, args: string[], gc = false): ChildProcess {
   return fork(SELF, [r, ...args], {
@@ -256,7 +337,10 @@ async function coldStart(nDesc: number, nKeys: number, nSecrets: number): Promis
     const base = await next(s, 'ready', 120_000, 'baseline server');
     const baseStats = await ask(s, { cmd: 'stats' }, 'stats');
     await stop(s);
-    fs.writeFileSync(path.join(dir, 'descriptors.yaml'), join(Array.from({ length: nDesc }, (_x, i) => descriptorDoc(i + 1))));
+    fs.writeFileSync(
+      path.join(dir, 'descriptors.yaml'),
+      join(Array.from({ length: nDesc }, (_x, i) => descriptorDoc(i + 1))),
+    );
     fs.writeFileSync(path.join(dir, 'apikeys.yaml'), join(Array.from({ length: nKeys }, (_x, i) => apikeyDoc(i))));
     if (nSecrets > 0) fs.writeFileSync(path.join(dir, 'secrets.yaml'), secretDocs(nSecrets));
     const bytes = fs.readdirSync(dir).reduce((n, f2) => n + fs.statSync(path.join(dir, f2)).size, 0);
@@ -265,7 +349,8 @@ async function coldStart(nDesc: number, nKeys: number, nSecrets: number): Promis
     const loaded = await ask(s, { cmd: 'stats' }, 'stats');
     // Delete everything but the small file, wait for the publication, GC.
     const published = next(s, 'published', 120_000, 'publication after delete');
-    for (const f2 of ['descriptors.yaml', 'apikeys.yaml', 'secrets.yaml']) fs.rmSync(path.join(dir, f2), { force: true });
+    for (const f2 of ['descriptors.yaml', 'apikeys.yaml', 'secrets.yaml'])
+      fs.rmSync(path.join(dir, f2), { force: true });
     const pub = await published;
     // Removed clusters are still served for --cluster-grace-ms (10 s, make-before-break): wait for
     // the rebuild that retires them before measuring.
@@ -273,7 +358,16 @@ async function coldStart(nDesc: number, nKeys: number, nSecrets: number): Promis
     await sleep(2000);
     const after = await ask(s, { cmd: 'stats' }, 'stats');
     await stop(s);
-    return { descriptors: nDesc, apikeys: nKeys, secrets: nSecrets, configBytes: bytes, baseline: { ready: base, stats: baseStats }, ready, loaded, afterDelete: { published: pub, retired, stats: after } };
+    return {
+      descriptors: nDesc,
+      apikeys: nKeys,
+      secrets: nSecrets,
+      configBytes: bytes,
+      baseline: { ready: base, stats: baseStats },
+      ready,
+      loaded,
+      afterDelete: { published: pub, retired, stats: after },
+    };
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
@@ -294,7 +388,10 @@ interface StreamsEnv {
 async function withStreams(n: number, nDesc: number, procs: number): Promise<StreamsEnv> {
   const { root, dir } = tmpRoot();
   fs.writeFileSync(path.join(dir, 'hot.yaml'), descriptorDoc(0));
-  fs.writeFileSync(path.join(dir, 'rest.yaml'), join(Array.from({ length: nDesc - 1 }, (_x, i) => descriptorDoc(i + 1))));
+  fs.writeFileSync(
+    path.join(dir, 'rest.yaml'),
+    join(Array.from({ length: nDesc - 1 }, (_x, i) => descriptorDoc(i + 1))),
+  );
   const server = spawnRole('server', [dir], true);
   const ready = await next(server, 'ready', 300_000, 'server');
   void ready;
@@ -308,7 +405,16 @@ async function withStreams(n: number, nDesc: number, procs: number): Promise<Str
   }
   const per = Math.ceil(n / procs);
   const t0 = performance.now();
-  const synced = await Promise.all(clients.map((c, p) => ask(c, { cmd: 'start', port: ready.xdsPort, n: Math.min(per, n - p * per), firstId: p * per, names }, 'synced', 300_000)));
+  const synced = await Promise.all(
+    clients.map((c, p) =>
+      ask(
+        c,
+        { cmd: 'start', port: ready.xdsPort, n: Math.min(per, n - p * per), firstId: p * per, names },
+        'synced',
+        300_000,
+      ),
+    ),
+  );
   const syncMs = performance.now() - t0;
   await sleep(1000);
   const after = await ask(server, { cmd: 'stats' }, 'stats');
@@ -328,7 +434,9 @@ async function pushOnce(e: StreamsEnv): Promise<Record<string, unknown>> {
   const tWrite = sharedNow();
   fs.writeFileSync(path.join(e.dir, 'hot.yaml'), descriptorDoc(0, e.ipGen));
   const pub = await published;
-  const got = await Promise.all(e.clients.map((c) => ask(c, { cmd: 'expect', version: pub.version, timeoutMs: 60_000 }, 'got', 90_000)));
+  const got = await Promise.all(
+    e.clients.map((c) => ask(c, { cmd: 'expect', version: pub.version, timeoutMs: 60_000 }, 'got', 90_000)),
+  );
   const end = await ask(e.server, { cmd: 'statsNoGc' }, 'stats');
   const times = got.flatMap((g) => g.times as number[]);
   const lat = stats(times.map((t) => t - (pub.at as number)));
@@ -337,7 +445,15 @@ async function pushOnce(e: StreamsEnv): Promise<Record<string, unknown>> {
   const c1 = end.cpu as { user: number; system: number };
   const cpuMs = (c1.user + c1.system - c0.user - c0.system) / 1000;
   const wallMs = Math.max(...times) - (pub.at as number);
-  return { fromWriteToPublishMs: (pub.at as number) - tWrite, latencyMs: lat, received: times.length, missing, serverCpuMs: cpuMs, wallMs, cpuPercentOfOneCore: (100 * cpuMs) / Math.max(1, (end.at as number) - (pub.at as number)) };
+  return {
+    fromWriteToPublishMs: (pub.at as number) - tWrite,
+    latencyMs: lat,
+    received: times.length,
+    missing,
+    serverCpuMs: cpuMs,
+    wallMs,
+    cpuPercentOfOneCore: (100 * cpuMs) / Math.max(1, (end.at as number) - (pub.at as number)),
+  };
 }
 
 async function streamsBench(n: number, nDesc: number, procs: number): Promise<Record<string, unknown>> {
@@ -364,7 +480,13 @@ async function streamsBench(n: number, nDesc: number, procs: number): Promise<Re
   }
 }
 
-async function churnBench(n: number, nDesc: number, procs: number, seconds: number, rate: number): Promise<Record<string, unknown>> {
+async function churnBench(
+  n: number,
+  nDesc: number,
+  procs: number,
+  seconds: number,
+  rate: number,
+): Promise<Record<string, unknown>> {
   const e = await withStreams(n, nDesc, procs);
   try {
     const start = await ask(e.server, { cmd: 'stats' }, 'stats');
@@ -390,7 +512,9 @@ async function churnBench(n: number, nDesc: number, procs: number, seconds: numb
     const wallS = (performance.now() - t0) / 1000;
     await sleep(3000);
     const end = await ask(e.server, { cmd: 'stats' }, 'stats');
-    const got = await Promise.all(e.clients.map((c) => ask(c, { cmd: 'expect', version: end.lastVersion, timeoutMs: 30_000 }, 'got', 60_000)));
+    const got = await Promise.all(
+      e.clients.map((c) => ask(c, { cmd: 'expect', version: end.lastVersion, timeoutMs: 30_000 }, 'got', 60_000)),
+    );
     const reports = await Promise.all(e.clients.map((c) => ask(c, { cmd: 'report' }, 'report')));
     const responses = stats(reports.flatMap((r) => r.responses as number[]));
     const publishes = (end.publishes as number) - (start.publishes as number);
@@ -427,7 +551,12 @@ async function main(): Promise<void> {
   const churnS = envInt('BENCH_SCALE_CHURN_S', 60);
   const churnRate = envInt('BENCH_SCALE_CHURN_RATE', 50);
   const churnStreams = envInt('BENCH_SCALE_CHURN_STREAMS', 1000);
-  const machine = { nproc: os.availableParallelism(), loadavgAtStart: os.loadavg().map((x) => Number(x.toFixed(2))), memGB: Math.round(os.totalmem() / 2 ** 30), node: process.version };
+  const machine = {
+    nproc: os.availableParallelism(),
+    loadavgAtStart: os.loadavg().map((x) => Number(x.toFixed(2))),
+    memGB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+  };
   console.log(`scale bench — ${machine.nproc} cores (shared), load average ${machine.loadavgAtStart.join(' ')}`);
   const out: Record<string, unknown> = { date: new Date().toISOString(), machine };
 
@@ -442,10 +571,18 @@ async function main(): Promise<void> {
       const a = ((c.afterDelete as { stats: Msg }).stats.memory ?? {}) as Record<string, number>;
       const b = ((c.baseline as { stats: Msg }).stats.memory ?? {}) as Record<string, number>;
       console.log('done');
-      console.log(`  config ${f((c.configBytes as number) / 2 ** 20, 1)} MiB YAML; resources ${JSON.stringify(r.counts)}`);
-      console.log(`  cold start to first snapshot: ${f(r.coldStartMs as number)} ms in startServer (read + parse + compile + publish + bind); ${f(r.processToReadyMs as number)} ms from process spawn`);
-      console.log(`  RSS after load (GC'd) ${f(l.rssMB)} MB, peak RSS ${f(l.peakRssMB)} MB, heap ${f(l.heapUsedMB)} MB`);
-      console.log(`  after deleting every object: RSS ${f(a.rssMB)} MB, heap ${f(a.heapUsedMB)} MB; baseline server (1 descriptor): RSS ${f(b.rssMB)} MB, heap ${f(b.heapUsedMB)} MB`);
+      console.log(
+        `  config ${f((c.configBytes as number) / 2 ** 20, 1)} MiB YAML; resources ${JSON.stringify(r.counts)}`,
+      );
+      console.log(
+        `  cold start to first snapshot: ${f(r.coldStartMs as number)} ms in startServer (read + parse + compile + publish + bind); ${f(r.processToReadyMs as number)} ms from process spawn`,
+      );
+      console.log(
+        `  RSS after load (GC'd) ${f(l.rssMB)} MB, peak RSS ${f(l.peakRssMB)} MB, heap ${f(l.heapUsedMB)} MB`,
+      );
+      console.log(
+        `  after deleting every object: RSS ${f(a.rssMB)} MB, heap ${f(a.heapUsedMB)} MB; baseline server (1 descriptor): RSS ${f(b.rssMB)} MB, heap ${f(b.heapUsedMB)} MB`,
+      );
     }
   }
   if (!skip.has('streams')) {
@@ -461,26 +598,38 @@ async function main(): Promise<void> {
       }
       console.log(`synced in ${f(r.syncMs as number)} ms`);
       const per = r.perStreamKB as Record<string, number>;
-      console.log(`  server memory per stream: RSS ${f(per.rss, 1)} KiB, heap ${f(per.heap, 1)} KiB (open streams seen by the server: ${r.openStreamsOnServer})`);
+      console.log(
+        `  server memory per stream: RSS ${f(per.rss, 1)} KiB, heap ${f(per.heap, 1)} KiB (open streams seen by the server: ${r.openStreamsOnServer})`,
+      );
       for (const p of r.pushes as Array<Record<string, unknown>>) {
         const l = p.latencyMs as Record<string, number>;
-        console.log(`  one change to all: ${p.received}/${n} (missing ${p.missing}) p50 ${f(l.p50)} ms p99 ${f(l.p99)} ms max ${f(l.max)} ms; server CPU ${f(p.serverCpuMs as number)} ms (${f(p.cpuPercentOfOneCore as number)}% of one core during the push); file write → publish ${f(p.fromWriteToPublishMs as number)} ms`);
+        console.log(
+          `  one change to all: ${p.received}/${n} (missing ${p.missing}) p50 ${f(l.p50)} ms p99 ${f(l.p99)} ms max ${f(l.max)} ms; server CPU ${f(p.serverCpuMs as number)} ms (${f(p.cpuPercentOfOneCore as number)}% of one core during the push); file write → publish ${f(p.fromWriteToPublishMs as number)} ms`,
+        );
       }
     }
     out['streams'] = rs;
   }
   if (!skip.has('churn')) {
     process.stdout.write(`churn: ${churnRate} changes/s for ${churnS} s with ${churnStreams} streams ... `);
-    const r = await churnBench(churnStreams, streamDesc, procs, churnS, churnRate).catch((err: Error) => ({ error: err.message }));
+    const r = await churnBench(churnStreams, streamDesc, procs, churnS, churnRate).catch((err: Error) => ({
+      error: err.message,
+    }));
     out['churn'] = r;
     if ('error' in r) console.log(`FAILED: ${r.error}`);
     else {
       console.log('done');
       const rp = r.responsesPerStream as Record<string, number>;
-      console.log(`  ${r.changesWritten} changes (${f(r.changesPerSecond as number, 1)}/s) → ${r.snapshotsPublished} snapshots (coalescing ×${f(r.coalescing as number, 1)}); on the last version at the end: ${r.onLastVersion}/${churnStreams}, behind: ${r.behind}`);
-      console.log(`  responses per stream p50 ${rp.p50} max ${rp.max}; server RSS samples (s:MB) ${(r.rssSamples as Array<{ t: number; rssMB: number }>).map((x) => `${x.t}:${x.rssMB}`).join(' ')}`);
+      console.log(
+        `  ${r.changesWritten} changes (${f(r.changesPerSecond as number, 1)}/s) → ${r.snapshotsPublished} snapshots (coalescing ×${f(r.coalescing as number, 1)}); on the last version at the end: ${r.onLastVersion}/${churnStreams}, behind: ${r.behind}`,
+      );
+      console.log(
+        `  responses per stream p50 ${rp.p50} max ${rp.max}; server RSS samples (s:MB) ${(r.rssSamples as Array<{ t: number; rssMB: number }>).map((x) => `${x.t}:${x.rssMB}`).join(' ')}`,
+      );
       const mm = r.serverMemory as Record<string, Record<string, number>>;
-      console.log(`  server after GC: start RSS ${f(mm.startAfterGc?.rssMB)} MB heap ${f(mm.startAfterGc?.heapUsedMB)} MB → end RSS ${f(mm.endAfterGc?.rssMB)} MB heap ${f(mm.endAfterGc?.heapUsedMB)} MB`);
+      console.log(
+        `  server after GC: start RSS ${f(mm.startAfterGc?.rssMB)} MB heap ${f(mm.startAfterGc?.heapUsedMB)} MB → end RSS ${f(mm.endAfterGc?.rssMB)} MB heap ${f(mm.endAfterGc?.heapUsedMB)} MB`,
+      );
     }
   }
   out['loadavgAtEnd'] = os.loadavg().map((x) => Number(x.toFixed(2)));

@@ -24,11 +24,11 @@ function arg(name: string, def: string): string {
   return i >= 0 ? (process.argv[i + 1] ?? def) : (process.env[`SOAK_${name.toUpperCase()}`] ?? def);
 }
 
-
-
 async function startServer(redisUrl: string): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(here, 'authz.js'), 'serve', 'redis', String(port), redisUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [path.join(here, 'authz.js'), 'serve', 'redis', String(port), redisUrl], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await new Promise<void>((resolve, reject) => {
     let out = '';
     const t = setTimeout(() => reject(new Error('server did not start')), 30_000);
@@ -68,19 +68,54 @@ interface Segment {
   check: string;
 }
 
-function h2load(port: number, bodyFile: string, o: { seconds: number; c: number; m: number; rps?: number }): Omit<Segment, 't' | 'serverRssMB' | 'check'> {
+function h2load(
+  port: number,
+  bodyFile: string,
+  o: { seconds: number; c: number; m: number; rps?: number },
+): Omit<Segment, 't' | 'serverRssMB' | 'check'> {
   const log = path.join(os.tmpdir(), `oxds-soak-h2load-${process.pid}.log`);
   fs.rmSync(log, { force: true });
-  const args = [`-c${o.c}`, `-m${o.m}`, '-t1', '-D', `${o.seconds}`, '--warm-up-time=1', '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', `--log-file=${log}`];
+  const args = [
+    `-c${o.c}`,
+    `-m${o.m}`,
+    '-t1',
+    '-D',
+    `${o.seconds}`,
+    '--warm-up-time=1',
+    '-d',
+    bodyFile,
+    '-H',
+    'content-type: application/grpc',
+    '-H',
+    'te: trailers',
+    `--log-file=${log}`,
+  ];
   if (o.rps) args.push(`--rps=${o.rps}`);
   args.push(`http://127.0.0.1:${port}${CHECK_PATH}`);
   const r = spawnSync('h2load', args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`h2load failed: ${r.stderr}\n${r.stdout}`);
   const rps = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(r.stdout);
-  const reqs = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(r.stdout);
-  const lat = fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => Number(l.split('\t')[2])).filter(Number.isFinite).sort((a, b) => a - b);
+  const reqs = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(
+    r.stdout,
+  );
+  const lat = fs
+    .readFileSync(log, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => Number(l.split('\t')[2]))
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
   fs.rmSync(log, { force: true });
-  return { seconds: o.seconds, reqPerSec: Number(rps?.[1] ?? 0), succeeded: Number(reqs?.[4] ?? 0), failed: Number(reqs?.[5] ?? 0), errored: Number(reqs?.[6] ?? 0), p50us: pct(lat, 50), p99us: pct(lat, 99), p999us: pct(lat, 99.9) };
+  return {
+    seconds: o.seconds,
+    reqPerSec: Number(rps?.[1] ?? 0),
+    succeeded: Number(reqs?.[4] ?? 0),
+    failed: Number(reqs?.[5] ?? 0),
+    errored: Number(reqs?.[6] ?? 0),
+    p50us: pct(lat, 50),
+    p99us: pct(lat, 99),
+    p999us: pct(lat, 99.9),
+  };
 }
 
 function verify(port: number, body: Buffer): Promise<string> {
@@ -91,9 +126,15 @@ function verify(port: number, body: Buffer): Promise<string> {
     client.makeUnaryRequest(CHECK_PATH, id, id, body, { deadline: Date.now() + 5000 }, (err, res) => {
       client.close();
       if (err) return resolve(`ERROR ${err.code} ${err.details}`);
-      const r = CheckResponse.toObject(CheckResponse.decode(res!), TO_OBJECT_OPTIONS) as { status?: { code?: number }; okResponse?: { responseHeadersToAdd?: Array<{ header: { key: string; value: string } }> } };
-      if ((r.status?.code ?? 0) !== 0 || !r.okResponse) return resolve(`NOT AN ALLOW ${JSON.stringify(r).slice(0, 200)}`);
-      const rem = r.okResponse.responseHeadersToAdd?.find((h) => h.header.key.toLowerCase() === 'otoroshi-daily-calls-remaining');
+      const r = CheckResponse.toObject(CheckResponse.decode(res!), TO_OBJECT_OPTIONS) as {
+        status?: { code?: number };
+        okResponse?: { responseHeadersToAdd?: Array<{ header: { key: string; value: string } }> };
+      };
+      if ((r.status?.code ?? 0) !== 0 || !r.okResponse)
+        return resolve(`NOT AN ALLOW ${JSON.stringify(r).slice(0, 200)}`);
+      const rem = r.okResponse.responseHeadersToAdd?.find(
+        (h) => h.header.key.toLowerCase() === 'otoroshi-daily-calls-remaining',
+      );
       resolve(`allow ${rem ? rem.header.value : '?'}`);
     });
   });
@@ -109,13 +150,24 @@ async function main(): Promise<void> {
   const body = fs.readFileSync(bodyFile).subarray(5);
   const redis = await startRedis();
   const server = await startServer(redis.url);
-  const out: Record<string, unknown> = { date: new Date().toISOString(), nproc: os.availableParallelism(), loadavgAtStart: os.loadavg().map((x) => Number(x.toFixed(2))) };
+  const out: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    nproc: os.availableParallelism(),
+    loadavgAtStart: os.loadavg().map((x) => Number(x.toFixed(2))),
+  };
   try {
-    console.log(`soak: capacity first (10 s, -c4 -m32), then ${total} s at ${Math.round(load * 100)}% in ${segment} s segments; 2 shared cores, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    console.log(
+      `soak: capacity first (10 s, -c4 -m32), then ${total} s at ${Math.round(load * 100)}% in ${segment} s segments; 2 shared cores, load average ${os
+        .loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')}`,
+    );
     const cap = h2load(server.port, bodyFile, { seconds: 10, c: 4, m: 32 });
     const target = Math.max(100, Math.floor(cap.reqPerSec * load));
     const perClient = Math.max(1, Math.floor(target / 4));
-    console.log(`capacity ${cap.reqPerSec.toFixed(0)} req/s (p99 ${cap.p99us} µs, failed ${cap.failed}); soak target ${perClient * 4} req/s`);
+    console.log(
+      `capacity ${cap.reqPerSec.toFixed(0)} req/s (p99 ${cap.p99us} µs, failed ${cap.failed}); soak target ${perClient * 4} req/s`,
+    );
     out['capacity'] = cap;
     out['targetReqPerSec'] = perClient * 4;
     const segments: Segment[] = [];
@@ -124,15 +176,27 @@ async function main(): Promise<void> {
     while (Date.now() < deadline - 2000) {
       const secs = Math.min(segment, Math.ceil((deadline - Date.now()) / 1000));
       const s = h2load(server.port, bodyFile, { seconds: secs, c: 4, m: 8, rps: perClient });
-      const seg: Segment = { t: Math.round((Date.now() - t0) / 1000), ...s, serverRssMB: rssKb(server.child.pid!) / 1024, check: await verify(server.port, body) };
+      const seg: Segment = {
+        t: Math.round((Date.now() - t0) / 1000),
+        ...s,
+        serverRssMB: rssKb(server.child.pid!) / 1024,
+        check: await verify(server.port, body),
+      };
       segments.push(seg);
-      console.log(`  t=${String(seg.t).padStart(4)} s  ${seg.reqPerSec.toFixed(0)} req/s  failed ${seg.failed} errored ${seg.errored}  p50 ${seg.p50us} µs p99 ${seg.p99us} µs p99.9 ${seg.p999us} µs  RSS ${seg.serverRssMB.toFixed(1)} MiB  check: ${seg.check}`);
-      fs.writeFileSync(path.join(repo, 'bench', 'results', 'soak-authz.partial.json'), `${JSON.stringify({ ...out, segments }, null, 2)}\n`);
+      console.log(
+        `  t=${String(seg.t).padStart(4)} s  ${seg.reqPerSec.toFixed(0)} req/s  failed ${seg.failed} errored ${seg.errored}  p50 ${seg.p50us} µs p99 ${seg.p99us} µs p99.9 ${seg.p999us} µs  RSS ${seg.serverRssMB.toFixed(1)} MiB  check: ${seg.check}`,
+      );
+      fs.writeFileSync(
+        path.join(repo, 'bench', 'results', 'soak-authz.partial.json'),
+        `${JSON.stringify({ ...out, segments }, null, 2)}\n`,
+      );
     }
     const ran = (Date.now() - t0) / 1000;
     const first = segments[0];
     const last = segments[segments.length - 1];
-    const failures = segments.reduce((n, s) => n + s.failed + s.errored, 0) + segments.filter((s) => !s.check.startsWith('allow')).length;
+    const failures =
+      segments.reduce((n, s) => n + s.failed + s.errored, 0) +
+      segments.filter((s) => !s.check.startsWith('allow')).length;
     const rssGrowth = first && last ? (last.serverRssMB - first.serverRssMB) / first.serverRssMB : NaN;
     const p99s = segments.map((s) => s.p99us);
     const summary = {
@@ -149,7 +213,9 @@ async function main(): Promise<void> {
     };
     out['segments'] = segments;
     out['summary'] = summary;
-    console.log(`soak ran ${ran.toFixed(0)} s: ${summary.requests} requests, ${failures} failures; server RSS ${summary.rssFirstMB?.toFixed(1)} → ${summary.rssLastMB?.toFixed(1)} MiB (${summary.rssGrowthPercent.toFixed(1)}%, max ${summary.rssMaxMB.toFixed(1)}); p99 ${summary.p99MinUs}–${summary.p99MaxUs} µs`);
+    console.log(
+      `soak ran ${ran.toFixed(0)} s: ${summary.requests} requests, ${failures} failures; server RSS ${summary.rssFirstMB?.toFixed(1)} → ${summary.rssLastMB?.toFixed(1)} MiB (${summary.rssGrowthPercent.toFixed(1)}%, max ${summary.rssMaxMB.toFixed(1)}); p99 ${summary.p99MinUs}–${summary.p99MaxUs} µs`,
+    );
   } finally {
     server.child.kill('SIGTERM');
     await redis.stop();

@@ -15,8 +15,25 @@ const repo = path.resolve(here, '..', '..');
 const ROUNDS = envInt('BENCH_STARTUP_ROUNDS', 5);
 
 const MODULES = [
-  'commander', 'yaml', 'ajv', 'protobufjs', '@grpc/grpc-js', '@grpc/proto-loader', 're2-wasm', 'jose', 'ioredis', 'pino', 'prom-client', 'fastify', '@kubernetes/client-node',
-  './dist/src/proto/loader.js', './dist/src/xds/translate.js', './dist/src/model/build.js', './dist/src/pipeline.js', './dist/src/sources/yaml.js', './dist/src/main.js',
+  'commander',
+  'yaml',
+  'ajv',
+  'protobufjs',
+  '@grpc/grpc-js',
+  '@grpc/proto-loader',
+  're2-wasm',
+  'jose',
+  'ioredis',
+  'pino',
+  'prom-client',
+  'fastify',
+  '@kubernetes/client-node',
+  './dist/src/proto/loader.js',
+  './dist/src/xds/translate.js',
+  './dist/src/model/build.js',
+  './dist/src/pipeline.js',
+  './dist/src/sources/yaml.js',
+  './dist/src/main.js',
 ];
 
 function median(xs: number[]): number {
@@ -49,15 +66,26 @@ const tOk = translate.filter((x): x is NonNullable<typeof x> => x !== null);
 rows.push(`| floor: \`node -e 0\` | ${median(floor).toFixed(0)} | |`);
 const baseline = process.env['BENCH_STARTUP_BASELINE'];
 if (baseline) {
-  const b = Array.from({ length: ROUNDS }, () => run([path.join(baseline, 'dist/src/cli.js'), 'translate', '--config', empty])).filter((x): x is NonNullable<typeof x> => x !== null);
-  rows.push(`| baseline \`${baseline}\` translate, empty dir | ${b.length ? median(b.map((x) => x.ms)).toFixed(0) : 'failed'} | ${b.length ? `peak RSS ${Math.round(median(b.map((x) => x.maxRssKiB)) / 1024)} MiB` : ''} |`);
+  const b = Array.from({ length: ROUNDS }, () =>
+    run([path.join(baseline, 'dist/src/cli.js'), 'translate', '--config', empty]),
+  ).filter((x): x is NonNullable<typeof x> => x !== null);
+  rows.push(
+    `| baseline \`${baseline}\` translate, empty dir | ${b.length ? median(b.map((x) => x.ms)).toFixed(0) : 'failed'} | ${b.length ? `peak RSS ${Math.round(median(b.map((x) => x.maxRssKiB)) / 1024)} MiB` : ''} |`,
+  );
 }
-rows.push(`| \`translate --config <empty dir>\` (whole process) | ${median(tOk.map((x) => x.ms)).toFixed(0)} | peak RSS ${Math.round(median(tOk.map((x) => x.maxRssKiB)) / 1024)} MiB |`);
+rows.push(
+  `| \`translate --config <empty dir>\` (whole process) | ${median(tOk.map((x) => x.ms)).toFixed(0)} | peak RSS ${Math.round(median(tOk.map((x) => x.maxRssKiB)) / 1024)} MiB |`,
+);
 for (const m of MODULES) {
   const xs = Array.from({ length: ROUNDS }, () => importMs(m)).filter((x): x is number => x !== null);
   rows.push(`| import \`${m}\` alone | ${xs.length ? median(xs).toFixed(0) : 'failed'} | |`);
 }
 fs.rmSync(empty, { recursive: true, force: true });
-console.log(`start-up, median of ${ROUNDS} fresh processes each; node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log(
+  `start-up, median of ${ROUNDS} fresh processes each; node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, load average ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}`,
+);
 console.log('| what | ms | |\n|---|---|---|');
 for (const r of rows) console.log(r);

@@ -8,7 +8,14 @@ import { validateSet, type CompiledSet } from '../src/pipeline.js';
 import { buildSnapshot, VersionSource } from '../src/xds/snapshot.js';
 import { SnapshotCache } from '../src/xds/cache.js';
 import { grpcListenerFor } from '../src/xds/translate.js';
-import { encodeObject, lookupType, protoRoot, TYPE_URLS, type ProtoObject, type ResourceKind } from '../src/proto/loader.js';
+import {
+  encodeObject,
+  lookupType,
+  protoRoot,
+  TYPE_URLS,
+  type ProtoObject,
+  type ResourceKind,
+} from '../src/proto/loader.js';
 import { RESOURCE_SET_KEYS, type ResourceSet } from '../src/xds/types.js';
 import type { ConfigError } from '../src/model/types.js';
 import { benchView } from './gen.js';
@@ -47,7 +54,9 @@ function encoderFor(compiled: CompiledSet): (kind: ResourceKind, obj: ProtoObjec
 
 function allResources(sets: ResourceSet[]): Array<[ResourceKind, ProtoObject]> {
   const out: Array<[ResourceKind, ProtoObject]> = [];
-  for (const s of sets) for (const k of Object.keys(RESOURCE_SET_KEYS) as ResourceKind[]) for (const o of s[RESOURCE_SET_KEYS[k]]) out.push([k, o]);
+  for (const s of sets)
+    for (const k of Object.keys(RESOURCE_SET_KEYS) as ResourceKind[])
+      for (const o of s[RESOURCE_SET_KEYS[k]]) out.push([k, o]);
   return out;
 }
 
@@ -71,7 +80,14 @@ interface Round {
   publishMs: number;
   totalMs: number;
   /** CPU time (user+system) of each stage: less sensitive than wall time to a busy machine. */
-  cpu: { buildModelMs: number; translateMs: number; validateMs: number; snapshotMs: number; publishMs: number; totalMs: number };
+  cpu: {
+    buildModelMs: number;
+    translateMs: number;
+    validateMs: number;
+    snapshotMs: number;
+    publishMs: number;
+    totalMs: number;
+  };
 }
 const rounds: Round[] = [];
 let keep: unknown;
@@ -88,7 +104,9 @@ for (let r = 0; r < ROUNDS; r++) {
   sample(`r${r}.translate`);
   const cTranslate = cpuMs;
   const errs: ConfigError[] = [];
-  const [[envoy, grpcSet], validateMs] = time(() => [validateSet('envoy', out.envoy, errs), validateSet('grpc', out.grpc, errs)] as const);
+  const [[envoy, grpcSet], validateMs] = time(
+    () => [validateSet('envoy', out.envoy, errs), validateSet('grpc', out.grpc, errs)] as const,
+  );
   sample(`r${r}.validate`);
   const cValidate = cpuMs;
   const versions = new VersionSource('bench');
@@ -97,7 +115,9 @@ for (let r = 0; r < ROUNDS; r++) {
     const domains = out.grpcDomains;
     return [
       buildSnapshot('envoy', v, envoy.set, encoderFor(envoy)),
-      buildSnapshot('grpc', v, grpcSet.set, encoderFor(grpcSet), (kind, name) => (kind === 'listener' ? grpcListenerFor(name, domains) : undefined)),
+      buildSnapshot('grpc', v, grpcSet.set, encoderFor(grpcSet), (kind, name) =>
+        kind === 'listener' ? grpcListenerFor(name, domains) : undefined,
+      ),
     ] as const;
   });
   sample(`r${r}.snapshot`);
@@ -110,15 +130,34 @@ for (let r = 0; r < ROUNDS; r++) {
   sample(`r${r}.publish`);
   const cPublish = cpuMs;
   rounds.push({
-    buildModelMs, translateMs, validateMs, snapshotMs, publishMs, totalMs: buildModelMs + translateMs + validateMs + snapshotMs + publishMs,
-    cpu: { buildModelMs: cBuild, translateMs: cTranslate, validateMs: cValidate, snapshotMs: cSnapshot, publishMs: cPublish, totalMs: cBuild + cTranslate + cValidate + cSnapshot + cPublish },
+    buildModelMs,
+    translateMs,
+    validateMs,
+    snapshotMs,
+    publishMs,
+    totalMs: buildModelMs + translateMs + validateMs + snapshotMs + publishMs,
+    cpu: {
+      buildModelMs: cBuild,
+      translateMs: cTranslate,
+      validateMs: cValidate,
+      snapshotMs: cSnapshot,
+      publishMs: cPublish,
+      totalMs: cBuild + cTranslate + cValidate + cSnapshot + cPublish,
+    },
   });
-  const all = [...built.statuses.flatMap((s) => s.errors.filter((e) => e.severity === 'error')), ...out.errors, ...errs];
+  const all = [
+    ...built.statuses.flatMap((s) => s.errors.filter((e) => e.severity === 'error')),
+    ...out.errors,
+    ...errs,
+  ];
   errors = all.length;
   firstError = all[0]?.message ?? '';
   counts = {};
   bytesTotal = 0;
-  for (const [nt, snap] of [['envoy', se], ['grpc', sg]] as const) {
+  for (const [nt, snap] of [
+    ['envoy', se],
+    ['grpc', sg],
+  ] as const) {
     for (const k of Object.keys(snap.resources) as ResourceKind[]) {
       counts[`${nt}.${k}`] = snap.resources[k].size;
       for (const v of snap.resources[k].values()) bytesTotal += v.bytes.length;
@@ -139,7 +178,9 @@ const floorFromObjectEncode: number[] = [];
 const floorEncodeOnly: number[] = [];
 const types = new Map<ResourceKind, protobuf.Type>();
 for (const k of Object.keys(TYPE_URLS) as ResourceKind[]) types.set(k, lookupType(TYPE_URLS[k]));
-const messages = res.map(([k, o]) => [types.get(k) as protobuf.Type, (types.get(k) as protobuf.Type).fromObject(o)] as const);
+const messages = res.map(
+  ([k, o]) => [types.get(k) as protobuf.Type, (types.get(k) as protobuf.Type).fromObject(o)] as const,
+);
 for (let r = 0; r < ROUNDS; r++) {
   floorJson.push(time(() => JSON.parse(JSON.stringify(sets)))[1]);
   floorFromObjectEncode.push(

@@ -46,7 +46,10 @@ function demoConfig(dir: string, ports: Record<BackendId, number>): void {
   for (const f of fs.readdirSync(src).filter((x) => /\.ya?ml$/.test(x))) {
     let text = fs.readFileSync(path.join(src, f), 'utf8');
     if (f === 'descriptors.yaml') {
-      text = text.replaceAll('127.0.0.1:8081', `127.0.0.1:${ports['api-1']}`).replaceAll('127.0.0.1:8082', `127.0.0.1:${ports['api-2']}`).replaceAll('127.0.0.1:8083', `127.0.0.1:${ports['api-v2']}`);
+      text = text
+        .replaceAll('127.0.0.1:8081', `127.0.0.1:${ports['api-1']}`)
+        .replaceAll('127.0.0.1:8082', `127.0.0.1:${ports['api-2']}`)
+        .replaceAll('127.0.0.1:8083', `127.0.0.1:${ports['api-v2']}`);
     }
     if (f === 'services.yaml') text = text.replace(/\b8080\b/g, String(ports.web));
     fs.writeFileSync(path.join(dir, f), text);
@@ -70,13 +73,30 @@ function statusOf(port: number, host: string, p: string): Promise<number> {
 export function curlLines(port: number): { what: string; cmd: string; expect: string }[] {
   const base = `http://127.0.0.1:${port}`;
   const code = `curl -s -o /dev/null -w '%{http_code}\\n'`;
-  const key = (id: string, secret: string): string => `-H 'Otoroshi-Client-Id: ${id}' -H 'Otoroshi-Client-Secret: ${secret}'`;
+  const key = (id: string, secret: string): string =>
+    `-H 'Otoroshi-Client-Id: ${id}' -H 'Otoroshi-Client-Secret: ${secret}'`;
   return [
-    { what: 'public route (publicPatterns), no apikey', cmd: `${code} -H 'Host: api.oto.tools' ${base}/api/public/hello`, expect: '200' },
+    {
+      what: 'public route (publicPatterns), no apikey',
+      cmd: `${code} -H 'Host: api.oto.tools' ${base}/api/public/hello`,
+      expect: '200',
+    },
     { what: 'the Ingress (web.oto.tools)', cmd: `${code} -H 'Host: web.oto.tools' ${base}/`, expect: '200' },
-    { what: 'apikey route with the demo apikey', cmd: `${code} -H 'Host: api.oto.tools' ${key('demo-client', 'demo-secret')} ${base}/api/users`, expect: '200' },
-    { what: 'apikey route without an apikey (Otoroshi: 400)', cmd: `${code} -H 'Host: api.oto.tools' ${base}/api/users`, expect: '400' },
-    { what: 'apikey route with a wrong secret', cmd: `${code} -H 'Host: api.oto.tools' ${key('demo-client', 'wrong')} ${base}/api/users`, expect: '401' },
+    {
+      what: 'apikey route with the demo apikey',
+      cmd: `${code} -H 'Host: api.oto.tools' ${key('demo-client', 'demo-secret')} ${base}/api/users`,
+      expect: '200',
+    },
+    {
+      what: 'apikey route without an apikey (Otoroshi: 400)',
+      cmd: `${code} -H 'Host: api.oto.tools' ${base}/api/users`,
+      expect: '400',
+    },
+    {
+      what: 'apikey route with a wrong secret',
+      cmd: `${code} -H 'Host: api.oto.tools' ${key('demo-client', 'wrong')} ${base}/api/users`,
+      expect: '401',
+    },
     {
       what: 'daily quota of 3: the 4th call is refused',
       cmd: `for i in 1 2 3 4; do ${code} -H 'Host: api.oto.tools' ${key('demo-limited', 'demo-limited-secret')} ${base}/api/users; done`,
@@ -93,7 +113,13 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const pick = async (fixed: number): Promise<number> => (free ? freePort() : fixed);
-  const ports = { http: await pick(10080), xds: await pick(18000), admin: await pick(18080), authz: await pick(18001), envoyAdmin: await pick(19901) };
+  const ports = {
+    http: await pick(10080),
+    xds: await pick(18000),
+    admin: await pick(18080),
+    authz: await pick(18001),
+    envoyAdmin: await pick(19901),
+  };
   const backendPorts = {} as Record<BackendId, number>;
   for (const [id, p] of Object.entries(EXAMPLE_BACKENDS) as [BackendId, number][]) backendPorts[id] = await pick(p);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-demo-'));
@@ -102,18 +128,57 @@ async function main(): Promise<void> {
   fs.mkdirSync(dir);
   fs.mkdirSync(run);
   demoConfig(dir, backendPorts);
-  const backends = await Promise.all((Object.entries(backendPorts) as [BackendId, number][]).map(([id, p]) => startBackend(id, p)));
+  const backends = await Promise.all(
+    (Object.entries(backendPorts) as [BackendId, number][]).map(([id, p]) => startBackend(id, p)),
+  );
 
   // The demo's Envoy proves it is a gateway with a token of this run (node authorization).
   const token = randomBytes(16).toString('hex');
   const r = resolveConfig(
-    { gatewayToken: token, config: dir, host: '127.0.0.1', xdsPort: ports.xds, adminPort: ports.admin, authzPort: ports.authz, envoyHttpPort: ports.http, envoyHttpsPort: 0, envoyListenAddress: '127.0.0.1', dataDir: path.join(root, 'data'), logLevel: 'warn' },
+    {
+      gatewayToken: token,
+      config: dir,
+      host: '127.0.0.1',
+      xdsPort: ports.xds,
+      adminPort: ports.admin,
+      authzPort: ports.authz,
+      envoyHttpPort: ports.http,
+      envoyHttpsPort: 0,
+      envoyListenAddress: '127.0.0.1',
+      dataDir: path.join(root, 'data'),
+      logLevel: 'warn',
+    },
     process.env,
   );
   if (!r.ok) throw new Error(r.errors.join('\n'));
   const server = await startServer(r.value, makeLogger(r.value.logLevel));
-  fs.writeFileSync(path.join(run, 'envoy.yaml'), gatewayBootstrapYaml({ xdsAddress: `127.0.0.1:${server.xdsPort}`, nodeId: 'demo-gateway', nodeCluster: 'otoroshi-gateway', adminAddress: '127.0.0.1', adminPort: ports.envoyAdmin, delta: true, token }));
-  const proxy = spawn(envoy.bin, ['-c', path.join(run, 'envoy.yaml'), '--disable-hot-restart', '-l', 'warning', '--log-path', path.join(run, 'envoy.log'), '--concurrency', '1'], { stdio: 'ignore' });
+  fs.writeFileSync(
+    path.join(run, 'envoy.yaml'),
+    gatewayBootstrapYaml({
+      xdsAddress: `127.0.0.1:${server.xdsPort}`,
+      nodeId: 'demo-gateway',
+      nodeCluster: 'otoroshi-gateway',
+      adminAddress: '127.0.0.1',
+      adminPort: ports.envoyAdmin,
+      delta: true,
+      token,
+    }),
+  );
+  const proxy = spawn(
+    envoy.bin,
+    [
+      '-c',
+      path.join(run, 'envoy.yaml'),
+      '--disable-hot-restart',
+      '-l',
+      'warning',
+      '--log-path',
+      path.join(run, 'envoy.log'),
+      '--concurrency',
+      '1',
+    ],
+    { stdio: 'ignore' },
+  );
   let proxyExit: number | null | undefined;
   proxy.once('exit', (c) => (proxyExit = c));
 
@@ -131,7 +196,9 @@ async function main(): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (proxyExit !== undefined) {
-      process.stderr.write(`envoy exited with ${String(proxyExit)}: ${fs.readFileSync(path.join(run, 'envoy.log'), 'utf8').slice(-2000)}\n`);
+      process.stderr.write(
+        `envoy exited with ${String(proxyExit)}: ${fs.readFileSync(path.join(run, 'envoy.log'), 'utf8').slice(-2000)}\n`,
+      );
       await stop(1);
     }
     const ok = (await statusOf(ports.http, 'api.oto.tools', '/api/public/ready')) === 200;
@@ -145,7 +212,9 @@ async function main(): Promise<void> {
   const out = [
     `otoroshi-xds demo: config ${dir} (examples/ + demo-apikey.yaml), xDS 127.0.0.1:${server.xdsPort}, admin http://127.0.0.1:${server.adminPort}`,
     `Envoy ${envoy.bin}: HTTP on 127.0.0.1:${ports.http}, admin http://127.0.0.1:${ports.envoyAdmin}`,
-    `demo backends: ${Object.entries(backendPorts).map(([id, p]) => `${id} 127.0.0.1:${p}`).join(', ')}`,
+    `demo backends: ${Object.entries(backendPorts)
+      .map(([id, p]) => `${id} 127.0.0.1:${p}`)
+      .join(', ')}`,
     '',
     'Try (each line prints the HTTP status codes shown after it):',
     ...curlLines(ports.http).flatMap((l) => [`# ${l.what}: ${l.expect}`, l.cmd]),

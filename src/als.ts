@@ -85,14 +85,45 @@ export function createTrafficMetrics(
   known: () => { descriptors: ReadonlySet<string>; apikeys: ReadonlySet<string> },
   perApikey = false,
 ): TrafficMetrics {
-  const requests = new Counter({ name: 'oxds_http_requests_total', help: 'requests served by Envoy (access logs), by descriptor and status class', labelNames: ['descriptor', 'status_class'], registers: [registry] });
-  const bytesIn = new Counter({ name: 'oxds_http_request_bytes_total', help: 'request bytes (headers + body) received by Envoy, by descriptor', labelNames: ['descriptor'], registers: [registry] });
-  const bytesOut = new Counter({ name: 'oxds_http_response_bytes_total', help: 'response bytes (headers + body) sent by Envoy, by descriptor', labelNames: ['descriptor'], registers: [registry] });
+  const requests = new Counter({
+    name: 'oxds_http_requests_total',
+    help: 'requests served by Envoy (access logs), by descriptor and status class',
+    labelNames: ['descriptor', 'status_class'],
+    registers: [registry],
+  });
+  const bytesIn = new Counter({
+    name: 'oxds_http_request_bytes_total',
+    help: 'request bytes (headers + body) received by Envoy, by descriptor',
+    labelNames: ['descriptor'],
+    registers: [registry],
+  });
+  const bytesOut = new Counter({
+    name: 'oxds_http_response_bytes_total',
+    help: 'response bytes (headers + body) sent by Envoy, by descriptor',
+    labelNames: ['descriptor'],
+    registers: [registry],
+  });
   const buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-  const upstream = new Histogram({ name: 'oxds_http_upstream_latency_seconds', help: 'time from the first byte sent upstream to the last byte received, by descriptor', labelNames: ['descriptor'], buckets, registers: [registry] });
-  const overhead = new Histogram({ name: 'oxds_http_envoy_overhead_seconds', help: 'request duration minus upstream time (Envoy + ext_authz overhead)', buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1], registers: [registry] });
+  const upstream = new Histogram({
+    name: 'oxds_http_upstream_latency_seconds',
+    help: 'time from the first byte sent upstream to the last byte received, by descriptor',
+    labelNames: ['descriptor'],
+    buckets,
+    registers: [registry],
+  });
+  const overhead = new Histogram({
+    name: 'oxds_http_envoy_overhead_seconds',
+    help: 'request duration minus upstream time (Envoy + ext_authz overhead)',
+    buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    registers: [registry],
+  });
   const perKey = perApikey
-    ? new Counter({ name: 'oxds_http_apikey_requests_total', help: 'requests by apikey client id (opt-in: --metrics-per-apikey)', labelNames: ['client_id'], registers: [registry] })
+    ? new Counter({
+        name: 'oxds_http_apikey_requests_total',
+        help: 'requests by apikey client id (opt-in: --metrics-per-apikey)',
+        labelNames: ['client_id'],
+        registers: [registry],
+      })
     : undefined;
   return {
     record(r) {
@@ -131,7 +162,10 @@ export const ACCESS_LOG_SERVICE: grpc.ServiceDefinition = {
  * `closeAll()` ends every open log stream with UNAVAILABLE (shutdown: Envoy never ends them, so a
  * graceful server shutdown would otherwise wait for its force timeout).
  */
-export function registerAls(server: grpc.Server, deps: { metrics: TrafficMetrics; logger: Logger }): { closeAll(): void } {
+export function registerAls(
+  server: grpc.Server,
+  deps: { metrics: TrafficMetrics; logger: Logger },
+): { closeAll(): void } {
   const open = new Map<object, grpc.sendUnaryData<Buffer>>();
   const handler: grpc.handleClientStreamingCall<Buffer, Buffer> = (call, callback) => {
     open.set(call, callback);
@@ -142,7 +176,8 @@ export function registerAls(server: grpc.Server, deps: { metrics: TrafficMetrics
         const entries = obj(msg.httpLogs).logEntry;
         if (Array.isArray(entries)) for (const e of entries) deps.metrics.record(accessRecord(obj(e)));
       } catch (err) {
-        if (bad++ < 3) deps.logger.warn({ err: (err as Error).message }, 'access log service: undecodable message ignored');
+        if (bad++ < 3)
+          deps.logger.warn({ err: (err as Error).message }, 'access log service: undecodable message ignored');
       }
     });
     call.on('error', () => open.delete(call));

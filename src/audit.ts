@@ -32,7 +32,10 @@ export function fileSink(file: string): AuditSink {
  * POSTs JSON arrays of events, batched every `flushMs`; at most `maxQueue` events wait (older
  * ones are dropped and counted) so a dead webhook never grows memory.
  */
-export function webhookSink(url: string, opts: { flushMs?: number; maxQueue?: number; timeoutMs?: number; onError?: (err: unknown) => void } = {}): AuditSink & { dropped(): number } {
+export function webhookSink(
+  url: string,
+  opts: { flushMs?: number; maxQueue?: number; timeoutMs?: number; onError?: (err: unknown) => void } = {},
+): AuditSink & { dropped(): number } {
   let queue: AuditEvent[] = [];
   let dropped = 0;
   let inflight: Promise<void> = Promise.resolve();
@@ -104,7 +107,9 @@ export function objectFingerprint(o: StoredObject): string {
   const { status: _status, ...rest } = o.object;
   const meta = { ...rest.metadata };
   delete meta.resourceVersion;
-  return createHash('sha1').update(JSON.stringify({ ...rest, metadata: meta })).digest('hex');
+  return createHash('sha1')
+    .update(JSON.stringify({ ...rest, metadata: meta }))
+    .digest('hex');
 }
 
 export interface ObjectChanges {
@@ -130,7 +135,10 @@ export function diffObjects(prev: ReadonlyMap<string, string>, next: ReadonlyMap
  * errors at once; bad secrets only when one source repeats them (`threshold` within `windowMs`,
  * then once per window); an exhausted quota once per client and window.
  */
-export function auditAuthzHooks(audit: Audit, opts: { threshold?: number; windowMs?: number; now?: () => number } = {}): AuthzHooks {
+export function auditAuthzHooks(
+  audit: Audit,
+  opts: { threshold?: number; windowMs?: number; now?: () => number } = {},
+): AuthzHooks {
   const threshold = opts.threshold ?? 5;
   const windowMs = opts.windowMs ?? 60_000;
   const now = opts.now ?? Date.now;
@@ -154,7 +162,13 @@ export function auditAuthzHooks(audit: Audit, opts: { threshold?: number; window
         s.count++;
         if (s.count >= threshold && !s.reported) {
           s.reported = true;
-          audit.emit('security.repeated_bad_secrets', { sourceIp: src, count: s.count, windowMs, clientId: e.clientId, descriptorId: e.descriptorId });
+          audit.emit('security.repeated_bad_secrets', {
+            sourceIp: src,
+            count: s.count,
+            windowMs,
+            clientId: e.clientId,
+            descriptorId: e.descriptorId,
+          });
         }
         return;
       }

@@ -53,13 +53,18 @@ function configFrom(flags: Record<string, unknown>): Config {
 function addOptions(cmd: Command, keys: ReadonlyArray<keyof Config>): Command {
   for (const o of OPTIONS) {
     if (!keys.includes(o.key)) continue;
-    const opt = new Option(`--${o.flag} <${o.kind === 'string' ? 'value' : 'n'}>`, `${o.description} (env ${o.env}${o.default !== undefined ? `, default ${o.default}` : ''})`);
+    const opt = new Option(
+      `--${o.flag} <${o.kind === 'string' ? 'value' : 'n'}>`,
+      `${o.description} (env ${o.env}${o.default !== undefined ? `, default ${o.default}` : ''})`,
+    );
     cmd.addOption(opt);
   }
   return cmd;
 }
 
-const program = new Command('otoroshi-xds').description("Otoroshi's API-management model as an Envoy xDS control plane");
+const program = new Command('otoroshi-xds').description(
+  "Otoroshi's API-management model as an Envoy xDS control plane",
+);
 
 addOptions(
   program.command('serve').description('watch the config and serve xDS (and, later, ext_authz and the admin API)'),
@@ -85,19 +90,41 @@ addOptions(
   process.on('SIGINT', () => stop('SIGINT'));
 });
 
-const TRANSLATE_KEYS: ReadonlyArray<keyof Config> = ['configDir', 'envoyHttpPort', 'envoyHttpsPort', 'envoyListenAddress', 'host', 'authzPort', 'envoyAuthz', 'envoyAuthzAddress', 'envoyAuthzPort', 'authzTimeoutMs', 'authzFailMode', 'envoyAlsCluster', 'authzTlsCert', 'authzTlsKey', 'envoyAuthzCa', 'envoyAuthzSni'];
+const TRANSLATE_KEYS: ReadonlyArray<keyof Config> = [
+  'configDir',
+  'envoyHttpPort',
+  'envoyHttpsPort',
+  'envoyListenAddress',
+  'host',
+  'authzPort',
+  'envoyAuthz',
+  'envoyAuthzAddress',
+  'envoyAuthzPort',
+  'authzTimeoutMs',
+  'authzFailMode',
+  'envoyAlsCluster',
+  'authzTlsCert',
+  'authzTlsKey',
+  'envoyAuthzCa',
+  'envoyAuthzSni',
+];
 
 addOptions(
   program
     .command('translate')
     .description('print the Envoy resources the server would send, as proto3 JSON; exits 1 when the config is invalid')
-    .addOption(new Option('--node-type <type>', 'which client the resources are for').choices(['envoy', 'grpc']).default('envoy'))
+    .addOption(
+      new Option('--node-type <type>', 'which client the resources are for')
+        .choices(['envoy', 'grpc'])
+        .default('envoy'),
+    )
     .addOption(new Option('--format <format>', 'output format').choices(['json', 'yaml']).default('json')),
   TRANSLATE_KEYS,
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
   const view = await loadConfigDir(config.configDir);
-  const authzCa = config.authzTlsCert !== undefined ? fs.readFileSync(config.envoyAuthzCa ?? config.authzTlsCert, 'utf8') : undefined;
+  const authzCa =
+    config.authzTlsCert !== undefined ? fs.readFileSync(config.envoyAuthzCa ?? config.authzTlsCert, 'utf8') : undefined;
   const c = compile(view, {}, translateOptionsFrom(config, config.authzPort, authzCa), dryRunCa());
   const set = flags.nodeType === 'grpc' ? c.grpc.set : c.envoy.set;
   const json = setToJson(set);
@@ -111,7 +138,12 @@ addOptions(
   program
     .command('validate')
     .description('check every object; print each problem with file, document, object and field')
-    .addOption(new Option('--envoy [path]', 'also hand the translated config to the real Envoy (envoy --mode validate; default binary: $OXDS_ENVOY_BIN, .cache/envoy, PATH)')),
+    .addOption(
+      new Option(
+        '--envoy [path]',
+        'also hand the translated config to the real Envoy (envoy --mode validate; default binary: $OXDS_ENVOY_BIN, .cache/envoy, PATH)',
+      ),
+    ),
   TRANSLATE_KEYS,
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
@@ -124,19 +156,25 @@ addOptions(
     return;
   }
   // Envoy parses certificates: with --envoy they are really issued (by a throw-away CA).
-  const c = envoy ? compile(view, {}, translateOptionsFrom(config, config.authzPort), realCa()) : compile(view, {}, {}, dryRunCa());
+  const c = envoy
+    ? compile(view, {}, translateOptionsFrom(config, config.authzPort), realCa())
+    : compile(view, {}, {}, dryRunCa());
   const errors = envoy ? [...c.errors, ...(await checkWithEnvoy(envoy.bin, c))] : c.errors;
   for (const e of errors) process.stdout.write(`${formatError(e)}\n`);
   const errs = errors.filter((e) => e.severity === 'error').length;
   const warns = errors.filter((e) => e.severity === 'warning').length;
   const notices = errors.length - errs - warns;
-  process.stdout.write(`${c.statuses.length} objects, ${errs} error(s), ${warns} warning(s)${notices > 0 ? `, ${notices} notice(s)` : ''}${withEnvoy ? ', checked by Envoy' : ''}\n`);
+  process.stdout.write(
+    `${c.statuses.length} objects, ${errs} error(s), ${warns} warning(s)${notices > 0 ? `, ${notices} notice(s)` : ''}${withEnvoy ? ', checked by Envoy' : ''}\n`,
+  );
   process.exitCode = errs ? 1 : 0;
 });
 
 program
   .command('import')
-  .description("convert an Otoroshi JSON export (/api/otoroshi.json, Otoroshi 1.4 or 1.5) into proxy.otoroshi.io YAML, one document per entity; what is not carried over goes to stderr")
+  .description(
+    'convert an Otoroshi JSON export (/api/otoroshi.json, Otoroshi 1.4 or 1.5) into proxy.otoroshi.io YAML, one document per entity; what is not carried over goes to stderr',
+  )
   .argument('<file>', 'the export (.json)')
   .option('--namespace <ns>', 'metadata.namespace of every object (default: none, the namespace kubectl applies to)')
   .option('--out <file>', 'write the YAML there instead of stdout')
@@ -146,23 +184,44 @@ program
 
 function parseIntervalMs(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 100) throw new InvalidArgumentError('expected an integer number of milliseconds >= 100');
+  if (!Number.isInteger(n) || n < 100)
+    throw new InvalidArgumentError('expected an integer number of milliseconds >= 100');
   return n;
 }
 
 program
   .command('status')
-  .description("connected proxies and their xDS sync state per type (like istioctl proxy-status), read from a running server's admin API")
-  .addOption(new Option('--admin <url>', `admin API of the server (env OXDS_ADMIN_URL, default ${DEFAULT_ADMIN_URL})`).env('OXDS_ADMIN_URL').default(DEFAULT_ADMIN_URL))
+  .description(
+    "connected proxies and their xDS sync state per type (like istioctl proxy-status), read from a running server's admin API",
+  )
+  .addOption(
+    new Option('--admin <url>', `admin API of the server (env OXDS_ADMIN_URL, default ${DEFAULT_ADMIN_URL})`)
+      .env('OXDS_ADMIN_URL')
+      .default(DEFAULT_ADMIN_URL),
+  )
   .addOption(new Option('--watch', 'redraw the table every --interval until Ctrl-C').default(false))
-  .addOption(new Option('--interval <ms>', 'refresh period of --watch, in milliseconds (default 2000)').argParser(parseIntervalMs).default(2000))
+  .addOption(
+    new Option('--interval <ms>', 'refresh period of --watch, in milliseconds (default 2000)')
+      .argParser(parseIntervalMs)
+      .default(2000),
+  )
   .action(async (flags: { admin: string; watch: boolean; interval: number }) => {
-    process.exitCode = await runStatus({ admin: flags.admin, watch: flags.watch, intervalMs: flags.interval, out: process.stdout, err: process.stderr });
+    process.exitCode = await runStatus({
+      admin: flags.admin,
+      watch: flags.watch,
+      intervalMs: flags.interval,
+      out: process.stdout,
+      err: process.stderr,
+    });
   });
 
-const caCmd = program.command('ca').description('the certificate authority: show it, or issue a certificate from a csr');
+const caCmd = program
+  .command('ca')
+  .description('the certificate authority: show it, or issue a certificate from a csr');
 addOptions(
-  caCmd.command('show').description('print the CA certificates (PEM), their subjects, fingerprints and expiry; never the keys'),
+  caCmd
+    .command('show')
+    .description('print the CA certificates (PEM), their subjects, fingerprints and expiry; never the keys'),
   ['dataDir', 'caCert', 'caKey', 'caRootCert'],
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
@@ -173,14 +232,24 @@ addOptions(
 addOptions(
   caCmd
     .command('issue')
-    .description('issue a certificate from a csr (YAML/JSON: a csr block, a Certificate spec, or a whole Certificate CR) and print cert, chain and key as PEM')
+    .description(
+      'issue a certificate from a csr (YAML/JSON: a csr block, a Certificate spec, or a whole Certificate CR) and print cert, chain and key as PEM',
+    )
     .requiredOption('--csr <file>', 'the csr file')
-    .option('--out-dir <dir>', 'write tls.crt, tls.key, cert.crt, ca.crt, ca-chain.crt there (0600) instead of printing'),
+    .option(
+      '--out-dir <dir>',
+      'write tls.crt, tls.key, cert.crt, ca.crt, ca-chain.crt there (0600) instead of printing',
+    ),
   ['dataDir', 'caCert', 'caKey', 'caRootCert'],
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
   const ca = await (await server()).loadCertificateAuthority(config);
-  process.exitCode = await runCaIssue(ca, { csrFile: String(flags.csr), ...(typeof flags.outDir === 'string' ? { outDir: flags.outDir } : {}) }, process.stdout, process.stderr);
+  process.exitCode = await runCaIssue(
+    ca,
+    { csrFile: String(flags.csr), ...(typeof flags.outDir === 'string' ? { outDir: flags.outDir } : {}) },
+    process.stdout,
+    process.stderr,
+  );
   ca.pool.close();
 });
 
@@ -196,27 +265,48 @@ function parseXdsAddress(value: string): string {
   return value;
 }
 
-const bootstrapCmd = program.command('bootstrap').description('print a ready Envoy bootstrap (YAML) for this control plane');
+const bootstrapCmd = program
+  .command('bootstrap')
+  .description('print a ready Envoy bootstrap (YAML) for this control plane');
 bootstrapCmd
   .command('gateway')
   .description('an edge gateway: ADS to the control plane, everything else over xDS')
-  .requiredOption('--xds-address <host:port>', 'where the control plane\'s --xds-port is reachable', parseXdsAddress)
+  .requiredOption('--xds-address <host:port>', "where the control plane's --xds-port is reachable", parseXdsAddress)
   .option('--node-id <id>', 'unique per Envoy (node.id)', GATEWAY_DEFAULTS.nodeId)
   .option('--node-cluster <name>', 'node.cluster', GATEWAY_DEFAULTS.nodeCluster)
   .option('--admin-address <addr>', 'Envoy admin bind address', GATEWAY_DEFAULTS.adminAddress)
-  .option('--admin-port <n>', 'Envoy admin port (0: any free port; see envoy --admin-address-path)', parseAdminPort, GATEWAY_DEFAULTS.adminPort)
+  .option(
+    '--admin-port <n>',
+    'Envoy admin port (0: any free port; see envoy --admin-address-path)',
+    parseAdminPort,
+    GATEWAY_DEFAULTS.adminPort,
+  )
   .option('--delta', 'incremental (Delta) ADS (default)')
   .option('--sotw', 'state-of-the-world ADS')
   .option('--xds-tls-ca <file>', 'TLS to the control plane: CA bundle (PEM) that signed its certificate')
   .option('--xds-tls-cert <file>', 'mTLS to the control plane: client certificate (PEM)')
   .option('--xds-tls-key <file>', 'mTLS to the control plane: client key (PEM)')
-  .addOption(new Option('--xds-token <token>', 'a gateway token the server accepts (its --gateway-token): sent as authorization: Bearer on the xDS stream').env('OXDS_GATEWAY_TOKEN'))
-  .option('--xds-tls-server-name <name>', 'name checked in the control plane\'s certificate and sent as SNI (default: the xDS host)')
+  .addOption(
+    new Option(
+      '--xds-token <token>',
+      'a gateway token the server accepts (its --gateway-token): sent as authorization: Bearer on the xDS stream',
+    ).env('OXDS_GATEWAY_TOKEN'),
+  )
+  .option(
+    '--xds-tls-server-name <name>',
+    "name checked in the control plane's certificate and sent as SNI (default: the xDS host)",
+  )
   .action((f: Record<string, string | number | boolean | undefined>) => {
     if (f.delta === true && f.sotw === true) program.error('--delta and --sotw exclude each other');
-    if ((f.xdsTlsCert === undefined) !== (f.xdsTlsKey === undefined)) program.error('--xds-tls-cert and --xds-tls-key go together');
+    if ((f.xdsTlsCert === undefined) !== (f.xdsTlsKey === undefined))
+      program.error('--xds-tls-cert and --xds-tls-key go together');
     const str = (k: string): string | undefined => (typeof f[k] === 'string' ? (f[k] as string) : undefined);
-    const tlsFiles = { caFile: str('xdsTlsCa'), certFile: str('xdsTlsCert'), keyFile: str('xdsTlsKey'), serverName: str('xdsTlsServerName') };
+    const tlsFiles = {
+      caFile: str('xdsTlsCa'),
+      certFile: str('xdsTlsCert'),
+      keyFile: str('xdsTlsKey'),
+      serverName: str('xdsTlsServerName'),
+    };
     const tls = Object.fromEntries(Object.entries(tlsFiles).filter(([, v]) => v !== undefined));
     process.stdout.write(
       gatewayBootstrapYaml({

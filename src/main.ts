@@ -22,7 +22,16 @@ import { JwtEngine } from './authz/jwt.js';
 import { Authorizer } from './authz/decide.js';
 import { buildPolicy } from './authz/policy.js';
 import { startAuthzServer } from './authz/server.js';
-import { Audit, auditAuthzHooks, combineAuthzHooks, diffObjects, fileSink, objectFingerprint, webhookSink, type AuditSink } from './audit.js';
+import {
+  Audit,
+  auditAuthzHooks,
+  combineAuthzHooks,
+  diffObjects,
+  fileSink,
+  objectFingerprint,
+  webhookSink,
+  type AuditSink,
+} from './audit.js';
 import type { BuildResult, ConfigError, Model, ObjectStatus, StoredObject } from './model/types.js';
 import type { NodeType, ResourceSet } from './xds/types.js';
 import fs from 'node:fs';
@@ -36,7 +45,13 @@ import { KubeSecretCaStore } from './ca/kube-store.js';
 import { KubeClient, loadKubeConfig } from './k8s/client.js';
 import { metadataString, type NodeInfo } from './xds/ads-server.js';
 import { AdmissionWebhook } from './k8s/webhook.js';
-import { identityAuthenticator, maySeeSecret, secretFactsOf, type NodeAuthPolicy, type SecretFacts } from './xds/node-auth.js';
+import {
+  identityAuthenticator,
+  maySeeSecret,
+  secretFactsOf,
+  type NodeAuthPolicy,
+  type SecretFacts,
+} from './xds/node-auth.js';
 
 /** The node authorization policy the config gives. */
 export function nodeAuthPolicyFrom(config: Config): NodeAuthPolicy {
@@ -90,7 +105,10 @@ export function loadSecretSeed(dataDir: string, logger: Logger): string {
       fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
       fs.writeFileSync(file, seed, { mode: 0o600, flag: 'wx' });
     } catch (err) {
-      logger.warn({ dataDir, err: (err as Error).message }, 'cannot persist the secret seed: generated apikey secrets will change on restart');
+      logger.warn(
+        { dataDir, err: (err as Error).message },
+        'cannot persist the secret seed: generated apikey secrets will change on restart',
+      );
     }
     return seed;
   }
@@ -111,12 +129,18 @@ export async function loadCertificateAuthority(config: Config): Promise<Certific
         throw new Error(`cannot read the ${what} ${f}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
       }
     };
-    return CertificateAuthority.fromPem(read(config.caRootCert, 'root CA certificate'), read(config.caCert, 'CA certificate'), read(config.caKey, 'CA key'));
+    return CertificateAuthority.fromPem(
+      read(config.caRootCert, 'root CA certificate'),
+      read(config.caCert, 'CA certificate'),
+      read(config.caKey, 'CA key'),
+    );
   }
   if (config.source === 'kubernetes') {
     // Every replica must sign with the same CA: it lives in a Secret next to the Lease.
     const client = new KubeClient(loadKubeConfig(config.kubeconfig));
-    return CertificateAuthority.loadOrCreate(new KubeSecretCaStore(client, config.leaseNamespace ?? client.currentNamespace()));
+    return CertificateAuthority.loadOrCreate(
+      new KubeSecretCaStore(client, config.leaseNamespace ?? client.currentNamespace()),
+    );
   }
   return CertificateAuthority.loadOrCreate(new FileCaStore(path.join(config.dataDir, 'ca')));
 }
@@ -146,7 +170,9 @@ function startWebhook(
 ): AdmissionWebhook {
   const log = logger.child({ c: 'webhook' });
   const ns = config.leaseNamespace ?? new KubeClient(loadKubeConfig(config.kubeconfig)).currentNamespace();
-  const hosts = config.webhookHosts ? splitList(config.webhookHosts) : [`otoroshi-xds-webhook.${ns}.svc`, `otoroshi-xds-webhook.${ns}.svc.cluster.local`];
+  const hosts = config.webhookHosts
+    ? splitList(config.webhookHosts)
+    : [`otoroshi-xds-webhook.${ns}.svc`, `otoroshi-xds-webhook.${ns}.svc.cluster.local`];
   const webhook = new AdmissionWebhook({
     host: config.host,
     port: config.webhookPort ?? 0,
@@ -177,19 +203,29 @@ export async function startServer(
   const sinks: AuditSink[] = [];
   if (config.auditFile) sinks.push(fileSink(config.auditFile));
   if (config.auditWebhook) {
-    sinks.push(webhookSink(config.auditWebhook, { onError: (err) => logger.warn({ err: (err as Error).message }, 'audit webhook failed') }));
+    sinks.push(
+      webhookSink(config.auditWebhook, {
+        onError: (err) => logger.warn({ err: (err as Error).message }, 'audit webhook failed'),
+      }),
+    );
   }
   const audit = new Audit(logger.child({ c: 'audit' }), sinks);
   const authzHooks = combineAuthzHooks(metrics.authzHooks, auditAuthzHooks(audit));
   let fingerprints: Map<string, string> | undefined;
   // Label values the traffic metrics accept (bounded cardinality): the current model's ids.
-  let known: { descriptors: ReadonlySet<string>; apikeys: ReadonlySet<string> } = { descriptors: new Set(), apikeys: new Set() };
+  let known: { descriptors: ReadonlySet<string>; apikeys: ReadonlySet<string> } = {
+    descriptors: new Set(),
+    apikeys: new Set(),
+  };
   // ext_authz: quota store (in-memory, or Redis with fail-open/closed), JWT verifiers, policy.
   // Store failures are reported once, by the Authorizer (degraded answer or fail-closed error).
   // With TLS on the ext_authz port, Envoy's oxds-ext-authz cluster verifies it with this CA (inlined in CDS).
-  const authzCaPem = config.authzTlsCert !== undefined ? fs.readFileSync(config.envoyAuthzCa ?? config.authzTlsCert, 'utf8') : undefined;
+  const authzCaPem =
+    config.authzTlsCert !== undefined ? fs.readFileSync(config.envoyAuthzCa ?? config.authzTlsCert, 'utf8') : undefined;
   if (config.authzClientCa !== undefined && config.envoyAuthz === 'on') {
-    logger.warn('--authz-client-ca: the generated oxds-ext-authz cluster presents no client certificate; Envoys need their own cluster (or --envoy-authz off)');
+    logger.warn(
+      '--authz-client-ca: the generated oxds-ext-authz cluster presents no client certificate; Envoys need their own cluster (or --envoy-authz off)',
+    );
   }
   const quota = createQuotaStore({
     redisUrl: config.redisUrl,
@@ -230,8 +266,8 @@ export async function startServer(
         (ca) => {
           if (stopping) {
             stopping = true;
-      if (caRetry) clearTimeout(caRetry);
-      certs?.ca.pool.close();
+            if (caRetry) clearTimeout(caRetry);
+            certs?.ca.pool.close();
             return;
           }
           certs = makeCertManager(ca);
@@ -277,7 +313,10 @@ export async function startServer(
     const sets = [published.envoy, published.grpc].filter((x): x is ResourceSet => x !== undefined);
     const keys = rejections.record(detail, sets, lastModel, source.view());
     if (keys.length === 0) return;
-    logger.warn({ typeUrl, objects: keys, error: detail.slice(0, 500) }, 'Envoy rejected the config made from these objects: left out until they change');
+    logger.warn(
+      { typeUrl, objects: keys, error: detail.slice(0, 500) },
+      'Envoy rejected the config made from these objects: left out until they change',
+    );
     debouncer.poke();
   };
 
@@ -294,10 +333,15 @@ export async function startServer(
       // Objects Envoy rejected stay out until they change.
       const { view, statuses: rejectedStatuses } = rejections.filter(full);
       let renewal: number | undefined;
-      const c = compile(view, { secretSeed, ...modelSettingsFrom(config), now: clock() }, translateOptionsFrom(config, authz.port, authzCaPem), (built) => {
-        if (certs !== undefined) renewal = certs.materialize(built).nextRenewalAt;
-        else waitForCa(built);
-      });
+      const c = compile(
+        view,
+        { secretSeed, ...modelSettingsFrom(config), now: clock() },
+        translateOptionsFrom(config, authz.port, authzCaPem),
+        (built) => {
+          if (certs !== undefined) renewal = certs.materialize(built).nextRenewalAt;
+          else waitForCa(built);
+        },
+      );
       scheduleRenewal(renewal);
       statuses = [...c.statuses, ...rejectedStatuses];
       lastModel = c.model;
@@ -307,14 +351,19 @@ export async function startServer(
       if (kube === undefined) exportFiles(c.model, view.objects); // cluster mode: Secrets, by the leader
       jwt.setVerifiers(c.model.jwtVerifiers ?? []);
       authorizer.setPolicy(buildPolicy(c.model));
-      known = { descriptors: new Set(c.model.descriptors.map((d) => d.id)), apikeys: new Set(c.model.apikeys.map((k) => k.clientId)) };
+      known = {
+        descriptors: new Set(c.model.descriptors.map((d) => d.id)),
+        apikeys: new Set(c.model.apikeys.map((k) => k.clientId)),
+      };
       logErrors([...c.errors, ...rejectedStatuses.flatMap((st) => st.errors)]);
       const version = versions.next();
       const now = Date.now();
       const envoySet = withRetiredClusters(published.envoy, c.envoy.set, retired.envoy, now, config.clusterGraceMs);
       const grpcSet = withRetiredClusters(published.grpc, c.grpc.set, retired.grpc, now, config.clusterGraceMs);
       // Workload certificates (SDS name = the SPIFFE id) are minted on demand, per snapshot.
-      const envoy = buildSnapshot('envoy', version, envoySet, encoderFor(c.envoy), (kind, name) => (kind === 'secret' ? workloadSecret(name) : undefined));
+      const envoy = buildSnapshot('envoy', version, envoySet, encoderFor(c.envoy), (kind, name) =>
+        kind === 'secret' ? workloadSecret(name) : undefined,
+      );
       const domains = c.grpcDomains;
       const grpcSnap = buildSnapshot('grpc', version, grpcSet, encoderFor(c.grpc), (kind, name) =>
         kind === 'listener' ? grpcListenerFor(name, domains) : undefined,
@@ -343,7 +392,10 @@ export async function startServer(
   // File mode: Certificates and ApiKeys with exportSecret are written under <data-dir>/secrets/<ns>/<name>/.
   function exportFiles(model: Model, objects: readonly StoredObject[]): void {
     try {
-      const secrets = [...apikeySecrets(model.apikeys, objects), ...certificateSecrets(model.certificates, objects)].map((d) => ({
+      const secrets = [
+        ...apikeySecrets(model.apikeys, objects),
+        ...certificateSecrets(model.certificates, objects),
+      ].map((d) => ({
         namespace: d.namespace,
         name: d.name,
         data: d.data,
@@ -364,7 +416,15 @@ export async function startServer(
     const keys = new Set((built.model.certificateRequests ?? []).map((r) => r.sourceKey));
     for (const st of built.statuses) {
       if (!keys.has(st.key)) continue;
-      st.errors.push({ code: 'OXDS_UNRESOLVED_REFERENCE', message: 'waiting for the CA (its Secret cannot be read yet)', field: 'spec.csr', severity: 'warning', kind: st.kind, namespace: st.namespace, name: st.name });
+      st.errors.push({
+        code: 'OXDS_UNRESOLVED_REFERENCE',
+        message: 'waiting for the CA (its Secret cannot be read yet)',
+        field: 'spec.csr',
+        severity: 'warning',
+        kind: st.kind,
+        namespace: st.namespace,
+        name: st.name,
+      });
     }
   }
 
@@ -373,7 +433,10 @@ export async function startServer(
     const cert = certs?.workload(name);
     if (cert === undefined) return undefined;
     if (renewalAt === undefined || cert.renewAt < renewalAt) scheduleRenewal(cert.renewAt);
-    return { name, tlsCertificate: { certificateChain: { inlineString: cert.chainPem }, privateKey: { inlineString: cert.keyPem } } };
+    return {
+      name,
+      tlsCertificate: { certificateChain: { inlineString: cert.chainPem }, privateKey: { inlineString: cert.keyPem } },
+    };
   }
 
   // Rebuild when the next certificate (Certificate CR with autoRenew, or workload) is due.
@@ -391,7 +454,10 @@ export async function startServer(
   function scheduleRetirement(): void {
     if (retireTimer) clearTimeout(retireTimer);
     retireTimer = undefined;
-    const at = [nextRetirement(retired.envoy, config.clusterGraceMs), nextRetirement(retired.grpc, config.clusterGraceMs)]
+    const at = [
+      nextRetirement(retired.envoy, config.clusterGraceMs),
+      nextRetirement(retired.grpc, config.clusterGraceMs),
+    ]
       .filter((x): x is number => x !== undefined)
       .sort((a, b) => a - b)[0];
     if (at === undefined) return;
@@ -403,12 +469,19 @@ export async function startServer(
   function auditChanges(objects: readonly StoredObject[]): void {
     const next = new Map(objects.map((o) => [o.key, objectFingerprint(o)]));
     if (fingerprints === undefined) {
-      audit.emit('config.loaded', { objects: next.size, source: config.source === 'kubernetes' ? 'kubernetes' : config.configDir });
+      audit.emit('config.loaded', {
+        objects: next.size,
+        source: config.source === 'kubernetes' ? 'kubernetes' : config.configDir,
+      });
     } else {
       const d = diffObjects(fingerprints, next);
       const origin = new Map(objects.map((o) => [o.key, o.origin.file]));
       const max = 100;
-      for (const [type, keys] of [['config.object.added', d.added], ['config.object.changed', d.changed], ['config.object.removed', d.removed]] as const) {
+      for (const [type, keys] of [
+        ['config.object.added', d.added],
+        ['config.object.changed', d.changed],
+        ['config.object.removed', d.removed],
+      ] as const) {
         for (const key of keys.slice(0, max)) audit.emit(type, { object: key, file: origin.get(key) });
         if (keys.length > max) audit.emit(`${type}.more`, { count: keys.length - max });
       }
@@ -447,15 +520,23 @@ export async function startServer(
     check: (input) => authorizer.check(input),
     logger: logger.child({ c: 'authz' }),
     hooks: authzHooks,
-    credentials: serverCredentialsFrom({ cert: config.authzTlsCert, key: config.authzTlsKey, clientCa: config.authzClientCa }, (f) => fs.readFileSync(f)),
+    credentials: serverCredentialsFrom(
+      { cert: config.authzTlsCert, key: config.authzTlsKey, clientCa: config.authzClientCa },
+      (f) => fs.readFileSync(f),
+    ),
   });
   if (config.envoyAuthz === 'on' && !config.envoyAuthzAddress && (config.host === '0.0.0.0' || config.host === '::')) {
-    logger.warn('--host is a wildcard: Envoy is told to reach ext_authz at 127.0.0.1; set --envoy-authz-address (e.g. the Service name) for remote Envoys');
+    logger.warn(
+      '--host is a wildcard: Envoy is told to reach ext_authz at 127.0.0.1; set --envoy-authz-address (e.g. the Service name) for remote Envoys',
+    );
   }
   await source.start();
   rebuild();
   kube?.start();
-  const webhook = kube && config.webhookPort !== undefined ? startWebhook(config, kube, source, () => certs?.ca, { secretSeed, clock }, logger) : undefined;
+  const webhook =
+    kube && config.webhookPort !== undefined
+      ? startWebhook(config, kube, source, () => certs?.ca, { secretSeed, clock }, logger)
+      : undefined;
 
   const ads = new AdsServer({
     cache,
@@ -472,19 +553,32 @@ export async function startServer(
     authenticate: identityAuthenticator(nodeAuthPolicyFrom(config)),
     allowName: (principal, node, kind, name) => {
       if (kind !== 'secret') return true;
-      return maySeeSecret(principal, name, secretFacts.get(name), () => {
-        const id = nodeIdentity(node);
-        return id !== undefined && spiffeIdFor(config.trustDomain, id.namespace, id.serviceAccount) === name;
-      }, config.gatewaySecrets);
+      return maySeeSecret(
+        principal,
+        name,
+        secretFacts.get(name),
+        () => {
+          const id = nodeIdentity(node);
+          return id !== undefined && spiffeIdFor(config.trustDomain, id.namespace, id.serviceAccount) === name;
+        },
+        config.gatewaySecrets,
+      );
     },
   });
   metrics.setProxySource(() => ads.statuses());
-  if (config.xdsNodeAuth === 'insecure-node-metadata') logger.warn('--xds-node-auth insecure-node-metadata: every xDS client receives every certificate and its private key');
-  if (config.loopbackGateway === 'on') logger.warn('--loopback-gateway on: every plaintext xDS client on loopback receives the gateway certificates (local development only)');
+  if (config.xdsNodeAuth === 'insecure-node-metadata')
+    logger.warn(
+      '--xds-node-auth insecure-node-metadata: every xDS client receives every certificate and its private key',
+    );
+  if (config.loopbackGateway === 'on')
+    logger.warn(
+      '--loopback-gateway on: every plaintext xDS client on loopback receives the gateway certificates (local development only)',
+    );
   // Workload certificates nobody subscribes to any more are dropped (minted again on demand).
   const evictIdleWorkloadCerts = (): number => {
     const held = new Set<string>();
-    for (const s of ads.statuses()) for (const t of Object.values(s.types)) for (const n of t.subscribed) if (n.startsWith('spiffe://')) held.add(n);
+    for (const s of ads.statuses())
+      for (const t of Object.values(s.types)) for (const n of t.subscribed) if (n.startsWith('spiffe://')) held.add(n);
     return certs?.retainWorkloads(held) ?? 0;
   };
   const evictTimer = setInterval(evictIdleWorkloadCerts, 60_000);
@@ -502,8 +596,12 @@ export async function startServer(
     logger: logger.child({ c: 'als' }),
   });
   const xdsPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${config.host}:${config.xdsPort}`, serverCredentialsFrom({ cert: config.xdsTlsCert, key: config.xdsTlsKey, clientCa: config.xdsClientCa }, (f) => fs.readFileSync(f)), (err, port) =>
-      err ? reject(err) : resolve(port),
+    server.bindAsync(
+      `${config.host}:${config.xdsPort}`,
+      serverCredentialsFrom({ cert: config.xdsTlsCert, key: config.xdsTlsKey, clientCa: config.xdsClientCa }, (f) =>
+        fs.readFileSync(f),
+      ),
+      (err, port) => (err ? reject(err) : resolve(port)),
     ),
   );
 
@@ -519,7 +617,13 @@ export async function startServer(
   const addr = admin.server.address();
   const adminPort = typeof addr === 'object' && addr ? addr.port : config.adminPort;
   logger.info(
-    { xdsPort, authzPort: authz.port, adminPort, configDir: config.configDir, quotaStore: config.redisUrl ? 'redis' : 'memory' },
+    {
+      xdsPort,
+      authzPort: authz.port,
+      adminPort,
+      configDir: config.configDir,
+      quotaStore: config.redisUrl ? 'redis' : 'memory',
+    },
     'otoroshi-xds serving',
   );
 

@@ -73,14 +73,25 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
       const counts = new Map<string, number>(KNOWN_LABELS.type.map((t) => [t, 0]));
       for (const p of proxySource()) {
         for (const [typeUrl, t] of Object.entries(p.types ?? {})) {
-          if (t.sentVersion !== undefined && t.sentVersion !== t.ackedVersion) counts.set(shortType(typeUrl), (counts.get(shortType(typeUrl)) ?? 0) + 1);
+          if (t.sentVersion !== undefined && t.sentVersion !== t.ackedVersion)
+            counts.set(shortType(typeUrl), (counts.get(shortType(typeUrl)) ?? 0) + 1);
         }
       }
       for (const [type, n] of counts) this.set({ type }, n);
     },
   });
-  const pushes = new Counter({ name: 'oxds_xds_pushes_total', help: 'xDS responses sent, by resource type', labelNames: ['type'], registers: [registry] });
-  const pushBytes = new Counter({ name: 'oxds_xds_push_bytes_total', help: 'bytes of xDS responses sent, by resource type', labelNames: ['type'], registers: [registry] });
+  const pushes = new Counter({
+    name: 'oxds_xds_pushes_total',
+    help: 'xDS responses sent, by resource type',
+    labelNames: ['type'],
+    registers: [registry],
+  });
+  const pushBytes = new Counter({
+    name: 'oxds_xds_push_bytes_total',
+    help: 'bytes of xDS responses sent, by resource type',
+    labelNames: ['type'],
+    registers: [registry],
+  });
   const pushDuration = new Histogram({
     name: 'oxds_xds_push_duration_seconds',
     help: 'time from a config change or request to the response being written',
@@ -88,9 +99,23 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
-  const acks = new Counter({ name: 'oxds_xds_acks_total', help: 'ACKs received, by resource type', labelNames: ['type'], registers: [registry] });
-  const nacks = new Counter({ name: 'oxds_xds_nacks_total', help: 'NACKs received, by resource type', labelNames: ['type'], registers: [registry] });
-  const badRequests = new Counter({ name: 'oxds_xds_bad_requests_total', help: 'discovery requests ignored or refused', registers: [registry] });
+  const acks = new Counter({
+    name: 'oxds_xds_acks_total',
+    help: 'ACKs received, by resource type',
+    labelNames: ['type'],
+    registers: [registry],
+  });
+  const nacks = new Counter({
+    name: 'oxds_xds_nacks_total',
+    help: 'NACKs received, by resource type',
+    labelNames: ['type'],
+    registers: [registry],
+  });
+  const badRequests = new Counter({
+    name: 'oxds_xds_bad_requests_total',
+    help: 'discovery requests ignored or refused',
+    registers: [registry],
+  });
   const build = new Histogram({
     name: 'oxds_snapshot_build_duration_seconds',
     help: 'time to rebuild the model, translate, validate and publish a snapshot',
@@ -98,15 +123,30 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
     buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
-  const objects = new Gauge({ name: 'oxds_config_objects', help: 'configuration objects, by kind and state', labelNames: ['kind', 'state'], registers: [registry] });
-  const checks = new Counter({ name: 'oxds_authz_checks_total', help: 'ext_authz decisions, by decision and reason', labelNames: ['decision', 'reason'], registers: [registry] });
+  const objects = new Gauge({
+    name: 'oxds_config_objects',
+    help: 'configuration objects, by kind and state',
+    labelNames: ['kind', 'state'],
+    registers: [registry],
+  });
+  const checks = new Counter({
+    name: 'oxds_authz_checks_total',
+    help: 'ext_authz decisions, by decision and reason',
+    labelNames: ['decision', 'reason'],
+    registers: [registry],
+  });
   const checkDuration = new Histogram({
     name: 'oxds_authz_check_duration_seconds',
     help: 'ext_authz decision time',
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1],
     registers: [registry],
   });
-  const quotaExceeded = new Counter({ name: 'oxds_quota_exceeded_total', help: 'calls refused by a quota, by quota', labelNames: ['quota'], registers: [registry] });
+  const quotaExceeded = new Counter({
+    name: 'oxds_quota_exceeded_total',
+    help: 'calls refused by a quota, by quota',
+    labelNames: ['quota'],
+    registers: [registry],
+  });
   const quotaStoreErrors = new Counter({
     name: 'oxds_quota_store_errors_total',
     help: 'quota store failures, by the policy applied (fail-open: local counters; fail-closed: 503)',
@@ -119,7 +159,12 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
     labelNames: ['secret'],
     registers: [registry],
   });
-  const suspicious = new Counter({ name: 'oxds_security_events_total', help: 'suspicious events (bad secrets, alg confusion...)', labelNames: ['kind'], registers: [registry] });
+  const suspicious = new Counter({
+    name: 'oxds_security_events_total',
+    help: 'suspicious events (bad secrets, alg confusion...)',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
 
   for (const type of KNOWN_LABELS.type) for (const c of [pushes, pushBytes, acks, nacks]) c.inc({ type }, 0);
   for (const type of KNOWN_LABELS.type) pushDuration.zero({ type });
@@ -157,7 +202,8 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
     setConfigObjects(statuses) {
       objects.reset();
       const counts = new Map<string, number>();
-      for (const kind of new Set([...KNOWN_LABELS.objectKind, ...statuses.map((x) => x.kind)])) for (const state of KNOWN_LABELS.objectState) counts.set(`${kind}\u0000${state}`, 0);
+      for (const kind of new Set([...KNOWN_LABELS.objectKind, ...statuses.map((x) => x.kind)]))
+        for (const state of KNOWN_LABELS.objectState) counts.set(`${kind}\u0000${state}`, 0);
       for (const s of statuses) {
         const k = `${s.kind}\u0000${s.state}`;
         counts.set(k, (counts.get(k) ?? 0) + 1);

@@ -80,13 +80,21 @@ export function compile(
   errors.push(...out.errors);
   const envoy = validateSet('envoy', out.envoy, errors);
   const grpc = validateSet('grpc', out.grpc, errors);
-  return { model: built.model, statuses: withTranslateErrors(built.statuses, out.errors), envoy, grpc, grpcDomains: out.grpcDomains, errors };
+  return {
+    model: built.model,
+    statuses: withTranslateErrors(built.statuses, out.errors),
+    envoy,
+    grpc,
+    grpcDomains: out.grpcDomains,
+    errors,
+  };
 }
 
 /** Object statuses with the translation problems of each object (an error makes it invalid: it is not served). */
 export function withTranslateErrors(statuses: readonly ObjectStatus[], errors: readonly ConfigError[]): ObjectStatus[] {
   const byObject = new Map<string, ConfigError[]>();
-  const key = (kind: string | undefined, ns: string | undefined, name: string | undefined): string => `${kind ?? ''}\u0000${ns ?? ''}\u0000${name ?? ''}`;
+  const key = (kind: string | undefined, ns: string | undefined, name: string | undefined): string =>
+    `${kind ?? ''}\u0000${ns ?? ''}\u0000${name ?? ''}`;
   for (const e of errors) {
     const k = key(e.kind, e.namespace, e.name);
     byObject.set(k, [...(byObject.get(k) ?? []), e]);
@@ -94,7 +102,11 @@ export function withTranslateErrors(statuses: readonly ObjectStatus[], errors: r
   return statuses.map((s) => {
     const extra = byObject.get(key(s.kind, s.namespace, s.name));
     if (!extra) return s;
-    return { ...s, errors: [...s.errors, ...extra], state: extra.some((e) => e.severity === 'error') ? 'invalid' : s.state };
+    return {
+      ...s,
+      errors: [...s.errors, ...extra],
+      state: extra.some((e) => e.severity === 'error') ? 'invalid' : s.state,
+    };
   });
 }
 
@@ -104,5 +116,7 @@ export function formatError(e: ConfigError): string {
   const what = e.kind ? `${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name ?? ''}` : '';
   const field = e.field ? ` ${e.field}` : '';
   const subject = `${what}${field}`.trim();
-  return `${e.severity === 'warning' || e.severity === 'notice' ? e.severity : 'error'} ${e.code} ${where}${subject !== '' ? ` ${subject}` : ''}: ${e.message}`.replace(/\s+/g, ' ').trim();
+  return `${e.severity === 'warning' || e.severity === 'notice' ? e.severity : 'error'} ${e.code} ${where}${subject !== '' ? ` ${subject}` : ''}: ${e.message}`
+    .replace(/\s+/g, ' ')
+    .trim();
 }

@@ -47,12 +47,20 @@ export async function fetchProxies(adminUrl: string, opts: { timeoutMs?: number 
   try {
     // A server protected by --admin-token: the same OXDS_ADMIN_TOKEN env var authenticates the CLI.
     const token = process.env.OXDS_ADMIN_TOKEN;
-    res = await fetch(url, { signal: AbortSignal.timeout(opts.timeoutMs ?? 5000), headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } });
+    res = await fetch(url, {
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 5000),
+      headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    });
   } catch (err) {
-    throw new StatusError(`cannot reach the otoroshi-xds admin API at ${base} (${describeFetchError(err)}); is the server running? Set --admin or OXDS_ADMIN_URL`);
+    throw new StatusError(
+      `cannot reach the otoroshi-xds admin API at ${base} (${describeFetchError(err)}); is the server running? Set --admin or OXDS_ADMIN_URL`,
+    );
   }
   const text = await res.text().catch(() => '');
-  if (res.status === 404) throw new StatusError(`${url} answered 404: this admin API does not serve /debug/proxies (is ${base} an otoroshi-xds admin port?)`);
+  if (res.status === 404)
+    throw new StatusError(
+      `${url} answered 404: this admin API does not serve /debug/proxies (is ${base} an otoroshi-xds admin port?)`,
+    );
   if (!res.ok) throw new StatusError(`${url} answered HTTP ${res.status}: ${text.slice(0, 200)}`);
   let body: unknown;
   try {
@@ -129,7 +137,15 @@ export function formatProxyTable(proxies: readonly NodeStatus[], opts: ProxyTabl
   if (proxies.length === 0) return 'no connected proxies\n';
   const rows = [TABLE_HEADERS, ...proxyRows(proxies, opts)];
   const widths = TABLE_HEADERS.map((_, i) => Math.max(...rows.map((r) => [...(r[i] ?? '')].length)));
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell + ' '.repeat((widths[i] ?? 0) - [...cell].length))).join('   ').trimEnd() + '\n').join('');
+  return rows
+    .map(
+      (r) =>
+        r
+          .map((cell, i) => (i === r.length - 1 ? cell : cell + ' '.repeat((widths[i] ?? 0) - [...cell].length)))
+          .join('   ')
+          .trimEnd() + '\n',
+    )
+    .join('');
 }
 
 export interface RunStatusOptions {

@@ -42,7 +42,10 @@ async function get(port: number, p: string): Promise<{ status: number; body: str
 
 test('admin: probes, metrics after a real push, proxies and a redacted config dump', async (t) => {
   const dir = tmpConfig();
-  const r = resolveConfig({ config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), loopbackGateway: 'on' }, {});
+  const r = resolveConfig(
+    { config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), loopbackGateway: 'on' },
+    {},
+  );
   assert.ok(r.ok);
   const server = await startServer(r.value, makeLogger('silent'));
   t.after(() => server.stop());
@@ -67,8 +70,13 @@ test('admin: probes, metrics after a real push, proxies and a redacted config du
   assert.match(metrics, /process_cpu_user_seconds_total/);
   assert.match(metrics, /oxds_certificates_expiry_timestamp_seconds\{secret="default\/web-tls"\} \d{10}/);
 
-  const proxies = JSON.parse((await get(server.adminPort, '/debug/proxies')).body) as { proxies: Array<{ nodeId: string; nodeType: string }> };
-  assert.deepEqual(proxies.proxies.map((p) => [p.nodeId, p.nodeType]), [['gw-1', 'envoy']]);
+  const proxies = JSON.parse((await get(server.adminPort, '/debug/proxies')).body) as {
+    proxies: Array<{ nodeId: string; nodeType: string }>;
+  };
+  assert.deepEqual(
+    proxies.proxies.map((p) => [p.nodeId, p.nodeType]),
+    [['gw-1', 'envoy']],
+  );
 
   // a NACK is counted, shown on /debug/proxies and leaves the type stale
   const nacker = new AdsClient(server.xdsPort, { node: { id: 'gw-2', userAgentName: 'envoy' } });

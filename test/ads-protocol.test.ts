@@ -5,7 +5,14 @@ import { pino } from 'pino';
 import { lookupType, TYPE_URLS, type ProtoObject } from '../src/proto/loader.js';
 import { startXdsServer, detectNodeType, type DiscoveryResponse, type XdsServerHandle } from '../src/xds/ads-server.js';
 import { SnapshotCache, InconsistentSnapshotError } from '../src/xds/cache.js';
-import { buildSnapshot, checkConsistency, defaultEncoder, diffSnapshots, VersionSource, type Resolver } from '../src/xds/snapshot.js';
+import {
+  buildSnapshot,
+  checkConsistency,
+  defaultEncoder,
+  diffSnapshots,
+  VersionSource,
+  type Resolver,
+} from '../src/xds/snapshot.js';
 import type { NodeType, ResourceSet, Snapshot } from '../src/xds/types.js';
 import type { TypeStatus } from '../src/xds/node-status.js';
 import { AdsClient, anyName, protocolViolations, responseNames, type ClientOptions } from './helpers/ads-client.js';
@@ -40,7 +47,12 @@ function routeConfig(name: string, cluster: string, prefix = '/'): ProtoObject {
 }
 
 function cluster(name: string): ProtoObject {
-  return { name, type: 'EDS', edsClusterConfig: { edsConfig: { ads: {}, resourceApiVersion: 'V3' } }, connectTimeout: { seconds: 1 } };
+  return {
+    name,
+    type: 'EDS',
+    edsClusterConfig: { edsConfig: { ads: {}, resourceApiVersion: 'V3' } },
+    connectTimeout: { seconds: 1 },
+  };
 }
 
 function cla(name: string, ip = '10.0.0.1', port = 8080): ProtoObject {
@@ -86,7 +98,11 @@ afterEach(async () => {
 async function env(initial?: ResourceSet, maxNames?: number): Promise<Env> {
   const cache = new SnapshotCache();
   const versions = new VersionSource();
-  const handle = await startXdsServer('127.0.0.1', 0, { cache, logger: pino({ level: 'silent' }), ...(maxNames === undefined ? {} : { maxNames }) });
+  const handle = await startXdsServer('127.0.0.1', 0, {
+    cache,
+    logger: pino({ level: 'silent' }),
+    ...(maxNames === undefined ? {} : { maxNames }),
+  });
   cleanups.push(() => handle.stop(200));
   const e: Env = {
     cache,
@@ -223,7 +239,12 @@ test('SotW: a stale-nonce request is ignored unless its names changed', async ()
   await c.expectNone(200);
 
   // Old nonce, changed names: answered for the new names.
-  e.publish(baseSet({ listeners: [listener('l1', 'r1'), listener('l2', 'r2')], routes: [routeConfig('r1', 'c1', '/v2'), routeConfig('r2', 'c1')] }));
+  e.publish(
+    baseSet({
+      listeners: [listener('l1', 'r1'), listener('l2', 'r2')],
+      routes: [routeConfig('r1', 'c1', '/v2'), routeConfig('r2', 'c1')],
+    }),
+  );
   const lds = await c.nextSotw();
   assert.equal(lds.typeUrl, LDS);
   c.request(RDS, ['r1', 'r2'], firstRds.nonce);
@@ -252,7 +273,12 @@ test('SotW: names that do not exist yet are omitted and sent when they appear', 
   assert.equal(l.typeUrl, LDS);
   assert.deepEqual(responseNames(l), []);
   c.ack(l, ['l9']);
-  e.publish(baseSet({ listeners: [listener('l1', 'r1'), listener('l9', 'r1')], routes: [routeConfig('r1', 'c1'), routeConfig('r9', 'c1')] }));
+  e.publish(
+    baseSet({
+      listeners: [listener('l1', 'r1'), listener('l9', 'r1')],
+      routes: [routeConfig('r1', 'c1'), routeConfig('r9', 'c1')],
+    }),
+  );
   assert.deepEqual(responseNames(await c.nextSotw()), ['l9']);
 });
 
@@ -283,7 +309,10 @@ test('SotW: an unknown type URL is ignored without closing the stream', async ()
 test('SotW: a request with more names than maxNames ends that stream with INVALID_ARGUMENT only', async () => {
   const e = await env(baseSet(), 500);
   const bad = e.client();
-  bad.request(RDS, Array.from({ length: 501 }, (_, i) => `r${i}`));
+  bad.request(
+    RDS,
+    Array.from({ length: 501 }, (_, i) => `r${i}`),
+  );
   const st = await bad.ended();
   assert.equal(st.code, grpc.status.INVALID_ARGUMENT);
   assert.match(st.details, /too many resource names \(501 > 500\)/);
@@ -321,7 +350,9 @@ test('SDS: StreamSecrets serves the requested secrets only', async () => {
           name: 'envoy.transport_sockets.tls',
           typedConfig: {
             '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
-            commonTlsContext: { tlsCertificateSdsSecretConfigs: [{ name: 's1', sdsConfig: { ads: {}, resourceApiVersion: 'V3' } }] },
+            commonTlsContext: {
+              tlsCertificateSdsSecretConfigs: [{ name: 's1', sdsConfig: { ads: {}, resourceApiVersion: 'V3' } }],
+            },
           },
         },
       },
@@ -339,7 +370,23 @@ test('SDS: StreamSecrets serves the requested secrets only', async () => {
 
 test('SotW: a slow client gets coalesced updates (latest state per type), not one per snapshot', async () => {
   const big = (i: number): ResourceSet =>
-    baseSet({ routes: [{ ...routeConfig('r1', 'c1'), virtualHosts: [{ name: 'vh', domains: ['*'], routes: Array.from({ length: 300 }, (_, j) => ({ match: { prefix: `/p${i}/${j}/${'x'.repeat(40)}` }, route: { cluster: 'c1' } })) }] }] });
+    baseSet({
+      routes: [
+        {
+          ...routeConfig('r1', 'c1'),
+          virtualHosts: [
+            {
+              name: 'vh',
+              domains: ['*'],
+              routes: Array.from({ length: 300 }, (_, j) => ({
+                match: { prefix: `/p${i}/${j}/${'x'.repeat(40)}` },
+                route: { cluster: 'c1' },
+              })),
+            },
+          ],
+        },
+      ],
+    });
   const e = await env(big(0));
   const c = e.client();
   c.request(RDS, ['r1']);
@@ -382,7 +429,15 @@ test('hooks see pushes, ACKs and NACKs; closeAllStreams ends streams with UNAVAI
   const r = await c.nextSotw();
   c.ack(r);
   await waitFor(() => calls.length >= 2);
-  cache.set('envoy', buildSnapshot('envoy', 'v2', baseSet({ clusters: [{ ...cluster('c1'), connectTimeout: { seconds: 2 } }] }), defaultEncoder));
+  cache.set(
+    'envoy',
+    buildSnapshot(
+      'envoy',
+      'v2',
+      baseSet({ clusters: [{ ...cluster('c1'), connectTimeout: { seconds: 2 } }] }),
+      defaultEncoder,
+    ),
+  );
   c.nack(await c.nextSotw(), 'no');
   await waitFor(() => calls.length >= 4).catch(() => assert.fail(JSON.stringify(calls)));
   assert.deepEqual(calls, [`push ${CDS} true true`, `ack ${CDS}`, `push ${CDS} true true`, `nack ${CDS}`]);
@@ -427,9 +482,17 @@ test('Delta: a change to one route sends that one resource', async () => {
   const r = await c.nextDelta();
   assert.equal(r.resources.length, 3);
   c.ackDelta(r);
-  e.publish(baseSet({ listeners, routes: [routeConfig('r1', 'c1'), routeConfig('r2', 'c1', '/changed'), routeConfig('r3', 'c1')] }));
+  e.publish(
+    baseSet({
+      listeners,
+      routes: [routeConfig('r1', 'c1'), routeConfig('r2', 'c1', '/changed'), routeConfig('r3', 'c1')],
+    }),
+  );
   const r2 = await c.nextDelta();
-  assert.deepEqual(r2.resources.map((x) => x.name), ['r2']);
+  assert.deepEqual(
+    r2.resources.map((x) => x.name),
+    ['r2'],
+  );
   assert.deepEqual(r2.removedResources, []);
   c.ackDelta(r2);
   await c.expectNone(150);
@@ -450,7 +513,10 @@ test('Delta: after unsubscribe, a change to that resource sends nothing', async 
   // Re-subscribing sends the current version.
   c.subscribe(RDS, ['r2']);
   const r = await c.nextDelta();
-  assert.deepEqual(r.resources.map((x) => x.name), ['r2']);
+  assert.deepEqual(
+    r.resources.map((x) => x.name),
+    ['r2'],
+  );
 });
 
 test('Delta: initial_resource_versions suppresses resending what the client already has', async () => {
@@ -461,7 +527,10 @@ test('Delta: initial_resource_versions suppresses resending what the client alre
   const c = e.client({ mode: 'delta' });
   c.subscribe(RDS, ['r1', 'r2'], { r1: v1, r2: 'stale-version' });
   const r = await c.nextDelta();
-  assert.deepEqual(r.resources.map((x) => x.name), ['r2']);
+  assert.deepEqual(
+    r.resources.map((x) => x.name),
+    ['r2'],
+  );
 });
 
 test('Delta: a NACK is recorded and the rejected resource is not re-sent', async () => {
@@ -486,14 +555,25 @@ test('node type: user agent "gRPC ..." is proxyless, metadata OXDS_NODE_TYPE win
   assert.equal(detectNodeType({ userAgentName: 'envoy' }), 'envoy');
   assert.equal(detectNodeType({}), 'envoy');
   assert.equal(detectNodeType(undefined), 'envoy');
-  assert.equal(detectNodeType({ userAgentName: 'envoy', metadata: { fields: { OXDS_NODE_TYPE: { stringValue: 'grpc' } } } }), 'grpc');
-  assert.equal(detectNodeType({ userAgentName: 'gRPC Node.js', metadata: { fields: { OXDS_NODE_TYPE: { stringValue: 'envoy' } } } }), 'envoy');
+  assert.equal(
+    detectNodeType({ userAgentName: 'envoy', metadata: { fields: { OXDS_NODE_TYPE: { stringValue: 'grpc' } } } }),
+    'grpc',
+  );
+  assert.equal(
+    detectNodeType({
+      userAgentName: 'gRPC Node.js',
+      metadata: { fields: { OXDS_NODE_TYPE: { stringValue: 'envoy' } } },
+    }),
+    'envoy',
+  );
 });
 
 test('gRPC clients get the grpc snapshot; explicit listener names are resolved on demand', async () => {
   const e = await env(baseSet());
   const grpcSet = baseSet({ listeners: [apiListener('svc.example.com:443', 'r1')] });
-  e.publish(grpcSet, 'grpc', (kind, name) => (kind === 'listener' && name.endsWith('.wild.example.com') ? apiListener(name, 'r1') : undefined));
+  e.publish(grpcSet, 'grpc', (kind, name) =>
+    kind === 'listener' && name.endsWith('.wild.example.com') ? apiListener(name, 'r1') : undefined,
+  );
   const c = e.client({ node: { userAgentName: 'gRPC Node.js', userAgentVersion: '1.14.1' } });
   c.request(LDS, ['a.wild.example.com']);
   const r = await c.nextSotw();
@@ -524,7 +604,10 @@ test('cache: an inconsistent snapshot is rejected and the last good one kept', a
     ['missing route', baseSet({ routes: [] })],
     ['missing route (api_listener)', baseSet({ listeners: [apiListener('x', 'nope')] })],
     ['missing CLA', baseSet({ endpoints: [] })],
-    ['missing CLA by service name', baseSet({ clusters: [{ ...cluster('c1'), edsClusterConfig: { edsConfig: { ads: {} }, serviceName: 'svc' } }] })],
+    [
+      'missing CLA by service name',
+      baseSet({ clusters: [{ ...cluster('c1'), edsClusterConfig: { edsConfig: { ads: {} }, serviceName: 'svc' } }] }),
+    ],
     ['duplicate name', baseSet({ routes: [routeConfig('r1', 'c1'), routeConfig('r1', 'c2')] })],
     [
       'missing secret',
@@ -577,8 +660,18 @@ test('snapshot: per-resource versions are content hashes; VersionSource never re
 // --- Snapshot diff and shared encoding --------------------------------------------------------
 
 test('snapshot diff: changed/added and removed names per kind, once per publication', () => {
-  const a = buildSnapshot('envoy', 'v1', baseSet({ clusters: [cluster('c1'), cluster('c2')], endpoints: [cla('c1'), cla('c2')] }), defaultEncoder);
-  const b = buildSnapshot('envoy', 'v2', baseSet({ clusters: [cluster('c1'), cluster('c3')], endpoints: [cla('c1', '10.0.0.9'), cla('c3')] }), defaultEncoder);
+  const a = buildSnapshot(
+    'envoy',
+    'v1',
+    baseSet({ clusters: [cluster('c1'), cluster('c2')], endpoints: [cla('c1'), cla('c2')] }),
+    defaultEncoder,
+  );
+  const b = buildSnapshot(
+    'envoy',
+    'v2',
+    baseSet({ clusters: [cluster('c1'), cluster('c3')], endpoints: [cla('c1', '10.0.0.9'), cla('c3')] }),
+    defaultEncoder,
+  );
   const d = diffSnapshots(a, b);
   assert.deepEqual([...d.cluster.changed], ['c3']);
   assert.deepEqual([...d.cluster.removed], ['c2']);
@@ -691,7 +784,8 @@ test('a change sends nothing to streams subscribed elsewhere (SotW and Delta, ex
   const routes = [routeConfig('r1', 'c1'), routeConfig('r2', 'c2')];
   const listeners = [listener('l1', 'r1'), listener('l2', 'r2')];
   const clusters = [cluster('c1'), cluster('c2')];
-  const set = (over: Partial<ResourceSet> = {}): ResourceSet => baseSet({ routes, listeners, clusters, endpoints: [cla('c1'), cla('c2')], ...over });
+  const set = (over: Partial<ResourceSet> = {}): ResourceSet =>
+    baseSet({ routes, listeners, clusters, endpoints: [cla('c1'), cla('c2')], ...over });
   const e = await env(set());
   const sotw1 = e.client();
   const sotw2 = e.client();
@@ -713,15 +807,38 @@ test('a change sends nothing to streams subscribed elsewhere (SotW and Delta, ex
   const s2 = await sotw2.nextSotw();
   assert.deepEqual(responseNames(s2), ['r2']);
   const d2 = await delta2.nextDelta();
-  assert.deepEqual(d2.resources.map((x) => x.name), ['r2']);
+  assert.deepEqual(
+    d2.resources.map((x) => x.name),
+    ['r2'],
+  );
   await Promise.all([sotw1.expectNone(200), delta1.expectNone(200), wild.expectNone(200)]);
   // An endpoint change reaches neither RDS subscriber nor the CDS wildcard.
-  e.publish(set({ routes: [routeConfig('r1', 'c1'), routeConfig('r2', 'c2', '/v2')], endpoints: [cla('c1', '10.9.9.9'), cla('c2')] }));
-  await Promise.all([sotw1.expectNone(200), sotw2.expectNone(0), delta1.expectNone(0), delta2.expectNone(0), wild.expectNone(0)]);
+  e.publish(
+    set({
+      routes: [routeConfig('r1', 'c1'), routeConfig('r2', 'c2', '/v2')],
+      endpoints: [cla('c1', '10.9.9.9'), cla('c2')],
+    }),
+  );
+  await Promise.all([
+    sotw1.expectNone(200),
+    sotw2.expectNone(0),
+    delta1.expectNone(0),
+    delta2.expectNone(0),
+    wild.expectNone(0),
+  ]);
   // A new cluster reaches the wildcard subscriber only, as that one resource.
-  e.publish(set({ clusters: [...clusters, cluster('c3')], endpoints: [cla('c1'), cla('c2'), cla('c3')], routes: [routeConfig('r1', 'c1'), routeConfig('r2', 'c2', '/v2')] }));
+  e.publish(
+    set({
+      clusters: [...clusters, cluster('c3')],
+      endpoints: [cla('c1'), cla('c2'), cla('c3')],
+      routes: [routeConfig('r1', 'c1'), routeConfig('r2', 'c2', '/v2')],
+    }),
+  );
   const w = await wild.nextDelta();
-  assert.deepEqual(w.resources.map((x) => x.name), ['c3']);
+  assert.deepEqual(
+    w.resources.map((x) => x.name),
+    ['c3'],
+  );
   await Promise.all([sotw1.expectNone(150), delta1.expectNone(0)]);
   for (const c of [sotw1, sotw2, delta1, delta2, wild]) assertProtocol(c);
 });
@@ -729,17 +846,30 @@ test('a change sends nothing to streams subscribed elsewhere (SotW and Delta, ex
 test('gRPC: a name answered on demand (resolver) is re-evaluated on every change', async () => {
   const e = await env(baseSet());
   let prefix = 'a';
-  const resolver: Resolver = (kind, name) => (kind === 'listener' && name.endsWith('.wild.example.com') ? apiListener(name, `r${prefix === 'a' ? 1 : 2}`) : undefined);
-  const grpcSet = (): ResourceSet => baseSet({ listeners: [apiListener('svc.example.com:443', 'r1')], routes: [routeConfig('r1', 'c1'), routeConfig('r2', 'c1')] });
+  const resolver: Resolver = (kind, name) =>
+    kind === 'listener' && name.endsWith('.wild.example.com')
+      ? apiListener(name, `r${prefix === 'a' ? 1 : 2}`)
+      : undefined;
+  const grpcSet = (): ResourceSet =>
+    baseSet({
+      listeners: [apiListener('svc.example.com:443', 'r1')],
+      routes: [routeConfig('r1', 'c1'), routeConfig('r2', 'c1')],
+    });
   e.publish(grpcSet(), 'grpc', resolver);
   const c = e.client({ mode: 'delta', node: { userAgentName: 'gRPC Node.js' } });
   c.subscribe(LDS, ['x.wild.example.com']);
   const r = await c.nextDelta();
-  assert.deepEqual(r.resources.map((x) => x.name), ['x.wild.example.com']);
+  assert.deepEqual(
+    r.resources.map((x) => x.name),
+    ['x.wild.example.com'],
+  );
   c.ackDelta(r);
   prefix = 'b'; // same maps, different on-demand answer
   e.publish(grpcSet(), 'grpc', resolver);
   const r2 = await c.nextDelta();
-  assert.deepEqual(r2.resources.map((x) => x.name), ['x.wild.example.com']);
+  assert.deepEqual(
+    r2.resources.map((x) => x.name),
+    ['x.wild.example.com'],
+  );
   assert.notEqual(r2.resources[0]!.version, r.resources[0]!.version);
 });

@@ -24,14 +24,28 @@ function entry(route: string, status: number, clientId?: string): Record<string,
       timeToLastUpstreamRxByte: { nanos: 12_000_000 },
       duration: { nanos: 15_000_000 },
     },
-    request: { requestHeadersBytes: 200, requestBodyBytes: 50, requestHeaders: clientId ? { 'otoroshi-client-id': clientId } : {} },
+    request: {
+      requestHeadersBytes: 200,
+      requestBodyBytes: 50,
+      requestHeaders: clientId ? { 'otoroshi-client-id': clientId } : {},
+    },
     response: { responseCode: { value: status }, responseHeadersBytes: 100, responseBodyBytes: 900 },
   };
 }
 
 test('ALS: access-log entries become per-descriptor request, byte and latency metrics; unknown ids stay "unknown"', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-als-'));
-  const r = resolveConfig({ config: 'examples', xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), metricsPerApikey: 'on' }, {});
+  const r = resolveConfig(
+    {
+      config: 'examples',
+      xdsPort: 0,
+      adminPort: 0,
+      authzPort: 0,
+      dataDir: path.join(dir, '.data'),
+      metricsPerApikey: 'on',
+    },
+    {},
+  );
   assert.ok(r.ok);
   const server = await startServer(r.value, makeLogger('silent'));
   t.after(() => server.stop());
@@ -39,9 +53,18 @@ test('ALS: access-log entries become per-descriptor request, byte and latency me
   const client = new grpc.Client(`127.0.0.1:${server.xdsPort}`, grpc.credentials.createInsecure());
   t.after(() => client.close());
   await new Promise<void>((resolve, reject) => {
-    const call = client.makeClientStreamRequest(ALS_PATH, (b: Buffer) => b, (b: Buffer) => b, (err) => (err ? reject(err) : resolve()));
-    const send = (o: Record<string, unknown>): void => void call.write(Buffer.from(Msg.encode(Msg.fromObject(o)).finish()));
-    send({ identifier: { node: { id: 'gw-1' }, logName: 'otoroshi-xds' }, httpLogs: { logEntry: [entry(`${desc}/0`, 200, 'demo-client'), entry(`${desc}/0`, 503)] } });
+    const call = client.makeClientStreamRequest(
+      ALS_PATH,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      (err) => (err ? reject(err) : resolve()),
+    );
+    const send = (o: Record<string, unknown>): void =>
+      void call.write(Buffer.from(Msg.encode(Msg.fromObject(o)).finish()));
+    send({
+      identifier: { node: { id: 'gw-1' }, logName: 'otoroshi-xds' },
+      httpLogs: { logEntry: [entry(`${desc}/0`, 200, 'demo-client'), entry(`${desc}/0`, 503)] },
+    });
     send({ httpLogs: { logEntry: [entry('attacker-made-up/0', 404, 'random-id')] } });
     call.end();
   });
@@ -67,7 +90,10 @@ test('--envoy-als-cluster adds a validated gRPC access logger to the Envoy liste
   const r = resolveConfig({ config: 'examples', envoyAlsCluster: 'xds_cluster' }, {});
   assert.ok(r.ok);
   const c = compile(await loadConfigDir('examples'), {}, translateOptionsFrom(r.value, 18001));
-  assert.deepEqual(c.errors.filter((e) => e.severity === 'error'), []);
+  assert.deepEqual(
+    c.errors.filter((e) => e.severity === 'error'),
+    [],
+  );
   const http = JSON.stringify(c.envoy.set.listeners);
   assert.match(http, /envoy\.access_loggers\.http_grpc/);
   assert.match(http, /"clusterName":"xds_cluster"/);

@@ -22,7 +22,11 @@ spec:
 
 function readEvents(file: string): AuditEvent[] {
   if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEvent);
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as AuditEvent);
 }
 
 test('every object added, changed or removed becomes an audit event in the audit file', async (t) => {
@@ -32,7 +36,19 @@ test('every object added, changed or removed becomes an audit event in the audit
   fs.writeFileSync(path.join(conf, 'a.yaml'), DESC('a', 9001));
   fs.writeFileSync(path.join(conf, 'b.yaml'), DESC('b', 9002));
   const auditFile = path.join(dir, 'audit.jsonl');
-  const r = resolveConfig({ config: conf, xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), auditFile, debounceMs: 10, debounceMaxMs: 50 }, {});
+  const r = resolveConfig(
+    {
+      config: conf,
+      xdsPort: 0,
+      adminPort: 0,
+      authzPort: 0,
+      dataDir: path.join(dir, '.data'),
+      auditFile,
+      debounceMs: 10,
+      debounceMaxMs: 50,
+    },
+    {},
+  );
   assert.ok(r.ok);
   const server = await startServer(r.value, makeLogger('silent'));
   t.after(() => server.stop());
@@ -53,12 +69,21 @@ test('every object added, changed or removed becomes an audit event in the audit
 test('repeated bad secrets from one source raise one event per window; a few mistakes raise none', () => {
   const seen: AuditEvent[] = [];
   let now = 0;
-  const audit = new Audit(pino({ level: 'silent' }), [{ write: (e) => seen.push(e), close: async () => {} }], () => now);
+  const audit = new Audit(
+    pino({ level: 'silent' }),
+    [{ write: (e) => seen.push(e), close: async () => {} }],
+    () => now,
+  );
   const hooks = auditAuthzHooks(audit, { threshold: 5, windowMs: 60_000, now: () => now });
-  for (let i = 0; i < 4; i++) hooks.onSuspicious?.({ kind: 'bad_secret', sourceIp: '10.0.0.1', clientId: 'k', detail: 'wrong secret' });
+  for (let i = 0; i < 4; i++)
+    hooks.onSuspicious?.({ kind: 'bad_secret', sourceIp: '10.0.0.1', clientId: 'k', detail: 'wrong secret' });
   assert.equal(seen.length, 0);
-  for (let i = 0; i < 10; i++) hooks.onSuspicious?.({ kind: 'bad_secret', sourceIp: '10.0.0.1', clientId: 'k', detail: 'wrong secret' });
-  assert.deepEqual(seen.map((e) => [e.type, e.sourceIp, e.count]), [['security.repeated_bad_secrets', '10.0.0.1', 5]]);
+  for (let i = 0; i < 10; i++)
+    hooks.onSuspicious?.({ kind: 'bad_secret', sourceIp: '10.0.0.1', clientId: 'k', detail: 'wrong secret' });
+  assert.deepEqual(
+    seen.map((e) => [e.type, e.sourceIp, e.count]),
+    [['security.repeated_bad_secrets', '10.0.0.1', 5]],
+  );
   hooks.onSuspicious?.({ kind: 'bad_secret', sourceIp: '10.0.0.2', detail: 'x' });
   assert.equal(seen.length, 1, 'another source has its own count');
   now = 61_000;
@@ -99,5 +124,8 @@ test('the webhook sink posts batches of events to the URL and survives a failing
   audit.emit('config.object.removed', { object: 'z' });
   await audit.close();
   assert.equal(errors.length, 1, 'the first POST failed and was reported');
-  assert.deepEqual(batches.flat().map((e) => (e as AuditEvent).object), ['y', 'z']);
+  assert.deepEqual(
+    batches.flat().map((e) => (e as AuditEvent).object),
+    ['y', 'z'],
+  );
 });

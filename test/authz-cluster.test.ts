@@ -39,10 +39,15 @@ test('one address: a STATIC cluster of one endpoint, no retries, no outlier dete
 });
 
 test('several replicas: every one an endpoint (names → STRICT_DNS), retries on another, outlier ejection', () => {
-  const a = translateOptionsFrom(configOf({ envoyAuthzAddress: '10.0.0.1,authz-1.svc:9000,10.0.0.3:9001', envoyAuthzPort: 18002 }), 18001).authz!;
+  const a = translateOptionsFrom(
+    configOf({ envoyAuthzAddress: '10.0.0.1,authz-1.svc:9000,10.0.0.3:9001', envoyAuthzPort: 18002 }),
+    18001,
+  ).authz!;
   const c = extAuthzCluster('oxds-ext-authz', a) as Json;
   assert.equal(c.type, 'STRICT_DNS');
-  const eps = (c.loadAssignment.endpoints[0].lbEndpoints as Json[]).map((e: Json) => `${e.endpoint.address.socketAddress.address}:${e.endpoint.address.socketAddress.portValue}`);
+  const eps = (c.loadAssignment.endpoints[0].lbEndpoints as Json[]).map(
+    (e: Json) => `${e.endpoint.address.socketAddress.address}:${e.endpoint.address.socketAddress.portValue}`,
+  );
   assert.deepEqual(eps, ['10.0.0.1:18002', 'authz-1.svc:9000', '10.0.0.3:9001']);
   assert.deepEqual(c.outlierDetection.consecutive_5xx, { value: 3 });
   const rp = (extAuthzFilter('oxds-ext-authz', a).typedConfig as Json).grpcService.envoyGrpc.retryPolicy;
@@ -52,15 +57,37 @@ test('several replicas: every one an endpoint (names → STRICT_DNS), retries on
 
 test('TLS: CA inlined, SNI and DNS SAN from the first name (or --envoy-authz-sni); IP SANs for IP replicas', () => {
   const flags = { authzTlsCert: 'c.pem', authzTlsKey: 'k.pem' };
-  const byName = extAuthzCluster('x', translateOptionsFrom(configOf({ ...flags, envoyAuthzAddress: 'authz.svc' }), 1, 'PEM').authz!) as Json;
+  const byName = extAuthzCluster(
+    'x',
+    translateOptionsFrom(configOf({ ...flags, envoyAuthzAddress: 'authz.svc' }), 1, 'PEM').authz!,
+  ) as Json;
   const tls = byName.transportSocket.typedConfig;
   assert.equal(tls.sni, 'authz.svc');
   assert.deepEqual(tls.commonTlsContext.alpnProtocols, ['h2']);
   assert.equal(tls.commonTlsContext.validationContext.trustedCa.inlineString, 'PEM');
-  assert.deepEqual(tls.commonTlsContext.validationContext.matchTypedSubjectAltNames, [{ sanType: 'DNS', matcher: { exact: 'authz.svc' } }]);
-  const byIp = (extAuthzCluster('x', translateOptionsFrom(configOf({ ...flags, envoyAuthzAddress: '10.0.0.1,10.0.0.2' }), 1, 'PEM').authz!) as Json).transportSocket.typedConfig;
+  assert.deepEqual(tls.commonTlsContext.validationContext.matchTypedSubjectAltNames, [
+    { sanType: 'DNS', matcher: { exact: 'authz.svc' } },
+  ]);
+  const byIp = (
+    extAuthzCluster(
+      'x',
+      translateOptionsFrom(configOf({ ...flags, envoyAuthzAddress: '10.0.0.1,10.0.0.2' }), 1, 'PEM').authz!,
+    ) as Json
+  ).transportSocket.typedConfig;
   assert.equal(byIp.sni, undefined);
-  assert.deepEqual(byIp.commonTlsContext.validationContext.matchTypedSubjectAltNames.map((s: Json) => s.matcher.exact), ['10.0.0.1', '10.0.0.2']);
-  const sni = (extAuthzCluster('x', translateOptionsFrom(configOf({ ...flags, envoyAuthzAddress: '10.0.0.1', envoyAuthzSni: 'authz.internal' }), 1, 'PEM').authz!) as Json).transportSocket.typedConfig;
+  assert.deepEqual(
+    byIp.commonTlsContext.validationContext.matchTypedSubjectAltNames.map((s: Json) => s.matcher.exact),
+    ['10.0.0.1', '10.0.0.2'],
+  );
+  const sni = (
+    extAuthzCluster(
+      'x',
+      translateOptionsFrom(
+        configOf({ ...flags, envoyAuthzAddress: '10.0.0.1', envoyAuthzSni: 'authz.internal' }),
+        1,
+        'PEM',
+      ).authz!,
+    ) as Json
+  ).transportSocket.typedConfig;
   assert.equal(sni.sni, 'authz.internal');
 });

@@ -43,14 +43,24 @@ function configDir(): string {
 }
 
 function config(dir: string, extra: Record<string, unknown> = {}): Config {
-  const r = resolveConfig({ config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), ...extra }, {});
+  const r = resolveConfig(
+    { config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), ...extra },
+    {},
+  );
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
   return r.value;
 }
 
-const withKey = { 'otoroshi-client-id': 'partner-id', 'otoroshi-client-secret': 'partner-secret', accept: 'application/json' };
+const withKey = {
+  'otoroshi-client-id': 'partner-id',
+  'otoroshi-client-secret': 'partner-secret',
+  accept: 'application/json',
+};
 
-async function check(server: RunningServer, o: Parameters<typeof checkRequest>[0]): Promise<ReturnType<typeof outcome>> {
+async function check(
+  server: RunningServer,
+  o: Parameters<typeof checkRequest>[0],
+): Promise<ReturnType<typeof outcome>> {
   const client = checkClient(server.authzPort);
   try {
     return outcome(await callCheck(client, checkRequest(o)));
@@ -71,7 +81,11 @@ test('ext_authz on the running server: public path, 400 without a key, remaining
   assert.equal(noKey.headers['Otoroshi-Error'], 'true');
   assert.deepEqual(JSON.parse(noKey.body ?? '{}'), { 'Otoroshi-Error': 'No ApiKey provided' });
 
-  const wrong = await check(server, { host, path: '/invoices', headers: { ...withKey, 'otoroshi-client-secret': 'nope' } });
+  const wrong = await check(server, {
+    host,
+    path: '/invoices',
+    headers: { ...withKey, 'otoroshi-client-secret': 'nope' },
+  });
   assert.equal(wrong.status, 401);
   assert.equal(wrong.message, 'Bad API key');
 
@@ -96,22 +110,29 @@ test('ext_authz on the running server: public path, 400 without a key, remaining
   assert.match(metrics, /oxds_quota_exceeded_total\{quota="daily"\} 1/);
 });
 
-test('two server processes sharing Redis count one quota: remaining calls go down across both', { skip: redisAvailable() ? false : REDIS_SKIP_MESSAGE }, async (t) => {
-  const redis = await startRedis();
-  t.after(() => redis.stop());
-  const dir = configDir();
-  const a = await startServer(config(dir, { redisUrl: redis.url }), makeLogger('silent'));
-  t.after(() => a.stop());
-  const b = await startServer(config(dir, { redisUrl: redis.url, dataDir: path.join(dir, '.data-b') }), makeLogger('silent'));
-  t.after(() => b.stop());
-  const host = 'invoices.oto.tools';
-  const seen: string[] = [];
-  for (const s of [a, b, a, b]) {
-    const r = await check(s, { host, path: '/invoices', headers: withKey });
-    assert.equal(r.status, 0);
-    seen.push(r.headers['Otoroshi-Daily-Calls-Remaining'] ?? '?');
-  }
-  assert.deepEqual(seen, ['3', '2', '1', '0']);
-  assert.equal((await check(b, { host, path: '/invoices', headers: withKey })).status, 429);
-  assert.equal((await check(a, { host, path: '/invoices', headers: withKey })).status, 429);
-});
+test(
+  'two server processes sharing Redis count one quota: remaining calls go down across both',
+  { skip: redisAvailable() ? false : REDIS_SKIP_MESSAGE },
+  async (t) => {
+    const redis = await startRedis();
+    t.after(() => redis.stop());
+    const dir = configDir();
+    const a = await startServer(config(dir, { redisUrl: redis.url }), makeLogger('silent'));
+    t.after(() => a.stop());
+    const b = await startServer(
+      config(dir, { redisUrl: redis.url, dataDir: path.join(dir, '.data-b') }),
+      makeLogger('silent'),
+    );
+    t.after(() => b.stop());
+    const host = 'invoices.oto.tools';
+    const seen: string[] = [];
+    for (const s of [a, b, a, b]) {
+      const r = await check(s, { host, path: '/invoices', headers: withKey });
+      assert.equal(r.status, 0);
+      seen.push(r.headers['Otoroshi-Daily-Calls-Remaining'] ?? '?');
+    }
+    assert.deepEqual(seen, ['3', '2', '1', '0']);
+    assert.equal((await check(b, { host, path: '/invoices', headers: withKey })).status, 429);
+    assert.equal((await check(a, { host, path: '/invoices', headers: withKey })).status, 429);
+  },
+);

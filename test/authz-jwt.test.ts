@@ -5,23 +5,54 @@ import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as jose from 'jose';
-import { JwtEngine, decodeUnverifiedClaims, transformClaims, verifyApikeyJwt, type JwtOutcome } from '../src/authz/jwt.js';
+import {
+  JwtEngine,
+  decodeUnverifiedClaims,
+  transformClaims,
+  verifyApikeyJwt,
+  type JwtOutcome,
+} from '../src/authz/jwt.js';
 import { buildJwtVerifier, localJwtVerifier } from '../src/model/jwt-verifier.js';
 import { parseYamlFile } from '../src/sources/yaml.js';
 import type { CheckInput } from '../src/authz/types.js';
-import type { DescriptorJwtRef, JwtAlgoSettings, JwtStrategy, JwtTokenSource, JwtVerifierModel, StoredObject } from '../src/model/types.js';
+import type {
+  DescriptorJwtRef,
+  JwtAlgoSettings,
+  JwtStrategy,
+  JwtTokenSource,
+  JwtVerifierModel,
+  StoredObject,
+} from '../src/model/types.js';
 
 const FIX = path.join(process.cwd(), 'test/fixtures/jwt');
 const enc = new TextEncoder();
 
 function input(headers: Record<string, string> = {}, p = '/', query = ''): CheckInput {
-  return { method: 'GET', host: 'api.oto.tools', path: p, query, headers, sourceIp: '10.0.0.1', contextExtensions: { descriptor_id: 'svc-1' } };
+  return {
+    method: 'GET',
+    host: 'api.oto.tools',
+    path: p,
+    query,
+    headers,
+    sourceIp: '10.0.0.1',
+    contextExtensions: { descriptor_id: 'svc-1' },
+  };
 }
 const PT: JwtStrategy = { type: 'PassThrough', verificationSettings: { fields: {}, arrayFields: {} } };
 const BEARER: JwtTokenSource = { type: 'InHeader', name: 'Authorization', remove: 'Bearer ' };
 
 function verifier(id: string, algoSettings: JwtAlgoSettings, o: Partial<JwtVerifierModel> = {}): JwtVerifierModel {
-  return { id, name: id, sourceKey: `JwtVerifier/default/${id}`, namespace: 'default', strict: true, source: BEARER, algoSettings, strategy: PT, ...o };
+  return {
+    id,
+    name: id,
+    sourceKey: `JwtVerifier/default/${id}`,
+    namespace: 'default',
+    strict: true,
+    source: BEARER,
+    algoSettings,
+    strategy: PT,
+    ...o,
+  };
 }
 function ref(...ids: string[]): DescriptorJwtRef {
   return { enabled: true, ids, excludedPatterns: [] };
@@ -53,7 +84,12 @@ interface Pair {
 }
 async function pair(alg: string): Promise<Pair> {
   const { publicKey, privateKey } = await jose.generateKeyPair(alg, { extractable: true });
-  return { publicKey, privateKey, publicPem: await jose.exportSPKI(publicKey), privatePem: await jose.exportPKCS8(privateKey) };
+  return {
+    publicKey,
+    privateKey,
+    publicPem: await jose.exportSPKI(publicKey),
+    privatePem: await jose.exportPKCS8(privateKey),
+  };
 }
 
 let rsa: Pair;
@@ -81,7 +117,9 @@ describe('algorithms', () => {
 
   test('HS base64 secret', async () => {
     const raw = Buffer.from('0123456789abcdef0123456789abcdef');
-    const e = new JwtEngine([verifier('v', { type: 'HSAlgoSettings', size: 256, secret: raw.toString('base64'), base64: true })]);
+    const e = new JwtEngine([
+      verifier('v', { type: 'HSAlgoSettings', size: 256, secret: raw.toString('base64'), base64: true }),
+    ]);
     const t = await new jose.SignJWT({ a: 1 }).setProtectedHeader({ alg: 'HS256' }).sign(new Uint8Array(raw));
     passed(await e.verify(ref('v'), input({ authorization: `Bearer ${t}` })));
   });
@@ -103,12 +141,17 @@ describe('algorithms', () => {
     assert.equal(passed(await e.verify(ref('es'), input({ authorization: `Bearer ${es}` }))).claims['sub'], 'e');
     // an RS token against ES settings, RS384 against RS256 settings
     denied(await e.verify(ref('es'), input({ authorization: `Bearer ${rs}` })), 400, 'error.bad.token');
-    const rs384 = await new jose.SignJWT({}).setProtectedHeader({ alg: 'RS384' }).sign(await jose.importPKCS8(rsa.privatePem, 'RS384'));
+    const rs384 = await new jose.SignJWT({})
+      .setProtectedHeader({ alg: 'RS384' })
+      .sign(await jose.importPKCS8(rsa.privatePem, 'RS384'));
     denied(await e.verify(ref('rs'), input({ authorization: `Bearer ${rs384}` })), 400, 'error.bad.token');
   });
 
   test('wrong signature → 400 error.bad.token', async () => {
-    const e = new JwtEngine([verifier('v', hs(256)), verifier('r', { type: 'RSAlgoSettings', size: 256, publicKey: rsa.publicPem })]);
+    const e = new JwtEngine([
+      verifier('v', hs(256)),
+      verifier('r', { type: 'RSAlgoSettings', size: 256, publicKey: rsa.publicPem }),
+    ]);
     const t = await signHs({ sub: 'bob' }, 'other-secret');
     denied(await e.verify(ref('v'), input({ authorization: `Bearer ${t}` })), 400, 'error.bad.token');
     const good = await signHs({ sub: 'bob' });
@@ -125,7 +168,8 @@ describe('algorithms', () => {
     let clock = 1_700_000_000_000;
     const now = clock / 1000;
     const e = new JwtEngine([verifier('v', hs(256))], { nowMs: () => clock });
-    const call = async (claims: jose.JWTPayload): Promise<JwtOutcome> => e.verify(ref('v'), input({ authorization: `Bearer ${await signHs(claims)}` }));
+    const call = async (claims: jose.JWTPayload): Promise<JwtOutcome> =>
+      e.verify(ref('v'), input({ authorization: `Bearer ${await signHs(claims)}` }));
     denied(await call({ exp: now - 11 }), 400, 'error.bad.token');
     passed(await call({ exp: now - 9 }));
     denied(await call({ nbf: now + 30 }), 400, 'error.bad.token');
@@ -138,9 +182,12 @@ describe('algorithms', () => {
 
   test('alg none is refused and reported', async () => {
     const events: Array<{ kind: string; detail: string; sourceIp?: string; descriptorId?: string }> = [];
-    const e = new JwtEngine([verifier('v', hs(256)), verifier('r', { type: 'RSAlgoSettings', size: 256, publicKey: rsa.publicPem })], {
-      hooks: { onSuspicious: (ev) => events.push(ev) },
-    });
+    const e = new JwtEngine(
+      [verifier('v', hs(256)), verifier('r', { type: 'RSAlgoSettings', size: 256, publicKey: rsa.publicPem })],
+      {
+        hooks: { onSuspicious: (ev) => events.push(ev) },
+      },
+    );
     const unsecured = new jose.UnsecuredJWT({ sub: 'admin' }).encode();
     denied(await e.verify(ref('v'), input({ authorization: `Bearer ${unsecured}` })), 400, 'error.bad.token');
     denied(await e.verify(ref('r'), input({ authorization: `Bearer ${unsecured}` })), 400, 'error.bad.token');
@@ -190,7 +237,11 @@ describe('token location, strictness, ref semantics', () => {
     denied(await e.verify(ref('h'), input({ authorization: `Basic ${t}` })), 400, 'error.bad.token');
     passed(await e.verify(ref('hraw'), input({ jwt: t })));
     passed(await e.verify(ref('q'), input({}, '/', `a=1&access_token=${t}&b=2`)));
-    denied(await e.verify(ref('q'), input({ authorization: `Bearer ${t}` }, '/', 'x=1')), 400, 'error.expected.token.not.found');
+    denied(
+      await e.verify(ref('q'), input({ authorization: `Bearer ${t}` }, '/', 'x=1')),
+      400,
+      'error.expected.token.not.found',
+    );
     passed(await e.verify(ref('c'), input({ cookie: `a=1; jwt=${t}; b=2` })));
     denied(await e.verify(ref('c'), input({ cookie: 'a=1' })), 400, 'error.expected.token.not.found');
   });
@@ -198,11 +249,20 @@ describe('token location, strictness, ref semantics', () => {
   test('fields (string equality, aud array, iss/sub/jti) and arrayFields', async () => {
     const e = new JwtEngine([
       verifier('f', hs(256), {
-        strategy: { type: 'PassThrough', verificationSettings: { fields: { iss: 'oto', aud: 'backend', role: 'admin' }, arrayFields: { groups: 'a, b' } } },
+        strategy: {
+          type: 'PassThrough',
+          verificationSettings: {
+            fields: { iss: 'oto', aud: 'backend', role: 'admin' },
+            arrayFields: { groups: 'a, b' },
+          },
+        },
       }),
-      verifier('num', hs(256), { strategy: { type: 'PassThrough', verificationSettings: { fields: { level: '3' }, arrayFields: {} } } }),
+      verifier('num', hs(256), {
+        strategy: { type: 'PassThrough', verificationSettings: { fields: { level: '3' }, arrayFields: {} } },
+      }),
     ]);
-    const call = async (id: string, claims: jose.JWTPayload): Promise<JwtOutcome> => e.verify(ref(id), input({ authorization: `Bearer ${await signHs(claims)}` }));
+    const call = async (id: string, claims: jose.JWTPayload): Promise<JwtOutcome> =>
+      e.verify(ref(id), input({ authorization: `Bearer ${await signHs(claims)}` }));
     const ok = { iss: 'oto', aud: ['x', 'backend'], role: 'admin', groups: ['b', 'c', 'a'] };
     passed(await call('f', ok));
     passed(await call('f', { ...ok, aud: 'backend' }));
@@ -227,13 +287,21 @@ describe('token location, strictness, ref semantics', () => {
   });
 
   test('the first verifier that passes wins; all failing → last failure; unknown id → 500', async () => {
-    const e = new JwtEngine([verifier('a', hs(256, 'secret-a')), verifier('b', hs(256, 'secret-b')), verifier('q', hs(256), { source: { type: 'InQueryParam', name: 't' } })]);
+    const e = new JwtEngine([
+      verifier('a', hs(256, 'secret-a')),
+      verifier('b', hs(256, 'secret-b')),
+      verifier('q', hs(256), { source: { type: 'InQueryParam', name: 't' } }),
+    ]);
     const tb = await signHs({ sub: 'b' }, 'secret-b');
     assert.equal(passed(await e.verify(ref('a', 'b'), input({ authorization: `Bearer ${tb}` }))).verifierId, 'b');
     const ta = await signHs({ sub: 'a' }, 'secret-a');
     assert.equal(passed(await e.verify(ref('a', 'b'), input({ authorization: `Bearer ${ta}` }))).verifierId, 'a');
     // all fail: the last failure (q: token missing) is returned
-    denied(await e.verify(ref('a', 'q'), input({ authorization: 'Bearer x.y.z' })), 400, 'error.expected.token.not.found');
+    denied(
+      await e.verify(ref('a', 'q'), input({ authorization: 'Bearer x.y.z' })),
+      400,
+      'error.expected.token.not.found',
+    );
     const o = await e.verify(ref('nope'), input({ authorization: `Bearer ${ta}` }));
     denied(o, 500, 'error.bad.globaljwtverifier.id');
     assert.equal(o.kind === 'denied' && o.reason, 'internal');
@@ -277,7 +345,10 @@ describe('JWKS', () => {
     server.close();
   });
 
-  const jwks = (u: string, o: Partial<Extract<JwtAlgoSettings, { type: 'JWKSAlgoSettings' }>> = {}): JwtAlgoSettings => ({
+  const jwks = (
+    u: string,
+    o: Partial<Extract<JwtAlgoSettings, { type: 'JWKSAlgoSettings' }>> = {},
+  ): JwtAlgoSettings => ({
     type: 'JWKSAlgoSettings',
     url: u,
     headers: { 'X-Api-Key': 'abc' },
@@ -287,12 +358,17 @@ describe('JWKS', () => {
     ...o,
   });
   const sign = (p: Pair, alg: string, kid?: string): Promise<string> =>
-    new jose.SignJWT({ sub: kid ?? 'none' }).setProtectedHeader(kid === undefined ? { alg } : { alg, kid }).sign(p.privateKey);
+    new jose.SignJWT({ sub: kid ?? 'none' })
+      .setProtectedHeader(kid === undefined ? { alg } : { alg, kid })
+      .sign(p.privateKey);
 
   test('verify by kid, cached across calls, unknown kid → refetch, ttl honoured', async () => {
     hits = 0;
     let clock = Date.now();
-    const e = new JwtEngine([verifier('j', jwks(`${url}/jwks`, { ttl: 60_000 })), verifier('j2', jwks(`${url}/jwks`))], { nowMs: () => clock });
+    const e = new JwtEngine(
+      [verifier('j', jwks(`${url}/jwks`, { ttl: 60_000 })), verifier('j2', jwks(`${url}/jwks`))],
+      { nowMs: () => clock },
+    );
     const t1 = await sign(k1, 'RS256', 'k1');
     passed(await e.verify(ref('j'), input({ authorization: `Bearer ${t1}` })));
     assert.equal(seenHeader, 'abc');
@@ -302,7 +378,9 @@ describe('JWKS', () => {
     // concurrent calls share one fetch
     const e2 = new JwtEngine([verifier('j', jwks(`${url}/jwks`))]);
     hits = 0;
-    const all = await Promise.all(Array.from({ length: 10 }, () => e2.verify(ref('j'), input({ authorization: `Bearer ${t1}` }))));
+    const all = await Promise.all(
+      Array.from({ length: 10 }, () => e2.verify(ref('j'), input({ authorization: `Bearer ${t1}` }))),
+    );
     all.forEach(passed);
     assert.equal(hits, 1);
     e2.close();
@@ -332,11 +410,25 @@ describe('JWKS', () => {
 
   test('no kid, alg not applicable to the JWK, HS confusion, signature by another key', async () => {
     const events: string[] = [];
-    const e = new JwtEngine([verifier('j', jwks(`${url}/jwks`))], { hooks: { onSuspicious: (ev) => events.push(ev.kind) } });
-    denied(await e.verify(ref('j'), input({ authorization: `Bearer ${await sign(k1, 'RS256')}` })), 400, 'error.bad.input.algorithm.name');
-    denied(await e.verify(ref('j'), input({ authorization: `Bearer ${await sign(ek, 'ES256', 'k1')}` })), 400, 'error.bad.input.algorithm.name');
+    const e = new JwtEngine([verifier('j', jwks(`${url}/jwks`))], {
+      hooks: { onSuspicious: (ev) => events.push(ev.kind) },
+    });
+    denied(
+      await e.verify(ref('j'), input({ authorization: `Bearer ${await sign(k1, 'RS256')}` })),
+      400,
+      'error.bad.input.algorithm.name',
+    );
+    denied(
+      await e.verify(ref('j'), input({ authorization: `Bearer ${await sign(ek, 'ES256', 'k1')}` })),
+      400,
+      'error.bad.input.algorithm.name',
+    );
     const forged = await new jose.SignJWT({}).setProtectedHeader({ alg: 'HS256', kid: 'k1' }).sign(enc.encode('x'));
-    denied(await e.verify(ref('j'), input({ authorization: `Bearer ${forged}` })), 400, 'error.bad.input.algorithm.name');
+    denied(
+      await e.verify(ref('j'), input({ authorization: `Bearer ${forged}` })),
+      400,
+      'error.bad.input.algorithm.name',
+    );
     assert.deepEqual(events, ['jwt_alg_confusion']);
     const other = await new jose.SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).sign(k2.privateKey);
     denied(await e.verify(ref('j'), input({ authorization: `Bearer ${other}` })), 400, 'error.bad.token');
@@ -345,7 +437,9 @@ describe('JWKS', () => {
 
   test('a JWKS server that never answers fails within the timeout', async () => {
     const warnings: string[] = [];
-    const e = new JwtEngine([verifier('j', jwks(`${url}/hang`, { timeout: 300 }))], { logger: { warn: (_o, m) => warnings.push(m) } });
+    const e = new JwtEngine([verifier('j', jwks(`${url}/hang`, { timeout: 300 }))], {
+      logger: { warn: (_o, m) => warnings.push(m) },
+    });
     const t = await sign(k1, 'RS256', 'k1');
     const start = performance.now();
     denied(await e.verify(ref('j'), input({ authorization: `Bearer ${t}` })), 400, 'error.bad.input.algorithm.name');
@@ -373,7 +467,12 @@ describe('strategies', () => {
         strategy: {
           type: 'Sign',
           verificationSettings: { fields: {}, arrayFields: {} },
-          algoSettings: { type: 'RSAlgoSettings', size: 256, publicKey: rsaOut.publicPem, privateKey: rsaOut.privatePem },
+          algoSettings: {
+            type: 'RSAlgoSettings',
+            size: 256,
+            publicKey: rsaOut.publicPem,
+            privateKey: rsaOut.privatePem,
+          },
         },
       }),
     ]);
@@ -392,7 +491,11 @@ describe('strategies', () => {
   });
 
   test('Sign from a cookie rewrites the cookie; from a query param injects nothing', async () => {
-    const signWith: JwtStrategy = { type: 'Sign', verificationSettings: { fields: {}, arrayFields: {} }, algoSettings: hs(512, 'out') };
+    const signWith: JwtStrategy = {
+      type: 'Sign',
+      verificationSettings: { fields: {}, arrayFields: {} },
+      algoSettings: hs(512, 'out'),
+    };
     const e = new JwtEngine([
       verifier('c', hs(256), { source: { type: 'InCookie', name: 'jwt' }, strategy: signWith }),
       verifier('q', hs(256), { source: { type: 'InQueryParam', name: 'jwt' }, strategy: signWith }),
@@ -418,7 +521,14 @@ describe('strategies', () => {
             location: { type: 'InHeader', name: 'X-Backend-Token', remove: '' },
             mappingSettings: {
               map: { name: 'MyNameIs', sub: 'user' },
-              values: { foo: 123, who: 'user-${token.sub}', fallback: '${token.missing:dflt}', nope: '${token.missing}', gone: null, other: '${req.path}' },
+              values: {
+                foo: 123,
+                who: 'user-${token.sub}',
+                fallback: '${token.missing:dflt}',
+                nope: '${token.missing}',
+                gone: null,
+                other: '${req.path}',
+              },
               remove: ['secret'],
             },
           },
@@ -446,7 +556,11 @@ describe('strategies', () => {
   test('transformClaims: expressions', () => {
     const out = transformClaims(
       { a: 'x-y', n: 3, arr: [1, 2] },
-      { map: {}, values: { r: "${token.a.replace('-', '+')}", alt: '${token.zz|token.n}', j: '${token.arr}', keep: 'plain' }, remove: [] },
+      {
+        map: {},
+        values: { r: "${token.a.replace('-', '+')}", alt: '${token.zz|token.n}', j: '${token.arr}', keep: 'plain' },
+        remove: [],
+      },
     );
     assert.deepEqual(out, { a: 'x-y', n: 3, arr: [1, 2], r: 'x+y', alt: '3', j: '[1,2]', keep: 'plain' });
   });
@@ -462,18 +576,28 @@ describe('model builder', () => {
   test('the spec example CRD builds (and verifies)', async () => {
     const [a, b] = objects('verifier.yaml');
     const r = buildJwtVerifier(a!);
-    assert.deepEqual(r.errors.filter((x) => x.severity === 'error'), []);
+    assert.deepEqual(
+      r.errors.filter((x) => x.severity === 'error'),
+      [],
+    );
     assert.ok(r.verifier);
     assert.equal(r.verifier.id, 'kubernetes-crd-import-default-http-app-verifier');
     assert.equal(r.verifier.name, 'http-app-verifier');
     assert.equal(r.verifier.strict, true);
     assert.deepEqual(r.verifier.source, { type: 'InHeader', name: 'jwt', remove: '' });
     assert.deepEqual(r.verifier.algoSettings, { type: 'HSAlgoSettings', size: 512, secret: 'secret', base64: false });
-    assert.deepEqual(r.verifier.strategy, { type: 'PassThrough', verificationSettings: { fields: { foo: 'bar' }, arrayFields: {} } });
+    assert.deepEqual(r.verifier.strategy, {
+      type: 'PassThrough',
+      verificationSettings: { fields: { foo: 'bar' }, arrayFields: {} },
+    });
     const e = new JwtEngine([r.verifier]);
     const t = await signHs({ foo: 'bar' }, 'secret', 'HS512');
     passed(await e.verify(ref(r.verifier.id), input({ jwt: t })));
-    denied(await e.verify(ref(r.verifier.id), input({ jwt: await signHs({ foo: 'baz' }, 'secret', 'HS512') })), 400, 'error.bad.token');
+    denied(
+      await e.verify(ref(r.verifier.id), input({ jwt: await signHs({ foo: 'baz' }, 'secret', 'HS512') })),
+      400,
+      'error.bad.token',
+    );
 
     const r2 = buildJwtVerifier(b!);
     assert.ok(r2.verifier, JSON.stringify(r2.errors));
@@ -519,29 +643,59 @@ describe('model builder', () => {
       object: { apiVersion: 'proxy.otoroshi.io/v1alpha1', kind: 'JwtVerifier', metadata: { name: 'x' }, spec },
       origin: { seq: 0 },
     });
-    const base = { source: { type: 'InHeader', name: 'X-JWT', remove: '' }, strategy: { type: 'PassThrough', verificationSettings: { fields: {}, arrayFields: {} } } };
+    const base = {
+      source: { type: 'InHeader', name: 'X-JWT', remove: '' },
+      strategy: { type: 'PassThrough', verificationSettings: { fields: {}, arrayFields: {} } },
+    };
     const errFields = (spec: unknown): string[] =>
       buildJwtVerifier(so(spec))
         .errors.filter((x) => x.severity === 'error')
         .map((x) => x.field ?? '');
-    assert.deepEqual(errFields({ ...base, algoSettings: { type: 'HSAlgoSettings', size: 128, secret: 's' } }), ['spec.algoSettings.size']);
-    assert.deepEqual(errFields({ ...base, algoSettings: { type: 'HSAlgoSettings', size: 256, secret: '${env.SECRET}' } }), ['spec.algoSettings.secret']);
-    assert.deepEqual(errFields({ ...base, algoSettings: { type: 'ESAlgoSettings', size: 384, publicKey: ec.publicPem } }), ['spec.algoSettings.publicKey']);
-    assert.deepEqual(errFields({ ...base, algoSettings: { type: 'RSAlgoSettings', size: 256, publicKey: ec.publicPem } }), ['spec.algoSettings.publicKey']);
-    assert.deepEqual(errFields({ ...base, algoSettings: { type: 'RSAlgoSettings', size: 256, publicKey: rsa.publicPem, privateKey: 'garbage' } }), [
-      'spec.algoSettings.privateKey',
+    assert.deepEqual(errFields({ ...base, algoSettings: { type: 'HSAlgoSettings', size: 128, secret: 's' } }), [
+      'spec.algoSettings.size',
     ]);
+    assert.deepEqual(
+      errFields({ ...base, algoSettings: { type: 'HSAlgoSettings', size: 256, secret: '${env.SECRET}' } }),
+      ['spec.algoSettings.secret'],
+    );
+    assert.deepEqual(
+      errFields({ ...base, algoSettings: { type: 'ESAlgoSettings', size: 384, publicKey: ec.publicPem } }),
+      ['spec.algoSettings.publicKey'],
+    );
+    assert.deepEqual(
+      errFields({ ...base, algoSettings: { type: 'RSAlgoSettings', size: 256, publicKey: ec.publicPem } }),
+      ['spec.algoSettings.publicKey'],
+    );
+    assert.deepEqual(
+      errFields({
+        ...base,
+        algoSettings: { type: 'RSAlgoSettings', size: 256, publicKey: rsa.publicPem, privateKey: 'garbage' },
+      }),
+      ['spec.algoSettings.privateKey'],
+    );
     assert.deepEqual(errFields({ ...base, algoSettings: { type: 'KidAlgoSettings' } }), ['spec.algoSettings.type']);
     assert.deepEqual(errFields({ ...base, algoSettings: { type: 'JWKSAlgoSettings' } }), ['spec.algoSettings.url']);
-    assert.deepEqual(errFields({ ...base, source: { type: 'InHeader', name: 'X', remove: '(' }, algoSettings: { type: 'HSAlgoSettings', size: 256, secret: 's' } }), [
-      'spec.source.remove',
-    ]);
-    assert.deepEqual(errFields({ ...base, source: undefined, algoSettings: { type: 'HSAlgoSettings', size: 256, secret: 's' } }), ['spec.source']);
+    assert.deepEqual(
+      errFields({
+        ...base,
+        source: { type: 'InHeader', name: 'X', remove: '(' },
+        algoSettings: { type: 'HSAlgoSettings', size: 256, secret: 's' },
+      }),
+      ['spec.source.remove'],
+    );
+    assert.deepEqual(
+      errFields({ ...base, source: undefined, algoSettings: { type: 'HSAlgoSettings', size: 256, secret: 's' } }),
+      ['spec.source'],
+    );
     assert.deepEqual(
       errFields({
         ...base,
         algoSettings: { type: 'HSAlgoSettings', size: 256, secret: 's' },
-        strategy: { type: 'Sign', verificationSettings: { fields: {}, arrayFields: {} }, algoSettings: { type: 'JWKSAlgoSettings', url: 'https://x' } },
+        strategy: {
+          type: 'Sign',
+          verificationSettings: { fields: {}, arrayFields: {} },
+          algoSettings: { type: 'JWKSAlgoSettings', url: 'https://x' },
+        },
       }),
       ['spec.strategy.algoSettings.type'],
     );
@@ -549,16 +703,29 @@ describe('model builder', () => {
       errFields({
         ...base,
         algoSettings: { type: 'HSAlgoSettings', size: 256, secret: 's' },
-        strategy: { type: 'Sign', verificationSettings: { fields: {}, arrayFields: {} }, algoSettings: { type: 'RSAlgoSettings', size: 256, publicKey: rsa.publicPem } },
+        strategy: {
+          type: 'Sign',
+          verificationSettings: { fields: {}, arrayFields: {} },
+          algoSettings: { type: 'RSAlgoSettings', size: 256, publicKey: rsa.publicPem },
+        },
       }),
       ['spec.strategy.algoSettings.privateKey'],
     );
     // source.remove missing: lenient ("" + warning); bare base64 keys are normalised to PEM
     const bare = rsa.publicPem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
-    const r = buildJwtVerifier(so({ ...base, source: { type: 'InHeader', name: 'X-JWT' }, algoSettings: { type: 'RSAlgoSettings', size: 256, publicKey: bare } }));
+    const r = buildJwtVerifier(
+      so({
+        ...base,
+        source: { type: 'InHeader', name: 'X-JWT' },
+        algoSettings: { type: 'RSAlgoSettings', size: 256, publicKey: bare },
+      }),
+    );
     assert.ok(r.verifier);
     assert.deepEqual(r.verifier.source, { type: 'InHeader', name: 'X-JWT', remove: '' });
-    assert.ok(r.verifier.algoSettings.type === 'RSAlgoSettings' && r.verifier.algoSettings.publicKey.startsWith('-----BEGIN PUBLIC KEY-----'));
+    assert.ok(
+      r.verifier.algoSettings.type === 'RSAlgoSettings' &&
+        r.verifier.algoSettings.publicKey.startsWith('-----BEGIN PUBLIC KEY-----'),
+    );
     assert.ok(r.errors.some((x) => x.severity === 'warning' && x.field === 'spec.source.remove'));
   });
 
@@ -576,7 +743,13 @@ describe('model builder', () => {
     assert.equal(r.verifier.id, 'local:svc-1');
     assert.equal(r.verifier.namespace, 'apps');
     assert.equal(r.verifier.strict, true);
-    const bad = localJwtVerifier('svc-1', 'apps', 'ServiceDescriptor/apps/svc', { ...spec, algoSettings: { type: 'HSAlgoSettings', size: 256 } }, 'spec.jwtVerifier');
+    const bad = localJwtVerifier(
+      'svc-1',
+      'apps',
+      'ServiceDescriptor/apps/svc',
+      { ...spec, algoSettings: { type: 'HSAlgoSettings', size: 256 } },
+      'spec.jwtVerifier',
+    );
     assert.equal(bad.verifier, undefined);
     assert.equal(bad.errors[0]?.field, 'spec.jwtVerifier.algoSettings.secret');
     assert.equal(bad.errors[0]?.kind, 'ServiceDescriptor');
@@ -590,16 +763,30 @@ describe('apikey JWT (§7.2) and decodeUnverifiedClaims', () => {
   const opts = { nowMs: now, leewaySec: 10, allowedAlgs: ['HS256', 'HS384', 'HS512'] as const };
 
   test('HS-signed with the clientSecret; exp/nbf/iat only when present', async () => {
-    assert.deepEqual(await verifyApikeyJwt(await signHs({ clientId: 'c' }, 'sec'), 'sec', opts), { ok: true, claims: { clientId: 'c' } });
+    assert.deepEqual(await verifyApikeyJwt(await signHs({ clientId: 'c' }, 'sec'), 'sec', opts), {
+      ok: true,
+      claims: { clientId: 'c' },
+    });
     assert.equal((await verifyApikeyJwt(await signHs({ clientId: 'c' }, 'sec', 'HS512'), 'sec', opts)).ok, true);
     assert.equal((await verifyApikeyJwt(await signHs({ clientId: 'c' }, 'other'), 'sec', opts)).ok, false);
-    assert.equal((await verifyApikeyJwt(await signHs({ clientId: 'c' }, 'sec', 'HS384'), 'sec', { ...opts, allowedAlgs: ['HS256'] })).ok, false);
+    assert.equal(
+      (
+        await verifyApikeyJwt(await signHs({ clientId: 'c' }, 'sec', 'HS384'), 'sec', {
+          ...opts,
+          allowedAlgs: ['HS256'],
+        })
+      ).ok,
+      false,
+    );
     assert.equal((await verifyApikeyJwt(new jose.UnsecuredJWT({ clientId: 'c' }).encode(), 'sec', opts)).ok, false);
     assert.equal((await verifyApikeyJwt(await signHs({ exp: s - 11 }, 'sec'), 'sec', opts)).ok, false);
     assert.equal((await verifyApikeyJwt(await signHs({ exp: s - 9 }, 'sec'), 'sec', opts)).ok, true);
     assert.equal((await verifyApikeyJwt(await signHs({ nbf: s + 11 }, 'sec'), 'sec', opts)).ok, false);
     assert.equal((await verifyApikeyJwt(await signHs({ iat: s + 11 }, 'sec'), 'sec', opts)).ok, false);
-    assert.equal((await verifyApikeyJwt(await signHs({ exp: 'soon' } as unknown as jose.JWTPayload, 'sec'), 'sec', opts)).ok, false);
+    assert.equal(
+      (await verifyApikeyJwt(await signHs({ exp: 'soon' } as unknown as jose.JWTPayload, 'sec'), 'sec', opts)).ok,
+      false,
+    );
     assert.equal((await verifyApikeyJwt('a.b', 'sec', opts)).ok, false);
   });
 
@@ -627,7 +814,9 @@ describe('apikey JWT (§7.2) and decodeUnverifiedClaims', () => {
 
 test('speed: verify() HS256 with a cached key', async () => {
   const e = new JwtEngine([
-    verifier('v', hs(256), { strategy: { type: 'PassThrough', verificationSettings: { fields: { iss: 'oto' }, arrayFields: {} } } }),
+    verifier('v', hs(256), {
+      strategy: { type: 'PassThrough', verificationSettings: { fields: { iss: 'oto' }, arrayFields: {} } },
+    }),
   ]);
   const t = await signHs({ iss: 'oto', sub: 'bob', exp: nowSec() + 3600 });
   const inp = input({ authorization: `Bearer ${t}` });
@@ -638,8 +827,11 @@ test('speed: verify() HS256 with a cached key', async () => {
   for (let i = 0; i < n; i++) await e.verify(r, inp);
   const us = Number(process.hrtime.bigint() - start) / 1000 / n;
   const apikeyStart = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) await verifyApikeyJwt(t, 'secret', { nowMs: Date.now(), leewaySec: 10, allowedAlgs: ['HS256'] });
+  for (let i = 0; i < n; i++)
+    await verifyApikeyJwt(t, 'secret', { nowMs: Date.now(), leewaySec: 10, allowedAlgs: ['HS256'] });
   const usApikey = Number(process.hrtime.bigint() - apikeyStart) / 1000 / n;
-  console.log(`# JwtEngine.verify HS256 (cached key): ${us.toFixed(1)} µs/op; verifyApikeyJwt HS256: ${usApikey.toFixed(1)} µs/op`);
+  console.log(
+    `# JwtEngine.verify HS256 (cached key): ${us.toFixed(1)} µs/op; verifyApikeyJwt HS256: ${usApikey.toFixed(1)} µs/op`,
+  );
   assert.ok(us < 1000);
 });

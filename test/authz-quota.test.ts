@@ -12,7 +12,11 @@ import {
 import { QuotaStoreUnavailableError, type QuotaStore } from '../src/authz/types.js';
 import { redisAvailable, startRedis, REDIS_SKIP_MESSAGE, type RunningRedis } from './helpers/redis.js';
 
-const Q = (throttlingQuota: number, dailyQuota = 1e7, monthlyQuota = 1e7) => ({ throttlingQuota, dailyQuota, monthlyQuota });
+const Q = (throttlingQuota: number, dailyQuota = 1e7, monthlyQuota = 1e7) => ({
+  throttlingQuota,
+  dailyQuota,
+  monthlyQuota,
+});
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let unhandled: unknown[] = [];
@@ -90,7 +94,13 @@ function semantics(name: string, make0: () => Promise<{ store: QuotaStore; done(
       const id = `day-${name}-${Math.random()}`;
       // 2024-06-10 23:59:30 EDT = 03:59:30Z on the 11th
       const before = Date.UTC(Y, 5, 11, 3, 59, 30);
-      assert.deepEqual([(await store.consume(id, Q(100, 2), before)).dailyRemaining, (await store.consume(id, Q(100, 2), before + 1)).dailyRemaining], [1, 0]);
+      assert.deepEqual(
+        [
+          (await store.consume(id, Q(100, 2), before)).dailyRemaining,
+          (await store.consume(id, Q(100, 2), before + 1)).dailyRemaining,
+        ],
+        [1, 0],
+      );
       const denied = await store.consume(id, Q(100, 2), before + 29_000);
       assert.equal(denied.allowed, false);
       assert.equal(denied.exceeded, 'daily');
@@ -154,17 +164,38 @@ test('memory store stays bounded', async () => {
 });
 
 test('parseRedisUrl', () => {
-  assert.deepEqual(parseRedisUrl('redis://127.0.0.1:6380/2'), { kind: 'standalone', options: { host: '127.0.0.1', port: 6380, db: 2 } });
-  assert.deepEqual(parseRedisUrl('redis://:pw@h'), { kind: 'standalone', options: { password: 'pw', host: 'h', port: 6379 } });
-  assert.deepEqual(parseRedisUrl('rediss://u:p@h:1'), { kind: 'standalone', options: { username: 'u', password: 'p', tls: {}, host: 'h', port: 1 } });
+  assert.deepEqual(parseRedisUrl('redis://127.0.0.1:6380/2'), {
+    kind: 'standalone',
+    options: { host: '127.0.0.1', port: 6380, db: 2 },
+  });
+  assert.deepEqual(parseRedisUrl('redis://:pw@h'), {
+    kind: 'standalone',
+    options: { password: 'pw', host: 'h', port: 6379 },
+  });
+  assert.deepEqual(parseRedisUrl('rediss://u:p@h:1'), {
+    kind: 'standalone',
+    options: { username: 'u', password: 'p', tls: {}, host: 'h', port: 1 },
+  });
   assert.deepEqual(parseRedisUrl('redis+cluster://h1:7000,h2:7001'), {
     kind: 'cluster',
-    nodes: [{ host: 'h1', port: 7000 }, { host: 'h2', port: 7001 }],
+    nodes: [
+      { host: 'h1', port: 7000 },
+      { host: 'h2', port: 7001 },
+    ],
     options: { redisOptions: {} },
   });
   assert.deepEqual(parseRedisUrl('redis+sentinel://:pw@s1:26379,s2/mymaster/1?sentinelPassword=sp'), {
     kind: 'sentinel',
-    options: { password: 'pw', sentinels: [{ host: 's1', port: 26379 }, { host: 's2', port: 26379 }], name: 'mymaster', db: 1, sentinelPassword: 'sp' },
+    options: {
+      password: 'pw',
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: 's2', port: 26379 },
+      ],
+      name: 'mymaster',
+      db: 1,
+      sentinelPassword: 'sp',
+    },
   });
   assert.throws(() => parseRedisUrl('redis+sentinel://s1:26379'), /master name/);
   assert.throws(() => parseRedisUrl('redis://a:1,b:2'), /cluster/);
@@ -231,7 +262,9 @@ describe('Redis', { skip: haveRedis ? false : REDIS_SKIP_MESSAGE }, () => {
     await a.client.script('FLUSH');
     assert.equal((await a.peek('shared', q, now)).dailyRemaining, 0);
     // concurrent calls from both: exactly quota allowed (atomic check-and-count)
-    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).consume('race', Q(2, 1e7), now)));
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).consume('race', Q(2, 1e7), now)),
+    );
     assert.equal(results.filter((r) => r.allowed).length, 20);
     await a.close();
     await b.close();
@@ -253,14 +286,29 @@ describe('Redis', { skip: haveRedis ? false : REDIS_SKIP_MESSAGE }, () => {
     for (const id of ids) want.push(await single.consume(`${id}-ref`, quotas(id), now));
     assert.deepEqual(got, want);
     assert.equal(got.filter((r, i) => ids[i] === 'b0' && r.allowed).length, 17);
-    assert.deepEqual(got.filter((_, i) => ids[i] === 'b1').map((r) => r.exceeded ?? 'ok'), [...Array(10).fill('ok'), ...Array(7).fill('daily')]);
-    assert.deepEqual(got.filter((_, i) => ids[i] === 'b2').map((r) => r.exceeded ?? 'ok'), [...Array(10).fill('ok'), ...Array(6).fill('throttling')]);
+    assert.deepEqual(
+      got.filter((_, i) => ids[i] === 'b1').map((r) => r.exceeded ?? 'ok'),
+      [...Array(10).fill('ok'), ...Array(7).fill('daily')],
+    );
+    assert.deepEqual(
+      got.filter((_, i) => ids[i] === 'b2').map((r) => r.exceeded ?? 'ok'),
+      [...Array(10).fill('ok'), ...Array(6).fill('throttling')],
+    );
     // counted in order: windowCalls 1..20 then denied at 20 for b0
-    assert.deepEqual(got.filter((_, i) => ids[i] === 'b0').map((r) => r.windowCalls).slice(0, 3), [1, 2, 3]);
+    assert.deepEqual(
+      got
+        .filter((_, i) => ids[i] === 'b0')
+        .map((r) => r.windowCalls)
+        .slice(0, 3),
+      [1, 2, 3],
+    );
     // NOSCRIPT on the batch script: ioredis falls back to EVAL
     await batched.client.script('FLUSH');
     const again = await Promise.all([batched.consume('b3', Q(100), now), batched.consume('b3', Q(100), now)]);
-    assert.deepEqual(again.map((r) => r.windowCalls), [1, 2]);
+    assert.deepEqual(
+      again.map((r) => r.windowCalls),
+      [1, 2],
+    );
     // keys and expiries are the single-call ones
     const k = batched.keys('b3', now);
     assert.equal(await batched.client.get(k.second), '2');
@@ -275,8 +323,19 @@ describe('Redis', { skip: haveRedis ? false : REDIS_SKIP_MESSAGE }, () => {
     await s.ready();
     const f = new FailoverQuotaStore(s, { failMode: 'open' });
     (s as unknown as { batchCmd: () => Promise<number[]> }).batchCmd = () => Promise.reject(new Error('boom'));
-    const r = await Promise.all([f.consume('bf', Q(10), Date.now()), f.consume('bf', Q(10), Date.now()), f.consume('bf', Q(10), Date.now())]);
-    assert.deepEqual(r.map((x) => [x.degraded, x.windowCalls]), [[true, 1], [true, 2], [true, 3]]);
+    const r = await Promise.all([
+      f.consume('bf', Q(10), Date.now()),
+      f.consume('bf', Q(10), Date.now()),
+      f.consume('bf', Q(10), Date.now()),
+    ]);
+    assert.deepEqual(
+      r.map((x) => [x.degraded, x.windowCalls]),
+      [
+        [true, 1],
+        [true, 2],
+        [true, 3],
+      ],
+    );
     await s.close();
   });
 
@@ -332,7 +391,12 @@ describe('Redis', { skip: haveRedis ? false : REDIS_SKIP_MESSAGE }, () => {
     const blocker = new RedisQuotaStore({ url: redis.url, commandTimeoutMs: 5000 });
     await blocker.ready();
     // Block the server for 300 ms with a busy Lua script.
-    const busy = blocker.client.eval('local t = redis.call("TIME"); local e = t[1]*1000000 + t[2] + 300000; while true do local n = redis.call("TIME"); if n[1]*1000000 + n[2] > e then break end end return 1', 0).catch(() => 0);
+    const busy = blocker.client
+      .eval(
+        'local t = redis.call("TIME"); local e = t[1]*1000000 + t[2] + 300000; while true do local n = redis.call("TIME"); if n[1]*1000000 + n[2] > e then break end end return 1',
+        0,
+      )
+      .catch(() => 0);
     await sleep(20);
     const t0 = Date.now();
     const r = await s.consume('hung', Q(10), Date.now());

@@ -60,7 +60,10 @@ function materialize(m: CertManager, yaml: string, now: number): BuildResult {
   return b;
 }
 
-const WEB = cr('web', 'csr:\n  hosts: [web.oto.tools, "*.web.oto.tools"]\n  subject: CN=web.oto.tools, O=OtoroshiApps\n  duration: 30 days');
+const WEB = cr(
+  'web',
+  'csr:\n  hosts: [web.oto.tools, "*.web.oto.tools"]\n  subject: CN=web.oto.tools, O=OtoroshiApps\n  duration: 30 days',
+);
 
 test('a Certificate csr is issued by our intermediate CA: SANs, EKU, validity, chain up to the bundle (openssl verify)', () => {
   const clock = { t: T0 };
@@ -75,16 +78,37 @@ test('a Certificate csr is issued by our intermediate CA: SANs, EKU, validity, c
   assert.equal(splitPemChain(c.certificateChain).length, 3, 'leaf + intermediate + root');
   assert.equal(b.model.caBundle, ca().trustBundlePem);
   // The HTTPS listener serves it for its DNS hosts.
-  assert.deepEqual(b.model.tls, [{ secretName: 'default/web', serverNames: ['*.web.oto.tools', 'web.oto.tools'], source: { kind: 'Certificate', namespace: 'default', name: 'web' } }]);
+  assert.deepEqual(b.model.tls, [
+    {
+      secretName: 'default/web',
+      serverNames: ['*.web.oto.tools', 'web.oto.tools'],
+      source: { kind: 'Certificate', namespace: 'default', name: 'web' },
+    },
+  ]);
   // An independent implementation agrees.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-sds-'));
   const certs = splitPemChain(c.certificateChain);
   fs.writeFileSync(path.join(dir, 'bundle.pem'), b.model.caBundle ?? '');
   fs.writeFileSync(path.join(dir, 'int.pem'), certs[1] ?? '');
   fs.writeFileSync(path.join(dir, 'leaf.pem'), certs[0] ?? '');
-  const out = execFileSync('openssl', ['verify', '-attime', String(Math.floor(T0 / 1000) + 60), '-CAfile', path.join(dir, 'bundle.pem'), '-untrusted', path.join(dir, 'int.pem'), path.join(dir, 'leaf.pem')], { encoding: 'utf8' });
+  const out = execFileSync(
+    'openssl',
+    [
+      'verify',
+      '-attime',
+      String(Math.floor(T0 / 1000) + 60),
+      '-CAfile',
+      path.join(dir, 'bundle.pem'),
+      '-untrusted',
+      path.join(dir, 'int.pem'),
+      path.join(dir, 'leaf.pem'),
+    ],
+    { encoding: 'utf8' },
+  );
   assert.match(out, /OK/);
-  const text = execFileSync('openssl', ['x509', '-noout', '-text', '-in', path.join(dir, 'leaf.pem')], { encoding: 'utf8' });
+  const text = execFileSync('openssl', ['x509', '-noout', '-text', '-in', path.join(dir, 'leaf.pem')], {
+    encoding: 'utf8',
+  });
   assert.match(text, /TLS Web Server Authentication/);
   assert.doesNotMatch(text, /TLS Web Client Authentication/);
   assert.match(text, /CA:FALSE/);
@@ -99,7 +123,10 @@ test('an issued certificate is reused while its csr is unchanged, across a resta
   const a = materialize(m1, WEB, clock.t).model.certificates[0];
   const b = materialize(m1, WEB, clock.t).model.certificates[0];
   assert.equal(a?.certificateChain, b?.certificateChain, 'same certificate on a rebuild');
-  assert.deepEqual(events.map((e) => e.type), ['certificate.issued']);
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['certificate.issued'],
+  );
   return m1.store.flush().then(() => {
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
     const m2 = manager(clock, events, new FileIssuedStore(file));
@@ -114,12 +141,19 @@ test('an issued certificate is reused while its csr is unchanged, across a resta
 test('an unknown issuer is an error on that Certificate only (never a self-signed certificate); the others are issued', () => {
   const clock = { t: T0 };
   const events: CaEvent[] = [];
-  const b = materialize(manager(clock, events), WEB + cr('bad', 'csr:\n  issuer: CN=Otoroshi Root\n  hosts: [bad.oto.tools]'), clock.t);
+  const b = materialize(
+    manager(clock, events),
+    WEB + cr('bad', 'csr:\n  issuer: CN=Otoroshi Root\n  hosts: [bad.oto.tools]'),
+    clock.t,
+  );
   const st = statusOf(b, 'bad');
   assert.equal(st.state, 'invalid');
   assert.equal(st.errors[0]?.field, 'spec.csr.issuer');
   assert.equal(st.errors[0]?.code, 'OXDS_UNRESOLVED_REFERENCE');
-  assert.deepEqual(b.model.certificates.map((c) => c.secretName), ['default/web']);
+  assert.deepEqual(
+    b.model.certificates.map((c) => c.secretName),
+    ['default/web'],
+  );
   assert.ok(events.some((e) => e.type === 'certificate.failed' && e.secretName === 'default/bad'));
 });
 
@@ -151,7 +185,9 @@ test('autoRenew renews at two thirds of the lifetime keeping the key pair; witho
   const clock = { t: T0 };
   const events: CaEvent[] = [];
   const m = manager(clock, events);
-  const yaml = cr('renew', 'autoRenew: true\ncsr:\n  hosts: [r.oto.tools]\n  duration: 3 days') + cr('norenew', 'csr:\n  hosts: [n.oto.tools]\n  duration: 1 day');
+  const yaml =
+    cr('renew', 'autoRenew: true\ncsr:\n  hosts: [r.oto.tools]\n  duration: 3 days') +
+    cr('norenew', 'csr:\n  hosts: [n.oto.tools]\n  duration: 1 day');
   const b0 = buildModel(view(yaml), { now: clock.t });
   const r0 = m.materialize(b0);
   const first = b0.model.certificates.find((c) => c.secretName === 'default/renew');
@@ -159,7 +195,11 @@ test('autoRenew renews at two thirds of the lifetime keeping the key pair; witho
   // rand 0.5 → no jitter: exactly two thirds of 3 days
   assert.equal(r0.nextRenewalAt, T0 + 2 * DAY);
   clock.t = T0 + 2 * DAY - 1000;
-  assert.equal(materialize(m, yaml, clock.t).model.certificates.find((c) => c.secretName === 'default/renew')?.certificateChain, first.certificateChain, 'not yet due');
+  assert.equal(
+    materialize(m, yaml, clock.t).model.certificates.find((c) => c.secretName === 'default/renew')?.certificateChain,
+    first.certificateChain,
+    'not yet due',
+  );
   clock.t = T0 + 2 * DAY + 1000;
   const b1 = materialize(m, yaml, clock.t);
   const second = b1.model.certificates.find((c) => c.secretName === 'default/renew');
@@ -182,7 +222,12 @@ test('RSA keys come from a pool filled off the event loop: the CR is pending, th
     const yaml = cr('rsa', 'csr:\n  hosts: [rsa.oto.tools]\n  key: {algo: rsa, size: 2048}');
     const b0 = materialize(m, yaml, clock.t);
     assert.equal(b0.model.certificates.length, 0);
-    assert.match(statusOf(b0, 'rsa').errors.map((e) => e.message).join(), /waiting for an RSA-2048 key/);
+    assert.match(
+      statusOf(b0, 'rsa')
+        .errors.map((e) => e.message)
+        .join(),
+      /waiting for an RSA-2048 key/,
+    );
     for (let i = 0; i < 400 && asked === 0; i++) await new Promise((r) => setTimeout(r, 25));
     assert.equal(asked, 1);
     const b1 = materialize(m, yaml, clock.t);
@@ -206,13 +251,19 @@ test('model: a Certificate needs csr or chain + privateKey; a user-provided pair
   );
   assert.equal(statusOf(b, 'empty').errors[0]?.field, 'spec.csr');
   assert.equal(statusOf(b, 'bad-secret-name').errors[0]?.field, 'spec.secretName');
-  assert.deepEqual(b.model.certificateRequests?.map((r) => [r.secretName, r.exportSecret]), [['default/exported', { namespace: 'default', name: 'exported-secret' }]]);
+  assert.deepEqual(
+    b.model.certificateRequests?.map((r) => [r.secretName, r.exportSecret]),
+    [['default/exported', { namespace: 'default', name: 'exported-secret' }]],
+  );
   // user-provided chain + key (here: one the CA issued), and a TLS Secret with the same name
   const clock = { t: T0 };
   const issued = materialize(manager(clock), WEB, clock.t).model.certificates[0];
   assert.ok(issued);
   const indent = (s: string): string => s.trim().split('\n').join('\n    ');
-  const provided = cr('web', `chain: |\n    ${indent(issued.certificateChain)}\nprivateKey: |\n    ${indent(issued.privateKey)}`);
+  const provided = cr(
+    'web',
+    `chain: |\n    ${indent(issued.certificateChain)}\nprivateKey: |\n    ${indent(issued.privateKey)}`,
+  );
   const secret = `---\napiVersion: v1\nkind: Secret\ntype: kubernetes.io/tls\nmetadata: {name: web, namespace: default}\nstringData:\n  tls.crt: |\n    ${indent(issued.certificateChain)}\n  tls.key: |\n    ${indent(issued.privateKey)}\n`;
   const b2 = buildModel(view(secret + provided), { now: T0 });
   assert.equal(b2.model.certificates.length, 1);
@@ -221,7 +272,9 @@ test('model: a Certificate needs csr or chain + privateKey; a user-provided pair
   assert.equal(b3.model.certificates[0]?.certificateChain.trim(), issued.certificateChain.trim());
   assert.deepEqual(b3.model.tls[0]?.serverNames, ['*.web.oto.tools', 'web.oto.tools']);
   // a wrong key is reported without echoing key material
-  const wrong = buildModel(view(cr('web', `chain: |\n    ${indent(issued.certificateChain)}\nprivateKey: not a key`)), { now: T0 });
+  const wrong = buildModel(view(cr('web', `chain: |\n    ${indent(issued.certificateChain)}\nprivateKey: not a key`)), {
+    now: T0,
+  });
   const msg = statusOf(wrong, 'web').errors[0];
   assert.equal(msg?.field, 'spec.privateKey');
 });
@@ -237,7 +290,10 @@ test('exported secret data follows Otoroshi: tls.crt chain, cert.crt leaf, ca-ch
   assert.equal(d['cert.crt'], certs[0]);
   assert.equal(d['ca-chain.crt'], `${certs[1]}\n\n${certs[2]}`);
   assert.equal(d['ca.crt'], certs[2]);
-  assert.equal(new X509Certificate(d['ca.crt'] ?? '').fingerprint256, new X509Certificate(ca().rootCertPem).fingerprint256);
+  assert.equal(
+    new X509Certificate(d['ca.crt'] ?? '').fingerprint256,
+    new X509Certificate(ca().rootCertPem).fingerprint256,
+  );
 });
 
 // ---------------------------------------------------------------- through the server, over SDS
@@ -253,7 +309,21 @@ async function harness(yaml: string, start = T0, auth: 'gateway' | 'metadata' = 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-sds-srv-'));
   fs.mkdirSync(path.join(dir, 'conf'));
   fs.writeFileSync(path.join(dir, 'conf', 'certs.yaml'), yaml);
-  const r = resolveConfig({ config: path.join(dir, 'conf'), xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), debounceMs: 5, debounceMaxMs: 20, ...(auth === 'gateway' ? { loopbackGateway: 'on', gatewaySecrets: 'all' } : { xdsNodeAuth: 'insecure-node-metadata' }) }, {});
+  const r = resolveConfig(
+    {
+      config: path.join(dir, 'conf'),
+      xdsPort: 0,
+      adminPort: 0,
+      authzPort: 0,
+      dataDir: path.join(dir, '.data'),
+      debounceMs: 5,
+      debounceMaxMs: 20,
+      ...(auth === 'gateway'
+        ? { loopbackGateway: 'on', gatewaySecrets: 'all' }
+        : { xdsNodeAuth: 'insecure-node-metadata' }),
+    },
+    {},
+  );
   assert.ok(r.ok);
   const clock = { t: start };
   const server = await startServer(r.value, makeLogger('silent'), undefined, { now: () => clock.t });
@@ -261,7 +331,11 @@ async function harness(yaml: string, start = T0, auth: 'gateway' | 'metadata' = 
 }
 
 function secretOf(r: DiscoveryResponse | DeltaDiscoveryResponse): ProtoObject[] {
-  const res = r.resources as unknown as Array<{ type_url: string; value: Uint8Array; resource?: { type_url: string; value: Uint8Array } }>;
+  const res = r.resources as unknown as Array<{
+    type_url: string;
+    value: Uint8Array;
+    resource?: { type_url: string; value: Uint8Array };
+  }>;
   return res.map((x) => decodeAny((x.resource ?? x) as never));
 }
 
@@ -282,8 +356,11 @@ test('SDS: a Certificate CR is the secret <ns>/<name>, the bundle is otoroshi-ca
     }
     const secrets = secretOf(first.get(TYPE_URLS.secret) as DeltaDiscoveryResponse);
     const byName = new Map(secrets.map((s) => [String(s['name']), s]));
-    const api = byName.get('default/api') as { tlsCertificate: { certificateChain: { inlineString: string }; privateKey: { inlineString: string } } } | undefined;
-    const bundle = byName.get('otoroshi-ca-bundle') as { validationContext: { trustedCa: { inlineString: string } } } | undefined;
+    const api = byName.get('default/api') as
+      | { tlsCertificate: { certificateChain: { inlineString: string }; privateKey: { inlineString: string } } }
+      | undefined;
+    const bundle = byName.get('otoroshi-ca-bundle') as
+      { validationContext: { trustedCa: { inlineString: string } } } | undefined;
     assert.ok(api && bundle);
     const x = leaf(api.tlsCertificate.certificateChain.inlineString);
     assert.match(x.subjectAltName ?? '', /api\.oto\.tools/);
@@ -302,7 +379,10 @@ test('SDS: a Certificate CR is the secret <ns>/<name>, the bundle is otoroshi-ca
     assert.equal(upd.typeUrl, TYPE_URLS.secret);
     c.ackDelta(upd);
     const renewed = secretOf(upd);
-    assert.deepEqual(renewed.map((s) => s['name']), ['default/api']);
+    assert.deepEqual(
+      renewed.map((s) => s['name']),
+      ['default/api'],
+    );
     const y = leaf((renewed[0] as typeof api & ProtoObject).tlsCertificate.certificateChain.inlineString);
     assert.notEqual(y.serialNumber, x.serialNumber);
     assert.ok(Date.parse(y.validTo) > Date.parse(x.validTo));
@@ -330,15 +410,29 @@ test('workload identity: a sidecar gets the SPIFFE certificate its node metadata
   // real time: the TLS stack checks validity against the wall clock
   const h = await harness(cr('api', 'csr:\n  hosts: [localhost]\n  duration: 3 days'), Date.now(), 'metadata');
   const spiffe = 'spiffe://cluster.local/ns/shop/sa/cart';
-  const node = { id: 'sidecar~10.0.0.7~cart-1.shop~shop.svc.cluster.local', metadata: { NAMESPACE: 'shop', SERVICE_ACCOUNT: 'cart' } };
+  const node = {
+    id: 'sidecar~10.0.0.7~cart-1.shop~shop.svc.cluster.local',
+    metadata: { NAMESPACE: 'shop', SERVICE_ACCOUNT: 'cart' },
+  };
   assert.deepEqual(nodeIdentity({ metadata: node.metadata } as never), { namespace: 'shop', serviceAccount: 'cart' });
   const c = new AdsClient(h.server.xdsPort, { mode: 'delta', node });
-  const other = new AdsClient(h.server.xdsPort, { mode: 'delta', node: { id: 'intruder', metadata: { NAMESPACE: 'shop', SERVICE_ACCOUNT: 'other' } } });
+  const other = new AdsClient(h.server.xdsPort, {
+    mode: 'delta',
+    node: { id: 'intruder', metadata: { NAMESPACE: 'shop', SERVICE_ACCOUNT: 'other' } },
+  });
   try {
     c.subscribe(TYPE_URLS.secret, [spiffe, 'otoroshi-ca-bundle', 'default/api']);
     const r = await c.nextDelta();
     c.ackDelta(r);
-    const got = new Map(secretOf(r).map((s) => [String(s['name']), s as ProtoObject & { tlsCertificate?: { certificateChain: { inlineString: string }; privateKey: { inlineString: string } }; validationContext?: { trustedCa: { inlineString: string } } }]));
+    const got = new Map(
+      secretOf(r).map((s) => [
+        String(s['name']),
+        s as ProtoObject & {
+          tlsCertificate?: { certificateChain: { inlineString: string }; privateKey: { inlineString: string } };
+          validationContext?: { trustedCa: { inlineString: string } };
+        },
+      ]),
+    );
     const wl = got.get(spiffe)?.tlsCertificate;
     const server = got.get('default/api')?.tlsCertificate;
     const bundle = got.get('otoroshi-ca-bundle')?.validationContext?.trustedCa.inlineString;
@@ -351,15 +445,34 @@ test('workload identity: a sidecar gets the SPIFFE certificate its node metadata
     await other.expectNone(300);
 
     // A real mTLS handshake with what SDS delivered: server cert (Certificate CR) + client workload cert.
-    const srv = tls.createServer({ cert: server.certificateChain.inlineString, key: server.privateKey.inlineString, ca: bundle, requestCert: true, rejectUnauthorized: true }, (s) => {
-      const peer = s.getPeerCertificate();
-      s.end(String(peer.subjectaltname ?? ''));
-    });
+    const srv = tls.createServer(
+      {
+        cert: server.certificateChain.inlineString,
+        key: server.privateKey.inlineString,
+        ca: bundle,
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
+      (s) => {
+        const peer = s.getPeerCertificate();
+        s.end(String(peer.subjectaltname ?? ''));
+      },
+    );
     await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));
     const port = (srv.address() as { port: number }).port;
     try {
       const seen = await new Promise<string>((res, rej) => {
-        const sock = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', cert: wl.certificateChain.inlineString, key: wl.privateKey.inlineString, ca: bundle }, () => undefined);
+        const sock = tls.connect(
+          {
+            host: '127.0.0.1',
+            port,
+            servername: 'localhost',
+            cert: wl.certificateChain.inlineString,
+            key: wl.privateKey.inlineString,
+            ca: bundle,
+          },
+          () => undefined,
+        );
         let buf = '';
         sock.on('data', (d) => (buf += String(d)));
         sock.on('end', () => res(buf));
@@ -380,19 +493,29 @@ test('workload identity: a sidecar gets the SPIFFE certificate its node metadata
 
 const CLI = path.resolve('dist/src/cli.js');
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, OXDS_LOG_LEVEL: 'silent' } });
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { ...process.env, OXDS_LOG_LEVEL: 'silent' },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 test('translate is deterministic with Certificate CRs (placeholder PEM), and validate names an unknown issuer', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-cli-ca-'));
-  fs.writeFileSync(path.join(dir, 'c.yaml'), WEB + cr('rsa', 'csr:\n  hosts: [rsa.oto.tools]\n  key: {algo: rsa, size: 4096}'));
+  fs.writeFileSync(
+    path.join(dir, 'c.yaml'),
+    WEB + cr('rsa', 'csr:\n  hosts: [rsa.oto.tools]\n  key: {algo: rsa, size: 4096}'),
+  );
   const a = cli('translate', '--config', dir);
   const b = cli('translate', '--config', dir);
   assert.equal(a.status, 0, a.stderr);
   assert.equal(a.stdout, b.stdout);
   const out = JSON.parse(a.stdout) as { secrets: Array<{ name: string }>; listeners: unknown[] };
-  assert.deepEqual(out.secrets.map((s) => s.name), ['default/rsa', 'default/web', 'otoroshi-ca-bundle']);
+  assert.deepEqual(
+    out.secrets.map((s) => s.name),
+    ['default/rsa', 'default/web', 'otoroshi-ca-bundle'],
+  );
   assert.doesNotMatch(a.stdout, /BEGIN/);
   fs.writeFileSync(path.join(dir, 'd.yaml'), cr('orphan', 'csr:\n  issuer: CN=Nobody\n  hosts: [o.oto.tools]'));
   const v = cli('validate', '--config', dir);
@@ -409,14 +532,31 @@ test('ca show prints the CA without keys; ca issue prints or writes a certificat
   assert.doesNotMatch(show.stdout, /PRIVATE KEY/);
   // The same CA on the next run (persisted in the data dir).
   assert.equal(cli('ca', 'show', '--data-dir', data).stdout, show.stdout);
-  fs.writeFileSync(path.join(dir, 'csr.yaml'), 'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: Certificate\nmetadata: {name: x}\nspec:\n  csr:\n    hosts: [svc.oto.tools]\n    client: true\n');
+  fs.writeFileSync(
+    path.join(dir, 'csr.yaml'),
+    'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: Certificate\nmetadata: {name: x}\nspec:\n  csr:\n    hosts: [svc.oto.tools]\n    client: true\n',
+  );
   const printed = cli('ca', 'issue', '--data-dir', data, '--csr', path.join(dir, 'csr.yaml'));
   assert.equal(printed.status, 0, printed.stderr);
   assert.match(printed.stdout, /SANs: +DNS:svc\.oto\.tools[\s\S]+PRIVATE KEY/);
   const outDir = path.join(dir, 'out');
-  assert.equal(cli('ca', 'issue', '--data-dir', data, '--csr', path.join(dir, 'csr.yaml'), '--out-dir', outDir).status, 0);
+  assert.equal(
+    cli('ca', 'issue', '--data-dir', data, '--csr', path.join(dir, 'csr.yaml'), '--out-dir', outDir).status,
+    0,
+  );
   assert.equal(fs.statSync(path.join(outDir, 'tls.key')).mode & 0o777, 0o600);
-  const v = execFileSync('openssl', ['verify', '-CAfile', path.join(outDir, 'ca.crt'), '-untrusted', path.join(outDir, 'ca-chain.crt'), path.join(outDir, 'cert.crt')], { encoding: 'utf8' });
+  const v = execFileSync(
+    'openssl',
+    [
+      'verify',
+      '-CAfile',
+      path.join(outDir, 'ca.crt'),
+      '-untrusted',
+      path.join(outDir, 'ca-chain.crt'),
+      path.join(outDir, 'cert.crt'),
+    ],
+    { encoding: 'utf8' },
+  );
   assert.match(v, /OK/);
   const bad = path.join(dir, 'bad.yaml');
   fs.writeFileSync(bad, 'issuer: otoroshi-nope\nhosts: [a.b]\n');
@@ -426,10 +566,19 @@ test('ca show prints the CA without keys; ca issue prints or writes a certificat
 });
 
 test('file mode exportSecret: the secret data lands in <data-dir>/secrets/<ns>/<name>/ and goes away with the CR', async () => {
-  const h = await harness(cr('exp', 'exportSecret: true\nsecretName: exp-tls\ncsr:\n  hosts: [exp.oto.tools]'), Date.now());
+  const h = await harness(
+    cr('exp', 'exportSecret: true\nsecretName: exp-tls\ncsr:\n  hosts: [exp.oto.tools]'),
+    Date.now(),
+  );
   try {
     const dir = path.join(h.dir, '.data', 'secrets', 'default', 'exp-tls');
-    assert.deepEqual(fs.readdirSync(dir).filter((f) => !f.startsWith('.')).sort(), ['ca-chain.crt', 'ca.crt', 'cert.crt', 'tls.crt', 'tls.key']);
+    assert.deepEqual(
+      fs
+        .readdirSync(dir)
+        .filter((f) => !f.startsWith('.'))
+        .sort(),
+      ['ca-chain.crt', 'ca.crt', 'cert.crt', 'tls.crt', 'tls.key'],
+    );
     assert.equal(fs.statSync(path.join(dir, 'tls.key')).mode & 0o777, 0o600);
     const x = new X509Certificate(fs.readFileSync(path.join(dir, 'cert.crt')));
     assert.match(x.subjectAltName ?? '', /exp\.oto\.tools/);
@@ -455,7 +604,10 @@ test('a mass issuance beyond the synchronous budget is queued and finished in th
   assert.ok(b0.model.certificates.length < 300, 'some certificates were queued');
   const queued = b0.statuses.filter((s) => s.errors.some((e) => /queued/.test(e.message)));
   assert.equal(queued.length, 300 - b0.model.certificates.length);
-  assert.ok(queued.every((s) => s.state === 'valid'), 'queued is a warning, not an error');
+  assert.ok(
+    queued.every((s) => s.state === 'valid'),
+    'queued is a warning, not an error',
+  );
   for (let i = 0; i < 400 && done === 0; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(done, 1);
   assert.equal(m.queued, 0);
@@ -467,7 +619,10 @@ test('a mass issuance beyond the synchronous budget is queued and finished in th
 test('workload certificates rotate before they expire: the sidecar gets a new Secret (new key), and nothing else', async () => {
   const h = await harness(WEB, T0, 'metadata');
   const spiffe = 'spiffe://cluster.local/ns/shop/sa/cart';
-  const c = new AdsClient(h.server.xdsPort, { mode: 'delta', node: { id: 'cart-1', metadata: { NAMESPACE: 'shop', SERVICE_ACCOUNT: 'cart' } } });
+  const c = new AdsClient(h.server.xdsPort, {
+    mode: 'delta',
+    node: { id: 'cart-1', metadata: { NAMESPACE: 'shop', SERVICE_ACCOUNT: 'cart' } },
+  });
   try {
     c.subscribe(TYPE_URLS.cluster, ['*']);
     c.subscribe(TYPE_URLS.secret, [spiffe]);
@@ -477,7 +632,11 @@ test('workload certificates rotate before they expire: the sidecar gets a new Se
       got.push(r);
       c.ackDelta(r);
     }
-    const first = secretOf(got.find((r) => r.typeUrl === TYPE_URLS.secret) as DeltaDiscoveryResponse)[0] as ProtoObject & { tlsCertificate: { certificateChain: { inlineString: string }; privateKey: { inlineString: string } } };
+    const first = secretOf(
+      got.find((r) => r.typeUrl === TYPE_URLS.secret) as DeltaDiscoveryResponse,
+    )[0] as ProtoObject & {
+      tlsCertificate: { certificateChain: { inlineString: string }; privateKey: { inlineString: string } };
+    };
     // 24 h lifetime: due at 16 h ± 2.4 h
     h.clock.t = T0 + 19 * 3_600_000;
     await h.server.rebuildNow();
@@ -486,8 +645,15 @@ test('workload certificates rotate before they expire: the sidecar gets a new Se
     assert.equal(upd.typeUrl, TYPE_URLS.secret);
     const next = secretOf(upd)[0] as typeof first;
     assert.equal(next['name'], spiffe);
-    assert.notEqual(next.tlsCertificate.privateKey.inlineString, first.tlsCertificate.privateKey.inlineString, 'a new key pair');
-    assert.ok(Date.parse(leaf(next.tlsCertificate.certificateChain.inlineString).validTo) > Date.parse(leaf(first.tlsCertificate.certificateChain.inlineString).validTo));
+    assert.notEqual(
+      next.tlsCertificate.privateKey.inlineString,
+      first.tlsCertificate.privateKey.inlineString,
+      'a new key pair',
+    );
+    assert.ok(
+      Date.parse(leaf(next.tlsCertificate.certificateChain.inlineString).validTo) >
+        Date.parse(leaf(first.tlsCertificate.certificateChain.inlineString).validTo),
+    );
     await c.expectNone(300);
   } finally {
     c.close();
@@ -495,7 +661,7 @@ test('workload certificates rotate before they expire: the sidecar gets a new Se
   }
 });
 
-test('two replicas creating the CA at once: the one whose save loses (EEXIST) uses the winner\'s CA', async () => {
+test("two replicas creating the CA at once: the one whose save loses (EEXIST) uses the winner's CA", async () => {
   const winner = CertificateAuthority.create({ now: T0 - DAY }).material();
   let saves = 0;
   let loads = 0;
@@ -516,7 +682,10 @@ test('the next renewal is never in the past: a due certificate that cannot be re
   const clock = { t: T0 };
   const m = manager(clock);
   const ca = cr('team-ca', 'csr:\n  subject: CN=Team CA\n  ca: true\n  duration: 30 days');
-  const leafCr = cr('leaf', 'autoRenew: true\ncsr:\n  issuer: default/team-ca\n  hosts: [l.oto.tools]\n  duration: 3 days');
+  const leafCr = cr(
+    'leaf',
+    'autoRenew: true\ncsr:\n  issuer: default/team-ca\n  hosts: [l.oto.tools]\n  duration: 3 days',
+  );
   const first = buildModel(view(ca + leafCr), { now: clock.t });
   assert.equal(m.materialize(first).nextRenewalAt, T0 + 2 * DAY);
   // the issuer disappears, and the leaf becomes due: its renewal fails

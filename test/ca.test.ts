@@ -49,8 +49,21 @@ function openssl(...args: string[]): { status: number | null; out: string } {
   const r = spawnSync('openssl', args, { encoding: 'utf8' });
   return { status: r.status, out: r.stdout + r.stderr };
 }
-function verify(leafPem: string, root = ca.rootCertPem, untrusted = ca.intermediateCertPem, purpose?: string): { status: number | null; out: string } {
-  return openssl('verify', ...(purpose ? ['-purpose', purpose] : []), '-CAfile', file(root), '-untrusted', file(untrusted), file(leafPem));
+function verify(
+  leafPem: string,
+  root = ca.rootCertPem,
+  untrusted = ca.intermediateCertPem,
+  purpose?: string,
+): { status: number | null; out: string } {
+  return openssl(
+    'verify',
+    ...(purpose ? ['-purpose', purpose] : []),
+    '-CAfile',
+    file(root),
+    '-untrusted',
+    file(untrusted),
+    file(leafPem),
+  );
 }
 
 test('der: lengths, integers, OIDs, times', () => {
@@ -62,8 +75,20 @@ test('der: lengths, integers, OIDs, times', () => {
   assert.deepEqual([...der.integer(Buffer.from([0, 0, 5]))], [2, 1, 5]);
   assert.equal(der.oid('1.2.840.10045.4.3.2').toString('hex'), '06082a8648ce3d040302');
   assert.equal(der.decodeOid(der.oid('1.2.840.113549.1.1.11').subarray(2)), '1.2.840.113549.1.1.11');
-  assert.equal(der.x509Time(Date.UTC(2049, 11, 31, 23, 59, 59)).toString('latin1').slice(2), '491231235959Z');
-  assert.equal(der.x509Time(Date.UTC(2050, 0, 1)).toString('latin1').slice(2), '20500101000000Z');
+  assert.equal(
+    der
+      .x509Time(Date.UTC(2049, 11, 31, 23, 59, 59))
+      .toString('latin1')
+      .slice(2),
+    '491231235959Z',
+  );
+  assert.equal(
+    der
+      .x509Time(Date.UTC(2050, 0, 1))
+      .toString('latin1')
+      .slice(2),
+    '20500101000000Z',
+  );
   assert.equal(der.x509Time(Date.UTC(2050, 0, 1))[0], der.TAG.GENERALIZED_TIME);
   assert.deepEqual([...der.namedBits([0, 2])], [3, 2, 5, 0xa0]);
   assert.deepEqual([...der.namedBits([5, 6])], [3, 2, 1, 0x06]);
@@ -95,7 +120,12 @@ test('durations', () => {
 test('root / intermediate / leaf: openssl verify, openssl -text fields, Node checkIssued/verify', () => {
   const leaf = ok(
     ca.issueSync(
-      { hosts: ['api.example.com', '*.svc.local', '10.0.0.1', 'spiffe://cluster.local/ns/default/sa/api'], client: true, duration: '30 days', subject: 'CN=api, O=Acme' },
+      {
+        hosts: ['api.example.com', '*.svc.local', '10.0.0.1', 'spiffe://cluster.local/ns/default/sa/api'],
+        client: true,
+        duration: '30 days',
+        subject: 'CN=api, O=Acme',
+      },
       { now: NOW },
     ),
   );
@@ -116,7 +146,10 @@ test('root / intermediate / leaf: openssl verify, openssl -text fields, Node che
   assert.match(text, /X509v3 Basic Constraints: critical\s+CA:FALSE/);
   assert.match(text, /Signature Algorithm: ecdsa-with-SHA256/);
   assert.match(text, /Subject: CN = api, O = Acme/);
-  assert.match(text, /Issuer: CN = Otoroshi Default Intermediate CA Certificate, OU = Otoroshi Certificates, O = Otoroshi/);
+  assert.match(
+    text,
+    /Issuer: CN = Otoroshi Default Intermediate CA Certificate, OU = Otoroshi Certificates, O = Otoroshi/,
+  );
   assert.match(text, /Subject Key Identifier/);
   assert.match(text, /Authority Key Identifier/);
 
@@ -140,7 +173,10 @@ test('root / intermediate / leaf: openssl verify, openssl -text fields, Node che
   );
   // root and intermediate
   const rootText = openssl('x509', '-noout', '-text', '-in', file(ca.rootCertPem)).out;
-  assert.match(rootText, /Subject: CN = Otoroshi Default Root CA Certificate, OU = Otoroshi Certificates, O = Otoroshi/);
+  assert.match(
+    rootText,
+    /Subject: CN = Otoroshi Default Root CA Certificate, OU = Otoroshi Certificates, O = Otoroshi/,
+  );
   assert.match(rootText, /CA:TRUE/);
   assert.match(rootText, /Certificate Sign, CRL Sign/);
   assert.ok(Date.parse(root.validTo) - NOW > 9.9 * 365 * DAY);
@@ -158,7 +194,9 @@ test('server-only EKU by default; default subject CN = first DNS host; defaults 
   assert.doesNotMatch(text, /Client Authentication/);
   assert.equal(verify(c.certPem, ca.rootCertPem, ca.intermediateCertPem, 'sslclient').status === 0, false);
   // P-384 leaf, SHA-384 digest requested
-  const p384 = ok(ca.issueSync({ hosts: ['a.b'], key: { algo: 'ecdsa', size: 384 }, signatureAlg: 'SHA384WithECDSA' }, { now: NOW }));
+  const p384 = ok(
+    ca.issueSync({ hosts: ['a.b'], key: { algo: 'ecdsa', size: 384 }, signatureAlg: 'SHA384WithECDSA' }, { now: NOW }),
+  );
   const t384 = openssl('x509', '-noout', '-text', '-in', file(p384.certPem)).out;
   assert.match(t384, /secp384r1|P-384/);
   assert.match(t384, /ecdsa-with-SHA384/);
@@ -186,12 +224,24 @@ test('issuer: by id, by DN (set/case rules), root; unknown issuer is an error, n
   assert.equal(openssl('verify', '-CAfile', file(ca.rootCertPem), file(byId.certPem)).status, 0);
   assert.equal(der.fromPem(byId.chainPem, 'CERTIFICATE').length, 2);
 
-  const byDn = ok(ca.issueSync({ hosts: ['b.example'], issuer: 'o=Otoroshi, ou=Otoroshi Certificates, cn=Otoroshi Default Intermediate CA Certificate' }, { now: NOW }));
+  const byDn = ok(
+    ca.issueSync(
+      {
+        hosts: ['b.example'],
+        issuer: 'o=Otoroshi, ou=Otoroshi Certificates, cn=Otoroshi Default Intermediate CA Certificate',
+      },
+      { now: NOW },
+    ),
+  );
   assert.equal(byDn.issuerId, 'otoroshi-intermediate-ca');
   assert.equal(verify(byDn.certPem).status, 0);
   assert.ok(dnEquals(ROOT_CA_DN, ca.rootDn) && dnEquals(INTERMEDIATE_CA_DN, ca.intermediateDn));
 
-  for (const issuer of ['CN=Otoroshi Root', 'some-other-ca', 'CN=otoroshi default intermediate ca certificate, OU=Otoroshi Certificates, O=Otoroshi']) {
+  for (const issuer of [
+    'CN=Otoroshi Root',
+    'some-other-ca',
+    'CN=otoroshi default intermediate ca certificate, OU=Otoroshi Certificates, O=Otoroshi',
+  ]) {
     const r = ca.issueSync({ hosts: ['c.example'], issuer }, { now: NOW });
     assert.equal(r.ok, false, issuer);
     if (!r.ok) {
@@ -214,16 +264,31 @@ test('a ca:true certificate can itself issue (by material, by id, by DN)', () =>
   const subText = openssl('x509', '-noout', '-text', '-in', file(sub.certPem)).out;
   assert.match(subText, /CA:TRUE/);
   assert.match(subText, /Certificate Sign, CRL Sign/);
-  const material = { id: 'kubernetes-crd-import-default-team-ca', certPem: sub.certPem, keyPem: sub.keyPem, chainPem: sub.chainPem };
+  const material = {
+    id: 'kubernetes-crd-import-default-team-ca',
+    certPem: sub.certPem,
+    keyPem: sub.keyPem,
+    chainPem: sub.chainPem,
+  };
   const leaves = [
     ok(ca.issueSync({ hosts: ['team.example'] }, { now: NOW, issuer: sub })),
     ok(ca.issueSync({ hosts: ['team.example'], issuer: material.id }, { now: NOW, issuers: [material] })),
-    ok(ca.issueSync({ hosts: ['team.example'], issuer: 'team' }, { now: NOW, issuers: (ref) => (ref === 'team' ? material : undefined) })),
+    ok(
+      ca.issueSync(
+        { hosts: ['team.example'], issuer: 'team' },
+        { now: NOW, issuers: (ref) => (ref === 'team' ? material : undefined) },
+      ),
+    ),
   ];
   // the resolver-function form: unknown → error
-  const viaFn = ca.issueSync({ hosts: ['team.example'], issuer: 'O=Acme, CN=Team CA' }, { now: NOW, issuers: () => undefined });
+  const viaFn = ca.issueSync(
+    { hosts: ['team.example'], issuer: 'O=Acme, CN=Team CA' },
+    { now: NOW, issuers: () => undefined },
+  );
   assert.equal(viaFn.ok, false);
-  const byDn = ok(ca.issueSync({ hosts: ['team.example'], issuer: 'O=Acme, CN=Team CA' }, { now: NOW, issuers: [material] }));
+  const byDn = ok(
+    ca.issueSync({ hosts: ['team.example'], issuer: 'O=Acme, CN=Team CA' }, { now: NOW, issuers: [material] }),
+  );
   for (const leaf of [...leaves, byDn]) {
     const x = new X509Certificate(leaf.certPem);
     assert.ok(x.checkIssued(new X509Certificate(sub.certPem)) && x.verify(new X509Certificate(sub.certPem).publicKey));
@@ -241,7 +306,12 @@ test('a ca:true certificate can itself issue (by material, by id, by DN)', () =>
 test('RSA 2048 via the key pool (generated off the event loop)', async () => {
   const pool = new RsaKeyPool({ target: { 2048: 1, 3072: 0 } });
   const rsaCa = CertificateAuthority.fromMaterial(ca.material(), { pool });
-  const c = ok(await rsaCa.issue({ hosts: ['rsa.example'], key: { algo: 'rsa', size: 2048 }, signatureAlg: 'SHA256WithRSAEncryption' }, { now: NOW }));
+  const c = ok(
+    await rsaCa.issue(
+      { hosts: ['rsa.example'], key: { algo: 'rsa', size: 2048 }, signatureAlg: 'SHA256WithRSAEncryption' },
+      { now: NOW },
+    ),
+  );
   pool.close();
   const x = new X509Certificate(c.certPem);
   assert.equal(x.publicKey.asymmetricKeyType, 'rsa');
@@ -250,7 +320,9 @@ test('RSA 2048 via the key pool (generated off the event loop)', async () => {
   assert.equal(verify(c.certPem).status, 0);
   assert.match(openssl('x509', '-noout', '-text', '-in', file(c.certPem)).out, /Public-Key: \(2048 bit\)/);
   // issueSync without a ready key: an error, not a blocking generation
-  const empty = CertificateAuthority.fromMaterial(ca.material(), { pool: new RsaKeyPool({ target: { 2048: 0, 3072: 0 } }) });
+  const empty = CertificateAuthority.fromMaterial(ca.material(), {
+    pool: new RsaKeyPool({ target: { 2048: 0, 3072: 0 } }),
+  });
   const r = empty.issueSync({ hosts: ['x'], key: { algo: 'rsa', size: 2048 } }, { now: NOW });
   assert.ok(!r.ok);
   const r2 = await empty.issue({ hosts: ['x'], key: { algo: 'rsa', size: 1024 } }, { now: NOW });
@@ -262,21 +334,38 @@ test('an RSA issuer (ca:true cert with an RSA key) signs with sha256WithRSAEncry
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const sub = ok(ca.issueSync({ subject: 'CN=RSA Sub CA', ca: true }, { now: NOW, key: privateKey }));
   const leaf = ok(ca.issueSync({ hosts: ['r.example'] }, { now: NOW, issuer: sub }));
-  assert.match(openssl('x509', '-noout', '-text', '-in', file(leaf.certPem)).out, /Signature Algorithm: sha256WithRSAEncryption/);
+  assert.match(
+    openssl('x509', '-noout', '-text', '-in', file(leaf.certPem)).out,
+    /Signature Algorithm: sha256WithRSAEncryption/,
+  );
   assert.equal(verify(leaf.certPem, ca.rootCertPem, sub.certPem + ca.intermediateCertPem).status, 0);
 });
 
-async function handshake(server: { key: string; cert: string }, client: { key: string; cert: string }, trust: string): Promise<{ ok: boolean; serverError?: string; data?: string }> {
+async function handshake(
+  server: { key: string; cert: string },
+  client: { key: string; cert: string },
+  trust: string,
+): Promise<{ ok: boolean; serverError?: string; data?: string }> {
   return new Promise((resolve) => {
     let serverError: string | undefined;
-    const srv = tls.createServer({ key: server.key, cert: server.cert, ca: trust, requestCert: true, rejectUnauthorized: true }, (s) => {
-      s.end('hello ' + (s.getPeerCertificate().subjectaltname ?? ''));
-    });
+    const srv = tls.createServer(
+      { key: server.key, cert: server.cert, ca: trust, requestCert: true, rejectUnauthorized: true },
+      (s) => {
+        s.end('hello ' + (s.getPeerCertificate().subjectaltname ?? ''));
+      },
+    );
     srv.on('tlsClientError', (e) => (serverError = e.message));
     srv.listen(0, '127.0.0.1', () => {
       const port = (srv.address() as { port: number }).port;
       let data = '';
-      const c = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: trust, key: client.key, cert: client.cert });
+      const c = tls.connect({
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ca: trust,
+        key: client.key,
+        cert: client.cert,
+      });
       const done = (ok: boolean): void => {
         c.destroy();
         srv.close();
@@ -292,14 +381,22 @@ async function handshake(server: { key: string; cert: string }, client: { key: s
 test('real mTLS handshake on 127.0.0.1 with certificates from the CA; a foreign client cert is refused', async () => {
   const server = ok(ca.issueSync({ hosts: ['localhost', '127.0.0.1'] }, { now: Date.now() }));
   const client = ok(ca.workload('spiffe://cluster.local/ns/shop/sa/cart', { now: Date.now() }));
-  const good = await handshake({ key: server.keyPem, cert: server.chainPem }, { key: client.keyPem, cert: client.chainPem }, ca.trustBundlePem);
+  const good = await handshake(
+    { key: server.keyPem, cert: server.chainPem },
+    { key: client.keyPem, cert: client.chainPem },
+    ca.trustBundlePem,
+  );
   assert.equal(good.ok, true, JSON.stringify(good));
   assert.match(good.data ?? '', /URI:spiffe:\/\/cluster\.local\/ns\/shop\/sa\/cart/);
 
   const other = CertificateAuthority.create();
   assert.notEqual(other.rootFingerprint, ca.rootFingerprint);
   const foreign = ok(other.workload('spiffe://cluster.local/ns/shop/sa/cart', { now: Date.now() }));
-  const bad = await handshake({ key: server.keyPem, cert: server.chainPem }, { key: foreign.keyPem, cert: foreign.chainPem }, ca.trustBundlePem);
+  const bad = await handshake(
+    { key: server.keyPem, cert: server.chainPem },
+    { key: foreign.keyPem, cert: foreign.chainPem },
+    ca.trustBundlePem,
+  );
   assert.equal(bad.ok, false);
   assert.ok(bad.serverError !== undefined, 'the server rejected the client certificate');
 });
@@ -343,7 +440,12 @@ test('fromPem (user-provided CA), validation errors carry no key material', () =
   for (const f of [
     () => CertificateAuthority.fromPem(m.root.certPem, m.intermediate.certPem, other.intermediate.keyPem),
     () => CertificateAuthority.fromPem(other.root.certPem, m.intermediate.certPem, m.intermediate.keyPem),
-    () => CertificateAuthority.fromPem(m.root.certPem, m.intermediate.certPem, other.intermediate.keyPem.replace('PRIVATE', 'GARBAGE')),
+    () =>
+      CertificateAuthority.fromPem(
+        m.root.certPem,
+        m.intermediate.certPem,
+        other.intermediate.keyPem.replace('PRIVATE', 'GARBAGE'),
+      ),
   ]) {
     assert.throws(f, (e: Error) => !e.message.includes(keyBody) && !e.message.includes('PRIVATE KEY'));
   }
@@ -356,25 +458,44 @@ test('renewal maths', () => {
   const nb = 1_000_000;
   const na = nb + 3 * DAY;
   assert.equal(renewAt(nb, na, 0), nb + 2 * DAY);
-  assert.equal(renewAt(nb, na, 0.1, () => 0.5), nb + 2 * DAY);
-  assert.equal(renewAt(nb, na, 0.1, () => 0), nb + 2 * DAY - 0.3 * DAY);
+  assert.equal(
+    renewAt(nb, na, 0.1, () => 0.5),
+    nb + 2 * DAY,
+  );
+  assert.equal(
+    renewAt(nb, na, 0.1, () => 0),
+    nb + 2 * DAY - 0.3 * DAY,
+  );
   assert.ok(renewAt(nb, na, 0.1, () => 0.999999) <= nb + 2 * DAY + 0.3 * DAY);
   // never later than notAfter − 5 min, never before notBefore
-  assert.equal(renewAt(nb, nb + 6 * 60_000, 0.5, () => 0.99), nb + 60_000);
+  assert.equal(
+    renewAt(nb, nb + 6 * 60_000, 0.5, () => 0.99),
+    nb + 60_000,
+  );
   assert.equal(renewAt(nb, nb + 60_000, 0), nb);
-  assert.equal(renewAt(nb, na, 2, () => 0), nb);
+  assert.equal(
+    renewAt(nb, na, 2, () => 0),
+    nb,
+  );
   assert.ok(!dueForRenewal({ notBefore: nb, notAfter: na }, nb + 2 * DAY - 1));
   assert.ok(dueForRenewal({ notBefore: nb, notAfter: na }, nb + 2 * DAY));
   assert.ok(dueForRenewal({ notBefore: nb, notAfter: na, renewAt: nb + DAY }, nb + DAY));
   // renewal keeps the key (opts.key) like Otoroshi's Cert.renew
   const first = ok(ca.issueSync({ hosts: ['renew.example'] }, { now: NOW }));
   const again = ok(ca.issueSync({ hosts: ['renew.example'] }, { now: NOW + DAY, key: createPrivateKey(first.keyPem) }));
-  assert.equal(new X509Certificate(again.certPem).publicKey.export({ type: 'spki', format: 'pem' }), new X509Certificate(first.certPem).publicKey.export({ type: 'spki', format: 'pem' }));
+  assert.equal(
+    new X509Certificate(again.certPem).publicKey.export({ type: 'spki', format: 'pem' }),
+    new X509Certificate(first.certPem).publicKey.export({ type: 'spki', format: 'pem' }),
+  );
   assert.notEqual(again.serialHex, first.serialHex);
 });
 
 test('issueMany yields to the event loop', async () => {
-  const reqs = Array.from({ length: 300 }, (_, i) => ({ hosts: [`spiffe://cluster.local/ns/n/sa/s${i}`], client: true, duration: '24h' }));
+  const reqs = Array.from({ length: 300 }, (_, i) => ({
+    hosts: [`spiffe://cluster.local/ns/n/sa/s${i}`],
+    client: true,
+    duration: '24h',
+  }));
   let ticks = 0;
   const t = setInterval(() => ticks++, 0);
   const res = await ca.issueMany(reqs, { now: NOW, batch: 50 });

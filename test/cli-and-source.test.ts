@@ -11,7 +11,11 @@ import { FileSource } from '../src/sources/file-source.js';
 const CLI = path.resolve('dist/src/cli.js');
 
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, OXDS_LOG_LEVEL: 'silent' } });
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { ...process.env, OXDS_LOG_LEVEL: 'silent' },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -59,7 +63,10 @@ test('translate on the examples prints every resource type as proto3 JSON and ex
   const c = (out.clusters ?? [])[0] ?? {};
   assert.match(String(c.connectTimeout), /^\d+(\.\d+)?s$/);
   const hcm = JSON.stringify(out.listeners);
-  assert.match(hcm, /"@type":"type\.googleapis\.com\/envoy\.extensions\.filters\.network\.http_connection_manager\.v3\.HttpConnectionManager"/);
+  assert.match(
+    hcm,
+    /"@type":"type\.googleapis\.com\/envoy\.extensions\.filters\.network\.http_connection_manager\.v3\.HttpConnectionManager"/,
+  );
 });
 
 test('translate --node-type grpc --format yaml gives api_listeners for the descriptor hosts', () => {
@@ -108,7 +115,10 @@ test('file source: edits and deletions are seen, a half-written file keeps its l
   const src = new FileSource({ dir, rescanMs: 50 });
   await src.start();
   try {
-    assert.deepEqual(src.view().objects.map((o) => o.key), ['ServiceDescriptor/default/good']);
+    assert.deepEqual(
+      src.view().objects.map((o) => o.key),
+      ['ServiceDescriptor/default/good'],
+    );
     let changes = 0;
     src.on('change', () => changes++);
     fs.writeFileSync(path.join(dir, 'more.yaml'), GOOD.replace(/good/g, 'more'));
@@ -117,14 +127,20 @@ test('file source: edits and deletions are seen, a half-written file keeps its l
     assert.equal(src.view().objects.length, 2);
     assert.ok(changes >= 1);
     // half-written: YAML broken mid-document → last good objects stay, error reported
-    fs.writeFileSync(path.join(dir, 'more.yaml'), 'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceDescriptor\nmetadata: {name: more\n');
+    fs.writeFileSync(
+      path.join(dir, 'more.yaml'),
+      'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceDescriptor\nmetadata: {name: more\n',
+    );
     await src.scan();
     const v = src.view();
     assert.ok(v.objects.some((o) => o.key === 'ServiceDescriptor/default/more'));
     assert.ok(v.loadErrors.some((e) => e.code === 'OXDS_YAML_PARSE' && e.file === 'more.yaml'));
     fs.unlinkSync(path.join(dir, 'more.yaml'));
     await src.scan();
-    assert.deepEqual(src.view().objects.map((o) => o.key), ['ServiceDescriptor/default/good']);
+    assert.deepEqual(
+      src.view().objects.map((o) => o.key),
+      ['ServiceDescriptor/default/good'],
+    );
     // an object keeps its first-seen order across rewrites (oldest-wins stays stable)
     const seqBefore = src.view().objects[0]?.origin.seq;
     fs.writeFileSync(path.join(dir, 'good.yaml'), GOOD.replace('9001', '9009'));

@@ -19,8 +19,14 @@ test('config: a bad port names the flag or variable it came from', () => {
   const r = resolveConfig({ adminPort: '99999' }, { OXDS_XDS_PORT: 'abc' });
   assert.equal(r.ok, false);
   if (r.ok) return;
-  assert.ok(r.errors.some((e) => e.startsWith('--admin-port')), r.errors.join('\n'));
-  assert.ok(r.errors.some((e) => e.startsWith('OXDS_XDS_PORT')), r.errors.join('\n'));
+  assert.ok(
+    r.errors.some((e) => e.startsWith('--admin-port')),
+    r.errors.join('\n'),
+  );
+  assert.ok(
+    r.errors.some((e) => e.startsWith('OXDS_XDS_PORT')),
+    r.errors.join('\n'),
+  );
 });
 
 test('config: rejects an unknown log level and a max delay below the quiet period', () => {
@@ -81,9 +87,20 @@ test('metrics: pushes, NACKs, builds, objects and connected proxies are exported
   m.observeSnapshotBuild(0.02, true);
   m.setConfigObjects([
     { key: 'a', kind: 'ServiceDescriptor', namespace: 'd', name: 'a', origin: { seq: 1 }, state: 'valid', errors: [] },
-    { key: 'b', kind: 'ServiceDescriptor', namespace: 'd', name: 'b', origin: { seq: 2 }, state: 'invalid', errors: [] },
+    {
+      key: 'b',
+      kind: 'ServiceDescriptor',
+      namespace: 'd',
+      name: 'b',
+      origin: { seq: 2 },
+      state: 'invalid',
+      errors: [],
+    },
   ]);
-  m.authzHooks.onCheck?.({ allow: false, reason: 'no_apikey', status: 400, message: 'No ApiKey provided', code: 'errors.no.api.key' }, 0.0002);
+  m.authzHooks.onCheck?.(
+    { allow: false, reason: 'no_apikey', status: 400, message: 'No ApiKey provided', code: 'errors.no.api.key' },
+    0.0002,
+  );
   const app = buildAdminApp({ ready: () => true, health: () => ({}), registry: m.registry });
   const res = await app.inject('/metrics');
   assert.equal(res.statusCode, 200);

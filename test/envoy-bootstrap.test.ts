@@ -32,7 +32,10 @@ function jsonNames(v: unknown, inStruct = false): unknown {
 }
 
 function load(file: string): { raw: Record<string, unknown>; obj: ProtoObject } {
-  const raw = YAML.parse(fs.readFileSync(path.join(ROOT, 'manifests', 'envoy', file), 'utf8')) as Record<string, unknown>;
+  const raw = YAML.parse(fs.readFileSync(path.join(ROOT, 'manifests', 'envoy', file), 'utf8')) as Record<
+    string,
+    unknown
+  >;
   return { raw, obj: fromProto3Json(BOOTSTRAP, jsonNames(raw)) };
 }
 
@@ -59,12 +62,15 @@ for (const file of ['gateway.yaml', 'sidecar.yaml']) {
     assert.ok(xds, `static cluster ${String(cluster)}`);
     // HTTP/2 (gRPC) to the control plane, on the default --xds-port.
     assert.ok(JSON.stringify(xds.typedExtensionProtocolOptions).includes('http2ProtocolOptions'));
-    const ep = (((xds.loadAssignment as ProtoObject).endpoints as ProtoObject[])[0]?.lbEndpoints as ProtoObject[])[0]?.endpoint as ProtoObject;
+    const ep = (((xds.loadAssignment as ProtoObject).endpoints as ProtoObject[])[0]?.lbEndpoints as ProtoObject[])[0]
+      ?.endpoint as ProtoObject;
     assert.equal(((ep.address as ProtoObject).socketAddress as ProtoObject).portValue, XDS_PORT);
     // Never a static cluster named like one we send over CDS (Envoy would refuse the update).
     assert.ok(!clusters.some((c) => String(c.name).startsWith('oxds')));
     // The node says it is an Envoy (detectNodeType).
-    assert.deepEqual(((obj.node as ProtoObject).metadata as ProtoObject).fields, { OXDS_NODE_TYPE: { stringValue: 'envoy' } });
+    assert.deepEqual(((obj.node as ProtoObject).metadata as ProtoObject).fields, {
+      OXDS_NODE_TYPE: { stringValue: 'envoy' },
+    });
   });
 }
 
@@ -80,15 +86,30 @@ test('bootstrap check can fail: a bootstrap breaking a PGV rule is rejected', ()
 
 test('manifests/envoy/gateway.yaml is exactly what `otoroshi-xds bootstrap gateway` prints (no drift)', () => {
   const cli = path.join(ROOT, 'dist', 'src', 'cli.js');
-  const printed = execFileSync(process.execPath, [cli, 'bootstrap', 'gateway', '--xds-address', 'otoroshi-xds.otoroshi.svc.cluster.local:18000'], { encoding: 'utf8' });
-  assert.equal(fs.readFileSync(path.join(ROOT, 'manifests', 'envoy', 'gateway.yaml'), 'utf8'), printed, 'regenerate the manifest with the command above');
+  const printed = execFileSync(
+    process.execPath,
+    [cli, 'bootstrap', 'gateway', '--xds-address', 'otoroshi-xds.otoroshi.svc.cluster.local:18000'],
+    { encoding: 'utf8' },
+  );
+  assert.equal(
+    fs.readFileSync(path.join(ROOT, 'manifests', 'envoy', 'gateway.yaml'), 'utf8'),
+    printed,
+    'regenerate the manifest with the command above',
+  );
 });
 
 for (const file of ['gateway.yaml', 'sidecar.yaml']) {
-  envoyTest(`manifests/envoy/${file}: the real Envoy accepts it (--mode validate), without deprecated fields`, async (_t, bin) => {
-    const r = spawnSync(bin, ['--mode', 'validate', '-c', path.join(ROOT, 'manifests', 'envoy', file), '-l', 'warning'], { encoding: 'utf8', timeout: 60_000 });
-    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-    assert.match(r.stdout + r.stderr, /OK/);
-    assert.doesNotMatch(r.stdout + r.stderr, /[Dd]eprecated/);
-  });
+  envoyTest(
+    `manifests/envoy/${file}: the real Envoy accepts it (--mode validate), without deprecated fields`,
+    async (_t, bin) => {
+      const r = spawnSync(
+        bin,
+        ['--mode', 'validate', '-c', path.join(ROOT, 'manifests', 'envoy', file), '-l', 'warning'],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
+      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout + r.stderr, /OK/);
+      assert.doesNotMatch(r.stdout + r.stderr, /[Dd]eprecated/);
+    },
+  );
 }

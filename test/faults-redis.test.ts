@@ -36,12 +36,30 @@ spec:
   monthlyQuota: 10000000
 `;
 
-const REQ = checkRequest({ host: 'invoices.oto.tools', path: '/x', headers: { 'otoroshi-client-id': 'partner-id', 'otoroshi-client-secret': 'partner-secret' } });
+const REQ = checkRequest({
+  host: 'invoices.oto.tools',
+  path: '/x',
+  headers: { 'otoroshi-client-id': 'partner-id', 'otoroshi-client-secret': 'partner-secret' },
+});
 
-async function serverWith(redisUrl: string, failMode: 'open' | 'closed'): Promise<{ server: RunningServer; dir: string }> {
+async function serverWith(
+  redisUrl: string,
+  failMode: 'open' | 'closed',
+): Promise<{ server: RunningServer; dir: string }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-faults-redis-'));
   fs.writeFileSync(path.join(dir, 'c.yaml'), CONFIG);
-  const r = resolveConfig({ config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), redisUrl, quotaFailMode: failMode }, {});
+  const r = resolveConfig(
+    {
+      config: dir,
+      xdsPort: 0,
+      adminPort: 0,
+      authzPort: 0,
+      dataDir: path.join(dir, '.data'),
+      redisUrl,
+      quotaFailMode: failMode,
+    },
+    {},
+  );
   assert.ok(r.ok);
   return { server: await startServer(r.value, makeLogger('silent')), dir };
 }
@@ -76,14 +94,35 @@ async function scenario(failMode: 'open' | 'closed'): Promise<void> {
     const before = s.filter((x) => x.end < killedAt);
     const outage = s.filter((x) => x.start > killedAt + 300 && x.end < restartAt);
     const after = s.filter((x) => x.start > recoveredBy);
-    assert.ok(before.length > 20 && outage.length > 20 && after.length > 20, `enough load in each phase: ${before.length}/${outage.length}/${after.length}`);
-    assert.deepEqual(before.filter((x) => x.status !== 0).slice(0, 3).map((x) => ({ ...x, sinceFirst: x.start - (s[0]?.start ?? 0), idx: s.indexOf(x) })), [], 'allowed while Redis is up');
+    assert.ok(
+      before.length > 20 && outage.length > 20 && after.length > 20,
+      `enough load in each phase: ${before.length}/${outage.length}/${after.length}`,
+    );
+    assert.deepEqual(
+      before
+        .filter((x) => x.status !== 0)
+        .slice(0, 3)
+        .map((x) => ({ ...x, sinceFirst: x.start - (s[0]?.start ?? 0), idx: s.indexOf(x) })),
+      [],
+      'allowed while Redis is up',
+    );
     if (failMode === 'open') {
-      assert.deepEqual([...new Set(outage.map((x) => x.status))], [0], 'fail-open: allowed from local counters during the outage');
+      assert.deepEqual(
+        [...new Set(outage.map((x) => x.status))],
+        [0],
+        'fail-open: allowed from local counters during the outage',
+      );
     } else {
-      assert.deepEqual([...new Set(outage.map((x) => x.status))], [503], 'fail-closed: 503 during the outage, never an allow');
+      assert.deepEqual(
+        [...new Set(outage.map((x) => x.status))],
+        [503],
+        'fail-closed: 503 during the outage, never an allow',
+      );
     }
-    assert.ok(after.every((x) => x.status === 0), 'allowed again after the restart');
+    assert.ok(
+      after.every((x) => x.status === 0),
+      'allowed again after the restart',
+    );
     // Counters resumed in Redis: it holds the key's counters again, and consecutive calls count down.
     const r = new Redis(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
     await r.connect();
@@ -97,7 +136,10 @@ async function scenario(failMode: 'open' | 'closed'): Promise<void> {
     const ra = Number(a.headers['Otoroshi-Daily-Calls-Remaining']);
     const rb = Number(b.headers['Otoroshi-Daily-Calls-Remaining']);
     assert.equal(rb, ra - 1, 'the shared counter counts each call once');
-    assert.ok(ra > 1_000_000 - s.filter((x) => x.end > restartAt).length - 10 && ra < 1_000_000, `counting restarted from the empty Redis: ${ra}`);
+    assert.ok(
+      ra > 1_000_000 - s.filter((x) => x.end > restartAt).length - 10 && ra < 1_000_000,
+      `counting restarted from the empty Redis: ${ra}`,
+    );
     assert.equal(unhandled, 0, 'no unhandled rejection');
   } finally {
     process.off('unhandledRejection', onUnhandled);

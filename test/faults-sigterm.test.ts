@@ -44,14 +44,33 @@ test('SIGTERM: the CLI drains streams, closes every port, flushes the audit file
   const audit = path.join(dir, 'audit.jsonl');
   const child = spawn(
     process.execPath,
-    ['dist/src/cli.js', 'serve', '--config', path.join(dir, 'config'), '--xds-port', '0', '--authz-port', '0', '--admin-port', '0', '--data-dir', path.join(dir, '.data'), '--audit-file', audit, '--log-level', 'info'],
+    [
+      'dist/src/cli.js',
+      'serve',
+      '--config',
+      path.join(dir, 'config'),
+      '--xds-port',
+      '0',
+      '--authz-port',
+      '0',
+      '--admin-port',
+      '0',
+      '--data-dir',
+      path.join(dir, '.data'),
+      '--audit-file',
+      audit,
+      '--log-level',
+      'info',
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   t.after(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
   const logs: Array<Record<string, unknown>> = [];
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   const serving = new Promise<{ xdsPort: number; authzPort: number; adminPort: number }>((resolve, reject) => {
     readline.createInterface({ input: child.stderr! }).on('line', (line) => {
       let o: Record<string, unknown>;
@@ -62,7 +81,8 @@ test('SIGTERM: the CLI drains streams, closes every port, flushes the audit file
         return;
       }
       logs.push(o);
-      if (o.msg === 'otoroshi-xds serving') resolve({ xdsPort: Number(o.xdsPort), authzPort: Number(o.authzPort), adminPort: Number(o.adminPort) });
+      if (o.msg === 'otoroshi-xds serving')
+        resolve({ xdsPort: Number(o.xdsPort), authzPort: Number(o.authzPort), adminPort: Number(o.adminPort) });
     });
     child.on('exit', () => reject(new Error(`exited before serving: ${JSON.stringify(logs)}`)));
   });
@@ -79,20 +99,47 @@ test('SIGTERM: the CLI drains streams, closes every port, flushes the audit file
   cc.close();
 
   // An Envoy access-log stream (client-streaming, never ended by Envoy) must not block the shutdown.
-  const als = openRawStream({ port: ports.xdsPort }, '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs', () => undefined);
+  const als = openRawStream(
+    { port: ports.xdsPort },
+    '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs',
+    () => undefined,
+  );
   t.after(() => als.close());
   als.write(new Uint8Array(0));
   await new Promise((r) => setTimeout(r, 200));
 
   child.kill('SIGTERM');
   const status = await client.ended(10_000);
-  assert.equal(status.code, grpc.status.UNAVAILABLE, `the stream is ended for the client to reconnect elsewhere: ${status.details}`);
-  assert.equal(await als.ended, String(grpc.status.UNAVAILABLE), 'the access-log stream is ended cleanly too (not cut by the force timeout)');
+  assert.equal(
+    status.code,
+    grpc.status.UNAVAILABLE,
+    `the stream is ended for the client to reconnect elsewhere: ${status.details}`,
+  );
+  assert.equal(
+    await als.ended,
+    String(grpc.status.UNAVAILABLE),
+    'the access-log stream is ended cleanly too (not cut by the force timeout)',
+  );
   const exit = await exited;
-  assert.deepEqual(exit, { code: 0, signal: null }, `graceful exit (not the force-exit): ${JSON.stringify(logs.slice(-5))}`);
+  assert.deepEqual(
+    exit,
+    { code: 0, signal: null },
+    `graceful exit (not the force-exit): ${JSON.stringify(logs.slice(-5))}`,
+  );
   assert.ok(logs.some((l) => l.msg === 'shutting down' && l.signal === 'SIGTERM'));
-  for (const [name, p] of Object.entries(ports)) assert.ok(await refused(p), `${name} ${p} no longer accepts connections`);
-  const events = fs.readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type?: string });
-  assert.ok(events.some((e) => e.type === 'config.loaded'), `audit flushed: ${JSON.stringify(events)}`);
-  assert.ok(!logs.some((l) => typeof l.level === 'number' && l.level >= 50), `no error logged during shutdown: ${JSON.stringify(logs.filter((l) => (l.level as number) >= 50))}`);
+  for (const [name, p] of Object.entries(ports))
+    assert.ok(await refused(p), `${name} ${p} no longer accepts connections`);
+  const events = fs
+    .readFileSync(audit, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type?: string });
+  assert.ok(
+    events.some((e) => e.type === 'config.loaded'),
+    `audit flushed: ${JSON.stringify(events)}`,
+  );
+  assert.ok(
+    !logs.some((l) => typeof l.level === 'number' && l.level >= 50),
+    `no error logged during shutdown: ${JSON.stringify(logs.filter((l) => (l.level as number) >= 50))}`,
+  );
 });

@@ -47,7 +47,18 @@ async function setup(t: TestContext): Promise<Env> {
       cb();
     },
   });
-  const r = resolveConfig({ config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, debounceMs: 20, debounceMaxMs: 100, dataDir: path.join(root, '.data') }, {});
+  const r = resolveConfig(
+    {
+      config: dir,
+      xdsPort: 0,
+      adminPort: 0,
+      authzPort: 0,
+      debounceMs: 20,
+      debounceMaxMs: 100,
+      dataDir: path.join(root, '.data'),
+    },
+    {},
+  );
   assert.ok(r.ok);
   const server = await startServer(r.value, pino({ level: 'info' }, sink));
   t.after(() => server.stop());
@@ -60,7 +71,10 @@ async function setup(t: TestContext): Promise<Env> {
       try {
         c.request(TYPE_URLS.cluster);
         const r0 = await c.nextSotw(3000);
-        return r0.resources.map(anyName).filter((n) => !n.startsWith('oxds-')).sort();
+        return r0.resources
+          .map(anyName)
+          .filter((n) => !n.startsWith('oxds-'))
+          .sort();
       } finally {
         c.close();
       }
@@ -89,13 +103,17 @@ test('fault: half-written files keep the last good config; completion is picked 
   // A new file appears half-written too.
   const fullB = descriptor('b', 9003);
   fs.writeFileSync(path.join(e.dir, 'b.yaml'), fullB.slice(0, fullB.indexOf('hosts') + 9));
-  await waitFor('the parse problem to be logged', () => e.logs.some((l) => l.msg === 'config problem' && /a\.yaml/.test(l.problem ?? '')));
+  await waitFor('the parse problem to be logged', () =>
+    e.logs.some((l) => l.msg === 'config problem' && /a\.yaml/.test(l.problem ?? '')),
+  );
   assert.deepEqual(await e.clusters(), before, 'the last good config is still served');
 
   fs.writeFileSync(path.join(e.dir, 'a.yaml'), full);
   fs.writeFileSync(path.join(e.dir, 'b.yaml'), fullB);
   await waitFor('both descriptors served', async () => hasCluster(await e.clusters(), 'b'));
-  await waitFor('the recovery to be logged', () => e.logs.some((l) => l.msg === 'config problem resolved' && /a\.yaml/.test(l.problem ?? '')));
+  await waitFor('the recovery to be logged', () =>
+    e.logs.some((l) => l.msg === 'config problem resolved' && /a\.yaml/.test(l.problem ?? '')),
+  );
   assert.ok(e.server.statuses().every((s) => s.state === 'valid'));
 });
 
@@ -104,12 +122,16 @@ test('fault: the config directory disappears; last good config served, automatic
   const before = await e.clusters();
   const moved = `${e.dir}.moved`;
   fs.renameSync(e.dir, moved);
-  await waitFor('the directory error to be logged', () => e.logs.some((l) => l.msg === 'config problem' && /cannot read config directory/.test(l.problem ?? '')));
+  await waitFor('the directory error to be logged', () =>
+    e.logs.some((l) => l.msg === 'config problem' && /cannot read config directory/.test(l.problem ?? '')),
+  );
   assert.deepEqual(await e.clusters(), before, 'the last good config is still served');
   assert.ok(e.server.statuses().length > 0, 'objects are not dropped');
 
   fs.renameSync(moved, e.dir);
-  await waitFor('the recovery to be logged', () => e.logs.some((l) => l.msg === 'config problem resolved' && /cannot read config directory/.test(l.problem ?? '')));
+  await waitFor('the recovery to be logged', () =>
+    e.logs.some((l) => l.msg === 'config problem resolved' && /cannot read config directory/.test(l.problem ?? '')),
+  );
   // And changes are followed again.
   fs.writeFileSync(path.join(e.dir, 'c.yaml'), descriptor('c', 9004));
   await waitFor('the new descriptor served', async () => hasCluster(await e.clusters(), 'c'));

@@ -41,7 +41,20 @@ ${extra}`;
 }
 
 async function serve(dir: string, xdsPort = 0, authzPort = 0): Promise<RunningServer> {
-  const r = resolveConfig({ config: dir, xdsPort, adminPort: 0, authzPort, logLevel: 'silent', debounceMs: 20, debounceMaxMs: 200, clusterGraceMs: 0, dataDir: path.join(dir, '.data') }, {});
+  const r = resolveConfig(
+    {
+      config: dir,
+      xdsPort,
+      adminPort: 0,
+      authzPort,
+      logLevel: 'silent',
+      debounceMs: 20,
+      debounceMaxMs: 200,
+      clusterGraceMs: 0,
+      dataDir: path.join(dir, '.data'),
+    },
+    {},
+  );
   assert.ok(r.ok, r.ok ? '' : r.errors.join());
   return startServer(r.value, makeLogger('silent'));
 }
@@ -79,7 +92,12 @@ test('fault: control plane restarted under a connected grpc-js-xds client', asyn
 
   const first = await client.calls(TARGET, 20, { deadlineMs: 5000 });
   assert.deepEqual(first.counts, { b0: 20 }, JSON.stringify(first));
-  const oldVersions = new Set(server.ads.statuses().flatMap((s) => Object.values(s.types).map((x) => x.ackedVersion ?? '')).filter(Boolean));
+  const oldVersions = new Set(
+    server.ads
+      .statuses()
+      .flatMap((s) => Object.values(s.types).map((x) => x.ackedVersion ?? ''))
+      .filter(Boolean),
+  );
   assert.ok(oldVersions.size > 0);
 
   // Down: the client keeps routing on its last config.
@@ -95,9 +113,12 @@ test('fault: control plane restarted under a connected grpc-js-xds client', asyn
   const newStatus = await waitFor('the client to reconnect and ACK LDS', () =>
     s.ads.statuses().find((x) => x.nodeId === 'restart-node' && x.types[TYPE_URLS.listener]?.ackedVersion),
   );
-  const newVersions = Object.values(newStatus.types).map((x) => x.ackedVersion ?? x.sentVersion ?? '').filter(Boolean);
+  const newVersions = Object.values(newStatus.types)
+    .map((x) => x.ackedVersion ?? x.sentVersion ?? '')
+    .filter(Boolean);
   assert.ok(newVersions.length > 0);
-  for (const v of newVersions) assert.ok(!oldVersions.has(v), `version ${v} of the new process collides with the old one's (${[...oldVersions]})`);
+  for (const v of newVersions)
+    assert.ok(!oldVersions.has(v), `version ${v} of the new process collides with the old one's (${[...oldVersions]})`);
 
   // And it follows the next change made on the new process.
   fs.writeFileSync(path.join(dir, 'greeter.yaml'), descriptor('greeter', HOST, [b1]));
@@ -113,7 +134,10 @@ test('fault: control plane restarted under a connected grpc-js-xds client', asyn
 
 test('fault: a Delta client reconnecting after a restart with initial_resource_versions is not re-sent what it holds', async (t) => {
   const dir = tmpDir(t, 'oxds-faults-delta-');
-  fs.writeFileSync(path.join(dir, 'a.yaml'), descriptor('a', 'a.oto.tools', [9001]) + '---\n' + descriptor('b', 'b.oto.tools', [9002]));
+  fs.writeFileSync(
+    path.join(dir, 'a.yaml'),
+    descriptor('a', 'a.oto.tools', [9001]) + '---\n' + descriptor('b', 'b.oto.tools', [9002]),
+  );
   let server = await serve(dir);
   const port = server.xdsPort;
   const authzPort = server.authzPort; // the generated ext_authz cluster names it: same port, same content
@@ -132,7 +156,11 @@ test('fault: a Delta client reconnecting after a restart with initial_resource_v
   t.after(() => c2.close());
   c2.subscribe(TYPE_URLS.cluster, [], held);
   const r2 = await c2.nextDelta();
-  assert.deepEqual(r2.resources.map((r) => r.name), [], 'nothing the client already holds is re-sent');
+  assert.deepEqual(
+    r2.resources.map((r) => r.name),
+    [],
+    'nothing the client already holds is re-sent',
+  );
   assert.deepEqual(r2.removedResources, []);
   assert.notEqual(r2.systemVersionInfo, r1.systemVersionInfo, 'the new process uses a new version');
   c2.ackDelta(r2);
@@ -180,7 +208,10 @@ test('fault: a client that NACKs every update does not get a resend loop; others
     for (;;) {
       const more = await good.nextSotw(150).catch(() => undefined);
       if (!more) break;
-      good.ack(more, more.typeUrl === TYPE_URLS.endpoint || more.typeUrl === TYPE_URLS.route ? more.resources.map(anyName) : []);
+      good.ack(
+        more,
+        more.typeUrl === TYPE_URLS.endpoint || more.typeUrl === TYPE_URLS.route ? more.resources.map(anyName) : [],
+      );
     }
   }
   await sleep(500);
@@ -199,7 +230,11 @@ test('fault: a client that NACKs every update does not get a resend loop; others
   assert.match(cdsStatus.lastNack.message, /rejected .*Cluster .* for the test/);
   assert.equal(cdsStatus.ackedVersion, undefined, 'nothing was ever ACKed by the NACKing client');
   const goodStatus = server.ads.statuses().find((s) => s.nodeId === 'good');
-  assert.equal(goodStatus?.types[TYPE_URLS.cluster]?.ackedVersion, cds[cds.length - 1]?.versionInfo, 'the good client ACKed the latest version');
+  assert.equal(
+    goodStatus?.types[TYPE_URLS.cluster]?.ackedVersion,
+    cds[cds.length - 1]?.versionInfo,
+    'the good client ACKed the latest version',
+  );
   nacker.close();
   await nackLoop;
 });
@@ -208,13 +243,19 @@ test('fault: a client that never reads gets no more writes (bounded memory per s
   const dir = tmpDir(t, 'oxds-faults-slow-');
   // 520 descriptors whose clusters change at each generation: each CDS response is larger than HTTP/2's default 64 KiB stream window.
   const many = (gen: number): string =>
-    Array.from({ length: 520 }, (_x, i) => descriptor(`svc-${i}`, `svc-${i}.oto.tools`, [10000 + i], `  clientConfig: {connectionTimeout: ${1000 + gen}}\n`)).join('---\n');
+    Array.from({ length: 520 }, (_x, i) =>
+      descriptor(`svc-${i}`, `svc-${i}.oto.tools`, [10000 + i], `  clientConfig: {connectionTimeout: ${1000 + gen}}\n`),
+    ).join('---\n');
   fs.writeFileSync(path.join(dir, 'many.yaml'), many(0));
   const server = await serve(dir);
   t.after(() => server.stop());
   // The slow client: a raw HTTP/2 stream that subscribes to CDS and LDS, then never reads a byte.
   const slow = openRawStream({ port: server.xdsPort }, ADS_SOTW_PATH);
-  slow.write(DiscoveryRequest.encode(DiscoveryRequest.fromObject({ node: { id: 'slow', userAgentName: 'envoy' }, typeUrl: TYPE_URLS.cluster })).finish());
+  slow.write(
+    DiscoveryRequest.encode(
+      DiscoveryRequest.fromObject({ node: { id: 'slow', userAgentName: 'envoy' }, typeUrl: TYPE_URLS.cluster }),
+    ).finish(),
+  );
   slow.write(DiscoveryRequest.encode(DiscoveryRequest.fromObject({ typeUrl: TYPE_URLS.listener })).finish());
   const fast = new AdsClient(server.xdsPort, { node: { id: 'fast' } });
   t.after(() => {
@@ -224,13 +265,20 @@ test('fault: a client that never reads gets no more writes (bounded memory per s
   fast.request(TYPE_URLS.cluster);
   const f0 = await fast.nextSotw(5000);
   fast.ack(f0);
-  await waitFor('the slow stream to be sent its first CDS', () => server.ads.statuses().find((x) => x.nodeId === 'slow')?.types[TYPE_URLS.cluster]?.sentNonce);
+  await waitFor(
+    'the slow stream to be sent its first CDS',
+    () => server.ads.statuses().find((x) => x.nodeId === 'slow')?.types[TYPE_URLS.cluster]?.sentNonce,
+  );
   const bytesPerResponse = f0.resources.reduce((n, a) => n + a.value.length, 0);
-  assert.ok(bytesPerResponse > 65_536, `responses are large enough to fill the flow-control windows (${bytesPerResponse} B)`);
+  assert.ok(
+    bytesPerResponse > 65_536,
+    `responses are large enough to fill the flow-control windows (${bytesPerResponse} B)`,
+  );
 
   global.gc?.();
   const heap0 = process.memoryUsage().heapUsed;
-  const sentNonce = (): number => Number(server.ads.statuses().find((x) => x.nodeId === 'slow')?.types[TYPE_URLS.cluster]?.sentNonce ?? 0);
+  const sentNonce = (): number =>
+    Number(server.ads.statuses().find((x) => x.nodeId === 'slow')?.types[TYPE_URLS.cluster]?.sentNonce ?? 0);
   const nonce0 = sentNonce();
   const UPDATES = 8;
   let fastGot = 0;
@@ -262,14 +310,26 @@ test('fault: a client that never reads gets no more writes (bounded memory per s
     buf = Buffer.concat([buf, chunk]);
     while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
       const len = buf.readUInt32BE(1);
-      const m = DiscoveryResponse.decode(buf.subarray(5, 5 + len)) as unknown as { typeUrl: string; versionInfo: string; nonce: string };
+      const m = DiscoveryResponse.decode(buf.subarray(5, 5 + len)) as unknown as {
+        typeUrl: string;
+        versionInfo: string;
+        nonce: string;
+      };
       buf = buf.subarray(5 + len);
       seen.push(m);
-      slow.write(DiscoveryRequest.encode(DiscoveryRequest.fromObject({ typeUrl: m.typeUrl, versionInfo: m.versionInfo, responseNonce: m.nonce })).finish());
+      slow.write(
+        DiscoveryRequest.encode(
+          DiscoveryRequest.fromObject({ typeUrl: m.typeUrl, versionInfo: m.versionInfo, responseNonce: m.nonce }),
+        ).finish(),
+      );
     }
   });
   slow.stream.resume();
-  await waitFor('the slow client to catch up', () => seen.some((r) => r.typeUrl === TYPE_URLS.cluster && r.versionInfo === lastFast), 10_000);
+  await waitFor(
+    'the slow client to catch up',
+    () => seen.some((r) => r.typeUrl === TYPE_URLS.cluster && r.versionInfo === lastFast),
+    10_000,
+  );
   const cdsSeen = seen.filter((r) => r.typeUrl === TYPE_URLS.cluster);
   assert.ok(cdsSeen.length < UPDATES / 2, `coalesced: ${cdsSeen.length} CDS responses for ${UPDATES} updates`);
 });

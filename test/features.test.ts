@@ -19,7 +19,8 @@ test('ipFiltering entries: IPs, CIDRs, trailing-octet wildcards; anything else i
   assert.deepEqual(ipEntryToCidrs('172.16.*'), [{ address: '172.16.0.0', prefixLen: 16 }]);
   assert.deepEqual(ipEntryToCidrs('2001:db8::/32'), [{ address: '2001:db8::', prefixLen: 32 }]);
   assert.equal(ipEntryToCidrs('*')?.length, 2);
-  for (const bad of ['10.*.0.1', '10.0.0.0/33', 'abc', '300.1.*', '10.0.0.1/x']) assert.equal(ipEntryToCidrs(bad), null, bad);
+  for (const bad of ['10.*.0.1', '10.0.0.0/33', 'abc', '300.1.*', '10.0.0.1/x'])
+    assert.equal(ipEntryToCidrs(bad), null, bad);
 });
 
 const SVC = `apiVersion: v1
@@ -57,11 +58,16 @@ spec:
 ${spec}`;
 }
 
-type Features = Pick<Descriptor, 'ipFiltering' | 'redirection' | 'cors' | 'gzip' | 'healthCheck' | 'openApiDescriptorUrl'>;
+type Features = Pick<
+  Descriptor,
+  'ipFiltering' | 'redirection' | 'cors' | 'gzip' | 'healthCheck' | 'openApiDescriptorUrl'
+>;
 function features(d: Descriptor | undefined): Features {
   assert.ok(d);
   const { ipFiltering, redirection, cors, gzip, healthCheck, openApiDescriptorUrl } = d;
-  return JSON.parse(JSON.stringify({ ipFiltering, redirection, cors, gzip, healthCheck, openApiDescriptorUrl })) as Features;
+  return JSON.parse(
+    JSON.stringify({ ipFiltering, redirection, cors, gzip, healthCheck, openApiDescriptorUrl }),
+  ) as Features;
 }
 
 test('Ingress annotations set the same descriptor fields as the CRD, under both prefixes and both spellings', () => {
@@ -116,32 +122,62 @@ test('Ingress annotations set the same descriptor fields as the CRD, under both 
     const r = build(ingress(v));
     const st = r.statuses.find((s) => s.kind === 'Ingress');
     assert.equal(st?.state, 'valid', JSON.stringify(st?.errors));
-    assert.deepEqual(st?.errors.filter((e) => e.severity === 'error'), []);
+    assert.deepEqual(
+      st?.errors.filter((e) => e.severity === 'error'),
+      [],
+    );
     assert.deepEqual(features(r.model.descriptors[0]), fromCrd);
   }
 });
 
 test('annotation values that do not parse invalidate only that ingress; unknown ones warn', () => {
-  const r = build(ingress({ 'otoroshi.ingress.kubernetes.io/cors.enabled': 'yes', 'otoroshi.ingress.kubernetes.io/what-is-this': 'x' }));
+  const r = build(
+    ingress({
+      'otoroshi.ingress.kubernetes.io/cors.enabled': 'yes',
+      'otoroshi.ingress.kubernetes.io/what-is-this': 'x',
+    }),
+  );
   const st = r.statuses.find((s) => s.kind === 'Ingress');
   assert.equal(st?.state, 'invalid');
-  assert.deepEqual(st?.errors.map((e) => [e.severity, e.code]).sort(), [['error', 'OXDS_INVALID_ANNOTATION'], ['warning', 'OXDS_INVALID_ANNOTATION']]);
+  assert.deepEqual(st?.errors.map((e) => [e.severity, e.code]).sort(), [
+    ['error', 'OXDS_INVALID_ANNOTATION'],
+    ['warning', 'OXDS_INVALID_ANNOTATION'],
+  ]);
 });
 
 test('fields Envoy cannot express warn OXDS_NOT_SUPPORTED on the object, and the descriptor keeps serving', () => {
   const r = build(crd('  enforceSecureCommunication: true\n  transformerRefs: [cp:t]\n  privateApp: true\n'));
   const st = r.statuses.find((s) => s.kind === 'ServiceDescriptor');
   assert.equal(st?.state, 'valid');
-  assert.deepEqual(st?.errors.filter((e) => e.code === 'OXDS_NOT_SUPPORTED').map((e) => e.field), ['spec.enforceSecureCommunication', 'spec.transformerRefs', 'spec.privateApp']);
+  assert.deepEqual(
+    st?.errors.filter((e) => e.code === 'OXDS_NOT_SUPPORTED').map((e) => e.field),
+    ['spec.enforceSecureCommunication', 'spec.transformerRefs', 'spec.privateApp'],
+  );
   assert.equal(r.model.descriptors.length, 1);
-  const ing = build(ingress({ 'ingress.otoroshi.io/enforceSecureCommunication': 'true', 'ingress.otoroshi.io/secComVersion': 'V2' }));
+  const ing = build(
+    ingress({ 'ingress.otoroshi.io/enforceSecureCommunication': 'true', 'ingress.otoroshi.io/secComVersion': 'V2' }),
+  );
   const ist = ing.statuses.find((s) => s.kind === 'Ingress');
-  assert.deepEqual(ist?.errors.map((e) => e.code), ['OXDS_NOT_SUPPORTED', 'OXDS_NOT_SUPPORTED']);
+  assert.deepEqual(
+    ist?.errors.map((e) => e.code),
+    ['OXDS_NOT_SUPPORTED', 'OXDS_NOT_SUPPORTED'],
+  );
 });
 
 test('targets mtlsConfig: refs without / resolve in the descriptor namespace', () => {
-  const r = build(crd('').replace('targets: [{url: "http://10.0.0.1:80"}]', 'targets: [{url: "https://10.0.0.1", mtlsConfig: {mtls: true, certs: [client], trustedCerts: [other/ca], loose: true}}]'));
-  assert.deepEqual(r.model.descriptors[0]?.targets[0]?.mtls, { certs: ['default/client'], trustedCerts: ['other/ca'], trustAll: false, loose: true, field: 'spec.targets[0].mtlsConfig' });
+  const r = build(
+    crd('').replace(
+      'targets: [{url: "http://10.0.0.1:80"}]',
+      'targets: [{url: "https://10.0.0.1", mtlsConfig: {mtls: true, certs: [client], trustedCerts: [other/ca], loose: true}}]',
+    ),
+  );
+  assert.deepEqual(r.model.descriptors[0]?.targets[0]?.mtls, {
+    certs: ['default/client'],
+    trustedCerts: ['other/ca'],
+    trustAll: false,
+    loose: true,
+    field: 'spec.targets[0].mtlsConfig',
+  });
 });
 
 test('TcpService and GlobalConfig reach the model', () => {
@@ -156,6 +192,15 @@ metadata: {name: g, namespace: default}
 spec: {maintenanceMode: true, trustXForwarded: false, ipFiltering: {blacklist: [1.2.3.4]}}
 `);
   assert.equal(r.model.tcpServices?.[0]?.tls, 'PassThrough');
-  assert.deepEqual(r.model.tcpServices?.[0]?.rules, [{ domain: 'a.example.com', targets: [{ host: 'a.internal', port: 1, tls: false }] }]);
-  assert.deepEqual(r.model.globalConfig && { m: r.model.globalConfig.maintenanceMode, p: r.model.globalConfig.trustedProxies, b: r.model.globalConfig.ipFiltering.blacklist }, { m: true, p: 0, b: ['1.2.3.4'] });
+  assert.deepEqual(r.model.tcpServices?.[0]?.rules, [
+    { domain: 'a.example.com', targets: [{ host: 'a.internal', port: 1, tls: false }] },
+  ]);
+  assert.deepEqual(
+    r.model.globalConfig && {
+      m: r.model.globalConfig.maintenanceMode,
+      p: r.model.globalConfig.trustedProxies,
+      b: r.model.globalConfig.ipFiltering.blacklist,
+    },
+    { m: true, p: 0, b: ['1.2.3.4'] },
+  );
 });

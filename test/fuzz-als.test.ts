@@ -21,27 +21,64 @@ import { params } from './helpers/fuzz.js';
 const Msg = lookupType('envoy.service.accesslog.v3.StreamAccessLogsMessage');
 const DESC = 'kubernetes-crd-import-default-greeter';
 
-const idArb = fc.oneof(fc.constantFrom(DESC, `${DESC}/0`, 'oxds~x~0', '', '/', 'unknown', 'demo-client'), fc.string({ maxLength: 30 }));
-const numArb = fc.oneof(fc.integer({ min: -1, max: 1000 }), fc.constantFrom(0, 2 ** 31 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER));
-const entryArb = fc.record({
-  commonProperties: fc.record({
-    routeName: idArb,
-    upstreamCluster: idArb,
-    duration: fc.record({ seconds: numArb, nanos: fc.integer({ min: 0, max: 999_999_999 }) }),
-    timeToLastUpstreamRxByte: fc.record({ seconds: numArb, nanos: fc.integer({ min: 0, max: 999_999_999 }) }),
-  }, { requiredKeys: [] }),
-  request: fc.record({ requestHeadersBytes: numArb, requestBodyBytes: numArb, requestHeaders: fc.dictionary(fc.constantFrom('otoroshi-client-id', 'x-api-key', 'authorization'), idArb) }, { requiredKeys: [] }),
-  response: fc.record({ responseCode: fc.record({ value: fc.integer({ min: 0, max: 1000 }) }), responseBodyBytes: numArb }, { requiredKeys: [] }),
-}, { requiredKeys: [] });
+const idArb = fc.oneof(
+  fc.constantFrom(DESC, `${DESC}/0`, 'oxds~x~0', '', '/', 'unknown', 'demo-client'),
+  fc.string({ maxLength: 30 }),
+);
+const numArb = fc.oneof(
+  fc.integer({ min: -1, max: 1000 }),
+  fc.constantFrom(0, 2 ** 31 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER),
+);
+const entryArb = fc.record(
+  {
+    commonProperties: fc.record(
+      {
+        routeName: idArb,
+        upstreamCluster: idArb,
+        duration: fc.record({ seconds: numArb, nanos: fc.integer({ min: 0, max: 999_999_999 }) }),
+        timeToLastUpstreamRxByte: fc.record({ seconds: numArb, nanos: fc.integer({ min: 0, max: 999_999_999 }) }),
+      },
+      { requiredKeys: [] },
+    ),
+    request: fc.record(
+      {
+        requestHeadersBytes: numArb,
+        requestBodyBytes: numArb,
+        requestHeaders: fc.dictionary(fc.constantFrom('otoroshi-client-id', 'x-api-key', 'authorization'), idArb),
+      },
+      { requiredKeys: [] },
+    ),
+    response: fc.record(
+      { responseCode: fc.record({ value: fc.integer({ min: 0, max: 1000 }) }), responseBodyBytes: numArb },
+      { requiredKeys: [] },
+    ),
+  },
+  { requiredKeys: [] },
+);
 const msgArb = fc.oneof(
-  { weight: 4, arbitrary: fc.array(entryArb, { maxLength: 5 }).map((logEntry) => Buffer.from(Msg.encode(Msg.fromObject({ httpLogs: { logEntry } })).finish())) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .array(entryArb, { maxLength: 5 })
+      .map((logEntry) => Buffer.from(Msg.encode(Msg.fromObject({ httpLogs: { logEntry } })).finish())),
+  },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 200 }).map((u) => Buffer.from(u)) },
 );
 
 test('fuzz ALS: hostile access logs never crash the server nor inflate metric cardinality', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-fuzz-als-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const r = resolveConfig({ config: 'examples', xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), metricsPerApikey: 'on' }, {});
+  const r = resolveConfig(
+    {
+      config: 'examples',
+      xdsPort: 0,
+      adminPort: 0,
+      authzPort: 0,
+      dataDir: path.join(dir, '.data'),
+      metricsPerApikey: 'on',
+    },
+    {},
+  );
   assert.ok(r.ok);
   const server = await startServer(r.value, makeLogger('silent'));
   t.after(() => server.stop());
@@ -70,7 +107,9 @@ test('fuzz ALS: hostile access logs never crash the server nor inflate metric ca
   assert.ok(statuses >= 400);
   const m = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
   const known = new Set([...server.authorizer.getPolicy().descriptorsById.keys(), 'unknown']);
-  const descriptors = new Set([...m.matchAll(/^oxds_http_[a-z_]+\{[^}]*descriptor="([^"]*)"/gm)].map((x) => x[1] ?? ''));
+  const descriptors = new Set(
+    [...m.matchAll(/^oxds_http_[a-z_]+\{[^}]*descriptor="([^"]*)"/gm)].map((x) => x[1] ?? ''),
+  );
   assert.ok(descriptors.size > 0, 'some access logs were counted');
   for (const d of descriptors) assert.ok(known.has(d), `descriptor label from outside the model: ${JSON.stringify(d)}`);
   const clients = new Set([...m.matchAll(/client_id="([^"]*)"/g)].map((x) => x[1] ?? ''));

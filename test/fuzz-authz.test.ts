@@ -74,8 +74,15 @@ const KEYS: Record<string, { secret: string; clientIdOnly: boolean }> = {
 };
 
 function policyAuthorizer(): Authorizer {
-  const c = compile(assembleView([{ relPath: 'p.yaml', ...parseYamlFile('p.yaml', POLICY_YAML, 0) }]), { secretSeed: 'x' }, {});
-  assert.deepEqual(c.errors.filter((e) => e.severity === 'error'), []);
+  const c = compile(
+    assembleView([{ relPath: 'p.yaml', ...parseYamlFile('p.yaml', POLICY_YAML, 0) }]),
+    { secretSeed: 'x' },
+    {},
+  );
+  assert.deepEqual(
+    c.errors.filter((e) => e.severity === 'error'),
+    [],
+  );
   const a = new Authorizer({ quota: new MemoryQuotaStore() });
   a.setPolicy(buildPolicy(c.model));
   return a;
@@ -129,8 +136,17 @@ function credentialPresent(input: CheckInput, clientId: string): boolean {
 
 function allowViolation(d: Decision, input: CheckInput): string | undefined {
   if (!d.allow) return undefined;
-  if (d.reason === 'public') return d.descriptorId === 'pub' && (normalizeRequestPath(input.path) ?? '').startsWith('/open/') ? undefined : `public allow on ${d.descriptorId} ${input.path}`;
-  if (d.reason === 'apikey' && d.clientId !== undefined && d.clientId !== 'koff' && credentialPresent(input, d.clientId)) return undefined;
+  if (d.reason === 'public')
+    return d.descriptorId === 'pub' && (normalizeRequestPath(input.path) ?? '').startsWith('/open/')
+      ? undefined
+      : `public allow on ${d.descriptorId} ${input.path}`;
+  if (
+    d.reason === 'apikey' &&
+    d.clientId !== undefined &&
+    d.clientId !== 'koff' &&
+    credentialPresent(input, d.clientId)
+  )
+    return undefined;
   return `allowed without a valid credential: ${JSON.stringify({ reason: d.reason, clientId: d.clientId, input })}`;
 }
 
@@ -138,7 +154,11 @@ const CheckResponse = lookupType('envoy.service.auth.v3.CheckResponse');
 
 /** The encoded answer must be a CheckResponse; allow ⇔ status 0 with an ok_response. */
 function responseViolation(buf: Buffer, d: Decision): string | undefined {
-  const r = CheckResponse.toObject(CheckResponse.decode(buf), { ...TO_OBJECT_OPTIONS, enums: Number }) as { status?: { code?: number }; okResponse?: unknown; deniedResponse?: unknown };
+  const r = CheckResponse.toObject(CheckResponse.decode(buf), { ...TO_OBJECT_OPTIONS, enums: Number }) as {
+    status?: { code?: number };
+    okResponse?: unknown;
+    deniedResponse?: unknown;
+  };
   const allowed = (r.status?.code ?? 0) === 0;
   if (allowed !== d.allow) return `encoded allow=${allowed} but decision allow=${d.allow}`;
   return undefined;
@@ -151,18 +171,47 @@ async function decideBytes(buf: Uint8Array): Promise<{ input?: CheckInput; d: De
   try {
     input = decodeCheckRequest(buf);
   } catch (err) {
-    if (!(err instanceof MalformedCheckRequest)) throw new Error(`decode threw a non-Malformed error: ${(err as Error).stack}`);
-    return { d: { allow: false, reason: 'bad_request', status: 400, message: 'Bad Request', code: 'errors.bad.request' } };
+    if (!(err instanceof MalformedCheckRequest))
+      throw new Error(`decode threw a non-Malformed error: ${(err as Error).stack}`);
+    return {
+      d: { allow: false, reason: 'bad_request', status: 400, message: 'Bad Request', code: 'errors.bad.request' },
+    };
   }
   return { input, d: await authorizer.check(input) };
 }
 
 // ----------------------------------------------------------------------------- generators
 
-const hostArb = fc.oneof(fc.constantFrom('api.example.com', 'pub.example.com', 'API.EXAMPLE.COM:443', 'api.example.com.', 'evil.com', '', 'api.example.com:99999'), fc.string({ maxLength: 20 }));
-const pathArb = fc.oneof(fc.constantFrom('/', '/x', '/open/a', '/open/../private', '//open/x', '/open', '%2Fopen/x', '/x?a=1', ''), fc.string({ maxLength: 30 }));
+const hostArb = fc.oneof(
+  fc.constantFrom(
+    'api.example.com',
+    'pub.example.com',
+    'API.EXAMPLE.COM:443',
+    'api.example.com.',
+    'evil.com',
+    '',
+    'api.example.com:99999',
+  ),
+  fc.string({ maxLength: 20 }),
+);
+const pathArb = fc.oneof(
+  fc.constantFrom('/', '/x', '/open/a', '/open/../private', '//open/x', '/open', '%2Fopen/x', '/x?a=1', ''),
+  fc.string({ maxLength: 30 }),
+);
 const credValue = fc.oneof(
-  fc.constantFrom('key1', 'key2', 'koff', 'secret-one-1234', 'secret-two-5678', 'secret-off-0000', 'wrong', '', ' key1', 'KEY1', 'key1\u0000'),
+  fc.constantFrom(
+    'key1',
+    'key2',
+    'koff',
+    'secret-one-1234',
+    'secret-two-5678',
+    'secret-off-0000',
+    'wrong',
+    '',
+    ' key1',
+    'KEY1',
+    'key1\u0000',
+  ),
   fc.constantFrom(
     `Basic ${Buffer.from('key1:secret-one-1234').toString('base64')}`,
     `Basic ${Buffer.from('key1:wrong').toString('base64')}`,
@@ -170,19 +219,40 @@ const credValue = fc.oneof(
     `Basic ${Buffer.from(':secret-one-1234').toString('base64')}`,
     `Basic ${Buffer.from('key1').toString('base64')}`,
     `Basic ${Buffer.from('koff:secret-off-0000').toString('base64')}`,
-    'Basic', 'Basic ', 'Basic !!!',
+    'Basic',
+    'Basic ',
+    'Basic !!!',
     `Bearer ${jwt({ alg: 'HS256', typ: 'JWT' }, { iss: 'key1' }, 'secret-one-1234')}`,
     `Bearer ${jwt({ alg: 'none', typ: 'JWT' }, { iss: 'key1' }, undefined)}`,
     `Bearer ${jwt({ alg: 'HS256' }, { iss: 'key1' }, 'wrong')}`,
     `Bearer ${jwt({ alg: 'HS256' }, { iss: 'key1', exp: 1 }, 'secret-one-1234')}`,
     `Bearer ${jwt({ alg: 'RS256' }, { iss: 'key1' }, 'secret-one-1234')}`,
     `Bearer ${jwt({ alg: 'HS256' }, { clientId: 'key2' }, '')}`,
-    'Bearer a.b.c', 'Bearer ...', 'Bearer ',
+    'Bearer a.b.c',
+    'Bearer ...',
+    'Bearer ',
   ),
   fc.string({ maxLength: 40 }),
 );
-const headerName = fc.constantFrom('otoroshi-client-id', 'otoroshi-client-secret', 'authorization', 'x-id', 'x-secret', 'x-api-key', 'otoroshi-authorization', 'otoroshi-token', 'cookie', 'x-forwarded-for', 'host');
-const queryArb = fc.array(fc.tuple(fc.constantFrom('clientId', 'apikey', 'basic_auth', 'bearer_auth', 'jwt', 'x', 'client_id'), credValue), { maxLength: 3 }).map((ps) => ps.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&'));
+const headerName = fc.constantFrom(
+  'otoroshi-client-id',
+  'otoroshi-client-secret',
+  'authorization',
+  'x-id',
+  'x-secret',
+  'x-api-key',
+  'otoroshi-authorization',
+  'otoroshi-token',
+  'cookie',
+  'x-forwarded-for',
+  'host',
+);
+const queryArb = fc
+  .array(
+    fc.tuple(fc.constantFrom('clientId', 'apikey', 'basic_auth', 'bearer_auth', 'jwt', 'x', 'client_id'), credValue),
+    { maxLength: 3 },
+  )
+  .map((ps) => ps.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&'));
 
 const structuredArb = fc.record({
   method: fc.constantFrom('GET', 'POST', 'DELETE', 'get', '', 'CONNECT', 'X'),
@@ -197,20 +267,44 @@ type Structured = typeof structuredArb extends fc.Arbitrary<infer T> ? T : never
 
 function encodeStructured(s: Structured): Buffer {
   const p = s.query ? `${s.path}?${s.query}` : s.path;
-  return checkRequest({ method: s.method, host: s.host, path: p, headerMap: s.headers, ext: s.descriptorId !== undefined ? { descriptor_id: s.descriptorId } : {} });
+  return checkRequest({
+    method: s.method,
+    host: s.host,
+    path: p,
+    headerMap: s.headers,
+    ext: s.descriptorId !== undefined ? { descriptor_id: s.descriptorId } : {},
+  });
 }
 
 const validRequests: Buffer[] = [
-  checkRequest({ host: 'api.example.com', path: '/x', headers: { 'x-id': 'key1', 'x-secret': 'secret-one-1234' }, ext: { descriptor_id: 'api' } }),
-  checkRequest({ host: 'pub.example.com', path: '/x', headers: { 'otoroshi-client-id': 'key1', 'otoroshi-client-secret': 'secret-one-1234' } }),
-  checkRequest({ host: 'api.example.com', path: '/x', headers: { authorization: `Basic ${Buffer.from('key1:secret-one-1234').toString('base64')}` } }),
+  checkRequest({
+    host: 'api.example.com',
+    path: '/x',
+    headers: { 'x-id': 'key1', 'x-secret': 'secret-one-1234' },
+    ext: { descriptor_id: 'api' },
+  }),
+  checkRequest({
+    host: 'pub.example.com',
+    path: '/x',
+    headers: { 'otoroshi-client-id': 'key1', 'otoroshi-client-secret': 'secret-one-1234' },
+  }),
+  checkRequest({
+    host: 'api.example.com',
+    path: '/x',
+    headers: { authorization: `Basic ${Buffer.from('key1:secret-one-1234').toString('base64')}` },
+  }),
   checkRequest({ host: 'api.example.com', path: '/x', headers: { 'x-id': 'key1', 'x-secret': 'secret-one-1234' } }),
   checkRequest({ host: 'api.example.com', path: '/x', headers: { 'x-api-key': 'key2' } }),
   checkRequest({ host: 'pub.example.com', path: '/open/x' }),
 ];
 
 const byteEdits = fc.array(
-  fc.record({ at: fc.nat(), op: fc.constantFrom('flip', 'set', 'insert', 'delete', 'truncate', 'dup'), byte: fc.integer({ min: 0, max: 255 }), len: fc.integer({ min: 1, max: 16 }) }),
+  fc.record({
+    at: fc.nat(),
+    op: fc.constantFrom('flip', 'set', 'insert', 'delete', 'truncate', 'dup'),
+    byte: fc.integer({ min: 0, max: 255 }),
+    len: fc.integer({ min: 1, max: 16 }),
+  }),
   { minLength: 1, maxLength: 6 },
 );
 
@@ -258,14 +352,19 @@ test('fuzz authz: random bytes are denied cleanly (decode + decide + encode)', a
 
 test('fuzz authz: mutated valid CheckRequests never allow without a valid credential', async () => {
   await fc.assert(
-    fc.asyncProperty(fc.nat({ max: validRequests.length - 1 }), byteEdits, (i, edits) => assertSafe(editBytes(validRequests[i] as Buffer, edits))),
+    fc.asyncProperty(fc.nat({ max: validRequests.length - 1 }), byteEdits, (i, edits) =>
+      assertSafe(editBytes(validRequests[i] as Buffer, edits)),
+    ),
     params(3000),
   );
 });
 
 test('fuzz authz: random structured CheckRequests never allow without a valid credential', async () => {
   allowsSeen.n = 0;
-  await fc.assert(fc.asyncProperty(structuredArb, (s) => assertSafe(encodeStructured(s))), params(3000));
+  await fc.assert(
+    fc.asyncProperty(structuredArb, (s) => assertSafe(encodeStructured(s))),
+    params(3000),
+  );
   assert.ok(allowsSeen.n > 0, 'the generator reaches allows (else the property is vacuous)');
 });
 
@@ -279,7 +378,10 @@ const onUnhandled = (): void => {
 };
 before(async () => {
   process.on('unhandledRejection', onUnhandled);
-  server = await startAuthzServer('127.0.0.1', 0, { check: (i) => authorizer.check(i), logger: pino({ level: 'silent' }) });
+  server = await startAuthzServer('127.0.0.1', 0, {
+    check: (i) => authorizer.check(i),
+    logger: pino({ level: 'silent' }),
+  });
   client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
 });
 after(async () => {
@@ -291,18 +393,28 @@ after(async () => {
 const id = (b: Buffer): Buffer => b;
 function rawCheck(body: Buffer): Promise<{ err?: grpc.ServiceError; res?: Buffer }> {
   return new Promise((resolve) => {
-    client.makeUnaryRequest(CHECK_PATH, id, id, body, { deadline: Date.now() + 5000 }, (err, res) => resolve(err ? { err } : { res: res! }));
+    client.makeUnaryRequest(CHECK_PATH, id, id, body, { deadline: Date.now() + 5000 }, (err, res) =>
+      resolve(err ? { err } : { res: res! }),
+    );
   });
 }
 
 test('fuzz authz over gRPC: random and mutated bytes get a CheckResponse deny, the server keeps serving', async () => {
   await fc.assert(
     fc.asyncProperty(
-      fc.oneof(fc.uint8Array({ maxLength: 400 }).map((u) => Buffer.from(u)), fc.tuple(fc.nat({ max: validRequests.length - 1 }), byteEdits).map(([i, e]) => editBytes(validRequests[i] as Buffer, e)), structuredArb.map(encodeStructured)),
+      fc.oneof(
+        fc.uint8Array({ maxLength: 400 }).map((u) => Buffer.from(u)),
+        fc
+          .tuple(fc.nat({ max: validRequests.length - 1 }), byteEdits)
+          .map(([i, e]) => editBytes(validRequests[i] as Buffer, e)),
+        structuredArb.map(encodeStructured),
+      ),
       async (body) => {
         const { err, res } = await rawCheck(body);
         if (err) throw new Error(`gRPC error instead of a CheckResponse: ${err.code} ${err.details}`);
-        const r = CheckResponse.toObject(CheckResponse.decode(res!), { ...TO_OBJECT_OPTIONS, enums: Number }) as { status?: { code?: number } };
+        const r = CheckResponse.toObject(CheckResponse.decode(res!), { ...TO_OBJECT_OPTIONS, enums: Number }) as {
+          status?: { code?: number };
+        };
         if ((r.status?.code ?? 0) === 0) {
           // An allow over the wire must be an allow the oracle accepts for the same bytes.
           const input = decodeCheckRequest(body);
@@ -316,7 +428,9 @@ test('fuzz authz over gRPC: random and mutated bytes get a CheckResponse deny, t
   );
   // still serving a valid request afterwards
   const { res } = await rawCheck(validRequests[0] as Buffer);
-  const r = CheckResponse.toObject(CheckResponse.decode(res!), { ...TO_OBJECT_OPTIONS, enums: Number }) as { status?: { code?: number } };
+  const r = CheckResponse.toObject(CheckResponse.decode(res!), { ...TO_OBJECT_OPTIONS, enums: Number }) as {
+    status?: { code?: number };
+  };
   assert.equal(r.status?.code ?? 0, 0);
   assert.equal(unhandled, 0, 'no unhandled rejection');
 });

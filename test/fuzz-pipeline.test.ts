@@ -19,20 +19,32 @@ import type { ConfigError } from '../src/model/types.js';
 import { editText, hostileValue, mutate, mutationArb, params, seedDocuments, textEditArb } from './helpers/fuzz.js';
 
 const SEEDS = seedDocuments();
-const OPTS = { listenAddress: '0.0.0.0', httpPort: 8080, httpsPort: 8443, authz: { address: '127.0.0.1', port: 18001, timeoutMs: 200, failureModeAllow: false } };
+const OPTS = {
+  listenAddress: '0.0.0.0',
+  httpPort: 8080,
+  httpsPort: 8443,
+  authz: { address: '127.0.0.1', port: 18001, timeoutMs: 200, failureModeAllow: false },
+};
 
 /** The properties every compile must satisfy; returns the violations (empty = fine). */
 function violations(c: Compiled): string[] {
   const out: string[] = [];
-  for (const [nodeType, compiled] of [['envoy', c.envoy], ['grpc', c.grpc]] as const) {
+  for (const [nodeType, compiled] of [
+    ['envoy', c.envoy],
+    ['grpc', c.grpc],
+  ] as const) {
     for (const kind of Object.keys(RESOURCE_SET_KEYS) as ResourceKind[]) {
       for (const obj of compiled.set[RESOURCE_SET_KEYS[kind]]) {
         const r = validateResource(TYPE_URLS[kind], obj);
-        if (!r.ok) out.push(`${nodeType} ${kind} published but invalid: ${r.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+        if (!r.ok)
+          out.push(
+            `${nodeType} ${kind} published but invalid: ${r.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+          );
       }
     }
     const snap = buildSnapshot(nodeType, 'v', compiled.set);
-    for (const p of checkConsistency(snap)) out.push(`${nodeType} snapshot inconsistent (the cache would refuse the whole config): ${p}`);
+    for (const p of checkConsistency(snap))
+      out.push(`${nodeType} snapshot inconsistent (the cache would refuse the whole config): ${p}`);
   }
   for (const e of c.errors) {
     if (!namesSomething(e)) out.push(`error without an object or file: ${JSON.stringify(e)}`);
@@ -41,7 +53,10 @@ function violations(c: Compiled): string[] {
 }
 
 function namesSomething(e: ConfigError): boolean {
-  return (typeof e.kind === 'string' && e.kind !== '' && typeof e.name === 'string' && e.name !== '') || (typeof e.file === 'string' && e.file !== '');
+  return (
+    (typeof e.kind === 'string' && e.kind !== '' && typeof e.name === 'string' && e.name !== '') ||
+    (typeof e.file === 'string' && e.file !== '')
+  );
 }
 
 function compileText(files: Array<[string, string]>): Compiled {
@@ -60,7 +75,8 @@ function check(files: Array<[string, string]>): void {
   if (v.length > 0) throw new Error(v.slice(0, 5).join('\n'));
 }
 
-const toYaml = (docs: unknown[]): string => docs.map((d) => YAML.stringify(d, { aliasDuplicateObjects: false })).join('---\n');
+const toYaml = (docs: unknown[]): string =>
+  docs.map((d) => YAML.stringify(d, { aliasDuplicateObjects: false })).join('---\n');
 
 const seedIndexes = fc.array(fc.nat({ max: SEEDS.length - 1 }), { minLength: 1, maxLength: 8 });
 
@@ -71,10 +87,14 @@ test('fuzz: the seed corpus itself compiles cleanly by the properties', () => {
 
 test('fuzz: structurally mutated CRDs never throw nor publish an invalid resource', () => {
   fc.assert(
-    fc.property(seedIndexes, fc.array(fc.array(mutationArb, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 8 }), (idx, muts) => {
-      const docs = idx.map((i, k) => mutate(SEEDS[i], muts[k % muts.length] ?? []));
-      check([['a.yaml', toYaml(docs)]]);
-    }),
+    fc.property(
+      seedIndexes,
+      fc.array(fc.array(mutationArb, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 8 }),
+      (idx, muts) => {
+        const docs = idx.map((i, k) => mutate(SEEDS[i], muts[k % muts.length] ?? []));
+        check([['a.yaml', toYaml(docs)]]);
+      },
+    ),
     params(600),
   );
 });
@@ -83,7 +103,10 @@ test('fuzz: mutated YAML text (half-written files, stray characters) never throw
   fc.assert(
     fc.property(seedIndexes, textEditArb, (idx, edits) => {
       const text = editText(toYaml(idx.map((i) => SEEDS[i])), edits);
-      check([['b.yaml', text], ['c.yaml', toYaml([SEEDS[0]])]]);
+      check([
+        ['b.yaml', text],
+        ['c.yaml', toYaml([SEEDS[0]])],
+      ]);
     }),
     params(800),
   );
@@ -91,11 +114,42 @@ test('fuzz: mutated YAML text (half-written files, stray characters) never throw
 
 const annotationKey = fc.oneof(
   fc.constantFrom(...[...ANNOTATIONS.keys()]),
-  fc.constantFrom('unknown', 'client-config.retries', 'force-https', 'targets-load-balancing', 'public-patterns', 'additional-headers'),
+  fc.constantFrom(
+    'unknown',
+    'client-config.retries',
+    'force-https',
+    'targets-load-balancing',
+    'public-patterns',
+    'additional-headers',
+  ),
   fc.string({ maxLength: 12 }),
 );
 const annotationValue = fc.oneof(
-  fc.constantFrom('true', 'false', '0', '-1', '3', '1e9', 'x', '', ' , ', 'a,b', '/.*', '(', '{"a":"b"}', 'a=b,c', 'a:b', 'RoundRobin', 'Random', 'IpAddressHash', 'BestResponseTime', 'WeightedBestResponseTime', '{"ratio":2}', 'team', '[]'),
+  fc.constantFrom(
+    'true',
+    'false',
+    '0',
+    '-1',
+    '3',
+    '1e9',
+    'x',
+    '',
+    ' , ',
+    'a,b',
+    '/.*',
+    '(',
+    '{"a":"b"}',
+    'a=b,c',
+    'a:b',
+    'RoundRobin',
+    'Random',
+    'IpAddressHash',
+    'BestResponseTime',
+    'WeightedBestResponseTime',
+    '{"ratio":2}',
+    'team',
+    '[]',
+  ),
   fc.string({ maxLength: 30 }),
 );
 
@@ -110,15 +164,33 @@ test('fuzz: random Ingress annotations never throw and every problem names the I
           {
             apiVersion: 'networking.k8s.io/v1',
             kind: 'Ingress',
-            metadata: { name: 'fz', namespace: 'default', annotations: { 'kubernetes.io/ingress.class': 'otoroshi', ...annotations } },
+            metadata: {
+              name: 'fz',
+              namespace: 'default',
+              annotations: { 'kubernetes.io/ingress.class': 'otoroshi', ...annotations },
+            },
             spec: {
               tls: [{ hosts: ['fz.oto.tools'], secretName: 'fz-tls' }],
-              rules: [{ host: 'fz.oto.tools', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'fz', port: { number: 80 } } } }] } }],
+              rules: [
+                {
+                  host: 'fz.oto.tools',
+                  http: {
+                    paths: [
+                      { path: '/', pathType: 'Prefix', backend: { service: { name: 'fz', port: { number: 80 } } } },
+                    ],
+                  },
+                },
+              ],
             },
           },
           muts,
         );
-        const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'fz', namespace: 'default' }, spec: { clusterIP: '10.0.0.9', ports: [{ name: 'http', port: 80 }] } };
+        const svc = {
+          apiVersion: 'v1',
+          kind: 'Service',
+          metadata: { name: 'fz', namespace: 'default' },
+          spec: { clusterIP: '10.0.0.9', ports: [{ name: 'http', port: 80 }] },
+        };
         check([['ing.yaml', toYaml([ingress, svc])]]);
       },
     ),
@@ -127,16 +199,64 @@ test('fuzz: random Ingress annotations never throw and every problem names the I
 });
 
 test('fuzz: random documents of known kinds with hostile specs never throw', () => {
-  const kinds = ['ServiceDescriptor', 'ServiceGroup', 'ApiKey', 'Certificate', 'JwtVerifier', 'GlobalConfig', 'TcpService', 'Ingress', 'Service', 'Endpoints', 'Secret', 'IngressClass', 'Apikey', 'Unknown'];
+  const kinds = [
+    'ServiceDescriptor',
+    'ServiceGroup',
+    'ApiKey',
+    'Certificate',
+    'JwtVerifier',
+    'GlobalConfig',
+    'TcpService',
+    'Ingress',
+    'Service',
+    'Endpoints',
+    'Secret',
+    'IngressClass',
+    'Apikey',
+    'Unknown',
+  ];
   fc.assert(
     fc.property(
       fc.array(
         fc.record({
           apiVersion: fc.constantFrom('proxy.otoroshi.io/v1alpha1', 'v1', 'networking.k8s.io/v1', 'x/y'),
           kind: fc.constantFrom(...kinds),
-          metadata: fc.record({ name: fc.oneof(fc.constantFrom('a', 'b', 'web'), fc.string({ minLength: 1, maxLength: 10 })), namespace: fc.constantFrom('default', 'other', '') }),
-          spec: fc.dictionary(fc.constantFrom('hosts', 'targets', 'paths', 'clientId', 'clientSecret', 'authorizedEntities', 'groups', 'enabled', 'chain', 'privateKey', 'domain', 'ports', 'rules', 'tls', 'strategy', 'algoSettings', 'source', 'publicPatterns', 'root', 'matchingRoot', 'redirection', 'clientConfig'), hostileValue, { maxKeys: 6 }),
-          data: fc.option(fc.dictionary(fc.constantFrom('tls.crt', 'tls.key', 'ca.crt'), fc.string({ maxLength: 20 })), { nil: undefined }),
+          metadata: fc.record({
+            name: fc.oneof(fc.constantFrom('a', 'b', 'web'), fc.string({ minLength: 1, maxLength: 10 })),
+            namespace: fc.constantFrom('default', 'other', ''),
+          }),
+          spec: fc.dictionary(
+            fc.constantFrom(
+              'hosts',
+              'targets',
+              'paths',
+              'clientId',
+              'clientSecret',
+              'authorizedEntities',
+              'groups',
+              'enabled',
+              'chain',
+              'privateKey',
+              'domain',
+              'ports',
+              'rules',
+              'tls',
+              'strategy',
+              'algoSettings',
+              'source',
+              'publicPatterns',
+              'root',
+              'matchingRoot',
+              'redirection',
+              'clientConfig',
+            ),
+            hostileValue,
+            { maxKeys: 6 },
+          ),
+          data: fc.option(
+            fc.dictionary(fc.constantFrom('tls.crt', 'tls.key', 'ca.crt'), fc.string({ maxLength: 20 })),
+            { nil: undefined },
+          ),
         }),
         { minLength: 1, maxLength: 6 },
       ),

@@ -43,9 +43,17 @@ function renderCase(name: string, text: string, opts: Partial<TranslateOptions> 
   const rejected: ConfigError[] = [];
   for (const node of ['envoy', 'grpc'] as const) {
     const compiled = validateSet(node, out[node], rejected);
-    assert.deepEqual(checkConsistency(buildSnapshot(node, 'v1', compiled.set)), [], `${name}: ${node} snapshot consistency`);
+    assert.deepEqual(
+      checkConsistency(buildSnapshot(node, 'v1', compiled.set)),
+      [],
+      `${name}: ${node} snapshot consistency`,
+    );
   }
-  assert.deepEqual(rejected.map((e) => e.message), [], `${name}: every resource passes validate.ts`);
+  assert.deepEqual(
+    rejected.map((e) => e.message),
+    [],
+    `${name}: every resource passes validate.ts`,
+  );
   const files = new Map<string, string>();
   for (const node of ['envoy', 'grpc'] as const) {
     for (const kind of SEND_ORDER) {
@@ -56,26 +64,40 @@ function renderCase(name: string, text: string, opts: Partial<TranslateOptions> 
   }
   if (out.grpcDomains.length > 0) files.set(`${name}.grpc.domains.yaml`, toYaml(out.grpcDomains));
   const modelErrors = built.statuses.flatMap((s) => s.errors.map((e) => ({ object: s.key, ...e })));
-  const errors = { ...(modelErrors.length > 0 ? { model: modelErrors } : {}), ...(out.errors.length > 0 ? { translate: out.errors } : {}) };
+  const errors = {
+    ...(modelErrors.length > 0 ? { model: modelErrors } : {}),
+    ...(out.errors.length > 0 ? { translate: out.errors } : {}),
+  };
   if (Object.keys(errors).length > 0) files.set(`${name}.errors.yaml`, toYaml(errors));
   return files;
 }
 
-const cases = fs.existsSync(IN) ? fs.readdirSync(IN).filter((f) => f.endsWith('.yaml')).sort() : [];
+const cases = fs.existsSync(IN)
+  ? fs
+      .readdirSync(IN)
+      .filter((f) => f.endsWith('.yaml'))
+      .sort()
+  : [];
 const produced = new Set<string>();
 
 for (const file of cases) {
   const name = file.replace(/\.yaml$/, '');
   test(`golden: ${name}`, () => {
     const files = renderCase(name, fs.readFileSync(path.join(IN, file), 'utf8'), optionsOf(name));
-    const expected = fs.existsSync(OUT) ? fs.readdirSync(OUT).filter((f) => f.startsWith(`${name}.`) && belongsTo(name, f)) : [];
+    const expected = fs.existsSync(OUT)
+      ? fs.readdirSync(OUT).filter((f) => f.startsWith(`${name}.`) && belongsTo(name, f))
+      : [];
     for (const f of files.keys()) produced.add(f);
     if (UPDATE) {
       fs.mkdirSync(OUT, { recursive: true });
       for (const [f, content] of files) fs.writeFileSync(path.join(OUT, f), content);
       return;
     }
-    assert.deepEqual([...files.keys()].sort(), expected.sort(), `${name}: set of golden files (UPDATE_GOLDEN=1 to rewrite)`);
+    assert.deepEqual(
+      [...files.keys()].sort(),
+      expected.sort(),
+      `${name}: set of golden files (UPDATE_GOLDEN=1 to rewrite)`,
+    );
     for (const [f, content] of files) {
       assert.equal(content, fs.readFileSync(path.join(OUT, f), 'utf8'), `${f} differs (UPDATE_GOLDEN=1 to rewrite)`);
     }

@@ -15,7 +15,17 @@ test('k8s config: defaults, env twins, validation', () => {
   assert.equal(d.value.leaseName, 'otoroshi-xds-leader');
   assert.equal(d.value.leaseDurationSeconds, 15);
   assert.deepEqual(modelSettingsFrom(d.value), { ingressClasses: ['otoroshi'], defaultGroup: 'default' });
-  const e = resolveConfig({}, { OXDS_SOURCE: 'kubernetes', OXDS_NAMESPACES: 'a, b', OXDS_LABEL_SELECTOR: 'x=y', OXDS_INGRESS_CLASSES: 'otoroshi,oto-*', OXDS_POD_NAME: 'p-1', OXDS_RESTART_DEPENDANT_DEPLOYMENTS: 'on' });
+  const e = resolveConfig(
+    {},
+    {
+      OXDS_SOURCE: 'kubernetes',
+      OXDS_NAMESPACES: 'a, b',
+      OXDS_LABEL_SELECTOR: 'x=y',
+      OXDS_INGRESS_CLASSES: 'otoroshi,oto-*',
+      OXDS_POD_NAME: 'p-1',
+      OXDS_RESTART_DEPENDANT_DEPLOYMENTS: 'on',
+    },
+  );
   assert.ok(e.ok);
   assert.equal(e.value.source, 'kubernetes');
   assert.deepEqual(splitList(e.value.namespaces), ['a', 'b']);
@@ -29,7 +39,21 @@ test('k8s config: defaults, env twins, validation', () => {
   assert.ok(!bad.ok);
   assert.equal(bad.errors.length, 3);
   assert.match(bad.errors.join('\n'), /--source: expected file\|kubernetes/);
-  for (const flag of ['source', 'kubeconfig', 'namespaces', 'label-selector', 'ingress-classes', 'default-group', 'lease-name', 'lease-namespace', 'lease-duration-seconds', 'pod-name', 'ingress-address', 'restart-dependant-deployments', 'templates']) {
+  for (const flag of [
+    'source',
+    'kubeconfig',
+    'namespaces',
+    'label-selector',
+    'ingress-classes',
+    'default-group',
+    'lease-name',
+    'lease-namespace',
+    'lease-duration-seconds',
+    'pod-name',
+    'ingress-address',
+    'restart-dependant-deployments',
+    'templates',
+  ]) {
     const o = OPTIONS.find((x) => x.flag === flag);
     assert.ok(o && o.env === `OXDS_${flag.toUpperCase().replace(/-/g, '_')}`, flag);
   }

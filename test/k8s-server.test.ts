@@ -69,43 +69,96 @@ test('k8s server: create → routed, update → pushed, EndpointSlice → EDS on
     // a Service-backed descriptor → an EDS cluster fed by the EndpointSlice
     api.apply(descriptor('svc-b', 'b.oto.tools', 'unused', { targets: { serviceName: 'backend', servicePort: 8080 } }));
     await eventually(() => /b\.oto\.tools/.test(routesText(s)), 10_000, 'svc-b routed');
-    const eds = await eventually(() => [...(s.cache.get('envoy')?.resources.endpoint.values() ?? [])].find((e) => JSON.stringify(e.object).includes('10.1.0.1')), 10_000, 'EDS with 10.1.0.1');
+    const eds = await eventually(
+      () =>
+        [...(s.cache.get('envoy')?.resources.endpoint.values() ?? [])].find((e) =>
+          JSON.stringify(e.object).includes('10.1.0.1'),
+        ),
+      10_000,
+      'EDS with 10.1.0.1',
+    );
     // update → pushed
     api.apply(descriptor('svc-a', 'a2.oto.tools', 'http://10.0.0.1:80'));
-    await eventually(() => /a2\.oto\.tools/.test(routesText(s)) && !/"a\.oto\.tools/.test(routesText(s)), 10_000, 'svc-a updated');
+    await eventually(
+      () => /a2\.oto\.tools/.test(routesText(s)) && !/"a\.oto\.tools/.test(routesText(s)),
+      10_000,
+      'svc-a updated',
+    );
     // EndpointSlice change → only the ClusterLoadAssignment changes
-    const before = { cluster: versions(s, 'cluster'), listener: versions(s, 'listener'), route: versions(s, 'route'), endpoint: versions(s, 'endpoint') };
+    const before = {
+      cluster: versions(s, 'cluster'),
+      listener: versions(s, 'listener'),
+      route: versions(s, 'route'),
+      endpoint: versions(s, 'endpoint'),
+    };
     api.apply(endpointSlice('backend', ['10.1.0.1', '10.1.0.2'], 8080));
-    await eventually(() => JSON.stringify(s.cache.get('envoy')?.resources.endpoint.get(eds.name)?.object ?? {}).includes('10.1.0.2'), 10_000, 'new endpoint');
+    await eventually(
+      () => JSON.stringify(s.cache.get('envoy')?.resources.endpoint.get(eds.name)?.object ?? {}).includes('10.1.0.2'),
+      10_000,
+      'new endpoint',
+    );
     assert.deepEqual(versions(s, 'cluster'), before.cluster);
     assert.deepEqual(versions(s, 'listener'), before.listener);
     assert.deepEqual(versions(s, 'route'), before.route);
     assert.notEqual(versions(s, 'endpoint')[eds.name], before.endpoint[eds.name]);
     // statuses: the leader marks both Accepted
-    await eventually(() => statusOf(api, 'ServiceDescriptor', 'svc-a')?.conditions?.[0]?.type === 'Accepted', 10_000, 'svc-a Accepted');
+    await eventually(
+      () => statusOf(api, 'ServiceDescriptor', 'svc-a')?.conditions?.[0]?.type === 'Accepted',
+      10_000,
+      'svc-a Accepted',
+    );
     // invalid CR → Invalid condition + Event; the others keep working
-    api.apply({ apiVersion: SD, kind: 'ServiceDescriptor', metadata: { name: 'bad', namespace: 'default' }, spec: { hosts: ['bad.oto.tools'], targets: [{ url: 'http://10.0.0.9:80', weight: -1 }] } });
-    const bad = await eventually(() => {
-      const st = statusOf(api, 'ServiceDescriptor', 'bad');
-      return st?.state === 'invalid' ? st : undefined;
-    }, 10_000, 'bad Invalid');
+    api.apply({
+      apiVersion: SD,
+      kind: 'ServiceDescriptor',
+      metadata: { name: 'bad', namespace: 'default' },
+      spec: { hosts: ['bad.oto.tools'], targets: [{ url: 'http://10.0.0.9:80', weight: -1 }] },
+    });
+    const bad = await eventually(
+      () => {
+        const st = statusOf(api, 'ServiceDescriptor', 'bad');
+        return st?.state === 'invalid' ? st : undefined;
+      },
+      10_000,
+      'bad Invalid',
+    );
     assert.equal(bad.conditions?.[0]?.type, 'Invalid');
     assert.equal(bad.conditions?.[0]?.reason, 'OxdsInvalidField');
     assert.match(bad.conditions?.[0]?.message ?? '', /spec\.targets\[0\]\.weight/);
-    await eventually(() => api.list('v1', 'Event', 'default').some((e) => (e['involvedObject'] as { name: string }).name === 'bad' && e['reason'] === 'OxdsInvalidField'), 10_000, 'Event');
+    await eventually(
+      () =>
+        api
+          .list('v1', 'Event', 'default')
+          .some((e) => (e['involvedObject'] as { name: string }).name === 'bad' && e['reason'] === 'OxdsInvalidField'),
+      10_000,
+      'Event',
+    );
     assert.match(routesText(s), /a2\.oto\.tools/);
     assert.match(routesText(s), /b\.oto\.tools/);
     assert.equal(statusOf(api, 'ServiceDescriptor', 'svc-b')?.state, 'valid');
     // fixing it flips the condition
-    api.apply({ apiVersion: SD, kind: 'ServiceDescriptor', metadata: { name: 'bad', namespace: 'default' }, spec: { hosts: ['bad.oto.tools'], targets: [{ url: 'http://10.0.0.9:80' }] } });
-    await eventually(() => statusOf(api, 'ServiceDescriptor', 'bad')?.conditions?.[0]?.type === 'Accepted', 10_000, 'bad fixed');
+    api.apply({
+      apiVersion: SD,
+      kind: 'ServiceDescriptor',
+      metadata: { name: 'bad', namespace: 'default' },
+      spec: { hosts: ['bad.oto.tools'], targets: [{ url: 'http://10.0.0.9:80' }] },
+    });
+    await eventually(
+      () => statusOf(api, 'ServiceDescriptor', 'bad')?.conditions?.[0]?.type === 'Accepted',
+      10_000,
+      'bad fixed',
+    );
     // status writes happen only on change: nothing more is written once settled
     await sleep(600);
     const writes = api.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/status')).length;
     api.apply(descriptor('svc-c', 'c.oto.tools', 'http://10.0.0.3:80'));
     await eventually(() => statusOf(api, 'ServiceDescriptor', 'svc-c')?.state === 'valid', 10_000, 'svc-c status');
     await sleep(600);
-    assert.equal(api.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/status')).length, writes + 1, 'one status write for one new object');
+    assert.equal(
+      api.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/status')).length,
+      writes + 1,
+      'one status write for one new object',
+    );
     // delete → removed
     api.remove(SD, 'ServiceDescriptor', 'default', 'svc-b');
     await eventually(() => !/b\.oto\.tools/.test(routesText(s)), 10_000, 'svc-b removed');
@@ -143,15 +196,26 @@ test('k8s server: two replicas → one leader writes; it stops → the other tak
   const b = await serve(api, { podName: 'replica-b' });
   let bStopped = false;
   try {
-    const lease = () => api.get('coordination.k8s.io/v1', 'Lease', 'default', 'otoroshi-xds-leader')?.['spec'] as { holderIdentity?: string; leaseTransitions?: number } | undefined;
+    const lease = () =>
+      api.get('coordination.k8s.io/v1', 'Lease', 'default', 'otoroshi-xds-leader')?.['spec'] as
+        { holderIdentity?: string; leaseTransitions?: number } | undefined;
     const first = await eventually(() => lease()?.holderIdentity || undefined, 10_000, 'a leader');
     assert.ok(first === 'replica-a' || first === 'replica-b');
     // both serve the same routes
     assert.match(routesText(a), /a\.oto\.tools/);
     assert.match(routesText(b), /a\.oto\.tools/);
     // events and statuses come from the leader only
-    api.apply({ apiVersion: SD, kind: 'ServiceDescriptor', metadata: { name: 'bad', namespace: 'default' }, spec: { hosts: ['bad.oto.tools'] } });
-    await eventually(() => api.list('v1', 'Event', 'default').some((e) => (e['involvedObject'] as { name: string }).name === 'bad'), 10_000, 'Event');
+    api.apply({
+      apiVersion: SD,
+      kind: 'ServiceDescriptor',
+      metadata: { name: 'bad', namespace: 'default' },
+      spec: { hosts: ['bad.oto.tools'] },
+    });
+    await eventually(
+      () => api.list('v1', 'Event', 'default').some((e) => (e['involvedObject'] as { name: string }).name === 'bad'),
+      10_000,
+      'Event',
+    );
     await sleep(500);
     const reporters = new Set(api.list('v1', 'Event', 'default').map((e) => e['reportingInstance']));
     assert.deepEqual([...reporters], [first]);
@@ -159,14 +223,27 @@ test('k8s server: two replicas → one leader writes; it stops → the other tak
     const [leader, other] = first === 'replica-a' ? [a, b] : [b, a];
     if (leader === b) bStopped = true;
     await leader.stop();
-    const second = await eventually(() => {
-      const h = lease()?.holderIdentity;
-      return h && h !== first ? h : undefined;
-    }, 10_000, 'failover');
+    const second = await eventually(
+      () => {
+        const h = lease()?.holderIdentity;
+        return h && h !== first ? h : undefined;
+      },
+      10_000,
+      'failover',
+    );
     assert.notEqual(second, first);
     // the new leader writes: a new invalid object gets its status
-    api.apply({ apiVersion: SD, kind: 'ServiceDescriptor', metadata: { name: 'bad2', namespace: 'default' }, spec: { hosts: ['bad2.oto.tools'] } });
-    await eventually(() => statusOf(api, 'ServiceDescriptor', 'bad2')?.state === 'invalid', 10_000, 'status by the new leader');
+    api.apply({
+      apiVersion: SD,
+      kind: 'ServiceDescriptor',
+      metadata: { name: 'bad2', namespace: 'default' },
+      spec: { hosts: ['bad2.oto.tools'] },
+    });
+    await eventually(
+      () => statusOf(api, 'ServiceDescriptor', 'bad2')?.state === 'invalid',
+      10_000,
+      'status by the new leader',
+    );
     if (other === a) await a.stop();
     else await b.stop();
   } finally {
@@ -182,18 +259,49 @@ test('k8s server: ApiKey exportSecret → secret written; only our secrets are d
     apiVersion: SD,
     kind: 'ApiKey',
     metadata: { name: 'key1', namespace: 'default' },
-    spec: { clientId: 'cid1', clientSecret: 'csecret1', authorizedEntities: [], exportSecret: true, secretName: 'key1-secret' },
+    spec: {
+      clientId: 'cid1',
+      clientSecret: 'csecret1',
+      authorizedEntities: [],
+      exportSecret: true,
+      secretName: 'key1-secret',
+    },
   });
   // an orphan of ours (from a deleted CR) and a user's secret with our annotation but no label
-  api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'orphan', namespace: 'default', labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds' }, annotations: { 'otoroshi.io/kind': 'crd/apikey' } }, type: 'otoroshi.io/apikey-secret', data: {} });
-  api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: 'default', annotations: { 'otoroshi.io/id': 'x' } }, type: 'Opaque', data: {} });
+  api.apply({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: 'orphan',
+      namespace: 'default',
+      labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds' },
+      annotations: { 'otoroshi.io/kind': 'crd/apikey' },
+    },
+    type: 'otoroshi.io/apikey-secret',
+    data: {},
+  });
+  api.apply({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'users', namespace: 'default', annotations: { 'otoroshi.io/id': 'x' } },
+    type: 'Opaque',
+    data: {},
+  });
   const s = await serve(api);
   try {
     const sec = await eventually(() => api.get('v1', 'Secret', 'default', 'key1-secret'), 10_000, 'exported secret');
     assert.equal(sec['type'], 'otoroshi.io/apikey-secret');
-    const data = Object.fromEntries(Object.entries(sec['data'] as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+    const data = Object.fromEntries(
+      Object.entries(sec['data'] as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+    );
     const basic = Buffer.from('cid1:csecret1').toString('base64');
-    assert.deepEqual(data, { clientId: 'cid1', clientSecret: 'csecret1', userPwd: 'cid1:csecret1', basicAuth: basic, basicAuthHeader: `Basic ${basic}` });
+    assert.deepEqual(data, {
+      clientId: 'cid1',
+      clientSecret: 'csecret1',
+      userPwd: 'cid1:csecret1',
+      basicAuth: basic,
+      basicAuthHeader: `Basic ${basic}`,
+    });
     assert.equal(sec.metadata.labels?.['app.kubernetes.io/managed-by'], 'otoroshi-xds');
     const owners = sec.metadata['ownerReferences'] as Array<{ kind: string; name: string; uid: string }>;
     assert.equal(owners[0]?.kind, 'ApiKey');
@@ -201,10 +309,33 @@ test('k8s server: ApiKey exportSecret → secret written; only our secrets are d
     await eventually(() => api.get('v1', 'Secret', 'default', 'orphan') === undefined, 10_000, 'orphan deleted');
     assert.ok(api.get('v1', 'Secret', 'default', 'users'), 'a secret that is not ours survives');
     // the secret follows the key
-    api.apply({ apiVersion: SD, kind: 'ApiKey', metadata: { name: 'key1', namespace: 'default' }, spec: { clientId: 'cid1', clientSecret: 'csecret2', authorizedEntities: [], exportSecret: true, secretName: 'key1-secret' } });
-    await eventually(() => Buffer.from((api.get('v1', 'Secret', 'default', 'key1-secret')?.['data'] as Record<string, string>)['clientSecret'] ?? '', 'base64').toString() === 'csecret2', 10_000, 'updated secret');
+    api.apply({
+      apiVersion: SD,
+      kind: 'ApiKey',
+      metadata: { name: 'key1', namespace: 'default' },
+      spec: {
+        clientId: 'cid1',
+        clientSecret: 'csecret2',
+        authorizedEntities: [],
+        exportSecret: true,
+        secretName: 'key1-secret',
+      },
+    });
+    await eventually(
+      () =>
+        Buffer.from(
+          (api.get('v1', 'Secret', 'default', 'key1-secret')?.['data'] as Record<string, string>)['clientSecret'] ?? '',
+          'base64',
+        ).toString() === 'csecret2',
+      10_000,
+      'updated secret',
+    );
     api.remove(SD, 'ApiKey', 'default', 'key1');
-    await eventually(() => api.get('v1', 'Secret', 'default', 'key1-secret') === undefined, 10_000, 'secret deleted with its key');
+    await eventually(
+      () => api.get('v1', 'Secret', 'default', 'key1-secret') === undefined,
+      10_000,
+      'secret deleted with its key',
+    );
     assert.ok(api.get('v1', 'Secret', 'default', 'users'));
   } finally {
     await s.stop();
@@ -214,14 +345,29 @@ test('k8s server: ApiKey exportSecret → secret written; only our secrets are d
 
 test('k8s server: Ingress + IngressClass → routed, status.loadBalancer written; a relist without news pushes nothing', async () => {
   const api = await startFake({ bookmarkMs: 200 });
-  api.apply({ apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'otoroshi' }, spec: { controller: 'otoroshi.io/ingress-controller' } });
+  api.apply({
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'IngressClass',
+    metadata: { name: 'otoroshi' },
+    spec: { controller: 'otoroshi.io/ingress-controller' },
+  });
   api.apply(service('web', 8080));
   api.apply(endpointSlice('web', ['10.2.0.1'], 8080));
   const ingress = (host: string, cls: string) => ({
     apiVersion: 'networking.k8s.io/v1',
     kind: 'Ingress',
     metadata: { name: 'web', namespace: 'default' },
-    spec: { ingressClassName: cls, rules: [{ host, http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 8080 } } } }] } }] },
+    spec: {
+      ingressClassName: cls,
+      rules: [
+        {
+          host,
+          http: {
+            paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 8080 } } } }],
+          },
+        },
+      ],
+    },
   });
   api.apply(ingress('web.oto.tools', 'otoroshi'));
   // an Ingress of another controller: never routed, its status never touched
@@ -229,13 +375,33 @@ test('k8s server: Ingress + IngressClass → routed, status.loadBalancer written
   const s = await serve(api, { ingressAddress: '192.0.2.10' });
   try {
     assert.match(routesText(s), /web\.oto\.tools/);
-    await eventually(() => JSON.stringify(api.get('networking.k8s.io/v1', 'Ingress', 'default', 'web')?.['status'] ?? {}) === JSON.stringify({ loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } }), 10_000, 'ingress status');
+    await eventually(
+      () =>
+        JSON.stringify(api.get('networking.k8s.io/v1', 'Ingress', 'default', 'web')?.['status'] ?? {}) ===
+        JSON.stringify({ loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } }),
+      10_000,
+      'ingress status',
+    );
     assert.doesNotMatch(routesText(s), /other\.oto\.tools/);
     assert.equal(api.get('networking.k8s.io/v1', 'Ingress', 'default', 'other')?.['status'], undefined);
     // a bad annotation makes that Ingress invalid: a Warning Event names it
     const bad = ingress('bad.oto.tools', 'otoroshi');
-    api.apply({ ...bad, metadata: { name: 'bad', namespace: 'default', annotations: { 'otoroshi.ingress.kubernetes.io/forceHttps': 'maybe' } } });
-    const ev = await eventually(() => api.list('v1', 'Event', 'default').find((e) => (e['involvedObject'] as { kind: string; name: string }).name === 'bad'), 10_000, 'Ingress Event');
+    api.apply({
+      ...bad,
+      metadata: {
+        name: 'bad',
+        namespace: 'default',
+        annotations: { 'otoroshi.ingress.kubernetes.io/forceHttps': 'maybe' },
+      },
+    });
+    const ev = await eventually(
+      () =>
+        api
+          .list('v1', 'Event', 'default')
+          .find((e) => (e['involvedObject'] as { kind: string; name: string }).name === 'bad'),
+      10_000,
+      'Ingress Event',
+    );
     assert.equal((ev['involvedObject'] as { kind: string }).kind, 'Ingress');
     assert.equal(ev['reason'], 'OxdsInvalidAnnotation');
     assert.equal(ev['type'], 'Warning');
@@ -251,7 +417,11 @@ test('k8s server: Ingress + IngressClass → routed, status.loadBalancer written
     const lists = api.requests.filter((r) => r.method === 'GET' && !r.watch).length;
     api.expireHistory();
     api.dropWatches();
-    await eventually(() => api.requests.filter((r) => r.method === 'GET' && !r.watch).length >= lists + 15, 10_000, 'relists');
+    await eventually(
+      () => api.requests.filter((r) => r.method === 'GET' && !r.watch).length >= lists + 15,
+      10_000,
+      'relists',
+    );
     await sleep(500);
     assert.equal(s.cache.get('envoy')!.version, v, 'no push after a relist that found nothing new');
   } finally {

@@ -7,12 +7,23 @@ import { descriptor, endpointSlice, eventually, kubeConfigFor, service, sleep, s
 import type { FakeApiServer } from './helpers/fake-apiserver.js';
 
 function keys(src: KubeSource): string[] {
-  return src.view().objects.map((o) => o.key).sort();
+  return src
+    .view()
+    .objects.map((o) => o.key)
+    .sort();
 }
 
-async function setup(opts: { labelSelector?: string; namespaces?: string[] } = {}): Promise<{ api: FakeApiServer; src: KubeSource; changes: () => number; stop: () => Promise<void> }> {
+async function setup(
+  opts: { labelSelector?: string; namespaces?: string[] } = {},
+): Promise<{ api: FakeApiServer; src: KubeSource; changes: () => number; stop: () => Promise<void> }> {
   const api = await startFake({ bookmarkMs: 50 });
-  const src = new KubeSource({ kubeConfig: kubeConfigFor(api), backoffInitialMs: 50, backoffMaxMs: 200, initialSyncTimeoutMs: 5000, ...opts });
+  const src = new KubeSource({
+    kubeConfig: kubeConfigFor(api),
+    backoffInitialMs: 50,
+    backoffMaxMs: 200,
+    initialSyncTimeoutMs: 5000,
+    ...opts,
+  });
   let n = 0;
   src.on('change', () => n++);
   return {
@@ -40,14 +51,25 @@ test('k8s source: initial list, then create / update / delete through the watch'
     api.apply(descriptor('b', 'b.oto.tools', 'http://10.0.0.2:80'));
     await eventually(() => keys(src).includes('ServiceDescriptor/default/b'));
     api.apply(descriptor('b', 'b2.oto.tools', 'http://10.0.0.2:80'));
-    await eventually(() => (src.view().objects.find((o) => o.key === 'ServiceDescriptor/default/b')?.object.spec as { hosts: string[] }).hosts[0] === 'b2.oto.tools');
+    await eventually(
+      () =>
+        (src.view().objects.find((o) => o.key === 'ServiceDescriptor/default/b')?.object.spec as { hosts: string[] })
+          .hosts[0] === 'b2.oto.tools',
+    );
     api.remove('proxy.otoroshi.io/v1alpha1', 'ServiceDescriptor', 'default', 'a');
     await eventually(() => !keys(src).includes('ServiceDescriptor/default/a'));
     // every watch asked for bookmarks and a server-side timeout
     const watches = api.requests.filter((r) => r.watch);
-    assert.ok(watches.length > 0 && watches.every((r) => r.query.includes('allowWatchBookmarks=true') && r.query.includes('timeoutSeconds=')));
+    assert.ok(
+      watches.length > 0 &&
+        watches.every((r) => r.query.includes('allowWatchBookmarks=true') && r.query.includes('timeoutSeconds=')),
+    );
     // TLS secrets only, server-side
-    assert.ok(api.requests.some((r) => r.path === '/api/v1/secrets' && r.query.includes('fieldSelector=type%3Dkubernetes.io%2Ftls')));
+    assert.ok(
+      api.requests.some(
+        (r) => r.path === '/api/v1/secrets' && r.query.includes('fieldSelector=type%3Dkubernetes.io%2Ftls'),
+      ),
+    );
   } finally {
     await stop();
   }
@@ -73,17 +95,26 @@ test('k8s source: a status-only write emits no change', async () => {
     await src.start();
     const before = changes();
     const cur = api.get('proxy.otoroshi.io/v1alpha1', 'ServiceDescriptor', 'default', 'a')!;
-    const res = await fetch(`${api.url}/apis/proxy.otoroshi.io/v1alpha1/namespaces/default/service-descriptors/a/status`, {
-      method: 'PATCH',
-      headers: { authorization: 'Bearer fake-token', 'content-type': 'application/merge-patch+json' },
-      body: JSON.stringify({ status: { state: 'valid' } }),
-    });
+    const res = await fetch(
+      `${api.url}/apis/proxy.otoroshi.io/v1alpha1/namespaces/default/service-descriptors/a/status`,
+      {
+        method: 'PATCH',
+        headers: { authorization: 'Bearer fake-token', 'content-type': 'application/merge-patch+json' },
+        body: JSON.stringify({ status: { state: 'valid' } }),
+      },
+    );
     assert.equal(res.status, 200);
     // the informer sees the new resourceVersion…
-    await eventually(() => (src.view().objects[0]?.object['status'] as { state?: string } | undefined)?.state === 'valid');
+    await eventually(
+      () => (src.view().objects[0]?.object['status'] as { state?: string } | undefined)?.state === 'valid',
+    );
     // …but nothing the model reads changed: no 'change'
     assert.equal(changes(), before);
-    assert.equal(api.get('proxy.otoroshi.io/v1alpha1', 'ServiceDescriptor', 'default', 'a')!.metadata.resourceVersion !== cur.metadata.resourceVersion, true);
+    assert.equal(
+      api.get('proxy.otoroshi.io/v1alpha1', 'ServiceDescriptor', 'default', 'a')!.metadata.resourceVersion !==
+        cur.metadata.resourceVersion,
+      true,
+    );
   } finally {
     await stop();
   }
@@ -100,7 +131,11 @@ test('k8s source: a dropped watch resumes from its resourceVersion and loses not
     api.apply(descriptor('b', 'b.oto.tools', 'http://10.0.0.2:80'));
     api.remove('proxy.otoroshi.io/v1alpha1', 'ServiceDescriptor', 'default', 'a');
     api.apply(endpointSlice('svc', ['10.1.0.1'], 8080));
-    await eventually(() => keys(src).join() === ['EndpointSlice/default/svc-abc', 'ServiceDescriptor/default/b'].join(), 10_000, 'resumed view');
+    await eventually(
+      () => keys(src).join() === ['EndpointSlice/default/svc-abc', 'ServiceDescriptor/default/b'].join(),
+      10_000,
+      'resumed view',
+    );
     // resumed, not relisted
     assert.equal(api.requests.filter((r) => !r.watch && r.method === 'GET').length, lists);
     const resumed = api.requests.filter((r) => r.watch && r.path.endsWith('/service-descriptors')).at(-1)!;
@@ -116,13 +151,21 @@ test('k8s source: 410 Gone on resume → relist; objects deleted meanwhile are r
     api.apply(descriptor('a', 'a.oto.tools', 'http://10.0.0.1:80'));
     api.apply(descriptor('c', 'c.oto.tools', 'http://10.0.0.3:80'));
     await src.start();
-    const lists = () => api.requests.filter((r) => !r.watch && r.method === 'GET' && r.path.endsWith('/service-descriptors')).length;
+    const lists = () =>
+      api.requests.filter((r) => !r.watch && r.method === 'GET' && r.path.endsWith('/service-descriptors')).length;
     const before = lists();
     api.dropWatches();
     api.apply(descriptor('b', 'b.oto.tools', 'http://10.0.0.2:80'));
     api.remove('proxy.otoroshi.io/v1alpha1', 'ServiceDescriptor', 'default', 'a');
     api.expireHistory(); // the history of those two changes is gone: a resume must get 410
-    await eventually(() => keys(src).filter((k) => k.startsWith('ServiceDescriptor')).join() === 'ServiceDescriptor/default/b,ServiceDescriptor/default/c', 10_000, 'relisted view');
+    await eventually(
+      () =>
+        keys(src)
+          .filter((k) => k.startsWith('ServiceDescriptor'))
+          .join() === 'ServiceDescriptor/default/b,ServiceDescriptor/default/c',
+      10_000,
+      'relisted view',
+    );
     assert.ok(lists() > before, 'relisted');
   } finally {
     await stop();
@@ -173,20 +216,27 @@ test('k8s source: bookmarks move the resume point past changes of other resource
   try {
     api.apply(descriptor('a', 'a.oto.tools', 'http://10.0.0.1:80'));
     await src.start();
-    const rvA = Number(api.get('proxy.otoroshi.io/v1alpha1', 'ServiceDescriptor', 'default', 'a')!.metadata.resourceVersion);
+    const rvA = Number(
+      api.get('proxy.otoroshi.io/v1alpha1', 'ServiceDescriptor', 'default', 'a')!.metadata.resourceVersion,
+    );
     for (let i = 0; i < 5; i++) api.apply(service(`s${i}`, 80 + i)); // the global resourceVersion moves on
     const resumeRv = (): number => {
       const w = api.requests.filter((r) => r.watch && r.path.endsWith('/service-descriptors')).at(-1);
       return Number(new URLSearchParams(w?.query ?? '').get('resourceVersion') ?? 0);
     };
-    const sdLists = (): number => api.requests.filter((r) => r.path.endsWith('/service-descriptors') && !r.watch).length;
+    const sdLists = (): number =>
+      api.requests.filter((r) => r.path.endsWith('/service-descriptors') && !r.watch).length;
     const listsBefore = sdLists();
     // drop the watches until a resume starts from a bookmark's version (newer than any descriptor)
-    await eventually(async () => {
-      api.dropWatches();
-      await sleep(100);
-      return resumeRv() > rvA;
-    }, 10_000, 'resume from a bookmark');
+    await eventually(
+      async () => {
+        api.dropWatches();
+        await sleep(100);
+        return resumeRv() > rvA;
+      },
+      10_000,
+      'resume from a bookmark',
+    );
     assert.equal(sdLists(), listsBefore, 'resumed, never relisted');
   } finally {
     await stop();
@@ -195,16 +245,28 @@ test('k8s source: bookmarks move the resume point past changes of other resource
 
 test('k8s source: templates are merged under each CR spec (the spec wins)', async () => {
   const { deepMerge, applyTemplate } = await import('../src/k8s/templates.js');
-  assert.deepEqual(deepMerge({ a: 1, b: { c: 1, d: [1] } }, { b: { d: [2] }, e: 3 }), { a: 1, b: { c: 1, d: [2] }, e: 3 });
+  assert.deepEqual(deepMerge({ a: 1, b: { c: 1, d: [1] } }, { b: { d: [2] }, e: 3 }), {
+    a: 1,
+    b: { c: 1, d: [2] },
+    e: 3,
+  });
   const api = await startFake({ bookmarkMs: 50 });
   const src = new KubeSource({
     kubeConfig: kubeConfigFor(api),
     // both spellings: Otoroshi's code reads `service-descriptor`, its default config writes `apikeys`
-    templates: { 'service-descriptor': { forceHttps: true, clientConfig: { retries: 3 }, hosts: ['template.oto.tools'] }, apikeys: { throttlingQuota: 7 } },
+    templates: {
+      'service-descriptor': { forceHttps: true, clientConfig: { retries: 3 }, hosts: ['template.oto.tools'] },
+      apikeys: { throttlingQuota: 7 },
+    },
   });
   try {
     api.apply(descriptor('a', 'a.oto.tools', 'http://10.0.0.1:80', { clientConfig: { callTimeout: 1000 } }));
-    api.apply({ apiVersion: 'proxy.otoroshi.io/v1alpha1', kind: 'ApiKey', metadata: { name: 'k', namespace: 'default' }, spec: { clientId: 'c' } });
+    api.apply({
+      apiVersion: 'proxy.otoroshi.io/v1alpha1',
+      kind: 'ApiKey',
+      metadata: { name: 'k', namespace: 'default' },
+      spec: { clientId: 'c' },
+    });
     await src.start();
     const spec = (key: string) => src.view().objects.find((o) => o.key === key)?.object.spec as Record<string, unknown>;
     const sd = spec('ServiceDescriptor/default/a');
@@ -213,8 +275,18 @@ test('k8s source: templates are merged under each CR spec (the spec wins)', asyn
     assert.deepEqual(sd['clientConfig'], { retries: 3, callTimeout: 1000 }, 'deep merge');
     assert.equal(spec('ApiKey/default/k')['throttlingQuota'], 7);
     // the stored object on the API server is untouched
-    assert.equal((api.get('proxy.otoroshi.io/v1alpha1', 'ApiKey', 'default', 'k')!['spec'] as Record<string, unknown>)['throttlingQuota'], undefined);
-    assert.equal(applyTemplate({ apiVersion: 'v1', kind: 'Service', metadata: { name: 's' } }, { 'service-descriptor': { x: 1 } })['spec'], undefined);
+    assert.equal(
+      (api.get('proxy.otoroshi.io/v1alpha1', 'ApiKey', 'default', 'k')!['spec'] as Record<string, unknown>)[
+        'throttlingQuota'
+      ],
+      undefined,
+    );
+    assert.equal(
+      applyTemplate({ apiVersion: 'v1', kind: 'Service', metadata: { name: 's' } }, { 'service-descriptor': { x: 1 } })[
+        'spec'
+      ],
+      undefined,
+    );
   } finally {
     src.stop();
     await api.close();
@@ -225,17 +297,44 @@ test('k8s source: otoroshi.io/apikey-secret Secrets are read (server-side select
   const { api, src, stop } = await setup();
   try {
     const b64 = (s: string): string => Buffer.from(s).toString('base64');
-    api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds', namespace: 'default' }, type: 'otoroshi.io/apikey-secret', data: { clientId: b64('cluster-id'), clientSecret: b64('cluster-secret') } });
-    api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'other', namespace: 'default' }, type: 'Opaque', data: { x: b64('y') } });
-    api.apply({ apiVersion: 'proxy.otoroshi.io/v1alpha1', kind: 'ApiKey', metadata: { name: 'k', namespace: 'default' }, spec: { secretName: 'creds', authorizedEntities: ['group_default'] } });
+    api.apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'creds', namespace: 'default' },
+      type: 'otoroshi.io/apikey-secret',
+      data: { clientId: b64('cluster-id'), clientSecret: b64('cluster-secret') },
+    });
+    api.apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'other', namespace: 'default' },
+      type: 'Opaque',
+      data: { x: b64('y') },
+    });
+    api.apply({
+      apiVersion: 'proxy.otoroshi.io/v1alpha1',
+      kind: 'ApiKey',
+      metadata: { name: 'k', namespace: 'default' },
+      spec: { secretName: 'creds', authorizedEntities: ['group_default'] },
+    });
     await src.start();
     assert.deepEqual(keys(src), ['ApiKey/default/k', 'Secret/default/creds']);
-    assert.ok(api.requests.some((r) => r.path === '/api/v1/secrets' && r.query.includes('fieldSelector=type%3Dotoroshi.io%2Fapikey-secret')));
+    assert.ok(
+      api.requests.some(
+        (r) => r.path === '/api/v1/secrets' && r.query.includes('fieldSelector=type%3Dotoroshi.io%2Fapikey-secret'),
+      ),
+    );
     const key = buildModel(src.view()).model.apikeys[0];
     assert.equal(key?.clientId, 'cluster-id');
     assert.equal(key?.clientSecret, 'cluster-secret');
     // a rotated Secret is followed
-    api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds', namespace: 'default' }, type: 'otoroshi.io/apikey-secret', data: { clientId: b64('cluster-id'), clientSecret: b64('rotated') } });
+    api.apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'creds', namespace: 'default' },
+      type: 'otoroshi.io/apikey-secret',
+      data: { clientId: b64('cluster-id'), clientSecret: b64('rotated') },
+    });
     await eventually(() => buildModel(src.view()).model.apikeys[0]?.clientSecret === 'rotated');
   } finally {
     await stop();

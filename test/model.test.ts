@@ -69,7 +69,9 @@ test('examples/ builds with zero errors and zero warnings', async () => {
 });
 
 test('defaults: CRD descriptor vs Ingress descriptor', () => {
-  const r = build(SD('crd', '  hosts: [crd.oto.tools]\n  targets: [{url: "http://127.0.0.1:8080"}]') + SERVICE + ING('ing'));
+  const r = build(
+    SD('crd', '  hosts: [crd.oto.tools]\n  targets: [{url: "http://127.0.0.1:8080"}]') + SERVICE + ING('ing'),
+  );
   const c = desc(r, 'kubernetes-crd-import-default-crd');
   assert.equal(c.name, 'crd');
   assert.equal(c.sourceKind, 'ServiceDescriptor');
@@ -118,9 +120,17 @@ test('defaults: CRD descriptor vs Ingress descriptor', () => {
 });
 
 test('mesh hosts only when enableMeshHosts is set, and not with enabledAdditionalHosts: false', () => {
-  const y = SD('m', '  hosts: [m.oto.tools]\n  targets: [{url: "http://10.0.0.1"}]', '  namespace: prod\n') + SD('n', '  enabledAdditionalHosts: false\n  hosts: [n.oto.tools]\n  targets: [{url: "http://10.0.0.1"}]');
+  const y =
+    SD('m', '  hosts: [m.oto.tools]\n  targets: [{url: "http://10.0.0.1"}]', '  namespace: prod\n') +
+    SD('n', '  enabledAdditionalHosts: false\n  hosts: [n.oto.tools]\n  targets: [{url: "http://10.0.0.1"}]');
   const r = build(y, { enableMeshHosts: true });
-  assert.deepEqual(desc(r, 'kubernetes-crd-import-prod-m').hosts, ['m.oto.tools', 'm.global.otoroshi.mesh', 'm.prod.otoroshi.mesh', 'm.prod.svc.otoroshi.mesh', 'm.prod.svc.cluster.local']);
+  assert.deepEqual(desc(r, 'kubernetes-crd-import-prod-m').hosts, [
+    'm.oto.tools',
+    'm.global.otoroshi.mesh',
+    'm.prod.otoroshi.mesh',
+    'm.prod.svc.otoroshi.mesh',
+    'm.prod.svc.cluster.local',
+  ]);
   assert.deepEqual(desc(r, 'kubernetes-crd-import-default-n').hosts, ['n.oto.tools']);
 });
 
@@ -140,11 +150,35 @@ test('targets: url, host+scheme, ipAddress, hostname (dns), serviceName in entri
     - serviceName: web
       servicePort: https
 `;
-  const r = build(SERVICE + SD('t', spec) + SD('o', '  hosts: [o.oto.tools]\n  targets: {serviceName: default/web, servicePort: 80}') + SD('f', '  hosts: [f.oto.tools]\n  targetsFrom: {serviceName: web, servicePort: http}'));
+  const r = build(
+    SERVICE +
+      SD('t', spec) +
+      SD('o', '  hosts: [o.oto.tools]\n  targets: {serviceName: default/web, servicePort: 80}') +
+      SD('f', '  hosts: [f.oto.tools]\n  targetsFrom: {serviceName: web, servicePort: http}'),
+  );
   const t = desc(r, 'kubernetes-crd-import-default-t').targets;
-  assert.deepEqual(t.map((x) => x.id), ['t0', 't1', 't2', 't3', 't4', 't5']);
-  assert.deepEqual(t[0], { id: 't0', scheme: 'http', host: '127.0.0.1', port: 50051, weight: 1, protocol: 'HTTP/1.1', resolution: { type: 'static', endpoints: [{ ip: '127.0.0.1', port: 50051, ready: true }] } });
-  assert.deepEqual(t[1], { id: 't1', scheme: 'https', host: 'backend.example.com', port: 443, weight: 2, protocol: 'HTTP/2.0', resolution: { type: 'dns', hostname: 'backend.example.com', port: 443 } });
+  assert.deepEqual(
+    t.map((x) => x.id),
+    ['t0', 't1', 't2', 't3', 't4', 't5'],
+  );
+  assert.deepEqual(t[0], {
+    id: 't0',
+    scheme: 'http',
+    host: '127.0.0.1',
+    port: 50051,
+    weight: 1,
+    protocol: 'HTTP/1.1',
+    resolution: { type: 'static', endpoints: [{ ip: '127.0.0.1', port: 50051, ready: true }] },
+  });
+  assert.deepEqual(t[1], {
+    id: 't1',
+    scheme: 'https',
+    host: 'backend.example.com',
+    port: 443,
+    weight: 2,
+    protocol: 'HTTP/2.0',
+    resolution: { type: 'dns', hostname: 'backend.example.com', port: 443 },
+  });
   assert.deepEqual(t[2]?.resolution, { type: 'dns', hostname: 'localhost', port: 9000 });
   assert.equal(t[2]?.scheme, 'http');
   assert.equal(t[3]?.scheme, 'https'); // Otoroshi's default scheme for `host` entries
@@ -171,7 +205,10 @@ test('targets: url, host+scheme, ipAddress, hostname (dns), serviceName in entri
 });
 
 test('ExternalName Service → dns target', () => {
-  const r = build(`apiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec: {type: ExternalName, externalName: api.example.com, ports: [{port: 443}]}\n---\n` + SD('e', '  hosts: [e.oto.tools]\n  targets: {serviceName: ext, servicePort: 443}'));
+  const r = build(
+    `apiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec: {type: ExternalName, externalName: api.example.com, ports: [{port: 443}]}\n---\n` +
+      SD('e', '  hosts: [e.oto.tools]\n  targets: {serviceName: ext, servicePort: 443}'),
+  );
   const t = desc(r, 'kubernetes-crd-import-default-e').targets[0];
   assert.deepEqual(t?.resolution, { type: 'dns', hostname: 'api.example.com', port: 443 });
   assert.equal(t?.scheme, 'https');
@@ -198,7 +235,9 @@ ports: [{name: http, port: 9999}]
 endpoints: [{addresses: [10.9.9.9]}]
 ---
 `;
-  const r = build(SERVICE + slices + SD('s', '  hosts: [s.oto.tools]\n  targets: [{serviceName: web, servicePort: 80}]'));
+  const r = build(
+    SERVICE + slices + SD('s', '  hosts: [s.oto.tools]\n  targets: [{serviceName: web, servicePort: 80}]'),
+  );
   const t = desc(r, 'kubernetes-crd-import-default-s').targets[0];
   assert.deepEqual(t?.resolution, {
     type: 'static',
@@ -211,7 +250,10 @@ endpoints: [{addresses: [10.9.9.9]}]
 });
 
 test('unresolved Service: error when no target is left, warning when some targets are usable', () => {
-  const r = build(SD('a', '  hosts: [a.oto.tools]\n  targets: [{serviceName: nope, servicePort: 80}]') + SD('b', '  hosts: [b.oto.tools]\n  targets: [{serviceName: nope}, {url: "http://10.0.0.1"}]'));
+  const r = build(
+    SD('a', '  hosts: [a.oto.tools]\n  targets: [{serviceName: nope, servicePort: 80}]') +
+      SD('b', '  hosts: [b.oto.tools]\n  targets: [{serviceName: nope}, {url: "http://10.0.0.1"}]'),
+  );
   const a = st(r, 'ServiceDescriptor/default/a');
   assert.equal(a.state, 'invalid');
   assert.equal(errs(a)[0]?.code, 'OXDS_UNRESOLVED_REFERENCE');
@@ -219,21 +261,35 @@ test('unresolved Service: error when no target is left, warning when some target
   const b = st(r, 'ServiceDescriptor/default/b');
   assert.equal(b.state, 'valid');
   assert.equal(errs(b, 'warning')[0]?.code, 'OXDS_UNRESOLVED_REFERENCE');
-  assert.deepEqual(desc(r, 'kubernetes-crd-import-default-b').targets.map((t) => t.id), ['t1']);
+  assert.deepEqual(
+    desc(r, 'kubernetes-crd-import-default-b').targets.map((t) => t.id),
+    ['t1'],
+  );
   assert.equal(r.model.descriptors.length, 1);
 });
 
 test('weight 0: warning and the target is dropped', () => {
-  const r = build(SD('w', '  hosts: [w.oto.tools]\n  targets: [{url: "http://10.0.0.1", weight: 0}, {url: "http://10.0.0.2"}]'));
+  const r = build(
+    SD('w', '  hosts: [w.oto.tools]\n  targets: [{url: "http://10.0.0.1", weight: 0}, {url: "http://10.0.0.2"}]'),
+  );
   const s = st(r, 'ServiceDescriptor/default/w');
   assert.equal(s.state, 'valid');
   assert.equal(errs(s, 'warning')[0]?.field, 'spec.targets[0].weight');
-  assert.deepEqual(desc(r, 'kubernetes-crd-import-default-w').targets.map((t) => t.id), ['t1']);
+  assert.deepEqual(
+    desc(r, 'kubernetes-crd-import-default-w').targets.map((t) => t.id),
+    ['t1'],
+  );
 });
 
 test('unknown kind: error on that object only; kinds outside our scope are skipped with a notice', () => {
-  const r = build('apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: proxy.otoroshi.io/v2\nkind: ServiceGroup\nmetadata: {name: g}\n---\n' + SD('ok', '  hosts: [ok.oto.tools]\n  targets: [{url: "http://10.0.0.1"}]'));
-  assert.deepEqual(st(r, 'Deployment/default/d').errors.map((e) => [e.severity, e.code]), [['notice', 'OXDS_SKIPPED_KIND']]);
+  const r = build(
+    'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: proxy.otoroshi.io/v2\nkind: ServiceGroup\nmetadata: {name: g}\n---\n' +
+      SD('ok', '  hosts: [ok.oto.tools]\n  targets: [{url: "http://10.0.0.1"}]'),
+  );
+  assert.deepEqual(
+    st(r, 'Deployment/default/d').errors.map((e) => [e.severity, e.code]),
+    [['notice', 'OXDS_SKIPPED_KIND']],
+  );
   assert.equal(st(r, 'Deployment/default/d').state, 'valid');
   assert.equal(errs(st(r, 'ServiceGroup/default/g'))[0]?.code, 'OXDS_UNKNOWN_KIND');
   assert.equal(st(r, 'ServiceDescriptor/default/ok').state, 'valid');
@@ -243,13 +299,18 @@ test('unknown kind: error on that object only; kinds outside our scope are skipp
 test('missing targets → OXDS_MISSING_FIELD spec.targets; empty targets list is invalid too', () => {
   const r = build(SD('m', '  hosts: [m.oto.tools]') + SD('e', '  hosts: [e.oto.tools]\n  targets: []'));
   const m = errs(st(r, 'ServiceDescriptor/default/m'));
-  assert.deepEqual(m.map((e) => [e.code, e.field, e.kind, e.name, e.file, e.doc]), [['OXDS_MISSING_FIELD', 'spec.targets', 'ServiceDescriptor', 'm', 't.yaml', 0]]);
+  assert.deepEqual(
+    m.map((e) => [e.code, e.field, e.kind, e.name, e.file, e.doc]),
+    [['OXDS_MISSING_FIELD', 'spec.targets', 'ServiceDescriptor', 'm', 't.yaml', 0]],
+  );
   assert.equal(errs(st(r, 'ServiceDescriptor/default/e'))[0]?.code, 'OXDS_MISSING_FIELD');
   assert.equal(r.model.descriptors.length, 0);
 });
 
 test('wrong type: weight "abc" names spec.targets[0].weight; target without url/host/serviceName', () => {
-  const r = build(SD('w', '  hosts: [w.oto.tools]\n  targets:\n    - url: http://10.0.0.1\n      weight: abc\n    - scheme: http'));
+  const r = build(
+    SD('w', '  hosts: [w.oto.tools]\n  targets:\n    - url: http://10.0.0.1\n      weight: abc\n    - scheme: http'),
+  );
   const e = errs(st(r, 'ServiceDescriptor/default/w'));
   const weight = e.find((x) => x.field === 'spec.targets[0].weight');
   assert.ok(weight, JSON.stringify(e));
@@ -263,29 +324,56 @@ test('wrong type: weight "abc" names spec.targets[0].weight; target without url/
 
 test('invalid RE2 regex in matchingHeaders / publicPatterns → OXDS_INVALID_REGEX naming the field', () => {
   const r = build(
-    SD('h', '  hosts: [h.oto.tools]\n  matchingHeaders:\n    x-version: "(?=v2)v2"\n  targets: [{url: "http://10.0.0.1"}]') +
-      SD('p', '  hosts: [p.oto.tools]\n  publicPatterns: ["/ok/.*", "/bad/(unclosed"]\n  targets: [{url: "http://10.0.0.1"}]') +
-      SD('g', '  hosts: [g.oto.tools]\n  matchingHeaders: {x-version: "v2(\\\\.[0-9]+)?"}\n  targets: [{url: "http://10.0.0.1"}]'),
+    SD(
+      'h',
+      '  hosts: [h.oto.tools]\n  matchingHeaders:\n    x-version: "(?=v2)v2"\n  targets: [{url: "http://10.0.0.1"}]',
+    ) +
+      SD(
+        'p',
+        '  hosts: [p.oto.tools]\n  publicPatterns: ["/ok/.*", "/bad/(unclosed"]\n  targets: [{url: "http://10.0.0.1"}]',
+      ) +
+      SD(
+        'g',
+        '  hosts: [g.oto.tools]\n  matchingHeaders: {x-version: "v2(\\\\.[0-9]+)?"}\n  targets: [{url: "http://10.0.0.1"}]',
+      ),
   );
   const h = errs(st(r, 'ServiceDescriptor/default/h'));
-  assert.deepEqual(h.map((e) => [e.code, e.field]), [['OXDS_INVALID_REGEX', 'spec.matchingHeaders.x-version']]);
+  assert.deepEqual(
+    h.map((e) => [e.code, e.field]),
+    [['OXDS_INVALID_REGEX', 'spec.matchingHeaders.x-version']],
+  );
   const p = errs(st(r, 'ServiceDescriptor/default/p'));
-  assert.deepEqual(p.map((e) => [e.code, e.field]), [['OXDS_INVALID_REGEX', 'spec.publicPatterns[1]']]);
-  assert.deepEqual(desc(r, 'kubernetes-crd-import-default-g').matchingHeaders, [{ name: 'x-version', regex: 'v2(\\.[0-9]+)?' }]);
+  assert.deepEqual(
+    p.map((e) => [e.code, e.field]),
+    [['OXDS_INVALID_REGEX', 'spec.publicPatterns[1]']],
+  );
+  assert.deepEqual(desc(r, 'kubernetes-crd-import-default-g').matchingHeaders, [
+    { name: 'x-version', regex: 'v2(\\.[0-9]+)?' },
+  ]);
 });
 
 test('paths and matchingRoot become PlainPrefix; a path without a leading / is invalid', () => {
-  const r = build(SD('p', '  hosts: [p.oto.tools]\n  paths: [/api, /v2]\n  matchingRoot: /root\n  targets: [{url: "http://10.0.0.1"}]') + SD('bad', '  hosts: [b.oto.tools]\n  paths: [api]\n  targets: [{url: "http://10.0.0.1"}]'));
+  const r = build(
+    SD(
+      'p',
+      '  hosts: [p.oto.tools]\n  paths: [/api, /v2]\n  matchingRoot: /root\n  targets: [{url: "http://10.0.0.1"}]',
+    ) + SD('bad', '  hosts: [b.oto.tools]\n  paths: [api]\n  targets: [{url: "http://10.0.0.1"}]'),
+  );
   assert.deepEqual(desc(r, 'kubernetes-crd-import-default-p').paths, [
     { value: '/api', type: 'PlainPrefix' },
     { value: '/v2', type: 'PlainPrefix' },
     { value: '/root', type: 'PlainPrefix' },
   ]);
-  assert.deepEqual(errs(st(r, 'ServiceDescriptor/default/bad')).map((e) => [e.code, e.field]), [['OXDS_INVALID_FIELD', 'spec.paths[0]']]);
+  assert.deepEqual(
+    errs(st(r, 'ServiceDescriptor/default/bad')).map((e) => [e.code, e.field]),
+    [['OXDS_INVALID_FIELD', 'spec.paths[0]']],
+  );
 });
 
 test('unknown targetsLoadBalancing type → RoundRobin with a warning', () => {
-  const r = build(SD('l', '  hosts: [l.oto.tools]\n  targetsLoadBalancing: {type: Fancy}\n  targets: [{url: "http://10.0.0.1"}]'));
+  const r = build(
+    SD('l', '  hosts: [l.oto.tools]\n  targetsLoadBalancing: {type: Fancy}\n  targets: [{url: "http://10.0.0.1"}]'),
+  );
   assert.equal(desc(r, 'kubernetes-crd-import-default-l').loadBalancing, 'RoundRobin');
   assert.equal(errs(st(r, 'ServiceDescriptor/default/l'), 'warning')[0]?.field, 'spec.targetsLoadBalancing.type');
 });
@@ -309,12 +397,15 @@ test('route conflict: the oldest (creationTimestamp, then file order) wins; disa
   assert.equal(st(r, 'ServiceDescriptor/default/off').state, 'valid');
   assert.equal(desc(r, 'kubernetes-crd-import-default-off').enabled, false);
   assert.equal(st(r, 'ServiceDescriptor/default/other-headers').state, 'valid');
-  assert.deepEqual(r.model.descriptors.map((d) => d.id), [
-    'kubernetes-crd-import-default-first',
-    'kubernetes-crd-import-default-off',
-    'kubernetes-crd-import-default-older',
-    'kubernetes-crd-import-default-other-headers',
-  ]);
+  assert.deepEqual(
+    r.model.descriptors.map((d) => d.id),
+    [
+      'kubernetes-crd-import-default-first',
+      'kubernetes-crd-import-default-off',
+      'kubernetes-crd-import-default-older',
+      'kubernetes-crd-import-default-other-headers',
+    ],
+  );
 });
 
 test('ingress annotations: both prefixes, camelCase and kebab-case; a bad value invalidates only that ingress', () => {
@@ -353,7 +444,10 @@ test('ingress annotations: both prefixes, camelCase and kebab-case; a bad value 
   assert.equal(st(r, 'Ingress/default/good').state, 'valid');
   const b = st(r, 'Ingress/default/bad');
   assert.equal(b.state, 'invalid');
-  assert.deepEqual(errs(b).map((e) => [e.code, e.field]), [['OXDS_INVALID_ANNOTATION', 'metadata.annotations["ingress.otoroshi.io/force-https"]']]);
+  assert.deepEqual(
+    errs(b).map((e) => [e.code, e.field]),
+    [['OXDS_INVALID_ANNOTATION', 'metadata.annotations["ingress.otoroshi.io/force-https"]']],
+  );
   assert.match(errs(b)[0]?.message ?? '', /ingress\.otoroshi\.io\/force-https/);
   assert.equal(r.model.descriptors.length, 1);
 });
@@ -392,10 +486,20 @@ spec: {controller: k8s.io/ingress-nginx}
   assert.equal(errs(st(r1, 'Ingress/default/nginx'), 'warning')[0]?.code, 'OXDS_INGRESS_IGNORED');
   assert.equal(st(r1, 'Ingress/default/nginx').state, 'valid');
   assert.equal(errs(st(r1, 'Ingress/default/classless'), 'warning')[0]?.code, 'OXDS_INGRESS_IGNORED');
-  assert.deepEqual(new Set(r1.model.descriptors.map((d) => d.sourceKey)), new Set(['Ingress/default/by-annotation', 'Ingress/default/by-class-object']));
+  assert.deepEqual(
+    new Set(r1.model.descriptors.map((d) => d.sourceKey)),
+    new Set(['Ingress/default/by-annotation', 'Ingress/default/by-class-object']),
+  );
 
   // the default IngressClass belongs to otoroshi: class-less ingresses are ours
-  const r2 = build(SERVICE + classes.replace('metadata: {name: oto-class}', 'metadata: {name: oto-class, annotations: {ingressclass.kubernetes.io/is-default-class: "true"}}') + ings);
+  const r2 = build(
+    SERVICE +
+      classes.replace(
+        'metadata: {name: oto-class}',
+        'metadata: {name: oto-class, annotations: {ingressclass.kubernetes.io/is-default-class: "true"}}',
+      ) +
+      ings,
+  );
   assert.equal(errs(st(r2, 'Ingress/default/classless'), 'warning').length, 0);
   assert.equal(errs(st(r2, 'Ingress/default/nginx'), 'warning')[0]?.code, 'OXDS_INGRESS_IGNORED');
   // ingressClasses: ['*'] takes everything
@@ -427,8 +531,13 @@ spec:
   assert.deepEqual(e.hosts, ['*']);
   assert.deepEqual(e.paths, [{ value: '/exact', type: 'Exact' }]);
   assert.equal(e.targets[0]?.port, 80);
-  assert.deepEqual(e.targets[0]?.resolution, { type: 'static', endpoints: [{ ip: '10.96.0.10', port: 80, ready: true }] });
-  assert.deepEqual(desc(r, 'kubernetes-service-default-old-wildcard-impl').paths, [{ value: '/impl', type: 'PlainPrefix' }]);
+  assert.deepEqual(e.targets[0]?.resolution, {
+    type: 'static',
+    endpoints: [{ ip: '10.96.0.10', port: 80, ready: true }],
+  });
+  assert.deepEqual(desc(r, 'kubernetes-service-default-old-wildcard-impl').paths, [
+    { value: '/impl', type: 'PlainPrefix' },
+  ]);
   const d = desc(r, 'kubernetes-service-default-old-wildcard-default-backend');
   assert.deepEqual(d.paths, [{ value: '/', type: 'PlainPrefix' }]);
   assert.equal(d.targets[0]?.scheme, 'https');
@@ -451,9 +560,15 @@ spec:
   const r = build(SERVICE + y('partial', 'web') + y('none', 'nope2'));
   const p = st(r, 'Ingress/default/partial');
   assert.equal(p.state, 'valid');
-  assert.deepEqual(errs(p, 'warning').map((e) => [e.code, e.field]), [['OXDS_UNRESOLVED_REFERENCE', 'spec.rules[0].http.paths[0].backend']]);
+  assert.deepEqual(
+    errs(p, 'warning').map((e) => [e.code, e.field]),
+    [['OXDS_UNRESOLVED_REFERENCE', 'spec.rules[0].http.paths[0].backend']],
+  );
   assert.equal(st(r, 'Ingress/default/none').state, 'invalid');
-  assert.deepEqual(r.model.descriptors.map((d) => d.id), ['kubernetes-service-default-partial-x-oto-tools-b']);
+  assert.deepEqual(
+    r.model.descriptors.map((d) => d.id),
+    ['kubernetes-service-default-partial-x-oto-tools-b'],
+  );
 });
 
 test('group references: by otoroshi.io/id annotation, by metadata.name, by ns/name; unresolved is a warning', () => {
@@ -473,16 +588,34 @@ kind: ServiceGroup
 metadata: {name: remote, namespace: team}
 ---
 `;
-  const r = build(groups + SD('d', '  groups: [my-group-id, plain, team/remote, ghost, default]\n  hosts: [d.oto.tools]\n  targets: [{url: "http://10.0.0.1"}]'));
-  assert.deepEqual(desc(r, 'kubernetes-crd-import-default-d').groups, ['my-group-id', 'kubernetes-crd-import-default-plain', 'kubernetes-crd-import-team-remote', 'ghost', 'default']);
+  const r = build(
+    groups +
+      SD(
+        'd',
+        '  groups: [my-group-id, plain, team/remote, ghost, default]\n  hosts: [d.oto.tools]\n  targets: [{url: "http://10.0.0.1"}]',
+      ),
+  );
+  assert.deepEqual(desc(r, 'kubernetes-crd-import-default-d').groups, [
+    'my-group-id',
+    'kubernetes-crd-import-default-plain',
+    'kubernetes-crd-import-team-remote',
+    'ghost',
+    'default',
+  ]);
   const s = st(r, 'ServiceDescriptor/default/d');
   assert.equal(s.state, 'valid');
-  assert.deepEqual(errs(s, 'warning').map((e) => [e.code, e.field]), [['OXDS_UNRESOLVED_REFERENCE', 'spec.groups[3]']]);
-  assert.deepEqual(r.model.groups.map((g) => [g.id, g.name, g.description]), [
-    ['kubernetes-crd-import-default-plain', 'Plain group', '--'],
-    ['kubernetes-crd-import-team-remote', 'remote', '--'],
-    ['my-group-id', 'annotated', '--'],
-  ]);
+  assert.deepEqual(
+    errs(s, 'warning').map((e) => [e.code, e.field]),
+    [['OXDS_UNRESOLVED_REFERENCE', 'spec.groups[3]']],
+  );
+  assert.deepEqual(
+    r.model.groups.map((g) => [g.id, g.name, g.description]),
+    [
+      ['kubernetes-crd-import-default-plain', 'Plain group', '--'],
+      ['kubernetes-crd-import-team-remote', 'remote', '--'],
+      ['my-group-id', 'annotated', '--'],
+    ],
+  );
 });
 
 test('apikeys: defaults, authorizedEntities normalised and resolved, derived credentials are deterministic', () => {
@@ -527,43 +660,93 @@ spec:
   assert.deepEqual(k2.authorizedEntities, ['group_g-id']);
   const again = build(y).model.apikeys.find((k) => k.sourceKey === 'ApiKey/default/k2');
   assert.equal(again?.clientSecret, k2.clientSecret);
-  assert.notEqual(build(y, { secretSeed: 'other' }).model.apikeys.find((k) => k.sourceKey === 'ApiKey/default/k2')?.clientSecret, k2.clientSecret);
+  assert.notEqual(
+    build(y, { secretSeed: 'other' }).model.apikeys.find((k) => k.sourceKey === 'ApiKey/default/k2')?.clientSecret,
+    k2.clientSecret,
+  );
 });
 
 test('TLS secrets become certificates; ingress tls → bindings; a missing secret is a warning, a broken PEM an error', async () => {
   const view = await loadConfigDir(path.join(FIX, 'tls'));
   const r = buildModel(view, { now: Date.parse('2026-01-01T00:00:00Z') });
-  assert.deepEqual(r.model.certificates.map((c) => [c.secretName, c.dnsNames]), [
-    ['default/cn-only-tls', ['cn-only.oto.tools']],
-    ['default/web-tls', ['web.oto.tools', '*.web.oto.tools']],
-  ]);
+  assert.deepEqual(
+    r.model.certificates.map((c) => [c.secretName, c.dnsNames]),
+    [
+      ['default/cn-only-tls', ['cn-only.oto.tools']],
+      ['default/web-tls', ['web.oto.tools', '*.web.oto.tools']],
+    ],
+  );
   assert.match(r.model.certificates[1]?.certificateChain ?? '', /BEGIN CERTIFICATE/);
   assert.match(r.model.certificates[1]?.privateKey ?? '', /PRIVATE KEY/);
   assert.equal(errs(st(r, 'Secret/default/broken-tls'))[0]?.code, 'OXDS_INVALID_FIELD');
-  assert.deepEqual(r.model.tls, [{ secretName: 'default/web-tls', serverNames: ['web.oto.tools'], source: { kind: 'Ingress', namespace: 'default', name: 'web' } }]);
+  assert.deepEqual(r.model.tls, [
+    {
+      secretName: 'default/web-tls',
+      serverNames: ['web.oto.tools'],
+      source: { kind: 'Ingress', namespace: 'default', name: 'web' },
+    },
+  ]);
   const ing = st(r, 'Ingress/default/web');
   assert.equal(ing.state, 'valid');
-  assert.deepEqual(errs(ing, 'warning').map((e) => [e.code, e.field]), [['OXDS_UNRESOLVED_REFERENCE', 'spec.tls[1].secretName']]);
+  assert.deepEqual(
+    errs(ing, 'warning').map((e) => [e.code, e.field]),
+    [['OXDS_UNRESOLVED_REFERENCE', 'spec.tls[1].secretName']],
+  );
   assert.equal(r.model.descriptors.length, 1);
 });
 
 test('every object and every load error gets exactly one status; nothing throws on garbage', () => {
   const r = buildModel({
     objects: [
-      { key: 'X/default/a', object: { apiVersion: 'proxy.otoroshi.io/v1alpha1', kind: 'ServiceDescriptor', metadata: { name: 'a' }, spec: 'nope' }, origin: { seq: 0 } },
-      { key: 'X/default/b', object: { apiVersion: 'v1', kind: 'Service', metadata: { name: 'b' }, spec: { ports: 'x' } }, origin: { seq: 1 } },
-      { key: 'X/default/c', object: { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'c', annotations: { 'kubernetes.io/ingress.class': 'otoroshi' } }, spec: { rules: 'x', tls: 3 } }, origin: { seq: 2 } },
-      { key: 'X/default/d', object: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'd' }, type: 'kubernetes.io/tls', data: { 'tls.crt': 12 } }, origin: { seq: 3 } },
+      {
+        key: 'X/default/a',
+        object: {
+          apiVersion: 'proxy.otoroshi.io/v1alpha1',
+          kind: 'ServiceDescriptor',
+          metadata: { name: 'a' },
+          spec: 'nope',
+        },
+        origin: { seq: 0 },
+      },
+      {
+        key: 'X/default/b',
+        object: { apiVersion: 'v1', kind: 'Service', metadata: { name: 'b' }, spec: { ports: 'x' } },
+        origin: { seq: 1 },
+      },
+      {
+        key: 'X/default/c',
+        object: {
+          apiVersion: 'networking.k8s.io/v1',
+          kind: 'Ingress',
+          metadata: { name: 'c', annotations: { 'kubernetes.io/ingress.class': 'otoroshi' } },
+          spec: { rules: 'x', tls: 3 },
+        },
+        origin: { seq: 2 },
+      },
+      {
+        key: 'X/default/d',
+        object: {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'd' },
+          type: 'kubernetes.io/tls',
+          data: { 'tls.crt': 12 },
+        },
+        origin: { seq: 3 },
+      },
     ],
     loadErrors: [{ code: 'OXDS_YAML_PARSE', message: 'x', file: 'f.yaml', doc: 2, severity: 'error' }],
   });
-  assert.deepEqual(r.statuses.map((s) => [s.key, s.state]), [
-    ['X/default/a', 'invalid'],
-    ['X/default/b', 'invalid'],
-    ['X/default/c', 'valid'],
-    ['X/default/d', 'invalid'],
-    ['file:f.yaml#2', 'invalid'],
-  ]);
+  assert.deepEqual(
+    r.statuses.map((s) => [s.key, s.state]),
+    [
+      ['X/default/a', 'invalid'],
+      ['X/default/b', 'invalid'],
+      ['X/default/c', 'valid'],
+      ['X/default/d', 'invalid'],
+      ['file:f.yaml#2', 'invalid'],
+    ],
+  );
 });
 
 test('output is deterministic whatever the order of the view', async () => {
@@ -596,6 +779,14 @@ spec: {port: 99999, tls: Sometimes}
 ---
 `);
   assert.equal(st(r, 'JwtVerifier/default/j').state, 'valid');
-  assert.deepEqual(errs(st(r, 'Script/default/s')).map((e) => [e.code, e.field]), [['OXDS_MISSING_FIELD', 'spec.code']]);
-  assert.deepEqual(errs(st(r, 'TcpService/default/t')).map((e) => e.field).sort(), ['spec.port', 'spec.tls']);
+  assert.deepEqual(
+    errs(st(r, 'Script/default/s')).map((e) => [e.code, e.field]),
+    [['OXDS_MISSING_FIELD', 'spec.code']],
+  );
+  assert.deepEqual(
+    errs(st(r, 'TcpService/default/t'))
+      .map((e) => e.field)
+      .sort(),
+    ['spec.port', 'spec.tls'],
+  );
 });

@@ -11,7 +11,15 @@ import { createMetrics } from '../src/metrics.js';
 import { createTrafficMetrics } from '../src/als.js';
 import { buildAdminApp } from '../src/admin/app.js';
 import { TYPE_URLS } from '../src/proto/loader.js';
-import { formatAge, formatProxyTable, normalizeAdminUrl, proxyRows, runStatus, TABLE_HEADERS, typeCell } from '../src/status.js';
+import {
+  formatAge,
+  formatProxyTable,
+  normalizeAdminUrl,
+  proxyRows,
+  runStatus,
+  TABLE_HEADERS,
+  typeCell,
+} from '../src/status.js';
 import type { NodeStatus, TypeStatus } from '../src/xds/node-status.js';
 
 const DASHBOARD = 'manifests/grafana/otoroshi-xds-dashboard.json';
@@ -24,7 +32,22 @@ const ALERTS = 'manifests/prometheus/otoroshi-xds-alerts.yaml';
 const PROMETHEUS_SERIES: Record<string, string[]> = { up: [], scrape_duration_seconds: [], scrape_samples_scraped: [] };
 /** Target labels Prometheus attaches to every scraped series. */
 const TARGET_LABELS = ['job', 'instance'];
-const KEYWORDS = new Set(['and', 'or', 'unless', 'bool', 'offset', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'inf', 'nan', 'atan2']);
+const KEYWORDS = new Set([
+  'and',
+  'or',
+  'unless',
+  'bool',
+  'offset',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'inf',
+  'nan',
+  'atan2',
+]);
 
 interface Catalog {
   /** metric name → {type, labelNames} */
@@ -97,7 +120,10 @@ function checkExpr(cat: Catalog, expr: string): string[] {
   }
   // Grouping labels must exist on some series of the expression.
   for (const g of expr.matchAll(/\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g)) {
-    for (const l of (g[2] ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
+    for (const l of (g[2] ?? '')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean)) {
       if (!allLabels.has(l)) problems.push(`${g[1]} (${l}): no series of the expression has label ${l}`);
     }
   }
@@ -106,17 +132,33 @@ function checkExpr(cat: Catalog, expr: string): string[] {
 
 test('ops: the PromQL checker finds names and rejects unknown metrics and labels', async () => {
   const cat = await catalog();
-  assert.deepEqual(metricNames('histogram_quantile(0.99, sum by (type, le) (rate(oxds_xds_push_duration_seconds_bucket{job=~"$job"}[$__rate_interval])))'), [
-    'oxds_xds_push_duration_seconds_bucket',
-  ]);
-  assert.deepEqual(metricNames('sum(rate(a_total{x="y or z"}[5m] offset 1h)) / clamp_min(sum(rate(b_total[5m])), 1e-9) > 0 and on (job) up == 0'), ['a_total', 'b_total', 'up']);
+  assert.deepEqual(
+    metricNames(
+      'histogram_quantile(0.99, sum by (type, le) (rate(oxds_xds_push_duration_seconds_bucket{job=~"$job"}[$__rate_interval])))',
+    ),
+    ['oxds_xds_push_duration_seconds_bucket'],
+  );
+  assert.deepEqual(
+    metricNames(
+      'sum(rate(a_total{x="y or z"}[5m] offset 1h)) / clamp_min(sum(rate(b_total[5m])), 1e-9) > 0 and on (job) up == 0',
+    ),
+    ['a_total', 'b_total', 'up'],
+  );
   assert.deepEqual(checkExpr(cat, 'sum by (type) (rate(oxds_xds_nacks_total{type="Cluster"}[5m]))'), []);
   assert.deepEqual(checkExpr(cat, 'rate(oxds_snapshot_build_duration_seconds_count{result="error"}[5m])'), []);
   assert.deepEqual(checkExpr(cat, 'oxds_certificates_expiry_timestamp_seconds - time() < 7 * 86400'), []);
-  assert.deepEqual(checkExpr(cat, 'oxds_certificate_expiry_seconds - time() < 7 * 86400'), ['unknown metric oxds_certificate_expiry_seconds']);
-  assert.deepEqual(checkExpr(cat, 'rate(oxds_xds_pushes_total{node="x"}[5m])'), ['oxds_xds_pushes_total has no label node']);
-  assert.deepEqual(checkExpr(cat, 'sum by (reason) (rate(oxds_quota_exceeded_total[5m]))'), ['by (reason): no series of the expression has label reason']);
-  assert.deepEqual(checkExpr(cat, 'rate(oxds_quota_exceeded_total_bucket[5m])'), ['unknown metric oxds_quota_exceeded_total_bucket']);
+  assert.deepEqual(checkExpr(cat, 'oxds_certificate_expiry_seconds - time() < 7 * 86400'), [
+    'unknown metric oxds_certificate_expiry_seconds',
+  ]);
+  assert.deepEqual(checkExpr(cat, 'rate(oxds_xds_pushes_total{node="x"}[5m])'), [
+    'oxds_xds_pushes_total has no label node',
+  ]);
+  assert.deepEqual(checkExpr(cat, 'sum by (reason) (rate(oxds_quota_exceeded_total[5m]))'), [
+    'by (reason): no series of the expression has label reason',
+  ]);
+  assert.deepEqual(checkExpr(cat, 'rate(oxds_quota_exceeded_total_bucket[5m])'), [
+    'unknown metric oxds_quota_exceeded_total_bucket',
+  ]);
 });
 
 interface Panel {
@@ -151,7 +193,14 @@ test('ops: the Grafana dashboard is valid JSON and queries only exported metrics
 
   const panels = allPanels(dash.panels);
   const rows = panels.filter((p) => p.type === 'row').map((p) => p.title);
-  assert.deepEqual(rows, ['xDS health', 'ext_authz', 'Quotas', 'Process', 'Traffic by API (Envoy access logs, --envoy-als-cluster)', 'Certificates']);
+  assert.deepEqual(rows, [
+    'xDS health',
+    'ext_authz',
+    'Quotas',
+    'Process',
+    'Traffic by API (Envoy access logs, --envoy-als-cluster)',
+    'Certificates',
+  ]);
   const ids = new Set<number>();
   for (const p of dash.panels as Array<Panel & { id: number }>) {
     assert.ok(!ids.has(p.id), `duplicate panel id ${p.id}`);
@@ -180,7 +229,10 @@ test('ops: the Grafana dashboard is valid JSON and queries only exported metrics
     for (const e of checkExpr(cat, m[1] ?? '')) problems.push(`variable ${v.name}: ${e}`);
     const series = metricNames(m[1] ?? '');
     assert.equal(series.length, 1);
-    assert.ok([...(resolveSeries(cat, series[0] ?? '') ?? []), ...TARGET_LABELS].includes(m[2] ?? ''), `variable ${v.name}: label ${m[2]}`);
+    assert.ok(
+      [...(resolveSeries(cat, series[0] ?? '') ?? []), ...TARGET_LABELS].includes(m[2] ?? ''),
+      `variable ${v.name}: label ${m[2]}`,
+    );
   }
   assert.deepEqual(problems, []);
   assert.ok(exprs >= 20, `${exprs} queries`);
@@ -207,7 +259,16 @@ test('ops: the Grafana dashboard is valid JSON and queries only exported metrics
 test('ops: the Prometheus alert rules are well-formed and use only exported metrics and labels', async () => {
   const cat = await catalog();
   const doc = YAML.parse(fs.readFileSync(ALERTS, 'utf8')) as {
-    groups: Array<{ name: string; rules: Array<{ alert?: string; expr: string; for?: string; labels?: Record<string, string>; annotations?: Record<string, string> }> }>;
+    groups: Array<{
+      name: string;
+      rules: Array<{
+        alert?: string;
+        expr: string;
+        for?: string;
+        labels?: Record<string, string>;
+        annotations?: Record<string, string>;
+      }>;
+    }>;
   };
   assert.ok(Array.isArray(doc.groups) && doc.groups.length > 0);
   const problems: string[] = [];
@@ -250,7 +311,13 @@ function ts(partial: Partial<TypeStatus> & { typeUrl: string }): TypeStatus {
 }
 
 function fixtures(): NodeStatus[] {
-  const base = { service: 'ads' as const, cluster: 'c', userAgentName: 'envoy', userAgentVersion: '1.31', peer: '127.0.0.1:5000' };
+  const base = {
+    service: 'ads' as const,
+    cluster: 'c',
+    userAgentName: 'envoy',
+    userAgentVersion: '1.31',
+    peer: '127.0.0.1:5000',
+  };
   return [
     {
       ...base,
@@ -264,7 +331,12 @@ function fixtures(): NodeStatus[] {
         [TYPE_URLS.cluster]: ts({ typeUrl: TYPE_URLS.cluster, sentVersion: 'b-7', ackedVersion: 'b-6' }),
         [TYPE_URLS.listener]: ts({ typeUrl: TYPE_URLS.listener, sentVersion: 'b-7' }),
         // NACK of an older version, the newer one not answered yet: STALE, not NACKED.
-        [TYPE_URLS.route]: ts({ typeUrl: TYPE_URLS.route, sentVersion: 'b-7', ackedVersion: 'b-5', lastNack: { version: 'b-6', nonce: '9', message: 'old', at: NOW.toISOString() } }),
+        [TYPE_URLS.route]: ts({
+          typeUrl: TYPE_URLS.route,
+          sentVersion: 'b-7',
+          ackedVersion: 'b-5',
+          lastNack: { version: 'b-6', nonce: '9', message: 'old', at: NOW.toISOString() },
+        }),
       },
     },
     {
@@ -277,9 +349,21 @@ function fixtures(): NodeStatus[] {
       pending: false,
       types: {
         [TYPE_URLS.cluster]: ts({ typeUrl: TYPE_URLS.cluster, sentVersion: 'b-7', ackedVersion: 'b-7' }),
-        [TYPE_URLS.endpoint]: ts({ typeUrl: TYPE_URLS.endpoint, wildcard: false, subscribed: ['default/web'], sentVersion: 'b-7', ackedVersion: 'b-7' }),
+        [TYPE_URLS.endpoint]: ts({
+          typeUrl: TYPE_URLS.endpoint,
+          wildcard: false,
+          subscribed: ['default/web'],
+          sentVersion: 'b-7',
+          ackedVersion: 'b-7',
+        }),
         [TYPE_URLS.listener]: ts({ typeUrl: TYPE_URLS.listener, sentVersion: 'b-7', ackedVersion: 'b-7' }),
-        [TYPE_URLS.route]: ts({ typeUrl: TYPE_URLS.route, wildcard: false, subscribed: ['oxds-http'], sentVersion: 'b-7', ackedVersion: 'b-7' }),
+        [TYPE_URLS.route]: ts({
+          typeUrl: TYPE_URLS.route,
+          wildcard: false,
+          subscribed: ['oxds-http'],
+          sentVersion: 'b-7',
+          ackedVersion: 'b-7',
+        }),
         // Subscribed, nothing sent yet.
         [TYPE_URLS.secret]: ts({ typeUrl: TYPE_URLS.secret, wildcard: false, subscribed: ['default/web-tls'] }),
       },
@@ -298,9 +382,19 @@ function fixtures(): NodeStatus[] {
           typeUrl: TYPE_URLS.listener,
           sentVersion: 'b-8',
           ackedVersion: 'b-7',
-          lastNack: { version: 'b-8', nonce: '4', message: 'Error adding/updating listener(s) oxds-http:\n Protocol constraint violation', at: NOW.toISOString() },
+          lastNack: {
+            version: 'b-8',
+            nonce: '4',
+            message: 'Error adding/updating listener(s) oxds-http:\n Protocol constraint violation',
+            at: NOW.toISOString(),
+          },
         }),
-        [TYPE_URLS.route]: ts({ typeUrl: TYPE_URLS.route, sentVersion: 'b-8', ackedVersion: 'b-8', lastNack: { version: 'b-7', nonce: '2', message: 'earlier', at: NOW.toISOString() } }),
+        [TYPE_URLS.route]: ts({
+          typeUrl: TYPE_URLS.route,
+          sentVersion: 'b-8',
+          ackedVersion: 'b-8',
+          lastNack: { version: 'b-7', nonce: '2', message: 'earlier', at: NOW.toISOString() },
+        }),
       },
     },
   ];
@@ -314,11 +408,27 @@ test('status: cells for synced, stale, nacked, not sent and not subscribed types
   assert.equal(typeCell(ts({ typeUrl: 'x', sentVersion: 'v2', ackedVersion: 'v1' })), 'STALE (sent v2, acked v1)');
   assert.equal(typeCell(ts({ typeUrl: 'x', sentVersion: 'v2' })), 'STALE (sent v2, acked -)');
   assert.equal(
-    typeCell(ts({ typeUrl: 'x', sentVersion: 'v2', ackedVersion: 'v1', lastNack: { version: 'v2', nonce: 'n', message: 'short', at: NOW.toISOString() } })),
+    typeCell(
+      ts({
+        typeUrl: 'x',
+        sentVersion: 'v2',
+        ackedVersion: 'v1',
+        lastNack: { version: 'v2', nonce: 'n', message: 'short', at: NOW.toISOString() },
+      }),
+    ),
     'NACKED: short',
   );
   const long = 'x'.repeat(39) + 'yz tail';
-  assert.equal(typeCell(ts({ typeUrl: 'x', sentVersion: 'v2', lastNack: { version: 'v2', nonce: 'n', message: long, at: NOW.toISOString() } })), `NACKED: ${'x'.repeat(39)}y…`);
+  assert.equal(
+    typeCell(
+      ts({
+        typeUrl: 'x',
+        sentVersion: 'v2',
+        lastNack: { version: 'v2', nonce: 'n', message: long, at: NOW.toISOString() },
+      }),
+    ),
+    `NACKED: ${'x'.repeat(39)}y…`,
+  );
 
   assert.equal(formatAge(new Date(NOW.getTime() - 5_000).toISOString(), NOW), '5s');
   assert.equal(formatAge(new Date(NOW.getTime() - 192_000).toISOString(), NOW), '3m12s');
@@ -335,12 +445,25 @@ test('status: formatProxyTable gives one row per stream sorted by node id, like 
   assert.deepEqual(rows, [
     ['aa-synced', 'envoy', 'sotw', 'SYNCED', 'SYNCED', 'SYNCED', 'SYNCED', 'NOT SENT', '42s'],
     ['mm-nacked', 'grpc', 'sotw', '-', 'NACKED: Error adding/updating listener(s) oxds-h…', '-', 'SYNCED', '-', '2d1h'],
-    ['zz-stale', 'envoy', 'delta', 'STALE (sent b-7, acked b-6)', 'STALE (sent b-7, acked -)', '-', 'STALE (sent b-7, acked b-5)', '-', '3h05m'],
+    [
+      'zz-stale',
+      'envoy',
+      'delta',
+      'STALE (sent b-7, acked b-6)',
+      'STALE (sent b-7, acked -)',
+      '-',
+      'STALE (sent b-7, acked b-5)',
+      '-',
+      '3h05m',
+    ],
   ]);
   const table = formatProxyTable(fixtures(), { now: NOW });
   const lines = table.trimEnd().split('\n');
   assert.equal(lines.length, 4);
-  assert.match(lines[0] ?? '', /^NODE ID\s{3,}TYPE\s{3,}STREAM\s{3,}CDS\s{3,}LDS\s{3,}EDS\s{3,}RDS\s{3,}SDS\s{3,}CONNECTED SINCE$/);
+  assert.match(
+    lines[0] ?? '',
+    /^NODE ID\s{3,}TYPE\s{3,}STREAM\s{3,}CDS\s{3,}LDS\s{3,}EDS\s{3,}RDS\s{3,}SDS\s{3,}CONNECTED SINCE$/,
+  );
   // Columns line up: every cell of a column starts at the same offset.
   const col = (line: string, text: string): number => [...line.slice(0, line.indexOf(text))].length;
   assert.equal(col(lines[1] ?? '', 'SYNCED'), col(lines[0] ?? '', 'CDS'));
@@ -392,16 +515,28 @@ test('status: runStatus reads /debug/proxies of a real admin app; 1 with a clear
   // Host:port without a scheme works too.
   const out2 = new Capture();
   assert.equal(await runStatus({ admin: `127.0.0.1:${port}`, watch: false, intervalMs: 2000, out: out2 }), 0);
-  const noAge = (text: string): string[][] => text.trimEnd().split('\n').map((l) => l.split(/\s{3,}/).slice(0, -1));
+  const noAge = (text: string): string[][] =>
+    text
+      .trimEnd()
+      .split('\n')
+      .map((l) => l.split(/\s{3,}/).slice(0, -1));
   assert.deepEqual(noAge(out2.text), noAge(out.text));
 
   // Nothing listening.
   const dead = await closedPort();
   const out3 = new Capture();
   const err3 = new Capture();
-  assert.equal(await runStatus({ admin: `http://127.0.0.1:${dead}`, watch: false, intervalMs: 2000, out: out3, err: err3 }), 1);
+  assert.equal(
+    await runStatus({ admin: `http://127.0.0.1:${dead}`, watch: false, intervalMs: 2000, out: out3, err: err3 }),
+    1,
+  );
   assert.equal(out3.text, '');
-  assert.match(err3.text, new RegExp(`^otoroshi-xds status: cannot reach the otoroshi-xds admin API at http://127\\.0\\.0\\.1:${dead} \\(.*ECONNREFUSED.*\\); is the server running\\? Set --admin or OXDS_ADMIN_URL\\n$`));
+  assert.match(
+    err3.text,
+    new RegExp(
+      `^otoroshi-xds status: cannot reach the otoroshi-xds admin API at http://127\\.0\\.0\\.1:${dead} \\(.*ECONNREFUSED.*\\); is the server running\\? Set --admin or OXDS_ADMIN_URL\\n$`,
+    ),
+  );
 
   // An admin app without /debug/proxies.
   const bare = buildAdminApp({ ready: () => true, health: () => ({}) });
@@ -409,7 +544,10 @@ test('status: runStatus reads /debug/proxies of a real admin app; 1 with a clear
   t.after(() => bare.close());
   const barePort = (bare.server.address() as net.AddressInfo).port;
   const out4 = new Capture();
-  assert.equal(await runStatus({ admin: `http://127.0.0.1:${barePort}`, watch: false, intervalMs: 2000, out: out4 }), 1);
+  assert.equal(
+    await runStatus({ admin: `http://127.0.0.1:${barePort}`, watch: false, intervalMs: 2000, out: out4 }),
+    1,
+  );
   assert.match(out4.text, /answered 404: this admin API does not serve \/debug\/proxies/);
 });
 
@@ -453,6 +591,11 @@ test('status --watch: redraws with an ANSI clear every interval, keeps going thr
   assert.equal(process.listenerCount('SIGINT'), sigintListeners);
   assert.ok(calls >= 4);
   const first = frames()[0] ?? '';
-  assert.match(first, new RegExp(`^otoroshi-xds status — http://127\\.0\\.0\\.1:${port} — \\S+ — every 0\\.1s, Ctrl-C to quit\\n\\nNODE ID`));
+  assert.match(
+    first,
+    new RegExp(
+      `^otoroshi-xds status — http://127\\.0\\.0\\.1:${port} — \\S+ — every 0\\.1s, Ctrl-C to quit\\n\\nNODE ID`,
+    ),
+  );
   assert.ok(out.text.startsWith('\x1b[2J\x1b[H'));
 });

@@ -15,43 +15,50 @@ import { freePort } from './helpers/redis.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const EXAMPLE = fs.readFileSync(path.join(ROOT, 'testdata', 'otoroshi', 'kustomize', 'example.yaml'), 'utf8');
 
-envoyTest('kustomize base/example.yaml through real Envoy: mTLS to the backend with the client certificate named by its subject DN', async (t, bin) => {
-  const port = await freePort();
-  const target = '- url: https://app-service.default.svc.cluster.local:8443';
-  assert.ok(EXAMPLE.includes(target));
-  const example = EXAMPLE.replace(target, `- url: https://app-service.default.svc.cluster.local:${port}\n    ipAddress: 127.0.0.1`);
-  const gw = await startGateway(t, bin, { files: { 'example.yaml': example } });
-  // The example exports backend-cert (exportSecret: true): file mode writes it under the data dir.
-  const secretDir = path.join(gw.config.dataDir, 'secrets', 'default', 'backend-cert');
-  const files = await eventually(
-    'backend-cert to be issued and exported',
-    () => {
-      const f = (n: string): string | undefined => (fs.existsSync(path.join(secretDir, n)) ? fs.readFileSync(path.join(secretDir, n), 'utf8') : undefined);
-      const cert = f('tls.crt');
-      const key = f('tls.key');
-      const ca = f('ca.crt');
-      return cert && key && ca ? { cert, key, ca } : undefined;
-    },
-    90_000,
-  );
-  const backend = https.createServer({ ...files, requestCert: true, rejectUnauthorized: true }, (req, res) => {
-    const peer = (req.socket as TLSSocket).getPeerCertificate();
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ subject: peer.subject }));
-  });
-  await new Promise<void>((resolve) => backend.listen(port, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => backend.close(() => resolve())));
-  await gw.converged();
-  // The client certificate (RSA keys are generated off the event loop) may come a rebuild later.
-  const res = await eventually(
-    'a 200 from the mTLS backend through Envoy',
-    async () => {
-      const r = await gw.request({ host: 'backend.k3s.local', path: '/' });
-      return r.status === 200 ? r : undefined;
-    },
-    90_000,
-  );
-  const body = JSON.parse(res.body) as { subject: Record<string, string> };
-  assert.equal(body.subject['UID'], 'oto-client-cert');
-  assert.equal(body.subject['O'], 'OtoroshiApps');
-});
+envoyTest(
+  'kustomize base/example.yaml through real Envoy: mTLS to the backend with the client certificate named by its subject DN',
+  async (t, bin) => {
+    const port = await freePort();
+    const target = '- url: https://app-service.default.svc.cluster.local:8443';
+    assert.ok(EXAMPLE.includes(target));
+    const example = EXAMPLE.replace(
+      target,
+      `- url: https://app-service.default.svc.cluster.local:${port}\n    ipAddress: 127.0.0.1`,
+    );
+    const gw = await startGateway(t, bin, { files: { 'example.yaml': example } });
+    // The example exports backend-cert (exportSecret: true): file mode writes it under the data dir.
+    const secretDir = path.join(gw.config.dataDir, 'secrets', 'default', 'backend-cert');
+    const files = await eventually(
+      'backend-cert to be issued and exported',
+      () => {
+        const f = (n: string): string | undefined =>
+          fs.existsSync(path.join(secretDir, n)) ? fs.readFileSync(path.join(secretDir, n), 'utf8') : undefined;
+        const cert = f('tls.crt');
+        const key = f('tls.key');
+        const ca = f('ca.crt');
+        return cert && key && ca ? { cert, key, ca } : undefined;
+      },
+      90_000,
+    );
+    const backend = https.createServer({ ...files, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+      const peer = (req.socket as TLSSocket).getPeerCertificate();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ subject: peer.subject }));
+    });
+    await new Promise<void>((resolve) => backend.listen(port, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => backend.close(() => resolve())));
+    await gw.converged();
+    // The client certificate (RSA keys are generated off the event loop) may come a rebuild later.
+    const res = await eventually(
+      'a 200 from the mTLS backend through Envoy',
+      async () => {
+        const r = await gw.request({ host: 'backend.k3s.local', path: '/' });
+        return r.status === 200 ? r : undefined;
+      },
+      90_000,
+    );
+    const body = JSON.parse(res.body) as { subject: Record<string, string> };
+    assert.equal(body.subject['UID'], 'oto-client-cert');
+    assert.equal(body.subject['O'], 'OtoroshiApps');
+  },
+);

@@ -39,7 +39,10 @@ function dryRunCa(built: BuildResult): void {
 const read = (rel: string): string => fs.readFileSync(path.join(DATA, rel), 'utf8');
 
 function viewOf(files: Record<string, string>): ConfigView {
-  const parsed: ParsedFile[] = Object.entries(files).map(([relPath, text]) => ({ relPath, ...parseYamlFile(relPath, text, 0) }));
+  const parsed: ParsedFile[] = Object.entries(files).map(([relPath, text]) => ({
+    relPath,
+    ...parseYamlFile(relPath, text, 0),
+  }));
   return assembleView(parsed);
 }
 
@@ -75,7 +78,8 @@ function assertGolden(name: string, c: ReturnType<typeof run>): void {
   }
 }
 
-const ENVOY_REJECTED = (c: ReturnType<typeof run>): string[] => c.errors.filter((e) => e.code === 'OXDS_ENVOY_VALIDATION').map((e) => e.message);
+const ENVOY_REJECTED = (c: ReturnType<typeof run>): string[] =>
+  c.errors.filter((e) => e.code === 'OXDS_ENVOY_VALIDATION').map((e) => e.message);
 
 // ------------------------------------------------------------------ the kustomize examples
 
@@ -83,9 +87,15 @@ const ENVOY_REJECTED = (c: ReturnType<typeof run>): string[] => c.errors.filter(
 const KUSTOMIZE_WARNINGS = (prefix: string, certs: string[]) => [
   `warning OXDS_MISSING_FIELD ApiKey/backend-apikey spec.clientSecret`,
   ...certs.map((c) => `warning OXDS_NOT_SUPPORTED Certificate/${c} spec.csr.signatureAlg`),
-  ...['secComAlgoChallengeBackToOto', 'secComAlgoChallengeOtoToBack', 'secComAlgoInfoToken', 'secComInfoTokenVersion', 'secComSettings', 'secComUseSameAlgo', 'secComVersion'].map(
-    (f) => `warning OXDS_NOT_SUPPORTED ${prefix}ServiceDescriptor/backend spec.${f}`,
-  ),
+  ...[
+    'secComAlgoChallengeBackToOto',
+    'secComAlgoChallengeOtoToBack',
+    'secComAlgoInfoToken',
+    'secComInfoTokenVersion',
+    'secComSettings',
+    'secComUseSameAlgo',
+    'secComVersion',
+  ].map((f) => `warning OXDS_NOT_SUPPORTED ${prefix}ServiceDescriptor/backend spec.${f}`),
 ];
 
 for (const [name, certs] of [
@@ -103,7 +113,9 @@ for (const [name, certs] of [
     // certs: [UID=oto-client-cert, O=OtoroshiApps] → the Certificate with that subject; trustedCerts: [otoroshi-intermediate-ca] → our CA bundle
     assert.deepEqual(d.targets[0]?.mtls?.certs, ['default/oto-client-cert']);
     assert.deepEqual(d.targets[0]?.mtls?.trustedCerts, []);
-    const cluster = JSON.stringify(c.envoy.set.clusters.find((x) => String(x.name).includes('kubernetes-crd-import-default-backend')));
+    const cluster = JSON.stringify(
+      c.envoy.set.clusters.find((x) => String(x.name).includes('kubernetes-crd-import-default-backend')),
+    );
     assert.ok(cluster.includes('"default/oto-client-cert"') && cluster.includes('"otoroshi-ca-bundle"'), cluster);
     assertGolden(`kustomize-${name}`, c);
   });
@@ -126,13 +138,20 @@ test('docs: the Ingress route example (Deployment, Service without clusterIP, v1
     'warning OXDS_UNRESOLVED_REFERENCE Ingress/http-app-ingress spec.tls[0].secretName', // the example's TLS secret is not part of it
   ]);
   const d = c.model.descriptors[0];
-  assert.deepEqual(d?.targets[0]?.resolution, { type: 'dns', hostname: 'http-app-service.default.svc.cluster.local', port: 8080 });
+  assert.deepEqual(d?.targets[0]?.resolution, {
+    type: 'dns',
+    hostname: 'http-app-service.default.svc.cluster.local',
+    port: 8080,
+  });
   assert.deepEqual(ENVOY_REJECTED(c), []);
 });
 
 /** The Deployment and Service of the route example, and another Ingress from the docs in place of its Ingress. */
 function withRouteApp(ingress: string): Record<string, string> {
-  const app = read('docs/ingress-route.yaml').split(/^---$/m).filter((d) => !/kind: Ingress/.test(d)).join('---');
+  const app = read('docs/ingress-route.yaml')
+    .split(/^---$/m)
+    .filter((d) => !/kind: Ingress/.test(d))
+    .join('---');
   return { 'app.yaml': app, 'ingress.yaml': ingress };
 }
 
@@ -150,7 +169,10 @@ test('docs: the Ingress with Otoroshi annotations: warnings name the annotations
 });
 
 test('docs: IngressClass + ingressClassName, with the controller configured as the docs say', () => {
-  const c = run({ ...withRouteApp(read('docs/ingress-class-name.yaml')), 'class.yaml': read('docs/ingressclass.yaml') }, { ingressClasses: ['otoroshi.io/ingress-controller'] });
+  const c = run(
+    { ...withRouteApp(read('docs/ingress-class-name.yaml')), 'class.yaml': read('docs/ingressclass.yaml') },
+    { ingressClasses: ['otoroshi.io/ingress-controller'] },
+  );
   assert.deepEqual(problems(c.errors, 'error'), []);
   assert.equal(c.model.descriptors.length, 1);
   assert.deepEqual(c.model.descriptors[0]?.hosts, ['httpapp.foo.bar']);
@@ -159,7 +181,9 @@ test('docs: IngressClass + ingressClassName, with the controller configured as t
 /** The errors the pre-1.5 root DN `CN=Otoroshi Root` gives, each with its hint (the only errors of these examples). */
 function legacyRootErrors(c: ReturnType<typeof run>): { count: number; others: string[] } {
   const errs = c.errors.filter((e) => e.severity === 'error');
-  const legacy = errs.filter((e) => e.message.includes('CN=Otoroshi Root is the root DN of Otoroshi before 1.5: did you mean otoroshi-root-ca?'));
+  const legacy = errs.filter((e) =>
+    e.message.includes('CN=Otoroshi Root is the root DN of Otoroshi before 1.5: did you mean otoroshi-root-ca?'),
+  );
   return { count: legacy.length, others: errs.filter((e) => !legacy.includes(e)).map(formatError) };
 }
 
@@ -169,7 +193,11 @@ test('docs: the "Full CRD example" as published: only the pre-1.5 root DN is an 
   assert.deepEqual(l.others, []);
   assert.equal(l.count, 4); // three csr.issuer, one trustedCerts
   assert.deepEqual(problems(c.errors, 'notice'), ['notice OXDS_SKIPPED_KIND Deployment/http-app-deployment']);
-  assert.ok(c.errors.some((e) => e.severity === 'notice' && e.message.includes('duplicate key "volumeMounts" at line 30, column 9')));
+  assert.ok(
+    c.errors.some(
+      (e) => e.severity === 'notice' && e.message.includes('duplicate key "volumeMounts" at line 30, column 9'),
+    ),
+  );
 });
 
 test('docs: the "Full CRD example" with otoroshi-root-ca for CN=Otoroshi Root: no error, the descriptor is published with mTLS', () => {
@@ -197,8 +225,15 @@ test('docs: the CRD snippets together (groups, apikey, descriptor, certificate, 
   const l = legacyRootErrors(c);
   assert.deepEqual(l.others, []);
   assert.equal(l.count, 2); // certificate.yaml csr.issuer, service-descriptor.yaml trustedCerts
-  assert.deepEqual(problems(c.errors, 'notice'), ['notice OXDS_SKIPPED_KIND Team/default-team', 'notice OXDS_SKIPPED_KIND Tenant/default-organization']);
-  const fixed = run(Object.fromEntries(Object.entries(files).map(([k, v]) => [k, v.replaceAll('CN=Otoroshi Root', 'otoroshi-root-ca')])));
+  assert.deepEqual(problems(c.errors, 'notice'), [
+    'notice OXDS_SKIPPED_KIND Team/default-team',
+    'notice OXDS_SKIPPED_KIND Tenant/default-organization',
+  ]);
+  const fixed = run(
+    Object.fromEntries(
+      Object.entries(files).map(([k, v]) => [k, v.replaceAll('CN=Otoroshi Root', 'otoroshi-root-ca')]),
+    ),
+  );
   assert.deepEqual(problems(fixed.errors, 'error'), []);
   assert.equal(fixed.model.descriptors.length, 1);
   assert.deepEqual(fixed.model.descriptors[0]?.targets[0]?.mtls?.certs, ['default/http-app-certificate-client']);
@@ -206,7 +241,10 @@ test('docs: the CRD snippets together (groups, apikey, descriptor, certificate, 
 
 // ------------------------------------------------------------------ the demo exports (import round trip)
 
-const EXPORTS = fs.readdirSync(path.join(DATA, 'exports')).filter((f) => f.endsWith('.json')).sort();
+const EXPORTS = fs
+  .readdirSync(path.join(DATA, 'exports'))
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 for (const f of EXPORTS) {
   test(`import ${f}: YAML that validates with no error and translates for both node types`, () => {
@@ -215,7 +253,15 @@ for (const f of EXPORTS) {
     const yaml = toYamlDocuments(r.objects);
     const c = run({ 'imported.yaml': yaml });
     assert.deepEqual(problems(c.errors, 'error'), []);
-    assert.ok(c.errors.every((e) => e.severity !== 'warning' || e.code === 'OXDS_NOT_SUPPORTED' || (e.code === 'OXDS_INVALID_FIELD' && e.message.startsWith('certificate expired'))), problems(c.errors, 'warning').join('\n'));
+    assert.ok(
+      c.errors.every(
+        (e) =>
+          e.severity !== 'warning' ||
+          e.code === 'OXDS_NOT_SUPPORTED' ||
+          (e.code === 'OXDS_INVALID_FIELD' && e.message.startsWith('certificate expired')),
+      ),
+      problems(c.errors, 'warning').join('\n'),
+    );
     assert.deepEqual(ENVOY_REJECTED(c), []);
     const src = json as Record<string, unknown[]>;
     assert.equal(c.model.descriptors.length, (src['serviceDescriptors'] ?? []).length, 'every descriptor is published');
@@ -225,11 +271,19 @@ for (const f of EXPORTS) {
     for (const k of src['apiKeys'] as Record<string, unknown>[]) {
       const m = c.model.apikeys.find((x) => x.clientId === k['clientId']);
       assert.equal(m?.clientSecret, k['clientSecret']);
-      if (typeof k['authorizedGroup'] === 'string') assert.deepEqual(m?.authorizedEntities, [`group_${k['authorizedGroup']}`]);
+      if (typeof k['authorizedGroup'] === 'string')
+        assert.deepEqual(m?.authorizedEntities, [`group_${k['authorizedGroup']}`]);
     }
-    for (const d of src['serviceDescriptors'] as Record<string, unknown>[]) assert.ok(c.model.descriptors.some((x) => x.id === d['id']), String(d['id']));
+    for (const d of src['serviceDescriptors'] as Record<string, unknown>[])
+      assert.ok(
+        c.model.descriptors.some((x) => x.id === d['id']),
+        String(d['id']),
+      );
     assert.ok(c.envoy.set.routes.length > 0 && c.grpc.set.clusters.length > 0);
-    assert.ok(r.notes.some((n) => n.startsWith('simpleAdmins: 1 not carried over')), 'admins are never carried over, and that is said');
+    assert.ok(
+      r.notes.some((n) => n.startsWith('simpleAdmins: 1 not carried over')),
+      'admins are never carried over, and that is said',
+    );
   });
 }
 
@@ -237,16 +291,40 @@ test('import: the 1.4 shape (groupId, subdomain/env/domain) and the 1.5 shape (g
   assert.equal(legacyHost('api', 'prod', 'oto.tools'), 'api.oto.tools');
   assert.equal(legacyHost('api', 'dev', 'oto.tools'), 'api.dev.oto.tools');
   assert.equal(legacyHost('', 'prod', 'oto.tools'), 'prod.oto.tools'); // Otoroshi's own case order
-  const old = { id: 'svc-1', name: 's', groupId: 'g1', subdomain: 'api', env: 'prod', domain: 'oto.tools', targets: [{ host: '127.0.0.1:8080', scheme: 'http' }], matchingRoot: null, enforceSecureCommunication: false };
-  const now = { id: 'svc-1', name: 's', groups: ['g1'], hosts: ['api.oto.tools'], targets: [{ host: '127.0.0.1:8080', scheme: 'http' }], enforceSecureCommunication: false };
+  const old = {
+    id: 'svc-1',
+    name: 's',
+    groupId: 'g1',
+    subdomain: 'api',
+    env: 'prod',
+    domain: 'oto.tools',
+    targets: [{ host: '127.0.0.1:8080', scheme: 'http' }],
+    matchingRoot: null,
+    enforceSecureCommunication: false,
+  };
+  const now = {
+    id: 'svc-1',
+    name: 's',
+    groups: ['g1'],
+    hosts: ['api.oto.tools'],
+    targets: [{ host: '127.0.0.1:8080', scheme: 'http' }],
+    enforceSecureCommunication: false,
+  };
   const specOf = (d: object) => importOtoroshiExport({ serviceDescriptors: [d] }).objects[0]?.spec;
   assert.deepEqual(specOf(old), specOf(now));
-  const r = importOtoroshiExport({ serviceGroups: [{ id: 'g1', name: 'G' }], serviceDescriptors: [old], apiKeys: [{ clientId: 'k', clientSecret: 's', authorizedGroup: 'g1' }] });
-  assert.deepEqual(r.objects.map((o) => [o.kind, o.metadata.name, o.metadata.annotations['otoroshi.io/id']]), [
-    ['ServiceGroup', 'g1', 'g1'],
-    ['ServiceDescriptor', 'svc-1', 'svc-1'],
-    ['ApiKey', 'k', 'k'],
-  ]);
+  const r = importOtoroshiExport({
+    serviceGroups: [{ id: 'g1', name: 'G' }],
+    serviceDescriptors: [old],
+    apiKeys: [{ clientId: 'k', clientSecret: 's', authorizedGroup: 'g1' }],
+  });
+  assert.deepEqual(
+    r.objects.map((o) => [o.kind, o.metadata.name, o.metadata.annotations['otoroshi.io/id']]),
+    [
+      ['ServiceGroup', 'g1', 'g1'],
+      ['ServiceDescriptor', 'svc-1', 'svc-1'],
+      ['ApiKey', 'k', 'k'],
+    ],
+  );
   const c = run({ 'i.yaml': toYamlDocuments(r.objects) });
   assert.deepEqual(problems(c.errors), []);
   assert.deepEqual(c.model.descriptors[0]?.groups, ['g1']);
@@ -270,7 +348,10 @@ test('CLI: validate of the kustomize example exits 0; import + validate of a dem
     fs.copyFileSync(path.join(DATA, 'exports', 'mtls-state.json'), path.join(dir, 'state.json'));
     const v = cli(['validate', '--config', dir]);
     assert.equal(v.status, 0, v.stdout + v.stderr);
-    assert.match(v.stdout, /notice OXDS_SKIPPED_FILE state\.json: state\.json is not read .*otoroshi-xds import state\.json/);
+    assert.match(
+      v.stdout,
+      /notice OXDS_SKIPPED_FILE state\.json: state\.json is not read .*otoroshi-xds import state\.json/,
+    );
     assert.match(v.stdout, /0 error\(s\)/);
     const out = path.join(dir, 'imported.yaml');
     const i = cli(['import', path.join(dir, 'state.json'), '--out', out]);
@@ -290,7 +371,11 @@ test('CLI: validate of the kustomize example exits 0; import + validate of a dem
 
 // ------------------------------------------------------------------ one minimal input per defect
 
-const SD = (name: string, extra: string, target = '{url: "https://b.internal"}') => `apiVersion: proxy.otoroshi.io/v1alpha1
+const SD = (
+  name: string,
+  extra: string,
+  target = '{url: "https://b.internal"}',
+) => `apiVersion: proxy.otoroshi.io/v1alpha1
 kind: ServiceDescriptor
 metadata: {name: ${name}, namespace: default}
 spec:
@@ -312,11 +397,20 @@ test('defect 1: mtlsConfig certs/trustedCerts by Otoroshi id, by subject DN, and
   const yaml =
     CERT('by-dn', 'UID=c1, O=Apps') +
     CERT('by-id', 'CN=c2', '', ', annotations: {otoroshi.io/id: the-id}') +
-    SD('a', '', '{url: "https://b.internal", mtlsConfig: {mtls: true, certs: ["O=Apps,uid=c1"], trustedCerts: [otoroshi-root-ca]}}') +
-    SD('b', '', '{url: "https://b.internal", mtlsConfig: {mtls: true, certs: [the-id], trustedCerts: ["CN=Otoroshi Default Intermediate CA Certificate, OU=Otoroshi Certificates, O=Otoroshi"]}}') +
+    SD(
+      'a',
+      '',
+      '{url: "https://b.internal", mtlsConfig: {mtls: true, certs: ["O=Apps,uid=c1"], trustedCerts: [otoroshi-root-ca]}}',
+    ) +
+    SD(
+      'b',
+      '',
+      '{url: "https://b.internal", mtlsConfig: {mtls: true, certs: [the-id], trustedCerts: ["CN=Otoroshi Default Intermediate CA Certificate, OU=Otoroshi Certificates, O=Otoroshi"]}}',
+    ) +
     SD('c', '', '{url: "https://b.internal", mtlsConfig: {mtls: true, certs: [by-dn, "UID=nobody, O=Apps"]}}');
   const c = run({ 'x.yaml': yaml });
-  const mtls = (id: string) => c.model.descriptors.find((d) => d.id === `kubernetes-crd-import-default-${id}`)?.targets[0]?.mtls;
+  const mtls = (id: string) =>
+    c.model.descriptors.find((d) => d.id === `kubernetes-crd-import-default-${id}`)?.targets[0]?.mtls;
   assert.deepEqual(mtls('a')?.certs, ['default/by-dn']);
   assert.deepEqual(mtls('a')?.trustedCerts, []); // the CA bundle
   assert.deepEqual(mtls('b')?.certs, ['default/by-id']);
@@ -325,17 +419,29 @@ test('defect 1: mtlsConfig certs/trustedCerts by Otoroshi id, by subject DN, and
   assert.equal(err?.field, 'spec.targets[0].mtlsConfig.certs[1]');
   assert.match(err?.message ?? '', /^no certificate has the subject DN "UID=nobody, O=Apps"/);
   assert.ok(!(err?.message ?? '').includes('default/UID'));
-  const asClient = run({ 'x.yaml': SD('d', '', '{url: "https://b.internal", mtlsConfig: {mtls: true, certs: [otoroshi-intermediate-ca]}}') });
+  const asClient = run({
+    'x.yaml': SD('d', '', '{url: "https://b.internal", mtlsConfig: {mtls: true, certs: [otoroshi-intermediate-ca]}}'),
+  });
   assert.match(asClient.errors.find((e) => e.severity === 'error')?.message ?? '', /is a CA, not a client certificate/);
 });
 
 test('defect 2: secCom* fields of a CRD warn (where Otoroshi would use them), as the Ingress annotations do', () => {
-  const c = run({ 'x.yaml': SD('a', '  secComVersion: 2\n  secComSettings: {type: HSAlgoSettings, size: 512, secret: s}\n') + SD('off', '  enforceSecureCommunication: false\n  secComVersion: 2\n') });
-  assert.deepEqual(problems(c.errors), ['warning OXDS_NOT_SUPPORTED ServiceDescriptor/a spec.secComSettings', 'warning OXDS_NOT_SUPPORTED ServiceDescriptor/a spec.secComVersion']);
+  const c = run({
+    'x.yaml':
+      SD('a', '  secComVersion: 2\n  secComSettings: {type: HSAlgoSettings, size: 512, secret: s}\n') +
+      SD('off', '  enforceSecureCommunication: false\n  secComVersion: 2\n'),
+  });
+  assert.deepEqual(problems(c.errors), [
+    'warning OXDS_NOT_SUPPORTED ServiceDescriptor/a spec.secComSettings',
+    'warning OXDS_NOT_SUPPORTED ServiceDescriptor/a spec.secComVersion',
+  ]);
 });
 
 test('defect 3: ApiKey.daikokuToken warns, naming the field and saying the key authorizes nothing', () => {
-  const c = run({ 'x.yaml': 'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ApiKey\nmetadata: {name: k, namespace: default}\nspec: {clientSecret: s, daikokuToken: tok}\n' });
+  const c = run({
+    'x.yaml':
+      'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ApiKey\nmetadata: {name: k, namespace: default}\nspec: {clientSecret: s, daikokuToken: tok}\n',
+  });
   const w = c.errors.find((e) => e.field === 'spec.daikokuToken');
   assert.equal(w?.severity, 'warning');
   assert.match(w?.message ?? '', /no authorizedEntities: it authorizes nothing/);
@@ -343,22 +449,41 @@ test('defect 3: ApiKey.daikokuToken warns, naming the field and saying the key a
 
 test('defect 4: kinds outside our scope are skipped with a notice (exit 0); misspelt kinds of our group still error', () => {
   const c = run({
-    'x.yaml': 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: proxy.otoroshi.io/v1alpha1\nkind: Route\nmetadata: {name: r}\n---\napiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceDescripter\nmetadata: {name: typo}\n---\napiVersion: proxy.otoroshi.io/v1alpha1\nkind: servicegroup\nmetadata: {name: case}\n',
+    'x.yaml':
+      'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: proxy.otoroshi.io/v1alpha1\nkind: Route\nmetadata: {name: r}\n---\napiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceDescripter\nmetadata: {name: typo}\n---\napiVersion: proxy.otoroshi.io/v1alpha1\nkind: servicegroup\nmetadata: {name: case}\n',
   });
-  assert.deepEqual(problems(c.errors), ['error OXDS_UNKNOWN_KIND servicegroup/case', 'error OXDS_UNKNOWN_KIND ServiceDescripter/typo', 'notice OXDS_SKIPPED_KIND Deployment/d', 'notice OXDS_SKIPPED_KIND Route/r'].sort());
+  assert.deepEqual(
+    problems(c.errors),
+    [
+      'error OXDS_UNKNOWN_KIND servicegroup/case',
+      'error OXDS_UNKNOWN_KIND ServiceDescripter/typo',
+      'notice OXDS_SKIPPED_KIND Deployment/d',
+      'notice OXDS_SKIPPED_KIND Route/r',
+    ].sort(),
+  );
   assert.match(c.errors.find((e) => e.name === 'case')?.message ?? '', /did you mean ServiceGroup\?/);
 });
 
 test('defect 5: a serviceName target whose Service has no clusterIP and no EndpointSlice uses the DNS name, with a notice', () => {
-  const svc = 'apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec: {ports: [{name: http, port: 8080}]}\n---\n';
-  const c = run({ 'x.yaml': svc + SD('a', '', '{serviceName: web, servicePort: http}') }, { clusterDomain: 'corp.local' });
+  const svc =
+    'apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec: {ports: [{name: http, port: 8080}]}\n---\n';
+  const c = run(
+    { 'x.yaml': svc + SD('a', '', '{serviceName: web, servicePort: http}') },
+    { clusterDomain: 'corp.local' },
+  );
   assert.deepEqual(problems(c.errors), ['notice OXDS_DNS_FALLBACK ServiceDescriptor/a spec.targets[0].serviceName']);
-  assert.deepEqual(c.model.descriptors[0]?.targets[0]?.resolution, { type: 'dns', hostname: 'web.default.svc.corp.local', port: 8080 });
+  assert.deepEqual(c.model.descriptors[0]?.targets[0]?.resolution, {
+    type: 'dns',
+    hostname: 'web.default.svc.corp.local',
+    port: 8080,
+  });
 });
 
 test('defect 6: signatureAlg is honoured by an RSA issuer and warned about with our EC intermediate', () => {
-  const rsaCa = 'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: Certificate\nmetadata: {name: rsa-ca, namespace: default}\nspec:\n  csr: {ca: true, issuer: otoroshi-root-ca, key: {algo: rsa, size: 2048}, subject: "CN=RSA CA"}\n---\n';
-  const leaf = (name: string, issuer: string) => `apiVersion: proxy.otoroshi.io/v1alpha1\nkind: Certificate\nmetadata: {name: ${name}, namespace: default}\nspec:\n  csr: {issuer: ${issuer}, hosts: [${name}.example.com], key: {algo: rsa, size: 2048}, subject: "CN=${name}", signatureAlg: SHA256WithRSAEncryption}\n---\n`;
+  const rsaCa =
+    'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: Certificate\nmetadata: {name: rsa-ca, namespace: default}\nspec:\n  csr: {ca: true, issuer: otoroshi-root-ca, key: {algo: rsa, size: 2048}, subject: "CN=RSA CA"}\n---\n';
+  const leaf = (name: string, issuer: string) =>
+    `apiVersion: proxy.otoroshi.io/v1alpha1\nkind: Certificate\nmetadata: {name: ${name}, namespace: default}\nspec:\n  csr: {issuer: ${issuer}, hosts: [${name}.example.com], key: {algo: rsa, size: 2048}, subject: "CN=${name}", signatureAlg: SHA256WithRSAEncryption}\n---\n`;
   const c = run({ 'x.yaml': rsaCa + leaf('by-rsa', '"CN=RSA CA"') + leaf('by-ec', 'otoroshi-intermediate-ca') });
   assert.deepEqual(problems(c.errors), ['warning OXDS_NOT_SUPPORTED Certificate/by-ec spec.csr.signatureAlg']);
   assert.match(c.errors[0]?.message ?? '', /signed ecdsa-with-SHA/);
@@ -367,8 +492,15 @@ test('defect 6: signatureAlg is honoured by an RSA issuer and warned about with 
 test('defect 7: ApiKey secretName with an existing otoroshi.io/apikey-secret Secret gives clientId and clientSecret', () => {
   const secret = `apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: default}\ntype: otoroshi.io/apikey-secret\ndata: {clientId: ${Buffer.from('the-id').toString('base64')}, clientSecret: ${Buffer.from('the-secret').toString('base64')}}\n---\n`;
   const ours = `apiVersion: v1\nkind: Secret\nmetadata: {name: exported, namespace: default, labels: {app.kubernetes.io/managed-by: otoroshi-xds}}\ntype: otoroshi.io/apikey-secret\nstringData: {clientId: old, clientSecret: old}\n---\n`;
-  const key = (name: string, spec: string) => `apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ApiKey\nmetadata: {name: ${name}, namespace: default}\nspec: {${spec}}\n---\n`;
-  const c = run({ 'x.yaml': secret + ours + key('k', 'secretName: creds') + key('mine', 'secretName: exported, exportSecret: true, clientId: mine, clientSecret: spec-secret') });
+  const key = (name: string, spec: string) =>
+    `apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ApiKey\nmetadata: {name: ${name}, namespace: default}\nspec: {${spec}}\n---\n`;
+  const c = run({
+    'x.yaml':
+      secret +
+      ours +
+      key('k', 'secretName: creds') +
+      key('mine', 'secretName: exported, exportSecret: true, clientId: mine, clientSecret: spec-secret'),
+  });
   const k = c.model.apikeys.find((x) => x.sourceKey === 'ApiKey/default/k');
   assert.equal(k?.clientId, 'the-id');
   assert.equal(k?.clientSecret, 'the-secret');
@@ -386,32 +518,51 @@ test('defect 8: csr.issuer CN=Otoroshi Root stays an error, with "did you mean o
 
 test('defect 9: enforceSecureCommunication: true warns; the docs say the default differs from Otoroshi', () => {
   const c = run({ 'x.yaml': SD('a', '  enforceSecureCommunication: true\n') });
-  assert.deepEqual(problems(c.errors), ['warning OXDS_NOT_SUPPORTED ServiceDescriptor/a spec.enforceSecureCommunication']);
+  assert.deepEqual(problems(c.errors), [
+    'warning OXDS_NOT_SUPPORTED ServiceDescriptor/a spec.enforceSecureCommunication',
+  ]);
   const doc = fs.readFileSync(path.join(ROOT, 'docs', 'kubernetes.md'), 'utf8');
   assert.match(doc, /`enforceSecureCommunication` defaults to `false` here\s+\(Otoroshi: `true`\)/);
 });
 
 test('defect 10: one-line YAML errors naming the object; "not issued" for a certificate that failed; annotation fields one way', () => {
-  const dup = 'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceGroup\nmetadata: {name: g}\nspec:\n  name: a\n  name: b\n';
+  const dup =
+    'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceGroup\nmetadata: {name: g}\nspec:\n  name: a\n  name: b\n';
   const parsed = parseYamlFile('block.yaml', dup, 0);
   assert.equal(parsed.errors.length, 1);
   const line = formatError(parsed.errors[0] as ConfigError);
-  assert.equal(line, 'error OXDS_YAML_PARSE block.yaml#0 ServiceGroup default/g: duplicate key "name" at line 6, column 3: a key may appear once per map (the document is ignored)');
+  assert.equal(
+    line,
+    'error OXDS_YAML_PARSE block.yaml#0 ServiceGroup default/g: duplicate key "name" at line 6, column 3: a key may appear once per map (the document is ignored)',
+  );
   // a certificate that exists but failed to issue is "not issued", not "unknown"
-  const c = run({ 'x.yaml': CERT('c', 'CN=c', ', issuer: nope') + SD('a', '', '{url: "https://b.internal", mtlsConfig: {mtls: true, certs: [c]}}') });
-  assert.match(c.errors.find((e) => e.name === 'a')?.message ?? '', /names certificate default\/c, which is not issued \(see that Certificate's status\)/);
+  const c = run({
+    'x.yaml':
+      CERT('c', 'CN=c', ', issuer: nope') +
+      SD('a', '', '{url: "https://b.internal", mtlsConfig: {mtls: true, certs: [c]}}'),
+  });
+  assert.match(
+    c.errors.find((e) => e.name === 'a')?.message ?? '',
+    /names certificate default\/c, which is not issued \(see that Certificate's status\)/,
+  );
   // annotation paths are always metadata.annotations["<the key as written>"]
   const ing = run({
     'x.yaml':
       'apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {clusterIP: 10.0.0.1, ports: [{port: 80}]}\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: i\n  annotations: {kubernetes.io/ingress.class: otoroshi, ingress.otoroshi.io/allowHttp10: "false", ingress.otoroshi.io/group: nope}\nspec: {rules: [{host: a.example.com, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}]}}]}\n',
   });
-  assert.deepEqual(ing.errors.map((e) => e.field).sort(), ['metadata.annotations["ingress.otoroshi.io/allowHttp10"]', 'metadata.annotations["ingress.otoroshi.io/group"]']);
+  assert.deepEqual(ing.errors.map((e) => e.field).sort(), [
+    'metadata.annotations["ingress.otoroshi.io/allowHttp10"]',
+    'metadata.annotations["ingress.otoroshi.io/group"]',
+  ]);
 });
 
 test('a duplicate key in a kind we serve is an error naming the object; the same in a Deployment is only a notice', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-compat-'));
   try {
-    fs.writeFileSync(path.join(dir, 'a.yaml'), 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  x: 1\n  x: 2\n');
+    fs.writeFileSync(
+      path.join(dir, 'a.yaml'),
+      'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  x: 1\n  x: 2\n',
+    );
     const view = await loadConfigDir(dir);
     const built = buildModel(view);
     assert.deepEqual(problems(built.statuses.flatMap((s) => s.errors)), ['notice OXDS_SKIPPED_KIND Deployment/d']);

@@ -14,27 +14,41 @@ import type { ConfigError, StoredObject } from '../src/model/types.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DATA = path.resolve(ROOT, '..', 'shared', 'spec', 'otoroshi-data');
-const files = fs.existsSync(DATA) ? fs.readdirSync(DATA).filter((f) => f.endsWith('.yaml') && !f.startsWith('crds')).sort() : [];
+const files = fs.existsSync(DATA)
+  ? fs
+      .readdirSync(DATA)
+      .filter((f) => f.endsWith('.yaml') && !f.startsWith('crds'))
+      .sort()
+  : [];
 
-test('Otoroshi doc examples build and translate without errors', { skip: files.length === 0 ? `no ${DATA}` : false }, () => {
-  const objects: StoredObject[] = [];
-  const loadErrors: ConfigError[] = [];
-  files.forEach((f, i) => {
-    const parsed = parseYamlFile(f, fs.readFileSync(path.join(DATA, f), 'utf8'), i * 100);
-    objects.push(...parsed.objects);
-    loadErrors.push(...parsed.errors);
-  });
-  assert.deepEqual(loadErrors, []);
-  assert.ok(objects.length >= files.length, 'every example file has an object');
-  const built = buildModel({ objects, loadErrors });
-  const errors = built.statuses.flatMap((s) => s.errors.filter((e) => e.severity === 'error').map((e) => `${s.key} ${e.code} ${e.field ?? ''}: ${e.message}`));
-  assert.deepEqual(errors, []);
-  assert.ok(built.statuses.every((s) => s.state === 'valid'));
-  const out = translate(built.model);
-  assert.deepEqual(out.errors.filter((e) => e.severity === 'error'), []);
-  for (const node of ['envoy', 'grpc'] as const) {
-    const rejected: ConfigError[] = [];
-    validateSet(node, out[node], rejected);
-    assert.deepEqual(rejected, []);
-  }
-});
+test(
+  'Otoroshi doc examples build and translate without errors',
+  { skip: files.length === 0 ? `no ${DATA}` : false },
+  () => {
+    const objects: StoredObject[] = [];
+    const loadErrors: ConfigError[] = [];
+    files.forEach((f, i) => {
+      const parsed = parseYamlFile(f, fs.readFileSync(path.join(DATA, f), 'utf8'), i * 100);
+      objects.push(...parsed.objects);
+      loadErrors.push(...parsed.errors);
+    });
+    assert.deepEqual(loadErrors, []);
+    assert.ok(objects.length >= files.length, 'every example file has an object');
+    const built = buildModel({ objects, loadErrors });
+    const errors = built.statuses.flatMap((s) =>
+      s.errors.filter((e) => e.severity === 'error').map((e) => `${s.key} ${e.code} ${e.field ?? ''}: ${e.message}`),
+    );
+    assert.deepEqual(errors, []);
+    assert.ok(built.statuses.every((s) => s.state === 'valid'));
+    const out = translate(built.model);
+    assert.deepEqual(
+      out.errors.filter((e) => e.severity === 'error'),
+      [],
+    );
+    for (const node of ['envoy', 'grpc'] as const) {
+      const rejected: ConfigError[] = [];
+      validateSet(node, out[node], rejected);
+      assert.deepEqual(rejected, []);
+    }
+  },
+);

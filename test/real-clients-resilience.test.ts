@@ -35,7 +35,9 @@ async function startFlaky(delayMs = 0): Promise<Flaky> {
     },
   });
   f.port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(err) : resolve(port),
+    ),
   );
   return f;
 }
@@ -70,13 +72,21 @@ async function run(
     fs.rmSync(dir, { recursive: true, force: true });
   });
   fs.writeFileSync(path.join(dir, 'flaky.yaml'), descriptor(flaky.port, retries, o.globalTimeout));
-  const cfg = resolveConfig({ config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, logLevel: 'warn', debounceMs: 20, debounceMaxMs: 200 }, {});
+  const cfg = resolveConfig(
+    { config: dir, xdsPort: 0, adminPort: 0, authzPort: 0, logLevel: 'warn', debounceMs: 20, debounceMaxMs: 200 },
+    {},
+  );
   if (!cfg.ok) throw new Error(cfg.errors.join('; '));
   server = await startServer(cfg.value);
   const before = flaky.attempts;
   let r: CallResult;
   if (o.ccore) {
-    const run = await runCCoreBatches(server.xdsPort, nodeId, [{ target: `xds:///${HOST}`, n: o.calls ?? 100, timeout: 3 }], { timeoutMs: 25_000 });
+    const run = await runCCoreBatches(
+      server.xdsPort,
+      nodeId,
+      [{ target: `xds:///${HOST}`, n: o.calls ?? 100, timeout: 3 }],
+      { timeoutMs: 25_000 },
+    );
     r = run.results[0] ?? { counts: {}, errors: { NO_RESULT: 1 }, ms: 0 };
   } else {
     client = await spawnGrpcJsClient(server.xdsPort, nodeId);
@@ -84,46 +94,68 @@ async function run(
   }
   const ok = Object.values(r.counts).reduce((a, b) => a + b, 0);
   const failed = Object.values(r.errors).reduce((a, b) => a + b, 0);
-  t.diagnostic(`retries=${retries}: ${ok} ok, ${failed} failed, ${flaky.attempts - before} backend attempts (${JSON.stringify(r.errors)})`);
+  t.diagnostic(
+    `retries=${retries}: ${ok} ok, ${failed} failed, ${flaky.attempts - before} backend attempts (${JSON.stringify(r.errors)})`,
+  );
   return { ok, failed, attempts: flaky.attempts - before, errors: r.errors };
 }
 
-test('grpc-js-xds: clientConfig.retries 2 retries UNAVAILABLE — every call succeeds on the second attempt', { timeout: 30_000 }, async (t) => {
-  const r = await run(t, 2, 'grpcjs-retries-on');
-  assert.equal(r.failed, 0);
-  assert.equal(r.ok, 100);
-  assert.equal(r.attempts, 200, 'each call: one failed attempt, one retried success');
-});
+test(
+  'grpc-js-xds: clientConfig.retries 2 retries UNAVAILABLE — every call succeeds on the second attempt',
+  { timeout: 30_000 },
+  async (t) => {
+    const r = await run(t, 2, 'grpcjs-retries-on');
+    assert.equal(r.failed, 0);
+    assert.equal(r.ok, 100);
+    assert.equal(r.attempts, 200, 'each call: one failed attempt, one retried success');
+  },
+);
 
-test('grpc-js-xds: clientConfig.retries 1 (no retry) — the flaky backend\'s failures reach the client', { timeout: 30_000 }, async (t) => {
-  const r = await run(t, 1, 'grpcjs-retries-off');
-  assert.ok(r.failed >= 40, `expected ~50 failures without retries, got ${r.failed}`);
-  assert.equal(r.attempts, 100);
-});
+test(
+  "grpc-js-xds: clientConfig.retries 1 (no retry) — the flaky backend's failures reach the client",
+  { timeout: 30_000 },
+  async (t) => {
+    const r = await run(t, 1, 'grpcjs-retries-off');
+    assert.ok(r.failed >= 40, `expected ~50 failures without retries, got ${r.failed}`);
+    assert.equal(r.attempts, 100);
+  },
+);
 
-test('grpc-js-xds: clientConfig.globalTimeout bounds the call (max_stream_duration): a slow backend gives DEADLINE_EXCEEDED', { timeout: 30_000 }, async (t) => {
-  const r = await run(t, 1, 'grpcjs-timeout-short', { delayMs: 800, globalTimeout: 150, calls: 5 });
-  assert.equal(r.ok, 0);
-  assert.deepEqual(r.errors, { DEADLINE_EXCEEDED: 5 });
-});
+test(
+  'grpc-js-xds: clientConfig.globalTimeout bounds the call (max_stream_duration): a slow backend gives DEADLINE_EXCEEDED',
+  { timeout: 30_000 },
+  async (t) => {
+    const r = await run(t, 1, 'grpcjs-timeout-short', { delayMs: 800, globalTimeout: 150, calls: 5 });
+    assert.equal(r.ok, 0);
+    assert.deepEqual(r.errors, { DEADLINE_EXCEEDED: 5 });
+  },
+);
 
 test('grpc-js-xds: the same slow backend answers within a longer globalTimeout', { timeout: 30_000 }, async (t) => {
   const r = await run(t, 1, 'grpcjs-timeout-long', { delayMs: 300, globalTimeout: 2000, calls: 5 });
   assert.equal(r.ok, 5);
 });
 
-test('gRPC C-core: clientConfig.retries 2 retries UNAVAILABLE — every call succeeds', { timeout: 30_000 }, async (t) => {
-  const r = await run(t, 2, 'ccore-retries-on', { ccore: true, calls: 50 });
-  assert.equal(r.failed, 0);
-  assert.equal(r.ok, 50);
-  assert.equal(r.attempts, 100);
-});
+test(
+  'gRPC C-core: clientConfig.retries 2 retries UNAVAILABLE — every call succeeds',
+  { timeout: 30_000 },
+  async (t) => {
+    const r = await run(t, 2, 'ccore-retries-on', { ccore: true, calls: 50 });
+    assert.equal(r.failed, 0);
+    assert.equal(r.ok, 50);
+    assert.equal(r.attempts, 100);
+  },
+);
 
-test('gRPC C-core: clientConfig.globalTimeout bounds the call (max_stream_duration)', { timeout: 30_000 }, async (t) => {
-  // Same backend and client timeout (3 s) in both runs: only globalTimeout differs.
-  const short = await run(t, 1, 'ccore-timeout-short', { ccore: true, delayMs: 800, globalTimeout: 150, calls: 10 });
-  assert.equal(short.ok, 0);
-  assert.deepEqual(short.errors, { DEADLINE_EXCEEDED: 10 });
-  const long = await run(t, 1, 'ccore-timeout-long', { ccore: true, delayMs: 800, globalTimeout: 5000, calls: 3 });
-  assert.equal(long.ok, 3, JSON.stringify(long.errors));
-});
+test(
+  'gRPC C-core: clientConfig.globalTimeout bounds the call (max_stream_duration)',
+  { timeout: 30_000 },
+  async (t) => {
+    // Same backend and client timeout (3 s) in both runs: only globalTimeout differs.
+    const short = await run(t, 1, 'ccore-timeout-short', { ccore: true, delayMs: 800, globalTimeout: 150, calls: 10 });
+    assert.equal(short.ok, 0);
+    assert.deepEqual(short.errors, { DEADLINE_EXCEEDED: 10 });
+    const long = await run(t, 1, 'ccore-timeout-long', { ccore: true, delayMs: 800, globalTimeout: 5000, calls: 3 });
+    assert.equal(long.ok, 3, JSON.stringify(long.errors));
+  },
+);

@@ -172,7 +172,12 @@ async function assertAllAcked(server: RunningServer, nodeIds: string[], timeoutM
     const nacks = statuses.flatMap((s) =>
       Object.values(s.types)
         .filter((ts) => ts.lastNack)
-        .map((ts) => ({ node: s.nodeId, userAgent: `${s.userAgentName} ${s.userAgentVersion}`, typeUrl: ts.typeUrl, nack: ts.lastNack })),
+        .map((ts) => ({
+          node: s.nodeId,
+          userAgent: `${s.userAgentName} ${s.userAgentVersion}`,
+          typeUrl: ts.typeUrl,
+          nack: ts.lastNack,
+        })),
     );
     assert.deepEqual(nacks, [], `NACKs recorded by the server:\n${JSON.stringify(nacks, null, 1)}`);
     const problems: string[] = [];
@@ -183,7 +188,8 @@ async function assertAllAcked(server: RunningServer, nodeIds: string[], timeoutM
         continue;
       }
       for (const s of mine) {
-        if (s.nodeType !== 'grpc') problems.push(`node ${id} (user agent "${s.userAgentName}") classified as ${s.nodeType}`);
+        if (s.nodeType !== 'grpc')
+          problems.push(`node ${id} (user agent "${s.userAgentName}") classified as ${s.nodeType}`);
         for (const [name, url] of Object.entries(TYPE_URLS)) {
           const ts = s.types[url];
           if (!ts?.ackedVersion) problems.push(`node ${id}: no ACKed ${name} version`);
@@ -224,7 +230,13 @@ async function pollUntil(
 
 test('grpc-js-xds splits calls 3:1 across weighted targets', { timeout: 30_000 }, async (t) => {
   const env = await setup(t, ['b0', 'b1'], (port) => ({
-    'greeter.yaml': descriptorYaml({ name: 'greeter', targets: [{ port: port('b0'), weight: 3 }, { port: port('b1'), weight: 1 }] }),
+    'greeter.yaml': descriptorYaml({
+      name: 'greeter',
+      targets: [
+        { port: port('b0'), weight: 3 },
+        { port: port('b1'), weight: 1 },
+      ],
+    }),
   }));
   const client = await env.grpcJs('grpcjs-weights');
   const r = await client.calls(TARGET, 400, { warmup: 10, deadlineMs: 3000 });
@@ -240,14 +252,25 @@ test('grpc-js-xds splits calls 3:1 across weighted targets', { timeout: 30_000 }
 
 test('gRPC C-core splits calls 3:1 across weighted targets', { timeout: 30_000 }, async (t) => {
   const env = await setup(t, ['b0', 'b1'], (port) => ({
-    'greeter.yaml': descriptorYaml({ name: 'greeter', targets: [{ port: port('b0'), weight: 3 }, { port: port('b1'), weight: 1 }] }),
+    'greeter.yaml': descriptorYaml({
+      name: 'greeter',
+      targets: [
+        { port: port('b0'), weight: 3 },
+        { port: port('b1'), weight: 1 },
+      ],
+    }),
   }));
-  const run = await runCCoreBatches(env.server.xdsPort, 'ccore-weights', [{ target: TARGET, n: 400, warmup: 10, timeout: 3 }], {
-    timeoutMs: 20_000,
-    whileConnected: async () => {
-      await assertAllAcked(env.server, ['ccore-weights']);
+  const run = await runCCoreBatches(
+    env.server.xdsPort,
+    'ccore-weights',
+    [{ target: TARGET, n: 400, warmup: 10, timeout: 3 }],
+    {
+      timeoutMs: 20_000,
+      whileConnected: async () => {
+        await assertAllAcked(env.server, ['ccore-weights']);
+      },
     },
-  });
+  );
   const r = run.results[0]!;
   t.diagnostic(`C-core split over 400 calls: ${JSON.stringify(r.counts)} in ${r.ms} ms (process ${run.ms} ms)`);
   try {
@@ -258,76 +281,91 @@ test('gRPC C-core splits calls 3:1 across weighted targets', { timeout: 30_000 }
   }
 });
 
-test('matchingHeaders routes x-canary: yes to the canary descriptor, other calls never reach it', { timeout: 30_000 }, async (t) => {
-  const env = await setup(t, ['A', 'C'], (port) => ({
-    'main.yaml': descriptorYaml({ name: 'greeter', targets: [{ port: port('A') }] }),
-    'canary.yaml': descriptorYaml({ name: 'greeter-canary', targets: [{ port: port('C') }], matchingHeaders: { 'x-canary': 'yes' } }),
-  }));
-  const canary = { 'x-canary': 'yes' };
+test(
+  'matchingHeaders routes x-canary: yes to the canary descriptor, other calls never reach it',
+  { timeout: 30_000 },
+  async (t) => {
+    const env = await setup(t, ['A', 'C'], (port) => ({
+      'main.yaml': descriptorYaml({ name: 'greeter', targets: [{ port: port('A') }] }),
+      'canary.yaml': descriptorYaml({
+        name: 'greeter-canary',
+        targets: [{ port: port('C') }],
+        matchingHeaders: { 'x-canary': 'yes' },
+      }),
+    }));
+    const canary = { 'x-canary': 'yes' };
 
-  // grpc-js-xds
-  const client = await env.grpcJs('grpcjs-headers');
-  try {
-    const withHeader = await client.calls(TARGET, 50, { metadata: canary, warmup: 2 });
-    assertOnly(withHeader, 'C', 50, 'grpc-js with x-canary: yes');
-    const without = await client.calls(TARGET, 50, { warmup: 2 });
-    assertOnly(without, 'A', 50, 'grpc-js without x-canary');
-    const otherValue = await client.calls(TARGET, 20, { metadata: { 'x-canary': 'no' } });
-    assertOnly(otherValue, 'A', 20, 'grpc-js with x-canary: no');
-  } catch (e) {
-    t.diagnostic(env.diag());
-    throw e;
-  }
+    // grpc-js-xds
+    const client = await env.grpcJs('grpcjs-headers');
+    try {
+      const withHeader = await client.calls(TARGET, 50, { metadata: canary, warmup: 2 });
+      assertOnly(withHeader, 'C', 50, 'grpc-js with x-canary: yes');
+      const without = await client.calls(TARGET, 50, { warmup: 2 });
+      assertOnly(without, 'A', 50, 'grpc-js without x-canary');
+      const otherValue = await client.calls(TARGET, 20, { metadata: { 'x-canary': 'no' } });
+      assertOnly(otherValue, 'A', 20, 'grpc-js with x-canary: no');
+    } catch (e) {
+      t.diagnostic(env.diag());
+      throw e;
+    }
 
-  // C-core
-  const run = await runCCoreBatches(
-    env.server.xdsPort,
-    'ccore-headers',
-    [
-      { target: TARGET, n: 50, metadata: canary, warmup: 2 },
-      { target: TARGET, n: 50, warmup: 2 },
-      { target: TARGET, n: 20, metadata: { 'x-canary': 'no' } },
-    ],
-    { timeoutMs: 20_000, whileConnected: () => assertAllAcked(env.server, ['grpcjs-headers', 'ccore-headers']).then(() => undefined) },
-  );
-  try {
-    assertOnly(run.results[0]!, 'C', 50, 'C-core with x-canary: yes');
-    assertOnly(run.results[1]!, 'A', 50, 'C-core without x-canary');
-    assertOnly(run.results[2]!, 'A', 20, 'C-core with x-canary: no');
-  } catch (e) {
-    t.diagnostic(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
-    throw e;
-  }
-});
+    // C-core
+    const run = await runCCoreBatches(
+      env.server.xdsPort,
+      'ccore-headers',
+      [
+        { target: TARGET, n: 50, metadata: canary, warmup: 2 },
+        { target: TARGET, n: 50, warmup: 2 },
+        { target: TARGET, n: 20, metadata: { 'x-canary': 'no' } },
+      ],
+      {
+        timeoutMs: 20_000,
+        whileConnected: () => assertAllAcked(env.server, ['grpcjs-headers', 'ccore-headers']).then(() => undefined),
+      },
+    );
+    try {
+      assertOnly(run.results[0]!, 'C', 50, 'C-core with x-canary: yes');
+      assertOnly(run.results[1]!, 'A', 50, 'C-core without x-canary');
+      assertOnly(run.results[2]!, 'A', 20, 'C-core with x-canary: no');
+    } catch (e) {
+      t.diagnostic(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
+      throw e;
+    }
+  },
+);
 
-test('editing the YAML moves the traffic of a connected grpc-js client within 5 s, without restart', { timeout: 30_000 }, async (t) => {
-  const env = await setup(t, ['A', 'B'], (port) => ({
-    'greeter.yaml': descriptorYaml({ name: 'greeter', targets: [{ port: port('A') }] }),
-  }));
-  const client = await env.grpcJs('grpcjs-live');
-  assertOnly(await client.calls(TARGET, 20, { warmup: 2 }), 'A', 20, 'before the edit');
-  const versionBefore = env.server.cache.versions().grpc;
+test(
+  'editing the YAML moves the traffic of a connected grpc-js client within 5 s, without restart',
+  { timeout: 30_000 },
+  async (t) => {
+    const env = await setup(t, ['A', 'B'], (port) => ({
+      'greeter.yaml': descriptorYaml({ name: 'greeter', targets: [{ port: port('A') }] }),
+    }));
+    const client = await env.grpcJs('grpcjs-live');
+    assertOnly(await client.calls(TARGET, 20, { warmup: 2 }), 'A', 20, 'before the edit');
+    const versionBefore = env.server.cache.versions().grpc;
 
-  env.write('greeter.yaml', descriptorYaml({ name: 'greeter', targets: [{ port: env.port('B') }] }));
-  const { last, ms, seen } = await pollUntil(
-    () => client.calls(TARGET, 10, { deadlineMs: 2000, concurrency: 1 }),
-    (r) => r.counts.B === 10,
-    5000,
-  );
-  const failed = seen.filter((r) => errorCount(r) > 0);
-  t.diagnostic(
-    `traffic moved to B ${ms} ms after the edit (${seen.length} probes, ${failed.length} with errors${failed[0] ? `: ${failed[0].firstError}` : ''}); grpc version ${versionBefore} → ${env.server.cache.versions().grpc}`,
-  );
-  try {
-    assertOnly(last, 'B', 10, `within 5 s of the edit (after ${ms} ms)`);
-    // And it stays there.
-    assertOnly(await client.calls(TARGET, 50), 'B', 50, 'after the edit');
-  } catch (e) {
-    t.diagnostic(env.diag());
-    throw e;
-  }
-  await assertAllAcked(env.server, ['grpcjs-live']);
-});
+    env.write('greeter.yaml', descriptorYaml({ name: 'greeter', targets: [{ port: env.port('B') }] }));
+    const { last, ms, seen } = await pollUntil(
+      () => client.calls(TARGET, 10, { deadlineMs: 2000, concurrency: 1 }),
+      (r) => r.counts.B === 10,
+      5000,
+    );
+    const failed = seen.filter((r) => errorCount(r) > 0);
+    t.diagnostic(
+      `traffic moved to B ${ms} ms after the edit (${seen.length} probes, ${failed.length} with errors${failed[0] ? `: ${failed[0].firstError}` : ''}); grpc version ${versionBefore} → ${env.server.cache.versions().grpc}`,
+    );
+    try {
+      assertOnly(last, 'B', 10, `within 5 s of the edit (after ${ms} ms)`);
+      // And it stays there.
+      assertOnly(await client.calls(TARGET, 50), 'B', 50, 'after the edit');
+    } catch (e) {
+      t.diagnostic(env.diag());
+      throw e;
+    }
+    await assertAllAcked(env.server, ['grpcjs-live']);
+  },
+);
 
 /**
  * A connected grpc-js client calls continuously (4 in flight) for 1.5 s while greeter.yaml is
@@ -351,7 +389,10 @@ async function grpcJsEditUnderLoad(t: TestContext, nodeId: string, newName: stri
     `continuous calls across the edit: ${JSON.stringify(r.counts)} errors ${JSON.stringify(r.errors)}${r.firstError ? ` first: ${r.firstError}` : ''}; CDS ${JSON.stringify(clustersBefore)} → ${JSON.stringify(clustersAfter)}`,
   );
   try {
-    assert.ok((r.counts.A ?? 0) > 0 && (r.counts.B ?? 0) > 0, `the edit happened during the load: ${JSON.stringify(r.counts)}`);
+    assert.ok(
+      (r.counts.A ?? 0) > 0 && (r.counts.B ?? 0) > 0,
+      `the edit happened during the load: ${JSON.stringify(r.counts)}`,
+    );
     assert.deepEqual(r.errors, {}, `no RPC failed across the edit (first error: ${r.firstError ?? '-'})`);
     assertOnly(await client.calls(TARGET, 20), 'B', 20, 'after the edit');
   } catch (e) {
@@ -361,15 +402,19 @@ async function grpcJsEditUnderLoad(t: TestContext, nodeId: string, newName: stri
   await assertAllAcked(env.server, [nodeId]);
 }
 
-test('grpc-js: editing a descriptor\'s targets under load fails no RPC', { timeout: 30_000 }, async (t) => {
+test("grpc-js: editing a descriptor's targets under load fails no RPC", { timeout: 30_000 }, async (t) => {
   await grpcJsEditUnderLoad(t, 'grpcjs-mbb-targets', 'greeter');
 });
 
-test('grpc-js: replacing the descriptor that serves a host under load fails no RPC (make-before-break)', { timeout: 30_000 }, async (t) => {
-  // A new descriptor id means a new cluster: the client must get the new cluster before the
-  // old one disappears from CDS.
-  await grpcJsEditUnderLoad(t, 'grpcjs-mbb-replace', 'greeter-v2');
-});
+test(
+  'grpc-js: replacing the descriptor that serves a host under load fails no RPC (make-before-break)',
+  { timeout: 30_000 },
+  async (t) => {
+    // A new descriptor id means a new cluster: the client must get the new cluster before the
+    // old one disappears from CDS.
+    await grpcJsEditUnderLoad(t, 'grpcjs-mbb-replace', 'greeter-v2');
+  },
+);
 
 /** The C-core twin of grpcJsEditUnderLoad (one process: before, continuous calls across the edit, after). */
 async function ccoreEditUnderLoad(t: TestContext, nodeId: string, newName: string): Promise<void> {
@@ -392,7 +437,10 @@ async function ccoreEditUnderLoad(t: TestContext, nodeId: string, newName: strin
       timeoutMs: 20_000,
       onBatchStart: (i) => {
         if (i === 1) {
-          editTimer = setTimeout(() => env.write('greeter.yaml', descriptorYaml({ name: newName, targets: [{ port: env.port('B') }] })), 300);
+          editTimer = setTimeout(
+            () => env.write('greeter.yaml', descriptorYaml({ name: newName, targets: [{ port: env.port('B') }] })),
+            300,
+          );
         }
       },
       // Checked after the routing assertions, which say more about a failure.
@@ -405,11 +453,16 @@ async function ccoreEditUnderLoad(t: TestContext, nodeId: string, newName: strin
     },
   );
   const [before, during, after] = run.results as [CallResult, CallResult, CallResult];
-  t.diagnostic(`C-core continuous calls across the edit: ${JSON.stringify(during.counts)} errors ${JSON.stringify(during.errors)}${during.firstError ? ` first: ${during.firstError}` : ''}`);
+  t.diagnostic(
+    `C-core continuous calls across the edit: ${JSON.stringify(during.counts)} errors ${JSON.stringify(during.errors)}${during.firstError ? ` first: ${during.firstError}` : ''}`,
+  );
   try {
     assertOnly(before, 'A', 20, 'C-core before the edit');
     assertOnly(after, 'B', 50, 'C-core 1.2 s after the edit');
-    assert.ok((during.counts.A ?? 0) > 0 && (during.counts.B ?? 0) > 0, `the edit happened during the load: ${JSON.stringify(during.counts)}`);
+    assert.ok(
+      (during.counts.A ?? 0) > 0 && (during.counts.B ?? 0) > 0,
+      `the edit happened during the load: ${JSON.stringify(during.counts)}`,
+    );
     assert.deepEqual(during.errors, {}, `no RPC failed across the edit (first error: ${during.firstError ?? '-'})`);
   } catch (e) {
     t.diagnostic(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
@@ -418,19 +471,31 @@ async function ccoreEditUnderLoad(t: TestContext, nodeId: string, newName: strin
   if (ackCheck) throw ackCheck;
 }
 
-test('C-core: editing a descriptor\'s targets under load fails no RPC and moves traffic', { timeout: 30_000 }, async (t) => {
-  await ccoreEditUnderLoad(t, 'ccore-mbb-targets', 'greeter');
-});
+test(
+  "C-core: editing a descriptor's targets under load fails no RPC and moves traffic",
+  { timeout: 30_000 },
+  async (t) => {
+    await ccoreEditUnderLoad(t, 'ccore-mbb-targets', 'greeter');
+  },
+);
 
-test('C-core: replacing the descriptor that serves a host under load fails no RPC (make-before-break)', { timeout: 30_000 }, async (t) => {
-  await ccoreEditUnderLoad(t, 'ccore-mbb-replace', 'greeter-v2');
-});
+test(
+  'C-core: replacing the descriptor that serves a host under load fails no RPC (make-before-break)',
+  { timeout: 30_000 },
+  async (t) => {
+    await ccoreEditUnderLoad(t, 'ccore-mbb-replace', 'greeter-v2');
+  },
+);
 
 test('an invalid descriptor next to a valid one leaves the valid one routing', { timeout: 30_000 }, async (t) => {
   const env = await setup(t, ['A', 'X'], (port) => ({
     'greeter.yaml': descriptorYaml({ name: 'greeter', targets: [{ port: port('A') }] }),
     // Same host, would win for x-canary calls if it were accepted: its regex does not compile.
-    'broken.yaml': descriptorYaml({ name: 'broken', targets: [{ port: port('X') }], matchingHeaders: { 'x-canary': '([a-z' } }),
+    'broken.yaml': descriptorYaml({
+      name: 'broken',
+      targets: [{ port: port('X') }],
+      matchingHeaders: { 'x-canary': '([a-z' },
+    }),
   }));
   const invalid = env.server.statuses().filter((s) => s.state === 'invalid');
   assert.deepEqual(

@@ -37,8 +37,15 @@ const NOW_MS = 1_900_000_000_000;
 const NOW = NOW_MS / 1000;
 
 function authorizer(): Authorizer {
-  const c = compile(assembleView([{ relPath: 'p.yaml', ...parseYamlFile('p.yaml', YAML_TEXT, 0) }]), { secretSeed: 'x' }, {});
-  assert.deepEqual(c.errors.filter((e) => e.severity === 'error'), []);
+  const c = compile(
+    assembleView([{ relPath: 'p.yaml', ...parseYamlFile('p.yaml', YAML_TEXT, 0) }]),
+    { secretSeed: 'x' },
+    {},
+  );
+  assert.deepEqual(
+    c.errors.filter((e) => e.severity === 'error'),
+    [],
+  );
   const a = new Authorizer({ quota: new MemoryQuotaStore(), now: () => NOW_MS });
   a.setPolicy(buildPolicy(c.model));
   return a;
@@ -46,15 +53,33 @@ function authorizer(): Authorizer {
 const A = authorizer();
 
 const b64 = (o: unknown): string => Buffer.from(typeof o === 'string' ? o : JSON.stringify(o)).toString('base64url');
-function token(header: Record<string, unknown>, claims: Record<string, unknown>, sign: { secret: string; hash?: string } | 'empty' | string): string {
+function token(
+  header: Record<string, unknown>,
+  claims: Record<string, unknown>,
+  sign: { secret: string; hash?: string } | 'empty' | string,
+): string {
   const h = b64(header);
   const c = b64(claims);
-  const sig = sign === 'empty' ? '' : typeof sign === 'string' ? sign : createHmac(sign.hash ?? 'sha256', sign.secret).update(`${h}.${c}`).digest('base64url');
+  const sig =
+    sign === 'empty'
+      ? ''
+      : typeof sign === 'string'
+        ? sign
+        : createHmac(sign.hash ?? 'sha256', sign.secret)
+            .update(`${h}.${c}`)
+            .digest('base64url');
   return `${h}.${c}.${sig}`;
 }
 
 function check(tok: string): Promise<Decision> {
-  const input: CheckInput = { method: 'GET', host: 'api.example.com', path: '/x', query: '', headers: { authorization: `Bearer ${tok}` }, contextExtensions: {} };
+  const input: CheckInput = {
+    method: 'GET',
+    host: 'api.example.com',
+    path: '/x',
+    query: '',
+    headers: { authorization: `Bearer ${tok}` },
+    contextExtensions: {},
+  };
   return A.check(input);
 }
 
@@ -87,7 +112,10 @@ test('apikey JWT: alg none in every spelling, missing alg, empty or foreign sign
   await denied(token(HS, { iss: 'key1' }, 'AAAA'), 'HS256 with a junk signature');
   await denied(token(HS, { iss: 'key1' }, { secret: 'secret-two' }), 'signed with another key’s secret');
   await denied(token(HS, { iss: 'key1' }, { secret: '' }), 'signed with an empty secret');
-  await denied(token({ alg: 'HS256' }, { iss: 'key1' }, { secret: 'secret-one', hash: 'sha512' }), 'HS256 header, HS512 MAC');
+  await denied(
+    token({ alg: 'HS256' }, { iss: 'key1' }, { secret: 'secret-one', hash: 'sha512' }),
+    'HS256 header, HS512 MAC',
+  );
   await denied(token({ alg: 'HS256', crit: ['exp'] }, { iss: 'key1' }, key1), 'crit header');
 });
 

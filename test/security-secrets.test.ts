@@ -32,8 +32,14 @@ const tlsFixture = fs.readFileSync('test/fixtures/model/tls/secrets.yaml', 'utf8
 /** Every private key of the config: PEM bodies (decoded from data: base64 too). */
 function privateKeyBodies(): string[] {
   const out: string[] = [];
-  const pems = [...tlsFixture.matchAll(/tls\.key: ([A-Za-z0-9+/=]{40,})/g)].map((m) => Buffer.from(m[1] ?? '', 'base64').toString('utf8'));
-  pems.push(tlsFixture.slice(tlsFixture.indexOf('-----BEGIN PRIVATE KEY-----'), tlsFixture.indexOf('-----END PRIVATE KEY-----')).replace(/^\s+/gm, ''));
+  const pems = [...tlsFixture.matchAll(/tls\.key: ([A-Za-z0-9+/=]{40,})/g)].map((m) =>
+    Buffer.from(m[1] ?? '', 'base64').toString('utf8'),
+  );
+  pems.push(
+    tlsFixture
+      .slice(tlsFixture.indexOf('-----BEGIN PRIVATE KEY-----'), tlsFixture.indexOf('-----END PRIVATE KEY-----'))
+      .replace(/^\s+/gm, ''),
+  );
   for (const pem of pems) {
     const body = pem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
     assert.ok(body.length > 60);
@@ -128,7 +134,20 @@ test('security: no secret or private key in logs, audit, metrics, debug endpoint
       cb();
     },
   });
-  const r = resolveConfig({ config: cfgDir, xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), auditFile, adminToken: ADMIN_TOKEN, gatewayToken: GATEWAY_TOKEN, logLevel: 'trace' }, {});
+  const r = resolveConfig(
+    {
+      config: cfgDir,
+      xdsPort: 0,
+      adminPort: 0,
+      authzPort: 0,
+      dataDir: path.join(dir, '.data'),
+      auditFile,
+      adminToken: ADMIN_TOKEN,
+      gatewayToken: GATEWAY_TOKEN,
+      logLevel: 'trace',
+    },
+    {},
+  );
   assert.ok(r.ok);
   const server = await startServer(r.value, pino({ level: 'trace' }, sink));
   let stopped = false;
@@ -170,7 +189,15 @@ test('security: no secret or private key in logs, audit, metrics, debug endpoint
     denyTexts.push(JSON.stringify(o));
   }
   // Enough wrong secrets from one address to raise an audit event (it must name the key, not a secret).
-  for (let i = 0; i < 5; i++) await callCheck(cc, checkRequest({ host: 'api.oto.tools', path: '/x', headers: { authorization: basic('partner', `${WRONG_SECRET}${i}`) } }));
+  for (let i = 0; i < 5; i++)
+    await callCheck(
+      cc,
+      checkRequest({
+        host: 'api.oto.tools',
+        path: '/x',
+        headers: { authorization: basic('partner', `${WRONG_SECRET}${i}`) },
+      }),
+    );
   outputs['ext_authz answers'] = denyTexts.join('\n');
 
   // Admin endpoints (with the token), and what a caller without it sees.
@@ -181,7 +208,11 @@ test('security: no secret or private key in logs, audit, metrics, debug endpoint
     assert.equal(res.status, 200, p);
     outputs[p] = await res.text();
   }
-  assert.match(outputs['/debug/config_dump?node=gw-1'] ?? '', /\[redacted\]/, 'the dump shows that key material was redacted');
+  assert.match(
+    outputs['/debug/config_dump?node=gw-1'] ?? '',
+    /\[redacted\]/,
+    'the dump shows that key material was redacted',
+  );
   for (const p of ['/metrics', '/debug/proxies', '/debug/config_dump?node=gw-1', '/nope']) {
     const res = await fetch(`${base}${p}`, { headers: { authorization: 'Bearer wrong' } });
     assert.equal(res.status, 401, `${p} without the token`);
@@ -190,7 +221,10 @@ test('security: no secret or private key in logs, audit, metrics, debug endpoint
 
   // Object statuses and the problems they carry (the broken key Secret is reported, not echoed).
   const problems = server.statuses().flatMap((s) => s.errors.map(formatError));
-  assert.ok(problems.some((l) => l.includes('broken-key-tls')), `the broken Secret is reported: ${problems.join('\n')}`);
+  assert.ok(
+    problems.some((l) => l.includes('broken-key-tls')),
+    `the broken Secret is reported: ${problems.join('\n')}`,
+  );
   outputs['statuses'] = JSON.stringify(server.statuses());
 
   // The validate CLI on the same directory.
@@ -221,16 +255,26 @@ test('security: no secret or private key in logs, audit, metrics, debug endpoint
   const leaks: string[] = [];
   for (const [where, text] of Object.entries(outputs)) {
     for (const [what, needle] of needles) {
-      if (needle && text.includes(needle)) leaks.push(`${what} found in ${where}: …${text.slice(Math.max(0, text.indexOf(needle) - 80), text.indexOf(needle) + 40)}…`);
+      if (needle && text.includes(needle))
+        leaks.push(
+          `${what} found in ${where}: …${text.slice(Math.max(0, text.indexOf(needle) - 80), text.indexOf(needle) + 40)}…`,
+        );
     }
   }
   assert.deepEqual(leaks, []);
 });
 
 test('admin token: probes open, everything else 401 without the right bearer token', async () => {
-  const app = buildAdminApp({ ready: () => true, health: () => ({}), proxies: () => [], configDump: () => ({}), token: 's3cr3t-token' });
+  const app = buildAdminApp({
+    ready: () => true,
+    health: () => ({}),
+    proxies: () => [],
+    configDump: () => ({}),
+    token: 's3cr3t-token',
+  });
   const get = async (url: string, authorization?: string): Promise<number> =>
-    (await app.inject({ method: 'GET', url, ...(authorization !== undefined ? { headers: { authorization } } : {}) })).statusCode;
+    (await app.inject({ method: 'GET', url, ...(authorization !== undefined ? { headers: { authorization } } : {}) }))
+      .statusCode;
   for (const p of ['/live', '/ready', '/health', '/health?x=1']) assert.equal(await get(p), 200, p);
   for (const p of ['/debug/proxies', '/debug/config_dump?node=a', '/metrics', '/unknown', '/debug/proxies?/live']) {
     assert.equal(await get(p), 401, `${p} without a token`);
@@ -247,7 +291,11 @@ test('admin token: probes open, everything else 401 without the right bearer tok
   assert.equal(bearerMatches('Bearer abc', expected), true);
   assert.equal(bearerMatches('Bearer abcd', expected), false);
   assert.equal(bearerMatches(undefined, expected), false);
-  assert.equal(bearerMatches('Bearer ', createHash('sha256').update('').digest()), false, 'an empty token never matches');
+  assert.equal(
+    bearerMatches('Bearer ', createHash('sha256').update('').digest()),
+    false,
+    'an empty token never matches',
+  );
   await app.close();
   await open.close();
 });

@@ -39,15 +39,42 @@ function kind(r: ProtoObject): string {
 }
 
 const CERT = { certificateChain: 'CHAIN', privateKey: 'KEY', dnsNames: [] };
-const TLS = { certificates: [{ secretName: 'default/gw', sourceKey: 'Secret/default/gw', ...CERT }], tls: [{ secretName: 'default/gw', serverNames: [] }] };
+const TLS = {
+  certificates: [{ secretName: 'default/gw', sourceKey: 'Secret/default/gw', ...CERT }],
+  tls: [{ secretName: 'default/gw', serverNames: [] }],
+};
 
 test('Otoroshi order of checks: headersVerification (400), readOnly (405), forceHttps (303 on http), then RBAC + forward', () => {
-  const out = translate(model(sd('app', '  forceHttps: true\n  readOnly: true\n  headersVerification: {X-Tenant: acme}\n  ipFiltering: {whitelist: [10.0.0.0/8]}'), TLS));
-  assert.deepEqual(routes(out, 'oxds-http', 'app.example.com').map((r) => [r.name, kind(r)]), [['app/all~hv0', '400'], ['app/all~ro', '405'], ['app/all', 'redirect']]);
+  const out = translate(
+    model(
+      sd(
+        'app',
+        '  forceHttps: true\n  readOnly: true\n  headersVerification: {X-Tenant: acme}\n  ipFiltering: {whitelist: [10.0.0.0/8]}',
+      ),
+      TLS,
+    ),
+  );
+  assert.deepEqual(
+    routes(out, 'oxds-http', 'app.example.com').map((r) => [r.name, kind(r)]),
+    [
+      ['app/all~hv0', '400'],
+      ['app/all~ro', '405'],
+      ['app/all', 'redirect'],
+    ],
+  );
   const https = routes(out, 'oxds-https', 'app.example.com');
-  assert.deepEqual(https.map((r) => [r.name, kind(r)]), [['app/all~hv0', '400'], ['app/all~ro', '405'], ['app/all', 'forward']]);
+  assert.deepEqual(
+    https.map((r) => [r.name, kind(r)]),
+    [
+      ['app/all~hv0', '400'],
+      ['app/all~ro', '405'],
+      ['app/all', 'forward'],
+    ],
+  );
   // Header absent or different → 400 (an inverted matcher ignores absent headers unless they count as empty).
-  assert.deepEqual((https[0]?.match as ProtoObject).headers, [{ name: 'x-tenant', stringMatch: { exact: 'acme' }, invertMatch: true, treatMissingHeaderAsEmpty: true }]);
+  assert.deepEqual((https[0]?.match as ProtoObject).headers, [
+    { name: 'x-tenant', stringMatch: { exact: 'acme' }, invertMatch: true, treatMissingHeaderAsEmpty: true },
+  ]);
   const body = ((https[0]?.directResponse as ProtoObject).body as ProtoObject).inlineString;
   assert.equal(body, '{"Otoroshi-Error":"Missing header(s)"}');
   // The RBAC policy sits on the forwarding route only (direct answers come first, as in Otoroshi).
@@ -55,7 +82,10 @@ test('Otoroshi order of checks: headersVerification (400), readOnly (405), force
   assert.equal(https[0]?.typedPerFilterConfig, undefined);
   // Proxyless gRPC has no direct responses: only the forwarding route, with the call deadline.
   const g = routes(out, 'oxds-grpc~app.example.com', 'app.example.com', 'grpc');
-  assert.deepEqual(g.map((r) => r.name), ['app/all']);
+  assert.deepEqual(
+    g.map((r) => r.name),
+    ['app/all'],
+  );
   assert.deepEqual((g[0]?.route as ProtoObject).maxStreamDuration, { maxStreamDuration: { seconds: 30 } });
 });
 
@@ -68,12 +98,21 @@ ${sd('moved', '  forceHttps: false\n  redirection: {enabled: true, code: 307, to
   const out = translate(model(yaml));
   const [moved] = routes(out, 'oxds-http', 'moved.example.com');
   assert.equal(kind(moved as ProtoObject), '307');
-  assert.deepEqual(moved?.responseHeadersToAdd, [{ header: { key: 'Location', value: 'https://new.example.com/a%%20b' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' }]);
+  assert.deepEqual(moved?.responseHeadersToAdd, [
+    {
+      header: { key: 'Location', value: 'https://new.example.com/a%%20b' },
+      appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD',
+    },
+  ]);
   // Global maintenance comes before headersVerification, readOnly and forceHttps (§4.5 step 4).
   const appRoutes = routes(out, 'oxds-http', 'app.example.com');
   assert.deepEqual(appRoutes.map(kind), ['503']);
   const [app] = appRoutes;
-  assert.ok(String(((app?.directResponse as ProtoObject).body as ProtoObject).inlineString).includes('Service in maintenance mode'));
+  assert.ok(
+    String(((app?.directResponse as ProtoObject).body as ProtoObject).inlineString).includes(
+      'Service in maintenance mode',
+    ),
+  );
 });
 
 test('targets mtlsConfig: SDS client cert + explicit trust secret; CA bundle when configured; unknown refs drop the descriptor', () => {
@@ -82,19 +121,45 @@ test('targets mtlsConfig: SDS client cert + explicit trust secret; CA bundle whe
     { secretName: 'pki/ca', sourceKey: 'Secret/pki/ca', ...CERT, certificateChain: 'CA-CHAIN' },
   ];
   const yaml =
-    sd('explicit', '  forceHttps: false\n').replace('http://10.0.0.1:8080"}', 'https://b.internal", mtlsConfig: {mtls: true, certs: [client], trustedCerts: [pki/ca]}}') +
-    sd('bundle', '  forceHttps: false\n').replace('http://10.0.0.1:8080"}', 'https://c.internal", mtlsConfig: {mtls: true, certs: [client]}}') +
-    sd('anything', '  forceHttps: false\n').replace('http://10.0.0.1:8080"}', 'https://d.internal", mtlsConfig: {certs: [client], trustAll: true}}') +
-    sd('unknown', '  forceHttps: false\n').replace('http://10.0.0.1:8080"}', 'https://e.internal", mtlsConfig: {mtls: true, certs: [nope]}}');
+    sd('explicit', '  forceHttps: false\n').replace(
+      'http://10.0.0.1:8080"}',
+      'https://b.internal", mtlsConfig: {mtls: true, certs: [client], trustedCerts: [pki/ca]}}',
+    ) +
+    sd('bundle', '  forceHttps: false\n').replace(
+      'http://10.0.0.1:8080"}',
+      'https://c.internal", mtlsConfig: {mtls: true, certs: [client]}}',
+    ) +
+    sd('anything', '  forceHttps: false\n').replace(
+      'http://10.0.0.1:8080"}',
+      'https://d.internal", mtlsConfig: {certs: [client], trustAll: true}}',
+    ) +
+    sd('unknown', '  forceHttps: false\n').replace(
+      'http://10.0.0.1:8080"}',
+      'https://e.internal", mtlsConfig: {mtls: true, certs: [nope]}}',
+    );
   const out = translate(model(yaml, { certificates: certs, caBundle: 'BUNDLE' }));
-  const tlsOf = (id: string): string => JSON.stringify(out.envoy.clusters.find((c) => String(c.name).startsWith(`oxds~${id}~`))?.transportSocket);
-  assert.ok(tlsOf('explicit').includes('"name":"default/client"') && tlsOf('explicit').includes('"name":"pki/ca~trust"') && tlsOf('explicit').includes('"exact":"b.internal"'));
+  const tlsOf = (id: string): string =>
+    JSON.stringify(out.envoy.clusters.find((c) => String(c.name).startsWith(`oxds~${id}~`))?.transportSocket);
+  assert.ok(
+    tlsOf('explicit').includes('"name":"default/client"') &&
+      tlsOf('explicit').includes('"name":"pki/ca~trust"') &&
+      tlsOf('explicit').includes('"exact":"b.internal"'),
+  );
   assert.ok(tlsOf('bundle').includes('"name":"otoroshi-ca-bundle"'));
   assert.ok(tlsOf('anything').includes('"name":"default/client"') && !tlsOf('anything').includes('alidation'));
-  assert.equal(out.envoy.clusters.some((c) => String(c.name).startsWith('oxds~unknown~')), false);
-  assert.deepEqual(out.errors.map((e) => [e.code, e.name]), [['OXDS_UNRESOLVED_REFERENCE', 'unknown']]);
+  assert.equal(
+    out.envoy.clusters.some((c) => String(c.name).startsWith('oxds~unknown~')),
+    false,
+  );
+  assert.deepEqual(
+    out.errors.map((e) => [e.code, e.name]),
+    [['OXDS_UNRESOLVED_REFERENCE', 'unknown']],
+  );
   const secrets = new Map(out.envoy.secrets.map((s) => [String(s.name), s]));
-  assert.deepEqual(secrets.get('pki/ca~trust'), { name: 'pki/ca~trust', validationContext: { trustedCa: { inlineString: 'CA-CHAIN' } } });
+  assert.deepEqual(secrets.get('pki/ca~trust'), {
+    name: 'pki/ca~trust',
+    validationContext: { trustedCa: { inlineString: 'CA-CHAIN' } },
+  });
   assert.ok(secrets.has('otoroshi-ca-bundle') && secrets.has('default/client'));
   // Without a CA bundle, nothing references it (no dangling SDS name).
   const noCa = translate(model(yaml, { certificates: certs }));
@@ -102,22 +167,38 @@ test('targets mtlsConfig: SDS client cert + explicit trust secret; CA bundle whe
 });
 
 test('headers: user values are literal (% escaped), Otoroshi headers added, credentials stripped (custom names too)', () => {
-  const out = translate(model(sd('h', '  forceHttps: false\n  additionalHeaders: {X-Pct: "100%"}\n  apiKeyConstraints: {customHeadersAuth: {enabled: true, clientIdHeaderName: X-My-Id, clientSecretHeaderName: X-My-Secret}}')));
+  const out = translate(
+    model(
+      sd(
+        'h',
+        '  forceHttps: false\n  additionalHeaders: {X-Pct: "100%"}\n  apiKeyConstraints: {customHeadersAuth: {enabled: true, clientIdHeaderName: X-My-Id, clientSecretHeaderName: X-My-Secret}}',
+      ),
+    ),
+  );
   const [r] = routes(out, 'oxds-http', 'h.example.com');
-  const adds = (r?.requestHeadersToAdd as ProtoObject[]).map((h) => [(h.header as ProtoObject).key, (h.header as ProtoObject).value]);
+  const adds = (r?.requestHeadersToAdd as ProtoObject[]).map((h) => [
+    (h.header as ProtoObject).key,
+    (h.header as ProtoObject).value,
+  ]);
   assert.deepEqual(adds.at(-1), ['X-Pct', '100%%']);
   assert.ok(adds.some(([k]) => k === 'Otoroshi-Request-Id'));
-  for (const h of ['otoroshi-client-id', 'otoroshi-client-secret', 'x-my-id', 'x-my-secret', 'x-forwarded-for']) assert.ok((r?.requestHeadersToRemove as string[]).includes(h), h);
+  for (const h of ['otoroshi-client-id', 'otoroshi-client-secret', 'x-my-id', 'x-my-secret', 'x-forwarded-for'])
+    assert.ok((r?.requestHeadersToRemove as string[]).includes(h), h);
 });
 
 test('gzip: one compressor filter per distinct configuration, enabled only on the routes that use it', () => {
-  const gz = (level: number): string => `  forceHttps: false\n  gzip: {enabled: true, whiteList: [application/json], compressionLevel: ${level}}`;
+  const gz = (level: number): string =>
+    `  forceHttps: false\n  gzip: {enabled: true, whiteList: [application/json], compressionLevel: ${level}}`;
   const out = translate(model(sd('a', gz(5)) + sd('b', gz(5)) + sd('c', gz(9)) + sd('d', '  forceHttps: false')));
-  const filters = (((out.envoy.listeners[0]?.filterChains as ProtoObject[])[0]?.filters as ProtoObject[])[0]?.typedConfig as ProtoObject).httpFilters as ProtoObject[];
+  const filters = (
+    ((out.envoy.listeners[0]?.filterChains as ProtoObject[])[0]?.filters as ProtoObject[])[0]
+      ?.typedConfig as ProtoObject
+  ).httpFilters as ProtoObject[];
   const gzipFilters = filters.filter((f) => String(f.name).startsWith('oxds.gzip.'));
   assert.equal(gzipFilters.length, 2);
   assert.ok(gzipFilters.every((f) => f.disabled === true));
-  const perRoute = (id: string): string[] => Object.keys((routes(out, 'oxds-http', `${id}.example.com`)[0]?.typedPerFilterConfig ?? {}) as ProtoObject);
+  const perRoute = (id: string): string[] =>
+    Object.keys((routes(out, 'oxds-http', `${id}.example.com`)[0]?.typedPerFilterConfig ?? {}) as ProtoObject);
   assert.deepEqual(perRoute('a'), perRoute('b'));
   assert.notDeepEqual(perRoute('a'), perRoute('c'));
   assert.deepEqual(perRoute('d'), []);
@@ -129,16 +210,33 @@ kind: GlobalConfig
 metadata: {name: global, namespace: otoroshi}
 spec: {throttlingQuota: 100, trustedProxies: 2, ipFiltering: {blacklist: [203.0.113.0/24]}}
 ${sd('app', '  forceHttps: false')}`;
-  const out = translate(model(yaml), { authz: { address: '127.0.0.1', port: 1, timeoutMs: 100, failureModeAllow: false } });
-  const hcm = ((out.envoy.listeners[0]?.filterChains as ProtoObject[])[0]?.filters as ProtoObject[])[0]?.typedConfig as ProtoObject;
-  assert.deepEqual((hcm.httpFilters as ProtoObject[]).map((f) => f.name), ['oxds.ratelimit.global', 'oxds.rbac.global', 'envoy.filters.http.rbac', 'envoy.filters.http.cors', 'envoy.filters.http.ext_authz', 'envoy.filters.http.router']);
+  const out = translate(model(yaml), {
+    authz: { address: '127.0.0.1', port: 1, timeoutMs: 100, failureModeAllow: false },
+  });
+  const hcm = ((out.envoy.listeners[0]?.filterChains as ProtoObject[])[0]?.filters as ProtoObject[])[0]
+    ?.typedConfig as ProtoObject;
+  assert.deepEqual(
+    (hcm.httpFilters as ProtoObject[]).map((f) => f.name),
+    [
+      'oxds.ratelimit.global',
+      'oxds.rbac.global',
+      'envoy.filters.http.rbac',
+      'envoy.filters.http.cors',
+      'envoy.filters.http.ext_authz',
+      'envoy.filters.http.router',
+    ],
+  );
   assert.equal(hcm.xffNumTrustedHops, 2);
   const rl = ((hcm.httpFilters as ProtoObject[])[0]?.typedConfig as ProtoObject).tokenBucket;
   assert.deepEqual(rl, { maxTokens: 1000, tokensPerFill: { value: 1000 }, fillInterval: { seconds: 10 } });
   // Without a GlobalConfig: no global filters, the client IP is the TCP peer.
   const plain = translate(model(sd('app', '  forceHttps: false')));
-  const phcm = ((plain.envoy.listeners[0]?.filterChains as ProtoObject[])[0]?.filters as ProtoObject[])[0]?.typedConfig as ProtoObject;
-  assert.deepEqual((phcm.httpFilters as ProtoObject[]).map((f) => f.name), ['envoy.filters.http.rbac', 'envoy.filters.http.cors', 'envoy.filters.http.router']);
+  const phcm = ((plain.envoy.listeners[0]?.filterChains as ProtoObject[])[0]?.filters as ProtoObject[])[0]
+    ?.typedConfig as ProtoObject;
+  assert.deepEqual(
+    (phcm.httpFilters as ProtoObject[]).map((f) => f.name),
+    ['envoy.filters.http.rbac', 'envoy.filters.http.cors', 'envoy.filters.http.router'],
+  );
   assert.equal(phcm.xffNumTrustedHops, undefined);
 });
 
@@ -155,7 +253,13 @@ spec: {enabled: false, port: 5001, rules: [{targets: [{host: b.internal, port: 1
 `;
   const out = translate(model(yaml));
   const tcp = out.envoy.listeners.filter((l) => String(l.name).startsWith('oxds-tcp~'));
-  assert.deepEqual(tcp.map((l) => ((l.address as ProtoObject).socketAddress as ProtoObject).portValue), [5000]);
+  assert.deepEqual(
+    tcp.map((l) => ((l.address as ProtoObject).socketAddress as ProtoObject).portValue),
+    [5000],
+  );
   assert.ok(JSON.stringify(tcp[0]).includes('tcp_proxy'));
-  assert.deepEqual(out.grpc.listeners.filter((l) => String(l.name).startsWith('oxds-tcp')), []);
+  assert.deepEqual(
+    out.grpc.listeners.filter((l) => String(l.name).startsWith('oxds-tcp')),
+    [],
+  );
 });

@@ -4,7 +4,15 @@ import assert from 'node:assert/strict';
 import type { ClientConfig, Descriptor, Model, Target } from '../src/model/types.js';
 import { translate, grpcListenerFor, hostRelation, envoyDomain, endpointWeights } from '../src/xds/translate.js';
 import * as names from '../src/xds/names.js';
-import { pathMatch, pathRewrite, retryPolicy, authorityRegex, hashPolicy, hostRewrite, headerMutations } from '../src/xds/resources/route.js';
+import {
+  pathMatch,
+  pathRewrite,
+  retryPolicy,
+  authorityRegex,
+  hashPolicy,
+  hostRewrite,
+  headerMutations,
+} from '../src/xds/resources/route.js';
 import { clusterLoadAssignment } from '../src/xds/resources/endpoint.js';
 import { lbPolicy, outlierDetection, upstreamTls } from '../src/xds/resources/cluster.js';
 import { httpConnectionManager } from '../src/xds/resources/hcm.js';
@@ -15,11 +23,29 @@ import { DEFAULT_CLIENT_CONFIG } from '../src/model/descriptor.js';
 export const CLIENT_CONFIG: ClientConfig = { ...DEFAULT_CLIENT_CONFIG, customTimeouts: [] };
 
 export function ipTarget(id: string, ip: string, port = 8080, weight = 1, extra: Partial<Target> = {}): Target {
-  return { id, scheme: 'http', host: ip, port, weight, protocol: 'HTTP/1.1', resolution: { type: 'static', endpoints: [{ ip, port, ready: true }] }, ...extra };
+  return {
+    id,
+    scheme: 'http',
+    host: ip,
+    port,
+    weight,
+    protocol: 'HTTP/1.1',
+    resolution: { type: 'static', endpoints: [{ ip, port, ready: true }] },
+    ...extra,
+  };
 }
 
 export function dnsTarget(id: string, host: string, port = 80, weight = 1, extra: Partial<Target> = {}): Target {
-  return { id, scheme: 'http', host, port, weight, protocol: 'HTTP/1.1', resolution: { type: 'dns', hostname: host, port }, ...extra };
+  return {
+    id,
+    scheme: 'http',
+    host,
+    port,
+    weight,
+    protocol: 'HTTP/1.1',
+    resolution: { type: 'dns', hostname: host, port },
+    ...extra,
+  };
 }
 
 export function descriptor(id: string, over: Partial<Descriptor> = {}): Descriptor {
@@ -109,7 +135,8 @@ test('pathRewrite replicates Otoroshi stripPath/root, including the // edge case
     [P('/api', 'Exact'), '/other', true, { prefixRewrite: '/other' }],
     [P('/api'), '', true, { regexRewrite: { pattern: { regex: '^/api' }, substitution: '' } }],
   ];
-  for (const [p, root, strip, want] of table) assert.deepEqual(pathRewrite(p, root, strip), want, `${JSON.stringify(p)} root=${root} strip=${strip}`);
+  for (const [p, root, strip, want] of table)
+    assert.deepEqual(pathRewrite(p, root, strip), want, `${JSON.stringify(p)} root=${root} strip=${strip}`);
 });
 
 test('retryPolicy: retries are total attempts; none without the circuit breaker', () => {
@@ -150,8 +177,20 @@ test('host patterns: Envoy domains, relations and the :authority regex', () => {
 });
 
 test('endpointWeights: target weights hold whatever the endpoint counts', () => {
-  assert.deepEqual(endpointWeights([{ weight: 3, count: 1 }, { weight: 1, count: 1 }]), [3, 1]);
-  assert.deepEqual(endpointWeights([{ weight: 3, count: 2 }, { weight: 1, count: 3 }]), [9, 2]);
+  assert.deepEqual(
+    endpointWeights([
+      { weight: 3, count: 1 },
+      { weight: 1, count: 1 },
+    ]),
+    [3, 1],
+  );
+  assert.deepEqual(
+    endpointWeights([
+      { weight: 3, count: 2 },
+      { weight: 1, count: 3 },
+    ]),
+    [9, 2],
+  );
 });
 
 test('clusterLoadAssignment: one locality per target, weights on localities and endpoints, unready = UNHEALTHY', () => {
@@ -166,12 +205,23 @@ test('clusterLoadAssignment: one locality per target, weights on localities and 
       endpoints: [
         {
           locality: { subZone: 't0' },
-          lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '10.0.0.1', portValue: 80 } } }, loadBalancingWeight: { value: 3 } }],
+          lbEndpoints: [
+            {
+              endpoint: { address: { socketAddress: { address: '10.0.0.1', portValue: 80 } } },
+              loadBalancingWeight: { value: 3 },
+            },
+          ],
           loadBalancingWeight: { value: 3 },
         },
         {
           locality: { subZone: 't1' },
-          lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '10.0.0.2', portValue: 80 } } }, healthStatus: 'UNHEALTHY', loadBalancingWeight: { value: 1 } }],
+          lbEndpoints: [
+            {
+              endpoint: { address: { socketAddress: { address: '10.0.0.2', portValue: 80 } } },
+              healthStatus: 'UNHEALTHY',
+              loadBalancingWeight: { value: 1 },
+            },
+          ],
           loadBalancingWeight: { value: 1 },
         },
       ],
@@ -200,10 +250,21 @@ test('cluster parts: lb policies per DECISIONS 10, outlier detection, upstream T
 
 test('hostRewrite and header mutations', () => {
   assert.equal(hostRewrite(descriptor('a')), undefined);
-  assert.deepEqual(hostRewrite(descriptor('a', { overrideHost: true, targets: [dnsTarget('t0', 'b.internal')] })), { hostRewriteLiteral: 'b.internal' });
-  assert.deepEqual(hostRewrite(descriptor('a', { overrideHost: true, targets: [dnsTarget('t0', 'b'), dnsTarget('t1', 'c')] })), { autoHostRewrite: { value: true } });
+  assert.deepEqual(hostRewrite(descriptor('a', { overrideHost: true, targets: [dnsTarget('t0', 'b.internal')] })), {
+    hostRewriteLiteral: 'b.internal',
+  });
   assert.deepEqual(
-    headerMutations(descriptor('a', { additionalHeaders: { 'X-B': '2', 'X-A': '1' }, missingOnlyHeadersIn: { 'X-C': '3' }, removeHeadersOut: ['server'] })),
+    hostRewrite(descriptor('a', { overrideHost: true, targets: [dnsTarget('t0', 'b'), dnsTarget('t1', 'c')] })),
+    { autoHostRewrite: { value: true } },
+  );
+  assert.deepEqual(
+    headerMutations(
+      descriptor('a', {
+        additionalHeaders: { 'X-B': '2', 'X-A': '1' },
+        missingOnlyHeadersIn: { 'X-C': '3' },
+        removeHeadersOut: ['server'],
+      }),
+    ),
     {
       requestHeadersToAdd: [
         { header: { key: 'X-A', value: '1' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
@@ -221,7 +282,12 @@ test('HCM: router filter with typed_config, RDS over ADS', () => {
     statPrefix: 'oxds_http',
     codecType: 'AUTO',
     rds: { configSource: { ads: {}, resourceApiVersion: 'V3' }, routeConfigName: 'oxds-http' },
-    httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
+    httpFilters: [
+      {
+        name: 'envoy.filters.http.router',
+        typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
+      },
+    ],
     normalizePath: { value: true },
     mergeSlashes: true,
     pathWithEscapedSlashesAction: 'REJECT_REQUEST',
@@ -242,9 +308,24 @@ test('translate: a basic descriptor gives listener, routes, EDS cluster and endp
     name: cname,
     connectTimeout: { seconds: 10 },
     lbPolicy: 'ROUND_ROBIN',
-    outlierDetection: { consecutive_5xx: { value: 20 }, interval: { seconds: 2 }, baseEjectionTime: { seconds: 2 }, maxEjectionPercent: { value: 100 }, enforcingSuccessRate: { value: 0 } },
+    outlierDetection: {
+      consecutive_5xx: { value: 20 },
+      interval: { seconds: 2 },
+      baseEjectionTime: { seconds: 2 },
+      maxEjectionPercent: { value: 100 },
+      enforcingSuccessRate: { value: 0 },
+    },
     // Otoroshi has no per-service cap; an ejected target never gets traffic (no panic routing).
-    circuitBreakers: { thresholds: [{ maxConnections: { value: 1_000_000 }, maxPendingRequests: { value: 1_000_000 }, maxRequests: { value: 1_000_000 }, maxRetries: { value: 1_000_000 } }] },
+    circuitBreakers: {
+      thresholds: [
+        {
+          maxConnections: { value: 1_000_000 },
+          maxPendingRequests: { value: 1_000_000 },
+          maxRequests: { value: 1_000_000 },
+          maxRetries: { value: 1_000_000 },
+        },
+      ],
+    },
     commonLbConfig: { healthyPanicThreshold: { value: 0 } },
     type: 'EDS',
     edsClusterConfig: { edsConfig: { ads: {}, resourceApiVersion: 'V3' }, serviceName: cname },
@@ -255,17 +336,44 @@ test('translate: a basic descriptor gives listener, routes, EDS cluster and endp
       match: { prefix: '/api' },
       route: { cluster: cname, timeout: { seconds: 30 }, idleTimeout: { seconds: 60 }, prefixRewrite: '/' },
       requestHeadersToAdd: [
-        { header: { key: 'Otoroshi-Proxied-Host', value: '%REQ(:AUTHORITY)%' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
-        { header: { key: 'Otoroshi-Request-Id', value: '%REQ(X-REQUEST-ID)%' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
-        { header: { key: 'Otoroshi-Request-Timestamp', value: '%START_TIME(%Y-%m-%dT%H:%M:%S.%3f%z)%' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+        {
+          header: { key: 'Otoroshi-Proxied-Host', value: '%REQ(:AUTHORITY)%' },
+          appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD',
+        },
+        {
+          header: { key: 'Otoroshi-Request-Id', value: '%REQ(X-REQUEST-ID)%' },
+          appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD',
+        },
+        {
+          header: { key: 'Otoroshi-Request-Timestamp', value: '%START_TIME(%Y-%m-%dT%H:%M:%S.%3f%z)%' },
+          appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD',
+        },
       ],
       // Otoroshi never forwards apikey credentials nor (without xForwardedHeaders) X-Forwarded-* (§4.7).
-      requestHeadersToRemove: ['otoroshi-authorization', 'otoroshi-claim', 'otoroshi-client-id', 'otoroshi-client-secret', 'otoroshi-state', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto'],
+      requestHeadersToRemove: [
+        'otoroshi-authorization',
+        'otoroshi-claim',
+        'otoroshi-client-id',
+        'otoroshi-client-secret',
+        'otoroshi-state',
+        'x-forwarded-for',
+        'x-forwarded-host',
+        'x-forwarded-proto',
+      ],
       // sendOtoroshiHeadersBack
       responseHeadersToAdd: [
-        { header: { key: 'Otoroshi-Request-Id', value: '%REQ(X-REQUEST-ID)%' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
-        { header: { key: 'Otoroshi-Request-Timestamp', value: '%START_TIME(%Y-%m-%dT%H:%M:%S.%3f%z)%' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
-        { header: { key: 'Otoroshi-Proxy-Latency', value: '%RESPONSE_DURATION%' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+        {
+          header: { key: 'Otoroshi-Request-Id', value: '%REQ(X-REQUEST-ID)%' },
+          appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD',
+        },
+        {
+          header: { key: 'Otoroshi-Request-Timestamp', value: '%START_TIME(%Y-%m-%dT%H:%M:%S.%3f%z)%' },
+          appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD',
+        },
+        {
+          header: { key: 'Otoroshi-Proxy-Latency', value: '%RESPONSE_DURATION%' },
+          appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD',
+        },
       ],
     },
     {
@@ -275,24 +383,56 @@ test('translate: a basic descriptor gives listener, routes, EDS cluster and endp
       responseHeadersToAdd: [
         { header: { key: 'Content-Type', value: 'application/json' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
         { header: { key: 'Otoroshi-Error', value: 'true' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
-        { header: { key: 'Otoroshi-Error-Msg', value: 'Service not found' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+        {
+          header: { key: 'Otoroshi-Error-Msg', value: 'Service not found' },
+          appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD',
+        },
       ],
     },
   ]);
   assert.deepEqual(out.grpcDomains, ['basic.example.com']);
-  assert.deepEqual(out.grpc.listeners.map((l) => l.name), ['basic.example.com']);
-  assert.deepEqual(out.envoy.listeners.map((l) => l.name), ['oxds-http']);
-  assert.deepEqual((out.grpc.routes[0]?.virtualHosts as ProtoObject[])[0]?.domains, ['basic.example.com', 'basic.example.com:*']);
+  assert.deepEqual(
+    out.grpc.listeners.map((l) => l.name),
+    ['basic.example.com'],
+  );
+  assert.deepEqual(
+    out.envoy.listeners.map((l) => l.name),
+    ['oxds-http'],
+  );
+  assert.deepEqual((out.grpc.routes[0]?.virtualHosts as ProtoObject[])[0]?.domains, [
+    'basic.example.com',
+    'basic.example.com:*',
+  ]);
 });
 
 test('translate: every emitted resource encodes with the real protos', () => {
   const out = translate(
     model(
       [
-        descriptor('a', { hosts: ['api.*.example.com', '*.example.com', 'a.example.com'], loadBalancing: 'Sticky', overrideHost: true, targets: [dnsTarget('t0', 'a.internal', 443, 3, { scheme: 'https' }), ipTarget('t1', '10.0.0.9', 80, 1)] }),
-        descriptor('b', { paths: [{ value: '/x/', type: 'Prefix' }], maintenanceMode: true, clientConfig: { ...CLIENT_CONFIG, retries: 3 } }),
+        descriptor('a', {
+          hosts: ['api.*.example.com', '*.example.com', 'a.example.com'],
+          loadBalancing: 'Sticky',
+          overrideHost: true,
+          targets: [dnsTarget('t0', 'a.internal', 443, 3, { scheme: 'https' }), ipTarget('t1', '10.0.0.9', 80, 1)],
+        }),
+        descriptor('b', {
+          paths: [{ value: '/x/', type: 'Prefix' }],
+          maintenanceMode: true,
+          clientConfig: { ...CLIENT_CONFIG, retries: 3 },
+        }),
       ],
-      { certificates: [{ secretName: 'default/tls', sourceKey: 'Secret/default/tls', certificateChain: 'C', privateKey: 'K', dnsNames: ['a.example.com'] }], tls: [{ secretName: 'default/tls', serverNames: ['a.example.com'] }] },
+      {
+        certificates: [
+          {
+            secretName: 'default/tls',
+            sourceKey: 'Secret/default/tls',
+            certificateChain: 'C',
+            privateKey: 'K',
+            dnsNames: ['a.example.com'],
+          },
+        ],
+        tls: [{ secretName: 'default/tls', serverNames: ['a.example.com'] }],
+      },
     ),
   );
   assert.deepEqual(out.errors, []);
@@ -303,8 +443,14 @@ test('translate: every emitted resource encodes with the real protos', () => {
     for (const e of set.endpoints) encodeObject(TYPE_URLS.endpoint, e);
     for (const s of set.secrets) encodeObject(TYPE_URLS.secret, s);
   }
-  assert.deepEqual(out.envoy.listeners.map((l) => l.name), ['oxds-http', 'oxds-https']);
-  assert.deepEqual(out.envoy.secrets.map((s) => s.name), ['default/tls']);
+  assert.deepEqual(
+    out.envoy.listeners.map((l) => l.name),
+    ['oxds-http', 'oxds-https'],
+  );
+  assert.deepEqual(
+    out.envoy.secrets.map((s) => s.name),
+    ['default/tls'],
+  );
   assert.deepEqual(out.grpc.secrets, []);
 });
 
@@ -324,35 +470,65 @@ test('translate: longest prefix first across descriptors sharing a host; catch-a
 });
 
 test('translate: a wildcard-in-the-middle host goes to the * vhost with an :authority regex, and into vhosts it overlaps', () => {
-  const out = translate(model([descriptor('mid', { hosts: ['api.*.example.com'] }), descriptor('concrete', { hosts: ['api.eu.example.com'], paths: [{ value: '/x', type: 'PlainPrefix' }] })]));
+  const out = translate(
+    model([
+      descriptor('mid', { hosts: ['api.*.example.com'] }),
+      descriptor('concrete', { hosts: ['api.eu.example.com'], paths: [{ value: '/x', type: 'PlainPrefix' }] }),
+    ]),
+  );
   const star = routesOf(out.envoy.routes[0], '*');
-  assert.deepEqual((star[0]?.match as ProtoObject).headers, [{ name: ':authority', stringMatch: { safeRegex: { regex: authorityRegex(['api.*.example.com']) } } }]);
+  assert.deepEqual((star[0]?.match as ProtoObject).headers, [
+    { name: ':authority', stringMatch: { safeRegex: { regex: authorityRegex(['api.*.example.com']) } } },
+  ]);
   // Otoroshi ranks by path before host: /x of `concrete` first, then `mid` (which matches that host too).
-  assert.deepEqual(routesOf(out.envoy.routes[0], 'api.eu.example.com').map((r) => r.name), ['concrete/0', 'mid/all', 'oxds-not-found']);
+  assert.deepEqual(
+    routesOf(out.envoy.routes[0], 'api.eu.example.com').map((r) => r.name),
+    ['concrete/0', 'mid/all', 'oxds-not-found'],
+  );
 });
 
 test('translate: forceHttps redirects on the HTTP route configuration only', () => {
   const out = translate(
     model([descriptor('secure', { forceHttps: true })], {
-      certificates: [{ secretName: 'ns/c', sourceKey: 'Secret/ns/c', certificateChain: 'C', privateKey: 'K', dnsNames: [] }],
+      certificates: [
+        { secretName: 'ns/c', sourceKey: 'Secret/ns/c', certificateChain: 'C', privateKey: 'K', dnsNames: [] },
+      ],
       tls: [{ secretName: 'ns/c', serverNames: ['secure.example.com'] }],
     }),
   );
   const http = out.envoy.routes.find((r) => r.name === 'oxds-http');
   const https = out.envoy.routes.find((r) => r.name === 'oxds-https');
-  assert.deepEqual(routesOf(http, 'secure.example.com')[0], { name: 'secure/all', match: { prefix: '/' }, redirect: { httpsRedirect: true, responseCode: 'SEE_OTHER' } });
+  assert.deepEqual(routesOf(http, 'secure.example.com')[0], {
+    name: 'secure/all',
+    match: { prefix: '/' },
+    redirect: { httpsRedirect: true, responseCode: 'SEE_OTHER' },
+  });
   assert.ok('route' in (routesOf(https, 'secure.example.com')[0] ?? {}));
   assert.ok('route' in (routesOf(out.grpc.routes[0], 'secure.example.com')[0] ?? {}));
 });
 
 test('translate: weights 3:1 with a dns target use weighted clusters summing to total_weight for gRPC', () => {
-  const out = translate(model([descriptor('w', { targets: [ipTarget('t0', '10.0.0.1', 80, 3), dnsTarget('t1', 'b.internal', 80, 1)] })]));
+  const out = translate(
+    model([descriptor('w', { targets: [ipTarget('t0', '10.0.0.1', 80, 3), dnsTarget('t1', 'b.internal', 80, 1)] })]),
+  );
   const route = routesOf(out.grpc.routes[0], 'w.example.com')[0]?.route as ProtoObject;
-  const wc = route.weightedClusters as { clusters: { name: string; weight: { value: number } }[]; totalWeight: { value: number } };
-  assert.deepEqual(wc.clusters.map((c) => c.weight.value), [3, 1]);
+  const wc = route.weightedClusters as {
+    clusters: { name: string; weight: { value: number } }[];
+    totalWeight: { value: number };
+  };
+  assert.deepEqual(
+    wc.clusters.map((c) => c.weight.value),
+    [3, 1],
+  );
   assert.equal(wc.totalWeight.value, 4);
-  assert.deepEqual(out.grpc.clusters.map((c) => c.type), ['EDS', 'LOGICAL_DNS']);
-  assert.deepEqual(out.envoy.clusters.map((c) => c.type), ['STRICT_DNS']);
+  assert.deepEqual(
+    out.grpc.clusters.map((c) => c.type),
+    ['EDS', 'LOGICAL_DNS'],
+  );
+  assert.deepEqual(
+    out.envoy.clusters.map((c) => c.type),
+    ['STRICT_DNS'],
+  );
   assert.deepEqual(out.envoy.endpoints, []);
 });
 
@@ -370,9 +546,15 @@ test('translate: an invalid descriptor is dropped with OXDS_ENVOY_VALIDATION and
   assert.equal(out.errors.length, 1);
   assert.equal(out.errors[0]?.code, 'OXDS_ENVOY_VALIDATION');
   assert.match(out.errors[0]?.message ?? '', /descriptor bad/);
-  assert.equal(out.errors[0]?.field, 'routes(http).virtualHosts["bad.example.com"].routes["bad/all"].requestHeadersToAdd[3].header.key');
+  assert.equal(
+    out.errors[0]?.field,
+    'routes(http).virtualHosts["bad.example.com"].routes["bad/all"].requestHeadersToAdd[3].header.key',
+  );
   assert.equal(out.errors[0]?.name, 'bad');
-  assert.deepEqual(out.envoy.clusters.map((c) => String(c.name).split('~')[1]), ['good']);
+  assert.deepEqual(
+    out.envoy.clusters.map((c) => String(c.name).split('~')[1]),
+    ['good'],
+  );
 });
 
 test('grpcListenerFor answers names whose host matches a pattern, port stripped', () => {
@@ -382,18 +564,29 @@ test('grpcListenerFor answers names whose host matches a pattern, port stripped'
     name: 'a.b',
     apiListener: {
       apiListener: {
-        '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+        '@type':
+          'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
         statPrefix: 'oxds_grpc_a_b',
         rds: { configSource: { ads: {}, resourceApiVersion: 'V3' }, routeConfigName: 'oxds-grpc~a.b' },
-        httpFilters: [{ name: 'router', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
+        httpFilters: [
+          {
+            name: 'router',
+            typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
+          },
+        ],
       },
     },
   });
 });
 
 test('translate: a second descriptor with the same id is dropped (names would collide)', () => {
-  const out = translate(model([descriptor('dup'), descriptor('dup', { sourceKey: 'Ingress/default/dup', hosts: ['other.example.com'] })]));
-  assert.deepEqual(out.errors.map((e) => [e.code, e.field]), [['OXDS_DUPLICATE_OBJECT', 'id']]);
+  const out = translate(
+    model([descriptor('dup'), descriptor('dup', { sourceKey: 'Ingress/default/dup', hosts: ['other.example.com'] })]),
+  );
+  assert.deepEqual(
+    out.errors.map((e) => [e.code, e.field]),
+    [['OXDS_DUPLICATE_OBJECT', 'id']],
+  );
   assert.deepEqual(out.grpcDomains, ['other.example.com'], 'first by sourceKey wins, whatever the input order');
 });
 
@@ -404,15 +597,26 @@ import { validateSet } from '../src/pipeline.js';
 import type { ConfigError } from '../src/model/types.js';
 
 const TLS_MODEL: Partial<Model> = {
-  certificates: [{ secretName: 'ns/c', sourceKey: 'Secret/ns/c', certificateChain: 'C', privateKey: 'K', dnsNames: [] }],
+  certificates: [
+    { secretName: 'ns/c', sourceKey: 'Secret/ns/c', certificateChain: 'C', privateKey: 'K', dnsNames: [] },
+  ],
   tls: [{ secretName: 'ns/c', serverNames: ['secure.example.com'] }],
 };
 
 function mixedDescriptors(): Descriptor[] {
   return [
-    descriptor('basic', { paths: [{ value: '/api', type: 'PlainPrefix' }, { value: '/v2/', type: 'Prefix' }] }),
+    descriptor('basic', {
+      paths: [
+        { value: '/api', type: 'PlainPrefix' },
+        { value: '/v2/', type: 'Prefix' },
+      ],
+    }),
     descriptor('secure', { forceHttps: true }),
-    descriptor('hdr', { hosts: ['basic.example.com'], matchingHeaders: [{ name: 'x-v', regex: 'a.*' }], additionalHeaders: { 'x-a': '1' } }),
+    descriptor('hdr', {
+      hosts: ['basic.example.com'],
+      matchingHeaders: [{ name: 'x-v', regex: 'a.*' }],
+      additionalHeaders: { 'x-a': '1' },
+    }),
     descriptor('mid', { hosts: ['api.*.example.com'] }),
     descriptor('wild', { hosts: ['*.example.com', 'internal.*'], paths: [{ value: '/w', type: 'Exact' }] }),
     descriptor('maint', { maintenanceMode: true }),
@@ -432,8 +636,12 @@ test('translate: route configuration bytes assembled from encoded virtual hosts 
     assert.deepEqual(Buffer.from(got), Buffer.from(encodeObject(TYPE_URLS.route, rc)), `${String(rc.name)} bytes`);
   }
   for (const set of [out.envoy, out.grpc]) {
-    for (const [url, list] of [[TYPE_URLS.cluster, set.clusters], [TYPE_URLS.endpoint, set.endpoints]] as const) {
-      for (const o of list) assert.deepEqual(Buffer.from(encodedBytes(o) ?? new Uint8Array()), Buffer.from(encodeObject(url, o)));
+    for (const [url, list] of [
+      [TYPE_URLS.cluster, set.clusters],
+      [TYPE_URLS.endpoint, set.endpoints],
+    ] as const) {
+      for (const o of list)
+        assert.deepEqual(Buffer.from(encodedBytes(o) ?? new Uint8Array()), Buffer.from(encodeObject(url, o)));
     }
   }
   // validateSet reuses them and publishes everything.
@@ -449,41 +657,53 @@ test('translate: route configuration bytes assembled from encoded virtual hosts 
 test('translate: a rebuild after one change equals a fresh translate and reuses untouched resources', () => {
   const ds = mixedDescriptors();
   const first = translate(model(ds, TLS_MODEL));
-  const changed = ds.map((d) => (d.id === 'basic' ? { ...d, paths: [{ value: '/api/v3', type: 'PlainPrefix' as const }] } : d));
+  const changed = ds.map((d) =>
+    d.id === 'basic' ? { ...d, paths: [{ value: '/api/v3', type: 'PlainPrefix' as const }] } : d,
+  );
   const second = translate(model(changed, TLS_MODEL));
   // Same content as a translate that shares no memo entries with the first (JSON copies).
   const fresh = translate(JSON.parse(JSON.stringify(model(changed, TLS_MODEL))) as Model);
   assert.deepEqual(second, fresh);
   assert.notDeepEqual(second.envoy.routes, first.envoy.routes);
   // Untouched descriptors: same cluster objects; unchanged gRPC route configurations: same objects.
-  const clusterOf = (o: typeof first, id: string) => o.envoy.clusters.find((c) => String(c.name).startsWith(`oxds~${id}~`));
+  const clusterOf = (o: typeof first, id: string) =>
+    o.envoy.clusters.find((c) => String(c.name).startsWith(`oxds~${id}~`));
   assert.equal(clusterOf(second, 'mid'), clusterOf(first, 'mid'));
   const rc = (o: typeof first, n: string) => o.grpc.routes.find((r) => r.name === n);
   assert.equal(rc(second, 'oxds-grpc~secure.example.com'), rc(first, 'oxds-grpc~secure.example.com'));
   assert.notEqual(rc(second, 'oxds-grpc~basic.example.com'), rc(first, 'oxds-grpc~basic.example.com'));
-  for (const r of second.envoy.routes) assert.deepEqual(Buffer.from(encodedBytes(r) ?? new Uint8Array()), Buffer.from(encodeObject(TYPE_URLS.route, r)));
+  for (const r of second.envoy.routes)
+    assert.deepEqual(Buffer.from(encodedBytes(r) ?? new Uint8Array()), Buffer.from(encodeObject(TYPE_URLS.route, r)));
   // And back: identical to the first output.
   assert.deepEqual(translate(model(ds, TLS_MODEL)), first);
 });
 
 test('translate: proxyless gRPC gets one route configuration per api_listener host (+ the wildcard one)', () => {
   const out = translate(model(mixedDescriptors()));
-  const listeners = out.grpc.listeners.map((l) => [l.name, ((l.apiListener as ProtoObject).apiListener as ProtoObject).rds]);
+  const listeners = out.grpc.listeners.map((l) => [
+    l.name,
+    ((l.apiListener as ProtoObject).apiListener as ProtoObject).rds,
+  ]);
   for (const [name, rds] of listeners) assert.equal((rds as ProtoObject).routeConfigName, `oxds-grpc~${String(name)}`);
-  assert.deepEqual(out.grpc.routes.map((r) => r.name), [...out.grpc.listeners.map((l) => `oxds-grpc~${String(l.name)}`), 'oxds-grpc~*'].sort());
-  const vhostNames = (n: string) => ((out.grpc.routes.find((r) => r.name === n)?.virtualHosts ?? []) as ProtoObject[]).map((v) => v.name);
+  assert.deepEqual(
+    out.grpc.routes.map((r) => r.name),
+    [...out.grpc.listeners.map((l) => `oxds-grpc~${String(l.name)}`), 'oxds-grpc~*'].sort(),
+  );
+  const vhostNames = (n: string) =>
+    ((out.grpc.routes.find((r) => r.name === n)?.virtualHosts ?? []) as ProtoObject[]).map((v) => v.name);
   assert.deepEqual(vhostNames('oxds-grpc~basic.example.com'), ['*', '*.example.com', 'basic.example.com']);
   assert.deepEqual(vhostNames('oxds-grpc~*'), ['*', '*.example.com', 'internal.*']);
   // maintenance: no gRPC route of its own; its vhost holds the wildcard descriptors' routes.
   assert.deepEqual(vhostNames('oxds-grpc~maint.example.com'), ['*', '*.example.com', 'maint.example.com']);
   assert.deepEqual(vhostNames('oxds-grpc~Upper.Example.com'), ['*', '*.example.com', 'upper.example.com']);
-  const rdsOf = (l: ProtoObject | undefined) => (((l?.apiListener as ProtoObject).apiListener as ProtoObject).rds as ProtoObject).routeConfigName;
+  const rdsOf = (l: ProtoObject | undefined) =>
+    (((l?.apiListener as ProtoObject).apiListener as ProtoObject).rds as ProtoObject).routeConfigName;
   assert.equal(rdsOf(grpcListenerFor('x.example.com:50051', out.grpcDomains)), 'oxds-grpc~*');
   assert.equal(rdsOf(grpcListenerFor('basic.example.com:50051', out.grpcDomains)), 'oxds-grpc~basic.example.com');
   assert.equal(grpcListenerFor('x.example.org', out.grpcDomains), undefined);
 });
 
-test('translate: a route valid alone but invalid in another descriptor\'s virtual host drops only that descriptor', () => {
+test("translate: a route valid alone but invalid in another descriptor's virtual host drops only that descriptor", () => {
   // Same output whatever the order of builds (memo state).
   const a = translate(model(mixedDescriptors()));
   const b = translate(model([...mixedDescriptors()].reverse()));
@@ -496,7 +716,9 @@ import { buildSnapshot, checkConsistency, defaultEncoder } from '../src/xds/snap
 import { checkIsNoop, extAuthzCluster } from '../src/xds/resources/ext-authz.js';
 import type { TranslateOptions } from '../src/xds/types.js';
 
-const AUTHZ: Partial<TranslateOptions> = { authz: { address: '10.96.0.10', port: 18001, timeoutMs: 250, failureModeAllow: false } };
+const AUTHZ: Partial<TranslateOptions> = {
+  authz: { address: '10.96.0.10', port: 18001, timeoutMs: 250, failureModeAllow: false },
+};
 
 function authzDescriptors(): Descriptor[] {
   return [
@@ -512,7 +734,9 @@ function perRoute(route: ProtoObject | undefined): unknown {
   const tpfc = route?.typedPerFilterConfig as ProtoObject | undefined;
   const c = tpfc?.['envoy.filters.http.ext_authz'] as ProtoObject | undefined;
   if (!c) return undefined;
-  return c.disabled === true ? 'disabled' : ((c.checkSettings as ProtoObject).contextExtensions as ProtoObject).descriptor_id;
+  return c.disabled === true
+    ? 'disabled'
+    : ((c.checkSettings as ProtoObject).contextExtensions as ProtoObject).descriptor_id;
 }
 
 function httpFiltersOf(listener: ProtoObject | undefined): string[] {
@@ -530,10 +754,24 @@ test('ext_authz: unset → no filter, no cluster, no per-route configs (outputs 
 test('ext_authz: HTTP and HTTPS HCMs run it before the router, over the static oxds-ext-authz cluster', () => {
   const out = translate(model(authzDescriptors(), TLS_MODEL), AUTHZ);
   assert.deepEqual(out.errors, []);
-  for (const l of out.envoy.listeners) assert.deepEqual(httpFiltersOf(l), ['envoy.filters.http.rbac', 'envoy.filters.http.cors', 'envoy.filters.http.ext_authz', 'envoy.filters.http.router'], String(l.name));
+  for (const l of out.envoy.listeners)
+    assert.deepEqual(
+      httpFiltersOf(l),
+      [
+        'envoy.filters.http.rbac',
+        'envoy.filters.http.cors',
+        'envoy.filters.http.ext_authz',
+        'envoy.filters.http.router',
+      ],
+      String(l.name),
+    );
   assert.equal(out.envoy.listeners.length, 2);
   const chains = (out.envoy.listeners.find((l) => l.name === 'oxds-http')?.filterChains ?? []) as ProtoObject[];
-  const filter = ((((chains[0]?.filters as ProtoObject[])[0]?.typedConfig as ProtoObject).httpFilters as ProtoObject[]).find((f) => f.name === 'envoy.filters.http.ext_authz') as ProtoObject).typedConfig;
+  const filter = (
+    (((chains[0]?.filters as ProtoObject[])[0]?.typedConfig as ProtoObject).httpFilters as ProtoObject[]).find(
+      (f) => f.name === 'envoy.filters.http.ext_authz',
+    ) as ProtoObject
+  ).typedConfig;
   assert.deepEqual(filter, {
     '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz',
     grpcService: { envoyGrpc: { clusterName: 'oxds-ext-authz' }, timeout: { seconds: 0, nanos: 250_000_000 } },
@@ -586,14 +824,16 @@ test('ext_authz: proxyless gRPC resources are identical with and without it', ()
 });
 
 test('ext_authz: toggling it between builds gives what a fresh translate gives (memos keyed by it)', () => {
-  const fresh = (o?: Partial<TranslateOptions>) => translate(JSON.parse(JSON.stringify(model(mixedDescriptors(), TLS_MODEL))) as Model, o);
+  const fresh = (o?: Partial<TranslateOptions>) =>
+    translate(JSON.parse(JSON.stringify(model(mixedDescriptors(), TLS_MODEL))) as Model, o);
   const a = translate(model(mixedDescriptors(), TLS_MODEL));
   const b = translate(model(mixedDescriptors(), TLS_MODEL), AUTHZ);
   const c = translate(model(mixedDescriptors(), TLS_MODEL));
   assert.deepEqual(b, fresh(AUTHZ));
   assert.deepEqual(c, a);
   assert.deepEqual(translate(model(mixedDescriptors(), TLS_MODEL), AUTHZ), b);
-  for (const r of b.envoy.routes) assert.deepEqual(Buffer.from(encodedBytes(r) ?? new Uint8Array()), Buffer.from(encodeObject(TYPE_URLS.route, r)));
+  for (const r of b.envoy.routes)
+    assert.deepEqual(Buffer.from(encodedBytes(r) ?? new Uint8Array()), Buffer.from(encodeObject(TYPE_URLS.route, r)));
 });
 
 test('checkIsNoop: only when decide() would allow every request unconditionally', () => {
@@ -606,13 +846,28 @@ test('checkIsNoop: only when decide() would allow every request unconditionally'
   assert.equal(checkIsNoop(descriptor('a', { ...pub, readOnly: true })), false);
   assert.equal(checkIsNoop(descriptor('a', { ...pub, detectApiKeySooner: true })), false);
   assert.equal(checkIsNoop(descriptor('a', { ...pub, headersVerification: { 'x-a': 'b' } })), false);
-  assert.equal(checkIsNoop(descriptor('a', { ...pub, jwtVerifier: { enabled: true, ids: ['v'], excludedPatterns: [] } })), false);
-  assert.equal(checkIsNoop(descriptor('a', { ...pub, jwtVerifier: { enabled: false, ids: ['v'], excludedPatterns: [] } })), true);
-  assert.equal(checkIsNoop(descriptor('a', { ...pub, restrictions: { enabled: true, allowLast: false, allowed: [], forbidden: [], notFound: [] } })), false);
+  assert.equal(
+    checkIsNoop(descriptor('a', { ...pub, jwtVerifier: { enabled: true, ids: ['v'], excludedPatterns: [] } })),
+    false,
+  );
+  assert.equal(
+    checkIsNoop(descriptor('a', { ...pub, jwtVerifier: { enabled: false, ids: ['v'], excludedPatterns: [] } })),
+    true,
+  );
+  assert.equal(
+    checkIsNoop(
+      descriptor('a', {
+        ...pub,
+        restrictions: { enabled: true, allowLast: false, allowed: [], forbidden: [], notFound: [] },
+      }),
+    ),
+    false,
+  );
 });
 
 test('extAuthzCluster: STATIC for an IP (v4 or v6), STRICT_DNS for a name; inline endpoints', () => {
-  const at = (address: string) => extAuthzCluster('oxds-ext-authz', { address, port: 18001, timeoutMs: 1000, failureModeAllow: true });
+  const at = (address: string) =>
+    extAuthzCluster('oxds-ext-authz', { address, port: 18001, timeoutMs: 1000, failureModeAllow: true });
   assert.equal(at('127.0.0.1').type, 'STATIC');
   assert.equal(at('::1').type, 'STATIC');
   assert.equal(at('otoroshi-xds.otoroshi.svc.cluster.local').type, 'STRICT_DNS');

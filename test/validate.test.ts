@@ -93,7 +93,10 @@ test('connectTimeout of 0s fails duration.gt', () => {
 test('strict HTTP_HEADER_NAME rejects a space; non-strict header rules reject CR/LF', () => {
   // UpstreamHttpProtocolOptions.auto_sni header uses the strict HTTP_HEADER_NAME regex.
   const strict = issuesOf(
-    validateResource(TYPE_URLS.cluster, edsCluster({ upstreamHttpProtocolOptions: { autoSni: true, overrideAutoSniHeader: 'x host' } })),
+    validateResource(
+      TYPE_URLS.cluster,
+      edsCluster({ upstreamHttpProtocolOptions: { autoSni: true, overrideAutoSniHeader: 'x host' } }),
+    ),
   );
   const i = find(strict, 'upstreamHttpProtocolOptions.overrideAutoSniHeader', 'string.well_known_regex');
   assert.match(i.message, /HTTP_HEADER_NAME/);
@@ -103,7 +106,11 @@ test('strict HTTP_HEADER_NAME rejects a space; non-strict header rules reject CR
   const loose = issuesOf(validateResource(TYPE_URLS.route, routeConfig(vh('x\ny'))));
   find(loose, 'virtualHosts[0].requestHeadersToAdd[0].header.key', 'string.well_known_regex');
   // empty key fails min_len
-  find(issuesOf(validateResource(TYPE_URLS.route, routeConfig(vh('')))), 'virtualHosts[0].requestHeadersToAdd[0].header.key', 'string.min_len');
+  find(
+    issuesOf(validateResource(TYPE_URLS.route, routeConfig(vh('')))),
+    'virtualHosts[0].requestHeadersToAdd[0].header.key',
+    'string.min_len',
+  );
 });
 
 test('HCM without statPrefix inside a Listener filter typedConfig is reported through the Any', () => {
@@ -128,29 +135,52 @@ test('missing required message and missing required oneof are reported', () => {
   find(issues, 'virtualHosts[0].routes[1].action', 'oneof.required');
   // RouteMatch's path_specifier oneof is required too: {} is not a match.
   (vhs[0] as ProtoObject)['routes'] = [{ match: {}, route: { cluster: 'svc-a' } }];
-  find(issuesOf(validateResource(TYPE_URLS.route, rc)), 'virtualHosts[0].routes[0].match.pathSpecifier', 'oneof.required');
+  find(
+    issuesOf(validateResource(TYPE_URLS.route, rc)),
+    'virtualHosts[0].routes[0].match.pathSpecifier',
+    'oneof.required',
+  );
   // a oneof member set to its default value counts as set (catch-all prefix '')
   (vhs[0] as ProtoObject)['routes'] = [{ match: { prefix: '' }, route: { cluster: 'svc-a' } }];
   assert.ok(validateResource(TYPE_URLS.route, rc).ok);
 });
 
 test('strict shape check: unknown field, unknown enum, unknown @type, wrong shapes', () => {
-  const typo = issuesOf(validateResource(TYPE_URLS.cluster, edsCluster({ edsClusterConfig: { serviceNmae: 'x', edsConfig: { ads: {} } } })));
+  const typo = issuesOf(
+    validateResource(TYPE_URLS.cluster, edsCluster({ edsClusterConfig: { serviceNmae: 'x', edsConfig: { ads: {} } } })),
+  );
   const i = find(typo, 'edsClusterConfig.serviceNmae', 'shape.unknown_field');
   assert.match(i.message, /did you mean serviceName/);
   const snake = issuesOf(validateResource(TYPE_URLS.cluster, { ...edsCluster(), connect_timeout: { seconds: 1 } }));
   assert.match(find(snake, 'connect_timeout', 'shape.unknown_field').message, /connectTimeout/);
   const routeTypo = routeConfig();
-  ((routeTypo['virtualHosts'] as ProtoObject[])[0] as ProtoObject)['routes'] = [{ match: { prefix: '/' }, route: { clusterNmae: 'a', cluster: 'b' } }];
-  find(issuesOf(validateResource(TYPE_URLS.route, routeTypo)), 'virtualHosts[0].routes[0].route.clusterNmae', 'shape.unknown_field');
+  ((routeTypo['virtualHosts'] as ProtoObject[])[0] as ProtoObject)['routes'] = [
+    { match: { prefix: '/' }, route: { clusterNmae: 'a', cluster: 'b' } },
+  ];
+  find(
+    issuesOf(validateResource(TYPE_URLS.route, routeTypo)),
+    'virtualHosts[0].routes[0].route.clusterNmae',
+    'shape.unknown_field',
+  );
 
   const en = issuesOf(validateResource(TYPE_URLS.cluster, edsCluster({ lbPolicy: 'ROUND_ROBINN' })));
   find(en, 'lbPolicy', 'shape.enum');
 
-  const anyBad = hcm({ httpFilters: [{ name: 'x', typedConfig: { '@type': 'type.googleapis.com/envoy.nope.v3.Nope' } }] });
-  find(issuesOf(validateResource(TYPE_URLS.listener, listener(anyBad))), 'filterChains[0].filters[0].typedConfig(HttpConnectionManager).httpFilters[0].typedConfig', 'shape.any');
+  const anyBad = hcm({
+    httpFilters: [{ name: 'x', typedConfig: { '@type': 'type.googleapis.com/envoy.nope.v3.Nope' } }],
+  });
+  find(
+    issuesOf(validateResource(TYPE_URLS.listener, listener(anyBad))),
+    'filterChains[0].filters[0].typedConfig(HttpConnectionManager).httpFilters[0].typedConfig',
+    'shape.any',
+  );
 
-  const shapes = issuesOf(validateResource(TYPE_URLS.cluster, edsCluster({ connectTimeout: '5s', perConnectionBufferLimitBytes: 5, name: 7 })));
+  const shapes = issuesOf(
+    validateResource(
+      TYPE_URLS.cluster,
+      edsCluster({ connectTimeout: '5s', perConnectionBufferLimitBytes: 5, name: 7 }),
+    ),
+  );
   find(shapes, 'connectTimeout', 'shape.message');
   find(shapes, 'perConnectionBufferLimitBytes', 'shape.message');
   find(shapes, 'name', 'shape.string');
@@ -158,7 +188,12 @@ test('strict shape check: unknown field, unknown enum, unknown @type, wrong shap
   const oneofTwice = issuesOf(validateResource(TYPE_URLS.cluster, edsCluster({ clusterType: { name: 'x' } })));
   find(oneofTwice, 'clusterDiscoveryType', 'shape.oneof');
 
-  const range = issuesOf(validateResource(TYPE_URLS.listener, { ...listener(), address: { socketAddress: { address: '0.0.0.0', portValue: 70000 } } }));
+  const range = issuesOf(
+    validateResource(TYPE_URLS.listener, {
+      ...listener(),
+      address: { socketAddress: { address: '0.0.0.0', portValue: 70000 } },
+    }),
+  );
   find(range, 'address.socketAddress.portValue');
 });
 
@@ -194,7 +229,11 @@ test('checkRules works on decoded messages too', () => {
 });
 
 test('proto3 JSON of a Cluster: Duration strings, bare wrappers, enums, round trip', () => {
-  const c = edsCluster({ connectTimeout: { seconds: 5 }, dnsRefreshRate: { seconds: 1, nanos: 500_000_000 }, maxRequestsPerConnection: { value: 0 } });
+  const c = edsCluster({
+    connectTimeout: { seconds: 5 },
+    dnsRefreshRate: { seconds: 1, nanos: 500_000_000 },
+    maxRequestsPerConnection: { value: 0 },
+  });
   const j = toProto3Json(TYPE_URLS.cluster, c) as Record<string, unknown>;
   assert.equal(j['connectTimeout'], '5s');
   assert.equal(j['dnsRefreshRate'], '1.500s');
@@ -206,7 +245,10 @@ test('proto3 JSON of a Cluster: Duration strings, bare wrappers, enums, round tr
   const back = fromProto3Json(TYPE_URLS.cluster, j);
   const canonical = { ...c };
   delete canonical['lbPolicy']; // explicitly-set default: protobufjs encodes it, protoc JSON omits it
-  assert.deepEqual(Buffer.from(encodeObject(TYPE_URLS.cluster, back)), Buffer.from(encodeObject(TYPE_URLS.cluster, canonical)));
+  assert.deepEqual(
+    Buffer.from(encodeObject(TYPE_URLS.cluster, back)),
+    Buffer.from(encodeObject(TYPE_URLS.cluster, canonical)),
+  );
   // bytes input gives the same JSON
   assert.deepEqual(toProto3Json(TYPE_URLS.cluster, encodeObject(TYPE_URLS.cluster, c)), j);
 });
@@ -220,18 +262,51 @@ test('proto3 JSON: Any recursion, Struct, int64 as strings', () => {
   assert.deepEqual(tc.httpFilters[0].typedConfig, { '@type': ROUTER_URL });
   assert.deepEqual(
     Buffer.from(encodeObject(TYPE_URLS.listener, fromProto3Json(TYPE_URLS.listener, lj))),
-    Buffer.from(encodeObject(TYPE_URLS.listener, { ...l, filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typedConfig: { ...hcm(), codecType: undefined } }] }] })),
+    Buffer.from(
+      encodeObject(TYPE_URLS.listener, {
+        ...l,
+        filterChains: [
+          {
+            filters: [
+              {
+                name: 'envoy.filters.network.http_connection_manager',
+                typedConfig: { ...hcm(), codecType: undefined },
+              },
+            ],
+          },
+        ],
+      }),
+    ),
   );
-  const md = { filterMetadata: { 'otoroshi': { fields: { a: { stringValue: 'x' }, n: { numberValue: 2 }, l: { listValue: { values: [{ boolValue: true }, { nullValue: 'NULL_VALUE' }] } } } } } };
-  const c = edsCluster({ metadata: md, maxRequestsPerConnection: undefined, circuitBreakers: { thresholds: [{ maxRequests: { value: 10 } }] } });
+  const md = {
+    filterMetadata: {
+      otoroshi: {
+        fields: {
+          a: { stringValue: 'x' },
+          n: { numberValue: 2 },
+          l: { listValue: { values: [{ boolValue: true }, { nullValue: 'NULL_VALUE' }] } },
+        },
+      },
+    },
+  };
+  const c = edsCluster({
+    metadata: md,
+    maxRequestsPerConnection: undefined,
+    circuitBreakers: { thresholds: [{ maxRequests: { value: 10 } }] },
+  });
   const cj = toProto3Json(TYPE_URLS.cluster, c) as any;
   assert.deepEqual(cj.metadata.filterMetadata.otoroshi, { a: 'x', n: 2, l: [true, null] });
   const back = fromProto3Json(TYPE_URLS.cluster, cj);
   const canonical = { ...c };
   delete canonical['lbPolicy'];
-  assert.deepEqual(Buffer.from(encodeObject(TYPE_URLS.cluster, back)), Buffer.from(encodeObject(TYPE_URLS.cluster, canonical)));
+  assert.deepEqual(
+    Buffer.from(encodeObject(TYPE_URLS.cluster, back)),
+    Buffer.from(encodeObject(TYPE_URLS.cluster, canonical)),
+  );
   // Duration seconds are int64: strings accepted, nanos printed with 3/6/9 digits
-  const od = toProto3Json('envoy.config.cluster.v3.OutlierDetection', { interval: { seconds: '10', nanos: 1000 } }) as any;
+  const od = toProto3Json('envoy.config.cluster.v3.OutlierDetection', {
+    interval: { seconds: '10', nanos: 1000 },
+  }) as any;
   assert.equal(od.interval, '10.000001s');
   const rr = { retryPolicy: { retryOn: '5xx', hostSelectionRetryMaxAttempts: 3 } };
   const rj = toProto3Json('envoy.config.route.v3.RouteAction', { cluster: 'c', ...rr }) as any;
@@ -258,13 +333,42 @@ message T {
 message Sub { string x = 1 [(validate.rules).string.min_len = 1]; }
 enum E { Z = 0; O = 1; TW = 2; }`;
   const root = new protobuf.Root();
-  root.addJSON((protobuf.common.get('google/protobuf/duration.proto') as protobuf.INamespace).nested as Record<string, protobuf.AnyNestedObject>);
+  root.addJSON(
+    (protobuf.common.get('google/protobuf/duration.proto') as protobuf.INamespace).nested as Record<
+      string,
+      protobuf.AnyNestedObject
+    >,
+  );
   protobuf.parse(src, root, { keepCase: false });
   root.resolveAll();
   const T = root.lookupType('t.T');
-  const good = { excl: 11, incl: 3, pat: '', u: ['a', 'b'], m: { kk: 'v1' }, d: { seconds: 1 }, e: 'O', a: '', s: {}, s2: { x: 'y' }, ratio: 1 };
+  const good = {
+    excl: 11,
+    incl: 3,
+    pat: '',
+    u: ['a', 'b'],
+    m: { kk: 'v1' },
+    d: { seconds: 1 },
+    e: 'O',
+    a: '',
+    s: {},
+    s2: { x: 'y' },
+    ratio: 1,
+  };
   assert.deepEqual(checkRules(T, good), []);
-  const bad = { excl: 7, incl: '-4', pat: 'A1', u: ['a', 'a', 'b', 'c'], m: { k: 'x' }, d: { seconds: 10 }, e: 'TW', b: 'xy', s: {}, s2: {}, ratio: 0 };
+  const bad = {
+    excl: 7,
+    incl: '-4',
+    pat: 'A1',
+    u: ['a', 'a', 'b', 'c'],
+    m: { k: 'x' },
+    d: { seconds: 10 },
+    e: 'TW',
+    b: 'xy',
+    s: {},
+    s2: {},
+    ratio: 0,
+  };
   for (const issues of [checkRules(T, bad), checkRules(T, T.decode(T.encode(T.fromObject(bad)).finish()))]) {
     const got = issues.map(formatIssue).sort();
     assert.deepEqual(got, [
@@ -291,7 +395,12 @@ test('proto3 JSON names follow protoc (consecutive_5xx → consecutive5xx), from
   assert.ok(validateResource('envoy.config.cluster.v3.OutlierDetection', od).ok);
   const j = toProto3Json('envoy.config.cluster.v3.OutlierDetection', od);
   assert.deepEqual(j, { consecutive5xx: 3, interval: '10s' });
-  assert.deepEqual(fromProto3Json('envoy.config.cluster.v3.OutlierDetection', j), { consecutive_5xx: { value: 3 }, interval: { seconds: '10' } });
-  const wrong = issuesOf(validateResource('envoy.config.cluster.v3.OutlierDetection', { consecutive5xx: { value: 3 } }));
+  assert.deepEqual(fromProto3Json('envoy.config.cluster.v3.OutlierDetection', j), {
+    consecutive_5xx: { value: 3 },
+    interval: { seconds: '10' },
+  });
+  const wrong = issuesOf(
+    validateResource('envoy.config.cluster.v3.OutlierDetection', { consecutive5xx: { value: 3 } }),
+  );
   assert.match(find(wrong, 'consecutive5xx', 'shape.unknown_field').message, /consecutive_5xx/);
 });

@@ -7,7 +7,11 @@ import { listConfigFiles } from '../src/sources/config-files.js';
 const FIX = path.join(process.cwd(), 'test/fixtures/model');
 
 test('multi-document file: one StoredObject per document, empty documents skipped, namespace defaults to default', () => {
-  const r = parseYamlFile('dir/f.yaml', 'apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\n---\n# only a comment\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b, namespace: x}\n', 10);
+  const r = parseYamlFile(
+    'dir/f.yaml',
+    'apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\n---\n# only a comment\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b, namespace: x}\n',
+    10,
+  );
   assert.deepEqual(r.errors, []);
   assert.deepEqual(
     r.objects.map((o) => [o.key, o.origin.file, o.origin.doc, o.origin.seq]),
@@ -24,7 +28,11 @@ test('Apikey is accepted as a spelling of ApiKey in the key', () => {
 });
 
 test('YAML syntax error gives OXDS_YAML_PARSE with line and column, and other documents of the file still load', () => {
-  const r = parseYamlFile('f.yaml', 'apiVersion: v1\nkind: Service\nmetadata: {name: ok}\n---\nkind: [unclosed\nmetadata: x\n', 0);
+  const r = parseYamlFile(
+    'f.yaml',
+    'apiVersion: v1\nkind: Service\nmetadata: {name: ok}\n---\nkind: [unclosed\nmetadata: x\n',
+    0,
+  );
   assert.equal(r.objects.length, 1);
   const e = r.errors.find((x) => x.code === 'OXDS_YAML_PARSE');
   assert.ok(e, JSON.stringify(r.errors));
@@ -34,7 +42,11 @@ test('YAML syntax error gives OXDS_YAML_PARSE with line and column, and other do
 });
 
 test('not an object / missing apiVersion, kind or metadata.name', () => {
-  const r = parseYamlFile('f.yaml', '- a\n- b\n---\n42\n---\nkind: Service\nmetadata: {name: x}\n---\napiVersion: v1\nkind: Service\nmetadata: {}\n', 0);
+  const r = parseYamlFile(
+    'f.yaml',
+    '- a\n- b\n---\n42\n---\nkind: Service\nmetadata: {name: x}\n---\napiVersion: v1\nkind: Service\nmetadata: {}\n',
+    0,
+  );
   assert.deepEqual(
     r.errors.map((e) => [e.code, e.doc, e.field]),
     [
@@ -69,13 +81,19 @@ test('duplicate keys: the first declaration wins (within a file and across files
 });
 
 test('loadConfigDir: recursive, sorted, *.yaml/*.yml only, hidden entries skipped; bad YAML in one file does not stop the others', async () => {
-  assert.deepEqual((await listConfigFiles(path.join(FIX, 'bad-yaml'))).files.map((f) => f.rel), ['a-good.yaml', 'b-broken.yaml', 'sub/c-good.yml', 'sub/d-dup.yaml']);
+  assert.deepEqual(
+    (await listConfigFiles(path.join(FIX, 'bad-yaml'))).files.map((f) => f.rel),
+    ['a-good.yaml', 'b-broken.yaml', 'sub/c-good.yml', 'sub/d-dup.yaml'],
+  );
   const view = await loadConfigDir(path.join(FIX, 'bad-yaml'));
   assert.deepEqual(
     view.objects.map((o) => o.key),
     ['ServiceGroup/default/first', 'ServiceGroup/default/second', 'ServiceGroup/other/third'],
   );
-  assert.deepEqual(view.objects.map((o) => o.origin.seq), [0, 1, 2]);
+  assert.deepEqual(
+    view.objects.map((o) => o.origin.seq),
+    [0, 1, 2],
+  );
   assert.deepEqual(
     view.loadErrors.map((e) => [e.code, e.file, e.doc]),
     [

@@ -12,7 +12,9 @@ export function redact(value: unknown): unknown {
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-      out[k] = /^(privateKey|password|secret|sessionTicketKeys|hmacSecret|clientSecret)$/i.test(k) ? REDACTED : redact(v);
+      out[k] = /^(privateKey|password|secret|sessionTicketKeys|hmacSecret|clientSecret)$/i.test(k)
+        ? REDACTED
+        : redact(v);
     }
     return out;
   }
@@ -23,7 +25,11 @@ export function redact(value: unknown): unknown {
  * For every stream of the node: per type, the resources it is subscribed to as they are in the
  * current snapshot of its node type, plus the versions sent and ACKed.
  */
-export function configDumpFor(nodeId: string, streams: readonly NodeStatus[], snapshotOf: (s: NodeStatus) => Snapshot | undefined): unknown {
+export function configDumpFor(
+  nodeId: string,
+  streams: readonly NodeStatus[],
+  snapshotOf: (s: NodeStatus) => Snapshot | undefined,
+): unknown {
   const mine = streams.filter((s) => s.nodeId === nodeId);
   if (mine.length === 0) return undefined;
   return {
@@ -41,7 +47,13 @@ export function configDumpFor(nodeId: string, streams: readonly NodeStatus[], sn
           .map((r) => redact(toProto3Json(TYPE_URLS[kind], r.bytes)));
         types[typeUrl] = { sentVersion: t.sentVersion, ackedVersion: t.ackedVersion, lastNack: t.lastNack, resources };
       }
-      return { streamId: s.streamId, nodeType: s.nodeType, streamKind: s.streamKind, connectedAt: s.connectedAt, types };
+      return {
+        streamId: s.streamId,
+        nodeType: s.nodeType,
+        streamKind: s.streamKind,
+        connectedAt: s.connectedAt,
+        types,
+      };
     }),
   };
 }

@@ -21,7 +21,10 @@ export const DEFAULT_LIMITS: CodecLimits = { maxHeaders: 200, maxHeaderBytes: 96
 
 /** A CheckRequest we refuse to evaluate; `status` is the HTTP status of the deny. */
 export class MalformedCheckRequest extends Error {
-  constructor(readonly status: 400 | 431, message: string) {
+  constructor(
+    readonly status: 400 | 431,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -173,7 +176,15 @@ function internName(table: (Interned | undefined)[], lower: boolean, s: number, 
   }
   const raw = b.utf8Slice(s, e);
   const name = lower ? raw.toLowerCase() : raw;
-  const fresh: Interned = { bytes: slice(b, s, e), str: name, rawLen: raw.length, vBytes: undefined, v: '', vHits: 0, vMiss: 0 };
+  const fresh: Interned = {
+    bytes: slice(b, s, e),
+    str: name,
+    rawLen: raw.length,
+    vBytes: undefined,
+    v: '',
+    vHits: 0,
+    vMiss: 0,
+  };
   table[slot] = fresh;
   lastEntry = fresh;
   nameRawLen = raw.length;
@@ -181,7 +192,15 @@ function internName(table: (Interned | undefined)[], lower: boolean, s: number, 
 }
 
 /** Last-value caches of the HttpRequest fields method, host and scheme. */
-const fieldEntry = (name: string): Interned => ({ bytes: new Uint8Array(0), str: name, rawLen: 0, vBytes: undefined, v: '', vHits: 0, vMiss: 0 });
+const fieldEntry = (name: string): Interned => ({
+  bytes: new Uint8Array(0),
+  str: name,
+  rawLen: 0,
+  vBytes: undefined,
+  v: '',
+  vHits: 0,
+  vMiss: 0,
+});
 const METHOD = fieldEntry('method');
 const HOST = fieldEntry('host');
 const SCHEME = fieldEntry('scheme');
@@ -216,7 +235,8 @@ function charge(kLen: number, vLen: number): void {
   hCount++;
   hBytes += kLen + vLen;
   if (hCount > lim.maxHeaders) throw new MalformedCheckRequest(431, `more than ${lim.maxHeaders} request headers`);
-  if (hBytes > lim.maxHeaderBytes) throw new MalformedCheckRequest(431, `request headers larger than ${lim.maxHeaderBytes} bytes`);
+  if (hBytes > lim.maxHeaderBytes)
+    throw new MalformedCheckRequest(431, `request headers larger than ${lim.maxHeaderBytes} bytes`);
 }
 
 function addHeader(headers: Record<string, string>, key: string, value: string): void {
@@ -308,13 +328,42 @@ function readHttp(limit: number): HttpFields {
   while (P < end) {
     const tag = varint();
     switch (tag) {
-      case 0x12: { const e = lenEnd(end); h.method = valueOf(METHOD, P, e); P = e; break; } // method = 2
-      case 0x1a: readHeaderEntry(h.headers, end); break; // headers = 3
-      case 0x22: { const e = lenEnd(end); h.path = str(P, e); P = e; hBytes += h.path.length; break; } // path = 4
-      case 0x2a: { const e = lenEnd(end); h.host = valueOf(HOST, P, e); P = e; break; } // host = 5
-      case 0x32: { const e = lenEnd(end); h.scheme = valueOf(SCHEME, P, e); P = e; break; } // scheme = 6
-      case 0x3a: { const e = lenEnd(end); h.query = str(P, e); P = e; break; } // query = 7
-      case 0x6a: { // header_map = 13: HeaderMap { repeated HeaderValue headers = 1 }
+      case 0x12: {
+        const e = lenEnd(end);
+        h.method = valueOf(METHOD, P, e);
+        P = e;
+        break;
+      } // method = 2
+      case 0x1a:
+        readHeaderEntry(h.headers, end);
+        break; // headers = 3
+      case 0x22: {
+        const e = lenEnd(end);
+        h.path = str(P, e);
+        P = e;
+        hBytes += h.path.length;
+        break;
+      } // path = 4
+      case 0x2a: {
+        const e = lenEnd(end);
+        h.host = valueOf(HOST, P, e);
+        P = e;
+        break;
+      } // host = 5
+      case 0x32: {
+        const e = lenEnd(end);
+        h.scheme = valueOf(SCHEME, P, e);
+        P = e;
+        break;
+      } // scheme = 6
+      case 0x3a: {
+        const e = lenEnd(end);
+        h.query = str(P, e);
+        P = e;
+        break;
+      } // query = 7
+      case 0x6a: {
+        // header_map = 13: HeaderMap { repeated HeaderValue headers = 1 }
         const mapEnd = lenEnd(end);
         while (P < mapEnd) {
           const t = varint();
@@ -324,11 +373,13 @@ function readHttp(limit: number): HttpFields {
         if (P !== mapEnd) throw new WireError('length mismatch');
         break;
       }
-      default: skip(tag & 7, end);
+      default:
+        skip(tag & 7, end);
     }
   }
   if (P !== end) throw new WireError('length mismatch');
-  if (hBytes > lim.maxHeaderBytes) throw new MalformedCheckRequest(431, `request headers larger than ${lim.maxHeaderBytes} bytes`);
+  if (hBytes > lim.maxHeaderBytes)
+    throw new MalformedCheckRequest(431, `request headers larger than ${lim.maxHeaderBytes} bytes`);
   return h;
 }
 
@@ -383,13 +434,20 @@ export function decodeCheckRequest(buf: Uint8Array, limits: CodecLimits = DEFAUL
   try {
     while (P < len) {
       const tag = varint();
-      if (tag !== 0x0a) { skip(tag & 7, len); continue; } // attributes = 1
+      if (tag !== 0x0a) {
+        skip(tag & 7, len);
+        continue;
+      } // attributes = 1
       const end = lenEnd(len);
       while (P < end) {
         const t = varint();
         switch (t >>> 3) {
-          case 1: if ((t & 7) !== 2) throw new WireError('wire type'); sourceIp = readPeerAddress(end); break;
-          case 4: { // request: Request { time 1, http 2 }
+          case 1:
+            if ((t & 7) !== 2) throw new WireError('wire type');
+            sourceIp = readPeerAddress(end);
+            break;
+          case 4: {
+            // request: Request { time 1, http 2 }
             if ((t & 7) !== 2) throw new WireError('wire type');
             const rEnd = lenEnd(end);
             while (P < rEnd) {
@@ -400,7 +458,8 @@ export function decodeCheckRequest(buf: Uint8Array, limits: CodecLimits = DEFAUL
             if (P !== rEnd) throw new WireError('length mismatch');
             break;
           }
-          case 10: { // context_extensions: map<string,string>
+          case 10: {
+            // context_extensions: map<string,string>
             if ((t & 7) !== 2) throw new WireError('wire type');
             const eEnd = lenEnd(end);
             let k = '';
@@ -408,15 +467,23 @@ export function decodeCheckRequest(buf: Uint8Array, limits: CodecLimits = DEFAUL
             let ent: Interned | undefined;
             while (P < eEnd) {
               const u = varint();
-              if (u === 0x0a) { const e = lenEnd(eEnd); k = internName(EXT_KEYS, false, P, e); ent = lastEntry; P = e; }
-              else if (u === 0x12) { const e = lenEnd(eEnd); v = valueOf(ent, P, e); P = e; }
-              else skip(u & 7, eEnd);
+              if (u === 0x0a) {
+                const e = lenEnd(eEnd);
+                k = internName(EXT_KEYS, false, P, e);
+                ent = lastEntry;
+                P = e;
+              } else if (u === 0x12) {
+                const e = lenEnd(eEnd);
+                v = valueOf(ent, P, e);
+                P = e;
+              } else skip(u & 7, eEnd);
             }
             if (P !== eEnd) throw new WireError('length mismatch');
             ext[k] = v;
             break;
           }
-          default: skip(t & 7, end);
+          default:
+            skip(t & 7, end);
         }
       }
       if (P !== end) throw new WireError('length mismatch');
@@ -472,15 +539,25 @@ function toBuffer(u: Uint8Array): Buffer {
 function writeHeaders(w: WriterT, tag: number, headers: Record<string, string>): void {
   for (const k in headers) {
     const v = headers[k]!;
-    w.uint32(tag).fork()
-      .uint32(0x0a).fork().uint32(0x0a).string(k).uint32(0x12).string(v).ldelim()
-      .uint32(0x18).int32(OVERWRITE_IF_EXISTS_OR_ADD)
+    w.uint32(tag)
+      .fork()
+      .uint32(0x0a)
+      .fork()
+      .uint32(0x0a)
+      .string(k)
+      .uint32(0x12)
+      .string(v)
+      .ldelim()
+      .uint32(0x18)
+      .int32(OVERWRITE_IF_EXISTS_OR_ADD)
       .ldelim();
   }
 }
 
 /** CheckResponse { status {code 0}, ok_response {} } — the answer to an allow without mutations. */
-export const ALLOW_EMPTY: Buffer = toBuffer(Writer.create().uint32(0x0a).fork().ldelim().uint32(0x1a).fork().ldelim().finish());
+export const ALLOW_EMPTY: Buffer = toBuffer(
+  Writer.create().uint32(0x0a).fork().ldelim().uint32(0x1a).fork().ldelim().finish(),
+);
 
 // Direct two-pass encoder of the allow (the hot path): byte lengths first, then one
 // `Buffer.allocUnsafe` (pooled) written in place. Byte-identical to the protobufjs Writer version
@@ -537,7 +614,13 @@ function headersSize(headers: Record<string, string>, li: number): [number, numb
   return [size, li];
 }
 
-function putHeaders(b: WritableBuffer, o: number, tag: number, headers: Record<string, string>, li: number): [number, number] {
+function putHeaders(
+  b: WritableBuffer,
+  o: number,
+  tag: number,
+  headers: Record<string, string>,
+  li: number,
+): [number, number] {
   for (const k in headers) {
     const kb = LENS[li++]!;
     const vb = LENS[li++]!;
@@ -612,14 +695,17 @@ export function encodeAllow(d: Extract<Decision, { allow: true }>): Buffer {
   const meta = d.clientId !== undefined ? metadataSizes(d.clientId) : undefined;
   if (okSize === 0 && meta === undefined) return ALLOW_EMPTY;
   // pass 2: write
-  const out = Buffer.allocUnsafe(2 + 1 + vlen(okSize) + okSize + (meta !== undefined ? 1 + vlen(meta.struct) + meta.struct : 0)) as WritableBuffer;
+  const out = Buffer.allocUnsafe(
+    2 + 1 + vlen(okSize) + okSize + (meta !== undefined ? 1 + vlen(meta.struct) + meta.struct : 0),
+  ) as WritableBuffer;
   out[0] = 0x0a; // status = 1 {}
   out[1] = 0x00;
   out[2] = 0x1a; // ok_response = 3
   let o = putVarint(out, 3, okSize);
   [o] = putHeaders(out, o, 0x12, up, 0); // headers = 2
   li = rmStart;
-  for (let i = 0; i < rm.length; i++) { // headers_to_remove = 5
+  for (let i = 0; i < rm.length; i++) {
+    // headers_to_remove = 5
     out[o++] = 0x2a;
     o = putStr(out, o, rm[i]!, LENS[li++]!);
   }
@@ -636,7 +722,10 @@ export interface DenyParts {
 }
 
 /** CheckResponse { status {code grpcCode}, denied_response { status {code}, headers, body } }. */
-export function encodeDeny(p: DenyParts, grpcCode: number = p.status === 401 ? GRPC_UNAUTHENTICATED : GRPC_PERMISSION_DENIED): Buffer {
+export function encodeDeny(
+  p: DenyParts,
+  grpcCode: number = p.status === 401 ? GRPC_UNAUTHENTICATED : GRPC_PERMISSION_DENIED,
+): Buffer {
   const w = Writer.create();
   w.uint32(0x0a).fork().uint32(0x08).int32(grpcCode).ldelim(); // status = 1
   w.uint32(0x12).fork(); // denied_response = 2
@@ -659,7 +748,11 @@ export function encodeDecision(d: Decision, input: Pick<CheckInput, 'headers'> |
   const headers = input?.headers;
   const accept = headers?.accept;
   const state = headers?.['otoroshi-state'];
-  if (d.responseHeaders === undefined && (state === undefined || state === '') && (accept === undefined || accept.length <= MAX_CACHED_ACCEPT)) {
+  if (
+    d.responseHeaders === undefined &&
+    (state === undefined || state === '') &&
+    (accept === undefined || accept.length <= MAX_CACHED_ACCEPT)
+  ) {
     const key = `${d.status}\u0000${d.emptyBody === true ? 1 : 0}\u0000${accept ?? '\u0001'}\u0000${d.message}`;
     let out = DENY_CACHE.get(key);
     if (out === undefined) {

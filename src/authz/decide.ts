@@ -6,7 +6,16 @@ import { normalizeRequestPath } from './normalize-path.js';
 import type { DescriptorJwtRef } from '../model/types.js';
 import type { AuthzHooks, CheckInput, Decision, HeaderMutation, QuotaResult, QuotaStore } from './types.js';
 import { ERRORS, deny, type Deny, type ErrorSpec } from './errors.js';
-import { buildPolicy, isUriPublic, matchCandidates, requestDomain, type AuthzPolicy, type Candidate, type CompiledDescriptor, type CompiledKey } from './policy.js';
+import {
+  buildPolicy,
+  isUriPublic,
+  matchCandidates,
+  requestDomain,
+  type AuthzPolicy,
+  type Candidate,
+  type CompiledDescriptor,
+  type CompiledKey,
+} from './policy.js';
 import {
   decodeJwtUnverified,
   extractCredentials,
@@ -142,7 +151,10 @@ export class Authorizer {
 
   private internalError(err: unknown): Decision {
     this.safe(() =>
-      this.hooks.onSuspicious?.({ kind: 'internal_error', detail: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }),
+      this.hooks.onSuspicious?.({
+        kind: 'internal_error',
+        detail: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+      }),
     );
     return deny(ERRORS.internal);
   }
@@ -164,7 +176,10 @@ export class Authorizer {
   private suspicious(kind: string, detail: string, input: CheckInput, c?: CompiledDescriptor, clientId?: string): void {
     const h = this.hooks.onSuspicious;
     if (h === undefined) return;
-    const ev: { kind: string; clientId?: string; sourceIp?: string; descriptorId?: string; detail: string } = { kind, detail };
+    const ev: { kind: string; clientId?: string; sourceIp?: string; descriptorId?: string; detail: string } = {
+      kind,
+      detail,
+    };
     if (clientId !== undefined) ev.clientId = clientId;
     if (input.sourceIp !== undefined) ev.sourceIp = input.sourceIp;
     if (c !== undefined) ev.descriptorId = c.id;
@@ -201,7 +216,8 @@ export class Authorizer {
       // A caller that is not one of our generated routes (another mesh's Envoy, Istio CUSTOM):
       // the checks our routes do in Envoy before calling us happen here (§4.5 steps 4 and 6).
       const ip = input.sourceIp;
-      const allowed = (m: ((ip: string) => boolean) | undefined): boolean => m === undefined || (ip !== undefined && m(ip));
+      const allowed = (m: ((ip: string) => boolean) | undefined): boolean =>
+        m === undefined || (ip !== undefined && m(ip));
       if (!allowed(p.globalIpAllowed) || !allowed(c.ipAllowed)) return deny(ERRORS.ipNotAllowed, c.id);
       if (p.globalMaintenance || c.d.maintenanceMode) return deny(ERRORS.maintenance, c.id);
       if (c.d.buildMode) return deny(ERRORS.underConstruction, c.id);
@@ -244,13 +260,23 @@ export class Authorizer {
   }
 
   /** Steps 6–8, after authentication. */
-  private afterAuth(c: CompiledDescriptor, input: CheckInput, key: CompiledKey | undefined, now: number): Maybe<Decision> {
+  private afterAuth(
+    c: CompiledDescriptor,
+    input: CheckInput,
+    key: CompiledKey | undefined,
+    now: number,
+  ): Maybe<Decision> {
     if (c.jwtRef !== undefined && !this.excluded(c, input.path)) return this.jwtThenQuota(c, input, key, now);
     return this.quotaAndAllow(c, key, now, undefined, false);
   }
 
   /** 6. JWT verifier ref (§11), before counting the call (DECISIONS 12: only allowed calls count). */
-  private async jwtThenQuota(c: CompiledDescriptor, input: CheckInput, key: CompiledKey | undefined, now: number): Promise<Decision> {
+  private async jwtThenQuota(
+    c: CompiledDescriptor,
+    input: CheckInput,
+    key: CompiledKey | undefined,
+    now: number,
+  ): Promise<Decision> {
     let mutation: HeaderMutation | undefined;
     let verified = false;
     if (c.jwtRef !== undefined) {
@@ -259,7 +285,8 @@ export class Authorizer {
       const out = await this.jwt.verify(c.jwtRef, input);
       if (out.kind === 'denied') {
         // Otoroshi checks quotas before the verifier: an exhausted key still gets its 429.
-        if (key !== undefined && (await this.exhausted(key, now))) return deny(ERRORS.tooManyRequests, c.id, key.clientId);
+        if (key !== undefined && (await this.exhausted(key, now)))
+          return deny(ERRORS.tooManyRequests, c.id, key.clientId);
         const d: Deny = {
           allow: false,
           reason: out.reason === 'jwt_missing' ? 'jwt_missing' : 'jwt_invalid',
@@ -281,7 +308,13 @@ export class Authorizer {
   }
 
   /** 7. quotas (count the call), then 8. */
-  private quotaAndAllow(c: CompiledDescriptor, key: CompiledKey | undefined, now: number, mutation: HeaderMutation | undefined, verified: boolean): Maybe<Decision> {
+  private quotaAndAllow(
+    c: CompiledDescriptor,
+    key: CompiledKey | undefined,
+    now: number,
+    mutation: HeaderMutation | undefined,
+    verified: boolean,
+  ): Maybe<Decision> {
     if (key === undefined) return this.allow(c, undefined, {}, mutation, verified);
     const fromStore = (q: QuotaResult): Decision => this.afterQuota(c, key, q, mutation, verified);
     const storeDown = (): Decision => {
@@ -291,7 +324,10 @@ export class Authorizer {
     const sync = this.syncQuota;
     let q: Maybe<QuotaResult>;
     try {
-      q = sync !== undefined ? sync.consumeSync(key.clientId, key.quotas, now) : this.quota.consume(key.clientId, key.quotas, now);
+      q =
+        sync !== undefined
+          ? sync.consumeSync(key.clientId, key.quotas, now)
+          : this.quota.consume(key.clientId, key.quotas, now);
     } catch {
       return storeDown();
     }
@@ -299,7 +335,13 @@ export class Authorizer {
     return fromStore(q);
   }
 
-  private afterQuota(c: CompiledDescriptor, key: CompiledKey, q: QuotaResult, mutation: HeaderMutation | undefined, verified: boolean): Decision {
+  private afterQuota(
+    c: CompiledDescriptor,
+    key: CompiledKey,
+    q: QuotaResult,
+    mutation: HeaderMutation | undefined,
+    verified: boolean,
+  ): Decision {
     let responseHeaders: Record<string, string> = {};
     if (q.degraded) this.safe(() => this.hooks.onQuotaStoreError?.('fail-open'));
     if (!q.allowed) {
@@ -317,10 +359,17 @@ export class Authorizer {
   }
 
   /** 8. allow */
-  private allow(c: CompiledDescriptor, key: CompiledKey | undefined, responseHeaders: Record<string, string>, mutation: HeaderMutation | undefined, verified: boolean): Decision {
+  private allow(
+    c: CompiledDescriptor,
+    key: CompiledKey | undefined,
+    responseHeaders: Record<string, string>,
+    mutation: HeaderMutation | undefined,
+    verified: boolean,
+  ): Decision {
     const upstreamHeaders: Record<string, string> = key !== undefined ? { 'Otoroshi-Client-Id': key.clientId } : {};
     // Envoy applies removals after sets: never remove what we set.
-    const removeUpstreamHeaders = key !== undefined ? c.removeUpstream.filter((h) => h !== 'otoroshi-client-id') : c.removeUpstream.slice();
+    const removeUpstreamHeaders =
+      key !== undefined ? c.removeUpstream.filter((h) => h !== 'otoroshi-client-id') : c.removeUpstream.slice();
     if (mutation !== undefined) {
       Object.assign(upstreamHeaders, mutation.upstreamHeaders);
       for (const h of mutation.removeUpstreamHeaders) {
@@ -371,7 +420,8 @@ export class Authorizer {
     const kept: Candidate[] = [];
     for (const cand of cands) {
       const key = this.peekKey(p, cand.c, input);
-      if (key === undefined || matchRouting(key, cand.c.constraints.routing, cand.c.routingConstrained)) kept.push(cand);
+      if (key === undefined || matchRouting(key, cand.c.constraints.routing, cand.c.routingConstrained))
+        kept.push(cand);
     }
     if (kept.length > 0) return kept;
     const last = cands[cands.length - 1];
@@ -405,7 +455,14 @@ export class Authorizer {
   }
 
   /** §7.2 per-method checks, then key restrictions and key readOnly. */
-  private keyFlow(p: AuthzPolicy, c: CompiledDescriptor, creds: Credentials, input: CheckInput, method: string, now: number): Maybe<KeyResult> {
+  private keyFlow(
+    p: AuthzPolicy,
+    c: CompiledDescriptor,
+    creds: Credentials,
+    input: CheckInput,
+    method: string,
+    now: number,
+  ): Maybe<KeyResult> {
     // Only the apikey-JWT method is asynchronous (HMAC verification through jose).
     if (creds.method === 'jwt') return this.jwtKeyFlow(p, c, creds, input, method, now);
     const fail = (spec: ErrorSpec, clientId?: string): KeyResult => ({ ok: false, deny: deny(spec, c.id, clientId) });
@@ -444,7 +501,14 @@ export class Authorizer {
     return this.keyChecks(c, key, routingError, input, method);
   }
 
-  private async jwtKeyFlow(p: AuthzPolicy, c: CompiledDescriptor, creds: Extract<Credentials, { method: 'jwt' }>, input: CheckInput, method: string, now: number): Promise<KeyResult> {
+  private async jwtKeyFlow(
+    p: AuthzPolicy,
+    c: CompiledDescriptor,
+    creds: Extract<Credentials, { method: 'jwt' }>,
+    input: CheckInput,
+    method: string,
+    now: number,
+  ): Promise<KeyResult> {
     const fail = (spec: ErrorSpec, clientId?: string): KeyResult => ({ ok: false, deny: deny(spec, c.id, clientId) });
     let key: CompiledKey | undefined;
     let routingError: ErrorSpec;
@@ -473,10 +537,15 @@ export class Authorizer {
           return fail(ERRORS.badApiKeyJwt, key.clientId);
         }
         const xsrf = v.claims['xsrfToken'];
-        if (xsrf !== undefined && input.headers['x-xsrf-token'] !== xsrf) return fail(ERRORS.badApiKeyJwt, key.clientId);
+        if (xsrf !== undefined && input.headers['x-xsrf-token'] !== xsrf)
+          return fail(ERRORS.badApiKeyJwt, key.clientId);
         if (jc.includeRequestAttributes) {
           const relativeUri = input.query.length > 0 ? `${input.path}?${input.query}` : input.path;
-          if (v.claims['httpPath'] !== relativeUri || v.claims['httpVerb'] !== input.method || v.claims['httpHost'] !== input.host) {
+          if (
+            v.claims['httpPath'] !== relativeUri ||
+            v.claims['httpVerb'] !== input.method ||
+            v.claims['httpHost'] !== input.host
+          ) {
             return fail(ERRORS.badApiKeyJwt, key.clientId);
           }
         }
@@ -490,7 +559,13 @@ export class Authorizer {
   }
 
   /** Routing constraints, key restrictions, key readOnly (every method). */
-  private keyChecks(c: CompiledDescriptor, key: CompiledKey, routingError: ErrorSpec, input: CheckInput, method: string): KeyResult {
+  private keyChecks(
+    c: CompiledDescriptor,
+    key: CompiledKey,
+    routingError: ErrorSpec,
+    input: CheckInput,
+    method: string,
+  ): KeyResult {
     const fail = (spec: ErrorSpec, clientId?: string): KeyResult => ({ ok: false, deny: deny(spec, c.id, clientId) });
     if (!matchRouting(key, c.constraints.routing, c.routingConstrained)) return fail(routingError, key.clientId);
     if (key.restrictions !== undefined) {

@@ -18,7 +18,12 @@ const e = (status: number, message: string, code: string, reason: DenyReason, em
 /** Every deny decide() produces. Frozen: decisions copy from here, never mutate. */
 export const ERRORS = Object.freeze({
   serviceNotFound: e(404, 'Service not found', 'errors.service.not.found', 'service_not_found'),
-  serviceNotFoundInvalidHost: e(404, 'Service not found: invalid host', 'errors.service.not.found.invalid.host', 'service_not_found'),
+  serviceNotFoundInvalidHost: e(
+    404,
+    'Service not found: invalid host',
+    'errors.service.not.found.invalid.host',
+    'service_not_found',
+  ),
   serviceUnavailable: e(503, 'Service unavailable', 'errors.service.unavailable', 'service_not_found'),
   maintenance: e(503, 'Service in maintenance mode', 'errors.service.in.maintenance', 'maintenance'),
   underConstruction: e(503, 'Service under construction', 'errors.service.under.construction', 'maintenance'),
@@ -26,7 +31,12 @@ export const ERRORS = Object.freeze({
   // ours: a path that cannot be normalised as Envoy does (encoded slash, broken escape, control character)
   badPath: e(400, 'Bad request', 'errors.bad.request', 'bad_request'),
   missingHeaders: e(400, 'Missing header(s)', 'errors.missing.headers', 'bad_request'),
-  methodNotAllowed: e(405, 'Method not allowed. Can only handle GET, HEAD, OPTIONS', 'errors.method.not.allowed', 'readonly'),
+  methodNotAllowed: e(
+    405,
+    'Method not allowed. Can only handle GET, HEAD, OPTIONS',
+    'errors.method.not.allowed',
+    'readonly',
+  ),
   restrictionNotFound: e(404, 'Not Found', 'errors.not.found', 'restriction', true),
   restrictionForbidden: e(403, 'Forbidden', 'errors.forbidden', 'restriction', true),
   noApiKey: e(400, 'No ApiKey provided', 'errors.no.api.key', 'no_apikey'),
@@ -46,7 +56,12 @@ export const ERRORS = Object.freeze({
   // §11
   badVerifierId: e(500, 'error.bad.globaljwtverifier.id', 'error.bad.globaljwtverifier.id', 'internal'),
   // ours: any exception inside check() (never an allow)
-  internal: e(500, 'Something went wrong, you should try later. Thanks for your understanding.', 'errors.internal.error', 'internal'),
+  internal: e(
+    500,
+    'Something went wrong, you should try later. Thanks for your understanding.',
+    'errors.internal.error',
+    'internal',
+  ),
 });
 
 export function deny(spec: ErrorSpec, descriptorId?: string, clientId?: string): Deny {
@@ -77,7 +92,12 @@ function headerSafe(v: string): string {
 }
 
 function escapeHtml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+  return s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
 }
 
 /**
@@ -87,10 +107,12 @@ function escapeHtml(s: string): string {
  */
 export function errorResponse(decision: Deny, accept: string | undefined, otoroshiState?: string): ErrorResponse {
   const headers: Record<string, string> = {};
-  if (decision.responseHeaders !== undefined) for (const [k, v] of Object.entries(decision.responseHeaders)) headers[k] = headerSafe(v);
+  if (decision.responseHeaders !== undefined)
+    for (const [k, v] of Object.entries(decision.responseHeaders)) headers[k] = headerSafe(v);
   headers['Otoroshi-Error'] = 'true';
   headers['Otoroshi-Error-Msg'] = headerSafe(decision.message);
-  headers['Otoroshi-State-Resp'] = otoroshiState !== undefined && otoroshiState !== '' ? headerSafe(otoroshiState) : '--';
+  headers['Otoroshi-State-Resp'] =
+    otoroshiState !== undefined && otoroshiState !== '' ? headerSafe(otoroshiState) : '--';
   if (decision.emptyBody === true) return { status: decision.status, headers, body: '' };
   if (wantsHtml(accept)) {
     headers['Content-Type'] = 'text/html; charset=utf-8';

@@ -38,14 +38,26 @@
 import { createHmac, timingSafeEqual, webcrypto } from 'node:crypto';
 import { cachedReplacer, fullMatcher, replacer, type Matcher, type Replacer } from '../model/linear-regex.js';
 import * as jose from 'jose';
-import type { DescriptorJwtRef, JwtAlgoSettings, JwtStrategy, JwtTokenSource, JwtVerifierModel } from '../model/types.js';
+import type {
+  DescriptorJwtRef,
+  JwtAlgoSettings,
+  JwtStrategy,
+  JwtTokenSource,
+  JwtVerifierModel,
+} from '../model/types.js';
 import { toPkcs8Pem, toSpkiPem } from '../model/jwt-verifier.js';
 import type { AuthzHooks, CheckInput, HeaderMutation } from './types.js';
 
 export type JwtOutcome =
   | { kind: 'skipped' }
   | { kind: 'passed'; verifierId: string; mutation: HeaderMutation; claims: Record<string, unknown> }
-  | { kind: 'denied'; status: number; message: string; code: string; reason: 'jwt_invalid' | 'jwt_missing' | 'internal' };
+  | {
+      kind: 'denied';
+      status: number;
+      message: string;
+      code: string;
+      reason: 'jwt_invalid' | 'jwt_missing' | 'internal';
+    };
 
 export interface JwtEngineDeps {
   nowMs?: () => number;
@@ -127,7 +139,11 @@ function cookieValue(header: string | undefined, name: string): string | undefin
 }
 
 /** Rewrites a Cookie header: drops `remove`, then sets `set` (replacing the first in place, else appending). */
-function rewriteCookies(header: string | undefined, remove: string | undefined, set: { name: string; value: string } | undefined): string {
+function rewriteCookies(
+  header: string | undefined,
+  remove: string | undefined,
+  set: { name: string; value: string } | undefined,
+): string {
   let parts = (header ?? '')
     .split(';')
     .map((x) => x.trim())
@@ -141,7 +157,10 @@ function rewriteCookies(header: string | undefined, remove: string | undefined, 
     const raw = `${set.name}=${set.value}`;
     const idx = parts.findIndex((x) => x.name === set.name);
     if (idx < 0) parts.push({ name: set.name, raw });
-    else parts = parts.filter((x, i) => i === idx || x.name !== set.name).map((x) => (x.name === set.name ? { name: x.name, raw } : x));
+    else
+      parts = parts
+        .filter((x, i) => i === idx || x.name !== set.name)
+        .map((x) => (x.name === set.name ? { name: x.name, raw } : x));
   }
   return parts.map((x) => x.raw).join('; ');
 }
@@ -173,7 +192,10 @@ interface CompiledChecks {
 function compileChecks(s: JwtStrategy): CompiledChecks {
   return {
     fields: Object.entries(s.verificationSettings.fields),
-    arrayFields: Object.entries(s.verificationSettings.arrayFields).map(([k, v]) => [k, v.includes(',') ? v.split(',').map((x) => x.trim()) : [v]]),
+    arrayFields: Object.entries(s.verificationSettings.arrayFields).map(([k, v]) => [
+      k,
+      v.includes(',') ? v.split(',').map((x) => x.trim()) : [v],
+    ]),
   };
 }
 
@@ -190,7 +212,8 @@ function checkClaims(c: CompiledChecks, claims: Record<string, unknown>, nowSec:
     const got = claims[k];
     if (!Array.isArray(got)) return `claim ${k} is not an array`;
     const have = new Set<string>();
-    for (const x of got) if (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') have.add(String(x));
+    for (const x of got)
+      if (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') have.add(String(x));
     for (const w of want) if (!have.has(w)) return `claim ${k} lacks ${w}`;
   }
   return undefined;
@@ -290,7 +313,9 @@ function hsBytes(s: Extract<JwtAlgoSettings, { type: 'HSAlgoSettings' }>): Uint8
 }
 
 function hmacKey(bytes: Uint8Array, size: number, usage: 'sign' | 'verify'): Promise<jose.CryptoKey> {
-  return webcrypto.subtle.importKey('raw', bytes, { name: 'HMAC', hash: `SHA-${size}` }, false, [usage]) as Promise<jose.CryptoKey>;
+  return webcrypto.subtle.importKey('raw', bytes, { name: 'HMAC', hash: `SHA-${size}` }, false, [
+    usage,
+  ]) as Promise<jose.CryptoKey>;
 }
 
 /** Algorithms accepted by static (non-JWKS) settings. */
@@ -379,7 +404,10 @@ export class JwtEngine {
         try {
           c.removeRe = replacer(m.source.remove);
         } catch {
-          this.logger?.warn({ verifier: m.id, remove: m.source.remove }, 'jwt verifier: source.remove does not compile; ignored');
+          this.logger?.warn(
+            { verifier: m.id, remove: m.source.remove },
+            'jwt verifier: source.remove does not compile; ignored',
+          );
         }
       }
       next.set(m.id, c);
@@ -413,7 +441,10 @@ export class JwtEngine {
       try {
         r = await this.verifyOne(c, input);
       } catch (e) {
-        this.logger?.warn({ verifier: id, err: e instanceof Error ? e.message : String(e) }, 'jwt verifier: unexpected failure');
+        this.logger?.warn(
+          { verifier: id, err: e instanceof Error ? e.message : String(e) },
+          'jwt verifier: unexpected failure',
+        );
         r = BAD_TOKEN;
       }
       if (r.kind !== 'denied') return r;
@@ -490,14 +521,21 @@ export class JwtEngine {
       try {
         key = await this.staticKey(c, settings, alg);
       } catch (e) {
-        this.logger?.warn({ verifier: c.model.id, alg, err: e instanceof Error ? e.message : String(e) }, 'jwt verifier: key import failed');
+        this.logger?.warn(
+          { verifier: c.model.id, alg, err: e instanceof Error ? e.message : String(e) },
+          'jwt verifier: key import failed',
+        );
         return BAD_TOKEN;
       }
     }
     const now = this.nowMs();
     let claims: Record<string, unknown>;
     try {
-      const r = await jose.jwtVerify(token, key, { algorithms: [alg], clockTolerance: JWT_LEEWAY_SEC, currentDate: new Date(now) });
+      const r = await jose.jwtVerify(token, key, {
+        algorithms: [alg],
+        clockTolerance: JWT_LEEWAY_SEC,
+        currentDate: new Date(now),
+      });
       claims = r.payload as Record<string, unknown>;
     } catch {
       return BAD_TOKEN;
@@ -506,10 +544,17 @@ export class JwtEngine {
     return this.applyStrategy(c, input, token, claims);
   }
 
-  private staticKey(c: Compiled, s: Exclude<JwtAlgoSettings, { type: 'JWKSAlgoSettings' }>, alg: string): Promise<VerifyKey> {
+  private staticKey(
+    c: Compiled,
+    s: Exclude<JwtAlgoSettings, { type: 'JWKSAlgoSettings' }>,
+    alg: string,
+  ): Promise<VerifyKey> {
     let k = c.keys.get(alg);
     if (k === undefined) {
-      k = s.type === 'HSAlgoSettings' ? hmacKey(hsBytes(s), s.size, 'verify') : jose.importSPKI(toSpkiPem(s.publicKey), alg);
+      k =
+        s.type === 'HSAlgoSettings'
+          ? hmacKey(hsBytes(s), s.size, 'verify')
+          : jose.importSPKI(toSpkiPem(s.publicKey), alg);
       // A failed import is not cached: the next call retries (and fails the same way).
       k.catch(() => c.keys.delete(alg));
       c.keys.set(alg, k);
@@ -519,7 +564,12 @@ export class JwtEngine {
 
   // ---------------------------------------------------------------- JWKS
 
-  private async jwksKey(s: Extract<JwtAlgoSettings, { type: 'JWKSAlgoSettings' }>, kid: string, alg: string, verifierId: string): Promise<VerifyKey | undefined> {
+  private async jwksKey(
+    s: Extract<JwtAlgoSettings, { type: 'JWKSAlgoSettings' }>,
+    kid: string,
+    alg: string,
+    verifierId: string,
+  ): Promise<VerifyKey | undefined> {
     let e = this.jwks.get(s.url);
     if (e === undefined) {
       e = { url: s.url, imported: new Map(), expiresAt: 0, lastAttemptAt: Number.NEGATIVE_INFINITY };
@@ -538,7 +588,10 @@ export class JwtEngine {
     if (jwk === undefined) return undefined;
     const usable = jwkFor(jwk, alg);
     if (typeof usable === 'string') {
-      this.logger?.warn({ verifier: verifierId, url: s.url, kid, alg, why: usable }, 'jwt verifier: JWKS key not usable for the token');
+      this.logger?.warn(
+        { verifier: verifierId, url: s.url, kid, alg, why: usable },
+        'jwt verifier: JWKS key not usable for the token',
+      );
       return undefined;
     }
     const ck = `${alg}\u0000${kid}`;
@@ -551,12 +604,19 @@ export class JwtEngine {
     try {
       return await k;
     } catch (err) {
-      this.logger?.warn({ verifier: verifierId, url: s.url, kid, err: err instanceof Error ? err.message : String(err) }, 'jwt verifier: JWKS key import failed');
+      this.logger?.warn(
+        { verifier: verifierId, url: s.url, kid, err: err instanceof Error ? err.message : String(err) },
+        'jwt verifier: JWKS key import failed',
+      );
       return undefined;
     }
   }
 
-  private fetchJwks(e: JwksEntry, s: Extract<JwtAlgoSettings, { type: 'JWKSAlgoSettings' }>, verifierId: string): Promise<void> {
+  private fetchJwks(
+    e: JwksEntry,
+    s: Extract<JwtAlgoSettings, { type: 'JWKSAlgoSettings' }>,
+    verifierId: string,
+  ): Promise<void> {
     if (e.inflight !== undefined) return e.inflight;
     if (this.closed) return Promise.resolve();
     e.lastAttemptAt = this.nowMs();
@@ -593,7 +653,12 @@ export class JwtEngine {
       } catch (err) {
         e.lastFailureAt = this.nowMs();
         this.logger?.warn(
-          { verifier: verifierId, url: s.url, err: err instanceof Error ? err.message : String(err), staleKeys: e.jwks?.size ?? 0 },
+          {
+            verifier: verifierId,
+            url: s.url,
+            err: err instanceof Error ? err.message : String(err),
+            staleKeys: e.jwks?.size ?? 0,
+          },
           'jwt verifier: JWKS fetch failed',
         );
       } finally {
@@ -612,7 +677,11 @@ export class JwtEngine {
     if (c.signer !== undefined) return c.signer;
     let signer: SignerKey | null = null;
     if (s.type === 'HSAlgoSettings') signer = { alg: `HS${s.size}`, key: hmacKey(hsBytes(s), s.size, 'sign') };
-    else if ((s.type === 'RSAlgoSettings' || s.type === 'ESAlgoSettings') && s.privateKey !== undefined && s.privateKey.trim() !== '') {
+    else if (
+      (s.type === 'RSAlgoSettings' || s.type === 'ESAlgoSettings') &&
+      s.privateKey !== undefined &&
+      s.privateKey.trim() !== ''
+    ) {
       const alg = `${s.type === 'RSAlgoSettings' ? 'RS' : 'ES'}${s.size}`;
       const pem = s.privateKey;
       signer = { alg, key: Promise.resolve().then(() => jose.importPKCS8(toPkcs8Pem(pem), alg)) };
@@ -622,16 +691,26 @@ export class JwtEngine {
     return signer;
   }
 
-  private async sign(c: Compiled, s: JwtAlgoSettings, payload: Record<string, unknown>, cacheKey: string): Promise<string | undefined> {
+  private async sign(
+    c: Compiled,
+    s: JwtAlgoSettings,
+    payload: Record<string, unknown>,
+    cacheKey: string,
+  ): Promise<string | undefined> {
     const hit = this.outputs.get(cacheKey);
     if (hit !== undefined) return hit;
     const signer = this.signer(c, s);
     if (signer === null) return undefined;
     let out: string;
     try {
-      out = await new jose.SignJWT(payload as jose.JWTPayload).setProtectedHeader({ alg: signer.alg, typ: 'JWT' }).sign(await signer.key);
+      out = await new jose.SignJWT(payload as jose.JWTPayload)
+        .setProtectedHeader({ alg: signer.alg, typ: 'JWT' })
+        .sign(await signer.key);
     } catch (e) {
-      this.logger?.warn({ verifier: c.model.id, err: e instanceof Error ? e.message : String(e) }, 'jwt verifier: signing failed');
+      this.logger?.warn(
+        { verifier: c.model.id, err: e instanceof Error ? e.message : String(e) },
+        'jwt verifier: signing failed',
+      );
       return undefined;
     }
     if (this.outputs.size >= OUTPUT_CACHE_MAX) this.outputs.clear();
@@ -639,7 +718,12 @@ export class JwtEngine {
     return out;
   }
 
-  private async applyStrategy(c: Compiled, input: CheckInput, token: string, claims: Record<string, unknown>): Promise<JwtOutcome> {
+  private async applyStrategy(
+    c: Compiled,
+    input: CheckInput,
+    token: string,
+    claims: Record<string, unknown>,
+  ): Promise<JwtOutcome> {
     const st = c.model.strategy;
     const mutation = emptyMutation();
     const passed = (): JwtOutcome => ({ kind: 'passed', verifierId: c.model.id, mutation, claims });
@@ -665,7 +749,13 @@ export class JwtEngine {
 }
 
 /** Otoroshi's `asJwtInjection`: header `name: remove + token`, cookie `name=token`, query: nothing. */
-function inject(m: HeaderMutation, loc: JwtTokenSource, token: string, input: CheckInput, removeCookie: string | undefined): void {
+function inject(
+  m: HeaderMutation,
+  loc: JwtTokenSource,
+  token: string,
+  input: CheckInput,
+  removeCookie: string | undefined,
+): void {
   if (loc.type === 'InHeader') m.upstreamHeaders[loc.name.toLowerCase()] = loc.remove + token;
   const setCookie = loc.type === 'InCookie' ? { name: loc.name, value: token } : undefined;
   if (setCookie !== undefined || removeCookie !== undefined) {
@@ -702,7 +792,8 @@ export async function verifyApikeyJwt(
   const claims = b64urlJson(parts[1]);
   if (!isRecord(header) || !isRecord(claims)) return { ok: false, reason: 'malformed token' };
   const alg = header['alg'];
-  if (typeof alg !== 'string' || !(opts.allowedAlgs as readonly string[]).includes(alg)) return { ok: false, reason: `algorithm ${String(alg)} not allowed` };
+  if (typeof alg !== 'string' || !(opts.allowedAlgs as readonly string[]).includes(alg))
+    return { ok: false, reason: `algorithm ${String(alg)} not allowed` };
   if (header['crit'] !== undefined) return { ok: false, reason: 'unsupported crit header' };
   const hash = HS_HASH[alg];
   if (hash === undefined) return { ok: false, reason: `algorithm ${alg} not allowed` };
@@ -727,12 +818,15 @@ export async function verifyApikeyJwt(
   if (nbf !== undefined && now < nbf - leeway) return { ok: false, reason: 'token not yet valid (nbf)' };
   if (iat !== undefined && now < iat - leeway) return { ok: false, reason: 'token issued in the future (iat)' };
   if (opts.maxJwtLifespanSecs !== undefined) {
-    if (exp === undefined || iat === undefined) return { ok: false, reason: 'exp and iat are required (maxJwtLifespanSecs)' };
-    if (exp - iat > opts.maxJwtLifespanSecs) return { ok: false, reason: `token lifespan ${exp - iat}s exceeds ${opts.maxJwtLifespanSecs}s` };
+    if (exp === undefined || iat === undefined)
+      return { ok: false, reason: 'exp and iat are required (maxJwtLifespanSecs)' };
+    if (exp - iat > opts.maxJwtLifespanSecs)
+      return { ok: false, reason: `token lifespan ${exp - iat}s exceeds ${opts.maxJwtLifespanSecs}s` };
   }
   const xsrf = claims['xsrfToken'];
   if (xsrf !== undefined) {
-    if (opts.xsrfHeader === undefined || typeof xsrf !== 'string' || xsrf !== opts.xsrfHeader) return { ok: false, reason: 'xsrfToken does not match X-XSRF-TOKEN' };
+    if (opts.xsrfHeader === undefined || typeof xsrf !== 'string' || xsrf !== opts.xsrfHeader)
+      return { ok: false, reason: 'xsrfToken does not match X-XSRF-TOKEN' };
   }
   return { ok: true, claims };
 }

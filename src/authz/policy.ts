@@ -1,11 +1,27 @@
 // The policy view: Model → precompiled structures for the ext_authz hot path. Pure; every regex is
 // compiled here, once. decide.ts only reads it.
 import { compileIpFilter, type IpMatcher } from './ip-filter.js';
-import type { ApiKey, ApiKeyConstraints, Descriptor, DescriptorJwtRef, JwtVerifierModel, Model, PathMatch, ServiceGroup } from '../model/types.js';
+import type {
+  ApiKey,
+  ApiKeyConstraints,
+  Descriptor,
+  DescriptorJwtRef,
+  JwtVerifierModel,
+  Model,
+  PathMatch,
+  ServiceGroup,
+} from '../model/types.js';
 import { defaultApiKeyConstraints } from '../model/descriptor.js';
 import { compileFullMatch, wildcardMatcher, type Matcher } from '../model/linear-regex.js';
 import { compileRestrictions, type CompiledRestrictions } from './restrictions.js';
-import { extractionNames, hasRoutingConstraints, secretDigest, type ExtractionNames, type RoutingView, type SecretDigest } from './apikey.js';
+import {
+  extractionNames,
+  hasRoutingConstraints,
+  secretDigest,
+  type ExtractionNames,
+  type RoutingView,
+  type SecretDigest,
+} from './apikey.js';
 import type { CheckInput } from './types.js';
 
 export interface CompiledPath {
@@ -84,7 +100,15 @@ function compileDescriptor(d: Descriptor, verifiers: ReadonlyMap<string, JwtVeri
   const ref = d.jwtVerifier;
   const active = ref !== undefined && ref.enabled && ref.ids.length > 0 ? ref : undefined;
   const names = extractionNames(constraints);
-  const removeUpstream = [...new Set([names.secretHeader, names.basicHeader, 'otoroshi-client-secret', 'otoroshi-authorization', 'otoroshi-client-id'])];
+  const removeUpstream = [
+    ...new Set([
+      names.secretHeader,
+      names.basicHeader,
+      'otoroshi-client-secret',
+      'otoroshi-authorization',
+      'otoroshi-client-id',
+    ]),
+  ];
   return {
     d,
     id: d.id,
@@ -92,8 +116,13 @@ function compileDescriptor(d: Descriptor, verifiers: ReadonlyMap<string, JwtVeri
     exactHosts,
     wildcardHosts,
     paths: d.paths.map((p) => ({ value: p.value, type: p.type })),
-    matchingHeaders: d.matchingHeaders.map((h) => ({ name: h.name.toLowerCase(), re: compileFullMatch(h.regex, 'never') })),
-    headersVerification: Object.entries(d.headersVerification).map(([k, v]) => [k.toLowerCase(), v] as [string, string]),
+    matchingHeaders: d.matchingHeaders.map((h) => ({
+      name: h.name.toLowerCase(),
+      re: compileFullMatch(h.regex, 'never'),
+    })),
+    headersVerification: Object.entries(d.headersVerification).map(
+      ([k, v]) => [k.toLowerCase(), v] as [string, string],
+    ),
     readOnly: d.readOnly,
     sendOtoroshiHeadersBack: d.sendOtoroshiHeadersBack,
     detectApiKeySooner: d.detectApiKeySooner,
@@ -120,7 +149,8 @@ function compileKey(k: ApiKey): CompiledKey {
     clientId: k.clientId,
     authorized: new Set(k.authorizedEntities),
     secret: secretDigest(k.clientSecret),
-    nextSecret: rot !== undefined && rot.enabled && rot.nextSecret !== undefined ? secretDigest(rot.nextSecret) : undefined,
+    nextSecret:
+      rot !== undefined && rot.enabled && rot.nextSecret !== undefined ? secretDigest(rot.nextSecret) : undefined,
     restrictions: compileRestrictions(k.restrictions),
     quotas: { throttlingQuota: k.throttlingQuota, dailyQuota: k.dailyQuota, monthlyQuota: k.monthlyQuota },
     tags: k.tags,

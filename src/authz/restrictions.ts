@@ -51,7 +51,12 @@ function matches(list: readonly CompiledRestrictionPath[], method: string, domai
  * `method` lower-case, `domain` = host without port, `path` without the query string.
  * allowLast: notFound → 404, forbidden → 403, not allowed → 404. Otherwise allowed first.
  */
-export function checkRestrictions(r: CompiledRestrictions, method: string, domain: string, path: string): RestrictionOutcome {
+export function checkRestrictions(
+  r: CompiledRestrictions,
+  method: string,
+  domain: string,
+  path: string,
+): RestrictionOutcome {
   if (r.allowLast) {
     if (matches(r.notFound, method, domain, path)) return 'not_found';
     if (matches(r.forbidden, method, domain, path)) return 'forbidden';

@@ -13,7 +13,13 @@
 // hooks object to both counts every request exactly once.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { DEFAULT_LIMITS, MalformedCheckRequest, decodeCheckRequest, encodeDecision, type CodecLimits } from './check-codec.js';
+import {
+  DEFAULT_LIMITS,
+  MalformedCheckRequest,
+  decodeCheckRequest,
+  encodeDecision,
+  type CodecLimits,
+} from './check-codec.js';
 import { ERRORS, deny } from './errors.js';
 import { QuotaStoreUnavailableError, type AuthzHooks, type CheckInput, type Decision } from './types.js';
 
@@ -53,8 +59,22 @@ export function failureDecision(err: unknown, input?: CheckInput): Deny {
   const base = descriptorId ? { descriptorId } : {};
   if (err instanceof MalformedCheckRequest) {
     return err.status === 431
-      ? { allow: false, reason: 'bad_request', status: 431, message: 'Request Header Fields Too Large', code: 'errors.request.header.fields.too.large', ...base }
-      : { allow: false, reason: 'bad_request', status: 400, message: 'Bad Request', code: 'errors.bad.request', ...base };
+      ? {
+          allow: false,
+          reason: 'bad_request',
+          status: 431,
+          message: 'Request Header Fields Too Large',
+          code: 'errors.request.header.fields.too.large',
+          ...base,
+        }
+      : {
+          allow: false,
+          reason: 'bad_request',
+          status: 400,
+          message: 'Bad Request',
+          code: 'errors.bad.request',
+          ...base,
+        };
   }
   if (err instanceof QuotaStoreUnavailableError) return deny(ERRORS.quotaStoreUnavailable, descriptorId);
   return deny(ERRORS.internal, descriptorId);
@@ -65,7 +85,13 @@ export function registerAuthz(server: grpc.Server, deps: AuthzDeps): void {
   const { check, logger, hooks } = deps;
   const onCheck = hooks?.onCheck;
 
-  const finish = (cb: grpc.sendUnaryData<Buffer>, d: Decision, input: CheckInput | undefined, t0: bigint, own: boolean): void => {
+  const finish = (
+    cb: grpc.sendUnaryData<Buffer>,
+    d: Decision,
+    input: CheckInput | undefined,
+    t0: bigint,
+    own: boolean,
+  ): void => {
     let out: Buffer;
     try {
       out = encodeDecision(d, input);
@@ -102,7 +128,10 @@ export function registerAuthz(server: grpc.Server, deps: AuthzDeps): void {
       p = Promise.reject(err);
     }
     p.then(
-      (d) => (d ? finish(cb, d, input, t0, false) : finish(cb, failureDecision(new Error('check returned nothing'), input), input, t0, true)),
+      (d) =>
+        d
+          ? finish(cb, d, input, t0, false)
+          : finish(cb, failureDecision(new Error('check returned nothing'), input), input, t0, true),
       (err: unknown) => {
         if (!(err instanceof QuotaStoreUnavailableError)) logger.error({ err }, 'ext_authz: check failed');
         finish(cb, failureDecision(err, input), input, t0, true);
@@ -125,7 +154,11 @@ export async function startAuthzServer(host: string, port: number, deps: AuthzDe
   });
   registerAuthz(server, deps);
   const bound = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`, deps.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(
+      `${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`,
+      deps.credentials ?? grpc.ServerCredentials.createInsecure(),
+      (err, p) => (err ? reject(err) : resolve(p)),
+    );
   });
   return {
     port: bound,

@@ -109,5 +109,11 @@ export interface AuthzHooks {
   onQuotaExceeded?(clientId: string, which: 'throttling' | 'daily' | 'monthly'): void;
   onQuotaStoreError?(mode: 'fail-open' | 'fail-closed'): void;
   /** Suspicious events for the audit log (bad secrets, alg confusion...). */
-  onSuspicious?(event: { kind: string; clientId?: string; sourceIp?: string; descriptorId?: string; detail: string }): void;
+  onSuspicious?(event: {
+    kind: string;
+    clientId?: string;
+    sourceIp?: string;
+    descriptorId?: string;
+    detail: string;
+  }): void;
 }

@@ -31,7 +31,8 @@ import {
 export const ROOT_CA_ID = 'otoroshi-root-ca';
 export const INTERMEDIATE_CA_ID = 'otoroshi-intermediate-ca';
 export const ROOT_CA_DN = 'CN=Otoroshi Default Root CA Certificate, OU=Otoroshi Certificates, O=Otoroshi';
-export const INTERMEDIATE_CA_DN = 'CN=Otoroshi Default Intermediate CA Certificate, OU=Otoroshi Certificates, O=Otoroshi';
+export const INTERMEDIATE_CA_DN =
+  'CN=Otoroshi Default Intermediate CA Certificate, OU=Otoroshi Certificates, O=Otoroshi';
 
 const DAY = 24 * 3600 * 1000;
 export const CA_VALIDITY_MS = 3650 * DAY;
@@ -156,7 +157,6 @@ export function spiffeIdFor(trustDomain: string, namespace: string, serviceAccou
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }
 
-
 function err(code: ConfigError['code'], message: string, field: string): IssueResult {
   return { ok: false, error: { code, message, field, severity: 'error' } };
 }
@@ -195,7 +195,13 @@ function pemCerts(pem: string): string[] {
 }
 
 /** Compiles an issuer (cert + key) into a Signer; throws (without key material) when unusable. */
-function compileIssuer(id: string | undefined, certPem: string, key: KeyObject, chainPem: string | undefined, what: string): IssuerCtx {
+function compileIssuer(
+  id: string | undefined,
+  certPem: string,
+  key: KeyObject,
+  chainPem: string | undefined,
+  what: string,
+): IssuerCtx {
   const first = pemCerts(certPem)[0];
   if (first === undefined) throw new Error(`${what}: no PEM certificate`);
   const x = parseCert(first, what);
@@ -205,7 +211,14 @@ function compileIssuer(id: string | undefined, certPem: string, key: KeyObject, 
   const signer = makeSigner(basics.subjectName, basics.keyId, key);
   let chain = chainPem ?? first;
   if (!chain.endsWith('\n')) chain += '\n';
-  return { id, signer, dn: formatDn(decodeName(basics.subjectName)), certPem: first, chainPem: chain, notAfter: Date.parse(x.validTo) };
+  return {
+    id,
+    signer,
+    dn: formatDn(decodeName(basics.subjectName)),
+    certPem: first,
+    chainPem: chain,
+    notAfter: Date.parse(x.validTo),
+  };
 }
 
 const EXTERNAL_CACHE_MAX = 256;
@@ -230,7 +243,13 @@ export class CertificateAuthority {
   readonly #intermediateKeyPem: string;
   readonly #external = new Map<string, IssuerCtx>();
 
-  private constructor(rootCertPem: string, rootKeyPem: string | undefined, intermediateCertPem: string, intermediateKeyPem: string, opts: CaOptions) {
+  private constructor(
+    rootCertPem: string,
+    rootKeyPem: string | undefined,
+    intermediateCertPem: string,
+    intermediateKeyPem: string,
+    opts: CaOptions,
+  ) {
     const rootPem = pemCerts(rootCertPem)[0];
     if (rootPem === undefined) throw new Error('root CA: no PEM certificate');
     const rootX = parseCert(rootPem, 'root CA');
@@ -243,7 +262,8 @@ export class CertificateAuthority {
     for (let i = 0; i + 1 < xs.length; i++) {
       const child = xs[i] as X509Certificate;
       const parent = xs[i + 1] as X509Certificate;
-      if (!child.checkIssued(parent) || !child.verify(parent.publicKey)) throw new Error('intermediate CA: not issued by the root CA');
+      if (!child.checkIssued(parent) || !child.verify(parent.publicKey))
+        throw new Error('intermediate CA: not issued by the root CA');
     }
     const intKey = safePrivateKey(intermediateKeyPem, 'intermediate CA key');
     this.rootCertPem = rootPem;
@@ -252,8 +272,17 @@ export class CertificateAuthority {
     this.rootFingerprint = createHash('sha256').update(rootX.raw).digest('hex');
     this.#rootKeyPem = rootKeyPem;
     this.#intermediateKeyPem = intermediateKeyPem;
-    this.#root = rootKeyPem === undefined ? undefined : compileIssuer(ROOT_CA_ID, rootPem, safePrivateKey(rootKeyPem, 'root CA key'), rootPem, 'root CA');
-    this.#intermediate = compileIssuer(INTERMEDIATE_CA_ID, intPem, intKey, intCerts.join('') + rootPem, 'intermediate CA');
+    this.#root =
+      rootKeyPem === undefined
+        ? undefined
+        : compileIssuer(ROOT_CA_ID, rootPem, safePrivateKey(rootKeyPem, 'root CA key'), rootPem, 'root CA');
+    this.#intermediate = compileIssuer(
+      INTERMEDIATE_CA_ID,
+      intPem,
+      intKey,
+      intCerts.join('') + rootPem,
+      'intermediate CA',
+    );
     this.pool = opts.pool ?? new RsaKeyPool();
   }
 
@@ -266,11 +295,20 @@ export class CertificateAuthority {
     const rootName = encodeName(parseDn(ROOT_CA_DN));
     // Self-signed: the signer's key id is the root's own SKI.
     const rootSigner = makeSigner(rootName, keyIdentifier(rootSpki), rootKey);
-    const root = buildCertificate({ subject: rootName, spki: rootSpki, notBefore: nb, notAfter: nb + CA_VALIDITY_MS, ca: true }, rootSigner);
+    const root = buildCertificate(
+      { subject: rootName, spki: rootSpki, notBefore: nb, notAfter: nb + CA_VALIDITY_MS, ca: true },
+      rootSigner,
+    );
     const intKey = generateEcKey(256);
     const intSpki = spkiOf(intKey);
     const int = buildCertificate(
-      { subject: encodeName(parseDn(INTERMEDIATE_CA_DN)), spki: intSpki, notBefore: nb, notAfter: nb + CA_VALIDITY_MS, ca: true },
+      {
+        subject: encodeName(parseDn(INTERMEDIATE_CA_DN)),
+        spki: intSpki,
+        notBefore: nb,
+        notAfter: nb + CA_VALIDITY_MS,
+        ca: true,
+      },
       rootSigner,
     );
     return new CertificateAuthority(
@@ -291,7 +329,12 @@ export class CertificateAuthority {
    * From user-provided PEM. The root key is optional (without it the root cannot be named as an
    * issuer). `intermediateCert` may hold further intermediates after the signing one.
    */
-  static fromPem(rootCert: string, intermediateCert: string, intermediateKey: string, opts: CaOptions & { rootKey?: string } = {}): CertificateAuthority {
+  static fromPem(
+    rootCert: string,
+    intermediateCert: string,
+    intermediateKey: string,
+    opts: CaOptions & { rootKey?: string } = {},
+  ): CertificateAuthority {
     return new CertificateAuthority(rootCert, opts.rootKey, intermediateCert, intermediateKey, opts);
   }
 
@@ -316,7 +359,10 @@ export class CertificateAuthority {
   material(): CaMaterial {
     return {
       version: 1,
-      root: this.#rootKeyPem === undefined ? { certPem: this.rootCertPem } : { certPem: this.rootCertPem, keyPem: this.#rootKeyPem },
+      root:
+        this.#rootKeyPem === undefined
+          ? { certPem: this.rootCertPem }
+          : { certPem: this.rootCertPem, keyPem: this.#rootKeyPem },
       intermediate: { certPem: this.intermediateCertPem, keyPem: this.#intermediateKeyPem },
     };
   }
@@ -348,7 +394,13 @@ export class CertificateAuthority {
     }
     let ctx: IssuerCtx;
     try {
-      ctx = compileIssuer(m.id, m.certPem, safePrivateKey(m.keyPem, `issuer${m.id === undefined ? '' : ` ${m.id}`} key`), m.chainPem, `issuer${m.id === undefined ? '' : ` ${m.id}`}`);
+      ctx = compileIssuer(
+        m.id,
+        m.certPem,
+        safePrivateKey(m.keyPem, `issuer${m.id === undefined ? '' : ` ${m.id}`} key`),
+        m.chainPem,
+        `issuer${m.id === undefined ? '' : ` ${m.id}`}`,
+      );
     } catch (e) {
       return { code: 'OXDS_INVALID_FIELD', message: (e as Error).message, field, severity: 'error' };
     }
@@ -365,10 +417,14 @@ export class CertificateAuthority {
    * `otoroshi-root-ca` or their subject DN → ours; else one of `issuers` by id, then by subject
    * DN. Undefined when nothing matches. `certPem` is the issuer's own certificate.
    */
-  findIssuer(ref: string | undefined, issuers?: IssueOptions['issuers']): { ref: typeof INTERMEDIATE_CA_ID | typeof ROOT_CA_ID | IssuerMaterial; certPem: string } | undefined {
+  findIssuer(
+    ref: string | undefined,
+    issuers?: IssueOptions['issuers'],
+  ): { ref: typeof INTERMEDIATE_CA_ID | typeof ROOT_CA_ID | IssuerMaterial; certPem: string } | undefined {
     if (ref === undefined) return { ref: INTERMEDIATE_CA_ID, certPem: this.intermediateCertPem };
     const r = ref.trim();
-    if (r === INTERMEDIATE_CA_ID || dnEquals(r, this.#intermediate.dn)) return { ref: INTERMEDIATE_CA_ID, certPem: this.intermediateCertPem };
+    if (r === INTERMEDIATE_CA_ID || dnEquals(r, this.#intermediate.dn))
+      return { ref: INTERMEDIATE_CA_ID, certPem: this.intermediateCertPem };
     if (r === ROOT_CA_ID || dnEquals(r, this.rootDn)) return { ref: ROOT_CA_ID, certPem: this.rootCertPem };
     const material = (m: IssuerMaterial | undefined): { ref: IssuerMaterial; certPem: string } | undefined => {
       const first = m === undefined ? undefined : pemCerts(m.certPem)[0];
@@ -397,11 +453,22 @@ export class CertificateAuthority {
     if (ref !== undefined && typeof ref !== 'string') return this.#external_(ref, field);
     const found = this.findIssuer(ref, opts.issuers);
     if (found === undefined) {
-      return { code: 'OXDS_UNRESOLVED_REFERENCE', message: `unknown issuer "${(ref ?? '').trim()}": no CA certificate with that id or subject DN`, field, severity: 'error' };
+      return {
+        code: 'OXDS_UNRESOLVED_REFERENCE',
+        message: `unknown issuer "${(ref ?? '').trim()}": no CA certificate with that id or subject DN`,
+        field,
+        severity: 'error',
+      };
     }
     if (found.ref === INTERMEDIATE_CA_ID) return this.#intermediate;
     if (found.ref === ROOT_CA_ID) {
-      if (this.#root === undefined) return { code: 'OXDS_INVALID_FIELD', message: `issuer ${ROOT_CA_ID}: the root CA key is not available (CA loaded from PEM without it)`, field, severity: 'error' };
+      if (this.#root === undefined)
+        return {
+          code: 'OXDS_INVALID_FIELD',
+          message: `issuer ${ROOT_CA_ID}: the root CA key is not available (CA loaded from PEM without it)`,
+          field,
+          severity: 'error',
+        };
       return this.#root;
     }
     return this.#external_(found.ref, field);
@@ -414,7 +481,12 @@ export class CertificateAuthority {
     if (opts.key === undefined) {
       const k = keySpecOf(req);
       if (k.algo === 'rsa') {
-        if (!RsaKeyPool.isSupportedSize(k.size)) return err('OXDS_INVALID_FIELD', `unsupported RSA key size ${k.size} (2048, 3072 or 4096)`, `${opts.field ?? 'spec.csr'}.key.size`);
+        if (!RsaKeyPool.isSupportedSize(k.size))
+          return err(
+            'OXDS_INVALID_FIELD',
+            `unsupported RSA key size ${k.size} (2048, 3072 or 4096)`,
+            `${opts.field ?? 'spec.csr'}.key.size`,
+          );
         // Validate before spending a pooled key.
         const pre = this.issueSync(req, { ...opts, key: PROBE_KEY });
         if (!pre.ok) return pre;
@@ -437,7 +509,8 @@ export class CertificateAuthority {
     let duration = DEFAULT_DURATION_MS;
     if (req.duration !== undefined) {
       const d = parseDurationMs(req.duration);
-      if (d === undefined) return err('OXDS_INVALID_FIELD', `invalid duration ${JSON.stringify(req.duration)}`, `${field}.duration`);
+      if (d === undefined)
+        return err('OXDS_INVALID_FIELD', `invalid duration ${JSON.stringify(req.duration)}`, `${field}.duration`);
       duration = d;
     }
     const notBefore = Math.floor(opts.now / 1000) * 1000;
@@ -447,7 +520,12 @@ export class CertificateAuthority {
     const sans: SubjectAltName[] = [];
     for (const [i, h] of (req.hosts ?? []).entries()) {
       const s = sanOf(h);
-      if (s.value === '' || !/^[\x21-\x7e]+$/.test(s.value)) return err('OXDS_INVALID_FIELD', `invalid host ${JSON.stringify(h)} (ASCII only; use punycode for IDNs)`, `${field}.hosts[${i}]`);
+      if (s.value === '' || !/^[\x21-\x7e]+$/.test(s.value))
+        return err(
+          'OXDS_INVALID_FIELD',
+          `invalid host ${JSON.stringify(h)} (ASCII only; use punycode for IDNs)`,
+          `${field}.hosts[${i}]`,
+        );
       sans.push(s);
     }
 
@@ -455,16 +533,30 @@ export class CertificateAuthority {
     let attrs: DnAttribute[];
     try {
       if (req.subject !== undefined && req.subject.trim() !== '') attrs = parseDn(req.subject);
-      else if (req.name !== undefined && Object.keys(req.name).length > 0) attrs = parseDn(Object.entries(req.name).map(([k, v]) => `${k}=${v.replace(/,/g, '\\,')}`).join(','));
+      else if (req.name !== undefined && Object.keys(req.name).length > 0)
+        attrs = parseDn(
+          Object.entries(req.name)
+            .map(([k, v]) => `${k}=${v.replace(/,/g, '\\,')}`)
+            .join(','),
+        );
       else {
         const dns = sans.find((s) => s.kind === 'dns');
         attrs = dns === undefined ? [] : [{ type: 'CN', value: dns.value }];
       }
     } catch (e) {
-      return err('OXDS_INVALID_FIELD', `invalid subject: ${(e as Error).message}`, `${field}.${req.subject !== undefined ? 'subject' : 'name'}`);
+      return err(
+        'OXDS_INVALID_FIELD',
+        `invalid subject: ${(e as Error).message}`,
+        `${field}.${req.subject !== undefined ? 'subject' : 'name'}`,
+      );
     }
     const ca = req.ca === true;
-    if (attrs.length === 0 && (sans.length === 0 || ca)) return err('OXDS_MISSING_FIELD', ca ? 'a CA certificate needs a subject' : 'csr needs a subject, a name or at least one host', field);
+    if (attrs.length === 0 && (sans.length === 0 || ca))
+      return err(
+        'OXDS_MISSING_FIELD',
+        ca ? 'a CA certificate needs a subject' : 'csr needs a subject, a name or at least one host',
+        field,
+      );
 
     // signature digest (the family follows the issuer key, as Otoroshi signs with the CA's algorithm)
     const hash = hashFromAlgName(req.digestAlg) ?? hashFromAlgName(req.signatureAlg);
@@ -480,12 +572,22 @@ export class CertificateAuthority {
         const pair = generateEcKeyPair(k.size);
         spki = pair.spki;
         keyPem = der.toPem(pair.pkcs8, 'PRIVATE KEY');
-      }
-      else if (k.algo === 'rsa') {
-        if (!RsaKeyPool.isSupportedSize(k.size)) return err('OXDS_INVALID_FIELD', `unsupported RSA key size ${k.size} (2048, 3072 or 4096)`, `${field}.key.size`);
+      } else if (k.algo === 'rsa') {
+        if (!RsaKeyPool.isSupportedSize(k.size))
+          return err(
+            'OXDS_INVALID_FIELD',
+            `unsupported RSA key size ${k.size} (2048, 3072 or 4096)`,
+            `${field}.key.size`,
+          );
         key = this.pool.takeSync(k.size);
-        if (key === undefined) return err('OXDS_INVALID_FIELD', `no RSA-${k.size} key ready (use the async issue())`, `${field}.key`);
-      } else return err('OXDS_INVALID_FIELD', `unsupported key algorithm ${JSON.stringify(k.algo)} (rsa or ecdsa)`, `${field}.key.algo`);
+        if (key === undefined)
+          return err('OXDS_INVALID_FIELD', `no RSA-${k.size} key ready (use the async issue())`, `${field}.key`);
+      } else
+        return err(
+          'OXDS_INVALID_FIELD',
+          `unsupported key algorithm ${JSON.stringify(k.algo)} (rsa or ecdsa)`,
+          `${field}.key.algo`,
+        );
     } else if (key === PROBE_KEY) {
       return { ok: true, cert: undefined as unknown as IssuedCert };
     }
@@ -501,7 +603,16 @@ export class CertificateAuthority {
     }
     const subject = encodeName(attrs);
     const built = buildCertificate(
-      { subject, spki, notBefore, notAfter, ca, client: req.client === true, sans, ...(opts.serial === undefined ? {} : { serial: opts.serial }) },
+      {
+        subject,
+        spki,
+        notBefore,
+        notAfter,
+        ca,
+        client: req.client === true,
+        sans,
+        ...(opts.serial === undefined ? {} : { serial: opts.serial }),
+      },
       signer,
     );
     const certPem = der.toPem(built.der, 'CERTIFICATE');
@@ -514,7 +625,9 @@ export class CertificateAuthority {
       serialHex: built.serial.toString('hex'),
       renewAt: renewAt(notBefore, notAfter, opts.jitter ?? 0.1, opts.rand ?? Math.random),
       subject: formatDn(attrs),
-      sans: sans.map((s) => `${s.kind === 'dns' ? 'DNS' : s.kind === 'uri' ? 'URI' : s.kind === 'ip' ? 'IP' : 'email'}:${s.value}`),
+      sans: sans.map(
+        (s) => `${s.kind === 'dns' ? 'DNS' : s.kind === 'uri' ? 'URI' : s.kind === 'ip' ? 'IP' : 'email'}:${s.value}`,
+      ),
       ca,
     };
     if (issuerCtx.id !== undefined) cert.issuerId = issuerCtx.id;
@@ -525,12 +638,24 @@ export class CertificateAuthority {
    * A workload (sidecar) certificate: ECDSA P-256, 24 h, SPIFFE URI SAN (plus optional DNS
    * names), serverAuth + clientAuth, empty subject (SAN critical), signed by the intermediate.
    */
-  workload(spiffeId: string, opts: { now: number; ttlMs?: number; dnsNames?: readonly string[]; key?: KeyObject; rand?: () => number }): IssueResult {
-    if (parseSpiffeId(spiffeId) === undefined) return err('OXDS_INVALID_FIELD', `invalid SPIFFE id ${JSON.stringify(spiffeId)}`, 'spiffeId');
+  workload(
+    spiffeId: string,
+    opts: { now: number; ttlMs?: number; dnsNames?: readonly string[]; key?: KeyObject; rand?: () => number },
+  ): IssueResult {
+    if (parseSpiffeId(spiffeId) === undefined)
+      return err('OXDS_INVALID_FIELD', `invalid SPIFFE id ${JSON.stringify(spiffeId)}`, 'spiffeId');
     const o: IssueOptions = { now: opts.now };
     if (opts.key !== undefined) o.key = opts.key;
     if (opts.rand !== undefined) o.rand = opts.rand;
-    return this.issueSync({ hosts: [spiffeId, ...(opts.dnsNames ?? [])], client: true, duration: opts.ttlMs ?? WORKLOAD_DURATION_MS, key: { algo: 'ecdsa', size: 256 } }, o);
+    return this.issueSync(
+      {
+        hosts: [spiffeId, ...(opts.dnsNames ?? [])],
+        client: true,
+        duration: opts.ttlMs ?? WORKLOAD_DURATION_MS,
+        key: { algo: 'ecdsa', size: 256 },
+      },
+      o,
+    );
   }
 
   /**
@@ -538,7 +663,10 @@ export class CertificateAuthority {
    * certificates or `sliceMs` milliseconds, whichever comes first, so a mass re-issue never
    * blocks xDS pushes for long. Results are in request order.
    */
-  async issueMany(reqs: readonly CsrSpec[], opts: IssueOptions & { batch?: number; sliceMs?: number }): Promise<IssueResult[]> {
+  async issueMany(
+    reqs: readonly CsrSpec[],
+    opts: IssueOptions & { batch?: number; sliceMs?: number },
+  ): Promise<IssueResult[]> {
     const batch = Math.max(1, opts.batch ?? 500);
     const sliceMs = opts.sliceMs ?? 10;
     const out: IssueResult[] = [];

@@ -37,7 +37,12 @@ export function csrFromDocument(doc: unknown): CsrSpec | undefined {
   return csr as CsrSpec;
 }
 
-export async function runCaIssue(ca: CertificateAuthority, o: { csrFile: string; outDir?: string; now?: number }, out: Writable, err: Writable): Promise<number> {
+export async function runCaIssue(
+  ca: CertificateAuthority,
+  o: { csrFile: string; outDir?: string; now?: number },
+  out: Writable,
+  err: Writable,
+): Promise<number> {
   let doc: unknown;
   try {
     doc = YAML.parse(fs.readFileSync(o.csrFile, 'utf8'));
@@ -58,8 +63,13 @@ export async function runCaIssue(ca: CertificateAuthority, o: { csrFile: string;
   const data = certificateSecretData({ certificateChain: r.cert.chainPem, privateKey: r.cert.keyPem });
   if (o.outDir !== undefined) {
     fs.mkdirSync(o.outDir, { recursive: true, mode: 0o700 });
-    for (const [name, value] of Object.entries(data)) fs.writeFileSync(path.join(o.outDir, name), value, { mode: 0o600 });
-    out.write(`${Object.keys(data).map((n) => path.join(o.outDir as string, n)).join('\n')}\n`);
+    for (const [name, value] of Object.entries(data))
+      fs.writeFileSync(path.join(o.outDir, name), value, { mode: 0o600 });
+    out.write(
+      `${Object.keys(data)
+        .map((n) => path.join(o.outDir as string, n))
+        .join('\n')}\n`,
+    );
   } else {
     out.write(describe('certificate', r.cert.certPem));
     out.write(`# chain (certificate, then its issuers up to the root)\n${r.cert.chainPem.trim()}\n`);

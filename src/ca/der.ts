@@ -181,7 +181,14 @@ export function utcTime(ms: number): Buffer {
   const d = new Date(ms);
   const y = d.getUTCFullYear();
   if (y < 1950 || y > 2049) throw new RangeError('UTCTime covers 1950–2049');
-  const s = p2(y % 100) + p2(d.getUTCMonth() + 1) + p2(d.getUTCDate()) + p2(d.getUTCHours()) + p2(d.getUTCMinutes()) + p2(d.getUTCSeconds()) + 'Z';
+  const s =
+    p2(y % 100) +
+    p2(d.getUTCMonth() + 1) +
+    p2(d.getUTCDate()) +
+    p2(d.getUTCHours()) +
+    p2(d.getUTCMinutes()) +
+    p2(d.getUTCSeconds()) +
+    'Z';
   return tlv(TAG.UTC_TIME, Buffer.from(s, 'ascii'));
 }
 
@@ -190,7 +197,14 @@ export function generalizedTime(ms: number): Buffer {
   const d = new Date(ms);
   const y = d.getUTCFullYear();
   if (y < 0 || y > 9999) throw new RangeError('GeneralizedTime covers years 0000–9999');
-  const s = String(y).padStart(4, '0') + p2(d.getUTCMonth() + 1) + p2(d.getUTCDate()) + p2(d.getUTCHours()) + p2(d.getUTCMinutes()) + p2(d.getUTCSeconds()) + 'Z';
+  const s =
+    String(y).padStart(4, '0') +
+    p2(d.getUTCMonth() + 1) +
+    p2(d.getUTCDate()) +
+    p2(d.getUTCHours()) +
+    p2(d.getUTCMinutes()) +
+    p2(d.getUTCSeconds()) +
+    'Z';
   return tlv(TAG.GENERALIZED_TIME, Buffer.from(s, 'ascii'));
 }
 

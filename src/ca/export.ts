@@ -13,7 +13,9 @@ export function splitPemChain(chain: string): string[] {
  * after the leaf, joined with a blank line; empty for a self-signed cert) and `ca.crt` (the last
  * cert of the chain, the leaf itself when self-signed). Values are plain strings (not base64).
  */
-export function certificateSecretData(cert: Pick<TlsCertificate, 'certificateChain' | 'privateKey'>): Record<string, string> {
+export function certificateSecretData(
+  cert: Pick<TlsCertificate, 'certificateChain' | 'privateKey'>,
+): Record<string, string> {
   const certs = splitPemChain(cert.certificateChain);
   const leaf = certs[0] ?? '';
   const rest = certs.slice(1);

@@ -19,7 +19,11 @@ export function generateEcKey(size?: number): KeyObject {
   return generateKeyPairSync('ec', { namedCurve: curveForSize(size) }).privateKey;
 }
 
-const CURVE_OIDS: Record<string, string> = { prime256v1: '1.2.840.10045.3.1.7', secp384r1: '1.3.132.0.34', secp521r1: '1.3.132.0.35' };
+const CURVE_OIDS: Record<string, string> = {
+  prime256v1: '1.2.840.10045.3.1.7',
+  secp384r1: '1.3.132.0.34',
+  secp521r1: '1.3.132.0.35',
+};
 const EC_ALG_IDS = new Map<string, Buffer>();
 function ecAlgId(curve: string): Buffer {
   let b = EC_ALG_IDS.get(curve);
@@ -109,7 +113,12 @@ export class RsaKeyPool {
 
   /** Starts filling the pool for `size` (all sizes with a non-zero target when omitted); resolves when full. */
   async warm(size?: number): Promise<void> {
-    const sizes = size === undefined ? Object.keys(this.target).map(Number).filter((s) => (this.target[s] ?? 0) > 0) : [size];
+    const sizes =
+      size === undefined
+        ? Object.keys(this.target)
+            .map(Number)
+            .filter((s) => (this.target[s] ?? 0) > 0)
+        : [size];
     await Promise.all(
       sizes.map(async (s) => {
         const want = Math.max(1, this.target[s] ?? 0);
@@ -130,7 +139,8 @@ export class RsaKeyPool {
 
   /** A key of `size` bits: from the pool, else the next one generated (off the event loop). */
   take(size: number): Promise<KeyObject> {
-    if (!RsaKeyPool.isSupportedSize(size)) return Promise.reject(new RangeError(`unsupported RSA key size ${size} (2048, 3072 or 4096)`));
+    if (!RsaKeyPool.isSupportedSize(size))
+      return Promise.reject(new RangeError(`unsupported RSA key size ${size} (2048, 3072 or 4096)`));
     if (this.closed) return Promise.reject(new Error('key pool closed'));
     const k = this.takeSync(size);
     if (k !== undefined) return Promise.resolve(k);
@@ -178,6 +188,7 @@ export class RsaKeyPool {
     }
     // Refill this size, then any other size with waiters or below target.
     this.pump(size);
-    for (const s of new Set([...this.waiting.keys(), ...Object.keys(this.target).map(Number)])) if (s !== size) this.pump(s);
+    for (const s of new Set([...this.waiting.keys(), ...Object.keys(this.target).map(Number)]))
+      if (s !== size) this.pump(s);
   }
 }

@@ -6,7 +6,8 @@ import { KubeApiError, collectionPath, objectPath, type KubeClient } from '../k8
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../k8s/secret-exporter.js';
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
-const unb64 = (s: string | undefined): string | undefined => (s === undefined ? undefined : Buffer.from(s, 'base64').toString('utf8'));
+const unb64 = (s: string | undefined): string | undefined =>
+  s === undefined ? undefined : Buffer.from(s, 'base64').toString('utf8');
 const firstLine = (e: unknown): string => (e as Error).message.split('\n')[0] ?? '';
 
 export class KubeSecretCaStore implements CaStore {
@@ -31,9 +32,15 @@ export class KubeSecretCaStore implements CaStore {
     const intCert = unb64(d[CA_FILES.intermediateCert]);
     const intKey = unb64(d[CA_FILES.intermediateKey]);
     if (rootCert === undefined || intCert === undefined || intKey === undefined) {
-      throw new Error(`incomplete CA material in Secret ${this.namespace}/${this.name}: needs ${CA_FILES.rootCert}, ${CA_FILES.intermediateCert}, ${CA_FILES.intermediateKey}`);
+      throw new Error(
+        `incomplete CA material in Secret ${this.namespace}/${this.name}: needs ${CA_FILES.rootCert}, ${CA_FILES.intermediateCert}, ${CA_FILES.intermediateKey}`,
+      );
     }
-    return { version: 1, root: rootKey === undefined ? { certPem: rootCert } : { certPem: rootCert, keyPem: rootKey }, intermediate: { certPem: intCert, keyPem: intKey } };
+    return {
+      version: 1,
+      root: rootKey === undefined ? { certPem: rootCert } : { certPem: rootCert, keyPem: rootKey },
+      intermediate: { certPem: intCert, keyPem: intKey },
+    };
   }
 
   /** Creates the Secret; throws an error with code EEXIST when another replica created it first. */
@@ -49,11 +56,16 @@ export class KubeSecretCaStore implements CaStore {
         apiVersion: 'v1',
         kind: 'Secret',
         type: 'Opaque',
-        metadata: { name: this.name, namespace: this.namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, 'otoroshi.io/kind': 'ca' } },
+        metadata: {
+          name: this.name,
+          namespace: this.namespace,
+          labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, 'otoroshi.io/kind': 'ca' },
+        },
         data,
       });
     } catch (e) {
-      if (e instanceof KubeApiError && e.statusCode === 409) throw Object.assign(new Error(`CA Secret ${this.namespace}/${this.name} already exists`), { code: 'EEXIST' });
+      if (e instanceof KubeApiError && e.statusCode === 409)
+        throw Object.assign(new Error(`CA Secret ${this.namespace}/${this.name} already exists`), { code: 'EEXIST' });
       throw new Error(`cannot create the CA Secret ${this.namespace}/${this.name}: ${firstLine(e)}`);
     }
   }

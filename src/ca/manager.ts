@@ -8,7 +8,17 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { BuildResult, CertificateRequest, ConfigError, ObjectStatus, TlsCertificate } from '../model/types.js';
-import { CertificateAuthority, INTERMEDIATE_CA_ID, ROOT_CA_ID, keySpecOf, spiffeIdFor, type CsrSpec, type IssuedCert, type IssuerMaterial, type IssueResult } from './ca.js';
+import {
+  CertificateAuthority,
+  INTERMEDIATE_CA_ID,
+  ROOT_CA_ID,
+  keySpecOf,
+  spiffeIdFor,
+  type CsrSpec,
+  type IssuedCert,
+  type IssuerMaterial,
+  type IssueResult,
+} from './ca.js';
 import { RsaKeyPool } from './keypool.js';
 import { splitPemChain } from './export.js';
 import { dnEquals } from './x509.js';
@@ -59,16 +69,24 @@ export class FileIssuedStore extends MemoryIssuedStore {
   constructor(readonly file: string) {
     super();
     try {
-      const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: number; certs?: Record<string, IssuedEntry> };
-      if (raw.version === 1 && raw.certs !== undefined) for (const [k, v] of Object.entries(raw.certs)) this.map.set(k, v);
+      const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+        version?: number;
+        certs?: Record<string, IssuedEntry>;
+      };
+      if (raw.version === 1 && raw.certs !== undefined)
+        for (const [k, v] of Object.entries(raw.certs)) this.map.set(k, v);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read ${file}: ${(e as Error).message.split('\n')[0] ?? ''}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new Error(`cannot read ${file}: ${(e as Error).message.split('\n')[0] ?? ''}`);
     }
   }
   override flush(): Promise<void> {
     if (!this.dirty) return this.writing;
     this.dirty = false;
-    const body = JSON.stringify({ version: 1, certs: Object.fromEntries([...this.map].sort(([a], [b]) => (a < b ? -1 : 1))) });
+    const body = JSON.stringify({
+      version: 1,
+      certs: Object.fromEntries([...this.map].sort(([a], [b]) => (a < b ? -1 : 1))),
+    });
     this.writing = this.writing.then(async () => {
       await fsp.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
       const tmp = `${this.file}.${process.pid}.tmp`;
@@ -80,7 +98,13 @@ export class FileIssuedStore extends MemoryIssuedStore {
 }
 
 export type CaEvent =
-  | { type: 'certificate.issued' | 'certificate.renewed'; secretName: string; serial: string; notAfter: string; issuer?: string }
+  | {
+      type: 'certificate.issued' | 'certificate.renewed';
+      secretName: string;
+      serial: string;
+      notAfter: string;
+      issuer?: string;
+    }
   | { type: 'certificate.failed'; secretName: string; message: string };
 
 export interface CertManagerOptions {
@@ -150,7 +174,6 @@ function signatureMismatch(req: CertificateRequest, issuer: ResolvedIssuer): Con
   };
 }
 
-
 const FINGERPRINTS = new Map<string, string>();
 /** SHA-256 of a PEM certificate's DER (memoised: issuers are looked up once per request). */
 const sha256 = (pem: string): string => {
@@ -212,7 +235,16 @@ export class CertManager {
   private readonly now: () => number;
   private readonly rand: () => number;
   private readonly pending = new Map<string, string>(); // secretName → fingerprint being issued async
-  private readonly queue = new Map<string, { req: CertificateRequest; issuer: ResolvedIssuer; csr: CsrSpec; opts: Parameters<CertificateAuthority['issueSync']>[1]; renewing: boolean }>();
+  private readonly queue = new Map<
+    string,
+    {
+      req: CertificateRequest;
+      issuer: ResolvedIssuer;
+      csr: CsrSpec;
+      opts: Parameters<CertificateAuthority['issueSync']>[1];
+      renewing: boolean;
+    }
+  >();
   private draining = false;
   /** Queued issuances that failed: issued inline next time so the CR gets its status error. */
   private readonly failed = new Map<string, string>();
@@ -249,14 +281,25 @@ export class CertManager {
     const problem = (req: CertificateRequest, e: ConfigError): void => {
       const st = statusByKey.get(req.sourceKey);
       if (st === undefined) return;
-      st.errors.push({ ...e, kind: st.kind, namespace: st.namespace, name: st.name, ...(st.origin.file === undefined ? {} : { file: st.origin.file }), ...(st.origin.doc === undefined ? {} : { doc: st.origin.doc }) });
+      st.errors.push({
+        ...e,
+        kind: st.kind,
+        namespace: st.namespace,
+        name: st.name,
+        ...(st.origin.file === undefined ? {} : { file: st.origin.file }),
+        ...(st.origin.doc === undefined ? {} : { doc: st.origin.doc }),
+      });
       if (e.severity === 'error') st.state = 'invalid';
     };
     // CA certificates (provided, or issued in this pass) can sign other requests.
     const issuers: IssuerMaterial[] = [];
     const addIssuer = (t: TlsCertificate): void => {
       if (t.ca !== true) return;
-      const m: IssuerMaterial = { certPem: splitPemChain(t.certificateChain)[0] ?? '', keyPem: t.privateKey, chainPem: t.certificateChain };
+      const m: IssuerMaterial = {
+        certPem: splitPemChain(t.certificateChain)[0] ?? '',
+        keyPem: t.privateKey,
+        chainPem: t.certificateChain,
+      };
       if (t.id !== undefined) issuers.push({ ...m, id: t.id });
       issuers.push({ ...m, id: t.secretName });
     };
@@ -283,7 +326,10 @@ export class CertManager {
         }
         progress = true;
         unresolved.delete(req);
-        const declared = typeof issuer.ref !== 'string' && issuer.ref.id !== undefined ? declaredKeyType.get(issuer.ref.id) : undefined;
+        const declared =
+          typeof issuer.ref !== 'string' && issuer.ref.id !== undefined
+            ? declaredKeyType.get(issuer.ref.id)
+            : undefined;
         const mismatch = signatureMismatch(req, declared !== undefined ? { ...issuer, keyType: declared } : issuer);
         if (mismatch !== undefined) problem(req, mismatch);
         const t = this.certificateFor(req, issuer, now, result, problem);
@@ -346,7 +392,12 @@ export class CertManager {
     const found = this.ca.findIssuer(ref, issuers);
     if (found === undefined) return undefined;
     const keyType = keyTypeOf(found.certPem);
-    return { ref: found.ref, fingerprint: sha256(found.certPem), label: typeof found.ref === 'string' ? found.ref : (found.ref.id ?? ref ?? ''), ...(keyType !== undefined ? { keyType } : {}) };
+    return {
+      ref: found.ref,
+      fingerprint: sha256(found.certPem),
+      label: typeof found.ref === 'string' ? found.ref : (found.ref.id ?? ref ?? ''),
+      ...(keyType !== undefined ? { keyType } : {}),
+    };
   }
 
   private certificateFor(
@@ -357,12 +408,18 @@ export class CertManager {
     problem: (req: CertificateRequest, e: ConfigError) => void,
   ): TlsCertificate | undefined {
     const prev = this.store.get(req.secretName);
-    const sameRequest = prev !== undefined && prev.fingerprint === req.fingerprint && prev.issuerFingerprint === issuer.fingerprint;
+    const sameRequest =
+      prev !== undefined && prev.fingerprint === req.fingerprint && prev.issuerFingerprint === issuer.fingerprint;
     if (sameRequest && prev !== undefined) {
       const due = req.autoRenew ? now >= prev.cert.renewAt : false;
       if (!due) {
         if (now >= prev.cert.notAfter) {
-          problem(req, { code: 'OXDS_INVALID_FIELD', message: `certificate expired on ${new Date(prev.cert.notAfter).toISOString()} (set autoRenew: true to have it renewed)`, field: 'spec.autoRenew', severity: 'warning' });
+          problem(req, {
+            code: 'OXDS_INVALID_FIELD',
+            message: `certificate expired on ${new Date(prev.cert.notAfter).toISOString()} (set autoRenew: true to have it renewed)`,
+            field: 'spec.autoRenew',
+            severity: 'warning',
+          });
         }
         result.reused++;
         return tlsCertificateOf(req, prev.cert);
@@ -381,10 +438,18 @@ export class CertManager {
     const k = keySpecOf(csr);
     if (this.opts.dryRun === true && k.algo === 'rsa') {
       if (!RsaKeyPool.isSupportedSize(k.size)) {
-        problem(req, { code: 'OXDS_INVALID_FIELD', message: `unsupported RSA key size ${k.size} (2048, 3072 or 4096)`, field: 'spec.csr.key.size', severity: 'error' });
+        problem(req, {
+          code: 'OXDS_INVALID_FIELD',
+          message: `unsupported RSA key size ${k.size} (2048, 3072 or 4096)`,
+          field: 'spec.csr.key.size',
+          severity: 'error',
+        });
         return undefined;
       }
-      const r = this.ca.issueSync({ ...csr, key: { algo: 'ecdsa', size: 256 }, keyType: undefined, keySize: undefined } as CsrSpec, opts);
+      const r = this.ca.issueSync(
+        { ...csr, key: { algo: 'ecdsa', size: 256 }, keyType: undefined, keySize: undefined } as CsrSpec,
+        opts,
+      );
       if (!r.ok) {
         problem(req, r.error);
         return undefined;
@@ -395,12 +460,22 @@ export class CertManager {
     if (!inline && (this.queue.has(req.secretName) || performance.now() > this.deadline)) {
       this.queue.set(req.secretName, { req, issuer, csr, opts, renewing });
       this.scheduleDrain();
-      problem(req, { code: 'OXDS_INVALID_FIELD', message: `issuing: queued behind ${this.queue.size - 1} other certificate(s)`, field: 'spec.csr', severity: 'warning' });
+      problem(req, {
+        code: 'OXDS_INVALID_FIELD',
+        message: `issuing: queued behind ${this.queue.size - 1} other certificate(s)`,
+        field: 'spec.csr',
+        severity: 'warning',
+      });
       return prev !== undefined && now < prev.cert.notAfter ? tlsCertificateOf(req, prev.cert) : undefined;
     }
     if (opts.key === undefined && k.algo === 'rsa' && this.ca.pool.available(k.size) === 0) {
       this.issueAsync(req, issuer, csr, opts);
-      problem(req, { code: 'OXDS_INVALID_FIELD', message: `issuing: waiting for an RSA-${k.size} key (generated off the event loop)`, field: 'spec.csr.key', severity: 'warning' });
+      problem(req, {
+        code: 'OXDS_INVALID_FIELD',
+        message: `issuing: waiting for an RSA-${k.size} key (generated off the event loop)`,
+        field: 'spec.csr.key',
+        severity: 'warning',
+      });
       return prev !== undefined && now < prev.cert.notAfter ? tlsCertificateOf(req, prev.cert) : undefined;
     }
     const r: IssueResult = this.ca.issueSync(csr, opts);
@@ -410,7 +485,11 @@ export class CertManager {
       return undefined;
     }
     if (this.opts.dryRun === true) return this.placeholder(tlsCertificateOf(req, r.cert));
-    this.store.set(req.secretName, { fingerprint: req.fingerprint, issuerFingerprint: issuer.fingerprint, cert: r.cert });
+    this.store.set(req.secretName, {
+      fingerprint: req.fingerprint,
+      issuerFingerprint: issuer.fingerprint,
+      cert: r.cert,
+    });
     if (renewing) result.renewed++;
     else result.issued++;
     this.emitIssued(renewing, req.secretName, r.cert, issuer.label);
@@ -419,7 +498,11 @@ export class CertManager {
 
   /** Dry run: the facts of the certificate, a placeholder instead of its PEM (keeps CA-issued children issuable). */
   private placeholder(t: TlsCertificate): TlsCertificate {
-    const out = { ...t, certificateChain: `${DRY_RUN_PEM} (Certificate ${t.secretName})`, privateKey: `${DRY_RUN_PEM} (Certificate ${t.secretName})` };
+    const out = {
+      ...t,
+      certificateChain: `${DRY_RUN_PEM} (Certificate ${t.secretName})`,
+      privateKey: `${DRY_RUN_PEM} (Certificate ${t.secretName})`,
+    };
     delete out.notBefore;
     delete out.notAfter;
     if (t.ca === true) this.dryRunIssuers.set(t.secretName, t);
@@ -429,7 +512,13 @@ export class CertManager {
   private readonly dryRunIssuers = new Map<string, TlsCertificate>();
 
   private emitIssued(renewed: boolean, secretName: string, c: IssuedCert, issuer: string): void {
-    this.opts.onEvent?.({ type: renewed ? 'certificate.renewed' : 'certificate.issued', secretName, serial: c.serialHex, notAfter: new Date(c.notAfter).toISOString(), issuer });
+    this.opts.onEvent?.({
+      type: renewed ? 'certificate.renewed' : 'certificate.issued',
+      secretName,
+      serial: c.serialHex,
+      notAfter: new Date(c.notAfter).toISOString(),
+      issuer,
+    });
   }
 
   /** Issues queued certificates in slices (setImmediate between them), then asks for a rebuild. */
@@ -451,7 +540,11 @@ export class CertManager {
           this.failed.set(name, job.req.fingerprint);
           continue;
         }
-        this.store.set(name, { fingerprint: job.req.fingerprint, issuerFingerprint: job.issuer.fingerprint, cert: r.cert });
+        this.store.set(name, {
+          fingerprint: job.req.fingerprint,
+          issuerFingerprint: job.issuer.fingerprint,
+          cert: r.cert,
+        });
         this.emitIssued(job.renewing, name, r.cert, job.issuer.label);
       }
       if (this.queue.size > 0) {
@@ -470,7 +563,12 @@ export class CertManager {
     return this.queue.size;
   }
 
-  private issueAsync(req: CertificateRequest, issuer: ResolvedIssuer, csr: CsrSpec, opts: Parameters<CertificateAuthority['issue']>[1]): void {
+  private issueAsync(
+    req: CertificateRequest,
+    issuer: ResolvedIssuer,
+    csr: CsrSpec,
+    opts: Parameters<CertificateAuthority['issue']>[1],
+  ): void {
     if (this.pending.get(req.secretName) === req.fingerprint) return;
     this.pending.set(req.secretName, req.fingerprint);
     void this.ca
@@ -482,7 +580,11 @@ export class CertManager {
           this.opts.onEvent?.({ type: 'certificate.failed', secretName: req.secretName, message: r.error.message });
           return;
         }
-        this.store.set(req.secretName, { fingerprint: req.fingerprint, issuerFingerprint: issuer.fingerprint, cert: r.cert });
+        this.store.set(req.secretName, {
+          fingerprint: req.fingerprint,
+          issuerFingerprint: issuer.fingerprint,
+          cert: r.cert,
+        });
         this.emitIssued(false, req.secretName, r.cert, issuer.label);
         this.opts.onAsyncIssued?.();
       })
@@ -523,10 +625,18 @@ export class CertManager {
     const renewed = hit !== undefined || this.renewing.delete(spiffeId);
     if (!isWorkloadSpiffeId(spiffeId, this.trustDomain)) return undefined;
     if (hit === undefined && this.workloads.size >= this.maxWorkloads) {
-      this.opts.onEvent?.({ type: 'certificate.failed', secretName: spiffeId, message: `workload certificate cache full (${this.maxWorkloads})` });
+      this.opts.onEvent?.({
+        type: 'certificate.failed',
+        secretName: spiffeId,
+        message: `workload certificate cache full (${this.maxWorkloads})`,
+      });
       return undefined;
     }
-    const r = this.ca.workload(spiffeId, { now, rand: this.rand, ...(this.opts.workloadTtlMs === undefined ? {} : { ttlMs: this.opts.workloadTtlMs }) });
+    const r = this.ca.workload(spiffeId, {
+      now,
+      rand: this.rand,
+      ...(this.opts.workloadTtlMs === undefined ? {} : { ttlMs: this.opts.workloadTtlMs }),
+    });
     if (!r.ok) return undefined;
     this.workloads.set(spiffeId, r.cert);
     this.emitIssued(renewed, spiffeId, r.cert, INTERMEDIATE_CA_ID);

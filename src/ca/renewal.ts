@@ -9,7 +9,12 @@ export const RENEW_MARGIN_MS = 5 * 60 * 1000;
  * `notBefore + 2/3 × lifetime ± jitterFraction × lifetime` (uniform, `rand()` in [0, 1)),
  * clamped to [notBefore, notAfter − 5 min] (notBefore when the lifetime is shorter than that).
  */
-export function renewAt(notBefore: number, notAfter: number, jitterFraction = 0.1, rand: () => number = Math.random): number {
+export function renewAt(
+  notBefore: number,
+  notAfter: number,
+  jitterFraction = 0.1,
+  rand: () => number = Math.random,
+): number {
   const life = Math.max(0, notAfter - notBefore);
   const jitter = jitterFraction > 0 ? (rand() * 2 - 1) * jitterFraction * life : 0;
   const t = Math.round(notBefore + (life * 2) / 3 + jitter);

@@ -66,7 +66,8 @@ export class FileCaStore implements CaStore {
       readIfExists(f(CA_FILES.intermediateCert)),
       readIfExists(f(CA_FILES.intermediateKey)),
     ]);
-    if (rootCert === undefined && rootKey === undefined && intCert === undefined && intKey === undefined) return undefined;
+    if (rootCert === undefined && rootKey === undefined && intCert === undefined && intKey === undefined)
+      return undefined;
     const missing = [
       rootCert === undefined ? CA_FILES.rootCert : undefined,
       intCert === undefined ? CA_FILES.intermediateCert : undefined,
@@ -75,7 +76,11 @@ export class FileCaStore implements CaStore {
     if (missing.length > 0 || rootCert === undefined || intCert === undefined || intKey === undefined) {
       throw new Error(`incomplete CA material in ${this.dir}: missing ${missing.join(', ')}`);
     }
-    return { version: 1, root: rootKey === undefined ? { certPem: rootCert } : { certPem: rootCert, keyPem: rootKey }, intermediate: { certPem: intCert, keyPem: intKey } };
+    return {
+      version: 1,
+      root: rootKey === undefined ? { certPem: rootCert } : { certPem: rootCert, keyPem: rootKey },
+      intermediate: { certPem: intCert, keyPem: intKey },
+    };
   }
 
   async save(m: CaMaterial): Promise<void> {

@@ -185,7 +185,8 @@ export function keyInfo(key: KeyObject): KeyInfo {
 
 /** The digest natural for a signing key: SHA-384 for P-384, SHA-512 for P-521, else SHA-256. */
 export function defaultHash(info: KeyInfo): HashName {
-  if (info.type === 'ec') return info.curve === 'secp384r1' ? 'sha384' : info.curve === 'secp521r1' ? 'sha512' : 'sha256';
+  if (info.type === 'ec')
+    return info.curve === 'secp384r1' ? 'sha384' : info.curve === 'secp521r1' ? 'sha512' : 'sha256';
   return 'sha256';
 }
 
@@ -206,9 +207,16 @@ export function signatureAlgorithm(type: 'ec' | 'rsa', hash: HashName): Buffer {
   let b = SIG_ALG_CACHE.get(k);
   if (b === undefined) {
     if (type === 'ec') {
-      b = der.sequence(der.oid(hash === 'sha256' ? OID.ecdsaWithSHA256 : hash === 'sha384' ? OID.ecdsaWithSHA384 : OID.ecdsaWithSHA512));
+      b = der.sequence(
+        der.oid(
+          hash === 'sha256' ? OID.ecdsaWithSHA256 : hash === 'sha384' ? OID.ecdsaWithSHA384 : OID.ecdsaWithSHA512,
+        ),
+      );
     } else {
-      b = der.sequence(der.oid(hash === 'sha256' ? OID.sha256WithRSA : hash === 'sha384' ? OID.sha384WithRSA : OID.sha512WithRSA), der.NULL);
+      b = der.sequence(
+        der.oid(hash === 'sha256' ? OID.sha256WithRSA : hash === 'sha384' ? OID.sha384WithRSA : OID.sha512WithRSA),
+        der.NULL,
+      );
     }
     SIG_ALG_CACHE.set(k, b);
   }
@@ -231,7 +239,9 @@ export function keyIdentifier(spki: Buffer): Buffer {
 // ---------------------------------------------------------------- extensions
 
 function extension(oidDotted: string, critical: boolean, value: Buffer): Buffer {
-  return critical ? der.sequence(der.oid(oidDotted), der.boolean(true), der.octetString(value)) : der.sequence(der.oid(oidDotted), der.octetString(value));
+  return critical
+    ? der.sequence(der.oid(oidDotted), der.boolean(true), der.octetString(value))
+    : der.sequence(der.oid(oidDotted), der.octetString(value));
 }
 
 const EXT = {
@@ -314,7 +324,9 @@ function generalName(s: SubjectAltName): Buffer {
 /** SubjectAltName extension; critical when the subject is empty (RFC 5280 §4.2.1.6). */
 export function sanExtension(sans: readonly SubjectAltName[], critical: boolean): Buffer {
   const value = der.tlv(der.TAG.SEQUENCE, sans.map(generalName));
-  return critical ? der.sequence(SAN_OID, CRITICAL, der.octetString(value)) : der.sequence(SAN_OID, der.octetString(value));
+  return critical
+    ? der.sequence(SAN_OID, CRITICAL, der.octetString(value))
+    : der.sequence(SAN_OID, der.octetString(value));
 }
 
 // ---------------------------------------------------------------- signer (per issuer, precomputed)
@@ -340,7 +352,16 @@ export function makeSigner(name: Buffer, keyId: Buffer, key: KeyObject): Signer 
   const info = keyInfo(key);
   const hash = defaultHash(info);
   const sigAlg = signatureAlgorithm(info.type, hash);
-  return { name, keyId, key, type: info.type, hash, sigAlg, aki: akiExtension(keyId), algAndIssuer: Buffer.concat([sigAlg, name]) };
+  return {
+    name,
+    keyId,
+    key,
+    type: info.type,
+    hash,
+    sigAlg,
+    aki: akiExtension(keyId),
+    algAndIssuer: Buffer.concat([sigAlg, name]),
+  };
 }
 
 /** The same signer with another digest (a csr's `signatureAlg`/`digestAlg`). */
@@ -426,7 +447,10 @@ export function buildCertificate(p: CertParams, signer: Signer): BuiltCert {
     p.spki,
     der.explicit(3, der.tlv(der.TAG.SEQUENCE, exts)),
   ]);
-  const sig = signer.type === 'ec' ? sign(signer.hash, tbs, { key: signer.key, dsaEncoding: 'der' }) : sign(signer.hash, tbs, signer.key);
+  const sig =
+    signer.type === 'ec'
+      ? sign(signer.hash, tbs, { key: signer.key, dsaEncoding: 'der' })
+      : sign(signer.hash, tbs, signer.key);
   const bits = der.tlv(der.TAG.BIT_STRING, [Buffer.from([0]), sig]);
   return { der: der.tlv(der.TAG.SEQUENCE, [tbs, signer.sigAlg, bits]), serial, keyId };
 }
@@ -450,7 +474,8 @@ export function certBasics(certDer: Buffer): CertBasics {
   let fields = der.children(certDer, tbsT);
   if (fields[0]?.tag === 0xa0) fields = fields.slice(1);
   const [serialT, , , , subjectT, spkiT, ...rest] = fields;
-  if (serialT === undefined || subjectT === undefined || spkiT === undefined) throw new RangeError('invalid certificate');
+  if (serialT === undefined || subjectT === undefined || spkiT === undefined)
+    throw new RangeError('invalid certificate');
   const spki = der.raw(certDer, spkiT);
   let keyId: Buffer | undefined;
   const extsT = rest.find((t) => t.tag === 0xa3);

@@ -31,7 +31,8 @@ function overloadManager(): Yamlish {
       {
         name: 'envoy.resource_monitors.global_downstream_max_connections',
         typed_config: {
-          '@type': 'type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig',
+          '@type':
+            'type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig',
           max_active_downstream_connections: GATEWAY_MAX_DOWNSTREAM_CONNECTIONS,
         },
       },
@@ -77,7 +78,8 @@ export const GATEWAY_DEFAULTS = {
 export function parseHostPort(s: string): { host: string; port: number } | string {
   const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(s) ?? /^([^:[\]\s]+):(\d{1,5})$/.exec(s);
   const port = m ? Number(m[2]) : NaN;
-  if (!m || !m[1] || !(port >= 1 && port <= 65535)) return `expected HOST:PORT (port 1-65535), got ${JSON.stringify(s)}`;
+  if (!m || !m[1] || !(port >= 1 && port <= 65535))
+    return `expected HOST:PORT (port 1-65535), got ${JSON.stringify(s)}`;
   return { host: m[1], port };
 }
 
@@ -96,7 +98,9 @@ function xdsTransportSocket(tls: XdsTlsOptions, host: string): Yamlish {
   if (tls.caFile !== undefined) {
     common.validation_context = {
       trusted_ca: dataSource(tls.caFile),
-      ...(net.isIP(serverName) === 0 ? { match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: serverName } }] } : {}),
+      ...(net.isIP(serverName) === 0
+        ? { match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: serverName } }] }
+        : {}),
     };
   }
   common.alpn_protocols = ['h2'];
@@ -125,7 +129,9 @@ function xdsCluster(host: string, port: number, tls: XdsTlsOptions | undefined):
     },
     load_assignment: {
       cluster_name: XDS_CLUSTER_NAME,
-      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] }],
+      endpoints: [
+        { lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] },
+      ],
     },
     ...(tls ? { transport_socket: xdsTransportSocket(tls, host) } : {}),
   };
@@ -145,7 +151,9 @@ export function gatewayBootstrap(o: GatewayBootstrapOptions): Yamlish {
         grpc_services: [
           {
             envoy_grpc: { cluster_name: XDS_CLUSTER_NAME },
-            ...(o.token !== undefined ? { initial_metadata: [{ key: 'authorization', value: `Bearer ${o.token}` }] } : {}),
+            ...(o.token !== undefined
+              ? { initial_metadata: [{ key: 'authorization', value: `Bearer ${o.token}` }] }
+              : {}),
           },
         ],
       },

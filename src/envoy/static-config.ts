@@ -45,7 +45,10 @@ function inline(v: unknown, routes: Map<string, Json>): unknown {
 function staticCluster(c: Json, endpoints: Map<string, Json>): Json {
   if (c.type !== 'EDS') return c;
   const { edsClusterConfig, ...rest } = c;
-  const service = isObject(edsClusterConfig) && typeof edsClusterConfig.serviceName === 'string' ? edsClusterConfig.serviceName : String(c.name);
+  const service =
+    isObject(edsClusterConfig) && typeof edsClusterConfig.serviceName === 'string'
+      ? edsClusterConfig.serviceName
+      : String(c.name);
   return { ...rest, type: 'STATIC', loadAssignment: endpoints.get(service) ?? { clusterName: service, endpoints: [] } };
 }
 
@@ -54,13 +57,23 @@ export function staticBootstrap(set: ConfigJson): Json {
   const routes = byName(set.routes, 'name');
   const endpoints = byName(set.endpoints, 'clusterName');
   // The same node, runtime and bootstrap cluster as a gateway (ALS streams to that cluster).
-  const gateway = gatewayBootstrap({ xdsAddress: '127.0.0.1:18000', nodeId: 'otoroshi-xds-validate', nodeCluster: 'otoroshi-gateway', adminAddress: '127.0.0.1', adminPort: 0, delta: true });
+  const gateway = gatewayBootstrap({
+    xdsAddress: '127.0.0.1:18000',
+    nodeId: 'otoroshi-xds-validate',
+    nodeCluster: 'otoroshi-gateway',
+    adminAddress: '127.0.0.1',
+    adminPort: 0,
+    delta: true,
+  });
   const bootstrapClusters = (gateway.static_resources as { clusters: unknown[] }).clusters;
   return {
     node: gateway.node,
     staticResources: {
       listeners: set.listeners.map((l) => inline(l, routes)),
-      clusters: [...bootstrapClusters, ...set.clusters.filter(isObject).map((c) => inline(staticCluster(c, endpoints), routes))],
+      clusters: [
+        ...bootstrapClusters,
+        ...set.clusters.filter(isObject).map((c) => inline(staticCluster(c, endpoints), routes)),
+      ],
       secrets: set.secrets,
     },
     layeredRuntime: { layers: [{ name: 'static', staticLayer: { ...GATEWAY_RUNTIME } }] },

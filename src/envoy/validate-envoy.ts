@@ -28,7 +28,11 @@ export async function envoyValidate(bin: string, set: ConfigJson, timeoutMs = 60
   fs.writeFileSync(file, JSON.stringify(staticBootstrap(set)), { mode: 0o600 });
   try {
     const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
-      const child = spawn(bin, ['--mode', 'validate', '-c', file, '--disable-hot-restart', '-l', 'error', '--log-format', '%v'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(
+        bin,
+        ['--mode', 'validate', '-c', file, '--disable-hot-restart', '-l', 'error', '--log-format', '%v'],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       let output = '';
       const add = (d: Buffer): void => {
         if (output.length < OUTPUT_LIMIT) output += d.toString('utf8');
@@ -45,7 +49,9 @@ export async function envoyValidate(bin: string, set: ConfigJson, timeoutMs = 60
         resolve({ code: c, output });
       });
     });
-    return code === 0 && !/error initializing configuration/.test(output) ? { ok: true, message: output.trim() } : { ok: false, message: envoyRejection(output) };
+    return code === 0 && !/error initializing configuration/.test(output)
+      ? { ok: true, message: output.trim() }
+      : { ok: false, message: envoyRejection(output) };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -13,7 +13,12 @@ interface Out {
 }
 
 /** Exit code: 0 converted (notes on stderr), 2 when the file cannot be read or is not an export. */
-export async function runImport(file: string, flags: { namespace?: string; out?: string }, out: Out, err: Out): Promise<number> {
+export async function runImport(
+  file: string,
+  flags: { namespace?: string; out?: string },
+  out: Out,
+  err: Out,
+): Promise<number> {
   let json: unknown;
   try {
     json = JSON.parse(await fs.readFile(file, 'utf8'));
@@ -33,6 +38,8 @@ export async function runImport(file: string, flags: { namespace?: string; out?:
   if (flags.out !== undefined) await fs.writeFile(flags.out, yaml, { mode: 0o600 });
   else out.write(yaml);
   for (const n of result.notes) err.write(`note: ${n}\n`);
-  err.write(`${result.objects.length} object(s) written${flags.out !== undefined ? ` to ${flags.out}` : ''}, ${result.notes.length} note(s)\n`);
+  err.write(
+    `${result.objects.length} object(s) written${flags.out !== undefined ? ` to ${flags.out}` : ''}, ${result.notes.length} note(s)\n`,
+  );
   return 0;
 }

@@ -46,7 +46,16 @@ const NOT_CARRIED: Readonly<Record<string, string>> = {
 };
 
 /** GlobalConfig fields the model reads (the rest of `config` configures Otoroshi's own features). */
-const GLOBAL_FIELDS = ['maintenanceMode', 'trustXForwarded', 'ipFiltering', 'throttlingQuota', 'perIpThrottlingQuota', 'limitConcurrentRequests', 'maxConcurrentRequests', 'endlessIpAddresses'];
+const GLOBAL_FIELDS = [
+  'maintenanceMode',
+  'trustXForwarded',
+  'ipFiltering',
+  'throttlingQuota',
+  'perIpThrottlingQuota',
+  'limitConcurrentRequests',
+  'maxConcurrentRequests',
+  'endlessIpAddresses',
+];
 
 /** Entity fields that are Otoroshi bookkeeping, not configuration. */
 const BOOKKEEPING = ['id', 'location', '_loc', 'createdAt', 'kind'];
@@ -87,12 +96,21 @@ export function legacyHost(subdomain: string, env: string, domain: string): stri
 
 /** A 1.4 or 1.5 descriptor → a 1.5 spec: `groups` (from `groupId` too) and `hosts` (from the legacy host too). */
 export function descriptorSpec(d: JsonObject): JsonObject {
-  const spec = withoutNulls(omit(d, [...BOOKKEEPING, 'groupId', 'subdomain', 'env', 'domain', 'handleLegacyDomain'])) as JsonObject;
-  const groups = [...(typeof d['groupId'] === 'string' ? [d['groupId']] : []), ...(Array.isArray(d['groups']) ? d['groups'].filter((g): g is string => typeof g === 'string') : [])];
+  const spec = withoutNulls(
+    omit(d, [...BOOKKEEPING, 'groupId', 'subdomain', 'env', 'domain', 'handleLegacyDomain']),
+  ) as JsonObject;
+  const groups = [
+    ...(typeof d['groupId'] === 'string' ? [d['groupId']] : []),
+    ...(Array.isArray(d['groups']) ? d['groups'].filter((g): g is string => typeof g === 'string') : []),
+  ];
   if (groups.length > 0) spec['groups'] = [...new Set(groups)];
   const hosts = Array.isArray(d['hosts']) ? d['hosts'].filter((h): h is string => typeof h === 'string') : [];
-  const legacy = d['handleLegacyDomain'] !== false && typeof d['domain'] === 'string' && typeof d['subdomain'] === 'string';
-  if (legacy) hosts.push(legacyHost(d['subdomain'] as string, typeof d['env'] === 'string' ? d['env'] : 'prod', d['domain'] as string));
+  const legacy =
+    d['handleLegacyDomain'] !== false && typeof d['domain'] === 'string' && typeof d['subdomain'] === 'string';
+  if (legacy)
+    hosts.push(
+      legacyHost(d['subdomain'] as string, typeof d['env'] === 'string' ? d['env'] : 'prod', d['domain'] as string),
+    );
   if (hosts.length > 0) spec['hosts'] = [...new Set(hosts)];
   // Otoroshi's default is true: an export written before the field existed keeps that meaning.
   if (d['enforceSecureCommunication'] === undefined) spec['enforceSecureCommunication'] = true;
@@ -102,15 +120,33 @@ export function descriptorSpec(d: JsonObject): JsonObject {
 /** An apikey → spec: the legacy `authorizedGroup` becomes `authorizedEntities: [group_<id>]`. */
 export function apikeySpec(k: JsonObject): JsonObject {
   const spec = withoutNulls(omit(k, [...BOOKKEEPING, 'authorizedGroup'])) as JsonObject;
-  const entities = Array.isArray(k['authorizedEntities']) ? k['authorizedEntities'].filter((e): e is string => typeof e === 'string') : [];
-  if (typeof k['authorizedGroup'] === 'string' && k['authorizedGroup'] !== '') entities.unshift(`group_${k['authorizedGroup']}`);
+  const entities = Array.isArray(k['authorizedEntities'])
+    ? k['authorizedEntities'].filter((e): e is string => typeof e === 'string')
+    : [];
+  if (typeof k['authorizedGroup'] === 'string' && k['authorizedGroup'] !== '')
+    entities.unshift(`group_${k['authorizedGroup']}`);
   if (entities.length > 0) spec['authorizedEntities'] = [...new Set(entities)];
   return spec;
 }
 
 /** A certificate → spec: chain and key as they are; Otoroshi's computed facts (subject, from, to...) left out. */
 export function certificateSpec(c: JsonObject): JsonObject {
-  const spec = withoutNulls(omit(c, [...BOOKKEEPING, 'domain', 'subject', 'from', 'to', 'valid', 'selfSigned', 'caRef', 'sans', 'revoked', 'password', 'entityMetadata'])) as JsonObject;
+  const spec = withoutNulls(
+    omit(c, [
+      ...BOOKKEEPING,
+      'domain',
+      'subject',
+      'from',
+      'to',
+      'valid',
+      'selfSigned',
+      'caRef',
+      'sans',
+      'revoked',
+      'password',
+      'entityMetadata',
+    ]),
+  ) as JsonObject;
   return spec;
 }
 
@@ -122,27 +158,59 @@ interface Collection {
   spec: (e: JsonObject) => JsonObject;
 }
 
-const str = (o: JsonObject, k: string): string | undefined => (typeof o[k] === 'string' && o[k] !== '' ? (o[k] as string) : undefined);
+const str = (o: JsonObject, k: string): string | undefined =>
+  typeof o[k] === 'string' && o[k] !== '' ? (o[k] as string) : undefined;
 
 const COLLECTIONS: readonly Collection[] = [
-  { key: 'serviceGroups', kind: 'ServiceGroup', idOf: (e) => str(e, 'id'), spec: (e) => withoutNulls(omit(e, BOOKKEEPING)) as JsonObject },
+  {
+    key: 'serviceGroups',
+    kind: 'ServiceGroup',
+    idOf: (e) => str(e, 'id'),
+    spec: (e) => withoutNulls(omit(e, BOOKKEEPING)) as JsonObject,
+  },
   { key: 'serviceDescriptors', kind: 'ServiceDescriptor', idOf: (e) => str(e, 'id'), spec: descriptorSpec },
   { key: 'apiKeys', kind: 'ApiKey', idOf: (e) => str(e, 'clientId'), spec: apikeySpec },
   { key: 'certificates', kind: 'Certificate', idOf: (e) => str(e, 'id'), spec: certificateSpec },
-  { key: 'jwtVerifiers', kind: 'JwtVerifier', idOf: (e) => str(e, 'id'), spec: (e) => withoutNulls(omit(e, BOOKKEEPING)) as JsonObject },
-  { key: 'authConfigs', kind: 'AuthModule', idOf: (e) => str(e, 'id'), spec: (e) => withoutNulls(omit(e, BOOKKEEPING)) as JsonObject },
-  { key: 'tcpServices', kind: 'TcpService', idOf: (e) => str(e, 'id'), spec: (e) => withoutNulls(omit(e, BOOKKEEPING)) as JsonObject },
+  {
+    key: 'jwtVerifiers',
+    kind: 'JwtVerifier',
+    idOf: (e) => str(e, 'id'),
+    spec: (e) => withoutNulls(omit(e, BOOKKEEPING)) as JsonObject,
+  },
+  {
+    key: 'authConfigs',
+    kind: 'AuthModule',
+    idOf: (e) => str(e, 'id'),
+    spec: (e) => withoutNulls(omit(e, BOOKKEEPING)) as JsonObject,
+  },
+  {
+    key: 'tcpServices',
+    kind: 'TcpService',
+    idOf: (e) => str(e, 'id'),
+    spec: (e) => withoutNulls(omit(e, BOOKKEEPING)) as JsonObject,
+  },
 ];
 
 /** Things a user should know about one imported entity (what changes meaning on the way). */
 function entityNotes(kind: string, id: string, raw: JsonObject, spec: JsonObject): string[] {
   const out: string[] = [];
   if (kind === 'ServiceDescriptor') {
-    if (spec['enforceSecureCommunication'] === true) out.push(`${kind} ${id}: enforceSecureCommunication is true, and Otoroshi's state/claim challenge is not implemented: the backend gets no Otoroshi-State / Otoroshi-Claim (set it to false once the backend no longer needs it)`);
-    for (const f of ['authConfigRef', 'clientValidatorRef']) if (typeof spec[f] === 'string') out.push(`${kind} ${id}: ${f} is not supported (auth modules / client validators): kept, ignored with a warning`);
-    if (typeof raw['domain'] === 'string' && typeof raw['subdomain'] === 'string') out.push(`${kind} ${id}: legacy subdomain/env/domain written as hosts: ${String((spec['hosts'] as string[]).join(', '))}`);
+    if (spec['enforceSecureCommunication'] === true)
+      out.push(
+        `${kind} ${id}: enforceSecureCommunication is true, and Otoroshi's state/claim challenge is not implemented: the backend gets no Otoroshi-State / Otoroshi-Claim (set it to false once the backend no longer needs it)`,
+      );
+    for (const f of ['authConfigRef', 'clientValidatorRef'])
+      if (typeof spec[f] === 'string')
+        out.push(
+          `${kind} ${id}: ${f} is not supported (auth modules / client validators): kept, ignored with a warning`,
+        );
+    if (typeof raw['domain'] === 'string' && typeof raw['subdomain'] === 'string')
+      out.push(
+        `${kind} ${id}: legacy subdomain/env/domain written as hosts: ${String((spec['hosts'] as string[]).join(', '))}`,
+      );
   }
-  if (kind === 'Certificate' && typeof raw['to'] === 'number' && raw['to'] < Date.now()) out.push(`${kind} ${id}: expired on ${new Date(raw['to']).toISOString()} (kept; validate warns)`);
+  if (kind === 'Certificate' && typeof raw['to'] === 'number' && raw['to'] < Date.now())
+    out.push(`${kind} ${id}: expired on ${new Date(raw['to']).toISOString()} (kept; validate warns)`);
   return out;
 }
 
@@ -164,7 +232,8 @@ export class ImportError extends Error {}
 export function importOtoroshiExport(json: unknown, opts: ImportOptions = {}): ImportResult {
   if (!isObject(json)) throw new ImportError('not an Otoroshi export: expected a JSON object');
   const known = ['config', ...COLLECTIONS.map((c) => c.key)];
-  if (!Object.keys(json).some((k) => known.includes(k))) throw new ImportError(`not an Otoroshi export: none of ${known.join(', ')} is present`);
+  if (!Object.keys(json).some((k) => known.includes(k)))
+    throw new ImportError(`not an Otoroshi export: none of ${known.join(', ')} is present`);
   const objects: ImportedObject[] = [];
   const notes: string[] = [];
   const apiVersion = `${OTOROSHI_GROUP}/v1alpha1`;
@@ -204,7 +273,9 @@ export function importOtoroshiExport(json: unknown, opts: ImportOptions = {}): I
     if (known.includes(k) || NOT_CARRIED[k] === '') continue;
     const n = Array.isArray(v) ? v.length : 1;
     if (Array.isArray(v) && n === 0) continue;
-    notes.push(`${k}: ${n} not carried over${NOT_CARRIED[k] !== undefined ? ` (${NOT_CARRIED[k]}: not part of what otoroshi-xds serves)` : ' (unknown to otoroshi-xds)'}`);
+    notes.push(
+      `${k}: ${n} not carried over${NOT_CARRIED[k] !== undefined ? ` (${NOT_CARRIED[k]}: not part of what otoroshi-xds serves)` : ' (unknown to otoroshi-xds)'}`,
+    );
   }
   return { objects, notes };
 }

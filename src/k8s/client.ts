@@ -103,7 +103,13 @@ export class KubeClient {
           const code = res.statusCode ?? 0;
           if (code >= 200 && code < 300) return resolve(parsed as T);
           const st = (parsed ?? {}) as { reason?: string; message?: string };
-          reject(new KubeApiError(code, st.reason ?? 'Unknown', `${method} ${path}: ${code} ${st.message ?? text.slice(0, 200)}`));
+          reject(
+            new KubeApiError(
+              code,
+              st.reason ?? 'Unknown',
+              `${method} ${path}: ${code} ${st.message ?? text.slice(0, 200)}`,
+            ),
+          );
         });
       });
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timeout after ${this.timeoutMs} ms`)));
@@ -143,7 +149,12 @@ export class KubeClient {
   }
 
   patch<T = KubeObjectJson>(path: string, body: unknown, type: PatchType = 'merge'): Promise<T> {
-    return this.request<T>('PATCH', path, body, type === 'merge' ? 'application/merge-patch+json' : 'application/strategic-merge-patch+json');
+    return this.request<T>(
+      'PATCH',
+      path,
+      body,
+      type === 'merge' ? 'application/merge-patch+json' : 'application/strategic-merge-patch+json',
+    );
   }
 
   delete(path: string): Promise<unknown> {

@@ -5,7 +5,14 @@ import type { ConfigView, Model, ObjectStatus } from '../model/types.js';
 import type { KubeClient } from './client.js';
 import { LeaderElector } from './leader.js';
 import { StatusWriter } from './status-writer.js';
-import { SecretExporter, apikeySecrets, certificateSecrets, desiredFingerprint, type DesiredSecret, type SyncResult } from './secret-exporter.js';
+import {
+  SecretExporter,
+  apikeySecrets,
+  certificateSecrets,
+  desiredFingerprint,
+  type DesiredSecret,
+  type SyncResult,
+} from './secret-exporter.js';
 
 export interface KubeControllerOptions {
   namespaces: string[];
@@ -75,7 +82,11 @@ export class KubeController {
   /** Called after every rebuild. */
   afterBuild(view: ConfigView, statuses: readonly ObjectStatus[], model: Model): void {
     this.statusWriter.update(statuses, view.objects);
-    this.desired = [...apikeySecrets(model.apikeys, view.objects), ...certificateSecrets(model.certificates, view.objects), ...(this.opts.extraSecrets?.() ?? [])];
+    this.desired = [
+      ...apikeySecrets(model.apikeys, view.objects),
+      ...certificateSecrets(model.certificates, view.objects),
+      ...(this.opts.extraSecrets?.() ?? []),
+    ];
     void this.exportSecrets();
   }
 
@@ -90,9 +101,12 @@ export class KubeController {
         this.lastSync = await this.exporter.sync(desired);
         this.exportedFp = fp;
         const r = this.lastSync;
-        if (r.created.length + r.updated.length + r.deleted.length + r.restarted.length > 0) this.opts.onLog?.('info', 'exported secrets reconciled', { ...r });
+        if (r.created.length + r.updated.length + r.deleted.length + r.restarted.length > 0)
+          this.opts.onLog?.('info', 'exported secrets reconciled', { ...r });
       } catch (err) {
-        this.opts.onLog?.('warn', 'secret export failed; retried after the next rebuild', { err: (err as Error).message });
+        this.opts.onLog?.('warn', 'secret export failed; retried after the next rebuild', {
+          err: (err as Error).message,
+        });
       }
     });
     return this.exportChain;

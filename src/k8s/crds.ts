@@ -16,12 +16,31 @@
 //    become preserve-unknown nodes.
 import YAML from 'yaml';
 import { SPEC_SCHEMAS } from '../model/schemas.js';
-import { OTOROSHI_GROUP, OTOROSHI_KINDS, OTOROSHI_STORAGE_VERSION, OTOROSHI_VERSIONS, type OtoroshiKind } from './resources.js';
+import {
+  OTOROSHI_GROUP,
+  OTOROSHI_KINDS,
+  OTOROSHI_STORAGE_VERSION,
+  OTOROSHI_VERSIONS,
+  type OtoroshiKind,
+} from './resources.js';
 
 type Schema = Record<string, unknown>;
 
 const SIMPLE = new Set(['string', 'integer', 'number', 'boolean']);
-const KEEP = ['description', 'enum', 'minimum', 'maximum', 'minLength', 'maxLength', 'pattern', 'format', 'default', 'minItems', 'maxItems', 'required'];
+const KEEP = [
+  'description',
+  'enum',
+  'minimum',
+  'maximum',
+  'minLength',
+  'maxLength',
+  'pattern',
+  'format',
+  'default',
+  'minItems',
+  'maxItems',
+  'required',
+];
 
 /** One ajv schema node → a structural OpenAPI v3 node. Pure. */
 export function toStructural(s: Schema): Schema {
@@ -42,7 +61,10 @@ export function toStructural(s: Schema): Schema {
       out['x-kubernetes-int-or-string'] = true;
       return out;
     } else {
-      return { ...(out['description'] ? { description: out['description'] } : {}), 'x-kubernetes-preserve-unknown-fields': true };
+      return {
+        ...(out['description'] ? { description: out['description'] } : {}),
+        'x-kubernetes-preserve-unknown-fields': true,
+      };
     }
   }
   if (type === undefined) {
@@ -64,7 +86,8 @@ export function toStructural(s: Schema): Schema {
     } else out['x-kubernetes-preserve-unknown-fields'] = true;
     const anyOf = s['anyOf'] as Schema[] | undefined;
     // value validations only (no types): `anyOf: [{required: [..]}, ...]` is allowed
-    if (anyOf && anyOf.every((b) => Object.keys(b).every((k) => k === 'required'))) out['anyOf'] = anyOf.map((b) => ({ required: b['required'] }));
+    if (anyOf && anyOf.every((b) => Object.keys(b).every((k) => k === 'required')))
+      out['anyOf'] = anyOf.map((b) => ({ required: b['required'] }));
   } else if (type === 'array') {
     const items = s['items'] as Schema | undefined;
     out['items'] = items ? toStructural(items) : { 'x-kubernetes-preserve-unknown-fields': true };
@@ -113,7 +136,12 @@ function printerColumns(kind: string): PrinterColumn[] {
   }
   if (kind === 'ApiKey') cols.push({ name: 'Client', type: 'string', jsonPath: '.spec.clientName' });
   if (kind === 'TcpService') cols.push({ name: 'Port', type: 'integer', jsonPath: '.spec.port' });
-  cols.push({ name: 'Status', type: 'string', jsonPath: '.status.state', description: 'valid or invalid (see conditions)' });
+  cols.push({
+    name: 'Status',
+    type: 'string',
+    jsonPath: '.status.state',
+    description: 'valid or invalid (see conditions)',
+  });
   cols.push({ name: 'Reason', type: 'string', jsonPath: '.status.conditions[0].reason', priority: 1 });
   cols.push({ name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' });
   return cols;
@@ -136,10 +164,20 @@ export function crdFor(k: OtoroshiKind): Schema {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${k.plural}.${OTOROSHI_GROUP}`, labels: { 'app.kubernetes.io/name': 'otoroshi-xds', 'app.kubernetes.io/part-of': 'otoroshi-xds' } },
+    metadata: {
+      name: `${k.plural}.${OTOROSHI_GROUP}`,
+      labels: { 'app.kubernetes.io/name': 'otoroshi-xds', 'app.kubernetes.io/part-of': 'otoroshi-xds' },
+    },
     spec: {
       group: OTOROSHI_GROUP,
-      names: { kind: k.kind, listKind: `${k.kind}List`, plural: k.plural, singular: k.singular, shortNames: k.shortNames, categories: ['otoroshi'] },
+      names: {
+        kind: k.kind,
+        listKind: `${k.kind}List`,
+        plural: k.plural,
+        singular: k.singular,
+        shortNames: k.shortNames,
+        categories: ['otoroshi'],
+      },
       scope: 'Namespaced',
       versions: OTOROSHI_VERSIONS.map((v) => ({
         name: v,
@@ -167,7 +205,11 @@ export function renderCrdFiles(): Map<string, string> {
     out.set(file, GENERATED_HEADER + YAML.stringify(crd, { lineWidth: 0, aliasDuplicateObjects: false }));
     files.push(file);
   }
-  out.set('kustomization.yaml', GENERATED_HEADER + YAML.stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: files }));
+  out.set(
+    'kustomization.yaml',
+    GENERATED_HEADER +
+      YAML.stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: files }),
+  );
   return out;
 }
 
@@ -175,18 +217,39 @@ export function renderCrdFiles(): Map<string, string> {
 export function structuralProblems(s: Schema, at = 'openAPIV3Schema', inJunctor = false): string[] {
   const out: string[] = [];
   if ('$ref' in s) out.push(`${at}: $ref is not allowed`);
-  if (s['properties'] && s['additionalProperties'] !== undefined) out.push(`${at}: properties and additionalProperties together`);
+  if (s['properties'] && s['additionalProperties'] !== undefined)
+    out.push(`${at}: properties and additionalProperties together`);
   if (inJunctor) {
-    for (const k of ['type', 'properties', 'items', 'additionalProperties', 'nullable', 'default', 'description', 'x-kubernetes-preserve-unknown-fields']) if (k in s) out.push(`${at}: ${k} inside anyOf/allOf/oneOf/not`);
-  } else if (s['type'] === undefined && s['x-kubernetes-int-or-string'] !== true && s['x-kubernetes-preserve-unknown-fields'] !== true) {
+    for (const k of [
+      'type',
+      'properties',
+      'items',
+      'additionalProperties',
+      'nullable',
+      'default',
+      'description',
+      'x-kubernetes-preserve-unknown-fields',
+    ])
+      if (k in s) out.push(`${at}: ${k} inside anyOf/allOf/oneOf/not`);
+  } else if (
+    s['type'] === undefined &&
+    s['x-kubernetes-int-or-string'] !== true &&
+    s['x-kubernetes-preserve-unknown-fields'] !== true
+  ) {
     out.push(`${at}: no type`);
   }
   if (Array.isArray(s['type'])) out.push(`${at}: type must be a single string`);
   if (s['type'] === 'array' && !s['items'] && !inJunctor) out.push(`${at}: array without items`);
-  for (const [k, v] of Object.entries((s['properties'] as Record<string, Schema> | undefined) ?? {})) out.push(...structuralProblems(v, `${at}.properties.${k}`));
-  if (s['items'] && typeof s['items'] === 'object') out.push(...structuralProblems(s['items'] as Schema, `${at}.items`));
-  if (s['additionalProperties'] && typeof s['additionalProperties'] === 'object') out.push(...structuralProblems(s['additionalProperties'] as Schema, `${at}.additionalProperties`));
-  for (const j of ['anyOf', 'allOf', 'oneOf']) for (const [i, b] of ((s[j] as Schema[] | undefined) ?? []).entries()) out.push(...structuralProblems(b, `${at}.${j}[${i}]`, true));
-  for (const k of Object.keys(s)) if (k.startsWith('x-') && !k.startsWith('x-kubernetes-')) out.push(`${at}: unknown extension ${k}`);
+  for (const [k, v] of Object.entries((s['properties'] as Record<string, Schema> | undefined) ?? {}))
+    out.push(...structuralProblems(v, `${at}.properties.${k}`));
+  if (s['items'] && typeof s['items'] === 'object')
+    out.push(...structuralProblems(s['items'] as Schema, `${at}.items`));
+  if (s['additionalProperties'] && typeof s['additionalProperties'] === 'object')
+    out.push(...structuralProblems(s['additionalProperties'] as Schema, `${at}.additionalProperties`));
+  for (const j of ['anyOf', 'allOf', 'oneOf'])
+    for (const [i, b] of ((s[j] as Schema[] | undefined) ?? []).entries())
+      out.push(...structuralProblems(b, `${at}.${j}[${i}]`, true));
+  for (const k of Object.keys(s))
+    if (k.startsWith('x-') && !k.startsWith('x-kubernetes-')) out.push(`${at}: unknown extension ${k}`);
   return out;
 }

@@ -91,7 +91,8 @@ export class LeaderElector extends EventEmitter {
       this.opts.onLog?.('warn', 'leader election: lease request failed', { err: (err as Error).message });
     }
     // a leader that could not renew within the lease duration steps down
-    if (this.leading && Date.now() - this.lastRenew > this.duration * 1000) this.setLeading(false, 'could not renew the lease in time');
+    if (this.leading && Date.now() - this.lastRenew > this.duration * 1000)
+      this.setLeading(false, 'could not renew the lease in time');
   }
 
   private async tryAcquireOrRenew(): Promise<void> {
@@ -103,7 +104,13 @@ export class LeaderElector extends EventEmitter {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
           metadata: { name: this.opts.name, namespace: this.opts.namespace },
-          spec: { holderIdentity: this.opts.identity, leaseDurationSeconds: this.duration, acquireTime: microTime(), renewTime: microTime(), leaseTransitions: 0 },
+          spec: {
+            holderIdentity: this.opts.identity,
+            leaseDurationSeconds: this.duration,
+            acquireTime: microTime(),
+            renewTime: microTime(),
+            leaseTransitions: 0,
+          },
         },
       });
       this.renewed();
@@ -114,19 +121,29 @@ export class LeaderElector extends EventEmitter {
     if (this.observed?.record !== record) this.observed = { record, at: Date.now() };
     const holder = spec.holderIdentity ?? '';
     const mine = holder === this.opts.identity;
-    const expired = holder === '' || Date.now() - this.observed.at > (spec.leaseDurationSeconds ?? this.duration) * 1000;
+    const expired =
+      holder === '' || Date.now() - this.observed.at > (spec.leaseDurationSeconds ?? this.duration) * 1000;
     if (!mine && !expired) {
       if (this.leading) this.setLeading(false, `lease held by ${holder}`);
       return;
     }
-    const next: k8s.V1LeaseSpec = { ...spec, holderIdentity: this.opts.identity, leaseDurationSeconds: this.duration, renewTime: microTime() };
+    const next: k8s.V1LeaseSpec = {
+      ...spec,
+      holderIdentity: this.opts.identity,
+      leaseDurationSeconds: this.duration,
+      renewTime: microTime(),
+    };
     if (!mine) {
       next.acquireTime = microTime();
       next.leaseTransitions = (spec.leaseTransitions ?? 0) + 1;
     }
     try {
       // the read resourceVersion is a precondition: 409 when another candidate wrote first
-      await this.api.replaceNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace, body: { ...lease, spec: next } });
+      await this.api.replaceNamespacedLease({
+        name: this.opts.name,
+        namespace: this.opts.namespace,
+        body: { ...lease, spec: next },
+      });
     } catch (err) {
       if (statusOf(err) === 409) return; // re-read next round
       throw err;
@@ -141,7 +158,10 @@ export class LeaderElector extends EventEmitter {
 
   private setLeading(v: boolean, why: string): void {
     this.leading = v;
-    this.opts.onLog?.('info', v ? 'leader election: now leading' : 'leader election: stopped leading', { identity: this.opts.identity, why });
+    this.opts.onLog?.('info', v ? 'leader election: now leading' : 'leader election: stopped leading', {
+      identity: this.opts.identity,
+      why,
+    });
     this.emit(v ? 'leading' : 'stopped-leading');
   }
 
@@ -155,7 +175,14 @@ export class LeaderElector extends EventEmitter {
     try {
       const lease = await this.read();
       if (lease?.spec?.holderIdentity === this.opts.identity) {
-        await this.api.replaceNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace, body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime() } } });
+        await this.api.replaceNamespacedLease({
+          name: this.opts.name,
+          namespace: this.opts.namespace,
+          body: {
+            ...lease,
+            spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime() },
+          },
+        });
       }
     } catch (err) {
       this.opts.onLog?.('warn', 'leader election: could not release the lease', { err: (err as Error).message });

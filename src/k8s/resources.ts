@@ -42,14 +42,46 @@ export const TLS_SECRET_TYPE = 'kubernetes.io/tls';
 
 /** Everything the KubeSource watches. */
 export const WATCHED_RESOURCES: readonly WatchedResource[] = [
-  ...OTOROSHI_KINDS.map((k): WatchedResource => ({ apiVersion: `${OTOROSHI_GROUP}/${OTOROSHI_STORAGE_VERSION}`, kind: k.kind, plural: k.plural, namespaced: true, userLabels: true })),
+  ...OTOROSHI_KINDS.map((k): WatchedResource => ({
+    apiVersion: `${OTOROSHI_GROUP}/${OTOROSHI_STORAGE_VERSION}`,
+    kind: k.kind,
+    plural: k.plural,
+    namespaced: true,
+    userLabels: true,
+  })),
   { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', plural: 'ingresses', namespaced: true, userLabels: true },
-  { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', plural: 'ingressclasses', namespaced: false, userLabels: false },
+  {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'IngressClass',
+    plural: 'ingressclasses',
+    namespaced: false,
+    userLabels: false,
+  },
   { apiVersion: 'v1', kind: 'Service', plural: 'services', namespaced: true, userLabels: false },
-  { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', plural: 'endpointslices', namespaced: true, userLabels: false },
-  { apiVersion: 'v1', kind: 'Secret', plural: 'secrets', namespaced: true, userLabels: false, fieldSelector: `type=${TLS_SECRET_TYPE}` },
+  {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    plural: 'endpointslices',
+    namespaced: true,
+    userLabels: false,
+  },
+  {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    plural: 'secrets',
+    namespaced: true,
+    userLabels: false,
+    fieldSelector: `type=${TLS_SECRET_TYPE}`,
+  },
   // ApiKey `secretName`: an existing Secret gives the key its clientId / clientSecret.
-  { apiVersion: 'v1', kind: 'Secret', plural: 'secrets', namespaced: true, userLabels: false, fieldSelector: `type=${APIKEY_SECRET_TYPE}` },
+  {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    plural: 'secrets',
+    namespaced: true,
+    userLabels: false,
+    fieldSelector: `type=${APIKEY_SECRET_TYPE}`,
+  },
 ];
 
 export function pluralOf(kind: string): string | undefined {

@@ -12,7 +12,15 @@ import type { ApiKey, StoredObject, TlsCertificate } from '../model/types.js';
 import { certificateSecretData } from '../ca/export.js';
 import { APIKEY_SECRET_TYPE } from '../model/apikey.js';
 export { APIKEY_SECRET_TYPE };
-import { KubeApiError, KubeClient, collectionPath, objectPath, type KubeList, type KubeObjectJson, type OwnerReference } from './client.js';
+import {
+  KubeApiError,
+  KubeClient,
+  collectionPath,
+  objectPath,
+  type KubeList,
+  type KubeObjectJson,
+  type OwnerReference,
+} from './client.js';
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_VALUE = 'otoroshi-xds';
@@ -47,7 +55,9 @@ export interface SecretExporterOptions {
 /** `ns/name` or `name` (in the CR's namespace). */
 export function secretRef(secretName: string, crNamespace: string): { namespace: string; name: string } {
   const i = secretName.indexOf('/');
-  return i > 0 ? { namespace: secretName.slice(0, i), name: secretName.slice(i + 1) } : { namespace: crNamespace, name: secretName };
+  return i > 0
+    ? { namespace: secretName.slice(0, i), name: secretName.slice(i + 1) }
+    : { namespace: crNamespace, name: secretName };
 }
 
 /** ApiKey secrets (type otoroshi.io/apikey-secret) for every ApiKey CR with `exportSecret: true`. Pure. */
@@ -60,16 +70,30 @@ export function apikeySecrets(apikeys: readonly ApiKey[], objects: readonly Stor
     const spec = (so.object.spec ?? {}) as Record<string, unknown>;
     if (spec['exportSecret'] !== true) continue;
     const ns = so.object.metadata.namespace ?? 'default';
-    const secretName = typeof spec['secretName'] === 'string' && spec['secretName'] !== '' ? spec['secretName'] : `${so.object.metadata.name}-apikey`;
+    const secretName =
+      typeof spec['secretName'] === 'string' && spec['secretName'] !== ''
+        ? spec['secretName']
+        : `${so.object.metadata.name}-apikey`;
     const ref = secretRef(secretName, ns);
     const userPwd = `${k.clientId}:${k.clientSecret}`;
     const basic = Buffer.from(userPwd).toString('base64');
-    const owner: DesiredSecret['owner'] = { apiVersion: so.object.apiVersion, kind: so.object.kind, name: so.object.metadata.name, namespace: ns };
+    const owner: DesiredSecret['owner'] = {
+      apiVersion: so.object.apiVersion,
+      kind: so.object.kind,
+      name: so.object.metadata.name,
+      namespace: ns,
+    };
     if (so.object.metadata.uid) owner.uid = so.object.metadata.uid;
     out.push({
       ...ref,
       type: APIKEY_SECRET_TYPE,
-      data: { clientId: k.clientId, clientSecret: k.clientSecret, userPwd, basicAuth: basic, basicAuthHeader: `Basic ${basic}` },
+      data: {
+        clientId: k.clientId,
+        clientSecret: k.clientSecret,
+        userPwd,
+        basicAuth: basic,
+        basicAuthHeader: `Basic ${basic}`,
+      },
       owner,
       annotations: { 'otoroshi.io/kind': 'crd/apikey', 'otoroshi.io/id': k.clientId },
     });
@@ -95,7 +119,10 @@ export function certificateSecret(
 }
 
 /** TLS secrets of every Certificate CR with `exportSecret: true` (issued or user-provided). Pure. */
-export function certificateSecrets(certs: readonly TlsCertificate[], objects: readonly StoredObject[]): DesiredSecret[] {
+export function certificateSecrets(
+  certs: readonly TlsCertificate[],
+  objects: readonly StoredObject[],
+): DesiredSecret[] {
   const byKey = new Map(objects.map((o) => [o.key, o]));
   const out: DesiredSecret[] = [];
   for (const c of certs) {
@@ -103,7 +130,12 @@ export function certificateSecrets(certs: readonly TlsCertificate[], objects: re
     const so = byKey.get(c.sourceKey);
     if (!so) continue;
     const ns = so.object.metadata.namespace ?? 'default';
-    const owner: DesiredSecret['owner'] = { apiVersion: so.object.apiVersion, kind: so.object.kind, name: so.object.metadata.name, namespace: ns };
+    const owner: DesiredSecret['owner'] = {
+      apiVersion: so.object.apiVersion,
+      kind: so.object.kind,
+      name: so.object.metadata.name,
+      namespace: ns,
+    };
     if (so.object.metadata.uid) owner.uid = so.object.metadata.uid;
     out.push(certificateSecret(c.exportSecret, c.certificateChain, c.privateKey, owner, c.id ?? c.secretName));
   }
@@ -118,7 +150,16 @@ function encode(data: Record<string, string>): Record<string, string> {
 
 function ownerRef(d: DesiredSecret): OwnerReference[] | undefined {
   if (d.owner.namespace !== d.namespace || !d.owner.uid) return undefined;
-  return [{ apiVersion: d.owner.apiVersion, kind: d.owner.kind, name: d.owner.name, uid: d.owner.uid, controller: true, blockOwnerDeletion: false }];
+  return [
+    {
+      apiVersion: d.owner.apiVersion,
+      kind: d.owner.kind,
+      name: d.owner.name,
+      uid: d.owner.uid,
+      controller: true,
+      blockOwnerDeletion: false,
+    },
+  ];
 }
 
 /** Kinds of the secrets this exporter writes (`otoroshi.io/kind`). */
@@ -129,7 +170,10 @@ const EXPORTED_KINDS = new Set(['crd/apikey', 'crd/cert']);
  * Secret, labelled `otoroshi.io/kind: ca`) are never overwritten nor deleted by the reconciliation.
  */
 function isOurs(s: KubeObjectJson): boolean {
-  return s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && EXPORTED_KINDS.has(s.metadata.annotations?.['otoroshi.io/kind'] ?? '');
+  return (
+    s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE &&
+    EXPORTED_KINDS.has(s.metadata.annotations?.['otoroshi.io/kind'] ?? '')
+  );
 }
 
 function manifest(d: DesiredSecret, existing?: KubeObjectJson): KubeObjectJson {
@@ -152,8 +196,19 @@ function manifest(d: DesiredSecret, existing?: KubeObjectJson): KubeObjectJson {
 
 function differs(want: KubeObjectJson, cur: KubeObjectJson): boolean {
   const pick = (o: KubeObjectJson): string =>
-    JSON.stringify([o['type'], o['data'] ?? {}, o.metadata.labels?.[MANAGED_BY_LABEL], o.metadata.ownerReferences ?? [], Object.entries(o.metadata.annotations ?? {}).filter(([k]) => k.startsWith('otoroshi.io/')).sort()]);
-  const sortData = (o: KubeObjectJson): KubeObjectJson => ({ ...o, data: encodeSorted(o['data'] as Record<string, string> | undefined) });
+    JSON.stringify([
+      o['type'],
+      o['data'] ?? {},
+      o.metadata.labels?.[MANAGED_BY_LABEL],
+      o.metadata.ownerReferences ?? [],
+      Object.entries(o.metadata.annotations ?? {})
+        .filter(([k]) => k.startsWith('otoroshi.io/'))
+        .sort(),
+    ]);
+  const sortData = (o: KubeObjectJson): KubeObjectJson => ({
+    ...o,
+    data: encodeSorted(o['data'] as Record<string, string> | undefined),
+  });
   return pick(sortData(want)) !== pick(sortData(cur));
 }
 
@@ -176,9 +231,20 @@ export class SecretExporter {
     const ours = new Map<string, KubeObjectJson>();
     const all = this.opts.namespaces.includes('*') || this.opts.namespaces.length === 0;
     const lists: KubeList[] = all
-      ? [await this.client.list(collectionPath('v1', 'secrets'), { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}` })]
-      : await Promise.all(this.opts.namespaces.map((ns) => this.client.list(collectionPath('v1', 'secrets', ns), { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}` })));
-    for (const l of lists) for (const s of l.items) if (isOurs(s)) ours.set(`${s.metadata.namespace}/${s.metadata.name}`, s);
+      ? [
+          await this.client.list(collectionPath('v1', 'secrets'), {
+            labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+          }),
+        ]
+      : await Promise.all(
+          this.opts.namespaces.map((ns) =>
+            this.client.list(collectionPath('v1', 'secrets', ns), {
+              labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+            }),
+          ),
+        );
+    for (const l of lists)
+      for (const s of l.items) if (isOurs(s)) ours.set(`${s.metadata.namespace}/${s.metadata.name}`, s);
     const changed: Array<{ namespace: string; name: string }> = [];
     for (const [key, d] of wanted) {
       let cur = ours.get(key);
@@ -186,7 +252,10 @@ export class SecretExporter {
         cur = await this.client.find(objectPath('v1', 'secrets', d.namespace, d.name));
         if (cur && !isOurs(cur)) {
           result.conflicts.push(key);
-          this.opts.onLog?.('warn', 'an exported secret would overwrite a secret that is not ours: skipped', { secret: key, owner: `${d.owner.kind} ${d.owner.namespace}/${d.owner.name}` });
+          this.opts.onLog?.('warn', 'an exported secret would overwrite a secret that is not ours: skipped', {
+            secret: key,
+            owner: `${d.owner.kind} ${d.owner.namespace}/${d.owner.name}`,
+          });
           continue;
         }
       }
@@ -213,10 +282,12 @@ export class SecretExporter {
         await this.client.delete(objectPath('v1', 'secrets', s.metadata.namespace ?? 'default', s.metadata.name));
         result.deleted.push(key);
       } catch (err) {
-        if (!(err instanceof KubeApiError && err.statusCode === 404)) this.opts.onLog?.('warn', 'secret delete failed', { secret: key, err: (err as Error).message });
+        if (!(err instanceof KubeApiError && err.statusCode === 404))
+          this.opts.onLog?.('warn', 'secret delete failed', { secret: key, err: (err as Error).message });
       }
     }
-    if (this.opts.restartDependantDeployments && changed.length > 0) result.restarted = await this.restartDependants(changed);
+    if (this.opts.restartDependantDeployments && changed.length > 0)
+      result.restarted = await this.restartDependants(changed);
     return result;
   }
 
@@ -241,10 +312,17 @@ export class SecretExporter {
       for (const dep of list.items) {
         if (!secretsUsedBy(dep).some((s) => names.has(s))) continue;
         try {
-          await this.client.patch(objectPath('apps/v1', 'deployments', ns, dep.metadata.name), { spec: { template: { metadata: { annotations: { [RESTARTED_AT_ANNOTATION]: at } } } } }, 'strategic');
+          await this.client.patch(
+            objectPath('apps/v1', 'deployments', ns, dep.metadata.name),
+            { spec: { template: { metadata: { annotations: { [RESTARTED_AT_ANNOTATION]: at } } } } },
+            'strategic',
+          );
           restarted.push(`${ns}/${dep.metadata.name}`);
         } catch (err) {
-          this.opts.onLog?.('warn', 'deployment restart failed', { deployment: `${ns}/${dep.metadata.name}`, err: (err as Error).message });
+          this.opts.onLog?.('warn', 'deployment restart failed', {
+            deployment: `${ns}/${dep.metadata.name}`,
+            err: (err as Error).message,
+          });
         }
       }
     }
@@ -254,23 +332,36 @@ export class SecretExporter {
 
 /** Secret names a Deployment's pod template mounts or reads (volumes, env, envFrom). Pure. */
 export function secretsUsedBy(dep: KubeObjectJson): string[] {
-  const pod = ((dep['spec'] as Record<string, unknown> | undefined)?.['template'] as Record<string, unknown> | undefined)?.['spec'] as Record<string, unknown> | undefined;
+  const pod = (
+    (dep['spec'] as Record<string, unknown> | undefined)?.['template'] as Record<string, unknown> | undefined
+  )?.['spec'] as Record<string, unknown> | undefined;
   if (!pod) return [];
   const out = new Set<string>();
   for (const v of (pod['volumes'] as Array<Record<string, unknown>> | undefined) ?? []) {
     const s = (v['secret'] as { secretName?: string } | undefined)?.secretName;
     if (s) out.add(s);
-    for (const src of ((v['projected'] as { sources?: Array<{ secret?: { name?: string } }> } | undefined)?.sources ?? [])) if (src.secret?.name) out.add(src.secret.name);
+    for (const src of (v['projected'] as { sources?: Array<{ secret?: { name?: string } }> } | undefined)?.sources ??
+      [])
+      if (src.secret?.name) out.add(src.secret.name);
   }
-  const containers = [...((pod['containers'] as Array<Record<string, unknown>> | undefined) ?? []), ...((pod['initContainers'] as Array<Record<string, unknown>> | undefined) ?? [])];
+  const containers = [
+    ...((pod['containers'] as Array<Record<string, unknown>> | undefined) ?? []),
+    ...((pod['initContainers'] as Array<Record<string, unknown>> | undefined) ?? []),
+  ];
   for (const c of containers) {
-    for (const e of (c['env'] as Array<{ valueFrom?: { secretKeyRef?: { name?: string } } }> | undefined) ?? []) if (e.valueFrom?.secretKeyRef?.name) out.add(e.valueFrom.secretKeyRef.name);
-    for (const e of (c['envFrom'] as Array<{ secretRef?: { name?: string } }> | undefined) ?? []) if (e.secretRef?.name) out.add(e.secretRef.name);
+    for (const e of (c['env'] as Array<{ valueFrom?: { secretKeyRef?: { name?: string } } }> | undefined) ?? [])
+      if (e.valueFrom?.secretKeyRef?.name) out.add(e.valueFrom.secretKeyRef.name);
+    for (const e of (c['envFrom'] as Array<{ secretRef?: { name?: string } }> | undefined) ?? [])
+      if (e.secretRef?.name) out.add(e.secretRef.name);
   }
   return [...out];
 }
 
 /** A short fingerprint of desired secrets (to skip a sync when nothing changed). */
 export function desiredFingerprint(desired: readonly DesiredSecret[]): string {
-  return createHash('sha256').update(JSON.stringify(desired.map((d) => [d.namespace, d.name, d.type, encode(d.data), d.owner, d.annotations ?? {}]))).digest('hex');
+  return createHash('sha256')
+    .update(
+      JSON.stringify(desired.map((d) => [d.namespace, d.name, d.type, encode(d.data), d.owner, d.annotations ?? {}])),
+    )
+    .digest('hex');
 }

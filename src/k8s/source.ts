@@ -46,7 +46,12 @@ class BookmarkWatch extends k8s.Watch {
   ) {
     super(config);
   }
-  override watch(path: string, queryParams: Record<string, string | number | boolean | undefined>, callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void, done: (err: unknown) => void): Promise<AbortController> {
+  override watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
     return super.watch(
       path,
       { ...queryParams, ...this.extra },
@@ -112,8 +117,14 @@ export class KubeSource extends EventEmitter {
 
   async start(): Promise<void> {
     this.stopped = false;
-    const namespaces = this.opts.namespaces && this.opts.namespaces.length > 0 && !this.opts.namespaces.includes('*') ? this.opts.namespaces : undefined;
-    const extra: Record<string, string> = { allowWatchBookmarks: 'true', timeoutSeconds: String(this.opts.watchTimeoutSeconds ?? 300) };
+    const namespaces =
+      this.opts.namespaces && this.opts.namespaces.length > 0 && !this.opts.namespaces.includes('*')
+        ? this.opts.namespaces
+        : undefined;
+    const extra: Record<string, string> = {
+      allowWatchBookmarks: 'true',
+      timeoutSeconds: String(this.opts.watchTimeoutSeconds ?? 300),
+    };
     for (const res of this.opts.resources ?? WATCHED_RESOURCES) {
       const nsList: Array<string | undefined> = res.namespaced && namespaces ? namespaces : [undefined];
       for (const namespace of nsList) this.feeds.push(this.makeFeed(res, namespace, extra));
@@ -126,7 +137,10 @@ export class KubeSource extends EventEmitter {
     await Promise.race([initial, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
     if (timer) clearTimeout(timer);
     this.startReturned = true;
-    if (!this.synced()) this.log('warn', 'kubernetes: not every resource could be listed yet; nothing is published before they are', { failing: this.failing() });
+    if (!this.synced())
+      this.log('warn', 'kubernetes: not every resource could be listed yet; nothing is published before they are', {
+        failing: this.failing(),
+      });
   }
 
   private makeFeed(res: WatchedResource, namespace: string | undefined, extra: Record<string, string>): Feed {
@@ -159,7 +173,14 @@ export class KubeSource extends EventEmitter {
       return list as unknown as k8s.KubernetesListObject<k8s.KubernetesObject>;
     };
     // The 5th argument (field selector) is sent on the watch too; the list applies it itself.
-    const informer = new k8s.ListWatch<k8s.KubernetesObject>(path, watch, listFn, false, labelSelector, res.fieldSelector);
+    const informer = new k8s.ListWatch<k8s.KubernetesObject>(
+      path,
+      watch,
+      listFn,
+      false,
+      labelSelector,
+      res.fieldSelector,
+    );
     Object.assign(feed, { res, namespace, informer, backoffMs: this.backoffInitialMs, synced: false, failing: false });
     const upsert = (o: k8s.KubernetesObject): void => this.upsert(res, o as unknown as KubeObjectJson);
     informer.on('add', upsert);
@@ -182,7 +203,12 @@ export class KubeSource extends EventEmitter {
     f.onFirst?.();
     f.onFirst = undefined;
     if (this.stopped) return;
-    if (!f.failing) this.log('warn', 'kubernetes: watch failed; keeping the last objects and retrying', { resource: f.res.plural, namespace: f.namespace, err: (err as Error)?.message ?? String(err) });
+    if (!f.failing)
+      this.log('warn', 'kubernetes: watch failed; keeping the last objects and retrying', {
+        resource: f.res.plural,
+        namespace: f.namespace,
+        err: (err as Error)?.message ?? String(err),
+      });
     f.failing = true;
     if (f.restartTimer) clearTimeout(f.restartTimer);
     const delay = f.backoffMs;

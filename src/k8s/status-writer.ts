@@ -47,22 +47,40 @@ function rfc3339(d: Date): string {
 }
 
 /** The status a CR should carry. Pure. `previous` keeps lastTransitionTime when nothing changed. */
-export function desiredStatus(s: ObjectStatus, generation: number | undefined, previous: CrStatus | undefined, now: Date): CrStatus {
+export function desiredStatus(
+  s: ObjectStatus,
+  generation: number | undefined,
+  previous: CrStatus | undefined,
+  now: Date,
+): CrStatus {
   const errors = s.errors.filter((e) => e.severity === 'error');
   const warnings = s.errors.filter((e) => e.severity === 'warning');
   const line = (e: { field?: string; message: string }): string => (e.field ? `${e.field}: ${e.message}` : e.message);
   let cond: Omit<Condition, 'lastTransitionTime'>;
   if (s.state === 'valid') {
     const w = warnings.map(line).join('; ');
-    cond = { type: 'Accepted', status: 'True', reason: 'Accepted', message: w ? `accepted with warnings: ${w}` : 'accepted' };
+    cond = {
+      type: 'Accepted',
+      status: 'True',
+      reason: 'Accepted',
+      message: w ? `accepted with warnings: ${w}` : 'accepted',
+    };
   } else {
     const first = errors[0] ?? s.errors[0];
-    cond = { type: 'Invalid', status: 'True', reason: first ? reasonOf(first.code) : 'Invalid', message: (errors.length ? errors : s.errors).map(line).join('; ') };
+    cond = {
+      type: 'Invalid',
+      status: 'True',
+      reason: first ? reasonOf(first.code) : 'Invalid',
+      message: (errors.length ? errors : s.errors).map(line).join('; '),
+    };
   }
   if (cond.message.length > MAX_MESSAGE) cond.message = cond.message.slice(0, MAX_MESSAGE - 3) + '...';
   if (generation !== undefined) cond.observedGeneration = generation;
   const prev = previous?.conditions?.find((c) => c.type === cond.type && c.status === cond.status);
-  const out: CrStatus = { state: s.state, conditions: [{ ...cond, lastTransitionTime: prev?.lastTransitionTime ?? rfc3339(now) }] };
+  const out: CrStatus = {
+    state: s.state,
+    conditions: [{ ...cond, lastTransitionTime: prev?.lastTransitionTime ?? rfc3339(now) }],
+  };
   if (generation !== undefined) out.observedGeneration = generation;
   return out;
 }
@@ -78,7 +96,8 @@ export function reasonOf(code: string): string {
 
 function sameStatus(a: CrStatus | undefined, b: CrStatus): boolean {
   if (!a || a.state !== b.state || a.observedGeneration !== b.observedGeneration) return false;
-  const strip = (c: Condition[] | undefined): string => JSON.stringify((c ?? []).map(({ lastTransitionTime: _t, ...rest }) => rest));
+  const strip = (c: Condition[] | undefined): string =>
+    JSON.stringify((c ?? []).map(({ lastTransitionTime: _t, ...rest }) => rest));
   return strip(a.conditions) === strip(b.conditions);
 }
 
@@ -115,7 +134,9 @@ export class StatusWriter {
 
   /** Writes what differs now (also used when leadership is gained). */
   flush(): Promise<void> {
-    this.flushing = this.flushing.then(() => this.flushOnce()).catch((err: unknown) => this.opts.onLog?.('warn', 'status write failed', { err: (err as Error).message }));
+    this.flushing = this.flushing
+      .then(() => this.flushOnce())
+      .catch((err: unknown) => this.opts.onLog?.('warn', 'status write failed', { err: (err as Error).message }));
     return this.flushing;
   }
 
@@ -134,16 +155,23 @@ export class StatusWriter {
       if (!so) continue;
       const obj = so.object;
       const problems = s.errors.map((e) => `${e.severity} ${e.code} ${e.field ?? ''} ${e.message}`).join('\n');
-      if (problems !== '' && s.errors.some((e) => e.severity === 'error') && this.reported.get(s.key) !== problems) events.push({ so, s });
+      if (problems !== '' && s.errors.some((e) => e.severity === 'error') && this.reported.get(s.key) !== problems)
+        events.push({ so, s });
       if (problems === '' || !s.errors.some((e) => e.severity === 'error')) this.reported.delete(s.key);
       if (!isOtoroshiApiVersion(obj.apiVersion)) {
         // never on an Ingress of another controller (valid, with an OXDS_INGRESS_IGNORED warning)
         const ours = !s.errors.some((e) => e.code === 'OXDS_INGRESS_IGNORED');
         if (obj.kind === 'Ingress' && this.opts.ingressAddress && s.state === 'valid' && ours) {
-          const lb = /^[\d.:a-fA-F]+$/.test(this.opts.ingressAddress) ? { ip: this.opts.ingressAddress } : { hostname: this.opts.ingressAddress };
+          const lb = /^[\d.:a-fA-F]+$/.test(this.opts.ingressAddress)
+            ? { ip: this.opts.ingressAddress }
+            : { hostname: this.opts.ingressAddress };
           const cur = JSON.stringify((obj['status'] as { loadBalancer?: unknown } | undefined)?.loadBalancer ?? {});
           const want = { ingress: [lb] };
-          if (cur !== JSON.stringify(want)) pending.push({ path: `${objectPath('networking.k8s.io/v1', 'ingresses', s.namespace, s.name)}/status`, status: { loadBalancer: want } as unknown as CrStatus });
+          if (cur !== JSON.stringify(want))
+            pending.push({
+              path: `${objectPath('networking.k8s.io/v1', 'ingresses', s.namespace, s.name)}/status`,
+              status: { loadBalancer: want } as unknown as CrStatus,
+            });
         }
         continue;
       }
@@ -154,7 +182,12 @@ export class StatusWriter {
       const want = desiredStatus(s, gen, current, now);
       if (sameStatus(current, want)) continue;
       // the informer may lag behind our own last write: do not write the same thing twice
-      const fp = JSON.stringify([obj.metadata.resourceVersion, want.state, want.observedGeneration, want.conditions.map((c) => [c.type, c.reason, c.message])]);
+      const fp = JSON.stringify([
+        obj.metadata.resourceVersion,
+        want.state,
+        want.observedGeneration,
+        want.conditions.map((c) => [c.type, c.reason, c.message]),
+      ]);
       if (this.written.get(s.key) === fp) continue;
       this.written.set(s.key, fp);
       pending.push({ path: `${objectPath(obj.apiVersion, plural, s.namespace, s.name)}/status`, status: want });
@@ -165,16 +198,21 @@ export class StatusWriter {
         this.writes++;
       } catch (err) {
         // 404: deleted meanwhile; anything else is retried with the next rebuild
-        if (!(err instanceof KubeApiError && err.statusCode === 404)) this.opts.onLog?.('warn', 'status write failed', { path: p.path, err: (err as Error).message });
+        if (!(err instanceof KubeApiError && err.statusCode === 404))
+          this.opts.onLog?.('warn', 'status write failed', { path: p.path, err: (err as Error).message });
         this.written.clear();
       }
     };
     // a few writes in flight (a first leader may have thousands to write)
-    for (let i = 0; i < pending.length; i += STATUS_CONCURRENCY) await Promise.all(pending.slice(i, i + STATUS_CONCURRENCY).map(write));
+    for (let i = 0; i < pending.length; i += STATUS_CONCURRENCY)
+      await Promise.all(pending.slice(i, i + STATUS_CONCURRENCY).map(write));
     for (const { so, s } of events) {
       try {
         await this.event(so, s, now);
-        this.reported.set(s.key, s.errors.map((e) => `${e.severity} ${e.code} ${e.field ?? ''} ${e.message}`).join('\n'));
+        this.reported.set(
+          s.key,
+          s.errors.map((e) => `${e.severity} ${e.code} ${e.field ?? ''} ${e.message}`).join('\n'),
+        );
         this.events++;
       } catch (err) {
         this.opts.onLog?.('warn', 'event write failed', { key: s.key, err: (err as Error).message });
@@ -188,13 +226,26 @@ export class StatusWriter {
     const ns = s.namespace || 'default';
     const t = rfc3339(now);
     const component = this.opts.component ?? 'otoroshi-xds';
-    let message = s.errors.filter((e) => e.severity === 'error').map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join('; ');
+    let message = s.errors
+      .filter((e) => e.severity === 'error')
+      .map((e) => (e.field ? `${e.field}: ${e.message}` : e.message))
+      .join('; ');
     if (message.length > MAX_MESSAGE) message = message.slice(0, MAX_MESSAGE - 3) + '...';
     await this.client.create(collectionPath('v1', 'events', ns), {
       apiVersion: 'v1',
       kind: 'Event',
-      metadata: { name: `${s.name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`, namespace: ns },
-      involvedObject: { apiVersion: obj.apiVersion, kind: obj.kind, name: s.name, namespace: ns, uid: obj.metadata.uid, resourceVersion: obj.metadata.resourceVersion },
+      metadata: {
+        name: `${s.name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`,
+        namespace: ns,
+      },
+      involvedObject: {
+        apiVersion: obj.apiVersion,
+        kind: obj.kind,
+        name: s.name,
+        namespace: ns,
+        uid: obj.metadata.uid,
+        resourceVersion: obj.metadata.resourceVersion,
+      },
       reason: reasonOf(first.code),
       message,
       type: 'Warning',

@@ -52,6 +52,9 @@ export function loadTemplates(file: string): Templates {
   if (!isPlainObject(v)) throw new Error(`--templates ${file}: expected an object of per-kind templates`);
   const known = new Set(OTOROSHI_KINDS.flatMap((k) => [k.singular, k.plural]));
   const unknown = Object.keys(v).filter((k) => !known.has(k));
-  if (unknown.length > 0) throw new Error(`--templates ${file}: unknown template keys ${unknown.join(', ')} (expected ${[...known].join(', ')})`);
+  if (unknown.length > 0)
+    throw new Error(
+      `--templates ${file}: unknown template keys ${unknown.join(', ')} (expected ${[...known].join(', ')})`,
+    );
   return v;
 }

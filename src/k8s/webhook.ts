@@ -52,24 +52,50 @@ export function viewWith(view: ConfigView, object: KubeObject): { view: ConfigVi
  */
 export function reviewAdmission(body: unknown, view: ConfigView, settings: Partial<ModelSettings>): ReviewResult {
   if (!isObject(body)) return { ok: false, error: 'body: expected a JSON AdmissionReview object' };
-  if (body['kind'] !== 'AdmissionReview') return { ok: false, error: `kind: expected AdmissionReview, got ${JSON.stringify(body['kind'])}` };
+  if (body['kind'] !== 'AdmissionReview')
+    return { ok: false, error: `kind: expected AdmissionReview, got ${JSON.stringify(body['kind'])}` };
   const req = body['request'];
   if (!isObject(req)) return { ok: false, error: 'request: missing' };
   const uid = req['uid'];
   if (typeof uid !== 'string' || uid === '') return { ok: false, error: 'request.uid: expected a non-empty string' };
-  const answer = (r: Omit<AdmissionResponse, 'uid'>): ReviewResult => ({ ok: true, review: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, ...r } } });
+  const answer = (r: Omit<AdmissionResponse, 'uid'>): ReviewResult => ({
+    ok: true,
+    review: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, ...r } },
+  });
   const op = req['operation'];
   if (op !== 'CREATE' && op !== 'UPDATE') return answer({ allowed: true });
   const raw = req['object'];
-  if (!isObject(raw) || !isObject(raw['metadata']) || typeof raw['apiVersion'] !== 'string' || typeof raw['kind'] !== 'string') {
+  if (
+    !isObject(raw) ||
+    !isObject(raw['metadata']) ||
+    typeof raw['apiVersion'] !== 'string' ||
+    typeof raw['kind'] !== 'string'
+  ) {
     return { ok: false, error: 'request.object: expected an object with apiVersion, kind and metadata' };
   }
   if (classify(raw['apiVersion'], raw['kind']) === undefined) return answer({ allowed: true });
   const meta = raw['metadata'] as Record<string, unknown>;
-  const namespace = typeof meta['namespace'] === 'string' && meta['namespace'] !== '' ? meta['namespace'] : typeof req['namespace'] === 'string' ? req['namespace'] : undefined;
-  const name = typeof meta['name'] === 'string' && meta['name'] !== '' ? meta['name'] : typeof req['name'] === 'string' ? req['name'] : '';
+  const namespace =
+    typeof meta['namespace'] === 'string' && meta['namespace'] !== ''
+      ? meta['namespace']
+      : typeof req['namespace'] === 'string'
+        ? req['namespace']
+        : undefined;
+  const name =
+    typeof meta['name'] === 'string' && meta['name'] !== ''
+      ? meta['name']
+      : typeof req['name'] === 'string'
+        ? req['name']
+        : '';
   // generateName: the name is not known yet; a placeholder keeps it apart from every stored object.
-  const object = { ...raw, metadata: { ...meta, name: name || `${String(meta['generateName'] ?? '')}<generated>`, ...(namespace ? { namespace } : {}) } } as unknown as KubeObject;
+  const object = {
+    ...raw,
+    metadata: {
+      ...meta,
+      name: name || `${String(meta['generateName'] ?? '')}<generated>`,
+      ...(namespace ? { namespace } : {}),
+    },
+  } as unknown as KubeObject;
   const { view: next, key } = viewWith(view, object);
   const built = buildModel(next, settings);
   const problems = built.statuses.filter((s) => s.key === key).flatMap((s) => s.errors);
@@ -80,7 +106,11 @@ export function reviewAdmission(body: unknown, view: ConfigView, settings: Parti
     .map((e) => clip(formatError(e), MAX_WARNING_CHARS));
   if (errors.length === 0) return answer({ allowed: true, ...(warnings.length ? { warnings } : {}) });
   const message = clip(`otoroshi-xds: ${errors.map(formatError).join('; ')}`, MAX_MESSAGE_CHARS);
-  return answer({ allowed: false, status: { code: 422, reason: 'Invalid', message }, ...(warnings.length ? { warnings } : {}) });
+  return answer({
+    allowed: false,
+    status: { code: 422, reason: 'Invalid', message },
+    ...(warnings.length ? { warnings } : {}),
+  });
 }
 
 export interface WebhookServer {
@@ -136,7 +166,11 @@ export function startWebhookServer(opts: {
         return reply(500, { error: 'internal error while reviewing the object' });
       }
       if (!r.ok) return reply(400, { error: r.error });
-      if (!r.review.response.allowed) opts.onLog?.('info', 'admission denied', { uid: r.review.response.uid, message: r.review.response.status?.message });
+      if (!r.review.response.allowed)
+        opts.onLog?.('info', 'admission denied', {
+          uid: r.review.response.uid,
+          message: r.review.response.status?.message,
+        });
       reply(200, r.review);
     });
   });
@@ -165,14 +199,21 @@ interface WebhookConfiguration {
  * leader does it, so the manifests need no generated certificate). Writes only when it differs.
  * Returns "updated", "unchanged" or "missing" (no such configuration).
  */
-export async function ensureWebhookCaBundle(client: KubeClient, name: string, caPem: string): Promise<'updated' | 'unchanged' | 'missing'> {
+export async function ensureWebhookCaBundle(
+  client: KubeClient,
+  name: string,
+  caPem: string,
+): Promise<'updated' | 'unchanged' | 'missing'> {
   const p = `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${encodeURIComponent(name)}`;
   const current = await client.find<WebhookConfiguration>(p);
   if (current === undefined) return 'missing';
   const bundle = Buffer.from(caPem).toString('base64');
   const hooks = current.webhooks ?? [];
   if (hooks.every((w) => w.clientConfig?.caBundle === bundle)) return 'unchanged';
-  const next: WebhookConfiguration = { ...current, webhooks: hooks.map((w) => ({ ...w, clientConfig: { ...(w.clientConfig ?? {}), caBundle: bundle } })) };
+  const next: WebhookConfiguration = {
+    ...current,
+    webhooks: hooks.map((w) => ({ ...w, clientConfig: { ...(w.clientConfig ?? {}), caBundle: bundle } })),
+  };
   await client.replace(p, next);
   return 'updated';
 }
@@ -222,7 +263,10 @@ export class AdmissionWebhook {
     const tick = (): void => {
       void this.step().finally(() => {
         if (this.stopped) return;
-        this.timer = setTimeout(tick, this.server && this.bundleOk ? Math.min(this.recheckMs, 5000) : this.missing ? 10_000 : 1000);
+        this.timer = setTimeout(
+          tick,
+          this.server && this.bundleOk ? Math.min(this.recheckMs, 5000) : this.missing ? 10_000 : 1000,
+        );
         this.timer.unref();
       });
     };
@@ -238,7 +282,10 @@ export class AdmissionWebhook {
     const ca = this.opts.ca();
     if (ca === undefined) return;
     if (this.server === undefined) {
-      const r = ca.issueSync({ hosts: this.opts.hosts, duration: WEBHOOK_CERT_DAYS * 86_400_000, key: { algo: 'ecdsa', size: 256 } }, { now: this.opts.now(), field: '--webhook-hosts' });
+      const r = ca.issueSync(
+        { hosts: this.opts.hosts, duration: WEBHOOK_CERT_DAYS * 86_400_000, key: { algo: 'ecdsa', size: 256 } },
+        { now: this.opts.now(), field: '--webhook-hosts' },
+      );
       if (!r.ok) {
         this.opts.onLog?.('warn', 'cannot issue the webhook certificate', { err: r.error.message });
         return;
@@ -252,7 +299,10 @@ export class AdmissionWebhook {
         ...(this.opts.onLog ? { onLog: this.opts.onLog } : {}),
       });
       if (this.stopped) return void (await this.server.close());
-      this.opts.onLog?.('info', 'admission webhook serving', { port: this.server.port, hosts: this.opts.hosts.join(',') });
+      this.opts.onLog?.('info', 'admission webhook serving', {
+        port: this.server.port,
+        hosts: this.opts.hosts.join(','),
+      });
     }
     if (!this.opts.client || this.opts.configName === '' || !this.opts.isLeader()) return;
     if (this.bundleOk && this.opts.now() - this.lastBundleCheck < this.recheckMs) return;
@@ -261,10 +311,14 @@ export class AdmissionWebhook {
       this.lastBundleCheck = this.opts.now();
       this.missing = r === 'missing';
       this.bundleOk = !this.missing;
-      if (r === 'updated') this.opts.onLog?.('info', 'webhook caBundle written', { validatingWebhookConfiguration: this.opts.configName });
+      if (r === 'updated')
+        this.opts.onLog?.('info', 'webhook caBundle written', { validatingWebhookConfiguration: this.opts.configName });
     } catch (err) {
       this.bundleOk = false;
-      this.opts.onLog?.('warn', 'cannot write the webhook caBundle', { validatingWebhookConfiguration: this.opts.configName, err: (err as Error).message });
+      this.opts.onLog?.('warn', 'cannot write the webhook caBundle', {
+        validatingWebhookConfiguration: this.opts.configName,
+        err: (err as Error).message,
+      });
     }
   }
 

@@ -10,9 +10,23 @@ export const DEFAULT_QUOTA = 10000000;
 export const APIKEY_SECRET_TYPE = 'otoroshi.io/apikey-secret';
 
 const TRANSLATED = new Set([
-  'clientId', 'clientSecret', 'clientName', 'enabled', 'readOnly', 'allowClientIdOnly', 'throttlingQuota',
-  'dailyQuota', 'monthlyQuota', 'validUntil', 'tags', 'metadata', 'authorizedEntities', 'authorizedGroup',
-  'restrictions', 'rotation', 'daikokuToken',
+  'clientId',
+  'clientSecret',
+  'clientName',
+  'enabled',
+  'readOnly',
+  'allowClientIdOnly',
+  'throttlingQuota',
+  'dailyQuota',
+  'monthlyQuota',
+  'validUntil',
+  'tags',
+  'metadata',
+  'authorizedEntities',
+  'authorizedGroup',
+  'restrictions',
+  'rotation',
+  'daikokuToken',
 ]);
 // NOTE: `constrainedServicesOnly` has no field in ApiKey (types.ts): it stays in `spec` and the
 // policy reads `spec.constrainedServicesOnly === true`.
@@ -27,7 +41,12 @@ const ENTITY_PREFIXES = ['group_', 'service_', 'route_', 'routecomp_'];
  * clientId / clientSecret when the spec has none: derived (NOT random: buildModel is pure and must
  * give the same key on every rebuild) from sha512(seed, uid, ns, name). See ModelSettings.secretSeed.
  */
-export function derivedCredentials(seed: string, uid: string, ns: string, name: string): { clientId: string; clientSecret: string } {
+export function derivedCredentials(
+  seed: string,
+  uid: string,
+  ns: string,
+  name: string,
+): { clientId: string; clientSecret: string } {
   return {
     clientId: derivedToken(64, 'clientId', seed, uid, ns, name),
     clientSecret: derivedToken(128, 'clientSecret', seed, uid, ns, name),
@@ -67,28 +86,49 @@ function secretPath(spec: JsonObject, ns: string): string | undefined {
  * Credentials read from the Secret `spec.secretName` when it exists (Otoroshi's CRD sync takes
  * clientId and clientSecret from it, over the spec), with a notice naming it.
  */
-function credentialsFromSecret(spec: JsonObject, ns: string, secrets: ApiKeySecrets, p: Problems): { clientId?: string; clientSecret?: string } {
+function credentialsFromSecret(
+  spec: JsonObject,
+  ns: string,
+  secrets: ApiKeySecrets,
+  p: Problems,
+): { clientId?: string; clientSecret?: string } {
   const path = secretPath(spec, ns);
   const found = path === undefined ? undefined : secrets.get(path);
   if (path === undefined || found === undefined) return {};
   const taken = (['clientId', 'clientSecret'] as const).filter((k) => found[k] !== undefined);
   if (taken.length === 0) {
-    p.warn('OXDS_INVALID_FIELD', `Secret ${path} (type otoroshi.io/apikey-secret) has no clientId nor clientSecret: not used`, 'spec.secretName');
+    p.warn(
+      'OXDS_INVALID_FIELD',
+      `Secret ${path} (type otoroshi.io/apikey-secret) has no clientId nor clientSecret: not used`,
+      'spec.secretName',
+    );
     return {};
   }
   for (const k of taken) {
-    if (str(spec, k) !== undefined && str(spec, k) !== found[k]) p.warn('OXDS_INVALID_FIELD', `${k} is ignored: the Secret ${path} named by secretName has one, and it wins (as in Otoroshi)`, `spec.${k}`);
+    if (str(spec, k) !== undefined && str(spec, k) !== found[k])
+      p.warn(
+        'OXDS_INVALID_FIELD',
+        `${k} is ignored: the Secret ${path} named by secretName has one, and it wins (as in Otoroshi)`,
+        `spec.${k}`,
+      );
   }
   p.notice('OXDS_MISSING_FIELD', `${taken.join(' and ')} read from the existing Secret ${path}`, 'spec.secretName');
   return found;
 }
 
-export function buildApiKey(so: StoredObject, s: ModelSettings, refs: RefResolver, p: Problems, secrets: ApiKeySecrets = new Map()): ApiKey | undefined {
+export function buildApiKey(
+  so: StoredObject,
+  s: ModelSettings,
+  refs: RefResolver,
+  p: Problems,
+  secrets: ApiKeySecrets = new Map(),
+): ApiKey | undefined {
   const obj = so.object;
   const spec = asObject(obj.spec);
   const ns = namespaceOf(obj);
   const name = obj.metadata.name;
-  const uid = typeof obj.metadata.uid === 'string' || typeof obj.metadata.uid === 'number' ? String(obj.metadata.uid) : '';
+  const uid =
+    typeof obj.metadata.uid === 'string' || typeof obj.metadata.uid === 'number' ? String(obj.metadata.uid) : '';
   const derived = derivedCredentials(s.secretSeed, uid, ns, name);
   const fromSecret = credentialsFromSecret(spec, ns, secrets, p);
   const clientId = fromSecret.clientId ?? str(spec, 'clientId') ?? derived.clientId;
@@ -114,7 +154,12 @@ export function buildApiKey(so: StoredObject, s: ModelSettings, refs: RefResolve
   if (typeof vu === 'number') validUntil = vu;
   else if (typeof vu === 'string' && vu !== '') {
     const t = /^\d+$/.test(vu) ? Number(vu) : Date.parse(vu);
-    if (Number.isNaN(t)) p.error('OXDS_INVALID_FIELD', `validUntil ${JSON.stringify(vu)} is neither epoch ms nor an ISO date`, 'spec.validUntil');
+    if (Number.isNaN(t))
+      p.error(
+        'OXDS_INVALID_FIELD',
+        `validUntil ${JSON.stringify(vu)} is neither epoch ms nor an ISO date`,
+        'spec.validUntil',
+      );
     else validUntil = t;
   }
 
@@ -128,11 +173,16 @@ export function buildApiKey(so: StoredObject, s: ModelSettings, refs: RefResolve
     const kind = prefix === undefined || prefix === 'group_' ? 'group' : prefix === 'service_' ? 'service' : 'other';
     const ref = prefix === undefined ? v : v.slice(prefix.length);
     let out: string;
-    if (kind === 'other') out = v; // routes of Otoroshi's new engine: kept as written
+    if (kind === 'other')
+      out = v; // routes of Otoroshi's new engine: kept as written
     else {
       const resolved = kind === 'group' ? refs.group(ref, ns) : refs.descriptor(ref, ns);
       if (resolved === undefined) {
-        p.warn('OXDS_UNRESOLVED_REFERENCE', `${kind} ${JSON.stringify(ref)} not found (by otoroshi.io/id, name in ${ns}, or ns/name); kept as ${kind}_${ref}`, field);
+        p.warn(
+          'OXDS_UNRESOLVED_REFERENCE',
+          `${kind} ${JSON.stringify(ref)} not found (by otoroshi.io/id, name in ${ns}, or ns/name); kept as ${kind}_${ref}`,
+          field,
+        );
       }
       out = `${kind}_${resolved ?? ref}`;
     }
@@ -158,7 +208,8 @@ export function buildApiKey(so: StoredObject, s: ModelSettings, refs: RefResolve
     spec: untranslated(spec, TRANSLATED),
   };
   if (validUntil !== undefined) key.validUntil = validUntil;
-  if (spec['restrictions'] !== undefined && spec['restrictions'] !== null) key.restrictions = restrictionsFrom(spec['restrictions'], 'spec.restrictions', p);
+  if (spec['restrictions'] !== undefined && spec['restrictions'] !== null)
+    key.restrictions = restrictionsFrom(spec['restrictions'], 'spec.restrictions', p);
   const rot = spec['rotation'];
   if (isObject(rot)) {
     // Otoroshi keeps the rotation start in its datastore and generates nextSecret itself. We are
@@ -173,7 +224,11 @@ export function buildApiKey(so: StoredObject, s: ModelSettings, refs: RefResolve
     const next = str(rot, 'nextSecret');
     if (next !== undefined && next !== '') r.nextSecret = next;
     if (r.enabled && r.nextSecret === undefined) {
-      p.warn('OXDS_MISSING_FIELD', 'rotation is enabled but has no nextSecret: only clientSecret is accepted (secrets are not generated here: write nextSecret for the grace period)', 'spec.rotation.nextSecret');
+      p.warn(
+        'OXDS_MISSING_FIELD',
+        'rotation is enabled but has no nextSecret: only clientSecret is accepted (secrets are not generated here: write nextSecret for the grace period)',
+        'spec.rotation.nextSecret',
+      );
     }
     key.rotation = r;
   }

@@ -55,19 +55,41 @@ export function classify(apiVersion: string, kind: string): { kind: string; fami
   const slash = apiVersion.indexOf('/');
   const group = slash >= 0 ? apiVersion.slice(0, slash) : '';
   const version = slash >= 0 ? apiVersion.slice(slash + 1) : apiVersion;
-  if (group === OTOROSHI_GROUP && OTOROSHI_VERSIONS.includes(version) && (OTOROSHI_KINDS as readonly string[]).includes(k)) {
+  if (
+    group === OTOROSHI_GROUP &&
+    OTOROSHI_VERSIONS.includes(version) &&
+    (OTOROSHI_KINDS as readonly string[]).includes(k)
+  ) {
     return { kind: k, family: 'otoroshi' };
   }
-  if (k === 'Ingress' && ['networking.k8s.io/v1', 'networking.k8s.io/v1beta1', 'extensions/v1beta1'].includes(apiVersion)) return { kind: k, family: 'Ingress' };
-  if (k === 'IngressClass' && ['networking.k8s.io/v1', 'networking.k8s.io/v1beta1'].includes(apiVersion)) return { kind: k, family: 'IngressClass' };
+  if (
+    k === 'Ingress' &&
+    ['networking.k8s.io/v1', 'networking.k8s.io/v1beta1', 'extensions/v1beta1'].includes(apiVersion)
+  )
+    return { kind: k, family: 'Ingress' };
+  if (k === 'IngressClass' && ['networking.k8s.io/v1', 'networking.k8s.io/v1beta1'].includes(apiVersion))
+    return { kind: k, family: 'IngressClass' };
   if (k === 'Service' && apiVersion === 'v1') return { kind: k, family: 'Service' };
-  if (k === 'EndpointSlice' && ['discovery.k8s.io/v1', 'discovery.k8s.io/v1beta1'].includes(apiVersion)) return { kind: k, family: 'EndpointSlice' };
+  if (k === 'EndpointSlice' && ['discovery.k8s.io/v1', 'discovery.k8s.io/v1beta1'].includes(apiVersion))
+    return { kind: k, family: 'EndpointSlice' };
   if (k === 'Secret' && apiVersion === 'v1') return { kind: k, family: 'Secret' };
   return undefined;
 }
 
 /** Otoroshi kinds of the proxy.otoroshi.io group that otoroshi-xds does not serve (they configure Otoroshi itself). */
-export const OTOROSHI_UNSERVED_KINDS = ['Tenant', 'Organization', 'Team', 'DataExporter', 'Route', 'RouteComposition', 'Backend', 'ErrorTemplate', 'WasmPlugin', 'Draft', 'SimpleAdmin'];
+export const OTOROSHI_UNSERVED_KINDS = [
+  'Tenant',
+  'Organization',
+  'Team',
+  'DataExporter',
+  'Route',
+  'RouteComposition',
+  'Backend',
+  'ErrorTemplate',
+  'WasmPlugin',
+  'Draft',
+  'SimpleAdmin',
+];
 
 /** Kinds read from other groups: a near spelling of one of them (wrong case, wrong version) is a mistake, not another product. */
 const READ_KINDS = ['Ingress', 'IngressClass', 'Service', 'EndpointSlice', 'Secret'];
@@ -81,14 +103,30 @@ export function unservedKind(apiVersion: string, kind: string): { misspelt: bool
   const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
   const what = `${apiVersion} ${kind}`;
   if (group === OTOROSHI_GROUP) {
-    if (OTOROSHI_UNSERVED_KINDS.includes(kind)) return { misspelt: false, message: `${what} configures Otoroshi itself and has no meaning for Envoy: skipped` };
+    if (OTOROSHI_UNSERVED_KINDS.includes(kind))
+      return { misspelt: false, message: `${what} configures Otoroshi itself and has no meaning for Envoy: skipped` };
     const near = [...OTOROSHI_KINDS].find((k) => k.toLowerCase() === kind.toLowerCase());
-    if (near !== undefined && near === kind) return { misspelt: true, message: `unsupported version ${apiVersion} of ${kind} (${OTOROSHI_VERSIONS.map((v) => `${OTOROSHI_GROUP}/${v}`).join(' or ')}): ignored` };
-    return { misspelt: true, message: `unknown kind ${what}${near !== undefined ? ` (did you mean ${near}?)` : ` (${OTOROSHI_GROUP} kinds: ${OTOROSHI_KINDS.join(', ')})`}: ignored` };
+    if (near !== undefined && near === kind)
+      return {
+        misspelt: true,
+        message: `unsupported version ${apiVersion} of ${kind} (${OTOROSHI_VERSIONS.map((v) => `${OTOROSHI_GROUP}/${v}`).join(' or ')}): ignored`,
+      };
+    return {
+      misspelt: true,
+      message: `unknown kind ${what}${near !== undefined ? ` (did you mean ${near}?)` : ` (${OTOROSHI_GROUP} kinds: ${OTOROSHI_KINDS.join(', ')})`}: ignored`,
+    };
   }
-  if (group.toLowerCase() === OTOROSHI_GROUP || group.endsWith('.otoroshi.io')) return { misspelt: true, message: `unknown API group in ${what} (did you mean ${OTOROSHI_GROUP}/v1alpha1?): ignored` };
+  if (group.toLowerCase() === OTOROSHI_GROUP || group.endsWith('.otoroshi.io'))
+    return {
+      misspelt: true,
+      message: `unknown API group in ${what} (did you mean ${OTOROSHI_GROUP}/v1alpha1?): ignored`,
+    };
   const near = READ_KINDS.find((k) => k.toLowerCase() === kind.toLowerCase());
-  if (near !== undefined) return { misspelt: true, message: `unsupported ${what}${near !== kind ? ` (did you mean ${near}?)` : ' (this version is not read)'}: ignored` };
+  if (near !== undefined)
+    return {
+      misspelt: true,
+      message: `unsupported ${what}${near !== kind ? ` (did you mean ${near}?)` : ' (this version is not read)'}: ignored`,
+    };
   return { misspelt: false, message: `${what} is outside otoroshi-xds's scope: skipped` };
 }
 
@@ -146,12 +184,16 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
   const s: ModelSettings = { ...DEFAULT_SETTINGS, ...(settings ?? {}) };
   const entries: Entry[] = [...view.objects].sort(byAge).map((so) => {
     const obj = so.object;
-    const c = typeof obj?.apiVersion === 'string' && typeof obj?.kind === 'string' ? classify(obj.apiVersion, obj.kind) : undefined;
+    const c =
+      typeof obj?.apiVersion === 'string' && typeof obj?.kind === 'string'
+        ? classify(obj.apiVersion, obj.kind)
+        : undefined;
     const kind = c?.kind ?? (typeof obj?.kind === 'string' ? obj.kind : '');
     let p: Problems;
     try {
       p = Problems.of(so, kind);
-      if (c?.family === 'IngressClass') p = new Problems(kind, '', so.object.metadata.name, so.origin.file, so.origin.doc); // cluster-scoped
+      if (c?.family === 'IngressClass')
+        p = new Problems(kind, '', so.object.metadata.name, so.origin.file, so.origin.doc); // cluster-scoped
     } catch {
       p = new Problems(kind, 'default', String(obj?.metadata?.name ?? ''), so.origin.file, so.origin.doc);
     }
@@ -162,7 +204,12 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
   for (const e of entries) {
     guard(e, () => {
       const obj = e.so.object;
-      if (obj === null || typeof obj !== 'object' || typeof obj.metadata?.name !== 'string' || obj.metadata.name === '') {
+      if (
+        obj === null ||
+        typeof obj !== 'object' ||
+        typeof obj.metadata?.name !== 'string' ||
+        obj.metadata.name === ''
+      ) {
         e.p.error('OXDS_MISSING_FIELD', 'metadata.name is required', 'metadata.name');
         e.done = true;
         return;
@@ -185,20 +232,27 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
       }
     });
   }
-  const live = (f: Family, kind?: string): Entry[] => entries.filter((e) => !e.done && e.family === f && (kind === undefined || e.kind === kind));
+  const live = (f: Family, kind?: string): Entry[] =>
+    entries.filter((e) => !e.done && e.family === f && (kind === undefined || e.kind === kind));
 
   // 2. Kubernetes objects
   for (const e of live('Service')) {
     guard(e, () => {
       const spec = asObject(e.so.object.spec);
-      if (spec['type'] !== 'ExternalName' && !Array.isArray(spec['ports'])) e.p.error('OXDS_MISSING_FIELD', 'spec.ports is required', 'spec.ports');
+      if (spec['type'] !== 'ExternalName' && !Array.isArray(spec['ports']))
+        e.p.error('OXDS_MISSING_FIELD', 'spec.ports is required', 'spec.ports');
       if (e.p.hasErrors) e.done = true;
     });
   }
   for (const e of live('EndpointSlice')) {
     guard(e, () => {
       const svc = e.so.object.metadata.labels?.['kubernetes.io/service-name'];
-      if (typeof svc !== 'string' || svc === '') e.p.warn('OXDS_MISSING_FIELD', 'no kubernetes.io/service-name label: this EndpointSlice belongs to no Service', 'metadata.labels');
+      if (typeof svc !== 'string' || svc === '')
+        e.p.warn(
+          'OXDS_MISSING_FIELD',
+          'no kubernetes.io/service-name label: this EndpointSlice belongs to no Service',
+          'metadata.labels',
+        );
     });
   }
   const idx = buildKubeIndex(
@@ -217,12 +271,16 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
       const type = obj['type'];
       if (type === APIKEY_SECRET_TYPE) {
         // Our own exports follow the ApiKey (its spec wins); any other such Secret gives the key its credentials.
-        if (obj.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'otoroshi-xds') apikeySecrets.set(`${namespaceOf(obj)}/${obj.metadata.name}`, apiKeySecretValues(obj));
+        if (obj.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'otoroshi-xds')
+          apikeySecrets.set(`${namespaceOf(obj)}/${obj.metadata.name}`, apiKeySecretValues(obj));
         e.done = true;
         return;
       }
       if (type !== TLS_SECRET_TYPE) {
-        e.p.warn('OXDS_UNKNOWN_KIND', `Secret of type ${JSON.stringify(type ?? 'Opaque')} is not used (only ${TLS_SECRET_TYPE}, and ${APIKEY_SECRET_TYPE} named by an ApiKey's secretName)`);
+        e.p.warn(
+          'OXDS_UNKNOWN_KIND',
+          `Secret of type ${JSON.stringify(type ?? 'Opaque')} is not used (only ${TLS_SECRET_TYPE}, and ${APIKEY_SECRET_TYPE} named by an ApiKey's secretName)`,
+        );
         e.done = true;
         return;
       }
@@ -263,14 +321,18 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
   // 3. GlobalConfig: only one (the oldest is kept)
   const globals = live('otoroshi', 'GlobalConfig');
   globals.slice(1).forEach((e) => {
-    e.p.error('OXDS_TOO_MANY_GLOBAL_CONFIGS', `There can only be one GlobalConfig entity ! (${globals[0]?.so.key ?? ''} is used)`);
+    e.p.error(
+      'OXDS_TOO_MANY_GLOBAL_CONFIGS',
+      `There can only be one GlobalConfig entity ! (${globals[0]?.so.key ?? ''} is used)`,
+    );
     e.done = true;
   });
   let globalConfig: GlobalConfigModel | undefined;
   const g0 = globals[0];
-  if (g0 !== undefined) guard(g0, () => {
-    globalConfig = buildGlobalConfig(g0.so, g0.p);
-  });
+  if (g0 !== undefined)
+    guard(g0, () => {
+      globalConfig = buildGlobalConfig(g0.so, g0.p);
+    });
   // 3b. TcpServices (issue 3): one listener each; a port used twice: the oldest wins.
   const tcpServices: TcpServiceModel[] = [];
   const tcpPorts = new Map<string, string>();
@@ -431,7 +493,10 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
     };
     const prev = descriptorById.get(c.d.id);
     if (prev !== undefined) {
-      loss({ code: 'OXDS_DUPLICATE_OBJECT', message: `descriptor id ${c.d.id} is already used by ${prev.sourceKey}: this one is left out` });
+      loss({
+        code: 'OXDS_DUPLICATE_OBJECT',
+        message: `descriptor id ${c.d.id} is already used by ${prev.sourceKey}: this one is left out`,
+      });
       continue;
     }
     if (c.d.enabled) {
@@ -447,7 +512,8 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
       for (const k of keys) claimed.set(k, c);
     }
     descriptorById.set(c.d.id, c.d);
-    if (c.d.sourceKind === 'ServiceDescriptor') descriptorByPath.set(`${c.d.namespace}/${c.owner.so.object.metadata.name}`, c.d.id);
+    if (c.d.sourceKind === 'ServiceDescriptor')
+      descriptorByPath.set(`${c.d.namespace}/${c.owner.so.object.metadata.name}`, c.d.id);
     kept.push(c);
   }
   for (const [owner, items] of lost) {
@@ -475,7 +541,11 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
       }
       const prev = keyByClientId.get(k.clientId);
       if (prev !== undefined) {
-        e.p.error('OXDS_DUPLICATE_OBJECT', `clientId ${k.clientId} is already used by ${prev.sourceKey}`, 'spec.clientId');
+        e.p.error(
+          'OXDS_DUPLICATE_OBJECT',
+          `clientId ${k.clientId} is already used by ${prev.sourceKey}`,
+          'spec.clientId',
+        );
         e.done = true;
         return;
       }
@@ -533,7 +603,15 @@ export function loadErrorStatuses(errors: readonly ConfigError[]): ObjectStatus[
       const origin: ObjectStatus['origin'] = { seq: -1 };
       if (err.file !== undefined) origin.file = err.file;
       if (err.doc !== undefined) origin.doc = err.doc;
-      st = { key, kind: err.kind ?? '', namespace: err.namespace ?? '', name: err.name ?? '', origin, state: 'valid', errors: [] };
+      st = {
+        key,
+        kind: err.kind ?? '',
+        namespace: err.namespace ?? '',
+        name: err.name ?? '',
+        origin,
+        state: 'valid',
+        errors: [],
+      };
       byKey.set(key, st);
     }
     st.errors.push(err);

@@ -33,7 +33,13 @@ export function requestedSubject(r: CertificateRequest): string | undefined {
 
 export function certIndex(certs: readonly TlsCertificate[], requests: readonly CertificateRequest[]): CertIndex {
   const all: CertCandidate[] = [];
-  for (const c of certs) all.push({ secretName: c.secretName, ...(c.id !== undefined ? { id: c.id } : {}), ...(c.subject !== undefined ? { subject: c.subject } : {}), ...(c.notAfter !== undefined ? { notAfter: c.notAfter } : {}) });
+  for (const c of certs)
+    all.push({
+      secretName: c.secretName,
+      ...(c.id !== undefined ? { id: c.id } : {}),
+      ...(c.subject !== undefined ? { subject: c.subject } : {}),
+      ...(c.notAfter !== undefined ? { notAfter: c.notAfter } : {}),
+    });
   for (const r of requests) {
     const subject = requestedSubject(r);
     all.push({ secretName: r.secretName, id: r.id, ...(subject !== undefined ? { subject } : {}) });
@@ -77,7 +83,9 @@ export const LEGACY_ROOT_DN = 'CN=Otoroshi Root';
 
 /** The hint for a reference that matches nothing (Otoroshi's pre-1.5 root DN is a common one). */
 export function certRefHint(ref: string): string {
-  return dnEquals(ref, LEGACY_ROOT_DN) ? ` (${LEGACY_ROOT_DN} is the root DN of Otoroshi before 1.5: did you mean ${ROOT_CA_ID}?)` : '';
+  return dnEquals(ref, LEGACY_ROOT_DN)
+    ? ` (${LEGACY_ROOT_DN} is the root DN of Otoroshi before 1.5: did you mean ${ROOT_CA_ID}?)`
+    : '';
 }
 
 interface MtlsOutcome {
@@ -107,7 +115,11 @@ function resolveMtls(m: TargetMtls, ns: string, idx: CertIndex): MtlsOutcome {
     const r = resolveCertRef(ref, ns, idx);
     if (r === undefined) notFound('certs', j, ref);
     else if ('builtinCa' in r) {
-      problems.push({ code: 'OXDS_INVALID_FIELD', message: `${r.builtinCa} is a CA, not a client certificate: name a Certificate with csr.client: true`, field: `${field}.certs[${j}]` });
+      problems.push({
+        code: 'OXDS_INVALID_FIELD',
+        message: `${r.builtinCa} is a CA, not a client certificate: name a Certificate with csr.client: true`,
+        field: `${field}.certs[${j}]`,
+      });
     } else certs.push(r.secretName);
   });
   m.trustedCerts.forEach((ref, j) => {

@@ -1,6 +1,13 @@
 // Certificate CRs (otoroshi-model.md §8, DECISIONS 15) → a CertificateRequest for the CA (csr),
 // or a TlsCertificate (user-provided chain + privateKey). Pure: issuing happens after buildModel.
-import type { CertificateCsr, CertificateRequest, SecretRef, StoredObject, TlsBinding, TlsCertificate } from './types.js';
+import type {
+  CertificateCsr,
+  CertificateRequest,
+  SecretRef,
+  StoredObject,
+  TlsBinding,
+  TlsCertificate,
+} from './types.js';
 import { crdEntityId, namespaceOf } from './ids.js';
 import { asObject, isObject, str, type JsonObject, type Problems } from './problems.js';
 import { certificateFromPem } from './certs.js';
@@ -58,9 +65,18 @@ export function exportRef(spec: JsonObject, ns: string, crName: string, p: Probl
   if (spec['exportSecret'] !== true) return undefined;
   const raw = str(spec, 'secretName')?.trim() || `${crName}-secret`;
   const parts = raw.split('/');
-  const ref = parts.length === 2 ? { namespace: parts[0] as string, name: parts[1] as string } : { namespace: ns, name: raw };
-  if (parts.length > 2 || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(ref.name) || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ref.namespace)) {
-    p.error('OXDS_INVALID_FIELD', `secretName ${JSON.stringify(raw)} is not a valid Secret name (DNS subdomain, optionally "namespace/name")`, 'spec.secretName');
+  const ref =
+    parts.length === 2 ? { namespace: parts[0] as string, name: parts[1] as string } : { namespace: ns, name: raw };
+  if (
+    parts.length > 2 ||
+    !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(ref.name) ||
+    !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ref.namespace)
+  ) {
+    p.error(
+      'OXDS_INVALID_FIELD',
+      `secretName ${JSON.stringify(raw)} is not a valid Secret name (DNS subdomain, optionally "namespace/name")`,
+      'spec.secretName',
+    );
     return undefined;
   }
   return ref;
@@ -78,7 +94,8 @@ export function buildCertificate(so: StoredObject, now: number, p: Problems): Ce
   if (p.hasErrors) return {};
   const out: CertificateOut = {};
   if (isObject(spec['csr'])) {
-    if (str(spec, 'chain') !== undefined) p.warn('OXDS_INVALID_FIELD', 'chain is ignored: csr is set, so the CA issues this certificate', 'spec.chain');
+    if (str(spec, 'chain') !== undefined)
+      p.warn('OXDS_INVALID_FIELD', 'chain is ignored: csr is set, so the CA issues this certificate', 'spec.chain');
     const csr = csrOf(spec['csr']);
     const req: CertificateRequest = {
       secretName,
@@ -93,23 +110,42 @@ export function buildCertificate(so: StoredObject, now: number, p: Problems): Ce
     if (exportSecret !== undefined) req.exportSecret = exportSecret;
     out.request = req;
     const dns = (csr.hosts ?? []).filter((h) => DNS_RE.test(h)).map((h) => h.toLowerCase());
-    if (csr.ca !== true && dns.length > 0) out.binding = { secretName, serverNames: [...new Set(dns)].sort(), source: { kind: 'Certificate', namespace: ns, name: obj.metadata.name } };
+    if (csr.ca !== true && dns.length > 0)
+      out.binding = {
+        secretName,
+        serverNames: [...new Set(dns)].sort(),
+        source: { kind: 'Certificate', namespace: ns, name: obj.metadata.name },
+      };
     return out;
   }
   const chain = str(spec, 'chain');
   const key = str(spec, 'privateKey');
   if (chain === undefined && key === undefined) {
-    p.error('OXDS_MISSING_FIELD', 'a Certificate needs either csr (issued by our CA) or chain + privateKey', 'spec.csr');
+    p.error(
+      'OXDS_MISSING_FIELD',
+      'a Certificate needs either csr (issued by our CA) or chain + privateKey',
+      'spec.csr',
+    );
     return {};
   }
-  const pem = certificateFromPem(chain, key, { chain: 'spec.chain', key: 'spec.privateKey', chainName: 'chain', keyName: 'privateKey' }, now, p);
+  const pem = certificateFromPem(
+    chain,
+    key,
+    { chain: 'spec.chain', key: 'spec.privateKey', chainName: 'chain', keyName: 'privateKey' },
+    now,
+    p,
+  );
   if (pem === undefined) return {};
   const cert: TlsCertificate = { secretName, sourceKey: so.key, ...pem, id };
   if (spec['ca'] === true) cert.ca = true;
   if (exportSecret !== undefined) cert.exportSecret = exportSecret;
   out.provided = cert;
   if (cert.ca !== true && cert.dnsNames.length > 0) {
-    out.binding = { secretName, serverNames: [...new Set(cert.dnsNames.map((d) => d.toLowerCase()))].sort(), source: { kind: 'Certificate', namespace: ns, name: obj.metadata.name } };
+    out.binding = {
+      secretName,
+      serverNames: [...new Set(cert.dnsNames.map((d) => d.toLowerCase()))].sort(),
+      source: { kind: 'Certificate', namespace: ns, name: obj.metadata.name },
+    };
   }
   return out;
 }

@@ -44,7 +44,13 @@ export function buildTlsCertificate(so: StoredObject, now: number, p: Problems):
   const chain = secretValue(obj, 'tls.crt', p);
   const key = secretValue(obj, 'tls.key', p);
   if (p.hasErrors) return undefined;
-  const pem = certificateFromPem(chain, key, { chain: 'data["tls.crt"]', key: 'data["tls.key"]', chainName: 'tls.crt', keyName: 'tls.key' }, now, p);
+  const pem = certificateFromPem(
+    chain,
+    key,
+    { chain: 'data["tls.crt"]', key: 'data["tls.key"]', chainName: 'tls.crt', keyName: 'tls.key' },
+    now,
+    p,
+  );
   if (pem === undefined) return undefined;
   return { secretName: `${ns}/${obj.metadata.name}`, sourceKey: so.key, ...pem };
 }

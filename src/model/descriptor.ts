@@ -111,7 +111,11 @@ export function clientConfigFrom(spec: JsonObject, field: string, p: Problems): 
     customTimeouts: [],
   };
   if (out.retries < 1) {
-    p.warn('OXDS_INVALID_FIELD', `retries is the total number of attempts; ${out.retries} means 1`, `${field}.clientConfig.retries`);
+    p.warn(
+      'OXDS_INVALID_FIELD',
+      `retries is the total number of attempts; ${out.retries} means 1`,
+      `${field}.clientConfig.retries`,
+    );
     out.retries = 1;
   }
   const cts = Array.isArray(cc['customTimeouts']) ? cc['customTimeouts'] : [];
@@ -121,7 +125,11 @@ export function clientConfigFrom(spec: JsonObject, field: string, p: Problems): 
     const t = (k: keyof Omit<CustomTimeout, 'path'>): number => num(ct, k) ?? (DEFAULT_CLIENT_CONFIG[k] as number);
     const reason = re2Problem(path);
     if (reason !== null) {
-      p.error('OXDS_INVALID_REGEX', `invalid RE2 regex ${JSON.stringify(path)}: ${reason}`, `${field}.clientConfig.customTimeouts[${i}].path`);
+      p.error(
+        'OXDS_INVALID_REGEX',
+        `invalid RE2 regex ${JSON.stringify(path)}: ${reason}`,
+        `${field}.clientConfig.customTimeouts[${i}].path`,
+      );
       return;
     }
     // Our reader reads idleTimeout from `idleTimeout` (Otoroshi's reader bug, §4.6, is not reproduced).
@@ -141,7 +149,8 @@ export function checkPatterns(patterns: string[], field: string, p: Problems): s
   patterns.forEach((pat, i) => {
     // ext_authz evaluates these on the linear-time engine, Java spellings rewritten (linear-regex.ts).
     const reason = re2Problem(javaToRe2(pat)) ?? linearRegexProblem(pat);
-    if (reason !== null) p.error('OXDS_INVALID_REGEX', `invalid RE2 regex ${JSON.stringify(pat)}: ${reason}`, `${field}[${i}]`);
+    if (reason !== null)
+      p.error('OXDS_INVALID_REGEX', `invalid RE2 regex ${JSON.stringify(pat)}: ${reason}`, `${field}[${i}]`);
   });
   return patterns;
 }
@@ -151,7 +160,11 @@ export function headerMatches(map: Record<string, string>, field: string, p: Pro
   for (const [name, regex] of Object.entries(map)) {
     const reason = re2Problem(regex);
     if (reason !== null) {
-      p.error('OXDS_INVALID_REGEX', `invalid RE2 regex ${JSON.stringify(regex)} for header ${name}: ${reason}`, `${field}.${name}`);
+      p.error(
+        'OXDS_INVALID_REGEX',
+        `invalid RE2 regex ${JSON.stringify(regex)} for header ${name}: ${reason}`,
+        `${field}.${name}`,
+      );
       continue;
     }
     out.push({ name: name.toLowerCase(), regex });
@@ -173,13 +186,49 @@ export function checkHost(h: string): boolean {
 
 /** Fields of a ServiceDescriptor spec that buildModel translates (the rest is kept in `spec`). */
 const TRANSLATED = new Set([
-  'id', 'name', 'enabled', 'groups', 'groupId', 'hosts', 'paths', 'matchingRoot', 'root', 'stripPath',
-  'matchingHeaders', 'targets', 'targetsFrom', 'targetsLoadBalancing', 'forceHttps', 'maintenanceMode',
-  'buildMode', 'overrideHost', 'allowHttp10', 'readOnly', 'xForwardedHeaders', 'sendOtoroshiHeadersBack',
-  'enforceSecureCommunication', 'detectApiKeySooner', 'additionalHeaders', 'additionalHeadersOut',
-  'missingOnlyHeadersIn', 'missingOnlyHeadersOut', 'removeHeadersIn', 'removeHeadersOut', 'headersVerification',
-  'publicPatterns', 'privatePatterns', 'clientConfig', 'enabledAdditionalHosts', 'env', 'domain', 'subdomain',
-  'handleLegacyDomain', 'apiKeyConstraints', 'restrictions', 'jwtVerifier', ...FEATURE_FIELDS,
+  'id',
+  'name',
+  'enabled',
+  'groups',
+  'groupId',
+  'hosts',
+  'paths',
+  'matchingRoot',
+  'root',
+  'stripPath',
+  'matchingHeaders',
+  'targets',
+  'targetsFrom',
+  'targetsLoadBalancing',
+  'forceHttps',
+  'maintenanceMode',
+  'buildMode',
+  'overrideHost',
+  'allowHttp10',
+  'readOnly',
+  'xForwardedHeaders',
+  'sendOtoroshiHeadersBack',
+  'enforceSecureCommunication',
+  'detectApiKeySooner',
+  'additionalHeaders',
+  'additionalHeadersOut',
+  'missingOnlyHeadersIn',
+  'missingOnlyHeadersOut',
+  'removeHeadersIn',
+  'removeHeadersOut',
+  'headersVerification',
+  'publicPatterns',
+  'privatePatterns',
+  'clientConfig',
+  'enabledAdditionalHosts',
+  'env',
+  'domain',
+  'subdomain',
+  'handleLegacyDomain',
+  'apiKeyConstraints',
+  'restrictions',
+  'jwtVerifier',
+  ...FEATURE_FIELDS,
 ]);
 
 export function untranslated(spec: JsonObject, translated: ReadonlySet<string>): Record<string, unknown> {
@@ -206,13 +255,21 @@ export function buildCrdDescriptor(
 
   // groups: legacy groupId ++ groups, de-duplicated, resolved (DECISIONS 5). Unresolved: warning,
   // the raw value is kept (it may be Otoroshi's built-in `default` group or be created later).
-  const rawGroups = [...(str(spec, 'groupId') !== undefined ? [str(spec, 'groupId') as string] : []), ...strArray(spec, 'groups')];
+  const rawGroups = [
+    ...(str(spec, 'groupId') !== undefined ? [str(spec, 'groupId') as string] : []),
+    ...strArray(spec, 'groups'),
+  ];
   const groups: string[] = [];
   rawGroups.forEach((g, i) => {
     const resolved = refs.group(g, ns);
     if (resolved === undefined) {
-      const field = spec['groupId'] === g && i === 0 ? 'spec.groupId' : `spec.groups[${strArray(spec, 'groups').indexOf(g)}]`;
-      p.warn('OXDS_UNRESOLVED_REFERENCE', `group ${JSON.stringify(g)} not found (by otoroshi.io/id, name in ${ns}, or ns/name); kept as a raw group id`, field);
+      const field =
+        spec['groupId'] === g && i === 0 ? 'spec.groupId' : `spec.groups[${strArray(spec, 'groups').indexOf(g)}]`;
+      p.warn(
+        'OXDS_UNRESOLVED_REFERENCE',
+        `group ${JSON.stringify(g)} not found (by otoroshi.io/id, name in ${ns}, or ns/name); kept as a raw group id`,
+        field,
+      );
     }
     const v = resolved ?? g;
     if (!groups.includes(v)) groups.push(v);
@@ -224,12 +281,23 @@ export function buildCrdDescriptor(
     if (!hosts.includes(h)) hosts.push(h);
   };
   strArray(spec, 'hosts').forEach((h, i) => {
-    if (!checkHost(h)) p.error('OXDS_INVALID_FIELD', `invalid host ${JSON.stringify(h)} (a host name, optionally with * wildcards; no scheme, port or path)`, `spec.hosts[${i}]`);
+    if (!checkHost(h))
+      p.error(
+        'OXDS_INVALID_FIELD',
+        `invalid host ${JSON.stringify(h)} (a host name, optionally with * wildcards; no scheme, port or path)`,
+        `spec.hosts[${i}]`,
+      );
     else addHost(h);
   });
   const domain = str(spec, 'domain');
   const subdomain = str(spec, 'subdomain');
-  if (bool(spec, 'handleLegacyDomain', true) && domain !== undefined && domain !== '' && subdomain !== undefined && subdomain !== '') {
+  if (
+    bool(spec, 'handleLegacyDomain', true) &&
+    domain !== undefined &&
+    domain !== '' &&
+    subdomain !== undefined &&
+    subdomain !== ''
+  ) {
     const env = str(spec, 'env') ?? 'prod';
     addHost(env === 'prod' ? `${subdomain}.${domain}` : `${subdomain}.${env}.${domain}`);
   }
@@ -255,7 +323,8 @@ export function buildCrdDescriptor(
   const matchingRoot = str(spec, 'matchingRoot');
   if (matchingRoot !== undefined && matchingRoot !== '') addPath(matchingRoot, 'spec.matchingRoot');
   const root = str(spec, 'root') ?? '/';
-  if (!root.startsWith('/')) p.error('OXDS_INVALID_FIELD', `root ${JSON.stringify(root)} must start with /`, 'spec.root');
+  if (!root.startsWith('/'))
+    p.error('OXDS_INVALID_FIELD', `root ${JSON.stringify(root)} must start with /`, 'spec.root');
 
   // targets
   const t = resolveDescriptorTargets(spec, ns, idx);
@@ -263,7 +332,8 @@ export function buildCrdDescriptor(
   p.addItems('notice', t.notices);
   p.addItems(t.targets.length > 0 ? 'warning' : 'error', t.dropped);
   // (when every target failed, the failures above are already errors)
-  if (t.targets.length === 0 && t.dropped.length === 0) p.error('OXDS_MISSING_FIELD', 'no usable targets', 'spec.targets');
+  if (t.targets.length === 0 && t.dropped.length === 0)
+    p.error('OXDS_MISSING_FIELD', 'no usable targets', 'spec.targets');
 
   const d: Descriptor = {
     id,
@@ -439,7 +509,11 @@ export function restrictionsFrom(v: unknown, field: string, p: Problems): Restri
       const method = str(o, 'method');
       const path = str(o, 'path');
       if (method === undefined || path === undefined) {
-        p.warn('OXDS_INVALID_FIELD', 'a restriction needs a string `method` and `path`: entry ignored (as Otoroshi does)', f);
+        p.warn(
+          'OXDS_INVALID_FIELD',
+          'a restriction needs a string `method` and `path`: entry ignored (as Otoroshi does)',
+          f,
+        );
         return;
       }
       const reason = re2Problem(javaToRe2(path)) ?? linearRegexProblem(path);
@@ -483,14 +557,16 @@ export function jwtRefFrom(
   if (type === 'local' || type === 'global') {
     const enabled = bool(v, 'enabled', type === 'global');
     if (localVerifier === undefined) {
-      if (enabled) p.error('OXDS_INVALID_FIELD', `inline (${type}) jwtVerifier is not supported here`, 'spec.jwtVerifier');
+      if (enabled)
+        p.error('OXDS_INVALID_FIELD', `inline (${type}) jwtVerifier is not supported here`, 'spec.jwtVerifier');
       return off;
     }
     const built = localVerifier(descriptorId, ns, sourceKey, v, 'spec.jwtVerifier');
     // A disabled inline verifier that does not parse only warns (it is never used).
     for (const e of built.errors) p.add(enabled ? e.severity : 'warning', e.code, e.message, e.field);
     if (built.verifier === undefined) {
-      if (enabled && !built.errors.some((e) => e.severity === 'error')) p.error('OXDS_INVALID_FIELD', 'invalid inline jwtVerifier', 'spec.jwtVerifier');
+      if (enabled && !built.errors.some((e) => e.severity === 'error'))
+        p.error('OXDS_INVALID_FIELD', 'invalid inline jwtVerifier', 'spec.jwtVerifier');
       return off;
     }
     if (extras !== undefined) extras.localVerifier = built.verifier;
@@ -506,12 +582,15 @@ export function jwtRefFrom(
     const resolved = refs.jwtVerifier?.(ref, ns);
     if (resolved === undefined) {
       const f = i < listed.length ? `spec.jwtVerifier.ids[${i}]` : 'spec.jwtVerifier.id';
-      p.add(enabled ? 'error' : 'warning', 'OXDS_UNRESOLVED_REFERENCE', `JwtVerifier ${JSON.stringify(ref)} not found (by otoroshi.io/id, name in ${ns}, or ns/name)`, f);
+      p.add(
+        enabled ? 'error' : 'warning',
+        'OXDS_UNRESOLVED_REFERENCE',
+        `JwtVerifier ${JSON.stringify(ref)} not found (by otoroshi.io/id, name in ${ns}, or ns/name)`,
+        f,
+      );
       return;
     }
     if (!ids.includes(resolved)) ids.push(resolved);
   });
   return { enabled, ids, excludedPatterns };
 }
-
-

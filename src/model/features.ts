@@ -13,7 +13,17 @@ import type {
   RedirectCode,
   Target,
 } from './types.js';
-import { asObject, bool, isObject, num, str, strArray, type JsonObject, type ProblemItem, type Problems } from './problems.js';
+import {
+  asObject,
+  bool,
+  isObject,
+  num,
+  str,
+  strArray,
+  type JsonObject,
+  type ProblemItem,
+  type Problems,
+} from './problems.js';
 import { resolveDescriptorTargets, type KubeIndex } from './targets.js';
 
 // ------------------------------------------------------------------ ip filtering
@@ -21,7 +31,11 @@ import { resolveDescriptorTargets, type KubeIndex } from './targets.js';
 /** One ipFiltering entry as CIDR ranges, or null when Envoy cannot express it. */
 export function ipEntryToCidrs(entry: string): { address: string; prefixLen: number }[] | null {
   const e = entry.trim();
-  if (e === '*') return [{ address: '0.0.0.0', prefixLen: 0 }, { address: '::', prefixLen: 0 }];
+  if (e === '*')
+    return [
+      { address: '0.0.0.0', prefixLen: 0 },
+      { address: '::', prefixLen: 0 },
+    ];
   if (e.includes('/')) {
     const [ip, len] = e.split('/');
     const n = Number(len);
@@ -52,7 +66,11 @@ export function ipFilteringFrom(v: unknown, field: string, p: Problems): IpFilte
     strArray(v, list).forEach((entry, i) => {
       if (entry.trim() === '') return;
       if (ipEntryToCidrs(entry) === null) {
-        p.warn('OXDS_NOT_SUPPORTED', `ipFiltering entry ${JSON.stringify(entry)} is neither an IP, a CIDR nor a wildcard on whole trailing IPv4 octets: not supported, ignored`, `${field}.${list}[${i}]`);
+        p.warn(
+          'OXDS_NOT_SUPPORTED',
+          `ipFiltering entry ${JSON.stringify(entry)} is neither an IP, a CIDR nor a wildcard on whole trailing IPv4 octets: not supported, ignored`,
+          `${field}.${list}[${i}]`,
+        );
         return;
       }
       out[list].push(entry.trim());
@@ -71,11 +89,20 @@ export function redirectionFrom(v: unknown, field: string, p: Problems): Redirec
   const code = num(o, 'code') ?? 303;
   if (!(REDIRECT_CODES as readonly number[]).includes(code)) {
     // Otoroshi ignores a redirection with an invalid code.
-    p.warn('OXDS_INVALID_FIELD', `redirection code ${code} is not one of 301, 302, 303, 307, 308: redirection ignored (as Otoroshi does)`, `${field}.code`);
+    p.warn(
+      'OXDS_INVALID_FIELD',
+      `redirection code ${code} is not one of 301, 302, 303, 307, 308: redirection ignored (as Otoroshi does)`,
+      `${field}.code`,
+    );
     return undefined;
   }
   const to = str(o, 'to') ?? 'https://www.otoroshi.io';
-  if (to.includes('${')) p.warn('OXDS_NOT_SUPPORTED', 'expressions (${...}) in redirection.to are not supported: the value is sent literally', `${field}.to`);
+  if (to.includes('${'))
+    p.warn(
+      'OXDS_NOT_SUPPORTED',
+      'expressions (${...}) in redirection.to are not supported: the value is sent literally',
+      `${field}.to`,
+    );
   return { code: code as RedirectCode, to };
 }
 
@@ -89,7 +116,12 @@ export function corsFrom(v: unknown, field: string, p: Problems): CorsSettings |
   const o = asObject(v);
   if (!bool(o, 'enabled', false)) return undefined;
   const excludedPatterns = strArray(o, 'excludedPatterns');
-  if (excludedPatterns.length > 0) p.warn('OXDS_NOT_SUPPORTED', 'cors.excludedPatterns is not supported: CORS applies to every path of the descriptor', `${field}.excludedPatterns`);
+  if (excludedPatterns.length > 0)
+    p.warn(
+      'OXDS_NOT_SUPPORTED',
+      'cors.excludedPatterns is not supported: CORS applies to every path of the descriptor',
+      `${field}.excludedPatterns`,
+    );
   const out: CorsSettings = {
     allowOrigin: str(o, 'allowOrigin') ?? '*',
     exposeHeaders: strArray(o, 'exposeHeaders'),
@@ -103,7 +135,11 @@ export function corsFrom(v: unknown, field: string, p: Problems): CorsSettings |
   if (out.allowCredentials && anyOrigin(out.allowOrigin)) {
     // Browsers refuse credentials with `*`; Envoy would echo every Origin with credentials allowed.
     out.allowCredentials = false;
-    p.warn('OXDS_NOT_SUPPORTED', 'allowCredentials with allowOrigin "*" would let every site send credentialed requests: credentials are not allowed (list the origins to allow them)', `${field}.allowCredentials`);
+    p.warn(
+      'OXDS_NOT_SUPPORTED',
+      'allowCredentials with allowOrigin "*" would let every site send credentialed requests: credentials are not allowed (list the origins to allow them)',
+      `${field}.allowCredentials`,
+    );
   }
   return out;
 }
@@ -119,10 +155,25 @@ export function gzipFrom(v: unknown, field: string, p: Problems): GzipSettings |
     chunkedThreshold: num(o, 'chunkedThreshold') ?? 102400,
     compressionLevel: Math.min(9, Math.max(1, num(o, 'compressionLevel') ?? 5)),
   };
-  if (out.excludedPatterns.length > 0) p.warn('OXDS_NOT_SUPPORTED', 'gzip.excludedPatterns is not supported: responses of every path are compressed', `${field}.excludedPatterns`);
-  if (out.blackList.length > 0) p.warn('OXDS_NOT_SUPPORTED', 'gzip.blackList is not supported (Envoy only has a content-type allow list): ignored', `${field}.blackList`);
+  if (out.excludedPatterns.length > 0)
+    p.warn(
+      'OXDS_NOT_SUPPORTED',
+      'gzip.excludedPatterns is not supported: responses of every path are compressed',
+      `${field}.excludedPatterns`,
+    );
+  if (out.blackList.length > 0)
+    p.warn(
+      'OXDS_NOT_SUPPORTED',
+      'gzip.blackList is not supported (Envoy only has a content-type allow list): ignored',
+      `${field}.blackList`,
+    );
   out.whiteList.forEach((t, i) => {
-    if (t.includes('*')) p.warn('OXDS_NOT_SUPPORTED', `gzip.whiteList entry ${JSON.stringify(t)}: wildcards are not supported (exact content types only): ignored`, `${field}.whiteList[${i}]`);
+    if (t.includes('*'))
+      p.warn(
+        'OXDS_NOT_SUPPORTED',
+        `gzip.whiteList entry ${JSON.stringify(t)}: wildcards are not supported (exact content types only): ignored`,
+        `${field}.whiteList[${i}]`,
+      );
   });
   out.whiteList = out.whiteList.filter((t) => !t.includes('*'));
   return out;
@@ -135,7 +186,14 @@ export function healthCheckFrom(v: unknown): HealthCheckSettings | undefined {
   return { url: url.startsWith('/') ? url : `/${url}` };
 }
 
-export function canaryFrom(v: unknown, ns: string, idx: KubeIndex, field: string, root: string, p: Problems): CanarySettings | undefined {
+export function canaryFrom(
+  v: unknown,
+  ns: string,
+  idx: KubeIndex,
+  field: string,
+  root: string,
+  p: Problems,
+): CanarySettings | undefined {
   const o = asObject(v);
   if (!bool(o, 'enabled', false)) return undefined;
   const traffic = Math.min(1, Math.max(0, num(o, 'traffic') ?? 0.2));
@@ -148,9 +206,21 @@ export function canaryFrom(v: unknown, ns: string, idx: KubeIndex, field: string
     p.warn('OXDS_MISSING_FIELD', 'canary is enabled without usable targets: ignored', `${field}.targets`);
     return undefined;
   }
-  if (canaryRoot !== root) p.warn('OXDS_NOT_SUPPORTED', `canary.root ${JSON.stringify(canaryRoot)} differs from root ${JSON.stringify(root)}: not supported, canary requests use the descriptor root`, `${field}.root`);
-  p.warn('OXDS_NOT_SUPPORTED', 'canary: requests are split by weight per request; the sticky otoroshi-canary cookie is not supported', `${field}.enabled`);
-  const canaryMtls = (x: Target): Target => (x.mtls?.field !== undefined ? { ...x, mtls: { ...x.mtls, field: x.mtls.field.replace(/^spec\./, `${field}.`) } } : x);
+  if (canaryRoot !== root)
+    p.warn(
+      'OXDS_NOT_SUPPORTED',
+      `canary.root ${JSON.stringify(canaryRoot)} differs from root ${JSON.stringify(root)}: not supported, canary requests use the descriptor root`,
+      `${field}.root`,
+    );
+  p.warn(
+    'OXDS_NOT_SUPPORTED',
+    'canary: requests are split by weight per request; the sticky otoroshi-canary cookie is not supported',
+    `${field}.enabled`,
+  );
+  const canaryMtls = (x: Target): Target =>
+    x.mtls?.field !== undefined
+      ? { ...x, mtls: { ...x.mtls, field: x.mtls.field.replace(/^spec\./, `${field}.`) } }
+      : x;
   return { traffic, targets: t.targets.map((x, i) => ({ ...canaryMtls(x), id: `c${i}` })), root: canaryRoot };
 }
 
@@ -168,40 +238,111 @@ interface Unsupported {
   why: string;
 }
 
-const nonEmpty = (v: unknown): boolean => (Array.isArray(v) ? v.length > 0 : isObject(v) ? Object.keys(v).length > 0 : v !== undefined && v !== null && v !== '');
+const nonEmpty = (v: unknown): boolean =>
+  Array.isArray(v) ? v.length > 0 : isObject(v) ? Object.keys(v).length > 0 : v !== undefined && v !== null && v !== '';
 const enabledBlock = (v: unknown): boolean => isObject(v) && v['enabled'] === true;
 
 /** Settings of Otoroshi's secured communication with the backend (the state/claim challenge). */
 export const SECCOM_FIELDS = [
-  'sendInfoToken', 'sendStateChallenge', 'secComVersion', 'secComInfoTokenVersion', 'secComTtl', 'secComHeaders',
-  'secComExcludedPatterns', 'secComSettings', 'secComUseSameAlgo', 'secComAlgoChallengeOtoToBack',
-  'secComAlgoChallengeBackToOto', 'secComAlgoInfoToken',
+  'sendInfoToken',
+  'sendStateChallenge',
+  'secComVersion',
+  'secComInfoTokenVersion',
+  'secComTtl',
+  'secComHeaders',
+  'secComExcludedPatterns',
+  'secComSettings',
+  'secComUseSameAlgo',
+  'secComAlgoChallengeOtoToBack',
+  'secComAlgoChallengeBackToOto',
+  'secComAlgoInfoToken',
 ] as const;
-const SECCOM_WHY = "Otoroshi's state/claim challenge with the backend is not implemented: enforceSecureCommunication is off here, see docs/compatibility.md";
+const SECCOM_WHY =
+  "Otoroshi's state/claim challenge with the backend is not implemented: enforceSecureCommunication is off here, see docs/compatibility.md";
 
 /** Fields a user can set that this control plane cannot express in Envoy (docs/compatibility.md). */
 export const UNSUPPORTED_DESCRIPTOR_FIELDS: readonly Unsupported[] = [
-  { field: 'enforceSecureCommunication', set: (s) => s['enforceSecureCommunication'] === true, why: "Otoroshi's state/claim challenge with the backend is not implemented: the backend gets no Otoroshi-State / Otoroshi-Claim, see docs/compatibility.md" },
+  {
+    field: 'enforceSecureCommunication',
+    set: (s) => s['enforceSecureCommunication'] === true,
+    why: "Otoroshi's state/claim challenge with the backend is not implemented: the backend gets no Otoroshi-State / Otoroshi-Claim, see docs/compatibility.md",
+  },
   // With enforceSecureCommunication: false they mean nothing in Otoroshi either.
-  ...SECCOM_FIELDS.map((f): Unsupported => ({ field: f, set: (s) => s['enforceSecureCommunication'] !== false && nonEmpty(s[f]), why: SECCOM_WHY })),
-  { field: 'transformerRefs', set: (s) => nonEmpty(s['transformerRefs']) || nonEmpty(s['transformerRef']), why: 'Otoroshi request transformers (Scala scripts)' },
-  { field: 'transformerConfig', set: (s) => nonEmpty(s['transformerConfig']), why: 'Otoroshi request transformers (Scala scripts)' },
-  { field: 'accessValidator', set: (s) => enabledBlock(s['accessValidator']), why: 'Otoroshi access validator scripts' },
+  ...SECCOM_FIELDS.map((f): Unsupported => ({
+    field: f,
+    set: (s) => s['enforceSecureCommunication'] !== false && nonEmpty(s[f]),
+    why: SECCOM_WHY,
+  })),
+  {
+    field: 'transformerRefs',
+    set: (s) => nonEmpty(s['transformerRefs']) || nonEmpty(s['transformerRef']),
+    why: 'Otoroshi request transformers (Scala scripts)',
+  },
+  {
+    field: 'transformerConfig',
+    set: (s) => nonEmpty(s['transformerConfig']),
+    why: 'Otoroshi request transformers (Scala scripts)',
+  },
+  {
+    field: 'accessValidator',
+    set: (s) => enabledBlock(s['accessValidator']),
+    why: 'Otoroshi access validator scripts',
+  },
   { field: 'preRouting', set: (s) => enabledBlock(s['preRouting']), why: 'Otoroshi pre-routing scripts' },
   { field: 'plugins', set: (s) => enabledBlock(s['plugins']), why: 'Otoroshi plugins' },
-  { field: 'privateApp', set: (s) => s['privateApp'] === true, why: 'private apps need an Otoroshi auth module login flow' },
+  {
+    field: 'privateApp',
+    set: (s) => s['privateApp'] === true,
+    why: 'private apps need an Otoroshi auth module login flow',
+  },
   { field: 'authConfigRef', set: (s) => nonEmpty(s['authConfigRef']), why: 'auth modules (login flows)' },
   { field: 'clientValidatorRef', set: (s) => nonEmpty(s['clientValidatorRef']), why: 'client certificate validators' },
-  { field: 'strictlyPrivate', set: (s) => s['strictlyPrivate'] === true, why: 'private apps need an Otoroshi auth module login flow' },
-  { field: 'securityExcludedPatterns', set: (s) => nonEmpty(s['securityExcludedPatterns']), why: 'private apps need an Otoroshi auth module login flow' },
-  { field: 'letsEncrypt', set: (s) => s['letsEncrypt'] === true, why: "Let's Encrypt certificates are not ordered by this control plane" },
+  {
+    field: 'strictlyPrivate',
+    set: (s) => s['strictlyPrivate'] === true,
+    why: 'private apps need an Otoroshi auth module login flow',
+  },
+  {
+    field: 'securityExcludedPatterns',
+    set: (s) => nonEmpty(s['securityExcludedPatterns']),
+    why: 'private apps need an Otoroshi auth module login flow',
+  },
+  {
+    field: 'letsEncrypt',
+    set: (s) => s['letsEncrypt'] === true,
+    why: "Let's Encrypt certificates are not ordered by this control plane",
+  },
   { field: 'tcpUdpTunneling', set: (s) => s['tcpUdpTunneling'] === true, why: 'TCP/UDP tunnels over HTTP' },
-  { field: 'issueCert', set: (s) => s['issueCert'] === true, why: 'issuing certificates from a descriptor (use a Certificate)' },
-  { field: 'chaosConfig', set: (s) => enabledBlock(s['chaosConfig']), why: "Otoroshi's chaos engineering (Snow Monkey)" },
-  { field: 'redirectToLocal', set: (s) => s['redirectToLocal'] === true, why: 'redirection to a local development target' },
-  { field: 'allowHttp10', set: (s) => s['allowHttp10'] === false, why: 'refusing HTTP/1.0 per descriptor (HTTP/1.0 is accepted on every route)' },
-  { field: 'clientConfig.proxy', set: (s) => nonEmpty(asObject(s['clientConfig'])['proxy']), why: 'calling targets through an HTTP proxy' },
-  { field: 'targetsLoadBalancing.ratio', set: (s) => asObject(s['targetsLoadBalancing'])['type'] === 'WeightedBestResponseTime', why: 'WeightedBestResponseTime ratio (LEAST_REQUEST is used)' },
+  {
+    field: 'issueCert',
+    set: (s) => s['issueCert'] === true,
+    why: 'issuing certificates from a descriptor (use a Certificate)',
+  },
+  {
+    field: 'chaosConfig',
+    set: (s) => enabledBlock(s['chaosConfig']),
+    why: "Otoroshi's chaos engineering (Snow Monkey)",
+  },
+  {
+    field: 'redirectToLocal',
+    set: (s) => s['redirectToLocal'] === true,
+    why: 'redirection to a local development target',
+  },
+  {
+    field: 'allowHttp10',
+    set: (s) => s['allowHttp10'] === false,
+    why: 'refusing HTTP/1.0 per descriptor (HTTP/1.0 is accepted on every route)',
+  },
+  {
+    field: 'clientConfig.proxy',
+    set: (s) => nonEmpty(asObject(s['clientConfig'])['proxy']),
+    why: 'calling targets through an HTTP proxy',
+  },
+  {
+    field: 'targetsLoadBalancing.ratio',
+    set: (s) => asObject(s['targetsLoadBalancing'])['type'] === 'WeightedBestResponseTime',
+    why: 'WeightedBestResponseTime ratio (LEAST_REQUEST is used)',
+  },
   { field: 'api.exposeApi', set: (s) => asObject(s['api'])['exposeApi'] === true, why: "Otoroshi's developer portal" },
 ];
 
@@ -217,7 +358,12 @@ export function reportUnsupported(spec: JsonObject, p: Problems, at: FieldOf = s
   const targets = Array.isArray(spec['targets']) ? spec['targets'] : [];
   targets.forEach((t, i) => {
     const pred = asObject(asObject(t)['predicate']);
-    if (pred['type'] !== undefined && pred['type'] !== 'AlwaysMatch') p.warn('OXDS_NOT_SUPPORTED', `target predicate ${JSON.stringify(pred['type'])} is not supported: the target is always used`, at(`targets[${i}].predicate`));
+    if (pred['type'] !== undefined && pred['type'] !== 'AlwaysMatch')
+      p.warn(
+        'OXDS_NOT_SUPPORTED',
+        `target predicate ${JSON.stringify(pred['type'])} is not supported: the target is always used`,
+        at(`targets[${i}].predicate`),
+      );
   });
 }
 
@@ -225,7 +371,14 @@ export function reportUnsupported(spec: JsonObject, p: Problems, at: FieldOf = s
 export const FEATURE_FIELDS = ['ipFiltering', 'redirection', 'cors', 'gzip', 'healthCheck', 'canary', 'api'];
 
 /** Apply the edge features of a ServiceDescriptor spec to `d`. */
-export function applyFeatures(d: Descriptor, spec: JsonObject, ns: string, idx: KubeIndex, p: Problems, at: FieldOf = specField): void {
+export function applyFeatures(
+  d: Descriptor,
+  spec: JsonObject,
+  ns: string,
+  idx: KubeIndex,
+  p: Problems,
+  at: FieldOf = specField,
+): void {
   const ip = ipFilteringFrom(spec['ipFiltering'], at('ipFiltering'), p);
   if (ip) d.ipFiltering = ip;
   const r = redirectionFrom(spec['redirection'], at('redirection'), p);
@@ -241,9 +394,20 @@ export function applyFeatures(d: Descriptor, spec: JsonObject, ns: string, idx: 
   const api = openApiUrlFrom(spec['api']);
   if (api) d.openApiDescriptorUrl = api;
   reportUnsupported(spec, p, at);
-  for (const k of ['additionalHeaders', 'additionalHeadersOut', 'missingOnlyHeadersIn', 'missingOnlyHeadersOut', 'headersVerification'] as const) {
+  for (const k of [
+    'additionalHeaders',
+    'additionalHeadersOut',
+    'missingOnlyHeadersIn',
+    'missingOnlyHeadersOut',
+    'headersVerification',
+  ] as const) {
     for (const [h, v] of Object.entries(d[k] ?? {})) {
-      if (v.includes('${')) p.warn('OXDS_NOT_SUPPORTED', `expressions (\${...}) in header values are not supported: ${h} is sent / compared literally`, at(`${k}.${h}`));
+      if (v.includes('${'))
+        p.warn(
+          'OXDS_NOT_SUPPORTED',
+          `expressions (\${...}) in header values are not supported: ${h} is sent / compared literally`,
+          at(`${k}.${h}`),
+        );
     }
   }
 }
@@ -256,7 +420,12 @@ export function isReservedHeader(name: string): boolean {
   return n === 'host' || n.startsWith(':');
 }
 
-const HEADER_MAPS = ['additionalHeaders', 'additionalHeadersOut', 'missingOnlyHeadersIn', 'missingOnlyHeadersOut'] as const;
+const HEADER_MAPS = [
+  'additionalHeaders',
+  'additionalHeadersOut',
+  'missingOnlyHeadersIn',
+  'missingOnlyHeadersOut',
+] as const;
 const HEADER_LISTS = ['removeHeadersIn', 'removeHeadersOut'] as const;
 
 /**
@@ -270,13 +439,23 @@ export function dropReservedHeaders(d: Descriptor, p: Problems, prefix = 'spec')
     for (const [h, v] of Object.entries(d[k])) {
       if (!isReservedHeader(h)) kept[h] = v;
       else if (k === 'additionalHeaders' && h.trim().toLowerCase() === 'host') d.hostRewrite = v;
-      else p.warn('OXDS_RESERVED_HEADER', `header ${JSON.stringify(h)} cannot be set here (Envoy manages Host and pseudo-headers): ignored`, `${prefix}.${k}.${h}`);
+      else
+        p.warn(
+          'OXDS_RESERVED_HEADER',
+          `header ${JSON.stringify(h)} cannot be set here (Envoy manages Host and pseudo-headers): ignored`,
+          `${prefix}.${k}.${h}`,
+        );
     }
     d[k] = kept;
   }
   for (const k of HEADER_LISTS) {
     d[k].forEach((h, i) => {
-      if (isReservedHeader(h)) p.warn('OXDS_RESERVED_HEADER', `header ${JSON.stringify(h)} cannot be removed (Envoy manages Host and pseudo-headers): ignored`, `${prefix}.${k}[${i}]`);
+      if (isReservedHeader(h))
+        p.warn(
+          'OXDS_RESERVED_HEADER',
+          `header ${JSON.stringify(h)} cannot be removed (Envoy manages Host and pseudo-headers): ignored`,
+          `${prefix}.${k}[${i}]`,
+        );
     });
     d[k] = d[k].filter((h) => !isReservedHeader(h));
   }

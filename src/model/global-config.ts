@@ -23,10 +23,16 @@ export function buildGlobalConfig(so: StoredObject, p: Problems): GlobalConfigMo
     perIpThrottlingQuota: num(spec, 'perIpThrottlingQuota') ?? QUOTA_DEFAULT,
   };
   if (g.perIpThrottlingQuota < QUOTA_DEFAULT) {
-    p.warn('OXDS_NOT_SUPPORTED', 'perIpThrottlingQuota is not supported (Envoy local rate limits have no per-client-IP buckets): ignored', 'spec.perIpThrottlingQuota');
+    p.warn(
+      'OXDS_NOT_SUPPORTED',
+      'perIpThrottlingQuota is not supported (Envoy local rate limits have no per-client-IP buckets): ignored',
+      'spec.perIpThrottlingQuota',
+    );
   }
-  if (bool(spec, 'limitConcurrentRequests', false)) p.warn('OXDS_NOT_SUPPORTED', 'limitConcurrentRequests is not supported: ignored', 'spec.limitConcurrentRequests');
+  if (bool(spec, 'limitConcurrentRequests', false))
+    p.warn('OXDS_NOT_SUPPORTED', 'limitConcurrentRequests is not supported: ignored', 'spec.limitConcurrentRequests');
   const endless = spec['endlessIpAddresses'];
-  if (Array.isArray(endless) && endless.length > 0) p.warn('OXDS_NOT_SUPPORTED', 'endlessIpAddresses is not supported: ignored', 'spec.endlessIpAddresses');
+  if (Array.isArray(endless) && endless.length > 0)
+    p.warn('OXDS_NOT_SUPPORTED', 'endlessIpAddresses is not supported: ignored', 'spec.endlessIpAddresses');
   return g;
 }

@@ -1,5 +1,15 @@
 // Ingress → Descriptors (otoroshi-model.md §5, §6; DECISIONS 2, 3, 7).
-import type { Descriptor, ErrorCode, HeaderMatch, KubeObject, LoadBalancing, PathMatchType, StoredObject, Target, TlsBinding } from './types.js';
+import type {
+  Descriptor,
+  ErrorCode,
+  HeaderMatch,
+  KubeObject,
+  LoadBalancing,
+  PathMatchType,
+  StoredObject,
+  Target,
+  TlsBinding,
+} from './types.js';
 import { annotationsOf, ingressDescriptorId, namespaceOf } from './ids.js';
 import { asObject, isObject, num, str, strArray, type JsonObject, type ProblemItem, Problems } from './problems.js';
 import { re2Problem, wildcardMatch } from './regex.js';
@@ -20,7 +30,8 @@ export function ingressClassProblem(ing: KubeObject, classes: readonly KubeObjec
   const spec = asObject(ing.spec);
   const cls = ann['kubernetes.io/ingress.class'] ?? str(spec, 'ingressClassName');
   const matches = (v: string): boolean => s.ingressClasses.some((p) => wildcardMatch(p, v));
-  const ours = (controller: string | undefined): boolean => controller !== undefined && (OTOROSHI_CONTROLLERS.includes(controller) || matches(controller));
+  const ours = (controller: string | undefined): boolean =>
+    controller !== undefined && (OTOROSHI_CONTROLLERS.includes(controller) || matches(controller));
   if (cls !== undefined && cls !== '') {
     const ic = classes.find((c) => c.metadata.name === cls);
     if (ic !== undefined) {
@@ -33,7 +44,11 @@ export function ingressClassProblem(ing: KubeObject, classes: readonly KubeObjec
   }
   if (s.ingressClasses.includes('*')) return null;
   // DECISIONS 3: the default IngressClass applies to class-less ingresses (Otoroshi 1.5 does not).
-  const def = classes.find((c) => annotationsOf(c)['ingressclass.kubernetes.io/is-default-class'] === 'true' && ours(str(asObject(c.spec), 'controller')));
+  const def = classes.find(
+    (c) =>
+      annotationsOf(c)['ingressclass.kubernetes.io/is-default-class'] === 'true' &&
+      ours(str(asObject(c.spec), 'controller')),
+  );
   if (def !== undefined) return null;
   return 'no ingress class, and no default IngressClass belongs to otoroshi';
 }
@@ -88,14 +103,16 @@ export function parseBool(v: string): boolean {
 }
 function parseIntStrict(v: string, min = 0): number {
   const s = v.trim();
-  if (!/^-?\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw new AnnotationError('OXDS_INVALID_ANNOTATION', `expected an integer, got ${JSON.stringify(v)}`);
+  if (!/^-?\d+$/.test(s) || !Number.isSafeInteger(Number(s)))
+    throw new AnnotationError('OXDS_INVALID_ANNOTATION', `expected an integer, got ${JSON.stringify(v)}`);
   const n = Number(s);
   if (n < min) throw new AnnotationError('OXDS_INVALID_ANNOTATION', `expected an integer >= ${min}, got ${n}`);
   return n;
 }
 function parseNumber(v: string): number {
   const s = v.trim();
-  if (!/^\d+(\.\d+)?$/.test(s)) throw new AnnotationError('OXDS_INVALID_ANNOTATION', `expected a number, got ${JSON.stringify(v)}`);
+  if (!/^\d+(\.\d+)?$/.test(s))
+    throw new AnnotationError('OXDS_INVALID_ANNOTATION', `expected a number, got ${JSON.stringify(v)}`);
   return Number(s);
 }
 /** `"a, b"` → `["a","b"]`; `""` → `[""]` (Otoroshi: that is how docs make an ingress private). */
@@ -109,7 +126,8 @@ export function parseMap(v: string): Record<string, string> {
   for (const entry of v.split(',').map((x) => x.trim())) {
     if (entry === '') continue;
     const parts = entry.split('=');
-    if (parts.length < 2) throw new AnnotationError('OXDS_INVALID_ANNOTATION', `expected k1=v1,k2=v2, got entry ${JSON.stringify(entry)}`);
+    if (parts.length < 2)
+      throw new AnnotationError('OXDS_INVALID_ANNOTATION', `expected k1=v1,k2=v2, got entry ${JSON.stringify(entry)}`);
     out[parts[0] ?? ''] = parts[parts.length - 1] ?? '';
   }
   return out;
@@ -118,7 +136,8 @@ function parseRegexList(v: string): string[] {
   const list = parseList(v);
   for (const r of list) {
     const reason = re2Problem(r);
-    if (reason !== null) throw new AnnotationError('OXDS_INVALID_REGEX', `invalid RE2 regex ${JSON.stringify(r)}: ${reason}`);
+    if (reason !== null)
+      throw new AnnotationError('OXDS_INVALID_REGEX', `invalid RE2 regex ${JSON.stringify(r)}: ${reason}`);
   }
   return list;
 }
@@ -127,7 +146,11 @@ function parseHeaderMatches(v: string): HeaderMatch[] {
   const out: HeaderMatch[] = [];
   for (const [name, regex] of Object.entries(m)) {
     const reason = re2Problem(regex);
-    if (reason !== null) throw new AnnotationError('OXDS_INVALID_REGEX', `invalid RE2 regex ${JSON.stringify(regex)} for header ${name}: ${reason}`);
+    if (reason !== null)
+      throw new AnnotationError(
+        'OXDS_INVALID_REGEX',
+        `invalid RE2 regex ${JSON.stringify(regex)} for header ${name}: ${reason}`,
+      );
     out.push({ name: name.toLowerCase(), regex });
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -137,7 +160,12 @@ function parseGroups(list: string[], ctx: AnnotationContext): string[] {
   for (const g of list) {
     if (g === '') continue;
     const r = ctx.refs.group(g, ctx.ns);
-    if (r === undefined) ctx.p.warn('OXDS_UNRESOLVED_REFERENCE', `group ${JSON.stringify(g)} not found; kept as a raw group id`, `metadata.annotations["${ctx.key}"]`);
+    if (r === undefined)
+      ctx.p.warn(
+        'OXDS_UNRESOLVED_REFERENCE',
+        `group ${JSON.stringify(g)} not found; kept as a raw group id`,
+        `metadata.annotations["${ctx.key}"]`,
+      );
     const v = r ?? g;
     if (!out.includes(v)) out.push(v);
   }
@@ -146,14 +174,23 @@ function parseGroups(list: string[], ctx: AnnotationContext): string[] {
 function parseLoadBalancing(v: string, ctx: AnnotationContext): LoadBalancing {
   const s = v.trim();
   if ((LOAD_BALANCING_TYPES as readonly string[]).includes(s)) return s as LoadBalancing;
-  ctx.p.warn('OXDS_INVALID_ANNOTATION', `unknown load-balancing type ${JSON.stringify(v)}: RoundRobin is used`, `metadata.annotations["${ctx.key}"]`);
+  ctx.p.warn(
+    'OXDS_INVALID_ANNOTATION',
+    `unknown load-balancing type ${JSON.stringify(v)}: RoundRobin is used`,
+    `metadata.annotations["${ctx.key}"]`,
+  );
   return 'RoundRobin';
 }
 
 type BoolField = {
   [K in keyof Descriptor]-?: Descriptor[K] extends boolean ? K : never;
 }[keyof Descriptor];
-type MapField = 'additionalHeaders' | 'additionalHeadersOut' | 'missingOnlyHeadersIn' | 'missingOnlyHeadersOut' | 'headersVerification';
+type MapField =
+  | 'additionalHeaders'
+  | 'additionalHeadersOut'
+  | 'missingOnlyHeadersIn'
+  | 'missingOnlyHeadersOut'
+  | 'headersVerification';
 type ClientConfigNumber = Exclude<keyof typeof DEFAULT_CLIENT_CONFIG, 'useCircuitBreaker' | 'customTimeouts'>;
 
 /** A boolean field also recorded in the staging spec (so that "not supported" checks see it). */
@@ -167,15 +204,18 @@ function alsoRaw(key: string, inner: AnnotationDef): AnnotationDef {
   };
 }
 
-const boolDef = (f: BoolField): AnnotationDef => def(parseBool, (d, v) => {
-  d[f] = v;
-});
-const mapDef = (f: MapField): AnnotationDef => def(parseMap, (d, v) => {
-  d[f] = { ...v };
-});
-const ccDef = (f: ClientConfigNumber, parse: (v: string) => number): AnnotationDef => def(parse, (d, v) => {
-  d.clientConfig[f] = v;
-});
+const boolDef = (f: BoolField): AnnotationDef =>
+  def(parseBool, (d, v) => {
+    d[f] = v;
+  });
+const mapDef = (f: MapField): AnnotationDef =>
+  def(parseMap, (d, v) => {
+    d[f] = { ...v };
+  });
+const ccDef = (f: ClientConfigNumber, parse: (v: string) => number): AnnotationDef =>
+  def(parse, (d, v) => {
+    d.clientConfig[f] = v;
+  });
 
 /**
  * The annotation table: normalised (camelCase) key → parser + applier. Keys are matched after the
@@ -184,11 +224,48 @@ const ccDef = (f: ClientConfigNumber, parse: (v: string) => number): AnnotationD
  * Extend it here for more features.
  */
 export const ANNOTATIONS: ReadonlyMap<string, AnnotationDef> = new Map<string, AnnotationDef>([
-  ['name', def((v) => v, (d, v) => { d.name = v; })],
-  ['group', def((v, ctx) => parseGroups([v.trim()], ctx), (d, v) => { d.groups = [...v]; })],
-  ['groupId', def((v, ctx) => parseGroups([v.trim()], ctx), (d, v) => { d.groups = [...v]; })],
-  ['groups', def((v, ctx) => parseGroups(parseList(v), ctx), (d, v) => { d.groups = [...v]; })],
-  ['targetsLoadBalancing', def(parseLoadBalancing, (d, v) => { d.loadBalancing = v; })],
+  [
+    'name',
+    def(
+      (v) => v,
+      (d, v) => {
+        d.name = v;
+      },
+    ),
+  ],
+  [
+    'group',
+    def(
+      (v, ctx) => parseGroups([v.trim()], ctx),
+      (d, v) => {
+        d.groups = [...v];
+      },
+    ),
+  ],
+  [
+    'groupId',
+    def(
+      (v, ctx) => parseGroups([v.trim()], ctx),
+      (d, v) => {
+        d.groups = [...v];
+      },
+    ),
+  ],
+  [
+    'groups',
+    def(
+      (v, ctx) => parseGroups(parseList(v), ctx),
+      (d, v) => {
+        d.groups = [...v];
+      },
+    ),
+  ],
+  [
+    'targetsLoadBalancing',
+    def(parseLoadBalancing, (d, v) => {
+      d.loadBalancing = v;
+    }),
+  ],
   ['enabled', boolDef('enabled')],
   ['stripPath', boolDef('stripPath')],
   ['forceHttps', boolDef('forceHttps')],
@@ -201,17 +278,47 @@ export const ANNOTATIONS: ReadonlyMap<string, AnnotationDef> = new Map<string, A
   ['allowHttp10', alsoRaw('allowHttp10', boolDef('allowHttp10'))],
   ['detectApiKeySooner', boolDef('detectApiKeySooner')],
   ['enforceSecureCommunication', alsoRaw('enforceSecureCommunication', boolDef('enforceSecureCommunication'))],
-  ['publicPatterns', def(parseRegexList, (d, v) => { d.publicPatterns = [...v]; })],
-  ['privatePatterns', def(parseRegexList, (d, v) => { d.privatePatterns = [...v]; })],
-  ['removeHeadersIn', def(parseList, (d, v) => { d.removeHeadersIn = v.filter((x) => x !== ''); })],
-  ['removeHeadersOut', def(parseList, (d, v) => { d.removeHeadersOut = v.filter((x) => x !== ''); })],
+  [
+    'publicPatterns',
+    def(parseRegexList, (d, v) => {
+      d.publicPatterns = [...v];
+    }),
+  ],
+  [
+    'privatePatterns',
+    def(parseRegexList, (d, v) => {
+      d.privatePatterns = [...v];
+    }),
+  ],
+  [
+    'removeHeadersIn',
+    def(parseList, (d, v) => {
+      d.removeHeadersIn = v.filter((x) => x !== '');
+    }),
+  ],
+  [
+    'removeHeadersOut',
+    def(parseList, (d, v) => {
+      d.removeHeadersOut = v.filter((x) => x !== '');
+    }),
+  ],
   ['additionalHeaders', mapDef('additionalHeaders')],
   ['additionalHeadersOut', mapDef('additionalHeadersOut')],
   ['missingOnlyHeadersIn', mapDef('missingOnlyHeadersIn')],
   ['missingOnlyHeadersOut', mapDef('missingOnlyHeadersOut')],
   ['headersVerification', mapDef('headersVerification')],
-  ['matchingHeaders', def(parseHeaderMatches, (d, v) => { d.matchingHeaders = v.map((h) => ({ ...h })); })],
-  ['clientConfig.useCircuitBreaker', def(parseBool, (d, v) => { d.clientConfig.useCircuitBreaker = v; })],
+  [
+    'matchingHeaders',
+    def(parseHeaderMatches, (d, v) => {
+      d.matchingHeaders = v.map((h) => ({ ...h }));
+    }),
+  ],
+  [
+    'clientConfig.useCircuitBreaker',
+    def(parseBool, (d, v) => {
+      d.clientConfig.useCircuitBreaker = v;
+    }),
+  ],
   ['clientConfig.retries', ccDef('retries', (v) => parseIntStrict(v, 1))],
   ['clientConfig.maxErrors', ccDef('maxErrors', (v) => parseIntStrict(v))],
   ['clientConfig.retryInitialDelay', ccDef('retryInitialDelay', (v) => parseIntStrict(v))],
@@ -301,9 +408,11 @@ export function annotationField(ing: KubeObject): FieldOf {
   const ann = annotationsOf(ing);
   const full = new Map<string, string>();
   for (const prefix of ANNOTATION_PREFIXES) {
-    for (const k of Object.keys(ann)) if (k.startsWith(prefix)) full.set(normaliseAnnotationKey(k.slice(prefix.length)), k);
+    for (const k of Object.keys(ann))
+      if (k.startsWith(prefix)) full.set(normaliseAnnotationKey(k.slice(prefix.length)), k);
   }
-  const prefix = ANNOTATION_PREFIXES.find((x) => Object.keys(ann).some((k) => k.startsWith(x))) ?? ANNOTATION_PREFIXES[0];
+  const prefix =
+    ANNOTATION_PREFIXES.find((x) => Object.keys(ann).some((k) => k.startsWith(x))) ?? ANNOTATION_PREFIXES[0];
   return (sub) => {
     const exact = full.get(sub);
     if (exact !== undefined) return `metadata.annotations["${exact}"]`;
@@ -339,7 +448,15 @@ export function parseAnnotations(ing: KubeObject, refs: RefResolver, p: Problems
     const { full, value } = entry;
     const field = `metadata.annotations["${full}"]`;
     const scalar = RAW_SCALARS.find(([k]) => k === key);
-    const d = ANNOTATIONS.get(key) ?? BLOCK_MAP.get(key) ?? (scalar ? def((v) => scalar[1](v), () => undefined) : undefined);
+    const d =
+      ANNOTATIONS.get(key) ??
+      BLOCK_MAP.get(key) ??
+      (scalar
+        ? def(
+            (v) => scalar[1](v),
+            () => undefined,
+          )
+        : undefined);
     if (scalar) {
       try {
         raw[key] = scalar[1](value);
@@ -354,7 +471,8 @@ export function parseAnnotations(ing: KubeObject, refs: RefResolver, p: Problems
       continue;
     }
     if (d === undefined) {
-      if (UNSUPPORTED_PREFIXES.some((x) => key.startsWith(x))) p.warn('OXDS_NOT_SUPPORTED', `annotation ${full} is not supported (Otoroshi-only feature): ignored`, field);
+      if (UNSUPPORTED_PREFIXES.some((x) => key.startsWith(x)))
+        p.warn('OXDS_NOT_SUPPORTED', `annotation ${full} is not supported (Otoroshi-only feature): ignored`, field);
       else p.warn('OXDS_INVALID_ANNOTATION', `annotation ${full} is unknown: ignored`, field);
       continue;
     }
@@ -371,7 +489,16 @@ export function parseAnnotations(ing: KubeObject, refs: RefResolver, p: Problems
 const BLOCK_MAP: ReadonlyMap<string, AnnotationDef> = new Map(BLOCK_ANNOTATIONS);
 
 /** Spec blocks `raw` may carry (from the `raw` annotation): merged into the staging spec. */
-const RAW_BLOCKS = new Set(['ipFiltering', 'api', 'healthCheck', 'redirection', 'cors', 'gzip', 'canary', 'jwtVerifier']);
+const RAW_BLOCKS = new Set([
+  'ipFiltering',
+  'api',
+  'healthCheck',
+  'redirection',
+  'cors',
+  'gzip',
+  'canary',
+  'jwtVerifier',
+]);
 
 /** The `raw` annotation: a JSON object; its feature blocks are merged (one level deep). */
 function rawAnnotation(value: string, raw: JsonObject, p: Problems, field: string): void {
@@ -388,7 +515,12 @@ function rawAnnotation(value: string, raw: JsonObject, p: Problems, field: strin
   }
   for (const [k, v] of Object.entries(parsed)) {
     if (RAW_BLOCKS.has(k) && isObject(v)) raw[k] = { ...(isObject(raw[k]) ? (raw[k] as JsonObject) : {}), ...v };
-    else p.warn('OXDS_NOT_SUPPORTED', `annotation raw: key ${JSON.stringify(k)} is not supported in raw (use its own annotation): ignored`, field);
+    else
+      p.warn(
+        'OXDS_NOT_SUPPORTED',
+        `annotation raw: key ${JSON.stringify(k)} is not supported in raw (use its own annotation): ignored`,
+        field,
+      );
   }
 }
 
@@ -405,12 +537,14 @@ function backendOf(b: unknown): Backend | ProblemItem {
     const svc = o['service'];
     const port = asObject(svc['port']);
     const name = str(svc, 'name');
-    if (name === undefined || name === '') return { code: 'OXDS_MISSING_FIELD', message: 'backend.service.name is required', field: 'service.name' };
+    if (name === undefined || name === '')
+      return { code: 'OXDS_MISSING_FIELD', message: 'backend.service.name is required', field: 'service.name' };
     return { serviceName: name, servicePort: num(port, 'number') ?? str(port, 'name') };
   }
   const name = str(o, 'serviceName');
   if (name !== undefined && name !== '') return { serviceName: name, servicePort: o['servicePort'] };
-  if (isObject(o['resource'])) return { code: 'OXDS_INVALID_FIELD', message: 'resource backends are not supported', field: 'resource' };
+  if (isObject(o['resource']))
+    return { code: 'OXDS_INVALID_FIELD', message: 'resource backends are not supported', field: 'resource' };
   return { code: 'OXDS_MISSING_FIELD', message: 'backend needs service.name (or serviceName)' };
 }
 
@@ -425,7 +559,15 @@ export interface IngressOutput {
   tls: TlsBinding[];
 }
 
-function baseDescriptor(so: StoredObject, s: ModelSettings, id: string, host: string, path: string, type: PathMatchType, target: Target): Descriptor {
+function baseDescriptor(
+  so: StoredObject,
+  s: ModelSettings,
+  id: string,
+  host: string,
+  path: string,
+  type: PathMatchType,
+  target: Target,
+): Descriptor {
   const ing = so.object;
   const d: Descriptor = {
     id,
@@ -493,9 +635,20 @@ export function buildIngress(
   const descriptors: Descriptor[] = [];
   const usedIds = new Map<string, number>();
 
-  const add = (host: string | undefined, path: string, pathType: unknown, backend: unknown, field: string, idOverride?: string): void => {
+  const add = (
+    host: string | undefined,
+    path: string,
+    pathType: unknown,
+    backend: unknown,
+    field: string,
+    idOverride?: string,
+  ): void => {
     if (!path.startsWith('/')) {
-      pathProblems.push({ code: 'OXDS_INVALID_FIELD', message: `path ${JSON.stringify(path)} must start with /`, field: `${field}.path` });
+      pathProblems.push({
+        code: 'OXDS_INVALID_FIELD',
+        message: `path ${JSON.stringify(path)} must start with /`,
+        field: `${field}.path`,
+      });
       return;
     }
     const b = backendOf(backend);
@@ -503,7 +656,16 @@ export function buildIngress(
       pathProblems.push({ ...b, field: `${field}.backend${b.field !== undefined ? `.${b.field}` : ''}` });
       return;
     }
-    const t = serviceTarget('t0', b.serviceName, b.servicePort, ns, { weight: 1, protocol: 'HTTP/1.1' }, idx, 'short', (item) => p.notice(item.code, item.message, `${field}.backend`));
+    const t = serviceTarget(
+      't0',
+      b.serviceName,
+      b.servicePort,
+      ns,
+      { weight: 1, protocol: 'HTTP/1.1' },
+      idx,
+      'short',
+      (item) => p.notice(item.code, item.message, `${field}.backend`),
+    );
     if ('code' in t) {
       pathProblems.push({ ...t, field: `${field}.backend` });
       return;
@@ -516,7 +678,11 @@ export function buildIngress(
     const d = baseDescriptor(so, s, id, h, path, pathTypeOf(pathType), t);
     for (const a of appliers) a(d);
     // Annotations are shared by every descriptor of the Ingress: report their problems once.
-    dropReservedHeaders(d, descriptors.length === 0 ? p : new Problems(p.kind, p.namespace, p.name), 'metadata.annotations');
+    dropReservedHeaders(
+      d,
+      descriptors.length === 0 ? p : new Problems(p.kind, p.namespace, p.name),
+      'metadata.annotations',
+    );
     descriptors.push(d);
   };
 
@@ -525,7 +691,11 @@ export function buildIngress(
     const rule = asObject(r);
     const host = str(rule, 'host');
     if (host !== undefined && host !== '' && !checkHost(host)) {
-      pathProblems.push({ code: 'OXDS_INVALID_FIELD', message: `invalid host ${JSON.stringify(host)}`, field: `spec.rules[${i}].host` });
+      pathProblems.push({
+        code: 'OXDS_INVALID_FIELD',
+        message: `invalid host ${JSON.stringify(host)}`,
+        field: `spec.rules[${i}].host`,
+      });
       return;
     }
     const paths = Array.isArray(asObject(rule['http'])['paths']) ? (asObject(rule['http'])['paths'] as unknown[]) : [];
@@ -541,15 +711,28 @@ export function buildIngress(
     if ('code' in b) pathProblems.push({ ...b, field: `${field}${b.field !== undefined ? `.${b.field}` : ''}` });
     else {
       const before = pathProblems.length;
-      add(undefined, '/', undefined, defaultBackend, field, ingressDescriptorId(ns, ing.metadata.name, undefined, '/default-backend'));
+      add(
+        undefined,
+        '/',
+        undefined,
+        defaultBackend,
+        field,
+        ingressDescriptorId(ns, ing.metadata.name, undefined, '/default-backend'),
+      );
       const last = pathProblems[pathProblems.length - 1];
       if (pathProblems.length > before && last !== undefined) last.field = field;
       const d = descriptors[descriptors.length - 1];
-      if (d !== undefined && d.id.endsWith('default-backend')) d.name = `kubernetes - ${ing.metadata.name} - * - / (default-backend)`;
+      if (d !== undefined && d.id.endsWith('default-backend'))
+        d.name = `kubernetes - ${ing.metadata.name} - * - / (default-backend)`;
     }
   }
   p.addItems(descriptors.length > 0 ? 'warning' : 'error', pathProblems);
-  if (descriptors.length === 0 && pathProblems.length === 0) p.warn('OXDS_MISSING_FIELD', 'this ingress has no rules with paths and no default backend: it routes nothing', 'spec.rules');
+  if (descriptors.length === 0 && pathProblems.length === 0)
+    p.warn(
+      'OXDS_MISSING_FIELD',
+      'this ingress has no rules with paths and no default backend: it routes nothing',
+      'spec.rules',
+    );
 
   const tls: TlsBinding[] = [];
   const tlsList = Array.isArray(spec['tls']) ? spec['tls'] : [];
@@ -560,25 +743,53 @@ export function buildIngress(
     const key = `${ns}/${secretName}`;
     const state = tlsSecrets.get(key);
     if (state === undefined) {
-      p.warn('OXDS_UNRESOLVED_REFERENCE', `TLS secret ${key} (type kubernetes.io/tls) not found: hosts ${strArray(t, 'hosts').join(', ') || '(none)'} get no certificate`, `spec.tls[${i}].secretName`);
+      p.warn(
+        'OXDS_UNRESOLVED_REFERENCE',
+        `TLS secret ${key} (type kubernetes.io/tls) not found: hosts ${strArray(t, 'hosts').join(', ') || '(none)'} get no certificate`,
+        `spec.tls[${i}].secretName`,
+      );
       return;
     }
     if (!state) {
-      p.warn('OXDS_UNRESOLVED_REFERENCE', `TLS secret ${key} is invalid (see its status): not used`, `spec.tls[${i}].secretName`);
+      p.warn(
+        'OXDS_UNRESOLVED_REFERENCE',
+        `TLS secret ${key} is invalid (see its status): not used`,
+        `spec.tls[${i}].secretName`,
+      );
       return;
     }
-    tls.push({ secretName: key, serverNames: [...new Set(strArray(t, 'hosts'))].sort(), source: { kind: 'Ingress', namespace: p.namespace, name: p.name } });
+    tls.push({
+      secretName: key,
+      serverNames: [...new Set(strArray(t, 'hosts'))].sort(),
+      source: { kind: 'Ingress', namespace: p.namespace, name: p.name },
+    });
   });
   return { descriptors, tls };
 }
 
 /** The CRD feature parsers over the staging spec of block annotations: one applier for every descriptor. */
-function ingressFeatures(raw: JsonObject, ns: string, sourceKey: string, idx: KubeIndex, refs: RefResolver, p: Problems, at: FieldOf): Applier {
+function ingressFeatures(
+  raw: JsonObject,
+  ns: string,
+  sourceKey: string,
+  idx: KubeIndex,
+  refs: RefResolver,
+  p: Problems,
+  at: FieldOf,
+): Applier {
   const probe = { root: '/', clientConfig: { ...DEFAULT_CLIENT_CONFIG, customTimeouts: [] } } as unknown as Descriptor;
   applyFeatures(probe, raw, ns, idx, p, at);
   const jwt = raw['jwtVerifier'] !== undefined ? jwtRefFrom(raw['jwtVerifier'], '', ns, sourceKey, refs, p) : undefined;
   return (d) => {
-    for (const k of ['ipFiltering', 'redirection', 'cors', 'gzip', 'healthCheck', 'canary', 'openApiDescriptorUrl'] as const) {
+    for (const k of [
+      'ipFiltering',
+      'redirection',
+      'cors',
+      'gzip',
+      'healthCheck',
+      'canary',
+      'openApiDescriptorUrl',
+    ] as const) {
       const v = probe[k];
       if (v !== undefined) (d as unknown as Record<string, unknown>)[k] = structuredClone(v);
     }

@@ -25,7 +25,11 @@ const SIZES = [256, 384, 512] as const;
 type Size = (typeof SIZES)[number];
 
 /** EC curve (node's name) required by each ES size: ES512 is P-521. */
-export const EC_CURVE_BY_SIZE: Readonly<Record<Size, string>> = { 256: 'prime256v1', 384: 'secp384r1', 512: 'secp521r1' };
+export const EC_CURVE_BY_SIZE: Readonly<Record<Size, string>> = {
+  256: 'prime256v1',
+  384: 'secp384r1',
+  512: 'secp521r1',
+};
 
 // ------------------------------------------------------------------ key helpers (shared with authz/jwt.ts)
 
@@ -97,7 +101,11 @@ function readSource(v: unknown, field: string, p: Problems): JwtTokenSource | un
     return undefined;
   }
   if (type !== 'InHeader' && type !== 'InQueryParam' && type !== 'InCookie') {
-    p.error('OXDS_INVALID_FIELD', `unknown token location type ${JSON.stringify(type)} (InHeader, InQueryParam or InCookie)`, `${field}.type`);
+    p.error(
+      'OXDS_INVALID_FIELD',
+      `unknown token location type ${JSON.stringify(type)} (InHeader, InQueryParam or InCookie)`,
+      `${field}.type`,
+    );
     return undefined;
   }
   if (name === undefined || name.trim() === '') {
@@ -154,7 +162,12 @@ function readPositive(o: JsonObject, k: string, def: number, field: string, p: P
  * `usage`: 'input' = verifies incoming tokens (JWKS allowed, private key optional);
  * 'output' = signs (Sign / Transform): needs an HS secret or a private key, no JWKS.
  */
-function readAlgoSettings(v: unknown, field: string, usage: 'input' | 'output', p: Problems): JwtAlgoSettings | undefined {
+function readAlgoSettings(
+  v: unknown,
+  field: string,
+  usage: 'input' | 'output',
+  p: Problems,
+): JwtAlgoSettings | undefined {
   if (v === undefined || v === null) {
     p.error('OXDS_MISSING_FIELD', 'algoSettings is required', field);
     return undefined;
@@ -165,7 +178,11 @@ function readAlgoSettings(v: unknown, field: string, usage: 'input' | 'output', 
   }
   const type = str(v, 'type');
   if (type === undefined) {
-    p.error('OXDS_MISSING_FIELD', 'type is required (HSAlgoSettings, RSAlgoSettings, ESAlgoSettings or JWKSAlgoSettings)', `${field}.type`);
+    p.error(
+      'OXDS_MISSING_FIELD',
+      'type is required (HSAlgoSettings, RSAlgoSettings, ESAlgoSettings or JWKSAlgoSettings)',
+      `${field}.type`,
+    );
     return undefined;
   }
   const before = p.errorCount;
@@ -174,7 +191,8 @@ function readAlgoSettings(v: unknown, field: string, usage: 'input' | 'output', 
       const size = readSize(v, field, p);
       const secret = str(v, 'secret');
       const b64 = v['base64'];
-      if (b64 !== undefined && typeof b64 !== 'boolean') p.error('OXDS_INVALID_FIELD', 'base64 must be a boolean', `${field}.base64`);
+      if (b64 !== undefined && typeof b64 !== 'boolean')
+        p.error('OXDS_INVALID_FIELD', 'base64 must be a boolean', `${field}.base64`);
       const base64 = b64 === true;
       if (secret === undefined || secret === '') {
         p.error('OXDS_MISSING_FIELD', 'secret is required for HSAlgoSettings', `${field}.secret`);
@@ -199,13 +217,21 @@ function readAlgoSettings(v: unknown, field: string, usage: 'input' | 'output', 
       if (pub === undefined || pub.trim() === '') {
         p.error('OXDS_MISSING_FIELD', `publicKey (PEM or base64 SPKI) is required for ${type}`, `${field}.publicKey`);
       } else if (EXPRESSION.test(pub)) {
-        p.error('OXDS_INVALID_FIELD', 'expressions such as ${env.X} are not evaluated: put the PEM in the spec', `${field}.publicKey`);
+        p.error(
+          'OXDS_INVALID_FIELD',
+          'expressions such as ${env.X} are not evaluated: put the PEM in the spec',
+          `${field}.publicKey`,
+        );
       } else {
         try {
           pubKey = parsePublicKey(pub);
           publicKey = pubKey.export({ type: 'spki', format: 'pem' }).toString();
         } catch (e) {
-          p.error('OXDS_INVALID_FIELD', `publicKey is not a valid PEM / base64 SPKI public key: ${errorMessage(e)}`, `${field}.publicKey`);
+          p.error(
+            'OXDS_INVALID_FIELD',
+            `publicKey is not a valid PEM / base64 SPKI public key: ${errorMessage(e)}`,
+            `${field}.publicKey`,
+          );
         }
         if (pubKey !== undefined && size !== undefined) {
           const why = keyMismatch(pubKey, type, size);
@@ -216,7 +242,11 @@ function readAlgoSettings(v: unknown, field: string, usage: 'input' | 'output', 
       let privateKey: string | undefined;
       if (priv !== undefined && priv.trim() !== '') {
         if (EXPRESSION.test(priv)) {
-          p.error('OXDS_INVALID_FIELD', 'expressions such as ${env.X} are not evaluated: put the PEM in the spec', `${field}.privateKey`);
+          p.error(
+            'OXDS_INVALID_FIELD',
+            'expressions such as ${env.X} are not evaluated: put the PEM in the spec',
+            `${field}.privateKey`,
+          );
         } else {
           try {
             const k = parsePrivateKey(priv);
@@ -228,11 +258,19 @@ function readAlgoSettings(v: unknown, field: string, usage: 'input' | 'output', 
             if (pubKey !== undefined) {
               const derived = createPublicKey(k).export({ type: 'spki', format: 'der' });
               if (!derived.equals(pubKey.export({ type: 'spki', format: 'der' }))) {
-                p.warn('OXDS_INVALID_FIELD', 'privateKey does not match publicKey: tokens it signs will not verify with publicKey', `${field}.privateKey`);
+                p.warn(
+                  'OXDS_INVALID_FIELD',
+                  'privateKey does not match publicKey: tokens it signs will not verify with publicKey',
+                  `${field}.privateKey`,
+                );
               }
             }
           } catch (e) {
-            p.error('OXDS_INVALID_FIELD', `privateKey is not a valid PEM / base64 PKCS#8 private key: ${errorMessage(e)}`, `${field}.privateKey`);
+            p.error(
+              'OXDS_INVALID_FIELD',
+              `privateKey is not a valid PEM / base64 PKCS#8 private key: ${errorMessage(e)}`,
+              `${field}.privateKey`,
+            );
           }
         }
       }
@@ -244,7 +282,11 @@ function readAlgoSettings(v: unknown, field: string, usage: 'input' | 'output', 
     }
     case 'JWKSAlgoSettings': {
       if (usage === 'output') {
-        p.error('OXDS_INVALID_FIELD', 'JWKSAlgoSettings cannot sign: use HS, RS or ES settings (with a private key) to sign', `${field}.type`);
+        p.error(
+          'OXDS_INVALID_FIELD',
+          'JWKSAlgoSettings cannot sign: use HS, RS or ES settings (with a private key) to sign',
+          `${field}.type`,
+        );
         return undefined;
       }
       const url = str(v, 'url');
@@ -267,15 +309,25 @@ function readAlgoSettings(v: unknown, field: string, usage: 'input' | 'output', 
       let kty: 'RSA' | 'EC' = 'RSA';
       if (ktyRaw === 'RSA' || ktyRaw === 'EC') kty = ktyRaw;
       else p.error('OXDS_INVALID_FIELD', `kty must be RSA or EC (got ${JSON.stringify(ktyRaw)})`, `${field}.kty`);
-      if (v['proxy'] !== undefined && v['proxy'] !== null) p.warn('OXDS_INVALID_FIELD', 'proxy is not supported: the JWKS is fetched directly', `${field}.proxy`);
-      if (v['mtlsConfig'] !== undefined && v['mtlsConfig'] !== null) p.warn('OXDS_INVALID_FIELD', 'mtlsConfig is not supported: the JWKS is fetched without a client certificate', `${field}.mtlsConfig`);
+      if (v['proxy'] !== undefined && v['proxy'] !== null)
+        p.warn('OXDS_INVALID_FIELD', 'proxy is not supported: the JWKS is fetched directly', `${field}.proxy`);
+      if (v['mtlsConfig'] !== undefined && v['mtlsConfig'] !== null)
+        p.warn(
+          'OXDS_INVALID_FIELD',
+          'mtlsConfig is not supported: the JWKS is fetched without a client certificate',
+          `${field}.mtlsConfig`,
+        );
       if (p.errorCount > before || url === undefined) return undefined;
       return { type, url, headers, timeout, ttl, kty };
     }
     case 'RSAKPAlgoSettings':
     case 'ESKPAlgoSettings':
     case 'KidAlgoSettings':
-      p.error('OXDS_INVALID_FIELD', `${type} (keys of Otoroshi certificates) is not supported yet: use RSAlgoSettings / ESAlgoSettings with the PEM, or JWKSAlgoSettings`, `${field}.type`);
+      p.error(
+        'OXDS_INVALID_FIELD',
+        `${type} (keys of Otoroshi certificates) is not supported yet: use RSAlgoSettings / ESAlgoSettings with the PEM, or JWKSAlgoSettings`,
+        `${field}.type`,
+      );
       return undefined;
     default:
       p.error('OXDS_INVALID_FIELD', `unknown algoSettings type ${JSON.stringify(type)}`, `${field}.type`);
@@ -285,7 +337,11 @@ function readAlgoSettings(v: unknown, field: string, usage: 'input' | 'output', 
 
 function readVerificationSettings(v: unknown, field: string, p: Problems): JwtVerificationSettings {
   if (v === undefined || v === null) {
-    p.warn('OXDS_MISSING_FIELD', 'verificationSettings is required by Otoroshi; {fields: {}, arrayFields: {}} assumed', field);
+    p.warn(
+      'OXDS_MISSING_FIELD',
+      'verificationSettings is required by Otoroshi; {fields: {}, arrayFields: {}} assumed',
+      field,
+    );
     return { fields: {}, arrayFields: {} };
   }
   if (!isObject(v)) {
@@ -294,7 +350,8 @@ function readVerificationSettings(v: unknown, field: string, p: Problems): JwtVe
   }
   for (const k of ['fields', 'arrayFields'] as const) {
     const x = v[k];
-    if (x === undefined || x === null) p.warn('OXDS_MISSING_FIELD', `${k} is required by Otoroshi; {} assumed`, `${field}.${k}`);
+    if (x === undefined || x === null)
+      p.warn('OXDS_MISSING_FIELD', `${k} is required by Otoroshi; {} assumed`, `${field}.${k}`);
     else if (!isObject(x)) p.error('OXDS_INVALID_FIELD', `${k} must be an object of claim → string`, `${field}.${k}`);
     else {
       for (const [ck, cv] of Object.entries(x)) {
@@ -308,14 +365,19 @@ function readVerificationSettings(v: unknown, field: string, p: Problems): JwtVe
 }
 
 /** `${...}` expressions the engine evaluates in Transform (see authz/jwt.ts). */
-const SUPPORTED_EXPR = /^(token|ctx)\.[^|:]+?(\|(token|ctx)\.[^|:]+?)?(:.*)?$|^(token|ctx)\.[^.]+\.replace(All)?\(.*\)$/;
+const SUPPORTED_EXPR =
+  /^(token|ctx)\.[^|:]+?(\|(token|ctx)\.[^|:]+?)?(:.*)?$|^(token|ctx)\.[^.]+\.replace(All)?\(.*\)$/;
 
 function checkExpressions(value: unknown, field: string, p: Problems): void {
   if (typeof value === 'string') {
     for (const m of value.matchAll(/\$\{([^}]*)\}/g)) {
       const expr = m[1] ?? '';
       if (!SUPPORTED_EXPR.test(expr)) {
-        p.warn('OXDS_INVALID_FIELD', `expression \${${expr}} is not supported (only \${token.<claim>} forms): it evaluates to "bad-expr"`, field);
+        p.warn(
+          'OXDS_INVALID_FIELD',
+          `expression \${${expr}} is not supported (only \${token.<claim>} forms): it evaluates to "bad-expr"`,
+          field,
+        );
       }
     }
   } else if (Array.isArray(value)) value.forEach((x, i) => checkExpressions(x, `${field}[${i}]`, p));
@@ -342,36 +404,56 @@ function readStrategy(v: unknown, field: string, p: Problems): JwtStrategy | und
     return undefined;
   }
   if (type !== 'PassThrough' && type !== 'Sign' && type !== 'Transform') {
-    p.error('OXDS_INVALID_FIELD', `unknown strategy type ${JSON.stringify(type)} (PassThrough, Sign or Transform)`, `${field}.type`);
+    p.error(
+      'OXDS_INVALID_FIELD',
+      `unknown strategy type ${JSON.stringify(type)} (PassThrough, Sign or Transform)`,
+      `${field}.type`,
+    );
     return undefined;
   }
   const verificationSettings = readVerificationSettings(v['verificationSettings'], `${field}.verificationSettings`, p);
   if (type === 'PassThrough') return p.errorCount > before ? undefined : { type, verificationSettings };
   const algoSettings = readAlgoSettings(v['algoSettings'], `${field}.algoSettings`, 'output', p);
-  if (type === 'Sign') return p.errorCount > before || algoSettings === undefined ? undefined : { type, verificationSettings, algoSettings };
+  if (type === 'Sign')
+    return p.errorCount > before || algoSettings === undefined
+      ? undefined
+      : { type, verificationSettings, algoSettings };
 
   const tsField = `${field}.transformSettings`;
   const ts = v['transformSettings'];
   if (!isObject(ts)) {
-    p.error(ts === undefined || ts === null ? 'OXDS_MISSING_FIELD' : 'OXDS_INVALID_FIELD', 'transformSettings {location, mappingSettings} is required for Transform', tsField);
+    p.error(
+      ts === undefined || ts === null ? 'OXDS_MISSING_FIELD' : 'OXDS_INVALID_FIELD',
+      'transformSettings {location, mappingSettings} is required for Transform',
+      tsField,
+    );
     return undefined;
   }
   const location = readSource(ts['location'], `${tsField}.location`, p);
   const msRaw = ts['mappingSettings'];
   const msField = `${tsField}.mappingSettings`;
-  if (msRaw === undefined || msRaw === null) p.warn('OXDS_MISSING_FIELD', 'mappingSettings is required by Otoroshi; an empty mapping is assumed', msField);
+  if (msRaw === undefined || msRaw === null)
+    p.warn('OXDS_MISSING_FIELD', 'mappingSettings is required by Otoroshi; an empty mapping is assumed', msField);
   else if (!isObject(msRaw)) p.error('OXDS_INVALID_FIELD', 'must be an object {map, values, remove}', msField);
   const ms = asObject(msRaw);
-  if (ms['map'] !== undefined && !isObject(ms['map'])) p.error('OXDS_INVALID_FIELD', 'map must be an object of old claim → new claim', `${msField}.map`);
-  if (ms['values'] !== undefined && !isObject(ms['values'])) p.error('OXDS_INVALID_FIELD', 'values must be an object', `${msField}.values`);
-  if (ms['remove'] !== undefined && !Array.isArray(ms['remove'])) p.error('OXDS_INVALID_FIELD', 'remove must be an array of claim names', `${msField}.remove`);
+  if (ms['map'] !== undefined && !isObject(ms['map']))
+    p.error('OXDS_INVALID_FIELD', 'map must be an object of old claim → new claim', `${msField}.map`);
+  if (ms['values'] !== undefined && !isObject(ms['values']))
+    p.error('OXDS_INVALID_FIELD', 'values must be an object', `${msField}.values`);
+  if (ms['remove'] !== undefined && !Array.isArray(ms['remove']))
+    p.error('OXDS_INVALID_FIELD', 'remove must be an array of claim names', `${msField}.remove`);
   const map = strMap(ms, 'map');
   const values = isObject(ms['values']) ? (structuredClone(ms['values']) as Record<string, unknown>) : {};
   const remove = strArray(ms, 'remove');
   checkExpressions(map, `${msField}.map`, p);
   checkExpressions(values, `${msField}.values`, p);
   if (p.errorCount > before || algoSettings === undefined || location === undefined) return undefined;
-  return { type, verificationSettings, algoSettings, transformSettings: { location, mappingSettings: { map, values, remove } } };
+  return {
+    type,
+    verificationSettings,
+    algoSettings,
+    transformSettings: { location, mappingSettings: { map, values, remove } },
+  };
 }
 
 /** Parses the verifier body shared by the CRD spec and the inline `local` verifier. */
@@ -381,7 +463,8 @@ function readBody(
   p: Problems,
 ): Pick<JwtVerifierModel, 'strict' | 'source' | 'algoSettings' | 'strategy'> | undefined {
   const s = spec['strict'];
-  if (s !== undefined && typeof s !== 'boolean') p.warn('OXDS_INVALID_FIELD', 'strict must be a boolean; false assumed', `${prefix}.strict`);
+  if (s !== undefined && typeof s !== 'boolean')
+    p.warn('OXDS_INVALID_FIELD', 'strict must be a boolean; false assumed', `${prefix}.strict`);
   const strict = s === true;
   const source = readSource(spec['source'], `${prefix}.source`, p);
   const algoSettings = readAlgoSettings(spec['algoSettings'], `${prefix}.algoSettings`, 'input', p);
@@ -404,7 +487,13 @@ export function buildJwtVerifier(obj: StoredObject): { verifier?: JwtVerifierMod
   const body = readBody(spec, 'spec', p);
   if (body === undefined) return { errors: p.errors };
   const name = str(spec, 'name') ?? o.metadata.name;
-  const verifier: JwtVerifierModel = { id: crdEntityId(o), name, sourceKey: obj.key, namespace: namespaceOf(o), ...body };
+  const verifier: JwtVerifierModel = {
+    id: crdEntityId(o),
+    name,
+    sourceKey: obj.key,
+    namespace: namespaceOf(o),
+    ...body,
+  };
   return { verifier, errors: p.errors };
 }
 

@@ -21,7 +21,11 @@ const strArr: Schema = { type: 'array', items: str };
 const strMap: Schema = { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } };
 const intOrString: Schema = { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer' }, { type: 'string' }] };
 const msOrDate: Schema = { type: ['integer', 'string'] };
-const obj = (properties: Record<string, Schema>, extra: Schema = {}): Schema => ({ type: 'object', properties, ...extra });
+const obj = (properties: Record<string, Schema>, extra: Schema = {}): Schema => ({
+  type: 'object',
+  properties,
+  ...extra,
+});
 
 const common: Record<string, Schema> = {
   name: str,
@@ -69,7 +73,12 @@ const targetEntry: Schema = obj(
 );
 
 const serviceTargets: Schema = obj(
-  { ...serviceRef, scheme: { type: 'string', enum: ['http', 'https', 'HTTP', 'HTTPS', 'ahttp', 'ahttps'] }, weight: nonNegInt, protocol },
+  {
+    ...serviceRef,
+    scheme: { type: 'string', enum: ['http', 'https', 'HTTP', 'HTTPS', 'ahttp', 'ahttps'] },
+    weight: nonNegInt,
+    protocol,
+  },
   { required: ['serviceName'] },
 );
 
@@ -217,14 +226,29 @@ export const serviceDescriptorSchema: Schema = obj(
       chunkedThreshold: nonNegInt,
       compressionLevel: { type: 'integer', minimum: -1, maximum: 9 },
     }),
-    canary: obj({ enabled: bool, traffic: { type: 'number', minimum: 0, maximum: 1 }, targets: { type: 'array', items: targetEntry }, root: str }),
+    canary: obj({
+      enabled: bool,
+      traffic: { type: 'number', minimum: 0, maximum: 1 },
+      targets: { type: 'array', items: targetEntry },
+      root: str,
+    }),
     api: obj({ exposeApi: bool, openApiDescriptorUrl: { type: ['string', 'null'] } }),
-    jwtVerifier: obj({ type: { type: 'string', enum: ['ref', 'local', 'global'] }, ids: strArr, id: str, enabled: bool, excludedPatterns: strArr }),
+    jwtVerifier: obj({
+      type: { type: 'string', enum: ['ref', 'local', 'global'] },
+      ids: strArr,
+      id: str,
+      enabled: bool,
+      excludedPatterns: strArr,
+    }),
     authConfigRef: str,
     apiKeyConstraints: apiKeyConstraintsSchema,
     restrictions: restrictionsSchema,
   },
-  { anyOf: [{ required: ['targets'] }, { required: ['targetsFrom'] }], 'x-oxds-message': 'a ServiceDescriptor needs `targets` (or `targetsFrom`)', 'x-oxds-missing': 'targets' },
+  {
+    anyOf: [{ required: ['targets'] }, { required: ['targetsFrom'] }],
+    'x-oxds-message': 'a ServiceDescriptor needs `targets` (or `targetsFrom`)',
+    'x-oxds-missing': 'targets',
+  },
 );
 
 export const apiKeySchema: Schema = obj({
@@ -264,7 +288,10 @@ export const certificateSchema: Schema = obj({
   csr: obj({
     issuer: str,
     hosts: strArr,
-    key: obj({ algo: { type: 'string', enum: ['rsa', 'ecdsa', 'RSA', 'ECDSA', 'ec', 'EC'] }, size: { type: 'integer', minimum: 1 } }),
+    key: obj({
+      algo: { type: 'string', enum: ['rsa', 'ecdsa', 'RSA', 'ECDSA', 'ec', 'EC'] },
+      size: { type: 'integer', minimum: 1 },
+    }),
     name: { type: 'object' },
     subject: str,
     client: bool,
@@ -287,7 +314,11 @@ export const globalConfigSchema: Schema = obj({
   useCircuitBreakers: bool,
   endlessIpAddresses: strArr,
   lines: strArr,
-  quotasSettings: obj({ enabled: bool, dailyQuotasThreshold: { type: 'number' }, monthlyQuotasThreshold: { type: 'number' } }),
+  quotasSettings: obj({
+    enabled: bool,
+    dailyQuotasThreshold: { type: 'number' },
+    monthlyQuotasThreshold: { type: 'number' },
+  }),
   tlsSettings: obj({ defaultDomain: str, randomIfNotFound: bool }),
 });
 
@@ -295,7 +326,15 @@ const algoSettings: Schema = obj(
   {
     type: {
       type: 'string',
-      enum: ['HSAlgoSettings', 'RSAlgoSettings', 'ESAlgoSettings', 'JWKSAlgoSettings', 'RSAKPAlgoSettings', 'ESKPAlgoSettings', 'KidAlgoSettings'],
+      enum: [
+        'HSAlgoSettings',
+        'RSAlgoSettings',
+        'ESAlgoSettings',
+        'JWKSAlgoSettings',
+        'RSAKPAlgoSettings',
+        'ESKPAlgoSettings',
+        'KidAlgoSettings',
+      ],
     },
     size: int,
     secret: str,
@@ -311,7 +350,10 @@ const algoSettings: Schema = obj(
 export const jwtVerifierSchema: Schema = obj({
   ...common,
   strict: bool,
-  source: obj({ type: { type: 'string', enum: ['InHeader', 'InQueryParam', 'InCookie'] }, name: str, remove: str }, { required: ['type'] }),
+  source: obj(
+    { type: { type: 'string', enum: ['InHeader', 'InQueryParam', 'InCookie'] }, name: str, remove: str },
+    { required: ['type'] },
+  ),
   algoSettings,
   strategy: obj(
     {
@@ -329,12 +371,18 @@ export const scriptSchema: Schema = obj(
   {
     ...common,
     code: str,
-    type: { type: 'string', enum: ['app', 'transformer', 'validator', 'preroute', 'sink', 'job', 'exporter', 'request-handler', 'composite'] },
+    type: {
+      type: 'string',
+      enum: ['app', 'transformer', 'validator', 'preroute', 'sink', 'job', 'exporter', 'request-handler', 'composite'],
+    },
   },
   { required: ['code'] },
 );
 
-const tcpTarget: Schema = obj({ host: str, ip: str, port: { type: 'integer', minimum: 1, maximum: 65535 }, tls: bool }, { required: ['host'] });
+const tcpTarget: Schema = obj(
+  { host: str, ip: str, port: { type: 'integer', minimum: 1, maximum: 65535 }, tls: bool },
+  { required: ['host'] },
+);
 
 export const tcpServiceSchema: Schema = obj(
   {
@@ -376,7 +424,14 @@ export const SPEC_SCHEMAS: Readonly<Record<string, Schema>> = {
 
 // ------------------------------------------------------------------ validation
 
-const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false, strictRequired: false, allowUnionTypes: true, verbose: true });
+const ajv = new Ajv({
+  allErrors: true,
+  strict: true,
+  strictTypes: false,
+  strictRequired: false,
+  allowUnionTypes: true,
+  verbose: true,
+});
 ajv.addKeyword({ keyword: 'x-oxds-message', schemaType: 'string' });
 ajv.addKeyword({ keyword: 'x-oxds-missing', schemaType: 'string' });
 ajv.addKeyword({ keyword: 'x-kubernetes-int-or-string', schemaType: 'boolean' });
@@ -455,11 +510,20 @@ function ajvErrorsToProblems(errors: readonly ErrorObject[], prefix: string): Sc
         if (typeof m === 'string') {
           field = pointerToField(field, `/${m}`);
           code = 'OXDS_MISSING_FIELD';
-        } else if (typeOf(e.data) === 'object' && Array.isArray(parent['anyOf']) && (parent['anyOf'] as Schema[]).every((s) => 'required' in s)) {
+        } else if (
+          typeOf(e.data) === 'object' &&
+          Array.isArray(parent['anyOf']) &&
+          (parent['anyOf'] as Schema[]).every((s) => 'required' in s)
+        ) {
           code = 'OXDS_MISSING_FIELD';
         }
         const msg = parent['x-oxds-message'];
-        message = typeof msg === 'string' ? msg : parent['x-kubernetes-int-or-string'] === true ? `must be an integer or a string, got ${typeOf(e.data)}` : 'does not match any allowed shape';
+        message =
+          typeof msg === 'string'
+            ? msg
+            : parent['x-kubernetes-int-or-string'] === true
+              ? `must be an integer or a string, got ${typeOf(e.data)}`
+              : 'does not match any allowed shape';
         break;
       }
       case 'type':

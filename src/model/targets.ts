@@ -12,7 +12,11 @@ export interface KubeIndex {
   clusterDomain: string;
 }
 
-export function buildKubeIndex(services: readonly KubeObject[], slices: readonly KubeObject[], clusterDomain: string): KubeIndex {
+export function buildKubeIndex(
+  services: readonly KubeObject[],
+  slices: readonly KubeObject[],
+  clusterDomain: string,
+): KubeIndex {
   const idx: KubeIndex = { services: new Map(), slices: new Map(), clusterDomain };
   for (const s of services) idx.services.set(`${namespaceOf(s)}/${s.metadata.name}`, s);
   for (const es of slices) {
@@ -86,13 +90,38 @@ function hostTarget(
 ): Target | ProblemItem {
   if (!validPort(port)) return { code: 'OXDS_INVALID_TARGET', message: `invalid port ${port}` };
   if (ipAddress !== undefined && ipAddress !== '') {
-    if (isIP(ipAddress) === 0) return { code: 'OXDS_INVALID_TARGET', message: `ipAddress ${JSON.stringify(ipAddress)} is not an IP address` };
-    return { id, scheme, host, port, weight: t.weight, protocol: t.protocol, resolution: { type: 'static', endpoints: [{ ip: ipAddress, port, ready: true }] } };
+    if (isIP(ipAddress) === 0)
+      return { code: 'OXDS_INVALID_TARGET', message: `ipAddress ${JSON.stringify(ipAddress)} is not an IP address` };
+    return {
+      id,
+      scheme,
+      host,
+      port,
+      weight: t.weight,
+      protocol: t.protocol,
+      resolution: { type: 'static', endpoints: [{ ip: ipAddress, port, ready: true }] },
+    };
   }
   if (isIP(host) !== 0) {
-    return { id, scheme, host, port, weight: t.weight, protocol: t.protocol, resolution: { type: 'static', endpoints: [{ ip: host, port, ready: true }] } };
+    return {
+      id,
+      scheme,
+      host,
+      port,
+      weight: t.weight,
+      protocol: t.protocol,
+      resolution: { type: 'static', endpoints: [{ ip: host, port, ready: true }] },
+    };
   }
-  return { id, scheme, host, port, weight: t.weight, protocol: t.protocol, resolution: { type: 'dns', hostname: host, port } };
+  return {
+    id,
+    scheme,
+    host,
+    port,
+    weight: t.weight,
+    protocol: t.protocol,
+    resolution: { type: 'dns', hostname: host, port },
+  };
 }
 
 function isProblem(x: Target | ProblemItem): x is ProblemItem {
@@ -128,25 +157,48 @@ export function serviceTarget(
   let port: JsonObject | undefined;
   if (servicePort === undefined || servicePort === null || servicePort === '') {
     if (ports.length === 1) port = ports[0];
-    else return { code: 'OXDS_UNRESOLVED_REFERENCE', message: `Service ${ns}/${name} has ${ports.length} ports: servicePort is required` };
+    else
+      return {
+        code: 'OXDS_UNRESOLVED_REFERENCE',
+        message: `Service ${ns}/${name} has ${ports.length} ports: servicePort is required`,
+      };
   } else if (typeof servicePort === 'number') {
     port = ports.find((p) => p['port'] === servicePort);
   } else if (typeof servicePort === 'string') {
-    port = ports.find((p) => p['name'] === servicePort) ?? (/^\d+$/.test(servicePort) ? ports.find((p) => p['port'] === Number(servicePort)) : undefined);
+    port =
+      ports.find((p) => p['name'] === servicePort) ??
+      (/^\d+$/.test(servicePort) ? ports.find((p) => p['port'] === Number(servicePort)) : undefined);
   }
-  if (port === undefined) return { code: 'OXDS_UNRESOLVED_REFERENCE', message: `Service ${ns}/${name} has no port ${JSON.stringify(servicePort)}` };
+  if (port === undefined)
+    return {
+      code: 'OXDS_UNRESOLVED_REFERENCE',
+      message: `Service ${ns}/${name} has no port ${JSON.stringify(servicePort)}`,
+    };
   const portNumber = num(port, 'port');
-  if (portNumber === undefined || !validPort(portNumber)) return { code: 'OXDS_INVALID_TARGET', message: `Service ${ns}/${name} port has no valid number` };
+  if (portNumber === undefined || !validPort(portNumber))
+    return { code: 'OXDS_INVALID_TARGET', message: `Service ${ns}/${name} port has no valid number` };
   const portName = str(port, 'name') ?? '';
   const scheme = t.scheme ?? (portNumber === 443 || portName === 'https' ? 'https' : 'http');
-  const service = { namespace: ns, name, port: typeof servicePort === 'number' || typeof servicePort === 'string' ? servicePort : portNumber };
+  const service = {
+    namespace: ns,
+    name,
+    port: typeof servicePort === 'number' || typeof servicePort === 'string' ? servicePort : portNumber,
+  };
   const base = { id, scheme, port: portNumber, weight: t.weight, protocol: t.protocol, service } as const;
 
   if (spec['type'] === 'ExternalName') {
     const ext = str(spec, 'externalName');
-    if (ext === undefined || ext === '') return { code: 'OXDS_INVALID_TARGET', message: `ExternalName Service ${ns}/${name} has no externalName` };
+    if (ext === undefined || ext === '')
+      return { code: 'OXDS_INVALID_TARGET', message: `ExternalName Service ${ns}/${name} has no externalName` };
     const h = ext.replace(/\.$/, '');
-    return { ...base, host: h, resolution: isIP(h) !== 0 ? { type: 'static', endpoints: [{ ip: h, port: portNumber, ready: true }] } : { type: 'dns', hostname: h, port: portNumber } };
+    return {
+      ...base,
+      host: h,
+      resolution:
+        isIP(h) !== 0
+          ? { type: 'static', endpoints: [{ ip: h, port: portNumber, ready: true }] }
+          : { type: 'dns', hostname: h, port: portNumber },
+    };
   }
   const host = hostForm === 'fqdn' ? `${name}.${ns}.svc.${idx.clusterDomain}` : name;
   const slices = idx.slices.get(`${ns}/${name}`) ?? [];
@@ -178,10 +230,17 @@ export function serviceTarget(
   if (clusterIP === undefined || clusterIP === '' || clusterIP === 'None' || isIP(clusterIP) === 0) {
     // As Otoroshi: the Service's cluster DNS name (resolved by Envoy).
     const fqdn = `${name}.${ns}.svc.${idx.clusterDomain}`;
-    onNotice?.({ code: 'OXDS_DNS_FALLBACK', message: `Service ${ns}/${name} has no EndpointSlice and no clusterIP (yet): its DNS name ${fqdn}:${portNumber} is used` });
+    onNotice?.({
+      code: 'OXDS_DNS_FALLBACK',
+      message: `Service ${ns}/${name} has no EndpointSlice and no clusterIP (yet): its DNS name ${fqdn}:${portNumber} is used`,
+    });
     return { ...base, host, resolution: { type: 'dns', hostname: fqdn, port: portNumber } };
   }
-  return { ...base, host, resolution: { type: 'static', endpoints: [{ ip: clusterIP, port: portNumber, ready: true }] } };
+  return {
+    ...base,
+    host,
+    resolution: { type: 'static', endpoints: [{ ip: clusterIP, port: portNumber, ready: true }] },
+  };
 }
 
 function weightOf(entry: JsonObject): number {
@@ -190,14 +249,26 @@ function weightOf(entry: JsonObject): number {
 }
 
 /** One `targets[]` entry of a ServiceDescriptor (or the `targets`/`targetsFrom` object), with its mtlsConfig. */
-export function parseTargetEntry(id: string, entry: JsonObject, ns: string, idx: KubeIndex, onNotice?: (item: ProblemItem) => void): Target | ProblemItem {
+export function parseTargetEntry(
+  id: string,
+  entry: JsonObject,
+  ns: string,
+  idx: KubeIndex,
+  onNotice?: (item: ProblemItem) => void,
+): Target | ProblemItem {
   const r = parseTargetAddress(id, entry, ns, idx, onNotice);
   if (isProblem(r)) return r;
   const m = targetMtlsFrom(entry['mtlsConfig']);
   return m ? { ...r, mtls: m } : r;
 }
 
-function parseTargetAddress(id: string, entry: JsonObject, ns: string, idx: KubeIndex, onNotice?: (item: ProblemItem) => void): Target | ProblemItem {
+function parseTargetAddress(
+  id: string,
+  entry: JsonObject,
+  ns: string,
+  idx: KubeIndex,
+  onNotice?: (item: ProblemItem) => void,
+): Target | ProblemItem {
   const t: TargetTemplate = { weight: weightOf(entry), protocol: protocolOf(entry['protocol']) };
   const explicitScheme = schemeOf(entry['scheme']);
   const ipAddress = str(entry, 'ipAddress');
@@ -210,8 +281,14 @@ function parseTargetAddress(id: string, entry: JsonObject, ns: string, idx: Kube
       return { code: 'OXDS_INVALID_TARGET', message: `invalid url ${JSON.stringify(url)}`, field: 'url' };
     }
     const scheme = schemeOf(u.protocol.replace(/:$/, ''));
-    if (scheme === undefined) return { code: 'OXDS_INVALID_TARGET', message: `unsupported scheme in url ${JSON.stringify(url)} (http or https)`, field: 'url' };
-    if (u.hostname === '') return { code: 'OXDS_INVALID_TARGET', message: `no host in url ${JSON.stringify(url)}`, field: 'url' };
+    if (scheme === undefined)
+      return {
+        code: 'OXDS_INVALID_TARGET',
+        message: `unsupported scheme in url ${JSON.stringify(url)} (http or https)`,
+        field: 'url',
+      };
+    if (u.hostname === '')
+      return { code: 'OXDS_INVALID_TARGET', message: `no host in url ${JSON.stringify(url)}`, field: 'url' };
     const port = u.port !== '' ? Number(u.port) : defaultPort(scheme);
     const r = hostTarget(id, scheme, stripBrackets(u.hostname), port, t, ipAddress);
     return isProblem(r) ? { ...r, field: r.message.startsWith('ipAddress') ? 'ipAddress' : 'url' } : r;
@@ -220,14 +297,21 @@ function parseTargetAddress(id: string, entry: JsonObject, ns: string, idx: Kube
   if (host !== undefined) {
     const scheme = explicitScheme ?? 'https'; // Otoroshi's Target reader default
     const hp = splitHostPort(host);
-    if (hp === null) return { code: 'OXDS_INVALID_TARGET', message: `invalid host ${JSON.stringify(host)} (expected host or host:port)`, field: 'host' };
+    if (hp === null)
+      return {
+        code: 'OXDS_INVALID_TARGET',
+        message: `invalid host ${JSON.stringify(host)} (expected host or host:port)`,
+        field: 'host',
+      };
     const r = hostTarget(id, scheme, hp.host, hp.port ?? defaultPort(scheme), t, ipAddress);
     return isProblem(r) ? { ...r, field: r.message.startsWith('ipAddress') ? 'ipAddress' : 'host' } : r;
   }
   const serviceName = str(entry, 'serviceName');
   if (serviceName !== undefined && serviceName !== '') {
     if (explicitScheme !== undefined) t.scheme = explicitScheme;
-    const r = serviceTarget(id, serviceName, entry['servicePort'], ns, t, idx, 'fqdn', (item) => onNotice?.({ ...item, field: 'serviceName' }));
+    const r = serviceTarget(id, serviceName, entry['servicePort'], ns, t, idx, 'fqdn', (item) =>
+      onNotice?.({ ...item, field: 'serviceName' }),
+    );
     return isProblem(r) ? { ...r, field: 'serviceName' } : r;
   }
   return { code: 'OXDS_INVALID_TARGET', message: 'a target needs `url`, `host` or `serviceName`' };
@@ -250,7 +334,10 @@ export function resolveDescriptorTargets(spec: JsonObject, ns: string, idx: Kube
       out.warnings.push({ code: 'OXDS_INVALID_TARGET', message: 'weight 0: target dropped', field: `${field}.weight` });
       return;
     }
-    const at = (item: ProblemItem): ProblemItem => ({ ...item, field: item.field !== undefined ? `${field}.${item.field}` : field });
+    const at = (item: ProblemItem): ProblemItem => ({
+      ...item,
+      field: item.field !== undefined ? `${field}.${item.field}` : field,
+    });
     const r = parseTargetEntry(id, entry, ns, idx, (item) => out.notices.push(at(item)));
     if (isProblem(r)) out.dropped.push(at(r));
     else out.targets.push(r.mtls ? { ...r, mtls: { ...r.mtls, field: `${field}.mtlsConfig` } } : r);
@@ -266,7 +353,11 @@ export function targetMtlsFrom(v: unknown): TargetMtls | undefined {
   const certs = strArray(v, 'certs').filter((c) => c.trim() !== '');
   const trustedCerts = strArray(v, 'trustedCerts').filter((c) => c.trim() !== '');
   const mtls = bool(v, 'mtls', certs.length > 0);
-  const out: TargetMtls = { certs: mtls ? certs : [], trustedCerts, trustAll: bool(v, 'trustAll', false), loose: bool(v, 'loose', false) };
+  const out: TargetMtls = {
+    certs: mtls ? certs : [],
+    trustedCerts,
+    trustAll: bool(v, 'trustAll', false),
+    loose: bool(v, 'loose', false),
+  };
   return out.certs.length + out.trustedCerts.length > 0 || out.trustAll || out.loose ? out : undefined;
 }
-

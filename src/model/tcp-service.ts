@@ -15,7 +15,12 @@ function tcpTarget(o: JsonObject, field: string, p: Problems): TcpTarget | undef
     p.error('OXDS_INVALID_TARGET', `ip ${JSON.stringify(ip)} is not an IP address`, `${field}.ip`);
     return undefined;
   }
-  return { host, ...(ip !== undefined && ip !== '' ? { ip } : {}), port: num(o, 'port') ?? 8080, tls: bool(o, 'tls', false) };
+  return {
+    host,
+    ...(ip !== undefined && ip !== '' ? { ip } : {}),
+    port: num(o, 'port') ?? 8080,
+    tls: bool(o, 'tls', false),
+  };
 }
 
 function tlsMode(v: string | undefined): TcpServiceModel['tls'] {
@@ -56,11 +61,18 @@ export function buildTcpService(so: StoredObject, p: Problems): TcpServiceModel 
     interface: str(spec, 'interface') ?? '0.0.0.0',
     tls: tlsMode(str(spec, 'tls')),
     clientAuth: clientAuthOf(str(spec, 'clientAuth')),
-    sni: { enabled: bool(sni, 'enabled', false), forwardIfNoMatch: bool(sni, 'forwardIfNoMatch', false), ...(fwd ? { forwardsTo: fwd } : {}) },
+    sni: {
+      enabled: bool(sni, 'enabled', false),
+      forwardIfNoMatch: bool(sni, 'forwardIfNoMatch', false),
+      ...(fwd ? { forwardsTo: fwd } : {}),
+    },
     rules,
   };
-  if (rules.length === 0 && !(m.sni.enabled && m.sni.forwardIfNoMatch && fwd)) p.error('OXDS_MISSING_FIELD', 'a TcpService needs rules with targets', 'spec.rules');
-  if (m.clientAuth !== 'None' && m.tls !== 'Enabled') p.warn('OXDS_INVALID_FIELD', 'clientAuth only applies with tls: Enabled: ignored', 'spec.clientAuth');
-  if (isIP(m.interface) === 0) p.error('OXDS_INVALID_FIELD', `interface ${JSON.stringify(m.interface)} is not an IP address`, 'spec.interface');
+  if (rules.length === 0 && !(m.sni.enabled && m.sni.forwardIfNoMatch && fwd))
+    p.error('OXDS_MISSING_FIELD', 'a TcpService needs rules with targets', 'spec.rules');
+  if (m.clientAuth !== 'None' && m.tls !== 'Enabled')
+    p.warn('OXDS_INVALID_FIELD', 'clientAuth only applies with tls: Enabled: ignored', 'spec.clientAuth');
+  if (isIP(m.interface) === 0)
+    p.error('OXDS_INVALID_FIELD', `interface ${JSON.stringify(m.interface)} is not an IP address`, 'spec.interface');
   return p.hasErrors ? undefined : m;
 }

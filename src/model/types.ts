@@ -100,12 +100,7 @@ export interface ObjectStatus {
 // ---------------------------------------------------------------- descriptors
 
 export type LoadBalancing =
-  | 'RoundRobin'
-  | 'Random'
-  | 'Sticky'
-  | 'IpAddressHash'
-  | 'BestResponseTime'
-  | 'WeightedBestResponseTime';
+  'RoundRobin' | 'Random' | 'Sticky' | 'IpAddressHash' | 'BestResponseTime' | 'WeightedBestResponseTime';
 
 export type PathMatchType = 'PlainPrefix' | 'Prefix' | 'Exact';
 
@@ -397,7 +392,14 @@ export type JwtAlgoSettings =
   | { type: 'HSAlgoSettings'; size: 256 | 384 | 512; secret: string; base64: boolean }
   | { type: 'RSAlgoSettings'; size: 256 | 384 | 512; publicKey: string; privateKey?: string }
   | { type: 'ESAlgoSettings'; size: 256 | 384 | 512; publicKey: string; privateKey?: string }
-  | { type: 'JWKSAlgoSettings'; url: string; headers: Record<string, string>; timeout: number; ttl: number; kty: 'RSA' | 'EC' };
+  | {
+      type: 'JWKSAlgoSettings';
+      url: string;
+      headers: Record<string, string>;
+      timeout: number;
+      ttl: number;
+      kty: 'RSA' | 'EC';
+    };
 
 export interface JwtVerificationSettings {
   /** claim → expected string value */

@@ -94,7 +94,12 @@ interface LongLike {
   unsigned?: boolean;
 }
 function isLongLike(v: unknown): v is LongLike {
-  return typeof v === 'object' && v !== null && typeof (v as LongLike).low === 'number' && typeof (v as LongLike).high === 'number';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as LongLike).low === 'number' &&
+    typeof (v as LongLike).high === 'number'
+  );
 }
 
 /** Decimal string of an int64-ish value (number, string, Long). */
@@ -125,7 +130,8 @@ export function longToNumber(v: unknown): number {
   if (typeof v === 'number') return v;
   if (typeof v === 'string') return Number(v);
   if (typeof v === 'bigint') return Number(v);
-  if (isLongLike(v)) return v.unsigned ? (v.high >>> 0) * 4294967296 + (v.low >>> 0) : v.high * 4294967296 + (v.low >>> 0);
+  if (isLongLike(v))
+    return v.unsigned ? (v.high >>> 0) * 4294967296 + (v.low >>> 0) : v.high * 4294967296 + (v.low >>> 0);
   return 0;
 }
 
@@ -217,7 +223,8 @@ function enumJson(e: protobuf.Enum, v: unknown): Json {
 
 function isDefaultScalar(field: protobuf.Field, v: unknown): boolean {
   if (v == null) return true;
-  if (field.resolvedType instanceof protobuf.Enum) return v === 0 || (typeof v === 'string' && field.resolvedType.values[v] === 0);
+  if (field.resolvedType instanceof protobuf.Enum)
+    return v === 0 || (typeof v === 'string' && field.resolvedType.values[v] === 0);
   switch (field.type) {
     case 'string':
       return v === '';
@@ -468,7 +475,8 @@ function messageFromJson(type: protobuf.Type, v: unknown, path: string): ProtoOb
     if (field.map) {
       if (typeof x !== 'object' || x === null || Array.isArray(x)) fail(p, 'object expected');
       const o: Record<string, unknown> = {};
-      for (const [k, y] of Object.entries(x as Record<string, unknown>)) o[k] = scalarFromJson(field, y, `${p}[${JSON.stringify(k)}]`);
+      for (const [k, y] of Object.entries(x as Record<string, unknown>))
+        o[k] = scalarFromJson(field, y, `${p}[${JSON.stringify(k)}]`);
       out[field.name] = o;
     } else if (field.repeated) {
       if (!Array.isArray(x)) fail(p, 'array expected');

@@ -73,7 +73,10 @@ export function protoRoot(): protobuf.Root {
   if (cached) return cached;
   const deps = protoDepsDir();
   const dirs = INCLUDE_DIRS.map((d) => path.join(deps, d));
-  const descriptorProto = path.join(path.dirname(require.resolve('protobufjs/package.json')), 'google/protobuf/descriptor.proto');
+  const descriptorProto = path.join(
+    path.dirname(require.resolve('protobufjs/package.json')),
+    'google/protobuf/descriptor.proto',
+  );
   const root = new protobuf.Root();
   root.resolvePath = (_origin: string, target: string): string => {
     if (target === 'google/protobuf/descriptor.proto') return descriptorProto;
@@ -91,7 +94,9 @@ export function protoRoot(): protobuf.Root {
 }
 
 export function lookupType(fullName: string): protobuf.Type {
-  return protoRoot().lookupType(fullName.startsWith(TYPE_URL_PREFIX) ? fullName.slice(TYPE_URL_PREFIX.length) : fullName);
+  return protoRoot().lookupType(
+    fullName.startsWith(TYPE_URL_PREFIX) ? fullName.slice(TYPE_URL_PREFIX.length) : fullName,
+  );
 }
 
 export function typeOfUrl(typeUrl: string): protobuf.Type {

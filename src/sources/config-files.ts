@@ -67,13 +67,15 @@ export async function listConfigFiles(dir: string, limits: ConfigLimits = DEFAUL
       const target = await fs.realpath(childAbs).catch(() => undefined);
       if (target === undefined) continue; // dangling link or vanished
       if (!inside(root, target)) {
-        if (YAML.test(name)) errors.push(refused(childRel, `symbolic link to ${target}, outside the config directory: not read`));
+        if (YAML.test(name))
+          errors.push(refused(childRel, `symbolic link to ${target}, outside the config directory: not read`));
         continue;
       }
       const st = await fs.stat(childAbs).catch(() => undefined);
       if (st === undefined) continue;
       if (st.isDirectory()) await walk(childAbs, childRel);
-      else if (st.isFile() && YAML.test(name)) found.push({ rel: childRel, abs: childAbs, size: st.size, mtimeMs: st.mtimeMs });
+      else if (st.isFile() && YAML.test(name))
+        found.push({ rel: childRel, abs: childAbs, size: st.size, mtimeMs: st.mtimeMs });
       else if (st.isFile() && JSON_EXT.test(name)) json.push(childRel);
     }
   };
@@ -83,11 +85,21 @@ export async function listConfigFiles(dir: string, limits: ConfigLimits = DEFAUL
   let total = 0;
   for (const f of found) {
     if (f.size > limits.maxFileBytes) {
-      errors.push(refused(f.rel, `file is ${f.size} bytes, more than the limit of ${limits.maxFileBytes} (--max-config-file-bytes): not read`));
+      errors.push(
+        refused(
+          f.rel,
+          `file is ${f.size} bytes, more than the limit of ${limits.maxFileBytes} (--max-config-file-bytes): not read`,
+        ),
+      );
       continue;
     }
     if (total + f.size > limits.maxTotalBytes) {
-      errors.push(refused(f.rel, `the config directory exceeds ${limits.maxTotalBytes} bytes (--max-config-total-bytes) with this file: not read`));
+      errors.push(
+        refused(
+          f.rel,
+          `the config directory exceeds ${limits.maxTotalBytes} bytes (--max-config-total-bytes) with this file: not read`,
+        ),
+      );
       continue;
     }
     total += f.size;

@@ -151,9 +151,12 @@ export class FileSource extends EventEmitter {
     }
     this.scanning = true;
     void this.scan()
-      .then((c) => {
-        if (c) this.emit('change');
-      }, (err: unknown) => this.emit('error', err))
+      .then(
+        (c) => {
+          if (c) this.emit('change');
+        },
+        (err: unknown) => this.emit('error', err),
+      )
       .finally(() => {
         this.scanning = false;
         if (this.rescanAgain) {

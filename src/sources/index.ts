@@ -28,11 +28,18 @@ export interface CreatedSource {
 }
 
 export function createSource(config: Config, logger: Logger): CreatedSource {
-  if (config.source !== 'kubernetes') return { source: new FileSource({ dir: config.configDir, limits: { maxFileBytes: config.maxConfigFileBytes, maxTotalBytes: config.maxConfigTotalBytes } }) };
+  if (config.source !== 'kubernetes')
+    return {
+      source: new FileSource({
+        dir: config.configDir,
+        limits: { maxFileBytes: config.maxConfigFileBytes, maxTotalBytes: config.maxConfigTotalBytes },
+      }),
+    };
   const kc = loadKubeConfig(config.kubeconfig);
   const client = new KubeClient(kc);
   const log = logger.child({ c: 'k8s' });
-  const onLog = (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>): void => log[level](fields ?? {}, msg);
+  const onLog = (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>): void =>
+    log[level](fields ?? {}, msg);
   const namespaces = splitList(config.namespaces);
   const source = new KubeSource({
     kubeConfig: kc,

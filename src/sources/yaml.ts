@@ -17,7 +17,11 @@ export function normaliseKind(kind: string): string {
 /** Stable key `<Kind>/<ns>/<name>` (namespace `default` when absent, empty for cluster-scoped kinds). */
 export function objectKey(obj: KubeObject): string {
   const kind = normaliseKind(obj.kind);
-  const ns = CLUSTER_SCOPED_KINDS.has(kind) ? '' : typeof obj.metadata.namespace === 'string' && obj.metadata.namespace !== '' ? obj.metadata.namespace : 'default';
+  const ns = CLUSTER_SCOPED_KINDS.has(kind)
+    ? ''
+    : typeof obj.metadata.namespace === 'string' && obj.metadata.namespace !== ''
+      ? obj.metadata.namespace
+      : 'default';
   return `${kind}/${ns}/${obj.metadata.name}`;
 }
 
@@ -30,7 +34,11 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  * Empty documents are skipped. Duplicate keys *within* the file: the first is kept, later ones
  * become OXDS_DUPLICATE_OBJECT errors (cross-file duplicates: see assembleView).
  */
-export function parseYamlFile(relPath: string, text: string, seqStart: number): { objects: StoredObject[]; errors: ConfigError[] } {
+export function parseYamlFile(
+  relPath: string,
+  text: string,
+  seqStart: number,
+): { objects: StoredObject[]; errors: ConfigError[] } {
   const objects: StoredObject[] = [];
   const errors: ConfigError[] = [];
   const file = relPath.split(path.sep).join('/');
@@ -38,7 +46,13 @@ export function parseYamlFile(relPath: string, text: string, seqStart: number): 
   try {
     docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
   } catch (e) {
-    errors.push({ code: 'OXDS_YAML_PARSE', message: `YAML parse error: ${e instanceof Error ? e.message : String(e)}`, file, doc: 0, severity: 'error' });
+    errors.push({
+      code: 'OXDS_YAML_PARSE',
+      message: `YAML parse error: ${e instanceof Error ? e.message : String(e)}`,
+      file,
+      doc: 0,
+      severity: 'error',
+    });
     return { objects, errors };
   }
   const list = Array.isArray(docs) ? docs : [docs];
@@ -64,12 +78,22 @@ export function parseYamlFile(relPath: string, text: string, seqStart: number): 
     try {
       value = doc.toJS({ maxAliasCount: 1000 });
     } catch (e) {
-      errors.push({ code: 'OXDS_YAML_PARSE', message: e instanceof Error ? e.message : String(e), ...base, severity: 'error' });
+      errors.push({
+        code: 'OXDS_YAML_PARSE',
+        message: e instanceof Error ? e.message : String(e),
+        ...base,
+        severity: 'error',
+      });
       return;
     }
     if (value === null || value === undefined) return; // empty document
     if (!isPlainObject(value)) {
-      errors.push({ code: 'OXDS_NOT_AN_OBJECT', message: `document is a ${Array.isArray(value) ? 'list' : typeof value}, not a Kubernetes object`, ...base, severity: 'error' });
+      errors.push({
+        code: 'OXDS_NOT_AN_OBJECT',
+        message: `document is a ${Array.isArray(value) ? 'list' : typeof value}, not a Kubernetes object`,
+        ...base,
+        severity: 'error',
+      });
       return;
     }
     const missing: string[] = [];
@@ -81,7 +105,13 @@ export function parseYamlFile(relPath: string, text: string, seqStart: number): 
     const name = isPlainObject(metadata) ? metadata['name'] : undefined;
     if (typeof name !== 'string' || name === '') missing.push('metadata.name');
     if (missing.length > 0) {
-      const err: ConfigError = { code: 'OXDS_MISSING_FIELD', message: `missing ${missing.join(', ')}`, field: missing[0], ...base, severity: 'error' };
+      const err: ConfigError = {
+        code: 'OXDS_MISSING_FIELD',
+        message: `missing ${missing.join(', ')}`,
+        field: missing[0],
+        ...base,
+        severity: 'error',
+      };
       if (typeof kind === 'string') err.kind = kind;
       if (typeof name === 'string') err.name = name;
       errors.push(err);
@@ -89,7 +119,15 @@ export function parseYamlFile(relPath: string, text: string, seqStart: number): 
     }
     const ns = (metadata as Record<string, unknown>)['namespace'];
     if (ns !== undefined && ns !== null && typeof ns !== 'string') {
-      errors.push({ code: 'OXDS_INVALID_FIELD', message: 'metadata.namespace must be a string', field: 'metadata.namespace', kind: kind as string, name: name as string, ...base, severity: 'error' });
+      errors.push({
+        code: 'OXDS_INVALID_FIELD',
+        message: 'metadata.namespace must be a string',
+        field: 'metadata.namespace',
+        kind: kind as string,
+        name: name as string,
+        ...base,
+        severity: 'error',
+      });
       return;
     }
     const object = value as KubeObject;
@@ -130,29 +168,61 @@ function keyAt(text: string, line: number, col: number): string | undefined {
  * excerpt. A document whose only fault is a duplicate key, of a kind outside our scope
  * (a Deployment of an example), is only a notice: it is skipped anyway.
  */
-function docParseErrors(issues: readonly YamlIssue[], text: string, lenientValue: unknown, base: { file: string; doc: number }): ConfigError[] {
+function docParseErrors(
+  issues: readonly YamlIssue[],
+  text: string,
+  lenientValue: unknown,
+  base: { file: string; doc: number },
+): ConfigError[] {
   const obj = isPlainObject(lenientValue) ? lenientValue : undefined;
   const kind = typeof obj?.['kind'] === 'string' ? obj['kind'] : undefined;
   const apiVersion = typeof obj?.['apiVersion'] === 'string' ? obj['apiVersion'] : undefined;
   const meta = isPlainObject(obj?.['metadata']) ? (obj['metadata'] as Record<string, unknown>) : undefined;
   const name = typeof meta?.['name'] === 'string' ? meta['name'] : undefined;
   const ns = typeof meta?.['namespace'] === 'string' ? meta['namespace'] : undefined;
-  const who = { ...(kind !== undefined ? { kind } : {}), ...(name !== undefined ? { name, namespace: ns ?? 'default' } : {}) };
-  const outOfScope = kind !== undefined && apiVersion !== undefined && classify(apiVersion, kind) === undefined && !unservedKind(apiVersion, kind).misspelt;
+  const who = {
+    ...(kind !== undefined ? { kind } : {}),
+    ...(name !== undefined ? { name, namespace: ns ?? 'default' } : {}),
+  };
+  const outOfScope =
+    kind !== undefined &&
+    apiVersion !== undefined &&
+    classify(apiVersion, kind) === undefined &&
+    !unservedKind(apiVersion, kind).misspelt;
   const onlyDuplicates = issues.every((e) => e.code === 'DUPLICATE_KEY');
   return issues.map((e): ConfigError => {
     const pos = e.linePos?.[0];
     const where = pos !== undefined ? `line ${pos.line}, column ${pos.col}` : undefined;
-    const first = (e.message.split('\n')[0] ?? e.message).replace(/\s+at line \d+, column \d+:?\s*$/, '').replace(/:\s*$/, '');
+    const first = (e.message.split('\n')[0] ?? e.message)
+      .replace(/\s+at line \d+, column \d+:?\s*$/, '')
+      .replace(/:\s*$/, '');
     if (e.code === 'DUPLICATE_KEY') {
       const key = pos !== undefined ? keyAt(text, pos.line, pos.col) : undefined;
       const what = `duplicate key${key !== undefined ? ` ${JSON.stringify(key)}` : ''}${where !== undefined ? ` at ${where}` : ''}`;
       if (outOfScope && onlyDuplicates) {
-        return { code: 'OXDS_SKIPPED_KIND', message: `${apiVersion} ${kind} is outside otoroshi-xds's scope: skipped (it has a ${what}: kubectl would reject it too)`, ...who, ...base, severity: 'notice' };
+        return {
+          code: 'OXDS_SKIPPED_KIND',
+          message: `${apiVersion} ${kind} is outside otoroshi-xds's scope: skipped (it has a ${what}: kubectl would reject it too)`,
+          ...who,
+          ...base,
+          severity: 'notice',
+        };
       }
-      return { code: 'OXDS_YAML_PARSE', message: `${what}: a key may appear once per map (the document is ignored)`, ...who, ...base, severity: 'error' };
+      return {
+        code: 'OXDS_YAML_PARSE',
+        message: `${what}: a key may appear once per map (the document is ignored)`,
+        ...who,
+        ...base,
+        severity: 'error',
+      };
     }
-    return { code: 'OXDS_YAML_PARSE', message: `${where !== undefined ? `${where}: ` : ''}${first}`, ...who, ...base, severity: 'error' };
+    return {
+      code: 'OXDS_YAML_PARSE',
+      message: `${where !== undefined ? `${where}: ` : ''}${first}`,
+      ...who,
+      ...base,
+      severity: 'error',
+    };
   });
 }
 
@@ -205,7 +275,19 @@ export async function loadConfigDir(dir: string, limits: ConfigLimits = DEFAULT_
     try {
       text = await fs.readFile(path.join(dir, rel), 'utf8');
     } catch (e) {
-      files.push({ relPath: rel, objects: [], errors: [{ code: 'OXDS_YAML_PARSE', message: `cannot read file: ${e instanceof Error ? e.message : String(e)}`, file: rel, doc: 0, severity: 'error' }] });
+      files.push({
+        relPath: rel,
+        objects: [],
+        errors: [
+          {
+            code: 'OXDS_YAML_PARSE',
+            message: `cannot read file: ${e instanceof Error ? e.message : String(e)}`,
+            file: rel,
+            doc: 0,
+            severity: 'error',
+          },
+        ],
+      });
       continue;
     }
     files.push({ relPath: rel, ...parseYamlFile(rel, text, 0) });

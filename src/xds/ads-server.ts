@@ -16,7 +16,14 @@ import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
 import { lookupType, kindOfTypeUrl, SEND_ORDER, TYPE_URLS, type ResourceKind } from '../proto/loader.js';
 import type { SnapshotCache } from './cache.js';
-import { NodeStatusRecord, withDefaults, type NodeStatus, type StreamKind, type XdsHooks, type XdsService } from './node-status.js';
+import {
+  NodeStatusRecord,
+  withDefaults,
+  type NodeStatus,
+  type StreamKind,
+  type XdsHooks,
+  type XdsService,
+} from './node-status.js';
 import { diffSnapshots, mayResolve, sortedResources, type KindDiff, type SnapshotDiff } from './snapshot.js';
 import type { NodeType, Snapshot, VersionedResource } from './types.js';
 import { certUris, type Authenticator, type NodePrincipal, type StreamCredentials } from './node-auth.js';
@@ -118,7 +125,14 @@ function codec<T>(typeName: string): { serialize: (v: T | Buffer) => Buffer; des
   const type = (): protobuf.Type => (t ??= lookupType(typeName));
   return {
     // A Buffer is an already-encoded message (the server pre-encodes to measure and write once).
-    serialize: (v) => (Buffer.isBuffer(v) ? v : Buffer.from(type().encode(v as object).finish())),
+    serialize: (v) =>
+      Buffer.isBuffer(v)
+        ? v
+        : Buffer.from(
+            type()
+              .encode(v as object)
+              .finish(),
+          ),
     deserialize: (b) => type().decode(b) as unknown as T,
   };
 }
@@ -144,18 +158,38 @@ const SDS_SERVICE = 'envoy.service.secret.v3.SecretDiscoveryService';
 export function aggregatedDiscoveryServiceDefinition(): grpc.ServiceDefinition {
   return {
     StreamAggregatedResources: method<DiscoveryRequest, DiscoveryResponse>(
-      `/${ADS_SERVICE}/StreamAggregatedResources`, `${DISCOVERY}.DiscoveryRequest`, `${DISCOVERY}.DiscoveryResponse`, true, true),
+      `/${ADS_SERVICE}/StreamAggregatedResources`,
+      `${DISCOVERY}.DiscoveryRequest`,
+      `${DISCOVERY}.DiscoveryResponse`,
+      true,
+      true,
+    ),
     DeltaAggregatedResources: method<DeltaDiscoveryRequest, DeltaDiscoveryResponse>(
-      `/${ADS_SERVICE}/DeltaAggregatedResources`, `${DISCOVERY}.DeltaDiscoveryRequest`, `${DISCOVERY}.DeltaDiscoveryResponse`, true, true),
+      `/${ADS_SERVICE}/DeltaAggregatedResources`,
+      `${DISCOVERY}.DeltaDiscoveryRequest`,
+      `${DISCOVERY}.DeltaDiscoveryResponse`,
+      true,
+      true,
+    ),
   } as unknown as grpc.ServiceDefinition;
 }
 
 export function secretDiscoveryServiceDefinition(): grpc.ServiceDefinition {
   return {
     StreamSecrets: method<DiscoveryRequest, DiscoveryResponse>(
-      `/${SDS_SERVICE}/StreamSecrets`, `${DISCOVERY}.DiscoveryRequest`, `${DISCOVERY}.DiscoveryResponse`, true, true),
+      `/${SDS_SERVICE}/StreamSecrets`,
+      `${DISCOVERY}.DiscoveryRequest`,
+      `${DISCOVERY}.DiscoveryResponse`,
+      true,
+      true,
+    ),
     DeltaSecrets: method<DeltaDiscoveryRequest, DeltaDiscoveryResponse>(
-      `/${SDS_SERVICE}/DeltaSecrets`, `${DISCOVERY}.DeltaDiscoveryRequest`, `${DISCOVERY}.DeltaDiscoveryResponse`, true, true),
+      `/${SDS_SERVICE}/DeltaSecrets`,
+      `${DISCOVERY}.DeltaDiscoveryRequest`,
+      `${DISCOVERY}.DeltaDiscoveryResponse`,
+      true,
+      true,
+    ),
   } as unknown as grpc.ServiceDefinition;
 }
 
@@ -258,7 +292,12 @@ const byName = (a: VersionedResource, b: VersionedResource): number => (a.name <
  * Resources of `kind` wanted by a subscription, sorted by name; names not (yet) existing are
  * omitted. A plain wildcard subscription gets the snapshot's shared sorted list (no copy).
  */
-function desiredResources(snap: Snapshot, kind: ResourceKind, wildcard: boolean, names: ReadonlySet<string>): readonly VersionedResource[] {
+function desiredResources(
+  snap: Snapshot,
+  kind: ResourceKind,
+  wildcard: boolean,
+  names: ReadonlySet<string>,
+): readonly VersionedResource[] {
   const map = snap.resources[kind];
   if (wildcard) {
     const all = sortedResources(snap, kind);
@@ -366,7 +405,10 @@ interface SharedEntry {
  * node type is kept (builds always use it); bounded in entries and bytes (beyond: computed, not kept).
  */
 export class SharedResponses {
-  private readonly perType = new Map<NodeType, { snap: Snapshot; kinds: Map<string, Map<string, SharedEntry>>; bytes: number; entries: number }>();
+  private readonly perType = new Map<
+    NodeType,
+    { snap: Snapshot; kinds: Map<string, Map<string, SharedEntry>>; bytes: number; entries: number }
+  >();
   hits = 0;
   misses = 0;
   listHits = 0;
@@ -397,7 +439,12 @@ export class SharedResponses {
   }
 
   /** The resource list of a subscription (computed once per snapshot and key). */
-  list(snap: Snapshot, ns: string, key: string, make: () => readonly VersionedResource[]): readonly VersionedResource[] {
+  list(
+    snap: Snapshot,
+    ns: string,
+    key: string,
+    make: () => readonly VersionedResource[],
+  ): readonly VersionedResource[] {
     const e = this.entry(snap, ns, key);
     if (e?.list) {
       this.listHits++;
@@ -463,7 +510,13 @@ function sotwMessage(version: string, run: Buffer, typeUrl: string, nonce: strin
 }
 
 /** DeltaDiscoveryResponse = system_version_info(1) + resources(2, shared run) + type_url(4) + nonce(5) + removed_resources(6). */
-function deltaMessage(version: string, run: Buffer | undefined, typeUrl: string, nonce: string, removed: readonly string[]): Buffer {
+function deltaMessage(
+  version: string,
+  run: Buffer | undefined,
+  typeUrl: string,
+  nonce: string,
+  removed: readonly string[],
+): Buffer {
   const h = protobuf.Writer.create();
   stringField(h, 1, version);
   const head = asBuffer(h.finish());
@@ -525,10 +578,16 @@ abstract class StreamBase {
         },
       );
     call.on('data', (req: unknown) => void authenticated.then(() => this.guard(() => this.onRequest(req))));
-    call.on('end', () => void authenticated.then(() => this.guard(() => {
-      this.close();
-      call.end();
-    })));
+    call.on(
+      'end',
+      () =>
+        void authenticated.then(() =>
+          this.guard(() => {
+            this.close();
+            call.end();
+          }),
+        ),
+    );
     call.on('cancelled', () => this.close());
     call.on('error', () => this.close());
     call.on('close', () => this.close());
@@ -538,7 +597,10 @@ abstract class StreamBase {
 
   protected abstract handle(req: unknown): void;
   /** Builds the (encoded) response for `kind` from current state, or undefined if nothing is to be sent. */
-  protected abstract build(kind: ResourceKind, snap: Snapshot): { buf: Buffer; version: string; nonce: string; count: number } | undefined;
+  protected abstract build(
+    kind: ResourceKind,
+    snap: Snapshot,
+  ): { buf: Buffer; version: string; nonce: string; count: number } | undefined;
   protected abstract subscribedKinds(): Iterable<ResourceKind>;
   /**
    * Whether a published change (`d`, this kind's part of the snapshot diff) can alter what this
@@ -630,7 +692,8 @@ abstract class StreamBase {
     }
     if (!ok) {
       this.ctx.hooks.onBadRequest('name_not_allowed');
-      if (this.refusedLogs++ < MAX_BAD_REQUEST_LOGS) this.log.warn({ kind, name: name.slice(0, 200) }, 'xDS resource refused to this node');
+      if (this.refusedLogs++ < MAX_BAD_REQUEST_LOGS)
+        this.log.warn({ kind, name: name.slice(0, 200) }, 'xDS resource refused to this node');
     }
     return ok;
   }
@@ -700,7 +763,10 @@ abstract class StreamBase {
       const typeUrl = TYPE_URLS[kind];
       this.status.sent(typeUrl, out.version, out.nonce, out.count);
       this.ctx.hooks.onPush(typeUrl, buf.length, performance.now() - since);
-      this.log.debug({ typeUrl, version: out.version, nonce: out.nonce, resources: out.count, bytes: buf.length }, 'xDS response sent');
+      this.log.debug(
+        { typeUrl, version: out.version, nonce: out.nonce, resources: out.count, bytes: buf.length },
+        'xDS response sent',
+      );
       if (!ok) {
         this.blocked = true;
         this.call.once('drain', () => {
@@ -764,7 +830,13 @@ class SotwStream extends StreamBase {
     // subscription (Envoy repeats every name in every ACK): no subscription change to work out.
     const nonce = req.responseNonce ?? '';
     const prevRaw = st.raw;
-    if (!first && nonce !== '' && prevRaw !== undefined && prevRaw.length === rawNames.length && rawNames.every((n, i) => n === prevRaw[i])) {
+    if (
+      !first &&
+      nonce !== '' &&
+      prevRaw !== undefined &&
+      prevRaw.length === rawNames.length &&
+      rawNames.every((n, i) => n === prevRaw[i])
+    ) {
       this.ackOrNack(st, req, nonce);
       return;
     }
@@ -820,11 +892,14 @@ class SotwStream extends StreamBase {
     const wildcard = st.wildcard && WILDCARD_KINDS.has(kind);
     // Shared by every stream with the same subscription on this snapshot (a plain wildcard gets the snapshot's sorted list).
     const res =
-      wildcard && st.names.size === 0 ? sortedResources(snap, kind) : this.ctx.shared.list(snap, SOTW_NS[kind], st.subKey, () => desiredResources(snap, kind, wildcard, st.names));
+      wildcard && st.names.size === 0
+        ? sortedResources(snap, kind)
+        : this.ctx.shared.list(snap, SOTW_NS[kind], st.subKey, () => desiredResources(snap, kind, wildcard, st.names));
     if (st.sent) {
       const prev = st.sent.resources;
       if (prev === res) return undefined;
-      if (prev.length === res.length && res.every((r, i) => prev[i]?.name === r.name && prev[i]?.version === r.version)) return undefined;
+      if (prev.length === res.length && res.every((r, i) => prev[i]?.name === r.name && prev[i]?.version === r.version))
+        return undefined;
     } else if (res.length === 0 && !WILDCARD_KINDS.has(kind)) {
       // RDS/EDS/SDS: nothing requested exists yet; answer when it appears. (LDS/CDS do answer
       // with an empty state of the world: for them absence means "does not exist".)
@@ -900,13 +975,24 @@ class DeltaStream extends StreamBase {
     if (!kind) return;
     const sub = Array.isArray(req.resourceNamesSubscribe) ? req.resourceNamesSubscribe : [];
     const unsub = Array.isArray(req.resourceNamesUnsubscribe) ? req.resourceNamesUnsubscribe : [];
-    const initial = req.initialResourceVersions && typeof req.initialResourceVersions === 'object' ? req.initialResourceVersions : {};
+    const initial =
+      req.initialResourceVersions && typeof req.initialResourceVersions === 'object' ? req.initialResourceVersions : {};
     this.checkNames(sub.length + unsub.length);
     const typeUrl = TYPE_URLS[kind];
     let st = this.types.get(kind);
     let changed = false;
     if (!st) {
-      st = { kind, typeUrl, wildcard: false, names: new Set(), known: new Map(), mustRespond: false, nonces: new Map(), full: true, pending: new Set() };
+      st = {
+        kind,
+        typeUrl,
+        wildcard: false,
+        names: new Set(),
+        known: new Map(),
+        mustRespond: false,
+        nonces: new Map(),
+        full: true,
+        pending: new Set(),
+      };
       this.types.set(kind, st);
       if (WILDCARD_KINDS.has(kind) && sub.length === 0) st.wildcard = true;
       const entries = Object.entries(initial);
@@ -1010,7 +1096,9 @@ class DeltaStream extends StreamBase {
     const run =
       toSend.length === 0
         ? undefined
-        : this.ctx.shared.run(snap, DELTA_NS[kind], JSON.stringify(toSend.map((r) => r.name)), () => concatEntries(toSend, deltaEntry));
+        : this.ctx.shared.run(snap, DELTA_NS[kind], JSON.stringify(toSend.map((r) => r.name)), () =>
+            concatEntries(toSend, deltaEntry),
+          );
     const buf = deltaMessage(snap.version, run, st.typeUrl, nonce, removed);
     return { buf, version: snap.version, nonce, count: st.known.size };
   }
@@ -1040,7 +1128,10 @@ export class AdsServer {
       maxNames: opts.maxNames ?? DEFAULT_MAX_NAMES,
       authenticate: opts.authenticate ?? (() => ({ kind: 'self-asserted' })),
       allowName: opts.allowName,
-      shared: new SharedResponses(opts.sharedEncodingMaxBytes ?? 64 * 1024 * 1024, opts.sharedEncodingMaxEntries ?? 4096),
+      shared: new SharedResponses(
+        opts.sharedEncodingMaxBytes ?? 64 * 1024 * 1024,
+        opts.sharedEncodingMaxEntries ?? 4096,
+      ),
       initialBatchMs: opts.initialBatchMs ?? 10,
       onClose: (s) => this.streams.delete(s),
     };
@@ -1060,7 +1151,10 @@ export class AdsServer {
 
   private open(call: AnyCall, service: XdsService, kind: StreamKind): void {
     try {
-      const s = kind === 'sotw' ? new SotwStream(this.ctx, call, service, kind) : new DeltaStream(this.ctx, call, service, kind);
+      const s =
+        kind === 'sotw'
+          ? new SotwStream(this.ctx, call, service, kind)
+          : new DeltaStream(this.ctx, call, service, kind);
       this.streams.add(s);
     } catch (err) {
       this.ctx.logger.error({ err }, 'failed to open xDS stream');
@@ -1129,8 +1223,10 @@ export async function startXdsServer(
   const ads = new AdsServer(opts);
   ads.register(server);
   const bound = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, opts.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
+    server.bindAsync(
+      `${host.includes(':') ? `[${host}]` : host}:${port}`,
+      opts.credentials ?? grpc.ServerCredentials.createInsecure(),
+      (err, p) => (err ? reject(err) : resolve(p)),
     );
   });
   let stopped: Promise<void> | undefined;

@@ -12,7 +12,10 @@ type Json = Record<string, unknown>;
 
 /** The resource set as proto3 JSON: `{listeners, routes, clusters, endpoints, secrets}`. */
 export function setToJson(set: ResourceSet): Record<keyof ResourceSet, unknown[]> {
-  const out = { listeners: [], routes: [], clusters: [], endpoints: [], secrets: [] } as Record<keyof ResourceSet, unknown[]>;
+  const out = { listeners: [], routes: [], clusters: [], endpoints: [], secrets: [] } as Record<
+    keyof ResourceSet,
+    unknown[]
+  >;
   for (const kind of Object.keys(RESOURCE_SET_KEYS) as ResourceKind[]) {
     const key = RESOURCE_SET_KEYS[kind];
     out[key] = set[key].map((o) => toProto3Json(TYPE_URLS[kind], o));
@@ -118,7 +121,8 @@ export function envoyRejectionErrors(message: string, set: ResourceSet, model: M
   const objects = blameOwners(message, setToJson(set))
     .map((id) => ownerObject(model, id))
     .filter((o): o is Owned => o !== undefined);
-  if (objects.length === 0) return [{ code: 'OXDS_ENVOY_REJECTED', severity: 'error', message: `Envoy rejected the configuration: ${detail}` }];
+  if (objects.length === 0)
+    return [{ code: 'OXDS_ENVOY_REJECTED', severity: 'error', message: `Envoy rejected the configuration: ${detail}` }];
   return objects.map((o) => ({
     code: 'OXDS_ENVOY_REJECTED',
     severity: 'error',

@@ -10,7 +10,9 @@ export class InconsistentSnapshotError extends Error {
     readonly version: string,
     readonly problems: readonly string[],
   ) {
-    super(`inconsistent ${nodeType} snapshot ${version}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ''}`);
+    super(
+      `inconsistent ${nodeType} snapshot ${version}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ''}`,
+    );
     this.name = 'InconsistentSnapshotError';
   }
 }
@@ -28,7 +30,8 @@ export class SnapshotCache {
    */
   set(nodeType: NodeType, snapshot: Snapshot): void {
     const problems = checkConsistency(snapshot);
-    if (snapshot.nodeType !== nodeType) problems.unshift(`snapshot built for ${snapshot.nodeType} published as ${nodeType}`);
+    if (snapshot.nodeType !== nodeType)
+      problems.unshift(`snapshot built for ${snapshot.nodeType} published as ${nodeType}`);
     if (problems.length > 0) throw new InconsistentSnapshotError(nodeType, snapshot.version, problems);
     if (this.snapshots.get(nodeType) === snapshot) return;
     this.snapshots.set(nodeType, snapshot);
@@ -49,7 +52,8 @@ export class SnapshotCache {
     const entries = Object.entries(snapshots) as [NodeType, Snapshot][];
     for (const [nodeType, snapshot] of entries) {
       const problems = checkConsistency(snapshot);
-      if (snapshot.nodeType !== nodeType) problems.unshift(`snapshot built for ${snapshot.nodeType} published as ${nodeType}`);
+      if (snapshot.nodeType !== nodeType)
+        problems.unshift(`snapshot built for ${snapshot.nodeType} published as ${nodeType}`);
       if (problems.length > 0) throw new InconsistentSnapshotError(nodeType, snapshot.version, problems);
     }
     for (const [nodeType, snapshot] of entries) this.set(nodeType, snapshot);

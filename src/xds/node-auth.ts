@@ -93,7 +93,13 @@ export function identityAuthenticator(policy: NodeAuthPolicy): Authenticator {
       const gw = ids.find((u) => gatewayIds.has(u));
       if (gw !== undefined) return { kind: 'gateway', id: gw };
       if (ids.length === 1 && ids[0] !== undefined) return { kind: 'workload', spiffeId: ids[0] };
-      return { kind: 'anonymous', reason: ids.length === 0 ? 'client certificate without a SPIFFE id of our trust domain' : 'client certificate with several SPIFFE ids' };
+      return {
+        kind: 'anonymous',
+        reason:
+          ids.length === 0
+            ? 'client certificate without a SPIFFE id of our trust domain'
+            : 'client certificate with several SPIFFE ids',
+      };
     }
     if (policy.loopbackGateway && isLoopback(peerAddress(c.peer))) return { kind: 'gateway', id: 'loopback' };
     return { kind: 'anonymous', reason: 'no client certificate and no gateway token' };
@@ -122,7 +128,13 @@ export interface SecretFacts {
  * Whether `principal` may receive the secret `name`. `selfAsserted(name)` answers the insecure
  * mode (the old rule: a SPIFFE name only to the node whose metadata names it).
  */
-export function maySeeSecret(principal: NodePrincipal, name: string, facts: SecretFacts | undefined, selfAsserted: () => boolean, gatewaySecrets: GatewaySecrets = 'referenced'): boolean {
+export function maySeeSecret(
+  principal: NodePrincipal,
+  name: string,
+  facts: SecretFacts | undefined,
+  selfAsserted: () => boolean,
+  gatewaySecrets: GatewaySecrets = 'referenced',
+): boolean {
   const workloadName = name.startsWith('spiffe://');
   if (principal.kind === 'self-asserted') return workloadName ? selfAsserted() : true;
   if (workloadName) return principal.kind === 'workload' && principal.spiffeId === name;

@@ -140,7 +140,8 @@ export class NodeStatusRecord {
 
   view(): NodeStatus {
     const types: Record<string, TypeStatus> = {};
-    for (const [k, t] of this.types) types[k] = { ...t, subscribed: [...t.subscribed], ...(t.lastNack ? { lastNack: { ...t.lastNack } } : {}) };
+    for (const [k, t] of this.types)
+      types[k] = { ...t, subscribed: [...t.subscribed], ...(t.lastNack ? { lastNack: { ...t.lastNack } } : {}) };
     return {
       streamId: this.streamId,
       service: this.service,

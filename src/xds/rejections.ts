@@ -60,7 +60,15 @@ export class EnvoyRejections {
         ...(o.origin.doc !== undefined ? { doc: o.origin.doc } : {}),
         message: `Envoy rejected the configuration made from this object; left out until it changes: ${r.message}`,
       };
-      statuses.push({ key: o.key, kind: o.object.kind, namespace: m.namespace ?? '', name: m.name, origin: o.origin, state: 'invalid', errors: [error] });
+      statuses.push({
+        key: o.key,
+        kind: o.object.kind,
+        namespace: m.namespace ?? '',
+        name: m.name,
+        origin: o.origin,
+        state: 'invalid',
+        errors: [error],
+      });
       return false;
     });
     for (const k of [...this.rejected.keys()]) if (!present.has(k)) this.rejected.delete(k);

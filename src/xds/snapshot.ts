@@ -2,7 +2,14 @@
 // guards publication and the boot-scoped version generator.
 import { createHash, randomInt } from 'node:crypto';
 import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from '../proto/loader.js';
-import { RESOURCE_SET_KEYS, type NodeType, type ResourceMaps, type ResourceSet, type Snapshot, type VersionedResource } from './types.js';
+import {
+  RESOURCE_SET_KEYS,
+  type NodeType,
+  type ResourceMaps,
+  type ResourceSet,
+  type Snapshot,
+  type VersionedResource,
+} from './types.js';
 
 export type Encoder = (kind: ResourceKind, obj: ProtoObject) => Uint8Array;
 export type Resolver = (kind: ResourceKind, name: string) => ProtoObject | undefined;
@@ -23,7 +30,11 @@ export function resourceName(kind: ResourceKind, obj: ProtoObject): string {
   return typeof v === 'string' ? v : '';
 }
 
-export function versionedResource(kind: ResourceKind, obj: ProtoObject, encode: Encoder = defaultEncoder): VersionedResource {
+export function versionedResource(
+  kind: ResourceKind,
+  obj: ProtoObject,
+  encode: Encoder = defaultEncoder,
+): VersionedResource {
   const bytes = encode(kind, obj);
   return { name: resourceName(kind, obj), kind, version: contentHash(bytes), bytes, object: obj };
 }
@@ -73,7 +84,8 @@ export function buildSnapshot(
   return snapshot;
 }
 
-const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const HCM_TYPE =
+  'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 
 function isObj(v: unknown): v is ProtoObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
@@ -134,7 +146,8 @@ export function checkConsistency(snapshot: Snapshot): string[] {
   }
   for (const c of r.cluster.values()) {
     const sn = edsServiceName(c.object);
-    if (sn !== undefined && !r.endpoint.has(sn)) problems.push(`EDS cluster "${c.name}" has no ClusterLoadAssignment "${sn}"`);
+    if (sn !== undefined && !r.endpoint.has(sn))
+      problems.push(`EDS cluster "${c.name}" has no ClusterLoadAssignment "${sn}"`);
   }
   for (const kind of ['listener', 'cluster'] as const) {
     for (const res of r[kind].values()) {
@@ -151,7 +164,11 @@ export class VersionSource {
   readonly bootId: string;
   private seq = 0;
   constructor(bootId?: string) {
-    this.bootId = bootId ?? `${Date.now().toString(36)}${randomInt(36 ** 4).toString(36).padStart(4, '0')}`;
+    this.bootId =
+      bootId ??
+      `${Date.now().toString(36)}${randomInt(36 ** 4)
+        .toString(36)
+        .padStart(4, '0')}`;
   }
   next(): string {
     this.seq += 1;
@@ -189,7 +206,9 @@ export function sortedResources(snapshot: Snapshot, kind: ResourceKind): readonl
   }
   let list = per[kind];
   if (!list) {
-    list = Object.freeze([...snapshot.resources[kind].values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
+    list = Object.freeze(
+      [...snapshot.resources[kind].values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    );
     per[kind] = list;
   }
   return list;
@@ -222,7 +241,8 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot): SnapshotDiff {
     const removed = new Set<string>();
     for (const [n, r] of b) if (a.get(n)?.version !== r.version) changed.add(n);
     for (const n of a.keys()) if (!b.has(n)) removed.add(n);
-    out[kind] = changed.size + removed.size === 0 ? EMPTY_KIND_DIFF : { changed, removed, size: changed.size + removed.size };
+    out[kind] =
+      changed.size + removed.size === 0 ? EMPTY_KIND_DIFF : { changed, removed, size: changed.size + removed.size };
   }
   return out;
 }

@@ -5,7 +5,16 @@ import type { ProtoObject } from '../proto/loader.js';
 import { wildcardMatcher, type Matcher } from '../model/linear-regex.js';
 import { TYPE_URLS } from '../proto/loader.js';
 import { validateResource, type ValidationIssue } from './validate.js';
-import type { ConfigError, Descriptor, Model, PathMatch, Target, TcpServiceModel, TlsBinding, TlsCertificate } from '../model/types.js';
+import type {
+  ConfigError,
+  Descriptor,
+  Model,
+  PathMatch,
+  Target,
+  TcpServiceModel,
+  TlsBinding,
+  TlsCertificate,
+} from '../model/types.js';
 import { DEFAULT_TRANSLATE_OPTIONS, type ResourceSet, type TranslateOptions, type TranslateOutput } from './types.js';
 import * as names from './names.js';
 import { byString, duration, headerValue, sortedBy } from './resources/common.js';
@@ -44,7 +53,13 @@ import {
   virtualHost,
   withPerFilterConfig,
 } from './resources/route.js';
-import { checkIsNoop, clientIdFromCheck, extAuthzCluster, extAuthzFilter, extAuthzPerFilterConfig } from './resources/ext-authz.js';
+import {
+  checkIsNoop,
+  clientIdFromCheck,
+  extAuthzCluster,
+  extAuthzFilter,
+  extAuthzPerFilterConfig,
+} from './resources/ext-authz.js';
 import {
   type ClusterSettings,
   TLS_MATCH_KEY,
@@ -176,8 +191,19 @@ interface TranslateCtx {
 function targetTls(t: Target, ctx: TranslateCtx): { key: string; spec: UpstreamTlsSpec } {
   const m = t.mtls;
   if (!m) return { key: t.host, spec: { sni: t.host, clientCerts: [], verifyHostname: false } };
-  const validation = m.trustAll ? undefined : m.trustedCerts[0] !== undefined ? names.trustSecretName(m.trustedCerts[0]) : ctx.caBundle ? names.CA_BUNDLE_SECRET_NAME : undefined;
-  const spec: UpstreamTlsSpec = { sni: t.host, clientCerts: m.certs.slice(0, 1), ...(validation !== undefined ? { validation } : {}), verifyHostname: !m.loose };
+  const validation = m.trustAll
+    ? undefined
+    : m.trustedCerts[0] !== undefined
+      ? names.trustSecretName(m.trustedCerts[0])
+      : ctx.caBundle
+        ? names.CA_BUNDLE_SECRET_NAME
+        : undefined;
+  const spec: UpstreamTlsSpec = {
+    sni: t.host,
+    clientCerts: m.certs.slice(0, 1),
+    ...(validation !== undefined ? { validation } : {}),
+    verifyHostname: !m.loose,
+  };
   return { key: `${t.host}#${names.shortHash(spec)}`, spec };
 }
 
@@ -194,7 +220,15 @@ function localities(d: Descriptor, targets: readonly Target[], ctx: TranslateCtx
     endpointWeight: weights[i] ?? t.weight,
     addresses: addressesOf(t),
     ...(d.overrideHost && hosts.size > 1 ? { hostname: t.host } : {}),
-    ...(tlsMatch && t.scheme === 'https' ? { metadata: { filterMetadata: { 'envoy.transport_socket_match': { fields: { [TLS_MATCH_KEY]: { stringValue: targetTls(t, ctx).key } } } } } } : {}),
+    ...(tlsMatch && t.scheme === 'https'
+      ? {
+          metadata: {
+            filterMetadata: {
+              'envoy.transport_socket_match': { fields: { [TLS_MATCH_KEY]: { stringValue: targetTls(t, ctx).key } } },
+            },
+          },
+        }
+      : {}),
   }));
 }
 
@@ -207,11 +241,20 @@ function upstreamTransport(d: Descriptor, ctx: TranslateCtx): ProtoObject | unde
     byKey.set(x.key, x.spec);
   }
   const sorted = [...byKey].sort((a, b) => byString(a[0], b[0]));
-  const socket = (spec: UpstreamTlsSpec): ProtoObject => ({ name: 'envoy.transport_sockets.tls', typedConfig: upstreamTlsContext(spec) });
+  const socket = (spec: UpstreamTlsSpec): ProtoObject => ({
+    name: 'envoy.transport_sockets.tls',
+    typedConfig: upstreamTlsContext(spec),
+  });
   const [only] = sorted;
   if (only === undefined) return undefined;
   if (https.length === d.targets.length && sorted.length === 1) return { transportSocket: socket(only[1]) };
-  return { transportSocketMatches: sorted.map(([key, spec]) => ({ name: key, match: { fields: { [TLS_MATCH_KEY]: { stringValue: key } } }, transportSocket: socket(spec) })) };
+  return {
+    transportSocketMatches: sorted.map(([key, spec]) => ({
+      name: key,
+      match: { fields: { [TLS_MATCH_KEY]: { stringValue: key } } },
+      transportSocket: socket(spec),
+    })),
+  };
 }
 
 function clusterSettings(d: Descriptor, grpc: boolean, ctx: TranslateCtx): ClusterSettings {
@@ -238,10 +281,15 @@ function clusterSettings(d: Descriptor, grpc: boolean, ctx: TranslateCtx): Clust
 }
 
 /** Envoy: one EDS cluster (all static) or one STRICT_DNS cluster with an inline assignment. */
-function envoyClusterOf(d: Descriptor, name: string, ctx: TranslateCtx): { clusters: ProtoObject[]; endpoints: ProtoObject[] } {
+function envoyClusterOf(
+  d: Descriptor,
+  name: string,
+  ctx: TranslateCtx,
+): { clusters: ProtoObject[]; endpoints: ProtoObject[] } {
   const s = clusterSettings(d, false, ctx);
   const cla = clusterLoadAssignment(name, localities(d, d.targets, ctx));
-  if (d.targets.some((t) => t.resolution.type === 'dns')) return { clusters: [dnsCluster(name, 'STRICT_DNS', s, cla)], endpoints: [] };
+  if (d.targets.some((t) => t.resolution.type === 'dns'))
+    return { clusters: [dnsCluster(name, 'STRICT_DNS', s, cla)], endpoints: [] };
   return { clusters: [edsCluster(name, s)], endpoints: [cla] };
 }
 
@@ -253,11 +301,12 @@ function envoyClusters(d: Descriptor, name: string, ctx: TranslateCtx): Contribu
   const cname = names.canaryClusterName(name);
   const c = envoyClusterOf({ ...d, targets: canary.targets }, cname, ctx);
   const share = Math.round(canary.traffic * 1000);
-  const split = [
-    ...(share < 1000 ? [{ name, weight: 1000 - share }] : []),
-    { name: cname, weight: share },
-  ];
-  return { clusters: [...main.clusters, ...c.clusters], endpoints: [...main.endpoints, ...c.endpoints], choice: split.length === 1 ? { cluster: cname } : { weightedClusters: split } };
+  const split = [...(share < 1000 ? [{ name, weight: 1000 - share }] : []), { name: cname, weight: share }];
+  return {
+    clusters: [...main.clusters, ...c.clusters],
+    endpoints: [...main.endpoints, ...c.endpoints],
+    choice: split.length === 1 ? { cluster: cname } : { weightedClusters: split },
+  };
 }
 
 /**
@@ -347,7 +396,11 @@ function entriesFor(c: Contribution, v: string): Entry[] {
 }
 
 /** Envoy per-route filter configurations of a forwarding (or maintenance) route. */
-function featurePerFilter(d: Descriptor, authzConfig: ProtoObject | undefined, forwarding: boolean): ProtoObject | undefined {
+function featurePerFilter(
+  d: Descriptor,
+  authzConfig: ProtoObject | undefined,
+  forwarding: boolean,
+): ProtoObject | undefined {
   const out: ProtoObject = { ...(authzConfig ?? {}) };
   if (d.ipFiltering) out[RBAC_FILTER_NAME] = rbacPerRoute(d.ipFiltering);
   if (forwarding && d.cors) out[CORS_FILTER_NAME] = corsPolicy(d.cors);
@@ -363,9 +416,15 @@ function forwardMutations(d: Descriptor, variant: RouteVariant, checked: boolean
   const user = headerMutations(d);
   if (variant === 'grpc') return user;
   const oto = otoroshiHeaders(d);
-  const reqAdd = [...oto.request, ...(checked ? [clientIdFromCheck()] : []), ...((user.requestHeadersToAdd as ProtoObject[] | undefined) ?? [])];
+  const reqAdd = [
+    ...oto.request,
+    ...(checked ? [clientIdFromCheck()] : []),
+    ...((user.requestHeadersToAdd as ProtoObject[] | undefined) ?? []),
+  ];
   const resAdd = [...oto.response, ...((user.responseHeadersToAdd as ProtoObject[] | undefined) ?? [])];
-  const reqRemove = [...new Set([...strippedRequestHeaders(d), ...((user.requestHeadersToRemove as string[] | undefined) ?? [])])].sort();
+  const reqRemove = [
+    ...new Set([...strippedRequestHeaders(d), ...((user.requestHeadersToRemove as string[] | undefined) ?? [])]),
+  ].sort();
   return {
     requestHeadersToAdd: reqAdd,
     requestHeadersToRemove: reqRemove,
@@ -381,7 +440,12 @@ function withHeaderMatchers(match: ProtoObject, extra: readonly ProtoObject[]): 
 
 /** `redirection`: a direct 3xx with the literal Location (Otoroshi answers it before anything else). */
 function redirectionRoute(name: string, match: ProtoObject, code: number, to: string): ProtoObject {
-  return { name, match, directResponse: { status: code }, responseHeadersToAdd: [headerValue('Location', to.replace(/%/g, '%%'), 'OVERWRITE_IF_EXISTS_OR_ADD')] };
+  return {
+    name,
+    match,
+    directResponse: { status: code },
+    responseHeadersToAdd: [headerValue('Location', to.replace(/%/g, '%%'), 'OVERWRITE_IF_EXISTS_OR_ADD')],
+  };
 }
 
 /** The route of `api.openApiDescriptorUrl`: a 302 to it from OPENAPI_PATH. */
@@ -407,21 +471,40 @@ function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
       const m = routeMatch({ value: OPENAPI_PATH, type: 'Exact' }, d.matchingHeaders, e.authority, variant);
       out.push(withPerFilterConfig(redirectionRoute(`${name}~openapi`, m, 302, d.openApiDescriptorUrl), noCheck));
     }
-    if (d.redirection) return [...out, withPerFilterConfig(redirectionRoute(name, match, d.redirection.code, d.redirection.to), noCheck)];
+    if (d.redirection)
+      return [
+        ...out,
+        withPerFilterConfig(redirectionRoute(name, match, d.redirection.code, d.redirection.to), noCheck),
+      ];
     sortedBy(Object.entries(d.headersVerification), ([k]) => k).forEach(([h, v], i) => {
       // A missing header must hit the 400 too: inverted matchers skip absent headers unless they count as empty.
-      const m = withHeaderMatchers(match, [{ name: h.toLowerCase(), stringMatch: { exact: v }, invertMatch: true, treatMissingHeaderAsEmpty: true }]);
+      const m = withHeaderMatchers(match, [
+        { name: h.toLowerCase(), stringMatch: { exact: v }, invertMatch: true, treatMissingHeaderAsEmpty: true },
+      ]);
       out.push(withPerFilterConfig(otoroshiErrorRoute(`${name}~hv${i}`, m, 400, 'Missing header(s)'), noCheck));
     });
     if (d.readOnly) {
-      const m = withHeaderMatchers(match, [{ name: ':method', stringMatch: { safeRegex: { regex: 'GET|HEAD|OPTIONS' } }, invertMatch: true }]);
-      out.push(withPerFilterConfig(otoroshiErrorRoute(`${name}~ro`, m, 405, 'Method not allowed. Can only handle GET, HEAD, OPTIONS'), noCheck));
+      const m = withHeaderMatchers(match, [
+        { name: ':method', stringMatch: { safeRegex: { regex: 'GET|HEAD|OPTIONS' } }, invertMatch: true },
+      ]);
+      out.push(
+        withPerFilterConfig(
+          otoroshiErrorRoute(`${name}~ro`, m, 405, 'Method not allowed. Can only handle GET, HEAD, OPTIONS'),
+          noCheck,
+        ),
+      );
     }
   }
-  if (variant === 'http' && d.forceHttps) return [...out, withPerFilterConfig(httpsRedirectRoute(name, match), noCheck)];
+  if (variant === 'http' && d.forceHttps)
+    return [...out, withPerFilterConfig(httpsRedirectRoute(name, match), noCheck)];
   if (d.maintenanceMode || d.buildMode) {
     if (variant === 'grpc') return out; // grpc-js-xds NACKs a route whose action is not `route`
-    const err = otoroshiErrorRoute(name, match, 503, d.maintenanceMode ? 'Service in maintenance mode' : 'Service under construction');
+    const err = otoroshiErrorRoute(
+      name,
+      match,
+      503,
+      d.maintenanceMode ? 'Service in maintenance mode' : 'Service under construction',
+    );
     return [...out, withPerFilterConfig(err, featurePerFilter(d, noCheck, false))];
   }
   const choice = variant === 'grpc' ? e.c.grpc.choice : e.c.envoy.choice;
@@ -431,14 +514,22 @@ function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
   const mutations = forwardMutations(d, variant, checked);
   if (variant !== 'grpc') {
     d.clientConfig.customTimeouts.forEach((ct, i) => {
-      const m = withHeaderMatchers(match, [{ name: ':path', stringMatch: { safeRegex: { regex: `(?:${ct.path})(?:\\?.*)?` } } }]);
-      const action: ProtoObject = { ...routeAction(d, e.path, choice, variant), timeout: duration(ct.globalTimeout), idleTimeout: duration(ct.idleTimeout) };
+      const m = withHeaderMatchers(match, [
+        { name: ':path', stringMatch: { safeRegex: { regex: `(?:${ct.path})(?:\\?.*)?` } } },
+      ]);
+      const action: ProtoObject = {
+        ...routeAction(d, e.path, choice, variant),
+        timeout: duration(ct.globalTimeout),
+        idleTimeout: duration(ct.idleTimeout),
+      };
       const retry = action.retryPolicy as ProtoObject | undefined;
       if (retry) action.retryPolicy = { ...retry, perTryTimeout: duration(ct.callTimeout) };
       out.push(withPerFilterConfig(forwardRoute(`${name}~ct${i}`, m, action, mutations), perFilter));
     });
   }
-  out.push(withPerFilterConfig(forwardRoute(name, match, routeAction(d, e.path, choice, variant), mutations), perFilter));
+  out.push(
+    withPerFilterConfig(forwardRoute(name, match, routeAction(d, e.path, choice, variant), mutations), perFilter),
+  );
   return out;
 }
 
@@ -496,7 +587,12 @@ function writeField(buf: Uint8Array, pos: number, tag: number, bytes: Uint8Array
  * `head` (field 1, a string), then `strings` (field 2), then `parts` (field `partsTag`). Encoded
  * sub-messages are concatenated as they are: a repeated message field is its elements' encodings.
  */
-function encodeDelimited(head: string, strings: readonly string[], partsTag: number, parts: readonly Uint8Array[]): Uint8Array {
+function encodeDelimited(
+  head: string,
+  strings: readonly string[],
+  partsTag: number,
+  parts: readonly Uint8Array[],
+): Uint8Array {
   const h = Buffer.from(head, 'utf8');
   const ss = strings.map((x) => Buffer.from(x, 'utf8'));
   let size = 1 + varintSize(h.length) + h.length;
@@ -646,8 +742,17 @@ function vhostRec(v: string, variant: RouteVariant, authz: boolean, routes: Rout
       used: generation,
       name,
       routes,
-      obj: virtualHost(name, domains, routes.map((r) => r.obj)),
-      bytes: encodeDelimited(name, domains, 0x1a, routes.map((r) => r.bytes)),
+      obj: virtualHost(
+        name,
+        domains,
+        routes.map((r) => r.obj),
+      ),
+      bytes: encodeDelimited(
+        name,
+        domains,
+        0x1a,
+        routes.map((r) => r.bytes),
+      ),
     };
     vhostMemo.set(key, m);
   }
@@ -672,10 +777,22 @@ function notFoundRec(authz: boolean): RouteRec {
 function routeConfigRec(name: string, vhosts: VhostRec[]): ProtoObject {
   let m = routeConfigMemo.get(name);
   if (!m || !sameItems(m.vhosts, vhosts)) {
-    const obj = routeConfiguration(name, vhosts.map((v) => v.obj));
+    const obj = routeConfiguration(
+      name,
+      vhosts.map((v) => v.obj),
+    );
     const ok = m ? m.ok : validateResource(TYPE_URLS.route, { name }).ok;
     // When the configuration's own fields are invalid, validateSet validates it whole (and reports).
-    if (ok) ENCODED.set(obj, encodeDelimited(name, [], 0x12, vhosts.map((v) => v.bytes)));
+    if (ok)
+      ENCODED.set(
+        obj,
+        encodeDelimited(
+          name,
+          [],
+          0x12,
+          vhosts.map((v) => v.bytes),
+        ),
+      );
     m = { used: generation, vhosts, obj, ok };
     routeConfigMemo.set(name, m);
   }
@@ -784,7 +901,12 @@ function descriptorProblem(d: Descriptor, code: ConfigError['code'], message: st
 
 function descriptorError(d: Descriptor, what: string, issue: ValidationIssue): ConfigError {
   const at = issue.path ? ` at ${issue.path}` : '';
-  return descriptorProblem(d, 'OXDS_ENVOY_VALIDATION', `${what}${at} violates ${issue.rule}: ${issue.message}`, issue.path ? `${what}.${issue.path}` : what);
+  return descriptorProblem(
+    d,
+    'OXDS_ENVOY_VALIDATION',
+    `${what}${at} violates ${issue.rule}: ${issue.message}`,
+    issue.path ? `${what}.${issue.path}` : what,
+  );
 }
 
 /** `virtualHosts["a.example.com"].routes["id/0"].x`: where an issue of a route or virtual host sits. */
@@ -804,9 +926,17 @@ function validateContribution(c: Contribution, memo: DescriptorMemo): ConfigErro
   // https differs from http only by forceHttps redirects: validate it only when it differs.
   for (const v of c.d.forceHttps ? (['http', 'https', 'grpc'] as const) : (['http', 'grpc'] as const)) {
     let problem: ValidationIssue | undefined;
-    virtualHostsOf([c], v, false, memos, (_c, host, issue, route) => {
-      problem ??= vhostIssue(host, route, issue);
-    }, c.authz, false);
+    virtualHostsOf(
+      [c],
+      v,
+      false,
+      memos,
+      (_c, host, issue, route) => {
+        problem ??= vhostIssue(host, route, issue);
+      },
+      c.authz,
+      false,
+    );
     if (problem) return descriptorError(c.d, `routes(${v})`, problem);
   }
   for (const o of [...c.envoy.clusters, ...c.grpc.clusters]) {
@@ -836,22 +966,44 @@ function memoFor(d: Descriptor, authz: boolean, ctx: TranslateCtx): DescriptorMe
 
 // ------------------------------------------------------------------ TLS
 
-function tlsResources(model: Model, errors: ConfigError[], filters: readonly ProtoObject[], accessLogCluster: string | undefined, hcmOpts: HcmOptions): { chains: ProtoObject[] } {
+function tlsResources(
+  model: Model,
+  errors: ConfigError[],
+  filters: readonly ProtoObject[],
+  accessLogCluster: string | undefined,
+  hcmOpts: HcmOptions,
+): { chains: ProtoObject[] } {
   const certs = new Map<string, TlsCertificate>(model.certificates.map((c) => [c.secretName, c]));
   const used = new Set<string>();
   let defaultTaken = false;
   const chains: ProtoObject[] = [];
-  const hcm = httpConnectionManager(names.statPrefix(names.HTTPS_LISTENER_NAME), names.HTTPS_ROUTE_CONFIG_NAME, filters, accessLogCluster, hcmOpts);
+  const hcm = httpConnectionManager(
+    names.statPrefix(names.HTTPS_LISTENER_NAME),
+    names.HTTPS_ROUTE_CONFIG_NAME,
+    filters,
+    accessLogCluster,
+    hcmOpts,
+  );
   for (const b of sortedBy(model.tls, (x: TlsBinding) => x.secretName)) {
     const cert = certs.get(b.secretName);
     const warn = (message: string): void => {
-      errors.push({ code: 'OXDS_UNRESOLVED_REFERENCE', message, field: 'tls', severity: 'warning', ...(b.source ?? {}) });
+      errors.push({
+        code: 'OXDS_UNRESOLVED_REFERENCE',
+        message,
+        field: 'tls',
+        severity: 'warning',
+        ...(b.source ?? {}),
+      });
     };
     if (!cert) {
-      warn(`TLS binding for ${b.serverNames.join(', ') || '(default)'} names certificate ${b.secretName}, which ${certState(model, b.secretName)}: binding skipped`);
+      warn(
+        `TLS binding for ${b.serverNames.join(', ') || '(default)'} names certificate ${b.secretName}, which ${certState(model, b.secretName)}: binding skipped`,
+      );
       continue;
     }
-    const serverNames = [...new Set(b.serverNames.map((n) => n.toLowerCase()))].sort(byString).filter((n) => !used.has(n));
+    const serverNames = [...new Set(b.serverNames.map((n) => n.toLowerCase()))]
+      .sort(byString)
+      .filter((n) => !used.has(n));
     if (serverNames.length === 0 && (b.serverNames.length > 0 || defaultTaken)) {
       warn(`TLS binding ${b.secretName}: every server name is already served by another certificate: binding skipped`);
       continue;
@@ -876,7 +1028,10 @@ function sdsSecrets(model: Model): ProtoObject[] {
     if (out.has(name)) continue;
     out.set(name, {
       name,
-      tlsCertificate: { certificateChain: { inlineString: cert.certificateChain }, privateKey: { inlineString: cert.privateKey } },
+      tlsCertificate: {
+        certificateChain: { inlineString: cert.certificateChain },
+        privateKey: { inlineString: cert.privateKey },
+      },
     });
   }
   // Explicit trusted certificates of targets' mtlsConfig: a validation context from the chain.
@@ -887,11 +1042,15 @@ function sdsSecrets(model: Model): ProtoObject[] {
       const cert = ref !== undefined ? certs.get(ref) : undefined;
       if (ref === undefined || cert === undefined) continue;
       const name = names.trustSecretName(ref);
-      if (!out.has(name)) out.set(name, { name, validationContext: { trustedCa: { inlineString: cert.certificateChain } } });
+      if (!out.has(name))
+        out.set(name, { name, validationContext: { trustedCa: { inlineString: cert.certificateChain } } });
     }
   }
   if (model.caBundle !== undefined && model.caBundle.trim() !== '') {
-    out.set(names.CA_BUNDLE_SECRET_NAME, { name: names.CA_BUNDLE_SECRET_NAME, validationContext: { trustedCa: { inlineString: model.caBundle } } });
+    out.set(names.CA_BUNDLE_SECRET_NAME, {
+      name: names.CA_BUNDLE_SECRET_NAME,
+      validationContext: { trustedCa: { inlineString: model.caBundle } },
+    });
   }
   return [...out.values()];
 }
@@ -907,11 +1066,18 @@ function emptySet(): ResourceSet {
 }
 
 /** Route configurations of every variant over `cs`; contributions failing in context are reported in `bad`. */
-function assemble(cs: readonly Contribution[], memos: ReadonlyMap<Contribution, DescriptorMemo>, https: boolean, authz: boolean) {
+function assemble(
+  cs: readonly Contribution[],
+  memos: ReadonlyMap<Contribution, DescriptorMemo>,
+  https: boolean,
+  authz: boolean,
+) {
   const bad = new Map<Contribution, ConfigError>();
-  const onBad = (variant: RouteVariant) => (c: Contribution, v: string, issue: ValidationIssue, route: ProtoObject | undefined): void => {
-    if (!bad.has(c)) bad.set(c, descriptorError(c.d, `routes(${variant})`, vhostIssue(v, route, issue)));
-  };
+  const onBad =
+    (variant: RouteVariant) =>
+    (c: Contribution, v: string, issue: ValidationIssue, route: ProtoObject | undefined): void => {
+      if (!bad.has(c)) bad.set(c, descriptorError(c.d, `routes(${variant})`, vhostIssue(v, route, issue)));
+    };
   const http = virtualHostsOf(cs, 'http', true, memos, onBad('http'), authz);
   const secure = https ? virtualHostsOf(cs, 'https', true, memos, onBad('https'), authz) : undefined;
   const grpc = virtualHostsOf(cs, 'grpc', false, memos, onBad('grpc'), authz);
@@ -924,7 +1090,8 @@ function gatewayFilters(model: Model, descriptors: readonly Descriptor[], o: Tra
   const out: ProtoObject[] = [];
   const rl = g ? globalRateLimitFilter(g) : undefined;
   if (rl) out.push(rl);
-  if (g && g.ipFiltering.whitelist.length + g.ipFiltering.blacklist.length > 0) out.push(rbacFilter(GLOBAL_RBAC_FILTER_NAME, g.ipFiltering));
+  if (g && g.ipFiltering.whitelist.length + g.ipFiltering.blacklist.length > 0)
+    out.push(rbacFilter(GLOBAL_RBAC_FILTER_NAME, g.ipFiltering));
   out.push(rbacFilter(RBAC_FILTER_NAME, undefined), corsFilter());
   if (o.authz) out.push(extAuthzFilter(names.EXT_AUTHZ_CLUSTER_NAME, o.authz));
   const gz = new Map<string, ProtoObject>();
@@ -937,19 +1104,32 @@ function hcmOptions(model: Model): HcmOptions {
   const g = model.globalConfig;
   return {
     ...(g && g.trustedProxies > 0 ? { xffNumTrustedHops: g.trustedProxies } : {}),
-    localReplyMappers: [ipDeniedMapper(), ...(g && globalRateLimitFilter(g) ? [throttledMapper()] : []), ...upstreamErrorMappers()],
+    localReplyMappers: [
+      ipDeniedMapper(),
+      ...(g && globalRateLimitFilter(g) ? [throttledMapper()] : []),
+      ...upstreamErrorMappers(),
+    ],
   };
 }
 
 /** A descriptor under GlobalConfig maintenance: only its redirection still precedes the 503. */
 function globalMaintenanceOf(d: Descriptor): Descriptor {
   const { ipFiltering: _ip, ...rest } = d;
-  return { ...rest, maintenanceMode: true, buildMode: false, headersVerification: {}, readOnly: false, forceHttps: false };
+  return {
+    ...rest,
+    maintenanceMode: true,
+    buildMode: false,
+    headersVerification: {},
+    readOnly: false,
+    forceHttps: false,
+  };
 }
 
 /** Why a certificate is missing: a Certificate CR that failed to issue is not "unknown". */
 function certState(model: Model, secretName: string): string {
-  return (model.certificateRequests ?? []).some((r) => r.secretName === secretName) ? 'is not issued (see that Certificate\'s status)' : 'is unknown (no Certificate or kubernetes.io/tls Secret of that name)';
+  return (model.certificateRequests ?? []).some((r) => r.secretName === secretName)
+    ? "is not issued (see that Certificate's status)"
+    : 'is unknown (no Certificate or kubernetes.io/tls Secret of that name)';
 }
 
 /** Certificate refs of a descriptor's targets (mtlsConfig) that the model does not know. */
@@ -982,12 +1162,38 @@ function overlaps(a: Bound, b: Bound): boolean {
 }
 
 /** Why a TcpService's listener cannot be sent: its port is taken, or a resource breaks Envoy's rules. */
-function tcpProblem(t: TcpServiceModel, listener: ProtoObject, clusters: readonly ProtoObject[], taken: readonly Bound[]): ConfigError | undefined {
-  const base = { kind: 'TcpService', namespace: t.namespace, name: objectName(t.sourceKey), severity: 'error' as const, ...(t.origin.file !== undefined ? { file: t.origin.file } : {}), ...(t.origin.doc !== undefined ? { doc: t.origin.doc } : {}) };
+function tcpProblem(
+  t: TcpServiceModel,
+  listener: ProtoObject,
+  clusters: readonly ProtoObject[],
+  taken: readonly Bound[],
+): ConfigError | undefined {
+  const base = {
+    kind: 'TcpService',
+    namespace: t.namespace,
+    name: objectName(t.sourceKey),
+    severity: 'error' as const,
+    ...(t.origin.file !== undefined ? { file: t.origin.file } : {}),
+    ...(t.origin.doc !== undefined ? { doc: t.origin.doc } : {}),
+  };
   const clash = taken.find((b) => overlaps({ address: t.interface, port: t.port, what: '' }, b));
-  if (clash) return { ...base, code: 'OXDS_ROUTE_CONFLICT', field: 'spec.port', message: `port ${t.port} on ${t.interface} is already used by ${clash.what}: listener not published` };
-  const issue = check(TYPE_URLS.listener, listener) ?? clusters.map((c) => check(TYPE_URLS.cluster, c)).find((x) => x !== undefined);
-  if (issue) return { ...base, code: 'OXDS_ENVOY_VALIDATION', field: 'spec', message: `listener${issue.path ? ` at ${issue.path}` : ''} violates ${issue.rule}: ${issue.message}` };
+  if (clash)
+    return {
+      ...base,
+      code: 'OXDS_ROUTE_CONFLICT',
+      field: 'spec.port',
+      message: `port ${t.port} on ${t.interface} is already used by ${clash.what}: listener not published`,
+    };
+  const issue =
+    check(TYPE_URLS.listener, listener) ??
+    clusters.map((c) => check(TYPE_URLS.cluster, c)).find((x) => x !== undefined);
+  if (issue)
+    return {
+      ...base,
+      code: 'OXDS_ENVOY_VALIDATION',
+      field: 'spec',
+      message: `listener${issue.path ? ` at ${issue.path}` : ''} violates ${issue.rule}: ${issue.message}`,
+    };
   return undefined;
 }
 
@@ -1011,7 +1217,15 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
     if (!d0.enabled || d0.hosts.length === 0) continue;
     if (seen.has(d0.id)) {
       // Route and cluster names derive from the id: a second descriptor with it would collide.
-      errors.push({ ...descriptorError(d0, 'id', { path: '', rule: 'unique', message: `id ${d0.id} is already used by another descriptor` }), code: 'OXDS_DUPLICATE_OBJECT', field: 'id' });
+      errors.push({
+        ...descriptorError(d0, 'id', {
+          path: '',
+          rule: 'unique',
+          message: `id ${d0.id} is already used by another descriptor`,
+        }),
+        code: 'OXDS_DUPLICATE_OBJECT',
+        field: 'id',
+      });
       continue;
     }
     seen.add(d0.id);
@@ -1032,7 +1246,9 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
   }
 
   const tls = model.tls.length > 0 ? tlsResources(model, errors, httpFilters, o.accessLogCluster, hcmOpts) : undefined;
-  const httpsListenerObj = tls ? httpsListener(names.HTTPS_LISTENER_NAME, o.listenAddress, o.httpsPort, tls.chains) : undefined;
+  const httpsListenerObj = tls
+    ? httpsListener(names.HTTPS_LISTENER_NAME, o.listenAddress, o.httpsPort, tls.chains)
+    : undefined;
 
   // A route valid on its own can still fail in another descriptor's virtual host (another
   // :authority check): drop such descriptors and assemble again (rare; never more than once each).
@@ -1050,7 +1266,18 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
   const envoy = emptySet();
   const grpc = emptySet();
   envoy.listeners.push(
-    httpListener(names.HTTP_LISTENER_NAME, o.listenAddress, o.httpPort, httpConnectionManager(names.statPrefix(names.HTTP_LISTENER_NAME), names.HTTP_ROUTE_CONFIG_NAME, httpFilters, o.accessLogCluster, hcmOpts)),
+    httpListener(
+      names.HTTP_LISTENER_NAME,
+      o.listenAddress,
+      o.httpPort,
+      httpConnectionManager(
+        names.statPrefix(names.HTTP_LISTENER_NAME),
+        names.HTTP_ROUTE_CONFIG_NAME,
+        httpFilters,
+        o.accessLogCluster,
+        hcmOpts,
+      ),
+    ),
   );
   envoy.routes.push(routeConfigRec(names.HTTP_ROUTE_CONFIG_NAME, [...vhosts.http.values()]));
   if (tls && httpsListenerObj && vhosts.secure) {
@@ -1060,8 +1287,15 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
   envoy.secrets.push(...sdsSecrets(model));
 
   // TcpServices (Envoy only): a listener each, with its clusters.
-  const taken: Bound[] = [{ address: o.listenAddress, port: o.httpPort, what: `the HTTP listener (${names.HTTP_LISTENER_NAME})` }];
-  if (httpsListenerObj) taken.push({ address: o.listenAddress, port: o.httpsPort, what: `the HTTPS listener (${names.HTTPS_LISTENER_NAME})` });
+  const taken: Bound[] = [
+    { address: o.listenAddress, port: o.httpPort, what: `the HTTP listener (${names.HTTP_LISTENER_NAME})` },
+  ];
+  if (httpsListenerObj)
+    taken.push({
+      address: o.listenAddress,
+      port: o.httpsPort,
+      what: `the HTTPS listener (${names.HTTPS_LISTENER_NAME})`,
+    });
   for (const t of [...(model.tcpServices ?? [])].sort((a, b) => byString(a.sourceKey, b.sourceKey))) {
     if (!t.enabled) continue;
     const r = tcpService(t, model.certificates, ctx.caBundle);
@@ -1099,12 +1333,22 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
     for (const w of wildVhosts) if (hostMatches(w[0], h)) list.push(w);
     if (list.length > 1) list.sort((a, b) => byString(a[0], b[0]));
     const rcName = names.grpcRouteConfigName(host);
-    grpc.routes.push(routeConfigRec(rcName, list.map((x) => x[1])));
+    grpc.routes.push(
+      routeConfigRec(
+        rcName,
+        list.map((x) => x[1]),
+      ),
+    );
     grpc.listeners.push(grpcApiListenerMemo(host, rcName));
   }
   // On-demand listeners (grpcListenerFor) of hosts that only wildcard patterns match.
   if (grpcDomainList.some((p) => p.includes('*'))) {
-    grpc.routes.push(routeConfigRec(names.GRPC_WILDCARD_ROUTE_CONFIG_NAME, wildVhosts.map((x) => x[1])));
+    grpc.routes.push(
+      routeConfigRec(
+        names.GRPC_WILDCARD_ROUTE_CONFIG_NAME,
+        wildVhosts.map((x) => x[1]),
+      ),
+    );
   }
 
   for (const set of [envoy, grpc]) {
@@ -1114,7 +1358,8 @@ export function translate(model: Model, opts?: Partial<TranslateOptions>): Trans
     set.endpoints.sort(byName('clusterName'));
     set.secrets.sort(byName('name'));
   }
-  for (const m of [descriptorMemo, shellMemo, vhostMemo, routeConfigMemo, listenerMemo] as Map<string, Used>[]) sweep(m);
+  for (const m of [descriptorMemo, shellMemo, vhostMemo, routeConfigMemo, listenerMemo] as Map<string, Used>[])
+    sweep(m);
   return { envoy, grpc, grpcDomains: grpcDomainList, errors };
 }
 

@@ -50,7 +50,8 @@ function isPresent(o: Record<string, unknown>, k: string): boolean {
 }
 
 function show(v: unknown): string {
-  const s = typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
+  const s =
+    typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
   return s !== undefined && s.length > 80 ? s.slice(0, 77) + '...' : String(s);
 }
 
@@ -96,7 +97,10 @@ function deepMerge(a: RulesObj, b: RulesObj): RulesObj {
   return out;
 }
 
-function boolOpt(node: { options?: Record<string, unknown> | undefined; parsedOptions?: unknown }, key: string): boolean {
+function boolOpt(
+  node: { options?: Record<string, unknown> | undefined; parsedOptions?: unknown },
+  key: string,
+): boolean {
   if (node.options && node.options[key] === true) return true;
   const po = node.parsedOptions as Array<Record<string, unknown>> | undefined;
   if (Array.isArray(po)) for (const o of po) if (o[key] === true) return true;
@@ -159,23 +163,48 @@ function compileString(r: RulesObj): Rule<string>[] {
   const minLen = num('min_len');
   const maxLen = num('max_len');
   const len = num('len');
-  if (len !== undefined) out.push({ rule: 'string.len', ok: (s) => codePoints(s) === len, msg: () => `length must be exactly ${len} character(s)` });
+  if (len !== undefined)
+    out.push({
+      rule: 'string.len',
+      ok: (s) => codePoints(s) === len,
+      msg: () => `length must be exactly ${len} character(s)`,
+    });
   if (minLen !== undefined && minLen > 0)
     out.push({
       rule: 'string.min_len',
       ok: (s) => s.length >= minLen && (s.length >= 2 * minLen || codePoints(s) >= minLen),
-      msg: (s) => (s.length === 0 ? `must not be empty (at least ${minLen} character(s))` : `length must be at least ${minLen} character(s)`),
+      msg: (s) =>
+        s.length === 0
+          ? `must not be empty (at least ${minLen} character(s))`
+          : `length must be at least ${minLen} character(s)`,
     });
   if (maxLen !== undefined)
-    out.push({ rule: 'string.max_len', ok: (s) => s.length <= maxLen || codePoints(s) <= maxLen, msg: () => `length must be at most ${maxLen} character(s)` });
+    out.push({
+      rule: 'string.max_len',
+      ok: (s) => s.length <= maxLen || codePoints(s) <= maxLen,
+      msg: () => `length must be at most ${maxLen} character(s)`,
+    });
   const lenBytes = num('len_bytes');
   const minBytes = num('min_bytes');
   const maxBytes = num('max_bytes');
-  if (lenBytes !== undefined) out.push({ rule: 'string.len_bytes', ok: (s) => Buffer.byteLength(s) === lenBytes, msg: () => `must be exactly ${lenBytes} byte(s)` });
+  if (lenBytes !== undefined)
+    out.push({
+      rule: 'string.len_bytes',
+      ok: (s) => Buffer.byteLength(s) === lenBytes,
+      msg: () => `must be exactly ${lenBytes} byte(s)`,
+    });
   if (minBytes !== undefined && minBytes > 0)
-    out.push({ rule: 'string.min_bytes', ok: (s) => s.length >= minBytes || Buffer.byteLength(s) >= minBytes, msg: () => `must be at least ${minBytes} byte(s)` });
+    out.push({
+      rule: 'string.min_bytes',
+      ok: (s) => s.length >= minBytes || Buffer.byteLength(s) >= minBytes,
+      msg: () => `must be at least ${minBytes} byte(s)`,
+    });
   if (maxBytes !== undefined)
-    out.push({ rule: 'string.max_bytes', ok: (s) => s.length * 3 <= maxBytes || Buffer.byteLength(s) <= maxBytes, msg: () => `must be at most ${maxBytes} byte(s)` });
+    out.push({
+      rule: 'string.max_bytes',
+      ok: (s) => s.length * 3 <= maxBytes || Buffer.byteLength(s) <= maxBytes,
+      msg: () => `must be at most ${maxBytes} byte(s)`,
+    });
   if (typeof r['const'] === 'string') {
     const c = r['const'];
     out.push({ rule: 'string.const', ok: (s) => s === c, msg: () => `must equal ${JSON.stringify(c)}` });
@@ -194,7 +223,11 @@ function compileString(r: RulesObj): Rule<string>[] {
   }
   if (typeof r['not_contains'] === 'string') {
     const p = r['not_contains'];
-    out.push({ rule: 'string.not_contains', ok: (s) => !s.includes(p), msg: () => `must not contain ${JSON.stringify(p)}` });
+    out.push({
+      rule: 'string.not_contains',
+      ok: (s) => !s.includes(p),
+      msg: () => `must not contain ${JSON.stringify(p)}`,
+    });
   }
   if (typeof r['pattern'] === 'string') {
     const p = r['pattern'];
@@ -203,11 +236,19 @@ function compileString(r: RulesObj): Rule<string>[] {
   }
   if (Array.isArray(r['in'])) {
     const set = new Set((r['in'] as unknown[]).map(String));
-    out.push({ rule: 'string.in', ok: (s) => set.has(s), msg: (s) => `${show(s)} must be one of ${[...set].join(', ')}` });
+    out.push({
+      rule: 'string.in',
+      ok: (s) => set.has(s),
+      msg: (s) => `${show(s)} must be one of ${[...set].join(', ')}`,
+    });
   }
   if (Array.isArray(r['not_in'])) {
     const set = new Set((r['not_in'] as unknown[]).map(String));
-    out.push({ rule: 'string.not_in', ok: (s) => !set.has(s), msg: (s) => `${show(s)} must not be one of ${[...set].join(', ')}` });
+    out.push({
+      rule: 'string.not_in',
+      ok: (s) => !set.has(s),
+      msg: (s) => `${show(s)} must not be one of ${[...set].join(', ')}`,
+    });
   }
   const wk = r['well_known_regex'];
   if (wk === 'HTTP_HEADER_NAME' || wk === 'HTTP_HEADER_VALUE' || wk === 1 || wk === 2) {
@@ -221,7 +262,11 @@ function compileString(r: RulesObj): Rule<string>[] {
         : 'a valid HTTP header value (no control characters)'
       : 'free of NUL, CR and LF characters';
     // An empty header name fails the strict regex (`+`), like PGV.
-    out.push({ rule: 'string.well_known_regex', ok: (s) => re.test(s), msg: (s) => `${show(s)} must be ${what} [${label}]` });
+    out.push({
+      rule: 'string.well_known_regex',
+      ok: (s) => re.test(s),
+      msg: (s) => `${show(s)} must be ${what} [${label}]`,
+    });
   }
   const flag = (k: string, rule: string, test: (s: string) => boolean, what: string): void => {
     if (r[k] === true) out.push({ rule: `string.${rule}`, ok: test, msg: (s) => `${show(s)} must be ${what}` });
@@ -249,7 +294,11 @@ function compileRange<T>(
   const out: Rule<T>[] = [];
   if (r['const'] !== undefined) {
     const c = conv(r['const']);
-    out.push({ rule: `${family}.const`, ok: (v) => cmp(v, c) === 0, msg: (v) => `must equal ${fmt(c)} (got ${fmt(v)})` });
+    out.push({
+      rule: `${family}.const`,
+      ok: (v) => cmp(v, c) === 0,
+      msg: (v) => `must equal ${fmt(c)} (got ${fmt(v)})`,
+    });
   }
   const lt = r['lt'] !== undefined ? conv(r['lt']) : undefined;
   const lte = r['lte'] !== undefined ? conv(r['lte']) : undefined;
@@ -265,12 +314,20 @@ function compileRange<T>(
     const lo = `${lower.incl ? '[' : '('}${fmt(lower.v)}`;
     const hi = `${fmt(upper.v)}${upper.incl ? ']' : ')'}`;
     if (cmp(upper.v, lower.v) > 0) {
-      out.push({ rule: `${family}.${lName}_${uName}`, ok: (v) => loOk(v) && upOk(v), msg: (v) => `must be inside range ${lo}, ${hi} (got ${fmt(v)})` });
+      out.push({
+        rule: `${family}.${lName}_${uName}`,
+        ok: (v) => loOk(v) && upOk(v),
+        msg: (v) => `must be inside range ${lo}, ${hi} (got ${fmt(v)})`,
+      });
     } else {
       // PGV exclusive range: valid when outside [upper, lower].
       const olo = `${upper.incl ? '(' : '['}${fmt(upper.v)}`;
       const ohi = `${fmt(lower.v)}${lower.incl ? ')' : ']'}`;
-      out.push({ rule: `${family}.${lName}_${uName}`, ok: (v) => loOk(v) || upOk(v), msg: (v) => `must be outside range ${olo}, ${ohi} (got ${fmt(v)})` });
+      out.push({
+        rule: `${family}.${lName}_${uName}`,
+        ok: (v) => loOk(v) || upOk(v),
+        msg: (v) => `must be outside range ${olo}, ${ohi} (got ${fmt(v)})`,
+      });
     }
   } else if (upper) {
     out.push({
@@ -287,11 +344,19 @@ function compileRange<T>(
   }
   if (Array.isArray(r['in'])) {
     const vals = (r['in'] as unknown[]).map(conv);
-    out.push({ rule: `${family}.in`, ok: (v) => vals.some((x) => cmp(v, x) === 0), msg: (v) => `must be one of ${vals.map(fmt).join(', ')} (got ${fmt(v)})` });
+    out.push({
+      rule: `${family}.in`,
+      ok: (v) => vals.some((x) => cmp(v, x) === 0),
+      msg: (v) => `must be one of ${vals.map(fmt).join(', ')} (got ${fmt(v)})`,
+    });
   }
   if (Array.isArray(r['not_in'])) {
     const vals = (r['not_in'] as unknown[]).map(conv);
-    out.push({ rule: `${family}.not_in`, ok: (v) => !vals.some((x) => cmp(v, x) === 0), msg: (v) => `must not be one of ${vals.map(fmt).join(', ')} (got ${fmt(v)})` });
+    out.push({
+      rule: `${family}.not_in`,
+      ok: (v) => !vals.some((x) => cmp(v, x) === 0),
+      msg: (v) => `must not be one of ${vals.map(fmt).join(', ')} (got ${fmt(v)})`,
+    });
   }
   return out;
 }
@@ -370,7 +435,11 @@ function enumNumber(e: protobuf.Enum, v: unknown): number | undefined {
  * name or an Enum). Returns null when there are no rules. The returned check receives the raw
  * value (missing → default).
  */
-function compileScalar(scalarType: string, enumType: protobuf.Enum | null, rules: RulesObj | undefined): ElemCheck | null {
+function compileScalar(
+  scalarType: string,
+  enumType: protobuf.Enum | null,
+  rules: RulesObj | undefined,
+): ElemCheck | null {
   if (!rules) return null;
   if (enumType) {
     const r = rules['enum'] as RulesObj | undefined;
@@ -390,11 +459,19 @@ function compileScalar(scalarType: string, enumType: protobuf.Enum | null, rules
     }
     if (Array.isArray(r['in'])) {
       const s = new Set((r['in'] as unknown[]).map(conv));
-      list.push({ rule: 'enum.in', ok: (n) => s.has(n), msg: (n) => `must be one of ${[...s].map(name).join(', ')} (got ${name(n)})` });
+      list.push({
+        rule: 'enum.in',
+        ok: (n) => s.has(n),
+        msg: (n) => `must be one of ${[...s].map(name).join(', ')} (got ${name(n)})`,
+      });
     }
     if (Array.isArray(r['not_in'])) {
       const s = new Set((r['not_in'] as unknown[]).map(conv));
-      list.push({ rule: 'enum.not_in', ok: (n) => !s.has(n), msg: (n) => `must not be ${[...s].map(name).join(' or ')}` });
+      list.push({
+        rule: 'enum.not_in',
+        ok: (n) => !s.has(n),
+        msg: (n) => `must not be ${[...s].map(name).join(' or ')}`,
+      });
     }
     if (list.length === 0) return null;
     return (v, ctx) => {
@@ -431,7 +508,8 @@ function compileScalar(scalarType: string, enumType: protobuf.Enum | null, rules
     if (!r) return null;
     const list: Rule<number>[] = [];
     const minLen = r['min_len'] !== undefined ? Number(r['min_len']) : 0;
-    if (minLen > 0) list.push({ rule: 'bytes.min_len', ok: (n) => n >= minLen, msg: () => `must be at least ${minLen} byte(s)` });
+    if (minLen > 0)
+      list.push({ rule: 'bytes.min_len', ok: (n) => n >= minLen, msg: () => `must be at least ${minLen} byte(s)` });
     if (r['max_len'] !== undefined) {
       const m = Number(r['max_len']);
       list.push({ rule: 'bytes.max_len', ok: (n) => n <= m, msg: () => `must be at most ${m} byte(s)` });
@@ -440,9 +518,12 @@ function compileScalar(scalarType: string, enumType: protobuf.Enum | null, rules
       const m = Number(r['len']);
       list.push({ rule: 'bytes.len', ok: (n) => n === m, msg: () => `must be exactly ${m} byte(s)` });
     }
-    if (r['ip'] === true) list.push({ rule: 'bytes.ip', ok: (n) => n === 4 || n === 16, msg: () => 'must be a 4 or 16 byte IP address' });
-    if (r['ipv4'] === true) list.push({ rule: 'bytes.ipv4', ok: (n) => n === 4, msg: () => 'must be a 4 byte IPv4 address' });
-    if (r['ipv6'] === true) list.push({ rule: 'bytes.ipv6', ok: (n) => n === 16, msg: () => 'must be a 16 byte IPv6 address' });
+    if (r['ip'] === true)
+      list.push({ rule: 'bytes.ip', ok: (n) => n === 4 || n === 16, msg: () => 'must be a 4 or 16 byte IP address' });
+    if (r['ipv4'] === true)
+      list.push({ rule: 'bytes.ipv4', ok: (n) => n === 4, msg: () => 'must be a 4 byte IPv4 address' });
+    if (r['ipv6'] === true)
+      list.push({ rule: 'bytes.ipv6', ok: (n) => n === 16, msg: () => 'must be a 16 byte IPv6 address' });
     if (list.length === 0) return null;
     const ignoreEmpty = r['ignore_empty'] === true;
     return (v, ctx) => {
@@ -586,8 +667,10 @@ function compileMessageElem(mt: protobuf.Type, rules: RulesObj | undefined): Ele
           const ms = Date.now();
           return { s: Math.floor(ms / 1000), n: (ms % 1000) * 1e6 };
         };
-        if (r['lt_now'] === true) list.push({ rule: 'timestamp.lt_now', ok: (v) => snCmp(v, nowSn()) < 0, msg: () => 'must be in the past' });
-        if (r['gt_now'] === true) list.push({ rule: 'timestamp.gt_now', ok: (v) => snCmp(v, nowSn()) > 0, msg: () => 'must be in the future' });
+        if (r['lt_now'] === true)
+          list.push({ rule: 'timestamp.lt_now', ok: (v) => snCmp(v, nowSn()) < 0, msg: () => 'must be in the past' });
+        if (r['gt_now'] === true)
+          list.push({ rule: 'timestamp.gt_now', ok: (v) => snCmp(v, nowSn()) > 0, msg: () => 'must be in the future' });
         if (r['within'] !== undefined) {
           const w = toSecNanos(r['within']);
           const wsec = w.s + w.n / 1e9;
@@ -636,9 +719,12 @@ function compileElem(f: protobuf.Field, rules: RulesObj | undefined): ElemCheck 
 
 function requiredFlag(rules: RulesObj | undefined): { required: boolean; family: string } {
   if (!rules) return { required: false, family: '' };
-  if ((rules['message'] as RulesObj | undefined)?.['required'] === true) return { required: true, family: 'message.required' };
-  if ((rules['duration'] as RulesObj | undefined)?.['required'] === true) return { required: true, family: 'duration.required' };
-  if ((rules['timestamp'] as RulesObj | undefined)?.['required'] === true) return { required: true, family: 'timestamp.required' };
+  if ((rules['message'] as RulesObj | undefined)?.['required'] === true)
+    return { required: true, family: 'message.required' };
+  if ((rules['duration'] as RulesObj | undefined)?.['required'] === true)
+    return { required: true, family: 'duration.required' };
+  if ((rules['timestamp'] as RulesObj | undefined)?.['required'] === true)
+    return { required: true, family: 'timestamp.required' };
   if ((rules['any'] as RulesObj | undefined)?.['required'] === true) return { required: true, family: 'any.required' };
   return { required: false, family: '' };
 }
@@ -650,7 +736,11 @@ function compileField(f: protobuf.Field): FieldPlan | null {
   const presence = f.partOf != null;
   if (f.map) {
     const mr = rules?.['map'] as RulesObj | undefined;
-    const keyCheck = compileScalar((f as unknown as protobuf.MapField).keyType, null, mr?.['keys'] as RulesObj | undefined);
+    const keyCheck = compileScalar(
+      (f as unknown as protobuf.MapField).keyType,
+      null,
+      mr?.['keys'] as RulesObj | undefined,
+    );
     const valCheck = compileElem(f, mr?.['values'] as RulesObj | undefined);
     const minPairs = mr?.['min_pairs'] !== undefined ? Number(mr['min_pairs']) : 0;
     const maxPairs = mr?.['max_pairs'] !== undefined ? Number(mr['max_pairs']) : Infinity;
@@ -669,7 +759,8 @@ function compileField(f: protobuf.Field): FieldPlan | null {
           let n = 0;
           for (const _k in obj) n++;
           if (ignoreEmpty && n === 0) return;
-          if (n < minPairs) ctx.report('map.min_pairs', `must have at least ${minPairs} entr${minPairs === 1 ? 'y' : 'ies'}`);
+          if (n < minPairs)
+            ctx.report('map.min_pairs', `must have at least ${minPairs} entr${minPairs === 1 ? 'y' : 'ies'}`);
           if (n > maxPairs) ctx.report('map.max_pairs', `must have at most ${maxPairs} entries`);
         }
         if (!keyCheck && !valCheck) return;
@@ -703,7 +794,8 @@ function compileField(f: protobuf.Field): FieldPlan | null {
         const arr = (Array.isArray(v) ? v : v == null ? [] : [v]) as unknown[];
         const n = arr.length;
         if (ignoreEmpty && n === 0) return;
-        if (n < minItems) ctx.report('repeated.min_items', `must have at least ${minItems} item(s)${n ? ` (has ${n})` : ''}`);
+        if (n < minItems)
+          ctx.report('repeated.min_items', `must have at least ${minItems} item(s)${n ? ` (has ${n})` : ''}`);
         if (n > maxItems) ctx.report('repeated.max_items', `must have at most ${maxItems} item(s) (has ${n})`);
         if (unique && n > 1) {
           const s = new Set<string>();
@@ -765,7 +857,14 @@ function planOf(type: protobuf.Type): TypePlan {
   let p = plans.get(type);
   if (p) return p;
   // Register first: recursive types reach planOf again only through closures, lazily.
-  p = { type, fields: [], always: [], byName: Object.create(null) as Record<string, FieldPlan | undefined>, requiredOneofs: [], isAny: fullNameOf(type) === '.google.protobuf.Any' };
+  p = {
+    type,
+    fields: [],
+    always: [],
+    byName: Object.create(null) as Record<string, FieldPlan | undefined>,
+    requiredOneofs: [],
+    isAny: fullNameOf(type) === '.google.protobuf.Any',
+  };
   plans.set(type, p);
   if (p.isAny || isDisabled(type)) return p;
   for (const f of type.fieldsArray) {
@@ -776,7 +875,8 @@ function planOf(type: protobuf.Type): TypePlan {
     else p.byName[fp.name] = fp;
   }
   for (const o of type.oneofsArray) {
-    if (boolOpt(o as never, '(validate.required)')) p.requiredOneofs.push({ seg: '.' + o.name, names: o.oneof.slice() });
+    if (boolOpt(o as never, '(validate.required)'))
+      p.requiredOneofs.push({ seg: '.' + o.name, names: o.oneof.slice() });
   }
   return p;
 }
@@ -931,8 +1031,14 @@ function shapeScalar(f: protobuf.Field, v: unknown, ctx: Ctx, seg?: Seg): void {
   }
   if (rt instanceof protobuf.Enum) {
     if (typeof v === 'string') {
-      if (rt.values[v] === undefined) ctx.report('shape.enum', `unknown ${rt.name} value ${show(v)} (known: ${Object.keys(rt.values).join(', ')})`, seg);
-    } else if (typeof v !== 'number' || !Number.isInteger(v)) ctx.report('shape.enum', `expected a ${rt.name} name, got ${kindOf(v)}`, seg);
+      if (rt.values[v] === undefined)
+        ctx.report(
+          'shape.enum',
+          `unknown ${rt.name} value ${show(v)} (known: ${Object.keys(rt.values).join(', ')})`,
+          seg,
+        );
+    } else if (typeof v !== 'number' || !Number.isInteger(v))
+      ctx.report('shape.enum', `expected a ${rt.name} name, got ${kindOf(v)}`, seg);
     return;
   }
   const t = f.type;
@@ -946,7 +1052,8 @@ function shapeScalar(f: protobuf.Field, v: unknown, ctx: Ctx, seg?: Seg): void {
     case 'bytes':
       if (typeof v === 'string') {
         if (!B64.test(v)) ctx.report('shape.bytes', 'expected base64 text', seg);
-      } else if (!(v instanceof Uint8Array)) ctx.report('shape.bytes', `expected bytes (Uint8Array or base64), got ${kindOf(v)}`, seg);
+      } else if (!(v instanceof Uint8Array))
+        ctx.report('shape.bytes', `expected bytes (Uint8Array or base64), got ${kindOf(v)}`, seg);
       return;
     case 'double':
     case 'float':
@@ -956,7 +1063,8 @@ function shapeScalar(f: protobuf.Field, v: unknown, ctx: Ctx, seg?: Seg): void {
   }
   const r32 = INT32_RANGE[t];
   if (r32) {
-    if (typeof v !== 'number' || !Number.isInteger(v)) ctx.report(`shape.${t}`, `expected an integer, got ${show(v)}`, seg);
+    if (typeof v !== 'number' || !Number.isInteger(v))
+      ctx.report(`shape.${t}`, `expected an integer, got ${show(v)}`, seg);
     else if (v < r32[0] || v > r32[1]) ctx.report(`shape.${t}`, `${v} is out of ${t} range`, seg);
     return;
   }
@@ -997,7 +1105,8 @@ function shapeMessage(type: protobuf.Type, obj: Record<string, unknown>, ctx: Ct
       ctx.report('shape.any', `unknown type URL ${show(url)} (not in the loaded protos: the payload would be dropped)`);
       return;
     }
-    if (!url.startsWith(TYPE_URL_PREFIX)) ctx.report('shape.any', `type URL ${show(url)} should start with ${TYPE_URL_PREFIX}`);
+    if (!url.startsWith(TYPE_URL_PREFIX))
+      ctx.report('shape.any', `type URL ${show(url)} should start with ${TYPE_URL_PREFIX}`);
     ctx.path.push(`(${t.name})`);
     shapeFields(t, obj, ctx, true);
     ctx.path.pop();
@@ -1014,7 +1123,11 @@ function shapeFields(type: protobuf.Type, obj: Record<string, unknown>, ctx: Ctx
     if (inAny && key === '@type') continue;
     const f = fields[key];
     if (!f) {
-      ctx.report('shape.unknown_field', `unknown field ${show(key)} of ${type.fullName.slice(1)}${suggest(type, key)}`, '.' + key);
+      ctx.report(
+        'shape.unknown_field',
+        `unknown field ${show(key)} of ${type.fullName.slice(1)}${suggest(type, key)}`,
+        '.' + key,
+      );
       continue;
     }
     if (v === null) continue;
@@ -1031,7 +1144,16 @@ function shapeFields(type: protobuf.Type, obj: Record<string, unknown>, ctx: Ctx
       for (const k in m) {
         const x = m[k];
         const kseg = `[${JSON.stringify(k)}]`;
-        if ((f as unknown as protobuf.MapField).keyType !== 'string' && (f as unknown as protobuf.MapField).keyType !== 'bool' && !/^-?\d+$/.test(k)) ctx.report('shape.map_key', `map key ${show(k)} is not a ${(f as unknown as protobuf.MapField).keyType}`, kseg);
+        if (
+          (f as unknown as protobuf.MapField).keyType !== 'string' &&
+          (f as unknown as protobuf.MapField).keyType !== 'bool' &&
+          !/^-?\d+$/.test(k)
+        )
+          ctx.report(
+            'shape.map_key',
+            `map key ${show(k)} is not a ${(f as unknown as protobuf.MapField).keyType}`,
+            kseg,
+          );
         if (x == null) ctx.report('shape.map', 'map value must not be null', kseg);
         else shapeScalar(f, x, ctx, kseg);
       }
@@ -1113,7 +1235,11 @@ function compareValue(f: protobuf.Field, a: unknown, b: unknown, ctx: Ctx, seg: 
   if (mt) {
     if (a == null && b == null) return;
     if (a == null || b == null) {
-      ctx.report('roundtrip', a == null ? 'value appeared after encode/decode' : 'message was lost in encode/decode', seg);
+      ctx.report(
+        'roundtrip',
+        a == null ? 'value appeared after encode/decode' : 'message was lost in encode/decode',
+        seg,
+      );
       return;
     }
     ctx.path.push(seg);
@@ -1216,11 +1342,17 @@ export function validateResource(typeNameOrUrl: string, obj: ProtoObject): Valid
   try {
     type = resolveType(typeNameOrUrl);
   } catch (e) {
-    return { ok: false, issues: [{ path: '', rule: 'type', message: `unknown message type ${typeNameOrUrl}: ${(e as Error).message}` }] };
+    return {
+      ok: false,
+      issues: [{ path: '', rule: 'type', message: `unknown message type ${typeNameOrUrl}: ${(e as Error).message}` }],
+    };
   }
   const ctx = new Ctx();
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
-    return { ok: false, issues: [{ path: '', rule: 'shape.message', message: `expected a ${type.name} object, got ${kindOf(obj)}` }] };
+    return {
+      ok: false,
+      issues: [{ path: '', rule: 'shape.message', message: `expected a ${type.name} object, got ${kindOf(obj)}` }],
+    };
   }
   shapeMessage(type, obj, ctx);
   const shapeOk = ctx.issues.length === 0;
@@ -1246,7 +1378,10 @@ export function validateResource(typeNameOrUrl: string, obj: ProtoObject): Valid
   try {
     back = type.decode(bytes) as unknown as Record<string, unknown>;
   } catch (e) {
-    return { ok: false, issues: [{ path: '', rule: 'decode', message: `encoded bytes do not decode: ${(e as Error).message}` }] };
+    return {
+      ok: false,
+      issues: [{ path: '', rule: 'decode', message: `encoded bytes do not decode: ${(e as Error).message}` }],
+    };
   }
   compareMessage(type, obj, back, ctx);
   if (ctx.issues.length > 0) return { ok: false, issues: ctx.issues };

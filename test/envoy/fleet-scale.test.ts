@@ -41,14 +41,25 @@ for (const delta of [false, true]) {
       t.after(() => Promise.all(backends.map((b) => b.stop())));
       const ports = backends.map((b) => b.port);
       const started = Date.now();
-      const gw = await startGateway(t, bin, { files: { 'd.yaml': descriptors(ports) }, delta, flags: { logLevel: process.env.OXDS_TEST_LOG ?? 'silent', maxConfigFileBytes: 64 * 1024 * 1024, maxConfigTotalBytes: 64 * 1024 * 1024 } });
+      const gw = await startGateway(t, bin, {
+        files: { 'd.yaml': descriptors(ports) },
+        delta,
+        flags: {
+          logLevel: process.env.OXDS_TEST_LOG ?? 'silent',
+          maxConfigFileBytes: 64 * 1024 * 1024,
+          maxConfigTotalBytes: 64 * 1024 * 1024,
+        },
+      });
       const readyMs = Date.now() - started;
       const who = async (i: number): Promise<string> => {
         const r = await gw.request({ host: `s${i}.fleet.oto.tools`, path: '/x' });
         return r.status === 200 ? (JSON.parse(r.body) as { backend: string }).backend : `status ${r.status}`;
       };
       for (const i of [0, Math.floor(N / 2), N - 1]) assert.equal(await who(i), `b${i % 4}`, `descriptor s${i}`);
-      assert.ok((await gw.envoy.stat('cluster_manager.active_clusters')) >= N, 'every descriptor cluster is active in Envoy');
+      assert.ok(
+        (await gw.envoy.stat('cluster_manager.active_clusters')) >= N,
+        'every descriptor cluster is active in Envoy',
+      );
       const streams = gw.server.ads.statuses().filter((s) => s.nodeId === gw.nodeId && s.service === 'ads');
       assert.equal(streams.length, 1, 'one ADS stream, never reset');
       const eds = streams[0]!.types[EDS];
@@ -59,9 +70,17 @@ for (const delta of [false, true]) {
       assert.equal(await who(N - 1), 'status 404', 'the old path of the changed descriptor is gone');
       const moved = await gw.request({ host: `s${N - 1}.fleet.oto.tools`, path: '/moved/x' });
       assert.equal(moved.status, 200);
-      assert.equal(gw.server.ads.statuses().filter((s) => s.nodeId === gw.nodeId && s.service === 'ads')[0]?.streamId, streams[0]!.streamId, `same stream after the change; Envoy log: ${gw.envoy.log().slice(-3000)}`);
-      await eventually('Envoy alive', async () => ((await gw.envoy.get('/ready')).trim() === 'LIVE' ? true : undefined));
-      console.log(`# ${flavour}: ${N} descriptors served by a real Envoy ${readyMs} ms after start (server + Envoy); Envoy RSS ${rssMiB(gw.envoy.child.pid)} MiB, control plane RSS ${Math.round(process.memoryUsage().rss / 1048576)} MiB (test process)`);
+      assert.equal(
+        gw.server.ads.statuses().filter((s) => s.nodeId === gw.nodeId && s.service === 'ads')[0]?.streamId,
+        streams[0]!.streamId,
+        `same stream after the change; Envoy log: ${gw.envoy.log().slice(-3000)}`,
+      );
+      await eventually('Envoy alive', async () =>
+        (await gw.envoy.get('/ready')).trim() === 'LIVE' ? true : undefined,
+      );
+      console.log(
+        `# ${flavour}: ${N} descriptors served by a real Envoy ${readyMs} ms after start (server + Envoy); Envoy RSS ${rssMiB(gw.envoy.child.pid)} MiB, control plane RSS ${Math.round(process.memoryUsage().rss / 1048576)} MiB (test process)`,
+      );
     },
     { timeout: 900_000 },
   );

@@ -22,17 +22,20 @@ spec:
   ipFiltering: {blacklist: [10.9.9.9]}
 `;
 
-envoyTest('harness: a listener update keeps the port; update() returns once Envoy serves the change', async (t, bin) => {
-  const b = await startHttpBackend('one');
-  t.after(() => b.stop());
-  const gw = await startGateway(t, bin, { files: { 'd.yaml': desc(b.port) } });
-  assert.equal((await gw.request({ host: 'one.oto.tools' })).status, 200);
-  const before = await gw.envoy.stat('listener_manager.listener_modified');
-  // A GlobalConfig adds a filter to every HCM: the listener itself changes.
-  await gw.update({ 'd.yaml': desc(b.port) + GLOBAL });
-  assert.ok((await gw.envoy.stat('listener_manager.listener_modified')) > before, 'the listener was replaced');
-  assert.equal(await gw.envoy.listenerPort('oxds-http'), gw.httpPort);
-  assert.equal((await gw.request({ host: 'one.oto.tools' })).status, 200);
-  await gw.update({ 'd.yaml': desc(b.port, '  readOnly: true\n') });
-  assert.equal((await gw.request({ host: 'one.oto.tools', method: 'POST', body: 'x' })).status, 405);
-});
+envoyTest(
+  'harness: a listener update keeps the port; update() returns once Envoy serves the change',
+  async (t, bin) => {
+    const b = await startHttpBackend('one');
+    t.after(() => b.stop());
+    const gw = await startGateway(t, bin, { files: { 'd.yaml': desc(b.port) } });
+    assert.equal((await gw.request({ host: 'one.oto.tools' })).status, 200);
+    const before = await gw.envoy.stat('listener_manager.listener_modified');
+    // A GlobalConfig adds a filter to every HCM: the listener itself changes.
+    await gw.update({ 'd.yaml': desc(b.port) + GLOBAL });
+    assert.ok((await gw.envoy.stat('listener_manager.listener_modified')) > before, 'the listener was replaced');
+    assert.equal(await gw.envoy.listenerPort('oxds-http'), gw.httpPort);
+    assert.equal((await gw.request({ host: 'one.oto.tools' })).status, 200);
+    await gw.update({ 'd.yaml': desc(b.port, '  readOnly: true\n') });
+    assert.equal((await gw.request({ host: 'one.oto.tools', method: 'POST', body: 'x' })).status, 405);
+  },
+);

@@ -45,9 +45,18 @@ envoyTest('Envoy: matchingRoot, root and stripPath rewrite the path as Otoroshi 
   t.after(() => Promise.all([strip, keep, rooted].map((x) => x?.stop())));
   const files = {
     'd.yaml':
-      descriptor('strip', `hosts: [r.oto.tools]\nmatchingRoot: /strip/\nstripPath: true\ntargets: [{url: "http://127.0.0.1:${strip?.port}"}]`) +
-      descriptor('keep', `hosts: [r.oto.tools]\nmatchingRoot: /keep\nstripPath: false\ntargets: [{url: "http://127.0.0.1:${keep?.port}"}]`) +
-      descriptor('rooted', `hosts: [r.oto.tools]\nmatchingRoot: /rooted\nroot: /backend/v1\ntargets: [{url: "http://127.0.0.1:${rooted?.port}"}]`),
+      descriptor(
+        'strip',
+        `hosts: [r.oto.tools]\nmatchingRoot: /strip/\nstripPath: true\ntargets: [{url: "http://127.0.0.1:${strip?.port}"}]`,
+      ) +
+      descriptor(
+        'keep',
+        `hosts: [r.oto.tools]\nmatchingRoot: /keep\nstripPath: false\ntargets: [{url: "http://127.0.0.1:${keep?.port}"}]`,
+      ) +
+      descriptor(
+        'rooted',
+        `hosts: [r.oto.tools]\nmatchingRoot: /rooted\nroot: /backend/v1\ntargets: [{url: "http://127.0.0.1:${rooted?.port}"}]`,
+      ),
   };
   const gw = await startGateway(t, bin, { files });
   const seen = async (p: string): Promise<string> => {
@@ -67,12 +76,21 @@ envoyTest('Envoy: matchingHeaders pick the descriptor; weights 3:1 split ~75/25 
   t.after(() => Promise.all([v1, v1b, v2].map((x) => x?.stop())));
   const files = {
     'd.yaml':
-      descriptor('main', `hosts: [w.oto.tools]\ntargets: [{url: "http://127.0.0.1:${v1?.port}", weight: 3}, {url: "http://127.0.0.1:${v1b?.port}", weight: 1}]`) +
-      descriptor('v2', `hosts: [w.oto.tools]\nmatchingHeaders: {x-version: 'v2(\\.[0-9]+)?'}\ntargets: [{url: "http://127.0.0.1:${v2?.port}"}]`),
+      descriptor(
+        'main',
+        `hosts: [w.oto.tools]\ntargets: [{url: "http://127.0.0.1:${v1?.port}", weight: 3}, {url: "http://127.0.0.1:${v1b?.port}", weight: 1}]`,
+      ) +
+      descriptor(
+        'v2',
+        `hosts: [w.oto.tools]\nmatchingHeaders: {x-version: 'v2(\\.[0-9]+)?'}\ntargets: [{url: "http://127.0.0.1:${v2?.port}"}]`,
+      ),
   };
   const gw = await startGateway(t, bin, { files });
   assert.equal(json((await gw.request({ host: 'w.oto.tools', headers: { 'x-version': 'v2.1' } })).body).backend, 'v2');
-  assert.notEqual(json((await gw.request({ host: 'w.oto.tools', headers: { 'x-version': 'v2.x' } })).body).backend, 'v2');
+  assert.notEqual(
+    json((await gw.request({ host: 'w.oto.tools', headers: { 'x-version': 'v2.x' } })).body).backend,
+    'v2',
+  );
   const counts: Record<string, number> = {};
   for (let i = 0; i < 400; i++) {
     const r = await gw.request({ host: 'w.oto.tools', path: `/n/${i}` });

@@ -99,9 +99,15 @@ export class AdsClient {
     this.node = encodeNode(opts.node ?? {});
     const methodName =
       service === 'ads'
-        ? this.mode === 'sotw' ? 'StreamAggregatedResources' : 'DeltaAggregatedResources'
-        : this.mode === 'sotw' ? 'StreamSecrets' : 'DeltaSecrets';
-    const fn = (this.client as unknown as Record<string, (md?: grpc.Metadata) => grpc.ClientDuplexStream<object, Msg>>)[methodName];
+        ? this.mode === 'sotw'
+          ? 'StreamAggregatedResources'
+          : 'DeltaAggregatedResources'
+        : this.mode === 'sotw'
+          ? 'StreamSecrets'
+          : 'DeltaSecrets';
+    const fn = (this.client as unknown as Record<string, (md?: grpc.Metadata) => grpc.ClientDuplexStream<object, Msg>>)[
+      methodName
+    ];
     if (!fn) throw new Error(`no method ${methodName}`);
     const md = new grpc.Metadata();
     if (opts.bearer !== undefined) md.set('authorization', `Bearer ${opts.bearer}`);
@@ -168,7 +174,8 @@ export class AdsClient {
       (m) => m,
       () => undefined,
     );
-    if (got) throw new Error(`unexpected xDS response: ${got.typeUrl} nonce ${got.nonce} (${got.resources.length} resources)`);
+    if (got)
+      throw new Error(`unexpected xDS response: ${got.typeUrl} nonce ${got.nonce} (${got.resources.length} resources)`);
   }
 
   /** Resolves when the stream ends (with its status). */
@@ -187,7 +194,12 @@ export class AdsClient {
 
   /** A SotW request: names (empty = wildcard for LDS/CDS), carrying the last accepted version. */
   request(typeUrl: string, names: string[] = [], nonce = '', version?: string): void {
-    this.send({ typeUrl, resourceNames: names, responseNonce: nonce, versionInfo: version ?? this.accepted.get(typeUrl) ?? '' });
+    this.send({
+      typeUrl,
+      resourceNames: names,
+      responseNonce: nonce,
+      versionInfo: version ?? this.accepted.get(typeUrl) ?? '',
+    });
   }
 
   /** ACK: the response's version and nonce (names unchanged unless given). */
@@ -222,7 +234,9 @@ export class AdsClient {
       if (r.typeUrl === TYPE_URLS.cluster) {
         this.ack(r);
         const eds = r.resources.map(decodeAny).filter((c) => c['type'] === 'EDS' || c['edsClusterConfig']);
-        const names = eds.map((c) => String((c['edsClusterConfig'] as ProtoObject | undefined)?.['serviceName'] ?? c['name']));
+        const names = eds.map((c) =>
+          String((c['edsClusterConfig'] as ProtoObject | undefined)?.['serviceName'] ?? c['name']),
+        );
         if (names.length > 0 && !want.has(TYPE_URLS.endpoint)) {
           want.add(TYPE_URLS.endpoint);
           this.request(TYPE_URLS.endpoint, names);
@@ -244,7 +258,11 @@ export class AdsClient {
   // --- Delta ---------------------------------------------------------------------------------
 
   subscribe(typeUrl: string, names: string[], initialResourceVersions?: Record<string, string>): void {
-    this.send({ typeUrl, resourceNamesSubscribe: names, ...(initialResourceVersions ? { initialResourceVersions } : {}) });
+    this.send({
+      typeUrl,
+      resourceNamesSubscribe: names,
+      ...(initialResourceVersions ? { initialResourceVersions } : {}),
+    });
   }
 
   unsubscribe(typeUrl: string, names: string[]): void {

@@ -43,7 +43,13 @@ export function callCheck(client: grpc.Client, body: Buffer): Promise<CheckRespo
   return new Promise((resolve, reject) => {
     client.makeUnaryRequest(CHECK_PATH, id, id, body, { deadline: Date.now() + 5000 }, (err, res) => {
       if (err) reject(err);
-      else resolve(CheckResponse.toObject(CheckResponse.decode(res!), { ...TO_OBJECT_OPTIONS, enums: Number }) as CheckResponseObject);
+      else
+        resolve(
+          CheckResponse.toObject(CheckResponse.decode(res!), {
+            ...TO_OBJECT_OPTIONS,
+            enums: Number,
+          }) as CheckResponseObject,
+        );
     });
   });
 }
@@ -60,9 +66,17 @@ export function headersOf(list: Array<{ header: { key: string; value: string } }
 }
 
 /** The HTTP status a deny carries (0 for an allow) and its Otoroshi message. */
-export function outcome(r: CheckResponseObject): { status: number; message?: string; headers: Record<string, string>; body?: string } {
+export function outcome(r: CheckResponseObject): {
+  status: number;
+  message?: string;
+  headers: Record<string, string>;
+  body?: string;
+} {
   if (r.okResponse || (r.status?.code ?? 0) === 0) {
-    return { status: 0, headers: { ...headersOf(r.okResponse?.headers), ...headersOf(r.okResponse?.responseHeadersToAdd) } };
+    return {
+      status: 0,
+      headers: { ...headersOf(r.okResponse?.headers), ...headersOf(r.okResponse?.responseHeadersToAdd) },
+    };
   }
   const d = r.deniedResponse ?? {};
   const headers = headersOf(d.headers);

@@ -35,7 +35,13 @@ export function checkLoad(ports: readonly number[], workers: number, req: Buffer
       try {
         const o = outcome(await callCheck(client, req));
         const rem = o.headers['Otoroshi-Daily-Calls-Remaining'];
-        samples.push({ replica, start, end: Date.now(), status: o.status, ...(rem !== undefined ? { remaining: Number(rem) } : {}) });
+        samples.push({
+          replica,
+          start,
+          end: Date.now(),
+          status: o.status,
+          ...(rem !== undefined ? { remaining: Number(rem) } : {}),
+        });
       } catch (err) {
         samples.push({ replica, start, end: Date.now(), status: -1, error: (err as Error).message });
       }

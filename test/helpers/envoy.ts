@@ -25,7 +25,11 @@ import type { ServerDeps } from '../../src/main.js';
  * `test()` for a test that needs the real Envoy: skipped with the reason when Envoy is missing,
  * except in CI where that is a failure.
  */
-export function envoyTest(name: string, fn: (t: TestContext, bin: string) => Promise<void>, opts: { timeout?: number } = {}): void {
+export function envoyTest(
+  name: string,
+  fn: (t: TestContext, bin: string) => Promise<void>,
+  opts: { timeout?: number } = {},
+): void {
   const f = findEnvoy();
   if ('missing' in f && process.env.CI !== 'true') {
     test(name, { skip: `real Envoy: ${f.missing}; ${ENVOY_HOWTO}` }, () => undefined);
@@ -38,7 +42,11 @@ export function envoyTest(name: string, fn: (t: TestContext, bin: string) => Pro
 }
 
 /** Polls `probe` until it returns a value (not undefined); fails with `what` after `timeoutMs`. */
-export async function eventually<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -48,7 +56,8 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -75,16 +84,29 @@ export interface HttpOptions {
 /** One real HTTP/1.1 request (a fresh connection), with a Host header of our choice. */
 export function httpRequest(o: HttpOptions): Promise<HttpResult> {
   const headers: Record<string, string> = { ...(o.host !== undefined ? { host: o.host } : {}), ...(o.headers ?? {}) };
-  const base = { host: o.address ?? '127.0.0.1', port: o.port, path: o.path ?? '/', method: o.method ?? 'GET', headers, agent: false as const };
+  const base = {
+    host: o.address ?? '127.0.0.1',
+    port: o.port,
+    path: o.path ?? '/',
+    method: o.method ?? 'GET',
+    headers,
+    agent: false as const,
+  };
   return new Promise((resolve, reject) => {
     const onRes = (res: http.IncomingMessage): void => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+      );
       res.on('error', reject);
     };
-    const req = o.tls ? https.request({ ...base, ca: o.tls.ca, servername: o.tls.servername }, onRes) : http.request(base, onRes);
-    req.setTimeout(o.timeoutMs ?? 15_000, () => req.destroy(new Error(`request to ${o.host ?? ''}${o.path ?? '/'} timed out`)));
+    const req = o.tls
+      ? https.request({ ...base, ca: o.tls.ca, servername: o.tls.servername }, onRes)
+      : http.request(base, onRes);
+    req.setTimeout(o.timeoutMs ?? 15_000, () =>
+      req.destroy(new Error(`request to ${o.host ?? ''}${o.path ?? '/'} timed out`)),
+    );
     req.on('error', reject);
     if (o.body !== undefined) req.write(o.body);
     req.end();
@@ -105,14 +127,30 @@ export class EnvoyProcess {
   }
 
   /** Starts Envoy on `bootstrap` (YAML); its admin port is whatever the bootstrap says (0: any free one). */
-  static async start(bin: string, bootstrap: string, opts: { dir?: string; logLevel?: string } = {}): Promise<EnvoyProcess> {
+  static async start(
+    bin: string,
+    bootstrap: string,
+    opts: { dir?: string; logLevel?: string } = {},
+  ): Promise<EnvoyProcess> {
     const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-envoy-'));
     const file = path.join(dir, 'bootstrap.yaml');
     const adminPath = path.join(dir, 'admin-address');
     const logFile = path.join(dir, 'envoy.log');
     fs.writeFileSync(file, bootstrap);
     fs.rmSync(adminPath, { force: true });
-    const args = ['-c', file, '--disable-hot-restart', '--admin-address-path', adminPath, '-l', opts.logLevel ?? 'warning', '--log-path', logFile, '--concurrency', '1'];
+    const args = [
+      '-c',
+      file,
+      '--disable-hot-restart',
+      '--admin-address-path',
+      adminPath,
+      '-l',
+      opts.logLevel ?? 'warning',
+      '--log-path',
+      logFile,
+      '--concurrency',
+      '1',
+    ];
     const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
@@ -121,7 +159,10 @@ export class EnvoyProcess {
     const admin = await eventually(
       'Envoy admin address',
       () => {
-        if (exit !== undefined) throw new Error(`envoy exited with ${String(exit)}: ${stderr}${fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').slice(-4000) : ''}`);
+        if (exit !== undefined)
+          throw new Error(
+            `envoy exited with ${String(exit)}: ${stderr}${fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').slice(-4000) : ''}`,
+          );
         const a = fs.existsSync(adminPath) ? fs.readFileSync(adminPath, 'utf8').trim() : '';
         return a !== '' ? a : undefined;
       },
@@ -140,7 +181,11 @@ export class EnvoyProcess {
   }
 
   async ready(timeoutMs = 60_000): Promise<void> {
-    await eventually('Envoy /ready LIVE', async () => ((await this.get('/ready')).trim() === 'LIVE' ? true : undefined), timeoutMs);
+    await eventually(
+      'Envoy /ready LIVE',
+      async () => ((await this.get('/ready')).trim() === 'LIVE' ? true : undefined),
+      timeoutMs,
+    );
   }
 
   /** Counters (and gauges) whose name contains `filter`. */
@@ -166,7 +211,9 @@ export class EnvoyProcess {
 
   /** The port an ADS listener is bound to (listeners may ask for port 0). */
   async listenerPort(name: string): Promise<number | undefined> {
-    const j = JSON.parse(await this.get('/listeners?format=json')) as { listener_statuses?: { name: string; local_address?: { socket_address?: { port_value?: number } } }[] };
+    const j = JSON.parse(await this.get('/listeners?format=json')) as {
+      listener_statuses?: { name: string; local_address?: { socket_address?: { port_value?: number } } }[];
+    };
     return j.listener_statuses?.find((l) => l.name === name)?.local_address?.socket_address?.port_value;
   }
 
@@ -246,7 +293,22 @@ export const TEST_GATEWAY_TOKEN = 'test-gateway-token';
 /** Server config for tests: every port free, listeners on loopback, ext_authz on. */
 export function testConfig(dir: string, extra: Record<string, unknown> = {}): Config {
   const r = resolveConfig(
-    { config: dir, host: '127.0.0.1', xdsPort: 0, adminPort: 0, authzPort: 0, envoyHttpPort: 0, envoyHttpsPort: 0, envoyListenAddress: '127.0.0.1', dataDir: path.join(dir, '.data'), gatewayToken: TEST_GATEWAY_TOKEN, logLevel: 'silent', debounceMs: 20, debounceMaxMs: 200, ...extra },
+    {
+      config: dir,
+      host: '127.0.0.1',
+      xdsPort: 0,
+      adminPort: 0,
+      authzPort: 0,
+      envoyHttpPort: 0,
+      envoyHttpsPort: 0,
+      envoyListenAddress: '127.0.0.1',
+      dataDir: path.join(dir, '.data'),
+      gatewayToken: TEST_GATEWAY_TOKEN,
+      logLevel: 'silent',
+      debounceMs: 20,
+      debounceMaxMs: 200,
+      ...extra,
+    },
     {},
   );
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
@@ -259,7 +321,11 @@ export function nodeConverged(server: RunningServer, nodeId: string): boolean {
   if (nodes.length === 0) return false;
   return nodes.every((n) => {
     const types = Object.values(n.types);
-    return !n.pending && types.length > 0 && types.every((s) => s.sentVersion === undefined || s.sentVersion === s.ackedVersion);
+    return (
+      !n.pending &&
+      types.length > 0 &&
+      types.every((s) => s.sentVersion === undefined || s.sentVersion === s.ackedVersion)
+    );
   });
 }
 
@@ -298,11 +364,16 @@ export async function startGateway(t: TestContext, bin: string, o: GatewayOption
   envoyRef = envoy;
   await envoy.ready();
   const converged = async (): Promise<void> => {
-    await eventually(`node ${nodeId} to ACK the current snapshot`, () => (nodeConverged(server, nodeId) ? true : undefined));
+    await eventually(`node ${nodeId} to ACK the current snapshot`, () =>
+      nodeConverged(server, nodeId) ? true : undefined,
+    );
     // ...and Envoy to have applied it (no listener or cluster still warming).
     await eventually('Envoy to finish warming', async () => {
       const s = await envoy.stats('warming');
-      return (s['listener_manager.total_listeners_warming'] ?? 0) === 0 && (s['cluster_manager.warming_clusters'] ?? 0) === 0 ? true : undefined;
+      return (s['listener_manager.total_listeners_warming'] ?? 0) === 0 &&
+        (s['cluster_manager.warming_clusters'] ?? 0) === 0
+        ? true
+        : undefined;
     });
   };
   await converged();
@@ -325,7 +396,11 @@ export async function startGateway(t: TestContext, bin: string, o: GatewayOption
     async assertNoNacks() {
       const expected = o.expectNacks ?? 0;
       const rejected = await envoy.rejected();
-      const nacks = server.ads.statuses().flatMap((s) => Object.values(s.types).filter((x) => x.lastNack).map((x) => `${s.nodeId} ${x.typeUrl}: ${x.lastNack?.message ?? ''}`));
+      const nacks = server.ads.statuses().flatMap((s) =>
+        Object.values(s.types)
+          .filter((x) => x.lastNack)
+          .map((x) => `${s.nodeId} ${x.typeUrl}: ${x.lastNack?.message ?? ''}`),
+      );
       if (expected === 0) {
         assert.deepEqual(rejected, {}, `Envoy rejected config (update_rejected): ${envoy.log().slice(-3000)}`);
         assert.deepEqual(nacks, [], 'the server saw NACKs');
@@ -333,7 +408,10 @@ export async function startGateway(t: TestContext, bin: string, o: GatewayOption
       }
       const total = Object.values(rejected).reduce((a, b) => a + b, 0);
       assert.equal(total, expected, `expected ${expected} NACK(s) from Envoy, got ${JSON.stringify(rejected)}`);
-      assert.ok(nacks.length <= expected, `expected at most ${expected} NACK(s) recorded by the server: ${nacks.join('\n')}`);
+      assert.ok(
+        nacks.length <= expected,
+        `expected at most ${expected} NACK(s) recorded by the server: ${nacks.join('\n')}`,
+      );
     },
   };
   gwRef = gw;

@@ -34,7 +34,14 @@ export interface ResourceDef {
 export type Obj = Record<string, unknown> & {
   apiVersion?: string;
   kind?: string;
-  metadata: { name: string; namespace?: string; resourceVersion?: string; uid?: string; labels?: Record<string, string>; [k: string]: unknown };
+  metadata: {
+    name: string;
+    namespace?: string;
+    resourceVersion?: string;
+    uid?: string;
+    labels?: Record<string, string>;
+    [k: string]: unknown;
+  };
 };
 
 export const OTOROSHI_KINDS: ReadonlyArray<[kind: string, plural: string]> = [
@@ -55,11 +62,46 @@ export const DEFAULT_RESOURCES: ResourceDef[] = [
   { group: '', version: 'v1', plural: 'secrets', kind: 'Secret', namespaced: true, statusSubresource: false },
   { group: '', version: 'v1', plural: 'events', kind: 'Event', namespaced: true, statusSubresource: false },
   { group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false, statusSubresource: true },
-  { group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', kind: 'EndpointSlice', namespaced: true, statusSubresource: false },
-  { group: 'networking.k8s.io', version: 'v1', plural: 'ingresses', kind: 'Ingress', namespaced: true, statusSubresource: true },
-  { group: 'networking.k8s.io', version: 'v1', plural: 'ingressclasses', kind: 'IngressClass', namespaced: false, statusSubresource: false },
-  { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease', namespaced: true, statusSubresource: false },
-  { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true, statusSubresource: true },
+  {
+    group: 'discovery.k8s.io',
+    version: 'v1',
+    plural: 'endpointslices',
+    kind: 'EndpointSlice',
+    namespaced: true,
+    statusSubresource: false,
+  },
+  {
+    group: 'networking.k8s.io',
+    version: 'v1',
+    plural: 'ingresses',
+    kind: 'Ingress',
+    namespaced: true,
+    statusSubresource: true,
+  },
+  {
+    group: 'networking.k8s.io',
+    version: 'v1',
+    plural: 'ingressclasses',
+    kind: 'IngressClass',
+    namespaced: false,
+    statusSubresource: false,
+  },
+  {
+    group: 'coordination.k8s.io',
+    version: 'v1',
+    plural: 'leases',
+    kind: 'Lease',
+    namespaced: true,
+    statusSubresource: false,
+  },
+  {
+    group: 'apps',
+    version: 'v1',
+    plural: 'deployments',
+    kind: 'Deployment',
+    namespaced: true,
+    statusSubresource: true,
+  },
   ...OTOROSHI_KINDS.map(([kind, plural]): ResourceDef => ({
     group: 'proxy.otoroshi.io',
     version: 'v1alpha1',
@@ -127,7 +169,8 @@ export function parseSelector(s: string | null): Selector {
   parts.push(cur);
   for (const raw of parts.map((p) => p.trim()).filter((p) => p !== '')) {
     let m: RegExpMatchArray | null;
-    if ((m = raw.match(/^([^\s!=]+)\s+(in|notin)\s+\((.*)\)$/))) out.push({ key: m[1]!, op: m[2] as 'in' | 'notin', values: m[3]!.split(',').map((v) => v.trim()) });
+    if ((m = raw.match(/^([^\s!=]+)\s+(in|notin)\s+\((.*)\)$/)))
+      out.push({ key: m[1]!, op: m[2] as 'in' | 'notin', values: m[3]!.split(',').map((v) => v.trim()) });
     else if ((m = raw.match(/^([^\s!=]+)\s*!=\s*(.*)$/))) out.push({ key: m[1]!, op: '!=', values: [m[2]!.trim()] });
     else if ((m = raw.match(/^([^\s!=]+)\s*==?\s*(.*)$/))) out.push({ key: m[1]!, op: '=', values: [m[2]!.trim()] });
     else if ((m = raw.match(/^!([^\s!=]+)$/))) out.push({ key: m[1]!, op: '!exists', values: [] });
@@ -138,14 +181,17 @@ export function parseSelector(s: string | null): Selector {
 
 function fieldValue(o: Obj, path: string): string | undefined {
   let cur: unknown = o;
-  for (const seg of path.split('.')) cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>)[seg] : undefined;
+  for (const seg of path.split('.'))
+    cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>)[seg] : undefined;
   return cur === undefined ? undefined : String(cur);
 }
 
 /** Field selectors (`metadata.name=x,type!=y`). */
 function fieldsMatch(sel: Selector, o: Obj | undefined): boolean {
   if (!o) return false;
-  return sel.every((r) => (r.op === '=' ? fieldValue(o, r.key) === r.values[0] : r.op === '!=' ? fieldValue(o, r.key) !== r.values[0] : true));
+  return sel.every((r) =>
+    r.op === '=' ? fieldValue(o, r.key) === r.values[0] : r.op === '!=' ? fieldValue(o, r.key) !== r.values[0] : true,
+  );
 }
 
 function matches(sel: Selector, o: Obj | undefined, fields: Selector = []): boolean {
@@ -174,7 +220,10 @@ function matches(sel: Selector, o: Obj | undefined, fields: Selector = []): bool
 /** RFC 7386 JSON merge patch. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const base: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  const base: Record<string, unknown> =
+    target !== null && typeof target === 'object' && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
   for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
     if (v === null) delete base[k];
     else base[k] = mergePatch(base[k], v);
@@ -184,8 +233,22 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 
 const clone = <T>(v: T): T => structuredClone(v);
 
-function status(code: number, reason: string, message: string, details?: Record<string, unknown>): Record<string, unknown> {
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code };
+function status(
+  code: number,
+  reason: string,
+  message: string,
+  details?: Record<string, unknown>,
+): Record<string, unknown> {
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    ...(details ? { details } : {}),
+    code,
+  };
 }
 
 class HttpError extends Error {
@@ -289,7 +352,14 @@ export class FakeApiServer {
     for (const w of this.watches) {
       if (!w.bookmarks) continue;
       const d = w.store.def;
-      this.writeEvent(w, { type: 'BOOKMARK', object: { kind: d.kind, apiVersion: apiVersionOf(d, w.version), metadata: { resourceVersion: String(this.rv) } } });
+      this.writeEvent(w, {
+        type: 'BOOKMARK',
+        object: {
+          kind: d.kind,
+          apiVersion: apiVersionOf(d, w.version),
+          metadata: { resourceVersion: String(this.rv) },
+        },
+      });
     }
   }
 
@@ -331,7 +401,9 @@ export class FakeApiServer {
 
   list(apiVersion: string, kind: string, namespace?: string): Obj[] {
     const s = this.storeOfKind(apiVersion, kind);
-    return [...s.objects.values()].filter((o) => namespace === undefined || o.metadata.namespace === namespace).map(clone);
+    return [...s.objects.values()]
+      .filter((o) => namespace === undefined || o.metadata.namespace === namespace)
+      .map(clone);
   }
 
   // ------------------------------------------------------------------ storage semantics
@@ -348,14 +420,26 @@ export class FakeApiServer {
 
   private create(s: Store, ns: string | undefined, o: Obj): Obj {
     const name = o.metadata.name;
-    if (typeof name !== 'string' || name === '') throw new HttpError(422, 'Invalid', `${s.def.kind} is invalid: metadata.name: Required value`);
+    if (typeof name !== 'string' || name === '')
+      throw new HttpError(422, 'Invalid', `${s.def.kind} is invalid: metadata.name: Required value`);
     const key = keyOf(ns, name);
-    if (s.objects.has(key)) throw new HttpError(409, 'AlreadyExists', `${s.def.plural}${s.def.group ? `.${s.def.group}` : ''} "${name}" already exists`);
+    if (s.objects.has(key))
+      throw new HttpError(
+        409,
+        'AlreadyExists',
+        `${s.def.plural}${s.def.group ? `.${s.def.group}` : ''} "${name}" already exists`,
+      );
     if (s.def.statusSubresource && s.def.group === 'proxy.otoroshi.io') delete o['status'];
     normaliseSecret(s, o);
     o.apiVersion = apiVersionOf(s.def, s.def.version);
     o.kind = s.def.kind;
-    o.metadata = { ...o.metadata, uid: randomUUID(), resourceVersion: this.nextRv(), creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), generation: 1 };
+    o.metadata = {
+      ...o.metadata,
+      uid: randomUUID(),
+      resourceVersion: this.nextRv(),
+      creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      generation: 1,
+    };
     if (ns !== undefined) o.metadata.namespace = ns;
     else delete o.metadata.namespace;
     s.objects.set(key, o);
@@ -367,12 +451,22 @@ export class FakeApiServer {
   private update(s: Store, ns: string | undefined, name: string, body: Obj, statusOnly: boolean): Obj {
     const key = keyOf(ns, name);
     const cur = s.objects.get(key);
-    if (!cur) throw new HttpError(404, 'NotFound', `${s.def.plural}${s.def.group ? `.${s.def.group}` : ''} "${name}" not found`);
+    if (!cur)
+      throw new HttpError(
+        404,
+        'NotFound',
+        `${s.def.plural}${s.def.group ? `.${s.def.group}` : ''} "${name}" not found`,
+      );
     const want = body.metadata?.resourceVersion;
     if (want !== undefined && want !== '' && want !== cur.metadata.resourceVersion) {
-      throw new HttpError(409, 'Conflict', `Operation cannot be fulfilled on ${s.def.plural}${s.def.group ? `.${s.def.group}` : ''} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+      throw new HttpError(
+        409,
+        'Conflict',
+        `Operation cannot be fulfilled on ${s.def.plural}${s.def.group ? `.${s.def.group}` : ''} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+      );
     }
-    if (body.metadata?.name !== undefined && body.metadata.name !== name) throw new HttpError(400, 'BadRequest', 'the name of the object does not match the name on the URL');
+    if (body.metadata?.name !== undefined && body.metadata.name !== name)
+      throw new HttpError(400, 'BadRequest', 'the name of the object does not match the name on the URL');
     let next: Obj;
     if (statusOnly) {
       next = clone(cur);
@@ -386,15 +480,23 @@ export class FakeApiServer {
         else next['status'] = clone(cur['status']);
       }
       // immutable / server-owned metadata
-      next.metadata = { ...next.metadata, uid: cur.metadata.uid, creationTimestamp: cur.metadata['creationTimestamp'], generation: cur.metadata['generation'] };
+      next.metadata = {
+        ...next.metadata,
+        uid: cur.metadata.uid,
+        creationTimestamp: cur.metadata['creationTimestamp'],
+        generation: cur.metadata['generation'],
+      };
       if (ns !== undefined) next.metadata.namespace = ns;
-      if (JSON.stringify(specOf(cur)) !== JSON.stringify(specOf(next))) next.metadata['generation'] = Number(cur.metadata['generation'] ?? 1) + 1;
+      if (JSON.stringify(specOf(cur)) !== JSON.stringify(specOf(next)))
+        next.metadata['generation'] = Number(cur.metadata['generation'] ?? 1) + 1;
     }
     next.apiVersion = cur.apiVersion;
     next.kind = cur.kind;
     next.metadata.name = name;
     // a no-op write does not bump the resourceVersion (kube-apiserver skips it)
-    const sameAsBefore = JSON.stringify({ ...next, metadata: { ...next.metadata, resourceVersion: undefined } }) === JSON.stringify({ ...cur, metadata: { ...cur.metadata, resourceVersion: undefined } });
+    const sameAsBefore =
+      JSON.stringify({ ...next, metadata: { ...next.metadata, resourceVersion: undefined } }) ===
+      JSON.stringify({ ...cur, metadata: { ...cur.metadata, resourceVersion: undefined } });
     if (sameAsBefore) return clone(cur);
     next.metadata.resourceVersion = this.nextRv();
     s.objects.set(key, next);
@@ -405,7 +507,12 @@ export class FakeApiServer {
   private delete(s: Store, ns: string | undefined, name: string): Obj {
     const key = keyOf(ns, name);
     const cur = s.objects.get(key);
-    if (!cur) throw new HttpError(404, 'NotFound', `${s.def.plural}${s.def.group ? `.${s.def.group}` : ''} "${name}" not found`);
+    if (!cur)
+      throw new HttpError(
+        404,
+        'NotFound',
+        `${s.def.plural}${s.def.group ? `.${s.def.group}` : ''} "${name}" not found`,
+      );
     s.objects.delete(key);
     const gone = clone(cur);
     gone.metadata.resourceVersion = this.nextRv();
@@ -424,7 +531,13 @@ export class FakeApiServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     const isWatch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
-    const rec: RequestRecord = { method: req.method ?? 'GET', path: url.pathname, query: url.search, watch: isWatch, status: 0 };
+    const rec: RequestRecord = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query: url.search,
+      watch: isWatch,
+      status: 0,
+    };
     const ct = req.headers['content-type'];
     if (ct !== undefined) rec.contentType = ct;
     this.requests.push(rec);
@@ -436,9 +549,13 @@ export class FakeApiServer {
     if (this.down) return reply(500, status(500, 'InternalError', 'the API server is down (test hook)'));
     if (this.failures > 0) {
       this.failures--;
-      return reply(this.failCode, status(this.failCode, this.failCode === 410 ? 'Expired' : 'InternalError', 'injected failure (test hook)'));
+      return reply(
+        this.failCode,
+        status(this.failCode, this.failCode === 410 ? 'Expired' : 'InternalError', 'injected failure (test hook)'),
+      );
     }
-    if (req.headers.authorization !== 'Bearer fake-token') return reply(401, status(401, 'Unauthorized', 'Unauthorized'));
+    if (req.headers.authorization !== 'Bearer fake-token')
+      return reply(401, status(401, 'Unauthorized', 'Unauthorized'));
     const route = this.route(url.pathname);
     if (!route) return reply(404, status(404, 'NotFound', 'the server could not find the requested resource'));
     const { store, version, ns, name, sub } = route;
@@ -455,25 +572,43 @@ export class FakeApiServer {
       }
       if (method === 'GET' && name !== undefined) {
         const o = store.objects.get(keyOf(ns, name));
-        if (!o) throw new HttpError(404, 'NotFound', `${store.def.plural}${store.def.group ? `.${store.def.group}` : ''} "${name}" not found`);
+        if (!o)
+          throw new HttpError(
+            404,
+            'NotFound',
+            `${store.def.plural}${store.def.group ? `.${store.def.group}` : ''} "${name}" not found`,
+          );
         return reply(200, withVersion(o, store.def, version));
       }
       const body = method === 'DELETE' ? undefined : await readJson(req);
       if (method === 'POST' && name === undefined) {
         const o = body as Obj;
         if (!o || typeof o !== 'object' || !o.metadata) throw new HttpError(400, 'BadRequest', 'body is not an object');
-        if (ns !== undefined && o.metadata.namespace !== undefined && o.metadata.namespace !== ns) throw new HttpError(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
+        if (ns !== undefined && o.metadata.namespace !== undefined && o.metadata.namespace !== ns)
+          throw new HttpError(
+            400,
+            'BadRequest',
+            'the namespace of the provided object does not match the namespace sent on the request',
+          );
         return reply(201, withVersion(this.create(store, ns, o), store.def, version));
       }
       if (name === undefined) throw new HttpError(405, 'MethodNotAllowed', `${method} is not allowed on a collection`);
       if (sub !== undefined && sub !== 'status') throw new HttpError(404, 'NotFound', `no subresource ${sub}`);
-      if (sub === 'status' && !store.def.statusSubresource) throw new HttpError(404, 'NotFound', `${store.def.kind} has no status subresource`);
+      if (sub === 'status' && !store.def.statusSubresource)
+        throw new HttpError(404, 'NotFound', `${store.def.kind} has no status subresource`);
       const statusOnly = sub === 'status';
-      if (method === 'PUT') return reply(200, withVersion(this.update(store, ns, name, body as Obj, statusOnly), store.def, version));
+      if (method === 'PUT')
+        return reply(200, withVersion(this.update(store, ns, name, body as Obj, statusOnly), store.def, version));
       if (method === 'PATCH') {
-        const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim();
+        const type = String(req.headers['content-type'] ?? '')
+          .split(';')[0]!
+          .trim();
         if (type !== 'application/merge-patch+json' && type !== 'application/strategic-merge-patch+json') {
-          throw new HttpError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (fake apiserver; got ${type})`);
+          throw new HttpError(
+            415,
+            'UnsupportedMediaType',
+            `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (fake apiserver; got ${type})`,
+          );
         }
         const cur = store.objects.get(keyOf(ns, name));
         if (!cur) throw new HttpError(404, 'NotFound', `${store.def.plural} "${name}" not found`);
@@ -494,8 +629,15 @@ export class FakeApiServer {
     }
   }
 
-  private route(pathname: string): { store: Store; version: string; ns: string | undefined; name: string | undefined; sub: string | undefined } | undefined {
-    const parts = pathname.split('/').filter((p) => p !== '').map(decodeURIComponent);
+  private route(
+    pathname: string,
+  ):
+    | { store: Store; version: string; ns: string | undefined; name: string | undefined; sub: string | undefined }
+    | undefined {
+    const parts = pathname
+      .split('/')
+      .filter((p) => p !== '')
+      .map(decodeURIComponent);
     let group: string;
     let version: string;
     let rest: string[];
@@ -524,11 +666,19 @@ export class FakeApiServer {
     return { store, version, ns, name, sub };
   }
 
-  private listBody(store: Store, version: string, ns: string | undefined, selector: Selector, fields: Selector): Record<string, unknown> {
+  private listBody(
+    store: Store,
+    version: string,
+    ns: string | undefined,
+    selector: Selector,
+    fields: Selector,
+  ): Record<string, unknown> {
     const builtIn = store.def.group !== 'proxy.otoroshi.io';
     const items = [...store.objects.values()]
       .filter((o) => (ns === undefined || o.metadata.namespace === ns) && matches(selector, o, fields))
-      .sort((a, b) => keyOf(a.metadata.namespace, a.metadata.name).localeCompare(keyOf(b.metadata.namespace, b.metadata.name)))
+      .sort((a, b) =>
+        keyOf(a.metadata.namespace, a.metadata.name).localeCompare(keyOf(b.metadata.namespace, b.metadata.name)),
+      )
       .map((o) => {
         const v = withVersion(o, store.def, version);
         if (builtIn) {
@@ -537,13 +687,34 @@ export class FakeApiServer {
         }
         return v;
       });
-    return { kind: `${store.def.kind}List`, apiVersion: apiVersionOf(store.def, version), metadata: { resourceVersion: String(this.rv) }, items };
+    return {
+      kind: `${store.def.kind}List`,
+      apiVersion: apiVersionOf(store.def, version),
+      metadata: { resourceVersion: String(this.rv) },
+      items,
+    };
   }
 
-  private startWatch(store: Store, version: string, ns: string | undefined, selector: Selector, fields: Selector, url: URL, res: http.ServerResponse): void {
+  private startWatch(
+    store: Store,
+    version: string,
+    ns: string | undefined,
+    selector: Selector,
+    fields: Selector,
+    url: URL,
+    res: http.ServerResponse,
+  ): void {
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     res.flushHeaders();
-    const w: WatchConn = { store, ns, selector, fields, version, bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true', res };
+    const w: WatchConn = {
+      store,
+      ns,
+      selector,
+      fields,
+      version,
+      bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true',
+      res,
+    };
     const rvParam = url.searchParams.get('resourceVersion') ?? '';
     this.watches.add(w);
     res.on('close', () => this.endWatch(w));
@@ -554,13 +725,17 @@ export class FakeApiServer {
     }
     if (rvParam === '' || rvParam === '0') {
       for (const o of store.objects.values()) {
-        if ((ns === undefined || o.metadata.namespace === ns) && matches(selector, o, fields)) this.writeEvent(w, { type: 'ADDED', object: withVersion(o, store.def, version) });
+        if ((ns === undefined || o.metadata.namespace === ns) && matches(selector, o, fields))
+          this.writeEvent(w, { type: 'ADDED', object: withVersion(o, store.def, version) });
       }
       return;
     }
     const from = Number(rvParam);
     if (!Number.isFinite(from) || from < this.compactedRv) {
-      this.writeEvent(w, { type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${rvParam} (${this.compactedRv})`) });
+      this.writeEvent(w, {
+        type: 'ERROR',
+        object: status(410, 'Expired', `too old resource version: ${rvParam} (${this.compactedRv})`),
+      });
       this.endWatch(w);
       return;
     }
@@ -617,7 +792,8 @@ function normaliseSecret(s: Store, o: Obj): void {
   const sd = o['stringData'];
   if (sd && typeof sd === 'object') {
     const data = { ...((o['data'] as Record<string, string> | undefined) ?? {}) };
-    for (const [k, v] of Object.entries(sd as Record<string, string>)) data[k] = Buffer.from(String(v)).toString('base64');
+    for (const [k, v] of Object.entries(sd as Record<string, string>))
+      data[k] = Buffer.from(String(v)).toString('base64');
     o['data'] = data;
     delete o['stringData'];
   }

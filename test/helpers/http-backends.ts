@@ -68,8 +68,13 @@ function handler(b: HttpBackend): (req: AnyReq, res: AnyRes) => void {
       b.seen.push(seen);
       const status = beh.failEveryOther && b.calls % 2 === 1 ? 503 : (beh.status ?? 200);
       const send = (): void => {
-        const body = beh.body ?? JSON.stringify({ backend: b.id, ...seen, body: Buffer.concat(chunks).toString('utf8') });
-        res.writeHead(status, { 'content-type': beh.body !== undefined ? 'text/plain' : 'application/json', 'x-backend': b.id, ...(beh.responseHeaders ?? {}) });
+        const body =
+          beh.body ?? JSON.stringify({ backend: b.id, ...seen, body: Buffer.concat(chunks).toString('utf8') });
+        res.writeHead(status, {
+          'content-type': beh.body !== undefined ? 'text/plain' : 'application/json',
+          'x-backend': b.id,
+          ...(beh.responseHeaders ?? {}),
+        });
         res.end(body);
       };
       if (beh.delayMs) {
@@ -87,12 +92,25 @@ export interface BackendOptions {
   tls?: { key: string; cert: string; ca?: string; requestCert?: boolean };
 }
 
-export async function startHttpBackend(id: string, behaviour: BackendBehaviour = {}, opts: BackendOptions = {}): Promise<HttpBackend> {
+export async function startHttpBackend(
+  id: string,
+  behaviour: BackendBehaviour = {},
+  opts: BackendOptions = {},
+): Promise<HttpBackend> {
   const b: HttpBackend = { id, port: 0, calls: 0, seen: [], healthChecks: [], behaviour, stop: async () => undefined };
   const h = handler(b);
   let server: net.Server;
   if (opts.tls) {
-    server = https.createServer({ key: opts.tls.key, cert: opts.tls.cert, ...(opts.tls.ca ? { ca: opts.tls.ca } : {}), requestCert: opts.tls.requestCert ?? false, rejectUnauthorized: opts.tls.requestCert ?? false }, h);
+    server = https.createServer(
+      {
+        key: opts.tls.key,
+        cert: opts.tls.cert,
+        ...(opts.tls.ca ? { ca: opts.tls.ca } : {}),
+        requestCert: opts.tls.requestCert ?? false,
+        rejectUnauthorized: opts.tls.requestCert ?? false,
+      },
+      h,
+    );
   } else if (opts.http2) {
     server = http2.createServer(h);
   } else {
@@ -116,6 +134,10 @@ export async function startHttpBackend(id: string, behaviour: BackendBehaviour =
   return b;
 }
 
-export async function startHttpBackends(ids: string[], behaviour: BackendBehaviour = {}, opts: BackendOptions = {}): Promise<HttpBackend[]> {
+export async function startHttpBackends(
+  ids: string[],
+  behaviour: BackendBehaviour = {},
+  opts: BackendOptions = {},
+): Promise<HttpBackend[]> {
   return Promise.all(ids.map((id) => startHttpBackend(id, { ...behaviour }, opts)));
 }

@@ -39,7 +39,11 @@ export function writeKubeConfig(api: FakeApiServer): string {
 }
 
 /** Polls `cond` until it holds (every 20 ms; fails after `ms`). Waits for effects, asserts nothing about speed. */
-export async function eventually<T>(cond: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  cond: () => T | undefined | false | Promise<T | undefined | false>,
+  ms = 10_000,
+  what = 'condition',
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await cond();
@@ -51,7 +55,13 @@ export async function eventually<T>(cond: () => T | undefined | false | Promise<
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function descriptor(name: string, host: string, targetUrl: string, extra: Record<string, unknown> = {}, ns = 'default'): Obj {
+export function descriptor(
+  name: string,
+  host: string,
+  targetUrl: string,
+  extra: Record<string, unknown> = {},
+  ns = 'default',
+): Obj {
   return {
     apiVersion: 'proxy.otoroshi.io/v1alpha1',
     kind: 'ServiceDescriptor',
@@ -61,7 +71,12 @@ export function descriptor(name: string, host: string, targetUrl: string, extra:
 }
 
 export function service(name: string, port: number, ns = 'default'): Obj {
-  return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns }, spec: { ports: [{ name: 'http', port, targetPort: port, protocol: 'TCP' }] } };
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace: ns },
+    spec: { ports: [{ name: 'http', port, targetPort: port, protocol: 'TCP' }] },
+  };
 }
 
 export function endpointSlice(service: string, ips: string[], port: number, ns = 'default'): Obj {

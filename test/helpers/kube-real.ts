@@ -33,20 +33,32 @@ export function kubeVersion(): string {
 
 /** Where scripts/kube-build.sh puts the binaries (same rule as the script). */
 export function kubeBinDir(): string {
-  const cache = process.env['OXDS_KUBE_CACHE'] ?? path.join(process.env['XDG_CACHE_HOME'] ?? path.join(os.homedir(), '.cache'), 'otoroshi-xds', `kube-${kubeVersion()}`);
+  const cache =
+    process.env['OXDS_KUBE_CACHE'] ??
+    path.join(
+      process.env['XDG_CACHE_HOME'] ?? path.join(os.homedir(), '.cache'),
+      'otoroshi-xds',
+      `kube-${kubeVersion()}`,
+    );
   return path.join(cache, 'bin');
 }
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-const built = (): boolean => ['kube-apiserver', 'kubectl', 'kube-controller-manager'].every((p) => fs.existsSync(path.join(kubeBinDir(), p)));
+const built = (): boolean =>
+  ['kube-apiserver', 'kubectl', 'kube-controller-manager'].every((p) => fs.existsSync(path.join(kubeBinDir(), p)));
 
 /** Why the real-apiserver tests cannot run on this machine, or undefined. Throws under CI=true instead of skipping. */
 export function realKubeSkip(): string | undefined {
   let why: string | undefined;
-  if (!has('etcd') && !process.env['OXDS_ETCD_BIN']) why = 'etcd is not installed (apt-get install -y etcd-server): real kube-apiserver tests skipped';
-  else if (!built() && !has('go')) why = 'Go is not installed: real kube-apiserver tests skipped (install Go >= 1.26, then `npm run kube:build` builds kube-apiserver once)';
-  else if (!built()) why = `kube-apiserver is not built yet in ${kubeBinDir()}: real kube-apiserver tests skipped (run \`npm run kube:build\` once, tens of minutes)`;
-  if (why !== undefined && process.env['CI'] === 'true') throw new Error(`CI=true: ${why.replace(/: real kube-apiserver tests skipped/, '')} (.ci/run builds it)`);
+  if (!has('etcd') && !process.env['OXDS_ETCD_BIN'])
+    why = 'etcd is not installed (apt-get install -y etcd-server): real kube-apiserver tests skipped';
+  else if (!built() && !has('go'))
+    why =
+      'Go is not installed: real kube-apiserver tests skipped (install Go >= 1.26, then `npm run kube:build` builds kube-apiserver once)';
+  else if (!built())
+    why = `kube-apiserver is not built yet in ${kubeBinDir()}: real kube-apiserver tests skipped (run \`npm run kube:build\` once, tens of minutes)`;
+  if (why !== undefined && process.env['CI'] === 'true')
+    throw new Error(`CI=true: ${why.replace(/: real kube-apiserver tests skipped/, '')} (.ci/run builds it)`);
   return why;
 }
 
@@ -57,12 +69,25 @@ export interface RunResult {
 }
 
 /** Runs a program without blocking the event loop (servers under test may live in this process). */
-export function run(file: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(
+  file: string,
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = execFile(file, args, { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
+    const child = execFile(
+      file,
+      args,
+      { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1
+          : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
@@ -100,7 +125,11 @@ export interface AuditEvent {
 export async function startRealKube(opts: { controllerManager?: boolean } = {}): Promise<RealKube> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-kube-real-'));
   const up = async (): Promise<void> => {
-    const r = await run('bash', [script('kube-up.sh'), ...(opts.controllerManager ? ['--controller-manager'] : []), dir], { timeoutMs: 300_000 });
+    const r = await run(
+      'bash',
+      [script('kube-up.sh'), ...(opts.controllerManager ? ['--controller-manager'] : []), dir],
+      { timeoutMs: 300_000 },
+    );
     if (r.code !== 0) throw new Error(`scripts/kube-up.sh failed (${r.code}):\n${r.stderr.slice(-4000)}`);
   };
   try {
@@ -119,8 +148,13 @@ export async function startRealKube(opts: { controllerManager?: boolean } = {}):
   kc.loadFromFile(kubeconfig);
   const kubectlBin = path.join(kubeBinDir(), 'kubectl');
   const kubectl = (args: readonly string[], o: { input?: string; kubeconfig?: string } = {}): Promise<RunResult> =>
-    run(kubectlBin, ['--kubeconfig', o.kubeconfig ?? kubeconfig, ...args], { ...(o.input !== undefined ? { input: o.input } : {}) });
-  const kubectlOk = async (args: readonly string[], o: { input?: string; kubeconfig?: string } = {}): Promise<string> => {
+    run(kubectlBin, ['--kubeconfig', o.kubeconfig ?? kubeconfig, ...args], {
+      ...(o.input !== undefined ? { input: o.input } : {}),
+    });
+  const kubectlOk = async (
+    args: readonly string[],
+    o: { input?: string; kubeconfig?: string } = {},
+  ): Promise<string> => {
     const r = await kubectl(args, o);
     if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
     return r.stdout;
@@ -190,7 +224,16 @@ export async function startRealKube(opts: { controllerManager?: boolean } = {}):
  */
 export async function applyManifests(kube: RealKube, webhookPort?: number): Promise<string> {
   const out = await kube.kubectlOk(['apply', '-k', path.join(REPO, 'manifests')]);
-  await kube.kubectlOk(['wait', '--for', 'condition=Established', '--timeout', '120s', 'crd', '-l', 'app.kubernetes.io/part-of=otoroshi-xds']);
+  await kube.kubectlOk([
+    'wait',
+    '--for',
+    'condition=Established',
+    '--timeout',
+    '120s',
+    'crd',
+    '-l',
+    'app.kubernetes.io/part-of=otoroshi-xds',
+  ]);
   await pointWebhookAt(kube, webhookPort ?? (await freePort()));
   return out;
 }
@@ -200,8 +243,22 @@ export async function pointWebhookAt(kube: RealKube, port: number): Promise<void
   const p = '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/otoroshi-xds';
   const cur = await kube.client.get<{ webhooks: Array<{ clientConfig: { caBundle?: string } }> }>(p);
   const caBundle = cur.webhooks[0]?.clientConfig.caBundle;
-  const patch = [{ op: 'replace', path: '/webhooks/0/clientConfig', value: { url: `https://127.0.0.1:${port}/validate`, ...(caBundle ? { caBundle } : {}) } }];
-  await kube.kubectlOk(['patch', 'validatingwebhookconfiguration', 'otoroshi-xds', '--type', 'json', '-p', JSON.stringify(patch)]);
+  const patch = [
+    {
+      op: 'replace',
+      path: '/webhooks/0/clientConfig',
+      value: { url: `https://127.0.0.1:${port}/validate`, ...(caBundle ? { caBundle } : {}) },
+    },
+  ];
+  await kube.kubectlOk([
+    'patch',
+    'validatingwebhookconfiguration',
+    'otoroshi-xds',
+    '--type',
+    'json',
+    '-p',
+    JSON.stringify(patch),
+  ]);
 }
 
 export interface ServerProcess {
@@ -222,30 +279,55 @@ export interface ServerProcess {
 }
 
 /** Starts `otoroshi-xds serve --source kubernetes` (compiled dist/src/cli.js) as a child process. */
-export async function startControlPlane(opts: { name: string; kubeconfig: string; leaseNamespace: string; webhookPort?: number; args?: string[]; env?: NodeJS.ProcessEnv }): Promise<ServerProcess> {
+export async function startControlPlane(opts: {
+  name: string;
+  kubeconfig: string;
+  leaseNamespace: string;
+  webhookPort?: number;
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+}): Promise<ServerProcess> {
   const [xdsPort, authzPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `oxds-cp-${opts.name}-`));
   fs.writeFileSync(path.join(dataDir, 'secret-seed'), 'a-shared-test-seed-0123456789abcdef');
   const args = [
     path.join(REPO, 'dist/src/cli.js'),
     'serve',
-    '--source', 'kubernetes',
-    '--kubeconfig', opts.kubeconfig,
-    '--xds-port', String(xdsPort),
-    '--authz-port', String(authzPort),
-    '--admin-port', String(adminPort),
-    '--data-dir', dataDir,
-    '--pod-name', opts.name,
-    '--lease-namespace', opts.leaseNamespace,
-    '--lease-duration-seconds', '3',
-    '--debounce-ms', '20',
-    '--debounce-max-ms', '200',
-    '--cluster-grace-ms', '0',
-    '--log-level', 'debug',
-    ...(opts.webhookPort !== undefined ? ['--webhook-port', String(opts.webhookPort), '--webhook-hosts', '127.0.0.1'] : []),
+    '--source',
+    'kubernetes',
+    '--kubeconfig',
+    opts.kubeconfig,
+    '--xds-port',
+    String(xdsPort),
+    '--authz-port',
+    String(authzPort),
+    '--admin-port',
+    String(adminPort),
+    '--data-dir',
+    dataDir,
+    '--pod-name',
+    opts.name,
+    '--lease-namespace',
+    opts.leaseNamespace,
+    '--lease-duration-seconds',
+    '3',
+    '--debounce-ms',
+    '20',
+    '--debounce-max-ms',
+    '200',
+    '--cluster-grace-ms',
+    '0',
+    '--log-level',
+    'debug',
+    ...(opts.webhookPort !== undefined
+      ? ['--webhook-port', String(opts.webhookPort), '--webhook-hosts', '127.0.0.1']
+      : []),
     ...(opts.args ?? []),
   ];
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...(opts.env ?? {}) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ...(opts.env ?? {}) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let log = '';
   child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
@@ -280,7 +362,8 @@ export async function startControlPlane(opts: { name: string; kubeconfig: string
   };
   await eventually(
     async () => {
-      if (child.exitCode !== null) throw new Error(`control plane ${opts.name} exited (${child.exitCode}):\n${log.slice(-3000)}`);
+      if (child.exitCode !== null)
+        throw new Error(`control plane ${opts.name} exited (${child.exitCode}):\n${log.slice(-3000)}`);
       try {
         return (await admin('/ready')).status === 200;
       } catch {
@@ -331,7 +414,10 @@ export class XdsWatcher {
       else if (r.typeUrl === TYPE_URLS.endpoint) this.client.ack(r, this.edsNames);
       else this.client.ack(r);
       if (r.typeUrl === TYPE_URLS.cluster) {
-        const eds = objects.filter((c) => c['type'] === 'EDS' || c['type'] === 3 || c['edsClusterConfig'] !== undefined).map((c) => String(c['name'])).sort();
+        const eds = objects
+          .filter((c) => c['type'] === 'EDS' || c['type'] === 3 || c['edsClusterConfig'] !== undefined)
+          .map((c) => String(c['name']))
+          .sort();
         if (JSON.stringify(eds) !== JSON.stringify(this.edsNames)) {
           this.edsNames = eds;
           this.client.request(TYPE_URLS.endpoint, eds);

@@ -28,10 +28,19 @@ export interface RawStream {
  * response message; without it the stream is never read (no data listener, paused): HTTP/2 flow
  * control then stops the server after one window.
  */
-export function openRawStream(target: { port: number } | { session: http2.ClientHttp2Session }, path: string, onMessage?: (msg: Buffer) => void): RawStream {
+export function openRawStream(
+  target: { port: number } | { session: http2.ClientHttp2Session },
+  path: string,
+  onMessage?: (msg: Buffer) => void,
+): RawStream {
   const session = 'session' in target ? target.session : http2.connect(`http://127.0.0.1:${target.port}`);
   if (!('session' in target)) session.on('error', () => undefined);
-  const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': path,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+  });
   stream.on('error', () => undefined);
   let status: string | undefined;
   const ended = new Promise<string | undefined>((resolve) => {

@@ -11,13 +11,15 @@ export function redisAvailable(): boolean {
   return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
-export const REDIS_SKIP_MESSAGE = 'redis-server is not installed (apt-get install -y redis-server): Redis tests skipped';
+export const REDIS_SKIP_MESSAGE =
+  'redis-server is not installed (apt-get install -y redis-server): Redis tests skipped';
 
 export function sentinelAvailable(): boolean {
   return redisAvailable() && spawnSync('redis-sentinel', ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
-export const SENTINEL_SKIP_MESSAGE = 'redis-sentinel is not installed (apt-get install -y redis-sentinel): Sentinel tests skipped';
+export const SENTINEL_SKIP_MESSAGE =
+  'redis-sentinel is not installed (apt-get install -y redis-sentinel): Sentinel tests skipped';
 
 /** A free loopback TCP port (also used by the benchmarks). */
 export function freePort(): Promise<number> {
@@ -77,11 +79,27 @@ interface Daemon {
   waitDown(): Promise<void>;
 }
 
-async function daemon(extra: readonly string[] = [], sentinelConf?: (port: number, dir: string) => string): Promise<Daemon> {
+async function daemon(
+  extra: readonly string[] = [],
+  sentinelConf?: (port: number, dir: string) => string,
+): Promise<Daemon> {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-redis-'));
   const pidFile = path.join(dir, 'redis.pid');
-  const common = ['--port', String(port), '--bind', '127.0.0.1', '--daemonize', 'yes', '--pidfile', pidFile, '--dir', dir, '--logfile', path.join(dir, 'redis.log')];
+  const common = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--daemonize',
+    'yes',
+    '--pidfile',
+    pidFile,
+    '--dir',
+    dir,
+    '--logfile',
+    path.join(dir, 'redis.log'),
+  ];
   const pid = (): number | undefined => {
     try {
       return Number(fs.readFileSync(pidFile, 'utf8').trim()) || undefined;
@@ -151,7 +169,12 @@ export async function startRedis(): Promise<RunningRedis> {
 /** `redis-cli -p PORT args...` → its stdout (rejects on a non-zero exit). Never blocks the event loop. */
 export function redisCli(port: number, ...args: Array<string | number>): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args.map(String)], { encoding: 'utf8', timeout: 10_000 }, (err, out) => (err ? reject(err) : resolve(out)));
+    execFile(
+      'redis-cli',
+      ['-h', '127.0.0.1', '-p', String(port), ...args.map(String)],
+      { encoding: 'utf8', timeout: 10_000 },
+      (err, out) => (err ? reject(err) : resolve(out)),
+    );
   });
 }
 
@@ -172,11 +195,22 @@ export async function startRedisCluster(n = 3): Promise<RunningRedisCluster> {
   const nodes: Daemon[] = [];
   try {
     for (let i = 0; i < n; i++) {
-      const d = await daemon(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000']);
+      const d = await daemon([
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-node-timeout',
+        '5000',
+      ]);
       nodes.push(d);
       await d.launch();
     }
-    execFileSync('redis-cli', ['--cluster', 'create', ...nodes.map((d) => `127.0.0.1:${d.port}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' });
+    execFileSync(
+      'redis-cli',
+      ['--cluster', 'create', ...nodes.map((d) => `127.0.0.1:${d.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+      { stdio: 'ignore' },
+    );
     for (let i = 0; ; i++) {
       const infos = await Promise.all(nodes.map((d) => redisCli(d.port, 'cluster', 'info')));
       const ok = infos.every((info) => info.includes('cluster_state:ok'));
@@ -197,10 +231,13 @@ export async function startRedisCluster(n = 3): Promise<RunningRedisCluster> {
       .flatMap((line) => {
         const f = line.split(' ');
         const port = Number(f[1]!.split('@')[0]!.split(':')[1]);
-        return f.slice(8).filter((x) => !x.startsWith('[')).map((r): [number, number, number] => {
-          const [a, b] = r.split('-');
-          return [Number(a), Number(b ?? a), port];
-        });
+        return f
+          .slice(8)
+          .filter((x) => !x.startsWith('['))
+          .map((r): [number, number, number] => {
+            const [a, b] = r.split('-');
+            return [Number(a), Number(b ?? a), port];
+          });
       });
   return {
     ports,
@@ -303,7 +340,8 @@ export async function startRedisSentinel(): Promise<RunningRedisSentinel> {
         const deadline = Date.now() + timeoutMs;
         for (;;) {
           const now = await primaryPort();
-          if (now !== oldPrimary && (await redisCli(now, 'role').catch(() => '')).startsWith('master')) return { oldPrimary, newPrimary: now };
+          if (now !== oldPrimary && (await redisCli(now, 'role').catch(() => '')).startsWith('master'))
+            return { oldPrimary, newPrimary: now };
           if (Date.now() > deadline) throw new Error(`no failover within ${timeoutMs} ms`);
           await sleep(100);
         }

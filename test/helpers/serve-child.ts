@@ -28,10 +28,29 @@ export interface ServeChild {
 /** Starts `serve` on `configDir` and waits until its admin API says ready. */
 export async function startServeChild(configDir: string, ports: ServePorts, extra: string[] = []): Promise<ServeChild> {
   const args = [
-    path.resolve('dist/src/cli.js'), 'serve', '--config', configDir, '--host', '127.0.0.1',
-    '--xds-port', String(ports.xds), '--admin-port', String(ports.admin), '--authz-port', String(ports.authz),
-    '--envoy-http-port', '0', '--envoy-https-port', '0', '--envoy-listen-address', '127.0.0.1',
-    '--data-dir', path.join(configDir, '.data'), '--log-level', 'info', ...extra,
+    path.resolve('dist/src/cli.js'),
+    'serve',
+    '--config',
+    configDir,
+    '--host',
+    '127.0.0.1',
+    '--xds-port',
+    String(ports.xds),
+    '--admin-port',
+    String(ports.admin),
+    '--authz-port',
+    String(ports.authz),
+    '--envoy-http-port',
+    '0',
+    '--envoy-https-port',
+    '0',
+    '--envoy-listen-address',
+    '127.0.0.1',
+    '--data-dir',
+    path.join(configDir, '.data'),
+    '--log-level',
+    'info',
+    ...extra,
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
@@ -43,11 +62,15 @@ export async function startServeChild(configDir: string, ports: ServePorts, extr
     if (!r.ok) throw new Error(`${p}: ${r.status}`);
     return (await r.json()) as T;
   };
-  await eventually('serve to be ready', async () => {
-    if (exited !== undefined) throw new Error(`serve exited with ${String(exited)}: ${log}`);
-    const r = await fetch(`http://127.0.0.1:${ports.admin}/ready`).catch(() => undefined);
-    return r?.status === 200 ? true : undefined;
-  }, 60_000);
+  await eventually(
+    'serve to be ready',
+    async () => {
+      if (exited !== undefined) throw new Error(`serve exited with ${String(exited)}: ${log}`);
+      const r = await fetch(`http://127.0.0.1:${ports.admin}/ready`).catch(() => undefined);
+      return r?.status === 200 ? true : undefined;
+    },
+    60_000,
+  );
   return {
     child,
     ports,

@@ -105,7 +105,13 @@ async function run(cmd: Command): Promise<unknown> {
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, cmd.concurrency ?? 4) }, worker));
-  return { id: cmd.id, counts, errors, ms: Math.round(performance.now() - start), ...(firstError ? { firstError } : {}) };
+  return {
+    id: cmd.id,
+    counts,
+    errors,
+    ms: Math.round(performance.now() - start),
+    ...(firstError ? { firstError } : {}),
+  };
 }
 
 // Commands run one at a time, in order.

@@ -108,7 +108,9 @@ export async function spawnGrpcJsClient(
   });
   child.on('exit', (code, signal) => {
     exited = true;
-    const err = new Error(`grpc-js client ${nodeId} exited (code ${code}, signal ${signal}); stderr:\n${errTail.text().slice(-4000)}`);
+    const err = new Error(
+      `grpc-js client ${nodeId} exited (code ${code}, signal ${signal}); stderr:\n${errTail.text().slice(-4000)}`,
+    );
     readyReject(err);
     for (const p of pending.values()) p.reject(err);
     pending.clear();
@@ -146,7 +148,10 @@ export async function spawnGrpcJsClient(
     await Promise.race([
       ready,
       new Promise<never>((_, rej) => {
-        timer = setTimeout(() => rej(new Error(`grpc-js client ${nodeId} not ready after ${readyTimeout} ms`)), readyTimeout);
+        timer = setTimeout(
+          () => rej(new Error(`grpc-js client ${nodeId} not ready after ${readyTimeout} ms`)),
+          readyTimeout,
+        );
       }),
     ]);
   } catch (e) {
@@ -184,7 +189,8 @@ export async function spawnGrpcJsClient(
     pid: child.pid,
     calls: async (target, n, o = {}, timeoutMs) => {
       const deadlineMs = o.deadlineMs ?? 3000;
-      const budget = timeoutMs ?? (o.durationMs ?? 0) + deadlineMs * ((o.warmup ?? 0) + (o.durationMs !== undefined ? 4 : n)) + 5000;
+      const budget =
+        timeoutMs ?? (o.durationMs ?? 0) + deadlineMs * ((o.warmup ?? 0) + (o.durationMs !== undefined ? 4 : n)) + 5000;
       const r = await send(
         {
           target,
@@ -242,7 +248,12 @@ export interface CCoreOptions {
  * Runs batches of calls from one gRPC C-core process (one xDS node, channels kept open across
  * batches). Killed after `timeoutMs`. Set OXDS_TEST_TRACE=1 (or trace) for GRPC_TRACE=xds_client.
  */
-export function runCCoreBatches(xdsPort: number, nodeId: string, batches: CCoreBatch[], opts: CCoreOptions = {}): Promise<CCoreRun> {
+export function runCCoreBatches(
+  xdsPort: number,
+  nodeId: string,
+  batches: CCoreBatch[],
+  opts: CCoreOptions = {},
+): Promise<CCoreRun> {
   const trace = opts.trace ?? (process.env.OXDS_TEST_TRACE ? 'xds_client,xds_resolver' : undefined);
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const hold = opts.whileConnected !== undefined;

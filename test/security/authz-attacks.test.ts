@@ -13,9 +13,21 @@ test('ReDoS: "(a+)+b" in publicPatterns, privatePatterns, matchingHeaders, restr
     descriptor('pub', 'pub.oto.tools', `  publicPatterns: ["/${EVIL}"]\n`),
     descriptor('priv', 'priv.oto.tools', `  publicPatterns: ["/.*"]\n  privatePatterns: ["/${EVIL}"]\n`),
     descriptor('hdr', 'hdr.oto.tools', `  publicPatterns: ["/.*"]\n  matchingHeaders: {x-evil: "${EVIL}"}\n`),
-    descriptor('restr', 'restr.oto.tools', `  publicPatterns: ["/.*"]\n  restrictions: {enabled: true, allowLast: true, forbidden: [{method: "*", path: "/${EVIL}"}]}\n`),
-    descriptor('jwtx', 'jwtx.oto.tools', `  jwtVerifier: {type: ref, enabled: true, ids: [jv], excludedPatterns: ["/${EVIL}"]}\n`),
-    descriptor('jwtr', 'jwtr.oto.tools', `  publicPatterns: ["/.*"]\n  jwtVerifier: {type: ref, enabled: true, ids: [jv]}\n`),
+    descriptor(
+      'restr',
+      'restr.oto.tools',
+      `  publicPatterns: ["/.*"]\n  restrictions: {enabled: true, allowLast: true, forbidden: [{method: "*", path: "/${EVIL}"}]}\n`,
+    ),
+    descriptor(
+      'jwtx',
+      'jwtx.oto.tools',
+      `  jwtVerifier: {type: ref, enabled: true, ids: [jv], excludedPatterns: ["/${EVIL}"]}\n`,
+    ),
+    descriptor(
+      'jwtr',
+      'jwtr.oto.tools',
+      `  publicPatterns: ["/.*"]\n  jwtVerifier: {type: ref, enabled: true, ids: [jv]}\n`,
+    ),
     `---
 apiVersion: proxy.otoroshi.io/v1alpha1
 kind: JwtVerifier
@@ -28,7 +40,14 @@ spec:
 `,
   ].join('');
   const { server } = await live(t, { 'evil.yaml': yaml });
-  assert.deepEqual(server.statuses().filter((s) => s.state === 'invalid').map((s) => s.key), [], 'the patterns are valid RE2: accepted');
+  assert.deepEqual(
+    server
+      .statuses()
+      .filter((s) => s.state === 'invalid')
+      .map((s) => s.key),
+    [],
+    'the patterns are valid RE2: accepted',
+  );
   const cc = checkClient(server.authzPort);
   t.after(() => cc.close());
   const attacks: Array<[string, string, Record<string, string>]> = [
@@ -59,23 +78,31 @@ test('ReDoS: a host wildcard with many stars is matched in linear time', async (
   t.after(() => cc.close());
   const o = outcome(await callCheck(cc, checkRequest({ host: `${'a'.repeat(200)}!.oto.toolz`, path: '/' })));
   assert.equal(o.status, 404);
-  assert.equal(outcome(await callCheck(cc, checkRequest({ host: `${'a'.repeat(12)}.oto.tools`, path: '/' }))).status, 0);
+  assert.equal(
+    outcome(await callCheck(cc, checkRequest({ host: `${'a'.repeat(12)}.oto.tools`, path: '/' }))).status,
+    0,
+  );
 });
 
 test('path confusion: without descriptor_id, ext_authz decides on the normalised path (dot segments, merged slashes, unreserved escapes) and refuses encoded slashes', async (t) => {
   const { server } = await live(t, {
     'p.yaml':
-      descriptor('api', 'api.oto.tools', '  publicPatterns: ["/public/.*"]\n  privatePatterns: ["/public/secret.*"]\n') +
-      descriptor('admin', 'api.oto.tools', '  paths: [/admin]\n  publicPatterns: ["/.*"]\n'),
+      descriptor(
+        'api',
+        'api.oto.tools',
+        '  publicPatterns: ["/public/.*"]\n  privatePatterns: ["/public/secret.*"]\n',
+      ) + descriptor('admin', 'api.oto.tools', '  paths: [/admin]\n  publicPatterns: ["/.*"]\n'),
   });
   const cc = checkClient(server.authzPort);
   t.after(() => cc.close());
-  const check = async (path: string): Promise<number> => outcome(await callCheck(cc, checkRequest({ host: 'api.oto.tools', path }))).status;
+  const check = async (path: string): Promise<number> =>
+    outcome(await callCheck(cc, checkRequest({ host: 'api.oto.tools', path }))).status;
   assert.equal(await check('/public/ok'), 0, 'a public path is public');
   for (const p of ['/public/./secret', '/public//secret', '/public/%73ecret', '/public/a/../secret']) {
     assert.notEqual(await check(p), 0, `${p} is the private /public/secret`);
   }
-  for (const p of ['/public/a%2Fb', '/public/%zz', '/public/a\\b']) assert.equal(await check(p), 400, `${p} cannot be normalised: denied`);
+  for (const p of ['/public/a%2Fb', '/public/%zz', '/public/a\\b'])
+    assert.equal(await check(p), 400, `${p} cannot be normalised: denied`);
   // `/public/../admin` is /admin: the admin descriptor decides (public there), as Envoy would route it.
   const o = outcome(await callCheck(cc, checkRequest({ host: 'API.OTO.TOOLS', path: '/public/../admin' })));
   assert.equal(o.status, 0);
@@ -86,6 +113,8 @@ test('descriptor_id naming no descriptor is denied instead of falling back to ho
   const cc = checkClient(server.authzPort);
   t.after(() => cc.close());
   assert.equal(outcome(await callCheck(cc, checkRequest({ host: 'open.oto.tools', path: '/' }))).status, 0);
-  const o = outcome(await callCheck(cc, checkRequest({ host: 'open.oto.tools', path: '/', ext: { descriptor_id: 'nope' } })));
+  const o = outcome(
+    await callCheck(cc, checkRequest({ host: 'open.oto.tools', path: '/', ext: { descriptor_id: 'nope' } })),
+  );
   assert.equal(o.status, 404);
 });

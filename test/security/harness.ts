@@ -13,7 +13,11 @@ export interface Live {
   cfgDir: string;
 }
 
-export async function live(t: TestContext, files: Record<string, string>, flags: Record<string, unknown> = {}): Promise<Live> {
+export async function live(
+  t: TestContext,
+  files: Record<string, string>,
+  flags: Record<string, unknown> = {},
+): Promise<Live> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-attack-'));
   const cfgDir = path.join(dir, 'config');
   fs.mkdirSync(cfgDir);
@@ -21,7 +25,19 @@ export async function live(t: TestContext, files: Record<string, string>, flags:
     fs.mkdirSync(path.dirname(path.join(cfgDir, name)), { recursive: true });
     fs.writeFileSync(path.join(cfgDir, name), text);
   }
-  const r = resolveConfig({ config: cfgDir, xdsPort: 0, adminPort: 0, authzPort: 0, dataDir: path.join(dir, '.data'), debounceMs: 5, debounceMaxMs: 20, ...flags }, {});
+  const r = resolveConfig(
+    {
+      config: cfgDir,
+      xdsPort: 0,
+      adminPort: 0,
+      authzPort: 0,
+      dataDir: path.join(dir, '.data'),
+      debounceMs: 5,
+      debounceMaxMs: 20,
+      ...flags,
+    },
+    {},
+  );
   assert.ok(r.ok, JSON.stringify(r));
   const server = await startServer(r.value, makeLogger('silent'));
   t.after(async () => {

@@ -56,12 +56,23 @@ export class QuotaCalendar {
     const out: LocalParts = { y: 0, m: 0, d: 0, h: 0, mi: 0 };
     for (const part of this.fmt.formatToParts(ms)) {
       switch (part.type) {
-        case 'year': out.y = Number(part.value); break;
-        case 'month': out.m = Number(part.value); break;
-        case 'day': out.d = Number(part.value); break;
-        case 'hour': out.h = Number(part.value) % 24; break;
-        case 'minute': out.mi = Number(part.value); break;
-        default: break;
+        case 'year':
+          out.y = Number(part.value);
+          break;
+        case 'month':
+          out.m = Number(part.value);
+          break;
+        case 'day':
+          out.d = Number(part.value);
+          break;
+        case 'hour':
+          out.h = Number(part.value) % 24;
+          break;
+        case 'minute':
+          out.mi = Number(part.value);
+          break;
+        default:
+          break;
       }
     }
     return out;

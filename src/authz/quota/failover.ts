@@ -29,7 +29,10 @@ export class FailoverQuotaStore implements QuotaStore {
   private readonly logger: MinimalLogger | undefined;
   private degradedSince: number | undefined;
 
-  constructor(readonly primary: RedisQuotaStore, opts: FailoverQuotaStoreOptions = {}) {
+  constructor(
+    readonly primary: RedisQuotaStore,
+    opts: FailoverQuotaStoreOptions = {},
+  ) {
     this.failMode = opts.failMode ?? 'open';
     this.hooks = opts.hooks;
     this.logger = opts.logger;
@@ -58,7 +61,10 @@ export class FailoverQuotaStore implements QuotaStore {
   private fail(err: unknown): void {
     if (this.degradedSince === undefined) {
       this.degradedSince = Date.now();
-      this.logger?.warn({ err: err instanceof Error ? err.message : String(err), failMode: this.failMode }, 'quota store unavailable');
+      this.logger?.warn(
+        { err: err instanceof Error ? err.message : String(err), failMode: this.failMode },
+        'quota store unavailable',
+      );
     }
     try {
       this.hooks?.onQuotaStoreError?.(this.failMode === 'open' ? 'fail-open' : 'fail-closed');
@@ -104,7 +110,11 @@ export class FailoverQuotaStore implements QuotaStore {
     }
   }
 
-  async peek(clientId: string, quotas: ApiKeyQuotas, nowMs: number): Promise<Omit<QuotaResult, 'allowed' | 'exceeded'>> {
+  async peek(
+    clientId: string,
+    quotas: ApiKeyQuotas,
+    nowMs: number,
+  ): Promise<Omit<QuotaResult, 'allowed' | 'exceeded'>> {
     if (this.primary.isReady()) {
       try {
         return await this.primary.peek(clientId, quotas, nowMs);

@@ -7,7 +7,15 @@ import { RedisQuotaStore } from './redis.js';
 
 export { QuotaCalendar, THROTTLING_WINDOW_MS, windowStartOf, type Periods } from './calendar.js';
 export { MemoryQuotaStore, type MemoryQuotaStoreOptions } from './memory.js';
-export { RedisQuotaStore, parseRedisUrl, connectRedis, QUOTA_LUA, type RedisTarget, type RedisClient, type RedisQuotaStoreOptions } from './redis.js';
+export {
+  RedisQuotaStore,
+  parseRedisUrl,
+  connectRedis,
+  QUOTA_LUA,
+  type RedisTarget,
+  type RedisClient,
+  type RedisQuotaStoreOptions,
+} from './redis.js';
 export { FailoverQuotaStore, type FailMode, type FailoverQuotaStoreOptions } from './failover.js';
 
 export interface CreateQuotaStoreOptions {

@@ -107,12 +107,18 @@ function hostPort(s: string, defPort: number): { host: string; port: number } {
  */
 export function parseRedisUrl(url: string): RedisTarget {
   const m = /^(rediss?)(\+cluster|\+sentinel)?:\/\/(?:([^@/]*)@)?([^/?]*)(\/[^?]*)?(?:\?(.*))?$/.exec(url);
-  if (!m) throw new Error(`invalid Redis URL '${url}' (expected redis://host:port[/db], redis+cluster://h1:p1,h2:p2 or redis+sentinel://h1:p1,h2:p2/master)`);
+  if (!m)
+    throw new Error(
+      `invalid Redis URL '${url}' (expected redis://host:port[/db], redis+cluster://h1:p1,h2:p2 or redis+sentinel://h1:p1,h2:p2/master)`,
+    );
   const tls = m[1] === 'rediss';
   const flavour = m[2];
   const userinfo = m[3];
   const hosts = (m[4] ?? '').split(',').filter((h) => h.length > 0);
-  const segments = (m[5] ?? '').split('/').filter((s) => s.length > 0).map(decodeURIComponent);
+  const segments = (m[5] ?? '')
+    .split('/')
+    .filter((s) => s.length > 0)
+    .map(decodeURIComponent);
   const query = new URLSearchParams(m[6] ?? '');
   const auth: RedisOptions = {};
   if (userinfo !== undefined) {
@@ -138,7 +144,8 @@ export function parseRedisUrl(url: string): RedisTarget {
   }
   if (flavour === '+sentinel') {
     const name = segments[0];
-    if (!name) throw new Error(`Redis Sentinel URL needs the master name: redis+sentinel://h1:p1,h2:p2/mymaster ('${url}')`);
+    if (!name)
+      throw new Error(`Redis Sentinel URL needs the master name: redis+sentinel://h1:p1,h2:p2/mymaster ('${url}')`);
     const db = parseDb(segments[1]);
     const opts: RedisOptions = { ...auth, sentinels: hosts.map((h) => hostPort(h, 26379)), name };
     if (db !== undefined) opts.db = db;
@@ -199,7 +206,12 @@ export function connectRedis(url: string, o: RedisConnectOptions = {}): RedisCli
   return client;
 }
 
-type QuotaCommand = (k1: string, k2: string, k3: string, ...argv: string[]) => Promise<[number, number, number, number]>;
+type QuotaCommand = (
+  k1: string,
+  k2: string,
+  k3: string,
+  ...argv: string[]
+) => Promise<[number, number, number, number]>;
 type QuotaBatchCommand = (numKeys: number, ...keysThenArgv: string[]) => Promise<number[]>;
 
 /** Keys and arguments of one client for one throttling window (reused by the calls of that window). */
@@ -312,7 +324,12 @@ export class RedisQuotaStore implements QuotaStore {
     };
   }
 
-  private run(clientId: string, quotas: ApiKeyQuotas, nowMs: number, consume: boolean): Promise<[number, number, number, number]> {
+  private run(
+    clientId: string,
+    quotas: ApiKeyQuotas,
+    nowMs: number,
+    consume: boolean,
+  ): Promise<[number, number, number, number]> {
     const p = this.calendar.periods(nowMs);
     const win = windowStartOf(nowMs);
     const base = `${this.prefix}:{${clientId}}:quota:`;
@@ -388,7 +405,8 @@ export class RedisQuotaStore implements QuotaStore {
       if (g === undefined) byClient.set(x.clientId, [x]);
       else g.push(x);
     }
-    for (const g of byClient.values()) for (let i = 0; i < g.length; i += this.maxBatch) this.send(g.slice(i, i + this.maxBatch));
+    for (const g of byClient.values())
+      for (let i = 0; i < g.length; i += this.maxBatch) this.send(g.slice(i, i + this.maxBatch));
   }
 
   private send(batch: Pending[]): void {
@@ -427,7 +445,9 @@ export class RedisQuotaStore implements QuotaStore {
     cmd.then(
       (out) => {
         if (!Array.isArray(out) || out.length !== 4 * n) {
-          const err = new Error(`quota batch script returned ${Array.isArray(out) ? out.length : typeof out} values for ${n} checks`);
+          const err = new Error(
+            `quota batch script returned ${Array.isArray(out) ? out.length : typeof out} values for ${n} checks`,
+          );
           for (const x of batch) x.reject(err);
           return;
         }
@@ -442,7 +462,11 @@ export class RedisQuotaStore implements QuotaStore {
     );
   }
 
-  async peek(clientId: string, quotas: ApiKeyQuotas, nowMs: number): Promise<Omit<QuotaResult, 'allowed' | 'exceeded'>> {
+  async peek(
+    clientId: string,
+    quotas: ApiKeyQuotas,
+    nowMs: number,
+  ): Promise<Omit<QuotaResult, 'allowed' | 'exceeded'>> {
     const [, s, d, m] = await this.run(clientId, quotas, nowMs, false);
     return {
       dailyRemaining: Math.max(0, quotas.dailyQuota - d),

@@ -47,7 +47,13 @@ export function upstreamTls(httpsHosts: readonly string[], allHttps: boolean): P
   const [only] = snis;
   if (only === undefined) return undefined;
   if (allHttps && snis.length === 1) return { transportSocket: upstreamTlsSocket(only) };
-  return { transportSocketMatches: snis.map((sni) => ({ name: sni, match: { fields: { [TLS_MATCH_KEY]: { stringValue: sni } } }, transportSocket: upstreamTlsSocket(sni) })) };
+  return {
+    transportSocketMatches: snis.map((sni) => ({
+      name: sni,
+      match: { fields: { [TLS_MATCH_KEY]: { stringValue: sni } } },
+      transportSocket: upstreamTlsSocket(sni),
+    })),
+  };
 }
 
 export function http2ProtocolOptions(): ProtoObject {
@@ -86,6 +92,11 @@ export function edsCluster(name: string, s: ClusterSettings): ProtoObject {
 }
 
 /** STRICT_DNS (Envoy) or LOGICAL_DNS (gRPC, one host) with an inline load assignment. */
-export function dnsCluster(name: string, type: 'STRICT_DNS' | 'LOGICAL_DNS', s: ClusterSettings, loadAssignment: ProtoObject): ProtoObject {
+export function dnsCluster(
+  name: string,
+  type: 'STRICT_DNS' | 'LOGICAL_DNS',
+  s: ClusterSettings,
+  loadAssignment: ProtoObject,
+): ProtoObject {
   return { ...common(name, s), type, loadAssignment };
 }

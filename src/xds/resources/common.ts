@@ -36,7 +36,11 @@ export function socketAddress(address: string, port: number): ProtoObject {
 }
 
 /** HeaderValueOption. */
-export function headerValue(key: string, value: string, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT'): ProtoObject {
+export function headerValue(
+  key: string,
+  value: string,
+  appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT',
+): ProtoObject {
   return { header: { key, value }, appendAction };
 }
 

@@ -35,7 +35,9 @@ export function lbEndpoint(a: EndpointAddress, weight: number, hostname?: string
 /** undefined for a target with no address (a locality with zero endpoints is omitted). */
 export function localityLbEndpoints(l: LocalityInput): ProtoObject | undefined {
   if (l.addresses.length === 0 || l.weight <= 0) return undefined;
-  const sorted = [...l.addresses].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
+  const sorted = [...l.addresses].sort((a, b) =>
+    a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port,
+  );
   return {
     locality: { subZone: l.targetId },
     lbEndpoints: sorted.map((a) => lbEndpoint(a, l.endpointWeight, l.hostname, l.metadata)),

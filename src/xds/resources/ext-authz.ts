@@ -32,7 +32,9 @@ export function extAuthzFilter(clusterName: string, a: AuthzTarget): ProtoObject
       grpcService: {
         envoyGrpc: {
           clusterName,
-          ...((a.replicas?.length ?? 0) > 0 ? { retryPolicy: { numRetries: wrapped(a.replicas!.length), retryOn: AUTHZ_RETRY_ON } } : {}),
+          ...((a.replicas?.length ?? 0) > 0
+            ? { retryPolicy: { numRetries: wrapped(a.replicas!.length), retryOn: AUTHZ_RETRY_ON } }
+            : {}),
         },
         timeout: duration(a.timeoutMs),
       },
@@ -57,7 +59,11 @@ export function extAuthzCheck(descriptorId: string): ProtoObject {
  * the value is empty and Envoy adds no header.
  */
 export function clientIdFromCheck(): ProtoObject {
-  return headerValue('Otoroshi-Client-Id', `%DYNAMIC_METADATA(${EXT_AUTHZ_FILTER_NAME}:client_id)%`, 'OVERWRITE_IF_EXISTS_OR_ADD');
+  return headerValue(
+    'Otoroshi-Client-Id',
+    `%DYNAMIC_METADATA(${EXT_AUTHZ_FILTER_NAME}:client_id)%`,
+    'OVERWRITE_IF_EXISTS_OR_ADD',
+  );
 }
 
 /** Per-route: no Check call at all. */
@@ -110,7 +116,10 @@ function authzTlsSocket(a: AuthzTarget, tls: NonNullable<AuthzTarget['tls']>): P
       ...(tls.sni !== undefined ? { sni: tls.sni } : {}),
       commonTlsContext: {
         alpnProtocols: ['h2'],
-        validationContext: { trustedCa: { inlineString: tls.trustedCa }, ...(sans.length > 0 ? { matchTypedSubjectAltNames: sans } : {}) },
+        validationContext: {
+          trustedCa: { inlineString: tls.trustedCa },
+          ...(sans.length > 0 ? { matchTypedSubjectAltNames: sans } : {}),
+        },
       },
     },
   };
@@ -132,11 +141,23 @@ export function extAuthzCluster(name: string, a: AuthzTarget): ProtoObject {
     type: endpoints.every((e) => net.isIP(e.address) !== 0) ? 'STATIC' : 'STRICT_DNS',
     connectTimeout: duration(Math.max(1, a.timeoutMs)),
     ...http2ProtocolOptions(),
-    circuitBreakers: { thresholds: [{ maxConnections: limit, maxPendingRequests: limit, maxRequests: limit, maxRetries: limit }] },
+    circuitBreakers: {
+      thresholds: [{ maxConnections: limit, maxPendingRequests: limit, maxRequests: limit, maxRetries: limit }],
+    },
     ...(endpoints.length > 1
-      ? { outlierDetection: { consecutive_5xx: wrapped(3), interval: duration(1000), baseEjectionTime: duration(10_000), maxEjectionPercent: wrapped(50) } }
+      ? {
+          outlierDetection: {
+            consecutive_5xx: wrapped(3),
+            interval: duration(1000),
+            baseEjectionTime: duration(10_000),
+            maxEjectionPercent: wrapped(50),
+          },
+        }
       : {}),
     ...(a.tls !== undefined ? { transportSocket: authzTlsSocket(a, a.tls) } : {}),
-    loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: endpoints.map((e) => ({ endpoint: { address: socketAddress(e.address, e.port) } })) }] },
+    loadAssignment: {
+      clusterName: name,
+      endpoints: [{ lbEndpoints: endpoints.map((e) => ({ endpoint: { address: socketAddress(e.address, e.port) } })) }],
+    },
   };
 }

@@ -26,7 +26,12 @@ export const FEATURE_TYPES = {
  * match ext_authz's own 403s, whose bodies come from our Check service).
  */
 function detailsFilter(expression: string): ProtoObject {
-  return { extensionFilter: { name: 'envoy.access_loggers.extension_filters.cel', typedConfig: { '@type': FEATURE_TYPES.celFilter, expression } } };
+  return {
+    extensionFilter: {
+      name: 'envoy.access_loggers.extension_filters.cel',
+      typedConfig: { '@type': FEATURE_TYPES.celFilter, expression },
+    },
+  };
 }
 
 /** Per-route RBAC filter (descriptor ipFiltering): no rules in the HCM (= pass), rules per route. */
@@ -41,7 +46,9 @@ export const IP_NOT_ALLOWED = 'Your IP address is not allowed';
 
 function cidrPrincipals(entries: readonly string[]): ProtoObject[] {
   const out: ProtoObject[] = [];
-  for (const e of entries) for (const c of ipEntryToCidrs(e) ?? []) out.push({ remoteIp: { addressPrefix: c.address, prefixLen: wrapped(c.prefixLen) } });
+  for (const e of entries)
+    for (const c of ipEntryToCidrs(e) ?? [])
+      out.push({ remoteIp: { addressPrefix: c.address, prefixLen: wrapped(c.prefixLen) } });
   return out;
 }
 
@@ -58,7 +65,10 @@ export function rbacRules(f: IpFiltering): ProtoObject {
   if (black.length > 0) ids.push({ notId: { orIds: { ids: black } } });
   if (ids.length === 0) ids.push({ any: true });
   const principal = ids.length === 1 ? (ids[0] as ProtoObject) : { andIds: { ids } };
-  return { action: 'ALLOW', policies: { 'otoroshi-ip-filtering': { permissions: [{ any: true }], principals: [principal] } } };
+  return {
+    action: 'ALLOW',
+    policies: { 'otoroshi-ip-filtering': { permissions: [{ any: true }], principals: [principal] } },
+  };
 }
 
 export function rbacFilter(name: string, f: IpFiltering | undefined): ProtoObject {
@@ -110,7 +120,11 @@ function originMatcher(origin: string): ProtoObject {
 export function corsPolicy(c: CorsSettings): ProtoObject {
   return {
     '@type': FEATURE_TYPES.corsPolicy,
-    allowOriginStringMatch: c.allowOrigin.split(',').filter((x) => x.trim() !== '').map(originMatcher).concat(c.allowOrigin.trim() === '' ? [originMatcher('*')] : []),
+    allowOriginStringMatch: c.allowOrigin
+      .split(',')
+      .filter((x) => x.trim() !== '')
+      .map(originMatcher)
+      .concat(c.allowOrigin.trim() === '' ? [originMatcher('*')] : []),
     ...(c.allowMethods.length > 0 ? { allowMethods: c.allowMethods.join(',') } : {}),
     ...(c.allowHeaders.length > 0 ? { allowHeaders: c.allowHeaders.join(',') } : {}),
     ...(c.exposeHeaders.length > 0 ? { exposeHeaders: c.exposeHeaders.join(',') } : {}),
@@ -140,7 +154,9 @@ export function gzipFilter(g: GzipSettings): ProtoObject {
           chunkSize: wrapped(Math.min(65536, Math.max(4096, g.bufferSize))),
         },
       },
-      responseDirectionConfig: { commonConfig: { ...(g.whiteList.length > 0 ? { contentType: [...g.whiteList].sort() } : {}) } },
+      responseDirectionConfig: {
+        commonConfig: { ...(g.whiteList.length > 0 ? { contentType: [...g.whiteList].sort() } : {}) },
+      },
     },
   };
 }
@@ -161,8 +177,14 @@ export function globalRateLimitFilter(g: GlobalConfigModel): ProtoObject | undef
       '@type': FEATURE_TYPES.localRateLimit,
       statPrefix: 'oxds_global_throttling',
       tokenBucket: { maxTokens: tokens, tokensPerFill: wrapped(tokens), fillInterval: duration(10_000) },
-      filterEnabled: { defaultValue: { numerator: 100, denominator: 'HUNDRED' }, runtimeKey: 'oxds_global_throttling_enabled' },
-      filterEnforced: { defaultValue: { numerator: 100, denominator: 'HUNDRED' }, runtimeKey: 'oxds_global_throttling_enforced' },
+      filterEnabled: {
+        defaultValue: { numerator: 100, denominator: 'HUNDRED' },
+        runtimeKey: 'oxds_global_throttling_enabled',
+      },
+      filterEnforced: {
+        defaultValue: { numerator: 100, denominator: 'HUNDRED' },
+        runtimeKey: 'oxds_global_throttling_enforced',
+      },
       responseHeadersToAdd: [
         headerValue('Otoroshi-Error', 'true', 'OVERWRITE_IF_EXISTS_OR_ADD'),
         headerValue('Otoroshi-Error-Msg', '[GLOBAL] You performed too much requests', 'OVERWRITE_IF_EXISTS_OR_ADD'),
@@ -184,7 +206,12 @@ export function healthCheck(url: string, host: string | undefined, http2 = false
     interval: duration(10_000),
     unhealthyThreshold: wrapped(3),
     healthyThreshold: wrapped(1),
-    httpHealthCheck: { path: url, ...(host ? { host } : {}), expectedStatuses: [{ start: 200, end: 500 }], ...(http2 ? { codecClientType: 'HTTP2' } : {}) },
+    httpHealthCheck: {
+      path: url,
+      ...(host ? { host } : {}),
+      expectedStatuses: [{ start: 200, end: 500 }],
+      ...(http2 ? { codecClientType: 'HTTP2' } : {}),
+    },
   };
 }
 
@@ -202,7 +229,8 @@ export interface UpstreamTlsSpec {
 
 export function upstreamTlsContext(s: UpstreamTlsSpec): ProtoObject {
   const common: ProtoObject = {};
-  if (s.clientCerts.length > 0) common.tlsCertificateSdsSecretConfigs = s.clientCerts.map((name) => ({ name, sdsConfig: adsConfigSource() }));
+  if (s.clientCerts.length > 0)
+    common.tlsCertificateSdsSecretConfigs = s.clientCerts.map((name) => ({ name, sdsConfig: adsConfigSource() }));
   if (s.validation !== undefined) {
     const sds = { name: s.validation, sdsConfig: adsConfigSource() };
     if (s.verifyHostname) {
@@ -212,7 +240,11 @@ export function upstreamTlsContext(s: UpstreamTlsSpec): ProtoObject {
       };
     } else common.validationContextSdsSecretConfig = sds;
   }
-  return { '@type': TYPES.upstreamTls, sni: s.sni, ...(Object.keys(common).length > 0 ? { commonTlsContext: common } : {}) };
+  return {
+    '@type': TYPES.upstreamTls,
+    sni: s.sni,
+    ...(Object.keys(common).length > 0 ? { commonTlsContext: common } : {}),
+  };
 }
 
 // ------------------------------------------------------------------ Otoroshi headers (§4.7)
@@ -226,7 +258,13 @@ const TIMESTAMP = '%START_TIME(%Y-%m-%dT%H:%M:%S.%3f%z)%';
 
 /** Headers never forwarded upstream (Otoroshi strips them, §4.7), lower-cased. */
 export function strippedRequestHeaders(d: Descriptor): string[] {
-  const out = new Set(['otoroshi-client-id', 'otoroshi-client-secret', 'otoroshi-authorization', 'otoroshi-state', 'otoroshi-claim']);
+  const out = new Set([
+    'otoroshi-client-id',
+    'otoroshi-client-secret',
+    'otoroshi-authorization',
+    'otoroshi-state',
+    'otoroshi-claim',
+  ]);
   const c = d.apiKeyConstraints?.customHeadersAuth;
   if (c?.clientIdHeaderName) out.add(c.clientIdHeaderName.toLowerCase());
   if (c?.clientSecretHeaderName) out.add(c.clientSecretHeaderName.toLowerCase());
@@ -241,7 +279,8 @@ export function otoroshiHeaders(d: Descriptor): { request: ProtoObject[]; respon
     headerValue('Otoroshi-Request-Id', '%REQ(X-REQUEST-ID)%', 'OVERWRITE_IF_EXISTS_OR_ADD'),
     headerValue('Otoroshi-Request-Timestamp', TIMESTAMP, 'OVERWRITE_IF_EXISTS_OR_ADD'),
   ];
-  if (d.xForwardedHeaders) request.push(headerValue('X-Forwarded-Host', '%REQ(:AUTHORITY)%', 'OVERWRITE_IF_EXISTS_OR_ADD'));
+  if (d.xForwardedHeaders)
+    request.push(headerValue('X-Forwarded-Host', '%REQ(:AUTHORITY)%', 'OVERWRITE_IF_EXISTS_OR_ADD'));
   const response = d.sendOtoroshiHeadersBack
     ? [
         headerValue('Otoroshi-Request-Id', '%REQ(X-REQUEST-ID)%', 'OVERWRITE_IF_EXISTS_OR_ADD'),

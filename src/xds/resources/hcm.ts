@@ -48,8 +48,12 @@ export function httpConnectionManager(
     httpProtocolOptions: { acceptHttp_10: true },
     // The client address (RBAC remote_ip, X-Forwarded-For) is the peer, or the address trusted proxies report.
     useRemoteAddress: wrapped(true),
-    ...(opts.xffNumTrustedHops !== undefined && opts.xffNumTrustedHops > 0 ? { xffNumTrustedHops: opts.xffNumTrustedHops } : {}),
-    ...(opts.localReplyMappers && opts.localReplyMappers.length > 0 ? { localReplyConfig: { mappers: [...opts.localReplyMappers] } } : {}),
+    ...(opts.xffNumTrustedHops !== undefined && opts.xffNumTrustedHops > 0
+      ? { xffNumTrustedHops: opts.xffNumTrustedHops }
+      : {}),
+    ...(opts.localReplyMappers && opts.localReplyMappers.length > 0
+      ? { localReplyConfig: { mappers: [...opts.localReplyMappers] } }
+      : {}),
   };
   const log = grpcAccessLog(accessLogCluster);
   if (log) hcm.accessLog = [log];
@@ -66,7 +70,11 @@ export function grpcAccessLog(cluster: string | undefined): ProtoObject | undefi
     name: 'envoy.access_loggers.http_grpc',
     typedConfig: {
       '@type': TYPES.httpGrpcAccessLog,
-      commonConfig: { logName: 'otoroshi-xds', grpcService: { envoyGrpc: { clusterName: cluster } }, transportApiVersion: 'V3' },
+      commonConfig: {
+        logName: 'otoroshi-xds',
+        grpcService: { envoyGrpc: { clusterName: cluster } },
+        transportApiVersion: 'V3',
+      },
       additionalRequestHeadersToLog: ['otoroshi-client-id'],
     },
   };

@@ -27,7 +27,12 @@ export function downstreamTlsContext(secretName: string): ProtoObject {
 }
 
 /** One HTTPS filter chain: SNI match (absent when serverNames is empty: the default chain). */
-export function tlsFilterChain(name: string, serverNames: readonly string[], secretName: string, hcm: ProtoObject): ProtoObject {
+export function tlsFilterChain(
+  name: string,
+  serverNames: readonly string[],
+  secretName: string,
+  hcm: ProtoObject,
+): ProtoObject {
   return {
     name,
     ...(serverNames.length > 0 ? { filterChainMatch: { serverNames: [...serverNames] } } : {}),
@@ -37,7 +42,12 @@ export function tlsFilterChain(name: string, serverNames: readonly string[], sec
 }
 
 /** HTTPS listener: undefined when there is no filter chain (no TLS binding). */
-export function httpsListener(name: string, address: string, port: number, chains: readonly ProtoObject[]): ProtoObject | undefined {
+export function httpsListener(
+  name: string,
+  address: string,
+  port: number,
+  chains: readonly ProtoObject[],
+): ProtoObject | undefined {
   if (chains.length === 0) return undefined;
   return {
     name,

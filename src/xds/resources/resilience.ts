@@ -27,9 +27,12 @@ export function failFastLbConfig(): ProtoObject {
   return { commonLbConfig: { healthyPanicThreshold: { value: 0 } } };
 }
 
-export const UPSTREAM_TIMEOUT = 'Something went wrong, the backend service does not respond quickly enough, you should try later. Thanks for your understanding';
-export const UPSTREAM_OVERWHELMED = 'Something went wrong, the backend service seems a little bit overwhelmed, you should try later. Thanks for your understanding';
-export const UPSTREAM_REFUSED = 'Something went wrong, the connection to backend service was refused, you should try later. Thanks for your understanding';
+export const UPSTREAM_TIMEOUT =
+  'Something went wrong, the backend service does not respond quickly enough, you should try later. Thanks for your understanding';
+export const UPSTREAM_OVERWHELMED =
+  'Something went wrong, the backend service seems a little bit overwhelmed, you should try later. Thanks for your understanding';
+export const UPSTREAM_REFUSED =
+  'Something went wrong, the connection to backend service was refused, you should try later. Thanks for your understanding';
 export const PROXY_ERROR = 'Something went wrong, you should try later. Thanks for your understanding.';
 
 /** Otoroshi's HTML rule: no `Accept` header, or a `,`-separated token exactly `text/html` (errors.ts `wantsHtml`). */
@@ -38,7 +41,11 @@ function wantsHtmlFilter(): ProtoObject {
     orFilter: {
       filters: [
         { headerFilter: { header: { name: 'accept', presentMatch: true, invertMatch: true } } },
-        { headerFilter: { header: { name: 'accept', stringMatch: { safeRegex: { regex: '(?:.*,)?text/html(?:,.*)?' } } } } },
+        {
+          headerFilter: {
+            header: { name: 'accept', stringMatch: { safeRegex: { regex: '(?:.*,)?text/html(?:,.*)?' } } },
+          },
+        },
       ],
     },
   };
@@ -51,13 +58,22 @@ function wantsHtmlFilter(): ProtoObject {
 function flagMappers(flags: readonly string[], message: string, status: number, changeStatus: boolean): ProtoObject[] {
   const flagFilter = { responseFlagFilter: { flags: [...flags] } };
   const mapper = (html: boolean): ProtoObject => {
-    const e = errorResponse({ allow: false, reason: 'internal', status, message, code: '' }, html ? 'text/html' : 'application/json');
+    const e = errorResponse(
+      { allow: false, reason: 'internal', status, message, code: '' },
+      html ? 'text/html' : 'application/json',
+    );
     return {
       filter: html ? { andFilter: { filters: [flagFilter, wantsHtmlFilter()] } } : flagFilter,
       ...(changeStatus ? { statusCode: wrapped(status) } : {}),
       body: { inlineString: e.body },
-      bodyFormatOverride: { textFormatSource: { inlineString: '%LOCAL_REPLY_BODY%' }, contentType: String(e.headers['Content-Type']) },
-      headersToAdd: [headerValue('Otoroshi-Error', 'true', 'OVERWRITE_IF_EXISTS_OR_ADD'), headerValue('Otoroshi-Error-Msg', message, 'OVERWRITE_IF_EXISTS_OR_ADD')],
+      bodyFormatOverride: {
+        textFormatSource: { inlineString: '%LOCAL_REPLY_BODY%' },
+        contentType: String(e.headers['Content-Type']),
+      },
+      headersToAdd: [
+        headerValue('Otoroshi-Error', 'true', 'OVERWRITE_IF_EXISTS_OR_ADD'),
+        headerValue('Otoroshi-Error-Msg', message, 'OVERWRITE_IF_EXISTS_OR_ADD'),
+      ],
     };
   };
   return [mapper(true), mapper(false)];

@@ -29,7 +29,12 @@ function caseless(s: string): string {
  * the patterns. Case-insensitive, like Envoy's virtual-host domain match and Otoroshi.
  */
 export function authorityRegex(hostPatterns: readonly string[]): string {
-  const alts = hostPatterns.map((p) => p.split('*').map((part) => caseless(escapeRegex(part))).join('.*'));
+  const alts = hostPatterns.map((p) =>
+    p
+      .split('*')
+      .map((part) => caseless(escapeRegex(part)))
+      .join('.*'),
+  );
   return `^${alts.length === 1 ? alts[0] : `(?:${alts.join('|')})`}(:[0-9]+)?$`;
 }
 
@@ -57,7 +62,12 @@ export function pathMatch(path: PathMatch | undefined, variant: RouteVariant): P
   return { pathSeparatedPrefix: segment };
 }
 
-export function routeMatch(path: PathMatch | undefined, headers: readonly HeaderMatch[], authority: readonly string[] | undefined, variant: RouteVariant): ProtoObject {
+export function routeMatch(
+  path: PathMatch | undefined,
+  headers: readonly HeaderMatch[],
+  authority: readonly string[] | undefined,
+  variant: RouteVariant,
+): ProtoObject {
   const matchers = sortedBy(headers, (h) => h.name).map((h) => headerRegexMatcher(h.name, h.regex, variant));
   if (authority !== undefined) matchers.unshift(headerRegexMatcher(':authority', authorityRegex(authority), variant));
   return { ...pathMatch(path, variant), ...(matchers.length > 0 ? { headers: matchers } : {}) };
@@ -96,7 +106,10 @@ export function retryPolicy(cc: ClientConfig, variant: RouteVariant): ProtoObjec
   };
   if (cc.retryInitialDelay > 0) {
     const max = cc.retryInitialDelay * Math.pow(Math.max(cc.backoffFactor, 1), cc.retries - 2);
-    policy.retryBackOff = { baseInterval: duration(cc.retryInitialDelay), maxInterval: duration(Math.min(max, 24 * 3600 * 1000)) };
+    policy.retryBackOff = {
+      baseInterval: duration(cc.retryInitialDelay),
+      maxInterval: duration(Math.min(max, 24 * 3600 * 1000)),
+    };
   }
   return policy;
 }
@@ -124,21 +137,31 @@ export type ClusterChoice = { cluster: string } | { weightedClusters: { name: st
 /** Weighted clusters: `total_weight` is deprecated in Envoy but required by proxyless C-core. */
 export function clusterSpecifier(choice: ClusterChoice, variant: RouteVariant): ProtoObject {
   if ('cluster' in choice) return { cluster: choice.cluster };
-  const clusters = sortedBy(choice.weightedClusters, (c) => c.name).map((c) => ({ name: c.name, weight: wrapped(c.weight) }));
+  const clusters = sortedBy(choice.weightedClusters, (c) => c.name).map((c) => ({
+    name: c.name,
+    weight: wrapped(c.weight),
+  }));
   if (variant !== 'grpc') return { weightedClusters: { clusters } };
   const total = choice.weightedClusters.reduce((s, c) => s + c.weight, 0);
   return { weightedClusters: { clusters, totalWeight: wrapped(total) } };
 }
 
 /** The forwarding RouteAction of a descriptor. */
-export function routeAction(d: Descriptor, path: PathMatch | undefined, choice: ClusterChoice, variant: RouteVariant): ProtoObject {
+export function routeAction(
+  d: Descriptor,
+  path: PathMatch | undefined,
+  choice: ClusterChoice,
+  variant: RouteVariant,
+): ProtoObject {
   const retry = retryPolicy(d.clientConfig, variant);
   const hash = hashPolicy(d.loadBalancing);
   return {
     ...clusterSpecifier(choice, variant),
     timeout: duration(d.clientConfig.globalTimeout),
     // gRPC clients take the call deadline from max_stream_duration (gRFC A31), Envoy from timeout.
-    ...(variant !== 'grpc' ? { idleTimeout: duration(d.clientConfig.idleTimeout) } : { maxStreamDuration: { maxStreamDuration: duration(d.clientConfig.globalTimeout) } }),
+    ...(variant !== 'grpc'
+      ? { idleTimeout: duration(d.clientConfig.idleTimeout) }
+      : { maxStreamDuration: { maxStreamDuration: duration(d.clientConfig.globalTimeout) } }),
     ...(pathRewrite(path, d.root, d.stripPath) ?? {}),
     ...(hostRewrite(d) ?? {}),
     ...(retry ? { retryPolicy: retry } : {}),
@@ -168,8 +191,11 @@ export function httpsRedirectRoute(name: string, match: ProtoObject): ProtoObjec
 /** User header values are literal: `%` (Envoy's formatter marker) is escaped. */
 function headersToAdd(overwrite: Record<string, string>, ifAbsent: Record<string, string>): ProtoObject[] {
   const lit = (v: string): string => v.replace(/%/g, '%%');
-  const out = sortedBy(Object.entries(overwrite), ([k]) => k).map(([k, v]) => headerValue(k, lit(v), 'OVERWRITE_IF_EXISTS_OR_ADD'));
-  for (const [k, v] of sortedBy(Object.entries(ifAbsent), ([k]) => k)) out.push(headerValue(k, lit(v), 'ADD_IF_ABSENT'));
+  const out = sortedBy(Object.entries(overwrite), ([k]) => k).map(([k, v]) =>
+    headerValue(k, lit(v), 'OVERWRITE_IF_EXISTS_OR_ADD'),
+  );
+  for (const [k, v] of sortedBy(Object.entries(ifAbsent), ([k]) => k))
+    out.push(headerValue(k, lit(v), 'ADD_IF_ABSENT'));
   return out;
 }
 
@@ -188,7 +214,12 @@ export function headerMutations(d: Descriptor): ProtoObject {
 }
 
 /** A forwarding route. */
-export function forwardRoute(name: string, match: ProtoObject, action: ProtoObject, mutations: ProtoObject): ProtoObject {
+export function forwardRoute(
+  name: string,
+  match: ProtoObject,
+  action: ProtoObject,
+  mutations: ProtoObject,
+): ProtoObject {
   return { name, match, route: action, ...mutations };
 }
 

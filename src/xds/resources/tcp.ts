@@ -18,15 +18,38 @@ export function tcpCluster(name: string, targets: readonly TcpTarget[], plaintex
   const mixed = tls && targets.some((t) => !t.tls);
   const lbEndpoints = targets.map((t) => ({
     endpoint: { address: socketAddress(t.ip ?? t.host, t.port), hostname: t.host },
-    ...(mixed && t.tls ? { metadata: { filterMetadata: { 'envoy.transport_socket_match': { fields: { [TLS_KEY]: { stringValue: t.host } } } } } } : {}),
+    ...(mixed && t.tls
+      ? {
+          metadata: {
+            filterMetadata: { 'envoy.transport_socket_match': { fields: { [TLS_KEY]: { stringValue: t.host } } } },
+          },
+        }
+      : {}),
   }));
-  const socket = (sni: string): ProtoObject => ({ name: 'envoy.transport_sockets.tls', typedConfig: { '@type': TYPES.upstreamTls, sni } });
+  const socket = (sni: string): ProtoObject => ({
+    name: 'envoy.transport_sockets.tls',
+    typedConfig: { '@type': TYPES.upstreamTls, sni },
+  });
   const tlsHosts = [...new Set(targets.filter((t) => t.tls).map((t) => t.host))].sort();
   let transport: ProtoObject = {};
   if (tls && !mixed && tlsHosts.length === 1) transport = { transportSocket: socket(tlsHosts[0] as string) };
   else if (tls) {
-    transport = { transportSocketMatches: tlsHosts.map((h) => ({ name: h, match: { fields: { [TLS_KEY]: { stringValue: h } } }, transportSocket: socket(h) })) };
-    if (!mixed) for (const e of lbEndpoints) Object.assign(e, { metadata: { filterMetadata: { 'envoy.transport_socket_match': { fields: { [TLS_KEY]: { stringValue: e.endpoint.hostname } } } } } });
+    transport = {
+      transportSocketMatches: tlsHosts.map((h) => ({
+        name: h,
+        match: { fields: { [TLS_KEY]: { stringValue: h } } },
+        transportSocket: socket(h),
+      })),
+    };
+    if (!mixed)
+      for (const e of lbEndpoints)
+        Object.assign(e, {
+          metadata: {
+            filterMetadata: {
+              'envoy.transport_socket_match': { fields: { [TLS_KEY]: { stringValue: e.endpoint.hostname } } },
+            },
+          },
+        });
   }
   return {
     name,
@@ -55,7 +78,9 @@ function downstreamTls(secretNames: readonly string[], s: TcpServiceModel, caBun
       '@type': TYPES.downstreamTls,
       commonTlsContext: {
         tlsCertificateSdsSecretConfigs: secretNames.map((name) => ({ name, sdsConfig: adsConfigSource() })),
-        ...(validate ? { validationContextSdsSecretConfig: { name: names.CA_BUNDLE_SECRET_NAME, sdsConfig: adsConfigSource() } } : {}),
+        ...(validate
+          ? { validationContextSdsSecretConfig: { name: names.CA_BUNDLE_SECRET_NAME, sdsConfig: adsConfigSource() } }
+          : {}),
       },
       ...(s.clientAuth === 'Need' && validate ? { requireClientCertificate: wrapped(true) } : {}),
     },
@@ -79,7 +104,15 @@ export interface TcpOutput {
 export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[], caBundle: boolean): TcpOutput {
   const errors: ConfigError[] = [];
   const warn = (message: string, field: string): void => {
-    errors.push({ code: 'OXDS_NOT_SUPPORTED', message, field, kind: 'TcpService', namespace: s.namespace, name: s.sourceKey.split('/').pop() ?? s.name, severity: 'warning' });
+    errors.push({
+      code: 'OXDS_NOT_SUPPORTED',
+      message,
+      field,
+      kind: 'TcpService',
+      namespace: s.namespace,
+      name: s.sourceKey.split('/').pop() ?? s.name,
+      severity: 'warning',
+    });
   };
   const lname = names.tcpListenerName(s.id);
   const stat = names.statPrefix(lname);
@@ -98,7 +131,15 @@ export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[],
       // TLS terminated with the certificate Envoy picks by SNI among every known one.
       const secrets = [...new Set(certs.map((c) => names.secretName(c.secretName)))].sort();
       if (secrets.length === 0) {
-        errors.push({ code: 'OXDS_UNRESOLVED_REFERENCE', message: 'tls: Enabled but no certificate is known: listener not published', field: 'spec.tls', kind: 'TcpService', namespace: s.namespace, name: s.sourceKey.split('/').pop() ?? s.name, severity: 'warning' });
+        errors.push({
+          code: 'OXDS_UNRESOLVED_REFERENCE',
+          message: 'tls: Enabled but no certificate is known: listener not published',
+          field: 'spec.tls',
+          kind: 'TcpService',
+          namespace: s.namespace,
+          name: s.sourceKey.split('/').pop() ?? s.name,
+          severity: 'warning',
+        });
         return { clusters: [], errors };
       }
       chain.transportSocket = downstreamTls(secrets, s, caBundle);
@@ -109,7 +150,10 @@ export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[],
     s.rules.forEach((r, i) => {
       const sn = serverNamesOf(r.domain);
       if (sn === null) {
-        warn(`rule domain ${JSON.stringify(r.domain)}: Envoy matches SNI on exact names and *.suffix only: rule not supported, skipped`, `spec.rules[${i}].domain`);
+        warn(
+          `rule domain ${JSON.stringify(r.domain)}: Envoy matches SNI on exact names and *.suffix only: rule not supported, skipped`,
+          `spec.rules[${i}].domain`,
+        );
         return;
       }
       const list = sn === 'any' ? [] : sn.filter((n) => !taken.has(n));
@@ -118,11 +162,23 @@ export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[],
       list.forEach((n) => taken.add(n));
       const cname = names.tcpClusterName(s.id, `r${i}`);
       clusters.push(tcpCluster(cname, r.targets));
-      const chain: ProtoObject = { name: `rule-${i}`, ...(list.length > 0 ? { filterChainMatch: { serverNames: list } } : {}), filters: [tcpProxy(stat, cname)] };
+      const chain: ProtoObject = {
+        name: `rule-${i}`,
+        ...(list.length > 0 ? { filterChainMatch: { serverNames: list } } : {}),
+        filters: [tcpProxy(stat, cname)],
+      };
       if (s.tls === 'Enabled') {
         const cert = certFor(r.domain);
         if (!cert) {
-          errors.push({ code: 'OXDS_UNRESOLVED_REFERENCE', message: `no certificate serves ${r.domain}: rule skipped`, field: `spec.rules[${i}].domain`, kind: 'TcpService', namespace: s.namespace, name: s.sourceKey.split('/').pop() ?? s.name, severity: 'warning' });
+          errors.push({
+            code: 'OXDS_UNRESOLVED_REFERENCE',
+            message: `no certificate serves ${r.domain}: rule skipped`,
+            field: `spec.rules[${i}].domain`,
+            kind: 'TcpService',
+            namespace: s.namespace,
+            name: s.sourceKey.split('/').pop() ?? s.name,
+            severity: 'warning',
+          });
           return;
         }
         chain.transportSocket = downstreamTls([names.secretName(cert.secretName)], s, caBundle);
@@ -136,7 +192,11 @@ export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[],
       chains.push({ name: 'forward-if-no-match', filters: [tcpProxy(stat, cname)] });
     }
   }
-  if (s.clientAuth !== 'None' && s.tls === 'Enabled' && !caBundle) warn(`clientAuth ${s.clientAuth} needs the mesh CA bundle (no CA configured): client certificates are not verified`, 'spec.clientAuth');
+  if (s.clientAuth !== 'None' && s.tls === 'Enabled' && !caBundle)
+    warn(
+      `clientAuth ${s.clientAuth} needs the mesh CA bundle (no CA configured): client certificates are not verified`,
+      'spec.clientAuth',
+    );
   if (chains.length === 0) return { clusters: [], errors };
   // Envoy: the default chain (no match) must be unique and is given as default_filter_chain.
   const plain = chains.filter((c) => c.filterChainMatch === undefined);
@@ -144,7 +204,13 @@ export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[],
   const listener: ProtoObject = {
     name: lname,
     address: socketAddress(s.interface, s.port),
-    ...(sni || s.tls === 'Enabled' ? { listenerFilters: [{ name: 'envoy.filters.listener.tls_inspector', typedConfig: { '@type': TYPES.tlsInspector } }] } : {}),
+    ...(sni || s.tls === 'Enabled'
+      ? {
+          listenerFilters: [
+            { name: 'envoy.filters.listener.tls_inspector', typedConfig: { '@type': TYPES.tlsInspector } },
+          ],
+        }
+      : {}),
     filterChains: matched.length > 0 ? matched : plain.slice(0, 1),
     ...(matched.length > 0 && plain[0] ? { defaultFilterChain: plain[0] } : {}),
   };
