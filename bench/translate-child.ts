@@ -3,7 +3,7 @@
 // Result: one IPC message (or stdout JSON when run by hand).
 import protobuf from 'protobufjs';
 import { buildModel } from '../src/model/build.js';
-import { translate } from '../src/xds/translate.js';
+import { TranslateCache, translate } from '../src/xds/translate.js';
 import { validateSet, type CompiledSet } from '../src/pipeline.js';
 import { buildSnapshot, VersionSource } from '../src/xds/snapshot.js';
 import { SnapshotCache } from '../src/xds/cache.js';
@@ -96,11 +96,12 @@ let errors = 0;
 let firstError = '';
 let bytesTotal = 0;
 let sets: ResourceSet[] = [];
+const translateCache = new TranslateCache();
 for (let r = 0; r < ROUNDS; r++) {
   const [built, buildModelMs] = time(() => buildModel(view, {}));
   const cBuild = cpuMs;
   sample(`r${r}.buildModel`);
-  const [out, translateMs] = time(() => translate(built.model, {}));
+  const [out, translateMs] = time(() => translate(built.model, {}, translateCache));
   sample(`r${r}.translate`);
   const cTranslate = cpuMs;
   const errs: ConfigError[] = [];

@@ -10,7 +10,7 @@ import { buildSnapshot, VersionSource } from './xds/snapshot.js';
 import { SnapshotCache } from './xds/cache.js';
 import { AdsServer } from './xds/ads-server.js';
 import { EnvoyRejections } from './xds/rejections.js';
-import { grpcListenerFor } from './xds/translate.js';
+import { TranslateCache, grpcListenerFor } from './xds/translate.js';
 import { withRetiredClusters, nextRetirement, type RetiredClusters } from './xds/retire.js';
 import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from './proto/loader.js';
 import { buildAdminApp } from './admin/app.js';
@@ -306,6 +306,8 @@ export async function startServer(
   let retireTimer: NodeJS.Timeout | undefined;
 
   const rejections = new EnvoyRejections();
+  // Memos of translate, kept from one rebuild to the next (most descriptors do not change).
+  const translateCache = new TranslateCache();
   let lastModel: Model | undefined;
   // NACK feedback: the objects a NACK traces to are left out of the next snapshot.
   const onNackDetail = (typeUrl: string, detail: string | undefined): void => {
@@ -341,6 +343,7 @@ export async function startServer(
           if (certs !== undefined) renewal = certs.materialize(built).nextRenewalAt;
           else waitForCa(built);
         },
+        translateCache,
       );
       scheduleRenewal(renewal);
       statuses = [...c.statuses, ...rejectedStatuses];

@@ -2,7 +2,7 @@
 // Used by the server (then snapshot → cache → ADS) and by the `translate` / `validate` CLIs.
 import type { BuildResult, ConfigError, ConfigView, Model, ObjectStatus } from './model/types.js';
 import { buildModel, type ModelSettings } from './model/build.js';
-import { encodedBytes, translate } from './xds/translate.js';
+import { type TranslateCache, encodedBytes, translate } from './xds/translate.js';
 import { validateResource } from './xds/validate.js';
 import { TYPE_URLS, type ProtoObject, type ResourceKind } from './proto/loader.js';
 import { RESOURCE_SET_KEYS, type NodeType, type ResourceSet, type TranslateOptions } from './xds/types.js';
@@ -71,12 +71,14 @@ export function compile(
   opts: Partial<TranslateOptions>,
   /** Runs between buildModel and translate (the CA stage: issues Certificate CRs, sets the CA bundle). */
   afterModel?: (built: BuildResult) => void,
+  /** Memos of the previous compile (the server keeps one); without it, a cold translate. */
+  cache?: TranslateCache,
 ): Compiled {
   const built: BuildResult = buildModel(view, settings);
   afterModel?.(built);
   const errors: ConfigError[] = [];
   for (const s of built.statuses) errors.push(...s.errors);
-  const out = translate(built.model, opts);
+  const out = translate(built.model, opts, cache);
   errors.push(...out.errors);
   const envoy = validateSet('envoy', out.envoy, errors);
   const grpc = validateSet('grpc', out.grpc, errors);

@@ -592,7 +592,7 @@ test('translate: a second descriptor with the same id is dropped (names would co
 
 // ------------------------------------------------------------------ validate once, incremental, per-host gRPC
 
-import { encodedBytes } from '../src/xds/translate.js';
+import { TranslateCache, encodedBytes } from '../src/xds/translate.js';
 import { validateSet } from '../src/pipeline.js';
 import type { ConfigError } from '../src/model/types.js';
 
@@ -656,13 +656,14 @@ test('translate: route configuration bytes assembled from encoded virtual hosts 
 
 test('translate: a rebuild after one change equals a fresh translate and reuses untouched resources', () => {
   const ds = mixedDescriptors();
-  const first = translate(model(ds, TLS_MODEL));
+  const cache = new TranslateCache();
+  const first = translate(model(ds, TLS_MODEL), {}, cache);
   const changed = ds.map((d) =>
     d.id === 'basic' ? { ...d, paths: [{ value: '/api/v3', type: 'PlainPrefix' as const }] } : d,
   );
-  const second = translate(model(changed, TLS_MODEL));
-  // Same content as a translate that shares no memo entries with the first (JSON copies).
-  const fresh = translate(JSON.parse(JSON.stringify(model(changed, TLS_MODEL))) as Model);
+  const second = translate(model(changed, TLS_MODEL), {}, cache);
+  // Same content as a translate that shares no memo entries with the first (JSON copies, its own cache).
+  const fresh = translate(JSON.parse(JSON.stringify(model(changed, TLS_MODEL))) as Model, {}, new TranslateCache());
   assert.deepEqual(second, fresh);
   assert.notDeepEqual(second.envoy.routes, first.envoy.routes);
   // Untouched descriptors: same cluster objects; unchanged gRPC route configurations: same objects.
@@ -675,7 +676,7 @@ test('translate: a rebuild after one change equals a fresh translate and reuses 
   for (const r of second.envoy.routes)
     assert.deepEqual(Buffer.from(encodedBytes(r) ?? new Uint8Array()), Buffer.from(encodeObject(TYPE_URLS.route, r)));
   // And back: identical to the first output.
-  assert.deepEqual(translate(model(ds, TLS_MODEL)), first);
+  assert.deepEqual(translate(model(ds, TLS_MODEL), {}, cache), first);
 });
 
 test('translate: proxyless gRPC gets one route configuration per api_listener host (+ the wildcard one)', () => {

@@ -12,7 +12,8 @@ import type {
   ServiceGroup,
 } from '../model/types.js';
 import { defaultApiKeyConstraints } from '../model/descriptor.js';
-import { compileFullMatch, wildcardMatcher, type Matcher } from '../model/linear-regex.js';
+import { compileFullMatch, type Matcher } from '../model/linear-regex.js';
+import { wildcardMatcher } from '../model/patterns.js';
 import { compileRestrictions, type CompiledRestrictions } from './restrictions.js';
 import {
   extractionNames,

@@ -333,7 +333,7 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
     guard(g0, () => {
       globalConfig = buildGlobalConfig(g0.so, g0.p);
     });
-  // 3b. TcpServices (issue 3): one listener each; a port used twice: the oldest wins.
+  // 3b. TcpServices: one listener each; a port used twice: the oldest wins.
   const tcpServices: TcpServiceModel[] = [];
   const tcpPorts = new Map<string, string>();
   for (const e of live('otoroshi', 'TcpService')) {
@@ -383,7 +383,7 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
     });
   }
 
-  // 4b. JwtVerifiers (global): referenced by descriptors' jwtVerifier.ids (DECISIONS 5)
+  // 4b. JwtVerifiers (global, not namespaced): referenced by descriptors' jwtVerifier.ids
   const jwtVerifiers: JwtVerifierModel[] = [];
   const verifierById = new Map<string, JwtVerifierModel>();
   const verifierByPath = new Map<string, string>();

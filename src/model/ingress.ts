@@ -12,7 +12,8 @@ import type {
 } from './types.js';
 import { annotationsOf, ingressDescriptorId, namespaceOf } from './ids.js';
 import { asObject, isObject, num, str, strArray, type JsonObject, type ProblemItem, Problems } from './problems.js';
-import { re2Problem, wildcardMatch } from './regex.js';
+import { re2Problem } from './regex.js';
+import { nameMatches } from './patterns.js';
 import { serviceTarget, type KubeIndex } from './targets.js';
 import { DEFAULT_CLIENT_CONFIG, checkHost, jwtRefFrom, type ModelSettings, type RefResolver } from './descriptor.js';
 import { applyFeatures, dropReservedHeaders, type FieldOf } from './features.js';
@@ -29,7 +30,7 @@ export function ingressClassProblem(ing: KubeObject, classes: readonly KubeObjec
   const ann = annotationsOf(ing);
   const spec = asObject(ing.spec);
   const cls = ann['kubernetes.io/ingress.class'] ?? str(spec, 'ingressClassName');
-  const matches = (v: string): boolean => s.ingressClasses.some((p) => wildcardMatch(p, v));
+  const matches = (v: string): boolean => s.ingressClasses.some((p) => nameMatches(p, v));
   const ours = (controller: string | undefined): boolean =>
     controller !== undefined && (OTOROSHI_CONTROLLERS.includes(controller) || matches(controller));
   if (cls !== undefined && cls !== '') {

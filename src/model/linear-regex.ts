@@ -149,40 +149,6 @@ export function compileFullMatch(pattern: string, onError: 'never' | 'always'): 
   }
 }
 
-/**
- * Otoroshi's RegexPool host wildcard (`.` literal, `*` = any run of characters, full match),
- * case-insensitive, in O(pattern × value) time whatever the number of `*` (a backtracking RegExp
- * of `*a*a*a…` is exponential in the number of stars).
- */
-export function wildcardMatcher(pattern: string, caseInsensitive = true): Matcher {
-  const p = caseInsensitive ? pattern.toLowerCase() : pattern;
-  const parts = p.split('*');
-  return {
-    test: (value: string) => {
-      const s = caseInsensitive ? value.toLowerCase() : value;
-      return globParts(parts, s);
-    },
-  };
-}
-
-/** `parts` = the pattern split on `*`: first part a prefix, last a suffix, the middle ones found greedily left to right. */
-function globParts(parts: readonly string[], s: string): boolean {
-  const first = parts[0] ?? '';
-  if (parts.length === 1) return s === first;
-  const last = parts[parts.length - 1] ?? '';
-  if (s.length < first.length + last.length || !s.startsWith(first) || !s.endsWith(last)) return false;
-  let pos = first.length;
-  const end = s.length - last.length;
-  for (let i = 1; i < parts.length - 1; i++) {
-    const part = parts[i] ?? '';
-    if (part === '') continue;
-    const at = s.indexOf(part, pos);
-    if (at < 0 || at + part.length > end) return false;
-    pos = at + part.length;
-  }
-  return true;
-}
-
 const replacers = new Map<string, Replacer | null>();
 
 /** `replacer(pattern)`, memoized (bounded); null when the pattern does not compile. */

@@ -1,6 +1,5 @@
 // Regex validation with RE2: Envoy's safe_regex is RE2, so whatever we accept must compile there.
 import { RE2 } from 're2-wasm';
-import { wildcardMatcher } from './linear-regex.js';
 
 const cache = new Map<string, string | null>();
 
@@ -94,9 +93,4 @@ export function re2Problem(pattern: string): string | null {
   if (cache.size > 10000) cache.clear();
   cache.set(pattern, res);
   return res;
-}
-
-/** Otoroshi's RegexPool host semantics: `.` literal, `*` matches anything, full match (case-sensitive, linear). */
-export function wildcardMatch(pattern: string, value: string): boolean {
-  return wildcardMatcher(pattern, false).test(value);
 }

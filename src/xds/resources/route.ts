@@ -2,6 +2,9 @@
 import type { ProtoObject } from '../../proto/loader.js';
 import type { ClientConfig, Descriptor, HeaderMatch, LoadBalancing, PathMatch } from '../../model/types.js';
 import { duration, headerValue, sortedBy, wrapped } from './common.js';
+import { escapeRegex, hostPatternRegex } from '../../model/patterns.js';
+
+export { escapeRegex } from '../../model/patterns.js';
 
 /** Which route configuration a route is built for. */
 export type RouteVariant = 'http' | 'https' | 'grpc';
@@ -14,27 +17,12 @@ export function virtualHost(name: string, domains: readonly string[], routes: re
   return { name, domains: [...domains], routes: [...routes] };
 }
 
-/** Escapes every RE2 metacharacter. */
-export function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/** `[aA]` for every ASCII letter: case-insensitive without `(?i)`, which proxyless gRPC clients' regex engines reject. */
-function caseless(s: string): string {
-  return s.replace(/[a-z]/gi, (c) => `[${c.toLowerCase()}${c.toUpperCase()}]`);
-}
-
 /**
- * Otoroshi's RegexPool host semantics (`.` → `\.`, `*` → `.*`, full match), port allowed; any of
- * the patterns. Case-insensitive, like Envoy's virtual-host domain match and Otoroshi.
+ * An `:authority` regex for any of the host patterns (case-insensitive, like Envoy's virtual-host
+ * domain match), port allowed.
  */
 export function authorityRegex(hostPatterns: readonly string[]): string {
-  const alts = hostPatterns.map((p) =>
-    p
-      .split('*')
-      .map((part) => caseless(escapeRegex(part)))
-      .join('.*'),
-  );
+  const alts = hostPatterns.map(hostPatternRegex);
   return `^${alts.length === 1 ? alts[0] : `(?:${alts.join('|')})`}(:[0-9]+)?$`;
 }
 
@@ -74,7 +62,7 @@ export function routeMatch(
 }
 
 /**
- * Otoroshi's upstream path (§4.4): `<root><rest>`, rest = the path with the matched prefix removed
+ * Otoroshi's upstream path: `<root><rest>`, rest = the path with the matched prefix removed
  * (stripPath) or without its leading `/` (no strip). Replicated literally, including `//x` for
  * root `/` + stripped `/api` on `/api/x`. undefined when nothing changes.
  */

@@ -1,7 +1,7 @@
-// TcpService → Envoy listener (tcp_proxy filter chains) and clusters (otoroshi-model.md §12).
+// TcpService → Envoy listener (tcp_proxy filter chains) and clusters.
 import type { ProtoObject } from '../../proto/loader.js';
 import type { ConfigError, TcpServiceModel, TcpTarget, TlsCertificate } from '../../model/types.js';
-import { wildcardMatch } from '../../model/regex.js';
+import { hostsOverlap } from '../../model/patterns.js';
 import { TYPES, adsConfigSource, duration, socketAddress, wrapped } from './common.js';
 import * as names from '../names.js';
 
@@ -118,10 +118,10 @@ export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[],
   const stat = names.statPrefix(lname);
   const clusters: ProtoObject[] = [];
   const chains: ProtoObject[] = [];
-  // Disabled: plain TCP, SNI ignored (§12). PassThrough / Enabled with sni.enabled: route by SNI.
+  // Disabled: plain TCP, SNI ignored (Otoroshi does not read it then). PassThrough / Enabled with sni.enabled: route by SNI.
   const sni = s.sni.enabled && s.tls !== 'Disabled';
   const certFor = (domain: string): TlsCertificate | undefined =>
-    certs.find((c) => c.dnsNames.some((n) => domain === '*' || wildcardMatch(domain, n) || wildcardMatch(n, domain)));
+    certs.find((c) => c.dnsNames.some((n) => hostsOverlap(domain, n)));
   if (!sni) {
     const all = s.rules.flatMap((r) => r.targets);
     const cname = names.tcpClusterName(s.id, 'all');

@@ -1,0 +1,46 @@
+// A descriptor's contribution, memoised on its content, with the first problem of the resources
+// it would add on its own (checked once; its bytes are reused by the route configurations).
+import type { ConfigError, Descriptor } from '../model/types.js';
+import { TYPE_URLS } from '../proto/loader.js';
+import type { ValidationIssue } from './validate.js';
+import type { DescriptorMemo, TranslateCache } from './plan/cache.js';
+import { type TranslateCtx, contribution, type Contribution } from './plan/contribution.js';
+import { descriptorError, vhostIssue } from './plan/errors.js';
+import { planVirtualHosts } from './plan/route-configs.js';
+import { check, emitVirtualHosts } from './emit.js';
+
+/** The first problem of a contribution in its own virtual hosts (each variant), clusters and endpoints. */
+function validateContribution(cache: TranslateCache, c: Contribution, memo: DescriptorMemo): ConfigError | null {
+  const memos = new Map([[c, memo]]);
+  // https differs from http only by forceHttps redirects: validate it only when it differs.
+  for (const variant of c.d.forceHttps ? (['http', 'https', 'grpc'] as const) : (['http', 'grpc'] as const)) {
+    let problem: ValidationIssue | undefined;
+    const o = { variant, withNotFound: false, authz: c.authz, build: false };
+    emitVirtualHosts(cache, planVirtualHosts([c], variant, false, c.authz), o, memos, (_c, host, issue, route) => {
+      problem ??= vhostIssue(host, route, issue);
+    });
+    if (problem) return descriptorError(c.d, `routes(${variant})`, problem);
+  }
+  for (const o of [...c.envoy.clusters, ...c.grpc.clusters]) {
+    const issue = check(TYPE_URLS.cluster, o);
+    if (issue) return descriptorError(c.d, `cluster ${String(o.name)}`, issue);
+  }
+  for (const o of [...c.envoy.endpoints, ...c.grpc.endpoints]) {
+    const issue = check(TYPE_URLS.endpoint, o);
+    if (issue) return descriptorError(c.d, `endpoints ${String(o.clusterName)}`, issue);
+  }
+  return null;
+}
+
+/** The memo of a descriptor: its contribution and verdict, recomputed only when its content changed. */
+export function memoFor(cache: TranslateCache, d: Descriptor, authz: boolean, ctx: TranslateCtx): DescriptorMemo {
+  const json = `${JSON.stringify(d)}\u0000${JSON.stringify(ctx)}`;
+  const key = `${d.id}\u0000${d.sourceKey}${authz ? '\u0000authz' : ''}`;
+  let m = cache.descriptors.get(key);
+  if (!m || m.json !== json) {
+    m = { used: cache.generation, json, c: contribution(d, authz, ctx), problem: null, routes: new Map() };
+    m.problem = validateContribution(cache, m.c, m);
+    cache.descriptors.set(key, m);
+  }
+  return cache.touch(m);
+}

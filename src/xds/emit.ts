@@ -1,0 +1,227 @@
+// Planned virtual hosts and route configurations → validated, encoded Envoy messages. Every
+// route is validated once (strict shape, PGV rules, encode/decode round trip) and its bytes are
+// reused by the virtual hosts and route configurations made of it (see resources/wire.ts).
+import type { ProtoObject } from '../proto/loader.js';
+import { TYPE_URLS } from '../proto/loader.js';
+import * as names from './names.js';
+import { validateResource, type ValidationIssue } from './validate.js';
+import { type RouteVariant, routeConfiguration, virtualHost } from './resources/route.js';
+import { notFoundRoute, routesOf } from './resources/gateway-routes.js';
+import { apiListener } from './resources/listener.js';
+import { grpcHttpConnectionManager } from './resources/hcm.js';
+import { encodeDelimited } from './resources/wire.js';
+import type { DescriptorMemo, RouteRec, RouteSlot, TranslateCache, VhostRec } from './plan/cache.js';
+import type { Contribution } from './plan/contribution.js';
+import { grpcDomains } from './plan/hosts.js';
+import type { Entry } from './plan/order.js';
+import { type VhostPlan, sameItems, vhostKey } from './plan/route-configs.js';
+
+/**
+ * Encoded bytes of every resource translate validated, by output object. validateSet reuses them
+ * instead of validating and encoding again; whatever is not here (gateway listeners, secrets) is
+ * validated there. Not a memo: the bytes belong to the object (weakly held), which must not be
+ * mutated (it is also reused by the next translate when its input did not change).
+ */
+const ENCODED = new WeakMap<ProtoObject, Uint8Array>();
+
+/** The validated encoding of a resource returned by translate, when translate validated it. */
+export function encodedBytes(obj: ProtoObject): Uint8Array | undefined {
+  return ENCODED.get(obj);
+}
+
+/** Validates `obj` once; on success its bytes are remembered for validateSet. */
+export function check(url: string, obj: ProtoObject): ValidationIssue | undefined {
+  const r = validateResource(url, obj);
+  if (r.ok) {
+    ENCODED.set(obj, r.bytes);
+    return undefined;
+  }
+  return r.issues[0] ?? { path: '', rule: 'unknown', message: 'rejected' };
+}
+
+const ROUTE_TYPE = 'envoy.config.route.v3.Route';
+const VHOST_TYPE = 'envoy.config.route.v3.VirtualHost';
+
+function routeKey(e: Entry, variant: RouteVariant): string {
+  // http and https routes differ only by forceHttps redirects.
+  const v = variant === 'grpc' ? 'g' : variant === 'http' && e.c.d.forceHttps ? 'r' : 'h';
+  return `${v}|${e.pathIndex ?? '-'}|${e.authority ? e.authority.join('\n') : ''}`;
+}
+
+function validatedRoutes(objs: readonly ProtoObject[]): RouteSlot {
+  if (objs.length === 0) return null;
+  const recs: RouteRec[] = [];
+  for (const obj of objs) {
+    const issue = check(ROUTE_TYPE, obj);
+    if (issue)
+      return { issue: { ...issue, path: `routes[${JSON.stringify(obj.name)}]${issue.path ? `.${issue.path}` : ''}` } };
+    recs.push({ obj, bytes: ENCODED.get(obj) as Uint8Array });
+  }
+  return recs;
+}
+
+/** The validated routes of an entry (memoised on the descriptor), null when the variant has none. */
+function routeSlot(e: Entry, variant: RouteVariant, memo: DescriptorMemo): RouteSlot {
+  const key = routeKey(e, variant);
+  let slot = memo.routes.get(key);
+  if (slot === undefined) {
+    slot = validatedRoutes(routesOf(e, variant));
+    if (memo.routes.size >= 1024) memo.routes.clear();
+    memo.routes.set(key, slot);
+  }
+  return slot;
+}
+
+function vhostDomains(v: string, variant: RouteVariant): string[] {
+  return variant === 'grpc' ? grpcDomains(v) : [v];
+}
+
+/** The problem of a virtual host's own fields (name, domains), memoised. */
+function shellIssue(cache: TranslateCache, v: string, variant: RouteVariant): ValidationIssue | null {
+  const key = `${variant === 'grpc' ? 'g' : 'e'}\n${v}`;
+  let m = cache.shells.get(key);
+  if (!m) {
+    const r = validateResource(VHOST_TYPE, { name: names.virtualHostName(v), domains: vhostDomains(v, variant) });
+    m = { used: cache.generation, issue: r.ok ? null : (r.issues[0] ?? null) };
+    cache.shells.set(key, m);
+  }
+  return cache.touch(m).issue;
+}
+
+function vhostRec(cache: TranslateCache, p: VhostPlan, variant: RouteVariant, routes: RouteRec[]): VhostRec {
+  let m = cache.vhosts.get(p.key);
+  if (!m || !sameItems(m.routes, routes)) {
+    const name = names.virtualHostName(p.v);
+    const domains = vhostDomains(p.v, variant);
+    const objs = routes.map((r) => r.obj);
+    const bytes = encodeDelimited(
+      name,
+      domains,
+      0x1a,
+      routes.map((r) => r.bytes),
+    );
+    m = { used: cache.generation, name, routes, obj: virtualHost(name, domains, objs), bytes };
+    cache.vhosts.set(p.key, m);
+  }
+  return cache.touch(m);
+}
+
+function notFoundRec(cache: TranslateCache, authz: boolean): RouteRec {
+  let rec = cache.notFound.get(authz);
+  if (!rec) {
+    const obj = notFoundRoute(authz);
+    const issue = check(ROUTE_TYPE, obj);
+    if (issue) throw new Error(`the not-found route is invalid: ${issue.path}: ${issue.message}`);
+    rec = { obj, bytes: ENCODED.get(obj) as Uint8Array };
+    cache.notFound.set(authz, rec);
+  }
+  return rec;
+}
+
+/** A route configuration over validated virtual hosts: bytes assembled from theirs. */
+export function routeConfigRec(cache: TranslateCache, name: string, vhosts: VhostRec[]): ProtoObject {
+  let m = cache.routeConfigs.get(name);
+  if (!m || !sameItems(m.vhosts, vhosts)) {
+    const obj = routeConfiguration(
+      name,
+      vhosts.map((v) => v.obj),
+    );
+    const ok = m ? m.ok : validateResource(TYPE_URLS.route, { name }).ok;
+    // When the configuration's own fields are invalid, validateSet validates it whole (and reports).
+    if (ok)
+      ENCODED.set(
+        obj,
+        encodeDelimited(
+          name,
+          [],
+          0x12,
+          vhosts.map((v) => v.bytes),
+        ),
+      );
+    m = { used: cache.generation, vhosts, obj, ok };
+    cache.routeConfigs.set(name, m);
+  }
+  return cache.touch(m).obj;
+}
+
+export type OnBad = (c: Contribution, v: string, issue: ValidationIssue, route: ProtoObject | undefined) => void;
+
+/** How virtual hosts are emitted: with Otoroshi's 404 last, with ext_authz, kept (`build`) or only checked. */
+export interface EmitOptions {
+  variant: RouteVariant;
+  withNotFound: boolean;
+  authz: boolean;
+  build: boolean;
+}
+
+/** The routes of a planned virtual host, or the entries that make it invalid. */
+function vhostRoutes(
+  cache: TranslateCache,
+  p: VhostPlan,
+  o: EmitOptions,
+  memos: ReadonlyMap<Contribution, DescriptorMemo>,
+): { routes: RouteRec[]; invalid: [Entry, ValidationIssue][] | undefined } {
+  const routes: RouteRec[] = [];
+  let invalid: [Entry, ValidationIssue][] | undefined;
+  for (const e of p.entries) {
+    const slot = routeSlot(e, o.variant, memos.get(e.c) as DescriptorMemo);
+    if (slot === null) continue;
+    if ('issue' in slot) (invalid ??= []).push([e, slot.issue]);
+    else routes.push(...slot);
+  }
+  if (o.withNotFound) routes.push(notFoundRec(cache, o.authz));
+  return { routes, invalid };
+}
+
+/** Planned virtual hosts → validated virtual hosts (by key); contributions that break one go to `onBad`. */
+export function emitVirtualHosts(
+  cache: TranslateCache,
+  plans: readonly VhostPlan[],
+  o: EmitOptions,
+  memos: ReadonlyMap<Contribution, DescriptorMemo>,
+  onBad: OnBad,
+): Map<string, VhostRec> {
+  const out = new Map<string, VhostRec>();
+  for (const p of plans) {
+    const prev = o.build ? cache.vhosts.get(p.key) : undefined;
+    if (prev?.entries === p.entries) {
+      out.set(p.v, cache.touch(prev));
+      continue;
+    }
+    const { routes, invalid } = vhostRoutes(cache, p, o, memos);
+    if (routes.length === 0 && !invalid) continue;
+    const shell = shellIssue(cache, p.v, o.variant);
+    if (shell) {
+      for (const e of p.entries) onBad(e.c, p.v, shell, undefined);
+      continue;
+    }
+    if (invalid) {
+      for (const [e, issue] of invalid) onBad(e.c, p.v, issue, undefined);
+      continue;
+    }
+    if (o.build) {
+      const rec = vhostRec(cache, p, o.variant, routes);
+      rec.entries = p.entries;
+      out.set(p.v, rec);
+    }
+  }
+  return out;
+}
+
+export function grpcApiListener(name: string, routeConfigName: string): ProtoObject {
+  return apiListener(name, grpcHttpConnectionManager(names.statPrefix(`oxds-grpc-${name}`), routeConfigName));
+}
+
+/** The api_listener of a concrete gRPC host, validated once (when invalid, validateSet reports it). */
+export function grpcApiListenerMemo(cache: TranslateCache, name: string, routeConfigName: string): ProtoObject {
+  let m = cache.listeners.get(name);
+  if (!m) {
+    const obj = grpcApiListener(name, routeConfigName);
+    check(TYPE_URLS.listener, obj);
+    m = { used: cache.generation, obj };
+    cache.listeners.set(name, m);
+  }
+  return cache.touch(m).obj;
+}
+
+export { vhostKey };

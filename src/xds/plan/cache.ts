@@ -1,0 +1,84 @@
+// What one translate remembers for the next: everything keyed by content (a descriptor's JSON, a
+// virtual host's candidates or routes by identity, a name), so a hit returns exactly what a miss
+// would compute and translate stays a function of its input. The caller owns the cache (the
+// pipeline keeps one for the life of the process); entries the last translate did not use are
+// dropped at its end, so it is bounded by the size of the last input.
+import type { ProtoObject } from '../../proto/loader.js';
+import type { ConfigError } from '../../model/types.js';
+import type { ValidationIssue } from '../validate.js';
+import type { Contribution } from './contribution.js';
+import type { Entry } from './order.js';
+
+export interface Used {
+  used: number;
+}
+
+/** A route of one descriptor for one variant, path and :authority check: validated and encoded. */
+export interface RouteRec {
+  obj: ProtoObject;
+  bytes: Uint8Array;
+}
+export type RouteSlot = RouteRec[] | { issue: ValidationIssue } | null;
+
+export interface DescriptorMemo extends Used {
+  json: string;
+  c: Contribution;
+  /** The first context-free problem of the descriptor (its own route configurations, clusters, endpoints). */
+  problem: ConfigError | null;
+  routes: Map<string, RouteSlot>;
+}
+
+/** The planned entries of a virtual host, reused while its candidates are the same (by identity). */
+export interface VhostPlanMemo extends Used {
+  cands: readonly Contribution[];
+  entries: Entry[];
+}
+
+export interface VhostRec extends Used {
+  name: string;
+  /** The planned entries it was built from: the same array (by identity) gives the same vhost. */
+  entries?: readonly Entry[];
+  routes: RouteRec[];
+  obj: ProtoObject;
+  bytes: Uint8Array;
+}
+
+export interface RouteConfigRec extends Used {
+  vhosts: VhostRec[];
+  obj: ProtoObject;
+  ok: boolean;
+}
+
+function sweep<K, V extends Used>(m: Map<K, V>, generation: number): void {
+  for (const [k, v] of m) if (v.used !== generation) m.delete(k);
+}
+
+/** Memos of translate, created by its caller and passed to every translate of the same stream of models. */
+export class TranslateCache {
+  generation = 0;
+  readonly descriptors = new Map<string, DescriptorMemo>();
+  /** Validation of a virtual host without its routes, by domains kind and host key. */
+  readonly shells = new Map<string, Used & { issue: ValidationIssue | null }>();
+  readonly vhostPlans = new Map<string, VhostPlanMemo>();
+  readonly vhosts = new Map<string, VhostRec>();
+  readonly routeConfigs = new Map<string, RouteConfigRec>();
+  readonly listeners = new Map<string, Used & { obj: ProtoObject }>();
+  /** Otoroshi's 404 route, with and without ext_authz. */
+  readonly notFound = new Map<boolean, RouteRec>();
+
+  /** Starts a translate: what it uses is marked with the new generation. */
+  begin(): void {
+    this.generation++;
+  }
+
+  /** Ends a translate: drops whatever it did not use. */
+  end(): void {
+    const maps = [this.descriptors, this.shells, this.vhostPlans, this.vhosts, this.routeConfigs, this.listeners];
+    for (const m of maps as Map<string, Used>[]) sweep(m, this.generation);
+  }
+
+  touch<T extends Used>(m: T): T {
+    m.used = this.generation;
+    return m;
+  }
+}

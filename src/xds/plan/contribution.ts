@@ -1,0 +1,223 @@
+// The clusters and endpoints one descriptor brings, per node role, and how its routes reach them.
+import type { ProtoObject } from '../../proto/loader.js';
+import type { Descriptor, Target } from '../../model/types.js';
+import * as names from '../names.js';
+import { byString } from '../resources/common.js';
+import { healthCheck, type UpstreamTlsSpec, upstreamTlsContext } from '../resources/features.js';
+import type { ClusterChoice } from '../resources/route.js';
+import {
+  type ClusterSettings,
+  TLS_MATCH_KEY,
+  dnsCluster,
+  edsCluster,
+  http2ProtocolOptions,
+  lbPolicy,
+  outlierDetection,
+} from '../resources/cluster.js';
+import { type LocalityInput, clusterLoadAssignment } from '../resources/endpoint.js';
+import { failFastLbConfig, uncappedCircuitBreakers } from '../resources/resilience.js';
+
+/** What one descriptor brings: its clusters and endpoints per node type, and how routes reach them. */
+export interface Contribution {
+  d: Descriptor;
+  /** Envoy routes carry ext_authz per-route configurations (TranslateOptions.authz is set). */
+  authz: boolean;
+  patterns: string[];
+  envoy: { clusters: ProtoObject[]; endpoints: ProtoObject[]; choice: ClusterChoice };
+  grpc: { clusters: ProtoObject[]; endpoints: ProtoObject[]; choice: ClusterChoice };
+}
+
+/**
+ * Whatever makes two clusters of a descriptor different *in kind*: how the cluster is discovered
+ * (EDS vs DNS). Everything else — addresses, ports, weights, lb policy, timeouts, TLS — is updated
+ * in place under the same name, which is what keeps an edit make-before-break: a renamed cluster
+ * leaves in-flight RPCs of SotW gRPC clients on a cluster that "does not exist" until the new
+ * routes arrive (seen with grpc-js-xds in test/real-clients.test.ts).
+ */
+export function clusterHashInput(d: Descriptor): unknown {
+  return { discovery: d.targets.some((t) => t.resolution.type === 'dns') ? 'dns' : 'eds' };
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+/**
+ * Per-endpoint weights so that Envoy (endpoint weights) splits traffic between *targets* by
+ * target weight whatever their endpoint counts: weight × lcm(n) / n; approximated past 10^6.
+ */
+export function endpointWeights(targets: readonly { weight: number; count: number }[]): number[] {
+  let lcm = 1;
+  for (const t of targets) if (t.count > 0) lcm = (lcm * t.count) / gcd(lcm, t.count);
+  const exact = targets.map((t) => (t.count > 0 ? (t.weight * lcm) / t.count : t.weight));
+  const total = targets.reduce((s, t, i) => s + (exact[i] ?? 0) * t.count, 0);
+  if (lcm <= 10_000 && total <= 1_000_000) return exact;
+  return targets.map((t) => Math.max(1, Math.round((t.weight * 1000) / Math.max(t.count, 1))));
+}
+
+function addressesOf(t: Target): { address: string; port: number; ready: boolean }[] {
+  return t.resolution.type === 'static'
+    ? t.resolution.endpoints.map((e) => ({ address: e.ip, port: e.port, ready: e.ready }))
+    : [{ address: t.resolution.hostname, port: t.resolution.port, ready: true }];
+}
+
+/** Translate-wide inputs a contribution depends on besides its descriptor (part of its memo key). */
+export interface TranslateCtx {
+  /** The mesh CA bundle is served (`otoroshi-ca-bundle`): https targets with mtlsConfig verify against it. */
+  caBundle: boolean;
+}
+
+/** The upstream TLS of an https target and its transport-socket match key (the host when plain). */
+function targetTls(t: Target, ctx: TranslateCtx): { key: string; spec: UpstreamTlsSpec } {
+  const m = t.mtls;
+  if (!m) return { key: t.host, spec: { sni: t.host, clientCerts: [], verifyHostname: false } };
+  const validation = m.trustAll
+    ? undefined
+    : m.trustedCerts[0] !== undefined
+      ? names.trustSecretName(m.trustedCerts[0])
+      : ctx.caBundle
+        ? names.CA_BUNDLE_SECRET_NAME
+        : undefined;
+  const spec: UpstreamTlsSpec = {
+    sni: t.host,
+    clientCerts: m.certs.slice(0, 1),
+    ...(validation !== undefined ? { validation } : {}),
+    verifyHostname: !m.loose,
+  };
+  return { key: `${t.host}#${names.shortHash(spec)}`, spec };
+}
+
+function localities(d: Descriptor, targets: readonly Target[], ctx: TranslateCtx, grpc = false): LocalityInput[] {
+  const live = targets.filter((t) => t.weight > 0);
+  const weights = endpointWeights(live.map((t) => ({ weight: t.weight, count: addressesOf(t).length })));
+  const hosts = new Set(d.targets.map((t) => t.host));
+  const https = d.targets.filter((t) => t.scheme === 'https');
+  const keys = new Set(https.map((t) => targetTls(t, ctx).key));
+  const tlsMatch = !grpc && https.length > 0 && (https.length < d.targets.length || keys.size > 1);
+  return live.map((t, i) => ({
+    targetId: t.id,
+    weight: t.weight,
+    endpointWeight: weights[i] ?? t.weight,
+    addresses: addressesOf(t),
+    ...(d.overrideHost && hosts.size > 1 ? { hostname: t.host } : {}),
+    ...(tlsMatch && t.scheme === 'https'
+      ? {
+          metadata: {
+            filterMetadata: {
+              'envoy.transport_socket_match': { fields: { [TLS_MATCH_KEY]: { stringValue: targetTls(t, ctx).key } } },
+            },
+          },
+        }
+      : {}),
+  }));
+}
+
+/** https targets: one transport socket when every target is https with one TLS setting, else one match per setting. */
+function upstreamTransport(d: Descriptor, ctx: TranslateCtx): ProtoObject | undefined {
+  const https = d.targets.filter((t) => t.scheme === 'https');
+  const byKey = new Map<string, UpstreamTlsSpec>();
+  for (const t of https) {
+    const x = targetTls(t, ctx);
+    byKey.set(x.key, x.spec);
+  }
+  const sorted = [...byKey].sort((a, b) => byString(a[0], b[0]));
+  const socket = (spec: UpstreamTlsSpec): ProtoObject => ({
+    name: 'envoy.transport_sockets.tls',
+    typedConfig: upstreamTlsContext(spec),
+  });
+  const [only] = sorted;
+  if (only === undefined) return undefined;
+  if (https.length === d.targets.length && sorted.length === 1) return { transportSocket: socket(only[1]) };
+  return {
+    transportSocketMatches: sorted.map(([key, spec]) => ({
+      name: key,
+      match: { fields: { [TLS_MATCH_KEY]: { stringValue: key } } },
+      transportSocket: socket(spec),
+    })),
+  };
+}
+
+function clusterSettings(d: Descriptor, grpc: boolean, ctx: TranslateCtx): ClusterSettings {
+  const od = outlierDetection(d.clientConfig);
+  const extra: ProtoObject = {};
+  if (!grpc) {
+    // gRPC clients NACK TLS contexts without certificate providers: upstream TLS is Envoy-only.
+    Object.assign(extra, upstreamTransport(d, ctx) ?? {});
+    const http2 = d.targets.length > 0 && d.targets.every((t) => t.protocol === 'HTTP/2.0');
+    if (http2) Object.assign(extra, http2ProtocolOptions());
+    extra.circuitBreakers = uncappedCircuitBreakers();
+    Object.assign(extra, failFastLbConfig());
+    if (d.healthCheck) {
+      const hosts = new Set(d.targets.map((t) => t.host));
+      extra.healthChecks = [healthCheck(d.healthCheck.url, hosts.size === 1 ? [...hosts][0] : undefined, http2)];
+    }
+  }
+  return {
+    connectTimeoutMs: d.clientConfig.connectionTimeout,
+    lbPolicy: lbPolicy(d.loadBalancing, grpc),
+    ...(od ? { outlierDetection: od } : {}),
+    ...(Object.keys(extra).length > 0 ? { extra } : {}),
+  };
+}
+
+/** Envoy: one EDS cluster (all static) or one STRICT_DNS cluster with an inline assignment. */
+function envoyClusterOf(
+  d: Descriptor,
+  name: string,
+  ctx: TranslateCtx,
+): { clusters: ProtoObject[]; endpoints: ProtoObject[] } {
+  const s = clusterSettings(d, false, ctx);
+  const cla = clusterLoadAssignment(name, localities(d, d.targets, ctx));
+  if (d.targets.some((t) => t.resolution.type === 'dns'))
+    return { clusters: [dnsCluster(name, 'STRICT_DNS', s, cla)], endpoints: [] };
+  return { clusters: [edsCluster(name, s)], endpoints: [cla] };
+}
+
+/** Envoy clusters of a descriptor; with a canary, a second cluster and a weighted split (per request). */
+function envoyClusters(d: Descriptor, name: string, ctx: TranslateCtx): Contribution['envoy'] {
+  const main = envoyClusterOf(d, name, ctx);
+  const canary = d.canary;
+  if (!canary || canary.traffic <= 0) return { ...main, choice: { cluster: name } };
+  const cname = names.canaryClusterName(name);
+  const c = envoyClusterOf({ ...d, targets: canary.targets }, cname, ctx);
+  const share = Math.round(canary.traffic * 1000);
+  const split = [...(share < 1000 ? [{ name, weight: 1000 - share }] : []), { name: cname, weight: share }];
+  return {
+    clusters: [...main.clusters, ...c.clusters],
+    endpoints: [...main.endpoints, ...c.endpoints],
+    choice: split.length === 1 ? { cluster: cname } : { weightedClusters: split },
+  };
+}
+
+/**
+ * gRPC: static targets share one EDS cluster (locality weights = target weights); each dns
+ * target gets its own LOGICAL_DNS cluster; the route splits by weighted_clusters when there is
+ * more than one cluster (total_weight = the exact sum, as C-core requires).
+ */
+function grpcClusters(d: Descriptor, name: string, ctx: TranslateCtx): Contribution['grpc'] {
+  const s = clusterSettings(d, true, ctx);
+  const statics = d.targets.filter((t) => t.resolution.type === 'static' && t.weight > 0);
+  const dns = d.targets.filter((t) => t.resolution.type === 'dns' && t.weight > 0);
+  const out: Contribution['grpc'] = { clusters: [], endpoints: [], choice: { cluster: name } };
+  const split: { name: string; weight: number }[] = [];
+  if (statics.length > 0 || dns.length === 0) {
+    out.clusters.push(edsCluster(name, s));
+    out.endpoints.push(clusterLoadAssignment(name, localities(d, statics, ctx, true)));
+    split.push({ name, weight: statics.reduce((sum, t) => sum + t.weight, 0) });
+  }
+  for (const t of dns) {
+    const cname = names.dnsTargetClusterName(name, t.id);
+    out.clusters.push(dnsCluster(cname, 'LOGICAL_DNS', s, clusterLoadAssignment(cname, localities(d, [t], ctx, true))));
+    split.push({ name: cname, weight: t.weight });
+  }
+  const [single] = split;
+  if (split.length === 1 && single) out.choice = { cluster: single.name };
+  else out.choice = { weightedClusters: split };
+  return out;
+}
+
+export function contribution(d: Descriptor, authz: boolean, ctx: TranslateCtx): Contribution {
+  const name = names.clusterName(d.id, clusterHashInput(d));
+  const patterns = [...new Set(d.hosts)].sort(byString);
+  return { d, authz, patterns, envoy: envoyClusters(d, name, ctx), grpc: grpcClusters(d, name, ctx) };
+}
