@@ -15,7 +15,8 @@ import { type HcmOptions, httpConnectionManager } from './resources/hcm.js';
 import { httpListener, httpsListener } from './resources/listener.js';
 import type { RouteVariant } from './resources/route.js';
 import { extAuthzCluster } from './resources/ext-authz.js';
-import { tcpService } from './resources/tcp.js';
+import { tcpListener } from './resources/tcp.js';
+import { planTcpService } from './plan/tcp.js';
 import { TranslateCache, type DescriptorMemo, type VhostRec } from './plan/cache.js';
 import type { Contribution, TranslateCtx } from './plan/contribution.js';
 import { descriptorError, descriptorProblem, vhostIssue } from './plan/errors.js';
@@ -209,9 +210,10 @@ function gatewayTcp(w: Work, model: Model, https: boolean): void {
     });
   for (const t of [...(model.tcpServices ?? [])].sort((a, b) => byString(a.sourceKey, b.sourceKey))) {
     if (!t.enabled) continue;
-    const r = tcpService(t, model.certificates, w.ctx.caBundle);
-    w.errors.push(...r.errors);
-    if (!r.listener) continue;
+    const planned = planTcpService(t, model.certificates, w.ctx.caBundle);
+    w.errors.push(...planned.errors);
+    if (!planned.listener) continue;
+    const r = tcpListener(planned.listener);
     const problem = tcpProblem(t, r.listener, r.clusters, taken);
     if (problem) {
       w.errors.push(problem);

@@ -1,7 +1,7 @@
-// TcpService → Envoy listener (tcp_proxy filter chains) and clusters.
+// A planned TcpService listener (src/xds/plan/tcp.ts) → Envoy listener (tcp_proxy filter chains) and clusters.
 import type { ProtoObject } from '../../proto/loader.js';
-import type { ConfigError, TcpServiceModel, TcpTarget, TlsCertificate } from '../../model/types.js';
-import { hostsOverlap } from '../../model/patterns.js';
+import type { TcpTarget } from '../../model/types.js';
+import type { TcpChainPlan, TcpListenerPlan } from '../plan/tcp.js';
 import { TYPES, adsConfigSource, duration, socketAddress, wrapped } from './common.js';
 import * as names from '../names.js';
 
@@ -61,150 +61,41 @@ export function tcpCluster(name: string, targets: readonly TcpTarget[], plaintex
   };
 }
 
-/** Envoy server_names accept exact names and `*.suffix`; `*` alone = the default chain. */
-function serverNamesOf(domain: string): string[] | null | 'any' {
-  const d = domain.trim().toLowerCase();
-  if (d === '*' || d === '') return 'any';
-  if (!d.includes('*')) return [d];
-  if (d.startsWith('*.') && !d.slice(1).includes('*')) return [d];
-  return null;
-}
-
-function downstreamTls(secretNames: readonly string[], s: TcpServiceModel, caBundle: boolean): ProtoObject {
-  const validate = s.clientAuth !== 'None' && caBundle;
+/** Terminates TLS with the chain's SDS certificates; client certificates verified against the CA bundle when planned. */
+function downstreamTls(secretNames: readonly string[], clientCerts: TcpListenerPlan['clientCerts']): ProtoObject {
   return {
     name: 'envoy.transport_sockets.tls',
     typedConfig: {
       '@type': TYPES.downstreamTls,
       commonTlsContext: {
         tlsCertificateSdsSecretConfigs: secretNames.map((name) => ({ name, sdsConfig: adsConfigSource() })),
-        ...(validate
+        ...(clientCerts.validate
           ? { validationContextSdsSecretConfig: { name: names.CA_BUNDLE_SECRET_NAME, sdsConfig: adsConfigSource() } }
           : {}),
       },
-      ...(s.clientAuth === 'Need' && validate ? { requireClientCertificate: wrapped(true) } : {}),
+      ...(clientCerts.require ? { requireClientCertificate: wrapped(true) } : {}),
     },
   };
 }
 
-export interface TcpOutput {
-  listener?: ProtoObject;
-  clusters: ProtoObject[];
-  errors: ConfigError[];
+function filterChain(p: TcpListenerPlan, c: TcpChainPlan): ProtoObject {
+  return {
+    ...(c.name !== undefined ? { name: c.name } : {}),
+    ...(c.serverNames.length > 0 ? { filterChainMatch: { serverNames: c.serverNames } } : {}),
+    filters: [tcpProxy(p.statPrefix, c.cluster)],
+    ...(c.tlsSecrets !== undefined ? { transportSocket: downstreamTls(c.tlsSecrets, p.clientCerts) } : {}),
+  };
 }
 
-/**
- * One listener on `interface:port`. Disabled (SNI ignored) or no SNI: all rules' targets in one
- * cluster (Enabled: TLS terminated, Envoy picks the certificate by SNI among every known one).
- * SNI (PassThrough or Enabled with sni.enabled): one filter chain per rule matching its domain
- * (tls_inspector), `forwardIfNoMatch` → a default chain to `forwardsTo` (plaintext); no default
- * chain otherwise (the connection is closed). Enabled terminates TLS with the certificate whose
- * names match the rule's domain.
- */
-export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[], caBundle: boolean): TcpOutput {
-  const errors: ConfigError[] = [];
-  const warn = (message: string, field: string): void => {
-    errors.push({
-      code: 'OXDS_NOT_SUPPORTED',
-      message,
-      field,
-      kind: 'TcpService',
-      namespace: s.namespace,
-      name: s.sourceKey.split('/').pop() ?? s.name,
-      severity: 'warning',
-    });
-  };
-  const lname = names.tcpListenerName(s.id);
-  const stat = names.statPrefix(lname);
-  const clusters: ProtoObject[] = [];
-  const chains: ProtoObject[] = [];
-  // Disabled: plain TCP, SNI ignored (Otoroshi does not read it then). PassThrough / Enabled with sni.enabled: route by SNI.
-  const sni = s.sni.enabled && s.tls !== 'Disabled';
-  const certFor = (domain: string): TlsCertificate | undefined =>
-    certs.find((c) => c.dnsNames.some((n) => hostsOverlap(domain, n)));
-  if (!sni) {
-    const all = s.rules.flatMap((r) => r.targets);
-    const cname = names.tcpClusterName(s.id, 'all');
-    clusters.push(tcpCluster(cname, all));
-    const chain: ProtoObject = { filters: [tcpProxy(stat, cname)] };
-    if (s.tls === 'Enabled') {
-      // TLS terminated with the certificate Envoy picks by SNI among every known one.
-      const secrets = [...new Set(certs.map((c) => names.secretName(c.secretName)))].sort();
-      if (secrets.length === 0) {
-        errors.push({
-          code: 'OXDS_UNRESOLVED_REFERENCE',
-          message: 'tls: Enabled but no certificate is known: listener not published',
-          field: 'spec.tls',
-          kind: 'TcpService',
-          namespace: s.namespace,
-          name: s.sourceKey.split('/').pop() ?? s.name,
-          severity: 'warning',
-        });
-        return { clusters: [], errors };
-      }
-      chain.transportSocket = downstreamTls(secrets, s, caBundle);
-    }
-    chains.push(chain);
-  } else {
-    const taken = new Set<string>();
-    s.rules.forEach((r, i) => {
-      const sn = serverNamesOf(r.domain);
-      if (sn === null) {
-        warn(
-          `rule domain ${JSON.stringify(r.domain)}: Envoy matches SNI on exact names and *.suffix only: rule not supported, skipped`,
-          `spec.rules[${i}].domain`,
-        );
-        return;
-      }
-      const list = sn === 'any' ? [] : sn.filter((n) => !taken.has(n));
-      if (sn === 'any' ? taken.has('*') : list.length === 0) return; // an earlier rule wins (first match)
-      if (sn === 'any') taken.add('*');
-      list.forEach((n) => taken.add(n));
-      const cname = names.tcpClusterName(s.id, `r${i}`);
-      clusters.push(tcpCluster(cname, r.targets));
-      const chain: ProtoObject = {
-        name: `rule-${i}`,
-        ...(list.length > 0 ? { filterChainMatch: { serverNames: list } } : {}),
-        filters: [tcpProxy(stat, cname)],
-      };
-      if (s.tls === 'Enabled') {
-        const cert = certFor(r.domain);
-        if (!cert) {
-          errors.push({
-            code: 'OXDS_UNRESOLVED_REFERENCE',
-            message: `no certificate serves ${r.domain}: rule skipped`,
-            field: `spec.rules[${i}].domain`,
-            kind: 'TcpService',
-            namespace: s.namespace,
-            name: s.sourceKey.split('/').pop() ?? s.name,
-            severity: 'warning',
-          });
-          return;
-        }
-        chain.transportSocket = downstreamTls([names.secretName(cert.secretName)], s, caBundle);
-      }
-      chains.push(chain);
-    });
-    if (s.sni.forwardIfNoMatch && s.sni.forwardsTo && !taken.has('*')) {
-      const cname = names.tcpClusterName(s.id, 'fwd');
-      clusters.push(tcpCluster(cname, [s.sni.forwardsTo], true));
-      // Otoroshi forwards unmatched connections as they are (plaintext to forwardsTo).
-      chains.push({ name: 'forward-if-no-match', filters: [tcpProxy(stat, cname)] });
-    }
-  }
-  if (s.clientAuth !== 'None' && s.tls === 'Enabled' && !caBundle)
-    warn(
-      `clientAuth ${s.clientAuth} needs the mesh CA bundle (no CA configured): client certificates are not verified`,
-      'spec.clientAuth',
-    );
-  if (chains.length === 0) return { clusters: [], errors };
-  // Envoy: the default chain (no match) must be unique and is given as default_filter_chain.
+/** The listener and clusters of a planned TcpService; Envoy wants a unique default chain, as default_filter_chain. */
+export function tcpListener(p: TcpListenerPlan): { listener: ProtoObject; clusters: ProtoObject[] } {
+  const chains = p.chains.map((c) => filterChain(p, c));
   const plain = chains.filter((c) => c.filterChainMatch === undefined);
   const matched = chains.filter((c) => c.filterChainMatch !== undefined);
   const listener: ProtoObject = {
-    name: lname,
-    address: socketAddress(s.interface, s.port),
-    ...(sni || s.tls === 'Enabled'
+    name: p.name,
+    address: socketAddress(p.address, p.port),
+    ...(p.tlsInspector
       ? {
           listenerFilters: [
             { name: 'envoy.filters.listener.tls_inspector', typedConfig: { '@type': TYPES.tlsInspector } },
@@ -214,5 +105,5 @@ export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[],
     filterChains: matched.length > 0 ? matched : plain.slice(0, 1),
     ...(matched.length > 0 && plain[0] ? { defaultFilterChain: plain[0] } : {}),
   };
-  return { listener, clusters, errors };
+  return { listener, clusters: p.clusters.map((c) => tcpCluster(c.name, c.targets, c.plaintext)) };
 }
