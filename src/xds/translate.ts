@@ -21,6 +21,7 @@ import { TranslateCache, type DescriptorMemo, type VhostRec } from './plan/cache
 import type { Contribution, TranslateCtx } from './plan/contribution.js';
 import { descriptorError, descriptorProblem, vhostIssue } from './plan/errors.js';
 import { planVirtualHosts, type VhostPlan } from './plan/route-configs.js';
+import { routeSteps } from './plan/route-steps.js';
 import type { ClusterPlan, ListenerPlan, Plan, RouteConfigPlan, RolePlan } from './plan/types.js';
 import { emitVirtualHosts, grpcApiListener, grpcApiListenerMemo, routeConfigRec, type OnBad } from './emit.js';
 import { memoFor } from './contributions.js';
@@ -32,7 +33,7 @@ export { TranslateCache } from './plan/cache.js';
 export { encodedBytes } from './emit.js';
 export { envoyDomain, hostRelation } from './plan/hosts.js';
 export { clusterHashInput, endpointWeights } from './plan/contribution.js';
-export { OPENAPI_PATH } from './resources/gateway-routes.js';
+export { OPENAPI_PATH } from './plan/route-steps.js';
 
 /** Virtual hosts of one variant: as planned, and as emitted (by key). */
 interface Variant {
@@ -50,6 +51,8 @@ interface Work {
   envoy: ResourceSet;
   grpc: ResourceSet;
   plan: { gateway: RolePlan; grpc: RolePlan };
+  /** The route configurations' plans are wanted (goldens, tools): translate alone skips writing them out. */
+  withPlan: boolean;
 }
 
 function emptySet(): ResourceSet {
@@ -128,6 +131,7 @@ function routeConfigPlan(name: string, variant: RouteVariant, vs: Variant, order
       ...(e.pathIndex !== undefined ? { pathIndex: e.pathIndex } : {}),
       ...(e.path !== undefined ? { path: e.path } : {}),
       ...(e.authority !== undefined ? { authority: e.authority } : {}),
+      steps: routeSteps(e, variant),
     }));
     const domains = variant === 'grpc' && !v.includes('*') ? [v, `${v}:*`] : [v];
     return { name: names.virtualHostName(v), domains, routes, notFound: variant !== 'grpc' };
@@ -138,7 +142,7 @@ function routeConfigPlan(name: string, variant: RouteVariant, vs: Variant, order
 /** A route configuration of the gateway: planned, then built from its emitted virtual hosts. */
 function gatewayRouteConfig(w: Work, name: string, variant: RouteVariant, vs: Variant): void {
   w.envoy.routes.push(routeConfigRec(w.cache, name, [...vs.emitted.values()]));
-  w.plan.gateway.routeConfigs.push(routeConfigPlan(name, variant, vs, [...vs.emitted.keys()]));
+  if (w.withPlan) w.plan.gateway.routeConfigs.push(routeConfigPlan(name, variant, vs, [...vs.emitted.keys()]));
 }
 
 /** The gateway's HTTP filters and connection manager options, and its HTTPS listener (when a binding is served). */
@@ -266,7 +270,7 @@ function grpcRoutes(w: Work, vs: Variant, domains: readonly string[]): void {
         order.map((v) => vs.emitted.get(v) as VhostRec),
       ),
     );
-    w.plan.grpc.routeConfigs.push(routeConfigPlan(rcName, 'grpc', vs, order));
+    if (w.withPlan) w.plan.grpc.routeConfigs.push(routeConfigPlan(rcName, 'grpc', vs, order));
   };
   for (const host of domains) {
     if (host.includes('*')) continue;
@@ -311,6 +315,7 @@ export function translatePlanned(
   model: Model,
   opts: Partial<TranslateOptions> | undefined,
   cache: TranslateCache,
+  withPlan = true,
 ): { output: TranslateOutput; plan: Plan } {
   const o: TranslateOptions = { ...DEFAULT_TRANSLATE_OPTIONS, ...(opts ?? {}) };
   const ctx: TranslateCtx = { caBundle: model.caBundle !== undefined && model.caBundle.trim() !== '' };
@@ -324,6 +329,7 @@ export function translatePlanned(
     envoy: emptySet(),
     grpc: emptySet(),
     plan,
+    withPlan,
   };
   cache.begin();
   const memos = contributions(w, model);
@@ -344,7 +350,7 @@ export function translatePlanned(
  * (pass the same one for every model of a stream; a fresh one is a cold translate).
  */
 export function translate(model: Model, opts?: Partial<TranslateOptions>, cache?: TranslateCache): TranslateOutput {
-  return translatePlanned(model, opts, cache ?? new TranslateCache()).output;
+  return translatePlanned(model, opts, cache ?? new TranslateCache(), false).output;
 }
 
 /** The plan alone (what goldens under testdata/plan/ show). */

@@ -1,9 +1,10 @@
 // The plan: what each node role is sent, in Envoy's terms (listeners, route configurations with
 // their virtual hosts and ordered routes, clusters, secrets), before any message is built. Route
-// entries name the descriptor they come from; builders turn them into Envoy routes. A role is a
+// entries name the descriptor they come from and list their routes (steps); builders make them. A role is a
 // kind of node: a new one (a sidecar) adds its name here and its own RolePlan.
 import type { PathMatch } from '../../model/types.js';
 import type { RouteVariant } from '../resources/route.js';
+import type { RouteStep } from './route-steps.js';
 
 /** 'gateway': Envoy at the edge; 'grpc': proxyless gRPC clients. */
 export type NodeRole = 'gateway' | 'grpc';
@@ -16,6 +17,8 @@ export interface RoutePlan {
   path?: PathMatch;
   /** Host patterns checked on :authority (absent: every host of the virtual host matches). */
   authority?: string[];
+  /** Its routes, in order (none: this variant has no equivalent, e.g. a 503 for gRPC clients). */
+  steps: RouteStep[];
 }
 
 export interface VirtualHostPlan {

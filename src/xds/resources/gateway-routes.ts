@@ -3,7 +3,10 @@ import type { ProtoObject } from '../../proto/loader.js';
 import type { Descriptor } from '../../model/types.js';
 import * as names from '../names.js';
 import type { Entry } from '../plan/order.js';
-import { duration, headerValue, sortedBy } from './common.js';
+import { OPENAPI_PATH, type RouteStep, routeSteps } from '../plan/route-steps.js';
+
+export { OPENAPI_PATH } from '../plan/route-steps.js';
+import { duration, headerValue } from './common.js';
 import {
   CORS_FILTER_NAME,
   RBAC_FILTER_NAME,
@@ -79,89 +82,104 @@ function redirectionRoute(name: string, match: ProtoObject, code: number, to: st
   };
 }
 
-/** The route of `api.openApiDescriptorUrl`: a 302 to it from OPENAPI_PATH. */
-export const OPENAPI_PATH = '/.well-known/otoroshi/openapi.json';
+/** What every route of an entry shares: its name, match, and ext_authz per-route configurations. */
+interface EntryRoutes {
+  e: Entry;
+  variant: RouteVariant;
+  name: string;
+  match: ProtoObject;
+  /** ext_authz off for this route (direct responses, redirects); undefined without ext_authz. */
+  noCheck: ProtoObject | undefined;
+}
 
-/**
- * The routes of an entry for a variant, in order (empty when that variant has no equivalent).
- * Otoroshi's order: redirection, headersVerification (400), readOnly (405), forceHttps
- * (303), ipFiltering (RBAC, 403), maintenance/build (503), then forwarding (customTimeouts first).
- * With ext_authz (Envoy variants only), a forwarding route checks with its descriptor id unless
- * the Check is a no-op for the descriptor (checkIsNoop: wholly public); direct responses and
- * redirects never call it (Otoroshi answers them before authentication).
- */
-export function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
-  const d = e.c.d;
-  const authz = e.c.authz && variant !== 'grpc';
-  const name = names.routeName(d.id, e.pathIndex);
-  const match = routeMatch(e.path, d.matchingHeaders, e.authority, variant);
-  const noCheck = authz ? extAuthzPerFilterConfig(undefined) : undefined;
-  const out: ProtoObject[] = [];
-  if (variant !== 'grpc') {
-    if (d.openApiDescriptorUrl !== undefined && (e.pathIndex ?? 0) === 0) {
-      const m = routeMatch({ value: OPENAPI_PATH, type: 'Exact' }, d.matchingHeaders, e.authority, variant);
-      out.push(withPerFilterConfig(redirectionRoute(`${name}~openapi`, m, 302, d.openApiDescriptorUrl), noCheck));
+/** A direct response or redirect of a step that is answered before forwarding. */
+function guardRoute(x: EntryRoutes, step: Exclude<RouteStep, { kind: 'forward' }>): ProtoObject {
+  const d = x.e.c.d;
+  const name = `${x.name}${step.suffix}`;
+  switch (step.kind) {
+    case 'openapi': {
+      const m = routeMatch({ value: OPENAPI_PATH, type: 'Exact' }, d.matchingHeaders, x.e.authority, x.variant);
+      return withPerFilterConfig(redirectionRoute(name, m, 302, step.to), x.noCheck);
     }
-    if (d.redirection)
-      return [
-        ...out,
-        withPerFilterConfig(redirectionRoute(name, match, d.redirection.code, d.redirection.to), noCheck),
-      ];
-    sortedBy(Object.entries(d.headersVerification), ([k]) => k).forEach(([h, v], i) => {
+    case 'redirect':
+      return withPerFilterConfig(redirectionRoute(name, x.match, step.code, step.to), x.noCheck);
+    case 'header-required': {
       // A missing header must hit the 400 too: inverted matchers skip absent headers unless they count as empty.
-      const m = withHeaderMatchers(match, [
-        { name: h.toLowerCase(), stringMatch: { exact: v }, invertMatch: true, treatMissingHeaderAsEmpty: true },
+      const m = withHeaderMatchers(x.match, [
+        {
+          name: step.header.toLowerCase(),
+          stringMatch: { exact: step.value },
+          invertMatch: true,
+          treatMissingHeaderAsEmpty: true,
+        },
       ]);
-      out.push(withPerFilterConfig(otoroshiErrorRoute(`${name}~hv${i}`, m, 400, 'Missing header(s)'), noCheck));
-    });
-    if (d.readOnly) {
-      const m = withHeaderMatchers(match, [
+      return withPerFilterConfig(otoroshiErrorRoute(name, m, 400, 'Missing header(s)'), x.noCheck);
+    }
+    case 'read-only': {
+      const m = withHeaderMatchers(x.match, [
         { name: ':method', stringMatch: { safeRegex: { regex: 'GET|HEAD|OPTIONS' } }, invertMatch: true },
       ]);
-      out.push(
-        withPerFilterConfig(
-          otoroshiErrorRoute(`${name}~ro`, m, 405, 'Method not allowed. Can only handle GET, HEAD, OPTIONS'),
-          noCheck,
-        ),
-      );
+      const message = 'Method not allowed. Can only handle GET, HEAD, OPTIONS';
+      return withPerFilterConfig(otoroshiErrorRoute(name, m, 405, message), x.noCheck);
     }
+    case 'https-redirect':
+      return withPerFilterConfig(httpsRedirectRoute(name, x.match), x.noCheck);
+    case 'unavailable':
+      return withPerFilterConfig(
+        otoroshiErrorRoute(name, x.match, 503, step.message),
+        featurePerFilter(d, x.noCheck, false),
+      );
   }
-  if (variant === 'http' && d.forceHttps)
-    return [...out, withPerFilterConfig(httpsRedirectRoute(name, match), noCheck)];
-  if (d.maintenanceMode || d.buildMode) {
-    if (variant === 'grpc') return out; // grpc-js-xds NACKs a route whose action is not `route`
-    const err = otoroshiErrorRoute(
-      name,
-      match,
-      503,
-      d.maintenanceMode ? 'Service in maintenance mode' : 'Service under construction',
-    );
-    return [...out, withPerFilterConfig(err, featurePerFilter(d, noCheck, false))];
-  }
+}
+
+/**
+ * Forwarding routes. With ext_authz (Envoy variants only), they check with the descriptor id
+ * unless the Check is a no-op for the descriptor (checkIsNoop: wholly public).
+ */
+function forwardRoutes(x: EntryRoutes, steps: readonly Extract<RouteStep, { kind: 'forward' }>[]): ProtoObject[] {
+  const { e, variant } = x;
+  const d = e.c.d;
+  const authz = e.c.authz && variant !== 'grpc';
   const choice = variant === 'grpc' ? e.c.grpc.choice : e.c.envoy.choice;
   const checked = authz && !checkIsNoop(d);
   const check = authz ? extAuthzPerFilterConfig(checked ? d.id : undefined) : undefined;
   const perFilter = variant === 'grpc' ? undefined : featurePerFilter(d, check, true);
   const mutations = forwardMutations(d, variant, checked);
-  if (variant !== 'grpc') {
-    d.clientConfig.customTimeouts.forEach((ct, i) => {
-      const m = withHeaderMatchers(match, [
-        { name: ':path', stringMatch: { safeRegex: { regex: `(?:${ct.path})(?:\\?.*)?` } } },
-      ]);
-      const action: ProtoObject = {
-        ...routeAction(d, e.path, choice, variant),
-        timeout: duration(ct.globalTimeout),
-        idleTimeout: duration(ct.idleTimeout),
-      };
-      const retry = action.retryPolicy as ProtoObject | undefined;
-      if (retry) action.retryPolicy = { ...retry, perTryTimeout: duration(ct.callTimeout) };
-      out.push(withPerFilterConfig(forwardRoute(`${name}~ct${i}`, m, action, mutations), perFilter));
-    });
-  }
-  out.push(
-    withPerFilterConfig(forwardRoute(name, match, routeAction(d, e.path, choice, variant), mutations), perFilter),
-  );
-  return out;
+  return steps.map((step) => {
+    const ct = step.timeouts;
+    if (ct === undefined)
+      return withPerFilterConfig(
+        forwardRoute(x.name, x.match, routeAction(d, e.path, choice, variant), mutations),
+        perFilter,
+      );
+    const m = withHeaderMatchers(x.match, [
+      { name: ':path', stringMatch: { safeRegex: { regex: `(?:${ct.path})(?:\\?.*)?` } } },
+    ]);
+    const action: ProtoObject = {
+      ...routeAction(d, e.path, choice, variant),
+      timeout: duration(ct.globalTimeout),
+      idleTimeout: duration(ct.idleTimeout),
+    };
+    const retry = action.retryPolicy as ProtoObject | undefined;
+    if (retry) action.retryPolicy = { ...retry, perTryTimeout: duration(ct.callTimeout) };
+    return withPerFilterConfig(forwardRoute(`${x.name}${step.suffix}`, m, action, mutations), perFilter);
+  });
+}
+
+/** The Envoy routes of an entry for a variant: its planned steps (plan/route-steps.ts), built in order. */
+export function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
+  const d = e.c.d;
+  const x: EntryRoutes = {
+    e,
+    variant,
+    name: names.routeName(d.id, e.pathIndex),
+    match: routeMatch(e.path, d.matchingHeaders, e.authority, variant),
+    noCheck: e.c.authz && variant !== 'grpc' ? extAuthzPerFilterConfig(undefined) : undefined,
+  };
+  const steps = routeSteps(e, variant);
+  const forwards = steps.filter((s): s is Extract<RouteStep, { kind: 'forward' }> => s.kind === 'forward');
+  const out = steps.flatMap((s) => (s.kind === 'forward' ? [] : [guardRoute(x, s)]));
+  return forwards.length > 0 ? [...out, ...forwardRoutes(x, forwards)] : out;
 }
 
 /**
