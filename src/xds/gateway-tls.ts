@@ -37,9 +37,8 @@ export function tlsResources(
       });
     };
     if (!cert) {
-      warn(
-        `TLS binding for ${b.serverNames.join(', ') || '(default)'} names certificate ${b.secretName}, which ${certState(model, b.secretName)}: binding skipped`,
-      );
+      const what = `TLS binding for ${b.serverNames.join(', ') || '(default)'}`;
+      warn(`${what} names certificate ${b.secretName}, which ${certState(model, b.secretName)}: binding skipped`);
       continue;
     }
     const serverNames = [...new Set(b.serverNames.map((n) => n.toLowerCase()))]

@@ -59,7 +59,7 @@ function reporter(s: TcpServiceModel, errors: ConfigError[]): Report {
     });
 }
 
-/** Disabled (SNI ignored) or no SNI: every rule's targets in one cluster; Enabled: Envoy picks the certificate by SNI. */
+/** Disabled (SNI ignored) or no SNI: every rule's targets in one cluster; Enabled: the certificate is chosen by SNI. */
 function singleChain(
   p: TcpListenerPlan,
   s: TcpServiceModel,
