@@ -1,6 +1,6 @@
 // Planned virtual hosts and route configurations → validated, encoded Envoy messages. Every
 // route is validated once (strict shape, PGV rules, encode/decode round trip) and its bytes are
-// reused by the virtual hosts and route configurations made of it (see resources/wire.ts).
+// reused by the virtual hosts and route configurations made of it (assembled with proto/wire.ts).
 import type { ProtoObject } from '../proto/loader.js';
 import { TYPE_URLS } from '../proto/loader.js';
 import * as names from './names.js';
@@ -9,12 +9,32 @@ import { type RouteVariant, routeConfiguration, virtualHost } from './resources/
 import { notFoundRoute, routesOf } from './resources/gateway-routes.js';
 import { apiListener } from './resources/listener.js';
 import { grpcHttpConnectionManager } from './resources/hcm.js';
-import { encodeDelimited } from './resources/wire.js';
+import { WireWriter, lenFieldSize, stringFieldSize } from '../../proto/wire.js';
 import type { DescriptorMemo, RouteRec, RouteSlot, TranslateCache, VhostRec } from './plan/cache.js';
 import type { Contribution } from './plan/contribution.js';
 import { grpcDomains } from './plan/hosts.js';
 import type { Entry } from './plan/order.js';
 import { type VhostPlan, sameItems, vhostKey } from './plan/route-configs.js';
+
+/**
+ * A message of length-delimited fields only, in field-number order (what protobufjs emits): `head`
+ * (field 1, a string), `strings` (field 2), then the already encoded `parts` (field `partsField`,
+ * repeated): a virtual host (name, domains, routes) or a route configuration (name, virtual hosts).
+ */
+function encodeDelimited(
+  head: string,
+  strings: readonly string[],
+  partsField: number,
+  parts: readonly Uint8Array[],
+): Uint8Array {
+  let size = stringFieldSize(1, head);
+  for (const x of strings) size += stringFieldSize(2, x);
+  for (const b of parts) size += lenFieldSize(partsField, b.length);
+  const w = new WireWriter(size).string(1, head);
+  for (const x of strings) w.string(2, x);
+  for (const b of parts) w.bytes(partsField, b);
+  return w.finish();
+}
 
 /**
  * Encoded bytes of every resource translate validated, by output object. validateSet reuses them
@@ -97,7 +117,7 @@ function vhostRec(cache: TranslateCache, p: VhostPlan, variant: RouteVariant, ro
     const bytes = encodeDelimited(
       name,
       domains,
-      0x1a,
+      3,
       routes.map((r) => r.bytes),
     );
     m = { used: cache.generation, name, routes, obj: virtualHost(name, domains, objs), bytes };
@@ -134,7 +154,7 @@ export function routeConfigRec(cache: TranslateCache, name: string, vhosts: Vhos
         encodeDelimited(
           name,
           [],
-          0x12,
+          2,
           vhosts.map((v) => v.bytes),
         ),
       );
