@@ -4,7 +4,8 @@ import type { BuildResult, ConfigError, ConfigView, Model, ObjectStatus } from '
 import { buildModel, type ModelSettings } from './model/build.js';
 import { encodedBytes, translate } from './xds/translate.js';
 import { validateResource } from './xds/validate.js';
-import { TYPE_URLS, type ProtoObject, type ResourceKind } from './proto/loader.js';
+import { TYPE_URLS, type ProtoObject, type ResourceKind } from '../proto/loader.js';
+import { resourceName } from './xds/snapshot.js';
 import { RESOURCE_SET_KEYS, type NodeType, type ResourceSet, type TranslateOptions } from './xds/types.js';
 
 export interface CompiledSet {
@@ -21,11 +22,6 @@ export interface Compiled {
   grpcDomains: string[];
   /** Every problem: object statuses' errors, translation errors, Envoy validation failures. */
   errors: ConfigError[];
-}
-
-export function resourceName(kind: ResourceKind, obj: ProtoObject): string {
-  const n = kind === 'endpoint' ? obj.clusterName : obj.name;
-  return typeof n === 'string' ? n : '';
 }
 
 /**

@@ -1,9 +1,9 @@
 // translate(model) → Envoy and proxyless-gRPC resources. Pure and deterministic: same model,
 // same output, every list sorted. Invalid per-descriptor contributions are dropped with an
 // OXDS_ENVOY_VALIDATION error; they never sink the shared route configurations.
-import type { ProtoObject } from '../proto/loader.js';
+import type { ProtoObject } from '../../proto/loader.js';
 import { wildcardMatcher, type Matcher } from '../model/linear-regex.js';
-import { TYPE_URLS } from '../proto/loader.js';
+import { TYPE_URLS } from '../../proto/loader.js';
 import { validateResource, type ValidationIssue } from './validate.js';
 import type {
   ConfigError,
@@ -62,7 +62,8 @@ import {
 } from './resources/ext-authz.js';
 import {
   type ClusterSettings,
-  TLS_MATCH_KEY,
+  tlsMatchMetadata,
+  upstreamTlsTransport,
   dnsCluster,
   edsCluster,
   http2ProtocolOptions,
@@ -220,15 +221,7 @@ function localities(d: Descriptor, targets: readonly Target[], ctx: TranslateCtx
     endpointWeight: weights[i] ?? t.weight,
     addresses: addressesOf(t),
     ...(d.overrideHost && hosts.size > 1 ? { hostname: t.host } : {}),
-    ...(tlsMatch && t.scheme === 'https'
-      ? {
-          metadata: {
-            filterMetadata: {
-              'envoy.transport_socket_match': { fields: { [TLS_MATCH_KEY]: { stringValue: targetTls(t, ctx).key } } },
-            },
-          },
-        }
-      : {}),
+    ...(tlsMatch && t.scheme === 'https' ? { metadata: tlsMatchMetadata(targetTls(t, ctx).key) } : {}),
   }));
 }
 
@@ -241,20 +234,8 @@ function upstreamTransport(d: Descriptor, ctx: TranslateCtx): ProtoObject | unde
     byKey.set(x.key, x.spec);
   }
   const sorted = [...byKey].sort((a, b) => byString(a[0], b[0]));
-  const socket = (spec: UpstreamTlsSpec): ProtoObject => ({
-    name: 'envoy.transport_sockets.tls',
-    typedConfig: upstreamTlsContext(spec),
-  });
-  const [only] = sorted;
-  if (only === undefined) return undefined;
-  if (https.length === d.targets.length && sorted.length === 1) return { transportSocket: socket(only[1]) };
-  return {
-    transportSocketMatches: sorted.map(([key, spec]) => ({
-      name: key,
-      match: { fields: { [TLS_MATCH_KEY]: { stringValue: key } } },
-      transportSocket: socket(spec),
-    })),
-  };
+  const contexts = sorted.map(([key, spec]) => [key, upstreamTlsContext(spec)] as const);
+  return upstreamTlsTransport(contexts, https.length === d.targets.length);
 }
 
 function clusterSettings(d: Descriptor, grpc: boolean, ctx: TranslateCtx): ClusterSettings {

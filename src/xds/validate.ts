@@ -8,8 +8,8 @@
 import net from 'node:net';
 import protobuf from 'protobufjs';
 import re2pkg from 're2-wasm';
-import { TYPE_URL_PREFIX, type ProtoObject } from '../proto/loader.js';
-import { fullNameOf, longToNumber, longToString, resolveType, typeOfAnyUrl } from '../proto/json.js';
+import { TYPE_URL_PREFIX, type ProtoObject } from '../../proto/loader.js';
+import { fullNameOf, longToNumber, longToString, resolveType, typeOfAnyUrl } from '../../proto/json.js';
 
 const { RE2 } = re2pkg;
 

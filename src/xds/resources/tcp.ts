@@ -1,63 +1,47 @@
-// TcpService → Envoy listener (tcp_proxy filter chains) and clusters (otoroshi-model.md §12).
-import type { ProtoObject } from '../../proto/loader.js';
+// TcpService → Envoy listener (tcp_proxy filter chains) and clusters.
+import type {
+  Cluster,
+  Listener,
+  envoy_config_endpoint_v3_LbEndpoint as LbEndpoint,
+  envoy_config_listener_v3_Filter as NetworkFilter,
+  envoy_config_listener_v3_FilterChain as FilterChain,
+  envoy_config_core_v3_TransportSocket as TransportSocket,
+} from '../../../proto/envoy-types.js';
+import { TYPE_URL } from '../../../proto/type-urls.js';
 import type { ConfigError, TcpServiceModel, TcpTarget, TlsCertificate } from '../../model/types.js';
 import { wildcardMatch } from '../../model/regex.js';
-import { TYPES, adsConfigSource, duration, socketAddress, wrapped } from './common.js';
+import { adsConfigSource, duration, socketAddress, wrapped } from './common.js';
+import { tlsMatchMetadata, upstreamTlsTransport } from './cluster.js';
+import { downstreamTlsSocket, tlsInspector } from './listener.js';
 import * as names from '../names.js';
 
-const TCP_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 const TLS_KEY = 'oxds_tls';
 
-function tcpProxy(statPrefix: string, cluster: string): ProtoObject {
-  return { name: 'envoy.filters.network.tcp_proxy', typedConfig: { '@type': TCP_PROXY_TYPE, statPrefix, cluster } };
+function tcpProxy(statPrefix: string, cluster: string): NetworkFilter {
+  return { name: 'envoy.filters.network.tcp_proxy', typedConfig: { '@type': TYPE_URL.TcpProxy, statPrefix, cluster } };
 }
 
 /** STRICT_DNS cluster (IPs resolve to themselves); targets with `tls` get upstream TLS (SNI = host). */
-export function tcpCluster(name: string, targets: readonly TcpTarget[], plaintext = false): ProtoObject {
-  const tls = !plaintext && targets.some((t) => t.tls);
-  const mixed = tls && targets.some((t) => !t.tls);
-  const lbEndpoints = targets.map((t) => ({
+export function tcpCluster(name: string, targets: readonly TcpTarget[], plaintext = false): Cluster {
+  const tlsTargets = plaintext ? [] : targets.filter((t) => t.tls);
+  const tlsHosts = [...new Set(tlsTargets.map((t) => t.host))].sort();
+  const transport = upstreamTlsTransport(
+    tlsHosts.map((h) => [h, { sni: h }] as const),
+    tlsTargets.length === targets.length,
+    TLS_KEY,
+  );
+  const byMatch = transport?.transportSocketMatches !== undefined;
+  const lbEndpoints: LbEndpoint[] = targets.map((t) => ({
     endpoint: { address: socketAddress(t.ip ?? t.host, t.port), hostname: t.host },
-    ...(mixed && t.tls
-      ? {
-          metadata: {
-            filterMetadata: { 'envoy.transport_socket_match': { fields: { [TLS_KEY]: { stringValue: t.host } } } },
-          },
-        }
-      : {}),
+    ...(byMatch && t.tls ? { metadata: tlsMatchMetadata(t.host, TLS_KEY) } : {}),
   }));
-  const socket = (sni: string): ProtoObject => ({
-    name: 'envoy.transport_sockets.tls',
-    typedConfig: { '@type': TYPES.upstreamTls, sni },
-  });
-  const tlsHosts = [...new Set(targets.filter((t) => t.tls).map((t) => t.host))].sort();
-  let transport: ProtoObject = {};
-  if (tls && !mixed && tlsHosts.length === 1) transport = { transportSocket: socket(tlsHosts[0] as string) };
-  else if (tls) {
-    transport = {
-      transportSocketMatches: tlsHosts.map((h) => ({
-        name: h,
-        match: { fields: { [TLS_KEY]: { stringValue: h } } },
-        transportSocket: socket(h),
-      })),
-    };
-    if (!mixed)
-      for (const e of lbEndpoints)
-        Object.assign(e, {
-          metadata: {
-            filterMetadata: {
-              'envoy.transport_socket_match': { fields: { [TLS_KEY]: { stringValue: e.endpoint.hostname } } },
-            },
-          },
-        });
-  }
   return {
     name,
     type: 'STRICT_DNS',
     connectTimeout: duration(10_000),
     lbPolicy: 'ROUND_ROBIN',
     loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints }] },
-    ...transport,
+    ...(transport ?? {}),
   };
 }
 
@@ -70,26 +54,23 @@ function serverNamesOf(domain: string): string[] | null | 'any' {
   return null;
 }
 
-function downstreamTls(secretNames: readonly string[], s: TcpServiceModel, caBundle: boolean): ProtoObject {
+function downstreamTls(secretNames: readonly string[], s: TcpServiceModel, caBundle: boolean): TransportSocket {
   const validate = s.clientAuth !== 'None' && caBundle;
-  return {
-    name: 'envoy.transport_sockets.tls',
-    typedConfig: {
-      '@type': TYPES.downstreamTls,
-      commonTlsContext: {
-        tlsCertificateSdsSecretConfigs: secretNames.map((name) => ({ name, sdsConfig: adsConfigSource() })),
-        ...(validate
-          ? { validationContextSdsSecretConfig: { name: names.CA_BUNDLE_SECRET_NAME, sdsConfig: adsConfigSource() } }
-          : {}),
-      },
-      ...(s.clientAuth === 'Need' && validate ? { requireClientCertificate: wrapped(true) } : {}),
+  return downstreamTlsSocket({
+    '@type': TYPE_URL.DownstreamTlsContext,
+    commonTlsContext: {
+      tlsCertificateSdsSecretConfigs: secretNames.map((name) => ({ name, sdsConfig: adsConfigSource() })),
+      ...(validate
+        ? { validationContextSdsSecretConfig: { name: names.CA_BUNDLE_SECRET_NAME, sdsConfig: adsConfigSource() } }
+        : {}),
     },
-  };
+    ...(s.clientAuth === 'Need' && validate ? { requireClientCertificate: wrapped(true) } : {}),
+  });
 }
 
 export interface TcpOutput {
-  listener?: ProtoObject;
-  clusters: ProtoObject[];
+  listener?: Listener;
+  clusters: Cluster[];
   errors: ConfigError[];
 }
 
@@ -116,9 +97,9 @@ export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[],
   };
   const lname = names.tcpListenerName(s.id);
   const stat = names.statPrefix(lname);
-  const clusters: ProtoObject[] = [];
-  const chains: ProtoObject[] = [];
-  // Disabled: plain TCP, SNI ignored (§12). PassThrough / Enabled with sni.enabled: route by SNI.
+  const clusters: Cluster[] = [];
+  const chains: FilterChain[] = [];
+  // Disabled: plain TCP, SNI ignored. PassThrough / Enabled with sni.enabled: route by SNI.
   const sni = s.sni.enabled && s.tls !== 'Disabled';
   const certFor = (domain: string): TlsCertificate | undefined =>
     certs.find((c) => c.dnsNames.some((n) => domain === '*' || wildcardMatch(domain, n) || wildcardMatch(n, domain)));
@@ -126,7 +107,7 @@ export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[],
     const all = s.rules.flatMap((r) => r.targets);
     const cname = names.tcpClusterName(s.id, 'all');
     clusters.push(tcpCluster(cname, all));
-    const chain: ProtoObject = { filters: [tcpProxy(stat, cname)] };
+    const chain: FilterChain = { filters: [tcpProxy(stat, cname)] };
     if (s.tls === 'Enabled') {
       // TLS terminated with the certificate Envoy picks by SNI among every known one.
       const secrets = [...new Set(certs.map((c) => names.secretName(c.secretName)))].sort();
@@ -162,7 +143,7 @@ export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[],
       list.forEach((n) => taken.add(n));
       const cname = names.tcpClusterName(s.id, `r${i}`);
       clusters.push(tcpCluster(cname, r.targets));
-      const chain: ProtoObject = {
+      const chain: FilterChain = {
         name: `rule-${i}`,
         ...(list.length > 0 ? { filterChainMatch: { serverNames: list } } : {}),
         filters: [tcpProxy(stat, cname)],
@@ -201,16 +182,10 @@ export function tcpService(s: TcpServiceModel, certs: readonly TlsCertificate[],
   // Envoy: the default chain (no match) must be unique and is given as default_filter_chain.
   const plain = chains.filter((c) => c.filterChainMatch === undefined);
   const matched = chains.filter((c) => c.filterChainMatch !== undefined);
-  const listener: ProtoObject = {
+  const listener: Listener = {
     name: lname,
     address: socketAddress(s.interface, s.port),
-    ...(sni || s.tls === 'Enabled'
-      ? {
-          listenerFilters: [
-            { name: 'envoy.filters.listener.tls_inspector', typedConfig: { '@type': TYPES.tlsInspector } },
-          ],
-        }
-      : {}),
+    ...(sni || s.tls === 'Enabled' ? { listenerFilters: [tlsInspector()] } : {}),
     filterChains: matched.length > 0 ? matched : plain.slice(0, 1),
     ...(matched.length > 0 && plain[0] ? { defaultFilterChain: plain[0] } : {}),
   };
