@@ -1,7 +1,7 @@
 // Validation alone (strict shape, PGV rules, encode, decode round trip) over every resource the
 // translate of N generated descriptors publishes, against the floor of the same run (protobufjs
-// fromObject + encode of the same objects). `--against <dir>`: also times the validateResource of
-// another build (e.g. a copy of main's dist/), alternating rounds in this one process, for a
+// fromObject + encode of the same objects). `--against <dir>[,<dir>]`: also times the validateResource
+// of other builds (e.g. a copy of main's dist/), alternating rounds in this one process, for a
 // before/after on the same machine at the same moment.
 //   npm run build --silent && node dist/bench/validate.js [N] [--rounds R] [--against scratch/before-dist]
 import path from 'node:path';
@@ -46,10 +46,10 @@ for (const set of [out.envoy, out.grpc])
     for (const o of set[RESOURCE_SET_KEYS[k]]) resources.push([TYPE_URLS[k], structuredClone(o)]);
 
 const sides: Array<[string, Validate]> = [['this build', validateResource]];
-if (against !== undefined) {
-  const file = pathToFileURL(path.resolve(against, 'src/xds/validate.js')).href;
+for (const dir of against?.split(',') ?? []) {
+  const file = pathToFileURL(path.resolve(dir, 'src/xds/validate.js')).href;
   const mod = (await import(file)) as { validateResource: Validate };
-  sides.push([against, mod.validateResource]);
+  sides.push([dir, mod.validateResource]);
 }
 const floor = (): void => {
   for (const [url, o] of resources) encodeObject(url, o);
