@@ -25,7 +25,7 @@ import { Authorizer } from '../src/authz/decide.js';
 import { registerAuthz, startAuthzServer, AUTHORIZATION_SERVICE, CHECK_PATH } from '../src/authz/server.js';
 import { encodeAllow } from '../src/authz/check-codec.js';
 import { createQuotaStore } from '../src/authz/quota/index.js';
-import { lookupType, TO_OBJECT_OPTIONS } from '../src/proto/loader.js';
+import { lookupType, TO_OBJECT_OPTIONS } from '../proto/loader.js';
 import type { QuotaStore } from '../src/authz/types.js';
 
 const DESCRIPTORS = 50;

@@ -14,7 +14,7 @@
 //          {type:'report', streams:[...]}
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
-import { decodeToObject, lookupType, TYPE_URLS, type ProtoObject } from '../src/proto/loader.js';
+import { decodeToObject, lookupType, TYPE_URLS, type ProtoObject } from '../proto/loader.js';
 import { sharedNow } from './gen.js';
 
 const [portArg, streamsArg, channelsArg, modeArg, firstIdArg] = process.argv.slice(2);

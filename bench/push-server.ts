@@ -16,7 +16,7 @@ import { buildSnapshot, diffSnapshots, VersionSource } from '../src/xds/snapshot
 import { SnapshotCache } from '../src/xds/cache.js';
 import { startXdsServer } from '../src/xds/ads-server.js';
 import { grpcListenerFor } from '../src/xds/translate.js';
-import { encodeObject, protoRoot, TYPE_URLS, type ProtoObject, type ResourceKind } from '../src/proto/loader.js';
+import { encodeObject, protoRoot, TYPE_URLS, type ProtoObject, type ResourceKind } from '../proto/loader.js';
 import type { Snapshot } from '../src/xds/types.js';
 import { benchView, CHANGED_INDEX, EDS_CHANGED_INDEX, sharedNow, type BenchChange } from './gen.js';
 

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envInt, envList, stats } from './gen.js';
 import { next, type Msg } from './ipc.js';
+import { TYPE_URLS } from '../proto/type-urls.js';
 import type { StreamResult } from './push-client.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -125,8 +126,8 @@ async function translateBench(
 type Scenario = 'envoy' | 'grpc';
 type ChangeKind = 'route' | 'endpoint';
 const EXPECT_TYPE: Record<ChangeKind, string> = {
-  route: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
-  endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
+  route: TYPE_URLS.route,
+  endpoint: TYPE_URLS.endpoint,
 };
 
 interface ChangeResult {

@@ -159,7 +159,7 @@ async function serverRole(): Promise<void> {
 // ------------------------------------------------------------------------------- client role
 
 async function clientRole(): Promise<void> {
-  const { lookupType, TYPE_URLS } = await import('../src/proto/loader.js');
+  const { lookupType, TYPE_URLS } = await import('../proto/loader.js');
   const { openRawStream, ADS_SOTW_PATH } = await import('../test/helpers/raw-grpc.js');
   const Req = lookupType('envoy.service.discovery.v3.DiscoveryRequest');
   const Res = lookupType('envoy.service.discovery.v3.DiscoveryResponse');

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startRedis } from '../test/helpers/redis.js';
 import * as grpc from '@grpc/grpc-js';
-import { lookupType, TO_OBJECT_OPTIONS } from '../src/proto/loader.js';
+import { lookupType, TO_OBJECT_OPTIONS } from '../proto/loader.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');

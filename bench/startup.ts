@@ -28,7 +28,7 @@ const MODULES = [
   'prom-client',
   'fastify',
   '@kubernetes/client-node',
-  './dist/src/proto/loader.js',
+  './dist/proto/loader.js',
   './dist/src/xds/translate.js',
   './dist/src/model/build.js',
   './dist/src/pipeline.js',

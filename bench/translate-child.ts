@@ -15,7 +15,7 @@ import {
   TYPE_URLS,
   type ProtoObject,
   type ResourceKind,
-} from '../src/proto/loader.js';
+} from '../proto/loader.js';
 import { RESOURCE_SET_KEYS, type ResourceSet } from '../src/xds/types.js';
 import type { ConfigError } from '../src/model/types.js';
 import { benchView } from './gen.js';

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { lookupType, TO_OBJECT_OPTIONS } from './proto/loader.js';
+import { lookupType, TO_OBJECT_OPTIONS } from '../proto/loader.js';
 
 export const ALS_PATH = '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs';
 

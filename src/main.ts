@@ -12,7 +12,7 @@ import { AdsServer } from './xds/ads-server.js';
 import { EnvoyRejections } from './xds/rejections.js';
 import { TranslateCache, grpcListenerFor } from './xds/translate.js';
 import { withRetiredClusters, nextRetirement, type RetiredClusters } from './xds/retire.js';
-import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from './proto/loader.js';
+import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from '../proto/loader.js';
 import { buildAdminApp } from './admin/app.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { configDumpFor } from './admin/config-dump.js';

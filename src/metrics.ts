@@ -6,7 +6,7 @@ import type { XdsHooks } from './xds/node-status.js';
 import type { AuthzHooks, Decision } from './authz/types.js';
 import type { ObjectStatus, TlsCertificate } from './model/types.js';
 import type { NodeType } from './xds/types.js';
-import { TYPE_URLS } from './proto/loader.js';
+import { TYPE_URLS } from '../proto/loader.js';
 import { OTOROSHI_KINDS } from './model/build.js';
 
 /**

@@ -3,8 +3,8 @@
 import type { BuildResult, ConfigError, ConfigView, Model, ObjectStatus } from './model/types.js';
 import { buildModel, type ModelSettings } from './model/build.js';
 import { type TranslateCache, encodedBytes, translate } from './xds/translate.js';
-import { validateResource } from './xds/validate.js';
-import { TYPE_URLS, type ProtoObject, type ResourceKind } from './proto/loader.js';
+import { rejectedResource, validateKind } from './xds/validate.js';
+import type { ProtoObject, ResourceKind } from '../proto/loader.js';
 import { RESOURCE_SET_KEYS, type NodeType, type ResourceSet, type TranslateOptions } from './xds/types.js';
 
 export interface CompiledSet {
@@ -21,11 +21,6 @@ export interface Compiled {
   grpcDomains: string[];
   /** Every problem: object statuses' errors, translation errors, Envoy validation failures. */
   errors: ConfigError[];
-}
-
-export function resourceName(kind: ResourceKind, obj: ProtoObject): string {
-  const n = kind === 'endpoint' ? obj.clusterName : obj.name;
-  return typeof n === 'string' ? n : '';
 }
 
 /**
@@ -45,21 +40,11 @@ export function validateSet(nodeType: NodeType, set: ResourceSet, errors: Config
         bytes.set(obj, known);
         continue;
       }
-      const r = validateResource(TYPE_URLS[kind], obj);
+      const r = validateKind(kind, obj);
       if (r.ok) {
         out[key].push(obj);
         bytes.set(obj, r.bytes);
-      } else {
-        errors.push({
-          code: 'OXDS_ENVOY_VALIDATION',
-          severity: 'error',
-          kind: kind,
-          name: resourceName(kind, obj),
-          message: `${nodeType} ${kind} ${resourceName(kind, obj)} rejected, not sent: ${r.issues
-            .map((i) => `${i.path}: ${i.message}`)
-            .join('; ')}`,
-        });
-      }
+      } else errors.push(rejectedResource(nodeType, kind, obj, r.issues));
     }
   }
   return { set: out, bytes };

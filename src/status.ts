@@ -1,6 +1,6 @@
 // `otoroshi-xds status [--watch]`: the connected xDS streams of a running server, read from its
 // admin API (`GET /debug/proxies`), as a table in the manner of `istioctl proxy-status`.
-import { TYPE_URLS } from './proto/loader.js';
+import { TYPE_URLS } from '../proto/loader.js';
 import type { NodeStatus, TypeStatus } from './xds/node-status.js';
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:18080';

@@ -2,7 +2,7 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { lookupType, TYPE_URLS, type ProtoObject } from '../src/proto/loader.js';
+import { lookupType, TYPE_URLS, type ProtoObject } from '../proto/loader.js';
 import { startXdsServer, detectNodeType, type DiscoveryResponse, type XdsServerHandle } from '../src/xds/ads-server.js';
 import { SnapshotCache, InconsistentSnapshotError } from '../src/xds/cache.js';
 import {

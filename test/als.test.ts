@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { lookupType } from '../src/proto/loader.js';
+import { lookupType } from '../proto/loader.js';
 import { ALS_PATH, descriptorOf } from '../src/als.js';
 import { resolveConfig, translateOptionsFrom } from '../src/config.js';
 import { startServer, makeLogger } from '../src/main.js';

@@ -4,7 +4,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
-import { lookupType, TO_OBJECT_OPTIONS } from '../src/proto/loader.js';
+import { lookupType, TO_OBJECT_OPTIONS } from '../proto/loader.js';
 import { startAuthzServer, type RunningAuthzServer } from '../src/authz/server.js';
 import { decodeCheckRequest, encodeAllow, encodeDecision, encodeDeny } from '../src/authz/check-codec.js';
 import { errorResponse } from '../src/authz/errors.js';

@@ -16,7 +16,7 @@ import { resolveConfig } from '../src/config.js';
 import { startServer, makeLogger, nodeIdentity } from '../src/main.js';
 import { AdsClient, TYPE_URLS, anyName, decodeAny } from './helpers/ads-client.js';
 import type { ConfigView, BuildResult, ObjectStatus } from '../src/model/types.js';
-import type { ProtoObject } from '../src/proto/loader.js';
+import type { ProtoObject } from '../proto/loader.js';
 import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../src/xds/ads-server.js';
 
 const DAY = 86_400_000;

@@ -8,9 +8,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { fromProto3Json } from '../src/proto/json.js';
+import { fromProto3Json } from '../proto/json.js';
 import { validateResource } from '../src/xds/validate.js';
-import type { ProtoObject } from '../src/proto/loader.js';
+import type { ProtoObject } from '../proto/loader.js';
 import { OPTIONS } from '../src/config.js';
 import { envoyTest } from './helpers/envoy.js';
 

@@ -18,7 +18,7 @@ import { startBackends } from './helpers/backends.js';
 import { spawnGrpcJsClient, type GrpcJsClient } from './helpers/xds-clients.js';
 import { AdsClient, TYPE_URLS, anyName, protocolViolations } from './helpers/ads-client.js';
 import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../src/xds/ads-server.js';
-import { lookupType } from '../src/proto/loader.js';
+import { lookupType } from '../proto/loader.js';
 import { openRawStream, ADS_SOTW_PATH } from './helpers/raw-grpc.js';
 
 const DiscoveryRequest = lookupType('envoy.service.discovery.v3.DiscoveryRequest');

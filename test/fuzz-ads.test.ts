@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import pino from 'pino';
 import { Writable } from 'node:stream';
-import { lookupType, TYPE_URLS, type ProtoObject } from '../src/proto/loader.js';
+import { lookupType, TYPE_URLS, type ProtoObject } from '../proto/loader.js';
 import { startXdsServer, type XdsServerHandle } from '../src/xds/ads-server.js';
 import { SnapshotCache } from '../src/xds/cache.js';
 import { buildSnapshot, VersionSource } from '../src/xds/snapshot.js';

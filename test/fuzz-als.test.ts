@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
-import { lookupType } from '../src/proto/loader.js';
+import { lookupType } from '../proto/loader.js';
 import { ALS_PATH } from '../src/als.js';
 import { resolveConfig } from '../src/config.js';
 import { startServer, makeLogger } from '../src/main.js';

@@ -18,7 +18,7 @@ import { Authorizer } from '../src/authz/decide.js';
 import { MemoryQuotaStore } from '../src/authz/quota/memory.js';
 import { decodeCheckRequest, encodeDecision, MalformedCheckRequest } from '../src/authz/check-codec.js';
 import { startAuthzServer, type RunningAuthzServer } from '../src/authz/server.js';
-import { lookupType, TO_OBJECT_OPTIONS } from '../src/proto/loader.js';
+import { lookupType, TO_OBJECT_OPTIONS } from '../proto/loader.js';
 import type { CheckInput, Decision } from '../src/authz/types.js';
 import { checkRequest, CHECK_PATH } from './helpers/check-client.js';
 import { params } from './helpers/fuzz.js';

@@ -12,7 +12,7 @@ import { assembleView, parseYamlFile } from '../src/sources/yaml.js';
 import { compile, type Compiled } from '../src/pipeline.js';
 import { validateResource } from '../src/xds/validate.js';
 import { buildSnapshot, checkConsistency } from '../src/xds/snapshot.js';
-import { TYPE_URLS, type ResourceKind } from '../src/proto/loader.js';
+import { TYPE_URLS, type ResourceKind } from '../proto/loader.js';
 import { RESOURCE_SET_KEYS } from '../src/xds/types.js';
 import { ANNOTATIONS, ANNOTATION_PREFIXES } from '../src/model/ingress.js';
 import type { ConfigError } from '../src/model/types.js';

@@ -13,7 +13,7 @@ import { parseYamlFile } from '../src/sources/yaml.js';
 import { buildModel } from '../src/model/build.js';
 import { translate } from '../src/xds/translate.js';
 import { RESOURCE_SET_KEYS, type TranslateOptions, type TranslateOutput } from '../src/xds/types.js';
-import { SEND_ORDER } from '../src/proto/loader.js';
+import { SEND_ORDER } from '../proto/loader.js';
 import { validateSet } from '../src/pipeline.js';
 import { buildSnapshot, checkConsistency } from '../src/xds/snapshot.js';
 import type { ConfigError } from '../src/model/types.js';

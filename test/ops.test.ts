@@ -10,7 +10,7 @@ import YAML from 'yaml';
 import { createMetrics } from '../src/metrics.js';
 import { createTrafficMetrics } from '../src/als.js';
 import { buildAdminApp } from '../src/admin/app.js';
-import { TYPE_URLS } from '../src/proto/loader.js';
+import { TYPE_URLS } from '../proto/loader.js';
 import {
   formatAge,
   formatProxyTable,

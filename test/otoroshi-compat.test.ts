@@ -16,7 +16,7 @@ import { compile, formatError } from '../src/pipeline.js';
 import { buildModel, type ModelSettings } from '../src/model/build.js';
 import { CertManager } from '../src/ca/manager.js';
 import { CertificateAuthority } from '../src/ca/ca.js';
-import { SEND_ORDER } from '../src/proto/loader.js';
+import { SEND_ORDER } from '../proto/loader.js';
 import { RESOURCE_SET_KEYS } from '../src/xds/types.js';
 import { importOtoroshiExport, legacyHost, nameFromId } from '../src/import/otoroshi-export.js';
 import { toYamlDocuments } from '../src/import/cli.js';

@@ -14,7 +14,7 @@ import { buildModel } from '../src/model/build.js';
 import { TranslateCache, translatePlanned } from '../src/xds/translate.js';
 import type { ResourceSet, TranslateOptions } from '../src/xds/types.js';
 import type { RolePlan } from '../src/xds/plan/types.js';
-import type { ProtoObject } from '../src/proto/loader.js';
+import type { ProtoObject } from '../proto/loader.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const IN = path.join(ROOT, 'testdata', 'in');

@@ -6,7 +6,7 @@ import { parseYamlFile } from '../src/sources/yaml.js';
 import { buildModel } from '../src/model/build.js';
 import { translate } from '../src/xds/translate.js';
 import type { Model } from '../src/model/types.js';
-import type { ProtoObject } from '../src/proto/loader.js';
+import type { ProtoObject } from '../proto/loader.js';
 import type { TranslateOutput } from '../src/xds/types.js';
 
 function model(yaml: string, extra: Partial<Model> = {}): Model {

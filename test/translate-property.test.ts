@@ -10,7 +10,7 @@ import { translate } from '../src/xds/translate.js';
 import { validateSet } from '../src/pipeline.js';
 import { buildSnapshot, checkConsistency } from '../src/xds/snapshot.js';
 import type { ConfigError, KubeObject, StoredObject } from '../src/model/types.js';
-import type { ProtoObject } from '../src/proto/loader.js';
+import type { ProtoObject } from '../proto/loader.js';
 import type { ResourceSet } from '../src/xds/types.js';
 
 const CERT_PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';

@@ -16,7 +16,7 @@ import {
 import { clusterLoadAssignment } from '../src/xds/resources/endpoint.js';
 import { lbPolicy, outlierDetection, upstreamTls } from '../src/xds/resources/cluster.js';
 import { httpConnectionManager } from '../src/xds/resources/hcm.js';
-import { encodeObject, TYPE_URLS, type ProtoObject } from '../src/proto/loader.js';
+import { encodeObject, TYPE_URLS, type ProtoObject } from '../proto/loader.js';
 import { DEFAULT_CLIENT_CONFIG } from '../src/model/descriptor.js';
 
 /** The model's CRD defaults (§4.6), as a fresh object per test module. */

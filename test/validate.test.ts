@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import protobuf from 'protobufjs';
-import { lookupType, TYPE_URLS, encodeObject, type ProtoObject } from '../src/proto/loader.js';
+import { lookupType, TYPE_URLS, encodeObject, type ProtoObject } from '../proto/loader.js';
 import { checkRules, formatIssue, validateResource, type ValidationIssue } from '../src/xds/validate.js';
-import { fromProto3Json, toProto3Json } from '../src/proto/json.js';
+import { fromProto3Json, toProto3Json } from '../proto/json.js';
 
 const HCM_URL = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER_URL = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';

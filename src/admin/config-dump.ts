@@ -1,6 +1,6 @@
 // What a node was sent, per resource type, as proto3 JSON with key material redacted.
-import { toProto3Json } from '../proto/json.js';
-import { kindOfTypeUrl, TYPE_URLS } from '../proto/loader.js';
+import { toProto3Json } from '../../proto/json.js';
+import { kindOfTypeUrl, TYPE_URLS } from '../../proto/loader.js';
 import type { NodeStatus } from '../xds/node-status.js';
 import type { Snapshot } from '../xds/types.js';
 

@@ -3,6 +3,7 @@
 // field names (snake_case), as Envoy's YAML does.
 import net from 'node:net';
 import YAML from 'yaml';
+import { TYPE_URL } from '../../proto/type-urls.js';
 
 /** The bootstrap cluster that reaches the xDS port; also the one access logs are streamed to. */
 export const XDS_CLUSTER_NAME = 'xds_cluster';
@@ -31,8 +32,7 @@ function overloadManager(): Yamlish {
       {
         name: 'envoy.resource_monitors.global_downstream_max_connections',
         typed_config: {
-          '@type':
-            'type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig',
+          '@type': TYPE_URL.DownstreamConnectionsConfig,
           max_active_downstream_connections: GATEWAY_MAX_DOWNSTREAM_CONNECTIONS,
         },
       },
@@ -107,7 +107,7 @@ function xdsTransportSocket(tls: XdsTlsOptions, host: string): Yamlish {
   return {
     name: 'envoy.transport_sockets.tls',
     typed_config: {
-      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      '@type': TYPE_URL.UpstreamTlsContext,
       ...(net.isIP(serverName) === 0 ? { sni: serverName } : {}),
       common_tls_context: common,
     },
@@ -123,7 +123,7 @@ function xdsCluster(host: string, port: number, tls: XdsTlsOptions | undefined):
     lb_policy: 'ROUND_ROBIN',
     typed_extension_protocol_options: {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        '@type': TYPE_URL.HttpProtocolOptions,
         explicit_http_config: { http2_protocol_options: { connection_keepalive: { interval: '30s', timeout: '5s' } } },
       },
     },

@@ -14,7 +14,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
-import { lookupType, kindOfTypeUrl, SEND_ORDER, TYPE_URLS, type ResourceKind } from '../proto/loader.js';
+import { lookupType, kindOfTypeUrl, SEND_ORDER, TYPE_URLS, type ResourceKind } from '../../proto/loader.js';
 import type { SnapshotCache } from './cache.js';
 import {
   NodeStatusRecord,

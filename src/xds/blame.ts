@@ -3,8 +3,8 @@
 // clusters `oxds~<descriptorId>~<hash>` (and `~canary`, `~<target>`), TcpService listeners and
 // clusters `oxds-tcp~<id>[~part]`. When Envoy's message names none of them, a value it quotes
 // (a regex, a header name...) is looked up in the routes and clusters that carry it.
-import { toProto3Json } from '../proto/json.js';
-import { TYPE_URLS, type ResourceKind } from '../proto/loader.js';
+import { toProto3Json } from '../../proto/json.js';
+import { TYPE_URLS, type ResourceKind } from '../../proto/loader.js';
 import type { ConfigError, Model, ObjectOrigin } from '../model/types.js';
 import { RESOURCE_SET_KEYS, type ResourceSet } from './types.js';
 

@@ -1,7 +1,7 @@
 // A descriptor's contribution, memoised on its content, with the first problem of the resources
 // it would add on its own (checked once; its bytes are reused by the route configurations).
 import type { ConfigError, Descriptor } from '../model/types.js';
-import { TYPE_URLS } from '../proto/loader.js';
+import { TYPE_URLS } from '../../proto/loader.js';
 import type { ValidationIssue } from './validate.js';
 import type { DescriptorMemo, TranslateCache } from './plan/cache.js';
 import { type TranslateCtx, contribution, type Contribution } from './plan/contribution.js';

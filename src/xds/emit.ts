@@ -1,8 +1,8 @@
 // Planned virtual hosts and route configurations → validated, encoded Envoy messages. Every
 // route is validated once (strict shape, PGV rules, encode/decode round trip) and its bytes are
 // reused by the virtual hosts and route configurations made of it (assembled with proto/wire.ts).
-import type { ProtoObject } from '../proto/loader.js';
-import { TYPE_URLS } from '../proto/loader.js';
+import type { ProtoObject } from '../../proto/loader.js';
+import { TYPE_URLS } from '../../proto/loader.js';
 import * as names from './names.js';
 import { validateResource, type ValidationIssue } from './validate.js';
 import { type RouteVariant, routeConfiguration, virtualHost } from './resources/route.js';

@@ -1,5 +1,5 @@
 // The gateway's HTTP filter chain and HTTP connection manager options, from the model.
-import type { ProtoObject } from '../proto/loader.js';
+import type { ProtoObject } from '../../proto/loader.js';
 import type { Descriptor, Model } from '../model/types.js';
 import type { TranslateOptions } from './types.js';
 import * as names from './names.js';

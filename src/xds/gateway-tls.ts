@@ -1,5 +1,5 @@
 // The HTTPS listener's filter chains (one per certificate binding, by SNI) and the SDS secrets.
-import type { ProtoObject } from '../proto/loader.js';
+import type { ProtoObject } from '../../proto/loader.js';
 import type { ConfigError, Model, TlsBinding, TlsCertificate } from '../model/types.js';
 import { certState } from '../model/serving.js';
 import * as names from './names.js';

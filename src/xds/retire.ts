@@ -3,7 +3,7 @@
 // sent before RDS, so removing the cluster in the same push opens a window of "cluster does not
 // exist" failures. Removed clusters and their endpoints are therefore kept for a grace period,
 // then dropped by a later rebuild. Nothing references them any more, so this is always safe.
-import type { ProtoObject } from '../proto/loader.js';
+import type { ProtoObject } from '../../proto/loader.js';
 import type { ResourceSet } from './types.js';
 
 export interface RetiredEntry {

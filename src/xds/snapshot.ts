@@ -1,7 +1,8 @@
 // Snapshots: every resource encoded once, content-hashed once; plus the consistency check that
 // guards publication and the boot-scoped version generator.
 import { createHash, randomInt } from 'node:crypto';
-import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from '../proto/loader.js';
+import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from '../../proto/loader.js';
+import { TYPE_URL } from '../../proto/type-urls.js';
 import {
   RESOURCE_SET_KEYS,
   type NodeType,
@@ -84,9 +85,6 @@ export function buildSnapshot(
   return snapshot;
 }
 
-const HCM_TYPE =
-  'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
-
 function isObj(v: unknown): v is ProtoObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 }
@@ -106,7 +104,7 @@ function walk(v: unknown, visit: (o: ProtoObject) => void, depth = 0): void {
 export function referencedRouteNames(listener: ProtoObject): string[] {
   const out: string[] = [];
   walk(listener, (o) => {
-    if (o['@type'] !== HCM_TYPE) return;
+    if (o['@type'] !== TYPE_URL.HttpConnectionManager) return;
     const rds = o['rds'];
     if (isObj(rds) && typeof rds['routeConfigName'] === 'string') out.push(rds['routeConfigName']);
   });

@@ -1,6 +1,6 @@
 // TcpServices on the gateway: a listener each, unless its port is taken or Envoy would refuse it.
-import type { ProtoObject } from '../proto/loader.js';
-import { TYPE_URLS } from '../proto/loader.js';
+import type { ProtoObject } from '../../proto/loader.js';
+import { TYPE_URLS } from '../../proto/loader.js';
 import type { ConfigError, TcpServiceModel } from '../model/types.js';
 import { objectName } from './plan/errors.js';
 import { check } from './emit.js';

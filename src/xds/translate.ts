@@ -4,7 +4,7 @@
 // model, same output, every list sorted. Invalid per-descriptor contributions are dropped with an
 // OXDS_ENVOY_VALIDATION error; they never sink the shared route configurations. Memos live in a
 // TranslateCache owned by the caller.
-import type { ProtoObject } from '../proto/loader.js';
+import type { ProtoObject } from '../../proto/loader.js';
 import type { ConfigError, Model } from '../model/types.js';
 import { servedDescriptors } from '../model/serving.js';
 import { hostMatches } from '../model/patterns.js';

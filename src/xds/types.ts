@@ -1,5 +1,5 @@
 // Contracts between translate (pure), validate, the snapshot cache and the ADS server.
-import type { ProtoObject, ResourceKind } from '../proto/loader.js';
+import type { ProtoObject, ResourceKind } from '../../proto/loader.js';
 import type { ConfigError } from '../model/types.js';
 
 export type NodeType = 'envoy' | 'grpc';

@@ -2,7 +2,7 @@
 // (SotW: wildcard LDS/CDS, then RDS/EDS by name; ACK = version + nonce, NACK = last good
 // version + rejected nonce + error_detail) and like a Delta client (subscribe/unsubscribe).
 import * as grpc from '@grpc/grpc-js';
-import { decodeToObject, lookupType, TYPE_URLS, type ProtoObject } from '../../src/proto/loader.js';
+import { decodeToObject, lookupType, TYPE_URLS, type ProtoObject } from '../../proto/loader.js';
 import {
   aggregatedDiscoveryServiceDefinition,
   secretDiscoveryServiceDefinition,

@@ -1,6 +1,6 @@
 // A raw ext_authz client: real CheckRequests encoded from the Envoy protos, as Envoy sends them.
 import * as grpc from '@grpc/grpc-js';
-import { lookupType, TO_OBJECT_OPTIONS } from '../../src/proto/loader.js';
+import { lookupType, TO_OBJECT_OPTIONS } from '../../proto/loader.js';
 
 export const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
 const CheckRequest = lookupType('envoy.service.auth.v3.CheckRequest');

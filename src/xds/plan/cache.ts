@@ -3,7 +3,7 @@
 // would compute and translate stays a function of its input. The caller owns the cache (the
 // pipeline keeps one for the life of the process); entries the last translate did not use are
 // dropped at its end, so it is bounded by the size of the last input.
-import type { ProtoObject } from '../../proto/loader.js';
+import type { ProtoObject } from '../../../proto/loader.js';
 import type { ConfigError } from '../../model/types.js';
 import type { ValidationIssue } from '../validate.js';
 import type { Contribution } from './contribution.js';

@@ -1,5 +1,5 @@
 // The clusters and endpoints one descriptor brings, per node role, and how its routes reach them.
-import type { ProtoObject } from '../../proto/loader.js';
+import type { ProtoObject } from '../../../proto/loader.js';
 import type { Descriptor, Target } from '../../model/types.js';
 import * as names from '../names.js';
 import { byString } from '../resources/common.js';
@@ -7,7 +7,8 @@ import { healthCheck, type UpstreamTlsSpec, upstreamTlsContext } from '../resour
 import type { ClusterChoice } from '../resources/route.js';
 import {
   type ClusterSettings,
-  TLS_MATCH_KEY,
+  tlsMatchMetadata,
+  upstreamTlsTransport,
   dnsCluster,
   edsCluster,
   http2ProtocolOptions,
@@ -100,15 +101,7 @@ function localities(d: Descriptor, targets: readonly Target[], ctx: TranslateCtx
     endpointWeight: weights[i] ?? t.weight,
     addresses: addressesOf(t),
     ...(d.overrideHost && hosts.size > 1 ? { hostname: t.host } : {}),
-    ...(tlsMatch && t.scheme === 'https'
-      ? {
-          metadata: {
-            filterMetadata: {
-              'envoy.transport_socket_match': { fields: { [TLS_MATCH_KEY]: { stringValue: targetTls(t, ctx).key } } },
-            },
-          },
-        }
-      : {}),
+    ...(tlsMatch && t.scheme === 'https' ? { metadata: tlsMatchMetadata(targetTls(t, ctx).key) } : {}),
   }));
 }
 
@@ -121,20 +114,8 @@ function upstreamTransport(d: Descriptor, ctx: TranslateCtx): ProtoObject | unde
     byKey.set(x.key, x.spec);
   }
   const sorted = [...byKey].sort((a, b) => byString(a[0], b[0]));
-  const socket = (spec: UpstreamTlsSpec): ProtoObject => ({
-    name: 'envoy.transport_sockets.tls',
-    typedConfig: upstreamTlsContext(spec),
-  });
-  const [only] = sorted;
-  if (only === undefined) return undefined;
-  if (https.length === d.targets.length && sorted.length === 1) return { transportSocket: socket(only[1]) };
-  return {
-    transportSocketMatches: sorted.map(([key, spec]) => ({
-      name: key,
-      match: { fields: { [TLS_MATCH_KEY]: { stringValue: key } } },
-      transportSocket: socket(spec),
-    })),
-  };
+  const contexts = sorted.map(([key, spec]) => [key, upstreamTlsContext(spec)] as const);
+  return upstreamTlsTransport(contexts, https.length === d.targets.length);
 }
 
 function clusterSettings(d: Descriptor, grpc: boolean, ctx: TranslateCtx): ClusterSettings {

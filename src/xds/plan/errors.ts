@@ -1,6 +1,6 @@
 // Errors on the objects a plan comes from, in the shape object statuses carry.
 import type { ConfigError, Descriptor } from '../../model/types.js';
-import type { ProtoObject } from '../../proto/loader.js';
+import type { ProtoObject } from '../../../proto/loader.js';
 import type { ValidationIssue } from '../validate.js';
 import * as names from '../names.js';
 

@@ -1,11 +1,21 @@
-// Cluster builders.
-import type { ProtoObject } from '../../proto/loader.js';
+// Cluster builders, and the one builder of upstream TLS transport sockets (descriptor clusters,
+// TCP service clusters).
+import type {
+  Cluster,
+  ClusterLoadAssignment,
+  UpstreamTlsContext,
+  envoy_config_cluster_v3_Cluster_LbPolicy as ClusterLbPolicy,
+  envoy_config_cluster_v3_OutlierDetection as OutlierDetection,
+  envoy_config_core_v3_Metadata as Metadata,
+  envoy_config_core_v3_TransportSocket as TransportSocket,
+} from '../../../proto/envoy-types.js';
+import { TYPE_URL } from '../../../proto/type-urls.js';
 import type { ClientConfig, LoadBalancing } from '../../model/types.js';
-import { TYPES, adsConfigSource, duration, wrapped } from './common.js';
+import { adsConfigSource, duration, wrapped } from './common.js';
 
-export type LbPolicy = 'ROUND_ROBIN' | 'RANDOM' | 'RING_HASH' | 'LEAST_REQUEST';
+export type LbPolicy = Extract<ClusterLbPolicy, 'ROUND_ROBIN' | 'RANDOM' | 'RING_HASH' | 'LEAST_REQUEST'>;
 
-/** DECISIONS 10. gRPC clients accept only ROUND_ROBIN and RING_HASH (others are NACKed). */
+/** gRPC clients accept only ROUND_ROBIN and RING_HASH (others are NACKed). */
 export function lbPolicy(lb: LoadBalancing, grpc: boolean): LbPolicy {
   const envoy: Record<LoadBalancing, LbPolicy> = {
     RoundRobin: 'ROUND_ROBIN',
@@ -20,7 +30,7 @@ export function lbPolicy(lb: LoadBalancing, grpc: boolean): LbPolicy {
 }
 
 /** Otoroshi's per-target breaker (maxErrors consecutive failures, reset after sampleInterval). */
-export function outlierDetection(cc: ClientConfig): ProtoObject | undefined {
+export function outlierDetection(cc: ClientConfig): OutlierDetection | undefined {
   if (!cc.useCircuitBreaker || cc.maxErrors <= 0) return undefined;
   return {
     consecutive_5xx: wrapped(cc.maxErrors),
@@ -31,36 +41,59 @@ export function outlierDetection(cc: ClientConfig): ProtoObject | undefined {
   };
 }
 
-export function upstreamTlsSocket(sni: string): ProtoObject {
-  return { name: 'envoy.transport_sockets.tls', typedConfig: { '@type': TYPES.upstreamTls, sni } };
+/** The TLS transport socket of upstream connections, with its UpstreamTlsContext. */
+export function upstreamTlsSocket(context: UpstreamTlsContext): TransportSocket {
+  return { name: 'envoy.transport_sockets.tls', typedConfig: { '@type': TYPE_URL.UpstreamTlsContext, ...context } };
 }
 
 /** Metadata key used to pick the TLS transport socket of an endpoint (mixed schemes or SNIs). */
 export const TLS_MATCH_KEY = 'oxds_sni';
 
+/** Endpoint metadata selecting the transport socket match `key` (see upstreamTlsTransport). */
+export function tlsMatchMetadata(key: string, matchKey: string = TLS_MATCH_KEY): Metadata {
+  return { filterMetadata: { 'envoy.transport_socket_match': { fields: { [matchKey]: { stringValue: key } } } } };
+}
+
+/** The transport socket fields of a cluster with TLS upstreams. */
+export type UpstreamTransport = Pick<Cluster, 'transportSocket' | 'transportSocketMatches'>;
+
 /**
- * https targets: one transport socket when every target is https with one SNI; otherwise one
- * transport socket match per SNI (endpoints carry TLS_MATCH_KEY metadata) and plaintext by default.
+ * TLS towards a cluster's endpoints, one UpstreamTlsContext per key (an SNI, a TLS setting): one
+ * transport socket when every endpoint uses TLS with the same context; otherwise one transport
+ * socket match per key (endpoints carry tlsMatchMetadata(key, matchKey)) and plaintext by default.
+ * undefined without any TLS context.
  */
-export function upstreamTls(httpsHosts: readonly string[], allHttps: boolean): ProtoObject | undefined {
-  const snis = [...new Set(httpsHosts)].sort();
-  const [only] = snis;
+export function upstreamTlsTransport(
+  contexts: ReadonlyArray<readonly [key: string, context: UpstreamTlsContext]>,
+  allTls: boolean,
+  matchKey: string = TLS_MATCH_KEY,
+): UpstreamTransport | undefined {
+  const [only] = contexts;
   if (only === undefined) return undefined;
-  if (allHttps && snis.length === 1) return { transportSocket: upstreamTlsSocket(only) };
+  if (allTls && contexts.length === 1) return { transportSocket: upstreamTlsSocket(only[1]) };
   return {
-    transportSocketMatches: snis.map((sni) => ({
-      name: sni,
-      match: { fields: { [TLS_MATCH_KEY]: { stringValue: sni } } },
-      transportSocket: upstreamTlsSocket(sni),
+    transportSocketMatches: contexts.map(([key, context]) => ({
+      name: key,
+      match: { fields: { [matchKey]: { stringValue: key } } },
+      transportSocket: upstreamTlsSocket(context),
     })),
   };
 }
 
-export function http2ProtocolOptions(): ProtoObject {
+/** https targets by host: TLS with SNI = the host (upstreamTlsTransport, one key per SNI). */
+export function upstreamTls(httpsHosts: readonly string[], allHttps: boolean): UpstreamTransport | undefined {
+  const snis = [...new Set(httpsHosts)].sort();
+  return upstreamTlsTransport(
+    snis.map((sni) => [sni, { sni }] as const),
+    allHttps,
+  );
+}
+
+export function http2ProtocolOptions(): Pick<Cluster, 'typedExtensionProtocolOptions'> {
   return {
     typedExtensionProtocolOptions: {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-        '@type': TYPES.httpProtocolOptions,
+        '@type': TYPE_URL.HttpProtocolOptions,
         explicitHttpConfig: { http2ProtocolOptions: {} },
       },
     },
@@ -71,12 +104,12 @@ export function http2ProtocolOptions(): ProtoObject {
 export interface ClusterSettings {
   connectTimeoutMs: number;
   lbPolicy: LbPolicy;
-  outlierDetection?: ProtoObject;
+  outlierDetection?: OutlierDetection;
   /** transportSocket / transportSocketMatches / typedExtensionProtocolOptions. */
-  extra?: ProtoObject;
+  extra?: Cluster;
 }
 
-function common(name: string, s: ClusterSettings): ProtoObject {
+function common(name: string, s: ClusterSettings): Cluster {
   return {
     name,
     connectTimeout: duration(s.connectTimeoutMs),
@@ -87,7 +120,7 @@ function common(name: string, s: ClusterSettings): ProtoObject {
 }
 
 /** EDS over ADS; the EDS service name is the cluster name. */
-export function edsCluster(name: string, s: ClusterSettings): ProtoObject {
+export function edsCluster(name: string, s: ClusterSettings): Cluster {
   return { ...common(name, s), type: 'EDS', edsClusterConfig: { edsConfig: adsConfigSource(), serviceName: name } };
 }
 
@@ -96,7 +129,7 @@ export function dnsCluster(
   name: string,
   type: 'STRICT_DNS' | 'LOGICAL_DNS',
   s: ClusterSettings,
-  loadAssignment: ProtoObject,
-): ProtoObject {
+  loadAssignment: ClusterLoadAssignment,
+): Cluster {
   return { ...common(name, s), type, loadAssignment };
 }

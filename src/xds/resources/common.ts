@@ -1,20 +1,15 @@
-// Small shared value builders (durations, wrappers, type URLs, config sources).
-import type { ProtoObject } from '../../proto/loader.js';
-
-export const TYPES = {
-  hcm: 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-  router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
-  tlsInspector: 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
-  downstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
-  upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
-  httpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-  extAuthz: 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz',
-  extAuthzPerRoute: 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute',
-  httpGrpcAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig',
-} as const;
+// Small shared value builders (durations, wrappers, config sources, addresses, headers).
+// Builders return the generated message types of proto/envoy-types.ts (see proto/README.md).
+import type {
+  envoy_config_core_v3_Address as Address,
+  envoy_config_core_v3_ConfigSource as ConfigSource,
+  envoy_config_core_v3_HeaderValueOption as HeaderValueOption,
+  envoy_config_core_v3_HeaderValueOption_HeaderAppendAction as HeaderAppendAction,
+  google_protobuf_Duration as Duration,
+} from '../../../proto/envoy-types.js';
 
 /** google.protobuf.Duration from milliseconds (nanos only when non-zero). */
-export function duration(ms: number): ProtoObject {
+export function duration(ms: number): Duration {
   const whole = Math.max(0, Math.floor(ms));
   const seconds = Math.floor(whole / 1000);
   const nanos = (whole % 1000) * 1_000_000;
@@ -27,11 +22,11 @@ export function wrapped<T>(value: T): { value: T } {
 }
 
 /** ConfigSource: over the ADS stream, v3. */
-export function adsConfigSource(): ProtoObject {
+export function adsConfigSource(): ConfigSource {
   return { ads: {}, resourceApiVersion: 'V3' };
 }
 
-export function socketAddress(address: string, port: number): ProtoObject {
+export function socketAddress(address: string, port: number): Address {
   return { socketAddress: { address, portValue: port } };
 }
 
@@ -39,8 +34,8 @@ export function socketAddress(address: string, port: number): ProtoObject {
 export function headerValue(
   key: string,
   value: string,
-  appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT',
-): ProtoObject {
+  appendAction: Extract<HeaderAppendAction, 'OVERWRITE_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT'>,
+): HeaderValueOption {
   return { header: { key, value }, appendAction };
 }
 

@@ -1,5 +1,10 @@
 // ClusterLoadAssignment builders: one locality per target, weights on locality AND endpoints.
-import type { ProtoObject } from '../../proto/loader.js';
+import type {
+  ClusterLoadAssignment,
+  envoy_config_core_v3_Metadata as Metadata,
+  envoy_config_endpoint_v3_LbEndpoint as LbEndpoint,
+  envoy_config_endpoint_v3_LocalityLbEndpoints as LocalityLbEndpoints,
+} from '../../../proto/envoy-types.js';
 import { socketAddress, wrapped } from './common.js';
 
 /** One address of a target, already resolved (IP) or to resolve (hostname, STRICT_DNS only). */
@@ -20,10 +25,10 @@ export interface LocalityInput {
   /** Set for auto_host_rewrite when targets do not share one host. */
   hostname?: string;
   /** Endpoint metadata (transport socket match), when any. */
-  metadata?: ProtoObject;
+  metadata?: Metadata;
 }
 
-export function lbEndpoint(a: EndpointAddress, weight: number, hostname?: string, metadata?: ProtoObject): ProtoObject {
+export function lbEndpoint(a: EndpointAddress, weight: number, hostname?: string, metadata?: Metadata): LbEndpoint {
   return {
     endpoint: { address: socketAddress(a.address, a.port), ...(hostname !== undefined ? { hostname } : {}) },
     ...(a.ready ? {} : { healthStatus: 'UNHEALTHY' }),
@@ -33,7 +38,7 @@ export function lbEndpoint(a: EndpointAddress, weight: number, hostname?: string
 }
 
 /** undefined for a target with no address (a locality with zero endpoints is omitted). */
-export function localityLbEndpoints(l: LocalityInput): ProtoObject | undefined {
+export function localityLbEndpoints(l: LocalityInput): LocalityLbEndpoints | undefined {
   if (l.addresses.length === 0 || l.weight <= 0) return undefined;
   const sorted = [...l.addresses].sort((a, b) =>
     a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port,
@@ -45,10 +50,13 @@ export function localityLbEndpoints(l: LocalityInput): ProtoObject | undefined {
   };
 }
 
-export function clusterLoadAssignment(clusterName: string, localities: readonly LocalityInput[]): ProtoObject {
+export function clusterLoadAssignment(
+  clusterName: string,
+  localities: readonly LocalityInput[],
+): ClusterLoadAssignment {
   const endpoints = [...localities]
     .sort((a, b) => (a.targetId < b.targetId ? -1 : a.targetId > b.targetId ? 1 : 0))
     .map(localityLbEndpoints)
-    .filter((e): e is ProtoObject => e !== undefined);
+    .filter((e): e is LocalityLbEndpoints => e !== undefined);
   return { clusterName, endpoints };
 }

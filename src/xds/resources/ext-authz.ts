@@ -2,11 +2,20 @@
 // static cluster that reaches our Check service (src/authz/). Proxyless gRPC clients never get
 // any of this: grpc-js / C-core cannot run ext_authz and NACK an unknown non-optional filter.
 import net from 'node:net';
-import type { ProtoObject } from '../../proto/loader.js';
+import type {
+  Cluster,
+  Packed,
+  envoy_config_core_v3_HeaderValueOption as HeaderValueOption,
+  envoy_config_core_v3_TransportSocket as TransportSocket,
+  envoy_extensions_filters_network_http_connection_manager_v3_HttpFilter as HttpFilter,
+  envoy_extensions_transport_sockets_tls_v3_SubjectAltNameMatcher as SubjectAltNameMatcher,
+} from '../../../proto/envoy-types.js';
+import { TYPE_URL } from '../../../proto/type-urls.js';
 import type { Descriptor } from '../../model/types.js';
 import type { AuthzTarget } from '../types.js';
-import { TYPES, duration, headerValue, socketAddress, wrapped } from './common.js';
-import { http2ProtocolOptions } from './cluster.js';
+import { duration, headerValue, socketAddress, wrapped } from './common.js';
+import { http2ProtocolOptions, upstreamTlsSocket } from './cluster.js';
+import type { PerFilterConfig } from './route.js';
 
 /** Retried on another replica: the Check never reached a service that could answer it. */
 const AUTHZ_RETRY_ON = 'connect-failure,refused-stream,reset,unavailable';
@@ -18,17 +27,17 @@ export const EXT_AUTHZ_FILTER_NAME = 'envoy.filters.http.ext_authz';
  * The ext_authz HTTP filter (goes before the router). gRPC service over `clusterName`, V3 Check
  * API, no request body, no peer certificate. Denied responses flow through unchanged: status,
  * headers and body are the ones our Check service set in `denied_response` (Otoroshi's errors,
- * DECISIONS 13) — the HCM has no local_reply_config to rewrite them. `status_on_error` (the
+ * see docs/) — the HCM has no local_reply_config to rewrite them. `status_on_error` (the
  * service unreachable / timed out and failure_mode_allow off) is 503, not Envoy's default 403:
  * an outage of ours is not a client error. The route cache is not cleared after a Check: the
  * route (and its descriptor_id) was chosen before, and stays. With several replicas, a Check that
  * failed to reach one (connection refused or reset, replica gone) is retried on the next.
  */
-export function extAuthzFilter(clusterName: string, a: AuthzTarget): ProtoObject {
+export function extAuthzFilter(clusterName: string, a: AuthzTarget): HttpFilter {
   return {
     name: EXT_AUTHZ_FILTER_NAME,
     typedConfig: {
-      '@type': TYPES.extAuthz,
+      '@type': TYPE_URL.ExtAuthz,
       grpcService: {
         envoyGrpc: {
           clusterName,
@@ -46,9 +55,9 @@ export function extAuthzFilter(clusterName: string, a: AuthzTarget): ProtoObject
   };
 }
 
-/** Per-route: check with `descriptor_id` (decide.ts picks the descriptor by it, no §4.3 lookup). */
-export function extAuthzCheck(descriptorId: string): ProtoObject {
-  return { '@type': TYPES.extAuthzPerRoute, checkSettings: { contextExtensions: { descriptor_id: descriptorId } } };
+/** Per-route: check with `descriptor_id` (decide.ts picks the descriptor by it, no host/path lookup). */
+export function extAuthzCheck(descriptorId: string): Packed<'ExtAuthzPerRoute'> {
+  return { '@type': TYPE_URL.ExtAuthzPerRoute, checkSettings: { contextExtensions: { descriptor_id: descriptorId } } };
 }
 
 /**
@@ -58,7 +67,7 @@ export function extAuthzCheck(descriptorId: string): ProtoObject {
  * the removal, from a value only the Check can write. No apikey (public call, failure-mode-allow):
  * the value is empty and Envoy adds no header.
  */
-export function clientIdFromCheck(): ProtoObject {
+export function clientIdFromCheck(): HeaderValueOption {
   return headerValue(
     'Otoroshi-Client-Id',
     `%DYNAMIC_METADATA(${EXT_AUTHZ_FILTER_NAME}:client_id)%`,
@@ -67,12 +76,12 @@ export function clientIdFromCheck(): ProtoObject {
 }
 
 /** Per-route: no Check call at all. */
-export function extAuthzDisabled(): ProtoObject {
-  return { '@type': TYPES.extAuthzPerRoute, disabled: true };
+export function extAuthzDisabled(): Packed<'ExtAuthzPerRoute'> {
+  return { '@type': TYPE_URL.ExtAuthzPerRoute, disabled: true };
 }
 
 /** `typed_per_filter_config` of a route: checked (with its descriptor id) or disabled. */
-export function extAuthzPerFilterConfig(descriptorId: string | undefined): ProtoObject {
+export function extAuthzPerFilterConfig(descriptorId: string | undefined): PerFilterConfig {
   return { [EXT_AUTHZ_FILTER_NAME]: descriptorId === undefined ? extAuthzDisabled() : extAuthzCheck(descriptorId) };
 }
 
@@ -102,27 +111,23 @@ function authzEndpoints(a: AuthzTarget): Array<{ address: string; port: number }
 }
 
 /** TLS to the Check service: HTTP/2 by ALPN, its certificate verified against the CA and the SNI (or the replica IPs). */
-function authzTlsSocket(a: AuthzTarget, tls: NonNullable<AuthzTarget['tls']>): ProtoObject {
-  const sans =
+function authzTlsSocket(a: AuthzTarget, tls: NonNullable<AuthzTarget['tls']>): TransportSocket {
+  const sans: SubjectAltNameMatcher[] =
     tls.sni !== undefined
       ? [{ sanType: 'DNS', matcher: { exact: tls.sni } }]
       : authzEndpoints(a)
           .filter((e) => net.isIP(e.address) !== 0)
           .map((e) => ({ sanType: 'IP_ADDRESS', matcher: { exact: e.address } }));
-  return {
-    name: 'envoy.transport_sockets.tls',
-    typedConfig: {
-      '@type': TYPES.upstreamTls,
-      ...(tls.sni !== undefined ? { sni: tls.sni } : {}),
-      commonTlsContext: {
-        alpnProtocols: ['h2'],
-        validationContext: {
-          trustedCa: { inlineString: tls.trustedCa },
-          ...(sans.length > 0 ? { matchTypedSubjectAltNames: sans } : {}),
-        },
+  return upstreamTlsSocket({
+    ...(tls.sni !== undefined ? { sni: tls.sni } : {}),
+    commonTlsContext: {
+      alpnProtocols: ['h2'],
+      validationContext: {
+        trustedCa: { inlineString: tls.trustedCa },
+        ...(sans.length > 0 ? { matchTypedSubjectAltNames: sans } : {}),
       },
     },
-  };
+  });
 }
 
 /**
@@ -133,7 +138,7 @@ function authzTlsSocket(a: AuthzTarget, tls: NonNullable<AuthzTarget['tls']>): P
  * 3 calls in a row is ejected for 10 s (at most half of them at once), and the filter retries a
  * Check that never reached a replica (see extAuthzFilter). TLS when the Check port speaks it.
  */
-export function extAuthzCluster(name: string, a: AuthzTarget): ProtoObject {
+export function extAuthzCluster(name: string, a: AuthzTarget): Cluster {
   const limit = wrapped(1_000_000);
   const endpoints = authzEndpoints(a);
   return {

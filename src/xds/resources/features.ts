@@ -1,23 +1,24 @@
-// Builders of the issue-3 edge features: RBAC (ipFiltering), CORS, gzip (compressor), health
-// checks, upstream (m)TLS over SDS, local rate limits, Otoroshi's headers. Pure functions.
-import type { ProtoObject } from '../../proto/loader.js';
+// Builders of the edge features: RBAC (ipFiltering), CORS, gzip (compressor), health checks,
+// upstream (m)TLS over SDS, local rate limits, Otoroshi's headers. Pure functions.
+import type {
+  Packed,
+  UpstreamTlsContext,
+  envoy_config_accesslog_v3_AccessLogFilter as AccessLogFilter,
+  envoy_config_core_v3_HeaderValueOption as HeaderValueOption,
+  envoy_config_core_v3_HealthCheck as HealthCheck,
+  envoy_config_rbac_v3_Principal as Principal,
+  envoy_extensions_compression_gzip_compressor_v3_Gzip_CompressionLevel as GzipCompressionLevel,
+  envoy_config_rbac_v3_RBAC as RbacRules,
+  envoy_extensions_filters_network_http_connection_manager_v3_HttpFilter as HttpFilter,
+  envoy_extensions_filters_network_http_connection_manager_v3_ResponseMapper as ResponseMapper,
+  envoy_extensions_transport_sockets_tls_v3_CommonTlsContext as CommonTlsContext,
+  envoy_type_matcher_v3_StringMatcher as StringMatcher,
+} from '../../../proto/envoy-types.js';
+import { TYPE_URL } from '../../../proto/type-urls.js';
 import type { CorsSettings, Descriptor, GlobalConfigModel, GzipSettings, IpFiltering } from '../../model/types.js';
 import { ipEntryToCidrs } from '../../model/features.js';
-import { TYPES, adsConfigSource, duration, headerValue, wrapped } from './common.js';
+import { adsConfigSource, duration, headerValue, wrapped } from './common.js';
 import { shortHash } from '../names.js';
-
-export const FEATURE_TYPES = {
-  rbac: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
-  rbacPerRoute: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute',
-  cors: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors',
-  corsPolicy: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy',
-  compressor: 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor',
-  compressorPerRoute: 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.CompressorPerRoute',
-  gzip: 'type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip',
-  filterConfig: 'type.googleapis.com/envoy.config.route.v3.FilterConfig',
-  localRateLimit: 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
-  celFilter: 'type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter',
-} as const;
 
 /**
  * A local-reply mapper filter on the reply's response code details (CEL). The RBAC and local
@@ -25,11 +26,11 @@ export const FEATURE_TYPES = {
  * run the mappers, but the details are set before: they are the reliable discriminator (and never
  * match ext_authz's own 403s, whose bodies come from our Check service).
  */
-function detailsFilter(expression: string): ProtoObject {
+function detailsFilter(expression: string): AccessLogFilter {
   return {
     extensionFilter: {
       name: 'envoy.access_loggers.extension_filters.cel',
-      typedConfig: { '@type': FEATURE_TYPES.celFilter, expression },
+      typedConfig: { '@type': TYPE_URL.CelExpressionFilter, expression },
     },
   };
 }
@@ -44,8 +45,8 @@ export const IP_NOT_ALLOWED = 'Your IP address is not allowed';
 
 // ------------------------------------------------------------------ RBAC
 
-function cidrPrincipals(entries: readonly string[]): ProtoObject[] {
-  const out: ProtoObject[] = [];
+function cidrPrincipals(entries: readonly string[]): Principal[] {
+  const out: Principal[] = [];
   for (const e of entries)
     for (const c of ipEntryToCidrs(e) ?? [])
       out.push({ remoteIp: { addressPrefix: c.address, prefixLen: wrapped(c.prefixLen) } });
@@ -53,37 +54,37 @@ function cidrPrincipals(entries: readonly string[]): ProtoObject[] {
 }
 
 /**
- * Otoroshi's rule (§4.5): a non-empty whitelist denies every IP it does not list; the blacklist
+ * Otoroshi's rule: a non-empty whitelist denies every IP it does not list; the blacklist
  * denies what it lists. One ALLOW policy: in(whitelist) and not in(blacklist). The client IP is
  * Envoy's remote_ip: the downstream address after trusted X-Forwarded-For hops.
  */
-export function rbacRules(f: IpFiltering): ProtoObject {
-  const ids: ProtoObject[] = [];
+export function rbacRules(f: IpFiltering): RbacRules {
+  const ids: Principal[] = [];
   const white = cidrPrincipals(f.whitelist);
   const black = cidrPrincipals(f.blacklist);
   if (white.length > 0) ids.push({ orIds: { ids: white } });
   if (black.length > 0) ids.push({ notId: { orIds: { ids: black } } });
   if (ids.length === 0) ids.push({ any: true });
-  const principal = ids.length === 1 ? (ids[0] as ProtoObject) : { andIds: { ids } };
+  const principal = ids.length === 1 ? (ids[0] as Principal) : { andIds: { ids } };
   return {
     action: 'ALLOW',
     policies: { 'otoroshi-ip-filtering': { permissions: [{ any: true }], principals: [principal] } },
   };
 }
 
-export function rbacFilter(name: string, f: IpFiltering | undefined): ProtoObject {
-  return { name, typedConfig: { '@type': FEATURE_TYPES.rbac, ...(f ? { rules: rbacRules(f) } : {}) } };
+export function rbacFilter(name: string, f: IpFiltering | undefined): HttpFilter {
+  return { name, typedConfig: { '@type': TYPE_URL.Rbac, ...(f ? { rules: rbacRules(f) } : {}) } };
 }
 
-export function rbacPerRoute(f: IpFiltering): ProtoObject {
-  return { '@type': FEATURE_TYPES.rbacPerRoute, rbac: { rules: rbacRules(f) } };
+export function rbacPerRoute(f: IpFiltering): Packed<'RbacPerRoute'> {
+  return { '@type': TYPE_URL.RbacPerRoute, rbac: { rules: rbacRules(f) } };
 }
 
 /**
  * HCM local reply mapper: a request the RBAC filter denied gets Otoroshi's 403 (body, headers)
  * instead of Envoy's `RBAC: access denied` (details `rbac_access_denied_matched_policy[...]`).
  */
-export function ipDeniedMapper(): ProtoObject {
+export function ipDeniedMapper(): ResponseMapper {
   return {
     filter: detailsFilter("response.code_details.startsWith('rbac_access_denied')"),
     statusCode: wrapped(403),
@@ -97,7 +98,7 @@ export function ipDeniedMapper(): ProtoObject {
 }
 
 /** Local reply mapper: the global rate limit's 429 carries Otoroshi's JSON body. */
-export function throttledMapper(): ProtoObject {
+export function throttledMapper(): ResponseMapper {
   return {
     filter: detailsFilter("response.code_details == 'local_rate_limited'"),
     body: { inlineString: JSON.stringify({ 'Otoroshi-Error': '[GLOBAL] You performed too much requests' }) },
@@ -107,19 +108,19 @@ export function throttledMapper(): ProtoObject {
 
 // ------------------------------------------------------------------ CORS
 
-export function corsFilter(): ProtoObject {
-  return { name: CORS_FILTER_NAME, typedConfig: { '@type': FEATURE_TYPES.cors } };
+export function corsFilter(): HttpFilter {
+  return { name: CORS_FILTER_NAME, typedConfig: { '@type': TYPE_URL.Cors } };
 }
 
-function originMatcher(origin: string): ProtoObject {
+function originMatcher(origin: string): StringMatcher {
   const o = origin.trim();
   if (o === '*' || o === '') return { safeRegex: { regex: '.*' } };
   return { exact: o };
 }
 
-export function corsPolicy(c: CorsSettings): ProtoObject {
+export function corsPolicy(c: CorsSettings): Packed<'CorsPolicy'> {
   return {
-    '@type': FEATURE_TYPES.corsPolicy,
+    '@type': TYPE_URL.CorsPolicy,
     allowOriginStringMatch: c.allowOrigin
       .split(',')
       .filter((x) => x.trim() !== '')
@@ -140,17 +141,17 @@ export function gzipFilterName(g: GzipSettings): string {
   return `oxds.gzip.${shortHash({ w: g.whiteList, b: g.bufferSize, l: g.compressionLevel })}`;
 }
 
-export function gzipFilter(g: GzipSettings): ProtoObject {
+export function gzipFilter(g: GzipSettings): HttpFilter {
   return {
     name: gzipFilterName(g),
     disabled: true,
     typedConfig: {
-      '@type': FEATURE_TYPES.compressor,
+      '@type': TYPE_URL.Compressor,
       compressorLibrary: {
         name: 'gzip',
         typedConfig: {
-          '@type': FEATURE_TYPES.gzip,
-          compressionLevel: `COMPRESSION_LEVEL_${g.compressionLevel}`,
+          '@type': TYPE_URL.Gzip,
+          compressionLevel: `COMPRESSION_LEVEL_${g.compressionLevel}` as GzipCompressionLevel,
           chunkSize: wrapped(Math.min(65536, Math.max(4096, g.bufferSize))),
         },
       },
@@ -161,20 +162,20 @@ export function gzipFilter(g: GzipSettings): ProtoObject {
   };
 }
 
-export function gzipPerRoute(): ProtoObject {
-  return { '@type': FEATURE_TYPES.filterConfig, config: { '@type': FEATURE_TYPES.compressorPerRoute, overrides: {} } };
+export function gzipPerRoute(): Packed<'FilterConfig'> {
+  return { '@type': TYPE_URL.FilterConfig, config: { '@type': TYPE_URL.CompressorPerRoute, overrides: {} } };
 }
 
 // ------------------------------------------------------------------ global throttling
 
 /** GlobalConfig throttlingQuota: calls/s over a 10 s window (quota × 10 tokens every 10 s). */
-export function globalRateLimitFilter(g: GlobalConfigModel): ProtoObject | undefined {
+export function globalRateLimitFilter(g: GlobalConfigModel): HttpFilter | undefined {
   if (g.throttlingQuota <= 0 || g.throttlingQuota >= 10_000_000) return undefined;
   const tokens = Math.min(g.throttlingQuota * 10, 4_294_967_295);
   return {
     name: GLOBAL_RATE_LIMIT_FILTER_NAME,
     typedConfig: {
-      '@type': FEATURE_TYPES.localRateLimit,
+      '@type': TYPE_URL.LocalRateLimit,
       statPrefix: 'oxds_global_throttling',
       tokenBucket: { maxTokens: tokens, tokensPerFill: wrapped(tokens), fillInterval: duration(10_000) },
       filterEnabled: {
@@ -200,7 +201,7 @@ export function globalRateLimitFilter(g: GlobalConfigModel): ProtoObject | undef
  * Otoroshi's health check: GET <url>, 5 s timeout, 200–499 is healthy, 3 failures eject.
  * `http2`: the cluster speaks HTTP/2 to its targets, so does the check (Envoy defaults to HTTP/1.1).
  */
-export function healthCheck(url: string, host: string | undefined, http2 = false): ProtoObject {
+export function healthCheck(url: string, host: string | undefined, http2 = false): HealthCheck {
   return {
     timeout: duration(5000),
     interval: duration(10_000),
@@ -227,8 +228,9 @@ export interface UpstreamTlsSpec {
   verifyHostname: boolean;
 }
 
-export function upstreamTlsContext(s: UpstreamTlsSpec): ProtoObject {
-  const common: ProtoObject = {};
+/** The UpstreamTlsContext of a TLS setting (upstreamTlsSocket packs it). */
+export function upstreamTlsContext(s: UpstreamTlsSpec): UpstreamTlsContext {
+  const common: CommonTlsContext = {};
   if (s.clientCerts.length > 0)
     common.tlsCertificateSdsSecretConfigs = s.clientCerts.map((name) => ({ name, sdsConfig: adsConfigSource() }));
   if (s.validation !== undefined) {
@@ -241,13 +243,12 @@ export function upstreamTlsContext(s: UpstreamTlsSpec): ProtoObject {
     } else common.validationContextSdsSecretConfig = sds;
   }
   return {
-    '@type': TYPES.upstreamTls,
     sni: s.sni,
     ...(Object.keys(common).length > 0 ? { commonTlsContext: common } : {}),
   };
 }
 
-// ------------------------------------------------------------------ Otoroshi headers (§4.7)
+// ------------------------------------------------------------------ Otoroshi headers
 
 /** `%` starts an Envoy header formatter: user values are literal. */
 export function literalHeaderValue(v: string): string {
@@ -256,7 +257,7 @@ export function literalHeaderValue(v: string): string {
 
 const TIMESTAMP = '%START_TIME(%Y-%m-%dT%H:%M:%S.%3f%z)%';
 
-/** Headers never forwarded upstream (Otoroshi strips them, §4.7), lower-cased. */
+/** Headers never forwarded upstream (Otoroshi strips them), lower-cased. */
 export function strippedRequestHeaders(d: Descriptor): string[] {
   const out = new Set([
     'otoroshi-client-id',
@@ -273,7 +274,7 @@ export function strippedRequestHeaders(d: Descriptor): string[] {
 }
 
 /** Envoy-side Otoroshi headers: upstream request id / proxied host / timestamp; back to the client when sendOtoroshiHeadersBack. */
-export function otoroshiHeaders(d: Descriptor): { request: ProtoObject[]; response: ProtoObject[] } {
+export function otoroshiHeaders(d: Descriptor): { request: HeaderValueOption[]; response: HeaderValueOption[] } {
   const request = [
     headerValue('Otoroshi-Proxied-Host', '%REQ(:AUTHORITY)%', 'OVERWRITE_IF_EXISTS_OR_ADD'),
     headerValue('Otoroshi-Request-Id', '%REQ(X-REQUEST-ID)%', 'OVERWRITE_IF_EXISTS_OR_ADD'),

@@ -1,5 +1,5 @@
 // Envoy routes of one planned route entry, per route configuration variant, in Otoroshi's order.
-import type { ProtoObject } from '../../proto/loader.js';
+import type { ProtoObject } from '../../../proto/loader.js';
 import type { Descriptor } from '../../model/types.js';
 import * as names from '../names.js';
 import type { Entry } from '../plan/order.js';

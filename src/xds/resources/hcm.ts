@@ -1,15 +1,30 @@
 // HttpConnectionManager builders (the typed_config of the HCM network filter and api_listener).
-import type { ProtoObject } from '../../proto/loader.js';
-import { TYPES, adsConfigSource, wrapped } from './common.js';
+import type {
+  Packed,
+  envoy_config_accesslog_v3_AccessLog as AccessLog,
+  envoy_extensions_filters_network_http_connection_manager_v3_HttpFilter as HttpFilter,
+  envoy_extensions_filters_network_http_connection_manager_v3_Rds as Rds,
+  envoy_extensions_filters_network_http_connection_manager_v3_ResponseMapper as ResponseMapper,
+} from '../../../proto/envoy-types.js';
+import { TYPE_URL } from '../../../proto/type-urls.js';
+import { adsConfigSource, wrapped } from './common.js';
 
 /** The router HTTP filter, with the typed_config both grpc-js-xds and C-core require. */
-export function routerFilter(name = 'envoy.filters.http.router'): ProtoObject {
-  return { name, typedConfig: { '@type': TYPES.router } };
+export function routerFilter(name = 'envoy.filters.http.router'): HttpFilter {
+  return { name, typedConfig: { '@type': TYPE_URL.Router } };
 }
 
 /** RDS over ADS. */
-export function rds(routeConfigName: string): ProtoObject {
+export function rds(routeConfigName: string): Rds {
   return { configSource: adsConfigSource(), routeConfigName };
+}
+
+/** Gateway HCM options of the GlobalConfig and edge features. */
+export interface HcmOptions {
+  /** X-Forwarded-For hops appended by trusted proxies in front of Envoy (GlobalConfig trusted proxies). */
+  xffNumTrustedHops?: number;
+  /** Local reply mappers (Otoroshi's error bodies for RBAC / rate-limit replies). */
+  localReplyMappers?: readonly ResponseMapper[];
 }
 
 /**
@@ -17,23 +32,15 @@ export function rds(routeConfigName: string): ProtoObject {
  * paths, any Host port stripped before virtual-host matching (Otoroshi strips the port), upstream
  * Server header passed through.
  */
-/** Gateway HCM options of the GlobalConfig and edge features (issue 3). */
-export interface HcmOptions {
-  /** X-Forwarded-For hops appended by trusted proxies in front of Envoy (GlobalConfig trusted proxies). */
-  xffNumTrustedHops?: number;
-  /** Local reply mappers (Otoroshi's error bodies for RBAC / rate-limit replies). */
-  localReplyMappers?: readonly ProtoObject[];
-}
-
 export function httpConnectionManager(
   statPrefix: string,
   routeConfigName: string,
-  filters: readonly ProtoObject[] = [],
+  filters: readonly HttpFilter[] = [],
   accessLogCluster?: string,
   opts: HcmOptions = {},
-): ProtoObject {
-  const hcm: ProtoObject = {
-    '@type': TYPES.hcm,
+): Packed<'HttpConnectionManager'> {
+  const hcm: Packed<'HttpConnectionManager'> = {
+    '@type': TYPE_URL.HttpConnectionManager,
     statPrefix,
     codecType: 'AUTO',
     rds: rds(routeConfigName),
@@ -64,12 +71,12 @@ export function httpConnectionManager(
  * Envoy's gRPC access logger (ALS) towards `cluster` — the cluster of the bootstrap that points
  * at our xDS port, where the AccessLogService is served. Logs the apikey client id ext_authz set.
  */
-export function grpcAccessLog(cluster: string | undefined): ProtoObject | undefined {
+export function grpcAccessLog(cluster: string | undefined): AccessLog | undefined {
   if (!cluster) return undefined;
   return {
     name: 'envoy.access_loggers.http_grpc',
     typedConfig: {
-      '@type': TYPES.httpGrpcAccessLog,
+      '@type': TYPE_URL.HttpGrpcAccessLogConfig,
       commonConfig: {
         logName: 'otoroshi-xds',
         grpcService: { envoyGrpc: { clusterName: cluster } },
@@ -81,9 +88,12 @@ export function grpcAccessLog(cluster: string | undefined): ProtoObject | undefi
 }
 
 /** Proxyless gRPC HCM (inside an api_listener): RDS over ADS and a router filter, nothing else. */
-export function grpcHttpConnectionManager(statPrefix: string, routeConfigName: string): ProtoObject {
+export function grpcHttpConnectionManager(
+  statPrefix: string,
+  routeConfigName: string,
+): Packed<'HttpConnectionManager'> {
   return {
-    '@type': TYPES.hcm,
+    '@type': TYPE_URL.HttpConnectionManager,
     statPrefix,
     rds: rds(routeConfigName),
     httpFilters: [routerFilter('router')],

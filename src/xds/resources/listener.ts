@@ -1,13 +1,24 @@
 // Listener builders: the gateway HTTP/HTTPS listeners and gRPC api_listeners.
-import type { ProtoObject } from '../../proto/loader.js';
-import { TYPES, adsConfigSource, socketAddress } from './common.js';
+import type {
+  Listener,
+  Packed,
+  envoy_config_listener_v3_Filter as NetworkFilter,
+  envoy_config_listener_v3_FilterChain as FilterChain,
+  envoy_config_listener_v3_ListenerFilter as ListenerFilter,
+  envoy_config_core_v3_TransportSocket as TransportSocket,
+} from '../../../proto/envoy-types.js';
+import { TYPE_URL } from '../../../proto/type-urls.js';
+import { adsConfigSource, socketAddress } from './common.js';
 
-export function hcmNetworkFilter(hcm: ProtoObject): ProtoObject {
+/** The HttpConnectionManager of a listener, packed (hcm.ts builds it). */
+export type PackedHcm = Packed<'HttpConnectionManager'>;
+
+export function hcmNetworkFilter(hcm: PackedHcm): NetworkFilter {
   return { name: 'envoy.filters.network.http_connection_manager', typedConfig: hcm };
 }
 
 /** Plain HTTP listener with a single filter chain. */
-export function httpListener(name: string, address: string, port: number, hcm: ProtoObject): ProtoObject {
+export function httpListener(name: string, address: string, port: number, hcm: PackedHcm): Listener {
   return {
     name,
     address: socketAddress(address, port),
@@ -16,9 +27,9 @@ export function httpListener(name: string, address: string, port: number, hcm: P
 }
 
 /** DownstreamTlsContext reading its certificate by SDS over ADS. */
-export function downstreamTlsContext(secretName: string): ProtoObject {
+export function downstreamTlsContext(secretName: string): Packed<'DownstreamTlsContext'> {
   return {
-    '@type': TYPES.downstreamTls,
+    '@type': TYPE_URL.DownstreamTlsContext,
     commonTlsContext: {
       tlsCertificateSdsSecretConfigs: [{ name: secretName, sdsConfig: adsConfigSource() }],
       alpnProtocols: ['h2', 'http/1.1'],
@@ -26,18 +37,28 @@ export function downstreamTlsContext(secretName: string): ProtoObject {
   };
 }
 
+/** The TLS transport socket of downstream connections. */
+export function downstreamTlsSocket(context: Packed<'DownstreamTlsContext'>): TransportSocket {
+  return { name: 'envoy.transport_sockets.tls', typedConfig: context };
+}
+
+/** The listener filter reading the SNI (filter chain match by server name). */
+export function tlsInspector(): ListenerFilter {
+  return { name: 'envoy.filters.listener.tls_inspector', typedConfig: { '@type': TYPE_URL.TlsInspector } };
+}
+
 /** One HTTPS filter chain: SNI match (absent when serverNames is empty: the default chain). */
 export function tlsFilterChain(
   name: string,
   serverNames: readonly string[],
   secretName: string,
-  hcm: ProtoObject,
-): ProtoObject {
+  hcm: PackedHcm,
+): FilterChain {
   return {
     name,
     ...(serverNames.length > 0 ? { filterChainMatch: { serverNames: [...serverNames] } } : {}),
     filters: [hcmNetworkFilter(hcm)],
-    transportSocket: { name: 'envoy.transport_sockets.tls', typedConfig: downstreamTlsContext(secretName) },
+    transportSocket: downstreamTlsSocket(downstreamTlsContext(secretName)),
   };
 }
 
@@ -46,18 +67,18 @@ export function httpsListener(
   name: string,
   address: string,
   port: number,
-  chains: readonly ProtoObject[],
-): ProtoObject | undefined {
+  chains: readonly FilterChain[],
+): Listener | undefined {
   if (chains.length === 0) return undefined;
   return {
     name,
     address: socketAddress(address, port),
-    listenerFilters: [{ name: 'envoy.filters.listener.tls_inspector', typedConfig: { '@type': TYPES.tlsInspector } }],
+    listenerFilters: [tlsInspector()],
     filterChains: [...chains],
   };
 }
 
 /** Proxyless gRPC listener: an api_listener holding an HCM. */
-export function apiListener(name: string, hcm: ProtoObject): ProtoObject {
+export function apiListener(name: string, hcm: PackedHcm): Listener {
   return { name, apiListener: { apiListener: hcm } };
 }

@@ -2,7 +2,12 @@
 // replies: no circuit-breaker cap Otoroshi does not have, a target whose breaker is open (ejected,
 // or failing its health check) never receives traffic, and upstream failures answer with
 // Otoroshi's errors.
-import type { ProtoObject } from '../../proto/loader.js';
+import type {
+  Cluster,
+  envoy_config_accesslog_v3_AccessLogFilter as AccessLogFilter,
+  envoy_config_cluster_v3_CircuitBreakers as CircuitBreakers,
+  envoy_extensions_filters_network_http_connection_manager_v3_ResponseMapper as ResponseMapper,
+} from '../../../proto/envoy-types.js';
 import { errorResponse } from '../../authz/errors.js';
 import { headerValue, wrapped } from './common.js';
 
@@ -13,7 +18,7 @@ import { headerValue, wrapped } from './common.js';
  */
 export const NO_CAP = 1_000_000;
 
-export function uncappedCircuitBreakers(): ProtoObject {
+export function uncappedCircuitBreakers(): CircuitBreakers {
   const limit = wrapped(NO_CAP);
   return { thresholds: [{ maxConnections: limit, maxPendingRequests: limit, maxRequests: limit, maxRetries: limit }] };
 }
@@ -23,7 +28,7 @@ export function uncappedCircuitBreakers(): ProtoObject {
  * balancing and answers 503 when none is left. Envoy's default panic threshold (50 %) would send
  * traffic to ejected hosts instead, e.g. always to the single target of a descriptor: 0 disables it.
  */
-export function failFastLbConfig(): ProtoObject {
+export function failFastLbConfig(): Pick<Cluster, 'commonLbConfig'> {
   return { commonLbConfig: { healthyPanicThreshold: { value: 0 } } };
 }
 
@@ -36,7 +41,7 @@ export const UPSTREAM_REFUSED =
 export const PROXY_ERROR = 'Something went wrong, you should try later. Thanks for your understanding.';
 
 /** Otoroshi's HTML rule: no `Accept` header, or a `,`-separated token exactly `text/html` (errors.ts `wantsHtml`). */
-function wantsHtmlFilter(): ProtoObject {
+function wantsHtmlFilter(): AccessLogFilter {
   return {
     orFilter: {
       filters: [
@@ -55,9 +60,14 @@ function wantsHtmlFilter(): ProtoObject {
  * Local-reply mappers on Envoy response flags: the status (when it changes), Otoroshi's headers
  * and body — HTML when the client wants it, else JSON — exactly as the Check formats its denials.
  */
-function flagMappers(flags: readonly string[], message: string, status: number, changeStatus: boolean): ProtoObject[] {
-  const flagFilter = { responseFlagFilter: { flags: [...flags] } };
-  const mapper = (html: boolean): ProtoObject => {
+function flagMappers(
+  flags: readonly string[],
+  message: string,
+  status: number,
+  changeStatus: boolean,
+): ResponseMapper[] {
+  const flagFilter: AccessLogFilter = { responseFlagFilter: { flags: [...flags] } };
+  const mapper = (html: boolean): ResponseMapper => {
     const e = errorResponse(
       { allow: false, reason: 'internal', status, message, code: '' },
       html ? 'text/html' : 'application/json',
@@ -86,7 +96,7 @@ function flagMappers(flags: readonly string[], message: string, status: number, 
  * closed by the backend before a response (UR, UC) 502, Otoroshi's generic error. Responses of the backend
  * itself (its 503s included) pass through unchanged.
  */
-export function upstreamErrorMappers(): ProtoObject[] {
+export function upstreamErrorMappers(): ResponseMapper[] {
   return [
     ...flagMappers(['UT'], UPSTREAM_TIMEOUT, 504, false),
     ...flagMappers(['UH', 'UO'], UPSTREAM_OVERWHELMED, 503, false),

@@ -1,5 +1,17 @@
 // Route configuration builders: route configurations, virtual hosts, routes and their parts.
-import type { ProtoObject } from '../../proto/loader.js';
+import type {
+  Any,
+  RouteConfiguration,
+  envoy_config_core_v3_HeaderValueOption as HeaderValueOption,
+  envoy_config_route_v3_HeaderMatcher as HeaderMatcher,
+  envoy_config_route_v3_RetryPolicy as RetryPolicy,
+  envoy_config_route_v3_Route as Route,
+  envoy_config_route_v3_RouteAction as RouteAction,
+  envoy_config_route_v3_RouteAction_HashPolicy as HashPolicy,
+  envoy_config_route_v3_RouteMatch as RouteMatch,
+  envoy_config_route_v3_VirtualHost as VirtualHost,
+} from '../../../proto/envoy-types.js';
+import type { ProtoObject } from '../../../proto/loader.js';
 import type { ClientConfig, Descriptor, HeaderMatch, LoadBalancing, PathMatch } from '../../model/types.js';
 import { duration, headerValue, sortedBy, wrapped } from './common.js';
 import { escapeRegex, hostPatternRegex } from '../../model/patterns.js';
@@ -9,11 +21,11 @@ export { escapeRegex } from '../../model/patterns.js';
 /** Which route configuration a route is built for. */
 export type RouteVariant = 'http' | 'https' | 'grpc';
 
-export function routeConfiguration(name: string, virtualHosts: readonly ProtoObject[]): ProtoObject {
+export function routeConfiguration(name: string, virtualHosts: readonly VirtualHost[]): RouteConfiguration {
   return { name, virtualHosts: [...virtualHosts] };
 }
 
-export function virtualHost(name: string, domains: readonly string[], routes: readonly ProtoObject[]): ProtoObject {
+export function virtualHost(name: string, domains: readonly string[], routes: readonly Route[]): VirtualHost {
   return { name, domains: [...domains], routes: [...routes] };
 }
 
@@ -30,7 +42,7 @@ export function authorityRegex(hostPatterns: readonly string[]): string {
  * A full-match (RE2) header matcher. Envoy: `string_match.safe_regex` (`safe_regex_match` is
  * deprecated); proxyless gRPC clients: `safe_regex_match`, the only form C-core accepts.
  */
-export function headerRegexMatcher(name: string, regex: string, variant: RouteVariant): ProtoObject {
+export function headerRegexMatcher(name: string, regex: string, variant: RouteVariant): HeaderMatcher {
   return variant === 'grpc' ? { name, safeRegexMatch: { regex } } : { name, stringMatch: { safeRegex: { regex } } };
 }
 
@@ -40,7 +52,7 @@ export function headerRegexMatcher(name: string, regex: string, variant: RouteVa
  * equivalent `safeRegex` for gRPC clients (grpc-js-xds NACKs path_separated_prefix).
  * No path → `prefix: '/'`, set explicitly (oneof members are only encoded when present).
  */
-export function pathMatch(path: PathMatch | undefined, variant: RouteVariant): ProtoObject {
+export function pathMatch(path: PathMatch | undefined, variant: RouteVariant): RouteMatch {
   if (!path) return { prefix: '/' };
   if (path.type === 'Exact') return { path: path.value };
   if (path.type === 'PlainPrefix') return { prefix: path.value };
@@ -55,7 +67,7 @@ export function routeMatch(
   headers: readonly HeaderMatch[],
   authority: readonly string[] | undefined,
   variant: RouteVariant,
-): ProtoObject {
+): RouteMatch {
   const matchers = sortedBy(headers, (h) => h.name).map((h) => headerRegexMatcher(h.name, h.regex, variant));
   if (authority !== undefined) matchers.unshift(headerRegexMatcher(':authority', authorityRegex(authority), variant));
   return { ...pathMatch(path, variant), ...(matchers.length > 0 ? { headers: matchers } : {}) };
@@ -66,7 +78,11 @@ export function routeMatch(
  * (stripPath) or without its leading `/` (no strip). Replicated literally, including `//x` for
  * root `/` + stripped `/api` on `/api/x`. undefined when nothing changes.
  */
-export function pathRewrite(path: PathMatch | undefined, root: string, stripPath: boolean): ProtoObject | undefined {
+export function pathRewrite(
+  path: PathMatch | undefined,
+  root: string,
+  stripPath: boolean,
+): Pick<RouteAction, 'regexRewrite' | 'prefixRewrite'> | undefined {
   const matched = path?.value ?? '/';
   if (stripPath && path !== undefined) {
     const segment = matched.replace(/\/+$/, '');
@@ -85,9 +101,9 @@ export function pathRewrite(path: PathMatch | undefined, root: string, stripPath
 }
 
 /** Retry policy when retries > 1 and the circuit breaker (Otoroshi's retry loop) is on. */
-export function retryPolicy(cc: ClientConfig, variant: RouteVariant): ProtoObject | undefined {
+export function retryPolicy(cc: ClientConfig, variant: RouteVariant): RetryPolicy | undefined {
   if (!cc.useCircuitBreaker || cc.retries <= 1) return undefined;
-  const policy: ProtoObject = {
+  const policy: RetryPolicy = {
     retryOn: variant === 'grpc' ? 'unavailable' : 'connect-failure,refused-stream,reset,gateway-error',
     numRetries: wrapped(cc.retries - 1),
     perTryTimeout: duration(cc.callTimeout),
@@ -103,14 +119,14 @@ export function retryPolicy(cc: ClientConfig, variant: RouteVariant): ProtoObjec
 }
 
 /** Sticky → `otoroshi-tracking` cookie (set when missing), IpAddressHash → source IP. */
-export function hashPolicy(lb: LoadBalancing): ProtoObject[] | undefined {
+export function hashPolicy(lb: LoadBalancing): HashPolicy[] | undefined {
   if (lb === 'Sticky') return [{ cookie: { name: 'otoroshi-tracking', ttl: duration(2592000 * 1000), path: '/' } }];
   if (lb === 'IpAddressHash') return [{ connectionProperties: { sourceIp: true } }];
   return undefined;
 }
 
 /** additionalHeaders Host: that literal; overrideHost: one literal when every target shares the host, else the endpoint's hostname. */
-export function hostRewrite(d: Descriptor): ProtoObject | undefined {
+export function hostRewrite(d: Descriptor): Pick<RouteAction, 'hostRewriteLiteral' | 'autoHostRewrite'> | undefined {
   if (d.hostRewrite !== undefined) return { hostRewriteLiteral: d.hostRewrite };
   if (!d.overrideHost || d.targets.length === 0) return undefined;
   const hosts = new Set(d.targets.map((t) => t.host));
@@ -123,7 +139,10 @@ export function hostRewrite(d: Descriptor): ProtoObject | undefined {
 export type ClusterChoice = { cluster: string } | { weightedClusters: { name: string; weight: number }[] };
 
 /** Weighted clusters: `total_weight` is deprecated in Envoy but required by proxyless C-core. */
-export function clusterSpecifier(choice: ClusterChoice, variant: RouteVariant): ProtoObject {
+export function clusterSpecifier(
+  choice: ClusterChoice,
+  variant: RouteVariant,
+): Pick<RouteAction, 'cluster' | 'weightedClusters'> {
   if ('cluster' in choice) return { cluster: choice.cluster };
   const clusters = sortedBy(choice.weightedClusters, (c) => c.name).map((c) => ({
     name: c.name,
@@ -140,7 +159,7 @@ export function routeAction(
   path: PathMatch | undefined,
   choice: ClusterChoice,
   variant: RouteVariant,
-): ProtoObject {
+): RouteAction {
   const retry = retryPolicy(d.clientConfig, variant);
   const hash = hashPolicy(d.loadBalancing);
   return {
@@ -158,7 +177,7 @@ export function routeAction(
 }
 
 /** An Otoroshi error as a direct response: status, JSON body and the Otoroshi-Error headers. */
-export function otoroshiErrorRoute(name: string, match: ProtoObject, status: number, message: string): ProtoObject {
+export function otoroshiErrorRoute(name: string, match: RouteMatch, status: number, message: string): Route {
   return {
     name,
     match,
@@ -172,12 +191,12 @@ export function otoroshiErrorRoute(name: string, match: ProtoObject, status: num
 }
 
 /** forceHttps: Otoroshi answers plain HTTP with a 303 to the same URL over https. */
-export function httpsRedirectRoute(name: string, match: ProtoObject): ProtoObject {
+export function httpsRedirectRoute(name: string, match: RouteMatch): Route {
   return { name, match, redirect: { httpsRedirect: true, responseCode: 'SEE_OTHER' } };
 }
 
 /** User header values are literal: `%` (Envoy's formatter marker) is escaped. */
-function headersToAdd(overwrite: Record<string, string>, ifAbsent: Record<string, string>): ProtoObject[] {
+function headersToAdd(overwrite: Record<string, string>, ifAbsent: Record<string, string>): HeaderValueOption[] {
   const lit = (v: string): string => v.replace(/%/g, '%%');
   const out = sortedBy(Object.entries(overwrite), ([k]) => k).map(([k, v]) =>
     headerValue(k, lit(v), 'OVERWRITE_IF_EXISTS_OR_ADD'),
@@ -188,7 +207,13 @@ function headersToAdd(overwrite: Record<string, string>, ifAbsent: Record<string
 }
 
 /** additionalHeaders(Out) overwrite, missingOnlyHeaders(In|Out) add if absent, removeHeaders(In|Out) remove. */
-export function headerMutations(d: Descriptor): ProtoObject {
+/** The header mutation fields of a route. */
+export type HeaderMutations = Pick<
+  Route,
+  'requestHeadersToAdd' | 'requestHeadersToRemove' | 'responseHeadersToAdd' | 'responseHeadersToRemove'
+>;
+
+export function headerMutations(d: Descriptor): HeaderMutations {
   const reqAdd = headersToAdd(d.additionalHeaders, d.missingOnlyHeadersIn);
   const resAdd = headersToAdd(d.additionalHeadersOut, d.missingOnlyHeadersOut);
   const reqRemove = [...new Set(d.removeHeadersIn)].sort();
@@ -202,16 +227,17 @@ export function headerMutations(d: Descriptor): ProtoObject {
 }
 
 /** A forwarding route. */
-export function forwardRoute(
-  name: string,
-  match: ProtoObject,
-  action: ProtoObject,
-  mutations: ProtoObject,
-): ProtoObject {
+export function forwardRoute(name: string, match: RouteMatch, action: RouteAction, mutations: HeaderMutations): Route {
   return { name, match, route: action, ...mutations };
 }
 
-/** `route` with a `typed_per_filter_config` (filter name → Any); `route` itself when undefined. */
-export function withPerFilterConfig(route: ProtoObject, perFilter: ProtoObject | undefined): ProtoObject {
-  return perFilter === undefined ? route : { ...route, typedPerFilterConfig: perFilter };
+/** typed_per_filter_config: filter name → its per-route configuration. */
+export type PerFilterConfig = { [filter: string]: Any };
+
+/**
+ * `route` with a `typed_per_filter_config`; `route` itself when undefined. ProtoObject: translate.ts
+ * still assembles these maps untyped.
+ */
+export function withPerFilterConfig(route: Route, perFilter: PerFilterConfig | ProtoObject | undefined): Route {
+  return perFilter === undefined ? route : { ...route, typedPerFilterConfig: perFilter as PerFilterConfig };
 }

@@ -1,9 +1,12 @@
 // The one module that owns protobuf loading. Envoy/xds/udpa/validate protos come from the
 // pinned @grpc/grpc-js-xds package (its deps/ tree); nothing is copied into this repository.
+// Loaded with camelCase field names (protobufjs `keepCase: false`): the generated types
+// (proto/envoy-types.ts) and every builder use those names.
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import protobuf from 'protobufjs';
+import { TYPE_URL_PREFIX } from './type-urls.js';
 
 const require = createRequire(import.meta.url);
 
@@ -40,31 +43,14 @@ export const PROTO_FILES: readonly string[] = [
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/service/accesslog/v3/als.proto',
   'envoy/extensions/access_loggers/grpc/v3/als.proto',
-  // issue 3: GlobalConfig throttling, and the Envoy bootstraps of manifests/envoy (checked in tests).
+  // GlobalConfig throttling, and the Envoy bootstraps of manifests/envoy (checked in tests).
   'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
   'envoy/config/bootstrap/v3/bootstrap.proto',
   'envoy/extensions/resource_monitors/downstream_connections/v3/downstream_connections.proto',
   'envoy/extensions/access_loggers/filters/cel/v3/cel.proto',
 ];
 
-export const TYPE_URL_PREFIX = 'type.googleapis.com/';
-
-/** xDS resource type URLs, by short name. */
-export const TYPE_URLS = {
-  listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
-  route: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
-  cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
-  endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
-  secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
-} as const;
-export type ResourceKind = keyof typeof TYPE_URLS;
-/** Order in which resource kinds are sent (make-before-break: CDS → EDS → LDS → RDS → SDS). */
-export const SEND_ORDER: readonly ResourceKind[] = ['cluster', 'endpoint', 'listener', 'route', 'secret'];
-
-export function kindOfTypeUrl(typeUrl: string): ResourceKind | undefined {
-  for (const k of SEND_ORDER) if (TYPE_URLS[k] === typeUrl) return k;
-  return undefined;
-}
+export { TYPE_URL_PREFIX, TYPE_URLS, SEND_ORDER, kindOfTypeUrl, type ResourceKind } from './type-urls.js';
 
 let cached: protobuf.Root | undefined;
 

@@ -1,0 +1,61 @@
+// What the three checks of a message share: the issue type, the path being visited and how a
+// value is shown in a message. Paths use the loaded (camelCase) field names: `a.b[0]["k"](Type)`.
+import protobuf from 'protobufjs';
+
+export interface ValidationIssue {
+  path: string;
+  rule: string;
+  message: string;
+}
+export type ValidationResult = { ok: true; bytes: Uint8Array } | { ok: false; issues: ValidationIssue[] };
+
+/** `virtualHosts[0].domains: must have at least 1 item(s) (repeated.min_items)` */
+export function formatIssue(i: ValidationIssue): string {
+  return `${i.path || '<root>'}: ${i.message} (${i.rule})`;
+}
+
+export type Seg = string | number; // '.name', '(Type)', '["key"]' or an index
+
+export class Ctx {
+  readonly path: Seg[] = [];
+  issues: ValidationIssue[] = [];
+  report(rule: string, message: string, extra?: Seg): void {
+    let p = '';
+    for (const s of this.path) p += typeof s === 'number' ? `[${s}]` : s;
+    if (extra !== undefined) p += typeof extra === 'number' ? `[${extra}]` : extra;
+    if (p.startsWith('.')) p = p.slice(1);
+    this.issues.push({ path: p, rule, message });
+  }
+}
+
+export function hasOwn(o: object, k: string): boolean {
+  return Object.prototype.hasOwnProperty.call(o, k);
+}
+
+export function isPresent(o: Record<string, unknown>, k: string): boolean {
+  return o[k] != null && hasOwn(o, k);
+}
+
+export function show(v: unknown): string {
+  const s =
+    typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
+  return s !== undefined && s.length > 80 ? s.slice(0, 77) + '...' : String(s);
+}
+
+export function kindOf(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : v instanceof Uint8Array ? 'bytes' : typeof v;
+}
+
+/** The message type of a message-typed field, else null. */
+export function elemMessageType(f: protobuf.Field): protobuf.Type | null {
+  return f.resolvedType instanceof protobuf.Type ? f.resolvedType : null;
+}
+
+/** 64-bit integer field types, and whether each is unsigned. */
+export const LONGS: Record<string, boolean> = {
+  int64: false,
+  sint64: false,
+  sfixed64: false,
+  uint64: true,
+  fixed64: true,
+};

@@ -1,0 +1,68 @@
+// Validation of one message given as a plain object (fromObject form): the strict shape check,
+// PGV rules, encode, and a decode round trip proving nothing was dropped. Generic protobuf: which
+// messages to validate, and what a failure means, is the caller's (src/xds/validate.ts).
+import protobuf from 'protobufjs';
+import type { ProtoObject } from '../loader.js';
+import { resolveType } from '../json.js';
+import { Ctx, kindOf, type ValidationResult } from './context.js';
+import { typeHasWork, visitMessage } from './pgv-rules.js';
+import { shapeMessage } from './shape.js';
+import { compareMessage } from './round-trip.js';
+
+export { formatIssue, type ValidationIssue, type ValidationResult } from './context.js';
+export { checkRules } from './pgv-rules.js';
+
+/**
+ * Strict shape check (unknown keys, wrong shapes, unknown enum names / @type), encode, PGV rules,
+ * and a decode round trip proving nothing was dropped. `bytes` is the encoded message.
+ */
+export function validateMessage(typeNameOrUrl: string, obj: ProtoObject): ValidationResult {
+  let type: protobuf.Type;
+  try {
+    type = resolveType(typeNameOrUrl);
+  } catch (e) {
+    return {
+      ok: false,
+      issues: [{ path: '', rule: 'type', message: `unknown message type ${typeNameOrUrl}: ${(e as Error).message}` }],
+    };
+  }
+  const ctx = new Ctx();
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
+    return {
+      ok: false,
+      issues: [{ path: '', rule: 'shape.message', message: `expected a ${type.name} object, got ${kindOf(obj)}` }],
+    };
+  }
+  shapeMessage(type, obj, ctx);
+  const shapeOk = ctx.issues.length === 0;
+  if (typeHasWork(type)) {
+    try {
+      visitMessage(type, obj, ctx);
+    } catch (e) {
+      // Only reachable on malformed input (already reported by the shape check).
+      if (shapeOk) throw e;
+      ctx.path.length = 0;
+    }
+  }
+  if (!shapeOk) return { ok: false, issues: ctx.issues };
+  let bytes: Uint8Array;
+  try {
+    bytes = type.encode(type.fromObject(obj)).finish();
+  } catch (e) {
+    ctx.issues.push({ path: '', rule: 'encode', message: `cannot encode: ${(e as Error).message}` });
+    return { ok: false, issues: ctx.issues };
+  }
+  if (ctx.issues.length > 0) return { ok: false, issues: ctx.issues };
+  let back: Record<string, unknown>;
+  try {
+    back = type.decode(bytes) as unknown as Record<string, unknown>;
+  } catch (e) {
+    return {
+      ok: false,
+      issues: [{ path: '', rule: 'decode', message: `encoded bytes do not decode: ${(e as Error).message}` }],
+    };
+  }
+  compareMessage(type, obj, back, ctx);
+  if (ctx.issues.length > 0) return { ok: false, issues: ctx.issues };
+  return { ok: true, bytes };
+}
