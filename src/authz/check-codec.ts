@@ -1,8 +1,9 @@
 // Hand-written protobuf codec for the ext_authz hot path: CheckRequest bytes → CheckInput
 // (reads only the fields the policy needs, straight from the buffer by offset, and skips the
-// rest without materialising it) and Decision → CheckResponse bytes. Field numbers are envoy/service/auth/v3 (external_auth.proto,
-// attribute_context.proto) and envoy/config/core/v3 (base.proto, address.proto); the tests
-// cross-check every byte against protobufjs's reflection codec of the real protos.
+// rest without materialising it) and Decision → CheckResponse bytes. Field numbers are
+// envoy/service/auth/v3 (external_auth.proto, attribute_context.proto) and envoy/config/core/v3
+// (base.proto, address.proto); the tests cross-check every byte against protobufjs's reflection
+// codec of the real protos.
 import type { CheckInput, Decision } from './types.js';
 import { errorResponse } from './errors.js';
 import {
@@ -550,7 +551,9 @@ export function decodeCheckRequest(buf: Uint8Array, limits: CodecLimits = DEFAUL
 //
 // Two-pass encoders on proto/wire.ts: byte lengths first, then one `Buffer.allocUnsafe` (pooled)
 // written in place. Byte-identical to protobufjs' Writer (the tests compare with its reflection
-// codec of the real protos).
+// codec of the real protos). Measured against the module-local writer it replaced (same process,
+// alternated, CPU time): the allow answer costs ~150 ns more (1.16 µs vs 1.02 µs), the whole
+// decode + decide + encode 1–2 % (6.2 vs 6.1 µs) — within the run-to-run spread, so one writer.
 
 const OVERWRITE_IF_EXISTS_OR_ADD = 2;
 /** google.rpc.Code */

@@ -157,7 +157,7 @@ const GATEWAY_CASES: Case[] = [
 const describe = (c: Case): string => `${c.raw}${c.key ? ` (key ${c.key['Otoroshi-Client-Id']})` : ''}`;
 
 envoyTest(
-  'our gateway: the path Envoy routes on (what the backend receives) is the path the Check carries and the path normalizeRequestPath() computes',
+  'our gateway: the backend gets, the Check carries and normalizeRequestPath() computes the same path',
   async (t, bin) => {
     const { pub, admin } = await backends(t);
     const gw = await startGateway(t, bin, { files: { 'c.yaml': config(pub.port, admin.port) } });
@@ -259,7 +259,7 @@ const FOREIGN_CASES: Case[] = [
 ];
 
 envoyTest(
-  "another mesh's Envoy (no descriptor_id, normalize_path off): the Check gets the raw path and decides on the normalised one",
+  'a foreign Envoy (no descriptor_id, normalize_path off): we decide on the normalised path',
   async (t, bin) => {
     const { pub, admin } = await backends(t);
     const gw = await startGateway(t, bin, { files: { 'c.yaml': config(pub.port, admin.port) } });
