@@ -15,6 +15,7 @@ import cluster from 'node:cluster';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { freePort, redisAvailable, startRedis } from '../test/helpers/redis.js';
@@ -36,7 +37,7 @@ const DESCRIPTOR_ID = 'svc-7';
 
 // ------------------------------------------------------------------ model + request
 
-function modelYaml(): string {
+export function modelYaml(): string {
   const docs: string[] = [
     'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceGroup\nmetadata: {name: bench, annotations: {otoroshi.io/id: bench}}\nspec: {name: Bench}',
   ];
@@ -577,7 +578,11 @@ async function main(): Promise<void> {
     console.log(`  [${g.met === null ? 'N/A' : g.met ? 'MET' : 'NOT MET'}] ${g.goal}: ${g.detail}`);
 }
 
-if (process.argv[2] === 'body') {
+// Imported (bench/authz-ab.ts reuses the model and the request): no side effect.
+const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (!isMain) {
+  // nothing to run
+} else if (process.argv[2] === 'body') {
   // node dist/bench/authz.js body <file>: writes the framed CheckRequest (for manual h2load runs)
   fs.writeFileSync(process.argv[3] ?? 'check-request.bin', grpcFrame(benchCheckRequest()));
 } else if (process.argv[2] === 'serve') {
