@@ -15,6 +15,7 @@ import cluster from 'node:cluster';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { freePort, redisAvailable, startRedis } from '../test/helpers/redis.js';
@@ -36,7 +37,7 @@ const DESCRIPTOR_ID = 'svc-7';
 
 // ------------------------------------------------------------------ model + request
 
-function modelYaml(): string {
+export function modelYaml(): string {
   const docs: string[] = [
     'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceGroup\nmetadata: {name: bench, annotations: {otoroshi.io/id: bench}}\nspec: {name: Bench}',
   ];
@@ -199,6 +200,8 @@ interface RunResult {
   p99us: number;
   p999us?: number;
   rps?: number;
+  /** Server CPU (user + system) per answered Check, µs (single-process modes at full load). */
+  serverCpuUs?: number;
 }
 
 async function startChild(
@@ -260,6 +263,8 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+const WARM_UP_S = 1;
+
 function h2load(
   port: number,
   bodyFile: string,
@@ -274,7 +279,7 @@ function h2load(
     '-t1',
     '-D',
     `${o.duration}`,
-    '--warm-up-time=1',
+    `--warm-up-time=${WARM_UP_S}`,
     '-d',
     bodyFile,
     '-H',
@@ -308,6 +313,28 @@ function h2load(
   };
   if (o.rps) res.rps = o.rps * o.c;
   return res;
+}
+
+/** CPU time (user + system) of process `pid` so far, µs (clock ticks of /proc/<pid>/stat). */
+function cpuUs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields 14 and 15 of stat(5) (utime, stime) are the 12th and 13th after the command name
+  return ((Number(f[11]) + Number(f[12])) * 1e6) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100;
+
+/**
+ * h2load at full load with the server's CPU per Check: CPU time over the run (warm-up included)
+ * divided by the Checks of the run scaled by (warm-up + duration) / duration. On a shared machine
+ * this compares floor and product better than checks/s, which also follow the neighbours' load.
+ */
+function h2loadWithCpu(pid: number, port: number, bodyFile: string, name: string, duration: number): RunResult {
+  const c0 = cpuUs(pid);
+  const r = h2load(port, bodyFile, name, { duration, c: 4, m: 32 });
+  const checks = (r.succeeded * (duration + WARM_UP_S)) / duration;
+  if (checks > 0) r.serverCpuUs = Number(((cpuUs(pid) - c0) / checks).toFixed(1));
+  return r;
 }
 
 function rssKb(pid: number): number {
@@ -363,7 +390,11 @@ async function main(): Promise<void> {
         const { child, port, output } = await startChild(mode, redis?.url);
         try {
           checks[mode] = await verify(port, body, mode);
-          results.push(h2load(port, bodyFile, mode, { duration, c: 4, m: 32 }));
+          results.push(
+            mode.endsWith('cluster2')
+              ? h2load(port, bodyFile, mode, { duration, c: 4, m: 32 })
+              : h2loadWithCpu(child.pid!, port, bodyFile, mode, duration),
+          );
           if (!mode.endsWith('cluster2'))
             results.push(h2load(port, bodyFile, `${mode}@1000rps`, { duration, c: 4, m: 1, rps: 250 }));
           checks[`${mode} after`] = await verify(port, body, mode);
@@ -446,6 +477,8 @@ async function main(): Promise<void> {
       p99us: med(rs.map((r) => r.p99us)),
       p999us: med(rs.map((r) => r.p999us ?? 0)),
     };
+    const cpu = rs.flatMap((r) => (r.serverCpuUs !== undefined ? [r.serverCpuUs] : []));
+    if (cpu.length > 0) x.serverCpuUs = med(cpu);
     if (rs[0]!.rps) x.rps = rs[0]!.rps;
     return x;
   });
@@ -468,6 +501,10 @@ async function main(): Promise<void> {
     results: summary.map((r) => ({
       ...r,
       ratioToFloor: r.rps ? undefined : Number((r.reqPerSec / floor.reqPerSec).toFixed(3)),
+      cpuRatioToFloor:
+        r.serverCpuUs !== undefined && floor.serverCpuUs !== undefined
+          ? Number((floor.serverCpuUs / r.serverCpuUs).toFixed(3))
+          : undefined,
       ratioToClusterFloor:
         floor2 && r.name.endsWith('cluster2') ? Number((r.reqPerSec / floor2.reqPerSec).toFixed(3)) : undefined,
     })),
@@ -520,11 +557,13 @@ async function main(): Promise<void> {
       .join(' ')}`,
   );
   console.log(`medians of ${rounds} round(s), ${duration} s each`);
-  console.log('| run | req/s | ours/floor | ours/floor-cluster2 | p50 µs | p99 µs | p99.9 µs | failed |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  console.log(
+    '| run | req/s | ours/floor | ours/floor-cluster2 | server CPU µs/check | floor CPU/ours | p50 µs | p99 µs | p99.9 µs | failed |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of out.results)
     console.log(
-      `| ${r.name} | ${r.reqPerSec.toFixed(0)} | ${r.ratioToFloor ?? ''} | ${r.ratioToClusterFloor ?? ''} | ${r.p50us} | ${r.p99us} | ${r.p999us} | ${r.failed} |`,
+      `| ${r.name} | ${r.reqPerSec.toFixed(0)} | ${r.ratioToFloor ?? ''} | ${r.ratioToClusterFloor ?? ''} | ${r.serverCpuUs ?? ''} | ${r.cpuRatioToFloor ?? ''} | ${r.p50us} | ${r.p99us} | ${r.p999us} | ${r.failed} |`,
     );
   if (rss)
     console.log(
@@ -539,7 +578,11 @@ async function main(): Promise<void> {
     console.log(`  [${g.met === null ? 'N/A' : g.met ? 'MET' : 'NOT MET'}] ${g.goal}: ${g.detail}`);
 }
 
-if (process.argv[2] === 'body') {
+// Imported (bench/authz-ab.ts reuses the model and the request): no side effect.
+const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (!isMain) {
+  // nothing to run
+} else if (process.argv[2] === 'body') {
   // node dist/bench/authz.js body <file>: writes the framed CheckRequest (for manual h2load runs)
   fs.writeFileSync(process.argv[3] ?? 'check-request.bin', grpcFrame(benchCheckRequest()));
 } else if (process.argv[2] === 'serve') {

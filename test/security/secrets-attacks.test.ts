@@ -9,6 +9,7 @@ import path from 'node:path';
 import { AdsClient, TYPE_URLS, anyName } from '../helpers/ads-client.js';
 import { CertificateAuthority } from '../../src/ca/index.js';
 import { exportSecretsToFiles } from '../../src/ca/file-export.js';
+import { CertManager } from '../../src/ca/manager.js';
 import { identityAuthenticator, maySeeSecret } from '../../src/xds/node-auth.js';
 import { live } from './harness.js';
 
@@ -115,6 +116,26 @@ test('secrets: identity is what the xDS client certificate proves; a gateway is 
     certUris: [],
   });
   assert.ok(!(insecure instanceof Promise) && maySeeSecret(insecure, 'default/web-tls', facts, never));
+});
+
+test('minting bound: beyond maxWorkloads no workload certificate is minted; dropping idle ones frees room', () => {
+  const events: string[] = [];
+  const mgr = new CertManager({
+    ca: CertificateAuthority.create({ now: Date.now() }),
+    maxWorkloads: 3,
+    onEvent: (e) => events.push(`${e.type} ${'message' in e ? String(e.message) : ''}`),
+  });
+  const id = (i: number): string => `spiffe://cluster.local/ns/shop/sa/sa-${i}`;
+  for (let i = 0; i < 3; i++) assert.ok(mgr.workload(id(i)), `workload ${i} minted`);
+  for (let i = 3; i < 50; i++) assert.equal(mgr.workload(id(i)), undefined, `workload ${i} over the bound`);
+  assert.equal(mgr.workloadCount, 3);
+  assert.ok(
+    events.some((e) => e.includes('workload certificate cache full (3)')),
+    events.join('\n'),
+  );
+  assert.ok(mgr.workload(id(0)), 'a cached one is still served');
+  assert.equal(mgr.retainWorkloads(new Set([id(0)])), 2, 'the two no stream holds are dropped');
+  assert.ok(mgr.workload(id(3)), 'room again');
 });
 
 test('SPIFFE ids with dot segments, empty or extra segments are not minted', () => {
