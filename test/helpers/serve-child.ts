@@ -33,6 +33,7 @@ export async function startServeChild(
   ports: ServePorts,
   extra: string[] = [],
   host = '127.0.0.1',
+  readyTimeoutMs = 60_000,
 ): Promise<ServeChild> {
   const args = [
     path.resolve('dist/src/cli.js'),
@@ -76,8 +77,11 @@ export async function startServeChild(
       const r = await fetch(`http://${host}:${ports.admin}/ready`).catch(() => undefined);
       return r?.status === 200 ? true : undefined;
     },
-    60_000,
-  );
+    readyTimeoutMs,
+  ).catch((e: unknown) => {
+    child.kill('SIGKILL');
+    throw e;
+  });
   return {
     child,
     ports,
