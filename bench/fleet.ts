@@ -265,7 +265,8 @@ async function rssProbe(bin: string, n: number): Promise<unknown> {
     console.log(
       `  ${n} descriptors: Envoy RSS ${all!.toFixed(0)} MiB (all stats) / ${trim!.toFixed(0)} MiB (trimmed stats); ` +
         `MemAvailable ${avail.toFixed(0)} MiB → ${row.fitAllStats} / ${row.fitTrimmed} such Envoys fit; ` +
-        `server RSS ${row.serverRssMiB.toFixed(0)} MiB; both served in ${(syncMs / 1000).toFixed(1)} s; load ${row.load}`,
+        `server RSS ${row.serverRssMiB.toFixed(0)} MiB; ` +
+        `both served in ${(syncMs / 1000).toFixed(1)} s; load ${row.load}`,
     );
     return row;
   } finally {
@@ -338,7 +339,8 @@ async function fleetRun(bin: string, delta: boolean): Promise<unknown> {
     const rss = fleet.map((g) => rssMiB(g.envoy.child.pid));
     console.log(
       `\r  ${flavour}: ${ENVOYS} Envoys serving ${N} descriptors after ${(syncMs / 1000).toFixed(1)} s; ` +
-        `Envoy RSS median ${stats(rss).p50.toFixed(0)} MiB (sum ${(rss.reduce((a, b) => a + b, 0) / 1024).toFixed(1)} GiB); ` +
+        `Envoy RSS median ${stats(rss).p50.toFixed(0)} MiB ` +
+        `(sum ${(rss.reduce((a, b) => a + b, 0) / 1024).toFixed(1)} GiB); ` +
         `server RSS ${rssMiB(server.child.pid).toFixed(0)} MiB; load ${load()}`,
     );
     const proxies = (await server.admin<{ proxies: Proxy[] }>('/debug/proxies')).proxies.length;
@@ -385,8 +387,10 @@ async function fleetRun(bin: string, delta: boolean): Promise<unknown> {
       };
       console.log(
         `  ${flavour} ${change}: every Envoy serves it ${row.latency.max.toFixed(0)} ms after the file write ` +
-          `(first ${row.latency.min.toFixed(0)}, p50 ${row.latency.p50.toFixed(0)}; server rebuild ${row.serverBuildMs} ms, ${row.serverBuilds} build(s)); ` +
-          `${(row.bytesPerEnvoyTotal / 1024).toFixed(1)} KiB per Envoy ${JSON.stringify(perEnvoy)}, responses ${JSON.stringify(pushes)}; load ${loadAt}`,
+          `(first ${row.latency.min.toFixed(0)}, p50 ${row.latency.p50.toFixed(0)}; ` +
+          `server rebuild ${row.serverBuildMs} ms, ${row.serverBuilds} build(s)); ` +
+          `${(row.bytesPerEnvoyTotal / 1024).toFixed(1)} KiB per Envoy ${JSON.stringify(perEnvoy)}, ` +
+          `responses ${JSON.stringify(pushes)}; load ${loadAt}`,
       );
       rows.push(row);
     }
@@ -505,7 +509,8 @@ if (!SKIP.has('fleet')) {
       for (const c of r.changes) {
         const f = await floor(ENVOYS, c.bytesPerEnvoyTotal);
         console.log(
-          `  floor for ${r.flavour} ${c.change} (bare grpc-js, ${(c.bytesPerEnvoyTotal / 1024).toFixed(1)} KiB × ${ENVOYS} streams): ` +
+          `  floor for ${r.flavour} ${c.change} ` +
+            `(bare grpc-js, ${(c.bytesPerEnvoyTotal / 1024).toFixed(1)} KiB × ${ENVOYS} streams): ` +
             `all in ${f.max.toFixed(0)} ms (p50 ${f.p50.toFixed(0)})`,
         );
         floors.push({ flavour: r.flavour, change: c.change, bytes: c.bytesPerEnvoyTotal, latency: f });

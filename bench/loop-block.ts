@@ -129,5 +129,5 @@ fs.rmSync(dir, { recursive: true, force: true });
 fs.mkdirSync(path.join(repo, 'bench', 'results'), { recursive: true });
 fs.writeFileSync(
   path.join(repo, 'bench', 'results', 'loop-block.json'),
-  `${JSON.stringify({ at: new Date().toISOString(), descriptors: N, rows, envoyTimeoutS: ENVOY_TIMEOUT_S, envoyRows }, null, 2)}\n`,
+  `${JSON.stringify({ at: new Date().toISOString(), descriptors: N, rows, envoyTimeoutS: ENVOY_TIMEOUT_S, envoyRows })}\n`,
 );

@@ -120,7 +120,8 @@ function converged(p: Proxy): boolean {
 
 const missing = netnsMissing();
 envoyTest(
-  `${REPLICAS} control-plane replicas behind one Service VIP: Envoys spread; a killed replica's Envoys move with the same config`,
+  `${REPLICAS} control-plane replicas behind one Service VIP: Envoys spread; ` +
+    "a killed replica's Envoys move with the same config",
   async (t, bin) => {
     if (missing !== undefined) {
       if (process.env.CI === 'true') assert.fail(`CI=true and network namespaces are unavailable: ${missing}`);
@@ -266,7 +267,8 @@ envoyTest(
     for (const [n, r] of placed) if (r !== 0) assert.equal(after.get(n), r, `${n} stayed on replica ${r}`);
     console.log(
       `# replicas: Envoys per replica ${JSON.stringify(perReplica)}; replica 0 killed: ${moved.length} Envoys moved ` +
-        `to ${JSON.stringify(moved.map((n) => after.get(n)))} and in sync ${movedMs.toFixed(0)} ms later, ${resent} B of xDS sent to them; ` +
+        `to ${JSON.stringify(moved.map((n) => after.get(n)))} and in sync ${movedMs.toFixed(0)} ms later, ` +
+        `${resent} B of xDS sent to them; ` +
         `${total} requests during the move, ${failures.length} failed; resource content unchanged; 0 NACKs`,
     );
   },
