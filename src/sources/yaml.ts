@@ -2,6 +2,7 @@
 import { promises as fs } from 'node:fs';
 import { listConfigFiles, DEFAULT_LIMITS, type ConfigLimits } from './config-files.js';
 import path from 'node:path';
+import jsyaml from 'js-yaml';
 import { parseAllDocuments } from 'yaml';
 import type { ConfigError, ConfigView, KubeObject, StoredObject } from '../model/types.js';
 import { classify, unservedKind } from '../model/build.js';
@@ -30,6 +31,38 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 /**
+ * The documents' values by js-yaml (YAML 1.2 core schema, duplicate keys refused), about 10× faster
+ * than `yaml`'s document model on large files (bench/yaml-parse.ts); undefined when the file
+ * needs the slow path: a syntax error, a duplicate key or an unknown tag (the `yaml` path then
+ * reports each broken document with its line and column and keeps the others), aliases (the
+ * `yaml` path bounds their expansion), explicit or collection keys (spelt differently by js-yaml).
+ */
+function fastDocuments(text: string): unknown[] | undefined {
+  if (/^\s*\?(\s|$)/m.test(text) || /\{\s*[[{]/.test(text)) return undefined;
+  let docs: unknown[];
+  try {
+    docs = jsyaml.loadAll(text, undefined, { schema: jsyaml.CORE_SCHEMA });
+  } catch {
+    return undefined;
+  }
+  return sharesNodes(docs) ? undefined : docs;
+}
+
+/** Whether a node is reachable twice (what an alias makes): walks each node once. */
+function sharesNodes(root: unknown): boolean {
+  const seen = new Set<object>();
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (seen.has(v)) return true;
+    seen.add(v);
+    for (const x of Array.isArray(v) ? v : Object.values(v)) if (x !== null && typeof x === 'object') stack.push(x);
+  }
+  return false;
+}
+
+/**
  * Parse one file's text. Pure. Documents get `seq = seqStart + <index among produced objects>`.
  * Empty documents are skipped. Duplicate keys *within* the file: the first is kept, later ones
  * become OXDS_DUPLICATE_OBJECT errors (cross-file duplicates: see assembleView).
@@ -42,50 +75,10 @@ export function parseYamlFile(
   const objects: StoredObject[] = [];
   const errors: ConfigError[] = [];
   const file = relPath.split(path.sep).join('/');
-  let docs: ReturnType<typeof parseAllDocuments>;
-  try {
-    docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
-  } catch (e) {
-    errors.push({
-      code: 'OXDS_YAML_PARSE',
-      message: `YAML parse error: ${e instanceof Error ? e.message : String(e)}`,
-      file,
-      doc: 0,
-      severity: 'error',
-    });
-    return { objects, errors };
-  }
-  const list = Array.isArray(docs) ? docs : [docs];
-  // The same documents with duplicate keys allowed: what a broken document is (kind, name).
-  let lenientDocs: ReturnType<typeof parseAllDocuments> | undefined;
-  const lenient = (i: number): unknown => {
-    try {
-      lenientDocs ??= parseAllDocuments(text, { uniqueKeys: false });
-      const d = (Array.isArray(lenientDocs) ? lenientDocs : [lenientDocs])[i];
-      return d === undefined || d.errors.length > 0 ? undefined : d.toJS({ maxAliasCount: 1000 });
-    } catch {
-      return undefined;
-    }
-  };
   const seen = new Set<string>();
-  list.forEach((doc, i) => {
+  /** One document's value → an object, or the error saying why it is not one. */
+  const accept = (value: unknown, i: number): void => {
     const base = { file, doc: i };
-    if (doc.errors.length > 0) {
-      errors.push(...docParseErrors(doc.errors, text, lenient(i), base));
-      return;
-    }
-    let value: unknown;
-    try {
-      value = doc.toJS({ maxAliasCount: 1000 });
-    } catch (e) {
-      errors.push({
-        code: 'OXDS_YAML_PARSE',
-        message: e instanceof Error ? e.message : String(e),
-        ...base,
-        severity: 'error',
-      });
-      return;
-    }
     if (value === null || value === undefined) return; // empty document
     if (!isPlainObject(value)) {
       errors.push({
@@ -146,6 +139,56 @@ export function parseYamlFile(
     }
     seen.add(key);
     objects.push({ key, object, origin: { file, doc: i, seq: seqStart + objects.length } });
+  };
+  const fast = fastDocuments(text);
+  if (fast !== undefined) {
+    fast.forEach(accept);
+    return { objects, errors };
+  }
+  let docs: ReturnType<typeof parseAllDocuments>;
+  try {
+    docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (e) {
+    errors.push({
+      code: 'OXDS_YAML_PARSE',
+      message: `YAML parse error: ${e instanceof Error ? e.message : String(e)}`,
+      file,
+      doc: 0,
+      severity: 'error',
+    });
+    return { objects, errors };
+  }
+  const list = Array.isArray(docs) ? docs : [docs];
+  // The same documents with duplicate keys allowed: what a broken document is (kind, name).
+  let lenientDocs: ReturnType<typeof parseAllDocuments> | undefined;
+  const lenient = (i: number): unknown => {
+    try {
+      lenientDocs ??= parseAllDocuments(text, { uniqueKeys: false });
+      const d = (Array.isArray(lenientDocs) ? lenientDocs : [lenientDocs])[i];
+      return d === undefined || d.errors.length > 0 ? undefined : d.toJS({ maxAliasCount: 1000 });
+    } catch {
+      return undefined;
+    }
+  };
+  list.forEach((doc, i) => {
+    const base = { file, doc: i };
+    if (doc.errors.length > 0) {
+      errors.push(...docParseErrors(doc.errors, text, lenient(i), base));
+      return;
+    }
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: 1000 });
+    } catch (e) {
+      errors.push({
+        code: 'OXDS_YAML_PARSE',
+        message: e instanceof Error ? e.message : String(e),
+        ...base,
+        severity: 'error',
+      });
+      return;
+    }
+    accept(value, i);
   });
   return { objects, errors };
 }

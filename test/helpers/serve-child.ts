@@ -18,6 +18,8 @@ export async function freeServePorts(): Promise<ServePorts> {
 export interface ServeChild {
   child: ChildProcess;
   ports: ServePorts;
+  /** The address it binds. */
+  host: string;
   /** Its stderr (pino logs), the last 20 kB. */
   log(): string;
   /** JSON from its admin API. */
@@ -25,15 +27,21 @@ export interface ServeChild {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts `serve` on `configDir` and waits until its admin API says ready. */
-export async function startServeChild(configDir: string, ports: ServePorts, extra: string[] = []): Promise<ServeChild> {
+/** Starts `serve` on `configDir` and waits until its admin API says ready; `host`: the address it binds. */
+export async function startServeChild(
+  configDir: string,
+  ports: ServePorts,
+  extra: string[] = [],
+  host = '127.0.0.1',
+  readyTimeoutMs = 60_000,
+): Promise<ServeChild> {
   const args = [
     path.resolve('dist/src/cli.js'),
     'serve',
     '--config',
     configDir,
     '--host',
-    '127.0.0.1',
+    host,
     '--xds-port',
     String(ports.xds),
     '--admin-port',
@@ -58,7 +66,7 @@ export async function startServeChild(configDir: string, ports: ServePorts, extr
   let exited: number | null | undefined;
   child.once('exit', (c) => (exited = c));
   const admin = async <T>(p: string): Promise<T> => {
-    const r = await fetch(`http://127.0.0.1:${ports.admin}${p}`);
+    const r = await fetch(`http://${host}:${ports.admin}${p}`);
     if (!r.ok) throw new Error(`${p}: ${r.status}`);
     return (await r.json()) as T;
   };
@@ -66,14 +74,18 @@ export async function startServeChild(configDir: string, ports: ServePorts, extr
     'serve to be ready',
     async () => {
       if (exited !== undefined) throw new Error(`serve exited with ${String(exited)}: ${log}`);
-      const r = await fetch(`http://127.0.0.1:${ports.admin}/ready`).catch(() => undefined);
+      const r = await fetch(`http://${host}:${ports.admin}/ready`).catch(() => undefined);
       return r?.status === 200 ? true : undefined;
     },
-    60_000,
-  );
+    readyTimeoutMs,
+  ).catch((e: unknown) => {
+    child.kill('SIGKILL');
+    throw e;
+  });
   return {
     child,
     ports,
+    host,
     log: () => log,
     admin,
     async kill(signal = 'SIGKILL') {

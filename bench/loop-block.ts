@@ -1,0 +1,133 @@
+// How long a rebuild blocks the server's event loop (`node dist/bench/loop-block.js`; result in
+// bench/results/loop-block.json). While the loop is blocked nothing reads the xDS sockets: an
+// Envoy's HTTP/2 keepalive PING stays unanswered, and past the bootstrap's keepalive timeout Envoy
+// resets the ADS connection. Measured with perf_hooks.monitorEventLoopDelay (10 ms resolution)
+// around the cold start and BENCH_LOOP_REBUILDS rebuilds after one descriptor changed, for
+// BENCH_LOOP_N (default 10,000) descriptors; the whole server (`startServer`) in this process.
+// BENCH_LOOP_ENVOY=<timeout s>: also a real Delta Envoy on the server, its bootstrap's keepalive
+// interval lowered to 1 s (so that a PING is always in flight when a rebuild starts) with that
+// timeout; its resets are counted (Envoy's http2.keepalive_timeout, the server's stream ids).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { envInt } from './gen.js';
+import YAML from 'yaml';
+import { eventually, EnvoyProcess, nodeConverged, testConfig, TEST_GATEWAY_TOKEN } from '../test/helpers/envoy.js';
+import { startServer, makeLogger } from '../src/main.js';
+import { gatewayBootstrap } from '../src/envoy/bootstrap.js';
+import { findEnvoy } from '../src/envoy/find-envoy.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..', '..');
+const N = envInt('BENCH_LOOP_N', 10_000);
+const REBUILDS = envInt('BENCH_LOOP_REBUILDS', 3);
+const ENVOY_TIMEOUT_S = envInt('BENCH_LOOP_ENVOY', 0);
+
+function yamlOf(n: number, gen: number): string {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++)
+    out.push(`apiVersion: proxy.otoroshi.io/v1alpha1
+kind: ServiceDescriptor
+metadata: {name: s${i}, namespace: default}
+spec:
+  hosts: [s${i}.loop.bench]
+  forceHttps: false
+  publicPatterns: ['/.*']
+  targets: [{url: "http://127.0.0.1:${10_000 + (i % 1000)}"}, {url: "http://127.0.0.2:${10_000 + (i % 1000)}"}]
+${i === n - 1 && gen > 0 ? `  matchingRoot: /v${gen}\n` : ''}`);
+  return out.join('---\n');
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-loop-'));
+fs.writeFileSync(path.join(dir, 'd.yaml'), yamlOf(N, 0));
+const h = monitorEventLoopDelay({ resolution: 10 });
+const ms = (ns: number): number => Math.round(ns / 1e6);
+const load = (): string =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+const rows: { what: string; wallMs: number; maxBlockMs: number; p99BlockMs: number; load: string }[] = [];
+const measure = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+  const l = load();
+  h.reset();
+  h.enable();
+  const t0 = performance.now();
+  await fn();
+  // One more turn so that the delay of the last block is sampled.
+  await new Promise((r) => setTimeout(r, 50));
+  const wallMs = Math.round(performance.now() - t0);
+  h.disable();
+  rows.push({ what, wallMs, maxBlockMs: ms(h.max), p99BlockMs: ms(h.percentile(99)), load: l });
+  console.log(
+    `  ${what}: wall ${wallMs} ms, longest event-loop block ${ms(h.max)} ms (p99 ${ms(h.percentile(99))}); load ${l}`,
+  );
+};
+
+const config = testConfig(dir, {
+  maxConfigFileBytes: 256 * 1024 * 1024,
+  maxConfigTotalBytes: 256 * 1024 * 1024,
+  envoyAuthz: 'off',
+});
+let server: Awaited<ReturnType<typeof startServer>> | undefined;
+console.log(`== event-loop blocks, ${N} descriptors, node ${process.version}`);
+await measure('cold start (startServer: parse, build, publish)', async () => {
+  server = await startServer(config, makeLogger('silent'));
+});
+let envoy: EnvoyProcess | undefined;
+const found = findEnvoy();
+const streams = (): number[] =>
+  server!.ads
+    .statuses()
+    .filter((s) => s.nodeId === 'loop' && s.service === 'ads')
+    .map((s) => s.streamId);
+if (ENVOY_TIMEOUT_S > 0 && 'bin' in found) {
+  const b = gatewayBootstrap({
+    xdsAddress: `127.0.0.1:${server!.xdsPort}`,
+    nodeId: 'loop',
+    nodeCluster: 'otoroshi-gateway',
+    adminAddress: '127.0.0.1',
+    adminPort: 0,
+    delta: true,
+    token: TEST_GATEWAY_TOKEN,
+  });
+  const xds = (b['static_resources'] as { clusters: Record<string, unknown>[] }).clusters[0]!;
+  const opts = xds['typed_extension_protocol_options'] as Record<string, Record<string, unknown>>;
+  const http = opts['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']!;
+  http['explicit_http_config'] = {
+    http2_protocol_options: { connection_keepalive: { interval: '1s', timeout: `${ENVOY_TIMEOUT_S}s` } },
+  };
+  envoy = await EnvoyProcess.start(found.bin, YAML.stringify(b, { lineWidth: 0 }));
+  await envoy.ready(600_000);
+  await eventually('Envoy in sync', () => (nodeConverged(server!, 'loop') ? true : undefined), 900_000);
+  console.log(`  Envoy (Delta, keepalive 1 s / ${ENVOY_TIMEOUT_S} s) in sync on stream ${streams().join(',')}`);
+}
+const envoyRows: { rebuild: number; keepaliveTimeouts: number; streams: number[] }[] = [];
+for (let g = 1; g <= REBUILDS; g++) {
+  await measure(`rebuild ${g} (one descriptor's path changed)`, async () => {
+    fs.writeFileSync(path.join(dir, 'd.yaml'), yamlOf(N, g));
+    await server!.rebuildNow();
+  });
+  if (envoy) {
+    await eventually('Envoy in sync', () => (nodeConverged(server!, 'loop') ? true : undefined), 900_000);
+    const row = {
+      rebuild: g,
+      keepaliveTimeouts: await envoy.stat('cluster.xds_cluster.http2.keepalive_timeout'),
+      streams: streams(),
+    };
+    envoyRows.push(row);
+    console.log(
+      `    Envoy: ${row.keepaliveTimeouts} keepalive timeout(s) so far; ADS stream now ${row.streams.join(',')}`,
+    );
+  }
+}
+await envoy?.stop();
+await server!.stop();
+fs.rmSync(dir, { recursive: true, force: true });
+fs.mkdirSync(path.join(repo, 'bench', 'results'), { recursive: true });
+fs.writeFileSync(
+  path.join(repo, 'bench', 'results', 'loop-block.json'),
+  `${JSON.stringify({ at: new Date().toISOString(), descriptors: N, rows, envoyTimeoutS: ENVOY_TIMEOUT_S, envoyRows })}\n`,
+);
