@@ -8,6 +8,8 @@ import { Debouncer } from './debounce.js';
 import { compile, formatError, type CompiledSet } from './pipeline.js';
 import { buildSnapshot, VersionSource } from './xds/snapshot.js';
 import { SnapshotCache } from './xds/cache.js';
+import { SidecarSnapshots, sidecarBuilder, sidecarSnapshotKey } from './xds/sidecar/snapshots.js';
+import { DEFAULT_MESH_CONFIG } from './model/mesh-hosts.js';
 import { AdsServer } from './xds/ads-server.js';
 import { EnvoyRejections } from './xds/rejections.js';
 import { grpcListenerFor } from './xds/translate.js';
@@ -321,6 +323,11 @@ export async function startServer(
   };
 
   let secretFacts = new Map<string, SecretFacts>();
+  // Sidecar nodes: one snapshot per workload shape, rebuilt with every build (docs/mesh.md).
+  const sidecars = new SidecarSnapshots(cache, (key, err) =>
+    logger.error({ key, err: (err as Error).message }, 'sidecar snapshot not published'),
+  );
+  let sidecarKeysInUse = (): Set<string> => new Set();
   const rebuild = (): void => {
     if (source.synced?.() === false) {
       logger.warn('config source not synced yet (API server unreachable?): nothing published');
@@ -333,15 +340,11 @@ export async function startServer(
       // Objects Envoy rejected stay out until they change.
       const { view, statuses: rejectedStatuses } = rejections.filter(full);
       let renewal: number | undefined;
-      const c = compile(
-        view,
-        { secretSeed, ...modelSettingsFrom(config), now: clock() },
-        translateOptionsFrom(config, authz.port, authzCaPem),
-        (built) => {
-          if (certs !== undefined) renewal = certs.materialize(built).nextRenewalAt;
-          else waitForCa(built);
-        },
-      );
+      const translateOpts = translateOptionsFrom(config, authz.port, authzCaPem);
+      const c = compile(view, { secretSeed, ...modelSettingsFrom(config), now: clock() }, translateOpts, (built) => {
+        if (certs !== undefined) renewal = certs.materialize(built).nextRenewalAt;
+        else waitForCa(built);
+      });
       scheduleRenewal(renewal);
       statuses = [...c.statuses, ...rejectedStatuses];
       lastModel = c.model;
@@ -370,6 +373,21 @@ export async function startServer(
       );
       secretFacts = secretFactsOf(envoySet);
       cache.setMany({ envoy, grpc: grpcSnap });
+      sidecars.rebuild(
+        sidecarBuilder({
+          model: c.model,
+          objects: view.objects,
+          mesh: DEFAULT_MESH_CONFIG,
+          ...(translateOpts.authz ? { authz: translateOpts.authz } : {}),
+          gateway: envoySet,
+          workloadSecret,
+          trustDomain: config.trustDomain,
+          encode: encoderFor(c.envoy),
+          onErrors: logErrors,
+        }),
+        version,
+        sidecarKeysInUse(),
+      );
       published.envoy = envoySet;
       published.grpc = grpcSet;
       scheduleRetirement();
@@ -549,6 +567,7 @@ export async function startServer(
         onNackDetail(typeUrl, detail);
       },
     },
+    snapshotKey: sidecarSnapshotKey(config.trustDomain, sidecars),
     // Secrets go only to the nodes allowed to hold them (docs/node-authorization.md).
     authenticate: identityAuthenticator(nodeAuthPolicyFrom(config)),
     allowName: (principal, node, kind, name) => {
@@ -565,6 +584,7 @@ export async function startServer(
       );
     },
   });
+  sidecarKeysInUse = () => ads.snapshotKeys();
   metrics.setProxySource(() => ads.statuses());
   if (config.xdsNodeAuth === 'insecure-node-metadata')
     logger.warn(
