@@ -121,6 +121,8 @@ export function buildWorkloadIndex(
     }
   }
   pods.sort((a, b) => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1));
+  const byNs = new Map<string, MeshPod[]>();
+  for (const p of pods) byNs.set(p.namespace, [...(byNs.get(p.namespace) ?? []), p]);
   const backing = new Map<string, MeshPod[]>();
   for (const d of descriptors) {
     const found = new Map<string, MeshPod>();
@@ -130,8 +132,7 @@ export function buildWorkloadIndex(
       const svc = services.get(key);
       const selector = strings(isRecord(svc?.spec) ? svc.spec['selector'] : undefined);
       const refs = sliceRefs.get(key);
-      for (const p of pods) {
-        if (p.namespace !== t.service.namespace) continue;
+      for (const p of byNs.get(t.service.namespace) ?? []) {
         if (selects(selector, p.labels) || refs?.has(`${p.namespace}/${p.name}`) === true)
           found.set(`${p.namespace}/${p.name}`, p);
       }
