@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { TestContext } from 'node:test';
-import { CertificateAuthority } from '../../src/ca/ca.js';
 import { sidecarBootstrapYaml } from '../../src/envoy/bootstrap.js';
 import { startServer, makeLogger, type RunningServer } from '../../src/main.js';
 import {
@@ -26,10 +26,10 @@ import {
 import { startHttpBackend, type HttpBackend } from '../helpers/http-backends.js';
 import { freePort } from '../helpers/redis.js';
 import { AdsClient, TYPE_URLS, responseNames } from '../helpers/ads-client.js';
+import { descriptorB, meshPki, meshSpiffe, podYaml } from '../helpers/mesh.js';
 
 const HOUR = 3_600_000;
-const TD = 'cluster.local';
-const spiffe = (sa: string): string => `spiffe://${TD}/ns/shop/sa/${sa}`;
+const spiffe = meshSpiffe;
 
 interface Pod {
   name: string;
@@ -42,57 +42,9 @@ interface Pod {
   xdsCert: { cert: string; key: string };
 }
 
-function podYaml(
-  name: string,
-  sa: string,
-  labels: Record<string, string>,
-  inbound: number,
-  extra: Record<string, string> = {},
-): string {
-  const ann = { 'otoroshi.io/sidecar-inbound-port': String(inbound), ...extra };
-  return `apiVersion: v1
-kind: Pod
-metadata:
-  name: ${name}
-  namespace: shop
-  labels: ${JSON.stringify({ ...labels, 'otoroshi.io/sidecar': 'inject' })}
-  annotations: ${JSON.stringify(ann)}
-spec: {serviceAccountName: ${sa}, containers: [{name: app, image: app}]}
-status: {podIP: 127.0.0.1}
----
-`;
-}
-
-function descriptorB(extra = ''): string {
-  return `apiVersion: v1
-kind: Service
-metadata: {name: b, namespace: shop}
-spec: {selector: {app: b}, clusterIP: 10.96.0.10, ports: [{name: http, port: 80, targetPort: 8080}]}
----
-apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: b, namespace: shop, annotations: {otoroshi.io/id: b-svc}}
-spec:
-  forceHttps: false
-  hosts: [b.oto.tools]
-  publicPatterns: ['/public.*']
-  targets: {serviceName: b, servicePort: 80}
-${extra}---
-apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ApiKey
-metadata: {name: a-key, namespace: shop}
-spec:
-  clientId: a-key-id
-  clientSecret: a-key-secret
-  authorizedEntities: [service_b-svc]
-  dailyQuota: 1000
-`;
-}
-
 interface Mesh {
   server: RunningServer;
   dir: string;
-  ca: CertificateAuthority;
   clock: { offset: number };
   a: Pod;
   b: Pod;
@@ -118,20 +70,7 @@ async function startMesh(t: TestContext, bin: string): Promise<Mesh> {
   // renewal once the clock is set right, and every certificate is valid in real time for Envoy.
   const clock = { offset: 19 * HOUR };
   const issuedAt = Date.now() - 20 * HOUR;
-  const ca = CertificateAuthority.create({ now: issuedAt });
-  const m = ca.material();
-  const f = (n: string, pem: string): string => {
-    const p = path.join(dir, n);
-    fs.writeFileSync(p, pem, { mode: 0o600 });
-    return p;
-  };
-  const serverCert = ca.issueSync({ hosts: ['127.0.0.1'], duration: 48 * HOUR }, { now: issuedAt });
-  assert.ok(serverCert.ok);
-  const xdsClient = (sa: string): { cert: string; key: string } => {
-    const r = ca.workload(spiffe(sa), { now: issuedAt, ttlMs: 48 * HOUR });
-    assert.ok(r.ok);
-    return { cert: f(`${sa}-xds.crt`, r.cert.chainPem), key: f(`${sa}-xds.key`, r.cert.keyPem) };
-  };
+  const pki = meshPki(dir, issuedAt, '127.0.0.1');
   const cfgDir = path.join(dir, 'config');
   fs.mkdirSync(cfgDir);
   const [aIn, bIn, aProxy, bProxy, aOut, bOut] = await Promise.all([1, 2, 3, 4, 5, 6].map(() => freePort()));
@@ -141,16 +80,8 @@ async function startMesh(t: TestContext, bin: string): Promise<Mesh> {
     podYaml('a-1', 'a', { app: 'a' }, aIn as number, { 'otoroshi.io/sidecar-apikey': 'a-key' }) +
     podYaml('b-1', 'b', { app: 'b' }, bIn as number, bAnnotations);
   writeFiles(cfgDir, { 'pods.yaml': podsYaml(), 'b.yaml': descriptorB() });
-  const config = testConfig(cfgDir, {
-    caCert: f('ca-int.crt', m.intermediate.certPem),
-    caKey: f('ca-int.key', m.intermediate.keyPem),
-    caRootCert: f('ca-root.crt', m.root.certPem),
-    xdsTlsCert: f('xds.crt', serverCert.cert.chainPem),
-    xdsTlsKey: f('xds.key', serverCert.cert.keyPem),
-    xdsClientCa: path.join(dir, 'ca-root.crt'),
-    // Node identities come from xDS client certificates only.
-    gatewayToken: undefined,
-  });
+  // Node identities come from xDS client certificates only (no gateway token).
+  const config = testConfig(cfgDir, { ...pki.serverFlags, gatewayToken: undefined });
   const server = await startServer(config, makeLogger(config.logLevel), undefined, {
     now: () => Date.now() - clock.offset,
   });
@@ -176,7 +107,7 @@ async function startMesh(t: TestContext, bin: string): Promise<Mesh> {
     proxy: number,
     out: number,
   ): Promise<Pod> => {
-    const xdsCert = xdsClient(sa);
+    const xdsCert = pki.xdsClient(sa);
     const nodeId = `${name}-${process.pid}`;
     const bootstrap = sidecarBootstrapYaml({
       xdsAddress: `127.0.0.1:${server.xdsPort}`,
@@ -189,7 +120,7 @@ async function startMesh(t: TestContext, bin: string): Promise<Mesh> {
       outboundPort: out,
       proxyPort: proxy,
       adminPort: 0,
-      tls: { caFile: path.join(dir, 'ca-root.crt'), certFile: xdsCert.cert, keyFile: xdsCert.key },
+      tls: { caFile: pki.caRootFile, certFile: xdsCert.cert, keyFile: xdsCert.key },
     });
     const edir = path.join(dir, `envoy-${name}`);
     fs.mkdirSync(edir);
@@ -205,11 +136,10 @@ async function startMesh(t: TestContext, bin: string): Promise<Mesh> {
   return {
     server,
     dir,
-    ca,
     clock,
     a,
     b,
-    caPem: m.root.certPem,
+    caPem: pki.caPem,
     podsYaml,
     async update(files) {
       writeFiles(cfgDir, files);
@@ -225,14 +155,19 @@ function call(from: Pod, host: string, p: string, headers: Record<string, string
   return httpRequest({ port: from.proxyPort, host, path: p, headers });
 }
 
-async function certSerial(envoy: EnvoyProcess, spiffeId: string): Promise<string | undefined> {
+/** Serial numbers of the SDS workload certificates a pod's Envoy uses for its identity (not its xDS client one). */
+async function certSerials(pod: Pod, spiffeId: string): Promise<string[]> {
+  const envoy = pod.envoy;
+  const xds = new X509Certificate(fs.readFileSync(pod.xdsCert.cert)).serialNumber.toLowerCase();
   const j = JSON.parse(await envoy.get('/certs')) as {
     certificates?: { cert_chain?: { serial_number?: string; subject_alt_names?: { uri?: string }[] }[] }[];
   };
+  const out: string[] = [];
   for (const c of j.certificates ?? [])
     for (const x of c.cert_chain ?? [])
-      if (x.subject_alt_names?.some((s) => s.uri === spiffeId)) return x.serial_number;
-  return undefined;
+      if (x.serial_number && x.subject_alt_names?.some((s) => s.uri === spiffeId))
+        out.push(x.serial_number.toLowerCase());
+  return [...new Set(out)].filter((x) => x !== xds).sort();
 }
 
 envoyTest(
@@ -351,23 +286,25 @@ envoyTest(
     await eventually('a mesh call A → B', async () =>
       (await call(a, 'b.shop.otoroshi.mesh', '/public/r')).status === 200 ? true : undefined,
     );
-    const before = { a: await certSerial(a.envoy, spiffe('a')), b: await certSerial(b.envoy, spiffe('b')) };
-    assert.ok(before.a && before.b, 'both sidecars hold their workload certificate');
+    const before = { a: await certSerials(a, spiffe('a')), b: await certSerials(b, spiffe('b')) };
+    assert.equal(before.a.length, 1, 'A holds its workload certificate');
+    assert.equal(before.b.length, 1, 'B holds its workload certificate');
+    // Rotated: every listener and cluster of the pod uses one certificate, a new one.
+    const rotated = (now: string[], was: string[]): boolean => now.length === 1 && now[0] !== was[0];
     // The clock is set right: both certificates are due, the server mints new ones and pushes them.
     mesh.clock.offset = 0;
     const rebuilt = mesh.server.rebuildNow();
     let calls = 0;
     const failures: string[] = [];
-    let after: { a?: string; b?: string } = {};
+
     await eventually(
       'both sidecars to hold a new workload certificate',
       async () => {
         const r = await call(a, 'b.shop.otoroshi.mesh', `/public/during-${calls++}`);
         if (r.status !== 200) failures.push(`${r.status} ${r.body}`);
-        after = { a: await certSerial(a.envoy, spiffe('a')), b: await certSerial(b.envoy, spiffe('b')) };
-        return after.a !== undefined && after.b !== undefined && after.a !== before.a && after.b !== before.b
-          ? true
-          : undefined;
+        const ra = rotated(await certSerials(a, spiffe('a')), before.a);
+        const rb = rotated(await certSerials(b, spiffe('b')), before.b);
+        return ra && rb ? true : undefined;
       },
       60_000,
     );
