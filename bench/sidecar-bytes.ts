@@ -104,15 +104,29 @@ for (const [label, egress] of [
   const t2 = performance.now();
   if (!set) throw new Error('no sidecar resources');
   rows.push(
-    `| ${N.toLocaleString('en')} | ${label} | ${set.clusters.length} | ${count(set)} | **${(encodedBytes(set) / 1024).toFixed(1)} KiB** | ${(t1 - t0).toFixed(0)} | ${(t2 - t1).toFixed(0)} |`,
+    [
+      '',
+      N.toLocaleString('en'),
+      label,
+      set.clusters.length,
+      count(set),
+      `**${(encodedBytes(set) / 1024).toFixed(1)} KiB**`,
+      (t1 - t0).toFixed(0),
+      (t2 - t1).toFixed(0),
+      '',
+    ]
+      .join(' | ')
+      .trim(),
   );
 }
 process.stdout.write(
   [
-    '| descriptors | sidecar config | clusters | resources | encoded bytes | workload index ms (per build) | plan ms (per sidecar) |',
+    '| descriptors | sidecar config | clusters | resources | encoded bytes | ' +
+      'workload index ms (per build) | plan ms (per sidecar) |',
     '| --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
-    `| ${N.toLocaleString('en')} | for comparison: the gateway's config, same model | | | ${(gatewayBytes / 1024).toFixed(1)} KiB | | |`,
+    `| ${N.toLocaleString('en')} | for comparison: the gateway's config, same model | | | ` +
+      `${(gatewayBytes / 1024).toFixed(1)} KiB | | |`,
     '',
   ].join('\n'),
 );

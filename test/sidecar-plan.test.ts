@@ -126,7 +126,7 @@ test('workloads: a descriptor is backed by the pods its Service selects or its E
   assert.match(String(meshPodOf(badPort, TD)), /sidecar-inbound-port/);
 });
 
-test('plan: inbound serves only the descriptors the workload backs; outbound reaches mesh pods over mTLS (SAN checked)', () => {
+test('plan: inbound serves the backed descriptors; outbound reaches mesh pods over mTLS (SAN checked)', () => {
   const w = world([
     pod('b-pod', 'b', { app: 'b' }),
     pod('a-pod', 'a', { app: 'a' }),

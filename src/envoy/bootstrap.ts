@@ -259,8 +259,9 @@ function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-const SIDECAR_HEADER = `# Envoy bootstrap for an otoroshi-xds SIDECAR (one Envoy per pod, next to the application), printed by
-# \`otoroshi-xds bootstrap sidecar\`. Everything else comes over ADS, scoped to this workload (docs/mesh.md):
+const SIDECAR_HEADER = `# Envoy bootstrap for an otoroshi-xds SIDECAR (one Envoy per pod, next to its application),
+# printed by \`otoroshi-xds bootstrap sidecar\`. Everything else comes over ADS, scoped to this
+# workload (docs/mesh.md):
 #   - oxds-sidecar-inbound: mTLS with the workload's SPIFFE certificate (SDS), forwards to the app port;
 #   - oxds-sidecar-outbound (intercepted traffic) and oxds-sidecar-proxy (explicit HTTP proxy on 127.0.0.1).
 # The workload identity is what the xDS connection proves (client certificate), never the metadata below.

@@ -171,7 +171,7 @@ async function certSerials(pod: Pod, spiffeId: string): Promise<string[]> {
 }
 
 envoyTest(
-  "mesh: A calls B through both sidecars over mTLS; B sees A's SPIFFE id; B's policy applies; plain clients are refused",
+  "mesh: A → B through both sidecars over mTLS; B sees A's SPIFFE id; B's policy applies; plain clients refused",
   async (t, bin) => {
     const mesh = await startMesh(t, bin);
     const { a, b } = mesh;

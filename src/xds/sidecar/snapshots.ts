@@ -62,7 +62,8 @@ export function sidecarNodeOf(principal: NodePrincipal, meta: Meta, trustDomain:
 }
 
 export function sidecarKey(n: SidecarNode): string {
-  return `${SIDECAR_KEY_PREFIX}${n.spiffeId}|${n.inboundAddress}:${n.inboundPort}|${n.outboundPort}|${n.proxyPort}|${n.appPort}`;
+  const ports = `${n.inboundAddress}:${n.inboundPort}|${n.outboundPort}|${n.proxyPort}|${n.appPort}`;
+  return `${SIDECAR_KEY_PREFIX}${n.spiffeId}|${ports}`;
 }
 
 export type BuildSidecar = (node: SidecarNode, version: string) => Snapshot | undefined;
