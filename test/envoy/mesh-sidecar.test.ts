@@ -12,9 +12,10 @@ import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { TestContext } from 'node:test';
-import { sidecarBootstrapYaml } from '../../src/envoy/bootstrap.js';
+import { gatewayBootstrapYaml, sidecarBootstrapYaml } from '../../src/envoy/bootstrap.js';
 import { startServer, makeLogger, type RunningServer } from '../../src/main.js';
 import {
+  TEST_GATEWAY_TOKEN,
   EnvoyProcess,
   envoyTest,
   eventually,
@@ -26,7 +27,7 @@ import {
 import { startHttpBackend, type HttpBackend } from '../helpers/http-backends.js';
 import { freePort } from '../helpers/redis.js';
 import { AdsClient, TYPE_URLS, responseNames } from '../helpers/ads-client.js';
-import { descriptorB, meshPki, meshSpiffe, podYaml } from '../helpers/mesh.js';
+import { descriptorB, meshPki, meshSpiffe, podYaml, type MeshPki } from '../helpers/mesh.js';
 
 const HOUR = 3_600_000;
 const spiffe = meshSpiffe;
@@ -50,6 +51,9 @@ interface Mesh {
   b: Pod;
   caPem: string;
   podsYaml(bAnnotations?: Record<string, string>): string;
+  pki: MeshPki;
+  /** Every Envoy of the test (its NACK check runs after the test). */
+  pods: Pod[];
   update(files: Record<string, string | undefined>): Promise<void>;
 }
 
@@ -80,8 +84,8 @@ async function startMesh(t: TestContext, bin: string): Promise<Mesh> {
     podYaml('a-1', 'a', { app: 'a' }, aIn as number, { 'otoroshi.io/sidecar-apikey': 'a-key' }) +
     podYaml('b-1', 'b', { app: 'b' }, bIn as number, bAnnotations);
   writeFiles(cfgDir, { 'pods.yaml': podsYaml(), 'b.yaml': descriptorB() });
-  // Node identities come from xDS client certificates only (no gateway token).
-  const config = testConfig(cfgDir, { ...pki.serverFlags, gatewayToken: undefined });
+  // Sidecars are known by their xDS client certificates; a gateway presents the test gateway token.
+  const config = testConfig(cfgDir, pki.serverFlags);
   const server = await startServer(config, makeLogger(config.logLevel), undefined, {
     now: () => Date.now() - clock.offset,
   });
@@ -141,6 +145,8 @@ async function startMesh(t: TestContext, bin: string): Promise<Mesh> {
     b,
     caPem: pki.caPem,
     podsYaml,
+    pki,
+    pods,
     async update(files) {
       writeFiles(cfgDir, files);
       await server.rebuildNow();
@@ -274,6 +280,43 @@ envoyTest(
     const stillMtls = await call(a, 'b.shop.otoroshi.mesh', '/public/mtls-permissive');
     assert.equal(stillMtls.status, 200);
     assert.equal(b.app.seen.at(-1)?.headers['x-oxds-peer-id'], spiffe('a'));
+
+    // A gateway on the same control plane at the same time: the gateway's listeners (ports from the
+    // server's flags), while each sidecar keeps its own (ports from its bootstrap).
+    const gwCert = mesh.pki.xdsClient('gateway');
+    const gwId = `gw-mesh-${process.pid}`;
+    const gwDir = path.join(mesh.dir, 'envoy-gateway');
+    fs.mkdirSync(gwDir);
+    const gw = await EnvoyProcess.start(
+      bin,
+      gatewayBootstrapYaml({
+        xdsAddress: `127.0.0.1:${mesh.server.xdsPort}`,
+        nodeId: gwId,
+        nodeCluster: 'otoroshi-gateway',
+        adminAddress: '127.0.0.1',
+        adminPort: 0,
+        delta: true,
+        token: TEST_GATEWAY_TOKEN,
+        tls: { caFile: mesh.pki.caRootFile, certFile: gwCert.cert, keyFile: gwCert.key },
+      }),
+      { dir: gwDir },
+    );
+    mesh.pods.push({ ...a, name: 'gateway', envoy: gw, nodeId: gwId });
+    await gw.ready();
+    await eventually('the gateway to ACK', () => (nodeConverged(mesh.server, gwId) ? true : undefined));
+    const names = async (e: EnvoyProcess): Promise<string[]> =>
+      (
+        (JSON.parse(await e.get('/listeners?format=json')) as { listener_statuses?: { name: string }[] })
+          .listener_statuses ?? []
+      )
+        .map((l) => l.name)
+        .sort();
+    assert.deepEqual(
+      await eventually('gateway listeners', async () => ((await names(gw)).length > 0 ? names(gw) : undefined)),
+      ['oxds-http'],
+    );
+    assert.deepEqual(await names(a.envoy), ['oxds-sidecar-inbound', 'oxds-sidecar-outbound', 'oxds-sidecar-proxy']);
+    assert.equal((await call(a, 'b.oto.tools', '/public/with-gateway')).status, 200);
   },
   { timeout: 240_000 },
 );
