@@ -18,7 +18,13 @@ import { CertificateAuthority } from './ca/ca.js';
 import { runCaIssue, runCaShow } from './ca/cli.js';
 import type { BuildResult, ConfigError } from './model/types.js';
 import { runImport } from './import/cli.js';
-import { GATEWAY_DEFAULTS, gatewayBootstrapYaml, parseHostPort } from './envoy/bootstrap.js';
+import {
+  GATEWAY_DEFAULTS,
+  SIDECAR_DEFAULTS,
+  gatewayBootstrapYaml,
+  parseHostPort,
+  sidecarBootstrapYaml,
+} from './envoy/bootstrap.js';
 
 /** translate / validate: Certificate CRs checked as the server would issue them, with placeholder PEM (deterministic output). */
 function dryRunCa(): (built: BuildResult) => void {
@@ -314,6 +320,77 @@ bootstrapCmd
         nodeId: String(f.nodeId),
         nodeCluster: String(f.nodeCluster),
         adminAddress: String(f.adminAddress),
+        adminPort: Number(f.adminPort),
+        delta: f.sotw !== true,
+        ...(Object.keys(tls).length > 0 ? { tls } : {}),
+        ...(str('xdsToken') !== undefined ? { token: str('xdsToken') } : {}),
+      }),
+    );
+  });
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('expected a port 1-65535');
+  return n;
+}
+
+function parseProxyPort(value: string): number {
+  return value === '0' ? 0 : parsePort(value);
+}
+
+bootstrapCmd
+  .command('sidecar')
+  .description(
+    "a workload's sidecar: inbound mTLS listener and outbound listeners, scoped to its workload (docs/mesh.md)",
+  )
+  .requiredOption('--xds-address <host:port>', "where the control plane's --xds-port is reachable", parseXdsAddress)
+  .requiredOption('--namespace <ns>', "the workload's namespace")
+  .requiredOption('--service-account <sa>', "the workload's ServiceAccount")
+  .option('--node-id <id>', 'unique per Envoy (default sidecar~<namespace>~<service-account>)')
+  .option('--app-port <n>', 'port of the application on 127.0.0.1', parsePort, SIDECAR_DEFAULTS.appPort)
+  .option('--inbound-port <n>', 'inbound mTLS listener port', parsePort, SIDECAR_DEFAULTS.inboundPort)
+  .option('--inbound-address <addr>', 'inbound listener bind address', SIDECAR_DEFAULTS.inboundAddress)
+  .option('--outbound-port <n>', 'listener for intercepted outbound traffic', parsePort, SIDECAR_DEFAULTS.outboundPort)
+  .option(
+    '--proxy-port <n>',
+    'explicit HTTP proxy port on 127.0.0.1 (0: none)',
+    parseProxyPort,
+    SIDECAR_DEFAULTS.proxyPort,
+  )
+  .option(
+    '--admin-port <n>',
+    'Envoy admin port on 127.0.0.1 (0: any free port)',
+    parseAdminPort,
+    SIDECAR_DEFAULTS.adminPort,
+  )
+  .option('--sotw', 'state-of-the-world ADS (default: Delta)')
+  .option('--xds-tls-ca <file>', 'TLS to the control plane: CA bundle (PEM) that signed its certificate')
+  .option('--xds-tls-cert <file>', "mTLS to the control plane: the workload's client certificate (PEM)")
+  .option('--xds-tls-key <file>', "mTLS to the control plane: the workload's client key (PEM)")
+  .option('--xds-tls-server-name <name>', "name checked in the control plane's certificate and sent as SNI")
+  .option('--xds-token <token>', 'sent as authorization: Bearer on the xDS stream')
+  .action((f: Record<string, string | number | boolean | undefined>) => {
+    if ((f.xdsTlsCert === undefined) !== (f.xdsTlsKey === undefined))
+      program.error('--xds-tls-cert and --xds-tls-key go together');
+    const str = (k: string): string | undefined => (typeof f[k] === 'string' ? (f[k] as string) : undefined);
+    const tlsFiles = {
+      caFile: str('xdsTlsCa'),
+      certFile: str('xdsTlsCert'),
+      keyFile: str('xdsTlsKey'),
+      serverName: str('xdsTlsServerName'),
+    };
+    const tls = Object.fromEntries(Object.entries(tlsFiles).filter(([, v]) => v !== undefined));
+    process.stdout.write(
+      sidecarBootstrapYaml({
+        xdsAddress: String(f.xdsAddress),
+        namespace: String(f.namespace),
+        serviceAccount: String(f.serviceAccount),
+        ...(str('nodeId') !== undefined ? { nodeId: str('nodeId') } : {}),
+        appPort: Number(f.appPort),
+        inboundPort: Number(f.inboundPort),
+        inboundAddress: String(f.inboundAddress),
+        outboundPort: Number(f.outboundPort),
+        proxyPort: Number(f.proxyPort),
         adminPort: Number(f.adminPort),
         delta: f.sotw !== true,
         ...(Object.keys(tls).length > 0 ? { tls } : {}),

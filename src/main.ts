@@ -8,6 +8,8 @@ import { Debouncer } from './debounce.js';
 import { compile, formatError, type CompiledSet } from './pipeline.js';
 import { buildSnapshot, VersionSource } from './xds/snapshot.js';
 import { SnapshotCache } from './xds/cache.js';
+import { SidecarSnapshots, sidecarBuilder, sidecarSnapshotKey } from './xds/sidecar/snapshots.js';
+import { DEFAULT_MESH_CONFIG } from './model/mesh-hosts.js';
 import { AdsServer } from './xds/ads-server.js';
 import { EnvoyRejections } from './xds/rejections.js';
 import { TranslateCache, grpcListenerFor } from './xds/translate.js';
@@ -323,6 +325,11 @@ export async function startServer(
   };
 
   let secretFacts = new Map<string, SecretFacts>();
+  // Sidecar nodes: one snapshot per workload shape, rebuilt with every build (docs/mesh.md).
+  const sidecars = new SidecarSnapshots(cache, (key, err) =>
+    logger.error({ key, err: (err as Error).message }, 'sidecar snapshot not published'),
+  );
+  let sidecarKeysInUse = (): Set<string> => new Set();
   const rebuild = (): void => {
     if (source.synced?.() === false) {
       logger.warn('config source not synced yet (API server unreachable?): nothing published');
@@ -335,10 +342,11 @@ export async function startServer(
       // Objects Envoy rejected stay out until they change.
       const { view, statuses: rejectedStatuses } = rejections.filter(full);
       let renewal: number | undefined;
+      const translateOpts = translateOptionsFrom(config, authz.port, authzCaPem);
       const c = compile(
         view,
         { secretSeed, ...modelSettingsFrom(config), now: clock() },
-        translateOptionsFrom(config, authz.port, authzCaPem),
+        translateOpts,
         (built) => {
           if (certs !== undefined) renewal = certs.materialize(built).nextRenewalAt;
           else waitForCa(built);
@@ -373,6 +381,21 @@ export async function startServer(
       );
       secretFacts = secretFactsOf(envoySet);
       cache.setMany({ envoy, grpc: grpcSnap });
+      sidecars.rebuild(
+        sidecarBuilder({
+          model: c.model,
+          objects: view.objects,
+          mesh: DEFAULT_MESH_CONFIG,
+          ...(translateOpts.authz ? { authz: translateOpts.authz } : {}),
+          gateway: envoySet,
+          workloadSecret,
+          trustDomain: config.trustDomain,
+          encode: encoderFor(c.envoy),
+          onErrors: logErrors,
+        }),
+        version,
+        sidecarKeysInUse(),
+      );
       published.envoy = envoySet;
       published.grpc = grpcSet;
       scheduleRetirement();
@@ -552,6 +575,7 @@ export async function startServer(
         onNackDetail(typeUrl, detail);
       },
     },
+    snapshotKey: sidecarSnapshotKey(config.trustDomain, sidecars),
     // Secrets go only to the nodes allowed to hold them (docs/node-authorization.md).
     authenticate: identityAuthenticator(nodeAuthPolicyFrom(config)),
     allowName: (principal, node, kind, name) => {
@@ -568,6 +592,7 @@ export async function startServer(
       );
     },
   });
+  sidecarKeysInUse = () => ads.snapshotKeys();
   metrics.setProxySource(() => ads.statuses());
   if (config.xdsNodeAuth === 'insecure-node-metadata')
     logger.warn(

@@ -191,3 +191,95 @@ const GATEWAY_HEADER = `# Envoy bootstrap for an otoroshi-xds GATEWAY (edge prox
 export function gatewayBootstrapYaml(o: GatewayBootstrapOptions): string {
   return GATEWAY_HEADER + YAML.stringify(gatewayBootstrap(o), { lineWidth: 0 });
 }
+
+// ------------------------------------------------------------------ sidecar
+
+/** Node metadata keys a sidecar bootstrap sets (ports and addresses; identity is never taken from them). */
+export const SIDECAR_META = {
+  role: 'OXDS_ROLE',
+  namespace: 'NAMESPACE',
+  serviceAccount: 'SERVICE_ACCOUNT',
+  appPort: 'OXDS_SIDECAR_APP_PORT',
+  inboundPort: 'OXDS_SIDECAR_INBOUND_PORT',
+  inboundAddress: 'OXDS_SIDECAR_INBOUND_ADDRESS',
+  outboundPort: 'OXDS_SIDECAR_OUTBOUND_PORT',
+  proxyPort: 'OXDS_SIDECAR_PROXY_PORT',
+} as const;
+
+export const SIDECAR_DEFAULTS = {
+  appPort: 8080,
+  inboundPort: 15006,
+  inboundAddress: '0.0.0.0',
+  outboundPort: 15001,
+  proxyPort: 15080,
+  adminAddress: '127.0.0.1',
+  adminPort: 15000,
+  nodeCluster: 'otoroshi-sidecar',
+  delta: true,
+} as const;
+
+export interface SidecarBootstrapOptions {
+  xdsAddress: string;
+  namespace: string;
+  serviceAccount: string;
+  /** Default `sidecar~<namespace>~<serviceAccount>`; set it per pod (e.g. `$(POD_NAME).$(POD_NAMESPACE)`). */
+  nodeId?: string;
+  nodeCluster?: string;
+  appPort?: number;
+  inboundPort?: number;
+  inboundAddress?: string;
+  outboundPort?: number;
+  /** Explicit HTTP proxy port on 127.0.0.1 (0: none). */
+  proxyPort?: number;
+  adminAddress?: string;
+  adminPort?: number;
+  delta?: boolean;
+  tls?: XdsTlsOptions;
+  token?: string;
+}
+
+/** The sidecar bootstrap as an object (proto field names): only the xDS cluster and the admin interface are static. */
+export function sidecarBootstrap(o: SidecarBootstrapOptions): Yamlish {
+  const d = { ...SIDECAR_DEFAULTS, ...definedOnly(o) };
+  const base = gatewayBootstrap({
+    xdsAddress: o.xdsAddress,
+    nodeId: o.nodeId ?? `sidecar~${o.namespace}~${o.serviceAccount}`,
+    nodeCluster: d.nodeCluster,
+    adminAddress: d.adminAddress,
+    adminPort: d.adminPort,
+    delta: d.delta,
+    ...(o.tls ? { tls: o.tls } : {}),
+    ...(o.token !== undefined ? { token: o.token } : {}),
+  });
+  const node = base.node as Yamlish;
+  node.metadata = {
+    OXDS_NODE_TYPE: 'envoy',
+    [SIDECAR_META.role]: 'sidecar',
+    [SIDECAR_META.namespace]: o.namespace,
+    [SIDECAR_META.serviceAccount]: o.serviceAccount,
+    [SIDECAR_META.appPort]: String(d.appPort),
+    [SIDECAR_META.inboundAddress]: d.inboundAddress,
+    [SIDECAR_META.inboundPort]: String(d.inboundPort),
+    [SIDECAR_META.outboundPort]: String(d.outboundPort),
+    [SIDECAR_META.proxyPort]: String(d.proxyPort),
+  };
+  // A sidecar is not an edge proxy: the gateway's connection limit does not apply.
+  delete base.overload_manager;
+  return base;
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+const SIDECAR_HEADER = `# Envoy bootstrap for an otoroshi-xds SIDECAR (one Envoy per pod, next to its application),
+# printed by \`otoroshi-xds bootstrap sidecar\`. Everything else comes over ADS, scoped to this
+# workload (docs/mesh.md):
+#   - oxds-sidecar-inbound: mTLS with the workload's SPIFFE certificate (SDS), forwards to the app port;
+#   - oxds-sidecar-outbound (intercepted traffic) and oxds-sidecar-proxy (explicit HTTP proxy on 127.0.0.1).
+# The workload identity is what the xDS connection proves (client certificate), never the metadata below.
+`;
+
+export function sidecarBootstrapYaml(o: SidecarBootstrapOptions): string {
+  return SIDECAR_HEADER + YAML.stringify(sidecarBootstrap(o), { lineWidth: 0 });
+}

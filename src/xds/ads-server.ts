@@ -223,6 +223,11 @@ export interface AdsServerOptions {
   cache: SnapshotCache;
   logger: Logger;
   nodeType?: (node: NodeInfo) => NodeType;
+  /**
+   * The snapshot cache key a stream reads (default: its node type). Sidecars get a key of their
+   * own workload (src/xds/sidecar/snapshots.ts); runs once per stream, after authentication.
+   */
+  snapshotKey?: (node: NodeInfo, principal: NodePrincipal, nodeType: NodeType) => string;
   hooks?: XdsHooks;
   /** Max resource names per request / subscribed per type (default DEFAULT_MAX_NAMES). */
   maxNames?: number;
@@ -279,6 +284,7 @@ interface Ctx {
   logger: Logger;
   hooks: Required<XdsHooks>;
   nodeTypeOf: (node: NodeInfo) => NodeType;
+  snapshotKeyOf: (node: NodeInfo, principal: NodePrincipal, nodeType: NodeType) => string;
   maxNames: number;
   authenticate: Authenticator;
   allowName: AdsServerOptions['allowName'];
@@ -419,6 +425,8 @@ export class SharedResponses {
   ) {}
 
   private entry(snap: Snapshot, ns: string, key: string): SharedEntry | undefined {
+    // A sidecar's snapshot serves one workload: nothing to share, and one budget per key would be unbounded.
+    if (snap.cacheKey !== undefined) return undefined;
     let t = this.perType.get(snap.nodeType);
     if (!t || t.snap !== snap) {
       t = { snap, kinds: new Map(), bytes: 0, entries: 0 };
@@ -541,6 +549,8 @@ abstract class StreamBase {
   readonly id = nextStreamId++;
   readonly status: NodeStatusRecord;
   nodeType: NodeType | undefined;
+  /** The snapshot cache key this stream reads (its node type, or a sidecar key). */
+  snapshotKey: string | undefined;
   closed = false;
   protected log: Logger;
   private nonceSeq = 0;
@@ -648,6 +658,7 @@ abstract class StreamBase {
       const n: NodeInfo = node ?? {};
       this.node = n;
       this.nodeType = this.ctx.nodeTypeOf(n);
+      this.snapshotKey = this.ctx.snapshotKeyOf(n, this.principal, this.nodeType);
       this.status.nodeType = this.nodeType;
       this.status.nodeId = n.id ?? '';
       this.status.cluster = n.cluster ?? '';
@@ -711,7 +722,7 @@ abstract class StreamBase {
   }
 
   protected snapshot(): Snapshot | undefined {
-    return this.nodeType === undefined ? undefined : this.ctx.cache.get(this.nodeType);
+    return this.snapshotKey === undefined ? undefined : this.ctx.cache.get(this.snapshotKey);
   }
 
   /**
@@ -1125,6 +1136,13 @@ export class AdsServer {
           return detectNodeType(node);
         }
       },
+      snapshotKeyOf: (node, principal, nodeType) => {
+        try {
+          return opts.snapshotKey?.(node, principal, nodeType) ?? nodeType;
+        } catch {
+          return nodeType;
+        }
+      },
       maxNames: opts.maxNames ?? DEFAULT_MAX_NAMES,
       authenticate: opts.authenticate ?? (() => ({ kind: 'self-asserted' })),
       allowName: opts.allowName,
@@ -1136,17 +1154,24 @@ export class AdsServer {
       onClose: (s) => this.streams.delete(s),
     };
     // The previous snapshot per node type, to diff each publication once for all streams.
-    const last = new Map<NodeType, Snapshot>();
+    const last = new Map<string, Snapshot>();
     for (const t of ['envoy', 'grpc'] as const) {
       const s = opts.cache.get(t);
       if (s) last.set(t, s);
     }
-    this.unsubscribe = opts.cache.subscribe((nodeType, snap) => {
-      const prev = last.get(nodeType);
-      last.set(nodeType, snap);
+    this.unsubscribe = opts.cache.subscribe((key, snap) => {
+      const prev = last.get(key);
+      last.set(key, snap);
       const diff = prev ? diffSnapshots(prev, snap) : undefined;
-      for (const s of this.streams) if (s.nodeType === nodeType) s.guard(() => s.onSnapshot(snap, diff));
+      for (const s of this.streams) if (s.snapshotKey === key) s.guard(() => s.onSnapshot(snap, diff));
     });
+  }
+
+  /** Snapshot keys of the open streams (sidecar keys no stream uses can be dropped). */
+  snapshotKeys(): Set<string> {
+    const out = new Set<string>();
+    for (const s of this.streams) if (s.snapshotKey !== undefined) out.add(s.snapshotKey);
+    return out;
   }
 
   private open(call: AnyCall, service: XdsService, kind: StreamKind): void {

@@ -1,4 +1,6 @@
-// The snapshot cache: one current snapshot per node type, published only when consistent.
+// The snapshot cache: one current snapshot per key, published only when consistent. Keys are node
+// types (`envoy`, `grpc`) and, for sidecars, `sidecar|…` keys of Envoy snapshots scoped to one
+// workload (src/xds/sidecar/snapshots.ts).
 import { checkConsistency } from './snapshot.js';
 import type { NodeType, Snapshot } from './types.js';
 
@@ -17,10 +19,18 @@ export class InconsistentSnapshotError extends Error {
   }
 }
 
-export type SnapshotListener = (nodeType: NodeType, snapshot: Snapshot) => void;
+/** `envoy`, `grpc`, or a sidecar key (`sidecar|…`, an Envoy snapshot). */
+export type SnapshotKey = string;
+
+/** The node type of the snapshots published under `key`. */
+export function nodeTypeOfKey(key: SnapshotKey): NodeType {
+  return key === 'grpc' ? 'grpc' : 'envoy';
+}
+
+export type SnapshotListener = (key: SnapshotKey, snapshot: Snapshot) => void;
 
 export class SnapshotCache {
-  private readonly snapshots = new Map<NodeType, Snapshot>();
+  private readonly snapshots = new Map<SnapshotKey, Snapshot>();
   private readonly listeners = new Set<SnapshotListener>();
 
   /**
@@ -28,11 +38,11 @@ export class SnapshotCache {
    * (keeping the previous snapshot) when checkConsistency() finds problems. No copies are made:
    * snapshots are immutable by contract.
    */
-  set(nodeType: NodeType, snapshot: Snapshot): void {
+  set(nodeType: SnapshotKey, snapshot: Snapshot): void {
     const problems = checkConsistency(snapshot);
-    if (snapshot.nodeType !== nodeType)
+    if (snapshot.nodeType !== nodeTypeOfKey(nodeType))
       problems.unshift(`snapshot built for ${snapshot.nodeType} published as ${nodeType}`);
-    if (problems.length > 0) throw new InconsistentSnapshotError(nodeType, snapshot.version, problems);
+    if (problems.length > 0) throw new InconsistentSnapshotError(nodeTypeOfKey(nodeType), snapshot.version, problems);
     if (this.snapshots.get(nodeType) === snapshot) return;
     this.snapshots.set(nodeType, snapshot);
     for (const l of [...this.listeners]) {
@@ -59,14 +69,19 @@ export class SnapshotCache {
     for (const [nodeType, snapshot] of entries) this.set(nodeType, snapshot);
   }
 
-  get(nodeType: NodeType): Snapshot | undefined {
+  get(nodeType: SnapshotKey): Snapshot | undefined {
     return this.snapshots.get(nodeType);
+  }
+
+  /** Forgets the snapshot of a key no stream uses any more (sidecar keys). */
+  delete(key: SnapshotKey): void {
+    this.snapshots.delete(key);
   }
 
   /** Current version per node type (for the admin API). */
   versions(): Partial<Record<NodeType, string>> {
     const out: Partial<Record<NodeType, string>> = {};
-    for (const [k, s] of this.snapshots) out[k] = s.version;
+    for (const [k, s] of this.snapshots) if (k === 'envoy' || k === 'grpc') out[k] = s.version;
     return out;
   }
 

@@ -92,6 +92,8 @@ export interface Snapshot {
   /** `${bootId}-${seq}`: never reused across restarts. */
   version: string;
   nodeType: NodeType;
+  /** The cache key it is published under when not its node type (a sidecar's `sidecar|…` key). */
+  cacheKey?: string;
   resources: ResourceMaps;
   /** Resources produced on demand for explicitly requested names (gRPC listeners). */
   resolve(kind: ResourceKind, name: string): VersionedResource | undefined;

@@ -1,0 +1,409 @@
+// The sidecar role's resources: what one workload's Envoy receives, built from the model and the
+// workload index (src/xds/sidecar/workloads.ts). Three listeners:
+//   oxds-sidecar-inbound   mTLS with the workload's SPIFFE certificate (SDS), a peer certificate of our
+//                          CA required (STRICT) or optional (PERMISSIVE); the policy of the descriptors
+//                          this workload backs (ext_authz with descriptor_id, ipFiltering RBAC); the
+//                          caller's SPIFFE id in XFCC and x-oxds-peer-id; then the app on 127.0.0.1.
+//   oxds-sidecar-outbound  intercepted traffic (127.0.0.1, iptables REDIRECT), routed by Host;
+//   oxds-sidecar-proxy     the same routes on an explicit HTTP proxy port (127.0.0.1).
+// Outbound routes send descriptor hosts and mesh hosts to the destination pods' inbound ports with
+// upstream mTLS (our workload certificate, the destination's SPIFFE id checked as a URI SAN), or to
+// the descriptor's targets when no mesh pod backs it. docs/mesh.md describes the whole design.
+import type { ProtoObject } from '../../../proto/loader.js';
+import { TYPE_URL } from '../../../proto/type-urls.js';
+import type { ApiKey, Descriptor, Model, StoredObject } from '../../model/types.js';
+import { meshHosts, type MeshConfig } from '../../model/mesh-hosts.js';
+import type { AuthzTarget, ResourceSet } from '../types.js';
+import { CA_BUNDLE_SECRET_NAME, EXT_AUTHZ_CLUSTER_NAME } from '../names.js';
+import { adsConfigSource, duration, headerValue, socketAddress, wrapped } from '../resources/common.js';
+import { httpConnectionManager } from '../resources/hcm.js';
+import { type PackedHcm, hcmNetworkFilter, httpListener } from '../resources/listener.js';
+import { routeConfiguration, virtualHost } from '../resources/route.js';
+import { upstreamTlsSocket } from '../resources/cluster.js';
+import { EXT_AUTHZ_FILTER_NAME, clientIdFromCheck, extAuthzDisabled, extAuthzFilter } from '../resources/ext-authz.js';
+import { RBAC_FILTER_NAME, ipDeniedMapper, rbacFilter, rbacPerRoute } from '../resources/features.js';
+import { ANNOTATIONS, podsOf, type MeshPod, type MtlsMode, type WorkloadIndex } from './workloads.js';
+
+export const SIDECAR_NAMES = {
+  inbound: 'oxds-sidecar-inbound',
+  outbound: 'oxds-sidecar-outbound',
+  proxy: 'oxds-sidecar-proxy',
+  appCluster: 'oxds-sidecar-app',
+} as const;
+
+/** The header carrying the caller's SPIFFE id to the application (set only from a verified certificate). */
+export const PEER_ID_HEADER = 'x-oxds-peer-id';
+
+/** Cluster of descriptor `id` as seen from a sidecar. */
+export function meshClusterName(descriptorId: string): string {
+  return `oxds-mesh~${descriptorId}`;
+}
+
+/** What a sidecar node is: its proved identity and the ports of its bootstrap. */
+export interface SidecarNode {
+  spiffeId: string;
+  namespace: string;
+  serviceAccount: string;
+  appPort: number;
+  inboundAddress: string;
+  inboundPort: number;
+  outboundPort: number;
+  /** 0: no explicit proxy listener. */
+  proxyPort: number;
+}
+
+export interface SidecarInputs {
+  model: Model;
+  objects: readonly StoredObject[];
+  index: WorkloadIndex;
+  mesh: MeshConfig;
+  authz?: AuthzTarget;
+  /** The gateway's resources: the ext_authz cluster and the CA bundle are taken from there. */
+  gateway: ResourceSet;
+  /** The workload certificate secret (SDS name = SPIFFE id), or undefined when none can be minted yet. */
+  workloadSecret(spiffeId: string): ProtoObject | undefined;
+}
+
+/** A host pattern as an Envoy domain: exact names and leading `*.` wildcards; others are left out. */
+export function sidecarDomain(pattern: string): string | undefined {
+  const p = pattern.toLowerCase();
+  if (!p.includes('*')) return p;
+  return p.startsWith('*.') && !p.slice(1).includes('*') ? p : undefined;
+}
+
+function crName(d: Descriptor): string {
+  return d.sourceKey.slice(d.sourceKey.lastIndexOf('/') + 1);
+}
+
+/** Descriptor hosts plus, for ServiceDescriptor CRs, Otoroshi's mesh hosts. */
+export function descriptorDomains(
+  d: Descriptor,
+  objects: ReadonlyMap<string, StoredObject>,
+  mesh: MeshConfig,
+): string[] {
+  const hosts = [...d.hosts];
+  if (d.sourceKind === 'ServiceDescriptor') {
+    const meta = objects.get(d.sourceKey)?.object.metadata;
+    hosts.push(...meshHosts({ name: crName(d), namespace: d.namespace, annotations: meta?.annotations ?? {} }, mesh));
+  }
+  const out = new Set<string>();
+  for (const h of hosts) {
+    const dom = sidecarDomain(h);
+    if (dom !== undefined) out.add(dom);
+  }
+  return [...out].sort();
+}
+
+/** STRICT unless every pod of the workload says PERMISSIVE (annotation otoroshi.io/sidecar-mtls-mode). */
+export function mtlsModeOf(pods: readonly MeshPod[]): MtlsMode {
+  return pods.length > 0 && pods.every((p) => p.annotations[ANNOTATIONS.mtlsMode]?.toUpperCase() === 'PERMISSIVE')
+    ? 'PERMISSIVE'
+    : 'STRICT';
+}
+
+/**
+ * Egress scope (annotation otoroshi.io/sidecar-egress: `ns/*` or `ns/name`, comma separated; `./`
+ * is the workload's namespace). Absent on every pod: every descriptor.
+ */
+export function egressFilter(pods: readonly MeshPod[], ownNs: string): ((d: Descriptor) => boolean) | undefined {
+  const entries = pods.flatMap((p) =>
+    (p.annotations[ANNOTATIONS.egress] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+  );
+  if (entries.length === 0) return undefined;
+  const rules = entries.map((e) => {
+    const [ns = '', name = '*'] = e.split('/', 2);
+    return { ns: ns === '.' ? ownNs : ns, name };
+  });
+  return (d) => rules.some((r) => (r.ns === '*' || r.ns === d.namespace) && (r.name === '*' || r.name === crName(d)));
+}
+
+/** The ApiKey named by otoroshi.io/sidecar-apikey (a clientId, or the ApiKey object's name in the pod's namespace). */
+export function sidecarApikey(pods: readonly MeshPod[], apikeys: readonly ApiKey[]): ApiKey | undefined {
+  for (const p of pods) {
+    const ref = p.annotations[ANNOTATIONS.apikey];
+    if (ref === undefined || ref === '') continue;
+    const k =
+      apikeys.find((a) => a.clientId === ref) ??
+      apikeys.find((a) => a.namespace === p.namespace && a.sourceKey.endsWith(`/${p.namespace}/${ref}`));
+    if (k !== undefined) return k;
+  }
+  return undefined;
+}
+
+function sdsSecret(name: string): ProtoObject {
+  return { name, sdsConfig: adsConfigSource() };
+}
+
+function staticCluster(
+  name: string,
+  endpoints: readonly { ip: string; port: number }[],
+  extra: ProtoObject = {},
+): ProtoObject {
+  return {
+    name,
+    type: 'STATIC',
+    connectTimeout: duration(5000),
+    loadAssignment: {
+      clusterName: name,
+      endpoints: [{ lbEndpoints: endpoints.map((e) => ({ endpoint: { address: socketAddress(e.ip, e.port) } })) }],
+    },
+    ...extra,
+  };
+}
+
+/** Upstream mTLS to mesh pods: our certificate, the CA bundle, the destinations' SPIFFE ids as URI SANs. */
+export function meshUpstreamTls(ownSpiffeId: string, peerIds: readonly string[]): ProtoObject {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typedConfig: {
+      '@type': TYPE_URL.UpstreamTlsContext,
+      commonTlsContext: {
+        tlsCertificateSdsSecretConfigs: [sdsSecret(ownSpiffeId)],
+        combinedValidationContext: {
+          defaultValidationContext: {
+            matchTypedSubjectAltNames: [...new Set(peerIds)]
+              .sort()
+              .map((id) => ({ sanType: 'URI', matcher: { exact: id } })),
+          },
+          validationContextSdsSecretConfig: sdsSecret(CA_BUNDLE_SECRET_NAME),
+        },
+      },
+    },
+  };
+}
+
+function meshDownstreamTls(ownSpiffeId: string, requirePeer: boolean): ProtoObject {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typedConfig: {
+      '@type': TYPE_URL.DownstreamTlsContext,
+      requireClientCertificate: wrapped(requirePeer),
+      commonTlsContext: {
+        tlsCertificateSdsSecretConfigs: [sdsSecret(ownSpiffeId)],
+        validationContextSdsSecretConfig: sdsSecret(CA_BUNDLE_SECRET_NAME),
+      },
+    },
+  };
+}
+
+/** The cluster of one descriptor seen from a sidecar: its mesh pods (mTLS), else its own targets. */
+function outboundCluster(d: Descriptor, pods: readonly MeshPod[], node: SidecarNode): ProtoObject | undefined {
+  const name = meshClusterName(d.id);
+  if (pods.length > 0) {
+    return staticCluster(
+      name,
+      pods.map((p) => ({ ip: p.ip, port: p.inboundPort })),
+      {
+        transportSocket: meshUpstreamTls(
+          node.spiffeId,
+          pods.map((p) => p.spiffeId),
+        ),
+      },
+    );
+  }
+  const statics = d.targets.flatMap((t) =>
+    t.resolution.type === 'static'
+      ? t.resolution.endpoints.filter((e) => e.ready).map((e) => ({ ip: e.ip, port: e.port }))
+      : [],
+  );
+  const dns = d.targets.find((t) => t.resolution.type === 'dns');
+  const https = d.targets.find((t) => t.scheme === 'https');
+  const tls = https !== undefined ? { transportSocket: upstreamTlsSocket({ sni: https.host }) } : {};
+  if (statics.length > 0) return staticCluster(name, statics, tls);
+  if (dns !== undefined && dns.resolution.type === 'dns') {
+    return {
+      ...staticCluster(name, [{ ip: dns.resolution.hostname, port: dns.resolution.port }], tls),
+      type: 'STRICT_DNS',
+    };
+  }
+  return undefined;
+}
+
+interface OutboundEntry {
+  d: Descriptor;
+  domains: string[];
+  mesh: boolean;
+}
+
+/** Descriptors in scope with the domains they claim (a domain goes to the oldest descriptor claiming it). */
+function outboundEntries(
+  inputs: SidecarInputs,
+  node: SidecarNode,
+  byKey: ReadonlyMap<string, StoredObject>,
+): OutboundEntry[] {
+  const own = podsOf(inputs.index, node.spiffeId);
+  const scope = egressFilter(own, node.namespace);
+  const claimed = new Set<string>();
+  const out: OutboundEntry[] = [];
+  const ds = inputs.model.descriptors
+    .filter((d) => d.enabled && (scope === undefined || scope(d)))
+    .sort((a, b) => ((a.createdAt ?? '') + a.id < (b.createdAt ?? '') + b.id ? -1 : 1));
+  for (const d of ds) {
+    const domains = descriptorDomains(d, byKey, inputs.mesh).filter((x) => !claimed.has(x));
+    if (domains.length === 0) continue;
+    for (const x of domains) claimed.add(x);
+    out.push({ d, domains, mesh: (inputs.index.backing.get(d.id)?.length ?? 0) > 0 });
+  }
+  return out.sort((a, b) => (a.d.id < b.d.id ? -1 : 1));
+}
+
+function outboundRoute(e: OutboundEntry, key: ApiKey | undefined): ProtoObject {
+  const t = e.d.targets[0];
+  const rewrite = !e.mesh && e.d.overrideHost && t !== undefined ? { hostRewriteLiteral: t.host } : {};
+  return {
+    name: e.d.id,
+    match: { prefix: '/' },
+    route: { cluster: meshClusterName(e.d.id), timeout: duration(0), ...rewrite },
+    // The workload's ApiKey, so the destination's apikey checks keep working inside the mesh.
+    ...(e.mesh && key !== undefined
+      ? {
+          requestHeadersToAdd: [
+            headerValue('Otoroshi-Client-Id', key.clientId, 'ADD_IF_ABSENT'),
+            headerValue('Otoroshi-Client-Secret', key.clientSecret, 'ADD_IF_ABSENT'),
+          ],
+        }
+      : {}),
+  };
+}
+
+function notFound(name: string): ProtoObject {
+  return virtualHost(name, ['*'], [{ name, match: { prefix: '/' }, directResponse: { status: 404 } }]);
+}
+
+function inboundRoutes(
+  inputs: SidecarInputs,
+  node: SidecarNode,
+  byKey: ReadonlyMap<string, StoredObject>,
+): ProtoObject {
+  const backed = inputs.model.descriptors
+    .filter((d) => d.enabled && (inputs.index.backing.get(d.id) ?? []).some((p) => p.spiffeId === node.spiffeId))
+    .sort((a, b) => (a.id < b.id ? -1 : 1));
+  const base = {
+    requestHeadersToRemove: [PEER_ID_HEADER],
+    requestHeadersToAdd: [headerValue(PEER_ID_HEADER, '%DOWNSTREAM_PEER_URI_SAN%', 'OVERWRITE_IF_EXISTS_OR_ADD')],
+  };
+  const claimed = new Set<string>();
+  const vhosts: ProtoObject[] = [];
+  for (const d of backed) {
+    const domains = descriptorDomains(d, byKey, inputs.mesh).filter((x) => !claimed.has(x));
+    if (domains.length === 0) continue;
+    for (const x of domains) claimed.add(x);
+    const perFilter: ProtoObject = {};
+    if (inputs.authz)
+      perFilter[EXT_AUTHZ_FILTER_NAME] = {
+        '@type': TYPE_URL.ExtAuthzPerRoute,
+        checkSettings: { contextExtensions: { descriptor_id: d.id } },
+      };
+    if (d.ipFiltering) perFilter[RBAC_FILTER_NAME] = rbacPerRoute(d.ipFiltering);
+    const route: ProtoObject = {
+      name: d.id,
+      match: { prefix: '/' },
+      route: { cluster: SIDECAR_NAMES.appCluster, timeout: duration(0) },
+      ...base,
+      ...(inputs.authz ? { requestHeadersToAdd: [...base.requestHeadersToAdd, clientIdFromCheck()] } : {}),
+      ...(Object.keys(perFilter).length > 0 ? { typedPerFilterConfig: perFilter } : {}),
+    };
+    vhosts.push(virtualHost(d.id, domains, [route]));
+  }
+  // A workload backing descriptors answers only their hosts (another Host header must not skip their
+  // policy); one backing none is reached by any host, mTLS being its only check.
+  if (backed.length > 0) vhosts.push(notFound('oxds-sidecar-unknown-host'));
+  else
+    vhosts.push(
+      virtualHost(
+        'oxds-sidecar-any',
+        ['*'],
+        [
+          {
+            name: 'oxds-sidecar-any',
+            match: { prefix: '/' },
+            route: { cluster: SIDECAR_NAMES.appCluster, timeout: duration(0) },
+            ...base,
+            ...(inputs.authz ? { typedPerFilterConfig: { [EXT_AUTHZ_FILTER_NAME]: extAuthzDisabled() } } : {}),
+          },
+        ],
+      ),
+    );
+  return routeConfiguration(SIDECAR_NAMES.inbound, vhosts);
+}
+
+function inboundHcm(inputs: SidecarInputs, peerId: boolean): PackedHcm {
+  const filters = [rbacFilter(RBAC_FILTER_NAME, undefined)];
+  if (inputs.authz) filters.push(extAuthzFilter(EXT_AUTHZ_CLUSTER_NAME, inputs.authz));
+  const hcm = httpConnectionManager(
+    `${SIDECAR_NAMES.inbound}${peerId ? '' : '-plaintext'}`,
+    SIDECAR_NAMES.inbound,
+    filters,
+    undefined,
+    {
+      localReplyMappers: [ipDeniedMapper()],
+    },
+  );
+  // XFCC: only what this Envoy verified (a caller's own header is dropped).
+  return peerId
+    ? { ...hcm, forwardClientCertDetails: 'SANITIZE_SET', setCurrentClientCertDetails: { uri: true } }
+    : { ...hcm, forwardClientCertDetails: 'SANITIZE' };
+}
+
+function inboundListener(inputs: SidecarInputs, node: SidecarNode, mode: MtlsMode): ProtoObject {
+  const mtlsChain: ProtoObject = {
+    name: 'mtls',
+    filters: [hcmNetworkFilter(inboundHcm(inputs, true))],
+    transportSocket: meshDownstreamTls(node.spiffeId, true),
+  };
+  if (mode === 'STRICT')
+    return {
+      name: SIDECAR_NAMES.inbound,
+      address: socketAddress(node.inboundAddress, node.inboundPort),
+      filterChains: [mtlsChain],
+    };
+  return {
+    name: SIDECAR_NAMES.inbound,
+    address: socketAddress(node.inboundAddress, node.inboundPort),
+    listenerFilters: [
+      { name: 'envoy.filters.listener.tls_inspector', typedConfig: { '@type': TYPE_URL.TlsInspector } },
+    ],
+    filterChains: [{ ...mtlsChain, filterChainMatch: { transportProtocol: 'tls' } }],
+    defaultFilterChain: { name: 'plaintext', filters: [hcmNetworkFilter(inboundHcm(inputs, false))] },
+  };
+}
+
+/** Every resource one sidecar receives; undefined while its workload certificate cannot be minted. */
+export function sidecarResources(node: SidecarNode, inputs: SidecarInputs): ResourceSet | undefined {
+  const cert = inputs.workloadSecret(node.spiffeId);
+  const bundle = inputs.gateway.secrets.find((s) => s['name'] === CA_BUNDLE_SECRET_NAME);
+  if (cert === undefined || bundle === undefined) return undefined;
+  const byKey = new Map(inputs.objects.map((o) => [o.key, o]));
+  const own = podsOf(inputs.index, node.spiffeId);
+  const key = sidecarApikey(own, inputs.model.apikeys);
+  const entries = outboundEntries(inputs, node, byKey);
+  const clusters: ProtoObject[] = [staticCluster(SIDECAR_NAMES.appCluster, [{ ip: '127.0.0.1', port: node.appPort }])];
+  const vhosts: ProtoObject[] = [];
+  for (const e of entries) {
+    const c = outboundCluster(e.d, inputs.index.backing.get(e.d.id) ?? [], node);
+    if (c === undefined) continue;
+    clusters.push(c);
+    vhosts.push(virtualHost(e.d.id, e.domains, [outboundRoute(e, key)]));
+  }
+  vhosts.push(notFound('oxds-sidecar-unknown-host'));
+  const authzCluster = inputs.gateway.clusters.find((c) => c['name'] === EXT_AUTHZ_CLUSTER_NAME);
+  if (inputs.authz && authzCluster) clusters.push(authzCluster);
+  const outboundHcm = (name: string): PackedHcm => httpConnectionManager(name, SIDECAR_NAMES.outbound);
+  const listeners = [
+    inboundListener(inputs.authz && !authzCluster ? { ...inputs, authz: undefined } : inputs, node, mtlsModeOf(own)),
+    httpListener(SIDECAR_NAMES.outbound, '127.0.0.1', node.outboundPort, outboundHcm(SIDECAR_NAMES.outbound)),
+  ];
+  if (node.proxyPort > 0)
+    listeners.push(httpListener(SIDECAR_NAMES.proxy, '127.0.0.1', node.proxyPort, outboundHcm(SIDECAR_NAMES.proxy)));
+  const inputsForRoutes = inputs.authz && !authzCluster ? { ...inputs, authz: undefined } : inputs;
+  return {
+    listeners,
+    routes: [inboundRoutes(inputsForRoutes, node, byKey), routeConfiguration(SIDECAR_NAMES.outbound, vhosts)],
+    clusters,
+    endpoints: [],
+    secrets: [cert, bundle],
+  };
+}

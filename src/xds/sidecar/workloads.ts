@@ -1,0 +1,148 @@
+// Which mesh workload backs which descriptor, from the objects only (never from a sidecar's word):
+// a Pod (file mode: a Pod-like YAML document, docs/mesh.md) is a mesh workload when it carries the
+// label `otoroshi.io/sidecar: inject`; its identity is its namespace and ServiceAccount. A
+// descriptor is backed by a Pod when one of its targets is a Service that selects the Pod (selector
+// ⊆ labels) or whose EndpointSlices name the Pod as an endpoint's targetRef.
+import type { Descriptor, KubeObject, StoredObject } from '../../model/types.js';
+import { spiffeIdFor } from '../../ca/ca.js';
+
+export const SIDECAR_LABEL = 'otoroshi.io/sidecar';
+export const ANNOTATIONS = {
+  inboundPort: 'otoroshi.io/sidecar-inbound-port',
+  mtlsMode: 'otoroshi.io/sidecar-mtls-mode',
+  egress: 'otoroshi.io/sidecar-egress',
+  apikey: 'otoroshi.io/sidecar-apikey',
+} as const;
+export const DEFAULT_INBOUND_PORT = 15006;
+
+export type MtlsMode = 'STRICT' | 'PERMISSIVE';
+
+/** One Pod of the mesh. */
+export interface MeshPod {
+  namespace: string;
+  name: string;
+  serviceAccount: string;
+  spiffeId: string;
+  ip: string;
+  inboundPort: number;
+  labels: Readonly<Record<string, string>>;
+  annotations: Readonly<Record<string, string>>;
+}
+
+/** What the sidecar plan reads: mesh pods, and per descriptor id the pods that back it. */
+export interface WorkloadIndex {
+  pods: readonly MeshPod[];
+  backing: ReadonlyMap<string, readonly MeshPod[]>;
+  /** Problems with mesh Pods (bad port annotation, no IP), for logs. */
+  problems: readonly string[];
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function strings(v: unknown): Record<string, string> {
+  if (!isRecord(v)) return {};
+  return Object.fromEntries(Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}
+
+/** A mesh Pod from a v1 Pod object, or a problem; undefined for Pods outside the mesh. */
+export function meshPodOf(o: KubeObject, trustDomain: string): MeshPod | string | undefined {
+  if (o.kind !== 'Pod' || o.apiVersion !== 'v1') return undefined;
+  const labels = strings(o.metadata.labels);
+  if (labels[SIDECAR_LABEL] !== 'inject') return undefined;
+  const ns = o.metadata.namespace ?? 'default';
+  const where = `Pod ${ns}/${o.metadata.name}`;
+  const spec = isRecord(o.spec) ? o.spec : {};
+  const status = isRecord(o['status']) ? o['status'] : {};
+  const sa =
+    typeof spec['serviceAccountName'] === 'string' && spec['serviceAccountName'] !== ''
+      ? spec['serviceAccountName']
+      : 'default';
+  const ip = status['podIP'];
+  if (typeof ip !== 'string' || ip === '') return `${where}: status.podIP is not set yet`;
+  const annotations = strings(o.metadata.annotations);
+  const rawPort = annotations[ANNOTATIONS.inboundPort];
+  const port = rawPort === undefined ? DEFAULT_INBOUND_PORT : Number(rawPort);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    return `${where}: metadata.annotations["${ANNOTATIONS.inboundPort}"] must be a port 1-65535`;
+  return {
+    namespace: ns,
+    name: o.metadata.name,
+    serviceAccount: sa,
+    spiffeId: spiffeIdFor(trustDomain, ns, sa),
+    ip,
+    inboundPort: port,
+    labels,
+    annotations,
+  };
+}
+
+function selects(selector: Record<string, string>, labels: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(selector);
+  return keys.length > 0 && keys.every((k) => labels[k] === selector[k]);
+}
+
+/** Pod names (`<ns>/<name>`) an EndpointSlice's endpoints point at. */
+function slicePods(es: KubeObject): string[] {
+  const eps = es['endpoints'];
+  if (!Array.isArray(eps)) return [];
+  const out: string[] = [];
+  for (const e of eps) {
+    const ref = isRecord(e) && isRecord(e['targetRef']) ? e['targetRef'] : undefined;
+    if (ref?.['kind'] !== 'Pod' || typeof ref['name'] !== 'string') continue;
+    const ns = typeof ref['namespace'] === 'string' ? ref['namespace'] : (es.metadata.namespace ?? 'default');
+    out.push(`${ns}/${ref['name']}`);
+  }
+  return out;
+}
+
+export function buildWorkloadIndex(
+  objects: readonly StoredObject[],
+  descriptors: readonly Descriptor[],
+  trustDomain: string,
+): WorkloadIndex {
+  const pods: MeshPod[] = [];
+  const problems: string[] = [];
+  const services = new Map<string, KubeObject>();
+  const sliceRefs = new Map<string, Set<string>>();
+  for (const so of objects) {
+    const o = so.object;
+    const p = meshPodOf(o, trustDomain);
+    if (typeof p === 'string') problems.push(p);
+    else if (p !== undefined) pods.push(p);
+    if (o.kind === 'Service' && o.apiVersion === 'v1')
+      services.set(`${o.metadata.namespace ?? 'default'}/${o.metadata.name}`, o);
+    if (o.kind === 'EndpointSlice') {
+      const svc = o.metadata.labels?.['kubernetes.io/service-name'];
+      if (typeof svc !== 'string') continue;
+      const k = `${o.metadata.namespace ?? 'default'}/${svc}`;
+      const set = sliceRefs.get(k) ?? new Set<string>();
+      for (const n of slicePods(o)) set.add(n);
+      sliceRefs.set(k, set);
+    }
+  }
+  pods.sort((a, b) => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1));
+  const byNs = new Map<string, MeshPod[]>();
+  for (const p of pods) byNs.set(p.namespace, [...(byNs.get(p.namespace) ?? []), p]);
+  const backing = new Map<string, MeshPod[]>();
+  for (const d of descriptors) {
+    const found = new Map<string, MeshPod>();
+    for (const t of d.targets) {
+      if (t.service === undefined) continue;
+      const key = `${t.service.namespace}/${t.service.name}`;
+      const svc = services.get(key);
+      const selector = strings(isRecord(svc?.spec) ? svc.spec['selector'] : undefined);
+      const refs = sliceRefs.get(key);
+      for (const p of byNs.get(t.service.namespace) ?? []) {
+        if (selects(selector, p.labels) || refs?.has(`${p.namespace}/${p.name}`) === true)
+          found.set(`${p.namespace}/${p.name}`, p);
+      }
+    }
+    if (found.size > 0) backing.set(d.id, [...found.values()]);
+  }
+  return { pods, backing, problems };
+}
+
+/** The pods of one workload identity. */
+export function podsOf(index: WorkloadIndex, spiffeId: string): MeshPod[] {
+  return index.pods.filter((p) => p.spiffeId === spiffeId);
+}
