@@ -26,6 +26,7 @@ import {
 } from './node-status.js';
 import { diffSnapshots, mayResolve, sortedResources, type KindDiff, type SnapshotDiff } from './snapshot.js';
 import type { NodeType, Snapshot, VersionedResource } from './types.js';
+import { lenFieldSize, stringFieldSize, WireWriter } from '../../proto/wire.js';
 import { certUris, type Authenticator, type NodePrincipal, type StreamCredentials } from './node-auth.js';
 
 /** What the transport of `call` proves: verified client certificate, bearer token, peer. */
@@ -348,8 +349,9 @@ function unresolvedNames(snap: Snapshot, kind: ResourceKind, names: ReadonlySet<
 // repeated fields split anywhere, so clients decode exactly the message protobufjs would encode
 // (for SotW the bytes are even identical: fields are written in field-number order).
 
-function asBuffer(u: Uint8Array): Buffer {
-  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+/** Length of google.protobuf.Any{type_url = 1, value = 2} holding resource `r`. */
+function anyLength(r: VersionedResource): number {
+  return stringFieldSize(1, TYPE_URLS[r.kind]) + lenFieldSize(2, r.bytes.length);
 }
 
 /** Per resource: `resources` entry of a DiscoveryResponse (field 2 = Any{type_url, value}). */
@@ -357,9 +359,9 @@ const SOTW_ENTRY = new WeakMap<VersionedResource, Buffer>();
 function sotwEntry(r: VersionedResource): Buffer {
   let b = SOTW_ENTRY.get(r);
   if (!b) {
-    const w = protobuf.Writer.create();
-    w.uint32(18).fork().uint32(10).string(TYPE_URLS[r.kind]).uint32(18).bytes(r.bytes).ldelim();
-    b = asBuffer(w.finish());
+    const any = anyLength(r);
+    const w = new WireWriter(lenFieldSize(2, any));
+    b = w.message(2, any).string(1, TYPE_URLS[r.kind]).bytes(2, r.bytes).finish();
     SOTW_ENTRY.set(r, b);
   }
   return b;
@@ -370,12 +372,10 @@ const DELTA_ENTRY = new WeakMap<VersionedResource, Buffer>();
 function deltaEntry(r: VersionedResource): Buffer {
   let b = DELTA_ENTRY.get(r);
   if (!b) {
-    const w = protobuf.Writer.create();
-    w.uint32(18).fork();
-    w.uint32(26).string(r.name).uint32(10).string(r.version);
-    w.uint32(18).fork().uint32(10).string(TYPE_URLS[r.kind]).uint32(18).bytes(r.bytes).ldelim();
-    w.ldelim();
-    b = asBuffer(w.finish());
+    const any = anyLength(r);
+    const res = stringFieldSize(3, r.name) + stringFieldSize(1, r.version) + lenFieldSize(2, any);
+    const w = new WireWriter(lenFieldSize(2, res)).message(2, res).string(3, r.name).string(1, r.version);
+    b = w.message(2, any).string(1, TYPE_URLS[r.kind]).bytes(2, r.bytes).finish();
     DELTA_ENTRY.set(r, b);
   }
   return b;
@@ -493,20 +493,10 @@ function intern(k: string): string {
   return k;
 }
 
-function stringField(w: protobuf.Writer, field: number, v: string): void {
-  w.uint32((field << 3) | 2).string(v);
-}
-
 /** DiscoveryResponse = version_info(1) + resources(2, shared run) + type_url(4) + nonce(5). */
 function sotwMessage(version: string, run: Buffer, typeUrl: string, nonce: string): Buffer {
-  const h = protobuf.Writer.create();
-  stringField(h, 1, version);
-  const head = asBuffer(h.finish());
-  const t = protobuf.Writer.create();
-  stringField(t, 4, typeUrl);
-  stringField(t, 5, nonce);
-  const tail = asBuffer(t.finish());
-  return Buffer.concat([head, run, tail], head.length + run.length + tail.length);
+  const size = stringFieldSize(1, version) + run.length + stringFieldSize(4, typeUrl) + stringFieldSize(5, nonce);
+  return new WireWriter(size).string(1, version).raw(run).string(4, typeUrl).string(5, nonce).finish();
 }
 
 /** DeltaDiscoveryResponse = system_version_info(1) + resources(2, shared run) + type_url(4) + nonce(5) + removed_resources(6). */
@@ -517,16 +507,13 @@ function deltaMessage(
   nonce: string,
   removed: readonly string[],
 ): Buffer {
-  const h = protobuf.Writer.create();
-  stringField(h, 1, version);
-  const head = asBuffer(h.finish());
-  const t = protobuf.Writer.create();
-  stringField(t, 4, typeUrl);
-  stringField(t, 5, nonce);
-  for (const n of removed) stringField(t, 6, n);
-  const tail = asBuffer(t.finish());
-  if (!run || run.length === 0) return Buffer.concat([head, tail], head.length + tail.length);
-  return Buffer.concat([head, run, tail], head.length + run.length + tail.length);
+  let size = stringFieldSize(1, version) + (run?.length ?? 0) + stringFieldSize(4, typeUrl) + stringFieldSize(5, nonce);
+  for (const n of removed) size += stringFieldSize(6, n);
+  const w = new WireWriter(size).string(1, version);
+  if (run) w.raw(run);
+  w.string(4, typeUrl).string(5, nonce);
+  for (const n of removed) w.string(6, n);
+  return w.finish();
 }
 
 function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
