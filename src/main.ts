@@ -8,7 +8,7 @@ import { Debouncer } from './debounce.js';
 import { compile, formatError, type CompiledSet } from './pipeline.js';
 import { buildSnapshot, VersionSource } from './xds/snapshot.js';
 import { SnapshotCache } from './xds/cache.js';
-import { AdsServer } from './xds/ads-server.js';
+import { AdsServer } from './xds/server/server.js';
 import { EnvoyRejections } from './xds/rejections.js';
 import { grpcListenerFor } from './xds/translate.js';
 import { withRetiredClusters, nextRetirement, type RetiredClusters } from './xds/retire.js';
@@ -43,7 +43,8 @@ import { exportSecretsToFiles } from './ca/file-export.js';
 import { apikeySecrets, certificateSecrets } from './k8s/secret-exporter.js';
 import { KubeSecretCaStore } from './ca/kube-store.js';
 import { KubeClient, loadKubeConfig } from './k8s/client.js';
-import { metadataString, type NodeInfo } from './xds/ads-server.js';
+import type { NodeInfo } from './xds/server/messages.js';
+import { metadataString } from './xds/server/node.js';
 import { AdmissionWebhook } from './k8s/webhook.js';
 import {
   identityAuthenticator,

@@ -17,7 +17,7 @@ import { startServer, makeLogger, nodeIdentity } from '../src/main.js';
 import { AdsClient, TYPE_URLS, anyName, decodeAny } from './helpers/ads-client.js';
 import type { ConfigView, BuildResult, ObjectStatus } from '../src/model/types.js';
 import type { ProtoObject } from '../src/proto/loader.js';
-import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../src/xds/ads-server.js';
+import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../src/xds/server/messages.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 10, 22, 12, 0, 0);
