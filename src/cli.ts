@@ -225,7 +225,7 @@ addOptions(
   ['dataDir', 'caCert', 'caKey', 'caRootCert'],
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
-  const ca = await (await server()).loadCertificateAuthority(config);
+  const ca = await (await import('./stages/ca.js')).loadCertificateAuthority(config);
   process.exitCode = runCaShow(ca, process.stdout);
   ca.pool.close();
 });
@@ -243,7 +243,7 @@ addOptions(
   ['dataDir', 'caCert', 'caKey', 'caRootCert'],
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
-  const ca = await (await server()).loadCertificateAuthority(config);
+  const ca = await (await import('./stages/ca.js')).loadCertificateAuthority(config);
   process.exitCode = await runCaIssue(
     ca,
     { csrFile: String(flags.csr), ...(typeof flags.outDir === 'string' ? { outDir: flags.outDir } : {}) },

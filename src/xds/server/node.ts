@@ -49,3 +49,17 @@ export function detectNodeType(node: NodeInfo | null | undefined): NodeType {
   if (explicit === 'grpc' || explicit === 'envoy') return explicit;
   return /^grpc/i.test(node?.userAgentName ?? '') ? 'grpc' : 'envoy';
 }
+
+/** NAMESPACE / SERVICE_ACCOUNT of a node's metadata (Istio's keys, or camelCase). */
+export function nodeIdentity(node: NodeInfo): { namespace: string; serviceAccount: string } | undefined {
+  const pick = (...keys: string[]): string | undefined => {
+    for (const k of keys) {
+      const v = metadataString(node.metadata, k);
+      if (v !== undefined && v !== '') return v;
+    }
+    return undefined;
+  };
+  const namespace = pick('NAMESPACE', 'namespace');
+  const serviceAccount = pick('SERVICE_ACCOUNT', 'serviceAccount', 'service_account');
+  return namespace !== undefined && serviceAccount !== undefined ? { namespace, serviceAccount } : undefined;
+}
