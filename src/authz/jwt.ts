@@ -47,6 +47,7 @@ import type {
 } from '../model/types.js';
 import { toPkcs8Pem, toSpkiPem } from '../model/jwt-verifier.js';
 import type { AuthzHooks, CheckInput, HeaderMutation } from './types.js';
+import type { ApikeyJwtOptions, ApikeyJwtResult } from './apikey.js';
 
 export type JwtOutcome =
   | { kind: 'skipped' }
@@ -775,17 +776,7 @@ const HS_HASH: Readonly<Record<string, string>> = { HS256: 'sha256', HS384: 'sha
  * then required, exp - iat <= max), `xsrfToken` claim must equal `xsrfHeader` (the X-XSRF-TOKEN value).
  * Constant-time signature comparison. Never throws.
  */
-export async function verifyApikeyJwt(
-  token: string,
-  secret: string,
-  opts: {
-    nowMs: number;
-    leewaySec: number;
-    maxJwtLifespanSecs?: number;
-    allowedAlgs: readonly ('HS256' | 'HS384' | 'HS512')[];
-    xsrfHeader?: string;
-  },
-): Promise<{ ok: true; claims: Record<string, unknown> } | { ok: false; reason: string }> {
+export async function verifyApikeyJwt(token: string, secret: string, opts: ApikeyJwtOptions): Promise<ApikeyJwtResult> {
   const parts = typeof token === 'string' ? splitToken(token) : undefined;
   if (parts === undefined) return { ok: false, reason: 'malformed token' };
   const header = b64urlJson(parts[0]);
