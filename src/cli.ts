@@ -2,7 +2,7 @@
 // `otoroshi-xds serve | translate | validate | import | bootstrap | status | ca show | ca issue`
 import fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_ADMIN_URL, runStatus } from './status.js';
+import { DEFAULT_ADMIN_URL, runStatus } from './status-command.js';
 import YAML from 'yaml';
 import { OPTIONS, resolveConfig, translateOptionsFrom, type Config } from './config.js';
 import { loadConfigDir } from './sources/yaml.js';

@@ -20,7 +20,7 @@ import { javaToRe2, linearRegexProblem } from './linear-regex.js';
 import { re2Problem } from './regex.js';
 import { resolveDescriptorTargets, type KubeIndex } from './targets.js';
 import { LOAD_BALANCING_TYPES } from './schemas.js';
-import { FEATURE_FIELDS, applyFeatures, dropReservedHeaders } from './features.js';
+import { FEATURE_FIELDS, applyFeatures, dropReservedHeaders } from './edge-features.js';
 
 export interface ModelSettings {
   /** Group of Ingress-generated descriptors (Otoroshi's built-in group; always resolvable). */

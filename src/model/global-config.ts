@@ -2,7 +2,7 @@
 // (build.ts keeps the oldest). Fields Envoy cannot express are reported as OXDS_NOT_SUPPORTED.
 import type { GlobalConfigModel, StoredObject } from './types.js';
 import { asObject, bool, num, type Problems } from './problems.js';
-import { ipFilteringFrom } from './features.js';
+import { ipFilteringFrom } from './edge-features.js';
 
 const QUOTA_DEFAULT = 10_000_000;
 

@@ -79,3 +79,22 @@ export function derivedToken(length: number, ...parts: string[]): string {
   }
   return out;
 }
+
+/** Kinds without a namespace: their key uses an empty namespace (`IngressClass//name`). */
+export const CLUSTER_SCOPED_KINDS = new Set(['IngressClass']);
+
+/** `Apikey` is accepted as a spelling of `ApiKey`. */
+export function normaliseKind(kind: string): string {
+  return kind === 'Apikey' ? 'ApiKey' : kind;
+}
+
+/** Stable key `<Kind>/<ns>/<name>` (namespace `default` when absent, empty for cluster-scoped kinds). */
+export function objectKey(obj: KubeObject): string {
+  const kind = normaliseKind(obj.kind);
+  const ns = CLUSTER_SCOPED_KINDS.has(kind)
+    ? ''
+    : typeof obj.metadata.namespace === 'string' && obj.metadata.namespace !== ''
+      ? obj.metadata.namespace
+      : 'default';
+  return `${kind}/${ns}/${obj.metadata.name}`;
+}

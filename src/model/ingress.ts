@@ -15,7 +15,7 @@ import { asObject, isObject, num, str, strArray, type JsonObject, type ProblemIt
 import { re2Problem, wildcardMatch } from './regex.js';
 import { serviceTarget, type KubeIndex } from './targets.js';
 import { DEFAULT_CLIENT_CONFIG, checkHost, jwtRefFrom, type ModelSettings, type RefResolver } from './descriptor.js';
-import { applyFeatures, dropReservedHeaders, type FieldOf } from './features.js';
+import { applyFeatures, dropReservedHeaders, type FieldOf } from './edge-features.js';
 import { LOAD_BALANCING_TYPES } from './schemas.js';
 
 export const OTOROSHI_CONTROLLERS = ['otoroshi', 'otoroshi.io/ingress-controller'];

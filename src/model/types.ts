@@ -291,17 +291,24 @@ export interface SecretRef {
   name: string;
 }
 
-/** A Certificate CR's `spec.csr` (otoroshi-model.md §8.2), as the CA reads it. */
+/** A Certificate CR's `spec.csr`, as the CA reads it. */
 export interface CertificateCsr {
+  /** Issuer id or subject DN; see IssueOptions.issuer (which wins when both are given). */
   issuer?: string;
-  hosts?: string[];
+  /** DNS names, IP literals, or URIs (`spiffe://...`) → SubjectAltName entries. */
+  hosts?: readonly string[];
+  /** Default here: ECDSA P-256 (DECISIONS 15; Otoroshi's own default is RSA 2048). */
   key?: { algo?: string; size?: number };
+  /** Legacy form of `key`. */
   keyType?: string;
   keySize?: number;
+  /** Subject DN, e.g. `UID=x, O=y`. */
   subject?: string;
-  name?: Record<string, string>;
+  /** Used when `subject` is absent: joined as `k=v,k=v`. */
+  name?: Readonly<Record<string, string>>;
   client?: boolean;
   ca?: boolean;
+  /** Milliseconds, or a duration string (`"30 days"`, `"24h"`, `"90m"`). Default 365 days. */
   duration?: number | string;
   signatureAlg?: string;
   digestAlg?: string;

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { CertificateAuthority, FileCaStore } from '../ca/index.js';
-import { KubeSecretCaStore } from '../ca/kube-store.js';
+import { KubeSecretCaStore } from '../k8s/ca-secret-store.js';
 import { CertManager, FileIssuedStore, type CaEvent } from '../ca/manager.js';
 import { KubeClient, loadKubeConfig } from '../k8s/client.js';
 import type { BuildResult } from '../model/types.js';

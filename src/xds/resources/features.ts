@@ -2,7 +2,7 @@
 // checks, upstream (m)TLS over SDS, local rate limits, Otoroshi's headers. Pure functions.
 import type { ProtoObject } from '../../proto/loader.js';
 import type { CorsSettings, Descriptor, GlobalConfigModel, GzipSettings, IpFiltering } from '../../model/types.js';
-import { ipEntryToCidrs } from '../../model/features.js';
+import { ipEntryToCidrs } from '../../model/edge-features.js';
 import { TYPES, adsConfigSource, duration, headerValue, wrapped } from './common.js';
 import { shortHash } from '../names.js';
 

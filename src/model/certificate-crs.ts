@@ -10,7 +10,7 @@ import type {
 } from './types.js';
 import { crdEntityId, namespaceOf } from './ids.js';
 import { asObject, isObject, str, type JsonObject, type Problems } from './problems.js';
-import { certificateFromPem } from './certs.js';
+import { certificateFromPem } from './tls-secrets.js';
 
 export interface CertificateOut {
   request?: CertificateRequest;
