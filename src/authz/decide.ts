@@ -1,4 +1,5 @@
-// The ext_authz decision (otoroshi-model.md §4.3, §4.5, §7, §11; DECISIONS 11–14). Pure policy +
+// The ext_authz decision (docs/decisions.md: "Apikey extraction", "Quotas", "Errors", "Quota store outage"). Pure
+// policy +
 // the quota store + the JWT verifier engine. `check()` never throws and never allows by accident:
 // any exception becomes a 500 deny (reason `internal`).
 import { performance } from 'node:perf_hooks';
@@ -32,7 +33,7 @@ import { MemoryQuotaStore } from './quota/memory.js';
 
 // ------------------------------------------------------------------ JWT verifier engine (jwt.ts)
 
-/** What the JwtVerifier engine (src/authz/jwt.ts `JwtEngine`) answers for a descriptor's ref (§11). */
+/** What the JwtVerifier engine (src/authz/jwt.ts `JwtEngine`) answers for a descriptor's ref. */
 export type JwtOutcome =
   | { kind: 'skipped' }
   | { kind: 'passed'; verifierId: string; mutation: HeaderMutation; claims: unknown }
@@ -49,7 +50,7 @@ export interface AuthorizerOptions {
   /** Clock (ms since epoch). */
   now?: () => number;
   hooks?: AuthzHooks;
-  /** Verifier of apikey-signed JWTs (§7.2 JWT method). Default: jwt.ts `verifyApikeyJwt`. */
+  /** Verifier of apikey-signed JWTs (the apikey JWT method). Default: jwt.ts `verifyApikeyJwt`. */
   apikeyJwt?: ApikeyJwtVerifier;
 }
 
@@ -195,7 +196,7 @@ export class Authorizer {
     const p = this.policy;
     const now = this.now();
 
-    // 1. descriptor: context_extensions.descriptor_id (our routes set it), else §4.3 matching
+    // 1. descriptor: context_extensions.descriptor_id (our routes set it), else Otoroshi's host/path matching
     let c: CompiledDescriptor | undefined;
     const byId = input.contextExtensions['descriptor_id'];
     if (byId !== undefined) {
@@ -214,7 +215,7 @@ export class Authorizer {
       if (cands.length > 1) cands = this.routingFilter(p, cands, input);
       c = (cands[0] as Candidate).c;
       // A caller that is not one of our generated routes (another mesh's Envoy, Istio CUSTOM):
-      // the checks our routes do in Envoy before calling us happen here (§4.5 steps 4 and 6).
+      // the checks our routes do in Envoy before calling us happen here.
       const ip = input.sourceIp;
       const allowed = (m: ((ip: string) => boolean) | undefined): boolean =>
         m === undefined || (ip !== undefined && m(ip));
@@ -223,7 +224,7 @@ export class Authorizer {
       if (c.d.buildMode) return deny(ERRORS.underConstruction, c.id);
     }
 
-    // 2. headersVerification (§4.5 7): literal values (no `${...}` expressions)
+    // 2. headersVerification: literal values (no `${...}` expressions)
     for (const [name, value] of c.headersVerification) {
       if (input.headers[name] !== value) return deny(ERRORS.missingHeaders, c.id);
     }
@@ -270,7 +271,7 @@ export class Authorizer {
     return this.quotaAndAllow(c, key, now, undefined, false);
   }
 
-  /** 6. JWT verifier ref (§11), before counting the call (DECISIONS 12: only allowed calls count). */
+  /** 6. JWT verifier ref, before counting the call (docs/decisions.md: "Quotas": only allowed calls count). */
   private async jwtThenQuota(
     c: CompiledDescriptor,
     input: CheckInput,
@@ -412,7 +413,7 @@ export class Authorizer {
   }
 
   /**
-   * §4.3 ordering with an apikey: drop candidates whose routing constraints reject the key; when
+   * Descriptor ordering with an apikey: drop candidates whose routing constraints reject the key; when
    * all are dropped keep the last one (so the key flow answers 401, not 404).
    */
   private routingFilter(p: AuthzPolicy, cands: Candidate[], input: CheckInput): Candidate[] {
@@ -447,14 +448,14 @@ export class Authorizer {
     return undefined;
   }
 
-  /** enabled / validUntil (DECISIONS 11: on every path). */
+  /** enabled / validUntil (docs/decisions.md: "Apikey extraction": on every path). */
   private inactive(key: CompiledKey, now: number): ErrorSpec | undefined {
     if (!key.k.enabled) return ERRORS.badApiKeyDisabled;
     if (key.k.validUntil !== undefined && now > key.k.validUntil) return ERRORS.badApiKeyExpired;
     return undefined;
   }
 
-  /** §7.2 per-method checks, then key restrictions and key readOnly. */
+  /** Per-method checks, then key restrictions and key readOnly. */
   private keyFlow(
     p: AuthzPolicy,
     c: CompiledDescriptor,
@@ -530,7 +531,7 @@ export class Authorizer {
         if (jc.maxJwtLifespanSecs !== undefined) opts.maxJwtLifespanSecs = jc.maxJwtLifespanSecs;
         const xsrfHeader = input.headers['x-xsrf-token'];
         if (xsrfHeader !== undefined) opts.xsrfHeader = xsrfHeader;
-        // nextSecret is not accepted for JWTs (§7.2).
+        // nextSecret is not accepted for JWTs.
         const v = await this.apikeyJwt(creds.token, key.k.clientSecret, opts);
         if (!v.ok) {
           this.suspicious('bad_jwt', `apikey JWT: ${v.reason}`, input, c, key.clientId);

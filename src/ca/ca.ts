@@ -1,5 +1,5 @@
 // The mesh certificate authority: a root and an intermediate (which signs leaves), persisted
-// behind CaStore, issuing what a Certificate csr asks for (otoroshi-model.md §8, DECISIONS 15).
+// behind CaStore, issuing what a Certificate csr asks for (docs/decisions.md: "Issuers, keys and renewal").
 // Private keys live in ECMAScript private fields: they are not enumerable, not serialised by
 // JSON.stringify and not printed by util.inspect; no error message carries key material.
 import { X509Certificate, createHash, createPrivateKey, type KeyObject } from 'node:crypto';
@@ -80,7 +80,7 @@ export interface IssuedCert {
   certPem: string;
   /** PKCS#8 PEM private key of the certificate. */
   keyPem: string;
-  /** leaf + issuer + issuer's chain (Otoroshi §8.3 step 4: leaf, intermediate, root). */
+  /** leaf + issuer + issuer's chain (as Otoroshi serves it: leaf, intermediate, root). */
   chainPem: string;
   notBefore: number;
   notAfter: number;

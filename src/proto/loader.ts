@@ -40,7 +40,7 @@ export const PROTO_FILES: readonly string[] = [
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/service/accesslog/v3/als.proto',
   'envoy/extensions/access_loggers/grpc/v3/als.proto',
-  // issue 3: GlobalConfig throttling, and the Envoy bootstraps of manifests/envoy (checked in tests).
+  // edge features: GlobalConfig throttling, and the Envoy bootstraps of manifests/envoy (checked in tests).
   'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
   'envoy/config/bootstrap/v3/bootstrap.proto',
   'envoy/extensions/resource_monitors/downstream_connections/v3/downstream_connections.proto',
@@ -103,7 +103,9 @@ export function typeOfUrl(typeUrl: string): protobuf.Type {
   return lookupType(typeUrl);
 }
 
-/** Plain object in protobufjs "fromObject" form: camelCase field names, enums as strings, Any as `{'@type': url, ...}`. */
+/**
+ * Plain object in protobufjs "fromObject" form: camelCase field names, enums as strings, Any as `{'@type': url, ...}`.
+ */
 export type ProtoObject = { [key: string]: unknown };
 
 /** Encodes a plain object of the given type to bytes. */
