@@ -14,7 +14,7 @@ import pino from 'pino';
 import { compile, type CompiledSet } from '../src/pipeline.js';
 import { buildSnapshot, diffSnapshots, VersionSource } from '../src/xds/snapshot.js';
 import { SnapshotCache } from '../src/xds/cache.js';
-import { startXdsServer } from '../src/xds/ads-server.js';
+import { startXdsServer } from '../src/xds/server/server.js';
 import { grpcListenerFor } from '../src/xds/translate.js';
 import { encodeObject, protoRoot, TYPE_URLS, type ProtoObject, type ResourceKind } from '../proto/loader.js';
 import type { Snapshot } from '../src/xds/types.js';

@@ -2,7 +2,7 @@
 // `otoroshi-xds serve | translate | validate | import | bootstrap | status | ca show | ca issue`
 import fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_ADMIN_URL, runStatus } from './status.js';
+import { DEFAULT_ADMIN_URL, runStatus } from './status-command.js';
 import YAML from 'yaml';
 import { OPTIONS, resolveConfig, translateOptionsFrom, type Config } from './config.js';
 import { loadConfigDir } from './sources/yaml.js';
@@ -231,7 +231,7 @@ addOptions(
   ['dataDir', 'caCert', 'caKey', 'caRootCert'],
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
-  const ca = await (await server()).loadCertificateAuthority(config);
+  const ca = await (await import('./stages/ca.js')).loadCertificateAuthority(config);
   process.exitCode = runCaShow(ca, process.stdout);
   ca.pool.close();
 });
@@ -249,7 +249,7 @@ addOptions(
   ['dataDir', 'caCert', 'caKey', 'caRootCert'],
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
-  const ca = await (await server()).loadCertificateAuthority(config);
+  const ca = await (await import('./stages/ca.js')).loadCertificateAuthority(config);
   process.exitCode = await runCaIssue(
     ca,
     { csrFile: String(flags.csr), ...(typeof flags.outDir === 'string' ? { outDir: flags.outDir } : {}) },

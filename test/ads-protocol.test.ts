@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { lookupType, TYPE_URLS, type ProtoObject } from '../proto/loader.js';
-import { startXdsServer, detectNodeType, type DiscoveryResponse, type XdsServerHandle } from '../src/xds/ads-server.js';
+import { startXdsServer, type XdsServerHandle } from '../src/xds/server/server.js';
+import { detectNodeType } from '../src/xds/server/node.js';
+import type { DiscoveryResponse } from '../src/xds/server/messages.js';
 import { SnapshotCache, InconsistentSnapshotError } from '../src/xds/cache.js';
 import {
   buildSnapshot,

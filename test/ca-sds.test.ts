@@ -13,11 +13,12 @@ import { CertManager, FileIssuedStore, MemoryIssuedStore, type CaEvent } from '.
 import { certificateSecretData, splitPemChain } from '../src/ca/export.js';
 import { parseYamlFile } from '../src/sources/yaml.js';
 import { resolveConfig } from '../src/config.js';
-import { startServer, makeLogger, nodeIdentity } from '../src/main.js';
+import { startServer, makeLogger } from '../src/main.js';
+import { nodeIdentity } from '../src/xds/server/node.js';
 import { AdsClient, TYPE_URLS, anyName, decodeAny } from './helpers/ads-client.js';
 import type { ConfigView, BuildResult, ObjectStatus } from '../src/model/types.js';
 import type { ProtoObject } from '../proto/loader.js';
-import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../src/xds/ads-server.js';
+import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../src/xds/server/messages.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 10, 22, 12, 0, 0);

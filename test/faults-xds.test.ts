@@ -17,7 +17,7 @@ import { startServer, makeLogger, type RunningServer } from '../src/main.js';
 import { startBackends } from './helpers/backends.js';
 import { spawnGrpcJsClient, type GrpcJsClient } from './helpers/xds-clients.js';
 import { AdsClient, TYPE_URLS, anyName, protocolViolations } from './helpers/ads-client.js';
-import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../src/xds/ads-server.js';
+import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../src/xds/server/messages.js';
 import { lookupType } from '../proto/loader.js';
 import { openRawStream, ADS_SOTW_PATH } from './helpers/raw-grpc.js';
 

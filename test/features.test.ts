@@ -2,7 +2,7 @@
 // descriptor fields as the CRD (both prefixes, both spellings), "not supported" warnings.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ipEntryToCidrs } from '../src/model/features.js';
+import { ipEntryToCidrs } from '../src/model/edge-features.js';
 import { parseYamlFile } from '../src/sources/yaml.js';
 import { buildModel } from '../src/model/build.js';
 import type { BuildResult, Descriptor } from '../src/model/types.js';

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import pino from 'pino';
 import { Writable } from 'node:stream';
 import { lookupType, TYPE_URLS, type ProtoObject } from '../proto/loader.js';
-import { startXdsServer, type XdsServerHandle } from '../src/xds/ads-server.js';
+import { startXdsServer, type XdsServerHandle } from '../src/xds/server/server.js';
 import { SnapshotCache } from '../src/xds/cache.js';
 import { buildSnapshot, VersionSource } from '../src/xds/snapshot.js';
 import type { ResourceSet } from '../src/xds/types.js';

@@ -10,7 +10,7 @@ import { parseAllDocuments } from 'yaml';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { allCrds, renderCrdFiles, structuralProblems } from '../src/k8s/crds.js';
 import { OTOROSHI_KINDS } from '../src/k8s/resources.js';
-import { normaliseKind } from '../src/sources/yaml.js';
+import { normaliseKind } from '../src/model/ids.js';
 
 const CRD_DIR = path.join('manifests', 'crds');
 

@@ -6,7 +6,7 @@ import https from 'node:https';
 import { CertificateAuthority } from '../src/ca/ca.js';
 import { MAX_REVIEW_BYTES, reviewAdmission, startWebhookServer } from '../src/k8s/webhook.js';
 import type { ConfigView, KubeObject, StoredObject } from '../src/model/types.js';
-import { objectKey } from '../src/sources/yaml.js';
+import { objectKey } from '../src/model/ids.js';
 
 const SD = 'proxy.otoroshi.io/v1alpha1';
 const sd = (name: string, spec: Record<string, unknown>): KubeObject =>

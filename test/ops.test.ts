@@ -19,7 +19,7 @@ import {
   runStatus,
   TABLE_HEADERS,
   typeCell,
-} from '../src/status.js';
+} from '../src/status-command.js';
 import type { NodeStatus, TypeStatus } from '../src/xds/node-status.js';
 
 const DASHBOARD = 'manifests/grafana/otoroshi-xds-dashboard.json';

@@ -1,5 +1,5 @@
-// Apikey credentials: extraction (§7.2, DECISIONS 11), constant-time secrets, routing constraints
-// (`matchRouting`, §7.1) and the built-in HS verifier for apikey-signed JWTs.
+// Apikey credentials: extraction (docs/decisions.md: "Apikey extraction"), constant-time secrets, routing constraints
+// (`matchRouting`) and the built-in HS verifier for apikey-signed JWTs.
 import { createHash, hash as oneShotHash, timingSafeEqual } from 'node:crypto';
 import type { ApiKeyConstraints } from '../model/types.js';
 import type { CheckInput } from './types.js';

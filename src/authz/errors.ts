@@ -1,9 +1,9 @@
-// Otoroshi error responses (otoroshi-model.md §10; DECISIONS 13) and the deny catalogue.
+// Otoroshi error responses (docs/decisions.md: "Errors") and the deny catalogue.
 import type { Decision, DenyReason } from './types.js';
 
 export type Deny = Extract<Decision, { allow: false }>;
 
-/** One entry of §10's catalogue (+ our own where the spec is silent, marked). */
+/** One entry of Otoroshi's error catalogue (+ our own where the spec is silent, marked). */
 export interface ErrorSpec {
   status: number;
   message: string;
@@ -51,9 +51,9 @@ export const ERRORS = Object.freeze({
   routingBad: e(401, 'Bad API key', 'errors.bad.api.key', 'apikey_unauthorized'),
   routingJwt: e(401, 'Invalid ApiKey provided', 'errors.invalid.api.key', 'apikey_unauthorized'),
   tooManyRequests: e(429, 'You performed too much requests', 'errors.too.much.requests', 'quota_exceeded'),
-  // ours (DECISIONS 14 names no message): Otoroshi's generic 503 wording.
+  // ours (docs/decisions.md: "Quota store outage" names no message): Otoroshi's generic 503 wording.
   quotaStoreUnavailable: e(503, 'Service unavailable', 'errors.service.unavailable', 'quota_store_unavailable'),
-  // §11
+  // JWT verifiers
   badVerifierId: e(500, 'error.bad.globaljwtverifier.id', 'error.bad.globaljwtverifier.id', 'internal'),
   // ours: any exception inside check() (never an allow)
   internal: e(
@@ -102,7 +102,7 @@ function escapeHtml(s: string): string {
 
 /**
  * The HTTP answer for a deny: `Otoroshi-Error: true`, `Otoroshi-Error-Msg`, `Otoroshi-State-Resp`
- * (incoming `Otoroshi-State` or `--`), JSON `{"Otoroshi-Error": msg}` or an HTML page (§10), empty
+ * (incoming `Otoroshi-State` or `--`), JSON `{"Otoroshi-Error": msg}` or an HTML page, empty
  * body for restrictions. `accept` is the raw `Accept` header (undefined when absent).
  */
 export function errorResponse(decision: Deny, accept: string | undefined, otoroshiState?: string): ErrorResponse {

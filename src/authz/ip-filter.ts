@@ -1,4 +1,4 @@
-// `ipFiltering` (otoroshi-model.md §4.5): whitelist (when non-empty, the client must match it),
+// `ipFiltering`: whitelist (when non-empty, the client must match it),
 // then blacklist. Entries are exact addresses, CIDRs (`10.0.0.0/8`, IPv6 too) or wildcard
 // patterns (`192.168.1.*`, `*` spans dots as in Otoroshi).
 import { BlockList, isIP } from 'node:net';

@@ -1,40 +1,5 @@
-// JWT verification with Otoroshi's JwtVerifier semantics (otoroshi-model.md §11), and the HS check of
-// the apikey-by-JWT path (§7.2).
-//
-// Decisions (where Otoroshi is silent, buggy, or where we are stricter):
-//  * Algorithms. The token header's `alg` (Otoroshi defaults a missing one to RS256) must be one the
-//    settings produce: HS<size> → HS<size>; RS<size> → RS<size> *or* PS<size> (same RSA key; Otoroshi
-//    only knows RS); ES<size> → ES<size> (ES512 = P-521); JWKS → decided by the JWK: kty RSA → RS*/PS*,
-//    kty EC → ES* on the JWK's curve, and the JWK's own `alg` (when present) must be equal. The
-//    configured JWKS `kty` is not enforced (Otoroshi ignores it too).
-//    `alg: none` and an HS* token against asymmetric settings (the HS/RS "key confusion") are refused
-//    and reported through hooks.onSuspicious({kind: 'jwt_alg_confusion'}). Keys are typed CryptoKeys,
-//    so a public key can never be used as an HMAC secret anyway.
-//  * Status codes follow Otoroshi: a mismatch with HS/RS/ES settings fails verification → 400
-//    `error.bad.token`; with JWKS settings, no usable key (no kid, unknown kid, fetch failure, alg not
-//    applicable to the JWK) → 400 `error.bad.input.algorithm.name`. Signing impossible (no private key;
-//    the model builder already rejects it) → 400 `error.bad.output.algorithm.name`.
-//  * Claims: leeway 10 s on exp / nbf / iat (iat must not be in the future, as java-jwt checks).
-//    `fields`: the claim must be a JSON *string* equal to the value (java-jwt `withClaim(String)`);
-//    `aud` may also be an array containing it. `arrayFields` "a, b": the claim must be an array whose
-//    string/number/boolean elements contain every (trimmed) value.
-//  * Token missing and not strict: outcome `skipped` (the request passes, nothing injected). In a ref
-//    with several ids this counts as a pass (first passing verifier wins), exactly like Otoroshi.
-//  * JWKS: one cache per url (shared by all verifiers), fetched with the verifier's `timeout`
-//    (capped by deps.fetchTimeoutMs), `headers`, kept `ttl` ms. Concurrent misses share one fetch.
-//    An unknown kid triggers a refetch, at most once per `jwksCooldownMs` (default 10 s) per url; a failed
-//    fetch is not retried before the cooldown either (requests do not each wait a timeout while the IdP
-//    is down) and keys already known stay usable until a fetch succeeds (stale-if-error). Otoroshi's
-//    "10 retries with backoff" is not reproduced: it would hold ext_authz requests for seconds.
-//  * Transform expressions: `${token.c}`, `${token.c:default}`, `${token.a|token.b}`,
-//    `${token.a|token.b:default}`, `${token.c.replace('a','b')}`, `.replaceAll(...)` (and the same with
-//    `ctx.`) are evaluated on the verified claims (stringified as Otoroshi does; a missing claim gives
-//    `no-token-<c>`). Every other expression (req.*, service.*, apikey.*, user.*, date) is not supported
-//    and evaluates to "bad-expr" (Otoroshi's result for an unknown expression). Claims equal to null or
-//    "null" are dropped. A map entry old → new with old == new keeps the claim (Otoroshi drops it).
-//  * Keys are imported once per verifier (per alg for RSA, since RS and PS need different CryptoKeys);
-//    models that did not change across setVerifiers() keep their imported keys. Sign / Transform
-//    outputs depend only on the verified token, so they are cached (bounded) per verifier and token.
+// JWT verification with Otoroshi's JwtVerifier semantics, and the HS check of the apikey-by-JWT
+// path. Algorithms, status codes, claims, JWKS caching and transform expressions: docs/jwt.md.
 import { createHmac, timingSafeEqual, webcrypto } from 'node:crypto';
 import { cachedReplacer, fullMatcher, replacer, type Matcher, type Replacer } from '../model/linear-regex.js';
 import * as jose from 'jose';
@@ -47,6 +12,7 @@ import type {
 } from '../model/types.js';
 import { toPkcs8Pem, toSpkiPem } from '../model/jwt-verifier.js';
 import type { AuthzHooks, CheckInput, HeaderMutation } from './types.js';
+import type { ApikeyJwtOptions, ApikeyJwtResult } from './apikey.js';
 
 export type JwtOutcome =
   | { kind: 'skipped' }
@@ -424,7 +390,7 @@ export class JwtEngine {
     this.compiled.clear();
   }
 
-  /** §11 ref semantics: enabled + ids, excludedPatterns, first passing id wins, else last failure. */
+  /** Otoroshi's ref semantics: enabled + ids, excludedPatterns, first passing id wins, else last failure. */
   async verify(ref: DescriptorJwtRef, input: CheckInput): Promise<JwtOutcome> {
     if (!ref.enabled || ref.ids.length === 0) return { kind: 'skipped' };
     for (const p of ref.excludedPatterns) {
@@ -765,27 +731,17 @@ function inject(
   }
 }
 
-// ------------------------------------------------------------------ apikey-by-JWT (§7.2)
+// ------------------------------------------------------------------ apikey-by-JWT
 
 const HS_HASH: Readonly<Record<string, string>> = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' };
 
 /**
- * Verifies an apikey JWT HS-signed with the key's clientSecret (§7.2): alg in `allowedAlgs`, leeway,
+ * Verifies an apikey JWT HS-signed with the key's clientSecret: alg in `allowedAlgs`, leeway,
  * exp / nbf / iat checked only when present (iat: not in the future), maxJwtLifespanSecs (exp and iat
  * then required, exp - iat <= max), `xsrfToken` claim must equal `xsrfHeader` (the X-XSRF-TOKEN value).
  * Constant-time signature comparison. Never throws.
  */
-export async function verifyApikeyJwt(
-  token: string,
-  secret: string,
-  opts: {
-    nowMs: number;
-    leewaySec: number;
-    maxJwtLifespanSecs?: number;
-    allowedAlgs: readonly ('HS256' | 'HS384' | 'HS512')[];
-    xsrfHeader?: string;
-  },
-): Promise<{ ok: true; claims: Record<string, unknown> } | { ok: false; reason: string }> {
+export async function verifyApikeyJwt(token: string, secret: string, opts: ApikeyJwtOptions): Promise<ApikeyJwtResult> {
   const parts = typeof token === 'string' ? splitToken(token) : undefined;
   if (parts === undefined) return { ok: false, reason: 'malformed token' };
   const header = b64urlJson(parts[0]);

@@ -66,7 +66,7 @@ export interface CompiledKey extends RoutingView {
   readonly clientId: string;
   readonly authorized: ReadonlySet<string>;
   readonly secret: SecretDigest;
-  /** Accepted too while rotation is enabled (§7.4). */
+  /** Accepted too while rotation is enabled. */
   readonly nextSecret: SecretDigest | undefined;
   readonly restrictions: CompiledRestrictions | undefined;
   readonly quotas: { throttlingQuota: number; dailyQuota: number; monthlyQuota: number };
@@ -205,7 +205,7 @@ export function buildPolicy(model: Model): AuthzPolicy {
   };
 }
 
-// ------------------------------------------------------------------ matching (§4.3)
+// ------------------------------------------------------------------ matching
 
 /** Request host without port, lower-case; undefined when it cannot be parsed. */
 export function requestDomain(host: string): string | undefined {
@@ -257,7 +257,7 @@ export interface Candidate {
 }
 
 /**
- * Enabled descriptors matching host/headers/path, ordered as §4.3: with paths first (longest matched
+ * Enabled descriptors matching host/headers/path, ordered as Otoroshi does: with paths first (longest matched
  * prefix first), then without paths; ties in model order.
  */
 export function matchCandidates(p: AuthzPolicy, domain: string, input: CheckInput, relativeUri: string): Candidate[] {

@@ -1,11 +1,11 @@
 // The mesh certificate authority: a root and an intermediate (which signs leaves), persisted
-// behind CaStore, issuing what a Certificate csr asks for (otoroshi-model.md §8, DECISIONS 15).
+// behind CaStore, issuing what a Certificate csr asks for (docs/decisions.md: "Issuers, keys and renewal").
 // Private keys live in ECMAScript private fields: they are not enumerable, not serialised by
 // JSON.stringify and not printed by util.inspect; no error message carries key material.
 import { X509Certificate, createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import { parseSpiffeId } from './spiffe.js';
 import { inspect } from 'node:util';
-import type { ConfigError } from '../model/types.js';
+import type { CertificateCsr, ConfigError } from '../model/types.js';
 import * as der from './der.js';
 import { RsaKeyPool, generateEcKey, generateEcKeyPair, spkiOf } from './keypool.js';
 import { renewAt } from './renewal.js';
@@ -45,29 +45,6 @@ const CA_BACKDATE_MS = 3600 * 1000;
 
 // ---------------------------------------------------------------- csr
 
-/** A Certificate CRD's `spec.csr` (otoroshi-model.md §8.2). */
-export interface CsrSpec {
-  /** Issuer id or subject DN; see IssueOptions.issuer (which wins when both are given). */
-  issuer?: string;
-  /** DNS names, IP literals, or URIs (`spiffe://...`) → SubjectAltName entries. */
-  hosts?: readonly string[];
-  /** Default here: ECDSA P-256 (DECISIONS 15; Otoroshi's own default is RSA 2048). */
-  key?: { algo?: string; size?: number };
-  /** Legacy form of `key`. */
-  keyType?: string;
-  keySize?: number;
-  /** Subject DN, e.g. `UID=x, O=y`. */
-  subject?: string;
-  /** Used when `subject` is absent: joined as `k=v,k=v`. */
-  name?: Readonly<Record<string, string>>;
-  client?: boolean;
-  ca?: boolean;
-  /** Milliseconds, or a duration string (`"30 days"`, `"24h"`, `"90m"`). Default 365 days. */
-  duration?: number | string;
-  signatureAlg?: string;
-  digestAlg?: string;
-}
-
 /** A CA other than ours, able to sign: a Certificate with `ca: true` (e.g. an IssuedCert). */
 export interface IssuerMaterial {
   id?: string;
@@ -103,7 +80,7 @@ export interface IssuedCert {
   certPem: string;
   /** PKCS#8 PEM private key of the certificate. */
   keyPem: string;
-  /** leaf + issuer + issuer's chain (Otoroshi §8.3 step 4: leaf, intermediate, root). */
+  /** leaf + issuer + issuer's chain (as Otoroshi serves it: leaf, intermediate, root). */
   chainPem: string;
   notBefore: number;
   notAfter: number;
@@ -477,7 +454,7 @@ export class CertificateAuthority {
   // ------------------------------------------------------------ issuing
 
   /** Issues a certificate (RSA keys come from the pool, generated off the event loop). */
-  async issue(req: CsrSpec, opts: IssueOptions): Promise<IssueResult> {
+  async issue(req: CertificateCsr, opts: IssueOptions): Promise<IssueResult> {
     if (opts.key === undefined) {
       const k = keySpecOf(req);
       if (k.algo === 'rsa') {
@@ -500,7 +477,7 @@ export class CertificateAuthority {
    * Synchronous issuance: ECDSA keys inline; an RSA csr needs `opts.key` or a ready pooled key
    * (otherwise an error result: use `issue`).
    */
-  issueSync(req: CsrSpec, opts: IssueOptions): IssueResult {
+  issueSync(req: CertificateCsr, opts: IssueOptions): IssueResult {
     const field = opts.field ?? 'spec.csr';
     const issuerCtx = this.#resolve(opts.issuer ?? req.issuer, opts, `${field}.issuer`);
     if ('code' in issuerCtx) return { ok: false, error: issuerCtx };
@@ -664,7 +641,7 @@ export class CertificateAuthority {
    * blocks xDS pushes for long. Results are in request order.
    */
   async issueMany(
-    reqs: readonly CsrSpec[],
+    reqs: readonly CertificateCsr[],
     opts: IssueOptions & { batch?: number; sliceMs?: number },
   ): Promise<IssueResult[]> {
     const batch = Math.max(1, opts.batch ?? 500);
@@ -689,7 +666,7 @@ export class CertificateAuthority {
 const PROBE_KEY = {} as KeyObject;
 
 /** The key a csr asks for: algorithm (`ecdsa` | `rsa` | other, lower case) and size. */
-export function keySpecOf(req: CsrSpec): { algo: string; size: number } {
+export function keySpecOf(req: CertificateCsr): { algo: string; size: number } {
   const algo = (req.key?.algo ?? req.keyType ?? 'ecdsa').toLowerCase();
   const norm = algo === 'ec' ? 'ecdsa' : algo;
   const size = req.key?.size ?? req.keySize ?? (norm === 'rsa' ? 2048 : 256);

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import YAML from 'yaml';
 import type { Writable } from 'node:stream';
-import { CertificateAuthority, type CsrSpec } from './ca.js';
+import { CertificateAuthority } from './ca.js';
+import type { CertificateCsr } from '../model/types.js';
 import { certificateSecretData } from './export.js';
 import { isObject } from '../model/problems.js';
 
@@ -30,11 +31,11 @@ export function runCaShow(ca: CertificateAuthority, out: Writable): number {
 }
 
 /** A csr block, a Certificate spec (`csr:`), or a whole CR (`spec.csr`). */
-export function csrFromDocument(doc: unknown): CsrSpec | undefined {
+export function csrFromDocument(doc: unknown): CertificateCsr | undefined {
   if (!isObject(doc)) return undefined;
   const spec = isObject(doc['spec']) ? doc['spec'] : doc;
   const csr = isObject(spec['csr']) ? spec['csr'] : spec;
-  return csr as CsrSpec;
+  return csr as CertificateCsr;
 }
 
 export async function runCaIssue(

@@ -1,4 +1,4 @@
-// Certificate → the data of its exported `kubernetes.io/tls` Secret (otoroshi-model.md §9).
+// Certificate → the data of its exported `kubernetes.io/tls` Secret.
 import type { TlsCertificate } from '../model/types.js';
 
 const PEM_RE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;

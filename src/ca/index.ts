@@ -1,4 +1,4 @@
-// The mesh CA (issue 5): public surface.
+// The mesh CA: public surface.
 export * from './ca.js';
 export * from './store.js';
 export * from './renewal.js';

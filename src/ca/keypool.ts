@@ -9,7 +9,7 @@ export type KeyAlgo = 'ecdsa' | 'rsa';
 export const RSA_SIZES = [2048, 3072, 4096] as const;
 export type RsaSize = (typeof RSA_SIZES)[number];
 
-/** Otoroshi's ECDSA size → curve mapping (§8.2): 384 → secp384r1, 521 → secp521r1, other → P-256. */
+/** Otoroshi's ECDSA size → curve mapping: 384 → secp384r1, 521 → secp521r1, other → P-256. */
 export function curveForSize(size: number | undefined): string {
   return size === 384 ? 'secp384r1' : size === 521 ? 'secp521r1' : 'prime256v1';
 }

@@ -7,14 +7,20 @@ import { isWorkloadSpiffeId } from './spiffe.js';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { BuildResult, CertificateRequest, ConfigError, ObjectStatus, TlsCertificate } from '../model/types.js';
+import type {
+  BuildResult,
+  CertificateCsr,
+  CertificateRequest,
+  ConfigError,
+  ObjectStatus,
+  TlsCertificate,
+} from '../model/types.js';
 import {
   CertificateAuthority,
   INTERMEDIATE_CA_ID,
   ROOT_CA_ID,
   keySpecOf,
   spiffeIdFor,
-  type CsrSpec,
   type IssuedCert,
   type IssuerMaterial,
   type IssueResult,
@@ -240,7 +246,7 @@ export class CertManager {
     {
       req: CertificateRequest;
       issuer: ResolvedIssuer;
-      csr: CsrSpec;
+      csr: CertificateCsr;
       opts: Parameters<CertificateAuthority['issueSync']>[1];
       renewing: boolean;
     }
@@ -337,7 +343,7 @@ export class CertManager {
           model.certificates.push(t);
           if (this.opts.dryRun === true && t.ca === true) {
             // a dry run issues EC placeholders: what the CA will sign with is the key its csr asks for
-            const algo = keySpecOf(req.csr as CsrSpec).algo === 'rsa' ? 'rsa' : 'ec';
+            const algo = keySpecOf(req.csr as CertificateCsr).algo === 'rsa' ? 'rsa' : 'ec';
             for (const id of [t.secretName, t.id]) if (id !== undefined) declaredKeyType.set(id, algo);
           }
           addIssuer(this.dryRunIssuers.get(t.secretName) ?? t);
@@ -426,7 +432,7 @@ export class CertManager {
       }
     }
     const renewing = sameRequest && prev !== undefined;
-    const csr = req.csr as CsrSpec;
+    const csr = req.csr as CertificateCsr;
     const opts: Parameters<CertificateAuthority['issueSync']>[1] = { now, issuer: issuer.ref, rand: this.rand };
     if (renewing && prev !== undefined) {
       try {
@@ -447,7 +453,7 @@ export class CertManager {
         return undefined;
       }
       const r = this.ca.issueSync(
-        { ...csr, key: { algo: 'ecdsa', size: 256 }, keyType: undefined, keySize: undefined } as CsrSpec,
+        { ...csr, key: { algo: 'ecdsa', size: 256 }, keyType: undefined, keySize: undefined } as CertificateCsr,
         opts,
       );
       if (!r.ok) {
@@ -566,7 +572,7 @@ export class CertManager {
   private issueAsync(
     req: CertificateRequest,
     issuer: ResolvedIssuer,
-    csr: CsrSpec,
+    csr: CertificateCsr,
     opts: Parameters<CertificateAuthority['issue']>[1],
   ): void {
     if (this.pending.get(req.secretName) === req.fingerprint) return;

@@ -1,5 +1,6 @@
 // Renewal schedule (pure): renew at two thirds of the lifetime, with jitter so that a fleet
-// issued together does not renew together (DECISIONS 15; Otoroshi itself renews at 80 %).
+// issued together does not renew together (docs/decisions.md: "Issuers, keys and renewal"; Otoroshi itself renews at 80
+// %).
 
 /** Never schedule a renewal later than this before expiry. */
 export const RENEW_MARGIN_MS = 5 * 60 * 1000;

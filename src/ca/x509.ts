@@ -117,7 +117,7 @@ export function formatDn(attrs: readonly DnAttribute[]): string {
 }
 
 /**
- * DN equality as Otoroshi compares issuers (§8.3): parts trimmed, names case-insensitive
+ * DN equality as Otoroshi compares issuers: parts trimmed, names case-insensitive
  * (aliases such as `sn`/`surname` unified), compared as sets; values case-sensitive.
  * Unparseable DNs are equal to nothing.
  */
@@ -190,7 +190,9 @@ export function defaultHash(info: KeyInfo): HashName {
   return 'sha256';
 }
 
-/** Digest from Otoroshi's `signatureAlg` (`SHA256WithRSAEncryption`, `SHA384WithECDSA`, ...) or `digestAlg` (`SHA-256`). */
+/**
+ * Digest from Otoroshi's `signatureAlg` (`SHA256WithRSAEncryption`, `SHA384WithECDSA`, ...) or `digestAlg` (`SHA-256`).
+ */
 export function hashFromAlgName(name: string | undefined): HashName | undefined {
   if (name === undefined) return undefined;
   const n = name.toUpperCase().replace(/[^A-Z0-9]/g, '');

@@ -5,21 +5,12 @@
 import http from 'node:http';
 import https from 'node:https';
 import * as k8s from '@kubernetes/client-node';
+import type { KubeMetadata } from '../model/types.js';
 
 export interface KubeObjectJson {
   apiVersion?: string;
   kind?: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    uid?: string;
-    resourceVersion?: string;
-    generation?: number;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    ownerReferences?: OwnerReference[];
-    [k: string]: unknown;
-  };
+  metadata: KubeMetadata & { ownerReferences?: OwnerReference[]; [k: string]: unknown };
   [k: string]: unknown;
 }
 

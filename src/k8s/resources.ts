@@ -13,7 +13,7 @@ export interface OtoroshiKind {
   shortNames: string[];
 }
 
-/** Otoroshi's plurals (otoroshi-model.md §CRDs), with our short names. */
+/** Otoroshi's plurals, with our short names. */
 export const OTOROSHI_KINDS: readonly OtoroshiKind[] = [
   { kind: 'ServiceGroup', plural: 'service-groups', singular: 'service-group', shortNames: ['osg'] },
   { kind: 'ServiceDescriptor', plural: 'service-descriptors', singular: 'service-descriptor', shortNames: ['osd'] },

@@ -1,4 +1,4 @@
-// Exported secrets (otoroshi-model.md §9, DECISIONS 16/17).
+// Exported secrets (docs/decisions.md: "Exported secrets", "Restarting dependant deployments").
 //
 // Input: the desired secrets, a generic list `{namespace, name, type, data, owner}` — ApiKey
 // `exportSecret` (apikeySecrets below) and, later, Certificate `exportSecret` (certificateSecret).
@@ -6,7 +6,8 @@
 // secrets that carry our label and are no longer desired. Secrets without our label are never
 // deleted nor overwritten (a name clash is reported). Owner references point at the CR (only
 // when it lives in the secret's namespace: Kubernetes forbids cross-namespace owners).
-// Optionally, Deployments that mount a created/updated secret are restarted (DECISIONS 17).
+// Optionally, Deployments that mount a created/updated secret are restarted (docs/decisions.md: "Restarting dependant
+// deployments").
 import { createHash } from 'node:crypto';
 import type { ApiKey, StoredObject, TlsCertificate } from '../model/types.js';
 import { certificateSecretData } from '../ca/export.js';
@@ -291,7 +292,10 @@ export class SecretExporter {
     return result;
   }
 
-  /** DECISIONS 17: annotate the pod template of Deployments that use a changed secret. */
+  /**
+   * docs/decisions.md: "Restarting dependant deployments": annotate the pod template of Deployments that use a changed
+   * secret.
+   */
   private async restartDependants(changed: ReadonlyArray<{ namespace: string; name: string }>): Promise<string[]> {
     const restarted: string[] = [];
     const byNs = new Map<string, Set<string>>();

@@ -12,7 +12,7 @@
 import { EventEmitter } from 'node:events';
 import * as k8s from '@kubernetes/client-node';
 import type { ConfigError, ConfigView, KubeObject, StoredObject } from '../model/types.js';
-import { objectKey } from '../sources/yaml.js';
+import { objectKey } from '../model/ids.js';
 import { KubeClient, collectionPath, type KubeList, type KubeObjectJson } from './client.js';
 import { WATCHED_RESOURCES, type WatchedResource } from './resources.js';
 import { applyTemplate, type Templates } from './templates.js';

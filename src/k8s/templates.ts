@@ -1,4 +1,4 @@
-// KubernetesConfig `templates` (otoroshi-model.md §2): per-kind JSON objects merged *under* each
+// KubernetesConfig `templates`: per-kind JSON objects merged *under* each
 // CR's spec (the spec wins; arrays are replaced, not concatenated). Keys: the kind's singular
 // (`service-descriptor`, as Otoroshi's code reads) or plural (`service-descriptors`, as its shipped
 // default config writes — Otoroshi never picks those up; we accept both). The value `"default"`

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { ConfigView, KubeObject, StoredObject } from '../model/types.js';
 import { buildModel, classify, type ModelSettings } from '../model/build.js';
 import { formatError } from '../pipeline.js';
-import { objectKey } from '../sources/yaml.js';
+import { objectKey } from '../model/ids.js';
 import { isObject } from '../model/problems.js';
 import type { KubeClient } from './client.js';
 import type { CertificateAuthority } from '../ca/ca.js';

@@ -1,4 +1,4 @@
-// ApiKey CR → ApiKey (otoroshi-model.md §7.1, §7.5).
+// ApiKey CR → ApiKey.
 import type { ApiKey, ApiKeyRotation, StoredObject } from './types.js';
 import { derivedToken, namespaceOf } from './ids.js';
 import { asObject, bool, isObject, num, str, strArray, strMap, type JsonObject, type Problems } from './problems.js';
@@ -31,7 +31,7 @@ const TRANSLATED = new Set([
 // NOTE: `constrainedServicesOnly` has no field in ApiKey (types.ts): it stays in `spec` and the
 // policy reads `spec.constrainedServicesOnly === true`.
 
-/** §7.1 rotation defaults: 744 h (31 days) period, 168 h (7 days) grace. */
+/** Otoroshi's rotation defaults: 744 h (31 days) period, 168 h (7 days) grace. */
 export const DEFAULT_ROTATION: Readonly<ApiKeyRotation> = { enabled: false, rotationEvery: 744, gracePeriod: 168 };
 
 /** Prefixes Otoroshi uses in authorizedEntities. A string without one is a group id. */

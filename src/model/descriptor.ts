@@ -1,4 +1,5 @@
-// ServiceDescriptor CRD → Descriptor (otoroshi-model.md §4.1, §4.2, §4.6; DECISIONS 4–9).
+// ServiceDescriptor CRD → Descriptor (docs/decisions.md: "Kubernetes is the source of truth", "References", "Service
+// targets", "Defaults by source", "enforceSecureCommunication", "Retries and timeouts").
 import type {
   ApiKeyConstraints,
   ClientConfig,
@@ -20,7 +21,7 @@ import { javaToRe2, linearRegexProblem } from './linear-regex.js';
 import { re2Problem } from './regex.js';
 import { resolveDescriptorTargets, type KubeIndex } from './targets.js';
 import { LOAD_BALANCING_TYPES } from './schemas.js';
-import { FEATURE_FIELDS, applyFeatures, dropReservedHeaders } from './features.js';
+import { FEATURE_FIELDS, applyFeatures, dropReservedHeaders } from './edge-features.js';
 
 export interface ModelSettings {
   /** Group of Ingress-generated descriptors (Otoroshi's built-in group; always resolvable). */
@@ -30,7 +31,7 @@ export interface ModelSettings {
   clusterDomain: string;
   meshDomain: string;
   /**
-   * Append Otoroshi's mesh hosts (§4.2) to CRD descriptors. Default false: in file mode (and for a
+   * Append Otoroshi's mesh hosts to CRD descriptors. Default false: in file mode (and for a
    * plain edge proxy) `<name>.<ns>.svc.otoroshi.mesh` & co. are names no client uses, and they would
    * only add noise (and possible conflicts) to the route table. `enabledAdditionalHosts: false` in
    * a spec still wins when this is true.
@@ -75,7 +76,7 @@ export const DEFAULT_CLIENT_CONFIG: Readonly<ClientConfig> = {
 export interface RefResolver {
   group(ref: string, ns: string): string | undefined;
   descriptor(ref: string, ns: string): string | undefined;
-  /** JwtVerifier CRDs (DECISIONS 5). Optional: without it, every id is unresolved. */
+  /** JwtVerifier CRDs (docs/decisions.md: "References"). Optional: without it, every id is unresolved. */
   jwtVerifier?(ref: string, ns: string): string | undefined;
 }
 
@@ -132,7 +133,7 @@ export function clientConfigFrom(spec: JsonObject, field: string, p: Problems): 
       );
       return;
     }
-    // Our reader reads idleTimeout from `idleTimeout` (Otoroshi's reader bug, §4.6, is not reproduced).
+    // Our reader reads idleTimeout from `idleTimeout` (Otoroshi's reader bug is not reproduced).
     out.customTimeouts.push({
       path,
       connectionTimeout: t('connectionTimeout'),
@@ -253,7 +254,7 @@ export function buildCrdDescriptor(
   const name = obj.metadata.name;
   const id = crdEntityId(obj);
 
-  // groups: legacy groupId ++ groups, de-duplicated, resolved (DECISIONS 5). Unresolved: warning,
+  // groups: legacy groupId ++ groups, de-duplicated, resolved (docs/decisions.md: "References"). Unresolved: warning,
   // the raw value is kept (it may be Otoroshi's built-in `default` group or be created later).
   const rawGroups = [
     ...(str(spec, 'groupId') !== undefined ? [str(spec, 'groupId') as string] : []),
@@ -383,7 +384,7 @@ export function buildCrdDescriptor(
 }
 // ------------------------------------------------------------------ ext_authz policy fields
 
-/** §7.1 defaults (a fresh object each call: callers may mutate). */
+/** Otoroshi's defaults (a fresh object each call: callers may mutate). */
 export function defaultApiKeyConstraints(): ApiKeyConstraints {
   return {
     basicAuth: { enabled: true },
@@ -417,9 +418,10 @@ function setName<T extends object, K extends keyof T>(o: T, k: K, v: T[K] | unde
 }
 
 /**
- * `apiKeyConstraints` (§7.1). Otoroshi's reader needs all five sub-objects and silently falls back to
+ * `apiKeyConstraints`. Otoroshi's reader needs all five sub-objects and silently falls back to
  * the defaults for the WHOLE block when one is missing (a partial block only worked through the
- * merge with a stored entity). Kubernetes is our single source of truth (DECISIONS 4), so that rule
+ * merge with a stored entity). Kubernetes is our single source of truth (docs/decisions.md: "Kubernetes is the source
+ * of truth"), so that rule
  * would silently drop e.g. `jwtAuth: {enabled: false}`. Our rule: every missing sub-object / field
  * takes its own default, and a warning says the block is partial (Otoroshi would ignore it).
  */
@@ -529,8 +531,8 @@ export function restrictionsFrom(v: unknown, field: string, p: Problems): Restri
 }
 
 /**
- * `jwtVerifier` (§11). `ref` (also when `type` is absent): `{ids (or legacy id), enabled false,
- * excludedPatterns}`, ids resolved like every reference (DECISIONS 5). An unresolved id of an
+ * `jwtVerifier`. `ref` (also when `type` is absent): `{ids (or legacy id), enabled false,
+ * excludedPatterns}`, ids resolved like every reference (docs/decisions.md: "References"). An unresolved id of an
  * ENABLED ref is an error on the descriptor (fail closed: left out rather than served without its
  * verifier); of a disabled ref, a warning. `local` / `global` (inline): built by `localVerifier` with
  * id `local:<descriptorId>`; the ref points at it (`enabled` defaults to false for `local`, as

@@ -1,8 +1,8 @@
-// GlobalConfig CRD → GlobalConfigModel (otoroshi-model.md §13; issue 3). One per cluster
+// GlobalConfig CRD → GlobalConfigModel . One per cluster
 // (build.ts keeps the oldest). Fields Envoy cannot express are reported as OXDS_NOT_SUPPORTED.
 import type { GlobalConfigModel, StoredObject } from './types.js';
 import { asObject, bool, num, type Problems } from './problems.js';
-import { ipFilteringFrom } from './features.js';
+import { ipFilteringFrom } from './edge-features.js';
 
 const QUOTA_DEFAULT = 10_000_000;
 

@@ -1,4 +1,4 @@
-// Otoroshi id rules (otoroshi-model.md §2, §5.2; DECISIONS 5).
+// Otoroshi id rules (docs/decisions.md: "References").
 import { createHash } from 'node:crypto';
 import type { KubeObject } from './types.js';
 
@@ -52,7 +52,10 @@ export function crdEntityId(obj: KubeObject): string {
   return annotatedId(obj) ?? slugifyWithSlash(`kubernetes-crd-import-${namespaceOf(obj)}-${obj.metadata.name}`);
 }
 
-/** §5.2: slug(`kubernetes-service-<ns>-<ingress>-<host or wildcard>` + (`-<path>` if path ≠ `/`)). */
+/**
+ * Otoroshi's ingress descriptor id: slug(`kubernetes-service-<ns>-<ingress>-<host or wildcard>` + (`-<path>` if path ≠
+ * `/`)).
+ */
 export function ingressDescriptorId(ns: string, ingress: string, host: string | undefined, path: string): string {
   const h = host === undefined || host === '' || host === '*' ? 'wildcard' : host;
   return slugifyWithSlash(`kubernetes-service-${ns}-${ingress}-${h}${path !== '/' ? `-${path}` : ''}`);
@@ -78,4 +81,23 @@ export function derivedToken(length: number, ...parts: string[]): string {
     }
   }
   return out;
+}
+
+/** Kinds without a namespace: their key uses an empty namespace (`IngressClass//name`). */
+export const CLUSTER_SCOPED_KINDS = new Set(['IngressClass']);
+
+/** `Apikey` is accepted as a spelling of `ApiKey`. */
+export function normaliseKind(kind: string): string {
+  return kind === 'Apikey' ? 'ApiKey' : kind;
+}
+
+/** Stable key `<Kind>/<ns>/<name>` (namespace `default` when absent, empty for cluster-scoped kinds). */
+export function objectKey(obj: KubeObject): string {
+  const kind = normaliseKind(obj.kind);
+  const ns = CLUSTER_SCOPED_KINDS.has(kind)
+    ? ''
+    : typeof obj.metadata.namespace === 'string' && obj.metadata.namespace !== ''
+      ? obj.metadata.namespace
+      : 'default';
+  return `${kind}/${ns}/${obj.metadata.name}`;
 }

@@ -1,4 +1,4 @@
-// Ingress → Descriptors (otoroshi-model.md §5, §6; DECISIONS 2, 3, 7).
+// Ingress → Descriptors (docs/decisions.md: "Ingress annotations", "Ingress API", "Defaults by source").
 import type {
   Descriptor,
   ErrorCode,
@@ -16,11 +16,13 @@ import { re2Problem } from './regex.js';
 import { nameMatches } from './patterns.js';
 import { serviceTarget, type KubeIndex } from './targets.js';
 import { DEFAULT_CLIENT_CONFIG, checkHost, jwtRefFrom, type ModelSettings, type RefResolver } from './descriptor.js';
-import { applyFeatures, dropReservedHeaders, type FieldOf } from './features.js';
+import { applyFeatures, dropReservedHeaders, type FieldOf } from './edge-features.js';
 import { LOAD_BALANCING_TYPES } from './schemas.js';
 
 export const OTOROSHI_CONTROLLERS = ['otoroshi', 'otoroshi.io/ingress-controller'];
-/** Both prefixes (DECISIONS 2). Applied in this order: the documented Otoroshi prefix wins. */
+/**
+ * Both prefixes (docs/decisions.md: "Ingress annotations"). Applied in this order: the documented Otoroshi prefix wins.
+ */
 export const ANNOTATION_PREFIXES = ['otoroshi.ingress.kubernetes.io/', 'ingress.otoroshi.io/'];
 
 // ------------------------------------------------------------------ class filtering
@@ -44,7 +46,7 @@ export function ingressClassProblem(ing: KubeObject, classes: readonly KubeObjec
     return `ingress class ${JSON.stringify(cls)} is not served (ingressClasses: ${s.ingressClasses.join(', ')})`;
   }
   if (s.ingressClasses.includes('*')) return null;
-  // DECISIONS 3: the default IngressClass applies to class-less ingresses (Otoroshi 1.5 does not).
+  // docs/decisions.md: "Ingress API": the default IngressClass applies to class-less ingresses (Otoroshi 1.5 does not).
   const def = classes.find(
     (c) =>
       annotationsOf(c)['ingressclass.kubernetes.io/is-default-class'] === 'true' &&
@@ -95,7 +97,7 @@ function def<T>(parse: (v: string, ctx: AnnotationContext) => T, apply: (d: Desc
   };
 }
 
-// §5.3 value formats
+// annotation value formats
 export function parseBool(v: string): boolean {
   const s = v.trim().toLowerCase();
   if (s === 'true') return true;
@@ -363,7 +365,7 @@ const BLOCK_ANNOTATIONS: [string, AnnotationDef][] = [
   ['cors.allowHeaders', rawDef('cors', 'allowHeaders', (v) => parseList(v).filter((x) => x !== ''))],
   ['cors.allowMethods', rawDef('cors', 'allowMethods', (v) => parseList(v).filter((x) => x !== ''))],
   ['cors.excludedPatterns', rawDef('cors', 'excludedPatterns', (v) => parseList(v).filter((x) => x !== ''))],
-  // DECISIONS 2: seconds (Otoroshi read milliseconds here, a bug).
+  // docs/decisions.md: "Ingress annotations": seconds (Otoroshi read milliseconds here, a bug).
   ['cors.maxAge', rawDef('cors', 'maxAge', parseInt0)],
   ['cors.allowCredentials', rawDef('cors', 'allowCredentials', parseBool)],
   ['gzip.enabled', rawDef('gzip', 'enabled', parseBool)],

@@ -1,4 +1,4 @@
-// JwtVerifier CRD / inline `local` verifier → JwtVerifierModel (otoroshi-model.md §11). Pure: no I/O.
+// JwtVerifier CRD / inline `local` verifier → JwtVerifierModel . Pure: no I/O.
 //
 // Leniency rules (where Otoroshi's reader would reject the whole entity):
 //  * `source.remove` missing → "" with a warning;

@@ -27,8 +27,8 @@ import { buildCrdDescriptor, type ModelSettings, type RefResolver } from './desc
 import { buildIngress, ingressClassProblem } from './ingress.js';
 import { APIKEY_SECRET_TYPE, apiKeySecretValues, buildApiKey } from './apikey.js';
 import { buildJwtVerifier, localJwtVerifier } from './jwt-verifier.js';
-import { TLS_SECRET_TYPE, buildTlsCertificate } from './certs.js';
-import { buildCertificate } from './certificate.js';
+import { TLS_SECRET_TYPE, buildTlsCertificate } from './tls-secrets.js';
+import { buildCertificate } from './certificate-crs.js';
 import { buildGlobalConfig } from './global-config.js';
 import { buildTcpService } from './tcp-service.js';
 import { classify, unservedKind, type Family } from './kinds.js';

@@ -1,4 +1,4 @@
-// Target parsing and resolution (otoroshi-model.md §4.2, §5.2; DECISIONS 6).
+// Target parsing and resolution (docs/decisions.md: "Service targets").
 import { isIP } from 'node:net';
 import type { KubeObject, SocketEndpoint, Target, TargetMtls } from './types.js';
 import { asObject, bool, isObject, num, str, strArray, type JsonObject, type ProblemItem } from './problems.js';
@@ -345,7 +345,7 @@ export function resolveDescriptorTargets(spec: JsonObject, ns: string, idx: Kube
   return out;
 }
 
-// ------------------------------------------------------------------ mtlsConfig (issue 3)
+// ------------------------------------------------------------------ mtlsConfig
 
 export function targetMtlsFrom(v: unknown): TargetMtls | undefined {
   if (!isObject(v)) return undefined;

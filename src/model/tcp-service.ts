@@ -1,4 +1,4 @@
-// TcpService CRD → TcpServiceModel (otoroshi-model.md §12; issue 3).
+// TcpService CRD → TcpServiceModel.
 import { isIP } from 'node:net';
 import type { TcpServiceModel, TcpTarget, StoredObject } from './types.js';
 import { asObject, bool, isObject, num, str, type JsonObject, type Problems } from './problems.js';

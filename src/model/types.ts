@@ -81,7 +81,10 @@ export interface ConfigError {
   name?: string;
   file?: string;
   doc?: number;
-  /** Warnings and notices do not make an object invalid; a notice is information (an object skipped on purpose, a fallback taken). */
+  /**
+   * Warnings and notices do not make an object invalid; a notice is information (an object skipped on purpose, a
+   * fallback taken).
+   */
   severity: Severity;
 }
 
@@ -214,11 +217,11 @@ export interface Descriptor {
   publicPatterns: string[];
   privatePatterns: string[];
   clientConfig: ClientConfig;
-  /** ext_authz policy fields (optional until the ext_authz issue lands; defaults per §7.1). */
+  /** ext_authz policy fields (optional; Otoroshi's defaults when absent). */
   apiKeyConstraints?: ApiKeyConstraints;
   restrictions?: Restrictions;
   jwtVerifier?: DescriptorJwtRef;
-  /** Edge features (issue 3); absent = off. */
+  /** Edge features; absent = off. */
   ipFiltering?: IpFiltering;
   redirection?: Redirection;
   cors?: CorsSettings;
@@ -291,17 +294,24 @@ export interface SecretRef {
   name: string;
 }
 
-/** A Certificate CR's `spec.csr` (otoroshi-model.md §8.2), as the CA reads it. */
+/** A Certificate CR's `spec.csr`, as the CA reads it. */
 export interface CertificateCsr {
+  /** Issuer id or subject DN; see IssueOptions.issuer (which wins when both are given). */
   issuer?: string;
-  hosts?: string[];
+  /** DNS names, IP literals, or URIs (`spiffe://...`) → SubjectAltName entries. */
+  hosts?: readonly string[];
+  /** Default here: ECDSA P-256 (docs/decisions.md: "Issuers, keys and renewal"; Otoroshi's own default is RSA 2048). */
   key?: { algo?: string; size?: number };
+  /** Legacy form of `key`. */
   keyType?: string;
   keySize?: number;
+  /** Subject DN, e.g. `UID=x, O=y`. */
   subject?: string;
-  name?: Record<string, string>;
+  /** Used when `subject` is absent: joined as `k=v,k=v`. */
+  name?: Readonly<Record<string, string>>;
   client?: boolean;
   ca?: boolean;
+  /** Milliseconds, or a duration string (`"30 days"`, `"24h"`, `"90m"`). Default 365 days. */
   duration?: number | string;
   signatureAlg?: string;
   digestAlg?: string;
@@ -316,7 +326,7 @@ export interface CertificateRequest {
   namespace: string;
   name: string;
   csr: CertificateCsr;
-  /** Stable JSON of the csr: a certificate is reused while it is unchanged (Otoroshi §8.3 step 2). */
+  /** Stable JSON of the csr: a certificate is reused while it is unchanged . */
   fingerprint: string;
   autoRenew: boolean;
   exportSecret?: SecretRef;
@@ -355,7 +365,7 @@ export interface ApiKeyRotation {
   nextSecret?: string;
 }
 
-/** Descriptor `apiKeyConstraints` (Otoroshi §7.1); `undefined` names = global default names. */
+/** Descriptor `apiKeyConstraints` ; `undefined` names = global default names. */
 export interface ApiKeyConstraints {
   basicAuth: { enabled: boolean; headerName?: string; queryName?: string };
   customHeadersAuth: { enabled: boolean; clientIdHeaderName?: string; clientSecretHeaderName?: string };
@@ -433,7 +443,7 @@ export interface JwtVerifierModel {
   strategy: JwtStrategy;
 }
 
-/** The descriptor side: which verifiers apply (ref semantics, §11). */
+/** The descriptor side: which verifiers apply (Otoroshi's ref semantics). */
 export interface DescriptorJwtRef {
   enabled: boolean;
   ids: string[];
@@ -455,9 +465,9 @@ export interface Model {
   certificateRequests?: CertificateRequest[];
   /** JwtVerifier CRDs and descriptors' local verifiers (optional until the ext_authz issue lands). */
   jwtVerifiers?: JwtVerifierModel[];
-  /** TcpService CRDs (issue 3). */
+  /** TcpService CRDs. */
   tcpServices?: TcpServiceModel[];
-  /** The GlobalConfig (issue 3); absent = Otoroshi's defaults. */
+  /** The GlobalConfig; absent = Otoroshi's defaults. */
   globalConfig?: GlobalConfigModel;
 }
 
@@ -466,7 +476,7 @@ export interface BuildResult {
   statuses: ObjectStatus[];
 }
 
-// ---------------------------------------------------------------- edge features (issue 3)
+// ---------------------------------------------------------------- edge features
 
 /** `ipFiltering`: entries are CIDRs (`10.0.0.0/8`) or wildcard patterns (`192.168.1.*`). */
 export interface IpFiltering {
@@ -526,7 +536,7 @@ export interface TargetMtls {
   field?: string;
 }
 
-// ---------------------------------------------------------------- TcpService / GlobalConfig (issue 3)
+// ---------------------------------------------------------------- TcpService / GlobalConfig
 
 export interface TcpTarget {
   host: string;

@@ -6,25 +6,7 @@ import jsyaml from 'js-yaml';
 import { parseAllDocuments } from 'yaml';
 import type { ConfigError, ConfigView, KubeObject, StoredObject } from '../model/types.js';
 import { classify, unservedKind } from '../model/build.js';
-
-/** Kinds without a namespace: their key uses an empty namespace (`IngressClass//name`). */
-export const CLUSTER_SCOPED_KINDS = new Set(['IngressClass']);
-
-/** `Apikey` is accepted as a spelling of `ApiKey`. */
-export function normaliseKind(kind: string): string {
-  return kind === 'Apikey' ? 'ApiKey' : kind;
-}
-
-/** Stable key `<Kind>/<ns>/<name>` (namespace `default` when absent, empty for cluster-scoped kinds). */
-export function objectKey(obj: KubeObject): string {
-  const kind = normaliseKind(obj.kind);
-  const ns = CLUSTER_SCOPED_KINDS.has(kind)
-    ? ''
-    : typeof obj.metadata.namespace === 'string' && obj.metadata.namespace !== ''
-      ? obj.metadata.namespace
-      : 'default';
-  return `${kind}/${ns}/${obj.metadata.name}`;
-}
+import { normaliseKind, objectKey } from '../model/ids.js';
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);

@@ -82,7 +82,7 @@ export function filterChainName(secret: string): string {
   return `oxds-https~${secret}`;
 }
 
-/** Envoy only: the canary cluster of a descriptor cluster (issue 3). */
+/** Envoy only: the canary cluster of a descriptor cluster. */
 export function canaryClusterName(descriptorCluster: string): string {
   return `${descriptorCluster}~canary`;
 }

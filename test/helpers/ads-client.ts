@@ -9,7 +9,7 @@ import {
   type AnyMessage,
   type DeltaDiscoveryResponse,
   type DiscoveryResponse,
-} from '../../src/xds/ads-server.js';
+} from '../../src/xds/server/messages.js';
 
 export { TYPE_URLS };
 

@@ -14,7 +14,7 @@ import { KubeClient } from '../../src/k8s/client.js';
 import { freePort } from './redis.js';
 import { eventually } from './k8s.js';
 import { AdsClient, TYPE_URLS, decodeAny } from './ads-client.js';
-import type { DiscoveryResponse } from '../../src/xds/ads-server.js';
+import type { DiscoveryResponse } from '../../src/xds/server/messages.js';
 import { HTTP_ROUTE_CONFIG_NAME, HTTPS_ROUTE_CONFIG_NAME } from '../../src/xds/names.js';
 
 /** The repository root (from the cwd when it is the checkout, else from this compiled file). */

@@ -118,7 +118,7 @@ export class QuotaCalendar {
   }
 }
 
-/** Fixed 10-second throttling window (DECISIONS 12). */
+/** Fixed 10-second throttling window (docs/decisions.md: "Quotas"). */
 export const THROTTLING_WINDOW_MS = 10_000;
 
 export function windowStartOf(nowMs: number): number {

@@ -16,7 +16,7 @@ import type {
 } from '../../../proto/envoy-types.js';
 import { TYPE_URL } from '../../../proto/type-urls.js';
 import type { CorsSettings, Descriptor, GlobalConfigModel, GzipSettings, IpFiltering } from '../../model/types.js';
-import { ipEntryToCidrs } from '../../model/features.js';
+import { ipEntryToCidrs } from '../../model/edge-features.js';
 import { adsConfigSource, duration, headerValue, wrapped } from './common.js';
 import { shortHash } from '../names.js';
 

@@ -1,4 +1,4 @@
-// kubernetes.io/tls Secrets → TlsCertificate (otoroshi-model.md §8.4).
+// kubernetes.io/tls Secrets → TlsCertificate.
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { StoredObject, TlsCertificate } from './types.js';
 import { namespaceOf } from './ids.js';

@@ -1,6 +1,6 @@
-// Edge features of a ServiceDescriptor (issue 3): ipFiltering, redirection, cors, gzip,
+// Edge features of a ServiceDescriptor: ipFiltering, redirection, cors, gzip,
 // healthCheck, canary, api, targets' mtlsConfig; and the fields Envoy cannot express, reported
-// as OXDS_NOT_SUPPORTED warnings (never silently dropped). otoroshi-model.md §4.1, §4.5, §4.7.
+// as OXDS_NOT_SUPPORTED warnings (never silently dropped).
 import { isIP } from 'node:net';
 import type {
   CanarySettings,
@@ -414,7 +414,10 @@ export function applyFeatures(
 
 // ------------------------------------------------------------------ reserved header names
 
-/** `Host` and pseudo-headers (`:path`...): Envoy refuses to add or remove them (the whole route table would be rejected). */
+/**
+ * `Host` and pseudo-headers (`:path`...): Envoy refuses to add or remove them (the whole route table would be
+ * rejected).
+ */
 export function isReservedHeader(name: string): boolean {
   const n = name.trim().toLowerCase();
   return n === 'host' || n.startsWith(':');

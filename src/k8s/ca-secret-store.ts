@@ -1,9 +1,9 @@
 // Cluster mode: the CA material lives in one Kubernetes Secret (type Opaque, keys as the file
 // store's file names), so every replica signs with the same CA. Only one replica creates it: a
 // create that loses the race (409) makes loadOrCreate load the winner's.
-import { CA_FILES, type CaMaterial, type CaStore } from './store.js';
-import { KubeApiError, collectionPath, objectPath, type KubeClient } from '../k8s/client.js';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../k8s/secret-exporter.js';
+import { CA_FILES, type CaMaterial, type CaStore } from '../ca/store.js';
+import { KubeApiError, collectionPath, objectPath, type KubeClient } from './client.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './secret-exporter.js';
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 const unb64 = (s: string | undefined): string | undefined =>

@@ -1,4 +1,4 @@
-// Certificate CRs (otoroshi-model.md §8, DECISIONS 15) → a CertificateRequest for the CA (csr),
+// Certificate CRs (docs/decisions.md: "Issuers, keys and renewal") → a CertificateRequest for the CA (csr),
 // or a TlsCertificate (user-provided chain + privateKey). Pure: issuing happens after buildModel.
 import type {
   CertificateCsr,
@@ -10,7 +10,7 @@ import type {
 } from './types.js';
 import { crdEntityId, namespaceOf } from './ids.js';
 import { asObject, isObject, str, type JsonObject, type Problems } from './problems.js';
-import { certificateFromPem } from './certs.js';
+import { certificateFromPem } from './tls-secrets.js';
 
 export interface CertificateOut {
   request?: CertificateRequest;
@@ -60,7 +60,7 @@ function csrOf(raw: JsonObject): CertificateCsr {
   return csr;
 }
 
-/** `secretName`: `ns/name` or `name` in the CR's namespace; default `<metadata.name>-secret` (§8.1). */
+/** `secretName`: `ns/name` or `name` in the CR's namespace; default `<metadata.name>-secret`. */
 export function exportRef(spec: JsonObject, ns: string, crName: string, p: Problems): SecretRef | undefined {
   if (spec['exportSecret'] !== true) return undefined;
   const raw = str(spec, 'secretName')?.trim() || `${crName}-secret`;

@@ -1,0 +1,249 @@
+// The rebuild / publish stage: on every (debounced) change of the source, compile the view, issue
+// certificates, hand the model to ext_authz and publish one snapshot per node type. A failed build
+// keeps the last good snapshot; objects Envoy rejected stay out until they change.
+import type { Logger } from 'pino';
+import { modelSettingsFrom, translateOptionsFrom, type Config } from '../config.js';
+import type { Audit } from '../audit.js';
+import { Debouncer } from '../debounce.js';
+import type { Metrics } from '../metrics.js';
+import type { ConfigError, Model, ObjectStatus } from '../model/types.js';
+import { compile, formatError, type CompiledSet } from '../pipeline.js';
+import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from '../../proto/loader.js';
+import type { ConfigSource } from '../sources/index.js';
+import type { KubeController } from '../k8s/controller.js';
+import type { SnapshotCache } from '../xds/cache.js';
+import { secretFactsOf, type SecretFacts } from '../xds/node-auth.js';
+import { EnvoyRejections } from '../xds/rejections.js';
+import { nextRetirement, withRetiredClusters, type RetiredClusters } from '../xds/retire.js';
+import { buildSnapshot, VersionSource } from '../xds/snapshot.js';
+import { TranslateCache, grpcListenerFor } from '../xds/translate.js';
+import { SidecarSnapshots, sidecarBuilder } from '../xds/sidecar/snapshots.js';
+import { DEFAULT_MESH_CONFIG } from '../model/mesh-hosts.js';
+import type { NodeType, ResourceSet } from '../xds/types.js';
+import type { AuthzStage } from './authz.js';
+import type { CaStage } from './ca.js';
+import { ConfigChangeAudit, ProblemLog } from './config-changes.js';
+import { exportSecretFiles } from './secret-files.js';
+
+function encoderFor(compiled: CompiledSet): (kind: ResourceKind, obj: ProtoObject) => Uint8Array {
+  return (kind, obj) => compiled.bytes.get(obj) ?? encodeObject(TYPE_URLS[kind], obj);
+}
+
+export interface PublishStageOptions {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  audit: Audit;
+  cache: SnapshotCache;
+  source: ConfigSource;
+  kube: KubeController | undefined;
+  ca: CaStage;
+  authz: AuthzStage;
+  secretSeed: string;
+  now: () => number;
+}
+
+/** Label values the traffic metrics accept (bounded cardinality): the current model's ids. */
+export interface KnownIds {
+  descriptors: ReadonlySet<string>;
+  apikeys: ReadonlySet<string>;
+}
+
+export class PublishStage {
+  statuses: ObjectStatus[] = [];
+  ready = false;
+  builds = 0;
+  lastBuildMs = 0;
+  known: KnownIds = { descriptors: new Set(), apikeys: new Set() };
+  /** Which nodes may hold each secret of the published Envoy set. */
+  secretFacts = new Map<string, SecretFacts>();
+  private readonly versions = new VersionSource();
+  private readonly published: Partial<Record<NodeType, ResourceSet>> = {};
+  private readonly retired: Record<NodeType, RetiredClusters> = { envoy: new Map(), grpc: new Map() };
+  private retireTimer: NodeJS.Timeout | undefined;
+  private readonly rejections = new EnvoyRejections();
+  private lastModel: Model | undefined;
+  private readonly changes: ConfigChangeAudit;
+  private readonly problems: ProblemLog;
+  private readonly debouncer: Debouncer;
+  private waiters: Array<() => void> = [];
+  /** Memos of translate, kept across rebuilds (an unchanged descriptor is not translated again). */
+  private readonly translateCache = new TranslateCache();
+  /** Sidecar nodes: one snapshot per workload shape, rebuilt with every build (docs/mesh.md). */
+  readonly sidecars: SidecarSnapshots;
+  /** Snapshot keys the open xDS streams read (set by the xDS stage): unused sidecar keys are dropped. */
+  snapshotKeysInUse: () => Set<string> = () => new Set();
+
+  constructor(private readonly o: PublishStageOptions) {
+    const { config } = o;
+    this.changes = new ConfigChangeAudit(o.audit, config.source === 'kubernetes' ? 'kubernetes' : config.configDir);
+    this.problems = new ProblemLog(o.logger);
+    this.debouncer = new Debouncer(() => this.runOnce(), config.debounceMs, config.debounceMaxMs);
+    o.source.on('change', () => this.poke());
+    o.source.on('error', (err: unknown) => o.logger.error({ err }, 'config source error'));
+    this.sidecars = new SidecarSnapshots(o.cache, (key, err) =>
+      o.logger.error({ key, err: (err as Error).message }, 'sidecar snapshot not published'),
+    );
+  }
+
+  /** Schedules a (debounced) rebuild. */
+  poke(): void {
+    this.debouncer.poke();
+  }
+
+  /** Resolves after the next rebuild completes (tests use it after writing files). */
+  async rebuildNow(): Promise<void> {
+    await this.o.source.scan();
+    await new Promise<void>((resolve) => {
+      this.waiters.push(resolve);
+      this.poke();
+    });
+  }
+
+  private runOnce(): void {
+    this.rebuild();
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** NACK feedback: the objects a NACK traces to are left out of the next snapshot. */
+  onNack(typeUrl: string, detail: string | undefined): void {
+    if (detail === undefined || this.lastModel === undefined) return;
+    const sets = [this.published.envoy, this.published.grpc].filter((x): x is ResourceSet => x !== undefined);
+    const keys = this.rejections.record(detail, sets, this.lastModel, this.o.source.view());
+    if (keys.length === 0) return;
+    this.o.logger.warn(
+      { typeUrl, objects: keys, error: detail.slice(0, 500) },
+      'Envoy rejected the config made from these objects: left out until they change',
+    );
+    this.poke();
+  }
+
+  rebuild(): void {
+    const { logger, metrics } = this.o;
+    if (this.o.source.synced?.() === false) {
+      logger.warn('config source not synced yet (API server unreachable?): nothing published');
+      return;
+    }
+    const t0 = performance.now();
+    try {
+      const { model, version } = this.compileAndPublish();
+      this.ready = true;
+      this.builds++;
+      this.lastBuildMs = performance.now() - t0;
+      metrics.observeSnapshotBuild(this.lastBuildMs / 1000, true);
+      const invalid = this.statuses.filter((s) => s.state === 'invalid').length;
+      logger.info(
+        { version, descriptors: model.descriptors.length, invalidObjects: invalid, ms: Math.round(this.lastBuildMs) },
+        'snapshot published',
+      );
+    } catch (err) {
+      // A system error: keep the last good snapshot.
+      metrics.observeSnapshotBuild((performance.now() - t0) / 1000, false);
+      logger.error({ err }, 'snapshot build failed; keeping the last good snapshot');
+    }
+  }
+
+  private compileAndPublish(): { model: Model; version: string } {
+    const { config, ca, authz, kube, metrics } = this.o;
+    const full = this.o.source.view();
+    this.changes.record(full.objects);
+    // Objects Envoy rejected stay out until they change.
+    const { view, statuses: rejectedStatuses } = this.rejections.filter(full);
+    let renewal: number | undefined;
+    const translateOpts = translateOptionsFrom(config, authz.port, authz.caPem);
+    const c = compile(
+      view,
+      { secretSeed: this.o.secretSeed, ...modelSettingsFrom(config), now: this.o.now() },
+      translateOpts,
+      (built) => {
+        renewal = ca.materialize(built);
+      },
+      this.translateCache,
+    );
+    ca.scheduleRenewal(renewal);
+    this.statuses = [...c.statuses, ...rejectedStatuses];
+    this.lastModel = c.model;
+    kube?.afterBuild(full, this.statuses, c.model);
+    metrics.setConfigObjects(this.statuses);
+    metrics.setCertificates(c.model.certificates);
+    // cluster mode: Secrets, by the leader
+    if (kube === undefined) exportSecretFiles(config.dataDir, c.model, view.objects, this.o.audit, this.o.logger);
+    authz.setModel(c.model);
+    this.known = {
+      descriptors: new Set(c.model.descriptors.map((d) => d.id)),
+      apikeys: new Set(c.model.apikeys.map((k) => k.clientId)),
+    };
+    this.problems.record([...c.errors, ...rejectedStatuses.flatMap((st) => st.errors)]);
+    const version = this.versions.next();
+    this.publish(version, c);
+    this.sidecars.rebuild(
+      sidecarBuilder({
+        model: c.model,
+        objects: view.objects,
+        mesh: DEFAULT_MESH_CONFIG,
+        ...(translateOpts.authz ? { authz: translateOpts.authz } : {}),
+        gateway: this.published.envoy ?? c.envoy.set,
+        workloadSecret: (name) => ca.workloadSecret(name),
+        trustDomain: config.trustDomain,
+        encode: encoderFor(c.envoy),
+        onErrors: (errors) => this.logSidecarErrors(errors),
+      }),
+      version,
+      this.snapshotKeysInUse(),
+    );
+    return { model: c.model, version };
+  }
+
+  private publish(version: string, c: ReturnType<typeof compile>): void {
+    const { config, ca } = this.o;
+    const now = Date.now();
+    const { published, retired } = this;
+    const envoySet = withRetiredClusters(published.envoy, c.envoy.set, retired.envoy, now, config.clusterGraceMs);
+    const grpcSet = withRetiredClusters(published.grpc, c.grpc.set, retired.grpc, now, config.clusterGraceMs);
+    // Workload certificates (SDS name = the SPIFFE id) are minted on demand, per snapshot.
+    const envoy = buildSnapshot('envoy', version, envoySet, encoderFor(c.envoy), (kind, name) =>
+      kind === 'secret' ? ca.workloadSecret(name) : undefined,
+    );
+    const domains = c.grpcDomains;
+    const grpcSnap = buildSnapshot('grpc', version, grpcSet, encoderFor(c.grpc), (kind, name) =>
+      kind === 'listener' ? grpcListenerFor(name, domains) : undefined,
+    );
+    this.secretFacts = secretFactsOf(envoySet);
+    this.o.cache.setMany({ envoy, grpc: grpcSnap });
+    published.envoy = envoySet;
+    published.grpc = grpcSet;
+    this.scheduleRetirement();
+  }
+
+  /** Sidecar resources that failed validation: logged once per distinct problem (bounded). */
+  private readonly sidecarProblemsSeen = new Set<string>();
+  private logSidecarErrors(errors: readonly ConfigError[]): void {
+    for (const e of errors) {
+      const line = formatError(e);
+      if (this.sidecarProblemsSeen.has(line)) continue;
+      if (this.sidecarProblemsSeen.size >= 1000) this.sidecarProblemsSeen.clear();
+      this.sidecarProblemsSeen.add(line);
+      this.o.logger.warn({ problem: line }, 'sidecar config problem');
+    }
+  }
+
+  /** Rebuild once the oldest retired cluster has served its grace period. */
+  private scheduleRetirement(): void {
+    const grace = this.o.config.clusterGraceMs;
+    if (this.retireTimer) clearTimeout(this.retireTimer);
+    this.retireTimer = undefined;
+    const at = [nextRetirement(this.retired.envoy, grace), nextRetirement(this.retired.grpc, grace)]
+      .filter((x): x is number => x !== undefined)
+      .sort((a, b) => a - b)[0];
+    if (at === undefined) return;
+    this.retireTimer = setTimeout(() => this.poke(), Math.max(0, at - Date.now()) + 5);
+    this.retireTimer.unref();
+  }
+
+  stop(): void {
+    this.debouncer.cancel();
+    if (this.retireTimer) clearTimeout(this.retireTimer);
+  }
+}
