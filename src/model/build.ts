@@ -28,6 +28,7 @@ import { buildCertificate } from './certificate.js';
 import { buildGlobalConfig } from './global-config.js';
 import { buildTcpService } from './tcp-service.js';
 import type { GlobalConfigModel, TcpServiceModel } from './types.js';
+import { addMeshCertificate } from './mesh-certificate.js';
 
 export type { ModelSettings } from './descriptor.js';
 export { DEFAULT_SETTINGS } from './descriptor.js';
@@ -567,6 +568,7 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
   statuses.push(...loadErrorStatuses(view.loadErrors));
   statuses.sort((a, b) => cmp(a.key, b.key) || a.origin.seq - b.origin.seq);
 
+  if (s.meshCertificate) addMeshCertificate(descriptors, s, certificateRequests, tls);
   const tlsSeen = new Set<string>();
   const tlsOut = tls
     .filter((b) => {
