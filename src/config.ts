@@ -854,6 +854,11 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
     if (out[ca] !== undefined && out[cert] === undefined)
       errors.push(`--${port}-client-ca needs --${port}-tls-cert and --${port}-tls-key`);
   }
+  if (
+    typeof out.sidecarXdsAddress === 'string' &&
+    !/^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):\d{1,5}$/.test(out.sidecarXdsAddress)
+  )
+    errors.push(`--sidecar-xds-address: expected HOST:PORT, got ${JSON.stringify(out.sidecarXdsAddress)}`);
   if (typeof out.envoyAuthzAddress === 'string') {
     const parsed = parseAuthzAddresses(out.envoyAuthzAddress, 1);
     if (typeof parsed === 'string') errors.push(`--envoy-authz-address: ${parsed}`);

@@ -44,6 +44,7 @@ import { apikeySecrets, certificateSecrets } from './k8s/secret-exporter.js';
 import { KubeSecretCaStore } from './ca/kube-store.js';
 import { KubeClient, loadKubeConfig } from './k8s/client.js';
 import { metadataString, type NodeInfo } from './xds/ads-server.js';
+import { injectOptionsFrom } from './k8s/inject-config.js';
 import { AdmissionWebhook } from './k8s/webhook.js';
 import {
   identityAuthenticator,
@@ -178,6 +179,7 @@ function startWebhook(
     port: config.webhookPort ?? 0,
     hosts,
     configName: config.webhookConfigName,
+    inject: { options: injectOptionsFrom(config, ns), configName: config.injectWebhookConfigName },
     client: new KubeClient(loadKubeConfig(config.kubeconfig)),
     ca,
     isLeader: () => kube.isLeader(),
