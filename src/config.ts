@@ -855,6 +855,11 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
       errors.push(`--${port}-client-ca needs --${port}-tls-cert and --${port}-tls-key`);
   }
   if (
+    typeof out.corednsConfigMap === 'string' &&
+    !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(out.corednsConfigMap)
+  )
+    errors.push(`--coredns-configmap: expected NAMESPACE/NAME, got ${JSON.stringify(out.corednsConfigMap)}`);
+  if (
     typeof out.sidecarXdsAddress === 'string' &&
     !/^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):\d{1,5}$/.test(out.sidecarXdsAddress)
   )

@@ -45,6 +45,8 @@ import { KubeSecretCaStore } from './ca/kube-store.js';
 import { KubeClient, loadKubeConfig } from './k8s/client.js';
 import { metadataString, type NodeInfo } from './xds/ads-server.js';
 import { injectOptionsFrom } from './k8s/inject-config.js';
+import { kubeTokenReviewer, tokenReviewEnabled } from './k8s/token-review.js';
+import { corednsSyncFrom, type CorednsSync } from './k8s/coredns.js';
 import { AdmissionWebhook } from './k8s/webhook.js';
 import {
   identityAuthenticator,
@@ -191,6 +193,28 @@ function startWebhook(
   kube.elector.on('leading', () => webhook.poke());
   webhook.start();
   return webhook;
+}
+
+/** The CoreDNS mesh block, kept by the leader (--coredns-integration on|dry-run; docs/mesh-control-plane.md). */
+function startCoredns(
+  config: Config,
+  kube: NonNullable<ReturnType<typeof createSource>['controller']>,
+  logger: Logger,
+): CorednsSync | undefined {
+  const log = logger.child({ c: 'coredns' });
+  const client = new KubeClient(loadKubeConfig(config.kubeconfig));
+  const ns = config.leaseNamespace ?? client.currentNamespace();
+  const sync = corednsSyncFrom(
+    config,
+    ns,
+    client,
+    () => kube.isLeader(),
+    (level, msg, fields) => log[level](fields ?? {}, msg),
+  );
+  if (sync === undefined) return undefined;
+  kube.elector.on('leading', () => void sync.step());
+  sync.start();
+  return sync;
 }
 
 export async function startServer(
@@ -539,6 +563,7 @@ export async function startServer(
     kube && config.webhookPort !== undefined
       ? startWebhook(config, kube, source, () => certs?.ca, { secretSeed, clock }, logger)
       : undefined;
+  const coredns = kube ? startCoredns(config, kube, logger) : undefined;
 
   const ads = new AdsServer({
     cache,
@@ -552,7 +577,16 @@ export async function startServer(
       },
     },
     // Secrets go only to the nodes allowed to hold them (docs/node-authorization.md).
-    authenticate: identityAuthenticator(nodeAuthPolicyFrom(config)),
+    authenticate: identityAuthenticator({
+      ...nodeAuthPolicyFrom(config),
+      ...(tokenReviewEnabled(config)
+        ? {
+            reviewToken: kubeTokenReviewer(new KubeClient(loadKubeConfig(config.kubeconfig)), {
+              audience: config.xdsTokenAudience,
+            }),
+          }
+        : {}),
+    }),
     allowName: (principal, node, kind, name) => {
       if (kind !== 'secret') return true;
       return maySeeSecret(
@@ -653,6 +687,7 @@ export async function startServer(
       stopped = true;
       source.stop();
       await webhook?.stop();
+      coredns?.stop();
       await kube?.stop();
       debouncer.cancel();
       if (retireTimer) clearTimeout(retireTimer);
