@@ -4,6 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import {
   reviewInjection,
   injectSidecar,
@@ -82,11 +85,9 @@ test('inject: a labelled Pod gets the Envoy sidecar, the bootstrap and iptables 
   assert.equal(arg('--inbound-port'), '15006');
   assert.equal(arg('--outbound-port'), '15001');
   assert.equal(arg('--xds-address'), 'otoroshi-xds-xds.otoroshi-xds.svc:18000');
-  assert.equal(arg('--xds-token-file'), '/var/run/secrets/otoroshi-xds/token');
-  assert.deepEqual(
-    boot.env.find((e: any) => e.name === 'OXDS_SIDECAR_APIKEY'),
-    { name: 'OXDS_SIDECAR_APIKEY', value: 'payments-apikey-secret' },
-  );
+  assert.equal(arg('--inbound-address'), '0.0.0.0');
+  assert.equal(arg('--node-id'), '$(POD_NAME).$(POD_NAMESPACE)');
+  assert.deepEqual(boot.command.slice(0, 2), ['sh', '-c']);
   const token = pod.spec.volumes[1].projected.sources[0].serviceAccountToken;
   assert.deepEqual(token, { audience: 'otoroshi-xds', expirationSeconds: 86400, path: 'token' });
   const envoy = pod.spec.containers[1];
@@ -120,7 +121,6 @@ test('inject: a Pod without initContainers, volumes or annotations gets them cre
   const boot = pod.spec.initContainers[0];
   assert.equal(boot.args[boot.args.indexOf('--service-account') + 1], 'default');
   assert.ok(!boot.args.includes('--app-port'));
-  assert.ok(!boot.env.some((e: any) => e.name === 'OXDS_SIDECAR_APIKEY'));
   assert.deepEqual(response.warnings.length, 1);
   assert.match(response.warnings[0], /no containerPort/);
 });
@@ -217,4 +217,30 @@ test('iptables: inbound and outbound TCP redirected; Envoy uid, loopback, DNS, c
   );
   assert.ok(rules.some((r) => r.includes('-A PREROUTING -p tcp -j OXDS_INBOUND')));
   assert.ok(rules.some((r) => r.includes('-A OUTPUT -p tcp -j OXDS_OUTPUT')));
+});
+
+test('inject: the bootstrap init command passes the flags as they are and the token file as --xds-token, output to the shared file', () => {
+  const { pod } = patched(fixture());
+  const boot = pod.spec.initContainers[0];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-inject-sh-'));
+  // a stand-in otoroshi-xds that prints its argv, one per line; paths of the pod mapped into dir
+  fs.writeFileSync(path.join(dir, 'otoroshi-xds'), '#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n', {
+    mode: 0o755,
+  });
+  fs.mkdirSync(path.join(dir, 'token'));
+  fs.writeFileSync(path.join(dir, 'token', 'token'), 'eyJ.a b$c.sig');
+  fs.mkdirSync(path.join(dir, 'out'));
+  const script = (boot.command[2] as string)
+    .replace('/var/run/secrets/otoroshi-xds', path.join(dir, 'token'))
+    .replace('/etc/otoroshi-xds', path.join(dir, 'out'));
+  const r = spawnSync('sh', ['-c', script, boot.command[3], ...boot.args], {
+    env: { PATH: `${dir}:/usr/bin:/bin` },
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const argv = fs
+    .readFileSync(path.join(dir, 'out', 'envoy.yaml'), 'utf8')
+    .trimEnd()
+    .split('\n');
+  assert.deepEqual(argv, [...boot.args, '--xds-token', 'eyJ.a b$c.sig']);
 });

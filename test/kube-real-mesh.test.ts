@@ -220,7 +220,10 @@ ${extra}  containers:
       });
       assert.equal(applied.code, 0, applied.stderr);
       assert.match(applied.stderr, /Warning: otoroshi\.io\/sidecar-backend-cert: not supported/);
-      assert.match(applied.stderr, /Warning: otoroshi\.io\/sidecar-apikey: passed to the sidecar bootstrap/);
+      assert.match(
+        applied.stderr,
+        /Warning: otoroshi\.io\/sidecar-apikey: supported: the control plane reads it from the Pod/,
+      );
       const got = JSON.parse(await kube.kubectlOk(['-n', 'shop', 'get', 'pod', 'cart-1', '-o', 'json'])) as {
         metadata: { annotations: Record<string, string> };
         spec: {

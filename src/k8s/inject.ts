@@ -2,7 +2,8 @@
 // `otoroshi.io/sidecar: inject` (Otoroshi's label). The JSON patch adds, to the pod:
 //   - init container `otoroshi-xds-bootstrap`: `otoroshi-xds bootstrap sidecar ...` writes the Envoy
 //     bootstrap into a shared emptyDir, with the pod's projected ServiceAccount token (audience
-//     --xds-token-audience) as the xDS credential the control plane checks with TokenReview;
+//     --xds-token-audience) as the xDS credential (`--xds-token`, sent as `authorization: Bearer`)
+//     the control plane checks with TokenReview;
 //   - init container `otoroshi-xds-iptables` (NET_ADMIN): REDIRECT of inbound TCP to the inbound
 //     port and of outbound TCP to the outbound port, except Envoy's own uid, loopback, DNS and the
 //     control plane's xDS / ext_authz ports (src/k8s/inject-iptables.ts);
@@ -51,7 +52,7 @@ export type JsonPatchOp = { op: 'add'; path: string; value: unknown };
 /** Otoroshi's sidecar annotations and what becomes of them in the Envoy design. */
 export const OTOROSHI_ANNOTATIONS: Readonly<Record<string, string>> = {
   'otoroshi.io/sidecar-apikey':
-    'passed to the sidecar bootstrap (OXDS_SIDECAR_APIKEY): outbound calls carry that ApiKey of the pod namespace',
+    "supported: the control plane reads it from the Pod; outbound calls to mesh destinations carry that ApiKey's credentials",
   'otoroshi.io/sidecar-backend-cert':
     'not supported (ignored): the inbound listener serves the workload SPIFFE certificate from our CA over SDS',
   'otoroshi.io/sidecar-client-cert':
@@ -94,8 +95,13 @@ export function parsePorts(s: string): { ports: number[]; invalid: string[] } {
   return { ports, invalid };
 }
 
-/** The bootstrap init container: `otoroshi-xds bootstrap sidecar` into the shared emptyDir. */
-function bootstrapContainer(o: InjectOptions, sa: string, port: number | undefined, apikey: string | undefined) {
+/**
+ * The bootstrap init container: `otoroshi-xds bootstrap sidecar` into the shared emptyDir. A shell
+ * reads the token file (the command takes the token itself); the flags come as "$@", never
+ * interpolated into the script.
+ */
+function bootstrapContainer(o: InjectOptions, sa: string, port: number | undefined) {
+  const script = `exec otoroshi-xds "$@" --xds-token "$(cat ${TOKEN_DIR}/token)" > ${BOOTSTRAP_DIR}/envoy.yaml`;
   const args = [
     'bootstrap',
     'sidecar',
@@ -106,25 +112,23 @@ function bootstrapContainer(o: InjectOptions, sa: string, port: number | undefin
     ...(port !== undefined ? ['--app-port', String(port)] : []),
     '--inbound-port',
     String(o.inboundPort),
+    '--inbound-address',
+    '0.0.0.0',
     '--outbound-port',
     String(o.outboundPort),
     '--xds-address',
     o.xdsAddress,
     '--node-id',
     '$(POD_NAME).$(POD_NAMESPACE)',
-    '--xds-token-file',
-    `${TOKEN_DIR}/token`,
-    '--out',
-    `${BOOTSTRAP_DIR}/envoy.yaml`,
   ];
   const env: Array<Record<string, unknown>> = [
     { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
   ];
-  if (apikey !== undefined) env.push({ name: 'OXDS_SIDECAR_APIKEY', value: apikey });
   return {
     name: BOOTSTRAP_CONTAINER,
     image: o.initImage,
+    command: ['sh', '-c', script, BOOTSTRAP_CONTAINER],
     args,
     env,
     volumeMounts: [
@@ -247,7 +251,6 @@ export function injectSidecar(pod: Record<string, unknown>, o: InjectOptions): I
       inject: false,
       deny: `spec.containers[0].ports[0].containerPort: ${port} is the sidecar's ${port === o.inboundPort ? 'inbound' : 'outbound'} port`,
     };
-  const apikey = annotations['otoroshi.io/sidecar-apikey'];
   const ports: InterceptionPorts = {
     inboundPort: o.inboundPort,
     outboundPort: o.outboundPort,
@@ -256,7 +259,7 @@ export function injectSidecar(pod: Record<string, unknown>, o: InjectOptions): I
     excludeInboundPorts: excluded.ports,
   };
   const patch: JsonPatchOp[] = [
-    ...appendOps(pod, '/spec/initContainers', [bootstrapContainer(o, sa, port, apikey), iptablesContainer(o, ports)]),
+    ...appendOps(pod, '/spec/initContainers', [bootstrapContainer(o, sa, port), iptablesContainer(o, ports)]),
     ...appendOps(pod, '/spec/containers', [envoyContainer(o)]),
     ...appendOps(pod, '/spec/volumes', volumes(o)),
     isObject(meta['annotations'])
