@@ -74,7 +74,7 @@ export interface Config {
   /** Mesh DNS domain (`<name>.<ns>.<meshDomain>`) and the cluster's DNS domain. */
   meshDomain: string;
   clusterDomain: string;
-  /** Mesh certificate (`*.<meshDomain>` & co.) from our CA, served by gateways for mesh hosts: auto = with mesh hosts. */
+  /** Mesh certificate (`*.<meshDomain>` & co.) from our CA, served by gateways for mesh hosts (auto: with them). */
   meshCertificate: 'auto' | 'on' | 'off';
   /** Kubernetes: patch CoreDNS's Corefile with a marked block for the mesh domain (dry-run prints it). */
   corednsIntegration: 'off' | 'on' | 'dry-run';
@@ -583,7 +583,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_MESH_HOSTS',
     kind: 'string',
     description:
-      "Otoroshi's mesh hosts on CRD ServiceDescriptors (<name>.<ns>.<mesh-domain> & co.): auto (on with --source kubernetes), on, off",
+      "Otoroshi's mesh hosts on CRD ServiceDescriptors (<name>.<ns>.<mesh-domain> & co.): auto (on with --source " +
+      'kubernetes), on, off',
     default: 'auto',
   },
   {
@@ -617,7 +618,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_COREDNS_INTEGRATION',
     kind: 'string',
     description:
-      "patch CoreDNS's Corefile with a marked block resolving <mesh-domain> (leader only): off, on, dry-run (log the block)",
+      "patch CoreDNS's Corefile with a marked block resolving <mesh-domain> (leader only): off, on, dry-run (log the " +
+      'block)',
     default: 'off',
   },
   {
@@ -673,7 +675,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_XDS_TOKEN_REVIEW',
     kind: 'string',
     description:
-      'workload identity from a projected ServiceAccount token (gRPC authorization metadata) checked with TokenReview: auto (with --source kubernetes), on, off',
+      'workload identity from a projected ServiceAccount token (gRPC authorization metadata) ' +
+      'checked with TokenReview: ' +
+      'auto (with --source kubernetes), on, off',
     default: 'auto',
   },
   {

@@ -115,7 +115,9 @@ test('interception in a real network namespace: before the rules every connectio
 });
 
 test(
-  "interception in a real network namespace: outbound → 15001 except Envoy's uid and the control plane port; inbound → 15006 except the probe port; idempotent",
+  "interception in a real network namespace: outbound → 15001 except Envoy's uid and the control plane port; " +
+    'inbound → ' +
+    '15006 except the probe port; idempotent',
   { skip },
   async () => {
     await ok('ip', 'netns', 'exec', NS, 'sh', '-c', script);

@@ -62,50 +62,54 @@ function patched(review: Record<string, any>): { pod: any; response: any } {
   return { pod: applyAdds(review['request'].object, ops), response };
 }
 
-test('inject: a labelled Pod gets the Envoy sidecar, the bootstrap and iptables init containers, and the token volume', () => {
-  const { pod, response } = patched(fixture());
-  assert.deepEqual(
-    pod.spec.containers.map((c: any) => c.name),
-    ['app', 'otoroshi-xds-envoy'],
-  );
-  assert.deepEqual(
-    pod.spec.initContainers.map((c: any) => c.name),
-    ['otoroshi-xds-bootstrap', 'otoroshi-xds-iptables'],
-  );
-  assert.deepEqual(
-    pod.spec.volumes.map((v: any) => v.name),
-    ['data', 'otoroshi-xds-token', 'otoroshi-xds-bootstrap'],
-  );
-  const boot = pod.spec.initContainers[0];
-  const arg = (flag: string): string | undefined => boot.args[boot.args.indexOf(flag) + 1];
-  assert.deepEqual(boot.args.slice(0, 2), ['bootstrap', 'sidecar']);
-  assert.equal(arg('--namespace'), '$(POD_NAMESPACE)');
-  assert.equal(arg('--service-account'), 'payments');
-  assert.equal(arg('--app-port'), '8080');
-  assert.equal(arg('--inbound-port'), '15006');
-  assert.equal(arg('--outbound-port'), '15001');
-  assert.equal(arg('--xds-address'), 'otoroshi-xds-xds.otoroshi-xds.svc:18000');
-  assert.equal(arg('--inbound-address'), '0.0.0.0');
-  assert.equal(arg('--node-id'), '$(POD_NAME).$(POD_NAMESPACE)');
-  assert.deepEqual(boot.command.slice(0, 2), ['sh', '-c']);
-  const token = pod.spec.volumes[1].projected.sources[0].serviceAccountToken;
-  assert.deepEqual(token, { audience: 'otoroshi-xds', expirationSeconds: 86400, path: 'token' });
-  const envoy = pod.spec.containers[1];
-  assert.equal(envoy.securityContext.runAsUser, SIDECAR_UID);
-  assert.deepEqual(envoy.args.slice(0, 2), ['-c', '/etc/otoroshi-xds/envoy.yaml']);
-  const ipt = pod.spec.initContainers[1];
-  assert.deepEqual(ipt.securityContext.capabilities.add, ['NET_ADMIN', 'NET_RAW']);
-  assert.match(ipt.command[2], /--uid-owner 1337 -j RETURN/);
-  assert.equal(pod.metadata.annotations['otoroshi.io/sidecar-injected'], 'true');
-  // Otoroshi's annotations: each one mapped or reported, never silently dropped.
-  assert.equal(response.warnings.length, 5);
-  for (const k of ['sidecar-apikey', 'sidecar-backend-cert', 'sidecar-client-cert', 'expected-dn', 'token-secret'])
-    assert.ok(
-      response.warnings.some((w: string) => w.startsWith(`otoroshi.io/${k}: `)),
-      k,
+test(
+  'inject: a labelled Pod gets the Envoy sidecar, the bootstrap and iptables init containers, and the token ' +
+    'volume',
+  () => {
+    const { pod, response } = patched(fixture());
+    assert.deepEqual(
+      pod.spec.containers.map((c: any) => c.name),
+      ['app', 'otoroshi-xds-envoy'],
     );
-  assert.ok(response.warnings.filter((w: string) => /not supported/.test(w)).length === 4);
-});
+    assert.deepEqual(
+      pod.spec.initContainers.map((c: any) => c.name),
+      ['otoroshi-xds-bootstrap', 'otoroshi-xds-iptables'],
+    );
+    assert.deepEqual(
+      pod.spec.volumes.map((v: any) => v.name),
+      ['data', 'otoroshi-xds-token', 'otoroshi-xds-bootstrap'],
+    );
+    const boot = pod.spec.initContainers[0];
+    const arg = (flag: string): string | undefined => boot.args[boot.args.indexOf(flag) + 1];
+    assert.deepEqual(boot.args.slice(0, 2), ['bootstrap', 'sidecar']);
+    assert.equal(arg('--namespace'), '$(POD_NAMESPACE)');
+    assert.equal(arg('--service-account'), 'payments');
+    assert.equal(arg('--app-port'), '8080');
+    assert.equal(arg('--inbound-port'), '15006');
+    assert.equal(arg('--outbound-port'), '15001');
+    assert.equal(arg('--xds-address'), 'otoroshi-xds-xds.otoroshi-xds.svc:18000');
+    assert.equal(arg('--inbound-address'), '0.0.0.0');
+    assert.equal(arg('--node-id'), '$(POD_NAME).$(POD_NAMESPACE)');
+    assert.deepEqual(boot.command.slice(0, 2), ['sh', '-c']);
+    const token = pod.spec.volumes[1].projected.sources[0].serviceAccountToken;
+    assert.deepEqual(token, { audience: 'otoroshi-xds', expirationSeconds: 86400, path: 'token' });
+    const envoy = pod.spec.containers[1];
+    assert.equal(envoy.securityContext.runAsUser, SIDECAR_UID);
+    assert.deepEqual(envoy.args.slice(0, 2), ['-c', '/etc/otoroshi-xds/envoy.yaml']);
+    const ipt = pod.spec.initContainers[1];
+    assert.deepEqual(ipt.securityContext.capabilities.add, ['NET_ADMIN', 'NET_RAW']);
+    assert.match(ipt.command[2], /--uid-owner 1337 -j RETURN/);
+    assert.equal(pod.metadata.annotations['otoroshi.io/sidecar-injected'], 'true');
+    // Otoroshi's annotations: each one mapped or reported, never silently dropped.
+    assert.equal(response.warnings.length, 5);
+    for (const k of ['sidecar-apikey', 'sidecar-backend-cert', 'sidecar-client-cert', 'expected-dn', 'token-secret'])
+      assert.ok(
+        response.warnings.some((w: string) => w.startsWith(`otoroshi.io/${k}: `)),
+        k,
+      );
+    assert.ok(response.warnings.filter((w: string) => /not supported/.test(w)).length === 4);
+  },
+);
 
 test('inject: a Pod without initContainers, volumes or annotations gets them created', () => {
   const f = fixture();
@@ -185,62 +189,70 @@ test('inject: refusals name the field; malformed reviews are errors, never a thr
   });
 });
 
-test('iptables: inbound and outbound TCP redirected; Envoy uid, loopback, DNS, control plane and excluded ports are not', () => {
-  const rules = interceptionRules({
-    inboundPort: 15006,
-    outboundPort: 15001,
-    uid: 1337,
-    excludeOutboundPorts: [18001, 18000],
-    excludeInboundPorts: [9090],
-  });
-  const out = rules.filter((r) => r.includes('-A OXDS_OUTPUT'));
-  const inb = rules.filter((r) => r.includes('-A OXDS_INBOUND'));
-  assert.deepEqual(
-    out.map((r) => r.replace('iptables -w -t nat -A OXDS_OUTPUT ', '')),
-    [
-      '-m owner --uid-owner 1337 -j RETURN',
-      '-d 127.0.0.0/8 -j RETURN',
-      '-p tcp --dport 53 -j RETURN',
-      '-p tcp --dport 18000 -j RETURN',
-      '-p tcp --dport 18001 -j RETURN',
-      '-p tcp -j REDIRECT --to-ports 15001',
-    ],
-  );
-  assert.deepEqual(
-    inb.map((r) => r.replace('iptables -w -t nat -A OXDS_INBOUND ', '')),
-    [
-      '-p tcp --dport 9090 -j RETURN',
-      '-p tcp --dport 15001 -j RETURN',
-      '-p tcp --dport 15006 -j RETURN',
-      '-p tcp -j REDIRECT --to-ports 15006',
-    ],
-  );
-  assert.ok(rules.some((r) => r.includes('-A PREROUTING -p tcp -j OXDS_INBOUND')));
-  assert.ok(rules.some((r) => r.includes('-A OUTPUT -p tcp -j OXDS_OUTPUT')));
-});
+test(
+  'iptables: inbound and outbound TCP redirected; Envoy uid, loopback, DNS, control plane and excluded ports are ' +
+    'not',
+  () => {
+    const rules = interceptionRules({
+      inboundPort: 15006,
+      outboundPort: 15001,
+      uid: 1337,
+      excludeOutboundPorts: [18001, 18000],
+      excludeInboundPorts: [9090],
+    });
+    const out = rules.filter((r) => r.includes('-A OXDS_OUTPUT'));
+    const inb = rules.filter((r) => r.includes('-A OXDS_INBOUND'));
+    assert.deepEqual(
+      out.map((r) => r.replace('iptables -w -t nat -A OXDS_OUTPUT ', '')),
+      [
+        '-m owner --uid-owner 1337 -j RETURN',
+        '-d 127.0.0.0/8 -j RETURN',
+        '-p tcp --dport 53 -j RETURN',
+        '-p tcp --dport 18000 -j RETURN',
+        '-p tcp --dport 18001 -j RETURN',
+        '-p tcp -j REDIRECT --to-ports 15001',
+      ],
+    );
+    assert.deepEqual(
+      inb.map((r) => r.replace('iptables -w -t nat -A OXDS_INBOUND ', '')),
+      [
+        '-p tcp --dport 9090 -j RETURN',
+        '-p tcp --dport 15001 -j RETURN',
+        '-p tcp --dport 15006 -j RETURN',
+        '-p tcp -j REDIRECT --to-ports 15006',
+      ],
+    );
+    assert.ok(rules.some((r) => r.includes('-A PREROUTING -p tcp -j OXDS_INBOUND')));
+    assert.ok(rules.some((r) => r.includes('-A OUTPUT -p tcp -j OXDS_OUTPUT')));
+  },
+);
 
-test('inject: the bootstrap init command passes the flags as they are and the token file as --xds-token, output to the shared file', () => {
-  const { pod } = patched(fixture());
-  const boot = pod.spec.initContainers[0];
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-inject-sh-'));
-  // a stand-in otoroshi-xds that prints its argv, one per line; paths of the pod mapped into dir
-  fs.writeFileSync(path.join(dir, 'otoroshi-xds'), '#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n', {
-    mode: 0o755,
-  });
-  fs.mkdirSync(path.join(dir, 'token'));
-  fs.writeFileSync(path.join(dir, 'token', 'token'), 'eyJ.a b$c.sig');
-  fs.mkdirSync(path.join(dir, 'out'));
-  const script = (boot.command[2] as string)
-    .replace('/var/run/secrets/otoroshi-xds', path.join(dir, 'token'))
-    .replace('/etc/otoroshi-xds', path.join(dir, 'out'));
-  const r = spawnSync('sh', ['-c', script, boot.command[3], ...boot.args], {
-    env: { PATH: `${dir}:/usr/bin:/bin` },
-    encoding: 'utf8',
-  });
-  assert.equal(r.status, 0, r.stderr);
-  const argv = fs
-    .readFileSync(path.join(dir, 'out', 'envoy.yaml'), 'utf8')
-    .trimEnd()
-    .split('\n');
-  assert.deepEqual(argv, [...boot.args, '--xds-token', 'eyJ.a b$c.sig']);
-});
+test(
+  'inject: the bootstrap init command passes the flags as they are and the token file as --xds-token, output to the ' +
+    'shared file',
+  () => {
+    const { pod } = patched(fixture());
+    const boot = pod.spec.initContainers[0];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-inject-sh-'));
+    // a stand-in otoroshi-xds that prints its argv, one per line; paths of the pod mapped into dir
+    fs.writeFileSync(path.join(dir, 'otoroshi-xds'), '#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n', {
+      mode: 0o755,
+    });
+    fs.mkdirSync(path.join(dir, 'token'));
+    fs.writeFileSync(path.join(dir, 'token', 'token'), 'eyJ.a b$c.sig');
+    fs.mkdirSync(path.join(dir, 'out'));
+    const script = (boot.command[2] as string)
+      .replace('/var/run/secrets/otoroshi-xds', path.join(dir, 'token'))
+      .replace('/etc/otoroshi-xds', path.join(dir, 'out'));
+    const r = spawnSync('sh', ['-c', script, boot.command[3], ...boot.args], {
+      env: { PATH: `${dir}:/usr/bin:/bin` },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const argv = fs
+      .readFileSync(path.join(dir, 'out', 'envoy.yaml'), 'utf8')
+      .trimEnd()
+      .split('\n');
+    assert.deepEqual(argv, [...boot.args, '--xds-token', 'eyJ.a b$c.sig']);
+  },
+);

@@ -90,7 +90,8 @@ async function secretsFor(server: RunningServer, token: string | undefined, name
 }
 
 test(
-  'real apiserver: a ServiceAccount token (TokenReview) gets that workload certificate only; forged, expired or other-audience tokens get none',
+  'real apiserver: a ServiceAccount token (TokenReview) gets that workload certificate only; forged, expired or ' +
+    'other-audience tokens get none',
   { skip, timeout: 180_000 },
   async () => {
     const server = await tokenServer();
@@ -141,7 +142,8 @@ test(
 );
 
 test(
-  'real apiserver: kubectl apply of a labelled Pod shows the injected sidecar (our webhook, our caBundle); warnings name the unsupported annotations',
+  'real apiserver: kubectl apply of a labelled Pod shows the injected sidecar (our webhook, our caBundle); warnings ' +
+    'name the unsupported annotations',
   { skip, timeout: 180_000 },
   async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-mesh-inject-'));
@@ -274,7 +276,8 @@ ${extra}  containers:
 );
 
 test(
-  'real apiserver: the CoreDNS Corefile gets the marked mesh block once (idempotent), replaced when the settings change; dry-run writes nothing',
+  'real apiserver: the CoreDNS Corefile gets the marked mesh block once (idempotent), replaced when the settings ' +
+    'change; dry-run writes nothing',
   { skip, timeout: 120_000 },
   async () => {
     const corefile = `.:53 {

@@ -80,7 +80,8 @@ export async function ensureCorednsBlock(
   block: string,
   o: { dryRun: boolean; env?: string; onDryRun?: (block: string, corefile: string) => void },
 ): Promise<CorednsResult> {
-  const p = `/api/v1/namespaces/${encodeURIComponent(configMap.namespace)}/configmaps/${encodeURIComponent(configMap.name)}`;
+  const ns = encodeURIComponent(configMap.namespace);
+  const p = `/api/v1/namespaces/${ns}/configmaps/${encodeURIComponent(configMap.name)}`;
   const cm = await client.find<ConfigMap>(p);
   const corefile = cm?.data?.['Corefile'];
   if (cm === undefined || corefile === undefined) return 'missing';

@@ -52,7 +52,8 @@ export type JsonPatchOp = { op: 'add'; path: string; value: unknown };
 /** Otoroshi's sidecar annotations and what becomes of them in the Envoy design. */
 export const OTOROSHI_ANNOTATIONS: Readonly<Record<string, string>> = {
   'otoroshi.io/sidecar-apikey':
-    "supported: the control plane reads it from the Pod; outbound calls to mesh destinations carry that ApiKey's credentials",
+    "supported: the control plane reads it from the Pod; outbound calls to mesh destinations carry that ApiKey's " +
+    'credentials',
   'otoroshi.io/sidecar-backend-cert':
     'not supported (ignored): the inbound listener serves the workload SPIFFE certificate from our CA over SDS',
   'otoroshi.io/sidecar-client-cert':
@@ -60,7 +61,8 @@ export const OTOROSHI_ANNOTATIONS: Readonly<Record<string, string>> = {
   'otoroshi.io/expected-dn':
     'not supported (ignored): callers are checked by their SPIFFE id (peer certificate from our CA), not by a DN',
   'otoroshi.io/token-secret':
-    "not supported (ignored): no Otoroshi exchange token between sidecars; mTLS with SPIFFE ids replaces Otoroshi's challenge",
+    "not supported (ignored): no Otoroshi exchange token between sidecars; mTLS with SPIFFE ids replaces Otoroshi's " +
+    'challenge',
 };
 
 const escapePointer = (s: string): string => s.replace(/~/g, '~0').replace(/\//g, '~1');
@@ -235,7 +237,9 @@ export function injectSidecar(pod: Record<string, unknown>, o: InjectOptions): I
   if (excluded.invalid.length > 0)
     return {
       inject: false,
-      deny: `metadata.annotations[${EXCLUDE_INBOUND_ANNOTATION}]: not a port: ${excluded.invalid.map((x) => JSON.stringify(x)).join(', ')}`,
+      deny:
+        `metadata.annotations[${EXCLUDE_INBOUND_ANNOTATION}]: not a port: ` +
+        excluded.invalid.map((x) => JSON.stringify(x)).join(', '),
     };
   const sa =
     typeof spec['serviceAccountName'] === 'string' && spec['serviceAccountName'] !== ''
@@ -249,7 +253,9 @@ export function injectSidecar(pod: Record<string, unknown>, o: InjectOptions): I
   if (port === o.inboundPort || port === o.outboundPort)
     return {
       inject: false,
-      deny: `spec.containers[0].ports[0].containerPort: ${port} is the sidecar's ${port === o.inboundPort ? 'inbound' : 'outbound'} port`,
+      deny:
+        `spec.containers[0].ports[0].containerPort: ${port} is the sidecar's ` +
+        `${port === o.inboundPort ? 'inbound' : 'outbound'} port`,
     };
   const ports: InterceptionPorts = {
     inboundPort: o.inboundPort,
