@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { ServerCredentials } from '@grpc/grpc-js';
 import type { TranslateOptions } from './xds/types.js';
+import type { ModelSettings } from './model/descriptor.js';
 
 // Flags + environment → one validated, frozen Config. Every flag has an OXDS_* env twin.
 
@@ -68,6 +69,29 @@ export interface Config {
   ingressClasses: string;
   /** Group of Ingress-generated descriptors. */
   defaultGroup: string;
+  /** Otoroshi's mesh hosts on CRD descriptors: auto = on with the Kubernetes source, off in file mode. */
+  meshHosts: 'auto' | 'on' | 'off';
+  /** Mesh DNS domain (`<name>.<ns>.<meshDomain>`) and the cluster's DNS domain. */
+  meshDomain: string;
+  clusterDomain: string;
+  /** Mesh certificate (`*.<meshDomain>` & co.) from our CA, served by gateways for mesh hosts (auto: with them). */
+  meshCertificate: 'auto' | 'on' | 'off';
+  /** Kubernetes: patch CoreDNS's Corefile with a marked block for the mesh domain (dry-run prints it). */
+  corednsIntegration: 'off' | 'on' | 'dry-run';
+  /** Namespace/name of the CoreDNS ConfigMap, and the Service mesh names are rewritten to (default: the gateway). */
+  corednsConfigMap: string;
+  corednsRewriteTarget?: string;
+  /** Kubernetes: MutatingWebhookConfiguration (sidecar injection) whose caBundle the leader keeps ('' = never). */
+  injectWebhookConfigName: string;
+  /** Images of injected sidecars: Envoy, and otoroshi-xds (bootstrap + traffic interception init containers). */
+  sidecarEnvoyImage: string;
+  sidecarInitImage: string;
+  /** xDS address (host:port) injected sidecars dial. */
+  sidecarXdsAddress?: string;
+  /** Kubernetes: check ServiceAccount tokens presented on the xDS port with TokenReview (workload identity). */
+  xdsTokenReview: 'auto' | 'on' | 'off';
+  /** Audience the projected ServiceAccount tokens must carry. */
+  xdsTokenAudience: string;
   /** Kubernetes: Lease used for leader election (namespace default: ours). */
   leaseName: string;
   leaseNamespace?: string;
@@ -554,6 +578,117 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 'default',
   },
   {
+    key: 'meshHosts',
+    flag: 'mesh-hosts',
+    env: 'OXDS_MESH_HOSTS',
+    kind: 'string',
+    description:
+      "Otoroshi's mesh hosts on CRD ServiceDescriptors (<name>.<ns>.<mesh-domain> & co.): auto (on with --source " +
+      'kubernetes), on, off',
+    default: 'auto',
+  },
+  {
+    key: 'meshDomain',
+    flag: 'mesh-domain',
+    env: 'OXDS_MESH_DOMAIN',
+    kind: 'string',
+    description: 'DNS domain of mesh hosts (KubernetesConfig meshDomain)',
+    default: 'otoroshi.mesh',
+  },
+  {
+    key: 'clusterDomain',
+    flag: 'cluster-domain',
+    env: 'OXDS_CLUSTER_DOMAIN',
+    kind: 'string',
+    description: "the cluster's DNS domain (KubernetesConfig clusterDomain)",
+    default: 'cluster.local',
+  },
+  {
+    key: 'meshCertificate',
+    flag: 'mesh-certificate',
+    env: 'OXDS_MESH_CERTIFICATE',
+    kind: 'string',
+    description:
+      'serve a certificate for *.<mesh-domain> from our CA on gateways: auto (when mesh hosts are on), on, off',
+    default: 'auto',
+  },
+  {
+    key: 'corednsIntegration',
+    flag: 'coredns-integration',
+    env: 'OXDS_COREDNS_INTEGRATION',
+    kind: 'string',
+    description:
+      "patch CoreDNS's Corefile with a marked block resolving <mesh-domain> (leader only): off, on, dry-run (log the " +
+      'block)',
+    default: 'off',
+  },
+  {
+    key: 'corednsConfigMap',
+    flag: 'coredns-configmap',
+    env: 'OXDS_COREDNS_CONFIGMAP',
+    kind: 'string',
+    description: 'namespace/name of the CoreDNS ConfigMap',
+    default: 'kube-system/coredns',
+  },
+  {
+    key: 'corednsRewriteTarget',
+    flag: 'coredns-rewrite-target',
+    env: 'OXDS_COREDNS_REWRITE_TARGET',
+    kind: 'string',
+    description: 'the name mesh hosts resolve as (default: otoroshi-xds-gateway.<namespace>.svc.<cluster-domain>)',
+  },
+  {
+    key: 'injectWebhookConfigName',
+    flag: 'inject-webhook-config',
+    env: 'OXDS_INJECT_WEBHOOK_CONFIG',
+    kind: 'string',
+    description:
+      "MutatingWebhookConfiguration (sidecar injection) whose caBundle the leader sets to our root CA ('' = never)",
+    default: 'otoroshi-xds-inject',
+  },
+  {
+    key: 'sidecarEnvoyImage',
+    flag: 'sidecar-envoy-image',
+    env: 'OXDS_SIDECAR_ENVOY_IMAGE',
+    kind: 'string',
+    description: 'Envoy image of injected sidecars',
+    default: 'envoyproxy/envoy:v1.31-latest',
+  },
+  {
+    key: 'sidecarInitImage',
+    flag: 'sidecar-init-image',
+    env: 'OXDS_SIDECAR_INIT_IMAGE',
+    kind: 'string',
+    description: 'otoroshi-xds image of the injected init containers (bootstrap sidecar, iptables interception)',
+    default: 'otoroshi-xds:0.1.0',
+  },
+  {
+    key: 'sidecarXdsAddress',
+    flag: 'sidecar-xds-address',
+    env: 'OXDS_SIDECAR_XDS_ADDRESS',
+    kind: 'string',
+    description: 'host:port injected sidecars dial for xDS (default: otoroshi-xds-xds.<namespace>.svc:18000)',
+  },
+  {
+    key: 'xdsTokenReview',
+    flag: 'xds-token-review',
+    env: 'OXDS_XDS_TOKEN_REVIEW',
+    kind: 'string',
+    description:
+      'workload identity from a projected ServiceAccount token (gRPC authorization metadata) ' +
+      'checked with TokenReview: ' +
+      'auto (with --source kubernetes), on, off',
+    default: 'auto',
+  },
+  {
+    key: 'xdsTokenAudience',
+    flag: 'xds-token-audience',
+    env: 'OXDS_XDS_TOKEN_AUDIENCE',
+    kind: 'string',
+    description: 'audience the ServiceAccount tokens of sidecars must carry',
+    default: 'otoroshi-xds',
+  },
+  {
     key: 'leaseName',
     flag: 'lease-name',
     env: 'OXDS_LEASE_NAME',
@@ -673,9 +808,22 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
     ['xdsNodeAuth', '--xds-node-auth', ['identity', 'insecure-node-metadata']],
     ['loopbackGateway', '--loopback-gateway', ['on', 'off']],
     ['gatewaySecrets', '--gateway-secrets', ['referenced', 'all']],
+    ['meshHosts', '--mesh-hosts', ['auto', 'on', 'off']],
+    ['meshCertificate', '--mesh-certificate', ['auto', 'on', 'off']],
+    ['corednsIntegration', '--coredns-integration', ['off', 'on', 'dry-run']],
+    ['xdsTokenReview', '--xds-token-review', ['auto', 'on', 'off']],
   ] as const) {
     if (!(allowed as readonly string[]).includes(String(out[k])))
       errors.push(`${flag}: expected ${allowed.join('|')}, got ${JSON.stringify(out[k])}`);
+  }
+  for (const [k, flag] of [
+    ['meshDomain', '--mesh-domain'],
+    ['clusterDomain', '--cluster-domain'],
+  ] as const) {
+    if (
+      !/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(String(out[k]))
+    )
+      errors.push(`${flag}: expected a lowercase DNS name (e.g. otoroshi.mesh), got ${JSON.stringify(out[k])}`);
   }
   if (out.quotaFailMode !== 'open' && out.quotaFailMode !== 'closed') {
     errors.push(`--quota-fail-mode: expected open|closed, got ${JSON.stringify(out.quotaFailMode)}`);
@@ -710,6 +858,16 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
     if (out[ca] !== undefined && out[cert] === undefined)
       errors.push(`--${port}-client-ca needs --${port}-tls-cert and --${port}-tls-key`);
   }
+  if (
+    typeof out.corednsConfigMap === 'string' &&
+    !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(out.corednsConfigMap)
+  )
+    errors.push(`--coredns-configmap: expected NAMESPACE/NAME, got ${JSON.stringify(out.corednsConfigMap)}`);
+  if (
+    typeof out.sidecarXdsAddress === 'string' &&
+    !/^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):\d{1,5}$/.test(out.sidecarXdsAddress)
+  )
+    errors.push(`--sidecar-xds-address: expected HOST:PORT, got ${JSON.stringify(out.sidecarXdsAddress)}`);
   if (typeof out.envoyAuthzAddress === 'string') {
     const parsed = parseAuthzAddresses(out.envoyAuthzAddress, 1);
     if (typeof parsed === 'string') errors.push(`--envoy-authz-address: ${parsed}`);
@@ -801,7 +959,24 @@ export function splitList(s: string): string[] {
     .filter((x) => x !== '');
 }
 
-/** The model settings the config gives (ingress classes, default group). */
-export function modelSettingsFrom(config: Config): { ingressClasses: string[]; defaultGroup: string } {
-  return { ingressClasses: splitList(config.ingressClasses), defaultGroup: config.defaultGroup };
+/** The model settings the config gives (ingress classes, default group, mesh hosts). */
+export function modelSettingsFrom(
+  config: Config,
+): Pick<
+  ModelSettings,
+  'ingressClasses' | 'defaultGroup' | 'meshDomain' | 'clusterDomain' | 'enableMeshHosts' | 'meshCertificate'
+> {
+  return {
+    ingressClasses: splitList(config.ingressClasses),
+    defaultGroup: config.defaultGroup,
+    meshDomain: config.meshDomain,
+    clusterDomain: config.clusterDomain,
+    enableMeshHosts: meshHostsEnabled(config),
+    meshCertificate: config.meshCertificate === 'on' || (config.meshCertificate === 'auto' && meshHostsEnabled(config)),
+  };
+}
+
+/** Mesh hosts are Otoroshi's for CRD descriptors in a cluster: on by default with the Kubernetes source only. */
+export function meshHostsEnabled(config: Pick<Config, 'meshHosts' | 'source'>): boolean {
+  return config.meshHosts === 'on' || (config.meshHosts === 'auto' && config.source === 'kubernetes');
 }

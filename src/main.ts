@@ -17,7 +17,8 @@ import { AdminStage } from './stages/admin.js';
 import { AuthzStage } from './stages/authz.js';
 import { CaStage } from './stages/ca.js';
 import { PublishStage } from './stages/publish.js';
-import { startWebhook } from './stages/webhook.js';
+import { startCoredns, startWebhook } from './stages/webhook.js';
+import type { CorednsSync } from './k8s/coredns.js';
 import { XdsStage } from './stages/xds.js';
 
 export interface RunningServer {
@@ -93,6 +94,7 @@ interface Started {
   source: CreatedSource['source'];
   kube: CreatedSource['controller'];
   webhook: AdmissionWebhook | undefined;
+  coredns: CorednsSync | undefined;
   ca: CaStage;
   authz: AuthzStage;
   publish: PublishStage;
@@ -121,6 +123,7 @@ function runningServer(s: Started): RunningServer {
       stopped = true;
       s.source.stop();
       await s.webhook?.stop();
+      s.coredns?.stop();
       await s.kube?.stop();
       publish.stop();
       ca.stop();
@@ -179,6 +182,7 @@ export async function startServer(
     kube && config.webhookPort !== undefined
       ? startWebhook(config, kube, source, () => ca.certs?.ca, { secretSeed, clock }, logger)
       : undefined;
+  const coredns = kube ? startCoredns(config, kube, logger) : undefined;
   const xds = new XdsStage({ config, logger, metrics, cache, publish, ca });
   await xds.start();
   const admin = new AdminStage(config, { metrics, cache, publish, ads: xds.ads });
@@ -194,5 +198,5 @@ export async function startServer(
     'otoroshi-xds serving',
   );
 
-  return runningServer({ metrics, cache, audit, source, kube, webhook, ca, authz, publish, xds, admin });
+  return runningServer({ metrics, cache, audit, source, kube, webhook, coredns, ca, authz, publish, xds, admin });
 }

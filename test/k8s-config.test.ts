@@ -14,7 +14,14 @@ test('k8s config: defaults, env twins, validation', () => {
   assert.equal(d.value.namespaces, '*');
   assert.equal(d.value.leaseName, 'otoroshi-xds-leader');
   assert.equal(d.value.leaseDurationSeconds, 15);
-  assert.deepEqual(modelSettingsFrom(d.value), { ingressClasses: ['otoroshi'], defaultGroup: 'default' });
+  assert.deepEqual(modelSettingsFrom(d.value), {
+    ingressClasses: ['otoroshi'],
+    defaultGroup: 'default',
+    meshDomain: 'otoroshi.mesh',
+    clusterDomain: 'cluster.local',
+    enableMeshHosts: false, // file mode: mesh hosts only with --mesh-hosts on
+    meshCertificate: false,
+  });
   const e = resolveConfig(
     {},
     {
@@ -31,6 +38,19 @@ test('k8s config: defaults, env twins, validation', () => {
   assert.deepEqual(splitList(e.value.namespaces), ['a', 'b']);
   assert.equal(e.value.labelSelector, 'x=y');
   assert.deepEqual(modelSettingsFrom(e.value).ingressClasses, ['otoroshi', 'oto-*']);
+  assert.equal(modelSettingsFrom(e.value).enableMeshHosts, true); // Otoroshi's CRD mesh hosts in a cluster
+  const m = resolveConfig(
+    { source: 'kubernetes', meshHosts: 'off', meshDomain: 'mesh.corp', clusterDomain: 'k.io' },
+    {},
+  );
+  assert.ok(m.ok);
+  assert.deepEqual(
+    [modelSettingsFrom(m.value).enableMeshHosts, modelSettingsFrom(m.value).meshDomain, m.value.clusterDomain],
+    [false, 'mesh.corp', 'k.io'],
+  );
+  const badMesh = resolveConfig({ meshDomain: 'Otoroshi.Mesh/', meshHosts: 'yes' }, {});
+  assert.ok(!badMesh.ok);
+  assert.deepEqual(badMesh.errors.map((x) => x.split(':')[0]).sort(), ['--mesh-domain', '--mesh-hosts']);
   assert.equal(e.value.podName, 'p-1');
   // flags win over env
   const f = resolveConfig({ source: 'file' }, { OXDS_SOURCE: 'kubernetes' });

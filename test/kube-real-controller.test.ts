@@ -12,6 +12,7 @@ import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { eventually, sleep } from './helpers/k8s.js';
 import { freePort } from './helpers/redis.js';
+import { AdsClient, TYPE_URLS, decodeAny } from './helpers/ads-client.js';
 import {
   REPO,
   XdsWatcher,
@@ -623,6 +624,31 @@ test(
       30_000,
       'status written by the new leader',
     );
+  },
+);
+
+test(
+  "real apiserver: a sidecar's ServiceAccount token on the xDS stream (TokenReview) gets its workload certificate",
+  { skip },
+  async () => {
+    const token = (
+      await kube.kubectlOk(['-n', 'default', 'create', 'token', 'default', '--audience', 'otoroshi-xds'])
+    ).trim();
+    const spiffe = 'spiffe://cluster.local/ns/default/sa/default';
+    const alive = replicas.find((r) => r.child.exitCode === null && r.child.signalCode === null);
+    assert.ok(alive, 'a running replica');
+    const c = new AdsClient(alive.xdsPort, { mode: 'delta', node: { id: 'sidecar-token' }, bearer: token });
+    try {
+      c.subscribe(TYPE_URLS.secret, [spiffe]);
+      const r = await c.nextDelta(30_000);
+      const res = r.resources as unknown as Array<{ resource?: { type_url: string; value: Uint8Array } }>;
+      assert.deepEqual(
+        res.map((x) => decodeAny(x.resource as never)['name']),
+        [spiffe],
+      );
+    } finally {
+      c.close();
+    }
   },
 );
 

@@ -13,6 +13,8 @@ import { objectKey } from '../model/ids.js';
 import { isObject } from '../model/problems.js';
 import type { KubeClient } from './client.js';
 import type { CertificateAuthority } from '../ca/ca.js';
+import { reviewInjection, type InjectOptions } from './inject.js';
+import { admissionRequest, type ReviewResult } from './admission.js';
 
 /** Largest AdmissionReview accepted (an object is at most ~1.5 MiB in etcd; a review holds two). */
 export const MAX_REVIEW_BYTES = 4 * 1024 * 1024;
@@ -20,20 +22,7 @@ const MAX_WARNINGS = 20;
 const MAX_WARNING_CHARS = 400;
 const MAX_MESSAGE_CHARS = 8000;
 
-export interface AdmissionResponse {
-  uid: string;
-  allowed: boolean;
-  status?: { code: number; reason: string; message: string };
-  warnings?: string[];
-}
-
-export interface AdmissionReviewOut {
-  apiVersion: 'admission.k8s.io/v1';
-  kind: 'AdmissionReview';
-  response: AdmissionResponse;
-}
-
-export type ReviewResult = { ok: true; review: AdmissionReviewOut } | { ok: false; error: string };
+export type { AdmissionResponse, AdmissionReviewOut, ReviewResult } from './admission.js';
 
 const clip = (s: string, n: number): string => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
@@ -51,17 +40,9 @@ export function viewWith(view: ConfigView, object: KubeObject): { view: ConfigVi
  * HTTP layer answers 400). Objects of kinds we do not read, and deletes, are allowed.
  */
 export function reviewAdmission(body: unknown, view: ConfigView, settings: Partial<ModelSettings>): ReviewResult {
-  if (!isObject(body)) return { ok: false, error: 'body: expected a JSON AdmissionReview object' };
-  if (body['kind'] !== 'AdmissionReview')
-    return { ok: false, error: `kind: expected AdmissionReview, got ${JSON.stringify(body['kind'])}` };
-  const req = body['request'];
-  if (!isObject(req)) return { ok: false, error: 'request: missing' };
-  const uid = req['uid'];
-  if (typeof uid !== 'string' || uid === '') return { ok: false, error: 'request.uid: expected a non-empty string' };
-  const answer = (r: Omit<AdmissionResponse, 'uid'>): ReviewResult => ({
-    ok: true,
-    review: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, ...r } },
-  });
+  const a = admissionRequest(body);
+  if (!a.ok) return a;
+  const { req, answer } = a;
   const op = req['operation'];
   if (op !== 'CREATE' && op !== 'UPDATE') return answer({ allowed: true });
   const raw = req['object'];
@@ -118,13 +99,17 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
-/** HTTPS server of the webhook: POST /validate (AdmissionReview v1 JSON), bounded body, bounded time. */
+/**
+ * HTTPS server of the webhooks: POST /validate, and POST /inject when `inject` is given (sidecar
+ * injection, src/k8s/inject.ts); AdmissionReview v1 JSON, bounded body, bounded time.
+ */
 export function startWebhookServer(opts: {
   host: string;
   port: number;
   certPem: string;
   keyPem: string;
   review: (body: unknown) => ReviewResult;
+  inject?: (body: unknown) => ReviewResult;
   onLog?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 }): Promise<WebhookServer> {
   const server = https.createServer({ cert: opts.certPem, key: opts.keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
@@ -135,7 +120,11 @@ export function startWebhookServer(opts: {
     };
     const url = new URL(req.url ?? '/', 'https://webhook');
     if (url.pathname === '/healthz' && req.method === 'GET') return reply(200, { status: 'ok' });
-    if (url.pathname !== '/validate') return reply(404, { error: `no such path ${url.pathname}: POST /validate` });
+    const handler = url.pathname === '/validate' ? opts.review : url.pathname === '/inject' ? opts.inject : undefined;
+    if (handler === undefined)
+      return reply(404, {
+        error: `no such path ${url.pathname}: POST /validate${opts.inject ? ' or /inject' : ''}`,
+      });
     if (req.method !== 'POST') return reply(405, { error: 'POST an AdmissionReview' });
     const chunks: Buffer[] = [];
     let size = 0;
@@ -160,7 +149,7 @@ export function startWebhookServer(opts: {
       }
       let r: ReviewResult;
       try {
-        r = opts.review(body);
+        r = handler(body);
       } catch (err) {
         opts.onLog?.('warn', 'admission review failed', { err: (err as Error).message });
         return reply(500, { error: 'internal error while reviewing the object' });
@@ -195,16 +184,17 @@ interface WebhookConfiguration {
 }
 
 /**
- * Puts our root CA into the caBundle of every webhook of a ValidatingWebhookConfiguration (the
- * leader does it, so the manifests need no generated certificate). Writes only when it differs.
- * Returns "updated", "unchanged" or "missing" (no such configuration).
+ * Puts our root CA into the caBundle of every webhook of a Validating (or Mutating)
+ * WebhookConfiguration (the leader does it, so the manifests need no generated certificate).
+ * Writes only when it differs. Returns "updated", "unchanged" or "missing" (no such configuration).
  */
 export async function ensureWebhookCaBundle(
   client: KubeClient,
   name: string,
   caPem: string,
+  kind: 'validating' | 'mutating' = 'validating',
 ): Promise<'updated' | 'unchanged' | 'missing'> {
-  const p = `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${encodeURIComponent(name)}`;
+  const p = `/apis/admissionregistration.k8s.io/v1/${kind}webhookconfigurations/${encodeURIComponent(name)}`;
   const current = await client.find<WebhookConfiguration>(p);
   if (current === undefined) return 'missing';
   const bundle = Buffer.from(caPem).toString('base64');
@@ -225,6 +215,8 @@ export interface AdmissionWebhookOptions {
   hosts: readonly string[];
   /** ValidatingWebhookConfiguration whose caBundle the leader keeps equal to our root CA ('' = leave it alone). */
   configName: string;
+  /** Sidecar injection (POST /inject) and its MutatingWebhookConfiguration ('' = leave it alone). */
+  inject?: { options: InjectOptions; configName: string };
   client: KubeClient | undefined;
   /** The CA, once loaded (undefined meanwhile: the webhook starts when it is). */
   ca: () => Pick<CertificateAuthority, 'rootCertPem' | 'issueSync'> | undefined;
@@ -282,6 +274,7 @@ export class AdmissionWebhook {
     const ca = this.opts.ca();
     if (ca === undefined) return;
     if (this.server === undefined) {
+      const inject = this.opts.inject;
       const r = ca.issueSync(
         { hosts: this.opts.hosts, duration: WEBHOOK_CERT_DAYS * 86_400_000, key: { algo: 'ecdsa', size: 256 } },
         { now: this.opts.now(), field: '--webhook-hosts' },
@@ -296,6 +289,7 @@ export class AdmissionWebhook {
         certPem: r.cert.chainPem,
         keyPem: r.cert.keyPem,
         review: (body) => reviewAdmission(body, this.opts.view(), this.opts.settings()),
+        ...(inject ? { inject: (body: unknown) => reviewInjection(body, inject.options) } : {}),
         ...(this.opts.onLog ? { onLog: this.opts.onLog } : {}),
       });
       if (this.stopped) return void (await this.server.close());
@@ -304,22 +298,30 @@ export class AdmissionWebhook {
         hosts: this.opts.hosts.join(','),
       });
     }
-    if (!this.opts.client || this.opts.configName === '' || !this.opts.isLeader()) return;
+    if (!this.opts.client || !this.opts.isLeader()) return;
     if (this.bundleOk && this.opts.now() - this.lastBundleCheck < this.recheckMs) return;
-    try {
-      const r = await ensureWebhookCaBundle(this.opts.client, this.opts.configName, ca.rootCertPem);
-      this.lastBundleCheck = this.opts.now();
-      this.missing = r === 'missing';
-      this.bundleOk = !this.missing;
-      if (r === 'updated')
-        this.opts.onLog?.('info', 'webhook caBundle written', { validatingWebhookConfiguration: this.opts.configName });
-    } catch (err) {
-      this.bundleOk = false;
-      this.opts.onLog?.('warn', 'cannot write the webhook caBundle', {
-        validatingWebhookConfiguration: this.opts.configName,
-        err: (err as Error).message,
-      });
+    const configs: Array<['validating' | 'mutating', string]> = [
+      ['validating', this.opts.configName],
+      ['mutating', this.opts.inject?.configName ?? ''],
+    ];
+    let ok = true;
+    let missing = false;
+    for (const [kind, name] of configs) {
+      if (name === '') continue;
+      const field = `${kind}WebhookConfiguration`;
+      try {
+        const r = await ensureWebhookCaBundle(this.opts.client, name, ca.rootCertPem, kind);
+        missing ||= r === 'missing';
+        ok &&= r !== 'missing';
+        if (r === 'updated') this.opts.onLog?.('info', 'webhook caBundle written', { [field]: name });
+      } catch (err) {
+        ok = false;
+        this.opts.onLog?.('warn', 'cannot write the webhook caBundle', { [field]: name, err: (err as Error).message });
+      }
     }
+    this.lastBundleCheck = this.opts.now();
+    this.missing = missing;
+    this.bundleOk = ok;
   }
 
   async stop(): Promise<void> {

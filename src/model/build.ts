@@ -11,6 +11,7 @@ import {
   globalConfigs,
   ingresses,
   jwtVerifiers,
+  meshCertificate,
   kubeObjects,
   modelOf,
   newBuild,
@@ -55,5 +56,6 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
   descriptorCertRefs(b);
   claimDescriptors(b);
   apiKeys(b);
+  meshCertificate(b);
   return { model: modelOf(b), statuses: statusesOf(b, view) };
 }

@@ -15,13 +15,14 @@ import type {
   Restrictions,
   StoredObject,
 } from './types.js';
-import { annotationsOf, crdEntityId, namespaceOf } from './ids.js';
+import { crdEntityId, namespaceOf } from './ids.js';
 import { asObject, bool, isObject, num, str, strArray, strMap, type JsonObject, type Problems } from './problems.js';
 import { javaToRe2, linearRegexProblem } from './linear-regex.js';
 import { re2Problem } from './regex.js';
 import { resolveDescriptorTargets, type KubeIndex } from './targets.js';
 import { LOAD_BALANCING_TYPES } from './schemas.js';
 import { FEATURE_FIELDS, applyFeatures, dropReservedHeaders } from './edge-features.js';
+import { meshHosts } from './mesh-hosts.js';
 
 export interface ModelSettings {
   /** Group of Ingress-generated descriptors (Otoroshi's built-in group; always resolvable). */
@@ -30,13 +31,17 @@ export interface ModelSettings {
   ingressClasses: string[];
   clusterDomain: string;
   meshDomain: string;
+  /** Otoroshi's `coreDnsEnv`: an extra label in mesh hosts (`<name>.<ns>.<env>.<meshDomain>`). */
+  coreDnsEnv?: string;
   /**
-   * Append Otoroshi's mesh hosts to CRD descriptors. Default false: in file mode (and for a
-   * plain edge proxy) `<name>.<ns>.svc.otoroshi.mesh` & co. are names no client uses, and they would
-   * only add noise (and possible conflicts) to the route table. `enabledAdditionalHosts: false` in
-   * a spec still wins when this is true.
+   * Append Otoroshi's mesh hosts (src/model/mesh-hosts.ts) to CRD descriptors, as Otoroshi does for
+   * every ServiceDescriptor CR. The server turns it on for the Kubernetes source (--mesh-hosts auto);
+   * in file mode the names resolve nowhere, so it stays off unless --mesh-hosts on (docs/mesh.md).
+   * `enabledAdditionalHosts: false` in a spec still wins when this is true.
    */
   enableMeshHosts: boolean;
+  /** Issue and serve the mesh certificate (src/model/mesh-certificate.ts) when descriptors have mesh hosts. */
+  meshCertificate: boolean;
   /** Clock for time-dependent checks (expired certificates). Pure: never read the clock ourselves. */
   now: number;
   /**
@@ -53,6 +58,7 @@ export const DEFAULT_SETTINGS: ModelSettings = {
   clusterDomain: 'cluster.local',
   meshDomain: 'otoroshi.mesh',
   enableMeshHosts: false,
+  meshCertificate: false,
   now: 0,
   secretSeed: '',
 };
@@ -302,13 +308,7 @@ export function buildCrdDescriptor(
     const env = str(spec, 'env') ?? 'prod';
     addHost(env === 'prod' ? `${subdomain}.${domain}` : `${subdomain}.${env}.${domain}`);
   }
-  if (s.enableMeshHosts && bool(spec, 'enabledAdditionalHosts', true)) {
-    const globalName = annotationsOf(obj)['global-name/otoroshi.io'] ?? name;
-    addHost(`${globalName}.global.${s.meshDomain}`);
-    addHost(`${name}.${ns}.${s.meshDomain}`);
-    addHost(`${name}.${ns}.svc.${s.meshDomain}`);
-    addHost(`${name}.${ns}.svc.${s.clusterDomain}`);
-  }
+  if (s.enableMeshHosts && bool(spec, 'enabledAdditionalHosts', true)) meshHosts(obj.metadata, s).forEach(addHost);
   if (hosts.length === 0) p.warn('OXDS_MISSING_FIELD', 'no hosts: this descriptor matches no request', 'spec.hosts');
 
   // paths

@@ -30,6 +30,7 @@ import { buildJwtVerifier, localJwtVerifier } from './jwt-verifier.js';
 import { TLS_SECRET_TYPE, buildTlsCertificate } from './tls-secrets.js';
 import { buildCertificate } from './certificate-crs.js';
 import { buildGlobalConfig } from './global-config.js';
+import { addMeshCertificate } from './mesh-certificate.js';
 import { buildTcpService } from './tcp-service.js';
 import { classify, unservedKind, type Family } from './kinds.js';
 
@@ -557,6 +558,11 @@ function tlsOf(b: Build): TlsBinding[] {
 }
 
 /** The model, every list sorted. */
+/** The mesh certificate (wildcards of the mesh domain), when enabled: one more request and its bindings. */
+export function meshCertificate(b: Build): void {
+  if (b.s.meshCertificate) addMeshCertificate(b.descriptors, b.s, b.certificateRequests, b.tls);
+}
+
 export function modelOf(b: Build): Model {
   return {
     descriptors: b.descriptors.sort((x, y) => cmp(x.id, y.id)),

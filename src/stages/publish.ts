@@ -18,7 +18,6 @@ import { nextRetirement, withRetiredClusters, type RetiredClusters } from '../xd
 import { buildSnapshot, VersionSource } from '../xds/snapshot.js';
 import { TranslateCache, grpcListenerFor } from '../xds/translate.js';
 import { SidecarSnapshots, sidecarBuilder } from '../xds/sidecar/snapshots.js';
-import { DEFAULT_MESH_CONFIG } from '../model/mesh-hosts.js';
 import type { NodeType, ResourceSet } from '../xds/types.js';
 import type { AuthzStage } from './authz.js';
 import type { CaStage } from './ca.js';
@@ -182,7 +181,7 @@ export class PublishStage {
       sidecarBuilder({
         model: c.model,
         objects: view.objects,
-        mesh: DEFAULT_MESH_CONFIG,
+        mesh: { meshDomain: config.meshDomain, clusterDomain: config.clusterDomain },
         ...(translateOpts.authz ? { authz: translateOpts.authz } : {}),
         gateway: this.published.envoy ?? c.envoy.set,
         workloadSecret: (name) => ca.workloadSecret(name),

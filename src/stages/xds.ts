@@ -13,6 +13,8 @@ import { identityAuthenticator, maySeeSecret, type NodeAuthPolicy, type NodePrin
 import type { NodeInfo } from '../xds/server/messages.js';
 import { nodeIdentity } from '../xds/server/node.js';
 import { AdsServer } from '../xds/server/server.js';
+import { KubeClient, loadKubeConfig } from '../k8s/client.js';
+import { kubeTokenReviewer, tokenReviewEnabled } from '../k8s/token-review.js';
 import type { CaStage } from './ca.js';
 import type { PublishStage } from './publish.js';
 import { sidecarSnapshotKey } from '../xds/sidecar/snapshots.js';
@@ -62,7 +64,16 @@ export class XdsStage {
       },
       snapshotKey: sidecarSnapshotKey(config.trustDomain, publish.sidecars),
       // Secrets go only to the nodes allowed to hold them (docs/node-authorization.md).
-      authenticate: identityAuthenticator(nodeAuthPolicyFrom(config)),
+      authenticate: identityAuthenticator({
+        ...nodeAuthPolicyFrom(config),
+        ...(tokenReviewEnabled(config)
+          ? {
+              reviewToken: kubeTokenReviewer(new KubeClient(loadKubeConfig(config.kubeconfig)), {
+                audience: config.xdsTokenAudience,
+              }),
+            }
+          : {}),
+      }),
       allowName: (principal, node, kind, name) => this.allowName(principal, node, kind, name),
     });
     publish.snapshotKeysInUse = () => this.ads.snapshotKeys();

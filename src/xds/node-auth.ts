@@ -5,18 +5,22 @@
 //               certificate (--gateway-identities), by a bearer token (--gateway-token), or, for
 //               local development only, any plaintext client on loopback (--loopback-gateway on).
 //               Receives the certificates the generated listeners and clusters use.
-//   workload    a client certificate of our trust domain not granted the gateway role: receives its
+//   workload    a client certificate of our trust domain not granted the gateway role, or (Kubernetes,
+//               --xds-token-review) a projected ServiceAccount token sent as `authorization: Bearer`
+//               gRPC metadata that the API server's TokenReview accepts for our audience: receives its
 //               own workload certificate (SDS name = its SPIFFE id) and nothing else private.
 //   anonymous   everything else: trust bundles (validation contexts) only.
 //   self-asserted  --xds-node-auth insecure-node-metadata: the old behaviour (any node gets every
 //               certificate; a sidecar names its identity in node metadata). Never the default.
 //
-// Other authenticators (e.g. projected ServiceAccount tokens checked with TokenReview) plug in as
-// another `Authenticator`; the authorization below stays the same.
+// The token travels in the gRPC call metadata, not in the node metadata: it is a credential of the
+// transport like the gateway token (one header, one code path), the node metadata is echoed in
+// config dumps, proxy status and logs, and it is where Istio puts it (the CSR call's header).
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import { parseSpiffeId } from '../ca/spiffe.js';
+import { spiffeIdFor } from '../ca/ca.js';
 import type { ResourceSet } from './types.js';
 
 export type NodePrincipal =
@@ -48,6 +52,10 @@ export interface NodeAuthPolicy {
   gatewayTokens: readonly string[];
   /** Local development: a plaintext client on a loopback address is a gateway. */
   loopbackGateway: boolean;
+  /** Kubernetes: checks a bearer token that is not a gateway token (TokenReview) → workload identity. */
+  reviewToken?: (
+    token: string,
+  ) => Promise<{ ok: true; namespace: string; serviceAccount: string } | { ok: false; reason: string }>;
 }
 
 /** What a gateway may hold: the certificates the generated config uses, or every certificate. */
@@ -83,10 +91,16 @@ export function identityAuthenticator(policy: NodeAuthPolicy): Authenticator {
   if (policy.mode === 'insecure-node-metadata') return () => ({ kind: 'self-asserted' });
   const gatewayIds = new Set(policy.gatewayIdentities);
   const tokens = policy.gatewayTokens.filter((t) => t !== '').map(digest);
+  const review = policy.reviewToken;
   return (c) => {
-    if (c.bearer !== undefined && tokens.length > 0) {
-      if (tokenMatches(c.bearer, tokens)) return { kind: 'gateway', id: 'token' };
-      return { kind: 'anonymous', reason: 'unknown bearer token' };
+    if (c.bearer !== undefined && (tokens.length > 0 || review !== undefined)) {
+      if (tokens.length > 0 && tokenMatches(c.bearer, tokens)) return { kind: 'gateway', id: 'token' };
+      if (review === undefined) return { kind: 'anonymous', reason: 'unknown bearer token' };
+      return review(c.bearer).then((r): NodePrincipal =>
+        r.ok
+          ? { kind: 'workload', spiffeId: spiffeIdFor(policy.trustDomain, r.namespace, r.serviceAccount) }
+          : { kind: 'anonymous', reason: r.reason },
+      );
     }
     if (c.mtls) {
       const ids = c.certUris.filter((u) => parseSpiffeId(u, policy.trustDomain) !== undefined);
