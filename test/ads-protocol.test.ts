@@ -1,4 +1,4 @@
-import { test, afterEach } from 'node:test';
+import { afterEach, test } from 'vitest';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';

@@ -1,6 +1,6 @@
 // Envoy access logs (ALS) → traffic metrics: a real StreamAccessLogs stream, as Envoy sends it,
 // against the running server; and the generated listeners' access-log config.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -48,10 +48,10 @@ test('ALS: access-log entries become per-descriptor request, byte and latency me
   );
   assert.ok(r.ok);
   const server = await startServer(r.value, makeLogger('silent'));
-  t.after(() => server.stop());
+  t.onTestFinished(() => server.stop());
   const desc = 'kubernetes-crd-import-default-greeter';
   const client = new grpc.Client(`127.0.0.1:${server.xdsPort}`, grpc.credentials.createInsecure());
-  t.after(() => client.close());
+  t.onTestFinished(() => client.close());
   await new Promise<void>((resolve, reject) => {
     const call = client.makeClientStreamRequest(
       ALS_PATH,

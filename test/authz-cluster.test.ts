@@ -1,6 +1,6 @@
 // The generated oxds-ext-authz cluster from the flags: replicas (--envoy-authz-address list), TLS
 // (--authz-tls-* with --envoy-authz-ca / --envoy-authz-sni). Through Envoy: test/envoy/authz-replicas.test.ts.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { parseAuthzAddresses, resolveConfig, translateOptionsFrom } from '../src/config.js';
 import { extAuthzCluster, extAuthzFilter } from '../src/xds/resources/ext-authz.js';

@@ -1,5 +1,5 @@
 // ext_authz policy decisions (otoroshi-model.md §4.3, §4.5, §7, §10, §11; DECISIONS 11–14).
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,7 +1,7 @@
 // ext_authz through the whole server (YAML → model → policy → Check over gRPC), as a user sees
 // it: 400 without a key, allowed with one, remaining-calls headers counting down, 429 after the
 // daily quota — in memory, and across two server processes sharing a real Redis.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -71,7 +71,7 @@ async function check(
 
 test('ext_authz on the running server: public path, 400 without a key, remaining calls, 429 after the daily quota', async (t) => {
   const server = await startServer(config(configDir()), makeLogger('silent'));
-  t.after(() => server.stop());
+  t.onTestFinished(() => server.stop());
   const host = 'invoices.oto.tools';
 
   assert.equal((await check(server, { host, path: '/health' })).status, 0, 'public pattern allows without a key');
@@ -110,20 +110,19 @@ test('ext_authz on the running server: public path, 400 without a key, remaining
   assert.match(metrics, /oxds_quota_exceeded_total\{quota="daily"\} 1/);
 });
 
-test(
+test.skipIf(redisAvailable() ? false : REDIS_SKIP_MESSAGE)(
   'two server processes sharing Redis count one quota: remaining calls go down across both',
-  { skip: redisAvailable() ? false : REDIS_SKIP_MESSAGE },
   async (t) => {
     const redis = await startRedis();
-    t.after(() => redis.stop());
+    t.onTestFinished(() => redis.stop());
     const dir = configDir();
     const a = await startServer(config(dir, { redisUrl: redis.url }), makeLogger('silent'));
-    t.after(() => a.stop());
+    t.onTestFinished(() => a.stop());
     const b = await startServer(
       config(dir, { redisUrl: redis.url, dataDir: path.join(dir, '.data-b') }),
       makeLogger('silent'),
     );
-    t.after(() => b.stop());
+    t.onTestFinished(() => b.stop());
     const host = 'invoices.oto.tools';
     const seen: string[] = [];
     for (const s of [a, b, a, b]) {

@@ -1,4 +1,4 @@
-import { test, describe, before, after } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -95,7 +95,7 @@ async function pair(alg: string): Promise<Pair> {
 let rsa: Pair;
 let ec: Pair;
 let rsaOut: Pair;
-before(async () => {
+beforeAll(async () => {
   rsa = await pair('RS256');
   ec = await pair('ES256');
   rsaOut = await pair('RS256');
@@ -323,7 +323,7 @@ describe('JWKS', () => {
   let ek: Pair;
   let seenHeader: string | undefined;
 
-  before(async () => {
+  beforeAll(async () => {
     k1 = await pair('RS256');
     k2 = await pair('RS256');
     ek = await pair('ES256');
@@ -340,7 +340,7 @@ describe('JWKS', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  after(() => {
+  afterAll(() => {
     server.closeAllConnections();
     server.close();
   });

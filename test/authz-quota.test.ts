@@ -1,5 +1,5 @@
 // Quota stores: memory (injectable clock) and Redis (a real redis-server), failover on outage.
-import { test, describe, before, after, afterEach } from 'node:test';
+import { afterAll, afterEach, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import {
   MemoryQuotaStore,
@@ -211,12 +211,12 @@ test('createQuotaStore without a URL is the memory store', async () => {
 const haveRedis = redisAvailable();
 if (!haveRedis) console.log(`# ${REDIS_SKIP_MESSAGE}`);
 
-describe('Redis', { skip: haveRedis ? false : REDIS_SKIP_MESSAGE }, () => {
+describe.skipIf(haveRedis ? false : REDIS_SKIP_MESSAGE)('Redis', () => {
   let redis: RunningRedis;
-  before(async () => {
+  beforeAll(async () => {
     redis = await startRedis();
   });
-  after(async () => {
+  afterAll(async () => {
     await redis?.stop();
   });
 

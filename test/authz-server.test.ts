@@ -1,6 +1,6 @@
 // The ext_authz gRPC adapter over a real grpc-js server and a raw grpc-js client sending real
 // CheckRequests (encoded with protobufjs from the Envoy protos, as Envoy sends them).
-import { test, describe, before, after } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
@@ -102,7 +102,7 @@ describe('ext_authz gRPC adapter', () => {
     };
   }
 
-  before(async () => {
+  beforeAll(async () => {
     process.on('unhandledRejection', onUnhandled);
     server = await startAuthzServer('127.0.0.1', 0, {
       check,
@@ -112,7 +112,7 @@ describe('ext_authz gRPC adapter', () => {
     });
     client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
   });
-  after(async () => {
+  afterAll(async () => {
     client.close();
     await server.stop();
     process.off('unhandledRejection', onUnhandled);
@@ -375,9 +375,8 @@ function quotaCheck(quota: QuotaStore) {
   };
 }
 
-test(
+test.skipIf(redisAvailable() ? false : REDIS_SKIP_MESSAGE)(
   'two gRPC servers sharing Redis: remaining counts down across both; Redis down → fail-open / fail-closed 503',
-  { skip: redisAvailable() ? false : REDIS_SKIP_MESSAGE },
   async () => {
     const redis = await startRedis();
     const logger = pino({ level: 'silent' });

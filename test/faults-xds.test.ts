@@ -7,7 +7,7 @@
 //     its node status (per type, with the message), and the rejected config is not re-sent in a loop;
 //   - a client that never reads: the server holds a bounded amount for it (coalesced, flow
 //     controlled) while another client receives every update; once it reads, it gets the latest.
-import { test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -61,7 +61,7 @@ async function serve(dir: string, xdsPort = 0, authzPort = 0): Promise<RunningSe
 
 function tmpDir(t: TestContext, prefix: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  t.onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -80,15 +80,15 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 test('fault: control plane restarted under a connected grpc-js-xds client', async (t) => {
   const dir = tmpDir(t, 'oxds-faults-restart-');
   const backends = await startBackends(['b0', 'b1']);
-  t.after(() => backends.stop());
+  t.onTestFinished(() => backends.stop());
   const b0 = backends.byId('b0').port;
   const b1 = backends.byId('b1').port;
   fs.writeFileSync(path.join(dir, 'greeter.yaml'), descriptor('greeter', HOST, [b0]));
   let server: RunningServer | undefined = await serve(dir);
-  t.after(() => server?.stop());
+  t.onTestFinished(() => server?.stop());
   const port = server.xdsPort;
   const client: GrpcJsClient = await spawnGrpcJsClient(port, 'restart-node');
-  t.after(() => client.kill());
+  t.onTestFinished(() => client.kill());
 
   const first = await client.calls(TARGET, 20, { deadlineMs: 5000 });
   assert.deepEqual(first.counts, { b0: 20 }, JSON.stringify(first));
@@ -151,9 +151,9 @@ test('fault: a Delta client reconnecting after a restart with initial_resource_v
   await server.stop();
 
   server = await serve(dir, port, authzPort);
-  t.after(() => server.stop());
+  t.onTestFinished(() => server.stop());
   const c2 = new AdsClient(port, { mode: 'delta', node: { id: 'delta-node' } });
-  t.after(() => c2.close());
+  t.onTestFinished(() => c2.close());
   c2.subscribe(TYPE_URLS.cluster, [], held);
   const r2 = await c2.nextDelta();
   assert.deepEqual(
@@ -176,10 +176,10 @@ test('fault: a client that NACKs every update does not get a resend loop; others
   const dir = tmpDir(t, 'oxds-faults-nack-');
   fs.writeFileSync(path.join(dir, 'a.yaml'), descriptor('a', 'a.oto.tools', [9001]));
   const server = await serve(dir);
-  t.after(() => server.stop());
+  t.onTestFinished(() => server.stop());
   const nacker = new AdsClient(server.xdsPort, { node: { id: 'nacker' } });
   const good = new AdsClient(server.xdsPort, { node: { id: 'good' } });
-  t.after(() => {
+  t.onTestFinished(() => {
     nacker.close();
     good.close();
   });
@@ -248,7 +248,7 @@ test('fault: a client that never reads gets no more writes (bounded memory per s
     ).join('---\n');
   fs.writeFileSync(path.join(dir, 'many.yaml'), many(0));
   const server = await serve(dir);
-  t.after(() => server.stop());
+  t.onTestFinished(() => server.stop());
   // The slow client: a raw HTTP/2 stream that subscribes to CDS and LDS, then never reads a byte.
   const slow = openRawStream({ port: server.xdsPort }, ADS_SOTW_PATH);
   slow.write(
@@ -258,7 +258,7 @@ test('fault: a client that never reads gets no more writes (bounded memory per s
   );
   slow.write(DiscoveryRequest.encode(DiscoveryRequest.fromObject({ typeUrl: TYPE_URLS.listener })).finish());
   const fast = new AdsClient(server.xdsPort, { node: { id: 'fast' } });
-  t.after(() => {
+  t.onTestFinished(() => {
     slow.close();
     fast.close();
   });

@@ -1,6 +1,6 @@
 // Issue 3 model units: ipFiltering entries, feature parsing, Ingress annotations mapped to the same
 // descriptor fields as the CRD (both prefixes, both spellings), "not supported" warnings.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { ipEntryToCidrs } from '../src/model/features.js';
 import { parseYamlFile } from '../src/sources/yaml.js';

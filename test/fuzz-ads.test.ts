@@ -4,7 +4,7 @@
 // Delta). Properties: every stream either gets well-formed responses or ends with a clean gRPC
 // status; the server never crashes; a canary Envoy-like stream stays connected throughout and
 // still receives the next update; the server logs no internal error.
-import { test, before, after } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
@@ -110,7 +110,7 @@ const onUnhandled = (): void => {
   unhandled++;
 };
 
-before(async () => {
+beforeAll(async () => {
   process.on('unhandledRejection', onUnhandled);
   publish();
   handle = await startXdsServer('127.0.0.1', 0, { cache, logger: pino({ level: 'warn' }, logSink), maxNames: 10_000 });
@@ -118,7 +118,7 @@ before(async () => {
   canary = new AdsClient(handle.port, { node: { id: 'canary' } });
   await canary.syncLikeEnvoy();
 });
-after(async () => {
+afterAll(async () => {
   process.off('unhandledRejection', onUnhandled);
   canary.close();
   channel.close();

@@ -1,6 +1,6 @@
 // Cluster mode of the CA: one CA for every replica (a Secret), Certificate exportSecret as a
 // kubernetes.io/tls Secret written by the leader, statuses on Certificate CRs.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -1,6 +1,6 @@
 // The API server double answers client-node's generated (typed) clients and its Watch the way
 // kube-apiserver does — what makes the other k8s tests meaningful.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
 import { eventually, kubeConfigFor, startFake } from './helpers/k8s.js';

@@ -1,5 +1,5 @@
 // LeaderElector, SecretExporter and StatusWriter units against the API server double.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { KubeClient } from '../src/k8s/client.js';
 import { LeaderElector } from '../src/k8s/leader.js';

@@ -1,7 +1,7 @@
 // manifests/: the CRDs are generated from the ajv schemas (no drift), are structural, accept every
 // example, reject typos; `kubectl kustomize` builds the base (and the Envoy overlay when its
 // bootstrap exists).
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -135,7 +135,7 @@ function kubectl(): boolean {
   return spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
 }
 
-test('kubectl kustomize manifests/ builds the base', { skip: kubectl() ? false : 'kubectl is not installed' }, () => {
+test.skipIf(kubectl() ? false : 'kubectl is not installed')('kubectl kustomize manifests/ builds the base', () => {
   const out = execFileSync('kubectl', ['kustomize', 'manifests/'], { encoding: 'utf8' });
   const docs = parseAllDocuments(out).map(
     (d) => d.toJS() as { kind: string; metadata: { name: string; namespace?: string }; spec?: Record<string, unknown> },
@@ -183,22 +183,18 @@ test('kubectl kustomize manifests/ builds the base', { skip: kubectl() ? false :
   }
 });
 
-test(
-  'kubectl kustomize manifests/envoy-gateway/ builds (needs manifests/envoy/gateway.yaml)',
-  {
-    skip: !kubectl()
-      ? 'kubectl is not installed'
-      : !fs.existsSync('manifests/envoy/gateway.yaml')
-        ? 'manifests/envoy/gateway.yaml is not in this branch (written in another branch)'
-        : false,
-  },
-  () => {
-    const out = execFileSync(
-      'kubectl',
-      ['kustomize', '--load-restrictor', 'LoadRestrictionsNone', 'manifests/envoy-gateway/'],
-      { encoding: 'utf8' },
-    );
-    assert.match(out, /kind: Deployment/);
-    assert.match(out, /envoy-gateway-bootstrap-/);
-  },
-);
+test.skipIf(
+  !kubectl()
+    ? 'kubectl is not installed'
+    : !fs.existsSync('manifests/envoy/gateway.yaml')
+      ? 'manifests/envoy/gateway.yaml is not in this branch (written in another branch)'
+      : false,
+)('kubectl kustomize manifests/envoy-gateway/ builds (needs manifests/envoy/gateway.yaml)', () => {
+  const out = execFileSync(
+    'kubectl',
+    ['kustomize', '--load-restrictor', 'LoadRestrictionsNone', 'manifests/envoy-gateway/'],
+    { encoding: 'utf8' },
+  );
+  assert.match(out, /kind: Deployment/);
+  assert.match(out, /envoy-gateway-bootstrap-/);
+});

@@ -1,5 +1,5 @@
 // startServer with `--source kubernetes` against the API server double, through the real client.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -1,5 +1,5 @@
 // KubeSource (client-node informers) against the in-process API server double.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { KubeSource } from '../src/k8s/source.js';
 import { buildModel } from '../src/model/build.js';

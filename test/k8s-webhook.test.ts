@@ -1,6 +1,6 @@
 // The validating admission webhook's verdicts (reviewAdmission, pure) and its HTTPS server
 // (bounded body, 400 on malformed reviews). The real API server calling it: kube-real-controller.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import https from 'node:https';
 import { CertificateAuthority } from '../src/ca/ca.js';

@@ -5,7 +5,7 @@
 // Ingress status.loadBalancer, exported Secrets garbage-collected with their CR, Deployment
 // restarts, the validating webhook, a watch that survives an API server restart, leader failover
 // and the shared CA. The last test checks that no request of ours was answered 403.
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
@@ -82,7 +82,7 @@ const descriptor = (name: string, host: string, extra: Json = {}): Json => ({
   },
 });
 
-before(async () => {
+beforeAll(async () => {
   if (skip) return;
   kube = await startRealKube({ controllerManager: true });
   webhookPort = await freePort();
@@ -104,15 +104,14 @@ before(async () => {
   replicas.push(a, b);
 });
 
-after(async () => {
+afterAll(async () => {
   for (const w of watchers.values()) w.close();
   for (const r of replicas) await r.stop();
   await kube?.stop();
 });
 
-test(
+test.skipIf(skip)(
   'real apiserver: informers see create/update/delete of every kind (statuses follow the generation)',
-  { skip },
   async () => {
     const kinds: Array<{ plural: string; kind: string; spec: Json }> = [
       { plural: 'service-groups', kind: 'ServiceGroup', spec: { description: 'g' } },
@@ -208,9 +207,8 @@ test(
   },
 );
 
-test(
+test.skipIf(skip)(
   'real apiserver: Ingress v1 with IngressClass, the default-class annotation, Service + EndpointSlice, TLS Secret, status.loadBalancer',
-  { skip },
   async () => {
     const a = replicaNamed('replica-a');
     await apply({
@@ -317,9 +315,8 @@ test(
   },
 );
 
-test(
+test.skipIf(skip)(
   'real apiserver: exported Secrets carry owner references; the garbage collector deletes them with their CR; a Deployment using one is rolled',
-  { skip },
   async () => {
     await apply({
       apiVersion: SD,
@@ -439,9 +436,8 @@ test(
   },
 );
 
-test(
+test.skipIf(skip)(
   'real apiserver: the validating webhook refuses an invalid regex, an unknown JwtVerifier and a host+path conflict with our message; valid objects pass',
-  { skip },
   async () => {
     // the leader wrote our root CA into the caBundle
     await eventually(
@@ -496,9 +492,8 @@ test(
   },
 );
 
-test(
+test.skipIf(skip)(
   'real apiserver: with the webhook down the cluster is not blocked (failurePolicy Ignore); an invalid CR gets status Invalid and a Warning Event that kubectl describe shows',
-  { skip },
   async () => {
     const closed = await freePort();
     const patch = [
@@ -555,7 +550,7 @@ test(
   },
 );
 
-test('real apiserver: watches resume after an API server restart without a relist storm', { skip }, async () => {
+test.skipIf(skip)('real apiserver: watches resume after an API server restart without a relist storm', async () => {
   const a = replicaNamed('replica-a');
   const saUser = `system:serviceaccount:${NS}:otoroshi-xds`;
   // One key per informer: the path and its selectors (Secrets are watched twice, by type).
@@ -589,9 +584,8 @@ test('real apiserver: watches resume after an API server restart without a relis
   assert.deepEqual(storm, [], 'no resource listed more than twice per replica after the restart');
 });
 
-test(
+test.skipIf(skip)(
   'real apiserver: two replicas share the CA Secret; one Lease holder; killing it hands the Lease over',
-  { skip },
   async () => {
     // one CA Secret, and both replicas' webhook certificates verify against its root
     const ca = (await getJson(kube, ['secret', 'otoroshi-xds-ca', '-n', NS]))!;
@@ -626,9 +620,8 @@ test(
   },
 );
 
-test(
+test.skipIf(skip)(
   'real apiserver: RBAC is sufficient: no request of the control plane was answered 403 (audit log and its own log)',
-  { skip },
   async () => {
     const saUser = `system:serviceaccount:${NS}:otoroshi-xds`;
     const events = kube.auditEvents().filter((e) => e.user.username === saUser);
@@ -652,9 +645,8 @@ test(
   },
 );
 
-test(
+test.skipIf(skip)(
   'real apiserver: RBAC is minimal: every verb on every resource the shipped roles grant was used by the tests above',
-  { skip },
   async () => {
     const YAML = (await import('yaml')).default;
     const fs = await import('node:fs');

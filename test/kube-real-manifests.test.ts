@@ -2,7 +2,7 @@
 // manifests/` succeeds, the CRDs are structural and Established, the examples are accepted, and
 // for every kind a wrongly typed field (or an unknown top-level field) is refused by `kubectl
 // apply` with a message naming the field (server-side validation of the CRD schemas).
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,10 +12,10 @@ import { REPO, applyManifests, realKubeSkip, startRealKube, type RealKube } from
 const skip = realKubeSkip();
 let kube: RealKube;
 
-before(async () => {
+beforeAll(async () => {
   if (!skip) kube = await startRealKube();
 });
-after(async () => {
+afterAll(async () => {
   await kube?.stop();
 });
 
@@ -63,9 +63,8 @@ function validSpec(crd: Crd): Record<string, unknown> {
   return Object.fromEntries((spec.required ?? []).map((r) => [r, sample(spec.properties?.[r]?.type)]));
 }
 
-test(
+test.skipIf(skip)(
   'real apiserver: kubectl apply -k manifests/ succeeds; every CRD is structural and Established; the examples are accepted',
-  { skip },
   async () => {
     const out = await applyManifests(kube);
     assert.match(
@@ -126,9 +125,8 @@ test(
 
 // (the manifests are applied once, by the first test: a second client-side apply would put the
 // Service reference back next to the loopback URL of the webhook)
-test(
+test.skipIf(skip)(
   'real apiserver: for every kind, kubectl apply refuses a wrongly typed field and an unknown top-level field, naming the field',
-  { skip },
   async () => {
     const all = crds();
     assert.equal(all.length, 10);
@@ -176,9 +174,8 @@ test(
   },
 );
 
-test(
+test.skipIf(skip)(
   'real apiserver: unknown fields inside spec are kept (Otoroshi ignores them; existing CRs stay valid)',
-  { skip },
   async () => {
     const doc = {
       apiVersion: 'proxy.otoroshi.io/v1alpha1',

@@ -1,7 +1,7 @@
 // Operations artifacts: the Grafana dashboard and the Prometheus alert rules reference only metrics
 // (and labels) the server exports; `otoroshi-xds status` formats /debug/proxies like
 // `istioctl proxy-status` and reads it from a real admin app.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -495,7 +495,7 @@ async function closedPort(): Promise<number> {
 test('status: runStatus reads /debug/proxies of a real admin app; 1 with a clear message when unreachable', async (t) => {
   const app = buildAdminApp({ ready: () => true, health: () => ({}), proxies: () => fixtures() });
   await app.listen({ port: 0, host: '127.0.0.1' });
-  t.after(() => app.close());
+  t.onTestFinished(() => app.close());
   const port = (app.server.address() as net.AddressInfo).port;
 
   const out = new Capture();
@@ -541,7 +541,7 @@ test('status: runStatus reads /debug/proxies of a real admin app; 1 with a clear
   // An admin app without /debug/proxies.
   const bare = buildAdminApp({ ready: () => true, health: () => ({}) });
   await bare.listen({ port: 0, host: '127.0.0.1' });
-  t.after(() => bare.close());
+  t.onTestFinished(() => bare.close());
   const barePort = (bare.server.address() as net.AddressInfo).port;
   const out4 = new Capture();
   assert.equal(
@@ -564,7 +564,7 @@ test('status --watch: redraws with an ANSI clear every interval, keeps going thr
     },
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
-  t.after(() => app.close());
+  t.onTestFinished(() => app.close());
   const port = (app.server.address() as net.AddressInfo).port;
 
   const out = new Capture();

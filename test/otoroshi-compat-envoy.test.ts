@@ -46,7 +46,7 @@ envoyTest(
       res.end(JSON.stringify({ subject: peer.subject }));
     });
     await new Promise<void>((resolve) => backend.listen(port, '127.0.0.1', resolve));
-    t.after(() => new Promise<void>((resolve) => backend.close(() => resolve())));
+    t.onTestFinished(() => new Promise<void>((resolve) => backend.close(() => resolve())));
     await gw.converged();
     // The client certificate (RSA keys are generated off the event loop) may come a rebuild later.
     const res = await eventually(

@@ -3,7 +3,7 @@
 // exports) goes through validate (with the CA stage, as the CLI) and translate for both node types,
 // with exactly the problems listed here; the two kustomize examples have golden output. Then one
 // minimal input of our own per compatibility defect.
-import { after, test } from 'node:test';
+import { afterAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -29,7 +29,7 @@ const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 const ca = CertificateAuthority.create();
-after(() => ca.pool.close());
+afterAll(() => ca.pool.close());
 
 /** The CLI's CA stage: Certificate CRs issued with placeholder PEM (deterministic). */
 function dryRunCa(built: BuildResult): void {

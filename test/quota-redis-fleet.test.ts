@@ -7,7 +7,7 @@
 // Fail-closed with a generous command timeout (a loaded test machine is slow, not down), so every
 // allowed call was counted by Redis: "lost" counts are allowed calls that
 // the final counter misses, bounded by the calls in flight at the fault.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -126,25 +126,21 @@ async function assertExact(ports: number[], quota: number): Promise<CheckSample[
 const clusterSkip = redisAvailable() ? false : REDIS_SKIP_MESSAGE;
 const sentinelSkip = sentinelAvailable() ? false : SENTINEL_SKIP_MESSAGE;
 
-test(
-  'Redis Cluster: three replicas enforce one quota exactly under concurrent load',
-  { skip: clusterSkip },
-  async () => {
-    const cluster = await startRedisCluster(3);
-    const { servers, stop } = await replicas(cluster.url, 400);
-    try {
-      await assertExact(
-        servers.map((s) => s.authzPort),
-        400,
-      );
-      const slot = Number((await redisCli(cluster.ports[0]!, 'cluster', 'keyslot', CLIENT_ID)).trim());
-      assert.equal(await dailyCount(await cluster.ownerOf(slot)), 400, 'the shared counter holds every allowed call');
-    } finally {
-      await stop();
-      await cluster.stop();
-    }
-  },
-);
+test.skipIf(clusterSkip)('Redis Cluster: three replicas enforce one quota exactly under concurrent load', async () => {
+  const cluster = await startRedisCluster(3);
+  const { servers, stop } = await replicas(cluster.url, 400);
+  try {
+    await assertExact(
+      servers.map((s) => s.authzPort),
+      400,
+    );
+    const slot = Number((await redisCli(cluster.ports[0]!, 'cluster', 'keyslot', CLIENT_ID)).trim());
+    assert.equal(await dailyCount(await cluster.ownerOf(slot)), 400, 'the shared counter holds every allowed call');
+  } finally {
+    await stop();
+    await cluster.stop();
+  }
+});
 
 /** Moves `slot` from its owner to another primary (what `redis-cli --cluster reshard` does, one slot). */
 async function migrateSlot(
@@ -169,9 +165,8 @@ async function migrateSlot(
   return { from, to };
 }
 
-test(
+test.skipIf(clusterSkip)(
   'Redis Cluster: the slot of the counters migrates under load; no allowed call goes uncounted beyond those in flight',
-  { skip: clusterSkip },
   async () => {
     const cluster = await startRedisCluster(3);
     const { servers, stop } = await replicas(cluster.url, 100_000_000);
@@ -217,9 +212,8 @@ test(
   },
 );
 
-test(
+test.skipIf(sentinelSkip)(
   'Sentinel: three replicas enforce one quota exactly; a primary crash under load loses no more than the calls in flight',
-  { skip: sentinelSkip },
   async () => {
     const sentinel = await startRedisSentinel();
     const exact = await replicas(sentinel.url, 400);

@@ -3,7 +3,7 @@
 // gRPC backend on 127.0.0.1 that fails every other attempt with UNAVAILABLE. With
 // `clientConfig.retries: 2` (2 attempts, DECISIONS 9) every call succeeds; with retries 1 (the
 // default) about half of them fail — the control case that proves the test can fail.
-import { test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -65,7 +65,7 @@ async function run(
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-resilience-'));
   let server: RunningServer | undefined;
   let client: GrpcJsClient | undefined;
-  t.after(async () => {
+  t.onTestFinished(async () => {
     await client?.kill();
     await server?.stop().catch(() => undefined);
     flaky.stop();
@@ -94,7 +94,7 @@ async function run(
   }
   const ok = Object.values(r.counts).reduce((a, b) => a + b, 0);
   const failed = Object.values(r.errors).reduce((a, b) => a + b, 0);
-  t.diagnostic(
+  console.log(
     `retries=${retries}: ${ok} ok, ${failed} failed, ${flaky.attempts - before} backend attempts (${JSON.stringify(r.errors)})`,
   );
   return { ok, failed, attempts: flaky.attempts - before, errors: r.errors };

@@ -1,7 +1,7 @@
 // Real proxyless xDS clients routing real RPCs through otoroshi-xds:
 // @grpc/grpc-js-xds (child processes) and gRPC C-core (Debian python3-grpcio), against gRPC
 // echo backends on 127.0.0.1. Each test has its own config directory, server and backends.
-import { test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -76,7 +76,7 @@ async function setup(
   let server: RunningServer | undefined;
   let backends: Backends | undefined;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-real-clients-'));
-  t.after(async () => {
+  t.onTestFinished(async () => {
     await Promise.all(clients.map((c) => c.kill()));
     await withTimeout(server?.stop() ?? Promise.resolve(), 5000, 'server.stop()').catch(() => undefined);
     await withTimeout(backends?.stop() ?? Promise.resolve(), 5000, 'backends.stop()').catch(() => undefined);
@@ -240,11 +240,11 @@ test('grpc-js-xds splits calls 3:1 across weighted targets', { timeout: 30_000 }
   }));
   const client = await env.grpcJs('grpcjs-weights');
   const r = await client.calls(TARGET, 400, { warmup: 10, deadlineMs: 3000 });
-  t.diagnostic(`grpc-js split over 400 calls: ${JSON.stringify(r.counts)} in ${r.ms} ms`);
+  console.log(`grpc-js split over 400 calls: ${JSON.stringify(r.counts)} in ${r.ms} ms`);
   try {
     assertSplit(r, { b0: 0.75, b1: 0.25 }, 8, 'grpc-js 3:1');
   } catch (e) {
-    t.diagnostic(env.diag());
+    console.log(env.diag());
     throw e;
   }
   await assertAllAcked(env.server, ['grpcjs-weights']);
@@ -272,11 +272,11 @@ test('gRPC C-core splits calls 3:1 across weighted targets', { timeout: 30_000 }
     },
   );
   const r = run.results[0]!;
-  t.diagnostic(`C-core split over 400 calls: ${JSON.stringify(r.counts)} in ${r.ms} ms (process ${run.ms} ms)`);
+  console.log(`C-core split over 400 calls: ${JSON.stringify(r.counts)} in ${r.ms} ms (process ${run.ms} ms)`);
   try {
     assertSplit(r, { b0: 0.75, b1: 0.25 }, 8, 'C-core 3:1');
   } catch (e) {
-    t.diagnostic(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
+    console.log(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
     throw e;
   }
 });
@@ -305,7 +305,7 @@ test(
       const otherValue = await client.calls(TARGET, 20, { metadata: { 'x-canary': 'no' } });
       assertOnly(otherValue, 'A', 20, 'grpc-js with x-canary: no');
     } catch (e) {
-      t.diagnostic(env.diag());
+      console.log(env.diag());
       throw e;
     }
 
@@ -328,7 +328,7 @@ test(
       assertOnly(run.results[1]!, 'A', 50, 'C-core without x-canary');
       assertOnly(run.results[2]!, 'A', 20, 'C-core with x-canary: no');
     } catch (e) {
-      t.diagnostic(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
+      console.log(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
       throw e;
     }
   },
@@ -352,7 +352,7 @@ test(
       5000,
     );
     const failed = seen.filter((r) => errorCount(r) > 0);
-    t.diagnostic(
+    console.log(
       `traffic moved to B ${ms} ms after the edit (${seen.length} probes, ${failed.length} with errors${failed[0] ? `: ${failed[0].firstError}` : ''}); grpc version ${versionBefore} → ${env.server.cache.versions().grpc}`,
     );
     try {
@@ -360,7 +360,7 @@ test(
       // And it stays there.
       assertOnly(await client.calls(TARGET, 50), 'B', 50, 'after the edit');
     } catch (e) {
-      t.diagnostic(env.diag());
+      console.log(env.diag());
       throw e;
     }
     await assertAllAcked(env.server, ['grpcjs-live']);
@@ -385,7 +385,7 @@ async function grpcJsEditUnderLoad(t: TestContext, nodeId: string, newName: stri
   env.write('greeter.yaml', descriptorYaml({ name: newName, targets: [{ port: env.port('B') }] }));
   const r = await load;
   const clustersAfter = env.server.ads.statuses().find((s) => s.nodeId === nodeId)?.types[TYPE_URLS.CDS]?.subscribed;
-  t.diagnostic(
+  console.log(
     `continuous calls across the edit: ${JSON.stringify(r.counts)} errors ${JSON.stringify(r.errors)}${r.firstError ? ` first: ${r.firstError}` : ''}; CDS ${JSON.stringify(clustersBefore)} → ${JSON.stringify(clustersAfter)}`,
   );
   try {
@@ -396,7 +396,7 @@ async function grpcJsEditUnderLoad(t: TestContext, nodeId: string, newName: stri
     assert.deepEqual(r.errors, {}, `no RPC failed across the edit (first error: ${r.firstError ?? '-'})`);
     assertOnly(await client.calls(TARGET, 20), 'B', 20, 'after the edit');
   } catch (e) {
-    t.diagnostic(env.diag());
+    console.log(env.diag());
     throw e;
   }
   await assertAllAcked(env.server, [nodeId]);
@@ -423,7 +423,7 @@ async function ccoreEditUnderLoad(t: TestContext, nodeId: string, newName: strin
   }));
   let editTimer: NodeJS.Timeout | undefined;
   let ackCheck: unknown;
-  t.after(() => clearTimeout(editTimer));
+  t.onTestFinished(() => clearTimeout(editTimer));
   // Batch 0: on A. Batch 1: continuous calls for 1.5 s, the edit lands 300 ms in. Batch 2: on B.
   const run = await runCCoreBatches(
     env.server.xdsPort,
@@ -453,7 +453,7 @@ async function ccoreEditUnderLoad(t: TestContext, nodeId: string, newName: strin
     },
   );
   const [before, during, after] = run.results as [CallResult, CallResult, CallResult];
-  t.diagnostic(
+  console.log(
     `C-core continuous calls across the edit: ${JSON.stringify(during.counts)} errors ${JSON.stringify(during.errors)}${during.firstError ? ` first: ${during.firstError}` : ''}`,
   );
   try {
@@ -465,7 +465,7 @@ async function ccoreEditUnderLoad(t: TestContext, nodeId: string, newName: strin
     );
     assert.deepEqual(during.errors, {}, `no RPC failed across the edit (first error: ${during.firstError ?? '-'})`);
   } catch (e) {
-    t.diagnostic(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
+    console.log(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
     throw e;
   }
   if (ackCheck) throw ackCheck;
@@ -513,7 +513,7 @@ test('an invalid descriptor next to a valid one leaves the valid one routing', {
     assertOnly(await client.calls(TARGET, 30, { warmup: 2 }), 'A', 30, 'grpc-js, no header');
     assertOnly(await client.calls(TARGET, 30, { metadata: { 'x-canary': '([a-z' } }), 'A', 30, 'grpc-js, header');
   } catch (e) {
-    t.diagnostic(env.diag());
+    console.log(env.diag());
     throw e;
   }
 
@@ -528,7 +528,7 @@ test('an invalid descriptor next to a valid one leaves the valid one routing', {
   try {
     assertOnly(r, 'A', 30, 'grpc-js after more broken objects');
   } catch (e) {
-    t.diagnostic(env.diag());
+    console.log(env.diag());
     throw e;
   }
 

@@ -1,7 +1,7 @@
 // RE2 program size: Envoy rejects a regex whose program exceeds the bootstrap's limit (and one
 // such regex rejects the whole route table). re2-wasm cannot report the size: our estimate refuses
 // larger patterns on the object, before compiling them, and keeps what Envoy accepts.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { MAX_PROGRAM_SIZE, programSizeEstimate, re2Problem } from '../src/model/regex.js';
 import { authorityRegex } from '../src/xds/resources/route.js';

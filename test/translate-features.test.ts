@@ -1,6 +1,6 @@
 // Issue 3 translation semantics, asserted on the generated Envoy / gRPC resources (the golden
 // files show whole outputs; these pin the rules: order of checks, SDS names, filters).
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { parseYamlFile } from '../src/sources/yaml.js';
 import { buildModel } from '../src/model/build.js';

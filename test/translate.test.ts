@@ -1,5 +1,5 @@
 // Table tests of the xDS builders and of translate(), comparing whole messages.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import type { ClientConfig, Descriptor, Model, Target } from '../src/model/types.js';
 import { translate, grpcListenerFor, hostRelation, envoyDomain, endpointWeights } from '../src/xds/translate.js';

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { assembleView, loadConfigDir, parseYamlFile } from '../src/sources/yaml.js';

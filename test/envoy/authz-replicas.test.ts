@@ -81,9 +81,9 @@ if (haveOpenssl) {
     'Envoy: the oxds-ext-authz cluster speaks TLS to a TLS ext_authz port (certificate verified)',
     async (t, bin) => {
       const [backend] = (await startHttpBackends(['orders'])) as HttpBackend[];
-      t.after(() => backend!.stop());
+      t.onTestFinished(() => backend!.stop());
       const pkiDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-authz-tls-'));
-      t.after(() => fs.rmSync(pkiDir, { recursive: true, force: true }));
+      t.onTestFinished(() => fs.rmSync(pkiDir, { recursive: true, force: true }));
       const p = serverPki(pkiDir);
       const gw = await startGateway(t, bin, {
         files: files(backend!.port),
@@ -105,9 +105,9 @@ if (haveOpenssl) {
     'Envoy: a Check port with TLS and a CA that did not sign it fails closed (503), never plaintext',
     async (t, bin) => {
       const [backend] = (await startHttpBackends(['orders'])) as HttpBackend[];
-      t.after(() => backend!.stop());
+      t.onTestFinished(() => backend!.stop());
       const pkiDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-authz-tls-'));
-      t.after(() => fs.rmSync(pkiDir, { recursive: true, force: true }));
+      t.onTestFinished(() => fs.rmSync(pkiDir, { recursive: true, force: true }));
       const p = serverPki(pkiDir);
       const rogue = serverPki(fs.mkdtempSync(path.join(pkiDir, 'rogue-')));
       const gw = await startGateway(t, bin, {
@@ -128,11 +128,11 @@ envoyTest(
   'Envoy: the oxds-ext-authz cluster balances over three replicas; one stopped under load fails no more than the calls in flight',
   async (t, bin) => {
     const [backend] = (await startHttpBackends(['orders'])) as HttpBackend[];
-    t.after(() => backend!.stop());
+    t.onTestFinished(() => backend!.stop());
     // Two more control planes on the same objects: ext_authz replicas.
     const extra: RunningServer[] = [];
     const dirs: string[] = [];
-    t.after(async () => {
+    t.onTestFinished(async () => {
       await Promise.all(extra.map((s) => s.stop().catch(() => undefined)));
       for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
     });

@@ -108,7 +108,7 @@ async function withGateway(
   flags: Record<string, unknown> = {},
 ): Promise<{ gw: Gateway; backend: HttpBackend }> {
   const backend = await startHttpBackend('priv');
-  t.after(() => backend.stop());
+  t.onTestFinished(() => backend.stop());
   const gw = await startGateway(t, bin, { files: { 'c.yaml': config(backend.port) }, delta, flags });
   return { gw, backend };
 }

@@ -40,7 +40,7 @@ async function backend(
   opts: BackendOptions = {},
 ): Promise<HttpBackend> {
   const b = await startHttpBackend(id, behaviour, opts);
-  t.after(() => b.stop());
+  t.onTestFinished(() => b.stop());
   return b;
 }
 

@@ -1,6 +1,6 @@
 // Attacks on ext_authz through a live server: catastrophic-backtracking patterns on every regex
 // path, and paths / descriptor ids that decide differently from what Envoy routes.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { checkClient, checkRequest, callCheck, outcome } from '../helpers/check-client.js';
 import { descriptor, live } from './harness.js';
@@ -49,7 +49,7 @@ spec:
     'the patterns are valid RE2: accepted',
   );
   const cc = checkClient(server.authzPort);
-  t.after(() => cc.close());
+  t.onTestFinished(() => cc.close());
   const attacks: Array<[string, string, Record<string, string>]> = [
     ['pub.oto.tools', `/${ATTACK}`, {}],
     ['priv.oto.tools', `/${ATTACK}`, {}],
@@ -75,7 +75,7 @@ test('ReDoS: a host wildcard with many stars is matched in linear time', async (
   const stars = `${'*a'.repeat(12)}*.oto.tools`;
   const { server } = await live(t, { 'w.yaml': descriptor('w', `"${stars}"`, '  publicPatterns: ["/.*"]\n') });
   const cc = checkClient(server.authzPort);
-  t.after(() => cc.close());
+  t.onTestFinished(() => cc.close());
   const o = outcome(await callCheck(cc, checkRequest({ host: `${'a'.repeat(200)}!.oto.toolz`, path: '/' })));
   assert.equal(o.status, 404);
   assert.equal(
@@ -94,7 +94,7 @@ test('path confusion: without descriptor_id, ext_authz decides on the normalised
       ) + descriptor('admin', 'api.oto.tools', '  paths: [/admin]\n  publicPatterns: ["/.*"]\n'),
   });
   const cc = checkClient(server.authzPort);
-  t.after(() => cc.close());
+  t.onTestFinished(() => cc.close());
   const check = async (path: string): Promise<number> =>
     outcome(await callCheck(cc, checkRequest({ host: 'api.oto.tools', path }))).status;
   assert.equal(await check('/public/ok'), 0, 'a public path is public');
@@ -111,7 +111,7 @@ test('path confusion: without descriptor_id, ext_authz decides on the normalised
 test('descriptor_id naming no descriptor is denied instead of falling back to host matching', async (t) => {
   const { server } = await live(t, { 'p.yaml': descriptor('open', 'open.oto.tools', '  publicPatterns: ["/.*"]\n') });
   const cc = checkClient(server.authzPort);
-  t.after(() => cc.close());
+  t.onTestFinished(() => cc.close());
   assert.equal(outcome(await callCheck(cc, checkRequest({ host: 'open.oto.tools', path: '/' }))).status, 0);
   const o = outcome(
     await callCheck(cc, checkRequest({ host: 'open.oto.tools', path: '/', ext: { descriptor_id: 'nope' } })),

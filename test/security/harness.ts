@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
-import type { TestContext } from 'node:test';
+import type { TestContext } from 'vitest';
 import { resolveConfig } from '../../src/config.js';
 import { makeLogger, startServer, type RunningServer } from '../../src/main.js';
 
@@ -40,7 +40,7 @@ export async function live(
   );
   assert.ok(r.ok, JSON.stringify(r));
   const server = await startServer(r.value, makeLogger('silent'));
-  t.after(async () => {
+  t.onTestFinished(async () => {
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });

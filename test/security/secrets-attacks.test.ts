@@ -1,7 +1,7 @@
 // Attacks on the secrets the control plane holds: private keys over xDS to nodes that were not
 // granted them, self-asserted workload identities (and the certificates minted for them), SPIFFE
 // ids with dot segments, and file-mode exportSecret taking over directories it does not own.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -1,5 +1,5 @@
 // Attacks through the config directory: a huge YAML file, and symbolic links leaving it.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
