@@ -88,7 +88,6 @@ const resetChange = (r: StreamResult): void => {
   r.affected = true;
 };
 let syncedCount = 0;
-let changedCount = 0;
 let syncedSent = false;
 let changedSent = false;
 
@@ -213,7 +212,6 @@ function openStream(i: number): void {
     r.changeTypes[short] = (r.changeTypes[short] ?? 0) + 1;
     if (r.changeAt === 0 && (mode === 'floor' || typeUrl === expectType)) {
       r.changeAt = rec.t;
-      changedCount++;
       checkChanged();
     }
   };
@@ -507,7 +505,6 @@ process.on(
       expectType = m.expectType ?? TYPE_URLS.route;
       affectedKnown = false;
       changedSent = false;
-      changedCount = 0;
       for (const r of results) resetChange(r);
       send({ type: 'armed' });
     } else if (m.cmd === 'expect') {

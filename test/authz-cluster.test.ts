@@ -6,7 +6,7 @@ import { parseAuthzAddresses, resolveConfig, translateOptionsFrom } from '../src
 import { extAuthzCluster, extAuthzFilter } from '../src/xds/resources/ext-authz.js';
 
 /** Generated protos as plain JSON, for reading nested fields. */
-type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = any;
 
 test('parseAuthzAddresses: hosts, ports, IPv6, errors naming the entry', () => {
   assert.deepEqual(parseAuthzAddresses('a.svc, 10.0.0.2:9, [::1]:7, ::1', 18001), [

@@ -1,6 +1,6 @@
 // Parent-side helpers for real proxyless xDS clients: a @grpc/grpc-js-xds child process
 // (xds-client-child.ts) and the gRPC C-core Python client (ccore_client.py).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
