@@ -38,7 +38,8 @@ const DESCRIPTOR_ID = 'svc-7';
 
 function modelYaml(): string {
   const docs: string[] = [
-    'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceGroup\nmetadata: {name: bench, annotations: {otoroshi.io/id: bench}}\nspec: {name: Bench}',
+    'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceGroup\nmetadata: {name: bench, annotations: ' +
+      '{otoroshi.io/id: bench}}\nspec: {name: Bench}',
   ];
   for (let i = 0; i < DESCRIPTORS; i++) {
     docs.push(`apiVersion: proxy.otoroshi.io/v1alpha1
@@ -489,7 +490,10 @@ async function main(): Promise<void> {
         ? {
             goal: `ext_authz ${name}: ≥ ${min * 100} % of the floor's checks/s`,
             met: r.reqPerSec / floor.reqPerSec >= min,
-            detail: `${r.reqPerSec.toFixed(0)} / ${floor.reqPerSec.toFixed(0)} req/s = ${(r.reqPerSec / floor.reqPerSec).toFixed(2)} (medians of ${rounds} × ${duration} s)`,
+            detail:
+              `${r.reqPerSec.toFixed(0)}` +
+              ` / ${floor.reqPerSec.toFixed(0)}` +
+              ` req/s = ${(r.reqPerSec / floor.reqPerSec).toFixed(2)} (medians of ${rounds} × ${duration} s)`,
           }
         : { goal: `ext_authz ${name}: ≥ ${min * 100} % of the floor's checks/s`, met: null, detail: 'not run' },
     );
@@ -509,7 +513,10 @@ async function main(): Promise<void> {
     out.goals.push({
       goal: `ext_authz memory flat over ${rss.seconds} s (${rss.mode}, full load)`,
       met: rss.lateMedianKb <= rss.earlyMedianKb * 1.1,
-      detail: `RSS start ${(rss.startKb / 1024).toFixed(0)} MiB, 2nd-quarter median ${(rss.earlyMedianKb / 1024).toFixed(0)} MiB, last-quarter median ${(rss.lateMedianKb / 1024).toFixed(0)} MiB, max ${(rss.maxKb / 1024).toFixed(0)} MiB at ${rss.reqPerSec.toFixed(0)} req/s`,
+      detail:
+        `RSS start ${(rss.startKb / 1024).toFixed(0)}` +
+        ` MiB, 2nd-quarter median ${(rss.earlyMedianKb / 1024).toFixed(0)}` +
+        ` MiB, last-quarter median ${(rss.lateMedianKb / 1024).toFixed(0)} MiB, max ${(rss.maxKb / 1024).toFixed(0)} MiB at ${rss.reqPerSec.toFixed(0)} req/s`,
     });
   fs.mkdirSync('bench/results', { recursive: true });
   fs.writeFileSync('bench/results/authz.json', JSON.stringify(out, null, 2));
@@ -524,15 +531,23 @@ async function main(): Promise<void> {
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of out.results)
     console.log(
-      `| ${r.name} | ${r.reqPerSec.toFixed(0)} | ${r.ratioToFloor ?? ''} | ${r.ratioToClusterFloor ?? ''} | ${r.p50us} | ${r.p99us} | ${r.p999us} | ${r.failed} |`,
+      `| ${r.name} | ${r.reqPerSec.toFixed(0)}` +
+        ` | ${r.ratioToFloor ?? ''}` +
+        ` | ${r.ratioToClusterFloor ?? ''} | ${r.p50us} | ${r.p99us} | ${r.p999us} | ${r.failed} |`,
     );
   if (rss)
     console.log(
-      `RSS (${rss.mode}, ${rss.seconds}s at ${rss.reqPerSec.toFixed(0)} req/s): start ${(rss.startKb / 1024).toFixed(1)} MiB, max ${(rss.maxKb / 1024).toFixed(1)} MiB, end ${(rss.endKb / 1024).toFixed(1)} MiB`,
+      `RSS (${rss.mode}, ${rss.seconds}` +
+        `s at ${rss.reqPerSec.toFixed(0)}` +
+        ` req/s): start ${(rss.startKb / 1024).toFixed(1)}` +
+        ` MiB, max ${(rss.maxKb / 1024).toFixed(1)}` +
+        ` MiB, end ${(rss.endKb / 1024).toFixed(1)} MiB`,
     );
   for (const [k, v] of Object.entries(out.redisBatching))
     console.log(
-      `redis batching (${k}): ${v.redisChecks} checks in ${v.redisScriptCalls} script calls = ${v.checksPerCall} per call`,
+      `redis batching (${k}): ${v.redisChecks}` +
+        ` checks in ${v.redisScriptCalls}` +
+        ` script calls = ${v.checksPerCall} per call`,
     );
   for (const [k, v] of Object.entries(checks)) console.log(`check ${k}: ${v}`);
   for (const g of out.goals)

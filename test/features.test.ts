@@ -168,7 +168,8 @@ test('targets mtlsConfig: refs without / resolve in the descriptor namespace', (
   const r = build(
     crd('').replace(
       'targets: [{url: "http://10.0.0.1:80"}]',
-      'targets: [{url: "https://10.0.0.1", mtlsConfig: {mtls: true, certs: [client], trustedCerts: [other/ca], loose: true}}]',
+      'targets: [{url: "https://10.0.0.1", mtlsConfig: {mtls: true, certs: [client], trustedCerts: [other/ca], ' +
+        'loose: true}}]',
     ),
   );
   assert.deepEqual(r.model.descriptors[0]?.targets[0]?.mtls, {

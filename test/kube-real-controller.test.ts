@@ -208,7 +208,8 @@ test.skipIf(skip)(
 );
 
 test.skipIf(skip)(
-  'real apiserver: Ingress v1 with IngressClass, the default-class annotation, Service + EndpointSlice, TLS Secret, status.loadBalancer',
+  'real apiserver: Ingress v1 with IngressClass, the default-class annotation, Service + EndpointSlice, TLS Secret, ' +
+    'status.loadBalancer',
   async () => {
     const a = replicaNamed('replica-a');
     await apply({
@@ -316,7 +317,8 @@ test.skipIf(skip)(
 );
 
 test.skipIf(skip)(
-  'real apiserver: exported Secrets carry owner references; the garbage collector deletes them with their CR; a Deployment using one is rolled',
+  'real apiserver: exported Secrets carry owner references; the garbage collector deletes them with their CR; a ' +
+    'Deployment using one is rolled',
   async () => {
     await apply({
       apiVersion: SD,
@@ -437,7 +439,8 @@ test.skipIf(skip)(
 );
 
 test.skipIf(skip)(
-  'real apiserver: the validating webhook refuses an invalid regex, an unknown JwtVerifier and a host+path conflict with our message; valid objects pass',
+  'real apiserver: the validating webhook refuses an invalid regex, an unknown JwtVerifier and a host+path conflict ' +
+    'with our message; valid objects pass',
   async () => {
     // the leader wrote our root CA into the caBundle
     await eventually(
@@ -493,7 +496,8 @@ test.skipIf(skip)(
 );
 
 test.skipIf(skip)(
-  'real apiserver: with the webhook down the cluster is not blocked (failurePolicy Ignore); an invalid CR gets status Invalid and a Warning Event that kubectl describe shows',
+  'real apiserver: with the webhook down the cluster is not blocked (failurePolicy Ignore); an invalid CR gets ' +
+    'status Invalid and a Warning Event that kubectl describe shows',
   async () => {
     const closed = await freePort();
     const patch = [
@@ -657,7 +661,9 @@ test.skipIf(skip)(
         .filter((e) => e.user.username === saUser)
         .map(
           (e) =>
-            `${e.objectRef?.apiGroup ?? ''}|${e.objectRef?.resource ?? ''}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ''}|${e.verb}`,
+            `${e.objectRef?.apiGroup ?? ''}` +
+            `|${e.objectRef?.resource ?? ''}` +
+            `${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ''}|${e.verb}`,
         ),
     );
     const granted: string[] = [];

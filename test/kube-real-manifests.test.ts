@@ -44,7 +44,10 @@ const sample = (t: string | undefined): unknown =>
   t === 'integer' ? 1234 : t === 'boolean' ? true : t === 'array' ? [] : t === 'object' ? {} : 'x';
 const wrong = (t: string | undefined): unknown => (t === 'string' ? 12345 : 'not-a-' + String(t));
 
-/** A spec with the required fields of the kind and one scalar field of the wrong type (a boolean or integer when there is one). */
+/**
+ * A spec with the required fields of the kind and one scalar field of the wrong type (a boolean or integer when there
+ * is one).
+ */
 function wronglyTyped(crd: Crd): { spec: Record<string, unknown>; field: string } {
   const spec = crd.spec.versions[0]!.schema.openAPIV3Schema.properties!['spec']!;
   const props = Object.entries(spec.properties ?? {});
@@ -64,7 +67,8 @@ function validSpec(crd: Crd): Record<string, unknown> {
 }
 
 test.skipIf(skip)(
-  'real apiserver: kubectl apply -k manifests/ succeeds; every CRD is structural and Established; the examples are accepted',
+  'real apiserver: kubectl apply -k manifests/ succeeds; every CRD is structural and Established; the examples are ' +
+    'accepted',
   async () => {
     const out = await applyManifests(kube);
     assert.match(
@@ -126,7 +130,8 @@ test.skipIf(skip)(
 // (the manifests are applied once, by the first test: a second client-side apply would put the
 // Service reference back next to the loopback URL of the webhook)
 test.skipIf(skip)(
-  'real apiserver: for every kind, kubectl apply refuses a wrongly typed field and an unknown top-level field, naming the field',
+  'real apiserver: for every kind, kubectl apply refuses a wrongly typed field and an unknown top-level field, ' +
+    'naming the field',
   async () => {
     const all = crds();
     assert.equal(all.length, 10);

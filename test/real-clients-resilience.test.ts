@@ -95,7 +95,10 @@ async function run(
   const ok = Object.values(r.counts).reduce((a, b) => a + b, 0);
   const failed = Object.values(r.errors).reduce((a, b) => a + b, 0);
   console.log(
-    `retries=${retries}: ${ok} ok, ${failed} failed, ${flaky.attempts - before} backend attempts (${JSON.stringify(r.errors)})`,
+    `retries=${retries}: ${ok}` +
+      ` ok, ${failed}` +
+      ` failed, ${flaky.attempts - before}` +
+      ` backend attempts (${JSON.stringify(r.errors)})`,
   );
   return { ok, failed, attempts: flaky.attempts - before, errors: r.errors };
 }
@@ -122,7 +125,8 @@ test(
 );
 
 test(
-  'grpc-js-xds: clientConfig.globalTimeout bounds the call (max_stream_duration): a slow backend gives DEADLINE_EXCEEDED',
+  'grpc-js-xds: clientConfig.globalTimeout bounds the call (max_stream_duration): a slow backend gives ' +
+    'DEADLINE_EXCEEDED',
   { timeout: 30_000 },
   async (t) => {
     const r = await run(t, 1, 'grpcjs-timeout-short', { delayMs: 800, globalTimeout: 150, calls: 5 });

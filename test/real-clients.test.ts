@@ -147,7 +147,11 @@ function assertSplit(r: CallResult, expected: Record<string, number>, toleranceP
     const got = ((r.counts[id] ?? 0) / n) * 100;
     assert.ok(
       Math.abs(got - share * 100) <= tolerancePp,
-      `${ctx}: backend ${id} got ${got.toFixed(1)}% of ${n} calls, expected ${share * 100}% ±${tolerancePp} pp (${JSON.stringify(r.counts)})`,
+      `${ctx}: backend ${id}` +
+        ` got ${got.toFixed(1)}` +
+        `% of ${n}` +
+        ` calls, expected ${share * 100}` +
+        `% ±${tolerancePp} pp (${JSON.stringify(r.counts)})`,
     );
   }
 }
@@ -353,7 +357,12 @@ test(
     );
     const failed = seen.filter((r) => errorCount(r) > 0);
     console.log(
-      `traffic moved to B ${ms} ms after the edit (${seen.length} probes, ${failed.length} with errors${failed[0] ? `: ${failed[0].firstError}` : ''}); grpc version ${versionBefore} → ${env.server.cache.versions().grpc}`,
+      `traffic moved to B ${ms}` +
+        ` ms after the edit (${seen.length}` +
+        ` probes, ${failed.length}` +
+        ` with errors${failed[0] ? `: ${failed[0].firstError}` : ''}` +
+        `); grpc version ${versionBefore}` +
+        ` → ${env.server.cache.versions().grpc}`,
     );
     try {
       assertOnly(last, 'B', 10, `within 5 s of the edit (after ${ms} ms)`);
@@ -386,7 +395,10 @@ async function grpcJsEditUnderLoad(t: TestContext, nodeId: string, newName: stri
   const r = await load;
   const clustersAfter = env.server.ads.statuses().find((s) => s.nodeId === nodeId)?.types[TYPE_URLS.CDS]?.subscribed;
   console.log(
-    `continuous calls across the edit: ${JSON.stringify(r.counts)} errors ${JSON.stringify(r.errors)}${r.firstError ? ` first: ${r.firstError}` : ''}; CDS ${JSON.stringify(clustersBefore)} → ${JSON.stringify(clustersAfter)}`,
+    `continuous calls across the edit: ${JSON.stringify(r.counts)}` +
+      ` errors ${JSON.stringify(r.errors)}` +
+      `${r.firstError ? ` first: ${r.firstError}` : ''}` +
+      `; CDS ${JSON.stringify(clustersBefore)} → ${JSON.stringify(clustersAfter)}`,
   );
   try {
     assert.ok(
@@ -454,7 +466,8 @@ async function ccoreEditUnderLoad(t: TestContext, nodeId: string, newName: strin
   );
   const [before, during, after] = run.results as [CallResult, CallResult, CallResult];
   console.log(
-    `C-core continuous calls across the edit: ${JSON.stringify(during.counts)} errors ${JSON.stringify(during.errors)}${during.firstError ? ` first: ${during.firstError}` : ''}`,
+    `C-core continuous calls across the edit: ${JSON.stringify(during.counts)}` +
+      ` errors ${JSON.stringify(during.errors)}${during.firstError ? ` first: ${during.firstError}` : ''}`,
   );
   try {
     assertOnly(before, 'A', 20, 'C-core before the edit');
@@ -520,7 +533,8 @@ test('an invalid descriptor next to a valid one leaves the valid one routing', {
   // Adding another broken object live (bad target URL, bad YAML) keeps the valid route serving.
   env.write(
     'broken2.yaml',
-    'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceDescriptor\nmetadata:\n  name: broken2\n  namespace: default\nspec:\n  hosts: ["greeter.oto.tools"]\n  targets:\n    - url: "not a url"\n',
+    'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceDescriptor\nmetadata:\n  name: broken2\n  namespace: ' +
+      'default\nspec:\n  hosts: ["greeter.oto.tools"]\n  targets:\n    - url: "not a url"\n',
   );
   env.write('garbage.yaml', 'apiVersion: [unterminated\n');
   await withTimeout(env.server.rebuildNow(), 5000, 'rebuildNow');

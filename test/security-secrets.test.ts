@@ -257,7 +257,8 @@ test('security: no secret or private key in logs, audit, metrics, debug endpoint
     for (const [what, needle] of needles) {
       if (needle && text.includes(needle))
         leaks.push(
-          `${what} found in ${where}: …${text.slice(Math.max(0, text.indexOf(needle) - 80), text.indexOf(needle) + 40)}…`,
+          `${what} found in ${where}` +
+            `: …${text.slice(Math.max(0, text.indexOf(needle) - 80), text.indexOf(needle) + 40)}…`,
         );
     }
   }

@@ -187,7 +187,8 @@ function assertNoDuplicates(set: ResourceSet, what: string): void {
 }
 
 test(
-  'property: valid descriptor / TcpService / GlobalConfig sets translate to valid, consistent, duplicate-free resources',
+  'property: valid descriptor / TcpService / GlobalConfig sets translate to valid, consistent, duplicate-free ' +
+    'resources',
   { timeout: 120_000 },
   () => {
     fc.assert(

@@ -469,23 +469,27 @@ test('translate: longest prefix first across descriptors sharing a host; catch-a
   );
 });
 
-test('translate: a wildcard-in-the-middle host goes to the * vhost with an :authority regex, and into vhosts it overlaps', () => {
-  const out = translate(
-    model([
-      descriptor('mid', { hosts: ['api.*.example.com'] }),
-      descriptor('concrete', { hosts: ['api.eu.example.com'], paths: [{ value: '/x', type: 'PlainPrefix' }] }),
-    ]),
-  );
-  const star = routesOf(out.envoy.routes[0], '*');
-  assert.deepEqual((star[0]?.match as ProtoObject).headers, [
-    { name: ':authority', stringMatch: { safeRegex: { regex: authorityRegex(['api.*.example.com']) } } },
-  ]);
-  // Otoroshi ranks by path before host: /x of `concrete` first, then `mid` (which matches that host too).
-  assert.deepEqual(
-    routesOf(out.envoy.routes[0], 'api.eu.example.com').map((r) => r.name),
-    ['concrete/0', 'mid/all', 'oxds-not-found'],
-  );
-});
+test(
+  'translate: a wildcard-in-the-middle host goes to the * vhost with an :authority ' +
+    'regex, and into vhosts it overlaps',
+  () => {
+    const out = translate(
+      model([
+        descriptor('mid', { hosts: ['api.*.example.com'] }),
+        descriptor('concrete', { hosts: ['api.eu.example.com'], paths: [{ value: '/x', type: 'PlainPrefix' }] }),
+      ]),
+    );
+    const star = routesOf(out.envoy.routes[0], '*');
+    assert.deepEqual((star[0]?.match as ProtoObject).headers, [
+      { name: ':authority', stringMatch: { safeRegex: { regex: authorityRegex(['api.*.example.com']) } } },
+    ]);
+    // Otoroshi ranks by path before host: /x of `concrete` first, then `mid` (which matches that host too).
+    assert.deepEqual(
+      routesOf(out.envoy.routes[0], 'api.eu.example.com').map((r) => r.name),
+      ['concrete/0', 'mid/all', 'oxds-not-found'],
+    );
+  },
+);
 
 test('translate: forceHttps redirects on the HTTP route configuration only', () => {
   const out = translate(

@@ -125,7 +125,8 @@ if (haveOpenssl) {
 }
 
 envoyTest(
-  'Envoy: the oxds-ext-authz cluster balances over three replicas; one stopped under load fails no more than the calls in flight',
+  'Envoy: the oxds-ext-authz cluster balances over three replicas; one stopped under load fails no more than the ' +
+    'calls in flight',
   async (t, bin) => {
     const [backend] = (await startHttpBackends(['orders'])) as HttpBackend[];
     t.onTestFinished(() => backend!.stop());
@@ -195,7 +196,10 @@ envoyTest(
     const failed = samples.filter((s) => s.status !== 200);
     const inFlight = samples.filter((s) => s.start <= stoppedBy && s.end >= stoppedAt).length;
     console.log(
-      `# ext_authz replica stopped under load through Envoy: ${samples.length} requests, ${failed.length} failed ${JSON.stringify(failed.map((s) => s.status))}, ${inFlight} in flight during the stop`,
+      `# ext_authz replica stopped under load through Envoy: ${samples.length}` +
+        ` requests, ${failed.length}` +
+        ` failed ${JSON.stringify(failed.map((s) => s.status))}` +
+        `, ${inFlight} in flight during the stop`,
     );
     assert.ok(failed.length <= inFlight, `failed ${failed.length} ≤ in flight ${inFlight}`);
     assert.ok(

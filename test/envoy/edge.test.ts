@@ -29,7 +29,8 @@ interface Echo {
 const echo = (body: string): Echo => JSON.parse(body) as Echo;
 
 envoyTest(
-  'Envoy: Host and pseudo-headers in header fields never reject the route table; Host → upstream host rewrite; no deprecated field',
+  'Envoy: Host and pseudo-headers in header fields never reject the route table; Host → upstream host rewrite; no ' +
+    'deprecated field',
   async (t, bin) => {
     const [bad, good] = (await startHttpBackends(['bad', 'good'])) as [HttpBackend, HttpBackend];
     t.onTestFinished(async () => {
@@ -188,13 +189,15 @@ envoyTest(
 );
 
 envoyTest(
-  'Envoy: CORS preflight and simple requests; allowOrigin * never allows credentials; Otoroshi headers back and X-Forwarded-*',
+  'Envoy: CORS preflight and simple requests; allowOrigin * never allows credentials; Otoroshi headers back and ' +
+    'X-Forwarded-*',
   async (t, bin) => {
     const [b] = (await startHttpBackends(['b'])) as [HttpBackend];
     t.onTestFinished(() => b.stop());
     const target = `targets: [{url: "http://127.0.0.1:${b.port}"}]`;
     const cors = (origin: string): string =>
-      `cors: {enabled: true, allowOrigin: "${origin}", allowMethods: [GET, PUT], allowHeaders: [x-custom], exposeHeaders: [x-exposed], maxAge: 600, allowCredentials: true}`;
+      `cors: {enabled: true, allowOrigin: "${origin}` +
+      `", allowMethods: [GET, PUT], allowHeaders: [x-custom], exposeHeaders: [x-exposed], maxAge: 600, allowCredentials: true}`;
     const files = {
       'd.yaml':
         descriptor(
@@ -252,7 +255,8 @@ envoyTest(
 );
 
 envoyTest(
-  'Envoy: a TcpService forwards plain TCP; one on a taken port (another TcpService, the HTTP listener) is refused (OXDS_ROUTE_CONFLICT)',
+  'Envoy: a TcpService forwards plain TCP; one on a taken port (another TcpService, the HTTP listener) is refused ' +
+    '(OXDS_ROUTE_CONFLICT)',
   async (t, bin) => {
     const echoServer = net.createServer((s) => s.pipe(s));
     await new Promise<void>((r) => echoServer.listen(0, '127.0.0.1', r));

@@ -81,7 +81,9 @@ for (const delta of [false, true]) {
         (await gw.envoy.get('/ready')).trim() === 'LIVE' ? true : undefined,
       );
       console.log(
-        `# ${flavour}: ${N} descriptors served by a real Envoy ${readyMs} ms after start (server + Envoy); Envoy RSS ${rssMiB(gw.envoy.child.pid)} MiB, control plane RSS ${Math.round(process.memoryUsage().rss / 1048576)} MiB (test process)`,
+        `# ${flavour}: ${N} descriptors served by a real Envoy ${readyMs}` +
+          ` ms after start (server + Envoy); Envoy RSS ${rssMiB(gw.envoy.child.pid)}` +
+          ` MiB, control plane RSS ${Math.round(process.memoryUsage().rss / 1048576)} MiB (test process)`,
       );
     },
     { timeout: 900_000 },

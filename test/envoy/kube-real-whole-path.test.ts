@@ -72,7 +72,8 @@ const get = (host: string, headers: Record<string, string> = {}): Promise<{ stat
   httpRequest({ port: httpPort, host, path: '/hello', headers, timeoutMs: 5000 });
 
 test.skipIf(skip)(
-  'whole path: kubectl apply a ServiceDescriptor → curl through Envoy reaches the backend; an ApiKey CR gates a private one (400 without, 200 with); kubectl delete removes the route',
+  'whole path: kubectl apply a ServiceDescriptor → curl through Envoy reaches the backend; an ApiKey CR gates a ' +
+    'private one (400 without, 200 with); kubectl delete removes the route',
   async () => {
     const descriptor = (name: string, host: string, extra: Record<string, unknown>): string =>
       JSON.stringify({

@@ -64,7 +64,8 @@ function assertOtoroshiError(
 }
 
 envoyTest(
-  'Envoy resilience: retries 2 turn a backend failing every other call into all 200; retries 1 lets half the 503s through',
+  'Envoy resilience: retries 2 turn a backend failing every other call into all 200; retries 1 lets half the 503s ' +
+    'through',
   async (t, bin) => {
     const two = await backend(t, 'two', { failEveryOther: true });
     const one = await backend(t, 'one', { failEveryOther: true });
@@ -100,7 +101,8 @@ envoyTest(
         // Three tries of 300 ms each, well inside the 30 s global timeout: the per-try timeout fires.
         descriptor(
           'pertry',
-          `targets: [${target(slow)}]\nclientConfig: {retries: 3, callTimeout: 300, globalTimeout: 30000, retryInitialDelay: 5, backoffFactor: 1}`,
+          `targets: [${target(slow)}` +
+            `]\nclientConfig: {retries: 3, callTimeout: 300, globalTimeout: 30000, retryInitialDelay: 5, backoffFactor: 1}`,
         ) +
         descriptor(
           'global',
@@ -163,7 +165,9 @@ envoyTest(
       files: {
         'd.yaml': descriptor(
           'pair',
-          `targets: [${target(good)}, ${target(bad)}]\nclientConfig: {retries: 1, maxErrors: 2, sampleInterval: 120000}`,
+          `targets: [${target(good)}` +
+            `, ${target(bad)}` +
+            `]\nclientConfig: {retries: 1, maxErrors: 2, sampleInterval: 120000}`,
         ),
       },
     });

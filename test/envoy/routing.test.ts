@@ -84,7 +84,8 @@ envoyTest('Envoy: matchingHeaders pick the descriptor; weights 3:1 split ~75/25 
     'd.yaml':
       descriptor(
         'main',
-        `hosts: [w.oto.tools]\ntargets: [{url: "http://127.0.0.1:${v1?.port}", weight: 3}, {url: "http://127.0.0.1:${v1b?.port}", weight: 1}]`,
+        `hosts: [w.oto.tools]\ntargets: [{url: "http://127.0.0.1:${v1?.port}` +
+          `", weight: 3}, {url: "http://127.0.0.1:${v1b?.port}", weight: 1}]`,
       ) +
       descriptor(
         'v2',
