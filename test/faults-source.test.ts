@@ -15,16 +15,18 @@ import pino from 'pino';
 import { resolveConfig } from '../src/config.js';
 import { startServer, type RunningServer } from '../src/main.js';
 import { AdsClient, TYPE_URLS, anyName } from './helpers/ads-client.js';
+import { descriptorYaml } from './fixtures/index.js';
 
 function descriptor(name: string, port: number): string {
-  return `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: ${name}, namespace: default, annotations: {otoroshi.io/id: ${name}}}
-spec:
-  hosts: [${name}.oto.tools]
-  forceHttps: false
-  targets: [{url: "http://127.0.0.1:${port}"}]
-`;
+  const targets = [`http://127.0.0.1:${port}`];
+  return descriptorYaml({
+    name,
+    namespace: 'default',
+    id: name,
+    hosts: [`${name}.oto.tools`],
+    forceHttps: false,
+    targets,
+  });
 }
 
 interface Env {

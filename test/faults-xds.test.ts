@@ -20,6 +20,7 @@ import { AdsClient, TYPE_URLS, anyName, protocolViolations } from './helpers/ads
 import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../src/xds/ads-server.js';
 import { lookupType } from '../src/proto/loader.js';
 import { openRawStream, ADS_SOTW_PATH } from './helpers/raw-grpc.js';
+import { descriptorYaml } from './fixtures/index.js';
 
 const DiscoveryRequest = lookupType('envoy.service.discovery.v3.DiscoveryRequest');
 const DiscoveryResponse = lookupType('envoy.service.discovery.v3.DiscoveryResponse');
@@ -28,16 +29,9 @@ const HOST = 'greeter.oto.tools';
 const TARGET = `xds:///${HOST}`;
 
 function descriptor(name: string, host: string, ports: number[], extra = ''): string {
-  return `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: ${name}, namespace: default}
-spec:
-  hosts: [${host}]
-  forceHttps: false
-  enforceSecureCommunication: false
-  targets:
-${ports.map((p) => `    - {url: "http://127.0.0.1:${p}", weight: 1}`).join('\n')}
-${extra}`;
+  const targets = ports.map((p) => ({ url: `http://127.0.0.1:${p}`, weight: 1 }));
+  const base = { name, namespace: 'default', hosts: [host], forceHttps: false, enforceSecureCommunication: false };
+  return descriptorYaml({ ...base, targets }) + extra;
 }
 
 async function serve(dir: string, xdsPort = 0, authzPort = 0): Promise<RunningServer> {

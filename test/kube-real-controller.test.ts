@@ -23,6 +23,7 @@ import {
   type RealKube,
   type ServerProcess,
 } from './helpers/kube-real.js';
+import { descriptorObject } from './fixtures/index.js';
 
 const skip = realKubeSkip();
 const NS = 'otoroshi-xds';
@@ -69,18 +70,8 @@ async function leaseHolder(): Promise<string | undefined> {
   return ((l?.['spec'] as Json | undefined)?.['holderIdentity'] as string | undefined) || undefined;
 }
 
-const descriptor = (name: string, host: string, extra: Json = {}): Json => ({
-  apiVersion: SD,
-  kind: 'ServiceDescriptor',
-  metadata: { name, namespace: 'default' },
-  spec: {
-    hosts: [host],
-    targets: [{ url: 'http://127.0.0.1:1' }],
-    publicPatterns: ['/.*'],
-    forceHttps: false,
-    ...extra,
-  },
-});
+const descriptor = (name: string, host: string, extra: Json = {}): Json =>
+  descriptorObject(name, host, 'http://127.0.0.1:1', extra);
 
 beforeAll(async () => {
   if (skip) return;

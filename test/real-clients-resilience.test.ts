@@ -13,6 +13,7 @@ import { resolveConfig } from '../src/config.js';
 import { startServer, type RunningServer } from '../src/main.js';
 import { echoServiceDefinition } from './helpers/backends.js';
 import { runCCoreBatches, spawnGrpcJsClient, type CallResult, type GrpcJsClient } from './helpers/xds-clients.js';
+import { descriptorYaml } from './fixtures/index.js';
 
 const HOST = 'flaky.oto.tools';
 
@@ -43,16 +44,16 @@ async function startFlaky(delayMs = 0): Promise<Flaky> {
 }
 
 function descriptor(port: number, retries: number, globalTimeout = 30000): string {
-  return `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: flaky, namespace: default}
-spec:
-  hosts: [${HOST}]
-  forceHttps: false
-  clientConfig: {retries: ${retries}, retryInitialDelay: 10, backoffFactor: 2, globalTimeout: ${globalTimeout}}
-  targets:
-    - url: http://127.0.0.1:${port}
-`;
+  const clientConfig = `clientConfig: {retries: ${retries}, retryInitialDelay: 10, backoffFactor: 2, globalTimeout: ${globalTimeout}}`;
+  const targets = [`http://127.0.0.1:${port}`];
+  return descriptorYaml({
+    name: 'flaky',
+    namespace: 'default',
+    hosts: [HOST],
+    forceHttps: false,
+    targets,
+    spec: clientConfig,
+  });
 }
 
 async function run(

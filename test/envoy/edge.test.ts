@@ -7,16 +7,10 @@ import net from 'node:net';
 import { envoyTest, eventually, startGateway } from '../helpers/envoy.js';
 import { startHttpBackends, type HttpBackend } from '../helpers/http-backends.js';
 import { freePort } from '../helpers/redis.js';
+import { descriptorYaml } from '../fixtures/index.js';
 
 function descriptor(name: string, spec: string): string {
-  return `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: ${name}, namespace: default}
-spec:
-  publicPatterns: ['/.*']
-${spec.replace(/^/gm, '  ')}
----
-`;
+  return `${descriptorYaml({ name, namespace: 'default', publicPatterns: ['/.*'], spec })}---\n`;
 }
 
 interface Echo {

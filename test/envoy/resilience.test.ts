@@ -14,21 +14,14 @@ import {
 } from '../helpers/http-backends.js';
 import { freePort } from '../helpers/redis.js';
 import { UPSTREAM_OVERWHELMED, UPSTREAM_REFUSED, UPSTREAM_TIMEOUT } from '../../src/xds/resources/resilience.js';
+import { descriptorYaml } from '../fixtures/index.js';
 
 type T = Parameters<Parameters<typeof envoyTest>[1]>[0];
 const JSON_ACCEPT = { accept: 'application/json' };
 
 function descriptor(id: string, spec: string): string {
-  return `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: ${id}, annotations: {otoroshi.io/id: ${id}}}
-spec:
-  hosts: [${id}.oto.tools]
-  forceHttps: false
-  publicPatterns: ['/.*']
-${spec.replace(/^/gm, '  ')}
----
-`;
+  const doc = { name: id, id, hosts: [`${id}.oto.tools`], forceHttps: false, publicPatterns: ['/.*'], spec };
+  return `${descriptorYaml(doc)}---\n`;
 }
 
 const target = (b: { port: number }, extra = ''): string => `{url: "http://127.0.0.1:${b.port}"${extra}}`;
