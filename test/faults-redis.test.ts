@@ -15,26 +15,28 @@ import { startServer, makeLogger, type RunningServer } from '../src/main.js';
 import { checkClient, checkRequest, callCheck, outcome } from './helpers/check-client.js';
 import { checkLoad } from './helpers/check-load.js';
 import { redisAvailable, startRedis, REDIS_SKIP_MESSAGE } from './helpers/redis.js';
+import { apiKeyYaml, descriptorYaml, yamlDocs } from './fixtures/index.js';
 
-const CONFIG = `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: invoices, namespace: default, annotations: {otoroshi.io/id: invoices}}
-spec:
-  hosts: [invoices.oto.tools]
-  forceHttps: false
-  targets: [{url: "http://127.0.0.1:9100"}]
----
-apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ApiKey
-metadata: {name: partner, namespace: default}
-spec:
-  clientId: partner-id
-  clientSecret: partner-secret
-  authorizedEntities: [service_invoices]
-  throttlingQuota: 100000
-  dailyQuota: 1000000
-  monthlyQuota: 10000000
-`;
+const CONFIG = yamlDocs(
+  descriptorYaml({
+    name: 'invoices',
+    namespace: 'default',
+    id: 'invoices',
+    hosts: ['invoices.oto.tools'],
+    forceHttps: false,
+    targets: ['http://127.0.0.1:9100'],
+  }),
+  apiKeyYaml({
+    name: 'partner',
+    namespace: 'default',
+    clientId: 'partner-id',
+    clientSecret: 'partner-secret',
+    authorizedEntities: ['service_invoices'],
+    throttlingQuota: 100000,
+    dailyQuota: 1000000,
+    monthlyQuota: 10000000,
+  }),
+);
 
 const REQ = checkRequest({
   host: 'invoices.oto.tools',

@@ -25,29 +25,31 @@ import {
   REDIS_SKIP_MESSAGE,
   SENTINEL_SKIP_MESSAGE,
 } from './helpers/redis.js';
+import { apiKeyYaml, descriptorYaml, yamlDocs } from './fixtures/index.js';
 
 const CLIENT_ID = 'fleet-id';
 
 function config(dailyQuota: number): string {
-  return `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: invoices, namespace: default, annotations: {otoroshi.io/id: invoices}}
-spec:
-  hosts: [invoices.oto.tools]
-  forceHttps: false
-  targets: [{url: "http://127.0.0.1:9100"}]
----
-apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ApiKey
-metadata: {name: fleet, namespace: default}
-spec:
-  clientId: ${CLIENT_ID}
-  clientSecret: fleet-secret
-  authorizedEntities: [service_invoices]
-  throttlingQuota: 1000000
-  dailyQuota: ${dailyQuota}
-  monthlyQuota: 100000000
-`;
+  return yamlDocs(
+    descriptorYaml({
+      name: 'invoices',
+      namespace: 'default',
+      id: 'invoices',
+      hosts: ['invoices.oto.tools'],
+      forceHttps: false,
+      targets: ['http://127.0.0.1:9100'],
+    }),
+    apiKeyYaml({
+      name: 'fleet',
+      namespace: 'default',
+      clientId: CLIENT_ID,
+      clientSecret: 'fleet-secret',
+      authorizedEntities: ['service_invoices'],
+      throttlingQuota: 1000000,
+      dailyQuota,
+      monthlyQuota: 100000000,
+    }),
+  );
 }
 
 const REQ = checkRequest({

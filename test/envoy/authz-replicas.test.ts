@@ -10,28 +10,30 @@ import { envoyTest, eventually, startGateway, testConfig, writeFiles } from '../
 import { startHttpBackends, type HttpBackend } from '../helpers/http-backends.js';
 import { freePort } from '../helpers/redis.js';
 import { startServer, makeLogger, type RunningServer } from '../../src/main.js';
+import { apiKeyYaml, descriptorYaml, yamlDocs } from '../fixtures/index.js';
 
 function files(port: number): Record<string, string> {
   return {
-    'd.yaml': `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: orders, namespace: default, annotations: {otoroshi.io/id: orders}}
-spec:
-  hosts: [orders.oto.tools]
-  forceHttps: false
-  targets: [{url: "http://127.0.0.1:${port}"}]
----
-apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ApiKey
-metadata: {name: buyer, namespace: default}
-spec:
-  clientId: buyer-id
-  clientSecret: buyer-secret
-  authorizedEntities: [service_orders]
-  throttlingQuota: 1000000
-  dailyQuota: 100000000
-  monthlyQuota: 1000000000
-`,
+    'd.yaml': yamlDocs(
+      descriptorYaml({
+        name: 'orders',
+        namespace: 'default',
+        id: 'orders',
+        hosts: ['orders.oto.tools'],
+        forceHttps: false,
+        targets: [`http://127.0.0.1:${port}`],
+      }),
+      apiKeyYaml({
+        name: 'buyer',
+        namespace: 'default',
+        clientId: 'buyer-id',
+        clientSecret: 'buyer-secret',
+        authorizedEntities: ['service_orders'],
+        throttlingQuota: 1000000,
+        dailyQuota: 100000000,
+        monthlyQuota: 1000000000,
+      }),
+    ),
   };
 }
 
