@@ -15,17 +15,10 @@ import { startServer, makeLogger, type RunningServer } from '../src/main.js';
 import { checkClient, checkRequest, callCheck, outcome } from './helpers/check-client.js';
 import { checkLoad } from './helpers/check-load.js';
 import { redisAvailable, startRedis, REDIS_SKIP_MESSAGE } from './helpers/redis.js';
-import { apiKeyYaml, descriptorYaml, yamlDocs } from './fixtures/index.js';
+import { INVOICES_YAML, apiKeyYaml, yamlDocs } from './fixtures/index.js';
 
 const CONFIG = yamlDocs(
-  descriptorYaml({
-    name: 'invoices',
-    namespace: 'default',
-    id: 'invoices',
-    hosts: ['invoices.oto.tools'],
-    forceHttps: false,
-    targets: ['http://127.0.0.1:9100'],
-  }),
+  INVOICES_YAML,
   apiKeyYaml({
     name: 'partner',
     namespace: 'default',

@@ -25,20 +25,13 @@ import {
   REDIS_SKIP_MESSAGE,
   SENTINEL_SKIP_MESSAGE,
 } from './helpers/redis.js';
-import { apiKeyYaml, descriptorYaml, yamlDocs } from './fixtures/index.js';
+import { INVOICES_YAML, apiKeyYaml, yamlDocs } from './fixtures/index.js';
 
 const CLIENT_ID = 'fleet-id';
 
 function config(dailyQuota: number): string {
   return yamlDocs(
-    descriptorYaml({
-      name: 'invoices',
-      namespace: 'default',
-      id: 'invoices',
-      hosts: ['invoices.oto.tools'],
-      forceHttps: false,
-      targets: ['http://127.0.0.1:9100'],
-    }),
+    INVOICES_YAML,
     apiKeyYaml({
       name: 'fleet',
       namespace: 'default',
