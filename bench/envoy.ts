@@ -1,6 +1,7 @@
 // Real-Envoy benchmarks (bench/results/envoy.json; `npm run bench`, BENCH_SKIP=envoy-authz,envoy-propagation):
 // 1. Latency added by ext_authz: one Envoy, one `serve` child process, one backend; paced wrk
-//    load (rate/100 connections, 10 ms pause between requests) at BENCH_ENVOY_RATES (default 200,1000 req/s) on a route checked by ext_authz (apikey)
+//    load (rate/100 connections, 10 ms pause between requests) at BENCH_ENVOY_RATES (default 200,1000 req/s) on a route
+// checked by ext_authz (apikey)
 //    and on the same kind of route with the Check disabled (a public descriptor), alternating.
 // 2. Config propagation: BENCH_ENVOY_FLEETS (default 20,50) real Envoys on one server, SotW and
 //    Delta; one descriptor added to the config directory, time until every Envoy serves it
@@ -186,7 +187,11 @@ async function latencyBench(bin: string): Promise<unknown> {
       const on = arm(1);
       const row = { rate, noAuthz: off, authz: on, addedP50Ms: on.p50 - off.p50, addedP99Ms: on.p99 - off.p99 };
       console.log(
-        `  ~${rate} req/s (achieved ${off.achieved.toFixed(0)} / ${on.achieved.toFixed(0)}): without ext_authz p50 ${off.p50.toFixed(3)} ms p99 ${off.p99.toFixed(3)} ms | with p50 ${on.p50.toFixed(3)} ms p99 ${on.p99.toFixed(3)} ms | added p50 ${row.addedP50Ms.toFixed(3)} ms p99 ${row.addedP99Ms.toFixed(3)} ms | non-2xx ${off.non2xx}/${on.non2xx}`,
+        `  ~${rate} req/s (achieved ${off.achieved.toFixed(0)}` +
+          ` / ${on.achieved.toFixed(0)}` +
+          `): without ext_authz p50 ${off.p50.toFixed(3)}` +
+          ` ms p99 ${off.p99.toFixed(3)}` +
+          ` ms | with p50 ${on.p50.toFixed(3)} ms p99 ${on.p99.toFixed(3)} ms | added p50 ${row.addedP50Ms.toFixed(3)} ms p99 ${row.addedP99Ms.toFixed(3)} ms | non-2xx ${off.non2xx}/${on.non2xx}`,
       );
       rows.push(row);
     }
@@ -250,7 +255,11 @@ async function propagationBench(bin: string, n: number, delta: boolean): Promise
     );
     const s = stats(times);
     console.log(
-      `  ${n} Envoys, ${delta ? 'Delta' : 'SotW'}: first ${s.min.toFixed(0)} ms (floor), p50 ${s.p50.toFixed(0)} ms, all ${s.max.toFixed(0)} ms (${(s.max / s.min).toFixed(2)}x the first)`,
+      `  ${n} Envoys, ${delta ? 'Delta' : 'SotW'}` +
+        `: first ${s.min.toFixed(0)}` +
+        ` ms (floor), p50 ${s.p50.toFixed(0)}` +
+        ` ms, all ${s.max.toFixed(0)}` +
+        ` ms (${(s.max / s.min).toFixed(2)}x the first)`,
     );
     return {
       envoys: rss,

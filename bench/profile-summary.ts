@@ -36,7 +36,7 @@ let total = 0;
 p.samples.forEach((id, i) => {
   const dt = (p.timeDeltas[i] ?? 0) / 1000;
   total += dt;
-  let n = byId.get(id);
+  const n = byId.get(id);
   if (!n) return;
   self.set(label(n), (self.get(label(n)) ?? 0) + dt);
   const seen = new Set<string>();

@@ -1,5 +1,6 @@
 // Child process: N lightweight ADS clients (raw grpc-js, protobufjs codecs) over C channels.
-//   node push-client.js <port> <streams> <channels> <mode: sotw|delta|floor> <firstId> [envoy|grpc <hosts> <spread> <hotHost>]
+//   node push-client.js <port> <streams> <channels> <mode: sotw|delta|floor> <firstId> [envoy|grpc <hosts> <spread>
+// <hotHost>]
 // envoy: Envoy-like (wildcard CDS + LDS, then EDS/RDS by name). grpc: like grpc-js-xds, explicit
 // names only: listener `svc-K.bench.local` (K = id mod hosts for ids < spread, else hotHost), then
 // the route configuration its HCM names, then the clusters its virtual host's routes name, then EDS.
@@ -88,7 +89,6 @@ const resetChange = (r: StreamResult): void => {
   r.affected = true;
 };
 let syncedCount = 0;
-let changedCount = 0;
 let syncedSent = false;
 let changedSent = false;
 
@@ -213,7 +213,6 @@ function openStream(i: number): void {
     r.changeTypes[short] = (r.changeTypes[short] ?? 0) + 1;
     if (r.changeAt === 0 && (mode === 'floor' || typeUrl === expectType)) {
       r.changeAt = rec.t;
-      changedCount++;
       checkChanged();
     }
   };
@@ -349,7 +348,9 @@ function domainIndex(a: Any): Map<string, string[]> {
   }
   return idx;
 }
-/** Clusters of the virtual host grpc-js would pick for `host`: exact domain, else the longest wildcard match, else '*'. */
+/**
+ * Clusters of the virtual host grpc-js would pick for `host`: exact domain, else the longest wildcard match, else '*'.
+ */
 function clustersFor(idx: Map<string, string[]>, host: string): string[] {
   const exact = idx.get(host) ?? idx.get(`${host}:443`);
   if (exact) return exact;
@@ -507,7 +508,6 @@ process.on(
       expectType = m.expectType ?? TYPE_URLS.route;
       affectedKnown = false;
       changedSent = false;
-      changedCount = 0;
       for (const r of results) resetChange(r);
       send({ type: 'armed' });
     } else if (m.cmd === 'expect') {

@@ -1,9 +1,11 @@
 // `npm run bench`: translate benchmark (one fresh child process per size) and push benchmark
 // (real ADS server + 2 client processes; SotW, Delta, and a bare grpc-js floor).
 // Env: BENCH_SIZES=1000,10000  BENCH_STREAMS=1000  BENCH_PUSH_DESCRIPTORS=1000  BENCH_CHANNELS=10 (per client process)
-//      BENCH_TRANSLATE_TIMEOUT_S=90  BENCH_SKIP=translate|push|envoy|grpc|envoy-sotw|...  BENCH_TRANSLATE_ROUNDS=2 (cold + warm, same process)
+//      BENCH_TRANSLATE_TIMEOUT_S=90  BENCH_SKIP=translate|push|envoy|grpc|envoy-sotw|...  BENCH_TRANSLATE_ROUNDS=2
+// (cold + warm, same process)
 //      BENCH_GRPC_HOT=200 (proxyless scenario: streams on the changed host, besides STREAMS spread over all hosts)
-//      BENCH_SKIP=authz skips the ext_authz benchmark (bench/authz.ts, ~2 min; needs h2load, redis-server for the Redis rows)
+//      BENCH_SKIP=authz skips the ext_authz benchmark (bench/authz.ts, ~2 min; needs h2load, redis-server for the Redis
+// rows)
 //      BENCH_SKIP=envoy-authz,envoy-propagation skip the real-Envoy benchmarks (bench/envoy.ts; needs Envoy and wrk;
 //      BENCH_ENVOY_RATES=200,1000 BENCH_ENVOY_FLEETS=20,50 BENCH_ENVOY_SLICE_MS=5000)
 //      BENCH_SKIP=scale skips the whole-server scale benchmark (bench/scale.ts, ~5 min; BENCH_SCALE_* knobs there)
@@ -311,7 +313,10 @@ const machine = {
   memGB: Math.round(os.totalmem() / 2 ** 30),
 };
 console.log(
-  `otoroshi-xds bench — ${machine.nproc} cores, ${machine.cpu}, node ${machine.node}, load average ${machine.loadavgAtStart.join(' ')}`,
+  `otoroshi-xds bench — ${machine.nproc}` +
+    ` cores, ${machine.cpu}` +
+    `, node ${machine.node}` +
+    `, load average ${machine.loadavgAtStart.join(' ')}`,
 );
 console.log(`sizes=${SIZES.join(',')} streams=${STREAMS} pushDescriptors=${PUSH_N} channels/process=${CHANNELS}\n`);
 
@@ -387,7 +392,12 @@ if (!SKIP.has('translate')) {
   for (const r of results) {
     if (!('rounds' in r)) continue;
     console.log(
-      `  ${r.size}: ${r.resourceCount} resources (${JSON.stringify(r.resources)}), ${kb(r.encodedBytes)} encoded, ${r.errors} errors${r.errors ? ` (${r.firstError})` : ''}; heap baseline ${f(r.memory.baselineHeapMB)} MB, retained after GC ${f(r.memory.retainedHeapMB)} MB; proto load ${f(r.protoLoadMs)} ms (excluded)`,
+      `  ${r.size}: ${r.resourceCount}` +
+        ` resources (${JSON.stringify(r.resources)}` +
+        `), ${kb(r.encodedBytes)}` +
+        ` encoded, ${r.errors}` +
+        ` errors${r.errors ? ` (${r.firstError})` : ''}` +
+        `; heap baseline ${f(r.memory.baselineHeapMB)} MB, retained after GC ${f(r.memory.retainedHeapMB)} MB; proto load ${f(r.protoLoadMs)} ms (excluded)`,
     );
   }
   const big = results.find((r) => r.size === 10000) ?? results[results.length - 1];
@@ -401,7 +411,10 @@ if (!SKIP.has('translate')) {
       goals.push({
         goal: `${big.size} descriptors translated in < 1 s`,
         met: best < GOAL_TRANSLATE_MS,
-        detail: `best total ${f(best)} ms wall (${f(last.cpu?.totalMs)} ms CPU); largest stage ${stages[0]?.[0]} ${f(stages[0]?.[1])} ms`,
+        detail:
+          `best total ${f(best)}` +
+          ` ms wall (${f(last.cpu?.totalMs)}` +
+          ` ms CPU); largest stage ${stages[0]?.[0]} ${f(stages[0]?.[1])} ms`,
       });
     } else {
       goals.push({ goal: `${big.size} descriptors translated in < 1 s`, met: false, detail: big.error });
@@ -489,7 +502,10 @@ if (!SKIP.has('push')) {
     if (!('changes' in r) || key === 'floor') continue;
     for (const c of r.changes) {
       console.log(
-        `  ${key} ${c.change}: diff ${JSON.stringify(c.diff)}; responses by type ${JSON.stringify(c.changeTypes)}; cache.set ${f(c.setMs, 1)} ms; rebuild ${f(c.changeBuildMs)} ms (not included)${r.errors.length ? `; stream errors: ${r.errors.join(' | ')}` : ''}${c.error ? `; ${c.error}` : ''}`,
+        `  ${key} ${c.change}: diff ${JSON.stringify(c.diff)}` +
+          `; responses by type ${JSON.stringify(c.changeTypes)}` +
+          `; cache.set ${f(c.setMs, 1)}` +
+          ` ms; rebuild ${f(c.changeBuildMs)} ms (not included)${r.errors.length ? `; stream errors: ${r.errors.join(' | ')}` : ''}${c.error ? `; ${c.error}` : ''}`,
       );
       console.log(`         server: ${JSON.stringify(c.server)}`);
     }
@@ -514,7 +530,12 @@ if (!SKIP.has('push')) {
     goals.push({
       goal: `${name}: reaches every affected stream in < 1 s`,
       met: ok(x.c) && x.c.latencyMs.max < GOAL_PUSH_MS,
-      detail: `${x.c.received}/${x.c.affected} affected of ${x.r.streams} streams, max ${f(x.c.latencyMs.max)} ms, p50 ${f(x.c.latencyMs.p50)} ms; unaffected that received something: ${x.c.unaffectedThatReceived}`,
+      detail:
+        `${x.c.received}/${x.c.affected}` +
+        ` affected of ${x.r.streams}` +
+        ` streams, max ${f(x.c.latencyMs.max)}` +
+        ` ms, p50 ${f(x.c.latencyMs.p50)}` +
+        ` ms; unaffected that received something: ${x.c.unaffectedThatReceived}`,
     });
   }
   for (const [key, name, change] of [
@@ -552,7 +573,8 @@ if (!SKIP.has('authz')) {
 }
 
 if (!SKIP.has('envoy-authz') || !SKIP.has('envoy-propagation')) {
-  // Real Envoys (bench/envoy.ts): ext_authz latency (wrk) and config propagation to N Envoys. Writes bench/results/envoy.json.
+  // Real Envoys (bench/envoy.ts): ext_authz latency (wrk) and config propagation to N Envoys. Writes
+  // bench/results/envoy.json.
   console.log('\n== Real Envoy (bench/envoy.ts: ext_authz latency with wrk; propagation to BENCH_ENVOY_FLEETS Envoys)');
   const t = performance.now();
   const r = spawnSync(process.execPath, [path.join(here, 'envoy.js')], { cwd: repo, stdio: 'inherit' });
@@ -583,6 +605,7 @@ const resultsDir = path.join(repo, 'bench', 'results');
 fs.mkdirSync(resultsDir, { recursive: true });
 fs.writeFileSync(path.join(resultsDir, 'latest.json'), `${JSON.stringify(out, null, 2)}\n`);
 console.log(
-  `\nwhole bench: ${f(performance.now() - started)} ms; load average at end ${(out['loadavgAtEnd'] as number[]).join(' ')}; JSON: bench/results/latest.json`,
+  `\nwhole bench: ${f(performance.now() - started)}` +
+    ` ms; load average at end ${(out['loadavgAtEnd'] as number[]).join(' ')}; JSON: bench/results/latest.json`,
 );
 process.exit(0);

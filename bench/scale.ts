@@ -575,13 +575,16 @@ async function main(): Promise<void> {
         `  config ${f((c.configBytes as number) / 2 ** 20, 1)} MiB YAML; resources ${JSON.stringify(r.counts)}`,
       );
       console.log(
-        `  cold start to first snapshot: ${f(r.coldStartMs as number)} ms in startServer (read + parse + compile + publish + bind); ${f(r.processToReadyMs as number)} ms from process spawn`,
+        `  cold start to first snapshot: ${f(r.coldStartMs as number)}` +
+          ` ms in startServer (read + parse + compile + publish + bind); ${f(r.processToReadyMs as number)} ms from process spawn`,
       );
       console.log(
         `  RSS after load (GC'd) ${f(l.rssMB)} MB, peak RSS ${f(l.peakRssMB)} MB, heap ${f(l.heapUsedMB)} MB`,
       );
       console.log(
-        `  after deleting every object: RSS ${f(a.rssMB)} MB, heap ${f(a.heapUsedMB)} MB; baseline server (1 descriptor): RSS ${f(b.rssMB)} MB, heap ${f(b.heapUsedMB)} MB`,
+        `  after deleting every object: RSS ${f(a.rssMB)}` +
+          ` MB, heap ${f(a.heapUsedMB)}` +
+          ` MB; baseline server (1 descriptor): RSS ${f(b.rssMB)} MB, heap ${f(b.heapUsedMB)} MB`,
       );
     }
   }
@@ -599,12 +602,20 @@ async function main(): Promise<void> {
       console.log(`synced in ${f(r.syncMs as number)} ms`);
       const per = r.perStreamKB as Record<string, number>;
       console.log(
-        `  server memory per stream: RSS ${f(per.rss, 1)} KiB, heap ${f(per.heap, 1)} KiB (open streams seen by the server: ${r.openStreamsOnServer})`,
+        `  server memory per stream: RSS ${f(per.rss, 1)}` +
+          ` KiB, heap ${f(per.heap, 1)}` +
+          ` KiB (open streams seen by the server: ${r.openStreamsOnServer})`,
       );
       for (const p of r.pushes as Array<Record<string, unknown>>) {
         const l = p.latencyMs as Record<string, number>;
         console.log(
-          `  one change to all: ${p.received}/${n} (missing ${p.missing}) p50 ${f(l.p50)} ms p99 ${f(l.p99)} ms max ${f(l.max)} ms; server CPU ${f(p.serverCpuMs as number)} ms (${f(p.cpuPercentOfOneCore as number)}% of one core during the push); file write → publish ${f(p.fromWriteToPublishMs as number)} ms`,
+          `  one change to all: ${p.received}` +
+            `/${n}` +
+            ` (missing ${p.missing}` +
+            `) p50 ${f(l.p50)}` +
+            ` ms p99 ${f(l.p99)} ms max ${f(l.max)}` +
+            ` ms; server CPU ${f(p.serverCpuMs as number)}` +
+            ` ms (${f(p.cpuPercentOfOneCore as number)}% of one core during the push); file write → publish ${f(p.fromWriteToPublishMs as number)} ms`,
         );
       }
     }
@@ -621,14 +632,23 @@ async function main(): Promise<void> {
       console.log('done');
       const rp = r.responsesPerStream as Record<string, number>;
       console.log(
-        `  ${r.changesWritten} changes (${f(r.changesPerSecond as number, 1)}/s) → ${r.snapshotsPublished} snapshots (coalescing ×${f(r.coalescing as number, 1)}); on the last version at the end: ${r.onLastVersion}/${churnStreams}, behind: ${r.behind}`,
+        `  ${r.changesWritten}` +
+          ` changes (${f(r.changesPerSecond as number, 1)}` +
+          `/s) → ${r.snapshotsPublished}` +
+          ` snapshots (coalescing ×${f(r.coalescing as number, 1)}` +
+          `); on the last version at the end: ${r.onLastVersion}/${churnStreams}, behind: ${r.behind}`,
       );
       console.log(
-        `  responses per stream p50 ${rp.p50} max ${rp.max}; server RSS samples (s:MB) ${(r.rssSamples as Array<{ t: number; rssMB: number }>).map((x) => `${x.t}:${x.rssMB}`).join(' ')}`,
+        `  responses per stream p50 ${rp.p50}` +
+          ` max ${rp.max}` +
+          `; server RSS samples (s:MB) ${(r.rssSamples as Array<{ t: number; rssMB: number }>).map((x) => `${x.t}:${x.rssMB}`).join(' ')}`,
       );
       const mm = r.serverMemory as Record<string, Record<string, number>>;
       console.log(
-        `  server after GC: start RSS ${f(mm.startAfterGc?.rssMB)} MB heap ${f(mm.startAfterGc?.heapUsedMB)} MB → end RSS ${f(mm.endAfterGc?.rssMB)} MB heap ${f(mm.endAfterGc?.heapUsedMB)} MB`,
+        `  server after GC: start RSS ${f(mm.startAfterGc?.rssMB)}` +
+          ` MB heap ${f(mm.startAfterGc?.heapUsedMB)}` +
+          ` MB → end RSS ${f(mm.endAfterGc?.rssMB)}` +
+          ` MB heap ${f(mm.endAfterGc?.heapUsedMB)} MB`,
       );
     }
   }

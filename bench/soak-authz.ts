@@ -166,7 +166,10 @@ async function main(): Promise<void> {
     const target = Math.max(100, Math.floor(cap.reqPerSec * load));
     const perClient = Math.max(1, Math.floor(target / 4));
     console.log(
-      `capacity ${cap.reqPerSec.toFixed(0)} req/s (p99 ${cap.p99us} µs, failed ${cap.failed}); soak target ${perClient * 4} req/s`,
+      `capacity ${cap.reqPerSec.toFixed(0)}` +
+        ` req/s (p99 ${cap.p99us}` +
+        ` µs, failed ${cap.failed}` +
+        `); soak target ${perClient * 4} req/s`,
     );
     out['capacity'] = cap;
     out['targetReqPerSec'] = perClient * 4;
@@ -184,7 +187,14 @@ async function main(): Promise<void> {
       };
       segments.push(seg);
       console.log(
-        `  t=${String(seg.t).padStart(4)} s  ${seg.reqPerSec.toFixed(0)} req/s  failed ${seg.failed} errored ${seg.errored}  p50 ${seg.p50us} µs p99 ${seg.p99us} µs p99.9 ${seg.p999us} µs  RSS ${seg.serverRssMB.toFixed(1)} MiB  check: ${seg.check}`,
+        `  t=${String(seg.t).padStart(4)}` +
+          ` s  ${seg.reqPerSec.toFixed(0)}` +
+          ` req/s  failed ${seg.failed}` +
+          ` errored ${seg.errored}` +
+          `  p50 ${seg.p50us}` +
+          ` µs p99 ${seg.p99us}` +
+          ` µs p99.9 ${seg.p999us}` +
+          ` µs  RSS ${seg.serverRssMB.toFixed(1)} MiB  check: ${seg.check}`,
       );
       fs.writeFileSync(
         path.join(repo, 'bench', 'results', 'soak-authz.partial.json'),
@@ -214,7 +224,12 @@ async function main(): Promise<void> {
     out['segments'] = segments;
     out['summary'] = summary;
     console.log(
-      `soak ran ${ran.toFixed(0)} s: ${summary.requests} requests, ${failures} failures; server RSS ${summary.rssFirstMB?.toFixed(1)} → ${summary.rssLastMB?.toFixed(1)} MiB (${summary.rssGrowthPercent.toFixed(1)}%, max ${summary.rssMaxMB.toFixed(1)}); p99 ${summary.p99MinUs}–${summary.p99MaxUs} µs`,
+      `soak ran ${ran.toFixed(0)}` +
+        ` s: ${summary.requests}` +
+        ` requests, ${failures}` +
+        ` failures; server RSS ${summary.rssFirstMB?.toFixed(1)}` +
+        ` → ${summary.rssLastMB?.toFixed(1)}` +
+        ` MiB (${summary.rssGrowthPercent.toFixed(1)}%, max ${summary.rssMaxMB.toFixed(1)}); p99 ${summary.p99MinUs}–${summary.p99MaxUs} µs`,
     );
   } finally {
     server.child.kill('SIGTERM');

@@ -53,7 +53,9 @@ function run(args: string[]): { ms: number; maxRssKiB: number } | null {
 /** ms spent in `import(m)` alone, measured inside a fresh process. */
 function importMs(m: string): number | null {
   const spec = m.startsWith('./') ? path.join(repo, m) : m;
-  const code = `const t=performance.now();await import(${JSON.stringify(spec)});process.stdout.write(String(performance.now()-t))`;
+  const code =
+    `const t=performance.now();await import(${JSON.stringify(spec)}` +
+    `);process.stdout.write(String(performance.now()-t))`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: repo, encoding: 'utf8' });
   return r.status === 0 ? Number(r.stdout) : null;
 }
@@ -70,11 +72,14 @@ if (baseline) {
     run([path.join(baseline, 'dist/src/cli.js'), 'translate', '--config', empty]),
   ).filter((x): x is NonNullable<typeof x> => x !== null);
   rows.push(
-    `| baseline \`${baseline}\` translate, empty dir | ${b.length ? median(b.map((x) => x.ms)).toFixed(0) : 'failed'} | ${b.length ? `peak RSS ${Math.round(median(b.map((x) => x.maxRssKiB)) / 1024)} MiB` : ''} |`,
+    `| baseline \`${baseline}` +
+      `\` translate, empty dir | ${b.length ? median(b.map((x) => x.ms)).toFixed(0) : 'failed'}` +
+      ` | ${b.length ? `peak RSS ${Math.round(median(b.map((x) => x.maxRssKiB)) / 1024)} MiB` : ''} |`,
   );
 }
 rows.push(
-  `| \`translate --config <empty dir>\` (whole process) | ${median(tOk.map((x) => x.ms)).toFixed(0)} | peak RSS ${Math.round(median(tOk.map((x) => x.maxRssKiB)) / 1024)} MiB |`,
+  `| \`translate --config <empty dir>\` (whole process) | ${median(tOk.map((x) => x.ms)).toFixed(0)}` +
+    ` | peak RSS ${Math.round(median(tOk.map((x) => x.maxRssKiB)) / 1024)} MiB |`,
 );
 for (const m of MODULES) {
   const xs = Array.from({ length: ROUNDS }, () => importMs(m)).filter((x): x is number => x !== null);

@@ -99,7 +99,9 @@ export function curlLines(port: number): { what: string; cmd: string; expect: st
     },
     {
       what: 'daily quota of 3: the 4th call is refused',
-      cmd: `for i in 1 2 3 4; do ${code} -H 'Host: api.oto.tools' ${key('demo-limited', 'demo-limited-secret')} ${base}/api/users; done`,
+      cmd:
+        `for i in 1 2 3 4; do ${code}` +
+        ` -H 'Host: api.oto.tools' ${key('demo-limited', 'demo-limited-secret')} ${base}/api/users; done`,
       expect: '200 200 200 429',
     },
   ];
@@ -197,7 +199,8 @@ async function main(): Promise<void> {
   for (;;) {
     if (proxyExit !== undefined) {
       process.stderr.write(
-        `envoy exited with ${String(proxyExit)}: ${fs.readFileSync(path.join(run, 'envoy.log'), 'utf8').slice(-2000)}\n`,
+        `envoy exited with ${String(proxyExit)}` +
+          `: ${fs.readFileSync(path.join(run, 'envoy.log'), 'utf8').slice(-2000)}\n`,
       );
       await stop(1);
     }
@@ -210,7 +213,8 @@ async function main(): Promise<void> {
     await new Promise((res) => setTimeout(res, 200));
   }
   const out = [
-    `otoroshi-xds demo: config ${dir} (examples/ + demo-apikey.yaml), xDS 127.0.0.1:${server.xdsPort}, admin http://127.0.0.1:${server.adminPort}`,
+    `otoroshi-xds demo: config ${dir}` +
+      ` (examples/ + demo-apikey.yaml), xDS 127.0.0.1:${server.xdsPort}, admin http://127.0.0.1:${server.adminPort}`,
     `Envoy ${envoy.bin}: HTTP on 127.0.0.1:${ports.http}, admin http://127.0.0.1:${ports.envoyAdmin}`,
     `demo backends: ${Object.entries(backendPorts)
       .map(([id, p]) => `${id} 127.0.0.1:${p}`)

@@ -19,7 +19,9 @@ if (files.length === 0) {
   process.exit(1);
 }
 console.log(
-  `fuzz-nightly: ${files.length} file(s), FUZZ_RUNS=${runs}${process.env.FUZZ_SEED ? `, FUZZ_SEED=${process.env.FUZZ_SEED}` : ''}`,
+  `fuzz-nightly: ${files.length}` +
+    ` file(s), FUZZ_RUNS=${runs}` +
+    `${process.env.FUZZ_SEED ? `, FUZZ_SEED=${process.env.FUZZ_SEED}` : ''}`,
 );
 const t0 = Date.now();
 const r = spawnSync(process.execPath, ['--test', '--test-timeout=0', '--test-concurrency=1', ...files], {

@@ -1,6 +1,6 @@
 // The admin port of a running server: probes, /metrics after real pushes, /debug/proxies and
 // /debug/config_dump (key material never shown), driven by a real ADS stream.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -48,9 +48,9 @@ test('admin: probes, metrics after a real push, proxies and a redacted config du
   );
   assert.ok(r.ok);
   const server = await startServer(r.value, makeLogger('silent'));
-  t.after(() => server.stop());
+  t.onTestFinished(() => server.stop());
   const client = new AdsClient(server.xdsPort, { node: { id: 'gw-1', userAgentName: 'envoy' } });
-  t.after(() => client.close());
+  t.onTestFinished(() => client.close());
 
   assert.equal((await get(server.adminPort, '/ready')).status, 200);
   assert.equal((await get(server.adminPort, '/live')).status, 200);
@@ -80,7 +80,7 @@ test('admin: probes, metrics after a real push, proxies and a redacted config du
 
   // a NACK is counted, shown on /debug/proxies and leaves the type stale
   const nacker = new AdsClient(server.xdsPort, { node: { id: 'gw-2', userAgentName: 'envoy' } });
-  t.after(() => nacker.close());
+  t.onTestFinished(() => nacker.close());
   nacker.request(TYPE_URLS.cluster);
   const clusters = await nacker.nextSotw();
   nacker.nack(clusters, 'cluster rejected for the test');

@@ -1,4 +1,4 @@
-import { test, afterEach } from 'node:test';
+import { afterEach, test } from 'vitest';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
@@ -692,158 +692,168 @@ function canonical(typeName: string, msg: object): unknown {
   return t.toObject(t.decode(t.encode(t.fromObject(msg)).finish()), { defaults: true, bytes: String });
 }
 
-test('shared encoding (SotW): streams with the same subscription decode exactly what protobufjs would encode; per-stream nonces', async () => {
-  const clusters = [cluster('c1'), cluster('c2'), cluster('c3')];
-  const endpoints = [cla('c1'), cla('c2'), cla('c3')];
-  const e = await env(baseSet({ clusters, endpoints }));
-  const snap = e.cache.get('envoy')!;
-  const clients = [e.client(), e.client(), e.client()];
-  for (const c of clients) c.request(CDS);
-  const first = await Promise.all(clients.map((c) => c.nextSotw()));
-  for (const r of first) {
-    const expected = {
-      versionInfo: snap.version,
-      resources: ['c1', 'c2', 'c3'].map((n) => ({ type_url: CDS, value: snap.resources.cluster.get(n)!.bytes })),
-      typeUrl: CDS,
-      nonce: r.nonce,
-    };
-    assert.deepEqual(canonical(RESPONSE, r), canonical(RESPONSE, expected));
-  }
-  const stats1 = e.handle.ads.sharedEncodingStats();
-  assert.equal(stats1.misses, 1, JSON.stringify(stats1));
-  assert.equal(stats1.hits, 2, JSON.stringify(stats1));
-  for (let i = 0; i < clients.length; i++) clients[i]!.ack(first[i]!);
+test(
+  'shared encoding (SotW): streams with the same subscription decode exactly what ' +
+    'protobufjs would encode; per-stream nonces',
+  async () => {
+    const clusters = [cluster('c1'), cluster('c2'), cluster('c3')];
+    const endpoints = [cla('c1'), cla('c2'), cla('c3')];
+    const e = await env(baseSet({ clusters, endpoints }));
+    const snap = e.cache.get('envoy')!;
+    const clients = [e.client(), e.client(), e.client()];
+    for (const c of clients) c.request(CDS);
+    const first = await Promise.all(clients.map((c) => c.nextSotw()));
+    for (const r of first) {
+      const expected = {
+        versionInfo: snap.version,
+        resources: ['c1', 'c2', 'c3'].map((n) => ({ type_url: CDS, value: snap.resources.cluster.get(n)!.bytes })),
+        typeUrl: CDS,
+        nonce: r.nonce,
+      };
+      assert.deepEqual(canonical(RESPONSE, r), canonical(RESPONSE, expected));
+    }
+    const stats1 = e.handle.ads.sharedEncodingStats();
+    assert.equal(stats1.misses, 1, JSON.stringify(stats1));
+    assert.equal(stats1.hits, 2, JSON.stringify(stats1));
+    for (let i = 0; i < clients.length; i++) clients[i]!.ack(first[i]!);
 
-  // A change: every stream gets the new state, each with its own increasing nonce, encoded once.
-  const next = e.publish(baseSet({ clusters: [...clusters, cluster('c4')], endpoints: [...endpoints, cla('c4')] }));
-  const second = await Promise.all(clients.map((c) => c.nextSotw()));
-  for (const r of second) {
-    assert.deepEqual(responseNames(r), ['c1', 'c2', 'c3', 'c4']);
-    assert.equal(r.versionInfo, next.version);
-  }
-  const stats2 = e.handle.ads.sharedEncodingStats();
-  assert.equal(stats2.misses, 2);
-  assert.equal(stats2.hits, 4);
-  for (const c of clients) assertProtocol(c);
+    // A change: every stream gets the new state, each with its own increasing nonce, encoded once.
+    const next = e.publish(baseSet({ clusters: [...clusters, cluster('c4')], endpoints: [...endpoints, cla('c4')] }));
+    const second = await Promise.all(clients.map((c) => c.nextSotw()));
+    for (const r of second) {
+      assert.deepEqual(responseNames(r), ['c1', 'c2', 'c3', 'c4']);
+      assert.equal(r.versionInfo, next.version);
+    }
+    const stats2 = e.handle.ads.sharedEncodingStats();
+    assert.equal(stats2.misses, 2);
+    assert.equal(stats2.hits, 4);
+    for (const c of clients) assertProtocol(c);
 
-  // A stream's nonces keep increasing across types and changes.
-  const c = clients[0]!;
-  c.ack(second[0]!);
-  c.request(EDS, ['c1', 'c4']);
-  const eds = await c.nextSotw();
-  assert.ok(Number(eds.nonce) > Number(second[0]!.nonce));
-  assertProtocol(c);
-});
-
-test('shared encoding (Delta): same resources decoded as protobufjs would encode them; removed names per stream', async () => {
-  const routes = [routeConfig('r1', 'c1'), routeConfig('r2', 'c1')];
-  const listeners = [listener('l1', 'r1'), listener('l2', 'r2')];
-  const e = await env(baseSet({ routes, listeners }));
-  const a = e.client({ mode: 'delta' });
-  const b = e.client({ mode: 'delta' });
-  a.subscribe(RDS, ['r1', 'r2']);
-  b.subscribe(RDS, ['r1', 'r2']);
-  const [ra, rb] = [await a.nextDelta(), await b.nextDelta()];
-  const snap = e.cache.get('envoy')!;
-  for (const r of [ra, rb]) {
-    const expected = {
-      systemVersionInfo: snap.version,
-      resources: ['r1', 'r2'].map((n) => {
-        const v = snap.resources.route.get(n)!;
-        return { name: n, version: v.version, resource: { type_url: RDS, value: v.bytes } };
-      }),
-      typeUrl: RDS,
-      removedResources: [],
-      nonce: r.nonce,
-    };
-    assert.deepEqual(canonical(DELTA_RESPONSE, r), canonical(DELTA_RESPONSE, expected));
-  }
-  a.ackDelta(ra);
-  b.ackDelta(rb);
-  // r2 removed (l2 too, for consistency), r1 changed: one shared run for r1, removal in each stream's own part.
-  const next = e.publish(baseSet({ listeners: [listener('l1', 'r1')], routes: [routeConfig('r1', 'c1', '/v2')] }));
-  for (const c of [a, b]) {
-    const r = await c.nextDelta();
-    const v = next.resources.route.get('r1')!;
-    const expected = {
-      systemVersionInfo: next.version,
-      resources: [{ name: 'r1', version: v.version, resource: { type_url: RDS, value: v.bytes } }],
-      typeUrl: RDS,
-      removedResources: ['r2'],
-      nonce: r.nonce,
-    };
-    assert.deepEqual(canonical(DELTA_RESPONSE, r), canonical(DELTA_RESPONSE, expected));
-    c.ackDelta(r);
-    await c.expectNone(100);
+    // A stream's nonces keep increasing across types and changes.
+    const c = clients[0]!;
+    c.ack(second[0]!);
+    c.request(EDS, ['c1', 'c4']);
+    const eds = await c.nextSotw();
+    assert.ok(Number(eds.nonce) > Number(second[0]!.nonce));
     assertProtocol(c);
-  }
-  const st = e.handle.ads.sharedEncodingStats();
-  assert.equal(st.misses, 2, JSON.stringify(st));
-  assert.equal(st.hits, 2, JSON.stringify(st));
-});
+  },
+);
 
-test('a change sends nothing to streams subscribed elsewhere (SotW and Delta, explicit names and wildcard)', async () => {
-  const routes = [routeConfig('r1', 'c1'), routeConfig('r2', 'c2')];
-  const listeners = [listener('l1', 'r1'), listener('l2', 'r2')];
-  const clusters = [cluster('c1'), cluster('c2')];
-  const set = (over: Partial<ResourceSet> = {}): ResourceSet =>
-    baseSet({ routes, listeners, clusters, endpoints: [cla('c1'), cla('c2')], ...over });
-  const e = await env(set());
-  const sotw1 = e.client();
-  const sotw2 = e.client();
-  const delta1 = e.client({ mode: 'delta' });
-  const delta2 = e.client({ mode: 'delta' });
-  const wild = e.client({ mode: 'delta' });
-  sotw1.request(RDS, ['r1']);
-  sotw2.request(RDS, ['r2']);
-  sotw1.ack(await sotw1.nextSotw(), ['r1']);
-  sotw2.ack(await sotw2.nextSotw(), ['r2']);
-  delta1.subscribe(RDS, ['r1']);
-  delta2.subscribe(RDS, ['r2']);
-  delta1.ackDelta(await delta1.nextDelta());
-  delta2.ackDelta(await delta2.nextDelta());
-  wild.subscribe(CDS, []);
-  wild.ackDelta(await wild.nextDelta());
-  // r2 changes: only the r2 subscribers hear about it.
-  e.publish(set({ routes: [routeConfig('r1', 'c1'), routeConfig('r2', 'c2', '/v2')] }));
-  const s2 = await sotw2.nextSotw();
-  assert.deepEqual(responseNames(s2), ['r2']);
-  const d2 = await delta2.nextDelta();
-  assert.deepEqual(
-    d2.resources.map((x) => x.name),
-    ['r2'],
-  );
-  await Promise.all([sotw1.expectNone(200), delta1.expectNone(200), wild.expectNone(200)]);
-  // An endpoint change reaches neither RDS subscriber nor the CDS wildcard.
-  e.publish(
-    set({
-      routes: [routeConfig('r1', 'c1'), routeConfig('r2', 'c2', '/v2')],
-      endpoints: [cla('c1', '10.9.9.9'), cla('c2')],
-    }),
-  );
-  await Promise.all([
-    sotw1.expectNone(200),
-    sotw2.expectNone(0),
-    delta1.expectNone(0),
-    delta2.expectNone(0),
-    wild.expectNone(0),
-  ]);
-  // A new cluster reaches the wildcard subscriber only, as that one resource.
-  e.publish(
-    set({
-      clusters: [...clusters, cluster('c3')],
-      endpoints: [cla('c1'), cla('c2'), cla('c3')],
-      routes: [routeConfig('r1', 'c1'), routeConfig('r2', 'c2', '/v2')],
-    }),
-  );
-  const w = await wild.nextDelta();
-  assert.deepEqual(
-    w.resources.map((x) => x.name),
-    ['c3'],
-  );
-  await Promise.all([sotw1.expectNone(150), delta1.expectNone(0)]);
-  for (const c of [sotw1, sotw2, delta1, delta2, wild]) assertProtocol(c);
-});
+test(
+  'shared encoding (Delta): same resources decoded as protobufjs would encode ' + 'them; removed names per stream',
+  async () => {
+    const routes = [routeConfig('r1', 'c1'), routeConfig('r2', 'c1')];
+    const listeners = [listener('l1', 'r1'), listener('l2', 'r2')];
+    const e = await env(baseSet({ routes, listeners }));
+    const a = e.client({ mode: 'delta' });
+    const b = e.client({ mode: 'delta' });
+    a.subscribe(RDS, ['r1', 'r2']);
+    b.subscribe(RDS, ['r1', 'r2']);
+    const [ra, rb] = [await a.nextDelta(), await b.nextDelta()];
+    const snap = e.cache.get('envoy')!;
+    for (const r of [ra, rb]) {
+      const expected = {
+        systemVersionInfo: snap.version,
+        resources: ['r1', 'r2'].map((n) => {
+          const v = snap.resources.route.get(n)!;
+          return { name: n, version: v.version, resource: { type_url: RDS, value: v.bytes } };
+        }),
+        typeUrl: RDS,
+        removedResources: [],
+        nonce: r.nonce,
+      };
+      assert.deepEqual(canonical(DELTA_RESPONSE, r), canonical(DELTA_RESPONSE, expected));
+    }
+    a.ackDelta(ra);
+    b.ackDelta(rb);
+    // r2 removed (l2 too, for consistency), r1 changed: one shared run for r1, removal in each stream's own part.
+    const next = e.publish(baseSet({ listeners: [listener('l1', 'r1')], routes: [routeConfig('r1', 'c1', '/v2')] }));
+    for (const c of [a, b]) {
+      const r = await c.nextDelta();
+      const v = next.resources.route.get('r1')!;
+      const expected = {
+        systemVersionInfo: next.version,
+        resources: [{ name: 'r1', version: v.version, resource: { type_url: RDS, value: v.bytes } }],
+        typeUrl: RDS,
+        removedResources: ['r2'],
+        nonce: r.nonce,
+      };
+      assert.deepEqual(canonical(DELTA_RESPONSE, r), canonical(DELTA_RESPONSE, expected));
+      c.ackDelta(r);
+      await c.expectNone(100);
+      assertProtocol(c);
+    }
+    const st = e.handle.ads.sharedEncodingStats();
+    assert.equal(st.misses, 2, JSON.stringify(st));
+    assert.equal(st.hits, 2, JSON.stringify(st));
+  },
+);
+
+test(
+  'a change sends nothing to streams subscribed elsewhere (SotW and Delta, ' + 'explicit names and wildcard)',
+  async () => {
+    const routes = [routeConfig('r1', 'c1'), routeConfig('r2', 'c2')];
+    const listeners = [listener('l1', 'r1'), listener('l2', 'r2')];
+    const clusters = [cluster('c1'), cluster('c2')];
+    const set = (over: Partial<ResourceSet> = {}): ResourceSet =>
+      baseSet({ routes, listeners, clusters, endpoints: [cla('c1'), cla('c2')], ...over });
+    const e = await env(set());
+    const sotw1 = e.client();
+    const sotw2 = e.client();
+    const delta1 = e.client({ mode: 'delta' });
+    const delta2 = e.client({ mode: 'delta' });
+    const wild = e.client({ mode: 'delta' });
+    sotw1.request(RDS, ['r1']);
+    sotw2.request(RDS, ['r2']);
+    sotw1.ack(await sotw1.nextSotw(), ['r1']);
+    sotw2.ack(await sotw2.nextSotw(), ['r2']);
+    delta1.subscribe(RDS, ['r1']);
+    delta2.subscribe(RDS, ['r2']);
+    delta1.ackDelta(await delta1.nextDelta());
+    delta2.ackDelta(await delta2.nextDelta());
+    wild.subscribe(CDS, []);
+    wild.ackDelta(await wild.nextDelta());
+    // r2 changes: only the r2 subscribers hear about it.
+    e.publish(set({ routes: [routeConfig('r1', 'c1'), routeConfig('r2', 'c2', '/v2')] }));
+    const s2 = await sotw2.nextSotw();
+    assert.deepEqual(responseNames(s2), ['r2']);
+    const d2 = await delta2.nextDelta();
+    assert.deepEqual(
+      d2.resources.map((x) => x.name),
+      ['r2'],
+    );
+    await Promise.all([sotw1.expectNone(200), delta1.expectNone(200), wild.expectNone(200)]);
+    // An endpoint change reaches neither RDS subscriber nor the CDS wildcard.
+    e.publish(
+      set({
+        routes: [routeConfig('r1', 'c1'), routeConfig('r2', 'c2', '/v2')],
+        endpoints: [cla('c1', '10.9.9.9'), cla('c2')],
+      }),
+    );
+    await Promise.all([
+      sotw1.expectNone(200),
+      sotw2.expectNone(0),
+      delta1.expectNone(0),
+      delta2.expectNone(0),
+      wild.expectNone(0),
+    ]);
+    // A new cluster reaches the wildcard subscriber only, as that one resource.
+    e.publish(
+      set({
+        clusters: [...clusters, cluster('c3')],
+        endpoints: [cla('c1'), cla('c2'), cla('c3')],
+        routes: [routeConfig('r1', 'c1'), routeConfig('r2', 'c2', '/v2')],
+      }),
+    );
+    const w = await wild.nextDelta();
+    assert.deepEqual(
+      w.resources.map((x) => x.name),
+      ['c3'],
+    );
+    await Promise.all([sotw1.expectNone(150), delta1.expectNone(0)]);
+    for (const c of [sotw1, sotw2, delta1, delta2, wild]) assertProtocol(c);
+  },
+);
 
 test('gRPC: a name answered on demand (resolver) is re-evaluated on every change', async () => {
   const e = await env(baseSet());

@@ -1,6 +1,6 @@
 // Audit events: config changes through a running server (file sink), repeated bad secrets from one
 // source, exhausted quotas once per window, and the webhook sink batching to a local HTTP server.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -51,7 +51,7 @@ test('every object added, changed or removed becomes an audit event in the audit
   );
   assert.ok(r.ok);
   const server = await startServer(r.value, makeLogger('silent'));
-  t.after(() => server.stop());
+  t.onTestFinished(() => server.stop());
   fs.writeFileSync(path.join(conf, 'a.yaml'), DESC('a', 9009));
   fs.unlinkSync(path.join(conf, 'b.yaml'));
   fs.writeFileSync(path.join(conf, 'c.yaml'), DESC('c', 9003));
@@ -113,7 +113,9 @@ test('the webhook sink posts batches of events to the URL and survives a failing
     });
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  t.after(() => srv.close());
+  t.onTestFinished(() => {
+    srv.close();
+  });
   const port = (srv.address() as { port: number }).port;
   const errors: unknown[] = [];
   const sink = webhookSink(`http://127.0.0.1:${port}/audit`, { flushMs: 20, onError: (e) => errors.push(e) });

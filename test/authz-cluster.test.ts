@@ -1,12 +1,12 @@
 // The generated oxds-ext-authz cluster from the flags: replicas (--envoy-authz-address list), TLS
 // (--authz-tls-* with --envoy-authz-ca / --envoy-authz-sni). Through Envoy: test/envoy/authz-replicas.test.ts.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { parseAuthzAddresses, resolveConfig, translateOptionsFrom } from '../src/config.js';
 import { extAuthzCluster, extAuthzFilter } from '../src/xds/resources/ext-authz.js';
 
 /** Generated protos as plain JSON, for reading nested fields. */
-type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = any;
 
 test('parseAuthzAddresses: hosts, ports, IPv6, errors naming the entry', () => {
   assert.deepEqual(parseAuthzAddresses('a.svc, 10.0.0.2:9, [::1]:7, ::1', 18001), [

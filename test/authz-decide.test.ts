@@ -1,5 +1,5 @@
 // ext_authz policy decisions (otoroshi-model.md §4.3, §4.5, §7, §10, §11; DECISIONS 11–14).
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -210,8 +210,10 @@ spec:
   assert.equal(w[0]?.severity, 'warning');
 });
 
-test('model: jwtVerifier refs resolve by id or name; an unknown id of an enabled ref invalidates the descriptor', () => {
-  const jv = `apiVersion: proxy.otoroshi.io/v1alpha1
+test(
+  'model: jwtVerifier refs resolve by id or name; an unknown id of an enabled ref ' + 'invalidates the descriptor',
+  () => {
+    const jv = `apiVersion: proxy.otoroshi.io/v1alpha1
 kind: JwtVerifier
 metadata: {name: my-verifier, annotations: {otoroshi.io/id: jv1}}
 spec:
@@ -221,7 +223,7 @@ spec:
   strategy: {type: PassThrough, verificationSettings: {fields: {}, arrayFields: {}}}
 ---
 `;
-  const sd = (name: string, ref: string): string => `apiVersion: proxy.otoroshi.io/v1alpha1
+    const sd = (name: string, ref: string): string => `apiVersion: proxy.otoroshi.io/v1alpha1
 kind: ServiceDescriptor
 metadata: {name: ${name}}
 spec:
@@ -230,26 +232,27 @@ spec:
   jwtVerifier: ${ref}
 ---
 `;
-  const r = build(
-    jv +
-      sd('byid', '{type: ref, enabled: true, ids: [jv1]}') +
-      sd('byname', '{enabled: true, id: my-verifier, excludedPatterns: ["/health"]}') +
-      sd('unknown', '{enabled: true, ids: [nope]}') +
-      sd('off', '{enabled: false, ids: [nope]}'),
-  );
-  const d = (n: string) => r.model.descriptors.find((x) => x.name === n);
-  assert.deepEqual(d('byid')?.jwtVerifier, { enabled: true, ids: ['jv1'], excludedPatterns: [] });
-  assert.deepEqual(d('byname')?.jwtVerifier, { enabled: true, ids: ['jv1'], excludedPatterns: ['/health'] });
-  assert.equal(d('unknown'), undefined);
-  const st = r.statuses.find((s) => s.key === 'ServiceDescriptor/default/unknown');
-  assert.equal(st?.state, 'invalid');
-  assert.equal(st?.errors[0]?.code, 'OXDS_UNRESOLVED_REFERENCE');
-  assert.equal(r.statuses.find((s) => s.key === 'ServiceDescriptor/default/off')?.state, 'valid');
-  assert.deepEqual(
-    r.model.jwtVerifiers?.map((v) => v.id),
-    ['jv1'],
-  );
-});
+    const r = build(
+      jv +
+        sd('byid', '{type: ref, enabled: true, ids: [jv1]}') +
+        sd('byname', '{enabled: true, id: my-verifier, excludedPatterns: ["/health"]}') +
+        sd('unknown', '{enabled: true, ids: [nope]}') +
+        sd('off', '{enabled: false, ids: [nope]}'),
+    );
+    const d = (n: string) => r.model.descriptors.find((x) => x.name === n);
+    assert.deepEqual(d('byid')?.jwtVerifier, { enabled: true, ids: ['jv1'], excludedPatterns: [] });
+    assert.deepEqual(d('byname')?.jwtVerifier, { enabled: true, ids: ['jv1'], excludedPatterns: ['/health'] });
+    assert.equal(d('unknown'), undefined);
+    const st = r.statuses.find((s) => s.key === 'ServiceDescriptor/default/unknown');
+    assert.equal(st?.state, 'invalid');
+    assert.equal(st?.errors[0]?.code, 'OXDS_UNRESOLVED_REFERENCE');
+    assert.equal(r.statuses.find((s) => s.key === 'ServiceDescriptor/default/off')?.state, 'valid');
+    assert.deepEqual(
+      r.model.jwtVerifiers?.map((v) => v.id),
+      ['jv1'],
+    );
+  },
+);
 
 test('model: an inline local jwtVerifier becomes local:<descriptorId> in model.jwtVerifiers', () => {
   const r = build(`apiVersion: proxy.otoroshi.io/v1alpha1
@@ -298,21 +301,24 @@ test('404 Service not found for an unknown host; 404 invalid host for an unparsa
   expectDeny(await az.check(req('a:b:c', '/')), 404, 'Service not found: invalid host');
 });
 
-test('context_extensions.descriptor_id picks the descriptor; an unknown id is denied (no fall back to host matching)', async () => {
-  const { az } = setup();
-  // host says `other`, extension says `strict` (public, readOnly, headersVerification)
-  expectDeny(
-    await az.check(req('other.example.com', '/', {}, { contextExtensions: { descriptor_id: 'strict' } })),
-    400,
-    'Missing header(s)',
-  );
-  const d = expectDeny(
-    await az.check(req('other.example.com', '/', {}, { contextExtensions: { descriptor_id: 'ghost' } })),
-    404,
-    'Service not found',
-  );
-  assert.equal(d.descriptorId, undefined);
-});
+test(
+  'context_extensions.descriptor_id picks the descriptor; an unknown id is denied ' + '(no fall back to host matching)',
+  async () => {
+    const { az } = setup();
+    // host says `other`, extension says `strict` (public, readOnly, headersVerification)
+    expectDeny(
+      await az.check(req('other.example.com', '/', {}, { contextExtensions: { descriptor_id: 'strict' } })),
+      400,
+      'Missing header(s)',
+    );
+    const d = expectDeny(
+      await az.check(req('other.example.com', '/', {}, { contextExtensions: { descriptor_id: 'ghost' } })),
+      404,
+      'Service not found',
+    );
+    assert.equal(d.descriptorId, undefined);
+  },
+);
 
 test('host matching strips the port, is case-insensitive, and * wildcards match any depth', async () => {
   const { az } = setup();
@@ -352,16 +358,19 @@ test('routing constraints choose among matching descriptors; longest path first'
   );
 });
 
-test('routing mismatch on the chosen descriptor: 401 (Bad API key for headers, Invalid API key for clientId-only)', async () => {
-  const { az } = setup();
-  const ctx = { contextExtensions: { descriptor_id: 'gold' } };
-  expectDeny(
-    await az.check(req('shop.example.com', '/api', { 'x-id': 'ksilver', 'x-secret': 'ssilver' }, ctx)),
-    401,
-    'Bad API key',
-    'errors.bad.api.key',
-  );
-});
+test(
+  'routing mismatch on the chosen descriptor: 401 (Bad API key for headers, ' + 'Invalid API key for clientId-only)',
+  async () => {
+    const { az } = setup();
+    const ctx = { contextExtensions: { descriptor_id: 'gold' } };
+    expectDeny(
+      await az.check(req('shop.example.com', '/api', { 'x-id': 'ksilver', 'x-secret': 'ssilver' }, ctx)),
+      401,
+      'Bad API key',
+      'errors.bad.api.key',
+    );
+  },
+);
 
 // ------------------------------------------------------------------ pipeline before auth (§4.5)
 
@@ -450,20 +459,23 @@ test('detectApiKeySooner: a key on a public route is validated (bad key denied, 
 
 // ------------------------------------------------------------------ apikey methods (§7.2)
 
-test('custom headers: allow sets Otoroshi-Client-Id upstream, removes the secret, returns remaining quotas', async () => {
-  const { az } = setup();
-  const a = allowed(await az.check(req('api.example.com', '/x', custom('key1', 'secret1'))));
-  assert.equal(a.reason, 'apikey');
-  assert.equal(a.clientId, 'key1');
-  assert.deepEqual(a.upstreamHeaders, { 'Otoroshi-Client-Id': 'key1' });
-  assert.ok(a.removeUpstreamHeaders.includes('otoroshi-client-secret'));
-  assert.ok(a.removeUpstreamHeaders.includes('otoroshi-authorization'));
-  assert.ok(!a.removeUpstreamHeaders.includes('otoroshi-client-id'));
-  assert.deepEqual(a.responseHeaders, {
-    'Otoroshi-Daily-Calls-Remaining': '99',
-    'Otoroshi-Monthly-Calls-Remaining': '999',
-  });
-});
+test(
+  'custom headers: allow sets Otoroshi-Client-Id upstream, removes the secret, ' + 'returns remaining quotas',
+  async () => {
+    const { az } = setup();
+    const a = allowed(await az.check(req('api.example.com', '/x', custom('key1', 'secret1'))));
+    assert.equal(a.reason, 'apikey');
+    assert.equal(a.clientId, 'key1');
+    assert.deepEqual(a.upstreamHeaders, { 'Otoroshi-Client-Id': 'key1' });
+    assert.ok(a.removeUpstreamHeaders.includes('otoroshi-client-secret'));
+    assert.ok(a.removeUpstreamHeaders.includes('otoroshi-authorization'));
+    assert.ok(!a.removeUpstreamHeaders.includes('otoroshi-client-id'));
+    assert.deepEqual(a.responseHeaders, {
+      'Otoroshi-Daily-Calls-Remaining': '99',
+      'Otoroshi-Monthly-Calls-Remaining': '999',
+    });
+  },
+);
 
 test('sendOtoroshiHeadersBack false: no quota headers', async () => {
   const m = structuredClone(BASE.model);
@@ -518,18 +530,21 @@ test('expired validUntil is checked on every path, clientId-only included', asyn
   allowed(await past.check(req('api.example.com', '/x', { 'x-api-key': 'kold' })));
 });
 
-test('clientId-only: allowed with allowClientIdOnly (header or query); 400 Bad API key without; 401 unknown', async () => {
-  const { az } = setup();
-  allowed(await az.check(req('api.example.com', '/x', { 'x-api-key': 'kcid' })));
-  allowed(await az.check(req('api.example.com', '/x?a=1&x-api-key=kcid')));
-  expectDeny(
-    await az.check(req('api.example.com', '/x', { 'x-api-key': 'kcidno' })),
-    400,
-    'Bad API key',
-    'errors.bad.api.key',
-  );
-  expectDeny(await az.check(req('api.example.com', '/x', { 'x-api-key': 'ghost' })), 401, 'Invalid API key');
-});
+test(
+  'clientId-only: allowed with allowClientIdOnly (header or query); 400 Bad API ' + 'key without; 401 unknown',
+  async () => {
+    const { az } = setup();
+    allowed(await az.check(req('api.example.com', '/x', { 'x-api-key': 'kcid' })));
+    allowed(await az.check(req('api.example.com', '/x?a=1&x-api-key=kcid')));
+    expectDeny(
+      await az.check(req('api.example.com', '/x', { 'x-api-key': 'kcidno' })),
+      400,
+      'Bad API key',
+      'errors.bad.api.key',
+    );
+    expectDeny(await az.check(req('api.example.com', '/x', { 'x-api-key': 'ghost' })), 401, 'Invalid API key');
+  },
+);
 
 test('secret rotation: nextSecret is accepted while rotation is enabled; not when disabled', async () => {
   const { az } = setup();
@@ -573,53 +588,59 @@ test('JWT signed with the key secret: allowed from Otoroshi-Token, Bearer, query
   }
 });
 
-test('JWT: 400 Bad API key 1 on a bad signature or an expired token; 401 Invalid ApiKey provided for unknown keys and alg none', async () => {
-  const { az, suspicious } = setup();
-  expectDeny(
-    await az.check(req('api.example.com', '/x', { 'otoroshi-token': hs256({ clientId: 'key1' }, 'wrong') })),
-    400,
-    'Bad API key 1',
-    'errors.bad.api.key',
-  );
-  expectDeny(
-    await az.check(
-      req('api.example.com', '/x', { 'otoroshi-token': hs256({ clientId: 'key1', exp: NOW / 1000 - 60 }, 'secret1') }),
-    ),
-    400,
-    'Bad API key 1',
-  );
-  expectDeny(
-    await az.check(req('api.example.com', '/x', { 'otoroshi-token': hs256({ clientId: 'ghost' }, 'secret1') })),
-    401,
-    'Invalid ApiKey provided',
-    'errors.invalid.api.key',
-  );
-  expectDeny(
-    await az.check(req('api.example.com', '/x', { 'otoroshi-token': hs256({ sub: 'x' }, 'secret1') })),
-    401,
-    'Invalid ApiKey provided',
-  );
-  expectDeny(
-    await az.check(
-      req('api.example.com', '/x', { 'otoroshi-token': `${hs256({ clientId: 'key1' }, '', 'none')}c2ln` }),
-    ),
-    401,
-    'Invalid ApiKey provided',
-  );
-  // an unsigned `a.b.` token has 2 parts for Otoroshi (Java split): not a credential at all
-  expectDeny(
-    await az.check(req('api.example.com', '/x', { 'otoroshi-token': hs256({ clientId: 'key1' }, '', 'none') })),
-    400,
-    'No ApiKey provided',
-  );
-  assert.ok(suspicious.some((s) => s.kind === 'jwt_alg'));
-  // the rotation nextSecret is not accepted for JWTs
-  expectDeny(
-    await az.check(req('api.example.com', '/x', { 'otoroshi-token': hs256({ clientId: 'krot' }, 'newsecret') })),
-    400,
-    'Bad API key 1',
-  );
-});
+test(
+  'JWT: 400 Bad API key 1 on a bad signature or an expired token; 401 Invalid ' +
+    'ApiKey provided for unknown keys and alg none',
+  async () => {
+    const { az, suspicious } = setup();
+    expectDeny(
+      await az.check(req('api.example.com', '/x', { 'otoroshi-token': hs256({ clientId: 'key1' }, 'wrong') })),
+      400,
+      'Bad API key 1',
+      'errors.bad.api.key',
+    );
+    expectDeny(
+      await az.check(
+        req('api.example.com', '/x', {
+          'otoroshi-token': hs256({ clientId: 'key1', exp: NOW / 1000 - 60 }, 'secret1'),
+        }),
+      ),
+      400,
+      'Bad API key 1',
+    );
+    expectDeny(
+      await az.check(req('api.example.com', '/x', { 'otoroshi-token': hs256({ clientId: 'ghost' }, 'secret1') })),
+      401,
+      'Invalid ApiKey provided',
+      'errors.invalid.api.key',
+    );
+    expectDeny(
+      await az.check(req('api.example.com', '/x', { 'otoroshi-token': hs256({ sub: 'x' }, 'secret1') })),
+      401,
+      'Invalid ApiKey provided',
+    );
+    expectDeny(
+      await az.check(
+        req('api.example.com', '/x', { 'otoroshi-token': `${hs256({ clientId: 'key1' }, '', 'none')}c2ln` }),
+      ),
+      401,
+      'Invalid ApiKey provided',
+    );
+    // an unsigned `a.b.` token has 2 parts for Otoroshi (Java split): not a credential at all
+    expectDeny(
+      await az.check(req('api.example.com', '/x', { 'otoroshi-token': hs256({ clientId: 'key1' }, '', 'none') })),
+      400,
+      'No ApiKey provided',
+    );
+    assert.ok(suspicious.some((s) => s.kind === 'jwt_alg'));
+    // the rotation nextSecret is not accepted for JWTs
+    expectDeny(
+      await az.check(req('api.example.com', '/x', { 'otoroshi-token': hs256({ clientId: 'krot' }, 'newsecret') })),
+      400,
+      'Bad API key 1',
+    );
+  },
+);
 
 test('extraction order: x-api-key, then custom headers, then JWT, then Basic; no fallback', async () => {
   const { az } = setup();
@@ -759,39 +780,42 @@ class FakeJwt implements JwtEngineLike {
   }
 }
 
-test('JWT verifier: denied outcome is returned as is (after apikey checks), passed outcome merges its mutation', async () => {
-  const ref = { enabled: true, ids: ['jv'], excludedPatterns: ['/public/skip'] };
-  const deniedJwt = new FakeJwt({
-    kind: 'denied',
-    status: 400,
-    message: 'error.expected.token.not.found',
-    code: 'error.expected.token.not.found',
-    reason: 'jwt_missing',
-  });
-  const { az, quota } = setup(verifierModel(ref, true), { jwt: deniedJwt });
-  const d = expectDeny(
-    await az.check(req('api.example.com', '/x', custom('key1', 'secret1'))),
-    400,
-    'error.expected.token.not.found',
-  );
-  assert.equal(d.reason, 'jwt_missing');
-  assert.equal(quota.consumed, 0, 'a call denied by the verifier is not counted');
-  expectDeny(await az.check(req('api.example.com', '/x')), 400, 'No ApiKey provided');
-  allowed(await az.check(req('api.example.com', '/public/skip')));
-  assert.equal(deniedJwt.calls, 1);
+test(
+  'JWT verifier: denied outcome is returned as is (after apikey checks), passed ' + 'outcome merges its mutation',
+  async () => {
+    const ref = { enabled: true, ids: ['jv'], excludedPatterns: ['/public/skip'] };
+    const deniedJwt = new FakeJwt({
+      kind: 'denied',
+      status: 400,
+      message: 'error.expected.token.not.found',
+      code: 'error.expected.token.not.found',
+      reason: 'jwt_missing',
+    });
+    const { az, quota } = setup(verifierModel(ref, true), { jwt: deniedJwt });
+    const d = expectDeny(
+      await az.check(req('api.example.com', '/x', custom('key1', 'secret1'))),
+      400,
+      'error.expected.token.not.found',
+    );
+    assert.equal(d.reason, 'jwt_missing');
+    assert.equal(quota.consumed, 0, 'a call denied by the verifier is not counted');
+    expectDeny(await az.check(req('api.example.com', '/x')), 400, 'No ApiKey provided');
+    allowed(await az.check(req('api.example.com', '/public/skip')));
+    assert.equal(deniedJwt.calls, 1);
 
-  const passed = new FakeJwt({
-    kind: 'passed',
-    verifierId: 'jv',
-    claims: {},
-    mutation: { upstreamHeaders: { 'x-jwt': 'resigned' }, removeUpstreamHeaders: ['X-Old'], responseHeaders: {} },
-  });
-  const { az: ok } = setup(verifierModel(ref, true), { jwt: passed });
-  const a = allowed(await ok.check(req('api.example.com', '/public/doc')));
-  assert.equal(a.reason, 'jwt_verifier');
-  assert.equal(a.upstreamHeaders['x-jwt'], 'resigned');
-  assert.ok(a.removeUpstreamHeaders.includes('x-old'));
-});
+    const passed = new FakeJwt({
+      kind: 'passed',
+      verifierId: 'jv',
+      claims: {},
+      mutation: { upstreamHeaders: { 'x-jwt': 'resigned' }, removeUpstreamHeaders: ['X-Old'], responseHeaders: {} },
+    });
+    const { az: ok } = setup(verifierModel(ref, true), { jwt: passed });
+    const a = allowed(await ok.check(req('api.example.com', '/public/doc')));
+    assert.equal(a.reason, 'jwt_verifier');
+    assert.equal(a.upstreamHeaders['x-jwt'], 'resigned');
+    assert.ok(a.removeUpstreamHeaders.includes('x-old'));
+  },
+);
 
 test('JWT verifier: unknown verifier id → 500 error.bad.globaljwtverifier.id; no engine → internal deny', async () => {
   const ref = { enabled: true, ids: ['missing'], excludedPatterns: [] };
@@ -801,26 +825,29 @@ test('JWT verifier: unknown verifier id → 500 error.bad.globaljwtverifier.id; 
   assert.equal(denied(await none.check(req('api.example.com', '/public/doc'))).status, 500);
 });
 
-test('JWT verifier denies but the key has no quota left: 429 first (Otoroshi checks quotas before the verifier)', async () => {
-  const m = verifierModel({ enabled: true, ids: ['jv'], excludedPatterns: [] }, true);
-  const k = m.apikeys.find((x) => x.clientId === 'key1');
-  assert.ok(k);
-  k.dailyQuota = 0;
-  const { az } = setup(m, {
-    jwt: new FakeJwt({
-      kind: 'denied',
-      status: 400,
-      message: 'error.bad.token',
-      code: 'error.bad.token',
-      reason: 'jwt_invalid',
-    }),
-  });
-  expectDeny(
-    await az.check(req('api.example.com', '/x', custom('key1', 'secret1'))),
-    429,
-    'You performed too much requests',
-  );
-});
+test(
+  'JWT verifier denies but the key has no quota left: 429 first (Otoroshi checks ' + 'quotas before the verifier)',
+  async () => {
+    const m = verifierModel({ enabled: true, ids: ['jv'], excludedPatterns: [] }, true);
+    const k = m.apikeys.find((x) => x.clientId === 'key1');
+    assert.ok(k);
+    k.dailyQuota = 0;
+    const { az } = setup(m, {
+      jwt: new FakeJwt({
+        kind: 'denied',
+        status: 400,
+        message: 'error.bad.token',
+        code: 'error.bad.token',
+        reason: 'jwt_invalid',
+      }),
+    });
+    expectDeny(
+      await az.check(req('api.example.com', '/x', custom('key1', 'secret1'))),
+      429,
+      'You performed too much requests',
+    );
+  },
+);
 
 // ------------------------------------------------------------------ robustness
 
@@ -950,30 +977,33 @@ test('secrets are compared in constant time on fixed-length digests (timingSafeE
 
 // ------------------------------------------------------------------ error responses (§10)
 
-test('errorResponse: JSON body, Otoroshi-Error headers; HTML when Accept has an exact text/html token or is missing', () => {
-  const d: Deny = {
-    allow: false,
-    reason: 'no_apikey',
-    status: 400,
-    message: 'No ApiKey provided',
-    code: 'errors.no.api.key',
-  };
-  const j = errorResponse(d, 'application/json');
-  assert.equal(j.status, 400);
-  assert.equal(j.body, '{"Otoroshi-Error":"No ApiKey provided"}');
-  assert.equal(j.headers['Otoroshi-Error'], 'true');
-  assert.equal(j.headers['Otoroshi-Error-Msg'], 'No ApiKey provided');
-  assert.equal(j.headers['Otoroshi-State-Resp'], '--');
-  assert.equal(j.headers['Content-Type'], 'application/json');
-  const h = errorResponse(d, undefined, 'st4te');
-  assert.match(h.body, /<p>No ApiKey provided<\/p>/);
-  assert.equal(h.headers['Content-Type'], 'text/html; charset=utf-8');
-  assert.equal(h.headers['Otoroshi-State-Resp'], 'st4te');
-  assert.equal(wantsHtml('text/html,application/xhtml+xml'), true);
-  assert.equal(wantsHtml('application/json, text/html'), false, 'tokens are not trimmed');
-  assert.equal(wantsHtml(''), false);
-  assert.equal(wantsHtml('*/*'), false);
-});
+test(
+  'errorResponse: JSON body, Otoroshi-Error headers; HTML when Accept has an exact ' + 'text/html token or is missing',
+  () => {
+    const d: Deny = {
+      allow: false,
+      reason: 'no_apikey',
+      status: 400,
+      message: 'No ApiKey provided',
+      code: 'errors.no.api.key',
+    };
+    const j = errorResponse(d, 'application/json');
+    assert.equal(j.status, 400);
+    assert.equal(j.body, '{"Otoroshi-Error":"No ApiKey provided"}');
+    assert.equal(j.headers['Otoroshi-Error'], 'true');
+    assert.equal(j.headers['Otoroshi-Error-Msg'], 'No ApiKey provided');
+    assert.equal(j.headers['Otoroshi-State-Resp'], '--');
+    assert.equal(j.headers['Content-Type'], 'application/json');
+    const h = errorResponse(d, undefined, 'st4te');
+    assert.match(h.body, /<p>No ApiKey provided<\/p>/);
+    assert.equal(h.headers['Content-Type'], 'text/html; charset=utf-8');
+    assert.equal(h.headers['Otoroshi-State-Resp'], 'st4te');
+    assert.equal(wantsHtml('text/html,application/xhtml+xml'), true);
+    assert.equal(wantsHtml('application/json, text/html'), false, 'tokens are not trimmed');
+    assert.equal(wantsHtml(''), false);
+    assert.equal(wantsHtml('*/*'), false);
+  },
+);
 
 test('errorResponse: restrictions have an empty body', () => {
   const d: Deny = {
@@ -990,55 +1020,59 @@ test('errorResponse: restrictions have an empty body', () => {
   assert.equal(r.headers['Content-Type'], undefined);
 });
 
-test('callers that are not our routes (no descriptor_id: another mesh, Istio CUSTOM) get IP filtering, maintenance and build mode here', async () => {
-  const sd = (name: string, extra: string): string =>
-    `---\napiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceDescriptor\nmetadata: {name: ${name}, namespace: default}\nspec:\n  hosts: [${name}.example.com]\n  targets: [{url: "http://10.0.0.1:80"}]\n  publicPatterns: ["/.*"]\n  ${extra}\n`;
-  const yaml =
-    sd('filtered', 'ipFiltering: {whitelist: ["10.1.0.0/16", "192.168.1.*"], blacklist: ["10.1.2.3"]}') +
-    sd('down', 'maintenanceMode: true') +
-    sd('wip', 'buildMode: true');
-  const b = build(yaml);
-  assert.ok(
-    b.statuses.every((s) => s.state === 'valid'),
-    JSON.stringify(b.statuses.flatMap((s) => s.errors)),
-  );
-  const { az } = setup(b.model);
-  const from = (ip: string | undefined): Partial<CheckInput> => (ip === undefined ? {} : { sourceIp: ip });
-  allowed(await az.check(req('filtered.example.com', '/', {}, from('10.1.9.9'))));
-  allowed(await az.check(req('filtered.example.com', '/', {}, from('192.168.1.77'))));
-  expectDeny(
-    await az.check(req('filtered.example.com', '/', {}, from('10.1.2.3'))),
-    403,
-    'Your IP address is not allowed',
-    'errors.ip.address.not.allowed',
-  );
-  expectDeny(
-    await az.check(req('filtered.example.com', '/', {}, from('172.16.0.1'))),
-    403,
-    'Your IP address is not allowed',
-  );
-  expectDeny(
-    await az.check(req('filtered.example.com', '/', {}, from(undefined))),
-    403,
-    'Your IP address is not allowed',
-  );
-  expectDeny(
-    await az.check(req('down.example.com', '/')),
-    503,
-    'Service in maintenance mode',
-    'errors.service.in.maintenance',
-  );
-  expectDeny(
-    await az.check(req('wip.example.com', '/')),
-    503,
-    'Service under construction',
-    'errors.service.under.construction',
-  );
-  // Our own routes already did these checks in Envoy: with descriptor_id they are not repeated.
-  const id = b.model.descriptors.find((d) => d.hosts.includes('filtered.example.com'))?.id ?? '';
-  allowed(
-    await az.check(
-      req('filtered.example.com', '/', {}, { sourceIp: '172.16.0.1', contextExtensions: { descriptor_id: id } }),
-    ),
-  );
-});
+test(
+  'callers that are not our routes (no descriptor_id: another mesh, Istio CUSTOM) ' +
+    'get IP filtering, maintenance and build mode here',
+  async () => {
+    const sd = (name: string, extra: string): string =>
+      `---\napiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceDescriptor\nmetadata: {name: ${name}, namespace: default}\nspec:\n  hosts: [${name}.example.com]\n  targets: [{url: "http://10.0.0.1:80"}]\n  publicPatterns: ["/.*"]\n  ${extra}\n`;
+    const yaml =
+      sd('filtered', 'ipFiltering: {whitelist: ["10.1.0.0/16", "192.168.1.*"], blacklist: ["10.1.2.3"]}') +
+      sd('down', 'maintenanceMode: true') +
+      sd('wip', 'buildMode: true');
+    const b = build(yaml);
+    assert.ok(
+      b.statuses.every((s) => s.state === 'valid'),
+      JSON.stringify(b.statuses.flatMap((s) => s.errors)),
+    );
+    const { az } = setup(b.model);
+    const from = (ip: string | undefined): Partial<CheckInput> => (ip === undefined ? {} : { sourceIp: ip });
+    allowed(await az.check(req('filtered.example.com', '/', {}, from('10.1.9.9'))));
+    allowed(await az.check(req('filtered.example.com', '/', {}, from('192.168.1.77'))));
+    expectDeny(
+      await az.check(req('filtered.example.com', '/', {}, from('10.1.2.3'))),
+      403,
+      'Your IP address is not allowed',
+      'errors.ip.address.not.allowed',
+    );
+    expectDeny(
+      await az.check(req('filtered.example.com', '/', {}, from('172.16.0.1'))),
+      403,
+      'Your IP address is not allowed',
+    );
+    expectDeny(
+      await az.check(req('filtered.example.com', '/', {}, from(undefined))),
+      403,
+      'Your IP address is not allowed',
+    );
+    expectDeny(
+      await az.check(req('down.example.com', '/')),
+      503,
+      'Service in maintenance mode',
+      'errors.service.in.maintenance',
+    );
+    expectDeny(
+      await az.check(req('wip.example.com', '/')),
+      503,
+      'Service under construction',
+      'errors.service.under.construction',
+    );
+    // Our own routes already did these checks in Envoy: with descriptor_id they are not repeated.
+    const id = b.model.descriptors.find((d) => d.hosts.includes('filtered.example.com'))?.id ?? '';
+    allowed(
+      await az.check(
+        req('filtered.example.com', '/', {}, { sourceIp: '172.16.0.1', contextExtensions: { descriptor_id: id } }),
+      ),
+    );
+  },
+);

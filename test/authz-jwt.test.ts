@@ -1,4 +1,4 @@
-import { test, describe, before, after } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -95,7 +95,7 @@ async function pair(alg: string): Promise<Pair> {
 let rsa: Pair;
 let ec: Pair;
 let rsaOut: Pair;
-before(async () => {
+beforeAll(async () => {
   rsa = await pair('RS256');
   ec = await pair('ES256');
   rsaOut = await pair('RS256');
@@ -191,7 +191,9 @@ describe('algorithms', () => {
     const unsecured = new jose.UnsecuredJWT({ sub: 'admin' }).encode();
     denied(await e.verify(ref('v'), input({ authorization: `Bearer ${unsecured}` })), 400, 'error.bad.token');
     denied(await e.verify(ref('r'), input({ authorization: `Bearer ${unsecured}` })), 400, 'error.bad.token');
-    const noneUpper = `${Buffer.from('{"alg":"NONE"}').toString('base64url')}.${Buffer.from('{"sub":"x"}').toString('base64url')}.`;
+    const noneUpper =
+      `${Buffer.from('{"alg":"NONE"}').toString('base64url')}` +
+      `.${Buffer.from('{"sub":"x"}').toString('base64url')}.`;
     denied(await e.verify(ref('v'), input({ authorization: `Bearer ${noneUpper}` })), 400, 'error.bad.token');
     assert.equal(events.length, 3);
     assert.equal(events[0]?.kind, 'jwt_alg_confusion');
@@ -323,7 +325,7 @@ describe('JWKS', () => {
   let ek: Pair;
   let seenHeader: string | undefined;
 
-  before(async () => {
+  beforeAll(async () => {
     k1 = await pair('RS256');
     k2 = await pair('RS256');
     ek = await pair('ES256');
@@ -340,7 +342,7 @@ describe('JWKS', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  after(() => {
+  afterAll(() => {
     server.closeAllConnections();
     server.close();
   });
@@ -510,48 +512,51 @@ describe('strategies', () => {
     assert.deepEqual(q.mutation, { upstreamHeaders: {}, removeUpstreamHeaders: [], responseHeaders: {} });
   });
 
-  test('Transform maps / adds / removes claims, signs, writes the location header and removes the source header', async () => {
-    const e = new JwtEngine([
-      verifier('t', hs(256), {
-        strategy: {
-          type: 'Transform',
-          verificationSettings: { fields: {}, arrayFields: {} },
-          algoSettings: { type: 'ESAlgoSettings', size: 256, publicKey: ec.publicPem, privateKey: ec.privatePem },
-          transformSettings: {
-            location: { type: 'InHeader', name: 'X-Backend-Token', remove: '' },
-            mappingSettings: {
-              map: { name: 'MyNameIs', sub: 'user' },
-              values: {
-                foo: 123,
-                who: 'user-${token.sub}',
-                fallback: '${token.missing:dflt}',
-                nope: '${token.missing}',
-                gone: null,
-                other: '${req.path}',
+  test(
+    'Transform maps / adds / removes claims, signs, writes the location header and ' + 'removes the source header',
+    async () => {
+      const e = new JwtEngine([
+        verifier('t', hs(256), {
+          strategy: {
+            type: 'Transform',
+            verificationSettings: { fields: {}, arrayFields: {} },
+            algoSettings: { type: 'ESAlgoSettings', size: 256, publicKey: ec.publicPem, privateKey: ec.privatePem },
+            transformSettings: {
+              location: { type: 'InHeader', name: 'X-Backend-Token', remove: '' },
+              mappingSettings: {
+                map: { name: 'MyNameIs', sub: 'user' },
+                values: {
+                  foo: 123,
+                  who: 'user-${token.sub}',
+                  fallback: '${token.missing:dflt}',
+                  nope: '${token.missing}',
+                  gone: null,
+                  other: '${req.path}',
+                },
+                remove: ['secret'],
               },
-              remove: ['secret'],
             },
           },
-        },
-      }),
-    ]);
-    const t = await signHs({ sub: 'bob', name: 'Bob', secret: 's3cr3t', keep: true, nul: 'null' });
-    const o = passed(await e.verify(ref('t'), input({ authorization: `Bearer ${t}` })));
-    assert.deepEqual(o.mutation.removeUpstreamHeaders, ['authorization']);
-    const out = o.mutation.upstreamHeaders['x-backend-token'] ?? '';
-    const v = await jose.jwtVerify(out, ec.publicKey, { algorithms: ['ES256'] });
-    assert.deepEqual(v.payload, {
-      user: 'bob',
-      MyNameIs: 'Bob',
-      keep: true,
-      foo: 123,
-      who: 'user-bob',
-      fallback: 'dflt',
-      nope: 'no-token-missing',
-      other: 'bad-expr',
-    });
-    assert.equal(o.claims['name'], 'Bob', 'claims are the verified input claims');
-  });
+        }),
+      ]);
+      const t = await signHs({ sub: 'bob', name: 'Bob', secret: 's3cr3t', keep: true, nul: 'null' });
+      const o = passed(await e.verify(ref('t'), input({ authorization: `Bearer ${t}` })));
+      assert.deepEqual(o.mutation.removeUpstreamHeaders, ['authorization']);
+      const out = o.mutation.upstreamHeaders['x-backend-token'] ?? '';
+      const v = await jose.jwtVerify(out, ec.publicKey, { algorithms: ['ES256'] });
+      assert.deepEqual(v.payload, {
+        user: 'bob',
+        MyNameIs: 'Bob',
+        keep: true,
+        foo: 123,
+        who: 'user-bob',
+        fallback: 'dflt',
+        nope: 'no-token-missing',
+        other: 'bad-expr',
+      });
+      assert.equal(o.claims['name'], 'Bob', 'claims are the verified input claims');
+    },
+  );
 
   test('transformClaims: expressions', () => {
     const out = transformClaims(
@@ -831,7 +836,8 @@ test('speed: verify() HS256 with a cached key', async () => {
     await verifyApikeyJwt(t, 'secret', { nowMs: Date.now(), leewaySec: 10, allowedAlgs: ['HS256'] });
   const usApikey = Number(process.hrtime.bigint() - apikeyStart) / 1000 / n;
   console.log(
-    `# JwtEngine.verify HS256 (cached key): ${us.toFixed(1)} µs/op; verifyApikeyJwt HS256: ${usApikey.toFixed(1)} µs/op`,
+    `# JwtEngine.verify HS256 (cached key): ${us.toFixed(1)}` +
+      ` µs/op; verifyApikeyJwt HS256: ${usApikey.toFixed(1)} µs/op`,
   );
   assert.ok(us < 1000);
 });

@@ -1,5 +1,5 @@
 // Quota stores: memory (injectable clock) and Redis (a real redis-server), failover on outage.
-import { test, describe, before, after, afterEach } from 'node:test';
+import { afterAll, afterEach, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import {
   MemoryQuotaStore,
@@ -211,12 +211,12 @@ test('createQuotaStore without a URL is the memory store', async () => {
 const haveRedis = redisAvailable();
 if (!haveRedis) console.log(`# ${REDIS_SKIP_MESSAGE}`);
 
-describe('Redis', { skip: haveRedis ? false : REDIS_SKIP_MESSAGE }, () => {
+describe.skipIf(haveRedis ? false : REDIS_SKIP_MESSAGE)('Redis', () => {
   let redis: RunningRedis;
-  before(async () => {
+  beforeAll(async () => {
     redis = await startRedis();
   });
-  after(async () => {
+  afterAll(async () => {
     await redis?.stop();
   });
 
@@ -339,51 +339,54 @@ describe('Redis', { skip: haveRedis ? false : REDIS_SKIP_MESSAGE }, () => {
     await s.close();
   });
 
-  test('Redis killed: fail-open uses local counters (degraded, hook), fail-closed throws; restart resumes sharing', async () => {
-    unhandled = [];
-    const events: string[] = [];
-    const hooks = { onQuotaStoreError: (m: 'fail-open' | 'fail-closed') => events.push(m) };
-    const open = createQuotaStore({ redisUrl: redis.url, hooks }) as FailoverQuotaStore;
-    const open2 = createQuotaStore({ redisUrl: redis.url, hooks }) as FailoverQuotaStore;
-    const closed = createQuotaStore({ redisUrl: redis.url, failMode: 'closed', hooks }) as FailoverQuotaStore;
-    await Promise.all([open.primary.ready(), open2.primary.ready(), closed.primary.ready()]);
-    const q = Q(1000, 100);
-    const now = () => Date.now();
-    assert.equal((await open.consume('fo', q, now())).dailyRemaining, 99);
-    assert.equal((await open2.consume('fo', q, now())).dailyRemaining, 98);
-    assert.equal((await closed.consume('fo', q, now())).degraded, false);
+  test(
+    'Redis killed: fail-open uses local counters (degraded, hook), fail-closed ' + 'throws; restart resumes sharing',
+    async () => {
+      unhandled = [];
+      const events: string[] = [];
+      const hooks = { onQuotaStoreError: (m: 'fail-open' | 'fail-closed') => events.push(m) };
+      const open = createQuotaStore({ redisUrl: redis.url, hooks }) as FailoverQuotaStore;
+      const open2 = createQuotaStore({ redisUrl: redis.url, hooks }) as FailoverQuotaStore;
+      const closed = createQuotaStore({ redisUrl: redis.url, failMode: 'closed', hooks }) as FailoverQuotaStore;
+      await Promise.all([open.primary.ready(), open2.primary.ready(), closed.primary.ready()]);
+      const q = Q(1000, 100);
+      const now = () => Date.now();
+      assert.equal((await open.consume('fo', q, now())).dailyRemaining, 99);
+      assert.equal((await open2.consume('fo', q, now())).dailyRemaining, 98);
+      assert.equal((await closed.consume('fo', q, now())).degraded, false);
 
-    redis.kill();
-    // Whatever the connection state (in-flight, reconnecting), answers keep coming.
-    const t = Date.now();
-    const during: number[] = [];
-    for (let i = 0; i < 30; i++) {
-      const r = await open.consume('fo', q, now());
-      assert.equal(r.allowed, true);
-      if (r.degraded) during.push(r.dailyRemaining);
-      await sleep(5);
-    }
-    assert.ok(Date.now() - t < 3000, 'no call waits for Redis');
-    assert.ok(during.length >= 25, `degraded answers: ${during.length}`);
-    // local counters: count down from the quota on this instance only
-    assert.deepEqual(during.slice(-3), [during.at(-3)!, during.at(-3)! - 1, during.at(-3)! - 2]);
-    await assert.rejects(closed.consume('fo', q, now()), QuotaStoreUnavailableError);
-    assert.ok(events.includes('fail-open') && events.includes('fail-closed'));
-    assert.equal(open.degraded, true);
+      redis.kill();
+      // Whatever the connection state (in-flight, reconnecting), answers keep coming.
+      const t = Date.now();
+      const during: number[] = [];
+      for (let i = 0; i < 30; i++) {
+        const r = await open.consume('fo', q, now());
+        assert.equal(r.allowed, true);
+        if (r.degraded) during.push(r.dailyRemaining);
+        await sleep(5);
+      }
+      assert.ok(Date.now() - t < 3000, 'no call waits for Redis');
+      assert.ok(during.length >= 25, `degraded answers: ${during.length}`);
+      // local counters: count down from the quota on this instance only
+      assert.deepEqual(during.slice(-3), [during.at(-3)!, during.at(-3)! - 1, during.at(-3)! - 2]);
+      await assert.rejects(closed.consume('fo', q, now()), QuotaStoreUnavailableError);
+      assert.ok(events.includes('fail-open') && events.includes('fail-closed'));
+      assert.equal(open.degraded, true);
 
-    await redis.restart();
-    await Promise.all([open.primary.ready(), open2.primary.ready(), closed.primary.ready()]);
-    // Redis restarted empty (no persistence): shared counting resumes from zero, both instances see it.
-    const r1 = await open.consume('fo', q, now());
-    const r2 = await open2.consume('fo', q, now());
-    const r3 = await closed.consume('fo', q, now());
-    assert.deepEqual([r1.degraded, r2.degraded, r3.degraded], [false, false, false]);
-    assert.deepEqual([r1.dailyRemaining, r2.dailyRemaining, r3.dailyRemaining], [99, 98, 97]);
-    assert.equal(open.degraded, false);
-    await Promise.all([open.close(), open2.close(), closed.close()]);
-    await sleep(50);
-    assert.deepEqual(unhandled, []);
-  });
+      await redis.restart();
+      await Promise.all([open.primary.ready(), open2.primary.ready(), closed.primary.ready()]);
+      // Redis restarted empty (no persistence): shared counting resumes from zero, both instances see it.
+      const r1 = await open.consume('fo', q, now());
+      const r2 = await open2.consume('fo', q, now());
+      const r3 = await closed.consume('fo', q, now());
+      assert.deepEqual([r1.degraded, r2.degraded, r3.degraded], [false, false, false]);
+      assert.deepEqual([r1.dailyRemaining, r2.dailyRemaining, r3.dailyRemaining], [99, 98, 97]);
+      assert.equal(open.degraded, false);
+      await Promise.all([open.close(), open2.close(), closed.close()]);
+      await sleep(50);
+      assert.deepEqual(unhandled, []);
+    },
+  );
 
   test('a hung Redis times out after commandTimeoutMs (fail-open)', async () => {
     const s = createQuotaStore({ redisUrl: redis.url, commandTimeoutMs: 30 }) as FailoverQuotaStore;
@@ -393,7 +396,8 @@ describe('Redis', { skip: haveRedis ? false : REDIS_SKIP_MESSAGE }, () => {
     // Block the server for 300 ms with a busy Lua script.
     const busy = blocker.client
       .eval(
-        'local t = redis.call("TIME"); local e = t[1]*1000000 + t[2] + 300000; while true do local n = redis.call("TIME"); if n[1]*1000000 + n[2] > e then break end end return 1',
+        'local t = redis.call("TIME"); local e = t[1]*1000000 + t[2] + 300000; while true do local n = ' +
+          'redis.call("TIME"); if n[1]*1000000 + n[2] > e then break end end return 1',
         0,
       )
       .catch(() => 0);

@@ -1,6 +1,6 @@
 // The ext_authz gRPC adapter over a real grpc-js server and a raw grpc-js client sending real
 // CheckRequests (encoded with protobufjs from the Envoy protos, as Envoy sends them).
-import { test, describe, before, after } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
@@ -102,7 +102,7 @@ describe('ext_authz gRPC adapter', () => {
     };
   }
 
-  before(async () => {
+  beforeAll(async () => {
     process.on('unhandledRejection', onUnhandled);
     server = await startAuthzServer('127.0.0.1', 0, {
       check,
@@ -112,7 +112,7 @@ describe('ext_authz gRPC adapter', () => {
     });
     client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
   });
-  after(async () => {
+  afterAll(async () => {
     client.close();
     await server.stop();
     process.off('unhandledRejection', onUnhandled);
@@ -206,7 +206,8 @@ describe('ext_authz gRPC adapter', () => {
     assert.equal(headersOf(html.deniedResponse.headers)['Otoroshi-State-Resp'], '--');
     const html2 = await call(client, checkRequest({ headers: { accept: 'application/json,text/html' } }));
     assert.match(html2.deniedResponse.body, /<html/);
-    const html3 = await call(client, checkRequest({ headers: { accept: 'application/json, text/html' } })); // not trimmed: JSON
+    // not trimmed: JSON
+    const html3 = await call(client, checkRequest({ headers: { accept: 'application/json, text/html' } }));
     assert.match(html3.deniedResponse.body, /^\{/);
 
     const empty = await call(
@@ -375,9 +376,8 @@ function quotaCheck(quota: QuotaStore) {
   };
 }
 
-test(
+test.skipIf(redisAvailable() ? false : REDIS_SKIP_MESSAGE)(
   'two gRPC servers sharing Redis: remaining counts down across both; Redis down → fail-open / fail-closed 503',
-  { skip: redisAvailable() ? false : REDIS_SKIP_MESSAGE },
   async () => {
     const redis = await startRedis();
     const logger = pino({ level: 'silent' });
@@ -430,7 +430,8 @@ test(
         const r = await call(clients[1]!, req);
         return r.okResponse && headersOf(r.okResponse.responseHeadersToAdd)['X-Degraded'] === 'false' ? r : undefined;
       });
-      assert.equal(headersOf(after.okResponse.responseHeadersToAdd)['Otoroshi-Daily-Calls-Remaining'], '4'); // Redis restarted empty
+      // Redis restarted empty
+      assert.equal(headersOf(after.okResponse.responseHeadersToAdd)['Otoroshi-Daily-Calls-Remaining'], '4');
     } finally {
       for (const c of clients) c.close();
       await Promise.all(servers.map((s) => s.stop()));
@@ -440,72 +441,78 @@ test(
   },
 );
 
-test('decoder: a stream of varied requests decodes like protobufjs reflection (name interning, last-value caches)', () => {
-  // pseudo-random but reproducible: names repeat (interned), values sometimes repeat (cached), sometimes not
-  let seed = 7;
-  const rnd = (n: number): number => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return seed % n;
-  };
-  const names = [
-    'accept',
-    'User-Agent',
-    'x-request-id',
-    'Otoroshi-Client-Id',
-    'otoroshi-client-secret',
-    'x-é',
-    'cookie',
-    'X-Forwarded-For',
-  ];
-  const values = ['application/json', 'text/html', '', 'Mozilla/5.0', 'é-ü-€', 'a'.repeat(70), 'svc-1', 'svc-2'];
-  for (let i = 0; i < 400; i++) {
-    const headers: Record<string, string> = {};
-    for (let j = 0; j < 1 + rnd(6); j++)
-      headers[names[rnd(names.length)]!] = rnd(3) === 0 ? `v-${i}-${j}` : values[rnd(values.length)]!;
-    const ext: Record<string, string> =
-      rnd(4) === 0
-        ? { descriptor_id: `svc-${i}` }
-        : { descriptor_id: values[rnd(values.length)]!, Other: values[rnd(values.length)]! };
-    const method = ['GET', 'post', 'DELETE'][rnd(3)]!;
-    const host = ['a.oto.tools', 'b.oto.tools:8443'][rnd(2)]!;
-    const body = checkRequest({ headers, ext, method, host });
-    const ref = CheckRequest.toObject(CheckRequest.decode(body), TO_OBJECT_OPTIONS) as {
-      attributes: { request: { http: { headers: Record<string, string> } }; contextExtensions: Record<string, string> };
+test(
+  'decoder: a stream of varied requests decodes like protobufjs reflection (name ' + 'interning, last-value caches)',
+  () => {
+    // pseudo-random but reproducible: names repeat (interned), values sometimes repeat (cached), sometimes not
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
     };
-    const want: Record<string, string> = {};
-    for (const [k, v] of Object.entries(ref.attributes.request.http.headers)) want[k.toLowerCase()] = v;
-    const got = decodeCheckRequest(body);
-    assert.deepEqual({ ...got.headers }, want, `request ${i}`);
-    assert.deepEqual({ ...got.contextExtensions }, ref.attributes.contextExtensions, `request ${i}`);
-    assert.equal(got.method, method.toUpperCase());
-    assert.equal(got.host, host);
-    assert.equal(got.scheme, 'https');
-    assert.equal(Object.getPrototypeOf(Object.getPrototypeOf(got.headers)), null, 'nothing inherited');
-    assert.equal(got.headers['constructor'], undefined);
-  }
-  // a map entry with the value before the key (legal protobuf): no value cache mix-up
-  const entry = (k: string, v: string, valueFirst: boolean): Buffer => {
-    const kb = Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(k)]), Buffer.from(k)]);
-    const vb = Buffer.concat([Buffer.from([0x12, Buffer.byteLength(v)]), Buffer.from(v)]);
-    const e = valueFirst ? Buffer.concat([vb, kb]) : Buffer.concat([kb, vb]);
-    return Buffer.concat([Buffer.from([0x1a, e.length]), e]);
-  };
-  const wrap = (httpBody: Buffer): Buffer => {
-    const http = Buffer.concat([Buffer.from([0x12, httpBody.length]), httpBody]);
-    const req = Buffer.concat([Buffer.from([0x22, http.length]), http]);
-    return Buffer.concat([Buffer.from([0x0a, req.length]), req]);
-  };
-  assert.equal(
-    decodeCheckRequest(wrap(Buffer.concat([entry('accept', 'one', false), entry('x-b', 'two', false)]))).headers[
-      'accept'
-    ],
-    'one',
-  );
-  const swapped = decodeCheckRequest(
-    wrap(Buffer.concat([entry('x-b', 'three', false), entry('accept', 'four', true)])),
-  );
-  assert.deepEqual({ ...swapped.headers }, { 'x-b': 'three', accept: 'four' });
-});
+    const names = [
+      'accept',
+      'User-Agent',
+      'x-request-id',
+      'Otoroshi-Client-Id',
+      'otoroshi-client-secret',
+      'x-é',
+      'cookie',
+      'X-Forwarded-For',
+    ];
+    const values = ['application/json', 'text/html', '', 'Mozilla/5.0', 'é-ü-€', 'a'.repeat(70), 'svc-1', 'svc-2'];
+    for (let i = 0; i < 400; i++) {
+      const headers: Record<string, string> = {};
+      for (let j = 0; j < 1 + rnd(6); j++)
+        headers[names[rnd(names.length)]!] = rnd(3) === 0 ? `v-${i}-${j}` : values[rnd(values.length)]!;
+      const ext: Record<string, string> =
+        rnd(4) === 0
+          ? { descriptor_id: `svc-${i}` }
+          : { descriptor_id: values[rnd(values.length)]!, Other: values[rnd(values.length)]! };
+      const method = ['GET', 'post', 'DELETE'][rnd(3)]!;
+      const host = ['a.oto.tools', 'b.oto.tools:8443'][rnd(2)]!;
+      const body = checkRequest({ headers, ext, method, host });
+      const ref = CheckRequest.toObject(CheckRequest.decode(body), TO_OBJECT_OPTIONS) as {
+        attributes: {
+          request: { http: { headers: Record<string, string> } };
+          contextExtensions: Record<string, string>;
+        };
+      };
+      const want: Record<string, string> = {};
+      for (const [k, v] of Object.entries(ref.attributes.request.http.headers)) want[k.toLowerCase()] = v;
+      const got = decodeCheckRequest(body);
+      assert.deepEqual({ ...got.headers }, want, `request ${i}`);
+      assert.deepEqual({ ...got.contextExtensions }, ref.attributes.contextExtensions, `request ${i}`);
+      assert.equal(got.method, method.toUpperCase());
+      assert.equal(got.host, host);
+      assert.equal(got.scheme, 'https');
+      assert.equal(Object.getPrototypeOf(Object.getPrototypeOf(got.headers)), null, 'nothing inherited');
+      assert.equal(got.headers['constructor'], undefined);
+    }
+    // a map entry with the value before the key (legal protobuf): no value cache mix-up
+    const entry = (k: string, v: string, valueFirst: boolean): Buffer => {
+      const kb = Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(k)]), Buffer.from(k)]);
+      const vb = Buffer.concat([Buffer.from([0x12, Buffer.byteLength(v)]), Buffer.from(v)]);
+      const e = valueFirst ? Buffer.concat([vb, kb]) : Buffer.concat([kb, vb]);
+      return Buffer.concat([Buffer.from([0x1a, e.length]), e]);
+    };
+    const wrap = (httpBody: Buffer): Buffer => {
+      const http = Buffer.concat([Buffer.from([0x12, httpBody.length]), httpBody]);
+      const req = Buffer.concat([Buffer.from([0x22, http.length]), http]);
+      return Buffer.concat([Buffer.from([0x0a, req.length]), req]);
+    };
+    assert.equal(
+      decodeCheckRequest(wrap(Buffer.concat([entry('accept', 'one', false), entry('x-b', 'two', false)]))).headers[
+        'accept'
+      ],
+      'one',
+    );
+    const swapped = decodeCheckRequest(
+      wrap(Buffer.concat([entry('x-b', 'three', false), entry('accept', 'four', true)])),
+    );
+    assert.deepEqual({ ...swapped.headers }, { 'x-b': 'three', accept: 'four' });
+  },
+);
 
 test('allow encoder (direct) and cached deny encoder match protobufjs reflection', () => {
   const cases: Array<{ up: Record<string, string>; rm: string[]; resp: Record<string, string> }> = [

@@ -1,6 +1,6 @@
 // Tracing what Envoy rejected back to the objects behind it (NACK feedback, validate --envoy).
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test } from 'vitest';
 import { blameOwners, ownerOfName } from '../src/xds/blame.js';
 
 function set(

@@ -1,6 +1,6 @@
 // The mesh CA (issue 5): certificates checked by independent implementations (openssl, Node's
 // X509Certificate, a real node:tls mTLS handshake).
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { X509Certificate, createPrivateKey, generateKeyPairSync } from 'node:crypto';

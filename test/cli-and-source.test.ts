@@ -1,6 +1,6 @@
 // The CLI as a user runs it (translate / validate exit codes and output) and the watched
 // directory source (edits, deletes, half-written files).
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';

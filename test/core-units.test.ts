@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { resolveConfig } from '../src/config.js';
 import { nextRunAt, Debouncer } from '../src/debounce.js';

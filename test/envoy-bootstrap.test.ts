@@ -1,7 +1,7 @@
 // manifests/envoy/{gateway,sidecar}.yaml are real Envoy bootstraps: they parse as
 // envoy.config.bootstrap.v3.Bootstrap (proto3 JSON, through our proto loader) and pass Envoy's
 // PGV rules; they talk ADS over Delta gRPC to the cluster that reaches our xDS port.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';

@@ -2,7 +2,7 @@
 // and served Checks: graceful shutdown — xDS streams are
 // ended with UNAVAILABLE (clients reconnect elsewhere), every port stops accepting, the audit
 // file is flushed, and the process exits 0 on its own (the CLI's 10 s force-exit would exit 1).
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -38,7 +38,7 @@ function refused(port: number): Promise<boolean> {
 
 test('SIGTERM: the CLI drains streams, closes every port, flushes the audit file and exits 0', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-sigterm-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  t.onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
   fs.mkdirSync(path.join(dir, 'config'));
   fs.writeFileSync(path.join(dir, 'config', 'web.yaml'), CONFIG);
   const audit = path.join(dir, 'audit.jsonl');
@@ -64,7 +64,7 @@ test('SIGTERM: the CLI drains streams, closes every port, flushes the audit file
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
-  t.after(() => {
+  t.onTestFinished(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
   const logs: Array<Record<string, unknown>> = [];
@@ -90,7 +90,7 @@ test('SIGTERM: the CLI drains streams, closes every port, flushes the audit file
 
   // A connected xDS client with a synced stream, and a served Check.
   const client = new AdsClient(ports.xdsPort, { node: { id: 'gw' } });
-  t.after(() => client.close());
+  t.onTestFinished(() => client.close());
   client.request(TYPE_URLS.cluster);
   client.ack(await client.nextSotw(5000));
   const cc = checkClient(ports.authzPort);
@@ -104,7 +104,7 @@ test('SIGTERM: the CLI drains streams, closes every port, flushes the audit file
     '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs',
     () => undefined,
   );
-  t.after(() => als.close());
+  t.onTestFinished(() => als.close());
   als.write(new Uint8Array(0));
   await new Promise((r) => setTimeout(r, 200));
 

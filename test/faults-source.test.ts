@@ -5,7 +5,7 @@
 //   - the config directory disappears / cannot be read: the last good config stays served, the
 //     error is logged; when it is back, recovery is automatic and logged.
 // (Kubernetes watch drops / 410 / 500 belong to the Kubernetes source: not covered here.)
-import { test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,16 +15,18 @@ import pino from 'pino';
 import { resolveConfig } from '../src/config.js';
 import { startServer, type RunningServer } from '../src/main.js';
 import { AdsClient, TYPE_URLS, anyName } from './helpers/ads-client.js';
+import { descriptorYaml } from './fixtures/index.js';
 
 function descriptor(name: string, port: number): string {
-  return `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: ${name}, namespace: default, annotations: {otoroshi.io/id: ${name}}}
-spec:
-  hosts: [${name}.oto.tools]
-  forceHttps: false
-  targets: [{url: "http://127.0.0.1:${port}"}]
-`;
+  const targets = [`http://127.0.0.1:${port}`];
+  return descriptorYaml({
+    name,
+    namespace: 'default',
+    id: name,
+    hosts: [`${name}.oto.tools`],
+    forceHttps: false,
+    targets,
+  });
 }
 
 interface Env {
@@ -38,7 +40,7 @@ async function setup(t: TestContext): Promise<Env> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-faults-source-'));
   const dir = path.join(root, 'config');
   fs.mkdirSync(dir);
-  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  t.onTestFinished(() => fs.rmSync(root, { recursive: true, force: true }));
   fs.writeFileSync(path.join(dir, 'a.yaml'), descriptor('a', 9001));
   const logs: Env['logs'] = [];
   const sink = new Writable({
@@ -61,7 +63,7 @@ async function setup(t: TestContext): Promise<Env> {
   );
   assert.ok(r.ok);
   const server = await startServer(r.value, pino({ level: 'info' }, sink));
-  t.after(() => server.stop());
+  t.onTestFinished(() => server.stop());
   return {
     dir,
     server,

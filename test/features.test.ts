@@ -1,6 +1,6 @@
 // Issue 3 model units: ipFiltering entries, feature parsing, Ingress annotations mapped to the same
 // descriptor fields as the CRD (both prefixes, both spellings), "not supported" warnings.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { ipEntryToCidrs } from '../src/model/edge-features.js';
 import { parseYamlFile } from '../src/sources/yaml.js';
@@ -168,7 +168,8 @@ test('targets mtlsConfig: refs without / resolve in the descriptor namespace', (
   const r = build(
     crd('').replace(
       'targets: [{url: "http://10.0.0.1:80"}]',
-      'targets: [{url: "https://10.0.0.1", mtlsConfig: {mtls: true, certs: [client], trustedCerts: [other/ca], loose: true}}]',
+      'targets: [{url: "https://10.0.0.1", mtlsConfig: {mtls: true, certs: [client], trustedCerts: [other/ca], ' +
+        'loose: true}}]',
     ),
   );
   assert.deepEqual(r.model.descriptors[0]?.targets[0]?.mtls, {

@@ -4,7 +4,7 @@
 // Delta). Properties: every stream either gets well-formed responses or ends with a clean gRPC
 // status; the server never crashes; a canary Envoy-like stream stays connected throughout and
 // still receives the next update; the server logs no internal error.
-import { test, before, after } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
@@ -110,7 +110,7 @@ const onUnhandled = (): void => {
   unhandled++;
 };
 
-before(async () => {
+beforeAll(async () => {
   process.on('unhandledRejection', onUnhandled);
   publish();
   handle = await startXdsServer('127.0.0.1', 0, { cache, logger: pino({ level: 'warn' }, logSink), maxNames: 10_000 });
@@ -118,7 +118,7 @@ before(async () => {
   canary = new AdsClient(handle.port, { node: { id: 'canary' } });
   await canary.syncLikeEnvoy();
 });
-after(async () => {
+afterAll(async () => {
   process.off('unhandledRejection', onUnhandled);
   canary.close();
   channel.close();
@@ -267,65 +267,70 @@ const ALLOWED_END = new Set([
   grpc.status.RESOURCE_EXHAUSTED,
 ]);
 
-test('fuzz ADS: random requests and garbage get clean answers or clean errors; other streams keep serving', async () => {
-  let ended = 0;
-  let answered = 0;
-  await fc.assert(
-    fc.asyncProperty(
-      fc.constantFrom<Method>('ads-sotw', 'ads-delta', 'sds-sotw', 'sds-delta'),
-      fc.array(msgArb, { minLength: 1, maxLength: 4 }),
-      async (method, msgs) => {
-        const { responses, status } = await exchange(method, msgs);
-        if (status && status.code !== grpc.status.CANCELLED) ended++;
-        if (responses.length) answered++;
-        if (status && !ALLOWED_END.has(status.code))
-          throw new Error(`unexpected status ${status.code} ${status.details}`);
-        // Internal errors are for broken requests that cannot even be decoded (grpc-js' deserializer), never for decoded ones.
-        if (
-          status?.code === grpc.status.INTERNAL &&
-          !msgs.some((m) => m.kind === 'raw' || (method.endsWith('sotw') ? m.kind === 'delta' : m.kind === 'sotw'))
-        ) {
-          throw new Error(`INTERNAL for well-formed requests: ${status.details}`);
-        }
-        const Resp = method.endsWith('sotw') ? DiscoveryResponse : DeltaDiscoveryResponse;
-        const decoded = responses.map(
-          (b) =>
-            Resp.toObject(Resp.decode(b), { arrays: true }) as {
-              typeUrl: string;
-              nonce: string;
-              versionInfo?: string;
-              systemVersionInfo?: string;
-              resources: unknown[];
-            },
-        );
-        const v = protocolViolations(decoded as never);
-        if (v.length) throw new Error(v.join('; '));
-        for (const r of decoded) {
-          if (!(Object.values(TYPE_URLS) as string[]).includes(r.typeUrl))
-            throw new Error(`response with type ${r.typeUrl}`);
-          if (method.startsWith('sds') && r.typeUrl !== TYPE_URLS.secret) throw new Error(`SDS answered ${r.typeUrl}`);
-        }
-        if (canary.status) throw new Error(`the canary stream ended: ${canary.status.code} ${canary.status.details}`);
-      },
-    ),
-    params(500),
-  );
-  assert.ok(answered > 0, 'some fuzzed streams got answers (the generator reaches the serving paths)');
-  assert.ok(ended > 0, 'some fuzzed streams were refused (the generator reaches the error paths)');
-  // The canary is still connected and receives the next change.
-  await canary.expectNone(50).catch(() => undefined);
-  publish();
-  const r = await canary.nextSotw(2000);
-  assert.equal(r.typeUrl, TYPE_URLS.cluster);
-  assert.equal(canary.status, undefined);
-  assert.deepEqual(
-    internalErrors.filter((l) => !l.includes('"code":"INTERNAL"') || !l.includes('closing xDS stream')),
-    [],
-    'no internal error logged',
-  );
-  assert.equal(unhandled, 0);
-  assert.ok(handle.ads.statuses().length >= 1);
-});
+test(
+  'fuzz ADS: random requests and garbage get clean answers or clean errors; other ' + 'streams keep serving',
+  async () => {
+    let ended = 0;
+    let answered = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom<Method>('ads-sotw', 'ads-delta', 'sds-sotw', 'sds-delta'),
+        fc.array(msgArb, { minLength: 1, maxLength: 4 }),
+        async (method, msgs) => {
+          const { responses, status } = await exchange(method, msgs);
+          if (status && status.code !== grpc.status.CANCELLED) ended++;
+          if (responses.length) answered++;
+          if (status && !ALLOWED_END.has(status.code))
+            throw new Error(`unexpected status ${status.code} ${status.details}`);
+          // Internal errors are for broken requests that cannot even be decoded (grpc-js' deserializer), never for
+          // decoded ones.
+          if (
+            status?.code === grpc.status.INTERNAL &&
+            !msgs.some((m) => m.kind === 'raw' || (method.endsWith('sotw') ? m.kind === 'delta' : m.kind === 'sotw'))
+          ) {
+            throw new Error(`INTERNAL for well-formed requests: ${status.details}`);
+          }
+          const Resp = method.endsWith('sotw') ? DiscoveryResponse : DeltaDiscoveryResponse;
+          const decoded = responses.map(
+            (b) =>
+              Resp.toObject(Resp.decode(b), { arrays: true }) as {
+                typeUrl: string;
+                nonce: string;
+                versionInfo?: string;
+                systemVersionInfo?: string;
+                resources: unknown[];
+              },
+          );
+          const v = protocolViolations(decoded as never);
+          if (v.length) throw new Error(v.join('; '));
+          for (const r of decoded) {
+            if (!(Object.values(TYPE_URLS) as string[]).includes(r.typeUrl))
+              throw new Error(`response with type ${r.typeUrl}`);
+            if (method.startsWith('sds') && r.typeUrl !== TYPE_URLS.secret)
+              throw new Error(`SDS answered ${r.typeUrl}`);
+          }
+          if (canary.status) throw new Error(`the canary stream ended: ${canary.status.code} ${canary.status.details}`);
+        },
+      ),
+      params(500),
+    );
+    assert.ok(answered > 0, 'some fuzzed streams got answers (the generator reaches the serving paths)');
+    assert.ok(ended > 0, 'some fuzzed streams were refused (the generator reaches the error paths)');
+    // The canary is still connected and receives the next change.
+    await canary.expectNone(50).catch(() => undefined);
+    publish();
+    const r = await canary.nextSotw(2000);
+    assert.equal(r.typeUrl, TYPE_URLS.cluster);
+    assert.equal(canary.status, undefined);
+    assert.deepEqual(
+      internalErrors.filter((l) => !l.includes('"code":"INTERNAL"') || !l.includes('closing xDS stream')),
+      [],
+      'no internal error logged',
+    );
+    assert.equal(unhandled, 0);
+    assert.ok(handle.ads.statuses().length >= 1);
+  },
+);
 
 test('fuzz ADS: a huge name list is refused with INVALID_ARGUMENT, not served', async () => {
   const names = Array.from({ length: 10_001 }, (_x, i) => `n${i}`);

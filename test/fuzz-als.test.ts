@@ -4,7 +4,7 @@
 // server keeps serving (a canary ADS stream stays connected and is updated), every stream gets a
 // clean answer, and metric label values stay bounded: descriptors and apikeys of the model, or
 // "unknown" — never a value taken from the request (cardinality cannot be inflated from outside).
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -67,7 +67,7 @@ const msgArb = fc.oneof(
 
 test('fuzz ALS: hostile access logs never crash the server nor inflate metric cardinality', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-fuzz-als-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  t.onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
   const r = resolveConfig(
     {
       config: 'examples',
@@ -81,13 +81,13 @@ test('fuzz ALS: hostile access logs never crash the server nor inflate metric ca
   );
   assert.ok(r.ok);
   const server = await startServer(r.value, makeLogger('silent'));
-  t.after(() => server.stop());
+  t.onTestFinished(() => server.stop());
   const canary = new AdsClient(server.xdsPort, { node: { id: 'canary' } });
-  t.after(() => canary.close());
+  t.onTestFinished(() => canary.close());
   canary.request(TYPE_URLS.cluster);
   canary.ack(await canary.nextSotw(5000));
   const client = new grpc.Client(`127.0.0.1:${server.xdsPort}`, grpc.credentials.createInsecure());
-  t.after(() => client.close());
+  t.onTestFinished(() => client.close());
   const id = (b: Buffer): Buffer => b;
   let statuses = 0;
   await fc.assert(

@@ -4,7 +4,7 @@
 // a well-formed CheckResponse, and never an allow without a valid credential — checked by an
 // independent oracle (the key's secret is present in the request, plainly, in Basic auth, or as the
 // HMAC key of a JWT; or the key allows clientId-only and its id is present; or the descriptor is public).
-import { test, before, after } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import { normalizeRequestPath } from '../src/authz/normalize-path.js';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -376,7 +376,7 @@ let unhandled = 0;
 const onUnhandled = (): void => {
   unhandled++;
 };
-before(async () => {
+beforeAll(async () => {
   process.on('unhandledRejection', onUnhandled);
   server = await startAuthzServer('127.0.0.1', 0, {
     check: (i) => authorizer.check(i),
@@ -384,7 +384,7 @@ before(async () => {
   });
   client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
 });
-after(async () => {
+afterAll(async () => {
   process.off('unhandledRejection', onUnhandled);
   client.close();
   await server.stop();

@@ -4,7 +4,7 @@
 // again and the snapshot is consistent (no dangling reference, so the cache would accept it);
 // every error names its object (kind + name) or its file.
 // FUZZ_RUNS=<n> multiplies the cases (scripts/fuzz-nightly.mjs); FUZZ_SEED=<seed> replays a failure.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import YAML from 'yaml';

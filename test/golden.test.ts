@@ -3,7 +3,7 @@
 // grpc.domains), plus <case>.errors.yaml when the model or the translation reported problems.
 // A case may carry translate options in testdata/in/<case>.options.json (Partial<TranslateOptions>).
 // UPDATE_GOLDEN=1 rewrites them and deletes stale ones. Review golden diffs like code.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -110,7 +110,7 @@ function belongsTo(name: string, f: string): boolean {
   return /^(envoy|grpc)\.[a-z]+\.yaml$/.test(rest) || rest === 'errors.yaml';
 }
 
-test('golden: no stale files in testdata/out', { skip: cases.length === 0 }, () => {
+test.skipIf(cases.length === 0)('golden: no stale files in testdata/out', () => {
   if (!fs.existsSync(OUT)) return;
   const stale = fs.readdirSync(OUT).filter((f) => f.endsWith('.yaml') && !produced.has(f));
   if (UPDATE) {

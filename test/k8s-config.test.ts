@@ -1,5 +1,5 @@
 // Kubernetes flags: every one has an OXDS_* twin; bad values are reported.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';

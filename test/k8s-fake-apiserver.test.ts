@@ -1,6 +1,6 @@
 // The API server double answers client-node's generated (typed) clients and its Watch the way
 // kube-apiserver does — what makes the other k8s tests meaningful.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
 import { eventually, kubeConfigFor, startFake } from './helpers/k8s.js';
@@ -95,47 +95,51 @@ test('fake apiserver: typed CoreV1Api / CustomObjectsApi / CoordinationV1Api rou
   }
 });
 
-test('fake apiserver: client-node Watch gets ADDED, MODIFIED, DELETED, BOOKMARK and a 410 ERROR for an expired version', async () => {
-  const api = await startFake({ bookmarkMs: 30 });
-  const kc = kubeConfigFor(api);
-  try {
-    api.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'a', namespace: 'default' }, spec: {} });
-    const events: Array<[string, string]> = [];
-    const w = new k8s.Watch(kc);
-    const ctl = await w.watch(
-      '/api/v1/namespaces/default/services',
-      { allowWatchBookmarks: true },
-      (type, obj: { metadata: { name?: string; resourceVersion: string } }) =>
-        events.push([type, obj.metadata.name ?? obj.metadata.resourceVersion]),
-      () => undefined,
-    );
-    await eventually(() => events.some(([t]) => t === 'ADDED'));
-    api.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'a', namespace: 'default' }, spec: { x: 1 } });
-    api.remove('v1', 'Service', 'default', 'a');
-    await eventually(() => events.some(([t]) => t === 'DELETED') && events.some(([t]) => t === 'BOOKMARK'));
-    assert.deepEqual(
-      events.filter(([t]) => t !== 'BOOKMARK').map(([t]) => t),
-      ['ADDED', 'MODIFIED', 'DELETED'],
-    );
-    ctl.abort();
-    api.expireHistory();
-    const errs: Array<{ code: number; reason: string }> = [];
-    let ended = false;
-    await w.watch(
-      '/api/v1/namespaces/default/services',
-      { resourceVersion: '101' },
-      (type, obj: { code: number; reason: string }) => type === 'ERROR' && errs.push(obj),
-      () => (ended = true),
-    );
-    await eventually(() => ended);
-    assert.deepEqual(
-      errs.map((e) => [e.code, e.reason]),
-      [[410, 'Expired']],
-    );
-  } finally {
-    await api.close();
-  }
-});
+test(
+  'fake apiserver: client-node Watch gets ADDED, MODIFIED, DELETED, BOOKMARK and a ' +
+    '410 ERROR for an expired version',
+  async () => {
+    const api = await startFake({ bookmarkMs: 30 });
+    const kc = kubeConfigFor(api);
+    try {
+      api.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'a', namespace: 'default' }, spec: {} });
+      const events: Array<[string, string]> = [];
+      const w = new k8s.Watch(kc);
+      const ctl = await w.watch(
+        '/api/v1/namespaces/default/services',
+        { allowWatchBookmarks: true },
+        (type, obj: { metadata: { name?: string; resourceVersion: string } }) =>
+          events.push([type, obj.metadata.name ?? obj.metadata.resourceVersion]),
+        () => undefined,
+      );
+      await eventually(() => events.some(([t]) => t === 'ADDED'));
+      api.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'a', namespace: 'default' }, spec: { x: 1 } });
+      api.remove('v1', 'Service', 'default', 'a');
+      await eventually(() => events.some(([t]) => t === 'DELETED') && events.some(([t]) => t === 'BOOKMARK'));
+      assert.deepEqual(
+        events.filter(([t]) => t !== 'BOOKMARK').map(([t]) => t),
+        ['ADDED', 'MODIFIED', 'DELETED'],
+      );
+      ctl.abort();
+      api.expireHistory();
+      const errs: Array<{ code: number; reason: string }> = [];
+      let ended = false;
+      await w.watch(
+        '/api/v1/namespaces/default/services',
+        { resourceVersion: '101' },
+        (type, obj: { code: number; reason: string }) => type === 'ERROR' && errs.push(obj),
+        () => (ended = true),
+      );
+      await eventually(() => ended);
+      assert.deepEqual(
+        errs.map((e) => [e.code, e.reason]),
+        [[410, 'Expired']],
+      );
+    } finally {
+      await api.close();
+    }
+  },
+);
 
 test('fake apiserver: label selectors and merge patch', () => {
   assert.deepEqual(

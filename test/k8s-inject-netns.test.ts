@@ -3,7 +3,7 @@
 // unless it comes from Envoy's uid or goes to an excluded port; inbound TCP lands on the inbound
 // port unless the port is excluded; running the script twice leaves the same rules.
 // Needs root, `ip netns` and iptables; elsewhere skipped with the reason (CI runs as root).
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
@@ -82,7 +82,7 @@ const script = interceptionScript({
   excludeInboundPorts: [PROBE],
 });
 
-before(async () => {
+beforeAll(async () => {
   if (skip) return;
   await ok('ip', 'netns', 'add', NS);
   await ok('ip', 'link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', POD_IF);
@@ -100,7 +100,7 @@ before(async () => {
   await hostServer(EXCLUDED_OUT, 'control-plane-direct');
 });
 
-after(async () => {
+afterAll(async () => {
   for (const c of children) c.kill('SIGKILL');
   for (const s of hostServers) await new Promise<void>((r) => s.close(() => r()));
   if (!skip) {
@@ -109,16 +109,15 @@ after(async () => {
   }
 });
 
-test('interception in a real network namespace: before the rules every connection is direct', { skip }, async () => {
+test.skipIf(skip)('interception in a real network namespace: before the rules every connection is direct', async () => {
   assert.equal(await fromPod(HOST_IP, 9999), 'host-direct');
   assert.equal(await fromPod(POD_IP, 8080), 'app-direct');
 });
 
-test(
+test.skipIf(skip)(
   "interception in a real network namespace: outbound → 15001 except Envoy's uid and the control plane port; " +
     'inbound → ' +
     '15006 except the probe port; idempotent',
-  { skip },
   async () => {
     await ok('ip', 'netns', 'exec', NS, 'sh', '-c', script);
     const rules = await ok('ip', 'netns', 'exec', NS, 'iptables', '-w', '-t', 'nat', '-S');

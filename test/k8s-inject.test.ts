@@ -1,7 +1,7 @@
 // Sidecar injection, unit level: AdmissionReview fixtures shaped like the Kubernetes API docs'
 // example (test/fixtures/admission/), the JSON patch applied to the Pod, and the iptables rules.
 // The real API server applying the same patch is test/kube-real-inject.test.ts.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -1,5 +1,5 @@
 // LeaderElector, SecretExporter and StatusWriter units against the API server double.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { KubeClient } from '../src/k8s/client.js';
 import { LeaderElector } from '../src/k8s/leader.js';
@@ -84,134 +84,138 @@ function apikeyObject(name: string, uid: string, spec: Record<string, unknown>):
   };
 }
 
-test('secret exporter: create, update, conflict with a foreign secret, garbage collection of ours only, dependant restarts', async () => {
-  const api = await startFake();
-  const client = new KubeClient(kubeConfigFor(api));
-  const exp = new SecretExporter(client, { namespaces: ['default', 'other'], restartDependantDeployments: true });
-  try {
-    api.apply({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'taken', namespace: 'default' },
-      type: 'Opaque',
-      data: { a: 'Yg==' },
-    });
-    api.apply({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: {
-        name: 'ours-old',
-        namespace: 'other',
-        labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds' },
-        annotations: { 'otoroshi.io/kind': 'crd/apikey' },
-      },
-      type: 'Opaque',
-      data: {},
-    });
-    // the CA Secret carries our label too, but is no exported secret: never deleted by the reconciliation
-    api.apply({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: {
-        name: 'otoroshi-xds-ca',
-        namespace: 'other',
-        labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds', 'otoroshi.io/kind': 'ca' },
-      },
-      type: 'Opaque',
-      data: {},
-    });
-    api.apply({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: {
-        name: 'elsewhere',
-        namespace: 'unwatched',
-        labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds' },
-        annotations: { 'otoroshi.io/kind': 'crd/apikey' },
-      },
-      type: 'Opaque',
-      data: {},
-    });
-    api.apply({
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'app', namespace: 'default' },
-      spec: {
-        template: {
-          metadata: {},
-          spec: {
-            containers: [
-              { name: 'c', env: [{ name: 'K', valueFrom: { secretKeyRef: { name: 'k1', key: 'clientId' } } }] },
-            ],
+test(
+  'secret exporter: create, update, conflict with a foreign secret, garbage ' +
+    'collection of ours only, dependant restarts',
+  async () => {
+    const api = await startFake();
+    const client = new KubeClient(kubeConfigFor(api));
+    const exp = new SecretExporter(client, { namespaces: ['default', 'other'], restartDependantDeployments: true });
+    try {
+      api.apply({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'taken', namespace: 'default' },
+        type: 'Opaque',
+        data: { a: 'Yg==' },
+      });
+      api.apply({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {
+          name: 'ours-old',
+          namespace: 'other',
+          labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds' },
+          annotations: { 'otoroshi.io/kind': 'crd/apikey' },
+        },
+        type: 'Opaque',
+        data: {},
+      });
+      // the CA Secret carries our label too, but is no exported secret: never deleted by the reconciliation
+      api.apply({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {
+          name: 'otoroshi-xds-ca',
+          namespace: 'other',
+          labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds', 'otoroshi.io/kind': 'ca' },
+        },
+        type: 'Opaque',
+        data: {},
+      });
+      api.apply({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {
+          name: 'elsewhere',
+          namespace: 'unwatched',
+          labels: { 'app.kubernetes.io/managed-by': 'otoroshi-xds' },
+          annotations: { 'otoroshi.io/kind': 'crd/apikey' },
+        },
+        type: 'Opaque',
+        data: {},
+      });
+      api.apply({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'app', namespace: 'default' },
+        spec: {
+          template: {
+            metadata: {},
+            spec: {
+              containers: [
+                { name: 'c', env: [{ name: 'K', valueFrom: { secretKeyRef: { name: 'k1', key: 'clientId' } } }] },
+              ],
+            },
           },
         },
-      },
-    });
-    api.apply({
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'unrelated', namespace: 'default' },
-      spec: { template: { metadata: {}, spec: { containers: [{ name: 'c' }] } } },
-    });
-    const keys: ApiKey[] = [
-      { clientId: 'id1', clientSecret: 's1', sourceKey: 'ApiKey/default/k1' } as ApiKey,
-      { clientId: 'id2', clientSecret: 's2', sourceKey: 'ApiKey/default/k2' } as ApiKey,
-      { clientId: 'id3', clientSecret: 's3', sourceKey: 'ApiKey/default/k3' } as ApiKey,
-    ];
-    const objects = [
-      apikeyObject('k1', 'u1', { exportSecret: true, secretName: 'k1' }),
-      apikeyObject('k2', 'u2', { exportSecret: true, secretName: 'taken' }),
-      apikeyObject('k3', 'u3', { exportSecret: false }),
-    ];
-    const desired = apikeySecrets(keys, objects);
-    assert.deepEqual(
-      desired.map((d) => `${d.namespace}/${d.name}`),
-      ['default/k1', 'default/taken'],
-    );
-    const r1 = await exp.sync(desired);
-    assert.deepEqual(r1.created, ['default/k1']);
-    assert.deepEqual(r1.conflicts, ['default/taken']);
-    assert.deepEqual(r1.deleted, ['other/ours-old']);
-    assert.deepEqual(r1.restarted, ['default/app']);
-    assert.equal(
-      Buffer.from(
-        (api.get('v1', 'Secret', 'default', 'taken')!['data'] as Record<string, string>)['a']!,
-        'base64',
-      ).toString(),
-      'b',
-      'a foreign secret is never overwritten',
-    );
-    assert.ok(
-      api.get('v1', 'Secret', 'unwatched', 'elsewhere'),
-      'secrets outside the watched namespaces are left alone',
-    );
-    assert.ok(api.get('v1', 'Secret', 'other', 'otoroshi-xds-ca'), 'the CA Secret is left alone');
-    const dep = api.get('apps/v1', 'Deployment', 'default', 'app')!;
-    assert.ok(
-      ((dep['spec'] as { template: { metadata: { annotations?: Record<string, string> } } }).template.metadata
-        .annotations ?? {})['otoroshi.io/restartedAt'],
-    );
-    assert.equal(
-      (
-        api.get('apps/v1', 'Deployment', 'default', 'unrelated')!['spec'] as {
-          template: { metadata: { annotations?: unknown } };
-        }
-      ).template.metadata.annotations,
-      undefined,
-    );
-    // no change → no write
-    const writes = api.requests.filter((r) => r.method !== 'GET').length;
-    const r2 = await exp.sync(desired);
-    assert.deepEqual([r2.created, r2.updated, r2.deleted, r2.restarted], [[], [], [], []]);
-    assert.equal(api.requests.filter((r) => r.method !== 'GET').length, writes);
-    // changed secret → update
-    keys[0]!.clientSecret = 's1b';
-    const r3 = await exp.sync(apikeySecrets(keys, objects));
-    assert.deepEqual(r3.updated, ['default/k1']);
-  } finally {
-    await api.close();
-  }
-});
+      });
+      api.apply({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'unrelated', namespace: 'default' },
+        spec: { template: { metadata: {}, spec: { containers: [{ name: 'c' }] } } },
+      });
+      const keys: ApiKey[] = [
+        { clientId: 'id1', clientSecret: 's1', sourceKey: 'ApiKey/default/k1' } as ApiKey,
+        { clientId: 'id2', clientSecret: 's2', sourceKey: 'ApiKey/default/k2' } as ApiKey,
+        { clientId: 'id3', clientSecret: 's3', sourceKey: 'ApiKey/default/k3' } as ApiKey,
+      ];
+      const objects = [
+        apikeyObject('k1', 'u1', { exportSecret: true, secretName: 'k1' }),
+        apikeyObject('k2', 'u2', { exportSecret: true, secretName: 'taken' }),
+        apikeyObject('k3', 'u3', { exportSecret: false }),
+      ];
+      const desired = apikeySecrets(keys, objects);
+      assert.deepEqual(
+        desired.map((d) => `${d.namespace}/${d.name}`),
+        ['default/k1', 'default/taken'],
+      );
+      const r1 = await exp.sync(desired);
+      assert.deepEqual(r1.created, ['default/k1']);
+      assert.deepEqual(r1.conflicts, ['default/taken']);
+      assert.deepEqual(r1.deleted, ['other/ours-old']);
+      assert.deepEqual(r1.restarted, ['default/app']);
+      assert.equal(
+        Buffer.from(
+          (api.get('v1', 'Secret', 'default', 'taken')!['data'] as Record<string, string>)['a']!,
+          'base64',
+        ).toString(),
+        'b',
+        'a foreign secret is never overwritten',
+      );
+      assert.ok(
+        api.get('v1', 'Secret', 'unwatched', 'elsewhere'),
+        'secrets outside the watched namespaces are left alone',
+      );
+      assert.ok(api.get('v1', 'Secret', 'other', 'otoroshi-xds-ca'), 'the CA Secret is left alone');
+      const dep = api.get('apps/v1', 'Deployment', 'default', 'app')!;
+      assert.ok(
+        ((dep['spec'] as { template: { metadata: { annotations?: Record<string, string> } } }).template.metadata
+          .annotations ?? {})['otoroshi.io/restartedAt'],
+      );
+      assert.equal(
+        (
+          api.get('apps/v1', 'Deployment', 'default', 'unrelated')!['spec'] as {
+            template: { metadata: { annotations?: unknown } };
+          }
+        ).template.metadata.annotations,
+        undefined,
+      );
+      // no change → no write
+      const writes = api.requests.filter((r) => r.method !== 'GET').length;
+      const r2 = await exp.sync(desired);
+      assert.deepEqual([r2.created, r2.updated, r2.deleted, r2.restarted], [[], [], [], []]);
+      assert.equal(api.requests.filter((r) => r.method !== 'GET').length, writes);
+      // changed secret → update
+      keys[0]!.clientSecret = 's1b';
+      const r3 = await exp.sync(apikeySecrets(keys, objects));
+      assert.deepEqual(r3.updated, ['default/k1']);
+    } finally {
+      await api.close();
+    }
+  },
+);
 
 test('certificate secret: tls.crt = chain, cert.crt = leaf, ca-chain.crt = the rest, ca.crt = last', () => {
   const pem = (n: string): string => `-----BEGIN CERTIFICATE-----\n${n}\n-----END CERTIFICATE-----`;

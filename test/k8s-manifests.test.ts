@@ -1,7 +1,7 @@
 // manifests/: the CRDs are generated from the ajv schemas (no drift), are structural, accept every
 // example, reject typos; `kubectl kustomize` builds the base (and the Envoy overlay when its
 // bootstrap exists).
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -29,45 +29,52 @@ test('manifests/crds: the checked-in CRDs are exactly what scripts/gen-crds.mjs 
     );
 });
 
-test('CRDs: ten kinds, v1alpha1 storage + v1 served, status subresource, printer columns, short names, structural schemas', () => {
-  const crds = allCrds();
-  assert.equal(crds.length, 10);
-  for (const { crd } of crds) {
-    const spec = crd['spec'] as {
-      names: { kind: string; shortNames: string[] };
-      versions: Array<{
-        name: string;
-        served: boolean;
-        storage: boolean;
-        subresources: unknown;
-        additionalPrinterColumns: Array<{ name: string }>;
-        schema: { openAPIV3Schema: Record<string, unknown> };
-      }>;
-    };
-    assert.deepEqual(
-      spec.versions.map((v) => [v.name, v.served, v.storage]),
-      [
-        ['v1alpha1', true, true],
-        ['v1', true, false],
-      ],
-    );
-    for (const v of spec.versions) {
-      assert.deepEqual(v.subresources, { status: {} });
-      assert.ok(v.additionalPrinterColumns.some((c) => c.name === 'Status'));
-      assert.deepEqual(structuralProblems(v.schema.openAPIV3Schema), [], `${spec.names.kind} ${v.name}`);
+test(
+  'CRDs: ten kinds, v1alpha1 storage + v1 served, status subresource, printer ' +
+    'columns, short names, structural schemas',
+  () => {
+    const crds = allCrds();
+    assert.equal(crds.length, 10);
+    for (const { crd } of crds) {
+      const spec = crd['spec'] as {
+        names: { kind: string; shortNames: string[] };
+        versions: Array<{
+          name: string;
+          served: boolean;
+          storage: boolean;
+          subresources: unknown;
+          additionalPrinterColumns: Array<{ name: string }>;
+          schema: { openAPIV3Schema: Record<string, unknown> };
+        }>;
+      };
+      assert.deepEqual(
+        spec.versions.map((v) => [v.name, v.served, v.storage]),
+        [
+          ['v1alpha1', true, true],
+          ['v1', true, false],
+        ],
+      );
+      for (const v of spec.versions) {
+        assert.deepEqual(v.subresources, { status: {} });
+        assert.ok(v.additionalPrinterColumns.some((c) => c.name === 'Status'));
+        assert.deepEqual(structuralProblems(v.schema.openAPIV3Schema), [], `${spec.names.kind} ${v.name}`);
+      }
+      assert.ok(spec.names.shortNames.length > 0);
     }
-    assert.ok(spec.names.shortNames.length > 0);
-  }
-  const sd = crds.find((c) => (c.crd['spec'] as { names: { kind: string } }).names.kind === 'ServiceDescriptor')!;
-  const cols = (
-    sd.crd['spec'] as { versions: Array<{ additionalPrinterColumns: Array<{ name: string }> }> }
-  ).versions[0]!.additionalPrinterColumns.map((c) => c.name);
-  assert.deepEqual(cols.slice(0, 3), ['Hosts', 'Targets', 'Status']);
-  // a deliberately non-structural node is caught (the checker can fail)
-  assert.ok(structuralProblems({ type: 'object', properties: { a: { properties: {} } } }).length > 0);
-});
+    const sd = crds.find((c) => (c.crd['spec'] as { names: { kind: string } }).names.kind === 'ServiceDescriptor')!;
+    const cols = (
+      sd.crd['spec'] as { versions: Array<{ additionalPrinterColumns: Array<{ name: string }> }> }
+    ).versions[0]!.additionalPrinterColumns.map((c) => c.name);
+    assert.deepEqual(cols.slice(0, 3), ['Hosts', 'Targets', 'Status']);
+    // a deliberately non-structural node is caught (the checker can fail)
+    assert.ok(structuralProblems({ type: 'object', properties: { a: { properties: {} } } }).length > 0);
+  },
+);
 
-/** The API server's view of a CRD schema, approximated with ajv (types, enums, bounds, required, int-or-string, nullable). */
+/**
+ * The API server's view of a CRD schema, approximated with ajv (types, enums, bounds, required, int-or-string,
+ * nullable).
+ */
 function crdValidators(): Map<string, ValidateFunction> {
   const ajv = new Ajv({ strict: false, allErrors: true });
   ajv.addKeyword({ keyword: 'x-kubernetes-preserve-unknown-fields' });
@@ -135,7 +142,7 @@ function kubectl(): boolean {
   return spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
 }
 
-test('kubectl kustomize manifests/ builds the base', { skip: kubectl() ? false : 'kubectl is not installed' }, () => {
+test.skipIf(kubectl() ? false : 'kubectl is not installed')('kubectl kustomize manifests/ builds the base', () => {
   const out = execFileSync('kubectl', ['kustomize', 'manifests/'], { encoding: 'utf8' });
   const docs = parseAllDocuments(out).map(
     (d) => d.toJS() as { kind: string; metadata: { name: string; namespace?: string }; spec?: Record<string, unknown> },
@@ -183,22 +190,18 @@ test('kubectl kustomize manifests/ builds the base', { skip: kubectl() ? false :
   }
 });
 
-test(
-  'kubectl kustomize manifests/envoy-gateway/ builds (needs manifests/envoy/gateway.yaml)',
-  {
-    skip: !kubectl()
-      ? 'kubectl is not installed'
-      : !fs.existsSync('manifests/envoy/gateway.yaml')
-        ? 'manifests/envoy/gateway.yaml is not in this branch (written in another branch)'
-        : false,
-  },
-  () => {
-    const out = execFileSync(
-      'kubectl',
-      ['kustomize', '--load-restrictor', 'LoadRestrictionsNone', 'manifests/envoy-gateway/'],
-      { encoding: 'utf8' },
-    );
-    assert.match(out, /kind: Deployment/);
-    assert.match(out, /envoy-gateway-bootstrap-/);
-  },
-);
+test.skipIf(
+  !kubectl()
+    ? 'kubectl is not installed'
+    : !fs.existsSync('manifests/envoy/gateway.yaml')
+      ? 'manifests/envoy/gateway.yaml is not in this branch (written in another branch)'
+      : false,
+)('kubectl kustomize manifests/envoy-gateway/ builds (needs manifests/envoy/gateway.yaml)', () => {
+  const out = execFileSync(
+    'kubectl',
+    ['kustomize', '--load-restrictor', 'LoadRestrictionsNone', 'manifests/envoy-gateway/'],
+    { encoding: 'utf8' },
+  );
+  assert.match(out, /kind: Deployment/);
+  assert.match(out, /envoy-gateway-bootstrap-/);
+});

@@ -1,5 +1,5 @@
 // startServer with `--source kubernetes` against the API server double, through the real client.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -57,116 +57,123 @@ function statusOf(api: FakeApiServer, kind: string, name: string): CrStatus | un
   return api.get(SD, kind, 'default', name)?.['status'] as CrStatus | undefined;
 }
 
-test('k8s server: create → routed, update → pushed, EndpointSlice → EDS only, invalid → status, delete → removed', async () => {
-  const api = await startFake({ bookmarkMs: 200 });
-  api.apply(service('backend', 8080));
-  api.apply(endpointSlice('backend', ['10.1.0.1'], 8080));
-  api.apply(descriptor('svc-a', 'a.oto.tools', 'http://10.0.0.1:80'));
-  const s = await serve(api);
-  try {
-    // create → routed
-    assert.match(routesText(s), /a\.oto\.tools/);
-    // a Service-backed descriptor → an EDS cluster fed by the EndpointSlice
-    api.apply(descriptor('svc-b', 'b.oto.tools', 'unused', { targets: { serviceName: 'backend', servicePort: 8080 } }));
-    await eventually(() => /b\.oto\.tools/.test(routesText(s)), 10_000, 'svc-b routed');
-    const eds = await eventually(
-      () =>
-        [...(s.cache.get('envoy')?.resources.endpoint.values() ?? [])].find((e) =>
-          JSON.stringify(e.object).includes('10.1.0.1'),
-        ),
-      10_000,
-      'EDS with 10.1.0.1',
-    );
-    // update → pushed
-    api.apply(descriptor('svc-a', 'a2.oto.tools', 'http://10.0.0.1:80'));
-    await eventually(
-      () => /a2\.oto\.tools/.test(routesText(s)) && !/"a\.oto\.tools/.test(routesText(s)),
-      10_000,
-      'svc-a updated',
-    );
-    // EndpointSlice change → only the ClusterLoadAssignment changes
-    const before = {
-      cluster: versions(s, 'cluster'),
-      listener: versions(s, 'listener'),
-      route: versions(s, 'route'),
-      endpoint: versions(s, 'endpoint'),
-    };
-    api.apply(endpointSlice('backend', ['10.1.0.1', '10.1.0.2'], 8080));
-    await eventually(
-      () => JSON.stringify(s.cache.get('envoy')?.resources.endpoint.get(eds.name)?.object ?? {}).includes('10.1.0.2'),
-      10_000,
-      'new endpoint',
-    );
-    assert.deepEqual(versions(s, 'cluster'), before.cluster);
-    assert.deepEqual(versions(s, 'listener'), before.listener);
-    assert.deepEqual(versions(s, 'route'), before.route);
-    assert.notEqual(versions(s, 'endpoint')[eds.name], before.endpoint[eds.name]);
-    // statuses: the leader marks both Accepted
-    await eventually(
-      () => statusOf(api, 'ServiceDescriptor', 'svc-a')?.conditions?.[0]?.type === 'Accepted',
-      10_000,
-      'svc-a Accepted',
-    );
-    // invalid CR → Invalid condition + Event; the others keep working
-    api.apply({
-      apiVersion: SD,
-      kind: 'ServiceDescriptor',
-      metadata: { name: 'bad', namespace: 'default' },
-      spec: { hosts: ['bad.oto.tools'], targets: [{ url: 'http://10.0.0.9:80', weight: -1 }] },
-    });
-    const bad = await eventually(
-      () => {
-        const st = statusOf(api, 'ServiceDescriptor', 'bad');
-        return st?.state === 'invalid' ? st : undefined;
-      },
-      10_000,
-      'bad Invalid',
-    );
-    assert.equal(bad.conditions?.[0]?.type, 'Invalid');
-    assert.equal(bad.conditions?.[0]?.reason, 'OxdsInvalidField');
-    assert.match(bad.conditions?.[0]?.message ?? '', /spec\.targets\[0\]\.weight/);
-    await eventually(
-      () =>
-        api
-          .list('v1', 'Event', 'default')
-          .some((e) => (e['involvedObject'] as { name: string }).name === 'bad' && e['reason'] === 'OxdsInvalidField'),
-      10_000,
-      'Event',
-    );
-    assert.match(routesText(s), /a2\.oto\.tools/);
-    assert.match(routesText(s), /b\.oto\.tools/);
-    assert.equal(statusOf(api, 'ServiceDescriptor', 'svc-b')?.state, 'valid');
-    // fixing it flips the condition
-    api.apply({
-      apiVersion: SD,
-      kind: 'ServiceDescriptor',
-      metadata: { name: 'bad', namespace: 'default' },
-      spec: { hosts: ['bad.oto.tools'], targets: [{ url: 'http://10.0.0.9:80' }] },
-    });
-    await eventually(
-      () => statusOf(api, 'ServiceDescriptor', 'bad')?.conditions?.[0]?.type === 'Accepted',
-      10_000,
-      'bad fixed',
-    );
-    // status writes happen only on change: nothing more is written once settled
-    await sleep(600);
-    const writes = api.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/status')).length;
-    api.apply(descriptor('svc-c', 'c.oto.tools', 'http://10.0.0.3:80'));
-    await eventually(() => statusOf(api, 'ServiceDescriptor', 'svc-c')?.state === 'valid', 10_000, 'svc-c status');
-    await sleep(600);
-    assert.equal(
-      api.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/status')).length,
-      writes + 1,
-      'one status write for one new object',
-    );
-    // delete → removed
-    api.remove(SD, 'ServiceDescriptor', 'default', 'svc-b');
-    await eventually(() => !/b\.oto\.tools/.test(routesText(s)), 10_000, 'svc-b removed');
-  } finally {
-    await s.stop();
-    await api.close();
-  }
-});
+test(
+  'k8s server: create → routed, update → pushed, EndpointSlice → EDS only, invalid ' + '→ status, delete → removed',
+  async () => {
+    const api = await startFake({ bookmarkMs: 200 });
+    api.apply(service('backend', 8080));
+    api.apply(endpointSlice('backend', ['10.1.0.1'], 8080));
+    api.apply(descriptor('svc-a', 'a.oto.tools', 'http://10.0.0.1:80'));
+    const s = await serve(api);
+    try {
+      // create → routed
+      assert.match(routesText(s), /a\.oto\.tools/);
+      // a Service-backed descriptor → an EDS cluster fed by the EndpointSlice
+      api.apply(
+        descriptor('svc-b', 'b.oto.tools', 'unused', { targets: { serviceName: 'backend', servicePort: 8080 } }),
+      );
+      await eventually(() => /b\.oto\.tools/.test(routesText(s)), 10_000, 'svc-b routed');
+      const eds = await eventually(
+        () =>
+          [...(s.cache.get('envoy')?.resources.endpoint.values() ?? [])].find((e) =>
+            JSON.stringify(e.object).includes('10.1.0.1'),
+          ),
+        10_000,
+        'EDS with 10.1.0.1',
+      );
+      // update → pushed
+      api.apply(descriptor('svc-a', 'a2.oto.tools', 'http://10.0.0.1:80'));
+      await eventually(
+        () => /a2\.oto\.tools/.test(routesText(s)) && !/"a\.oto\.tools/.test(routesText(s)),
+        10_000,
+        'svc-a updated',
+      );
+      // EndpointSlice change → only the ClusterLoadAssignment changes
+      const before = {
+        cluster: versions(s, 'cluster'),
+        listener: versions(s, 'listener'),
+        route: versions(s, 'route'),
+        endpoint: versions(s, 'endpoint'),
+      };
+      api.apply(endpointSlice('backend', ['10.1.0.1', '10.1.0.2'], 8080));
+      await eventually(
+        () => JSON.stringify(s.cache.get('envoy')?.resources.endpoint.get(eds.name)?.object ?? {}).includes('10.1.0.2'),
+        10_000,
+        'new endpoint',
+      );
+      assert.deepEqual(versions(s, 'cluster'), before.cluster);
+      assert.deepEqual(versions(s, 'listener'), before.listener);
+      assert.deepEqual(versions(s, 'route'), before.route);
+      assert.notEqual(versions(s, 'endpoint')[eds.name], before.endpoint[eds.name]);
+      // statuses: the leader marks both Accepted
+      await eventually(
+        () => statusOf(api, 'ServiceDescriptor', 'svc-a')?.conditions?.[0]?.type === 'Accepted',
+        10_000,
+        'svc-a Accepted',
+      );
+      // invalid CR → Invalid condition + Event; the others keep working
+      api.apply({
+        apiVersion: SD,
+        kind: 'ServiceDescriptor',
+        metadata: { name: 'bad', namespace: 'default' },
+        spec: { hosts: ['bad.oto.tools'], targets: [{ url: 'http://10.0.0.9:80', weight: -1 }] },
+      });
+      const bad = await eventually(
+        () => {
+          const st = statusOf(api, 'ServiceDescriptor', 'bad');
+          return st?.state === 'invalid' ? st : undefined;
+        },
+        10_000,
+        'bad Invalid',
+      );
+      assert.equal(bad.conditions?.[0]?.type, 'Invalid');
+      assert.equal(bad.conditions?.[0]?.reason, 'OxdsInvalidField');
+      assert.match(bad.conditions?.[0]?.message ?? '', /spec\.targets\[0\]\.weight/);
+      await eventually(
+        () =>
+          api
+            .list('v1', 'Event', 'default')
+            .some(
+              (e) => (e['involvedObject'] as { name: string }).name === 'bad' && e['reason'] === 'OxdsInvalidField',
+            ),
+        10_000,
+        'Event',
+      );
+      assert.match(routesText(s), /a2\.oto\.tools/);
+      assert.match(routesText(s), /b\.oto\.tools/);
+      assert.equal(statusOf(api, 'ServiceDescriptor', 'svc-b')?.state, 'valid');
+      // fixing it flips the condition
+      api.apply({
+        apiVersion: SD,
+        kind: 'ServiceDescriptor',
+        metadata: { name: 'bad', namespace: 'default' },
+        spec: { hosts: ['bad.oto.tools'], targets: [{ url: 'http://10.0.0.9:80' }] },
+      });
+      await eventually(
+        () => statusOf(api, 'ServiceDescriptor', 'bad')?.conditions?.[0]?.type === 'Accepted',
+        10_000,
+        'bad fixed',
+      );
+      // status writes happen only on change: nothing more is written once settled
+      await sleep(600);
+      const writes = api.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/status')).length;
+      api.apply(descriptor('svc-c', 'c.oto.tools', 'http://10.0.0.3:80'));
+      await eventually(() => statusOf(api, 'ServiceDescriptor', 'svc-c')?.state === 'valid', 10_000, 'svc-c status');
+      await sleep(600);
+      assert.equal(
+        api.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/status')).length,
+        writes + 1,
+        'one status write for one new object',
+      );
+      // delete → removed
+      api.remove(SD, 'ServiceDescriptor', 'default', 'svc-b');
+      await eventually(() => !/b\.oto\.tools/.test(routesText(s)), 10_000, 'svc-b removed');
+    } finally {
+      await s.stop();
+      await api.close();
+    }
+  },
+);
 
 test('k8s server: API server down → the last config is served; back → resynced', async () => {
   const api = await startFake({ bookmarkMs: 200 });
@@ -343,111 +350,117 @@ test('k8s server: ApiKey exportSecret → secret written; only our secrets are d
   }
 });
 
-test('k8s server: Ingress + IngressClass → routed, status.loadBalancer written; a relist without news pushes nothing', async () => {
-  const api = await startFake({ bookmarkMs: 200 });
-  api.apply({
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'IngressClass',
-    metadata: { name: 'otoroshi' },
-    spec: { controller: 'otoroshi.io/ingress-controller' },
-  });
-  api.apply(service('web', 8080));
-  api.apply(endpointSlice('web', ['10.2.0.1'], 8080));
-  const ingress = (host: string, cls: string) => ({
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'Ingress',
-    metadata: { name: 'web', namespace: 'default' },
-    spec: {
-      ingressClassName: cls,
-      rules: [
-        {
-          host,
-          http: {
-            paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 8080 } } } }],
-          },
-        },
-      ],
-    },
-  });
-  api.apply(ingress('web.oto.tools', 'otoroshi'));
-  // an Ingress of another controller: never routed, its status never touched
-  api.apply({ ...ingress('other.oto.tools', 'nginx'), metadata: { name: 'other', namespace: 'default' } });
-  const s = await serve(api, { ingressAddress: '192.0.2.10' });
-  try {
-    assert.match(routesText(s), /web\.oto\.tools/);
-    await eventually(
-      () =>
-        JSON.stringify(api.get('networking.k8s.io/v1', 'Ingress', 'default', 'web')?.['status'] ?? {}) ===
-        JSON.stringify({ loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } }),
-      10_000,
-      'ingress status',
-    );
-    assert.doesNotMatch(routesText(s), /other\.oto\.tools/);
-    assert.equal(api.get('networking.k8s.io/v1', 'Ingress', 'default', 'other')?.['status'], undefined);
-    // a bad annotation makes that Ingress invalid: a Warning Event names it
-    const bad = ingress('bad.oto.tools', 'otoroshi');
+test(
+  'k8s server: Ingress + IngressClass → routed, status.loadBalancer written; a ' + 'relist without news pushes nothing',
+  async () => {
+    const api = await startFake({ bookmarkMs: 200 });
     api.apply({
-      ...bad,
-      metadata: {
-        name: 'bad',
-        namespace: 'default',
-        annotations: { 'otoroshi.ingress.kubernetes.io/forceHttps': 'maybe' },
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'IngressClass',
+      metadata: { name: 'otoroshi' },
+      spec: { controller: 'otoroshi.io/ingress-controller' },
+    });
+    api.apply(service('web', 8080));
+    api.apply(endpointSlice('web', ['10.2.0.1'], 8080));
+    const ingress = (host: string, cls: string) => ({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      metadata: { name: 'web', namespace: 'default' },
+      spec: {
+        ingressClassName: cls,
+        rules: [
+          {
+            host,
+            http: {
+              paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 8080 } } } }],
+            },
+          },
+        ],
       },
     });
-    const ev = await eventually(
-      () =>
-        api
-          .list('v1', 'Event', 'default')
-          .find((e) => (e['involvedObject'] as { kind: string; name: string }).name === 'bad'),
-      10_000,
-      'Ingress Event',
-    );
-    assert.equal((ev['involvedObject'] as { kind: string }).kind, 'Ingress');
-    assert.equal(ev['reason'], 'OxdsInvalidAnnotation');
-    assert.equal(ev['type'], 'Warning');
-    assert.match(String(ev['message']), /forceHttps/);
-    // another class → not ours → removed
-    api.apply(ingress('web.oto.tools', 'nginx'));
-    await eventually(() => !/web\.oto\.tools/.test(routesText(s)), 10_000, 'ingress of another class dropped');
-    api.apply(ingress('web2.oto.tools', 'otoroshi'));
-    await eventually(() => /web2\.oto\.tools/.test(routesText(s)), 10_000, 'ingress back');
-    // history expired + watches dropped → every informer relists; nothing changed → no new snapshot
-    await sleep(500);
-    const v = s.cache.get('envoy')!.version;
-    const lists = api.requests.filter((r) => r.method === 'GET' && !r.watch).length;
-    api.expireHistory();
-    api.dropWatches();
-    await eventually(
-      () => api.requests.filter((r) => r.method === 'GET' && !r.watch).length >= lists + 15,
-      10_000,
-      'relists',
-    );
-    await sleep(500);
-    assert.equal(s.cache.get('envoy')!.version, v, 'no push after a relist that found nothing new');
-  } finally {
-    await s.stop();
-    await api.close();
-  }
-});
+    api.apply(ingress('web.oto.tools', 'otoroshi'));
+    // an Ingress of another controller: never routed, its status never touched
+    api.apply({ ...ingress('other.oto.tools', 'nginx'), metadata: { name: 'other', namespace: 'default' } });
+    const s = await serve(api, { ingressAddress: '192.0.2.10' });
+    try {
+      assert.match(routesText(s), /web\.oto\.tools/);
+      await eventually(
+        () =>
+          JSON.stringify(api.get('networking.k8s.io/v1', 'Ingress', 'default', 'web')?.['status'] ?? {}) ===
+          JSON.stringify({ loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } }),
+        10_000,
+        'ingress status',
+      );
+      assert.doesNotMatch(routesText(s), /other\.oto\.tools/);
+      assert.equal(api.get('networking.k8s.io/v1', 'Ingress', 'default', 'other')?.['status'], undefined);
+      // a bad annotation makes that Ingress invalid: a Warning Event names it
+      const bad = ingress('bad.oto.tools', 'otoroshi');
+      api.apply({
+        ...bad,
+        metadata: {
+          name: 'bad',
+          namespace: 'default',
+          annotations: { 'otoroshi.ingress.kubernetes.io/forceHttps': 'maybe' },
+        },
+      });
+      const ev = await eventually(
+        () =>
+          api
+            .list('v1', 'Event', 'default')
+            .find((e) => (e['involvedObject'] as { kind: string; name: string }).name === 'bad'),
+        10_000,
+        'Ingress Event',
+      );
+      assert.equal((ev['involvedObject'] as { kind: string }).kind, 'Ingress');
+      assert.equal(ev['reason'], 'OxdsInvalidAnnotation');
+      assert.equal(ev['type'], 'Warning');
+      assert.match(String(ev['message']), /forceHttps/);
+      // another class → not ours → removed
+      api.apply(ingress('web.oto.tools', 'nginx'));
+      await eventually(() => !/web\.oto\.tools/.test(routesText(s)), 10_000, 'ingress of another class dropped');
+      api.apply(ingress('web2.oto.tools', 'otoroshi'));
+      await eventually(() => /web2\.oto\.tools/.test(routesText(s)), 10_000, 'ingress back');
+      // history expired + watches dropped → every informer relists; nothing changed → no new snapshot
+      await sleep(500);
+      const v = s.cache.get('envoy')!.version;
+      const lists = api.requests.filter((r) => r.method === 'GET' && !r.watch).length;
+      api.expireHistory();
+      api.dropWatches();
+      await eventually(
+        () => api.requests.filter((r) => r.method === 'GET' && !r.watch).length >= lists + 15,
+        10_000,
+        'relists',
+      );
+      await sleep(500);
+      assert.equal(s.cache.get('envoy')!.version, v, 'no push after a relist that found nothing new');
+    } finally {
+      await s.stop();
+      await api.close();
+    }
+  },
+);
 
-test('k8s server: started while the API server is down → publishes nothing (not ready) until the first sync', async () => {
-  const api = await startFake({ bookmarkMs: 200 });
-  api.apply(descriptor('svc-a', 'a.oto.tools', 'http://10.0.0.1:80'));
-  api.setDown(true);
-  const s = await serve(api);
-  try {
-    // no snapshot at all: proxies keep what they have rather than getting an empty config
-    assert.equal(s.cache.get('envoy'), undefined);
-    const ready = async (): Promise<number> => (await fetch(`http://127.0.0.1:${s.adminPort}/ready`)).status;
-    assert.equal(await ready(), 503);
-    api.setDown(false);
-    await eventually(() => /a\.oto\.tools/.test(routesText(s)), 20_000, 'first sync');
-    assert.equal(await ready(), 200);
-  } finally {
-    await s.stop();
-    await api.close();
-  }
-});
+test(
+  'k8s server: started while the API server is down → publishes nothing (not ' + 'ready) until the first sync',
+  async () => {
+    const api = await startFake({ bookmarkMs: 200 });
+    api.apply(descriptor('svc-a', 'a.oto.tools', 'http://10.0.0.1:80'));
+    api.setDown(true);
+    const s = await serve(api);
+    try {
+      // no snapshot at all: proxies keep what they have rather than getting an empty config
+      assert.equal(s.cache.get('envoy'), undefined);
+      const ready = async (): Promise<number> => (await fetch(`http://127.0.0.1:${s.adminPort}/ready`)).status;
+      assert.equal(await ready(), 503);
+      api.setDown(false);
+      await eventually(() => /a\.oto\.tools/.test(routesText(s)), 20_000, 'first sync');
+      assert.equal(await ready(), 200);
+    } finally {
+      await s.stop();
+      await api.close();
+    }
+  },
+);
 
 test('k8s server: an ADS client (like Envoy) sees the cluster; an EndpointSlice change sends it EDS only', async () => {
   const { AdsClient, TYPE_URLS, anyName, decodeAny } = await import('./helpers/ads-client.js');

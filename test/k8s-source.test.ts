@@ -1,5 +1,5 @@
 // KubeSource (client-node informers) against the in-process API server double.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { KubeSource } from '../src/k8s/source.js';
 import { buildModel } from '../src/model/build.js';
@@ -293,50 +293,54 @@ test('k8s source: templates are merged under each CR spec (the spec wins)', asyn
   }
 });
 
-test('k8s source: otoroshi.io/apikey-secret Secrets are read (server-side selector), and an ApiKey secretName takes its credentials from one', async () => {
-  const { api, src, stop } = await setup();
-  try {
-    const b64 = (s: string): string => Buffer.from(s).toString('base64');
-    api.apply({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'creds', namespace: 'default' },
-      type: 'otoroshi.io/apikey-secret',
-      data: { clientId: b64('cluster-id'), clientSecret: b64('cluster-secret') },
-    });
-    api.apply({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'other', namespace: 'default' },
-      type: 'Opaque',
-      data: { x: b64('y') },
-    });
-    api.apply({
-      apiVersion: 'proxy.otoroshi.io/v1alpha1',
-      kind: 'ApiKey',
-      metadata: { name: 'k', namespace: 'default' },
-      spec: { secretName: 'creds', authorizedEntities: ['group_default'] },
-    });
-    await src.start();
-    assert.deepEqual(keys(src), ['ApiKey/default/k', 'Secret/default/creds']);
-    assert.ok(
-      api.requests.some(
-        (r) => r.path === '/api/v1/secrets' && r.query.includes('fieldSelector=type%3Dotoroshi.io%2Fapikey-secret'),
-      ),
-    );
-    const key = buildModel(src.view()).model.apikeys[0];
-    assert.equal(key?.clientId, 'cluster-id');
-    assert.equal(key?.clientSecret, 'cluster-secret');
-    // a rotated Secret is followed
-    api.apply({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'creds', namespace: 'default' },
-      type: 'otoroshi.io/apikey-secret',
-      data: { clientId: b64('cluster-id'), clientSecret: b64('rotated') },
-    });
-    await eventually(() => buildModel(src.view()).model.apikeys[0]?.clientSecret === 'rotated');
-  } finally {
-    await stop();
-  }
-});
+test(
+  'k8s source: otoroshi.io/apikey-secret Secrets are read (server-side selector), ' +
+    'and an ApiKey secretName takes its credentials from one',
+  async () => {
+    const { api, src, stop } = await setup();
+    try {
+      const b64 = (s: string): string => Buffer.from(s).toString('base64');
+      api.apply({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'creds', namespace: 'default' },
+        type: 'otoroshi.io/apikey-secret',
+        data: { clientId: b64('cluster-id'), clientSecret: b64('cluster-secret') },
+      });
+      api.apply({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'other', namespace: 'default' },
+        type: 'Opaque',
+        data: { x: b64('y') },
+      });
+      api.apply({
+        apiVersion: 'proxy.otoroshi.io/v1alpha1',
+        kind: 'ApiKey',
+        metadata: { name: 'k', namespace: 'default' },
+        spec: { secretName: 'creds', authorizedEntities: ['group_default'] },
+      });
+      await src.start();
+      assert.deepEqual(keys(src), ['ApiKey/default/k', 'Secret/default/creds']);
+      assert.ok(
+        api.requests.some(
+          (r) => r.path === '/api/v1/secrets' && r.query.includes('fieldSelector=type%3Dotoroshi.io%2Fapikey-secret'),
+        ),
+      );
+      const key = buildModel(src.view()).model.apikeys[0];
+      assert.equal(key?.clientId, 'cluster-id');
+      assert.equal(key?.clientSecret, 'cluster-secret');
+      // a rotated Secret is followed
+      api.apply({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'creds', namespace: 'default' },
+        type: 'otoroshi.io/apikey-secret',
+        data: { clientId: b64('cluster-id'), clientSecret: b64('rotated') },
+      });
+      await eventually(() => buildModel(src.view()).model.apikeys[0]?.clientSecret === 'rotated');
+    } finally {
+      await stop();
+    }
+  },
+);

@@ -1,6 +1,6 @@
 // The validating admission webhook's verdicts (reviewAdmission, pure) and its HTTPS server
 // (bounded body, 400 on malformed reviews). The real API server calling it: kube-real-controller.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import https from 'node:https';
 import { CertificateAuthority } from '../src/ca/ca.js';
@@ -44,47 +44,51 @@ function verdict(
   };
 }
 
-test('webhook: a valid descriptor is allowed; an invalid regex, an unknown JwtVerifier and a host+path conflict are denied with the validate lines', () => {
-  assert.equal(verdict(review(sd('ok', { hosts: ['ok.oto.tools'] }))).allowed, true);
-  const regex = verdict(review(sd('re', { hosts: ['re.oto.tools'], publicPatterns: ['(a'] })));
-  assert.equal(regex.allowed, false);
-  assert.match(
-    regex.message,
-    /^otoroshi-xds: error OXDS_INVALID_REGEX - ServiceDescriptor default\/re spec\.publicPatterns\[0\]: invalid RE2 regex/,
-  );
-  const jwt = verdict(
-    review(sd('jwt', { hosts: ['jwt.oto.tools'], jwtVerifier: { type: 'ref', enabled: true, ids: ['nope'] } })),
-  );
-  assert.equal(jwt.allowed, false);
-  assert.match(jwt.message, /OXDS_UNRESOLVED_REFERENCE .*spec\.jwtVerifier\.ids\[0\]: JwtVerifier "nope" not found/);
-  const stored = viewOf(sd('first', { hosts: ['shared.oto.tools'] }));
-  const conflict = verdict(review(sd('second', { hosts: ['shared.oto.tools'] })), stored);
-  assert.equal(conflict.allowed, false);
-  assert.match(conflict.message, /OXDS_ROUTE_CONFLICT/);
-  // updating the stored object itself is no conflict with its old version
-  assert.equal(
-    verdict(review(sd('first', { hosts: ['shared.oto.tools'], description: 'x' }), 'UPDATE'), stored).allowed,
-    true,
-  );
-  // a verifier that exists resolves
-  const verifier = {
-    apiVersion: SD,
-    kind: 'JwtVerifier',
-    metadata: { name: 'v', namespace: 'default' },
-    spec: {
-      source: { type: 'InHeader', name: 'jwt' },
-      algoSettings: { type: 'HSAlgoSettings', size: 256, secret: 's' },
-      strategy: { type: 'PassThrough' },
-    },
-  } as KubeObject;
-  assert.equal(
-    verdict(
-      review(sd('jwt', { hosts: ['jwt.oto.tools'], jwtVerifier: { type: 'ref', enabled: true, ids: ['v'] } })),
-      viewOf(verifier),
-    ).allowed,
-    true,
-  );
-});
+test(
+  'webhook: a valid descriptor is allowed; an invalid regex, an unknown ' +
+    'JwtVerifier and a host+path conflict are denied with the validate lines',
+  () => {
+    assert.equal(verdict(review(sd('ok', { hosts: ['ok.oto.tools'] }))).allowed, true);
+    const regex = verdict(review(sd('re', { hosts: ['re.oto.tools'], publicPatterns: ['(a'] })));
+    assert.equal(regex.allowed, false);
+    assert.match(
+      regex.message,
+      /^otoroshi-xds: error OXDS_INVALID_REGEX - ServiceDescriptor default\/re spec\.publicPatterns\[0\]: invalid RE2 regex/,
+    );
+    const jwt = verdict(
+      review(sd('jwt', { hosts: ['jwt.oto.tools'], jwtVerifier: { type: 'ref', enabled: true, ids: ['nope'] } })),
+    );
+    assert.equal(jwt.allowed, false);
+    assert.match(jwt.message, /OXDS_UNRESOLVED_REFERENCE .*spec\.jwtVerifier\.ids\[0\]: JwtVerifier "nope" not found/);
+    const stored = viewOf(sd('first', { hosts: ['shared.oto.tools'] }));
+    const conflict = verdict(review(sd('second', { hosts: ['shared.oto.tools'] })), stored);
+    assert.equal(conflict.allowed, false);
+    assert.match(conflict.message, /OXDS_ROUTE_CONFLICT/);
+    // updating the stored object itself is no conflict with its old version
+    assert.equal(
+      verdict(review(sd('first', { hosts: ['shared.oto.tools'], description: 'x' }), 'UPDATE'), stored).allowed,
+      true,
+    );
+    // a verifier that exists resolves
+    const verifier = {
+      apiVersion: SD,
+      kind: 'JwtVerifier',
+      metadata: { name: 'v', namespace: 'default' },
+      spec: {
+        source: { type: 'InHeader', name: 'jwt' },
+        algoSettings: { type: 'HSAlgoSettings', size: 256, secret: 's' },
+        strategy: { type: 'PassThrough' },
+      },
+    } as KubeObject;
+    assert.equal(
+      verdict(
+        review(sd('jwt', { hosts: ['jwt.oto.tools'], jwtVerifier: { type: 'ref', enabled: true, ids: ['v'] } })),
+        viewOf(verifier),
+      ).allowed,
+      true,
+    );
+  },
+);
 
 test('webhook: deletes and other kinds are allowed; malformed reviews name the field', () => {
   assert.equal(verdict(review(sd('x', { hosts: ['x'], publicPatterns: ['('] }), 'DELETE')).allowed, true);
@@ -140,31 +144,35 @@ function post(
   });
 }
 
-test('webhook server: HTTPS with a certificate from our CA; 400 on a malformed review, 413 past the size bound, 200 with the verdict', async () => {
-  const ca = CertificateAuthority.create();
-  try {
-    const issued = ca.issueSync({ hosts: ['127.0.0.1'], key: { algo: 'ecdsa', size: 256 } }, { now: Date.now() });
-    assert.ok(issued.ok);
-    const srv = await startWebhookServer({
-      host: '127.0.0.1',
-      port: 0,
-      certPem: issued.cert.chainPem,
-      keyPem: issued.cert.keyPem,
-      review: (b) => reviewAdmission(b, viewOf(), {}),
-    });
+test(
+  'webhook server: HTTPS with a certificate from our CA; 400 on a malformed ' +
+    'review, 413 past the size bound, 200 with the verdict',
+  async () => {
+    const ca = CertificateAuthority.create();
     try {
-      const ok = await post(srv.port, ca.rootCertPem, JSON.stringify(review(sd('ok', { hosts: ['ok.oto.tools'] }))));
-      assert.equal(ok.status, 200);
-      assert.equal((ok.json['response'] as { allowed: boolean }).allowed, true);
-      const bad = await post(srv.port, ca.rootCertPem, '{not json');
-      assert.equal(bad.status, 400);
-      assert.match(String(bad.json['error']), /^body: not JSON/);
-      const huge = await post(srv.port, ca.rootCertPem, Buffer.alloc(MAX_REVIEW_BYTES + 1024, 0x20));
-      assert.equal(huge.status, 413);
+      const issued = ca.issueSync({ hosts: ['127.0.0.1'], key: { algo: 'ecdsa', size: 256 } }, { now: Date.now() });
+      assert.ok(issued.ok);
+      const srv = await startWebhookServer({
+        host: '127.0.0.1',
+        port: 0,
+        certPem: issued.cert.chainPem,
+        keyPem: issued.cert.keyPem,
+        review: (b) => reviewAdmission(b, viewOf(), {}),
+      });
+      try {
+        const ok = await post(srv.port, ca.rootCertPem, JSON.stringify(review(sd('ok', { hosts: ['ok.oto.tools'] }))));
+        assert.equal(ok.status, 200);
+        assert.equal((ok.json['response'] as { allowed: boolean }).allowed, true);
+        const bad = await post(srv.port, ca.rootCertPem, '{not json');
+        assert.equal(bad.status, 400);
+        assert.match(String(bad.json['error']), /^body: not JSON/);
+        const huge = await post(srv.port, ca.rootCertPem, Buffer.alloc(MAX_REVIEW_BYTES + 1024, 0x20));
+        assert.equal(huge.status, 413);
+      } finally {
+        await srv.close();
+      }
     } finally {
-      await srv.close();
+      ca.pool.close();
     }
-  } finally {
-    ca.pool.close();
-  }
-});
+  },
+);

@@ -5,7 +5,7 @@
 // Ingress status.loadBalancer, exported Secrets garbage-collected with their CR, Deployment
 // restarts, the validating webhook, a watch that survives an API server restart, leader failover
 // and the shared CA. The last test checks that no request of ours was answered 403.
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
@@ -24,6 +24,7 @@ import {
   type RealKube,
   type ServerProcess,
 } from './helpers/kube-real.js';
+import { descriptorObject } from './fixtures/index.js';
 
 const skip = realKubeSkip();
 const NS = 'otoroshi-xds';
@@ -70,20 +71,10 @@ async function leaseHolder(): Promise<string | undefined> {
   return ((l?.['spec'] as Json | undefined)?.['holderIdentity'] as string | undefined) || undefined;
 }
 
-const descriptor = (name: string, host: string, extra: Json = {}): Json => ({
-  apiVersion: SD,
-  kind: 'ServiceDescriptor',
-  metadata: { name, namespace: 'default' },
-  spec: {
-    hosts: [host],
-    targets: [{ url: 'http://127.0.0.1:1' }],
-    publicPatterns: ['/.*'],
-    forceHttps: false,
-    ...extra,
-  },
-});
+const descriptor = (name: string, host: string, extra: Json = {}): Json =>
+  descriptorObject(name, host, 'http://127.0.0.1:1', extra);
 
-before(async () => {
+beforeAll(async () => {
   if (skip) return;
   kube = await startRealKube({ controllerManager: true });
   webhookPort = await freePort();
@@ -105,15 +96,14 @@ before(async () => {
   replicas.push(a, b);
 });
 
-after(async () => {
+afterAll(async () => {
   for (const w of watchers.values()) w.close();
   for (const r of replicas) await r.stop();
   await kube?.stop();
 });
 
-test(
+test.skipIf(skip)(
   'real apiserver: informers see create/update/delete of every kind (statuses follow the generation)',
-  { skip },
   async () => {
     const kinds: Array<{ plural: string; kind: string; spec: Json }> = [
       { plural: 'service-groups', kind: 'ServiceGroup', spec: { description: 'g' } },
@@ -209,9 +199,9 @@ test(
   },
 );
 
-test(
-  'real apiserver: Ingress v1 with IngressClass, the default-class annotation, Service + EndpointSlice, TLS Secret, status.loadBalancer',
-  { skip },
+test.skipIf(skip)(
+  'real apiserver: Ingress v1 with IngressClass, the default-class annotation, Service + EndpointSlice, TLS Secret, ' +
+    'status.loadBalancer',
   async () => {
     const a = replicaNamed('replica-a');
     await apply({
@@ -318,9 +308,9 @@ test(
   },
 );
 
-test(
-  'real apiserver: exported Secrets carry owner references; the garbage collector deletes them with their CR; a Deployment using one is rolled',
-  { skip },
+test.skipIf(skip)(
+  'real apiserver: exported Secrets carry owner references; the garbage collector deletes them with their CR; a ' +
+    'Deployment using one is rolled',
   async () => {
     await apply({
       apiVersion: SD,
@@ -440,9 +430,9 @@ test(
   },
 );
 
-test(
-  'real apiserver: the validating webhook refuses an invalid regex, an unknown JwtVerifier and a host+path conflict with our message; valid objects pass',
-  { skip },
+test.skipIf(skip)(
+  'real apiserver: the validating webhook refuses an invalid regex, an unknown JwtVerifier and a host+path conflict ' +
+    'with our message; valid objects pass',
   async () => {
     // the leader wrote our root CA into the caBundle
     await eventually(
@@ -497,9 +487,9 @@ test(
   },
 );
 
-test(
-  'real apiserver: with the webhook down the cluster is not blocked (failurePolicy Ignore); an invalid CR gets status Invalid and a Warning Event that kubectl describe shows',
-  { skip },
+test.skipIf(skip)(
+  'real apiserver: with the webhook down the cluster is not blocked (failurePolicy Ignore); an invalid CR gets ' +
+    'status Invalid and a Warning Event that kubectl describe shows',
   async () => {
     const closed = await freePort();
     const patch = [
@@ -556,7 +546,7 @@ test(
   },
 );
 
-test('real apiserver: watches resume after an API server restart without a relist storm', { skip }, async () => {
+test.skipIf(skip)('real apiserver: watches resume after an API server restart without a relist storm', async () => {
   const a = replicaNamed('replica-a');
   const saUser = `system:serviceaccount:${NS}:otoroshi-xds`;
   // One key per informer: the path and its selectors (Secrets are watched twice, by type).
@@ -590,9 +580,8 @@ test('real apiserver: watches resume after an API server restart without a relis
   assert.deepEqual(storm, [], 'no resource listed more than twice per replica after the restart');
 });
 
-test(
+test.skipIf(skip)(
   'real apiserver: two replicas share the CA Secret; one Lease holder; killing it hands the Lease over',
-  { skip },
   async () => {
     // one CA Secret, and both replicas' webhook certificates verify against its root
     const ca = (await getJson(kube, ['secret', 'otoroshi-xds-ca', '-n', NS]))!;
@@ -627,9 +616,8 @@ test(
   },
 );
 
-test(
+test.skipIf(skip)(
   "real apiserver: a sidecar's ServiceAccount token on the xDS stream (TokenReview) gets its workload certificate",
-  { skip },
   async () => {
     const token = (
       await kube.kubectlOk(['-n', 'default', 'create', 'token', 'default', '--audience', 'otoroshi-xds'])
@@ -652,9 +640,8 @@ test(
   },
 );
 
-test(
+test.skipIf(skip)(
   'real apiserver: RBAC is sufficient: no request of the control plane was answered 403 (audit log and its own log)',
-  { skip },
   async () => {
     const saUser = `system:serviceaccount:${NS}:otoroshi-xds`;
     const events = kube.auditEvents().filter((e) => e.user.username === saUser);
@@ -678,9 +665,8 @@ test(
   },
 );
 
-test(
+test.skipIf(skip)(
   'real apiserver: RBAC is minimal: every verb on every resource the shipped roles grant was used by the tests above',
-  { skip },
   async () => {
     const YAML = (await import('yaml')).default;
     const fs = await import('node:fs');
@@ -691,7 +677,9 @@ test(
         .filter((e) => e.user.username === saUser)
         .map(
           (e) =>
-            `${e.objectRef?.apiGroup ?? ''}|${e.objectRef?.resource ?? ''}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ''}|${e.verb}`,
+            `${e.objectRef?.apiGroup ?? ''}` +
+            `|${e.objectRef?.resource ?? ''}` +
+            `${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ''}|${e.verb}`,
         ),
     );
     const granted: string[] = [];

@@ -2,7 +2,7 @@
 // manifests/` succeeds, the CRDs are structural and Established, the examples are accepted, and
 // for every kind a wrongly typed field (or an unknown top-level field) is refused by `kubectl
 // apply` with a message naming the field (server-side validation of the CRD schemas).
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,10 +12,10 @@ import { REPO, applyManifests, realKubeSkip, startRealKube, type RealKube } from
 const skip = realKubeSkip();
 let kube: RealKube;
 
-before(async () => {
+beforeAll(async () => {
   if (!skip) kube = await startRealKube();
 });
-after(async () => {
+afterAll(async () => {
   await kube?.stop();
 });
 
@@ -44,7 +44,10 @@ const sample = (t: string | undefined): unknown =>
   t === 'integer' ? 1234 : t === 'boolean' ? true : t === 'array' ? [] : t === 'object' ? {} : 'x';
 const wrong = (t: string | undefined): unknown => (t === 'string' ? 12345 : 'not-a-' + String(t));
 
-/** A spec with the required fields of the kind and one scalar field of the wrong type (a boolean or integer when there is one). */
+/**
+ * A spec with the required fields of the kind and one scalar field of the wrong type (a boolean or integer when there
+ * is one).
+ */
 function wronglyTyped(crd: Crd): { spec: Record<string, unknown>; field: string } {
   const spec = crd.spec.versions[0]!.schema.openAPIV3Schema.properties!['spec']!;
   const props = Object.entries(spec.properties ?? {});
@@ -63,9 +66,9 @@ function validSpec(crd: Crd): Record<string, unknown> {
   return Object.fromEntries((spec.required ?? []).map((r) => [r, sample(spec.properties?.[r]?.type)]));
 }
 
-test(
-  'real apiserver: kubectl apply -k manifests/ succeeds; every CRD is structural and Established; the examples are accepted',
-  { skip },
+test.skipIf(skip)(
+  'real apiserver: kubectl apply -k manifests/ succeeds; every CRD is structural and Established; the examples are ' +
+    'accepted',
   async () => {
     const out = await applyManifests(kube);
     assert.match(
@@ -126,9 +129,9 @@ test(
 
 // (the manifests are applied once, by the first test: a second client-side apply would put the
 // Service reference back next to the loopback URL of the webhook)
-test(
-  'real apiserver: for every kind, kubectl apply refuses a wrongly typed field and an unknown top-level field, naming the field',
-  { skip },
+test.skipIf(skip)(
+  'real apiserver: for every kind, kubectl apply refuses a wrongly typed field and an unknown top-level field, ' +
+    'naming the field',
   async () => {
     const all = crds();
     assert.equal(all.length, 10);
@@ -176,9 +179,8 @@ test(
   },
 );
 
-test(
+test.skipIf(skip)(
   'real apiserver: unknown fields inside spec are kept (Otoroshi ignores them; existing CRs stay valid)',
-  { skip },
   async () => {
     const doc = {
       apiVersion: 'proxy.otoroshi.io/v1alpha1',

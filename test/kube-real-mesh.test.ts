@@ -6,7 +6,7 @@
 //   - sidecar injection: `kubectl apply` of a labelled Pod through the real API server and our
 //     mutating webhook (caBundle written by us) shows the injected containers and volumes;
 //   - CoreDNS: the marked mesh block is put into a coredns ConfigMap, idempotently; dry-run changes nothing.
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -30,7 +30,7 @@ const NS = 'otoroshi-xds';
 let kube: RealKube;
 let cpKubeconfig: string;
 
-before(async () => {
+beforeAll(async () => {
   if (skip) return;
   kube = await startRealKube();
   await applyManifests(kube);
@@ -39,7 +39,7 @@ before(async () => {
   for (const sa of ['cart', 'pay']) await kube.kubectlOk(['-n', 'shop', 'create', 'serviceaccount', sa]);
   cpKubeconfig = await kube.serviceAccountKubeconfig(NS, 'otoroshi-xds');
 });
-after(async () => {
+afterAll(async () => {
   await kube?.stop();
 });
 
@@ -89,10 +89,10 @@ async function secretsFor(server: RunningServer, token: string | undefined, name
   }
 }
 
-test(
+test.skipIf(skip)(
   'real apiserver: a ServiceAccount token (TokenReview) gets that workload certificate only; forged, expired or ' +
     'other-audience tokens get none',
-  { skip, timeout: 180_000 },
+  { timeout: 180_000 },
   async () => {
     const server = await tokenServer();
     try {
@@ -141,10 +141,10 @@ test(
   },
 );
 
-test(
+test.skipIf(skip)(
   'real apiserver: kubectl apply of a labelled Pod shows the injected sidecar (our webhook, our caBundle); warnings ' +
     'name the unsupported annotations',
-  { skip, timeout: 180_000 },
+  { timeout: 180_000 },
   async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-mesh-inject-'));
     const ca = await CertificateAuthority.loadOrCreate(new FileCaStore(dir));
@@ -275,10 +275,10 @@ ${extra}  containers:
   },
 );
 
-test(
+test.skipIf(skip)(
   'real apiserver: the CoreDNS Corefile gets the marked mesh block once (idempotent), replaced when the settings ' +
     'change; dry-run writes nothing',
-  { skip, timeout: 120_000 },
+  { timeout: 120_000 },
   async () => {
     const corefile = `.:53 {
     errors

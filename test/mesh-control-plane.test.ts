@@ -1,7 +1,7 @@
 // The mesh's control-plane pieces, unit level: Otoroshi's mesh hosts (one function), the mesh
 // certificate's SANs, the CoreDNS block and Corefile patch, TokenReview answers → identities,
 // and the node authenticator's token path.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { meshHosts, meshCertificateHosts } from '../src/model/mesh-hosts.js';
 import { meshCertificate, MESH_CERT_SECRET } from '../src/model/mesh-certificate.js';

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { buildModel, type ModelSettings } from '../src/model/build.js';
@@ -26,7 +26,8 @@ function desc(r: BuildResult, id: string): Descriptor {
 }
 
 const SD = (name: string, spec: string, meta = ''): string =>
-  `apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceDescriptor\nmetadata:\n  name: ${name}\n${meta}spec:\n${spec}\n---\n`;
+  `apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceDescriptor\nmetadata:\n  name: ${name}` +
+  `\n${meta}spec:\n${spec}\n---\n`;
 
 const SERVICE = `apiVersion: v1
 kind: Service
@@ -134,8 +135,10 @@ test('mesh hosts only when enableMeshHosts is set, and not with enabledAdditiona
   assert.deepEqual(desc(r, 'kubernetes-crd-import-default-n').hosts, ['n.oto.tools']);
 });
 
-test('targets: url, host+scheme, ipAddress, hostname (dns), serviceName in entries, object form and targetsFrom', () => {
-  const spec = `  hosts: [t.oto.tools]
+test(
+  'targets: url, host+scheme, ipAddress, hostname (dns), serviceName in entries, ' + 'object form and targetsFrom',
+  () => {
+    const spec = `  hosts: [t.oto.tools]
   targets:
     - url: http://127.0.0.1:50051
     - url: https://backend.example.com
@@ -150,59 +153,60 @@ test('targets: url, host+scheme, ipAddress, hostname (dns), serviceName in entri
     - serviceName: web
       servicePort: https
 `;
-  const r = build(
-    SERVICE +
-      SD('t', spec) +
-      SD('o', '  hosts: [o.oto.tools]\n  targets: {serviceName: default/web, servicePort: 80}') +
-      SD('f', '  hosts: [f.oto.tools]\n  targetsFrom: {serviceName: web, servicePort: http}'),
-  );
-  const t = desc(r, 'kubernetes-crd-import-default-t').targets;
-  assert.deepEqual(
-    t.map((x) => x.id),
-    ['t0', 't1', 't2', 't3', 't4', 't5'],
-  );
-  assert.deepEqual(t[0], {
-    id: 't0',
-    scheme: 'http',
-    host: '127.0.0.1',
-    port: 50051,
-    weight: 1,
-    protocol: 'HTTP/1.1',
-    resolution: { type: 'static', endpoints: [{ ip: '127.0.0.1', port: 50051, ready: true }] },
-  });
-  assert.deepEqual(t[1], {
-    id: 't1',
-    scheme: 'https',
-    host: 'backend.example.com',
-    port: 443,
-    weight: 2,
-    protocol: 'HTTP/2.0',
-    resolution: { type: 'dns', hostname: 'backend.example.com', port: 443 },
-  });
-  assert.deepEqual(t[2]?.resolution, { type: 'dns', hostname: 'localhost', port: 9000 });
-  assert.equal(t[2]?.scheme, 'http');
-  assert.equal(t[3]?.scheme, 'https'); // Otoroshi's default scheme for `host` entries
-  assert.equal(t[3]?.host, 'api.internal');
-  assert.deepEqual(t[3]?.resolution, { type: 'static', endpoints: [{ ip: '10.1.2.3', port: 8443, ready: true }] });
-  assert.deepEqual(t[4]?.resolution, { type: 'static', endpoints: [{ ip: '::1', port: 81, ready: true }] });
-  // no EndpointSlice: the clusterIP as a single static endpoint; https port → https scheme; FQDN host
-  assert.deepEqual(t[5], {
-    id: 't5',
-    scheme: 'https',
-    host: 'web.default.svc.cluster.local',
-    port: 443,
-    weight: 1,
-    protocol: 'HTTP/1.1',
-    service: { namespace: 'default', name: 'web', port: 'https' },
-    resolution: { type: 'static', endpoints: [{ ip: '10.96.0.10', port: 443, ready: true }] },
-  });
-  const o = desc(r, 'kubernetes-crd-import-default-o').targets;
-  assert.equal(o.length, 1);
-  assert.equal(o[0]?.scheme, 'http');
-  assert.equal(o[0]?.port, 80);
-  const f = desc(r, 'kubernetes-crd-import-default-f').targets;
-  assert.equal(f[0]?.service?.port, 'http');
-});
+    const r = build(
+      SERVICE +
+        SD('t', spec) +
+        SD('o', '  hosts: [o.oto.tools]\n  targets: {serviceName: default/web, servicePort: 80}') +
+        SD('f', '  hosts: [f.oto.tools]\n  targetsFrom: {serviceName: web, servicePort: http}'),
+    );
+    const t = desc(r, 'kubernetes-crd-import-default-t').targets;
+    assert.deepEqual(
+      t.map((x) => x.id),
+      ['t0', 't1', 't2', 't3', 't4', 't5'],
+    );
+    assert.deepEqual(t[0], {
+      id: 't0',
+      scheme: 'http',
+      host: '127.0.0.1',
+      port: 50051,
+      weight: 1,
+      protocol: 'HTTP/1.1',
+      resolution: { type: 'static', endpoints: [{ ip: '127.0.0.1', port: 50051, ready: true }] },
+    });
+    assert.deepEqual(t[1], {
+      id: 't1',
+      scheme: 'https',
+      host: 'backend.example.com',
+      port: 443,
+      weight: 2,
+      protocol: 'HTTP/2.0',
+      resolution: { type: 'dns', hostname: 'backend.example.com', port: 443 },
+    });
+    assert.deepEqual(t[2]?.resolution, { type: 'dns', hostname: 'localhost', port: 9000 });
+    assert.equal(t[2]?.scheme, 'http');
+    assert.equal(t[3]?.scheme, 'https'); // Otoroshi's default scheme for `host` entries
+    assert.equal(t[3]?.host, 'api.internal');
+    assert.deepEqual(t[3]?.resolution, { type: 'static', endpoints: [{ ip: '10.1.2.3', port: 8443, ready: true }] });
+    assert.deepEqual(t[4]?.resolution, { type: 'static', endpoints: [{ ip: '::1', port: 81, ready: true }] });
+    // no EndpointSlice: the clusterIP as a single static endpoint; https port → https scheme; FQDN host
+    assert.deepEqual(t[5], {
+      id: 't5',
+      scheme: 'https',
+      host: 'web.default.svc.cluster.local',
+      port: 443,
+      weight: 1,
+      protocol: 'HTTP/1.1',
+      service: { namespace: 'default', name: 'web', port: 'https' },
+      resolution: { type: 'static', endpoints: [{ ip: '10.96.0.10', port: 443, ready: true }] },
+    });
+    const o = desc(r, 'kubernetes-crd-import-default-o').targets;
+    assert.equal(o.length, 1);
+    assert.equal(o[0]?.scheme, 'http');
+    assert.equal(o[0]?.port, 80);
+    const f = desc(r, 'kubernetes-crd-import-default-f').targets;
+    assert.equal(f[0]?.service?.port, 'http');
+  },
+);
 
 test('ExternalName Service → dns target', () => {
   const r = build(
@@ -283,7 +287,8 @@ test('weight 0: warning and the target is dropped', () => {
 
 test('unknown kind: error on that object only; kinds outside our scope are skipped with a notice', () => {
   const r = build(
-    'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: proxy.otoroshi.io/v2\nkind: ServiceGroup\nmetadata: {name: g}\n---\n' +
+    'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: ' +
+      'proxy.otoroshi.io/v2\nkind: ServiceGroup\nmetadata: {name: g}\n---\n' +
       SD('ok', '  hosts: [ok.oto.tools]\n  targets: [{url: "http://10.0.0.1"}]'),
   );
   assert.deepEqual(
@@ -334,7 +339,8 @@ test('invalid RE2 regex in matchingHeaders / publicPatterns → OXDS_INVALID_REG
       ) +
       SD(
         'g',
-        '  hosts: [g.oto.tools]\n  matchingHeaders: {x-version: "v2(\\\\.[0-9]+)?"}\n  targets: [{url: "http://10.0.0.1"}]',
+        '  hosts: [g.oto.tools]\n  matchingHeaders: {x-version: "v2(\\\\.[0-9]+)?"}\n  targets: [{url: ' +
+          '"http://10.0.0.1"}]',
       ),
   );
   const h = errs(st(r, 'ServiceDescriptor/default/h'));
@@ -378,35 +384,38 @@ test('unknown targetsLoadBalancing type → RoundRobin with a warning', () => {
   assert.equal(errs(st(r, 'ServiceDescriptor/default/l'), 'warning')[0]?.field, 'spec.targetsLoadBalancing.type');
 });
 
-test('route conflict: the oldest (creationTimestamp, then file order) wins; disabled descriptors do not conflict', () => {
-  const t = '  targets: [{url: "http://10.0.0.1"}]';
-  const r = build(
-    SD('newer', `  hosts: [c.oto.tools]\n  paths: [/x]\n${t}`, '  creationTimestamp: "2024-02-01T00:00:00Z"\n') +
-      SD('older', `  hosts: [c.oto.tools]\n  paths: [/x]\n${t}`, '  creationTimestamp: "2024-01-01T00:00:00Z"\n') +
-      SD('first', `  hosts: [d.oto.tools]\n${t}`) +
-      SD('second', `  hosts: [d.oto.tools]\n${t}`) +
-      SD('off', `  enabled: false\n  hosts: [d.oto.tools]\n${t}`) +
-      SD('other-headers', `  hosts: [d.oto.tools]\n  matchingHeaders: {x-v: "2"}\n${t}`),
-  );
-  const newer = errs(st(r, 'ServiceDescriptor/default/newer'));
-  assert.equal(newer[0]?.code, 'OXDS_ROUTE_CONFLICT');
-  assert.match(newer[0]?.message ?? '', /kubernetes-crd-import-default-older/);
-  assert.equal(st(r, 'ServiceDescriptor/default/older').state, 'valid');
-  assert.equal(st(r, 'ServiceDescriptor/default/first').state, 'valid');
-  assert.equal(errs(st(r, 'ServiceDescriptor/default/second'))[0]?.code, 'OXDS_ROUTE_CONFLICT');
-  assert.equal(st(r, 'ServiceDescriptor/default/off').state, 'valid');
-  assert.equal(desc(r, 'kubernetes-crd-import-default-off').enabled, false);
-  assert.equal(st(r, 'ServiceDescriptor/default/other-headers').state, 'valid');
-  assert.deepEqual(
-    r.model.descriptors.map((d) => d.id),
-    [
-      'kubernetes-crd-import-default-first',
-      'kubernetes-crd-import-default-off',
-      'kubernetes-crd-import-default-older',
-      'kubernetes-crd-import-default-other-headers',
-    ],
-  );
-});
+test(
+  'route conflict: the oldest (creationTimestamp, then file order) wins; disabled ' + 'descriptors do not conflict',
+  () => {
+    const t = '  targets: [{url: "http://10.0.0.1"}]';
+    const r = build(
+      SD('newer', `  hosts: [c.oto.tools]\n  paths: [/x]\n${t}`, '  creationTimestamp: "2024-02-01T00:00:00Z"\n') +
+        SD('older', `  hosts: [c.oto.tools]\n  paths: [/x]\n${t}`, '  creationTimestamp: "2024-01-01T00:00:00Z"\n') +
+        SD('first', `  hosts: [d.oto.tools]\n${t}`) +
+        SD('second', `  hosts: [d.oto.tools]\n${t}`) +
+        SD('off', `  enabled: false\n  hosts: [d.oto.tools]\n${t}`) +
+        SD('other-headers', `  hosts: [d.oto.tools]\n  matchingHeaders: {x-v: "2"}\n${t}`),
+    );
+    const newer = errs(st(r, 'ServiceDescriptor/default/newer'));
+    assert.equal(newer[0]?.code, 'OXDS_ROUTE_CONFLICT');
+    assert.match(newer[0]?.message ?? '', /kubernetes-crd-import-default-older/);
+    assert.equal(st(r, 'ServiceDescriptor/default/older').state, 'valid');
+    assert.equal(st(r, 'ServiceDescriptor/default/first').state, 'valid');
+    assert.equal(errs(st(r, 'ServiceDescriptor/default/second'))[0]?.code, 'OXDS_ROUTE_CONFLICT');
+    assert.equal(st(r, 'ServiceDescriptor/default/off').state, 'valid');
+    assert.equal(desc(r, 'kubernetes-crd-import-default-off').enabled, false);
+    assert.equal(st(r, 'ServiceDescriptor/default/other-headers').state, 'valid');
+    assert.deepEqual(
+      r.model.descriptors.map((d) => d.id),
+      [
+        'kubernetes-crd-import-default-first',
+        'kubernetes-crd-import-default-off',
+        'kubernetes-crd-import-default-older',
+        'kubernetes-crd-import-default-other-headers',
+      ],
+    );
+  },
+);
 
 test('ingress annotations: both prefixes, camelCase and kebab-case; a bad value invalidates only that ingress', () => {
   const good = ING(
@@ -592,7 +601,8 @@ metadata: {name: remote, namespace: team}
     groups +
       SD(
         'd',
-        '  groups: [my-group-id, plain, team/remote, ghost, default]\n  hosts: [d.oto.tools]\n  targets: [{url: "http://10.0.0.1"}]',
+        '  groups: [my-group-id, plain, team/remote, ghost, default]\n  hosts: [d.oto.tools]\n  targets: [{url: ' +
+          '"http://10.0.0.1"}]',
       ),
   );
   assert.deepEqual(desc(r, 'kubernetes-crd-import-default-d').groups, [
@@ -666,34 +676,37 @@ spec:
   );
 });
 
-test('TLS secrets become certificates; ingress tls → bindings; a missing secret is a warning, a broken PEM an error', async () => {
-  const view = await loadConfigDir(path.join(FIX, 'tls'));
-  const r = buildModel(view, { now: Date.parse('2026-01-01T00:00:00Z') });
-  assert.deepEqual(
-    r.model.certificates.map((c) => [c.secretName, c.dnsNames]),
-    [
-      ['default/cn-only-tls', ['cn-only.oto.tools']],
-      ['default/web-tls', ['web.oto.tools', '*.web.oto.tools']],
-    ],
-  );
-  assert.match(r.model.certificates[1]?.certificateChain ?? '', /BEGIN CERTIFICATE/);
-  assert.match(r.model.certificates[1]?.privateKey ?? '', /PRIVATE KEY/);
-  assert.equal(errs(st(r, 'Secret/default/broken-tls'))[0]?.code, 'OXDS_INVALID_FIELD');
-  assert.deepEqual(r.model.tls, [
-    {
-      secretName: 'default/web-tls',
-      serverNames: ['web.oto.tools'],
-      source: { kind: 'Ingress', namespace: 'default', name: 'web' },
-    },
-  ]);
-  const ing = st(r, 'Ingress/default/web');
-  assert.equal(ing.state, 'valid');
-  assert.deepEqual(
-    errs(ing, 'warning').map((e) => [e.code, e.field]),
-    [['OXDS_UNRESOLVED_REFERENCE', 'spec.tls[1].secretName']],
-  );
-  assert.equal(r.model.descriptors.length, 1);
-});
+test(
+  'TLS secrets become certificates; ingress tls → bindings; a missing secret is a ' + 'warning, a broken PEM an error',
+  async () => {
+    const view = await loadConfigDir(path.join(FIX, 'tls'));
+    const r = buildModel(view, { now: Date.parse('2026-01-01T00:00:00Z') });
+    assert.deepEqual(
+      r.model.certificates.map((c) => [c.secretName, c.dnsNames]),
+      [
+        ['default/cn-only-tls', ['cn-only.oto.tools']],
+        ['default/web-tls', ['web.oto.tools', '*.web.oto.tools']],
+      ],
+    );
+    assert.match(r.model.certificates[1]?.certificateChain ?? '', /BEGIN CERTIFICATE/);
+    assert.match(r.model.certificates[1]?.privateKey ?? '', /PRIVATE KEY/);
+    assert.equal(errs(st(r, 'Secret/default/broken-tls'))[0]?.code, 'OXDS_INVALID_FIELD');
+    assert.deepEqual(r.model.tls, [
+      {
+        secretName: 'default/web-tls',
+        serverNames: ['web.oto.tools'],
+        source: { kind: 'Ingress', namespace: 'default', name: 'web' },
+      },
+    ]);
+    const ing = st(r, 'Ingress/default/web');
+    assert.equal(ing.state, 'valid');
+    assert.deepEqual(
+      errs(ing, 'warning').map((e) => [e.code, e.field]),
+      [['OXDS_UNRESOLVED_REFERENCE', 'spec.tls[1].secretName']],
+    );
+    assert.equal(r.model.descriptors.length, 1);
+  },
+);
 
 test('every object and every load error gets exactly one status; nothing throws on garbage', () => {
   const r = buildModel({

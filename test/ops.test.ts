@@ -1,7 +1,7 @@
 // Operations artifacts: the Grafana dashboard and the Prometheus alert rules reference only metrics
 // (and labels) the server exports; `otoroshi-xds status` formats /debug/proxies like
 // `istioctl proxy-status` and reads it from a real admin app.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -56,7 +56,8 @@ interface Catalog {
 
 async function catalog(): Promise<Catalog> {
   const { registry } = createMetrics(); // default process/nodejs metrics included
-  createTrafficMetrics(registry, () => ({ descriptors: new Set(), apikeys: new Set() }), true); // access-log metrics (same registry in main.ts)
+  // access-log metrics (same registry in main.ts)
+  createTrafficMetrics(registry, () => ({ descriptors: new Set(), apikeys: new Set() }), true);
   const metrics = new Map<string, { type: string; labels: string[] }>();
   for (const m of await registry.getMetricsAsJSON()) {
     const single = registry.getSingleMetric(m.name) as unknown as { labelNames?: string[] } | undefined;
@@ -134,7 +135,8 @@ test('ops: the PromQL checker finds names and rejects unknown metrics and labels
   const cat = await catalog();
   assert.deepEqual(
     metricNames(
-      'histogram_quantile(0.99, sum by (type, le) (rate(oxds_xds_push_duration_seconds_bucket{job=~"$job"}[$__rate_interval])))',
+      'histogram_quantile(0.99, sum by (type, le) ' +
+        '(rate(oxds_xds_push_duration_seconds_bucket{job=~"$job"}[$__rate_interval])))',
     ),
     ['oxds_xds_push_duration_seconds_bucket'],
   );
@@ -492,110 +494,116 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-test('status: runStatus reads /debug/proxies of a real admin app; 1 with a clear message when unreachable', async (t) => {
-  const app = buildAdminApp({ ready: () => true, health: () => ({}), proxies: () => fixtures() });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  t.after(() => app.close());
-  const port = (app.server.address() as net.AddressInfo).port;
+test(
+  'status: runStatus reads /debug/proxies of a real admin app; 1 with a clear ' + 'message when unreachable',
+  async (t) => {
+    const app = buildAdminApp({ ready: () => true, health: () => ({}), proxies: () => fixtures() });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    t.onTestFinished(() => app.close());
+    const port = (app.server.address() as net.AddressInfo).port;
 
-  const out = new Capture();
-  assert.equal(await runStatus({ admin: `http://127.0.0.1:${port}`, watch: false, intervalMs: 2000, out }), 0);
-  const lines = out.text.trimEnd().split('\n');
-  assert.equal(lines.length, 4);
-  assert.match(lines[0] ?? '', /^NODE ID\s+TYPE\s+STREAM\s+CDS\s+LDS\s+EDS\s+RDS\s+SDS\s+CONNECTED SINCE$/);
-  assert.deepEqual(
-    lines.slice(1).map((l) => l.split(/\s{3,}/).slice(0, 4)),
-    [
-      ['aa-synced', 'envoy', 'sotw', 'SYNCED'],
-      ['mm-nacked', 'grpc', 'sotw', '-'],
-      ['zz-stale', 'envoy', 'delta', 'STALE (sent b-7, acked b-6)'],
-    ],
-  );
+    const out = new Capture();
+    assert.equal(await runStatus({ admin: `http://127.0.0.1:${port}`, watch: false, intervalMs: 2000, out }), 0);
+    const lines = out.text.trimEnd().split('\n');
+    assert.equal(lines.length, 4);
+    assert.match(lines[0] ?? '', /^NODE ID\s+TYPE\s+STREAM\s+CDS\s+LDS\s+EDS\s+RDS\s+SDS\s+CONNECTED SINCE$/);
+    assert.deepEqual(
+      lines.slice(1).map((l) => l.split(/\s{3,}/).slice(0, 4)),
+      [
+        ['aa-synced', 'envoy', 'sotw', 'SYNCED'],
+        ['mm-nacked', 'grpc', 'sotw', '-'],
+        ['zz-stale', 'envoy', 'delta', 'STALE (sent b-7, acked b-6)'],
+      ],
+    );
 
-  // Host:port without a scheme works too.
-  const out2 = new Capture();
-  assert.equal(await runStatus({ admin: `127.0.0.1:${port}`, watch: false, intervalMs: 2000, out: out2 }), 0);
-  const noAge = (text: string): string[][] =>
-    text
-      .trimEnd()
-      .split('\n')
-      .map((l) => l.split(/\s{3,}/).slice(0, -1));
-  assert.deepEqual(noAge(out2.text), noAge(out.text));
+    // Host:port without a scheme works too.
+    const out2 = new Capture();
+    assert.equal(await runStatus({ admin: `127.0.0.1:${port}`, watch: false, intervalMs: 2000, out: out2 }), 0);
+    const noAge = (text: string): string[][] =>
+      text
+        .trimEnd()
+        .split('\n')
+        .map((l) => l.split(/\s{3,}/).slice(0, -1));
+    assert.deepEqual(noAge(out2.text), noAge(out.text));
 
-  // Nothing listening.
-  const dead = await closedPort();
-  const out3 = new Capture();
-  const err3 = new Capture();
-  assert.equal(
-    await runStatus({ admin: `http://127.0.0.1:${dead}`, watch: false, intervalMs: 2000, out: out3, err: err3 }),
-    1,
-  );
-  assert.equal(out3.text, '');
-  assert.match(
-    err3.text,
-    new RegExp(
-      `^otoroshi-xds status: cannot reach the otoroshi-xds admin API at http://127\\.0\\.0\\.1:${dead} \\(.*ECONNREFUSED.*\\); is the server running\\? Set --admin or OXDS_ADMIN_URL\\n$`,
-    ),
-  );
+    // Nothing listening.
+    const dead = await closedPort();
+    const out3 = new Capture();
+    const err3 = new Capture();
+    assert.equal(
+      await runStatus({ admin: `http://127.0.0.1:${dead}`, watch: false, intervalMs: 2000, out: out3, err: err3 }),
+      1,
+    );
+    assert.equal(out3.text, '');
+    assert.match(
+      err3.text,
+      new RegExp(
+        `^otoroshi-xds status: cannot reach the otoroshi-xds admin API at http://127\\.0\\.0\\.1:${dead} \\(.*ECONNREFUSED.*\\); is the server running\\? Set --admin or OXDS_ADMIN_URL\\n$`,
+      ),
+    );
 
-  // An admin app without /debug/proxies.
-  const bare = buildAdminApp({ ready: () => true, health: () => ({}) });
-  await bare.listen({ port: 0, host: '127.0.0.1' });
-  t.after(() => bare.close());
-  const barePort = (bare.server.address() as net.AddressInfo).port;
-  const out4 = new Capture();
-  assert.equal(
-    await runStatus({ admin: `http://127.0.0.1:${barePort}`, watch: false, intervalMs: 2000, out: out4 }),
-    1,
-  );
-  assert.match(out4.text, /answered 404: this admin API does not serve \/debug\/proxies/);
-});
+    // An admin app without /debug/proxies.
+    const bare = buildAdminApp({ ready: () => true, health: () => ({}) });
+    await bare.listen({ port: 0, host: '127.0.0.1' });
+    t.onTestFinished(() => bare.close());
+    const barePort = (bare.server.address() as net.AddressInfo).port;
+    const out4 = new Capture();
+    assert.equal(
+      await runStatus({ admin: `http://127.0.0.1:${barePort}`, watch: false, intervalMs: 2000, out: out4 }),
+      1,
+    );
+    assert.match(out4.text, /answered 404: this admin API does not serve \/debug\/proxies/);
+  },
+);
 
-test('status --watch: redraws with an ANSI clear every interval, keeps going through errors, stops on signal', async (t) => {
-  let calls = 0;
-  let up = true;
-  const app = buildAdminApp({
-    ready: () => true,
-    health: () => ({}),
-    proxies: () => {
-      calls++;
-      if (!up) throw new Error('boom');
-      return fixtures();
-    },
-  });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  t.after(() => app.close());
-  const port = (app.server.address() as net.AddressInfo).port;
+test(
+  'status --watch: redraws with an ANSI clear every interval, keeps going through ' + 'errors, stops on signal',
+  async (t) => {
+    let calls = 0;
+    let up = true;
+    const app = buildAdminApp({
+      ready: () => true,
+      health: () => ({}),
+      proxies: () => {
+        calls++;
+        if (!up) throw new Error('boom');
+        return fixtures();
+      },
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    t.onTestFinished(() => app.close());
+    const port = (app.server.address() as net.AddressInfo).port;
 
-  const out = new Capture();
-  const ac = new AbortController();
-  const frames = (): string[] => out.text.split('\x1b[2J\x1b[H').filter(Boolean);
-  const sigintListeners = process.listenerCount('SIGINT');
-  const run = runStatus({ admin: `http://127.0.0.1:${port}`, watch: true, intervalMs: 100, out, signal: ac.signal });
-  assert.equal(process.listenerCount('SIGINT'), sigintListeners + 1);
-  const until = async (pred: () => boolean): Promise<void> => {
-    const deadline = Date.now() + 10_000;
-    while (!pred()) {
-      if (Date.now() > deadline) throw new Error(`timeout; output so far:\n${out.text}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  await until(() => frames().length >= 2);
-  up = false;
-  await until(() => frames().some((f) => f.includes('answered HTTP 500')));
-  up = true;
-  const n = frames().length;
-  await until(() => frames().length > n && (frames().at(-1) ?? '').includes('zz-stale'));
-  ac.abort();
-  assert.equal(await run, 0);
-  assert.equal(process.listenerCount('SIGINT'), sigintListeners);
-  assert.ok(calls >= 4);
-  const first = frames()[0] ?? '';
-  assert.match(
-    first,
-    new RegExp(
-      `^otoroshi-xds status — http://127\\.0\\.0\\.1:${port} — \\S+ — every 0\\.1s, Ctrl-C to quit\\n\\nNODE ID`,
-    ),
-  );
-  assert.ok(out.text.startsWith('\x1b[2J\x1b[H'));
-});
+    const out = new Capture();
+    const ac = new AbortController();
+    const frames = (): string[] => out.text.split('\x1b[2J\x1b[H').filter(Boolean);
+    const sigintListeners = process.listenerCount('SIGINT');
+    const run = runStatus({ admin: `http://127.0.0.1:${port}`, watch: true, intervalMs: 100, out, signal: ac.signal });
+    assert.equal(process.listenerCount('SIGINT'), sigintListeners + 1);
+    const until = async (pred: () => boolean): Promise<void> => {
+      const deadline = Date.now() + 10_000;
+      while (!pred()) {
+        if (Date.now() > deadline) throw new Error(`timeout; output so far:\n${out.text}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    await until(() => frames().length >= 2);
+    up = false;
+    await until(() => frames().some((f) => f.includes('answered HTTP 500')));
+    up = true;
+    const n = frames().length;
+    await until(() => frames().length > n && (frames().at(-1) ?? '').includes('zz-stale'));
+    ac.abort();
+    assert.equal(await run, 0);
+    assert.equal(process.listenerCount('SIGINT'), sigintListeners);
+    assert.ok(calls >= 4);
+    const first = frames()[0] ?? '';
+    assert.match(
+      first,
+      new RegExp(
+        `^otoroshi-xds status — http://127\\.0\\.0\\.1:${port} — \\S+ — every 0\\.1s, Ctrl-C to quit\\n\\nNODE ID`,
+      ),
+    );
+    assert.ok(out.text.startsWith('\x1b[2J\x1b[H'));
+  },
+);

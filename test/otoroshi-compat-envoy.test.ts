@@ -16,7 +16,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const EXAMPLE = fs.readFileSync(path.join(ROOT, 'testdata', 'otoroshi', 'kustomize', 'example.yaml'), 'utf8');
 
 envoyTest(
-  'kustomize base/example.yaml through real Envoy: mTLS to the backend with the client certificate named by its subject DN',
+  'kustomize base/example.yaml through real Envoy: mTLS to the backend with the client certificate named by its ' +
+    'subject DN',
   async (t, bin) => {
     const port = await freePort();
     const target = '- url: https://app-service.default.svc.cluster.local:8443';
@@ -46,7 +47,7 @@ envoyTest(
       res.end(JSON.stringify({ subject: peer.subject }));
     });
     await new Promise<void>((resolve) => backend.listen(port, '127.0.0.1', resolve));
-    t.after(() => new Promise<void>((resolve) => backend.close(() => resolve())));
+    t.onTestFinished(() => new Promise<void>((resolve) => backend.close(() => resolve())));
     await gw.converged();
     // The client certificate (RSA keys are generated off the event loop) may come a rebuild later.
     const res = await eventually(

@@ -1,7 +1,7 @@
 // The Otoroshi documentation examples in ../shared/spec/otoroshi-data/ (ServiceGroup, ApiKey,
 // Certificate, JwtVerifier, AuthModule) load, build and translate without errors, and every
 // resource they produce passes validate.ts.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,9 +21,8 @@ const files = fs.existsSync(DATA)
       .sort()
   : [];
 
-test(
+test.skipIf(files.length === 0 ? `no ${DATA}` : false)(
   'Otoroshi doc examples build and translate without errors',
-  { skip: files.length === 0 ? `no ${DATA}` : false },
   () => {
     const objects: StoredObject[] = [];
     const loadErrors: ConfigError[] = [];

@@ -3,7 +3,7 @@
 // → testdata/plan/<case>.plan.yaml. The plan is what the builders consume: every test also checks
 // that the resources built from it carry exactly the planned names, in the planned order.
 // UPDATE_GOLDEN=1 rewrites them and deletes stale ones. Review golden diffs like code.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -94,7 +94,7 @@ for (const file of cases) {
   });
 }
 
-test('plan golden: no stale files in testdata/plan', { skip: cases.length === 0 }, () => {
+test.skipIf(cases.length === 0)('plan golden: no stale files in testdata/plan', () => {
   if (!fs.existsSync(OUT)) return;
   const stale = fs.readdirSync(OUT).filter((f) => f.endsWith('.yaml') && !produced.has(f));
   if (UPDATE) for (const f of stale) fs.unlinkSync(path.join(OUT, f));

@@ -1,6 +1,6 @@
 // The committed generated types (proto/envoy-types.ts) are exactly what the generator prints from
 // the protos we load today, and every message proto/type-urls.ts lists exists in them.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { generateTypes, generatedTypesPath } from '../proto/gen-types.js';

@@ -7,7 +7,7 @@
 // Fail-closed with a generous command timeout (a loaded test machine is slow, not down), so every
 // allowed call was counted by Redis: "lost" counts are allowed calls that
 // the final counter misses, bounded by the calls in flight at the fault.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,29 +25,24 @@ import {
   REDIS_SKIP_MESSAGE,
   SENTINEL_SKIP_MESSAGE,
 } from './helpers/redis.js';
+import { INVOICES_YAML, apiKeyYaml, yamlDocs } from './fixtures/index.js';
 
 const CLIENT_ID = 'fleet-id';
 
 function config(dailyQuota: number): string {
-  return `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: invoices, namespace: default, annotations: {otoroshi.io/id: invoices}}
-spec:
-  hosts: [invoices.oto.tools]
-  forceHttps: false
-  targets: [{url: "http://127.0.0.1:9100"}]
----
-apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ApiKey
-metadata: {name: fleet, namespace: default}
-spec:
-  clientId: ${CLIENT_ID}
-  clientSecret: fleet-secret
-  authorizedEntities: [service_invoices]
-  throttlingQuota: 1000000
-  dailyQuota: ${dailyQuota}
-  monthlyQuota: 100000000
-`;
+  return yamlDocs(
+    INVOICES_YAML,
+    apiKeyYaml({
+      name: 'fleet',
+      namespace: 'default',
+      clientId: CLIENT_ID,
+      clientSecret: 'fleet-secret',
+      authorizedEntities: ['service_invoices'],
+      throttlingQuota: 1000000,
+      dailyQuota,
+      monthlyQuota: 100000000,
+    }),
+  );
 }
 
 const REQ = checkRequest({
@@ -126,25 +121,21 @@ async function assertExact(ports: number[], quota: number): Promise<CheckSample[
 const clusterSkip = redisAvailable() ? false : REDIS_SKIP_MESSAGE;
 const sentinelSkip = sentinelAvailable() ? false : SENTINEL_SKIP_MESSAGE;
 
-test(
-  'Redis Cluster: three replicas enforce one quota exactly under concurrent load',
-  { skip: clusterSkip },
-  async () => {
-    const cluster = await startRedisCluster(3);
-    const { servers, stop } = await replicas(cluster.url, 400);
-    try {
-      await assertExact(
-        servers.map((s) => s.authzPort),
-        400,
-      );
-      const slot = Number((await redisCli(cluster.ports[0]!, 'cluster', 'keyslot', CLIENT_ID)).trim());
-      assert.equal(await dailyCount(await cluster.ownerOf(slot)), 400, 'the shared counter holds every allowed call');
-    } finally {
-      await stop();
-      await cluster.stop();
-    }
-  },
-);
+test.skipIf(clusterSkip)('Redis Cluster: three replicas enforce one quota exactly under concurrent load', async () => {
+  const cluster = await startRedisCluster(3);
+  const { servers, stop } = await replicas(cluster.url, 400);
+  try {
+    await assertExact(
+      servers.map((s) => s.authzPort),
+      400,
+    );
+    const slot = Number((await redisCli(cluster.ports[0]!, 'cluster', 'keyslot', CLIENT_ID)).trim());
+    assert.equal(await dailyCount(await cluster.ownerOf(slot)), 400, 'the shared counter holds every allowed call');
+  } finally {
+    await stop();
+    await cluster.stop();
+  }
+});
 
 /** Moves `slot` from its owner to another primary (what `redis-cli --cluster reshard` does, one slot). */
 async function migrateSlot(
@@ -169,9 +160,8 @@ async function migrateSlot(
   return { from, to };
 }
 
-test(
+test.skipIf(clusterSkip)(
   'Redis Cluster: the slot of the counters migrates under load; no allowed call goes uncounted beyond those in flight',
-  { skip: clusterSkip },
   async () => {
     const cluster = await startRedisCluster(3);
     const { servers, stop } = await replicas(cluster.url, 100_000_000);
@@ -198,7 +188,13 @@ test(
       const failed = l.samples.filter((s) => s.status !== 0);
       const lost = Math.max(0, allowed - counted);
       console.log(
-        `# slot migration ${from}→${to} in ${t1 - t0} ms under load: ${l.samples.length} calls, ${allowed} allowed, counter ${counted}, lost counts ${lost}, failed calls ${failed.length} ${JSON.stringify(statusCounts(failed))}, in flight during the migration ${inFlight}`,
+        `# slot migration ${from}` +
+          `→${to}` +
+          ` in ${t1 - t0}` +
+          ` ms under load: ${l.samples.length}` +
+          ` calls, ${allowed} allowed, counter ${counted}` +
+          `, lost counts ${lost}` +
+          `, failed calls ${failed.length} ${JSON.stringify(statusCounts(failed))}, in flight during the migration ${inFlight}`,
       );
       assert.ok(lost <= inFlight, `lost counts ${lost} ≤ calls in flight ${inFlight}`);
       assert.ok(failed.length <= inFlight, `failed calls ${failed.length} ≤ calls in flight ${inFlight}`);
@@ -217,9 +213,9 @@ test(
   },
 );
 
-test(
-  'Sentinel: three replicas enforce one quota exactly; a primary crash under load loses no more than the calls in flight',
-  { skip: sentinelSkip },
+test.skipIf(sentinelSkip)(
+  'Sentinel: three replicas enforce one quota exactly; a primary crash under load loses no more than the calls in ' +
+    'flight',
   async () => {
     const sentinel = await startRedisSentinel();
     const exact = await replicas(sentinel.url, 400);
@@ -261,7 +257,13 @@ test(
         ? Math.max(...failed.map((s) => s.end)) - Math.min(...failed.map((s) => s.start))
         : 0;
       console.log(
-        `# sentinel failover ${oldPrimary}→${newPrimary} (promoted ${promotedAt - killedAt} ms after the crash): ${l.samples.length} calls, ${allowed} allowed, counter ${counted}, lost counts ${lost}, in flight at the crash ${inFlight}; ${failed.length} calls denied 503 during ~${outage} ms of failover`,
+        `# sentinel failover ${oldPrimary}` +
+          `→${newPrimary}` +
+          ` (promoted ${promotedAt - killedAt}` +
+          ` ms after the crash): ${l.samples.length}` +
+          ` calls, ${allowed}` +
+          ` allowed, counter ${counted}` +
+          `, lost counts ${lost}, in flight at the crash ${inFlight}; ${failed.length} calls denied 503 during ~${outage} ms of failover`,
       );
       assert.ok(lost <= inFlight, `lost counts ${lost} ≤ calls in flight at the crash ${inFlight}`);
       assert.ok(

@@ -3,7 +3,7 @@
 // gRPC backend on 127.0.0.1 that fails every other attempt with UNAVAILABLE. With
 // `clientConfig.retries: 2` (2 attempts, DECISIONS 9) every call succeeds; with retries 1 (the
 // default) about half of them fail — the control case that proves the test can fail.
-import { test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,6 +13,7 @@ import { resolveConfig } from '../src/config.js';
 import { startServer, type RunningServer } from '../src/main.js';
 import { echoServiceDefinition } from './helpers/backends.js';
 import { runCCoreBatches, spawnGrpcJsClient, type CallResult, type GrpcJsClient } from './helpers/xds-clients.js';
+import { descriptorYaml } from './fixtures/index.js';
 
 const HOST = 'flaky.oto.tools';
 
@@ -43,16 +44,16 @@ async function startFlaky(delayMs = 0): Promise<Flaky> {
 }
 
 function descriptor(port: number, retries: number, globalTimeout = 30000): string {
-  return `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: flaky, namespace: default}
-spec:
-  hosts: [${HOST}]
-  forceHttps: false
-  clientConfig: {retries: ${retries}, retryInitialDelay: 10, backoffFactor: 2, globalTimeout: ${globalTimeout}}
-  targets:
-    - url: http://127.0.0.1:${port}
-`;
+  const clientConfig = `clientConfig: {retries: ${retries}, retryInitialDelay: 10, backoffFactor: 2, globalTimeout: ${globalTimeout}}`;
+  const targets = [`http://127.0.0.1:${port}`];
+  return descriptorYaml({
+    name: 'flaky',
+    namespace: 'default',
+    hosts: [HOST],
+    forceHttps: false,
+    targets,
+    spec: clientConfig,
+  });
 }
 
 async function run(
@@ -65,7 +66,7 @@ async function run(
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-resilience-'));
   let server: RunningServer | undefined;
   let client: GrpcJsClient | undefined;
-  t.after(async () => {
+  t.onTestFinished(async () => {
     await client?.kill();
     await server?.stop().catch(() => undefined);
     flaky.stop();
@@ -94,8 +95,11 @@ async function run(
   }
   const ok = Object.values(r.counts).reduce((a, b) => a + b, 0);
   const failed = Object.values(r.errors).reduce((a, b) => a + b, 0);
-  t.diagnostic(
-    `retries=${retries}: ${ok} ok, ${failed} failed, ${flaky.attempts - before} backend attempts (${JSON.stringify(r.errors)})`,
+  console.log(
+    `retries=${retries}: ${ok}` +
+      ` ok, ${failed}` +
+      ` failed, ${flaky.attempts - before}` +
+      ` backend attempts (${JSON.stringify(r.errors)})`,
   );
   return { ok, failed, attempts: flaky.attempts - before, errors: r.errors };
 }
@@ -122,7 +126,8 @@ test(
 );
 
 test(
-  'grpc-js-xds: clientConfig.globalTimeout bounds the call (max_stream_duration): a slow backend gives DEADLINE_EXCEEDED',
+  'grpc-js-xds: clientConfig.globalTimeout bounds the call (max_stream_duration): a slow backend gives ' +
+    'DEADLINE_EXCEEDED',
   { timeout: 30_000 },
   async (t) => {
     const r = await run(t, 1, 'grpcjs-timeout-short', { delayMs: 800, globalTimeout: 150, calls: 5 });

@@ -1,7 +1,7 @@
 // Real proxyless xDS clients routing real RPCs through otoroshi-xds:
 // @grpc/grpc-js-xds (child processes) and gRPC C-core (Debian python3-grpcio), against gRPC
 // echo backends on 127.0.0.1. Each test has its own config directory, server and backends.
-import { test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -76,7 +76,7 @@ async function setup(
   let server: RunningServer | undefined;
   let backends: Backends | undefined;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-real-clients-'));
-  t.after(async () => {
+  t.onTestFinished(async () => {
     await Promise.all(clients.map((c) => c.kill()));
     await withTimeout(server?.stop() ?? Promise.resolve(), 5000, 'server.stop()').catch(() => undefined);
     await withTimeout(backends?.stop() ?? Promise.resolve(), 5000, 'backends.stop()').catch(() => undefined);
@@ -147,7 +147,11 @@ function assertSplit(r: CallResult, expected: Record<string, number>, toleranceP
     const got = ((r.counts[id] ?? 0) / n) * 100;
     assert.ok(
       Math.abs(got - share * 100) <= tolerancePp,
-      `${ctx}: backend ${id} got ${got.toFixed(1)}% of ${n} calls, expected ${share * 100}% ±${tolerancePp} pp (${JSON.stringify(r.counts)})`,
+      `${ctx}: backend ${id}` +
+        ` got ${got.toFixed(1)}` +
+        `% of ${n}` +
+        ` calls, expected ${share * 100}` +
+        `% ±${tolerancePp} pp (${JSON.stringify(r.counts)})`,
     );
   }
 }
@@ -240,11 +244,11 @@ test('grpc-js-xds splits calls 3:1 across weighted targets', { timeout: 30_000 }
   }));
   const client = await env.grpcJs('grpcjs-weights');
   const r = await client.calls(TARGET, 400, { warmup: 10, deadlineMs: 3000 });
-  t.diagnostic(`grpc-js split over 400 calls: ${JSON.stringify(r.counts)} in ${r.ms} ms`);
+  console.log(`grpc-js split over 400 calls: ${JSON.stringify(r.counts)} in ${r.ms} ms`);
   try {
     assertSplit(r, { b0: 0.75, b1: 0.25 }, 8, 'grpc-js 3:1');
   } catch (e) {
-    t.diagnostic(env.diag());
+    console.log(env.diag());
     throw e;
   }
   await assertAllAcked(env.server, ['grpcjs-weights']);
@@ -272,11 +276,11 @@ test('gRPC C-core splits calls 3:1 across weighted targets', { timeout: 30_000 }
     },
   );
   const r = run.results[0]!;
-  t.diagnostic(`C-core split over 400 calls: ${JSON.stringify(r.counts)} in ${r.ms} ms (process ${run.ms} ms)`);
+  console.log(`C-core split over 400 calls: ${JSON.stringify(r.counts)} in ${r.ms} ms (process ${run.ms} ms)`);
   try {
     assertSplit(r, { b0: 0.75, b1: 0.25 }, 8, 'C-core 3:1');
   } catch (e) {
-    t.diagnostic(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
+    console.log(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
     throw e;
   }
 });
@@ -305,7 +309,7 @@ test(
       const otherValue = await client.calls(TARGET, 20, { metadata: { 'x-canary': 'no' } });
       assertOnly(otherValue, 'A', 20, 'grpc-js with x-canary: no');
     } catch (e) {
-      t.diagnostic(env.diag());
+      console.log(env.diag());
       throw e;
     }
 
@@ -328,7 +332,7 @@ test(
       assertOnly(run.results[1]!, 'A', 50, 'C-core without x-canary');
       assertOnly(run.results[2]!, 'A', 20, 'C-core with x-canary: no');
     } catch (e) {
-      t.diagnostic(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
+      console.log(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
       throw e;
     }
   },
@@ -352,15 +356,20 @@ test(
       5000,
     );
     const failed = seen.filter((r) => errorCount(r) > 0);
-    t.diagnostic(
-      `traffic moved to B ${ms} ms after the edit (${seen.length} probes, ${failed.length} with errors${failed[0] ? `: ${failed[0].firstError}` : ''}); grpc version ${versionBefore} → ${env.server.cache.versions().grpc}`,
+    console.log(
+      `traffic moved to B ${ms}` +
+        ` ms after the edit (${seen.length}` +
+        ` probes, ${failed.length}` +
+        ` with errors${failed[0] ? `: ${failed[0].firstError}` : ''}` +
+        `); grpc version ${versionBefore}` +
+        ` → ${env.server.cache.versions().grpc}`,
     );
     try {
       assertOnly(last, 'B', 10, `within 5 s of the edit (after ${ms} ms)`);
       // And it stays there.
       assertOnly(await client.calls(TARGET, 50), 'B', 50, 'after the edit');
     } catch (e) {
-      t.diagnostic(env.diag());
+      console.log(env.diag());
       throw e;
     }
     await assertAllAcked(env.server, ['grpcjs-live']);
@@ -385,8 +394,11 @@ async function grpcJsEditUnderLoad(t: TestContext, nodeId: string, newName: stri
   env.write('greeter.yaml', descriptorYaml({ name: newName, targets: [{ port: env.port('B') }] }));
   const r = await load;
   const clustersAfter = env.server.ads.statuses().find((s) => s.nodeId === nodeId)?.types[TYPE_URLS.CDS]?.subscribed;
-  t.diagnostic(
-    `continuous calls across the edit: ${JSON.stringify(r.counts)} errors ${JSON.stringify(r.errors)}${r.firstError ? ` first: ${r.firstError}` : ''}; CDS ${JSON.stringify(clustersBefore)} → ${JSON.stringify(clustersAfter)}`,
+  console.log(
+    `continuous calls across the edit: ${JSON.stringify(r.counts)}` +
+      ` errors ${JSON.stringify(r.errors)}` +
+      `${r.firstError ? ` first: ${r.firstError}` : ''}` +
+      `; CDS ${JSON.stringify(clustersBefore)} → ${JSON.stringify(clustersAfter)}`,
   );
   try {
     assert.ok(
@@ -396,7 +408,7 @@ async function grpcJsEditUnderLoad(t: TestContext, nodeId: string, newName: stri
     assert.deepEqual(r.errors, {}, `no RPC failed across the edit (first error: ${r.firstError ?? '-'})`);
     assertOnly(await client.calls(TARGET, 20), 'B', 20, 'after the edit');
   } catch (e) {
-    t.diagnostic(env.diag());
+    console.log(env.diag());
     throw e;
   }
   await assertAllAcked(env.server, [nodeId]);
@@ -423,7 +435,7 @@ async function ccoreEditUnderLoad(t: TestContext, nodeId: string, newName: strin
   }));
   let editTimer: NodeJS.Timeout | undefined;
   let ackCheck: unknown;
-  t.after(() => clearTimeout(editTimer));
+  t.onTestFinished(() => clearTimeout(editTimer));
   // Batch 0: on A. Batch 1: continuous calls for 1.5 s, the edit lands 300 ms in. Batch 2: on B.
   const run = await runCCoreBatches(
     env.server.xdsPort,
@@ -453,8 +465,9 @@ async function ccoreEditUnderLoad(t: TestContext, nodeId: string, newName: strin
     },
   );
   const [before, during, after] = run.results as [CallResult, CallResult, CallResult];
-  t.diagnostic(
-    `C-core continuous calls across the edit: ${JSON.stringify(during.counts)} errors ${JSON.stringify(during.errors)}${during.firstError ? ` first: ${during.firstError}` : ''}`,
+  console.log(
+    `C-core continuous calls across the edit: ${JSON.stringify(during.counts)}` +
+      ` errors ${JSON.stringify(during.errors)}${during.firstError ? ` first: ${during.firstError}` : ''}`,
   );
   try {
     assertOnly(before, 'A', 20, 'C-core before the edit');
@@ -465,7 +478,7 @@ async function ccoreEditUnderLoad(t: TestContext, nodeId: string, newName: strin
     );
     assert.deepEqual(during.errors, {}, `no RPC failed across the edit (first error: ${during.firstError ?? '-'})`);
   } catch (e) {
-    t.diagnostic(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
+    console.log(`${env.diag()}\nC-core stderr:\n${run.stderr.slice(-4000)}`);
     throw e;
   }
   if (ackCheck) throw ackCheck;
@@ -513,14 +526,15 @@ test('an invalid descriptor next to a valid one leaves the valid one routing', {
     assertOnly(await client.calls(TARGET, 30, { warmup: 2 }), 'A', 30, 'grpc-js, no header');
     assertOnly(await client.calls(TARGET, 30, { metadata: { 'x-canary': '([a-z' } }), 'A', 30, 'grpc-js, header');
   } catch (e) {
-    t.diagnostic(env.diag());
+    console.log(env.diag());
     throw e;
   }
 
   // Adding another broken object live (bad target URL, bad YAML) keeps the valid route serving.
   env.write(
     'broken2.yaml',
-    'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceDescriptor\nmetadata:\n  name: broken2\n  namespace: default\nspec:\n  hosts: ["greeter.oto.tools"]\n  targets:\n    - url: "not a url"\n',
+    'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceDescriptor\nmetadata:\n  name: broken2\n  namespace: ' +
+      'default\nspec:\n  hosts: ["greeter.oto.tools"]\n  targets:\n    - url: "not a url"\n',
   );
   env.write('garbage.yaml', 'apiVersion: [unterminated\n');
   await withTimeout(env.server.rebuildNow(), 5000, 'rebuildNow');
@@ -528,7 +542,7 @@ test('an invalid descriptor next to a valid one leaves the valid one routing', {
   try {
     assertOnly(r, 'A', 30, 'grpc-js after more broken objects');
   } catch (e) {
-    t.diagnostic(env.diag());
+    console.log(env.diag());
     throw e;
   }
 

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { withRetiredClusters, nextRetirement, type RetiredClusters } from '../src/xds/retire.js';
 import type { ResourceSet } from '../src/xds/types.js';

@@ -3,7 +3,7 @@
 // signatures, a token signed with another key's secret, exp / nbf / iat at and beyond the 10 s
 // leeway (clock skew both ways), non-numeric times, crit headers. (The JwtVerifier engine's own
 // cases — alg none, HS/RS confusion with the RSA public key, exp/nbf/iat — are in authz-jwt.test.ts.)
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { parseYamlFile, assembleView } from '../src/sources/yaml.js';

@@ -2,7 +2,7 @@
 // --xds-client-ca, --authz-tls-*): a client with a certificate signed by the client CA is served;
 // a plaintext client, a TLS client without a certificate and one whose certificate another CA
 // signed are refused. Certificates are made with the openssl CLI (test-only, 1 day).
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -66,12 +66,11 @@ test('mTLS: config validation of the TLS flags', () => {
   assert.ok(ok.ok && ok.value.xdsClientCa === 'ca');
 });
 
-test(
+test.skipIf(haveOpenssl ? false : 'openssl CLI not installed')(
   'mTLS on the xDS and ext_authz ports: only clients with a certificate from the client CA are served',
-  { skip: haveOpenssl ? false : 'openssl CLI not installed' },
   async (t) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-mtls-'));
-    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    t.onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
     const p = pki(dir);
     const cfgDir = path.join(dir, 'config');
     fs.mkdirSync(cfgDir);
@@ -101,7 +100,7 @@ spec: {hosts: [web.oto.tools], forceHttps: false, publicPatterns: ["/.*"], targe
     );
     assert.ok(r.ok, r.ok ? '' : r.errors.join());
     const server = await startServer(r.value, makeLogger('silent'));
-    t.after(() => server.stop());
+    t.onTestFinished(() => server.stop());
     const read = (k: string): Buffer => fs.readFileSync(p[k]!);
     const creds = {
       mtls: grpc.credentials.createSsl(read('ca.crt'), read('client.key'), read('client.crt')),
@@ -112,7 +111,7 @@ spec: {hosts: [web.oto.tools], forceHttps: false, publicPatterns: ["/.*"], targe
 
     // xDS
     const ok = new AdsClient(server.xdsPort, { node: { id: 'gw' }, credentials: creds.mtls });
-    t.after(() => ok.close());
+    t.onTestFinished(() => ok.close());
     ok.request(TYPE_URLS.cluster);
     const resp = await ok.nextSotw(5000);
     assert.equal(resp.typeUrl, TYPE_URLS.cluster);
@@ -122,7 +121,7 @@ spec: {hosts: [web.oto.tools], forceHttps: false, publicPatterns: ["/.*"], targe
       ['a certificate from another CA', creds.rogue],
     ] as const) {
       const bad = new AdsClient(server.xdsPort, { node: { id: `bad-${name}` }, credentials: c });
-      t.after(() => bad.close());
+      t.onTestFinished(() => bad.close());
       bad.request(TYPE_URLS.cluster);
       await assert.rejects(bad.nextSotw(3000), `xDS refuses ${name}`);
     }

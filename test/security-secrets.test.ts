@@ -5,7 +5,7 @@
 // error bodies, Check deny bodies/headers, object statuses and CLI output are grepped for every
 // secret — must find none. (SDS responses are the one place a private key must go: not grepped.)
 // Also: the admin token (probes open, everything else 401 without it, constant-time compare).
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -122,7 +122,7 @@ const basic = (id: string, s: string): string => `Basic ${Buffer.from(`${id}:${s
 
 test('security: no secret or private key in logs, audit, metrics, debug endpoints, errors or CLI output', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-security-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  t.onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
   const cfgDir = path.join(dir, 'config');
   fs.mkdirSync(cfgDir);
   fs.writeFileSync(path.join(cfgDir, 'all.yaml'), CONFIG);
@@ -151,26 +151,26 @@ test('security: no secret or private key in logs, audit, metrics, debug endpoint
   assert.ok(r.ok);
   const server = await startServer(r.value, pino({ level: 'trace' }, sink));
   let stopped = false;
-  t.after(() => (stopped ? undefined : server.stop()));
+  t.onTestFinished(() => (stopped ? undefined : server.stop()));
   const seed = fs.readFileSync(path.join(dir, '.data', 'secret-seed'), 'utf8').trim();
   const outputs: Record<string, string> = {};
 
   // xDS, including SDS (the private key legitimately travels there: that response is not grepped).
   const ads = new AdsClient(server.xdsPort, { node: { id: 'gw-1' }, bearer: GATEWAY_TOKEN });
-  t.after(() => ads.close());
+  t.onTestFinished(() => ads.close());
   await ads.syncLikeEnvoy();
   ads.request(TYPE_URLS.secret, ['default/web-tls']);
   const sds = await ads.nextSotw(3000);
   assert.deepEqual(sds.resources.map(anyName), ['default/web-tls']);
   ads.ack(sds, ['default/web-tls']);
   const nacker = new AdsClient(server.xdsPort, { node: { id: 'gw-2' } });
-  t.after(() => nacker.close());
+  t.onTestFinished(() => nacker.close());
   nacker.request(TYPE_URLS.cluster);
   nacker.nack(await nacker.nextSotw(3000), 'rejected for the test');
 
   // ext_authz with right and wrong credentials of every kind.
   const cc = checkClient(server.authzPort);
-  t.after(() => cc.close());
+  t.onTestFinished(() => cc.close());
   const checks: Array<[string, Record<string, string>, number]> = [
     ['api.oto.tools', { authorization: basic('partner', APIKEY_SECRET) }, 0],
     ['api.oto.tools', { authorization: basic('partner', WRONG_SECRET) }, 400],
@@ -257,7 +257,8 @@ test('security: no secret or private key in logs, audit, metrics, debug endpoint
     for (const [what, needle] of needles) {
       if (needle && text.includes(needle))
         leaks.push(
-          `${what} found in ${where}: …${text.slice(Math.max(0, text.indexOf(needle) - 80), text.indexOf(needle) + 40)}…`,
+          `${what} found in ${where}` +
+            `: …${text.slice(Math.max(0, text.indexOf(needle) - 80), text.indexOf(needle) + 40)}…`,
         );
     }
   }

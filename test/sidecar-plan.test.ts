@@ -1,6 +1,6 @@
 // The sidecar plan without Envoy: which workload backs which descriptor (Service selector, EndpointSlice
 // targetRef), who a sidecar node is (proved identity only), egress scoping, and the resources' shape.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { buildModel } from '../src/model/build.js';
 import type { StoredObject, KubeObject } from '../src/model/types.js';

@@ -1,7 +1,7 @@
 // The one upstream TLS transport builder, as descriptor clusters and TCP service clusters use it:
 // one transport socket when every endpoint shares one TLS context, else one match per context with
 // the endpoints carrying the matching metadata, plaintext for the others.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { tlsMatchMetadata, upstreamTlsSocket, upstreamTlsTransport } from '../src/xds/resources/cluster.js';
 import { tcpCluster } from '../src/xds/resources/tcp.js';

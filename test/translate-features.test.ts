@@ -1,6 +1,6 @@
 // Issue 3 translation semantics, asserted on the generated Envoy / gRPC resources (the golden
 // files show whole outputs; these pin the rules: order of checks, SDS names, filters).
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { parseYamlFile } from '../src/sources/yaml.js';
 import { buildModel } from '../src/model/build.js';
@@ -44,57 +44,62 @@ const TLS = {
   tls: [{ secretName: 'default/gw', serverNames: [] }],
 };
 
-test('Otoroshi order of checks: headersVerification (400), readOnly (405), forceHttps (303 on http), then RBAC + forward', () => {
-  const out = translate(
-    model(
-      sd(
-        'app',
-        '  forceHttps: true\n  readOnly: true\n  headersVerification: {X-Tenant: acme}\n  ipFiltering: {whitelist: [10.0.0.0/8]}',
+test(
+  'Otoroshi order of checks: headersVerification (400), readOnly (405), forceHttps ' +
+    '(303 on http), then RBAC + forward',
+  () => {
+    const out = translate(
+      model(
+        sd(
+          'app',
+          '  forceHttps: true\n  readOnly: true\n  headersVerification: {X-Tenant: acme}\n  ipFiltering: {whitelist: ' +
+            '[10.0.0.0/8]}',
+        ),
+        TLS,
       ),
-      TLS,
-    ),
-  );
-  assert.deepEqual(
-    routes(out, 'oxds-http', 'app.example.com').map((r) => [r.name, kind(r)]),
-    [
-      ['app/all~hv0', '400'],
-      ['app/all~ro', '405'],
-      ['app/all', 'redirect'],
-    ],
-  );
-  const https = routes(out, 'oxds-https', 'app.example.com');
-  assert.deepEqual(
-    https.map((r) => [r.name, kind(r)]),
-    [
-      ['app/all~hv0', '400'],
-      ['app/all~ro', '405'],
-      ['app/all', 'forward'],
-    ],
-  );
-  // Header absent or different → 400 (an inverted matcher ignores absent headers unless they count as empty).
-  assert.deepEqual((https[0]?.match as ProtoObject).headers, [
-    { name: 'x-tenant', stringMatch: { exact: 'acme' }, invertMatch: true, treatMissingHeaderAsEmpty: true },
-  ]);
-  const body = ((https[0]?.directResponse as ProtoObject).body as ProtoObject).inlineString;
-  assert.equal(body, '{"Otoroshi-Error":"Missing header(s)"}');
-  // The RBAC policy sits on the forwarding route only (direct answers come first, as in Otoroshi).
-  assert.ok(JSON.stringify(https[2]?.typedPerFilterConfig).includes('RBACPerRoute'));
-  assert.equal(https[0]?.typedPerFilterConfig, undefined);
-  // Proxyless gRPC has no direct responses: only the forwarding route, with the call deadline.
-  const g = routes(out, 'oxds-grpc~app.example.com', 'app.example.com', 'grpc');
-  assert.deepEqual(
-    g.map((r) => r.name),
-    ['app/all'],
-  );
-  assert.deepEqual((g[0]?.route as ProtoObject).maxStreamDuration, { maxStreamDuration: { seconds: 30 } });
-});
+    );
+    assert.deepEqual(
+      routes(out, 'oxds-http', 'app.example.com').map((r) => [r.name, kind(r)]),
+      [
+        ['app/all~hv0', '400'],
+        ['app/all~ro', '405'],
+        ['app/all', 'redirect'],
+      ],
+    );
+    const https = routes(out, 'oxds-https', 'app.example.com');
+    assert.deepEqual(
+      https.map((r) => [r.name, kind(r)]),
+      [
+        ['app/all~hv0', '400'],
+        ['app/all~ro', '405'],
+        ['app/all', 'forward'],
+      ],
+    );
+    // Header absent or different → 400 (an inverted matcher ignores absent headers unless they count as empty).
+    assert.deepEqual((https[0]?.match as ProtoObject).headers, [
+      { name: 'x-tenant', stringMatch: { exact: 'acme' }, invertMatch: true, treatMissingHeaderAsEmpty: true },
+    ]);
+    const body = ((https[0]?.directResponse as ProtoObject).body as ProtoObject).inlineString;
+    assert.equal(body, '{"Otoroshi-Error":"Missing header(s)"}');
+    // The RBAC policy sits on the forwarding route only (direct answers come first, as in Otoroshi).
+    assert.ok(JSON.stringify(https[2]?.typedPerFilterConfig).includes('RBACPerRoute'));
+    assert.equal(https[0]?.typedPerFilterConfig, undefined);
+    // Proxyless gRPC has no direct responses: only the forwarding route, with the call deadline.
+    const g = routes(out, 'oxds-grpc~app.example.com', 'app.example.com', 'grpc');
+    assert.deepEqual(
+      g.map((r) => r.name),
+      ['app/all'],
+    );
+    assert.deepEqual((g[0]?.route as ProtoObject).maxStreamDuration, { maxStreamDuration: { seconds: 30 } });
+  },
+);
 
 test('redirection answers first, even under GlobalConfig maintenance; other services answer 503', () => {
   const yaml = `apiVersion: proxy.otoroshi.io/v1alpha1
 kind: GlobalConfig
 metadata: {name: global, namespace: otoroshi}
 spec: {maintenanceMode: true}
-${sd('moved', '  forceHttps: false\n  redirection: {enabled: true, code: 307, to: "https://new.example.com/a%20b"}')}${sd('app', '  forceHttps: true\n  readOnly: true\n  headersVerification: {X-A: b}')}`;
+${sd('moved', '  forceHttps: false\n  redirection: {enabled: true, code: 307, to: ' + '"https://new.example.com/a%20b"}')}${sd('app', '  forceHttps: true\n  readOnly: true\n  headersVerification: {X-A: b}')}`;
   const out = translate(model(yaml));
   const [moved] = routes(out, 'oxds-http', 'moved.example.com');
   assert.equal(kind(moved as ProtoObject), '307');
@@ -115,76 +120,84 @@ ${sd('moved', '  forceHttps: false\n  redirection: {enabled: true, code: 307, to
   );
 });
 
-test('targets mtlsConfig: SDS client cert + explicit trust secret; CA bundle when configured; unknown refs drop the descriptor', () => {
-  const certs = [
-    { secretName: 'default/client', sourceKey: 'Secret/default/client', ...CERT },
-    { secretName: 'pki/ca', sourceKey: 'Secret/pki/ca', ...CERT, certificateChain: 'CA-CHAIN' },
-  ];
-  const yaml =
-    sd('explicit', '  forceHttps: false\n').replace(
-      'http://10.0.0.1:8080"}',
-      'https://b.internal", mtlsConfig: {mtls: true, certs: [client], trustedCerts: [pki/ca]}}',
-    ) +
-    sd('bundle', '  forceHttps: false\n').replace(
-      'http://10.0.0.1:8080"}',
-      'https://c.internal", mtlsConfig: {mtls: true, certs: [client]}}',
-    ) +
-    sd('anything', '  forceHttps: false\n').replace(
-      'http://10.0.0.1:8080"}',
-      'https://d.internal", mtlsConfig: {certs: [client], trustAll: true}}',
-    ) +
-    sd('unknown', '  forceHttps: false\n').replace(
-      'http://10.0.0.1:8080"}',
-      'https://e.internal", mtlsConfig: {mtls: true, certs: [nope]}}',
+test(
+  'targets mtlsConfig: SDS client cert + explicit trust secret; CA bundle when ' +
+    'configured; unknown refs drop the descriptor',
+  () => {
+    const certs = [
+      { secretName: 'default/client', sourceKey: 'Secret/default/client', ...CERT },
+      { secretName: 'pki/ca', sourceKey: 'Secret/pki/ca', ...CERT, certificateChain: 'CA-CHAIN' },
+    ];
+    const yaml =
+      sd('explicit', '  forceHttps: false\n').replace(
+        'http://10.0.0.1:8080"}',
+        'https://b.internal", mtlsConfig: {mtls: true, certs: [client], trustedCerts: [pki/ca]}}',
+      ) +
+      sd('bundle', '  forceHttps: false\n').replace(
+        'http://10.0.0.1:8080"}',
+        'https://c.internal", mtlsConfig: {mtls: true, certs: [client]}}',
+      ) +
+      sd('anything', '  forceHttps: false\n').replace(
+        'http://10.0.0.1:8080"}',
+        'https://d.internal", mtlsConfig: {certs: [client], trustAll: true}}',
+      ) +
+      sd('unknown', '  forceHttps: false\n').replace(
+        'http://10.0.0.1:8080"}',
+        'https://e.internal", mtlsConfig: {mtls: true, certs: [nope]}}',
+      );
+    const out = translate(model(yaml, { certificates: certs, caBundle: 'BUNDLE' }));
+    const tlsOf = (id: string): string =>
+      JSON.stringify(out.envoy.clusters.find((c) => String(c.name).startsWith(`oxds~${id}~`))?.transportSocket);
+    assert.ok(
+      tlsOf('explicit').includes('"name":"default/client"') &&
+        tlsOf('explicit').includes('"name":"pki/ca~trust"') &&
+        tlsOf('explicit').includes('"exact":"b.internal"'),
     );
-  const out = translate(model(yaml, { certificates: certs, caBundle: 'BUNDLE' }));
-  const tlsOf = (id: string): string =>
-    JSON.stringify(out.envoy.clusters.find((c) => String(c.name).startsWith(`oxds~${id}~`))?.transportSocket);
-  assert.ok(
-    tlsOf('explicit').includes('"name":"default/client"') &&
-      tlsOf('explicit').includes('"name":"pki/ca~trust"') &&
-      tlsOf('explicit').includes('"exact":"b.internal"'),
-  );
-  assert.ok(tlsOf('bundle').includes('"name":"otoroshi-ca-bundle"'));
-  assert.ok(tlsOf('anything').includes('"name":"default/client"') && !tlsOf('anything').includes('alidation'));
-  assert.equal(
-    out.envoy.clusters.some((c) => String(c.name).startsWith('oxds~unknown~')),
-    false,
-  );
-  assert.deepEqual(
-    out.errors.map((e) => [e.code, e.name]),
-    [['OXDS_UNRESOLVED_REFERENCE', 'unknown']],
-  );
-  const secrets = new Map(out.envoy.secrets.map((s) => [String(s.name), s]));
-  assert.deepEqual(secrets.get('pki/ca~trust'), {
-    name: 'pki/ca~trust',
-    validationContext: { trustedCa: { inlineString: 'CA-CHAIN' } },
-  });
-  assert.ok(secrets.has('otoroshi-ca-bundle') && secrets.has('default/client'));
-  // Without a CA bundle, nothing references it (no dangling SDS name).
-  const noCa = translate(model(yaml, { certificates: certs }));
-  assert.ok(!JSON.stringify(noCa.envoy.clusters).includes('otoroshi-ca-bundle'));
-});
+    assert.ok(tlsOf('bundle').includes('"name":"otoroshi-ca-bundle"'));
+    assert.ok(tlsOf('anything').includes('"name":"default/client"') && !tlsOf('anything').includes('alidation'));
+    assert.equal(
+      out.envoy.clusters.some((c) => String(c.name).startsWith('oxds~unknown~')),
+      false,
+    );
+    assert.deepEqual(
+      out.errors.map((e) => [e.code, e.name]),
+      [['OXDS_UNRESOLVED_REFERENCE', 'unknown']],
+    );
+    const secrets = new Map(out.envoy.secrets.map((s) => [String(s.name), s]));
+    assert.deepEqual(secrets.get('pki/ca~trust'), {
+      name: 'pki/ca~trust',
+      validationContext: { trustedCa: { inlineString: 'CA-CHAIN' } },
+    });
+    assert.ok(secrets.has('otoroshi-ca-bundle') && secrets.has('default/client'));
+    // Without a CA bundle, nothing references it (no dangling SDS name).
+    const noCa = translate(model(yaml, { certificates: certs }));
+    assert.ok(!JSON.stringify(noCa.envoy.clusters).includes('otoroshi-ca-bundle'));
+  },
+);
 
-test('headers: user values are literal (% escaped), Otoroshi headers added, credentials stripped (custom names too)', () => {
-  const out = translate(
-    model(
-      sd(
-        'h',
-        '  forceHttps: false\n  additionalHeaders: {X-Pct: "100%"}\n  apiKeyConstraints: {customHeadersAuth: {enabled: true, clientIdHeaderName: X-My-Id, clientSecretHeaderName: X-My-Secret}}',
+test(
+  'headers: user values are literal (% escaped), Otoroshi headers added, ' + 'credentials stripped (custom names too)',
+  () => {
+    const out = translate(
+      model(
+        sd(
+          'h',
+          '  forceHttps: false\n  additionalHeaders: {X-Pct: "100%"}\n  apiKeyConstraints: {customHeadersAuth: ' +
+            '{enabled: true, clientIdHeaderName: X-My-Id, clientSecretHeaderName: X-My-Secret}}',
+        ),
       ),
-    ),
-  );
-  const [r] = routes(out, 'oxds-http', 'h.example.com');
-  const adds = (r?.requestHeadersToAdd as ProtoObject[]).map((h) => [
-    (h.header as ProtoObject).key,
-    (h.header as ProtoObject).value,
-  ]);
-  assert.deepEqual(adds.at(-1), ['X-Pct', '100%%']);
-  assert.ok(adds.some(([k]) => k === 'Otoroshi-Request-Id'));
-  for (const h of ['otoroshi-client-id', 'otoroshi-client-secret', 'x-my-id', 'x-my-secret', 'x-forwarded-for'])
-    assert.ok((r?.requestHeadersToRemove as string[]).includes(h), h);
-});
+    );
+    const [r] = routes(out, 'oxds-http', 'h.example.com');
+    const adds = (r?.requestHeadersToAdd as ProtoObject[]).map((h) => [
+      (h.header as ProtoObject).key,
+      (h.header as ProtoObject).value,
+    ]);
+    assert.deepEqual(adds.at(-1), ['X-Pct', '100%%']);
+    assert.ok(adds.some(([k]) => k === 'Otoroshi-Request-Id'));
+    for (const h of ['otoroshi-client-id', 'otoroshi-client-secret', 'x-my-id', 'x-my-secret', 'x-forwarded-for'])
+      assert.ok((r?.requestHeadersToRemove as string[]).includes(h), h);
+  },
+);
 
 test('gzip: one compressor filter per distinct configuration, enabled only on the routes that use it', () => {
   const gz = (level: number): string =>
@@ -204,41 +217,44 @@ test('gzip: one compressor filter per distinct configuration, enabled only on th
   assert.deepEqual(perRoute('d'), []);
 });
 
-test('GlobalConfig: throttling, global RBAC, then the per-route filters; trusted proxies → xff_num_trusted_hops', () => {
-  const yaml = `apiVersion: proxy.otoroshi.io/v1alpha1
+test(
+  'GlobalConfig: throttling, global RBAC, then the per-route filters; trusted ' + 'proxies → xff_num_trusted_hops',
+  () => {
+    const yaml = `apiVersion: proxy.otoroshi.io/v1alpha1
 kind: GlobalConfig
 metadata: {name: global, namespace: otoroshi}
 spec: {throttlingQuota: 100, trustedProxies: 2, ipFiltering: {blacklist: [203.0.113.0/24]}}
 ${sd('app', '  forceHttps: false')}`;
-  const out = translate(model(yaml), {
-    authz: { address: '127.0.0.1', port: 1, timeoutMs: 100, failureModeAllow: false },
-  });
-  const hcm = ((out.envoy.listeners[0]?.filterChains as ProtoObject[])[0]?.filters as ProtoObject[])[0]
-    ?.typedConfig as ProtoObject;
-  assert.deepEqual(
-    (hcm.httpFilters as ProtoObject[]).map((f) => f.name),
-    [
-      'oxds.ratelimit.global',
-      'oxds.rbac.global',
-      'envoy.filters.http.rbac',
-      'envoy.filters.http.cors',
-      'envoy.filters.http.ext_authz',
-      'envoy.filters.http.router',
-    ],
-  );
-  assert.equal(hcm.xffNumTrustedHops, 2);
-  const rl = ((hcm.httpFilters as ProtoObject[])[0]?.typedConfig as ProtoObject).tokenBucket;
-  assert.deepEqual(rl, { maxTokens: 1000, tokensPerFill: { value: 1000 }, fillInterval: { seconds: 10 } });
-  // Without a GlobalConfig: no global filters, the client IP is the TCP peer.
-  const plain = translate(model(sd('app', '  forceHttps: false')));
-  const phcm = ((plain.envoy.listeners[0]?.filterChains as ProtoObject[])[0]?.filters as ProtoObject[])[0]
-    ?.typedConfig as ProtoObject;
-  assert.deepEqual(
-    (phcm.httpFilters as ProtoObject[]).map((f) => f.name),
-    ['envoy.filters.http.rbac', 'envoy.filters.http.cors', 'envoy.filters.http.router'],
-  );
-  assert.equal(phcm.xffNumTrustedHops, undefined);
-});
+    const out = translate(model(yaml), {
+      authz: { address: '127.0.0.1', port: 1, timeoutMs: 100, failureModeAllow: false },
+    });
+    const hcm = ((out.envoy.listeners[0]?.filterChains as ProtoObject[])[0]?.filters as ProtoObject[])[0]
+      ?.typedConfig as ProtoObject;
+    assert.deepEqual(
+      (hcm.httpFilters as ProtoObject[]).map((f) => f.name),
+      [
+        'oxds.ratelimit.global',
+        'oxds.rbac.global',
+        'envoy.filters.http.rbac',
+        'envoy.filters.http.cors',
+        'envoy.filters.http.ext_authz',
+        'envoy.filters.http.router',
+      ],
+    );
+    assert.equal(hcm.xffNumTrustedHops, 2);
+    const rl = ((hcm.httpFilters as ProtoObject[])[0]?.typedConfig as ProtoObject).tokenBucket;
+    assert.deepEqual(rl, { maxTokens: 1000, tokensPerFill: { value: 1000 }, fillInterval: { seconds: 10 } });
+    // Without a GlobalConfig: no global filters, the client IP is the TCP peer.
+    const plain = translate(model(sd('app', '  forceHttps: false')));
+    const phcm = ((plain.envoy.listeners[0]?.filterChains as ProtoObject[])[0]?.filters as ProtoObject[])[0]
+      ?.typedConfig as ProtoObject;
+    assert.deepEqual(
+      (phcm.httpFilters as ProtoObject[]).map((f) => f.name),
+      ['envoy.filters.http.rbac', 'envoy.filters.http.cors', 'envoy.filters.http.router'],
+    );
+    assert.equal(phcm.xffNumTrustedHops, undefined);
+  },
+);
 
 test('TcpService: disabled ones get no listener; enabled ones a tcp_proxy listener on their port', () => {
   const yaml = `apiVersion: proxy.otoroshi.io/v1alpha1

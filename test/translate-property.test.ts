@@ -2,7 +2,7 @@
 // and a GlobalConfig translates to resources that all pass validate.ts (PGV rules + protobuf
 // round trip), form consistent snapshots (no dangling route / EDS / secret names), and carry no
 // duplicate names. Also: translate is deterministic (same input, same output).
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { buildModel } from '../src/model/build.js';
@@ -187,7 +187,8 @@ function assertNoDuplicates(set: ResourceSet, what: string): void {
 }
 
 test(
-  'property: valid descriptor / TcpService / GlobalConfig sets translate to valid, consistent, duplicate-free resources',
+  'property: valid descriptor / TcpService / GlobalConfig sets translate to valid, consistent, duplicate-free ' +
+    'resources',
   { timeout: 120_000 },
   () => {
     fc.assert(

@@ -1,7 +1,7 @@
 // Table tests of the xDS builders and of translate(), comparing whole messages.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
-import type { ClientConfig, Descriptor, Model, Target } from '../src/model/types.js';
+import type { Descriptor, Model } from '../src/model/types.js';
 import { translate, grpcListenerFor, hostRelation, envoyDomain, endpointWeights } from '../src/xds/translate.js';
 import * as names from '../src/xds/names.js';
 import {
@@ -17,82 +17,7 @@ import { clusterLoadAssignment } from '../src/xds/resources/endpoint.js';
 import { lbPolicy, outlierDetection, upstreamTls } from '../src/xds/resources/cluster.js';
 import { httpConnectionManager } from '../src/xds/resources/hcm.js';
 import { encodeObject, TYPE_URLS, type ProtoObject } from '../proto/loader.js';
-import { DEFAULT_CLIENT_CONFIG } from '../src/model/descriptor.js';
-
-/** The model's CRD defaults (§4.6), as a fresh object per test module. */
-export const CLIENT_CONFIG: ClientConfig = { ...DEFAULT_CLIENT_CONFIG, customTimeouts: [] };
-
-export function ipTarget(id: string, ip: string, port = 8080, weight = 1, extra: Partial<Target> = {}): Target {
-  return {
-    id,
-    scheme: 'http',
-    host: ip,
-    port,
-    weight,
-    protocol: 'HTTP/1.1',
-    resolution: { type: 'static', endpoints: [{ ip, port, ready: true }] },
-    ...extra,
-  };
-}
-
-export function dnsTarget(id: string, host: string, port = 80, weight = 1, extra: Partial<Target> = {}): Target {
-  return {
-    id,
-    scheme: 'http',
-    host,
-    port,
-    weight,
-    protocol: 'HTTP/1.1',
-    resolution: { type: 'dns', hostname: host, port },
-    ...extra,
-  };
-}
-
-export function descriptor(id: string, over: Partial<Descriptor> = {}): Descriptor {
-  return {
-    id,
-    name: id,
-    sourceKey: `ServiceDescriptor/default/${id}`,
-    sourceKind: 'ServiceDescriptor',
-    namespace: 'default',
-    origin: { seq: 0 },
-    enabled: true,
-    groups: [],
-    hosts: [`${id}.example.com`],
-    paths: [],
-    root: '/',
-    stripPath: true,
-    matchingHeaders: [],
-    targets: [ipTarget('t0', '10.0.0.1')],
-    loadBalancing: 'RoundRobin',
-    forceHttps: false,
-    maintenanceMode: false,
-    buildMode: false,
-    overrideHost: false,
-    allowHttp10: true,
-    readOnly: false,
-    xForwardedHeaders: false,
-    sendOtoroshiHeadersBack: true,
-    enforceSecureCommunication: false,
-    detectApiKeySooner: false,
-    additionalHeaders: {},
-    additionalHeadersOut: {},
-    missingOnlyHeadersIn: {},
-    missingOnlyHeadersOut: {},
-    removeHeadersIn: [],
-    removeHeadersOut: [],
-    headersVerification: {},
-    publicPatterns: [],
-    privatePatterns: [],
-    clientConfig: { ...CLIENT_CONFIG },
-    spec: {},
-    ...over,
-  };
-}
-
-export function model(descriptors: Descriptor[], over: Partial<Model> = {}): Model {
-  return { descriptors, groups: [], apikeys: [], certificates: [], tls: [], ...over };
-}
+import { CLIENT_CONFIG, descriptorModel as descriptor, dnsTarget, ipTarget, model } from './fixtures/index.js';
 
 function routesOf(rc: ProtoObject | undefined, vhost: string): ProtoObject[] {
   const vhosts = (rc?.virtualHosts ?? []) as ProtoObject[];
@@ -469,23 +394,27 @@ test('translate: longest prefix first across descriptors sharing a host; catch-a
   );
 });
 
-test('translate: a wildcard-in-the-middle host goes to the * vhost with an :authority regex, and into vhosts it overlaps', () => {
-  const out = translate(
-    model([
-      descriptor('mid', { hosts: ['api.*.example.com'] }),
-      descriptor('concrete', { hosts: ['api.eu.example.com'], paths: [{ value: '/x', type: 'PlainPrefix' }] }),
-    ]),
-  );
-  const star = routesOf(out.envoy.routes[0], '*');
-  assert.deepEqual((star[0]?.match as ProtoObject).headers, [
-    { name: ':authority', stringMatch: { safeRegex: { regex: authorityRegex(['api.*.example.com']) } } },
-  ]);
-  // Otoroshi ranks by path before host: /x of `concrete` first, then `mid` (which matches that host too).
-  assert.deepEqual(
-    routesOf(out.envoy.routes[0], 'api.eu.example.com').map((r) => r.name),
-    ['concrete/0', 'mid/all', 'oxds-not-found'],
-  );
-});
+test(
+  'translate: a wildcard-in-the-middle host goes to the * vhost with an :authority ' +
+    'regex, and into vhosts it overlaps',
+  () => {
+    const out = translate(
+      model([
+        descriptor('mid', { hosts: ['api.*.example.com'] }),
+        descriptor('concrete', { hosts: ['api.eu.example.com'], paths: [{ value: '/x', type: 'PlainPrefix' }] }),
+      ]),
+    );
+    const star = routesOf(out.envoy.routes[0], '*');
+    assert.deepEqual((star[0]?.match as ProtoObject).headers, [
+      { name: ':authority', stringMatch: { safeRegex: { regex: authorityRegex(['api.*.example.com']) } } },
+    ]);
+    // Otoroshi ranks by path before host: /x of `concrete` first, then `mid` (which matches that host too).
+    assert.deepEqual(
+      routesOf(out.envoy.routes[0], 'api.eu.example.com').map((r) => r.name),
+      ['concrete/0', 'mid/all', 'oxds-not-found'],
+    );
+  },
+);
 
 test('translate: forceHttps redirects on the HTTP route configuration only', () => {
   const out = translate(

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import protobuf from 'protobufjs';
 import { lookupType, TYPE_URLS, encodeObject, type ProtoObject } from '../proto/loader.js';

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { assembleView, loadConfigDir, parseYamlFile } from '../src/sources/yaml.js';
@@ -6,21 +6,25 @@ import { listConfigFiles } from '../src/sources/config-files.js';
 
 const FIX = path.join(process.cwd(), 'test/fixtures/model');
 
-test('multi-document file: one StoredObject per document, empty documents skipped, namespace defaults to default', () => {
-  const r = parseYamlFile(
-    'dir/f.yaml',
-    'apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\n---\n# only a comment\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b, namespace: x}\n',
-    10,
-  );
-  assert.deepEqual(r.errors, []);
-  assert.deepEqual(
-    r.objects.map((o) => [o.key, o.origin.file, o.origin.doc, o.origin.seq]),
-    [
-      ['Service/default/a', 'dir/f.yaml', 0, 10],
-      ['Service/x/b', 'dir/f.yaml', 3, 11],
-    ],
-  );
-});
+test(
+  'multi-document file: one StoredObject per document, empty documents skipped, ' + 'namespace defaults to default',
+  () => {
+    const r = parseYamlFile(
+      'dir/f.yaml',
+      'apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\n---\n# only a comment\n---\napiVersion: v1\nkind: ' +
+        'Service\nmetadata: {name: b, namespace: x}\n',
+      10,
+    );
+    assert.deepEqual(r.errors, []);
+    assert.deepEqual(
+      r.objects.map((o) => [o.key, o.origin.file, o.origin.doc, o.origin.seq]),
+      [
+        ['Service/default/a', 'dir/f.yaml', 0, 10],
+        ['Service/x/b', 'dir/f.yaml', 3, 11],
+      ],
+    );
+  },
+);
 
 test('Apikey is accepted as a spelling of ApiKey in the key', () => {
   const r = parseYamlFile('f.yaml', 'apiVersion: proxy.otoroshi.io/v1\nkind: Apikey\nmetadata: {name: k}\n', 0);
@@ -80,27 +84,31 @@ test('duplicate keys: the first declaration wins (within a file and across files
   );
 });
 
-test('loadConfigDir: recursive, sorted, *.yaml/*.yml only, hidden entries skipped; bad YAML in one file does not stop the others', async () => {
-  assert.deepEqual(
-    (await listConfigFiles(path.join(FIX, 'bad-yaml'))).files.map((f) => f.rel),
-    ['a-good.yaml', 'b-broken.yaml', 'sub/c-good.yml', 'sub/d-dup.yaml'],
-  );
-  const view = await loadConfigDir(path.join(FIX, 'bad-yaml'));
-  assert.deepEqual(
-    view.objects.map((o) => o.key),
-    ['ServiceGroup/default/first', 'ServiceGroup/default/second', 'ServiceGroup/other/third'],
-  );
-  assert.deepEqual(
-    view.objects.map((o) => o.origin.seq),
-    [0, 1, 2],
-  );
-  assert.deepEqual(
-    view.loadErrors.map((e) => [e.code, e.file, e.doc]),
-    [
-      ['OXDS_YAML_PARSE', 'b-broken.yaml', 0],
-      ['OXDS_NOT_AN_OBJECT', 'sub/c-good.yml', 1],
-      ['OXDS_MISSING_FIELD', 'sub/c-good.yml', 2],
-      ['OXDS_DUPLICATE_OBJECT', 'sub/d-dup.yaml', 0],
-    ],
-  );
-});
+test(
+  'loadConfigDir: recursive, sorted, *.yaml/*.yml only, hidden entries skipped; ' +
+    'bad YAML in one file does not stop the others',
+  async () => {
+    assert.deepEqual(
+      (await listConfigFiles(path.join(FIX, 'bad-yaml'))).files.map((f) => f.rel),
+      ['a-good.yaml', 'b-broken.yaml', 'sub/c-good.yml', 'sub/d-dup.yaml'],
+    );
+    const view = await loadConfigDir(path.join(FIX, 'bad-yaml'));
+    assert.deepEqual(
+      view.objects.map((o) => o.key),
+      ['ServiceGroup/default/first', 'ServiceGroup/default/second', 'ServiceGroup/other/third'],
+    );
+    assert.deepEqual(
+      view.objects.map((o) => o.origin.seq),
+      [0, 1, 2],
+    );
+    assert.deepEqual(
+      view.loadErrors.map((e) => [e.code, e.file, e.doc]),
+      [
+        ['OXDS_YAML_PARSE', 'b-broken.yaml', 0],
+        ['OXDS_NOT_AN_OBJECT', 'sub/c-good.yml', 1],
+        ['OXDS_MISSING_FIELD', 'sub/c-good.yml', 2],
+        ['OXDS_DUPLICATE_OBJECT', 'sub/d-dup.yaml', 0],
+      ],
+    );
+  },
+);

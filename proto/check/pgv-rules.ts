@@ -427,7 +427,7 @@ function compileScalar(
       list.push({
         rule: 'enum.not_in',
         ok: (n) => !s.has(n),
-        msg: (n) => `must not be ${[...s].map(name).join(' or ')}`,
+        msg: () => `must not be ${[...s].map(name).join(' or ')}`,
       });
     }
     if (list.length === 0) return null;

@@ -87,7 +87,6 @@ export function wantsHtml(accept: string | undefined): boolean {
 
 function headerSafe(v: string): string {
   // Header values cannot carry CR/LF/NUL (and gRPC metadata rejects other controls).
-  // eslint-disable-next-line no-control-regex
   return v.replace(/[\u0000-\u001f\u007f]/g, ' ');
 }
 

@@ -21,8 +21,7 @@ import type {
 import { crdEntityId, namespaceOf } from './ids.js';
 import { Problems, asObject, isObject, str, strArray, strMap, errorMessage, type JsonObject } from './problems.js';
 
-const SIZES = [256, 384, 512] as const;
-type Size = (typeof SIZES)[number];
+type Size = 256 | 384 | 512;
 
 /** EC curve (node's name) required by each ES size: ES512 is P-521. */
 export const EC_CURVE_BY_SIZE: Readonly<Record<Size, string>> = {

@@ -3,7 +3,6 @@
 // last good objects (reported as an error) so a half-written file never drops live config.
 import fs from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
-import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import type { ConfigError, ConfigView, StoredObject } from '../model/types.js';
 import { listConfigFiles, DEFAULT_LIMITS, type ConfigLimits } from './config-files.js';
@@ -58,7 +57,6 @@ export class FileSource extends EventEmitter {
     // A directory that is readable again is a change even if no file changed: the error it
     // reported must be cleared (and the recovery logged) by a rebuild.
     let recovered = false;
-    let jsonChanged = false;
     try {
       listing = await listConfigFiles(this.opts.dir, this.opts.limits ?? DEFAULT_LIMITS);
       recovered = this.dirError !== undefined;

@@ -10,28 +10,30 @@ import { envoyTest, eventually, startGateway, testConfig, writeFiles } from '../
 import { startHttpBackends, type HttpBackend } from '../helpers/http-backends.js';
 import { freePort } from '../helpers/redis.js';
 import { startServer, makeLogger, type RunningServer } from '../../src/main.js';
+import { apiKeyYaml, descriptorYaml, yamlDocs } from '../fixtures/index.js';
 
 function files(port: number): Record<string, string> {
   return {
-    'd.yaml': `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: orders, namespace: default, annotations: {otoroshi.io/id: orders}}
-spec:
-  hosts: [orders.oto.tools]
-  forceHttps: false
-  targets: [{url: "http://127.0.0.1:${port}"}]
----
-apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ApiKey
-metadata: {name: buyer, namespace: default}
-spec:
-  clientId: buyer-id
-  clientSecret: buyer-secret
-  authorizedEntities: [service_orders]
-  throttlingQuota: 1000000
-  dailyQuota: 100000000
-  monthlyQuota: 1000000000
-`,
+    'd.yaml': yamlDocs(
+      descriptorYaml({
+        name: 'orders',
+        namespace: 'default',
+        id: 'orders',
+        hosts: ['orders.oto.tools'],
+        forceHttps: false,
+        targets: [`http://127.0.0.1:${port}`],
+      }),
+      apiKeyYaml({
+        name: 'buyer',
+        namespace: 'default',
+        clientId: 'buyer-id',
+        clientSecret: 'buyer-secret',
+        authorizedEntities: ['service_orders'],
+        throttlingQuota: 1000000,
+        dailyQuota: 100000000,
+        monthlyQuota: 1000000000,
+      }),
+    ),
   };
 }
 
@@ -81,9 +83,9 @@ if (haveOpenssl) {
     'Envoy: the oxds-ext-authz cluster speaks TLS to a TLS ext_authz port (certificate verified)',
     async (t, bin) => {
       const [backend] = (await startHttpBackends(['orders'])) as HttpBackend[];
-      t.after(() => backend!.stop());
+      t.onTestFinished(() => backend!.stop());
       const pkiDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-authz-tls-'));
-      t.after(() => fs.rmSync(pkiDir, { recursive: true, force: true }));
+      t.onTestFinished(() => fs.rmSync(pkiDir, { recursive: true, force: true }));
       const p = serverPki(pkiDir);
       const gw = await startGateway(t, bin, {
         files: files(backend!.port),
@@ -105,9 +107,9 @@ if (haveOpenssl) {
     'Envoy: a Check port with TLS and a CA that did not sign it fails closed (503), never plaintext',
     async (t, bin) => {
       const [backend] = (await startHttpBackends(['orders'])) as HttpBackend[];
-      t.after(() => backend!.stop());
+      t.onTestFinished(() => backend!.stop());
       const pkiDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-authz-tls-'));
-      t.after(() => fs.rmSync(pkiDir, { recursive: true, force: true }));
+      t.onTestFinished(() => fs.rmSync(pkiDir, { recursive: true, force: true }));
       const p = serverPki(pkiDir);
       const rogue = serverPki(fs.mkdtempSync(path.join(pkiDir, 'rogue-')));
       const gw = await startGateway(t, bin, {
@@ -125,14 +127,15 @@ if (haveOpenssl) {
 }
 
 envoyTest(
-  'Envoy: the oxds-ext-authz cluster balances over three replicas; one stopped under load fails no more than the calls in flight',
+  'Envoy: the oxds-ext-authz cluster balances over three replicas; one stopped under load fails no more than the ' +
+    'calls in flight',
   async (t, bin) => {
     const [backend] = (await startHttpBackends(['orders'])) as HttpBackend[];
-    t.after(() => backend!.stop());
+    t.onTestFinished(() => backend!.stop());
     // Two more control planes on the same objects: ext_authz replicas.
     const extra: RunningServer[] = [];
     const dirs: string[] = [];
-    t.after(async () => {
+    t.onTestFinished(async () => {
       await Promise.all(extra.map((s) => s.stop().catch(() => undefined)));
       for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
     });
@@ -195,7 +198,10 @@ envoyTest(
     const failed = samples.filter((s) => s.status !== 200);
     const inFlight = samples.filter((s) => s.start <= stoppedBy && s.end >= stoppedAt).length;
     console.log(
-      `# ext_authz replica stopped under load through Envoy: ${samples.length} requests, ${failed.length} failed ${JSON.stringify(failed.map((s) => s.status))}, ${inFlight} in flight during the stop`,
+      `# ext_authz replica stopped under load through Envoy: ${samples.length}` +
+        ` requests, ${failed.length}` +
+        ` failed ${JSON.stringify(failed.map((s) => s.status))}` +
+        `, ${inFlight} in flight during the stop`,
     );
     assert.ok(failed.length <= inFlight, `failed ${failed.length} ≤ in flight ${inFlight}`);
     assert.ok(

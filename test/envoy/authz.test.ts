@@ -108,7 +108,7 @@ async function withGateway(
   flags: Record<string, unknown> = {},
 ): Promise<{ gw: Gateway; backend: HttpBackend }> {
   const backend = await startHttpBackend('priv');
-  t.after(() => backend.stop());
+  t.onTestFinished(() => backend.stop());
   const gw = await startGateway(t, bin, { files: { 'c.yaml': config(backend.port) }, delta, flags });
   return { gw, backend };
 }
@@ -316,7 +316,8 @@ function samples(text: string): Map<string, number> {
 }
 
 envoyTest(
-  'Envoy ALS: traffic metrics per descriptor and per apikey on our /metrics (--envoy-als-cluster xds_cluster, --metrics-per-apikey on)',
+  'Envoy ALS: traffic metrics per descriptor and per apikey on our /metrics (--envoy-als-cluster xds_cluster, ' +
+    '--metrics-per-apikey on)',
   async (t, bin) => {
     const { gw } = await withGateway(t, bin, true, { envoyAlsCluster: 'xds_cluster', metricsPerApikey: 'on' });
     const partner = { 'Otoroshi-Client-Id': 'partner-id', 'Otoroshi-Client-Secret': SECRET };
@@ -354,7 +355,8 @@ envoyTest(
 );
 
 envoyTest(
-  'Envoy ext_authz: --authz-fail-mode open lets requests through when the Check is unreachable, never a client-sent client id',
+  'Envoy ext_authz: --authz-fail-mode open lets requests through when the Check is unreachable, never a client-sent ' +
+    'client id',
   async (t, bin) => {
     const port = await freePort(); // nothing listens there: every Check fails
     const { gw } = await withGateway(t, bin, true, { authzFailMode: 'open', envoyAuthzPort: port });

@@ -133,7 +133,7 @@ envoyTest(
     const replicas: ServeChild[] = [];
     const envoys: EnvoyProcess[] = [];
     const be = await backends(net.hostAddress, 3);
-    t.after(async () => {
+    t.onTestFinished(async () => {
       await Promise.all(envoys.map((e) => e.stop()));
       await Promise.all(replicas.map((r) => r.kill('SIGKILL')));
       await be.stop();

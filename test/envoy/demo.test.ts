@@ -34,7 +34,7 @@ envoyTest(
     child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
     let exit: number | null | undefined;
     const exited = new Promise<void>((r) => child.once('exit', (c) => ((exit = c), r())));
-    t.after(async () => {
+    t.onTestFinished(async () => {
       if (exit === undefined) {
         child.kill('SIGTERM');
         await exited;

@@ -7,16 +7,10 @@ import net from 'node:net';
 import { envoyTest, eventually, startGateway } from '../helpers/envoy.js';
 import { startHttpBackends, type HttpBackend } from '../helpers/http-backends.js';
 import { freePort } from '../helpers/redis.js';
+import { descriptorYaml } from '../fixtures/index.js';
 
 function descriptor(name: string, spec: string): string {
-  return `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: ${name}, namespace: default}
-spec:
-  publicPatterns: ['/.*']
-${spec.replace(/^/gm, '  ')}
----
-`;
+  return `${descriptorYaml({ name, namespace: 'default', publicPatterns: ['/.*'], spec })}---\n`;
 }
 
 interface Echo {
@@ -29,10 +23,13 @@ interface Echo {
 const echo = (body: string): Echo => JSON.parse(body) as Echo;
 
 envoyTest(
-  'Envoy: Host and pseudo-headers in header fields never reject the route table; Host → upstream host rewrite; no deprecated field',
+  'Envoy: Host and pseudo-headers in header fields never reject the route table; Host → upstream host rewrite; no ' +
+    'deprecated field',
   async (t, bin) => {
     const [bad, good] = (await startHttpBackends(['bad', 'good'])) as [HttpBackend, HttpBackend];
-    t.after(() => Promise.all([bad.stop(), good.stop()]));
+    t.onTestFinished(async () => {
+      await Promise.all([bad.stop(), good.stop()]);
+    });
     const files = {
       'd.yaml':
         descriptor(
@@ -89,7 +86,9 @@ envoyTest(
   'Envoy: a large matchingHeaders regex and many wildcard hosts are accepted (RE2 program size raised)',
   async (t, bin) => {
     const [big, many] = (await startHttpBackends(['big', 'many'])) as [HttpBackend, HttpBackend];
-    t.after(() => Promise.all([big.stop(), many.stop()]));
+    t.onTestFinished(async () => {
+      await Promise.all([big.stop(), many.stop()]);
+    });
     const alternatives = Array.from({ length: 200 }, (_, i) => `tenant-${i}-[a-z]+`).join('|');
     const hosts = Array.from({ length: 60 }, (_, i) => `"api-*.zone${i}.oto.tools"`).join(', ');
     const files = {
@@ -115,7 +114,7 @@ envoyTest(
   "Envoy: Otoroshi's direct answers: forceHttps 303, redirection, maintenance/build 503, readOnly 405, headersVerification 400, ipFiltering 403",
   async (t, bin) => {
     const [b] = (await startHttpBackends(['b'])) as [HttpBackend];
-    t.after(() => b.stop());
+    t.onTestFinished(() => b.stop());
     const target = `targets: [{url: "http://127.0.0.1:${b.port}"}]`;
     const files = {
       'd.yaml':
@@ -184,13 +183,15 @@ envoyTest(
 );
 
 envoyTest(
-  'Envoy: CORS preflight and simple requests; allowOrigin * never allows credentials; Otoroshi headers back and X-Forwarded-*',
+  'Envoy: CORS preflight and simple requests; allowOrigin * never allows credentials; Otoroshi headers back and ' +
+    'X-Forwarded-*',
   async (t, bin) => {
     const [b] = (await startHttpBackends(['b'])) as [HttpBackend];
-    t.after(() => b.stop());
+    t.onTestFinished(() => b.stop());
     const target = `targets: [{url: "http://127.0.0.1:${b.port}"}]`;
     const cors = (origin: string): string =>
-      `cors: {enabled: true, allowOrigin: "${origin}", allowMethods: [GET, PUT], allowHeaders: [x-custom], exposeHeaders: [x-exposed], maxAge: 600, allowCredentials: true}`;
+      `cors: {enabled: true, allowOrigin: "${origin}` +
+      `", allowMethods: [GET, PUT], allowHeaders: [x-custom], exposeHeaders: [x-exposed], maxAge: 600, allowCredentials: true}`;
     const files = {
       'd.yaml':
         descriptor(
@@ -248,11 +249,12 @@ envoyTest(
 );
 
 envoyTest(
-  'Envoy: a TcpService forwards plain TCP; one on a taken port (another TcpService, the HTTP listener) is refused (OXDS_ROUTE_CONFLICT)',
+  'Envoy: a TcpService forwards plain TCP; one on a taken port (another TcpService, the HTTP listener) is refused ' +
+    '(OXDS_ROUTE_CONFLICT)',
   async (t, bin) => {
     const echoServer = net.createServer((s) => s.pipe(s));
     await new Promise<void>((r) => echoServer.listen(0, '127.0.0.1', r));
-    t.after(() => new Promise<void>((r) => echoServer.close(() => r())));
+    t.onTestFinished(() => new Promise<void>((r) => echoServer.close(() => r())));
     const backendPort = (echoServer.address() as net.AddressInfo).port;
     const port = await freePort();
     const httpPort = await freePort();

@@ -38,7 +38,9 @@ for (const delta of [false, true]) {
     `Envoy (${flavour}): ${N.toLocaleString('en')} descriptors — one EDS name per cluster — stay connected and serve`,
     async (t, bin) => {
       const backends = (await startHttpBackends(['b0', 'b1', 'b2', 'b3'])) as HttpBackend[];
-      t.after(() => Promise.all(backends.map((b) => b.stop())));
+      t.onTestFinished(async () => {
+        await Promise.all(backends.map((b) => b.stop()));
+      });
       const ports = backends.map((b) => b.port);
       const started = Date.now();
       const gw = await startGateway(t, bin, {
@@ -79,7 +81,9 @@ for (const delta of [false, true]) {
         (await gw.envoy.get('/ready')).trim() === 'LIVE' ? true : undefined,
       );
       console.log(
-        `# ${flavour}: ${N} descriptors served by a real Envoy ${readyMs} ms after start (server + Envoy); Envoy RSS ${rssMiB(gw.envoy.child.pid)} MiB, control plane RSS ${Math.round(process.memoryUsage().rss / 1048576)} MiB (test process)`,
+        `# ${flavour}: ${N} descriptors served by a real Envoy ${readyMs}` +
+          ` ms after start (server + Envoy); Envoy RSS ${rssMiB(gw.envoy.child.pid)}` +
+          ` MiB, control plane RSS ${Math.round(process.memoryUsage().rss / 1048576)} MiB (test process)`,
       );
     },
     { timeout: 900_000 },

@@ -28,7 +28,9 @@ envoyTest(
   async (t, bin) => {
     const pay = await startHttpBackend('payments');
     const other = await startHttpBackend('other');
-    t.after(() => Promise.all([pay.stop(), other.stop()]));
+    t.onTestFinished(async () => {
+      await Promise.all([pay.stop(), other.stop()]);
+    });
     const files = {
       'd.yaml':
         sd(

@@ -26,7 +26,7 @@ envoyTest(
   'harness: a listener update keeps the port; update() returns once Envoy serves the change',
   async (t, bin) => {
     const b = await startHttpBackend('one');
-    t.after(() => b.stop());
+    t.onTestFinished(() => b.stop());
     const gw = await startGateway(t, bin, { files: { 'd.yaml': desc(b.port) } });
     assert.equal((await gw.request({ host: 'one.oto.tools' })).status, 200);
     const before = await gw.envoy.stat('listener_manager.listener_modified');

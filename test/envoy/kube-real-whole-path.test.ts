@@ -4,7 +4,7 @@
 // served; a private one with an ApiKey CR answers 400 "No ApiKey provided" (Otoroshi's
 // answer) without the key, 200 with it; `kubectl
 // delete` removes the route. (e2e/ runs the same idea in kind, on machines with Docker.)
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -34,7 +34,7 @@ let backend: http.Server;
 let backendPort: number;
 let httpPort: number;
 
-before(async () => {
+beforeAll(async () => {
   if (skip || 'missing' in envoyBin) return;
   backend = http.createServer((req, res) => res.end(`backend-ok ${req.url}`));
   await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
@@ -61,7 +61,7 @@ before(async () => {
   httpPort = await eventually('the oxds-http listener', () => envoy.listenerPort('oxds-http'));
 });
 
-after(async () => {
+afterAll(async () => {
   await envoy?.stop();
   await cp?.stop();
   await kube?.stop();
@@ -71,9 +71,9 @@ after(async () => {
 const get = (host: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> =>
   httpRequest({ port: httpPort, host, path: '/hello', headers, timeoutMs: 5000 });
 
-test(
-  'whole path: kubectl apply a ServiceDescriptor → curl through Envoy reaches the backend; an ApiKey CR gates a private one (400 without, 200 with); kubectl delete removes the route',
-  { skip },
+test.skipIf(skip)(
+  'whole path: kubectl apply a ServiceDescriptor → curl through Envoy reaches the backend; an ApiKey CR gates a ' +
+    'private one (400 without, 200 with); kubectl delete removes the route',
   async () => {
     const descriptor = (name: string, host: string, extra: Record<string, unknown>): string =>
       JSON.stringify({

@@ -11,7 +11,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import type { TestContext } from 'node:test';
+import type { TestContext } from 'vitest';
 import { gatewayBootstrapYaml, sidecarBootstrapYaml } from '../../src/envoy/bootstrap.js';
 import { startServer, makeLogger, type RunningServer } from '../../src/main.js';
 import {
@@ -79,7 +79,9 @@ async function startMesh(t: TestContext, bin: string): Promise<Mesh> {
   fs.mkdirSync(cfgDir);
   const [aIn, bIn, aProxy, bProxy, aOut, bOut] = await Promise.all([1, 2, 3, 4, 5, 6].map(() => freePort()));
   const apps = { a: await startHttpBackend('app-a'), b: await startHttpBackend('app-b') };
-  t.after(() => Promise.all([apps.a.stop(), apps.b.stop()]));
+  t.onTestFinished(async () => {
+    await Promise.all([apps.a.stop(), apps.b.stop()]);
+  });
   const podsYaml = (bAnnotations: Record<string, string> = {}): string =>
     podYaml('a-1', 'a', { app: 'a' }, aIn as number, { 'otoroshi.io/sidecar-apikey': 'a-key' }) +
     podYaml('b-1', 'b', { app: 'b' }, bIn as number, bAnnotations);
@@ -90,7 +92,7 @@ async function startMesh(t: TestContext, bin: string): Promise<Mesh> {
     now: () => Date.now() - clock.offset,
   });
   const pods: Pod[] = [];
-  t.after(async () => {
+  t.onTestFinished(async () => {
     try {
       for (const p of pods) {
         assert.deepEqual(await p.envoy.rejected(), {}, `${p.name} rejected config: ${p.envoy.log().slice(-2000)}`);
@@ -365,7 +367,7 @@ envoyTest(
       fs.readFileSync(a.xdsCert.cert),
     );
     const c = new AdsClient(mesh.server.xdsPort, { node: { id: 'thief' }, credentials: creds });
-    t.after(() => c.close());
+    t.onTestFinished(() => c.close());
     c.request(TYPE_URLS.secret, [spiffe('b'), spiffe('a'), 'otoroshi-ca-bundle']);
     const r = await c.nextSotw(10_000);
     const names = responseNames(r).sort();

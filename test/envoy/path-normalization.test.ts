@@ -9,7 +9,7 @@
 // descriptor_id, normalize_path and merge_slashes off): it forwards the raw path, and our decision
 // is taken on the normalised one, so a private path spelled as a public one is still refused.
 import assert from 'node:assert/strict';
-import type { TestContext } from 'node:test';
+import type { TestContext } from 'vitest';
 import { normalizeRequestPath } from '../../src/authz/normalize-path.js';
 import type { CheckInput } from '../../src/authz/types.js';
 import type { RunningServer } from '../../src/main.js';
@@ -71,7 +71,9 @@ function recordChecks(server: RunningServer): CheckInput[] {
 async function backends(t: TestContext): Promise<{ pub: HttpBackend; admin: HttpBackend }> {
   const pub = await startHttpBackend('pub');
   const admin = await startHttpBackend('admin');
-  t.after(() => Promise.all([pub.stop(), admin.stop()]));
+  t.onTestFinished(async () => {
+    await Promise.all([pub.stop(), admin.stop()]);
+  });
   return { pub, admin };
 }
 
@@ -266,7 +268,7 @@ envoyTest(
     const checks = recordChecks(gw.server);
     // every request of the foreign Envoy goes to the pub backend: only our decision stands in between
     const foreign = await EnvoyProcess.start(bin, foreignBootstrap(gw.server.authzPort, pub.port));
-    t.after(() => foreign.stop());
+    t.onTestFinished(() => foreign.stop());
     await foreign.ready();
     const port = await eventually('the foreign listener', () => foreign.listenerPort('foreign'));
     for (const c of FOREIGN_CASES) {

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'vitest';
 import YAML from 'yaml';
 import { descriptorYaml, envoyTest, eventually, startGateway } from '../helpers/envoy.js';
 import { startHttpBackends, type HttpBackend } from '../helpers/http-backends.js';
@@ -142,7 +142,9 @@ envoyTest(
   async (t, bin) => {
     if (!prometheusOrSkip(t)) return;
     const [pub, priv] = (await startHttpBackends(['public', 'private'])) as [HttpBackend, HttpBackend];
-    t.after(() => Promise.all([pub.stop(), priv.stop()]));
+    t.onTestFinished(async () => {
+      await Promise.all([pub.stop(), priv.stop()]);
+    });
     const files = {
       'd.yaml':
         descriptorYaml('public', `hosts: [pub.oto.tools]\ntargets: [{url: "http://127.0.0.1:${pub.port}"}]`) +
@@ -172,7 +174,7 @@ spec:
     };
     const gw = await startGateway(t, bin, { files, flags: { envoyAlsCluster: XDS_CLUSTER_NAME } });
     const prom = await startPrometheus(gw.server.adminPort);
-    t.after(() => prom.stop());
+    t.onTestFinished(() => prom.stop());
     const key = { 'otoroshi-client-id': 'prom-client', 'otoroshi-client-secret': 'prom-secret' };
     assert.equal((await gw.request({ host: 'priv.oto.tools', headers: key })).status, 200);
     assert.equal((await gw.request({ host: 'priv.oto.tools' })).status, 400); // Otoroshi: no apikey → 400

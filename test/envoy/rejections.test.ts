@@ -38,7 +38,9 @@ for (const delta of [true, false]) {
     `Envoy (${flavour}): a descriptor Envoy NACKs is left out with OXDS_ENVOY_REJECTED, the others keep serving`,
     async (t, bin) => {
       const [good, bad] = (await startHttpBackends(['good', 'bad'])) as [HttpBackend, HttpBackend];
-      t.after(() => Promise.all([good.stop(), bad.stop()]));
+      t.onTestFinished(async () => {
+        await Promise.all([good.stop(), bad.stop()]);
+      });
       const gw = await startGateway(t, bin, {
         files: { 'd.yaml': goodAndBad(good.port, bad.port, '') },
         delta,
@@ -96,7 +98,7 @@ envoyTest(
   'validate --envoy: what Envoy rejects is reported on its file and object; a clean config passes',
   async (t, bin) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-validate-envoy-'));
-    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    t.onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
     fs.writeFileSync(path.join(dir, 'd.yaml'), goodAndBad(18081, 18082, BAD_SPEC));
 
     // Our own validator accepts it...

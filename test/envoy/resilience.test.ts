@@ -14,21 +14,14 @@ import {
 } from '../helpers/http-backends.js';
 import { freePort } from '../helpers/redis.js';
 import { UPSTREAM_OVERWHELMED, UPSTREAM_REFUSED, UPSTREAM_TIMEOUT } from '../../src/xds/resources/resilience.js';
+import { descriptorYaml } from '../fixtures/index.js';
 
 type T = Parameters<Parameters<typeof envoyTest>[1]>[0];
 const JSON_ACCEPT = { accept: 'application/json' };
 
 function descriptor(id: string, spec: string): string {
-  return `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: ${id}, annotations: {otoroshi.io/id: ${id}}}
-spec:
-  hosts: [${id}.oto.tools]
-  forceHttps: false
-  publicPatterns: ['/.*']
-${spec.replace(/^/gm, '  ')}
----
-`;
+  const doc = { name: id, id, hosts: [`${id}.oto.tools`], forceHttps: false, publicPatterns: ['/.*'], spec };
+  return `${descriptorYaml(doc)}---\n`;
 }
 
 const target = (b: { port: number }, extra = ''): string => `{url: "http://127.0.0.1:${b.port}"${extra}}`;
@@ -40,7 +33,7 @@ async function backend(
   opts: BackendOptions = {},
 ): Promise<HttpBackend> {
   const b = await startHttpBackend(id, behaviour, opts);
-  t.after(() => b.stop());
+  t.onTestFinished(() => b.stop());
   return b;
 }
 
@@ -64,7 +57,8 @@ function assertOtoroshiError(
 }
 
 envoyTest(
-  'Envoy resilience: retries 2 turn a backend failing every other call into all 200; retries 1 lets half the 503s through',
+  'Envoy resilience: retries 2 turn a backend failing every other call into all 200; retries 1 lets half the 503s ' +
+    'through',
   async (t, bin) => {
     const two = await backend(t, 'two', { failEveryOther: true });
     const one = await backend(t, 'one', { failEveryOther: true });
@@ -100,7 +94,8 @@ envoyTest(
         // Three tries of 300 ms each, well inside the 30 s global timeout: the per-try timeout fires.
         descriptor(
           'pertry',
-          `targets: [${target(slow)}]\nclientConfig: {retries: 3, callTimeout: 300, globalTimeout: 30000, retryInitialDelay: 5, backoffFactor: 1}`,
+          `targets: [${target(slow)}` +
+            `]\nclientConfig: {retries: 3, callTimeout: 300, globalTimeout: 30000, retryInitialDelay: 5, backoffFactor: 1}`,
         ) +
         descriptor(
           'global',
@@ -163,7 +158,9 @@ envoyTest(
       files: {
         'd.yaml': descriptor(
           'pair',
-          `targets: [${target(good)}, ${target(bad)}]\nclientConfig: {retries: 1, maxErrors: 2, sampleInterval: 120000}`,
+          `targets: [${target(good)}` +
+            `, ${target(bad)}` +
+            `]\nclientConfig: {retries: 1, maxErrors: 2, sampleInterval: 120000}`,
         ),
       },
     });

@@ -47,7 +47,7 @@ for (const delta of [true, false]) {
           delta,
         }),
       );
-      t.after(async () => {
+      t.onTestFinished(async () => {
         await envoy.stop();
         await server.kill();
         await Promise.all([a.stop(), b.stop()]);

@@ -14,7 +14,9 @@ for (const delta of [true, false]) {
   const flavour = delta ? 'Delta' : 'SotW';
   envoyTest(`Envoy (${flavour}): exact, wildcard and upper-case hosts route to their descriptors`, async (t, bin) => {
     const [a, b, c, d] = await startHttpBackends(['exact', 'suffix', 'middle', 'prefix']);
-    t.after(() => Promise.all([a, b, c, d].map((x) => x?.stop())));
+    t.onTestFinished(async () => {
+      await Promise.all([a, b, c, d].map((x) => x?.stop()));
+    });
     const [ba, bb, bc, bd] = [a, b, c, d] as [HttpBackend, HttpBackend, HttpBackend, HttpBackend];
     const files = {
       'd.yaml':
@@ -42,7 +44,9 @@ for (const delta of [true, false]) {
 
 envoyTest('Envoy: matchingRoot, root and stripPath rewrite the path as Otoroshi does', async (t, bin) => {
   const [strip, keep, rooted] = (await startHttpBackends(['strip', 'keep', 'rooted'])) as HttpBackend[];
-  t.after(() => Promise.all([strip, keep, rooted].map((x) => x?.stop())));
+  t.onTestFinished(async () => {
+    await Promise.all([strip, keep, rooted].map((x) => x?.stop()));
+  });
   const files = {
     'd.yaml':
       descriptor(
@@ -73,12 +77,15 @@ envoyTest('Envoy: matchingRoot, root and stripPath rewrite the path as Otoroshi 
 
 envoyTest('Envoy: matchingHeaders pick the descriptor; weights 3:1 split ~75/25 over 400 requests', async (t, bin) => {
   const [v1, v1b, v2] = (await startHttpBackends(['v1', 'v1b', 'v2'])) as HttpBackend[];
-  t.after(() => Promise.all([v1, v1b, v2].map((x) => x?.stop())));
+  t.onTestFinished(async () => {
+    await Promise.all([v1, v1b, v2].map((x) => x?.stop()));
+  });
   const files = {
     'd.yaml':
       descriptor(
         'main',
-        `hosts: [w.oto.tools]\ntargets: [{url: "http://127.0.0.1:${v1?.port}", weight: 3}, {url: "http://127.0.0.1:${v1b?.port}", weight: 1}]`,
+        `hosts: [w.oto.tools]\ntargets: [{url: "http://127.0.0.1:${v1?.port}` +
+          `", weight: 3}, {url: "http://127.0.0.1:${v1b?.port}", weight: 1}]`,
       ) +
       descriptor(
         'v2',

@@ -1,6 +1,7 @@
 // TLS through a real Envoy: HTTPS listeners serving Certificate CRs by SNI over SDS (the client
 // trusts only our CA), TcpService SNI passthrough and termination checked with `openssl s_client`,
 // gzip, and GlobalConfig throttling and IP filtering.
+import type { TestContext } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -45,7 +46,7 @@ function sClient(port: number, name: string, caFile: string, input: string): Pro
 
 /** A TCP server that answers `echo:<data>` and closes; optionally TLS with `key`/`cert`. */
 async function echoServer(
-  t: { after(fn: () => unknown): void },
+  t: Pick<TestContext, 'onTestFinished'>,
   creds?: { key: string; cert: string },
 ): Promise<number> {
   const onConn = (s: net.Socket): void => {
@@ -54,7 +55,7 @@ async function echoServer(
   };
   const server = creds ? tls.createServer(creds, onConn) : net.createServer(onConn);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  t.onTestFinished(() => new Promise<void>((r) => server.close(() => r())));
   return (server.address() as net.AddressInfo).port;
 }
 
@@ -63,7 +64,7 @@ envoyTest(
   async (t, bin) => {
     const json = JSON.stringify({ items: Array.from({ length: 50 }, (_, i) => ({ id: i, name: `item-${i}` })) });
     const b = await startHttpBackend('tls', { body: json, responseHeaders: { 'content-type': 'application/json' } });
-    t.after(() => b.stop());
+    t.onTestFinished(() => b.stop());
     const target = `targets: [{url: "http://127.0.0.1:${b.port}"}]`;
     const files = {
       'c.yaml': certificate('a-cert', 'a.oto.tools') + certificate('b-cert', 'b.oto.tools'),
@@ -208,7 +209,7 @@ envoyTest(
   "Envoy GlobalConfig: throttling answers Otoroshi's 429 past quota x 10 per 10 s; global IP filtering 403",
   async (t, bin) => {
     const b = await startHttpBackend('g');
-    t.after(() => b.stop());
+    t.onTestFinished(() => b.stop());
     const d = descriptorYaml('g', `hosts: [g.oto.tools]\ntargets: [{url: "http://127.0.0.1:${b.port}"}]`);
     const global = (spec: string): string => `apiVersion: proxy.otoroshi.io/v1alpha1
 kind: GlobalConfig

@@ -36,7 +36,7 @@ export function checkRequest(o: CheckRequestOptions): Buffer {
 }
 
 /** The decoded CheckResponse (enums as numbers). */
-export type CheckResponseObject = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export type CheckResponseObject = Record<string, any>;
 
 const id = (b: Buffer): Buffer => b;
 export function callCheck(client: grpc.Client, body: Buffer): Promise<CheckResponseObject> {

@@ -11,7 +11,7 @@ import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'vitest';
 import assert from 'node:assert/strict';
 import { gatewayBootstrapYaml, type GatewayBootstrapOptions } from '../../src/envoy/bootstrap.js';
 import { resolveConfig, type Config } from '../../src/config.js';
@@ -32,7 +32,8 @@ export function envoyTest(
 ): void {
   const f = findEnvoy();
   if ('missing' in f && process.env.CI !== 'true') {
-    test(name, { skip: `real Envoy: ${f.missing}; ${ENVOY_HOWTO}` }, () => undefined);
+    const why = `real Envoy: ${f.missing}; ${ENVOY_HOWTO}`;
+    test(name, (t) => t.skip(why));
     return;
   }
   test(name, { timeout: opts.timeout ?? 120_000 }, async (t) => {
@@ -161,7 +162,9 @@ export class EnvoyProcess {
       () => {
         if (exit !== undefined)
           throw new Error(
-            `envoy exited with ${String(exit)}: ${stderr}${fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').slice(-4000) : ''}`,
+            `envoy exited with ${String(exit)}` +
+              `: ${stderr}` +
+              `${fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').slice(-4000) : ''}`,
           );
         const a = fs.existsSync(adminPath) ? fs.readFileSync(adminPath, 'utf8').trim() : '';
         return a !== '' ? a : undefined;
@@ -340,7 +343,7 @@ export async function startGateway(t: TestContext, bin: string, o: GatewayOption
   // One hook, in order: the NACK check needs both processes alive.
   let gwRef: Gateway | undefined;
   let envoyRef: EnvoyProcess | undefined;
-  t.after(async () => {
+  t.onTestFinished(async () => {
     try {
       if (gwRef) await gwRef.assertNoNacks();
     } finally {

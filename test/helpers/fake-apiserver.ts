@@ -462,7 +462,9 @@ export class FakeApiServer {
       throw new HttpError(
         409,
         'Conflict',
-        `Operation cannot be fulfilled on ${s.def.plural}${s.def.group ? `.${s.def.group}` : ''} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+        `Operation cannot be fulfilled on ${s.def.plural}` +
+          `${s.def.group ? `.${s.def.group}` : ''}` +
+          ` "${name}": the object has been modified; please apply your changes to the latest version and try again`,
       );
     }
     if (body.metadata?.name !== undefined && body.metadata.name !== name)

@@ -55,20 +55,8 @@ export async function eventually<T>(
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function descriptor(
-  name: string,
-  host: string,
-  targetUrl: string,
-  extra: Record<string, unknown> = {},
-  ns = 'default',
-): Obj {
-  return {
-    apiVersion: 'proxy.otoroshi.io/v1alpha1',
-    kind: 'ServiceDescriptor',
-    metadata: { name, namespace: ns },
-    spec: { hosts: [host], targets: [{ url: targetUrl }], publicPatterns: ['/.*'], forceHttps: false, ...extra },
-  };
-}
+/** A ServiceDescriptor CR (the fixture module's builder). */
+export { descriptorObject as descriptor } from '../fixtures/index.js';
 
 export function service(name: string, port: number, ns = 'default'): Obj {
   return {

@@ -54,9 +54,12 @@ export function realKubeSkip(): string | undefined {
     why = 'etcd is not installed (apt-get install -y etcd-server): real kube-apiserver tests skipped';
   else if (!built() && !has('go'))
     why =
-      'Go is not installed: real kube-apiserver tests skipped (install Go >= 1.26, then `npm run kube:build` builds kube-apiserver once)';
+      'Go is not installed: real kube-apiserver tests skipped (install Go >= 1.26, ' +
+      'then `npm run kube:build` builds kube-apiserver once)';
   else if (!built())
-    why = `kube-apiserver is not built yet in ${kubeBinDir()}: real kube-apiserver tests skipped (run \`npm run kube:build\` once, tens of minutes)`;
+    why =
+      `kube-apiserver is not built yet in ${kubeBinDir()}` +
+      `: real kube-apiserver tests skipped (run \`npm run kube:build\` once, tens of minutes)`;
   if (why !== undefined && process.env['CI'] === 'true')
     throw new Error(`CI=true: ${why.replace(/: real kube-apiserver tests skipped/, '')} (.ci/run builds it)`);
   return why;

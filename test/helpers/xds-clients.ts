@@ -1,6 +1,6 @@
 // Parent-side helpers for real proxyless xDS clients: a @grpc/grpc-js-xds child process
 // (xds-client-child.ts) and the gRPC C-core Python client (ccore_client.py).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -315,7 +315,11 @@ export function runCCoreBatches(
         if (!results) {
           return reject(
             new Error(
-              `C-core client ${nodeId} failed (code ${code}, signal ${signal}${signal === 'SIGKILL' ? `, killed after ${timeoutMs} ms` : ''}); stdout: ${out.text().slice(-2000)}; stderr:\n${err.text().slice(-6000)}`,
+              `C-core client ${nodeId}` +
+                ` failed (code ${code}` +
+                `, signal ${signal}` +
+                `${signal === 'SIGKILL' ? `, killed after ${timeoutMs}` + ` ms` : ''}` +
+                `); stdout: ${out.text().slice(-2000)}; stderr:\n${err.text().slice(-6000)}`,
             ),
           );
         }

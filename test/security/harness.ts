@@ -3,8 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
-import type { TestContext } from 'node:test';
+import type { TestContext } from 'vitest';
 import { resolveConfig } from '../../src/config.js';
+import { descriptorYaml } from '../fixtures/index.js';
 import { makeLogger, startServer, type RunningServer } from '../../src/main.js';
 
 export interface Live {
@@ -40,21 +41,15 @@ export async function live(
   );
   assert.ok(r.ok, JSON.stringify(r));
   const server = await startServer(r.value, makeLogger('silent'));
-  t.after(async () => {
+  t.onTestFinished(async () => {
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
   return { server, dir, cfgDir };
 }
 
+/** A public-ish descriptor document for `host`; `extra`: more spec lines, already indented. */
 export function descriptor(id: string, host: string, extra = ''): string {
-  return `---
-apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: ${id}, annotations: {otoroshi.io/id: ${id}}}
-spec:
-  hosts: [${host}]
-  forceHttps: false
-  targets: [{url: "http://10.0.0.1:8080"}]
-${extra}`;
+  const doc = { name: id, id, hosts: [host], forceHttps: false, targets: ['http://10.0.0.1:8080'], separator: true };
+  return descriptorYaml(doc) + extra;
 }
