@@ -68,6 +68,21 @@ function addOptions(cmd: Command, keys: ReadonlyArray<keyof Config>): Command {
   return cmd;
 }
 
+type Flags = Record<string, string | number | boolean | undefined>;
+
+/** The `--xds-tls-*` flags of the bootstrap commands, as the bootstrap's TLS file options (set ones only). */
+function xdsTlsFlags(f: Flags): Record<string, string> {
+  if ((f.xdsTlsCert === undefined) !== (f.xdsTlsKey === undefined))
+    program.error('--xds-tls-cert and --xds-tls-key go together');
+  const files: Record<string, unknown> = {
+    caFile: f.xdsTlsCa,
+    certFile: f.xdsTlsCert,
+    keyFile: f.xdsTlsKey,
+    serverName: f.xdsTlsServerName,
+  };
+  return Object.fromEntries(Object.entries(files).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}
+
 const program = new Command('otoroshi-xds').description(
   "Otoroshi's API-management model as an Envoy xDS control plane",
 );
@@ -304,16 +319,8 @@ bootstrapCmd
   )
   .action((f: Record<string, string | number | boolean | undefined>) => {
     if (f.delta === true && f.sotw === true) program.error('--delta and --sotw exclude each other');
-    if ((f.xdsTlsCert === undefined) !== (f.xdsTlsKey === undefined))
-      program.error('--xds-tls-cert and --xds-tls-key go together');
+    const tls = xdsTlsFlags(f);
     const str = (k: string): string | undefined => (typeof f[k] === 'string' ? (f[k] as string) : undefined);
-    const tlsFiles = {
-      caFile: str('xdsTlsCa'),
-      certFile: str('xdsTlsCert'),
-      keyFile: str('xdsTlsKey'),
-      serverName: str('xdsTlsServerName'),
-    };
-    const tls = Object.fromEntries(Object.entries(tlsFiles).filter(([, v]) => v !== undefined));
     process.stdout.write(
       gatewayBootstrapYaml({
         xdsAddress: String(f.xdsAddress),
@@ -370,16 +377,8 @@ bootstrapCmd
   .option('--xds-tls-server-name <name>', "name checked in the control plane's certificate and sent as SNI")
   .option('--xds-token <token>', 'sent as authorization: Bearer on the xDS stream')
   .action((f: Record<string, string | number | boolean | undefined>) => {
-    if ((f.xdsTlsCert === undefined) !== (f.xdsTlsKey === undefined))
-      program.error('--xds-tls-cert and --xds-tls-key go together');
+    const tls = xdsTlsFlags(f);
     const str = (k: string): string | undefined => (typeof f[k] === 'string' ? (f[k] as string) : undefined);
-    const tlsFiles = {
-      caFile: str('xdsTlsCa'),
-      certFile: str('xdsTlsCert'),
-      keyFile: str('xdsTlsKey'),
-      serverName: str('xdsTlsServerName'),
-    };
-    const tls = Object.fromEntries(Object.entries(tlsFiles).filter(([, v]) => v !== undefined));
     process.stdout.write(
       sidecarBootstrapYaml({
         xdsAddress: String(f.xdsAddress),

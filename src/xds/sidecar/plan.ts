@@ -17,10 +17,22 @@ import type { AuthzTarget, ResourceSet } from '../types.js';
 import { CA_BUNDLE_SECRET_NAME, EXT_AUTHZ_CLUSTER_NAME } from '../names.js';
 import { adsConfigSource, duration, headerValue, socketAddress, wrapped } from '../resources/common.js';
 import { httpConnectionManager } from '../resources/hcm.js';
-import { type PackedHcm, hcmNetworkFilter, httpListener } from '../resources/listener.js';
+import {
+  type PackedHcm,
+  downstreamTlsSocket,
+  hcmNetworkFilter,
+  httpListener,
+  tlsInspector,
+} from '../resources/listener.js';
 import { routeConfiguration, virtualHost } from '../resources/route.js';
 import { upstreamTlsSocket } from '../resources/cluster.js';
-import { EXT_AUTHZ_FILTER_NAME, clientIdFromCheck, extAuthzDisabled, extAuthzFilter } from '../resources/ext-authz.js';
+import {
+  EXT_AUTHZ_FILTER_NAME,
+  clientIdFromCheck,
+  extAuthzCheck,
+  extAuthzDisabled,
+  extAuthzFilter,
+} from '../resources/ext-authz.js';
 import { RBAC_FILTER_NAME, ipDeniedMapper, rbacFilter, rbacPerRoute } from '../resources/features.js';
 import { ANNOTATIONS, podsOf, type MeshPod, type MtlsMode, type WorkloadIndex } from './workloads.js';
 
@@ -156,37 +168,30 @@ function staticCluster(
 
 /** Upstream mTLS to mesh pods: our certificate, the CA bundle, the destinations' SPIFFE ids as URI SANs. */
 export function meshUpstreamTls(ownSpiffeId: string, peerIds: readonly string[]): ProtoObject {
-  return {
-    name: 'envoy.transport_sockets.tls',
-    typedConfig: {
-      '@type': TYPE_URL.UpstreamTlsContext,
-      commonTlsContext: {
-        tlsCertificateSdsSecretConfigs: [sdsSecret(ownSpiffeId)],
-        combinedValidationContext: {
-          defaultValidationContext: {
-            matchTypedSubjectAltNames: [...new Set(peerIds)]
-              .sort()
-              .map((id) => ({ sanType: 'URI', matcher: { exact: id } })),
-          },
-          validationContextSdsSecretConfig: sdsSecret(CA_BUNDLE_SECRET_NAME),
+  return upstreamTlsSocket({
+    commonTlsContext: {
+      tlsCertificateSdsSecretConfigs: [sdsSecret(ownSpiffeId)],
+      combinedValidationContext: {
+        defaultValidationContext: {
+          matchTypedSubjectAltNames: [...new Set(peerIds)]
+            .sort()
+            .map((id) => ({ sanType: 'URI', matcher: { exact: id } })),
         },
-      },
-    },
-  };
-}
-
-function meshDownstreamTls(ownSpiffeId: string, requirePeer: boolean): ProtoObject {
-  return {
-    name: 'envoy.transport_sockets.tls',
-    typedConfig: {
-      '@type': TYPE_URL.DownstreamTlsContext,
-      requireClientCertificate: wrapped(requirePeer),
-      commonTlsContext: {
-        tlsCertificateSdsSecretConfigs: [sdsSecret(ownSpiffeId)],
         validationContextSdsSecretConfig: sdsSecret(CA_BUNDLE_SECRET_NAME),
       },
     },
-  };
+  });
+}
+
+function meshDownstreamTls(ownSpiffeId: string, requirePeer: boolean): ProtoObject {
+  return downstreamTlsSocket({
+    '@type': TYPE_URL.DownstreamTlsContext,
+    requireClientCertificate: wrapped(requirePeer),
+    commonTlsContext: {
+      tlsCertificateSdsSecretConfigs: [sdsSecret(ownSpiffeId)],
+      validationContextSdsSecretConfig: sdsSecret(CA_BUNDLE_SECRET_NAME),
+    },
+  });
 }
 
 /** The cluster of one descriptor seen from a sidecar: its mesh pods (mTLS), else its own targets. */
@@ -292,11 +297,7 @@ function inboundRoutes(
     if (domains.length === 0) continue;
     for (const x of domains) claimed.add(x);
     const perFilter: ProtoObject = {};
-    if (inputs.authz)
-      perFilter[EXT_AUTHZ_FILTER_NAME] = {
-        '@type': TYPE_URL.ExtAuthzPerRoute,
-        checkSettings: { contextExtensions: { descriptor_id: d.id } },
-      };
+    if (inputs.authz) perFilter[EXT_AUTHZ_FILTER_NAME] = extAuthzCheck(d.id);
     if (d.ipFiltering) perFilter[RBAC_FILTER_NAME] = rbacPerRoute(d.ipFiltering);
     const route: ProtoObject = {
       name: d.id,
@@ -363,9 +364,7 @@ function inboundListener(inputs: SidecarInputs, node: SidecarNode, mode: MtlsMod
   return {
     name: SIDECAR_NAMES.inbound,
     address: socketAddress(node.inboundAddress, node.inboundPort),
-    listenerFilters: [
-      { name: 'envoy.filters.listener.tls_inspector', typedConfig: { '@type': TYPE_URL.TlsInspector } },
-    ],
+    listenerFilters: [tlsInspector()],
     filterChains: [{ ...mtlsChain, filterChainMatch: { transportProtocol: 'tls' } }],
     defaultFilterChain: { name: 'plaintext', filters: [hcmNetworkFilter(inboundHcm(inputs, false))] },
   };

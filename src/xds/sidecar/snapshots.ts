@@ -142,9 +142,10 @@ export interface SidecarBuildInputs extends Omit<SidecarInputs, 'index'> {
 
 /** The builder SidecarSnapshots.rebuild() takes, for one model build. */
 export function sidecarBuilder(b: SidecarBuildInputs): BuildSidecar {
-  const index = buildWorkloadIndex(b.objects, b.model.descriptors, b.trustDomain);
-  const inputs: SidecarInputs = { ...b, index };
+  // Indexed on the first sidecar of this build: a control plane with gateways only never pays for it.
+  let inputs: SidecarInputs | undefined;
   return (node, version) => {
+    inputs ??= { ...b, index: buildWorkloadIndex(b.objects, b.model.descriptors, b.trustDomain) };
     const set = sidecarResources(node, inputs);
     if (set === undefined) return undefined;
     const errors: ConfigError[] = [];
