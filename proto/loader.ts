@@ -1,5 +1,6 @@
 // The one module that owns protobuf loading. Envoy/xds/udpa/validate protos come from the
-// pinned @grpc/grpc-js-xds package (its deps/ tree); nothing is copied into this repository.
+// pinned @grpc/grpc-js-xds package (its deps/ tree); a process loads them from the descriptor generated
+// from those files (proto/envoy-descriptor.json, `npm run proto:gen`), which is faster to read.
 // Loaded with camelCase field names (protobufjs `keepCase: false`): the generated types
 // (proto/envoy-types.ts) and every builder use those names.
 import fs from 'node:fs';
