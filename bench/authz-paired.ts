@@ -168,7 +168,8 @@ function report(r: {
       met: s.ratioMedian >= min,
       detail:
         `median of ${s.pairs} pair ratios ${s.ratioMedian} (quartiles ${s.ratioP25}–${s.ratioP75}, ` +
-        `range ${s.ratioMin}–${s.ratioMax}); CPU per Check ${s.oursCpuUsMedian} µs vs floor ${s.floorCpuUsMedian} µs`,
+        `range ${s.ratioMin}–${s.ratioMax}); ` +
+        `CPU per Check ${s.oursCpuUsMedian} µs vs floor ${s.floorCpuUsMedian} µs`,
     };
   });
   const out = {

@@ -4,8 +4,8 @@
 //      BENCH_TRANSLATE_TIMEOUT_S=90  BENCH_SKIP=translate|push|envoy|grpc|envoy-sotw|...  BENCH_TRANSLATE_ROUNDS=2
 // (cold + warm, same process)
 //      BENCH_GRPC_HOT=200 (proxyless scenario: streams on the changed host, besides STREAMS spread over all hosts)
-//      BENCH_SKIP=authz,authz-paired skip the ext_authz benchmarks (bench/authz.ts, ~2 min; needs h2load, redis-server for the Redis
-// rows)
+//      BENCH_SKIP=authz,authz-paired skip the ext_authz benchmarks (bench/authz.ts ~2 min, bench/authz-paired.ts
+//      ~4 min; need h2load, and redis-server for the Redis rows)
 //      BENCH_SKIP=envoy-authz,envoy-propagation skip the real-Envoy benchmarks (bench/envoy.ts; needs Envoy and wrk;
 //      BENCH_ENVOY_RATES=200,1000 BENCH_ENVOY_FLEETS=20,50 BENCH_ENVOY_SLICE_MS=5000)
 //      BENCH_SKIP=scale skips the whole-server scale benchmark (bench/scale.ts, ~5 min; BENCH_SCALE_* knobs there)
