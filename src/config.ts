@@ -329,7 +329,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'string',
     description:
       'gateway routes for Delta Envoys: rds (whole route table per change), vhds (virtual hosts as VHDS resources, all sent), vhds-on-demand (each fetched on its first request); SotW Envoys always get rds',
-    default: 'rds',
+    default: 'vhds',
   },
   {
     key: 'envoyAuthz',

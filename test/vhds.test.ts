@@ -2,7 +2,10 @@
 // (src/xds/server/vhds.ts), without Envoy: resource names, PGV validity, byte-exact virtual hosts,
 // alias resolution, and what a subscription is sent on each change.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'vitest';
+import YAML from 'yaml';
 import { decodeToObject, TYPE_URLS } from '../proto/loader.js';
 import { DEFAULT_TRANSLATE_OPTIONS } from '../src/xds/types.js';
 import { translate } from '../src/xds/translate.js';
@@ -54,12 +57,12 @@ test('vhdsView: shells with vhds and no virtual hosts; one valid VirtualHost per
   assert.equal(vhdsView(snap, true).vhosts.get('oxds-http/a.test'), view.vhosts.get('oxds-http/a.test'));
 });
 
-test('resolveAlias: exact (port stripped, any case), then suffix wildcard, unknown → undefined', () => {
+test('resolveAlias: exact (port stripped, any case), then suffix wildcard; never the * catch-all', () => {
   const view = vhdsView(snapshotOf([['a.test'], ['*.wild.test']]), false);
   assert.equal(resolveAlias(view, 'oxds-http/a.test'), 'oxds-http/a.test');
   assert.equal(resolveAlias(view, 'oxds-http/A.Test:8080'), 'oxds-http/a.test');
   assert.equal(resolveAlias(view, 'oxds-http/x.y.wild.test'), 'oxds-http/*.wild.test');
-  assert.equal(resolveAlias(view, 'oxds-http/nobody.test'), resolveAlias(view, 'oxds-http/*'));
+  assert.equal(resolveAlias(view, 'oxds-http/nobody.test'), undefined);
   assert.equal(resolveAlias(view, 'other-rc/a.test'), undefined);
   assert.equal(resolveAlias(view, 'no-slash'), undefined);
 });
@@ -67,7 +70,7 @@ test('resolveAlias: exact (port stripped, any case), then suffix wildcard, unkno
 test('VhdsSubscription: eager wildcard gets all, a change sends one, removal is told; aliases answered once', () => {
   const v1 = vhdsView(snapshotOf([['a.test'], ['b.test']]), true);
   const sub = new VhdsSubscription();
-  assert.equal(sub.apply([], [], true), true);
+  assert.equal(sub.apply([], []), false, 'the empty namespace request is the wildcard it already is');
   const first = decodeDelta(sub.build(v1, 'v1', '1')!.buf);
   const names = (first.resources ?? []).map((r) => r.name);
   assert.ok(names.includes('oxds-http/a.test') && names.includes('oxds-http/b.test'));
@@ -86,28 +89,27 @@ test('VhdsSubscription: eager wildcard gets all, a change sends one, removal is 
   const third = decodeDelta(sub.build(v3, 'v3', '4')!.buf);
   assert.ok((third.removedResources ?? []).includes('oxds-http/b.test'));
 
-  // An alias of a held host is answered with the host and the alias; a host nothing matches (here:
-  // of a route configuration that does not exist; the gateway's own has Otoroshi's `*` not-found
-  // virtual host) with an empty resource named by the alias.
-  sub.apply(['oxds-http/a.test:80', 'oxds-http/gone.test', 'nope/x.test'], [], false);
+  // An alias of a held host is answered with the host and the alias; a host nothing matches but
+  // the `*` catch-all, or of an unknown route configuration, with an empty resource named by the alias.
+  sub.apply(['oxds-http/a.test:80', 'oxds-http/gone.test', 'nope/x.test'], []);
   const fourth = decodeDelta(sub.build(v3, 'v3', '5')!.buf);
   const byName = new Map((fourth.resources ?? []).map((r) => [r.name, r]));
   assert.deepEqual(byName.get('oxds-http/a.test')?.aliases, ['oxds-http/a.test:80']);
   assert.ok(byName.get('oxds-http/a.test')?.resource);
-  const catchAll = resolveAlias(v3, 'oxds-http/gone.test');
-  if (catchAll) assert.deepEqual(byName.get(catchAll)?.aliases, ['oxds-http/gone.test']);
+  assert.deepEqual(byName.get('oxds-http/gone.test')?.aliases, ['oxds-http/gone.test']);
+  assert.equal(byName.get('oxds-http/gone.test')?.resource, undefined);
   assert.deepEqual(byName.get('nope/x.test')?.aliases, ['nope/x.test']);
   assert.equal(byName.get('nope/x.test')?.resource, undefined);
   assert.equal(sub.build(v3, 'v3', '6'), undefined, 'aliases answered once');
 });
 
-test('VhdsSubscription on demand: the namespace alone sends nothing; an alias brings its host, later changes follow', () => {
+test('VhdsSubscription on demand: nothing up front; an alias brings its host', () => {
   const v1 = vhdsView(snapshotOf([['a.test'], ['b.test']]), false);
   const sub = new VhdsSubscription();
-  sub.apply([], [], true);
+  sub.apply([], []);
   const empty = decodeDelta(sub.build(v1, 'v1', '1')!.buf);
   assert.equal(empty.resources, undefined, 'first response empty (Envoy waits for it to finish init)');
-  sub.apply(['oxds-http/b.test'], [], false);
+  sub.apply(['oxds-http/b.test'], []);
   const got = decodeDelta(sub.build(v1, 'v1', '2')!.buf);
   assert.deepEqual(
     (got.resources ?? []).map((r) => r.name),
@@ -115,4 +117,21 @@ test('VhdsSubscription on demand: the namespace alone sends nothing; an alias br
   );
   const v2 = vhdsView(snapshotOf([['a.test'], ['b.test']], 'v2'), false);
   assert.equal(sub.build(v2, 'v2', '3'), undefined, 'unchanged host: nothing');
+});
+
+test('golden: the VHDS split of three hosts (shell + virtual hosts, decoded): testdata/vhds/split.yaml', () => {
+  const root = path.resolve(import.meta.dirname, '..', '..');
+  const snap = snapshotOf([['api.oto.tools'], ['*.apps.oto.tools'], ['www.oto.tools']]);
+  const view = vhdsView(snap, true);
+  const doc = {
+    routes: [...view.routes.values()].map((r) => decodeToObject(TYPE_URLS.route, r.bytes)),
+    vhosts: [...view.vhosts.values()].map((v) => ({ version: v.version, ...decodeToObject(TYPE_URLS_VHOST, v.bytes) })),
+  };
+  const text = YAML.stringify(JSON.parse(JSON.stringify(doc)), { lineWidth: 0 });
+  const file = path.join(root, 'testdata', 'vhds', 'split.yaml');
+  if (process.env.UPDATE_GOLDEN === '1') {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, text);
+  }
+  assert.equal(text, fs.readFileSync(file, 'utf8'));
 });

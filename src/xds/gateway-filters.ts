@@ -32,8 +32,9 @@ export function gatewayFilters(model: Model, descriptors: readonly Descriptor[],
   const gz = new Map<string, ProtoObject>();
   for (const d of descriptors) if (d.enabled && d.gzip) gz.set(gzipFilterName(d.gzip), gzipFilter(d.gzip));
   for (const k of [...gz.keys()].sort(byString)) out.push(gz.get(k) as ProtoObject);
-  // Last before the router: a host fetched on demand is routed (and authorized) like any other.
-  if (o.vhds) out.push(onDemandFilter());
+  // First: the virtual host is fetched before any filter reads the route (per-route ext_authz,
+  // RBAC, CORS), so a host fetched on demand is authorized like any other.
+  if (o.vhds) out.unshift(onDemandFilter());
   return out;
 }
 

@@ -151,7 +151,9 @@ export function vhdsView(snap: Snapshot, eager: boolean): VhdsView {
 
 /**
  * The virtual host an on-demand alias (`<route configuration>/<Host>`) resolves to, as Envoy
- * matches domains: exact, then the longest `*.suffix`, then the longest `prefix.*`, then `*`.
+ * matches domains: exact, then the longest `*.suffix`, then the longest `prefix.*`. Never the `*`
+ * catch-all: once Envoy holds it, every host it does not hold yet matches it and is no longer
+ * fetched on demand (the catch-all is sent eagerly, or the unknown host gets Envoy's own 404).
  */
 export function resolveAlias(view: VhdsView, alias: string): string | undefined {
   const slash = alias.lastIndexOf('/');
@@ -171,7 +173,7 @@ export function resolveAlias(view: VhdsView, alias: string): string | undefined 
     const hit = ds.get(`${host.slice(0, i + 1)}*`);
     if (hit) return hit;
   }
-  return ds.get('*');
+  return undefined;
 }
 
 /** Size of a Delta `Resource` entry's own fields (name, version, aliases) and its Any. */

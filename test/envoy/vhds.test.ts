@@ -143,6 +143,8 @@ envoyTest('VHDS on demand (Delta): no virtual host up front; each host works on 
   const dump = JSON.stringify(await gw.envoy.configDump('?resource=dynamic_route_configs'));
   assert.match(dump, /"vhds"/);
   assert.doesNotMatch(dump, /ondemand\.test/, 'no virtual host sent before a request');
+  // An unknown host first: Envoy's own 404, and it must not hide the hosts fetched after it.
+  assert.equal((await gw.request({ host: 'nobody.ondemand.test', path: '/x' })).status, 404);
   const before = await pushed(gw.server);
   for (const [i, h] of hosts.entries())
     assert.equal(backendOf(await gw.request({ host: h, path: '/x' })), `b${i % 2}`, `first request to ${h}`);

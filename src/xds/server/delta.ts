@@ -222,7 +222,7 @@ export class DeltaStream extends StreamBase {
     const first = this.vh === undefined;
     const vh = (this.vh ??= new VhdsSubscription());
     this.ackOrNack({ typeUrl: VHOST_TYPE_URL, nonces: vh.nonces }, req);
-    const changed = vh.apply(sub, unsub, first);
+    const changed = vh.apply(sub, unsub);
     const names = vh.names();
     this.checkNames(names.size);
     if (changed || first) {

@@ -36,14 +36,15 @@ export class VhdsSubscription {
 
   /**
    * Every route configuration's virtual hosts: Envoy's VHDS subscription matches resources by
-   * namespace and names none up front (its first request is empty), like a wildcard.
+   * namespace and names none (its namespace request is empty, and may come after an on-demand
+   * one), so it is a wildcard from the start; resources of a namespace Envoy does not watch are
+   * ignored by it.
    */
-  wildcard = false;
+  wildcard = true;
 
   /** Applies subscribe / unsubscribe lists; returns whether the subscription changed. */
-  apply(sub: readonly string[], unsub: readonly string[], first: boolean): boolean {
+  apply(sub: readonly string[], unsub: readonly string[]): boolean {
     let changed = false;
-    if (first && sub.length === 0) this.wildcard = changed = true;
     for (const n of sub) {
       if (n === '*' && !this.wildcard) this.wildcard = changed = true;
       if (n === '*' || n === '') continue;
