@@ -112,7 +112,12 @@ function split(rc: VersionedResource): SplitConfig | null {
   if (hit !== undefined) return hit;
   let out: SplitConfig | null = null;
   const objs = (rc.object['virtualHosts'] ?? []) as ProtoObject[];
-  const spans = fieldSpans(rc.bytes).filter((f) => f.field === RC_VHOSTS);
+  let spans: FieldSpan[] = [];
+  try {
+    spans = fieldSpans(rc.bytes).filter((f) => f.field === RC_VHOSTS);
+  } catch {
+    // Not our encoding (cannot happen for validated bytes): the configuration stays whole, over RDS.
+  }
   const shell = spans.length === objs.length ? shellOf(rc) : undefined;
   if (shell) {
     const vhosts: VhdsResource[] = [];
