@@ -2,9 +2,11 @@
 //   BENCH_FLEET_RSS_SIZES=1000,10000  descriptors for the RSS probe (one Envoy with full stats, one trimmed)
 //   BENCH_FLEET_N=1000                descriptors of the fleet run
 //   BENCH_FLEET_ENVOYS=100            Envoys of the fleet run (started BENCH_FLEET_BATCH at a time)
-//   BENCH_FLEET_MODES=sotw,delta      ADS flavours (the whole fleet restarts per flavour)
+//   BENCH_FLEET_MODES=sotw,delta      ADS flavours (the whole fleet restarts per flavour); `vhds`: Delta with
+//                                     --route-discovery vhds (virtual hosts as VHDS resources)
+//   BENCH_FLEET_ONDEMAND_HOSTS=200    fresh hosts for the first-request latency probe (on demand vs eager)
 //   BENCH_FLEET_STATS=trim|all        Envoy stats: `trim` keeps only the xDS/NACK counters (less RSS)
-//   BENCH_SKIP=rss,fleet,floor
+//   BENCH_SKIP=rss,fleet,floor,ondemand
 // Everything real: `otoroshi-xds serve` as a child process, Envoy (`--concurrency 1`) from
 // `bootstrap gateway`, loopback HTTP backends in this process. A change is a file write in the
 // config directory; it is served when a real request through EVERY Envoy shows it (route change: the
@@ -34,6 +36,7 @@ const ENVOYS = envInt('BENCH_FLEET_ENVOYS', 100);
 const BATCH = envInt('BENCH_FLEET_BATCH', 10);
 const MODES = (process.env['BENCH_FLEET_MODES'] ?? 'sotw,delta').split(',').filter(Boolean);
 const STATS = process.env['BENCH_FLEET_STATS'] ?? 'trim';
+const ONDEMAND_HOSTS = envInt('BENCH_FLEET_ONDEMAND_HOSTS', 200);
 const SKIP = new Set((process.env['BENCH_SKIP'] ?? '').split(',').filter(Boolean));
 /**
  * Poll period per Envoy while waiting for a change (the measurement's resolution). Polling 100
@@ -192,8 +195,8 @@ const load = (): string =>
 
 // ------------------------------------------------------------------ server
 
-async function startServer(dir: string): Promise<ServeChild> {
-  const flags = ['--log-level', 'warn', '--envoy-authz', 'off'];
+async function startServer(dir: string, extra: readonly string[] = []): Promise<ServeChild> {
+  const flags = ['--log-level', 'warn', '--envoy-authz', 'off', ...extra];
   for (const f of ['--max-config-file-bytes', '--max-config-total-bytes']) flags.push(f, String(256 * 1024 * 1024));
   // A cold start of 10,000 descriptors takes minutes on a loaded 2-core machine.
   return startServeChild(dir, await freeServePorts(), flags, '127.0.0.1', 900_000);
@@ -313,13 +316,13 @@ async function untilEveryEnvoy(
   );
 }
 
-async function fleetRun(bin: string, delta: boolean): Promise<unknown> {
-  const flavour = delta ? 'delta' : 'sotw';
+async function fleetRun(bin: string, flavour: string): Promise<unknown> {
+  const delta = flavour !== 'sotw';
   const be = await startBackends();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-fleet-'));
   const file = path.join(dir, 'd.yaml');
   fs.writeFileSync(file, configYaml(N, be));
-  const server = await startServer(dir);
+  const server = await startServer(dir, flavour === 'vhds' ? ['--route-discovery', 'vhds'] : []);
   const fleet: Gw[] = [];
   try {
     const t0 = performance.now();
@@ -420,6 +423,53 @@ async function fleetRun(bin: string, delta: boolean): Promise<unknown> {
   }
 }
 
+// ------------------------------------------------------------------ first request: on demand vs eager
+
+/** ms of one GET through `g` for host s<i> (status must be 200). */
+async function timedGet(g: Gw, i: number): Promise<number> {
+  const t = performance.now();
+  const r = await get(g, i, '/x');
+  if (r.status !== 200) throw new Error(`s${i}: status ${r.status} on its first request`);
+  return performance.now() - t;
+}
+
+/**
+ * One Delta Envoy per mode on N descriptors: the first request to each of ONDEMAND_HOSTS fresh hosts
+ * (sequential, one keep-alive connection), then a second request to each. `vhds-on-demand`: the
+ * first request waits while Envoy fetches the virtual host; `vhds`: every host is already held.
+ */
+async function onDemandRun(bin: string, mode: 'vhds' | 'vhds-on-demand'): Promise<unknown> {
+  const be = await startBackends();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-ondemand-'));
+  fs.writeFileSync(path.join(dir, 'd.yaml'), configYaml(N, be));
+  const server = await startServer(dir, ['--route-discovery', mode]);
+  let g: Gw | undefined;
+  try {
+    g = await startEnvoy(bin, server.ports.xds, `ondemand-${mode}`, true, true);
+    const hosts = Array.from({ length: Math.min(ONDEMAND_HOSTS, N - 2) }, (_, k) => 1 + k);
+    // Warm the connection with a host the probe does not use.
+    await eventually('the last host', async () => ((await get(g!, N - 1, '/x')).status === 200 ? true : undefined));
+    const first: number[] = [];
+    for (const i of hosts) first.push(await timedGet(g, i));
+    const second: number[] = [];
+    for (const i of hosts) second.push(await timedGet(g, i));
+    const rejected = await g.envoy.rejected();
+    const row = { mode, hosts: hosts.length, first: stats(first), second: stats(second), rejected, load: load() };
+    console.log(
+      `  ${mode}: first request p50 ${row.first.p50.toFixed(2)} ms, p99 ${row.first.p99.toFixed(2)} ms ` +
+        `(second request p50 ${row.second.p50.toFixed(2)}, p99 ${row.second.p99.toFixed(2)}) over ${hosts.length} ` +
+        `fresh hosts; rejected ${JSON.stringify(rejected)}; load ${row.load}`,
+    );
+    return row;
+  } finally {
+    await g?.envoy.stop();
+    g?.agent.destroy();
+    await server.kill('SIGTERM');
+    await be.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ------------------------------------------------------------------ 3. the floor
 
 function spawnChild(script: string, args: string[]): ChildProcess {
@@ -500,8 +550,7 @@ if (!SKIP.has('fleet')) {
     `== ${ENVOYS} Envoys, ${N} descriptors: a route change and an endpoint change until every Envoy serves it`,
   );
   const rows: { flavour: string; changes: ChangeRow[] }[] = [];
-  for (const m of MODES)
-    rows.push((await fleetRun(found.bin, m === 'delta')) as { flavour: string; changes: ChangeRow[] });
+  for (const m of MODES) rows.push((await fleetRun(found.bin, m)) as { flavour: string; changes: ChangeRow[] });
   out['fleet'] = rows;
   if (!SKIP.has('floor')) {
     const floors: unknown[] = [];
@@ -517,6 +566,10 @@ if (!SKIP.has('fleet')) {
       }
     out['floor'] = floors;
   }
+}
+if (!SKIP.has('ondemand')) {
+  console.log(`== first request to a fresh host, ${N} descriptors, one Delta Envoy: on demand vs eager VHDS`);
+  out['ondemand'] = [await onDemandRun(found.bin, 'vhds-on-demand'), await onDemandRun(found.bin, 'vhds')];
 }
 out['loadAtEnd'] = load();
 fs.mkdirSync(path.join(repo, 'bench', 'results'), { recursive: true });

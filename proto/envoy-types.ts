@@ -10,10 +10,12 @@ export interface Messages {
   Cluster: envoy_config_cluster_v3_Cluster;
   ClusterLoadAssignment: envoy_config_endpoint_v3_ClusterLoadAssignment;
   Secret: envoy_extensions_transport_sockets_tls_v3_Secret;
+  VirtualHost: envoy_config_route_v3_VirtualHost;
   HttpConnectionManager: envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager;
   TcpProxy: envoy_extensions_filters_network_tcp_proxy_v3_TcpProxy;
   TlsInspector: envoy_extensions_filters_listener_tls_inspector_v3_TlsInspector;
   Router: envoy_extensions_filters_http_router_v3_Router;
+  OnDemand: envoy_extensions_filters_http_on_demand_v3_OnDemand;
   ExtAuthz: envoy_extensions_filters_http_ext_authz_v3_ExtAuthz;
   ExtAuthzPerRoute: envoy_extensions_filters_http_ext_authz_v3_ExtAuthzPerRoute;
   Rbac: envoy_extensions_filters_http_rbac_v3_RBAC;
@@ -44,10 +46,12 @@ export type RouteConfiguration = envoy_config_route_v3_RouteConfiguration;
 export type Cluster = envoy_config_cluster_v3_Cluster;
 export type ClusterLoadAssignment = envoy_config_endpoint_v3_ClusterLoadAssignment;
 export type Secret = envoy_extensions_transport_sockets_tls_v3_Secret;
+export type VirtualHost = envoy_config_route_v3_VirtualHost;
 export type HttpConnectionManager = envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager;
 export type TcpProxy = envoy_extensions_filters_network_tcp_proxy_v3_TcpProxy;
 export type TlsInspector = envoy_extensions_filters_listener_tls_inspector_v3_TlsInspector;
 export type Router = envoy_extensions_filters_http_router_v3_Router;
+export type OnDemand = envoy_extensions_filters_http_on_demand_v3_OnDemand;
 export type ExtAuthz = envoy_extensions_filters_http_ext_authz_v3_ExtAuthz;
 export type ExtAuthzPerRoute = envoy_extensions_filters_http_ext_authz_v3_ExtAuthzPerRoute;
 export type Rbac = envoy_extensions_filters_http_rbac_v3_RBAC;
@@ -1995,6 +1999,16 @@ export type envoy_extensions_filters_http_local_ratelimit_v3_LocalRateLimit = {
   vhRateLimits?: envoy_extensions_common_ratelimit_v3_VhRateLimitsOptions;
   alwaysConsumeDefaultTokenBucket?: google_protobuf_BoolValue;
   rateLimitedAsResourceExhausted?: boolean;
+};
+
+export type envoy_extensions_filters_http_on_demand_v3_OnDemand = {
+  odcds?: envoy_extensions_filters_http_on_demand_v3_OnDemandCds;
+};
+
+export type envoy_extensions_filters_http_on_demand_v3_OnDemandCds = {
+  source?: envoy_config_core_v3_ConfigSource;
+  resourcesLocator?: string;
+  timeout?: google_protobuf_Duration;
 };
 
 export type envoy_extensions_filters_http_rbac_v3_RBAC = {

@@ -13,11 +13,13 @@ export const MESSAGES = {
   Cluster: 'envoy.config.cluster.v3.Cluster',
   ClusterLoadAssignment: 'envoy.config.endpoint.v3.ClusterLoadAssignment',
   Secret: 'envoy.extensions.transport_sockets.tls.v3.Secret',
+  VirtualHost: 'envoy.config.route.v3.VirtualHost',
   // Any payloads: network, listener and HTTP filters
   HttpConnectionManager: 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
   TcpProxy: 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
   TlsInspector: 'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
   Router: 'envoy.extensions.filters.http.router.v3.Router',
+  OnDemand: 'envoy.extensions.filters.http.on_demand.v3.OnDemand',
   ExtAuthz: 'envoy.extensions.filters.http.ext_authz.v3.ExtAuthz',
   ExtAuthzPerRoute: 'envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute',
   Rbac: 'envoy.extensions.filters.http.rbac.v3.RBAC',

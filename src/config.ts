@@ -43,6 +43,7 @@ export interface Config {
   quotaTimeZone: string;
   /** Whether generated Envoy listeners call our ext_authz service, and how Envoy reaches it. */
   envoyAuthz: 'on' | 'off';
+  routeDiscovery: 'rds' | 'vhds' | 'vhds-on-demand';
   envoyAuthzAddress?: string;
   envoyAuthzPort?: number;
   /** With --authz-tls-*: the CA (PEM file) Envoy verifies the Check service with, and the SNI / DNS name checked. */
@@ -321,6 +322,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'string',
     description: 'IANA time zone of daily/monthly quota resets',
     default: 'UTC',
+  },
+  {
+    key: 'routeDiscovery',
+    flag: 'route-discovery',
+    env: 'OXDS_ROUTE_DISCOVERY',
+    kind: 'string',
+    description:
+      'gateway routes for Delta Envoys: rds (whole route table per change), vhds (virtual hosts as VHDS resources, all sent), vhds-on-demand (each fetched on its first request); SotW Envoys always get rds',
+    default: 'vhds',
   },
   {
     key: 'envoyAuthz',
@@ -802,6 +812,7 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
   }
   for (const [k, flag, allowed] of [
     ['envoyAuthz', '--envoy-authz', ['on', 'off']],
+    ['routeDiscovery', '--route-discovery', ['rds', 'vhds', 'vhds-on-demand']],
     ['authzFailMode', '--authz-fail-mode', ['open', 'closed']],
     ['metricsPerApikey', '--metrics-per-apikey', ['on', 'off']],
     ['source', '--source', ['file', 'kubernetes']],
@@ -933,6 +944,7 @@ export function translateOptionsFrom(config: Config, authzPort: number, authzCaP
     httpsPort: config.envoyHttpsPort,
   };
   if (config.envoyAlsCluster) opts.accessLogCluster = config.envoyAlsCluster;
+  if (config.routeDiscovery !== 'rds') opts.vhds = true;
   if (config.envoyAuthz === 'on') {
     const wildcard = config.host === '0.0.0.0' || config.host === '::' || config.host === '[::]';
     const port = config.envoyAuthzPort ?? authzPort;

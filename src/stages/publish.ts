@@ -2,6 +2,7 @@
 // certificates, hand the model to ext_authz and publish one snapshot per node type. A failed build
 // keeps the last good snapshot; objects Envoy rejected stay out until they change.
 import type { Logger } from 'pino';
+import { vhdsView } from '../xds/vhds.js';
 import { modelSettingsFrom, translateOptionsFrom, type Config } from '../config.js';
 import type { Audit } from '../audit.js';
 import { Debouncer } from '../debounce.js';
@@ -233,6 +234,8 @@ export class PublishStage {
     const envoy = buildSnapshot('envoy', version, envoySet, encoderFor(c.envoy), (kind, name) =>
       kind === 'secret' ? ca.workloadSecret(name) : undefined,
     );
+    // Delta Envoys get the route configurations split for VHDS (SotW Envoys keep RDS).
+    if (config.routeDiscovery !== 'rds') envoy.vhds = vhdsView(envoy, config.routeDiscovery === 'vhds');
     yield;
     const domains = c.grpcDomains;
     const grpcSnap = buildSnapshot('grpc', version, grpcSet, encoderFor(c.grpc), (kind, name) =>

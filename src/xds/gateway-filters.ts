@@ -16,7 +16,7 @@ import {
   throttledMapper,
 } from './resources/features.js';
 import { extAuthzFilter } from './resources/ext-authz.js';
-import type { HcmOptions } from './resources/hcm.js';
+import { onDemandFilter, type HcmOptions } from './resources/hcm.js';
 import { upstreamErrorMappers } from './resources/resilience.js';
 
 /** The gateway HTTP filters before the router (Otoroshi features, then ext_authz), in Otoroshi's order. */
@@ -32,6 +32,9 @@ export function gatewayFilters(model: Model, descriptors: readonly Descriptor[],
   const gz = new Map<string, ProtoObject>();
   for (const d of descriptors) if (d.enabled && d.gzip) gz.set(gzipFilterName(d.gzip), gzipFilter(d.gzip));
   for (const k of [...gz.keys()].sort(byString)) out.push(gz.get(k) as ProtoObject);
+  // First: the virtual host is fetched before any filter reads the route (per-route ext_authz,
+  // RBAC, CORS), so a host fetched on demand is authorized like any other.
+  if (o.vhds) out.unshift(onDemandFilter());
   return out;
 }
 

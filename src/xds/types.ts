@@ -54,6 +54,8 @@ export interface TranslateOptions {
   authz?: AuthzTarget;
   /** Envoy cluster (from its bootstrap) reaching our xDS port: HCMs log to our AccessLogService. */
   accessLogCluster?: string;
+  /** Gateway HCMs get the on-demand filter (virtual hosts served by VHDS to Delta Envoys). */
+  vhds?: boolean;
 }
 
 export const DEFAULT_TRANSLATE_OPTIONS: TranslateOptions = {
@@ -97,4 +99,27 @@ export interface Snapshot {
   resources: ResourceMaps;
   /** Resources produced on demand for explicitly requested names (gRPC listeners). */
   resolve(kind: ResourceKind, name: string): VersionedResource | undefined;
+  /** The VHDS shape of the route configurations, served to Delta Envoys instead (see src/xds/vhds.ts). */
+  vhds?: VhdsView;
+}
+
+/** A virtual host as a VHDS resource: named `<route configuration>/<domain>`, encoded once. */
+export interface VhdsResource {
+  name: string;
+  version: string;
+  bytes: Uint8Array;
+}
+
+/** Route configurations split for VHDS: shells (no inline virtual hosts) and their virtual hosts. */
+export interface VhdsView {
+  /** Route configuration name → its shell (`vhds` over ADS, no virtual hosts). */
+  routes: ReadonlyMap<string, VersionedResource>;
+  /** VirtualHost resources by name. */
+  vhosts: ReadonlyMap<string, VhdsResource>;
+  /** Route configuration name → its virtual hosts, sorted by name. */
+  byConfig: ReadonlyMap<string, readonly VhdsResource[]>;
+  /** Route configuration name → domain → virtual host name (to answer on-demand aliases). */
+  domains: ReadonlyMap<string, ReadonlyMap<string, string>>;
+  /** A subscription to a route configuration's name gets all its virtual hosts; else only on demand. */
+  eager: boolean;
 }

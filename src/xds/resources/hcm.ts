@@ -14,6 +14,14 @@ export function routerFilter(name = 'envoy.filters.http.router'): HttpFilter {
   return { name, typedConfig: { '@type': TYPE_URL.Router } };
 }
 
+/**
+ * On-demand VHDS: a request for a host the route table does not hold yet waits while Envoy asks
+ * the server for that virtual host. Does nothing when the route configuration has no `vhds`.
+ */
+export function onDemandFilter(): HttpFilter {
+  return { name: 'envoy.filters.http.on_demand', typedConfig: { '@type': TYPE_URL.OnDemand } };
+}
+
 /** RDS over ADS. */
 export function rds(routeConfigName: string): Rds {
   return { configSource: adsConfigSource(), routeConfigName };

@@ -5,7 +5,8 @@ import type { Snapshot, VersionedResource } from '../types.js';
 import { concatEntries, deltaEntry, deltaMessage } from './encode.js';
 import type { DeltaDiscoveryRequest } from './messages.js';
 import { DELTA_NS } from './shared.js';
-import { StreamBase, type BuiltResponse } from './stream.js';
+import { StreamBase, type BuiltResponse, type PumpKind } from './stream.js';
+import { VHOST_TYPE_URL, VhdsSubscription } from './vhds.js';
 import { byName, desiredResources, unresolvedNames, WILDCARD_KINDS } from './subscription.js';
 
 interface DeltaState {
@@ -26,6 +27,29 @@ interface DeltaState {
 }
 
 const MAX_TRACKED_NONCES = 32;
+
+/** A snapshot as a Delta Envoy sees it: with VHDS, its route configurations are the shells. */
+const ROUTE_VIEWS = new WeakMap<Snapshot, Snapshot>();
+function deltaView(snap: Snapshot, kind: ResourceKind): Snapshot {
+  const v = snap.vhds;
+  if (kind !== 'route' || !v || v.routes.size === 0) return snap;
+  let out = ROUTE_VIEWS.get(snap);
+  if (!out) {
+    const route = new Map(snap.resources.route);
+    for (const [n, r] of v.routes) route.set(n, r);
+    out = { ...snap, resources: { ...snap.resources, route } };
+    ROUTE_VIEWS.set(snap, out);
+  }
+  return out;
+}
+
+function rememberNonce(nonces: Map<string, string>, nonce: string, version: string): void {
+  nonces.set(nonce, version);
+  if (nonces.size > MAX_TRACKED_NONCES) {
+    const oldest = nonces.keys().next().value;
+    if (oldest !== undefined) nonces.delete(oldest);
+  }
+}
 
 /** A Delta stream re-checks only the changed names, unless a change touches more than this many. */
 const DELTA_MAX_PENDING = 256;
@@ -120,14 +144,18 @@ function applySubscription(
 
 export class DeltaStream extends StreamBase {
   private readonly types = new Map<ResourceKind, DeltaState>();
+  private vh: VhdsSubscription | undefined;
 
-  protected subscribedKinds(): Iterable<ResourceKind> {
-    return this.types.keys();
+  protected subscribedKinds(): Iterable<PumpKind> {
+    const kinds: PumpKind[] = [...this.types.keys()];
+    if (this.vh) kinds.push('vhost');
+    return kinds;
   }
 
-  protected affectedBy(kind: ResourceKind, snap: Snapshot, d: KindDiff): boolean {
+  protected affectedBy(kind: PumpKind, snap: Snapshot, d: KindDiff | undefined): boolean {
+    if (kind === 'vhost') return this.vh !== undefined && this.vh.lastView !== snap.vhds;
     const st = this.types.get(kind);
-    if (!st) return false;
+    if (!st || !d) return false;
     if (st.full) return true;
     let hit = false;
     const add = (n: string): void => {
@@ -155,6 +183,10 @@ export class DeltaStream extends StreamBase {
 
   protected handle(raw: unknown): void {
     const req = raw as DeltaDiscoveryRequest;
+    if (req.typeUrl === VHOST_TYPE_URL) {
+      this.handleVhds(req);
+      return;
+    }
     const kind = this.kindOf(req.typeUrl ?? '');
     if (!kind) return;
     const sub = Array.isArray(req.resourceNamesSubscribe) ? req.resourceNamesSubscribe : [];
@@ -182,8 +214,25 @@ export class DeltaStream extends StreamBase {
     }
   }
 
+  /** Envoy's VHDS subscription: route configuration names (namespaces) and on-demand aliases. */
+  private handleVhds(req: DeltaDiscoveryRequest): void {
+    const sub = Array.isArray(req.resourceNamesSubscribe) ? req.resourceNamesSubscribe : [];
+    const unsub = Array.isArray(req.resourceNamesUnsubscribe) ? req.resourceNamesUnsubscribe : [];
+    this.checkNames(sub.length + unsub.length);
+    const first = this.vh === undefined;
+    const vh = (this.vh ??= new VhdsSubscription());
+    this.ackOrNack({ typeUrl: VHOST_TYPE_URL, nonces: vh.nonces }, req);
+    const changed = vh.apply(sub, unsub);
+    const names = vh.names();
+    this.checkNames(names.size);
+    if (changed || first) {
+      this.status.subscription(VHOST_TYPE_URL, vh.wildcard, names);
+      this.markDirty('vhost');
+    }
+  }
+
   /** Records an ACK or NACK of one of the recent responses of this type (else: stale, ignored). */
-  private ackOrNack(st: DeltaState, req: DeltaDiscoveryRequest): void {
+  private ackOrNack(st: Pick<DeltaState, 'typeUrl' | 'nonces'>, req: DeltaDiscoveryRequest): void {
     const nonce = req.responseNonce ?? '';
     if (nonce === '') return;
     const version = st.nonces.get(nonce);
@@ -192,29 +241,38 @@ export class DeltaStream extends StreamBase {
     if (!this.nacked(st.typeUrl, version, nonce, req.errorDetail)) this.acked(st.typeUrl, version);
   }
 
-  protected build(kind: ResourceKind, snap: Snapshot): BuiltResponse | undefined {
+  protected build(kind: PumpKind, snap: Snapshot): BuiltResponse | undefined {
+    if (kind === 'vhost') return this.buildVhds(snap);
     const st = this.types.get(kind);
     if (!st) return undefined;
-    const { toSend, removed } = st.full ? fullChanges(st, snap) : pendingChanges(st, snap);
+    const view = deltaView(snap, kind);
+    const { toSend, removed } = st.full ? fullChanges(st, view) : pendingChanges(st, view);
     st.full = false;
     st.pending.clear();
     if (toSend.length === 0 && removed.length === 0 && !st.mustRespond) return undefined;
     st.mustRespond = false;
     for (const r of toSend) st.known.set(r.name, r.version);
     const nonce = this.nextNonce();
-    st.nonces.set(nonce, snap.version);
-    if (st.nonces.size > MAX_TRACKED_NONCES) {
-      const oldest = st.nonces.keys().next().value;
-      if (oldest !== undefined) st.nonces.delete(oldest);
-    }
+    rememberNonce(st.nonces, nonce, snap.version);
     removed.sort();
+    const ns = view === snap ? DELTA_NS[kind] : `${DELTA_NS[kind]}+vhds`;
     const run =
       toSend.length === 0
         ? undefined
-        : this.ctx.shared.run(snap, DELTA_NS[kind], JSON.stringify(toSend.map((r) => r.name)), () =>
+        : this.ctx.shared.run(snap, ns, JSON.stringify(toSend.map((r) => r.name)), () =>
             concatEntries(toSend, deltaEntry),
           );
     const buf = deltaMessage(snap.version, run, st.typeUrl, nonce, removed);
     return { buf, version: snap.version, nonce, count: st.known.size };
+  }
+
+  private buildVhds(snap: Snapshot): BuiltResponse | undefined {
+    const vh = this.vh;
+    if (!vh) return undefined;
+    const nonce = String(this.nextNonce());
+    const out = vh.build(snap.vhds, snap.version, nonce);
+    if (!out) return undefined;
+    rememberNonce(vh.nonces, nonce, snap.version);
+    return { buf: out.buf, version: snap.version, nonce, count: out.count };
   }
 }

@@ -17,6 +17,12 @@ import type { Authenticator, NodePrincipal } from '../node-auth.js';
 import type { AnyCall, NodeInfo, RpcStatus } from './messages.js';
 import { streamCredentials } from './node.js';
 import type { SharedResponses } from './shared.js';
+import { VHOST_TYPE_URL } from './vhds.js';
+
+/** What a stream sends: the resource kinds, and VHDS virtual hosts (Delta only) right after RDS. */
+export type PumpKind = ResourceKind | 'vhost';
+const PUMP_ORDER: readonly PumpKind[] = [...SEND_ORDER.slice(0, SEND_ORDER.indexOf('route') + 1), 'vhost', 'secret'];
+const pumpTypeUrl = (k: PumpKind): string => (k === 'vhost' ? VHOST_TYPE_URL : TYPE_URLS[k]);
 
 /**
  * Responses written but not yet flushed, per stream. Further updates wait (coalesced: each
@@ -76,7 +82,7 @@ export abstract class StreamBase {
   closed = false;
   protected log: Logger;
   private nonceSeq = 0;
-  private readonly dirty = new Map<ResourceKind, number>(); // kind → time first marked (ms)
+  private readonly dirty = new Map<PumpKind, number>(); // kind → time first marked (ms)
   private pumpScheduled = false;
   private firstPumpDone = false;
   private inflight = 0;
@@ -129,13 +135,13 @@ export abstract class StreamBase {
 
   protected abstract handle(req: unknown): void;
   /** Builds the (encoded) response for `kind` from current state, or undefined if nothing is to be sent. */
-  protected abstract build(kind: ResourceKind, snap: Snapshot): BuiltResponse | undefined;
-  protected abstract subscribedKinds(): Iterable<ResourceKind>;
+  protected abstract build(kind: PumpKind, snap: Snapshot): BuiltResponse | undefined;
+  protected abstract subscribedKinds(): Iterable<PumpKind>;
   /**
    * Whether a published change (`d`, this kind's part of the snapshot diff) can alter what this
    * stream must receive for `kind`; may record what to re-check (Delta).
    */
-  protected abstract affectedBy(kind: ResourceKind, snap: Snapshot, d: KindDiff): boolean;
+  protected abstract affectedBy(kind: PumpKind, snap: Snapshot, d: KindDiff | undefined): boolean;
 
   /** Runs `fn`; a throw becomes a gRPC status and a log line, never a crash. */
   guard(fn: () => void): void {
@@ -267,7 +273,7 @@ export abstract class StreamBase {
    * a short batching window (`initialBatchMs`) so that types requested together on connect are
    * answered in SEND_ORDER; afterwards the pump runs on the next turn of the event loop.
    */
-  markDirty(kind: ResourceKind): void {
+  markDirty(kind: PumpKind): void {
     if (this.closed) return;
     if (!this.dirty.has(kind)) this.dirty.set(kind, performance.now());
     if (this.pumpScheduled || this.blocked) return;
@@ -288,12 +294,13 @@ export abstract class StreamBase {
    */
   onSnapshot(snap: Snapshot, diff: SnapshotDiff | undefined): void {
     if (this.closed) return;
-    for (const k of this.subscribedKinds()) if (!diff || this.affectedBy(k, snap, diff[k])) this.markDirty(k);
+    for (const k of this.subscribedKinds())
+      if (!diff || this.affectedBy(k, snap, k === 'vhost' ? undefined : diff[k])) this.markDirty(k);
   }
 
   private pump(): void {
     while (!this.closed && !this.blocked && this.inflight < MAX_INFLIGHT_WRITES && this.dirty.size > 0) {
-      const kind = SEND_ORDER.find((k) => this.dirty.has(k));
+      const kind = PUMP_ORDER.find((k) => this.dirty.has(k));
       if (kind === undefined) break;
       const since = this.dirty.get(kind) ?? performance.now();
       this.dirty.delete(kind);
@@ -308,7 +315,7 @@ export abstract class StreamBase {
         this.inflight -= 1;
         if (!this.closed && this.dirty.size > 0) this.guard(() => this.pump());
       });
-      const typeUrl = TYPE_URLS[kind];
+      const typeUrl = pumpTypeUrl(kind);
       this.status.sent(typeUrl, out.version, out.nonce, out.count);
       this.ctx.hooks.onPush(typeUrl, buf.length, performance.now() - since);
       this.log.debug(

@@ -1,0 +1,124 @@
+// A Delta stream's VHDS subscription (type envoy.config.route.v3.VirtualHost). Envoy subscribes
+// each route configuration's name as a namespace (every `<name>/…` virtual host belongs to it)
+// and, from the on-demand filter, aliases `<route configuration>/<Host>` for hosts it does not
+// hold. A namespace gets all its virtual hosts when the view is eager (else none until asked);
+// an alias is answered once with the virtual host it resolves to, carrying the alias (Envoy
+// resumes the waiting request when it sees it), or — unknown host — with an empty resource named
+// by the alias (Envoy then answers the request itself: 404). Resolved aliases stay subscribed:
+// their virtual host keeps being updated, and an unknown host that appears later is sent.
+import { deltaMessage } from './encode.js';
+import type { VhdsResource, VhdsView } from '../types.js';
+import { resolveAlias, TYPE_URLS_VHOST, vhdsEntry } from '../vhds.js';
+
+export const VHOST_TYPE_URL = TYPE_URLS_VHOST;
+
+/** One entry to send: a virtual host (or nothing: unknown alias) under a name, with the aliases it answers. */
+interface Outgoing {
+  name: string;
+  r: VhdsResource | undefined;
+  version: string;
+  aliases: string[];
+}
+
+const byName = (a: Outgoing, b: Outgoing): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+export class VhdsSubscription {
+  /** Route configuration names subscribed as namespaces. */
+  readonly namespaces = new Set<string>();
+  /** Aliases asked on demand → answered yet. */
+  readonly aliases = new Map<string, boolean>();
+  /** What the client holds: name → version. */
+  readonly known = new Map<string, string>();
+  readonly nonces = new Map<string, string>();
+  mustRespond = true;
+  /** The view the client's state was last computed against. */
+  lastView: VhdsView | undefined;
+
+  /**
+   * Every route configuration's virtual hosts: Envoy's VHDS subscription matches resources by
+   * namespace and names none (its namespace request is empty, and may come after an on-demand
+   * one), so it is a wildcard from the start; resources of a namespace Envoy does not watch are
+   * ignored by it.
+   */
+  wildcard = true;
+
+  /** Applies subscribe / unsubscribe lists; returns whether the subscription changed. */
+  apply(sub: readonly string[], unsub: readonly string[]): boolean {
+    let changed = false;
+    for (const n of sub) {
+      if (n === '*' && !this.wildcard) this.wildcard = changed = true;
+      if (n === '*' || n === '') continue;
+      if (n.includes('/')) {
+        if (!this.aliases.has(n) && !this.known.has(n)) {
+          this.aliases.set(n, false);
+          changed = true;
+        }
+      } else if (!this.namespaces.has(n)) {
+        this.namespaces.add(n);
+        changed = true;
+      }
+    }
+    for (const n of unsub) {
+      if (n === '*' && this.wildcard) {
+        this.wildcard = false;
+        changed = true;
+      }
+      if (this.namespaces.delete(n) || this.aliases.delete(n)) changed = true;
+    }
+    return changed;
+  }
+
+  /** Subscribed names (for the node status and the name bound). */
+  names(): Set<string> {
+    return new Set([...this.namespaces, ...this.aliases.keys()]);
+  }
+
+  /** What the client must hold on `view`: name → entry (aliases answered now are attached). */
+  private desired(view: VhdsView | undefined, version: string): Map<string, Outgoing> {
+    const out = new Map<string, Outgoing>();
+    if (!view) return out;
+    if (view.eager)
+      for (const ns of this.wildcard ? view.byConfig.keys() : this.namespaces)
+        for (const r of view.byConfig.get(ns) ?? [])
+          out.set(r.name, { name: r.name, r, version: r.version, aliases: [] });
+    for (const [alias, answered] of this.aliases) {
+      const target = resolveAlias(view, alias);
+      const r = target === undefined ? undefined : view.vhosts.get(target);
+      if (r) {
+        const e = out.get(r.name) ?? { name: r.name, r, version: r.version, aliases: [] };
+        if (!answered) e.aliases.push(alias);
+        out.set(r.name, e);
+      } else if (!answered) out.set(alias, { name: alias, r: undefined, version, aliases: [alias] });
+    }
+    return out;
+  }
+
+  /** The response bringing the client to `view`, or undefined when it already holds it. */
+  build(view: VhdsView | undefined, version: string, nonce: string): { buf: Buffer; count: number } | undefined {
+    const want = this.desired(view, version);
+    const send: Outgoing[] = [];
+    for (const e of want.values())
+      if (e.aliases.length > 0 || (e.r && this.known.get(e.name) !== e.version)) send.push(e);
+    const removed: string[] = [];
+    for (const n of this.known.keys()) if (!want.has(n) && !this.aliases.has(n)) removed.push(n);
+    this.lastView = view;
+    if (send.length === 0 && removed.length === 0 && !this.mustRespond) return undefined;
+    this.mustRespond = false;
+    for (const n of removed) this.known.delete(n);
+    for (const e of send) {
+      if (e.r) this.known.set(e.name, e.version);
+      for (const a of e.aliases) this.aliases.set(a, true);
+    }
+    send.sort(byName);
+    removed.sort();
+    const run =
+      send.length === 0
+        ? undefined
+        : concatEntriesOf(send.map((e) => vhdsEntry(e.r, e.name, e.r ? e.version : version, e.aliases)));
+    return { buf: deltaMessage(version, run, VHOST_TYPE_URL, nonce, removed), count: this.known.size };
+  }
+}
+
+function concatEntriesOf(parts: Buffer[]): Buffer {
+  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+}
