@@ -14,6 +14,7 @@
 // Run: `npm run build --silent && node dist/bench/sidecar-streams.js`
 // Env: BENCH_SIDECAR_N=1000 (descriptors) BENCH_SIDECAR_STREAMS=1000 BENCH_SIDECAR_CLIENT_PROCS=2
 //      BENCH_SIDECAR_CHANNELS=10 (per client process) BENCH_SIDECAR_SCOPES=unscoped,scoped
+//      BENCH_SIDECAR_PROFILE_DIR=dir (CPU profile of the server)
 // Writes bench/results/sidecar-streams.json and prints a table with the load average.
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -327,7 +328,8 @@ async function runScope(scope: string): Promise<ScopeResult> {
   let server: ChildProcess | undefined;
   const clients: ChildProcess[] = [];
   try {
-    server = child(['server', dir], ['--expose-gc']);
+    const prof = process.env['BENCH_SIDECAR_PROFILE_DIR'];
+    server = child(['server', dir], ['--expose-gc', ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])]);
     const ready = await next(server, 'ready', 180_000, 'server ready');
     const idle = await askAll([server], 'memory', 'memory', 30_000);
     const t0 = sharedNow();
@@ -378,6 +380,11 @@ async function runScope(scope: string): Promise<ScopeResult> {
     };
   } finally {
     for (const c of clients) kill(c);
+    if (server && server.exitCode === null) {
+      const exited = new Promise((r) => server?.once('exit', r));
+      server.send({ cmd: 'exit' });
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+    }
     kill(server);
     fs.rmSync(root, { recursive: true, force: true });
     await new Promise((r) => setTimeout(r, 500));
