@@ -9,6 +9,7 @@
 //      BENCH_SKIP=envoy-authz,envoy-propagation skip the real-Envoy benchmarks (bench/envoy.ts; needs Envoy and wrk;
 //      BENCH_ENVOY_RATES=200,1000 BENCH_ENVOY_FLEETS=20,50 BENCH_ENVOY_SLICE_MS=5000)
 //      BENCH_SKIP=scale skips the whole-server scale benchmark (bench/scale.ts, ~5 min; BENCH_SCALE_* knobs there)
+//      BENCH_SKIP=sidecar (or sidecar-streams, sidecar-mtls) skips the mesh benchmarks (bench/sidecar-*.ts)
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -606,6 +607,25 @@ if (!SKIP.has('scale')) {
   if (r.status === 0 && fs.existsSync(file))
     out['scale'] = { ...(JSON.parse(fs.readFileSync(file, 'utf8')) as object), wallMs: performance.now() - t };
   else out['scale'] = { error: `bench/scale.js exited ${r.status ?? r.signal}` };
+}
+
+for (const [key, script, what] of [
+  [
+    'sidecar-streams',
+    'sidecar-streams.js',
+    '1,000 sidecar streams: first config scoped/unscoped, rotation wave vs grpc-js floor',
+  ],
+  ['sidecar-mtls', 'sidecar-mtls.js', 'mTLS overhead through two real Envoy sidecars vs plain HTTP (h2load)'],
+] as const) {
+  // The mesh benchmarks (bench/sidecar-*.ts, child processes); each writes bench/results/<key>.json.
+  if (SKIP.has(key) || SKIP.has('sidecar')) continue;
+  console.log(`\n== ${what} (bench/${script.replace('.js', '.ts')})`);
+  const t = performance.now();
+  const r = spawnSync(process.execPath, [path.join(here, script)], { cwd: repo, stdio: 'inherit' });
+  const file = path.join(repo, 'bench', 'results', `${key}.json`);
+  if (r.status === 0 && fs.existsSync(file))
+    out[key] = { ...(JSON.parse(fs.readFileSync(file, 'utf8')) as object), wallMs: performance.now() - t };
+  else out[key] = { error: `bench/${script} exited ${r.status ?? r.signal}` };
 }
 
 out['goals'] = goals;

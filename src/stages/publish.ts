@@ -214,7 +214,6 @@ export class PublishStage {
         gateway: this.published.envoy ?? c.envoy.set,
         workloadSecret: (name) => ca.workloadSecret(name),
         trustDomain: config.trustDomain,
-        encode: encoderFor(c.envoy),
         onErrors: (errors) => this.logSidecarErrors(errors),
       }),
       version,

@@ -56,6 +56,11 @@ export function dnsTargetClusterName(descriptorCluster: string, targetId: string
 
 /** SDS name of the mesh CA trust bundle (a validation_context secret): a documented contract. */
 export const CA_BUNDLE_SECRET_NAME = 'otoroshi-ca-bundle';
+/**
+ * SDS name of a sidecar's own workload certificate in its outbound clusters (the same bytes for every
+ * sidecar, so they are shared); only a sidecar's own snapshot holds a secret of that name.
+ */
+export const SIDECAR_CERT_SECRET = 'oxds-sidecar-workload-cert';
 
 /** SDS secret name: the TlsBinding/TlsCertificate secretName (`<namespace>/<name>`), as is. */
 export function secretName(name: string): string {

@@ -22,6 +22,7 @@ import type { PeerCertificate } from 'node:tls';
 import { parseSpiffeId } from '../ca/spiffe.js';
 import { spiffeIdFor } from '../ca/ca.js';
 import type { ResourceSet } from './types.js';
+import { SIDECAR_CERT_SECRET } from './names.js';
 
 export type NodePrincipal =
   | { readonly kind: 'gateway'; readonly id: string }
@@ -152,6 +153,8 @@ export function maySeeSecret(
   const workloadName = name.startsWith('spiffe://');
   if (principal.kind === 'self-asserted') return workloadName ? selfAsserted() : true;
   if (workloadName) return principal.kind === 'workload' && principal.spiffeId === name;
+  // Only a sidecar snapshot (built for the proved identity) holds it: the node's own certificate.
+  if (name === SIDECAR_CERT_SECRET) return principal.kind === 'workload';
   if (facts === undefined) return false;
   if (!facts.hasPrivateKey) return true;
   return principal.kind === 'gateway' && (facts.referenced || gatewaySecrets === 'all');

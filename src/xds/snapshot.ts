@@ -85,6 +85,22 @@ export function buildSnapshot(
   return snapshot;
 }
 
+/**
+ * A snapshot of resources already versioned elsewhere (maps may be shared by several snapshots:
+ * sidecars of one egress scope), without an on-demand resolver. `problems` as checkConsistency reports them.
+ */
+export function snapshotFromMaps(
+  nodeType: NodeType,
+  version: string,
+  maps: ResourceMaps,
+  problems: readonly string[] = [],
+): Snapshot {
+  const snapshot: Snapshot = { version, nodeType, resources: maps, resolve: (kind, name) => maps[kind].get(name) };
+  if (problems.length > 0) BUILD_PROBLEMS.set(snapshot, [...problems]);
+  markNoResolver(snapshot);
+  return snapshot;
+}
+
 function isObj(v: unknown): v is ProtoObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 }
@@ -120,9 +136,15 @@ export function edsServiceName(cluster: ProtoObject): string | undefined {
   return typeof cluster['name'] === 'string' ? cluster['name'] : undefined;
 }
 
+/** referencedSecretNames per resource object (objects are not changed once built; shared ones are checked once). */
+const SECRET_REFS = new WeakMap<ProtoObject, string[]>();
+
 /** SDS secret names referenced anywhere in an object (SdsSecretConfig = {name, sdsConfig}). */
 export function referencedSecretNames(obj: ProtoObject): string[] {
+  const hit = SECRET_REFS.get(obj);
+  if (hit !== undefined) return hit;
   const out: string[] = [];
+  SECRET_REFS.set(obj, out);
   walk(obj, (o) => {
     const sds = o['sdsConfig'];
     if (!isObj(sds) || typeof o['name'] !== 'string') return;

@@ -14,7 +14,9 @@ import { TYPE_URL } from '../../../proto/type-urls.js';
 import type { ApiKey, Descriptor, Model, StoredObject } from '../../model/types.js';
 import { meshHosts, type MeshConfig } from '../../model/mesh-hosts.js';
 import type { AuthzTarget, ResourceSet } from '../types.js';
-import { CA_BUNDLE_SECRET_NAME, EXT_AUTHZ_CLUSTER_NAME } from '../names.js';
+import { CA_BUNDLE_SECRET_NAME, EXT_AUTHZ_CLUSTER_NAME, SIDECAR_CERT_SECRET } from '../names.js';
+
+export { SIDECAR_CERT_SECRET };
 import { adsConfigSource, duration, headerValue, socketAddress, wrapped } from '../resources/common.js';
 import { httpConnectionManager } from '../resources/hcm.js';
 import {
@@ -115,21 +117,34 @@ export function mtlsModeOf(pods: readonly MeshPod[]): MtlsMode {
 
 /**
  * Egress scope (annotation otoroshi.io/sidecar-egress: `ns/*` or `ns/name`, comma separated; `./`
- * is the workload's namespace). Absent on every pod: every descriptor.
+ * is the workload's namespace), as a normalized key: sorted `ns/name` rules, '' when absent on
+ * every pod (every descriptor). Sidecars with the same key receive the same outbound side.
  */
-export function egressFilter(pods: readonly MeshPod[], ownNs: string): ((d: Descriptor) => boolean) | undefined {
-  const entries = pods.flatMap((p) =>
-    (p.annotations[ANNOTATIONS.egress] ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s !== ''),
-  );
-  if (entries.length === 0) return undefined;
-  const rules = entries.map((e) => {
-    const [ns = '', name = '*'] = e.split('/', 2);
-    return { ns: ns === '.' ? ownNs : ns, name };
+export function egressScopeKey(pods: readonly MeshPod[], ownNs: string): string {
+  const rules = new Set<string>();
+  for (const p of pods)
+    for (const raw of (p.annotations[ANNOTATIONS.egress] ?? '').split(',')) {
+      const e = raw.trim();
+      if (e === '') continue;
+      const [ns = '', name = '*'] = e.split('/', 2);
+      rules.add(`${ns === '.' ? ownNs : ns}/${name}`);
+    }
+  return [...rules].sort().join(',');
+}
+
+/** The descriptors an egress scope key admits; undefined: every descriptor. */
+export function egressScopeFilter(key: string): ((d: Descriptor) => boolean) | undefined {
+  if (key === '') return undefined;
+  const rules = key.split(',').map((r) => {
+    const i = r.indexOf('/');
+    return { ns: r.slice(0, i), name: r.slice(i + 1) };
   });
   return (d) => rules.some((r) => (r.ns === '*' || r.ns === d.namespace) && (r.name === '*' || r.name === crName(d)));
+}
+
+/** Egress scope of a workload's pods as a filter (undefined: every descriptor). */
+export function egressFilter(pods: readonly MeshPod[], ownNs: string): ((d: Descriptor) => boolean) | undefined {
+  return egressScopeFilter(egressScopeKey(pods, ownNs));
 }
 
 /** The ApiKey named by otoroshi.io/sidecar-apikey (a clientId, or the ApiKey object's name in the pod's namespace). */
@@ -167,10 +182,10 @@ function staticCluster(
 }
 
 /** Upstream mTLS to mesh pods: our certificate, the CA bundle, the destinations' SPIFFE ids as URI SANs. */
-export function meshUpstreamTls(ownSpiffeId: string, peerIds: readonly string[]): ProtoObject {
+export function meshUpstreamTls(ownCertSecret: string, peerIds: readonly string[]): ProtoObject {
   return upstreamTlsSocket({
     commonTlsContext: {
-      tlsCertificateSdsSecretConfigs: [sdsSecret(ownSpiffeId)],
+      tlsCertificateSdsSecretConfigs: [sdsSecret(ownCertSecret)],
       combinedValidationContext: {
         defaultValidationContext: {
           matchTypedSubjectAltNames: [...new Set(peerIds)]
@@ -194,19 +209,15 @@ function meshDownstreamTls(ownSpiffeId: string, requirePeer: boolean): ProtoObje
   });
 }
 
-/** The cluster of one descriptor seen from a sidecar: its mesh pods (mTLS), else its own targets. */
-function outboundCluster(d: Descriptor, pods: readonly MeshPod[], node: SidecarNode): ProtoObject | undefined {
+/** The cluster of one descriptor seen from any sidecar: its mesh pods (mTLS), else its own targets. */
+export function outboundCluster(d: Descriptor, pods: readonly MeshPod[]): ProtoObject | undefined {
   const name = meshClusterName(d.id);
   if (pods.length > 0) {
+    const peers = pods.map((p) => p.spiffeId);
     return staticCluster(
       name,
       pods.map((p) => ({ ip: p.ip, port: p.inboundPort })),
-      {
-        transportSocket: meshUpstreamTls(
-          node.spiffeId,
-          pods.map((p) => p.spiffeId),
-        ),
-      },
+      { transportSocket: meshUpstreamTls(SIDECAR_CERT_SECRET, peers) },
     );
   }
   const statics = d.targets.flatMap((t) =>
@@ -231,28 +242,7 @@ interface OutboundEntry {
   d: Descriptor;
   domains: string[];
   mesh: boolean;
-}
-
-/** Descriptors in scope with the domains they claim (a domain goes to the oldest descriptor claiming it). */
-function outboundEntries(
-  inputs: SidecarInputs,
-  node: SidecarNode,
-  byKey: ReadonlyMap<string, StoredObject>,
-): OutboundEntry[] {
-  const own = podsOf(inputs.index, node.spiffeId);
-  const scope = egressFilter(own, node.namespace);
-  const claimed = new Set<string>();
-  const out: OutboundEntry[] = [];
-  const ds = inputs.model.descriptors
-    .filter((d) => d.enabled && (scope === undefined || scope(d)))
-    .sort((a, b) => ((a.createdAt ?? '') + a.id < (b.createdAt ?? '') + b.id ? -1 : 1));
-  for (const d of ds) {
-    const domains = descriptorDomains(d, byKey, inputs.mesh).filter((x) => !claimed.has(x));
-    if (domains.length === 0) continue;
-    for (const x of domains) claimed.add(x);
-    out.push({ d, domains, mesh: (inputs.index.backing.get(d.id)?.length ?? 0) > 0 });
-  }
-  return out.sort((a, b) => (a.d.id < b.d.id ? -1 : 1));
+  cluster: ProtoObject;
 }
 
 function outboundRoute(e: OutboundEntry, key: ApiKey | undefined): ProtoObject {
@@ -278,131 +268,229 @@ function notFound(name: string): ProtoObject {
   return virtualHost(name, ['*'], [{ name, match: { prefix: '/' }, directResponse: { status: 404 } }]);
 }
 
-function inboundRoutes(
-  inputs: SidecarInputs,
-  node: SidecarNode,
-  byKey: ReadonlyMap<string, StoredObject>,
-): ProtoObject {
-  const backed = inputs.model.descriptors
-    .filter((d) => d.enabled && (inputs.index.backing.get(d.id) ?? []).some((p) => p.spiffeId === node.spiffeId))
-    .sort((a, b) => (a.id < b.id ? -1 : 1));
-  const base = {
-    requestHeadersToRemove: [PEER_ID_HEADER],
-    requestHeadersToAdd: [headerValue(PEER_ID_HEADER, '%DOWNSTREAM_PEER_URI_SAN%', 'OVERWRITE_IF_EXISTS_OR_ADD')],
+const PEER_ID_BASE = {
+  requestHeadersToRemove: [PEER_ID_HEADER],
+  requestHeadersToAdd: [headerValue(PEER_ID_HEADER, '%DOWNSTREAM_PEER_URI_SAN%', 'OVERWRITE_IF_EXISTS_OR_ADD')],
+};
+
+function inboundRoute(d: Descriptor, authz: AuthzTarget | undefined): ProtoObject {
+  const perFilter: ProtoObject = {};
+  if (authz) perFilter[EXT_AUTHZ_FILTER_NAME] = extAuthzCheck(d.id);
+  if (d.ipFiltering) perFilter[RBAC_FILTER_NAME] = rbacPerRoute(d.ipFiltering);
+  return {
+    name: d.id,
+    match: { prefix: '/' },
+    route: { cluster: SIDECAR_NAMES.appCluster, timeout: duration(0) },
+    ...PEER_ID_BASE,
+    ...(authz ? { requestHeadersToAdd: [...PEER_ID_BASE.requestHeadersToAdd, clientIdFromCheck()] } : {}),
+    ...(Object.keys(perFilter).length > 0 ? { typedPerFilterConfig: perFilter } : {}),
   };
+}
+
+/** The inbound route table of a workload backing `backed` (sorted by id). */
+function inboundRoutes(
+  backed: readonly Descriptor[],
+  domainsOf: (d: Descriptor) => string[],
+  authz: AuthzTarget | undefined,
+): ProtoObject {
   const claimed = new Set<string>();
   const vhosts: ProtoObject[] = [];
   for (const d of backed) {
-    const domains = descriptorDomains(d, byKey, inputs.mesh).filter((x) => !claimed.has(x));
+    const domains = domainsOf(d).filter((x) => !claimed.has(x));
     if (domains.length === 0) continue;
     for (const x of domains) claimed.add(x);
-    const perFilter: ProtoObject = {};
-    if (inputs.authz) perFilter[EXT_AUTHZ_FILTER_NAME] = extAuthzCheck(d.id);
-    if (d.ipFiltering) perFilter[RBAC_FILTER_NAME] = rbacPerRoute(d.ipFiltering);
-    const route: ProtoObject = {
-      name: d.id,
-      match: { prefix: '/' },
-      route: { cluster: SIDECAR_NAMES.appCluster, timeout: duration(0) },
-      ...base,
-      ...(inputs.authz ? { requestHeadersToAdd: [...base.requestHeadersToAdd, clientIdFromCheck()] } : {}),
-      ...(Object.keys(perFilter).length > 0 ? { typedPerFilterConfig: perFilter } : {}),
-    };
-    vhosts.push(virtualHost(d.id, domains, [route]));
+    vhosts.push(virtualHost(d.id, domains, [inboundRoute(d, authz)]));
   }
   // A workload backing descriptors answers only their hosts (another Host header must not skip their
   // policy); one backing none is reached by any host, mTLS being its only check.
   if (backed.length > 0) vhosts.push(notFound('oxds-sidecar-unknown-host'));
-  else
-    vhosts.push(
-      virtualHost(
-        'oxds-sidecar-any',
-        ['*'],
-        [
-          {
-            name: 'oxds-sidecar-any',
-            match: { prefix: '/' },
-            route: { cluster: SIDECAR_NAMES.appCluster, timeout: duration(0) },
-            ...base,
-            ...(inputs.authz ? { typedPerFilterConfig: { [EXT_AUTHZ_FILTER_NAME]: extAuthzDisabled() } } : {}),
-          },
-        ],
-      ),
-    );
+  else {
+    const any = 'oxds-sidecar-any';
+    const route = {
+      name: any,
+      match: { prefix: '/' },
+      route: { cluster: SIDECAR_NAMES.appCluster, timeout: duration(0) },
+      ...PEER_ID_BASE,
+      ...(authz ? { typedPerFilterConfig: { [EXT_AUTHZ_FILTER_NAME]: extAuthzDisabled() } } : {}),
+    };
+    vhosts.push(virtualHost(any, ['*'], [route]));
+  }
   return routeConfiguration(SIDECAR_NAMES.inbound, vhosts);
 }
 
-function inboundHcm(inputs: SidecarInputs, peerId: boolean): PackedHcm {
+function inboundHcm(authz: AuthzTarget | undefined, peerId: boolean): PackedHcm {
   const filters = [rbacFilter(RBAC_FILTER_NAME, undefined)];
-  if (inputs.authz) filters.push(extAuthzFilter(EXT_AUTHZ_CLUSTER_NAME, inputs.authz));
-  const hcm = httpConnectionManager(
-    `${SIDECAR_NAMES.inbound}${peerId ? '' : '-plaintext'}`,
-    SIDECAR_NAMES.inbound,
-    filters,
-    undefined,
-    {
-      localReplyMappers: [ipDeniedMapper()],
-    },
-  );
+  if (authz) filters.push(extAuthzFilter(EXT_AUTHZ_CLUSTER_NAME, authz));
+  const name = `${SIDECAR_NAMES.inbound}${peerId ? '' : '-plaintext'}`;
+  const hcm = httpConnectionManager(name, SIDECAR_NAMES.inbound, filters, undefined, {
+    localReplyMappers: [ipDeniedMapper()],
+  });
   // XFCC: only what this Envoy verified (a caller's own header is dropped).
   return peerId
     ? { ...hcm, forwardClientCertDetails: 'SANITIZE_SET', setCurrentClientCertDetails: { uri: true } }
     : { ...hcm, forwardClientCertDetails: 'SANITIZE' };
 }
 
-function inboundListener(inputs: SidecarInputs, node: SidecarNode, mode: MtlsMode): ProtoObject {
+function inboundListener(authz: AuthzTarget | undefined, node: SidecarNode, mode: MtlsMode): ProtoObject {
   const mtlsChain: ProtoObject = {
     name: 'mtls',
-    filters: [hcmNetworkFilter(inboundHcm(inputs, true))],
+    filters: [hcmNetworkFilter(inboundHcm(authz, true))],
     transportSocket: meshDownstreamTls(node.spiffeId, true),
   };
-  if (mode === 'STRICT')
-    return {
-      name: SIDECAR_NAMES.inbound,
-      address: socketAddress(node.inboundAddress, node.inboundPort),
-      filterChains: [mtlsChain],
-    };
+  const address = socketAddress(node.inboundAddress, node.inboundPort);
+  if (mode === 'STRICT') return { name: SIDECAR_NAMES.inbound, address, filterChains: [mtlsChain] };
   return {
     name: SIDECAR_NAMES.inbound,
-    address: socketAddress(node.inboundAddress, node.inboundPort),
+    address,
     listenerFilters: [tlsInspector()],
     filterChains: [{ ...mtlsChain, filterChainMatch: { transportProtocol: 'tls' } }],
-    defaultFilterChain: { name: 'plaintext', filters: [hcmNetworkFilter(inboundHcm(inputs, false))] },
+    defaultFilterChain: { name: 'plaintext', filters: [hcmNetworkFilter(inboundHcm(authz, false))] },
   };
+}
+
+/** The outbound side every sidecar of one egress scope shares. */
+export interface OutboundScope {
+  entries: readonly OutboundEntry[];
+  /** The clusters of `entries`, by id. */
+  clusters: readonly ProtoObject[];
+}
+
+/** One sidecar's resources, in parts: `shared*` parts are the same objects for every sidecar sharing them. */
+export interface SidecarParts {
+  listeners: ProtoObject[];
+  routes: ProtoObject[];
+  /** The app cluster, the scope's clusters, the ext_authz cluster: one array per (scope, app port). */
+  sharedClusters: readonly ProtoObject[];
+  secrets: ProtoObject[];
+}
+
+function memo<K, V>(m: Map<K, V>, k: K, make: () => V): V {
+  let v = m.get(k);
+  if (v === undefined) {
+    v = make();
+    m.set(k, v);
+  }
+  return v;
+}
+
+/**
+ * The sidecar plan of one model build. What does not depend on the workload is computed once and
+ * shared: descriptor domains and clusters (once per descriptor), the outbound side (once per
+ * egress scope, its route table once per scope and ApiKey), listeners by port. The inbound side is
+ * per workload.
+ */
+export class SidecarPlan {
+  private readonly byKey: ReadonlyMap<string, StoredObject>;
+  private readonly authz: AuthzTarget | undefined;
+  private readonly authzCluster: ProtoObject | undefined;
+  private readonly bundle: ProtoObject | undefined;
+  private readonly byAge: readonly Descriptor[];
+  private readonly backedBy = new Map<string, Descriptor[]>();
+  private readonly domains = new Map<string, string[]>();
+  private readonly clusters = new Map<string, ProtoObject | null>();
+  private readonly scopes = new Map<string, OutboundScope>();
+  private readonly outRoutes = new Map<string, ProtoObject>();
+  private readonly clusterLists = new Map<string, readonly ProtoObject[]>();
+  private readonly listeners = new Map<string, ProtoObject>();
+  /** Outbound scopes computed (a counter for tests and benchmarks). */
+  scopesBuilt = 0;
+
+  constructor(private readonly inputs: SidecarInputs) {
+    this.byKey = new Map(inputs.objects.map((o) => [o.key, o]));
+    this.authzCluster = inputs.gateway.clusters.find((c) => c['name'] === EXT_AUTHZ_CLUSTER_NAME);
+    this.authz = inputs.authz && this.authzCluster ? inputs.authz : undefined;
+    this.bundle = inputs.gateway.secrets.find((s) => s['name'] === CA_BUNDLE_SECRET_NAME);
+    const enabled = inputs.model.descriptors.filter((d) => d.enabled);
+    this.byAge = [...enabled].sort((a, b) => ((a.createdAt ?? '') + a.id < (b.createdAt ?? '') + b.id ? -1 : 1));
+    for (const d of [...enabled].sort((a, b) => (a.id < b.id ? -1 : 1)))
+      for (const id of new Set((inputs.index.backing.get(d.id) ?? []).map((p) => p.spiffeId)))
+        memo(this.backedBy, id, () => []).push(d);
+  }
+
+  private domainsOf = (d: Descriptor): string[] =>
+    memo(this.domains, d.id, () => descriptorDomains(d, this.byKey, this.inputs.mesh));
+
+  private clusterOf(d: Descriptor): ProtoObject | undefined {
+    return (
+      memo(this.clusters, d.id, () => outboundCluster(d, this.inputs.index.backing.get(d.id) ?? []) ?? null) ??
+      undefined
+    );
+  }
+
+  /** The outbound side of an egress scope key (egressScopeKey): computed once per build and key. */
+  scope(key: string): OutboundScope {
+    return memo(this.scopes, key, () => {
+      this.scopesBuilt++;
+      const filter = egressScopeFilter(key);
+      const claimed = new Set<string>();
+      const entries: OutboundEntry[] = [];
+      for (const d of this.byAge) {
+        if (filter !== undefined && !filter(d)) continue;
+        const domains = this.domainsOf(d).filter((x) => !claimed.has(x));
+        if (domains.length === 0) continue;
+        for (const x of domains) claimed.add(x);
+        const cluster = this.clusterOf(d);
+        const mesh = (this.inputs.index.backing.get(d.id)?.length ?? 0) > 0;
+        if (cluster !== undefined) entries.push({ d, domains, mesh, cluster });
+      }
+      entries.sort((a, b) => (a.d.id < b.d.id ? -1 : 1));
+      return { entries, clusters: entries.map((e) => e.cluster) };
+    });
+  }
+
+  private outboundRoutes(scopeKey: string, key: ApiKey | undefined): ProtoObject {
+    return memo(this.outRoutes, `${scopeKey}\u0000${key?.clientId ?? ''}`, () => {
+      const vhosts = this.scope(scopeKey).entries.map((e) => virtualHost(e.d.id, e.domains, [outboundRoute(e, key)]));
+      vhosts.push(notFound('oxds-sidecar-unknown-host'));
+      return routeConfiguration(SIDECAR_NAMES.outbound, vhosts);
+    });
+  }
+
+  private clusterList(scopeKey: string, appPort: number): readonly ProtoObject[] {
+    return memo(this.clusterLists, `${scopeKey}\u0000${appPort}`, () => [
+      staticCluster(SIDECAR_NAMES.appCluster, [{ ip: '127.0.0.1', port: appPort }]),
+      ...this.scope(scopeKey).clusters,
+      ...(this.authz && this.authzCluster ? [this.authzCluster] : []),
+    ]);
+  }
+
+  private outboundListener(name: string, port: number): ProtoObject {
+    return memo(this.listeners, `${name}:${port}`, () =>
+      httpListener(name, '127.0.0.1', port, httpConnectionManager(name, SIDECAR_NAMES.outbound)),
+    );
+  }
+
+  /** Every resource of one sidecar, in parts; undefined while its workload certificate cannot be minted. */
+  parts(node: SidecarNode): SidecarParts | undefined {
+    const cert = this.inputs.workloadSecret(node.spiffeId);
+    if (cert === undefined || this.bundle === undefined) return undefined;
+    const own = podsOf(this.inputs.index, node.spiffeId);
+    const scopeKey = egressScopeKey(own, node.namespace);
+    const key = sidecarApikey(own, this.inputs.model.apikeys);
+    const listeners = [
+      inboundListener(this.authz, node, mtlsModeOf(own)),
+      this.outboundListener(SIDECAR_NAMES.outbound, node.outboundPort),
+    ];
+    if (node.proxyPort > 0) listeners.push(this.outboundListener(SIDECAR_NAMES.proxy, node.proxyPort));
+    const backed = this.backedBy.get(node.spiffeId) ?? [];
+    return {
+      listeners,
+      routes: [inboundRoutes(backed, this.domainsOf, this.authz), this.outboundRoutes(scopeKey, key)],
+      sharedClusters: this.clusterList(scopeKey, node.appPort),
+      secrets: [cert, { ...cert, name: SIDECAR_CERT_SECRET }, this.bundle],
+    };
+  }
 }
 
 /** Every resource one sidecar receives; undefined while its workload certificate cannot be minted. */
 export function sidecarResources(node: SidecarNode, inputs: SidecarInputs): ResourceSet | undefined {
-  const cert = inputs.workloadSecret(node.spiffeId);
-  const bundle = inputs.gateway.secrets.find((s) => s['name'] === CA_BUNDLE_SECRET_NAME);
-  if (cert === undefined || bundle === undefined) return undefined;
-  const byKey = new Map(inputs.objects.map((o) => [o.key, o]));
-  const own = podsOf(inputs.index, node.spiffeId);
-  const key = sidecarApikey(own, inputs.model.apikeys);
-  const entries = outboundEntries(inputs, node, byKey);
-  const clusters: ProtoObject[] = [staticCluster(SIDECAR_NAMES.appCluster, [{ ip: '127.0.0.1', port: node.appPort }])];
-  const vhosts: ProtoObject[] = [];
-  for (const e of entries) {
-    const c = outboundCluster(e.d, inputs.index.backing.get(e.d.id) ?? [], node);
-    if (c === undefined) continue;
-    clusters.push(c);
-    vhosts.push(virtualHost(e.d.id, e.domains, [outboundRoute(e, key)]));
-  }
-  vhosts.push(notFound('oxds-sidecar-unknown-host'));
-  const authzCluster = inputs.gateway.clusters.find((c) => c['name'] === EXT_AUTHZ_CLUSTER_NAME);
-  if (inputs.authz && authzCluster) clusters.push(authzCluster);
-  const outboundHcm = (name: string): PackedHcm => httpConnectionManager(name, SIDECAR_NAMES.outbound);
-  const listeners = [
-    inboundListener(inputs.authz && !authzCluster ? { ...inputs, authz: undefined } : inputs, node, mtlsModeOf(own)),
-    httpListener(SIDECAR_NAMES.outbound, '127.0.0.1', node.outboundPort, outboundHcm(SIDECAR_NAMES.outbound)),
-  ];
-  if (node.proxyPort > 0)
-    listeners.push(httpListener(SIDECAR_NAMES.proxy, '127.0.0.1', node.proxyPort, outboundHcm(SIDECAR_NAMES.proxy)));
-  const inputsForRoutes = inputs.authz && !authzCluster ? { ...inputs, authz: undefined } : inputs;
+  const p = new SidecarPlan(inputs).parts(node);
+  if (p === undefined) return undefined;
   return {
-    listeners,
-    routes: [inboundRoutes(inputsForRoutes, node, byKey), routeConfiguration(SIDECAR_NAMES.outbound, vhosts)],
-    clusters,
+    listeners: p.listeners,
+    routes: p.routes,
+    clusters: [...p.sharedClusters],
     endpoints: [],
-    secrets: [cert, bundle],
+    secrets: p.secrets,
   };
 }

@@ -1,18 +1,23 @@
 // Sidecar snapshots: one per sidecar node shape (proved identity + bootstrap ports), published in
 // the snapshot cache under a `sidecar|…` key next to the gateway's `envoy` and `grpc` ones. A key
-// appears when a sidecar stream names it (snapshotKeyOf), is rebuilt with every model build, and is
-// dropped once no stream uses it.
+// appears when a sidecar stream names it (snapshotKeyOf), is reassembled with every model build, and
+// is dropped once no stream uses it. Resources are encoded once and shared: equal resources are one
+// VersionedResource across sidecars and builds (ResourceInterner), sidecars of one egress scope share
+// one cluster map, and a sidecar whose resources did not change keeps its snapshot (nothing is sent).
 import { parseSpiffeId } from '../../ca/spiffe.js';
 import { SIDECAR_META, SIDECAR_DEFAULTS } from '../../envoy/bootstrap.js';
 import type { NodePrincipal } from '../node-auth.js';
 import type { SnapshotCache } from '../cache.js';
-import type { NodeType, Snapshot } from '../types.js';
+import { createHash } from 'node:crypto';
+import type { ProtoObject, ResourceKind } from '../../../proto/loader.js';
+import type { NodeType, ResourceMaps, Snapshot, VersionedResource } from '../types.js';
 import type { ConfigError } from '../../model/types.js';
 import { metadataString } from '../server/node.js';
 import type { NodeInfo } from '../server/messages.js';
-import { buildSnapshot, type Encoder } from '../snapshot.js';
-import { validateSet } from '../../pipeline.js';
-import { sidecarResources, type SidecarInputs, type SidecarNode } from './plan.js';
+import { contentHash, resourceName, snapshotFromMaps } from '../snapshot.js';
+import { encodedBytes } from '../translate.js';
+import { rejectedResource, validateKind } from '../validate.js';
+import { SidecarPlan, type SidecarInputs, type SidecarNode } from './plan.js';
 import { buildWorkloadIndex } from './workloads.js';
 
 export const SIDECAR_KEY_PREFIX = 'sidecar|';
@@ -67,13 +72,73 @@ export function sidecarKey(n: SidecarNode): string {
   return `${SIDECAR_KEY_PREFIX}${n.spiffeId}|${ports}`;
 }
 
-export type BuildSidecar = (node: SidecarNode, version: string) => Snapshot | undefined;
+/**
+ * Validated, encoded resources kept across builds, keyed by content: equal objects give the same
+ * VersionedResource (encoded and hashed once, then shared by every snapshot holding it). A
+ * resource not used during a build is dropped at the next one.
+ */
+export class ResourceInterner {
+  private prev = new Map<string, VersionedResource>();
+  private cur = new Map<string, VersionedResource>();
+  private byObject = new WeakMap<ProtoObject, VersionedResource | null>();
+  /** Resources validated and encoded / found already encoded (counters for tests and benchmarks). */
+  encoded = 0;
+  reused = 0;
+
+  /** Starts a build: what the previous build did not use is forgotten. */
+  startBuild(): void {
+    this.prev = this.cur;
+    this.cur = new Map();
+    this.byObject = new WeakMap();
+  }
+
+  /** The versioned resource of `obj`, or undefined (and an error) when it fails Envoy's validation. */
+  get(kind: ResourceKind, obj: ProtoObject, errors: ConfigError[]): VersionedResource | undefined {
+    const seen = this.byObject.get(obj);
+    if (seen !== undefined) return seen ?? undefined;
+    const key = `${kind}:${createHash('sha1').update(JSON.stringify(obj)).digest('base64')}`;
+    let r = this.cur.get(key) ?? this.prev.get(key);
+    if (r !== undefined) this.reused++;
+    else {
+      const known = encodedBytes(obj);
+      const v = known !== undefined ? { ok: true as const, bytes: known } : validateKind(kind, obj);
+      if (!v.ok) {
+        errors.push(rejectedResource('envoy', kind, obj, v.issues));
+        this.byObject.set(obj, null);
+        return undefined;
+      }
+      this.encoded++;
+      r = { name: resourceName(kind, obj), kind, version: contentHash(v.bytes), bytes: v.bytes, object: obj };
+    }
+    this.cur.set(key, r);
+    this.byObject.set(obj, r);
+    return r;
+  }
+}
+
+export interface SidecarBuildContext {
+  interner: ResourceInterner;
+  /** The snapshot published for this sidecar so far: returned as is when nothing changed. */
+  previous: Snapshot | undefined;
+}
+
+export type BuildSidecar = (node: SidecarNode, version: string, ctx: SidecarBuildContext) => Snapshot | undefined;
+
+/** Counters of SidecarSnapshots (tests, benchmarks, logs). */
+export interface SidecarStats {
+  /** Snapshots published with new content. */
+  published: number;
+  /** Sidecars whose resources did not change at a rebuild (their snapshot kept). */
+  unchanged: number;
+}
 
 /** The sidecar keys in use and their nodes; builds and publishes their snapshots. */
 export class SidecarSnapshots {
   private readonly nodes = new Map<string, SidecarNode>();
   private build: BuildSidecar | undefined;
   private version = '';
+  private readonly interner = new ResourceInterner();
+  readonly stats: SidecarStats = { published: 0, unchanged: 0 };
 
   constructor(
     private readonly cache: SnapshotCache,
@@ -90,10 +155,11 @@ export class SidecarSnapshots {
     return key;
   }
 
-  /** After a model build: rebuild every sidecar in use (`inUse`: keys of open streams) and forget the others. */
+  /** After a model build: reassemble every sidecar in use (`inUse`: keys of open streams), forget the others. */
   rebuild(build: BuildSidecar, version: string, inUse: ReadonlySet<string>): void {
     this.build = build;
     this.version = version;
+    this.interner.startBuild();
     for (const [key, node] of this.nodes) {
       if (!inUse.has(key)) {
         this.nodes.delete(key);
@@ -108,11 +174,23 @@ export class SidecarSnapshots {
     return [...this.nodes.keys()];
   }
 
+  /** Encoding counters of the shared resources. */
+  encoding(): { encoded: number; reused: number } {
+    return { encoded: this.interner.encoded, reused: this.interner.reused };
+  }
+
   private publishOne(key: string, node: SidecarNode): void {
     if (this.build === undefined) return;
     try {
-      const snap = this.build(node, this.version);
-      if (snap !== undefined) this.cache.set(key, snap);
+      const previous = this.cache.get(key);
+      const snap = this.build(node, this.version, { interner: this.interner, previous });
+      if (snap === undefined) return;
+      if (snap === previous) {
+        this.stats.unchanged++;
+        return;
+      }
+      this.cache.set(key, snap);
+      this.stats.published++;
     } catch (err) {
       // An inconsistent sidecar snapshot (a resource failed validation) keeps the previous one.
       this.onError(key, err);
@@ -135,28 +213,67 @@ export function sidecarSnapshotKey(
 
 export interface SidecarBuildInputs extends Omit<SidecarInputs, 'index'> {
   trustDomain: string;
-  encode: Encoder;
   /** Resources failing Envoy's validation (left out of the snapshot). */
   onErrors(errors: ConfigError[]): void;
+}
+
+type Maps = { [K in ResourceKind]: Map<string, VersionedResource> };
+const EMPTY = new Map<string, VersionedResource>();
+
+function byName(list: readonly VersionedResource[], problems: string[]): Map<string, VersionedResource> {
+  const m = new Map<string, VersionedResource>();
+  for (const r of list) {
+    if (m.has(r.name)) problems.push(`duplicate ${r.kind} name "${r.name}"`);
+    m.set(r.name, r);
+  }
+  return m;
+}
+
+function sameMap(a: ReadonlyMap<string, VersionedResource>, b: ReadonlyMap<string, VersionedResource>): boolean {
+  if (a === b) return true;
+  if (a.size !== b.size) return false;
+  for (const [n, r] of a) if (b.get(n) !== r) return false;
+  return true;
+}
+
+function sameResources(a: ResourceMaps, b: Maps): boolean {
+  return (Object.keys(b) as ResourceKind[]).every((k) => sameMap(a[k], b[k]));
 }
 
 /** The builder SidecarSnapshots.rebuild() takes, for one model build. */
 export function sidecarBuilder(b: SidecarBuildInputs): BuildSidecar {
   // Indexed on the first sidecar of this build: a control plane with gateways only never pays for it.
-  let inputs: SidecarInputs | undefined;
-  return (node, version) => {
-    inputs ??= { ...b, index: buildWorkloadIndex(b.objects, b.model.descriptors, b.trustDomain) };
-    const set = sidecarResources(node, inputs);
-    if (set === undefined) return undefined;
+  let plan: SidecarPlan | undefined;
+  // One cluster map per shared cluster list (egress scope + app port) of this build.
+  const clusterMaps = new WeakMap<
+    readonly ProtoObject[],
+    { map: Map<string, VersionedResource>; problems: string[] }
+  >();
+  return (node, version, { interner, previous }) => {
+    plan ??= new SidecarPlan({ ...b, index: buildWorkloadIndex(b.objects, b.model.descriptors, b.trustDomain) });
+    const parts = plan.parts(node);
+    if (parts === undefined) return undefined;
     const errors: ConfigError[] = [];
-    const compiled = validateSet('envoy', set, errors);
+    const problems: string[] = [];
+    const encode = (kind: ResourceKind, list: readonly ProtoObject[]): VersionedResource[] =>
+      list.flatMap((o) => interner.get(kind, o, errors) ?? []);
+    let clusters = clusterMaps.get(parts.sharedClusters);
+    if (clusters === undefined) {
+      const p: string[] = [];
+      clusters = { map: byName(encode('cluster', parts.sharedClusters), p), problems: p };
+      clusterMaps.set(parts.sharedClusters, clusters);
+    }
+    problems.push(...clusters.problems);
+    const maps: Maps = {
+      listener: byName(encode('listener', parts.listeners), problems),
+      route: byName(encode('route', parts.routes), problems),
+      cluster: clusters.map,
+      endpoint: EMPTY,
+      secret: byName(encode('secret', parts.secrets), problems),
+    };
     if (errors.length > 0) b.onErrors(errors);
-    const snap = buildSnapshot(
-      'envoy',
-      version,
-      compiled.set,
-      (kind, obj) => compiled.bytes.get(obj) ?? b.encode(kind, obj),
-    );
+    if (previous !== undefined && problems.length === 0 && sameResources(previous.resources, maps)) return previous;
+    const snap = snapshotFromMaps('envoy', version, maps, problems);
     snap.cacheKey = sidecarKey(node);
     return snap;
   };
