@@ -64,7 +64,8 @@ export type UpstreamTlsContext = envoy_extensions_transport_sockets_tls_v3_Upstr
 export type HttpProtocolOptions = envoy_extensions_upstreams_http_v3_HttpProtocolOptions;
 export type HttpGrpcAccessLogConfig = envoy_extensions_access_loggers_grpc_v3_HttpGrpcAccessLogConfig;
 export type CelExpressionFilter = envoy_extensions_access_loggers_filters_cel_v3_ExpressionFilter;
-export type DownstreamConnectionsConfig = envoy_extensions_resource_monitors_downstream_connections_v3_DownstreamConnectionsConfig;
+export type DownstreamConnectionsConfig =
+  envoy_extensions_resource_monitors_downstream_connections_v3_DownstreamConnectionsConfig;
 
 export type envoy_config_accesslog_v3_AccessLog = {
   name?: string;
@@ -251,7 +252,8 @@ export type envoy_config_cluster_v3_Cluster_ClusterProtocolSelection =
 export type envoy_config_cluster_v3_Cluster_CommonLbConfig = {
   healthyPanicThreshold?: envoy_type_v3_Percent;
   zoneAwareLbConfig?: envoy_config_cluster_v3_Cluster_CommonLbConfig_ZoneAwareLbConfig; // oneof localityConfigSpecifier
-  localityWeightedLbConfig?: envoy_config_cluster_v3_Cluster_CommonLbConfig_LocalityWeightedLbConfig; // oneof localityConfigSpecifier
+  // oneof localityConfigSpecifier
+  localityWeightedLbConfig?: envoy_config_cluster_v3_Cluster_CommonLbConfig_LocalityWeightedLbConfig;
   updateMergeWindow?: google_protobuf_Duration;
   ignoreNewHostsUntilFirstHc?: boolean;
   closeConnectionsOnHostSetChange?: boolean;
@@ -599,9 +601,12 @@ export type envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials = {
   accessToken?: string; // oneof credentialSpecifier
   googleComputeEngine?: google_protobuf_Empty; // oneof credentialSpecifier
   googleRefreshToken?: string; // oneof credentialSpecifier
-  serviceAccountJwtAccess?: envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials; // oneof credentialSpecifier
-  googleIam?: envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials; // oneof credentialSpecifier
-  fromPlugin?: envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin; // oneof credentialSpecifier
+  // oneof credentialSpecifier
+  serviceAccountJwtAccess?: envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials;
+  // oneof credentialSpecifier
+  googleIam?: envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials;
+  // oneof credentialSpecifier
+  fromPlugin?: envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin;
   stsService?: envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials_StsService; // oneof credentialSpecifier
 };
 
@@ -2209,7 +2214,8 @@ export type envoy_extensions_filters_network_http_connection_manager_v3_ScopedRo
   name?: string;
   scopeKeyBuilder?: envoy_extensions_filters_network_http_connection_manager_v3_ScopedRoutes_ScopeKeyBuilder;
   rdsConfigSource?: envoy_config_core_v3_ConfigSource;
-  scopedRouteConfigurationsList?: envoy_extensions_filters_network_http_connection_manager_v3_ScopedRouteConfigurationsList; // oneof configSpecifier
+  // oneof configSpecifier
+  scopedRouteConfigurationsList?: envoy_extensions_filters_network_http_connection_manager_v3_ScopedRouteConfigurationsList;
   scopedRds?: envoy_extensions_filters_network_http_connection_manager_v3_ScopedRds; // oneof configSpecifier
 };
 
@@ -2225,7 +2231,8 @@ export type envoy_extensions_filters_network_http_connection_manager_v3_ScopedRo
   name?: string;
   elementSeparator?: string;
   index?: number; // oneof extractType
-  element?: envoy_extensions_filters_network_http_connection_manager_v3_ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement; // oneof extractType
+  // oneof extractType
+  element?: envoy_extensions_filters_network_http_connection_manager_v3_ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement;
 };
 
 export type envoy_extensions_filters_network_http_connection_manager_v3_ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement = {
@@ -2322,11 +2329,16 @@ export type envoy_extensions_transport_sockets_tls_v3_CommonTlsContext = {
   tlsCertificateProviderInstance?: envoy_extensions_transport_sockets_tls_v3_CertificateProviderPluginInstance;
   tlsCertificateCertificateProvider?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CertificateProvider;
   tlsCertificateCertificateProviderInstance?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CertificateProviderInstance;
-  validationContext?: envoy_extensions_transport_sockets_tls_v3_CertificateValidationContext; // oneof validationContextType
-  validationContextSdsSecretConfig?: envoy_extensions_transport_sockets_tls_v3_SdsSecretConfig; // oneof validationContextType
-  combinedValidationContext?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CombinedCertificateValidationContext; // oneof validationContextType
-  validationContextCertificateProvider?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CertificateProvider; // oneof validationContextType
-  validationContextCertificateProviderInstance?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CertificateProviderInstance; // oneof validationContextType
+  // oneof validationContextType
+  validationContext?: envoy_extensions_transport_sockets_tls_v3_CertificateValidationContext;
+  // oneof validationContextType
+  validationContextSdsSecretConfig?: envoy_extensions_transport_sockets_tls_v3_SdsSecretConfig;
+  // oneof validationContextType
+  combinedValidationContext?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CombinedCertificateValidationContext;
+  // oneof validationContextType
+  validationContextCertificateProvider?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CertificateProvider;
+  // oneof validationContextType
+  validationContextCertificateProviderInstance?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CertificateProviderInstance;
   alpnProtocols?: string[];
   customHandshaker?: envoy_config_core_v3_TypedExtensionConfig;
   keyLog?: envoy_extensions_transport_sockets_tls_v3_TlsKeyLog;
@@ -2354,7 +2366,8 @@ export type envoy_extensions_transport_sockets_tls_v3_DownstreamTlsContext = {
   requireClientCertificate?: google_protobuf_BoolValue;
   requireSni?: google_protobuf_BoolValue;
   sessionTicketKeys?: envoy_extensions_transport_sockets_tls_v3_TlsSessionTicketKeys; // oneof sessionTicketKeysType
-  sessionTicketKeysSdsSecretConfig?: envoy_extensions_transport_sockets_tls_v3_SdsSecretConfig; // oneof sessionTicketKeysType
+  // oneof sessionTicketKeysType
+  sessionTicketKeysSdsSecretConfig?: envoy_extensions_transport_sockets_tls_v3_SdsSecretConfig;
   disableStatelessSessionResumption?: boolean; // oneof sessionTicketKeysType
   disableStatefulSessionResumption?: boolean;
   sessionTimeout?: google_protobuf_Duration;
@@ -2451,8 +2464,10 @@ export type envoy_extensions_transport_sockets_tls_v3_UpstreamTlsContext = {
 export type envoy_extensions_upstreams_http_v3_HttpProtocolOptions = {
   commonHttpProtocolOptions?: envoy_config_core_v3_HttpProtocolOptions;
   upstreamHttpProtocolOptions?: envoy_config_core_v3_UpstreamHttpProtocolOptions;
-  explicitHttpConfig?: envoy_extensions_upstreams_http_v3_HttpProtocolOptions_ExplicitHttpConfig; // oneof upstreamProtocolOptions
-  useDownstreamProtocolConfig?: envoy_extensions_upstreams_http_v3_HttpProtocolOptions_UseDownstreamHttpConfig; // oneof upstreamProtocolOptions
+  // oneof upstreamProtocolOptions
+  explicitHttpConfig?: envoy_extensions_upstreams_http_v3_HttpProtocolOptions_ExplicitHttpConfig;
+  // oneof upstreamProtocolOptions
+  useDownstreamProtocolConfig?: envoy_extensions_upstreams_http_v3_HttpProtocolOptions_UseDownstreamHttpConfig;
   autoConfig?: envoy_extensions_upstreams_http_v3_HttpProtocolOptions_AutoHttpConfig; // oneof upstreamProtocolOptions
   httpFilters?: envoy_extensions_filters_network_http_connection_manager_v3_HttpFilter[];
   headerValidationConfig?: envoy_config_core_v3_TypedExtensionConfig;
@@ -2482,7 +2497,8 @@ export type envoy_type_http_v3_PathTransformation = {
 };
 
 export type envoy_type_http_v3_PathTransformation_Operation = {
-  normalizePathRfc_3986?: envoy_type_http_v3_PathTransformation_Operation_NormalizePathRFC3986; // oneof operationSpecifier
+  // oneof operationSpecifier
+  normalizePathRfc_3986?: envoy_type_http_v3_PathTransformation_Operation_NormalizePathRFC3986;
   mergeSlashes?: envoy_type_http_v3_PathTransformation_Operation_MergeSlashes; // oneof operationSpecifier
 };
 

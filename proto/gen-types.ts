@@ -79,11 +79,17 @@ function messageDecl(t: protobuf.Type): string[] {
   for (const f of t.fieldsArray) {
     const key = IDENT.test(f.name) ? f.name : `'${f.name}'`;
     const oneof = f.partOf && f.partOf.oneof.length > 1 ? ` // oneof ${f.partOf.name}` : '';
-    out.push(`  ${key}?: ${fieldType(f)};${oneof}`);
+    out.push(...fitLine(`  ${key}?: ${fieldType(f)};`, oneof));
   }
   if (out.length === 1) return [`export type ${tsName(t)} = { [key: string]: never };`];
   out.push('};');
   return out;
+}
+
+/** A field line with its trailing comment, the comment moved above the field when the line would pass 120. */
+function fitLine(field: string, comment: string): string[] {
+  if (field.length + comment.length <= 120) return [field + comment];
+  return comment === '' ? [field] : [`  //${comment.slice(3)}`, field];
 }
 
 function enumDecl(e: protobuf.Enum): string[] {
@@ -91,6 +97,12 @@ function enumDecl(e: protobuf.Enum): string[] {
   const one = `export type ${tsName(e)} = ${names.join(' | ')};`;
   if (one.length <= 120) return [one];
   return [`export type ${tsName(e)} =`, ...names.map((n, i) => `  | ${n}${i === names.length - 1 ? ';' : ''}`)];
+}
+
+/** `export type Alias = Target;`, the target on its own line when the line would pass 120. */
+function aliasDecl(alias: string, target: string): string {
+  const one = `export type ${alias} = ${target};`;
+  return one.length <= 120 ? one : `export type ${alias} =\n  ${target};`;
 }
 
 /** The text of proto/envoy-types.ts. */
@@ -116,7 +128,7 @@ export function generateTypes(root: protobuf.Root = protoRoot()): string {
     '/** google.protobuf.Any: any message of proto/type-urls.ts, packed. */',
     'export type Any = { [K in keyof Messages]: Packed<K> }[keyof Messages];',
     '',
-    ...aliases.map(([alias], i) => `export type ${alias} = ${tsName(roots[i] as protobuf.Type)};`),
+    ...aliases.map(([alias], i) => aliasDecl(alias, tsName(roots[i] as protobuf.Type))),
     '',
   ];
   for (const t of closure(roots)) lines.push(...(t instanceof protobuf.Type ? messageDecl(t) : enumDecl(t)), '');

@@ -113,17 +113,25 @@ export interface Config {
   webhookConfigName: string;
   /** Bearer token required by the admin API (probes excepted); unset = open (bind it to loopback). */
   adminToken?: string;
-  /** TLS on the xDS / ext_authz ports (PEM files); with a client CA, clients must present a certificate it signed (mTLS). */
+  /**
+   * TLS on the xDS / ext_authz ports (PEM files); with a client CA, clients must present a certificate it signed
+   * (mTLS).
+   */
   xdsTlsCert?: string;
   xdsTlsKey?: string;
   xdsClientCa?: string;
-  /** Who gets which secret over xDS: `identity` (client certificate / gateway token) or the insecure self-asserted node metadata. */
+  /**
+   * Who gets which secret over xDS: `identity` (client certificate / gateway token) or the insecure self-asserted node
+   * metadata.
+   */
   xdsNodeAuth: 'identity' | 'insecure-node-metadata';
   /** Comma-separated SPIFFE ids (URI SAN of the xDS client certificate) granted the gateway role. */
   gatewayIdentities?: string;
   /** Bearer token (gRPC `authorization` metadata) granting the gateway role. */
   gatewayToken?: string;
-  /** What a gateway receives: the certificates the generated listeners/clusters use, or every certificate of the model. */
+  /**
+   * What a gateway receives: the certificates the generated listeners/clusters use, or every certificate of the model.
+   */
   gatewaySecrets: 'referenced' | 'all';
   /** Local development: plaintext xDS clients on loopback are gateways. */
   loopbackGateway: 'on' | 'off';
@@ -249,7 +257,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_XDS_MAX_NAMES',
     kind: 'int',
     description:
-      'max resource names per xDS request / subscribed per type and stream (an Envoy in SotW mode subscribes one EDS name per cluster)',
+      'max resource names per xDS request / subscribed per type and stream (an Envoy in SotW mode subscribes one ' +
+      'EDS name per cluster)',
     default: 100000,
   },
   {
@@ -258,7 +267,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_CA_CERT',
     kind: 'string',
     description:
-      'PEM file of the signing CA certificate (and its chain up to the root); with --ca-key and --ca-root-cert. Default: a CA generated and kept in --data-dir',
+      'PEM file of the signing CA certificate (and its chain up to the root); with --ca-key and --ca-root-cert. ' +
+      'Default: a CA generated and kept in --data-dir',
   },
   {
     key: 'caKey',
@@ -336,7 +346,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_ENVOY_AUTHZ_ADDRESS',
     kind: 'string',
     description:
-      'address(es) Envoy uses to reach the ext_authz service: HOST, or a comma-separated list of HOST[:PORT] replicas Envoy load-balances over (a Service DNS name in a cluster; default: --host, or 127.0.0.1 when --host is a wildcard)',
+      'address(es) Envoy uses to reach the ext_authz service: HOST, or a comma-separated list of HOST[:PORT] ' +
+      'replicas Envoy load-balances over (a Service DNS name in a cluster; default: --host, or 127.0.0.1 when ' +
+      '--host is a wildcard)',
   },
   {
     key: 'envoyAuthzCa',
@@ -344,7 +356,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_ENVOY_AUTHZ_CA',
     kind: 'string',
     description:
-      'with --authz-tls-*: PEM CA bundle Envoy verifies the ext_authz certificate with (default: the --authz-tls-cert chain)',
+      'with --authz-tls-*: PEM CA bundle Envoy verifies the ext_authz certificate with (default: the ' +
+      '--authz-tls-cert chain)',
   },
   {
     key: 'envoyAuthzSni',
@@ -352,7 +365,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_ENVOY_AUTHZ_SNI',
     kind: 'string',
     description:
-      'with --authz-tls-*: SNI Envoy sends to ext_authz and DNS name its certificate must carry (default: the first --envoy-authz-address when it is a name; for IP addresses the certificate must carry the IP)',
+      'with --authz-tls-*: SNI Envoy sends to ext_authz and DNS name its certificate must carry (default: the ' +
+      'first --envoy-authz-address when it is a name; for IP addresses the certificate must carry the IP)',
   },
   {
     key: 'envoyAuthzPort',
@@ -383,7 +397,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_ENVOY_ALS_CLUSTER',
     kind: 'string',
     description:
-      'name of the Envoy bootstrap cluster pointing at our xDS port (e.g. xds_cluster): generated listeners then stream access logs to us (traffic metrics)',
+      'name of the Envoy bootstrap cluster pointing at our xDS port (e.g. xds_cluster): generated listeners then ' +
+      'stream access logs to us (traffic metrics)',
   },
   {
     key: 'metricsPerApikey',
@@ -442,7 +457,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_XDS_NODE_AUTH',
     kind: 'string',
     description:
-      'who receives which secret over xDS: identity (client certificate SPIFFE id or gateway token; see docs/node-authorization.md) or insecure-node-metadata (any node gets every certificate and names its own workload identity: never in production)',
+      'who receives which secret over xDS: identity (client certificate SPIFFE id or gateway token; see ' +
+      'docs/node-authorization.md) or insecure-node-metadata (any node gets every certificate and names its own ' +
+      'workload identity: never in production)',
     default: 'identity',
   },
   {
@@ -451,7 +468,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_GATEWAY_IDENTITIES',
     kind: 'string',
     description:
-      'comma-separated SPIFFE ids (URI SAN of the xDS client certificate, mTLS) granted the gateway role: they receive the certificates of the generated listeners and clusters',
+      'comma-separated SPIFFE ids (URI SAN of the xDS client certificate, mTLS) granted the gateway role: they ' +
+      'receive the certificates of the generated listeners and clusters',
   },
   {
     key: 'gatewayToken',
@@ -459,7 +477,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_GATEWAY_TOKEN',
     kind: 'string',
     description:
-      'bearer token (gRPC metadata `authorization: Bearer <token>`) granting the gateway role (prefer the env var: flags show in ps)',
+      'bearer token (gRPC metadata `authorization: Bearer <token>`) granting the gateway role (prefer the env ' +
+      'var: flags show in ps)',
   },
   {
     key: 'gatewaySecrets',
@@ -467,7 +486,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_GATEWAY_SECRETS',
     kind: 'string',
     description:
-      'referenced: gateways receive the certificates the generated listeners and clusters use; all: every certificate of the model (for hand-written Envoy config that names <namespace>/<name>)',
+      'referenced: gateways receive the certificates the generated listeners and clusters use; all: every ' +
+      'certificate of the model (for hand-written Envoy config that names <namespace>/<name>)',
     default: 'referenced',
   },
   {
@@ -753,7 +773,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_WEBHOOK_HOSTS',
     kind: 'string',
     description:
-      'comma-separated DNS names/IPs of the webhook certificate (default: otoroshi-xds-webhook.<lease namespace>.svc and .svc.cluster.local)',
+      'comma-separated DNS names/IPs of the webhook certificate (default: otoroshi-xds-webhook.<lease ' +
+      'namespace>.svc and .svc.cluster.local)',
   },
   {
     key: 'webhookConfigName',
@@ -790,7 +811,8 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
     const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
     if (!Number.isInteger(n) || n < 0 || (o.kind === 'port' && n > 65535)) {
       errors.push(
-        `${source}: expected ${o.kind === 'port' ? 'a port number (0-65535)' : 'a non-negative integer'}, got ${JSON.stringify(raw)}`,
+        `${source}: expected ${o.kind === 'port' ? 'a port number (0-65535)' : 'a non-negative integer'}, got ` +
+          `${JSON.stringify(raw)}`,
       );
       continue;
     }

@@ -174,7 +174,11 @@ function signatureMismatch(req: CertificateRequest, issuer: ResolvedIssuer): Con
   const got = issuer.keyType === 'ec' ? 'ecdsa-with-SHA…' : `${issuer.keyType.toUpperCase()} (…WithRSAEncryption)`;
   return {
     code: 'OXDS_NOT_SUPPORTED',
-    message: `signatureAlg ${req.csr.signatureAlg ?? ''} cannot be honoured: the issuer ${issuer.label} has an ${issuer.keyType.toUpperCase()} key, so the certificate is signed ${got} (the certificate's own key is still the one csr.key asks for). For an ${want.toUpperCase()} signature, name as csr.issuer a Certificate with ca: true and key.algo: ${want === 'ec' ? 'ecdsa' : 'rsa'}`,
+    message:
+      `signatureAlg ${req.csr.signatureAlg ?? ''} cannot be honoured: the issuer ${issuer.label} has an ` +
+      `${issuer.keyType.toUpperCase()} key, so the certificate is signed ${got} (the certificate's own key is still ` +
+      `the one csr.key asks for). For an ${want.toUpperCase()} signature, name as csr.issuer a Certificate with ` +
+      `ca: true and key.algo: ${want === 'ec' ? 'ecdsa' : 'rsa'}`,
     field: 'spec.csr.signatureAlg',
     severity: 'warning',
   };
@@ -197,6 +201,17 @@ const sha256 = (pem: string): string => {
 
 const KEY_TYPES = new Map<string, string | undefined>();
 /** The key type (`ec`, `rsa`) of a PEM certificate (memoised like the fingerprints). */
+/** The unknown-issuer message, with a hint when the name is the root DN Otoroshi used before 1.5. */
+function unknownIssuerMessage(issuer: string): string {
+  const legacy = dnEquals(issuer, LEGACY_ROOT_DN)
+    ? `; ${LEGACY_ROOT_DN} is the root DN of Otoroshi before 1.5: did you mean ${ROOT_CA_ID}?`
+    : '';
+  return (
+    `unknown issuer "${issuer}": no CA certificate with that id, name or subject DN ` +
+    `(${ROOT_CA_ID}, ${INTERMEDIATE_CA_ID}, or a Certificate with ca: true)${legacy}`
+  );
+}
+
 function keyTypeOf(pem: string): string | undefined {
   if (KEY_TYPES.has(pem)) return KEY_TYPES.get(pem);
   let t: string | undefined;
@@ -324,7 +339,7 @@ export class CertManager {
           next.push(req);
           unresolved.set(req, {
             code: 'OXDS_UNRESOLVED_REFERENCE',
-            message: `unknown issuer "${req.csr.issuer ?? ''}": no CA certificate with that id, name or subject DN (${ROOT_CA_ID}, ${INTERMEDIATE_CA_ID}, or a Certificate with ca: true)${dnEquals(req.csr.issuer ?? '', LEGACY_ROOT_DN) ? `; ${LEGACY_ROOT_DN} is the root DN of Otoroshi before 1.5: did you mean ${ROOT_CA_ID}?` : ''}`,
+            message: unknownIssuerMessage(req.csr.issuer ?? ''),
             field: 'spec.csr.issuer',
             severity: 'error',
           });
@@ -422,7 +437,9 @@ export class CertManager {
         if (now >= prev.cert.notAfter) {
           problem(req, {
             code: 'OXDS_INVALID_FIELD',
-            message: `certificate expired on ${new Date(prev.cert.notAfter).toISOString()} (set autoRenew: true to have it renewed)`,
+            message:
+              `certificate expired on ${new Date(prev.cert.notAfter).toISOString()} ` +
+              '(set autoRenew: true to have it renewed)',
             field: 'spec.autoRenew',
             severity: 'warning',
           });
@@ -599,7 +616,10 @@ export class CertManager {
 
   // ------------------------------------------------------------------ workload identities
 
-  /** Drops the cached workload certificates of identities no stream holds any more (a new key is minted if one comes back). */
+  /**
+   * Drops the cached workload certificates of identities no stream holds any more (a new key is minted if one comes
+   * back).
+   */
   retainWorkloads(held: ReadonlySet<string>): number {
     let n = 0;
     for (const id of [...this.workloads.keys()]) {

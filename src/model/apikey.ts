@@ -134,9 +134,14 @@ export function buildApiKey(
   const clientId = fromSecret.clientId ?? str(spec, 'clientId') ?? derived.clientId;
   let clientSecret = fromSecret.clientSecret ?? str(spec, 'clientSecret');
   if (typeof spec['daikokuToken'] === 'string' && spec['daikokuToken'] !== '') {
+    const authorizesNothing =
+      strArray(spec, 'authorizedEntities').length === 0 && str(spec, 'authorizedGroup') === undefined;
     p.warn(
       'OXDS_NOT_SUPPORTED',
-      `daikokuToken is not supported: in Otoroshi it links this CR to the apikey Daikoku created in Otoroshi's datastore (its secret and authorizedEntities); there is no such datastore here, so this key has only what its spec says${strArray(spec, 'authorizedEntities').length === 0 && str(spec, 'authorizedGroup') === undefined ? ' (no authorizedEntities: it authorizes nothing)' : ''}. See docs/daikoku.md`,
+      `daikokuToken is not supported: in Otoroshi it links this CR to the apikey Daikoku created in Otoroshi's ` +
+        `datastore (its secret and authorizedEntities); there is no such datastore here, so this key has only what ` +
+        `its spec says${authorizesNothing ? ' (no authorizedEntities: it authorizes nothing)' : ''}. ` +
+        'See docs/daikoku.md',
       'spec.daikokuToken',
     );
   }
@@ -144,7 +149,8 @@ export function buildApiKey(
     clientSecret = derived.clientSecret;
     p.warn(
       'OXDS_MISSING_FIELD',
-      `no clientSecret: a deterministic one was derived from the object identity${s.secretSeed === '' ? ' (no secret seed configured: it is guessable, set clientSecret)' : ''}`,
+      `no clientSecret: a deterministic one was derived from the object ` +
+        `identity${s.secretSeed === '' ? ' (no secret seed configured: it is guessable, set clientSecret)' : ''}`,
       'spec.clientSecret',
     );
   }
@@ -180,7 +186,8 @@ export function buildApiKey(
       if (resolved === undefined) {
         p.warn(
           'OXDS_UNRESOLVED_REFERENCE',
-          `${kind} ${JSON.stringify(ref)} not found (by otoroshi.io/id, name in ${ns}, or ns/name); kept as ${kind}_${ref}`,
+          `${kind} ${JSON.stringify(ref)} not found (by otoroshi.io/id, name in ${ns}, or ns/name); kept as ` +
+            `${kind}_${ref}`,
           field,
         );
       }
@@ -226,7 +233,8 @@ export function buildApiKey(
     if (r.enabled && r.nextSecret === undefined) {
       p.warn(
         'OXDS_MISSING_FIELD',
-        'rotation is enabled but has no nextSecret: only clientSecret is accepted (secrets are not generated here: write nextSecret for the grace period)',
+        'rotation is enabled but has no nextSecret: only clientSecret is accepted (secrets are not generated ' +
+          'here: write nextSecret for the grace period)',
         'spec.rotation.nextSecret',
       );
     }

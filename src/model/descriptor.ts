@@ -436,7 +436,8 @@ export function apiKeyConstraintsFrom(v: unknown, field: string, p: Problems): A
   if (missing.length > 0 && missing.length < CONSTRAINT_BLOCKS.length) {
     p.warn(
       'OXDS_INVALID_FIELD',
-      `partial apiKeyConstraints (missing ${missing.join(', ')}): Otoroshi would ignore the whole block; here the missing parts take their defaults`,
+      `partial apiKeyConstraints (missing ${missing.join(', ')}): Otoroshi would ignore the whole block; here the ` +
+        `missing parts take their defaults`,
       field,
     );
   }

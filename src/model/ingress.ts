@@ -40,7 +40,10 @@ export function ingressClassProblem(ing: KubeObject, classes: readonly KubeObjec
     if (ic !== undefined) {
       const controller = str(asObject(ic.spec), 'controller');
       if (ours(controller) || matches(cls)) return null;
-      return `IngressClass ${cls} belongs to controller ${JSON.stringify(controller ?? '')}, not to otoroshi (ingressClasses: ${s.ingressClasses.join(', ')})`;
+      return (
+        `IngressClass ${cls} belongs to controller ${JSON.stringify(controller ?? '')}, not to otoroshi ` +
+        `(ingressClasses: ${s.ingressClasses.join(', ')})`
+      );
     }
     if (cls === 'otoroshi' || matches(cls)) return null;
     return `ingress class ${JSON.stringify(cls)} is not served (ingressClasses: ${s.ingressClasses.join(', ')})`;
@@ -748,7 +751,8 @@ export function buildIngress(
     if (state === undefined) {
       p.warn(
         'OXDS_UNRESOLVED_REFERENCE',
-        `TLS secret ${key} (type kubernetes.io/tls) not found: hosts ${strArray(t, 'hosts').join(', ') || '(none)'} get no certificate`,
+        `TLS secret ${key} (type kubernetes.io/tls) not found: hosts ` +
+          `${strArray(t, 'hosts').join(', ') || '(none)'} get no certificate`,
         `spec.tls[${i}].secretName`,
       );
       return;

@@ -198,7 +198,8 @@ function readAlgoSettings(
       } else if (EXPRESSION.test(secret)) {
         p.error(
           'OXDS_INVALID_FIELD',
-          'expressions such as ${env.X} / ${config.x} are not evaluated: put the secret itself in the spec (the literal would be a guessable key)',
+          'expressions such as ${env.X} / ${config.x} are not evaluated: put the secret itself in the spec (the ' +
+            'literal would be a guessable key)',
           `${field}.secret`,
         );
       } else if (base64 && (!/^[A-Za-z0-9+/_\-=\s]+$/.test(secret) || Buffer.from(secret, 'base64').length === 0)) {
@@ -324,7 +325,8 @@ function readAlgoSettings(
     case 'KidAlgoSettings':
       p.error(
         'OXDS_INVALID_FIELD',
-        `${type} (keys of Otoroshi certificates) is not supported yet: use RSAlgoSettings / ESAlgoSettings with the PEM, or JWKSAlgoSettings`,
+        `${type} (keys of Otoroshi certificates) is not supported yet: use RSAlgoSettings / ESAlgoSettings with ` +
+          `the PEM, or JWKSAlgoSettings`,
         `${field}.type`,
       );
       return undefined;

@@ -60,7 +60,9 @@ export function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** `[aA]` for every ASCII letter: case-insensitive without `(?i)`, which proxyless gRPC clients' regex engines reject. */
+/**
+ * `[aA]` for every ASCII letter: case-insensitive without `(?i)`, which proxyless gRPC clients' regex engines reject.
+ */
 function caseless(s: string): string {
   return s.replace(/[a-z]/gi, (c) => `[${c.toLowerCase()}${c.toUpperCase()}]`);
 }

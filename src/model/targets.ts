@@ -232,7 +232,9 @@ export function serviceTarget(
     const fqdn = `${name}.${ns}.svc.${idx.clusterDomain}`;
     onNotice?.({
       code: 'OXDS_DNS_FALLBACK',
-      message: `Service ${ns}/${name} has no EndpointSlice and no clusterIP (yet): its DNS name ${fqdn}:${portNumber} is used`,
+      message:
+        `Service ${ns}/${name} has no EndpointSlice and no clusterIP (yet): ` +
+        `its DNS name ${fqdn}:${portNumber} is used`,
     });
     return { ...base, host, resolution: { type: 'dns', hostname: fqdn, port: portNumber } };
   }

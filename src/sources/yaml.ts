@@ -223,11 +223,14 @@ function docParseErrors(
       .replace(/:\s*$/, '');
     if (e.code === 'DUPLICATE_KEY') {
       const key = pos !== undefined ? keyAt(text, pos.line, pos.col) : undefined;
-      const what = `duplicate key${key !== undefined ? ` ${JSON.stringify(key)}` : ''}${where !== undefined ? ` at ${where}` : ''}`;
+      const keyText = key !== undefined ? ` ${JSON.stringify(key)}` : '';
+      const what = `duplicate key${keyText}${where !== undefined ? ` at ${where}` : ''}`;
       if (outOfScope && onlyDuplicates) {
         return {
           code: 'OXDS_SKIPPED_KIND',
-          message: `${apiVersion} ${kind} is outside otoroshi-xds's scope: skipped (it has a ${what}: kubectl would reject it too)`,
+          message:
+            `${apiVersion} ${kind} is outside otoroshi-xds's scope: ` +
+            `skipped (it has a ${what}: kubectl would reject it too)`,
           ...who,
           ...base,
           severity: 'notice',
@@ -272,7 +275,9 @@ export function assembleView(files: readonly ParsedFile[]): ConfigView {
       if (prev !== undefined) {
         const e: ConfigError = {
           code: 'OXDS_DUPLICATE_OBJECT',
-          message: `${o.key} is already declared in ${prev.origin.file ?? '?'} (document ${prev.origin.doc ?? 0}): this one is ignored`,
+          message:
+            `${o.key} is already declared in ${prev.origin.file ?? '?'} (document ${prev.origin.doc ?? 0}): ` +
+            'this one is ignored',
           kind: normaliseKind(o.object.kind),
           namespace: o.key.split('/')[1] ?? '',
           name: o.object.metadata.name,

@@ -110,7 +110,9 @@ function authzEndpoints(a: AuthzTarget): Array<{ address: string; port: number }
   return [{ address: a.address, port: a.port }, ...(a.replicas ?? [])];
 }
 
-/** TLS to the Check service: HTTP/2 by ALPN, its certificate verified against the CA and the SNI (or the replica IPs). */
+/**
+ * TLS to the Check service: HTTP/2 by ALPN, its certificate verified against the CA and the SNI (or the replica IPs).
+ */
 function authzTlsSocket(a: AuthzTarget, tls: NonNullable<AuthzTarget['tls']>): TransportSocket {
   const sans: SubjectAltNameMatcher[] =
     tls.sni !== undefined

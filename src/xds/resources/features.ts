@@ -273,7 +273,10 @@ export function strippedRequestHeaders(d: Descriptor): string[] {
   return [...out].sort();
 }
 
-/** Envoy-side Otoroshi headers: upstream request id / proxied host / timestamp; back to the client when sendOtoroshiHeadersBack. */
+/**
+ * Envoy-side Otoroshi headers: upstream request id / proxied host / timestamp; back to the client when
+ * sendOtoroshiHeadersBack.
+ */
 export function otoroshiHeaders(d: Descriptor): { request: HeaderValueOption[]; response: HeaderValueOption[] } {
   const request = [
     headerValue('Otoroshi-Proxied-Host', '%REQ(:AUTHORITY)%', 'OVERWRITE_IF_EXISTS_OR_ADD'),

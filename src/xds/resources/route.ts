@@ -125,7 +125,10 @@ export function hashPolicy(lb: LoadBalancing): HashPolicy[] | undefined {
   return undefined;
 }
 
-/** additionalHeaders Host: that literal; overrideHost: one literal when every target shares the host, else the endpoint's hostname. */
+/**
+ * additionalHeaders Host: that literal; overrideHost: one literal when every target shares the host, else the
+ * endpoint's hostname.
+ */
 export function hostRewrite(d: Descriptor): Pick<RouteAction, 'hostRewriteLiteral' | 'autoHostRewrite'> | undefined {
   if (d.hostRewrite !== undefined) return { hostRewriteLiteral: d.hostRewrite };
   if (!d.overrideHost || d.targets.length === 0) return undefined;
