@@ -794,8 +794,12 @@ export type ConfigResult = { ok: true; value: Config } | { ok: false; errors: st
  * Resolves the configuration: explicit flag values win over environment variables, which win
  * over defaults. Pure: flags and env are passed in.
  */
-export function resolveConfig(flags: Record<string, unknown>, env: Record<string, string | undefined>): ConfigResult {
-  const errors: string[] = [];
+/** Each option from its flag, else its env var, else its default; numbers parsed and range-checked. */
+function readOptions(
+  flags: Record<string, unknown>,
+  env: Record<string, string | undefined>,
+  errors: string[],
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const o of OPTIONS) {
     const camel = o.flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
@@ -818,6 +822,11 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
     }
     out[o.key] = n;
   }
+  return out;
+}
+
+/** Options with a fixed set of values, and DNS-name options. */
+function checkChoices(out: Record<string, unknown>, errors: string[]): void {
   if (!(LOG_LEVELS as readonly string[]).includes(String(out.logLevel))) {
     errors.push(`--log-level: expected one of ${LOG_LEVELS.join('|')}, got ${JSON.stringify(out.logLevel)}`);
   }
@@ -847,6 +856,10 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
     )
       errors.push(`${flag}: expected a lowercase DNS name (e.g. otoroshi.mesh), got ${JSON.stringify(out[k])}`);
   }
+}
+
+/** Quota policy and time zone, debounce, CA files, TTL and size limits. */
+function checkQuotaAndLimits(out: Record<string, unknown>, errors: string[]): void {
   if (out.quotaFailMode !== 'open' && out.quotaFailMode !== 'closed') {
     errors.push(`--quota-fail-mode: expected open|closed, got ${JSON.stringify(out.quotaFailMode)}`);
   }
@@ -871,6 +884,10 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
   if (typeof out.xdsMaxNames === 'number' && out.xdsMaxNames < 1) errors.push('--xds-max-names: at least 1, got 0');
   if (typeof out.namespaces === 'string' && splitList(out.namespaces).length === 0)
     errors.push('--namespaces: expected a comma-separated list of namespaces or *');
+}
+
+/** TLS flags that go together, addresses and the webhook. */
+function checkTlsAndAddresses(out: Record<string, unknown>, errors: string[]): void {
   for (const [port, cert, key, ca] of [
     ['xds', 'xdsTlsCert', 'xdsTlsKey', 'xdsClientCa'],
     ['authz', 'authzTlsCert', 'authzTlsKey', 'authzClientCa'],
@@ -902,6 +919,14 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
   }
   if (out.webhookPort !== undefined && out.source !== 'kubernetes')
     errors.push('--webhook-port needs --source kubernetes (the API server calls the webhook)');
+}
+
+export function resolveConfig(flags: Record<string, unknown>, env: Record<string, string | undefined>): ConfigResult {
+  const errors: string[] = [];
+  const out = readOptions(flags, env, errors);
+  checkChoices(out, errors);
+  checkQuotaAndLimits(out, errors);
+  checkTlsAndAddresses(out, errors);
   if (errors.length) return { ok: false, errors };
   return { ok: true, value: Object.freeze(out as unknown as Config) };
 }
