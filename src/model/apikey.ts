@@ -116,6 +116,80 @@ function credentialsFromSecret(
   return found;
 }
 
+/** validUntil: epoch ms (number or digits) or an ISO date. */
+function validUntilOf(spec: JsonObject, p: Problems): number | undefined {
+  let validUntil: number | undefined;
+  const vu = spec['validUntil'];
+  if (typeof vu === 'number') validUntil = vu;
+  else if (typeof vu === 'string' && vu !== '') {
+    const t = /^\d+$/.test(vu) ? Number(vu) : Date.parse(vu);
+    if (Number.isNaN(t))
+      p.error(
+        'OXDS_INVALID_FIELD',
+        `validUntil ${JSON.stringify(vu)} is neither epoch ms nor an ISO date`,
+        'spec.validUntil',
+      );
+    else validUntil = t;
+  }
+
+  return validUntil;
+}
+
+/** authorizedEntities (+ legacy authorizedGroup), references resolved, de-duplicated. */
+function authorizedEntitiesOf(spec: JsonObject, ns: string, refs: RefResolver, p: Problems): string[] {
+  // authorizedEntities (+ legacy authorizedGroup): unprefixed = group id; resolved by id, name, ns/name.
+  const raw = strArray(spec, 'authorizedEntities').map((v, i) => ({ v, field: `spec.authorizedEntities[${i}]` }));
+  const legacy = str(spec, 'authorizedGroup');
+  if (legacy !== undefined && legacy !== '') raw.push({ v: `group_${legacy}`, field: 'spec.authorizedGroup' });
+  const authorizedEntities: string[] = [];
+  for (const { v, field } of raw) {
+    const prefix = ENTITY_PREFIXES.find((x) => v.startsWith(x));
+    const kind = prefix === undefined || prefix === 'group_' ? 'group' : prefix === 'service_' ? 'service' : 'other';
+    const ref = prefix === undefined ? v : v.slice(prefix.length);
+    let out: string;
+    if (kind === 'other')
+      out = v; // routes of Otoroshi's new engine: kept as written
+    else {
+      const resolved = kind === 'group' ? refs.group(ref, ns) : refs.descriptor(ref, ns);
+      if (resolved === undefined) {
+        p.warn(
+          'OXDS_UNRESOLVED_REFERENCE',
+          `${kind} ${JSON.stringify(ref)} not found (by otoroshi.io/id, name in ${ns}, or ns/name); kept as ` +
+            `${kind}_${ref}`,
+          field,
+        );
+      }
+      out = `${kind}_${resolved ?? ref}`;
+    }
+    if (!authorizedEntities.includes(out)) authorizedEntities.push(out);
+  }
+
+  return authorizedEntities;
+}
+
+function rotationOf(rot: JsonObject, p: Problems): ApiKeyRotation {
+  // Otoroshi keeps the rotation start in its datastore and generates nextSecret itself. We are
+  // stateless (Kubernetes is the source of truth): the user writes `nextSecret` for the grace
+  // period, then moves it to `clientSecret`. While `enabled` and `nextSecret` is set, both secrets
+  // are accepted (Otoroshi's `isValid`: `rotation.enabled && secret == nextSecret`).
+  const r: ApiKeyRotation = {
+    enabled: bool(rot, 'enabled', DEFAULT_ROTATION.enabled),
+    rotationEvery: num(rot, 'rotationEvery') ?? DEFAULT_ROTATION.rotationEvery,
+    gracePeriod: num(rot, 'gracePeriod') ?? DEFAULT_ROTATION.gracePeriod,
+  };
+  const next = str(rot, 'nextSecret');
+  if (next !== undefined && next !== '') r.nextSecret = next;
+  if (r.enabled && r.nextSecret === undefined) {
+    p.warn(
+      'OXDS_MISSING_FIELD',
+      'rotation is enabled but has no nextSecret: only clientSecret is accepted (secrets are not generated ' +
+        'here: write nextSecret for the grace period)',
+      'spec.rotation.nextSecret',
+    );
+  }
+  return r;
+}
+
 export function buildApiKey(
   so: StoredObject,
   s: ModelSettings,
@@ -155,47 +229,8 @@ export function buildApiKey(
     );
   }
 
-  let validUntil: number | undefined;
-  const vu = spec['validUntil'];
-  if (typeof vu === 'number') validUntil = vu;
-  else if (typeof vu === 'string' && vu !== '') {
-    const t = /^\d+$/.test(vu) ? Number(vu) : Date.parse(vu);
-    if (Number.isNaN(t))
-      p.error(
-        'OXDS_INVALID_FIELD',
-        `validUntil ${JSON.stringify(vu)} is neither epoch ms nor an ISO date`,
-        'spec.validUntil',
-      );
-    else validUntil = t;
-  }
-
-  // authorizedEntities (+ legacy authorizedGroup): unprefixed = group id; resolved by id, name, ns/name.
-  const raw = strArray(spec, 'authorizedEntities').map((v, i) => ({ v, field: `spec.authorizedEntities[${i}]` }));
-  const legacy = str(spec, 'authorizedGroup');
-  if (legacy !== undefined && legacy !== '') raw.push({ v: `group_${legacy}`, field: 'spec.authorizedGroup' });
-  const authorizedEntities: string[] = [];
-  for (const { v, field } of raw) {
-    const prefix = ENTITY_PREFIXES.find((x) => v.startsWith(x));
-    const kind = prefix === undefined || prefix === 'group_' ? 'group' : prefix === 'service_' ? 'service' : 'other';
-    const ref = prefix === undefined ? v : v.slice(prefix.length);
-    let out: string;
-    if (kind === 'other')
-      out = v; // routes of Otoroshi's new engine: kept as written
-    else {
-      const resolved = kind === 'group' ? refs.group(ref, ns) : refs.descriptor(ref, ns);
-      if (resolved === undefined) {
-        p.warn(
-          'OXDS_UNRESOLVED_REFERENCE',
-          `${kind} ${JSON.stringify(ref)} not found (by otoroshi.io/id, name in ${ns}, or ns/name); kept as ` +
-            `${kind}_${ref}`,
-          field,
-        );
-      }
-      out = `${kind}_${resolved ?? ref}`;
-    }
-    if (!authorizedEntities.includes(out)) authorizedEntities.push(out);
-  }
-
+  const validUntil = validUntilOf(spec, p);
+  const authorizedEntities = authorizedEntitiesOf(spec, ns, refs, p);
   const quota = (k: string): number => num(spec, k) ?? DEFAULT_QUOTA;
   const key: ApiKey = {
     clientId,
@@ -219,26 +254,7 @@ export function buildApiKey(
     key.restrictions = restrictionsFrom(spec['restrictions'], 'spec.restrictions', p);
   const rot = spec['rotation'];
   if (isObject(rot)) {
-    // Otoroshi keeps the rotation start in its datastore and generates nextSecret itself. We are
-    // stateless (Kubernetes is the source of truth): the user writes `nextSecret` for the grace
-    // period, then moves it to `clientSecret`. While `enabled` and `nextSecret` is set, both secrets
-    // are accepted (Otoroshi's `isValid`: `rotation.enabled && secret == nextSecret`).
-    const r: ApiKeyRotation = {
-      enabled: bool(rot, 'enabled', DEFAULT_ROTATION.enabled),
-      rotationEvery: num(rot, 'rotationEvery') ?? DEFAULT_ROTATION.rotationEvery,
-      gracePeriod: num(rot, 'gracePeriod') ?? DEFAULT_ROTATION.gracePeriod,
-    };
-    const next = str(rot, 'nextSecret');
-    if (next !== undefined && next !== '') r.nextSecret = next;
-    if (r.enabled && r.nextSecret === undefined) {
-      p.warn(
-        'OXDS_MISSING_FIELD',
-        'rotation is enabled but has no nextSecret: only clientSecret is accepted (secrets are not generated ' +
-          'here: write nextSecret for the grace period)',
-        'spec.rotation.nextSecret',
-      );
-    }
-    key.rotation = r;
+    key.rotation = rotationOf(rot, p);
   }
   return p.hasErrors ? undefined : key;
 }
