@@ -161,6 +161,189 @@ function readPositive(o: JsonObject, k: string, def: number, field: string, p: P
  * `usage`: 'input' = verifies incoming tokens (JWKS allowed, private key optional);
  * 'output' = signs (Sign / Transform): needs an HS secret or a private key, no JWKS.
  */
+type AlgoOf<T extends JwtAlgoSettings['type']> = Extract<JwtAlgoSettings, { type: T }>;
+
+function hsAlgoSettings(
+  v: JsonObject,
+  field: string,
+  p: Problems,
+  before: number,
+): AlgoOf<'HSAlgoSettings'> | undefined {
+  const type = 'HSAlgoSettings';
+  const size = readSize(v, field, p);
+  const secret = str(v, 'secret');
+  const b64 = v['base64'];
+  if (b64 !== undefined && typeof b64 !== 'boolean')
+    p.error('OXDS_INVALID_FIELD', 'base64 must be a boolean', `${field}.base64`);
+  const base64 = b64 === true;
+  if (secret === undefined || secret === '') {
+    p.error('OXDS_MISSING_FIELD', 'secret is required for HSAlgoSettings', `${field}.secret`);
+  } else if (EXPRESSION.test(secret)) {
+    p.error(
+      'OXDS_INVALID_FIELD',
+      'expressions such as ${env.X} / ${config.x} are not evaluated: put the secret itself in the spec (the ' +
+        'literal would be a guessable key)',
+      `${field}.secret`,
+    );
+  } else if (base64 && (!/^[A-Za-z0-9+/_\-=\s]+$/.test(secret) || Buffer.from(secret, 'base64').length === 0)) {
+    p.error('OXDS_INVALID_FIELD', 'base64 is true but secret is not valid base64', `${field}.secret`);
+  }
+  if (p.errorCount > before || size === undefined || secret === undefined) return undefined;
+  return { type, size, secret, base64 };
+}
+
+/** publicKey of RS / ES settings: required, a PEM or base64 SPKI matching the type and size. */
+function publicKeyOf(
+  v: JsonObject,
+  type: 'RSAlgoSettings' | 'ESAlgoSettings',
+  size: 256 | 384 | 512 | undefined,
+  field: string,
+  p: Problems,
+): { publicKey: string | undefined; pubKey: KeyObject | undefined } {
+  const pub = str(v, 'publicKey');
+  let publicKey: string | undefined;
+  let pubKey: KeyObject | undefined;
+  if (pub === undefined || pub.trim() === '') {
+    p.error('OXDS_MISSING_FIELD', `publicKey (PEM or base64 SPKI) is required for ${type}`, `${field}.publicKey`);
+  } else if (EXPRESSION.test(pub)) {
+    p.error(
+      'OXDS_INVALID_FIELD',
+      'expressions such as ${env.X} are not evaluated: put the PEM in the spec',
+      `${field}.publicKey`,
+    );
+  } else {
+    try {
+      pubKey = parsePublicKey(pub);
+      publicKey = pubKey.export({ type: 'spki', format: 'pem' }).toString();
+    } catch (e) {
+      p.error(
+        'OXDS_INVALID_FIELD',
+        `publicKey is not a valid PEM / base64 SPKI public key: ${errorMessage(e)}`,
+        `${field}.publicKey`,
+      );
+    }
+    if (pubKey !== undefined && size !== undefined) {
+      const why = keyMismatch(pubKey, type, size);
+      if (why !== undefined) p.error('OXDS_INVALID_FIELD', `publicKey: ${why}`, `${field}.publicKey`);
+    }
+  }
+  return { publicKey, pubKey };
+}
+
+/** privateKey of RS / ES settings (optional): PKCS#8 matching the type and size; a warning if not publicKey's pair. */
+function privateKeyOf(
+  v: JsonObject,
+  type: 'RSAlgoSettings' | 'ESAlgoSettings',
+  size: 256 | 384 | 512 | undefined,
+  pubKey: KeyObject | undefined,
+  field: string,
+  p: Problems,
+): string | undefined {
+  const priv = str(v, 'privateKey');
+  let privateKey: string | undefined;
+  if (priv !== undefined && priv.trim() !== '') {
+    if (EXPRESSION.test(priv)) {
+      p.error(
+        'OXDS_INVALID_FIELD',
+        'expressions such as ${env.X} are not evaluated: put the PEM in the spec',
+        `${field}.privateKey`,
+      );
+    } else {
+      try {
+        const k = parsePrivateKey(priv);
+        privateKey = k.export({ type: 'pkcs8', format: 'pem' }).toString();
+        if (size !== undefined) {
+          const why = keyMismatch(k, type, size);
+          if (why !== undefined) p.error('OXDS_INVALID_FIELD', `privateKey: ${why}`, `${field}.privateKey`);
+        }
+        if (pubKey !== undefined) {
+          const derived = createPublicKey(k).export({ type: 'spki', format: 'der' });
+          if (!derived.equals(pubKey.export({ type: 'spki', format: 'der' }))) {
+            p.warn(
+              'OXDS_INVALID_FIELD',
+              'privateKey does not match publicKey: tokens it signs will not verify with publicKey',
+              `${field}.privateKey`,
+            );
+          }
+        }
+      } catch (e) {
+        p.error(
+          'OXDS_INVALID_FIELD',
+          `privateKey is not a valid PEM / base64 PKCS#8 private key: ${errorMessage(e)}`,
+          `${field}.privateKey`,
+        );
+      }
+    }
+  }
+  return privateKey;
+}
+
+function asymAlgoSettings(
+  v: JsonObject,
+  type: 'RSAlgoSettings' | 'ESAlgoSettings',
+  field: string,
+  usage: 'input' | 'output',
+  p: Problems,
+  before: number,
+): AlgoOf<'RSAlgoSettings' | 'ESAlgoSettings'> | undefined {
+  const size = readSize(v, field, p);
+  const { publicKey, pubKey } = publicKeyOf(v, type, size, field, p);
+  const privateKey = privateKeyOf(v, type, size, pubKey, field, p);
+  if (usage === 'output' && privateKey === undefined && p.errorCount === before) {
+    p.error('OXDS_MISSING_FIELD', `signing with ${type} needs a privateKey`, `${field}.privateKey`);
+  }
+  if (p.errorCount > before || size === undefined || publicKey === undefined) return undefined;
+  return privateKey === undefined ? { type, size, publicKey } : { type, size, publicKey, privateKey };
+}
+
+function jwksAlgoSettings(
+  v: JsonObject,
+  field: string,
+  usage: 'input' | 'output',
+  p: Problems,
+  before: number,
+): AlgoOf<'JWKSAlgoSettings'> | undefined {
+  const type = 'JWKSAlgoSettings';
+  if (usage === 'output') {
+    p.error(
+      'OXDS_INVALID_FIELD',
+      'JWKSAlgoSettings cannot sign: use HS, RS or ES settings (with a private key) to sign',
+      `${field}.type`,
+    );
+    return undefined;
+  }
+  const url = str(v, 'url');
+  if (url === undefined || url === '') {
+    p.error('OXDS_MISSING_FIELD', 'url is required for JWKSAlgoSettings', `${field}.url`);
+  } else {
+    let ok = false;
+    try {
+      const u = new URL(url);
+      ok = u.protocol === 'http:' || u.protocol === 'https:';
+    } catch {
+      ok = false;
+    }
+    if (!ok) p.error('OXDS_INVALID_FIELD', `url ${JSON.stringify(url)} is not an http(s) URL`, `${field}.url`);
+  }
+  const headers = strMap(v, 'headers');
+  const timeout = readPositive(v, 'timeout', 2000, field, p);
+  const ttl = readPositive(v, 'ttl', 3600000, field, p);
+  const ktyRaw = str(v, 'kty') ?? 'RSA';
+  let kty: 'RSA' | 'EC' = 'RSA';
+  if (ktyRaw === 'RSA' || ktyRaw === 'EC') kty = ktyRaw;
+  else p.error('OXDS_INVALID_FIELD', `kty must be RSA or EC (got ${JSON.stringify(ktyRaw)})`, `${field}.kty`);
+  if (v['proxy'] !== undefined && v['proxy'] !== null)
+    p.warn('OXDS_INVALID_FIELD', 'proxy is not supported: the JWKS is fetched directly', `${field}.proxy`);
+  if (v['mtlsConfig'] !== undefined && v['mtlsConfig'] !== null)
+    p.warn(
+      'OXDS_INVALID_FIELD',
+      'mtlsConfig is not supported: the JWKS is fetched without a client certificate',
+      `${field}.mtlsConfig`,
+    );
+  if (p.errorCount > before || url === undefined) return undefined;
+  return { type, url, headers, timeout, ttl, kty };
+}
+
 function readAlgoSettings(
   v: unknown,
   field: string,
@@ -186,140 +369,13 @@ function readAlgoSettings(
   }
   const before = p.errorCount;
   switch (type) {
-    case 'HSAlgoSettings': {
-      const size = readSize(v, field, p);
-      const secret = str(v, 'secret');
-      const b64 = v['base64'];
-      if (b64 !== undefined && typeof b64 !== 'boolean')
-        p.error('OXDS_INVALID_FIELD', 'base64 must be a boolean', `${field}.base64`);
-      const base64 = b64 === true;
-      if (secret === undefined || secret === '') {
-        p.error('OXDS_MISSING_FIELD', 'secret is required for HSAlgoSettings', `${field}.secret`);
-      } else if (EXPRESSION.test(secret)) {
-        p.error(
-          'OXDS_INVALID_FIELD',
-          'expressions such as ${env.X} / ${config.x} are not evaluated: put the secret itself in the spec (the ' +
-            'literal would be a guessable key)',
-          `${field}.secret`,
-        );
-      } else if (base64 && (!/^[A-Za-z0-9+/_\-=\s]+$/.test(secret) || Buffer.from(secret, 'base64').length === 0)) {
-        p.error('OXDS_INVALID_FIELD', 'base64 is true but secret is not valid base64', `${field}.secret`);
-      }
-      if (p.errorCount > before || size === undefined || secret === undefined) return undefined;
-      return { type, size, secret, base64 };
-    }
+    case 'HSAlgoSettings':
+      return hsAlgoSettings(v, field, p, before);
     case 'RSAlgoSettings':
-    case 'ESAlgoSettings': {
-      const size = readSize(v, field, p);
-      const pub = str(v, 'publicKey');
-      let publicKey: string | undefined;
-      let pubKey: KeyObject | undefined;
-      if (pub === undefined || pub.trim() === '') {
-        p.error('OXDS_MISSING_FIELD', `publicKey (PEM or base64 SPKI) is required for ${type}`, `${field}.publicKey`);
-      } else if (EXPRESSION.test(pub)) {
-        p.error(
-          'OXDS_INVALID_FIELD',
-          'expressions such as ${env.X} are not evaluated: put the PEM in the spec',
-          `${field}.publicKey`,
-        );
-      } else {
-        try {
-          pubKey = parsePublicKey(pub);
-          publicKey = pubKey.export({ type: 'spki', format: 'pem' }).toString();
-        } catch (e) {
-          p.error(
-            'OXDS_INVALID_FIELD',
-            `publicKey is not a valid PEM / base64 SPKI public key: ${errorMessage(e)}`,
-            `${field}.publicKey`,
-          );
-        }
-        if (pubKey !== undefined && size !== undefined) {
-          const why = keyMismatch(pubKey, type, size);
-          if (why !== undefined) p.error('OXDS_INVALID_FIELD', `publicKey: ${why}`, `${field}.publicKey`);
-        }
-      }
-      const priv = str(v, 'privateKey');
-      let privateKey: string | undefined;
-      if (priv !== undefined && priv.trim() !== '') {
-        if (EXPRESSION.test(priv)) {
-          p.error(
-            'OXDS_INVALID_FIELD',
-            'expressions such as ${env.X} are not evaluated: put the PEM in the spec',
-            `${field}.privateKey`,
-          );
-        } else {
-          try {
-            const k = parsePrivateKey(priv);
-            privateKey = k.export({ type: 'pkcs8', format: 'pem' }).toString();
-            if (size !== undefined) {
-              const why = keyMismatch(k, type, size);
-              if (why !== undefined) p.error('OXDS_INVALID_FIELD', `privateKey: ${why}`, `${field}.privateKey`);
-            }
-            if (pubKey !== undefined) {
-              const derived = createPublicKey(k).export({ type: 'spki', format: 'der' });
-              if (!derived.equals(pubKey.export({ type: 'spki', format: 'der' }))) {
-                p.warn(
-                  'OXDS_INVALID_FIELD',
-                  'privateKey does not match publicKey: tokens it signs will not verify with publicKey',
-                  `${field}.privateKey`,
-                );
-              }
-            }
-          } catch (e) {
-            p.error(
-              'OXDS_INVALID_FIELD',
-              `privateKey is not a valid PEM / base64 PKCS#8 private key: ${errorMessage(e)}`,
-              `${field}.privateKey`,
-            );
-          }
-        }
-      }
-      if (usage === 'output' && privateKey === undefined && p.errorCount === before) {
-        p.error('OXDS_MISSING_FIELD', `signing with ${type} needs a privateKey`, `${field}.privateKey`);
-      }
-      if (p.errorCount > before || size === undefined || publicKey === undefined) return undefined;
-      return privateKey === undefined ? { type, size, publicKey } : { type, size, publicKey, privateKey };
-    }
-    case 'JWKSAlgoSettings': {
-      if (usage === 'output') {
-        p.error(
-          'OXDS_INVALID_FIELD',
-          'JWKSAlgoSettings cannot sign: use HS, RS or ES settings (with a private key) to sign',
-          `${field}.type`,
-        );
-        return undefined;
-      }
-      const url = str(v, 'url');
-      if (url === undefined || url === '') {
-        p.error('OXDS_MISSING_FIELD', 'url is required for JWKSAlgoSettings', `${field}.url`);
-      } else {
-        let ok = false;
-        try {
-          const u = new URL(url);
-          ok = u.protocol === 'http:' || u.protocol === 'https:';
-        } catch {
-          ok = false;
-        }
-        if (!ok) p.error('OXDS_INVALID_FIELD', `url ${JSON.stringify(url)} is not an http(s) URL`, `${field}.url`);
-      }
-      const headers = strMap(v, 'headers');
-      const timeout = readPositive(v, 'timeout', 2000, field, p);
-      const ttl = readPositive(v, 'ttl', 3600000, field, p);
-      const ktyRaw = str(v, 'kty') ?? 'RSA';
-      let kty: 'RSA' | 'EC' = 'RSA';
-      if (ktyRaw === 'RSA' || ktyRaw === 'EC') kty = ktyRaw;
-      else p.error('OXDS_INVALID_FIELD', `kty must be RSA or EC (got ${JSON.stringify(ktyRaw)})`, `${field}.kty`);
-      if (v['proxy'] !== undefined && v['proxy'] !== null)
-        p.warn('OXDS_INVALID_FIELD', 'proxy is not supported: the JWKS is fetched directly', `${field}.proxy`);
-      if (v['mtlsConfig'] !== undefined && v['mtlsConfig'] !== null)
-        p.warn(
-          'OXDS_INVALID_FIELD',
-          'mtlsConfig is not supported: the JWKS is fetched without a client certificate',
-          `${field}.mtlsConfig`,
-        );
-      if (p.errorCount > before || url === undefined) return undefined;
-      return { type, url, headers, timeout, ttl, kty };
-    }
+    case 'ESAlgoSettings':
+      return asymAlgoSettings(v, type, field, usage, p, before);
+    case 'JWKSAlgoSettings':
+      return jwksAlgoSettings(v, field, usage, p, before);
     case 'RSAKPAlgoSettings':
     case 'ESKPAlgoSettings':
     case 'KidAlgoSettings':
