@@ -36,22 +36,25 @@ function isPem(v: string): boolean {
   return v.includes('-----BEGIN');
 }
 
-/** Parses a public key given as PEM (SPKI, PKCS#1 RSA, or a certificate) or as bare base64 SPKI DER. Throws. */
-export function parsePublicKey(value: string): KeyObject {
+/** A key as given: PEM text, else the bytes of bare base64 DER. Throws when empty. */
+function keyInput(value: string): string | Buffer {
   const v = value.trim();
-  if (isPem(v)) return createPublicKey(v);
+  if (isPem(v)) return v;
   const der = Buffer.from(v.replace(/\s+/g, ''), 'base64');
   if (der.length === 0) throw new Error('empty key');
-  return createPublicKey({ key: der, format: 'der', type: 'spki' });
+  return der;
+}
+
+/** Parses a public key given as PEM (SPKI, PKCS#1 RSA, or a certificate) or as bare base64 SPKI DER. Throws. */
+export function parsePublicKey(value: string): KeyObject {
+  const k = keyInput(value);
+  return typeof k === 'string' ? createPublicKey(k) : createPublicKey({ key: k, format: 'der', type: 'spki' });
 }
 
 /** Parses a private key given as PEM (PKCS#8, PKCS#1, SEC1) or as bare base64 PKCS#8 DER. Throws. */
 export function parsePrivateKey(value: string): KeyObject {
-  const v = value.trim();
-  if (isPem(v)) return createPrivateKey(v);
-  const der = Buffer.from(v.replace(/\s+/g, ''), 'base64');
-  if (der.length === 0) throw new Error('empty key');
-  return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  const k = keyInput(value);
+  return typeof k === 'string' ? createPrivateKey(k) : createPrivateKey({ key: k, format: 'der', type: 'pkcs8' });
 }
 
 /** SPKI PEM of a public key in any accepted form (what jose.importSPKI wants). Throws. */

@@ -89,30 +89,21 @@ function hostTarget(
   ipAddress: string | undefined,
 ): Target | ProblemItem {
   if (!validPort(port)) return { code: 'OXDS_INVALID_TARGET', message: `invalid port ${port}` };
+  const staticTarget = (ip: string): Target => ({
+    id,
+    scheme,
+    host,
+    port,
+    weight: t.weight,
+    protocol: t.protocol,
+    resolution: { type: 'static', endpoints: [{ ip, port, ready: true }] },
+  });
   if (ipAddress !== undefined && ipAddress !== '') {
     if (isIP(ipAddress) === 0)
       return { code: 'OXDS_INVALID_TARGET', message: `ipAddress ${JSON.stringify(ipAddress)} is not an IP address` };
-    return {
-      id,
-      scheme,
-      host,
-      port,
-      weight: t.weight,
-      protocol: t.protocol,
-      resolution: { type: 'static', endpoints: [{ ip: ipAddress, port, ready: true }] },
-    };
+    return staticTarget(ipAddress);
   }
-  if (isIP(host) !== 0) {
-    return {
-      id,
-      scheme,
-      host,
-      port,
-      weight: t.weight,
-      protocol: t.protocol,
-      resolution: { type: 'static', endpoints: [{ ip: host, port, ready: true }] },
-    };
-  }
+  if (isIP(host) !== 0) return staticTarget(host);
   return {
     id,
     scheme,
