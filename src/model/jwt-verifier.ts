@@ -87,15 +87,22 @@ function keyMismatch(key: KeyObject, type: 'RSAlgoSettings' | 'ESAlgoSettings', 
 /** `${env.X}` / `${config.x}` values (Otoroshi evaluates them; we do not). */
 const EXPRESSION = /\$\{[^}]*\}/;
 
-function readSource(v: unknown, field: string, p: Problems): JwtTokenSource | undefined {
+/** A required object field: an error (missing, or not an object) when it is not one. */
+function requiredObject(v: unknown, field: string, p: Problems, missing: string): v is JsonObject {
   if (v === undefined || v === null) {
-    p.error('OXDS_MISSING_FIELD', 'a token location is required (type InHeader, InQueryParam or InCookie)', field);
-    return undefined;
+    p.error('OXDS_MISSING_FIELD', missing, field);
+    return false;
   }
   if (!isObject(v)) {
     p.error('OXDS_INVALID_FIELD', 'must be an object', field);
-    return undefined;
+    return false;
   }
+  return true;
+}
+
+function readSource(v: unknown, field: string, p: Problems): JwtTokenSource | undefined {
+  if (!requiredObject(v, field, p, 'a token location is required (type InHeader, InQueryParam or InCookie)'))
+    return undefined;
   const type = str(v, 'type');
   const name = str(v, 'name');
   if (type === undefined) {
@@ -353,14 +360,7 @@ function readAlgoSettings(
   usage: 'input' | 'output',
   p: Problems,
 ): JwtAlgoSettings | undefined {
-  if (v === undefined || v === null) {
-    p.error('OXDS_MISSING_FIELD', 'algoSettings is required', field);
-    return undefined;
-  }
-  if (!isObject(v)) {
-    p.error('OXDS_INVALID_FIELD', 'must be an object', field);
-    return undefined;
-  }
+  if (!requiredObject(v, field, p, 'algoSettings is required')) return undefined;
   const type = str(v, 'type');
   if (type === undefined) {
     p.error(
@@ -445,14 +445,7 @@ function checkExpressions(value: unknown, field: string, p: Problems): void {
 }
 
 function readStrategy(v: unknown, field: string, p: Problems): JwtStrategy | undefined {
-  if (v === undefined || v === null) {
-    p.error('OXDS_MISSING_FIELD', 'strategy is required (PassThrough, Sign or Transform)', field);
-    return undefined;
-  }
-  if (!isObject(v)) {
-    p.error('OXDS_INVALID_FIELD', 'must be an object', field);
-    return undefined;
-  }
+  if (!requiredObject(v, field, p, 'strategy is required (PassThrough, Sign or Transform)')) return undefined;
   const type = str(v, 'type');
   if (type === undefined) {
     p.error('OXDS_MISSING_FIELD', 'type is required (PassThrough, Sign or Transform)', `${field}.type`);

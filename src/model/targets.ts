@@ -89,13 +89,9 @@ function hostTarget(
   ipAddress: string | undefined,
 ): Target | ProblemItem {
   if (!validPort(port)) return { code: 'OXDS_INVALID_TARGET', message: `invalid port ${port}` };
+  const base = { id, scheme, host, port, weight: t.weight, protocol: t.protocol };
   const staticTarget = (ip: string): Target => ({
-    id,
-    scheme,
-    host,
-    port,
-    weight: t.weight,
-    protocol: t.protocol,
+    ...base,
     resolution: { type: 'static', endpoints: [{ ip, port, ready: true }] },
   });
   if (ipAddress !== undefined && ipAddress !== '') {
@@ -104,15 +100,7 @@ function hostTarget(
     return staticTarget(ipAddress);
   }
   if (isIP(host) !== 0) return staticTarget(host);
-  return {
-    id,
-    scheme,
-    host,
-    port,
-    weight: t.weight,
-    protocol: t.protocol,
-    resolution: { type: 'dns', hostname: host, port },
-  };
+  return { ...base, resolution: { type: 'dns', hostname: host, port } };
 }
 
 function isProblem(x: Target | ProblemItem): x is ProblemItem {
