@@ -35,9 +35,26 @@ const SCALARS: Record<string, string> = {
   sfixed64: 'number | string',
 };
 
-/** The TypeScript name of a message or enum: its full name with `_` for `.`. */
+/** Packages shortened in names that would be too long for a 120-character line. */
+const SHORT_PACKAGES: ReadonlyArray<readonly [string, string]> = [
+  ['envoy.extensions.filters.network.http_connection_manager.v3.', 'hcm_v3_'],
+  ['envoy.extensions.transport_sockets.tls.v3.', 'tls_v3_'],
+  ['envoy.config.core.v3.', 'core_v3_'],
+];
+
+/** Longest name kept whole: longer ones get their package shortened (SHORT_PACKAGES). */
+const MAX_NAME = 85;
+
+/**
+ * The TypeScript name of a message or enum: its full name with `_` for `.`; past MAX_NAME characters, with a short
+ * package prefix (so that a field of that type still fits a 120-character line).
+ */
 export function tsName(t: protobuf.ReflectionObject): string {
-  return t.fullName.slice(1).replace(/\./g, '_');
+  const full = t.fullName.slice(1);
+  const name = full.replace(/\./g, '_');
+  if (name.length <= MAX_NAME) return name;
+  const short = SHORT_PACKAGES.find(([pkg]) => full.startsWith(pkg));
+  return short === undefined ? name : short[1] + full.slice(short[0].length).replace(/\./g, '_');
 }
 
 /** Every message and enum reachable from the roots (Any payloads excluded: Any is the union of the roots). */
