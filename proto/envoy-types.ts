@@ -68,7 +68,8 @@ export type UpstreamTlsContext = envoy_extensions_transport_sockets_tls_v3_Upstr
 export type HttpProtocolOptions = envoy_extensions_upstreams_http_v3_HttpProtocolOptions;
 export type HttpGrpcAccessLogConfig = envoy_extensions_access_loggers_grpc_v3_HttpGrpcAccessLogConfig;
 export type CelExpressionFilter = envoy_extensions_access_loggers_filters_cel_v3_ExpressionFilter;
-export type DownstreamConnectionsConfig = envoy_extensions_resource_monitors_downstream_connections_v3_DownstreamConnectionsConfig;
+export type DownstreamConnectionsConfig =
+  envoy_extensions_resource_monitors_downstream_connections_v3_DownstreamConnectionsConfig;
 
 export type envoy_config_accesslog_v3_AccessLog = {
   name?: string;
@@ -255,7 +256,8 @@ export type envoy_config_cluster_v3_Cluster_ClusterProtocolSelection =
 export type envoy_config_cluster_v3_Cluster_CommonLbConfig = {
   healthyPanicThreshold?: envoy_type_v3_Percent;
   zoneAwareLbConfig?: envoy_config_cluster_v3_Cluster_CommonLbConfig_ZoneAwareLbConfig; // oneof localityConfigSpecifier
-  localityWeightedLbConfig?: envoy_config_cluster_v3_Cluster_CommonLbConfig_LocalityWeightedLbConfig; // oneof localityConfigSpecifier
+  // oneof localityConfigSpecifier
+  localityWeightedLbConfig?: envoy_config_cluster_v3_Cluster_CommonLbConfig_LocalityWeightedLbConfig;
   updateMergeWindow?: google_protobuf_Duration;
   ignoreNewHostsUntilFirstHc?: boolean;
   closeConnectionsOnHostSetChange?: boolean;
@@ -603,9 +605,12 @@ export type envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials = {
   accessToken?: string; // oneof credentialSpecifier
   googleComputeEngine?: google_protobuf_Empty; // oneof credentialSpecifier
   googleRefreshToken?: string; // oneof credentialSpecifier
-  serviceAccountJwtAccess?: envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials; // oneof credentialSpecifier
-  googleIam?: envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials; // oneof credentialSpecifier
-  fromPlugin?: envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin; // oneof credentialSpecifier
+  // oneof credentialSpecifier
+  serviceAccountJwtAccess?: core_v3_GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials;
+  // oneof credentialSpecifier
+  googleIam?: envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials;
+  // oneof credentialSpecifier
+  fromPlugin?: core_v3_GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin;
   stsService?: envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials_StsService; // oneof credentialSpecifier
 };
 
@@ -614,12 +619,12 @@ export type envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials_GoogleIA
   authoritySelector?: string;
 };
 
-export type envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin = {
+export type core_v3_GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin = {
   name?: string;
   typedConfig?: Any;
 };
 
-export type envoy_config_core_v3_GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials = {
+export type core_v3_GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials = {
   jsonKey?: string;
   tokenLifetimeSeconds?: number | string;
 };
@@ -2048,20 +2053,20 @@ export type envoy_extensions_filters_listener_tls_inspector_v3_TlsInspector = {
 };
 
 export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager = {
-  codecType?: envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_CodecType;
+  codecType?: hcm_v3_HttpConnectionManager_CodecType;
   statPrefix?: string;
   rds?: envoy_extensions_filters_network_http_connection_manager_v3_Rds; // oneof routeSpecifier
   routeConfig?: envoy_config_route_v3_RouteConfiguration; // oneof routeSpecifier
   scopedRoutes?: envoy_extensions_filters_network_http_connection_manager_v3_ScopedRoutes; // oneof routeSpecifier
   httpFilters?: envoy_extensions_filters_network_http_connection_manager_v3_HttpFilter[];
   addUserAgent?: google_protobuf_BoolValue;
-  tracing?: envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_Tracing;
+  tracing?: hcm_v3_HttpConnectionManager_Tracing;
   commonHttpProtocolOptions?: envoy_config_core_v3_HttpProtocolOptions;
   httpProtocolOptions?: envoy_config_core_v3_Http1ProtocolOptions;
   http2ProtocolOptions?: envoy_config_core_v3_Http2ProtocolOptions;
   http3ProtocolOptions?: envoy_config_core_v3_Http3ProtocolOptions;
   serverName?: string;
-  serverHeaderTransformation?: envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_ServerHeaderTransformation;
+  serverHeaderTransformation?: hcm_v3_HttpConnectionManager_ServerHeaderTransformation;
   schemeHeaderTransformation?: envoy_config_core_v3_SchemeHeaderTransformation;
   maxRequestHeadersKb?: google_protobuf_UInt32Value;
   streamIdleTimeout?: google_protobuf_Duration;
@@ -2072,76 +2077,72 @@ export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConn
   accessLog?: envoy_config_accesslog_v3_AccessLog[];
   accessLogFlushInterval?: google_protobuf_Duration;
   flushAccessLogOnNewRequest?: boolean;
-  accessLogOptions?: envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_HcmAccessLogOptions;
+  accessLogOptions?: hcm_v3_HttpConnectionManager_HcmAccessLogOptions;
   useRemoteAddress?: google_protobuf_BoolValue;
   xffNumTrustedHops?: number;
   originalIpDetectionExtensions?: envoy_config_core_v3_TypedExtensionConfig[];
   earlyHeaderMutationExtensions?: envoy_config_core_v3_TypedExtensionConfig[];
-  internalAddressConfig?: envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_InternalAddressConfig;
+  internalAddressConfig?: hcm_v3_HttpConnectionManager_InternalAddressConfig;
   skipXffAppend?: boolean;
   via?: string;
   generateRequestId?: google_protobuf_BoolValue;
   preserveExternalRequestId?: boolean;
   alwaysSetRequestIdInResponse?: boolean;
-  forwardClientCertDetails?: envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_ForwardClientCertDetails;
-  setCurrentClientCertDetails?: envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_SetCurrentClientCertDetails;
+  forwardClientCertDetails?: hcm_v3_HttpConnectionManager_ForwardClientCertDetails;
+  setCurrentClientCertDetails?: hcm_v3_HttpConnectionManager_SetCurrentClientCertDetails;
   proxy_100Continue?: boolean;
   representIpv4RemoteAddressAsIpv4MappedIpv6?: boolean;
-  upgradeConfigs?: envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_UpgradeConfig[];
+  upgradeConfigs?: hcm_v3_HttpConnectionManager_UpgradeConfig[];
   normalizePath?: google_protobuf_BoolValue;
   mergeSlashes?: boolean;
-  pathWithEscapedSlashesAction?: envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_PathWithEscapedSlashesAction;
+  pathWithEscapedSlashesAction?: hcm_v3_HttpConnectionManager_PathWithEscapedSlashesAction;
   requestIdExtension?: envoy_extensions_filters_network_http_connection_manager_v3_RequestIDExtension;
   localReplyConfig?: envoy_extensions_filters_network_http_connection_manager_v3_LocalReplyConfig;
   stripMatchingHostPort?: boolean;
   stripAnyHostPort?: boolean;
   streamErrorOnInvalidHttpMessage?: google_protobuf_BoolValue;
-  pathNormalizationOptions?: envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_PathNormalizationOptions;
+  pathNormalizationOptions?: hcm_v3_HttpConnectionManager_PathNormalizationOptions;
   stripTrailingHostDot?: boolean;
-  proxyStatusConfig?: envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_ProxyStatusConfig;
+  proxyStatusConfig?: hcm_v3_HttpConnectionManager_ProxyStatusConfig;
   typedHeaderValidationConfig?: envoy_config_core_v3_TypedExtensionConfig;
   appendXForwardedPort?: boolean;
   appendLocalOverload?: boolean;
   addProxyProtocolConnectionState?: google_protobuf_BoolValue;
 };
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_CodecType =
-  | 'AUTO'
-  | 'HTTP1'
-  | 'HTTP2'
-  | 'HTTP3';
+export type hcm_v3_HttpConnectionManager_CodecType = 'AUTO' | 'HTTP1' | 'HTTP2' | 'HTTP3';
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_ForwardClientCertDetails =
+export type hcm_v3_HttpConnectionManager_ForwardClientCertDetails =
   | 'SANITIZE'
   | 'FORWARD_ONLY'
   | 'APPEND_FORWARD'
   | 'SANITIZE_SET'
   | 'ALWAYS_FORWARD_ONLY';
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_HcmAccessLogOptions = {
+export type hcm_v3_HttpConnectionManager_HcmAccessLogOptions = {
   accessLogFlushInterval?: google_protobuf_Duration;
   flushAccessLogOnNewRequest?: boolean;
   flushLogOnTunnelSuccessfullyEstablished?: boolean;
 };
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_InternalAddressConfig = {
+export type hcm_v3_HttpConnectionManager_InternalAddressConfig = {
   unixSockets?: boolean;
   cidrRanges?: envoy_config_core_v3_CidrRange[];
 };
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_PathNormalizationOptions = {
+export type hcm_v3_HttpConnectionManager_PathNormalizationOptions = {
   forwardingTransformation?: envoy_type_http_v3_PathTransformation;
   httpFilterTransformation?: envoy_type_http_v3_PathTransformation;
 };
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_PathWithEscapedSlashesAction =
+export type hcm_v3_HttpConnectionManager_PathWithEscapedSlashesAction =
   | 'IMPLEMENTATION_SPECIFIC_DEFAULT'
   | 'KEEP_UNCHANGED'
   | 'REJECT_REQUEST'
   | 'UNESCAPE_AND_REDIRECT'
   | 'UNESCAPE_AND_FORWARD';
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_ProxyStatusConfig = {
+export type hcm_v3_HttpConnectionManager_ProxyStatusConfig = {
   removeDetails?: boolean;
   removeConnectionTerminationDetails?: boolean;
   removeResponseFlags?: boolean;
@@ -2150,12 +2151,9 @@ export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConn
   literalProxyName?: string; // oneof proxyName
 };
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_ServerHeaderTransformation =
-  | 'OVERWRITE'
-  | 'APPEND_IF_ABSENT'
-  | 'PASS_THROUGH';
+export type hcm_v3_HttpConnectionManager_ServerHeaderTransformation = 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PASS_THROUGH';
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_SetCurrentClientCertDetails = {
+export type hcm_v3_HttpConnectionManager_SetCurrentClientCertDetails = {
   subject?: google_protobuf_BoolValue;
   cert?: boolean;
   chain?: boolean;
@@ -2163,7 +2161,7 @@ export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConn
   uri?: boolean;
 };
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_Tracing = {
+export type hcm_v3_HttpConnectionManager_Tracing = {
   clientSampling?: envoy_type_v3_Percent;
   randomSampling?: envoy_type_v3_Percent;
   overallSampling?: envoy_type_v3_Percent;
@@ -2174,7 +2172,7 @@ export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConn
   spawnUpstreamSpan?: google_protobuf_BoolValue;
 };
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_UpgradeConfig = {
+export type hcm_v3_HttpConnectionManager_UpgradeConfig = {
   upgradeType?: string;
   filters?: envoy_extensions_filters_network_http_connection_manager_v3_HttpFilter[];
   enabled?: google_protobuf_BoolValue;
@@ -2215,34 +2213,34 @@ export type envoy_extensions_filters_network_http_connection_manager_v3_ScopedRd
   srdsResourcesLocator?: string;
 };
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_ScopedRouteConfigurationsList = {
+export type hcm_v3_ScopedRouteConfigurationsList = {
   scopedRouteConfigurations?: envoy_config_route_v3_ScopedRouteConfiguration[];
 };
 
 export type envoy_extensions_filters_network_http_connection_manager_v3_ScopedRoutes = {
   name?: string;
-  scopeKeyBuilder?: envoy_extensions_filters_network_http_connection_manager_v3_ScopedRoutes_ScopeKeyBuilder;
+  scopeKeyBuilder?: hcm_v3_ScopedRoutes_ScopeKeyBuilder;
   rdsConfigSource?: envoy_config_core_v3_ConfigSource;
-  scopedRouteConfigurationsList?: envoy_extensions_filters_network_http_connection_manager_v3_ScopedRouteConfigurationsList; // oneof configSpecifier
+  scopedRouteConfigurationsList?: hcm_v3_ScopedRouteConfigurationsList; // oneof configSpecifier
   scopedRds?: envoy_extensions_filters_network_http_connection_manager_v3_ScopedRds; // oneof configSpecifier
 };
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_ScopedRoutes_ScopeKeyBuilder = {
-  fragments?: envoy_extensions_filters_network_http_connection_manager_v3_ScopedRoutes_ScopeKeyBuilder_FragmentBuilder[];
+export type hcm_v3_ScopedRoutes_ScopeKeyBuilder = {
+  fragments?: hcm_v3_ScopedRoutes_ScopeKeyBuilder_FragmentBuilder[];
 };
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_ScopedRoutes_ScopeKeyBuilder_FragmentBuilder = {
-  headerValueExtractor?: envoy_extensions_filters_network_http_connection_manager_v3_ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor;
+export type hcm_v3_ScopedRoutes_ScopeKeyBuilder_FragmentBuilder = {
+  headerValueExtractor?: hcm_v3_ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor;
 };
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor = {
+export type hcm_v3_ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor = {
   name?: string;
   elementSeparator?: string;
   index?: number; // oneof extractType
-  element?: envoy_extensions_filters_network_http_connection_manager_v3_ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement; // oneof extractType
+  element?: hcm_v3_ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement; // oneof extractType
 };
 
-export type envoy_extensions_filters_network_http_connection_manager_v3_ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement = {
+export type hcm_v3_ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement = {
   separator?: string;
   key?: string;
 };
@@ -2308,7 +2306,7 @@ export type envoy_extensions_transport_sockets_tls_v3_CertificateProviderPluginI
 export type envoy_extensions_transport_sockets_tls_v3_CertificateValidationContext = {
   trustedCa?: envoy_config_core_v3_DataSource;
   caCertificateProviderInstance?: envoy_extensions_transport_sockets_tls_v3_CertificateProviderPluginInstance;
-  systemRootCerts?: envoy_extensions_transport_sockets_tls_v3_CertificateValidationContext_SystemRootCerts;
+  systemRootCerts?: tls_v3_CertificateValidationContext_SystemRootCerts;
   watchedDirectory?: envoy_config_core_v3_WatchedDirectory;
   verifyCertificateSpki?: string[];
   verifyCertificateHash?: string[];
@@ -2317,17 +2315,15 @@ export type envoy_extensions_transport_sockets_tls_v3_CertificateValidationConte
   requireSignedCertificateTimestamp?: google_protobuf_BoolValue;
   crl?: envoy_config_core_v3_DataSource;
   allowExpiredCertificate?: boolean;
-  trustChainVerification?: envoy_extensions_transport_sockets_tls_v3_CertificateValidationContext_TrustChainVerification;
+  trustChainVerification?: tls_v3_CertificateValidationContext_TrustChainVerification;
   customValidatorConfig?: envoy_config_core_v3_TypedExtensionConfig;
   onlyVerifyLeafCertCrl?: boolean;
   maxVerifyDepth?: google_protobuf_UInt32Value;
 };
 
-export type envoy_extensions_transport_sockets_tls_v3_CertificateValidationContext_SystemRootCerts = { [key: string]: never };
+export type tls_v3_CertificateValidationContext_SystemRootCerts = { [key: string]: never };
 
-export type envoy_extensions_transport_sockets_tls_v3_CertificateValidationContext_TrustChainVerification =
-  | 'VERIFY_TRUST_CHAIN'
-  | 'ACCEPT_UNTRUSTED';
+export type tls_v3_CertificateValidationContext_TrustChainVerification = 'VERIFY_TRUST_CHAIN' | 'ACCEPT_UNTRUSTED';
 
 export type envoy_extensions_transport_sockets_tls_v3_CommonTlsContext = {
   tlsParams?: envoy_extensions_transport_sockets_tls_v3_TlsParameters;
@@ -2335,12 +2331,17 @@ export type envoy_extensions_transport_sockets_tls_v3_CommonTlsContext = {
   tlsCertificateSdsSecretConfigs?: envoy_extensions_transport_sockets_tls_v3_SdsSecretConfig[];
   tlsCertificateProviderInstance?: envoy_extensions_transport_sockets_tls_v3_CertificateProviderPluginInstance;
   tlsCertificateCertificateProvider?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CertificateProvider;
-  tlsCertificateCertificateProviderInstance?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CertificateProviderInstance;
-  validationContext?: envoy_extensions_transport_sockets_tls_v3_CertificateValidationContext; // oneof validationContextType
-  validationContextSdsSecretConfig?: envoy_extensions_transport_sockets_tls_v3_SdsSecretConfig; // oneof validationContextType
-  combinedValidationContext?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CombinedCertificateValidationContext; // oneof validationContextType
-  validationContextCertificateProvider?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CertificateProvider; // oneof validationContextType
-  validationContextCertificateProviderInstance?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CertificateProviderInstance; // oneof validationContextType
+  tlsCertificateCertificateProviderInstance?: tls_v3_CommonTlsContext_CertificateProviderInstance;
+  // oneof validationContextType
+  validationContext?: envoy_extensions_transport_sockets_tls_v3_CertificateValidationContext;
+  // oneof validationContextType
+  validationContextSdsSecretConfig?: envoy_extensions_transport_sockets_tls_v3_SdsSecretConfig;
+  // oneof validationContextType
+  combinedValidationContext?: tls_v3_CommonTlsContext_CombinedCertificateValidationContext;
+  // oneof validationContextType
+  validationContextCertificateProvider?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CertificateProvider;
+  // oneof validationContextType
+  validationContextCertificateProviderInstance?: tls_v3_CommonTlsContext_CertificateProviderInstance;
   alpnProtocols?: string[];
   customHandshaker?: envoy_config_core_v3_TypedExtensionConfig;
   keyLog?: envoy_extensions_transport_sockets_tls_v3_TlsKeyLog;
@@ -2351,16 +2352,16 @@ export type envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_Certifica
   typedConfig?: envoy_config_core_v3_TypedExtensionConfig;
 };
 
-export type envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CertificateProviderInstance = {
+export type tls_v3_CommonTlsContext_CertificateProviderInstance = {
   instanceName?: string;
   certificateName?: string;
 };
 
-export type envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CombinedCertificateValidationContext = {
+export type tls_v3_CommonTlsContext_CombinedCertificateValidationContext = {
   defaultValidationContext?: envoy_extensions_transport_sockets_tls_v3_CertificateValidationContext;
   validationContextSdsSecretConfig?: envoy_extensions_transport_sockets_tls_v3_SdsSecretConfig;
   validationContextCertificateProvider?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CertificateProvider;
-  validationContextCertificateProviderInstance?: envoy_extensions_transport_sockets_tls_v3_CommonTlsContext_CertificateProviderInstance;
+  validationContextCertificateProviderInstance?: tls_v3_CommonTlsContext_CertificateProviderInstance;
 };
 
 export type envoy_extensions_transport_sockets_tls_v3_DownstreamTlsContext = {
@@ -2368,7 +2369,8 @@ export type envoy_extensions_transport_sockets_tls_v3_DownstreamTlsContext = {
   requireClientCertificate?: google_protobuf_BoolValue;
   requireSni?: google_protobuf_BoolValue;
   sessionTicketKeys?: envoy_extensions_transport_sockets_tls_v3_TlsSessionTicketKeys; // oneof sessionTicketKeysType
-  sessionTicketKeysSdsSecretConfig?: envoy_extensions_transport_sockets_tls_v3_SdsSecretConfig; // oneof sessionTicketKeysType
+  // oneof sessionTicketKeysType
+  sessionTicketKeysSdsSecretConfig?: envoy_extensions_transport_sockets_tls_v3_SdsSecretConfig;
   disableStatelessSessionResumption?: boolean; // oneof sessionTicketKeysType
   disableStatefulSessionResumption?: boolean;
   sessionTimeout?: google_protobuf_Duration;
@@ -2465,8 +2467,10 @@ export type envoy_extensions_transport_sockets_tls_v3_UpstreamTlsContext = {
 export type envoy_extensions_upstreams_http_v3_HttpProtocolOptions = {
   commonHttpProtocolOptions?: envoy_config_core_v3_HttpProtocolOptions;
   upstreamHttpProtocolOptions?: envoy_config_core_v3_UpstreamHttpProtocolOptions;
-  explicitHttpConfig?: envoy_extensions_upstreams_http_v3_HttpProtocolOptions_ExplicitHttpConfig; // oneof upstreamProtocolOptions
-  useDownstreamProtocolConfig?: envoy_extensions_upstreams_http_v3_HttpProtocolOptions_UseDownstreamHttpConfig; // oneof upstreamProtocolOptions
+  // oneof upstreamProtocolOptions
+  explicitHttpConfig?: envoy_extensions_upstreams_http_v3_HttpProtocolOptions_ExplicitHttpConfig;
+  // oneof upstreamProtocolOptions
+  useDownstreamProtocolConfig?: envoy_extensions_upstreams_http_v3_HttpProtocolOptions_UseDownstreamHttpConfig;
   autoConfig?: envoy_extensions_upstreams_http_v3_HttpProtocolOptions_AutoHttpConfig; // oneof upstreamProtocolOptions
   httpFilters?: envoy_extensions_filters_network_http_connection_manager_v3_HttpFilter[];
   headerValidationConfig?: envoy_config_core_v3_TypedExtensionConfig;
@@ -2496,7 +2500,8 @@ export type envoy_type_http_v3_PathTransformation = {
 };
 
 export type envoy_type_http_v3_PathTransformation_Operation = {
-  normalizePathRfc_3986?: envoy_type_http_v3_PathTransformation_Operation_NormalizePathRFC3986; // oneof operationSpecifier
+  // oneof operationSpecifier
+  normalizePathRfc_3986?: envoy_type_http_v3_PathTransformation_Operation_NormalizePathRFC3986;
   mergeSlashes?: envoy_type_http_v3_PathTransformation_Operation_MergeSlashes; // oneof operationSpecifier
 };
 

@@ -35,9 +35,26 @@ const SCALARS: Record<string, string> = {
   sfixed64: 'number | string',
 };
 
-/** The TypeScript name of a message or enum: its full name with `_` for `.`. */
+/** Packages shortened in names that would be too long for a 120-character line. */
+const SHORT_PACKAGES: ReadonlyArray<readonly [string, string]> = [
+  ['envoy.extensions.filters.network.http_connection_manager.v3.', 'hcm_v3_'],
+  ['envoy.extensions.transport_sockets.tls.v3.', 'tls_v3_'],
+  ['envoy.config.core.v3.', 'core_v3_'],
+];
+
+/** Longest name kept whole: longer ones get their package shortened (SHORT_PACKAGES). */
+const MAX_NAME = 85;
+
+/**
+ * The TypeScript name of a message or enum: its full name with `_` for `.`; past MAX_NAME characters, with a short
+ * package prefix (so that a field of that type still fits a 120-character line).
+ */
 export function tsName(t: protobuf.ReflectionObject): string {
-  return t.fullName.slice(1).replace(/\./g, '_');
+  const full = t.fullName.slice(1);
+  const name = full.replace(/\./g, '_');
+  if (name.length <= MAX_NAME) return name;
+  const short = SHORT_PACKAGES.find(([pkg]) => full.startsWith(pkg));
+  return short === undefined ? name : short[1] + full.slice(short[0].length).replace(/\./g, '_');
 }
 
 /** Every message and enum reachable from the roots (Any payloads excluded: Any is the union of the roots). */
@@ -79,11 +96,17 @@ function messageDecl(t: protobuf.Type): string[] {
   for (const f of t.fieldsArray) {
     const key = IDENT.test(f.name) ? f.name : `'${f.name}'`;
     const oneof = f.partOf && f.partOf.oneof.length > 1 ? ` // oneof ${f.partOf.name}` : '';
-    out.push(`  ${key}?: ${fieldType(f)};${oneof}`);
+    out.push(...fitLine(`  ${key}?: ${fieldType(f)};`, oneof));
   }
   if (out.length === 1) return [`export type ${tsName(t)} = { [key: string]: never };`];
   out.push('};');
   return out;
+}
+
+/** A field line with its trailing comment, the comment moved above the field when the line would pass 120. */
+function fitLine(field: string, comment: string): string[] {
+  if (field.length + comment.length <= 120) return [field + comment];
+  return comment === '' ? [field] : [`  //${comment.slice(3)}`, field];
 }
 
 function enumDecl(e: protobuf.Enum): string[] {
@@ -91,6 +114,12 @@ function enumDecl(e: protobuf.Enum): string[] {
   const one = `export type ${tsName(e)} = ${names.join(' | ')};`;
   if (one.length <= 120) return [one];
   return [`export type ${tsName(e)} =`, ...names.map((n, i) => `  | ${n}${i === names.length - 1 ? ';' : ''}`)];
+}
+
+/** `export type Alias = Target;`, the target on its own line when the line would pass 120. */
+function aliasDecl(alias: string, target: string): string {
+  const one = `export type ${alias} = ${target};`;
+  return one.length <= 120 ? one : `export type ${alias} =\n  ${target};`;
 }
 
 /** The text of proto/envoy-types.ts. */
@@ -116,7 +145,7 @@ export function generateTypes(root: protobuf.Root = protoRoot()): string {
     '/** google.protobuf.Any: any message of proto/type-urls.ts, packed. */',
     'export type Any = { [K in keyof Messages]: Packed<K> }[keyof Messages];',
     '',
-    ...aliases.map(([alias], i) => `export type ${alias} = ${tsName(roots[i] as protobuf.Type)};`),
+    ...aliases.map(([alias], i) => aliasDecl(alias, tsName(roots[i] as protobuf.Type))),
     '',
   ];
   for (const t of closure(roots)) lines.push(...(t instanceof protobuf.Type ? messageDecl(t) : enumDecl(t)), '');

@@ -153,7 +153,9 @@ export function typeOfUrl(typeUrl: string): protobuf.Type {
   return lookupType(typeUrl);
 }
 
-/** Plain object in protobufjs "fromObject" form: camelCase field names, enums as strings, Any as `{'@type': url, ...}`. */
+/**
+ * Plain object in protobufjs "fromObject" form: camelCase field names, enums as strings, Any as `{'@type': url, ...}`.
+ */
 export type ProtoObject = { [key: string]: unknown };
 
 /** Encodes a plain object of the given type to bytes. */

@@ -23,7 +23,10 @@ import {
   sidecarBootstrapYaml,
 } from './envoy/bootstrap.js';
 
-/** translate / validate: Certificate CRs checked as the server would issue them, with placeholder PEM (deterministic output). */
+/**
+ * translate / validate: Certificate CRs checked as the server would issue them, with placeholder PEM (deterministic
+ * output).
+ */
 function dryRunCa(): (built: BuildResult) => void {
   let m: CertManager | undefined;
   return (built) => {
@@ -161,7 +164,8 @@ addOptions(
     .addOption(
       new Option(
         '--envoy [path]',
-        'also hand the translated config to the real Envoy (envoy --mode validate; default binary: $OXDS_ENVOY_BIN, .cache/envoy, PATH)',
+        'also hand the translated config to the real Envoy (envoy --mode validate; default binary: ' +
+          '$OXDS_ENVOY_BIN, .cache/envoy, PATH)',
       ),
     ),
   TRANSLATE_KEYS,
@@ -185,7 +189,8 @@ addOptions(
   const warns = errors.filter((e) => e.severity === 'warning').length;
   const notices = errors.length - errs - warns;
   process.stdout.write(
-    `${c.statuses.length} objects, ${errs} error(s), ${warns} warning(s)${notices > 0 ? `, ${notices} notice(s)` : ''}${withEnvoy ? ', checked by Envoy' : ''}\n`,
+    `${c.statuses.length} objects, ${errs} error(s), ${warns} ` +
+      `warning(s)${notices > 0 ? `, ${notices} notice(s)` : ''}${withEnvoy ? ', checked by Envoy' : ''}\n`,
   );
   process.exitCode = errs ? 1 : 0;
 });
@@ -193,7 +198,8 @@ addOptions(
 program
   .command('import')
   .description(
-    'convert an Otoroshi JSON export (/api/otoroshi.json, Otoroshi 1.4 or 1.5) into proxy.otoroshi.io YAML, one document per entity; what is not carried over goes to stderr',
+    'convert an Otoroshi JSON export (/api/otoroshi.json, Otoroshi 1.4 or 1.5) into proxy.otoroshi.io YAML, one ' +
+      'document per entity; what is not carried over goes to stderr',
   )
   .argument('<file>', 'the export (.json)')
   .option('--namespace <ns>', 'metadata.namespace of every object (default: none, the namespace kubectl applies to)')
@@ -213,7 +219,8 @@ function parseIntervalMs(value: string): number {
 program
   .command('status')
   .description(
-    "connected proxies and their xDS sync state per type (like istioctl proxy-status), read from a running server's admin API",
+    'connected proxies and their xDS sync state per type (like istioctl proxy-status), read from a running ' +
+      "server's admin API",
   )
   .addOption(
     new Option('--admin <url>', `admin API of the server (env OXDS_ADMIN_URL, default ${DEFAULT_ADMIN_URL})`)
@@ -254,7 +261,8 @@ addOptions(
   caCmd
     .command('issue')
     .description(
-      'issue a certificate from a csr (YAML/JSON: a csr block, a Certificate spec, or a whole Certificate CR) and print cert, chain and key as PEM',
+      'issue a certificate from a csr (YAML/JSON: a csr block, a Certificate spec, or a whole Certificate CR) and ' +
+        'print cert, chain and key as PEM',
     )
     .requiredOption('--csr <file>', 'the csr file')
     .option(

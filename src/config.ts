@@ -115,17 +115,25 @@ export interface Config {
   webhookConfigName: string;
   /** Bearer token required by the admin API (probes excepted); unset = open (bind it to loopback). */
   adminToken?: string;
-  /** TLS on the xDS / ext_authz ports (PEM files); with a client CA, clients must present a certificate it signed (mTLS). */
+  /**
+   * TLS on the xDS / ext_authz ports (PEM files); with a client CA, clients must present a certificate it signed
+   * (mTLS).
+   */
   xdsTlsCert?: string;
   xdsTlsKey?: string;
   xdsClientCa?: string;
-  /** Who gets which secret over xDS: `identity` (client certificate / gateway token) or the insecure self-asserted node metadata. */
+  /**
+   * Who gets which secret over xDS: `identity` (client certificate / gateway token) or the insecure self-asserted node
+   * metadata.
+   */
   xdsNodeAuth: 'identity' | 'insecure-node-metadata';
   /** Comma-separated SPIFFE ids (URI SAN of the xDS client certificate) granted the gateway role. */
   gatewayIdentities?: string;
   /** Bearer token (gRPC `authorization` metadata) granting the gateway role. */
   gatewayToken?: string;
-  /** What a gateway receives: the certificates the generated listeners/clusters use, or every certificate of the model. */
+  /**
+   * What a gateway receives: the certificates the generated listeners/clusters use, or every certificate of the model.
+   */
   gatewaySecrets: 'referenced' | 'all';
   /** Local development: plaintext xDS clients on loopback are gateways. */
   loopbackGateway: 'on' | 'off';
@@ -251,7 +259,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_XDS_MAX_NAMES',
     kind: 'int',
     description:
-      'max resource names per xDS request / subscribed per type and stream (an Envoy in SotW mode subscribes one EDS name per cluster)',
+      'max resource names per xDS request / subscribed per type and stream (an Envoy in SotW mode subscribes one ' +
+      'EDS name per cluster)',
     default: 100000,
   },
   {
@@ -260,7 +269,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_CA_CERT',
     kind: 'string',
     description:
-      'PEM file of the signing CA certificate (and its chain up to the root); with --ca-key and --ca-root-cert. Default: a CA generated and kept in --data-dir',
+      'PEM file of the signing CA certificate (and its chain up to the root); with --ca-key and --ca-root-cert. ' +
+      'Default: a CA generated and kept in --data-dir',
   },
   {
     key: 'caKey',
@@ -347,7 +357,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_ENVOY_AUTHZ_ADDRESS',
     kind: 'string',
     description:
-      'address(es) Envoy uses to reach the ext_authz service: HOST, or a comma-separated list of HOST[:PORT] replicas Envoy load-balances over (a Service DNS name in a cluster; default: --host, or 127.0.0.1 when --host is a wildcard)',
+      'address(es) Envoy uses to reach the ext_authz service: HOST, or a comma-separated list of HOST[:PORT] ' +
+      'replicas Envoy load-balances over (a Service DNS name in a cluster; default: --host, or 127.0.0.1 when ' +
+      '--host is a wildcard)',
   },
   {
     key: 'envoyAuthzCa',
@@ -355,7 +367,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_ENVOY_AUTHZ_CA',
     kind: 'string',
     description:
-      'with --authz-tls-*: PEM CA bundle Envoy verifies the ext_authz certificate with (default: the --authz-tls-cert chain)',
+      'with --authz-tls-*: PEM CA bundle Envoy verifies the ext_authz certificate with (default: the ' +
+      '--authz-tls-cert chain)',
   },
   {
     key: 'envoyAuthzSni',
@@ -363,7 +376,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_ENVOY_AUTHZ_SNI',
     kind: 'string',
     description:
-      'with --authz-tls-*: SNI Envoy sends to ext_authz and DNS name its certificate must carry (default: the first --envoy-authz-address when it is a name; for IP addresses the certificate must carry the IP)',
+      'with --authz-tls-*: SNI Envoy sends to ext_authz and DNS name its certificate must carry (default: the ' +
+      'first --envoy-authz-address when it is a name; for IP addresses the certificate must carry the IP)',
   },
   {
     key: 'envoyAuthzPort',
@@ -394,7 +408,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_ENVOY_ALS_CLUSTER',
     kind: 'string',
     description:
-      'name of the Envoy bootstrap cluster pointing at our xDS port (e.g. xds_cluster): generated listeners then stream access logs to us (traffic metrics)',
+      'name of the Envoy bootstrap cluster pointing at our xDS port (e.g. xds_cluster): generated listeners then ' +
+      'stream access logs to us (traffic metrics)',
   },
   {
     key: 'metricsPerApikey',
@@ -453,7 +468,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_XDS_NODE_AUTH',
     kind: 'string',
     description:
-      'who receives which secret over xDS: identity (client certificate SPIFFE id or gateway token; see docs/node-authorization.md) or insecure-node-metadata (any node gets every certificate and names its own workload identity: never in production)',
+      'who receives which secret over xDS: identity (client certificate SPIFFE id or gateway token; see ' +
+      'docs/node-authorization.md) or insecure-node-metadata (any node gets every certificate and names its own ' +
+      'workload identity: never in production)',
     default: 'identity',
   },
   {
@@ -462,7 +479,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_GATEWAY_IDENTITIES',
     kind: 'string',
     description:
-      'comma-separated SPIFFE ids (URI SAN of the xDS client certificate, mTLS) granted the gateway role: they receive the certificates of the generated listeners and clusters',
+      'comma-separated SPIFFE ids (URI SAN of the xDS client certificate, mTLS) granted the gateway role: they ' +
+      'receive the certificates of the generated listeners and clusters',
   },
   {
     key: 'gatewayToken',
@@ -470,7 +488,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_GATEWAY_TOKEN',
     kind: 'string',
     description:
-      'bearer token (gRPC metadata `authorization: Bearer <token>`) granting the gateway role (prefer the env var: flags show in ps)',
+      'bearer token (gRPC metadata `authorization: Bearer <token>`) granting the gateway role (prefer the env ' +
+      'var: flags show in ps)',
   },
   {
     key: 'gatewaySecrets',
@@ -478,7 +497,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_GATEWAY_SECRETS',
     kind: 'string',
     description:
-      'referenced: gateways receive the certificates the generated listeners and clusters use; all: every certificate of the model (for hand-written Envoy config that names <namespace>/<name>)',
+      'referenced: gateways receive the certificates the generated listeners and clusters use; all: every ' +
+      'certificate of the model (for hand-written Envoy config that names <namespace>/<name>)',
     default: 'referenced',
   },
   {
@@ -764,7 +784,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_WEBHOOK_HOSTS',
     kind: 'string',
     description:
-      'comma-separated DNS names/IPs of the webhook certificate (default: otoroshi-xds-webhook.<lease namespace>.svc and .svc.cluster.local)',
+      'comma-separated DNS names/IPs of the webhook certificate (default: otoroshi-xds-webhook.<lease ' +
+      'namespace>.svc and .svc.cluster.local)',
   },
   {
     key: 'webhookConfigName',
@@ -784,8 +805,12 @@ export type ConfigResult = { ok: true; value: Config } | { ok: false; errors: st
  * Resolves the configuration: explicit flag values win over environment variables, which win
  * over defaults. Pure: flags and env are passed in.
  */
-export function resolveConfig(flags: Record<string, unknown>, env: Record<string, string | undefined>): ConfigResult {
-  const errors: string[] = [];
+/** Each option from its flag, else its env var, else its default; numbers parsed and range-checked. */
+function readOptions(
+  flags: Record<string, unknown>,
+  env: Record<string, string | undefined>,
+  errors: string[],
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const o of OPTIONS) {
     const camel = o.flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
@@ -801,12 +826,18 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
     const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
     if (!Number.isInteger(n) || n < 0 || (o.kind === 'port' && n > 65535)) {
       errors.push(
-        `${source}: expected ${o.kind === 'port' ? 'a port number (0-65535)' : 'a non-negative integer'}, got ${JSON.stringify(raw)}`,
+        `${source}: expected ${o.kind === 'port' ? 'a port number (0-65535)' : 'a non-negative integer'}, got ` +
+          `${JSON.stringify(raw)}`,
       );
       continue;
     }
     out[o.key] = n;
   }
+  return out;
+}
+
+/** Options with a fixed set of values, and DNS-name options. */
+function checkChoices(out: Record<string, unknown>, errors: string[]): void {
   if (!(LOG_LEVELS as readonly string[]).includes(String(out.logLevel))) {
     errors.push(`--log-level: expected one of ${LOG_LEVELS.join('|')}, got ${JSON.stringify(out.logLevel)}`);
   }
@@ -837,6 +868,10 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
     )
       errors.push(`${flag}: expected a lowercase DNS name (e.g. otoroshi.mesh), got ${JSON.stringify(out[k])}`);
   }
+}
+
+/** Quota policy and time zone, debounce, CA files, TTL and size limits. */
+function checkQuotaAndLimits(out: Record<string, unknown>, errors: string[]): void {
   if (out.quotaFailMode !== 'open' && out.quotaFailMode !== 'closed') {
     errors.push(`--quota-fail-mode: expected open|closed, got ${JSON.stringify(out.quotaFailMode)}`);
   }
@@ -861,6 +896,10 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
   if (typeof out.xdsMaxNames === 'number' && out.xdsMaxNames < 1) errors.push('--xds-max-names: at least 1, got 0');
   if (typeof out.namespaces === 'string' && splitList(out.namespaces).length === 0)
     errors.push('--namespaces: expected a comma-separated list of namespaces or *');
+}
+
+/** TLS flags that go together, addresses and the webhook. */
+function checkTlsAndAddresses(out: Record<string, unknown>, errors: string[]): void {
   for (const [port, cert, key, ca] of [
     ['xds', 'xdsTlsCert', 'xdsTlsKey', 'xdsClientCa'],
     ['authz', 'authzTlsCert', 'authzTlsKey', 'authzClientCa'],
@@ -892,6 +931,14 @@ export function resolveConfig(flags: Record<string, unknown>, env: Record<string
   }
   if (out.webhookPort !== undefined && out.source !== 'kubernetes')
     errors.push('--webhook-port needs --source kubernetes (the API server calls the webhook)');
+}
+
+export function resolveConfig(flags: Record<string, unknown>, env: Record<string, string | undefined>): ConfigResult {
+  const errors: string[] = [];
+  const out = readOptions(flags, env, errors);
+  checkChoices(out, errors);
+  checkQuotaAndLimits(out, errors);
+  checkTlsAndAddresses(out, errors);
   if (errors.length) return { ok: false, errors };
   return { ok: true, value: Object.freeze(out as unknown as Config) };
 }

@@ -47,11 +47,8 @@ export interface Metrics {
   setProxySource(source: () => ProxyView[]): void;
 }
 
-export function createMetrics(opts: { registry?: Registry; processMetrics?: boolean } = {}): Metrics {
-  const registry = opts.registry ?? new Registry();
-  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
-  let proxySource: () => ProxyView[] = () => [];
-
+/** Gauges computed at scrape time from the connected streams. */
+function registerProxyGauges(registry: Registry, proxySource: () => ProxyView[]): void {
   new Gauge({
     name: 'oxds_xds_connected_proxies',
     help: 'xDS streams currently open, by node type',
@@ -80,6 +77,9 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
       for (const [type, n] of counts) this.set({ type }, n);
     },
   });
+}
+
+function xdsMetrics(registry: Registry) {
   const pushes = new Counter({
     name: 'oxds_xds_pushes_total',
     help: 'xDS responses sent, by resource type',
@@ -116,6 +116,13 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
     help: 'discovery requests ignored or refused',
     registers: [registry],
   });
+  for (const type of KNOWN_LABELS.type) for (const c of [pushes, pushBytes, acks, nacks]) c.inc({ type }, 0);
+  for (const type of KNOWN_LABELS.type) pushDuration.zero({ type });
+  badRequests.inc(0);
+  return { pushes, pushBytes, pushDuration, acks, nacks, badRequests };
+}
+
+function stateMetrics(registry: Registry) {
   const build = new Histogram({
     name: 'oxds_snapshot_build_duration_seconds',
     help: 'time to rebuild the model, translate, validate and publish a snapshot',
@@ -129,6 +136,11 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
     labelNames: ['kind', 'state'],
     registers: [registry],
   });
+  for (const result of KNOWN_LABELS.result) build.zero({ result });
+  return { build, objects };
+}
+
+function authzMetrics(registry: Registry) {
   const checks = new Counter({
     name: 'oxds_authz_checks_total',
     help: 'ext_authz decisions, by decision and reason',
@@ -153,6 +165,12 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
     labelNames: ['mode'],
     registers: [registry],
   });
+  for (const quota of KNOWN_LABELS.quota) quotaExceeded.inc({ quota }, 0);
+  for (const mode of KNOWN_LABELS.mode) quotaStoreErrors.inc({ mode }, 0);
+  return { checks, checkDuration, quotaExceeded, quotaStoreErrors };
+}
+
+function securityMetrics(registry: Registry) {
   const certExpiry = new Gauge({
     name: 'oxds_certificates_expiry_timestamp_seconds',
     help: 'notAfter of each certificate served over SDS (unix seconds), by secret name',
@@ -166,53 +184,67 @@ export function createMetrics(opts: { registry?: Registry; processMetrics?: bool
     registers: [registry],
   });
 
-  for (const type of KNOWN_LABELS.type) for (const c of [pushes, pushBytes, acks, nacks]) c.inc({ type }, 0);
-  for (const type of KNOWN_LABELS.type) pushDuration.zero({ type });
-  for (const result of KNOWN_LABELS.result) build.zero({ result });
-  for (const quota of KNOWN_LABELS.quota) quotaExceeded.inc({ quota }, 0);
-  for (const mode of KNOWN_LABELS.mode) quotaStoreErrors.inc({ mode }, 0);
   for (const kind of KNOWN_LABELS.securityKind) suspicious.inc({ kind }, 0);
-  badRequests.inc(0);
+  return { certExpiry, suspicious };
+}
 
-  const xdsHooks: XdsHooks = {
+function xdsHooksOf(m: ReturnType<typeof xdsMetrics>): XdsHooks {
+  return {
     onPush(typeUrl, bytes, ms) {
       const type = shortType(typeUrl);
-      pushes.inc({ type });
-      pushBytes.inc({ type }, bytes);
-      pushDuration.observe({ type }, ms / 1000);
+      m.pushes.inc({ type });
+      m.pushBytes.inc({ type }, bytes);
+      m.pushDuration.observe({ type }, ms / 1000);
     },
-    onAck: (typeUrl) => acks.inc({ type: shortType(typeUrl) }),
-    onNack: (typeUrl) => nacks.inc({ type: shortType(typeUrl) }),
-    onBadRequest: () => badRequests.inc(),
+    onAck: (typeUrl) => m.acks.inc({ type: shortType(typeUrl) }),
+    onNack: (typeUrl) => m.nacks.inc({ type: shortType(typeUrl) }),
+    onBadRequest: () => m.badRequests.inc(),
   };
-  const authzHooks: AuthzHooks = {
+}
+
+function authzHooksOf(m: ReturnType<typeof authzMetrics>, suspicious: Counter): AuthzHooks {
+  return {
     onCheck(decision: Decision, seconds: number) {
-      checks.inc({ decision: decision.allow ? 'allow' : 'deny', reason: decision.reason });
-      checkDuration.observe(seconds);
+      m.checks.inc({ decision: decision.allow ? 'allow' : 'deny', reason: decision.reason });
+      m.checkDuration.observe(seconds);
     },
-    onQuotaExceeded: (_clientId, which) => quotaExceeded.inc({ quota: which }),
-    onQuotaStoreError: (mode) => quotaStoreErrors.inc({ mode }),
+    onQuotaExceeded: (_clientId, which) => m.quotaExceeded.inc({ quota: which }),
+    onQuotaStoreError: (mode) => m.quotaStoreErrors.inc({ mode }),
     onSuspicious: (e) => suspicious.inc({ kind: e.kind }),
   };
+}
+
+/** Objects per kind and state: every known kind × state at 0, then the counts. */
+function setObjectCounts(objects: Gauge, statuses: readonly ObjectStatus[]): void {
+  objects.reset();
+  const counts = new Map<string, number>();
+  for (const kind of new Set([...KNOWN_LABELS.objectKind, ...statuses.map((x) => x.kind)]))
+    for (const state of KNOWN_LABELS.objectState) counts.set(`${kind}\u0000${state}`, 0);
+  for (const s of statuses) {
+    const k = `${s.kind}\u0000${s.state}`;
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  for (const [k, n] of counts) {
+    const [kind, state] = k.split('\u0000');
+    objects.set({ kind: kind ?? '', state: state ?? '' }, n);
+  }
+}
+
+export function createMetrics(opts: { registry?: Registry; processMetrics?: boolean } = {}): Metrics {
+  const registry = opts.registry ?? new Registry();
+  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  let proxySource: () => ProxyView[] = () => [];
+  registerProxyGauges(registry, () => proxySource());
+  const xds = xdsMetrics(registry);
+  const state = stateMetrics(registry);
+  const authz = authzMetrics(registry);
+  const { certExpiry, suspicious } = securityMetrics(registry);
   return {
     registry,
-    xdsHooks,
-    authzHooks,
-    observeSnapshotBuild: (seconds, ok) => build.observe({ result: ok ? 'ok' : 'error' }, seconds),
-    setConfigObjects(statuses) {
-      objects.reset();
-      const counts = new Map<string, number>();
-      for (const kind of new Set([...KNOWN_LABELS.objectKind, ...statuses.map((x) => x.kind)]))
-        for (const state of KNOWN_LABELS.objectState) counts.set(`${kind}\u0000${state}`, 0);
-      for (const s of statuses) {
-        const k = `${s.kind}\u0000${s.state}`;
-        counts.set(k, (counts.get(k) ?? 0) + 1);
-      }
-      for (const [k, n] of counts) {
-        const [kind, state] = k.split('\u0000');
-        objects.set({ kind: kind ?? '', state: state ?? '' }, n);
-      }
-    },
+    xdsHooks: xdsHooksOf(xds),
+    authzHooks: authzHooksOf(authz, suspicious),
+    observeSnapshotBuild: (seconds, ok) => state.build.observe({ result: ok ? 'ok' : 'error' }, seconds),
+    setConfigObjects: (statuses) => setObjectCounts(state.objects, statuses),
     setCertificates(certs) {
       certExpiry.reset();
       for (const c of certs) {

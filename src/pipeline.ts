@@ -138,7 +138,8 @@ export function formatError(e: ConfigError): string {
   const what = e.kind ? `${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name ?? ''}` : '';
   const field = e.field ? ` ${e.field}` : '';
   const subject = `${what}${field}`.trim();
-  return `${e.severity === 'warning' || e.severity === 'notice' ? e.severity : 'error'} ${e.code} ${where}${subject !== '' ? ` ${subject}` : ''}: ${e.message}`
+  const severity = e.severity === 'warning' || e.severity === 'notice' ? e.severity : 'error';
+  return `${severity} ${e.code} ${where}${subject !== '' ? ` ${subject}` : ''}: ${e.message}`
     .replace(/\s+/g, ' ')
     .trim();
 }

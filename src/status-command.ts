@@ -53,7 +53,8 @@ export async function fetchProxies(adminUrl: string, opts: { timeoutMs?: number 
     });
   } catch (err) {
     throw new StatusError(
-      `cannot reach the otoroshi-xds admin API at ${base} (${describeFetchError(err)}); is the server running? Set --admin or OXDS_ADMIN_URL`,
+      `cannot reach the otoroshi-xds admin API at ${base} (${describeFetchError(err)}); is the server running? ` +
+        `Set --admin or OXDS_ADMIN_URL`,
     );
   }
   const text = await res.text().catch(() => '');
@@ -106,7 +107,8 @@ export function typeCell(t: TypeStatus | undefined): string {
   if (t.ackedVersion === t.sentVersion) return 'SYNCED';
   if (t.lastNack && t.lastNack.version === t.sentVersion) {
     const msg = oneLine(t.lastNack.message);
-    return `NACKED: ${msg.length > NACK_MESSAGE_CHARS ? `${msg.slice(0, NACK_MESSAGE_CHARS)}…` : msg || '(no message)'}`;
+    const shown = msg.length > NACK_MESSAGE_CHARS ? `${msg.slice(0, NACK_MESSAGE_CHARS)}…` : msg || '(no message)';
+    return `NACKED: ${shown}`;
   }
   return `STALE (sent ${t.sentVersion}, acked ${t.ackedVersion ?? '-'})`;
 }
@@ -208,7 +210,9 @@ export async function runStatus(opts: RunStatusOptions): Promise<number> {
         body = `error: ${e instanceof Error ? e.message : String(e)}\n(retrying)\n`;
       }
       if (stop.signal.aborted) break;
-      const header = `otoroshi-xds status — ${admin} — ${new Date().toISOString()} — every ${interval / 1000}s, Ctrl-C to quit\n\n`;
+      const header =
+        `otoroshi-xds status — ${admin} — ${new Date().toISOString()} — ` +
+        `every ${interval / 1000}s, Ctrl-C to quit\n\n`;
       opts.out.write(CLEAR + header + body);
       await sleep(interval, stop.signal);
     }

@@ -30,7 +30,7 @@ test('every message of proto/type-urls.ts is a loaded type with a generated type
     const t = typeOfAnyUrl(TYPE_URL[alias as keyof typeof MESSAGES]);
     assert.ok(t, `${alias}: ${full} is not in the loaded protos`);
     assert.equal(t.fullName, '.' + full);
-    assert.match(text, new RegExp(`^export type ${alias} = ${full.replace(/\./g, '_')};$`, 'm'));
+    assert.match(text, new RegExp(`^export type ${alias} =\\s+${full.replace(/\./g, '_')};$`, 'm'));
   }
 });
 

@@ -114,7 +114,8 @@ function codePoints(s: string): number {
   return n;
 }
 
-function compileString(r: RulesObj): Rule<string>[] {
+/** len / min_len / max_len, in characters (code points). */
+function stringLengthRules(r: RulesObj): Rule<string>[] {
   const out: Rule<string>[] = [];
   const num = (k: string): number | undefined => (r[k] === undefined ? undefined : Number(r[k]));
   const minLen = num('min_len');
@@ -141,6 +142,13 @@ function compileString(r: RulesObj): Rule<string>[] {
       ok: (s) => s.length <= maxLen || codePoints(s) <= maxLen,
       msg: () => `length must be at most ${maxLen} character(s)`,
     });
+  return out;
+}
+
+/** len_bytes / min_bytes / max_bytes, in UTF-8 bytes. */
+function stringByteRules(r: RulesObj): Rule<string>[] {
+  const out: Rule<string>[] = [];
+  const num = (k: string): number | undefined => (r[k] === undefined ? undefined : Number(r[k]));
   const lenBytes = num('len_bytes');
   const minBytes = num('min_bytes');
   const maxBytes = num('max_bytes');
@@ -162,6 +170,12 @@ function compileString(r: RulesObj): Rule<string>[] {
       ok: (s) => s.length * 3 <= maxBytes || Buffer.byteLength(s) <= maxBytes,
       msg: () => `must be at most ${maxBytes} byte(s)`,
     });
+  return out;
+}
+
+/** const, prefix, suffix, contains, not_contains, pattern, in, not_in. */
+function stringContentRules(r: RulesObj): Rule<string>[] {
+  const out: Rule<string>[] = [];
   if (typeof r['const'] === 'string') {
     const c = r['const'];
     out.push({ rule: 'string.const', ok: (s) => s === c, msg: () => `must equal ${JSON.stringify(c)}` });
@@ -207,6 +221,12 @@ function compileString(r: RulesObj): Rule<string>[] {
       msg: (s) => `${show(s)} must not be one of ${[...set].join(', ')}`,
     });
   }
+  return out;
+}
+
+/** well_known_regex: HTTP header name / value, strict or not. */
+function stringHeaderRules(r: RulesObj): Rule<string>[] {
+  const out: Rule<string>[] = [];
   const wk = r['well_known_regex'];
   if (wk === 'HTTP_HEADER_NAME' || wk === 'HTTP_HEADER_VALUE' || wk === 1 || wk === 2) {
     const strict = r['strict'] !== false;
@@ -225,6 +245,12 @@ function compileString(r: RulesObj): Rule<string>[] {
       msg: (s) => `${show(s)} must be ${what} [${label}]`,
     });
   }
+  return out;
+}
+
+/** The format flags: email, hostname, ip, uri, address, uuid... */
+function stringFormatRules(r: RulesObj): Rule<string>[] {
+  const out: Rule<string>[] = [];
   const flag = (k: string, rule: string, test: (s: string) => boolean, what: string): void => {
     if (r[k] === true) out.push({ rule: `string.${rule}`, ok: test, msg: (s) => `${show(s)} must be ${what}` });
   };
@@ -238,6 +264,16 @@ function compileString(r: RulesObj): Rule<string>[] {
   flag('address', 'address', (s) => net.isIP(s) !== 0 || isHostname(s), 'a valid IP address or hostname');
   flag('uuid', 'uuid', (s) => UUID.test(s), 'a valid UUID');
   return out;
+}
+
+function compileString(r: RulesObj): Rule<string>[] {
+  return [
+    ...stringLengthRules(r),
+    ...stringByteRules(r),
+    ...stringContentRules(r),
+    ...stringHeaderRules(r),
+    ...stringFormatRules(r),
+  ];
 }
 
 /** Numeric comparisons shared by numbers and durations/timestamps. */
@@ -387,6 +423,81 @@ function enumNumber(e: protobuf.Enum, v: unknown): number | undefined {
   return undefined;
 }
 
+/** The enum rules of a field: defined_only, const, in, not_in. */
+function compileEnum(enumType: protobuf.Enum, rules: RulesObj): ElemCheck | null {
+  const r = rules['enum'] as RulesObj | undefined;
+  if (!r) return null;
+  const list: Rule<number>[] = [];
+  if (r['defined_only'] === true)
+    list.push({
+      rule: 'enum.defined_only',
+      ok: (n) => enumType.valuesById[n] !== undefined,
+      msg: (n) => `${n} is not a defined ${enumType.name} value`,
+    });
+  const name = (n: number): string => enumType.valuesById[n] ?? String(n);
+  const conv = (x: unknown): number => enumNumber(enumType, x) ?? NaN;
+  if (r['const'] !== undefined) {
+    const c = conv(r['const']);
+    list.push({ rule: 'enum.const', ok: (n) => n === c, msg: (n) => `must be ${name(c)} (got ${name(n)})` });
+  }
+  if (Array.isArray(r['in'])) {
+    const s = new Set((r['in'] as unknown[]).map(conv));
+    list.push({
+      rule: 'enum.in',
+      ok: (n) => s.has(n),
+      msg: (n) => `must be one of ${[...s].map(name).join(', ')} (got ${name(n)})`,
+    });
+  }
+  if (Array.isArray(r['not_in'])) {
+    const s = new Set((r['not_in'] as unknown[]).map(conv));
+    list.push({
+      rule: 'enum.not_in',
+      ok: (n) => !s.has(n),
+      msg: () => `must not be ${[...s].map(name).join(' or ')}`,
+    });
+  }
+  if (list.length === 0) return null;
+  return (v, ctx) => {
+    const n = enumNumber(enumType, v);
+    if (n === undefined) {
+      ctx.report('enum.defined_only', `${show(v)} is not a ${enumType.name} value`);
+      return;
+    }
+    runRules(list, n, ctx);
+  };
+}
+
+/** The bytes rules of a field: lengths and IP address sizes. */
+function compileBytes(rules: RulesObj): ElemCheck | null {
+  const r = rules['bytes'] as RulesObj | undefined;
+  if (!r) return null;
+  const list: Rule<number>[] = [];
+  const minLen = r['min_len'] !== undefined ? Number(r['min_len']) : 0;
+  if (minLen > 0)
+    list.push({ rule: 'bytes.min_len', ok: (n) => n >= minLen, msg: () => `must be at least ${minLen} byte(s)` });
+  if (r['max_len'] !== undefined) {
+    const m = Number(r['max_len']);
+    list.push({ rule: 'bytes.max_len', ok: (n) => n <= m, msg: () => `must be at most ${m} byte(s)` });
+  }
+  if (r['len'] !== undefined) {
+    const m = Number(r['len']);
+    list.push({ rule: 'bytes.len', ok: (n) => n === m, msg: () => `must be exactly ${m} byte(s)` });
+  }
+  if (r['ip'] === true)
+    list.push({ rule: 'bytes.ip', ok: (n) => n === 4 || n === 16, msg: () => 'must be a 4 or 16 byte IP address' });
+  if (r['ipv4'] === true)
+    list.push({ rule: 'bytes.ipv4', ok: (n) => n === 4, msg: () => 'must be a 4 byte IPv4 address' });
+  if (r['ipv6'] === true)
+    list.push({ rule: 'bytes.ipv6', ok: (n) => n === 16, msg: () => 'must be a 16 byte IPv6 address' });
+  if (list.length === 0) return null;
+  const ignoreEmpty = r['ignore_empty'] === true;
+  return (v, ctx) => {
+    const n = bytesLength(v);
+    if (ignoreEmpty && n === 0) return;
+    runRules(list, n, ctx);
+  };
+}
+
 /**
  * Compiles the rules for one scalar (non-message) value of `scalarType` (a protobuf scalar type
  * name or an Enum). Returns null when there are no rules. The returned check receives the raw
@@ -398,48 +509,7 @@ function compileScalar(
   rules: RulesObj | undefined,
 ): ElemCheck | null {
   if (!rules) return null;
-  if (enumType) {
-    const r = rules['enum'] as RulesObj | undefined;
-    if (!r) return null;
-    const list: Rule<number>[] = [];
-    if (r['defined_only'] === true)
-      list.push({
-        rule: 'enum.defined_only',
-        ok: (n) => enumType.valuesById[n] !== undefined,
-        msg: (n) => `${n} is not a defined ${enumType.name} value`,
-      });
-    const name = (n: number): string => enumType.valuesById[n] ?? String(n);
-    const conv = (x: unknown): number => enumNumber(enumType, x) ?? NaN;
-    if (r['const'] !== undefined) {
-      const c = conv(r['const']);
-      list.push({ rule: 'enum.const', ok: (n) => n === c, msg: (n) => `must be ${name(c)} (got ${name(n)})` });
-    }
-    if (Array.isArray(r['in'])) {
-      const s = new Set((r['in'] as unknown[]).map(conv));
-      list.push({
-        rule: 'enum.in',
-        ok: (n) => s.has(n),
-        msg: (n) => `must be one of ${[...s].map(name).join(', ')} (got ${name(n)})`,
-      });
-    }
-    if (Array.isArray(r['not_in'])) {
-      const s = new Set((r['not_in'] as unknown[]).map(conv));
-      list.push({
-        rule: 'enum.not_in',
-        ok: (n) => !s.has(n),
-        msg: () => `must not be ${[...s].map(name).join(' or ')}`,
-      });
-    }
-    if (list.length === 0) return null;
-    return (v, ctx) => {
-      const n = enumNumber(enumType, v);
-      if (n === undefined) {
-        ctx.report('enum.defined_only', `${show(v)} is not a ${enumType.name} value`);
-        return;
-      }
-      runRules(list, n, ctx);
-    };
-  }
+  if (enumType) return compileEnum(enumType, rules);
   if (scalarType === 'string') {
     const r = rules['string'] as RulesObj | undefined;
     if (!r) return null;
@@ -460,35 +530,7 @@ function compileScalar(
       if (Boolean(v) !== c) ctx.report('bool.const', `must be ${c}`);
     };
   }
-  if (scalarType === 'bytes') {
-    const r = rules['bytes'] as RulesObj | undefined;
-    if (!r) return null;
-    const list: Rule<number>[] = [];
-    const minLen = r['min_len'] !== undefined ? Number(r['min_len']) : 0;
-    if (minLen > 0)
-      list.push({ rule: 'bytes.min_len', ok: (n) => n >= minLen, msg: () => `must be at least ${minLen} byte(s)` });
-    if (r['max_len'] !== undefined) {
-      const m = Number(r['max_len']);
-      list.push({ rule: 'bytes.max_len', ok: (n) => n <= m, msg: () => `must be at most ${m} byte(s)` });
-    }
-    if (r['len'] !== undefined) {
-      const m = Number(r['len']);
-      list.push({ rule: 'bytes.len', ok: (n) => n === m, msg: () => `must be exactly ${m} byte(s)` });
-    }
-    if (r['ip'] === true)
-      list.push({ rule: 'bytes.ip', ok: (n) => n === 4 || n === 16, msg: () => 'must be a 4 or 16 byte IP address' });
-    if (r['ipv4'] === true)
-      list.push({ rule: 'bytes.ipv4', ok: (n) => n === 4, msg: () => 'must be a 4 byte IPv4 address' });
-    if (r['ipv6'] === true)
-      list.push({ rule: 'bytes.ipv6', ok: (n) => n === 16, msg: () => 'must be a 16 byte IPv6 address' });
-    if (list.length === 0) return null;
-    const ignoreEmpty = r['ignore_empty'] === true;
-    return (v, ctx) => {
-      const n = bytesLength(v);
-      if (ignoreEmpty && n === 0) return;
-      runRules(list, n, ctx);
-    };
-  }
+  if (scalarType === 'bytes') return compileBytes(rules);
   if (NUMERIC_FAMILIES[scalarType]) {
     const r = rules[scalarType] as RulesObj | undefined;
     if (!r) return null;
@@ -683,92 +725,104 @@ function requiredFlag(rules: RulesObj | undefined): { required: boolean; family:
   return { required: false, family: '' };
 }
 
+/** A map field: min_pairs / max_pairs / no_sparse, and the key and value rules of each entry. */
+function compileMapField(f: protobuf.Field, rules: RulesObj | undefined): FieldPlan | null {
+  const name = f.name;
+  const seg = '.' + name;
+  const presence = f.partOf != null;
+  const mr = rules?.['map'] as RulesObj | undefined;
+  const keyCheck = compileScalar(
+    (f as unknown as protobuf.MapField).keyType,
+    null,
+    mr?.['keys'] as RulesObj | undefined,
+  );
+  const valCheck = compileElem(f, mr?.['values'] as RulesObj | undefined);
+  const minPairs = mr?.['min_pairs'] !== undefined ? Number(mr['min_pairs']) : 0;
+  const maxPairs = mr?.['max_pairs'] !== undefined ? Number(mr['max_pairs']) : Infinity;
+  const ignoreEmpty = mr?.['ignore_empty'] === true;
+  const noKeys = mr?.['no_sparse'] === true;
+  if (!keyCheck && !valCheck && minPairs === 0 && maxPairs === Infinity) return null;
+  return {
+    field: f,
+    name,
+    seg,
+    presence,
+    always: minPairs > 0,
+    check: (v, _present, ctx) => {
+      const obj = (v ?? {}) as Record<string, unknown>;
+      if (minPairs > 0 || maxPairs !== Infinity || ignoreEmpty) {
+        let n = 0;
+        for (const _k in obj) n++;
+        if (ignoreEmpty && n === 0) return;
+        if (n < minPairs)
+          ctx.report('map.min_pairs', `must have at least ${minPairs} entr${minPairs === 1 ? 'y' : 'ies'}`);
+        if (n > maxPairs) ctx.report('map.max_pairs', `must have at most ${maxPairs} entries`);
+      }
+      if (!keyCheck && !valCheck) return;
+      for (const k in obj) {
+        const seg = `[${JSON.stringify(k)}]`;
+        ctx.path.push(seg);
+        if (keyCheck) keyCheck(k, ctx);
+        const x = obj[k];
+        if (valCheck && (x != null || !elemMessageType(f))) valCheck(x, ctx);
+        else if (noKeys && x == null) ctx.report('map.no_sparse', 'map values must not be unset');
+        ctx.path.pop();
+      }
+    },
+  };
+}
+
+/** A repeated field: min_items / max_items / unique, and the item rules of each element. */
+function compileRepeatedField(f: protobuf.Field, rules: RulesObj | undefined): FieldPlan | null {
+  const name = f.name;
+  const seg = '.' + name;
+  const presence = f.partOf != null;
+  const rr = rules?.['repeated'] as RulesObj | undefined;
+  const itemCheck = compileElem(f, rr?.['items'] as RulesObj | undefined);
+  const minItems = rr?.['min_items'] !== undefined ? Number(rr['min_items']) : 0;
+  const maxItems = rr?.['max_items'] !== undefined ? Number(rr['max_items']) : Infinity;
+  const unique = rr?.['unique'] === true;
+  const ignoreEmpty = rr?.['ignore_empty'] === true;
+  if (!itemCheck && minItems === 0 && maxItems === Infinity && !unique) return null;
+  return {
+    field: f,
+    name,
+    seg,
+    presence,
+    always: minItems > 0,
+    check: (v, _present, ctx) => {
+      const arr = (Array.isArray(v) ? v : v == null ? [] : [v]) as unknown[];
+      const n = arr.length;
+      if (ignoreEmpty && n === 0) return;
+      if (n < minItems)
+        ctx.report('repeated.min_items', `must have at least ${minItems} item(s)${n ? ` (has ${n})` : ''}`);
+      if (n > maxItems) ctx.report('repeated.max_items', `must have at most ${maxItems} item(s) (has ${n})`);
+      if (unique && n > 1) {
+        const s = new Set<string>();
+        for (let i = 0; i < n; i++) {
+          const key = typeof arr[i] === 'object' ? JSON.stringify(arr[i]) : String(arr[i]);
+          if (s.has(key)) ctx.report('repeated.unique', `items must be unique (duplicate ${show(arr[i])})`, i);
+          s.add(key);
+        }
+      }
+      if (itemCheck) {
+        for (let i = 0; i < n; i++) {
+          ctx.path.push(i);
+          itemCheck(arr[i], ctx);
+          ctx.path.pop();
+        }
+      }
+    },
+  };
+}
+
 function compileField(f: protobuf.Field): FieldPlan | null {
   const rules = fieldRules(f);
   const name = f.name;
   const seg = '.' + name;
   const presence = f.partOf != null;
-  if (f.map) {
-    const mr = rules?.['map'] as RulesObj | undefined;
-    const keyCheck = compileScalar(
-      (f as unknown as protobuf.MapField).keyType,
-      null,
-      mr?.['keys'] as RulesObj | undefined,
-    );
-    const valCheck = compileElem(f, mr?.['values'] as RulesObj | undefined);
-    const minPairs = mr?.['min_pairs'] !== undefined ? Number(mr['min_pairs']) : 0;
-    const maxPairs = mr?.['max_pairs'] !== undefined ? Number(mr['max_pairs']) : Infinity;
-    const ignoreEmpty = mr?.['ignore_empty'] === true;
-    const noKeys = mr?.['no_sparse'] === true;
-    if (!keyCheck && !valCheck && minPairs === 0 && maxPairs === Infinity) return null;
-    return {
-      field: f,
-      name,
-      seg,
-      presence,
-      always: minPairs > 0,
-      check: (v, _present, ctx) => {
-        const obj = (v ?? {}) as Record<string, unknown>;
-        if (minPairs > 0 || maxPairs !== Infinity || ignoreEmpty) {
-          let n = 0;
-          for (const _k in obj) n++;
-          if (ignoreEmpty && n === 0) return;
-          if (n < minPairs)
-            ctx.report('map.min_pairs', `must have at least ${minPairs} entr${minPairs === 1 ? 'y' : 'ies'}`);
-          if (n > maxPairs) ctx.report('map.max_pairs', `must have at most ${maxPairs} entries`);
-        }
-        if (!keyCheck && !valCheck) return;
-        for (const k in obj) {
-          const seg = `[${JSON.stringify(k)}]`;
-          ctx.path.push(seg);
-          if (keyCheck) keyCheck(k, ctx);
-          const x = obj[k];
-          if (valCheck && (x != null || !elemMessageType(f))) valCheck(x, ctx);
-          else if (noKeys && x == null) ctx.report('map.no_sparse', 'map values must not be unset');
-          ctx.path.pop();
-        }
-      },
-    };
-  }
-  if (f.repeated) {
-    const rr = rules?.['repeated'] as RulesObj | undefined;
-    const itemCheck = compileElem(f, rr?.['items'] as RulesObj | undefined);
-    const minItems = rr?.['min_items'] !== undefined ? Number(rr['min_items']) : 0;
-    const maxItems = rr?.['max_items'] !== undefined ? Number(rr['max_items']) : Infinity;
-    const unique = rr?.['unique'] === true;
-    const ignoreEmpty = rr?.['ignore_empty'] === true;
-    if (!itemCheck && minItems === 0 && maxItems === Infinity && !unique) return null;
-    return {
-      field: f,
-      name,
-      seg,
-      presence,
-      always: minItems > 0,
-      check: (v, _present, ctx) => {
-        const arr = (Array.isArray(v) ? v : v == null ? [] : [v]) as unknown[];
-        const n = arr.length;
-        if (ignoreEmpty && n === 0) return;
-        if (n < minItems)
-          ctx.report('repeated.min_items', `must have at least ${minItems} item(s)${n ? ` (has ${n})` : ''}`);
-        if (n > maxItems) ctx.report('repeated.max_items', `must have at most ${maxItems} item(s) (has ${n})`);
-        if (unique && n > 1) {
-          const s = new Set<string>();
-          for (let i = 0; i < n; i++) {
-            const key = typeof arr[i] === 'object' ? JSON.stringify(arr[i]) : String(arr[i]);
-            if (s.has(key)) ctx.report('repeated.unique', `items must be unique (duplicate ${show(arr[i])})`, i);
-            s.add(key);
-          }
-        }
-        if (itemCheck) {
-          for (let i = 0; i < n; i++) {
-            ctx.path.push(i);
-            itemCheck(arr[i], ctx);
-            ctx.path.pop();
-          }
-        }
-      },
-    };
-  }
+  if (f.map) return compileMapField(f, rules);
+  if (f.repeated) return compileRepeatedField(f, rules);
   const mt = elemMessageType(f);
   if (mt) {
     const req = requiredFlag(rules);

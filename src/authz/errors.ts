@@ -119,7 +119,9 @@ export function errorResponse(decision: Deny, accept: string | undefined, otoros
     return {
       status: decision.status,
       headers,
-      body: `<!DOCTYPE html>\n<html>\n<head><meta charset="utf-8"><title>Otoroshi error</title></head>\n<body>\n<h1>Otoroshi error</h1>\n<p>${m}</p>\n</body>\n</html>\n`,
+      body:
+        '<!DOCTYPE html>\n<html>\n<head><meta charset="utf-8"><title>Otoroshi error</title></head>\n<body>\n' +
+        `<h1>Otoroshi error</h1>\n<p>${m}</p>\n</body>\n</html>\n`,
     };
   }
   headers['Content-Type'] = 'application/json';

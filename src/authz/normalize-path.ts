@@ -27,7 +27,10 @@ function isUnreserved(b: number): boolean {
   );
 }
 
-/** Decodes unreserved escapes, upper-cases the others; undefined for a broken escape, an encoded slash or a forbidden character. */
+/**
+ * Decodes unreserved escapes, upper-cases the others; undefined for a broken escape, an encoded slash or a forbidden
+ * character.
+ */
 function decodeUnreserved(path: string): string | undefined {
   let out = '';
   for (let i = 0; i < path.length; i++) {

@@ -2,13 +2,11 @@
 // definition (identity (de)serialisers; decoding happens inside the handler so that garbage
 // bytes become a clean deny instead of a gRPC INTERNAL). Every failure path ends in ONE place
 // (`failureDecision`) and is a deny — never an allow, never a crash:
-//   - undecodable bytes / no attributes.request.http   → 400 `Bad Request`           (bad_request)
-//   - too many / too large headers                     → 431 `Request Header Fields Too Large` (bad_request)
-//   - check() throws QuotaStoreUnavailableError        → 503 `Service unavailable`   (errors.ts
-// ERRORS.quotaStoreUnavailable)
-//   - check() throws anything else / returns nothing / encoding fails
-//                                                      → 500 `Something went wrong, you should try later. Thanks for
-// your understanding.` (ERRORS.internal)
+//   - undecodable bytes / no attributes.request.http → 400 `Bad Request` (bad_request)
+//   - too many / too large headers → 431 `Request Header Fields Too Large` (bad_request)
+//   - check() throws QuotaStoreUnavailableError → 503 `Service unavailable` (errors.ts ERRORS.quotaStoreUnavailable)
+//   - check() throws anything else / returns nothing / encoding fails → 500 `Something went wrong, you should try
+//     later. Thanks for your understanding.` (errors.ts ERRORS.internal)
 // Deny bodies and headers come from errors.ts `errorResponse`.
 // hooks.onCheck: the Authorizer (decide.ts) reports its own decisions; the adapter reports ONLY
 // the decisions it makes itself (malformed requests, check() failures), so passing the same

@@ -134,8 +134,112 @@ export function spiffeIdFor(trustDomain: string, namespace: string, serviceAccou
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }
 
-function err(code: ConfigError['code'], message: string, field: string): IssueResult {
+function err(code: ConfigError['code'], message: string, field: string): Failed {
   return { ok: false, error: { code, message, field, severity: 'error' } };
+}
+
+type Failed = Extract<IssueResult, { ok: false }>;
+
+function failed(x: object): x is Failed {
+  return 'ok' in x && x.ok === false;
+}
+
+/** notBefore / notAfter of a csr, whole seconds (default duration when it names none). */
+function validityOf(req: CertificateCsr, now: number, field: string): { notBefore: number; notAfter: number } | Failed {
+  let duration = DEFAULT_DURATION_MS;
+  if (req.duration !== undefined) {
+    const d = parseDurationMs(req.duration);
+    if (d === undefined)
+      return err('OXDS_INVALID_FIELD', `invalid duration ${JSON.stringify(req.duration)}`, `${field}.duration`);
+    duration = d;
+  }
+  return { notBefore: Math.floor(now / 1000) * 1000, notAfter: Math.floor((now + duration) / 1000) * 1000 };
+}
+
+/** The subject alternative names of a csr's hosts (printable ASCII only). */
+function sansOf(req: CertificateCsr, field: string): SubjectAltName[] | Failed {
+  const sans: SubjectAltName[] = [];
+  for (const [i, h] of (req.hosts ?? []).entries()) {
+    const s = sanOf(h);
+    if (s.value === '' || !/^[\x21-\x7e]+$/.test(s.value))
+      return err(
+        'OXDS_INVALID_FIELD',
+        `invalid host ${JSON.stringify(h)} (ASCII only; use punycode for IDNs)`,
+        `${field}.hosts[${i}]`,
+      );
+    sans.push(s);
+  }
+  return sans;
+}
+
+/** The subject DN: `subject`, else `name`, else CN = the first DNS SAN; a CA needs one. */
+function subjectOf(req: CertificateCsr, sans: readonly SubjectAltName[], field: string): DnAttribute[] | Failed {
+  let attrs: DnAttribute[];
+  try {
+    if (req.subject !== undefined && req.subject.trim() !== '') attrs = parseDn(req.subject);
+    else if (req.name !== undefined && Object.keys(req.name).length > 0)
+      attrs = parseDn(
+        Object.entries(req.name)
+          .map(([k, v]) => `${k}=${v.replace(/,/g, '\\,')}`)
+          .join(','),
+      );
+    else {
+      const dns = sans.find((s) => s.kind === 'dns');
+      attrs = dns === undefined ? [] : [{ type: 'CN', value: dns.value }];
+    }
+  } catch (e) {
+    return err(
+      'OXDS_INVALID_FIELD',
+      `invalid subject: ${(e as Error).message}`,
+      `${field}.${req.subject !== undefined ? 'subject' : 'name'}`,
+    );
+  }
+  const ca = req.ca === true;
+  if (attrs.length === 0 && (sans.length === 0 || ca))
+    return err(
+      'OXDS_MISSING_FIELD',
+      ca ? 'a CA certificate needs a subject' : 'csr needs a subject, a name or at least one host',
+      field,
+    );
+  return attrs;
+}
+
+/** The certificate's key: the one given, a fresh ECDSA pair, or a ready pooled RSA key. */
+function keyPairOf(
+  req: CertificateCsr,
+  given: KeyObject | undefined,
+  pool: RsaKeyPool,
+  field: string,
+): { spki: Buffer; keyPem: string } | Failed {
+  let key = given;
+  if (key === undefined) {
+    const k = keySpecOf(req);
+    if (k.algo === 'ecdsa') {
+      const pair = generateEcKeyPair(k.size);
+      return { spki: pair.spki, keyPem: der.toPem(pair.pkcs8, 'PRIVATE KEY') };
+    }
+    if (k.algo !== 'rsa')
+      return err(
+        'OXDS_INVALID_FIELD',
+        `unsupported key algorithm ${JSON.stringify(k.algo)} (rsa or ecdsa)`,
+        `${field}.key.algo`,
+      );
+    if (!RsaKeyPool.isSupportedSize(k.size))
+      return err('OXDS_INVALID_FIELD', `unsupported RSA key size ${k.size} (2048, 3072 or 4096)`, `${field}.key.size`);
+    key = pool.takeSync(k.size);
+    if (key === undefined)
+      return err('OXDS_INVALID_FIELD', `no RSA-${k.size} key ready (use the async issue())`, `${field}.key`);
+  }
+  try {
+    return { spki: spkiOf(key), keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string };
+  } catch {
+    return err('OXDS_INVALID_FIELD', 'the provided key cannot be exported (not a private key?)', `${field}.key`);
+  }
+}
+
+/** `DNS:a.example`, `URI:spiffe://…`, `IP:10.0.0.1`, `email:…`. */
+function sanLabel(s: SubjectAltName): string {
+  return `${s.kind === 'dns' ? 'DNS' : s.kind === 'uri' ? 'URI' : s.kind === 'ip' ? 'IP' : 'email'}:${s.value}`;
 }
 
 // ---------------------------------------------------------------- issuer contexts
@@ -481,108 +585,24 @@ export class CertificateAuthority {
     const field = opts.field ?? 'spec.csr';
     const issuerCtx = this.#resolve(opts.issuer ?? req.issuer, opts, `${field}.issuer`);
     if ('code' in issuerCtx) return { ok: false, error: issuerCtx };
-
-    // validity
-    let duration = DEFAULT_DURATION_MS;
-    if (req.duration !== undefined) {
-      const d = parseDurationMs(req.duration);
-      if (d === undefined)
-        return err('OXDS_INVALID_FIELD', `invalid duration ${JSON.stringify(req.duration)}`, `${field}.duration`);
-      duration = d;
-    }
-    const notBefore = Math.floor(opts.now / 1000) * 1000;
-    const notAfter = Math.floor((opts.now + duration) / 1000) * 1000;
-
-    // SANs
-    const sans: SubjectAltName[] = [];
-    for (const [i, h] of (req.hosts ?? []).entries()) {
-      const s = sanOf(h);
-      if (s.value === '' || !/^[\x21-\x7e]+$/.test(s.value))
-        return err(
-          'OXDS_INVALID_FIELD',
-          `invalid host ${JSON.stringify(h)} (ASCII only; use punycode for IDNs)`,
-          `${field}.hosts[${i}]`,
-        );
-      sans.push(s);
-    }
-
-    // subject
-    let attrs: DnAttribute[];
-    try {
-      if (req.subject !== undefined && req.subject.trim() !== '') attrs = parseDn(req.subject);
-      else if (req.name !== undefined && Object.keys(req.name).length > 0)
-        attrs = parseDn(
-          Object.entries(req.name)
-            .map(([k, v]) => `${k}=${v.replace(/,/g, '\\,')}`)
-            .join(','),
-        );
-      else {
-        const dns = sans.find((s) => s.kind === 'dns');
-        attrs = dns === undefined ? [] : [{ type: 'CN', value: dns.value }];
-      }
-    } catch (e) {
-      return err(
-        'OXDS_INVALID_FIELD',
-        `invalid subject: ${(e as Error).message}`,
-        `${field}.${req.subject !== undefined ? 'subject' : 'name'}`,
-      );
-    }
-    const ca = req.ca === true;
-    if (attrs.length === 0 && (sans.length === 0 || ca))
-      return err(
-        'OXDS_MISSING_FIELD',
-        ca ? 'a CA certificate needs a subject' : 'csr needs a subject, a name or at least one host',
-        field,
-      );
-
+    const validity = validityOf(req, opts.now, field);
+    if (failed(validity)) return validity;
+    const sans = sansOf(req, field);
+    if (failed(sans)) return sans;
+    const attrs = subjectOf(req, sans, field);
+    if (failed(attrs)) return attrs;
     // signature digest (the family follows the issuer key, as Otoroshi signs with the CA's algorithm)
     const hash = hashFromAlgName(req.digestAlg) ?? hashFromAlgName(req.signatureAlg);
     const signer = hash === undefined ? issuerCtx.signer : withHash(issuerCtx.signer, hash);
-
-    // key
-    let key = opts.key;
-    let spki: Buffer | undefined;
-    let keyPem: string | undefined;
-    if (key === undefined) {
-      const k = keySpecOf(req);
-      if (k.algo === 'ecdsa') {
-        const pair = generateEcKeyPair(k.size);
-        spki = pair.spki;
-        keyPem = der.toPem(pair.pkcs8, 'PRIVATE KEY');
-      } else if (k.algo === 'rsa') {
-        if (!RsaKeyPool.isSupportedSize(k.size))
-          return err(
-            'OXDS_INVALID_FIELD',
-            `unsupported RSA key size ${k.size} (2048, 3072 or 4096)`,
-            `${field}.key.size`,
-          );
-        key = this.pool.takeSync(k.size);
-        if (key === undefined)
-          return err('OXDS_INVALID_FIELD', `no RSA-${k.size} key ready (use the async issue())`, `${field}.key`);
-      } else
-        return err(
-          'OXDS_INVALID_FIELD',
-          `unsupported key algorithm ${JSON.stringify(k.algo)} (rsa or ecdsa)`,
-          `${field}.key.algo`,
-        );
-    } else if (key === PROBE_KEY) {
-      return { ok: true, cert: undefined as unknown as IssuedCert };
-    }
-
-    try {
-      if (spki === undefined || keyPem === undefined) {
-        if (key === undefined) throw new Error();
-        spki = spkiOf(key);
-        keyPem = key.export({ type: 'pkcs8', format: 'pem' }) as string;
-      }
-    } catch {
-      return err('OXDS_INVALID_FIELD', 'the provided key cannot be exported (not a private key?)', `${field}.key`);
-    }
-    const subject = encodeName(attrs);
+    if (opts.key === PROBE_KEY) return { ok: true, cert: undefined as unknown as IssuedCert };
+    const keys = keyPairOf(req, opts.key, this.pool, field);
+    if (failed(keys)) return keys;
+    const { notBefore, notAfter } = validity;
+    const ca = req.ca === true;
     const built = buildCertificate(
       {
-        subject,
-        spki,
+        subject: encodeName(attrs),
+        spki: keys.spki,
         notBefore,
         notAfter,
         ca,
@@ -595,16 +615,14 @@ export class CertificateAuthority {
     const certPem = der.toPem(built.der, 'CERTIFICATE');
     const cert: IssuedCert = {
       certPem,
-      keyPem,
+      keyPem: keys.keyPem,
       chainPem: certPem + issuerCtx.chainPem,
       notBefore,
       notAfter,
       serialHex: built.serial.toString('hex'),
       renewAt: renewAt(notBefore, notAfter, opts.jitter ?? 0.1, opts.rand ?? Math.random),
       subject: formatDn(attrs),
-      sans: sans.map(
-        (s) => `${s.kind === 'dns' ? 'DNS' : s.kind === 'uri' ? 'URI' : s.kind === 'ip' ? 'IP' : 'email'}:${s.value}`,
-      ),
+      sans: sans.map(sanLabel),
       ca,
     };
     if (issuerCtx.id !== undefined) cert.issuerId = issuerCtx.id;

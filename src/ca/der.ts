@@ -181,15 +181,19 @@ export function utcTime(ms: number): Buffer {
   const d = new Date(ms);
   const y = d.getUTCFullYear();
   if (y < 1950 || y > 2049) throw new RangeError('UTCTime covers 1950–2049');
-  const s =
-    p2(y % 100) +
+  return tlv(TAG.UTC_TIME, Buffer.from(p2(y % 100) + monthToSecondZ(d), 'ascii'));
+}
+
+/** `MMDDHHMMSSZ` of a date, in UTC: the part UTCTime and GeneralizedTime share. */
+function monthToSecondZ(d: Date): string {
+  return (
     p2(d.getUTCMonth() + 1) +
     p2(d.getUTCDate()) +
     p2(d.getUTCHours()) +
     p2(d.getUTCMinutes()) +
     p2(d.getUTCSeconds()) +
-    'Z';
-  return tlv(TAG.UTC_TIME, Buffer.from(s, 'ascii'));
+    'Z'
+  );
 }
 
 /** GeneralizedTime `YYYYMMDDHHMMSSZ` (no fractional seconds, RFC 5280 §4.1.2.5.2). */
@@ -197,15 +201,7 @@ export function generalizedTime(ms: number): Buffer {
   const d = new Date(ms);
   const y = d.getUTCFullYear();
   if (y < 0 || y > 9999) throw new RangeError('GeneralizedTime covers years 0000–9999');
-  const s =
-    String(y).padStart(4, '0') +
-    p2(d.getUTCMonth() + 1) +
-    p2(d.getUTCDate()) +
-    p2(d.getUTCHours()) +
-    p2(d.getUTCMinutes()) +
-    p2(d.getUTCSeconds()) +
-    'Z';
-  return tlv(TAG.GENERALIZED_TIME, Buffer.from(s, 'ascii'));
+  return tlv(TAG.GENERALIZED_TIME, Buffer.from(String(y).padStart(4, '0') + monthToSecondZ(d), 'ascii'));
 }
 
 /** RFC 5280 `Time`: UTCTime through 2049, GeneralizedTime from 2050. */

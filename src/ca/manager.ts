@@ -174,7 +174,11 @@ function signatureMismatch(req: CertificateRequest, issuer: ResolvedIssuer): Con
   const got = issuer.keyType === 'ec' ? 'ecdsa-with-SHA…' : `${issuer.keyType.toUpperCase()} (…WithRSAEncryption)`;
   return {
     code: 'OXDS_NOT_SUPPORTED',
-    message: `signatureAlg ${req.csr.signatureAlg ?? ''} cannot be honoured: the issuer ${issuer.label} has an ${issuer.keyType.toUpperCase()} key, so the certificate is signed ${got} (the certificate's own key is still the one csr.key asks for). For an ${want.toUpperCase()} signature, name as csr.issuer a Certificate with ca: true and key.algo: ${want === 'ec' ? 'ecdsa' : 'rsa'}`,
+    message:
+      `signatureAlg ${req.csr.signatureAlg ?? ''} cannot be honoured: the issuer ${issuer.label} has an ` +
+      `${issuer.keyType.toUpperCase()} key, so the certificate is signed ${got} (the certificate's own key is still ` +
+      `the one csr.key asks for). For an ${want.toUpperCase()} signature, name as csr.issuer a Certificate with ` +
+      `ca: true and key.algo: ${want === 'ec' ? 'ecdsa' : 'rsa'}`,
     field: 'spec.csr.signatureAlg',
     severity: 'warning',
   };
@@ -197,6 +201,67 @@ const sha256 = (pem: string): string => {
 
 const KEY_TYPES = new Map<string, string | undefined>();
 /** The key type (`ec`, `rsa`) of a PEM certificate (memoised like the fingerprints). */
+type Problem = (req: CertificateRequest, e: ConfigError) => void;
+
+/** What one materialize pass shares between its steps. */
+interface IssuePass {
+  model: BuildResult['model'];
+  issuers: IssuerMaterial[];
+  now: number;
+  result: MaterializeResult;
+  problem: Problem;
+}
+
+/** Reports a certificate problem on the status of the CR that asked for it (an error makes it invalid). */
+function problemReporter(statuses: readonly ObjectStatus[]): Problem {
+  const statusByKey = new Map<string, ObjectStatus>(statuses.map((s) => [s.key, s]));
+  return (req, e) => {
+    const st = statusByKey.get(req.sourceKey);
+    if (st === undefined) return;
+    st.errors.push({
+      ...e,
+      kind: st.kind,
+      namespace: st.namespace,
+      name: st.name,
+      ...(st.origin.file === undefined ? {} : { file: st.origin.file }),
+      ...(st.origin.doc === undefined ? {} : { doc: st.origin.doc }),
+    });
+    if (e.severity === 'error') st.state = 'invalid';
+  };
+}
+
+/** A CA certificate as issuer material, under its id (when it has one) and its secret name; nothing otherwise. */
+function issuerMaterialOf(t: TlsCertificate): IssuerMaterial[] {
+  if (t.ca !== true) return [];
+  const m: IssuerMaterial = {
+    certPem: splitPemChain(t.certificateChain)[0] ?? '',
+    keyPem: t.privateKey,
+    chainPem: t.certificateChain,
+  };
+  return [...(t.id !== undefined ? [{ ...m, id: t.id }] : []), { ...m, id: t.secretName }];
+}
+
+/** A kept certificate past its notAfter (no autoRenew): still served, with a warning. */
+function expiredWarning(notAfter: number): ConfigError {
+  return {
+    code: 'OXDS_INVALID_FIELD',
+    message: `certificate expired on ${new Date(notAfter).toISOString()} (set autoRenew: true to have it renewed)`,
+    field: 'spec.autoRenew',
+    severity: 'warning',
+  };
+}
+
+/** The unknown-issuer message, with a hint when the name is the root DN Otoroshi used before 1.5. */
+function unknownIssuerMessage(issuer: string): string {
+  const legacy = dnEquals(issuer, LEGACY_ROOT_DN)
+    ? `; ${LEGACY_ROOT_DN} is the root DN of Otoroshi before 1.5: did you mean ${ROOT_CA_ID}?`
+    : '';
+  return (
+    `unknown issuer "${issuer}": no CA certificate with that id, name or subject DN ` +
+    `(${ROOT_CA_ID}, ${INTERMEDIATE_CA_ID}, or a Certificate with ca: true)${legacy}`
+  );
+}
+
 function keyTypeOf(pem: string): string | undefined {
   if (KEY_TYPES.has(pem)) return KEY_TYPES.get(pem);
   let t: string | undefined;
@@ -282,35 +347,30 @@ export class CertManager {
     const reqs = model.certificateRequests ?? [];
     const now = this.now();
     const result: MaterializeResult = { issued: 0, renewed: 0, reused: 0 };
-    const statusByKey = new Map<string, ObjectStatus>(built.statuses.map((s) => [s.key, s]));
     this.deadline = performance.now() + (this.opts.syncBudgetMs ?? 20);
-    const problem = (req: CertificateRequest, e: ConfigError): void => {
-      const st = statusByKey.get(req.sourceKey);
-      if (st === undefined) return;
-      st.errors.push({
-        ...e,
-        kind: st.kind,
-        namespace: st.namespace,
-        name: st.name,
-        ...(st.origin.file === undefined ? {} : { file: st.origin.file }),
-        ...(st.origin.doc === undefined ? {} : { doc: st.origin.doc }),
-      });
-      if (e.severity === 'error') st.state = 'invalid';
-    };
+    const problem = problemReporter(built.statuses);
     // CA certificates (provided, or issued in this pass) can sign other requests.
-    const issuers: IssuerMaterial[] = [];
-    const addIssuer = (t: TlsCertificate): void => {
-      if (t.ca !== true) return;
-      const m: IssuerMaterial = {
-        certPem: splitPemChain(t.certificateChain)[0] ?? '',
-        keyPem: t.privateKey,
-        chainPem: t.certificateChain,
-      };
-      if (t.id !== undefined) issuers.push({ ...m, id: t.id });
-      issuers.push({ ...m, id: t.secretName });
-    };
-    for (const t of model.certificates) addIssuer(t);
+    const issuers: IssuerMaterial[] = model.certificates.flatMap(issuerMaterialOf);
+    const unresolved = this.issueInOrder(reqs, { model, issuers, now, result, problem });
+    for (const [req, e] of unresolved) {
+      problem(req, e);
+      this.opts.onEvent?.({ type: 'certificate.failed', secretName: req.secretName, message: e.message });
+    }
+    model.certificates.sort((a, b) => (a.secretName < b.secretName ? -1 : a.secretName > b.secretName ? 1 : 0));
+    // Forget certificates whose CR is gone.
+    const live = new Set(reqs.map((r) => r.secretName));
+    for (const n of this.store.names()) if (!live.has(n)) this.store.delete(n);
+    result.nextRenewalAt = this.nextRenewal(reqs, now);
+    void this.store.flush().catch(() => undefined);
+    return result;
+  }
 
+  /**
+   * Issues the requests whose issuer is known, pass after pass (a CA issued in one pass signs in the next), until no
+   * pass makes progress; returns the requests left with an unknown issuer.
+   */
+  private issueInOrder(reqs: readonly CertificateRequest[], pass: IssuePass): Map<CertificateRequest, ConfigError> {
+    const { model, issuers, now, result, problem } = pass;
     let pending = [...reqs];
     let progress = true;
     const unresolved = new Map<CertificateRequest, ConfigError>();
@@ -324,7 +384,7 @@ export class CertManager {
           next.push(req);
           unresolved.set(req, {
             code: 'OXDS_UNRESOLVED_REFERENCE',
-            message: `unknown issuer "${req.csr.issuer ?? ''}": no CA certificate with that id, name or subject DN (${ROOT_CA_ID}, ${INTERMEDIATE_CA_ID}, or a Certificate with ca: true)${dnEquals(req.csr.issuer ?? '', LEGACY_ROOT_DN) ? `; ${LEGACY_ROOT_DN} is the root DN of Otoroshi before 1.5: did you mean ${ROOT_CA_ID}?` : ''}`,
+            message: unknownIssuerMessage(req.csr.issuer ?? ''),
             field: 'spec.csr.issuer',
             severity: 'error',
           });
@@ -346,22 +406,12 @@ export class CertManager {
             const algo = keySpecOf(req.csr as CertificateCsr).algo === 'rsa' ? 'rsa' : 'ec';
             for (const id of [t.secretName, t.id]) if (id !== undefined) declaredKeyType.set(id, algo);
           }
-          addIssuer(this.dryRunIssuers.get(t.secretName) ?? t);
+          issuers.push(...issuerMaterialOf(this.dryRunIssuers.get(t.secretName) ?? t));
         }
       }
       pending = next;
     }
-    for (const [req, e] of unresolved) {
-      problem(req, e);
-      this.opts.onEvent?.({ type: 'certificate.failed', secretName: req.secretName, message: e.message });
-    }
-    model.certificates.sort((a, b) => (a.secretName < b.secretName ? -1 : a.secretName > b.secretName ? 1 : 0));
-    // Forget certificates whose CR is gone.
-    const live = new Set(reqs.map((r) => r.secretName));
-    for (const n of this.store.names()) if (!live.has(n)) this.store.delete(n);
-    result.nextRenewalAt = this.nextRenewal(reqs, now);
-    void this.store.flush().catch(() => undefined);
-    return result;
+    return unresolved;
   }
 
   /**
@@ -419,14 +469,7 @@ export class CertManager {
     if (sameRequest && prev !== undefined) {
       const due = req.autoRenew ? now >= prev.cert.renewAt : false;
       if (!due) {
-        if (now >= prev.cert.notAfter) {
-          problem(req, {
-            code: 'OXDS_INVALID_FIELD',
-            message: `certificate expired on ${new Date(prev.cert.notAfter).toISOString()} (set autoRenew: true to have it renewed)`,
-            field: 'spec.autoRenew',
-            severity: 'warning',
-          });
-        }
+        if (now >= prev.cert.notAfter) problem(req, expiredWarning(prev.cert.notAfter));
         result.reused++;
         return tlsCertificateOf(req, prev.cert);
       }
@@ -442,26 +485,7 @@ export class CertManager {
       }
     }
     const k = keySpecOf(csr);
-    if (this.opts.dryRun === true && k.algo === 'rsa') {
-      if (!RsaKeyPool.isSupportedSize(k.size)) {
-        problem(req, {
-          code: 'OXDS_INVALID_FIELD',
-          message: `unsupported RSA key size ${k.size} (2048, 3072 or 4096)`,
-          field: 'spec.csr.key.size',
-          severity: 'error',
-        });
-        return undefined;
-      }
-      const r = this.ca.issueSync(
-        { ...csr, key: { algo: 'ecdsa', size: 256 }, keyType: undefined, keySize: undefined } as CertificateCsr,
-        opts,
-      );
-      if (!r.ok) {
-        problem(req, r.error);
-        return undefined;
-      }
-      return this.placeholder(tlsCertificateOf(req, r.cert));
-    }
+    if (this.opts.dryRun === true && k.algo === 'rsa') return this.dryRunRsa(req, k.size, opts, problem);
     const inline = csr.ca === true || this.opts.dryRun === true || this.failed.get(req.secretName) === req.fingerprint;
     if (!inline && (this.queue.has(req.secretName) || performance.now() > this.deadline)) {
       this.queue.set(req.secretName, { req, issuer, csr, opts, renewing });
@@ -500,6 +524,34 @@ export class CertManager {
     else result.issued++;
     this.emitIssued(renewing, req.secretName, r.cert, issuer.label);
     return tlsCertificateOf(req, r.cert);
+  }
+
+  /** Dry run of an RSA csr: the size checked, an ECDSA placeholder issued (RSA keys are slow to generate). */
+  private dryRunRsa(
+    req: CertificateRequest,
+    size: number,
+    opts: Parameters<CertificateAuthority['issueSync']>[1],
+    problem: Problem,
+  ): TlsCertificate | undefined {
+    if (!RsaKeyPool.isSupportedSize(size)) {
+      problem(req, {
+        code: 'OXDS_INVALID_FIELD',
+        message: `unsupported RSA key size ${size} (2048, 3072 or 4096)`,
+        field: 'spec.csr.key.size',
+        severity: 'error',
+      });
+      return undefined;
+    }
+    const csr = req.csr as CertificateCsr;
+    const r = this.ca.issueSync(
+      { ...csr, key: { algo: 'ecdsa', size: 256 }, keyType: undefined, keySize: undefined } as CertificateCsr,
+      opts,
+    );
+    if (!r.ok) {
+      problem(req, r.error);
+      return undefined;
+    }
+    return this.placeholder(tlsCertificateOf(req, r.cert));
   }
 
   /** Dry run: the facts of the certificate, a placeholder instead of its PEM (keeps CA-issued children issuable). */
@@ -599,7 +651,10 @@ export class CertManager {
 
   // ------------------------------------------------------------------ workload identities
 
-  /** Drops the cached workload certificates of identities no stream holds any more (a new key is minted if one comes back). */
+  /**
+   * Drops the cached workload certificates of identities no stream holds any more (a new key is minted if one comes
+   * back).
+   */
   retainWorkloads(held: ReadonlySet<string>): number {
     let n = 0;
     for (const id of [...this.workloads.keys()]) {

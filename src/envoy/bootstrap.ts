@@ -184,8 +184,9 @@ export function gatewayBootstrap(o: GatewayBootstrapOptions): Yamlish {
   };
 }
 
-const GATEWAY_HEADER = `# Envoy bootstrap for an otoroshi-xds GATEWAY (edge proxy), printed by \`otoroshi-xds bootstrap gateway\`.
-# Everything else comes over ADS:
+const GATEWAY_HEADER =
+  '# Envoy bootstrap for an otoroshi-xds GATEWAY (edge proxy), printed by `otoroshi-xds bootstrap gateway`.\n' +
+  `# Everything else comes over ADS:
 #   - listeners oxds-http / oxds-https (when TLS certificates exist) and one per TcpService, route
 #     configurations, one cluster per descriptor (EDS / STRICT_DNS), SDS secrets;
 #   - the ext_authz cluster \`oxds-ext-authz\` and the ext_authz filter in every HCM (unless --envoy-authz off).

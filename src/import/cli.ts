@@ -39,7 +39,8 @@ export async function runImport(
   else out.write(yaml);
   for (const n of result.notes) err.write(`note: ${n}\n`);
   err.write(
-    `${result.objects.length} object(s) written${flags.out !== undefined ? ` to ${flags.out}` : ''}, ${result.notes.length} note(s)\n`,
+    `${result.objects.length} object(s) written${flags.out !== undefined ? ` to ${flags.out}` : ''}, ` +
+      `${result.notes.length} note(s)\n`,
   );
   return 0;
 }

@@ -197,7 +197,9 @@ function entityNotes(kind: string, id: string, raw: JsonObject, spec: JsonObject
   if (kind === 'ServiceDescriptor') {
     if (spec['enforceSecureCommunication'] === true)
       out.push(
-        `${kind} ${id}: enforceSecureCommunication is true, and Otoroshi's state/claim challenge is not implemented: the backend gets no Otoroshi-State / Otoroshi-Claim (set it to false once the backend no longer needs it)`,
+        `${kind} ${id}: enforceSecureCommunication is true, and Otoroshi's state/claim challenge is not ` +
+          `implemented: the backend gets no Otoroshi-State / Otoroshi-Claim (set it to false once the backend no ` +
+          `longer needs it)`,
       );
     for (const f of ['authConfigRef', 'clientValidatorRef'])
       if (typeof spec[f] === 'string')
@@ -206,7 +208,8 @@ function entityNotes(kind: string, id: string, raw: JsonObject, spec: JsonObject
         );
     if (typeof raw['domain'] === 'string' && typeof raw['subdomain'] === 'string')
       out.push(
-        `${kind} ${id}: legacy subdomain/env/domain written as hosts: ${String((spec['hosts'] as string[]).join(', '))}`,
+        `${kind} ${id}: legacy subdomain/env/domain written as hosts: ` +
+          `${String((spec['hosts'] as string[]).join(', '))}`,
       );
   }
   if (kind === 'Certificate' && typeof raw['to'] === 'number' && raw['to'] < Date.now())
@@ -273,9 +276,11 @@ export function importOtoroshiExport(json: unknown, opts: ImportOptions = {}): I
     if (known.includes(k) || NOT_CARRIED[k] === '') continue;
     const n = Array.isArray(v) ? v.length : 1;
     if (Array.isArray(v) && n === 0) continue;
-    notes.push(
-      `${k}: ${n} not carried over${NOT_CARRIED[k] !== undefined ? ` (${NOT_CARRIED[k]}: not part of what otoroshi-xds serves)` : ' (unknown to otoroshi-xds)'}`,
-    );
+    const why =
+      NOT_CARRIED[k] !== undefined
+        ? ` (${NOT_CARRIED[k]}: not part of what otoroshi-xds serves)`
+        : ' (unknown to otoroshi-xds)';
+    notes.push(`${k}: ${n} not carried over${why}`);
   }
   return { objects, notes };
 }

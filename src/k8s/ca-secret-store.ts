@@ -33,7 +33,8 @@ export class KubeSecretCaStore implements CaStore {
     const intKey = unb64(d[CA_FILES.intermediateKey]);
     if (rootCert === undefined || intCert === undefined || intKey === undefined) {
       throw new Error(
-        `incomplete CA material in Secret ${this.namespace}/${this.name}: needs ${CA_FILES.rootCert}, ${CA_FILES.intermediateCert}, ${CA_FILES.intermediateKey}`,
+        `incomplete CA material in Secret ${this.namespace}/${this.name}: needs ${CA_FILES.rootCert}, ` +
+          `${CA_FILES.intermediateCert}, ${CA_FILES.intermediateKey}`,
       );
     }
     return {

@@ -45,7 +45,9 @@ export class KubeApiError extends Error {
 
 export type PatchType = 'merge' | 'strategic';
 
-/** Loads a KubeConfig: an explicit file, else KUBECONFIG / ~/.kube/config / in-cluster (client-node's default order). */
+/**
+ * Loads a KubeConfig: an explicit file, else KUBECONFIG / ~/.kube/config / in-cluster (client-node's default order).
+ */
 export function loadKubeConfig(file?: string): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
   if (file) kc.loadFromFile(file);
@@ -160,7 +162,8 @@ export function groupVersionPath(apiVersion: string): string {
 
 /** Path of a collection (namespace undefined = cluster-wide or cluster-scoped). */
 export function collectionPath(apiVersion: string, plural: string, namespace?: string): string {
-  return `${groupVersionPath(apiVersion)}${namespace !== undefined ? `/namespaces/${encodeURIComponent(namespace)}` : ''}/${plural}`;
+  const ns = namespace !== undefined ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+  return `${groupVersionPath(apiVersion)}${ns}/${plural}`;
 }
 
 export function objectPath(apiVersion: string, plural: string, namespace: string | undefined, name: string): string {

@@ -62,6 +62,18 @@ export function secretRef(secretName: string, crNamespace: string): { namespace:
 }
 
 /** ApiKey secrets (type otoroshi.io/apikey-secret) for every ApiKey CR with `exportSecret: true`. Pure. */
+/** The owner reference of an exported secret: the CR it comes from. */
+function ownerOf(so: StoredObject, ns: string): DesiredSecret['owner'] {
+  const owner: DesiredSecret['owner'] = {
+    apiVersion: so.object.apiVersion,
+    kind: so.object.kind,
+    name: so.object.metadata.name,
+    namespace: ns,
+  };
+  if (so.object.metadata.uid) owner.uid = so.object.metadata.uid;
+  return owner;
+}
+
 export function apikeySecrets(apikeys: readonly ApiKey[], objects: readonly StoredObject[]): DesiredSecret[] {
   const byKey = new Map(objects.map((o) => [o.key, o]));
   const out: DesiredSecret[] = [];
@@ -78,13 +90,7 @@ export function apikeySecrets(apikeys: readonly ApiKey[], objects: readonly Stor
     const ref = secretRef(secretName, ns);
     const userPwd = `${k.clientId}:${k.clientSecret}`;
     const basic = Buffer.from(userPwd).toString('base64');
-    const owner: DesiredSecret['owner'] = {
-      apiVersion: so.object.apiVersion,
-      kind: so.object.kind,
-      name: so.object.metadata.name,
-      namespace: ns,
-    };
-    if (so.object.metadata.uid) owner.uid = so.object.metadata.uid;
+    const owner = ownerOf(so, ns);
     out.push({
       ...ref,
       type: APIKEY_SECRET_TYPE,
@@ -131,13 +137,7 @@ export function certificateSecrets(
     const so = byKey.get(c.sourceKey);
     if (!so) continue;
     const ns = so.object.metadata.namespace ?? 'default';
-    const owner: DesiredSecret['owner'] = {
-      apiVersion: so.object.apiVersion,
-      kind: so.object.kind,
-      name: so.object.metadata.name,
-      namespace: ns,
-    };
-    if (so.object.metadata.uid) owner.uid = so.object.metadata.uid;
+    const owner = ownerOf(so, ns);
     out.push(certificateSecret(c.exportSecret, c.certificateChain, c.privateKey, owner, c.id ?? c.secretName));
   }
   return out;

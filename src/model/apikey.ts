@@ -116,6 +116,80 @@ function credentialsFromSecret(
   return found;
 }
 
+/** validUntil: epoch ms (number or digits) or an ISO date. */
+function validUntilOf(spec: JsonObject, p: Problems): number | undefined {
+  let validUntil: number | undefined;
+  const vu = spec['validUntil'];
+  if (typeof vu === 'number') validUntil = vu;
+  else if (typeof vu === 'string' && vu !== '') {
+    const t = /^\d+$/.test(vu) ? Number(vu) : Date.parse(vu);
+    if (Number.isNaN(t))
+      p.error(
+        'OXDS_INVALID_FIELD',
+        `validUntil ${JSON.stringify(vu)} is neither epoch ms nor an ISO date`,
+        'spec.validUntil',
+      );
+    else validUntil = t;
+  }
+
+  return validUntil;
+}
+
+/** authorizedEntities (+ legacy authorizedGroup), references resolved, de-duplicated. */
+function authorizedEntitiesOf(spec: JsonObject, ns: string, refs: RefResolver, p: Problems): string[] {
+  // authorizedEntities (+ legacy authorizedGroup): unprefixed = group id; resolved by id, name, ns/name.
+  const raw = strArray(spec, 'authorizedEntities').map((v, i) => ({ v, field: `spec.authorizedEntities[${i}]` }));
+  const legacy = str(spec, 'authorizedGroup');
+  if (legacy !== undefined && legacy !== '') raw.push({ v: `group_${legacy}`, field: 'spec.authorizedGroup' });
+  const authorizedEntities: string[] = [];
+  for (const { v, field } of raw) {
+    const prefix = ENTITY_PREFIXES.find((x) => v.startsWith(x));
+    const kind = prefix === undefined || prefix === 'group_' ? 'group' : prefix === 'service_' ? 'service' : 'other';
+    const ref = prefix === undefined ? v : v.slice(prefix.length);
+    let out: string;
+    if (kind === 'other')
+      out = v; // routes of Otoroshi's new engine: kept as written
+    else {
+      const resolved = kind === 'group' ? refs.group(ref, ns) : refs.descriptor(ref, ns);
+      if (resolved === undefined) {
+        p.warn(
+          'OXDS_UNRESOLVED_REFERENCE',
+          `${kind} ${JSON.stringify(ref)} not found (by otoroshi.io/id, name in ${ns}, or ns/name); kept as ` +
+            `${kind}_${ref}`,
+          field,
+        );
+      }
+      out = `${kind}_${resolved ?? ref}`;
+    }
+    if (!authorizedEntities.includes(out)) authorizedEntities.push(out);
+  }
+
+  return authorizedEntities;
+}
+
+function rotationOf(rot: JsonObject, p: Problems): ApiKeyRotation {
+  // Otoroshi keeps the rotation start in its datastore and generates nextSecret itself. We are
+  // stateless (Kubernetes is the source of truth): the user writes `nextSecret` for the grace
+  // period, then moves it to `clientSecret`. While `enabled` and `nextSecret` is set, both secrets
+  // are accepted (Otoroshi's `isValid`: `rotation.enabled && secret == nextSecret`).
+  const r: ApiKeyRotation = {
+    enabled: bool(rot, 'enabled', DEFAULT_ROTATION.enabled),
+    rotationEvery: num(rot, 'rotationEvery') ?? DEFAULT_ROTATION.rotationEvery,
+    gracePeriod: num(rot, 'gracePeriod') ?? DEFAULT_ROTATION.gracePeriod,
+  };
+  const next = str(rot, 'nextSecret');
+  if (next !== undefined && next !== '') r.nextSecret = next;
+  if (r.enabled && r.nextSecret === undefined) {
+    p.warn(
+      'OXDS_MISSING_FIELD',
+      'rotation is enabled but has no nextSecret: only clientSecret is accepted (secrets are not generated ' +
+        'here: write nextSecret for the grace period)',
+      'spec.rotation.nextSecret',
+    );
+  }
+  return r;
+}
+
 export function buildApiKey(
   so: StoredObject,
   s: ModelSettings,
@@ -134,9 +208,14 @@ export function buildApiKey(
   const clientId = fromSecret.clientId ?? str(spec, 'clientId') ?? derived.clientId;
   let clientSecret = fromSecret.clientSecret ?? str(spec, 'clientSecret');
   if (typeof spec['daikokuToken'] === 'string' && spec['daikokuToken'] !== '') {
+    const authorizesNothing =
+      strArray(spec, 'authorizedEntities').length === 0 && str(spec, 'authorizedGroup') === undefined;
     p.warn(
       'OXDS_NOT_SUPPORTED',
-      `daikokuToken is not supported: in Otoroshi it links this CR to the apikey Daikoku created in Otoroshi's datastore (its secret and authorizedEntities); there is no such datastore here, so this key has only what its spec says${strArray(spec, 'authorizedEntities').length === 0 && str(spec, 'authorizedGroup') === undefined ? ' (no authorizedEntities: it authorizes nothing)' : ''}. See docs/daikoku.md`,
+      `daikokuToken is not supported: in Otoroshi it links this CR to the apikey Daikoku created in Otoroshi's ` +
+        `datastore (its secret and authorizedEntities); there is no such datastore here, so this key has only what ` +
+        `its spec says${authorizesNothing ? ' (no authorizedEntities: it authorizes nothing)' : ''}. ` +
+        'See docs/daikoku.md',
       'spec.daikokuToken',
     );
   }
@@ -144,51 +223,14 @@ export function buildApiKey(
     clientSecret = derived.clientSecret;
     p.warn(
       'OXDS_MISSING_FIELD',
-      `no clientSecret: a deterministic one was derived from the object identity${s.secretSeed === '' ? ' (no secret seed configured: it is guessable, set clientSecret)' : ''}`,
+      `no clientSecret: a deterministic one was derived from the object ` +
+        `identity${s.secretSeed === '' ? ' (no secret seed configured: it is guessable, set clientSecret)' : ''}`,
       'spec.clientSecret',
     );
   }
 
-  let validUntil: number | undefined;
-  const vu = spec['validUntil'];
-  if (typeof vu === 'number') validUntil = vu;
-  else if (typeof vu === 'string' && vu !== '') {
-    const t = /^\d+$/.test(vu) ? Number(vu) : Date.parse(vu);
-    if (Number.isNaN(t))
-      p.error(
-        'OXDS_INVALID_FIELD',
-        `validUntil ${JSON.stringify(vu)} is neither epoch ms nor an ISO date`,
-        'spec.validUntil',
-      );
-    else validUntil = t;
-  }
-
-  // authorizedEntities (+ legacy authorizedGroup): unprefixed = group id; resolved by id, name, ns/name.
-  const raw = strArray(spec, 'authorizedEntities').map((v, i) => ({ v, field: `spec.authorizedEntities[${i}]` }));
-  const legacy = str(spec, 'authorizedGroup');
-  if (legacy !== undefined && legacy !== '') raw.push({ v: `group_${legacy}`, field: 'spec.authorizedGroup' });
-  const authorizedEntities: string[] = [];
-  for (const { v, field } of raw) {
-    const prefix = ENTITY_PREFIXES.find((x) => v.startsWith(x));
-    const kind = prefix === undefined || prefix === 'group_' ? 'group' : prefix === 'service_' ? 'service' : 'other';
-    const ref = prefix === undefined ? v : v.slice(prefix.length);
-    let out: string;
-    if (kind === 'other')
-      out = v; // routes of Otoroshi's new engine: kept as written
-    else {
-      const resolved = kind === 'group' ? refs.group(ref, ns) : refs.descriptor(ref, ns);
-      if (resolved === undefined) {
-        p.warn(
-          'OXDS_UNRESOLVED_REFERENCE',
-          `${kind} ${JSON.stringify(ref)} not found (by otoroshi.io/id, name in ${ns}, or ns/name); kept as ${kind}_${ref}`,
-          field,
-        );
-      }
-      out = `${kind}_${resolved ?? ref}`;
-    }
-    if (!authorizedEntities.includes(out)) authorizedEntities.push(out);
-  }
-
+  const validUntil = validUntilOf(spec, p);
+  const authorizedEntities = authorizedEntitiesOf(spec, ns, refs, p);
   const quota = (k: string): number => num(spec, k) ?? DEFAULT_QUOTA;
   const key: ApiKey = {
     clientId,
@@ -212,25 +254,7 @@ export function buildApiKey(
     key.restrictions = restrictionsFrom(spec['restrictions'], 'spec.restrictions', p);
   const rot = spec['rotation'];
   if (isObject(rot)) {
-    // Otoroshi keeps the rotation start in its datastore and generates nextSecret itself. We are
-    // stateless (Kubernetes is the source of truth): the user writes `nextSecret` for the grace
-    // period, then moves it to `clientSecret`. While `enabled` and `nextSecret` is set, both secrets
-    // are accepted (Otoroshi's `isValid`: `rotation.enabled && secret == nextSecret`).
-    const r: ApiKeyRotation = {
-      enabled: bool(rot, 'enabled', DEFAULT_ROTATION.enabled),
-      rotationEvery: num(rot, 'rotationEvery') ?? DEFAULT_ROTATION.rotationEvery,
-      gracePeriod: num(rot, 'gracePeriod') ?? DEFAULT_ROTATION.gracePeriod,
-    };
-    const next = str(rot, 'nextSecret');
-    if (next !== undefined && next !== '') r.nextSecret = next;
-    if (r.enabled && r.nextSecret === undefined) {
-      p.warn(
-        'OXDS_MISSING_FIELD',
-        'rotation is enabled but has no nextSecret: only clientSecret is accepted (secrets are not generated here: write nextSecret for the grace period)',
-        'spec.rotation.nextSecret',
-      );
-    }
-    key.rotation = r;
+    key.rotation = rotationOf(rot, p);
   }
   return p.hasErrors ? undefined : key;
 }

@@ -107,7 +107,10 @@ function resolveMtls(m: TargetMtls, ns: string, idx: CertIndex): MtlsOutcome {
     }
     problems.push({
       code: 'OXDS_UNRESOLVED_REFERENCE',
-      message: `no certificate has the subject DN ${JSON.stringify(ref)} (a Certificate's csr.subject, a kubernetes.io/tls Secret's certificate; or ${ROOT_CA_ID} / ${INTERMEDIATE_CA_ID})${certRefHint(ref)}: the descriptor's routes and clusters are not published`,
+      message:
+        `no certificate has the subject DN ${JSON.stringify(ref)} (a Certificate's csr.subject, a kubernetes.io/tls ` +
+        `Secret's certificate; or ${ROOT_CA_ID} / ${INTERMEDIATE_CA_ID})${certRefHint(ref)}: the descriptor's ` +
+        `routes and clusters are not published`,
       field: `${field}.${list}[${j}]`,
     });
   };

@@ -245,21 +245,7 @@ export function untranslated(spec: JsonObject, translated: ReadonlySet<string>):
 }
 
 /** Build a Descriptor from a (schema-valid) ServiceDescriptor CR. Adds problems to `p`. */
-export function buildCrdDescriptor(
-  so: StoredObject,
-  s: ModelSettings,
-  idx: KubeIndex,
-  refs: RefResolver,
-  p: Problems,
-  extras?: DescriptorExtras,
-  localVerifier?: LocalVerifierBuilder,
-): Descriptor | undefined {
-  const obj = so.object;
-  const spec = asObject(obj.spec);
-  const ns = namespaceOf(obj);
-  const name = obj.metadata.name;
-  const id = crdEntityId(obj);
-
+function descriptorGroups(spec: JsonObject, ns: string, refs: RefResolver, p: Problems): string[] {
   // groups: legacy groupId ++ groups, de-duplicated, resolved (docs/decisions.md: "References"). Unresolved: warning,
   // the raw value is kept (it may be Otoroshi's built-in `default` group or be created later).
   const rawGroups = [
@@ -281,7 +267,10 @@ export function buildCrdDescriptor(
     const v = resolved ?? g;
     if (!groups.includes(v)) groups.push(v);
   });
+  return groups;
+}
 
+function descriptorHosts(obj: StoredObject['object'], spec: JsonObject, s: ModelSettings, p: Problems): string[] {
   // hosts (+ legacy toHost when domain & subdomain are written, + mesh hosts when enabled)
   const hosts: string[] = [];
   const addHost = (h: string): void => {
@@ -310,7 +299,10 @@ export function buildCrdDescriptor(
   }
   if (s.enableMeshHosts && bool(spec, 'enabledAdditionalHosts', true)) meshHosts(obj.metadata, s).forEach(addHost);
   if (hosts.length === 0) p.warn('OXDS_MISSING_FIELD', 'no hosts: this descriptor matches no request', 'spec.hosts');
+  return hosts;
+}
 
+function descriptorPaths(spec: JsonObject, p: Problems): { paths: PathMatch[]; root: string } {
   // paths
   const paths: PathMatch[] = [];
   const addPath = (v: string, field: string): void => {
@@ -326,6 +318,29 @@ export function buildCrdDescriptor(
   const root = str(spec, 'root') ?? '/';
   if (!root.startsWith('/'))
     p.error('OXDS_INVALID_FIELD', `root ${JSON.stringify(root)} must start with /`, 'spec.root');
+  return { paths, root };
+}
+
+export function buildCrdDescriptor(
+  so: StoredObject,
+  s: ModelSettings,
+  idx: KubeIndex,
+  refs: RefResolver,
+  p: Problems,
+  extras?: DescriptorExtras,
+  localVerifier?: LocalVerifierBuilder,
+): Descriptor | undefined {
+  const obj = so.object;
+  const spec = asObject(obj.spec);
+  const ns = namespaceOf(obj);
+  const name = obj.metadata.name;
+  const id = crdEntityId(obj);
+
+  const groups = descriptorGroups(spec, ns, refs, p);
+
+  const hosts = descriptorHosts(obj, spec, s, p);
+
+  const { paths, root } = descriptorPaths(spec, p);
 
   // targets
   const t = resolveDescriptorTargets(spec, ns, idx);
@@ -436,7 +451,8 @@ export function apiKeyConstraintsFrom(v: unknown, field: string, p: Problems): A
   if (missing.length > 0 && missing.length < CONSTRAINT_BLOCKS.length) {
     p.warn(
       'OXDS_INVALID_FIELD',
-      `partial apiKeyConstraints (missing ${missing.join(', ')}): Otoroshi would ignore the whole block; here the missing parts take their defaults`,
+      `partial apiKeyConstraints (missing ${missing.join(', ')}): Otoroshi would ignore the whole block; here the ` +
+        `missing parts take their defaults`,
       field,
     );
   }

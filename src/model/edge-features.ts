@@ -68,7 +68,8 @@ export function ipFilteringFrom(v: unknown, field: string, p: Problems): IpFilte
       if (ipEntryToCidrs(entry) === null) {
         p.warn(
           'OXDS_NOT_SUPPORTED',
-          `ipFiltering entry ${JSON.stringify(entry)} is neither an IP, a CIDR nor a wildcard on whole trailing IPv4 octets: not supported, ignored`,
+          `ipFiltering entry ${JSON.stringify(entry)} is neither an IP, a CIDR nor a wildcard on whole trailing ` +
+            `IPv4 octets: not supported, ignored`,
           `${field}.${list}[${i}]`,
         );
         return;
@@ -137,7 +138,8 @@ export function corsFrom(v: unknown, field: string, p: Problems): CorsSettings |
     out.allowCredentials = false;
     p.warn(
       'OXDS_NOT_SUPPORTED',
-      'allowCredentials with allowOrigin "*" would let every site send credentialed requests: credentials are not allowed (list the origins to allow them)',
+      'allowCredentials with allowOrigin "*" would let every site send credentialed requests: credentials are not ' +
+        'allowed (list the origins to allow them)',
       `${field}.allowCredentials`,
     );
   }
@@ -209,7 +211,8 @@ export function canaryFrom(
   if (canaryRoot !== root)
     p.warn(
       'OXDS_NOT_SUPPORTED',
-      `canary.root ${JSON.stringify(canaryRoot)} differs from root ${JSON.stringify(root)}: not supported, canary requests use the descriptor root`,
+      `canary.root ${JSON.stringify(canaryRoot)} differs from root ${JSON.stringify(root)}: not supported, canary ` +
+        `requests use the descriptor root`,
       `${field}.root`,
     );
   p.warn(
@@ -258,14 +261,17 @@ export const SECCOM_FIELDS = [
   'secComAlgoInfoToken',
 ] as const;
 const SECCOM_WHY =
-  "Otoroshi's state/claim challenge with the backend is not implemented: enforceSecureCommunication is off here, see docs/compatibility.md";
+  "Otoroshi's state/claim challenge with the backend is not implemented: enforceSecureCommunication is off here, " +
+  'see docs/compatibility.md';
 
 /** Fields a user can set that this control plane cannot express in Envoy (docs/compatibility.md). */
 export const UNSUPPORTED_DESCRIPTOR_FIELDS: readonly Unsupported[] = [
   {
     field: 'enforceSecureCommunication',
     set: (s) => s['enforceSecureCommunication'] === true,
-    why: "Otoroshi's state/claim challenge with the backend is not implemented: the backend gets no Otoroshi-State / Otoroshi-Claim, see docs/compatibility.md",
+    why:
+      "Otoroshi's state/claim challenge with the backend is not implemented: the backend gets no Otoroshi-State / " +
+      'Otoroshi-Claim, see docs/compatibility.md',
   },
   // With enforceSecureCommunication: false they mean nothing in Otoroshi either.
   ...SECCOM_FIELDS.map((f): Unsupported => ({

@@ -53,8 +53,8 @@ export function crdEntityId(obj: KubeObject): string {
 }
 
 /**
- * Otoroshi's ingress descriptor id: slug(`kubernetes-service-<ns>-<ingress>-<host or wildcard>` + (`-<path>` if path ≠
- * `/`)).
+ * Otoroshi's ingress descriptor id:
+ * slug(`kubernetes-service-<ns>-<ingress>-<host or wildcard>` + (`-<path>` if path ≠ `/`)).
  */
 export function ingressDescriptorId(ns: string, ingress: string, host: string | undefined, path: string): string {
   const h = host === undefined || host === '' || host === '*' ? 'wildcard' : host;

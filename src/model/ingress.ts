@@ -40,7 +40,10 @@ export function ingressClassProblem(ing: KubeObject, classes: readonly KubeObjec
     if (ic !== undefined) {
       const controller = str(asObject(ic.spec), 'controller');
       if (ours(controller) || matches(cls)) return null;
-      return `IngressClass ${cls} belongs to controller ${JSON.stringify(controller ?? '')}, not to otoroshi (ingressClasses: ${s.ingressClasses.join(', ')})`;
+      return (
+        `IngressClass ${cls} belongs to controller ${JSON.stringify(controller ?? '')}, not to otoroshi ` +
+        `(ingressClasses: ${s.ingressClasses.join(', ')})`
+      );
     }
     if (cls === 'otoroshi' || matches(cls)) return null;
     return `ingress class ${JSON.stringify(cls)} is not served (ingressClasses: ${s.ingressClasses.join(', ')})`;
@@ -620,32 +623,33 @@ function baseDescriptor(
  * warnings while another path still works, errors when nothing is left. A missing TLS secret is a
  * warning (the routes keep working; the listener just has no certificate for those hosts).
  */
-export function buildIngress(
-  so: StoredObject,
-  s: ModelSettings,
-  idx: KubeIndex,
-  refs: RefResolver,
-  tlsSecrets: ReadonlyMap<string, boolean>,
-  p: Problems,
-): IngressOutput {
-  const ing = so.object;
-  const ns = namespaceOf(ing);
-  const spec = asObject(ing.spec);
-  const raw: JsonObject = {};
-  const appliers = parseAnnotations(ing, refs, p, raw);
-  appliers.push(ingressFeatures(raw, ns, so.key, idx, refs, p, annotationField(ing)));
-  const pathProblems: ProblemItem[] = [];
-  const descriptors: Descriptor[] = [];
-  const usedIds = new Map<string, number>();
+type AddPath = (
+  host: string | undefined,
+  path: string,
+  pathType: unknown,
+  backend: unknown,
+  field: string,
+  idOverride?: string,
+) => void;
 
-  const add = (
-    host: string | undefined,
-    path: string,
-    pathType: unknown,
-    backend: unknown,
-    field: string,
-    idOverride?: string,
-  ): void => {
+/** What the descriptors of one Ingress share while they are made. */
+interface IngressContext {
+  so: StoredObject;
+  s: ModelSettings;
+  idx: KubeIndex;
+  ns: string;
+  appliers: Applier[];
+  p: Problems;
+  pathProblems: ProblemItem[];
+  descriptors: Descriptor[];
+}
+
+/** One descriptor per host + path of an Ingress (ids made unique), its problems collected in pathProblems. */
+function ingressPathAdder(c: IngressContext): AddPath {
+  const { so, s, idx, ns, appliers, p, pathProblems, descriptors } = c;
+  const ing = so.object;
+  const usedIds = new Map<string, number>();
+  return (host, path, pathType, backend, field, idOverride) => {
     if (!path.startsWith('/')) {
       pathProblems.push({
         code: 'OXDS_INVALID_FIELD',
@@ -688,6 +692,62 @@ export function buildIngress(
     );
     descriptors.push(d);
   };
+}
+
+/** spec.tls: each entry's secret (when it exists and is valid) bound to its hosts. */
+function ingressTls(spec: JsonObject, ns: string, tlsSecrets: ReadonlyMap<string, boolean>, p: Problems): TlsBinding[] {
+  const tls: TlsBinding[] = [];
+  const tlsList = Array.isArray(spec['tls']) ? spec['tls'] : [];
+  tlsList.forEach((raw, i) => {
+    const t = asObject(raw);
+    const secretName = str(t, 'secretName');
+    if (secretName === undefined || secretName === '') return;
+    const key = `${ns}/${secretName}`;
+    const state = tlsSecrets.get(key);
+    if (state === undefined) {
+      p.warn(
+        'OXDS_UNRESOLVED_REFERENCE',
+        `TLS secret ${key} (type kubernetes.io/tls) not found: hosts ` +
+          `${strArray(t, 'hosts').join(', ') || '(none)'} get no certificate`,
+        `spec.tls[${i}].secretName`,
+      );
+      return;
+    }
+    if (!state) {
+      p.warn(
+        'OXDS_UNRESOLVED_REFERENCE',
+        `TLS secret ${key} is invalid (see its status): not used`,
+        `spec.tls[${i}].secretName`,
+      );
+      return;
+    }
+    tls.push({
+      secretName: key,
+      serverNames: [...new Set(strArray(t, 'hosts'))].sort(),
+      source: { kind: 'Ingress', namespace: p.namespace, name: p.name },
+    });
+  });
+  return tls;
+}
+
+export function buildIngress(
+  so: StoredObject,
+  s: ModelSettings,
+  idx: KubeIndex,
+  refs: RefResolver,
+  tlsSecrets: ReadonlyMap<string, boolean>,
+  p: Problems,
+): IngressOutput {
+  const ing = so.object;
+  const ns = namespaceOf(ing);
+  const spec = asObject(ing.spec);
+  const raw: JsonObject = {};
+  const appliers = parseAnnotations(ing, refs, p, raw);
+  appliers.push(ingressFeatures(raw, ns, so.key, idx, refs, p, annotationField(ing)));
+  const pathProblems: ProblemItem[] = [];
+  const descriptors: Descriptor[] = [];
+
+  const add = ingressPathAdder({ so, s, idx, ns, appliers, p, pathProblems, descriptors });
 
   const rules = Array.isArray(spec['rules']) ? spec['rules'] : [];
   rules.forEach((r, i) => {
@@ -737,36 +797,7 @@ export function buildIngress(
       'spec.rules',
     );
 
-  const tls: TlsBinding[] = [];
-  const tlsList = Array.isArray(spec['tls']) ? spec['tls'] : [];
-  tlsList.forEach((raw, i) => {
-    const t = asObject(raw);
-    const secretName = str(t, 'secretName');
-    if (secretName === undefined || secretName === '') return;
-    const key = `${ns}/${secretName}`;
-    const state = tlsSecrets.get(key);
-    if (state === undefined) {
-      p.warn(
-        'OXDS_UNRESOLVED_REFERENCE',
-        `TLS secret ${key} (type kubernetes.io/tls) not found: hosts ${strArray(t, 'hosts').join(', ') || '(none)'} get no certificate`,
-        `spec.tls[${i}].secretName`,
-      );
-      return;
-    }
-    if (!state) {
-      p.warn(
-        'OXDS_UNRESOLVED_REFERENCE',
-        `TLS secret ${key} is invalid (see its status): not used`,
-        `spec.tls[${i}].secretName`,
-      );
-      return;
-    }
-    tls.push({
-      secretName: key,
-      serverNames: [...new Set(strArray(t, 'hosts'))].sort(),
-      source: { kind: 'Ingress', namespace: p.namespace, name: p.name },
-    });
-  });
+  const tls = ingressTls(spec, ns, tlsSecrets, p);
   return { descriptors, tls };
 }
 

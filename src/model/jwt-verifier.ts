@@ -36,22 +36,25 @@ function isPem(v: string): boolean {
   return v.includes('-----BEGIN');
 }
 
-/** Parses a public key given as PEM (SPKI, PKCS#1 RSA, or a certificate) or as bare base64 SPKI DER. Throws. */
-export function parsePublicKey(value: string): KeyObject {
+/** A key as given: PEM text, else the bytes of bare base64 DER. Throws when empty. */
+function keyInput(value: string): string | Buffer {
   const v = value.trim();
-  if (isPem(v)) return createPublicKey(v);
+  if (isPem(v)) return v;
   const der = Buffer.from(v.replace(/\s+/g, ''), 'base64');
   if (der.length === 0) throw new Error('empty key');
-  return createPublicKey({ key: der, format: 'der', type: 'spki' });
+  return der;
+}
+
+/** Parses a public key given as PEM (SPKI, PKCS#1 RSA, or a certificate) or as bare base64 SPKI DER. Throws. */
+export function parsePublicKey(value: string): KeyObject {
+  const k = keyInput(value);
+  return typeof k === 'string' ? createPublicKey(k) : createPublicKey({ key: k, format: 'der', type: 'spki' });
 }
 
 /** Parses a private key given as PEM (PKCS#8, PKCS#1, SEC1) or as bare base64 PKCS#8 DER. Throws. */
 export function parsePrivateKey(value: string): KeyObject {
-  const v = value.trim();
-  if (isPem(v)) return createPrivateKey(v);
-  const der = Buffer.from(v.replace(/\s+/g, ''), 'base64');
-  if (der.length === 0) throw new Error('empty key');
-  return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  const k = keyInput(value);
+  return typeof k === 'string' ? createPrivateKey(k) : createPrivateKey({ key: k, format: 'der', type: 'pkcs8' });
 }
 
 /** SPKI PEM of a public key in any accepted form (what jose.importSPKI wants). Throws. */
@@ -84,15 +87,22 @@ function keyMismatch(key: KeyObject, type: 'RSAlgoSettings' | 'ESAlgoSettings', 
 /** `${env.X}` / `${config.x}` values (Otoroshi evaluates them; we do not). */
 const EXPRESSION = /\$\{[^}]*\}/;
 
-function readSource(v: unknown, field: string, p: Problems): JwtTokenSource | undefined {
+/** A required object field: an error (missing, or not an object) when it is not one. */
+function requiredObject(v: unknown, field: string, p: Problems, missing: string): v is JsonObject {
   if (v === undefined || v === null) {
-    p.error('OXDS_MISSING_FIELD', 'a token location is required (type InHeader, InQueryParam or InCookie)', field);
-    return undefined;
+    p.error('OXDS_MISSING_FIELD', missing, field);
+    return false;
   }
   if (!isObject(v)) {
     p.error('OXDS_INVALID_FIELD', 'must be an object', field);
-    return undefined;
+    return false;
   }
+  return true;
+}
+
+function readSource(v: unknown, field: string, p: Problems): JwtTokenSource | undefined {
+  if (!requiredObject(v, field, p, 'a token location is required (type InHeader, InQueryParam or InCookie)'))
+    return undefined;
   const type = str(v, 'type');
   const name = str(v, 'name');
   if (type === undefined) {
@@ -161,20 +171,196 @@ function readPositive(o: JsonObject, k: string, def: number, field: string, p: P
  * `usage`: 'input' = verifies incoming tokens (JWKS allowed, private key optional);
  * 'output' = signs (Sign / Transform): needs an HS secret or a private key, no JWKS.
  */
+type AlgoOf<T extends JwtAlgoSettings['type']> = Extract<JwtAlgoSettings, { type: T }>;
+
+function hsAlgoSettings(
+  v: JsonObject,
+  field: string,
+  p: Problems,
+  before: number,
+): AlgoOf<'HSAlgoSettings'> | undefined {
+  const type = 'HSAlgoSettings';
+  const size = readSize(v, field, p);
+  const secret = str(v, 'secret');
+  const b64 = v['base64'];
+  if (b64 !== undefined && typeof b64 !== 'boolean')
+    p.error('OXDS_INVALID_FIELD', 'base64 must be a boolean', `${field}.base64`);
+  const base64 = b64 === true;
+  if (secret === undefined || secret === '') {
+    p.error('OXDS_MISSING_FIELD', 'secret is required for HSAlgoSettings', `${field}.secret`);
+  } else if (EXPRESSION.test(secret)) {
+    p.error(
+      'OXDS_INVALID_FIELD',
+      'expressions such as ${env.X} / ${config.x} are not evaluated: put the secret itself in the spec (the ' +
+        'literal would be a guessable key)',
+      `${field}.secret`,
+    );
+  } else if (base64 && (!/^[A-Za-z0-9+/_\-=\s]+$/.test(secret) || Buffer.from(secret, 'base64').length === 0)) {
+    p.error('OXDS_INVALID_FIELD', 'base64 is true but secret is not valid base64', `${field}.secret`);
+  }
+  if (p.errorCount > before || size === undefined || secret === undefined) return undefined;
+  return { type, size, secret, base64 };
+}
+
+/** publicKey of RS / ES settings: required, a PEM or base64 SPKI matching the type and size. */
+function publicKeyOf(
+  v: JsonObject,
+  type: 'RSAlgoSettings' | 'ESAlgoSettings',
+  size: 256 | 384 | 512 | undefined,
+  field: string,
+  p: Problems,
+): { publicKey: string | undefined; pubKey: KeyObject | undefined } {
+  const pub = str(v, 'publicKey');
+  let publicKey: string | undefined;
+  let pubKey: KeyObject | undefined;
+  if (pub === undefined || pub.trim() === '') {
+    p.error('OXDS_MISSING_FIELD', `publicKey (PEM or base64 SPKI) is required for ${type}`, `${field}.publicKey`);
+  } else if (EXPRESSION.test(pub)) {
+    p.error(
+      'OXDS_INVALID_FIELD',
+      'expressions such as ${env.X} are not evaluated: put the PEM in the spec',
+      `${field}.publicKey`,
+    );
+  } else {
+    try {
+      pubKey = parsePublicKey(pub);
+      publicKey = pubKey.export({ type: 'spki', format: 'pem' }).toString();
+    } catch (e) {
+      p.error(
+        'OXDS_INVALID_FIELD',
+        `publicKey is not a valid PEM / base64 SPKI public key: ${errorMessage(e)}`,
+        `${field}.publicKey`,
+      );
+    }
+    if (pubKey !== undefined && size !== undefined) {
+      const why = keyMismatch(pubKey, type, size);
+      if (why !== undefined) p.error('OXDS_INVALID_FIELD', `publicKey: ${why}`, `${field}.publicKey`);
+    }
+  }
+  return { publicKey, pubKey };
+}
+
+/** privateKey of RS / ES settings (optional): PKCS#8 matching the type and size; a warning if not publicKey's pair. */
+function privateKeyOf(
+  v: JsonObject,
+  type: 'RSAlgoSettings' | 'ESAlgoSettings',
+  size: 256 | 384 | 512 | undefined,
+  pubKey: KeyObject | undefined,
+  field: string,
+  p: Problems,
+): string | undefined {
+  const priv = str(v, 'privateKey');
+  let privateKey: string | undefined;
+  if (priv !== undefined && priv.trim() !== '') {
+    if (EXPRESSION.test(priv)) {
+      p.error(
+        'OXDS_INVALID_FIELD',
+        'expressions such as ${env.X} are not evaluated: put the PEM in the spec',
+        `${field}.privateKey`,
+      );
+    } else {
+      try {
+        const k = parsePrivateKey(priv);
+        privateKey = k.export({ type: 'pkcs8', format: 'pem' }).toString();
+        if (size !== undefined) {
+          const why = keyMismatch(k, type, size);
+          if (why !== undefined) p.error('OXDS_INVALID_FIELD', `privateKey: ${why}`, `${field}.privateKey`);
+        }
+        if (pubKey !== undefined) {
+          const derived = createPublicKey(k).export({ type: 'spki', format: 'der' });
+          if (!derived.equals(pubKey.export({ type: 'spki', format: 'der' }))) {
+            p.warn(
+              'OXDS_INVALID_FIELD',
+              'privateKey does not match publicKey: tokens it signs will not verify with publicKey',
+              `${field}.privateKey`,
+            );
+          }
+        }
+      } catch (e) {
+        p.error(
+          'OXDS_INVALID_FIELD',
+          `privateKey is not a valid PEM / base64 PKCS#8 private key: ${errorMessage(e)}`,
+          `${field}.privateKey`,
+        );
+      }
+    }
+  }
+  return privateKey;
+}
+
+function asymAlgoSettings(
+  v: JsonObject,
+  type: 'RSAlgoSettings' | 'ESAlgoSettings',
+  field: string,
+  usage: 'input' | 'output',
+  p: Problems,
+  before: number,
+): AlgoOf<'RSAlgoSettings' | 'ESAlgoSettings'> | undefined {
+  const size = readSize(v, field, p);
+  const { publicKey, pubKey } = publicKeyOf(v, type, size, field, p);
+  const privateKey = privateKeyOf(v, type, size, pubKey, field, p);
+  if (usage === 'output' && privateKey === undefined && p.errorCount === before) {
+    p.error('OXDS_MISSING_FIELD', `signing with ${type} needs a privateKey`, `${field}.privateKey`);
+  }
+  if (p.errorCount > before || size === undefined || publicKey === undefined) return undefined;
+  return privateKey === undefined ? { type, size, publicKey } : { type, size, publicKey, privateKey };
+}
+
+function jwksAlgoSettings(
+  v: JsonObject,
+  field: string,
+  usage: 'input' | 'output',
+  p: Problems,
+  before: number,
+): AlgoOf<'JWKSAlgoSettings'> | undefined {
+  const type = 'JWKSAlgoSettings';
+  if (usage === 'output') {
+    p.error(
+      'OXDS_INVALID_FIELD',
+      'JWKSAlgoSettings cannot sign: use HS, RS or ES settings (with a private key) to sign',
+      `${field}.type`,
+    );
+    return undefined;
+  }
+  const url = str(v, 'url');
+  if (url === undefined || url === '') {
+    p.error('OXDS_MISSING_FIELD', 'url is required for JWKSAlgoSettings', `${field}.url`);
+  } else {
+    let ok = false;
+    try {
+      const u = new URL(url);
+      ok = u.protocol === 'http:' || u.protocol === 'https:';
+    } catch {
+      ok = false;
+    }
+    if (!ok) p.error('OXDS_INVALID_FIELD', `url ${JSON.stringify(url)} is not an http(s) URL`, `${field}.url`);
+  }
+  const headers = strMap(v, 'headers');
+  const timeout = readPositive(v, 'timeout', 2000, field, p);
+  const ttl = readPositive(v, 'ttl', 3600000, field, p);
+  const ktyRaw = str(v, 'kty') ?? 'RSA';
+  let kty: 'RSA' | 'EC' = 'RSA';
+  if (ktyRaw === 'RSA' || ktyRaw === 'EC') kty = ktyRaw;
+  else p.error('OXDS_INVALID_FIELD', `kty must be RSA or EC (got ${JSON.stringify(ktyRaw)})`, `${field}.kty`);
+  if (v['proxy'] !== undefined && v['proxy'] !== null)
+    p.warn('OXDS_INVALID_FIELD', 'proxy is not supported: the JWKS is fetched directly', `${field}.proxy`);
+  if (v['mtlsConfig'] !== undefined && v['mtlsConfig'] !== null)
+    p.warn(
+      'OXDS_INVALID_FIELD',
+      'mtlsConfig is not supported: the JWKS is fetched without a client certificate',
+      `${field}.mtlsConfig`,
+    );
+  if (p.errorCount > before || url === undefined) return undefined;
+  return { type, url, headers, timeout, ttl, kty };
+}
+
 function readAlgoSettings(
   v: unknown,
   field: string,
   usage: 'input' | 'output',
   p: Problems,
 ): JwtAlgoSettings | undefined {
-  if (v === undefined || v === null) {
-    p.error('OXDS_MISSING_FIELD', 'algoSettings is required', field);
-    return undefined;
-  }
-  if (!isObject(v)) {
-    p.error('OXDS_INVALID_FIELD', 'must be an object', field);
-    return undefined;
-  }
+  if (!requiredObject(v, field, p, 'algoSettings is required')) return undefined;
   const type = str(v, 'type');
   if (type === undefined) {
     p.error(
@@ -186,145 +372,20 @@ function readAlgoSettings(
   }
   const before = p.errorCount;
   switch (type) {
-    case 'HSAlgoSettings': {
-      const size = readSize(v, field, p);
-      const secret = str(v, 'secret');
-      const b64 = v['base64'];
-      if (b64 !== undefined && typeof b64 !== 'boolean')
-        p.error('OXDS_INVALID_FIELD', 'base64 must be a boolean', `${field}.base64`);
-      const base64 = b64 === true;
-      if (secret === undefined || secret === '') {
-        p.error('OXDS_MISSING_FIELD', 'secret is required for HSAlgoSettings', `${field}.secret`);
-      } else if (EXPRESSION.test(secret)) {
-        p.error(
-          'OXDS_INVALID_FIELD',
-          'expressions such as ${env.X} / ${config.x} are not evaluated: put the secret itself in the spec (the literal would be a guessable key)',
-          `${field}.secret`,
-        );
-      } else if (base64 && (!/^[A-Za-z0-9+/_\-=\s]+$/.test(secret) || Buffer.from(secret, 'base64').length === 0)) {
-        p.error('OXDS_INVALID_FIELD', 'base64 is true but secret is not valid base64', `${field}.secret`);
-      }
-      if (p.errorCount > before || size === undefined || secret === undefined) return undefined;
-      return { type, size, secret, base64 };
-    }
+    case 'HSAlgoSettings':
+      return hsAlgoSettings(v, field, p, before);
     case 'RSAlgoSettings':
-    case 'ESAlgoSettings': {
-      const size = readSize(v, field, p);
-      const pub = str(v, 'publicKey');
-      let publicKey: string | undefined;
-      let pubKey: KeyObject | undefined;
-      if (pub === undefined || pub.trim() === '') {
-        p.error('OXDS_MISSING_FIELD', `publicKey (PEM or base64 SPKI) is required for ${type}`, `${field}.publicKey`);
-      } else if (EXPRESSION.test(pub)) {
-        p.error(
-          'OXDS_INVALID_FIELD',
-          'expressions such as ${env.X} are not evaluated: put the PEM in the spec',
-          `${field}.publicKey`,
-        );
-      } else {
-        try {
-          pubKey = parsePublicKey(pub);
-          publicKey = pubKey.export({ type: 'spki', format: 'pem' }).toString();
-        } catch (e) {
-          p.error(
-            'OXDS_INVALID_FIELD',
-            `publicKey is not a valid PEM / base64 SPKI public key: ${errorMessage(e)}`,
-            `${field}.publicKey`,
-          );
-        }
-        if (pubKey !== undefined && size !== undefined) {
-          const why = keyMismatch(pubKey, type, size);
-          if (why !== undefined) p.error('OXDS_INVALID_FIELD', `publicKey: ${why}`, `${field}.publicKey`);
-        }
-      }
-      const priv = str(v, 'privateKey');
-      let privateKey: string | undefined;
-      if (priv !== undefined && priv.trim() !== '') {
-        if (EXPRESSION.test(priv)) {
-          p.error(
-            'OXDS_INVALID_FIELD',
-            'expressions such as ${env.X} are not evaluated: put the PEM in the spec',
-            `${field}.privateKey`,
-          );
-        } else {
-          try {
-            const k = parsePrivateKey(priv);
-            privateKey = k.export({ type: 'pkcs8', format: 'pem' }).toString();
-            if (size !== undefined) {
-              const why = keyMismatch(k, type, size);
-              if (why !== undefined) p.error('OXDS_INVALID_FIELD', `privateKey: ${why}`, `${field}.privateKey`);
-            }
-            if (pubKey !== undefined) {
-              const derived = createPublicKey(k).export({ type: 'spki', format: 'der' });
-              if (!derived.equals(pubKey.export({ type: 'spki', format: 'der' }))) {
-                p.warn(
-                  'OXDS_INVALID_FIELD',
-                  'privateKey does not match publicKey: tokens it signs will not verify with publicKey',
-                  `${field}.privateKey`,
-                );
-              }
-            }
-          } catch (e) {
-            p.error(
-              'OXDS_INVALID_FIELD',
-              `privateKey is not a valid PEM / base64 PKCS#8 private key: ${errorMessage(e)}`,
-              `${field}.privateKey`,
-            );
-          }
-        }
-      }
-      if (usage === 'output' && privateKey === undefined && p.errorCount === before) {
-        p.error('OXDS_MISSING_FIELD', `signing with ${type} needs a privateKey`, `${field}.privateKey`);
-      }
-      if (p.errorCount > before || size === undefined || publicKey === undefined) return undefined;
-      return privateKey === undefined ? { type, size, publicKey } : { type, size, publicKey, privateKey };
-    }
-    case 'JWKSAlgoSettings': {
-      if (usage === 'output') {
-        p.error(
-          'OXDS_INVALID_FIELD',
-          'JWKSAlgoSettings cannot sign: use HS, RS or ES settings (with a private key) to sign',
-          `${field}.type`,
-        );
-        return undefined;
-      }
-      const url = str(v, 'url');
-      if (url === undefined || url === '') {
-        p.error('OXDS_MISSING_FIELD', 'url is required for JWKSAlgoSettings', `${field}.url`);
-      } else {
-        let ok = false;
-        try {
-          const u = new URL(url);
-          ok = u.protocol === 'http:' || u.protocol === 'https:';
-        } catch {
-          ok = false;
-        }
-        if (!ok) p.error('OXDS_INVALID_FIELD', `url ${JSON.stringify(url)} is not an http(s) URL`, `${field}.url`);
-      }
-      const headers = strMap(v, 'headers');
-      const timeout = readPositive(v, 'timeout', 2000, field, p);
-      const ttl = readPositive(v, 'ttl', 3600000, field, p);
-      const ktyRaw = str(v, 'kty') ?? 'RSA';
-      let kty: 'RSA' | 'EC' = 'RSA';
-      if (ktyRaw === 'RSA' || ktyRaw === 'EC') kty = ktyRaw;
-      else p.error('OXDS_INVALID_FIELD', `kty must be RSA or EC (got ${JSON.stringify(ktyRaw)})`, `${field}.kty`);
-      if (v['proxy'] !== undefined && v['proxy'] !== null)
-        p.warn('OXDS_INVALID_FIELD', 'proxy is not supported: the JWKS is fetched directly', `${field}.proxy`);
-      if (v['mtlsConfig'] !== undefined && v['mtlsConfig'] !== null)
-        p.warn(
-          'OXDS_INVALID_FIELD',
-          'mtlsConfig is not supported: the JWKS is fetched without a client certificate',
-          `${field}.mtlsConfig`,
-        );
-      if (p.errorCount > before || url === undefined) return undefined;
-      return { type, url, headers, timeout, ttl, kty };
-    }
+    case 'ESAlgoSettings':
+      return asymAlgoSettings(v, type, field, usage, p, before);
+    case 'JWKSAlgoSettings':
+      return jwksAlgoSettings(v, field, usage, p, before);
     case 'RSAKPAlgoSettings':
     case 'ESKPAlgoSettings':
     case 'KidAlgoSettings':
       p.error(
         'OXDS_INVALID_FIELD',
-        `${type} (keys of Otoroshi certificates) is not supported yet: use RSAlgoSettings / ESAlgoSettings with the PEM, or JWKSAlgoSettings`,
+        `${type} (keys of Otoroshi certificates) is not supported yet: use RSAlgoSettings / ESAlgoSettings with ` +
+          `the PEM, or JWKSAlgoSettings`,
         `${field}.type`,
       );
       return undefined;
@@ -384,14 +445,7 @@ function checkExpressions(value: unknown, field: string, p: Problems): void {
 }
 
 function readStrategy(v: unknown, field: string, p: Problems): JwtStrategy | undefined {
-  if (v === undefined || v === null) {
-    p.error('OXDS_MISSING_FIELD', 'strategy is required (PassThrough, Sign or Transform)', field);
-    return undefined;
-  }
-  if (!isObject(v)) {
-    p.error('OXDS_INVALID_FIELD', 'must be an object', field);
-    return undefined;
-  }
+  if (!requiredObject(v, field, p, 'strategy is required (PassThrough, Sign or Transform)')) return undefined;
   const type = str(v, 'type');
   if (type === undefined) {
     p.error('OXDS_MISSING_FIELD', 'type is required (PassThrough, Sign or Transform)', `${field}.type`);

@@ -45,6 +45,16 @@ export function classify(apiVersion: string, kind: string): { kind: string; fami
 }
 
 /** Otoroshi kinds of the proxy.otoroshi.io group that otoroshi-xds does not serve (they configure Otoroshi itself). */
+/** `proxy.otoroshi.io/v1alpha1 or proxy.otoroshi.io/v1`. */
+function otoroshiApiVersions(): string {
+  return OTOROSHI_VERSIONS.map((v) => `${OTOROSHI_GROUP}/${v}`).join(' or ');
+}
+
+/** ` (proxy.otoroshi.io kinds: …)`, for an unknown kind with no near spelling. */
+function otoroshiKindsHint(): string {
+  return ` (${OTOROSHI_GROUP} kinds: ${OTOROSHI_KINDS.join(', ')})`;
+}
+
 export const OTOROSHI_UNSERVED_KINDS = [
   'Tenant',
   'Organization',
@@ -59,7 +69,10 @@ export const OTOROSHI_UNSERVED_KINDS = [
   'SimpleAdmin',
 ];
 
-/** Kinds read from other groups: a near spelling of one of them (wrong case, wrong version) is a mistake, not another product. */
+/**
+ * Kinds read from other groups: a near spelling of one of them (wrong case, wrong version) is a mistake, not another
+ * product.
+ */
 const READ_KINDS = ['Ingress', 'IngressClass', 'Service', 'EndpointSlice', 'Secret'];
 
 /**
@@ -77,11 +90,11 @@ export function unservedKind(apiVersion: string, kind: string): { misspelt: bool
     if (near !== undefined && near === kind)
       return {
         misspelt: true,
-        message: `unsupported version ${apiVersion} of ${kind} (${OTOROSHI_VERSIONS.map((v) => `${OTOROSHI_GROUP}/${v}`).join(' or ')}): ignored`,
+        message: `unsupported version ${apiVersion} of ${kind} (${otoroshiApiVersions()}): ignored`,
       };
     return {
       misspelt: true,
-      message: `unknown kind ${what}${near !== undefined ? ` (did you mean ${near}?)` : ` (${OTOROSHI_GROUP} kinds: ${OTOROSHI_KINDS.join(', ')})`}: ignored`,
+      message: `unknown kind ${what}${near !== undefined ? ` (did you mean ${near}?)` : otoroshiKindsHint()}: ignored`,
     };
   }
   if (group.toLowerCase() === OTOROSHI_GROUP || group.endsWith('.otoroshi.io'))
@@ -93,7 +106,9 @@ export function unservedKind(apiVersion: string, kind: string): { misspelt: bool
   if (near !== undefined)
     return {
       misspelt: true,
-      message: `unsupported ${what}${near !== kind ? ` (did you mean ${near}?)` : ' (this version is not read)'}: ignored`,
+      message:
+        `unsupported ${what}${near !== kind ? ` (did you mean ${near}?)` : ' (this version is not read)'}` +
+        ': ignored',
     };
   return { misspelt: false, message: `${what} is outside otoroshi-xds's scope: skipped` };
 }

@@ -1,7 +1,7 @@
 // Otoroshi's host patterns (its RegexPool wildcards), in one place: `.` is a literal dot, `*` any
 // run of characters (possibly empty), the whole value must match. Hosts compare case-insensitively
 // (DNS names are, and Envoy matches virtual-host domains that way); other names using the same
-// wildcard spelling (IngressClass names) compare exactly. See docs/decisions-plan.md.
+// wildcard spelling (IngressClass names) compare exactly. See docs/decisions.md: "Host patterns: one meaning".
 import type { Matcher } from './linear-regex.js';
 
 /** `parts` = the pattern split on `*`: first a prefix, last a suffix, the middle ones found greedily left to right. */
@@ -60,7 +60,9 @@ export function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** `[aA]` for every ASCII letter: case-insensitive without `(?i)`, which proxyless gRPC clients' regex engines reject. */
+/**
+ * `[aA]` for every ASCII letter: case-insensitive without `(?i)`, which proxyless gRPC clients' regex engines reject.
+ */
 function caseless(s: string): string {
   return s.replace(/[a-z]/gi, (c) => `[${c.toLowerCase()}${c.toUpperCase()}]`);
 }

@@ -257,7 +257,8 @@ export function secrets(b: Build): void {
       if (type !== TLS_SECRET_TYPE) {
         e.p.warn(
           'OXDS_UNKNOWN_KIND',
-          `Secret of type ${JSON.stringify(type ?? 'Opaque')} is not used (only ${TLS_SECRET_TYPE}, and ${APIKEY_SECRET_TYPE} named by an ApiKey's secretName)`,
+          `Secret of type ${JSON.stringify(type ?? 'Opaque')} is not used (only ${TLS_SECRET_TYPE}, and ` +
+            `${APIKEY_SECRET_TYPE} named by an ApiKey's secretName)`,
         );
         e.done = true;
         return;
@@ -465,7 +466,9 @@ function lossOf(b: Build, c: Candidate, claimed: Map<string, Candidate>): Proble
   if (hit !== undefined)
     return {
       code: 'OXDS_ROUTE_CONFLICT',
-      message: `descriptor ${c.d.id} claims the same host/path/headers as ${hit.d.id} (${hit.d.sourceKey}), which is older and wins: this one is left out`,
+      message:
+        `descriptor ${c.d.id} claims the same host/path/headers as ${hit.d.id} (${hit.d.sourceKey}), which is older ` +
+        'and wins: this one is left out',
     };
   for (const k of keys) claimed.set(k, c);
   return undefined;

@@ -82,7 +82,9 @@ export function re2Problem(pattern: string): string | null {
   const size = programSizeEstimate(pattern);
   try {
     if (size > MAX_PROGRAM_SIZE)
-      res = `the RE2 program is too large for Envoy (about ${size} instructions, at most ${MAX_PROGRAM_SIZE}): simplify the pattern (fewer counted repetitions or alternatives)`;
+      res =
+        `the RE2 program is too large for Envoy (about ${size} instructions, at most ${MAX_PROGRAM_SIZE}): ` +
+        'simplify the pattern (fewer counted repetitions or alternatives)';
     else new RE2(pattern, 'u');
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);

@@ -473,6 +473,20 @@ export function pointerToField(prefix: string, pointer: string): string {
   return out;
 }
 
+/** The JSON types a `type` error names: `string or number`. */
+function typeNames(params: unknown): string {
+  return String((params as { type?: unknown }).type).replace(',', ' or ');
+}
+
+/** The values an `enum` error allows, JSON-quoted. */
+function allowedValues(params: unknown): string {
+  return ((params as { allowedValues?: unknown[] }).allowedValues ?? []).map((v) => JSON.stringify(v)).join(', ');
+}
+
+function got(data: unknown): string {
+  return `, got ${JSON.stringify(data)}`;
+}
+
 function typeOf(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'array';
@@ -536,13 +550,13 @@ function ajvErrorsToProblems(errors: readonly ErrorObject[], prefix: string): Sc
         break;
       }
       case 'type':
-        message = `must be ${String((e.params as { type?: unknown }).type).replace(',', ' or ')}, got ${typeOf(e.data)} ${JSON.stringify(e.data)}`;
+        message = `must be ${typeNames(e.params)}, got ${typeOf(e.data)} ${JSON.stringify(e.data)}`;
         break;
       case 'enum':
-        message = `must be one of ${((e.params as { allowedValues?: unknown[] }).allowedValues ?? []).map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(e.data)}`;
+        message = `must be one of ${allowedValues(e.params)}, got ${JSON.stringify(e.data)}`;
         break;
       default:
-        message = `${e.message ?? 'is invalid'}${e.data !== undefined && typeof e.data !== 'object' ? `, got ${JSON.stringify(e.data)}` : ''}`;
+        message = (e.message ?? 'is invalid') + (e.data !== undefined && typeof e.data !== 'object' ? got(e.data) : '');
     }
     const k = `${field}|${message}`;
     if (seen.has(k)) continue;

@@ -89,39 +89,18 @@ function hostTarget(
   ipAddress: string | undefined,
 ): Target | ProblemItem {
   if (!validPort(port)) return { code: 'OXDS_INVALID_TARGET', message: `invalid port ${port}` };
+  const base = { id, scheme, host, port, weight: t.weight, protocol: t.protocol };
+  const staticTarget = (ip: string): Target => ({
+    ...base,
+    resolution: { type: 'static', endpoints: [{ ip, port, ready: true }] },
+  });
   if (ipAddress !== undefined && ipAddress !== '') {
     if (isIP(ipAddress) === 0)
       return { code: 'OXDS_INVALID_TARGET', message: `ipAddress ${JSON.stringify(ipAddress)} is not an IP address` };
-    return {
-      id,
-      scheme,
-      host,
-      port,
-      weight: t.weight,
-      protocol: t.protocol,
-      resolution: { type: 'static', endpoints: [{ ip: ipAddress, port, ready: true }] },
-    };
+    return staticTarget(ipAddress);
   }
-  if (isIP(host) !== 0) {
-    return {
-      id,
-      scheme,
-      host,
-      port,
-      weight: t.weight,
-      protocol: t.protocol,
-      resolution: { type: 'static', endpoints: [{ ip: host, port, ready: true }] },
-    };
-  }
-  return {
-    id,
-    scheme,
-    host,
-    port,
-    weight: t.weight,
-    protocol: t.protocol,
-    resolution: { type: 'dns', hostname: host, port },
-  };
+  if (isIP(host) !== 0) return staticTarget(host);
+  return { ...base, resolution: { type: 'dns', hostname: host, port } };
 }
 
 function isProblem(x: Target | ProblemItem): x is ProblemItem {
@@ -132,6 +111,66 @@ function isProblem(x: Target | ProblemItem): x is ProblemItem {
  * A Service-backed target. `hostForm`: `fqdn` (CRDs: `<svc>.<ns>.svc.<clusterDomain>`) or `short`
  * (Ingress: `<svc>`, as Otoroshi does).
  */
+/** The Service port a target names: by number, by name (or digits), or the only one when it names none. */
+function servicePortOf(
+  ports: readonly JsonObject[],
+  servicePort: unknown,
+  ns: string,
+  name: string,
+): { port: JsonObject } | { problem: ProblemItem } {
+  let port: JsonObject | undefined;
+  if (servicePort === undefined || servicePort === null || servicePort === '') {
+    if (ports.length === 1) port = ports[0];
+    else
+      return {
+        problem: {
+          code: 'OXDS_UNRESOLVED_REFERENCE',
+          message: `Service ${ns}/${name} has ${ports.length} ports: servicePort is required`,
+        },
+      };
+  } else if (typeof servicePort === 'number') {
+    port = ports.find((p) => p['port'] === servicePort);
+  } else if (typeof servicePort === 'string') {
+    port =
+      ports.find((p) => p['name'] === servicePort) ??
+      (/^\d+$/.test(servicePort) ? ports.find((p) => p['port'] === Number(servicePort)) : undefined);
+  }
+  if (port === undefined)
+    return {
+      problem: {
+        code: 'OXDS_UNRESOLVED_REFERENCE',
+        message: `Service ${ns}/${name} has no port ${JSON.stringify(servicePort)}`,
+      },
+    };
+  return { port };
+}
+
+/** Endpoints of a Service port from its EndpointSlices (IP addresses, ready if any slice says so), sorted. */
+function sliceEndpoints(slices: readonly JsonObject[], portName: string): SocketEndpoint[] {
+  const eps = new Map<string, SocketEndpoint>();
+  for (const es of slices) {
+    const addressType = es['addressType'];
+    if (addressType === 'FQDN') continue;
+    const esPorts = (Array.isArray(es['ports']) ? es['ports'] : []).filter(isObject);
+    // Port whose name equals the Service port's name (both may be empty), else the only port.
+    let ep = esPorts.find((p) => (str(p, 'name') ?? '') === portName);
+    if (ep === undefined && esPorts.length === 1) ep = esPorts[0];
+    const epPort = ep !== undefined ? num(ep, 'port') : undefined;
+    if (epPort === undefined) continue;
+    for (const e of (Array.isArray(es['endpoints']) ? es['endpoints'] : []).filter(isObject)) {
+      const ready = asObject(e['conditions'])['ready'] !== false;
+      for (const ip of strArray(e, 'addresses')) {
+        if (isIP(ip) === 0) continue;
+        const k = `${ip}|${epPort}`;
+        const prev = eps.get(k);
+        eps.set(k, { ip, port: epPort, ready: ready || (prev?.ready ?? false) });
+      }
+    }
+  }
+  const endpoints = [...eps.values()].sort((a, b) => (a.ip === b.ip ? a.port - b.port : a.ip < b.ip ? -1 : 1));
+  return endpoints;
+}
+
 export function serviceTarget(
   id: string,
   serviceName: string,
@@ -154,26 +193,9 @@ export function serviceTarget(
   if (svc === undefined) return { code: 'OXDS_UNRESOLVED_REFERENCE', message: `Service ${ns}/${name} not found` };
   const spec = asObject(svc.spec);
   const ports = (Array.isArray(spec['ports']) ? spec['ports'] : []).filter(isObject);
-  let port: JsonObject | undefined;
-  if (servicePort === undefined || servicePort === null || servicePort === '') {
-    if (ports.length === 1) port = ports[0];
-    else
-      return {
-        code: 'OXDS_UNRESOLVED_REFERENCE',
-        message: `Service ${ns}/${name} has ${ports.length} ports: servicePort is required`,
-      };
-  } else if (typeof servicePort === 'number') {
-    port = ports.find((p) => p['port'] === servicePort);
-  } else if (typeof servicePort === 'string') {
-    port =
-      ports.find((p) => p['name'] === servicePort) ??
-      (/^\d+$/.test(servicePort) ? ports.find((p) => p['port'] === Number(servicePort)) : undefined);
-  }
-  if (port === undefined)
-    return {
-      code: 'OXDS_UNRESOLVED_REFERENCE',
-      message: `Service ${ns}/${name} has no port ${JSON.stringify(servicePort)}`,
-    };
+  const found = servicePortOf(ports, servicePort, ns, name);
+  if ('problem' in found) return found.problem;
+  const port = found.port;
   const portNumber = num(port, 'port');
   if (portNumber === undefined || !validPort(portNumber))
     return { code: 'OXDS_INVALID_TARGET', message: `Service ${ns}/${name} port has no valid number` };
@@ -203,27 +225,7 @@ export function serviceTarget(
   const host = hostForm === 'fqdn' ? `${name}.${ns}.svc.${idx.clusterDomain}` : name;
   const slices = idx.slices.get(`${ns}/${name}`) ?? [];
   if (slices.length > 0) {
-    const eps = new Map<string, SocketEndpoint>();
-    for (const es of slices) {
-      const addressType = es['addressType'];
-      if (addressType === 'FQDN') continue;
-      const esPorts = (Array.isArray(es['ports']) ? es['ports'] : []).filter(isObject);
-      // Port whose name equals the Service port's name (both may be empty), else the only port.
-      let ep = esPorts.find((p) => (str(p, 'name') ?? '') === portName);
-      if (ep === undefined && esPorts.length === 1) ep = esPorts[0];
-      const epPort = ep !== undefined ? num(ep, 'port') : undefined;
-      if (epPort === undefined) continue;
-      for (const e of (Array.isArray(es['endpoints']) ? es['endpoints'] : []).filter(isObject)) {
-        const ready = asObject(e['conditions'])['ready'] !== false;
-        for (const ip of strArray(e, 'addresses')) {
-          if (isIP(ip) === 0) continue;
-          const k = `${ip}|${epPort}`;
-          const prev = eps.get(k);
-          eps.set(k, { ip, port: epPort, ready: ready || (prev?.ready ?? false) });
-        }
-      }
-    }
-    const endpoints = [...eps.values()].sort((a, b) => (a.ip === b.ip ? a.port - b.port : a.ip < b.ip ? -1 : 1));
+    const endpoints = sliceEndpoints(slices, portName);
     return { ...base, host, resolution: { type: 'static', endpoints } };
   }
   const clusterIP = str(spec, 'clusterIP');
@@ -232,7 +234,9 @@ export function serviceTarget(
     const fqdn = `${name}.${ns}.svc.${idx.clusterDomain}`;
     onNotice?.({
       code: 'OXDS_DNS_FALLBACK',
-      message: `Service ${ns}/${name} has no EndpointSlice and no clusterIP (yet): its DNS name ${fqdn}:${portNumber} is used`,
+      message:
+        `Service ${ns}/${name} has no EndpointSlice and no clusterIP (yet): ` +
+        `its DNS name ${fqdn}:${portNumber} is used`,
     });
     return { ...base, host, resolution: { type: 'dns', hostname: fqdn, port: portNumber } };
   }

@@ -34,7 +34,9 @@ const JSON_EXT = /\.json$/i;
 export function jsonFileNotice(rel: string): ConfigError {
   return {
     code: 'OXDS_SKIPPED_FILE',
-    message: `${rel} is not read (only .yaml / .yml files are): if it is an Otoroshi export, convert it with \`otoroshi-xds import ${rel}\``,
+    message:
+      `${rel} is not read (only .yaml / .yml files are): ` +
+      `if it is an Otoroshi export, convert it with \`otoroshi-xds import ${rel}\``,
     file: rel,
     severity: 'notice',
   };
@@ -97,7 +99,8 @@ export async function listConfigFiles(dir: string, limits: ConfigLimits = DEFAUL
       errors.push(
         refused(
           f.rel,
-          `the config directory exceeds ${limits.maxTotalBytes} bytes (--max-config-total-bytes) with this file: not read`,
+          `the config directory exceeds ${limits.maxTotalBytes} bytes (--max-config-total-bytes) with this file: ` +
+            `not read`,
         ),
       );
       continue;

@@ -56,6 +56,67 @@ function sharesNodes(root: unknown): boolean {
  * Empty documents are skipped. Duplicate keys *within* the file: the first is kept, later ones
  * become OXDS_DUPLICATE_OBJECT errors (cross-file duplicates: see assembleView).
  */
+/** Why a document's value is not a Kubernetes object (not a map, no apiVersion / kind / name, bad namespace). */
+function notAnObject(value: unknown, base: { file: string; doc: number }): ConfigError | undefined {
+  if (!isPlainObject(value)) {
+    return {
+      code: 'OXDS_NOT_AN_OBJECT',
+      message: `document is a ${Array.isArray(value) ? 'list' : typeof value}, not a Kubernetes object`,
+      ...base,
+      severity: 'error',
+    };
+  }
+  const missing: string[] = [];
+  const kind = value['kind'];
+  const apiVersion = value['apiVersion'];
+  const metadata = value['metadata'];
+  if (typeof apiVersion !== 'string' || apiVersion === '') missing.push('apiVersion');
+  if (typeof kind !== 'string' || kind === '') missing.push('kind');
+  const name = isPlainObject(metadata) ? metadata['name'] : undefined;
+  if (typeof name !== 'string' || name === '') missing.push('metadata.name');
+  if (missing.length > 0) {
+    const err: ConfigError = {
+      code: 'OXDS_MISSING_FIELD',
+      message: `missing ${missing.join(', ')}`,
+      field: missing[0],
+      ...base,
+      severity: 'error',
+    };
+    if (typeof kind === 'string') err.kind = kind;
+    if (typeof name === 'string') err.name = name;
+    return err;
+  }
+  const ns = (metadata as Record<string, unknown>)['namespace'];
+  if (ns !== undefined && ns !== null && typeof ns !== 'string') {
+    return {
+      code: 'OXDS_INVALID_FIELD',
+      message: 'metadata.namespace must be a string',
+      field: 'metadata.namespace',
+      kind: kind as string,
+      name: name as string,
+      ...base,
+      severity: 'error',
+    };
+  }
+  return undefined;
+}
+
+/**
+ * The same documents with duplicate keys allowed (parsed on first use): what a broken document is (kind, name).
+ */
+function lenientReader(text: string): (i: number) => unknown {
+  let lenientDocs: ReturnType<typeof parseAllDocuments> | undefined;
+  return (i) => {
+    try {
+      lenientDocs ??= parseAllDocuments(text, { uniqueKeys: false });
+      const d = (Array.isArray(lenientDocs) ? lenientDocs : [lenientDocs])[i];
+      return d === undefined || d.errors.length > 0 ? undefined : d.toJS({ maxAliasCount: 1000 });
+    } catch {
+      return undefined;
+    }
+  };
+}
+
 export function parseYamlFile(
   relPath: string,
   text: string,
@@ -69,47 +130,9 @@ export function parseYamlFile(
   const accept = (value: unknown, i: number): void => {
     const base = { file, doc: i };
     if (value === null || value === undefined) return; // empty document
-    if (!isPlainObject(value)) {
-      errors.push({
-        code: 'OXDS_NOT_AN_OBJECT',
-        message: `document is a ${Array.isArray(value) ? 'list' : typeof value}, not a Kubernetes object`,
-        ...base,
-        severity: 'error',
-      });
-      return;
-    }
-    const missing: string[] = [];
-    const kind = value['kind'];
-    const apiVersion = value['apiVersion'];
-    const metadata = value['metadata'];
-    if (typeof apiVersion !== 'string' || apiVersion === '') missing.push('apiVersion');
-    if (typeof kind !== 'string' || kind === '') missing.push('kind');
-    const name = isPlainObject(metadata) ? metadata['name'] : undefined;
-    if (typeof name !== 'string' || name === '') missing.push('metadata.name');
-    if (missing.length > 0) {
-      const err: ConfigError = {
-        code: 'OXDS_MISSING_FIELD',
-        message: `missing ${missing.join(', ')}`,
-        field: missing[0],
-        ...base,
-        severity: 'error',
-      };
-      if (typeof kind === 'string') err.kind = kind;
-      if (typeof name === 'string') err.name = name;
-      errors.push(err);
-      return;
-    }
-    const ns = (metadata as Record<string, unknown>)['namespace'];
-    if (ns !== undefined && ns !== null && typeof ns !== 'string') {
-      errors.push({
-        code: 'OXDS_INVALID_FIELD',
-        message: 'metadata.namespace must be a string',
-        field: 'metadata.namespace',
-        kind: kind as string,
-        name: name as string,
-        ...base,
-        severity: 'error',
-      });
+    const invalid = notAnObject(value, base);
+    if (invalid !== undefined) {
+      errors.push(invalid);
       return;
     }
     const object = value as KubeObject;
@@ -148,17 +171,7 @@ export function parseYamlFile(
     return { objects, errors };
   }
   const list = Array.isArray(docs) ? docs : [docs];
-  // The same documents with duplicate keys allowed: what a broken document is (kind, name).
-  let lenientDocs: ReturnType<typeof parseAllDocuments> | undefined;
-  const lenient = (i: number): unknown => {
-    try {
-      lenientDocs ??= parseAllDocuments(text, { uniqueKeys: false });
-      const d = (Array.isArray(lenientDocs) ? lenientDocs : [lenientDocs])[i];
-      return d === undefined || d.errors.length > 0 ? undefined : d.toJS({ maxAliasCount: 1000 });
-    } catch {
-      return undefined;
-    }
-  };
+  const lenient = lenientReader(text);
   list.forEach((doc, i) => {
     const base = { file, doc: i };
     if (doc.errors.length > 0) {
@@ -230,11 +243,14 @@ function docParseErrors(
       .replace(/:\s*$/, '');
     if (e.code === 'DUPLICATE_KEY') {
       const key = pos !== undefined ? keyAt(text, pos.line, pos.col) : undefined;
-      const what = `duplicate key${key !== undefined ? ` ${JSON.stringify(key)}` : ''}${where !== undefined ? ` at ${where}` : ''}`;
+      const keyText = key !== undefined ? ` ${JSON.stringify(key)}` : '';
+      const what = `duplicate key${keyText}${where !== undefined ? ` at ${where}` : ''}`;
       if (outOfScope && onlyDuplicates) {
         return {
           code: 'OXDS_SKIPPED_KIND',
-          message: `${apiVersion} ${kind} is outside otoroshi-xds's scope: skipped (it has a ${what}: kubectl would reject it too)`,
+          message:
+            `${apiVersion} ${kind} is outside otoroshi-xds's scope: ` +
+            `skipped (it has a ${what}: kubectl would reject it too)`,
           ...who,
           ...base,
           severity: 'notice',
@@ -279,7 +295,9 @@ export function assembleView(files: readonly ParsedFile[]): ConfigView {
       if (prev !== undefined) {
         const e: ConfigError = {
           code: 'OXDS_DUPLICATE_OBJECT',
-          message: `${o.key} is already declared in ${prev.origin.file ?? '?'} (document ${prev.origin.doc ?? 0}): this one is ignored`,
+          message:
+            `${o.key} is already declared in ${prev.origin.file ?? '?'} (document ${prev.origin.doc ?? 0}): ` +
+            'this one is ignored',
           kind: normaliseKind(o.object.kind),
           namespace: o.key.split('/')[1] ?? '',
           name: o.object.metadata.name,

@@ -34,7 +34,8 @@ export class AuthzStage {
         : undefined;
     if (config.authzClientCa !== undefined && config.envoyAuthz === 'on') {
       logger.warn(
-        '--authz-client-ca: the generated oxds-ext-authz cluster presents no client certificate; Envoys need their own cluster (or --envoy-authz off)',
+        '--authz-client-ca: the generated oxds-ext-authz cluster presents no client certificate; Envoys need ' +
+          'their own cluster (or --envoy-authz off)',
       );
     }
     this.quota = createQuotaStore({
@@ -81,7 +82,8 @@ export class AuthzStage {
       (config.host === '0.0.0.0' || config.host === '::')
     ) {
       logger.warn(
-        '--host is a wildcard: Envoy is told to reach ext_authz at 127.0.0.1; set --envoy-authz-address (e.g. the Service name) for remote Envoys',
+        '--host is a wildcard: Envoy is told to reach ext_authz at 127.0.0.1; set --envoy-authz-address (e.g. the ' +
+          'Service name) for remote Envoys',
       );
     }
   }

@@ -12,7 +12,10 @@ import { KubeClient, loadKubeConfig } from '../k8s/client.js';
 import type { BuildResult } from '../model/types.js';
 import type { ProtoObject } from '../../proto/loader.js';
 
-/** The CA: user-provided PEM files (--ca-cert/--ca-key/--ca-root-cert), else generated once and kept in the data directory. */
+/**
+ * The CA: user-provided PEM files (--ca-cert/--ca-key/--ca-root-cert), else generated once and kept in the data
+ * directory.
+ */
 export async function loadCertificateAuthority(config: Config): Promise<CertificateAuthority> {
   if (config.caCert !== undefined && config.caKey !== undefined && config.caRootCert !== undefined) {
     const read = (f: string, what: string): string => {

@@ -118,7 +118,8 @@ export class XdsStage {
       );
     if (config.loopbackGateway === 'on')
       logger.warn(
-        '--loopback-gateway on: every plaintext xDS client on loopback receives the gateway certificates (local development only)',
+        '--loopback-gateway on: every plaintext xDS client on loopback receives the gateway certificates (local ' +
+          'development only)',
       );
   }
 

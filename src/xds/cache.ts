@@ -13,7 +13,8 @@ export class InconsistentSnapshotError extends Error {
     readonly problems: readonly string[],
   ) {
     super(
-      `inconsistent ${nodeType} snapshot ${version}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ''}`,
+      `inconsistent ${nodeType} snapshot ${version}: ` +
+        `${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ''}`,
     );
     this.name = 'InconsistentSnapshotError';
   }

@@ -64,7 +64,7 @@ const VHOST_TYPE = 'envoy.config.route.v3.VirtualHost';
 
 function routeKey(e: Entry, variant: RouteVariant): string {
   // http and https routes differ only by forceHttps redirects.
-  const v = variant === 'grpc' ? 'g' : variant === 'http' && e.c.d.forceHttps ? 'r' : 'h';
+  const v = variant === 'grpc' ? 'g' : variant === 'http' && e.c.route.forceHttps ? 'r' : 'h';
   return `${v}|${e.pathIndex ?? '-'}|${e.authority ? e.authority.join('\n') : ''}`;
 }
 

@@ -1,7 +1,6 @@
 // Wraps the Redis store: when Redis cannot answer (not connected, error, or command timeout),
-// either answer from local in-memory counters (fail-open, the default — docs/decisions.md: "Quota store outage",
-// answers
-// carry `degraded: true`) or throw QuotaStoreUnavailableError (fail-closed → 503). Every degraded
+// either answer from local in-memory counters (fail-open, the default — docs/decisions.md: "Quota store outage";
+// answers carry `degraded: true`) or throw QuotaStoreUnavailableError (fail-closed → 503). Every degraded
 // decision is reported through `hooks.onQuotaStoreError`. Recovery is automatic: ioredis
 // reconnects in the background and the next check after `ready` goes to Redis again.
 import type { ApiKeyQuotas } from '../../model/types.js';

@@ -109,7 +109,8 @@ export function parseRedisUrl(url: string): RedisTarget {
   const m = /^(rediss?)(\+cluster|\+sentinel)?:\/\/(?:([^@/]*)@)?([^/?]*)(\/[^?]*)?(?:\?(.*))?$/.exec(url);
   if (!m)
     throw new Error(
-      `invalid Redis URL '${url}' (expected redis://host:port[/db], redis+cluster://h1:p1,h2:p2 or redis+sentinel://h1:p1,h2:p2/master)`,
+      `invalid Redis URL '${url}' (expected redis://host:port[/db], redis+cluster://h1:p1,h2:p2 or ` +
+        `redis+sentinel://h1:p1,h2:p2/master)`,
     );
   const tls = m[1] === 'rediss';
   const flavour = m[2];

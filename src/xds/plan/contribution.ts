@@ -2,6 +2,7 @@
 import type { ProtoObject } from '../../../proto/loader.js';
 import type { Descriptor, Target } from '../../model/types.js';
 import * as names from '../names.js';
+import type { RouteInput } from './route-input.js';
 import { byString } from '../resources/common.js';
 import { healthCheck, type UpstreamTlsSpec, upstreamTlsContext } from '../resources/features.js';
 import type { ClusterChoice } from '../resources/route.js';
@@ -21,6 +22,8 @@ import { failFastLbConfig, uncappedCircuitBreakers } from '../resources/resilien
 /** What one descriptor brings: its clusters and endpoints per node type, and how routes reach them. */
 export interface Contribution {
   d: Descriptor;
+  /** What the route builders read of `d`. */
+  route: RouteInput;
   /** Envoy routes carry ext_authz per-route configurations (TranslateOptions.authz is set). */
   authz: boolean;
   patterns: string[];
@@ -197,8 +200,45 @@ function grpcClusters(d: Descriptor, name: string, ctx: TranslateCtx): Contribut
   return out;
 }
 
+/** The fields of a descriptor its routes are built from (optional ones only when set). */
+export function routeInputOf(d: Descriptor): RouteInput {
+  const out: RouteInput = {
+    id: d.id,
+    matchingHeaders: d.matchingHeaders,
+    forceHttps: d.forceHttps,
+    root: d.root,
+    stripPath: d.stripPath,
+    overrideHost: d.overrideHost,
+    targets: d.targets,
+    clientConfig: d.clientConfig,
+    loadBalancing: d.loadBalancing,
+    additionalHeaders: d.additionalHeaders,
+    additionalHeadersOut: d.additionalHeadersOut,
+    missingOnlyHeadersIn: d.missingOnlyHeadersIn,
+    missingOnlyHeadersOut: d.missingOnlyHeadersOut,
+    removeHeadersIn: d.removeHeadersIn,
+    removeHeadersOut: d.removeHeadersOut,
+    xForwardedHeaders: d.xForwardedHeaders,
+    sendOtoroshiHeadersBack: d.sendOtoroshiHeadersBack,
+    privatePatterns: d.privatePatterns,
+    publicPatterns: d.publicPatterns,
+    headersVerification: d.headersVerification,
+    readOnly: d.readOnly,
+    detectApiKeySooner: d.detectApiKeySooner,
+  };
+  if (d.hostRewrite !== undefined) out.hostRewrite = d.hostRewrite;
+  if (d.apiKeyConstraints !== undefined) out.apiKeyConstraints = d.apiKeyConstraints;
+  if (d.ipFiltering !== undefined) out.ipFiltering = d.ipFiltering;
+  if (d.cors !== undefined) out.cors = d.cors;
+  if (d.gzip !== undefined) out.gzip = d.gzip;
+  if (d.restrictions !== undefined) out.restrictions = d.restrictions;
+  if (d.jwtVerifier !== undefined) out.jwtVerifier = d.jwtVerifier;
+  return out;
+}
+
 export function contribution(d: Descriptor, authz: boolean, ctx: TranslateCtx): Contribution {
   const name = names.clusterName(d.id, clusterHashInput(d));
   const patterns = [...new Set(d.hosts)].sort(byString);
-  return { d, authz, patterns, envoy: envoyClusters(d, name, ctx), grpc: grpcClusters(d, name, ctx) };
+  const route = routeInputOf(d);
+  return { d, route, authz, patterns, envoy: envoyClusters(d, name, ctx), grpc: grpcClusters(d, name, ctx) };
 }

@@ -11,7 +11,7 @@ import type {
   envoy_extensions_transport_sockets_tls_v3_SubjectAltNameMatcher as SubjectAltNameMatcher,
 } from '../../../proto/envoy-types.js';
 import { TYPE_URL } from '../../../proto/type-urls.js';
-import type { Descriptor } from '../../model/types.js';
+import type { RouteInput } from '../plan/route-input.js';
 import type { AuthzTarget } from '../types.js';
 import { duration, headerValue, socketAddress, wrapped } from './common.js';
 import { http2ProtocolOptions, upstreamTlsSocket } from './cluster.js';
@@ -95,7 +95,7 @@ const MATCH_EVERY_PATH = new Set(['.*', '/.*', '^.*$', '^/.*$', '^.*', '^/.*', '
  * JWT verifier). Ingress descriptors (`publicPatterns: ["/.*"]`) are the common case. Patterns
  * that make only some paths public keep the Check on: decide.ts evaluates them per request.
  */
-export function checkIsNoop(d: Descriptor): boolean {
+export function checkIsNoop(d: RouteInput): boolean {
   if (d.privatePatterns.length > 0) return false;
   if (!d.publicPatterns.some((p) => MATCH_EVERY_PATH.has(p.trim()))) return false;
   if (Object.keys(d.headersVerification).length > 0 || d.readOnly || d.detectApiKeySooner) return false;
@@ -110,7 +110,9 @@ function authzEndpoints(a: AuthzTarget): Array<{ address: string; port: number }
   return [{ address: a.address, port: a.port }, ...(a.replicas ?? [])];
 }
 
-/** TLS to the Check service: HTTP/2 by ALPN, its certificate verified against the CA and the SNI (or the replica IPs). */
+/**
+ * TLS to the Check service: HTTP/2 by ALPN, its certificate verified against the CA and the SNI (or the replica IPs).
+ */
 function authzTlsSocket(a: AuthzTarget, tls: NonNullable<AuthzTarget['tls']>): TransportSocket {
   const sans: SubjectAltNameMatcher[] =
     tls.sni !== undefined

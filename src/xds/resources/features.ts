@@ -1,5 +1,6 @@
 // Builders of the edge features: RBAC (ipFiltering), CORS, gzip (compressor), health checks,
 // upstream (m)TLS over SDS, local rate limits, Otoroshi's headers. Pure functions.
+import type { RouteInput } from '../plan/route-input.js';
 import type {
   Packed,
   UpstreamTlsContext,
@@ -15,7 +16,7 @@ import type {
   envoy_type_matcher_v3_StringMatcher as StringMatcher,
 } from '../../../proto/envoy-types.js';
 import { TYPE_URL } from '../../../proto/type-urls.js';
-import type { CorsSettings, Descriptor, GlobalConfigModel, GzipSettings, IpFiltering } from '../../model/types.js';
+import type { CorsSettings, GlobalConfigModel, GzipSettings, IpFiltering } from '../../model/types.js';
 import { ipEntryToCidrs } from '../../model/edge-features.js';
 import { adsConfigSource, duration, headerValue, wrapped } from './common.js';
 import { shortHash } from '../names.js';
@@ -258,7 +259,7 @@ export function literalHeaderValue(v: string): string {
 const TIMESTAMP = '%START_TIME(%Y-%m-%dT%H:%M:%S.%3f%z)%';
 
 /** Headers never forwarded upstream (Otoroshi strips them), lower-cased. */
-export function strippedRequestHeaders(d: Descriptor): string[] {
+export function strippedRequestHeaders(d: RouteInput): string[] {
   const out = new Set([
     'otoroshi-client-id',
     'otoroshi-client-secret',
@@ -273,8 +274,11 @@ export function strippedRequestHeaders(d: Descriptor): string[] {
   return [...out].sort();
 }
 
-/** Envoy-side Otoroshi headers: upstream request id / proxied host / timestamp; back to the client when sendOtoroshiHeadersBack. */
-export function otoroshiHeaders(d: Descriptor): { request: HeaderValueOption[]; response: HeaderValueOption[] } {
+/**
+ * Envoy-side Otoroshi headers: upstream request id / proxied host / timestamp; back to the client when
+ * sendOtoroshiHeadersBack.
+ */
+export function otoroshiHeaders(d: RouteInput): { request: HeaderValueOption[]; response: HeaderValueOption[] } {
   const request = [
     headerValue('Otoroshi-Proxied-Host', '%REQ(:AUTHORITY)%', 'OVERWRITE_IF_EXISTS_OR_ADD'),
     headerValue('Otoroshi-Request-Id', '%REQ(X-REQUEST-ID)%', 'OVERWRITE_IF_EXISTS_OR_ADD'),

@@ -1,6 +1,6 @@
 // Envoy routes of one planned route entry, per route configuration variant, in Otoroshi's order.
 import type { ProtoObject } from '../../../proto/loader.js';
-import type { Descriptor } from '../../model/types.js';
+import type { RouteInput } from '../plan/route-input.js';
 import * as names from '../names.js';
 import type { Entry } from '../plan/order.js';
 import { OPENAPI_PATH, type RouteStep, routeSteps } from '../plan/route-steps.js';
@@ -31,7 +31,7 @@ import { checkIsNoop, clientIdFromCheck, extAuthzPerFilterConfig } from './ext-a
 
 /** Envoy per-route filter configurations of a forwarding (or maintenance) route. */
 function featurePerFilter(
-  d: Descriptor,
+  d: RouteInput,
   authzConfig: ProtoObject | undefined,
   forwarding: boolean,
 ): ProtoObject | undefined {
@@ -46,7 +46,7 @@ function featurePerFilter(
  * Header mutations of a forwarding route: Otoroshi's own headers (Envoy only), then the user's;
  * `checked`: the Check runs on the route and its apikey's client id goes upstream.
  */
-function forwardMutations(d: Descriptor, variant: RouteVariant, checked: boolean): ProtoObject {
+function forwardMutations(d: RouteInput, variant: RouteVariant, checked: boolean): ProtoObject {
   const user = headerMutations(d);
   if (variant === 'grpc') return user;
   const oto = otoroshiHeaders(d);
@@ -94,7 +94,7 @@ interface EntryRoutes {
 
 /** A direct response or redirect of a step that is answered before forwarding. */
 function guardRoute(x: EntryRoutes, step: Exclude<RouteStep, { kind: 'forward' }>): ProtoObject {
-  const d = x.e.c.d;
+  const d = x.e.c.route;
   const name = `${x.name}${step.suffix}`;
   switch (step.kind) {
     case 'openapi': {
@@ -138,7 +138,7 @@ function guardRoute(x: EntryRoutes, step: Exclude<RouteStep, { kind: 'forward' }
  */
 function forwardRoutes(x: EntryRoutes, steps: readonly Extract<RouteStep, { kind: 'forward' }>[]): ProtoObject[] {
   const { e, variant } = x;
-  const d = e.c.d;
+  const d = e.c.route;
   const authz = e.c.authz && variant !== 'grpc';
   const choice = variant === 'grpc' ? e.c.grpc.choice : e.c.envoy.choice;
   const checked = authz && !checkIsNoop(d);
@@ -168,7 +168,7 @@ function forwardRoutes(x: EntryRoutes, steps: readonly Extract<RouteStep, { kind
 
 /** The Envoy routes of an entry for a variant: its planned steps (plan/route-steps.ts), built in order. */
 export function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
-  const d = e.c.d;
+  const d = e.c.route;
   const x: EntryRoutes = {
     e,
     variant,

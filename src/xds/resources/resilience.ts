@@ -33,11 +33,14 @@ export function failFastLbConfig(): Pick<Cluster, 'commonLbConfig'> {
 }
 
 export const UPSTREAM_TIMEOUT =
-  'Something went wrong, the backend service does not respond quickly enough, you should try later. Thanks for your understanding';
+  'Something went wrong, the backend service does not respond quickly enough, you should try later. Thanks for ' +
+  'your understanding';
 export const UPSTREAM_OVERWHELMED =
-  'Something went wrong, the backend service seems a little bit overwhelmed, you should try later. Thanks for your understanding';
+  'Something went wrong, the backend service seems a little bit overwhelmed, you should try later. Thanks for ' +
+  'your understanding';
 export const UPSTREAM_REFUSED =
-  'Something went wrong, the connection to backend service was refused, you should try later. Thanks for your understanding';
+  'Something went wrong, the connection to backend service was refused, you should try later. Thanks for your ' +
+  'understanding';
 export const PROXY_ERROR = 'Something went wrong, you should try later. Thanks for your understanding.';
 
 /** Otoroshi's HTML rule: no `Accept` header, or a `,`-separated token exactly `text/html` (errors.ts `wantsHtml`). */

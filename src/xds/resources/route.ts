@@ -1,4 +1,5 @@
 // Route configuration builders: route configurations, virtual hosts, routes and their parts.
+import type { RouteInput } from '../plan/route-input.js';
 import type {
   Any,
   RouteConfiguration,
@@ -12,7 +13,7 @@ import type {
   envoy_config_route_v3_VirtualHost as VirtualHost,
 } from '../../../proto/envoy-types.js';
 import type { ProtoObject } from '../../../proto/loader.js';
-import type { ClientConfig, Descriptor, HeaderMatch, LoadBalancing, PathMatch } from '../../model/types.js';
+import type { ClientConfig, HeaderMatch, LoadBalancing, PathMatch } from '../../model/types.js';
 import { duration, headerValue, sortedBy, wrapped } from './common.js';
 import { escapeRegex, hostPatternRegex } from '../../model/patterns.js';
 
@@ -125,8 +126,11 @@ export function hashPolicy(lb: LoadBalancing): HashPolicy[] | undefined {
   return undefined;
 }
 
-/** additionalHeaders Host: that literal; overrideHost: one literal when every target shares the host, else the endpoint's hostname. */
-export function hostRewrite(d: Descriptor): Pick<RouteAction, 'hostRewriteLiteral' | 'autoHostRewrite'> | undefined {
+/**
+ * additionalHeaders Host: that literal; overrideHost: one literal when every target shares the host, else the
+ * endpoint's hostname.
+ */
+export function hostRewrite(d: RouteInput): Pick<RouteAction, 'hostRewriteLiteral' | 'autoHostRewrite'> | undefined {
   if (d.hostRewrite !== undefined) return { hostRewriteLiteral: d.hostRewrite };
   if (!d.overrideHost || d.targets.length === 0) return undefined;
   const hosts = new Set(d.targets.map((t) => t.host));
@@ -155,7 +159,7 @@ export function clusterSpecifier(
 
 /** The forwarding RouteAction of a descriptor. */
 export function routeAction(
-  d: Descriptor,
+  d: RouteInput,
   path: PathMatch | undefined,
   choice: ClusterChoice,
   variant: RouteVariant,
@@ -213,7 +217,7 @@ export type HeaderMutations = Pick<
   'requestHeadersToAdd' | 'requestHeadersToRemove' | 'responseHeadersToAdd' | 'responseHeadersToRemove'
 >;
 
-export function headerMutations(d: Descriptor): HeaderMutations {
+export function headerMutations(d: RouteInput): HeaderMutations {
   const reqAdd = headersToAdd(d.additionalHeaders, d.missingOnlyHeadersIn);
   const resAdd = headersToAdd(d.additionalHeadersOut, d.missingOnlyHeadersOut);
   const reqRemove = [...new Set(d.removeHeadersIn)].sort();

@@ -45,7 +45,9 @@ export function tcpCluster(name: string, targets: readonly TcpTarget[], plaintex
   };
 }
 
-/** Terminates TLS with the chain's SDS certificates; client certificates verified against the CA bundle when planned. */
+/**
+ * Terminates TLS with the chain's SDS certificates; client certificates verified against the CA bundle when planned.
+ */
 function downstreamTls(secretNames: readonly string[], clientCerts: TcpListenerPlan['clientCerts']): TransportSocket {
   return downstreamTlsSocket({
     '@type': TYPE_URL.DownstreamTlsContext,

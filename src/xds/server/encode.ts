@@ -60,7 +60,10 @@ export function sotwMessage(version: string, run: Buffer, typeUrl: string, nonce
   return new WireWriter(size).string(1, version).raw(run).string(4, typeUrl).string(5, nonce).finish();
 }
 
-/** DeltaDiscoveryResponse = system_version_info(1) + resources(2, shared run) + type_url(4) + nonce(5) + removed_resources(6). */
+/**
+ * DeltaDiscoveryResponse = system_version_info(1) + resources(2, shared run) + type_url(4) + nonce(5) +
+ * removed_resources(6).
+ */
 export function deltaMessage(
   version: string,
   run: Buffer | undefined,

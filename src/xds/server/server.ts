@@ -54,7 +54,9 @@ export interface AdsServerOptions {
   allowName?: AllowName;
   /** Batching window after a stream's first request, so types requested together go out in order (default 10 ms). */
   initialBatchMs?: number;
-  /** Budget of the shared per-subscription cache on the current snapshot (default 64 MiB, 4,096 entries per node type). */
+  /**
+   * Budget of the shared per-subscription cache on the current snapshot (default 64 MiB, 4,096 entries per node type).
+   */
   sharedEncodingMaxBytes?: number;
   sharedEncodingMaxEntries?: number;
 }

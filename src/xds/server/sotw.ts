@@ -102,7 +102,8 @@ export class SotwStream extends StreamBase {
     const st = this.types.get(kind);
     if (!st) return undefined;
     const wildcard = st.wildcard && WILDCARD_KINDS.has(kind);
-    // Shared by every stream with the same subscription on this snapshot (a plain wildcard gets the snapshot's sorted list).
+    // Shared by every stream with the same subscription on this snapshot
+    // (a plain wildcard gets the snapshot's sorted list).
     const res =
       wildcard && st.names.size === 0
         ? sortedResources(snap, kind)
