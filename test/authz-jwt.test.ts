@@ -513,7 +513,7 @@ describe('strategies', () => {
   });
 
   test(
-    'Transform maps / adds / removes claims, signs, writes the location header and ' + 'removes the source header',
+    'Transform maps / adds / removes claims, signs, ' + 'writes the location header and removes the source header',
     async () => {
       const e = new JwtEngine([
         verifier('t', hs(256), {

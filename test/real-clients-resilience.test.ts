@@ -44,7 +44,9 @@ async function startFlaky(delayMs = 0): Promise<Flaky> {
 }
 
 function descriptor(port: number, retries: number, globalTimeout = 30000): string {
-  const clientConfig = `clientConfig: {retries: ${retries}, retryInitialDelay: 10, backoffFactor: 2, globalTimeout: ${globalTimeout}}`;
+  const clientConfig =
+    `clientConfig: {retries: ${retries}, retryInitialDelay: 10, backoffFactor: 2, ` +
+    `globalTimeout: ${globalTimeout}}`;
   const targets = [`http://127.0.0.1:${port}`];
   return descriptorYaml({
     name: 'flaky',
