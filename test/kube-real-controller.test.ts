@@ -678,8 +678,7 @@ test.skipIf(skip)(
         .filter((e) => e.user.username === saUser)
         .map(
           (e) =>
-            `${e.objectRef?.apiGroup ?? ''}` +
-            `|${e.objectRef?.resource ?? ''}` +
+            `${e.objectRef?.apiGroup ?? ''}|${e.objectRef?.resource ?? ''}` +
             `${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ''}|${e.verb}`,
         ),
     );

@@ -98,9 +98,7 @@ async function run(
   const ok = Object.values(r.counts).reduce((a, b) => a + b, 0);
   const failed = Object.values(r.errors).reduce((a, b) => a + b, 0);
   console.log(
-    `retries=${retries}: ${ok}` +
-      ` ok, ${failed}` +
-      ` failed, ${flaky.attempts - before}` +
+    `retries=${retries}: ${ok} ok, ${failed} failed, ${flaky.attempts - before}` +
       ` backend attempts (${JSON.stringify(r.errors)})`,
   );
   return { ok, failed, attempts: flaky.attempts - before, errors: r.errors };

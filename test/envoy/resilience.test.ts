@@ -159,8 +159,7 @@ envoyTest(
       files: {
         'd.yaml': descriptor(
           'pair',
-          `targets: [${target(good)}` +
-            `, ${target(bad)}` +
+          `targets: [${target(good)}, ${target(bad)}` +
             `]\nclientConfig: {retries: 1, maxErrors: 2, sampleInterval: 120000}`,
         ),
       },
