@@ -248,8 +248,8 @@ function openSotwStream(id: number, ch: grpc.Client, onAny: OnAny, onError: OnEr
   req(TYPE_URLS.listener, []);
 }
 
-/** An Envoy-like Delta ADS stream: wildcard CDS and LDS, then EDS and RDS for the names they carry. */
-function openDeltaStream(id: number, ch: grpc.Client, onAny: OnAny, onError: OnError): void {
+/** A Delta ADS call whose first request carries the node; `req` writes one request. */
+function deltaCall(id: number, ch: grpc.Client, onError: OnError) {
   const call = ch.makeBidiStreamRequest(
     `${ADS}/DeltaAggregatedResources`,
     delta.ser,
@@ -261,6 +261,12 @@ function openDeltaStream(id: number, ch: grpc.Client, onAny: OnAny, onError: OnE
     call.write({ ...(first ? { node: node(id) } : {}), ...m });
     first = false;
   };
+  return { call, req };
+}
+
+/** An Envoy-like Delta ADS stream: wildcard CDS and LDS, then EDS and RDS for the names they carry. */
+function openDeltaStream(id: number, ch: grpc.Client, onAny: OnAny, onError: OnError): void {
+  const { call, req } = deltaCall(id, ch, onError);
   const subscribedTypes = new Set<string>([TYPE_URLS.cluster, TYPE_URLS.listener]);
   call.on('data', (rec: Received<DeltaResponse>) => {
     const m = rec.msg;
@@ -434,17 +440,7 @@ function grpcSotwStream(g: GrpcSubs): void {
 function grpcDeltaStream(g: GrpcSubs): void {
   const { id, ch, host, subs, setNames, follow, onAny, onError } = g;
 
-  const call = ch.makeBidiStreamRequest(
-    `${ADS}/DeltaAggregatedResources`,
-    delta.ser,
-    delta.de as (b: Buffer) => Received<DeltaResponse>,
-  );
-  call.on('error', onError);
-  let first = true;
-  const req = (m: Record<string, unknown>): void => {
-    call.write({ ...(first ? { node: node(id) } : {}), ...m });
-    first = false;
-  };
+  const { call, req } = deltaCall(id, ch, onError);
   call.on('data', (rec: Received<DeltaResponse>) => {
     const m = rec.msg;
     onAny(rec, m.typeUrl);
