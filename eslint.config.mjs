@@ -30,6 +30,20 @@ export default tseslint.config(
     },
   },
   {
+    // Lines of at most 120 characters everywhere (prettier's printWidth; it cannot split strings or comments, this
+    // rule catches those). URLs are the one exception: a link split across lines cannot be followed.
+    files: ['**/*.{ts,mjs,js}'],
+    rules: { 'max-len': ['error', { code: 120, ignoreUrls: true }] },
+  },
+  {
+    // No function over 80 lines (blank lines and comments not counted): a longer one does several things, and each
+    // becomes a named step. Not in test/: a test body (the `test(...)` callback) is one scenario told in order, from
+    // setup to the user-visible assertions, and splitting it only scatters the story; its helpers live in
+    // test/helpers and test/fixtures.
+    files: ['src/**/*.ts', 'proto/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.{ts,mjs}'],
+    rules: { 'max-lines-per-function': ['error', { max: 80, skipBlankLines: true, skipComments: true, IIFEs: true }] },
+  },
+  {
     // Tests read into decoded JSON (proto3 JSON, admin answers) whose shape the assertions check.
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

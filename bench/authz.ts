@@ -39,7 +39,8 @@ const DESCRIPTOR_ID = 'svc-7';
 
 export function modelYaml(): string {
   const docs: string[] = [
-    'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceGroup\nmetadata: {name: bench, annotations: {otoroshi.io/id: bench}}\nspec: {name: Bench}',
+    'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ServiceGroup\n' +
+      'metadata: {name: bench, annotations: {otoroshi.io/id: bench}}\nspec: {name: Bench}',
   ];
   for (let i = 0; i < DESCRIPTORS; i++) {
     docs.push(`apiVersion: proxy.otoroshi.io/v1alpha1
@@ -154,7 +155,7 @@ async function serve(mode: string, port: number, redisUrl: string | undefined): 
       const primary = (quota as unknown as { primary: { ready(): Promise<void> } }).primary;
       await primary.ready();
     }
-    await startAuthzServer('127.0.0.1', port, { check: (i) => az.checkNow(i), logger });
+    await startAuthzServer('127.0.0.1', port, { check: (i) => az.check(i), logger });
     const primary = (quota as unknown as { primary?: { stats?: { calls: number; checks: number } } }).primary;
     if (primary?.stats)
       exitStats = () =>
@@ -354,119 +355,117 @@ function arg(name: string, def: string): string {
   return i >= 0 ? (process.argv[i + 1] ?? def) : def;
 }
 
-async function main(): Promise<void> {
-  const duration = Number(arg('duration', '3'));
-  const rssSeconds = Number(arg('rss-seconds', '60'));
-  const skipCluster = !process.argv.includes('--cluster'); // (--skip-cluster: the default, still accepted)
-  const rounds = Number(arg('rounds', '2'));
-  const body = benchCheckRequest();
-  const framed = grpcFrame(body);
-  const bodyFile = path.join(os.tmpdir(), `oxds-bench-check-${process.pid}.bin`);
-  fs.writeFileSync(bodyFile, framed);
-  const redis = redisAvailable() ? await startRedis() : undefined;
-  const loadBefore = os.loadavg();
-  const results: RunResult[] = [];
-  const checks: Record<string, string> = {};
-  const modes = ['floor', 'memory', ...(redis ? ['redis'] : [])];
-  const clusterModes = skipCluster ? [] : ['floor-cluster2', 'memory-cluster2', ...(redis ? ['redis-cluster2'] : [])];
-  let rss:
-    | {
-        mode: string;
-        seconds: number;
-        samplesKb: number[];
-        startKb: number;
-        endKb: number;
-        maxKb: number;
-        reqPerSec: number;
-        earlyMedianKb: number;
-        lateMedianKb: number;
-      }
-    | undefined;
-  const batchStats: Record<string, { redisScriptCalls: number; redisChecks: number }> = {};
+interface RssRun {
+  mode: string;
+  seconds: number;
+  samplesKb: number[];
+  startKb: number;
+  endKb: number;
+  maxKb: number;
+  reqPerSec: number;
+  earlyMedianKb: number;
+  lateMedianKb: number;
+}
+type BatchStats = Record<string, { redisScriptCalls: number; redisChecks: number }>;
+interface Rounds {
+  results: RunResult[];
+  checks: Record<string, string>;
+  batchStats: BatchStats;
+}
+interface BenchOptions {
+  duration: number;
+  rounds: number;
+  modes: string[];
+  clusterModes: string[];
+  body: Buffer;
+  bodyFile: string;
+  redisUrl?: string;
+}
+
+/** One mode's runs: full load (with server CPU for single-process modes) and 1,000 checks/s. */
+async function runMode(o: BenchOptions, mode: string, acc: Rounds): Promise<void> {
+  const { child, port, output } = await startChild(mode, o.redisUrl);
   try {
-    // Rounds alternate the order (the machine is shared: load drifts); the table shows medians.
-    for (let round = 0; round < rounds; round++)
-      for (const mode of round === 0 ? [...modes, ...clusterModes] : round % 2 ? [...modes].reverse() : modes) {
-        const { child, port, output } = await startChild(mode, redis?.url);
-        try {
-          checks[mode] = await verify(port, body, mode);
-          results.push(
-            mode.endsWith('cluster2')
-              ? h2load(port, bodyFile, mode, { duration, c: 4, m: 32 })
-              : h2loadWithCpu(child.pid!, port, bodyFile, mode, duration),
-          );
-          if (!mode.endsWith('cluster2'))
-            results.push(h2load(port, bodyFile, `${mode}@1000rps`, { duration, c: 4, m: 1, rps: 250 }));
-          checks[`${mode} after`] = await verify(port, body, mode);
-        } finally {
-          await stopChild(child);
-        }
-        const st = /STATS (.*)/.exec(output());
-        if (st) {
-          const x = JSON.parse(st[1]!) as { redisScriptCalls: number; redisChecks: number };
-          const acc = (batchStats[mode] ??= { redisScriptCalls: 0, redisChecks: 0 });
-          acc.redisScriptCalls += x.redisScriptCalls;
-          acc.redisChecks += x.redisChecks;
-        }
-        process.stderr.write(`round ${round + 1}/${rounds} ${mode}: done (load ${os.loadavg()[0]!.toFixed(2)})\n`);
-      }
-    if (rssSeconds > 0) {
-      const mode = redis ? 'redis' : 'memory';
-      const { child, port } = await startChild(mode, redis?.url);
-      try {
-        const samples: number[] = [rssKb(child.pid!)];
-        const timer = setInterval(() => samples.push(rssKb(child.pid!)), 1000);
-        const load = spawn(
-          'h2load',
-          [
-            '-c4',
-            '-m32',
-            '-t1',
-            '-D',
-            String(rssSeconds),
-            '-d',
-            bodyFile,
-            '-H',
-            'content-type: application/grpc',
-            '-H',
-            'te: trailers',
-            `http://127.0.0.1:${port}${CHECK_PATH}`,
-          ],
-          { stdio: ['ignore', 'pipe', 'ignore'] },
-        );
-        let out = '';
-        load.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        await new Promise((r) => load.once('exit', r));
-        clearInterval(timer);
-        samples.push(rssKb(child.pid!));
-        const medKb = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? 0;
-        // flat = the median of the last quarter is within 10 % of the median of the second quarter (after warm-up)
-        const q = Math.max(1, Math.floor(samples.length / 4));
-        rss = {
-          mode,
-          seconds: rssSeconds,
-          samplesKb: samples,
-          startKb: samples[0]!,
-          endKb: samples.at(-1)!,
-          maxKb: Math.max(...samples),
-          reqPerSec: Number(/([\d.]+) req\/s/.exec(out)?.[1] ?? 0),
-          earlyMedianKb: medKb(samples.slice(q, 2 * q)),
-          lateMedianKb: medKb(samples.slice(-q)),
-        };
-      } finally {
-        await stopChild(child);
-      }
-    }
+    acc.checks[mode] = await verify(port, o.body, mode);
+    acc.results.push(
+      mode.endsWith('cluster2')
+        ? h2load(port, o.bodyFile, mode, { duration: o.duration, c: 4, m: 32 })
+        : h2loadWithCpu(child.pid!, port, o.bodyFile, mode, o.duration),
+    );
+    if (!mode.endsWith('cluster2'))
+      acc.results.push(h2load(port, o.bodyFile, `${mode}@1000rps`, { duration: o.duration, c: 4, m: 1, rps: 250 }));
+    acc.checks[`${mode} after`] = await verify(port, o.body, mode);
   } finally {
-    await redis?.stop();
-    fs.rmSync(bodyFile, { force: true });
+    await stopChild(child);
   }
+  const st = /STATS (.*)/.exec(output());
+  if (st) {
+    const x = JSON.parse(st[1]!) as { redisScriptCalls: number; redisChecks: number };
+    const b = (acc.batchStats[mode] ??= { redisScriptCalls: 0, redisChecks: 0 });
+    b.redisScriptCalls += x.redisScriptCalls;
+    b.redisChecks += x.redisChecks;
+  }
+}
+
+async function runRounds(o: BenchOptions): Promise<Rounds> {
+  const acc: Rounds = { results: [], checks: {}, batchStats: {} };
+  // Rounds alternate the order (the machine is shared: load drifts); the table shows medians.
+  for (let round = 0; round < o.rounds; round++)
+    for (const mode of round === 0 ? [...o.modes, ...o.clusterModes] : round % 2 ? [...o.modes].reverse() : o.modes) {
+      await runMode(o, mode, acc);
+      process.stderr.write(`round ${round + 1}/${o.rounds} ${mode}: done (load ${os.loadavg()[0]!.toFixed(2)})\n`);
+    }
+  return acc;
+}
+
+/** RSS sampled once a second under full load for `seconds`. */
+async function measureRss(mode: string, redisUrl: string | undefined, bodyFile: string, seconds: number) {
+  const { child, port } = await startChild(mode, redisUrl);
+  try {
+    const samples: number[] = [rssKb(child.pid!)];
+    const timer = setInterval(() => samples.push(rssKb(child.pid!)), 1000);
+    const load = spawn(
+      'h2load',
+      [
+        ...['-c4', '-m32', '-t1', '-D', String(seconds), '-d', bodyFile],
+        ...['-H', 'content-type: application/grpc', '-H', 'te: trailers'],
+        `http://127.0.0.1:${port}${CHECK_PATH}`,
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    let out = '';
+    load.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise((r) => load.once('exit', r));
+    clearInterval(timer);
+    samples.push(rssKb(child.pid!));
+    const medKb = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? 0;
+    // flat = the median of the last quarter is within 10 % of the median of the second quarter (after warm-up)
+    const q = Math.max(1, Math.floor(samples.length / 4));
+    const rss: RssRun = {
+      mode,
+      seconds,
+      samplesKb: samples,
+      startKb: samples[0]!,
+      endKb: samples.at(-1)!,
+      maxKb: Math.max(...samples),
+      reqPerSec: Number(/([\d.]+) req\/s/.exec(out)?.[1] ?? 0),
+      earlyMedianKb: medKb(samples.slice(q, 2 * q)),
+      lateMedianKb: medKb(samples.slice(-q)),
+    };
+    return rss;
+  } finally {
+    await stopChild(child);
+  }
+}
+
+/** The median of each run name over the rounds. */
+function summarize(results: RunResult[]): RunResult[] {
   const med = (xs: number[]): number => {
     const a = [...xs].sort((x, y) => x - y);
     return a.length % 2 ? a[(a.length - 1) >> 1]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2;
   };
   const names = [...new Set(results.map((r) => r.name))];
-  const summary: RunResult[] = names.map((name) => {
+  return names.map((name) => {
     const rs = results.filter((r) => r.name === name);
     const x: RunResult = {
       name,
@@ -482,52 +481,47 @@ async function main(): Promise<void> {
     if (rs[0]!.rps) x.rps = rs[0]!.rps;
     return x;
   });
+}
+
+/** Each summary row with its ratios to the floor (throughput, CPU) and to the two-worker floor. */
+function withRatios(summary: RunResult[]) {
   const floor = summary.find((r) => r.name === 'floor')!;
   const floor2 = summary.find((r) => r.name === 'floor-cluster2');
-  const out = {
-    date: new Date().toISOString(),
-    machine: {
-      cpus: os.cpus().length,
-      model: os.cpus()[0]?.model,
-      node: process.version,
-      loadavgBefore: loadBefore,
-      loadavgAfter: os.loadavg(),
-    },
-    checkRequestBytes: body.length,
-    model: { descriptors: DESCRIPTORS, apikeys: APIKEYS },
-    correctness: checks,
-    rounds,
-    durationSeconds: duration,
-    results: summary.map((r) => ({
-      ...r,
-      ratioToFloor: r.rps ? undefined : Number((r.reqPerSec / floor.reqPerSec).toFixed(3)),
-      cpuRatioToFloor:
-        r.serverCpuUs !== undefined && floor.serverCpuUs !== undefined
-          ? Number((floor.serverCpuUs / r.serverCpuUs).toFixed(3))
-          : undefined,
-      ratioToClusterFloor:
-        floor2 && r.name.endsWith('cluster2') ? Number((r.reqPerSec / floor2.reqPerSec).toFixed(3)) : undefined,
-    })),
-    runs: results,
-    rss,
-    redisBatching: Object.fromEntries(
-      Object.entries(batchStats).map(([k, v]) => [
-        k,
-        { ...v, checksPerCall: Number((v.redisChecks / Math.max(1, v.redisScriptCalls)).toFixed(1)) },
-      ]),
-    ),
-    goals: [] as { goal: string; met: boolean | null; detail: string }[],
-  };
+  return summary.map((r) => ({
+    ...r,
+    ratioToFloor: r.rps ? undefined : Number((r.reqPerSec / floor.reqPerSec).toFixed(3)),
+    cpuRatioToFloor:
+      r.serverCpuUs !== undefined && floor.serverCpuUs !== undefined
+        ? Number((floor.serverCpuUs / r.serverCpuUs).toFixed(3))
+        : undefined,
+    ratioToClusterFloor:
+      floor2 && r.name.endsWith('cluster2') ? Number((r.reqPerSec / floor2.reqPerSec).toFixed(3)) : undefined,
+  }));
+}
+
+interface Goal {
+  goal: string;
+  met: boolean | null;
+  detail: string;
+}
+
+const mib = (kb: number, digits = 0): string => (kb / 1024).toFixed(digits);
+
+function goals(summary: RunResult[], rss: RssRun | undefined, rounds: number, duration: number): Goal[] {
+  const out: Goal[] = [];
   const get = (n: string): RunResult | undefined => summary.find((r) => r.name === n);
+  const floor = get('floor')!;
   const ratioGoal = (name: string, min: number): void => {
     const r = get(name);
     const goal = `ext_authz ${name}: ≥ ${min * 100} % of the floor's checks/s (unpaired rounds)`;
-    out.goals.push(
+    out.push(
       r
         ? {
             goal,
             met: r.reqPerSec / floor.reqPerSec >= min,
-            detail: `${r.reqPerSec.toFixed(0)} / ${floor.reqPerSec.toFixed(0)} req/s = ${(r.reqPerSec / floor.reqPerSec).toFixed(2)} (medians of ${rounds} × ${duration} s)`,
+            detail:
+              `${r.reqPerSec.toFixed(0)} / ${floor.reqPerSec.toFixed(0)} req/s = ` +
+              `${(r.reqPerSec / floor.reqPerSec).toFixed(2)} (medians of ${rounds} × ${duration} s)`,
           }
         : { goal, met: null, detail: 'not run' },
     );
@@ -537,46 +531,115 @@ async function main(): Promise<void> {
   for (const name of ['memory@1000rps', 'redis@1000rps']) {
     const r = get(name);
     if (r)
-      out.goals.push({
+      out.push({
         goal: `ext_authz ${name.replace('@1000rps', '')}: p99 < 2 ms at 1,000 checks/s`,
         met: r.p99us < 2000,
         detail: `p50 ${r.p50us} µs, p99 ${r.p99us} µs (floor p99 ${get('floor@1000rps')?.p99us ?? '?'} µs)`,
       });
   }
   if (rss)
-    out.goals.push({
+    out.push({
       goal: `ext_authz memory flat over ${rss.seconds} s (${rss.mode}, full load)`,
       met: rss.lateMedianKb <= rss.earlyMedianKb * 1.1,
-      detail: `RSS start ${(rss.startKb / 1024).toFixed(0)} MiB, 2nd-quarter median ${(rss.earlyMedianKb / 1024).toFixed(0)} MiB, last-quarter median ${(rss.lateMedianKb / 1024).toFixed(0)} MiB, max ${(rss.maxKb / 1024).toFixed(0)} MiB at ${rss.reqPerSec.toFixed(0)} req/s`,
+      detail:
+        `RSS start ${mib(rss.startKb)} MiB, 2nd-quarter median ${mib(rss.earlyMedianKb)} MiB, ` +
+        `last-quarter median ${mib(rss.lateMedianKb)} MiB, max ${mib(rss.maxKb)} MiB ` +
+        `at ${rss.reqPerSec.toFixed(0)} req/s`,
     });
-  fs.mkdirSync('bench/results', { recursive: true });
-  fs.writeFileSync('bench/results/authz.json', JSON.stringify(out, null, 2));
+  return out;
+}
+
+type Report = ReturnType<typeof report>;
+
+function report(o: BenchOptions, runs: Rounds, rss: RssRun | undefined, loadBefore: number[]) {
+  const summary = summarize(runs.results);
+  return {
+    date: new Date().toISOString(),
+    machine: {
+      cpus: os.cpus().length,
+      model: os.cpus()[0]?.model,
+      node: process.version,
+      loadavgBefore: loadBefore,
+      loadavgAfter: os.loadavg(),
+    },
+    checkRequestBytes: o.body.length,
+    model: { descriptors: DESCRIPTORS, apikeys: APIKEYS },
+    correctness: runs.checks,
+    rounds: o.rounds,
+    durationSeconds: o.duration,
+    results: withRatios(summary),
+    runs: runs.results,
+    rss,
+    redisBatching: Object.fromEntries(
+      Object.entries(runs.batchStats).map(([k, v]) => [
+        k,
+        { ...v, checksPerCall: Number((v.redisChecks / Math.max(1, v.redisScriptCalls)).toFixed(1)) },
+      ]),
+    ),
+    goals: goals(summary, rss, o.rounds, o.duration),
+  };
+}
+
+function printReport(out: Report, loadBefore: number[]): void {
+  const loads = (ls: number[]): string => ls.map((l) => l.toFixed(2)).join(' ');
+  console.log(`load average before ${loads(loadBefore)}, after ${loads(os.loadavg())}`);
+  console.log(`medians of ${out.rounds} round(s), ${out.durationSeconds} s each`);
   console.log(
-    `load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')}`,
-  );
-  console.log(`medians of ${rounds} round(s), ${duration} s each`);
-  console.log(
-    '| run | req/s | ours/floor | ours/floor-cluster2 | server CPU µs/check | floor CPU/ours | p50 µs | p99 µs | p99.9 µs | failed |',
+    '| run | req/s | ours/floor | ours/floor-cluster2 | server CPU µs/check | floor CPU/ours | p50 µs | p99 µs | ' +
+      'p99.9 µs | failed |',
   );
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of out.results)
     console.log(
-      `| ${r.name} | ${r.reqPerSec.toFixed(0)} | ${r.ratioToFloor ?? ''} | ${r.ratioToClusterFloor ?? ''} | ${r.serverCpuUs ?? ''} | ${r.cpuRatioToFloor ?? ''} | ${r.p50us} | ${r.p99us} | ${r.p999us} | ${r.failed} |`,
+      `| ${r.name} | ${r.reqPerSec.toFixed(0)} | ${r.ratioToFloor ?? ''} | ${r.ratioToClusterFloor ?? ''} | ` +
+        `${r.serverCpuUs ?? ''} | ${r.cpuRatioToFloor ?? ''} | ${r.p50us} | ${r.p99us} | ${r.p999us} | ${r.failed} |`,
     );
+  const rss = out.rss;
   if (rss)
     console.log(
-      `RSS (${rss.mode}, ${rss.seconds}s at ${rss.reqPerSec.toFixed(0)} req/s): start ${(rss.startKb / 1024).toFixed(1)} MiB, max ${(rss.maxKb / 1024).toFixed(1)} MiB, end ${(rss.endKb / 1024).toFixed(1)} MiB`,
+      `RSS (${rss.mode}, ${rss.seconds}s at ${rss.reqPerSec.toFixed(0)} req/s): start ${mib(rss.startKb, 1)} MiB, ` +
+        `max ${mib(rss.maxKb, 1)} MiB, end ${mib(rss.endKb, 1)} MiB`,
     );
   for (const [k, v] of Object.entries(out.redisBatching))
     console.log(
-      `redis batching (${k}): ${v.redisChecks} checks in ${v.redisScriptCalls} script calls = ${v.checksPerCall} per call`,
+      `redis batching (${k}): ${v.redisChecks} checks in ${v.redisScriptCalls} script calls = ` +
+        `${v.checksPerCall} per call`,
     );
-  for (const [k, v] of Object.entries(checks)) console.log(`check ${k}: ${v}`);
+  for (const [k, v] of Object.entries(out.correctness)) console.log(`check ${k}: ${v}`);
   for (const g of out.goals)
     console.log(`  [${g.met === null ? 'N/A' : g.met ? 'MET' : 'NOT MET'}] ${g.goal}: ${g.detail}`);
+}
+
+async function main(): Promise<void> {
+  const rssSeconds = Number(arg('rss-seconds', '60'));
+  const skipCluster = !process.argv.includes('--cluster'); // (--skip-cluster: the default, still accepted)
+  const body = benchCheckRequest();
+  const bodyFile = path.join(os.tmpdir(), `oxds-bench-check-${process.pid}.bin`);
+  fs.writeFileSync(bodyFile, grpcFrame(body));
+  const redis = redisAvailable() ? await startRedis() : undefined;
+  const loadBefore = os.loadavg();
+  const o: BenchOptions = {
+    duration: Number(arg('duration', '3')),
+    rounds: Number(arg('rounds', '2')),
+    modes: ['floor', 'memory', ...(redis ? ['redis'] : [])],
+    clusterModes: skipCluster ? [] : ['floor-cluster2', 'memory-cluster2', ...(redis ? ['redis-cluster2'] : [])],
+    body,
+    bodyFile,
+    redisUrl: redis?.url,
+  };
+  let runs: Rounds;
+  let rss: RssRun | undefined;
+  try {
+    runs = await runRounds(o);
+    if (rssSeconds > 0) rss = await measureRss(redis ? 'redis' : 'memory', redis?.url, bodyFile, rssSeconds);
+  } finally {
+    await redis?.stop();
+    fs.rmSync(bodyFile, { force: true });
+  }
+  const out = report(o, runs, rss, loadBefore);
+  fs.mkdirSync('bench/results', { recursive: true });
+  fs.writeFileSync('bench/results/authz.json', JSON.stringify(out, null, 2));
+  printReport(out, loadBefore);
 }
 
 // Imported (bench/authz-ab.ts reuses the model and the request): no side effect.

@@ -187,11 +187,11 @@ async function latencyBench(bin: string): Promise<unknown> {
       const on = arm(1);
       const row = { rate, noAuthz: off, authz: on, addedP50Ms: on.p50 - off.p50, addedP99Ms: on.p99 - off.p99 };
       console.log(
-        `  ~${rate} req/s (achieved ${off.achieved.toFixed(0)}` +
-          ` / ${on.achieved.toFixed(0)}` +
-          `): without ext_authz p50 ${off.p50.toFixed(3)}` +
-          ` ms p99 ${off.p99.toFixed(3)}` +
-          ` ms | with p50 ${on.p50.toFixed(3)} ms p99 ${on.p99.toFixed(3)} ms | added p50 ${row.addedP50Ms.toFixed(3)} ms p99 ${row.addedP99Ms.toFixed(3)} ms | non-2xx ${off.non2xx}/${on.non2xx}`,
+        `  ~${rate} req/s (achieved ${off.achieved.toFixed(0)} / ${on.achieved.toFixed(0)}): ` +
+          `without ext_authz p50 ${off.p50.toFixed(3)} ms p99 ${off.p99.toFixed(3)} ms | ` +
+          `with p50 ${on.p50.toFixed(3)} ms p99 ${on.p99.toFixed(3)} ms | ` +
+          `added p50 ${row.addedP50Ms.toFixed(3)} ms p99 ${row.addedP99Ms.toFixed(3)} ms | ` +
+          `non-2xx ${off.non2xx}/${on.non2xx}`,
       );
       rows.push(row);
     }
@@ -255,11 +255,8 @@ async function propagationBench(bin: string, n: number, delta: boolean): Promise
     );
     const s = stats(times);
     console.log(
-      `  ${n} Envoys, ${delta ? 'Delta' : 'SotW'}` +
-        `: first ${s.min.toFixed(0)}` +
-        ` ms (floor), p50 ${s.p50.toFixed(0)}` +
-        ` ms, all ${s.max.toFixed(0)}` +
-        ` ms (${(s.max / s.min).toFixed(2)}x the first)`,
+      `  ${n} Envoys, ${delta ? 'Delta' : 'SotW'}: first ${s.min.toFixed(0)} ms (floor), p50 ${s.p50.toFixed(0)}` +
+        ` ms, all ${s.max.toFixed(0)} ms (${(s.max / s.min).toFixed(2)}x the first)`,
     );
     return {
       envoys: rss,

@@ -316,6 +316,67 @@ async function untilEveryEnvoy(
   );
 }
 
+type FleetServer = Awaited<ReturnType<typeof startServer>>;
+interface FleetRun {
+  flavour: string;
+  server: FleetServer;
+  fleet: Gw[];
+  file: string;
+  be: Awaited<ReturnType<typeof startBackends>>;
+}
+
+/** One config change: the time until every Envoy serves it, and what the server sent for it. */
+async function measureChange(
+  r: FleetRun,
+  change: 'route' | 'endpoint',
+  cfg: { route?: boolean; endpoint?: boolean },
+): Promise<ChangeRow> {
+  const { flavour, server, fleet, file, be } = r;
+  const builds = (await server.admin<{ builds: number }>('/health')).builds;
+  const b0 = await pushBytes(server);
+  const p0 = await pushBytes(server, 'oxds_xds_pushes_total');
+  const loadAt = load();
+  const tw = performance.now();
+  writeAtomically(file, configYaml(N, be, cfg));
+  const times = await untilEveryEnvoy(
+    fleet,
+    tw,
+    change === 'route'
+      ? async (g) => (await get(g, ROUTE_CHANGED, '/x')).status === 404
+      : async (g) => (await get(g, EDS_CHANGED, '/x')).body === 'moved',
+    change,
+  );
+  // Everything the change caused has been written once every Envoy serves it and ACKed.
+  await eventually(
+    'the rebuild counted',
+    async () => ((await server.admin<{ builds: number }>('/health')).builds > builds ? true : undefined),
+    60_000,
+  );
+  await new Promise((r) => setTimeout(r, 1000));
+  const health = await server.admin<{ builds: number; lastBuildMs: number }>('/health');
+  const bytes = minus(await pushBytes(server), b0);
+  const pushes = minus(await pushBytes(server, 'oxds_xds_pushes_total'), p0);
+  const perEnvoy = Object.fromEntries(Object.entries(bytes).map(([k, v]) => [k, v / ENVOYS]));
+  const row: ChangeRow = {
+    change,
+    latency: stats(times),
+    serverBuildMs: health.lastBuildMs,
+    serverBuilds: health.builds - builds,
+    responses: pushes,
+    bytesPerEnvoy: perEnvoy,
+    bytesPerEnvoyTotal: Object.values(perEnvoy).reduce((a, b) => a + b, 0),
+    load: loadAt,
+  };
+  console.log(
+    `  ${flavour} ${change}: every Envoy serves it ${row.latency.max.toFixed(0)} ms after the file write ` +
+      `(first ${row.latency.min.toFixed(0)}, p50 ${row.latency.p50.toFixed(0)}; ` +
+      `server rebuild ${row.serverBuildMs} ms, ${row.serverBuilds} build(s)); ` +
+      `${(row.bytesPerEnvoyTotal / 1024).toFixed(1)} KiB per Envoy ${JSON.stringify(perEnvoy)}, ` +
+      `responses ${JSON.stringify(pushes)}; load ${loadAt}`,
+  );
+  return row;
+}
+
 async function fleetRun(bin: string, flavour: string): Promise<unknown> {
   const delta = flavour !== 'sotw';
   const be = await startBackends();
@@ -348,55 +409,12 @@ async function fleetRun(bin: string, flavour: string): Promise<unknown> {
     );
     const proxies = (await server.admin<{ proxies: Proxy[] }>('/debug/proxies')).proxies.length;
     const rows: ChangeRow[] = [];
+    const run: FleetRun = { flavour, server, fleet, file, be };
     const changes: { change: 'route' | 'endpoint'; cfg: { route?: boolean; endpoint?: boolean } }[] = [
       { change: 'route', cfg: { route: true } },
       { change: 'endpoint', cfg: { route: true, endpoint: true } },
     ];
-    for (const { change, cfg } of changes) {
-      const builds = (await server.admin<{ builds: number }>('/health')).builds;
-      const b0 = await pushBytes(server);
-      const p0 = await pushBytes(server, 'oxds_xds_pushes_total');
-      const loadAt = load();
-      const tw = performance.now();
-      writeAtomically(file, configYaml(N, be, cfg));
-      const times = await untilEveryEnvoy(
-        fleet,
-        tw,
-        change === 'route'
-          ? async (g) => (await get(g, ROUTE_CHANGED, '/x')).status === 404
-          : async (g) => (await get(g, EDS_CHANGED, '/x')).body === 'moved',
-        change,
-      );
-      // Everything the change caused has been written once every Envoy serves it and ACKed.
-      await eventually(
-        'the rebuild counted',
-        async () => ((await server.admin<{ builds: number }>('/health')).builds > builds ? true : undefined),
-        60_000,
-      );
-      await new Promise((r) => setTimeout(r, 1000));
-      const health = await server.admin<{ builds: number; lastBuildMs: number }>('/health');
-      const bytes = minus(await pushBytes(server), b0);
-      const pushes = minus(await pushBytes(server, 'oxds_xds_pushes_total'), p0);
-      const perEnvoy = Object.fromEntries(Object.entries(bytes).map(([k, v]) => [k, v / ENVOYS]));
-      const row: ChangeRow = {
-        change,
-        latency: stats(times),
-        serverBuildMs: health.lastBuildMs,
-        serverBuilds: health.builds - builds,
-        responses: pushes,
-        bytesPerEnvoy: perEnvoy,
-        bytesPerEnvoyTotal: Object.values(perEnvoy).reduce((a, b) => a + b, 0),
-        load: loadAt,
-      };
-      console.log(
-        `  ${flavour} ${change}: every Envoy serves it ${row.latency.max.toFixed(0)} ms after the file write ` +
-          `(first ${row.latency.min.toFixed(0)}, p50 ${row.latency.p50.toFixed(0)}; ` +
-          `server rebuild ${row.serverBuildMs} ms, ${row.serverBuilds} build(s)); ` +
-          `${(row.bytesPerEnvoyTotal / 1024).toFixed(1)} KiB per Envoy ${JSON.stringify(perEnvoy)}, ` +
-          `responses ${JSON.stringify(pushes)}; load ${loadAt}`,
-      );
-      rows.push(row);
-    }
+    for (const { change, cfg } of changes) rows.push(await measureChange(run, change, cfg));
     const rejected = (await Promise.all(fleet.map((g) => g.envoy.rejected()))).filter((r) => Object.keys(r).length > 0);
     const nacks = await serverNacks(server);
     if (rejected.length > 0 || nacks.length > 0)

@@ -27,6 +27,57 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, ms: n
   }
 }
 
+type Kube = Awaited<ReturnType<typeof startRealKube>>;
+type AuditEvent = ReturnType<Kube['auditEvents']>[number];
+
+/** The N ServiceDescriptors as one multi-document file in `dir`. */
+function writeDescriptors(dir: string): string {
+  const docs = Array.from({ length: N }, (_, i) =>
+    JSON.stringify({
+      apiVersion: 'proxy.otoroshi.io/v1alpha1',
+      kind: 'ServiceDescriptor',
+      metadata: { name: `svc-${i}`, namespace: 'default' },
+      spec: {
+        hosts: [`svc-${i}.bench.local`],
+        paths: [`/api/v1/svc-${i}`],
+        targets: [{ url: `http://127.0.0.1:${10000 + (i % 1000)}` }],
+        publicPatterns: ['/.*'],
+        forceHttps: false,
+      },
+    }),
+  );
+  const file = path.join(dir, 'descriptors.yaml');
+  fs.writeFileSync(file, docs.join('\n---\n'));
+  return file;
+}
+
+async function untilEveryStatus(kube: Kube): Promise<void> {
+  const states = 'jsonpath={range .items[*]}{.status.state}{"\\n"}{end}';
+  await until(
+    'every status written',
+    async () => {
+      const out = await kube.kubectlOk(['get', 'service-descriptors', '-n', 'default', '-o', states]);
+      return out.split('\n').filter((l) => l === 'valid').length >= N;
+    },
+    600_000,
+  );
+}
+
+/** What the replica asks of the API server at rest, REST_S seconds (lease renewals and watch restarts only). */
+async function atRest(ours: () => AuditEvent[]): Promise<{ perMin: number; byVerb: Record<string, number> }> {
+  const before = ours().length;
+  const r0 = Date.now();
+  await new Promise((r) => setTimeout(r, REST_S * 1000));
+  const rest = ours().slice(before);
+  const perMin = (rest.length * 60_000) / (Date.now() - r0);
+  const byVerb: Record<string, number> = {};
+  for (const e of rest) {
+    const k = `${e.verb} ${e.objectRef?.resource ?? ''}`;
+    byVerb[k] = (byVerb[k] ?? 0) + 1;
+  }
+  return { perMin, byVerb };
+}
+
 async function main(): Promise<void> {
   const skip = realKubeSkip();
   if (skip) {
@@ -45,22 +96,7 @@ async function main(): Promise<void> {
     });
     const watcher = new XdsWatcher(cp.xdsPort, 'bench-envoy');
     try {
-      const docs = Array.from({ length: N }, (_, i) =>
-        JSON.stringify({
-          apiVersion: 'proxy.otoroshi.io/v1alpha1',
-          kind: 'ServiceDescriptor',
-          metadata: { name: `svc-${i}`, namespace: 'default' },
-          spec: {
-            hosts: [`svc-${i}.bench.local`],
-            paths: [`/api/v1/svc-${i}`],
-            targets: [{ url: `http://127.0.0.1:${10000 + (i % 1000)}` }],
-            publicPatterns: ['/.*'],
-            forceHttps: false,
-          },
-        }),
-      );
-      const file = path.join(kube.dir, 'descriptors.yaml');
-      fs.writeFileSync(file, docs.join('\n---\n'));
+      const file = writeDescriptors(kube.dir);
       const saUser = `system:serviceaccount:${NS}:otoroshi-xds`;
       const ours = (): ReturnType<typeof kube.auditEvents> =>
         kube.auditEvents().filter((e) => e.user.username === saUser);
@@ -76,36 +112,14 @@ async function main(): Promise<void> {
       const routable = performance.now() - t0;
       const statusPatches = (): number =>
         ours().filter((e) => e.verb === 'patch' && e.objectRef?.subresource === 'status').length;
-      await until(
-        'every status written',
-        async () => {
-          const out = await kube.kubectlOk([
-            'get',
-            'service-descriptors',
-            '-n',
-            'default',
-            '-o',
-            'jsonpath={range .items[*]}{.status.state}{"\\n"}{end}',
-          ]);
-          return out.split('\n').filter((l) => l === 'valid').length >= N;
-        },
-        600_000,
-      );
+      await untilEveryStatus(kube);
       const statused = performance.now() - t0;
       const writes = statusPatches();
       const f0 = performance.now();
       await kube.kubectlOk(['get', 'service-descriptors', '-n', 'default', '-o', 'name']);
       const floor = performance.now() - f0;
       // at rest: what the replica asks of the API server (lease renewals and watch restarts only)
-      const before = ours().length;
-      const r0 = Date.now();
-      await new Promise((r) => setTimeout(r, REST_S * 1000));
-      const rest = ours().slice(before);
-      const perMin = (rest.length * 60_000) / (Date.now() - r0);
-      const byVerb: Record<string, number> = {};
-      for (const e of rest)
-        byVerb[`${e.verb} ${e.objectRef?.resource ?? ''}`] =
-          (byVerb[`${e.verb} ${e.objectRef?.resource ?? ''}`] ?? 0) + 1;
+      const { perMin, byVerb } = await atRest(ours);
       const result = {
         n: N,
         applyMs: Math.round(applied),

@@ -195,7 +195,13 @@ await envoy?.stop();
 await server!.stop();
 fs.rmSync(dir, { recursive: true, force: true });
 fs.mkdirSync(path.join(repo, 'bench', 'results'), { recursive: true });
-fs.writeFileSync(
-  path.join(repo, 'bench', 'results', 'loop-block.json'),
-  `${JSON.stringify({ at: new Date().toISOString(), dist, descriptors: N, peakRssMB, rows, envoyTimeoutS: ENVOY_TIMEOUT_S, envoyRows })}\n`,
-);
+const result = {
+  at: new Date().toISOString(),
+  dist,
+  descriptors: N,
+  peakRssMB,
+  rows,
+  envoyTimeoutS: ENVOY_TIMEOUT_S,
+  envoyRows,
+};
+fs.writeFileSync(path.join(repo, 'bench', 'results', 'loop-block.json'), `${JSON.stringify(result)}\n`);

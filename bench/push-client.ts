@@ -175,24 +175,13 @@ interface DeltaResponse {
   nonce: string;
 }
 
-function openStream(i: number): void {
-  const id = firstId + i;
-  const ch = channels[i % nChannels] as grpc.Client;
-  const r: StreamResult = {
-    id,
-    syncedAt: 0,
-    fullBytes: 0,
-    preArmBytes: 0,
-    preArmMsgs: 0,
-    changeAt: 0,
-    changeBytes: 0,
-    changeMsgs: 0,
-    changeTypes: {},
-    affected: true,
-  };
-  results.push(r);
+type OnAny = (rec: Received<unknown>, typeUrl: string) => void;
+type OnError = (e: Error) => void;
+
+/** Counts a stream's bytes and messages before the change is armed (sync) and after (the change). */
+function counter(r: StreamResult): OnAny {
   const seen = new Set<string>();
-  const onAny = (rec: Received<unknown>, typeUrl: string): void => {
+  return (rec: Received<unknown>, typeUrl: string): void => {
     if (!armed) {
       r.preArmBytes += rec.len;
       r.preArmMsgs++;
@@ -216,6 +205,106 @@ function openStream(i: number): void {
       checkChanged();
     }
   };
+}
+
+/** An Envoy-like SotW ADS stream: wildcard CDS and LDS, then EDS and RDS for the names they carry. */
+function openSotwStream(id: number, ch: grpc.Client, onAny: OnAny, onError: OnError): void {
+  const call = ch.makeBidiStreamRequest(
+    `${ADS}/StreamAggregatedResources`,
+    sotw.ser,
+    sotw.de as (b: Buffer) => Received<SotwResponse>,
+  );
+  call.on('error', onError);
+  let first = true;
+  const req = (typeUrl: string, names: string[], nonce = '', version = ''): void => {
+    call.write({
+      ...(first ? { node: node(id) } : {}),
+      typeUrl,
+      resourceNames: names,
+      responseNonce: nonce,
+      versionInfo: version,
+    });
+    first = false;
+  };
+  const subscribed = new Map<string, string[]>([
+    [TYPE_URLS.cluster, []],
+    [TYPE_URLS.listener, []],
+  ]);
+  call.on('data', (rec: Received<SotwResponse>) => {
+    const m = rec.msg;
+    onAny(rec, m.typeUrl);
+    req(m.typeUrl, subscribed.get(m.typeUrl) ?? [], m.nonce, m.versionInfo); // ACK
+    if (m.typeUrl === TYPE_URLS.cluster && !subscribed.has(TYPE_URLS.endpoint)) {
+      const names = dependentNames(m.typeUrl, m.versionInfo, m.resources);
+      subscribed.set(TYPE_URLS.endpoint, names);
+      req(TYPE_URLS.endpoint, names);
+    } else if (m.typeUrl === TYPE_URLS.listener && !subscribed.has(TYPE_URLS.route)) {
+      const names = dependentNames(m.typeUrl, m.versionInfo, m.resources);
+      subscribed.set(TYPE_URLS.route, names);
+      req(TYPE_URLS.route, names);
+    }
+  });
+  req(TYPE_URLS.cluster, []);
+  req(TYPE_URLS.listener, []);
+}
+
+/** A Delta ADS call whose first request carries the node; `req` writes one request. */
+function deltaCall(id: number, ch: grpc.Client, onError: OnError) {
+  const call = ch.makeBidiStreamRequest(
+    `${ADS}/DeltaAggregatedResources`,
+    delta.ser,
+    delta.de as (b: Buffer) => Received<DeltaResponse>,
+  );
+  call.on('error', onError);
+  let first = true;
+  const req = (m: Record<string, unknown>): void => {
+    call.write({ ...(first ? { node: node(id) } : {}), ...m });
+    first = false;
+  };
+  return { call, req };
+}
+
+/** An Envoy-like Delta ADS stream: wildcard CDS and LDS, then EDS and RDS for the names they carry. */
+function openDeltaStream(id: number, ch: grpc.Client, onAny: OnAny, onError: OnError): void {
+  const { call, req } = deltaCall(id, ch, onError);
+  const subscribedTypes = new Set<string>([TYPE_URLS.cluster, TYPE_URLS.listener]);
+  call.on('data', (rec: Received<DeltaResponse>) => {
+    const m = rec.msg;
+    onAny(rec, m.typeUrl);
+    req({ typeUrl: m.typeUrl, responseNonce: m.nonce }); // ACK
+    if (
+      (m.typeUrl === TYPE_URLS.cluster || m.typeUrl === TYPE_URLS.listener) &&
+      !subscribedTypes.has(m.typeUrl === TYPE_URLS.cluster ? TYPE_URLS.endpoint : TYPE_URLS.route)
+    ) {
+      const dep = m.typeUrl === TYPE_URLS.cluster ? TYPE_URLS.endpoint : TYPE_URLS.route;
+      const anys = m.resources.flatMap((x) => (x.resource ? [x.resource] : []));
+      const names = dependentNames(m.typeUrl, m.systemVersionInfo, anys);
+      subscribedTypes.add(dep);
+      req({ typeUrl: dep, resourceNamesSubscribe: names });
+    }
+  });
+  // Wildcard: an empty subscribe list on the first LDS/CDS request.
+  req({ typeUrl: TYPE_URLS.cluster, resourceNamesSubscribe: [] });
+  req({ typeUrl: TYPE_URLS.listener, resourceNamesSubscribe: [] });
+}
+
+function openStream(i: number): void {
+  const id = firstId + i;
+  const ch = channels[i % nChannels] as grpc.Client;
+  const r: StreamResult = {
+    id,
+    syncedAt: 0,
+    fullBytes: 0,
+    preArmBytes: 0,
+    preArmMsgs: 0,
+    changeAt: 0,
+    changeBytes: 0,
+    changeMsgs: 0,
+    changeTypes: {},
+    affected: true,
+  };
+  results.push(r);
+  const onAny = counter(r);
   const onError = (e: Error): void => {
     if (!r.error) r.error = e.message;
   };
@@ -238,77 +327,8 @@ function openStream(i: number): void {
     return;
   }
 
-  if (mode === 'sotw') {
-    const call = ch.makeBidiStreamRequest(
-      `${ADS}/StreamAggregatedResources`,
-      sotw.ser,
-      sotw.de as (b: Buffer) => Received<SotwResponse>,
-    );
-    call.on('error', onError);
-    let first = true;
-    const req = (typeUrl: string, names: string[], nonce = '', version = ''): void => {
-      call.write({
-        ...(first ? { node: node(id) } : {}),
-        typeUrl,
-        resourceNames: names,
-        responseNonce: nonce,
-        versionInfo: version,
-      });
-      first = false;
-    };
-    const subscribed = new Map<string, string[]>([
-      [TYPE_URLS.cluster, []],
-      [TYPE_URLS.listener, []],
-    ]);
-    call.on('data', (rec: Received<SotwResponse>) => {
-      const m = rec.msg;
-      onAny(rec, m.typeUrl);
-      req(m.typeUrl, subscribed.get(m.typeUrl) ?? [], m.nonce, m.versionInfo); // ACK
-      if (m.typeUrl === TYPE_URLS.cluster && !subscribed.has(TYPE_URLS.endpoint)) {
-        const names = dependentNames(m.typeUrl, m.versionInfo, m.resources);
-        subscribed.set(TYPE_URLS.endpoint, names);
-        req(TYPE_URLS.endpoint, names);
-      } else if (m.typeUrl === TYPE_URLS.listener && !subscribed.has(TYPE_URLS.route)) {
-        const names = dependentNames(m.typeUrl, m.versionInfo, m.resources);
-        subscribed.set(TYPE_URLS.route, names);
-        req(TYPE_URLS.route, names);
-      }
-    });
-    req(TYPE_URLS.cluster, []);
-    req(TYPE_URLS.listener, []);
-    return;
-  }
-
-  const call = ch.makeBidiStreamRequest(
-    `${ADS}/DeltaAggregatedResources`,
-    delta.ser,
-    delta.de as (b: Buffer) => Received<DeltaResponse>,
-  );
-  call.on('error', onError);
-  let first = true;
-  const req = (m: Record<string, unknown>): void => {
-    call.write({ ...(first ? { node: node(id) } : {}), ...m });
-    first = false;
-  };
-  const subscribedTypes = new Set<string>([TYPE_URLS.cluster, TYPE_URLS.listener]);
-  call.on('data', (rec: Received<DeltaResponse>) => {
-    const m = rec.msg;
-    onAny(rec, m.typeUrl);
-    req({ typeUrl: m.typeUrl, responseNonce: m.nonce }); // ACK
-    if (
-      (m.typeUrl === TYPE_URLS.cluster || m.typeUrl === TYPE_URLS.listener) &&
-      !subscribedTypes.has(m.typeUrl === TYPE_URLS.cluster ? TYPE_URLS.endpoint : TYPE_URLS.route)
-    ) {
-      const dep = m.typeUrl === TYPE_URLS.cluster ? TYPE_URLS.endpoint : TYPE_URLS.route;
-      const anys = m.resources.flatMap((x) => (x.resource ? [x.resource] : []));
-      const names = dependentNames(m.typeUrl, m.systemVersionInfo, anys);
-      subscribedTypes.add(dep);
-      req({ typeUrl: dep, resourceNamesSubscribe: names });
-    }
-  });
-  // Wildcard: an empty subscribe list on the first LDS/CDS request.
-  req({ typeUrl: TYPE_URLS.cluster, resourceNamesSubscribe: [] });
-  req({ typeUrl: TYPE_URLS.listener, resourceNamesSubscribe: [] });
+  if (mode === 'sotw') openSotwStream(id, ch, onAny, onError);
+  else openDeltaStream(id, ch, onAny, onError);
 }
 
 // ------------------------------------------------------------------ proxyless gRPC (like grpc-js-xds)
@@ -372,6 +392,76 @@ function edsNameOf(a: Any): string | undefined {
   return undefined;
 }
 
+/** A proxyless stream's subscriptions: names per type, and how one resource names the next type's. */
+interface GrpcSubs {
+  id: number;
+  ch: grpc.Client;
+  host: string;
+  subs: Map<string, string[]>;
+  setNames: (typeUrl: string, names: string[]) => boolean;
+  follow: (typeUrl: string, a: Any, key: string) => [string, string[]] | undefined;
+  onAny: OnAny;
+  onError: OnError;
+}
+
+function grpcSotwStream(g: GrpcSubs): void {
+  const { id, ch, subs, setNames, follow, onAny, onError } = g;
+  const call = ch.makeBidiStreamRequest(
+    `${ADS}/StreamAggregatedResources`,
+    sotw.ser,
+    sotw.de as (b: Buffer) => Received<SotwResponse>,
+  );
+  call.on('error', onError);
+  let first = true;
+  const req = (typeUrl: string, nonce = '', version = ''): void => {
+    call.write({
+      ...(first ? { node: node(id) } : {}),
+      typeUrl,
+      resourceNames: subs.get(typeUrl) ?? [],
+      responseNonce: nonce,
+      versionInfo: version,
+    });
+    first = false;
+  };
+  call.on('data', (rec: Received<SotwResponse>) => {
+    const m = rec.msg;
+    onAny(rec, m.typeUrl);
+    req(m.typeUrl, m.nonce, m.versionInfo); // ACK
+    const mine = subs.get(m.typeUrl) ?? [];
+    for (const a of m.resources) {
+      // SotW has no per-resource version: the response version + the (only) subscribed name identify the content.
+      const f = follow(m.typeUrl, a, `${m.versionInfo}|${mine.join(',')}`);
+      if (f && setNames(f[0], f[1])) req(f[0]);
+    }
+  });
+  req(TYPE_URLS.listener);
+}
+
+function grpcDeltaStream(g: GrpcSubs): void {
+  const { id, ch, host, subs, setNames, follow, onAny, onError } = g;
+
+  const { call, req } = deltaCall(id, ch, onError);
+  call.on('data', (rec: Received<DeltaResponse>) => {
+    const m = rec.msg;
+    onAny(rec, m.typeUrl);
+    req({ typeUrl: m.typeUrl, responseNonce: m.nonce }); // ACK
+    for (const x of m.resources) {
+      if (!x.resource) continue;
+      const f = follow(m.typeUrl, x.resource, `${x.name}|${x.version}`);
+      if (!f) continue;
+      const before = subs.get(f[0]) ?? [];
+      if (setNames(f[0], f[1])) {
+        req({
+          typeUrl: f[0],
+          resourceNamesSubscribe: f[1].filter((n) => !before.includes(n)),
+          resourceNamesUnsubscribe: before.filter((n) => !f[1].includes(n)),
+        });
+      }
+    }
+  });
+  req({ typeUrl: TYPE_URLS.listener, resourceNamesSubscribe: [host] });
+}
+
 function openGrpcStream(
   id: number,
   ch: grpc.Client,
@@ -413,69 +503,9 @@ function openGrpcStream(
     return undefined;
   };
 
-  if (mode === 'sotw') {
-    const call = ch.makeBidiStreamRequest(
-      `${ADS}/StreamAggregatedResources`,
-      sotw.ser,
-      sotw.de as (b: Buffer) => Received<SotwResponse>,
-    );
-    call.on('error', onError);
-    let first = true;
-    const req = (typeUrl: string, nonce = '', version = ''): void => {
-      call.write({
-        ...(first ? { node: node(id) } : {}),
-        typeUrl,
-        resourceNames: subs.get(typeUrl) ?? [],
-        responseNonce: nonce,
-        versionInfo: version,
-      });
-      first = false;
-    };
-    call.on('data', (rec: Received<SotwResponse>) => {
-      const m = rec.msg;
-      onAny(rec, m.typeUrl);
-      req(m.typeUrl, m.nonce, m.versionInfo); // ACK
-      const mine = subs.get(m.typeUrl) ?? [];
-      for (const a of m.resources) {
-        // SotW has no per-resource version: the response version + the (only) subscribed name identify the content.
-        const f = follow(m.typeUrl, a, `${m.versionInfo}|${mine.join(',')}`);
-        if (f && setNames(f[0], f[1])) req(f[0]);
-      }
-    });
-    req(TYPE_URLS.listener);
-    return;
-  }
-
-  const call = ch.makeBidiStreamRequest(
-    `${ADS}/DeltaAggregatedResources`,
-    delta.ser,
-    delta.de as (b: Buffer) => Received<DeltaResponse>,
-  );
-  call.on('error', onError);
-  let first = true;
-  const req = (m: Record<string, unknown>): void => {
-    call.write({ ...(first ? { node: node(id) } : {}), ...m });
-    first = false;
-  };
-  call.on('data', (rec: Received<DeltaResponse>) => {
-    const m = rec.msg;
-    onAny(rec, m.typeUrl);
-    req({ typeUrl: m.typeUrl, responseNonce: m.nonce }); // ACK
-    for (const x of m.resources) {
-      if (!x.resource) continue;
-      const f = follow(m.typeUrl, x.resource, `${x.name}|${x.version}`);
-      if (!f) continue;
-      const before = subs.get(f[0]) ?? [];
-      if (setNames(f[0], f[1])) {
-        req({
-          typeUrl: f[0],
-          resourceNamesSubscribe: f[1].filter((n) => !before.includes(n)),
-          resourceNamesUnsubscribe: before.filter((n) => !f[1].includes(n)),
-        });
-      }
-    }
-  });
-  req({ typeUrl: TYPE_URLS.listener, resourceNamesSubscribe: [host] });
+  const g: GrpcSubs = { id, ch, host, subs, setNames, follow, onAny, onError };
+  if (mode === 'sotw') grpcSotwStream(g);
+  else grpcDeltaStream(g);
 }
 
 /** A stream is affected by a change when it holds one of the changed (or removed) names. */

@@ -166,6 +166,131 @@ interface PushResult {
   error?: string;
 }
 
+type PushMode = 'sotw' | 'delta' | 'floor';
+
+/** CLIENT_PROCS client processes sharing the streams; resolves once every stream holds the snapshot. */
+async function startClients(scenario: Scenario | 'floor', mode: PushMode, port: number, clients: ChildProcess[]) {
+  const total = scenario === 'grpc' ? STREAMS + GRPC_HOT : STREAMS;
+  const per = Math.ceil(total / CLIENT_PROCS);
+  const synced: Promise<Msg>[] = [];
+  for (let p = 0; p < CLIENT_PROCS; p++) {
+    const n = Math.min(per, total - p * per);
+    if (n <= 0) continue;
+    const extra = scenario === 'grpc' ? ['grpc', String(PUSH_N), String(STREAMS), '1'] : [];
+    const c = spawn('push-client.js', [String(port), String(n), String(CHANNELS), mode, String(p * per), ...extra]);
+    clients.push(c);
+    synced.push(next(c, 'synced', 180_000, `${scenario} ${mode} clients synced`));
+  }
+  await Promise.all(synced);
+}
+
+/** Sends `cmd` to every child and waits for each one's `reply`. */
+function askAll(children: ChildProcess[], msg: Record<string, unknown>, reply: string, ms: number, what = reply) {
+  return Promise.all(
+    children.map((c) => {
+      const w = next(c, reply, ms, what);
+      c.send(msg);
+      return w;
+    }),
+  );
+}
+
+/** Makes the server change (or, for the floor, send its payload); returns when it did and what it changed. */
+async function triggerChange(
+  server: ChildProcess,
+  clients: ChildProcess[],
+  scenario: Scenario | 'floor',
+  change: ChangeKind | 'floor',
+  floorPayload: number,
+): Promise<{ tSet: number; extra: Partial<ChangeResult> }> {
+  if (change === 'floor') {
+    const w = next(server, 'sent', 30_000, 'floor sent');
+    server.send({ cmd: 'send', bytes: floorPayload });
+    const m = await w;
+    return { tSet: Number(m['tSend']), extra: { payloadBytes: floorPayload } };
+  }
+  const w = next(server, 'changed', 60_000, 'snapshot changed');
+  server.send({ cmd: 'change', what: change });
+  const m = await w;
+  const diff = ((m['diff'] as Record<string, unknown>)[scenario] ?? {}) as Record<
+    string,
+    { changed: string[]; removed: string[] }
+  >;
+  for (const c of clients) c.send({ cmd: 'expect', diff });
+  const summary: ChangeResult['diff'] = {};
+  for (const [k, v] of Object.entries(diff))
+    summary[k] = {
+      changed: v.changed.length,
+      removed: v.removed.length,
+      names: [...v.changed, ...v.removed].slice(0, 5),
+    };
+  return {
+    tSet: Number(m['tSet']),
+    extra: { setMs: Number(m['setMs']), changeBuildMs: Number(m['buildMs']), diff: summary },
+  };
+}
+
+/** One change's row from every stream's report (affected streams: latency and bytes; the others: leaks). */
+function changeResult(
+  change: ChangeKind | 'floor',
+  tSet: number,
+  extra: Partial<ChangeResult>,
+  all: StreamResult[],
+  server: Msg,
+): ChangeResult {
+  const aff = all.filter((s) => s.affected);
+  const unaff = all.filter((s) => !s.affected);
+  const got = aff.filter((s) => s.changeAt > 0);
+  const types: Record<string, number> = {};
+  for (const s of all) for (const [k, v] of Object.entries(s.changeTypes)) types[k] = (types[k] ?? 0) + v;
+  return {
+    change,
+    tSet,
+    ...extra,
+    affected: aff.length,
+    received: got.length,
+    latencyMs: stats(got.map((s) => s.changeAt - tSet)),
+    fullBytesPerAffected: stats(aff.map((s) => s.fullBytes)),
+    changeBytesPerAffected: stats(aff.map((s) => s.changeBytes)),
+    changeMsgsPerAffected: stats(aff.map((s) => s.changeMsgs)),
+    unaffectedThatReceived: unaff.filter((s) => s.changeMsgs > 0).length,
+    unaffectedBytes: unaff.reduce((x, s) => x + s.changeBytes, 0),
+    changeTypes: types,
+    server,
+  };
+}
+
+/** Arms the clients, makes one change, waits for every affected stream, and collects the reports. */
+async function measurePush(
+  server: ChildProcess,
+  clients: ChildProcess[],
+  scenario: Scenario | 'floor',
+  mode: PushMode,
+  change: ChangeKind | 'floor',
+  floorPayload: number,
+): Promise<{ res: ChangeResult; all: StreamResult[] }> {
+  const expectType = change === 'floor' ? undefined : EXPECT_TYPE[change];
+  await askAll(clients, { cmd: 'arm', expectType }, 'armed', 10_000);
+  const changed = clients.map((c) =>
+    next(c, 'changed', 60_000, `${scenario} ${mode} ${change}: change received by every affected stream`),
+  );
+  changed.forEach((p) => p.catch(() => undefined));
+  const { tSet, extra } = await triggerChange(server, clients, scenario, change, floorPayload);
+  let changeError: string | undefined;
+  try {
+    await Promise.all(changed);
+  } catch (e) {
+    changeError = (e as Error).message;
+  }
+  await new Promise((r) => setTimeout(r, 500)); // anything else the change triggers
+  const reports = await askAll(clients, { cmd: 'report' }, 'report', 30_000);
+  const [serverStats] = await askAll([server], { cmd: 'stats' }, 'stats', 10_000, 'server stats');
+  const all = reports.flatMap((r) => r['streams'] as StreamResult[]);
+  const res = changeResult(change, tSet, extra, all, serverStats as Msg);
+  if (changeError) res.error = changeError;
+  return { res, all };
+}
+
 /**
  * One server + 2 client processes. envoy: STREAMS Envoy-like streams; a route change, then an
  * endpoint change. grpc: STREAMS proxyless streams spread over the descriptors + GRPC_HOT on the
@@ -173,7 +298,7 @@ interface PushResult {
  */
 async function pushBench(
   scenario: Scenario | 'floor',
-  mode: 'sotw' | 'delta' | 'floor',
+  mode: PushMode,
   changes: ChangeKind[],
   floorPayload = 0,
 ): Promise<PushResult | { scenario: string; mode: string; error: string }> {
@@ -182,105 +307,17 @@ async function pushBench(
   try {
     server = mode === 'floor' ? spawn('push-server.js', ['floor']) : spawn('push-server.js', ['ads', String(PUSH_N)]);
     const ready = await next(server, 'ready', 120_000, `${mode} server ready`);
-    const port = Number(ready['port']);
     const t0 = performance.now();
-    const total = scenario === 'grpc' ? STREAMS + GRPC_HOT : STREAMS;
-    const per = Math.ceil(total / CLIENT_PROCS);
-    const synced: Promise<Msg>[] = [];
-    for (let p = 0; p < CLIENT_PROCS; p++) {
-      const n = Math.min(per, total - p * per);
-      if (n <= 0) continue;
-      const extra = scenario === 'grpc' ? ['grpc', String(PUSH_N), String(STREAMS), '1'] : [];
-      const c = spawn('push-client.js', [String(port), String(n), String(CHANNELS), mode, String(p * per), ...extra]);
-      clients.push(c);
-      synced.push(next(c, 'synced', 180_000, `${scenario} ${mode} clients synced`));
-    }
-    await Promise.all(synced);
+    await startClients(scenario, mode, Number(ready['port']), clients);
     const syncMs = performance.now() - t0;
     await new Promise((r) => setTimeout(r, 300)); // let the last ACKs land
     const results: ChangeResult[] = [];
     let all: StreamResult[] = [];
     const kinds: (ChangeKind | 'floor')[] = mode === 'floor' ? ['floor'] : changes;
     for (const change of kinds) {
-      const expectType = change === 'floor' ? undefined : EXPECT_TYPE[change];
-      await Promise.all(
-        clients.map((c) => {
-          const w = next(c, 'armed', 10_000, 'armed');
-          c.send({ cmd: 'arm', expectType });
-          return w;
-        }),
-      );
-      const changed = clients.map((c) =>
-        next(c, 'changed', 60_000, `${scenario} ${mode} ${change}: change received by every affected stream`),
-      );
-      changed.forEach((p) => p.catch(() => undefined));
-      let tSet: number;
-      let extra: Partial<ChangeResult> = {};
-      if (mode === 'floor') {
-        const w = next(server, 'sent', 30_000, 'floor sent');
-        server.send({ cmd: 'send', bytes: floorPayload });
-        const m = await w;
-        tSet = Number(m['tSend']);
-        extra = { payloadBytes: floorPayload };
-      } else {
-        const w = next(server, 'changed', 60_000, 'snapshot changed');
-        server.send({ cmd: 'change', what: change });
-        const m = await w;
-        tSet = Number(m['tSet']);
-        const diff = ((m['diff'] as Record<string, unknown>)[scenario] ?? {}) as Record<
-          string,
-          { changed: string[]; removed: string[] }
-        >;
-        for (const c of clients) c.send({ cmd: 'expect', diff });
-        const summary: ChangeResult['diff'] = {};
-        for (const [k, v] of Object.entries(diff))
-          summary[k] = {
-            changed: v.changed.length,
-            removed: v.removed.length,
-            names: [...v.changed, ...v.removed].slice(0, 5),
-          };
-        extra = { setMs: Number(m['setMs']), changeBuildMs: Number(m['buildMs']), diff: summary };
-      }
-      let changeError: string | undefined;
-      try {
-        await Promise.all(changed);
-      } catch (e) {
-        changeError = (e as Error).message;
-      }
-      await new Promise((r) => setTimeout(r, 500)); // anything else the change triggers
-      const reports = await Promise.all(
-        clients.map((c) => {
-          const w = next(c, 'report', 30_000, 'report');
-          c.send({ cmd: 'report' });
-          return w;
-        }),
-      );
-      const sw = next(server, 'stats', 10_000, 'server stats');
-      server.send({ cmd: 'stats' });
-      const serverStats = await sw;
-      all = reports.flatMap((r) => r['streams'] as StreamResult[]);
-      const aff = all.filter((s) => s.affected);
-      const unaff = all.filter((s) => !s.affected);
-      const got = aff.filter((s) => s.changeAt > 0);
-      const types: Record<string, number> = {};
-      for (const s of all) for (const [k, v] of Object.entries(s.changeTypes)) types[k] = (types[k] ?? 0) + v;
-      const res: ChangeResult = {
-        change,
-        tSet,
-        ...extra,
-        affected: aff.length,
-        received: got.length,
-        latencyMs: stats(got.map((s) => s.changeAt - tSet)),
-        fullBytesPerAffected: stats(aff.map((s) => s.fullBytes)),
-        changeBytesPerAffected: stats(aff.map((s) => s.changeBytes)),
-        changeMsgsPerAffected: stats(aff.map((s) => s.changeMsgs)),
-        unaffectedThatReceived: unaff.filter((s) => s.changeMsgs > 0).length,
-        unaffectedBytes: unaff.reduce((x, s) => x + s.changeBytes, 0),
-        changeTypes: types,
-        server: serverStats,
-      };
-      if (changeError) res.error = changeError;
-      results.push(res);
+      const m = await measurePush(server, clients, scenario, mode, change, floorPayload);
+      all = m.all;
+      results.push(m.res);
     }
     return {
       scenario,
@@ -314,9 +351,7 @@ const machine = {
   memGB: Math.round(os.totalmem() / 2 ** 30),
 };
 console.log(
-  `otoroshi-xds bench — ${machine.nproc}` +
-    ` cores, ${machine.cpu}` +
-    `, node ${machine.node}` +
+  `otoroshi-xds bench — ${machine.nproc} cores, ${machine.cpu}, node ${machine.node}` +
     `, load average ${machine.loadavgAtStart.join(' ')}`,
 );
 console.log(`sizes=${SIZES.join(',')} streams=${STREAMS} pushDescriptors=${PUSH_N} channels/process=${CHANNELS}\n`);
@@ -393,12 +428,10 @@ if (!SKIP.has('translate')) {
   for (const r of results) {
     if (!('rounds' in r)) continue;
     console.log(
-      `  ${r.size}: ${r.resourceCount}` +
-        ` resources (${JSON.stringify(r.resources)}` +
-        `), ${kb(r.encodedBytes)}` +
-        ` encoded, ${r.errors}` +
-        ` errors${r.errors ? ` (${r.firstError})` : ''}` +
-        `; heap baseline ${f(r.memory.baselineHeapMB)} MB, retained after GC ${f(r.memory.retainedHeapMB)} MB; proto load ${f(r.protoLoadMs)} ms (excluded)`,
+      `  ${r.size}: ${r.resourceCount} resources (${JSON.stringify(r.resources)}), ${kb(r.encodedBytes)} encoded, ` +
+        `${r.errors} errors${r.errors ? ` (${r.firstError})` : ''}; ` +
+        `heap baseline ${f(r.memory.baselineHeapMB)} MB, retained after GC ${f(r.memory.retainedHeapMB)} MB; ` +
+        `proto load ${f(r.protoLoadMs)} ms (excluded)`,
     );
   }
   const big = results.find((r) => r.size === 10000) ?? results[results.length - 1];
@@ -413,8 +446,7 @@ if (!SKIP.has('translate')) {
         goal: `${big.size} descriptors translated in < 1 s`,
         met: best < GOAL_TRANSLATE_MS,
         detail:
-          `best total ${f(best)}` +
-          ` ms wall (${f(last.cpu?.totalMs)}` +
+          `best total ${f(best)} ms wall (${f(last.cpu?.totalMs)}` +
           ` ms CPU); largest stage ${stages[0]?.[0]} ${f(stages[0]?.[1])} ms`,
       });
     } else {
@@ -479,7 +511,8 @@ if (!SKIP.has('push')) {
     }
   }
   console.log(
-    `\n== Push: ${PUSH_N} descriptors; route = one descriptor's path, endpoint = one target IP; latency from cache.set to receipt by every affected stream (ms)`,
+    `\n== Push: ${PUSH_N} descriptors; route = one descriptor's path, endpoint = one target IP; ` +
+      'latency from cache.set to receipt by every affected stream (ms)',
   );
   console.log(
     table(
@@ -503,10 +536,9 @@ if (!SKIP.has('push')) {
     if (!('changes' in r) || key === 'floor') continue;
     for (const c of r.changes) {
       console.log(
-        `  ${key} ${c.change}: diff ${JSON.stringify(c.diff)}` +
-          `; responses by type ${JSON.stringify(c.changeTypes)}` +
-          `; cache.set ${f(c.setMs, 1)}` +
-          ` ms; rebuild ${f(c.changeBuildMs)} ms (not included)${r.errors.length ? `; stream errors: ${r.errors.join(' | ')}` : ''}${c.error ? `; ${c.error}` : ''}`,
+        `  ${key} ${c.change}: diff ${JSON.stringify(c.diff)}; responses by type ${JSON.stringify(c.changeTypes)}; ` +
+          `cache.set ${f(c.setMs, 1)} ms; rebuild ${f(c.changeBuildMs)} ms (not included)` +
+          `${r.errors.length ? `; stream errors: ${r.errors.join(' | ')}` : ''}${c.error ? `; ${c.error}` : ''}`,
       );
       console.log(`         server: ${JSON.stringify(c.server)}`);
     }
@@ -532,11 +564,8 @@ if (!SKIP.has('push')) {
       goal: `${name}: reaches every affected stream in < 1 s`,
       met: ok(x.c) && x.c.latencyMs.max < GOAL_PUSH_MS,
       detail:
-        `${x.c.received}/${x.c.affected}` +
-        ` affected of ${x.r.streams}` +
-        ` streams, max ${f(x.c.latencyMs.max)}` +
-        ` ms, p50 ${f(x.c.latencyMs.p50)}` +
-        ` ms; unaffected that received something: ${x.c.unaffectedThatReceived}`,
+        `${x.c.received}/${x.c.affected} affected of ${x.r.streams} streams, max ${f(x.c.latencyMs.max)}` +
+        ` ms, p50 ${f(x.c.latencyMs.p50)} ms; unaffected that received something: ${x.c.unaffectedThatReceived}`,
     });
   }
   for (const [key, name, change] of [

@@ -158,134 +158,156 @@ async function serverRole(): Promise<void> {
 
 // ------------------------------------------------------------------------------- client role
 
-async function clientRole(): Promise<void> {
-  const { lookupType, TYPE_URLS } = await import('../proto/loader.js');
-  const { openRawStream, ADS_SOTW_PATH } = await import('../test/helpers/raw-grpc.js');
-  const Req = lookupType('envoy.service.discovery.v3.DiscoveryRequest');
-  const Res = lookupType('envoy.service.discovery.v3.DiscoveryResponse');
-  const enc = (o: object): Uint8Array => Req.encode(Req.fromObject(o)).finish();
-  interface S {
-    id: number;
-    ldsOk: boolean;
-    edsVersion: string;
-    versionAt: Map<string, number>;
-    responses: number;
-    bytes: number;
-    closed: boolean;
-  }
-  const streams: S[] = [];
-  const sessions: http2.ClientHttp2Session[] = [];
-  let expectV: { version: string; resolve: () => void } | undefined;
-  const allHave = (v: string): boolean => streams.every((s) => s.versionAt.has(v));
-  process.on(
-    'message',
-    async (m: {
-      cmd: string;
-      port?: number;
-      n?: number;
-      firstId?: number;
-      names?: string[];
-      version?: string;
-      timeoutMs?: number;
-    }) => {
-      if (m.cmd === 'start') {
-        const names = m.names ?? [];
-        const common = names[0] ?? '';
-        const perSession = 100;
-        let session: http2.ClientHttp2Session | undefined;
-        for (let i = 0; i < (m.n ?? 0); i++) {
-          if (i % perSession === 0) {
-            session = http2.connect(`http://127.0.0.1:${m.port}`, { settings: { initialWindowSize: 1 << 20 } });
-            session.on('error', () => undefined);
-            sessions.push(session);
-          }
-          const id = (m.firstId ?? 0) + i;
-          const own = names[id % names.length] ?? common;
-          const edsNames = own === common ? [common] : [common, own];
-          const s: S = {
-            id,
-            ldsOk: false,
-            edsVersion: '',
-            versionAt: new Map(),
-            responses: 0,
-            bytes: 0,
-            closed: false,
-          };
-          streams.push(s);
-          const st = openRawStream({ session: session! }, ADS_SOTW_PATH, (buf) => {
-            const r = Res.decode(buf) as unknown as { typeUrl: string; versionInfo: string; nonce: string };
-            s.responses++;
-            s.bytes += buf.length;
-            const now = sharedNow();
-            if (r.typeUrl === TYPE_URLS.endpoint) {
-              s.edsVersion = r.versionInfo;
-              s.versionAt.set(r.versionInfo, now);
-              if (s.versionAt.size > 8) s.versionAt.delete(s.versionAt.keys().next().value as string);
-              st.write(
-                enc({
-                  typeUrl: r.typeUrl,
-                  versionInfo: r.versionInfo,
-                  responseNonce: r.nonce,
-                  resourceNames: edsNames,
-                }),
-              );
-              if (expectV && allHave(expectV.version)) expectV.resolve();
-            } else {
-              s.ldsOk = true;
-              st.write(enc({ typeUrl: r.typeUrl, versionInfo: r.versionInfo, responseNonce: r.nonce }));
-            }
-          });
-          void st.ended.then(() => {
-            s.closed = true;
-          });
-          st.write(
-            enc({ node: { id: `scale-${id}`, cluster: 'scale', userAgentName: 'envoy' }, typeUrl: TYPE_URLS.listener }),
-          );
-          st.write(enc({ typeUrl: TYPE_URLS.endpoint, resourceNames: edsNames }));
-          if (i % 200 === 199) await new Promise((r) => setImmediate(r));
-        }
-        const t = Date.now();
-        while (!streams.every((s) => s.ldsOk && s.edsVersion !== '')) {
-          if (Date.now() - t > 120_000) break;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        send({
-          type: 'synced',
-          n: streams.length,
-          ok: streams.filter((s) => s.ldsOk && s.edsVersion !== '').length,
-          closed: streams.filter((s) => s.closed).length,
-        });
-      } else if (m.cmd === 'expect') {
-        const v = m.version ?? '';
-        if (!allHave(v)) {
-          await Promise.race([
-            new Promise<void>((resolve) => {
-              expectV = { version: v, resolve };
-            }),
-            new Promise((r) => setTimeout(r, m.timeoutMs ?? 30_000)),
-          ]);
-        }
-        expectV = undefined;
-        send({
-          type: 'got',
-          times: streams.map((s) => s.versionAt.get(v)).filter((x): x is number => x !== undefined),
-          missing: streams.filter((s) => !s.versionAt.has(v)).length,
-        });
-      } else if (m.cmd === 'report') {
-        send({
-          type: 'report',
-          responses: streams.map((s) => s.responses),
-          bytes: streams.reduce((n, s) => n + s.bytes, 0),
-          lastVersions: [...new Set(streams.map((s) => s.edsVersion))],
-          closed: streams.filter((s) => s.closed).length,
-          rssMB: rssMB(),
-        });
-      } else if (m.cmd === 'exit') {
-        for (const s of sessions) s.destroy();
-        process.exit(0);
-      }
-    },
+interface ScaleStream {
+  id: number;
+  ldsOk: boolean;
+  edsVersion: string;
+  versionAt: Map<string, number>;
+  responses: number;
+  bytes: number;
+  closed: boolean;
+}
+interface ClientMsg {
+  cmd: string;
+  port?: number;
+  n?: number;
+  firstId?: number;
+  names?: string[];
+  version?: string;
+  timeoutMs?: number;
+}
+/** A client process's streams, and the modules it loads only in that role. */
+interface ClientCtx {
+  loader: typeof import('../proto/loader.js');
+  raw: typeof import('../test/helpers/raw-grpc.js');
+  enc: (o: object) => Uint8Array;
+  Res: ReturnType<typeof import('../proto/loader.js').lookupType>;
+  streams: ScaleStream[];
+  sessions: http2.ClientHttp2Session[];
+  expectV?: { version: string; resolve: () => void };
+}
+
+const allHave = (c: ClientCtx, v: string): boolean => c.streams.every((s) => s.versionAt.has(v));
+
+/** One Envoy-like SotW stream: LDS, and EDS for the common name and its own; every response is ACKed. */
+function openScaleStream(c: ClientCtx, session: http2.ClientHttp2Session, id: number, edsNames: string[]): void {
+  const { TYPE_URLS } = c.loader;
+  const s: ScaleStream = {
+    id,
+    ldsOk: false,
+    edsVersion: '',
+    versionAt: new Map(),
+    responses: 0,
+    bytes: 0,
+    closed: false,
+  };
+  c.streams.push(s);
+  const st = c.raw.openRawStream({ session }, c.raw.ADS_SOTW_PATH, (buf) => {
+    const r = c.Res.decode(buf) as unknown as { typeUrl: string; versionInfo: string; nonce: string };
+    s.responses++;
+    s.bytes += buf.length;
+    const now = sharedNow();
+    if (r.typeUrl === TYPE_URLS.endpoint) {
+      s.edsVersion = r.versionInfo;
+      s.versionAt.set(r.versionInfo, now);
+      if (s.versionAt.size > 8) s.versionAt.delete(s.versionAt.keys().next().value as string);
+      st.write(
+        c.enc({
+          typeUrl: r.typeUrl,
+          versionInfo: r.versionInfo,
+          responseNonce: r.nonce,
+          resourceNames: edsNames,
+        }),
+      );
+      if (c.expectV && allHave(c, c.expectV.version)) c.expectV.resolve();
+    } else {
+      s.ldsOk = true;
+      st.write(c.enc({ typeUrl: r.typeUrl, versionInfo: r.versionInfo, responseNonce: r.nonce }));
+    }
+  });
+  void st.ended.then(() => {
+    s.closed = true;
+  });
+  st.write(
+    c.enc({ node: { id: `scale-${id}`, cluster: 'scale', userAgentName: 'envoy' }, typeUrl: TYPE_URLS.listener }),
   );
+  st.write(c.enc({ typeUrl: TYPE_URLS.endpoint, resourceNames: edsNames }));
+}
+
+/** Opens `m.n` streams, 100 per HTTP/2 session, and reports once they all hold LDS and EDS. */
+async function startScaleStreams(c: ClientCtx, m: ClientMsg): Promise<void> {
+  const names = m.names ?? [];
+  const common = names[0] ?? '';
+  const perSession = 100;
+  let session: http2.ClientHttp2Session | undefined;
+  for (let i = 0; i < (m.n ?? 0); i++) {
+    if (i % perSession === 0) {
+      session = http2.connect(`http://127.0.0.1:${m.port}`, { settings: { initialWindowSize: 1 << 20 } });
+      session.on('error', () => undefined);
+      c.sessions.push(session);
+    }
+    const id = (m.firstId ?? 0) + i;
+    const own = names[id % names.length] ?? common;
+    openScaleStream(c, session!, id, own === common ? [common] : [common, own]);
+    if (i % 200 === 199) await new Promise((r) => setImmediate(r));
+  }
+  const streams = c.streams;
+  const t = Date.now();
+  while (!streams.every((s) => s.ldsOk && s.edsVersion !== '')) {
+    if (Date.now() - t > 120_000) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  send({
+    type: 'synced',
+    n: streams.length,
+    ok: streams.filter((s) => s.ldsOk && s.edsVersion !== '').length,
+    closed: streams.filter((s) => s.closed).length,
+  });
+}
+
+/** Waits (bounded) until every stream holds version `m.version`, then reports when each got it. */
+async function expectVersion(c: ClientCtx, m: ClientMsg): Promise<void> {
+  const v = m.version ?? '';
+  if (!allHave(c, v)) {
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        c.expectV = { version: v, resolve };
+      }),
+      new Promise((r) => setTimeout(r, m.timeoutMs ?? 30_000)),
+    ]);
+  }
+  c.expectV = undefined;
+  send({
+    type: 'got',
+    times: c.streams.map((s) => s.versionAt.get(v)).filter((x): x is number => x !== undefined),
+    missing: c.streams.filter((s) => !s.versionAt.has(v)).length,
+  });
+}
+
+async function clientRole(): Promise<void> {
+  const loader = await import('../proto/loader.js');
+  const raw = await import('../test/helpers/raw-grpc.js');
+  const Req = loader.lookupType('envoy.service.discovery.v3.DiscoveryRequest');
+  const enc = (o: object): Uint8Array => Req.encode(Req.fromObject(o)).finish();
+  const Res = loader.lookupType('envoy.service.discovery.v3.DiscoveryResponse');
+  const c: ClientCtx = { loader, raw, enc, Res, streams: [], sessions: [] };
+  process.on('message', async (m: ClientMsg) => {
+    if (m.cmd === 'start') await startScaleStreams(c, m);
+    else if (m.cmd === 'expect') await expectVersion(c, m);
+    else if (m.cmd === 'report') {
+      send({
+        type: 'report',
+        responses: c.streams.map((s) => s.responses),
+        bytes: c.streams.reduce((n, s) => n + s.bytes, 0),
+        lastVersions: [...new Set(c.streams.map((s) => s.edsVersion))],
+        closed: c.streams.filter((s) => s.closed).length,
+        rssMB: rssMB(),
+      });
+    } else if (m.cmd === 'exit') {
+      for (const s of c.sessions) s.destroy();
+      process.exit(0);
+    }
+  });
   send({ type: 'ready' });
 }
 
@@ -540,17 +562,118 @@ async function churnBench(
   }
 }
 
+interface ScaleEnv {
+  nDesc: number;
+  nKeys: number;
+  nSecrets: number;
+  streamCounts: number[];
+  streamDesc: number;
+  procs: number;
+  churnS: number;
+  churnRate: number;
+  churnStreams: number;
+}
+
+function scaleEnv(): ScaleEnv {
+  return {
+    nDesc: envInt('BENCH_SCALE_DESCRIPTORS', 10_000),
+    nKeys: envInt('BENCH_SCALE_APIKEYS', 10_000),
+    nSecrets: Number(process.env.BENCH_SCALE_SECRETS ?? '1000'),
+    streamCounts: envList('BENCH_SCALE_STREAMS', [1000, 5000]),
+    streamDesc: envInt('BENCH_SCALE_STREAM_DESCRIPTORS', 1000),
+    procs: envInt('BENCH_SCALE_CLIENT_PROCS', 2),
+    churnS: envInt('BENCH_SCALE_CHURN_S', 60),
+    churnRate: envInt('BENCH_SCALE_CHURN_RATE', 50),
+    churnStreams: envInt('BENCH_SCALE_CHURN_STREAMS', 1000),
+  };
+}
+
+async function coldSection({ nDesc, nKeys, nSecrets }: ScaleEnv): Promise<unknown> {
+  process.stdout.write(`cold start: ${nDesc} descriptors + ${nKeys} apikeys + ${nSecrets} TLS secrets ... `);
+  const c = await coldStart(nDesc, nKeys, nSecrets).catch((err: Error) => ({ error: err.message }));
+  if ('error' in c) console.log(`FAILED: ${c.error}`);
+  else {
+    const r = c.ready as Msg;
+    const l = (c.loaded as Msg).memory as Record<string, number>;
+    const a = ((c.afterDelete as { stats: Msg }).stats.memory ?? {}) as Record<string, number>;
+    const b = ((c.baseline as { stats: Msg }).stats.memory ?? {}) as Record<string, number>;
+    console.log('done');
+    console.log(
+      `  config ${f((c.configBytes as number) / 2 ** 20, 1)} MiB YAML; resources ${JSON.stringify(r.counts)}`,
+    );
+    console.log(
+      `  cold start to first snapshot: ${f(r.coldStartMs as number)} ms in startServer ` +
+        `(read + parse + compile + publish + bind); ${f(r.processToReadyMs as number)} ms from process spawn`,
+    );
+    console.log(`  RSS after load (GC'd) ${f(l.rssMB)} MB, peak RSS ${f(l.peakRssMB)} MB, heap ${f(l.heapUsedMB)} MB`);
+    console.log(
+      `  after deleting every object: RSS ${f(a.rssMB)} MB, heap ${f(a.heapUsedMB)}` +
+        ` MB; baseline server (1 descriptor): RSS ${f(b.rssMB)} MB, heap ${f(b.heapUsedMB)} MB`,
+    );
+  }
+  return c;
+}
+
+async function streamsSection({ streamCounts, streamDesc, procs }: ScaleEnv): Promise<unknown> {
+  const rs: Record<string, unknown>[] = [];
+  for (const n of streamCounts) {
+    const p = n > 2000 ? Math.max(procs, 4) : procs;
+    process.stdout.write(`streams: ${n} ADS streams (${p} client processes, ${streamDesc} descriptors) ... `);
+    const r = await streamsBench(n, streamDesc, p).catch((err: Error) => ({ streams: n, error: err.message }));
+    rs.push(r);
+    if ('error' in r) {
+      console.log(`FAILED: ${r.error}`);
+      continue;
+    }
+    console.log(`synced in ${f(r.syncMs as number)} ms`);
+    const per = r.perStreamKB as Record<string, number>;
+    console.log(
+      `  server memory per stream: RSS ${f(per.rss, 1)} KiB, heap ${f(per.heap, 1)}` +
+        ` KiB (open streams seen by the server: ${r.openStreamsOnServer})`,
+    );
+    for (const p of r.pushes as Array<Record<string, unknown>>) {
+      const l = p.latencyMs as Record<string, number>;
+      console.log(
+        `  one change to all: ${p.received}/${n} (missing ${p.missing}) ` +
+          `p50 ${f(l.p50)} ms p99 ${f(l.p99)} ms max ${f(l.max)} ms; server CPU ${f(p.serverCpuMs as number)} ms ` +
+          `(${f(p.cpuPercentOfOneCore as number)}% of one core during the push); ` +
+          `file write → publish ${f(p.fromWriteToPublishMs as number)} ms`,
+      );
+    }
+  }
+  return rs;
+}
+
+async function churnSection({ streamDesc, procs, churnS, churnRate, churnStreams }: ScaleEnv): Promise<unknown> {
+  process.stdout.write(`churn: ${churnRate} changes/s for ${churnS} s with ${churnStreams} streams ... `);
+  const r = await churnBench(churnStreams, streamDesc, procs, churnS, churnRate).catch((err: Error) => ({
+    error: err.message,
+  }));
+  if ('error' in r) console.log(`FAILED: ${r.error}`);
+  else {
+    console.log('done');
+    const rp = r.responsesPerStream as Record<string, number>;
+    console.log(
+      `  ${r.changesWritten} changes (${f(r.changesPerSecond as number, 1)}/s) → ${r.snapshotsPublished} snapshots ` +
+        `(coalescing ×${f(r.coalescing as number, 1)}); ` +
+        `on the last version at the end: ${r.onLastVersion}/${churnStreams}, behind: ${r.behind}`,
+    );
+    console.log(
+      `  responses per stream p50 ${rp.p50} max ${rp.max}; server RSS samples (s:MB) ` +
+        (r.rssSamples as Array<{ t: number; rssMB: number }>).map((x) => `${x.t}:${x.rssMB}`).join(' '),
+    );
+    const mm = r.serverMemory as Record<string, Record<string, number>>;
+    console.log(
+      `  server after GC: start RSS ${f(mm.startAfterGc?.rssMB)} MB heap ${f(mm.startAfterGc?.heapUsedMB)}` +
+        ` MB → end RSS ${f(mm.endAfterGc?.rssMB)} MB heap ${f(mm.endAfterGc?.heapUsedMB)} MB`,
+    );
+  }
+  return r;
+}
+
 async function main(): Promise<void> {
   const skip = new Set((process.env.BENCH_SCALE_SKIP ?? '').split(',').filter(Boolean));
-  const nDesc = envInt('BENCH_SCALE_DESCRIPTORS', 10_000);
-  const nKeys = envInt('BENCH_SCALE_APIKEYS', 10_000);
-  const nSecrets = Number(process.env.BENCH_SCALE_SECRETS ?? '1000');
-  const streamCounts = envList('BENCH_SCALE_STREAMS', [1000, 5000]);
-  const streamDesc = envInt('BENCH_SCALE_STREAM_DESCRIPTORS', 1000);
-  const procs = envInt('BENCH_SCALE_CLIENT_PROCS', 2);
-  const churnS = envInt('BENCH_SCALE_CHURN_S', 60);
-  const churnRate = envInt('BENCH_SCALE_CHURN_RATE', 50);
-  const churnStreams = envInt('BENCH_SCALE_CHURN_STREAMS', 1000);
+  const env = scaleEnv();
   const machine = {
     nproc: os.availableParallelism(),
     loadavgAtStart: os.loadavg().map((x) => Number(x.toFixed(2))),
@@ -559,99 +682,9 @@ async function main(): Promise<void> {
   };
   console.log(`scale bench — ${machine.nproc} cores (shared), load average ${machine.loadavgAtStart.join(' ')}`);
   const out: Record<string, unknown> = { date: new Date().toISOString(), machine };
-
-  if (!skip.has('cold')) {
-    process.stdout.write(`cold start: ${nDesc} descriptors + ${nKeys} apikeys + ${nSecrets} TLS secrets ... `);
-    const c = await coldStart(nDesc, nKeys, nSecrets).catch((err: Error) => ({ error: err.message }));
-    out['cold'] = c;
-    if ('error' in c) console.log(`FAILED: ${c.error}`);
-    else {
-      const r = c.ready as Msg;
-      const l = (c.loaded as Msg).memory as Record<string, number>;
-      const a = ((c.afterDelete as { stats: Msg }).stats.memory ?? {}) as Record<string, number>;
-      const b = ((c.baseline as { stats: Msg }).stats.memory ?? {}) as Record<string, number>;
-      console.log('done');
-      console.log(
-        `  config ${f((c.configBytes as number) / 2 ** 20, 1)} MiB YAML; resources ${JSON.stringify(r.counts)}`,
-      );
-      console.log(
-        `  cold start to first snapshot: ${f(r.coldStartMs as number)}` +
-          ` ms in startServer (read + parse + compile + publish + bind); ${f(r.processToReadyMs as number)} ms from process spawn`,
-      );
-      console.log(
-        `  RSS after load (GC'd) ${f(l.rssMB)} MB, peak RSS ${f(l.peakRssMB)} MB, heap ${f(l.heapUsedMB)} MB`,
-      );
-      console.log(
-        `  after deleting every object: RSS ${f(a.rssMB)}` +
-          ` MB, heap ${f(a.heapUsedMB)}` +
-          ` MB; baseline server (1 descriptor): RSS ${f(b.rssMB)} MB, heap ${f(b.heapUsedMB)} MB`,
-      );
-    }
-  }
-  if (!skip.has('streams')) {
-    const rs: Record<string, unknown>[] = [];
-    for (const n of streamCounts) {
-      const p = n > 2000 ? Math.max(procs, 4) : procs;
-      process.stdout.write(`streams: ${n} ADS streams (${p} client processes, ${streamDesc} descriptors) ... `);
-      const r = await streamsBench(n, streamDesc, p).catch((err: Error) => ({ streams: n, error: err.message }));
-      rs.push(r);
-      if ('error' in r) {
-        console.log(`FAILED: ${r.error}`);
-        continue;
-      }
-      console.log(`synced in ${f(r.syncMs as number)} ms`);
-      const per = r.perStreamKB as Record<string, number>;
-      console.log(
-        `  server memory per stream: RSS ${f(per.rss, 1)}` +
-          ` KiB, heap ${f(per.heap, 1)}` +
-          ` KiB (open streams seen by the server: ${r.openStreamsOnServer})`,
-      );
-      for (const p of r.pushes as Array<Record<string, unknown>>) {
-        const l = p.latencyMs as Record<string, number>;
-        console.log(
-          `  one change to all: ${p.received}` +
-            `/${n}` +
-            ` (missing ${p.missing}` +
-            `) p50 ${f(l.p50)}` +
-            ` ms p99 ${f(l.p99)} ms max ${f(l.max)}` +
-            ` ms; server CPU ${f(p.serverCpuMs as number)}` +
-            ` ms (${f(p.cpuPercentOfOneCore as number)}% of one core during the push); file write → publish ${f(p.fromWriteToPublishMs as number)} ms`,
-        );
-      }
-    }
-    out['streams'] = rs;
-  }
-  if (!skip.has('churn')) {
-    process.stdout.write(`churn: ${churnRate} changes/s for ${churnS} s with ${churnStreams} streams ... `);
-    const r = await churnBench(churnStreams, streamDesc, procs, churnS, churnRate).catch((err: Error) => ({
-      error: err.message,
-    }));
-    out['churn'] = r;
-    if ('error' in r) console.log(`FAILED: ${r.error}`);
-    else {
-      console.log('done');
-      const rp = r.responsesPerStream as Record<string, number>;
-      console.log(
-        `  ${r.changesWritten}` +
-          ` changes (${f(r.changesPerSecond as number, 1)}` +
-          `/s) → ${r.snapshotsPublished}` +
-          ` snapshots (coalescing ×${f(r.coalescing as number, 1)}` +
-          `); on the last version at the end: ${r.onLastVersion}/${churnStreams}, behind: ${r.behind}`,
-      );
-      console.log(
-        `  responses per stream p50 ${rp.p50}` +
-          ` max ${rp.max}` +
-          `; server RSS samples (s:MB) ${(r.rssSamples as Array<{ t: number; rssMB: number }>).map((x) => `${x.t}:${x.rssMB}`).join(' ')}`,
-      );
-      const mm = r.serverMemory as Record<string, Record<string, number>>;
-      console.log(
-        `  server after GC: start RSS ${f(mm.startAfterGc?.rssMB)}` +
-          ` MB heap ${f(mm.startAfterGc?.heapUsedMB)}` +
-          ` MB → end RSS ${f(mm.endAfterGc?.rssMB)}` +
-          ` MB heap ${f(mm.endAfterGc?.heapUsedMB)} MB`,
-      );
-    }
-  }
+  if (!skip.has('cold')) out['cold'] = await coldSection(env);
+  if (!skip.has('streams')) out['streams'] = await streamsSection(env);
+  if (!skip.has('churn')) out['churn'] = await churnSection(env);
   out['loadavgAtEnd'] = os.loadavg().map((x) => Number(x.toFixed(2)));
   const dir = path.join(repo, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });

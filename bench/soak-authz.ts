@@ -140,6 +140,68 @@ function verify(port: number, body: Buffer): Promise<string> {
   });
 }
 
+/** Soak segments at `perClient` × 4 req/s until `total` seconds have passed; each ends with a real Check. */
+async function soak(o: {
+  port: number;
+  pid: number;
+  bodyFile: string;
+  body: Buffer;
+  total: number;
+  segment: number;
+  perClient: number;
+  out: Record<string, unknown>;
+}): Promise<{ segments: Segment[]; ran: number }> {
+  const { port, pid, bodyFile, body, total, segment, perClient, out } = o;
+  const segments: Segment[] = [];
+  const t0 = Date.now();
+  const deadline = t0 + total * 1000;
+  while (Date.now() < deadline - 2000) {
+    const secs = Math.min(segment, Math.ceil((deadline - Date.now()) / 1000));
+    const s = h2load(port, bodyFile, { seconds: secs, c: 4, m: 8, rps: perClient });
+    const seg: Segment = {
+      t: Math.round((Date.now() - t0) / 1000),
+      ...s,
+      serverRssMB: rssKb(pid) / 1024,
+      check: await verify(port, body),
+    };
+    segments.push(seg);
+    console.log(
+      `  t=${String(seg.t).padStart(4)} s  ${seg.reqPerSec.toFixed(0)} req/s  ` +
+        `failed ${seg.failed} errored ${seg.errored}  ` +
+        `p50 ${seg.p50us} µs p99 ${seg.p99us} µs p99.9 ${seg.p999us} µs  ` +
+        `RSS ${seg.serverRssMB.toFixed(1)} MiB  check: ${seg.check}`,
+    );
+    fs.writeFileSync(
+      path.join(repo, 'bench', 'results', 'soak-authz.partial.json'),
+      `${JSON.stringify({ ...out, segments }, null, 2)}\n`,
+    );
+  }
+  return { segments, ran: (Date.now() - t0) / 1000 };
+}
+
+function soakSummary(segments: Segment[], ran: number) {
+  const first = segments[0];
+  const last = segments[segments.length - 1];
+  const failures =
+    segments.reduce((n, s) => n + s.failed + s.errored, 0) +
+    segments.filter((s) => !s.check.startsWith('allow')).length;
+  const rssGrowth = first && last ? (last.serverRssMB - first.serverRssMB) / first.serverRssMB : NaN;
+  const p99s = segments.map((s) => s.p99us);
+  const summary = {
+    ranSeconds: ran,
+    requests: segments.reduce((n, s) => n + s.succeeded, 0),
+    failures,
+    rssFirstMB: first?.serverRssMB,
+    rssLastMB: last?.serverRssMB,
+    rssMaxMB: Math.max(...segments.map((s) => s.serverRssMB)),
+    rssGrowthPercent: 100 * rssGrowth,
+    p99MinUs: Math.min(...p99s),
+    p99MaxUs: Math.max(...p99s),
+    pass: { noError: failures === 0, rssGrowthUnder10Percent: rssGrowth <= 0.1 },
+  };
+  return summary;
+}
+
 async function main(): Promise<void> {
   const total = Number(arg('seconds', '600'));
   const segment = Number(arg('segment', '30'));
@@ -156,80 +218,42 @@ async function main(): Promise<void> {
     loadavgAtStart: os.loadavg().map((x) => Number(x.toFixed(2))),
   };
   try {
+    const loads = os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ');
     console.log(
-      `soak: capacity first (10 s, -c4 -m32), then ${total} s at ${Math.round(load * 100)}% in ${segment} s segments; 2 shared cores, load average ${os
-        .loadavg()
-        .map((x) => x.toFixed(2))
-        .join(' ')}`,
+      `soak: capacity first (10 s, -c4 -m32), then ${total} s at ${Math.round(load * 100)}% in ${segment} s ` +
+        `segments; 2 shared cores, load average ${loads}`,
     );
     const cap = h2load(server.port, bodyFile, { seconds: 10, c: 4, m: 32 });
     const target = Math.max(100, Math.floor(cap.reqPerSec * load));
     const perClient = Math.max(1, Math.floor(target / 4));
     console.log(
-      `capacity ${cap.reqPerSec.toFixed(0)}` +
-        ` req/s (p99 ${cap.p99us}` +
-        ` µs, failed ${cap.failed}` +
-        `); soak target ${perClient * 4} req/s`,
+      `capacity ${cap.reqPerSec.toFixed(0)} req/s (p99 ${cap.p99us} µs, failed ${cap.failed}); ` +
+        `soak target ${perClient * 4} req/s`,
     );
     out['capacity'] = cap;
     out['targetReqPerSec'] = perClient * 4;
-    const segments: Segment[] = [];
-    const t0 = Date.now();
-    const deadline = t0 + total * 1000;
-    while (Date.now() < deadline - 2000) {
-      const secs = Math.min(segment, Math.ceil((deadline - Date.now()) / 1000));
-      const s = h2load(server.port, bodyFile, { seconds: secs, c: 4, m: 8, rps: perClient });
-      const seg: Segment = {
-        t: Math.round((Date.now() - t0) / 1000),
-        ...s,
-        serverRssMB: rssKb(server.child.pid!) / 1024,
-        check: await verify(server.port, body),
-      };
-      segments.push(seg);
-      console.log(
-        `  t=${String(seg.t).padStart(4)}` +
-          ` s  ${seg.reqPerSec.toFixed(0)}` +
-          ` req/s  failed ${seg.failed}` +
-          ` errored ${seg.errored}` +
-          `  p50 ${seg.p50us}` +
-          ` µs p99 ${seg.p99us}` +
-          ` µs p99.9 ${seg.p999us}` +
-          ` µs  RSS ${seg.serverRssMB.toFixed(1)} MiB  check: ${seg.check}`,
-      );
-      fs.writeFileSync(
-        path.join(repo, 'bench', 'results', 'soak-authz.partial.json'),
-        `${JSON.stringify({ ...out, segments }, null, 2)}\n`,
-      );
-    }
-    const ran = (Date.now() - t0) / 1000;
-    const first = segments[0];
-    const last = segments[segments.length - 1];
-    const failures =
-      segments.reduce((n, s) => n + s.failed + s.errored, 0) +
-      segments.filter((s) => !s.check.startsWith('allow')).length;
-    const rssGrowth = first && last ? (last.serverRssMB - first.serverRssMB) / first.serverRssMB : NaN;
-    const p99s = segments.map((s) => s.p99us);
-    const summary = {
-      ranSeconds: ran,
-      requests: segments.reduce((n, s) => n + s.succeeded, 0),
-      failures,
-      rssFirstMB: first?.serverRssMB,
-      rssLastMB: last?.serverRssMB,
-      rssMaxMB: Math.max(...segments.map((s) => s.serverRssMB)),
-      rssGrowthPercent: 100 * rssGrowth,
-      p99MinUs: Math.min(...p99s),
-      p99MaxUs: Math.max(...p99s),
-      pass: { noError: failures === 0, rssGrowthUnder10Percent: rssGrowth <= 0.1 },
-    };
+    const { segments, ran } = await soak({
+      port: server.port,
+      pid: server.child.pid!,
+      bodyFile,
+      body,
+      total,
+      segment,
+      perClient,
+      out,
+    });
+    const summary = soakSummary(segments, ran);
+    const failures = summary.failures;
     out['segments'] = segments;
     out['summary'] = summary;
     console.log(
-      `soak ran ${ran.toFixed(0)}` +
-        ` s: ${summary.requests}` +
-        ` requests, ${failures}` +
-        ` failures; server RSS ${summary.rssFirstMB?.toFixed(1)}` +
-        ` → ${summary.rssLastMB?.toFixed(1)}` +
-        ` MiB (${summary.rssGrowthPercent.toFixed(1)}%, max ${summary.rssMaxMB.toFixed(1)}); p99 ${summary.p99MinUs}–${summary.p99MaxUs} µs`,
+      `soak ran ${ran.toFixed(0)} s: ${summary.requests} requests, ${failures} failures; ` +
+        `server RSS ${summary.rssFirstMB?.toFixed(1)} → ${summary.rssLastMB?.toFixed(1)} MiB ` +
+        `(${summary.rssGrowthPercent.toFixed(1)}%, max ${summary.rssMaxMB.toFixed(1)}); ` +
+        `p99 ${summary.p99MinUs}–${summary.p99MaxUs} µs`,
     );
   } finally {
     server.child.kill('SIGTERM');

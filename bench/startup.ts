@@ -54,8 +54,8 @@ function run(args: string[]): { ms: number; maxRssKiB: number } | null {
 function importMs(m: string): number | null {
   const spec = m.startsWith('./') ? path.join(repo, m) : m;
   const code =
-    `const t=performance.now();await import(${JSON.stringify(spec)}` +
-    `);process.stdout.write(String(performance.now()-t))`;
+    `const t=performance.now();await import(${JSON.stringify(spec)});` +
+    'process.stdout.write(String(performance.now()-t))';
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: repo, encoding: 'utf8' });
   return r.status === 0 ? Number(r.stdout) : null;
 }
@@ -87,10 +87,11 @@ for (const m of MODULES) {
 }
 fs.rmSync(empty, { recursive: true, force: true });
 console.log(
-  `start-up, median of ${ROUNDS} fresh processes each; node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, load average ${os
-    .loadavg()
-    .map((x) => x.toFixed(1))
-    .join(' ')}`,
+  `start-up, median of ${ROUNDS} fresh processes each; node ${process.version}, ` +
+    `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, load average ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}`,
 );
 console.log('| what | ms | |\n|---|---|---|');
 for (const r of rows) console.log(r);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolveConfig } from '../src/config.js';
 import { makeLogger, startServer } from '../src/main.js';
@@ -107,13 +107,10 @@ export function curlLines(port: number): { what: string; cmd: string; expect: st
   ];
 }
 
-async function main(): Promise<void> {
-  const free = process.argv.includes('--free-ports');
-  const envoy = findEnvoy();
-  if ('missing' in envoy) {
-    process.stderr.write(`npm run demo needs Envoy: ${envoy.missing}; ${ENVOY_HOWTO}\n`);
-    process.exit(1);
-  }
+type DemoPorts = { http: number; xds: number; admin: number; authz: number; envoyAdmin: number };
+
+/** The demo's fixed ports, or free ones with --free-ports. */
+async function demoPorts(free: boolean): Promise<{ ports: DemoPorts; backendPorts: Record<BackendId, number> }> {
   const pick = async (fixed: number): Promise<number> => (free ? freePort() : fixed);
   const ports = {
     http: await pick(10080),
@@ -124,18 +121,10 @@ async function main(): Promise<void> {
   };
   const backendPorts = {} as Record<BackendId, number>;
   for (const [id, p] of Object.entries(EXAMPLE_BACKENDS) as [BackendId, number][]) backendPorts[id] = await pick(p);
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-demo-'));
-  const dir = path.join(root, 'config');
-  const run = path.join(root, 'envoy');
-  fs.mkdirSync(dir);
-  fs.mkdirSync(run);
-  demoConfig(dir, backendPorts);
-  const backends = await Promise.all(
-    (Object.entries(backendPorts) as [BackendId, number][]).map(([id, p]) => startBackend(id, p)),
-  );
+  return { ports, backendPorts };
+}
 
-  // The demo's Envoy proves it is a gateway with a token of this run (node authorization).
-  const token = randomBytes(16).toString('hex');
+async function startDemoServer(dir: string, root: string, ports: DemoPorts, token: string) {
   const r = resolveConfig(
     {
       gatewayToken: token,
@@ -153,21 +142,25 @@ async function main(): Promise<void> {
     process.env,
   );
   if (!r.ok) throw new Error(r.errors.join('\n'));
-  const server = await startServer(r.value, makeLogger(r.value.logLevel));
+  return startServer(r.value, makeLogger(r.value.logLevel));
+}
+
+/** Envoy on the demo's bootstrap (Delta ADS, node token), logging to `run`/envoy.log. */
+function startDemoEnvoy(bin: string, run: string, xdsPort: number, adminPort: number, token: string): ChildProcess {
   fs.writeFileSync(
     path.join(run, 'envoy.yaml'),
     gatewayBootstrapYaml({
-      xdsAddress: `127.0.0.1:${server.xdsPort}`,
+      xdsAddress: `127.0.0.1:${xdsPort}`,
       nodeId: 'demo-gateway',
       nodeCluster: 'otoroshi-gateway',
       adminAddress: '127.0.0.1',
-      adminPort: ports.envoyAdmin,
+      adminPort,
       delta: true,
       token,
     }),
   );
-  const proxy = spawn(
-    envoy.bin,
+  return spawn(
+    bin,
     [
       '-c',
       path.join(run, 'envoy.yaml'),
@@ -181,6 +174,53 @@ async function main(): Promise<void> {
     ],
     { stdio: 'ignore' },
   );
+}
+
+function printBanner(
+  dir: string,
+  server: { xdsPort: number; adminPort: number },
+  envoyBin: string,
+  ports: DemoPorts,
+  backendPorts: Record<BackendId, number>,
+): void {
+  const out = [
+    `otoroshi-xds demo: config ${dir} (examples/ + demo-apikey.yaml), xDS 127.0.0.1:${server.xdsPort}, ` +
+      `admin http://127.0.0.1:${server.adminPort}`,
+    `Envoy ${envoyBin}: HTTP on 127.0.0.1:${ports.http}, admin http://127.0.0.1:${ports.envoyAdmin}`,
+    `demo backends: ${Object.entries(backendPorts)
+      .map(([id, p]) => `${id} 127.0.0.1:${p}`)
+      .join(', ')}`,
+    '',
+    'Try (each line prints the HTTP status codes shown after it):',
+    ...curlLines(ports.http).flatMap((l) => [`# ${l.what}: ${l.expect}`, l.cmd]),
+    '',
+    'Demo ready. Ctrl-C stops the server, Envoy and the backends.',
+  ];
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+async function main(): Promise<void> {
+  const free = process.argv.includes('--free-ports');
+  const envoy = findEnvoy();
+  if ('missing' in envoy) {
+    process.stderr.write(`npm run demo needs Envoy: ${envoy.missing}; ${ENVOY_HOWTO}\n`);
+    process.exit(1);
+  }
+  const { ports, backendPorts } = await demoPorts(free);
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-demo-'));
+  const dir = path.join(root, 'config');
+  const run = path.join(root, 'envoy');
+  fs.mkdirSync(dir);
+  fs.mkdirSync(run);
+  demoConfig(dir, backendPorts);
+  const backends = await Promise.all(
+    (Object.entries(backendPorts) as [BackendId, number][]).map(([id, p]) => startBackend(id, p)),
+  );
+
+  // The demo's Envoy proves it is a gateway with a token of this run (node authorization).
+  const token = randomBytes(16).toString('hex');
+  const server = await startDemoServer(dir, root, ports, token);
+  const proxy = startDemoEnvoy(envoy.bin, run, server.xdsPort, ports.envoyAdmin, token);
   let proxyExit: number | null | undefined;
   proxy.once('exit', (c) => (proxyExit = c));
 
@@ -212,20 +252,7 @@ async function main(): Promise<void> {
     }
     await new Promise((res) => setTimeout(res, 200));
   }
-  const out = [
-    `otoroshi-xds demo: config ${dir}` +
-      ` (examples/ + demo-apikey.yaml), xDS 127.0.0.1:${server.xdsPort}, admin http://127.0.0.1:${server.adminPort}`,
-    `Envoy ${envoy.bin}: HTTP on 127.0.0.1:${ports.http}, admin http://127.0.0.1:${ports.envoyAdmin}`,
-    `demo backends: ${Object.entries(backendPorts)
-      .map(([id, p]) => `${id} 127.0.0.1:${p}`)
-      .join(', ')}`,
-    '',
-    'Try (each line prints the HTTP status codes shown after it):',
-    ...curlLines(ports.http).flatMap((l) => [`# ${l.what}: ${l.expect}`, l.cmd]),
-    '',
-    'Demo ready. Ctrl-C stops the server, Envoy and the backends.',
-  ];
-  process.stdout.write(`${out.join('\n')}\n`);
+  printBanner(dir, server, envoy.bin, ports, backendPorts);
 }
 
 main().catch((e: unknown) => {

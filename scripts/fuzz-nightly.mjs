@@ -19,8 +19,7 @@ if (files.length === 0) {
   process.exit(1);
 }
 console.log(
-  `fuzz-nightly: ${files.length}` +
-    ` file(s), FUZZ_RUNS=${runs}` +
+  `fuzz-nightly: ${files.length} file(s), FUZZ_RUNS=${runs}` +
     `${process.env.FUZZ_SEED ? `, FUZZ_SEED=${process.env.FUZZ_SEED}` : ''}`,
 );
 const t0 = Date.now();

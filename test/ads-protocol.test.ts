@@ -740,7 +740,7 @@ test(
 );
 
 test(
-  'shared encoding (Delta): same resources decoded as protobufjs would encode ' + 'them; removed names per stream',
+  'shared encoding (Delta): same resources decoded as protobufjs would encode them; ' + 'removed names per stream',
   async () => {
     const routes = [routeConfig('r1', 'c1'), routeConfig('r2', 'c1')];
     const listeners = [listener('l1', 'r1'), listener('l2', 'r2')];

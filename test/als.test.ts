@@ -34,7 +34,7 @@ function entry(route: string, status: number, clientId?: string): Record<string,
 }
 
 test(
-  'ALS: access-log entries become per-descriptor request, byte and latency ' + 'metrics; unknown ids stay "unknown"',
+  'ALS: access-log entries become per-descriptor request, byte and latency metrics; ' + 'unknown ids stay "unknown"',
   async (t) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-als-'));
     const r = resolveConfig(

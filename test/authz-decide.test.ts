@@ -211,7 +211,7 @@ spec:
 });
 
 test(
-  'model: jwtVerifier refs resolve by id or name; an unknown id of an enabled ref ' + 'invalidates the descriptor',
+  'model: jwtVerifier refs resolve by id or name; ' + 'an unknown id of an enabled ref invalidates the descriptor',
   () => {
     const jv = `apiVersion: proxy.otoroshi.io/v1alpha1
 kind: JwtVerifier
@@ -302,7 +302,7 @@ test('404 Service not found for an unknown host; 404 invalid host for an unparsa
 });
 
 test(
-  'context_extensions.descriptor_id picks the descriptor; an unknown id is denied ' + '(no fall back to host matching)',
+  'context_extensions.descriptor_id picks the descriptor; ' + 'an unknown id is denied (no fall back to host matching)',
   async () => {
     const { az } = setup();
     // host says `other`, extension says `strict` (public, readOnly, headersVerification)
@@ -359,7 +359,7 @@ test('routing constraints choose among matching descriptors; longest path first'
 });
 
 test(
-  'routing mismatch on the chosen descriptor: 401 (Bad API key for headers, ' + 'Invalid API key for clientId-only)',
+  'routing mismatch on the chosen descriptor: ' + '401 (Bad API key for headers, Invalid API key for clientId-only)',
   async () => {
     const { az } = setup();
     const ctx = { contextExtensions: { descriptor_id: 'gold' } };
@@ -460,7 +460,7 @@ test('detectApiKeySooner: a key on a public route is validated (bad key denied, 
 // ------------------------------------------------------------------ apikey methods (§7.2)
 
 test(
-  'custom headers: allow sets Otoroshi-Client-Id upstream, removes the secret, ' + 'returns remaining quotas',
+  'custom headers: ' + 'allow sets Otoroshi-Client-Id upstream, removes the secret, returns remaining quotas',
   async () => {
     const { az } = setup();
     const a = allowed(await az.check(req('api.example.com', '/x', custom('key1', 'secret1'))));
@@ -531,7 +531,7 @@ test('expired validUntil is checked on every path, clientId-only included', asyn
 });
 
 test(
-  'clientId-only: allowed with allowClientIdOnly (header or query); 400 Bad API ' + 'key without; 401 unknown',
+  'clientId-only: allowed with allowClientIdOnly (header or query); ' + '400 Bad API key without; 401 unknown',
   async () => {
     const { az } = setup();
     allowed(await az.check(req('api.example.com', '/x', { 'x-api-key': 'kcid' })));
@@ -781,7 +781,7 @@ class FakeJwt implements JwtEngineLike {
 }
 
 test(
-  'JWT verifier: denied outcome is returned as is (after apikey checks), passed ' + 'outcome merges its mutation',
+  'JWT verifier: denied outcome is returned as is (after apikey checks), ' + 'passed outcome merges its mutation',
   async () => {
     const ref = { enabled: true, ids: ['jv'], excludedPatterns: ['/public/skip'] };
     const deniedJwt = new FakeJwt({
@@ -826,7 +826,7 @@ test('JWT verifier: unknown verifier id → 500 error.bad.globaljwtverifier.id; 
 });
 
 test(
-  'JWT verifier denies but the key has no quota left: 429 first (Otoroshi checks ' + 'quotas before the verifier)',
+  'JWT verifier denies but the key has no quota left: ' + '429 first (Otoroshi checks quotas before the verifier)',
   async () => {
     const m = verifierModel({ enabled: true, ids: ['jv'], excludedPatterns: [] }, true);
     const k = m.apikeys.find((x) => x.clientId === 'key1');
@@ -984,7 +984,7 @@ test('secrets are compared in constant time over a fixed-size slot or a fixed-le
 // ------------------------------------------------------------------ error responses (§10)
 
 test(
-  'errorResponse: JSON body, Otoroshi-Error headers; HTML when Accept has an exact ' + 'text/html token or is missing',
+  'errorResponse: JSON body, Otoroshi-Error headers; ' + 'HTML when Accept has an exact text/html token or is missing',
   () => {
     const d: Deny = {
       allow: false,

@@ -70,7 +70,7 @@ async function check(
 }
 
 test(
-  'ext_authz on the running server: public path, 400 without a key, remaining ' + 'calls, 429 after the daily quota',
+  'ext_authz on the running server: ' + 'public path, 400 without a key, remaining calls, 429 after the daily quota',
   async (t) => {
     const server = await startServer(config(configDir()), makeLogger('silent'));
     t.onTestFinished(() => server.stop());

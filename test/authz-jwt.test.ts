@@ -191,9 +191,8 @@ describe('algorithms', () => {
     const unsecured = new jose.UnsecuredJWT({ sub: 'admin' }).encode();
     denied(await e.verify(ref('v'), input({ authorization: `Bearer ${unsecured}` })), 400, 'error.bad.token');
     denied(await e.verify(ref('r'), input({ authorization: `Bearer ${unsecured}` })), 400, 'error.bad.token');
-    const noneUpper =
-      `${Buffer.from('{"alg":"NONE"}').toString('base64url')}` +
-      `.${Buffer.from('{"sub":"x"}').toString('base64url')}.`;
+    const b64 = (s: string): string => Buffer.from(s).toString('base64url');
+    const noneUpper = `${b64('{"alg":"NONE"}')}.${b64('{"sub":"x"}')}.`;
     denied(await e.verify(ref('v'), input({ authorization: `Bearer ${noneUpper}` })), 400, 'error.bad.token');
     assert.equal(events.length, 3);
     assert.equal(events[0]?.kind, 'jwt_alg_confusion');
@@ -513,7 +512,7 @@ describe('strategies', () => {
   });
 
   test(
-    'Transform maps / adds / removes claims, signs, writes the location header and ' + 'removes the source header',
+    'Transform maps / adds / removes claims, signs, ' + 'writes the location header and removes the source header',
     async () => {
       const e = new JwtEngine([
         verifier('t', hs(256), {

@@ -340,7 +340,7 @@ describe.skipIf(haveRedis ? false : REDIS_SKIP_MESSAGE)('Redis', () => {
   });
 
   test(
-    'Redis killed: fail-open uses local counters (degraded, hook), fail-closed ' + 'throws; restart resumes sharing',
+    'Redis killed: fail-open uses local counters (degraded, hook), fail-closed throws; ' + 'restart resumes sharing',
     async () => {
       unhandled = [];
       const events: string[] = [];

@@ -442,7 +442,7 @@ test.skipIf(redisAvailable() ? false : REDIS_SKIP_MESSAGE)(
 );
 
 test(
-  'decoder: a stream of varied requests decodes like protobufjs reflection (name ' + 'interning, last-value caches)',
+  'decoder: a stream of varied requests decodes like protobufjs reflection (name interning, ' + 'last-value caches)',
   () => {
     // pseudo-random but reproducible: names repeat (interned), values sometimes repeat (cached), sometimes not
     let seed = 7;

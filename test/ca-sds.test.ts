@@ -29,10 +29,14 @@ function view(yaml: string): ConfigView {
 }
 
 function cr(name: string, spec: string): string {
-  return `---\napiVersion: proxy.otoroshi.io/v1alpha1\nkind: Certificate\nmetadata: {name: ${name}, namespace: default}\nspec:\n${spec
+  const body = spec
     .split('\n')
     .map((l) => `  ${l}`)
-    .join('\n')}\n`;
+    .join('\n');
+  return (
+    `---\napiVersion: proxy.otoroshi.io/v1alpha1\nkind: Certificate\nmetadata: {name: ${name}, namespace: default}\n` +
+    `spec:\n${body}\n`
+  );
 }
 
 function statusOf(b: BuildResult, name: string): ObjectStatus {
@@ -174,7 +178,7 @@ test(
 );
 
 test(
-  'issuer by our CA id, by a ca: true Certificate (name, id or DN, declared in any ' + 'order), and the chains verify',
+  'issuer by our CA id, by a ca: true Certificate (name, id or DN, declared in any order), ' + 'and the chains verify',
   () => {
     const clock = { t: T0 };
     const yaml =
@@ -237,7 +241,7 @@ test(
 );
 
 test(
-  'RSA keys come from a pool filled off the event loop: the CR is pending, then ' + 'issued and a rebuild is asked for',
+  'RSA keys come from a pool filled off the event loop: ' + 'the CR is pending, then issued and a rebuild is asked for',
   async () => {
     const clock = { t: T0 };
     let asked = 0;
@@ -267,7 +271,7 @@ test(
 );
 
 test(
-  'model: a Certificate needs csr or chain + privateKey; a user-provided pair is ' + 'served as is; names are unique',
+  'model: a Certificate needs csr or chain + privateKey; ' + 'a user-provided pair is served as is; names are unique',
   () => {
     const b = buildModel(
       view(
@@ -292,7 +296,17 @@ test(
       'web',
       `chain: |\n    ${indent(issued.certificateChain)}\nprivateKey: |\n    ${indent(issued.privateKey)}`,
     );
-    const secret = `---\napiVersion: v1\nkind: Secret\ntype: kubernetes.io/tls\nmetadata: {name: web, namespace: default}\nstringData:\n  tls.crt: |\n    ${indent(issued.certificateChain)}\n  tls.key: |\n    ${indent(issued.privateKey)}\n`;
+    const secret = `---
+apiVersion: v1
+kind: Secret
+type: kubernetes.io/tls
+metadata: {name: web, namespace: default}
+stringData:
+  tls.crt: |
+    ${indent(issued.certificateChain)}
+  tls.key: |
+    ${indent(issued.privateKey)}
+`;
     const b2 = buildModel(view(secret + provided), { now: T0 });
     assert.equal(b2.model.certificates.length, 1);
     assert.equal(statusOf(b2, 'web').errors[0]?.code, 'OXDS_DUPLICATE_OBJECT');
@@ -610,7 +624,7 @@ test('ca show prints the CA without keys; ca issue prints or writes a certificat
 });
 
 test(
-  'file mode exportSecret: the secret data lands in ' + '<data-dir>/secrets/<ns>/<name>/ and goes away with the CR',
+  'file mode exportSecret: ' + 'the secret data lands in <data-dir>/secrets/<ns>/<name>/ and goes away with the CR',
   async () => {
     const h = await harness(
       cr('exp', 'exportSecret: true\nsecretName: exp-tls\ncsr:\n  hosts: [exp.oto.tools]'),
@@ -642,7 +656,7 @@ test(
 );
 
 test(
-  'a mass issuance beyond the synchronous budget is queued and finished in the ' + 'background; nothing is lost',
+  'a mass issuance beyond the synchronous budget is queued and finished in the background; ' + 'nothing is lost',
   async () => {
     const clock = { t: T0 };
     let done = 0;
@@ -673,7 +687,7 @@ test(
 );
 
 test(
-  'workload certificates rotate before they expire: the sidecar gets a new Secret ' + '(new key), and nothing else',
+  'workload certificates rotate before they expire: ' + 'the sidecar gets a new Secret (new key), and nothing else',
   async () => {
     const h = await harness(WEB, T0, 'metadata');
     const spiffe = 'spiffe://cluster.local/ns/shop/sa/cart';

@@ -127,7 +127,7 @@ test('fault: control plane restarted under a connected grpc-js-xds client', asyn
 });
 
 test(
-  'fault: a Delta client reconnecting after a restart with ' + 'initial_resource_versions is not re-sent what it holds',
+  'fault: a Delta client reconnecting after a restart with initial_resource_versions ' + 'is not re-sent what it holds',
   async (t) => {
     const dir = tmpDir(t, 'oxds-faults-delta-');
     fs.writeFileSync(
@@ -237,7 +237,7 @@ test('fault: a client that NACKs every update does not get a resend loop; others
 });
 
 test(
-  'fault: a client that never reads gets no more writes (bounded memory per ' + 'stream); other clients are unaffected',
+  'fault: a client that never reads gets no more writes (bounded memory per stream); ' + 'other clients are unaffected',
   async (t) => {
     const dir = tmpDir(t, 'oxds-faults-slow-');
     // 520 descriptors whose clusters change at each generation: each CDS response is larger than HTTP/2's default 64

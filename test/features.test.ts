@@ -185,7 +185,11 @@ test('TcpService and GlobalConfig reach the model', () => {
   const r = build(`apiVersion: proxy.otoroshi.io/v1alpha1
 kind: TcpService
 metadata: {name: t, namespace: default}
-spec: {port: 5000, tls: passthrough, sni: {enabled: true}, rules: [{domain: a.example.com, targets: [{host: a.internal, port: 1}]}]}
+spec:
+  port: 5000
+  tls: passthrough
+  sni: {enabled: true}
+  rules: [{domain: a.example.com, targets: [{host: a.internal, port: 1}]}]
 ---
 apiVersion: proxy.otoroshi.io/v1alpha1
 kind: GlobalConfig

@@ -268,7 +268,7 @@ const ALLOWED_END = new Set([
 ]);
 
 test(
-  'fuzz ADS: random requests and garbage get clean answers or clean errors; other ' + 'streams keep serving',
+  'fuzz ADS: random requests and garbage get clean answers or clean errors; ' + 'other streams keep serving',
   async () => {
     let ended = 0;
     let answered = 0;

@@ -58,7 +58,7 @@ function statusOf(api: FakeApiServer, kind: string, name: string): CrStatus | un
 }
 
 test(
-  'k8s server: create → routed, update → pushed, EndpointSlice → EDS only, invalid ' + '→ status, delete → removed',
+  'k8s server: create → routed, update → pushed, EndpointSlice → ' + 'EDS only, invalid → status, delete → removed',
   async () => {
     const api = await startFake({ bookmarkMs: 200 });
     api.apply(service('backend', 8080));
@@ -351,7 +351,7 @@ test('k8s server: ApiKey exportSecret → secret written; only our secrets are d
 });
 
 test(
-  'k8s server: Ingress + IngressClass → routed, status.loadBalancer written; a ' + 'relist without news pushes nothing',
+  'k8s server: Ingress + IngressClass → routed, status.loadBalancer written; ' + 'a relist without news pushes nothing',
   async () => {
     const api = await startFake({ bookmarkMs: 200 });
     api.apply({
@@ -441,7 +441,7 @@ test(
 );
 
 test(
-  'k8s server: started while the API server is down → publishes nothing (not ' + 'ready) until the first sync',
+  'k8s server: started while the API server is down → ' + 'publishes nothing (not ready) until the first sync',
   async () => {
     const api = await startFake({ bookmarkMs: 200 });
     api.apply(descriptor('svc-a', 'a.oto.tools', 'http://10.0.0.1:80'));

@@ -53,7 +53,10 @@ test(
     assert.equal(regex.allowed, false);
     assert.match(
       regex.message,
-      /^otoroshi-xds: error OXDS_INVALID_REGEX - ServiceDescriptor default\/re spec\.publicPatterns\[0\]: invalid RE2 regex/,
+      new RegExp(
+        '^otoroshi-xds: error OXDS_INVALID_REGEX - ServiceDescriptor default/re ' +
+          'spec\\.publicPatterns\\[0\\]: invalid RE2 regex',
+      ),
     );
     const jwt = verdict(
       review(sd('jwt', { hosts: ['jwt.oto.tools'], jwtVerifier: { type: 'ref', enabled: true, ids: ['nope'] } })),

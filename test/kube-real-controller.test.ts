@@ -552,7 +552,8 @@ test.skipIf(skip)('real apiserver: watches resume after an API server restart wi
   // One key per informer: the path and its selectors (Secrets are watched twice, by type).
   const informerKey = (uri: string): string => {
     const u = new URL(uri, 'https://x');
-    return `${u.pathname}?${['fieldSelector', 'labelSelector'].map((k) => `${k}=${u.searchParams.get(k) ?? ''}`).join('&')}`;
+    const selectors = ['fieldSelector', 'labelSelector'].map((k) => `${k}=${u.searchParams.get(k) ?? ''}`);
+    return `${u.pathname}?${selectors.join('&')}`;
   };
   const lists = (): string[] =>
     kube
@@ -677,8 +678,7 @@ test.skipIf(skip)(
         .filter((e) => e.user.username === saUser)
         .map(
           (e) =>
-            `${e.objectRef?.apiGroup ?? ''}` +
-            `|${e.objectRef?.resource ?? ''}` +
+            `${e.objectRef?.apiGroup ?? ''}|${e.objectRef?.resource ?? ''}` +
             `${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ''}|${e.verb}`,
         ),
     );

@@ -71,10 +71,8 @@ test.skipIf(skip)(
     'accepted',
   async () => {
     const out = await applyManifests(kube);
-    assert.match(
-      out,
-      /customresourcedefinition\.apiextensions\.k8s\.io\/service-descriptors\.proxy\.otoroshi\.io (created|configured|unchanged)/,
-    );
+    const crd = 'customresourcedefinition\\.apiextensions\\.k8s\\.io/service-descriptors\\.proxy\\.otoroshi\\.io';
+    assert.match(out, new RegExp(`${crd} (created|configured|unchanged)`));
     assert.match(out, /clusterrole\.rbac\.authorization\.k8s\.io\/otoroshi-xds created/);
     assert.match(out, /validatingwebhookconfiguration\.admissionregistration\.k8s\.io\/otoroshi-xds created/);
     for (const crd of crds()) {

@@ -70,7 +70,7 @@ spec: {name: "Shop API", hosts: [api.oto.tools], targets: [{url: "http://10.0.0.
 });
 
 test(
-  'CoreDNS: the block is marked, hashed, and replaces a previous one; other server blocks stay byte for ' + 'byte',
+  'CoreDNS: the block is marked, hashed, and replaces a previous one; ' + 'other server blocks stay byte for byte',
   () => {
     const base = '.:53 {\n    errors\n    forward . /etc/resolv.conf\n}\n';
     const block = corednsBlock({ ...MESH, rewriteTarget: 'gw.ns.svc.cluster.local' });
@@ -106,7 +106,7 @@ test('TokenReview: only an authenticated ServiceAccount token of our audience is
 });
 
 test(
-  'TokenReview: answers are cached per token, reviews in flight are bounded, API errors are not ' + 'cached',
+  'TokenReview: answers are cached per token, ' + 'reviews in flight are bounded, API errors are not cached',
   async () => {
     let calls = 0;
     let fail = false;
@@ -145,7 +145,7 @@ test(
 );
 
 test(
-  'node auth: a bearer that is not the gateway token goes to TokenReview and becomes the workload SPIFFE ' + 'id',
+  'node auth: a bearer that is not the gateway token goes to TokenReview ' + 'and becomes the workload SPIFFE id',
   async () => {
     const seen: string[] = [];
     const auth = identityAuthenticator({

@@ -136,7 +136,7 @@ test('mesh hosts only when enableMeshHosts is set, and not with enabledAdditiona
 });
 
 test(
-  'targets: url, host+scheme, ipAddress, hostname (dns), serviceName in entries, ' + 'object form and targetsFrom',
+  'targets: url, host+scheme, ipAddress, hostname (dns), ' + 'serviceName in entries, object form and targetsFrom',
   () => {
     const spec = `  hosts: [t.oto.tools]
   targets:
@@ -210,7 +210,8 @@ test(
 
 test('ExternalName Service → dns target', () => {
   const r = build(
-    `apiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec: {type: ExternalName, externalName: api.example.com, ports: [{port: 443}]}\n---\n` +
+    'apiVersion: v1\nkind: Service\nmetadata: {name: ext}\n' +
+      'spec: {type: ExternalName, externalName: api.example.com, ports: [{port: 443}]}\n---\n' +
       SD('e', '  hosts: [e.oto.tools]\n  targets: {serviceName: ext, servicePort: 443}'),
   );
   const t = desc(r, 'kubernetes-crd-import-default-e').targets[0];
@@ -385,7 +386,7 @@ test('unknown targetsLoadBalancing type → RoundRobin with a warning', () => {
 });
 
 test(
-  'route conflict: the oldest (creationTimestamp, then file order) wins; disabled ' + 'descriptors do not conflict',
+  'route conflict: the oldest (creationTimestamp, then file order) wins; ' + 'disabled descriptors do not conflict',
   () => {
     const t = '  targets: [{url: "http://10.0.0.1"}]';
     const r = build(
@@ -677,7 +678,7 @@ spec:
 });
 
 test(
-  'TLS secrets become certificates; ingress tls → bindings; a missing secret is a ' + 'warning, a broken PEM an error',
+  'TLS secrets become certificates; ingress tls → bindings; ' + 'a missing secret is a warning, a broken PEM an error',
   async () => {
     const view = await loadConfigDir(path.join(FIX, 'tls'));
     const r = buildModel(view, { now: Date.parse('2026-01-01T00:00:00Z') });

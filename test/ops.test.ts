@@ -495,7 +495,7 @@ async function closedPort(): Promise<number> {
 }
 
 test(
-  'status: runStatus reads /debug/proxies of a real admin app; 1 with a clear ' + 'message when unreachable',
+  'status: runStatus reads /debug/proxies of a real admin app; ' + '1 with a clear message when unreachable',
   async (t) => {
     const app = buildAdminApp({ ready: () => true, health: () => ({}), proxies: () => fixtures() });
     await app.listen({ port: 0, host: '127.0.0.1' });
@@ -557,7 +557,7 @@ test(
 );
 
 test(
-  'status --watch: redraws with an ANSI clear every interval, keeps going through ' + 'errors, stops on signal',
+  'status --watch: ' + 'redraws with an ANSI clear every interval, keeps going through errors, stops on signal',
   async (t) => {
     let calls = 0;
     let up = true;

@@ -143,7 +143,8 @@ test(
     assert.deepEqual(problems(c.errors), [
       'notice OXDS_DNS_FALLBACK Ingress/http-app-ingress spec.rules[0].http.paths[0].backend',
       'notice OXDS_SKIPPED_KIND Deployment/http-app-deployment',
-      'warning OXDS_UNRESOLVED_REFERENCE Ingress/http-app-ingress ' + 'spec.tls[0].secretName', // the example's TLS secret is not part of it
+      // the example's TLS secret is not part of it
+      'warning OXDS_UNRESOLVED_REFERENCE Ingress/http-app-ingress spec.tls[0].secretName',
     ]);
     const d = c.model.descriptors[0];
     assert.deepEqual(d?.targets[0]?.resolution, {
@@ -227,7 +228,8 @@ test(
       'warning OXDS_NOT_SUPPORTED Certificate/http-app-certificate-client spec.csr.signatureAlg',
       'warning OXDS_NOT_SUPPORTED Certificate/http-app-certificate-frontend spec.csr.signatureAlg',
       'warning OXDS_NOT_SUPPORTED ServiceDescriptor/http-app-service-descriptor spec.allowHttp10',
-      'warning OXDS_UNRESOLVED_REFERENCE ApiKey/http-app-2-apikey-1 ' + 'spec.authorizedEntities[0]', // its group is another app's, not in the example
+      // its group is another app's, not in the example
+      'warning OXDS_UNRESOLVED_REFERENCE ApiKey/http-app-2-apikey-1 spec.authorizedEntities[0]',
     ]);
     const d = c.model.descriptors.find((x) => x.id === 'kubernetes-crd-import-default-http-app-service-descriptor');
     assert.deepEqual(d?.targets[0]?.mtls?.certs, ['default/http-app-certificate-client']);
@@ -483,7 +485,7 @@ test('defect 3: ApiKey.daikokuToken warns, naming the field and saying the key a
 });
 
 test(
-  'defect 4: kinds outside our scope are skipped with a notice (exit 0); misspelt ' + 'kinds of our group still error',
+  'defect 4: kinds outside our scope are skipped with a notice (exit 0); ' + 'misspelt kinds of our group still error',
   () => {
     const c = run({
       'x.yaml':
@@ -527,42 +529,50 @@ test(
 
 test('defect 6: signatureAlg is honoured by an RSA issuer and warned about with our EC intermediate', () => {
   const rsaCa =
-    'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: Certificate\nmetadata: {name: ' +
-    'rsa-ca, namespace: default}\nspec:\n  csr: {ca: true, issuer: otoroshi-root-ca, ' +
-    'key: {algo: rsa, size: 2048}, subject: "CN=RSA CA"}\n---\n';
+    'apiVersion: proxy.otoroshi.io/v1alpha1\nkind: Certificate\nmetadata: {name: rsa-ca, namespace: default}\n' +
+    'spec:\n  csr: {ca: true, issuer: otoroshi-root-ca, key: {algo: rsa, size: 2048}, subject: "CN=RSA CA"}\n---\n';
   const leaf = (name: string, issuer: string) =>
-    `apiVersion: proxy.otoroshi.io/v1alpha1\nkind: Certificate\nmetadata: {name: ${name}` +
-    `, namespace: default}\nspec:\n  csr: {issuer: ${issuer}` +
-    `, hosts: [${name}` +
-    `.example.com], key: {algo: rsa, size: 2048}, subject: "CN=${name}", signatureAlg: SHA256WithRSAEncryption}\n---\n`;
+    `apiVersion: proxy.otoroshi.io/v1alpha1\nkind: Certificate\nmetadata: {name: ${name}, namespace: default}\n` +
+    `spec:\n  csr: {issuer: ${issuer}, hosts: [${name}.example.com], key: {algo: rsa, size: 2048}, ` +
+    `subject: "CN=${name}", signatureAlg: SHA256WithRSAEncryption}\n---\n`;
   const c = run({ 'x.yaml': rsaCa + leaf('by-rsa', '"CN=RSA CA"') + leaf('by-ec', 'otoroshi-intermediate-ca') });
   assert.deepEqual(problems(c.errors), ['warning OXDS_NOT_SUPPORTED Certificate/by-ec spec.csr.signatureAlg']);
   assert.match(c.errors[0]?.message ?? '', /signed ecdsa-with-SHA/);
 });
 
-test(
-  'defect 7: ApiKey secretName with an existing otoroshi.io/apikey-secret Secret ' + 'gives clientId and clientSecret',
-  () => {
-    const secret = `apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: default}\ntype: otoroshi.io/apikey-secret\ndata: {clientId: ${Buffer.from('the-id').toString('base64')}, clientSecret: ${Buffer.from('the-secret').toString('base64')}}\n---\n`;
-    const ours = `apiVersion: v1\nkind: Secret\nmetadata: {name: exported, namespace: default, labels: {app.kubernetes.io/managed-by: otoroshi-xds}}\ntype: otoroshi.io/apikey-secret\nstringData: {clientId: old, clientSecret: old}\n---\n`;
-    const key = (name: string, spec: string) =>
-      `apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ApiKey\nmetadata: {name: ${name}` +
-      `, namespace: default}\nspec: {${spec}}\n---\n`;
-    const c = run({
-      'x.yaml':
-        secret +
-        ours +
-        key('k', 'secretName: creds') +
-        key('mine', 'secretName: exported, exportSecret: true, clientId: mine, clientSecret: spec-secret'),
-    });
-    const k = c.model.apikeys.find((x) => x.sourceKey === 'ApiKey/default/k');
-    assert.equal(k?.clientId, 'the-id');
-    assert.equal(k?.clientSecret, 'the-secret');
-    assert.deepEqual(problems(c.errors), ['notice OXDS_MISSING_FIELD ApiKey/k spec.secretName']);
-    // the Secret we export ourselves follows the ApiKey, never the other way round
-    assert.equal(c.model.apikeys.find((x) => x.sourceKey === 'ApiKey/default/mine')?.clientSecret, 'spec-secret');
-  },
-);
+test('defect 7: ApiKey secretName with an existing apikey-secret Secret gives clientId and clientSecret', () => {
+  const b64 = (v: string): string => Buffer.from(v).toString('base64');
+  const secret = `apiVersion: v1
+kind: Secret
+metadata: {name: creds, namespace: default}
+type: otoroshi.io/apikey-secret
+data: {clientId: ${b64('the-id')}, clientSecret: ${b64('the-secret')}}
+---
+`;
+  const ours = `apiVersion: v1
+kind: Secret
+metadata: {name: exported, namespace: default, labels: {app.kubernetes.io/managed-by: otoroshi-xds}}
+type: otoroshi.io/apikey-secret
+stringData: {clientId: old, clientSecret: old}
+---
+`;
+  const key = (name: string, spec: string) =>
+    `apiVersion: proxy.otoroshi.io/v1alpha1\nkind: ApiKey\nmetadata: {name: ${name}, namespace: default}\n` +
+    `spec: {${spec}}\n---\n`;
+  const c = run({
+    'x.yaml':
+      secret +
+      ours +
+      key('k', 'secretName: creds') +
+      key('mine', 'secretName: exported, exportSecret: true, clientId: mine, clientSecret: spec-secret'),
+  });
+  const k = c.model.apikeys.find((x) => x.sourceKey === 'ApiKey/default/k');
+  assert.equal(k?.clientId, 'the-id');
+  assert.equal(k?.clientSecret, 'the-secret');
+  assert.deepEqual(problems(c.errors), ['notice OXDS_MISSING_FIELD ApiKey/k spec.secretName']);
+  // the Secret we export ourselves follows the ApiKey, never the other way round
+  assert.equal(c.model.apikeys.find((x) => x.sourceKey === 'ApiKey/default/mine')?.clientSecret, 'spec-secret');
+});
 
 test('defect 8: csr.issuer CN=Otoroshi Root stays an error, with "did you mean otoroshi-root-ca"', () => {
   const c = run({ 'x.yaml': CERT('c', 'CN=c', ', issuer: "CN=Otoroshi Root"') });
@@ -591,8 +601,8 @@ test(
     const line = formatError(parsed.errors[0] as ConfigError);
     assert.equal(
       line,
-      'error OXDS_YAML_PARSE block.yaml#0 ServiceGroup default/g: duplicate key "name" at line 6, column 3: a key may ' +
-        'appear once per map (the document is ignored)',
+      'error OXDS_YAML_PARSE block.yaml#0 ServiceGroup default/g: ' +
+        'duplicate key "name" at line 6, column 3: a key may appear once per map (the document is ignored)',
     );
     // a certificate that exists but failed to issue is "not issued", not "unknown"
     const c = run({
@@ -606,12 +616,24 @@ test(
     );
     // annotation paths are always metadata.annotations["<the key as written>"]
     const ing = run({
-      'x.yaml':
-        'apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {clusterIP: 10.0.0.1, ports: [{port: ' +
-        '80}]}\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: i\n  annotations: ' +
-        '{kubernetes.io/ingress.class: otoroshi, ingress.otoroshi.io/allowHttp10: "false", ingress.otoroshi.io/group: ' +
-        'nope}\nspec: {rules: [{host: a.example.com, http: {paths: [{path: /, pathType: Prefix, backend: {service: ' +
-        '{name: s, port: {number: 80}}}}]}}]}\n',
+      'x.yaml': `apiVersion: v1
+kind: Service
+metadata: {name: s}
+spec: {clusterIP: 10.0.0.1, ports: [{port: 80}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: i
+  annotations:
+    kubernetes.io/ingress.class: otoroshi
+    ingress.otoroshi.io/allowHttp10: "false"
+    ingress.otoroshi.io/group: nope
+spec:
+  rules:
+    - host: a.example.com
+      http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}]}
+`,
     });
     assert.deepEqual(ing.errors.map((e) => e.field).sort(), [
       'metadata.annotations["ingress.otoroshi.io/allowHttp10"]',
@@ -621,7 +643,7 @@ test(
 );
 
 test(
-  'a duplicate key in a kind we serve is an error naming the object; the same in a ' + 'Deployment is only a notice',
+  'a duplicate key in a kind we serve is an error naming the object; ' + 'the same in a Deployment is only a notice',
   async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-compat-'));
     try {

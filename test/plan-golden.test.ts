@@ -28,7 +28,8 @@ function optionsOf(name: string): Partial<TranslateOptions> | undefined {
 
 const namesOf = (list: readonly ProtoObject[], key = 'name'): string[] => list.map((o) => String(o[key]));
 
-/** The built resources of a role carry the planned names: listeners, route configurations, vhosts, clusters, secrets. */
+/** The built resources of a role carry the planned names: listeners, route configurations, vhosts, clusters,
+ * secrets. */
 function assertBuiltFromPlan(name: string, role: RolePlan, set: ResourceSet): void {
   const at = `${name} (${role.role})`;
   assert.deepEqual(

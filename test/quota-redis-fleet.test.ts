@@ -188,13 +188,10 @@ test.skipIf(clusterSkip)(
       const failed = l.samples.filter((s) => s.status !== 0);
       const lost = Math.max(0, allowed - counted);
       console.log(
-        `# slot migration ${from}` +
-          `→${to}` +
-          ` in ${t1 - t0}` +
-          ` ms under load: ${l.samples.length}` +
-          ` calls, ${allowed} allowed, counter ${counted}` +
-          `, lost counts ${lost}` +
-          `, failed calls ${failed.length} ${JSON.stringify(statusCounts(failed))}, in flight during the migration ${inFlight}`,
+        `# slot migration ${from}→${to} in ${t1 - t0} ms under load: ${l.samples.length} calls, ` +
+          `${allowed} allowed, counter ${counted}, lost counts ${lost}, ` +
+          `failed calls ${failed.length} ${JSON.stringify(statusCounts(failed))}, ` +
+          `in flight during the migration ${inFlight}`,
       );
       assert.ok(lost <= inFlight, `lost counts ${lost} ≤ calls in flight ${inFlight}`);
       assert.ok(failed.length <= inFlight, `failed calls ${failed.length} ≤ calls in flight ${inFlight}`);
@@ -257,13 +254,9 @@ test.skipIf(sentinelSkip)(
         ? Math.max(...failed.map((s) => s.end)) - Math.min(...failed.map((s) => s.start))
         : 0;
       console.log(
-        `# sentinel failover ${oldPrimary}` +
-          `→${newPrimary}` +
-          ` (promoted ${promotedAt - killedAt}` +
-          ` ms after the crash): ${l.samples.length}` +
-          ` calls, ${allowed}` +
-          ` allowed, counter ${counted}` +
-          `, lost counts ${lost}, in flight at the crash ${inFlight}; ${failed.length} calls denied 503 during ~${outage} ms of failover`,
+        `# sentinel failover ${oldPrimary}→${newPrimary} (promoted ${promotedAt - killedAt} ms after the crash): ` +
+          `${l.samples.length} calls, ${allowed} allowed, counter ${counted}, lost counts ${lost}, ` +
+          `in flight at the crash ${inFlight}; ${failed.length} calls denied 503 during ~${outage} ms of failover`,
       );
       assert.ok(lost <= inFlight, `lost counts ${lost} ≤ calls in flight at the crash ${inFlight}`);
       assert.ok(

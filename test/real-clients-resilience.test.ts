@@ -44,7 +44,9 @@ async function startFlaky(delayMs = 0): Promise<Flaky> {
 }
 
 function descriptor(port: number, retries: number, globalTimeout = 30000): string {
-  const clientConfig = `clientConfig: {retries: ${retries}, retryInitialDelay: 10, backoffFactor: 2, globalTimeout: ${globalTimeout}}`;
+  const clientConfig =
+    `clientConfig: {retries: ${retries}, retryInitialDelay: 10, backoffFactor: 2, ` +
+    `globalTimeout: ${globalTimeout}}`;
   const targets = [`http://127.0.0.1:${port}`];
   return descriptorYaml({
     name: 'flaky',
@@ -96,9 +98,7 @@ async function run(
   const ok = Object.values(r.counts).reduce((a, b) => a + b, 0);
   const failed = Object.values(r.errors).reduce((a, b) => a + b, 0);
   console.log(
-    `retries=${retries}: ${ok}` +
-      ` ok, ${failed}` +
-      ` failed, ${flaky.attempts - before}` +
+    `retries=${retries}: ${ok} ok, ${failed} failed, ${flaky.attempts - before}` +
       ` backend attempts (${JSON.stringify(r.errors)})`,
   );
   return { ok, failed, attempts: flaky.attempts - before, errors: r.errors };

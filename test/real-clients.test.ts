@@ -147,10 +147,7 @@ function assertSplit(r: CallResult, expected: Record<string, number>, toleranceP
     const got = ((r.counts[id] ?? 0) / n) * 100;
     assert.ok(
       Math.abs(got - share * 100) <= tolerancePp,
-      `${ctx}: backend ${id}` +
-        ` got ${got.toFixed(1)}` +
-        `% of ${n}` +
-        ` calls, expected ${share * 100}` +
+      `${ctx}: backend ${id} got ${got.toFixed(1)}% of ${n} calls, expected ${share * 100}` +
         `% ±${tolerancePp} pp (${JSON.stringify(r.counts)})`,
     );
   }
@@ -357,12 +354,9 @@ test(
     );
     const failed = seen.filter((r) => errorCount(r) > 0);
     console.log(
-      `traffic moved to B ${ms}` +
-        ` ms after the edit (${seen.length}` +
-        ` probes, ${failed.length}` +
+      `traffic moved to B ${ms} ms after the edit (${seen.length} probes, ${failed.length}` +
         ` with errors${failed[0] ? `: ${failed[0].firstError}` : ''}` +
-        `); grpc version ${versionBefore}` +
-        ` → ${env.server.cache.versions().grpc}`,
+        `); grpc version ${versionBefore} → ${env.server.cache.versions().grpc}`,
     );
     try {
       assertOnly(last, 'B', 10, `within 5 s of the edit (after ${ms} ms)`);
@@ -395,8 +389,7 @@ async function grpcJsEditUnderLoad(t: TestContext, nodeId: string, newName: stri
   const r = await load;
   const clustersAfter = env.server.ads.statuses().find((s) => s.nodeId === nodeId)?.types[TYPE_URLS.CDS]?.subscribed;
   console.log(
-    `continuous calls across the edit: ${JSON.stringify(r.counts)}` +
-      ` errors ${JSON.stringify(r.errors)}` +
+    `continuous calls across the edit: ${JSON.stringify(r.counts)} errors ${JSON.stringify(r.errors)}` +
       `${r.firstError ? ` first: ${r.firstError}` : ''}` +
       `; CDS ${JSON.stringify(clustersBefore)} → ${JSON.stringify(clustersAfter)}`,
   );

@@ -29,6 +29,11 @@ const GATEWAY_TOKEN = 'gateway-T0KEN-5eed1e55';
 const WRONG_SECRET = 'provided-WRONG-s3cret-5150';
 
 const tlsFixture = fs.readFileSync('test/fixtures/model/tls/secrets.yaml', 'utf8');
+/** The fixture's first PEM private key, with its END line, unindented. */
+function keyPem(): string {
+  const end = tlsFixture.indexOf('-----END PRIVATE KEY-----') + '-----END PRIVATE KEY-----'.length;
+  return tlsFixture.slice(tlsFixture.indexOf('-----BEGIN PRIVATE KEY-----'), end).replace(/^\s+/gm, '');
+}
 /** Every private key of the config: PEM bodies (decoded from data: base64 too). */
 function privateKeyBodies(): string[] {
   const out: string[] = [];
@@ -57,7 +62,7 @@ metadata: {name: broken-key-tls, namespace: default}
 type: kubernetes.io/tls
 stringData:
   tls.crt: "-----BEGIN CERTIFICATE-----\\nMIIBroken\\n-----END CERTIFICATE-----\\n"
-  tls.key: ${JSON.stringify(tlsFixture.slice(tlsFixture.indexOf('-----BEGIN PRIVATE KEY-----'), tlsFixture.indexOf('-----END PRIVATE KEY-----') + 25).replace(/^\s+/gm, ''))}
+  tls.key: ${JSON.stringify(keyPem())}
 ---
 apiVersion: networking.k8s.io/v1
 kind: Ingress

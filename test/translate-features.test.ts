@@ -99,7 +99,8 @@ test('redirection answers first, even under GlobalConfig maintenance; other serv
 kind: GlobalConfig
 metadata: {name: global, namespace: otoroshi}
 spec: {maintenanceMode: true}
-${sd('moved', '  forceHttps: false\n  redirection: {enabled: true, code: 307, to: ' + '"https://new.example.com/a%20b"}')}${sd('app', '  forceHttps: true\n  readOnly: true\n  headersVerification: {X-A: b}')}`;
+${sd('moved', '  forceHttps: false\n  redirection: {enabled: true, code: 307, to: "https://new.example.com/a%20b"}')}
+${sd('app', '  forceHttps: true\n  readOnly: true\n  headersVerification: {X-A: b}')}`;
   const out = translate(model(yaml));
   const [moved] = routes(out, 'oxds-http', 'moved.example.com');
   assert.equal(kind(moved as ProtoObject), '307');
@@ -176,7 +177,7 @@ test(
 );
 
 test(
-  'headers: user values are literal (% escaped), Otoroshi headers added, ' + 'credentials stripped (custom names too)',
+  'headers: user values are literal (% escaped), ' + 'Otoroshi headers added, credentials stripped (custom names too)',
   () => {
     const out = translate(
       model(
@@ -218,7 +219,7 @@ test('gzip: one compressor filter per distinct configuration, enabled only on th
 });
 
 test(
-  'GlobalConfig: throttling, global RBAC, then the per-route filters; trusted ' + 'proxies → xff_num_trusted_hops',
+  'GlobalConfig: throttling, global RBAC, then the per-route filters; ' + 'trusted proxies → xff_num_trusted_hops',
   () => {
     const yaml = `apiVersion: proxy.otoroshi.io/v1alpha1
 kind: GlobalConfig

@@ -633,12 +633,15 @@ test('translate: proxyless gRPC gets one route configuration per api_listener ho
   assert.equal(grpcListenerFor('x.example.org', out.grpcDomains), undefined);
 });
 
-test("translate: a route valid alone but invalid in another descriptor's virtual host drops only that descriptor", () => {
-  // Same output whatever the order of builds (memo state).
-  const a = translate(model(mixedDescriptors()));
-  const b = translate(model([...mixedDescriptors()].reverse()));
-  assert.deepEqual(a, b);
-});
+test(
+  "translate: a route valid alone but invalid in another descriptor's virtual host " + 'drops only that descriptor',
+  () => {
+    // Same output whatever the order of builds (memo state).
+    const a = translate(model(mixedDescriptors()));
+    const b = translate(model([...mixedDescriptors()].reverse()));
+    assert.deepEqual(a, b);
+  },
+);
 
 // ------------------------------------------------------------------ ext_authz (Envoy only)
 

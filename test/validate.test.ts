@@ -322,8 +322,12 @@ message T {
   int64 incl = 2 [(validate.rules).int64 = {gte: -3, lte: 3}];
   string pat = 3 [(validate.rules).string = {pattern: "^[a-z]+$", ignore_empty: true}];
   repeated string u = 5 [(validate.rules).repeated = {unique: true, max_items: 3}];
-  map<string, string> m = 6 [(validate.rules).map = {min_pairs: 1, keys: {string: {min_len: 2}}, values: {string: {prefix: "v"}}}];
-  google.protobuf.Duration d = 7 [(validate.rules).duration = {required: true, lt: {seconds: 10}, gte: {nanos: 1000000}}];
+  map<string, string> m = 6 [(validate.rules).map = {
+    min_pairs: 1, keys: {string: {min_len: 2}}, values: {string: {prefix: "v"}}
+  }];
+  google.protobuf.Duration d = 7 [(validate.rules).duration = {
+    required: true, lt: {seconds: 10}, gte: {nanos: 1000000}
+  }];
   E e = 8 [(validate.rules).enum = {defined_only: true, not_in: [2]}];
   oneof o { option (validate.required) = true; string a = 9; string b = 10 [(validate.rules).string.min_len = 3]; }
   Sub s = 11 [(validate.rules).message.skip = true];

@@ -7,7 +7,7 @@ import { listConfigFiles } from '../src/sources/config-files.js';
 const FIX = path.join(process.cwd(), 'test/fixtures/model');
 
 test(
-  'multi-document file: one StoredObject per document, empty documents skipped, ' + 'namespace defaults to default',
+  'multi-document file: ' + 'one StoredObject per document, empty documents skipped, namespace defaults to default',
   () => {
     const r = parseYamlFile(
       'dir/f.yaml',

@@ -198,10 +198,8 @@ envoyTest(
     const failed = samples.filter((s) => s.status !== 200);
     const inFlight = samples.filter((s) => s.start <= stoppedBy && s.end >= stoppedAt).length;
     console.log(
-      `# ext_authz replica stopped under load through Envoy: ${samples.length}` +
-        ` requests, ${failed.length}` +
-        ` failed ${JSON.stringify(failed.map((s) => s.status))}` +
-        `, ${inFlight} in flight during the stop`,
+      `# ext_authz replica stopped under load through Envoy: ${samples.length} requests, ${failed.length}` +
+        ` failed ${JSON.stringify(failed.map((s) => s.status))}, ${inFlight} in flight during the stop`,
     );
     assert.ok(failed.length <= inFlight, `failed ${failed.length} ≤ in flight ${inFlight}`);
     assert.ok(

@@ -135,7 +135,8 @@ async function assertExtractionWays(gw: Gateway): Promise<void> {
 for (const delta of [true, false]) {
   const flavour = delta ? 'Delta' : 'SotW';
   envoyTest(
-    `Envoy (${flavour}) ext_authz: the four apikey extraction ways pass and the backend gets Otoroshi-Client-Id, never the secret`,
+    `Envoy (${flavour}) ext_authz: the four apikey extraction ways pass ` +
+      'and the backend gets Otoroshi-Client-Id, never the secret',
     async (t, bin) => {
       const { gw } = await withGateway(t, bin, delta);
       await assertExtractionWays(gw);

@@ -111,7 +111,8 @@ envoyTest(
 );
 
 envoyTest(
-  "Envoy: Otoroshi's direct answers: forceHttps 303, redirection, maintenance/build 503, readOnly 405, headersVerification 400, ipFiltering 403",
+  "Envoy: Otoroshi's direct answers: forceHttps 303, redirection, maintenance/build 503, readOnly 405, " +
+    'headersVerification 400, ipFiltering 403',
   async (t, bin) => {
     const [b] = (await startHttpBackends(['b'])) as [HttpBackend];
     t.onTestFinished(() => b.stop());
@@ -190,8 +191,8 @@ envoyTest(
     t.onTestFinished(() => b.stop());
     const target = `targets: [{url: "http://127.0.0.1:${b.port}"}]`;
     const cors = (origin: string): string =>
-      `cors: {enabled: true, allowOrigin: "${origin}` +
-      `", allowMethods: [GET, PUT], allowHeaders: [x-custom], exposeHeaders: [x-exposed], maxAge: 600, allowCredentials: true}`;
+      `cors: {enabled: true, allowOrigin: "${origin}", allowMethods: [GET, PUT], allowHeaders: [x-custom], ` +
+      'exposeHeaders: [x-exposed], maxAge: 600, allowCredentials: true}';
     const files = {
       'd.yaml':
         descriptor(

@@ -94,8 +94,9 @@ envoyTest(
         // Three tries of 300 ms each, well inside the 30 s global timeout: the per-try timeout fires.
         descriptor(
           'pertry',
-          `targets: [${target(slow)}` +
-            `]\nclientConfig: {retries: 3, callTimeout: 300, globalTimeout: 30000, retryInitialDelay: 5, backoffFactor: 1}`,
+          `targets: [${target(slow)}]\n` +
+            'clientConfig: {retries: 3, callTimeout: 300, globalTimeout: 30000, ' +
+            'retryInitialDelay: 5, backoffFactor: 1}',
         ) +
         descriptor(
           'global',
@@ -158,8 +159,7 @@ envoyTest(
       files: {
         'd.yaml': descriptor(
           'pair',
-          `targets: [${target(good)}` +
-            `, ${target(bad)}` +
+          `targets: [${target(good)}, ${target(bad)}` +
             `]\nclientConfig: {retries: 1, maxErrors: 2, sampleInterval: 120000}`,
         ),
       },

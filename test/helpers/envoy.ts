@@ -162,8 +162,7 @@ export class EnvoyProcess {
       () => {
         if (exit !== undefined)
           throw new Error(
-            `envoy exited with ${String(exit)}` +
-              `: ${stderr}` +
+            `envoy exited with ${String(exit)}: ${stderr}` +
               `${fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').slice(-4000) : ''}`,
           );
         const a = fs.existsSync(adminPath) ? fs.readFileSync(adminPath, 'utf8').trim() : '';

@@ -609,7 +609,8 @@ export class FakeApiServer {
           throw new HttpError(
             415,
             'UnsupportedMediaType',
-            `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (fake apiserver; got ${type})`,
+            'the body of the request was in an unknown format - accepted media types include: ' +
+              `application/merge-patch+json, application/strategic-merge-patch+json (fake apiserver; got ${type})`,
           );
         }
         const cur = store.objects.get(keyOf(ns, name));

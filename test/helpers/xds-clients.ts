@@ -315,10 +315,8 @@ export function runCCoreBatches(
         if (!results) {
           return reject(
             new Error(
-              `C-core client ${nodeId}` +
-                ` failed (code ${code}` +
-                `, signal ${signal}` +
-                `${signal === 'SIGKILL' ? `, killed after ${timeoutMs}` + ` ms` : ''}` +
+              `C-core client ${nodeId} failed (code ${code}, signal ${signal}` +
+                `${signal === 'SIGKILL' ? `, killed after ${timeoutMs} ms` : ''}` +
                 `); stdout: ${out.text().slice(-2000)}; stderr:\n${err.text().slice(-6000)}`,
             ),
           );

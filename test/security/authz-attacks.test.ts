@@ -20,7 +20,8 @@ test(
       descriptor(
         'restr',
         'restr.oto.tools',
-        `  publicPatterns: ["/.*"]\n  restrictions: {enabled: true, allowLast: true, forbidden: [{method: "*", path: "/${EVIL}"}]}\n`,
+        '  publicPatterns: ["/.*"]\n' +
+          `  restrictions: {enabled: true, allowLast: true, forbidden: [{method: "*", path: "/${EVIL}"}]}\n`,
       ),
       descriptor(
         'jwtx',

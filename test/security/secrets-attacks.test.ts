@@ -73,7 +73,7 @@ test(
 );
 
 test(
-  'secrets: a self-asserted NAMESPACE/SERVICE_ACCOUNT gets no workload ' + 'certificate, and none is minted',
+  'secrets: a self-asserted NAMESPACE/SERVICE_ACCOUNT gets no workload certificate, ' + 'and none is minted',
   async (t) => {
     const { server } = await live(t, { 'all.yaml': CONFIG });
     for (let i = 0; i < 20; i++) {

@@ -7,7 +7,7 @@ import { descriptor, live } from './harness.js';
 import { loadConfigDir } from '../../src/sources/yaml.js';
 
 test(
-  'a YAML file over the size bound is refused with an error naming it; the other ' + 'files keep being served',
+  'a YAML file over the size bound is refused with an error naming it; ' + 'the other files keep being served',
   async (t) => {
     const { server, cfgDir } = await live(
       t,
