@@ -460,7 +460,8 @@ async function main(): Promise<void> {
   console.log('| --- | --- | --- | --- | --- | --- | --- |');
   for (const r of results)
     console.log(
-      `| ${r.scope} | ${r.streams} | ${kib(r.fullBytes.p50)} | ${f(r.firstConfigMs.p50)} / ${f(r.firstConfigMs.p99)} / ` +
+      `| ${r.scope} | ${r.streams} | ${kib(r.fullBytes.p50)} | ` +
+        `${f(r.firstConfigMs.p50)} / ${f(r.firstConfigMs.p99)} / ` +
         `${f(r.firstConfigMs.max)} | ${f(r.syncWallMs)} | ${f(r.serverIdleRssMB)} → ${f(r.serverRssMB)} MB ` +
         `(${f(r.serverPeakRssMB)}) | ${r.load} |`,
     );
@@ -469,8 +470,9 @@ async function main(): Promise<void> {
   console.log('| --- | --- | --- | --- | --- | --- | --- |');
   for (const r of results)
     console.log(
-      `| ${r.scope} (rebuild ${f(r.rebuildMs)} ms; other responses ${r.other}) | ${r.rotation.received}/${r.streams} | ` +
-        `${f(r.rotation.bytes.p50)} B | ${f(r.rotation.ms.p50)} | ${f(r.rotation.ms.p99)} | ${f(r.rotation.ms.max)} | ` +
+      `| ${r.scope} (rebuild ${f(r.rebuildMs)} ms; other responses ${r.other}) | ` +
+        `${r.rotation.received}/${r.streams} | ${f(r.rotation.bytes.p50)} B | ` +
+        `${f(r.rotation.ms.p50)} | ${f(r.rotation.ms.p99)} | ${f(r.rotation.ms.max)} | ` +
         `${r.rotation.load} |`,
     );
   console.log(

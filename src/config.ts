@@ -339,7 +339,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'OXDS_ROUTE_DISCOVERY',
     kind: 'string',
     description:
-      'gateway routes for Delta Envoys: rds (whole route table per change), vhds (virtual hosts as VHDS resources, all sent), vhds-on-demand (each fetched on its first request); SotW Envoys always get rds',
+      'gateway routes for Delta Envoys: rds (whole route table per change), vhds (virtual hosts as VHDS ' +
+      'resources, all sent), vhds-on-demand (each fetched on its first request); SotW Envoys always get rds',
     default: 'vhds',
   },
   {

@@ -223,61 +223,64 @@ function publishAll(snaps: SidecarSnapshots, w: ReturnType<typeof world>, versio
   for (const sa of sas) snaps.want(node(sa));
 }
 
-test('sidecar snapshots: one egress scope shares its encoded outbound resources; a workload change rebuilds only it', () => {
-  const base: KubeObject[] = [
-    pod('a-pod', 'a', { app: 'a' }),
-    pod('b-pod', 'b', { app: 'b' }),
-    pod('c-pod', 'c', { app: 'c' }, { 'otoroshi.io/sidecar-egress': './b' }),
-    service('b', { app: 'b' }),
-    descriptor('b', 'b'),
-    descriptor('third', 'b'),
-  ];
-  const objs = (aAnnotations: Record<string, string>): KubeObject[] =>
-    base.map((o) =>
-      o.metadata.name === 'a-pod' ? { ...o, metadata: { ...o.metadata, annotations: aAnnotations } } : o,
-    );
-  const cache = new SnapshotCache();
-  const snaps = new SidecarSnapshots(cache, (_k, err) => assert.fail(String(err)));
-  const sas = ['a', 'b', 'c'];
-  publishAll(snaps, world(objs({})), 'v1', sas);
-  const snap = (sa: string) => {
-    const s = cache.get(sidecarKey(node(sa)));
-    assert.ok(s, sa);
-    return s;
-  };
-  const [a, b, c] = [snap('a'), snap('b'), snap('c')];
-  assert.equal(snaps.stats.published, 3);
-  // a and b (every descriptor) share one cluster map: the same encoded objects, encoded once.
-  assert.equal(a.resources.cluster, b.resources.cluster);
-  const d = w0Descriptor(a, 'b');
-  assert.equal(a.resources.cluster.get(d), b.resources.cluster.get(d));
-  assert.equal(a.resources.route.get(SIDECAR_NAMES.outbound), b.resources.route.get(SIDECAR_NAMES.outbound));
-  assert.equal(a.resources.listener.get(SIDECAR_NAMES.outbound), b.resources.listener.get(SIDECAR_NAMES.outbound));
-  // c's scope (./b) differs: its own cluster map and route table, but the same encoded cluster for b.
-  assert.notEqual(c.resources.cluster, a.resources.cluster);
-  assert.equal(c.resources.cluster.size, 2);
-  assert.equal(c.resources.cluster.get(d), a.resources.cluster.get(d));
-  assert.notEqual(c.resources.route.get(SIDECAR_NAMES.outbound), a.resources.route.get(SIDECAR_NAMES.outbound));
-  // Inbound sides and certificates are per workload.
-  assert.notEqual(a.resources.listener.get(SIDECAR_NAMES.inbound), b.resources.listener.get(SIDECAR_NAMES.inbound));
-  assert.ok(a.resources.secret.has('spiffe://cluster.local/ns/shop/sa/a'));
-  assert.ok(!a.resources.secret.has('spiffe://cluster.local/ns/shop/sa/b'));
+test(
+  'sidecar snapshots: one egress scope shares its encoded outbound resources; ' + 'a workload change rebuilds only it',
+  () => {
+    const base: KubeObject[] = [
+      pod('a-pod', 'a', { app: 'a' }),
+      pod('b-pod', 'b', { app: 'b' }),
+      pod('c-pod', 'c', { app: 'c' }, { 'otoroshi.io/sidecar-egress': './b' }),
+      service('b', { app: 'b' }),
+      descriptor('b', 'b'),
+      descriptor('third', 'b'),
+    ];
+    const objs = (aAnnotations: Record<string, string>): KubeObject[] =>
+      base.map((o) =>
+        o.metadata.name === 'a-pod' ? { ...o, metadata: { ...o.metadata, annotations: aAnnotations } } : o,
+      );
+    const cache = new SnapshotCache();
+    const snaps = new SidecarSnapshots(cache, (_k, err) => assert.fail(String(err)));
+    const sas = ['a', 'b', 'c'];
+    publishAll(snaps, world(objs({})), 'v1', sas);
+    const snap = (sa: string) => {
+      const s = cache.get(sidecarKey(node(sa)));
+      assert.ok(s, sa);
+      return s;
+    };
+    const [a, b, c] = [snap('a'), snap('b'), snap('c')];
+    assert.equal(snaps.stats.published, 3);
+    // a and b (every descriptor) share one cluster map: the same encoded objects, encoded once.
+    assert.equal(a.resources.cluster, b.resources.cluster);
+    const d = w0Descriptor(a, 'b');
+    assert.equal(a.resources.cluster.get(d), b.resources.cluster.get(d));
+    assert.equal(a.resources.route.get(SIDECAR_NAMES.outbound), b.resources.route.get(SIDECAR_NAMES.outbound));
+    assert.equal(a.resources.listener.get(SIDECAR_NAMES.outbound), b.resources.listener.get(SIDECAR_NAMES.outbound));
+    // c's scope (./b) differs: its own cluster map and route table, but the same encoded cluster for b.
+    assert.notEqual(c.resources.cluster, a.resources.cluster);
+    assert.equal(c.resources.cluster.size, 2);
+    assert.equal(c.resources.cluster.get(d), a.resources.cluster.get(d));
+    assert.notEqual(c.resources.route.get(SIDECAR_NAMES.outbound), a.resources.route.get(SIDECAR_NAMES.outbound));
+    // Inbound sides and certificates are per workload.
+    assert.notEqual(a.resources.listener.get(SIDECAR_NAMES.inbound), b.resources.listener.get(SIDECAR_NAMES.inbound));
+    assert.ok(a.resources.secret.has('spiffe://cluster.local/ns/shop/sa/a'));
+    assert.ok(!a.resources.secret.has('spiffe://cluster.local/ns/shop/sa/b'));
 
-  // A rebuild with nothing changed keeps every snapshot; a change to a's pods rebuilds only a.
-  publishAll(snaps, world(objs({})), 'v2', sas);
-  assert.deepEqual([snap('a'), snap('b'), snap('c')], [a, b, c]);
-  assert.equal(snaps.stats.published, 3);
-  const encodedBefore = snaps.encoding().encoded;
-  publishAll(snaps, world(objs({ 'otoroshi.io/sidecar-mtls-mode': 'PERMISSIVE' })), 'v3', sas);
-  assert.notEqual(snap('a'), a);
-  assert.equal(snap('a').version, 'v3');
-  assert.equal(snap('b'), b);
-  assert.equal(snap('c'), c);
-  assert.equal(snaps.stats.published, 4);
-  // Only a's inbound listener was encoded again.
-  assert.equal(snaps.encoding().encoded - encodedBefore, 1);
-  assert.equal(snap('a').resources.cluster.get(d), a.resources.cluster.get(d));
-});
+    // A rebuild with nothing changed keeps every snapshot; a change to a's pods rebuilds only a.
+    publishAll(snaps, world(objs({})), 'v2', sas);
+    assert.deepEqual([snap('a'), snap('b'), snap('c')], [a, b, c]);
+    assert.equal(snaps.stats.published, 3);
+    const encodedBefore = snaps.encoding().encoded;
+    publishAll(snaps, world(objs({ 'otoroshi.io/sidecar-mtls-mode': 'PERMISSIVE' })), 'v3', sas);
+    assert.notEqual(snap('a'), a);
+    assert.equal(snap('a').version, 'v3');
+    assert.equal(snap('b'), b);
+    assert.equal(snap('c'), c);
+    assert.equal(snaps.stats.published, 4);
+    // Only a's inbound listener was encoded again.
+    assert.equal(snaps.encoding().encoded - encodedBefore, 1);
+    assert.equal(snap('a').resources.cluster.get(d), a.resources.cluster.get(d));
+  },
+);
 
 function w0Descriptor(s: { resources: { cluster: ReadonlyMap<string, unknown> } }, name: string): string {
   const k = [...s.resources.cluster.keys()].find((x) => x.startsWith('oxds-mesh~') && x.includes(name));
