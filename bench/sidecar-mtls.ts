@@ -24,7 +24,7 @@ import { findEnvoy, ENVOY_HOWTO } from '../src/envoy/find-envoy.js';
 import { startServer, makeLogger, type RunningServer } from '../src/main.js';
 import { EnvoyProcess, eventually, httpRequest, nodeConverged, testConfig, writeFiles } from '../test/helpers/envoy.js';
 import { freePort } from '../test/helpers/redis.js';
-import { descriptorB, meshPki, podYaml } from '../test/helpers/mesh.js';
+import { descriptorB, meshPki, podYaml, type MeshPki } from '../test/helpers/mesh.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
@@ -109,26 +109,19 @@ async function converged(server: RunningServer, envoy: EnvoyProcess, nodeId: str
   );
 }
 
-async function main(): Promise<void> {
+/** The Envoy binary; without one the benchmark is skipped (exit 0). */
+function envoyBin(): string {
   const found = findEnvoy();
   const bin = 'bin' in found ? found.bin : undefined;
   if (bin === undefined) {
     console.log(`sidecar-mtls: skipped, ${ENVOY_HOWTO}`);
     process.exit(0);
   }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-bench-mtls-'));
-  const pki = meshPki(dir, Date.now() - 60_000, '127.0.0.1');
-  const cfgDir = path.join(dir, 'config');
-  fs.mkdirSync(cfgDir);
-  const [aIn, bIn, aProxy, bProxy, aOut, bOut] = (await Promise.all([1, 2, 3, 4, 5, 6].map(() => freePort()))) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  const backend = await app();
+  return bin;
+}
+
+/** Pods A and B (B PERMISSIVE), descriptor B and `bplain` (B's inbound port as a plain address). */
+function writeMeshConfig(cfgDir: string, aIn: number, bIn: number): void {
   const bplain = `apiVersion: proxy.otoroshi.io/v1alpha1
 kind: ServiceDescriptor
 metadata: {name: bplain, namespace: shop}
@@ -145,82 +138,147 @@ spec:
       podYaml('b-1', 'b', { app: 'b' }, bIn, { 'otoroshi.io/sidecar-mtls-mode': 'PERMISSIVE' }),
     'b.yaml': descriptorB() + '---\n' + bplain,
   });
+}
+
+interface SidecarContext {
+  bin: string;
+  dir: string;
+  pki: MeshPki;
+  server: RunningServer;
+  appPort: number;
+  /** Every started sidecar, for the cleanup (pushed as soon as its process starts). */
+  envoys: EnvoyProcess[];
+}
+
+/** One sidecar for service account `sa`, with its workload's xDS client certificate; ready and converged. */
+async function startSidecar(
+  ctx: SidecarContext,
+  sa: string,
+  inbound: number,
+  proxy: number,
+  out: number,
+): Promise<EnvoyProcess> {
+  const xdsCert = ctx.pki.xdsClient(sa);
+  const nodeId = `bench-${sa}-${process.pid}`;
+  const bootstrap = sidecarBootstrapYaml({
+    xdsAddress: `127.0.0.1:${ctx.server.xdsPort}`,
+    namespace: 'shop',
+    serviceAccount: sa,
+    nodeId,
+    appPort: ctx.appPort,
+    inboundAddress: '127.0.0.1',
+    inboundPort: inbound,
+    outboundPort: out,
+    proxyPort: proxy,
+    adminPort: 0,
+    tls: { caFile: ctx.pki.caRootFile, certFile: xdsCert.cert, keyFile: xdsCert.key },
+  });
+  const edir = path.join(ctx.dir, `envoy-${sa}`);
+  fs.mkdirSync(edir);
+  const envoy = await EnvoyProcess.start(ctx.bin, bootstrap, { dir: edir });
+  ctx.envoys.push(envoy);
+  await envoy.ready(120_000);
+  await converged(ctx.server, envoy, nodeId);
+  return envoy;
+}
+
+interface Arm {
+  name: string;
+  port: number;
+  host: string;
+}
+
+interface Row {
+  arm: string;
+  round: number;
+  load: string;
+  r: LoadResult;
+}
+
+/** Each path answers 200 before measuring (the mesh path proves the SDS certificates are in place). */
+async function checkArms(server: RunningServer, arms: Arm[]): Promise<void> {
+  for (const st of server.statuses())
+    if (st.errors.length > 0)
+      console.log(`config: ${st.kind} ${st.name}: ${st.errors.map((e) => e.message).join('; ')}`);
+  for (const a of arms)
+    await eventually(
+      `${a.name} answers 200`,
+      async () => {
+        const r = await httpRequest({ port: a.port, host: a.host, path: '/x' });
+        if (r.status !== 200) throw new Error(`${r.status} ${r.body.slice(0, 200)}`);
+        return true;
+      },
+      60_000,
+    );
+}
+
+/** One warm-up slice per arm, then ROUNDS rounds alternating the arms. */
+async function measure(arms: Arm[]): Promise<Row[]> {
+  for (const a of arms) await load(a.port, a.host); // warm-up
+  const rows: Row[] = [];
+  for (let round = 1; round <= ROUNDS; round++)
+    for (const a of arms) {
+      const r = await load(a.port, a.host);
+      rows.push({ arm: a.name, round, load: loadavg(), r });
+    }
+  return rows;
+}
+
+/** Prints the table (with the sidecars' rejections, NACKs and B's TLS handshakes) and writes the JSON. */
+async function report(server: RunningServer, envoys: EnvoyProcess[], bin: string, rows: Row[]): Promise<void> {
+  const rejected = await Promise.all(envoys.map((e) => e.rejected()));
+  // The mesh arm did cross TLS: B's inbound counts handshakes (the plaintext arms add none).
+  const handshakes = await (envoys[1] as EnvoyProcess).stats('listener\\..*ssl\\.handshake$');
+  const nacks = server.ads.statuses().flatMap((s) => Object.values(s.types).filter((x) => x.lastNack)).length;
+  console.log(
+    `\n== mTLS overhead through two Envoy sidecars (h2load --h1 -c${CONNS}, ${SLICE_S} s slices, ${ROUNDS} rounds ` +
+      `alternating; Envoy ${path.basename(bin)}, ${os.cpus().length} cores); rejected ${JSON.stringify(rejected)}, ` +
+      `NACKs ${nacks}; B inbound TLS handshakes ${JSON.stringify(handshakes)}`,
+  );
+  console.log('| path | round | req/s | p50 ms | p99 ms | non-2xx | load |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const x of rows)
+    console.log(
+      `| ${x.arm} | ${x.round} | ${x.r.rps.toFixed(0)} | ${x.r.p50.toFixed(2)} | ${x.r.p99.toFixed(2)} | ` +
+        `${x.r.non2xx}${x.r.errors ? ` ${x.r.errors}` : ''} | ${x.load} |`,
+    );
+  const out = path.join(repo, 'bench', 'results');
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'sidecar-mtls.json'), `${JSON.stringify({ rows, rejected, nacks }, null, 2)}\n`);
+}
+
+async function main(): Promise<void> {
+  const bin = envoyBin();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-bench-mtls-'));
+  const pki = meshPki(dir, Date.now() - 60_000, '127.0.0.1');
+  const cfgDir = path.join(dir, 'config');
+  fs.mkdirSync(cfgDir);
+  const [aIn, bIn, aProxy, bProxy, aOut, bOut] = (await Promise.all([1, 2, 3, 4, 5, 6].map(() => freePort()))) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const backend = await app();
+  writeMeshConfig(cfgDir, aIn, bIn);
   const config = testConfig(cfgDir, { ...pki.serverFlags, envoyAuthz: 'off', logLevel: 'warn' });
   const server = await startServer(config, makeLogger('warn'));
   const envoys: EnvoyProcess[] = [];
   try {
-    const start = async (sa: string, inbound: number, proxy: number, out: number): Promise<EnvoyProcess> => {
-      const xdsCert = pki.xdsClient(sa);
-      const nodeId = `bench-${sa}-${process.pid}`;
-      const bootstrap = sidecarBootstrapYaml({
-        xdsAddress: `127.0.0.1:${server.xdsPort}`,
-        namespace: 'shop',
-        serviceAccount: sa,
-        nodeId,
-        appPort: backend.port,
-        inboundAddress: '127.0.0.1',
-        inboundPort: inbound,
-        outboundPort: out,
-        proxyPort: proxy,
-        adminPort: 0,
-        tls: { caFile: pki.caRootFile, certFile: xdsCert.cert, keyFile: xdsCert.key },
-      });
-      const edir = path.join(dir, `envoy-${sa}`);
-      fs.mkdirSync(edir);
-      const envoy = await EnvoyProcess.start(bin, bootstrap, { dir: edir });
-      envoys.push(envoy);
-      await envoy.ready(120_000);
-      await converged(server, envoy, nodeId);
-      return envoy;
-    };
-    await start('a', aIn, aProxy, aOut);
-    await start('b', bIn, bProxy, bOut);
-    const arms = [
+    const ctx: SidecarContext = { bin, dir, pki, server, appPort: backend.port, envoys };
+    await startSidecar(ctx, 'a', aIn, aProxy, aOut);
+    await startSidecar(ctx, 'b', bIn, bProxy, bOut);
+    const arms: Arm[] = [
       { name: 'direct to the app (floor)', port: backend.port, host: 'app' },
       { name: 'B inbound, plain HTTP (one Envoy)', port: bIn, host: 'b.oto.tools' },
       { name: 'A → plain HTTP → B (two Envoys)', port: aProxy, host: 'bplain.oto.tools' },
       { name: 'A → mesh mTLS → B (two Envoys)', port: aProxy, host: 'b.shop.otoroshi.mesh' },
     ];
-    // Each path answers 200 before measuring (the mesh path proves the SDS certificates are in place).
-    for (const st of server.statuses())
-      if (st.errors.length > 0)
-        console.log(`config: ${st.kind} ${st.name}: ${st.errors.map((e) => e.message).join('; ')}`);
-    for (const a of arms)
-      await eventually(
-        `${a.name} answers 200`,
-        async () => {
-          const r = await httpRequest({ port: a.port, host: a.host, path: '/x' });
-          if (r.status !== 200) throw new Error(`${r.status} ${r.body.slice(0, 200)}`);
-          return true;
-        },
-        60_000,
-      );
-    for (const a of arms) await load(a.port, a.host); // warm-up
-    const rows: { arm: string; round: number; load: string; r: LoadResult }[] = [];
-    for (let round = 1; round <= ROUNDS; round++)
-      for (const a of arms) {
-        const r = await load(a.port, a.host);
-        rows.push({ arm: a.name, round, load: loadavg(), r });
-      }
-    const rejected = await Promise.all(envoys.map((e) => e.rejected()));
-    // The mesh arm did cross TLS: B's inbound counts handshakes (the plaintext arms add none).
-    const handshakes = await (envoys[1] as EnvoyProcess).stats('listener\\..*ssl\\.handshake$');
-    const nacks = server.ads.statuses().flatMap((s) => Object.values(s.types).filter((x) => x.lastNack)).length;
-    console.log(
-      `\n== mTLS overhead through two Envoy sidecars (h2load --h1 -c${CONNS}, ${SLICE_S} s slices, ${ROUNDS} rounds ` +
-        `alternating; Envoy ${path.basename(bin)}, ${os.cpus().length} cores); rejected ${JSON.stringify(rejected)}, ` +
-        `NACKs ${nacks}; B inbound TLS handshakes ${JSON.stringify(handshakes)}`,
-    );
-    console.log('| path | round | req/s | p50 ms | p99 ms | non-2xx | load |');
-    console.log('| --- | --- | --- | --- | --- | --- | --- |');
-    for (const x of rows)
-      console.log(
-        `| ${x.arm} | ${x.round} | ${x.r.rps.toFixed(0)} | ${x.r.p50.toFixed(2)} | ${x.r.p99.toFixed(2)} | ` +
-          `${x.r.non2xx}${x.r.errors ? ` ${x.r.errors}` : ''} | ${x.load} |`,
-      );
-    const out = path.join(repo, 'bench', 'results');
-    fs.mkdirSync(out, { recursive: true });
-    fs.writeFileSync(path.join(out, 'sidecar-mtls.json'), `${JSON.stringify({ rows, rejected, nacks }, null, 2)}\n`);
+    await checkArms(server, arms);
+    const rows = await measure(arms);
+    await report(server, envoys, bin, rows);
   } finally {
     for (const e of envoys) await e.stop();
     await server.stop();

@@ -129,25 +129,95 @@ interface SidecarStream {
   error?: string;
 }
 
-async function clientsMain(): Promise<void> {
+type Grpc = typeof import('@grpc/grpc-js');
+type Loader = typeof import('../proto/loader.js');
+const DISCOVERY = 'envoy.service.discovery.v3';
+
+interface AnyResource {
+  type_url: string;
+  value: Uint8Array;
+}
+
+interface Res {
+  t: number;
+  len: number;
+  msg: {
+    typeUrl: string;
+    nonce: string;
+    resources: { name: string; version: string; resource?: AnyResource }[];
+  };
+}
+
+interface Refs {
+  rds: string[];
+  sds: string[];
+}
+
+/** The streams of one client process and what they share. */
+interface Clients {
+  n: number;
+  first: number;
+  urls: Loader['TYPE_URLS'];
+  rq: ReturnType<Loader['lookupType']>;
+  rs: ReturnType<Loader['lookupType']>;
+  channels: InstanceType<Grpc['Client']>[];
+  refsOf: (name: string, version: string, any: AnyResource) => Refs;
+  results: SidecarStream[];
+  synced: number;
+  armed: boolean;
+  rotated: number;
+}
+
+/** One stream's progress to its full config: types seen, names subscribed to, names received. */
+interface StreamState {
+  r: SidecarStream;
+  req: (m: Record<string, unknown>) => void;
+  seen: Set<string>;
+  want: { rds: Set<string>; sds: Set<string> };
+  have: Set<string>;
+}
+
+/** Names a decoded resource references (RDS route_config_name, SDS secret names). */
+function collectRefs(decoded: unknown): Refs {
+  const rds = new Set<string>();
+  const sds = new Set<string>();
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object' && !(v instanceof Uint8Array)) {
+      const o = v as Record<string, unknown>;
+      const r = o['rds'] as Record<string, unknown> | undefined;
+      if (r && typeof r['routeConfigName'] === 'string') rds.add(r['routeConfigName']);
+      if (typeof o['name'] === 'string' && o['sdsConfig'] !== undefined) sds.add(o['name']);
+      for (const x of Object.values(o)) walk(x);
+    }
+  };
+  walk(decoded);
+  return { rds: [...rds], sds: [...sds] };
+}
+
+/** `collectRefs` of a resource, memoized per resource version. */
+function memoRefs(decodeToObject: Loader['decodeToObject']): Clients['refsOf'] {
+  const refsMemo = new Map<string, Refs>();
+  return (name, version, any) => {
+    const key = `${any.type_url}|${name}|${version}`;
+    let hit = refsMemo.get(key);
+    if (hit) return hit;
+    hit = collectRefs(decodeToObject(any.type_url, any.value));
+    refsMemo.set(key, hit);
+    return hit;
+  };
+}
+
+/** Arguments (port, streams, channels, first id), protobuf types and the gRPC channels. */
+async function setupClients(): Promise<Clients> {
   const grpc = await import('@grpc/grpc-js');
   const { lookupType, decodeToObject, TYPE_URLS } = await import('../proto/loader.js');
   const [portArg, nArg, chArg, firstArg] = process.argv.slice(3);
   const port = Number(portArg);
   const n = Number(nArg);
   const first = Number(firstArg);
-  const DISCOVERY = 'envoy.service.discovery.v3';
   const rq = lookupType(`${DISCOVERY}.DeltaDiscoveryRequest`);
   const rs = lookupType(`${DISCOVERY}.DeltaDiscoveryResponse`);
-  type Res = {
-    t: number;
-    len: number;
-    msg: {
-      typeUrl: string;
-      nonce: string;
-      resources: { name: string; version: string; resource?: { type_url: string; value: Uint8Array } }[];
-    };
-  };
   const channels = Array.from(
     { length: Math.max(1, Number(chArg)) },
     () =>
@@ -156,121 +226,125 @@ async function clientsMain(): Promise<void> {
         'grpc.max_receive_message_length': 256 * 1024 * 1024,
       } as never),
   );
-  // Names a resource references (RDS route_config_name, SDS secret names), memoized per resource version.
-  const refsMemo = new Map<string, { rds: string[]; sds: string[] }>();
-  const refsOf = (name: string, version: string, any: { type_url: string; value: Uint8Array }) => {
-    const key = `${any.type_url}|${name}|${version}`;
-    let hit = refsMemo.get(key);
-    if (hit) return hit;
-    const rds = new Set<string>();
-    const sds = new Set<string>();
-    const walk = (v: unknown): void => {
-      if (Array.isArray(v)) v.forEach(walk);
-      else if (v && typeof v === 'object' && !(v instanceof Uint8Array)) {
-        const o = v as Record<string, unknown>;
-        const r = o['rds'] as Record<string, unknown> | undefined;
-        if (r && typeof r['routeConfigName'] === 'string') rds.add(r['routeConfigName']);
-        if (typeof o['name'] === 'string' && o['sdsConfig'] !== undefined) sds.add(o['name']);
-        for (const x of Object.values(o)) walk(x);
-      }
-    };
-    walk(decodeToObject(any.type_url, any.value));
-    hit = { rds: [...rds], sds: [...sds] };
-    refsMemo.set(key, hit);
-    return hit;
-  };
-  const results: SidecarStream[] = [];
-  let synced = 0;
-  let armed = false;
-  let rotated = 0;
-  const open = (i: number): void => {
-    const id = first + i;
-    const r: SidecarStream = {
-      id,
-      openedAt: sharedNow(),
-      syncedAt: 0,
-      fullBytes: 0,
-      rotatedAt: 0,
-      rotateBytes: 0,
-      otherAfterArm: 0,
-    };
-    results.push(r);
-    const call = (channels[i % channels.length] as InstanceType<typeof grpc.Client>).makeBidiStreamRequest(
-      `/${DISCOVERY}.AggregatedDiscoveryService/DeltaAggregatedResources`,
-      (v: object) => Buffer.from(rq.encode(rq.fromObject(v)).finish()),
-      (b: Buffer): Res => ({ t: sharedNow(), len: b.length, msg: rs.decode(b) as unknown as Res['msg'] }),
-    );
-    call.on('error', (e: Error) => {
-      r.error ??= e.message;
-    });
-    const ns = `ns-${id % NAMESPACES}`;
-    const node = {
-      id: `sidecar-${id}`,
-      cluster: 'bench',
-      userAgentName: 'envoy',
-      metadata: {
-        fields: {
-          OXDS_ROLE: { stringValue: 'sidecar' },
-          NAMESPACE: { stringValue: ns },
-          SERVICE_ACCOUNT: { stringValue: `svc-${id}` },
-        },
+  const refsOf = memoRefs(decodeToObject);
+  return { n, first, urls: TYPE_URLS, rq, rs, channels, refsOf, results: [], synced: 0, armed: false, rotated: 0 };
+}
+
+/** The Envoy node of workload svc-`id` (authenticated by this metadata, `insecure-node-metadata`). */
+function sidecarNode(id: number): Record<string, unknown> {
+  const ns = `ns-${id % NAMESPACES}`;
+  return {
+    id: `sidecar-${id}`,
+    cluster: 'bench',
+    userAgentName: 'envoy',
+    metadata: {
+      fields: {
+        OXDS_ROLE: { stringValue: 'sidecar' },
+        NAMESPACE: { stringValue: ns },
+        SERVICE_ACCOUNT: { stringValue: `svc-${id}` },
       },
-    };
-    let firstReq = true;
-    const req = (m: Record<string, unknown>): void => {
-      call.write({ ...(firstReq ? { node } : {}), ...m });
-      firstReq = false;
-    };
-    const seen = new Set<string>();
-    const want = { rds: new Set<string>(), sds: new Set<string>() };
-    const have = new Set<string>();
-    const need = (): boolean =>
-      [TYPE_URLS.cluster, TYPE_URLS.listener].every((t) => seen.has(t)) &&
-      [...want.rds, ...want.sds].every((x) => have.has(x));
-    call.on('data', (res: Res) => {
-      const m = res.msg;
-      req({ typeUrl: m.typeUrl, responseNonce: m.nonce }); // ACK, in the same tick as the receipt
-      if (armed) {
-        if (m.typeUrl === TYPE_URLS.secret && r.rotatedAt === 0) {
-          r.rotatedAt = res.t;
-          r.rotateBytes = res.len;
-          rotated++;
-          if (rotated === n) send({ type: 'rotated' });
-        } else r.otherAfterArm++;
-        return;
-      }
-      if (r.syncedAt === 0) r.fullBytes += res.len;
-      seen.add(m.typeUrl);
-      const newRds: string[] = [];
-      const newSds: string[] = [];
-      for (const x of m.resources) {
-        have.add(x.name);
-        if (!x.resource || (m.typeUrl !== TYPE_URLS.cluster && m.typeUrl !== TYPE_URLS.listener)) continue;
-        const refs = refsOf(x.name, x.version, x.resource);
-        for (const a of refs.rds) if (!want.rds.has(a)) newRds.push(a);
-        for (const a of refs.sds) if (!want.sds.has(a)) newSds.push(a);
-        for (const a of newRds) want.rds.add(a);
-        for (const a of newSds) want.sds.add(a);
-      }
-      if (newRds.length > 0) req({ typeUrl: TYPE_URLS.route, resourceNamesSubscribe: newRds });
-      if (newSds.length > 0) req({ typeUrl: TYPE_URLS.secret, resourceNamesSubscribe: newSds });
-      if (r.syncedAt === 0 && need()) {
-        r.syncedAt = res.t;
-        synced++;
-        if (synced === n) send({ type: 'synced' });
-      }
-    });
-    req({ typeUrl: TYPE_URLS.cluster, resourceNamesSubscribe: [] });
-    req({ typeUrl: TYPE_URLS.listener, resourceNamesSubscribe: [] });
+    },
   };
+}
+
+/** After arming: the first SDS response is the rotated secret; anything else is counted. */
+function onArmedResponse(c: Clients, r: SidecarStream, res: Res): void {
+  if (res.msg.typeUrl === c.urls.secret && r.rotatedAt === 0) {
+    r.rotatedAt = res.t;
+    r.rotateBytes = res.len;
+    c.rotated++;
+    if (c.rotated === c.n) send({ type: 'rotated' });
+  } else r.otherAfterArm++;
+}
+
+/** Subscribes (RDS, SDS) to the names the response's listeners and clusters reference, not yet wanted. */
+function subscribeRefs(c: Clients, st: StreamState, m: Res['msg']): void {
+  const { urls, refsOf } = c;
+  const newRds: string[] = [];
+  const newSds: string[] = [];
+  for (const x of m.resources) {
+    st.have.add(x.name);
+    if (!x.resource || (m.typeUrl !== urls.cluster && m.typeUrl !== urls.listener)) continue;
+    const refs = refsOf(x.name, x.version, x.resource);
+    for (const a of refs.rds) if (!st.want.rds.has(a)) newRds.push(a);
+    for (const a of refs.sds) if (!st.want.sds.has(a)) newSds.push(a);
+    for (const a of newRds) st.want.rds.add(a);
+    for (const a of newSds) st.want.sds.add(a);
+  }
+  if (newRds.length > 0) st.req({ typeUrl: urls.route, resourceNamesSubscribe: newRds });
+  if (newSds.length > 0) st.req({ typeUrl: urls.secret, resourceNamesSubscribe: newSds });
+}
+
+/** Full config: CDS and LDS seen, and every referenced route and secret received. */
+function fullyConfigured(c: Clients, st: StreamState): boolean {
+  return (
+    [c.urls.cluster, c.urls.listener].every((t) => st.seen.has(t)) &&
+    [...st.want.rds, ...st.want.sds].every((x) => st.have.has(x))
+  );
+}
+
+/** Before arming: counts the bytes to the full config, follows the references, marks the stream synced. */
+function onConfigResponse(c: Clients, st: StreamState, res: Res): void {
+  const { r } = st;
+  const m = res.msg;
+  if (r.syncedAt === 0) r.fullBytes += res.len;
+  st.seen.add(m.typeUrl);
+  subscribeRefs(c, st, m);
+  if (r.syncedAt === 0 && fullyConfigured(c, st)) {
+    r.syncedAt = res.t;
+    c.synced++;
+    if (c.synced === c.n) send({ type: 'synced' });
+  }
+}
+
+/** Opens stream `i` (Delta ADS, like Envoy): wildcard CDS + LDS; every response ACKed in the tick it arrives. */
+function openStream(c: Clients, i: number): void {
+  const id = c.first + i;
+  const r: SidecarStream = {
+    id,
+    openedAt: sharedNow(),
+    syncedAt: 0,
+    fullBytes: 0,
+    rotatedAt: 0,
+    rotateBytes: 0,
+    otherAfterArm: 0,
+  };
+  c.results.push(r);
+  const { rq, rs } = c;
+  const call = (c.channels[i % c.channels.length] as InstanceType<Grpc['Client']>).makeBidiStreamRequest(
+    `/${DISCOVERY}.AggregatedDiscoveryService/DeltaAggregatedResources`,
+    (v: object) => Buffer.from(rq.encode(rq.fromObject(v)).finish()),
+    (b: Buffer): Res => ({ t: sharedNow(), len: b.length, msg: rs.decode(b) as unknown as Res['msg'] }),
+  );
+  call.on('error', (e: Error) => {
+    r.error ??= e.message;
+  });
+  const node = sidecarNode(id);
+  let firstReq = true;
+  const req = (m: Record<string, unknown>): void => {
+    call.write({ ...(firstReq ? { node } : {}), ...m });
+    firstReq = false;
+  };
+  const st: StreamState = { r, req, seen: new Set(), want: { rds: new Set(), sds: new Set() }, have: new Set() };
+  call.on('data', (res: Res) => {
+    req({ typeUrl: res.msg.typeUrl, responseNonce: res.msg.nonce }); // ACK, in the same tick as the receipt
+    if (c.armed) onArmedResponse(c, r, res);
+    else onConfigResponse(c, st, res);
+  });
+  req({ typeUrl: c.urls.cluster, resourceNamesSubscribe: [] });
+  req({ typeUrl: c.urls.listener, resourceNamesSubscribe: [] });
+}
+
+async function clientsMain(): Promise<void> {
+  const c = await setupClients();
   process.on('message', (m: { cmd: string }) => {
     if (m.cmd === 'arm') {
-      armed = true;
+      c.armed = true;
       send({ type: 'armed' });
-    } else if (m.cmd === 'report') send({ type: 'report', streams: results });
+    } else if (m.cmd === 'report') send({ type: 'report', streams: c.results });
     else if (m.cmd === 'exit') process.exit(0);
   });
-  for (let i = 0; i < n; i++) open(i);
+  for (let i = 0; i < c.n; i++) openStream(c, i);
 }
 
 // ------------------------------------------------------------------------------- orchestrator
