@@ -4,7 +4,9 @@
 //                          CA required (STRICT) or optional (PERMISSIVE); the policy of the descriptors
 //                          this workload backs (ext_authz with descriptor_id, ipFiltering RBAC); the
 //                          caller's SPIFFE id in XFCC and x-oxds-peer-id; then the app on 127.0.0.1.
-//   oxds-sidecar-outbound  intercepted traffic (127.0.0.1, iptables REDIRECT), routed by Host;
+//   oxds-sidecar-outbound  intercepted traffic (127.0.0.1, iptables REDIRECT): HTTP routed by Host;
+//                          unknown hosts and non-HTTP traffic to the original destination (allow-any)
+//                          or refused (registry-only);
 //   oxds-sidecar-proxy     the same routes on an explicit HTTP proxy port (127.0.0.1).
 // Outbound routes send descriptor hosts and mesh hosts to the destination pods' inbound ports with
 // upstream mTLS (our workload certificate, the destination's SPIFFE id checked as a URI SAN), or to
@@ -26,6 +28,7 @@ import {
 } from '../resources/listener.js';
 import { routeConfiguration, virtualHost } from '../resources/route.js';
 import { upstreamTlsSocket } from '../resources/cluster.js';
+import { tcpProxy } from '../resources/tcp.js';
 import {
   EXT_AUTHZ_FILTER_NAME,
   clientIdFromCheck,
@@ -34,14 +37,25 @@ import {
   extAuthzFilter,
 } from '../resources/ext-authz.js';
 import { RBAC_FILTER_NAME, ipDeniedMapper, rbacFilter, rbacPerRoute } from '../resources/features.js';
-import { ANNOTATIONS, podsOf, type MeshPod, type MtlsMode, type WorkloadIndex } from './workloads.js';
+import { ANNOTATIONS, parseMtlsMode, podsOf, type MeshPod, type MtlsMode, type WorkloadIndex } from './workloads.js';
 
 export const SIDECAR_NAMES = {
   inbound: 'oxds-sidecar-inbound',
   outbound: 'oxds-sidecar-outbound',
   proxy: 'oxds-sidecar-proxy',
   appCluster: 'oxds-sidecar-app',
+  /** ORIGINAL_DST: intercepted traffic for destinations the mesh does not know (allow-any). */
+  passthrough: 'oxds-sidecar-passthrough',
+  /** No endpoints: what is refused (registry-only, a connection to the outbound port itself). */
+  blackhole: 'oxds-sidecar-blackhole',
 } as const;
+
+/**
+ * Intercepted traffic to destinations the mesh does not know (Istio's outboundTrafficPolicy):
+ * `allow-any` forwards it to its original destination, `registry-only` refuses it. docs/mesh.md.
+ */
+export type OutboundPolicy = 'allow-any' | 'registry-only';
+export const DEFAULT_OUTBOUND_POLICY: OutboundPolicy = 'allow-any';
 
 /** The header carrying the caller's SPIFFE id to the application (set only from a verified certificate). */
 export const PEER_ID_HEADER = 'x-oxds-peer-id';
@@ -74,6 +88,8 @@ export interface SidecarInputs {
   gateway: ResourceSet;
   /** The workload certificate secret (SDS name = SPIFFE id), or undefined when none can be minted yet. */
   workloadSecret(spiffeId: string): ProtoObject | undefined;
+  /** Default: DEFAULT_OUTBOUND_POLICY. */
+  outboundPolicy?: OutboundPolicy;
 }
 
 /** A host pattern as an Envoy domain: exact names and leading `*.` wildcards; others are left out. */
@@ -106,9 +122,15 @@ export function descriptorDomains(
   return [...out].sort();
 }
 
-/** STRICT unless every pod of the workload says PERMISSIVE (annotation otoroshi.io/sidecar-mtls-mode). */
-export function mtlsModeOf(pods: readonly MeshPod[]): MtlsMode {
-  return pods.length > 0 && pods.every((p) => p.annotations[ANNOTATIONS.mtlsMode]?.toUpperCase() === 'PERMISSIVE')
+/**
+ * The inbound's mTLS mode (annotation otoroshi.io/sidecar-mtls-mode), as Istio's PeerAuthentication
+ * layers it: a Pod's annotation, else its Namespace's, else STRICT. PERMISSIVE only when every pod
+ * of the workload is; a workload with no known pod takes its namespace's mode.
+ */
+export function mtlsModeOf(pods: readonly MeshPod[], namespaceMode: MtlsMode | undefined): MtlsMode {
+  const dflt = namespaceMode ?? 'STRICT';
+  if (pods.length === 0) return dflt;
+  return pods.every((p) => (parseMtlsMode(p.annotations[ANNOTATIONS.mtlsMode]) ?? dflt) === 'PERMISSIVE')
     ? 'PERMISSIVE'
     : 'STRICT';
 }
@@ -198,9 +220,10 @@ function meshDownstreamTls(ownSpiffeId: string, requirePeer: boolean): ProtoObje
 function outboundCluster(d: Descriptor, pods: readonly MeshPod[], node: SidecarNode): ProtoObject | undefined {
   const name = meshClusterName(d.id);
   if (pods.length > 0) {
+    // Unready or terminating pods get no traffic; all of them are the destination's identity.
     return staticCluster(
       name,
-      pods.map((p) => ({ ip: p.ip, port: p.inboundPort })),
+      pods.filter((p) => p.ready).map((p) => ({ ip: p.ip, port: p.inboundPort })),
       {
         transportSocket: meshUpstreamTls(
           node.spiffeId,
@@ -276,6 +299,58 @@ function outboundRoute(e: OutboundEntry, key: ApiKey | undefined): ProtoObject {
 
 function notFound(name: string): ProtoObject {
   return virtualHost(name, ['*'], [{ name, match: { prefix: '/' }, directResponse: { status: 404 } }]);
+}
+
+/** allow-any: a Host no descriptor claims goes to the address the app dialled. */
+function passthroughHost(): ProtoObject {
+  const name = SIDECAR_NAMES.passthrough;
+  return virtualHost(name, ['*'], [{ name, match: { prefix: '/' }, route: { cluster: name, timeout: duration(0) } }]);
+}
+
+function outboundPolicyClusters(): ProtoObject[] {
+  return [
+    {
+      name: SIDECAR_NAMES.passthrough,
+      type: 'ORIGINAL_DST',
+      lbPolicy: 'CLUSTER_PROVIDED',
+      connectTimeout: duration(5000),
+    },
+    staticCluster(SIDECAR_NAMES.blackhole, []),
+  ];
+}
+
+/**
+ * The intercepted-traffic listener: original_dst restores the address the app dialled, and
+ * http_inspector sends HTTP to the routes, anything else (TLS, databases...) to the original
+ * destination (allow-any) or nowhere (registry-only). A connection dialling the outbound port
+ * itself would loop: refused. A protocol where the server speaks first waits one second for the
+ * inspector, then goes the non-HTTP way.
+ */
+function outboundListener(node: SidecarNode, hcm: PackedHcm, policy: OutboundPolicy): ProtoObject {
+  const tcpCluster = policy === 'allow-any' ? SIDECAR_NAMES.passthrough : SIDECAR_NAMES.blackhole;
+  return {
+    name: SIDECAR_NAMES.outbound,
+    address: socketAddress('127.0.0.1', node.outboundPort),
+    listenerFilters: [
+      { name: 'envoy.filters.listener.original_dst', typedConfig: { '@type': TYPE_URL.OriginalDst } },
+      { name: 'envoy.filters.listener.http_inspector', typedConfig: { '@type': TYPE_URL.HttpInspector } },
+    ],
+    listenerFiltersTimeout: duration(1000),
+    continueOnListenerFiltersTimeout: true,
+    filterChains: [
+      {
+        name: 'loop',
+        filterChainMatch: { destinationPort: wrapped(node.outboundPort) },
+        filters: [tcpProxy('oxds-sidecar-loop', SIDECAR_NAMES.blackhole)],
+      },
+      {
+        name: 'http',
+        filterChainMatch: { applicationProtocols: ['http/1.1', 'h2c'] },
+        filters: [hcmNetworkFilter(hcm)],
+      },
+    ],
+    defaultFilterChain: { name: 'tcp', filters: [tcpProxy('oxds-sidecar-tcp', tcpCluster)] },
+  };
 }
 
 function inboundRoutes(
@@ -387,20 +462,33 @@ export function sidecarResources(node: SidecarNode, inputs: SidecarInputs): Reso
     clusters.push(c);
     vhosts.push(virtualHost(e.d.id, e.domains, [outboundRoute(e, key)]));
   }
-  vhosts.push(notFound('oxds-sidecar-unknown-host'));
+  const policy = inputs.outboundPolicy ?? DEFAULT_OUTBOUND_POLICY;
+  clusters.push(...outboundPolicyClusters());
   const authzCluster = inputs.gateway.clusters.find((c) => c['name'] === EXT_AUTHZ_CLUSTER_NAME);
   if (inputs.authz && authzCluster) clusters.push(authzCluster);
-  const outboundHcm = (name: string): PackedHcm => httpConnectionManager(name, SIDECAR_NAMES.outbound);
-  const listeners = [
-    inboundListener(inputs.authz && !authzCluster ? { ...inputs, authz: undefined } : inputs, node, mtlsModeOf(own)),
-    httpListener(SIDECAR_NAMES.outbound, '127.0.0.1', node.outboundPort, outboundHcm(SIDECAR_NAMES.outbound)),
-  ];
-  if (node.proxyPort > 0)
-    listeners.push(httpListener(SIDECAR_NAMES.proxy, '127.0.0.1', node.proxyPort, outboundHcm(SIDECAR_NAMES.proxy)));
+  // The explicit proxy cannot pass through (its original destination is itself): under allow-any
+  // it has its own route table, whose unknown hosts answer 404; otherwise it shares the outbound's.
+  const ownProxyRoutes = policy === 'allow-any' && node.proxyPort > 0;
+  const outboundRoutes = routeConfiguration(SIDECAR_NAMES.outbound, [
+    ...vhosts,
+    policy === 'allow-any' ? passthroughHost() : notFound('oxds-sidecar-unknown-host'),
+  ]);
+  const proxyRoutes = ownProxyRoutes
+    ? [routeConfiguration(SIDECAR_NAMES.proxy, [...vhosts, notFound('oxds-sidecar-unknown-host')])]
+    : [];
+  const hcmOf = (name: string, routes: string): PackedHcm => httpConnectionManager(name, routes);
   const inputsForRoutes = inputs.authz && !authzCluster ? { ...inputs, authz: undefined } : inputs;
+  const listeners = [
+    inboundListener(inputsForRoutes, node, mtlsModeOf(own, inputs.index.namespaceMtls.get(node.namespace))),
+    outboundListener(node, hcmOf(SIDECAR_NAMES.outbound, SIDECAR_NAMES.outbound), policy),
+  ];
+  if (node.proxyPort > 0) {
+    const routes = ownProxyRoutes ? SIDECAR_NAMES.proxy : SIDECAR_NAMES.outbound;
+    listeners.push(httpListener(SIDECAR_NAMES.proxy, '127.0.0.1', node.proxyPort, hcmOf(SIDECAR_NAMES.proxy, routes)));
+  }
   return {
     listeners,
-    routes: [inboundRoutes(inputsForRoutes, node, byKey), routeConfiguration(SIDECAR_NAMES.outbound, vhosts)],
+    routes: [inboundRoutes(inputsForRoutes, node, byKey), outboundRoutes, ...proxyRoutes],
     clusters,
     endpoints: [],
     secrets: [cert, bundle],
