@@ -348,7 +348,7 @@ test(
 
 test('k8s source: only mesh Pods are listed and watched (server-side selector), with only the fields the mesh reads', async () => {
   const { api, src, changes, stop } = await setup();
-  const pod = (name: string, labels: Record<string, string>, status: Record<string, unknown>) => ({
+  const pod = (name: string, labels: Record<string, string>) => ({
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
@@ -376,8 +376,8 @@ test('k8s source: only mesh Pods are listed and watched (server-side selector), 
     },
   });
   try {
-    api.apply(pod('cart-1', { app: 'cart', 'otoroshi.io/sidecar': 'inject' }, {}));
-    api.apply(pod('plain-1', { app: 'plain' }, {}));
+    api.apply(pod('cart-1', { app: 'cart', 'otoroshi.io/sidecar': 'inject' }));
+    api.apply(pod('plain-1', { app: 'plain' }));
     await src.start();
     const lists = api.requests.filter((r) => r.path.endsWith('/pods'));
     assert.ok(lists.length > 0 && lists.every((r) => /labelSelector=otoroshi\.io%2Fsidecar%3Dinject/.test(r.query)));

@@ -6,7 +6,14 @@ import { buildModel } from '../src/model/build.js';
 import type { StoredObject, KubeObject } from '../src/model/types.js';
 import { DEFAULT_MESH_CONFIG } from '../src/model/mesh-hosts.js';
 import { buildWorkloadIndex, meshPodOf } from '../src/xds/sidecar/workloads.js';
-import { sidecarResources, meshClusterName, SIDECAR_NAMES, type SidecarNode } from '../src/xds/sidecar/plan.js';
+import {
+  sidecarResources,
+  meshClusterName,
+  mtlsModeOf,
+  SIDECAR_NAMES,
+  type OutboundPolicy,
+  type SidecarNode,
+} from '../src/xds/sidecar/plan.js';
 import {
   sidecarNodeOf,
   sidecarSnapshotKey,
@@ -77,8 +84,9 @@ const node = (sa: string): SidecarNode => ({
   outboundPort: 15001,
   proxyPort: 15080,
 });
-function resources(w: ReturnType<typeof world>, sa: string) {
+function resources(w: ReturnType<typeof world>, sa: string, outboundPolicy?: OutboundPolicy) {
   const set = sidecarResources(node(sa), {
+    ...(outboundPolicy ? { outboundPolicy } : {}),
     model: w.model,
     objects: w.objects,
     index: w.index,
@@ -205,4 +213,122 @@ test('sidecar nodes: identity from the proved workload certificate, never from m
   );
   assert.equal(keyOf({ metadata: {} }, { kind: 'anonymous', reason: 'x' }, 'envoy'), 'envoy');
   assert.equal(keyOf(n, { kind: 'anonymous', reason: 'x' }, 'grpc'), 'grpc');
+});
+
+const namespaceDoc = (name: string, annotations: Record<string, string>): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'Namespace',
+  metadata: { name, annotations },
+});
+const MODE = 'otoroshi.io/sidecar-mtls-mode';
+
+test('mTLS mode: the Pod annotation, else the Namespace annotation, else STRICT; PERMISSIVE only if every pod is', () => {
+  const objs = [service('b', { app: 'b' }), descriptor('b', 'b')];
+  const inboundMode = (w: ReturnType<typeof world>, sa: string): string => {
+    const l = resources(w, sa).listeners.find((x) => x['name'] === SIDECAR_NAMES.inbound);
+    return l?.['defaultFilterChain'] !== undefined ? 'PERMISSIVE' : 'STRICT';
+  };
+  const permissiveNs = namespaceDoc('shop', { [MODE]: 'permissive' });
+  assert.equal(inboundMode(world([pod('b1', 'b', { app: 'b' }), ...objs]), 'b'), 'STRICT');
+  assert.equal(inboundMode(world([pod('b1', 'b', { app: 'b' }), permissiveNs, ...objs]), 'b'), 'PERMISSIVE');
+  // a workload with no known pod takes its namespace's mode
+  assert.equal(inboundMode(world([permissiveNs, ...objs]), 'z'), 'PERMISSIVE');
+  const strictPod = pod('b2', 'b', { app: 'b' }, { [MODE]: 'STRICT' });
+  assert.equal(inboundMode(world([pod('b1', 'b', { app: 'b' }), strictPod, permissiveNs, ...objs]), 'b'), 'STRICT');
+  const permissivePod = pod('b3', 'b', { app: 'b' }, { [MODE]: 'PERMISSIVE' });
+  const strictNs = namespaceDoc('shop', { [MODE]: 'STRICT' });
+  assert.equal(inboundMode(world([permissivePod, strictNs, ...objs]), 'b'), 'PERMISSIVE');
+  // another namespace's annotation does not apply; a bad value is reported and ignored
+  assert.equal(
+    inboundMode(world([pod('b1', 'b', { app: 'b' }), namespaceDoc('team', { [MODE]: 'PERMISSIVE' }), ...objs]), 'b'),
+    'STRICT',
+  );
+  const bad = world([namespaceDoc('shop', { [MODE]: 'LAX' }), ...objs]);
+  assert.equal(bad.index.namespaceMtls.size, 0);
+  assert.match(
+    bad.index.problems.join(),
+    /Namespace shop: metadata.annotations\["otoroshi.io\/sidecar-mtls-mode"\] must be STRICT or PERMISSIVE/,
+  );
+  assert.equal(mtlsModeOf([], undefined), 'STRICT');
+});
+
+test('workloads: unready or terminating pods get no traffic but stay their workload; finished pods are out', () => {
+  const unready = {
+    ...pod('b1', 'b', { app: 'b' }),
+    status: { podIP: '10.0.1.1', conditions: [{ type: 'Ready', status: 'False' }] },
+  };
+  const terminating = pod('b2', 'b', { app: 'b' });
+  Object.assign(terminating.metadata, { deletionTimestamp: '2026-01-01T00:00:00Z' });
+  const ready = {
+    ...pod('b3', 'b', { app: 'b' }),
+    status: { podIP: '10.0.1.3', conditions: [{ type: 'Ready', status: 'True' }] },
+  };
+  const done = { ...pod('b4', 'b', { app: 'b' }), status: { podIP: '10.0.1.4', phase: 'Succeeded' } };
+  const w = world([
+    unready,
+    terminating,
+    ready,
+    done,
+    pod('a1', 'a', { app: 'a' }),
+    service('b', { app: 'b' }),
+    descriptor('b', 'b'),
+  ]);
+  assert.deepEqual(
+    w.index.pods.map((p) => `${p.name}:${String(p.ready)}`),
+    ['a1:true', 'b1:false', 'b2:false', 'b3:true'],
+  );
+  const d = w.model.descriptors[0];
+  assert.ok(d);
+  const json = JSON.stringify(resources(w, 'a').clusters.find((c) => c['name'] === meshClusterName(d.id)));
+  assert.match(json, /10\.0\.1\.3/);
+  assert.doesNotMatch(json, /10\.0\.1\.1"|10\.0\.1\.4/);
+  // b's own sidecar keeps the descriptor's inbound policy while a pod of it is unready
+  assert.ok(
+    domainsOf(resources(w, 'b').routes.find((r) => r['name'] === SIDECAR_NAMES.inbound)).includes('b.oto.tools'),
+  );
+});
+
+test('plan: outbound policy: allow-any passes unknown hosts and non-HTTP to ORIGINAL_DST; registry-only refuses', () => {
+  const w = world([
+    pod('a1', 'a', { app: 'a' }),
+    pod('b1', 'b', { app: 'b' }),
+    service('b', { app: 'b' }),
+    descriptor('b', 'b'),
+  ]);
+  const lastVhost = (set: ReturnType<typeof resources>, name: string): string =>
+    JSON.stringify((set.routes.find((r) => r['name'] === name)?.['virtualHosts'] as ProtoObject[]).at(-1));
+  const outboundOf = (set: ReturnType<typeof resources>): ProtoObject | undefined =>
+    set.listeners.find((l) => l['name'] === SIDECAR_NAMES.outbound);
+  const any = resources(w, 'a');
+  assert.match(lastVhost(any, SIDECAR_NAMES.outbound), /"cluster":"oxds-sidecar-passthrough"/);
+  // the explicit proxy has its own table (its original destination is itself): unknown hosts 404
+  assert.match(lastVhost(any, SIDECAR_NAMES.proxy), /"status":404/);
+  const passthrough = any.clusters.find((c) => c['name'] === SIDECAR_NAMES.passthrough);
+  assert.equal(passthrough?.['type'], 'ORIGINAL_DST');
+  const l = outboundOf(any);
+  assert.match(JSON.stringify(l?.['listenerFilters']), /original_dst.*http_inspector/);
+  assert.match(JSON.stringify(l?.['defaultFilterChain']), /"cluster":"oxds-sidecar-passthrough"/);
+  // a connection to the outbound port itself (not intercepted) would loop: refused
+  assert.match(
+    JSON.stringify(l?.['filterChains']),
+    /"destinationPort":\{"value":15001\}.*"cluster":"oxds-sidecar-blackhole"/,
+  );
+  const only = resources(w, 'a', 'registry-only');
+  assert.match(lastVhost(only, SIDECAR_NAMES.outbound), /"status":404/);
+  assert.equal(
+    only.routes.find((r) => r['name'] === SIDECAR_NAMES.proxy),
+    undefined,
+    'one shared table',
+  );
+  assert.match(JSON.stringify(outboundOf(only)?.['defaultFilterChain']), /"cluster":"oxds-sidecar-blackhole"/);
+  for (const set of [any, only])
+    for (const [kind, list] of [
+      ['listener', set.listeners],
+      ['route', set.routes],
+      ['cluster', set.clusters],
+    ] as const)
+      for (const r of list) {
+        const v = validateResource(TYPE_URLS[kind], r);
+        assert.ok(v.ok, `${kind} ${String(r['name'])}: ${v.ok ? '' : JSON.stringify(v.issues)}`);
+      }
 });
