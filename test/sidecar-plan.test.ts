@@ -301,8 +301,14 @@ test('plan: outbound policy: allow-any passes unknown hosts and non-HTTP to ORIG
     set.listeners.find((l) => l['name'] === SIDECAR_NAMES.outbound);
   const any = resources(w, 'a');
   assert.match(lastVhost(any, SIDECAR_NAMES.outbound), /"cluster":"oxds-sidecar-passthrough"/);
-  // the explicit proxy has its own table (its original destination is itself): unknown hosts 404
-  assert.match(lastVhost(any, SIDECAR_NAMES.proxy), /"status":404/);
+  // the explicit proxy shares the table; its requests (our Via value) are not passed through (a loop): 404
+  assert.equal(
+    any.routes.find((r) => r['name'] === SIDECAR_NAMES.proxy),
+    undefined,
+  );
+  assert.match(lastVhost(any, SIDECAR_NAMES.outbound), /"contains":"1.1 oxds-sidecar-proxy".*"status":404/);
+  const proxy = any.listeners.find((l) => l['name'] === SIDECAR_NAMES.proxy);
+  assert.match(JSON.stringify(proxy), /"via":"1.1 oxds-sidecar-proxy"/);
   const passthrough = any.clusters.find((c) => c['name'] === SIDECAR_NAMES.passthrough);
   assert.equal(passthrough?.['type'], 'ORIGINAL_DST');
   const l = outboundOf(any);

@@ -301,10 +301,28 @@ function notFound(name: string): ProtoObject {
   return virtualHost(name, ['*'], [{ name, match: { prefix: '/' }, directResponse: { status: 404 } }]);
 }
 
-/** allow-any: a Host no descriptor claims goes to the address the app dialled. */
+/** The Via value the explicit proxy adds (a proxy's own hop, RFC 9110), so its requests are told apart. */
+export const PROXY_VIA = '1.1 oxds-sidecar-proxy';
+
+/**
+ * allow-any: a Host no descriptor claims goes to the address the app dialled. Not from the explicit
+ * proxy (its original destination is itself, a loop): its requests carry our Via value, 404.
+ */
 function passthroughHost(): ProtoObject {
   const name = SIDECAR_NAMES.passthrough;
-  return virtualHost(name, ['*'], [{ name, match: { prefix: '/' }, route: { cluster: name, timeout: duration(0) } }]);
+  const fromProxy = { name: 'via', stringMatch: { contains: PROXY_VIA } };
+  return virtualHost(
+    name,
+    ['*'],
+    [
+      {
+        name: 'oxds-sidecar-proxy-unknown-host',
+        match: { prefix: '/', headers: [fromProxy] },
+        directResponse: { status: 404 },
+      },
+      { name, match: { prefix: '/' }, route: { cluster: name, timeout: duration(0) } },
+    ],
+  );
 }
 
 function outboundPolicyClusters(): ProtoObject[] {
@@ -466,29 +484,23 @@ export function sidecarResources(node: SidecarNode, inputs: SidecarInputs): Reso
   clusters.push(...outboundPolicyClusters());
   const authzCluster = inputs.gateway.clusters.find((c) => c['name'] === EXT_AUTHZ_CLUSTER_NAME);
   if (inputs.authz && authzCluster) clusters.push(authzCluster);
-  // The explicit proxy cannot pass through (its original destination is itself): under allow-any
-  // it has its own route table, whose unknown hosts answer 404; otherwise it shares the outbound's.
-  const ownProxyRoutes = policy === 'allow-any' && node.proxyPort > 0;
   const outboundRoutes = routeConfiguration(SIDECAR_NAMES.outbound, [
     ...vhosts,
     policy === 'allow-any' ? passthroughHost() : notFound('oxds-sidecar-unknown-host'),
   ]);
-  const proxyRoutes = ownProxyRoutes
-    ? [routeConfiguration(SIDECAR_NAMES.proxy, [...vhosts, notFound('oxds-sidecar-unknown-host')])]
-    : [];
-  const hcmOf = (name: string, routes: string): PackedHcm => httpConnectionManager(name, routes);
   const inputsForRoutes = inputs.authz && !authzCluster ? { ...inputs, authz: undefined } : inputs;
+  const outboundHcm = httpConnectionManager(SIDECAR_NAMES.outbound, SIDECAR_NAMES.outbound);
   const listeners = [
     inboundListener(inputsForRoutes, node, mtlsModeOf(own, inputs.index.namespaceMtls.get(node.namespace))),
-    outboundListener(node, hcmOf(SIDECAR_NAMES.outbound, SIDECAR_NAMES.outbound), policy),
+    outboundListener(node, outboundHcm, policy),
   ];
   if (node.proxyPort > 0) {
-    const routes = ownProxyRoutes ? SIDECAR_NAMES.proxy : SIDECAR_NAMES.outbound;
-    listeners.push(httpListener(SIDECAR_NAMES.proxy, '127.0.0.1', node.proxyPort, hcmOf(SIDECAR_NAMES.proxy, routes)));
+    const proxyHcm = { ...httpConnectionManager(SIDECAR_NAMES.proxy, SIDECAR_NAMES.outbound), via: PROXY_VIA };
+    listeners.push(httpListener(SIDECAR_NAMES.proxy, '127.0.0.1', node.proxyPort, proxyHcm));
   }
   return {
     listeners,
-    routes: [inboundRoutes(inputsForRoutes, node, byKey), outboundRoutes, ...proxyRoutes],
+    routes: [inboundRoutes(inputsForRoutes, node, byKey), outboundRoutes],
     clusters,
     endpoints: [],
     secrets: [cert, bundle],
