@@ -7,6 +7,10 @@
 // BENCH_LOOP_ENVOY=<timeout s>: also a real Delta Envoy on the server, its bootstrap's keepalive
 // interval lowered to 1 s (so that a PING is always in flight when a rebuild starts) with that
 // timeout; its resets are counted (Envoy's http2.keepalive_timeout, the server's stream ids).
+// During every rebuild ext_authz Checks are sent one after another (a grpc-js client in this
+// process: it waits for the same event loop, so a Check's latency includes any block it meets);
+// answered Checks and their latencies are reported. BENCH_LOOP_DIST=<other build's dist/> runs that
+// build's server (e.g. before a change) with this bench.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,12 +19,16 @@ import { fileURLToPath } from 'node:url';
 import { envInt } from './gen.js';
 import YAML from 'yaml';
 import { eventually, EnvoyProcess, nodeConverged, testConfig, TEST_GATEWAY_TOKEN } from '../test/helpers/envoy.js';
-import { startServer, makeLogger } from '../src/main.js';
+import { checkClient, callCheck, checkRequest } from '../test/helpers/check-client.js';
 import { gatewayBootstrap } from '../src/envoy/bootstrap.js';
 import { findEnvoy } from '../src/envoy/find-envoy.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
+const dist = process.env['BENCH_LOOP_DIST'] ?? path.join(repo, 'dist');
+const { startServer, makeLogger } = (await import(
+  path.join(dist, 'src', 'main.js')
+)) as typeof import('../src/main.js');
 const N = envInt('BENCH_LOOP_N', 10_000);
 const REBUILDS = envInt('BENCH_LOOP_REBUILDS', 3);
 const ENVOY_TIMEOUT_S = envInt('BENCH_LOOP_ENVOY', 0);
@@ -49,20 +57,64 @@ const load = (): string =>
     .loadavg()
     .map((x) => x.toFixed(2))
     .join(' ');
-const rows: { what: string; wallMs: number; maxBlockMs: number; p99BlockMs: number; load: string }[] = [];
-const measure = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+interface Checks {
+  answered: number;
+  maxMs: number;
+  p50Ms: number;
+}
+const rows: {
+  what: string;
+  wallMs: number;
+  cpuMs: number;
+  maxBlockMs: number;
+  p99BlockMs: number;
+  load: string;
+  checks?: Checks;
+}[] = [];
+/** Checks sent back to back until `stop()`: how many were answered, and their latencies. */
+function checkLoop(port: number): { stop: () => Promise<Checks> } {
+  const client = checkClient(port);
+  const body = checkRequest({ host: 's1.loop.bench', path: '/x' });
+  const lat: number[] = [];
+  let running = true;
+  const done = (async () => {
+    while (running) {
+      const t = performance.now();
+      await callCheck(client, body).catch(() => undefined);
+      lat.push(performance.now() - t);
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await done;
+      client.close();
+      lat.sort((a, b) => a - b);
+      const at = (q: number): number => Math.round(lat[Math.min(lat.length - 1, Math.floor(q * lat.length))] ?? 0);
+      return { answered: lat.length, maxMs: Math.round(lat[lat.length - 1] ?? 0), p50Ms: at(0.5) };
+    },
+  };
+}
+const measure = async (what: string, fn: () => Promise<unknown>, checksPort?: number): Promise<void> => {
   const l = load();
   h.reset();
   h.enable();
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  const checks = checksPort !== undefined ? checkLoop(checksPort) : undefined;
   await fn();
+  const c = process.cpuUsage(c0);
+  const checked = await checks?.stop();
   // One more turn so that the delay of the last block is sampled.
   await new Promise((r) => setTimeout(r, 50));
   const wallMs = Math.round(performance.now() - t0);
+  const cpuMs = Math.round((c.user + c.system) / 1000);
   h.disable();
-  rows.push({ what, wallMs, maxBlockMs: ms(h.max), p99BlockMs: ms(h.percentile(99)), load: l });
+  rows.push({ what, wallMs, cpuMs, maxBlockMs: ms(h.max), p99BlockMs: ms(h.percentile(99)), load: l, checks: checked });
+  const ck = checked ? `; Checks answered ${checked.answered}, p50 ${checked.p50Ms} ms, max ${checked.maxMs} ms` : '';
   console.log(
-    `  ${what}: wall ${wallMs} ms, longest event-loop block ${ms(h.max)} ms (p99 ${ms(h.percentile(99))}); load ${l}`,
+    `  ${what}: wall ${wallMs} ms, CPU ${cpuMs} ms, longest event-loop block ${ms(h.max)} ms` +
+      ` (p99 ${ms(h.percentile(99))})${ck}; load ${l}`,
   );
 };
 
@@ -71,8 +123,16 @@ const config = testConfig(dir, {
   maxConfigTotalBytes: 256 * 1024 * 1024,
   envoyAuthz: 'off',
 });
+const floorChecks = async (port: number): Promise<void> => {
+  const c = checkLoop(port);
+  await new Promise((r) => setTimeout(r, 2000));
+  const r = await c.stop();
+  console.log(
+    `  floor: Checks on the idle server for 2 s: ${r.answered} answered, p50 ${r.p50Ms} ms, max ${r.maxMs} ms`,
+  );
+};
 let server: Awaited<ReturnType<typeof startServer>> | undefined;
-console.log(`== event-loop blocks, ${N} descriptors, node ${process.version}`);
+console.log(`== event-loop blocks, ${N} descriptors, node ${process.version}, server from ${dist}`);
 await measure('cold start (startServer: parse, build, publish)', async () => {
   server = await startServer(config, makeLogger('silent'));
 });
@@ -104,12 +164,17 @@ if (ENVOY_TIMEOUT_S > 0 && 'bin' in found) {
   await eventually('Envoy in sync', () => (nodeConverged(server!, 'loop') ? true : undefined), 900_000);
   console.log(`  Envoy (Delta, keepalive 1 s / ${ENVOY_TIMEOUT_S} s) in sync on stream ${streams().join(',')}`);
 }
+await floorChecks(server!.authzPort);
 const envoyRows: { rebuild: number; keepaliveTimeouts: number; streams: number[] }[] = [];
 for (let g = 1; g <= REBUILDS; g++) {
-  await measure(`rebuild ${g} (one descriptor's path changed)`, async () => {
-    fs.writeFileSync(path.join(dir, 'd.yaml'), yamlOf(N, g));
-    await server!.rebuildNow();
-  });
+  await measure(
+    `rebuild ${g} (one descriptor's path changed)`,
+    async () => {
+      fs.writeFileSync(path.join(dir, 'd.yaml'), yamlOf(N, g));
+      await server!.rebuildNow();
+    },
+    server!.authzPort,
+  );
   if (envoy) {
     await eventually('Envoy in sync', () => (nodeConverged(server!, 'loop') ? true : undefined), 900_000);
     const row = {
@@ -123,11 +188,14 @@ for (let g = 1; g <= REBUILDS; g++) {
     );
   }
 }
+const hwm = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+const peakRssMB = hwm ? Math.round(Number(hwm[1]) / 1024) : undefined;
+console.log(`  peak RSS of this process (server and bench): ${peakRssMB} MiB`);
 await envoy?.stop();
 await server!.stop();
 fs.rmSync(dir, { recursive: true, force: true });
 fs.mkdirSync(path.join(repo, 'bench', 'results'), { recursive: true });
 fs.writeFileSync(
   path.join(repo, 'bench', 'results', 'loop-block.json'),
-  `${JSON.stringify({ at: new Date().toISOString(), descriptors: N, rows, envoyTimeoutS: ENVOY_TIMEOUT_S, envoyRows })}\n`,
+  `${JSON.stringify({ at: new Date().toISOString(), dist, descriptors: N, peakRssMB, rows, envoyTimeoutS: ENVOY_TIMEOUT_S, envoyRows })}\n`,
 );

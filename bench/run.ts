@@ -4,8 +4,8 @@
 //      BENCH_TRANSLATE_TIMEOUT_S=90  BENCH_SKIP=translate|push|envoy|grpc|envoy-sotw|...  BENCH_TRANSLATE_ROUNDS=2
 // (cold + warm, same process)
 //      BENCH_GRPC_HOT=200 (proxyless scenario: streams on the changed host, besides STREAMS spread over all hosts)
-//      BENCH_SKIP=authz skips the ext_authz benchmark (bench/authz.ts, ~2 min; needs h2load, redis-server for the Redis
-// rows)
+//      BENCH_SKIP=authz,authz-paired skip the ext_authz benchmarks (bench/authz.ts ~2 min, bench/authz-paired.ts
+//      ~4 min; need h2load, and redis-server for the Redis rows)
 //      BENCH_SKIP=envoy-authz,envoy-propagation skip the real-Envoy benchmarks (bench/envoy.ts; needs Envoy and wrk;
 //      BENCH_ENVOY_RATES=200,1000 BENCH_ENVOY_FLEETS=20,50 BENCH_ENVOY_SLICE_MS=5000)
 //      BENCH_SKIP=scale skips the whole-server scale benchmark (bench/scale.ts, ~5 min; BENCH_SCALE_* knobs there)
@@ -570,6 +570,18 @@ if (!SKIP.has('authz')) {
     out['authz'] = { error: `bench/authz.js exited ${r.status ?? r.signal}` };
     goals.push({ goal: 'ext_authz benchmark', met: null, detail: `bench/authz.js exited ${r.status ?? r.signal}` });
   }
+}
+
+if (!SKIP.has('authz-paired')) {
+  // The ext_authz goals judged on paired slices (bench/authz-paired.ts): floor and ours side by side.
+  console.log('\n== ext_authz Check, paired with the floor (bench/authz-paired.ts)');
+  const r = spawnSync(process.execPath, [path.join(here, 'authz-paired.js')], { cwd: repo, stdio: 'inherit' });
+  const file = path.join(repo, 'bench', 'results', 'authz-paired.json');
+  if (r.status === 0 && fs.existsSync(file)) {
+    const a = JSON.parse(fs.readFileSync(file, 'utf8')) as { goals?: (typeof goals)[number][] };
+    out['authzPaired'] = a;
+    for (const g of a.goals ?? []) goals.push(g);
+  } else goals.push({ goal: 'ext_authz paired benchmark', met: null, detail: `exited ${r.status ?? r.signal}` });
 }
 
 if (!SKIP.has('envoy-authz') || !SKIP.has('envoy-propagation')) {

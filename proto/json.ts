@@ -1,7 +1,7 @@
 // Canonical proto3 JSON (as `protoc --json` / Envoy's MessageToJson would print it) for messages
 // of the loaded Envoy root, and the reverse (proto3 JSON → protobufjs `fromObject` form).
 import protobuf from 'protobufjs';
-import { lookupType, protoRoot, TYPE_URL_PREFIX, type ProtoObject } from './loader.js';
+import { lookupType, protoRoot, resolvedTypeOf, TYPE_URL_PREFIX, type ProtoObject } from './loader.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -223,8 +223,8 @@ function enumJson(e: protobuf.Enum, v: unknown): Json {
 
 function isDefaultScalar(field: protobuf.Field, v: unknown): boolean {
   if (v == null) return true;
-  if (field.resolvedType instanceof protobuf.Enum)
-    return v === 0 || (typeof v === 'string' && field.resolvedType.values[v] === 0);
+  const et = resolvedTypeOf(field);
+  if (et instanceof protobuf.Enum) return v === 0 || (typeof v === 'string' && et.values[v] === 0);
   switch (field.type) {
     case 'string':
       return v === '';
@@ -239,7 +239,7 @@ function isDefaultScalar(field: protobuf.Field, v: unknown): boolean {
 }
 
 function scalarJson(field: protobuf.Field, v: unknown): Json {
-  const rt = field.resolvedType;
+  const rt = resolvedTypeOf(field);
   if (rt instanceof protobuf.Enum) return enumJson(rt, v);
   if (rt instanceof protobuf.Type) return messageJson(rt, v as protobuf.Message);
   switch (field.type) {
@@ -286,12 +286,12 @@ function messageJson(type: protobuf.Type, msg: protobuf.Message | Record<string,
   if (full === '.google.protobuf.Struct') {
     const out: Record<string, Json> = {};
     const fields = (m['fields'] ?? {}) as Record<string, protobuf.Message>;
-    const vt = type.fields['fields']?.resolvedType as protobuf.Type;
+    const vt = resolvedTypeOf(type.fields['fields'] as protobuf.Field) as protobuf.Type;
     for (const k of Object.keys(fields)) out[k] = messageJson(vt, fields[k] as protobuf.Message);
     return out;
   }
   if (full === '.google.protobuf.ListValue') {
-    const vt = type.fields['values']?.resolvedType as protobuf.Type;
+    const vt = resolvedTypeOf(type.fields['values'] as protobuf.Field) as protobuf.Type;
     return ((m['values'] as protobuf.Message[] | undefined) ?? []).map((x) => messageJson(vt, x));
   }
   if (full === '.google.protobuf.Value') {
@@ -318,8 +318,8 @@ function messageJson(type: protobuf.Type, msg: protobuf.Message | Record<string,
       const arr = v as unknown[];
       if (arr.length === 0) continue;
       out[key] = arr.map((x) => scalarJson(field, x));
-    } else if (field.resolvedType instanceof protobuf.Type) {
-      out[key] = messageJson(field.resolvedType, v as protobuf.Message);
+    } else if (resolvedTypeOf(field) instanceof protobuf.Type) {
+      out[key] = messageJson(resolvedTypeOf(field) as protobuf.Type, v as protobuf.Message);
     } else {
       if (!field.partOf && isDefaultScalar(field, v)) continue;
       out[key] = scalarJson(field, v);
@@ -370,7 +370,7 @@ function fieldByJsonName(type: protobuf.Type): Map<string, protobuf.Field> {
 const byJsonCache = new WeakMap<protobuf.Type, Map<string, protobuf.Field>>();
 
 function scalarFromJson(field: protobuf.Field, v: unknown, path: string): unknown {
-  const rt = field.resolvedType;
+  const rt = resolvedTypeOf(field);
   if (rt instanceof protobuf.Type) return messageFromJson(rt, v, path);
   if (rt instanceof protobuf.Enum) {
     if (fullNameOf(rt) === '.google.protobuf.NullValue') return 'NULL_VALUE';
@@ -471,7 +471,8 @@ function messageFromJson(type: protobuf.Type, v: unknown, path: string): ProtoOb
     const field = fields.get(key);
     if (!field) fail(`${path}.${key}`, `unknown field of ${type.fullName.slice(1)}`);
     const p = path ? `${path}.${field.name}` : field.name;
-    if (x === null && !(field.resolvedType && fullNameOf(field.resolvedType) === '.google.protobuf.Value')) continue;
+    const rt = resolvedTypeOf(field);
+    if (x === null && !(rt && fullNameOf(rt) === '.google.protobuf.Value')) continue;
     if (field.map) {
       if (typeof x !== 'object' || x === null || Array.isArray(x)) fail(p, 'object expected');
       const o: Record<string, unknown> = {};
@@ -484,7 +485,7 @@ function messageFromJson(type: protobuf.Type, v: unknown, path: string): ProtoOb
     } else {
       const y = scalarFromJson(field, x, p);
       // proto3: a default-valued scalar outside a oneof is not encoded by protoc; keep it out.
-      if (!field.partOf && !(field.resolvedType instanceof protobuf.Type) && isDefaultScalar(field, y)) continue;
+      if (!field.partOf && !(rt instanceof protobuf.Type) && isDefaultScalar(field, y)) continue;
       out[field.name] = y;
     }
   }

@@ -1,10 +1,12 @@
 // The one module that owns protobuf loading. Envoy/xds/udpa/validate protos come from the
-// pinned @grpc/grpc-js-xds package (its deps/ tree); nothing is copied into this repository.
+// pinned @grpc/grpc-js-xds package (its deps/ tree); a process loads them from the descriptor generated
+// from those files (proto/envoy-descriptor.json, `npm run proto:gen`), which is faster to read.
 // Loaded with camelCase field names (protobufjs `keepCase: false`): the generated types
 // (proto/envoy-types.ts) and every builder use those names.
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { TYPE_URL_PREFIX } from './type-urls.js';
 
@@ -56,9 +58,51 @@ export { TYPE_URL_PREFIX, TYPE_URLS, SEND_ORDER, kindOfTypeUrl, type ResourceKin
 
 let cached: protobuf.Root | undefined;
 
-/** Loads (once per process, synchronously) every proto we use, fully resolved. */
+/** The generated descriptor of PROTO_FILES (proto/gen-descriptor.ts): protobufjs JSON + parsed options. */
+export interface ProtoDescriptor {
+  nested: Record<string, protobuf.AnyNestedObject>;
+  /** `type:` / `field:` / `oneof:` + full name → protobufjs `parsedOptions` (custom options such as PGV rules). */
+  parsedOptions: Record<string, unknown[]>;
+}
+
+/** proto/envoy-descriptor.json, from this module in proto/ (tsx) or in dist/proto/. */
+export function descriptorPath(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const up = path.basename(path.dirname(here)) === 'dist' ? path.join(here, '..', '..') : path.join(here, '..');
+  return path.join(up, 'proto', 'envoy-descriptor.json');
+}
+
+/** Loads (once per process, synchronously) every proto we use, from the generated descriptor. */
 export function protoRoot(): protobuf.Root {
   if (cached) return cached;
+  const d = JSON.parse(fs.readFileSync(descriptorPath(), 'utf8')) as ProtoDescriptor;
+  const root = new protobuf.Root();
+  root.addJSON(d.nested);
+  setParsedOptions(root, d.parsedOptions);
+  resolveFeatures(root);
+  cached = root;
+  return root;
+}
+
+function setParsedOptions(root: protobuf.Root, all: ProtoDescriptor['parsedOptions']): void {
+  for (const [key, parsed] of Object.entries(all)) {
+    const i = key.indexOf(':');
+    const what = key.slice(0, i);
+    const full = key.slice(i + 1);
+    const dot = full.lastIndexOf('.');
+    const obj =
+      what === 'type'
+        ? root.lookupType(full)
+        : what === 'field'
+          ? root.lookupType(full.slice(0, dot)).fields[full.slice(dot + 1)]
+          : root.lookupType(full.slice(0, dot)).oneofs[full.slice(dot + 1)];
+    if (!obj) throw new Error(`proto/envoy-descriptor.json: no ${key} (run npm run proto:gen)`);
+    (obj as unknown as { parsedOptions: unknown[] }).parsedOptions = parsed;
+  }
+}
+
+/** Parses PROTO_FILES from the .proto sources (the generator of the descriptor, and its drift test). */
+export function protoRootFromSources(): protobuf.Root {
   const deps = protoDepsDir();
   const dirs = INCLUDE_DIRS.map((d) => path.join(deps, d));
   const descriptorProto = path.join(
@@ -76,9 +120,28 @@ export function protoRoot(): protobuf.Root {
     return target; // google/protobuf/* well-known types are bundled with protobufjs (common)
   };
   root.loadSync(PROTO_FILES as string[], { keepCase: false });
-  root.resolveAll();
-  cached = root;
   return root;
+}
+
+/**
+ * Editions features (packed encoding, field presence) of every object, which encoding needs.
+ * The type references are not resolved here: `Root.resolveAll` would also generate a constructor
+ * for each of the ~2,000 loaded types, about 100 ms of every start-up, while a process uses a few
+ * hundred. protobufjs resolves the fields of a type when it first encodes or converts one; our own
+ * walks over fields go through `resolvedTypeOf`.
+ */
+function resolveFeatures(root: protobuf.Root): void {
+  const r = root as unknown as { _edition?: string; _resolveFeaturesRecursive?: (edition?: string) => void };
+  if (typeof r._resolveFeaturesRecursive !== 'function') {
+    root.resolveAll(); // another protobufjs: resolve everything, as before
+    return;
+  }
+  r._resolveFeaturesRecursive(r._edition);
+}
+
+/** The message or enum type a field refers to (null for a scalar), resolved on first use. */
+export function resolvedTypeOf(f: protobuf.Field): protobuf.Type | protobuf.Enum | null {
+  return f.resolve().resolvedType;
 }
 
 export function lookupType(fullName: string): protobuf.Type {

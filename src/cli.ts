@@ -3,21 +3,18 @@
 import fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_ADMIN_URL, runStatus } from './status-command.js';
-import YAML from 'yaml';
 import { OPTIONS, resolveConfig, translateOptionsFrom, type Config } from './config.js';
 import { loadConfigDir } from './sources/yaml.js';
 import { compile, formatError, type Compiled } from './pipeline.js';
 import { ENVOY_HOWTO, lookupEnvoy } from './envoy/find-envoy.js';
-import { envoyValidate } from './envoy/validate-envoy.js';
 import { envoyRejectionErrors, setToJson } from './xds/blame.js';
-// main.js (the server: gRPC, fastify, the Kubernetes client, ...) is imported by the commands that
-// need it only: `translate` and `validate` of an empty directory would pay seconds for it.
+// main.js (the server: gRPC, fastify, the Kubernetes client, ...), the import and ca commands and
+// `validate --envoy` are imported by the commands that need them only: `translate` and `validate` of
+// an empty directory would pay for them at start-up.
 const server = (): Promise<typeof import('./main.js')> => import('./main.js');
 import { CertManager } from './ca/manager.js';
 import { CertificateAuthority } from './ca/ca.js';
-import { runCaIssue, runCaShow } from './ca/cli.js';
 import type { BuildResult, ConfigError } from './model/types.js';
-import { runImport } from './import/cli.js';
 import {
   GATEWAY_DEFAULTS,
   SIDECAR_DEFAULTS,
@@ -43,6 +40,7 @@ function realCa(): (built: BuildResult) => void {
 
 /** Envoy's verdict on the compiled config, as errors naming the objects. */
 async function checkWithEnvoy(bin: string, c: Compiled): Promise<ConfigError[]> {
+  const { envoyValidate } = await import('./envoy/validate-envoy.js');
   const verdict = await envoyValidate(bin, setToJson(c.envoy.set));
   return verdict.ok ? [] : envoyRejectionErrors(verdict.message, c.envoy.set, c.model);
 }
@@ -149,7 +147,8 @@ addOptions(
   const c = compile(view, {}, translateOptionsFrom(config, config.authzPort, authzCa), dryRunCa());
   const set = flags.nodeType === 'grpc' ? c.grpc.set : c.envoy.set;
   const json = setToJson(set);
-  process.stdout.write(flags.format === 'yaml' ? YAML.stringify(json) : `${JSON.stringify(json, null, 2)}\n`);
+  const yaml = flags.format === 'yaml' ? (await import('yaml')).default : undefined;
+  process.stdout.write(yaml ? yaml.stringify(json) : `${JSON.stringify(json, null, 2)}\n`);
   const errs = c.errors.filter((e) => e.severity === 'error');
   for (const e of c.errors) process.stderr.write(`${formatError(e)}\n`);
   process.exitCode = errs.length ? 1 : 0;
@@ -200,6 +199,7 @@ program
   .option('--namespace <ns>', 'metadata.namespace of every object (default: none, the namespace kubectl applies to)')
   .option('--out <file>', 'write the YAML there instead of stdout')
   .action(async (file: string, flags: { namespace?: string; out?: string }) => {
+    const { runImport } = await import('./import/cli.js');
     process.exitCode = await runImport(file, flags, process.stdout, process.stderr);
   });
 
@@ -247,7 +247,7 @@ addOptions(
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
   const ca = await (await import('./stages/ca.js')).loadCertificateAuthority(config);
-  process.exitCode = runCaShow(ca, process.stdout);
+  process.exitCode = (await import('./ca/cli.js')).runCaShow(ca, process.stdout);
   ca.pool.close();
 });
 addOptions(
@@ -265,6 +265,7 @@ addOptions(
 ).action(async (flags: Record<string, unknown>) => {
   const config = configFrom(flags);
   const ca = await (await import('./stages/ca.js')).loadCertificateAuthority(config);
+  const { runCaIssue } = await import('./ca/cli.js');
   process.exitCode = await runCaIssue(
     ca,
     { csrFile: String(flags.csr), ...(typeof flags.outDir === 'string' ? { outDir: flags.outDir } : {}) },

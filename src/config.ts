@@ -1,5 +1,6 @@
 import net from 'node:net';
-import { ServerCredentials } from '@grpc/grpc-js';
+import { createRequire } from 'node:module';
+import type { ServerCredentials } from '@grpc/grpc-js';
 import type { TranslateOptions } from './xds/types.js';
 import type { ModelSettings } from './model/descriptor.js';
 
@@ -905,6 +906,8 @@ export function serverCredentialsFrom(
   files: { cert?: string; key?: string; clientCa?: string },
   read: (f: string) => Buffer,
 ): ServerCredentials {
+  // grpc-js is loaded by the commands that serve only (a `translate` start-up does not pay for it).
+  const { ServerCredentials } = createRequire(import.meta.url)('@grpc/grpc-js') as typeof import('@grpc/grpc-js');
   if (!files.cert || !files.key) return ServerCredentials.createInsecure();
   const ca = files.clientCa ? read(files.clientCa) : null;
   return ServerCredentials.createSsl(ca, [{ cert_chain: read(files.cert), private_key: read(files.key) }], ca !== null);

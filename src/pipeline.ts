@@ -59,13 +59,31 @@ export function compile(
   /** Memos of the previous compile (the server keeps one); without it, a cold translate. */
   cache?: TranslateCache,
 ): Compiled {
+  return runSteps(compileSteps(view, settings, opts, afterModel, cache));
+}
+
+/**
+ * `compile` as steps: the generator pauses between its stages (model, translate, each node type's
+ * validation), so that a caller can let the event loop run there (the server's rebuilds) and
+ * nothing else. Nothing is published by it: what it returns is used when it is done.
+ */
+export function* compileSteps(
+  view: ConfigView,
+  settings: Partial<ModelSettings>,
+  opts: Partial<TranslateOptions>,
+  afterModel?: (built: BuildResult) => void,
+  cache?: TranslateCache,
+): Generator<void, Compiled> {
   const built: BuildResult = buildModel(view, settings);
   afterModel?.(built);
+  yield;
   const errors: ConfigError[] = [];
   for (const s of built.statuses) errors.push(...s.errors);
   const out = translate(built.model, opts, cache);
   errors.push(...out.errors);
+  yield;
   const envoy = validateSet('envoy', out.envoy, errors);
+  yield;
   const grpc = validateSet('grpc', out.grpc, errors);
   return {
     model: built.model,
@@ -75,6 +93,23 @@ export function compile(
     grpcDomains: out.grpcDomains,
     errors,
   };
+}
+
+/** Runs steps to the end without pausing. */
+export function runSteps<T>(steps: Generator<void, T>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** Runs steps to the end, letting the event loop run (setImmediate) at every pause. */
+export async function runStepsYielding<T>(steps: Generator<void, T>): Promise<T> {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
 }
 
 /** Object statuses with the translation problems of each object (an error makes it invalid: it is not served). */

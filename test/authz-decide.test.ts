@@ -11,7 +11,7 @@ import type { ApiKeyQuotas, BuildResult, Model } from '../src/model/types.js';
 import { buildPolicy } from '../src/authz/policy.js';
 import { Authorizer, type JwtEngineLike, type JwtOutcome } from '../src/authz/decide.js';
 import { errorResponse, wantsHtml, type Deny } from '../src/authz/errors.js';
-import { secretDigest, secretMatches } from '../src/authz/apikey.js';
+import { SECRET_SLOT, secretDigest, secretMatches } from '../src/authz/apikey.js';
 import {
   QuotaStoreUnavailableError,
   type CheckInput,
@@ -963,14 +963,20 @@ test('onCheck hook receives every decision with its duration; a throwing hook do
 
 // ------------------------------------------------------------------ secrets
 
-test('secrets are compared in constant time on fixed-length digests (timingSafeEqual)', () => {
-  const d = secretDigest('secret1');
-  assert.equal(secretMatches('secret1', d), true);
-  assert.equal(secretMatches('secret', d), false);
-  assert.equal(secretMatches('secret1'.repeat(1000), d), false);
-  assert.equal(secretMatches('', d), false);
+test('secrets are compared in constant time over a fixed-size slot or a fixed-length digest (timingSafeEqual)', () => {
+  for (const secret of ['secret1', 'é'.repeat(64), 'x'.repeat(SECRET_SLOT), 'y'.repeat(SECRET_SLOT + 1)]) {
+    const d = secretDigest(secret);
+    assert.equal(d.kind, Buffer.byteLength(secret) > SECRET_SLOT ? 'sha256' : 'padded');
+    assert.equal(secretMatches(secret, d), true, secret);
+    assert.equal(secretMatches(secret.slice(0, -1), d), false);
+    assert.equal(secretMatches(`${secret}\u0000`, d), false, 'a NUL past the end is not the zero padding');
+    assert.equal(secretMatches(secret.repeat(1000), d), false);
+    assert.equal(secretMatches('', d), false);
+  }
+  assert.equal(secretMatches('', secretDigest('')), true);
   const src = fs.readFileSync(path.join(ROOT, 'src', 'authz', 'apikey.ts'), 'utf8');
-  assert.match(src, /timingSafeEqual\(secretDigest\(provided\), expected\)/);
+  assert.match(src, /timingSafeEqual\(SCRATCH, expected\.slot\)/);
+  assert.match(src, /timingSafeEqual\(sha256\(provided\), expected\.digest\)/);
   const dec = fs.readFileSync(path.join(ROOT, 'src', 'authz', 'decide.ts'), 'utf8');
   assert.doesNotMatch(dec, /clientSecret\s*[!=]==/);
 });

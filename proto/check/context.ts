@@ -1,6 +1,7 @@
 // What the three checks of a message share: the issue type, the path being visited and how a
 // value is shown in a message. Paths use the loaded (camelCase) field names: `a.b[0]["k"](Type)`.
 import protobuf from 'protobufjs';
+import { resolvedTypeOf } from '../loader.js';
 
 export interface ValidationIssue {
   path: string;
@@ -48,7 +49,8 @@ export function kindOf(v: unknown): string {
 
 /** The message type of a message-typed field, else null. */
 export function elemMessageType(f: protobuf.Field): protobuf.Type | null {
-  return f.resolvedType instanceof protobuf.Type ? f.resolvedType : null;
+  const rt = resolvedTypeOf(f);
+  return rt instanceof protobuf.Type ? rt : null;
 }
 
 /** 64-bit integer field types, and whether each is unsigned. */
@@ -59,3 +61,9 @@ export const LONGS: Record<string, boolean> = {
   uint64: true,
   fixed64: true,
 };
+
+/** The enum type of an enum-typed field, else null. */
+export function enumOf(f: protobuf.Field): protobuf.Enum | null {
+  const rt = resolvedTypeOf(f);
+  return rt instanceof protobuf.Enum ? rt : null;
+}

@@ -8,7 +8,7 @@ import protobuf from 'protobufjs';
 import re2pkg from 're2-wasm';
 import type { ProtoObject } from '../loader.js';
 import { fullNameOf, longToNumber, typeOfAnyUrl } from '../json.js';
-import { Ctx, elemMessageType, hasOwn, isPresent, show, type ValidationIssue } from './context.js';
+import { Ctx, elemMessageType, enumOf, hasOwn, isPresent, show, type ValidationIssue } from './context.js';
 
 const { RE2 } = re2pkg;
 
@@ -668,7 +668,7 @@ function compileMessageElem(mt: protobuf.Type, rules: RulesObj | undefined): Ele
 function compileElem(f: protobuf.Field, rules: RulesObj | undefined): ElemCheck | null {
   const mt = elemMessageType(f);
   if (mt) return compileMessageElem(mt, rules);
-  return compileScalar(f.type, f.resolvedType instanceof protobuf.Enum ? f.resolvedType : null, rules);
+  return compileScalar(f.type, enumOf(f), rules);
 }
 
 function requiredFlag(rules: RulesObj | undefined): { required: boolean; family: string } {
@@ -792,7 +792,7 @@ function compileField(f: protobuf.Field): FieldPlan | null {
       },
     };
   }
-  const sc = compileScalar(f.type, f.resolvedType instanceof protobuf.Enum ? f.resolvedType : null, rules);
+  const sc = compileScalar(f.type, enumOf(f), rules);
   if (!sc) return null;
   return {
     field: f,

@@ -2,11 +2,12 @@
 // through (an int64 beyond 2^53 given as a number, a float that does not fit, an Any payload that
 // does not decode); comparing the decoded message with the input proves Envoy gets what we built.
 import protobuf from 'protobufjs';
+import { resolvedTypeOf } from '../loader.js';
 import { fullNameOf, longToString, typeOfAnyUrl } from '../json.js';
 import { Ctx, LONGS, elemMessageType, hasOwn, show, type Seg } from './context.js';
 
 function canonScalar(f: protobuf.Field, v: unknown): unknown {
-  const rt = f.resolvedType;
+  const rt = resolvedTypeOf(f);
   if (rt instanceof protobuf.Enum) return typeof v === 'string' ? (rt.values[v] ?? v) : Number(v ?? 0);
   const t = f.type;
   if (LONGS[t] !== undefined) return v == null ? '0' : longToString(v, LONGS[t] === true);

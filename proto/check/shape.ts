@@ -4,6 +4,7 @@
 // every value of the wrong kind, unknown enum names and @type URLs, and oneofs set twice.
 import protobuf from 'protobufjs';
 import { TYPE_URL_PREFIX } from '../type-urls.js';
+import { resolvedTypeOf } from '../loader.js';
 import { fullNameOf, typeOfAnyUrl } from '../json.js';
 import { Ctx, LONGS, kindOf, show, type Seg } from './context.js';
 
@@ -46,7 +47,7 @@ function suggest(type: protobuf.Type, key: string): string {
 }
 
 function shapeScalar(f: protobuf.Field, v: unknown, ctx: Ctx, seg?: Seg): void {
-  const rt = f.resolvedType;
+  const rt = resolvedTypeOf(f);
   if (rt instanceof protobuf.Type) {
     if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) {
       ctx.report('shape.message', `expected a ${rt.name} object, got ${kindOf(v)}`, seg);

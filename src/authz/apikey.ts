@@ -174,18 +174,44 @@ export function extractCredentials(input: CheckInput, n: ExtractionNames): Crede
 
 // ------------------------------------------------------------------ secrets (constant time)
 
-export type SecretDigest = Buffer;
+/**
+ * An expected secret, kept so that a comparison takes the same time whatever the provided secret
+ * and whatever the expected one's length: secrets up to `SECRET_SLOT` bytes are stored zero-padded
+ * to that fixed size (one `timingSafeEqual` over the whole slot, then an integer compare of the
+ * lengths); longer ones as their sha256 digest (both sides hashed, fixed 32 bytes). The padded
+ * form costs a copy instead of a hash per Check (see docs/hand-written.md).
+ */
+export type SecretDigest =
+  | { readonly kind: 'padded'; readonly slot: Buffer; readonly length: number }
+  | { readonly kind: 'sha256'; readonly digest: Buffer };
 
-/** sha256 of a secret: both sides are hashed, so the comparison is fixed-length (no length leak). */
-export function secretDigest(secret: string): SecretDigest {
+/** Secrets up to this many UTF-8 bytes are compared padded; Otoroshi's generated ones are 64. */
+export const SECRET_SLOT = 128;
+const SCRATCH = Buffer.alloc(SECRET_SLOT);
+
+function sha256(secret: string): Buffer {
   // crypto.hash (Node >= 20.12) is the one-shot, ~2x cheaper form.
   if (typeof oneShotHash === 'function') return oneShotHash('sha256', secret, 'buffer');
   return createHash('sha256').update(secret, 'utf8').digest();
 }
 
-/** Constant-time: `crypto.timingSafeEqual` on the two 32-byte digests. */
+export function secretDigest(secret: string): SecretDigest {
+  const length = Buffer.byteLength(secret, 'utf8');
+  if (length > SECRET_SLOT) return { kind: 'sha256', digest: sha256(secret) };
+  const slot = Buffer.alloc(SECRET_SLOT);
+  slot.write(secret, 'utf8');
+  return { kind: 'padded', slot, length };
+}
+
+/** Constant-time in the expected secret: `crypto.timingSafeEqual` over a fixed-size slot. */
 export function secretMatches(provided: string, expected: SecretDigest): boolean {
-  return timingSafeEqual(secretDigest(provided), expected);
+  if (expected.kind === 'sha256') return timingSafeEqual(sha256(provided), expected.digest);
+  const length = Buffer.byteLength(provided, 'utf8');
+  // A provided secret longer than the slot cannot match; it is compared anyway (same work).
+  SCRATCH.fill(0);
+  if (length <= SECRET_SLOT) SCRATCH.write(provided, 'utf8');
+  const same = timingSafeEqual(SCRATCH, expected.slot);
+  return same && length === expected.length;
 }
 
 // ------------------------------------------------------------------ routing constraints

@@ -93,7 +93,7 @@ function normalize(input: unknown): CheckInput {
 type KeyResult = { ok: true; key: CompiledKey } | { ok: false; deny: Deny };
 
 /** A value now, or later. The apikey + in-memory quota path answers without any promise. */
-type Maybe<T> = T | Promise<T>;
+export type Maybe<T> = T | Promise<T>;
 
 function isPromise<T>(x: Maybe<T>): x is Promise<T> {
   return x instanceof Promise;
@@ -133,13 +133,22 @@ export class Authorizer {
    * is taken synchronously and handed back in an already-resolved promise.
    */
   check(input: CheckInput): Promise<Decision> {
+    const r = this.checkNow(input);
+    return isPromise(r) ? r : Promise.resolve(r);
+  }
+
+  /**
+   * `check`, but a decision taken synchronously is returned as is (no promise, no microtask): the
+   * gRPC adapter answers it in the same turn, as a constant-answer server would.
+   */
+  checkNow(input: CheckInput): Maybe<Decision> {
     const onCheck = this.hooks.onCheck;
     const t0 = onCheck !== undefined ? performance.now() : 0;
     let r: Maybe<Decision>;
     try {
       r = this.decide(input);
     } catch (err) {
-      return Promise.resolve(this.done(this.internalError(err), t0));
+      return this.done(this.internalError(err), t0);
     }
     if (isPromise(r)) {
       return r.then(
@@ -147,7 +156,7 @@ export class Authorizer {
         (err: unknown) => this.done(this.internalError(err), t0),
       );
     }
-    return Promise.resolve(this.done(r, t0));
+    return this.done(r, t0);
   }
 
   private internalError(err: unknown): Decision {

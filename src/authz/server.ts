@@ -28,7 +28,8 @@ import { QuotaStoreUnavailableError, type AuthzHooks, type CheckInput, type Deci
 export const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
 
 export interface AuthzDeps {
-  check: (input: CheckInput) => Promise<Decision>;
+  /** A decision now (answered in the same turn) or later. */
+  check: (input: CheckInput) => Decision | Promise<Decision>;
   logger: Logger;
   hooks?: AuthzHooks;
   /** Request size limits (defaults: 200 headers, 96 KiB). */
@@ -113,6 +114,11 @@ export function registerAuthz(server: grpc.Server, deps: AuthzDeps): void {
     }
   };
 
+  const settled = (cb: grpc.sendUnaryData<Buffer>, d: Decision | undefined, input: CheckInput, t0: bigint): void =>
+    d
+      ? finish(cb, d, input, t0, false)
+      : finish(cb, failureDecision(new Error('check returned nothing'), input), input, t0, true);
+
   const handler: grpc.handleUnaryCall<Buffer, Buffer> = (call, cb) => {
     const t0 = process.hrtime.bigint();
     let input: CheckInput;
@@ -123,17 +129,18 @@ export function registerAuthz(server: grpc.Server, deps: AuthzDeps): void {
       finish(cb, failureDecision(err), undefined, t0, true);
       return;
     }
-    let p: Promise<Decision>;
+    let r: Decision | Promise<Decision> | undefined;
     try {
-      p = check(input);
+      r = check(input);
     } catch (err) {
-      p = Promise.reject(err);
+      r = Promise.reject(err);
     }
-    p.then(
-      (d) =>
-        d
-          ? finish(cb, d, input, t0, false)
-          : finish(cb, failureDecision(new Error('check returned nothing'), input), input, t0, true),
+    if (!(r instanceof Promise)) {
+      settled(cb, r, input, t0);
+      return;
+    }
+    r.then(
+      (d) => settled(cb, d, input, t0),
       (err: unknown) => {
         if (!(err instanceof QuotaStoreUnavailableError)) logger.error({ err }, 'ext_authz: check failed');
         finish(cb, failureDecision(err, input), input, t0, true);

@@ -2,8 +2,12 @@
 // connection to the control plane and the admin interface comes over ADS. The object uses proto
 // field names (snake_case), as Envoy's YAML does.
 import net from 'node:net';
-import YAML from 'yaml';
+import { createRequire } from 'node:module';
+import type * as YamlLib from 'yaml';
 import { TYPE_URL } from '../../proto/type-urls.js';
+
+// Loaded on first use: the commands importing this module for its parsers need no YAML library.
+const yamlLib = (): typeof YamlLib => createRequire(import.meta.url)('yaml') as typeof YamlLib;
 
 /** The bootstrap cluster that reaches the xDS port; also the one access logs are streamed to. */
 export const XDS_CLUSTER_NAME = 'xds_cluster';
@@ -189,7 +193,7 @@ const GATEWAY_HEADER = `# Envoy bootstrap for an otoroshi-xds GATEWAY (edge prox
 `;
 
 export function gatewayBootstrapYaml(o: GatewayBootstrapOptions): string {
-  return GATEWAY_HEADER + YAML.stringify(gatewayBootstrap(o), { lineWidth: 0 });
+  return GATEWAY_HEADER + yamlLib().stringify(gatewayBootstrap(o), { lineWidth: 0 });
 }
 
 // ------------------------------------------------------------------ sidecar
@@ -281,5 +285,5 @@ const SIDECAR_HEADER = `# Envoy bootstrap for an otoroshi-xds SIDECAR (one Envoy
 `;
 
 export function sidecarBootstrapYaml(o: SidecarBootstrapOptions): string {
-  return SIDECAR_HEADER + YAML.stringify(sidecarBootstrap(o), { lineWidth: 0 });
+  return SIDECAR_HEADER + yamlLib().stringify(sidecarBootstrap(o), { lineWidth: 0 });
 }

@@ -8,7 +8,8 @@
 //  * `type: [..]` unions (used where Otoroshi accepts several shapes, e.g. `targets` as array or
 //    object, `validUntil` as ms or ISO string) must become `x-kubernetes-preserve-unknown-fields`.
 //  * Unknown fields are allowed everywhere (no `additionalProperties: false`): Otoroshi ignores them.
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import type { ConfigError, ErrorCode } from './types.js';
 
 type Schema = Record<string, unknown>;
@@ -424,17 +425,25 @@ export const SPEC_SCHEMAS: Readonly<Record<string, Schema>> = {
 
 // ------------------------------------------------------------------ validation
 
-const ajv = new Ajv({
-  allErrors: true,
-  strict: true,
-  strictTypes: false,
-  strictRequired: false,
-  allowUnionTypes: true,
-  verbose: true,
-});
-ajv.addKeyword({ keyword: 'x-oxds-message', schemaType: 'string' });
-ajv.addKeyword({ keyword: 'x-oxds-missing', schemaType: 'string' });
-ajv.addKeyword({ keyword: 'x-kubernetes-int-or-string', schemaType: 'boolean' });
+// ajv itself is loaded with the first schema compiled (an empty config directory needs none).
+let ajvInstance: Ajv | undefined;
+function ajv(): Ajv {
+  if (ajvInstance) return ajvInstance;
+  const { Ajv: AjvClass } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
+  const a = new AjvClass({
+    allErrors: true,
+    strict: true,
+    strictTypes: false,
+    strictRequired: false,
+    allowUnionTypes: true,
+    verbose: true,
+  });
+  a.addKeyword({ keyword: 'x-oxds-message', schemaType: 'string' });
+  a.addKeyword({ keyword: 'x-oxds-missing', schemaType: 'string' });
+  a.addKeyword({ keyword: 'x-kubernetes-int-or-string', schemaType: 'boolean' });
+  ajvInstance = a;
+  return a;
+}
 
 // Compiled on first use per kind: compiling every schema costs a process start-up ~0.2-0.7 s
 // (`translate` of an empty directory, `serve` with few kinds) for nothing.
@@ -445,7 +454,7 @@ function validatorOf(kind: string): ValidateFunction | undefined {
     // Own keys only: a kind such as `constructor` is not a schema.
     if (!Object.hasOwn(SPEC_SCHEMAS, kind)) return undefined;
     const schema = SPEC_SCHEMAS[kind]!;
-    v = ajv.compile(schema);
+    v = ajv().compile(schema);
     compiled.set(kind, v);
   }
   return v;

@@ -3,10 +3,17 @@ import { promises as fs } from 'node:fs';
 import { listConfigFiles, DEFAULT_LIMITS, type ConfigLimits } from './config-files.js';
 import path from 'node:path';
 import jsyaml from 'js-yaml';
-import { parseAllDocuments } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as YamlLib from 'yaml';
 import type { ConfigError, ConfigView, KubeObject, StoredObject } from '../model/types.js';
 import { classify, unservedKind } from '../model/build.js';
 import { normaliseKind, objectKey } from '../model/ids.js';
+
+// The yaml library parses only what js-yaml's fast path cannot (syntax errors, aliases, ...):
+// loaded on first use, a start-up does not pay for it.
+const require = createRequire(import.meta.url);
+const parseAllDocuments: typeof YamlLib.parseAllDocuments = (...args) =>
+  (require('yaml') as typeof YamlLib).parseAllDocuments(...args);
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);

@@ -67,7 +67,7 @@ export class AuthzStage {
       logger.warn('quota store (redis) not reachable at startup: serving per --quota-fail-mode until it is');
     }
     this.server = await startAuthzServer(config.host, config.authzPort, {
-      check: (input) => this.authorizer.check(input),
+      check: (input) => this.authorizer.checkNow(input),
       logger: logger.child({ c: 'authz' }),
       hooks: this.hooks,
       credentials: serverCredentialsFrom(

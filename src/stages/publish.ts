@@ -7,7 +7,7 @@ import type { Audit } from '../audit.js';
 import { Debouncer } from '../debounce.js';
 import type { Metrics } from '../metrics.js';
 import type { ConfigError, Model, ObjectStatus } from '../model/types.js';
-import { compile, formatError, type CompiledSet } from '../pipeline.js';
+import { compileSteps, formatError, runSteps, runStepsYielding, type Compiled, type CompiledSet } from '../pipeline.js';
 import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from '../../proto/loader.js';
 import type { ConfigSource } from '../sources/index.js';
 import type { KubeController } from '../k8s/controller.js';
@@ -99,10 +99,11 @@ export class PublishStage {
     });
   }
 
-  private runOnce(): void {
-    this.rebuild();
+  private async runOnce(): Promise<void> {
+    // Waiters that arrive while this build runs are answered by the next one (it sees their change).
     const w = this.waiters;
     this.waiters = [];
+    await this.rebuildYielding();
     for (const f of w) f();
   }
 
@@ -119,32 +120,56 @@ export class PublishStage {
     this.poke();
   }
 
+  /** Builds and publishes in one go (the first build, before anything is served). */
   rebuild(): void {
-    const { logger, metrics } = this.o;
-    if (this.o.source.synced?.() === false) {
-      logger.warn('config source not synced yet (API server unreachable?): nothing published');
-      return;
-    }
+    if (!this.canBuild()) return;
     const t0 = performance.now();
     try {
-      const { model, version } = this.compileAndPublish();
-      this.ready = true;
-      this.builds++;
-      this.lastBuildMs = performance.now() - t0;
-      metrics.observeSnapshotBuild(this.lastBuildMs / 1000, true);
-      const invalid = this.statuses.filter((s) => s.state === 'invalid').length;
-      logger.info(
-        { version, descriptors: model.descriptors.length, invalidObjects: invalid, ms: Math.round(this.lastBuildMs) },
-        'snapshot published',
-      );
+      this.built(runSteps(this.compileAndPublish()), t0);
     } catch (err) {
-      // A system error: keep the last good snapshot.
-      metrics.observeSnapshotBuild((performance.now() - t0) / 1000, false);
-      logger.error({ err }, 'snapshot build failed; keeping the last good snapshot');
+      this.failed(err, t0);
     }
   }
 
-  private compileAndPublish(): { model: Model; version: string } {
+  /**
+   * The same build, letting the event loop run between its stages: xDS and ext_authz sockets are
+   * read meanwhile. What Envoys see stays atomic: every snapshot is set at once, at the end.
+   */
+  async rebuildYielding(): Promise<void> {
+    if (!this.canBuild()) return;
+    const t0 = performance.now();
+    try {
+      this.built(await runStepsYielding(this.compileAndPublish()), t0);
+    } catch (err) {
+      this.failed(err, t0);
+    }
+  }
+
+  private canBuild(): boolean {
+    if (this.o.source.synced?.() !== false) return true;
+    this.o.logger.warn('config source not synced yet (API server unreachable?): nothing published');
+    return false;
+  }
+
+  private built({ model, version }: { model: Model; version: string }, t0: number): void {
+    this.ready = true;
+    this.builds++;
+    this.lastBuildMs = performance.now() - t0;
+    this.o.metrics.observeSnapshotBuild(this.lastBuildMs / 1000, true);
+    const invalid = this.statuses.filter((s) => s.state === 'invalid').length;
+    this.o.logger.info(
+      { version, descriptors: model.descriptors.length, invalidObjects: invalid, ms: Math.round(this.lastBuildMs) },
+      'snapshot published',
+    );
+  }
+
+  private failed(err: unknown, t0: number): void {
+    // A system error: keep the last good snapshot.
+    this.o.metrics.observeSnapshotBuild((performance.now() - t0) / 1000, false);
+    this.o.logger.error({ err }, 'snapshot build failed; keeping the last good snapshot');
+  }
+
+  private *compileAndPublish(): Generator<void, { model: Model; version: string }> {
     const { config, ca, authz, kube, metrics } = this.o;
     const full = this.o.source.view();
     this.changes.record(full.objects);
@@ -152,7 +177,7 @@ export class PublishStage {
     const { view, statuses: rejectedStatuses } = this.rejections.filter(full);
     let renewal: number | undefined;
     const translateOpts = translateOptionsFrom(config, authz.port, authz.caPem);
-    const c = compile(
+    const c = yield* compileSteps(
       view,
       { secretSeed: this.o.secretSeed, ...modelSettingsFrom(config), now: this.o.now() },
       translateOpts,
@@ -161,6 +186,7 @@ export class PublishStage {
       },
       this.translateCache,
     );
+    yield;
     ca.scheduleRenewal(renewal);
     this.statuses = [...c.statuses, ...rejectedStatuses];
     this.lastModel = c.model;
@@ -176,7 +202,8 @@ export class PublishStage {
     };
     this.problems.record([...c.errors, ...rejectedStatuses.flatMap((st) => st.errors)]);
     const version = this.versions.next();
-    this.publish(version, c);
+    yield* this.publish(version, c);
+    yield;
     this.sidecars.rebuild(
       sidecarBuilder({
         model: c.model,
@@ -196,7 +223,8 @@ export class PublishStage {
     return { model: c.model, version };
   }
 
-  private publish(version: string, c: ReturnType<typeof compile>): void {
+  /** The snapshots of every node type, built one per step and set together. */
+  private *publish(version: string, c: Compiled): Generator<void, void> {
     const { config, ca } = this.o;
     const now = Date.now();
     const { published, retired } = this;
@@ -206,10 +234,12 @@ export class PublishStage {
     const envoy = buildSnapshot('envoy', version, envoySet, encoderFor(c.envoy), (kind, name) =>
       kind === 'secret' ? ca.workloadSecret(name) : undefined,
     );
+    yield;
     const domains = c.grpcDomains;
     const grpcSnap = buildSnapshot('grpc', version, grpcSet, encoderFor(c.grpc), (kind, name) =>
       kind === 'listener' ? grpcListenerFor(name, domains) : undefined,
     );
+    yield;
     this.secretFacts = secretFactsOf(envoySet);
     this.o.cache.setMany({ envoy, grpc: grpcSnap });
     published.envoy = envoySet;

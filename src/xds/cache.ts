@@ -43,6 +43,11 @@ export class SnapshotCache {
     if (snapshot.nodeType !== nodeTypeOfKey(nodeType))
       problems.unshift(`snapshot built for ${snapshot.nodeType} published as ${nodeType}`);
     if (problems.length > 0) throw new InconsistentSnapshotError(nodeTypeOfKey(nodeType), snapshot.version, problems);
+    this.publishChecked(nodeType, snapshot);
+  }
+
+  /** Publishes a snapshot already checked consistent, and notifies subscribers. */
+  private publishChecked(nodeType: SnapshotKey, snapshot: Snapshot): void {
     if (this.snapshots.get(nodeType) === snapshot) return;
     this.snapshots.set(nodeType, snapshot);
     for (const l of [...this.listeners]) {
@@ -66,7 +71,8 @@ export class SnapshotCache {
         problems.unshift(`snapshot built for ${snapshot.nodeType} published as ${nodeType}`);
       if (problems.length > 0) throw new InconsistentSnapshotError(nodeType, snapshot.version, problems);
     }
-    for (const [nodeType, snapshot] of entries) this.set(nodeType, snapshot);
+    // Checked above: not checked again (the check walks every resource of every snapshot).
+    for (const [nodeType, snapshot] of entries) this.publishChecked(nodeType, snapshot);
   }
 
   get(nodeType: SnapshotKey): Snapshot | undefined {
