@@ -14,6 +14,8 @@ export interface Messages {
   HttpConnectionManager: envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager;
   TcpProxy: envoy_extensions_filters_network_tcp_proxy_v3_TcpProxy;
   TlsInspector: envoy_extensions_filters_listener_tls_inspector_v3_TlsInspector;
+  OriginalDst: Record<never, never>;
+  HttpInspector: Record<never, never>;
   Router: envoy_extensions_filters_http_router_v3_Router;
   OnDemand: envoy_extensions_filters_http_on_demand_v3_OnDemand;
   ExtAuthz: envoy_extensions_filters_http_ext_authz_v3_ExtAuthz;
@@ -50,6 +52,8 @@ export type VirtualHost = envoy_config_route_v3_VirtualHost;
 export type HttpConnectionManager = envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager;
 export type TcpProxy = envoy_extensions_filters_network_tcp_proxy_v3_TcpProxy;
 export type TlsInspector = envoy_extensions_filters_listener_tls_inspector_v3_TlsInspector;
+export type OriginalDst = envoy_extensions_filters_listener_original_dst_v3_OriginalDst;
+export type HttpInspector = envoy_extensions_filters_listener_http_inspector_v3_HttpInspector;
 export type Router = envoy_extensions_filters_http_router_v3_Router;
 export type OnDemand = envoy_extensions_filters_http_on_demand_v3_OnDemand;
 export type ExtAuthz = envoy_extensions_filters_http_ext_authz_v3_ExtAuthz;
@@ -2046,6 +2050,10 @@ export type envoy_extensions_filters_http_router_v3_Router_UpstreamAccessLogOpti
   flushUpstreamLogOnUpstreamStream?: boolean;
   upstreamLogFlushInterval?: google_protobuf_Duration;
 };
+
+export type envoy_extensions_filters_listener_http_inspector_v3_HttpInspector = { [key: string]: never };
+
+export type envoy_extensions_filters_listener_original_dst_v3_OriginalDst = { [key: string]: never };
 
 export type envoy_extensions_filters_listener_tls_inspector_v3_TlsInspector = {
   enableJa3Fingerprinting?: google_protobuf_BoolValue;

@@ -18,6 +18,8 @@ export const MESSAGES = {
   HttpConnectionManager: 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
   TcpProxy: 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
   TlsInspector: 'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
+  OriginalDst: 'envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
+  HttpInspector: 'envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
   Router: 'envoy.extensions.filters.http.router.v3.Router',
   OnDemand: 'envoy.extensions.filters.http.on_demand.v3.OnDemand',
   ExtAuthz: 'envoy.extensions.filters.http.ext_authz.v3.ExtAuthz',

@@ -73,6 +73,8 @@ export interface Config {
   defaultGroup: string;
   /** Otoroshi's mesh hosts on CRD descriptors: auto = on with the Kubernetes source, off in file mode. */
   meshHosts: 'auto' | 'on' | 'off';
+  /** Sidecars: intercepted traffic to destinations the mesh does not know, forwarded or refused (docs/mesh.md). */
+  meshOutboundPolicy: 'allow-any' | 'registry-only';
   /** Mesh DNS domain (`<name>.<ns>.<meshDomain>`) and the cluster's DNS domain. */
   meshDomain: string;
   clusterDomain: string;
@@ -620,6 +622,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 'auto',
   },
   {
+    key: 'meshOutboundPolicy',
+    flag: 'mesh-outbound-policy',
+    env: 'OXDS_MESH_OUTBOUND_POLICY',
+    kind: 'string',
+    description:
+      'sidecars: intercepted traffic to hosts the mesh does not know: allow-any (to its original destination), ' +
+      'registry-only (refused)',
+    default: 'allow-any',
+  },
+  {
     key: 'meshDomain',
     flag: 'mesh-domain',
     env: 'OXDS_MESH_DOMAIN',
@@ -853,6 +865,7 @@ function checkChoices(out: Record<string, unknown>, errors: string[]): void {
     ['loopbackGateway', '--loopback-gateway', ['on', 'off']],
     ['gatewaySecrets', '--gateway-secrets', ['referenced', 'all']],
     ['meshHosts', '--mesh-hosts', ['auto', 'on', 'off']],
+    ['meshOutboundPolicy', '--mesh-outbound-policy', ['allow-any', 'registry-only']],
     ['meshCertificate', '--mesh-certificate', ['auto', 'on', 'off']],
     ['corednsIntegration', '--coredns-integration', ['off', 'on', 'dry-run']],
     ['xdsTokenReview', '--xds-token-review', ['auto', 'on', 'off']],

@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { parseAllDocuments } from 'yaml';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { allCrds, renderCrdFiles, structuralProblems } from '../src/k8s/crds.js';
-import { OTOROSHI_KINDS } from '../src/k8s/resources.js';
+import { OTOROSHI_KINDS, WATCHED_RESOURCES } from '../src/k8s/resources.js';
 import { normaliseKind } from '../src/model/ids.js';
 
 const CRD_DIR = path.join('manifests', 'crds');
@@ -204,4 +204,24 @@ test.skipIf(
   );
   assert.match(out, /kind: Deployment/);
   assert.match(out, /envoy-gateway-bootstrap-/);
+});
+
+test('manifests/rbac.yaml: the ClusterRole grants list and watch of every resource the source watches (Pods included)', () => {
+  const role = parseAllDocuments(fs.readFileSync('manifests/rbac.yaml', 'utf8'))
+    .map(
+      (d) => d.toJS() as { kind: string; rules?: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> },
+    )
+    .find((d) => d.kind === 'ClusterRole');
+  assert.ok(role?.rules);
+  const granted = new Set(
+    role.rules.flatMap((r) =>
+      r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}|${res}|${v}`))),
+    ),
+  );
+  const missing = WATCHED_RESOURCES.flatMap((w) => {
+    const group = w.apiVersion.includes('/') ? w.apiVersion.slice(0, w.apiVersion.indexOf('/')) : '';
+    return ['list', 'watch'].map((v) => `${group}|${w.plural}|${v}`).filter((k) => !granted.has(k));
+  });
+  assert.deepEqual(missing, []);
+  assert.ok(WATCHED_RESOURCES.some((w) => w.kind === 'Pod' && w.labelSelector === 'otoroshi.io/sidecar=inject'));
 });

@@ -2,6 +2,7 @@
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { KubeSource } from '../src/k8s/source.js';
+import { KubeClient } from '../src/k8s/client.js';
 import { buildModel } from '../src/model/build.js';
 import { descriptor, endpointSlice, eventually, kubeConfigFor, service, sleep, startFake } from './helpers/k8s.js';
 import type { FakeApiServer } from './helpers/fake-apiserver.js';
@@ -344,3 +345,98 @@ test(
     }
   },
 );
+
+test('k8s source: only mesh Pods are listed and watched (server-side selector), with only the fields the mesh reads', async () => {
+  const { api, src, changes, stop } = await setup();
+  const pod = (name: string, labels: Record<string, string>) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name,
+      namespace: 'shop',
+      labels,
+      annotations: {
+        'otoroshi.io/sidecar-inbound-port': '15006',
+        'kubectl.kubernetes.io/last-applied-configuration': 'x'.repeat(10_000),
+      },
+      managedFields: [{ manager: 'kubectl', fieldsV1: { 'f:spec': {} } }],
+    },
+    spec: {
+      serviceAccountName: 'cart',
+      containers: [{ name: 'app', image: 'app', env: [{ name: 'BIG', value: 'y'.repeat(10_000) }] }],
+    },
+    status: {
+      phase: 'Running',
+      podIP: '10.1.0.7',
+      conditions: [
+        { type: 'Ready', status: 'True', lastProbeTime: null },
+        { type: 'PodScheduled', status: 'True' },
+      ],
+      containerStatuses: [{ name: 'app', ready: true }],
+    },
+  });
+  try {
+    api.apply(pod('cart-1', { app: 'cart', 'otoroshi.io/sidecar': 'inject' }));
+    api.apply(pod('plain-1', { app: 'plain' }));
+    await src.start();
+    const lists = api.requests.filter((r) => r.path.endsWith('/pods'));
+    assert.ok(lists.length > 0 && lists.every((r) => /labelSelector=otoroshi\.io%2Fsidecar%3Dinject/.test(r.query)));
+    assert.deepEqual(
+      keys(src).filter((k) => k.startsWith('Pod/')),
+      ['Pod/shop/cart-1'],
+    );
+    const kept = (): unknown => {
+      const o = src.view().objects.find((x) => x.key === 'Pod/shop/cart-1')?.object as Record<string, unknown>;
+      const {
+        resourceVersion: _rv,
+        uid: _uid,
+        creationTimestamp: _ct,
+        ...meta
+      } = o['metadata'] as Record<string, unknown>;
+      return { ...o, metadata: meta };
+    };
+    assert.deepEqual(kept(), {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: 'cart-1',
+        namespace: 'shop',
+        labels: { app: 'cart', 'otoroshi.io/sidecar': 'inject' },
+        annotations: { 'otoroshi.io/sidecar-inbound-port': '15006' },
+      },
+      spec: { serviceAccountName: 'cart' },
+      status: { podIP: '10.1.0.7', phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+    });
+    // A status change of a mesh Pod (its IP, its readiness) is a change, kept the same way from the watch.
+    const before = changes();
+    const client = new KubeClient(kubeConfigFor(api));
+    await client.patch('/api/v1/namespaces/shop/pods/cart-1/status', {
+      status: { podIP: '10.1.0.8', conditions: [{ type: 'Ready', status: 'False' }] },
+    });
+    await eventually(() => (kept() as { status: { podIP: string } }).status.podIP === '10.1.0.8');
+    assert.ok(changes() > before);
+    assert.deepEqual((kept() as { status: unknown }).status, {
+      podIP: '10.1.0.8',
+      phase: 'Running',
+      conditions: [{ type: 'Ready', status: 'False' }],
+    });
+    // Namespaces: only our annotations are kept.
+    api.apply({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name: 'shop',
+        labels: { team: 'x' },
+        annotations: { 'otoroshi.io/sidecar-mtls-mode': 'PERMISSIVE', a: 'b' },
+      },
+    });
+    await eventually(() => keys(src).includes('Namespace//shop'));
+    const ns = src.view().objects.find((x) => x.key === 'Namespace//shop')?.object;
+    assert.deepEqual(ns?.metadata.annotations, { 'otoroshi.io/sidecar-mtls-mode': 'PERMISSIVE' });
+    assert.equal(ns?.metadata.labels, undefined);
+    api.remove('v1', 'Pod', 'shop', 'cart-1');
+    await eventually(() => !keys(src).includes('Pod/shop/cart-1'));
+  } finally {
+    await stop();
+  }
+});

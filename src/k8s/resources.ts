@@ -1,5 +1,6 @@
 // The Kubernetes resources otoroshi-xds reads, and the ten proxy.otoroshi.io kinds.
 import { APIKEY_SECRET_TYPE } from '../model/apikey.js';
+import type { KubeObjectJson } from './client.js';
 
 export const OTOROSHI_GROUP = 'proxy.otoroshi.io';
 /** Storage version; `v1` is served from the same storage. */
@@ -36,9 +37,65 @@ export interface WatchedResource {
   userLabels: boolean;
   /** Server-side field selector. */
   fieldSelector?: string;
+  /** Server-side label selector of our own (the user's `--label-selector` does not apply then). */
+  labelSelector?: string;
+  /**
+   * Keeps only the fields the model reads, applied to every listed and watched object before it is
+   * cached (the informer's cache included), so a large cluster's Pods do not cost their full specs.
+   * Status changes of such a resource are changes (a Pod's IP, its readiness).
+   */
+  keep?: (o: KubeObjectJson) => KubeObjectJson;
 }
 
 export const TLS_SECRET_TYPE = 'kubernetes.io/tls';
+/** The label of mesh Pods (the one the injection webhook reacts to), docs/mesh.md. */
+export const MESH_POD_SELECTOR = 'otoroshi.io/sidecar=inject';
+/** Only our annotations are read on Pods and Namespaces (not kubectl's last-applied-configuration...). */
+const OUR_ANNOTATION_PREFIX = 'otoroshi.io/';
+
+type Json = Record<string, unknown>;
+const isJson = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function ourAnnotations(a: unknown): Record<string, string> | undefined {
+  if (!isJson(a)) return undefined;
+  const kept = Object.entries(a).filter(([k, v]) => k.startsWith(OUR_ANNOTATION_PREFIX) && typeof v === 'string');
+  return kept.length > 0 ? (Object.fromEntries(kept) as Record<string, string>) : undefined;
+}
+
+/** The metadata an informer needs (name, namespace, uid, resourceVersion) plus what the model reads. */
+function keptMetadata(o: KubeObjectJson, labels: boolean): KubeObjectJson['metadata'] {
+  const m = o.metadata;
+  const out: KubeObjectJson['metadata'] = { name: m.name };
+  for (const k of ['namespace', 'uid', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp'])
+    if (m[k] !== undefined) out[k] = m[k];
+  if (labels && m.labels !== undefined) out.labels = m.labels;
+  const annotations = ourAnnotations(m.annotations);
+  if (annotations !== undefined) out.annotations = annotations;
+  return out;
+}
+
+/** A mesh Pod as the workload index reads it: labels, our annotations, ServiceAccount, IP, phase, readiness. */
+export function keepMeshPod(o: KubeObjectJson): KubeObjectJson {
+  const spec = isJson(o['spec']) ? o['spec'] : {};
+  const status = isJson(o['status']) ? o['status'] : {};
+  const conditions = Array.isArray(status['conditions']) ? status['conditions'] : [];
+  const ready = conditions.find((c): c is Json => isJson(c) && c['type'] === 'Ready');
+  const keptStatus: Json = {};
+  for (const k of ['podIP', 'phase']) if (typeof status[k] === 'string') keptStatus[k] = status[k];
+  if (ready !== undefined) keptStatus['conditions'] = [{ type: 'Ready', status: ready['status'] }];
+  return {
+    apiVersion: o.apiVersion,
+    kind: o.kind,
+    metadata: keptMetadata(o, true),
+    spec: typeof spec['serviceAccountName'] === 'string' ? { serviceAccountName: spec['serviceAccountName'] } : {},
+    status: keptStatus,
+  };
+}
+
+/** A Namespace as the mesh reads it: its name and our annotations (the namespace's mTLS mode). */
+export function keepNamespace(o: KubeObjectJson): KubeObjectJson {
+  return { apiVersion: o.apiVersion, kind: o.kind, metadata: keptMetadata(o, false) };
+}
 
 /** Everything the KubeSource watches. */
 export const WATCHED_RESOURCES: readonly WatchedResource[] = [
@@ -58,6 +115,25 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
     userLabels: false,
   },
   { apiVersion: 'v1', kind: 'Service', plural: 'services', namespaced: true, userLabels: false },
+  // Mesh Pods only (server-side label selector): which workload backs which descriptor, and where.
+  {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    plural: 'pods',
+    namespaced: true,
+    userLabels: false,
+    labelSelector: MESH_POD_SELECTOR,
+    keep: keepMeshPod,
+  },
+  // A namespace's mesh settings (otoroshi.io/sidecar-mtls-mode), docs/mesh.md.
+  {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    plural: 'namespaces',
+    namespaced: false,
+    userLabels: false,
+    keep: keepNamespace,
+  },
   {
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',

@@ -43,6 +43,8 @@ class BookmarkWatch extends k8s.Watch {
     private readonly extra: Record<string, string>,
     /** Called on every event (bookmarks included): the watch is healthy. */
     private readonly onEvent: () => void,
+    /** Applied to each watched object before the informer caches it. */
+    private readonly keep?: (o: KubeObjectJson) => KubeObjectJson,
   ) {
     super(config);
   }
@@ -57,7 +59,8 @@ class BookmarkWatch extends k8s.Watch {
       { ...queryParams, ...this.extra },
       (phase, obj, w) => {
         if (phase !== 'ERROR') this.onEvent();
-        callback(phase, obj, w);
+        const kept = this.keep && phase !== 'ERROR' && phase !== 'BOOKMARK' && isObjectJson(obj) ? this.keep(obj) : obj;
+        callback(phase, kept, w);
       },
       done,
     );
@@ -75,11 +78,17 @@ interface Feed {
   onFirst?: (() => void) | undefined;
 }
 
-/** What a change is made of, except status and server bookkeeping. */
-function contentFingerprint(o: KubeObjectJson): string {
-  const { status: _s, metadata, ...rest } = o;
+const isObjectJson = (o: unknown): o is KubeObjectJson =>
+  typeof o === 'object' && o !== null && typeof (o as { metadata?: unknown }).metadata === 'object';
+
+/**
+ * What a change is made of, except server bookkeeping and the status (ours, or the API server's),
+ * unless the resource keeps only what the model reads: then its status is content (a Pod's IP).
+ */
+function contentFingerprint(o: KubeObjectJson, withStatus: boolean): string {
+  const { status, metadata, ...rest } = o;
   const { resourceVersion: _rv, managedFields: _mf, generation: _g, ...meta } = metadata;
-  return JSON.stringify([rest, meta]);
+  return JSON.stringify(withStatus ? [rest, meta, status] : [rest, meta]);
 }
 
 export class KubeSource extends EventEmitter {
@@ -145,14 +154,14 @@ export class KubeSource extends EventEmitter {
 
   private makeFeed(res: WatchedResource, namespace: string | undefined, extra: Record<string, string>): Feed {
     const path = collectionPath(res.apiVersion, res.plural, namespace);
-    const labelSelector = res.userLabels && this.opts.labelSelector ? this.opts.labelSelector : undefined;
+    const labelSelector = res.userLabels && this.opts.labelSelector ? this.opts.labelSelector : res.labelSelector;
     const feed = {} as Feed;
     const healthy = (): void => {
       if (feed.failing) this.log('info', 'kubernetes: watch recovered', { resource: res.plural, namespace });
       feed.failing = false;
       feed.backoffMs = this.backoffInitialMs;
     };
-    const watch = new BookmarkWatch(this.opts.kubeConfig, extra, healthy);
+    const watch = new BookmarkWatch(this.opts.kubeConfig, extra, healthy, res.keep);
     const listFn = async (): Promise<k8s.KubernetesListObject<k8s.KubernetesObject>> => {
       const list: KubeList = await this.client.list(path, { labelSelector, fieldSelector: res.fieldSelector });
       // built-in list items carry no kind/apiVersion: restore them (watch events have them)
@@ -160,6 +169,7 @@ export class KubeSource extends EventEmitter {
         item.apiVersion = res.apiVersion;
         item.kind = res.kind;
       }
+      if (res.keep) list.items = list.items.map(res.keep);
       feed.synced = true;
       healthy();
       if (!this.announcedSync && this.synced()) {
@@ -227,7 +237,7 @@ export class KubeSource extends EventEmitter {
     raw.kind ??= res.kind;
     const object = (this.opts.templates ? applyTemplate(raw, this.opts.templates) : raw) as unknown as KubeObject;
     const key = objectKey(object);
-    const fp = contentFingerprint(raw);
+    const fp = contentFingerprint(raw, res.keep !== undefined);
     const prev = this.objects.get(key);
     let seq = this.firstSeen.get(key);
     if (seq === undefined) {

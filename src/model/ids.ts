@@ -84,7 +84,7 @@ export function derivedToken(length: number, ...parts: string[]): string {
 }
 
 /** Kinds without a namespace: their key uses an empty namespace (`IngressClass//name`). */
-export const CLUSTER_SCOPED_KINDS = new Set(['IngressClass']);
+export const CLUSTER_SCOPED_KINDS = new Set(['IngressClass', 'Namespace']);
 
 /** `Apikey` is accepted as a spelling of `ApiKey`. */
 export function normaliseKind(kind: string): string {

@@ -210,6 +210,7 @@ export class PublishStage {
         model: c.model,
         objects: view.objects,
         mesh: { meshDomain: config.meshDomain, clusterDomain: config.clusterDomain },
+        outboundPolicy: config.meshOutboundPolicy,
         ...(translateOpts.authz ? { authz: translateOpts.authz } : {}),
         gateway: this.published.envoy ?? c.envoy.set,
         workloadSecret: (name) => ca.workloadSecret(name),

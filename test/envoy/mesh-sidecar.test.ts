@@ -283,6 +283,22 @@ envoyTest(
     assert.equal(stillMtls.status, 200);
     assert.equal(b.app.seen.at(-1)?.headers['x-oxds-peer-id'], spiffe('a'));
 
+    // PERMISSIVE per namespace (a Namespace annotation; precedence: the Pod's annotation, then its
+    // Namespace's, then STRICT), the way Istio's namespace-wide PeerAuthentication is used for migration.
+    const plainB = (p: string) => httpRequest({ port: b.inboundPort, host: 'b.oto.tools', path: p });
+    const shopNs = (mode: string) =>
+      `apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, annotations: {otoroshi.io/sidecar-mtls-mode: ${mode}}}\n`;
+    await mesh.update({ 'pods.yaml': mesh.podsYaml(), 'ns.yaml': shopNs('PERMISSIVE') });
+    assert.equal((await plainB('/public/ns-permissive')).status, 200);
+    assert.equal(b.app.seen.at(-1)?.headers['x-oxds-peer-id'], undefined);
+    // The workload's own annotation wins over its namespace's.
+    await mesh.update({ 'pods.yaml': mesh.podsYaml({ 'otoroshi.io/sidecar-mtls-mode': 'STRICT' }) });
+    await assert.rejects(plainB('/public/pod-strict'), 'a STRICT pod in a PERMISSIVE namespace refuses plaintext');
+    // The namespace back to STRICT (its annotation), the pods without one: refused again.
+    await mesh.update({ 'pods.yaml': mesh.podsYaml(), 'ns.yaml': shopNs('STRICT') });
+    await assert.rejects(plainB('/public/ns-strict'), 'a STRICT namespace refuses plaintext');
+    assert.equal((await call(a, 'b.shop.otoroshi.mesh', '/public/ns-strict-mtls')).status, 200);
+
     // A gateway on the same control plane at the same time: the gateway's listeners (ports from the
     // server's flags), while each sidecar keeps its own (ports from its bootstrap).
     const gwCert = mesh.pki.xdsClient('gateway');

@@ -17,7 +17,7 @@ import * as names from '../names.js';
 
 const TLS_KEY = 'oxds_tls';
 
-function tcpProxy(statPrefix: string, cluster: string): NetworkFilter {
+export function tcpProxy(statPrefix: string, cluster: string): NetworkFilter {
   return { name: 'envoy.filters.network.tcp_proxy', typedConfig: { '@type': TYPE_URL.TcpProxy, statPrefix, cluster } };
 }
 

@@ -4,7 +4,9 @@
 //                          CA required (STRICT) or optional (PERMISSIVE); the policy of the descriptors
 //                          this workload backs (ext_authz with descriptor_id, ipFiltering RBAC); the
 //                          caller's SPIFFE id in XFCC and x-oxds-peer-id; then the app on 127.0.0.1.
-//   oxds-sidecar-outbound  intercepted traffic (127.0.0.1, iptables REDIRECT), routed by Host;
+//   oxds-sidecar-outbound  intercepted traffic (127.0.0.1, iptables REDIRECT): HTTP routed by Host;
+//                          unknown hosts and non-HTTP traffic to the original destination (allow-any)
+//                          or refused (registry-only);
 //   oxds-sidecar-proxy     the same routes on an explicit HTTP proxy port (127.0.0.1).
 // Outbound routes send descriptor hosts and mesh hosts to the destination pods' inbound ports with
 // upstream mTLS (our workload certificate, the destination's SPIFFE id checked as a URI SAN), or to
@@ -28,6 +30,7 @@ import {
 } from '../resources/listener.js';
 import { routeConfiguration, virtualHost } from '../resources/route.js';
 import { upstreamTlsSocket } from '../resources/cluster.js';
+import { tcpProxy } from '../resources/tcp.js';
 import {
   EXT_AUTHZ_FILTER_NAME,
   clientIdFromCheck,
@@ -36,14 +39,25 @@ import {
   extAuthzFilter,
 } from '../resources/ext-authz.js';
 import { RBAC_FILTER_NAME, ipDeniedMapper, rbacFilter, rbacPerRoute } from '../resources/features.js';
-import { ANNOTATIONS, podsOf, type MeshPod, type MtlsMode, type WorkloadIndex } from './workloads.js';
+import { ANNOTATIONS, parseMtlsMode, podsOf, type MeshPod, type MtlsMode, type WorkloadIndex } from './workloads.js';
 
 export const SIDECAR_NAMES = {
   inbound: 'oxds-sidecar-inbound',
   outbound: 'oxds-sidecar-outbound',
   proxy: 'oxds-sidecar-proxy',
   appCluster: 'oxds-sidecar-app',
+  /** ORIGINAL_DST: intercepted traffic for destinations the mesh does not know (allow-any). */
+  passthrough: 'oxds-sidecar-passthrough',
+  /** No endpoints: what is refused (registry-only, a connection to the outbound port itself). */
+  blackhole: 'oxds-sidecar-blackhole',
 } as const;
+
+/**
+ * Intercepted traffic to destinations the mesh does not know (Istio's outboundTrafficPolicy):
+ * `allow-any` forwards it to its original destination, `registry-only` refuses it. docs/mesh.md.
+ */
+export type OutboundPolicy = 'allow-any' | 'registry-only';
+export const DEFAULT_OUTBOUND_POLICY: OutboundPolicy = 'allow-any';
 
 /** The header carrying the caller's SPIFFE id to the application (set only from a verified certificate). */
 export const PEER_ID_HEADER = 'x-oxds-peer-id';
@@ -76,6 +90,8 @@ export interface SidecarInputs {
   gateway: ResourceSet;
   /** The workload certificate secret (SDS name = SPIFFE id), or undefined when none can be minted yet. */
   workloadSecret(spiffeId: string): ProtoObject | undefined;
+  /** Default: DEFAULT_OUTBOUND_POLICY. */
+  outboundPolicy?: OutboundPolicy;
 }
 
 /** A host pattern as an Envoy domain: exact names and leading `*.` wildcards; others are left out. */
@@ -108,9 +124,15 @@ export function descriptorDomains(
   return [...out].sort();
 }
 
-/** STRICT unless every pod of the workload says PERMISSIVE (annotation otoroshi.io/sidecar-mtls-mode). */
-export function mtlsModeOf(pods: readonly MeshPod[]): MtlsMode {
-  return pods.length > 0 && pods.every((p) => p.annotations[ANNOTATIONS.mtlsMode]?.toUpperCase() === 'PERMISSIVE')
+/**
+ * The inbound's mTLS mode (annotation otoroshi.io/sidecar-mtls-mode), as Istio's PeerAuthentication
+ * layers it: a Pod's annotation, else its Namespace's, else STRICT. PERMISSIVE only when every pod
+ * of the workload is; a workload with no known pod takes its namespace's mode.
+ */
+export function mtlsModeOf(pods: readonly MeshPod[], namespaceMode: MtlsMode | undefined): MtlsMode {
+  const dflt = namespaceMode ?? 'STRICT';
+  if (pods.length === 0) return dflt;
+  return pods.every((p) => (parseMtlsMode(p.annotations[ANNOTATIONS.mtlsMode]) ?? dflt) === 'PERMISSIVE')
     ? 'PERMISSIVE'
     : 'STRICT';
 }
@@ -213,10 +235,11 @@ function meshDownstreamTls(ownSpiffeId: string, requirePeer: boolean): ProtoObje
 export function outboundCluster(d: Descriptor, pods: readonly MeshPod[]): ProtoObject | undefined {
   const name = meshClusterName(d.id);
   if (pods.length > 0) {
+    // Unready or terminating pods get no traffic; all of them are the destination's identity.
     const peers = pods.map((p) => p.spiffeId);
     return staticCluster(
       name,
-      pods.map((p) => ({ ip: p.ip, port: p.inboundPort })),
+      pods.filter((p) => p.ready).map((p) => ({ ip: p.ip, port: p.inboundPort })),
       { transportSocket: meshUpstreamTls(SIDECAR_CERT_SECRET, peers) },
     );
   }
@@ -266,6 +289,76 @@ function outboundRoute(e: OutboundEntry, key: ApiKey | undefined): ProtoObject {
 
 function notFound(name: string): ProtoObject {
   return virtualHost(name, ['*'], [{ name, match: { prefix: '/' }, directResponse: { status: 404 } }]);
+}
+
+/** The Via value the explicit proxy adds (a proxy's own hop, RFC 9110), so its requests are told apart. */
+export const PROXY_VIA = '1.1 oxds-sidecar-proxy';
+
+/**
+ * allow-any: a Host no descriptor claims goes to the address the app dialled. Not from the explicit
+ * proxy (its original destination is itself, a loop): its requests carry our Via value, 404.
+ */
+function passthroughHost(): ProtoObject {
+  const name = SIDECAR_NAMES.passthrough;
+  const fromProxy = { name: 'via', stringMatch: { contains: PROXY_VIA } };
+  return virtualHost(
+    name,
+    ['*'],
+    [
+      {
+        name: 'oxds-sidecar-proxy-unknown-host',
+        match: { prefix: '/', headers: [fromProxy] },
+        directResponse: { status: 404 },
+      },
+      { name, match: { prefix: '/' }, route: { cluster: name, timeout: duration(0) } },
+    ],
+  );
+}
+
+function outboundPolicyClusters(): ProtoObject[] {
+  return [
+    {
+      name: SIDECAR_NAMES.passthrough,
+      type: 'ORIGINAL_DST',
+      lbPolicy: 'CLUSTER_PROVIDED',
+      connectTimeout: duration(5000),
+    },
+    staticCluster(SIDECAR_NAMES.blackhole, []),
+  ];
+}
+
+/**
+ * The intercepted-traffic listener: original_dst restores the address the app dialled, and
+ * http_inspector sends HTTP to the routes, anything else (TLS, databases...) to the original
+ * destination (allow-any) or nowhere (registry-only). A connection dialling the outbound port
+ * itself would loop: refused. A protocol where the server speaks first waits one second for the
+ * inspector, then goes the non-HTTP way.
+ */
+function outboundListener(node: SidecarNode, hcm: PackedHcm, policy: OutboundPolicy): ProtoObject {
+  const tcpCluster = policy === 'allow-any' ? SIDECAR_NAMES.passthrough : SIDECAR_NAMES.blackhole;
+  return {
+    name: SIDECAR_NAMES.outbound,
+    address: socketAddress('127.0.0.1', node.outboundPort),
+    listenerFilters: [
+      { name: 'envoy.filters.listener.original_dst', typedConfig: { '@type': TYPE_URL.OriginalDst } },
+      { name: 'envoy.filters.listener.http_inspector', typedConfig: { '@type': TYPE_URL.HttpInspector } },
+    ],
+    listenerFiltersTimeout: duration(1000),
+    continueOnListenerFiltersTimeout: true,
+    filterChains: [
+      {
+        name: 'loop',
+        filterChainMatch: { destinationPort: wrapped(node.outboundPort) },
+        filters: [tcpProxy('oxds-sidecar-loop', SIDECAR_NAMES.blackhole)],
+      },
+      {
+        name: 'http',
+        filterChainMatch: { applicationProtocols: ['http/1.1', 'h2c'] },
+        filters: [hcmNetworkFilter(hcm)],
+      },
+    ],
+    defaultFilterChain: { name: 'tcp', filters: [tcpProxy('oxds-sidecar-tcp', tcpCluster)] },
+  };
 }
 
 const PEER_ID_BASE = {
@@ -392,11 +485,14 @@ export class SidecarPlan {
   private readonly outRoutes = new Map<string, ProtoObject>();
   private readonly clusterLists = new Map<string, readonly ProtoObject[]>();
   private readonly listeners = new Map<string, ProtoObject>();
+  private readonly policy: OutboundPolicy;
+  private readonly policyClusters: readonly ProtoObject[] = outboundPolicyClusters();
   /** Outbound scopes computed (a counter for tests and benchmarks). */
   scopesBuilt = 0;
 
   constructor(private readonly inputs: SidecarInputs) {
     this.byKey = new Map(inputs.objects.map((o) => [o.key, o]));
+    this.policy = inputs.outboundPolicy ?? DEFAULT_OUTBOUND_POLICY;
     this.authzCluster = inputs.gateway.clusters.find((c) => c['name'] === EXT_AUTHZ_CLUSTER_NAME);
     this.authz = inputs.authz && this.authzCluster ? inputs.authz : undefined;
     this.bundle = inputs.gateway.secrets.find((s) => s['name'] === CA_BUNDLE_SECRET_NAME);
@@ -441,7 +537,7 @@ export class SidecarPlan {
   private outboundRoutes(scopeKey: string, key: ApiKey | undefined): ProtoObject {
     return memo(this.outRoutes, `${scopeKey}\u0000${key?.clientId ?? ''}`, () => {
       const vhosts = this.scope(scopeKey).entries.map((e) => virtualHost(e.d.id, e.domains, [outboundRoute(e, key)]));
-      vhosts.push(notFound('oxds-sidecar-unknown-host'));
+      vhosts.push(this.policy === 'allow-any' ? passthroughHost() : notFound('oxds-sidecar-unknown-host'));
       return routeConfiguration(SIDECAR_NAMES.outbound, vhosts);
     });
   }
@@ -450,14 +546,24 @@ export class SidecarPlan {
     return memo(this.clusterLists, `${scopeKey}\u0000${appPort}`, () => [
       staticCluster(SIDECAR_NAMES.appCluster, [{ ip: '127.0.0.1', port: appPort }]),
       ...this.scope(scopeKey).clusters,
+      ...this.policyClusters,
       ...(this.authz && this.authzCluster ? [this.authzCluster] : []),
     ]);
   }
 
-  private outboundListener(name: string, port: number): ProtoObject {
-    return memo(this.listeners, `${name}:${port}`, () =>
-      httpListener(name, '127.0.0.1', port, httpConnectionManager(name, SIDECAR_NAMES.outbound)),
+  /** The intercepted-traffic listener, by port. */
+  private interceptListener(node: SidecarNode): ProtoObject {
+    return memo(this.listeners, `${SIDECAR_NAMES.outbound}:${node.outboundPort}`, () =>
+      outboundListener(node, httpConnectionManager(SIDECAR_NAMES.outbound, SIDECAR_NAMES.outbound), this.policy),
     );
+  }
+
+  /** The explicit HTTP proxy listener, by port (its requests carry our Via value). */
+  private proxyListener(port: number): ProtoObject {
+    return memo(this.listeners, `${SIDECAR_NAMES.proxy}:${port}`, () => {
+      const hcm = { ...httpConnectionManager(SIDECAR_NAMES.proxy, SIDECAR_NAMES.outbound), via: PROXY_VIA };
+      return httpListener(SIDECAR_NAMES.proxy, '127.0.0.1', port, hcm);
+    });
   }
 
   /** Every resource of one sidecar, in parts; undefined while its workload certificate cannot be minted. */
@@ -468,10 +574,10 @@ export class SidecarPlan {
     const scopeKey = egressScopeKey(own, node.namespace);
     const key = sidecarApikey(own, this.inputs.model.apikeys);
     const listeners = [
-      inboundListener(this.authz, node, mtlsModeOf(own)),
-      this.outboundListener(SIDECAR_NAMES.outbound, node.outboundPort),
+      inboundListener(this.authz, node, mtlsModeOf(own, this.inputs.index.namespaceMtls.get(node.namespace))),
+      this.interceptListener(node),
     ];
-    if (node.proxyPort > 0) listeners.push(this.outboundListener(SIDECAR_NAMES.proxy, node.proxyPort));
+    if (node.proxyPort > 0) listeners.push(this.proxyListener(node.proxyPort));
     const backed = this.backedBy.get(node.spiffeId) ?? [];
     return {
       listeners,

@@ -2,7 +2,8 @@
 // a Pod (file mode: a Pod-like YAML document, docs/mesh.md) is a mesh workload when it carries the
 // label `otoroshi.io/sidecar: inject`; its identity is its namespace and ServiceAccount. A
 // descriptor is backed by a Pod when one of its targets is a Service that selects the Pod (selector
-// ⊆ labels) or whose EndpointSlices name the Pod as an endpoint's targetRef.
+// ⊆ labels) or whose EndpointSlices name the Pod as an endpoint's targetRef. A v1 Namespace may set
+// the mTLS mode of every workload in it (annotation otoroshi.io/sidecar-mtls-mode).
 import type { Descriptor, KubeObject, StoredObject } from '../../model/types.js';
 import { spiffeIdFor } from '../../ca/ca.js';
 
@@ -25,6 +26,12 @@ export interface MeshPod {
   spiffeId: string;
   ip: string;
   inboundPort: number;
+  /**
+   * An endpoint other sidecars may send to: not terminating, and not reported unready (a Pod
+   * without a Ready condition, a file-mode document, counts as ready). An unready Pod still is its
+   * workload (its own sidecar keeps the policy of what it backs).
+   */
+  ready: boolean;
   labels: Readonly<Record<string, string>>;
   annotations: Readonly<Record<string, string>>;
 }
@@ -33,6 +40,8 @@ export interface MeshPod {
 export interface WorkloadIndex {
   pods: readonly MeshPod[];
   backing: ReadonlyMap<string, readonly MeshPod[]>;
+  /** The mTLS mode a Namespace sets for its workloads (annotation otoroshi.io/sidecar-mtls-mode). */
+  namespaceMtls: ReadonlyMap<string, MtlsMode>;
   /** Problems with mesh Pods (bad port annotation, no IP), for logs. */
   problems: readonly string[];
 }
@@ -44,7 +53,21 @@ function strings(v: unknown): Record<string, string> {
   return Object.fromEntries(Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string'));
 }
 
-/** A mesh Pod from a v1 Pod object, or a problem; undefined for Pods outside the mesh. */
+/** STRICT / PERMISSIVE (any case), else undefined. */
+export function parseMtlsMode(v: string | undefined): MtlsMode | undefined {
+  const u = v?.trim().toUpperCase();
+  return u === 'STRICT' || u === 'PERMISSIVE' ? u : undefined;
+}
+
+/** Not terminating and not reported unready. */
+function podReady(o: KubeObject, status: Record<string, unknown>): boolean {
+  if ('deletionTimestamp' in o.metadata && o.metadata.deletionTimestamp != null) return false;
+  const conds = Array.isArray(status['conditions']) ? status['conditions'] : [];
+  const ready = conds.find((c) => isRecord(c) && c['type'] === 'Ready') as Record<string, unknown> | undefined;
+  return ready === undefined || ready['status'] === 'True';
+}
+
+/** A mesh Pod from a v1 Pod object, or a problem; undefined for Pods outside the mesh or finished. */
 export function meshPodOf(o: KubeObject, trustDomain: string): MeshPod | string | undefined {
   if (o.kind !== 'Pod' || o.apiVersion !== 'v1') return undefined;
   const labels = strings(o.metadata.labels);
@@ -53,6 +76,8 @@ export function meshPodOf(o: KubeObject, trustDomain: string): MeshPod | string 
   const where = `Pod ${ns}/${o.metadata.name}`;
   const spec = isRecord(o.spec) ? o.spec : {};
   const status = isRecord(o['status']) ? o['status'] : {};
+  // A finished Pod keeps its IP in its status, which another Pod may have by now.
+  if (status['phase'] === 'Succeeded' || status['phase'] === 'Failed') return undefined;
   const sa =
     typeof spec['serviceAccountName'] === 'string' && spec['serviceAccountName'] !== ''
       ? spec['serviceAccountName']
@@ -71,6 +96,7 @@ export function meshPodOf(o: KubeObject, trustDomain: string): MeshPod | string 
     spiffeId: spiffeIdFor(trustDomain, ns, sa),
     ip,
     inboundPort: port,
+    ready: podReady(o, status),
     labels,
     annotations,
   };
@@ -104,8 +130,19 @@ export function buildWorkloadIndex(
   const problems: string[] = [];
   const services = new Map<string, KubeObject>();
   const sliceRefs = new Map<string, Set<string>>();
+  const namespaceMtls = new Map<string, MtlsMode>();
   for (const so of objects) {
     const o = so.object;
+    if (o.kind === 'Namespace' && o.apiVersion === 'v1') {
+      const raw = o.metadata.annotations?.[ANNOTATIONS.mtlsMode];
+      const mode = parseMtlsMode(raw);
+      if (mode !== undefined) namespaceMtls.set(o.metadata.name, mode);
+      else if (raw !== undefined)
+        problems.push(
+          `Namespace ${o.metadata.name}: metadata.annotations["${ANNOTATIONS.mtlsMode}"] must be STRICT or PERMISSIVE`,
+        );
+      continue;
+    }
     const p = meshPodOf(o, trustDomain);
     if (typeof p === 'string') problems.push(p);
     else if (p !== undefined) pods.push(p);
@@ -139,7 +176,7 @@ export function buildWorkloadIndex(
     }
     if (found.size > 0) backing.set(d.id, [...found.values()]);
   }
-  return { pods, backing, problems };
+  return { pods, backing, namespaceMtls, problems };
 }
 
 /** The pods of one workload identity. */
