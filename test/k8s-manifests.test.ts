@@ -206,7 +206,7 @@ test.skipIf(
   assert.match(out, /envoy-gateway-bootstrap-/);
 });
 
-test('manifests/rbac.yaml: the ClusterRole grants list and watch of every resource the source watches (Pods included)', () => {
+test('manifests/rbac.yaml: the ClusterRole grants list and watch of every watched resource (Pods included)', () => {
   const role = parseAllDocuments(fs.readFileSync('manifests/rbac.yaml', 'utf8'))
     .map(
       (d) => d.toJS() as { kind: string; rules?: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> },

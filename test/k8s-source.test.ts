@@ -346,7 +346,7 @@ test(
   },
 );
 
-test('k8s source: only mesh Pods are listed and watched (server-side selector), with only the fields the mesh reads', async () => {
+test('k8s source: only mesh Pods are listed and watched (label selector), only the fields the mesh reads', async () => {
   const { api, src, changes, stop } = await setup();
   const pod = (name: string, labels: Record<string, string>) => ({
     apiVersion: 'v1',

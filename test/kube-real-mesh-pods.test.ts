@@ -123,7 +123,8 @@ class SidecarView {
     return (la?.endpoints ?? []).flatMap((e) =>
       (e.lbEndpoints ?? []).map(
         (l) =>
-          `${String(l.endpoint.address.socketAddress['address'])}:${String(l.endpoint.address.socketAddress['portValue'])}`,
+          `${String(l.endpoint.address.socketAddress['address'])}:` +
+          `${String(l.endpoint.address.socketAddress['portValue'])}`,
       ),
     );
   }

@@ -59,7 +59,8 @@ http.createServer((req, res) => {
 const EXTERNAL = `import http from 'node:http';
 import net from 'node:net';
 http.createServer((req, res) => res.end('external ' + req.headers.host + ' ' + req.url)).listen(8080, () =>
-  net.createServer((s) => s.on('data', (d) => s.write('echo ' + d))).listen(7000, () => process.stdout.write('ready\\n')));
+  net.createServer((s) => s.on('data', (d) => s.write('echo ' + d)))
+    .listen(7000, () => process.stdout.write('ready\\n')));
 `;
 
 /** A raw TCP client run inside a pod (its app's view): sends one line, prints the first answer. */
@@ -289,7 +290,8 @@ test.skipIf(why !== undefined && process.env.CI !== 'true')(
 );
 
 test.skipIf(why !== undefined && process.env.CI !== 'true')(
-  'mesh in network namespaces: --mesh-outbound-policy registry-only refuses unknown destinations (HTTP 404, TCP closed)',
+  'mesh in network namespaces: --mesh-outbound-policy registry-only refuses unknown destinations ' +
+    '(HTTP 404, TCP closed)',
   { timeout: 300_000 },
   async (t) => {
     assert.equal(why, undefined, `CI=true: ${String(why)}`);

@@ -287,7 +287,8 @@ envoyTest(
     // Namespace's, then STRICT), the way Istio's namespace-wide PeerAuthentication is used for migration.
     const plainB = (p: string) => httpRequest({ port: b.inboundPort, host: 'b.oto.tools', path: p });
     const shopNs = (mode: string) =>
-      `apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, annotations: {otoroshi.io/sidecar-mtls-mode: ${mode}}}\n`;
+      'apiVersion: v1\nkind: Namespace\n' +
+      `metadata: {name: shop, annotations: {otoroshi.io/sidecar-mtls-mode: ${mode}}}\n`;
     await mesh.update({ 'pods.yaml': mesh.podsYaml(), 'ns.yaml': shopNs('PERMISSIVE') });
     assert.equal((await plainB('/public/ns-permissive')).status, 200);
     assert.equal(b.app.seen.at(-1)?.headers['x-oxds-peer-id'], undefined);
