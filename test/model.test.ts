@@ -286,6 +286,16 @@ test('weight 0: warning and the target is dropped', () => {
   );
 });
 
+test('mesh Pods and Namespaces (read by the sidecar plan) get no "outside our scope" notice', () => {
+  const r = build(
+    'apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {otoroshi.io/sidecar: inject}}\n---\n' +
+      'apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n' +
+      'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n',
+  );
+  const notices = r.statuses.flatMap((x) => x.errors.map((e) => `${x.key} ${e.code}`));
+  assert.deepEqual(notices, ['Deployment/default/d OXDS_SKIPPED_KIND']);
+});
+
 test('unknown kind: error on that object only; kinds outside our scope are skipped with a notice', () => {
   const r = build(
     'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: ' +

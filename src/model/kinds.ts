@@ -76,6 +76,14 @@ export const OTOROSHI_UNSERVED_KINDS = [
 const READ_KINDS = ['Ingress', 'IngressClass', 'Service', 'EndpointSlice', 'Secret'];
 
 /**
+ * Kinds the model does not translate but the mesh reads from the same objects (mesh Pods, and
+ * Namespaces for their mTLS mode, docs/mesh.md): no notice for them.
+ */
+export function readByMesh(apiVersion: string, kind: string): boolean {
+  return apiVersion === 'v1' && (kind === 'Pod' || kind === 'Namespace');
+}
+
+/**
  * Why an object of a kind we do not read is left out: a misspelt kind or version of our own group
  * (or a near spelling of a kind we read) is an error; anything else (Deployment,
  * CustomResourceDefinition, Otoroshi's Tenant or Team...) is outside our scope and skipped.

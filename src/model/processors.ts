@@ -32,7 +32,7 @@ import { buildCertificate } from './certificate-crs.js';
 import { buildGlobalConfig } from './global-config.js';
 import { addMeshCertificate } from './mesh-certificate.js';
 import { buildTcpService } from './tcp-service.js';
-import { classify, unservedKind, type Family } from './kinds.js';
+import { classify, readByMesh, unservedKind, type Family } from './kinds.js';
 
 interface Entry {
   so: StoredObject;
@@ -189,6 +189,10 @@ export function checkShapes(b: Build): void {
         obj.metadata.name === ''
       ) {
         e.p.error('OXDS_MISSING_FIELD', 'metadata.name is required', 'metadata.name');
+        e.done = true;
+        return;
+      }
+      if (e.family === undefined && readByMesh(String(obj.apiVersion), String(obj.kind))) {
         e.done = true;
         return;
       }
