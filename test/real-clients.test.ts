@@ -9,6 +9,7 @@ import path from 'node:path';
 import { resolveConfig } from '../src/config.js';
 import { startServer, type RunningServer } from '../src/main.js';
 import type { NodeStatus } from '../src/xds/node-status.js';
+import { descriptorYaml as descriptorDocYaml } from './fixtures/index.js';
 import { startBackends, type Backends } from './helpers/backends.js';
 import { runCCoreBatches, spawnGrpcJsClient, type CallResult, type GrpcJsClient } from './helpers/xds-clients.js';
 
@@ -32,24 +33,16 @@ interface DescriptorOpts {
 }
 
 function descriptorYaml(o: DescriptorOpts): string {
-  const lines = [
-    'apiVersion: proxy.otoroshi.io/v1alpha1',
-    'kind: ServiceDescriptor',
-    'metadata:',
-    `  name: ${o.name}`,
-    '  namespace: default',
-    'spec:',
-    `  hosts: [${(o.hosts ?? [HOST]).map((h) => JSON.stringify(h)).join(', ')}]`,
-    '  forceHttps: false',
-    '  enforceSecureCommunication: false',
-    '  targets:',
-    ...o.targets.flatMap((t) => [`    - url: http://127.0.0.1:${t.port}`, `      weight: ${t.weight ?? 1}`]),
-  ];
-  if (o.matchingHeaders) {
-    lines.push('  matchingHeaders:');
-    for (const [k, v] of Object.entries(o.matchingHeaders)) lines.push(`    ${k}: ${JSON.stringify(v)}`);
-  }
-  return `${lines.join('\n')}\n`;
+  const headers = Object.entries(o.matchingHeaders ?? {}).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`);
+  return descriptorDocYaml({
+    name: o.name,
+    namespace: 'default',
+    hosts: (o.hosts ?? [HOST]).map((h) => JSON.stringify(h)),
+    forceHttps: false,
+    enforceSecureCommunication: false,
+    targets: o.targets.map((t) => ({ url: `http://127.0.0.1:${t.port}`, weight: t.weight ?? 1 })),
+    spec: o.matchingHeaders ? ['matchingHeaders:', ...headers].join('\n') : undefined,
+  });
 }
 
 interface Env {

@@ -4,6 +4,7 @@ import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { buildModel } from '../src/model/build.js';
 import type { StoredObject, KubeObject } from '../src/model/types.js';
+import { descriptorObject } from './fixtures/index.js';
 import { DEFAULT_MESH_CONFIG } from '../src/model/mesh-hosts.js';
 import { buildWorkloadIndex, meshPodOf } from '../src/xds/sidecar/workloads.js';
 import {
@@ -57,13 +58,10 @@ function service(name: string, selector?: Record<string, string>): KubeObject {
     spec: { ...(selector ? { selector } : {}), clusterIP: '10.96.0.1', ports: [{ port: 80 }] },
   };
 }
+// No publicPatterns: these descriptors stay private.
 function descriptor(name: string, svc: string, ns = 'shop'): KubeObject {
-  return {
-    apiVersion: 'proxy.otoroshi.io/v1alpha1',
-    kind: 'ServiceDescriptor',
-    metadata: { name, namespace: ns },
-    spec: { hosts: [`${name}.oto.tools`], forceHttps: false, targets: { serviceName: `shop/${svc}`, servicePort: 80 } },
-  };
+  const targets = { serviceName: `shop/${svc}`, servicePort: 80 };
+  return descriptorObject(name, `${name}.oto.tools`, '', { targets, publicPatterns: undefined }, ns);
 }
 const CA_BUNDLE = { name: 'otoroshi-ca-bundle', validationContext: { trustedCa: { inlineString: 'x' } } };
 

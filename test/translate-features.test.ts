@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { parseYamlFile } from '../src/sources/yaml.js';
 import { buildModel } from '../src/model/build.js';
 import { translate } from '../src/xds/translate.js';
+import { descriptorYaml } from './fixtures/index.js';
 import type { Model } from '../src/model/types.js';
 import type { ProtoObject } from '../proto/loader.js';
 import type { TranslateOutput } from '../src/xds/types.js';
@@ -14,16 +15,17 @@ function model(yaml: string, extra: Partial<Model> = {}): Model {
   return { ...buildModel({ objects: p.objects, loadErrors: p.errors }).model, ...extra };
 }
 
+// `spec`: spec lines, already indented by two spaces.
 function sd(name: string, spec: string, ns = 'default'): string {
-  return `---
-apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: ${name}, namespace: ${ns}, annotations: {otoroshi.io/id: ${name}}}
-spec:
-  hosts: [${name}.example.com]
-  targets: [{url: "http://10.0.0.1:8080"}]
-${spec}
-`;
+  return descriptorYaml({
+    name,
+    namespace: ns,
+    id: name,
+    hosts: [`${name}.example.com`],
+    targets: ['http://10.0.0.1:8080'],
+    spec: spec.replace(/^ {2}/gm, ''),
+    separator: true,
+  });
 }
 
 function routes(out: TranslateOutput, rc: string, vhost: string, node: 'envoy' | 'grpc' = 'envoy'): ProtoObject[] {

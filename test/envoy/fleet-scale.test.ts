@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { envoyTest, eventually, startGateway } from '../helpers/envoy.js';
+import { descriptorYaml } from '../fixtures/index.js';
 import { startHttpBackends, type HttpBackend } from '../helpers/http-backends.js';
 
 const N = 10_200;
@@ -14,15 +15,15 @@ const EDS = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment'
 function descriptors(ports: readonly number[], extra = ''): string {
   const out: string[] = [];
   for (let i = 0; i < N; i++) {
-    out.push(`apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: s${i}, namespace: default}
-spec:
-  hosts: [s${i}.fleet.oto.tools]
-  forceHttps: false
-  publicPatterns: ['/.*']
-  targets: [{url: "http://127.0.0.1:${ports[i % ports.length]}"}]
-${i === N - 1 ? extra : ''}`);
+    const doc = descriptorYaml({
+      name: `s${i}`,
+      namespace: 'default',
+      hosts: [`s${i}.fleet.oto.tools`],
+      forceHttps: false,
+      publicPatterns: ['/.*'],
+      targets: [`http://127.0.0.1:${ports[i % ports.length]}`],
+    });
+    out.push(`${doc}${i === N - 1 ? extra : ''}`);
   }
   return out.join('---\n');
 }

@@ -17,6 +17,7 @@ import { gatewayBootstrapYaml, type GatewayBootstrapOptions } from '../../src/en
 import { resolveConfig, type Config } from '../../src/config.js';
 import { startServer, makeLogger, type RunningServer } from '../../src/main.js';
 import { ENVOY_HOWTO, findEnvoy } from './find-envoy.js';
+import { descriptorYaml as descriptorDocYaml } from '../fixtures/index.js';
 
 export { ENVOY_HOWTO, findEnvoy };
 import type { ServerDeps } from '../../src/main.js';
@@ -422,13 +423,7 @@ export async function startGateway(t: TestContext, bin: string, o: GatewayOption
 
 /** A public ServiceDescriptor document (forceHttps off, every path public); `spec` is YAML indented by the helper. */
 export function descriptorYaml(name: string, spec: string): string {
-  return `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: ${name}, namespace: default}
-spec:
-  forceHttps: false
-  publicPatterns: ['/.*']
-${spec.replace(/^/gm, '  ')}
----
-`;
+  // The fixture's head, then `spec` indented line by line (an empty line too) and a closing `---`.
+  const head = descriptorDocYaml({ name, namespace: 'default', forceHttps: false, publicPatterns: ['/.*'] });
+  return `${head}${spec.replace(/^/gm, '  ')}\n---\n`;
 }

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { CertificateAuthority } from '../../src/ca/ca.js';
+import { apiKeyYaml, descriptorYaml, yamlDocs } from '../fixtures/index.js';
 
 export const MESH_TD = 'cluster.local';
 export const meshSpiffe = (sa: string): string => `spiffe://${MESH_TD}/ns/shop/sa/${sa}`;
@@ -31,29 +32,32 @@ status: {podIP: ${ip}}
 }
 
 export function descriptorB(extra = ''): string {
-  return `apiVersion: v1
+  const service = `apiVersion: v1
 kind: Service
 metadata: {name: b, namespace: shop}
 spec: {selector: {app: b}, clusterIP: 10.96.0.10, ports: [{name: http, port: 80, targetPort: 8080}]}
----
-apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: b, namespace: shop, annotations: {otoroshi.io/id: b-svc}}
-spec:
-  forceHttps: false
-  hosts: [b.oto.tools]
-  publicPatterns: ['/public.*']
-  targets: {serviceName: b, servicePort: 80}
-${extra}---
-apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ApiKey
-metadata: {name: a-key, namespace: shop}
-spec:
-  clientId: a-key-id
-  clientSecret: a-key-secret
-  authorizedEntities: [service_b-svc]
-  dailyQuota: 1000
 `;
+  const descriptor = descriptorYaml({
+    name: 'b',
+    namespace: 'shop',
+    id: 'b-svc',
+    // Spec lines in this order (forceHttps first), as the mesh tests have always written them.
+    spec: [
+      'forceHttps: false',
+      'hosts: [b.oto.tools]',
+      "publicPatterns: ['/public.*']",
+      'targets: {serviceName: b, servicePort: 80}',
+    ].join('\n'),
+  });
+  const key = apiKeyYaml({
+    name: 'a-key',
+    namespace: 'shop',
+    clientId: 'a-key-id',
+    clientSecret: 'a-key-secret',
+    authorizedEntities: ['service_b-svc'],
+    dailyQuota: 1000,
+  });
+  return yamlDocs(service, `${descriptor}${extra}`, key);
 }
 
 export interface MeshPki {
