@@ -10,14 +10,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { applyManifests, realKubeSkip, startRealKube, type RealKube } from './helpers/kube-real.js';
+import { XdsWatcher, applyManifests, realKubeSkip, startRealKube, type RealKube } from './helpers/kube-real.js';
 import { eventually } from './helpers/k8s.js';
-import { AdsClient, TYPE_URLS, decodeAny } from './helpers/ads-client.js';
+import { TYPE_URLS } from './helpers/ads-client.js';
 import { resolveConfig } from '../src/config.js';
 import { startServer, makeLogger, type RunningServer } from '../src/main.js';
 import { SIDECAR_META } from '../src/envoy/bootstrap.js';
 import { SIDECAR_NAMES, meshClusterName } from '../src/xds/sidecar/plan.js';
-import type { DiscoveryResponse } from '../src/xds/server/messages.js';
 
 const skip = realKubeSkip();
 const NS = 'otoroshi-xds';
@@ -66,15 +65,11 @@ afterAll(async () => {
 type Json = Record<string, unknown>;
 
 /** What one sidecar node receives over SotW (latest listeners, clusters and its route tables), acked. */
-class SidecarView {
-  private readonly client: AdsClient;
-  private readonly latest = new Map<string, Json[]>();
-  private closed = false;
-  private readonly routes = [SIDECAR_NAMES.inbound, SIDECAR_NAMES.outbound];
-
+class SidecarView extends XdsWatcher {
   constructor(port: number, sa: string) {
-    this.client = new AdsClient(port, {
-      node: {
+    super(
+      port,
+      {
         id: `sidecar-${sa}`,
         metadata: {
           [SIDECAR_META.role]: 'sidecar',
@@ -83,28 +78,8 @@ class SidecarView {
           [SIDECAR_META.inboundPort]: String(INBOUND),
         },
       },
-    });
-    this.client.request(TYPE_URLS.listener);
-    this.client.request(TYPE_URLS.cluster);
-    this.client.request(TYPE_URLS.route, this.routes);
-    void this.loop();
-  }
-
-  private async loop(): Promise<void> {
-    while (!this.closed) {
-      let r: DiscoveryResponse;
-      try {
-        r = await this.client.nextSotw(3_600_000);
-      } catch {
-        return;
-      }
-      this.latest.set(r.typeUrl, r.resources.map(decodeAny));
-      this.client.ack(r, r.typeUrl === TYPE_URLS.route ? this.routes : []);
-    }
-  }
-
-  of(typeUrl: string, name: string): Json | undefined {
-    return this.latest.get(typeUrl)?.find((x) => x['name'] === name);
+      [SIDECAR_NAMES.inbound, SIDECAR_NAMES.outbound],
+    );
   }
 
   /** The domains of the inbound route table's virtual hosts. */
@@ -134,11 +109,6 @@ class SidecarView {
     const l = this.of(TYPE_URLS.listener, SIDECAR_NAMES.inbound);
     if (l === undefined) return undefined;
     return l['defaultFilterChain'] !== undefined ? 'PERMISSIVE' : 'STRICT';
-  }
-
-  close(): void {
-    this.closed = true;
-    this.client.close();
   }
 }
 

@@ -386,20 +386,25 @@ export function forbiddenLines(log: string): string[] {
 
 /**
  * What a replica serves, seen as an Envoy would: a SotW ADS stream (LDS + CDS wildcard, RDS for
- * the two route configurations, EDS for every EDS cluster), every response ACKed. `text()` is the
- * JSON of the latest resources of every type.
+ * `routeNames` — by default the gateway's two route configurations —, EDS for every EDS cluster),
+ * every response ACKed. `text()` is the JSON of the latest resources of every type.
  */
 export class XdsWatcher {
   private readonly client: AdsClient;
-  private readonly latest = new Map<string, unknown[]>();
+  private readonly latest = new Map<string, Record<string, unknown>[]>();
   private edsNames: string[] = [];
   private closed = false;
 
-  constructor(port: number, nodeId: string) {
-    this.client = new AdsClient(port, { node: { id: nodeId, cluster: 'kube-test' } });
+  constructor(
+    port: number,
+    node: string | { id: string; metadata: Record<string, string> },
+    private readonly routeNames: readonly string[] = [HTTP_ROUTE_CONFIG_NAME, HTTPS_ROUTE_CONFIG_NAME],
+  ) {
+    const n = typeof node === 'string' ? { id: node, cluster: 'kube-test' } : node;
+    this.client = new AdsClient(port, { node: n });
     this.client.request(TYPE_URLS.listener);
     this.client.request(TYPE_URLS.cluster);
-    this.client.request(TYPE_URLS.route, [HTTP_ROUTE_CONFIG_NAME, HTTPS_ROUTE_CONFIG_NAME]);
+    this.client.request(TYPE_URLS.route, [...routeNames]);
     void this.loop();
   }
 
@@ -413,7 +418,7 @@ export class XdsWatcher {
       }
       const objects = r.resources.map(decodeAny);
       this.latest.set(r.typeUrl, objects);
-      if (r.typeUrl === TYPE_URLS.route) this.client.ack(r, [HTTP_ROUTE_CONFIG_NAME, HTTPS_ROUTE_CONFIG_NAME]);
+      if (r.typeUrl === TYPE_URLS.route) this.client.ack(r, [...this.routeNames]);
       else if (r.typeUrl === TYPE_URLS.endpoint) this.client.ack(r, this.edsNames);
       else this.client.ack(r);
       if (r.typeUrl === TYPE_URLS.cluster) {
@@ -431,6 +436,11 @@ export class XdsWatcher {
 
   text(): string {
     return JSON.stringify([...this.latest.entries()]);
+  }
+
+  /** The latest resource of `typeUrl` named `name`. */
+  of(typeUrl: string, name: string): Record<string, unknown> | undefined {
+    return this.latest.get(typeUrl)?.find((x) => x['name'] === name);
   }
 
   close(): void {
