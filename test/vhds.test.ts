@@ -11,7 +11,8 @@ import { DEFAULT_TRANSLATE_OPTIONS } from '../src/xds/types.js';
 import { translate } from '../src/xds/translate.js';
 import { buildSnapshot } from '../src/xds/snapshot.js';
 import { validateResource } from '../src/xds/validate.js';
-import { resolveAlias, TYPE_URLS_VHOST, vhdsView } from '../src/xds/vhds.js';
+import { resolveAlias, vhdsView } from '../src/xds/vhds.js';
+import { TYPE_URL } from '../proto/type-urls.js';
 import { VhdsSubscription } from '../src/xds/server/vhds.js';
 import { descriptorModel, ipTarget, model } from './fixtures/index.js';
 
@@ -46,10 +47,10 @@ test('vhdsView: shells with vhds and no virtual hosts; one valid VirtualHost per
   const inline = (rc.object['virtualHosts'] as { name: string; domains: string[] }[]).length;
   assert.equal(view.vhosts.size, inline);
   for (const [name, vh] of view.vhosts) {
-    const obj = decodeToObject(TYPE_URLS_VHOST, vh.bytes) as { name: string; domains: string[] };
+    const obj = decodeToObject(TYPE_URL.VirtualHost, vh.bytes) as { name: string; domains: string[] };
     assert.equal(name, `oxds-http/${obj.domains[0]}`);
     assert.equal(obj.name, name, 'VirtualHost.name is the resource name (Envoy removes by it)');
-    const r = validateResource(TYPE_URLS_VHOST, obj);
+    const r = validateResource(TYPE_URL.VirtualHost, obj);
     assert.equal(r.ok, true, JSON.stringify(r));
     if (r.ok) assert.deepEqual(Buffer.from(r.bytes), Buffer.from(vh.bytes), 'spliced bytes = encoding');
   }
@@ -125,7 +126,10 @@ test('golden: the VHDS split of three hosts (shell + virtual hosts, decoded): te
   const view = vhdsView(snap, true);
   const doc = {
     routes: [...view.routes.values()].map((r) => decodeToObject(TYPE_URLS.route, r.bytes)),
-    vhosts: [...view.vhosts.values()].map((v) => ({ version: v.version, ...decodeToObject(TYPE_URLS_VHOST, v.bytes) })),
+    vhosts: [...view.vhosts.values()].map((v) => ({
+      version: v.version,
+      ...decodeToObject(TYPE_URL.VirtualHost, v.bytes),
+    })),
   };
   const text = YAML.stringify(JSON.parse(JSON.stringify(doc)), { lineWidth: 0 });
   const file = path.join(root, 'testdata', 'vhds', 'split.yaml');

@@ -9,7 +9,7 @@
 // their `name` field is replaced), so nothing is encoded or validated twice; the shells are
 // validated (they are new messages).
 import type { ProtoObject } from '../../proto/loader.js';
-import { TYPE_URLS } from '../../proto/loader.js';
+import { TYPE_URL, TYPE_URLS } from '../../proto/type-urls.js';
 import {
   lenFieldSize,
   stringFieldSize,
@@ -182,13 +182,29 @@ export function resolveAlias(view: VhdsView, alias: string): string | undefined 
 }
 
 /** Size of a Delta `Resource` entry's own fields (name, version, aliases) and its Any. */
+/** Entries without aliases are the same bytes for every stream: encoded once per resource. */
+const PLAIN_ENTRIES = new WeakMap<VhdsResource, Buffer>();
+
 export function vhdsEntry(
   r: VhdsResource | undefined,
   name: string,
   version: string,
   aliases: readonly string[],
 ): Buffer {
-  const url = TYPE_URLS_VHOST;
+  if (r === undefined || aliases.length > 0 || name !== r.name || version !== r.version)
+    return encodeVhdsEntry(r, name, version, aliases);
+  let b = PLAIN_ENTRIES.get(r);
+  if (b === undefined) PLAIN_ENTRIES.set(r, (b = encodeVhdsEntry(r, name, version, aliases)));
+  return b;
+}
+
+function encodeVhdsEntry(
+  r: VhdsResource | undefined,
+  name: string,
+  version: string,
+  aliases: readonly string[],
+): Buffer {
+  const url = TYPE_URL.VirtualHost;
   const any = r ? stringFieldSize(1, url) + lenFieldSize(2, r.bytes.length) : 0;
   let res = stringFieldSize(3, name) + stringFieldSize(1, version) + (r ? lenFieldSize(2, any) : 0);
   for (const a of aliases) res += stringFieldSize(4, a);
@@ -197,5 +213,3 @@ export function vhdsEntry(
   for (const a of aliases) w.string(4, a);
   return w.finish();
 }
-
-export const TYPE_URLS_VHOST = 'type.googleapis.com/envoy.config.route.v3.VirtualHost';

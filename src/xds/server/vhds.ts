@@ -8,9 +8,10 @@
 // their virtual host keeps being updated, and an unknown host that appears later is sent.
 import { deltaMessage } from './encode.js';
 import type { VhdsResource, VhdsView } from '../types.js';
-import { resolveAlias, TYPE_URLS_VHOST, vhdsEntry } from '../vhds.js';
+import { TYPE_URL } from '../../../proto/type-urls.js';
+import { resolveAlias, vhdsEntry } from '../vhds.js';
 
-export const VHOST_TYPE_URL = TYPE_URLS_VHOST;
+export const VHOST_TYPE_URL = TYPE_URL.VirtualHost;
 
 /** One entry to send: a virtual host (or nothing: unknown alias) under a name, with the aliases it answers. */
 interface Outgoing {
