@@ -61,6 +61,18 @@ async function serverWith(
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Checks per phase the assertions need. */
+const PHASE = 20;
+
+/** Polls `cond` until it holds (a generous bound: only a broken server reaches it). */
+async function until(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await sleep(20);
+  }
+}
+
 async function scenario(failMode: 'open' | 'closed'): Promise<void> {
   let unhandled = 0;
   const onUnhandled = (): void => {
@@ -71,26 +83,35 @@ async function scenario(failMode: 'open' | 'closed'): Promise<void> {
   const { server } = await serverWith(redis.url, failMode);
   try {
     const l = checkLoad([server.authzPort], 4, REQ);
-    await sleep(600);
+    const s = l.samples;
+    // Each phase lasts until it has enough answered Checks (conditions, not durations: a loaded
+    // machine only makes the phases longer).
+    const answered = (from: number): number => s.filter((x) => x.start > from).length;
+    await until('Checks answered before the kill', () => answered(0) > 2 * PHASE);
     const killedAt = Date.now();
     redis.kill();
-    await sleep(1500);
+    await until('Checks answered during the outage', () => answered(killedAt + 300) > 2 * PHASE);
     const restartAt = Date.now();
     await redis.restart();
-    // ioredis reconnects with a back-off of at most 1 s.
-    await sleep(2500);
+    // Recovered once the quota store writes its counters into the restarted (empty) Redis.
+    const probe = new Redis(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+    try {
+      await probe.connect();
+      await until('counters written to the restarted Redis', async () => (await probe.dbsize()) > 0);
+    } finally {
+      probe.disconnect();
+    }
     const recoveredBy = Date.now();
-    await sleep(500);
+    await until('Checks answered after the recovery', () => answered(recoveredBy) > PHASE);
     await l.stop();
 
-    const s = l.samples;
     const errors = s.filter((x) => x.status === -1);
     assert.deepEqual(errors.slice(0, 3), [], 'every Check is answered with a CheckResponse (no gRPC error)');
     const before = s.filter((x) => x.end < killedAt);
     const outage = s.filter((x) => x.start > killedAt + 300 && x.end < restartAt);
     const after = s.filter((x) => x.start > recoveredBy);
     assert.ok(
-      before.length > 20 && outage.length > 20 && after.length > 20,
+      before.length > PHASE && outage.length > PHASE && after.length > PHASE,
       `enough load in each phase: ${before.length}/${outage.length}/${after.length}`,
     );
     assert.deepEqual(
