@@ -317,7 +317,7 @@ function h2load(
 }
 
 /** CPU time (user + system) of process `pid` so far, µs (clock ticks of /proc/<pid>/stat). */
-function cpuUs(pid: number): number {
+export function cpuUs(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields 14 and 15 of stat(5) (utime, stime) are the 12th and 13th after the command name

@@ -2,8 +2,9 @@
 //   BENCH_FLEET_RSS_SIZES=1000,10000  descriptors for the RSS probe (one Envoy with full stats, one trimmed)
 //   BENCH_FLEET_N=1000                descriptors of the fleet run
 //   BENCH_FLEET_ENVOYS=100            Envoys of the fleet run (started BENCH_FLEET_BATCH at a time)
-//   BENCH_FLEET_MODES=sotw,delta      ADS flavours (the whole fleet restarts per flavour); `vhds`: Delta with
-//                                     --route-discovery vhds (virtual hosts as VHDS resources)
+//   BENCH_FLEET_MODES=sotw,delta,vhds ADS flavours (the whole fleet restarts per flavour): `delta` is Delta with
+//                                     --route-discovery rds (whole route tables), `vhds` Delta with the default
+//                                     VHDS (virtual hosts as their own resources)
 //   BENCH_FLEET_ONDEMAND_HOSTS=200    fresh hosts for the first-request latency probe (on demand vs eager)
 //   BENCH_FLEET_STATS=trim|all        Envoy stats: `trim` keeps only the xDS/NACK counters (less RSS)
 //   BENCH_SKIP=rss,fleet,floor,ondemand
@@ -21,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import { cpuUs } from './authz.js';
 import { envInt, envList, stats } from './gen.js';
 import { next } from './ipc.js';
 import { eventually, EnvoyProcess } from '../test/helpers/envoy.js';
@@ -34,7 +36,7 @@ const RSS_SIZES = envList('BENCH_FLEET_RSS_SIZES', [1000, 10_000]);
 const N = envInt('BENCH_FLEET_N', 1000);
 const ENVOYS = envInt('BENCH_FLEET_ENVOYS', 100);
 const BATCH = envInt('BENCH_FLEET_BATCH', 10);
-const MODES = (process.env['BENCH_FLEET_MODES'] ?? 'sotw,delta').split(',').filter(Boolean);
+const MODES = (process.env['BENCH_FLEET_MODES'] ?? 'sotw,delta,vhds').split(',').filter(Boolean);
 const STATS = process.env['BENCH_FLEET_STATS'] ?? 'trim';
 const ONDEMAND_HOSTS = envInt('BENCH_FLEET_ONDEMAND_HOSTS', 200);
 const SKIP = new Set((process.env['BENCH_SKIP'] ?? '').split(',').filter(Boolean));
@@ -290,6 +292,9 @@ interface ChangeRow {
   serverBuildMs: number;
   /** Rebuilds the file write caused (1 unless the watcher saw it twice). */
   serverBuilds: number;
+  /** CPU ms from the file write until every Envoy served it: all Envoys together, and the server. */
+  envoysCpuMs: number;
+  serverCpuMs: number;
   /** xDS responses the change caused, by type (all Envoys). */
   responses: Record<string, number>;
   bytesPerEnvoy: Record<string, number>;
@@ -336,6 +341,7 @@ async function measureChange(
   const b0 = await pushBytes(server);
   const p0 = await pushBytes(server, 'oxds_xds_pushes_total');
   const loadAt = load();
+  const cpu0 = fleetCpu(r);
   const tw = performance.now();
   writeAtomically(file, configYaml(N, be, cfg));
   const times = await untilEveryEnvoy(
@@ -346,6 +352,7 @@ async function measureChange(
       : async (g) => (await get(g, EDS_CHANGED, '/x')).body === 'moved',
     change,
   );
+  const cpu1 = fleetCpu(r);
   // Everything the change caused has been written once every Envoy serves it and ACKed.
   await eventually(
     'the rebuild counted',
@@ -362,6 +369,8 @@ async function measureChange(
     latency: stats(times),
     serverBuildMs: health.lastBuildMs,
     serverBuilds: health.builds - builds,
+    envoysCpuMs: (cpu1.envoys - cpu0.envoys) / 1000,
+    serverCpuMs: (cpu1.server - cpu0.server) / 1000,
     responses: pushes,
     bytesPerEnvoy: perEnvoy,
     bytesPerEnvoyTotal: Object.values(perEnvoy).reduce((a, b) => a + b, 0),
@@ -371,10 +380,19 @@ async function measureChange(
     `  ${flavour} ${change}: every Envoy serves it ${row.latency.max.toFixed(0)} ms after the file write ` +
       `(first ${row.latency.min.toFixed(0)}, p50 ${row.latency.p50.toFixed(0)}; ` +
       `server rebuild ${row.serverBuildMs} ms, ${row.serverBuilds} build(s)); ` +
+      `CPU until then: Envoys ${row.envoysCpuMs.toFixed(0)} ms (${(row.envoysCpuMs / ENVOYS).toFixed(1)} per Envoy), ` +
+      `server ${row.serverCpuMs.toFixed(0)} ms; ` +
       `${(row.bytesPerEnvoyTotal / 1024).toFixed(1)} KiB per Envoy ${JSON.stringify(perEnvoy)}, ` +
       `responses ${JSON.stringify(pushes)}; load ${loadAt}`,
   );
   return row;
+}
+
+/** CPU µs so far of every Envoy of the run together, and of the server (polls included: 1 request per poll). */
+function fleetCpu(r: FleetRun): { envoys: number; server: number } {
+  let envoys = 0;
+  for (const g of r.fleet) envoys += cpuUs(g.envoy.child.pid!);
+  return { envoys, server: cpuUs(r.server.child.pid!) };
 }
 
 async function fleetRun(bin: string, flavour: string): Promise<unknown> {
@@ -383,7 +401,8 @@ async function fleetRun(bin: string, flavour: string): Promise<unknown> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-fleet-'));
   const file = path.join(dir, 'd.yaml');
   fs.writeFileSync(file, configYaml(N, be));
-  const server = await startServer(dir, flavour === 'vhds' ? ['--route-discovery', 'vhds'] : []);
+  // `delta` is Delta with the whole route table over RDS (the shape before VHDS), `vhds` the default.
+  const server = await startServer(dir, flavour === 'delta' ? ['--route-discovery', 'rds'] : []);
   const fleet: Gw[] = [];
   try {
     const t0 = performance.now();
