@@ -1,4 +1,6 @@
 // In-memory ServiceDescriptor generator for the benchmarks (no files, no YAML parsing).
+import fs from 'node:fs';
+import path from 'node:path';
 import type { ConfigView, StoredObject } from '../src/model/types.js';
 
 export const BENCH_NS = 'bench';
@@ -107,4 +109,35 @@ export function stats(values: readonly number[]): {
     min: s[0] ?? NaN,
     mean,
   };
+}
+
+/** Limits of one generated config file: well under the server's 2 MiB `--max-config-file-bytes` default. */
+export const DOCS_PER_FILE = 1000;
+export const BYTES_PER_FILE = 1 << 20;
+
+/**
+ * Writes `docs` (YAML documents) as `prefix-0.yaml`, `prefix-1.yaml`... of at most `DOCS_PER_FILE` documents and
+ * `BYTES_PER_FILE` bytes each (a larger file is refused by the server, and a bench would silently measure an
+ * empty server). Returns the file names.
+ */
+export function writeDocFiles(dir: string, prefix: string, docs: readonly string[]): string[] {
+  const names: string[] = [];
+  let chunk: string[] = [];
+  let bytes = 0;
+  const flush = (): void => {
+    if (chunk.length === 0) return;
+    const name = `${prefix}-${names.length}.yaml`;
+    fs.writeFileSync(path.join(dir, name), chunk.join('\n---\n'));
+    names.push(name);
+    chunk = [];
+    bytes = 0;
+  };
+  for (const d of docs) {
+    const n = Buffer.byteLength(d) + 5;
+    if (chunk.length >= DOCS_PER_FILE || bytes + n > BYTES_PER_FILE) flush();
+    chunk.push(d);
+    bytes += n;
+  }
+  flush();
+  return names;
 }

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { envInt } from './gen.js';
+import { envInt, writeDocFiles } from './gen.js';
 import YAML from 'yaml';
 import { eventually, EnvoyProcess, nodeConverged, testConfig, TEST_GATEWAY_TOKEN } from '../test/helpers/envoy.js';
 import { checkClient, callCheck, checkRequest } from '../test/helpers/check-client.js';
@@ -33,7 +33,8 @@ const N = envInt('BENCH_LOOP_N', 10_000);
 const REBUILDS = envInt('BENCH_LOOP_REBUILDS', 3);
 const ENVOY_TIMEOUT_S = envInt('BENCH_LOOP_ENVOY', 0);
 
-function yamlOf(n: number, gen: number): string {
+/** The descriptors, one YAML document each (written as files of at most 1,000). */
+function yamlOf(n: number, gen: number): string[] {
   const out: string[] = [];
   for (let i = 0; i < n; i++)
     out.push(`apiVersion: proxy.otoroshi.io/v1alpha1
@@ -45,11 +46,11 @@ spec:
   publicPatterns: ['/.*']
   targets: [{url: "http://127.0.0.1:${10_000 + (i % 1000)}"}, {url: "http://127.0.0.2:${10_000 + (i % 1000)}"}]
 ${i === n - 1 && gen > 0 ? `  matchingRoot: /v${gen}\n` : ''}`);
-  return out.join('---\n');
+  return out;
 }
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-loop-'));
-fs.writeFileSync(path.join(dir, 'd.yaml'), yamlOf(N, 0));
+writeDocFiles(dir, 'd', yamlOf(N, 0));
 const h = monitorEventLoopDelay({ resolution: 10 });
 const ms = (ns: number): number => Math.round(ns / 1e6);
 const load = (): string =>
@@ -136,6 +137,9 @@ console.log(`== event-loop blocks, ${N} descriptors, node ${process.version}, se
 await measure('cold start (startServer: parse, build, publish)', async () => {
   server = await startServer(config, makeLogger('silent'));
 });
+// A refused config file would leave an empty server: fail instead of measuring it.
+const clusters = server!.cache.get('envoy')?.resources.cluster.size ?? 0;
+if (clusters < N) throw new Error(`first snapshot has ${clusters} clusters, expected at least ${N}`);
 let envoy: EnvoyProcess | undefined;
 const found = findEnvoy();
 const streams = (): number[] =>
@@ -170,7 +174,7 @@ for (let g = 1; g <= REBUILDS; g++) {
   await measure(
     `rebuild ${g} (one descriptor's path changed)`,
     async () => {
-      fs.writeFileSync(path.join(dir, 'd.yaml'), yamlOf(N, g));
+      writeDocFiles(dir, 'd', yamlOf(N, g));
       await server!.rebuildNow();
     },
     server!.authzPort,

@@ -22,7 +22,7 @@ import http2 from 'node:http2';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { envInt, envList, sharedNow, stats } from './gen.js';
+import { envInt, envList, sharedNow, stats, writeDocFiles } from './gen.js';
 import { next, type Msg } from './ipc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -66,13 +66,12 @@ metadata: {name: key-${i}, namespace: scale}
 spec: {clientId: key-${i}, clientSecret: secret-${i}, authorizedEntities: [service_svc-${i % 1000}], dailyQuota: 100000}
 `;
 }
-function secretDocs(n: number): string {
+function secretDocs(n: number): string[] {
   const base = FIXTURE_TLS();
   return Array.from({ length: n }, (_x, i) =>
     base.replace(/name: web-tls/, `name: tls-${i}`).replace(/namespace: default/, 'namespace: scale'),
-  ).join('\n---\n');
+  );
 }
-const join = (docs: string[]): string => docs.join('---\n');
 
 // ------------------------------------------------------------------------------- server role
 
@@ -359,20 +358,32 @@ async function coldStart(nDesc: number, nKeys: number, nSecrets: number): Promis
     const base = await next(s, 'ready', 120_000, 'baseline server');
     const baseStats = await ask(s, { cmd: 'stats' }, 'stats');
     await stop(s);
-    fs.writeFileSync(
-      path.join(dir, 'descriptors.yaml'),
-      join(Array.from({ length: nDesc }, (_x, i) => descriptorDoc(i + 1))),
-    );
-    fs.writeFileSync(path.join(dir, 'apikeys.yaml'), join(Array.from({ length: nKeys }, (_x, i) => apikeyDoc(i))));
-    if (nSecrets > 0) fs.writeFileSync(path.join(dir, 'secrets.yaml'), secretDocs(nSecrets));
+    const files = [
+      ...writeDocFiles(
+        dir,
+        'descriptors',
+        Array.from({ length: nDesc }, (_x, i) => descriptorDoc(i + 1)),
+      ),
+      ...writeDocFiles(
+        dir,
+        'apikeys',
+        Array.from({ length: nKeys }, (_x, i) => apikeyDoc(i)),
+      ),
+      ...writeDocFiles(dir, 'secrets', secretDocs(nSecrets)),
+    ];
     const bytes = fs.readdirSync(dir).reduce((n, f2) => n + fs.statSync(path.join(dir, f2)).size, 0);
     s = spawnRole('server', [dir], true);
     const ready = await next(s, 'ready', 600_000, 'cold start');
+    // A refused file (too large, bad YAML) would leave a server with nothing loaded: fail, don't measure it.
+    const clusters = (ready.counts as Record<string, number>)['cluster'] ?? 0;
+    if (clusters < nDesc) {
+      await stop(s);
+      throw new Error(`first snapshot has ${clusters} clusters, expected at least ${nDesc}`);
+    }
     const loaded = await ask(s, { cmd: 'stats' }, 'stats');
     // Delete everything but the small file, wait for the publication, GC.
     const published = next(s, 'published', 120_000, 'publication after delete');
-    for (const f2 of ['descriptors.yaml', 'apikeys.yaml', 'secrets.yaml'])
-      fs.rmSync(path.join(dir, f2), { force: true });
+    for (const f2 of files) fs.rmSync(path.join(dir, f2), { force: true });
     const pub = await published;
     // Removed clusters are still served for --cluster-grace-ms (10 s, make-before-break): wait for
     // the rebuild that retires them before measuring.
@@ -410,9 +421,10 @@ interface StreamsEnv {
 async function withStreams(n: number, nDesc: number, procs: number): Promise<StreamsEnv> {
   const { root, dir } = tmpRoot();
   fs.writeFileSync(path.join(dir, 'hot.yaml'), descriptorDoc(0));
-  fs.writeFileSync(
-    path.join(dir, 'rest.yaml'),
-    join(Array.from({ length: nDesc - 1 }, (_x, i) => descriptorDoc(i + 1))),
+  writeDocFiles(
+    dir,
+    'rest',
+    Array.from({ length: nDesc - 1 }, (_x, i) => descriptorDoc(i + 1)),
   );
   const server = spawnRole('server', [dir], true);
   const ready = await next(server, 'ready', 300_000, 'server');

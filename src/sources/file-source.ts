@@ -6,7 +6,12 @@ import { watch, type FSWatcher } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import type { ConfigError, ConfigView, StoredObject } from '../model/types.js';
 import { listConfigFiles, DEFAULT_LIMITS, type ConfigLimits } from './config-files.js';
-import { YamlParser } from './yaml-worker.js';
+import { YamlParser, type Parsed } from './yaml-worker.js';
+
+/** Files read and parsed ahead of the one being taken in. */
+const PARSE_AHEAD = 3;
+/** A scan that parsed at least this many bytes stops the parser worker (the next parse starts a new one). */
+const RELEASE_PARSER_BYTES = 4 << 20;
 
 interface FileEntry {
   mtimeMs: number;
@@ -80,33 +85,59 @@ export class FileSource extends EventEmitter {
         changed = true;
       }
     }
-    for (const st of listing.files) {
-      const name = st.rel;
-      const full = st.abs;
-      const prev = this.files.get(name);
-      if (prev && prev.mtimeMs === st.mtimeMs && prev.size === st.size) continue;
-      let text: string;
-      try {
-        text = await fs.readFile(full, 'utf8');
-      } catch {
-        continue;
-      }
-      const parsed = await this.parser.parse(name, text);
-      const hardYamlError = parsed.errors.some((e) => e.code === 'OXDS_YAML_PARSE');
-      // A file that does not parse keeps its last good objects.
-      const objects = hardYamlError && prev ? prev.objects : parsed.objects;
-      for (const o of objects) {
-        let s = this.firstSeen.get(o.key);
-        if (s === undefined) {
-          s = ++this.seq;
-          this.firstSeen.set(o.key, s);
-        }
-        o.origin.seq = s;
-      }
-      this.files.set(name, { mtimeMs: st.mtimeMs, size: st.size, objects, errors: parsed.errors });
+    const todo = listing.files.filter((st) => {
+      const prev = this.files.get(st.rel);
+      return !(prev && prev.mtimeMs === st.mtimeMs && prev.size === st.size);
+    });
+    // Reads and parses run PARSE_AHEAD files ahead of the file being applied: the parser works on
+    // the next files while this thread reads and takes in the last ones (bounded: each file ≤ the size limit).
+    const inFlight: Promise<Parsed | undefined>[] = [];
+    const startAt = (i: number): void => {
+      const st = todo[i];
+      if (st !== undefined) inFlight[i] = this.readAndParse(st.rel, st.abs);
+    };
+    for (let i = 0; i < PARSE_AHEAD; i++) startAt(i);
+    for (let i = 0; i < todo.length; i++) {
+      const st = todo[i] as (typeof todo)[number];
+      const parsed = await inFlight[i];
+      delete inFlight[i];
+      startAt(i + PARSE_AHEAD);
+      if (parsed === undefined) continue;
+      this.apply(st.rel, st, parsed);
       changed = true;
     }
+    // After a large load the worker's heap (the parse garbage of every file) would stay resident
+    // through the model build and translate that follow, the peak of the process: let it go.
+    if (todo.reduce((n, st) => n + st.size, 0) >= RELEASE_PARSER_BYTES) await this.parser.close();
     return changed;
+  }
+
+  /** A file's text parsed by the worker; undefined when it cannot be read (gone since the listing). */
+  private async readAndParse(name: string, full: string): Promise<Parsed | undefined> {
+    let text: string;
+    try {
+      text = await fs.readFile(full, 'utf8');
+    } catch {
+      return undefined;
+    }
+    return this.parser.parse(name, text);
+  }
+
+  /** Takes in a parsed file (in listing order, so first-seen sequence numbers stay deterministic). */
+  private apply(name: string, st: { mtimeMs: number; size: number }, parsed: Parsed): void {
+    const prev = this.files.get(name);
+    const hardYamlError = parsed.errors.some((e) => e.code === 'OXDS_YAML_PARSE');
+    // A file that does not parse keeps its last good objects.
+    const objects = hardYamlError && prev ? prev.objects : parsed.objects;
+    for (const o of objects) {
+      let s = this.firstSeen.get(o.key);
+      if (s === undefined) {
+        s = ++this.seq;
+        this.firstSeen.set(o.key, s);
+      }
+      o.origin.seq = s;
+    }
+    this.files.set(name, { mtimeMs: st.mtimeMs, size: st.size, objects, errors: parsed.errors });
   }
 
   view(): ConfigView {

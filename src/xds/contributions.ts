@@ -32,13 +32,30 @@ function validateContribution(cache: TranslateCache, c: Contribution, memo: Desc
   return null;
 }
 
-/** The memo of a descriptor: its contribution and verdict, recomputed only when its content changed. */
-export function memoFor(cache: TranslateCache, d: Descriptor, authz: boolean, ctx: TranslateCtx): DescriptorMemo {
-  const json = `${JSON.stringify(d)}\u0000${JSON.stringify(ctx)}`;
+/** Whether `m` was computed from the same content as `d` (same object, or equal JSON: checked on a miss only). */
+function sameDescriptor(m: DescriptorMemo, d: Descriptor): boolean {
+  if (m.d === d) return true;
+  m.json ??= JSON.stringify(m.d);
+  if (m.json !== JSON.stringify(d)) return false;
+  m.d = d;
+  return true;
+}
+
+/**
+ * The memo of a descriptor: its contribution and verdict, recomputed only when its content changed.
+ * `ctxJson` is `JSON.stringify(ctx)`, computed once per translate by the caller.
+ */
+export function memoFor(
+  cache: TranslateCache,
+  d: Descriptor,
+  authz: boolean,
+  ctx: TranslateCtx,
+  ctxJson: string,
+): DescriptorMemo {
   const key = `${d.id}\u0000${d.sourceKey}${authz ? '\u0000authz' : ''}`;
   let m = cache.descriptors.get(key);
-  if (!m || m.json !== json) {
-    m = { used: cache.generation, json, c: contribution(d, authz, ctx), problem: null, routes: new Map() };
+  if (!m || m.ctxJson !== ctxJson || !sameDescriptor(m, d)) {
+    m = { used: cache.generation, d, ctxJson, c: contribution(d, authz, ctx), problem: null, routes: new Map() };
     m.problem = validateContribution(cache, m.c, m);
     cache.descriptors.set(key, m);
   }

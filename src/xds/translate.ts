@@ -66,10 +66,11 @@ function emptyRole(role: RolePlan['role']): RolePlan {
 /** The served descriptors' contributions (memoised); descriptors with a problem are reported and left out. */
 function contributions(w: Work, model: Model): Map<Contribution, DescriptorMemo> {
   const memos = new Map<Contribution, DescriptorMemo>();
+  const ctxJson = JSON.stringify(w.ctx);
   for (const s of servedDescriptors(model, descriptorProblem)) {
     w.errors.push(...s.errors);
     if (s.served === undefined) continue;
-    const m = memoFor(w.cache, s.served, w.authz, w.ctx);
+    const m = memoFor(w.cache, s.served, w.authz, w.ctx, ctxJson);
     if (m.problem) w.errors.push({ ...m.problem });
     else memos.set(m.c, m);
   }

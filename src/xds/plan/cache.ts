@@ -1,10 +1,10 @@
-// What one translate remembers for the next: everything keyed by content (a descriptor's JSON, a
+// What one translate remembers for the next: everything keyed by content (a descriptor, by identity or JSON; a
 // virtual host's candidates or routes by identity, a name), so a hit returns exactly what a miss
 // would compute and translate stays a function of its input. The caller owns the cache (the
 // pipeline keeps one for the life of the process); entries the last translate did not use are
 // dropped at its end, so it is bounded by the size of the last input.
 import type { ProtoObject } from '../../../proto/loader.js';
-import type { ConfigError } from '../../model/types.js';
+import type { ConfigError, Descriptor } from '../../model/types.js';
 import type { ValidationIssue } from '../validate.js';
 import type { Contribution } from './contribution.js';
 import type { Entry } from './order.js';
@@ -21,7 +21,11 @@ export interface RouteRec {
 export type RouteSlot = RouteRec[] | { issue: ValidationIssue } | null;
 
 export interface DescriptorMemo extends Used {
-  json: string;
+  /** The descriptor it was computed from (never mutated: models are immutable) and the context's JSON. */
+  d: Descriptor;
+  ctxJson: string;
+  /** The descriptor's JSON, computed on the first miss by identity (a cold translate never needs it). */
+  json?: string;
   c: Contribution;
   /** The first context-free problem of the descriptor (its own route configurations, clusters, endpoints). */
   problem: ConfigError | null;
