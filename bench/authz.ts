@@ -28,6 +28,8 @@ import { encodeAllow } from '../src/authz/check-codec.js';
 import { createQuotaStore } from '../src/authz/quota/index.js';
 import { lookupType, TO_OBJECT_OPTIONS } from '../proto/loader.js';
 import type { QuotaStore } from '../src/authz/types.js';
+import { Audit, auditAuthzHooks, combineAuthzHooks } from '../src/audit.js';
+import { createMetrics } from '../src/metrics.js';
 
 const DESCRIPTORS = 50;
 const APIKEYS = 2000;
@@ -149,13 +151,16 @@ async function serve(mode: string, port: number, redisUrl: string | undefined): 
     const quota: QuotaStore = mode.startsWith('redis')
       ? createQuotaStore({ redisUrl: redisUrl!, logger, ...batchOpts })
       : createQuotaStore({});
-    const az = new Authorizer({ quota });
+    // The product's hooks (src/main.ts): Prometheus metrics and the audit of security events.
+    const hooks = combineAuthzHooks(createMetrics().authzHooks, auditAuthzHooks(new Audit(logger)));
+    const az = new Authorizer({ quota, hooks });
     az.setPolicy(buildPolicy(built.model));
     if (mode.startsWith('redis')) {
       const primary = (quota as unknown as { primary: { ready(): Promise<void> } }).primary;
       await primary.ready();
     }
-    await startAuthzServer('127.0.0.1', port, { check: (i) => az.check(i), logger });
+    // As the product's AuthzStage: a decision taken synchronously is answered in the same turn.
+    await startAuthzServer('127.0.0.1', port, { check: (i) => az.checkNow(i), logger, hooks });
     const primary = (quota as unknown as { primary?: { stats?: { calls: number; checks: number } } }).primary;
     if (primary?.stats)
       exitStats = () =>

@@ -203,9 +203,20 @@ function xdsHooksOf(m: ReturnType<typeof xdsMetrics>): XdsHooks {
 }
 
 function authzHooksOf(m: ReturnType<typeof authzMetrics>, suspicious: Counter): AuthzHooks {
+  // One labelled child per (decision, reason), resolved once: no label object hashed per Check.
+  const children = new Map<string, Counter.Internal>();
+  const childOf = (allow: boolean, reason: string): Counter.Internal => {
+    const key = allow ? `a${reason}` : `d${reason}`;
+    let c = children.get(key);
+    if (c === undefined) {
+      c = m.checks.labels({ decision: allow ? 'allow' : 'deny', reason });
+      children.set(key, c);
+    }
+    return c;
+  };
   return {
     onCheck(decision: Decision, seconds: number) {
-      m.checks.inc({ decision: decision.allow ? 'allow' : 'deny', reason: decision.reason });
+      childOf(decision.allow, decision.reason).inc();
       m.checkDuration.observe(seconds);
     },
     onQuotaExceeded: (_clientId, which) => m.quotaExceeded.inc({ quota: which }),
