@@ -46,113 +46,224 @@ function suggest(type: protobuf.Type, key: string): string {
   return best ? ` (did you mean ${best}?)` : '';
 }
 
-function shapeScalar(f: protobuf.Field, v: unknown, ctx: Ctx, seg?: Seg): void {
-  const rt = resolvedTypeOf(f);
-  if (rt instanceof protobuf.Type) {
+/** Checks one non-null element value (a field value, an array item or a map value). */
+type ElemShape = (v: unknown, ctx: Ctx, seg?: Seg) => void;
+/** Checks one present, non-null value of a field of the message `obj`. */
+type KeyShape = (v: unknown, obj: Record<string, unknown>, key: string, ctx: Ctx) => void;
+
+/** The compiled shape check of one message type: a checker per field name, built once per Type. */
+interface ShapePlan {
+  type: protobuf.Type;
+  isAny: boolean;
+  byName: Record<string, KeyShape | undefined>;
+}
+
+const shapePlans = new WeakMap<protobuf.Type, ShapePlan>();
+
+function planOf(type: protobuf.Type): ShapePlan {
+  let p = shapePlans.get(type);
+  if (p) return p;
+  // Registered before its fields compile: recursive types reach it again only through closures, lazily.
+  p = { type, isAny: fullNameOf(type) === '.google.protobuf.Any', byName: Object.create(null) };
+  shapePlans.set(type, p);
+  for (const f of type.fieldsArray) p.byName[f.name] = compileKey(f);
+  return p;
+}
+
+function messageElem(rt: protobuf.Type): ElemShape {
+  const expected = `expected a ${rt.name} object, got `;
+  let plan: ShapePlan | undefined;
+  return (v, ctx, seg) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) {
-      ctx.report('shape.message', `expected a ${rt.name} object, got ${kindOf(v)}`, seg);
+      ctx.report('shape.message', expected + kindOf(v), seg);
       return;
     }
     if (seg !== undefined) ctx.path.push(seg);
-    shapeMessage(rt, v as Record<string, unknown>, ctx);
+    runPlan((plan ??= planOf(rt)), v as Record<string, unknown>, ctx);
     if (seg !== undefined) ctx.path.pop();
-    return;
-  }
-  if (rt instanceof protobuf.Enum) {
+  };
+}
+
+function enumElem(rt: protobuf.Enum): ElemShape {
+  const values = rt.values;
+  return (v, ctx, seg) => {
     if (typeof v === 'string') {
-      if (rt.values[v] === undefined)
-        ctx.report(
-          'shape.enum',
-          `unknown ${rt.name} value ${show(v)} (known: ${Object.keys(rt.values).join(', ')})`,
-          seg,
-        );
+      if (values[v] === undefined)
+        ctx.report('shape.enum', `unknown ${rt.name} value ${show(v)} (known: ${Object.keys(values).join(', ')})`, seg);
     } else if (typeof v !== 'number' || !Number.isInteger(v))
       ctx.report('shape.enum', `expected a ${rt.name} name, got ${kindOf(v)}`, seg);
-    return;
-  }
-  const t = f.type;
-  switch (t) {
-    case 'string':
-      if (typeof v !== 'string') ctx.report('shape.string', `expected a string, got ${kindOf(v)}`, seg);
-      return;
-    case 'bool':
-      if (typeof v !== 'boolean') ctx.report('shape.bool', `expected a boolean, got ${kindOf(v)}`, seg);
-      return;
-    case 'bytes':
-      if (typeof v === 'string') {
-        if (!B64.test(v)) ctx.report('shape.bytes', 'expected base64 text', seg);
-      } else if (!(v instanceof Uint8Array))
-        ctx.report('shape.bytes', `expected bytes (Uint8Array or base64), got ${kindOf(v)}`, seg);
-      return;
-    case 'double':
-    case 'float':
-      if (typeof v !== 'number' && !(v === 'NaN' || v === 'Infinity' || v === '-Infinity'))
-        ctx.report(`shape.${t}`, `expected a number, got ${kindOf(v)}`, seg);
-      return;
-  }
-  const r32 = INT32_RANGE[t];
-  if (r32) {
-    if (typeof v !== 'number' || !Number.isInteger(v))
-      ctx.report(`shape.${t}`, `expected an integer, got ${show(v)}`, seg);
-    else if (v < r32[0] || v > r32[1]) ctx.report(`shape.${t}`, `${v} is out of ${t} range`, seg);
-    return;
-  }
-  const unsigned = LONGS[t];
-  if (unsigned !== undefined) {
+  };
+}
+
+function int32Elem(t: string, r32: [number, number]): ElemShape {
+  const rule = `shape.${t}`;
+  return (v, ctx, seg) => {
+    if (typeof v !== 'number' || !Number.isInteger(v)) ctx.report(rule, `expected an integer, got ${show(v)}`, seg);
+    else if (v < r32[0] || v > r32[1]) ctx.report(rule, `${v} is out of ${t} range`, seg);
+  };
+}
+
+function longElem(t: string, unsigned: boolean): ElemShape {
+  const rule = `shape.${t}`;
+  return (v, ctx, seg) => {
     if (typeof v === 'number') {
-      if (!Number.isSafeInteger(v)) ctx.report(`shape.${t}`, `${v} is not a safe integer (use a decimal string)`, seg);
-      else if (unsigned && v < 0) ctx.report(`shape.${t}`, `${v} is negative`, seg);
+      if (!Number.isSafeInteger(v)) ctx.report(rule, `${v} is not a safe integer (use a decimal string)`, seg);
+      else if (unsigned && v < 0) ctx.report(rule, `${v} is negative`, seg);
     } else if (typeof v === 'string') {
-      if (!/^-?\d+$/.test(v)) ctx.report(`shape.${t}`, `${show(v)} is not an integer`, seg);
+      if (!/^-?\d+$/.test(v)) ctx.report(rule, `${show(v)} is not an integer`, seg);
       else {
         const b = BigInt(v);
         const ok = unsigned ? b >= 0n && b < 1n << 64n : b >= -(1n << 63n) && b < 1n << 63n;
-        if (!ok) ctx.report(`shape.${t}`, `${v} is out of ${t} range`, seg);
+        if (!ok) ctx.report(rule, `${v} is out of ${t} range`, seg);
       }
     } else if (!(typeof v === 'object' && v !== null && typeof (v as { low?: unknown }).low === 'number')) {
-      ctx.report(`shape.${t}`, `expected an integer, got ${kindOf(v)}`, seg);
+      ctx.report(rule, `expected an integer, got ${kindOf(v)}`, seg);
     }
+  };
+}
+
+const NO_CHECK: ElemShape = () => undefined;
+
+function basicElem(t: string): ElemShape | undefined {
+  switch (t) {
+    case 'string':
+      return (v, ctx, seg) => {
+        if (typeof v !== 'string') ctx.report('shape.string', `expected a string, got ${kindOf(v)}`, seg);
+      };
+    case 'bool':
+      return (v, ctx, seg) => {
+        if (typeof v !== 'boolean') ctx.report('shape.bool', `expected a boolean, got ${kindOf(v)}`, seg);
+      };
+    case 'bytes':
+      return (v, ctx, seg) => {
+        if (typeof v === 'string') {
+          if (!B64.test(v)) ctx.report('shape.bytes', 'expected base64 text', seg);
+        } else if (!(v instanceof Uint8Array))
+          ctx.report('shape.bytes', `expected bytes (Uint8Array or base64), got ${kindOf(v)}`, seg);
+      };
+    case 'double':
+    case 'float':
+      return (v, ctx, seg) => {
+        if (typeof v !== 'number' && !(v === 'NaN' || v === 'Infinity' || v === '-Infinity'))
+          ctx.report(`shape.${t}`, `expected a number, got ${kindOf(v)}`, seg);
+      };
   }
+  return undefined;
+}
+
+/** The element check of a field, from its resolved type (message, enum) or its scalar type. */
+function compileElem(f: protobuf.Field): ElemShape {
+  const rt = resolvedTypeOf(f);
+  if (rt instanceof protobuf.Type) return messageElem(rt);
+  if (rt instanceof protobuf.Enum) return enumElem(rt);
+  const t = f.type;
+  const basic = basicElem(t);
+  if (basic) return basic;
+  const r32 = INT32_RANGE[t];
+  if (r32) return int32Elem(t, r32);
+  const unsigned = LONGS[t];
+  return unsigned !== undefined ? longElem(t, unsigned) : NO_CHECK;
+}
+
+function mapKey(f: protobuf.Field, elem: ElemShape): KeyShape {
+  const keyType = (f as unknown as protobuf.MapField).keyType;
+  const numericKey = keyType !== 'string' && keyType !== 'bool';
+  const seg = '.' + f.name;
+  return (v, _obj, _key, ctx) => {
+    if (typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) {
+      ctx.report('shape.map', `expected an object (map), got ${kindOf(v)}`, seg);
+      return;
+    }
+    ctx.path.push(seg);
+    const m = v as Record<string, unknown>;
+    for (const k in m) {
+      const x = m[k];
+      const kseg = `[${JSON.stringify(k)}]`;
+      if (numericKey && !/^-?\d+$/.test(k)) ctx.report('shape.map_key', `map key ${show(k)} is not a ${keyType}`, kseg);
+      if (x == null) ctx.report('shape.map', 'map value must not be null', kseg);
+      else elem(x, ctx, kseg);
+    }
+    ctx.path.pop();
+  };
+}
+
+function repeatedKey(f: protobuf.Field, elem: ElemShape): KeyShape {
+  const seg = '.' + f.name;
+  return (v, _obj, _key, ctx) => {
+    if (!Array.isArray(v)) {
+      ctx.report('shape.repeated', `expected an array, got ${kindOf(v)}`, seg);
+      return;
+    }
+    ctx.path.push(seg);
+    for (let i = 0; i < v.length; i++) {
+      if (v[i] == null) ctx.report('shape.repeated', 'array item must not be null', i);
+      else elem(v[i], ctx, i);
+    }
+    ctx.path.pop();
+  };
+}
+
+/** The checker of one field: oneof exclusivity first, then the map, array or single value. */
+function compileKey(f: protobuf.Field): KeyShape {
+  const elem = compileElem(f);
+  const seg = '.' + f.name;
+  const value: KeyShape = f.map
+    ? mapKey(f, elem)
+    : f.repeated
+      ? repeatedKey(f, elem)
+      : (v, _obj, _key, ctx) => elem(v, ctx, seg);
+  const o = f.partOf;
+  if (!o || o.oneof.length <= 1) return value;
+  return (v, obj, key, ctx) => {
+    shapeOneof(o, key, obj, ctx);
+    value(v, obj, key, ctx);
+  };
 }
 
 /** Reports every shape problem of `obj` as a message of `type` into `ctx`. */
 export function shapeMessage(type: protobuf.Type, obj: Record<string, unknown>, ctx: Ctx): void {
-  if (fullNameOf(type) === '.google.protobuf.Any') {
-    const url = obj['@type'];
-    if (url === undefined) {
-      for (const k in obj) {
-        if (k !== 'type_url' && k !== 'value' && obj[k] !== undefined)
-          ctx.report('shape.any', `Any without @type has unexpected key ${show(k)}`, '.' + k);
-      }
-      return;
-    }
-    if (typeof url !== 'string') {
-      ctx.report('shape.any', '@type must be a string');
-      return;
-    }
-    const t = typeOfAnyUrl(url);
-    if (!t) {
-      ctx.report('shape.any', `unknown type URL ${show(url)} (not in the loaded protos: the payload would be dropped)`);
-      return;
-    }
-    if (!url.startsWith(TYPE_URL_PREFIX))
-      ctx.report('shape.any', `type URL ${show(url)} should start with ${TYPE_URL_PREFIX}`);
-    ctx.path.push(`(${t.name})`);
-    shapeFields(t, obj, ctx, true);
-    ctx.path.pop();
-    return;
-  }
-  shapeFields(type, obj, ctx, false);
+  runPlan(planOf(type), obj, ctx);
 }
 
-function shapeFields(type: protobuf.Type, obj: Record<string, unknown>, ctx: Ctx, inAny: boolean): void {
-  const fields = type.fields;
+function runPlan(plan: ShapePlan, obj: Record<string, unknown>, ctx: Ctx): void {
+  if (plan.isAny) shapeAny(obj, ctx);
+  else shapeFields(plan, obj, ctx, false);
+}
+
+function shapeAny(obj: Record<string, unknown>, ctx: Ctx): void {
+  const url = obj['@type'];
+  if (url === undefined) {
+    for (const k in obj) {
+      if (k !== 'type_url' && k !== 'value' && obj[k] !== undefined)
+        ctx.report('shape.any', `Any without @type has unexpected key ${show(k)}`, '.' + k);
+    }
+    return;
+  }
+  if (typeof url !== 'string') {
+    ctx.report('shape.any', '@type must be a string');
+    return;
+  }
+  const t = typeOfAnyUrl(url);
+  if (!t) {
+    ctx.report('shape.any', `unknown type URL ${show(url)} (not in the loaded protos: the payload would be dropped)`);
+    return;
+  }
+  if (!url.startsWith(TYPE_URL_PREFIX))
+    ctx.report('shape.any', `type URL ${show(url)} should start with ${TYPE_URL_PREFIX}`);
+  ctx.path.push(`(${t.name})`);
+  shapeFields(planOf(t), obj, ctx, true);
+  ctx.path.pop();
+}
+
+function shapeFields(plan: ShapePlan, obj: Record<string, unknown>, ctx: Ctx, inAny: boolean): void {
+  const byName = plan.byName;
   for (const key in obj) {
     const v = obj[key];
     if (v === undefined) continue;
     if (inAny && key === '@type') continue;
-    const f = fields[key];
-    if (!f) {
+    const check = byName[key];
+    if (check === undefined) {
+      const type = plan.type;
       ctx.report(
         'shape.unknown_field',
         `unknown field ${show(key)} of ${type.fullName.slice(1)}${suggest(type, key)}`,
@@ -160,48 +271,7 @@ function shapeFields(type: protobuf.Type, obj: Record<string, unknown>, ctx: Ctx
       );
       continue;
     }
-    if (v === null) continue;
-    const o = f.partOf;
-    if (o && o.oneof.length > 1) shapeOneof(o, key, obj, ctx);
-    const seg = '.' + key;
-    if (f.map) {
-      if (typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) {
-        ctx.report('shape.map', `expected an object (map), got ${kindOf(v)}`, seg);
-        continue;
-      }
-      ctx.path.push(seg);
-      const m = v as Record<string, unknown>;
-      for (const k in m) {
-        const x = m[k];
-        const kseg = `[${JSON.stringify(k)}]`;
-        if (
-          (f as unknown as protobuf.MapField).keyType !== 'string' &&
-          (f as unknown as protobuf.MapField).keyType !== 'bool' &&
-          !/^-?\d+$/.test(k)
-        )
-          ctx.report(
-            'shape.map_key',
-            `map key ${show(k)} is not a ${(f as unknown as protobuf.MapField).keyType}`,
-            kseg,
-          );
-        if (x == null) ctx.report('shape.map', 'map value must not be null', kseg);
-        else shapeScalar(f, x, ctx, kseg);
-      }
-      ctx.path.pop();
-    } else if (f.repeated) {
-      if (!Array.isArray(v)) {
-        ctx.report('shape.repeated', `expected an array, got ${kindOf(v)}`, seg);
-        continue;
-      }
-      ctx.path.push(seg);
-      for (let i = 0; i < v.length; i++) {
-        if (v[i] == null) ctx.report('shape.repeated', 'array item must not be null', i);
-        else shapeScalar(f, v[i], ctx, i);
-      }
-      ctx.path.pop();
-    } else {
-      shapeScalar(f, v, ctx, seg);
-    }
+    if (v !== null) check(v, obj, key, ctx);
   }
 }
 
