@@ -6,33 +6,6 @@ import { resolvedTypeOf } from '../loader.js';
 import { fullNameOf, longToString, typeOfAnyUrl } from '../json.js';
 import { Ctx, LONGS, elemMessageType, hasOwn, show, type Seg } from './context.js';
 
-function canonScalar(f: protobuf.Field, v: unknown): unknown {
-  const rt = resolvedTypeOf(f);
-  if (rt instanceof protobuf.Enum) return typeof v === 'string' ? (rt.values[v] ?? v) : Number(v ?? 0);
-  const t = f.type;
-  if (LONGS[t] !== undefined) return v == null ? '0' : longToString(v, LONGS[t] === true);
-  switch (t) {
-    case 'string':
-      return v ?? '';
-    case 'bool':
-      return v === true;
-    case 'bytes':
-      if (v == null) return '';
-      if (typeof v === 'string') return Buffer.from(v, 'base64').toString('base64');
-      {
-        const u = v as Uint8Array;
-        return Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('base64');
-      }
-    case 'double':
-    case 'float': {
-      const n = typeof v === 'string' ? Number(v) : Number(v ?? 0);
-      return t === 'float' ? Math.fround(n) : n;
-    }
-    default:
-      return Number(v ?? 0);
-  }
-}
-
 function isDefaultCanon(c: unknown): boolean {
   return c === '' || c === 0 || c === false || c === '0';
 }
@@ -41,9 +14,65 @@ function sameScalar(a: unknown, b: unknown): boolean {
   return a === b || (typeof a === 'number' && typeof b === 'number' && Number.isNaN(a) && Number.isNaN(b));
 }
 
-function compareValue(f: protobuf.Field, a: unknown, b: unknown, ctx: Ctx, seg: Seg): void {
-  const mt = elemMessageType(f);
-  if (mt) {
+/** Compares one element (a field value, an array item or a map value) of the input with the decoded one. */
+type ElemCmp = (a: unknown, b: unknown, ctx: Ctx, seg: Seg) => void;
+/** Compares the values of one field in the input and in the decoded message. */
+type FieldCmp = (va: unknown, vb: unknown, ctx: Ctx) => void;
+
+/** The compiled comparison of one message type: a comparer per field name, built once per Type. */
+interface ComparePlan {
+  isAny: boolean;
+  byName: Record<string, FieldCmp | undefined>;
+}
+
+const comparePlans = new WeakMap<protobuf.Type, ComparePlan>();
+
+function planOf(type: protobuf.Type): ComparePlan {
+  let p = comparePlans.get(type);
+  if (p) return p;
+  // Registered before its fields compile: recursive types reach it again only through closures, lazily.
+  p = { isAny: fullNameOf(type) === '.google.protobuf.Any', byName: Object.create(null) };
+  comparePlans.set(type, p);
+  for (const f of type.fieldsArray) p.byName[f.name] = compileField(f);
+  return p;
+}
+
+function bytesCanon(v: unknown): unknown {
+  if (v == null) return '';
+  if (typeof v === 'string') return Buffer.from(v, 'base64').toString('base64');
+  const u = v as Uint8Array;
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('base64');
+}
+
+/** The canonical form of a scalar value of `f`, in which the input and the decoded value must agree. */
+function canonOf(f: protobuf.Field): (v: unknown) => unknown {
+  const rt = resolvedTypeOf(f);
+  if (rt instanceof protobuf.Enum) {
+    const values = rt.values;
+    return (v) => (typeof v === 'string' ? (values[v] ?? v) : Number(v ?? 0));
+  }
+  const t = f.type;
+  const unsigned = LONGS[t];
+  if (unsigned !== undefined) return (v) => (v == null ? '0' : longToString(v, unsigned));
+  switch (t) {
+    case 'string':
+      return (v) => v ?? '';
+    case 'bool':
+      return (v) => v === true;
+    case 'bytes':
+      return bytesCanon;
+    case 'double':
+      return (v) => (typeof v === 'string' ? Number(v) : Number(v ?? 0));
+    case 'float':
+      return (v) => Math.fround(typeof v === 'string' ? Number(v) : Number(v ?? 0));
+    default:
+      return (v) => Number(v ?? 0);
+  }
+}
+
+function messageCmp(mt: protobuf.Type): ElemCmp {
+  let plan: ComparePlan | undefined;
+  return (a, b, ctx, seg) => {
     if (a == null && b == null) return;
     if (a == null || b == null) {
       ctx.report(
@@ -54,64 +83,22 @@ function compareValue(f: protobuf.Field, a: unknown, b: unknown, ctx: Ctx, seg: 
       return;
     }
     ctx.path.push(seg);
-    compareMessage(mt, a as Record<string, unknown>, b as Record<string, unknown>, ctx);
+    runPlan((plan ??= planOf(mt)), a as Record<string, unknown>, b as Record<string, unknown>, ctx);
     ctx.path.pop();
-    return;
-  }
-  const ca = canonScalar(f, a);
-  const cb = canonScalar(f, b);
-  if (!sameScalar(ca, cb)) ctx.report('roundtrip', `value ${show(a)} came back as ${show(b)}`, seg);
+  };
 }
 
-/** Compares the plain input `a` with the decoded message `b` (Any payloads decoded on the way). */
-export function compareMessage(
-  type: protobuf.Type,
-  a: Record<string, unknown>,
-  b: Record<string, unknown>,
-  ctx: Ctx,
-): void {
-  if (fullNameOf(type) === '.google.protobuf.Any') {
-    const ua = a['@type'];
-    if (typeof ua !== 'string') {
-      compareFields(type, a, b, ctx);
-      return;
-    }
-    const ub = b['type_url'] ?? b['typeUrl'];
-    if (ua !== ub) {
-      ctx.report('roundtrip', `Any type ${show(ua)} came back as ${show(ub)}`);
-      return;
-    }
-    const t = typeOfAnyUrl(ua);
-    if (!t) return;
-    let inner: Record<string, unknown>;
-    try {
-      inner = t.decode((b['value'] ?? new Uint8Array(0)) as Uint8Array) as unknown as Record<string, unknown>;
-    } catch (e) {
-      ctx.report('roundtrip', `Any payload does not decode as ${t.name}: ${(e as Error).message}`);
-      return;
-    }
-    ctx.path.push(`(${t.name})`);
-    compareFields(t, a, inner, ctx);
-    ctx.path.pop();
-    return;
-  }
-  compareFields(type, a, b, ctx);
+function scalarCmp(canon: (v: unknown) => unknown): ElemCmp {
+  return (a, b, ctx, seg) => {
+    // The canonical forms are primitives computed by a pure function: identical inputs agree.
+    if (a === b) return;
+    if (!sameScalar(canon(a), canon(b))) ctx.report('roundtrip', `value ${show(a)} came back as ${show(b)}`, seg);
+  };
 }
 
-function compareFields(type: protobuf.Type, a: Record<string, unknown>, b: Record<string, unknown>, ctx: Ctx): void {
-  const fields = type.fields;
-  for (const name in a) {
-    const f = fields[name];
-    if (f) compareField(f, a[name], b[name], ctx);
-  }
-  // Fields set in `b` but absent from `a` cannot appear: the shape check already proved every key
-  // of `a` is a field, and fromObject only reads those keys.
-}
-
-function compareField(f: protobuf.Field, va: unknown, vb: unknown, ctx: Ctx): void {
-  if (va == null && vb == null) return;
-  const seg = '.' + f.name;
-  if (f.map) {
+function mapCmp(seg: string, elem: ElemCmp): FieldCmp {
+  return (va, vb, ctx) => {
+    if (va == null && vb == null) return;
     const ma = (va ?? {}) as Record<string, unknown>;
     const mb = (vb ?? {}) as Record<string, unknown>;
     const ka = Object.keys(ma);
@@ -122,10 +109,15 @@ function compareField(f: protobuf.Field, va: unknown, vb: unknown, ctx: Ctx): vo
     ctx.path.push(seg);
     for (const k of ka) {
       if (!hasOwn(mb, k)) ctx.report('roundtrip', 'map entry was lost', `[${JSON.stringify(k)}]`);
-      else compareValue(f, ma[k], mb[k], ctx, `[${JSON.stringify(k)}]`);
+      else elem(ma[k], mb[k], ctx, `[${JSON.stringify(k)}]`);
     }
     ctx.path.pop();
-  } else if (f.repeated) {
+  };
+}
+
+function repeatedCmp(seg: string, elem: ElemCmp): FieldCmp {
+  return (va, vb, ctx) => {
+    if (va == null && vb == null) return;
     const ra = (va ?? []) as unknown[];
     const rb = (vb ?? []) as unknown[];
     if (ra.length !== rb.length) {
@@ -133,16 +125,79 @@ function compareField(f: protobuf.Field, va: unknown, vb: unknown, ctx: Ctx): vo
       return;
     }
     ctx.path.push(seg);
-    for (let i = 0; i < ra.length; i++) compareValue(f, ra[i], rb[i], ctx, i);
+    for (let i = 0; i < ra.length; i++) elem(ra[i], rb[i], ctx, i);
     ctx.path.pop();
-  } else if (elemMessageType(f)) {
-    compareValue(f, va, vb, ctx, seg);
-  } else {
-    const ca = canonScalar(f, va);
-    const cb = canonScalar(f, vb);
+  };
+}
+
+function compileField(f: protobuf.Field): FieldCmp {
+  const seg = '.' + f.name;
+  const mt = elemMessageType(f);
+  const canon = mt ? null : canonOf(f);
+  const elem = mt ? messageCmp(mt) : scalarCmp(canon as (v: unknown) => unknown);
+  if (f.map) return mapCmp(seg, elem);
+  if (f.repeated) return repeatedCmp(seg, elem);
+  if (mt) return (va, vb, ctx) => elem(va, vb, ctx, seg);
+  const c = canon as (v: unknown) => unknown;
+  const presence = f.partOf != null;
+  return (va, vb, ctx) => {
+    if (va === vb) return;
+    if (va == null && vb == null) return;
+    const ca = c(va);
+    const cb = c(vb);
     if (sameScalar(ca, cb)) return;
     // Defaults are interchangeable with absence except for oneof members (presence).
-    if (!f.partOf && isDefaultCanon(ca) && isDefaultCanon(cb)) return;
+    if (!presence && isDefaultCanon(ca) && isDefaultCanon(cb)) return;
     ctx.report('roundtrip', `value ${show(va)} came back as ${show(vb)}`, seg);
+  };
+}
+
+/** Compares the plain input `a` with the decoded message `b` (Any payloads decoded on the way). */
+export function compareMessage(
+  type: protobuf.Type,
+  a: Record<string, unknown>,
+  b: Record<string, unknown>,
+  ctx: Ctx,
+): void {
+  runPlan(planOf(type), a, b, ctx);
+}
+
+function runPlan(plan: ComparePlan, a: Record<string, unknown>, b: Record<string, unknown>, ctx: Ctx): void {
+  if (plan.isAny) compareAny(plan, a, b, ctx);
+  else compareFields(plan, a, b, ctx);
+}
+
+function compareAny(plan: ComparePlan, a: Record<string, unknown>, b: Record<string, unknown>, ctx: Ctx): void {
+  const ua = a['@type'];
+  if (typeof ua !== 'string') {
+    compareFields(plan, a, b, ctx);
+    return;
   }
+  const ub = b['type_url'] ?? b['typeUrl'];
+  if (ua !== ub) {
+    ctx.report('roundtrip', `Any type ${show(ua)} came back as ${show(ub)}`);
+    return;
+  }
+  const t = typeOfAnyUrl(ua);
+  if (!t) return;
+  let inner: Record<string, unknown>;
+  try {
+    inner = t.decode((b['value'] ?? new Uint8Array(0)) as Uint8Array) as unknown as Record<string, unknown>;
+  } catch (e) {
+    ctx.report('roundtrip', `Any payload does not decode as ${t.name}: ${(e as Error).message}`);
+    return;
+  }
+  ctx.path.push(`(${t.name})`);
+  compareFields(planOf(t), a, inner, ctx);
+  ctx.path.pop();
+}
+
+function compareFields(plan: ComparePlan, a: Record<string, unknown>, b: Record<string, unknown>, ctx: Ctx): void {
+  const byName = plan.byName;
+  for (const name in a) {
+    const cmp = byName[name];
+    if (cmp !== undefined) cmp(a[name], b[name], ctx);
+  }
+  // Fields set in `b` but absent from `a` cannot appear: the shape check already proved every key
+  // of `a` is a field, and fromObject only reads those keys.
 }
