@@ -699,7 +699,11 @@ function compileMessageElem(mt: protobuf.Type, rules: RulesObj | undefined): Ele
       });
     }
   }
-  if (!skip && typeHasWork(mt)) checks.push((v, ctx) => visitMessage(mt, v, ctx));
+  if (!skip && typeHasWork(mt)) {
+    // The plan of `mt` is resolved on first use: recursive types compile lazily.
+    let plan: TypePlan | undefined;
+    checks.push((v, ctx) => visitPlan((plan ??= planOf(mt)), v, ctx));
+  }
   if (checks.length === 0) return null;
   if (checks.length === 1) return checks[0] as ElemCheck;
   return (v, ctx) => {
@@ -891,8 +895,11 @@ function planOf(type: protobuf.Type): TypePlan {
 
 /** Checks the rules of `value` (a message of `type`), reporting into `ctx`. */
 export function visitMessage(type: protobuf.Type, value: unknown, ctx: Ctx): void {
+  visitPlan(planOf(type), value, ctx);
+}
+
+function visitPlan(plan: TypePlan, value: unknown, ctx: Ctx): void {
   if (typeof value !== 'object' || value === null) return;
-  const plan = planOf(type);
   const obj = value as Record<string, unknown>;
   if (plan.isAny) {
     visitAny(obj, ctx);

@@ -1,0 +1,75 @@
+// The validator compiles its shape, PGV and round-trip checks once per message type: these tests
+// pin what that must not change (cached plans carry no state from one value to the next, recursive
+// types, the round trip still refusing what only the encoder loses) and what it fixes (a key named
+// like an Object.prototype member is an unknown field, not a crash).
+import { test } from 'vitest';
+import assert from 'node:assert/strict';
+import { TYPE_URLS, type ProtoObject } from '../proto/loader.js';
+import { validateResource, type ValidationIssue } from '../src/xds/validate.js';
+
+function issuesOf(obj: ProtoObject): ValidationIssue[] {
+  const r = validateResource(TYPE_URLS.cluster, obj);
+  return r.ok ? [] : r.issues;
+}
+
+const cluster = (over: ProtoObject = {}): ProtoObject => ({
+  name: 'svc-a',
+  type: 'EDS',
+  edsClusterConfig: { edsConfig: { ads: {}, resourceApiVersion: 'V3' }, serviceName: 'svc-a' },
+  connectTimeout: { seconds: 5 },
+  ...over,
+});
+
+test('keys named like Object.prototype members are unknown fields, at any depth', () => {
+  for (const key of ['constructor', 'toString', 'hasOwnProperty']) {
+    assert.deepEqual(issuesOf(cluster({ [key]: 1 })), [
+      { path: key, rule: 'shape.unknown_field', message: `unknown field "${key}" of envoy.config.cluster.v3.Cluster` },
+    ]);
+    assert.deepEqual(issuesOf(cluster({ connectTimeout: { seconds: 5, [key]: 'x' } })), [
+      {
+        path: `connectTimeout.${key}`,
+        rule: 'shape.unknown_field',
+        message: `unknown field "${key}" of google.protobuf.Duration`,
+      },
+    ]);
+  }
+});
+
+test('a compiled type checks each value on its own: a failure leaves nothing behind for the next value', () => {
+  assert.equal(issuesOf(cluster({ lbPolicy: 'NOPE' }))[0]?.rule, 'shape.enum');
+  assert.equal(issuesOf(cluster({ connectTimeout: { seconds: 0 } }))[0]?.rule, 'duration.gt');
+  assert.deepEqual(issuesOf(cluster({ lbPolicy: 'ROUND_ROBIN' })), []);
+  const ok = validateResource(TYPE_URLS.cluster, cluster());
+  assert.ok(ok.ok && ok.bytes.length > 0);
+});
+
+test('recursive types (Struct in metadata) are checked at every depth', () => {
+  const deep = { fields: { y: { listValue: { values: [{ numberValue: 1 }, { stringValue: 5 }] } } } };
+  const md = { filterMetadata: { a: { fields: { x: { structValue: deep } } } } };
+  assert.deepEqual(issuesOf(cluster({ metadata: md })), [
+    {
+      path: 'metadata.filterMetadata["a"].fields["x"].structValue.fields["y"].listValue.values[1].stringValue',
+      rule: 'shape.string',
+      message: 'expected a string, got number',
+    },
+  ]);
+  deep.fields.y.listValue.values[1] = { stringValue: 'five' } as never;
+  assert.deepEqual(issuesOf(cluster({ metadata: md })), []);
+});
+
+test('the round trip still refuses what the shape check lets through and the encoder loses', () => {
+  // A lone surrogate is a string, but not UTF-8: protobufjs writes its 3 bytes, which decode as 3
+  // replacement characters. Envoy would get another name.
+  const name = '\ud800x';
+  assert.deepEqual(issuesOf(cluster({ name })), [
+    {
+      path: 'name',
+      rule: 'roundtrip',
+      message: `value ${JSON.stringify(name)} came back as ${JSON.stringify('\ufffd'.repeat(3) + 'x')}`,
+    },
+  ]);
+  // The same defect in a map key.
+  const r = validateResource(TYPE_URLS.cluster, cluster({ metadata: { filterMetadata: { [name]: {} } } }));
+  assert.equal(r.ok, false);
+  assert.equal(!r.ok && r.issues[0]?.rule, 'roundtrip');
+});
