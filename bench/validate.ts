@@ -4,6 +4,7 @@
 // of other builds (e.g. a copy of main's dist/), alternating rounds in this one process, for a
 // before/after on the same machine at the same moment.
 //   npm run build --silent && node dist/bench/validate.js [N] [--rounds R] [--against scratch/before-dist]
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { buildModel } from '../src/model/build.js';
@@ -69,11 +70,19 @@ for (let r = 0; r < ROUNDS; r++) {
   for (const [name, v] of r % 2 === 0 ? sides : [...sides].reverse()) times.get(name)?.push(cpuOf(run(v)));
   times.get('floor fromObject+encode')?.push(cpuOf(floor));
 }
+const floorMs = median(times.get('floor fromObject+encode') ?? []);
+// overFloorMs: what validation costs beyond the fromObject+encode it must do anyway (its bytes are sent).
 const rows = [...times].map(([name, xs]) => ({
   name,
   medianCpuMs: Math.round(median(xs) * 10) / 10,
   perResourceUs: Math.round((median(xs) * 1000 * 10) / resources.length) / 10,
+  overFloorMs: Math.round((median(xs) - floorMs) * 10) / 10,
+  roundsMs: xs.map((x) => Math.round(x)),
 }));
 process.stdout.write(
-  JSON.stringify({ descriptors: N, resources: resources.length, rounds: ROUNDS, rows }, null, 2) + '\n',
+  JSON.stringify(
+    { descriptors: N, resources: resources.length, rounds: ROUNDS, loadavg: os.loadavg(), rows },
+    null,
+    2,
+  ) + '\n',
 );
