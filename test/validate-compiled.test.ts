@@ -5,6 +5,7 @@
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { TYPE_URLS, type ProtoObject } from '../proto/loader.js';
+import { toProto3Json } from '../proto/json.js';
 import { validateResource, type ValidationIssue } from '../src/xds/validate.js';
 
 function issuesOf(obj: ProtoObject): ValidationIssue[] {
@@ -72,4 +73,45 @@ test('the round trip still refuses what the shape check lets through and the enc
   const r = validateResource(TYPE_URLS.cluster, cluster({ metadata: { filterMetadata: { [name]: {} } } }));
   assert.equal(r.ok, false);
   assert.equal(!r.ok && r.issues[0]?.rule, 'roundtrip');
+});
+
+// The round trip runs only where the shape check flags a value it cannot prove exact: each class
+// of defect the round trip caught must still be refused, with the message it gave before.
+test('each class of defect only the round trip catches is still refused, with the same message', () => {
+  const SI = 'google.api.expr.v1alpha1.SourceInfo';
+  const bad = (type: string, obj: ProtoObject): ValidationIssue[] => {
+    const r = validateResource(type, obj);
+    return r.ok ? [] : r.issues;
+  };
+  const rt = (path: string, message: string): ValidationIssue[] => [{ path, rule: 'roundtrip', message }];
+  // A lone surrogate in a map key (the string field case is above), and inside an Any payload.
+  assert.deepEqual(
+    issuesOf(cluster({ metadata: { filterMetadata: { 'k\udc00': {} } } })),
+    rt('metadata.filterMetadata["k\\udc00"]', 'map entry was lost'),
+  );
+  const any = { '@type': 'type.googleapis.com/google.protobuf.StringValue', value: '\ud800' };
+  assert.deepEqual(
+    issuesOf(cluster({ typedExtensionProtocolOptions: { x: any } })),
+    rt('typedExtensionProtocolOptions["x"](StringValue).value', `value "\\ud800" came back as "${'\ufffd'.repeat(3)}"`),
+  );
+  // Integer map keys that do not come back as written (out of range, not canonical, colliding).
+  assert.deepEqual(
+    bad(SI, { positions: { '99999999999999999999': 5 } }),
+    rt('positions["99999999999999999999"]', 'map entry was lost'),
+  );
+  assert.deepEqual(bad(SI, { positions: { '007': 5 } }), rt('positions["007"]', 'map entry was lost'));
+  assert.deepEqual(bad(SI, { positions: { '-0': 5 } }), rt('positions["-0"]', 'map entry was lost'));
+  assert.deepEqual(bad(SI, { positions: { '1': 5, '01': 6 } }), rt('positions', 'map had 2 entries, came back with 1'));
+  // Base64 text the encoder cannot read.
+  assert.deepEqual(bad('google.protobuf.BytesValue', { value: 'a' }), [
+    { path: '', rule: 'encode', message: 'cannot encode: invalid encoding' },
+  ]);
+});
+
+test('values the shape check proves exact encode to the bytes the round trip accepted', () => {
+  const md = { filterMetadata: { a: { fields: { x: { numberValue: 1e308 }, y: { stringValue: 'é✓' } } } } };
+  const obj = cluster({ lbPolicy: 'LEAST_REQUEST', metadata: md, connectTimeout: { seconds: 2 ** 40, nanos: 5 } });
+  const r = validateResource(TYPE_URLS.cluster, obj);
+  assert.ok(r.ok);
+  assert.deepEqual(toProto3Json(TYPE_URLS.cluster, r.bytes), toProto3Json(TYPE_URLS.cluster, obj));
 });

@@ -20,6 +20,11 @@ export type Seg = string | number; // '.name', '(Type)', '["key"]' or an index
 export class Ctx {
   readonly path: Seg[] = [];
   issues: ValidationIssue[] = [];
+  /**
+   * Set by the shape check on a value whose encoding it cannot prove exact (see docs/decisions.md,
+   * "Round trip only where the shape check cannot prove it"): only then is the round trip run.
+   */
+  needsRoundTrip = false;
   report(rule: string, message: string, extra?: Seg): void {
     let p = '';
     for (const s of this.path) p += typeof s === 'number' ? `[${s}]` : s;

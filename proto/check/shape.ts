@@ -78,6 +78,7 @@ function messageElem(rt: protobuf.Type): ElemShape {
       ctx.report('shape.message', expected + kindOf(v), seg);
       return;
     }
+    if (!ctx.needsRoundTrip && !isPlain(v)) ctx.needsRoundTrip = true;
     if (seg !== undefined) ctx.path.push(seg);
     runPlan((plan ??= planOf(rt)), v as Record<string, unknown>, ctx);
     if (seg !== undefined) ctx.path.pop();
@@ -87,6 +88,7 @@ function messageElem(rt: protobuf.Type): ElemShape {
 function enumElem(rt: protobuf.Enum): ElemShape {
   const values = rt.values;
   return (v, ctx, seg) => {
+    if (typeof v !== 'string') ctx.needsRoundTrip = true;
     if (typeof v === 'string') {
       if (values[v] === undefined)
         ctx.report('shape.enum', `unknown ${rt.name} value ${show(v)} (known: ${Object.keys(values).join(', ')})`, seg);
@@ -106,6 +108,7 @@ function int32Elem(t: string, r32: [number, number]): ElemShape {
 function longElem(t: string, unsigned: boolean): ElemShape {
   const rule = `shape.${t}`;
   return (v, ctx, seg) => {
+    if (typeof v !== 'number') ctx.needsRoundTrip = true;
     if (typeof v === 'number') {
       if (!Number.isSafeInteger(v)) ctx.report(rule, `${v} is not a safe integer (use a decimal string)`, seg);
       else if (unsigned && v < 0) ctx.report(rule, `${v} is negative`, seg);
@@ -122,13 +125,28 @@ function longElem(t: string, unsigned: boolean): ElemShape {
   };
 }
 
-const NO_CHECK: ElemShape = () => undefined;
+// A scalar type without a check here: nothing proves its encoding exact, so the round trip runs.
+const NO_CHECK: ElemShape = (_v, ctx) => {
+  ctx.needsRoundTrip = true;
+};
+
+/** An object literal (or a null-prototype one): no class whose instances protobufjs treats apart. */
+function isPlain(v: object): boolean {
+  const p = Object.getPrototypeOf(v) as unknown;
+  return p === Object.prototype || p === null;
+}
+
+/** A string without lone surrogates: its UTF-8 encoding decodes back to the same string. */
+function wellFormed(s: string): boolean {
+  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+}
 
 function basicElem(t: string): ElemShape | undefined {
   switch (t) {
     case 'string':
       return (v, ctx, seg) => {
         if (typeof v !== 'string') ctx.report('shape.string', `expected a string, got ${kindOf(v)}`, seg);
+        else if (!ctx.needsRoundTrip && !wellFormed(v)) ctx.needsRoundTrip = true;
       };
     case 'bool':
       return (v, ctx, seg) => {
@@ -136,6 +154,7 @@ function basicElem(t: string): ElemShape | undefined {
       };
     case 'bytes':
       return (v, ctx, seg) => {
+        ctx.needsRoundTrip = true;
         if (typeof v === 'string') {
           if (!B64.test(v)) ctx.report('shape.bytes', 'expected base64 text', seg);
         } else if (!(v instanceof Uint8Array))
@@ -144,6 +163,7 @@ function basicElem(t: string): ElemShape | undefined {
     case 'double':
     case 'float':
       return (v, ctx, seg) => {
+        if (typeof v !== 'number') ctx.needsRoundTrip = true;
         if (typeof v !== 'number' && !(v === 'NaN' || v === 'Infinity' || v === '-Infinity'))
           ctx.report(`shape.${t}`, `expected a number, got ${kindOf(v)}`, seg);
       };
@@ -168,6 +188,7 @@ function compileElem(f: protobuf.Field): ElemShape {
 function mapKey(f: protobuf.Field, elem: ElemShape): KeyShape {
   const keyType = (f as unknown as protobuf.MapField).keyType;
   const numericKey = keyType !== 'string' && keyType !== 'bool';
+  const stringKey = keyType === 'string';
   const seg = '.' + f.name;
   return (v, _obj, _key, ctx) => {
     if (typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) {
@@ -176,7 +197,9 @@ function mapKey(f: protobuf.Field, elem: ElemShape): KeyShape {
     }
     ctx.path.push(seg);
     const m = v as Record<string, unknown>;
+    if (!stringKey || !isPlain(m)) ctx.needsRoundTrip = true;
     for (const k in m) {
+      if (!ctx.needsRoundTrip && (k === '__proto__' || !wellFormed(k))) ctx.needsRoundTrip = true;
       const x = m[k];
       const kseg = `[${JSON.stringify(k)}]`;
       if (numericKey && !/^-?\d+$/.test(k)) ctx.report('shape.map_key', `map key ${show(k)} is not a ${keyType}`, kseg);
@@ -222,6 +245,7 @@ function compileKey(f: protobuf.Field): KeyShape {
 
 /** Reports every shape problem of `obj` as a message of `type` into `ctx`. */
 export function shapeMessage(type: protobuf.Type, obj: Record<string, unknown>, ctx: Ctx): void {
+  if (!isPlain(obj)) ctx.needsRoundTrip = true;
   runPlan(planOf(type), obj, ctx);
 }
 
@@ -231,6 +255,7 @@ function runPlan(plan: ShapePlan, obj: Record<string, unknown>, ctx: Ctx): void 
 }
 
 function shapeAny(obj: Record<string, unknown>, ctx: Ctx): void {
+  ctx.needsRoundTrip = true;
   const url = obj['@type'];
   if (url === undefined) {
     for (const k in obj) {
