@@ -250,14 +250,27 @@ export function shapeMessage(type: protobuf.Type, obj: Record<string, unknown>, 
 }
 
 function runPlan(plan: ShapePlan, obj: Record<string, unknown>, ctx: Ctx): void {
-  if (plan.isAny) shapeAny(obj, ctx);
+  if (plan.isAny) shapeAny(plan.type, obj, ctx);
   else shapeFields(plan, obj, ctx, false);
 }
 
-function shapeAny(obj: Record<string, unknown>, ctx: Ctx): void {
-  ctx.needsRoundTrip = true;
+/** Per @type URL: whether protobufjs's Any.fromObject encodes the payload as the type we check it as. */
+const encoderAgrees = new Map<string, boolean>();
+
+function sameTypeAsEncoder(anyType: protobuf.Type, url: string, t: protobuf.Type): boolean {
+  let same = encoderAgrees.get(url);
+  if (same === undefined) {
+    // Any.fromObject looks the name after the last '/' up relative to google.protobuf.
+    same = anyType.lookup(url.substring(url.lastIndexOf('/') + 1)) === t;
+    encoderAgrees.set(url, same);
+  }
+  return same;
+}
+
+function shapeAny(anyType: protobuf.Type, obj: Record<string, unknown>, ctx: Ctx): void {
   const url = obj['@type'];
   if (url === undefined) {
+    ctx.needsRoundTrip = true;
     for (const k in obj) {
       if (k !== 'type_url' && k !== 'value' && obj[k] !== undefined)
         ctx.report('shape.any', `Any without @type has unexpected key ${show(k)}`, '.' + k);
@@ -273,6 +286,7 @@ function shapeAny(obj: Record<string, unknown>, ctx: Ctx): void {
     ctx.report('shape.any', `unknown type URL ${show(url)} (not in the loaded protos: the payload would be dropped)`);
     return;
   }
+  if (!sameTypeAsEncoder(anyType, url, t)) ctx.needsRoundTrip = true;
   if (!url.startsWith(TYPE_URL_PREFIX))
     ctx.report('shape.any', `type URL ${show(url)} should start with ${TYPE_URL_PREFIX}`);
   ctx.path.push(`(${t.name})`);
