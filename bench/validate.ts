@@ -1,4 +1,4 @@
-// Validation alone (strict shape, PGV rules, encode, decode round trip) over every resource the
+// Validation alone (strict shape, PGV rules, encode, decode round trip if needed) over every resource the
 // translate of N generated descriptors publishes, against the floor of the same run (protobufjs
 // fromObject + encode of the same objects). `--against <dir>[,<dir>]`: also times the validateResource
 // of other builds (e.g. a copy of main's dist/), alternating rounds in this one process, for a

@@ -1,5 +1,6 @@
 // Validation of one message given as a plain object (fromObject form): the strict shape check,
-// PGV rules, encode, and a decode round trip proving nothing was dropped. Generic protobuf: which
+// PGV rules, encode, and a decode round trip proving nothing was dropped (run for the values whose
+// exact encoding the shape check cannot prove, docs/decisions.md). Generic protobuf: which
 // messages to validate, and what a failure means, is the caller's (src/xds/validate.ts).
 import protobuf from 'protobufjs';
 import type { ProtoObject } from '../loader.js';
@@ -14,7 +15,8 @@ export { checkRules } from './pgv-rules.js';
 
 /**
  * Strict shape check (unknown keys, wrong shapes, unknown enum names / @type), encode, PGV rules,
- * and a decode round trip proving nothing was dropped. `bytes` is the encoded message.
+ * and a decode round trip proving nothing was dropped where the shape check cannot prove it.
+ * `bytes` is the encoded message.
  */
 export function validateMessage(typeNameOrUrl: string, obj: ProtoObject): ValidationResult {
   let type: protobuf.Type;
