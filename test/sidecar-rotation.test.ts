@@ -142,17 +142,10 @@ test(
     fs.mkdirSync(path.join(dir, 'conf'));
     const docs = Array.from({ length: WORKLOADS }, (_, i) => workload(i));
     fs.writeFileSync(path.join(dir, 'conf', 'mesh.yaml'), docs.join('---\n'));
-    const r = resolveConfig(
-      {
-        config: path.join(dir, 'conf'),
-        xdsPort: 0,
-        adminPort: 0,
-        authzPort: 0,
-        dataDir: path.join(dir, '.data'),
-        xdsNodeAuth: 'insecure-node-metadata',
-      },
-      {},
-    );
+    // Sidecars name their identity in node metadata (the insecure local mode), every port ephemeral.
+    const ports = { xdsPort: 0, adminPort: 0, authzPort: 0 };
+    const flags = { config: path.join(dir, 'conf'), dataDir: path.join(dir, '.data'), ...ports };
+    const r = resolveConfig({ ...flags, xdsNodeAuth: 'insecure-node-metadata' }, {});
     assert.ok(r.ok);
     const clock = { t: T0 };
     const server = await startServer(r.value, makeLogger('silent'), undefined, { now: () => clock.t });
