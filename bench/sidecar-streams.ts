@@ -9,8 +9,9 @@
 //      server RSS.
 //   2. rotation wave: the server's CA clock is moved past every workload certificate's renewal time
 //      and a rebuild runs (the renewal path: a new key pair per workload, pushed over SDS); time until
-//      every stream has received (and ACKed, in the same tick) its new secrets. Floor: bare grpc-js
-//      (bench/push-server.ts `floor`) pushing the same bytes per stream to as many streams, same run.
+//      every stream has received (and ACKed, in the same tick) its new secrets, and the server's CPU
+//      over that time. Floor: bare grpc-js (bench/push-server.ts `floor`) pushing the same bytes per
+//      stream to as many streams, same run.
 // Run: `npm run build --silent && node dist/bench/sidecar-streams.js`
 // Env: BENCH_SIDECAR_N=1000 (descriptors) BENCH_SIDECAR_STREAMS=1000 BENCH_SIDECAR_CLIENT_PROCS=2
 //      BENCH_SIDECAR_CHANNELS=10 (per client process) BENCH_SIDECAR_SCOPES=unscoped,scoped
@@ -95,6 +96,7 @@ async function serverMain(): Promise<void> {
   );
   if (!r.ok) throw new Error(r.errors.join());
   let clockOffset = 0;
+  let rotateCpu = process.cpuUsage();
   const server = await startServer(r.value, makeLogger('error'), undefined, { now: () => Date.now() + clockOffset });
   const memory = (): Record<string, number> => {
     const m = process.memoryUsage();
@@ -107,7 +109,11 @@ async function serverMain(): Promise<void> {
     } else if (m.cmd === 'rotate') {
       const t0 = sharedNow();
       clockOffset = ROTATE_CLOCK_MS;
+      rotateCpu = process.cpuUsage();
       void server.rebuildNow().then(() => send({ type: 'rotated', t0, rebuildMs: sharedNow() - t0 }));
+    } else if (m.cmd === 'cpu') {
+      const u = process.cpuUsage(rotateCpu);
+      send({ type: 'cpu', ms: (u.user + u.system) / 1000 });
     } else if (m.cmd === 'exit') {
       void server.stop().then(() => process.exit(0));
     }
@@ -393,6 +399,8 @@ interface ScopeResult {
   serverPeakRssMB: number;
   rotation: { load: string; received: number; ms: ReturnType<typeof stats>; bytes: ReturnType<typeof stats> };
   rebuildMs: number;
+  /** Server CPU (user + system) of the rotation wave. */
+  rotationCpuMs: number;
   other: number;
 }
 
@@ -428,6 +436,8 @@ async function runScope(scope: string): Promise<ScopeResult> {
     const rot = await rw;
     await Promise.all(rotated);
     const rotLoad = load();
+    // Server CPU from the rotation start to every stream holding its new secret (the figure a loaded machine keeps).
+    const cpu = (await askAll([server], 'cpu', 'cpu', 30_000))[0] as Msg;
     await new Promise((r) => setTimeout(r, 500));
     const streams = (await askAll(clients, 'report', 'report', 30_000)).flatMap((m) => m['streams'] as SidecarStream[]);
     const tRot = Number(rot['t0']);
@@ -450,6 +460,7 @@ async function runScope(scope: string): Promise<ScopeResult> {
         bytes: stats(got.map((s) => s.rotateBytes)),
       },
       rebuildMs: Number(rot['rebuildMs']),
+      rotationCpuMs: Number(cpu['ms']),
       other: streams.reduce((x, s) => x + s.otherAfterArm, 0),
     };
   } finally {
@@ -544,7 +555,8 @@ async function main(): Promise<void> {
   console.log('| --- | --- | --- | --- | --- | --- | --- |');
   for (const r of results)
     console.log(
-      `| ${r.scope} (rebuild ${f(r.rebuildMs)} ms; other responses ${r.other}) | ` +
+      `| ${r.scope} (rebuild ${f(r.rebuildMs)} ms, server CPU ${f(r.rotationCpuMs)} ms; ` +
+        `other responses ${r.other}) | ` +
         `${r.rotation.received}/${r.streams} | ${f(r.rotation.bytes.p50)} B | ` +
         `${f(r.rotation.ms.p50)} | ${f(r.rotation.ms.p99)} | ${f(r.rotation.ms.max)} | ` +
         `${r.rotation.load} |`,

@@ -155,10 +155,43 @@ export function referencedSecretNames(obj: ProtoObject): string[] {
   return out;
 }
 
+type Refs = { routes: ReadonlySet<string>; eds: ReadonlySet<string>; secrets: ReadonlySet<string> };
+/** The distinct names the resources of one map reference (maps are shared by many sidecar snapshots). */
+const MAP_REFS = new WeakMap<ReadonlyMap<string, VersionedResource>, Refs>();
+function refsOf(m: ReadonlyMap<string, VersionedResource>, kind: 'listener' | 'cluster'): Refs {
+  let hit = MAP_REFS.get(m);
+  if (hit === undefined) {
+    const routes = new Set<string>();
+    const eds = new Set<string>();
+    const secrets = new Set<string>();
+    for (const res of m.values()) {
+      if (kind === 'listener') for (const rn of referencedRouteNames(res.object)) routes.add(rn);
+      const sn = kind === 'cluster' ? edsServiceName(res.object) : undefined;
+      if (sn !== undefined) eds.add(sn);
+      for (const x of referencedSecretNames(res.object)) secrets.add(x);
+    }
+    hit = { routes, eds, secrets };
+    MAP_REFS.set(m, hit);
+  }
+  return hit;
+}
+
+/** Whether every name the listeners and clusters reference exists (by distinct name, memoized per map). */
+function referencesResolve(r: ResourceMaps): boolean {
+  const has = (names: ReadonlySet<string>, m: ReadonlyMap<string, VersionedResource>): boolean => {
+    for (const n of names) if (!m.has(n)) return false;
+    return true;
+  };
+  const l = refsOf(r.listener, 'listener');
+  const c = refsOf(r.cluster, 'cluster');
+  return has(l.routes, r.route) && has(c.eds, r.endpoint) && has(l.secrets, r.secret) && has(c.secrets, r.secret);
+}
+
 /** Every problem that forbids publishing this snapshot; empty when consistent. */
 export function checkConsistency(snapshot: Snapshot): string[] {
   const problems = [...(BUILD_PROBLEMS.get(snapshot) ?? [])];
   const r = snapshot.resources;
+  if (referencesResolve(r)) return problems;
   for (const l of r.listener.values()) {
     for (const rn of referencedRouteNames(l.object)) {
       if (!r.route.has(rn)) problems.push(`listener "${l.name}" references missing route configuration "${rn}"`);
@@ -215,21 +248,18 @@ function markNoResolver(s: Snapshot): void {
   NO_RESOLVER.add(s);
 }
 
-const SORTED = new WeakMap<Snapshot, Partial<Record<ResourceKind, readonly VersionedResource[]>>>();
+const SORTED = new WeakMap<ReadonlyMap<string, VersionedResource>, readonly VersionedResource[]>();
 
-/** Every resource of `kind` in `snapshot`, sorted by name; one shared (frozen) array per snapshot and kind. */
+/**
+ * Every resource of `kind` in `snapshot`, sorted by name; one shared (frozen) array per resource map
+ * (sidecars of one egress scope share their cluster map, so they share its sorted list too).
+ */
 export function sortedResources(snapshot: Snapshot, kind: ResourceKind): readonly VersionedResource[] {
-  let per = SORTED.get(snapshot);
-  if (!per) {
-    per = {};
-    SORTED.set(snapshot, per);
-  }
-  let list = per[kind];
+  const m = snapshot.resources[kind];
+  let list = SORTED.get(m);
   if (!list) {
-    list = Object.freeze(
-      [...snapshot.resources[kind].values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
-    );
-    per[kind] = list;
+    list = Object.freeze([...m.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
+    SORTED.set(m, list);
   }
   return list;
 }

@@ -63,6 +63,8 @@ export interface AdsServerOptions {
 
 export class AdsServer {
   private readonly streams = new Set<StreamBase>();
+  /** Open streams by snapshot key: a publication visits only its readers (one per sidecar key). */
+  private readonly byKey = new Map<string, Set<StreamBase>>();
   private readonly ctx: StreamContext;
   private readonly unsubscribe: () => void;
 
@@ -94,7 +96,8 @@ export class AdsServer {
         opts.sharedEncodingMaxEntries ?? 4096,
       ),
       initialBatchMs: opts.initialBatchMs ?? 10,
-      onClose: (s) => this.streams.delete(s),
+      onKeyed: (s) => this.keyed(s),
+      onClose: (s) => this.closed(s),
     };
     // The previous snapshot per node type, to diff each publication once for all streams.
     const last = new Map<string, Snapshot>();
@@ -106,14 +109,31 @@ export class AdsServer {
       const prev = last.get(key);
       last.set(key, snap);
       const diff = prev ? diffSnapshots(prev, snap) : undefined;
-      for (const s of this.streams) if (s.snapshotKey === key) s.guard(() => s.onSnapshot(snap, diff));
+      for (const s of this.byKey.get(key) ?? []) s.guard(() => s.onSnapshot(snap, diff));
     });
+  }
+
+  private keyed(s: StreamBase): void {
+    if (s.closed || s.snapshotKey === undefined) return;
+    let set = this.byKey.get(s.snapshotKey);
+    if (set === undefined) {
+      set = new Set();
+      this.byKey.set(s.snapshotKey, set);
+    }
+    set.add(s);
+  }
+
+  private closed(s: StreamBase): void {
+    this.streams.delete(s);
+    if (s.snapshotKey === undefined) return;
+    const set = this.byKey.get(s.snapshotKey);
+    if (set?.delete(s) && set.size === 0) this.byKey.delete(s.snapshotKey);
   }
 
   /** Snapshot keys of the open streams (sidecar keys no stream uses can be dropped). */
   snapshotKeys(): Set<string> {
     const out = new Set<string>();
-    for (const s of this.streams) if (s.snapshotKey !== undefined) out.add(s.snapshotKey);
+    for (const k of this.byKey.keys()) out.add(k);
     return out;
   }
 

@@ -1,11 +1,27 @@
 // What streams share: encoded response runs and resource lists per subscription on the current
-// snapshot, and interned subscription keys.
+// snapshot (gateway node types) or on one resource map (sidecars), and interned subscription keys.
 import { SEND_ORDER, type ResourceKind } from '../../../proto/loader.js';
+import { mayResolve } from '../snapshot.js';
 import type { NodeType, Snapshot, VersionedResource } from '../types.js';
 
 interface SharedEntry {
   list?: readonly VersionedResource[];
   run?: Buffer;
+}
+
+/** Entries kept per shared sidecar resource map (subscription keys seen on it). */
+const MAX_MAP_ENTRIES = 64;
+
+/**
+ * What sidecar streams share on one resource map. A sidecar snapshot holds one workload's maps,
+ * but sidecars of one egress scope hold the very same cluster map (src/xds/sidecar/snapshots.ts):
+ * once a second snapshot reads a map, its lists and runs are kept for every later reader.
+ */
+interface MapStore {
+  first: Snapshot;
+  shared: boolean;
+  entries: Map<string, SharedEntry>;
+  bytes: number;
 }
 
 /**
@@ -28,9 +44,40 @@ export class SharedResponses {
     private readonly maxEntries: number,
   ) {}
 
+  private readonly maps = new WeakMap<ReadonlyMap<string, VersionedResource>, MapStore>();
+
+  /**
+   * Sidecar snapshots share by resource map: with no on-demand resolver, a subscription's list
+   * and run depend only on the map of its kind. Maps read by one snapshot only keep nothing.
+   */
+  private mapStore(snap: Snapshot, ns: string): MapStore | undefined {
+    const kind = NS_KIND.get(ns);
+    if (kind === undefined || mayResolve(snap)) return undefined;
+    const m = snap.resources[kind];
+    const st = this.maps.get(m);
+    if (st === undefined) {
+      this.maps.set(m, { first: snap, shared: false, entries: new Map(), bytes: 0 });
+      return undefined;
+    }
+    if (!st.shared && st.first === snap) return undefined;
+    st.shared = true;
+    return st;
+  }
+
+  private mapEntry(snap: Snapshot, ns: string, key: string): SharedEntry | undefined {
+    const st = this.mapStore(snap, ns);
+    if (st === undefined) return undefined;
+    const k = `${ns}\u0000${key}`;
+    let e = st.entries.get(k);
+    if (!e && st.entries.size < MAX_MAP_ENTRIES) {
+      e = {};
+      st.entries.set(k, e);
+    }
+    return e;
+  }
+
   private entry(snap: Snapshot, ns: string, key: string): SharedEntry | undefined {
-    // A sidecar's snapshot serves one workload: nothing to share, and one budget per key would be unbounded.
-    if (snap.cacheKey !== undefined) return undefined;
+    if (snap.cacheKey !== undefined) return this.mapEntry(snap, ns, key);
     let t = this.perType.get(snap.nodeType);
     if (!t || t.snap !== snap) {
       t = { snap, kinds: new Map(), bytes: 0, entries: 0 };
@@ -76,7 +123,7 @@ export class SharedResponses {
     }
     this.misses++;
     const buf = make();
-    const t = this.perType.get(snap.nodeType);
+    const t = snap.cacheKey === undefined ? this.perType.get(snap.nodeType) : this.mapStore(snap, ns);
     if (e && t && t.bytes + buf.length <= this.maxBytes) {
       e.run = buf;
       t.bytes += buf.length;
@@ -111,3 +158,7 @@ export function subscriptionKey(wildcard: boolean, names: ReadonlySet<string>): 
 
 export const SOTW_NS = Object.fromEntries(SEND_ORDER.map((k) => [k, `s:${k}`])) as Record<ResourceKind, string>;
 export const DELTA_NS = Object.fromEntries(SEND_ORDER.map((k) => [k, `d:${k}`])) as Record<ResourceKind, string>;
+/** The resource kind of a namespace above (others, e.g. Delta's VHDS view, are not shared by map). */
+const NS_KIND = new Map<string, ResourceKind>(
+  SEND_ORDER.flatMap((k) => [[SOTW_NS[k], k] as const, [DELTA_NS[k], k] as const]),
+);

@@ -60,6 +60,8 @@ export interface StreamContext {
   authenticate: Authenticator;
   allowName: AllowName | undefined;
   initialBatchMs: number;
+  /** The stream's snapshot key is known (its first request): it receives that key's publications. */
+  onKeyed(s: StreamBase): void;
   onClose(s: StreamBase): void;
 }
 
@@ -184,6 +186,7 @@ export abstract class StreamBase {
       this.node = n;
       this.nodeType = this.ctx.nodeTypeOf(n);
       this.snapshotKey = this.ctx.snapshotKeyOf(n, this.principal, this.nodeType);
+      this.ctx.onKeyed(this);
       this.status.nodeType = this.nodeType;
       this.status.nodeId = n.id ?? '';
       this.status.cluster = n.cluster ?? '';

@@ -81,6 +81,8 @@ export class ResourceInterner {
   private prev = new Map<string, VersionedResource>();
   private cur = new Map<string, VersionedResource>();
   private byObject = new WeakMap<ProtoObject, VersionedResource | null>();
+  private prevMaps = new Map<string, SharedMap>();
+  private curMaps = new Map<string, SharedMap>();
   /** Resources validated and encoded / found already encoded (counters for tests and benchmarks). */
   encoded = 0;
   reused = 0;
@@ -90,6 +92,24 @@ export class ResourceInterner {
     this.prev = this.cur;
     this.cur = new Map();
     this.byObject = new WeakMap();
+    this.prevMaps = this.curMaps;
+    this.curMaps = new Map();
+  }
+
+  /**
+   * The by-name map of a resource list shared by many sidecars, the same Map object across builds
+   * while its resources do not change: an unchanged sidecar is then recognised, diffed and checked
+   * in O(1) for that kind instead of once per resource per sidecar.
+   */
+  sharedMap(list: readonly VersionedResource[]): SharedMap {
+    const key = list.map((r) => r.version).join(',');
+    let m = this.curMaps.get(key) ?? this.prevMaps.get(key);
+    if (m === undefined) {
+      const problems: string[] = [];
+      m = { map: byName(list, problems), problems };
+    }
+    this.curMaps.set(key, m);
+    return m;
   }
 
   /** The versioned resource of `obj`, or undefined (and an error) when it fails Envoy's validation. */
@@ -114,6 +134,12 @@ export class ResourceInterner {
     this.byObject.set(obj, r);
     return r;
   }
+}
+
+/** A by-name resource map shared by sidecars, and its duplicate-name problems. */
+export interface SharedMap {
+  map: Map<string, VersionedResource>;
+  problems: readonly string[];
 }
 
 export interface SidecarBuildContext {
@@ -245,10 +271,7 @@ export function sidecarBuilder(b: SidecarBuildInputs): BuildSidecar {
   // Indexed on the first sidecar of this build: a control plane with gateways only never pays for it.
   let plan: SidecarPlan | undefined;
   // One cluster map per shared cluster list (egress scope + app port) of this build.
-  const clusterMaps = new WeakMap<
-    readonly ProtoObject[],
-    { map: Map<string, VersionedResource>; problems: string[] }
-  >();
+  const clusterMaps = new WeakMap<readonly ProtoObject[], SharedMap>();
   return (node, version, { interner, previous }) => {
     plan ??= new SidecarPlan({ ...b, index: buildWorkloadIndex(b.objects, b.model.descriptors, b.trustDomain) });
     const parts = plan.parts(node);
@@ -259,8 +282,7 @@ export function sidecarBuilder(b: SidecarBuildInputs): BuildSidecar {
       list.flatMap((o) => interner.get(kind, o, errors) ?? []);
     let clusters = clusterMaps.get(parts.sharedClusters);
     if (clusters === undefined) {
-      const p: string[] = [];
-      clusters = { map: byName(encode('cluster', parts.sharedClusters), p), problems: p };
+      clusters = interner.sharedMap(encode('cluster', parts.sharedClusters));
       clusterMaps.set(parts.sharedClusters, clusters);
     }
     problems.push(...clusters.problems);

@@ -40,6 +40,8 @@ export interface MeshPod {
 export interface WorkloadIndex {
   pods: readonly MeshPod[];
   backing: ReadonlyMap<string, readonly MeshPod[]>;
+  /** The pods of each workload identity (SPIFFE id), in `pods` order. */
+  bySpiffeId: ReadonlyMap<string, readonly MeshPod[]>;
   /** The mTLS mode a Namespace sets for its workloads (annotation otoroshi.io/sidecar-mtls-mode). */
   namespaceMtls: ReadonlyMap<string, MtlsMode>;
   /** Problems with mesh Pods (bad port annotation, no IP), for logs. */
@@ -158,28 +160,58 @@ export function buildWorkloadIndex(
     }
   }
   pods.sort((a, b) => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1));
-  const byNs = new Map<string, MeshPod[]>();
-  for (const p of pods) byNs.set(p.namespace, [...(byNs.get(p.namespace) ?? []), p]);
+  const byLabel = podsByLabel(pods);
+  const byName = new Map(pods.map((p) => [`${p.namespace}/${p.name}`, p]));
+  const order = new Map(pods.map((p, i) => [p, i]));
   const backing = new Map<string, MeshPod[]>();
   for (const d of descriptors) {
-    const found = new Map<string, MeshPod>();
+    const found = new Set<MeshPod>();
     for (const t of d.targets) {
       if (t.service === undefined) continue;
       const key = `${t.service.namespace}/${t.service.name}`;
       const svc = services.get(key);
       const selector = strings(isRecord(svc?.spec) ? svc.spec['selector'] : undefined);
-      const refs = sliceRefs.get(key);
-      for (const p of byNs.get(t.service.namespace) ?? []) {
-        if (selects(selector, p.labels) || refs?.has(`${p.namespace}/${p.name}`) === true)
-          found.set(`${p.namespace}/${p.name}`, p);
+      const hits = new Set(selected(byLabel, t.service.namespace, selector));
+      for (const n of sliceRefs.get(key) ?? []) {
+        const p = byName.get(n);
+        if (p !== undefined && p.namespace === t.service.namespace) hits.add(p);
       }
+      // In pod order per target, as a scan of the namespace's pods would find them.
+      for (const p of [...hits].sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0))) found.add(p);
     }
-    if (found.size > 0) backing.set(d.id, [...found.values()]);
+    if (found.size > 0) backing.set(d.id, [...found]);
   }
-  return { pods, backing, namespaceMtls, problems };
+  const bySpiffeId = new Map<string, MeshPod[]>();
+  for (const p of pods) {
+    const list = bySpiffeId.get(p.spiffeId);
+    if (list === undefined) bySpiffeId.set(p.spiffeId, [p]);
+    else list.push(p);
+  }
+  return { pods, backing, bySpiffeId, namespaceMtls, problems };
+}
+
+/** Pods by `namespace \0 label \0 value`, in `pods` order. */
+function podsByLabel(pods: readonly MeshPod[]): Map<string, MeshPod[]> {
+  const out = new Map<string, MeshPod[]>();
+  for (const p of pods)
+    for (const [k, v] of Object.entries(p.labels)) {
+      const key = `${p.namespace}\u0000${k}\u0000${v}`;
+      const list = out.get(key);
+      if (list === undefined) out.set(key, [p]);
+      else list.push(p);
+    }
+  return out;
+}
+
+/** The pods of namespace `ns` a Service selector selects: the pods with its first label, filtered by all. */
+function selected(byLabel: ReadonlyMap<string, MeshPod[]>, ns: string, selector: Record<string, string>): MeshPod[] {
+  const first = Object.entries(selector)[0];
+  if (first === undefined) return [];
+  const candidates = byLabel.get(`${ns}\u0000${first[0]}\u0000${first[1]}`) ?? [];
+  return candidates.filter((p) => selects(selector, p.labels));
 }
 
 /** The pods of one workload identity. */
 export function podsOf(index: WorkloadIndex, spiffeId: string): MeshPod[] {
-  return index.pods.filter((p) => p.spiffeId === spiffeId);
+  return [...(index.bySpiffeId.get(spiffeId) ?? [])];
 }
