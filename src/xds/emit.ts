@@ -16,23 +16,28 @@ import { grpcDomains } from './plan/hosts.js';
 import type { Entry } from './plan/order.js';
 import { type VhostPlan, sameItems, vhostKey } from './plan/route-configs.js';
 
-/**
- * A message of length-delimited fields only, in field-number order (what protobufjs emits): `head`
- * (field 1, a string), `strings` (field 2), then the already encoded `parts` (field `partsField`,
- * repeated): a virtual host (name, domains, routes) or a route configuration (name, virtual hosts).
- */
-function encodeDelimited(
-  head: string,
-  strings: readonly string[],
-  partsField: number,
-  parts: readonly Uint8Array[],
-): Uint8Array {
-  let size = stringFieldSize(1, head);
-  for (const x of strings) size += stringFieldSize(2, x);
-  for (const b of parts) size += lenFieldSize(partsField, b.length);
-  const w = new WireWriter(size).string(1, head);
-  for (const x of strings) w.string(2, x);
-  for (const b of parts) w.bytes(partsField, b);
+// A VirtualHost's encoding: name (1), domains (2), routes (3, their validated bytes), in field-number
+// order as protobufjs emits it. A RouteConfiguration's: name (1), then each virtual host (2), written
+// from its routes' bytes (the virtual hosts' own bytes are not kept: they would be a second copy).
+
+/** The encoded length of a virtual host. */
+function vhostSize(name: string, domains: readonly string[], routes: readonly RouteRec[]): number {
+  let size = stringFieldSize(1, name);
+  for (const x of domains) size += stringFieldSize(2, x);
+  for (const r of routes) size += lenFieldSize(3, r.bytes.length);
+  return size;
+}
+
+/** The bytes of route configuration `name` over encoded virtual hosts. */
+function routeConfigBytes(name: string, vhosts: readonly VhostRec[]): Uint8Array {
+  let size = stringFieldSize(1, name);
+  for (const v of vhosts) size += lenFieldSize(2, v.size);
+  const w = new WireWriter(size).string(1, name);
+  for (const v of vhosts) {
+    w.message(2, v.size).string(1, v.name);
+    for (const x of v.domains) w.string(2, x);
+    for (const r of v.routes) w.bytes(3, r.bytes);
+  }
   return w.finish();
 }
 
@@ -114,13 +119,8 @@ function vhostRec(cache: TranslateCache, p: VhostPlan, variant: RouteVariant, ro
     const name = names.virtualHostName(p.v);
     const domains = vhostDomains(p.v, variant);
     const objs = routes.map((r) => r.obj);
-    const bytes = encodeDelimited(
-      name,
-      domains,
-      3,
-      routes.map((r) => r.bytes),
-    );
-    m = { used: cache.generation, name, routes, obj: virtualHost(name, domains, objs), bytes };
+    const size = vhostSize(name, domains, routes);
+    m = { used: cache.generation, name, routes, obj: virtualHost(name, domains, objs), domains, size };
     cache.vhosts.set(p.key, m);
   }
   return cache.touch(m);
@@ -148,16 +148,7 @@ export function routeConfigRec(cache: TranslateCache, name: string, vhosts: Vhos
     );
     const ok = m ? m.ok : validateResource(TYPE_URLS.route, { name }).ok;
     // When the configuration's own fields are invalid, validateSet validates it whole (and reports).
-    if (ok)
-      ENCODED.set(
-        obj,
-        encodeDelimited(
-          name,
-          [],
-          2,
-          vhosts.map((v) => v.bytes),
-        ),
-      );
+    if (ok) ENCODED.set(obj, routeConfigBytes(name, vhosts));
     m = { used: cache.generation, vhosts, obj, ok };
     cache.routeConfigs.set(name, m);
   }

@@ -44,7 +44,9 @@ export interface VhostRec extends Used {
   entries?: readonly Entry[];
   routes: RouteRec[];
   obj: ProtoObject;
-  bytes: Uint8Array;
+  domains: string[];
+  /** Length of its encoding (name, domains, routes' bytes): the route configurations write it from those. */
+  size: number;
 }
 
 export interface RouteConfigRec extends Used {

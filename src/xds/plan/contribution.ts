@@ -2,6 +2,7 @@
 import type { ProtoObject } from '../../../proto/loader.js';
 import type { Descriptor, Target } from '../../model/types.js';
 import * as names from '../names.js';
+import { withFields } from '../shapes.js';
 import type { RouteInput } from './route-input.js';
 import { byString } from '../resources/common.js';
 import { healthCheck, type UpstreamTlsSpec, upstreamTlsContext } from '../resources/features.js';
@@ -161,7 +162,7 @@ function envoyClusterOf(
 function envoyClusters(d: Descriptor, name: string, ctx: TranslateCtx): Contribution['envoy'] {
   const main = envoyClusterOf(d, name, ctx);
   const canary = d.canary;
-  if (!canary || canary.traffic <= 0) return { ...main, choice: { cluster: name } };
+  if (!canary || canary.traffic <= 0) return withFields(main, { choice: { cluster: name } });
   const cname = names.canaryClusterName(name);
   const c = envoyClusterOf({ ...d, targets: canary.targets }, cname, ctx);
   const share = Math.round(canary.traffic * 1000);

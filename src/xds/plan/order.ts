@@ -52,9 +52,11 @@ export function entriesFor(c: Contribution, v: string): Entry[] {
     if (p.toLowerCase() === v) exact = true;
   }
   if (!all && some.length === 0) return [];
-  const base = { c, authority: all ? undefined : some, hostRank: exact ? 0 : 1 };
-  if (c.d.paths.length === 0) return [{ ...base, path: undefined, pathIndex: undefined }];
-  return c.d.paths.map((path, i) => ({ ...base, path, pathIndex: i }));
+  const authority = all ? undefined : some;
+  const hostRank = exact ? 0 : 1;
+  // One literal (not a spread of a shared base): entries share one hidden class (src/xds/shapes.ts).
+  if (c.d.paths.length === 0) return [{ c, authority, hostRank, path: undefined, pathIndex: undefined }];
+  return c.d.paths.map((path, i) => ({ c, authority, hostRank, path, pathIndex: i }));
 }
 
 /** The ordered entries of virtual host `v` over its candidate descriptors. */

@@ -12,6 +12,7 @@ import type {
 import { TYPE_URL } from '../../../proto/type-urls.js';
 import type { ClientConfig, LoadBalancing } from '../../model/types.js';
 import { adsConfigSource, duration, wrapped } from './common.js';
+import { withFields } from '../shapes.js';
 
 export type LbPolicy = Extract<ClusterLbPolicy, 'ROUND_ROBIN' | 'RANDOM' | 'RING_HASH' | 'LEAST_REQUEST'>;
 
@@ -121,7 +122,10 @@ function common(name: string, s: ClusterSettings): Cluster {
 
 /** EDS over ADS; the EDS service name is the cluster name. */
 export function edsCluster(name: string, s: ClusterSettings): Cluster {
-  return { ...common(name, s), type: 'EDS', edsClusterConfig: { edsConfig: adsConfigSource(), serviceName: name } };
+  return withFields(common(name, s), {
+    type: 'EDS',
+    edsClusterConfig: { edsConfig: adsConfigSource(), serviceName: name },
+  });
 }
 
 /** STRICT_DNS (Envoy) or LOGICAL_DNS (gRPC, one host) with an inline load assignment. */
@@ -131,5 +135,5 @@ export function dnsCluster(
   s: ClusterSettings,
   loadAssignment: ClusterLoadAssignment,
 ): Cluster {
-  return { ...common(name, s), type, loadAssignment };
+  return withFields(common(name, s), { type, loadAssignment });
 }

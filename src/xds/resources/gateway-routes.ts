@@ -7,6 +7,7 @@ import { OPENAPI_PATH, type RouteStep, routeSteps } from '../plan/route-steps.js
 
 export { OPENAPI_PATH } from '../plan/route-steps.js';
 import { duration, headerValue } from './common.js';
+import { withFields } from '../shapes.js';
 import {
   CORS_FILTER_NAME,
   RBAC_FILTER_NAME,
@@ -69,7 +70,7 @@ function forwardMutations(d: RouteInput, variant: RouteVariant, checked: boolean
 
 function withHeaderMatchers(match: ProtoObject, extra: readonly ProtoObject[]): ProtoObject {
   const headers = [...((match.headers as ProtoObject[] | undefined) ?? []), ...extra];
-  return { ...match, headers };
+  return withFields(match, { headers });
 }
 
 /** `redirection`: a direct 3xx with the literal Location (Otoroshi answers it before anything else). */
@@ -155,13 +156,12 @@ function forwardRoutes(x: EntryRoutes, steps: readonly Extract<RouteStep, { kind
     const m = withHeaderMatchers(x.match, [
       { name: ':path', stringMatch: { safeRegex: { regex: `(?:${ct.path})(?:\\?.*)?` } } },
     ]);
-    const action: ProtoObject = {
-      ...routeAction(d, e.path, choice, variant),
+    const action: ProtoObject = withFields(routeAction(d, e.path, choice, variant), {
       timeout: duration(ct.globalTimeout),
       idleTimeout: duration(ct.idleTimeout),
-    };
+    });
     const retry = action.retryPolicy as ProtoObject | undefined;
-    if (retry) action.retryPolicy = { ...retry, perTryTimeout: duration(ct.callTimeout) };
+    if (retry) action.retryPolicy = withFields(retry, { perTryTimeout: duration(ct.callTimeout) });
     return withPerFilterConfig(forwardRoute(`${x.name}${step.suffix}`, m, action, mutations), perFilter);
   });
 }

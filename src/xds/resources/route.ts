@@ -15,6 +15,7 @@ import type {
 import type { ProtoObject } from '../../../proto/loader.js';
 import type { ClientConfig, HeaderMatch, LoadBalancing, PathMatch } from '../../model/types.js';
 import { duration, headerValue, sortedBy, wrapped } from './common.js';
+import { withFields } from '../shapes.js';
 import { escapeRegex, hostPatternRegex } from '../../model/patterns.js';
 
 export { escapeRegex } from '../../model/patterns.js';
@@ -166,8 +167,7 @@ export function routeAction(
 ): RouteAction {
   const retry = retryPolicy(d.clientConfig, variant);
   const hash = hashPolicy(d.loadBalancing);
-  return {
-    ...clusterSpecifier(choice, variant),
+  return withFields(clusterSpecifier(choice, variant), {
     timeout: duration(d.clientConfig.globalTimeout),
     // gRPC clients take the call deadline from max_stream_duration (gRFC A31), Envoy from timeout.
     ...(variant !== 'grpc'
@@ -177,7 +177,7 @@ export function routeAction(
     ...(hostRewrite(d) ?? {}),
     ...(retry ? { retryPolicy: retry } : {}),
     ...(hash ? { hashPolicy: hash } : {}),
-  };
+  });
 }
 
 /** An Otoroshi error as a direct response: status, JSON body and the Otoroshi-Error headers. */
@@ -243,5 +243,5 @@ export type PerFilterConfig = { [filter: string]: Any };
  * still assembles these maps untyped.
  */
 export function withPerFilterConfig(route: Route, perFilter: PerFilterConfig | ProtoObject | undefined): Route {
-  return perFilter === undefined ? route : { ...route, typedPerFilterConfig: perFilter as PerFilterConfig };
+  return perFilter === undefined ? route : withFields(route, { typedPerFilterConfig: perFilter as PerFilterConfig });
 }
