@@ -1,8 +1,9 @@
 // The pure middle of the data flow: view → buildModel → translate → validate.
 // Used by the server (then snapshot → cache → ADS) and by the `translate` / `validate` CLIs.
 import type { BuildResult, ConfigError, ConfigView, Model, ObjectStatus } from './model/types.js';
-import { buildModel, type ModelSettings } from './model/build.js';
-import { type TranslateCache, encodedBytes, translate } from './xds/translate.js';
+import { buildModelSteps, type ModelSettings } from './model/build.js';
+import { runSteps, type Steps } from './model/steps.js';
+import { type TranslateCache, encodedBytes, translateSteps } from './xds/translate.js';
 import { rejectedResource, validateKind } from './xds/validate.js';
 import type { ProtoObject, ResourceKind } from '../proto/loader.js';
 import { RESOURCE_SET_KEYS, type NodeType, type ResourceSet, type TranslateOptions } from './xds/types.js';
@@ -50,6 +51,8 @@ export function validateSet(nodeType: NodeType, set: ResourceSet, errors: Config
   return { set: out, bytes };
 }
 
+export { runSteps, runStepsYielding } from './model/steps.js';
+
 export function compile(
   view: ConfigView,
   settings: Partial<ModelSettings>,
@@ -64,7 +67,7 @@ export function compile(
 
 /**
  * `compile` as steps: the generator pauses between its stages (model, translate, each node type's
- * validation), so that a caller can let the event loop run there (the server's rebuilds) and
+ * validation) and within the model's and translate's loops (every few hundred objects), so that a caller can let the event loop run there (the server's rebuilds) and
  * nothing else. Nothing is published by it: what it returns is used when it is done.
  */
 export function* compileSteps(
@@ -73,13 +76,13 @@ export function* compileSteps(
   opts: Partial<TranslateOptions>,
   afterModel?: (built: BuildResult) => void,
   cache?: TranslateCache,
-): Generator<void, Compiled> {
-  const built: BuildResult = buildModel(view, settings);
+): Steps<Compiled> {
+  const built: BuildResult = yield* buildModelSteps(view, settings);
   afterModel?.(built);
   yield;
   const errors: ConfigError[] = [];
   for (const s of built.statuses) errors.push(...s.errors);
-  const out = translate(built.model, opts, cache);
+  const out = yield* translateSteps(built.model, opts, cache);
   errors.push(...out.errors);
   yield;
   const envoy = validateSet('envoy', out.envoy, errors);
@@ -93,23 +96,6 @@ export function* compileSteps(
     grpcDomains: out.grpcDomains,
     errors,
   };
-}
-
-/** Runs steps to the end without pausing. */
-export function runSteps<T>(steps: Generator<void, T>): T {
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-  }
-}
-
-/** Runs steps to the end, letting the event loop run (setImmediate) at every pause. */
-export async function runStepsYielding<T>(steps: Generator<void, T>): Promise<T> {
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
 }
 
 /** Object statuses with the translation problems of each object (an error makes it invalid: it is not served). */

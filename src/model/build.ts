@@ -20,6 +20,7 @@ import {
   statusesOf,
   tcpServices,
 } from './processors.js';
+import { runSteps, type Steps } from './steps.js';
 
 export { loadErrorStatuses } from './processors.js';
 
@@ -41,9 +42,15 @@ export {
  * (src/model/processors.ts).
  */
 export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>): BuildResult {
+  return runSteps(buildModelSteps(view, settings));
+}
+
+/** `buildModel` as steps: it pauses between processors and every few hundred objects of the long loops. */
+export function* buildModelSteps(view: ConfigView, settings?: Partial<ModelSettings>): Steps<BuildResult> {
   const s: ModelSettings = { ...DEFAULT_SETTINGS, ...(settings ?? {}) };
   const b = newBuild(view, s);
-  checkShapes(b);
+  yield;
+  yield* checkShapes(b);
   kubeObjects(b);
   secrets(b);
   certificateCrs(b);
@@ -51,11 +58,14 @@ export function buildModel(view: ConfigView, settings?: Partial<ModelSettings>):
   tcpServices(b);
   serviceGroups(b);
   jwtVerifiers(b);
-  crdDescriptors(b);
-  ingresses(b);
+  yield;
+  yield* crdDescriptors(b);
+  yield* ingresses(b);
   descriptorCertRefs(b);
+  yield;
   claimDescriptors(b);
-  apiKeys(b);
+  yield* apiKeys(b);
   meshCertificate(b);
+  yield;
   return { model: modelOf(b), statuses: statusesOf(b, view) };
 }

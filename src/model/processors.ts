@@ -33,6 +33,7 @@ import { buildGlobalConfig } from './global-config.js';
 import { addMeshCertificate } from './mesh-certificate.js';
 import { buildTcpService } from './tcp-service.js';
 import { classify, readByMesh, unservedKind, type Family } from './kinds.js';
+import { eachBatched, type Steps } from './steps.js';
 
 interface Entry {
   so: StoredObject;
@@ -178,8 +179,8 @@ export function newBuild(view: ConfigView, s: ModelSettings): Build {
 }
 
 /** 1. Every object: a name, a kind we read (else skipped or refused), a spec its schema accepts. */
-export function checkShapes(b: Build): void {
-  for (const e of b.entries) {
+export function* checkShapes(b: Build): Steps {
+  yield* eachBatched(b.entries, (e) =>
     guard(e, () => {
       const obj = e.so.object;
       if (
@@ -212,8 +213,8 @@ export function checkShapes(b: Build): void {
         }
         if (e.p.hasErrors) e.done = true;
       }
-    });
-  }
+    }),
+  );
 }
 
 /** 2. Services, EndpointSlices (the target index) and IngressClasses. */
@@ -393,8 +394,8 @@ export function jwtVerifiers(b: Build): void {
 }
 
 /** 5. ServiceDescriptor CRs → candidate descriptors (with their local JWT verifiers). */
-export function crdDescriptors(b: Build): void {
-  for (const e of live(b, 'otoroshi', 'ServiceDescriptor')) {
+export function* crdDescriptors(b: Build): Steps {
+  yield* eachBatched(live(b, 'otoroshi', 'ServiceDescriptor'), (e) =>
     guard(e, () => {
       const extras: { localVerifier?: JwtVerifierModel } = {};
       const d = buildCrdDescriptor(e.so, b.s, b.idx, b.refs, e.p, extras, localJwtVerifier);
@@ -403,13 +404,13 @@ export function crdDescriptors(b: Build): void {
         b.candidates.push({ d, owner: e });
         if (extras.localVerifier !== undefined) b.localVerifiers.set(d, extras.localVerifier);
       }
-    });
-  }
+    }),
+  );
 }
 
 /** 5a. Ingresses of our class → candidate descriptors and TLS bindings. */
-export function ingresses(b: Build): void {
-  for (const e of live(b, 'Ingress')) {
+export function* ingresses(b: Build): Steps {
+  yield* eachBatched(live(b, 'Ingress'), (e) =>
     guard(e, () => {
       const why = ingressClassProblem(e.so.object, b.ingressClasses, b.s);
       if (why !== null) {
@@ -424,8 +425,8 @@ export function ingresses(b: Build): void {
       }
       for (const d of out.descriptors) b.candidates.push({ d, owner: e });
       b.ingressOut.set(e, out.tls);
-    });
-  }
+    }),
+  );
 }
 
 /** 5b. Targets' mtlsConfig certificate references (id, then subject DN, as Otoroshi). */
@@ -511,9 +512,9 @@ export function claimDescriptors(b: Build): void {
 }
 
 /** 7. ApiKeys: one per clientId. */
-export function apiKeys(b: Build): void {
+export function* apiKeys(b: Build): Steps {
   const keyByClientId = new Map<string, ApiKey>();
-  for (const e of live(b, 'otoroshi', 'ApiKey')) {
+  yield* eachBatched(live(b, 'otoroshi', 'ApiKey'), (e) =>
     guard(e, () => {
       const k = buildApiKey(e.so, b.s, b.refs, e.p, b.apikeySecrets);
       if (k === undefined) {
@@ -532,8 +533,8 @@ export function apiKeys(b: Build): void {
       }
       keyByClientId.set(k.clientId, k);
       b.apikeys.push(k);
-    });
-  }
+    }),
+  );
 }
 
 /** 8. One status per object, and per document that never became one. */

@@ -28,6 +28,7 @@ import { memoFor } from './contributions.js';
 import { gatewayFilters, hcmOptions } from './gateway-filters.js';
 import { sdsSecrets, tlsResources } from './gateway-tls.js';
 import { type Bound, tcpProblem } from './tcp-services.js';
+import { eachBatched, runSteps, type Steps } from '../model/steps.js';
 
 export { TranslateCache } from './plan/cache.js';
 export { encodedBytes } from './emit.js';
@@ -63,17 +64,20 @@ function emptyRole(role: RolePlan['role']): RolePlan {
   return { role, listeners: [], routeConfigs: [], clusters: [], secrets: [] };
 }
 
-/** The served descriptors' contributions (memoised); descriptors with a problem are reported and left out. */
-function contributions(w: Work, model: Model): Map<Contribution, DescriptorMemo> {
+/**
+ * The served descriptors' contributions (memoised), pausing every few hundred descriptors;
+ * descriptors with a problem are reported and left out.
+ */
+function* contributions(w: Work, model: Model): Steps<Map<Contribution, DescriptorMemo>> {
   const memos = new Map<Contribution, DescriptorMemo>();
   const ctxJson = JSON.stringify(w.ctx);
-  for (const s of servedDescriptors(model, descriptorProblem)) {
+  yield* eachBatched(servedDescriptors(model, descriptorProblem), (s) => {
     w.errors.push(...s.errors);
-    if (s.served === undefined) continue;
+    if (s.served === undefined) return;
     const m = memoFor(w.cache, s.served, w.authz, w.ctx, ctxJson);
     if (m.problem) w.errors.push({ ...m.problem });
     else memos.set(m.c, m);
-  }
+  });
   return memos;
 }
 
@@ -318,6 +322,16 @@ export function translatePlanned(
   cache: TranslateCache,
   withPlan = true,
 ): { output: TranslateOutput; plan: Plan } {
+  return runSteps(translatePlannedSteps(model, opts, cache, withPlan));
+}
+
+/** `translatePlanned` as steps: it pauses in the descriptor loop and between the phases. */
+function* translatePlannedSteps(
+  model: Model,
+  opts: Partial<TranslateOptions> | undefined,
+  cache: TranslateCache,
+  withPlan: boolean,
+): Steps<{ output: TranslateOutput; plan: Plan }> {
   const o: TranslateOptions = { ...DEFAULT_TRANSLATE_OPTIONS, ...(opts ?? {}) };
   const ctx: TranslateCtx = { caBundle: model.caBundle !== undefined && model.caBundle.trim() !== '' };
   const plan = { gateway: emptyRole('gateway'), grpc: emptyRole('grpc') };
@@ -333,13 +347,17 @@ export function translatePlanned(
     withPlan,
   };
   cache.begin();
-  const memos = contributions(w, model);
+  const memos = yield* contributions(w, model);
+  yield;
   const gw = gatewayHttpOf(w, model);
   const v = routeVariants(w, memos, gw.https !== undefined);
+  yield;
   gatewayHttp(w, model, v, gw);
   gatewayTcp(w, model, gw.https !== undefined);
+  yield;
   const domains = descriptorClusters(w, v.cs);
   grpcRoutes(w, v.grpc, domains);
+  yield;
   finish(w);
   cache.end();
   const output = { envoy: w.envoy, grpc: w.grpc, grpcDomains: domains, errors: w.errors };
@@ -351,7 +369,16 @@ export function translatePlanned(
  * (pass the same one for every model of a stream; a fresh one is a cold translate).
  */
 export function translate(model: Model, opts?: Partial<TranslateOptions>, cache?: TranslateCache): TranslateOutput {
-  return translatePlanned(model, opts, cache ?? new TranslateCache(), false).output;
+  return runSteps(translateSteps(model, opts, cache));
+}
+
+/** `translate` as steps (the server's rebuilds let the event loop run at every pause). */
+export function* translateSteps(
+  model: Model,
+  opts?: Partial<TranslateOptions>,
+  cache?: TranslateCache,
+): Steps<TranslateOutput> {
+  return (yield* translatePlannedSteps(model, opts, cache ?? new TranslateCache(), false)).output;
 }
 
 /** The plan alone (what goldens under testdata/plan/ show). */
