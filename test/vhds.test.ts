@@ -12,6 +12,7 @@ import { translate } from '../src/xds/translate.js';
 import { buildSnapshot } from '../src/xds/snapshot.js';
 import { validateResource } from '../src/xds/validate.js';
 import { resolveAlias, vhdsView } from '../src/xds/vhds.js';
+import type { VhdsView } from '../src/xds/types.js';
 import { TYPE_URL } from '../proto/type-urls.js';
 import { VhdsSubscription } from '../src/xds/server/vhds.js';
 import { descriptorModel, ipTarget, model } from './fixtures/index.js';
@@ -138,4 +139,129 @@ test('golden: the VHDS split of three hosts (shell + virtual hosts, decoded): te
     fs.writeFileSync(file, text);
   }
   assert.equal(text, fs.readFileSync(file, 'utf8'));
+});
+
+/** A snapshot of descriptors by stable id (removing one does not renumber the others' clusters). */
+function snapshotById(hosts: Record<string, string[]>, version: string) {
+  const ds = Object.entries(hosts).map(([id, h]) =>
+    descriptorModel(`d-${id}`, { hosts: h, targets: [ipTarget('t', '127.0.0.1', 9000)] }),
+  );
+  const out = translate(model(ds), { ...DEFAULT_TRANSLATE_OPTIONS, vhds: true });
+  assert.deepEqual(out.errors, []);
+  return buildSnapshot('envoy', version, out.envoy);
+}
+
+/** What an Envoy holds after applying Delta VirtualHost responses: name → version. */
+class HeldVhosts {
+  readonly held = new Map<string, string>();
+  apply(buf: Buffer | undefined): void {
+    if (!buf) return;
+    const m = decodeDelta(buf);
+    for (const r of m.resources ?? []) if (r.resource) this.held.set(r.name, r.version);
+    for (const n of m.removedResources ?? []) this.held.delete(n);
+  }
+}
+
+/** One client: a subscription, what it holds, and a build on `view` with runs shared like the server's. */
+function vhdsClient(share: (view: VhdsView) => (key: string, make: () => Buffer) => Buffer) {
+  const sub = new VhdsSubscription();
+  const client = new HeldVhosts();
+  let nonce = 0;
+  return {
+    sub,
+    held: client.held,
+    build(view: VhdsView, version: string): void {
+      client.apply(sub.build(view, version, String(++nonce), share(view))?.buf);
+    },
+  };
+}
+
+/** Shared runs per view and key, as the server's SharedResponses keeps them per snapshot. */
+function sharedRuns() {
+  const runs = new WeakMap<VhdsView, Map<string, Buffer>>();
+  let hits = 0;
+  const share = (view: VhdsView) => (key: string, make: () => Buffer) => {
+    let m = runs.get(view);
+    if (!m) runs.set(view, (m = new Map()));
+    const hit = m.get(key);
+    if (hit) hits++;
+    const buf = hit ?? make();
+    m.set(key, buf);
+    return buf;
+  };
+  return { share, hits: () => hits };
+}
+
+const versionsOf = (view: VhdsView, names?: Iterable<string>) =>
+  new Map([...(names ?? view.vhosts.keys())].map((n) => [n, view.vhosts.get(n)?.version ?? 'missing']));
+
+test('VhdsSubscription (eager): current, 3-generations-behind and new clients all hold exactly the server vhosts', () => {
+  const gens: Record<string, string[]>[] = [
+    { a: ['a.test'], b: ['b.test'], c: ['c.test'], d: ['d.test'] },
+    { a: ['a.test'], b: ['b.test', 'b2.test'], c: ['c.test'], d: ['d.test'] }, // b changed
+    { a: ['a.test'], b: ['b.test', 'b2.test'], d: ['d.test'], e: ['e.test'] }, // c removed, e added
+    { a: ['a.test', 'a2.test'], b: ['b.test', 'b2.test'], d: ['d.test'], e: ['e.test'] }, // a changed
+    { a: ['a.test', 'a2.test'], b: ['b.test'], e: ['e.test'], f: ['*.f.test'] }, // b back, d gone, f added
+  ];
+  const views = gens.map((g, i) => vhdsView(snapshotById(g, `v${i + 1}`), true));
+  const { share, hits } = sharedRuns();
+  const current = vhdsClient(share);
+  const current2 = vhdsClient(share);
+  const lagging = vhdsClient(share);
+  let late: ReturnType<typeof vhdsClient> | undefined;
+  views.forEach((view, i) => {
+    const version = `v${i + 1}`;
+    current.build(view, version);
+    current2.build(view, version);
+    assert.deepEqual(current.held, versionsOf(view), `current client at ${version}`);
+    assert.deepEqual(current2.held, versionsOf(view), `second current client at ${version}`);
+    // The lagging client sees v1, then v4 (three generations later), then v5.
+    if (i === 0 || i >= 3) {
+      lagging.build(view, version);
+      assert.deepEqual(lagging.held, versionsOf(view), `lagging client at ${version}`);
+    }
+    // A client that connects at v3 starts from a full computation, then follows.
+    if (i === 2) late = vhdsClient(share);
+    if (late) {
+      late.build(view, version);
+      assert.deepEqual(late.held, versionsOf(view), `late client at ${version}`);
+    }
+  });
+  assert.ok(!current.held.has('oxds-http/c.test') && !lagging.held.has('oxds-http/d.test'), 'removals told');
+  assert.ok(hits() >= views.length, 'the second current client reuses the first one’s encoded runs');
+});
+
+test('VhdsSubscription (on demand): aliases follow their hosts across generations; unsubscribed → removed', () => {
+  const gens: Record<string, string[]>[] = [
+    { a: ['a.test'], b: ['b.test'], w: ['*.w.test'] },
+    { a: ['a.test', 'a2.test'], b: ['b.test'], w: ['*.w.test'] }, // a changed
+    { a: ['a.test', 'a2.test'], b: ['b.test'], w: ['*.w.test'], n: ['new.test'] }, // unknown host appears
+    { a: ['a.test', 'a2.test'], b: ['b.test', 'b2.test'], w: ['*.w.test', 'w.test'], n: ['new.test'] },
+    { a: ['a.test'], b: ['b.test', 'b2.test'], w: ['*.w.test', 'w.test'], n: ['new.test', 'n2.test'] },
+  ];
+  const views = gens.map((g, i) => vhdsView(snapshotById(g, `v${i + 1}`), false));
+  const aliases = ['oxds-http/a.test:80', 'oxds-http/q.w.test', 'oxds-http/new.test'];
+  const { share } = sharedRuns();
+  const current = vhdsClient(share);
+  const lagging = vhdsClient(share);
+  for (const c of [current, lagging]) c.sub.apply(aliases, []);
+  const expected = (view: VhdsView, as: string[]) =>
+    versionsOf(view, new Set(as.map((a) => resolveAlias(view, a)).filter((n) => n !== undefined)));
+  let subscribed = aliases;
+  views.forEach((view, i) => {
+    const version = `v${i + 1}`;
+    if (i === 3) {
+      // Envoy drops the alias of a.test: its host is removed from the client.
+      current.sub.apply([], ['oxds-http/a.test:80']);
+      subscribed = aliases.slice(1);
+    }
+    current.build(view, version);
+    assert.deepEqual(current.held, expected(view, subscribed), `current client at ${version}`);
+    if (i === 0 || i === 4) {
+      lagging.build(view, version);
+      assert.deepEqual(lagging.held, expected(view, aliases), `lagging client at ${version}`);
+    }
+  });
+  assert.equal(current.held.has('oxds-http/a.test'), false);
+  assert.equal(lagging.held.get('oxds-http/new.test'), views[4]?.vhosts.get('oxds-http/new.test')?.version);
 });

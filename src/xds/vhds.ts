@@ -154,6 +154,45 @@ export function vhdsView(snap: Snapshot, eager: boolean): VhdsView {
   return { routes, vhosts, byConfig, domains, eager };
 }
 
+/** What changed between two VHDS views: virtual host name → its route configuration (changed or added; removed). */
+export interface VhdsDiff {
+  changed: ReadonlyMap<string, string>;
+  removed: ReadonlyMap<string, string>;
+}
+
+/**
+ * Diffs computed into each view, by the view they start from: the streams of a fleet move between
+ * the same few views (the current one, and the one a lagging stream last saw), so each pair's diff
+ * is computed once. Held only as long as both views are.
+ */
+const DIFFS = new WeakMap<VhdsView, WeakMap<VhdsView, VhdsDiff>>();
+
+/**
+ * The virtual hosts added, changed or removed from `from` to `to` (any two views: a stream several
+ * generations behind gets the diff to the current one), computed once per pair of views for every
+ * stream. Unchanged route configurations are the same split arrays (split once per immutable
+ * resource), so only the configurations that changed are walked.
+ */
+export function vhdsDiff(from: VhdsView, to: VhdsView): VhdsDiff {
+  let into = DIFFS.get(to);
+  if (!into) DIFFS.set(to, (into = new WeakMap()));
+  const hit = into.get(from);
+  if (hit) return hit;
+  const changed = new Map<string, string>();
+  const removed = new Map<string, string>();
+  for (const [rc, vs] of to.byConfig) {
+    const old = from.byConfig.get(rc);
+    if (old === vs) continue;
+    for (const v of vs) if (from.vhosts.get(v.name)?.version !== v.version) changed.set(v.name, rc);
+    for (const v of old ?? []) if (!to.vhosts.has(v.name)) removed.set(v.name, rc);
+  }
+  for (const [rc, old] of from.byConfig)
+    if (!to.byConfig.has(rc)) for (const v of old) if (!to.vhosts.has(v.name)) removed.set(v.name, rc);
+  const diff = { changed, removed };
+  into.set(from, diff);
+  return diff;
+}
+
 /**
  * The virtual host an on-demand alias (`<route configuration>/<Host>`) resolves to, as Envoy
  * matches domains: exact, then the longest `*.suffix`, then the longest `prefix.*`. Never the `*`

@@ -27,6 +27,7 @@ interface DeltaState {
 }
 
 const MAX_TRACKED_NONCES = 32;
+const DELTA_VHOST_NS = 'd:vhost';
 
 /** A snapshot as a Delta Envoy sees it: with VHDS, its route configurations are the shells. */
 const ROUTE_VIEWS = new WeakMap<Snapshot, Snapshot>();
@@ -270,7 +271,9 @@ export class DeltaStream extends StreamBase {
     const vh = this.vh;
     if (!vh) return undefined;
     const nonce = String(this.nextNonce());
-    const out = vh.build(snap.vhds, snap.version, nonce);
+    const out = vh.build(snap.vhds, snap.version, nonce, (key, make) =>
+      this.ctx.shared.run(snap, DELTA_VHOST_NS, key, make),
+    );
     if (!out) return undefined;
     rememberNonce(vh.nonces, nonce, snap.version);
     return { buf: out.buf, version: snap.version, nonce, count: out.count };

@@ -9,7 +9,7 @@
 import { deltaMessage } from './encode.js';
 import type { VhdsResource, VhdsView } from '../types.js';
 import { TYPE_URL } from '../../../proto/type-urls.js';
-import { resolveAlias, vhdsEntry } from '../vhds.js';
+import { resolveAlias, vhdsDiff, vhdsEntry } from '../vhds.js';
 
 export const VHOST_TYPE_URL = TYPE_URL.VirtualHost;
 
@@ -34,6 +34,12 @@ export class VhdsSubscription {
   mustRespond = true;
   /** The view the client's state was last computed against. */
   lastView: VhdsView | undefined;
+  /** Re-evaluate every virtual host at the next build (new subscription); else only the views' diff. */
+  private full = true;
+  /** Answered alias → the virtual host it resolved to (undefined: unknown host), as of `lastView`. */
+  private readonly targets = new Map<string, string | undefined>();
+  /** Virtual host → how many answered aliases resolve to it. */
+  private readonly targetCount = new Map<string, number>();
 
   /**
    * Every route configuration's virtual hosts: Envoy's VHDS subscription matches resources by
@@ -66,6 +72,7 @@ export class VhdsSubscription {
       }
       if (this.namespaces.delete(n) || this.aliases.delete(n)) changed = true;
     }
+    if (changed) this.full = true;
     return changed;
   }
 
@@ -94,14 +101,70 @@ export class VhdsSubscription {
     return out;
   }
 
-  /** The response bringing the client to `view`, or undefined when it already holds it. */
-  build(view: VhdsView | undefined, version: string, nonce: string): { buf: Buffer; count: number } | undefined {
+  /** Every virtual host of interest on `view` against what the client holds. */
+  private fullChanges(view: VhdsView | undefined, version: string): { send: Outgoing[]; removed: string[] } {
     const want = this.desired(view, version);
     const send: Outgoing[] = [];
     for (const e of want.values())
       if (e.aliases.length > 0 || (e.r && this.known.get(e.name) !== e.version)) send.push(e);
     const removed: string[] = [];
     for (const n of this.known.keys()) if (!want.has(n) && !this.aliases.has(n)) removed.push(n);
+    this.targets.clear();
+    this.targetCount.clear();
+    if (view)
+      for (const a of this.aliases.keys()) {
+        const t = resolveAlias(view, a);
+        const name = t !== undefined && view.vhosts.has(t) ? t : undefined;
+        this.targets.set(a, name);
+        if (name !== undefined) this.targetCount.set(name, (this.targetCount.get(name) ?? 0) + 1);
+      }
+    return { send, removed };
+  }
+
+  /**
+   * Only the virtual hosts that changed from `from` to `view` (the diff is computed once for every
+   * stream): O(changes) per stream instead of O(virtual hosts). Undefined when an alias now resolves
+   * elsewhere (the full evaluation then runs).
+   */
+  private changesSince(from: VhdsView, view: VhdsView): { send: Outgoing[]; removed: string[] } | undefined {
+    if (from === view) return { send: [], removed: [] };
+    const d = vhdsDiff(from, view);
+    if (d.changed.size === 0 && d.removed.size === 0) return { send: [], removed: [] };
+    if (this.aliases.size > 0) {
+      // A resolution can only change in a route configuration whose virtual hosts (domains) changed.
+      const touched = new Set([...d.changed.values(), ...d.removed.values()]);
+      for (const a of this.aliases.keys()) {
+        if (!touched.has(a.slice(0, a.lastIndexOf('/')))) continue;
+        const t = resolveAlias(view, a);
+        if ((t !== undefined && view.vhosts.has(t) ? t : undefined) !== this.targets.get(a)) return undefined;
+      }
+    }
+    const send: Outgoing[] = [];
+    for (const [n, rc] of d.changed) {
+      const wanted = (view.eager && (this.wildcard || this.namespaces.has(rc))) || this.targetCount.has(n);
+      const r = wanted ? view.vhosts.get(n) : undefined;
+      if (r && this.known.get(n) !== r.version) send.push({ name: n, r, version: r.version, aliases: [] });
+    }
+    const removed: string[] = [];
+    for (const n of d.removed.keys()) if (this.known.has(n) && !this.aliases.has(n)) removed.push(n);
+    return { send, removed };
+  }
+
+  /**
+   * The response bringing the client to `view`, or undefined when it already holds it. `share`
+   * returns the encoded entries run of a list of plain entries (no aliases) shared by every stream
+   * that sends the same list on this snapshot.
+   */
+  build(
+    view: VhdsView | undefined,
+    version: string,
+    nonce: string,
+    share?: (key: string, make: () => Buffer) => Buffer,
+  ): { buf: Buffer; count: number } | undefined {
+    const from = this.lastView;
+    const inc = !this.full && from && view && from.eager === view.eager ? this.changesSince(from, view) : undefined;
+    const { send, removed } = inc ?? this.fullChanges(view, version);
+    this.full = false;
     this.lastView = view;
     if (send.length === 0 && removed.length === 0 && !this.mustRespond) return undefined;
     this.mustRespond = false;
@@ -112,10 +175,10 @@ export class VhdsSubscription {
     }
     send.sort(byName);
     removed.sort();
-    const run =
-      send.length === 0
-        ? undefined
-        : concatEntriesOf(send.map((e) => vhdsEntry(e.r, e.name, e.r ? e.version : version, e.aliases)));
+    const make = (): Buffer =>
+      concatEntriesOf(send.map((e) => vhdsEntry(e.r, e.name, e.r ? e.version : version, e.aliases)));
+    const plain = share !== undefined && send.every((e) => e.aliases.length === 0);
+    const run = send.length === 0 ? undefined : plain ? share(JSON.stringify(send.map((e) => e.name)), make) : make();
     return { buf: deltaMessage(version, run, VHOST_TYPE_URL, nonce, removed), count: this.known.size };
   }
 }
