@@ -1,4 +1,4 @@
-// CA issuance benchmark (issue 5). Run: npx tsc -p tsconfig.json && node dist/bench/ca.js
+// CA issuance benchmark. Run: npx tsc -p tsconfig.json && node dist/bench/ca.js
 // Prints a markdown report (copied into bench/CA.md).
 //  1. floor: native P-256 keygen + one ECDSA signature (same run)
 //  2. ours: P-256 leaf issuance (keygen + build + sign + PEM cert + PEM key)

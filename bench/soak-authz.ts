@@ -3,7 +3,7 @@
 // for SOAK_SECONDS (default 600), in segments of SOAK_SEGMENT_S (default 30 s). Per segment: req/s,
 // failures (HTTP level), p50/p99/p99.9 latency, server RSS, and one decoded Check (h2load ignores
 // gRPC trailers, so correctness is checked separately: it must be an allow with a counting quota).
-// Pass criteria (issue 8): no error, RSS growth ≤ 10% from the first segment, p99 stable.
+// Pass criteria: no error, RSS growth ≤ 10% from the first segment, p99 stable.
 //   npm run build && node dist/bench/soak-authz.js [--seconds 600] [--segment 30] [--load 0.7]
 // Writes bench/results/soak-authz.json. Needs h2load (nghttp2-client) and redis-server.
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';

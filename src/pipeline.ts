@@ -67,8 +67,9 @@ export function compile(
 
 /**
  * `compile` as steps: the generator pauses between its stages (model, translate, each node type's
- * validation) and within the model's and translate's loops (every few hundred objects), so that a caller can let the event loop run there (the server's rebuilds) and
- * nothing else. Nothing is published by it: what it returns is used when it is done.
+ * validation) and within the model's and translate's loops (every few hundred objects), so that a
+ * caller can let the event loop run there (the server's rebuilds) and nothing else. Nothing is published
+ * by it: what it returns is used when it is done.
  */
 export function* compileSteps(
   view: ConfigView,

@@ -195,7 +195,7 @@ function sharedRuns() {
 const versionsOf = (view: VhdsView, names?: Iterable<string>) =>
   new Map([...(names ?? view.vhosts.keys())].map((n) => [n, view.vhosts.get(n)?.version ?? 'missing']));
 
-test('VhdsSubscription (eager): current, 3-generations-behind and new clients all hold exactly the server vhosts', () => {
+test('VhdsSubscription (eager): current, 3 generations behind and new clients hold exactly the server hosts', () => {
   const gens: Record<string, string[]>[] = [
     { a: ['a.test'], b: ['b.test'], c: ['c.test'], d: ['d.test'] },
     { a: ['a.test'], b: ['b.test', 'b2.test'], c: ['c.test'], d: ['d.test'] }, // b changed
