@@ -2,6 +2,7 @@
 // value is shown in a message. Paths use the loaded (camelCase) field names: `a.b[0]["k"](Type)`.
 import protobuf from 'protobufjs';
 import { resolvedTypeOf } from '../loader.js';
+import { fullNameOf } from '../json.js';
 
 export interface ValidationIssue {
   path: string;
@@ -71,4 +72,26 @@ export const LONGS: Record<string, boolean> = {
 export function enumOf(f: protobuf.Field): protobuf.Enum | null {
   const rt = resolvedTypeOf(f);
   return rt instanceof protobuf.Enum ? rt : null;
+}
+
+/** A check compiled once per message type: one closure per field name. */
+export interface FieldPlan<F> {
+  type: protobuf.Type;
+  isAny: boolean;
+  byName: Record<string, F | undefined>;
+}
+
+/** The plan of `type` in `plans`, compiling each field with `compile` on first use. */
+export function compiledPlan<F>(
+  plans: WeakMap<protobuf.Type, FieldPlan<F>>,
+  type: protobuf.Type,
+  compile: (f: protobuf.Field) => F,
+): FieldPlan<F> {
+  let p = plans.get(type);
+  if (p) return p;
+  // Registered before its fields compile: recursive types reach it again only through closures, lazily.
+  p = { type, isAny: fullNameOf(type) === '.google.protobuf.Any', byName: Object.create(null) };
+  plans.set(type, p);
+  for (const f of type.fieldsArray) p.byName[f.name] = compile(f);
+  return p;
 }

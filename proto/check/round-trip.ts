@@ -3,8 +3,8 @@
 // does not decode); comparing the decoded message with the input proves Envoy gets what we built.
 import protobuf from 'protobufjs';
 import { resolvedTypeOf } from '../loader.js';
-import { fullNameOf, longToString, typeOfAnyUrl } from '../json.js';
-import { Ctx, LONGS, elemMessageType, hasOwn, show, type Seg } from './context.js';
+import { longToString, typeOfAnyUrl } from '../json.js';
+import { Ctx, LONGS, compiledPlan, elemMessageType, hasOwn, show, type FieldPlan, type Seg } from './context.js';
 
 function isDefaultCanon(c: unknown): boolean {
   return c === '' || c === 0 || c === false || c === '0';
@@ -20,21 +20,12 @@ type ElemCmp = (a: unknown, b: unknown, ctx: Ctx, seg: Seg) => void;
 type FieldCmp = (va: unknown, vb: unknown, ctx: Ctx) => void;
 
 /** The compiled comparison of one message type: a comparer per field name, built once per Type. */
-interface ComparePlan {
-  isAny: boolean;
-  byName: Record<string, FieldCmp | undefined>;
-}
+type ComparePlan = FieldPlan<FieldCmp>;
 
 const comparePlans = new WeakMap<protobuf.Type, ComparePlan>();
 
 function planOf(type: protobuf.Type): ComparePlan {
-  let p = comparePlans.get(type);
-  if (p) return p;
-  // Registered before its fields compile: recursive types reach it again only through closures, lazily.
-  p = { isAny: fullNameOf(type) === '.google.protobuf.Any', byName: Object.create(null) };
-  comparePlans.set(type, p);
-  for (const f of type.fieldsArray) p.byName[f.name] = compileField(f);
-  return p;
+  return compiledPlan(comparePlans, type, compileField);
 }
 
 function bytesCanon(v: unknown): unknown {

@@ -5,8 +5,8 @@
 import protobuf from 'protobufjs';
 import { TYPE_URL_PREFIX } from '../type-urls.js';
 import { resolvedTypeOf } from '../loader.js';
-import { fullNameOf, typeOfAnyUrl } from '../json.js';
-import { Ctx, LONGS, kindOf, show, type Seg } from './context.js';
+import { typeOfAnyUrl } from '../json.js';
+import { Ctx, LONGS, compiledPlan, kindOf, show, type FieldPlan, type Seg } from './context.js';
 
 const INT32_RANGE: Record<string, [number, number]> = {
   int32: [-2147483648, 2147483647],
@@ -52,22 +52,12 @@ type ElemShape = (v: unknown, ctx: Ctx, seg?: Seg) => void;
 type KeyShape = (v: unknown, obj: Record<string, unknown>, key: string, ctx: Ctx) => void;
 
 /** The compiled shape check of one message type: a checker per field name, built once per Type. */
-interface ShapePlan {
-  type: protobuf.Type;
-  isAny: boolean;
-  byName: Record<string, KeyShape | undefined>;
-}
+type ShapePlan = FieldPlan<KeyShape>;
 
 const shapePlans = new WeakMap<protobuf.Type, ShapePlan>();
 
 function planOf(type: protobuf.Type): ShapePlan {
-  let p = shapePlans.get(type);
-  if (p) return p;
-  // Registered before its fields compile: recursive types reach it again only through closures, lazily.
-  p = { type, isAny: fullNameOf(type) === '.google.protobuf.Any', byName: Object.create(null) };
-  shapePlans.set(type, p);
-  for (const f of type.fieldsArray) p.byName[f.name] = compileKey(f);
-  return p;
+  return compiledPlan(shapePlans, type, compileKey);
 }
 
 function messageElem(rt: protobuf.Type): ElemShape {
