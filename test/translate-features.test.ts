@@ -196,8 +196,14 @@ test(
       (h.header as ProtoObject).value,
     ]);
     assert.deepEqual(adds.at(-1), ['X-Pct', '100%%']);
-    assert.ok(adds.some(([k]) => k === 'Otoroshi-Request-Id'));
-    for (const h of ['otoroshi-client-id', 'otoroshi-client-secret', 'x-my-id', 'x-my-secret', 'x-forwarded-for'])
+    // Otoroshi's own headers and credential names are the route configuration's; custom names the route's.
+    const rc = out.envoy.routes.find((x) => x.name === 'oxds-http') as ProtoObject;
+    assert.ok(
+      (rc.requestHeadersToAdd as ProtoObject[]).some((h) => (h.header as ProtoObject).key === 'Otoroshi-Request-Id'),
+    );
+    for (const h of ['otoroshi-client-id', 'otoroshi-client-secret'])
+      assert.ok((rc.requestHeadersToRemove as string[]).includes(h), h);
+    for (const h of ['x-my-id', 'x-my-secret', 'x-forwarded-for'])
       assert.ok((r?.requestHeadersToRemove as string[]).includes(h), h);
   },
 );
