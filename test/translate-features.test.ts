@@ -208,6 +208,24 @@ test(
   },
 );
 
+test('headers: a route removing a header the shared ones write or read removes and adds those itself', () => {
+  const out = translate(
+    model(
+      sd('rm', '  forceHttps: false\n  removeHeadersIn: [X-Request-Id]') +
+        sd('keep', '  forceHttps: false\n  removeHeadersIn: [x-other]'),
+    ),
+  );
+  const keys = (r: ProtoObject | undefined): string[] =>
+    ((r?.requestHeadersToAdd as ProtoObject[] | undefined) ?? []).map((h) => String((h.header as ProtoObject).key));
+  const [rm] = routes(out, 'oxds-http', 'rm.example.com');
+  assert.deepEqual(keys(rm), ['Otoroshi-Proxied-Host', 'Otoroshi-Request-Id', 'Otoroshi-Request-Timestamp']);
+  for (const h of ['X-Request-Id', 'otoroshi-proxied-host', 'otoroshi-request-id', 'otoroshi-request-timestamp'])
+    assert.ok((rm?.requestHeadersToRemove as string[]).includes(h), h);
+  const [keep] = routes(out, 'oxds-http', 'keep.example.com');
+  assert.deepEqual(keys(keep), []);
+  assert.ok(!(keep?.requestHeadersToRemove as string[]).includes('otoroshi-request-id'));
+});
+
 test('gzip: one compressor filter per distinct configuration, enabled only on the routes that use it', () => {
   const gz = (level: number): string =>
     `  forceHttps: false\n  gzip: {enabled: true, whiteList: [application/json], compressionLevel: ${level}}`;
