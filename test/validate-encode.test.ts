@@ -103,7 +103,6 @@ function testRoot(): protobuf.Root {
 const root = testRoot();
 const Scalars = root.lookupType('enctest.Scalars');
 const Lists = root.lookupType('enctest.Lists');
-const Any = root.lookupType('google.protobuf.Any');
 
 const I64 = fc.bigInt({ min: -(1n << 63n), max: (1n << 63n) - 1n });
 const U64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
