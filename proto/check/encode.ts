@@ -95,7 +95,7 @@ function planOf(type: protobuf.Type): Plan {
 
 /**
  * The size and write loops of one type, unrolled: one load per field by constant name, which V8
- * caches per object shape (a for..in with a name lookup per key costs several times more). Names are
+ * caches per object shape (a for..in with a name lookup per key costs about 1.5 times more). Names are
  * protobuf identifiers, embedded as JSON string literals.
  */
 function generated(fields: readonly protobuf.Field[]): { sizeFields: SizeFields; writeFields: WriteFields } {
