@@ -1,8 +1,8 @@
 // Validation alone (strict shape, PGV rules, encode, decode round trip if needed) over every resource the
-// translate of N generated descriptors publishes, against the floor of the same run (protobufjs
-// fromObject + encode of the same objects). `--against <dir>[,<dir>]`: also times the validateResource
-// of other builds (e.g. a copy of main's dist/), alternating rounds in this one process, for a
-// before/after on the same machine at the same moment.
+// translate of N generated descriptors publishes, against the floors of the same run (protobufjs
+// fromObject + encode of the same objects, and the compiled encoder validation now uses).
+// `--against <dir>[,<dir>]`: also times the validateResource of other builds (a copy of main's dist/),
+// alternating rounds in this one process, for a before/after on the same machine at the same moment.
 //   npm run build --silent && node dist/bench/validate.js [N] [--rounds R] [--against scratch/before-dist]
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +11,8 @@ import { buildModel } from '../src/model/build.js';
 import { translate } from '../src/xds/translate.js';
 import { validateResource, type ValidationResult } from '../src/xds/validate.js';
 import { encodeObject, protoRoot, TYPE_URLS, type ProtoObject, type ResourceKind } from '../proto/loader.js';
+import { resolveType } from '../proto/json.js';
+import { encodePlain } from '../proto/check/encode.js';
 import { RESOURCE_SET_KEYS } from '../src/xds/types.js';
 import { benchView } from './gen.js';
 
@@ -55,20 +57,27 @@ for (const dir of against?.split(',') ?? []) {
 const floor = (): void => {
   for (const [url, o] of resources) encodeObject(url, o);
 };
+// The compiled encoder alone (proto/check/encode.ts) over the same objects: this build's own floor.
+const plainFloor = (): void => {
+  for (const [url, o] of resources) if (encodePlain(resolveType(url), o) === null) throw new Error(`${url} fell back`);
+};
 const run = (v: Validate) => (): void => {
   for (const [url, o] of resources) if (!v(url, o).ok) throw new Error(`${url} invalid`);
 };
 // Warm-up: plans compiled, codecs generated, JIT.
 for (const [, v] of sides) run(v)();
 floor();
+plainFloor();
 const times = new Map<string, number[]>([
   ['floor fromObject+encode', []],
+  ['floor compiled encoder', []],
   ...sides.map(([n]) => [n, []] as [string, number[]]),
 ]);
 for (let r = 0; r < ROUNDS; r++) {
   // Alternate which side goes first: the second one pays for the garbage the first left.
   for (const [name, v] of r % 2 === 0 ? sides : [...sides].reverse()) times.get(name)?.push(cpuOf(run(v)));
   times.get('floor fromObject+encode')?.push(cpuOf(floor));
+  times.get('floor compiled encoder')?.push(cpuOf(plainFloor));
 }
 const floorMs = median(times.get('floor fromObject+encode') ?? []);
 // overFloorMs: what validation costs beyond the fromObject+encode it must do anyway (its bytes are sent).

@@ -9,6 +9,7 @@ import { Ctx, kindOf, type ValidationResult } from './context.js';
 import { typeHasWork, visitMessage } from './pgv-rules.js';
 import { shapeMessage } from './shape.js';
 import { compareMessage } from './round-trip.js';
+import { encodePlain } from './encode.js';
 
 export { formatIssue, type ValidationIssue, type ValidationResult } from './context.js';
 export { checkRules } from './pgv-rules.js';
@@ -47,13 +48,16 @@ export function validateMessage(typeNameOrUrl: string, obj: ProtoObject): Valida
     }
   }
   if (!shapeOk) return { ok: false, issues: ctx.issues };
-  let bytes: Uint8Array;
-  try {
-    bytes = type.encode(type.fromObject(obj)).finish();
-  } catch (e) {
-    ctx.issues.push({ path: '', rule: 'encode', message: `cannot encode: ${(e as Error).message}` });
-    return { ok: false, issues: ctx.issues };
-  }
+  let bytes: Uint8Array | null = encodePlain(type, obj);
+  // The compiled encoder writes protobufjs' bytes without its message tree; what it cannot prove
+  // exact (see proto/check/encode.ts) protobufjs encodes, and reports what it refuses.
+  if (bytes === null)
+    try {
+      bytes = type.encode(type.fromObject(obj)).finish();
+    } catch (e) {
+      ctx.issues.push({ path: '', rule: 'encode', message: `cannot encode: ${(e as Error).message}` });
+      return { ok: false, issues: ctx.issues };
+    }
   if (ctx.issues.length > 0) return { ok: false, issues: ctx.issues };
   // What the round trip would refuse, the shape check flagged: the rest encodes exactly
   // (docs/decisions.md, "Round trip only where the shape check cannot prove it").
