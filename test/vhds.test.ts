@@ -110,7 +110,9 @@ test('VhdsSubscription on demand: nothing up front; an alias brings its host', (
   const sub = new VhdsSubscription();
   sub.apply([], []);
   const empty = decodeDelta(sub.build(v1, 'v1', '1')!.buf);
-  assert.equal(empty.resources, undefined, 'first response empty (Envoy waits for it to finish init)');
+  assert.equal(empty.resources, undefined, 'first response sends no virtual host');
+  // ...but touches the namespace, so that Envoy's subscription finishes its initialization.
+  assert.deepEqual(empty.removedResources, ['oxds-http/']);
   sub.apply(['oxds-http/b.test'], []);
   const got = decodeDelta(sub.build(v1, 'v1', '2')!.buf);
   assert.deepEqual(

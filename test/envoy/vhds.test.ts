@@ -143,6 +143,14 @@ envoyTest('VHDS on demand (Delta): no virtual host up front; each host works on 
   const dump = JSON.stringify(await gw.envoy.configDump('?resource=dynamic_route_configs'));
   assert.match(dump, /"vhds"/);
   assert.doesNotMatch(dump, /ondemand\.test/, 'no virtual host sent before a request');
+  // The first (empty) VHDS response finished the subscription's initialization: no initial fetch timeout.
+  const vhds = Object.entries(await gw.envoy.stats('vhds'));
+  const timeouts = vhds.filter(([k]) => k.endsWith('.init_fetch_timeout'));
+  assert.ok(timeouts.length > 0 && timeouts.every(([, v]) => v === 0), JSON.stringify(timeouts));
+  assert.ok(
+    vhds.some(([k, v]) => k.endsWith('.update_success') && v > 0),
+    JSON.stringify(vhds),
+  );
   // An unknown host first: Envoy's own 404, and it must not hide the hosts fetched after it.
   assert.equal((await gw.request({ host: 'nobody.ondemand.test', path: '/x' })).status, 404);
   const before = await pushed(gw.server);

@@ -11,6 +11,10 @@
 // Envoy subscribes an alias again for each request that finds no virtual host (after a removal,
 // say) and holds the request until a response carries the alias: every such subscription is
 // answered again.
+// Envoy's VHDS subscription finishes its initialization (the listener stops warming) only at a
+// response touching a name of its namespace; an empty one would leave it waiting for its initial
+// fetch timeout (15 s). So the first response removes `<route configuration>/` (never a virtual
+// host: domains are not empty) for each route configuration it sends nothing of.
 import { deltaMessage } from './encode.js';
 import type { VhdsResource, VhdsView } from '../types.js';
 import { TYPE_URL } from '../../../proto/type-urls.js';
@@ -48,6 +52,8 @@ export class VhdsSubscription {
   mustRespond = true;
   /** The view the client's state was last computed against. */
   lastView: VhdsView | undefined;
+  /** No response carried a view yet (the first one marks every namespace). */
+  private initial = true;
   /** Re-evaluate every virtual host at the next build (new subscription); else only the views' diff. */
   private full = true;
   /** Answered alias → the virtual host it resolved to (undefined: unknown host), as of `lastView`. */
@@ -190,14 +196,17 @@ export class VhdsSubscription {
     // A deferred answer is found again by the full evaluation of the next build.
     this.full = deferred;
     this.lastView = view;
-    if (send.length === 0 && removed.length === 0 && !this.mustRespond) return undefined;
+    const marks = this.initial && view ? namespaceMarks(view, send) : [];
+    if (send.length === 0 && removed.length === 0 && marks.length === 0 && !this.mustRespond) return undefined;
     this.mustRespond = false;
+    if (view) this.initial = false;
     for (const n of removed) this.known.delete(n);
     for (const e of send) {
       if (e.r) this.known.set(e.name, e.version);
       for (const a of e.aliases) this.aliases.set(a, true);
     }
     send.sort(byName);
+    removed.push(...marks);
     removed.sort();
     const make = (): Buffer =>
       concatEntriesOf(send.map((e) => vhdsEntry(e.r, e.name, e.r ? e.version : version, e.aliases)));
@@ -209,6 +218,12 @@ export class VhdsSubscription {
       again: deferred,
     };
   }
+}
+
+/** `<route configuration>/` for each route configuration of `view` none of `send` belongs to. */
+function namespaceMarks(view: VhdsView, send: readonly Outgoing[]): string[] {
+  const sent = new Set(send.map((e) => e.name.slice(0, e.name.lastIndexOf('/'))));
+  return [...view.byConfig.keys()].filter((rc) => !sent.has(rc)).map((rc) => `${rc}/`);
 }
 
 function concatEntriesOf(parts: Buffer[]): Buffer {
