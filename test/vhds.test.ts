@@ -11,7 +11,7 @@ import { DEFAULT_TRANSLATE_OPTIONS } from '../src/xds/types.js';
 import { translate } from '../src/xds/translate.js';
 import { buildSnapshot } from '../src/xds/snapshot.js';
 import { validateResource } from '../src/xds/validate.js';
-import { resolveAlias, vhdsView } from '../src/xds/vhds.js';
+import { resolveAlias, vhdsDiff, vhdsView } from '../src/xds/vhds.js';
 import type { VhdsView } from '../src/xds/types.js';
 import { TYPE_URL } from '../proto/type-urls.js';
 import { VhdsSubscription } from '../src/xds/server/vhds.js';
@@ -373,4 +373,28 @@ test('VhdsSubscription (on demand): hosts asked under an alias (port, wildcard) 
     back?.resources?.map((r) => r.name),
     ['oxds-http/*.w.test', 'oxds-http/a.test'],
   );
+});
+
+test('vhdsView: a new route configuration reuses the unchanged virtual hosts of the previous split', () => {
+  const snap = (bRoot: string, version: string) => {
+    const ds = [
+      descriptorModel('d-a', { hosts: ['a.test'], targets: [ipTarget('t', '127.0.0.1', 9000)] }),
+      descriptorModel('d-b', { hosts: ['b.test'], root: bRoot, targets: [ipTarget('t', '127.0.0.1', 9000)] }),
+    ];
+    const out = translate(model(ds), { ...DEFAULT_TRANSLATE_OPTIONS, vhds: true });
+    assert.deepEqual(out.errors, []);
+    return buildSnapshot('envoy', version, out.envoy);
+  };
+  const v1 = vhdsView(snap('/', 'v1'), true);
+  const v2 = vhdsView(snap('/v2', 'v2'), true);
+  assert.equal(v2.vhosts.get('oxds-http/a.test'), v1.vhosts.get('oxds-http/a.test'), 'unchanged: the same resource');
+  const b = v2.vhosts.get('oxds-http/b.test');
+  assert.notEqual(b?.version, v1.vhosts.get('oxds-http/b.test')?.version, 'changed: a new version');
+  assert.equal(vhdsDiff(v1, v2).changed.size, 1, 'the diff sees the one changed virtual host');
+  // Every reused or new virtual host is exactly what a fresh split makes of the same configuration.
+  const fresh = vhdsView(snap('/v2', 'v3'), true);
+  assert.equal(fresh.vhosts.size, v2.vhosts.size);
+  for (const [n, vh] of fresh.vhosts) assert.deepEqual(v2.vhosts.get(n)?.bytes, vh.bytes, n);
+  const obj = decodeToObject(TYPE_URL.VirtualHost, b!.bytes) as { name: string };
+  assert.equal(obj.name, 'oxds-http/b.test');
 });
