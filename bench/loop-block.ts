@@ -11,6 +11,11 @@
 // process: it waits for the same event loop, so a Check's latency includes any block it meets);
 // answered Checks and their latencies are reported. BENCH_LOOP_DIST=<other build's dist/> runs that
 // build's server (e.g. before a change) with this bench.
+// `--against <checkout or dist/>`: BENCH_LOOP_PAIRS (default 2) interleaved pairs of runs, each a
+// child process, this build's server and that one's alternately (A B, B A, ...); each run's rows
+// and the load are printed, then the longest block and slowest Check per row and build
+// (bench/results/loop-block-pairs.json).
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +30,13 @@ import { findEnvoy } from '../src/envoy/find-envoy.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
+const againstAt = process.argv.indexOf('--against');
+if (againstAt >= 0) {
+  const to = process.argv[againstAt + 1];
+  if (to === undefined) throw new Error('--against needs a checkout or dist/ directory');
+  runPairs(path.join(repo, 'dist'), distOf(to));
+  process.exit(0);
+}
 const dist = process.env['BENCH_LOOP_DIST'] ?? path.join(repo, 'dist');
 const { startServer, makeLogger } = (await import(
   path.join(dist, 'src', 'main.js')
@@ -208,4 +220,59 @@ const result = {
   envoyTimeoutS: ENVOY_TIMEOUT_S,
   envoyRows,
 };
-fs.writeFileSync(path.join(repo, 'bench', 'results', 'loop-block.json'), `${JSON.stringify(result)}\n`);
+const outFile = process.env['BENCH_LOOP_OUT'] ?? path.join(repo, 'bench', 'results', 'loop-block.json');
+fs.writeFileSync(outFile, `${JSON.stringify(result)}\n`);
+
+/** A build's dist/ (given the checkout or the dist/ itself). */
+function distOf(dir: string): string {
+  const d = path.resolve(dir);
+  return fs.existsSync(path.join(d, 'src', 'main.js')) ? d : path.join(d, 'dist');
+}
+
+interface RunResult {
+  rows: { what: string; maxBlockMs: number; checks?: { maxMs: number } }[];
+}
+
+/** One child run of this bench on `dist`, its result read back from its own file. */
+function childRun(dist: string, out: string): RunResult {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], {
+    stdio: 'inherit',
+    env: { ...process.env, BENCH_LOOP_DIST: dist, BENCH_LOOP_OUT: out },
+  });
+  if (r.status !== 0) throw new Error(`bench run on ${dist} exited with ${r.status}`);
+  return JSON.parse(fs.readFileSync(out, 'utf8')) as RunResult;
+}
+
+/** Interleaved pairs of runs on two builds; the worst of each row per build, over the runs. */
+function runPairs(a: string, b: string): void {
+  const pairs = envInt('BENCH_LOOP_PAIRS', 2);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-loop-pairs-'));
+  const runs: { dist: string; result: RunResult }[] = [];
+  for (let i = 0; i < pairs; i++)
+    for (const d of i % 2 === 0 ? [a, b] : [b, a])
+      runs.push({ dist: d, result: childRun(d, path.join(tmp, 'r.json')) });
+  fs.rmSync(tmp, { recursive: true, force: true });
+  const summary = [a, b].map((d) => {
+    const mine = runs.filter((r) => r.dist === d).map((r) => r.result.rows);
+    const whats = mine[0]?.map((row) => row.what) ?? [];
+    return {
+      dist: d,
+      rows: whats.map((what) => {
+        const rows = mine.map((rs) => rs.find((row) => row.what === what));
+        return {
+          what,
+          maxBlockMs: rows.map((row) => row?.maxBlockMs ?? NaN),
+          checkMaxMs: rows.map((row) => row?.checks?.maxMs ?? NaN),
+        };
+      }),
+    };
+  });
+  for (const s of summary) {
+    console.log(`== ${s.dist}: longest event-loop block per run (ms); slowest Check per run (ms)`);
+    for (const r of s.rows)
+      console.log(`  ${r.what}: blocks ${r.maxBlockMs.join(', ')}; Checks ${r.checkMaxMs.join(', ')}`);
+  }
+  fs.mkdirSync(path.join(repo, 'bench', 'results'), { recursive: true });
+  const file = path.join(repo, 'bench', 'results', 'loop-block-pairs.json');
+  fs.writeFileSync(file, `${JSON.stringify({ at: new Date().toISOString(), pairs, summary, runs })}\n`);
+}

@@ -11,7 +11,7 @@ import { DEFAULT_TRANSLATE_OPTIONS } from '../src/xds/types.js';
 import { translate } from '../src/xds/translate.js';
 import { buildSnapshot } from '../src/xds/snapshot.js';
 import { validateResource } from '../src/xds/validate.js';
-import { resolveAlias, vhdsView } from '../src/xds/vhds.js';
+import { resolveAlias, vhdsDiff, vhdsView } from '../src/xds/vhds.js';
 import type { VhdsView } from '../src/xds/types.js';
 import { TYPE_URL } from '../proto/type-urls.js';
 import { VhdsSubscription } from '../src/xds/server/vhds.js';
@@ -110,7 +110,9 @@ test('VhdsSubscription on demand: nothing up front; an alias brings its host', (
   const sub = new VhdsSubscription();
   sub.apply([], []);
   const empty = decodeDelta(sub.build(v1, 'v1', '1')!.buf);
-  assert.equal(empty.resources, undefined, 'first response empty (Envoy waits for it to finish init)');
+  assert.equal(empty.resources, undefined, 'first response sends no virtual host');
+  // ...but touches the namespace, so that Envoy's subscription finishes its initialization.
+  assert.deepEqual(empty.removedResources, ['oxds-http/']);
   sub.apply(['oxds-http/b.test'], []);
   const got = decodeDelta(sub.build(v1, 'v1', '2')!.buf);
   assert.deepEqual(
@@ -264,4 +266,135 @@ test('VhdsSubscription (on demand): aliases follow their hosts across generation
   });
   assert.equal(current.held.has('oxds-http/a.test'), false);
   assert.equal(lagging.held.get('oxds-http/new.test'), views[4]?.vhosts.get('oxds-http/new.test')?.version);
+});
+
+/** One response of `sub` on `view`, decoded; asserts no name is both sent and removed (Envoy refuses that). */
+function responseOf(sub: VhdsSubscription, view: VhdsView, version: string, nonce: string) {
+  const out = sub.build(view, version, nonce);
+  if (!out) return undefined;
+  const m = decodeDelta(out.buf);
+  const sent = (m.resources ?? []).map((r) => r.name);
+  for (const n of m.removedResources ?? []) assert.ok(!sent.includes(n), `${n} both sent and removed`);
+  return { ...m, again: out.again };
+}
+
+test('VhdsSubscription (on demand): a host asked under its own name is removed when deleted, and comes back', () => {
+  const v1 = vhdsView(snapshotById({ a: ['a.test'], k: ['keep.test'] }, 'v1'), false);
+  const v2 = vhdsView(snapshotById({ k: ['keep.test'] }, 'v2'), false);
+  const v3 = vhdsView(snapshotById({ a: ['a.test'], k: ['keep.test'] }, 'v3'), false);
+  const sub = new VhdsSubscription();
+  sub.apply([], []);
+  responseOf(sub, v1, 'v1', '1');
+  sub.apply(['oxds-http/a.test'], []);
+  const got = responseOf(sub, v1, 'v1', '2');
+  assert.deepEqual(
+    got?.resources?.map((r) => [r.name, r.aliases]),
+    [['oxds-http/a.test', ['oxds-http/a.test']]],
+  );
+
+  // Deleted: removed by its name, though that name is also the alias Envoy keeps subscribed.
+  const gone = responseOf(sub, v2, 'v2', '3');
+  assert.deepEqual(gone?.removedResources, ['oxds-http/a.test']);
+  assert.equal(gone?.resources, undefined);
+  // A request for it again: Envoy subscribes the alias again; the answer is "unknown" (empty, with the alias).
+  assert.equal(sub.apply(['oxds-http/a.test'], []), true, 'a second subscription of an answered alias re-arms it');
+  const unknown = responseOf(sub, v2, 'v2', '4');
+  assert.deepEqual(
+    unknown?.resources?.map((r) => [r.name, r.aliases, r.resource]),
+    [['oxds-http/a.test', ['oxds-http/a.test'], undefined]],
+  );
+  assert.equal(sub.build(v2, 'v2', '5'), undefined, 'answered once');
+
+  // Recreated: the alias is still subscribed, so the host is sent without being asked.
+  const back = responseOf(sub, v3, 'v3', '6');
+  assert.deepEqual(
+    back?.resources?.map((r) => r.name),
+    ['oxds-http/a.test'],
+  );
+  assert.ok(back?.resources?.[0]?.resource);
+  // Asked while held (a request that raced the push): answered with the host and the alias.
+  sub.apply(['oxds-http/a.test'], []);
+  const again = responseOf(sub, v3, 'v3', '7');
+  assert.deepEqual(
+    again?.resources?.map((r) => [r.name, r.aliases]),
+    [['oxds-http/a.test', ['oxds-http/a.test']]],
+  );
+  assert.deepEqual([...sub.known.keys()].sort(), ['oxds-http/a.test']);
+});
+
+test('VhdsSubscription (on demand): asked again as its host is deleted: removal first, the answer next', () => {
+  const v1 = vhdsView(snapshotById({ a: ['a.test'], k: ['keep.test'] }, 'v1'), false);
+  const v2 = vhdsView(snapshotById({ k: ['keep.test'] }, 'v2'), false);
+  const sub = new VhdsSubscription();
+  sub.apply(['oxds-http/a.test'], []);
+  responseOf(sub, v1, 'v1', '1');
+  sub.apply(['oxds-http/a.test'], []);
+  // One response cannot remove a.test and answer the alias a.test (same name): the removal goes first.
+  const first = responseOf(sub, v2, 'v2', '2');
+  assert.deepEqual(first?.removedResources, ['oxds-http/a.test']);
+  assert.equal(first?.resources, undefined);
+  assert.equal(first?.again, true);
+  const second = responseOf(sub, v2, 'v2', '3');
+  assert.deepEqual(
+    second?.resources?.map((r) => [r.name, r.aliases, r.resource]),
+    [['oxds-http/a.test', ['oxds-http/a.test'], undefined]],
+  );
+  assert.equal(second?.removedResources, undefined);
+  assert.equal(second?.again, false);
+  assert.equal(sub.build(v2, 'v2', '4'), undefined);
+});
+
+test('VhdsSubscription (on demand): hosts asked under an alias (port, wildcard) are removed and come back', () => {
+  const all = { a: ['a.test'], w: ['*.w.test'], k: ['keep.test'] };
+  const v1 = vhdsView(snapshotById(all, 'v1'), false);
+  const v2 = vhdsView(snapshotById({ k: ['keep.test'] }, 'v2'), false);
+  const v3 = vhdsView(snapshotById(all, 'v3'), false);
+  const sub = new VhdsSubscription();
+  const aliases = ['oxds-http/a.test:8080', 'oxds-http/x.w.test'];
+  sub.apply(aliases, []);
+  const got = responseOf(sub, v1, 'v1', '1');
+  assert.deepEqual(
+    got?.resources?.map((r) => [r.name, r.aliases]),
+    [
+      ['oxds-http/*.w.test', ['oxds-http/x.w.test']],
+      ['oxds-http/a.test', ['oxds-http/a.test:8080']],
+    ],
+  );
+  const gone = responseOf(sub, v2, 'v2', '2');
+  assert.deepEqual(gone?.removedResources, ['oxds-http/*.w.test', 'oxds-http/a.test']);
+  sub.apply(aliases, []);
+  const unknown = responseOf(sub, v2, 'v2', '3');
+  assert.deepEqual(
+    unknown?.resources?.map((r) => [r.name, r.aliases, r.resource]),
+    aliases.map((a) => [a, [a], undefined]),
+  );
+  const back = responseOf(sub, v3, 'v3', '4');
+  assert.deepEqual(
+    back?.resources?.map((r) => r.name),
+    ['oxds-http/*.w.test', 'oxds-http/a.test'],
+  );
+});
+
+test('vhdsView: a new route configuration reuses the unchanged virtual hosts of the previous split', () => {
+  const snap = (bRoot: string, version: string) => {
+    const ds = [
+      descriptorModel('d-a', { hosts: ['a.test'], targets: [ipTarget('t', '127.0.0.1', 9000)] }),
+      descriptorModel('d-b', { hosts: ['b.test'], root: bRoot, targets: [ipTarget('t', '127.0.0.1', 9000)] }),
+    ];
+    const out = translate(model(ds), { ...DEFAULT_TRANSLATE_OPTIONS, vhds: true });
+    assert.deepEqual(out.errors, []);
+    return buildSnapshot('envoy', version, out.envoy);
+  };
+  const v1 = vhdsView(snap('/', 'v1'), true);
+  const v2 = vhdsView(snap('/v2', 'v2'), true);
+  assert.equal(v2.vhosts.get('oxds-http/a.test'), v1.vhosts.get('oxds-http/a.test'), 'unchanged: the same resource');
+  const b = v2.vhosts.get('oxds-http/b.test');
+  assert.notEqual(b?.version, v1.vhosts.get('oxds-http/b.test')?.version, 'changed: a new version');
+  assert.equal(vhdsDiff(v1, v2).changed.size, 1, 'the diff sees the one changed virtual host');
+  // Every reused or new virtual host is exactly what a fresh split makes of the same configuration.
+  const fresh = vhdsView(snap('/v2', 'v3'), true);
+  assert.equal(fresh.vhosts.size, v2.vhosts.size);
+  for (const [n, vh] of fresh.vhosts) assert.deepEqual(v2.vhosts.get(n)?.bytes, vh.bytes, n);
+  const obj = decodeToObject(TYPE_URL.VirtualHost, b!.bytes) as { name: string };
+  assert.equal(obj.name, 'oxds-http/b.test');
 });

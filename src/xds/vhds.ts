@@ -98,6 +98,28 @@ interface SplitConfig {
 /** Split route configurations, by the (immutable) resource they came from. */
 const SPLIT = new WeakMap<VersionedResource, SplitConfig | null>();
 
+/** A virtual host's bytes as encoded in its route configuration, and the resource made of them. */
+interface SplitHost {
+  src: Uint8Array;
+  res: VhdsResource;
+}
+
+/**
+ * The last split of each route configuration name: name → its virtual hosts by resource name. A
+ * rebuild makes a new route configuration resource even when one host changed; its other virtual
+ * hosts are the same bytes, so their resources (renamed bytes, hash, encoded entries) are reused
+ * after one byte comparison instead of being renamed and hashed again.
+ */
+const LAST_SPLIT = new Map<string, Map<string, SplitHost>>();
+
+/** The VHDS resource `name` of the virtual host encoded as `src`: the previous split's when the bytes are the same. */
+function splitHost(prev: Map<string, SplitHost> | undefined, name: string, src: Uint8Array): SplitHost {
+  const old = prev?.get(name);
+  if (old && Buffer.compare(old.src, src) === 0) return old;
+  const bytes = renamedVirtualHost(src, name);
+  return { src, res: { name, version: contentHash(bytes), bytes } };
+}
+
 function shellOf(rc: VersionedResource): VersionedResource | undefined {
   const { virtualHosts: _drop, vhds: _old, ...rest } = rc.object as ProtoObject & { virtualHosts?: unknown };
   const obj: ProtoObject = { ...rest, vhds: { configSource: adsConfigSource() } };
@@ -122,14 +144,18 @@ function split(rc: VersionedResource): SplitConfig | null {
   if (shell) {
     const vhosts: VhdsResource[] = [];
     const domains = new Map<string, string>();
+    const prev = LAST_SPLIT.get(rc.name);
+    const next = new Map<string, SplitHost>();
     objs.forEach((o, i) => {
       const ds = (o['domains'] ?? []) as string[];
       const span = spans[i] as FieldSpan;
       const name = vhdsName(rc.name, ds[0] ?? String(o['name']));
-      const bytes = renamedVirtualHost(rc.bytes.subarray(span.payload, span.end), name);
-      vhosts.push({ name, version: contentHash(bytes), bytes });
+      const h = splitHost(prev, name, rc.bytes.subarray(span.payload, span.end));
+      next.set(name, h);
+      vhosts.push(h.res);
       for (const d of ds) domains.set(d.toLowerCase(), name);
     });
+    LAST_SPLIT.set(rc.name, next);
     vhosts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     out = { shell, vhosts, domains };
   }

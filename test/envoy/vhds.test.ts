@@ -143,6 +143,14 @@ envoyTest('VHDS on demand (Delta): no virtual host up front; each host works on 
   const dump = JSON.stringify(await gw.envoy.configDump('?resource=dynamic_route_configs'));
   assert.match(dump, /"vhds"/);
   assert.doesNotMatch(dump, /ondemand\.test/, 'no virtual host sent before a request');
+  // The first (empty) VHDS response finished the subscription's initialization: no initial fetch timeout.
+  const vhds = Object.entries(await gw.envoy.stats('vhds'));
+  const timeouts = vhds.filter(([k]) => k.endsWith('.init_fetch_timeout'));
+  assert.ok(timeouts.length > 0 && timeouts.every(([, v]) => v === 0), JSON.stringify(timeouts));
+  assert.ok(
+    vhds.some(([k, v]) => k.endsWith('.update_success') && v > 0),
+    JSON.stringify(vhds),
+  );
   // An unknown host first: Envoy's own 404, and it must not hide the hosts fetched after it.
   assert.equal((await gw.request({ host: 'nobody.ondemand.test', path: '/x' })).status, 404);
   const before = await pushed(gw.server);
@@ -157,3 +165,47 @@ envoyTest('VHDS on demand (Delta): no virtual host up front; each host works on 
   const r = await gw.request({ host: hosts[3] as string, path: '/x' });
   assert.equal((JSON.parse(r.body) as { headers: Record<string, string> }).headers['x-rev'], '3');
 });
+
+envoyTest(
+  'VHDS on demand (Delta): a deleted host is no longer served (404 like a host never known), and again once recreated',
+  async (t, bin) => {
+    const bs = await backendsFor(t, 1);
+    // h0 is fetched under its own name, h1 under an alias with a port, x.w.rm.test resolves to *.w.rm.test.
+    const hosts = ['h0.rm.test', 'h1.rm.test', "'*.w.rm.test'", 'keep.rm.test'];
+    const all = descriptors(hosts, () => bs[0]!.port);
+    const kept = descriptorYaml('d3', `hosts: [keep.rm.test]\ntargets: [{url: "http://127.0.0.1:${bs[0]!.port}"}]`);
+    const gw = await startGateway(t, bin, {
+      files: { 'd.yaml': all },
+      delta: true,
+      flags: { routeDiscovery: 'vhds-on-demand' },
+    });
+    const asked = ['h0.rm.test', 'h1.rm.test:8080', 'x.w.rm.test'];
+    const never = await gw.request({ host: 'never.rm.test', path: '/x' });
+    assert.equal(never.status, 404);
+    // Asked again: Envoy subscribes the alias again and waits for its answer.
+    assert.equal((await gw.request({ host: 'never.rm.test', path: '/x' })).status, 404, 'an unknown host asked twice');
+    for (const h of asked)
+      assert.equal(backendOf(await gw.request({ host: h, path: '/x' })), 'b0', `first request to ${h}`);
+    for (const h of asked) assert.equal(backendOf(await gw.request({ host: h, path: '/x' })), 'b0', `held: ${h}`);
+
+    // The three descriptors deleted: Envoy drops their virtual hosts; a request gets the never-known host's 404.
+    await gw.update({ 'd.yaml': kept });
+    const gone = ['h0.rm.test', 'h1.rm.test', '*.w.rm.test'].map((n) => `"name":"oxds-http/${n}"`);
+    await eventually('Envoy to drop the deleted virtual hosts', async () => {
+      const dump = JSON.stringify(await gw.envoy.configDump('?resource=dynamic_route_configs'));
+      return gone.every((n) => !dump.includes(n)) ? true : undefined;
+    });
+    for (const h of asked) {
+      const r = await gw.request({ host: h, path: '/x' });
+      assert.deepEqual([r.status, r.body], [never.status, never.body], `${h} after its descriptor was deleted`);
+    }
+    assert.equal(backendOf(await gw.request({ host: 'keep.rm.test', path: '/x' })), 'b0');
+
+    // Recreated: served again (Envoy still subscribes the aliases; a request finds the host).
+    await gw.update({ 'd.yaml': all });
+    for (const h of asked)
+      await eventually(`${h} served again`, async () =>
+        backendOf(await gw.request({ host: h, path: '/x' })) === 'b0' ? true : undefined,
+      );
+  },
+);

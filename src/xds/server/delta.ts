@@ -276,6 +276,7 @@ export class DeltaStream extends StreamBase {
     );
     if (!out) return undefined;
     rememberNonce(vh.nonces, nonce, snap.version);
+    if (out.again) this.markDirty('vhost');
     return { buf: out.buf, version: snap.version, nonce, count: out.count };
   }
 }

@@ -5,7 +5,16 @@
 // an alias is answered once with the virtual host it resolves to, carrying the alias (Envoy
 // resumes the waiting request when it sees it), or — unknown host — with an empty resource named
 // by the alias (Envoy then answers the request itself: 404). Resolved aliases stay subscribed:
-// their virtual host keeps being updated, and an unknown host that appears later is sent.
+// their virtual host keeps being updated, and an unknown host that appears later is sent. A virtual
+// host deleted from the view is removed from the client by its name (Envoy keys its virtual hosts
+// by name), also when Envoy asked for it under that very name; Envoy keeps the alias subscribed.
+// Envoy subscribes an alias again for each request that finds no virtual host (after a removal,
+// say) and holds the request until a response carries the alias: every such subscription is
+// answered again.
+// Envoy's VHDS subscription finishes its initialization (the listener stops warming) only at a
+// response touching a name of its namespace; an empty one would leave it waiting for its initial
+// fetch timeout (15 s). So the first response removes `<route configuration>/` (never a virtual
+// host: domains are not empty) for each route configuration it sends nothing of.
 import { deltaMessage } from './encode.js';
 import type { VhdsResource, VhdsView } from '../types.js';
 import { TYPE_URL } from '../../../proto/type-urls.js';
@@ -21,6 +30,15 @@ interface Outgoing {
   aliases: string[];
 }
 
+/** What a response sends and removes; `deferred`: some answer must wait for the next response. */
+interface Changes {
+  send: Outgoing[];
+  removed: string[];
+  deferred: boolean;
+}
+
+const NO_CHANGES: Changes = { send: [], removed: [], deferred: false };
+
 const byName = (a: Outgoing, b: Outgoing): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 export class VhdsSubscription {
@@ -34,6 +52,8 @@ export class VhdsSubscription {
   mustRespond = true;
   /** The view the client's state was last computed against. */
   lastView: VhdsView | undefined;
+  /** No response carried a view yet (the first one marks every namespace). */
+  private initial = true;
   /** Re-evaluate every virtual host at the next build (new subscription); else only the views' diff. */
   private full = true;
   /** Answered alias → the virtual host it resolved to (undefined: unknown host), as of `lastView`. */
@@ -56,7 +76,7 @@ export class VhdsSubscription {
       if (n === '*' && !this.wildcard) this.wildcard = changed = true;
       if (n === '*' || n === '') continue;
       if (n.includes('/')) {
-        if (!this.aliases.has(n) && !this.known.has(n)) {
+        if (this.aliases.get(n) !== false) {
           this.aliases.set(n, false);
           changed = true;
         }
@@ -101,14 +121,22 @@ export class VhdsSubscription {
     return out;
   }
 
-  /** Every virtual host of interest on `view` against what the client holds. */
-  private fullChanges(view: VhdsView | undefined, version: string): { send: Outgoing[]; removed: string[] } {
+  /**
+   * Every virtual host of interest on `view` against what the client holds. A held virtual host
+   * not on the view is removed even when the same name is an alias to answer "unknown" now: a
+   * response cannot both remove and add one name, so that answer waits for the next response
+   * (`deferred`).
+   */
+  private fullChanges(view: VhdsView | undefined, version: string): Changes {
     const want = this.desired(view, version);
-    const send: Outgoing[] = [];
-    for (const e of want.values())
-      if (e.aliases.length > 0 || (e.r && this.known.get(e.name) !== e.version)) send.push(e);
     const removed: string[] = [];
-    for (const n of this.known.keys()) if (!want.has(n) && !this.aliases.has(n)) removed.push(n);
+    for (const n of this.known.keys()) if (want.get(n)?.r === undefined) removed.push(n);
+    const send: Outgoing[] = [];
+    let deferred = false;
+    for (const e of want.values()) {
+      if (e.r === undefined && this.known.has(e.name)) deferred = true;
+      else if (e.aliases.length > 0 || (e.r && this.known.get(e.name) !== e.version)) send.push(e);
+    }
     this.targets.clear();
     this.targetCount.clear();
     if (view)
@@ -118,7 +146,7 @@ export class VhdsSubscription {
         this.targets.set(a, name);
         if (name !== undefined) this.targetCount.set(name, (this.targetCount.get(name) ?? 0) + 1);
       }
-    return { send, removed };
+    return { send, removed, deferred };
   }
 
   /**
@@ -126,10 +154,10 @@ export class VhdsSubscription {
    * stream): O(changes) per stream instead of O(virtual hosts). Undefined when an alias now resolves
    * elsewhere (the full evaluation then runs).
    */
-  private changesSince(from: VhdsView, view: VhdsView): { send: Outgoing[]; removed: string[] } | undefined {
-    if (from === view) return { send: [], removed: [] };
+  private changesSince(from: VhdsView, view: VhdsView): Changes | undefined {
+    if (from === view) return NO_CHANGES;
     const d = vhdsDiff(from, view);
-    if (d.changed.size === 0 && d.removed.size === 0) return { send: [], removed: [] };
+    if (d.changed.size === 0 && d.removed.size === 0) return NO_CHANGES;
     if (this.aliases.size > 0) {
       // A resolution can only change in a route configuration whose virtual hosts (domains) changed.
       const touched = new Set([...d.changed.values(), ...d.removed.values()]);
@@ -146,41 +174,56 @@ export class VhdsSubscription {
       if (r && this.known.get(n) !== r.version) send.push({ name: n, r, version: r.version, aliases: [] });
     }
     const removed: string[] = [];
-    for (const n of d.removed.keys()) if (this.known.has(n) && !this.aliases.has(n)) removed.push(n);
-    return { send, removed };
+    for (const n of d.removed.keys()) if (this.known.has(n)) removed.push(n);
+    return { send, removed, deferred: false };
   }
 
   /**
    * The response bringing the client to `view`, or undefined when it already holds it. `share`
    * returns the encoded entries run of a list of plain entries (no aliases) shared by every stream
-   * that sends the same list on this snapshot.
+   * that sends the same list on this snapshot. `again`: an answer waits for the next response, to
+   * be built right after this one.
    */
   build(
     view: VhdsView | undefined,
     version: string,
     nonce: string,
     share?: (key: string, make: () => Buffer) => Buffer,
-  ): { buf: Buffer; count: number } | undefined {
+  ): { buf: Buffer; count: number; again: boolean } | undefined {
     const from = this.lastView;
     const inc = !this.full && from && view && from.eager === view.eager ? this.changesSince(from, view) : undefined;
-    const { send, removed } = inc ?? this.fullChanges(view, version);
-    this.full = false;
+    const { send, removed, deferred } = inc ?? this.fullChanges(view, version);
+    // A deferred answer is found again by the full evaluation of the next build.
+    this.full = deferred;
     this.lastView = view;
-    if (send.length === 0 && removed.length === 0 && !this.mustRespond) return undefined;
+    const marks = this.initial && view ? namespaceMarks(view, send) : [];
+    if (send.length === 0 && removed.length === 0 && marks.length === 0 && !this.mustRespond) return undefined;
     this.mustRespond = false;
+    if (view) this.initial = false;
     for (const n of removed) this.known.delete(n);
     for (const e of send) {
       if (e.r) this.known.set(e.name, e.version);
       for (const a of e.aliases) this.aliases.set(a, true);
     }
     send.sort(byName);
+    removed.push(...marks);
     removed.sort();
     const make = (): Buffer =>
       concatEntriesOf(send.map((e) => vhdsEntry(e.r, e.name, e.r ? e.version : version, e.aliases)));
     const plain = share !== undefined && send.every((e) => e.aliases.length === 0);
     const run = send.length === 0 ? undefined : plain ? share(JSON.stringify(send.map((e) => e.name)), make) : make();
-    return { buf: deltaMessage(version, run, VHOST_TYPE_URL, nonce, removed), count: this.known.size };
+    return {
+      buf: deltaMessage(version, run, VHOST_TYPE_URL, nonce, removed),
+      count: this.known.size,
+      again: deferred,
+    };
   }
+}
+
+/** `<route configuration>/` for each route configuration of `view` none of `send` belongs to. */
+function namespaceMarks(view: VhdsView, send: readonly Outgoing[]): string[] {
+  const sent = new Set(send.map((e) => e.name.slice(0, e.name.lastIndexOf('/'))));
+  return [...view.byConfig.keys()].filter((rc) => !sent.has(rc)).map((rc) => `${rc}/`);
 }
 
 function concatEntriesOf(parts: Buffer[]): Buffer {
