@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import type { Config } from './config.js';
 import { createSource, type CreatedSource } from './sources/index.js';
+import { prepareSteps, runStepsYielding } from './pipeline.js';
 import type { AdmissionWebhook } from './k8s/webhook.js';
 import { SnapshotCache } from './xds/cache.js';
 import type { AdsServer } from './xds/server/server.js';
@@ -158,7 +159,10 @@ export async function startServer(
     onEvent: ({ type, ...data }) => audit.emit(type, data),
   });
   await ca.start();
-  const { source, controller: kube } = createSource(config, logger);
+  // Each file's objects are checked as it is read, while the parser works on the next files.
+  const { source, controller: kube } = createSource(config, logger, (objects) =>
+    runStepsYielding(prepareSteps(objects)),
+  );
   const publish = new PublishStage({
     config,
     logger,

@@ -1,7 +1,7 @@
 // The pure middle of the data flow: view → buildModel → translate → validate.
 // Used by the server (then snapshot → cache → ADS) and by the `translate` / `validate` CLIs.
-import type { BuildResult, ConfigError, ConfigView, Model, ObjectStatus } from './model/types.js';
-import { buildModelSteps, type ModelSettings } from './model/build.js';
+import type { BuildResult, ConfigError, ConfigView, Model, ObjectStatus, StoredObject } from './model/types.js';
+import { buildModelSteps, prevalidateSpecs, type ModelSettings } from './model/build.js';
 import { runSteps, type Steps } from './model/steps.js';
 import { type TranslateCache, encodedBytes, translateSteps } from './xds/translate.js';
 import { rejectedResource, validateKind } from './xds/validate.js';
@@ -52,6 +52,14 @@ export function validateSet(nodeType: NodeType, set: ResourceSet, errors: Config
 }
 
 export { runSteps, runStepsYielding } from './model/steps.js';
+
+/**
+ * What a server does on the objects of each file as it is read, before its first build: the model's
+ * per-object checks (kept, so the build does not repeat them).
+ */
+export function* prepareSteps(objects: readonly StoredObject[]): Steps {
+  yield* prevalidateSpecs(objects);
+}
 
 export function compile(
   view: ConfigView,

@@ -217,6 +217,20 @@ export function* checkShapes(b: Build): Steps {
   );
 }
 
+/**
+ * The spec checks of checkShapes on objects not built yet (validateSpec keeps each result): a server
+ * runs them on the files parsed so far while its parser works on the next ones.
+ */
+export function* prevalidateSpecs(objects: readonly StoredObject[]): Steps {
+  yield* eachBatched(objects, ({ object: o }) => {
+    if (typeof o?.apiVersion !== 'string' || typeof o.kind !== 'string') return;
+    const c = classify(o.apiVersion, o.kind);
+    const spec: unknown = o.spec;
+    if (c?.family === 'otoroshi' && spec !== null && typeof spec === 'object' && !Array.isArray(spec))
+      validateSpec(c.kind, spec);
+  });
+}
+
 /** 2. Services, EndpointSlices (the target index) and IngressClasses. */
 export function kubeObjects(b: Build): void {
   for (const e of live(b, 'Service')) {
