@@ -161,7 +161,7 @@ test('file source: an unreadable directory keeps the last objects and reports th
   assert.ok(v.loadErrors.some((e) => /cannot read config directory/.test(e.message)));
 });
 
-test('file source: prepare gets each changed file’s objects, in listing order, before the scan resolves', async () => {
+test('file source: prepare gets each changed file’s objects, in order, before the scan resolves', async () => {
   const dir = tmpDir({ 'a.yaml': GOOD, 'b.yaml': GOOD.replace(/good/g, 'other') });
   const seen: string[][] = [];
   const src = new FileSource({
