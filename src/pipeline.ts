@@ -53,12 +53,28 @@ export function validateSet(nodeType: NodeType, set: ResourceSet, errors: Config
 
 export { runSteps, runStepsYielding } from './model/steps.js';
 
+/** Objects of a kind compiled ahead of the first build that meets the kind (WarmUp). */
+const WARM_SAMPLE = 256;
+
 /**
- * What a server does on the objects of each file as it is read, before its first build: the model's
- * per-object checks (kept, so the build does not repeat them).
+ * What a server does on the objects of each file as it is read, before its build: the model's
+ * per-object checks (kept, so the build does not repeat them), and, the first time a kind is read, a
+ * throw-away compile of a few objects of it, so that the build runs code already loaded and compiled
+ * (schemas, protobuf types, validator plans, JIT) rather than paying for it after the parse.
  */
-export function* prepareSteps(objects: readonly StoredObject[]): Steps {
-  yield* prevalidateSpecs(objects);
+export class WarmUp {
+  private readonly warmed = new Set<string>();
+
+  constructor(private readonly args: () => { settings: Partial<ModelSettings>; opts: Partial<TranslateOptions> }) {}
+
+  *steps(objects: readonly StoredObject[]): Steps {
+    yield* prevalidateSpecs(objects);
+    const fresh = objects.filter((o) => !this.warmed.has(String(o.object.kind))).slice(0, WARM_SAMPLE);
+    if (fresh.length === 0) return;
+    for (const o of fresh) this.warmed.add(String(o.object.kind));
+    const { settings, opts } = this.args();
+    yield* compileSteps({ objects: fresh, loadErrors: [] }, settings, opts);
+  }
 }
 
 export function compile(
