@@ -54,7 +54,7 @@ export function validateSet(nodeType: NodeType, set: ResourceSet, errors: Config
 export { runSteps, runStepsYielding } from './model/steps.js';
 
 /** Objects of a kind compiled ahead of the first build that meets the kind (WarmUp). */
-const WARM_SAMPLE = 256;
+const WARM_SAMPLE = 32;
 
 /**
  * What a server does on the objects of each file as it is read, before its build: the model's

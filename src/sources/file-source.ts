@@ -8,8 +8,11 @@ import type { ConfigError, ConfigView, StoredObject } from '../model/types.js';
 import { listConfigFiles, DEFAULT_LIMITS, type ConfigLimits } from './config-files.js';
 import { YamlParser, type Parsed } from './yaml-worker.js';
 
-/** Files read and parsed ahead of the one being taken in. */
-const PARSE_AHEAD = 3;
+/**
+ * Files read and parsed ahead of the one being taken in: enough that the parser stays busy while
+ * this thread prepares the objects of the last file (FileSourceOptions.prepare).
+ */
+const PARSE_AHEAD = 8;
 /** A scan that parsed at least this many bytes stops the parser worker (the next parse starts a new one). */
 const RELEASE_PARSER_BYTES = 4 << 20;
 
