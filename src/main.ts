@@ -184,6 +184,7 @@ export async function startServer(
   await authz.start();
   await source.start();
   publish.rebuild();
+  warm.firstBuildDone();
   kube?.start();
   const webhook =
     kube && config.webhookPort !== undefined

@@ -64,16 +64,27 @@ const WARM_SAMPLE = 32;
  */
 export class WarmUp {
   private readonly warmed = new Set<string>();
+  private built = false;
 
   constructor(private readonly args: () => { settings: Partial<ModelSettings>; opts: Partial<TranslateOptions> }) {}
 
+  /** After the first build: only the per-object checks go on (everything else is warm). */
+  firstBuildDone(): void {
+    this.built = true;
+  }
+
   *steps(objects: readonly StoredObject[]): Steps {
     yield* prevalidateSpecs(objects);
+    if (this.built) return;
     const fresh = objects.filter((o) => !this.warmed.has(String(o.object.kind))).slice(0, WARM_SAMPLE);
     if (fresh.length === 0) return;
     for (const o of fresh) this.warmed.add(String(o.object.kind));
     const { settings, opts } = this.args();
-    yield* compileSteps({ objects: fresh, loadErrors: [] }, settings, opts);
+    try {
+      yield* compileSteps({ objects: fresh, loadErrors: [] }, settings, opts);
+    } catch {
+      // Its result is dropped: the build proper reports whatever went wrong.
+    }
   }
 }
 
