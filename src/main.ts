@@ -4,8 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
-import type { Config } from './config.js';
+import { modelSettingsFrom, translateOptionsFrom, type Config } from './config.js';
 import { createSource, type CreatedSource } from './sources/index.js';
+import { WarmUp, runStepsYielding } from './pipeline.js';
 import type { AdmissionWebhook } from './k8s/webhook.js';
 import { SnapshotCache } from './xds/cache.js';
 import type { AdsServer } from './xds/server/server.js';
@@ -158,7 +159,13 @@ export async function startServer(
     onEvent: ({ type, ...data }) => audit.emit(type, data),
   });
   await ca.start();
-  const { source, controller: kube } = createSource(config, logger);
+  // Each file's objects are checked (and a sample compiled) as it is read, while the parser works on
+  // the next files: the source starts after ext_authz, whose port the compile needs.
+  const warm = new WarmUp(() => ({
+    settings: { secretSeed, ...modelSettingsFrom(config), now: clock() },
+    opts: translateOptionsFrom(config, authz.port, authz.caPem),
+  }));
+  const { source, controller: kube } = createSource(config, logger, (objects) => runStepsYielding(warm.steps(objects)));
   const publish = new PublishStage({
     config,
     logger,
@@ -177,6 +184,7 @@ export async function startServer(
   await authz.start();
   await source.start();
   publish.rebuild();
+  warm.firstBuildDone();
   kube?.start();
   const webhook =
     kube && config.webhookPort !== undefined

@@ -160,3 +160,24 @@ test('file source: an unreadable directory keeps the last objects and reports th
   assert.equal(v.objects.length, 1);
   assert.ok(v.loadErrors.some((e) => /cannot read config directory/.test(e.message)));
 });
+
+test('file source: prepare gets each changed file’s objects, in order, before the scan resolves', async () => {
+  const dir = tmpDir({ 'a.yaml': GOOD, 'b.yaml': GOOD.replace(/good/g, 'other') });
+  const seen: string[][] = [];
+  const src = new FileSource({
+    dir,
+    prepare: async (objects) => {
+      seen.push(objects.map((o) => o.key));
+    },
+  });
+  try {
+    await src.scan();
+    assert.deepEqual(seen, [['ServiceDescriptor/default/good'], ['ServiceDescriptor/default/other']]);
+    fs.writeFileSync(path.join(dir, 'b.yaml'), GOOD.replace(/good/g, 'other').replace('9001', '19002'));
+    await src.scan();
+    assert.equal(seen.length, 3, 'only the changed file is prepared again');
+    assert.deepEqual(seen[2], ['ServiceDescriptor/default/other']);
+  } finally {
+    src.stop();
+  }
+});

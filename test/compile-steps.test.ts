@@ -3,7 +3,7 @@
 // config. Both drivers run the same implementation and must produce the same output.
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
-import { compile, compileSteps, runStepsYielding, type Compiled } from '../src/pipeline.js';
+import { WarmUp, compile, compileSteps, runSteps, runStepsYielding, type Compiled } from '../src/pipeline.js';
 import { STEP_BATCH } from '../src/model/steps.js';
 import { RESOURCE_SET_KEYS } from '../src/xds/types.js';
 import { benchView } from '../bench/gen.js';
@@ -47,4 +47,18 @@ test('a yielding compile lets queued callbacks run before it ends, and yields th
   assert.ok(yielded.envoy.set.clusters.length >= N, 'every descriptor has its cluster');
   assert.deepEqual(encoded(yielded), encoded(sync));
   assert.deepEqual(yielded.errors, sync.errors);
+});
+
+test('a warm-up of the objects as they are read changes nothing the compile then publishes', () => {
+  const view = benchView(300);
+  const cold = compile(view, {}, {});
+  const warm = new WarmUp(() => ({ settings: {}, opts: {} }));
+  // A view read in two files: the second brings no new kind (only its specs are checked).
+  const half = Math.floor(view.objects.length / 2);
+  runSteps(warm.steps(view.objects.slice(0, half)));
+  runSteps(warm.steps(view.objects.slice(half)));
+  const after = compile(view, {}, {});
+  assert.deepEqual(encoded(after), encoded(cold));
+  assert.deepEqual(after.statuses, cold.statuses);
+  assert.deepEqual(after.errors, cold.errors);
 });

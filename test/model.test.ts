@@ -1,7 +1,10 @@
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { buildModel, type ModelSettings } from '../src/model/build.js';
+import { buildModel, prevalidateSpecs, type ModelSettings } from '../src/model/build.js';
+import { derivedToken } from '../src/model/ids.js';
+import { validateSpec } from '../src/model/schemas.js';
+import { runSteps } from '../src/model/steps.js';
 import { loadConfigDir, parseYamlFile } from '../src/sources/yaml.js';
 import type { BuildResult, ConfigError, Descriptor, ObjectStatus } from '../src/model/types.js';
 
@@ -812,5 +815,29 @@ spec: {port: 99999, tls: Sometimes}
       .map((e) => e.field)
       .sort(),
     ['spec.port', 'spec.tls'],
+  );
+});
+
+test('a spec checked ahead of the build (prevalidateSpecs) gives the build the same problems', () => {
+  const yaml = SD('bad', '  hosts: [a.oto.tools]\n  targets: [{url: "http://127.0.0.1:1", weight: "x"}]');
+  const cold = build(yaml);
+  const { objects, errors } = parseYamlFile('t.yaml', yaml, 0);
+  runSteps(prevalidateSpecs(objects));
+  const warm = buildModel({ objects, loadErrors: errors });
+  assert.deepEqual(warm.statuses, cold.statuses);
+  assert.ok(errs(st(warm, 'ServiceDescriptor/default/bad')).some((e) => e.field === 'spec.targets[0].weight'));
+  // The same spec object read as another kind is checked against that kind's schema.
+  assert.deepEqual(validateSpec('ServiceGroup', objects[0]?.object.spec), validateSpec('ServiceGroup', {}));
+});
+
+test('derived apikey credentials are pinned: a change would re-key every apikey without a clientSecret', () => {
+  assert.equal(
+    derivedToken(64, 'clientId', 'seed', 'uid-1', 'default', 'key-1'),
+    'vDQfaoxhRqFAVWsXvbth3J7o0RB97DiACYuoIZjknNRU6RqmFvdMh2QlayCRGztr',
+  );
+  assert.equal(
+    derivedToken(130, 'clientSecret', 'seed', 'uid-1', 'default', 'key-1'),
+    'RgDwgEMGQg9lPxG9qBIiqIENP7i0hikNrjDD09GisdiJXqBpJZ7AohchOShVaebHx' +
+      'TGZqfYDFe4w5gE3vw3gGqFSRwUKSRxpTHR2y8FYqFZk4ygYnhG3wNDGVhRe9Ulf7g',
   );
 });

@@ -203,9 +203,10 @@ export function buildApiKey(
   const name = obj.metadata.name;
   const uid =
     typeof obj.metadata.uid === 'string' || typeof obj.metadata.uid === 'number' ? String(obj.metadata.uid) : '';
-  const derived = derivedCredentials(s.secretSeed, uid, ns, name);
+  // Derived only when the spec or Secret lacks them (three sha512 a key: most keys name both).
+  const derived = (): { clientId: string; clientSecret: string } => derivedCredentials(s.secretSeed, uid, ns, name);
   const fromSecret = credentialsFromSecret(spec, ns, secrets, p);
-  const clientId = fromSecret.clientId ?? str(spec, 'clientId') ?? derived.clientId;
+  const clientId = fromSecret.clientId ?? str(spec, 'clientId') ?? derived().clientId;
   let clientSecret = fromSecret.clientSecret ?? str(spec, 'clientSecret');
   if (typeof spec['daikokuToken'] === 'string' && spec['daikokuToken'] !== '') {
     const authorizesNothing =
@@ -220,7 +221,7 @@ export function buildApiKey(
     );
   }
   if (clientSecret === undefined) {
-    clientSecret = derived.clientSecret;
+    clientSecret = derived().clientSecret;
     p.warn(
       'OXDS_MISSING_FIELD',
       `no clientSecret: a deterministic one was derived from the object ` +

@@ -22,7 +22,7 @@ import {
 } from './processors.js';
 import { runSteps, type Steps } from './steps.js';
 
-export { loadErrorStatuses } from './processors.js';
+export { loadErrorStatuses, prevalidateSpecs } from './processors.js';
 
 export type { ModelSettings } from './descriptor.js';
 export { DEFAULT_SETTINGS } from './descriptor.js';

@@ -42,6 +42,8 @@ interface Entry {
   p: Problems;
   /** Set once the object is known to be ignored/invalid: no further processing. */
   done: boolean;
+  /** Position in the age order (oldest first). */
+  order: number;
 }
 
 interface Candidate {
@@ -109,7 +111,7 @@ function live(b: Build, f: Family, kind?: string): Entry[] {
   return b.entries.filter((e) => !e.done && e.family === f && (kind === undefined || e.kind === kind));
 }
 
-function entryOf(so: StoredObject): Entry {
+function entryOf(so: StoredObject, order: number): Entry {
   const obj = so.object;
   const c =
     typeof obj?.apiVersion === 'string' && typeof obj?.kind === 'string'
@@ -124,7 +126,7 @@ function entryOf(so: StoredObject): Entry {
   } catch {
     p = new Problems(kind, 'default', String(obj?.metadata?.name ?? ''), so.origin.file, so.origin.doc);
   }
-  return { so, kind, family: c?.family, p, done: false };
+  return { so, kind, family: c?.family, p, done: false, order };
 }
 
 function refResolver(b: Build): RefResolver {
@@ -215,6 +217,20 @@ export function* checkShapes(b: Build): Steps {
       }
     }),
   );
+}
+
+/**
+ * The spec checks of checkShapes on objects not built yet (validateSpec keeps each result): a server
+ * runs them on the files parsed so far while its parser works on the next ones.
+ */
+export function* prevalidateSpecs(objects: readonly StoredObject[]): Steps {
+  yield* eachBatched(objects, ({ object: o }) => {
+    if (typeof o?.apiVersion !== 'string' || typeof o.kind !== 'string') return;
+    const c = classify(o.apiVersion, o.kind);
+    const spec: unknown = o.spec;
+    if (c?.family === 'otoroshi' && spec !== null && typeof spec === 'object' && !Array.isArray(spec))
+      validateSpec(c.kind, spec);
+  });
 }
 
 /** 2. Services, EndpointSlices (the target index) and IngressClasses. */
@@ -481,8 +497,7 @@ function lossOf(b: Build, c: Candidate, claimed: Map<string, Candidate>): Proble
 
 /** 6. Duplicate ids & route conflicts: the oldest owner wins (creationTimestamp, then seq). */
 export function claimDescriptors(b: Build): void {
-  const ownerOrder = new Map<Entry, number>(b.entries.map((e, i) => [e, i]));
-  b.candidates.sort((x, y) => (ownerOrder.get(x.owner) ?? 0) - (ownerOrder.get(y.owner) ?? 0) || cmp(x.d.id, y.d.id));
+  b.candidates.sort((x, y) => x.owner.order - y.owner.order || cmp(x.d.id, y.d.id));
   const claimed = new Map<string, Candidate>();
   const lost = new Map<Entry, ProblemItem[]>();
   const kept: Candidate[] = [];

@@ -500,13 +500,23 @@ export interface SchemaProblem {
   message: string;
 }
 
+/**
+ * Problems of each spec already checked, by the spec object: parsed objects are never changed, and a
+ * rebuild sees the same objects of every file that did not change (and a start-up checks them while
+ * the next files are parsed: `prevalidateSpecs`), so each spec is checked once.
+ */
+const checkedSpecs = new WeakMap<object, { kind: string; problems: readonly SchemaProblem[] }>();
+
 /** Validate `spec` of a proxy.otoroshi.io kind. Unknown kinds have no schema: no problems. */
-export function validateSpec(kind: string, spec: unknown, prefix = 'spec'): SchemaProblem[] {
+export function validateSpec(kind: string, spec: unknown, prefix = 'spec'): readonly SchemaProblem[] {
+  const memo = prefix === 'spec' && spec !== null && typeof spec === 'object';
+  const known = memo ? checkedSpecs.get(spec) : undefined;
+  if (known !== undefined && known.kind === kind) return known.problems;
   const validate = validatorOf(kind);
   if (validate === undefined) return [];
-  if (spec === undefined) spec = {};
-  if (validate(spec)) return [];
-  return ajvErrorsToProblems(validate.errors ?? [], prefix);
+  const problems = validate(spec ?? {}) ? [] : ajvErrorsToProblems(validate.errors ?? [], prefix);
+  if (memo) checkedSpecs.set(spec, { kind, problems });
+  return problems;
 }
 
 function ajvErrorsToProblems(errors: readonly ErrorObject[], prefix: string): SchemaProblem[] {
@@ -568,5 +578,5 @@ function ajvErrorsToProblems(errors: readonly ErrorObject[], prefix: string): Sc
 
 /** Same as validateSpec, shaped as ConfigErrors (without object identity; callers add it). */
 export function specErrors(kind: string, spec: unknown): Pick<ConfigError, 'code' | 'field' | 'message'>[] {
-  return validateSpec(kind, spec);
+  return [...validateSpec(kind, spec)];
 }

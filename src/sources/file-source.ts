@@ -8,8 +8,11 @@ import type { ConfigError, ConfigView, StoredObject } from '../model/types.js';
 import { listConfigFiles, DEFAULT_LIMITS, type ConfigLimits } from './config-files.js';
 import { YamlParser, type Parsed } from './yaml-worker.js';
 
-/** Files read and parsed ahead of the one being taken in. */
-const PARSE_AHEAD = 3;
+/**
+ * Files read and parsed ahead of the one being taken in: enough that the parser stays busy while
+ * this thread prepares the objects of the last file (FileSourceOptions.prepare).
+ */
+const PARSE_AHEAD = 8;
 /** A scan that parsed at least this many bytes stops the parser worker (the next parse starts a new one). */
 const RELEASE_PARSER_BYTES = 4 << 20;
 
@@ -26,6 +29,11 @@ export interface FileSourceOptions {
   rescanMs?: number;
   /** Size bounds per file and in total. */
   limits?: ConfigLimits;
+  /**
+   * Work to do ahead of the next build on each file's objects as it is taken in, while the parser
+   * works on the next files (the checks a build would run anyway, kept by the model).
+   */
+  prepare?: (objects: readonly StoredObject[]) => Promise<void>;
 }
 
 /** Emits 'change' whenever the set of objects may have changed. */
@@ -103,8 +111,9 @@ export class FileSource extends EventEmitter {
       delete inFlight[i];
       startAt(i + PARSE_AHEAD);
       if (parsed === undefined) continue;
-      this.apply(st.rel, st, parsed);
+      const objects = this.apply(st.rel, st, parsed);
       changed = true;
+      if (this.opts.prepare !== undefined) await this.opts.prepare(objects);
     }
     // After a large load the worker's heap (the parse garbage of every file) would stay resident
     // through the model build and translate that follow, the peak of the process: let it go.
@@ -124,7 +133,7 @@ export class FileSource extends EventEmitter {
   }
 
   /** Takes in a parsed file (in listing order, so first-seen sequence numbers stay deterministic). */
-  private apply(name: string, st: { mtimeMs: number; size: number }, parsed: Parsed): void {
+  private apply(name: string, st: { mtimeMs: number; size: number }, parsed: Parsed): StoredObject[] {
     const prev = this.files.get(name);
     const hardYamlError = parsed.errors.some((e) => e.code === 'OXDS_YAML_PARSE');
     // A file that does not parse keeps its last good objects.
@@ -138,6 +147,7 @@ export class FileSource extends EventEmitter {
       o.origin.seq = s;
     }
     this.files.set(name, { mtimeMs: st.mtimeMs, size: st.size, objects, errors: parsed.errors });
+    return objects;
   }
 
   view(): ConfigView {

@@ -3,7 +3,7 @@ import type { EventEmitter } from 'node:events';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import { splitList, type Config } from '../config.js';
-import type { ConfigView } from '../model/types.js';
+import type { ConfigView, StoredObject } from '../model/types.js';
 import { FileSource } from './file-source.js';
 import { KubeClient, loadKubeConfig } from '../k8s/client.js';
 import { KubeSource } from '../k8s/source.js';
@@ -27,12 +27,21 @@ export interface CreatedSource {
   controller?: KubeController;
 }
 
-export function createSource(config: Config, logger: Logger): CreatedSource {
+/**
+ * The source of the config. `prepare` (file mode) runs on each file's objects as they are read, ahead
+ * of the build (FileSourceOptions.prepare).
+ */
+export function createSource(
+  config: Config,
+  logger: Logger,
+  prepare?: (objects: readonly StoredObject[]) => Promise<void>,
+): CreatedSource {
   if (config.source !== 'kubernetes')
     return {
       source: new FileSource({
         dir: config.configDir,
         limits: { maxFileBytes: config.maxConfigFileBytes, maxTotalBytes: config.maxConfigTotalBytes },
+        prepare,
       }),
     };
   const kc = loadKubeConfig(config.kubeconfig);

@@ -6,7 +6,7 @@ import jsyaml from 'js-yaml';
 import { createRequire } from 'node:module';
 import type * as YamlLib from 'yaml';
 import type { ConfigError, ConfigView, KubeObject, StoredObject } from '../model/types.js';
-import { classify, unservedKind } from '../model/build.js';
+import { classify, unservedKind } from '../model/kinds.js';
 import { normaliseKind, objectKey } from '../model/ids.js';
 
 // The yaml library parses only what js-yaml's fast path cannot (syntax errors, aliases, ...):
