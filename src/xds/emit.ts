@@ -54,18 +54,29 @@ export function encodedBytes(obj: ProtoObject): Uint8Array | undefined {
   return ENCODED.get(obj);
 }
 
-/** Validates `obj` once; on success its bytes are remembered for validateSet. */
+const ROUTE_TYPE = 'envoy.config.route.v3.Route';
+const VHOST_TYPE = 'envoy.config.route.v3.VirtualHost';
+
+const REJECTED: ValidationIssue = { path: '', rule: 'unknown', message: 'rejected' };
+
+/** Validates a resource `obj` once; on success its bytes are remembered for validateSet. */
 export function check(url: string, obj: ProtoObject): ValidationIssue | undefined {
   const r = validateResource(url, obj);
   if (r.ok) {
     ENCODED.set(obj, r.bytes);
     return undefined;
   }
-  return r.issues[0] ?? { path: '', rule: 'unknown', message: 'rejected' };
+  return r.issues[0] ?? REJECTED;
 }
 
-const ROUTE_TYPE = 'envoy.config.route.v3.Route';
-const VHOST_TYPE = 'envoy.config.route.v3.VirtualHost';
+/**
+ * A validated route: its bytes, or its first problem. Routes are parts of virtual hosts, never
+ * resources: their bytes live in their RouteRec only (validateSet never asks for them).
+ */
+function checkedRoute(obj: ProtoObject): RouteRec | ValidationIssue {
+  const r = validateResource(ROUTE_TYPE, obj);
+  return r.ok ? { obj, bytes: r.bytes } : (r.issues[0] ?? REJECTED);
+}
 
 function routeKey(e: Entry, variant: RouteVariant): string {
   // http and https routes differ only by forceHttps redirects.
@@ -77,10 +88,10 @@ function validatedRoutes(objs: readonly ProtoObject[]): RouteSlot {
   if (objs.length === 0) return null;
   const recs: RouteRec[] = [];
   for (const obj of objs) {
-    const issue = check(ROUTE_TYPE, obj);
-    if (issue)
-      return { issue: { ...issue, path: `routes[${JSON.stringify(obj.name)}]${issue.path ? `.${issue.path}` : ''}` } };
-    recs.push({ obj, bytes: ENCODED.get(obj) as Uint8Array });
+    const r = checkedRoute(obj);
+    if (!('bytes' in r))
+      return { issue: { ...r, path: `routes[${JSON.stringify(obj.name)}]${r.path ? `.${r.path}` : ''}` } };
+    recs.push(r);
   }
   return recs;
 }
@@ -129,10 +140,9 @@ function vhostRec(cache: TranslateCache, p: VhostPlan, variant: RouteVariant, ro
 function notFoundRec(cache: TranslateCache, authz: boolean): RouteRec {
   let rec = cache.notFound.get(authz);
   if (!rec) {
-    const obj = notFoundRoute(authz);
-    const issue = check(ROUTE_TYPE, obj);
-    if (issue) throw new Error(`the not-found route is invalid: ${issue.path}: ${issue.message}`);
-    rec = { obj, bytes: ENCODED.get(obj) as Uint8Array };
+    const r = checkedRoute(notFoundRoute(authz));
+    if (!('bytes' in r)) throw new Error(`the not-found route is invalid: ${r.path}: ${r.message}`);
+    rec = r;
     cache.notFound.set(authz, rec);
   }
   return rec;

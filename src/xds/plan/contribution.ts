@@ -40,7 +40,25 @@ export interface Contribution {
  * routes arrive (seen with grpc-js-xds in test/real-clients.test.ts).
  */
 export function clusterHashInput(d: Descriptor): unknown {
-  return { discovery: d.targets.some((t) => t.resolution.type === 'dns') ? 'dns' : 'eds' };
+  return { discovery: discoveryOf(d) };
+}
+
+function discoveryOf(d: Descriptor): 'dns' | 'eds' {
+  return d.targets.some((t) => t.resolution.type === 'dns') ? 'dns' : 'eds';
+}
+
+/** The hash part of cluster names, by discovery kind (the whole hash input): two values, hashed once. */
+const CLUSTER_HASHES = new Map<string, string>();
+
+/** names.clusterName(d.id, clusterHashInput(d)), without hashing the same input again. */
+function descriptorClusterName(d: Descriptor): string {
+  const discovery = discoveryOf(d);
+  let h = CLUSTER_HASHES.get(discovery);
+  if (h === undefined) {
+    h = names.shortHash(clusterHashInput(d));
+    CLUSTER_HASHES.set(discovery, h);
+  }
+  return names.clusterNameOfHash(d.id, h);
 }
 
 function gcd(a: number, b: number): number {
@@ -238,7 +256,7 @@ export function routeInputOf(d: Descriptor): RouteInput {
 }
 
 export function contribution(d: Descriptor, authz: boolean, ctx: TranslateCtx): Contribution {
-  const name = names.clusterName(d.id, clusterHashInput(d));
+  const name = descriptorClusterName(d);
   const patterns = [...new Set(d.hosts)].sort(byString);
   const route = routeInputOf(d);
   return { d, route, authz, patterns, envoy: envoyClusters(d, name, ctx), grpc: grpcClusters(d, name, ctx) };
