@@ -6,7 +6,7 @@ import type { ValidationIssue } from './validate.js';
 import type { DescriptorMemo, TranslateCache } from './plan/cache.js';
 import { type TranslateCtx, contribution, type Contribution } from './plan/contribution.js';
 import { descriptorError, vhostIssue } from './plan/errors.js';
-import { planVirtualHosts } from './plan/route-configs.js';
+import { ownPlans, ownVirtualHosts } from './plan/route-configs.js';
 import { check, emitVirtualHosts } from './emit.js';
 
 /** The first problem of a contribution in its own virtual hosts (each variant), clusters and endpoints. */
@@ -16,7 +16,7 @@ function validateContribution(cache: TranslateCache, c: Contribution, memo: Desc
   for (const variant of c.d.forceHttps ? (['http', 'https', 'grpc'] as const) : (['http', 'grpc'] as const)) {
     let problem: ValidationIssue | undefined;
     const o = { variant, withNotFound: false, authz: c.authz, build: false };
-    emitVirtualHosts(cache, planVirtualHosts([c], variant, false, c.authz), o, memos, (_c, host, issue, route) => {
+    emitVirtualHosts(cache, ownPlans(c, memo.own, variant), o, memos, (_c, host, issue, route) => {
       problem ??= vhostIssue(host, route, issue);
     });
     if (problem) return descriptorError(c.d, `routes(${variant})`, problem);
@@ -55,7 +55,8 @@ export function memoFor(
   const key = `${d.id}\u0000${d.sourceKey}${authz ? '\u0000authz' : ''}`;
   let m = cache.descriptors.get(key);
   if (!m || m.ctxJson !== ctxJson || !sameDescriptor(m, d)) {
-    m = { used: cache.generation, d, ctxJson, c: contribution(d, authz, ctx), problem: null, routes: new Map() };
+    const c = contribution(d, authz, ctx);
+    m = { used: cache.generation, d, ctxJson, c, problem: null, routes: new Map(), own: ownVirtualHosts(c) };
     m.problem = validateContribution(cache, m.c, m);
     cache.descriptors.set(key, m);
   }

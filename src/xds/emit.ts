@@ -15,6 +15,7 @@ import type { Contribution } from './plan/contribution.js';
 import { grpcDomains } from './plan/hosts.js';
 import type { Entry } from './plan/order.js';
 import { type VhostPlan, sameItems, vhostKey } from './plan/route-configs.js';
+import { eachBatched, type Steps } from '../model/steps.js';
 
 // A VirtualHost's encoding: name (1), domains (2), routes (3, their validated bytes), in field-number
 // order as protobufjs emits it. A RouteConfiguration's: name (1), then each virtual host (2), written
@@ -114,12 +115,12 @@ function vhostDomains(v: string, variant: RouteVariant): string[] {
 
 /** The problem of a virtual host's own fields (name, domains), memoised. */
 function shellIssue(cache: TranslateCache, v: string, variant: RouteVariant): ValidationIssue | null {
-  const key = `${variant === 'grpc' ? 'g' : 'e'}\n${v}`;
-  let m = cache.shells.get(key);
+  const shells = variant === 'grpc' ? cache.grpcShells : cache.shells;
+  let m = shells.get(v);
   if (!m) {
     const r = validateResource(VHOST_TYPE, { name: names.virtualHostName(v), domains: vhostDomains(v, variant) });
     m = { used: cache.generation, issue: r.ok ? null : (r.issues[0] ?? null) };
-    cache.shells.set(key, m);
+    shells.set(v, m);
   }
   return cache.touch(m).issue;
 }
@@ -194,6 +195,38 @@ function vhostRoutes(
   return { routes, invalid };
 }
 
+/** Emits planned virtual host `p` into `out` (when `o.build`); contributions that break it go to `onBad`. */
+function emitVirtualHost(
+  cache: TranslateCache,
+  p: VhostPlan,
+  o: EmitOptions,
+  memos: ReadonlyMap<Contribution, DescriptorMemo>,
+  onBad: OnBad,
+  out: Map<string, VhostRec>,
+): void {
+  const prev = o.build ? cache.vhosts.get(p.key) : undefined;
+  if (prev?.entries === p.entries) {
+    out.set(p.v, cache.touch(prev));
+    return;
+  }
+  const { routes, invalid } = vhostRoutes(cache, p, o, memos);
+  if (routes.length === 0 && !invalid) return;
+  const shell = shellIssue(cache, p.v, o.variant);
+  if (shell) {
+    for (const e of p.entries) onBad(e.c, p.v, shell, undefined);
+    return;
+  }
+  if (invalid) {
+    for (const [e, issue] of invalid) onBad(e.c, p.v, issue, undefined);
+    return;
+  }
+  if (o.build) {
+    const rec = vhostRec(cache, p, o.variant, routes);
+    rec.entries = p.entries;
+    out.set(p.v, rec);
+  }
+}
+
 /** Planned virtual hosts → validated virtual hosts (by key); contributions that break one go to `onBad`. */
 export function emitVirtualHosts(
   cache: TranslateCache,
@@ -203,29 +236,20 @@ export function emitVirtualHosts(
   onBad: OnBad,
 ): Map<string, VhostRec> {
   const out = new Map<string, VhostRec>();
-  for (const p of plans) {
-    const prev = o.build ? cache.vhosts.get(p.key) : undefined;
-    if (prev?.entries === p.entries) {
-      out.set(p.v, cache.touch(prev));
-      continue;
-    }
-    const { routes, invalid } = vhostRoutes(cache, p, o, memos);
-    if (routes.length === 0 && !invalid) continue;
-    const shell = shellIssue(cache, p.v, o.variant);
-    if (shell) {
-      for (const e of p.entries) onBad(e.c, p.v, shell, undefined);
-      continue;
-    }
-    if (invalid) {
-      for (const [e, issue] of invalid) onBad(e.c, p.v, issue, undefined);
-      continue;
-    }
-    if (o.build) {
-      const rec = vhostRec(cache, p, o.variant, routes);
-      rec.entries = p.entries;
-      out.set(p.v, rec);
-    }
-  }
+  for (const p of plans) emitVirtualHost(cache, p, o, memos, onBad, out);
+  return out;
+}
+
+/** `emitVirtualHosts` as steps: it pauses every few hundred virtual hosts. */
+export function* emitVirtualHostsSteps(
+  cache: TranslateCache,
+  plans: readonly VhostPlan[],
+  o: EmitOptions,
+  memos: ReadonlyMap<Contribution, DescriptorMemo>,
+  onBad: OnBad,
+): Steps<Map<string, VhostRec>> {
+  const out = new Map<string, VhostRec>();
+  yield* eachBatched(plans, (p) => emitVirtualHost(cache, p, o, memos, onBad, out));
   return out;
 }
 
