@@ -7,7 +7,7 @@ import type { DescriptorMemo, TranslateCache } from './plan/cache.js';
 import { type TranslateCtx, contribution, type Contribution } from './plan/contribution.js';
 import { descriptorError, vhostIssue } from './plan/errors.js';
 import { ownPlans, ownVirtualHosts } from './plan/route-configs.js';
-import { check, emitVirtualHosts } from './emit.js';
+import { check, emitVirtualHosts, encodedBytes } from './emit.js';
 
 /** The first problem of a contribution in its own virtual hosts (each variant), clusters and endpoints. */
 function validateContribution(cache: TranslateCache, c: Contribution, memo: DescriptorMemo): ConfigError | null {
@@ -26,6 +26,7 @@ function validateContribution(cache: TranslateCache, c: Contribution, memo: Desc
     if (issue) return descriptorError(c.d, `cluster ${String(o.name)}`, issue);
   }
   for (const o of [...c.envoy.endpoints, ...c.grpc.endpoints]) {
+    if (encodedBytes(o) !== undefined) continue; // shared by both roles: checked once
     const issue = check(TYPE_URLS.endpoint, o);
     if (issue) return descriptorError(c.d, `endpoints ${String(o.clusterName)}`, issue);
   }
