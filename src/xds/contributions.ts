@@ -33,11 +33,44 @@ function validateContribution(cache: TranslateCache, c: Contribution, memo: Desc
   return null;
 }
 
-/** Whether `m` was computed from the same content as `d` (same object, or equal JSON: checked on a miss only). */
+const PLAIN = [Object.prototype, Array.prototype, null];
+
+/**
+ * Whether two values would serialise to the same JSON text, compared in place (no text is made):
+ * plain objects with the same keys in the same order (key order can show in what is built from
+ * them), arrays of the same length, equal primitives. Anything else (a class instance, NaN, an
+ * undefined-valued key on one side only) counts as different: a false "different" only costs a recompute.
+ */
+export function sameData(a: unknown, b: unknown, depth = 0): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || depth > 64) return false;
+  const pa: unknown = Object.getPrototypeOf(a);
+  if (pa !== Object.getPrototypeOf(b) || !PLAIN.includes(pa as object | null)) return false;
+  if (Array.isArray(a)) {
+    const y = b as unknown[];
+    if (a.length !== y.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameData(a[i], y[i], depth + 1)) return false;
+    return true;
+  }
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const kx = Object.keys(x);
+  const ky = Object.keys(y);
+  if (kx.length !== ky.length) return false;
+  for (let i = 0; i < kx.length; i++) {
+    const k = kx[i] as string;
+    if (k !== ky[i] || !sameData(x[k], y[k], depth + 1)) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether `m` was computed from the same content as `d`: the same object, or equal data (a
+ * rebuilt model has new descriptor objects; compared in place rather than through their JSON).
+ */
 function sameDescriptor(m: DescriptorMemo, d: Descriptor): boolean {
   if (m.d === d) return true;
-  m.json ??= JSON.stringify(m.d);
-  if (m.json !== JSON.stringify(d)) return false;
+  if (!sameData(m.d, d)) return false;
   m.d = d;
   return true;
 }

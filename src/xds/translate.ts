@@ -317,13 +317,15 @@ function sortPlan(role: RolePlan): void {
   role.secrets.sort(byString);
 }
 
-function finish(w: Work): void {
+/** Sorts every list (by name), pausing after each node type's set. */
+function* finish(w: Work): Steps {
   for (const set of [w.envoy, w.grpc]) {
     set.listeners.sort(byName('name'));
     set.routes.sort(byName('name'));
     set.clusters.sort(byName('name'));
     set.endpoints.sort(byName('clusterName'));
     set.secrets.sort(byName('name'));
+    yield;
   }
   w.plan.gateway.secrets = w.envoy.secrets.map((s) => String(s.name));
   sortPlan(w.plan.gateway);
@@ -373,7 +375,7 @@ function* translatePlannedSteps(
   const domains = yield* descriptorClusters(w, v.cs);
   yield* grpcRoutes(w, v.grpc, domains);
   yield;
-  finish(w);
+  yield* finish(w);
   cache.end();
   const output = { envoy: w.envoy, grpc: w.grpc, grpcDomains: domains, errors: w.errors };
   return { output, plan: { roles: [plan.gateway, plan.grpc] } };

@@ -24,8 +24,6 @@ export interface DescriptorMemo extends Used {
   /** The descriptor it was computed from (never mutated: models are immutable) and the context's JSON. */
   d: Descriptor;
   ctxJson: string;
-  /** The descriptor's JSON, computed on the first miss by identity (a cold translate never needs it). */
-  json?: string;
   c: Contribution;
   /** The first context-free problem of the descriptor (its own route configurations, clusters, endpoints). */
   problem: ConfigError | null;
