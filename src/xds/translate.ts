@@ -28,7 +28,7 @@ import { memoFor } from './contributions.js';
 import { gatewayFilters, hcmOptions } from './gateway-filters.js';
 import { sdsSecrets, tlsResources } from './gateway-tls.js';
 import { type Bound, tcpProblem } from './tcp-services.js';
-import { eachBatched, runSteps, type Steps } from '../model/steps.js';
+import { STEP_BATCH, eachBatched, runSteps, type Steps } from '../model/steps.js';
 
 export { TranslateCache } from './plan/cache.js';
 export { encodedBytes } from './emit.js';
@@ -292,8 +292,10 @@ function* grpcRoutes(w: Work, vs: Variant, domains: readonly string[]): Steps {
     );
     if (w.withPlan) w.plan.grpc.routeConfigs.push(routeConfigPlan(rcName, 'grpc', vs, order));
   };
-  yield* eachBatched(domains, (host) => {
-    if (host.includes('*')) return;
+  let n = 0;
+  for (const host of domains) {
+    if (++n % STEP_BATCH === 0) yield;
+    if (host.includes('*')) continue;
     const h = host.toLowerCase();
     const order = [...(vs.emitted.has(h) ? [h] : []), ...wild.filter((v) => hostMatches(v, h))];
     if (order.length > 1) order.sort(byString);
@@ -301,7 +303,7 @@ function* grpcRoutes(w: Work, vs: Variant, domains: readonly string[]): Steps {
     add(rcName, order);
     w.grpc.listeners.push(grpcApiListenerMemo(w.cache, host, rcName));
     w.plan.grpc.listeners.push({ name: host, kind: 'api', routeConfig: rcName });
-  });
+  }
   if (domains.some((p) => p.includes('*'))) add(names.GRPC_WILDCARD_ROUTE_CONFIG_NAME, wild);
 }
 
