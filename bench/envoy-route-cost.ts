@@ -65,12 +65,18 @@ const VARIANTS: Record<string, (rc: RouteConfig) => RouteConfig> = {
       }
       return out;
     }),
-  'no-header-mutations': (rc) => mapRoutes(rc, (r) => without(r, HEADER_FIELDS)),
-  // The forwarding routes' header mutations once, on the route configuration (the 404 route keeps its own).
+  'no-header-mutations': (rc) => mapRoutes(without(rc, HEADER_FIELDS) as RouteConfig, (r) => without(r, HEADER_FIELDS)),
+  // All the forwarding routes' header mutations once, on the route configuration (after the ones it has),
+  // response headers included (the 404 route keeps its own).
   'hoisted-to-route-config': (rc) => {
     const fwd = rc.virtualHosts.flatMap((vh) => vh.routes).find((r) => r['route'] !== undefined);
-    const hoisted = Object.fromEntries(HEADER_FIELDS.filter((k) => fwd?.[k]).map((k) => [k, fwd?.[k]]));
-    return { ...mapRoutes(rc, (r) => (r['route'] !== undefined ? without(r, HEADER_FIELDS) : r)), ...hoisted };
+    const merged = (k: string): unknown[] => [...((rc[k] as unknown[]) ?? []), ...((fwd?.[k] as unknown[]) ?? [])];
+    const hoisted = Object.fromEntries(HEADER_FIELDS.filter((k) => fwd?.[k]).map((k) => [k, merged(k)]));
+    return {
+      ...mapRoutes(rc, (r) => (r['route'] !== undefined ? without(r, HEADER_FIELDS) : r)),
+      ...hoisted,
+      mostSpecificHeaderMutationsWins: true,
+    };
   },
   'hoisted-to-vhost': (rc) => {
     const fwd = rc.virtualHosts.flatMap((vh) => vh.routes).find((r) => r['route'] !== undefined);

@@ -196,11 +196,35 @@ test(
       (h.header as ProtoObject).value,
     ]);
     assert.deepEqual(adds.at(-1), ['X-Pct', '100%%']);
-    assert.ok(adds.some(([k]) => k === 'Otoroshi-Request-Id'));
-    for (const h of ['otoroshi-client-id', 'otoroshi-client-secret', 'x-my-id', 'x-my-secret', 'x-forwarded-for'])
+    // Otoroshi's own headers and credential names are the route configuration's; custom names the route's.
+    const rc = out.envoy.routes.find((x) => x.name === 'oxds-http') as ProtoObject;
+    assert.ok(
+      (rc.requestHeadersToAdd as ProtoObject[]).some((h) => (h.header as ProtoObject).key === 'Otoroshi-Request-Id'),
+    );
+    for (const h of ['otoroshi-client-id', 'otoroshi-client-secret'])
+      assert.ok((rc.requestHeadersToRemove as string[]).includes(h), h);
+    for (const h of ['x-my-id', 'x-my-secret', 'x-forwarded-for'])
       assert.ok((r?.requestHeadersToRemove as string[]).includes(h), h);
   },
 );
+
+test('headers: a route removing a header the shared ones write or read removes and adds those itself', () => {
+  const out = translate(
+    model(
+      sd('rm', '  forceHttps: false\n  removeHeadersIn: [X-Request-Id]') +
+        sd('keep', '  forceHttps: false\n  removeHeadersIn: [x-other]'),
+    ),
+  );
+  const keys = (r: ProtoObject | undefined): string[] =>
+    ((r?.requestHeadersToAdd as ProtoObject[] | undefined) ?? []).map((h) => String((h.header as ProtoObject).key));
+  const [rm] = routes(out, 'oxds-http', 'rm.example.com');
+  assert.deepEqual(keys(rm), ['Otoroshi-Proxied-Host', 'Otoroshi-Request-Id', 'Otoroshi-Request-Timestamp']);
+  for (const h of ['X-Request-Id', 'otoroshi-proxied-host', 'otoroshi-request-id', 'otoroshi-request-timestamp'])
+    assert.ok((rm?.requestHeadersToRemove as string[]).includes(h), h);
+  const [keep] = routes(out, 'oxds-http', 'keep.example.com');
+  assert.deepEqual(keys(keep), []);
+  assert.ok(!(keep?.requestHeadersToRemove as string[]).includes('otoroshi-request-id'));
+});
 
 test('gzip: one compressor filter per distinct configuration, enabled only on the routes that use it', () => {
   const gz = (level: number): string =>

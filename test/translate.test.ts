@@ -260,31 +260,8 @@ test('translate: a basic descriptor gives listener, routes, EDS cluster and endp
       name: 'basic/0',
       match: { prefix: '/api' },
       route: { cluster: cname, timeout: { seconds: 30 }, idleTimeout: { seconds: 60 }, prefixRewrite: '/' },
-      requestHeadersToAdd: [
-        {
-          header: { key: 'Otoroshi-Proxied-Host', value: '%REQ(:AUTHORITY)%' },
-          appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD',
-        },
-        {
-          header: { key: 'Otoroshi-Request-Id', value: '%REQ(X-REQUEST-ID)%' },
-          appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD',
-        },
-        {
-          header: { key: 'Otoroshi-Request-Timestamp', value: '%START_TIME(%Y-%m-%dT%H:%M:%S.%3f%z)%' },
-          appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD',
-        },
-      ],
-      // Otoroshi never forwards apikey credentials nor (without xForwardedHeaders) X-Forwarded-* (§4.7).
-      requestHeadersToRemove: [
-        'otoroshi-authorization',
-        'otoroshi-claim',
-        'otoroshi-client-id',
-        'otoroshi-client-secret',
-        'otoroshi-state',
-        'x-forwarded-for',
-        'x-forwarded-host',
-        'x-forwarded-proto',
-      ],
+      // Otoroshi never forwards (without xForwardedHeaders) X-Forwarded-*; the rest is the route configuration's.
+      requestHeadersToRemove: ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto'],
       // sendOtoroshiHeadersBack
       responseHeadersToAdd: [
         {
@@ -328,6 +305,27 @@ test('translate: a basic descriptor gives listener, routes, EDS cluster and endp
     'basic.example.com',
     'basic.example.com:*',
   ]);
+  // Otoroshi's request headers of every forwarded request: once per Envoy route configuration, before
+  // each route's own; none on the proxyless gRPC ones.
+  const { name: _n, virtualHosts: _v, ...shared } = out.envoy.routes[0] as ProtoObject;
+  const value = (key: string, v: string) => ({ header: { key, value: v }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' });
+  assert.deepEqual(shared, {
+    requestHeadersToAdd: [
+      value('Otoroshi-Proxied-Host', '%REQ(:AUTHORITY)%'),
+      value('Otoroshi-Request-Id', '%REQ(X-REQUEST-ID)%'),
+      value('Otoroshi-Request-Timestamp', '%START_TIME(%Y-%m-%dT%H:%M:%S.%3f%z)%'),
+    ],
+    // Otoroshi never forwards apikey credentials nor its own state/claim headers.
+    requestHeadersToRemove: [
+      'otoroshi-authorization',
+      'otoroshi-claim',
+      'otoroshi-client-id',
+      'otoroshi-client-secret',
+      'otoroshi-state',
+    ],
+    mostSpecificHeaderMutationsWins: true,
+  });
+  assert.deepEqual(Object.keys(out.grpc.routes[0] as ProtoObject).sort(), ['name', 'virtualHosts']);
 });
 
 test('translate: every emitted resource encodes with the real protos', () => {
@@ -477,7 +475,7 @@ test('translate: an invalid descriptor is dropped with OXDS_ENVOY_VALIDATION and
   assert.match(out.errors[0]?.message ?? '', /descriptor bad/);
   assert.equal(
     out.errors[0]?.field,
-    'routes(http).virtualHosts["bad.example.com"].routes["bad/all"].requestHeadersToAdd[3].header.key',
+    'routes(http).virtualHosts["bad.example.com"].routes["bad/all"].requestHeadersToAdd[0].header.key',
   );
   assert.equal(out.errors[0]?.name, 'bad');
   assert.deepEqual(

@@ -2,10 +2,10 @@
 // route is validated once (strict shape, PGV rules, encode/decode round trip) and its bytes are
 // reused by the virtual hosts and route configurations made of it (assembled with proto/wire.ts).
 import type { ProtoObject } from '../../proto/loader.js';
-import { TYPE_URLS } from '../../proto/loader.js';
+import { TYPE_URLS, encodeObject } from '../../proto/loader.js';
 import * as names from './names.js';
 import { validateResource, type ValidationIssue } from './validate.js';
-import { type RouteVariant, routeConfiguration, virtualHost } from './resources/route.js';
+import { type RouteConfigHeaders, type RouteVariant, routeConfiguration, virtualHost } from './resources/route.js';
 import { notFoundRoute, routesOf } from './resources/gateway-routes.js';
 import { apiListener } from './resources/listener.js';
 import { grpcHttpConnectionManager } from './resources/hcm.js';
@@ -19,7 +19,8 @@ import { eachBatched, type Steps } from '../model/steps.js';
 
 // A VirtualHost's encoding: name (1), domains (2), routes (3, their validated bytes), in field-number
 // order as protobufjs emits it. A RouteConfiguration's: name (1), then each virtual host (2), written
-// from its routes' bytes (the virtual hosts' own bytes are not kept: they would be a second copy).
+// from its routes' bytes (the virtual hosts' own bytes are not kept: they would be a second copy),
+// then its header mutation fields (4-10), encoded once per object (routeConfigTail).
 
 /** The encoded length of a virtual host. */
 function vhostSize(name: string, domains: readonly string[], routes: readonly RouteRec[]): number {
@@ -29,9 +30,27 @@ function vhostSize(name: string, domains: readonly string[], routes: readonly Ro
   return size;
 }
 
-/** The bytes of route configuration `name` over encoded virtual hosts. */
-function routeConfigBytes(name: string, vhosts: readonly VhostRec[]): Uint8Array {
-  let size = stringFieldSize(1, name);
+const ROUTE_CONFIG_TYPE = 'envoy.config.route.v3.RouteConfiguration';
+const TAILS = new WeakMap<RouteConfigHeaders, Uint8Array>();
+
+/**
+ * The encoding of a route configuration's header mutations: protobufjs's own, by field number, all
+ * of them after field 2 (response headers 4-5, request headers 6 and 8, most-specific-wins 10).
+ */
+function routeConfigTail(headers: RouteConfigHeaders | undefined): Uint8Array | undefined {
+  if (headers === undefined) return undefined;
+  let tail = TAILS.get(headers);
+  if (!tail) {
+    tail = encodeObject(ROUTE_CONFIG_TYPE, headers);
+    TAILS.set(headers, tail);
+  }
+  return tail;
+}
+
+/** The bytes of route configuration `name` over encoded virtual hosts, with its header mutations. */
+function routeConfigBytes(name: string, vhosts: readonly VhostRec[], headers?: RouteConfigHeaders): Uint8Array {
+  const tail = routeConfigTail(headers);
+  let size = stringFieldSize(1, name) + (tail?.length ?? 0);
   for (const v of vhosts) size += lenFieldSize(2, v.size);
   const w = new WireWriter(size).string(1, name);
   for (const v of vhosts) {
@@ -39,6 +58,7 @@ function routeConfigBytes(name: string, vhosts: readonly VhostRec[]): Uint8Array
     for (const x of v.domains) w.string(2, x);
     for (const r of v.routes) w.bytes(3, r.bytes);
   }
+  if (tail) w.raw(tail);
   return w.finish();
 }
 
@@ -149,17 +169,26 @@ function notFoundRec(cache: TranslateCache, authz: boolean): RouteRec {
   return rec;
 }
 
-/** A route configuration over validated virtual hosts: bytes assembled from theirs. */
-export function routeConfigRec(cache: TranslateCache, name: string, vhosts: VhostRec[]): ProtoObject {
+/**
+ * A route configuration over validated virtual hosts: bytes assembled from theirs. `headers`: its
+ * header mutations (the same object for every call with the same name: they are encoded once).
+ */
+export function routeConfigRec(
+  cache: TranslateCache,
+  name: string,
+  vhosts: VhostRec[],
+  headers?: RouteConfigHeaders,
+): ProtoObject {
   let m = cache.routeConfigs.get(name);
   if (!m || !sameItems(m.vhosts, vhosts)) {
     const obj = routeConfiguration(
       name,
       vhosts.map((v) => v.obj),
+      headers,
     );
-    const ok = m ? m.ok : validateResource(TYPE_URLS.route, { name }).ok;
+    const ok = m ? m.ok : validateResource(TYPE_URLS.route, { name, ...headers }).ok;
     // When the configuration's own fields are invalid, validateSet validates it whole (and reports).
-    if (ok) ENCODED.set(obj, routeConfigBytes(name, vhosts));
+    if (ok) ENCODED.set(obj, routeConfigBytes(name, vhosts, headers));
     m = { used: cache.generation, vhosts, obj, ok };
     cache.routeConfigs.set(name, m);
   }

@@ -24,6 +24,7 @@ import { planVirtualHostsSteps, type OwnEntries, type VhostPlan } from './plan/r
 import { routeSteps } from './plan/route-steps.js';
 import type { ClusterPlan, ListenerPlan, Plan, RouteConfigPlan, RolePlan } from './plan/types.js';
 import { emitVirtualHostsSteps, grpcApiListener, grpcApiListenerMemo, routeConfigRec, type OnBad } from './emit.js';
+import { routeConfigHeaders } from './resources/gateway-routes.js';
 import { memoFor } from './contributions.js';
 import { gatewayFilters, hcmOptions } from './gateway-filters.js';
 import { sdsSecrets, tlsResources } from './gateway-tls.js';
@@ -161,7 +162,7 @@ function routeConfigPlan(name: string, variant: RouteVariant, vs: Variant, order
 
 /** A route configuration of the gateway: planned, then built from its emitted virtual hosts. */
 function gatewayRouteConfig(w: Work, name: string, variant: RouteVariant, vs: Variant): void {
-  w.envoy.routes.push(routeConfigRec(w.cache, name, [...vs.emitted.values()]));
+  w.envoy.routes.push(routeConfigRec(w.cache, name, [...vs.emitted.values()], routeConfigHeaders(variant)));
   if (w.withPlan) w.plan.gateway.routeConfigs.push(routeConfigPlan(name, variant, vs, [...vs.emitted.keys()]));
 }
 

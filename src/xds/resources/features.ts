@@ -258,15 +258,18 @@ export function literalHeaderValue(v: string): string {
 
 const TIMESTAMP = '%START_TIME(%Y-%m-%dT%H:%M:%S.%3f%z)%';
 
+/** Headers never forwarded upstream by any route (Otoroshi strips them), lower-cased, sorted. */
+export const ALWAYS_STRIPPED: readonly string[] = [
+  'otoroshi-authorization',
+  'otoroshi-claim',
+  'otoroshi-client-id',
+  'otoroshi-client-secret',
+  'otoroshi-state',
+];
+
 /** Headers never forwarded upstream (Otoroshi strips them), lower-cased. */
 export function strippedRequestHeaders(d: RouteInput): string[] {
-  const out = new Set([
-    'otoroshi-client-id',
-    'otoroshi-client-secret',
-    'otoroshi-authorization',
-    'otoroshi-state',
-    'otoroshi-claim',
-  ]);
+  const out = new Set(ALWAYS_STRIPPED);
   const c = d.apiKeyConstraints?.customHeadersAuth;
   if (c?.clientIdHeaderName) out.add(c.clientIdHeaderName.toLowerCase());
   if (c?.clientSecretHeaderName) out.add(c.clientSecretHeaderName.toLowerCase());
@@ -274,18 +277,36 @@ export function strippedRequestHeaders(d: RouteInput): string[] {
   return [...out].sort();
 }
 
-/**
- * Envoy-side Otoroshi headers: upstream request id / proxied host / timestamp; back to the client when
- * sendOtoroshiHeadersBack.
- */
-export function otoroshiHeaders(d: RouteInput): { request: HeaderValueOption[]; response: HeaderValueOption[] } {
-  const request = [
+/** Otoroshi's request headers of every forwarded request: proxied host, request id, timestamp. */
+export function alwaysAddedRequestHeaders(): HeaderValueOption[] {
+  return [
     headerValue('Otoroshi-Proxied-Host', '%REQ(:AUTHORITY)%', 'OVERWRITE_IF_EXISTS_OR_ADD'),
     headerValue('Otoroshi-Request-Id', '%REQ(X-REQUEST-ID)%', 'OVERWRITE_IF_EXISTS_OR_ADD'),
     headerValue('Otoroshi-Request-Timestamp', TIMESTAMP, 'OVERWRITE_IF_EXISTS_OR_ADD'),
   ];
-  if (d.xForwardedHeaders)
-    request.push(headerValue('X-Forwarded-Host', '%REQ(:AUTHORITY)%', 'OVERWRITE_IF_EXISTS_OR_ADD'));
+}
+
+/**
+ * The request headers alwaysAddedRequestHeaders writes or reads (lower-cased): a route removing
+ * one of them must remove and add those headers itself, in Otoroshi's order (removals first).
+ */
+export const ALWAYS_ADDED_TOUCH: ReadonlySet<string> = new Set([
+  'otoroshi-proxied-host',
+  'otoroshi-request-id',
+  'otoroshi-request-timestamp',
+  'x-request-id',
+  ':authority',
+  'host',
+]);
+
+/**
+ * Envoy-side Otoroshi headers of a descriptor beyond alwaysAddedRequestHeaders: X-Forwarded-Host
+ * upstream when xForwardedHeaders; request id / timestamp / latency back when sendOtoroshiHeadersBack.
+ */
+export function otoroshiHeaders(d: RouteInput): { request: HeaderValueOption[]; response: HeaderValueOption[] } {
+  const request = d.xForwardedHeaders
+    ? [headerValue('X-Forwarded-Host', '%REQ(:AUTHORITY)%', 'OVERWRITE_IF_EXISTS_OR_ADD')]
+    : [];
   const response = d.sendOtoroshiHeadersBack
     ? [
         headerValue('Otoroshi-Request-Id', '%REQ(X-REQUEST-ID)%', 'OVERWRITE_IF_EXISTS_OR_ADD'),

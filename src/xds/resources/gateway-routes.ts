@@ -9,8 +9,11 @@ export { OPENAPI_PATH } from '../plan/route-steps.js';
 import { duration, headerValue } from './common.js';
 import { withFields } from '../shapes.js';
 import {
+  ALWAYS_ADDED_TOUCH,
+  ALWAYS_STRIPPED,
   CORS_FILTER_NAME,
   RBAC_FILTER_NAME,
+  alwaysAddedRequestHeaders,
   corsPolicy,
   gzipFilterName,
   gzipPerRoute,
@@ -19,6 +22,7 @@ import {
   strippedRequestHeaders,
 } from './features.js';
 import {
+  type RouteConfigHeaders,
   type RouteVariant,
   forwardRoute,
   headerMutations,
@@ -44,25 +48,54 @@ function featurePerFilter(
 }
 
 /**
- * Header mutations of a forwarding route: Otoroshi's own headers (Envoy only), then the user's;
- * `checked`: the Check runs on the route and its apikey's client id goes upstream.
+ * Header mutations every forwarding route of an Envoy route configuration shares, set once on the
+ * route configuration instead of on each route (Envoy builds the header parsers of every route on
+ * each route table update). They are request-side only: response headers of the route configuration
+ * would also reach the direct answers (404, redirects, errors). The route configuration's mutations
+ * run before each route's own (most_specific_header_mutations_wins), so a route's additions win over
+ * them and its removals run after them (forwardMutations handles the one case where that matters).
+ * Proxyless gRPC route configurations get none (their routes carry no Otoroshi headers).
+ */
+export function routeConfigHeaders(variant: RouteVariant): RouteConfigHeaders | undefined {
+  return variant === 'grpc' ? undefined : ENVOY_ROUTE_CONFIG_HEADERS;
+}
+
+/** One object (never mutated): route configurations encode it once. */
+const ENVOY_ROUTE_CONFIG_HEADERS: RouteConfigHeaders = {
+  requestHeadersToAdd: alwaysAddedRequestHeaders(),
+  requestHeadersToRemove: [...ALWAYS_STRIPPED],
+  mostSpecificHeaderMutationsWins: true,
+};
+
+const lower = (h: string): string => h.toLowerCase();
+
+/**
+ * Header mutations of a forwarding route: Otoroshi's own headers (Envoy only) beyond the route
+ * configuration's (routeConfigHeaders), then the user's; `checked`: the Check runs on the route and its
+ * apikey's client id goes upstream. Otoroshi removes before it adds: a route removing a header the
+ * shared additions write or read removes and adds those itself, after its removals.
  */
 function forwardMutations(d: RouteInput, variant: RouteVariant, checked: boolean): ProtoObject {
   const user = headerMutations(d);
   if (variant === 'grpc') return user;
   const oto = otoroshiHeaders(d);
+  const shared = new Set(ALWAYS_STRIPPED);
+  const own = [...strippedRequestHeaders(d), ...((user.requestHeadersToRemove as string[] | undefined) ?? [])].filter(
+    (h) => !shared.has(lower(h)),
+  );
+  const redo = own.some((h) => ALWAYS_ADDED_TOUCH.has(lower(h)));
+  const again = redo ? alwaysAddedRequestHeaders() : [];
   const reqAdd = [
+    ...again,
     ...oto.request,
     ...(checked ? [clientIdFromCheck()] : []),
     ...((user.requestHeadersToAdd as ProtoObject[] | undefined) ?? []),
   ];
   const resAdd = [...oto.response, ...((user.responseHeadersToAdd as ProtoObject[] | undefined) ?? [])];
-  const reqRemove = [
-    ...new Set([...strippedRequestHeaders(d), ...((user.requestHeadersToRemove as string[] | undefined) ?? [])]),
-  ].sort();
+  const reqRemove = [...new Set([...own, ...again.map((h) => lower(h.header?.key ?? ''))])].sort();
   return {
-    requestHeadersToAdd: reqAdd,
-    requestHeadersToRemove: reqRemove,
+    ...(reqAdd.length > 0 ? { requestHeadersToAdd: reqAdd } : {}),
+    ...(reqRemove.length > 0 ? { requestHeadersToRemove: reqRemove } : {}),
     ...(resAdd.length > 0 ? { responseHeadersToAdd: resAdd } : {}),
     ...(user.responseHeadersToRemove !== undefined ? { responseHeadersToRemove: user.responseHeadersToRemove } : {}),
   };

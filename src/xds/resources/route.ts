@@ -23,8 +23,18 @@ export { escapeRegex } from '../../model/patterns.js';
 /** Which route configuration a route is built for. */
 export type RouteVariant = 'http' | 'https' | 'grpc';
 
-export function routeConfiguration(name: string, virtualHosts: readonly VirtualHost[]): RouteConfiguration {
-  return { name, virtualHosts: [...virtualHosts] };
+/** Header mutations of a route configuration, applied to every route of it. */
+export type RouteConfigHeaders = Pick<
+  RouteConfiguration,
+  'requestHeadersToAdd' | 'requestHeadersToRemove' | 'mostSpecificHeaderMutationsWins'
+>;
+
+export function routeConfiguration(
+  name: string,
+  virtualHosts: readonly VirtualHost[],
+  headers?: RouteConfigHeaders,
+): RouteConfiguration {
+  return { name, virtualHosts: [...virtualHosts], ...headers };
 }
 
 export function virtualHost(name: string, domains: readonly string[], routes: readonly Route[]): VirtualHost {
