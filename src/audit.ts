@@ -1,7 +1,7 @@
 // Audit events: configuration changes and suspicious activity, as structured JSON lines (pino,
 // `audit: true`) and optionally to a file (JSON lines) or a webhook (batched POSTs).
 import fs from 'node:fs';
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuthzHooks } from './authz/types.js';
 import type { StoredObject } from './model/types.js';
@@ -107,9 +107,15 @@ export function objectFingerprint(o: StoredObject): string {
   const { status: _status, ...rest } = o.object;
   const meta = { ...rest.metadata };
   delete meta.resourceVersion;
-  return createHash('sha1')
-    .update(JSON.stringify({ ...rest, metadata: meta }))
-    .digest('hex');
+  return hash('sha1', JSON.stringify({ ...rest, metadata: meta }), 'hex');
+}
+
+/**
+ * Whether two stored objects have the same content: the same object (a source keeps the objects of
+ * an unchanged file or resource) without hashing, else by fingerprint.
+ */
+export function sameContent(a: StoredObject, b: StoredObject): boolean {
+  return a === b || a.object === b.object || objectFingerprint(a) === objectFingerprint(b);
 }
 
 export interface ObjectChanges {
@@ -118,13 +124,20 @@ export interface ObjectChanges {
   removed: string[];
 }
 
-/** Which objects were added, changed or removed between two fingerprint maps (key → hash). */
-export function diffObjects(prev: ReadonlyMap<string, string>, next: ReadonlyMap<string, string>): ObjectChanges {
+/**
+ * Which objects were added, changed or removed between two maps (key → fingerprint, or key →
+ * object with `same` telling equal content apart).
+ */
+export function diffObjects<T>(
+  prev: ReadonlyMap<string, T>,
+  next: ReadonlyMap<string, T>,
+  same: (a: T, b: T) => boolean = (a, b) => a === b,
+): ObjectChanges {
   const out: ObjectChanges = { added: [], changed: [], removed: [] };
   for (const [k, h] of next) {
     const p = prev.get(k);
     if (p === undefined) out.added.push(k);
-    else if (p !== h) out.changed.push(k);
+    else if (!same(p, h)) out.changed.push(k);
   }
   for (const k of prev.keys()) if (!next.has(k)) out.removed.push(k);
   return out;

@@ -1,7 +1,7 @@
 // What a rebuild reports about the configuration: audit events for objects added / changed /
 // removed since the last build, and config problems logged once (when they appear and resolve).
 import type { Logger } from 'pino';
-import { diffObjects, objectFingerprint, type Audit } from '../audit.js';
+import { diffObjects, sameContent, type Audit } from '../audit.js';
 import { formatError } from '../pipeline.js';
 import type { ConfigError, StoredObject } from '../model/types.js';
 
@@ -10,7 +10,8 @@ const MAX_EVENTS_PER_KIND = 100;
 
 /** One audit event per object added / changed / removed since the last build. */
 export class ConfigChangeAudit {
-  private fingerprints: Map<string, string> | undefined;
+  /** The objects of the last build, by key: fingerprinted only when one is replaced by another object. */
+  private last: Map<string, StoredObject> | undefined;
 
   constructor(
     private readonly audit: Audit,
@@ -19,11 +20,11 @@ export class ConfigChangeAudit {
   ) {}
 
   record(objects: readonly StoredObject[]): void {
-    const next = new Map(objects.map((o) => [o.key, objectFingerprint(o)]));
-    if (this.fingerprints === undefined) {
+    const next = new Map(objects.map((o) => [o.key, o]));
+    if (this.last === undefined) {
       this.audit.emit('config.loaded', { objects: next.size, source: this.sourceName });
     } else {
-      const d = diffObjects(this.fingerprints, next);
+      const d = diffObjects(this.last, next, sameContent);
       const origin = new Map(objects.map((o) => [o.key, o.origin.file]));
       for (const [type, keys] of [
         ['config.object.added', d.added],
@@ -36,7 +37,7 @@ export class ConfigChangeAudit {
           this.audit.emit(`${type}.more`, { count: keys.length - MAX_EVENTS_PER_KIND });
       }
     }
-    this.fingerprints = next;
+    this.last = next;
   }
 }
 

@@ -231,15 +231,26 @@ export class PublishStage {
     const envoySet = withRetiredClusters(published.envoy, c.envoy.set, retired.envoy, now, config.clusterGraceMs);
     const grpcSet = withRetiredClusters(published.grpc, c.grpc.set, retired.grpc, now, config.clusterGraceMs);
     // Workload certificates (SDS name = the SPIFFE id) are minted on demand, per snapshot.
-    const envoy = buildSnapshot('envoy', version, envoySet, encoderFor(c.envoy), (kind, name) =>
-      kind === 'secret' ? ca.workloadSecret(name) : undefined,
+    // The published snapshots lend their unchanged resources (not hashed again).
+    const envoy = buildSnapshot(
+      'envoy',
+      version,
+      envoySet,
+      encoderFor(c.envoy),
+      (kind, name) => (kind === 'secret' ? ca.workloadSecret(name) : undefined),
+      this.o.cache.get('envoy'),
     );
     // Delta Envoys get the route configurations split for VHDS (SotW Envoys keep RDS).
     if (config.routeDiscovery !== 'rds') envoy.vhds = vhdsView(envoy, config.routeDiscovery === 'vhds');
     yield;
     const domains = c.grpcDomains;
-    const grpcSnap = buildSnapshot('grpc', version, grpcSet, encoderFor(c.grpc), (kind, name) =>
-      kind === 'listener' ? grpcListenerFor(name, domains) : undefined,
+    const grpcSnap = buildSnapshot(
+      'grpc',
+      version,
+      grpcSet,
+      encoderFor(c.grpc),
+      (kind, name) => (kind === 'listener' ? grpcListenerFor(name, domains) : undefined),
+      this.o.cache.get('grpc'),
     );
     yield;
     this.secretFacts = secretFactsOf(envoySet);

@@ -15,6 +15,7 @@ import type { Contribution } from './plan/contribution.js';
 import { grpcDomains } from './plan/hosts.js';
 import type { Entry } from './plan/order.js';
 import { type VhostPlan, sameItems, vhostKey } from './plan/route-configs.js';
+import { eachBatched, type Steps } from '../model/steps.js';
 
 // A VirtualHost's encoding: name (1), domains (2), routes (3, their validated bytes), in field-number
 // order as protobufjs emits it. A RouteConfiguration's: name (1), then each virtual host (2), written
@@ -74,18 +75,29 @@ export function encodedBytes(obj: ProtoObject): Uint8Array | undefined {
   return ENCODED.get(obj);
 }
 
-/** Validates `obj` once; on success its bytes are remembered for validateSet. */
+const ROUTE_TYPE = 'envoy.config.route.v3.Route';
+const VHOST_TYPE = 'envoy.config.route.v3.VirtualHost';
+
+const REJECTED: ValidationIssue = { path: '', rule: 'unknown', message: 'rejected' };
+
+/** Validates a resource `obj` once; on success its bytes are remembered for validateSet. */
 export function check(url: string, obj: ProtoObject): ValidationIssue | undefined {
   const r = validateResource(url, obj);
   if (r.ok) {
     ENCODED.set(obj, r.bytes);
     return undefined;
   }
-  return r.issues[0] ?? { path: '', rule: 'unknown', message: 'rejected' };
+  return r.issues[0] ?? REJECTED;
 }
 
-const ROUTE_TYPE = 'envoy.config.route.v3.Route';
-const VHOST_TYPE = 'envoy.config.route.v3.VirtualHost';
+/**
+ * A validated route: its bytes, or its first problem. Routes are parts of virtual hosts, never
+ * resources: their bytes live in their RouteRec only (validateSet never asks for them).
+ */
+function checkedRoute(obj: ProtoObject): RouteRec | ValidationIssue {
+  const r = validateResource(ROUTE_TYPE, obj);
+  return r.ok ? { obj, bytes: r.bytes } : (r.issues[0] ?? REJECTED);
+}
 
 function routeKey(e: Entry, variant: RouteVariant): string {
   // http and https routes differ only by forceHttps redirects.
@@ -97,10 +109,10 @@ function validatedRoutes(objs: readonly ProtoObject[]): RouteSlot {
   if (objs.length === 0) return null;
   const recs: RouteRec[] = [];
   for (const obj of objs) {
-    const issue = check(ROUTE_TYPE, obj);
-    if (issue)
-      return { issue: { ...issue, path: `routes[${JSON.stringify(obj.name)}]${issue.path ? `.${issue.path}` : ''}` } };
-    recs.push({ obj, bytes: ENCODED.get(obj) as Uint8Array });
+    const r = checkedRoute(obj);
+    if (!('bytes' in r))
+      return { issue: { ...r, path: `routes[${JSON.stringify(obj.name)}]${r.path ? `.${r.path}` : ''}` } };
+    recs.push(r);
   }
   return recs;
 }
@@ -123,12 +135,12 @@ function vhostDomains(v: string, variant: RouteVariant): string[] {
 
 /** The problem of a virtual host's own fields (name, domains), memoised. */
 function shellIssue(cache: TranslateCache, v: string, variant: RouteVariant): ValidationIssue | null {
-  const key = `${variant === 'grpc' ? 'g' : 'e'}\n${v}`;
-  let m = cache.shells.get(key);
+  const shells = variant === 'grpc' ? cache.grpcShells : cache.shells;
+  let m = shells.get(v);
   if (!m) {
     const r = validateResource(VHOST_TYPE, { name: names.virtualHostName(v), domains: vhostDomains(v, variant) });
     m = { used: cache.generation, issue: r.ok ? null : (r.issues[0] ?? null) };
-    cache.shells.set(key, m);
+    shells.set(v, m);
   }
   return cache.touch(m).issue;
 }
@@ -149,10 +161,9 @@ function vhostRec(cache: TranslateCache, p: VhostPlan, variant: RouteVariant, ro
 function notFoundRec(cache: TranslateCache, authz: boolean): RouteRec {
   let rec = cache.notFound.get(authz);
   if (!rec) {
-    const obj = notFoundRoute(authz);
-    const issue = check(ROUTE_TYPE, obj);
-    if (issue) throw new Error(`the not-found route is invalid: ${issue.path}: ${issue.message}`);
-    rec = { obj, bytes: ENCODED.get(obj) as Uint8Array };
+    const r = checkedRoute(notFoundRoute(authz));
+    if (!('bytes' in r)) throw new Error(`the not-found route is invalid: ${r.path}: ${r.message}`);
+    rec = r;
     cache.notFound.set(authz, rec);
   }
   return rec;
@@ -213,6 +224,38 @@ function vhostRoutes(
   return { routes, invalid };
 }
 
+/** Emits planned virtual host `p` into `out` (when `o.build`); contributions that break it go to `onBad`. */
+function emitVirtualHost(
+  cache: TranslateCache,
+  p: VhostPlan,
+  o: EmitOptions,
+  memos: ReadonlyMap<Contribution, DescriptorMemo>,
+  onBad: OnBad,
+  out: Map<string, VhostRec>,
+): void {
+  const prev = o.build ? cache.vhosts.get(p.key) : undefined;
+  if (prev?.entries === p.entries) {
+    out.set(p.v, cache.touch(prev));
+    return;
+  }
+  const { routes, invalid } = vhostRoutes(cache, p, o, memos);
+  if (routes.length === 0 && !invalid) return;
+  const shell = shellIssue(cache, p.v, o.variant);
+  if (shell) {
+    for (const e of p.entries) onBad(e.c, p.v, shell, undefined);
+    return;
+  }
+  if (invalid) {
+    for (const [e, issue] of invalid) onBad(e.c, p.v, issue, undefined);
+    return;
+  }
+  if (o.build) {
+    const rec = vhostRec(cache, p, o.variant, routes);
+    rec.entries = p.entries;
+    out.set(p.v, rec);
+  }
+}
+
 /** Planned virtual hosts → validated virtual hosts (by key); contributions that break one go to `onBad`. */
 export function emitVirtualHosts(
   cache: TranslateCache,
@@ -222,29 +265,20 @@ export function emitVirtualHosts(
   onBad: OnBad,
 ): Map<string, VhostRec> {
   const out = new Map<string, VhostRec>();
-  for (const p of plans) {
-    const prev = o.build ? cache.vhosts.get(p.key) : undefined;
-    if (prev?.entries === p.entries) {
-      out.set(p.v, cache.touch(prev));
-      continue;
-    }
-    const { routes, invalid } = vhostRoutes(cache, p, o, memos);
-    if (routes.length === 0 && !invalid) continue;
-    const shell = shellIssue(cache, p.v, o.variant);
-    if (shell) {
-      for (const e of p.entries) onBad(e.c, p.v, shell, undefined);
-      continue;
-    }
-    if (invalid) {
-      for (const [e, issue] of invalid) onBad(e.c, p.v, issue, undefined);
-      continue;
-    }
-    if (o.build) {
-      const rec = vhostRec(cache, p, o.variant, routes);
-      rec.entries = p.entries;
-      out.set(p.v, rec);
-    }
-  }
+  for (const p of plans) emitVirtualHost(cache, p, o, memos, onBad, out);
+  return out;
+}
+
+/** `emitVirtualHosts` as steps: it pauses every few hundred virtual hosts. */
+export function* emitVirtualHostsSteps(
+  cache: TranslateCache,
+  plans: readonly VhostPlan[],
+  o: EmitOptions,
+  memos: ReadonlyMap<Contribution, DescriptorMemo>,
+  onBad: OnBad,
+): Steps<Map<string, VhostRec>> {
+  const out = new Map<string, VhostRec>();
+  yield* eachBatched(plans, (p) => emitVirtualHost(cache, p, o, memos, onBad, out));
   return out;
 }
 

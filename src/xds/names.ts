@@ -1,6 +1,6 @@
 // Every generated name, in one place. Names are contracts: Envoy and gRPC clients subscribe to
 // them, the snapshot consistency check follows them, and docs quote them.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export const HTTP_LISTENER_NAME = 'oxds-http';
 export const HTTPS_LISTENER_NAME = 'oxds-https';
@@ -37,7 +37,7 @@ export function stableJson(value: unknown): string {
 
 /** First 8 hex chars of the SHA-256 of the stable JSON of `value`. */
 export function shortHash(value: unknown): string {
-  return createHash('sha256').update(stableJson(value)).digest('hex').slice(0, 8);
+  return hash('sha256', stableJson(value), 'hex').slice(0, 8);
 }
 
 /**
@@ -46,7 +46,12 @@ export function shortHash(value: unknown): string {
  * The EDS service name is the cluster name.
  */
 export function clusterName(descriptorId: string, hashInput: unknown): string {
-  return `oxds~${descriptorId}~${shortHash(hashInput)}`;
+  return clusterNameOfHash(descriptorId, shortHash(hashInput));
+}
+
+/** clusterName, given the shortHash of its hash input (callers that hash few distinct inputs keep them). */
+export function clusterNameOfHash(descriptorId: string, inputHash: string): string {
+  return `oxds~${descriptorId}~${inputHash}`;
 }
 
 /** gRPC only: one LOGICAL_DNS cluster per dns target of a descriptor. */

@@ -1,6 +1,6 @@
 // Snapshots: every resource encoded once, content-hashed once; plus the consistency check that
 // guards publication and the boot-scoped version generator.
-import { createHash, randomInt } from 'node:crypto';
+import { hash, randomInt } from 'node:crypto';
 import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from '../../proto/loader.js';
 import { TYPE_URL } from '../../proto/type-urls.js';
 import {
@@ -20,9 +20,9 @@ const KINDS: readonly ResourceKind[] = ['listener', 'route', 'cluster', 'endpoin
 /** Default encoder: the protobufjs type named by the kind's type URL. */
 export const defaultEncoder: Encoder = (kind, obj) => encodeObject(TYPE_URLS[kind], obj);
 
-/** Content hash of encoded bytes: sha1, first 16 hex characters. */
+/** Content hash of encoded bytes: sha1, first 16 hex characters (one-shot: no Hash object per resource). */
 export function contentHash(bytes: Uint8Array): string {
-  return createHash('sha1').update(bytes).digest('hex').slice(0, 16);
+  return hash('sha1', bytes, 'hex').slice(0, 16);
 }
 
 /** The xDS resource name of an object (ClusterLoadAssignment: `clusterName`, others: `name`). */
@@ -46,19 +46,42 @@ const BUILD_PROBLEMS = new WeakMap<Snapshot, string[]>();
 /** Bound on memoized on-demand resolutions per kind (names come from clients). */
 const MAX_RESOLVED = 10_000;
 
+/**
+ * The versioned resource of `obj`: `prev`'s when it was made from the same object and bytes (an
+ * unchanged resource of the previous snapshot is neither hashed nor copied again).
+ */
+function reused(
+  kind: ResourceKind,
+  obj: ProtoObject,
+  encode: Encoder,
+  prev: ReadonlyMap<string, VersionedResource> | undefined,
+): VersionedResource {
+  const bytes = encode(kind, obj);
+  const name = resourceName(kind, obj);
+  const old = prev?.get(name);
+  if (old !== undefined && old.object === obj && old.bytes === bytes) return old;
+  return { name, kind, version: contentHash(bytes), bytes, object: obj };
+}
+
+/**
+ * The snapshot of `set`. `prev`, the snapshot it replaces, lends its versioned resources to the
+ * objects that did not change (same object, same bytes): their version is the same by construction.
+ */
 export function buildSnapshot(
   nodeType: NodeType,
   version: string,
   set: ResourceSet,
   encode: Encoder = defaultEncoder,
   resolver?: Resolver,
+  prev?: Snapshot,
 ): Snapshot {
   const problems: string[] = [];
   const maps = {} as { [K in ResourceKind]: Map<string, VersionedResource> };
   for (const kind of KINDS) {
     const m = new Map<string, VersionedResource>();
+    const old = prev?.resources[kind];
     for (const obj of set[RESOURCE_SET_KEYS[kind]]) {
-      const r = versionedResource(kind, obj, encode);
+      const r = reused(kind, obj, encode, old);
       if (r.name === '') problems.push(`${kind} without a name`);
       else if (m.has(r.name)) problems.push(`duplicate ${kind} name "${r.name}"`);
       m.set(r.name, r);
@@ -107,12 +130,14 @@ function isObj(v: unknown): v is ProtoObject {
 
 /** Visits every object nested in `v` (arrays and Any-expanded objects included). */
 function walk(v: unknown, visit: (o: ProtoObject) => void, depth = 0): void {
-  if (depth > 64) return;
+  if (depth > 64 || typeof v !== 'object' || v === null) return;
   if (Array.isArray(v)) {
-    for (const x of v) walk(x, visit, depth + 1);
-  } else if (isObj(v)) {
-    visit(v);
-    for (const x of Object.values(v)) walk(x, visit, depth + 1);
+    for (let i = 0; i < v.length; i++) walk(v[i], visit, depth + 1);
+  } else if (!(v instanceof Uint8Array)) {
+    const o = v as ProtoObject;
+    visit(o);
+    // Resource objects are plain (own enumerable properties only): for-in allocates no array.
+    for (const k in o) walk(o[k], visit, depth + 1);
   }
 }
 

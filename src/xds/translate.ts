@@ -20,16 +20,16 @@ import { planTcpService } from './plan/tcp.js';
 import { TranslateCache, type DescriptorMemo, type VhostRec } from './plan/cache.js';
 import type { Contribution, TranslateCtx } from './plan/contribution.js';
 import { descriptorError, descriptorProblem, vhostIssue } from './plan/errors.js';
-import { planVirtualHosts, type VhostPlan } from './plan/route-configs.js';
+import { planVirtualHostsSteps, type OwnEntries, type VhostPlan } from './plan/route-configs.js';
 import { routeSteps } from './plan/route-steps.js';
 import type { ClusterPlan, ListenerPlan, Plan, RouteConfigPlan, RolePlan } from './plan/types.js';
-import { emitVirtualHosts, grpcApiListener, grpcApiListenerMemo, routeConfigRec, type OnBad } from './emit.js';
+import { emitVirtualHostsSteps, grpcApiListener, grpcApiListenerMemo, routeConfigRec, type OnBad } from './emit.js';
 import { routeConfigHeaders } from './resources/gateway-routes.js';
 import { memoFor } from './contributions.js';
 import { gatewayFilters, hcmOptions } from './gateway-filters.js';
 import { sdsSecrets, tlsResources } from './gateway-tls.js';
 import { type Bound, tcpProblem } from './tcp-services.js';
-import { eachBatched, runSteps, type Steps } from '../model/steps.js';
+import { STEP_BATCH, eachBatched, runSteps, type Steps } from '../model/steps.js';
 
 export { TranslateCache } from './plan/cache.js';
 export { encodedBytes } from './emit.js';
@@ -82,39 +82,54 @@ function* contributions(w: Work, model: Model): Steps<Map<Contribution, Descript
   return memos;
 }
 
-/** Plans and emits the virtual hosts of every variant over `cs`; contributions failing in context go to `bad`. */
-function assemble(
+/** What `assemble` makes: the virtual hosts of each variant, and the contributions failing in context. */
+interface Assembled {
+  bad: Map<Contribution, ConfigError>;
+  http: Variant;
+  secure: Variant | undefined;
+  grpc: Variant;
+}
+
+/**
+ * Plans and emits the virtual hosts of every variant over `cs`, pausing every few hundred virtual
+ * hosts; contributions failing in context go to `bad`.
+ */
+function* assemble(
   w: Work,
   cs: readonly Contribution[],
   memos: ReadonlyMap<Contribution, DescriptorMemo>,
   https: boolean,
-) {
+): Steps<Assembled> {
   const bad = new Map<Contribution, ConfigError>();
   const onBad =
     (variant: RouteVariant): OnBad =>
     (c, v, issue, route) => {
       if (!bad.has(c)) bad.set(c, descriptorError(c.d, `routes(${variant})`, vhostIssue(v, route, issue)));
     };
-  const variant = (v: RouteVariant, withNotFound: boolean): Variant => {
-    const plans = planVirtualHosts(cs, v, withNotFound, w.authz, w.cache);
+  // A virtual host with one candidate has the entries its descriptor's validation planned.
+  const own: OwnEntries = (c, v) => memos.get(c)?.own.get(v);
+  function* variant(v: RouteVariant, withNotFound: boolean): Steps<Variant> {
+    const plans = yield* planVirtualHostsSteps(cs, v, withNotFound, w.authz, w.cache, own);
     const o = { variant: v, withNotFound, authz: w.authz, build: true };
-    return { plans, emitted: emitVirtualHosts(w.cache, plans, o, memos, onBad(v)) };
-  };
-  return {
-    bad,
-    http: variant('http', true),
-    secure: https ? variant('https', true) : undefined,
-    grpc: variant('grpc', false),
-  };
+    return { plans, emitted: yield* emitVirtualHostsSteps(w.cache, plans, o, memos, onBad(v)) };
+  }
+  const http = yield* variant('http', true);
+  const secure = https ? yield* variant('https', true) : undefined;
+  const grpc = yield* variant('grpc', false);
+  return { bad, http, secure, grpc };
 }
 
 /**
  * A route valid on its own can still fail in another descriptor's virtual host (another
  * :authority check): drop such descriptors and assemble again (rare; never more than once each).
  */
-function routeVariants(w: Work, memos: ReadonlyMap<Contribution, DescriptorMemo>, https: boolean) {
+function* routeVariants(
+  w: Work,
+  memos: ReadonlyMap<Contribution, DescriptorMemo>,
+  https: boolean,
+): Steps<Assembled & { cs: Contribution[] }> {
   let cs = [...memos.keys()];
-  let vhosts = assemble(w, cs, memos, https);
+  let vhosts = yield* assemble(w, cs, memos, https);
   while (vhosts.bad.size > 0) {
     const bad = vhosts.bad;
     for (const c of cs) {
@@ -122,7 +137,7 @@ function routeVariants(w: Work, memos: ReadonlyMap<Contribution, DescriptorMemo>
       if (e) w.errors.push(e);
     }
     cs = cs.filter((c) => !bad.has(c));
-    vhosts = assemble(w, cs, memos, https);
+    vhosts = yield* assemble(w, cs, memos, https);
   }
   return { cs, ...vhosts };
 }
@@ -170,7 +185,7 @@ function gatewayHttpOf(w: Work, model: Model): GatewayHttp {
 }
 
 /** The gateway's HTTP and HTTPS listeners and route configurations, and the SDS secrets. */
-function gatewayHttp(w: Work, model: Model, v: ReturnType<typeof routeVariants>, gw: GatewayHttp): void {
+function gatewayHttp(w: Work, model: Model, v: Assembled, gw: GatewayHttp): void {
   const { o } = w;
   const hcm = httpConnectionManager(
     names.statPrefix(names.HTTP_LISTENER_NAME),
@@ -239,13 +254,13 @@ function gatewayTcp(w: Work, model: Model, https: boolean): void {
 }
 
 /** Clusters and endpoints of every served descriptor, both roles; the host patterns gRPC clients may ask for. */
-function descriptorClusters(w: Work, cs: readonly Contribution[]): string[] {
+function* descriptorClusters(w: Work, cs: readonly Contribution[]): Steps<string[]> {
   const domains = new Set<string>();
   const plan = (role: RolePlan, owner: string, clusters: ProtoObject[], endpoints: ProtoObject[]): void => {
     const eds = new Set(endpoints.map((e) => String(e.clusterName)));
     for (const c of clusters) role.clusters.push({ name: String(c.name), owner, endpoints: eds.has(String(c.name)) });
   };
-  for (const c of cs) {
+  yield* eachBatched(cs, (c) => {
     w.envoy.clusters.push(...c.envoy.clusters);
     w.envoy.endpoints.push(...c.envoy.endpoints);
     w.grpc.clusters.push(...c.grpc.clusters);
@@ -253,7 +268,7 @@ function descriptorClusters(w: Work, cs: readonly Contribution[]): string[] {
     plan(w.plan.gateway, c.d.id, c.envoy.clusters, c.envoy.endpoints);
     plan(w.plan.grpc, c.d.id, c.grpc.clusters, c.grpc.endpoints);
     for (const p of c.patterns) domains.add(p);
-  }
+  });
   if (w.o.authz) {
     w.envoy.clusters.push(extAuthzCluster(names.EXT_AUTHZ_CLUSTER_NAME, w.o.authz));
     w.plan.gateway.clusters.push({ name: names.EXT_AUTHZ_CLUSTER_NAME, owner: 'ext_authz', endpoints: false });
@@ -266,7 +281,7 @@ function descriptorClusters(w: Work, cs: readonly Contribution[]): string[] {
  * can match it (its own, and the wildcard ones matching it), in the shared order; and one for
  * the on-demand listeners (grpcListenerFor) of hosts that only wildcard patterns match.
  */
-function grpcRoutes(w: Work, vs: Variant, domains: readonly string[]): void {
+function* grpcRoutes(w: Work, vs: Variant, domains: readonly string[]): Steps {
   const wild = [...vs.emitted.keys()].filter((v) => v.includes('*'));
   const add = (rcName: string, order: string[]): void => {
     w.grpc.routes.push(
@@ -278,7 +293,9 @@ function grpcRoutes(w: Work, vs: Variant, domains: readonly string[]): void {
     );
     if (w.withPlan) w.plan.grpc.routeConfigs.push(routeConfigPlan(rcName, 'grpc', vs, order));
   };
+  let n = 0;
   for (const host of domains) {
+    if (++n % STEP_BATCH === 0) yield;
     if (host.includes('*')) continue;
     const h = host.toLowerCase();
     const order = [...(vs.emitted.has(h) ? [h] : []), ...wild.filter((v) => hostMatches(v, h))];
@@ -303,13 +320,15 @@ function sortPlan(role: RolePlan): void {
   role.secrets.sort(byString);
 }
 
-function finish(w: Work): void {
+/** Sorts every list (by name), pausing after each node type's set. */
+function* finish(w: Work): Steps {
   for (const set of [w.envoy, w.grpc]) {
     set.listeners.sort(byName('name'));
     set.routes.sort(byName('name'));
     set.clusters.sort(byName('name'));
     set.endpoints.sort(byName('clusterName'));
     set.secrets.sort(byName('name'));
+    yield;
   }
   w.plan.gateway.secrets = w.envoy.secrets.map((s) => String(s.name));
   sortPlan(w.plan.gateway);
@@ -351,15 +370,15 @@ function* translatePlannedSteps(
   const memos = yield* contributions(w, model);
   yield;
   const gw = gatewayHttpOf(w, model);
-  const v = routeVariants(w, memos, gw.https !== undefined);
+  const v = yield* routeVariants(w, memos, gw.https !== undefined);
   yield;
   gatewayHttp(w, model, v, gw);
   gatewayTcp(w, model, gw.https !== undefined);
   yield;
-  const domains = descriptorClusters(w, v.cs);
-  grpcRoutes(w, v.grpc, domains);
+  const domains = yield* descriptorClusters(w, v.cs);
+  yield* grpcRoutes(w, v.grpc, domains);
   yield;
-  finish(w);
+  yield* finish(w);
   cache.end();
   const output = { envoy: w.envoy, grpc: w.grpc, grpcDomains: domains, errors: w.errors };
   return { output, plan: { roles: [plan.gateway, plan.grpc] } };

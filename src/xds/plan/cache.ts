@@ -24,18 +24,23 @@ export interface DescriptorMemo extends Used {
   /** The descriptor it was computed from (never mutated: models are immutable) and the context's JSON. */
   d: Descriptor;
   ctxJson: string;
-  /** The descriptor's JSON, computed on the first miss by identity (a cold translate never needs it). */
-  json?: string;
   c: Contribution;
   /** The first context-free problem of the descriptor (its own route configurations, clusters, endpoints). */
   problem: ConfigError | null;
   routes: Map<string, RouteSlot>;
+  /** Its own virtual hosts' ordered entries, by Envoy domain (the same for every variant). */
+  own: Map<string, Entry[]>;
 }
 
 /** The planned entries of a virtual host, reused while its candidates are the same (by identity). */
 export interface VhostPlanMemo extends Used {
   cands: readonly Contribution[];
-  entries: Entry[];
+  entries: readonly Entry[];
+}
+
+/** The first problem of a virtual host's own fields (name, domains), null when valid. */
+export interface Shell extends Used {
+  issue: ValidationIssue | null;
 }
 
 export interface VhostRec extends Used {
@@ -63,8 +68,12 @@ function sweep<K, V extends Used>(m: Map<K, V>, generation: number): void {
 export class TranslateCache {
   generation = 0;
   readonly descriptors = new Map<string, DescriptorMemo>();
-  /** Validation of a virtual host without its routes, by domains kind and host key. */
-  readonly shells = new Map<string, Used & { issue: ValidationIssue | null }>();
+  /**
+   * Validation of a virtual host without its routes, by host key: with Envoy's domains and with
+   * gRPC's (keyed by the host string itself: no key is built per lookup).
+   */
+  readonly shells = new Map<string, Shell>();
+  readonly grpcShells = new Map<string, Shell>();
   readonly vhostPlans = new Map<string, VhostPlanMemo>();
   readonly vhosts = new Map<string, VhostRec>();
   readonly routeConfigs = new Map<string, RouteConfigRec>();
@@ -79,7 +88,15 @@ export class TranslateCache {
 
   /** Ends a translate: drops whatever it did not use. */
   end(): void {
-    const maps = [this.descriptors, this.shells, this.vhostPlans, this.vhosts, this.routeConfigs, this.listeners];
+    const maps = [
+      this.descriptors,
+      this.shells,
+      this.grpcShells,
+      this.vhostPlans,
+      this.vhosts,
+      this.routeConfigs,
+      this.listeners,
+    ];
     for (const m of maps as Map<string, Used>[]) sweep(m, this.generation);
   }
 

@@ -40,7 +40,25 @@ export interface Contribution {
  * routes arrive (seen with grpc-js-xds in test/real-clients.test.ts).
  */
 export function clusterHashInput(d: Descriptor): unknown {
-  return { discovery: d.targets.some((t) => t.resolution.type === 'dns') ? 'dns' : 'eds' };
+  return { discovery: discoveryOf(d) };
+}
+
+function discoveryOf(d: Descriptor): 'dns' | 'eds' {
+  return d.targets.some((t) => t.resolution.type === 'dns') ? 'dns' : 'eds';
+}
+
+/** The hash part of cluster names, by discovery kind (the whole hash input): two values, hashed once. */
+const CLUSTER_HASHES = new Map<string, string>();
+
+/** names.clusterName(d.id, clusterHashInput(d)), without hashing the same input again. */
+function descriptorClusterName(d: Descriptor): string {
+  const discovery = discoveryOf(d);
+  let h = CLUSTER_HASHES.get(discovery);
+  if (h === undefined) {
+    h = names.shortHash(clusterHashInput(d));
+    CLUSTER_HASHES.set(discovery, h);
+  }
+  return names.clusterNameOfHash(d.id, h);
 }
 
 function gcd(a: number, b: number): number {
@@ -179,7 +197,12 @@ function envoyClusters(d: Descriptor, name: string, ctx: TranslateCtx): Contribu
  * target gets its own LOGICAL_DNS cluster; the route splits by weighted_clusters when there is
  * more than one cluster (total_weight = the exact sum, as C-core requires).
  */
-function grpcClusters(d: Descriptor, name: string, ctx: TranslateCtx): Contribution['grpc'] {
+function grpcClusters(
+  d: Descriptor,
+  name: string,
+  ctx: TranslateCtx,
+  envoy: Contribution['envoy'],
+): Contribution['grpc'] {
   const s = clusterSettings(d, true, ctx);
   const statics = d.targets.filter((t) => t.resolution.type === 'static' && t.weight > 0);
   const dns = d.targets.filter((t) => t.resolution.type === 'dns' && t.weight > 0);
@@ -187,7 +210,9 @@ function grpcClusters(d: Descriptor, name: string, ctx: TranslateCtx): Contribut
   const split: { name: string; weight: number }[] = [];
   if (statics.length > 0 || dns.length === 0) {
     out.clusters.push(edsCluster(name, s));
-    out.endpoints.push(clusterLoadAssignment(name, localities(d, statics, ctx, true)));
+    out.endpoints.push(
+      sharedAssignment(d, name, envoy) ?? clusterLoadAssignment(name, localities(d, statics, ctx, true)),
+    );
     split.push({ name, weight: statics.reduce((sum, t) => sum + t.weight, 0) });
   }
   for (const t of dns) {
@@ -199,6 +224,16 @@ function grpcClusters(d: Descriptor, name: string, ctx: TranslateCtx): Contribut
   if (split.length === 1 && single) out.choice = { cluster: single.name };
   else out.choice = { weightedClusters: split };
   return out;
+}
+
+/**
+ * The Envoy ClusterLoadAssignment of `name` when gRPC's would be the same: every target static (the
+ * same live targets) and none https (no transport-socket match metadata, which gRPC never has).
+ * One object for both roles: built and validated once.
+ */
+function sharedAssignment(d: Descriptor, name: string, envoy: Contribution['envoy']): ProtoObject | undefined {
+  if (!d.targets.every((t) => t.resolution.type === 'static' && t.scheme !== 'https')) return undefined;
+  return envoy.endpoints.find((e) => e['clusterName'] === name);
 }
 
 /** The fields of a descriptor its routes are built from (optional ones only when set). */
@@ -238,8 +273,9 @@ export function routeInputOf(d: Descriptor): RouteInput {
 }
 
 export function contribution(d: Descriptor, authz: boolean, ctx: TranslateCtx): Contribution {
-  const name = names.clusterName(d.id, clusterHashInput(d));
+  const name = descriptorClusterName(d);
   const patterns = [...new Set(d.hosts)].sort(byString);
   const route = routeInputOf(d);
-  return { d, route, authz, patterns, envoy: envoyClusters(d, name, ctx), grpc: grpcClusters(d, name, ctx) };
+  const envoy = envoyClusters(d, name, ctx);
+  return { d, route, authz, patterns, envoy, grpc: grpcClusters(d, name, ctx, envoy) };
 }

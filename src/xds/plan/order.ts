@@ -4,6 +4,7 @@ import type { PathMatch } from '../../model/types.js';
 import { byString } from '../resources/common.js';
 import type { Contribution } from './contribution.js';
 import { envoyDomain, hostRelation, moreSpecificOrEqual } from './hosts.js';
+import { eachBatched, type Steps } from '../../model/steps.js';
 
 /** One route of a descriptor in a virtual host, with its ordering key. */
 export interface Entry {
@@ -67,6 +68,40 @@ export function orderedEntries(v: string, candidates: readonly Contribution[]): 
   return entries;
 }
 
+/** What vhostCandidates gathers, one contribution at a time. */
+class CandidateIndex {
+  private readonly keys = new Set<string>();
+  private readonly byHost = new Map<string, Contribution[]>();
+  private readonly wild: Contribution[] = [];
+
+  add(c: Contribution): void {
+    let isWild = false;
+    for (const p of c.patterns) {
+      this.keys.add(envoyDomain(p));
+      if (p.includes('*')) isWild = true;
+      else {
+        const k = p.toLowerCase();
+        const l = this.byHost.get(k);
+        if (l) {
+          if (l[l.length - 1] !== c) l.push(c);
+        } else this.byHost.set(k, [c]);
+      }
+    }
+    if (isWild) this.wild.push(c);
+  }
+
+  candidates(withNotFound: boolean): [string, readonly Contribution[]][] {
+    const { keys, byHost, wild } = this;
+    if (withNotFound) keys.add('*'); // Otoroshi's 404 for unknown hosts
+    return [...keys].sort(byString).map((v) => {
+      const exact = byHost.get(v);
+      let candidates: readonly Contribution[] = exact ?? wild;
+      if (exact && wild.length > 0) candidates = [...new Set([...exact, ...wild])];
+      return [v, candidates];
+    });
+  }
+}
+
 /**
  * The virtual-host keys (Envoy domains, sorted) a set of descriptors needs, each with the
  * descriptors that may reach it: the ones naming it exactly (indexed) and every wildcard one.
@@ -75,29 +110,17 @@ export function vhostCandidates(
   cs: readonly Contribution[],
   withNotFound: boolean,
 ): [string, readonly Contribution[]][] {
-  const keys = new Set<string>();
-  const byHost = new Map<string, Contribution[]>();
-  const wild: Contribution[] = [];
-  for (const c of cs) {
-    let isWild = false;
-    for (const p of c.patterns) {
-      keys.add(envoyDomain(p));
-      if (p.includes('*')) isWild = true;
-      else {
-        const k = p.toLowerCase();
-        const l = byHost.get(k);
-        if (l) {
-          if (l[l.length - 1] !== c) l.push(c);
-        } else byHost.set(k, [c]);
-      }
-    }
-    if (isWild) wild.push(c);
-  }
-  if (withNotFound) keys.add('*'); // Otoroshi's 404 for unknown hosts
-  return [...keys].sort(byString).map((v) => {
-    const exact = byHost.get(v);
-    let candidates: readonly Contribution[] = exact ?? wild;
-    if (exact && wild.length > 0) candidates = [...new Set([...exact, ...wild])];
-    return [v, candidates];
-  });
+  const index = new CandidateIndex();
+  for (const c of cs) index.add(c);
+  return index.candidates(withNotFound);
+}
+
+/** `vhostCandidates` as steps: it pauses every few hundred contributions. */
+export function* vhostCandidatesSteps(
+  cs: readonly Contribution[],
+  withNotFound: boolean,
+): Steps<[string, readonly Contribution[]][]> {
+  const index = new CandidateIndex();
+  yield* eachBatched(cs, (c) => index.add(c));
+  return index.candidates(withNotFound);
 }
