@@ -173,7 +173,7 @@ export class PublishStage {
   private *compileAndPublish(): Generator<void, { model: Model; version: string }> {
     const { config, ca, authz, kube, metrics } = this.o;
     const full = this.o.source.view();
-    this.changes.record(full.objects);
+    yield* this.changes.recordSteps(full.objects);
     // Objects Envoy rejected stay out until they change.
     const { view, statuses: rejectedStatuses } = this.rejections.filter(full);
     let renewal: number | undefined;
