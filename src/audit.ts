@@ -5,6 +5,7 @@ import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuthzHooks } from './authz/types.js';
 import type { StoredObject } from './model/types.js';
+import { eachBatched, runSteps, type Steps } from './model/steps.js';
 
 export interface AuditEvent {
   /** e.g. `config.object.added`, `security.repeated_bad_secrets`, `quota.exhausted` */
@@ -133,12 +134,21 @@ export function diffObjects<T>(
   next: ReadonlyMap<string, T>,
   same: (a: T, b: T) => boolean = (a, b) => a === b,
 ): ObjectChanges {
+  return runSteps(diffObjectsSteps(prev, next, same));
+}
+
+/** diffObjects, pausing between batches of objects (a rewritten file's objects are all fingerprinted). */
+export function* diffObjectsSteps<T>(
+  prev: ReadonlyMap<string, T>,
+  next: ReadonlyMap<string, T>,
+  same: (a: T, b: T) => boolean = (a, b) => a === b,
+): Steps<ObjectChanges> {
   const out: ObjectChanges = { added: [], changed: [], removed: [] };
-  for (const [k, h] of next) {
+  yield* eachBatched(next, ([k, h]) => {
     const p = prev.get(k);
     if (p === undefined) out.added.push(k);
     else if (!same(p, h)) out.changed.push(k);
-  }
+  });
   for (const k of prev.keys()) if (!next.has(k)) out.removed.push(k);
   return out;
 }

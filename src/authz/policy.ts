@@ -15,6 +15,7 @@ import { defaultApiKeyConstraints } from '../model/descriptor.js';
 import { compileFullMatch, type Matcher } from '../model/linear-regex.js';
 import { wildcardMatcher } from '../model/patterns.js';
 import { compileRestrictions, type CompiledRestrictions } from './restrictions.js';
+import { eachBatched, runSteps, type Steps } from '../model/steps.js';
 import {
   extractionNames,
   hasRoutingConstraints,
@@ -163,16 +164,22 @@ function compileKey(k: ApiKey): CompiledKey {
 
 /** Build the hot-path view of a model. Pure. */
 export function buildPolicy(model: Model): AuthzPolicy {
+  return runSteps(buildPolicySteps(model));
+}
+
+/** buildPolicy, pausing between batches of descriptors and keys (the server's rebuilds). */
+export function* buildPolicySteps(model: Model): Steps<AuthzPolicy> {
   const verifiers = new Map<string, JwtVerifierModel>();
   for (const v of model.jwtVerifiers ?? []) verifiers.set(v.id, v);
   const descriptorsById = new Map<string, CompiledDescriptor>();
   const byHost = new Map<string, CompiledDescriptor[]>();
   const wildcard: CompiledDescriptor[] = [];
   const order = new Map<CompiledDescriptor, number>();
-  model.descriptors.forEach((d, i) => {
+  let i = 0;
+  yield* eachBatched(model.descriptors, (d) => {
     const c = compileDescriptor(d, verifiers);
     descriptorsById.set(d.id, c);
-    order.set(c, i);
+    order.set(c, i++);
     if (!d.enabled) return;
     for (const h of c.exactHosts) {
       const l = byHost.get(h);
@@ -183,11 +190,11 @@ export function buildPolicy(model: Model): AuthzPolicy {
   });
   const apikeys = new Map<string, CompiledKey>();
   let anyConstrainedKey = false;
-  for (const k of model.apikeys) {
+  yield* eachBatched(model.apikeys, (k) => {
     const c = compileKey(k);
     apikeys.set(k.clientId, c);
     if (c.constrainedServicesOnly) anyConstrainedKey = true;
-  }
+  });
   const groups = new Map<string, ServiceGroup>();
   for (const g of model.groups) groups.set(g.id, g);
   const g = model.globalConfig;

@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import { serverCredentialsFrom, type Config } from '../config.js';
 import { Authorizer } from '../authz/decide.js';
 import { JwtEngine } from '../authz/jwt.js';
-import { buildPolicy } from '../authz/policy.js';
+import { buildPolicySteps } from '../authz/policy.js';
+import { runSteps, type Steps } from '../model/steps.js';
 import { createQuotaStore, FailoverQuotaStore } from '../authz/quota/index.js';
 import { startAuthzServer, type RunningAuthzServer } from '../authz/server.js';
 import type { AuthzHooks, QuotaStore } from '../authz/types.js';
@@ -56,8 +57,14 @@ export class AuthzStage {
 
   /** The new model's verifiers and policy. */
   setModel(model: Model): void {
+    runSteps(this.setModelSteps(model));
+  }
+
+  /** setModel, the policy built in batches; verifiers and policy are set together at the end. */
+  *setModelSteps(model: Model): Steps {
+    const policy = yield* buildPolicySteps(model);
     this.jwt.setVerifiers(model.jwtVerifiers ?? []);
-    this.authorizer.setPolicy(buildPolicy(model));
+    this.authorizer.setPolicy(policy);
   }
 
   async start(): Promise<void> {

@@ -1,7 +1,8 @@
 // What a rebuild reports about the configuration: audit events for objects added / changed /
 // removed since the last build, and config problems logged once (when they appear and resolve).
 import type { Logger } from 'pino';
-import { diffObjects, sameContent, type Audit } from '../audit.js';
+import { diffObjectsSteps, sameContent, type Audit } from '../audit.js';
+import { runSteps, type Steps } from '../model/steps.js';
 import { formatError } from '../pipeline.js';
 import type { ConfigError, StoredObject } from '../model/types.js';
 
@@ -20,11 +21,16 @@ export class ConfigChangeAudit {
   ) {}
 
   record(objects: readonly StoredObject[]): void {
+    runSteps(this.recordSteps(objects));
+  }
+
+  /** record, the objects compared in batches (the server's rebuilds). */
+  *recordSteps(objects: readonly StoredObject[]): Steps {
     const next = new Map(objects.map((o) => [o.key, o]));
     if (this.last === undefined) {
       this.audit.emit('config.loaded', { objects: next.size, source: this.sourceName });
     } else {
-      const d = diffObjects(this.last, next, sameContent);
+      const d = yield* diffObjectsSteps(this.last, next, sameContent);
       const origin = new Map(objects.map((o) => [o.key, o.origin.file]));
       for (const [type, keys] of [
         ['config.object.added', d.added],

@@ -13,10 +13,10 @@ import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from '..
 import type { ConfigSource } from '../sources/index.js';
 import type { KubeController } from '../k8s/controller.js';
 import type { SnapshotCache } from '../xds/cache.js';
-import { secretFactsOf, type SecretFacts } from '../xds/node-auth.js';
+import { secretFactsSteps, type SecretFacts } from '../xds/node-auth.js';
 import { EnvoyRejections } from '../xds/rejections.js';
 import { nextRetirement, withRetiredClusters, type RetiredClusters } from '../xds/retire.js';
-import { buildSnapshot, VersionSource } from '../xds/snapshot.js';
+import { buildSnapshotSteps, VersionSource } from '../xds/snapshot.js';
 import { TranslateCache, grpcListenerFor } from '../xds/translate.js';
 import { SidecarSnapshots, sidecarBuilder } from '../xds/sidecar/snapshots.js';
 import type { NodeType, ResourceSet } from '../xds/types.js';
@@ -173,7 +173,7 @@ export class PublishStage {
   private *compileAndPublish(): Generator<void, { model: Model; version: string }> {
     const { config, ca, authz, kube, metrics } = this.o;
     const full = this.o.source.view();
-    this.changes.record(full.objects);
+    yield* this.changes.recordSteps(full.objects);
     // Objects Envoy rejected stay out until they change.
     const { view, statuses: rejectedStatuses } = this.rejections.filter(full);
     let renewal: number | undefined;
@@ -196,7 +196,7 @@ export class PublishStage {
     metrics.setCertificates(c.model.certificates);
     // cluster mode: Secrets, by the leader
     if (kube === undefined) exportSecretFiles(config.dataDir, c.model, view.objects, this.o.audit, this.o.logger);
-    authz.setModel(c.model);
+    yield* authz.setModelSteps(c.model);
     this.known = {
       descriptors: new Set(c.model.descriptors.map((d) => d.id)),
       apikeys: new Set(c.model.apikeys.map((k) => k.clientId)),
@@ -232,7 +232,7 @@ export class PublishStage {
     const grpcSet = withRetiredClusters(published.grpc, c.grpc.set, retired.grpc, now, config.clusterGraceMs);
     // Workload certificates (SDS name = the SPIFFE id) are minted on demand, per snapshot.
     // The published snapshots lend their unchanged resources (not hashed again).
-    const envoy = buildSnapshot(
+    const envoy = yield* buildSnapshotSteps(
       'envoy',
       version,
       envoySet,
@@ -240,11 +240,12 @@ export class PublishStage {
       (kind, name) => (kind === 'secret' ? ca.workloadSecret(name) : undefined),
       this.o.cache.get('envoy'),
     );
+    yield;
     // Delta Envoys get the route configurations split for VHDS (SotW Envoys keep RDS).
     if (config.routeDiscovery !== 'rds') envoy.vhds = vhdsView(envoy, config.routeDiscovery === 'vhds');
     yield;
     const domains = c.grpcDomains;
-    const grpcSnap = buildSnapshot(
+    const grpcSnap = yield* buildSnapshotSteps(
       'grpc',
       version,
       grpcSet,
@@ -253,7 +254,10 @@ export class PublishStage {
       this.o.cache.get('grpc'),
     );
     yield;
-    this.secretFacts = secretFactsOf(envoySet);
+    const secretFacts = yield* secretFactsSteps(envoySet);
+    // What setMany walks is done here in batches; the snapshots themselves are set at once.
+    yield* this.o.cache.prepareSteps({ envoy, grpc: grpcSnap });
+    this.secretFacts = secretFacts;
     this.o.cache.setMany({ envoy, grpc: grpcSnap });
     published.envoy = envoySet;
     published.grpc = grpcSet;

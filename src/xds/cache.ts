@@ -1,7 +1,8 @@
 // The snapshot cache: one current snapshot per key, published only when consistent. Keys are node
 // types (`envoy`, `grpc`) and, for sidecars, `sidecar|…` keys of Envoy snapshots scoped to one
 // workload (src/xds/sidecar/snapshots.ts).
-import { checkConsistency } from './snapshot.js';
+import type { Steps } from '../model/steps.js';
+import { checkConsistency, consistencyPrepSteps, diffSnapshotsSteps } from './snapshot.js';
 import type { NodeType, Snapshot } from './types.js';
 
 /** Thrown by SnapshotCache.set() for a snapshot that must not be published. */
@@ -74,6 +75,18 @@ export class SnapshotCache {
     }
     // Checked above: not checked again (the check walks every resource of every snapshot).
     for (const [nodeType, snapshot] of entries) this.publishChecked(nodeType, snapshot);
+  }
+
+  /**
+   * The walks setMany(snapshots) makes (consistency references, the diff from the current snapshot
+   * that subscribers read), done in batches beforehand; publishing stays one synchronous setMany.
+   */
+  *prepareSteps(snapshots: Partial<Record<NodeType, Snapshot>>): Steps {
+    for (const [nodeType, snapshot] of Object.entries(snapshots) as [NodeType, Snapshot][]) {
+      yield* consistencyPrepSteps(snapshot);
+      const prev = this.snapshots.get(nodeType);
+      if (prev !== undefined && prev !== snapshot) yield* diffSnapshotsSteps(prev, snapshot);
+    }
   }
 
   get(nodeType: SnapshotKey): Snapshot | undefined {

@@ -21,6 +21,7 @@ import { isIP } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import { parseSpiffeId } from '../ca/spiffe.js';
 import { spiffeIdFor } from '../ca/ca.js';
+import { eachBatched, runSteps, type Steps } from '../model/steps.js';
 import type { ResourceSet } from './types.js';
 import { SIDECAR_CERT_SECRET } from './names.js';
 
@@ -160,6 +161,19 @@ export function maySeeSecret(
   return principal.kind === 'gateway' && (facts.referenced || gatewaySecrets === 'all');
 }
 
+/** sdsReferences per listener or cluster object (resource objects are not changed once built). */
+const SDS_REFS = new WeakMap<object, readonly string[]>();
+
+/** sdsReferences of one resource object, walked once per object (unchanged resources are not walked again). */
+function sdsReferencesOf(obj: object): readonly string[] {
+  let hit = SDS_REFS.get(obj);
+  if (hit === undefined) {
+    hit = [...sdsReferences([obj])];
+    SDS_REFS.set(obj, hit);
+  }
+  return hit;
+}
+
 /** Names of every SDS secret config (`{name, sdsConfig}`) found anywhere in `objects`. */
 function sdsReferences(objects: readonly unknown[]): Set<string> {
   const out = new Set<string>();
@@ -179,11 +193,21 @@ function sdsReferences(objects: readonly unknown[]): Set<string> {
 
 /** Per secret of a resource set: whether it holds a private key, whether a listener or cluster uses it. */
 export function secretFactsOf(set: ResourceSet): Map<string, SecretFacts> {
-  const referenced = sdsReferences([...set.listeners, ...set.clusters]);
+  return runSteps(secretFactsSteps(set));
+}
+
+/** secretFactsOf in batches of resources; only listeners and clusters not seen before are walked. */
+export function* secretFactsSteps(set: ResourceSet): Steps<Map<string, SecretFacts>> {
+  const referenced = new Set<string>();
+  const add = (obj: object): void => {
+    for (const n of sdsReferencesOf(obj)) referenced.add(n);
+  };
+  yield* eachBatched(set.listeners, add);
+  yield* eachBatched(set.clusters, add);
   const out = new Map<string, SecretFacts>();
-  for (const s of set.secrets) {
+  yield* eachBatched(set.secrets, (s) => {
     const name = String(s['name']);
     out.set(name, { hasPrivateKey: s['tlsCertificate'] !== undefined, referenced: referenced.has(name) });
-  }
+  });
   return out;
 }

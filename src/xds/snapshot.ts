@@ -3,6 +3,7 @@
 import { hash, randomInt } from 'node:crypto';
 import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from '../../proto/loader.js';
 import { TYPE_URL } from '../../proto/type-urls.js';
+import { eachBatched, runSteps, type Steps } from '../model/steps.js';
 import {
   RESOURCE_SET_KEYS,
   type NodeType,
@@ -75,17 +76,29 @@ export function buildSnapshot(
   resolver?: Resolver,
   prev?: Snapshot,
 ): Snapshot {
+  return runSteps(buildSnapshotSteps(nodeType, version, set, encode, resolver, prev));
+}
+
+/** buildSnapshot, pausing between batches of resources (the server's rebuilds). */
+export function* buildSnapshotSteps(
+  nodeType: NodeType,
+  version: string,
+  set: ResourceSet,
+  encode: Encoder = defaultEncoder,
+  resolver?: Resolver,
+  prev?: Snapshot,
+): Steps<Snapshot> {
   const problems: string[] = [];
   const maps = {} as { [K in ResourceKind]: Map<string, VersionedResource> };
   for (const kind of KINDS) {
     const m = new Map<string, VersionedResource>();
     const old = prev?.resources[kind];
-    for (const obj of set[RESOURCE_SET_KEYS[kind]]) {
+    yield* eachBatched(set[RESOURCE_SET_KEYS[kind]], (obj) => {
       const r = reused(kind, obj, encode, old);
       if (r.name === '') problems.push(`${kind} without a name`);
       else if (m.has(r.name)) problems.push(`duplicate ${kind} name "${r.name}"`);
       m.set(r.name, r);
-    }
+    });
     maps[kind] = m;
   }
   const resolved = new Map<string, VersionedResource | null>();
@@ -184,21 +197,34 @@ type Refs = { routes: ReadonlySet<string>; eds: ReadonlySet<string>; secrets: Re
 /** The distinct names the resources of one map reference (maps are shared by many sidecar snapshots). */
 const MAP_REFS = new WeakMap<ReadonlyMap<string, VersionedResource>, Refs>();
 function refsOf(m: ReadonlyMap<string, VersionedResource>, kind: 'listener' | 'cluster'): Refs {
-  let hit = MAP_REFS.get(m);
-  if (hit === undefined) {
-    const routes = new Set<string>();
-    const eds = new Set<string>();
-    const secrets = new Set<string>();
-    for (const res of m.values()) {
-      if (kind === 'listener') for (const rn of referencedRouteNames(res.object)) routes.add(rn);
-      const sn = kind === 'cluster' ? edsServiceName(res.object) : undefined;
-      if (sn !== undefined) eds.add(sn);
-      for (const x of referencedSecretNames(res.object)) secrets.add(x);
-    }
-    hit = { routes, eds, secrets };
-    MAP_REFS.set(m, hit);
-  }
-  return hit;
+  return MAP_REFS.get(m) ?? runSteps(refsSteps(m, kind));
+}
+
+/** refsOf computed in batches of resources (and memoized for the map). */
+function* refsSteps(m: ReadonlyMap<string, VersionedResource>, kind: 'listener' | 'cluster'): Steps<Refs> {
+  const hit = MAP_REFS.get(m);
+  if (hit !== undefined) return hit;
+  const routes = new Set<string>();
+  const eds = new Set<string>();
+  const secrets = new Set<string>();
+  yield* eachBatched(m.values(), (res) => {
+    if (kind === 'listener') for (const rn of referencedRouteNames(res.object)) routes.add(rn);
+    const sn = kind === 'cluster' ? edsServiceName(res.object) : undefined;
+    if (sn !== undefined) eds.add(sn);
+    for (const x of referencedSecretNames(res.object)) secrets.add(x);
+  });
+  const refs = { routes, eds, secrets };
+  MAP_REFS.set(m, refs);
+  return refs;
+}
+
+/**
+ * Computes, in batches, what checkConsistency of `snapshot` walks (the names its listeners and
+ * clusters reference), so that the check made at publication is a lookup.
+ */
+export function* consistencyPrepSteps(snapshot: Snapshot): Steps {
+  yield* refsSteps(snapshot.resources.listener, 'listener');
+  yield* refsSteps(snapshot.resources.cluster, 'cluster');
 }
 
 /** Whether every name the listeners and clusters reference exists (by distinct name, memoized per map). */
@@ -302,8 +328,17 @@ export type SnapshotDiff = Record<ResourceKind, KindDiff>;
 
 const EMPTY_KIND_DIFF: KindDiff = Object.freeze({ changed: new Set<string>(), removed: new Set<string>(), size: 0 });
 
+/** The last diff computed into each snapshot, with the snapshot it starts from (weakly: no chain is kept). */
+const DIFF_INTO = new WeakMap<Snapshot, { prev: WeakRef<Snapshot>; diff: SnapshotDiff }>();
+
 /** Per-kind diff of the published maps (resources answered on demand by `resolve` are not covered). */
 export function diffSnapshots(prev: Snapshot, next: Snapshot): SnapshotDiff {
+  const hit = DIFF_INTO.get(next);
+  return hit?.prev.deref() === prev ? hit.diff : runSteps(diffSnapshotsSteps(prev, next));
+}
+
+/** diffSnapshots in batches of resources; the result is kept for diffSnapshots(prev, next). */
+export function* diffSnapshotsSteps(prev: Snapshot, next: Snapshot): Steps<SnapshotDiff> {
   const out = {} as Record<ResourceKind, KindDiff>;
   for (const kind of KINDS) {
     const a = prev.resources[kind];
@@ -314,10 +349,15 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot): SnapshotDiff {
     }
     const changed = new Set<string>();
     const removed = new Set<string>();
-    for (const [n, r] of b) if (a.get(n)?.version !== r.version) changed.add(n);
-    for (const n of a.keys()) if (!b.has(n)) removed.add(n);
+    yield* eachBatched(b, ([n, r]) => {
+      if (a.get(n)?.version !== r.version) changed.add(n);
+    });
+    yield* eachBatched(a.keys(), (n) => {
+      if (!b.has(n)) removed.add(n);
+    });
     out[kind] =
       changed.size + removed.size === 0 ? EMPTY_KIND_DIFF : { changed, removed, size: changed.size + removed.size };
   }
+  DIFF_INTO.set(next, { prev: new WeakRef(prev), diff: out });
   return out;
 }
