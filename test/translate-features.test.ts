@@ -2,9 +2,10 @@
 // files show whole outputs; these pin the rules: order of checks, SDS names, filters).
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
-import { parseYamlFile } from '../src/sources/yaml.js';
+import { assembleView, parseYamlFile } from '../src/sources/yaml.js';
 import { buildModel } from '../src/model/build.js';
 import { translate } from '../src/xds/translate.js';
+import { compile } from '../src/pipeline.js';
 import { descriptorYaml } from './fixtures/index.js';
 import type { Model } from '../src/model/types.js';
 import type { ProtoObject } from '../proto/loader.js';
@@ -305,4 +306,32 @@ spec: {enabled: false, port: 5001, rules: [{targets: [{host: b.internal, port: 1
     out.grpc.listeners.filter((l) => String(l.name).startsWith('oxds-tcp')),
     [],
   );
+});
+
+test('TcpService problems reach the status of their object even when its YAML name or namespace has a "/"', () => {
+  // A YAML file is not checked by the API server: `metadata.name: /` gave the SNI warning the name ''
+  // (the key was split on '/'), so it named no object and no status showed it.
+  const tcp = (name: string, ns: string, port: number): string => `apiVersion: proxy.otoroshi.io/v1alpha1
+kind: TcpService
+metadata: {name: "${name}", namespace: "${ns}"}
+spec:
+  port: ${port}
+  tls: PassThrough
+  sni: {enabled: true}
+  rules: [{domain: "pg-*.example.com", targets: [{host: a.internal, port: 1}]}, {targets: [{host: b.internal}]}]
+`;
+  const docs = [tcp('/', 'data', 5432), tcp('pg/main', 'data', 5433), tcp('x', 'ns/a', 5434), tcp('y/', 'ns/a', 8080)];
+  const p = parseYamlFile('t.yaml', docs.join('---\n'), 0);
+  const c = compile(assembleView([{ relPath: 't.yaml', ...p }]), {}, { httpPort: 8080 });
+  const codes = (key: string): string[] => {
+    const s = c.statuses.find((x) => x.key === key);
+    assert.ok(s, `no status for ${key}`);
+    return s.errors.map((e) => `${s.state} ${e.code} ${e.field ?? ''}`);
+  };
+  const sni = 'OXDS_NOT_SUPPORTED spec.rules[0].domain';
+  assert.deepEqual(codes('TcpService/data//'), [`valid ${sni}`]);
+  assert.deepEqual(codes('TcpService/data/pg/main'), [`valid ${sni}`]);
+  assert.deepEqual(codes('TcpService/ns/a/x'), [`valid ${sni}`]);
+  assert.deepEqual(codes('TcpService/ns/a/y/'), [`invalid ${sni}`, 'invalid OXDS_ROUTE_CONFLICT spec.port']);
+  assert.ok(c.errors.every((e) => e.name !== '' && e.name !== 'main'));
 });

@@ -99,3 +99,16 @@ export function objectKey(obj: KubeObject): string {
       : 'default';
   return `${kind}/${ns}/${obj.metadata.name}`;
 }
+
+/**
+ * The `metadata.name` of an `objectKey` whose object lives in `namespace`. A YAML file's names (and
+ * namespaces) may contain `/`, so the key cannot be split on it: the name is what follows
+ * `<Kind>/<namespace>/`. A key of another shape (no `/`) is its own name.
+ */
+export function nameOfKey(key: string, namespace: string): string {
+  const slash = key.indexOf('/');
+  if (slash < 0) return key;
+  const rest = key.slice(slash + 1);
+  for (const ns of [namespace, '']) if (rest.startsWith(`${ns}/`)) return rest.slice(ns.length + 1);
+  return rest.slice(rest.indexOf('/') + 1);
+}

@@ -18,7 +18,7 @@ import type {
   JwtVerifierModel,
   StoredObject,
 } from './types.js';
-import { crdEntityId, namespaceOf } from './ids.js';
+import { crdEntityId, nameOfKey, namespaceOf } from './ids.js';
 import { Problems, asObject, isObject, str, strArray, strMap, errorMessage, type JsonObject } from './problems.js';
 
 type Size = 256 | 384 | 512;
@@ -565,7 +565,7 @@ export function localJwtVerifier(
   // sourceKey is `<kind>/<namespace>/<name>`.
   const parts = sourceKey.split('/');
   const kind = parts.length >= 3 ? (parts[0] ?? 'ServiceDescriptor') : 'ServiceDescriptor';
-  const name = parts.length >= 3 ? parts.slice(2).join('/') : descriptorId;
+  const name = parts.length >= 3 ? nameOfKey(sourceKey, namespace) : descriptorId;
   const p = new Problems(kind, namespace, name);
   if (!isObject(spec)) {
     p.error('OXDS_INVALID_FIELD', 'jwtVerifier must be an object', fieldPrefix);

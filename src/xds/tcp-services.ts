@@ -2,7 +2,7 @@
 import type { ProtoObject } from '../../proto/loader.js';
 import { TYPE_URLS } from '../../proto/loader.js';
 import type { ConfigError, TcpServiceModel } from '../model/types.js';
-import { objectName } from './plan/errors.js';
+import { nameOfKey } from '../model/ids.js';
 import { check } from './emit.js';
 
 /** An address Envoy listens on, and what it is, for conflicts. */
@@ -30,7 +30,7 @@ export function tcpProblem(
   const base = {
     kind: 'TcpService',
     namespace: t.namespace,
-    name: objectName(t.sourceKey),
+    name: nameOfKey(t.sourceKey, t.namespace),
     severity: 'error' as const,
     ...(t.origin.file !== undefined ? { file: t.origin.file } : {}),
     ...(t.origin.doc !== undefined ? { doc: t.origin.doc } : {}),

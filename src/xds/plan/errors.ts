@@ -3,12 +3,7 @@ import type { ConfigError, Descriptor } from '../../model/types.js';
 import type { ProtoObject } from '../../../proto/loader.js';
 import type { ValidationIssue } from '../validate.js';
 import * as names from '../names.js';
-
-/** The object name of a source key (`Kind/namespace/name`). */
-export function objectName(sourceKey: string): string {
-  const parts = sourceKey.split('/');
-  return parts[parts.length - 1] ?? sourceKey;
-}
+import { nameOfKey } from '../../model/ids.js';
 
 /** An error on the object a descriptor comes from (its routes and clusters are not published). */
 export function descriptorProblem(
@@ -23,7 +18,7 @@ export function descriptorProblem(
     field,
     kind: d.sourceKind,
     namespace: d.namespace,
-    name: objectName(d.sourceKey),
+    name: nameOfKey(d.sourceKey, d.namespace),
     ...(d.origin.file !== undefined ? { file: d.origin.file } : {}),
     ...(d.origin.doc !== undefined ? { doc: d.origin.doc } : {}),
     severity: 'error',

@@ -3,7 +3,7 @@
 import type { ConfigError, TcpServiceModel, TcpTarget, TlsCertificate } from '../../model/types.js';
 import { hostsOverlap } from '../../model/patterns.js';
 import * as names from '../names.js';
-import { objectName } from './errors.js';
+import { nameOfKey } from '../../model/ids.js';
 
 export interface TcpClusterPlan {
   name: string;
@@ -54,7 +54,7 @@ function reporter(s: TcpServiceModel, errors: ConfigError[]): Report {
       field,
       kind: 'TcpService',
       namespace: s.namespace,
-      name: objectName(s.sourceKey),
+      name: nameOfKey(s.sourceKey, s.namespace),
       severity: 'warning',
     });
 }
