@@ -8,7 +8,7 @@ import protobuf from 'protobufjs';
 import re2pkg from 're2-wasm';
 import type { ProtoObject } from '../loader.js';
 import { fullNameOf, longToNumber, typeOfAnyUrl } from '../json.js';
-import { Ctx, elemMessageType, enumOf, hasOwn, isPresent, show, type ValidationIssue } from './context.js';
+import { Ctx, MapKey, elemMessageType, enumOf, hasOwn, isPresent, show, type ValidationIssue } from './context.js';
 
 const { RE2 } = re2pkg;
 
@@ -768,7 +768,7 @@ function compileMapField(f: protobuf.Field, rules: RulesObj | undefined): FieldP
       }
       if (!keyCheck && !valCheck) return;
       for (const k in obj) {
-        const seg = `[${JSON.stringify(k)}]`;
+        const seg = new MapKey(k);
         ctx.path.push(seg);
         if (keyCheck) keyCheck(k, ctx);
         const x = obj[k];

@@ -6,7 +6,7 @@ import protobuf from 'protobufjs';
 import { TYPE_URL_PREFIX } from '../type-urls.js';
 import { resolvedTypeOf } from '../loader.js';
 import { typeOfAnyUrl } from '../json.js';
-import { Ctx, LONGS, compiledPlan, kindOf, show, type FieldPlan, type Seg } from './context.js';
+import { Ctx, LONGS, MapKey, compiledPlan, kindOf, show, type FieldPlan, type Seg } from './context.js';
 
 const INT32_RANGE: Record<string, [number, number]> = {
   int32: [-2147483648, 2147483647],
@@ -217,7 +217,7 @@ function mapKey(f: protobuf.Field, elem: ElemShape): KeyShape {
     for (const k in m) {
       if (!ctx.needsRoundTrip && (k === '__proto__' || !wellFormed(k))) ctx.needsRoundTrip = true;
       const x = m[k];
-      const kseg = `[${JSON.stringify(k)}]`;
+      const kseg = new MapKey(k);
       if (numericKey && !/^-?\d+$/.test(k)) ctx.report('shape.map_key', `map key ${show(k)} is not a ${keyType}`, kseg);
       if (x == null) ctx.report('shape.map', 'map value must not be null', kseg);
       else elem(x, ctx, kseg);
