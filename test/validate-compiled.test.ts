@@ -115,3 +115,13 @@ test('values the shape check proves exact encode to the bytes the round trip acc
   assert.ok(r.ok);
   assert.deepEqual(toProto3Json(TYPE_URLS.cluster, r.bytes), toProto3Json(TYPE_URLS.cluster, obj));
 });
+
+test('PGV defects are listed in the order of the keys of the object, whatever the order of the fields', () => {
+  const late = { path: 'dnsRefreshRate', rule: 'duration.gt', message: 'must be greater than 0.001s (got 1e-9s)' };
+  const early = { path: 'connectTimeout', rule: 'duration.gt', message: 'must be greater than 0s (got -1s)' };
+  const { connectTimeout: _c, ...rest } = cluster();
+  assert.deepEqual(issuesOf({ ...rest, dnsRefreshRate: { nanos: 1 }, connectTimeout: { seconds: -1 } }), [late, early]);
+  assert.deepEqual(issuesOf({ ...rest, connectTimeout: { seconds: -1 }, dnsRefreshRate: { nanos: 1 } }), [early, late]);
+  // A clean value after a failing one of the same type: the fast visit is not left on the slow path.
+  assert.deepEqual(issuesOf(cluster()), []);
+});

@@ -16,7 +16,16 @@ export function formatIssue(i: ValidationIssue): string {
   return `${i.path || '<root>'}: ${i.message} (${i.rule})`;
 }
 
-export type Seg = string | number; // '.name', '(Type)', '["key"]' or an index
+/** A map key on the path, shown as `["key"]` only when an issue is reported (not per entry visited). */
+export class MapKey {
+  constructor(readonly key: string) {}
+}
+
+export type Seg = string | number | MapKey; // '.name', '(Type)', a map key or an index
+
+function showSeg(s: Seg): string {
+  return typeof s === 'number' ? `[${s}]` : typeof s === 'string' ? s : `[${JSON.stringify(s.key)}]`;
+}
 
 export class Ctx {
   readonly path: Seg[] = [];
@@ -28,8 +37,8 @@ export class Ctx {
   needsRoundTrip = false;
   report(rule: string, message: string, extra?: Seg): void {
     let p = '';
-    for (const s of this.path) p += typeof s === 'number' ? `[${s}]` : s;
-    if (extra !== undefined) p += typeof extra === 'number' ? `[${extra}]` : extra;
+    for (const s of this.path) p += showSeg(s);
+    if (extra !== undefined) p += showSeg(extra);
     if (p.startsWith('.')) p = p.slice(1);
     this.issues.push({ path: p, rule, message });
   }

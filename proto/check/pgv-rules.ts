@@ -8,7 +8,7 @@ import protobuf from 'protobufjs';
 import re2pkg from 're2-wasm';
 import type { ProtoObject } from '../loader.js';
 import { fullNameOf, longToNumber, typeOfAnyUrl } from '../json.js';
-import { Ctx, elemMessageType, enumOf, hasOwn, isPresent, show, type ValidationIssue } from './context.js';
+import { Ctx, MapKey, elemMessageType, enumOf, hasOwn, isPresent, show, type ValidationIssue } from './context.js';
 
 const { RE2 } = re2pkg;
 
@@ -574,6 +574,10 @@ interface TypePlan {
   byName: Record<string, FieldPlan | undefined>;
   requiredOneofs: OneofPlan[];
   isAny: boolean;
+  /** No field is named like an Object.prototype member: an object literal's fields can be read directly. */
+  byField: boolean;
+  /** The unrolled visit of an object literal's fields (when `byField`). */
+  visitLiteral: VisitFields;
 }
 
 const plans = new WeakMap<protobuf.Type, TypePlan>();
@@ -764,7 +768,7 @@ function compileMapField(f: protobuf.Field, rules: RulesObj | undefined): FieldP
       }
       if (!keyCheck && !valCheck) return;
       for (const k in obj) {
-        const seg = `[${JSON.stringify(k)}]`;
+        const seg = new MapKey(k);
         ctx.path.push(seg);
         if (keyCheck) keyCheck(k, ctx);
         const x = obj[k];
@@ -876,6 +880,8 @@ function planOf(type: protobuf.Type): TypePlan {
     byName: Object.create(null) as Record<string, FieldPlan | undefined>,
     requiredOneofs: [],
     isAny: fullNameOf(type) === '.google.protobuf.Any',
+    byField: type.fieldsArray.every((f) => !(f.name in Object.prototype)),
+    visitLiteral: () => true,
   };
   plans.set(type, p);
   if (p.isAny || isDisabled(type)) return p;
@@ -890,6 +896,7 @@ function planOf(type: protobuf.Type): TypePlan {
     if (boolOpt(o as never, '(validate.required)'))
       p.requiredOneofs.push({ seg: '.' + o.name, names: o.oneof.slice() });
   }
+  if (p.byField) p.visitLiteral = generatedVisit(p.fields);
   return p;
 }
 
@@ -905,7 +912,24 @@ function visitPlan(plan: TypePlan, value: unknown, ctx: Ctx): void {
     visitAny(obj, ctx);
     return;
   }
-  if (value instanceof protobuf.Message) {
+  if (plan.byField && Object.getPrototypeOf(value) === Object.prototype) {
+    // Object literal, fast path: read the few fields with work instead of enumerating every key. It
+    // reports in field order; on a defect the ordered visit reruns, so issues keep the object's order.
+    const before = ctx.issues.length;
+    const depth = ctx.path.length;
+    let clean: boolean;
+    try {
+      clean = plan.visitLiteral(obj, plan.fields, ctx) && ctx.issues.length === before;
+    } catch {
+      // Malformed input a check cannot read: the ordered visit reports (and throws) as it always did.
+      clean = false;
+      ctx.path.length = depth;
+    }
+    if (!clean) {
+      ctx.issues.length = before;
+      visitPlainOrdered(plan, obj, ctx);
+    }
+  } else if (value instanceof protobuf.Message) {
     // Decoded message: defaults live on the prototype, set fields are own properties.
     const fields = plan.fields;
     for (let i = 0; i < fields.length; i++) {
@@ -917,27 +941,7 @@ function visitPlan(plan: TypePlan, value: unknown, ctx: Ctx): void {
       fp.check(v, present, ctx);
       ctx.path.pop();
     }
-  } else {
-    // Plain object: visit the always-checked fields, then only the keys actually present.
-    const always = plan.always;
-    for (let i = 0; i < always.length; i++) {
-      const fp = always[i] as FieldPlan;
-      const v = obj[fp.name];
-      ctx.path.push(fp.seg);
-      fp.check(v, v != null, ctx);
-      ctx.path.pop();
-    }
-    const byName = plan.byName;
-    for (const key in obj) {
-      const fp = byName[key];
-      if (fp === undefined) continue;
-      const v = obj[key];
-      if (v == null) continue;
-      ctx.path.push(fp.seg);
-      fp.check(v, true, ctx);
-      ctx.path.pop();
-    }
-  }
+  } else visitPlainOrdered(plan, obj, ctx);
   const oneofs = plan.requiredOneofs;
   for (let i = 0; i < oneofs.length; i++) {
     const o = oneofs[i] as OneofPlan;
@@ -950,6 +954,45 @@ function visitPlan(plan: TypePlan, value: unknown, ctx: Ctx): void {
       }
     }
     if (!set) ctx.report('oneof.required', `exactly one of ${o.names.join(', ')} must be set`, o.seg);
+  }
+}
+
+type VisitFields = (m: Record<string, unknown>, F: readonly FieldPlan[], ctx: Ctx) => boolean;
+
+/**
+ * The fields with work of one type, unrolled for object literals: one load per field by constant name,
+ * which V8 caches per object shape (a keyed load per field or per key is most of the visit otherwise).
+ * Names are protobuf identifiers, embedded as JSON string literals. Reports in field order.
+ */
+function generatedVisit(fields: readonly FieldPlan[]): VisitFields {
+  let body = 'let v;\nconst p = ctx.path;\n';
+  fields.forEach((fp, i) => {
+    const load = `v = m[${JSON.stringify(fp.name)}]`;
+    const call = `p.push(F[${i}].seg); F[${i}].check(v, ${fp.always ? 'v != null' : 'true'}, ctx); p.pop();\n`;
+    body += fp.always ? `${load}; ${call}` : `if ((${load}) != null) { ${call}}\n`;
+  });
+  return new Function('m', 'F', 'ctx', body + 'return true;') as VisitFields;
+}
+
+/** Plain object: the always-checked fields, then only the keys actually present, in the object's order. */
+function visitPlainOrdered(plan: TypePlan, obj: Record<string, unknown>, ctx: Ctx): void {
+  const always = plan.always;
+  for (let i = 0; i < always.length; i++) {
+    const fp = always[i] as FieldPlan;
+    const v = obj[fp.name];
+    ctx.path.push(fp.seg);
+    fp.check(v, v != null, ctx);
+    ctx.path.pop();
+  }
+  const byName = plan.byName;
+  for (const key in obj) {
+    const fp = byName[key];
+    if (fp === undefined) continue;
+    const v = obj[key];
+    if (v == null) continue;
+    ctx.path.push(fp.seg);
+    fp.check(v, true, ctx);
+    ctx.path.pop();
   }
 }
 

@@ -6,7 +6,7 @@ import protobuf from 'protobufjs';
 import { TYPE_URL_PREFIX } from '../type-urls.js';
 import { resolvedTypeOf } from '../loader.js';
 import { typeOfAnyUrl } from '../json.js';
-import { Ctx, LONGS, compiledPlan, kindOf, show, type FieldPlan, type Seg } from './context.js';
+import { Ctx, LONGS, MapKey, compiledPlan, kindOf, show, type FieldPlan, type Seg } from './context.js';
 
 const INT32_RANGE: Record<string, [number, number]> = {
   int32: [-2147483648, 2147483647],
@@ -51,13 +51,39 @@ type ElemShape = (v: unknown, ctx: Ctx, seg?: Seg) => void;
 /** Checks one present, non-null value of a field of the message `obj`. */
 type KeyShape = (v: unknown, obj: Record<string, unknown>, key: string, ctx: Ctx) => void;
 
-/** The compiled shape check of one message type: a checker per field name, built once per Type. */
-type ShapePlan = FieldPlan<KeyShape>;
+/** Checks the fields of an object literal; returns how many of its keys are fields (set, or null). */
+type LiteralShape = (m: Record<string, unknown>, F: readonly KeyShape[], ctx: Ctx) => number;
+
+/**
+ * The compiled shape check of one message type: a checker per field name, built once per Type, and
+ * the unrolled check of an object literal (null when a field is named like an Object.prototype member).
+ */
+type ShapePlan = FieldPlan<KeyShape> & { literal?: { run: LiteralShape; checks: KeyShape[] } | null };
 
 const shapePlans = new WeakMap<protobuf.Type, ShapePlan>();
 
 function planOf(type: protobuf.Type): ShapePlan {
-  return compiledPlan(shapePlans, type, compileKey);
+  const p: ShapePlan = compiledPlan(shapePlans, type, compileKey);
+  if (p.literal === undefined) p.literal = generatedShape(p);
+  return p;
+}
+
+/**
+ * One load per field by constant name, which V8 caches per object shape, instead of a name lookup
+ * per key. Names are protobuf identifiers, embedded as JSON string literals. Checks in field order.
+ */
+function generatedShape(plan: ShapePlan): ShapePlan['literal'] {
+  const fields = plan.type.fieldsArray;
+  if (fields.some((f) => f.name in Object.prototype)) return null;
+  let body = 'let v, n = 0;\n';
+  fields.forEach((f, i) => {
+    const name = JSON.stringify(f.name);
+    body += `if ((v = m[${name}]) !== undefined) { n++; if (v !== null) F[${i}](v, m, ${name}, ctx); }\n`;
+  });
+  return {
+    run: new Function('m', 'F', 'ctx', body + 'return n;') as LiteralShape,
+    checks: fields.map((f) => plan.byName[f.name] as KeyShape),
+  };
 }
 
 function messageElem(rt: protobuf.Type): ElemShape {
@@ -191,7 +217,7 @@ function mapKey(f: protobuf.Field, elem: ElemShape): KeyShape {
     for (const k in m) {
       if (!ctx.needsRoundTrip && (k === '__proto__' || !wellFormed(k))) ctx.needsRoundTrip = true;
       const x = m[k];
-      const kseg = `[${JSON.stringify(k)}]`;
+      const kseg = new MapKey(k);
       if (numericKey && !/^-?\d+$/.test(k)) ctx.report('shape.map_key', `map key ${show(k)} is not a ${keyType}`, kseg);
       if (x == null) ctx.report('shape.map', 'map value must not be null', kseg);
       else elem(x, ctx, kseg);
@@ -285,6 +311,26 @@ function shapeAny(anyType: protobuf.Type, obj: Record<string, unknown>, ctx: Ctx
 }
 
 function shapeFields(plan: ShapePlan, obj: Record<string, unknown>, ctx: Ctx, inAny: boolean): void {
+  const literal = plan.literal;
+  if (literal && Object.getPrototypeOf(obj) === Object.prototype) {
+    // Fast path: every key is a field (as many keys as fields read) and nothing was reported. Else
+    // the keyed check reruns, reporting in the object's key order as it always did.
+    const before = ctx.issues.length;
+    const known = literal.run(obj, literal.checks, ctx) + (inAny && obj['@type'] !== undefined ? 1 : 0);
+    if (ctx.issues.length === before && known === keyCount(obj)) return;
+    ctx.issues.length = before;
+  }
+  shapeKeys(plan, obj, ctx, inAny);
+}
+
+/** Own enumerable keys of an object literal. */
+function keyCount(obj: Record<string, unknown>): number {
+  let n = 0;
+  for (const _k in obj) n++;
+  return n;
+}
+
+function shapeKeys(plan: ShapePlan, obj: Record<string, unknown>, ctx: Ctx, inAny: boolean): void {
   const byName = plan.byName;
   for (const key in obj) {
     const v = obj[key];
