@@ -37,8 +37,7 @@ export function versionedResource(
   obj: ProtoObject,
   encode: Encoder = defaultEncoder,
 ): VersionedResource {
-  const bytes = encode(kind, obj);
-  return { name: resourceName(kind, obj), kind, version: contentHash(bytes), bytes, object: obj };
+  return reused(kind, obj, encode, undefined);
 }
 
 /** Problems found while building (duplicate/empty names), reported by checkConsistency(). */
