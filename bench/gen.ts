@@ -111,6 +111,27 @@ export function stats(values: readonly number[]): {
   };
 }
 
+/** YAML of scale descriptor `i` (`svc-i.scale.local`, one static target; `ipGen` moves the target IP). */
+export function descriptorDoc(i: number, ipGen = 0): string {
+  const a = (i % 250) + 1;
+  return `apiVersion: proxy.otoroshi.io/v1alpha1
+kind: ServiceDescriptor
+metadata: {name: svc-${i}, namespace: scale, annotations: {otoroshi.io/id: svc-${i}}}
+spec:
+  hosts: [svc-${i}.scale.local]
+  forceHttps: false
+  enforceSecureCommunication: false
+  targets: [{url: "http://127.${ipGen % 250}.${Math.floor(i / 250) % 250}.${a}:${10000 + (i % 50000)}"}]
+`;
+}
+/** YAML of scale apikey `i` (authorized on `svc-(i % 1000)`, daily quota 100,000). */
+export function apikeyDoc(i: number): string {
+  return `apiVersion: proxy.otoroshi.io/v1alpha1
+kind: ApiKey
+metadata: {name: key-${i}, namespace: scale}
+spec: {clientId: key-${i}, clientSecret: secret-${i}, authorizedEntities: [service_svc-${i % 1000}], dailyQuota: 100000}
+`;
+}
 /** Limits of one generated config file: well under the server's 2 MiB `--max-config-file-bytes` default. */
 export const DOCS_PER_FILE = 1000;
 export const BYTES_PER_FILE = 1 << 20;

@@ -22,7 +22,7 @@ import http2 from 'node:http2';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { envInt, envList, sharedNow, stats, writeDocFiles } from './gen.js';
+import { apikeyDoc, descriptorDoc, envInt, envList, sharedNow, stats, writeDocFiles } from './gen.js';
 import { next, type Msg } from './ipc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -47,25 +47,6 @@ function peakRssMB(): number {
 const FIXTURE_TLS = (): string =>
   fs.readFileSync(path.join(repo, 'test/fixtures/model/tls/secrets.yaml'), 'utf8').split('\n---\n')[0] ?? '';
 
-function descriptorDoc(i: number, ipGen = 0): string {
-  const a = (i % 250) + 1;
-  return `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: svc-${i}, namespace: scale, annotations: {otoroshi.io/id: svc-${i}}}
-spec:
-  hosts: [svc-${i}.scale.local]
-  forceHttps: false
-  enforceSecureCommunication: false
-  targets: [{url: "http://127.${ipGen % 250}.${Math.floor(i / 250) % 250}.${a}:${10000 + (i % 50000)}"}]
-`;
-}
-function apikeyDoc(i: number): string {
-  return `apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ApiKey
-metadata: {name: key-${i}, namespace: scale}
-spec: {clientId: key-${i}, clientSecret: secret-${i}, authorizedEntities: [service_svc-${i % 1000}], dailyQuota: 100000}
-`;
-}
 function secretDocs(n: number): string[] {
   const base = FIXTURE_TLS();
   return Array.from({ length: n }, (_x, i) =>
