@@ -21,6 +21,8 @@ import { PublishStage } from './stages/publish.js';
 import { startCoredns, startWebhook } from './stages/webhook.js';
 import type { CorednsSync } from './k8s/coredns.js';
 import { XdsStage } from './stages/xds.js';
+import { preloadClientNode } from './k8s/client-node.js';
+import { tokenReviewEnabled } from './k8s/token-review.js';
 
 export interface RunningServer {
   xdsPort: number;
@@ -144,6 +146,8 @@ export async function startServer(
   deps: ServerDeps = {},
 ): Promise<RunningServer> {
   const clock = deps.now ?? Date.now;
+  // The Kubernetes client is loaded only by servers that talk to an API server.
+  if (config.source === 'kubernetes' || tokenReviewEnabled(config)) await preloadClientNode();
   const cache = new SnapshotCache();
   const secretSeed = loadSecretSeed(config.dataDir, logger);
   const audit = auditFrom(config, logger);

@@ -4,7 +4,7 @@
 // watch events stay raw — the informer cache must hold one shape) and for our few writes.
 import http from 'node:http';
 import https from 'node:https';
-import * as k8s from '@kubernetes/client-node';
+import { clientNode, type ClientNode as k8s } from './client-node.js';
 import type { KubeMetadata } from '../model/types.js';
 
 export interface KubeObjectJson {
@@ -49,7 +49,7 @@ export type PatchType = 'merge' | 'strategic';
  * Loads a KubeConfig: an explicit file, else KUBECONFIG / ~/.kube/config / in-cluster (client-node's default order).
  */
 export function loadKubeConfig(file?: string): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
+  const kc = new (clientNode().KubeConfig)();
   if (file) kc.loadFromFile(file);
   else kc.loadFromDefault();
   return kc;

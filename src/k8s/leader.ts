@@ -9,7 +9,7 @@
 // stop() releases the Lease (empty holder) so a successor takes over at once.
 // Talks to the API server with client-node's typed CoordinationV1Api.
 import { EventEmitter } from 'node:events';
-import * as k8s from '@kubernetes/client-node';
+import { clientNode, type ClientNode as k8s } from './client-node.js';
 import type { KubeClient } from './client.js';
 
 export interface LeaderElectorOptions {
@@ -23,12 +23,12 @@ export interface LeaderElectorOptions {
 
 /** The HTTP status of a client-node ApiException (undefined for transport errors). */
 function statusOf(err: unknown): number | undefined {
-  return err instanceof k8s.ApiException ? err.code : undefined;
+  return err instanceof clientNode().ApiException ? err.code : undefined;
 }
 
 /** Kubernetes MicroTime (serialised with microseconds). */
 function microTime(): k8s.V1MicroTime {
-  return new k8s.V1MicroTime();
+  return new (clientNode().V1MicroTime)();
 }
 
 export class LeaderElector extends EventEmitter {
@@ -47,7 +47,7 @@ export class LeaderElector extends EventEmitter {
     private readonly opts: LeaderElectorOptions,
   ) {
     super();
-    this.api = client.kc.makeApiClient(k8s.CoordinationV1Api);
+    this.api = client.kc.makeApiClient(clientNode().CoordinationV1Api);
     this.duration = opts.leaseDurationSeconds ?? 15;
     this.retry = opts.retryPeriodMs ?? 2000;
   }

@@ -10,7 +10,7 @@
 //  * writes that only touch `.status` (ours, via the StatusWriter) do not emit 'change': no
 //    rebuild loop and no pushes for them.
 import { EventEmitter } from 'node:events';
-import * as k8s from '@kubernetes/client-node';
+import { clientNode, type ClientNode as k8s } from './client-node.js';
 import type { ConfigError, ConfigView, KubeObject, StoredObject } from '../model/types.js';
 import { objectKey } from '../model/ids.js';
 import { KubeClient, collectionPath, type KubeList, type KubeObjectJson } from './client.js';
@@ -36,35 +36,52 @@ export interface KubeSourceOptions {
   onLog?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 }
 
-/** client-node's Watch, asking for bookmarks and a server-side timeout on every watch request. */
-class BookmarkWatch extends k8s.Watch {
-  constructor(
+interface BookmarkWatchClass {
+  new (
     config: k8s.KubeConfig,
-    private readonly extra: Record<string, string>,
-    /** Called on every event (bookmarks included): the watch is healthy. */
-    private readonly onEvent: () => void,
-    /** Applied to each watched object before the informer caches it. */
-    private readonly keep?: (o: KubeObjectJson) => KubeObjectJson,
-  ) {
-    super(config);
-  }
-  override watch(
-    path: string,
-    queryParams: Record<string, string | number | boolean | undefined>,
-    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
-    done: (err: unknown) => void,
-  ): Promise<AbortController> {
-    return super.watch(
-      path,
-      { ...queryParams, ...this.extra },
-      (phase, obj, w) => {
-        if (phase !== 'ERROR') this.onEvent();
-        const kept = this.keep && phase !== 'ERROR' && phase !== 'BOOKMARK' && isObjectJson(obj) ? this.keep(obj) : obj;
-        callback(phase, kept, w);
-      },
-      done,
-    );
-  }
+    extra: Record<string, string>,
+    onEvent: () => void,
+    keep?: (o: KubeObjectJson) => KubeObjectJson,
+  ): k8s.Watch;
+}
+let bookmarkWatchClass: BookmarkWatchClass | undefined;
+
+/**
+ * client-node's Watch, asking for bookmarks and a server-side timeout on every watch request (the class is made on
+ * first use: client-node is loaded lazily).
+ */
+function bookmarkWatch(): BookmarkWatchClass {
+  bookmarkWatchClass ??= class BookmarkWatch extends clientNode().Watch {
+    constructor(
+      config: k8s.KubeConfig,
+      private readonly extra: Record<string, string>,
+      /** Called on every event (bookmarks included): the watch is healthy. */
+      private readonly onEvent: () => void,
+      /** Applied to each watched object before the informer caches it. */
+      private readonly keep?: (o: KubeObjectJson) => KubeObjectJson,
+    ) {
+      super(config);
+    }
+    override watch(
+      path: string,
+      queryParams: Record<string, string | number | boolean | undefined>,
+      callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+      done: (err: unknown) => void,
+    ): Promise<AbortController> {
+      return super.watch(
+        path,
+        { ...queryParams, ...this.extra },
+        (phase, obj, w) => {
+          if (phase !== 'ERROR') this.onEvent();
+          const kept =
+            this.keep && phase !== 'ERROR' && phase !== 'BOOKMARK' && isObjectJson(obj) ? this.keep(obj) : obj;
+          callback(phase, kept, w);
+        },
+        done,
+      );
+    }
+  };
+  return bookmarkWatchClass;
 }
 
 interface Feed {
@@ -161,7 +178,7 @@ export class KubeSource extends EventEmitter {
       feed.failing = false;
       feed.backoffMs = this.backoffInitialMs;
     };
-    const watch = new BookmarkWatch(this.opts.kubeConfig, extra, healthy, res.keep);
+    const watch = new (bookmarkWatch())(this.opts.kubeConfig, extra, healthy, res.keep);
     const listFn = async (): Promise<k8s.KubernetesListObject<k8s.KubernetesObject>> => {
       const list: KubeList = await this.client.list(path, { labelSelector, fieldSelector: res.fieldSelector });
       // built-in list items carry no kind/apiVersion: restore them (watch events have them)
@@ -183,7 +200,7 @@ export class KubeSource extends EventEmitter {
       return list as unknown as k8s.KubernetesListObject<k8s.KubernetesObject>;
     };
     // The 5th argument (field selector) is sent on the watch too; the list applies it itself.
-    const informer = new k8s.ListWatch<k8s.KubernetesObject>(
+    const informer = new (clientNode().ListWatch<k8s.KubernetesObject>)(
       path,
       watch,
       listFn,
