@@ -2,7 +2,7 @@
 // path. Algorithms, status codes, claims, JWKS caching and transform expressions: docs/jwt.md.
 import { createHmac, timingSafeEqual, webcrypto } from 'node:crypto';
 import { cachedReplacer, fullMatcher, replacer, type Matcher, type Replacer } from '../model/linear-regex.js';
-import * as jose from 'jose';
+import type * as jose from 'jose';
 import type {
   DescriptorJwtRef,
   JwtAlgoSettings,
@@ -13,6 +13,13 @@ import type {
 import { toPkcs8Pem, toSpkiPem } from '../model/jwt-verifier.js';
 import type { AuthzHooks, CheckInput, HeaderMutation } from './types.js';
 import type { ApikeyJwtOptions, ApikeyJwtResult } from './apikey.js';
+
+let joseModule: typeof jose | undefined;
+/** jose, imported on first use (a server without JwtVerifiers never loads it). */
+async function loadJose(): Promise<typeof jose> {
+  joseModule ??= await import('jose');
+  return joseModule;
+}
 
 export type JwtOutcome =
   | { kind: 'skipped' }
@@ -497,7 +504,7 @@ export class JwtEngine {
     const now = this.nowMs();
     let claims: Record<string, unknown>;
     try {
-      const r = await jose.jwtVerify(token, key, {
+      const r = await (joseModule ?? (await loadJose())).jwtVerify(token, key, {
         algorithms: [alg],
         clockTolerance: JWT_LEEWAY_SEC,
         currentDate: new Date(now),
@@ -520,7 +527,7 @@ export class JwtEngine {
       k =
         s.type === 'HSAlgoSettings'
           ? hmacKey(hsBytes(s), s.size, 'verify')
-          : jose.importSPKI(toSpkiPem(s.publicKey), alg);
+          : loadJose().then((j) => j.importSPKI(toSpkiPem(s.publicKey), alg));
       // A failed import is not cached: the next call retries (and fails the same way).
       k.catch(() => c.keys.delete(alg));
       c.keys.set(alg, k);
@@ -563,7 +570,7 @@ export class JwtEngine {
     const ck = `${alg}\u0000${kid}`;
     let k = e.imported.get(ck);
     if (k === undefined) {
-      k = jose.importJWK(usable, alg) as Promise<VerifyKey>;
+      k = loadJose().then((j) => j.importJWK(usable, alg)) as Promise<VerifyKey>;
       k.catch(() => e!.imported.delete(ck));
       e.imported.set(ck, k);
     }
@@ -650,7 +657,7 @@ export class JwtEngine {
     ) {
       const alg = `${s.type === 'RSAlgoSettings' ? 'RS' : 'ES'}${s.size}`;
       const pem = s.privateKey;
-      signer = { alg, key: Promise.resolve().then(() => jose.importPKCS8(toPkcs8Pem(pem), alg)) };
+      signer = { alg, key: loadJose().then((j) => j.importPKCS8(toPkcs8Pem(pem), alg)) };
     }
     if (signer !== null) signer.key.catch(() => undefined);
     c.signer = signer;
@@ -669,7 +676,7 @@ export class JwtEngine {
     if (signer === null) return undefined;
     let out: string;
     try {
-      out = await new jose.SignJWT(payload as jose.JWTPayload)
+      out = await new (joseModule ?? (await loadJose())).SignJWT(payload as jose.JWTPayload)
         .setProtectedHeader({ alg: signer.alg, typ: 'JWT' })
         .sign(await signer.key);
     } catch (e) {

@@ -12,8 +12,8 @@
 //   oxds:{<clientId>}:quota:monthly:<YYYY-MM>         PEXPIREAT next local 1st 00:00
 // The period is part of the key, so a clock a little off between instances never resets or
 // extends another period; all instances must share the configured time zone.
-import { Redis, Cluster } from 'ioredis';
-import type { ClusterOptions, RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { ApiKeyQuotas } from '../../model/types.js';
 import type { QuotaResult, QuotaStore } from '../types.js';
 import { QuotaCalendar, THROTTLING_WINDOW_MS, windowStartOf, type Periods } from './calendar.js';
@@ -178,6 +178,13 @@ export interface RedisConnectOptions {
   onError?: (err: Error) => void;
 }
 
+let ioredisModule: typeof import('ioredis') | undefined;
+/** ioredis, loaded on first use: a server without Redis quotas never pays for importing it. */
+function ioredis(): typeof import('ioredis') {
+  ioredisModule ??= createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+  return ioredisModule;
+}
+
 /** An ioredis client tuned for the hot path: no offline queue, no retries, short timeouts. */
 export function connectRedis(url: string, o: RedisConnectOptions = {}): RedisClient {
   const target = parseRedisUrl(url);
@@ -193,7 +200,7 @@ export function connectRedis(url: string, o: RedisConnectOptions = {}): RedisCli
   };
   let client: RedisClient;
   if (target.kind === 'cluster') {
-    client = new Cluster(target.nodes, {
+    client = new (ioredis().Cluster)(target.nodes, {
       ...target.options,
       enableOfflineQueue: false,
       enableAutoPipelining: o.autoPipelining ?? true,
@@ -201,7 +208,7 @@ export function connectRedis(url: string, o: RedisConnectOptions = {}): RedisCli
       redisOptions: { ...common, ...target.options.redisOptions },
     });
   } else {
-    client = new Redis({ ...common, ...target.options });
+    client = new (ioredis().Redis)({ ...common, ...target.options });
   }
   client.on('error', (err: Error) => o.onError?.(err));
   return client;
@@ -290,7 +297,7 @@ export class RedisQuotaStore implements QuotaStore {
     this.batchCmd = (this.client as unknown as { oxdsQuotaBatch: QuotaBatchCommand }).oxdsQuotaBatch.bind(this.client);
     this.batching = opts.batching ?? true;
     this.maxBatch = Math.max(1, opts.maxBatch ?? 64);
-    this.cluster = this.client instanceof Cluster;
+    this.cluster = this.client instanceof ioredis().Cluster;
     this.flush = this.flush.bind(this);
   }
 
