@@ -97,6 +97,24 @@ test('validate names file, document index, object and field path, and exits 1', 
   assert.match(r.stdout, /OXDS_YAML_PARSE b\.yaml#0/);
 });
 
+test('validate names the file and document of a TcpService warning', () => {
+  const tcp = `apiVersion: proxy.otoroshi.io/v1alpha1
+kind: TcpService
+metadata: {name: pg, namespace: data}
+spec:
+  port: 5432
+  tls: PassThrough
+  sni: {enabled: true}
+  rules:
+    - domain: "pg-*.example.com"
+      targets: [{host: pg.internal, port: 5432}]
+`;
+  const dir = tmpDir({ 'tcp/a.yaml': `${GOOD}\n---\n${tcp}` });
+  const r = cli(['validate', '--config', dir]);
+  const line = r.stdout.split('\n').find((l) => l.includes('TcpService data/pg')) ?? '';
+  assert.match(line, /^warning OXDS_NOT_SUPPORTED tcp\/a\.yaml#1 TcpService data\/pg spec\.rules\[0\]\.domain: /);
+});
+
 test('validate exits 0 on the examples', () => {
   const r = cli(['validate', '--config', 'examples']);
   assert.equal(r.status, 0, r.stdout);

@@ -55,6 +55,8 @@ function reporter(s: TcpServiceModel, errors: ConfigError[]): Report {
       kind: 'TcpService',
       namespace: s.namespace,
       name: nameOfKey(s.sourceKey, s.namespace),
+      ...(s.origin.file !== undefined ? { file: s.origin.file } : {}),
+      ...(s.origin.doc !== undefined ? { doc: s.origin.doc } : {}),
       severity: 'warning',
     });
 }
