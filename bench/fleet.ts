@@ -463,10 +463,10 @@ async function fleetRun(bin: string, flavour: string): Promise<unknown> {
 // ------------------------------------------------------------------ first request: on demand vs eager
 
 /** ms of one GET through `g` for host s<i> (status must be 200). */
-async function timedGet(g: Gw, i: number): Promise<number> {
+async function timedGet(g: Gw, i: number, which: 'first' | 'second'): Promise<number> {
   const t = performance.now();
   const r = await get(g, i, '/x');
-  if (r.status !== 200) throw new Error(`s${i}: status ${r.status} on its first request`);
+  if (r.status !== 200) throw new Error(`s${i}: status ${r.status} on its ${which} request`);
   return performance.now() - t;
 }
 
@@ -487,9 +487,9 @@ async function onDemandRun(bin: string, mode: 'vhds' | 'vhds-on-demand'): Promis
     // Warm the connection with a host the probe does not use.
     await eventually('the last host', async () => ((await get(g!, N - 1, '/x')).status === 200 ? true : undefined));
     const first: number[] = [];
-    for (const i of hosts) first.push(await timedGet(g, i));
+    for (const i of hosts) first.push(await timedGet(g, i, 'first'));
     const second: number[] = [];
-    for (const i of hosts) second.push(await timedGet(g, i));
+    for (const i of hosts) second.push(await timedGet(g, i, 'second'));
     const rejected = await g.envoy.rejected();
     const row = { mode, hosts: hosts.length, first: stats(first), second: stats(second), rejected, load: load() };
     console.log(
