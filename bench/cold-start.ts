@@ -6,17 +6,25 @@
 //
 //   npm run build && node dist/bench/cold-start.js [--descriptors 10000] [--apikeys 10000] [--rounds 3]
 //        [--against <checkout with dist/>] [--dir <existing config dir>] [--profile <dir>]
+//        [--node-flags "<node/V8 flags>"]... [--settle-ms <ms>]
 //
 // `--against` interleaves rounds of another checkout's build (e.g. main before a change) with this one's
 // on the same generated input: before, after, before, after... The child always runs this file and
 // imports the measured build's `dist/src/main.js` by path, so the other checkout needs no copy of it.
 // `--profile <dir>` runs the children with `--cpu-prof` into that directory (slower; for where, not how long).
+// `--node-flags "<flags>"` starts every child as `node <flags> …` (both builds; default: no flags). Given more
+// than once, each value is one variant ("" = no flags) and every round runs every build × variant, interleaved.
+// Each child also reports the time V8 spent in GC to the first snapshot (scavenges, mark-compacts); with
+// `--settle-ms <ms>`, the child then stays up that long (the server idle, V8's memory reducer free to run)
+// and reports its RSS and the heap committed at the end: the steady state after the start.
 // Writes bench/results/cold-start.json.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
+import v8 from 'node:v8';
 import { apikeyDoc, descriptorDoc, writeDocFiles } from './gen.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -25,11 +33,57 @@ const repo = path.resolve(here, '..', '..');
 
 interface Round {
   build: string;
+  flags: string;
   wallMs: number;
   importMs: number;
   cpuMs: number;
   peakRssMiB: number;
   clusters: number;
+  gc: GcTotals;
+  settled?: { rssMiB: number; heapCommittedMiB: number; newSpaceCommittedMiB: number };
+}
+
+interface GcTotals {
+  ms: number;
+  scavenges: number;
+  scavengeMs: number;
+  markCompacts: number;
+  markCompactMs: number;
+}
+
+/** Sums the `gc` performance entries from now on (V8's pauses on the main thread). */
+function watchGc(): GcTotals {
+  const t: GcTotals = { ms: 0, scavenges: 0, scavengeMs: 0, markCompacts: 0, markCompactMs: 0 };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      t.ms += e.duration;
+      const kind = (e as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) {
+        t.scavenges++;
+        t.scavengeMs += e.duration;
+      } else if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) {
+        t.markCompacts++;
+        t.markCompactMs += e.duration;
+      }
+    }
+  }).observe({ entryTypes: ['gc'] });
+  return t;
+}
+
+function rssMiB(): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function settle(ms: number): Promise<NonNullable<Round['settled']>> {
+  await new Promise((r) => setTimeout(r, ms));
+  const spaces = v8.getHeapSpaceStatistics();
+  const newSpace = spaces.find((x) => x.space_name === 'new_space');
+  return {
+    rssMiB: rssMiB(),
+    heapCommittedMiB: v8.getHeapStatistics().total_heap_size / 2 ** 20,
+    newSpaceCommittedMiB: (newSpace?.space_size ?? NaN) / 2 ** 20,
+  };
 }
 
 function peakRssMiB(): number {
@@ -50,7 +104,8 @@ interface StartServerLike {
   }>;
 }
 
-async function child(buildRoot: string, dir: string, want: number): Promise<void> {
+async function child(buildRoot: string, dir: string, want: number, settleMs: number): Promise<void> {
+  const gc = watchGc();
   const dist = path.join(buildRoot, 'dist', 'src');
   const cfg = (await import(pathToFileURL(path.join(dist, 'config.js')).href)) as {
     resolveConfig(
@@ -80,27 +135,41 @@ async function child(buildRoot: string, dir: string, want: number): Promise<void
   }
   const wallMs = performance.now();
   const cpu = process.cpuUsage();
-  const out = {
+  const peak = peakRssMiB();
+  // The gc entries of the last pauses are delivered on a later tick: let them in before reading the totals.
+  await new Promise((r) => setImmediate(r));
+  const out: Omit<Round, 'build' | 'flags'> = {
     wallMs,
     importMs: tImport,
     cpuMs: (cpu.user + cpu.system) / 1000,
-    peakRssMiB: peakRssMiB(),
+    peakRssMiB: peak,
     clusters: clusters(),
+    gc: { ...gc },
   };
+  if (settleMs > 0) out.settled = await settle(settleMs);
   process.stdout.write(`${JSON.stringify(out)}\n`);
   await server.stop();
   fs.rmSync(data, { recursive: true, force: true });
   process.exit(0);
 }
 
-function runChild(buildRoot: string, dir: string, want: number, profileDir: string | undefined): Promise<Round> {
+interface ChildOptions {
+  want: number;
+  profileDir: string | undefined;
+  flags: string;
+  settleMs: number;
+}
+
+function runChild(buildRoot: string, dir: string, o: ChildOptions): Promise<Round> {
   const args = [
-    ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+    ...splitFlags(o.flags),
+    ...(o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir] : []),
     SELF,
     'child',
     buildRoot,
     dir,
-    String(want),
+    String(o.want),
+    String(o.settleMs),
   ];
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -111,7 +180,7 @@ function runChild(buildRoot: string, dir: string, want: number, profileDir: stri
       const line = out.trim().split('\n').pop() ?? '';
       if (code !== 0 || !line.startsWith('{'))
         return reject(new Error(`child for ${buildRoot} exited ${code}: ${out}`));
-      resolve({ build: buildRoot, ...(JSON.parse(line) as Omit<Round, 'build'>) });
+      resolve({ build: buildRoot, flags: o.flags, ...(JSON.parse(line) as Omit<Round, 'build' | 'flags'>) });
     });
   });
 }
@@ -121,9 +190,72 @@ function arg(name: string): string | undefined {
   return i > 0 ? process.argv[i + 1] : undefined;
 }
 
+/** Every value of a repeatable option, in order. */
+function args(name: string): string[] {
+  const out: string[] = [];
+  process.argv.forEach((a, i) => {
+    const v = process.argv[i + 1];
+    if (a === `--${name}` && v !== undefined) out.push(v);
+  });
+  return out;
+}
+
+function splitFlags(flags: string): string[] {
+  return flags.split(/\s+/).filter((x) => x !== '');
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+function roundLine(res: Round): string {
+  const st = res.settled;
+  return (
+    `wall ${res.wallMs.toFixed(0)} ms (import ${res.importMs.toFixed(0)}, ` +
+    `after import ${(res.wallMs - res.importMs).toFixed(0)}), CPU ${res.cpuMs.toFixed(0)} ms, ` +
+    `GC ${res.gc.ms.toFixed(0)} ms (${res.gc.scavenges} scavenges ${res.gc.scavengeMs.toFixed(0)} ms, ` +
+    `${res.gc.markCompacts} mark-compacts ${res.gc.markCompactMs.toFixed(0)} ms), ` +
+    `peak RSS ${res.peakRssMiB.toFixed(0)} MiB, ${res.clusters} clusters` +
+    (st
+      ? `; settled: RSS ${st.rssMiB.toFixed(0)} MiB, heap committed ${st.heapCommittedMiB.toFixed(0)} MiB ` +
+        `(new space ${st.newSpaceCommittedMiB.toFixed(0)})`
+      : '')
+  );
+}
+
+interface Summary {
+  build: string;
+  flags: string;
+  wallMs: number;
+  afterImportMs: number;
+  cpuMs: number;
+  gcMs: number;
+  peakRssMiB: number;
+  settledRssMiB: number | undefined;
+}
+
+function summarize(build: string, flags: string, results: Round[]): Summary {
+  const rs = results.filter((x) => x.build === build && x.flags === flags);
+  const settled = rs.flatMap((x) => (x.settled ? [x.settled.rssMiB] : []));
+  return {
+    build,
+    flags,
+    wallMs: median(rs.map((x) => x.wallMs)),
+    afterImportMs: median(rs.map((x) => x.wallMs - x.importMs)),
+    cpuMs: median(rs.map((x) => x.cpuMs)),
+    gcMs: median(rs.map((x) => x.gc.ms)),
+    peakRssMiB: median(rs.map((x) => x.peakRssMiB)),
+    settledRssMiB: settled.length > 0 ? median(settled) : undefined,
+  };
+}
+
+function summaryLine(s: Summary): string {
+  return (
+    `wall ${s.wallMs.toFixed(0)} ms (after import ${s.afterImportMs.toFixed(0)}), CPU ${s.cpuMs.toFixed(0)} ms, ` +
+    `GC ${s.gcMs.toFixed(0)} ms, peak RSS ${s.peakRssMiB.toFixed(0)} MiB` +
+    (s.settledRssMiB !== undefined ? `, settled RSS ${s.settledRssMiB.toFixed(0)} MiB` : '')
+  );
 }
 
 async function main(): Promise<void> {
@@ -132,6 +264,9 @@ async function main(): Promise<void> {
   const rounds = Number(arg('rounds') ?? 3);
   const against = arg('against');
   const profileDir = arg('profile');
+  const settleMs = Number(arg('settle-ms') ?? 0);
+  const variants = args('node-flags');
+  if (variants.length === 0) variants.push('');
   if (profileDir) fs.mkdirSync(profileDir, { recursive: true });
   let root: string | undefined;
   let dir = arg('dir');
@@ -157,35 +292,20 @@ async function main(): Promise<void> {
       `${os.cpus().length} × ${cpuModel}, node ${process.version}, load ${os.loadavg()[0]?.toFixed(2)}`,
   );
   const builds = against ? [path.resolve(against), repo] : [repo];
+  const label = (b: string, flags: string): string =>
+    `${b === repo ? 'this ' : 'other'}${variants.length > 1 || flags !== '' ? ` [${flags || 'no flags'}]` : ''}`;
   const results: Round[] = [];
   for (let r = 0; r < rounds; r++) {
-    for (const b of builds) {
-      const res = await runChild(b, dir, nDesc, profileDir);
-      results.push(res);
-      console.log(
-        `  ${b === repo ? 'this ' : 'other'} round ${r + 1}: wall ${res.wallMs.toFixed(0)} ms ` +
-          `(import ${res.importMs.toFixed(0)}, ` +
-          `after import ${(res.wallMs - res.importMs).toFixed(0)}), ` +
-          `CPU ${res.cpuMs.toFixed(0)} ms, peak RSS ${res.peakRssMiB.toFixed(0)} MiB, ${res.clusters} clusters`,
-      );
+    for (const flags of variants) {
+      for (const b of builds) {
+        const res = await runChild(b, dir, { want: nDesc, profileDir, flags, settleMs });
+        results.push(res);
+        console.log(`  ${label(b, flags)} round ${r + 1}: ${roundLine(res)}`);
+      }
     }
   }
-  const summary = builds.map((b) => {
-    const rs = results.filter((x) => x.build === b);
-    return {
-      build: b,
-      wallMs: median(rs.map((x) => x.wallMs)),
-      afterImportMs: median(rs.map((x) => x.wallMs - x.importMs)),
-      cpuMs: median(rs.map((x) => x.cpuMs)),
-      peakRssMiB: median(rs.map((x) => x.peakRssMiB)),
-    };
-  });
-  for (const s of summary)
-    console.log(
-      `median ${s.build === repo ? 'this ' : 'other'} (${s.build}): wall ${s.wallMs.toFixed(0)} ms ` +
-        `(after import ${s.afterImportMs.toFixed(0)}), CPU ${s.cpuMs.toFixed(0)} ms, ` +
-        `peak RSS ${s.peakRssMiB.toFixed(0)} MiB`,
-    );
+  const summary = variants.flatMap((flags) => builds.map((b) => summarize(b, flags, results)));
+  for (const s of summary) console.log(`median ${label(s.build, s.flags)} (${s.build}): ${summaryLine(s)}`);
   console.log(`load after: ${os.loadavg()[0]?.toFixed(2)}`);
   const outDir = path.join(repo, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
@@ -197,7 +317,12 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === 'child') {
-  await child(process.argv[3] ?? repo, process.argv[4] ?? '', Number(process.argv[5] ?? 1));
+  await child(
+    process.argv[3] ?? repo,
+    process.argv[4] ?? '',
+    Number(process.argv[5] ?? 1),
+    Number(process.argv[6] ?? 0),
+  );
 } else {
   await main();
 }
