@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import jsyaml from 'js-yaml';
 import { parseAllDocuments, Parser } from 'yaml';
-import { envInt } from './gen.js';
+import { apikeyDoc, descriptorDoc, envInt } from './gen.js';
 import { parseYamlFile } from '../src/sources/yaml.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -18,22 +18,8 @@ const ROUNDS = envInt('BENCH_YAML_ROUNDS', 3);
 
 function input(): string {
   const docs: string[] = [];
-  for (let i = 0; i < 10_000; i++)
-    docs.push(`apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ServiceDescriptor
-metadata: {name: svc-${i}, namespace: scale, annotations: {otoroshi.io/id: svc-${i}}}
-spec:
-  hosts: [svc-${i}.scale.local]
-  forceHttps: false
-  enforceSecureCommunication: false
-  targets: [{url: "http://127.0.${Math.floor(i / 250) % 250}.${(i % 250) + 1}:${10000 + i}"}]
-`);
-  for (let i = 0; i < 10_000; i++)
-    docs.push(`apiVersion: proxy.otoroshi.io/v1alpha1
-kind: ApiKey
-metadata: {name: key-${i}, namespace: scale}
-spec: {clientId: key-${i}, clientSecret: secret-${i}, authorizedEntities: [service_svc-${i % 1000}], dailyQuota: 100000}
-`);
+  for (let i = 0; i < 10_000; i++) docs.push(descriptorDoc(i));
+  for (let i = 0; i < 10_000; i++) docs.push(apikeyDoc(i));
   const tls = fs.readFileSync(path.join(repo, 'test/fixtures/model/tls/secrets.yaml'), 'utf8').split('\n---\n')[0]!;
   for (let i = 0; i < 1000; i++) docs.push(`${tls.replace(/name: web-tls/, `name: tls-${i}`)}\n`);
   return docs.join('---\n');

@@ -1,6 +1,6 @@
 // Otoroshi id rules (docs/decisions.md: "References").
 import { createHash } from 'node:crypto';
-import type { KubeObject } from './types.js';
+import type { ConfigError, KubeObject, ObjectOrigin } from './types.js';
 
 /**
  * Otoroshi's `slugifyWithSlash`: NFD-normalise, drop diacritics, map each of `` -._~!$'()*,;&=@:/``
@@ -111,4 +111,12 @@ export function nameOfKey(key: string, namespace: string): string {
   const rest = key.slice(slash + 1);
   for (const ns of [namespace, '']) if (rest.startsWith(`${ns}/`)) return rest.slice(ns.length + 1);
   return rest.slice(rest.indexOf('/') + 1);
+}
+
+/** The `file` / `doc` of an error about an object from `origin` (absent for objects not read from files). */
+export function originFields(origin: ObjectOrigin): Pick<ConfigError, 'file' | 'doc'> {
+  return {
+    ...(origin.file !== undefined ? { file: origin.file } : {}),
+    ...(origin.doc !== undefined ? { doc: origin.doc } : {}),
+  };
 }

@@ -3,6 +3,7 @@
 // clusters `oxds~<descriptorId>~<hash>` (and `~canary`, `~<target>`), TcpService listeners and
 // clusters `oxds-tcp~<id>[~part]`. When Envoy's message names none of them, a value it quotes
 // (a regex, a header name...) is looked up in the routes and clusters that carry it.
+import { originFields } from '../model/ids.js';
 import { toProto3Json } from '../../proto/json.js';
 import { TYPE_URLS, type ResourceKind } from '../../proto/loader.js';
 import type { ConfigError, Model, ObjectOrigin } from '../model/types.js';
@@ -129,8 +130,7 @@ export function envoyRejectionErrors(message: string, set: ResourceSet, model: M
     kind: o.kind,
     namespace: o.namespace,
     name: o.name,
-    ...(o.origin.file !== undefined ? { file: o.origin.file } : {}),
-    ...(o.origin.doc !== undefined ? { doc: o.origin.doc } : {}),
+    ...originFields(o.origin),
     message: `Envoy rejected it: ${detail}`,
   }));
 }

@@ -2,6 +2,7 @@
 // blame.ts) leaves those objects out of the next snapshots, with status OXDS_ENVOY_REJECTED, so
 // everything else converges. An object comes back as soon as it changes (or is deleted). Bounded:
 // only objects in the published snapshot can be blamed, and a left-out object is not in it.
+import { originFields } from '../model/ids.js';
 import { objectFingerprint } from '../audit.js';
 import type { ConfigError, ConfigView, Model, ObjectKey, ObjectStatus } from '../model/types.js';
 import type { ResourceSet } from './types.js';
@@ -56,8 +57,7 @@ export class EnvoyRejections {
         kind: o.object.kind,
         namespace: m.namespace ?? '',
         name: m.name,
-        ...(o.origin.file !== undefined ? { file: o.origin.file } : {}),
-        ...(o.origin.doc !== undefined ? { doc: o.origin.doc } : {}),
+        ...originFields(o.origin),
         message: `Envoy rejected the configuration made from this object; left out until it changes: ${r.message}`,
       };
       statuses.push({

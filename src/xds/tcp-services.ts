@@ -2,7 +2,7 @@
 import type { ProtoObject } from '../../proto/loader.js';
 import { TYPE_URLS } from '../../proto/loader.js';
 import type { ConfigError, TcpServiceModel } from '../model/types.js';
-import { nameOfKey } from '../model/ids.js';
+import { nameOfKey, originFields } from '../model/ids.js';
 import { check } from './emit.js';
 
 /** An address Envoy listens on, and what it is, for conflicts. */
@@ -32,8 +32,7 @@ export function tcpProblem(
     namespace: t.namespace,
     name: nameOfKey(t.sourceKey, t.namespace),
     severity: 'error' as const,
-    ...(t.origin.file !== undefined ? { file: t.origin.file } : {}),
-    ...(t.origin.doc !== undefined ? { doc: t.origin.doc } : {}),
+    ...originFields(t.origin),
   };
   const clash = taken.find((b) => overlaps({ address: t.interface, port: t.port, what: '' }, b));
   if (clash)

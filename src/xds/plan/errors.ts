@@ -3,7 +3,7 @@ import type { ConfigError, Descriptor } from '../../model/types.js';
 import type { ProtoObject } from '../../../proto/loader.js';
 import type { ValidationIssue } from '../validate.js';
 import * as names from '../names.js';
-import { nameOfKey } from '../../model/ids.js';
+import { nameOfKey, originFields } from '../../model/ids.js';
 
 /** An error on the object a descriptor comes from (its routes and clusters are not published). */
 export function descriptorProblem(
@@ -19,8 +19,7 @@ export function descriptorProblem(
     kind: d.sourceKind,
     namespace: d.namespace,
     name: nameOfKey(d.sourceKey, d.namespace),
-    ...(d.origin.file !== undefined ? { file: d.origin.file } : {}),
-    ...(d.origin.doc !== undefined ? { doc: d.origin.doc } : {}),
+    ...originFields(d.origin),
     severity: 'error',
   };
 }

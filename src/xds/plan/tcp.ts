@@ -3,7 +3,7 @@
 import type { ConfigError, TcpServiceModel, TcpTarget, TlsCertificate } from '../../model/types.js';
 import { hostsOverlap } from '../../model/patterns.js';
 import * as names from '../names.js';
-import { nameOfKey } from '../../model/ids.js';
+import { nameOfKey, originFields } from '../../model/ids.js';
 
 export interface TcpClusterPlan {
   name: string;
@@ -55,8 +55,7 @@ function reporter(s: TcpServiceModel, errors: ConfigError[]): Report {
       kind: 'TcpService',
       namespace: s.namespace,
       name: nameOfKey(s.sourceKey, s.namespace),
-      ...(s.origin.file !== undefined ? { file: s.origin.file } : {}),
-      ...(s.origin.doc !== undefined ? { doc: s.origin.doc } : {}),
+      ...originFields(s.origin),
       severity: 'warning',
     });
 }
