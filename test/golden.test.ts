@@ -13,7 +13,8 @@ import { parseYamlFile } from '../src/sources/yaml.js';
 import { buildModel } from '../src/model/build.js';
 import { translate } from '../src/xds/translate.js';
 import { RESOURCE_SET_KEYS, type TranslateOptions, type TranslateOutput } from '../src/xds/types.js';
-import { SEND_ORDER } from '../proto/loader.js';
+import { SEND_ORDER, TYPE_URLS } from '../proto/loader.js';
+import { toProto3Json } from '../proto/json.js';
 import { validateSet } from '../src/pipeline.js';
 import { buildSnapshot, checkConsistency } from '../src/xds/snapshot.js';
 import type { ConfigError } from '../src/model/types.js';
@@ -43,6 +44,19 @@ function renderCase(name: string, text: string, opts: Partial<TranslateOptions> 
   const rejected: ConfigError[] = [];
   for (const node of ['envoy', 'grpc'] as const) {
     const compiled = validateSet(node, out[node], rejected);
+    // The printed JSON of a resource (translate's output) read from the object is what its
+    // encoded bytes print.
+    for (const kind of SEND_ORDER) {
+      for (const obj of compiled.set[RESOURCE_SET_KEYS[kind]]) {
+        const bytes = compiled.bytes.get(obj);
+        assert.ok(bytes, `${name}: ${kind} has bytes`);
+        assert.deepEqual(
+          toProto3Json(TYPE_URLS[kind], obj),
+          toProto3Json(TYPE_URLS[kind], bytes),
+          `${name}: ${kind} JSON`,
+        );
+      }
+    }
     assert.deepEqual(
       checkConsistency(buildSnapshot(node, 'v1', compiled.set)),
       [],

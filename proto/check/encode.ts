@@ -86,7 +86,6 @@ function planOf(type: protobuf.Type): Plan {
   };
   plans.set(type, p);
   for (const f of fields) {
-    f.resolve();
     if (f.required || f.delimited) p.unsupported = true;
     p.fields.push(compileField(f));
   }

@@ -5,12 +5,10 @@
 // the path stack. Works on decoded messages and on plain objects in fromObject form.
 import net from 'node:net';
 import protobuf from 'protobufjs';
-import re2pkg from 're2-wasm';
 import type { ProtoObject } from '../loader.js';
 import { fullNameOf, longToNumber, typeOfAnyUrl } from '../json.js';
+import { re2Class } from '../re2.js';
 import { Ctx, MapKey, elemMessageType, enumOf, hasOwn, isPresent, show, type ValidationIssue } from './context.js';
-
-const { RE2 } = re2pkg;
 
 // ---------------------------------------------------------------- rule plumbing
 
@@ -70,10 +68,17 @@ interface Matcher {
   test(s: string): boolean;
 }
 const re2Cache = new Map<string, Matcher>();
+/** The RE2 matcher of a PGV pattern, compiled (and re2-wasm loaded) when a value is first tested. */
 function re2(pattern: string): Matcher {
   let m = re2Cache.get(pattern);
   if (!m) {
-    m = new RE2(pattern, 'u') as unknown as Matcher;
+    let compiled: Matcher | undefined;
+    m = {
+      test: (s) => {
+        compiled ??= new (re2Class())(pattern, 'u') as unknown as Matcher;
+        return compiled.test(s);
+      },
+    };
     re2Cache.set(pattern, m);
   }
   return m;

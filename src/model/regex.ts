@@ -1,5 +1,5 @@
 // Regex validation with RE2: Envoy's safe_regex is RE2, so whatever we accept must compile there.
-import { RE2 } from 're2-wasm';
+import { re2Class } from '../../proto/re2.js';
 
 const cache = new Map<string, string | null>();
 
@@ -85,7 +85,7 @@ export function re2Problem(pattern: string): string | null {
       res =
         `the RE2 program is too large for Envoy (about ${size} instructions, at most ${MAX_PROGRAM_SIZE}): ` +
         'simplify the pattern (fewer counted repetitions or alternatives)';
-    else new RE2(pattern, 'u');
+    else new (re2Class())(pattern, 'u');
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     // re2-wasm says "Invalid regular expression: /x/u: reason"; keep only the reason.
