@@ -8,8 +8,8 @@
 //  * `type: [..]` unions (used where Otoroshi accepts several shapes, e.g. `targets` as array or
 //    object, `validUntil` as ms or ISO string) must become `x-kubernetes-preserve-unknown-fields`.
 //  * Unknown fields are allowed everywhere (no `additionalProperties: false`): Otoroshi ignores them.
-import { createRequire } from 'node:module';
 import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import { generatedValidators, newAjv } from './spec-validators.js';
 import type { ConfigError, ErrorCode } from './types.js';
 
 type Schema = Record<string, unknown>;
@@ -425,36 +425,21 @@ export const SPEC_SCHEMAS: Readonly<Record<string, Schema>> = {
 
 // ------------------------------------------------------------------ validation
 
-// ajv itself is loaded with the first schema compiled (an empty config directory needs none).
+// Validators: generated ahead of time (spec-validators.ts) when the generated file matches these
+// schemas; otherwise ajv (loaded then) compiles each kind on first use: compiling every schema
+// costs a process start-up ~0.2-0.7 s (`translate` of an empty directory, `serve` with few kinds).
+let generated: Readonly<Record<string, ValidateFunction>> | null | undefined;
 let ajvInstance: Ajv | undefined;
-function ajv(): Ajv {
-  if (ajvInstance) return ajvInstance;
-  const { Ajv: AjvClass } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
-  const a = new AjvClass({
-    allErrors: true,
-    strict: true,
-    strictTypes: false,
-    strictRequired: false,
-    allowUnionTypes: true,
-    verbose: true,
-  });
-  a.addKeyword({ keyword: 'x-oxds-message', schemaType: 'string' });
-  a.addKeyword({ keyword: 'x-oxds-missing', schemaType: 'string' });
-  a.addKeyword({ keyword: 'x-kubernetes-int-or-string', schemaType: 'boolean' });
-  ajvInstance = a;
-  return a;
-}
-
-// Compiled on first use per kind: compiling every schema costs a process start-up ~0.2-0.7 s
-// (`translate` of an empty directory, `serve` with few kinds) for nothing.
 const compiled = new Map<string, ValidateFunction>();
 function validatorOf(kind: string): ValidateFunction | undefined {
+  // Own keys only: a kind such as `constructor` is not a schema.
+  if (!Object.hasOwn(SPEC_SCHEMAS, kind)) return undefined;
+  if (generated === undefined) generated = generatedValidators(SPEC_SCHEMAS);
+  if (generated !== null) return generated[kind];
   let v = compiled.get(kind);
   if (v === undefined) {
-    // Own keys only: a kind such as `constructor` is not a schema.
-    if (!Object.hasOwn(SPEC_SCHEMAS, kind)) return undefined;
-    const schema = SPEC_SCHEMAS[kind]!;
-    v = ajv().compile(schema);
+    ajvInstance ??= newAjv();
+    v = ajvInstance.compile(SPEC_SCHEMAS[kind]!);
     compiled.set(kind, v);
   }
   return v;
