@@ -1,6 +1,7 @@
-// YAML parsing off the event loop that serves xDS and ext_authz: one worker thread, requests
-// answered in order. A worker that dies (out of memory on a hostile file) fails that file only and
+// YAML parsing off the event loop that serves xDS and ext_authz: worker threads, each request
+// answered on its own. A worker that dies (out of memory on a hostile file) fails that file only and
 // is replaced on the next request.
+import os from 'node:os';
 import { Worker, isMainThread, parentPort } from 'node:worker_threads';
 import { parseYamlFile } from './yaml.js';
 import type { ConfigError, StoredObject } from '../model/types.js';
@@ -27,49 +28,71 @@ if (!isMainThread && parentPort !== null) {
   });
 }
 
+interface Slot {
+  worker: Worker;
+  waiting: Map<number, { name: string; resolve: (p: Parsed) => void }>;
+}
+
+/**
+ * Up to `size` worker threads (one per core, at most two by default): a second worker starts only
+ * when a file is sent while every worker already has one, so a one-file change uses one thread and
+ * a directory load parses two files at a time. Each answer goes to its own request.
+ */
 export class YamlParser {
-  private worker: Worker | undefined;
+  private slots: Slot[] = [];
   private nextId = 1;
-  private readonly waiting = new Map<number, { name: string; resolve: (p: Parsed) => void }>();
 
-  constructor(private readonly heapMb = 512) {}
+  constructor(
+    private readonly heapMb = 512,
+    private readonly size = Math.max(1, Math.min(2, os.availableParallelism())),
+  ) {}
 
-  private start(): Worker {
+  private start(): Slot {
     const w = new Worker(new URL(import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: this.heapMb } });
+    const slot: Slot = { worker: w, waiting: new Map() };
     w.on('message', (m: { id: number; result?: Parsed; error?: string }) => {
-      const job = this.waiting.get(m.id);
+      const job = slot.waiting.get(m.id);
       if (job === undefined) return;
-      this.waiting.delete(m.id);
-      if (this.waiting.size === 0) w.unref();
+      slot.waiting.delete(m.id);
+      if (slot.waiting.size === 0) w.unref();
       job.resolve(m.result ?? failed(job.name, `cannot parse: ${m.error ?? 'unknown error'}`));
     });
     const dead = (why: string): void => {
-      if (this.worker === w) this.worker = undefined;
-      for (const [id, job] of this.waiting) {
-        this.waiting.delete(id);
+      this.slots = this.slots.filter((s) => s !== slot);
+      for (const [id, job] of slot.waiting) {
+        slot.waiting.delete(id);
         job.resolve(failed(job.name, why));
       }
     };
     w.on('error', (e) => dead(`cannot parse: ${e.message}`));
     w.on('exit', () => dead('cannot parse: the parser stopped (file too large or too complex?)'));
-    return w;
+    this.slots.push(slot);
+    return slot;
+  }
+
+  /** An idle worker, else a new one while below `size`, else the least busy. */
+  private pick(): Slot {
+    let best: Slot | undefined;
+    for (const s of this.slots) if (best === undefined || s.waiting.size < best.waiting.size) best = s;
+    if (best !== undefined && (best.waiting.size === 0 || this.slots.length >= this.size)) return best;
+    return this.start();
   }
 
   parse(name: string, text: string): Promise<Parsed> {
-    const w = (this.worker ??= this.start());
+    const slot = this.pick();
     const id = this.nextId++;
     // A parse in progress keeps the process alive; an idle parser does not.
-    if (this.waiting.size === 0) w.ref();
+    if (slot.waiting.size === 0) slot.worker.ref();
     return new Promise((resolve) => {
-      this.waiting.set(id, { name, resolve });
-      w.postMessage({ id, name, text } satisfies Job);
+      slot.waiting.set(id, { name, resolve });
+      slot.worker.postMessage({ id, name, text } satisfies Job);
     });
   }
 
   async close(): Promise<void> {
-    const w = this.worker;
-    this.worker = undefined;
-    if (w !== undefined) await w.terminate();
+    const slots = this.slots;
+    this.slots = [];
+    await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 }
 
