@@ -4,7 +4,8 @@
 // default config writes — Otoroshi never picks those up; we accept both). The value `"default"`
 // means Otoroshi's built-in template: our model's defaults already are that, so it is a no-op.
 import fs from 'node:fs';
-import YAML from 'yaml';
+import { createRequire } from 'node:module';
+import type * as YamlLib from 'yaml';
 import type { KubeObjectJson } from './client.js';
 import { OTOROSHI_KINDS, isOtoroshiApiVersion } from './resources.js';
 
@@ -45,7 +46,8 @@ export function applyTemplate(obj: KubeObjectJson, templates: Templates): KubeOb
 export function loadTemplates(file: string): Templates {
   let v: unknown;
   try {
-    v = YAML.parse(fs.readFileSync(file, 'utf8'));
+    // The yaml library is loaded here only: a server without a templates file never needs it.
+    v = (createRequire(import.meta.url)('yaml') as typeof YamlLib).parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
     throw new Error(`--templates ${file}: ${(err as Error).message}`);
   }
