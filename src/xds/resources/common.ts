@@ -16,6 +16,22 @@ export function duration(ms: number): Duration {
   return nanos === 0 ? { seconds } : { seconds, nanos };
 }
 
+const DURATIONS = new Map<number, Duration>();
+
+/**
+ * duration(ms) as one frozen object per value, for fields many resources share (cluster connect
+ * timeouts, route timeouts). At most 1,024 values are kept.
+ */
+export function sharedDuration(ms: number): Duration {
+  let d = DURATIONS.get(ms);
+  if (d === undefined) {
+    if (DURATIONS.size >= 1024) DURATIONS.clear();
+    d = Object.freeze(duration(ms));
+    DURATIONS.set(ms, d);
+  }
+  return d;
+}
+
 /** A wrapper (UInt32Value, BoolValue, ...). */
 export function wrapped<T>(value: T): { value: T } {
   return { value };
