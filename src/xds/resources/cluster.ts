@@ -11,7 +11,7 @@ import type {
 } from '../../../proto/envoy-types.js';
 import { TYPE_URL } from '../../../proto/type-urls.js';
 import type { ClientConfig, LoadBalancing } from '../../model/types.js';
-import { adsConfigSource, duration, sharedDuration, wrapped } from './common.js';
+import { SHARED_ADS_CONFIG_SOURCE, duration, sharedDuration, wrapped } from './common.js';
 import { frozen } from '../shapes.js';
 
 export type LbPolicy = Extract<ClusterLbPolicy, 'ROUND_ROBIN' | 'RANDOM' | 'RING_HASH' | 'LEAST_REQUEST'>;
@@ -136,13 +136,11 @@ function common(name: string, s: ClusterSettings): Cluster {
   return s.extra ? Object.assign(c, s.extra) : c;
 }
 
-const ADS_CONFIG_SOURCE = frozen(adsConfigSource());
-
 /** EDS over ADS; the EDS service name is the cluster name. */
 export function edsCluster(name: string, s: ClusterSettings): Cluster {
   const c = common(name, s);
   c.type = 'EDS';
-  c.edsClusterConfig = { edsConfig: ADS_CONFIG_SOURCE, serviceName: name };
+  c.edsClusterConfig = { edsConfig: SHARED_ADS_CONFIG_SOURCE, serviceName: name };
   return c;
 }
 

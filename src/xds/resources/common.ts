@@ -7,6 +7,7 @@ import type {
   envoy_config_core_v3_HeaderValueOption_HeaderAppendAction as HeaderAppendAction,
   google_protobuf_Duration as Duration,
 } from '../../../proto/envoy-types.js';
+import { frozen } from '../shapes.js';
 
 /** google.protobuf.Duration from milliseconds (nanos only when non-zero). */
 export function duration(ms: number): Duration {
@@ -41,6 +42,9 @@ export function wrapped<T>(value: T): { value: T } {
 export function adsConfigSource(): ConfigSource {
   return { ads: {}, resourceApiVersion: 'V3' };
 }
+
+/** adsConfigSource() as one frozen object, for the resources that each carry one (clusters, api_listeners). */
+export const SHARED_ADS_CONFIG_SOURCE: ConfigSource = frozen(adsConfigSource());
 
 export function socketAddress(address: string, port: number): Address {
   return { socketAddress: { address, portValue: port } };
