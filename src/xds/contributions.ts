@@ -86,13 +86,13 @@ export function memoFor(
   ctx: TranslateCtx,
   ctxJson: string,
 ): DescriptorMemo {
-  const key = `${d.id}\u0000${d.sourceKey}${authz ? '\u0000authz' : ''}`;
-  let m = cache.descriptors.get(key);
-  if (!m || m.ctxJson !== ctxJson || !sameDescriptor(m, d)) {
+  // By id (served descriptors have distinct ids); the source key is part of the compared data.
+  let m = cache.descriptors.get(d.id);
+  if (!m || m.c.authz !== authz || m.ctxJson !== ctxJson || !sameDescriptor(m, d)) {
     const c = contribution(d, authz, ctx);
     m = { used: cache.generation, d, ctxJson, c, problem: null, routes: new Map(), own: ownVirtualHosts(c) };
     m.problem = validateContribution(cache, m.c, m);
-    cache.descriptors.set(key, m);
+    cache.descriptors.set(d.id, m);
   }
   return cache.touch(m);
 }

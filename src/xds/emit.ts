@@ -99,10 +99,16 @@ function checkedRoute(obj: ProtoObject): RouteRec | ValidationIssue {
   return r.ok ? { obj, bytes: r.bytes } : (r.issues[0] ?? REJECTED);
 }
 
+/** routeKey of the entries without an :authority check, by kind then path index + 1 (0: no path). */
+const PLAIN_ROUTE_KEYS = new Map(
+  ['g', 'r', 'h'].map((v) => [v, Array.from({ length: 16 }, (_, i) => `${v}|${i === 0 ? '-' : i - 1}|`)]),
+);
+
 function routeKey(e: Entry, variant: RouteVariant): string {
   // http and https routes differ only by forceHttps redirects.
   const v = variant === 'grpc' ? 'g' : variant === 'http' && e.c.route.forceHttps ? 'r' : 'h';
-  return `${v}|${e.pathIndex ?? '-'}|${e.authority ? e.authority.join('\n') : ''}`;
+  const plain = e.authority ? undefined : PLAIN_ROUTE_KEYS.get(v)?.[e.pathIndex === undefined ? 0 : e.pathIndex + 1];
+  return plain ?? `${v}|${e.pathIndex ?? '-'}|${e.authority ? e.authority.join('\n') : ''}`;
 }
 
 function validatedRoutes(objs: readonly ProtoObject[]): RouteSlot {
@@ -145,8 +151,14 @@ function shellIssue(cache: TranslateCache, v: string, variant: RouteVariant): Va
   return cache.touch(m).issue;
 }
 
-function vhostRec(cache: TranslateCache, p: VhostPlan, variant: RouteVariant, routes: RouteRec[]): VhostRec {
-  let m = cache.vhosts.get(p.key);
+function vhostRec(
+  cache: TranslateCache,
+  p: VhostPlan,
+  variant: RouteVariant,
+  routes: RouteRec[],
+  prev: VhostRec | undefined,
+): VhostRec {
+  let m = prev;
   if (!m || !sameItems(m.routes, routes)) {
     const name = names.virtualHostName(p.v);
     const domains = vhostDomains(p.v, variant);
@@ -250,7 +262,7 @@ function emitVirtualHost(
     return;
   }
   if (o.build) {
-    const rec = vhostRec(cache, p, o.variant, routes);
+    const rec = vhostRec(cache, p, o.variant, routes, prev);
     rec.entries = p.entries;
     out.set(p.v, rec);
   }

@@ -8,3 +8,16 @@
 export function withFields<T extends object, U extends object>(base: T, extra: U): Omit<T, keyof U> & U {
   return Object.assign({}, base, extra);
 }
+
+/**
+ * `value`, frozen all the way down: a sub-object shared by every resource that contains it (built
+ * once per process instead of once per descriptor). Resources are never mutated once built; a
+ * write to a shared part would throw instead of changing every resource at once.
+ */
+export function frozen<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) frozen(v);
+  }
+  return value;
+}

@@ -257,8 +257,10 @@ function gatewayTcp(w: Work, model: Model, https: boolean): void {
 function* descriptorClusters(w: Work, cs: readonly Contribution[]): Steps<string[]> {
   const domains = new Set<string>();
   const plan = (role: RolePlan, owner: string, clusters: ProtoObject[], endpoints: ProtoObject[]): void => {
-    const eds = new Set(endpoints.map((e) => String(e.clusterName)));
-    for (const c of clusters) role.clusters.push({ name: String(c.name), owner, endpoints: eds.has(String(c.name)) });
+    for (const c of clusters) {
+      const name = String(c.name);
+      role.clusters.push({ name, owner, endpoints: endpoints.some((e) => String(e.clusterName) === name) });
+    }
   };
   yield* eachBatched(cs, (c) => {
     w.envoy.clusters.push(...c.envoy.clusters);
@@ -298,7 +300,8 @@ function* grpcRoutes(w: Work, vs: Variant, domains: readonly string[]): Steps {
     if (++n % STEP_BATCH === 0) yield;
     if (host.includes('*')) continue;
     const h = host.toLowerCase();
-    const order = [...(vs.emitted.has(h) ? [h] : []), ...wild.filter((v) => hostMatches(v, h))];
+    const order = wild.length > 0 ? wild.filter((v) => hostMatches(v, h)) : [];
+    if (vs.emitted.has(h)) order.push(h);
     if (order.length > 1) order.sort(byString);
     const rcName = names.grpcRouteConfigName(host);
     add(rcName, order);
@@ -308,8 +311,11 @@ function* grpcRoutes(w: Work, vs: Variant, domains: readonly string[]): Steps {
   if (domains.some((p) => p.includes('*'))) add(names.GRPC_WILDCARD_ROUTE_CONFIG_NAME, wild);
 }
 
-function byName(key: string): (a: ProtoObject, b: ProtoObject) => number {
-  return (a, b) => byString(String(a[key]), String(b[key]));
+/** Sorts `list` in place by `String(o[key])` (stable), each key read once. */
+function sortByName(list: ProtoObject[], key: string): void {
+  const keyed = list.map((o) => ({ k: String(o[key]), o }));
+  keyed.sort((a, b) => byString(a.k, b.k));
+  keyed.forEach((x, i) => (list[i] = x.o));
 }
 
 function sortPlan(role: RolePlan): void {
@@ -323,11 +329,11 @@ function sortPlan(role: RolePlan): void {
 /** Sorts every list (by name), pausing after each node type's set. */
 function* finish(w: Work): Steps {
   for (const set of [w.envoy, w.grpc]) {
-    set.listeners.sort(byName('name'));
-    set.routes.sort(byName('name'));
-    set.clusters.sort(byName('name'));
-    set.endpoints.sort(byName('clusterName'));
-    set.secrets.sort(byName('name'));
+    sortByName(set.listeners, 'name');
+    sortByName(set.routes, 'name');
+    sortByName(set.clusters, 'name');
+    sortByName(set.endpoints, 'clusterName');
+    sortByName(set.secrets, 'name');
     yield;
   }
   w.plan.gateway.secrets = w.envoy.secrets.map((s) => String(s.name));

@@ -67,6 +67,7 @@ function sweep<K, V extends Used>(m: Map<K, V>, generation: number): void {
 /** Memos of translate, created by its caller and passed to every translate of the same stream of models. */
 export class TranslateCache {
   generation = 0;
+  /** Descriptor memos by descriptor id (a translate serves one descriptor per id). */
   readonly descriptors = new Map<string, DescriptorMemo>();
   /**
    * Validation of a virtual host without its routes, by host key: with Envoy's domains and with

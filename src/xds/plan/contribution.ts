@@ -2,11 +2,12 @@
 import type { ProtoObject } from '../../../proto/loader.js';
 import type { Descriptor, Target } from '../../model/types.js';
 import * as names from '../names.js';
-import { withFields } from '../shapes.js';
+import { frozen, withFields } from '../shapes.js';
 import type { RouteInput } from './route-input.js';
 import { byString } from '../resources/common.js';
 import { healthCheck, type UpstreamTlsSpec, upstreamTlsContext } from '../resources/features.js';
 import type { ClusterChoice } from '../resources/route.js';
+import type { Cluster } from '../../../proto/envoy-types.js';
 import {
   type ClusterSettings,
   tlsMatchMetadata,
@@ -15,7 +16,7 @@ import {
   edsCluster,
   http2ProtocolOptions,
   lbPolicy,
-  outlierDetection,
+  sharedOutlierDetection,
 } from '../resources/cluster.js';
 import { type LocalityInput, clusterLoadAssignment } from '../resources/endpoint.js';
 import { failFastLbConfig, uncappedCircuitBreakers } from '../resources/resilience.js';
@@ -110,26 +111,42 @@ function targetTls(t: Target, ctx: TranslateCtx): { key: string; spec: UpstreamT
   return { key: `${t.host}#${names.shortHash(spec)}`, spec };
 }
 
+/** Whether the targets of `d` have more than one host. */
+function severalHosts(d: Descriptor): boolean {
+  const [first] = d.targets;
+  return first !== undefined && d.targets.some((t) => t.host !== first.host);
+}
+
+/** Endpoints pick their TLS transport socket by metadata: some targets are plain, or https ones differ in TLS. */
+function needsTlsMatch(d: Descriptor, ctx: TranslateCtx): boolean {
+  const https = d.targets.filter((t) => t.scheme === 'https');
+  if (https.length === 0) return false;
+  return https.length < d.targets.length || new Set(https.map((t) => targetTls(t, ctx).key)).size > 1;
+}
+
 function localities(d: Descriptor, targets: readonly Target[], ctx: TranslateCtx, grpc = false): LocalityInput[] {
   const live = targets.filter((t) => t.weight > 0);
-  const weights = endpointWeights(live.map((t) => ({ weight: t.weight, count: addressesOf(t).length })));
-  const hosts = new Set(d.targets.map((t) => t.host));
-  const https = d.targets.filter((t) => t.scheme === 'https');
-  const keys = new Set(https.map((t) => targetTls(t, ctx).key));
-  const tlsMatch = !grpc && https.length > 0 && (https.length < d.targets.length || keys.size > 1);
-  return live.map((t, i) => ({
-    targetId: t.id,
-    weight: t.weight,
-    endpointWeight: weights[i] ?? t.weight,
-    addresses: addressesOf(t),
-    ...(d.overrideHost && hosts.size > 1 ? { hostname: t.host } : {}),
-    ...(tlsMatch && t.scheme === 'https' ? { metadata: tlsMatchMetadata(targetTls(t, ctx).key) } : {}),
-  }));
+  const addresses = live.map(addressesOf);
+  const weights = endpointWeights(live.map((t, i) => ({ weight: t.weight, count: addresses[i]?.length ?? 0 })));
+  const hostname = d.overrideHost && severalHosts(d);
+  const tlsMatch = !grpc && needsTlsMatch(d, ctx);
+  return live.map((t, i) => {
+    const l: LocalityInput = {
+      targetId: t.id,
+      weight: t.weight,
+      endpointWeight: weights[i] ?? t.weight,
+      addresses: addresses[i] ?? [],
+    };
+    if (hostname) l.hostname = t.host;
+    if (tlsMatch && t.scheme === 'https') l.metadata = tlsMatchMetadata(targetTls(t, ctx).key);
+    return l;
+  });
 }
 
 /** https targets: one transport socket when every target is https with one TLS setting, else one match per setting. */
 function upstreamTransport(d: Descriptor, ctx: TranslateCtx): ProtoObject | undefined {
   const https = d.targets.filter((t) => t.scheme === 'https');
+  if (https.length === 0) return undefined;
   const byKey = new Map<string, UpstreamTlsSpec>();
   for (const t of https) {
     const x = targetTls(t, ctx);
@@ -140,27 +157,33 @@ function upstreamTransport(d: Descriptor, ctx: TranslateCtx): ProtoObject | unde
   return upstreamTlsTransport(contexts, https.length === d.targets.length);
 }
 
-function clusterSettings(d: Descriptor, grpc: boolean, ctx: TranslateCtx): ClusterSettings {
-  const od = outlierDetection(d.clientConfig);
-  const extra: ProtoObject = {};
-  if (!grpc) {
-    // gRPC clients NACK TLS contexts without certificate providers: upstream TLS is Envoy-only.
-    Object.assign(extra, upstreamTransport(d, ctx) ?? {});
-    const http2 = d.targets.length > 0 && d.targets.every((t) => t.protocol === 'HTTP/2.0');
-    if (http2) Object.assign(extra, http2ProtocolOptions());
-    extra.circuitBreakers = uncappedCircuitBreakers();
-    Object.assign(extra, failFastLbConfig());
-    if (d.healthCheck) {
-      const hosts = new Set(d.targets.map((t) => t.host));
-      extra.healthChecks = [healthCheck(d.healthCheck.url, hosts.size === 1 ? [...hosts][0] : undefined, http2)];
-    }
+/** The resilience fields of every Envoy descriptor cluster (shared: clusters are never mutated). */
+const ENVOY_RESILIENCE: Cluster = frozen({ circuitBreakers: uncappedCircuitBreakers(), ...failFastLbConfig() });
+const HTTP2_OPTIONS = frozen(http2ProtocolOptions());
+
+/** The Envoy-only cluster fields of `d`: upstream TLS, HTTP/2, resilience, health check (in that order). */
+function envoyExtra(d: Descriptor, ctx: TranslateCtx): Cluster {
+  // gRPC clients NACK TLS contexts without certificate providers: upstream TLS is Envoy-only.
+  const transport = upstreamTransport(d, ctx);
+  const http2 = d.targets.length > 0 && d.targets.every((t) => t.protocol === 'HTTP/2.0');
+  if (!transport && !http2 && !d.healthCheck) return ENVOY_RESILIENCE;
+  const extra: Cluster = Object.assign({}, transport, http2 ? HTTP2_OPTIONS : undefined, ENVOY_RESILIENCE);
+  if (d.healthCheck) {
+    const host = d.targets.length > 0 && !severalHosts(d) ? d.targets[0]?.host : undefined;
+    extra.healthChecks = [healthCheck(d.healthCheck.url, host, http2)];
   }
-  return {
+  return extra;
+}
+
+function clusterSettings(d: Descriptor, grpc: boolean, ctx: TranslateCtx): ClusterSettings {
+  const s: ClusterSettings = {
     connectTimeoutMs: d.clientConfig.connectionTimeout,
     lbPolicy: lbPolicy(d.loadBalancing, grpc),
-    ...(od ? { outlierDetection: od } : {}),
-    ...(Object.keys(extra).length > 0 ? { extra } : {}),
   };
+  const od = sharedOutlierDetection(d.clientConfig);
+  if (od) s.outlierDetection = od;
+  if (!grpc) s.extra = envoyExtra(d, ctx);
+  return s;
 }
 
 /** Envoy: one EDS cluster (all static) or one STRICT_DNS cluster with an inline assignment. */

@@ -11,8 +11,8 @@ import type {
 } from '../../../proto/envoy-types.js';
 import { TYPE_URL } from '../../../proto/type-urls.js';
 import type { ClientConfig, LoadBalancing } from '../../model/types.js';
-import { adsConfigSource, duration, wrapped } from './common.js';
-import { withFields } from '../shapes.js';
+import { SHARED_ADS_CONFIG_SOURCE, duration, sharedDuration, wrapped } from './common.js';
+import { frozen } from '../shapes.js';
 
 export type LbPolicy = Extract<ClusterLbPolicy, 'ROUND_ROBIN' | 'RANDOM' | 'RING_HASH' | 'LEAST_REQUEST'>;
 
@@ -40,6 +40,25 @@ export function outlierDetection(cc: ClientConfig): OutlierDetection | undefined
     maxEjectionPercent: wrapped(100),
     enforcingSuccessRate: wrapped(0),
   };
+}
+
+/** outlierDetection objects by maxErrors, then sampleInterval (descriptors mostly share a few). */
+const OUTLIERS = new Map<number, Map<number, OutlierDetection>>();
+
+/** outlierDetection(cc) as one frozen object per setting (at most 1,024 maxErrors values are kept). */
+export function sharedOutlierDetection(cc: ClientConfig): OutlierDetection | undefined {
+  if (!cc.useCircuitBreaker || cc.maxErrors <= 0) return undefined;
+  let byInterval = OUTLIERS.get(cc.maxErrors);
+  if (byInterval === undefined) {
+    if (OUTLIERS.size >= 1024) OUTLIERS.clear();
+    OUTLIERS.set(cc.maxErrors, (byInterval = new Map()));
+  }
+  let od = byInterval.get(cc.sampleInterval);
+  if (od === undefined) {
+    if (byInterval.size >= 1024) byInterval.clear();
+    byInterval.set(cc.sampleInterval, (od = frozen(outlierDetection(cc) as OutlierDetection)));
+  }
+  return od;
 }
 
 /** The TLS transport socket of upstream connections, with its UpstreamTlsContext. */
@@ -110,22 +129,19 @@ export interface ClusterSettings {
   extra?: Cluster;
 }
 
+/** The fields every cluster of a descriptor starts with (a fresh object: the builders add theirs). */
 function common(name: string, s: ClusterSettings): Cluster {
-  return {
-    name,
-    connectTimeout: duration(s.connectTimeoutMs),
-    lbPolicy: s.lbPolicy,
-    ...(s.outlierDetection ? { outlierDetection: s.outlierDetection } : {}),
-    ...(s.extra ?? {}),
-  };
+  const c: Cluster = { name, connectTimeout: sharedDuration(s.connectTimeoutMs), lbPolicy: s.lbPolicy };
+  if (s.outlierDetection) c.outlierDetection = s.outlierDetection;
+  return s.extra ? Object.assign(c, s.extra) : c;
 }
 
 /** EDS over ADS; the EDS service name is the cluster name. */
 export function edsCluster(name: string, s: ClusterSettings): Cluster {
-  return withFields(common(name, s), {
-    type: 'EDS',
-    edsClusterConfig: { edsConfig: adsConfigSource(), serviceName: name },
-  });
+  const c = common(name, s);
+  c.type = 'EDS';
+  c.edsClusterConfig = { edsConfig: SHARED_ADS_CONFIG_SOURCE, serviceName: name };
+  return c;
 }
 
 /** STRICT_DNS (Envoy) or LOGICAL_DNS (gRPC, one host) with an inline load assignment. */
@@ -135,5 +151,8 @@ export function dnsCluster(
   s: ClusterSettings,
   loadAssignment: ClusterLoadAssignment,
 ): Cluster {
-  return withFields(common(name, s), { type, loadAssignment });
+  const c = common(name, s);
+  c.type = type;
+  c.loadAssignment = loadAssignment;
+  return c;
 }

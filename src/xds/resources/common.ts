@@ -7,6 +7,7 @@ import type {
   envoy_config_core_v3_HeaderValueOption_HeaderAppendAction as HeaderAppendAction,
   google_protobuf_Duration as Duration,
 } from '../../../proto/envoy-types.js';
+import { frozen } from '../shapes.js';
 
 /** google.protobuf.Duration from milliseconds (nanos only when non-zero). */
 export function duration(ms: number): Duration {
@@ -14,6 +15,22 @@ export function duration(ms: number): Duration {
   const seconds = Math.floor(whole / 1000);
   const nanos = (whole % 1000) * 1_000_000;
   return nanos === 0 ? { seconds } : { seconds, nanos };
+}
+
+const DURATIONS = new Map<number, Duration>();
+
+/**
+ * duration(ms) as one frozen object per value, for fields many resources share (cluster connect
+ * timeouts, route timeouts). At most 1,024 values are kept.
+ */
+export function sharedDuration(ms: number): Duration {
+  let d = DURATIONS.get(ms);
+  if (d === undefined) {
+    if (DURATIONS.size >= 1024) DURATIONS.clear();
+    d = Object.freeze(duration(ms));
+    DURATIONS.set(ms, d);
+  }
+  return d;
 }
 
 /** A wrapper (UInt32Value, BoolValue, ...). */
@@ -25,6 +42,9 @@ export function wrapped<T>(value: T): { value: T } {
 export function adsConfigSource(): ConfigSource {
   return { ads: {}, resourceApiVersion: 'V3' };
 }
+
+/** adsConfigSource() as one frozen object, for the resources that each carry one (clusters, api_listeners). */
+export const SHARED_ADS_CONFIG_SOURCE: ConfigSource = frozen(adsConfigSource());
 
 export function socketAddress(address: string, port: number): Address {
   return { socketAddress: { address, portValue: port } };

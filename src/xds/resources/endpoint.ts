@@ -29,12 +29,13 @@ export interface LocalityInput {
 }
 
 export function lbEndpoint(a: EndpointAddress, weight: number, hostname?: string, metadata?: Metadata): LbEndpoint {
-  return {
-    endpoint: { address: socketAddress(a.address, a.port), ...(hostname !== undefined ? { hostname } : {}) },
-    ...(a.ready ? {} : { healthStatus: 'UNHEALTHY' }),
-    ...(metadata ? { metadata } : {}),
-    loadBalancingWeight: wrapped(weight),
-  };
+  const endpoint: LbEndpoint['endpoint'] = { address: socketAddress(a.address, a.port) };
+  if (hostname !== undefined) endpoint.hostname = hostname;
+  const out: LbEndpoint = { endpoint };
+  if (!a.ready) out.healthStatus = 'UNHEALTHY';
+  if (metadata) out.metadata = metadata;
+  out.loadBalancingWeight = wrapped(weight);
+  return out;
 }
 
 /** undefined for a target with no address (a locality with zero endpoints is omitted). */

@@ -267,13 +267,20 @@ export const ALWAYS_STRIPPED: readonly string[] = [
   'otoroshi-state',
 ];
 
+const X_FORWARDED = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'];
+/** strippedRequestHeaders without custom apikey headers: with and without xForwardedHeaders. */
+const STRIPPED_WITH_XFF: readonly string[] = [...ALWAYS_STRIPPED].sort();
+const STRIPPED_WITHOUT_XFF: readonly string[] = [...ALWAYS_STRIPPED, ...X_FORWARDED].sort();
+
 /** Headers never forwarded upstream (Otoroshi strips them), lower-cased. */
 export function strippedRequestHeaders(d: RouteInput): string[] {
-  const out = new Set(ALWAYS_STRIPPED);
   const c = d.apiKeyConstraints?.customHeadersAuth;
-  if (c?.clientIdHeaderName) out.add(c.clientIdHeaderName.toLowerCase());
-  if (c?.clientSecretHeaderName) out.add(c.clientSecretHeaderName.toLowerCase());
-  if (!d.xForwardedHeaders) for (const h of ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']) out.add(h);
+  if (!c?.clientIdHeaderName && !c?.clientSecretHeaderName)
+    return [...(d.xForwardedHeaders ? STRIPPED_WITH_XFF : STRIPPED_WITHOUT_XFF)];
+  const out = new Set(ALWAYS_STRIPPED);
+  if (c.clientIdHeaderName) out.add(c.clientIdHeaderName.toLowerCase());
+  if (c.clientSecretHeaderName) out.add(c.clientSecretHeaderName.toLowerCase());
+  if (!d.xForwardedHeaders) for (const h of X_FORWARDED) out.add(h);
   return [...out].sort();
 }
 

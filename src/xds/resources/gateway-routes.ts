@@ -7,7 +7,7 @@ import { OPENAPI_PATH, type RouteStep, routeSteps } from '../plan/route-steps.js
 
 export { OPENAPI_PATH } from '../plan/route-steps.js';
 import { duration, headerValue } from './common.js';
-import { withFields } from '../shapes.js';
+import { frozen, withFields } from '../shapes.js';
 import {
   ALWAYS_ADDED_TOUCH,
   ALWAYS_STRIPPED,
@@ -40,11 +40,13 @@ function featurePerFilter(
   authzConfig: ProtoObject | undefined,
   forwarding: boolean,
 ): ProtoObject | undefined {
+  // Without any feature, the ext_authz configuration alone (never mutated: routes share it).
+  if (!d.ipFiltering && !(forwarding && (d.cors || d.gzip))) return authzConfig;
   const out: ProtoObject = { ...(authzConfig ?? {}) };
   if (d.ipFiltering) out[RBAC_FILTER_NAME] = rbacPerRoute(d.ipFiltering);
   if (forwarding && d.cors) out[CORS_FILTER_NAME] = corsPolicy(d.cors);
   if (forwarding && d.gzip) out[gzipFilterName(d.gzip)] = gzipPerRoute();
-  return Object.keys(out).length > 0 ? out : undefined;
+  return out;
 }
 
 /**
@@ -68,6 +70,7 @@ const ENVOY_ROUTE_CONFIG_HEADERS: RouteConfigHeaders = {
 };
 
 const lower = (h: string): string => h.toLowerCase();
+const SHARED_STRIPPED: ReadonlySet<string> = new Set(ALWAYS_STRIPPED);
 
 /**
  * Header mutations of a forwarding route: Otoroshi's own headers (Envoy only) beyond the route
@@ -79,7 +82,7 @@ function forwardMutations(d: RouteInput, variant: RouteVariant, checked: boolean
   const user = headerMutations(d);
   if (variant === 'grpc') return user;
   const oto = otoroshiHeaders(d);
-  const shared = new Set(ALWAYS_STRIPPED);
+  const shared = SHARED_STRIPPED;
   const own = [...strippedRequestHeaders(d), ...((user.requestHeadersToRemove as string[] | undefined) ?? [])].filter(
     (h) => !shared.has(lower(h)),
   );
@@ -93,12 +96,12 @@ function forwardMutations(d: RouteInput, variant: RouteVariant, checked: boolean
   ];
   const resAdd = [...oto.response, ...((user.responseHeadersToAdd as ProtoObject[] | undefined) ?? [])];
   const reqRemove = [...new Set([...own, ...again.map((h) => lower(h.header?.key ?? ''))])].sort();
-  return {
-    ...(reqAdd.length > 0 ? { requestHeadersToAdd: reqAdd } : {}),
-    ...(reqRemove.length > 0 ? { requestHeadersToRemove: reqRemove } : {}),
-    ...(resAdd.length > 0 ? { responseHeadersToAdd: resAdd } : {}),
-    ...(user.responseHeadersToRemove !== undefined ? { responseHeadersToRemove: user.responseHeadersToRemove } : {}),
-  };
+  const out: ProtoObject = {};
+  if (reqAdd.length > 0) out.requestHeadersToAdd = reqAdd;
+  if (reqRemove.length > 0) out.requestHeadersToRemove = reqRemove;
+  if (resAdd.length > 0) out.responseHeadersToAdd = resAdd;
+  if (user.responseHeadersToRemove !== undefined) out.responseHeadersToRemove = user.responseHeadersToRemove;
+  return out;
 }
 
 function withHeaderMatchers(match: ProtoObject, extra: readonly ProtoObject[]): ProtoObject {
@@ -199,6 +202,9 @@ function forwardRoutes(x: EntryRoutes, steps: readonly Extract<RouteStep, { kind
   });
 }
 
+/** ext_authz off on a route: one object for every such route (never mutated). */
+const NO_CHECK: ProtoObject = frozen(extAuthzPerFilterConfig(undefined));
+
 /** The Envoy routes of an entry for a variant: its planned steps (plan/route-steps.ts), built in order. */
 export function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
   const d = e.c.route;
@@ -207,12 +213,16 @@ export function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
     variant,
     name: names.routeName(d.id, e.pathIndex),
     match: routeMatch(e.path, d.matchingHeaders, e.authority, variant),
-    noCheck: e.c.authz && variant !== 'grpc' ? extAuthzPerFilterConfig(undefined) : undefined,
+    noCheck: e.c.authz && variant !== 'grpc' ? NO_CHECK : undefined,
   };
-  const steps = routeSteps(e, variant);
-  const forwards = steps.filter((s): s is Extract<RouteStep, { kind: 'forward' }> => s.kind === 'forward');
-  const out = steps.flatMap((s) => (s.kind === 'forward' ? [] : [guardRoute(x, s)]));
-  return forwards.length > 0 ? [...out, ...forwardRoutes(x, forwards)] : out;
+  const out: ProtoObject[] = [];
+  const forwards: Extract<RouteStep, { kind: 'forward' }>[] = [];
+  for (const s of routeSteps(e, variant)) {
+    if (s.kind === 'forward') forwards.push(s);
+    else out.push(guardRoute(x, s));
+  }
+  if (forwards.length > 0) out.push(...forwardRoutes(x, forwards));
+  return out;
 }
 
 /**

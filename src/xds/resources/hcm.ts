@@ -7,7 +7,8 @@ import type {
   envoy_extensions_filters_network_http_connection_manager_v3_ResponseMapper as ResponseMapper,
 } from '../../../proto/envoy-types.js';
 import { TYPE_URL } from '../../../proto/type-urls.js';
-import { adsConfigSource, wrapped } from './common.js';
+import { SHARED_ADS_CONFIG_SOURCE, adsConfigSource, wrapped } from './common.js';
+import { frozen } from '../shapes.js';
 
 /** The router HTTP filter, with the typed_config both grpc-js-xds and C-core require. */
 export function routerFilter(name = 'envoy.filters.http.router'): HttpFilter {
@@ -96,6 +97,9 @@ export function grpcAccessLog(cluster: string | undefined): AccessLog | undefine
 }
 
 /** Proxyless gRPC HCM (inside an api_listener): RDS over ADS and a router filter, nothing else. */
+/** What every proxyless gRPC api_listener HCM shares (one object each: listeners are never mutated). */
+const GRPC_HTTP_FILTERS = frozen([routerFilter('router')]);
+
 export function grpcHttpConnectionManager(
   statPrefix: string,
   routeConfigName: string,
@@ -103,7 +107,7 @@ export function grpcHttpConnectionManager(
   return {
     '@type': TYPE_URL.HttpConnectionManager,
     statPrefix,
-    rds: rds(routeConfigName),
-    httpFilters: [routerFilter('router')],
+    rds: { configSource: SHARED_ADS_CONFIG_SOURCE, routeConfigName },
+    httpFilters: GRPC_HTTP_FILTERS,
   };
 }

@@ -14,7 +14,7 @@ import type {
 } from '../../../proto/envoy-types.js';
 import type { ProtoObject } from '../../../proto/loader.js';
 import type { ClientConfig, HeaderMatch, LoadBalancing, PathMatch } from '../../model/types.js';
-import { duration, headerValue, sortedBy, wrapped } from './common.js';
+import { duration, headerValue, sharedDuration, sortedBy, wrapped } from './common.js';
 import { withFields } from '../shapes.js';
 import { escapeRegex, hostPatternRegex } from '../../model/patterns.js';
 
@@ -34,7 +34,8 @@ export function routeConfiguration(
   virtualHosts: readonly VirtualHost[],
   headers?: RouteConfigHeaders,
 ): RouteConfiguration {
-  return { name, virtualHosts: [...virtualHosts], ...headers };
+  const rc: RouteConfiguration = { name, virtualHosts: [...virtualHosts] };
+  return headers ? Object.assign(rc, headers) : rc;
 }
 
 export function virtualHost(name: string, domains: readonly string[], routes: readonly Route[]): VirtualHost {
@@ -80,9 +81,12 @@ export function routeMatch(
   authority: readonly string[] | undefined,
   variant: RouteVariant,
 ): RouteMatch {
+  const m = pathMatch(path, variant);
+  if (headers.length === 0 && authority === undefined) return m;
   const matchers = sortedBy(headers, (h) => h.name).map((h) => headerRegexMatcher(h.name, h.regex, variant));
   if (authority !== undefined) matchers.unshift(headerRegexMatcher(':authority', authorityRegex(authority), variant));
-  return { ...pathMatch(path, variant), ...(matchers.length > 0 ? { headers: matchers } : {}) };
+  m.headers = matchers;
+  return m;
 }
 
 /**
@@ -175,19 +179,20 @@ export function routeAction(
   choice: ClusterChoice,
   variant: RouteVariant,
 ): RouteAction {
+  const a: RouteAction = clusterSpecifier(choice, variant);
+  a.timeout = sharedDuration(d.clientConfig.globalTimeout);
+  // gRPC clients take the call deadline from max_stream_duration (gRFC A31), Envoy from timeout.
+  if (variant !== 'grpc') a.idleTimeout = sharedDuration(d.clientConfig.idleTimeout);
+  else a.maxStreamDuration = { maxStreamDuration: sharedDuration(d.clientConfig.globalTimeout) };
+  const rewrite = pathRewrite(path, d.root, d.stripPath);
+  if (rewrite) Object.assign(a, rewrite);
+  const host = hostRewrite(d);
+  if (host) Object.assign(a, host);
   const retry = retryPolicy(d.clientConfig, variant);
+  if (retry) a.retryPolicy = retry;
   const hash = hashPolicy(d.loadBalancing);
-  return withFields(clusterSpecifier(choice, variant), {
-    timeout: duration(d.clientConfig.globalTimeout),
-    // gRPC clients take the call deadline from max_stream_duration (gRFC A31), Envoy from timeout.
-    ...(variant !== 'grpc'
-      ? { idleTimeout: duration(d.clientConfig.idleTimeout) }
-      : { maxStreamDuration: { maxStreamDuration: duration(d.clientConfig.globalTimeout) } }),
-    ...(pathRewrite(path, d.root, d.stripPath) ?? {}),
-    ...(hostRewrite(d) ?? {}),
-    ...(retry ? { retryPolicy: retry } : {}),
-    ...(hash ? { hashPolicy: hash } : {}),
-  });
+  if (hash) a.hashPolicy = hash;
+  return a;
 }
 
 /** An Otoroshi error as a direct response: status, JSON body and the Otoroshi-Error headers. */
@@ -209,8 +214,14 @@ export function httpsRedirectRoute(name: string, match: RouteMatch): Route {
   return { name, match, redirect: { httpsRedirect: true, responseCode: 'SEE_OTHER' } };
 }
 
+function isEmpty(o: Record<string, string>): boolean {
+  for (const _ in o) return false;
+  return true;
+}
+
 /** User header values are literal: `%` (Envoy's formatter marker) is escaped. */
 function headersToAdd(overwrite: Record<string, string>, ifAbsent: Record<string, string>): HeaderValueOption[] {
+  if (isEmpty(overwrite) && isEmpty(ifAbsent)) return [];
   const lit = (v: string): string => v.replace(/%/g, '%%');
   const out = sortedBy(Object.entries(overwrite), ([k]) => k).map(([k, v]) =>
     headerValue(k, lit(v), 'OVERWRITE_IF_EXISTS_OR_ADD'),
@@ -228,21 +239,19 @@ export type HeaderMutations = Pick<
 >;
 
 export function headerMutations(d: RouteInput): HeaderMutations {
+  const out: HeaderMutations = {};
   const reqAdd = headersToAdd(d.additionalHeaders, d.missingOnlyHeadersIn);
+  if (reqAdd.length > 0) out.requestHeadersToAdd = reqAdd;
+  if (d.removeHeadersIn.length > 0) out.requestHeadersToRemove = [...new Set(d.removeHeadersIn)].sort();
   const resAdd = headersToAdd(d.additionalHeadersOut, d.missingOnlyHeadersOut);
-  const reqRemove = [...new Set(d.removeHeadersIn)].sort();
-  const resRemove = [...new Set(d.removeHeadersOut)].sort();
-  return {
-    ...(reqAdd.length > 0 ? { requestHeadersToAdd: reqAdd } : {}),
-    ...(reqRemove.length > 0 ? { requestHeadersToRemove: reqRemove } : {}),
-    ...(resAdd.length > 0 ? { responseHeadersToAdd: resAdd } : {}),
-    ...(resRemove.length > 0 ? { responseHeadersToRemove: resRemove } : {}),
-  };
+  if (resAdd.length > 0) out.responseHeadersToAdd = resAdd;
+  if (d.removeHeadersOut.length > 0) out.responseHeadersToRemove = [...new Set(d.removeHeadersOut)].sort();
+  return out;
 }
 
 /** A forwarding route. */
 export function forwardRoute(name: string, match: RouteMatch, action: RouteAction, mutations: HeaderMutations): Route {
-  return { name, match, route: action, ...mutations };
+  return Object.assign({ name, match, route: action }, mutations);
 }
 
 /** typed_per_filter_config: filter name → its per-route configuration. */
