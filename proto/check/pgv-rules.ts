@@ -581,6 +581,8 @@ interface TypePlan {
 }
 
 const plans = new WeakMap<protobuf.Type, TypePlan>();
+/** The plans of the rules on a message's own fields only (`localRules`). */
+const localPlans = new WeakMap<protobuf.Type, TypePlan>();
 /** Whether visiting a message of a type can find anything (rules or Any payloads), transitively. */
 const workCache = new WeakMap<protobuf.Type, boolean>();
 
@@ -647,7 +649,11 @@ export function typeHasWork(t: protobuf.Type): boolean {
 }
 
 /** Element check for one present message value of `mt` with the element's own rules. */
-function compileMessageElem(mt: protobuf.Type, rules: RulesObj | undefined): ElemCheck | null {
+/**
+ * `deep`: the check visits the message's own fields too (a full visit); else only the rules on the
+ * value itself (the caller visits the message's fields, as the checked encoder does).
+ */
+function compileMessageElem(mt: protobuf.Type, rules: RulesObj | undefined, deep: boolean): ElemCheck | null {
   const full = fullNameOf(mt);
   const msgRules = rules?.['message'] as RulesObj | undefined;
   const skip = msgRules?.['skip'] === true;
@@ -703,7 +709,7 @@ function compileMessageElem(mt: protobuf.Type, rules: RulesObj | undefined): Ele
       });
     }
   }
-  if (!skip && typeHasWork(mt)) {
+  if (deep && !skip && typeHasWork(mt)) {
     // The plan of `mt` is resolved on first use: recursive types compile lazily.
     let plan: TypePlan | undefined;
     checks.push((v, ctx) => visitPlan((plan ??= planOf(mt)), v, ctx));
@@ -715,9 +721,9 @@ function compileMessageElem(mt: protobuf.Type, rules: RulesObj | undefined): Ele
   };
 }
 
-function compileElem(f: protobuf.Field, rules: RulesObj | undefined): ElemCheck | null {
+function compileElem(f: protobuf.Field, rules: RulesObj | undefined, deep: boolean): ElemCheck | null {
   const mt = elemMessageType(f);
-  if (mt) return compileMessageElem(mt, rules);
+  if (mt) return compileMessageElem(mt, rules, deep);
   return compileScalar(f.type, enumOf(f), rules);
 }
 
@@ -734,7 +740,7 @@ function requiredFlag(rules: RulesObj | undefined): { required: boolean; family:
 }
 
 /** A map field: min_pairs / max_pairs / no_sparse, and the key and value rules of each entry. */
-function compileMapField(f: protobuf.Field, rules: RulesObj | undefined): FieldPlan | null {
+function compileMapField(f: protobuf.Field, rules: RulesObj | undefined, deep: boolean): FieldPlan | null {
   const name = f.name;
   const seg = '.' + name;
   const presence = f.partOf != null;
@@ -744,7 +750,7 @@ function compileMapField(f: protobuf.Field, rules: RulesObj | undefined): FieldP
     null,
     mr?.['keys'] as RulesObj | undefined,
   );
-  const valCheck = compileElem(f, mr?.['values'] as RulesObj | undefined);
+  const valCheck = compileElem(f, mr?.['values'] as RulesObj | undefined, deep);
   const minPairs = mr?.['min_pairs'] !== undefined ? Number(mr['min_pairs']) : 0;
   const maxPairs = mr?.['max_pairs'] !== undefined ? Number(mr['max_pairs']) : Infinity;
   const ignoreEmpty = mr?.['ignore_empty'] === true;
@@ -781,12 +787,12 @@ function compileMapField(f: protobuf.Field, rules: RulesObj | undefined): FieldP
 }
 
 /** A repeated field: min_items / max_items / unique, and the item rules of each element. */
-function compileRepeatedField(f: protobuf.Field, rules: RulesObj | undefined): FieldPlan | null {
+function compileRepeatedField(f: protobuf.Field, rules: RulesObj | undefined, deep: boolean): FieldPlan | null {
   const name = f.name;
   const seg = '.' + name;
   const presence = f.partOf != null;
   const rr = rules?.['repeated'] as RulesObj | undefined;
-  const itemCheck = compileElem(f, rr?.['items'] as RulesObj | undefined);
+  const itemCheck = compileElem(f, rr?.['items'] as RulesObj | undefined, deep);
   const minItems = rr?.['min_items'] !== undefined ? Number(rr['min_items']) : 0;
   const maxItems = rr?.['max_items'] !== undefined ? Number(rr['max_items']) : Infinity;
   const unique = rr?.['unique'] === true;
@@ -824,20 +830,20 @@ function compileRepeatedField(f: protobuf.Field, rules: RulesObj | undefined): F
   };
 }
 
-function compileField(f: protobuf.Field): FieldPlan | null {
+function compileField(f: protobuf.Field, deep: boolean): FieldPlan | null {
   const rules = fieldRules(f);
   const name = f.name;
   const seg = '.' + name;
   const presence = f.partOf != null;
-  if (f.map) return compileMapField(f, rules);
-  if (f.repeated) return compileRepeatedField(f, rules);
+  if (f.map) return compileMapField(f, rules, deep);
+  if (f.repeated) return compileRepeatedField(f, rules, deep);
   const mt = elemMessageType(f);
   if (mt) {
     const req = requiredFlag(rules);
     // PGV: rules of a oneof member (required included) apply only when that member is the one set.
     const required = req.required && f.partOf == null;
     const family = req.family;
-    const elem = compileMessageElem(mt, rules);
+    const elem = compileMessageElem(mt, rules, deep);
     if (!required && !elem) return null;
     return {
       field: f,
@@ -869,8 +875,9 @@ function compileField(f: protobuf.Field): FieldPlan | null {
   };
 }
 
-function planOf(type: protobuf.Type): TypePlan {
-  let p = plans.get(type);
+function planOf(type: protobuf.Type, deep = true): TypePlan {
+  const cache = deep ? plans : localPlans;
+  let p = cache.get(type);
   if (p) return p;
   // Register first: recursive types reach planOf again only through closures, lazily.
   p = {
@@ -883,10 +890,10 @@ function planOf(type: protobuf.Type): TypePlan {
     byField: type.fieldsArray.every((f) => !(f.name in Object.prototype)),
     visitLiteral: () => true,
   };
-  plans.set(type, p);
+  cache.set(type, p);
   if (p.isAny || isDisabled(type)) return p;
   for (const f of type.fieldsArray) {
-    const fp = compileField(f);
+    const fp = compileField(f, deep);
     if (!fp) continue;
     p.fields.push(fp);
     if (fp.always) p.always.push(fp);
@@ -945,16 +952,67 @@ function visitPlan(plan: TypePlan, value: unknown, ctx: Ctx): void {
   const oneofs = plan.requiredOneofs;
   for (let i = 0; i < oneofs.length; i++) {
     const o = oneofs[i] as OneofPlan;
-    let set = false;
-    const names = o.names;
-    for (let j = 0; j < names.length; j++) {
-      if (isPresent(obj, names[j] as string)) {
-        set = true;
-        break;
-      }
-    }
-    if (!set) ctx.report('oneof.required', `exactly one of ${o.names.join(', ')} must be set`, o.seg);
+    if (!oneofSet(o, obj)) ctx.report('oneof.required', `exactly one of ${o.names.join(', ')} must be set`, o.seg);
   }
+}
+
+function oneofSet(o: OneofPlan, obj: Record<string, unknown>): boolean {
+  const names = o.names;
+  for (let j = 0; j < names.length; j++) if (isPresent(obj, names[j] as string)) return true;
+  return false;
+}
+
+/** A Ctx that only records that something was reported: the checks' verdict, without issues or paths. */
+class Probe extends Ctx {
+  failed = false;
+  override report(): void {
+    this.failed = true;
+  }
+}
+const probe = new Probe();
+
+/** Whether a plain object (of one type) breaks none of the rules on its own fields. */
+export type LocalRules = (obj: Record<string, unknown>) => boolean;
+const localChecks = new WeakMap<protobuf.Type, LocalRules | null>();
+const NEVER: LocalRules = () => false;
+
+/**
+ * The rules of `type` on its own fields and oneofs, applied to a plain object without visiting its
+ * sub-messages (their own rules are the caller's to apply, message by message) and without issues:
+ * true means the full visit reports nothing on this message's fields. Null: the type has no such rule.
+ * Conservative where unsure (a field named like an Object.prototype member): always false.
+ */
+export function localRules(type: protobuf.Type): LocalRules | null {
+  let c = localChecks.get(type);
+  if (c !== undefined) return c;
+  const plan = planOf(type, false);
+  if (plan.fields.length === 0 && plan.requiredOneofs.length === 0) c = null;
+  else if (!plan.byField) c = NEVER;
+  else {
+    const run = generatedProbe(plan.fields);
+    const fields = plan.fields;
+    const oneofs = plan.requiredOneofs;
+    c = (obj) => {
+      probe.failed = false;
+      probe.path.length = 0;
+      run(obj, fields, probe);
+      for (let i = 0; i < oneofs.length; i++) if (!oneofSet(oneofs[i] as OneofPlan, obj)) return false;
+      return !probe.failed;
+    };
+  }
+  localChecks.set(type, c);
+  return c;
+}
+
+/** As `generatedVisit`, without the path: for `localRules`, which reports no issue. */
+function generatedProbe(fields: readonly FieldPlan[]): VisitFields {
+  let body = 'let v;\n';
+  fields.forEach((fp, i) => {
+    const load = `v = m[${JSON.stringify(fp.name)}]`;
+    const call = `F[${i}].check(v, ${fp.always ? 'v != null' : 'true'}, ctx);\n`;
+    body += fp.always ? `${load}; ${call}` : `if ((${load}) != null) ${call}`;
+  });
+  return new Function('m', 'F', 'ctx', body + 'return true;') as VisitFields;
 }
 
 type VisitFields = (m: Record<string, unknown>, F: readonly FieldPlan[], ctx: Ctx) => boolean;

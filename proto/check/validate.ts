@@ -6,10 +6,10 @@ import protobuf from 'protobufjs';
 import type { ProtoObject } from '../loader.js';
 import { resolveType } from '../json.js';
 import { Ctx, kindOf, type ValidationResult } from './context.js';
-import { typeHasWork, visitMessage } from './pgv-rules.js';
+import { localRules, typeHasWork, visitMessage } from './pgv-rules.js';
 import { shapeMessage } from './shape.js';
 import { compareMessage } from './round-trip.js';
-import { encodePlain } from './encode.js';
+import { encodeChecked, encodePlain } from './encode.js';
 
 export { formatIssue, type ValidationIssue, type ValidationResult } from './context.js';
 export { checkRules } from './pgv-rules.js';
@@ -29,13 +29,17 @@ export function validateMessage(typeNameOrUrl: string, obj: ProtoObject): Valida
       issues: [{ path: '', rule: 'type', message: `unknown message type ${typeNameOrUrl}: ${(e as Error).message}` }],
     };
   }
-  const ctx = new Ctx();
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
     return {
       ok: false,
       issues: [{ path: '', rule: 'shape.message', message: `expected a ${type.name} object, got ${kindOf(obj)}` }],
     };
   }
+  // One pass that only answers "valid?": the encoder's size pass, checking the shape and each
+  // message's own PGV rules as it goes. Any doubt (or defect): the passes below, which report.
+  const proven = encodeChecked(type, obj, localRules);
+  if (proven !== null) return { ok: true, bytes: proven };
+  const ctx = new Ctx();
   shapeMessage(type, obj, ctx);
   const shapeOk = ctx.issues.length === 0;
   if (typeHasWork(type)) {
