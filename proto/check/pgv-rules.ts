@@ -20,10 +20,49 @@ interface Rule<T> {
   rule: string;
   ok(v: T): boolean;
   msg(v: T): string;
+  /** `ok` as a JS expression of the value `x`, for `localRules` (else it calls `ok`). */
+  js?: (x: string, g: Gen) => string;
 }
 
-/** Checks one (present) element value: a scalar, or a message including its own rules and recursion. */
-type ElemCheck = (v: unknown, ctx: Ctx) => void;
+/**
+ * Checks one (present) element value: a scalar, or a message including its own rules and recursion.
+ * `inline`: the same verdict as statements for `localRules`.
+ */
+type ElemCheck = ((v: unknown, ctx: Ctx) => void) & { inline?: Inline };
+
+/**
+ * Code of a check for `localRules`, given the variable holding the value: statements that
+ * `return false` where the check would report.
+ */
+type Inline = (g: Gen, v: string) => string;
+
+/** The constants and fresh variable names of one generated `localRules` function. */
+class Gen {
+  readonly consts: unknown[] = [];
+  private n = 0;
+  /** The name under which `x` is in scope of the generated code. */
+  c(x: unknown): string {
+    this.consts.push(x);
+    return `C${this.consts.length - 1}`;
+  }
+  v(): string {
+    return `v${this.n++}`;
+  }
+}
+
+function withInline(check: (v: unknown, ctx: Ctx) => void, inline: Inline): ElemCheck {
+  return Object.assign(check, { inline });
+}
+
+/** The rules of `list` as one JS condition on the variable `x`. */
+function rulesJs<T>(list: readonly Rule<T>[], x: string, g: Gen): string {
+  return list.map((r) => (r.js ? r.js(x, g) : `${g.c(r.ok)}(${x})`)).join(' && ');
+}
+
+/** `check` as statements: its inline code, else a call that the probe context records. */
+function callOr(g: Gen, check: ElemCheck, v: string): string {
+  return check.inline ? check.inline(g, v) : `${g.c(check)}(${v}, ctx); if (ctx.failed) return false;\n`;
+}
 
 function runRules<T>(rules: Rule<T>[], v: T, ctx: Ctx): void {
   for (let i = 0; i < rules.length; i++) {
@@ -276,6 +315,25 @@ function compileString(r: RulesObj): Rule<string>[] {
   ];
 }
 
+/** The range rule of `r` (lt/lte/gt/gte, one of them or a pair) as a JS condition on numbers. */
+function numberJs(r: RulesObj, conv: (x: unknown) => unknown): (x: string, g: Gen) => string {
+  const at = (k: string): unknown => (r[k] !== undefined ? conv(r[k]) : undefined);
+  const lt = at('lt');
+  const lte = at('lte');
+  const gt = at('gt');
+  const gte = at('gte');
+  return (x, g) => {
+    const up = lt !== undefined ? `${x} < ${g.c(lt)}` : lte !== undefined ? `!(${x} > ${g.c(lte)})` : null;
+    const lo = gt !== undefined ? `${x} > ${g.c(gt)}` : gte !== undefined ? `!(${x} < ${g.c(gte)})` : null;
+    if (up && lo) {
+      const upper = (lt ?? lte) as number;
+      const lower = (gt ?? gte) as number;
+      return numCmp(upper, lower) > 0 ? `(${lo} && ${up})` : `(${lo} || ${up})`;
+    }
+    return `(${up ?? lo ?? 'true'})`;
+  };
+}
+
 /** Numeric comparisons shared by numbers and durations/timestamps. */
 function compileRange<T>(
   family: string,
@@ -293,6 +351,8 @@ function compileRange<T>(
       msg: (v) => `must equal ${fmt(c)} (got ${fmt(v)})`,
     });
   }
+  // Numbers compare as JS in `localRules` (numCmp: NaN compares equal to everything).
+  const js = cmp === (numCmp as unknown) ? numberJs(r, conv as (x: unknown) => unknown) : undefined;
   const lt = r['lt'] !== undefined ? conv(r['lt']) : undefined;
   const lte = r['lte'] !== undefined ? conv(r['lte']) : undefined;
   const gt = r['gt'] !== undefined ? conv(r['gt']) : undefined;
@@ -310,6 +370,7 @@ function compileRange<T>(
       out.push({
         rule: `${family}.${lName}_${uName}`,
         ok: (v) => loOk(v) && upOk(v),
+        js,
         msg: (v) => `must be inside range ${lo}, ${hi} (got ${fmt(v)})`,
       });
     } else {
@@ -319,6 +380,7 @@ function compileRange<T>(
       out.push({
         rule: `${family}.${lName}_${uName}`,
         ok: (v) => loOk(v) || upOk(v),
+        js,
         msg: (v) => `must be outside range ${olo}, ${ohi} (got ${fmt(v)})`,
       });
     }
@@ -326,12 +388,14 @@ function compileRange<T>(
     out.push({
       rule: `${family}.${uName}`,
       ok: upOk,
+      js,
       msg: (v) => `must be ${upper.incl ? 'at most' : 'less than'} ${fmt(upper.v)} (got ${fmt(v)})`,
     });
   } else if (lower) {
     out.push({
       rule: `${family}.${lName}`,
       ok: loOk,
+      js,
       msg: (v) => `must be ${lower.incl ? 'at least' : 'greater than'} ${fmt(lower.v)} (got ${fmt(v)})`,
     });
   }
@@ -432,6 +496,7 @@ function compileEnum(enumType: protobuf.Enum, rules: RulesObj): ElemCheck | null
     list.push({
       rule: 'enum.defined_only',
       ok: (n) => enumType.valuesById[n] !== undefined,
+      js: (x, g) => `${g.c(enumType.valuesById)}[${x}] !== undefined`,
       msg: (n) => `${n} is not a defined ${enumType.name} value`,
     });
   const name = (n: number): string => enumType.valuesById[n] ?? String(n);
@@ -457,7 +522,7 @@ function compileEnum(enumType: protobuf.Enum, rules: RulesObj): ElemCheck | null
     });
   }
   if (list.length === 0) return null;
-  return (v, ctx) => {
+  const check = (v: unknown, ctx: Ctx): void => {
     const n = enumNumber(enumType, v);
     if (n === undefined) {
       ctx.report('enum.defined_only', `${show(v)} is not a ${enumType.name} value`);
@@ -465,6 +530,15 @@ function compileEnum(enumType: protobuf.Enum, rules: RulesObj): ElemCheck | null
     }
     runRules(list, n, ctx);
   };
+  return withInline(check, (g, v) => {
+    const n = g.v();
+    const e = g.c(enumType);
+    return (
+      `{ const ${n} = ${v} == null ? 0 : typeof ${v} === 'number' ? ${v} : ` +
+      `typeof ${v} === 'string' ? ${e}.values[${v}] : undefined;\n` +
+      `if (${n} === undefined || !(${rulesJs(list, n, g)})) return false; }\n`
+    );
+  });
 }
 
 /** The bytes rules of a field: lengths and IP address sizes. */
@@ -516,11 +590,18 @@ function compileScalar(
     const list = compileString(r);
     if (list.length === 0) return null;
     const ignoreEmpty = r['ignore_empty'] === true;
-    return (v, ctx) => {
+    const check = (v: unknown, ctx: Ctx): void => {
       const s = typeof v === 'string' ? v : v == null ? '' : String(v);
       if (ignoreEmpty && s === '') return;
       runRules(list, s, ctx);
     };
+    return withInline(check, (g, v) => {
+      const s = g.v();
+      return (
+        `{ const ${s} = typeof ${v} === 'string' ? ${v} : ${v} == null ? '' : String(${v});\n` +
+        `if (${ignoreEmpty ? `${s} !== '' && ` : ''}!(${rulesJs(list, s, g)})) return false; }\n`
+      );
+    });
   }
   if (scalarType === 'bool') {
     const r = rules['bool'] as RulesObj | undefined;
@@ -537,11 +618,18 @@ function compileScalar(
     const list = compileRange<number>(scalarType, r, toNum, numCmp, String);
     if (list.length === 0) return null;
     const ignoreEmpty = r['ignore_empty'] === true;
-    return (v, ctx) => {
+    const check = (v: unknown, ctx: Ctx): void => {
       const n = v == null ? 0 : toNum(v);
       if (ignoreEmpty && n === 0) return;
       runRules(list, n, ctx);
     };
+    return withInline(check, (g, v) => {
+      const n = g.v();
+      return (
+        `{ const ${n} = ${v} == null ? 0 : typeof ${v} === 'number' ? ${v} : ${g.c(toNum)}(${v});\n` +
+        `if (${ignoreEmpty ? `${n} !== 0 && ` : ''}!(${rulesJs(list, n, g)})) return false; }\n`
+      );
+    });
   }
   return null;
 }
@@ -557,6 +645,8 @@ interface FieldPlan {
   /** Check even when absent (scalar rules, repeated/map counts, required). */
   always: boolean;
   check: (v: unknown, present: boolean, ctx: Ctx) => void;
+  /** `check`'s verdict as code for `localRules`, where the literal visit calls it. */
+  inline?: Inline | undefined;
 }
 
 interface OneofPlan {
@@ -661,7 +751,15 @@ function compileMessageElem(mt: protobuf.Type, rules: RulesObj | undefined, deep
   const wrapperFamily = WRAPPER_FAMILY[full];
   if (wrapperFamily && rules) {
     const inner = compileScalar(wrapperFamily, null, rules);
-    if (inner) checks.push((v, ctx) => inner((v as Record<string, unknown>)['value'], ctx));
+    if (inner) {
+      const check = (v: unknown, ctx: Ctx): void => inner((v as Record<string, unknown>)['value'], ctx);
+      checks.push(
+        withInline(check, (g, v) => {
+          const w = g.v();
+          return `{ const ${w} = ${v}['value'];\n${callOr(g, inner, w)}}\n`;
+        }),
+      );
+    }
   }
   if ((full === '.google.protobuf.Duration' || full === '.google.protobuf.Timestamp') && rules) {
     const family = full === '.google.protobuf.Duration' ? 'duration' : 'timestamp';
@@ -716,9 +814,10 @@ function compileMessageElem(mt: protobuf.Type, rules: RulesObj | undefined, deep
   }
   if (checks.length === 0) return null;
   if (checks.length === 1) return checks[0] as ElemCheck;
-  return (v, ctx) => {
+  const all = (v: unknown, ctx: Ctx): void => {
     for (let i = 0; i < checks.length; i++) (checks[i] as ElemCheck)(v, ctx);
   };
+  return withInline(all, (g, v) => checks.map((c) => callOr(g, c, v)).join(''));
 }
 
 function compileElem(f: protobuf.Field, rules: RulesObj | undefined, deep: boolean): ElemCheck | null {
@@ -798,12 +897,28 @@ function compileRepeatedField(f: protobuf.Field, rules: RulesObj | undefined, de
   const unique = rr?.['unique'] === true;
   const ignoreEmpty = rr?.['ignore_empty'] === true;
   if (!itemCheck && minItems === 0 && maxItems === Infinity && !unique) return null;
+  const inline: Inline | undefined = unique
+    ? undefined
+    : (g, v) => {
+        const [a, n, i] = [g.v(), g.v(), g.v()];
+        const x = g.v();
+        const items = itemCheck
+          ? `for (let ${i} = 0; ${i} < ${n}; ${i}++) { const ${x} = ${a}[${i}];\n${callOr(g, itemCheck, x)}}\n`
+          : '';
+        return (
+          `{ const ${a} = Array.isArray(${v}) ? ${v} : ${v} == null ? [] : [${v}]; const ${n} = ${a}.length;\n` +
+          `if (${ignoreEmpty ? `${n} !== 0` : 'true'}) {\n` +
+          `if (${n} < ${g.c(minItems)} || ${n} > ${g.c(maxItems)}) return false;\n` +
+          `${items}} }\n`
+        );
+      };
   return {
     field: f,
     name,
     seg,
     presence,
     always: minItems > 0,
+    inline,
     check: (v, _present, ctx) => {
       const arr = (Array.isArray(v) ? v : v == null ? [] : [v]) as unknown[];
       const n = arr.length;
@@ -851,6 +966,7 @@ function compileField(f: protobuf.Field, deep: boolean): FieldPlan | null {
       seg,
       presence: true,
       always: required,
+      inline: (g, v) => (required ? `if (${v} == null) return false;\n` : '') + (elem ? callOr(g, elem, v) : ''),
       check: (v, present, ctx) => {
         if (!present) {
           if (required) ctx.report(family, `is required (${mt.name})`);
@@ -868,6 +984,7 @@ function compileField(f: protobuf.Field, deep: boolean): FieldPlan | null {
     seg,
     presence,
     always: !presence,
+    inline: (g, v) => callOr(g, sc, v),
     check: (v, present, ctx) => {
       if (presence && !present) return;
       sc(v, ctx);
@@ -989,30 +1106,35 @@ export function localRules(type: protobuf.Type): LocalRules | null {
   if (plan.fields.length === 0 && plan.requiredOneofs.length === 0) c = null;
   else if (!plan.byField) c = NEVER;
   else {
-    const run = generatedProbe(plan.fields);
-    const fields = plan.fields;
-    const oneofs = plan.requiredOneofs;
-    c = (obj) => {
-      probe.failed = false;
-      probe.path.length = 0;
-      run(obj, fields, probe);
-      for (let i = 0; i < oneofs.length; i++) if (!oneofSet(oneofs[i] as OneofPlan, obj)) return false;
-      return !probe.failed;
-    };
+    c = generatedProbe(plan);
   }
   localChecks.set(type, c);
   return c;
 }
 
-/** As `generatedVisit`, without the path: for `localRules`, which reports no issue. */
-function generatedProbe(fields: readonly FieldPlan[]): VisitFields {
-  let body = 'let v;\n';
-  fields.forEach((fp, i) => {
-    const load = `v = m[${JSON.stringify(fp.name)}]`;
-    const call = `F[${i}].check(v, ${fp.always ? 'v != null' : 'true'}, ctx);\n`;
-    body += fp.always ? `${load}; ${call}` : `if ((${load}) != null) ${call}`;
-  });
-  return new Function('m', 'F', 'ctx', body + 'return true;') as VisitFields;
+/**
+ * The rules of `plan` as one generated function for `localRules`: each field's checks inlined
+ * where they say how (a call site per rule, which V8 can inline), else a call of the field's check
+ * on the probe context. No issue, no path: false at the first check that would report.
+ */
+function generatedProbe(plan: TypePlan): LocalRules {
+  const g = new Gen();
+  // A check that threw (on malformed input) may have left its path segment.
+  let body = `const ctx = ${g.c(probe)};\nctx.failed = false;\nif (ctx.path.length !== 0) ctx.path.length = 0;\n`;
+  for (const fp of plan.fields) {
+    const v = g.v();
+    const code = fp.inline
+      ? fp.inline(g, v)
+      : `${g.c(fp)}.check(${v}, ${fp.always ? `${v} != null` : 'true'}, ctx); if (ctx.failed) return false;\n`;
+    body += `{ const ${v} = m[${JSON.stringify(fp.name)}];\n${fp.always ? code : `if (${v} != null) {\n${code}}\n`}}\n`;
+  }
+  const set = g.c(oneofSet);
+  for (const o of plan.requiredOneofs) body += `if (!${set}(${g.c(o)}, m)) return false;\n`;
+  const decls = g.consts.map((_c, i) => `const C${i} = C[${i}];\n`).join('');
+  const make = new Function('C', `${decls}return function probe(m) {\n${body}return true;\n};`) as (
+    c: unknown[],
+  ) => LocalRules;
+  return make(g.consts);
 }
 
 type VisitFields = (m: Record<string, unknown>, F: readonly FieldPlan[], ctx: Ctx) => boolean;
