@@ -20,6 +20,18 @@ export { checkRules } from './pgv-rules.js';
  * `bytes` is the encoded message.
  */
 export function validateMessage(typeNameOrUrl: string, obj: ProtoObject): ValidationResult {
+  return validateWith(typeNameOrUrl, obj, true);
+}
+
+/**
+ * What `validateMessage` answers, from the reporting passes alone (no checked encoder pass first):
+ * the reference its fast path is tested against.
+ */
+export function validateReporting(typeNameOrUrl: string, obj: ProtoObject): ValidationResult {
+  return validateWith(typeNameOrUrl, obj, false);
+}
+
+function validateWith(typeNameOrUrl: string, obj: ProtoObject, fast: boolean): ValidationResult {
   let type: protobuf.Type;
   try {
     type = resolveType(typeNameOrUrl);
@@ -37,7 +49,7 @@ export function validateMessage(typeNameOrUrl: string, obj: ProtoObject): Valida
   }
   // One pass that only answers "valid?": the encoder's size pass, checking the shape and each
   // message's own PGV rules as it goes. Any doubt (or defect): the passes below, which report.
-  const proven = encodeChecked(type, obj, localRules);
+  const proven = fast ? encodeChecked(type, obj, localRules) : null;
   if (proven !== null) return { ok: true, bytes: proven };
   const ctx = new Ctx();
   shapeMessage(type, obj, ctx);
