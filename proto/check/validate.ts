@@ -1,6 +1,7 @@
 // Validation of one message given as a plain object (fromObject form): the strict shape check,
 // PGV rules, encode, and a decode round trip proving nothing was dropped (run for the values whose
-// exact encoding the shape check cannot prove, docs/decisions.md). Generic protobuf: which
+// exact encoding the shape check cannot prove, docs/decisions.md). One checked encoder pass answers
+// first; these reporting passes run only when it doubts (docs/decisions.md). Generic protobuf: which
 // messages to validate, and what a failure means, is the caller's (src/xds/validate.ts).
 import protobuf from 'protobufjs';
 import type { ProtoObject } from '../loader.js';
