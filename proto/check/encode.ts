@@ -20,7 +20,8 @@
 // field) is not guessed: `encodePlain` returns null and the caller encodes with protobufjs.
 import protobuf from 'protobufjs';
 import { resolvedTypeOf } from '../loader.js';
-import { fullNameOf } from '../json.js';
+import { fullNameOf, typeOfAnyUrl } from '../json.js';
+import { TYPE_URL_PREFIX } from '../type-urls.js';
 import { putUtf8, putVarint, utf8Length, varintSize } from '../wire.js';
 
 /** Thrown where the value is not one this encoder can prove; caught by encodePlain (one shared instance). */
@@ -37,6 +38,19 @@ let bi = 0;
 let buf: Buffer = Buffer.alloc(0);
 let pos = 0;
 let depth = 0;
+
+/** Whether a plain object of one type passes the caller's own checks on its fields (`encodeChecked`). */
+export type MessageCheck = (obj: Record<string, unknown>) => boolean;
+/** The check of each message type met, or null for none (`encodeChecked`'s argument). */
+export type MessageChecks = (type: protobuf.Type) => MessageCheck | null;
+
+/**
+ * Set while `encodeChecked` runs: every value must also be one whose encoding the shape check proves
+ * exact without a round trip (proto/check/shape.ts), and every message passes `checksOf`; anything
+ * else falls back (FALLBACK), and the caller runs the full checks.
+ */
+let checking = false;
+let checksOf: MessageChecks | null = null;
 
 /** One value (a field value, an array item, a map value): its wire type, size and writer. */
 interface Elem {
@@ -68,7 +82,15 @@ interface Plan {
   unsupported: boolean;
   isAny: boolean;
   type: protobuf.Type;
+  /** The size loop of `encodeChecked`, generated on first use. */
+  sizeChecked?: SizeChecked;
+  /** `checks(type)`, for the `checksOf` it was asked of. */
+  checks?: MessageCheck | null;
+  checksFor?: MessageChecks;
 }
+
+/** As SizeFields, and -1 when a key is not a field or a oneof has two members set. */
+type SizeChecked = (m: Record<string, unknown>, fields: readonly FieldCodec[], extraKeys: number) => number;
 
 const plans = new WeakMap<protobuf.Type, Plan>();
 
@@ -109,6 +131,25 @@ function generated(fields: readonly protobuf.Field[]): { sizeFields: SizeFields;
     sizeFields: new Function('m', 'F', size + 'return n;') as SizeFields,
     writeFields: new Function('m', 'F', write) as WriteFields,
   };
+}
+
+/**
+ * The size loop of `encodeChecked`: also counts the keys that are fields (set, or null), which must
+ * be all the object's keys (`extraKeys` more in an Any, its `@type`), and sees that at most one
+ * member of each oneof is set, as the shape check requires.
+ */
+function generatedChecked(type: protobuf.Type, fields: readonly FieldCodec[]): SizeChecked {
+  let body = 'let n = 0, k = 0, v;\n';
+  fields.forEach((f, i) => {
+    body += `if ((v = m[${JSON.stringify(f.name)}]) !== undefined) { k++; if (v !== null) n += F[${i}].size(v); }\n`;
+  });
+  for (const o of type.oneofsArray) {
+    if (o.oneof.length <= 1) continue;
+    const set = o.oneof.map((name) => `(m[${JSON.stringify(name)}] != null ? 1 : 0)`).join(' + ');
+    body += `if (${set} > 1) return -1;\n`;
+  }
+  body += 'for (const _ in m) k--;\nreturn k + x === 0 ? n : -1;';
+  return new Function('m', 'F', 'x', body) as SizeChecked;
 }
 
 function isPlain(v: unknown): v is Record<string, unknown> {
@@ -236,20 +277,35 @@ const WIRE_I64 = 1;
 const WIRE_LEN = 2;
 const WIRE_I32 = 5;
 
-function varintElem(toN: (v: unknown) => number): Elem {
+/** The value's own check under `encodeChecked` (its kind is checked by `toN`). */
+type Exact = (v: unknown) => boolean;
+const IS_INT32: Exact = (v) => ((v as number) | 0) === v;
+const IS_UINT32: Exact = (v) => (v as number) >>> 0 === v;
+const IS_NUMBER: Exact = (v) => typeof v === 'number';
+const IS_STRING: Exact = (v) => typeof v === 'string';
+
+function varintElem(toN: (v: unknown) => number, exact: Exact): Elem {
   return {
     wire: WIRE_VARINT,
-    size: (v) => varintSize(toN(v)),
+    size: (v) => {
+      const n = toN(v);
+      if (checking && !exact(v)) throw FALLBACK;
+      return varintSize(n);
+    },
     write: (v) => {
       pos = putVarint(buf, pos, toN(v));
     },
   };
 }
 
-function int32Elem(toN: (v: unknown) => number): Elem {
+function int32Elem(toN: (v: unknown) => number, exact: Exact): Elem {
   return {
     wire: WIRE_VARINT,
-    size: (v) => int32Size(toN(v)),
+    size: (v) => {
+      const n = toN(v);
+      if (checking && !exact(v)) throw FALLBACK;
+      return int32Size(n);
+    },
     write: (v) => putInt32(toN(v)),
   };
 }
@@ -263,11 +319,13 @@ function longElem(unsigned: boolean, zigzag: boolean, fixed: boolean): Elem {
       LO = ((LO << 1) ^ mask) >>> 0;
     }
   };
+  // The shape check proves int64 exact only as a number (else the round trip runs).
   if (fixed)
     return {
       wire: WIRE_I64,
       size: (v) => {
         longBits(v, unsigned);
+        if (checking && typeof v !== 'number') throw FALLBACK;
         return 8;
       },
       write: (v) => {
@@ -280,6 +338,7 @@ function longElem(unsigned: boolean, zigzag: boolean, fixed: boolean): Elem {
     wire: WIRE_VARINT,
     size: (v) => {
       bits(v);
+      if (checking && typeof v !== 'number') throw FALLBACK;
       return varint64Size(LO, HI);
     },
     write: (v) => {
@@ -321,6 +380,8 @@ function bytesOf(v: unknown): Uint8Array {
 const BYTES: Elem = {
   wire: WIRE_LEN,
   size: (v) => {
+    // The shape check never proves bytes exact: the round trip runs.
+    if (checking) throw FALLBACK;
     const b = bytesOf(v);
     blobs.push(b);
     return varintSize(b.length) + b.length;
@@ -345,12 +406,13 @@ const BOOL: Elem = {
 };
 
 /** A fixed-width value (4 bytes for I32, 8 for I64): `toN` checks its kind in the size pass too. */
-function fixedElem(wire: number, toN: (v: unknown) => number, put: (n: number) => void): Elem {
+function fixedElem(wire: number, toN: (v: unknown) => number, put: (n: number) => void, exact: Exact): Elem {
   const n = wire === WIRE_I32 ? 4 : 8;
   return {
     wire,
     size: (v) => {
       toN(v);
+      if (checking && !exact(v)) throw FALLBACK;
       return n;
     },
     write: (v) => put(toN(v)),
@@ -366,21 +428,22 @@ function scalarElem(t: string): Elem | null {
     case 'bool':
       return BOOL;
     case 'double':
-      return fixedElem(WIRE_I64, real, putDouble);
+      return fixedElem(WIRE_I64, real, putDouble, IS_NUMBER);
     case 'float':
-      return fixedElem(WIRE_I32, real, putFloat);
+      return fixedElem(WIRE_I32, real, putFloat, IS_NUMBER);
     case 'int32':
-      return int32Elem((v) => num(v) | 0);
+      return int32Elem((v) => num(v) | 0, IS_INT32);
     case 'uint32':
-      return varintElem((v) => num(v) >>> 0);
+      return varintElem((v) => num(v) >>> 0, IS_UINT32);
     case 'sint32':
       return varintElem((v) => {
         const n = num(v) | 0;
         return ((n << 1) ^ (n >> 31)) >>> 0;
-      });
+      }, IS_INT32);
     case 'fixed32':
+      return fixedElem(WIRE_I32, (v) => num(v) >>> 0, putFixed32, IS_UINT32);
     case 'sfixed32':
-      return fixedElem(WIRE_I32, (v) => num(v) >>> 0, putFixed32);
+      return fixedElem(WIRE_I32, (v) => num(v) >>> 0, putFixed32, IS_INT32);
     case 'int64':
       return longElem(false, false, false);
     case 'uint64':
@@ -405,7 +468,8 @@ function enumElem(e: protobuf.Enum): Elem {
     }
     return num(v) | 0;
   };
-  return int32Elem(toN);
+  // A number is proven only by the round trip (the shape check flags it).
+  return int32Elem(toN, IS_STRING);
 }
 
 function messageElem(mt: protobuf.Type): Elem {
@@ -539,7 +603,8 @@ function mapField(f: protobuf.Field, elem: Elem): FieldCodec {
     name: f.name,
     id: f.id,
     size: (v) => {
-      if (!isPlain(v)) throw FALLBACK;
+      // Other key types than string: only the round trip proves them.
+      if (!isPlain(v) || (checking && keyElem !== STRING)) throw FALLBACK;
       let n = 0;
       for (const k of Object.keys(v)) {
         if (k === '__proto__') throw FALLBACK;
@@ -595,10 +660,11 @@ function sizeAny(plan: Plan, obj: Record<string, unknown>): number {
   if (typeof url !== 'string' || url === '') throw FALLBACK;
   const t = anyTarget(plan.type, url);
   if (!t) throw FALLBACK;
+  if (checking && !provenAny(url, t.type)) throw FALLBACK;
   const u = STRING.size(t.url);
   const i = lens.length;
   lens.push(0);
-  const n = sizeMessage(planOf(t.type), obj);
+  const n = sizeMessage(planOf(t.type), obj, 1);
   lens[i] = n;
   return 1 + u + 1 + varintSize(n) + n;
 }
@@ -612,12 +678,38 @@ function writeAny(obj: Record<string, unknown>): void {
   writeMessage(planOf(t.type), obj);
 }
 
-function sizeMessage(plan: Plan, v: unknown): number {
+/** Per @type URL: the shape check's type is the encoder's, and the URL is sent unchanged. */
+const provenAnys = new Map<string, boolean>();
+
+function provenAny(url: string, target: protobuf.Type): boolean {
+  let ok = provenAnys.get(url);
+  if (ok === undefined) {
+    ok = typeOfAnyUrl(url) === target && url.startsWith(TYPE_URL_PREFIX);
+    provenAnys.set(url, ok);
+  }
+  return ok;
+}
+
+/** `extraKeys`: keys of `v` that are not fields of the plan's type (an Any payload's `@type`). */
+function sizeMessage(plan: Plan, v: unknown, extraKeys = 0): number {
   if (!isPlain(v) || plan.unsupported || depth >= MAX_DEPTH) throw FALLBACK;
   if (plan.isAny) return sizeAny(plan, v);
   depth++;
-  const n = plan.sizeFields(v, plan.fields);
+  const n = checking ? sizeChecked(plan, v, extraKeys) : plan.sizeFields(v, plan.fields);
   depth--;
+  return n;
+}
+
+function sizeChecked(plan: Plan, v: Record<string, unknown>, extraKeys: number): number {
+  const n = (plan.sizeChecked ??= generatedChecked(plan.type, plan.fields))(v, plan.fields, extraKeys);
+  if (n < 0) throw FALLBACK;
+  const of = checksOf as MessageChecks;
+  if (plan.checksFor !== of) {
+    plan.checks = of(plan.type);
+    plan.checksFor = of;
+  }
+  const check = plan.checks;
+  if (check && !check(v)) throw FALLBACK;
   return n;
 }
 
@@ -631,6 +723,28 @@ function writeMessage(plan: Plan, obj: Record<string, unknown>): void {
  * prove the bytes (the caller then encodes with protobufjs, which also reports what it refuses).
  */
 export function encodePlain(type: protobuf.Type, obj: Record<string, unknown>): Buffer | null {
+  return encode(type, obj);
+}
+
+/**
+ * The bytes of `encodePlain`, when `obj` is also a value the shape check passes without flagging a
+ * round trip (every key a field, at most one member per oneof, int32/uint32 in range, int64 and
+ * floats as numbers, enums by name, no bytes, string map keys, Any with a type.googleapis.com/
+ * `@type` of the type protobufjs resolves) and every message in it passes `checks` of its type.
+ * Else null, also where encodePlain would give bytes: the caller then runs the full checks.
+ */
+export function encodeChecked(type: protobuf.Type, obj: Record<string, unknown>, checks: MessageChecks): Buffer | null {
+  checking = true;
+  checksOf = checks;
+  try {
+    return encode(type, obj);
+  } finally {
+    checking = false;
+    checksOf = null;
+  }
+}
+
+function encode(type: protobuf.Type, obj: Record<string, unknown>): Buffer | null {
   lens = [];
   blobs = [];
   li = 0;

@@ -18,10 +18,49 @@ interface Rule<T> {
   rule: string;
   ok(v: T): boolean;
   msg(v: T): string;
+  /** `ok` as a JS expression of the value `x`, for `localRules` (else it calls `ok`). */
+  js?: (x: string, g: Gen) => string;
 }
 
-/** Checks one (present) element value: a scalar, or a message including its own rules and recursion. */
-type ElemCheck = (v: unknown, ctx: Ctx) => void;
+/**
+ * Checks one (present) element value: a scalar, or a message including its own rules and recursion.
+ * `inline`: the same verdict as statements for `localRules`.
+ */
+type ElemCheck = ((v: unknown, ctx: Ctx) => void) & { inline?: Inline };
+
+/**
+ * Code of a check for `localRules`, given the variable holding the value: statements that
+ * `return false` where the check would report.
+ */
+type Inline = (g: Gen, v: string) => string;
+
+/** The constants and fresh variable names of one generated `localRules` function. */
+class Gen {
+  readonly consts: unknown[] = [];
+  private n = 0;
+  /** The name under which `x` is in scope of the generated code. */
+  c(x: unknown): string {
+    this.consts.push(x);
+    return `C${this.consts.length - 1}`;
+  }
+  v(): string {
+    return `v${this.n++}`;
+  }
+}
+
+function withInline(check: (v: unknown, ctx: Ctx) => void, inline: Inline): ElemCheck {
+  return Object.assign(check, { inline });
+}
+
+/** The rules of `list` as one JS condition on the variable `x`. */
+function rulesJs<T>(list: readonly Rule<T>[], x: string, g: Gen): string {
+  return list.map((r) => (r.js ? r.js(x, g) : `${g.c(r.ok)}(${x})`)).join(' && ');
+}
+
+/** `check` as statements: its inline code, else a call that the probe context records. */
+function callOr(g: Gen, check: ElemCheck, v: string): string {
+  return check.inline ? check.inline(g, v) : `${g.c(check)}(${v}, ctx); if (ctx.failed) return false;\n`;
+}
 
 function runRules<T>(rules: Rule<T>[], v: T, ctx: Ctx): void {
   for (let i = 0; i < rules.length; i++) {
@@ -281,6 +320,25 @@ function compileString(r: RulesObj): Rule<string>[] {
   ];
 }
 
+/** The range rule of `r` (lt/lte/gt/gte, one of them or a pair) as a JS condition on numbers. */
+function numberJs(r: RulesObj, conv: (x: unknown) => unknown): (x: string, g: Gen) => string {
+  const at = (k: string): unknown => (r[k] !== undefined ? conv(r[k]) : undefined);
+  const lt = at('lt');
+  const lte = at('lte');
+  const gt = at('gt');
+  const gte = at('gte');
+  return (x, g) => {
+    const up = lt !== undefined ? `${x} < ${g.c(lt)}` : lte !== undefined ? `!(${x} > ${g.c(lte)})` : null;
+    const lo = gt !== undefined ? `${x} > ${g.c(gt)}` : gte !== undefined ? `!(${x} < ${g.c(gte)})` : null;
+    if (up && lo) {
+      const upper = (lt ?? lte) as number;
+      const lower = (gt ?? gte) as number;
+      return numCmp(upper, lower) > 0 ? `(${lo} && ${up})` : `(${lo} || ${up})`;
+    }
+    return `(${up ?? lo ?? 'true'})`;
+  };
+}
+
 /** Numeric comparisons shared by numbers and durations/timestamps. */
 function compileRange<T>(
   family: string,
@@ -298,6 +356,8 @@ function compileRange<T>(
       msg: (v) => `must equal ${fmt(c)} (got ${fmt(v)})`,
     });
   }
+  // Numbers compare as JS in `localRules` (numCmp: NaN compares equal to everything).
+  const js = cmp === (numCmp as unknown) ? numberJs(r, conv as (x: unknown) => unknown) : undefined;
   const lt = r['lt'] !== undefined ? conv(r['lt']) : undefined;
   const lte = r['lte'] !== undefined ? conv(r['lte']) : undefined;
   const gt = r['gt'] !== undefined ? conv(r['gt']) : undefined;
@@ -315,6 +375,7 @@ function compileRange<T>(
       out.push({
         rule: `${family}.${lName}_${uName}`,
         ok: (v) => loOk(v) && upOk(v),
+        js,
         msg: (v) => `must be inside range ${lo}, ${hi} (got ${fmt(v)})`,
       });
     } else {
@@ -324,6 +385,7 @@ function compileRange<T>(
       out.push({
         rule: `${family}.${lName}_${uName}`,
         ok: (v) => loOk(v) || upOk(v),
+        js,
         msg: (v) => `must be outside range ${olo}, ${ohi} (got ${fmt(v)})`,
       });
     }
@@ -331,12 +393,14 @@ function compileRange<T>(
     out.push({
       rule: `${family}.${uName}`,
       ok: upOk,
+      js,
       msg: (v) => `must be ${upper.incl ? 'at most' : 'less than'} ${fmt(upper.v)} (got ${fmt(v)})`,
     });
   } else if (lower) {
     out.push({
       rule: `${family}.${lName}`,
       ok: loOk,
+      js,
       msg: (v) => `must be ${lower.incl ? 'at least' : 'greater than'} ${fmt(lower.v)} (got ${fmt(v)})`,
     });
   }
@@ -437,6 +501,7 @@ function compileEnum(enumType: protobuf.Enum, rules: RulesObj): ElemCheck | null
     list.push({
       rule: 'enum.defined_only',
       ok: (n) => enumType.valuesById[n] !== undefined,
+      js: (x, g) => `${g.c(enumType.valuesById)}[${x}] !== undefined`,
       msg: (n) => `${n} is not a defined ${enumType.name} value`,
     });
   const name = (n: number): string => enumType.valuesById[n] ?? String(n);
@@ -462,7 +527,7 @@ function compileEnum(enumType: protobuf.Enum, rules: RulesObj): ElemCheck | null
     });
   }
   if (list.length === 0) return null;
-  return (v, ctx) => {
+  const check = (v: unknown, ctx: Ctx): void => {
     const n = enumNumber(enumType, v);
     if (n === undefined) {
       ctx.report('enum.defined_only', `${show(v)} is not a ${enumType.name} value`);
@@ -470,6 +535,15 @@ function compileEnum(enumType: protobuf.Enum, rules: RulesObj): ElemCheck | null
     }
     runRules(list, n, ctx);
   };
+  return withInline(check, (g, v) => {
+    const n = g.v();
+    const e = g.c(enumType);
+    return (
+      `{ const ${n} = ${v} == null ? 0 : typeof ${v} === 'number' ? ${v} : ` +
+      `typeof ${v} === 'string' ? ${e}.values[${v}] : undefined;\n` +
+      `if (${n} === undefined || !(${rulesJs(list, n, g)})) return false; }\n`
+    );
+  });
 }
 
 /** The bytes rules of a field: lengths and IP address sizes. */
@@ -521,11 +595,18 @@ function compileScalar(
     const list = compileString(r);
     if (list.length === 0) return null;
     const ignoreEmpty = r['ignore_empty'] === true;
-    return (v, ctx) => {
+    const check = (v: unknown, ctx: Ctx): void => {
       const s = typeof v === 'string' ? v : v == null ? '' : String(v);
       if (ignoreEmpty && s === '') return;
       runRules(list, s, ctx);
     };
+    return withInline(check, (g, v) => {
+      const s = g.v();
+      return (
+        `{ const ${s} = typeof ${v} === 'string' ? ${v} : ${v} == null ? '' : String(${v});\n` +
+        `if (${ignoreEmpty ? `${s} !== '' && ` : ''}!(${rulesJs(list, s, g)})) return false; }\n`
+      );
+    });
   }
   if (scalarType === 'bool') {
     const r = rules['bool'] as RulesObj | undefined;
@@ -542,11 +623,18 @@ function compileScalar(
     const list = compileRange<number>(scalarType, r, toNum, numCmp, String);
     if (list.length === 0) return null;
     const ignoreEmpty = r['ignore_empty'] === true;
-    return (v, ctx) => {
+    const check = (v: unknown, ctx: Ctx): void => {
       const n = v == null ? 0 : toNum(v);
       if (ignoreEmpty && n === 0) return;
       runRules(list, n, ctx);
     };
+    return withInline(check, (g, v) => {
+      const n = g.v();
+      return (
+        `{ const ${n} = ${v} == null ? 0 : typeof ${v} === 'number' ? ${v} : ${g.c(toNum)}(${v});\n` +
+        `if (${ignoreEmpty ? `${n} !== 0 && ` : ''}!(${rulesJs(list, n, g)})) return false; }\n`
+      );
+    });
   }
   return null;
 }
@@ -562,6 +650,8 @@ interface FieldPlan {
   /** Check even when absent (scalar rules, repeated/map counts, required). */
   always: boolean;
   check: (v: unknown, present: boolean, ctx: Ctx) => void;
+  /** `check`'s verdict as code for `localRules`, where the literal visit calls it. */
+  inline?: Inline | undefined;
 }
 
 interface OneofPlan {
@@ -586,6 +676,8 @@ interface TypePlan {
 }
 
 const plans = new WeakMap<protobuf.Type, TypePlan>();
+/** The plans of the rules on a message's own fields only (`localRules`). */
+const localPlans = new WeakMap<protobuf.Type, TypePlan>();
 /** Whether visiting a message of a type can find anything (rules or Any payloads), transitively. */
 const workCache = new WeakMap<protobuf.Type, boolean>();
 
@@ -652,7 +744,11 @@ export function typeHasWork(t: protobuf.Type): boolean {
 }
 
 /** Element check for one present message value of `mt` with the element's own rules. */
-function compileMessageElem(mt: protobuf.Type, rules: RulesObj | undefined): ElemCheck | null {
+/**
+ * `deep`: the check visits the message's own fields too (a full visit); else only the rules on the
+ * value itself (the caller visits the message's fields, as the checked encoder does).
+ */
+function compileMessageElem(mt: protobuf.Type, rules: RulesObj | undefined, deep: boolean): ElemCheck | null {
   const full = fullNameOf(mt);
   const msgRules = rules?.['message'] as RulesObj | undefined;
   const skip = msgRules?.['skip'] === true;
@@ -660,7 +756,15 @@ function compileMessageElem(mt: protobuf.Type, rules: RulesObj | undefined): Ele
   const wrapperFamily = WRAPPER_FAMILY[full];
   if (wrapperFamily && rules) {
     const inner = compileScalar(wrapperFamily, null, rules);
-    if (inner) checks.push((v, ctx) => inner((v as Record<string, unknown>)['value'], ctx));
+    if (inner) {
+      const check = (v: unknown, ctx: Ctx): void => inner((v as Record<string, unknown>)['value'], ctx);
+      checks.push(
+        withInline(check, (g, v) => {
+          const w = g.v();
+          return `{ const ${w} = ${v}['value'];\n${callOr(g, inner, w)}}\n`;
+        }),
+      );
+    }
   }
   if ((full === '.google.protobuf.Duration' || full === '.google.protobuf.Timestamp') && rules) {
     const family = full === '.google.protobuf.Duration' ? 'duration' : 'timestamp';
@@ -708,21 +812,22 @@ function compileMessageElem(mt: protobuf.Type, rules: RulesObj | undefined): Ele
       });
     }
   }
-  if (!skip && typeHasWork(mt)) {
+  if (deep && !skip && typeHasWork(mt)) {
     // The plan of `mt` is resolved on first use: recursive types compile lazily.
     let plan: TypePlan | undefined;
     checks.push((v, ctx) => visitPlan((plan ??= planOf(mt)), v, ctx));
   }
   if (checks.length === 0) return null;
   if (checks.length === 1) return checks[0] as ElemCheck;
-  return (v, ctx) => {
+  const all = (v: unknown, ctx: Ctx): void => {
     for (let i = 0; i < checks.length; i++) (checks[i] as ElemCheck)(v, ctx);
   };
+  return withInline(all, (g, v) => checks.map((c) => callOr(g, c, v)).join(''));
 }
 
-function compileElem(f: protobuf.Field, rules: RulesObj | undefined): ElemCheck | null {
+function compileElem(f: protobuf.Field, rules: RulesObj | undefined, deep: boolean): ElemCheck | null {
   const mt = elemMessageType(f);
-  if (mt) return compileMessageElem(mt, rules);
+  if (mt) return compileMessageElem(mt, rules, deep);
   return compileScalar(f.type, enumOf(f), rules);
 }
 
@@ -739,7 +844,7 @@ function requiredFlag(rules: RulesObj | undefined): { required: boolean; family:
 }
 
 /** A map field: min_pairs / max_pairs / no_sparse, and the key and value rules of each entry. */
-function compileMapField(f: protobuf.Field, rules: RulesObj | undefined): FieldPlan | null {
+function compileMapField(f: protobuf.Field, rules: RulesObj | undefined, deep: boolean): FieldPlan | null {
   const name = f.name;
   const seg = '.' + name;
   const presence = f.partOf != null;
@@ -749,7 +854,7 @@ function compileMapField(f: protobuf.Field, rules: RulesObj | undefined): FieldP
     null,
     mr?.['keys'] as RulesObj | undefined,
   );
-  const valCheck = compileElem(f, mr?.['values'] as RulesObj | undefined);
+  const valCheck = compileElem(f, mr?.['values'] as RulesObj | undefined, deep);
   const minPairs = mr?.['min_pairs'] !== undefined ? Number(mr['min_pairs']) : 0;
   const maxPairs = mr?.['max_pairs'] !== undefined ? Number(mr['max_pairs']) : Infinity;
   const ignoreEmpty = mr?.['ignore_empty'] === true;
@@ -786,23 +891,39 @@ function compileMapField(f: protobuf.Field, rules: RulesObj | undefined): FieldP
 }
 
 /** A repeated field: min_items / max_items / unique, and the item rules of each element. */
-function compileRepeatedField(f: protobuf.Field, rules: RulesObj | undefined): FieldPlan | null {
+function compileRepeatedField(f: protobuf.Field, rules: RulesObj | undefined, deep: boolean): FieldPlan | null {
   const name = f.name;
   const seg = '.' + name;
   const presence = f.partOf != null;
   const rr = rules?.['repeated'] as RulesObj | undefined;
-  const itemCheck = compileElem(f, rr?.['items'] as RulesObj | undefined);
+  const itemCheck = compileElem(f, rr?.['items'] as RulesObj | undefined, deep);
   const minItems = rr?.['min_items'] !== undefined ? Number(rr['min_items']) : 0;
   const maxItems = rr?.['max_items'] !== undefined ? Number(rr['max_items']) : Infinity;
   const unique = rr?.['unique'] === true;
   const ignoreEmpty = rr?.['ignore_empty'] === true;
   if (!itemCheck && minItems === 0 && maxItems === Infinity && !unique) return null;
+  const inline: Inline | undefined = unique
+    ? undefined
+    : (g, v) => {
+        const [a, n, i] = [g.v(), g.v(), g.v()];
+        const x = g.v();
+        const items = itemCheck
+          ? `for (let ${i} = 0; ${i} < ${n}; ${i}++) { const ${x} = ${a}[${i}];\n${callOr(g, itemCheck, x)}}\n`
+          : '';
+        return (
+          `{ const ${a} = Array.isArray(${v}) ? ${v} : ${v} == null ? [] : [${v}]; const ${n} = ${a}.length;\n` +
+          `if (${ignoreEmpty ? `${n} !== 0` : 'true'}) {\n` +
+          `if (${n} < ${g.c(minItems)} || ${n} > ${g.c(maxItems)}) return false;\n` +
+          `${items}} }\n`
+        );
+      };
   return {
     field: f,
     name,
     seg,
     presence,
     always: minItems > 0,
+    inline,
     check: (v, _present, ctx) => {
       const arr = (Array.isArray(v) ? v : v == null ? [] : [v]) as unknown[];
       const n = arr.length;
@@ -829,20 +950,20 @@ function compileRepeatedField(f: protobuf.Field, rules: RulesObj | undefined): F
   };
 }
 
-function compileField(f: protobuf.Field): FieldPlan | null {
+function compileField(f: protobuf.Field, deep: boolean): FieldPlan | null {
   const rules = fieldRules(f);
   const name = f.name;
   const seg = '.' + name;
   const presence = f.partOf != null;
-  if (f.map) return compileMapField(f, rules);
-  if (f.repeated) return compileRepeatedField(f, rules);
+  if (f.map) return compileMapField(f, rules, deep);
+  if (f.repeated) return compileRepeatedField(f, rules, deep);
   const mt = elemMessageType(f);
   if (mt) {
     const req = requiredFlag(rules);
     // PGV: rules of a oneof member (required included) apply only when that member is the one set.
     const required = req.required && f.partOf == null;
     const family = req.family;
-    const elem = compileMessageElem(mt, rules);
+    const elem = compileMessageElem(mt, rules, deep);
     if (!required && !elem) return null;
     return {
       field: f,
@@ -850,6 +971,7 @@ function compileField(f: protobuf.Field): FieldPlan | null {
       seg,
       presence: true,
       always: required,
+      inline: (g, v) => (required ? `if (${v} == null) return false;\n` : '') + (elem ? callOr(g, elem, v) : ''),
       check: (v, present, ctx) => {
         if (!present) {
           if (required) ctx.report(family, `is required (${mt.name})`);
@@ -867,6 +989,7 @@ function compileField(f: protobuf.Field): FieldPlan | null {
     seg,
     presence,
     always: !presence,
+    inline: (g, v) => callOr(g, sc, v),
     check: (v, present, ctx) => {
       if (presence && !present) return;
       sc(v, ctx);
@@ -874,8 +997,9 @@ function compileField(f: protobuf.Field): FieldPlan | null {
   };
 }
 
-function planOf(type: protobuf.Type): TypePlan {
-  let p = plans.get(type);
+function planOf(type: protobuf.Type, deep = true): TypePlan {
+  const cache = deep ? plans : localPlans;
+  let p = cache.get(type);
   if (p) return p;
   // Register first: recursive types reach planOf again only through closures, lazily.
   p = {
@@ -888,10 +1012,10 @@ function planOf(type: protobuf.Type): TypePlan {
     byField: type.fieldsArray.every((f) => !(f.name in Object.prototype)),
     visitLiteral: () => true,
   };
-  plans.set(type, p);
+  cache.set(type, p);
   if (p.isAny || isDisabled(type)) return p;
   for (const f of type.fieldsArray) {
-    const fp = compileField(f);
+    const fp = compileField(f, deep);
     if (!fp) continue;
     p.fields.push(fp);
     if (fp.always) p.always.push(fp);
@@ -950,16 +1074,72 @@ function visitPlan(plan: TypePlan, value: unknown, ctx: Ctx): void {
   const oneofs = plan.requiredOneofs;
   for (let i = 0; i < oneofs.length; i++) {
     const o = oneofs[i] as OneofPlan;
-    let set = false;
-    const names = o.names;
-    for (let j = 0; j < names.length; j++) {
-      if (isPresent(obj, names[j] as string)) {
-        set = true;
-        break;
-      }
-    }
-    if (!set) ctx.report('oneof.required', `exactly one of ${o.names.join(', ')} must be set`, o.seg);
+    if (!oneofSet(o, obj)) ctx.report('oneof.required', `exactly one of ${o.names.join(', ')} must be set`, o.seg);
   }
+}
+
+function oneofSet(o: OneofPlan, obj: Record<string, unknown>): boolean {
+  const names = o.names;
+  for (let j = 0; j < names.length; j++) if (isPresent(obj, names[j] as string)) return true;
+  return false;
+}
+
+/** A Ctx that only records that something was reported: the checks' verdict, without issues or paths. */
+class Probe extends Ctx {
+  failed = false;
+  override report(): void {
+    this.failed = true;
+  }
+}
+const probe = new Probe();
+
+/** Whether a plain object (of one type) breaks none of the rules on its own fields. */
+export type LocalRules = (obj: Record<string, unknown>) => boolean;
+const localChecks = new WeakMap<protobuf.Type, LocalRules | null>();
+const NEVER: LocalRules = () => false;
+
+/**
+ * The rules of `type` on its own fields and oneofs, applied to a plain object without visiting its
+ * sub-messages (their own rules are the caller's to apply, message by message) and without issues:
+ * true means the full visit reports nothing on this message's fields. Null: the type has no such rule.
+ * Conservative where unsure (a field named like an Object.prototype member): always false.
+ */
+export function localRules(type: protobuf.Type): LocalRules | null {
+  let c = localChecks.get(type);
+  if (c !== undefined) return c;
+  const plan = planOf(type, false);
+  if (plan.fields.length === 0 && plan.requiredOneofs.length === 0) c = null;
+  else if (!plan.byField) c = NEVER;
+  else {
+    c = generatedProbe(plan);
+  }
+  localChecks.set(type, c);
+  return c;
+}
+
+/**
+ * The rules of `plan` as one generated function for `localRules`: each field's checks inlined
+ * where they say how (a call site per rule, which V8 can inline), else a call of the field's check
+ * on the probe context. No issue, no path: false at the first check that would report.
+ */
+function generatedProbe(plan: TypePlan): LocalRules {
+  const g = new Gen();
+  // A check that threw (on malformed input) may have left its path segment.
+  let body = `const ctx = ${g.c(probe)};\nctx.failed = false;\nif (ctx.path.length !== 0) ctx.path.length = 0;\n`;
+  for (const fp of plan.fields) {
+    const v = g.v();
+    const code = fp.inline
+      ? fp.inline(g, v)
+      : `${g.c(fp)}.check(${v}, ${fp.always ? `${v} != null` : 'true'}, ctx); if (ctx.failed) return false;\n`;
+    body += `{ const ${v} = m[${JSON.stringify(fp.name)}];\n${fp.always ? code : `if (${v} != null) {\n${code}}\n`}}\n`;
+  }
+  const set = g.c(oneofSet);
+  for (const o of plan.requiredOneofs) body += `if (!${set}(${g.c(o)}, m)) return false;\n`;
+  const decls = g.consts.map((_c, i) => `const C${i} = C[${i}];\n`).join('');
+  const make = new Function('C', `${decls}return function probe(m) {\n${body}return true;\n};`) as (
+    c: unknown[],
+  ) => LocalRules;
+  return make(g.consts);
 }
 
 type VisitFields = (m: Record<string, unknown>, F: readonly FieldPlan[], ctx: Ctx) => boolean;

@@ -1,15 +1,16 @@
 // Validation of one message given as a plain object (fromObject form): the strict shape check,
 // PGV rules, encode, and a decode round trip proving nothing was dropped (run for the values whose
-// exact encoding the shape check cannot prove, docs/decisions.md). Generic protobuf: which
+// exact encoding the shape check cannot prove, docs/decisions.md). One checked encoder pass answers
+// first; these reporting passes run only when it doubts (docs/decisions.md). Generic protobuf: which
 // messages to validate, and what a failure means, is the caller's (src/xds/validate.ts).
 import protobuf from 'protobufjs';
 import type { ProtoObject } from '../loader.js';
 import { resolveType } from '../json.js';
 import { Ctx, kindOf, type ValidationResult } from './context.js';
-import { typeHasWork, visitMessage } from './pgv-rules.js';
+import { localRules, typeHasWork, visitMessage } from './pgv-rules.js';
 import { shapeMessage } from './shape.js';
 import { compareMessage } from './round-trip.js';
-import { encodePlain } from './encode.js';
+import { encodeChecked, encodePlain } from './encode.js';
 
 export { formatIssue, type ValidationIssue, type ValidationResult } from './context.js';
 export { checkRules } from './pgv-rules.js';
@@ -20,6 +21,18 @@ export { checkRules } from './pgv-rules.js';
  * `bytes` is the encoded message.
  */
 export function validateMessage(typeNameOrUrl: string, obj: ProtoObject): ValidationResult {
+  return validateWith(typeNameOrUrl, obj, true);
+}
+
+/**
+ * What `validateMessage` answers, from the reporting passes alone (no checked encoder pass first):
+ * the reference its fast path is tested against.
+ */
+export function validateReporting(typeNameOrUrl: string, obj: ProtoObject): ValidationResult {
+  return validateWith(typeNameOrUrl, obj, false);
+}
+
+function validateWith(typeNameOrUrl: string, obj: ProtoObject, fast: boolean): ValidationResult {
   let type: protobuf.Type;
   try {
     type = resolveType(typeNameOrUrl);
@@ -29,13 +42,17 @@ export function validateMessage(typeNameOrUrl: string, obj: ProtoObject): Valida
       issues: [{ path: '', rule: 'type', message: `unknown message type ${typeNameOrUrl}: ${(e as Error).message}` }],
     };
   }
-  const ctx = new Ctx();
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
     return {
       ok: false,
       issues: [{ path: '', rule: 'shape.message', message: `expected a ${type.name} object, got ${kindOf(obj)}` }],
     };
   }
+  // One pass that only answers "valid?": the encoder's size pass, checking the shape and each
+  // message's own PGV rules as it goes. Any doubt (or defect): the passes below, which report.
+  const proven = fast ? encodeChecked(type, obj, localRules) : null;
+  if (proven !== null) return { ok: true, bytes: proven };
+  const ctx = new Ctx();
   shapeMessage(type, obj, ctx);
   const shapeOk = ctx.issues.length === 0;
   if (typeHasWork(type)) {
