@@ -12,11 +12,13 @@ import {
   ALWAYS_ADDED_TOUCH,
   ALWAYS_STRIPPED,
   CORS_FILTER_NAME,
+  HEADERS_BACK,
   RBAC_FILTER_NAME,
   alwaysAddedRequestHeaders,
   corsPolicy,
   gzipFilterName,
   gzipPerRoute,
+  headersBack,
   otoroshiHeaders,
   rbacPerRoute,
   strippedRequestHeaders,
@@ -50,11 +52,13 @@ function featurePerFilter(
 /**
  * Header mutations every forwarding route of an Envoy route configuration shares, set once on the
  * route configuration instead of on each route (Envoy builds the header parsers of every route on
- * each route table update). They are request-side only: response headers of the route configuration
- * would also reach the direct answers (404, redirects, errors). The route configuration's mutations
- * run before each route's own (most_specific_header_mutations_wins), so a route's additions win over
- * them and its removals run after them (forwardMutations handles the one case where that matters).
- * Proxyless gRPC route configurations get none (their routes carry no Otoroshi headers).
+ * each route table update): Otoroshi's request headers, and its headers back to the client
+ * (sendOtoroshiHeadersBack, the default). The route configuration's mutations run before each
+ * route's own (most_specific_header_mutations_wins), so a route's additions win over them and its
+ * removals run after them: the routes that must not answer with the headers back remove them
+ * (withoutHeadersBack), and forwardMutations handles the cases where a route's own removals would
+ * undo the shared additions. Proxyless gRPC route configurations get none (their routes carry no
+ * Otoroshi headers).
  */
 export function routeConfigHeaders(variant: RouteVariant): RouteConfigHeaders | undefined {
   return variant === 'grpc' ? undefined : ENVOY_ROUTE_CONFIG_HEADERS;
@@ -62,6 +66,7 @@ export function routeConfigHeaders(variant: RouteVariant): RouteConfigHeaders | 
 
 /** One object (never mutated): route configurations encode it once. */
 const ENVOY_ROUTE_CONFIG_HEADERS: RouteConfigHeaders = {
+  responseHeadersToAdd: headersBack(),
   requestHeadersToAdd: alwaysAddedRequestHeaders(),
   requestHeadersToRemove: [...ALWAYS_STRIPPED],
   mostSpecificHeaderMutationsWins: true,
@@ -70,15 +75,45 @@ const ENVOY_ROUTE_CONFIG_HEADERS: RouteConfigHeaders = {
 const lower = (h: string): string => h.toLowerCase();
 
 /**
+ * `route` without Otoroshi's headers back (they come from the route configuration): Otoroshi's own
+ * answers (404, errors, redirects) never carry them.
+ */
+function withoutHeadersBack(route: ProtoObject): ProtoObject {
+  return withFields(route, { responseHeadersToRemove: [...HEADERS_BACK] });
+}
+
+/**
+ * The response mutations of a forwarding route (Envoy variants) under the route configuration's
+ * headers back. sendOtoroshiHeadersBack off: the route removes them, the upstream's own included, as
+ * Otoroshi does (it always drops those names from the upstream's response and adds its own only
+ * when the flag is on). On: a route whose own removals name one of them adds them again after its
+ * removals (Otoroshi applies removeHeadersOut before adding its headers back).
+ */
+function responseMutations(d: RouteInput, user: ProtoObject): ProtoObject {
+  const removed = (user.responseHeadersToRemove as string[] | undefined) ?? [];
+  const again = d.sendOtoroshiHeadersBack && removed.some((h) => HEADERS_BACK.includes(lower(h)));
+  const add = [...(again ? headersBack() : []), ...((user.responseHeadersToAdd as ProtoObject[] | undefined) ?? [])];
+  const mine = new Set(removed.map(lower));
+  const extra = d.sendOtoroshiHeadersBack ? [] : HEADERS_BACK.filter((h) => !mine.has(h));
+  const remove = [...removed, ...extra].sort();
+  return {
+    ...(add.length > 0 ? { responseHeadersToAdd: add } : {}),
+    ...(remove.length > 0 ? { responseHeadersToRemove: remove } : {}),
+  };
+}
+
+/**
  * Header mutations of a forwarding route: Otoroshi's own headers (Envoy only) beyond the route
  * configuration's (routeConfigHeaders), then the user's; `checked`: the Check runs on the route and its
  * apikey's client id goes upstream. Otoroshi removes before it adds: a route removing a header the
- * shared additions write or read removes and adds those itself, after its removals.
+ * shared additions write or read removes and adds those itself, after its removals (responseMutations
+ * for the response side).
  */
 function forwardMutations(d: RouteInput, variant: RouteVariant, checked: boolean): ProtoObject {
   const user = headerMutations(d);
   if (variant === 'grpc') return user;
   const oto = otoroshiHeaders(d);
+  const res = responseMutations(d, user);
   const shared = new Set(ALWAYS_STRIPPED);
   const own = [...strippedRequestHeaders(d), ...((user.requestHeadersToRemove as string[] | undefined) ?? [])].filter(
     (h) => !shared.has(lower(h)),
@@ -91,13 +126,11 @@ function forwardMutations(d: RouteInput, variant: RouteVariant, checked: boolean
     ...(checked ? [clientIdFromCheck()] : []),
     ...((user.requestHeadersToAdd as ProtoObject[] | undefined) ?? []),
   ];
-  const resAdd = [...oto.response, ...((user.responseHeadersToAdd as ProtoObject[] | undefined) ?? [])];
   const reqRemove = [...new Set([...own, ...again.map((h) => lower(h.header?.key ?? ''))])].sort();
   return {
     ...(reqAdd.length > 0 ? { requestHeadersToAdd: reqAdd } : {}),
     ...(reqRemove.length > 0 ? { requestHeadersToRemove: reqRemove } : {}),
-    ...(resAdd.length > 0 ? { responseHeadersToAdd: resAdd } : {}),
-    ...(user.responseHeadersToRemove !== undefined ? { responseHeadersToRemove: user.responseHeadersToRemove } : {}),
+    ...res,
   };
 }
 
@@ -211,7 +244,8 @@ export function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
   };
   const steps = routeSteps(e, variant);
   const forwards = steps.filter((s): s is Extract<RouteStep, { kind: 'forward' }> => s.kind === 'forward');
-  const out = steps.flatMap((s) => (s.kind === 'forward' ? [] : [guardRoute(x, s)]));
+  // Guards exist on Envoy variants only, whose route configurations send the headers back.
+  const out = steps.flatMap((s) => (s.kind === 'forward' ? [] : [withoutHeadersBack(guardRoute(x, s))]));
   return forwards.length > 0 ? [...out, ...forwardRoutes(x, forwards)] : out;
 }
 
@@ -220,6 +254,6 @@ export function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
  * the Check: Otoroshi answers 404 before any authentication, and the Check could only say 404.
  */
 export function notFoundRoute(authz: boolean): ProtoObject {
-  const route = otoroshiErrorRoute('oxds-not-found', { prefix: '/' }, 404, 'Service not found');
+  const route = withoutHeadersBack(otoroshiErrorRoute('oxds-not-found', { prefix: '/' }, 404, 'Service not found'));
   return authz ? withPerFilterConfig(route, extAuthzPerFilterConfig(undefined)) : route;
 }
