@@ -51,42 +51,39 @@ for (const delta of [false, true]) {
         'Otoroshi-Proxy-Latency': 'up',
         'X-Up': 'up',
       };
-      const files = {
-        'd.yaml':
-          descriptor('plain', b.port) +
-          descriptor('xfh', b.port, 'xForwardedHeaders: true') +
-          descriptor(
-            'mine',
-            b.port,
-            'additionalHeaders: {Otoroshi-State: mine, Otoroshi-Request-Id: literal-id}\n' +
-              'missingOnlyHeadersIn: {Otoroshi-Proxied-Host: only-if-absent, X-Keep: not-this}',
-          ) +
-          descriptor('drops', b.port, 'removeHeadersIn: [Otoroshi-Request-Id, otoroshi-proxied-host, X-Keep]') +
-          descriptor('noid', b.port, 'removeHeadersIn: [x-request-id]') +
-          descriptor('quiet', quiet.port, 'sendOtoroshiHeadersBack: false') +
-          descriptor(
-            'quietmine',
-            quiet.port,
-            'sendOtoroshiHeadersBack: false\nadditionalHeadersOut: {Otoroshi-Proxy-Latency: mine}',
-          ) +
-          descriptor('outdrops', quiet.port, 'removeHeadersOut: [Otoroshi-Request-Id, otoroshi-proxy-latency, X-Up]') +
-          descriptor('outmine', quiet.port, 'additionalHeadersOut: {Otoroshi-Request-Id: literal-out}') +
-          descriptor('mixedquiet', quiet.port, 'sendOtoroshiHeadersBack: false\nmatchingRoot: /quiet', 'mixed') +
-          descriptor('mixed', b.port, 'matchingRoot: /loud') +
-          descriptor('mixedro', b.port, 'readOnly: true\nmatchingRoot: /ro', 'mixed') +
-          descriptor('mixedmaint', b.port, 'maintenanceMode: true\nmatchingRoot: /maint', 'mixed') +
-          descriptor('scoped', b.port, 'matchingRoot: /api') +
-          descriptor('blocked', b.port, 'ipFiltering: {blacklist: [127.0.0.1]}') +
-          descriptor('secure', b.port, 'forceHttps: true') +
-          descriptor(
-            'moved',
-            b.port,
-            'redirection: {enabled: true, code: 301, to: "https://elsewhere.example.com/x"}',
-          ) +
-          descriptor('maint', b.port, 'maintenanceMode: true') +
-          descriptor('ro', b.port, 'readOnly: true') +
-          descriptor('hv', b.port, 'headersVerification: {x-token: expected}'),
-      };
+      // name, backend port, spec, host (name when absent)
+      const docs: [string, number, string?, string?][] = [
+        ['plain', b.port],
+        ['xfh', b.port, 'xForwardedHeaders: true'],
+        [
+          'mine',
+          b.port,
+          'additionalHeaders: {Otoroshi-State: mine, Otoroshi-Request-Id: literal-id}\n' +
+            'missingOnlyHeadersIn: {Otoroshi-Proxied-Host: only-if-absent, X-Keep: not-this}',
+        ],
+        ['drops', b.port, 'removeHeadersIn: [Otoroshi-Request-Id, otoroshi-proxied-host, X-Keep]'],
+        ['noid', b.port, 'removeHeadersIn: [x-request-id]'],
+        ['quiet', quiet.port, 'sendOtoroshiHeadersBack: false'],
+        [
+          'quietmine',
+          quiet.port,
+          'sendOtoroshiHeadersBack: false\nadditionalHeadersOut: {Otoroshi-Proxy-Latency: mine}',
+        ],
+        ['outdrops', quiet.port, 'removeHeadersOut: [Otoroshi-Request-Id, otoroshi-proxy-latency, X-Up]'],
+        ['outmine', quiet.port, 'additionalHeadersOut: {Otoroshi-Request-Id: literal-out}'],
+        ['mixedquiet', quiet.port, 'sendOtoroshiHeadersBack: false\nmatchingRoot: /quiet', 'mixed'],
+        ['mixed', b.port, 'matchingRoot: /loud'],
+        ['mixedro', b.port, 'readOnly: true\nmatchingRoot: /ro', 'mixed'],
+        ['mixedmaint', b.port, 'maintenanceMode: true\nmatchingRoot: /maint', 'mixed'],
+        ['scoped', b.port, 'matchingRoot: /api'],
+        ['blocked', b.port, 'ipFiltering: {blacklist: [127.0.0.1]}'],
+        ['secure', b.port, 'forceHttps: true'],
+        ['moved', b.port, 'redirection: {enabled: true, code: 301, to: "https://elsewhere.example.com/x"}'],
+        ['maint', b.port, 'maintenanceMode: true'],
+        ['ro', b.port, 'readOnly: true'],
+        ['hv', b.port, 'headersVerification: {x-token: expected}'],
+      ];
+      const files = { 'd.yaml': docs.map(([n, port, spec, host]) => descriptor(n, port, spec, host)).join('') };
       const gw = await startGateway(t, bin, { files, delta });
 
       const plain = await gw.request({ host: 'plain.oto.tools', headers: FORGED });
