@@ -260,28 +260,16 @@ test('translate: a basic descriptor gives listener, routes, EDS cluster and endp
       name: 'basic/0',
       match: { prefix: '/api' },
       route: { cluster: cname, timeout: { seconds: 30 }, idleTimeout: { seconds: 60 }, prefixRewrite: '/' },
-      // Otoroshi never forwards (without xForwardedHeaders) X-Forwarded-*; the rest is the route configuration's.
+      // Otoroshi never forwards (without xForwardedHeaders) X-Forwarded-*; the rest is the route
+      // configuration's, the headers back (sendOtoroshiHeadersBack) included.
       requestHeadersToRemove: ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto'],
-      // sendOtoroshiHeadersBack
-      responseHeadersToAdd: [
-        {
-          header: { key: 'Otoroshi-Request-Id', value: '%REQ(X-REQUEST-ID)%' },
-          appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD',
-        },
-        {
-          header: { key: 'Otoroshi-Request-Timestamp', value: '%START_TIME(%Y-%m-%dT%H:%M:%S.%3f%z)%' },
-          appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD',
-        },
-        {
-          header: { key: 'Otoroshi-Proxy-Latency', value: '%RESPONSE_DURATION%' },
-          appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD',
-        },
-      ],
     },
     {
       name: 'oxds-not-found',
       match: { prefix: '/' },
       directResponse: { status: 404, body: { inlineString: '{"Otoroshi-Error":"Service not found"}' } },
+      // Otoroshi's own answers never carry the route configuration's headers back.
+      responseHeadersToRemove: ['otoroshi-proxy-latency', 'otoroshi-request-id', 'otoroshi-request-timestamp'],
       responseHeadersToAdd: [
         { header: { key: 'Content-Type', value: 'application/json' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
         { header: { key: 'Otoroshi-Error', value: 'true' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
@@ -305,11 +293,16 @@ test('translate: a basic descriptor gives listener, routes, EDS cluster and endp
     'basic.example.com',
     'basic.example.com:*',
   ]);
-  // Otoroshi's request headers of every forwarded request: once per Envoy route configuration, before
+  // Otoroshi's headers of every forwarded request, and back: once per Envoy route configuration, before
   // each route's own; none on the proxyless gRPC ones.
   const { name: _n, virtualHosts: _v, ...shared } = out.envoy.routes[0] as ProtoObject;
   const value = (key: string, v: string) => ({ header: { key, value: v }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' });
   assert.deepEqual(shared, {
+    responseHeadersToAdd: [
+      value('Otoroshi-Request-Id', '%REQ(X-REQUEST-ID)%'),
+      value('Otoroshi-Request-Timestamp', '%START_TIME(%Y-%m-%dT%H:%M:%S.%3f%z)%'),
+      value('Otoroshi-Proxy-Latency', '%RESPONSE_DURATION%'),
+    ],
     requestHeadersToAdd: [
       value('Otoroshi-Proxied-Host', '%REQ(:AUTHORITY)%'),
       value('Otoroshi-Request-Id', '%REQ(X-REQUEST-ID)%'),
@@ -429,6 +422,7 @@ test('translate: forceHttps redirects on the HTTP route configuration only', () 
     name: 'secure/all',
     match: { prefix: '/' },
     redirect: { httpsRedirect: true, responseCode: 'SEE_OTHER' },
+    responseHeadersToRemove: ['otoroshi-proxy-latency', 'otoroshi-request-id', 'otoroshi-request-timestamp'],
   });
   assert.ok('route' in (routesOf(https, 'secure.example.com')[0] ?? {}));
   assert.ok('route' in (routesOf(out.grpc.routes[0], 'secure.example.com')[0] ?? {}));

@@ -19,6 +19,7 @@ import { encodeChecked } from '../proto/check/encode.js';
 import { localRules } from '../proto/check/pgv-rules.js';
 import { validateMessage, validateReporting, type ValidationResult } from '../proto/check/validate.js';
 import { benchView } from '../bench/gen.js';
+import { params } from './helpers/fuzz.js';
 
 const IN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'testdata', 'in');
 
@@ -151,7 +152,8 @@ test('random mutations of resources: the same issues (or bytes) through either p
             // One of its own keys, given the value that key has elsewhere (often still valid).
             const own = Object.keys(node);
             const key = own[k % Math.max(own.length, 1)];
-            const donor = key === undefined ? undefined : nodes.find((d, i) => i !== n % nodes.length && key in d);
+            const donor =
+              key === undefined ? undefined : nodes.find((d, i) => i !== n % nodes.length && Object.hasOwn(d, key));
             if (key !== undefined && donor) node[key] = structuredClone((donor as Record<string, unknown>)[key]);
           } else node[[...keys, 'bogusKey'][k % (keys.length + 1)] as string] = value;
         }
@@ -159,7 +161,7 @@ test('random mutations of resources: the same issues (or bytes) through either p
         else invalid++;
       },
     ),
-    { numRuns: 3000 },
+    params(3000),
   );
   // Both answers were exercised.
   assert.ok(invalid > 300 && valid > 100, `${invalid} invalid, ${valid} valid`);

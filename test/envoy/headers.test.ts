@@ -1,16 +1,17 @@
 // Otoroshi's own headers through a real Envoy, SotW (RDS) and Delta (VHDS): what the backend and the
 // client see on forwarded requests (stripped, added, user overrides, user removals, headers back or
-// the upstream's own), and that Otoroshi's direct answers (404, redirects, errors) carry exactly their
-// own headers. Zero NACKs after each test (startGateway).
+// none of them), and that Otoroshi's direct answers (404, redirects, errors, IP filtering) carry
+// exactly their own headers, also next to routes that send the headers back on the same host. Zero
+// NACKs after each test (startGateway).
 import assert from 'node:assert/strict';
 import { envoyTest, startGateway, type HttpResult } from '../helpers/envoy.js';
 import { startHttpBackends, type HttpBackend } from '../helpers/http-backends.js';
 import { descriptorYaml } from '../fixtures/index.js';
 
-function descriptor(name: string, port: number, spec = ''): string {
+function descriptor(name: string, port: number, spec = '', host = name): string {
   const target = `targets: [{url: "http://127.0.0.1:${port}"}]`;
   const https = spec.includes('forceHttps') ? '' : 'forceHttps: false\n';
-  const body = `hosts: [${name}.oto.tools]\n${https}${target}\n${spec}`;
+  const body = `hosts: [${host}.oto.tools]\n${https}${target}\n${spec}`;
   return `${descriptorYaml({ name, namespace: 'default', publicPatterns: ['/.*'], spec: body })}---\n`;
 }
 
@@ -45,30 +46,44 @@ for (const delta of [false, true]) {
       t.onTestFinished(async () => {
         await Promise.all([b.stop(), quiet.stop()]);
       });
-      quiet.behaviour.responseHeaders = { 'Otoroshi-Request-Id': 'from-upstream', 'Otoroshi-Proxy-Latency': 'up' };
-      const files = {
-        'd.yaml':
-          descriptor('plain', b.port) +
-          descriptor('xfh', b.port, 'xForwardedHeaders: true') +
-          descriptor(
-            'mine',
-            b.port,
-            'additionalHeaders: {Otoroshi-State: mine, Otoroshi-Request-Id: literal-id}\n' +
-              'missingOnlyHeadersIn: {Otoroshi-Proxied-Host: only-if-absent, X-Keep: not-this}',
-          ) +
-          descriptor('drops', b.port, 'removeHeadersIn: [Otoroshi-Request-Id, otoroshi-proxied-host, X-Keep]') +
-          descriptor('noid', b.port, 'removeHeadersIn: [x-request-id]') +
-          descriptor('quiet', quiet.port, 'sendOtoroshiHeadersBack: false') +
-          descriptor('secure', b.port, 'forceHttps: true') +
-          descriptor(
-            'moved',
-            b.port,
-            'redirection: {enabled: true, code: 301, to: "https://elsewhere.example.com/x"}',
-          ) +
-          descriptor('maint', b.port, 'maintenanceMode: true') +
-          descriptor('ro', b.port, 'readOnly: true') +
-          descriptor('hv', b.port, 'headersVerification: {x-token: expected}'),
+      quiet.behaviour.responseHeaders = {
+        'Otoroshi-Request-Id': 'from-upstream',
+        'Otoroshi-Proxy-Latency': 'up',
+        'X-Up': 'up',
       };
+      // name, backend port, spec, host (name when absent)
+      const docs: [string, number, string?, string?][] = [
+        ['plain', b.port],
+        ['xfh', b.port, 'xForwardedHeaders: true'],
+        [
+          'mine',
+          b.port,
+          'additionalHeaders: {Otoroshi-State: mine, Otoroshi-Request-Id: literal-id}\n' +
+            'missingOnlyHeadersIn: {Otoroshi-Proxied-Host: only-if-absent, X-Keep: not-this}',
+        ],
+        ['drops', b.port, 'removeHeadersIn: [Otoroshi-Request-Id, otoroshi-proxied-host, X-Keep]'],
+        ['noid', b.port, 'removeHeadersIn: [x-request-id]'],
+        ['quiet', quiet.port, 'sendOtoroshiHeadersBack: false'],
+        [
+          'quietmine',
+          quiet.port,
+          'sendOtoroshiHeadersBack: false\nadditionalHeadersOut: {Otoroshi-Proxy-Latency: mine}',
+        ],
+        ['outdrops', quiet.port, 'removeHeadersOut: [Otoroshi-Request-Id, otoroshi-proxy-latency, X-Up]'],
+        ['outmine', quiet.port, 'additionalHeadersOut: {Otoroshi-Request-Id: literal-out}'],
+        ['mixedquiet', quiet.port, 'sendOtoroshiHeadersBack: false\nmatchingRoot: /quiet', 'mixed'],
+        ['mixed', b.port, 'matchingRoot: /loud'],
+        ['mixedro', b.port, 'readOnly: true\nmatchingRoot: /ro', 'mixed'],
+        ['mixedmaint', b.port, 'maintenanceMode: true\nmatchingRoot: /maint', 'mixed'],
+        ['scoped', b.port, 'matchingRoot: /api'],
+        ['blocked', b.port, 'ipFiltering: {blacklist: [127.0.0.1]}'],
+        ['secure', b.port, 'forceHttps: true'],
+        ['moved', b.port, 'redirection: {enabled: true, code: 301, to: "https://elsewhere.example.com/x"}'],
+        ['maint', b.port, 'maintenanceMode: true'],
+        ['ro', b.port, 'readOnly: true'],
+        ['hv', b.port, 'headersVerification: {x-token: expected}'],
+      ];
+      const files = { 'd.yaml': docs.map(([n, port, spec, host]) => descriptor(n, port, spec, host)).join('') };
       const gw = await startGateway(t, bin, { files, delta });
 
       const plain = await gw.request({ host: 'plain.oto.tools', headers: FORGED });
@@ -112,17 +127,48 @@ for (const delta of [false, true]) {
       assert.equal(noid.headers['otoroshi-request-id'], noid.headers['x-request-id']);
       assert.equal(upstream(noid)['otoroshi-proxied-host'], 'noid.oto.tools');
 
-      // sendOtoroshiHeadersBack off: none of Otoroshi's headers back, the upstream's own pass through.
+      // sendOtoroshiHeadersBack off: none of those headers back, the upstream's own dropped too (Otoroshi
+      // always drops them from the upstream's response, and adds its own only when the flag is on).
       const q = await gw.request({ host: 'quiet.oto.tools' });
       assert.equal(q.status, 200);
-      assert.equal(q.headers['otoroshi-request-id'], 'from-upstream');
-      assert.equal(q.headers['otoroshi-proxy-latency'], 'up');
+      assert.equal(q.headers['otoroshi-request-id'], undefined);
+      assert.equal(q.headers['otoroshi-proxy-latency'], undefined);
       assert.equal(q.headers['otoroshi-request-timestamp'], undefined);
+      assert.equal(q.headers['x-up'], 'up', 'the upstream’s other headers pass through');
       assert.equal(upstream(q)['otoroshi-proxied-host'], 'quiet.oto.tools');
+      const qm = await gw.request({ host: 'quietmine.oto.tools' });
+      assert.equal(qm.headers['otoroshi-proxy-latency'], 'mine', 'additionalHeadersOut still applies');
+      assert.equal(qm.headers['otoroshi-request-id'], undefined);
+
+      // The user's response removals apply to the upstream's headers, before Otoroshi's are added back;
+      // the user's additions override Otoroshi's.
+      const od = await gw.request({ host: 'outdrops.oto.tools' });
+      assert.equal(od.headers['x-up'], undefined);
+      assert.equal(od.headers['otoroshi-request-id'], upstream(od)['x-request-id']);
+      assert.match(String(od.headers['otoroshi-proxy-latency']), /^\d+$/);
+      assert.match(String(od.headers['otoroshi-request-timestamp']), TIMESTAMP);
+      const om = await gw.request({ host: 'outmine.oto.tools' });
+      assert.equal(om.headers['otoroshi-request-id'], 'literal-out');
+      assert.match(String(om.headers['otoroshi-proxy-latency']), /^\d+$/);
+
+      // One host, routes with and without the headers back.
+      const loud = await gw.request({ host: 'mixed.oto.tools', path: '/loud' });
+      assert.equal(loud.status, 200, loud.body);
+      assert.equal(loud.headers['otoroshi-request-id'], upstream(loud)['x-request-id']);
+      assert.match(String(loud.headers['otoroshi-proxy-latency']), /^\d+$/);
+      const mq = await gw.request({ host: 'mixed.oto.tools', path: '/quiet' });
+      assert.equal(mq.status, 200, mq.body);
+      assert.equal(mq.headers['otoroshi-request-id'], undefined);
+      assert.equal(mq.headers['otoroshi-request-timestamp'], undefined);
+      assert.equal(mq.headers['x-up'], 'up');
 
       // Direct answers: their own headers, none of Otoroshi's forwarding headers.
       const error = ['connection', 'content-length', 'content-type', 'otoroshi-error', 'otoroshi-error-msg'];
       const moved = ['connection', 'content-length', 'location'];
+      // Envoy's own local replies on a forwarding route (RBAC here, ext_authz denials alike) get the
+      // route's headers back (not the latency: no response duration yet), from the route or the route
+      // configuration alike.
+      const forbidden = [...error, 'otoroshi-request-id', 'otoroshi-request-timestamp'].sort();
       const answers: [string, HttpResult, number, string[]][] = [
         ['404', await gw.request({ host: 'nothing.oto.tools' }), 404, error],
         ['forceHttps', await gw.request({ host: 'secure.oto.tools' }), 303, moved],
@@ -130,12 +176,23 @@ for (const delta of [false, true]) {
         ['maintenance', await gw.request({ host: 'maint.oto.tools' }), 503, error],
         ['readOnly', await gw.request({ host: 'ro.oto.tools', method: 'POST' }), 405, error],
         ['headersVerification', await gw.request({ host: 'hv.oto.tools' }), 400, error],
+        // On hosts whose other routes send the headers back.
+        ['404 next to a route', await gw.request({ host: 'scoped.oto.tools', path: '/other' }), 404, error],
+        ['404 on a mixed host', await gw.request({ host: 'mixed.oto.tools', path: '/nope' }), 404, error],
+        [
+          'readOnly, mixed host',
+          await gw.request({ host: 'mixed.oto.tools', path: '/ro', method: 'POST' }),
+          405,
+          error,
+        ],
+        ['maintenance, mixed host', await gw.request({ host: 'mixed.oto.tools', path: '/maint' }), 503, error],
+        ['ipFiltering', await gw.request({ host: 'blocked.oto.tools' }), 403, forbidden],
       ];
       for (const [what, r, status, expected] of answers) {
         assert.equal(r.status, status, `${what}: ${r.body}`);
         assert.deepEqual(names(r), expected, what);
       }
-      assert.equal(b.seen.filter((s) => /^(secure|moved|maint|hv)\./.test(String(s.headers.host))).length, 0);
+      assert.equal(b.seen.filter((s) => /^(secure|moved|maint|hv|blocked)\./.test(String(s.headers.host))).length, 0);
     },
   );
 }

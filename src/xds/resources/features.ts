@@ -306,20 +306,27 @@ export const ALWAYS_ADDED_TOUCH: ReadonlySet<string> = new Set([
   'host',
 ]);
 
+/** Otoroshi's headers back to the client on a forwarded request (sendOtoroshiHeadersBack). */
+export function headersBack(): HeaderValueOption[] {
+  return [
+    headerValue('Otoroshi-Request-Id', '%REQ(X-REQUEST-ID)%', 'OVERWRITE_IF_EXISTS_OR_ADD'),
+    headerValue('Otoroshi-Request-Timestamp', TIMESTAMP, 'OVERWRITE_IF_EXISTS_OR_ADD'),
+    headerValue('Otoroshi-Proxy-Latency', '%RESPONSE_DURATION%', 'OVERWRITE_IF_EXISTS_OR_ADD'),
+  ];
+}
+
+/** The names headersBack writes, lower-cased and sorted. */
+export const HEADERS_BACK: readonly string[] = headersBack()
+  .map((h) => (h.header?.key ?? '').toLowerCase())
+  .sort();
+
 /**
- * Envoy-side Otoroshi headers of a descriptor beyond alwaysAddedRequestHeaders: X-Forwarded-Host
- * upstream when xForwardedHeaders; request id / timestamp / latency back when sendOtoroshiHeadersBack.
+ * Envoy-side Otoroshi request headers of a descriptor beyond alwaysAddedRequestHeaders: X-Forwarded-Host
+ * upstream when xForwardedHeaders (the headers back are the route configuration's: gateway-routes.ts).
  */
-export function otoroshiHeaders(d: RouteInput): { request: HeaderValueOption[]; response: HeaderValueOption[] } {
+export function otoroshiHeaders(d: RouteInput): { request: HeaderValueOption[] } {
   const request = d.xForwardedHeaders
     ? [headerValue('X-Forwarded-Host', '%REQ(:AUTHORITY)%', 'OVERWRITE_IF_EXISTS_OR_ADD')]
     : [];
-  const response = d.sendOtoroshiHeadersBack
-    ? [
-        headerValue('Otoroshi-Request-Id', '%REQ(X-REQUEST-ID)%', 'OVERWRITE_IF_EXISTS_OR_ADD'),
-        headerValue('Otoroshi-Request-Timestamp', TIMESTAMP, 'OVERWRITE_IF_EXISTS_OR_ADD'),
-        headerValue('Otoroshi-Proxy-Latency', '%RESPONSE_DURATION%', 'OVERWRITE_IF_EXISTS_OR_ADD'),
-      ]
-    : [];
-  return { request, response };
+  return { request };
 }

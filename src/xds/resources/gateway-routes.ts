@@ -12,11 +12,13 @@ import {
   ALWAYS_ADDED_TOUCH,
   ALWAYS_STRIPPED,
   CORS_FILTER_NAME,
+  HEADERS_BACK,
   RBAC_FILTER_NAME,
   alwaysAddedRequestHeaders,
   corsPolicy,
   gzipFilterName,
   gzipPerRoute,
+  headersBack,
   otoroshiHeaders,
   rbacPerRoute,
   strippedRequestHeaders,
@@ -52,11 +54,13 @@ function featurePerFilter(
 /**
  * Header mutations every forwarding route of an Envoy route configuration shares, set once on the
  * route configuration instead of on each route (Envoy builds the header parsers of every route on
- * each route table update). They are request-side only: response headers of the route configuration
- * would also reach the direct answers (404, redirects, errors). The route configuration's mutations
- * run before each route's own (most_specific_header_mutations_wins), so a route's additions win over
- * them and its removals run after them (forwardMutations handles the one case where that matters).
- * Proxyless gRPC route configurations get none (their routes carry no Otoroshi headers).
+ * each route table update): Otoroshi's request headers, and its headers back to the client
+ * (sendOtoroshiHeadersBack, the default). The route configuration's mutations run before each
+ * route's own (most_specific_header_mutations_wins), so a route's additions win over them and its
+ * removals run after them: the routes that must not answer with the headers back remove them
+ * (withoutHeadersBack), and forwardMutations handles the cases where a route's own removals would
+ * undo the shared additions. Proxyless gRPC route configurations get none (their routes carry no
+ * Otoroshi headers).
  */
 export function routeConfigHeaders(variant: RouteVariant): RouteConfigHeaders | undefined {
   return variant === 'grpc' ? undefined : ENVOY_ROUTE_CONFIG_HEADERS;
@@ -64,6 +68,7 @@ export function routeConfigHeaders(variant: RouteVariant): RouteConfigHeaders | 
 
 /** One object (never mutated): route configurations encode it once. */
 const ENVOY_ROUTE_CONFIG_HEADERS: RouteConfigHeaders = {
+  responseHeadersToAdd: headersBack(),
   requestHeadersToAdd: alwaysAddedRequestHeaders(),
   requestHeadersToRemove: [...ALWAYS_STRIPPED],
   mostSpecificHeaderMutationsWins: true,
@@ -73,15 +78,45 @@ const lower = (h: string): string => h.toLowerCase();
 const SHARED_STRIPPED: ReadonlySet<string> = new Set(ALWAYS_STRIPPED);
 
 /**
+ * `route` without Otoroshi's headers back (they come from the route configuration): Otoroshi's own
+ * answers (404, errors, redirects) never carry them.
+ */
+function withoutHeadersBack(route: ProtoObject): ProtoObject {
+  return withFields(route, { responseHeadersToRemove: [...HEADERS_BACK] });
+}
+
+/**
+ * The response mutations of a forwarding route (Envoy variants) under the route configuration's
+ * headers back. sendOtoroshiHeadersBack off: the route removes them, the upstream's own included, as
+ * Otoroshi does (it always drops those names from the upstream's response and adds its own only
+ * when the flag is on). On: a route whose own removals name one of them adds them again after its
+ * removals (Otoroshi applies removeHeadersOut before adding its headers back).
+ */
+function responseMutations(d: RouteInput, user: ProtoObject): ProtoObject {
+  const removed = (user.responseHeadersToRemove as string[] | undefined) ?? [];
+  const again = d.sendOtoroshiHeadersBack && removed.some((h) => HEADERS_BACK.includes(lower(h)));
+  const add = [...(again ? headersBack() : []), ...((user.responseHeadersToAdd as ProtoObject[] | undefined) ?? [])];
+  const mine = new Set(removed.map(lower));
+  const extra = d.sendOtoroshiHeadersBack ? [] : HEADERS_BACK.filter((h) => !mine.has(h));
+  const remove = [...removed, ...extra].sort();
+  const out: ProtoObject = {};
+  if (add.length > 0) out.responseHeadersToAdd = add;
+  if (remove.length > 0) out.responseHeadersToRemove = remove;
+  return out;
+}
+
+/**
  * Header mutations of a forwarding route: Otoroshi's own headers (Envoy only) beyond the route
  * configuration's (routeConfigHeaders), then the user's; `checked`: the Check runs on the route and its
  * apikey's client id goes upstream. Otoroshi removes before it adds: a route removing a header the
- * shared additions write or read removes and adds those itself, after its removals.
+ * shared additions write or read removes and adds those itself, after its removals (responseMutations
+ * for the response side).
  */
 function forwardMutations(d: RouteInput, variant: RouteVariant, checked: boolean): ProtoObject {
   const user = headerMutations(d);
   if (variant === 'grpc') return user;
   const oto = otoroshiHeaders(d);
+  const res = responseMutations(d, user);
   const shared = SHARED_STRIPPED;
   const own = [...strippedRequestHeaders(d), ...((user.requestHeadersToRemove as string[] | undefined) ?? [])].filter(
     (h) => !shared.has(lower(h)),
@@ -94,13 +129,12 @@ function forwardMutations(d: RouteInput, variant: RouteVariant, checked: boolean
     ...(checked ? [clientIdFromCheck()] : []),
     ...((user.requestHeadersToAdd as ProtoObject[] | undefined) ?? []),
   ];
-  const resAdd = [...oto.response, ...((user.responseHeadersToAdd as ProtoObject[] | undefined) ?? [])];
   const reqRemove = [...new Set([...own, ...again.map((h) => lower(h.header?.key ?? ''))])].sort();
   const out: ProtoObject = {};
   if (reqAdd.length > 0) out.requestHeadersToAdd = reqAdd;
   if (reqRemove.length > 0) out.requestHeadersToRemove = reqRemove;
-  if (resAdd.length > 0) out.responseHeadersToAdd = resAdd;
-  if (user.responseHeadersToRemove !== undefined) out.responseHeadersToRemove = user.responseHeadersToRemove;
+  if (res.responseHeadersToAdd !== undefined) out.responseHeadersToAdd = res.responseHeadersToAdd;
+  if (res.responseHeadersToRemove !== undefined) out.responseHeadersToRemove = res.responseHeadersToRemove;
   return out;
 }
 
@@ -217,9 +251,10 @@ export function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
   };
   const out: ProtoObject[] = [];
   const forwards: Extract<RouteStep, { kind: 'forward' }>[] = [];
+  // Guards exist on Envoy variants only, whose route configurations send the headers back.
   for (const s of routeSteps(e, variant)) {
     if (s.kind === 'forward') forwards.push(s);
-    else out.push(guardRoute(x, s));
+    else out.push(withoutHeadersBack(guardRoute(x, s)));
   }
   if (forwards.length > 0) out.push(...forwardRoutes(x, forwards));
   return out;
@@ -230,6 +265,6 @@ export function routesOf(e: Entry, variant: RouteVariant): ProtoObject[] {
  * the Check: Otoroshi answers 404 before any authentication, and the Check could only say 404.
  */
 export function notFoundRoute(authz: boolean): ProtoObject {
-  const route = otoroshiErrorRoute('oxds-not-found', { prefix: '/' }, 404, 'Service not found');
+  const route = withoutHeadersBack(otoroshiErrorRoute('oxds-not-found', { prefix: '/' }, 404, 'Service not found'));
   return authz ? withPerFilterConfig(route, extAuthzPerFilterConfig(undefined)) : route;
 }

@@ -26,7 +26,7 @@ export type RouteVariant = 'http' | 'https' | 'grpc';
 /** Header mutations of a route configuration, applied to every route of it. */
 export type RouteConfigHeaders = Pick<
   RouteConfiguration,
-  'requestHeadersToAdd' | 'requestHeadersToRemove' | 'mostSpecificHeaderMutationsWins'
+  'responseHeadersToAdd' | 'requestHeadersToAdd' | 'requestHeadersToRemove' | 'mostSpecificHeaderMutationsWins'
 >;
 
 export function routeConfiguration(
