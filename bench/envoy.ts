@@ -6,7 +6,7 @@
 // 2. Config propagation: BENCH_ENVOY_FLEETS (default 20,50) real Envoys on one server, SotW and
 //    Delta; one descriptor added to the config directory, time until every Envoy serves it
 //    (each polled with real requests). Floor: the first Envoy of the same run.
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -292,7 +292,10 @@ if (!SKIP.has('envoy-authz')) {
   console.log(
     `== ext_authz latency through Envoy (paced wrk, ${SLICE_MS} ms x 2 rounds per arm, worst round reported)`,
   );
-  out['authzLatency'] = await latencyBench(found.bin);
+  // wrk is a load tool of this bench only: without it, say so instead of printing empty rounds.
+  if (spawnSync('wrk', ['--version']).error !== undefined)
+    console.log('  skipped: no `wrk` on PATH (install it, e.g. Debian package wrk)');
+  else out['authzLatency'] = await latencyBench(found.bin);
 }
 if (!SKIP.has('envoy-propagation')) {
   console.log('== config propagation: one descriptor added, until every Envoy serves it');
