@@ -5,15 +5,11 @@
 // every golden resource, generated descriptors, and random mutations of them.
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
-import { parseYamlFile } from '../src/sources/yaml.js';
 import { buildModel } from '../src/model/build.js';
 import { translate } from '../src/xds/translate.js';
-import { RESOURCE_SET_KEYS, type TranslateOptions, type TranslateOutput } from '../src/xds/types.js';
-import { TYPE_URLS, type ProtoObject, type ResourceKind } from '../proto/loader.js';
+import type { ProtoObject } from '../proto/loader.js';
+import { goldenCaseResources, resourcesOf } from './helpers/golden-cases.js';
 import { resolveType } from '../proto/json.js';
 import { encodeChecked } from '../proto/check/encode.js';
 import { localRules } from '../proto/check/pgv-rules.js';
@@ -21,27 +17,8 @@ import { validateMessage, validateReporting, type ValidationResult } from '../pr
 import { benchView } from '../bench/gen.js';
 import { params } from './helpers/fuzz.js';
 
-const IN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'testdata', 'in');
-
-function resourcesOf(out: TranslateOutput): Array<[string, ProtoObject]> {
-  const all: Array<[string, ProtoObject]> = [];
-  for (const set of [out.envoy, out.grpc])
-    for (const k of Object.keys(RESOURCE_SET_KEYS) as ResourceKind[])
-      for (const o of set[RESOURCE_SET_KEYS[k]]) all.push([TYPE_URLS[k], o]);
-  return all;
-}
-
 function goldenResources(): Array<[string, ProtoObject]> {
-  const all: Array<[string, ProtoObject]> = [];
-  for (const file of fs.readdirSync(IN).filter((f) => f.endsWith('.yaml'))) {
-    const optFile = path.join(IN, `${file.slice(0, -'.yaml'.length)}.options.json`);
-    const opts = fs.existsSync(optFile)
-      ? (JSON.parse(fs.readFileSync(optFile, 'utf8')) as Partial<TranslateOptions>)
-      : undefined;
-    const parsed = parseYamlFile(file, fs.readFileSync(path.join(IN, file), 'utf8'), 0);
-    all.push(...resourcesOf(translate(buildModel({ objects: parsed.objects, loadErrors: parsed.errors }).model, opts)));
-  }
-  return all;
+  return goldenCaseResources().flatMap((c) => c.resources);
 }
 
 /** A result in a comparable form: the bytes as hex, or the issues. */

@@ -5,22 +5,16 @@
 // does not prove the bytes.
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
-import { parseYamlFile } from '../src/sources/yaml.js';
 import { buildModel } from '../src/model/build.js';
 import { translate } from '../src/xds/translate.js';
-import { RESOURCE_SET_KEYS, type TranslateOptions, type TranslateOutput } from '../src/xds/types.js';
-import { TYPE_URLS, type ProtoObject, type ResourceKind } from '../proto/loader.js';
+import { TYPE_URLS, type ProtoObject } from '../proto/loader.js';
+import { goldenCaseResources, resourcesOf } from './helpers/golden-cases.js';
 import { resolveType } from '../proto/json.js';
 import { encodePlain } from '../proto/check/encode.js';
 import { validateResource } from '../src/xds/validate.js';
 import { benchView } from '../bench/gen.js';
-
-const IN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'testdata', 'in');
 
 function reference(type: protobuf.Type, obj: ProtoObject): string {
   return Buffer.from(type.encode(type.fromObject(obj)).finish()).toString('hex');
@@ -32,27 +26,12 @@ function assertSame(type: protobuf.Type, obj: ProtoObject, what: string): void {
   assert.equal(mine.toString('hex'), reference(type, obj), what);
 }
 
-function resourcesOf(out: TranslateOutput): Array<[string, ProtoObject]> {
-  const all: Array<[string, ProtoObject]> = [];
-  for (const set of [out.envoy, out.grpc])
-    for (const k of Object.keys(RESOURCE_SET_KEYS) as ResourceKind[])
-      for (const o of set[RESOURCE_SET_KEYS[k]]) all.push([TYPE_URLS[k], o]);
-  return all;
-}
-
 test('every resource of every golden case encodes to protobufjs bytes', () => {
-  const cases = fs.readdirSync(IN).filter((f) => f.endsWith('.yaml'));
+  const cases = goldenCaseResources();
   assert.ok(cases.length > 10);
   let count = 0;
-  for (const file of cases) {
-    const name = file.slice(0, -'.yaml'.length);
-    const optFile = path.join(IN, `${name}.options.json`);
-    const opts = fs.existsSync(optFile)
-      ? (JSON.parse(fs.readFileSync(optFile, 'utf8')) as Partial<TranslateOptions>)
-      : undefined;
-    const parsed = parseYamlFile(file, fs.readFileSync(path.join(IN, file), 'utf8'), 0);
-    const built = buildModel({ objects: parsed.objects, loadErrors: parsed.errors });
-    for (const [url, obj] of resourcesOf(translate(built.model, opts))) {
+  for (const { name, resources } of cases) {
+    for (const [url, obj] of resources) {
       assertSame(resolveType(url), obj, `${name} ${url}`);
       count++;
     }
