@@ -1,8 +1,9 @@
 // Cold start of the whole server: a fresh process per round runs `startServer` on a config directory of
-// N ServiceDescriptors + N ApiKeys (files of ≤ 1,000 objects) and stops at the first snapshot that holds
-// every descriptor's cluster. Prints, per round: wall from process start (performance.now(), which
-// includes node's own boot and module loading), of which module import; CPU (user + system) over the
-// same span; peak RSS (VmHWM).
+// N ServiceDescriptors + N ApiKeys (files of ≤ 1,000 objects) and stops at the first Envoy snapshot that
+// holds every descriptor's cluster, set in the cache the xDS server serves (the server's port is bound by
+// then; builds whose startServer takes no cache are read when it returns). Prints, per round: wall from
+// process start (performance.now(), which includes node's own boot and module loading), of which module
+// import; CPU (user + system) over the same span; peak RSS (VmHWM); when startServer returned.
 //
 //   npm run build && node dist/bench/cold-start.js [--descriptors 10000] [--apikeys 10000] [--rounds 3]
 //        [--against <checkout with dist/>] [--dir <existing config dir>] [--profile <dir>]
@@ -39,6 +40,8 @@ interface Round {
   cpuMs: number;
   peakRssMiB: number;
   clusters: number;
+  /** When startServer returned (the Envoy snapshot can be set before: wallMs ≤ returnedMs). */
+  returnedMs: number;
   gc: GcTotals;
   settled?: { rssMiB: number; heapCommittedMiB: number; newSpaceCommittedMiB: number };
 }
@@ -91,17 +94,18 @@ function peakRssMiB(): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+interface CacheLike {
+  get(nodeType: string): { resources: Record<string, { size: number }> } | undefined;
+  subscribe(fn: (nodeType: string) => void): void;
+}
+
 interface StartServerLike {
   (
     config: unknown,
     logger: unknown,
-  ): Promise<{
-    cache: {
-      get(nodeType: string): { resources: Record<string, { size: number }> } | undefined;
-      subscribe(fn: (nodeType: string) => void): void;
-    };
-    stop(): Promise<void>;
-  }>;
+    metrics?: unknown,
+    deps?: { cache?: CacheLike },
+  ): Promise<{ cache: CacheLike; stop(): Promise<void> }>;
 }
 
 async function child(buildRoot: string, dir: string, want: number, settleMs: number): Promise<void> {
@@ -124,18 +128,34 @@ async function child(buildRoot: string, dir: string, want: number, settleMs: num
     {},
   );
   if (!r.ok) throw new Error((r.errors ?? []).join('; '));
-  const server = await main.startServer(r.value, main.makeLogger('error'));
-  const clusters = (): number => server.cache.get('envoy')?.resources['cluster']?.size ?? 0;
-  if (clusters() < want) {
-    await new Promise<void>((resolve) => {
-      server.cache.subscribe((nodeType) => {
-        if (nodeType === 'envoy' && clusters() >= want) resolve();
+  // A cache watched from before the first build (builds whose startServer takes one): the round ends when
+  // the Envoy snapshot with every descriptor's cluster is set, which can be before startServer returns.
+  const cacheMod = (await import(pathToFileURL(path.join(dist, 'xds', 'cache.js')).href)) as {
+    SnapshotCache: new () => CacheLike;
+  };
+  const watched = new cacheMod.SnapshotCache();
+  const clustersIn = (c: CacheLike): number => c.get('envoy')?.resources['cluster']?.size ?? 0;
+  let at: { wallMs: number; cpu: NodeJS.CpuUsage; peak: number } | undefined;
+  const mark = (): void => {
+    at = { wallMs: performance.now(), cpu: process.cpuUsage(), peak: peakRssMiB() };
+  };
+  watched.subscribe((nodeType) => {
+    if (at === undefined && nodeType === 'envoy' && clustersIn(watched) >= want) mark();
+  });
+  const server = await main.startServer(r.value, main.makeLogger('error'), undefined, { cache: watched });
+  const returnedMs = performance.now();
+  if (server.cache !== watched) {
+    // An older build: it made its own cache, watched from startServer's return.
+    if (clustersIn(server.cache) < want) {
+      await new Promise<void>((resolve) => {
+        server.cache.subscribe((nodeType) => {
+          if (nodeType === 'envoy' && clustersIn(server.cache) >= want) resolve();
+        });
       });
-    });
+    }
+    mark();
   }
-  const wallMs = performance.now();
-  const cpu = process.cpuUsage();
-  const peak = peakRssMiB();
+  const { wallMs, cpu, peak } = at as NonNullable<typeof at>;
   // The gc entries of the last pauses are delivered on a later tick: let them in before reading the totals.
   await new Promise((r) => setImmediate(r));
   const out: Omit<Round, 'build' | 'flags'> = {
@@ -143,7 +163,8 @@ async function child(buildRoot: string, dir: string, want: number, settleMs: num
     importMs: tImport,
     cpuMs: (cpu.user + cpu.system) / 1000,
     peakRssMiB: peak,
-    clusters: clusters(),
+    clusters: clustersIn(server.cache),
+    returnedMs,
     gc: { ...gc },
   };
   if (settleMs > 0) out.settled = await settle(settleMs);
@@ -217,6 +238,9 @@ function roundLine(res: Round): string {
     `GC ${res.gc.ms.toFixed(0)} ms (${res.gc.scavenges} scavenges ${res.gc.scavengeMs.toFixed(0)} ms, ` +
     `${res.gc.markCompacts} mark-compacts ${res.gc.markCompactMs.toFixed(0)} ms), ` +
     `peak RSS ${res.peakRssMiB.toFixed(0)} MiB, ${res.clusters} clusters` +
+    (res.returnedMs !== undefined && res.returnedMs > res.wallMs
+      ? `, startServer returned ${(res.returnedMs - res.wallMs).toFixed(0)} ms later`
+      : '') +
     (st
       ? `; settled: RSS ${st.rssMiB.toFixed(0)} MiB, heap committed ${st.heapCommittedMiB.toFixed(0)} MiB ` +
         `(new space ${st.newSpaceCommittedMiB.toFixed(0)})`

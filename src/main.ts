@@ -73,6 +73,8 @@ export function loadSecretSeed(dataDir: string, logger: Logger): string {
 /** Things tests replace: the clock of certificate issuance and renewal. */
 export interface ServerDeps {
   now?: () => number;
+  /** The snapshot cache to publish into (a caller that watches it from before the first build). */
+  cache?: SnapshotCache;
 }
 
 /** The audit trail: a file and / or a webhook, besides the log. */
@@ -148,7 +150,7 @@ export async function startServer(
   const clock = deps.now ?? Date.now;
   // The Kubernetes client is loaded only by servers that talk to an API server.
   if (config.source === 'kubernetes' || tokenReviewEnabled(config)) await preloadClientNode();
-  const cache = new SnapshotCache();
+  const cache = deps.cache ?? new SnapshotCache();
   const secretSeed = loadSecretSeed(config.dataDir, logger);
   const audit = auditFrom(config, logger);
   const authz = new AuthzStage(config, logger, combineAuthzHooks(metrics.authzHooks, auditAuthzHooks(audit)));
@@ -186,8 +188,12 @@ export async function startServer(
   onCaChange = () => publish.poke();
   // ext_authz is bound first: the generated Envoy config names its port.
   await authz.start();
+  // The xDS port listens before the first build: Envoys that connect early get its Envoy snapshot
+  // as soon as it is set, while the rest of the build (proxyless gRPC) runs.
+  const xds = new XdsStage({ config, logger, metrics, cache, publish, ca });
+  await xds.start();
   await source.start();
-  publish.rebuild();
+  await publish.firstBuild();
   warm.firstBuildDone();
   kube?.start();
   const webhook =
@@ -195,8 +201,6 @@ export async function startServer(
       ? startWebhook(config, kube, source, () => ca.certs?.ca, { secretSeed, clock }, logger)
       : undefined;
   const coredns = kube ? startCoredns(config, kube, logger) : undefined;
-  const xds = new XdsStage({ config, logger, metrics, cache, publish, ca });
-  await xds.start();
   const admin = new AdminStage(config, { metrics, cache, publish, ads: xds.ads });
   await admin.start();
   logger.info(

@@ -3,7 +3,7 @@
 import type { BuildResult, ConfigError, ConfigView, Model, ObjectStatus, StoredObject } from './model/types.js';
 import { buildModelSteps, prevalidateSpecs, type ModelSettings } from './model/build.js';
 import { runSteps, type Steps } from './model/steps.js';
-import { type TranslateCache, encodedBytes, translateSteps } from './xds/translate.js';
+import { TranslateCache, encodedBytes, gatewayFirstSteps } from './xds/translate.js';
 import { rejectedResource, validateKind } from './xds/validate.js';
 import type { ProtoObject, ResourceKind } from '../proto/loader.js';
 import { RESOURCE_SET_KEYS, type NodeType, type ResourceSet, type TranslateOptions } from './xds/types.js';
@@ -51,7 +51,7 @@ export function validateSet(nodeType: NodeType, set: ResourceSet, errors: Config
   return { set: out, bytes };
 }
 
-export { runSteps, runStepsYielding } from './model/steps.js';
+export { runSteps, runStepsThenYielding, runStepsYielding } from './model/steps.js';
 
 /** Objects of a kind compiled ahead of the first build that meets the kind (WarmUp). */
 const WARM_SAMPLE = 32;
@@ -113,25 +113,48 @@ export function* compileSteps(
   afterModel?: (built: BuildResult) => void,
   cache?: TranslateCache,
 ): Steps<Compiled> {
+  const first = yield* compileGatewayFirstSteps(view, settings, opts, afterModel, cache);
+  return yield* first.rest();
+}
+
+/** A compile whose Envoy set is done (validated, final) while its proxyless gRPC part is still to do. */
+export interface GatewayFirstCompiled {
+  model: Model;
+  /** Object statuses, with the translation problems: final (the rest adds no translation problem). */
+  statuses: ObjectStatus[];
+  envoy: CompiledSet;
+  /** Completes the compile (the gRPC resources and their validation): the whole Compiled. */
+  rest(): Steps<Compiled>;
+}
+
+/**
+ * `compileSteps` in two parts, the Envoy set first (see gatewayFirstSteps): a server publishes it
+ * before it translates for proxyless gRPC clients. `rest` must run before the next compile on `cache`.
+ */
+export function* compileGatewayFirstSteps(
+  view: ConfigView,
+  settings: Partial<ModelSettings>,
+  opts: Partial<TranslateOptions>,
+  afterModel?: (built: BuildResult) => void,
+  cache?: TranslateCache,
+): Steps<GatewayFirstCompiled> {
   const built: BuildResult = yield* buildModelSteps(view, settings);
   afterModel?.(built);
   yield;
   const errors: ConfigError[] = [];
   for (const s of built.statuses) errors.push(...s.errors);
-  const out = yield* translateSteps(built.model, opts, cache);
-  errors.push(...out.errors);
+  const first = yield* gatewayFirstSteps(built.model, opts, cache ?? new TranslateCache());
+  errors.push(...first.errors);
+  const statuses = withTranslateErrors(built.statuses, first.errors);
   yield;
-  const envoy = validateSet('envoy', out.envoy, errors);
-  yield;
-  const grpc = validateSet('grpc', out.grpc, errors);
-  return {
-    model: built.model,
-    statuses: withTranslateErrors(built.statuses, out.errors),
-    envoy,
-    grpc,
-    grpcDomains: out.grpcDomains,
-    errors,
-  };
+  const envoy = validateSet('envoy', first.envoy, errors);
+  function* rest(): Steps<Compiled> {
+    const { output } = yield* first.rest();
+    yield;
+    const grpc = validateSet('grpc', output.grpc, errors);
+    return { model: built.model, statuses, envoy, grpc, grpcDomains: output.grpcDomains, errors };
+  }
+  return { model: built.model, statuses, envoy, rest };
 }
 
 /** Object statuses with the translation problems of each object (an error makes it invalid: it is not served). */

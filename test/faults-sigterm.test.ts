@@ -6,7 +6,6 @@ import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -14,6 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { AdsClient, TYPE_URLS } from './helpers/ads-client.js';
 import { checkClient, checkRequest, callCheck } from './helpers/check-client.js';
 import { openRawStream } from './helpers/raw-grpc.js';
+import { acceptsConnections } from './helpers/envoy.js';
 
 const CONFIG = `apiVersion: proxy.otoroshi.io/v1alpha1
 kind: ServiceDescriptor
@@ -24,17 +24,6 @@ spec:
   publicPatterns: ["/.*"]
   targets: [{url: "http://127.0.0.1:9001"}]
 `;
-
-function refused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.on('connect', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.on('error', () => resolve(true));
-  });
-}
 
 test('SIGTERM: the CLI drains streams, closes every port, flushes the audit file and exits 0', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oxds-sigterm-'));
@@ -128,7 +117,7 @@ test('SIGTERM: the CLI drains streams, closes every port, flushes the audit file
   );
   assert.ok(logs.some((l) => l.msg === 'shutting down' && l.signal === 'SIGTERM'));
   for (const [name, p] of Object.entries(ports))
-    assert.ok(await refused(p), `${name} ${p} no longer accepts connections`);
+    assert.ok(!(await acceptsConnections(p)), `${name} ${p} no longer accepts connections`);
   const events = fs
     .readFileSync(audit, 'utf8')
     .trim()

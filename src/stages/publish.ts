@@ -1,6 +1,7 @@
 // The rebuild / publish stage: on every (debounced) change of the source, compile the view, issue
-// certificates, hand the model to ext_authz and publish one snapshot per node type. A failed build
-// keeps the last good snapshot; objects Envoy rejected stay out until they change.
+// certificates, hand the model to ext_authz and publish one snapshot per node type: the Envoy
+// gateways' as soon as it is made, then the proxyless gRPC clients' (translated after it). A failed
+// build keeps the last good snapshot; objects Envoy rejected stay out until they change.
 import type { Logger } from 'pino';
 import { vhdsView } from '../xds/vhds.js';
 import { modelSettingsFrom, translateOptionsFrom, type Config } from '../config.js';
@@ -8,7 +9,14 @@ import type { Audit } from '../audit.js';
 import { Debouncer } from '../debounce.js';
 import type { Metrics } from '../metrics.js';
 import type { ConfigError, Model, ObjectStatus } from '../model/types.js';
-import { compileSteps, formatError, runSteps, runStepsYielding, type Compiled, type CompiledSet } from '../pipeline.js';
+import {
+  compileGatewayFirstSteps,
+  formatError,
+  runStepsThenYielding,
+  runStepsYielding,
+  type Compiled,
+  type CompiledSet,
+} from '../pipeline.js';
 import { encodeObject, TYPE_URLS, type ProtoObject, type ResourceKind } from '../../proto/loader.js';
 import type { ConfigSource } from '../sources/index.js';
 import type { KubeController } from '../k8s/controller.js';
@@ -58,6 +66,8 @@ export class PublishStage {
   /** Which nodes may hold each secret of the published Envoy set. */
   secretFacts = new Map<string, SecretFacts>();
   private readonly versions = new VersionSource();
+  /** How many Envoy snapshots this stage has published. */
+  private envoyPublished = 0;
   private readonly published: Partial<Record<NodeType, ResourceSet>> = {};
   private readonly retired: Record<NodeType, RetiredClusters> = { envoy: new Map(), grpc: new Map() };
   private retireTimer: NodeJS.Timeout | undefined;
@@ -121,20 +131,24 @@ export class PublishStage {
     this.poke();
   }
 
-  /** Builds and publishes in one go (the first build, before anything is served). */
-  rebuild(): void {
+  /**
+   * The first build: at once up to the Envoy snapshot, then letting the event loop run (the xDS
+   * server, already listening, serves that snapshot while the proxyless gRPC part is made).
+   */
+  async firstBuild(): Promise<void> {
     if (!this.canBuild()) return;
     const t0 = performance.now();
+    const seq = this.envoyPublished;
     try {
-      this.built(runSteps(this.compileAndPublish()), t0);
+      this.built(await runStepsThenYielding(this.compileAndPublish(), () => this.envoyPublished !== seq), t0);
     } catch (err) {
       this.failed(err, t0);
     }
   }
 
   /**
-   * The same build, letting the event loop run between its stages: xDS and ext_authz sockets are
-   * read meanwhile. What Envoys see stays atomic: every snapshot is set at once, at the end.
+   * A rebuild, letting the event loop run between its stages: xDS and ext_authz sockets are read
+   * meanwhile. What a node sees stays atomic: each snapshot is set at once, when it is complete.
    */
   async rebuildYielding(): Promise<void> {
     if (!this.canBuild()) return;
@@ -178,7 +192,7 @@ export class PublishStage {
     const { view, statuses: rejectedStatuses } = this.rejections.filter(full);
     let renewal: number | undefined;
     const translateOpts = translateOptionsFrom(config, authz.port, authz.caPem);
-    const c = yield* compileSteps(
+    const first = yield* compileGatewayFirstSteps(
       view,
       { secretSeed: this.o.secretSeed, ...modelSettingsFrom(config), now: this.o.now() },
       translateOpts,
@@ -188,26 +202,32 @@ export class PublishStage {
       this.translateCache,
     );
     yield;
+    const model = first.model;
     ca.scheduleRenewal(renewal);
-    this.statuses = [...c.statuses, ...rejectedStatuses];
-    this.lastModel = c.model;
-    kube?.afterBuild(full, this.statuses, c.model);
+    this.statuses = [...first.statuses, ...rejectedStatuses];
+    this.lastModel = model;
+    kube?.afterBuild(full, this.statuses, model);
     metrics.setConfigObjects(this.statuses);
-    metrics.setCertificates(c.model.certificates);
+    metrics.setCertificates(model.certificates);
     // cluster mode: Secrets, by the leader
-    if (kube === undefined) exportSecretFiles(config.dataDir, c.model, view.objects, this.o.audit, this.o.logger);
-    yield* authz.setModelSteps(c.model);
+    if (kube === undefined) exportSecretFiles(config.dataDir, model, view.objects, this.o.audit, this.o.logger);
+    yield* authz.setModelSteps(model);
     this.known = {
-      descriptors: new Set(c.model.descriptors.map((d) => d.id)),
-      apikeys: new Set(c.model.apikeys.map((k) => k.clientId)),
+      descriptors: new Set(model.descriptors.map((d) => d.id)),
+      apikeys: new Set(model.apikeys.map((k) => k.clientId)),
     };
-    this.problems.record([...c.errors, ...rejectedStatuses.flatMap((st) => st.errors)]);
     const version = this.versions.next();
-    yield* this.publish(version, c);
+    // Envoy gateways get theirs first: the rest of the compile (proxyless gRPC) cannot change it.
+    yield* this.publishEnvoy(version, first.envoy);
+    yield;
+    const c = yield* first.rest();
+    this.problems.record([...c.errors, ...rejectedStatuses.flatMap((st) => st.errors)]);
+    yield;
+    yield* this.publishGrpc(version, c);
     yield;
     this.sidecars.rebuild(
       sidecarBuilder({
-        model: c.model,
+        model,
         objects: view.objects,
         mesh: { meshDomain: config.meshDomain, clusterDomain: config.clusterDomain },
         outboundPolicy: config.meshOutboundPolicy,
@@ -220,23 +240,26 @@ export class PublishStage {
       version,
       this.snapshotKeysInUse(),
     );
-    return { model: c.model, version };
+    return { model, version };
   }
 
-  /** The snapshots of every node type, built one per step and set together. */
-  private *publish(version: string, c: Compiled): Generator<void, void> {
+  /** The Envoy gateways' snapshot, built in steps and set at once. */
+  private *publishEnvoy(version: string, compiled: CompiledSet): Generator<void, void> {
     const { config, ca } = this.o;
-    const now = Date.now();
-    const { published, retired } = this;
-    const envoySet = withRetiredClusters(published.envoy, c.envoy.set, retired.envoy, now, config.clusterGraceMs);
-    const grpcSet = withRetiredClusters(published.grpc, c.grpc.set, retired.grpc, now, config.clusterGraceMs);
+    const set = withRetiredClusters(
+      this.published.envoy,
+      compiled.set,
+      this.retired.envoy,
+      Date.now(),
+      config.clusterGraceMs,
+    );
     // Workload certificates (SDS name = the SPIFFE id) are minted on demand, per snapshot.
     // The published snapshots lend their unchanged resources (not hashed again).
     const envoy = yield* buildSnapshotSteps(
       'envoy',
       version,
-      envoySet,
-      encoderFor(c.envoy),
+      set,
+      encoderFor(compiled),
       (kind, name) => (kind === 'secret' ? ca.workloadSecret(name) : undefined),
       this.o.cache.get('envoy'),
     );
@@ -244,23 +267,39 @@ export class PublishStage {
     // Delta Envoys get the route configurations split for VHDS (SotW Envoys keep RDS).
     if (config.routeDiscovery !== 'rds') envoy.vhds = vhdsView(envoy, config.routeDiscovery === 'vhds');
     yield;
+    const secretFacts = yield* secretFactsSteps(set);
+    // What set walks is done here in batches; the snapshot itself is set at once.
+    yield* this.o.cache.prepareSteps({ envoy });
+    this.secretFacts = secretFacts;
+    this.o.cache.setMany({ envoy });
+    this.published.envoy = set;
+    this.envoyPublished++;
+    this.scheduleRetirement();
+  }
+
+  /** The proxyless gRPC clients' snapshot (same version as the Envoy one of the build). */
+  private *publishGrpc(version: string, c: Compiled): Generator<void, void> {
+    const { config } = this.o;
+    const set = withRetiredClusters(
+      this.published.grpc,
+      c.grpc.set,
+      this.retired.grpc,
+      Date.now(),
+      config.clusterGraceMs,
+    );
     const domains = c.grpcDomains;
-    const grpcSnap = yield* buildSnapshotSteps(
+    const grpc = yield* buildSnapshotSteps(
       'grpc',
       version,
-      grpcSet,
+      set,
       encoderFor(c.grpc),
       (kind, name) => (kind === 'listener' ? grpcListenerFor(name, domains) : undefined),
       this.o.cache.get('grpc'),
     );
     yield;
-    const secretFacts = yield* secretFactsSteps(envoySet);
-    // What setMany walks is done here in batches; the snapshots themselves are set at once.
-    yield* this.o.cache.prepareSteps({ envoy, grpc: grpcSnap });
-    this.secretFacts = secretFacts;
-    this.o.cache.setMany({ envoy, grpc: grpcSnap });
-    published.envoy = envoySet;
-    published.grpc = grpcSet;
+    yield* this.o.cache.prepareSteps({ grpc });
+    this.o.cache.setMany({ grpc });
+    this.published.grpc = set;
     this.scheduleRetirement();
   }
 

@@ -326,16 +326,19 @@ function sortPlan(role: RolePlan): void {
   role.secrets.sort(byString);
 }
 
-/** Sorts every list (by name), pausing after each node type's set. */
+/** Sorts every list of `set` by name (endpoints by cluster name). */
+function sortSet(set: ResourceSet): void {
+  sortByName(set.listeners, 'name');
+  sortByName(set.routes, 'name');
+  sortByName(set.clusters, 'name');
+  sortByName(set.endpoints, 'clusterName');
+  sortByName(set.secrets, 'name');
+}
+
+/** Sorts the gRPC set (the Envoy set is sorted before the rest starts) and the plans. */
 function* finish(w: Work): Steps {
-  for (const set of [w.envoy, w.grpc]) {
-    sortByName(set.listeners, 'name');
-    sortByName(set.routes, 'name');
-    sortByName(set.clusters, 'name');
-    sortByName(set.endpoints, 'clusterName');
-    sortByName(set.secrets, 'name');
-    yield;
-  }
+  sortSet(w.grpc);
+  yield;
   w.plan.gateway.secrets = w.envoy.secrets.map((s) => String(s.name));
   sortPlan(w.plan.gateway);
   sortPlan(w.plan.grpc);
@@ -358,6 +361,33 @@ function* translatePlannedSteps(
   cache: TranslateCache,
   withPlan: boolean,
 ): Steps<{ output: TranslateOutput; plan: Plan }> {
+  const staged = yield* gatewayFirstSteps(model, opts, cache, withPlan);
+  return yield* staged.rest();
+}
+
+/** What translate has made for Envoy gateways when the rest (proxyless gRPC) is still to do. */
+export interface GatewayFirst {
+  /** The Envoy resources: final (the rest only adds gRPC ones), every list sorted. */
+  envoy: ResourceSet;
+  /** Problems found so far (the rest finds none of its own: its output's `errors` is this list). */
+  errors: readonly ConfigError[];
+  /** Translates the rest and returns the whole output and plan (what translatePlanned gives). */
+  rest(): Steps<{ output: TranslateOutput; plan: Plan }>;
+}
+
+/**
+ * translate in two parts: the Envoy gateways' resources first, then (`rest`) the proxyless gRPC
+ * route configurations and api_listeners. Everything that decides what is served (descriptor
+ * memos, the virtual hosts of every variant, gRPC's included, and the descriptors they drop) is in
+ * the first part, so the rest cannot change the Envoy set: a server can publish it before the gRPC
+ * part runs. `rest` must run before the cache is used by another translate.
+ */
+export function* gatewayFirstSteps(
+  model: Model,
+  opts: Partial<TranslateOptions> | undefined,
+  cache: TranslateCache,
+  withPlan = false,
+): Steps<GatewayFirst> {
   const o: TranslateOptions = { ...DEFAULT_TRANSLATE_OPTIONS, ...(opts ?? {}) };
   const ctx: TranslateCtx = { caBundle: model.caBundle !== undefined && model.caBundle.trim() !== '' };
   const plan = { gateway: emptyRole('gateway'), grpc: emptyRole('grpc') };
@@ -382,12 +412,16 @@ function* translatePlannedSteps(
   gatewayTcp(w, model, gw.https !== undefined);
   yield;
   const domains = yield* descriptorClusters(w, v.cs);
-  yield* grpcRoutes(w, v.grpc, domains);
-  yield;
-  yield* finish(w);
-  cache.end();
-  const output = { envoy: w.envoy, grpc: w.grpc, grpcDomains: domains, errors: w.errors };
-  return { output, plan: { roles: [plan.gateway, plan.grpc] } };
+  sortSet(w.envoy);
+  function* rest(): Steps<{ output: TranslateOutput; plan: Plan }> {
+    yield* grpcRoutes(w, v.grpc, domains);
+    yield;
+    yield* finish(w);
+    cache.end();
+    const output = { envoy: w.envoy, grpc: w.grpc, grpcDomains: domains, errors: w.errors };
+    return { output, plan: { roles: [plan.gateway, plan.grpc] } };
+  }
+  return { envoy: w.envoy, errors: w.errors, rest };
 }
 
 /**

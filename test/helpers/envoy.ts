@@ -7,6 +7,7 @@
 // and scripts/run-tests.mjs ends the run with one line saying how to get Envoy.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
@@ -292,6 +293,18 @@ export function writeFiles(dir: string, files: Record<string, string | undefined
 
 /** The gateway token test servers accept and test gateways present (node authorization). */
 export const TEST_GATEWAY_TOKEN = 'test-gateway-token';
+
+/** Whether a TCP connection to loopback `port` is accepted (false: refused). */
+export function acceptsConnections(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1');
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}
 
 /** Server config for tests: every port free, listeners on loopback, ext_authz on. */
 export function testConfig(dir: string, extra: Record<string, unknown> = {}): Config {

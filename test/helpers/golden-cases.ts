@@ -1,4 +1,4 @@
-// The translated resources of the golden cases (testdata/in/<case>.yaml with its optional
+// The models and translated resources of the golden cases (testdata/in/<case>.yaml with its optional
 // <case>.options.json), for tests that check every resource we publish.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -7,6 +7,7 @@ import { parseYamlFile } from '../../src/sources/yaml.js';
 import { buildModel } from '../../src/model/build.js';
 import { translate } from '../../src/xds/translate.js';
 import { RESOURCE_SET_KEYS, type TranslateOptions, type TranslateOutput } from '../../src/xds/types.js';
+import type { Model } from '../../src/model/types.js';
 import { TYPE_URLS, type ProtoObject, type ResourceKind } from '../../proto/loader.js';
 
 const IN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'testdata', 'in');
@@ -20,9 +21,9 @@ export function resourcesOf(out: TranslateOutput): Array<[string, ProtoObject]> 
   return all;
 }
 
-/** Each golden case's name and translated resources. */
-export function goldenCaseResources(): Array<{ name: string; resources: Array<[string, ProtoObject]> }> {
-  const out: Array<{ name: string; resources: Array<[string, ProtoObject]> }> = [];
+/** Each golden case's name, model and translate options. */
+export function goldenCaseModels(): Array<{ name: string; model: Model; opts: Partial<TranslateOptions> | undefined }> {
+  const out: Array<{ name: string; model: Model; opts: Partial<TranslateOptions> | undefined }> = [];
   for (const file of fs.readdirSync(IN).filter((f) => f.endsWith('.yaml'))) {
     const name = file.slice(0, -'.yaml'.length);
     const optFile = path.join(IN, `${name}.options.json`);
@@ -30,8 +31,12 @@ export function goldenCaseResources(): Array<{ name: string; resources: Array<[s
       ? (JSON.parse(fs.readFileSync(optFile, 'utf8')) as Partial<TranslateOptions>)
       : undefined;
     const parsed = parseYamlFile(file, fs.readFileSync(path.join(IN, file), 'utf8'), 0);
-    const built = buildModel({ objects: parsed.objects, loadErrors: parsed.errors });
-    out.push({ name, resources: resourcesOf(translate(built.model, opts)) });
+    out.push({ name, model: buildModel({ objects: parsed.objects, loadErrors: parsed.errors }).model, opts });
   }
   return out;
+}
+
+/** Each golden case's name and translated resources. */
+export function goldenCaseResources(): Array<{ name: string; resources: Array<[string, ProtoObject]> }> {
+  return goldenCaseModels().map(({ name, model, opts }) => ({ name, resources: resourcesOf(translate(model, opts)) }));
 }
