@@ -42,6 +42,8 @@ interface Round {
   clusters: number;
   /** When startServer returned (the Envoy snapshot can be set before: wallMs ≤ returnedMs). */
   returnedMs: number;
+  /** Peak RSS when startServer returned (the whole first build, its gRPC part included). */
+  peakAtReturnMiB: number;
   gc: GcTotals;
   settled?: { rssMiB: number; heapCommittedMiB: number; newSpaceCommittedMiB: number };
 }
@@ -144,6 +146,7 @@ async function child(buildRoot: string, dir: string, want: number, settleMs: num
   });
   const server = await main.startServer(r.value, main.makeLogger('error'), undefined, { cache: watched });
   const returnedMs = performance.now();
+  const peakAtReturn = peakRssMiB();
   if (server.cache !== watched) {
     // An older build: it made its own cache, watched from startServer's return.
     if (clustersIn(server.cache) < want) {
@@ -165,6 +168,7 @@ async function child(buildRoot: string, dir: string, want: number, settleMs: num
     peakRssMiB: peak,
     clusters: clustersIn(server.cache),
     returnedMs,
+    peakAtReturnMiB: peakAtReturn,
     gc: { ...gc },
   };
   if (settleMs > 0) out.settled = await settle(settleMs);
@@ -239,7 +243,8 @@ function roundLine(res: Round): string {
     `${res.gc.markCompacts} mark-compacts ${res.gc.markCompactMs.toFixed(0)} ms), ` +
     `peak RSS ${res.peakRssMiB.toFixed(0)} MiB, ${res.clusters} clusters` +
     (res.returnedMs !== undefined && res.returnedMs > res.wallMs
-      ? `, startServer returned ${(res.returnedMs - res.wallMs).toFixed(0)} ms later`
+      ? `, startServer returned ${(res.returnedMs - res.wallMs).toFixed(0)} ms later (peak RSS by then ` +
+        `${res.peakAtReturnMiB.toFixed(0)} MiB)`
       : '') +
     (st
       ? `; settled: RSS ${st.rssMiB.toFixed(0)} MiB, heap committed ${st.heapCommittedMiB.toFixed(0)} MiB ` +

@@ -198,13 +198,15 @@ export function secretFactsOf(set: ResourceSet): Map<string, SecretFacts> {
 
 /** secretFactsOf in batches of resources; only listeners and clusters not seen before are walked. */
 export function* secretFactsSteps(set: ResourceSet): Steps<Map<string, SecretFacts>> {
+  const out = new Map<string, SecretFacts>();
+  // Facts are kept per secret of the set: without secrets there is nothing to walk for.
+  if (set.secrets.length === 0) return out;
   const referenced = new Set<string>();
   const add = (obj: object): void => {
     for (const n of sdsReferencesOf(obj)) referenced.add(n);
   };
   yield* eachBatched(set.listeners, add);
   yield* eachBatched(set.clusters, add);
-  const out = new Map<string, SecretFacts>();
   yield* eachBatched(set.secrets, (s) => {
     const name = String(s['name']);
     out.set(name, { hasPrivateKey: s['tlsCertificate'] !== undefined, referenced: referenced.has(name) });
