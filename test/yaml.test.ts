@@ -112,3 +112,27 @@ test(
     );
   },
 );
+
+test('aliases take the bounded path: an alias bomb is refused, an anchor is expanded, `&` in values is data', () => {
+  // Nine levels of nine aliases: 9^9 nodes if expanded without bound.
+  const levels = ['  a0: &a0 [x, x, x, x, x, x, x, x, x]'];
+  for (let i = 1; i < 9; i++) levels.push(`  a${i}: &a${i} [${new Array<string>(9).fill(`*a${i - 1}`).join(', ')}]`);
+  const bomb = `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n${levels.join('\n')}\n`;
+  const r = parseYamlFile('bomb.yaml', bomb, 0);
+  assert.equal(r.objects.length, 0);
+  assert.equal(r.errors[0]?.code, 'OXDS_YAML_PARSE');
+  const shared = parseYamlFile(
+    'shared.yaml',
+    'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {x: &v one, y: *v}\n',
+    0,
+  );
+  assert.deepEqual(shared.errors, []);
+  assert.deepEqual(shared.objects[0]?.object.data, { x: 'one', y: 'one' });
+  const amp = parseYamlFile(
+    'amp.yaml',
+    'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {q: "a=1&b=2"}\n',
+    0,
+  );
+  assert.deepEqual(amp.errors, []);
+  assert.deepEqual(amp.objects[0]?.object.data, { q: 'a=1&b=2' });
+});

@@ -34,7 +34,9 @@ function fastDocuments(text: string): unknown[] | undefined {
   } catch {
     return undefined;
   }
-  return sharesNodes(docs) ? undefined : docs;
+  // Only an alias shares a node, and an alias needs an anchor (`&`; js-yaml refuses an alias to an
+  // unknown one): text without `&` is not walked.
+  return text.includes('&') && sharesNodes(docs) ? undefined : docs;
 }
 
 /** Whether a node is reachable twice (what an alias makes): walks each node once. */
