@@ -45,11 +45,26 @@ export class Debouncer {
   private async fire(): Promise<void> {
     this.timer = undefined;
     this.first = undefined;
+    await this.exclusive(this.run);
+  }
+
+  /** Settles when the run in progress ends. */
+  private idle: Promise<void> = Promise.resolve();
+
+  /**
+   * Runs `fn` as one of the runs: never alongside another (it waits for the one in progress), and
+   * pokes meanwhile schedule the next run after it (what the first build of a server goes through).
+   */
+  async exclusive(fn: () => Promise<void> | void): Promise<void> {
+    while (this.running) await this.idle;
     this.running = true;
+    let ended = (): void => undefined;
+    this.idle = new Promise<void>((resolve) => (ended = resolve));
     try {
-      await this.run();
+      await fn();
     } finally {
       this.running = false;
+      ended();
       if (this.again) {
         this.again = false;
         if (this.first === undefined) this.first = this.now();

@@ -66,6 +66,43 @@ test('debounce: a burst of pokes runs once; pokes during a run cause exactly one
   d.cancel();
 });
 
+test('debounce: an exclusive run never overlaps a run; pokes during it run once after it', async () => {
+  const order: string[] = [];
+  let releaseRun: (() => void) | undefined;
+  const d = new Debouncer(
+    () => {
+      order.push('run');
+      if (order.length === 1) return new Promise<void>((r) => (releaseRun = r));
+      return undefined;
+    },
+    1,
+    5,
+  );
+  d.poke();
+  while (releaseRun === undefined) await new Promise((r) => setTimeout(r, 2));
+  // A run is in progress: the exclusive one waits for it.
+  let releaseExclusive: (() => void) | undefined;
+  const exclusive = d.exclusive(() => {
+    order.push('exclusive');
+    return new Promise<void>((r) => (releaseExclusive = r));
+  });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(order, ['run']);
+  releaseRun();
+  while (releaseExclusive === undefined) await new Promise((r) => setTimeout(r, 2));
+  // Pokes while the exclusive run holds: nothing runs until it ends, then exactly one run.
+  d.poke();
+  d.poke();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(order, ['run', 'exclusive']);
+  releaseExclusive();
+  await exclusive;
+  while (order.length < 3) await new Promise((r) => setTimeout(r, 2));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(order, ['run', 'exclusive', 'run']);
+  d.cancel();
+});
+
 test('admin: /live answers at once, /ready is 503 until the first snapshot, /health reports', async () => {
   let ready = false;
   const app = buildAdminApp({ ready: () => ready, health: () => ({ builds: ready ? 1 : 0 }) });

@@ -136,14 +136,17 @@ export class PublishStage {
    * server, already listening, serves that snapshot while the proxyless gRPC part is made).
    */
   async firstBuild(): Promise<void> {
-    if (!this.canBuild()) return;
-    const t0 = performance.now();
-    const seq = this.envoyPublished;
-    try {
-      this.built(await runStepsThenYielding(this.compileAndPublish(), () => this.envoyPublished !== seq), t0);
-    } catch (err) {
-      this.failed(err, t0);
-    }
+    // One build at a time: a change or a certificate issued meanwhile is built after this one.
+    await this.debouncer.exclusive(async () => {
+      if (!this.canBuild()) return;
+      const t0 = performance.now();
+      const seq = this.envoyPublished;
+      try {
+        this.built(await runStepsThenYielding(this.compileAndPublish(), () => this.envoyPublished !== seq), t0);
+      } catch (err) {
+        this.failed(err, t0);
+      }
+    });
   }
 
   /**
