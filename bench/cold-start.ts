@@ -18,6 +18,9 @@
 // Each child also reports the time V8 spent in GC to the first snapshot (scavenges, mark-compacts); with
 // `--settle-ms <ms>`, the child then stays up that long (the server idle, V8's memory reducer free to run)
 // and reports its RSS and the heap committed at the end: the steady state after the start.
+// Each round ends with the floor: this build's file source alone reading, parsing and taking in the same
+// directory in a fresh process (no model, translate or server), after its import; each build's time is also
+// given as a multiple of its round's floor, which follows the machine's speed from minute to minute.
 // Writes bench/results/cold-start.json.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -178,6 +181,52 @@ async function child(buildRoot: string, dir: string, want: number, settleMs: num
   process.exit(0);
 }
 
+/**
+ * The floor of a round: this build's file source reading, parsing and taking in the same directory, and
+ * nothing else (no model, no translate, no server), after the import of its module, as a fresh process.
+ */
+async function floorChild(buildRoot: string, dir: string): Promise<void> {
+  const mod = (await import(pathToFileURL(path.join(buildRoot, 'dist', 'src', 'sources', 'file-source.js')).href)) as {
+    FileSource: new (o: { dir: string }) => {
+      scan(): Promise<boolean>;
+      view(): { objects: unknown[] };
+      stop(): void;
+    };
+  };
+  const tImport = performance.now();
+  const source = new mod.FileSource({ dir });
+  await source.scan();
+  const objects = source.view().objects.length;
+  const wallMs = performance.now();
+  const cpu = process.cpuUsage();
+  process.stdout.write(
+    `${JSON.stringify({ wallMs, importMs: tImport, cpuMs: (cpu.user + cpu.system) / 1000, objects })}\n`,
+  );
+  source.stop();
+  process.exit(0);
+}
+
+interface FloorRound {
+  wallMs: number;
+  importMs: number;
+  cpuMs: number;
+  objects: number;
+}
+
+function runFloor(dir: string): Promise<FloorRound> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [SELF, 'floor', repo, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    p.on('error', reject);
+    p.on('exit', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      if (code !== 0 || !line.startsWith('{')) return reject(new Error(`floor child exited ${code}: ${out}`));
+      resolve(JSON.parse(line) as FloorRound);
+    });
+  });
+}
+
 interface ChildOptions {
   want: number;
   profileDir: string | undefined;
@@ -324,6 +373,7 @@ async function main(): Promise<void> {
   const label = (b: string, flags: string): string =>
     `${b === repo ? 'this ' : 'other'}${variants.length > 1 || flags !== '' ? ` [${flags || 'no flags'}]` : ''}`;
   const results: Round[] = [];
+  const floors: FloorRound[] = [];
   for (let r = 0; r < rounds; r++) {
     for (const flags of variants) {
       for (const b of builds) {
@@ -332,20 +382,38 @@ async function main(): Promise<void> {
         console.log(`  ${label(b, flags)} round ${r + 1}: ${roundLine(res)}`);
       }
     }
+    const f = await runFloor(dir);
+    floors.push(f);
+    console.log(
+      `  floor round ${r + 1}: this build's file source alone read, parsed and took in ${f.objects} objects ` +
+        `${(f.wallMs - f.importMs).toFixed(0)} ms after its import (CPU ${f.cpuMs.toFixed(0)} ms)`,
+    );
   }
   const summary = variants.flatMap((flags) => builds.map((b) => summarize(b, flags, results)));
   for (const s of summary) console.log(`median ${label(s.build, s.flags)} (${s.build}): ${summaryLine(s)}`);
+  const floorMs = floors.map((f) => f.wallMs - f.importMs);
+  console.log(`median floor (file source alone): ${median(floorMs).toFixed(0)} ms after import`);
+  for (const flags of variants)
+    for (const b of builds) {
+      // Per round: the build's time after import over that round's floor (the machine's speed drifts).
+      const ratios = results
+        .filter((x) => x.build === b && x.flags === flags)
+        .map((x, i) => (x.wallMs - x.importMs) / (floorMs[i] ?? NaN));
+      console.log(`  ${label(b, flags)}: ${median(ratios).toFixed(2)}× the floor of its round (median)`);
+    }
   console.log(`load after: ${os.loadavg()[0]?.toFixed(2)}`);
   const outDir = path.join(repo, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(
     path.join(outDir, 'cold-start.json'),
-    JSON.stringify({ nDesc, nKeys, bytes, cpuModel, node: process.version, rounds: results, summary }, null, 2),
+    JSON.stringify({ nDesc, nKeys, bytes, cpuModel, node: process.version, rounds: results, floors, summary }, null, 2),
   );
   if (root) fs.rmSync(root, { recursive: true, force: true });
 }
 
-if (process.argv[2] === 'child') {
+if (process.argv[2] === 'floor') {
+  await floorChild(process.argv[3] ?? repo, process.argv[4] ?? '');
+} else if (process.argv[2] === 'child') {
   await child(
     process.argv[3] ?? repo,
     process.argv[4] ?? '',
