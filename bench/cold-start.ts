@@ -214,15 +214,20 @@ interface FloorRound {
 }
 
 function runFloor(dir: string): Promise<FloorRound> {
+  return childJson<FloorRound>([SELF, 'floor', repo, dir], 'floor child');
+}
+
+/** Runs `node <args>` and parses the last line it prints (a JSON object). */
+function childJson<T>(args: string[], what: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [SELF, 'floor', repo, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b.toString()));
     p.on('error', reject);
     p.on('exit', (code) => {
       const line = out.trim().split('\n').pop() ?? '';
-      if (code !== 0 || !line.startsWith('{')) return reject(new Error(`floor child exited ${code}: ${out}`));
-      resolve(JSON.parse(line) as FloorRound);
+      if (code !== 0 || !line.startsWith('{')) return reject(new Error(`${what} exited ${code}: ${out}`));
+      resolve(JSON.parse(line) as T);
     });
   });
 }
@@ -245,18 +250,11 @@ function runChild(buildRoot: string, dir: string, o: ChildOptions): Promise<Roun
     String(o.want),
     String(o.settleMs),
   ];
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    p.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    p.on('error', reject);
-    p.on('exit', (code) => {
-      const line = out.trim().split('\n').pop() ?? '';
-      if (code !== 0 || !line.startsWith('{'))
-        return reject(new Error(`child for ${buildRoot} exited ${code}: ${out}`));
-      resolve({ build: buildRoot, flags: o.flags, ...(JSON.parse(line) as Omit<Round, 'build' | 'flags'>) });
-    });
-  });
+  return childJson<Omit<Round, 'build' | 'flags'>>(args, `child for ${buildRoot}`).then((r) => ({
+    build: buildRoot,
+    flags: o.flags,
+    ...r,
+  }));
 }
 
 function arg(name: string): string | undefined {

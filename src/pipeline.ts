@@ -51,7 +51,7 @@ export function validateSet(nodeType: NodeType, set: ResourceSet, errors: Config
   return { set: out, bytes };
 }
 
-export { runSteps, runStepsThenYielding, runStepsYielding } from './model/steps.js';
+export { runSteps, runStepsYielding } from './model/steps.js';
 
 /** Objects of a kind compiled ahead of the first build that meets the kind (WarmUp). */
 const WARM_SAMPLE = 32;

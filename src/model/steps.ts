@@ -1,7 +1,6 @@
 // Work written as steps: a generator that pauses (yields) between batches, so that one
-// implementation has several drivers: `runSteps` (all at once: CLIs, tests), `runStepsYielding`
-// (the server's rebuilds: the event loop runs at every pause) and `runStepsThenYielding` (the
-// first build: at once up to the Envoy snapshot, then yielding). The work keeps its state local to
+// implementation has two drivers: `runSteps` (all at once: CLIs, tests) and `runStepsYielding`
+// (the server's builds: the event loop runs at every pause). The work keeps its state local to
 // the generator; whatever it publishes is set in one synchronous call, never half-way.
 
 /** A computation that pauses between its steps and returns a T. */
@@ -34,18 +33,4 @@ export async function runStepsYielding<T>(steps: Steps<T>): Promise<T> {
     if (r.done) return r.value;
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
-}
-
-/**
- * Runs steps without pausing until `switchNow()` holds after a step, then lets the event loop run
- * before each of the remaining steps (what is published by then is served while the rest runs).
- */
-export async function runStepsThenYielding<T>(steps: Steps<T>, switchNow: () => boolean): Promise<T> {
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-    if (switchNow()) break;
-  }
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  return runStepsYielding(steps);
 }

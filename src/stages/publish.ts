@@ -12,7 +12,6 @@ import type { ConfigError, Model, ObjectStatus } from '../model/types.js';
 import {
   compileGatewayFirstSteps,
   formatError,
-  runStepsThenYielding,
   runStepsYielding,
   type Compiled,
   type CompiledSet,
@@ -66,8 +65,6 @@ export class PublishStage {
   /** Which nodes may hold each secret of the published Envoy set. */
   secretFacts = new Map<string, SecretFacts>();
   private readonly versions = new VersionSource();
-  /** How many Envoy snapshots this stage has published. */
-  private envoyPublished = 0;
   private readonly published: Partial<Record<NodeType, ResourceSet>> = {};
   private readonly retired: Record<NodeType, RetiredClusters> = { envoy: new Map(), grpc: new Map() };
   private retireTimer: NodeJS.Timeout | undefined;
@@ -132,21 +129,12 @@ export class PublishStage {
   }
 
   /**
-   * The first build: at once up to the Envoy snapshot, then letting the event loop run (the xDS
-   * server, already listening, serves that snapshot while the proxyless gRPC part is made).
+   * The first build, like every rebuild (the xDS server, already listening, serves its Envoy snapshot
+   * while the proxyless gRPC part is made), as one of the debouncer's runs: a change or a certificate
+   * issued meanwhile is built after it, never alongside.
    */
   async firstBuild(): Promise<void> {
-    // One build at a time: a change or a certificate issued meanwhile is built after this one.
-    await this.debouncer.exclusive(async () => {
-      if (!this.canBuild()) return;
-      const t0 = performance.now();
-      const seq = this.envoyPublished;
-      try {
-        this.built(await runStepsThenYielding(this.compileAndPublish(), () => this.envoyPublished !== seq), t0);
-      } catch (err) {
-        this.failed(err, t0);
-      }
-    });
+    await this.debouncer.exclusive(() => this.rebuildYielding());
   }
 
   /**
@@ -276,7 +264,6 @@ export class PublishStage {
     this.secretFacts = secretFacts;
     this.o.cache.setMany({ envoy });
     this.published.envoy = set;
-    this.envoyPublished++;
     this.scheduleRetirement();
   }
 

@@ -371,7 +371,7 @@ export interface GatewayFirst {
   envoy: ResourceSet;
   /** Problems found so far (the rest finds none of its own: its output's `errors` is this list). */
   errors: readonly ConfigError[];
-  /** Translates the rest and returns the whole output and plan (what translatePlanned gives). */
+  /** Translates the rest (call it once) and returns the whole output and plan (what translatePlanned gives). */
   rest(): Steps<{ output: TranslateOutput; plan: Plan }>;
 }
 
