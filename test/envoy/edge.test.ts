@@ -111,6 +111,42 @@ envoyTest(
 );
 
 envoyTest(
+  'Envoy: a regex is checked as Envoy compiles it: (?<name>...) is served, a JavaScript escape (\\u0041) is refused ' +
+    'on the object (field named), nothing is NACKed',
+  async (t, bin) => {
+    const [named, js] = (await startHttpBackends(['named', 'js'])) as [HttpBackend, HttpBackend];
+    t.onTestFinished(async () => {
+      await Promise.all([named.stop(), js.stop()]);
+    });
+    const files = {
+      'd.yaml':
+        descriptor(
+          'named',
+          `hosts: [named.oto.tools]\nforceHttps: false\nmatchingHeaders: {x-tenant: '(?<tenant>t-[0-9]+)'}\ntargets: [{url: "http://127.0.0.1:${named.port}"}]`,
+        ) +
+        descriptor(
+          'js',
+          `hosts: [js.oto.tools]\nforceHttps: false\nmatchingHeaders: {x-tenant: '\\u0041+'}\ntargets: [{url: "http://127.0.0.1:${js.port}"}]`,
+        ),
+    };
+    // Zero NACKs (startGateway): the refused regex never reaches Envoy, which would refuse the
+    // whole route table for it ("invalid escape sequence: \\u").
+    const gw = await startGateway(t, bin, { files });
+    assert.equal(
+      echo((await gw.request({ host: 'named.oto.tools', headers: { 'x-tenant': 't-42' } })).body).backend,
+      'named',
+    );
+    assert.equal((await gw.request({ host: 'named.oto.tools', headers: { 'x-tenant': 'u-42' } })).status, 404);
+    assert.equal((await gw.request({ host: 'js.oto.tools', headers: { 'x-tenant': 'AAA' } })).status, 404);
+    const st = gw.server.statuses().find((s) => s.name === 'js');
+    assert.equal(st?.state, 'invalid');
+    const err = st?.errors.find((e) => e.code === 'OXDS_INVALID_REGEX');
+    assert.match(err?.message ?? '', /invalid escape sequence: \\u/);
+    assert.match(err?.field ?? '', /matchingHeaders\.x-tenant$/);
+  },
+);
+
+envoyTest(
   "Envoy: Otoroshi's direct answers: forceHttps 303, redirection, maintenance/build 503, readOnly 405, " +
     'headersVerification 400, ipFiltering 403',
   async (t, bin) => {
