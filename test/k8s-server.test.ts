@@ -454,7 +454,9 @@ test(
       assert.equal(await ready(), 503);
       api.setDown(false);
       await eventually(() => /a\.oto\.tools/.test(routesText(s)), 20_000, 'first sync');
-      assert.equal(await ready(), 200);
+      // Ready once the whole first build is published: the Envoy snapshot is set first, the proxyless
+      // gRPC one right after it, so the routes can be seen a moment before /ready turns 200.
+      await eventually(async () => (await ready()) === 200, 20_000, 'ready after the first build');
     } finally {
       await s.stop();
       await api.close();
