@@ -57,8 +57,9 @@ export function regexShape(pattern: string): string | null {
       const close = pattern.indexOf('}', i);
       keepTo(close < 0 ? n : close + 1);
     } else if (c === 40 /* ( */ && pattern[i + 1] === '?') {
-      const m = /[):>]/.exec(pattern.slice(i + 2));
-      keepTo(m === null ? n : i + 2 + m.index + 1);
+      let j = i + 2;
+      while (j < n && pattern[j] !== ')' && pattern[j] !== ':' && pattern[j] !== '>') j++;
+      keepTo(Math.min(j + 1, n));
     } else {
       out += isAlnum(c) ? 'a' : pattern[i];
       i++;
