@@ -8,9 +8,9 @@ import https from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { envoyTest, eventually, startGateway } from './helpers/envoy.js';
-import { freePort } from './helpers/redis.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const EXAMPLE = fs.readFileSync(path.join(ROOT, 'testdata', 'otoroshi', 'kustomize', 'example.yaml'), 'utf8');
@@ -19,7 +19,16 @@ envoyTest(
   'kustomize base/example.yaml through real Envoy: mTLS to the backend with the client certificate named by its ' +
     'subject DN',
   async (t, bin) => {
-    const port = await freePort();
+    // The backend listens from the start (its port is in the config Envoy gets) and takes its
+    // certificate once the server has issued it: a port only reserved meanwhile could be taken.
+    const backend = https.createServer({ requestCert: true, rejectUnauthorized: true }, (req, res) => {
+      const peer = (req.socket as TLSSocket).getPeerCertificate();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ subject: peer.subject }));
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    t.onTestFinished(() => new Promise<void>((resolve) => backend.close(() => resolve())));
+    const { port } = backend.address() as AddressInfo;
     const target = '- url: https://app-service.default.svc.cluster.local:8443';
     assert.ok(EXAMPLE.includes(target));
     const example = EXAMPLE.replace(
@@ -41,13 +50,7 @@ envoyTest(
       },
       90_000,
     );
-    const backend = https.createServer({ ...files, requestCert: true, rejectUnauthorized: true }, (req, res) => {
-      const peer = (req.socket as TLSSocket).getPeerCertificate();
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ subject: peer.subject }));
-    });
-    await new Promise<void>((resolve) => backend.listen(port, '127.0.0.1', resolve));
-    t.onTestFinished(() => new Promise<void>((resolve) => backend.close(() => resolve())));
+    backend.setSecureContext(files);
     await gw.converged();
     // The client certificate (RSA keys are generated off the event loop) may come a rebuild later.
     const res = await eventually(

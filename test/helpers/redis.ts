@@ -21,8 +21,51 @@ export function sentinelAvailable(): boolean {
 export const SENTINEL_SKIP_MESSAGE =
   'redis-sentinel is not installed (apt-get install -y redis-sentinel): Sentinel tests skipped';
 
-/** A free loopback TCP port (also used by the benchmarks). */
-export function freePort(): Promise<number> {
+/** Whether a listener can bind 127.0.0.1:`port` now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** The kernel's ephemeral port range (port-0 listeners and outgoing connections take theirs there). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo && hi) return [lo, hi];
+  } catch {
+    // not Linux: the IANA dynamic range is the usual default
+  }
+  return [49152, 65535];
+}
+
+/** Ports this process has handed out: never handed out twice. */
+const handedOut = new Set<number>();
+
+/**
+ * A free loopback TCP port (also used by the benchmarks), taken below the kernel's ephemeral range.
+ * A port the kernel chose (`listen(0)`, then closed) goes back to that range, where any port-0
+ * listener and any outgoing connection (Envoy's, the server's) may take it before its user binds
+ * it; chosen outside that range, only another explicit bind can, and this process hands each port
+ * out once.
+ */
+export async function freePort(): Promise<number> {
+  const [ephemeralLow] = ephemeralRange();
+  const hi = ephemeralLow - 1;
+  const lo = Math.max(1024, hi - 12_000);
+  if (hi - lo < 1000) return kernelPort();
+  for (let i = 0; i < 1000; i++) {
+    const port = lo + Math.floor(Math.random() * (hi - lo + 1));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free loopback port in ${lo}-${hi}`);
+}
+
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
@@ -195,7 +238,11 @@ export async function startRedisCluster(n = 3): Promise<RunningRedisCluster> {
   const nodes: Daemon[] = [];
   try {
     for (let i = 0; i < n; i++) {
+      // The bus port is chosen like the client port (its default, port + 10000, is not checked).
+      const bus = await freePort();
       const d = await daemon([
+        '--cluster-port',
+        String(bus),
         '--cluster-enabled',
         'yes',
         '--cluster-config-file',
