@@ -30,8 +30,16 @@ function bindable(port: number): Promise<boolean> {
   });
 }
 
-/** The kernel's ephemeral port range (port-0 listeners and outgoing connections take theirs there). */
-function ephemeralRange(): [number, number] {
+/**
+ * The kernel's ephemeral port range (port-0 listeners and outgoing connections take theirs there),
+ * read once.
+ */
+export function ephemeralRange(): readonly [number, number] {
+  return (ephemeral ??= readEphemeralRange());
+}
+let ephemeral: readonly [number, number] | undefined;
+
+function readEphemeralRange(): readonly [number, number] {
   try {
     const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
     if (lo && hi) return [lo, hi];
